@@ -1,0 +1,37 @@
+// The bus between stages: one interface, two implementations (embedded-bus.ts, kafka-bus.ts).
+// Stages import this file and topics.ts only; they never know which implementation they run on.
+
+/** A named stream of records of one type. Declared once, in topics.ts. */
+export type Topic<T> = { readonly name: string; readonly _type?: T }
+
+/** key = agent id: records of one key keep their order and land on one partition. */
+export type BusRecord<T> = { key: string; value: T }
+
+/** What a handler sees: the record plus where it came from (for state checkpoints and logs). */
+export type DeliveredRecord<T> = BusRecord<T> & { partition: number; offset: number }
+
+export type Subscription = { stop(): Promise<void> }
+
+export type SubscribeOptions = {
+  /** Most records handed to one handle() call. */
+  maxBatch?: number
+}
+
+export interface Bus {
+  /** Resolves once every record is durable; rejects (NerveError BUS_*, STORAGE_FULL) and keeps nothing otherwise. */
+  publish<T>(topic: Topic<T>, records: readonly BusRecord<T>[]): Promise<void>
+  /**
+   * Reads `topic` as consumer group `group`, from the group's committed position. A batch is committed
+   * only after handle() resolves; if it rejects, the same records are delivered again.
+   */
+  subscribe<T>(
+    topic: Topic<T>,
+    group: string,
+    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+    options?: SubscribeOptions,
+  ): Promise<Subscription>
+  /** Number of partitions of a topic (keys are hashed onto them). */
+  partitionsOf(topic: Topic<unknown>): number
+  /** Stops every subscription after its in-flight batch, then releases the storage. */
+  close(): Promise<void>
+}

@@ -1,0 +1,40 @@
+// Every topic, once: who writes and who reads each is said here and nowhere else.
+import type { Correlation, NormalizedEvent } from '../schemas/types.ts'
+import type { Topic } from './bus.ts'
+
+const topic = <T>(name: string): Topic<T> => ({ name })
+
+/** An item that was rejected, with why, and its original bytes. Written by ingest, sinks. */
+export type DeadLetter = {
+  /** Where it was rejected: falco_receiver, cloudtrail_receiver, elasticsearch_indexer, … */
+  component: string
+  error_code: string
+  reason: string
+  /** Field-level problems, when validation found them. */
+  problems?: { path: string; message: string }[]
+  /** Position of the item in its request or file, when there was one. */
+  index?: number
+  received_at: number
+  /** The original bytes, as UTF-8 text (base64 when not valid UTF-8). */
+  original: string
+  original_encoding: 'utf8' | 'base64'
+}
+
+/** An event that arrived after its window and grace had closed. Written by correlate. */
+export type LateEvent = {
+  event: NormalizedEvent
+  /** Stream time when it arrived, epoch ms. */
+  stream_time: number
+  /** How far past the lateness bound it was, ms. */
+  lag_ms: number
+  reason: string
+}
+
+/** Normalized edge and core events, keyed by agent id. Ingest → correlate, sinks. */
+export const eventsTopic = topic<NormalizedEvent>('nerve.events.v1')
+/** Correlations, keyed by agent id. Correlate → sinks. */
+export const correlationsTopic = topic<Correlation>('nerve.correlations.v1')
+/** Rejected input and undeliverable sink items. Ingest, sinks → operators. */
+export const deadLetterTopic = topic<DeadLetter>('nerve.dead-letter.v1')
+/** Events that missed their window. Correlate → operators. */
+export const lateEventsTopic = topic<LateEvent>('nerve.late-events.v1')

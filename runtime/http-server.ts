@@ -1,0 +1,200 @@
+// The one HTTP server: a route table filled by the stages, auth for write routes, body limits,
+// /healthz /readyz /metrics, and the only table that maps error codes to HTTP status.
+import { timingSafeEqual } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { TLSSocket } from 'node:tls'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { HttpConfig } from '../schemas/types.ts'
+import { type ErrorCode, isNerveError, NerveError } from './errors.ts'
+import type { Logger } from './logger.ts'
+import type { Metrics } from './metrics.ts'
+
+/** HTTP status per error code: the single table (fastify style). */
+export const httpStatusByCode: Record<ErrorCode, number> = {
+  INPUT_INVALID: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  SATURATED: 429,
+  BUS_UNAVAILABLE: 503,
+  BUS_CLOSED: 503,
+  STORAGE_FULL: 507,
+  SINK_UNAVAILABLE: 503,
+  SINK_REJECTED: 502,
+  STATE_OVERFLOW: 503,
+  CONFIG_INVALID: 500,
+  INTERNAL: 500,
+}
+
+const retryAfterSeconds: Partial<Record<ErrorCode, number>> = {
+  SATURATED: 1,
+  BUS_UNAVAILABLE: 5,
+  BUS_CLOSED: 5,
+  STORAGE_FULL: 30,
+  SINK_UNAVAILABLE: 5,
+}
+
+export type RouteRequest = {
+  /** Raw body bytes (write routes); decoding, decompression and parsing are the route's business. */
+  body: Buffer
+  headers: Record<string, string | string[] | undefined>
+  query: Record<string, string | undefined>
+  /** Wall-clock time the request arrived, epoch ms. */
+  receivedAt: number
+}
+
+export type RouteResponse = { status: number; body: unknown; headers?: Record<string, string> }
+
+export type Route = {
+  method: 'GET' | 'POST'
+  url: string
+  /** `ingest`: needs the ingest token (bearer, ?token=, X-Amz-Firehose-Access-Key) or a verified client cert. */
+  auth: 'ingest' | 'none'
+  handle(req: RouteRequest): Promise<RouteResponse>
+  /** Answers errors its own way (Firehose expects its own body shape). */
+  formatError?(err: NerveError, req: RouteRequest): RouteResponse
+}
+
+export type ReadinessCheck = () => { ok: boolean; detail?: string }
+
+export type HttpServer = {
+  addRoutes(routes: readonly Route[]): void
+  addReadinessCheck(name: string, check: ReadinessCheck): void
+  listen(): Promise<string>
+  /** Stops accepting, waits for in-flight requests to finish. */
+  close(): Promise<void>
+  /** For tests: requests without a port (fastify inject). */
+  inject: FastifyInstance['inject']
+}
+
+export type HttpServerDeps = { log: Logger; metrics: Metrics; ingestToken: string }
+
+export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): HttpServer {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'http_server' }),
+    disableRequestLogging: true,
+    bodyLimit: config.body_limit_bytes,
+    forceCloseConnections: false,
+    return503OnClosing: true,
+    ...(config.tls ? { https: tlsOptions(config.tls) } : {}),
+  })
+  const checks = new Map<string, ReadinessCheck>()
+  const requests = deps.metrics.counter('nerve_http_requests_total', 'HTTP requests by route and status.', [
+    'route',
+    'status',
+  ])
+  const expectedToken = Buffer.from(deps.ingestToken)
+
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    if (isNerveError(err)) return sendError(reply, err)
+    // Fastify's own errors: body too large, bad content length.
+    if (err.statusCode === 413) {
+      return sendError(
+        reply,
+        new NerveError('PAYLOAD_TOO_LARGE', `Request body is over ${config.body_limit_bytes} bytes.`),
+      )
+    }
+    if (err.statusCode && err.statusCode < 500) {
+      return sendError(reply, new NerveError('INPUT_INVALID', err.message))
+    }
+    deps.log.error({ err, error_code: 'INTERNAL' }, 'Request failed unexpectedly.')
+    return sendError(reply, new NerveError('INTERNAL', 'Internal error.'))
+  })
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_req, reply) => {
+    const results = Object.fromEntries([...checks].map(([name, check]) => [name, check()]))
+    const ok = Object.values(results).every((r) => r.ok)
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results })
+  })
+  app.get('/metrics', async (_req, reply) =>
+    reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.render()),
+  )
+
+  const authorized = (req: FastifyRequest): boolean => {
+    const socket = req.raw.socket as TLSSocket
+    if (config.tls?.client_ca_file && socket.authorized === true) return true
+    const header = req.headers.authorization
+    const query = req.query as Record<string, string | undefined>
+    const candidates = [
+      typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined,
+      query.token,
+      req.headers['x-amz-firehose-access-key'] as string | undefined,
+    ]
+    return candidates.some((c) => c !== undefined && constantTimeEqual(Buffer.from(c), expectedToken))
+  }
+
+  const addRoutes = (routes: readonly Route[]) => {
+    for (const route of routes) {
+      app.route({
+        method: route.method,
+        url: route.url,
+        handler: async (req, reply) => {
+          const request: RouteRequest = {
+            body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+            headers: req.headers,
+            query: req.query as Record<string, string | undefined>,
+            receivedAt: Date.now(),
+          }
+          let res: RouteResponse
+          try {
+            if (route.auth === 'ingest' && !authorized(req)) {
+              throw new NerveError(
+                'UNAUTHORIZED',
+                'A valid ingest token is required (Authorization: Bearer <token>).',
+              )
+            }
+            res = await route.handle(request)
+          } catch (err) {
+            if (!isNerveError(err) || !route.formatError) throw err
+            res = route.formatError(err, request)
+            const retry = retryAfterSeconds[err.code]
+            if (retry) res.headers = { 'retry-after': String(retry), ...res.headers }
+          }
+          requests.inc({ route: route.url, status: String(res.status) })
+          return reply
+            .code(res.status)
+            .headers(res.headers ?? {})
+            .send(res.body)
+        },
+      })
+    }
+  }
+
+  const sendError = (reply: FastifyReply, err: NerveError) => {
+    const status = httpStatusByCode[err.code]
+    const retry = retryAfterSeconds[err.code]
+    if (retry) reply.header('retry-after', String(retry))
+    const route = reply.request.routeOptions.url ?? 'unmatched'
+    requests.inc({ route, status: String(status) })
+    const body: Record<string, unknown> = { code: err.code, message: err.message }
+    if (err.details !== undefined) body.details = err.details
+    return reply.code(status).send({ error: body })
+  }
+
+  return {
+    addRoutes,
+    addReadinessCheck: (name, check) => void checks.set(name, check),
+    listen: () => app.listen({ host: config.host, port: config.port }),
+    close: () => app.close(),
+    inject: app.inject.bind(app),
+  }
+}
+
+function constantTimeEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+function tlsOptions(tls: NonNullable<HttpConfig['tls']>) {
+  return {
+    cert: readFileSync(tls.cert_file),
+    key: readFileSync(tls.key_file),
+    ...(tls.client_ca_file
+      ? { ca: readFileSync(tls.client_ca_file), requestCert: true, rejectUnauthorized: false }
+      : {}),
+  }
+}

@@ -1,0 +1,123 @@
+// The one place configuration is read: a YAML file (--config or NERVE_CONFIG) merged with NERVE_*
+// environment overrides, validated by schemas/config.schema.json (defaults applied), durations turned
+// into milliseconds, then deep-frozen. Every problem is reported at once, with its path.
+import { readFileSync } from 'node:fs'
+import { parseDocument } from 'yaml'
+import configSchema from '../schemas/config.schema.json' with { type: 'json' }
+import type { Config } from '../schemas/types.ts'
+import { formatValidationErrors, validateConfigFile } from '../schemas/validators.ts'
+import { NerveError } from './errors.ts'
+
+export type ConfigSource = { file?: string; env?: Record<string, string | undefined> }
+
+export function loadConfig({ file, env = {} }: ConfigSource = {}): Config {
+  const path = file ?? env.NERVE_CONFIG
+  const raw = path ? readYaml(path) : {}
+  applyEnv(raw, env)
+  if (!validateConfigFile(raw)) {
+    const problems = formatValidationErrors(validateConfigFile.errors)
+    const where = path ? ` in ${path}` : ''
+    throw new NerveError(
+      'CONFIG_INVALID',
+      `Configuration${where} is invalid:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`,
+      { details: problems },
+    )
+  }
+  convertDurations(configSchema as Schema, raw)
+  return deepFreeze(raw as unknown as Config)
+}
+
+function readYaml(path: string): Record<string, unknown> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (cause) {
+    throw new NerveError('CONFIG_INVALID', `Cannot read config file ${path}: ${(cause as Error).message}`, {
+      cause,
+    })
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    const lines = doc.errors.map((e) => `  ${e.message.split('\n')[0]}`)
+    throw new NerveError('CONFIG_INVALID', `Config file ${path} is not valid YAML:\n${lines.join('\n')}`)
+  }
+  const value = doc.toJS() ?? {}
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new NerveError('CONFIG_INVALID', `Config file ${path} must hold a mapping at the top level.`)
+  }
+  return value as Record<string, unknown>
+}
+
+/** NERVE_* variables override the file (DESIGN.md "Config"). */
+function applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>): void {
+  const set = (path: string[], value: unknown) => {
+    let node = raw
+    for (const key of path.slice(0, -1)) {
+      if (typeof node[key] !== 'object' || node[key] === null) node[key] = {}
+      node = node[key] as Record<string, unknown>
+    }
+    node[path.at(-1) as string] = value
+  }
+  if (env.NERVE_DATA_DIR) set(['data_dir'], env.NERVE_DATA_DIR)
+  if (env.NERVE_LOG_LEVEL) set(['log', 'level'], env.NERVE_LOG_LEVEL)
+  if (env.NERVE_HTTP_HOST) set(['http', 'host'], env.NERVE_HTTP_HOST)
+  if (env.NERVE_HTTP_PORT) set(['http', 'port'], toIntegerOrText(env.NERVE_HTTP_PORT))
+  if (env.NERVE_INGEST_TOKEN) set(['ingest', 'token'], env.NERVE_INGEST_TOKEN)
+  if (env.NERVE_KAFKA_BROKERS) set(['kafka', 'brokers'], splitList(env.NERVE_KAFKA_BROKERS))
+  if (env.NERVE_ELASTICSEARCH_URL) set(['sinks', 'elasticsearch', 'url'], env.NERVE_ELASTICSEARCH_URL)
+  if (env.NERVE_KIBANA_URL) set(['sinks', 'kibana', 'url'], env.NERVE_KIBANA_URL)
+  if (env.NERVE_REVOKE_WEBHOOK_URL) {
+    const revoke = (raw.revoke ?? {}) as Record<string, unknown>
+    const webhooks = Array.isArray(revoke.webhooks) ? revoke.webhooks : []
+    const target: Record<string, unknown> = { url: env.NERVE_REVOKE_WEBHOOK_URL }
+    if (env.NERVE_REVOKE_WEBHOOK_SECRET) target.secret = env.NERVE_REVOKE_WEBHOOK_SECRET
+    set(['revoke', 'webhooks'], [...webhooks, target])
+  }
+}
+
+const toIntegerOrText = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v)
+const splitList = (v: string): string[] =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+
+const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** `90s` → 90000. Input already matched the schema's duration pattern. */
+export function parseDuration(value: number | string): number {
+  if (typeof value === 'number') return value
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(value)
+  if (!m) throw new NerveError('CONFIG_INVALID', `Not a duration: ${value}`)
+  return Number(m[1]) * (unitMs[m[2] as string] as number)
+}
+
+type Schema = {
+  $ref?: string
+  $defs?: Record<string, Schema>
+  properties?: Record<string, Schema>
+  items?: Schema
+}
+
+/** Walks the schema beside the value and converts every value whose schema is the duration definition. */
+function convertDurations(root: Schema, value: unknown, schema: Schema = root): unknown {
+  if (schema.$ref === '#/$defs/duration') return parseDuration(value as number | string)
+  const resolved = schema.$ref ? (root.$defs?.[schema.$ref.replace('#/$defs/', '')] ?? schema) : schema
+  if (Array.isArray(value) && resolved.items) {
+    for (let i = 0; i < value.length; i++) value[i] = convertDurations(root, value[i], resolved.items)
+  } else if (value && typeof value === 'object' && resolved.properties) {
+    const obj = value as Record<string, unknown>
+    for (const [key, sub] of Object.entries(resolved.properties)) {
+      if (obj[key] !== undefined) obj[key] = convertDurations(root, obj[key], sub)
+    }
+  }
+  return value
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

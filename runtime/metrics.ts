@@ -1,0 +1,76 @@
+// Metrics by one convention (Vector's component spec): every component emits
+//   nerve_component_received_events_total, nerve_component_sent_events_total,
+//   nerve_component_discarded_events_total{reason}, nerve_component_errors_total{error_code,stage}
+// labelled component="falco_receiver". Label values are bounded: never agent ids or messages.
+// Other metrics are named nerve_<area>_<what>_<unit>. prom-client does the bookkeeping.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { ErrorCode } from './errors.ts'
+
+export type Metrics = {
+  registry: Registry
+  component(name: string): ComponentTelemetry
+  counter(name: string, help: string, labelNames?: readonly string[]): Counter<string>
+  gauge(name: string, help: string, labelNames?: readonly string[]): Gauge<string>
+  histogram(name: string, help: string, buckets: number[], labelNames?: readonly string[]): Histogram<string>
+  /** Prometheus text exposition. */
+  render(): Promise<string>
+}
+
+export type ComponentTelemetry = {
+  received(count: number): void
+  sent(count: number): void
+  discarded(count: number, reason: string): void
+  error(code: ErrorCode, stage: string, count?: number): void
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry()
+  const metrics = new Map<string, Counter<string> | Gauge<string> | Histogram<string>>()
+
+  const once = <M extends Counter<string> | Gauge<string> | Histogram<string>>(
+    name: string,
+    make: () => M,
+  ): M => {
+    const existing = metrics.get(name)
+    if (existing) return existing as M
+    const created = make()
+    metrics.set(name, created)
+    return created
+  }
+
+  const counter = (name: string, help: string, labelNames: readonly string[] = []) =>
+    once(name, () => new Counter({ name, help, labelNames, registers: [registry] }))
+  const gauge = (name: string, help: string, labelNames: readonly string[] = []) =>
+    once(name, () => new Gauge({ name, help, labelNames, registers: [registry] }))
+  const histogram = (name: string, help: string, buckets: number[], labelNames: readonly string[] = []) =>
+    once(name, () => new Histogram({ name, help, buckets, labelNames, registers: [registry] }))
+
+  const received = counter('nerve_component_received_events_total', 'Events a component received.', [
+    'component',
+  ])
+  const sent = counter('nerve_component_sent_events_total', 'Events a component passed on.', ['component'])
+  const discarded = counter(
+    'nerve_component_discarded_events_total',
+    'Events a component dropped on purpose.',
+    ['component', 'reason'],
+  )
+  const errors = counter('nerve_component_errors_total', 'Errors a component met.', [
+    'component',
+    'error_code',
+    'stage',
+  ])
+
+  const component = (name: string): ComponentTelemetry => {
+    // Touch the series so a component's counters show up in /metrics at 0 before its first event.
+    received.inc({ component: name }, 0)
+    sent.inc({ component: name }, 0)
+    return {
+      received: (count) => received.inc({ component: name }, count),
+      sent: (count) => sent.inc({ component: name }, count),
+      discarded: (count, reason) => discarded.inc({ component: name, reason }, count),
+      error: (code, stage, count = 1) => errors.inc({ component: name, error_code: code, stage }, count),
+    }
+  }
+
+  return { registry, component, counter, gauge, histogram, render: () => registry.metrics() }
+}

@@ -1,0 +1,273 @@
+// TypeScript types for the JSON Schemas beside this file. The schemas are the contract;
+// tests/unit/schemas/types.test.ts checks that these types and the schemas stay in step.
+
+export type Side = 'edge' | 'core'
+
+/** How the event reached nerve. */
+export type Via =
+  | 'falcosidekick'
+  | 'falco_http_output'
+  | 'cloudtrail_record'
+  | 'cloudtrail_log_file'
+  | 'eventbridge'
+  | 'firehose'
+  | 'kafka'
+  | 'replay'
+
+/** How the agent id was found (see DESIGN.md "Identity"). */
+export type ResolvedBy = 'registry' | 'stitched' | 'workload' | 'principal' | 'host' | 'unresolved'
+
+/** The identifiers an event carries; every field optional, none invented. */
+export type IdentityFields = {
+  k8s_namespace?: string
+  k8s_pod?: string
+  k8s_service_account?: string
+  k8s_pod_uid?: string
+  cluster?: string
+  container_id?: string
+  container_image?: string
+  host?: string
+  principal_arn?: string
+  /** For assumed-role sessions: the role ARN (sessionContext.sessionIssuer.arn). */
+  role_arn?: string
+  session_name?: string
+  access_key_id?: string
+  account_id?: string
+}
+
+export type AgentRef = {
+  id: string
+  resolved_by: ResolvedBy
+}
+
+/** Falco priorities, most severe first (Falco's enum order: Emergency = 0 … Debug = 7). */
+export const falcoPriorities = [
+  'emergency',
+  'alert',
+  'critical',
+  'error',
+  'warning',
+  'notice',
+  'informational',
+  'debug',
+] as const
+export type FalcoPriority = (typeof falcoPriorities)[number]
+
+export type EdgeFields = {
+  rule: string
+  priority: FalcoPriority
+  /** Falco source plugin: syscall, k8s_audit, … (aws_cloudtrail arrives as a core event). */
+  source: string
+  hostname: string
+  tags: string[]
+  output: string
+  /** Falco output_fields as received (dotted keys kept; 19-digit integers kept as strings). */
+  output_fields: Record<string, unknown>
+  /** Falco `internal` messages (metrics snapshots, drops): kept and counted, never correlated. */
+  internal: boolean
+  process?: { name?: string; cmdline?: string; exepath?: string; parent?: string; pid?: number }
+  network?: {
+    remote_ip?: string
+    remote_port?: number
+    local_ip?: string
+    local_port?: number
+    proto?: string
+  }
+  file?: { path?: string }
+  user?: { name?: string; uid?: number }
+}
+
+export type CoreFields = {
+  /** `service:EventName`, e.g. `iam:AttachRolePolicy` (service = eventSource before `.amazonaws.com`). */
+  action: string
+  event_source: string
+  event_name: string
+  event_type: string
+  read_only?: boolean
+  error_code?: string
+  error_message?: string
+  principal_arn?: string
+  principal_type?: string
+  session_issuer_arn?: string
+  access_key_id?: string
+  source_ip?: string
+  user_agent?: string
+  region?: string
+  account_id?: string
+  /** ARNs of the resources the call named, when CloudTrail lists them. */
+  resources: string[]
+  /** True when the call was made by nerve's own revoker (revoke.self_identities): indexed, never correlated. */
+  by_nerve: boolean
+}
+
+export type NormalizedEvent = {
+  /** Edge: content hash stamped once at ingest; core: CloudTrail eventID. */
+  id: string
+  side: Side
+  /** Event time, epoch ms. */
+  time: number
+  /** Nanoseconds within the millisecond (Falco keeps 9 digits; CloudTrail has none), for stable ordering. */
+  time_ns: number
+  /** The event's own time string, as received. */
+  time_original: string
+  /** When nerve accepted it, epoch ms (wall clock at ingest; informational, never used for matching). */
+  received_at: number
+  via: Via
+  agent: AgentRef
+  identity: IdentityFields
+  edge?: EdgeFields
+  core?: CoreFields
+  /** The original item, for the sinks. */
+  raw: unknown
+}
+
+export type ScoreReason = {
+  /** Bounded factor name: rule_severity, edge_priority, action_risk, failed_attempt, proximity. */
+  factor: string
+  points: number
+  detail: string
+}
+
+export type Correlation = {
+  /** sha256 of (rule id, edge event id, core event id), hex: deterministic across replays. */
+  id: string
+  /** max(edge.time, core.time), epoch ms: when the pair became complete in event time. */
+  time: number
+  rule: { id: string; severity: number; revoke: boolean }
+  agent: { id: string; resolved_by: ResolvedBy; identity: IdentityFields }
+  edge: {
+    event_id: string
+    time: number
+    rule: string
+    priority: FalcoPriority
+    output: string
+    hostname: string
+    source: string
+    tags: string[]
+  }
+  core: {
+    event_id: string
+    time: number
+    action: string
+    principal: string
+    read_only?: boolean
+    error_code?: string
+    source_ip?: string
+    region?: string
+    account_id?: string
+  }
+  /** core.time − edge.time, ms. */
+  delta_ms: number
+  window: { before: number; after: number; grace: number }
+  score: number
+  reasons: ScoreReason[]
+  incident: { id: string }
+}
+
+// ---- Configuration (schemas/config.schema.json), after runtime/load-config.ts applied defaults and
+// turned every duration into milliseconds. Deep-frozen: components receive their slice, read-only.
+
+export type Ms = number
+
+export type WindowConfig = { before: Ms; after: Ms; grace: Ms }
+
+export type AgentConfig = {
+  id: string
+  protected: boolean
+  match: {
+    k8s?: { cluster?: string; namespace?: string; pod?: string; service_account?: string }[]
+    images?: string[]
+    hosts?: string[]
+    aws?: string[]
+    access_keys?: string[]
+  }
+}
+
+export type RuleConfig = {
+  id: string
+  description?: string
+  edge: { rules?: string[]; min_priority?: FalcoPriority; tags?: string[]; sources?: string[] }
+  core: { actions?: string[]; read_only?: boolean; error_codes?: string[] }
+  window?: Partial<WindowConfig>
+  severity: number
+  revoke: boolean
+}
+
+export type RateConfig = { count: number; per: Ms }
+
+export type WebhookTargetConfig = {
+  url: string
+  secret?: string
+  secrets?: string[]
+  ca_file?: string
+  cert_file?: string
+  key_file?: string
+  timeout: Ms
+  concurrency: number
+}
+
+export type HttpConfig = {
+  host: string
+  port: number
+  body_limit_bytes: number
+  decompressed_limit_bytes: number
+  max_items: number
+  max_depth: number
+  tls?: { cert_file: string; key_file: string; client_ca_file?: string }
+}
+
+export type KafkaConfig = {
+  brokers: string[]
+  client_id: string
+  topic_prefix: string
+  create_topics: boolean
+  partitions: number
+  replication_factor: number
+  compression: 'none' | 'gzip'
+  ssl?: { ca_file?: string; cert_file?: string; key_file?: string; reject_unauthorized: boolean }
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string }
+  cloudtrail_topics: string[]
+  cloudtrail_group: string
+}
+
+export type ElasticsearchConfig = {
+  url?: string
+  api_key?: string
+  username?: string
+  password?: string
+  ca_file?: string
+  namespace: string
+  index_events: boolean
+  max_retries: number
+}
+
+export type Config = {
+  data_dir: string
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
+  http: HttpConfig
+  ingest: { token?: string; max_pending_publishes: number }
+  bus: { partitions: number; retention: Ms; max_batch: number }
+  kafka: KafkaConfig
+  agents: AgentConfig[]
+  correlation: {
+    window: WindowConfig
+    /** Absent: the built-in rule pack. */
+    rules?: RuleConfig[]
+    max_events_per_agent: number
+    memory_budget_bytes: number
+    incident_gap: Ms
+  }
+  revoke: {
+    webhooks: WebhookTargetConfig[]
+    min_score: number
+    dry_run: boolean
+    self_identities: string[]
+    rate_limit: { per_agent: RateConfig; global: RateConfig }
+    max_attempts: number
+    max_backoff: Ms
+  }
+  sinks: {
+    elasticsearch: ElasticsearchConfig
+    kibana: { url?: string; space?: string }
+  }
+}

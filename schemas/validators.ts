@@ -1,0 +1,65 @@
+// One Ajv instance for the whole process; every schema compiled once, at import.
+// `ajv.compile<T>` gives a type guard: after it passes, the value is trusted inside nerve.
+import { createRequire } from 'node:module'
+import type { ErrorObject, ValidateFunction } from 'ajv'
+import Ajv2020Module from 'ajv/dist/2020.js'
+
+const Ajv2020 = Ajv2020Module as unknown as typeof Ajv2020Module.default
+const require = createRequire(import.meta.url)
+
+/** Defaults are applied while validating: a validated config or item is complete. */
+export const ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true })
+
+export function compileSchema<T>(file: string): ValidateFunction<T> {
+  return ajv.compile<T>(require(`./${file}`))
+}
+
+/** The raw config as the schema describes it (durations may still be strings). */
+export const validateConfigFile = compileSchema<Record<string, unknown>>('config.schema.json')
+
+export type ValidationProblem = { path: string; message: string }
+
+/**
+ * Ajv errors as short, human sentences keyed by JSON path (`/http/port`). The noise of `anyOf`
+ * (one error per branch, then one for the anyOf itself) collapses into the anyOf's message.
+ */
+export function formatValidationErrors(
+  errors: readonly ErrorObject[] | null | undefined,
+): ValidationProblem[] {
+  if (!errors) return []
+  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
+  const problems: ValidationProblem[] = []
+  const seen = new Set<string>()
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf' && anyOfPaths.has(e.instancePath) && /\/anyOf\/\d+\//.test(e.schemaPath))
+      continue
+    const problem = { path: e.instancePath || '/', message: describe(e) }
+    const key = `${problem.path} ${problem.message}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    problems.push(problem)
+  }
+  return problems
+}
+
+function describe(e: ErrorObject): string {
+  const p = e.params as Record<string, unknown>
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return `unknown key "${String(p.additionalProperty)}"`
+    case 'required':
+      return `missing required key "${String(p.missingProperty)}"`
+    case 'enum':
+      return `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+    case 'anyOf':
+      return anyOfMessage(e)
+    default:
+      return e.message ?? e.keyword
+  }
+}
+
+function anyOfMessage(e: ErrorObject): string {
+  if (e.schemaPath.includes('duration'))
+    return 'must be a duration: milliseconds, or a string such as 500ms, 90s, 2m, 1h'
+  return e.message ?? 'does not match any allowed form'
+}

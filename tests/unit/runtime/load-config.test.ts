@@ -1,0 +1,122 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { isNerveError } from '../../../runtime/errors.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+
+const writeConfig = (yaml: string): string => {
+  const file = join(tempDir(), 'nerve.yaml')
+  writeFileSync(file, yaml)
+  return file
+}
+
+const loadError = (fn: () => unknown) => {
+  try {
+    fn()
+  } catch (err) {
+    if (isNerveError(err)) return err
+    throw err
+  }
+  throw new Error('expected loadConfig to throw')
+}
+
+describe('loadConfig', () => {
+  it('gives a complete config with no file at all', () => {
+    const config = loadConfig()
+    expect(config.data_dir).toBe('./data')
+    expect(config.http).toMatchObject({ host: '127.0.0.1', port: 8080 })
+    expect(config.correlation.window).toEqual({ before: 120_000, after: 900_000, grace: 1_200_000 })
+    expect(config.revoke).toMatchObject({ min_score: 70, dry_run: false, webhooks: [] })
+  })
+
+  it('reads the DESIGN.md example as written, durations in milliseconds', () => {
+    const file = writeConfig(`
+agents:
+  - id: data-cleaner
+    protected: false
+    match:
+      k8s: [{ namespace: agents, pod: "data-cleaner-*" }, { namespace: agents, service_account: data-cleaner }]
+      images: ["ghcr.io/acme/data-cleaner*"]
+      hosts: ["ip-10-0-1-23.ec2.internal"]
+      aws: ["arn:aws:iam::123456789012:role/data-cleaner"]
+      access_keys: ["AKIAIOSFODNN7EXAMPLE"]
+correlation:
+  window: { before: 2m, after: 15m, grace: 20m }
+  rules:
+    - id: outbound-then-iam-write
+      edge: { rules: ["*outbound*"], min_priority: warning }
+      core: { actions: ["iam:Attach*", "iam:Put*Policy"], read_only: false }
+      window: { before: 1m, after: 600000 }
+      severity: 80
+      revoke: true
+revoke:
+  webhooks: [{ url: "https://hooks.example/revoke", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }]
+  min_score: 70
+  dry_run: false
+  self_identities: ["arn:aws:iam::123456789012:role/nerve-revoker"]
+`)
+    const config = loadConfig({ file })
+    expect(config.agents[0]?.match.k8s?.[0]).toEqual({ namespace: 'agents', pod: 'data-cleaner-*' })
+    expect(config.correlation.rules?.[0]?.window).toEqual({ before: 60_000, after: 600_000 })
+    expect(config.revoke.webhooks[0]).toMatchObject({ timeout: 10_000, concurrency: 4 })
+    expect(config.revoke.rate_limit.per_agent).toEqual({ count: 1, per: 3_600_000 })
+    expect(Object.isFrozen(config.correlation.rules?.[0])).toBe(true)
+  })
+
+  it('lets NERVE_* variables override the file', () => {
+    const file = writeConfig('http: { port: 9000 }\n')
+    const config = loadConfig({
+      file,
+      env: {
+        NERVE_HTTP_PORT: '9443',
+        NERVE_DATA_DIR: '/var/lib/nerve',
+        NERVE_KAFKA_BROKERS: 'k1:9092, k2:9092',
+        NERVE_ELASTICSEARCH_URL: 'http://127.0.0.1:9200',
+        NERVE_REVOKE_WEBHOOK_URL: 'http://127.0.0.1:9999/revoke',
+        NERVE_REVOKE_WEBHOOK_SECRET: 'whsec_dGVzdA==',
+      },
+    })
+    expect(config.http.port).toBe(9443)
+    expect(config.data_dir).toBe('/var/lib/nerve')
+    expect(config.kafka.brokers).toEqual(['k1:9092', 'k2:9092'])
+    expect(config.sinks.elasticsearch.url).toBe('http://127.0.0.1:9200')
+    expect(config.revoke.webhooks).toEqual([
+      expect.objectContaining({ url: 'http://127.0.0.1:9999/revoke', secret: 'whsec_dGVzdA==' }),
+    ])
+  })
+
+  it('names every problem at once, with its path', () => {
+    const file = writeConfig(`
+http: { port: "eighty" }
+correlation:
+  window: { before: 2 minutes }
+  rules: [{ id: "Bad Id", severity: 300 }]
+revoke: { min_score: 70, dryrun: true }
+`)
+    const err = loadError(() => loadConfig({ file }))
+    expect(err.code).toBe('CONFIG_INVALID')
+    expect(err.details).toEqual(
+      expect.arrayContaining([
+        { path: '/http/port', message: 'must be integer' },
+        { path: '/correlation/window/before', message: expect.stringContaining('must be a duration') },
+        { path: '/correlation/rules/0/id', message: expect.stringContaining('must match pattern') },
+        { path: '/correlation/rules/0/severity', message: 'must be <= 100' },
+        { path: '/revoke', message: 'unknown key "dryrun"' },
+      ]),
+    )
+    expect(err.message).toContain(file)
+  })
+
+  it('reports YAML syntax errors with their line', () => {
+    const file = writeConfig('agents:\n  - id: a\n   protected: true\n')
+    const err = loadError(() => loadConfig({ file }))
+    expect(err.code).toBe('CONFIG_INVALID')
+    expect(err.message).toMatch(/not valid YAML[\s\S]*line 3/)
+  })
+
+  it('says so when the file cannot be read', () => {
+    const err = loadError(() => loadConfig({ file: '/nonexistent/nerve.yaml' }))
+    expect(err.message).toContain('Cannot read config file /nonexistent/nerve.yaml')
+  })
+})
