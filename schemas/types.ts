@@ -271,3 +271,25 @@ export type Config = {
     kibana: { url?: string; space?: string }
   }
 }
+
+/** One revoke decision or delivery attempt, as recorded by the revoke dispatcher (stored and indexed). */
+export type RevokeOutcome = {
+  /** Unique per outcome record: `${decision_id}:${sequence}`. */
+  id: string
+  /** The idempotency key of the revoke: one per incident (also the webhook-id). */
+  decision_id: string
+  /** Wall-clock time of this outcome, epoch ms. */
+  time: number
+  correlation_id: string
+  incident_id: string
+  agent_id: string
+  /** sent: delivered 2xx; failed: gave up; suppressed: policy said no; dry_run: would have sent; pending: retrying. */
+  status: 'pending' | 'sent' | 'failed' | 'suppressed' | 'dry_run'
+  /** Why, in a bounded code (below_min_score, rule_not_revoking, protected_agent, rate_limited_agent, …). */
+  reason: string
+  detail?: string
+  /** Target URL (no credentials), for delivery outcomes. */
+  target?: string
+  attempts: number
+  http_status?: number
+}
