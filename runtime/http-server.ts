@@ -105,6 +105,10 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     return sendError(reply, new NerveError('INTERNAL', 'Internal error.'))
   })
 
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new NerveError('NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}.`)),
+  )
+
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
     const results = Object.fromEntries([...checks].map(([name, check]) => [name, check()]))

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest'
+import { NerveError } from '../../../runtime/errors.ts'
+import { createHttpServer, type Route } from '../../../runtime/http-server.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+
+const token = 'nrv_test-token-0123456789abcdef'
+
+function makeServer(routes: Route[] = []) {
+  const rt = createTestRuntime()
+  const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: token })
+  server.addRoutes(routes)
+  return { server, rt }
+}
+
+const echo: Route = {
+  method: 'POST',
+  url: '/v1/echo',
+  auth: 'ingest',
+  handle: async (req) => ({ status: 202, body: { accepted: 1, bytes: req.body.length } }),
+}
+
+describe('http server', () => {
+  it('answers /healthz and serves Prometheus text on /metrics', async () => {
+    const { server, rt } = makeServer()
+    rt.metrics.component('falco_receiver').received(3)
+    expect((await server.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' })
+    const metrics = await server.inject({ method: 'GET', url: '/metrics' })
+    expect(metrics.headers['content-type']).toContain('text/plain')
+    expect(metrics.body).toContain('nerve_component_received_events_total{component="falco_receiver"} 3')
+  })
+
+  it('is ready only when every readiness check passes, and says which fails', async () => {
+    const { server } = makeServer()
+    let busUp = false
+    server.addReadinessCheck('bus', () => ({ ok: busUp, detail: busUp ? undefined : 'not open yet' }))
+    const before = await server.inject({ method: 'GET', url: '/readyz' })
+    expect(before.statusCode).toBe(503)
+    expect(before.json()).toMatchObject({ status: 'not_ready', checks: { bus: { ok: false, detail: 'not open yet' } } })
+    busUp = true
+    expect((await server.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200)
+  })
+
+  it('accepts the ingest token as a bearer token, a ?token= parameter or a Firehose access key', async () => {
+    const { server } = makeServer([echo])
+    const ways = [
+      { url: '/v1/echo', headers: { authorization: `Bearer ${token}` } },
+      { url: `/v1/echo?token=${token}`, headers: {} },
+      { url: '/v1/echo', headers: { 'x-amz-firehose-access-key': token } },
+    ]
+    for (const way of ways) {
+      const res = await server.inject({ method: 'POST', payload: '{"a":1}', ...way })
+      expect(res.statusCode).toBe(202)
+      expect(res.json()).toEqual({ accepted: 1, bytes: 7 })
+    }
+  })
+
+  it('answers 401 with a code and a message without a valid token', async () => {
+    const { server } = makeServer([echo])
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${token}` }]) {
+      const res = await server.inject({ method: 'POST', url: '/v1/echo', payload: '{}', headers })
+      expect(res.statusCode).toBe(401)
+      expect(res.json().error).toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringContaining('token') })
+    }
+  })
+
+  it('maps error codes to status, with Retry-After when the caller should come back', async () => {
+    const failing = (err: NerveError): Route => ({ ...echo, auth: 'none', handle: () => Promise.reject(err) })
+    const cases: [NerveError, number, string | undefined][] = [
+      [new NerveError('INPUT_INVALID', 'bad', { details: [{ index: 0 }] }), 400, undefined],
+      [new NerveError('SATURATED', 'busy', { retriable: true }), 429, '1'],
+      [new NerveError('BUS_UNAVAILABLE', 'down', { retriable: true }), 503, '5'],
+    ]
+    for (const [err, status, retryAfter] of cases) {
+      const { server } = makeServer([failing(err)])
+      const res = await server.inject({ method: 'POST', url: '/v1/echo', payload: '{}' })
+      expect(res.statusCode).toBe(status)
+      expect(res.headers['retry-after']).toBe(retryAfter)
+      expect(res.json().error.code).toBe(err.code)
+    }
+  })
+
+  it('answers 413 for a body over the limit', async () => {
+    const { server } = makeServer([echo])
+    const res = await server.inject({
+      method: 'POST',
+      url: '/v1/echo',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      payload: Buffer.alloc(11 * 1024 * 1024, 0x20),
+    })
+    expect(res.statusCode).toBe(413)
+    expect(res.json().error.code).toBe('PAYLOAD_TOO_LARGE')
+  })
+
+  it('lets a route answer errors in its own shape (Firehose)', async () => {
+    const route: Route = {
+      ...echo,
+      handle: () => Promise.reject(new NerveError('INPUT_INVALID', 'not base64')),
+      formatError: (err) => ({ status: 400, body: { errorMessage: err.message } }),
+    }
+    const { server } = makeServer([route])
+    const res = await server.inject({ method: 'POST', url: `/v1/echo?token=${token}`, payload: '{}' })
+    expect(res.json()).toEqual({ errorMessage: 'not base64' })
+  })
+
+  it('answers 404 as JSON for unknown routes', async () => {
+    const { server } = makeServer()
+    const res = await server.inject({ method: 'GET', url: '/v1/nope' })
+    expect(res.statusCode).toBe(404)
+    expect(res.json().error).toEqual({ code: 'NOT_FOUND', message: 'No route GET /v1/nope.' })
+  })
+})
