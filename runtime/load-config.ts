@@ -121,3 +121,15 @@ function deepFreeze<T>(value: T): T {
   }
   return value
 }
+
+const secretKeys = new Set(['token', 'password', 'secret', 'secrets', 'api_key'])
+
+/** The config with every secret replaced by "***", for `nerve config` and logs. */
+export function redactSecrets(value: unknown, key = ''): unknown {
+  if (secretKeys.has(key) && value !== undefined) return Array.isArray(value) ? value.map(() => '***') : '***'
+  if (Array.isArray(value)) return value.map((v) => redactSecrets(v))
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactSecrets(v, k)]))
+  }
+  return value
+}

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { isNerveError } from '../../../runtime/errors.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
+import { loadConfig, redactSecrets } from '../../../runtime/load-config.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 
 const writeConfig = (yaml: string): string => {
@@ -118,5 +118,21 @@ revoke: { min_score: 70, dryrun: true }
   it('says so when the file cannot be read', () => {
     const err = loadError(() => loadConfig({ file: '/nonexistent/nerve.yaml' }))
     expect(err.message).toContain('Cannot read config file /nonexistent/nerve.yaml')
+  })
+})
+
+describe('redactSecrets', () => {
+  it('masks tokens, passwords, secrets and API keys and keeps the rest', () => {
+    const config = loadConfig({
+      env: {
+        NERVE_INGEST_TOKEN: 'nrv_0123456789abcdefXYZ',
+        NERVE_REVOKE_WEBHOOK_URL: 'http://127.0.0.1:1/r',
+        NERVE_REVOKE_WEBHOOK_SECRET: 'whsec_c2VjcmV0',
+      },
+    })
+    const shown = redactSecrets(config) as typeof config
+    expect(shown.ingest.token).toBe('***')
+    expect(shown.revoke.webhooks[0]).toMatchObject({ url: 'http://127.0.0.1:1/r', secret: '***' })
+    expect(JSON.stringify(shown)).not.toContain('c2VjcmV0')
   })
 })
