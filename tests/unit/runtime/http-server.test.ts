@@ -36,7 +36,10 @@ describe('http server', () => {
     server.addReadinessCheck('bus', () => ({ ok: busUp, detail: busUp ? undefined : 'not open yet' }))
     const before = await server.inject({ method: 'GET', url: '/readyz' })
     expect(before.statusCode).toBe(503)
-    expect(before.json()).toMatchObject({ status: 'not_ready', checks: { bus: { ok: false, detail: 'not open yet' } } })
+    expect(before.json()).toMatchObject({
+      status: 'not_ready',
+      checks: { bus: { ok: false, detail: 'not open yet' } },
+    })
     busUp = true
     expect((await server.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200)
   })
@@ -60,7 +63,10 @@ describe('http server', () => {
     for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${token}` }]) {
       const res = await server.inject({ method: 'POST', url: '/v1/echo', payload: '{}', headers })
       expect(res.statusCode).toBe(401)
-      expect(res.json().error).toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringContaining('token') })
+      expect(res.json().error).toMatchObject({
+        code: 'UNAUTHORIZED',
+        message: expect.stringContaining('token'),
+      })
     }
   })
 
