@@ -15,6 +15,27 @@ export type Subscription = { stop(): Promise<void> }
 export type SubscribeOptions = {
   /** Most records handed to one handle() call. */
   maxBatch?: number
+  /**
+   * Partitions this subscriber now owns (Kafka: after a rebalance). Records of a partition are handed to
+   * handle() only after the onAssign() that named it resolved, so per-partition state can be restored first.
+   * Kafka calls it after every rebalance; a bus that never moves partitions may call it once, with every
+   * partition, before the first batch.
+   */
+  onAssign?(partitions: number[]): Promise<void>
+  /** Partitions this subscriber no longer owns (rebalance or stop); their in-flight batches are finished. */
+  onRevoke?(partitions: number[]): Promise<void>
+}
+
+/**
+ * The latest value per key, shared by every instance: a compacted topic on Kafka. For per-partition
+ * checkpoints and lookup maps that all instances must resolve the same way (identity links).
+ */
+export interface KeyValueLog<T> {
+  /** The latest value written for `key` by any instance before this call, or undefined. */
+  get(key: string): Promise<T | undefined>
+  /** Resolves once durable; `undefined` deletes the key (a tombstone). */
+  put(key: string, value: T | undefined): Promise<void>
+  close(): Promise<void>
 }
 
 export interface Bus {

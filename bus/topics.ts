@@ -30,6 +30,18 @@ export type LateEvent = {
   reason: string
 }
 
+/**
+ * A correlator's state for one input partition (stream time, buffers, seen ids) and the offset of the last
+ * record it reflects. Kept by partition in a compacted topic; restored in onAssign() before processing.
+ */
+export type CorrelatorCheckpoint = {
+  partition: number
+  offset: number
+  state: unknown
+}
+
+/** Correlator checkpoints, keyed by input partition number; compacted. Correlate → correlate. */
+export const correlatorStateTopic = topic<CorrelatorCheckpoint>('nerve.correlator-state.v1')
 /** Normalized edge and core events, keyed by agent id. Ingest → correlate, sinks. */
 export const eventsTopic = topic<NormalizedEvent>('nerve.events.v1')
 /** Correlations, keyed by agent id. Correlate → sinks. */
