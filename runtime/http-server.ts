@@ -40,6 +40,8 @@ export type RouteRequest = {
   body: Buffer
   headers: Record<string, string | string[] | undefined>
   query: Record<string, string | undefined>
+  /** Path parameters of routes such as `/v1/incidents/:id`. */
+  params?: Record<string, string | undefined>
   /** Wall-clock time the request arrived, epoch ms. */
   receivedAt: number
 }
@@ -142,6 +144,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
             headers: req.headers,
             query: req.query as Record<string, string | undefined>,
+            params: req.params as Record<string, string | undefined>,
             receivedAt: Date.now(),
           }
           let res: RouteResponse
