@@ -1,0 +1,392 @@
+// The embedded bus: one process, durable on local disk (embedded-storage.ts). Keys are hashed onto
+// partitions (partition-for-key.ts); each consumer group has a committed position per partition.
+// - publish: records queued in the same event-loop turn are written in one transaction (one fsync, group
+//   commit); each publish() resolves once its records are on disk and rejects, keeping none, otherwise.
+// - subscribe: one loop per subscription hands out batches of ONE partition, in offset order, one batch
+//   at a time, round-robin over partitions; commits after handle() resolves; a rejected batch is delivered
+//   again after a capped, jittered backoff, while the other partitions go on. Publishing wakes it at once.
+// - one subscription per (group, topic) in a process: a second one is a wiring mistake and is refused.
+// - retention deletes records older than retentionMs that every known group has committed past.
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { errorCodeOf, NerveError } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, Topic } from './bus.ts'
+import {
+  type AppendRow,
+  type EmbeddedStorage,
+  openEmbeddedStorage,
+  type PartitionHead,
+  storageError,
+} from './embedded-storage.ts'
+import { partitionForKey } from './partition-for-key.ts'
+
+export type EmbeddedBusConfig = {
+  dataDir: string
+  partitions: number
+  retentionMs: number
+  maxBatch: number
+  /** Cap on the bus file; past it publish rejects with STORAGE_FULL (as on a full disk). Default: none. */
+  maxBytes?: number
+}
+
+export type EmbeddedBus = Bus & {
+  /** The SQLite file holding every topic and offset. */
+  readonly file: string
+  /** Runs retention now (it also runs on a timer); resolves to the number of records deleted. */
+  sweepRetention(): Promise<number>
+}
+
+type TopicState = {
+  id: number
+  name: string
+  partitions: number
+  heads: number[]
+  lows: number[]
+  subscriptions: Set<Consumer>
+}
+
+type Pending = { topic: TopicState; rows: AppendRow[]; resolve(): void; reject(err: unknown): void }
+
+type Consumer = { group: string; positions: number[]; wake(): void; stop(): Promise<void> }
+
+const backoffBaseMs = 100
+const backoffCapMs = 10_000
+const idlePollMs = 1_000
+const deleteChunk = 5_000
+
+export function backoffMs(attempt: number, random = Math.random): number {
+  const ceiling = Math.min(backoffCapMs, backoffBaseMs * 2 ** Math.min(attempt - 1, 20))
+  return Math.round(ceiling * (0.5 + random() / 2))
+}
+
+export function createEmbeddedBus(
+  config: EmbeddedBusConfig,
+  deps: { log: Logger; metrics: Metrics; now?: () => number },
+): EmbeddedBus {
+  const now = deps.now ?? Date.now
+  const log = deps.log.child({ component: 'embedded_bus' })
+  const telemetry = deps.metrics.component('embedded_bus')
+  const retained = deps.metrics.gauge('nerve_bus_retained_records', 'Records kept on the bus.', [
+    'topic',
+    'partition',
+  ])
+  const lag = deps.metrics.gauge(
+    'nerve_bus_consumer_lag_records',
+    'Records published but not yet committed by a subscribed group.',
+    ['topic', 'group', 'partition'],
+  )
+  const deletedTotal = deps.metrics.counter(
+    'nerve_bus_retention_deleted_records_total',
+    'Records deleted by retention after every known group had committed them.',
+    ['topic'],
+  )
+  const storage: EmbeddedStorage = openEmbeddedStorage(config.dataDir, { maxBytes: config.maxBytes })
+  const topics = new Map<string, TopicState>()
+  const consumers = new Set<Consumer>()
+  let queue: Pending[] = []
+  let flushScheduled = false
+  let closing: Promise<void> | undefined
+  let sweeping: Promise<number> | undefined
+
+  const load = (stored: { id: number; name: string; partitions: number }): TopicState => {
+    const heads = storage.heads(stored.id)
+    const lows = heads.map((head, p) => storage.lowOffset(stored.id, p) ?? head)
+    const state = { ...stored, heads, lows, subscriptions: new Set<Consumer>() }
+    topics.set(stored.name, state)
+    if (stored.partitions !== config.partitions) {
+      log.warn(
+        { topic: stored.name, partitions: stored.partitions, configured: config.partitions },
+        'Topic keeps the partition count it was created with, so every key stays on its partition.',
+      )
+    }
+    for (let p = 0; p < state.partitions; p++) setRetainedGauge(state, p)
+    return state
+  }
+  const setRetainedGauge = (t: TopicState, p: number) =>
+    retained.set({ topic: t.name, partition: String(p) }, (t.heads[p] ?? 0) - (t.lows[p] ?? 0))
+  const setLagGauge = (t: TopicState, c: Consumer, p: number) =>
+    lag.set(
+      { topic: t.name, group: c.group, partition: String(p) },
+      (t.heads[p] ?? 0) - (c.positions[p] ?? 0),
+    )
+  const topicState = (name: string): TopicState =>
+    topics.get(name) ?? load(storage.createTopic(name, config.partitions))
+  const closedError = () => new NerveError('BUS_CLOSED', 'The bus is closed.')
+
+  for (const stored of storage.topics()) load(stored)
+
+  const flush = () => {
+    flushScheduled = false
+    if (queue.length === 0) return
+    const batch = queue
+    queue = []
+    const nextHeads = new Map<TopicState, number[]>()
+    const rows: AppendRow[] = []
+    for (const pending of batch) {
+      const heads = nextHeads.get(pending.topic) ?? [...pending.topic.heads]
+      nextHeads.set(pending.topic, heads)
+      for (const row of pending.rows) {
+        row.offset = heads[row.partition] ?? 0
+        heads[row.partition] = row.offset + 1
+        rows.push(row)
+      }
+    }
+    const changed: PartitionHead[] = []
+    for (const [t, heads] of nextHeads) {
+      heads.forEach((next, p) => {
+        if (next !== t.heads[p]) changed.push({ topicId: t.id, partition: p, nextOffset: next })
+      })
+    }
+    try {
+      storage.append(rows, now(), changed)
+    } catch (err) {
+      const error = storageError(err, 'publishing')
+      telemetry.error(error.code, 'publish', rows.length)
+      log.error(
+        { error_code: error.code, records: rows.length, err },
+        'Publish failed; nothing was written and the caller was told to retry.',
+      )
+      for (const pending of batch) pending.reject(error)
+      return
+    }
+    for (const [t, heads] of nextHeads) {
+      t.heads = heads
+      for (let p = 0; p < t.partitions; p++) setRetainedGauge(t, p)
+      for (const c of t.subscriptions) {
+        for (let p = 0; p < t.partitions; p++) setLagGauge(t, c, p)
+        c.wake()
+      }
+    }
+    telemetry.received(rows.length)
+    for (const pending of batch) pending.resolve()
+  }
+
+  const publish = <T>(topic: Topic<T>, records: readonly BusRecord<T>[]): Promise<void> => {
+    if (closing) return Promise.reject(closedError())
+    if (records.length === 0) return Promise.resolve()
+    let t: TopicState
+    try {
+      t = topicState(topic.name)
+    } catch (err) {
+      return Promise.reject(storageError(err, 'creating a topic'))
+    }
+    const rows: AppendRow[] = new Array(records.length)
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as BusRecord<T>
+      const value = JSON.stringify(record.value) as string | undefined
+      if (value === undefined) {
+        return Promise.reject(new NerveError('INPUT_INVALID', `Record ${i} has no JSON value.`))
+      }
+      const partition = partitionForKey(record.key, t.partitions)
+      rows[i] = { topicId: t.id, partition, offset: 0, key: record.key, value }
+    }
+    return new Promise((resolve, reject) => {
+      queue.push({ topic: t, rows, resolve, reject })
+      if (!flushScheduled) {
+        flushScheduled = true
+        setImmediate(flush)
+      }
+    })
+  }
+
+  const subscribe = async <T>(
+    topic: Topic<T>,
+    group: string,
+    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> => {
+    if (closing) throw closedError()
+    let t: TopicState
+    let positions: number[]
+    try {
+      t = topicState(topic.name)
+      if ([...t.subscriptions].some((c) => c.group === group)) {
+        throw new NerveError(
+          'CONFIG_INVALID',
+          `Group ${group} already reads ${topic.name} in this process; one subscription per group and topic.`,
+        )
+      }
+      const committed = storage.committed(group, t.id)
+      positions = t.lows.map((low, p) => Math.max(low, committed.get(p) ?? low))
+      storage.register(group, t.id, positions)
+    } catch (err) {
+      throw storageError(err, 'subscribing')
+    }
+    const consumer = startConsumer(t, group, positions, handle, options.maxBatch ?? config.maxBatch)
+    log.info({ topic: t.name, group }, 'Subscribed.')
+    return { stop: consumer.stop }
+  }
+
+  const startConsumer = <T>(
+    t: TopicState,
+    group: string,
+    positions: number[],
+    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+    maxBatch: number,
+  ): Consumer => {
+    const attempts = positions.map(() => 0)
+    const blocked = new Map<number, NodeJS.Timeout>()
+    let stopped = false
+    let cursor = 0
+    let wakeIdle = () => {}
+
+    const ready = (): number | undefined => {
+      for (let i = 0; i < t.partitions; i++) {
+        const p = (cursor + i) % t.partitions
+        if (!blocked.has(p) && (positions[p] ?? 0) < (t.heads[p] ?? 0)) return p
+      }
+      return undefined
+    }
+    const idle = () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => wakeIdle(), idlePollMs)
+        wakeIdle = () => {
+          clearTimeout(timer)
+          wakeIdle = () => {}
+          resolve()
+        }
+      })
+    const retryLater = (p: number, err: unknown, stage: 'handle' | 'read' | 'commit') => {
+      const attempt = (attempts[p] ?? 0) + 1
+      attempts[p] = attempt
+      const delay = backoffMs(attempt)
+      const code = errorCodeOf(err)
+      telemetry.error(code, stage)
+      log.warn(
+        { error_code: code, stage, topic: t.name, group, partition: p, attempt, retry_in_ms: delay, err },
+        'Batch not committed; it will be delivered again.',
+      )
+      blocked.set(
+        p,
+        setTimeout(() => {
+          blocked.delete(p)
+          wakeIdle()
+        }, delay),
+      )
+    }
+    const deliver = async (p: number) => {
+      cursor = (p + 1) % t.partitions
+      let batch: DeliveredRecord<T>[]
+      try {
+        batch = storage.read(t.id, p, positions[p] ?? 0, maxBatch).map((r) => ({
+          key: r.key,
+          value: JSON.parse(r.value) as T,
+          partition: p,
+          offset: r.offset,
+        }))
+      } catch (err) {
+        return retryLater(p, storageError(err, 'reading'), 'read')
+      }
+      const next = (batch.at(-1)?.offset ?? (t.heads[p] ?? 1) - 1) + 1
+      if (batch.length > 0) {
+        try {
+          await handle(batch)
+        } catch (err) {
+          return retryLater(p, err, 'handle')
+        }
+      }
+      try {
+        storage.commit(group, t.id, p, next)
+      } catch (err) {
+        return retryLater(p, storageError(err, 'committing'), 'commit')
+      }
+      positions[p] = next
+      attempts[p] = 0
+      telemetry.sent(batch.length)
+      setLagGauge(t, consumer, p)
+    }
+    const run = async () => {
+      while (!stopped) {
+        const p = ready()
+        if (p === undefined) await idle()
+        else await deliver(p)
+      }
+    }
+
+    const consumer: Consumer = {
+      group,
+      positions,
+      wake: () => wakeIdle(),
+      stop: async () => {
+        stopped = true
+        for (const timer of blocked.values()) clearTimeout(timer)
+        wakeIdle()
+        await loop
+        t.subscriptions.delete(consumer)
+        consumers.delete(consumer)
+      },
+    }
+    t.subscriptions.add(consumer)
+    consumers.add(consumer)
+    for (let p = 0; p < t.partitions; p++) setLagGauge(t, consumer, p)
+    const loop = run()
+    return consumer
+  }
+
+  const sweepTopic = async (t: TopicState, cutoff: number): Promise<number> => {
+    let deleted = 0
+    for (let p = 0; p < t.partitions; p++) {
+      const head = t.heads[p] ?? 0
+      const bound = Math.min(
+        storage.minCommitted(t.id, p) ?? head,
+        storage.firstPublishedSince(t.id, p, cutoff) ?? head,
+      )
+      while ((t.lows[p] ?? 0) < bound && !closing) {
+        const upTo = Math.min(bound, (t.lows[p] ?? 0) + deleteChunk)
+        deleted += storage.deleteBelow(t.id, p, upTo)
+        t.lows[p] = upTo
+        setRetainedGauge(t, p)
+        await yieldToLoop()
+      }
+    }
+    if (deleted > 0) deletedTotal.inc({ topic: t.name }, deleted)
+    return deleted
+  }
+
+  const sweep = async (): Promise<number> => {
+    const cutoff = now() - config.retentionMs
+    let deleted = 0
+    try {
+      for (const t of topics.values()) deleted += await sweepTopic(t, cutoff)
+    } catch (err) {
+      const error = storageError(err, 'deleting old records')
+      telemetry.error(error.code, 'retention')
+      log.warn({ error_code: error.code, err }, 'Retention failed; it will run again.')
+    }
+    if (deleted > 0) log.info({ deleted }, 'Deleted records past retention.')
+    return deleted
+  }
+  const sweepRetention = (): Promise<number> => {
+    if (closing) return Promise.resolve(0)
+    sweeping ??= sweep().finally(() => {
+      sweeping = undefined
+    })
+    return sweeping
+  }
+  const sweepEvery = Math.min(Math.max(config.retentionMs / 10, 1_000), 300_000)
+  const sweepTimer = setInterval(() => void sweepRetention(), sweepEvery)
+  sweepTimer.unref()
+
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      clearInterval(sweepTimer)
+      flush()
+      await Promise.all([...consumers].map((c) => c.stop()))
+      await sweeping
+      storage.close()
+      log.info({ file: storage.file }, 'Bus closed.')
+    })()
+    return closing
+  }
+
+  log.info({ file: storage.file, topics: topics.size }, 'Bus opened.')
+  return {
+    file: storage.file,
+    publish,
+    subscribe,
+    partitionsOf: (topic) => topics.get(topic.name)?.partitions ?? config.partitions,
+    sweepRetention,
+    close,
+  }
+}

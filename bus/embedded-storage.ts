@@ -1,0 +1,183 @@
+// The embedded bus's disk: one SQLite file (better-sqlite3), WAL journal with synchronous=FULL so a
+// commit is on disk before it returns, and an exclusive lock so one process owns the file. Every write is
+// one transaction: a publish lands whole or not at all. Offsets are contiguous per (topic, partition).
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { NerveError } from '../runtime/errors.ts'
+
+export type StoredTopic = { id: number; name: string; partitions: number }
+export type StoredRecord = { offset: number; key: string; value: string }
+export type AppendRow = { topicId: number; partition: number; offset: number; key: string; value: string }
+export type PartitionHead = { topicId: number; partition: number; nextOffset: number }
+
+export type EmbeddedStorage = {
+  readonly file: string
+  topics(): StoredTopic[]
+  createTopic(name: string, partitions: number): StoredTopic
+  /** Next offset to write per partition. */
+  heads(topicId: number): number[]
+  /** First retained offset of a partition, or undefined when it holds no record. */
+  lowOffset(topicId: number, partition: number): number | undefined
+  /** Writes the rows and the new partition heads in one transaction. */
+  append(rows: readonly AppendRow[], publishedAt: number, heads: readonly PartitionHead[]): void
+  read(topicId: number, partition: number, fromOffset: number, limit: number): StoredRecord[]
+  committed(group: string, topicId: number): Map<number, number>
+  /** Makes the group known (it then holds retention) at these positions, unless it already is. */
+  register(group: string, topicId: number, positions: readonly number[]): void
+  commit(group: string, topicId: number, partition: number, nextOffset: number): void
+  /** Lowest committed position of any known group, or undefined when no group reads the topic. */
+  minCommitted(topicId: number, partition: number): number | undefined
+  firstPublishedSince(topicId: number, partition: number, time: number): number | undefined
+  deleteBelow(topicId: number, partition: number, offset: number): number
+  close(): void
+}
+
+const schemaVersion = 1
+
+const schema = `
+CREATE TABLE IF NOT EXISTS topics (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS partitions (
+  topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, partition)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+  topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, record_offset INTEGER NOT NULL,
+  key TEXT NOT NULL, value TEXT NOT NULL, published_at INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, partition, record_offset));
+CREATE TABLE IF NOT EXISTS group_offsets (
+  group_name TEXT NOT NULL, topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
+  next_offset INTEGER NOT NULL, PRIMARY KEY (group_name, topic_id, partition)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS group_offsets_by_partition ON group_offsets (topic_id, partition, next_offset);
+`
+
+/** Maps a SQLite failure onto the bus's error codes: a full disk is STORAGE_FULL, anything else unavailable. */
+export function storageError(err: unknown, doing: string): NerveError {
+  if (err instanceof NerveError) return err
+  const code = (err as { code?: unknown }).code
+  if (code === 'SQLITE_FULL') {
+    return new NerveError('STORAGE_FULL', `Bus storage is full while ${doing}; nothing was written.`, {
+      retriable: true,
+      cause: err,
+    })
+  }
+  return new NerveError('BUS_UNAVAILABLE', `Bus storage failed while ${doing} (${String(code)}).`, {
+    retriable: true,
+    cause: err,
+  })
+}
+
+function openDatabase(file: string, maxBytes: number | undefined): Database.Database {
+  const db = new Database(file, { timeout: 0 })
+  try {
+    // Exclusive before WAL: no shared-memory index, and the lock taken by the first write below is held
+    // until close, so a second nerve on the same data_dir fails at once instead of corrupting offsets.
+    db.pragma('locking_mode = EXCLUSIVE')
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+    const version = db.pragma('user_version', { simple: true }) as number
+    if (version > schemaVersion) {
+      throw new NerveError('BUS_UNAVAILABLE', `${file} was written by a newer nerve (schema ${version}).`)
+    }
+    db.exec(`BEGIN IMMEDIATE; ${schema} PRAGMA user_version = ${schemaVersion}; COMMIT;`)
+    if (maxBytes !== undefined) {
+      const pageSize = db.pragma('page_size', { simple: true }) as number
+      db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`)
+    }
+    return db
+  } catch (err) {
+    db.close()
+    if ((err as { code?: unknown }).code === 'SQLITE_BUSY') {
+      throw new NerveError('BUS_UNAVAILABLE', `${file} is in use by another process.`, { cause: err })
+    }
+    throw storageError(err, 'opening')
+  }
+}
+
+export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number } = {}): EmbeddedStorage {
+  mkdirSync(dataDir, { recursive: true })
+  const file = join(dataDir, 'bus.sqlite')
+  const db = openDatabase(file, opts.maxBytes)
+
+  const q = {
+    topics: db.prepare<[], StoredTopic>('SELECT id, name, partitions FROM topics'),
+    insertTopic: db.prepare<[string, number]>('INSERT INTO topics (name, partitions) VALUES (?, ?)'),
+    insertPartition: db.prepare<[number, number]>(
+      'INSERT INTO partitions (topic_id, partition, next_offset) VALUES (?, ?, 0)',
+    ),
+    heads: db.prepare<[number], { next_offset: number }>(
+      'SELECT next_offset FROM partitions WHERE topic_id = ? ORDER BY partition',
+    ),
+    setHead: db.prepare<[number, number, number]>(
+      'UPDATE partitions SET next_offset = ? WHERE topic_id = ? AND partition = ?',
+    ),
+    low: db.prepare<[number, number], { low: number | null }>(
+      'SELECT min(record_offset) AS low FROM records WHERE topic_id = ? AND partition = ?',
+    ),
+    insert: db.prepare<[number, number, number, string, string, number]>(
+      'INSERT INTO records (topic_id, partition, record_offset, key, value, published_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    read: db.prepare<[number, number, number, number], StoredRecord>(
+      `SELECT record_offset AS offset, key, value FROM records
+       WHERE topic_id = ? AND partition = ? AND record_offset >= ? ORDER BY record_offset LIMIT ?`,
+    ),
+    committed: db.prepare<[string, number], { partition: number; next_offset: number }>(
+      'SELECT partition, next_offset FROM group_offsets WHERE group_name = ? AND topic_id = ?',
+    ),
+    register: db.prepare<[string, number, number, number]>(
+      'INSERT OR IGNORE INTO group_offsets (group_name, topic_id, partition, next_offset) VALUES (?, ?, ?, ?)',
+    ),
+    commit: db.prepare<[string, number, number, number]>(
+      `INSERT INTO group_offsets (group_name, topic_id, partition, next_offset) VALUES (?, ?, ?, ?)
+       ON CONFLICT (group_name, topic_id, partition) DO UPDATE SET next_offset = excluded.next_offset`,
+    ),
+    minCommitted: db.prepare<[number, number], { low: number | null }>(
+      'SELECT min(next_offset) AS low FROM group_offsets WHERE topic_id = ? AND partition = ?',
+    ),
+    firstSince: db.prepare<[number, number, number], { record_offset: number }>(
+      `SELECT record_offset FROM records WHERE topic_id = ? AND partition = ? AND published_at >= ?
+       ORDER BY record_offset LIMIT 1`,
+    ),
+    deleteBelow: db.prepare<[number, number, number]>(
+      'DELETE FROM records WHERE topic_id = ? AND partition = ? AND record_offset < ?',
+    ),
+  }
+
+  const createTopic = db.transaction((name: string, partitions: number): StoredTopic => {
+    const id = Number(q.insertTopic.run(name, partitions).lastInsertRowid)
+    for (let p = 0; p < partitions; p++) q.insertPartition.run(id, p)
+    return { id, name, partitions }
+  })
+
+  const append = db.transaction(
+    (rows: readonly AppendRow[], publishedAt: number, heads: readonly PartitionHead[]) => {
+      for (const r of rows) q.insert.run(r.topicId, r.partition, r.offset, r.key, r.value, publishedAt)
+      for (const h of heads) q.setHead.run(h.nextOffset, h.topicId, h.partition)
+    },
+  )
+
+  const register = db.transaction((group: string, topicId: number, positions: readonly number[]) => {
+    for (const [p, position] of positions.entries()) q.register.run(group, topicId, p, position)
+  })
+
+  return {
+    file,
+    topics: () => q.topics.all(),
+    createTopic: (name, partitions) => createTopic(name, partitions),
+    heads: (topicId) => q.heads.all(topicId).map((row) => row.next_offset),
+    lowOffset: (topicId, partition) => q.low.get(topicId, partition)?.low ?? undefined,
+    append: (rows, publishedAt, heads) => append(rows, publishedAt, heads),
+    read: (topicId, partition, fromOffset, limit) => q.read.all(topicId, partition, fromOffset, limit),
+    committed: (group, topicId) =>
+      new Map(q.committed.all(group, topicId).map((row) => [row.partition, row.next_offset])),
+    register: (group, topicId, positions) => register(group, topicId, positions),
+    commit: (group, topicId, partition, nextOffset) => {
+      q.commit.run(group, topicId, partition, nextOffset)
+    },
+    minCommitted: (topicId, partition) => q.minCommitted.get(topicId, partition)?.low ?? undefined,
+    firstPublishedSince: (topicId, partition, time) =>
+      q.firstSince.get(topicId, partition, time)?.record_offset,
+    deleteBelow: (topicId, partition, offset) => q.deleteBelow.run(topicId, partition, offset).changes,
+    close: () => db.close(),
+  }
+}

@@ -1,0 +1,222 @@
+// The bus contract on the embedded bus, plus what only the embedded bus has: a full disk, retention,
+// offsets that survive a restart, one owner per data directory. The SIGKILL test is in
+// embedded-bus-crash.test.ts.
+import { rmSync } from 'node:fs'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { DeliveredRecord, Topic } from '../../bus/bus.ts'
+import { createEmbeddedBus, type EmbeddedBus, type EmbeddedBusConfig } from '../../bus/embedded-bus.ts'
+import { isNerveError, NerveError } from '../../runtime/errors.ts'
+import { randomName, tempDir } from '../helpers/random-names.ts'
+import { createTestRuntime, type TestRuntime } from '../helpers/test-runtime.ts'
+import { waitFor } from '../helpers/wait-for.ts'
+import { busContract } from './bus-contract.ts'
+import { type Item, range, records, seqs, sorted } from './bus-records.ts'
+
+busContract('embedded', async ({ partitions }) => {
+  const dataDir = tempDir('nerve-bus')
+  const rt = createTestRuntime()
+  const open = () => createEmbeddedBus({ dataDir, partitions, retentionMs: 86_400_000, maxBatch: 500 }, rt)
+  let bus = open()
+  return {
+    bus,
+    reopen: async () => {
+      await bus.close()
+      bus = open()
+      return bus
+    },
+    cleanup: async () => {
+      await bus.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+})
+
+describe('embedded bus', () => {
+  const opened: { bus: EmbeddedBus; dataDir: string }[] = []
+  afterEach(async () => {
+    for (const { bus, dataDir } of opened.splice(0)) {
+      await bus.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  })
+
+  function openBus(overrides: Partial<EmbeddedBusConfig> = {}, rt: TestRuntime = createTestRuntime()) {
+    const config = { dataDir: tempDir('nerve-bus'), partitions: 1, retentionMs: 60_000, maxBatch: 10 }
+    const merged = { ...config, ...overrides }
+    const reopen = (more: Partial<EmbeddedBusConfig> = {}) => {
+      const bus = createEmbeddedBus({ ...merged, ...more }, rt)
+      opened.push({ bus, dataDir: merged.dataDir })
+      return bus
+    }
+    return { bus: reopen(), reopen, rt, dataDir: merged.dataDir }
+  }
+
+  async function drain(bus: EmbeddedBus, topic: Topic<Item>, group: string, count: number) {
+    const handled: DeliveredRecord<Item>[] = []
+    const sub = await bus.subscribe<Item>(topic, group, async (batch) => {
+      handled.push(...batch)
+    })
+    await waitFor(() => handled.length >= count, { what: `${count} records for ${group}` })
+    await sub.stop()
+    return handled
+  }
+
+  it('rejects a publish past a full disk with STORAGE_FULL and keeps none of it', async () => {
+    const { bus, reopen, rt } = openBus({ maxBytes: 256 * 1024 })
+    const topic: Topic<Item> = { name: randomName('full') }
+    const kib = 'x'.repeat(1024)
+    let accepted = 0
+    let refusal: unknown
+    while (!refusal) {
+      const batch = records(20, 3, accepted).map((r) => ({ ...r, value: { ...r.value, pad: kib } }))
+      refusal = await bus.publish(topic, batch).then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      if (!refusal) accepted += 20
+    }
+    expect(refusal).toBeInstanceOf(NerveError)
+    expect(refusal).toMatchObject({ code: 'STORAGE_FULL', retriable: true })
+    expect(accepted).toBeGreaterThan(0)
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        component: 'embedded_bus',
+        error_code: 'STORAGE_FULL',
+      }),
+    ).toBe(20)
+    expect(rt.logs.some((l) => l.level === 'error' && l.error_code === 'STORAGE_FULL')).toBe(true)
+
+    await bus.close()
+    const roomy = reopen({ maxBytes: undefined })
+    await roomy.publish(topic, records(1, 3, accepted))
+    const handled = await drain(roomy, topic, randomName('group'), accepted + 1)
+    expect(seqs(handled)).toEqual(range(0, accepted + 1))
+  })
+
+  it('deletes only records past retention that every known group has committed', async () => {
+    let clock = 1_000_000
+    const rt = createTestRuntime({ now: () => clock })
+    const { bus, reopen } = openBus({ retentionMs: 60_000 }, rt)
+    const topic: Topic<Item> = { name: randomName('retention') }
+    await bus.publish(topic, records(30))
+    await drain(bus, topic, 'ahead', 30)
+    let batches = 0
+    const behind = await bus.subscribe<Item>(
+      topic,
+      'behind',
+      async () => {
+        batches++
+        if (batches > 1) throw new Error('stuck')
+      },
+      { maxBatch: 10 },
+    )
+    await waitFor(() => batches > 1, { what: 'the stuck group' })
+    await behind.stop()
+
+    expect(await bus.sweepRetention()).toBe(0)
+    clock += 61_000
+    await bus.publish(topic, records(5, 5, 30))
+    expect(await bus.sweepRetention()).toBe(10)
+    expect(await rt.metricValue('nerve_bus_retained_records', { topic: topic.name })).toBe(25)
+    expect(seqs(await drain(bus, topic, 'newcomer', 25))).toEqual(range(10, 35))
+
+    await drain(bus, topic, 'behind', 25)
+    expect(await bus.sweepRetention()).toBe(20)
+    expect(seqs(await drain(bus, topic, 'latecomer', 5))).toEqual(range(30, 35))
+
+    clock += 61_000
+    await drain(bus, topic, 'ahead', 5)
+    expect(await bus.sweepRetention()).toBe(5)
+    await bus.close()
+
+    const restarted = reopen()
+    await restarted.publish(topic, records(1, 5, 35))
+    const [fresh] = await drain(restarted, topic, 'after-restart', 1)
+    expect(fresh).toMatchObject({ offset: 35, value: { seq: 35 } })
+  })
+
+  it('resumes each group exactly after its last commit when reopened', async () => {
+    const { bus, reopen } = openBus({ partitions: 3 })
+    const topic: Topic<Item> = { name: randomName('resume') }
+    await bus.publish(topic, records(40, 7))
+    await drain(bus, topic, 'early', 40)
+    await bus.close()
+
+    const again = reopen()
+    await again.publish(topic, records(10, 7, 40))
+    expect(sorted(seqs(await drain(again, topic, 'early', 10)))).toEqual(range(40, 50))
+    expect(sorted(seqs(await drain(again, topic, 'new', 50)))).toEqual(range(0, 50))
+  })
+
+  it('refuses a second subscription of one group to one topic in a process', async () => {
+    const { bus } = openBus()
+    const topic: Topic<Item> = { name: randomName('twice') }
+    const first = await bus.subscribe(topic, 'g', async () => {})
+    const second = await bus.subscribe(topic, 'g', async () => {}).catch((err: unknown) => err)
+    expect(isNerveError(second) && second.code).toBe('CONFIG_INVALID')
+    await first.stop()
+    const third = await bus.subscribe(topic, 'g', async () => {})
+    await third.stop()
+  })
+
+  it('refuses to open a data directory another bus holds', () => {
+    const { dataDir } = openBus()
+    expect(() =>
+      createEmbeddedBus({ dataDir, partitions: 1, retentionMs: 1, maxBatch: 1 }, createTestRuntime()),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'BUS_UNAVAILABLE',
+        message: expect.stringContaining('another process'),
+      }),
+    )
+  })
+
+  it('counts received and sent records, warns on a refused batch and exports lag per group', async () => {
+    const { bus, rt } = openBus({ partitions: 2 })
+    const topic: Topic<Item> = { name: randomName('telemetry') }
+    await bus.publish(topic, records(12, 4))
+    let refused = false
+    const handled: number[] = []
+    const sub = await bus.subscribe<Item>(topic, 'meter', async (batch) => {
+      if (!refused) {
+        refused = true
+        throw new NerveError('SINK_UNAVAILABLE', 'down', { retriable: true })
+      }
+      handled.push(...seqs(batch))
+    })
+    await waitFor(() => handled.length >= 12, { what: 'all 12' })
+    await sub.stop()
+    const component = { component: 'embedded_bus' }
+    expect(await rt.metricValue('nerve_component_received_events_total', component)).toBe(12)
+    expect(await rt.metricValue('nerve_component_sent_events_total', component)).toBe(12)
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        ...component,
+        error_code: 'SINK_UNAVAILABLE',
+        stage: 'handle',
+      }),
+    ).toBe(1)
+    expect(rt.logs.find((l) => l.level === 'warn' && l.error_code === 'SINK_UNAVAILABLE')).toMatchObject({
+      topic: topic.name,
+      group: 'meter',
+      attempt: 1,
+    })
+    expect(
+      await rt.metricValue('nerve_bus_consumer_lag_records', { topic: topic.name, group: 'meter' }),
+    ).toBe(0)
+    await bus.publish(topic, records(3, 4, 12))
+    expect(await rt.metricValue('nerve_bus_retained_records', { topic: topic.name })).toBe(15)
+  })
+
+  it('rejects a record whose value has no JSON form, keeping the rest of the call out too', async () => {
+    const { bus } = openBus()
+    const topic: Topic<unknown> = { name: randomName('invalid') }
+    const refusal = await bus
+      .publish(topic, [
+        { key: 'a', value: 1 },
+        { key: 'b', value: undefined },
+      ])
+      .catch((err: unknown) => err)
+    expect(isNerveError(refusal) && refusal.code).toBe('INPUT_INVALID')
+  })
+})
