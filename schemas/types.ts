@@ -133,7 +133,8 @@ export type Correlation = {
   id: string
   /** max(edge.time, core.time), epoch ms: when the pair became complete in event time. */
   time: number
-  rule: { id: string; severity: number; revoke: boolean }
+  /** version: 12 hex digits of the rule's filters + window; changes when the rule does (R1). */
+  rule: { id: string; severity: number; revoke: boolean; version?: string }
   agent: { id: string; resolved_by: ResolvedBy; identity: IdentityFields }
   edge: {
     event_id: string
@@ -161,7 +162,16 @@ export type Correlation = {
   window: { before: number; after: number; grace: number }
   score: number
   reasons: ScoreReason[]
-  incident: { id: string }
+  /** The incident as of this correlation (first/last seen in event time, count, distinct signals ≤ 100). */
+  incident: {
+    id: string
+    first_seen?: number
+    last_seen?: number
+    correlation_count?: number
+    signals?: string[]
+  }
+  /** Stream time − event time when each member arrived, ms (how late it came; tune grace with it). */
+  lag_at_arrival?: { edge: number; core: number }
 }
 
 // ---- Configuration (schemas/config.schema.json), after runtime/load-config.ts applied defaults and

@@ -1,0 +1,407 @@
+// The pure core of the join: normalized events in (bus order, one instance per partition), correlations
+// out. No I/O, no clock: stream time comes from event times only, so the same input (and restored state)
+// gives the same output bytes. Semantics: DESIGN.md "Correlation semantics", notes/correlation.md §3
+// (K1 key, W1 window, T1 stream time, L1 lateness, S1 retention, D1 dedup, M1 many-to-many, E1 eager, I1 ids);
+// per-rule windows are explained in window-bounds.ts.
+import type { LateEvent } from '../bus/topics.ts'
+import type {
+  CoreFields,
+  Correlation,
+  EdgeFields,
+  NormalizedEvent,
+  RuleConfig,
+  Side,
+  WindowConfig,
+} from '../schemas/types.ts'
+import {
+  type CoreDetail,
+  createAgentWindows,
+  type EdgeDetail,
+  Entry,
+  type OverflowReason,
+  type Who,
+} from './agent-windows.ts'
+import { correlationId } from './correlation-id.ts'
+import { createIncidentGrouper, type IncidentRecord } from './group-incidents.ts'
+import { type CompiledRule, compileRules, createRuleMatcher } from './match-rules.ts'
+import { createRevokeTracker, type RevokeConfirmation, type RevokeRecord } from './revoke-confirmations.ts'
+import { scoreCorrelation } from './score-correlation.ts'
+import { createWindowBounds } from './window-bounds.ts'
+
+export type CorrelatorConfig = {
+  rules: readonly RuleConfig[]
+  window: WindowConfig
+  max_events_per_agent: number
+  memory_budget_bytes: number
+  incident_gap: number
+  self_identities: readonly string[]
+}
+
+/** Why an event was not considered for matching (bounded: used as a metric label). */
+export const ignoredReasons = [
+  'no_agent',
+  'invalid_time',
+  'internal',
+  'no_rule',
+  'self_action',
+  'revoke_action',
+  'revoke_confirmation',
+] as const
+export type IgnoredReason = (typeof ignoredReasons)[number]
+
+export type AcceptResult = {
+  correlations: Correlation[]
+  late?: LateEvent
+  duplicate?: true
+  ignored?: IgnoredReason
+  confirmation?: RevokeConfirmation
+}
+
+export type CorrelatorStats = {
+  stream_time: number | null
+  buffered: number
+  buffered_bytes: number
+  agents: number
+  incidents: number
+  revoked_targets: number
+  overflow: Record<OverflowReason, number>
+  accepted: Record<Side, number>
+  late: Record<Side, number>
+  duplicate: number
+  ignored: Record<IgnoredReason, number>
+  correlations: number
+  evicted: number
+}
+
+export type SerializedEntry = {
+  side: Side
+  agent: string
+  id: string
+  time: number
+  rules: string[]
+  expiry: number
+  seq: number
+  lag: number
+  who: Who
+  detail: EdgeDetail | CoreDetail
+  output?: string
+}
+
+/** Everything a restart needs (T1, D1, S1): JSON-serializable. */
+export type CorrelatorState = {
+  version: 1
+  stream_time: number | null
+  seq: number
+  last_sweep: number | null
+  entries: SerializedEntry[]
+  incidents: IncidentRecord[]
+  revoked: RevokeRecord[]
+}
+
+export type Correlator = {
+  accept(event: NormalizedEvent): AcceptResult
+  /** Stream time before the next event, null before the first. */
+  streamTime(): number | null
+  stats(): CorrelatorStats
+  snapshot(): CorrelatorState
+  rules: readonly CompiledRule[]
+}
+
+const noCorrelations: Correlation[] = []
+const frozen = <T>(value: T): T => Object.freeze(value)
+const ignoredResult = Object.fromEntries(
+  ignoredReasons.map((r) => [r, frozen({ correlations: noCorrelations, ignored: r })]),
+) as Record<IgnoredReason, AcceptResult>
+const duplicateResult: AcceptResult = frozen({ correlations: noCorrelations, duplicate: true })
+/** Incidents and revoke marks are swept when stream time has moved this far since the last sweep. */
+const sweepEveryMs = 60_000
+const internLimit = 20_000
+
+export function createCorrelator(config: CorrelatorConfig, restored?: CorrelatorState): Correlator {
+  const rules = compileRules(config.rules, config.window)
+  const matcher = createRuleMatcher(rules)
+  const bounds = createWindowBounds(rules)
+  const windows = createAgentWindows({
+    maxPerAgentSide: config.max_events_per_agent,
+    memoryBudgetBytes: config.memory_budget_bytes,
+  })
+  const incidents = createIncidentGrouper(config.incident_gap, restored?.incidents)
+  const revokes = createRevokeTracker(config.self_identities, config.incident_gap, restored?.revoked)
+  const details = new Map<string, EdgeDetail | CoreDetail>()
+  const stats: Omit<
+    CorrelatorStats,
+    'stream_time' | 'buffered' | 'buffered_bytes' | 'agents' | 'incidents' | 'revoked_targets' | 'overflow'
+  > = {
+    accepted: { edge: 0, core: 0 },
+    late: { edge: 0, core: 0 },
+    duplicate: 0,
+    ignored: Object.fromEntries(ignoredReasons.map((r) => [r, 0])) as Record<IgnoredReason, number>,
+    correlations: 0,
+    evicted: 0,
+  }
+  let st: number | null = restored?.stream_time ?? null
+  let seq = restored?.seq ?? 0
+  let lastSweep: number | null = restored?.last_sweep ?? null
+
+  const intern = <D extends EdgeDetail | CoreDetail>(detail: D): D => {
+    const key = Object.values(detail).join('\u001f')
+    const known = details.get(key)
+    if (known) return known as D
+    if (details.size >= internLimit) details.clear()
+    details.set(key, detail)
+    return detail
+  }
+
+  const edgeDetail = (edge: EdgeFields): EdgeDetail =>
+    intern({
+      side: 'edge',
+      rule: edge.rule,
+      priority: edge.priority,
+      source: edge.source,
+      hostname: edge.hostname,
+      tags: edge.tags,
+    })
+
+  const coreDetail = (core: CoreFields): CoreDetail => {
+    const detail: CoreDetail = {
+      side: 'core',
+      action: core.action,
+      principal: core.principal_arn ?? core.session_issuer_arn ?? '',
+    }
+    if (core.read_only !== undefined) detail.read_only = core.read_only
+    if (core.error_code !== undefined) detail.error_code = core.error_code
+    if (core.source_ip !== undefined) detail.source_ip = core.source_ip
+    if (core.region !== undefined) detail.region = core.region
+    if (core.account_id !== undefined) detail.account_id = core.account_id
+    return intern(detail)
+  }
+
+  const advance = (time: number) => {
+    if (st !== null && time <= st) return
+    st = time
+    stats.evicted += windows.evictExpired(st)
+    if (lastSweep === null || st - lastSweep >= sweepEveryMs) {
+      lastSweep = st
+      incidents.forgetBefore(st - bounds.maxRetention)
+      revokes.forgetBefore(st - bounds.maxRetention)
+    }
+  }
+
+  const build = (rule: CompiledRule, e: Entry, c: Entry): Correlation => {
+    const ed = e.detail as EdgeDetail
+    const cd = c.detail as CoreDetail
+    const id = correlationId(rule.id, e.id, c.id)
+    const time = Math.max(e.time, c.time)
+    const deltaMs = c.time - e.time
+    const { score, reasons } = scoreCorrelation({
+      severity: rule.severity,
+      priority: ed.priority,
+      action: cd.action,
+      readOnly: cd.read_only,
+      errorCode: cd.error_code,
+      deltaMs,
+    })
+    const incident = incidents.assign(e.window.key, time, id, [`edge:${ed.rule}`, `core:${cd.action}`])
+    const { side: _side, ...core } = cd
+    return {
+      id,
+      time,
+      rule: { id: rule.id, severity: rule.severity, revoke: rule.revoke, version: rule.version },
+      agent: {
+        id: e.window.key,
+        resolved_by: e.who.resolved_by !== 'unresolved' ? e.who.resolved_by : c.who.resolved_by,
+        identity: { ...c.who.identity, ...e.who.identity },
+      },
+      edge: {
+        event_id: e.id,
+        time: e.time,
+        rule: ed.rule,
+        priority: ed.priority,
+        output: e.output,
+        hostname: ed.hostname,
+        source: ed.source,
+        tags: [...ed.tags],
+      },
+      core: { event_id: c.id, time: c.time, ...core },
+      delta_ms: deltaMs,
+      window: { ...rule.window },
+      score,
+      reasons,
+      incident,
+      lag_at_arrival: { edge: e.lag, core: c.lag },
+    }
+  }
+
+  /** M1/E1: every pair the newcomer completes, in buffer order, then rule order. */
+  const probe = (x: Entry, others: readonly Entry[]): Correlation[] => {
+    let found: Correlation[] | undefined
+    const xIsEdge = x.detail.side === 'edge'
+    for (const other of others) {
+      if (!other.alive) continue
+      const common = x.mask & other.mask
+      if (common === 0) continue
+      const e = xIsEdge ? x : other
+      const c = xIsEdge ? other : x
+      for (const rule of rules) {
+        if ((common & (1 << rule.index)) === 0 || !bounds.inWindow(rule.index, e.time, c.time)) continue
+        found ??= []
+        found.push(build(rule, e, c))
+      }
+    }
+    return found ?? noCorrelations
+  }
+
+  const late = (event: NormalizedEvent, mask: number): AcceptResult => {
+    const streamTime = st as number
+    const lag = bounds.pastBound(streamTime, event.time, event.side, mask)
+    stats.late[event.side]++
+    return {
+      correlations: noCorrelations,
+      late: {
+        event,
+        stream_time: streamTime,
+        lag_ms: lag,
+        reason: `${event.side} event arrived ${lag} ms after its window and grace closed for every rule that could use it`,
+      },
+    }
+  }
+
+  /** The rules that could use the event, or why none may (K1, internal events, no feedback loop). */
+  const usableMask = (event: NormalizedEvent): number | IgnoredReason => {
+    if (event.side === 'edge') {
+      if (!event.edge || event.edge.internal) return 'internal'
+      return matcher.edgeMask(event.edge)
+    }
+    const core = event.core as CoreFields
+    if (revokes.isSelf(core)) {
+      revokes.noteRevoke(event)
+      return 'self_action'
+    }
+    if (revokes.noteRevoke(event)) return 'revoke_action'
+    return matcher.coreMask(core)
+  }
+
+  const accept = (event: NormalizedEvent): AcceptResult => {
+    const key = event.agent?.id
+    if (!key) return ignoredResult.no_agent
+    if (!Number.isFinite(event.time)) return ignoredResult.invalid_time
+    const mask = usableMask(event)
+    if (typeof mask === 'string') {
+      stats.ignored[mask]++
+      if (mask !== 'internal') advance(event.time)
+      return ignoredResult[mask]
+    }
+    const confirmation = event.side === 'core' ? revokes.confirmation(event) : null
+    if (confirmation) {
+      stats.ignored.revoke_confirmation++
+      advance(event.time)
+      return { correlations: noCorrelations, ignored: 'revoke_confirmation', confirmation }
+    }
+    if (mask === 0) {
+      stats.ignored.no_rule++
+      advance(event.time)
+      return ignoredResult.no_rule
+    }
+    if (windows.seen.has(event.id)) {
+      stats.duplicate++
+      return duplicateResult
+    }
+    const onTime = st === null ? mask : bounds.onTime(st, event.time, event.side, mask)
+    if (onTime === 0) return late(event, mask)
+    const lag = st === null ? 0 : Math.max(0, st - event.time)
+    advance(event.time)
+    const window = windows.window(key)
+    const entry = new Entry(
+      event.id,
+      event.time,
+      onTime,
+      event.time + bounds.retention(onTime),
+      seq++,
+      lag,
+      windows.who(window, event.agent.resolved_by, event.identity),
+      event.side === 'edge' ? edgeDetail(event.edge as EdgeFields) : coreDetail(event.core as CoreFields),
+      event.side === 'edge' ? (event.edge as EdgeFields).output : '',
+      window,
+    )
+    const correlations = probe(entry, event.side === 'edge' ? window.cores : window.edges)
+    windows.add(entry)
+    stats.accepted[event.side]++
+    stats.correlations += correlations.length
+    return { correlations }
+  }
+
+  const snapshot = (): CorrelatorState => {
+    const entries: SerializedEntry[] = []
+    for (const w of windows.agents.values()) {
+      for (const e of [...w.edges, ...w.cores]) {
+        if (!e.alive) continue
+        const serialized: SerializedEntry = {
+          side: e.detail.side,
+          agent: w.key,
+          id: e.id,
+          time: e.time,
+          rules: rules.filter((r) => (e.mask & (1 << r.index)) !== 0).map((r) => r.id),
+          expiry: e.expiry,
+          seq: e.seq,
+          lag: e.lag,
+          who: e.who,
+          detail: e.detail,
+        }
+        if (e.detail.side === 'edge') serialized.output = e.output
+        entries.push(serialized)
+      }
+    }
+    return {
+      version: 1,
+      stream_time: st,
+      seq,
+      last_sweep: lastSweep,
+      entries,
+      incidents: incidents.snapshot(),
+      revoked: revokes.snapshot(),
+    }
+  }
+
+  const restore = (state: CorrelatorState) => {
+    const bitOf = new Map(rules.map((r) => [r.id, 1 << r.index]))
+    for (const s of state.entries) {
+      const mask = s.rules.reduce((m, id) => m | (bitOf.get(id) ?? 0), 0)
+      if (mask === 0) continue
+      const window = windows.window(s.agent)
+      const entry = new Entry(
+        s.id,
+        s.time,
+        mask,
+        s.expiry,
+        s.seq,
+        s.lag,
+        windows.who(window, s.who.resolved_by, s.who.identity),
+        intern(s.detail),
+        s.output ?? '',
+        window,
+      )
+      windows.add(entry)
+    }
+  }
+  if (restored) restore(restored)
+
+  return {
+    accept,
+    streamTime: () => st,
+    stats: () => ({
+      stream_time: st,
+      buffered: windows.buffered(),
+      buffered_bytes: windows.bytes(),
+      agents: windows.agents.size,
+      incidents: incidents.size(),
+      revoked_targets: revokes.size(),
+      overflow: { ...windows.overflow },
+      ...stats,
+      accepted: { ...stats.accepted },
+      late: { ...stats.late },
+      ignored: { ...stats.ignored },
+    }),
+    snapshot,
+    rules,
+  }
+}

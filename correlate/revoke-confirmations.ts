@@ -1,0 +1,129 @@
+// No feedback loop between automated defenders (core.md §5.3). CloudTrail records made by nerve's own
+// revoker (`revoke.self_identities`, as principal or as session issuer, or tagged `by_nerve` by ingest) and
+// revoke-shaped actions (PutRolePolicy AWSRevokeOlderSessions, UpdateAccessKey Inactive, DeleteAccessKey)
+// are never correlated. A revoke seen in the stream marks its role or key "just revoked" for `window` ms of
+// event time: a denied call by that role's sessions or that key inside it is a confirmation, not a threat.
+import type { CoreFields, NormalizedEvent } from '../schemas/types.ts'
+
+export type RevokeTarget = { kind: 'role' | 'access_key'; name: string }
+
+export type RevokeRecord = RevokeTarget & { time: number; event_id: string }
+
+export type RevokeConfirmation = {
+  event_id: string
+  agent_id: string
+  action: string
+  error_code: string
+  revoke_event_id: string
+  target: RevokeTarget
+  /** Event time of the denied call minus event time of the revoke, ms. */
+  after_ms: number
+}
+
+export type RevokeTracker = {
+  isSelf(core: CoreFields): boolean
+  /** Records a revoke-shaped action; returns false when the event is no revoke. */
+  noteRevoke(event: NormalizedEvent): boolean
+  confirmation(event: NormalizedEvent): RevokeConfirmation | null
+  forgetBefore(horizon: number): void
+  size(): number
+  snapshot(): RevokeRecord[]
+}
+
+const confirmingErrors = new Set([
+  'AccessDenied',
+  'AccessDeniedException',
+  'UnauthorizedOperation',
+  'Client.UnauthorizedOperation',
+  'InvalidClientTokenId',
+  'ExpiredToken',
+  'ExpiredTokenException',
+])
+
+/** requestParameters of a CloudTrail record, whether raw is the record or an EventBridge event. */
+function requestParameters(raw: unknown): Record<string, unknown> {
+  if (raw === null || typeof raw !== 'object') return {}
+  const record = raw as Record<string, unknown>
+  const detail = record.detail as Record<string, unknown> | undefined
+  const params = record.requestParameters ?? detail?.requestParameters
+  return params !== null && typeof params === 'object' ? (params as Record<string, unknown>) : {}
+}
+
+export function revokeTargetOf(event: NormalizedEvent): RevokeTarget | null {
+  const action = event.core?.action
+  if (action !== 'iam:PutRolePolicy' && action !== 'iam:UpdateAccessKey' && action !== 'iam:DeleteAccessKey')
+    return null
+  if (event.core?.error_code) return null
+  const p = requestParameters(event.raw)
+  if (action === 'iam:PutRolePolicy')
+    return p.policyName === 'AWSRevokeOlderSessions' && typeof p.roleName === 'string'
+      ? { kind: 'role', name: p.roleName }
+      : null
+  if (action === 'iam:UpdateAccessKey' && p.status !== 'Inactive') return null
+  return typeof p.accessKeyId === 'string' ? { kind: 'access_key', name: p.accessKeyId } : null
+}
+
+/** `arn:aws:iam::123:role/path/name` → `name` (revokes name the role, not its ARN). */
+const roleNameOf = (arn: string | undefined): string | undefined =>
+  arn?.includes(':role/') ? arn.slice(arn.lastIndexOf('/') + 1) : undefined
+
+const keyOf = (t: RevokeTarget) => `${t.kind}:${t.name}`
+
+export function createRevokeTracker(
+  selfIdentities: readonly string[],
+  window: number,
+  restored: readonly RevokeRecord[] = [],
+): RevokeTracker {
+  const self = new Set(selfIdentities)
+  const revoked = new Map<string, RevokeRecord>(restored.map((r) => [keyOf(r), { ...r }]))
+
+  const isSelf = (core: CoreFields) =>
+    core.by_nerve ||
+    (core.principal_arn !== undefined && self.has(core.principal_arn)) ||
+    (core.session_issuer_arn !== undefined && self.has(core.session_issuer_arn))
+
+  const noteRevoke = (event: NormalizedEvent) => {
+    const target = revokeTargetOf(event)
+    if (!target) return false
+    const existing = revoked.get(keyOf(target))
+    if (!existing || existing.time < event.time)
+      revoked.set(keyOf(target), { ...target, time: event.time, event_id: event.id })
+    return true
+  }
+
+  const confirmation = (event: NormalizedEvent): RevokeConfirmation | null => {
+    const core = event.core
+    if (!core?.error_code || !confirmingErrors.has(core.error_code) || revoked.size === 0) return null
+    const candidates: RevokeTarget[] = []
+    const role = roleNameOf(core.session_issuer_arn)
+    if (role) candidates.push({ kind: 'role', name: role })
+    if (core.access_key_id) candidates.push({ kind: 'access_key', name: core.access_key_id })
+    for (const target of candidates) {
+      const record = revoked.get(keyOf(target))
+      if (!record || event.time < record.time || event.time > record.time + window) continue
+      return {
+        event_id: event.id,
+        agent_id: event.agent.id,
+        action: core.action,
+        error_code: core.error_code,
+        revoke_event_id: record.event_id,
+        target,
+        after_ms: event.time - record.time,
+      }
+    }
+    return null
+  }
+
+  const forgetBefore = (horizon: number) => {
+    for (const [key, r] of revoked) if (r.time + window < horizon) revoked.delete(key)
+  }
+
+  return {
+    isSelf,
+    noteRevoke,
+    confirmation,
+    forgetBefore,
+    size: () => revoked.size,
+    snapshot: () => [...revoked.values()].map((r) => ({ ...r })),
+  }
+}

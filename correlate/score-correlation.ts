@@ -1,0 +1,118 @@
+// A 0–100 score for one correlation, with every factor listed so a person can see why:
+// rule severity (≤ 50) + Falco priority (≤ 20) + core action risk (≤ 20) + failed attempt (5) +
+// proximity in time (≤ 10), capped at 100.
+import type { FalcoPriority, ScoreReason } from '../schemas/types.ts'
+import { globToRegExp } from './match-rules.ts'
+
+export type ScoreInput = {
+  severity: number
+  priority: FalcoPriority
+  action: string
+  readOnly: boolean | undefined
+  errorCode: string | undefined
+  deltaMs: number
+}
+
+const priorityPoints: Record<FalcoPriority, number> = {
+  emergency: 20,
+  alert: 20,
+  critical: 20,
+  error: 15,
+  warning: 10,
+  notice: 5,
+  informational: 0,
+  debug: 0,
+}
+
+/** Actions that change who may do what, blind detection or mint credentials (core.md §4). */
+const criticalActions = [
+  'iam:Attach*Policy',
+  'iam:Put*Policy',
+  'iam:CreatePolicyVersion',
+  'iam:SetDefaultPolicyVersion',
+  'iam:UpdateAssumeRolePolicy',
+  'iam:CreateAccessKey',
+  'iam:CreateUser',
+  'iam:CreateLoginProfile',
+  'iam:UpdateLoginProfile',
+  'iam:*RolePermissionsBoundary',
+  'iam:DeactivateMFADevice',
+  'cloudtrail:StopLogging',
+  'cloudtrail:DeleteTrail',
+  'cloudtrail:PutEventSelectors',
+  'cloudtrail:UpdateTrail',
+  'guardduty:*',
+  'ec2:DeleteFlowLogs',
+  'eks:CreateAccessEntry',
+  'eks:AssociateAccessPolicy',
+  'kms:ScheduleKeyDeletion',
+  'kms:PutKeyPolicy',
+  'organizations:LeaveOrganization',
+].map(globToRegExp)
+
+/** Credential and data access. */
+const highActions = [
+  'secretsmanager:*GetSecretValue',
+  'ssm:GetParameter*',
+  'ec2:GetPasswordData',
+  'sts:GetFederationToken',
+  'sts:GetSessionToken',
+  's3:PutBucket*',
+  's3:Delete*',
+  'ec2:Modify*Attribute',
+  'rds:ModifyDBSnapshotAttribute',
+  'iam:CreateRole',
+].map(globToRegExp)
+
+const deniedCodes = new Set([
+  'AccessDenied',
+  'AccessDeniedException',
+  'UnauthorizedOperation',
+  'Client.UnauthorizedOperation',
+  'UnauthorizedAccess',
+])
+
+export const isDenied = (errorCode: string | undefined): boolean =>
+  errorCode !== undefined && deniedCodes.has(errorCode)
+
+function actionRisk(action: string, readOnly: boolean | undefined): { points: number; level: string } {
+  if (criticalActions.some((g) => g.test(action))) return { points: 20, level: 'critical' }
+  if (highActions.some((g) => g.test(action))) return { points: 15, level: 'high' }
+  return readOnly ? { points: 3, level: 'read-only' } : { points: 8, level: 'write' }
+}
+
+function proximity(deltaMs: number): { points: number; detail: string } {
+  const gap = Math.abs(deltaMs)
+  const order = deltaMs >= 0 ? 'after' : 'before'
+  const seconds = Math.round(gap / 1000)
+  const detail = `core event ${seconds}s ${order} the edge event`
+  if (gap <= 60_000) return { points: 10, detail }
+  if (gap <= 300_000) return { points: 6, detail }
+  if (gap <= 900_000) return { points: 3, detail }
+  return { points: 0, detail }
+}
+
+export function scoreCorrelation(input: ScoreInput): { score: number; reasons: ScoreReason[] } {
+  const severity = Math.round(input.severity / 2)
+  const risk = actionRisk(input.action, input.readOnly)
+  const near = proximity(input.deltaMs)
+  const reasons: ScoreReason[] = [
+    { factor: 'rule_severity', points: severity, detail: `rule severity ${input.severity}/100` },
+    {
+      factor: 'edge_priority',
+      points: priorityPoints[input.priority],
+      detail: `Falco priority ${input.priority}`,
+    },
+    { factor: 'action_risk', points: risk.points, detail: `${input.action} is ${risk.level}` },
+  ]
+  if (isDenied(input.errorCode)) {
+    reasons.push({
+      factor: 'failed_attempt',
+      points: 5,
+      detail: `${input.action} was denied (${input.errorCode}): an attempt still shows intent`,
+    })
+  }
+  reasons.push({ factor: 'proximity', points: near.points, detail: near.detail })
+  const total = reasons.reduce((sum, r) => sum + r.points, 0)
+  return { score: Math.min(100, Math.max(0, total)), reasons }
+}
