@@ -1,0 +1,102 @@
+// Correlation → the ECS alert indexed into logs-nerve.correlations-<namespace>. Pure.
+// event.kind: alert makes it show up in Kibana Security (External Alerts over logs-*); event.risk_score is the
+// correlation score (0–100); the edge and core halves stay whole under nerve.edge and nerve.core.
+import type { Correlation } from '../schemas/types.ts'
+import {
+  awsPrincipalName,
+  compact,
+  type EcsDocument,
+  ecsVersion,
+  identityFields,
+  ipLiteral,
+  isoTime,
+  threatFromTags,
+  uniqueStrings,
+} from './ecs-field-mapping.ts'
+import { dataStreamFields, datasetOf } from './elasticsearch-data-streams.ts'
+
+export function buildCorrelationDocument(c: Correlation, namespace: string): EcsDocument {
+  const identity = identityFields(c.agent.identity)
+  const start = Math.min(c.edge.time, c.core.time)
+  const end = Math.max(c.edge.time, c.core.time)
+  const userName = awsPrincipalName(c.core.principal)
+  const onHost = ['', 'syscall', 'syscalls'].includes(c.edge.source)
+  return compact({
+    '@timestamp': isoTime(c.time),
+    ecs: { version: ecsVersion },
+    data_stream: dataStreamFields('correlations', namespace),
+    event: {
+      kind: 'alert',
+      category: ['intrusion_detection'],
+      type: ['info'],
+      action: 'edge-core-correlation',
+      severity: c.rule.severity,
+      risk_score: c.score,
+      risk_score_norm: c.score,
+      id: c.id,
+      dataset: datasetOf('correlations'),
+      module: 'nerve',
+      provider: 'nerve',
+      start: isoTime(start),
+      end: isoTime(end),
+      duration: (end - start) * 1_000_000,
+    },
+    message: correlationMessage(c),
+    tags: c.edge.tags,
+    rule: { id: c.rule.id, name: c.rule.id, ruleset: 'nerve' },
+    threat: threatFromTags(c.edge.tags),
+    observer: { hostname: c.edge.hostname, product: 'Falco', vendor: 'Falco', type: 'ids' },
+    host: onHost ? { name: c.edge.hostname } : undefined,
+    user: { name: userName, id: c.core.principal },
+    ...identity,
+    cloud: {
+      provider: 'aws',
+      account: { id: c.core.account_id ?? c.agent.identity.account_id },
+      region: c.core.region,
+      service: { name: c.core.action.split(':')[0] },
+    },
+    source: c.core.source_ip ? { address: c.core.source_ip, ip: ipLiteral(c.core.source_ip) } : undefined,
+    related: {
+      user: uniqueStrings([userName, c.agent.identity.k8s_service_account, c.agent.identity.session_name]),
+      ip: uniqueStrings([ipLiteral(c.core.source_ip)]),
+      hosts: uniqueStrings([c.edge.hostname, c.agent.identity.host]),
+    },
+    nerve: {
+      agent: { id: c.agent.id, resolved_by: c.agent.resolved_by },
+      identity: { ...c.agent.identity },
+      rule: { id: c.rule.id, severity: c.rule.severity, revoke: c.rule.revoke },
+      incident: { id: c.incident.id },
+      score: c.score,
+      reasons: c.reasons.map((r) => ({ factor: r.factor, points: r.points, detail: r.detail })),
+      delta_ms: c.delta_ms,
+      window: { before: c.window.before, after: c.window.after, grace: c.window.grace },
+      edge: {
+        event_id: c.edge.event_id,
+        time: isoTime(c.edge.time),
+        rule: c.edge.rule,
+        priority: c.edge.priority,
+        output: c.edge.output,
+        hostname: c.edge.hostname,
+        source: c.edge.source,
+        tags: c.edge.tags,
+      },
+      core: {
+        event_id: c.core.event_id,
+        time: isoTime(c.core.time),
+        action: c.core.action,
+        principal: c.core.principal,
+        read_only: c.core.read_only,
+        error_code: c.core.error_code,
+        source_ip: c.core.source_ip,
+        region: c.core.region,
+        account_id: c.core.account_id,
+      },
+    },
+  })
+}
+
+function correlationMessage(c: Correlation): string {
+  const seconds = Math.round(Math.abs(c.delta_ms) / 1000)
+  const order = c.delta_ms >= 0 ? `${seconds}s after` : `${seconds}s before`
+  return `Agent ${c.agent.id}: ${c.core.action} by ${c.core.principal} ${order} Falco "${c.edge.rule}" (score ${c.score}).`
+}

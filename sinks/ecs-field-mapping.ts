@@ -1,0 +1,116 @@
+// How nerve's values become ECS fields (ECS 9.4.0, shared/reference/ecs): the pieces the three document
+// builders share. Pure functions; the allowed values are checked by tests/unit/sinks/ecs-documents.test.ts.
+import { isIP } from 'node:net'
+import type { FalcoPriority, IdentityFields } from '../schemas/types.ts'
+
+export const ecsVersion = '9.4.0'
+
+/** An ECS document: nested objects, no undefined values, no empty objects or arrays. */
+export type EcsDocument = { [field: string]: unknown }
+
+/** Drops undefined values, empty objects and empty arrays, recursively; keeps order. */
+export function compact(value: EcsDocument): EcsDocument {
+  const out: EcsDocument = {}
+  for (const [key, v] of Object.entries(value)) {
+    const kept = compactValue(v)
+    if (kept !== undefined) out[key] = kept
+  }
+  return out
+}
+
+function compactValue(v: unknown): unknown {
+  if (v === undefined || v === null) return undefined
+  if (Array.isArray(v)) {
+    const items = v.map(compactValue).filter((x) => x !== undefined)
+    return items.length > 0 ? items : undefined
+  }
+  if (typeof v === 'object' && !(v instanceof Date)) {
+    const inner = compact(v as EcsDocument)
+    return Object.keys(inner).length > 0 ? inner : undefined
+  }
+  return v
+}
+
+export const isoTime = (epochMs: number): string => new Date(epochMs).toISOString()
+
+/** Unique, non-empty strings in first-seen order (for related.* arrays). */
+export const uniqueStrings = (values: readonly (string | undefined)[]): string[] => [
+  ...new Set(values.filter((v): v is string => typeof v === 'string' && v.length > 0)),
+]
+
+/** An IP literal, or undefined: CloudTrail's sourceIPAddress may be a service name (`iam.amazonaws.com`). */
+export const ipLiteral = (value: string | undefined): string | undefined =>
+  value !== undefined && isIP(value) !== 0 ? value : undefined
+
+/** Falco priority → event.severity, as Elastic's Falco integration maps it (emergency 7 … debug 0). */
+export const falcoSeverity: Record<FalcoPriority, number> = {
+  emergency: 7,
+  alert: 6,
+  critical: 5,
+  error: 4,
+  warning: 3,
+  notice: 2,
+  informational: 1,
+  debug: 0,
+}
+
+const tacticNames: Record<string, string> = {
+  mitre_initial_access: 'Initial Access',
+  mitre_execution: 'Execution',
+  mitre_persistence: 'Persistence',
+  mitre_privilege_escalation: 'Privilege Escalation',
+  mitre_defense_evasion: 'Defense Evasion',
+  mitre_credential_access: 'Credential Access',
+  mitre_discovery: 'Discovery',
+  mitre_lateral_movement: 'Lateral Movement',
+  mitre_collection: 'Collection',
+  mitre_command_and_control: 'Command and Control',
+  mitre_exfiltration: 'Exfiltration',
+  mitre_impact: 'Impact',
+}
+
+/** Falco rule tags → threat.* (MITRE ATT&CK technique ids `T1555`, `T1059.004`; `mitre_*` tactic tags). */
+export function threatFromTags(tags: readonly string[]): EcsDocument | undefined {
+  const techniques = uniqueStrings(tags.filter((t) => /^T\d{4}$/.test(t)))
+  const subtechniques = uniqueStrings(tags.filter((t) => /^T\d{4}\.\d{3}$/.test(t)))
+  const tactics = uniqueStrings(tags.map((t) => tacticNames[t]))
+  if (techniques.length + subtechniques.length + tactics.length === 0) return undefined
+  return {
+    framework: 'MITRE ATT&CK',
+    tactic: { name: tactics },
+    technique: {
+      id: uniqueStrings([...techniques, ...subtechniques.map((s) => s.slice(0, 5))]),
+      subtechnique: { id: subtechniques },
+    },
+  }
+}
+
+/**
+ * The name in an AWS principal ARN, as Elastic's CloudTrail integration fills user.name: the user name
+ * for `…:user/path/name`, the role name for `…:assumed-role/role/session` and `…:role/name`.
+ */
+export function awsPrincipalName(arn: string | undefined): string | undefined {
+  if (!arn?.startsWith('arn:')) return arn || undefined
+  const resource = arn.split(':').slice(5).join(':')
+  const parts = resource.split('/')
+  if (parts[0] === 'assumed-role') return parts[1]
+  return parts.at(-1) || undefined
+}
+
+/** The Kubernetes, container and cloud parts of an identity, as ECS orchestrator.*, container.*, cloud.*. */
+export function identityFields(identity: IdentityFields): EcsDocument {
+  const pod = identity.k8s_pod
+  return {
+    orchestrator:
+      identity.k8s_namespace || pod || identity.cluster
+        ? {
+            type: 'kubernetes',
+            namespace: identity.k8s_namespace,
+            cluster: { name: identity.cluster },
+            resource: pod ? { type: 'pod', name: pod, id: identity.k8s_pod_uid } : undefined,
+          }
+        : undefined,
+    container: { id: identity.container_id, image: { name: identity.container_image } },
+    cloud: identity.account_id ? { provider: 'aws', account: { id: identity.account_id } } : undefined,
+  }
+}

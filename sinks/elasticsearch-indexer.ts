@@ -1,0 +1,319 @@
+// Bulk-indexes bus batches into the nerve data streams (sinks.md §0–1). One writeBatch per bus batch:
+// - every item becomes a bulk `create` with a deterministic _id (event id, correlation id, outcome id);
+// - item 200/201 is indexed; 409 means it is already there (a replay) and counts as indexed;
+// - item 429/5xx, whole-request 429/5xx and network errors are retried with capped, jittered backoff;
+// - whole-request 413 splits the request in halves (one document alone over the limit is final);
+// - any other item 4xx is final: returned in `failed` with Elasticsearch's reason, for the dead-letter topic.
+//
+// Contract with the caller (the bus handler): writeBatch RESOLVES only when every item is final, i.e.
+// indexed, already there, or listed in `failed` (not retriable; dead-letter those, then commit). It REJECTS
+// (NerveError SINK_UNAVAILABLE) when items were still retriable after `max_retries` rounds or Elasticsearch
+// refused the credentials: commit nothing, let the bus deliver the batch again (409s make that harmless).
+import { createHash } from 'node:crypto'
+import type { Client } from '@elastic/elasticsearch'
+import type { DeadLetter } from '../bus/topics.ts'
+import { type ErrorCode, NerveError } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Correlation, ElasticsearchConfig, NormalizedEvent, RevokeOutcome } from '../schemas/types.ts'
+import { buildCorrelationDocument } from './ecs-correlation-document.ts'
+import { buildEventDocument } from './ecs-event-document.ts'
+import { buildRevokeDocument } from './ecs-revoke-document.ts'
+import { createElasticsearchClient, reasonOf, statusOf } from './elasticsearch-client.ts'
+import { dataStreamName, type IndexedTopic } from './elasticsearch-data-streams.ts'
+
+export type IndexItem =
+  | { topic: 'events'; value: NormalizedEvent }
+  | { topic: 'correlations'; value: Correlation }
+  | { topic: 'revoke_outcomes'; value: RevokeOutcome }
+
+export type FailedItem = { index: number; error: NerveError }
+
+export type ElasticsearchIndexer = {
+  /** Resolves when every item is final; `failed` lists the items Elasticsearch rejected for good. */
+  writeBatch(items: readonly IndexItem[]): Promise<{ failed: FailedItem[] }>
+  /** For /readyz: false while Elasticsearch is unreachable or refuses the credentials. */
+  checkHealth(): { ok: boolean; detail?: string }
+  close(): Promise<void>
+}
+
+export type ElasticsearchIndexerDeps = {
+  log: Logger
+  metrics: Metrics
+  now?: () => number
+  /** An existing client (tests, or a shared one); the indexer then leaves closing it to the owner. */
+  client?: Client
+  /** Waits between retry rounds (tests pass one that records and resolves at once). */
+  sleep?: (ms: number) => Promise<void>
+  random?: () => number
+}
+
+export const component = 'elasticsearch_indexer'
+
+/** Requests are cut at this many bytes of NDJSON (the es-js bulk helper's flushBytes). */
+const maxRequestBytes = 5_000_000
+const backoffBaseMs = 250
+const backoffMaxMs = 30_000
+/** Elasticsearch's limit for _id. */
+const maxIdBytes = 512
+
+type Operation = { index: number; stream: string; id: string; action: string; source: string; bytes: number }
+type Outcome = { result: 'created' | 'duplicate' } | { result: 'retry'; reason: string } | FailedOutcome
+type FailedOutcome = { result: 'failed'; error: NerveError }
+/** The bulk response, as filtered by filter_path. */
+type BulkItems = { items?: Record<string, { status: number; error?: { type?: string; reason?: string } }>[] }
+
+/** The topics to subscribe to: events only when `index_events` is on. */
+export const topicsToIndex = (config: ElasticsearchConfig): IndexedTopic[] =>
+  config.index_events ? ['events', 'correlations', 'revoke_outcomes'] : ['correlations', 'revoke_outcomes']
+
+export function createElasticsearchIndexer(
+  config: ElasticsearchConfig,
+  deps: ElasticsearchIndexerDeps,
+): ElasticsearchIndexer {
+  const client = deps.client ?? createElasticsearchClient(config)
+  const log = deps.log.child({ component })
+  const telemetry = deps.metrics.component(component)
+  const documents = deps.metrics.counter(
+    'nerve_elasticsearch_documents_total',
+    'Bulk item results by data stream: created, duplicate (409, already indexed), retried, rejected.',
+    ['data_stream', 'result'],
+  )
+  const duration = deps.metrics.histogram(
+    'nerve_elasticsearch_bulk_duration_seconds',
+    'Time of one bulk request, failed ones included.',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  )
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
+  const random = deps.random ?? Math.random
+  const now = deps.now ?? Date.now
+  let health: { ok: boolean; detail?: string } = { ok: true }
+
+  const operationOf = (item: IndexItem, index: number): Operation => {
+    const stream = dataStreamName(item.topic, config.namespace)
+    const { id, doc } = documentOf(item, config.namespace)
+    const _id = Buffer.byteLength(id) > maxIdBytes ? createHash('sha256').update(id).digest('hex') : id
+    const action = JSON.stringify({ create: { _index: stream, _id } })
+    const source = JSON.stringify(doc)
+    return {
+      index,
+      stream,
+      id: _id,
+      action,
+      source,
+      bytes: Buffer.byteLength(action) + Buffer.byteLength(source) + 2,
+    }
+  }
+
+  /** One bulk request; a 413 splits it. Throws only when the credentials are refused. */
+  const send = async (ops: readonly Operation[]): Promise<Outcome[]> => {
+    let response: BulkItems
+    const started = now()
+    try {
+      response = (await client.bulk({
+        operations: ops.flatMap((op) => [op.action, op.source]),
+        filter_path: 'errors,items.*.error,items.*.status',
+      })) as BulkItems
+    } catch (err) {
+      return requestFailed(ops, err)
+    } finally {
+      duration.observe((now() - started) / 1000)
+    }
+    health = { ok: true }
+    return ops.map((op, i) => {
+      const item = response.items?.[i]
+      const result = item && Object.values(item)[0]
+      if (!result) return { result: 'retry', reason: 'no result for this item' }
+      return itemOutcome(op, result.status, result.error)
+    })
+  }
+
+  const requestFailed = async (ops: readonly Operation[], err: unknown): Promise<Outcome[]> => {
+    const status = statusOf(err)
+    const reason = reasonOf(err)
+    if (status === 413) {
+      telemetry.error('PAYLOAD_TOO_LARGE', 'bulk')
+      if (ops.length === 1) {
+        return [
+          failedOutcome('PAYLOAD_TOO_LARGE', `Document is larger than Elasticsearch accepts: ${reason}`),
+        ]
+      }
+      const half = Math.ceil(ops.length / 2)
+      log.warn({ documents: ops.length }, 'Bulk request too large; splitting it.')
+      return [...(await send(ops.slice(0, half))), ...(await send(ops.slice(half)))]
+    }
+    if (status === 401 || status === 403) {
+      telemetry.error('SINK_UNAVAILABLE', 'bulk')
+      health = { ok: false, detail: `Elasticsearch refused the credentials (HTTP ${status})` }
+      log.error({ status, error_code: 'SINK_UNAVAILABLE' }, 'Elasticsearch refused the credentials.')
+      throw new NerveError(
+        'SINK_UNAVAILABLE',
+        `Elasticsearch refused the credentials (HTTP ${status}): ${reason}`,
+      )
+    }
+    if (status === undefined || status === 429 || status >= 500) {
+      telemetry.error('SINK_UNAVAILABLE', 'bulk')
+      health = { ok: false, detail: `Elasticsearch unavailable: ${reason}` }
+      return ops.map(() => ({ result: 'retry', reason }))
+    }
+    return ops.map(() => failedOutcome('SINK_REJECTED', `Bulk request rejected (HTTP ${status}): ${reason}`))
+  }
+
+  const round = async (ops: readonly Operation[]): Promise<Outcome[]> => {
+    const outcomes: Outcome[] = []
+    for (const chunk of chunksOf(ops)) outcomes.push(...(await send(chunk)))
+    return outcomes
+  }
+
+  const writeBatch = async (items: readonly IndexItem[]): Promise<{ failed: FailedItem[] }> => {
+    telemetry.received(items.length)
+    const failed: FailedItem[] = []
+    let pending: Operation[] = []
+    let skipped = 0
+    items.forEach((item, index) => {
+      if (item.topic === 'events' && !config.index_events) {
+        skipped++
+        return
+      }
+      try {
+        pending.push(operationOf(item, index))
+      } catch (cause) {
+        const error = new NerveError('INPUT_INVALID', `Cannot build the document: ${String(cause)}`, {
+          cause,
+        })
+        failed.push({ index, error })
+      }
+    })
+    if (skipped > 0) telemetry.discarded(skipped, 'events_disabled')
+    if (failed.length > 0) telemetry.error('INPUT_INVALID', 'build', failed.length)
+    let stored = 0
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > config.max_retries) throw gaveUp(pending, attempt)
+      if (attempt > 0) await sleep(backoffMs(attempt - 1, random))
+      const outcomes = await round(pending)
+      const retry: Operation[] = []
+      outcomes.forEach((outcome, i) => {
+        const op = pending[i] as Operation
+        documents.inc({
+          data_stream: op.stream,
+          result: outcome.result === 'failed' ? 'rejected' : outcome.result,
+        })
+        if (outcome.result === 'retry') retry.push(op)
+        else if (outcome.result === 'failed') failed.push({ index: op.index, error: outcome.error })
+        else stored++
+      })
+      pending = retry
+    }
+    telemetry.sent(stored)
+    const rejected = failed.filter((f) => f.error.code !== 'INPUT_INVALID')
+    if (rejected.length > 0) {
+      for (const code of new Set(rejected.map((f) => f.error.code))) {
+        telemetry.error(code, 'index', rejected.filter((f) => f.error.code === code).length)
+      }
+      log.warn(
+        {
+          error_code: rejected[0]?.error.code,
+          count: rejected.length,
+          type: errorTypeOf(rejected[0]?.error),
+        },
+        'Elasticsearch rejected documents; they go to the dead-letter topic.',
+      )
+    }
+    return { failed: failed.sort((a, b) => a.index - b.index) }
+  }
+
+  const gaveUp = (pending: readonly Operation[], attempts: number): NerveError => {
+    log.error(
+      { error_code: 'SINK_UNAVAILABLE', count: pending.length, attempts },
+      'Documents still not indexed after every retry; the batch will be delivered again.',
+    )
+    return new NerveError(
+      'SINK_UNAVAILABLE',
+      `${pending.length} documents still not indexed after ${attempts} attempts; retry the batch.`,
+      { retriable: true, details: { pending: pending.length } },
+    )
+  }
+
+  return {
+    writeBatch,
+    checkHealth: () => health,
+    close: async () => {
+      if (!deps.client) await client.close()
+    },
+  }
+}
+
+function documentOf(item: IndexItem, namespace: string): { id: string; doc: Record<string, unknown> } {
+  switch (item.topic) {
+    case 'events':
+      return { id: item.value.id, doc: buildEventDocument(item.value, namespace) }
+    case 'correlations':
+      return { id: item.value.id, doc: buildCorrelationDocument(item.value, namespace) }
+    case 'revoke_outcomes':
+      return { id: item.value.id, doc: buildRevokeDocument(item.value, namespace) }
+  }
+}
+
+function itemOutcome(op: Operation, status: number, error?: { type?: string; reason?: string }): Outcome {
+  if (status === 200 || status === 201) return { result: 'created' }
+  if (status === 409) return { result: 'duplicate' }
+  const reason = error?.type ? `${error.type}: ${error.reason ?? ''}`.trim() : `HTTP ${status}`
+  if (status === 429 || status >= 500) return { result: 'retry', reason }
+  return failedOutcome(
+    'SINK_REJECTED',
+    `Elasticsearch rejected ${op.id} in ${op.stream} (HTTP ${status}): ${reason}`,
+    {
+      status,
+      type: error?.type,
+      reason: error?.reason,
+      data_stream: op.stream,
+    },
+  )
+}
+
+/** Elasticsearch's error type (`mapper_parsing_exception`), safe to log: its reason may quote the value. */
+const errorTypeOf = (error: NerveError | undefined): string | undefined =>
+  (error?.details as { type?: string } | undefined)?.type
+
+const failedOutcome = (code: ErrorCode, message: string, details?: unknown): FailedOutcome => ({
+  result: 'failed',
+  error: new NerveError(code, message, { retriable: false, details }),
+})
+
+/** Equal jitter: half the capped exponential step, plus a random share of the other half. */
+export function backoffMs(retry: number, random: () => number): number {
+  const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** retry)
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2)
+}
+
+function* chunksOf(ops: readonly Operation[]): Generator<Operation[]> {
+  let chunk: Operation[] = []
+  let bytes = 0
+  for (const op of ops) {
+    if (chunk.length > 0 && bytes + op.bytes > maxRequestBytes) {
+      yield chunk
+      chunk = []
+      bytes = 0
+    }
+    chunk.push(op)
+    bytes += op.bytes
+  }
+  if (chunk.length > 0) yield chunk
+}
+
+/** Dead letters for the items writeBatch returned as failed (the caller publishes them to deadLetterTopic). */
+export function toDeadLetters(
+  items: readonly IndexItem[],
+  failed: readonly FailedItem[],
+  receivedAt: number,
+): DeadLetter[] {
+  return failed.map(({ index, error }) => ({
+    component,
+    error_code: error.code,
+    reason: error.message,
+    index,
+    received_at: receivedAt,
+    original: JSON.stringify(items[index]?.value),
+    original_encoding: 'utf8',
+  }))
+}

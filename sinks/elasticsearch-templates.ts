@@ -1,0 +1,188 @@
+// What `nerve setup elasticsearch` installs, as data: an ILM policy, three component templates (settings,
+// ECS mappings, nerve.* mappings) and one composable index template per data stream. Pure.
+// Mappings are `dynamic: false`: a field nobody mapped stays in _source but is not indexed, so an unknown
+// field can never explode the mapping; `ignore_malformed` keeps a document whose value does not fit its type.
+// The ECS part maps exactly the ECS fields the builders emit, with ECS 9.4.0 types (checked by a test
+// against ecs_flat.yml); free-form maps (Falco output_fields, identities) are `flattened`.
+
+import { ecsVersion } from './ecs-field-mapping.ts'
+import { dataStreamName, datasetOf, type IndexedTopic, indexedTopics } from './elasticsearch-data-streams.ts'
+
+export type FieldMapping = { type: string; [option: string]: unknown }
+
+/** Bumped whenever a template below changes: Elasticsearch keeps it as each template's `version`. */
+export const templateVersion = 1
+
+export const ilmPolicyName = 'nerve'
+
+const keyword: FieldMapping = { type: 'keyword', ignore_above: 1024 }
+const long: FieldMapping = { type: 'long' }
+const float: FieldMapping = { type: 'float' }
+const date: FieldMapping = { type: 'date' }
+const ip: FieldMapping = { type: 'ip' }
+const bool: FieldMapping = { type: 'boolean' }
+const text: FieldMapping = { type: 'match_only_text' }
+const wildcardWithText: FieldMapping = { type: 'wildcard', fields: { text } }
+const keywords = (...names: string[]) => Object.fromEntries(names.map((n) => [n, keyword]))
+
+/** Every ECS field a builder emits, dotted name → mapping (types as in ECS 9.4.0). */
+export const ecsFieldMappings: Record<string, FieldMapping> = {
+  '@timestamp': date,
+  message: text,
+  tags: keyword,
+  'ecs.version': keyword,
+  'data_stream.type': { type: 'constant_keyword' },
+  'data_stream.dataset': { type: 'constant_keyword' },
+  'data_stream.namespace': { type: 'constant_keyword' },
+  ...keywords('event.kind', 'event.category', 'event.type', 'event.action', 'event.outcome', 'event.reason'),
+  ...keywords('event.id', 'event.dataset', 'event.module', 'event.provider'),
+  'event.severity': long,
+  'event.risk_score': float,
+  'event.risk_score_norm': float,
+  'event.created': date,
+  'event.start': date,
+  'event.end': date,
+  'event.duration': long,
+  'event.original': { type: 'keyword', index: false, doc_values: false },
+  ...keywords('rule.id', 'rule.name', 'rule.ruleset'),
+  ...keywords('threat.framework', 'threat.tactic.name', 'threat.technique.id'),
+  'threat.technique.subtechnique.id': keyword,
+  ...keywords('observer.hostname', 'observer.product', 'observer.vendor', 'observer.type', 'host.name'),
+  'process.name': keyword,
+  'process.executable': keyword,
+  'process.command_line': wildcardWithText,
+  'process.pid': long,
+  ...keywords('process.parent.name', 'process.user.name', 'process.user.id', 'file.path'),
+  'source.ip': ip,
+  'source.port': long,
+  'source.address': keyword,
+  'destination.ip': ip,
+  'destination.port': long,
+  'network.transport': keyword,
+  ...keywords('user.name', 'user.id', 'user.roles'),
+  'user_agent.original': { ...keyword, fields: { text } },
+  ...keywords('cloud.provider', 'cloud.account.id', 'cloud.region', 'cloud.service.name'),
+  ...keywords('orchestrator.type', 'orchestrator.namespace', 'orchestrator.cluster.name'),
+  ...keywords('orchestrator.resource.type', 'orchestrator.resource.name', 'orchestrator.resource.id'),
+  ...keywords('container.id', 'container.image.name'),
+  'related.user': keyword,
+  'related.ip': ip,
+  'related.hosts': keyword,
+  'url.original': wildcardWithText,
+  'http.response.status_code': long,
+}
+
+/** nerve's own fields (events, correlations and revoke outcomes share the `nerve.` namespace). */
+export const nerveFieldMappings: Record<string, FieldMapping> = {
+  ...keywords('nerve.side', 'nerve.via', 'nerve.agent.id', 'nerve.agent.resolved_by', 'nerve.time_original'),
+  'nerve.identity': { type: 'flattened', ignore_above: 1024 },
+  'nerve.time_ns': long,
+  'nerve.lag_ms': long,
+  ...keywords('nerve.edge.event_id', 'nerve.edge.rule', 'nerve.edge.priority', 'nerve.edge.source'),
+  ...keywords('nerve.edge.hostname', 'nerve.edge.tags'),
+  'nerve.edge.internal': bool,
+  'nerve.edge.time': date,
+  'nerve.edge.output': text,
+  'nerve.falco.output_fields': { type: 'flattened', ignore_above: 1024, depth_limit: 20 },
+  ...keywords('nerve.core.event_id', 'nerve.core.action', 'nerve.core.event_type', 'nerve.core.error_code'),
+  ...keywords('nerve.core.principal', 'nerve.core.principal_arn', 'nerve.core.principal_type'),
+  ...keywords('nerve.core.session_issuer_arn', 'nerve.core.access_key_id', 'nerve.core.resources'),
+  ...keywords('nerve.core.source_ip', 'nerve.core.region', 'nerve.core.account_id'),
+  'nerve.core.error_message': text,
+  'nerve.core.read_only': bool,
+  'nerve.core.by_nerve': bool,
+  'nerve.core.time': date,
+  ...keywords('nerve.rule.id', 'nerve.incident.id', 'nerve.correlation.id', 'nerve.reasons.factor'),
+  'nerve.rule.severity': long,
+  'nerve.rule.revoke': bool,
+  'nerve.score': float,
+  'nerve.reasons.points': float,
+  'nerve.reasons.detail': text,
+  'nerve.delta_ms': long,
+  'nerve.window.before': long,
+  'nerve.window.after': long,
+  'nerve.window.grace': long,
+  ...keywords(
+    'nerve.revoke.decision_id',
+    'nerve.revoke.status',
+    'nerve.revoke.reason',
+    'nerve.revoke.target',
+  ),
+  'nerve.revoke.detail': text,
+  'nerve.revoke.attempts': long,
+  'nerve.revoke.http_status': long,
+}
+
+type Properties = { [name: string]: FieldMapping | { properties: Properties } }
+
+/** `{'a.b': m}` → `{a: {properties: {b: m}}}`. */
+export function toProperties(fields: Record<string, FieldMapping>): Properties {
+  const root: Properties = {}
+  for (const [path, mapping] of Object.entries(fields)) {
+    const names = path.split('.')
+    let node = root
+    for (const name of names.slice(0, -1)) {
+      if (!node[name]) node[name] = { properties: {} }
+      node = (node[name] as { properties: Properties }).properties
+    }
+    node[names.at(-1) as string] = mapping
+  }
+  return root
+}
+
+const meta = { managed_by: 'nerve', managed: true }
+
+export const ilmPolicy = {
+  _meta: { ...meta, description: 'nerve data streams: roll over at 50 GB per primary shard or 30 days.' },
+  phases: {
+    hot: { min_age: '0ms', actions: { rollover: { max_primary_shard_size: '50gb', max_age: '30d' } } },
+    delete: { min_age: '90d', actions: { delete: {} } },
+  },
+}
+
+export type ComponentTemplate = { name: string; template: Record<string, unknown> }
+
+export const componentTemplates: readonly ComponentTemplate[] = [
+  {
+    name: 'nerve-settings',
+    template: {
+      settings: {
+        index: {
+          lifecycle: { name: ilmPolicyName },
+          codec: 'best_compression',
+          mapping: { ignore_malformed: true },
+        },
+      },
+      mappings: { dynamic: false, date_detection: false, numeric_detection: false },
+    },
+  },
+  {
+    name: `nerve-ecs-${ecsVersion}-mappings`,
+    template: { mappings: { properties: toProperties(ecsFieldMappings) } },
+  },
+  { name: 'nerve-fields-mappings', template: { mappings: { properties: toProperties(nerveFieldMappings) } } },
+]
+
+export type IndexTemplate = {
+  name: string
+  index_patterns: string[]
+  data_stream: Record<string, never>
+  priority: number
+  composed_of: string[]
+}
+
+/**
+ * Priority above the built-in `logs-*-*` template (100) and Fleet's (up to 200), with room under 1000,
+ * as Elastic's docs suggest for custom logs templates (sinks.md §1.4).
+ */
+export const indexTemplatePriority = 501
+
+export const indexTemplates: readonly IndexTemplate[] = indexedTopics.map((topic: IndexedTopic) => ({
+  name: datasetOf(topic).replace('.', '-'),
+  index_patterns: [dataStreamName(topic, '*')],
+  data_stream: {},
+  priority: indexTemplatePriority,
+  composed_of: componentTemplates.map((c) => c.name),
+}))
+
+export const templateMeta = { ...meta, ecs_version: ecsVersion }
