@@ -1,0 +1,106 @@
+// Whether a correlation may revoke its agent: the rule allows it, the score reaches min_score, the agent
+// is not protected, its incident was not revoked already, and the per-agent and global rate limits
+// (sliding windows over wall time) have room. Every answer names its reason in a bounded code.
+// Pure apart from its own memory of earlier revokes: the time is an argument, nothing is read or sent.
+import { createHash } from 'node:crypto'
+import type { Config, Correlation, RateConfig } from '../schemas/types.ts'
+
+export const suppressReasons = [
+  'rule_not_revoking',
+  'below_min_score',
+  'protected_agent',
+  'incident_already_revoked',
+  'rate_limited_agent',
+  'rate_limited_global',
+  'no_targets',
+] as const
+export type SuppressReason = (typeof suppressReasons)[number]
+
+export type RevokeDecision =
+  | { revoke: true; status: 'pending' | 'dry_run'; reason: 'policy_allowed' | 'dry_run' }
+  | { revoke: false; status: 'suppressed'; reason: SuppressReason }
+
+export type RevokePolicyConfig = Pick<Config['revoke'], 'min_score' | 'dry_run' | 'rate_limit'> & {
+  protected_agents: readonly string[]
+  /** False when no webhook target is configured: a revoke would reach nobody. */
+  has_targets: boolean
+}
+
+/** A revoke that went ahead (sent or dry-run): what the limits and the one-per-incident rule remember. */
+export type PastRevoke = { incident_id: string; agent_id: string; time: number }
+
+export type RevokePolicy = {
+  /** Decides, and remembers an allowed revoke against the limits. */
+  decide(correlation: Correlation, now: number): RevokeDecision
+}
+
+/** The idempotency key of an incident's revoke: the webhook-id and CloudEvent id, stable across retries. */
+export function revokeDecisionId(incidentId: string): string {
+  return `rvk_${createHash('sha256').update(`revoke\n${incidentId}`).digest('hex').slice(0, 32)}`
+}
+
+export function createRevokePolicy(config: RevokePolicyConfig, history: readonly PastRevoke[]): RevokePolicy {
+  const protectedAgents = new Set(config.protected_agents)
+  const revokedIncidents = new Set<string>()
+  const global = createSlidingWindow(config.rate_limit.global)
+  const perAgent = new Map<string, ReturnType<typeof createSlidingWindow>>()
+  const agentWindow = (agentId: string) => {
+    let window = perAgent.get(agentId)
+    if (!window) {
+      window = createSlidingWindow(config.rate_limit.per_agent)
+      perAgent.set(agentId, window)
+    }
+    return window
+  }
+  const remember = (past: PastRevoke) => {
+    revokedIncidents.add(past.incident_id)
+    global.add(past.time)
+    agentWindow(past.agent_id).add(past.time)
+  }
+  for (const past of [...history].sort((a, b) => a.time - b.time)) remember(past)
+
+  const suppressed = (reason: SuppressReason): RevokeDecision => ({
+    revoke: false,
+    status: 'suppressed',
+    reason,
+  })
+
+  return {
+    decide(correlation, now) {
+      if (!correlation.rule.revoke) return suppressed('rule_not_revoking')
+      if (correlation.score < config.min_score) return suppressed('below_min_score')
+      if (protectedAgents.has(correlation.agent.id)) return suppressed('protected_agent')
+      if (revokedIncidents.has(correlation.incident.id)) return suppressed('incident_already_revoked')
+      if (!config.dry_run && !config.has_targets) return suppressed('no_targets')
+      if (perAgent.get(correlation.agent.id)?.hasRoom(now) === false) return suppressed('rate_limited_agent')
+      if (!global.hasRoom(now)) return suppressed('rate_limited_global')
+      // Agents idle for longer than the per-agent period are forgotten: the map stays bounded.
+      for (const [agentId, window] of perAgent) if (window.isEmpty(now)) perAgent.delete(agentId)
+      remember({ incident_id: correlation.incident.id, agent_id: correlation.agent.id, time: now })
+      return config.dry_run
+        ? { revoke: true, status: 'dry_run', reason: 'dry_run' }
+        : { revoke: true, status: 'pending', reason: 'policy_allowed' }
+    },
+  }
+}
+
+/** At most `count` events in any period of `per` ms ending now (a sliding log: exact, `count` entries). */
+function createSlidingWindow(rate: RateConfig) {
+  const times: number[] = []
+  const expire = (now: number) => {
+    while (times.length > 0 && (times[0] as number) <= now - rate.per) times.shift()
+  }
+  return {
+    hasRoom(now: number) {
+      expire(now)
+      return times.length < rate.count
+    },
+    isEmpty(now: number) {
+      expire(now)
+      return times.length === 0
+    },
+    add(time: number) {
+      times.push(time)
+    },
+  }
+}

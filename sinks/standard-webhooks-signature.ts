@@ -1,0 +1,23 @@
+// Standard Webhooks 1.0 signing (symmetric scheme): HMAC-SHA256 over `${id}.${timestamp}.${body}` with
+// the base64-decoded `whsec_` secret, sent as `v1,<base64>`; several secrets give several space-separated
+// signatures so a receiver can rotate keys without downtime. Pure: no clock, no I/O.
+import { createHmac } from 'node:crypto'
+import { NerveError } from '../runtime/errors.ts'
+
+const secretPrefix = 'whsec_'
+const base64 = /^[A-Za-z0-9+/]+={0,2}$/
+
+/** The HMAC key of a `whsec_<base64>` secret (the prefix is optional, as in the reference library). */
+export function webhookSecretKey(secret: string): Buffer {
+  const encoded = secret.startsWith(secretPrefix) ? secret.slice(secretPrefix.length) : secret
+  if (!base64.test(encoded) || encoded.length % 4 !== 0) {
+    throw new NerveError('CONFIG_INVALID', 'A revoke webhook secret must be whsec_ followed by base64.')
+  }
+  return Buffer.from(encoded, 'base64')
+}
+
+/** The `webhook-signature` header value: one `v1,<sig>` per key, space-separated. */
+export function signWebhook(keys: readonly Buffer[], id: string, timestamp: number, body: string): string {
+  const content = `${id}.${timestamp}.${body}`
+  return keys.map((key) => `v1,${createHmac('sha256', key).update(content).digest('base64')}`).join(' ')
+}

@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest'
+import {
+  createRevokePolicy,
+  type RevokePolicyConfig,
+  revokeDecisionId,
+  type SuppressReason,
+} from '../../../sinks/revoke-policy.ts'
+import { makeCorrelation } from './correlation-fixture.ts'
+
+const hour = 3_600_000
+const t0 = Date.UTC(2026, 10, 25, 17, 0, 0)
+
+const config = (overrides: Partial<RevokePolicyConfig> = {}): RevokePolicyConfig => ({
+  min_score: 70,
+  dry_run: false,
+  rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 20, per: hour } },
+  protected_agents: ['payments-bot'],
+  has_targets: true,
+  ...overrides,
+})
+
+const agent = (id: string) => ({ id, resolved_by: 'registry' as const, identity: {} })
+
+describe('revoke policy', () => {
+  it('allows a revoking rule, a score at the threshold, an unprotected agent', () => {
+    const policy = createRevokePolicy(config(), [])
+    expect(policy.decide(makeCorrelation(0, { score: 70 }), t0)).toEqual({
+      revoke: true,
+      status: 'pending',
+      reason: 'policy_allowed',
+    })
+  })
+
+  it.each<[string, Parameters<typeof makeCorrelation>[1], SuppressReason]>([
+    ['a rule without revoke', { rule: { id: 'r', severity: 90, revoke: false } }, 'rule_not_revoking'],
+    ['a score one below min_score', { score: 69 }, 'below_min_score'],
+    ['a protected agent', { agent: agent('payments-bot') }, 'protected_agent'],
+  ])('suppresses %s', (_what, overrides, reason) => {
+    const policy = createRevokePolicy(config(), [])
+    expect(policy.decide(makeCorrelation(0, overrides), t0)).toEqual({
+      revoke: false,
+      status: 'suppressed',
+      reason,
+    })
+  })
+
+  it('revokes an incident once', () => {
+    const policy = createRevokePolicy(config({ rate_limit: big() }), [])
+    const incident = { id: 'inc-1' }
+    expect(policy.decide(makeCorrelation(0, { incident }), t0).revoke).toBe(true)
+    expect(policy.decide(makeCorrelation(1, { incident }), t0 + 1)).toMatchObject({
+      reason: 'incident_already_revoked',
+    })
+    expect(policy.decide(makeCorrelation(2), t0 + 2).revoke).toBe(true)
+  })
+
+  it('limits per agent over a sliding window: room again exactly one period after the oldest', () => {
+    const policy = createRevokePolicy(
+      config({ rate_limit: { ...big(), per_agent: { count: 2, per: hour } } }),
+      [],
+    )
+    expect(policy.decide(makeCorrelation(0), t0).revoke).toBe(true)
+    expect(policy.decide(makeCorrelation(1), t0 + 10).revoke).toBe(true)
+    expect(policy.decide(makeCorrelation(2), t0 + 20)).toMatchObject({ reason: 'rate_limited_agent' })
+    expect(policy.decide(makeCorrelation(3), t0 + hour - 1)).toMatchObject({ reason: 'rate_limited_agent' })
+    expect(policy.decide(makeCorrelation(4), t0 + hour).revoke).toBe(true)
+    expect(policy.decide(makeCorrelation(5), t0 + hour + 1)).toMatchObject({ reason: 'rate_limited_agent' })
+    // Another agent is not affected.
+    expect(policy.decide(makeCorrelation(6, { agent: agent('other') }), t0 + hour + 2).revoke).toBe(true)
+  })
+
+  it('under a flood of 1,000 correlations from 50 agents, allows exactly what the limits allow', () => {
+    const policy = createRevokePolicy(
+      config({ rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 40, per: hour } } }),
+      [],
+    )
+    const reasons = new Map<string, number>()
+    for (let i = 0; i < 1000; i++) {
+      const c = makeCorrelation(i, { agent: agent(`agent-${i % 50}`) })
+      const { reason } = policy.decide(c, t0 + i)
+      reasons.set(reason, (reasons.get(reason) ?? 0) + 1)
+    }
+    // Agents 0–39 get one revoke each, then only their own limit; agents 40–49 find the global budget spent.
+    expect(Object.fromEntries(reasons)).toEqual({
+      policy_allowed: 40,
+      rate_limited_agent: 40 * 19,
+      rate_limited_global: 10 * 20,
+    })
+  })
+
+  it('dry-run decides exactly as a live run, and counts against the limits', () => {
+    const policy = createRevokePolicy(config({ dry_run: true, has_targets: false }), [])
+    expect(policy.decide(makeCorrelation(0), t0)).toEqual({
+      revoke: true,
+      status: 'dry_run',
+      reason: 'dry_run',
+    })
+    expect(policy.decide(makeCorrelation(1), t0)).toMatchObject({ reason: 'rate_limited_agent' })
+    expect(policy.decide(makeCorrelation(2, { score: 10 }), t0)).toMatchObject({ reason: 'below_min_score' })
+  })
+
+  it('says no_targets rather than pretending to send when no webhook is configured', () => {
+    const policy = createRevokePolicy(config({ has_targets: false }), [])
+    expect(policy.decide(makeCorrelation(0), t0)).toMatchObject({ revoke: false, reason: 'no_targets' })
+  })
+
+  it('after a restart, remembers revoked incidents and the revokes still inside the windows', () => {
+    const history = [
+      { incident_id: 'inc-data-cleaner-0', agent_id: 'data-cleaner', time: t0 - 10 },
+      { incident_id: 'inc-old', agent_id: 'other', time: t0 - 2 * hour },
+    ]
+    const policy = createRevokePolicy(config(), history)
+    expect(policy.decide(makeCorrelation(0), t0)).toMatchObject({ reason: 'incident_already_revoked' })
+    expect(policy.decide(makeCorrelation(1), t0)).toMatchObject({ reason: 'rate_limited_agent' })
+    expect(policy.decide(makeCorrelation(2, { agent: agent('other') }), t0).revoke).toBe(true)
+  })
+})
+
+describe('revokeDecisionId', () => {
+  it('is one stable key per incident, usable as a webhook-id (no dots)', () => {
+    expect(revokeDecisionId('inc-1')).toBe(revokeDecisionId('inc-1'))
+    expect(revokeDecisionId('inc-1')).not.toBe(revokeDecisionId('inc-2'))
+    expect(revokeDecisionId('inc-1')).toMatch(/^rvk_[0-9a-f]{32}$/)
+  })
+})
+
+function big() {
+  return { per_agent: { count: 1000, per: hour }, global: { count: 1000, per: hour } }
+}
