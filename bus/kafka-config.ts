@@ -31,8 +31,21 @@ export const retryPolicy: RetryPolicy = {
   factor: 0.2,
 }
 
+/** A refused batch is handed over again after this backoff, for as long as the subscription runs. */
+export const handlerRetryPolicy: RetryPolicy = {
+  initialRetryTime: 100,
+  maxRetryTime: 10_000,
+  retries: Number.POSITIVE_INFINITY,
+  multiplier: 2,
+  factor: 0.2,
+}
+
 export type TlsOptions = { ca?: Buffer[]; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean }
-export type SaslOptions = NonNullable<KafkaConfig['sasl']>
+type Credentials = { username: string; password: string }
+export type SaslOptions =
+  | ({ mechanism: 'plain' } & Credentials)
+  | ({ mechanism: 'scram-sha-256' } & Credentials)
+  | ({ mechanism: 'scram-sha-512' } & Credentials)
 
 export type KafkaClientOptions = {
   clientId: string
@@ -69,11 +82,17 @@ export function kafkaClientOptions(config: KafkaConfig, read: ReadFile = readFil
     clientId: config.client_id,
     brokers: [...config.brokers],
     ...(ssl ? { ssl } : {}),
-    ...(config.sasl ? { sasl: { ...config.sasl } } : {}),
+    ...(config.sasl ? { sasl: saslOptions(config.sasl) } : {}),
     connectionTimeout: 10_000,
     requestTimeout: 30_000,
     retry: retryPolicy,
   }
+}
+
+function saslOptions({ mechanism, username, password }: NonNullable<KafkaConfig['sasl']>): SaslOptions {
+  if (mechanism === 'plain') return { mechanism, username, password }
+  if (mechanism === 'scram-sha-256') return { mechanism, username, password }
+  return { mechanism, username, password }
 }
 
 function tlsOptions(ssl: NonNullable<KafkaConfig['ssl']>, read: ReadFile): true | TlsOptions {

@@ -1,0 +1,486 @@
+// The Kafka bus: the only file that imports kafkajs (in maintenance mode, so it stays fenced here).
+// - publish: JSON values keyed by agent id, Kafka's default murmur2 partitioner (kafka-partitioner.ts), an
+//   idempotent producer with acks=all; resolves once the in-sync replicas have the records.
+// - subscribe: one kafkajs consumer per (topic, group), eachBatch with autoCommit off; records are handed
+//   over in chunks of maxBatch, and an offset is resolved and committed only after handle() resolved. A
+//   refused chunk is handed over again after a capped, jittered backoff (heartbeats go on meanwhile); if
+//   the partition moves away first, the new owner reads it again from the last commit (at-least-once).
+// - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
+// - subscribeRaw: an external topic of raw bytes (CloudTrail that another shipper writes to Kafka).
+// - openKeyValueLog: latest value per key over a compacted topic (checkpoints, shared identity links).
+// Errors become NerveError BUS_UNAVAILABLE with kafkajs's own `retriable` decision (kafka-retry.ts).
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  CompressionTypes,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  type KafkaMessage,
+  type LogEntry,
+  logLevel,
+} from 'kafkajs'
+import { errorCodeOf, NerveError } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { KafkaConfig } from '../schemas/types.ts'
+import type {
+  Bus,
+  BusRecord,
+  DeliveredRecord,
+  KeyValueLog,
+  SubscribeOptions,
+  Subscription,
+  Topic,
+} from './bus.ts'
+import {
+  handlerRetryPolicy,
+  kafkaClientOptions,
+  kafkaTopicName,
+  nerveTopicSpecs,
+  producerOptions,
+  requiredAcks,
+  retryPolicy,
+  topicSpec,
+} from './kafka-config.ts'
+import { partitionForKey } from './kafka-partitioner.ts'
+import { backoffDelay, busError } from './kafka-retry.ts'
+import { createKafkaTelemetry } from './kafka-telemetry.ts'
+import { createPartitionOwnership } from './partition-ownership.ts'
+
+/** A record of an external topic, as bytes: nerve did not write it and does not assume its format. */
+export type RawRecord = {
+  key: string | null
+  value: Buffer
+  partition: number
+  offset: number
+  /** Broker (or producer) timestamp, epoch ms. */
+  timestamp: number
+}
+
+export type RawSubscribeOptions = SubscribeOptions & {
+  /** Where a group with no committed offset starts: the earliest retained record (default) or new ones only. */
+  fromBeginning?: boolean
+}
+
+export type KafkaBus = Bus & {
+  /** Reads an existing topic (no prefix, never created) as raw bytes; same commit rules as subscribe(). */
+  subscribeRaw(
+    topicName: string,
+    group: string,
+    handle: (batch: readonly RawRecord[]) => Promise<void>,
+    options?: RawSubscribeOptions,
+  ): Promise<Subscription>
+  /** The latest value per key of a compacted topic (created compacted when allowed), shared by all instances. */
+  openKeyValueLog<T>(topic: Topic<T>): Promise<KeyValueLog<T>>
+  /** For /readyz: false while partitions are being restored (onAssign pending) or the bus is closed. */
+  readiness(): { ok: boolean; detail?: string }
+}
+
+export type KafkaBusDeps = { log: Logger; metrics: Metrics; now?: () => number; random?: () => number }
+
+const kvCatchUpTimeoutMs = 60_000
+
+export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): Promise<KafkaBus> {
+  const now = deps.now ?? Date.now
+  const random = deps.random ?? Math.random
+  const log = deps.log.child({ component: 'kafka_bus' })
+  const telemetry = createKafkaTelemetry(deps.metrics)
+  const kafka = new Kafka({
+    ...kafkaClientOptions(config),
+    logLevel: logLevel.INFO,
+    logCreator: pinoLogCreator(log),
+  })
+  if (config.sasl && !config.ssl)
+    log.warn({ mechanism: config.sasl.mechanism }, 'SASL without TLS sends credentials in the clear.')
+  const compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None
+  const admin = kafka.admin({ retry: retryPolicy })
+  const producer = kafka.producer({
+    ...producerOptions,
+    createPartitioner:
+      () =>
+      ({ message, partitionMetadata }) =>
+        partitionForKey(
+          message.key === null || message.key === undefined ? '' : message.key,
+          partitionMetadata.length,
+        ),
+  })
+  try {
+    await admin.connect()
+    await producer.connect()
+  } catch (err) {
+    await Promise.allSettled([producer.disconnect(), admin.disconnect()])
+    throw busError(err, 'connect')
+  }
+
+  const partitions = new Map<string, number>()
+  const ensured = new Map<string, Promise<void>>()
+  const subscriptions = new Set<{ stop(): Promise<void>; restoring(): number }>()
+  const inFlight = new Set<Promise<unknown>>()
+  let closed = false
+
+  const ensureTopic = (name: string, opts: { compacted?: boolean; create?: boolean } = {}) => {
+    let done = ensured.get(name)
+    if (!done) {
+      done = (async () => {
+        if (config.create_topics && opts.create !== false) {
+          await admin.createTopics({ topics: [topicSpec(config, name, opts)], waitForLeaders: true })
+        }
+        const metadata = await admin.fetchTopicMetadata({ topics: [name] })
+        partitions.set(name, metadata.topics[0]?.partitions.length ?? config.partitions)
+      })().catch((err: unknown) => {
+        ensured.delete(name)
+        throw busError(err, `topic ${name}`)
+      })
+      ensured.set(name, done)
+    }
+    return done
+  }
+
+  if (config.create_topics) {
+    try {
+      await admin.createTopics({ topics: nerveTopicSpecs(config), waitForLeaders: true })
+    } catch (err) {
+      await Promise.allSettled([producer.disconnect(), admin.disconnect()])
+      throw busError(err, 'topic creation')
+    }
+  }
+
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    inFlight.add(work)
+    return work.finally(() => inFlight.delete(work))
+  }
+
+  const refuseIfClosed = () => {
+    if (closed) throw new NerveError('BUS_CLOSED', 'The Kafka bus is closed.')
+  }
+
+  const send = async (name: string, messages: { key: string; value: string | null }[]) => {
+    try {
+      await producer.send({ topic: name, messages, acks: requiredAcks, compression })
+    } catch (err) {
+      const error = busError(err, 'publish')
+      telemetry.component.error(error.code, 'publish', messages.length)
+      log.warn(
+        { error_code: error.code, retriable: error.retriable, topic: name, count: messages.length, err },
+        'Publish failed.',
+      )
+      throw error
+    }
+  }
+
+  const publish = async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]) => {
+    refuseIfClosed()
+    if (records.length === 0) return
+    const name = kafkaTopicName(config, topic)
+    const messages = records.map((r, index) => {
+      const value = JSON.stringify(r.value)
+      if (value === undefined) {
+        throw new NerveError('INPUT_INVALID', `Record ${index} for ${name} has no JSON form.`)
+      }
+      return { key: r.key, value }
+    })
+    await track(
+      (async () => {
+        await ensureTopic(name)
+        await send(name, messages)
+        telemetry.component.sent(messages.length)
+      })(),
+    )
+  }
+
+  type Decode<R> = (message: KafkaMessage, partition: number) => R | undefined
+
+  async function consume<R>(
+    name: string,
+    group: string,
+    decode: Decode<R>,
+    handle: (batch: readonly R[]) => Promise<void>,
+    options: RawSubscribeOptions,
+  ): Promise<Subscription> {
+    const maxBatch = Math.max(1, options.maxBatch ?? 500)
+    const where = { topic: name, group }
+    const ownership = createPartitionOwnership(
+      options,
+      {
+        restored: (parts, ms, failed) => {
+          telemetry.restored(group, ms)
+          if (failed) telemetry.component.error('INTERNAL', 'restore', parts.length)
+          log.info(
+            { ...where, partitions: parts, ms, failed },
+            failed ? 'Partition restore failed.' : 'Partitions restored.',
+          )
+        },
+        revokeFailed: (parts, err) => {
+          telemetry.component.error(errorCodeOf(err), 'revoke', parts.length)
+          log.warn({ ...where, partitions: parts, err }, 'onRevoke failed.')
+        },
+      },
+      now,
+    )
+    const consumer: Consumer = kafka.consumer({
+      groupId: group,
+      retry: retryPolicy,
+      allowAutoTopicCreation: false,
+    })
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const assigned = payload.memberAssignment[name] ?? []
+      telemetry.rebalanced(where, assigned.length)
+      for (const p of ownership.owned()) if (!assigned.includes(p)) telemetry.forget(where, p)
+      ownership.assign(assigned)
+      log.info({ ...where, partitions: assigned }, 'Joined the consumer group.')
+    })
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      telemetry.component.error('BUS_UNAVAILABLE', 'consume')
+      log.warn({ ...where, restart: payload.restart, err: payload.error }, 'Consumer crashed.')
+    })
+
+    let stopping = false
+    const batches = new Set<Promise<void>>()
+    const running = (payload: EachBatchPayload) => !stopping && payload.isRunning() && !payload.isStale()
+
+    /** Waits `ms` in slices, heartbeating; false when the subscription stops or the partition moves. */
+    const pause = async (ms: number, payload: EachBatchPayload) => {
+      const until = now() + ms
+      while (now() < until) {
+        if (!running(payload)) return false
+        await sleep(Math.min(200, until - now()))
+        await payload.heartbeat()
+      }
+      return running(payload)
+    }
+
+    /** Runs `work` until it resolves; false when stopped first. */
+    const untilDone = async (work: () => Promise<void>, stage: string, payload: EachBatchPayload) => {
+      const partition = payload.batch.partition
+      for (let attempt = 1; ; attempt++) {
+        if (!running(payload)) return false
+        try {
+          await work()
+          return true
+        } catch (err) {
+          const code = errorCodeOf(err)
+          const delay = backoffDelay(attempt - 1, handlerRetryPolicy, random)
+          telemetry.component.error(code, stage)
+          log.warn(
+            { error_code: code, stage, ...where, partition, attempt, retry_in_ms: delay, err },
+            'Batch refused; handing it over again.',
+          )
+          if (!(await pause(delay, payload))) return false
+        }
+      }
+    }
+
+    const processBatch = async (payload: EachBatchPayload) => {
+      const { batch } = payload
+      const partition = batch.partition
+      if (!(await untilDone(() => ownership.ready(partition), 'restore', payload))) return
+      for (let i = 0; i < batch.messages.length; i += maxBatch) {
+        const chunk = batch.messages.slice(i, i + maxBatch)
+        const records: R[] = []
+        for (const message of chunk) {
+          const record = decode(message, partition)
+          if (record !== undefined) records.push(record)
+          else {
+            telemetry.component.discarded(1, 'undecodable')
+            log.error(
+              { ...where, partition, offset: message.offset },
+              'Dropped a record that is not valid JSON.',
+            )
+          }
+        }
+        if (records.length > 0 && !(await untilDone(() => handle(records), 'handle', payload))) return
+        const last = chunk[chunk.length - 1]
+        if (!last) return
+        payload.resolveOffset(last.offset)
+        await payload.commitOffsetsIfNecessary(payload.uncommittedOffsets())
+        telemetry.component.received(records.length)
+        telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
+        await payload.heartbeat()
+      }
+    }
+
+    try {
+      await consumer.connect()
+      await consumer.subscribe({ topics: [name], fromBeginning: options.fromBeginning ?? true })
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: async (payload) => {
+          if (stopping) return
+          const work = processBatch(payload)
+          batches.add(work)
+          try {
+            await work
+          } finally {
+            batches.delete(work)
+          }
+        },
+      })
+    } catch (err) {
+      await consumer.disconnect().catch(() => undefined)
+      throw busError(err, `subscribe to ${name}`)
+    }
+
+    let stopped: Promise<void> | undefined
+    const subscription = {
+      restoring: () => ownership.restoring(),
+      stop: () => {
+        stopped ??= (async () => {
+          stopping = true
+          // The in-flight batch finishes and commits while this member still belongs to the group.
+          await Promise.allSettled([...batches])
+          await consumer.stop()
+          await consumer.disconnect()
+          for (const p of ownership.owned()) telemetry.forget(where, p)
+          await ownership.revokeAll()
+          subscriptions.delete(subscription)
+        })()
+        return stopped
+      },
+    }
+    subscriptions.add(subscription)
+    return subscription
+  }
+
+  const subscribe = async <T>(
+    topic: Topic<T>,
+    group: string,
+    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+    options: SubscribeOptions = {},
+  ) => {
+    refuseIfClosed()
+    const name = kafkaTopicName(config, topic)
+    await ensureTopic(name)
+    const decode: Decode<DeliveredRecord<T>> = (message, partition) => {
+      if (message.value === null) return undefined
+      try {
+        const value = JSON.parse(message.value.toString('utf8')) as T
+        return { key: message.key?.toString('utf8') ?? '', value, partition, offset: Number(message.offset) }
+      } catch {
+        return undefined
+      }
+    }
+    return consume(name, group, decode, handle, options)
+  }
+
+  const subscribeRaw = async (
+    topicName: string,
+    group: string,
+    handle: (batch: readonly RawRecord[]) => Promise<void>,
+    options: RawSubscribeOptions = {},
+  ) => {
+    refuseIfClosed()
+    await ensureTopic(topicName, { create: false })
+    const decode: Decode<RawRecord> = (message, partition) => ({
+      key: message.key?.toString('utf8') ?? null,
+      value: message.value ?? Buffer.alloc(0),
+      partition,
+      offset: Number(message.offset),
+      timestamp: Number(message.timestamp),
+    })
+    return consume(topicName, group, decode, handle, options)
+  }
+
+  const openKeyValueLog = async <T>(topic: Topic<T>): Promise<KeyValueLog<T>> => {
+    refuseIfClosed()
+    const name = kafkaTopicName(config, topic)
+    await ensureTopic(name, { compacted: true })
+    const latest = new Map<string, Buffer>()
+    const positions = new Map<number, number>()
+    const waiters = new Set<() => void>()
+    const group = `${config.client_id}.kv.${randomUUID()}`
+    const reader = await consume<KafkaMessage & { partition: number }>(
+      name,
+      group,
+      (message, partition) => ({ ...message, partition }),
+      async (batch) => {
+        for (const m of batch) {
+          const key = m.key?.toString('utf8')
+          if (key !== undefined) {
+            if (m.value === null) latest.delete(key)
+            else latest.set(key, m.value)
+          }
+          positions.set(m.partition, Number(m.offset) + 1)
+        }
+        telemetry.keyValueEntries(name, latest.size)
+        for (const wake of waiters) wake()
+      },
+      { fromBeginning: true },
+    )
+    const caughtUp = async () => {
+      const ends = await admin.fetchTopicOffsets(name).catch((err: unknown) => {
+        throw busError(err, `offsets of ${name}`)
+      })
+      const done = () => ends.every((e) => (positions.get(e.partition) ?? Number(e.low)) >= Number(e.high))
+      const deadline = now() + kvCatchUpTimeoutMs
+      while (!done()) {
+        if (now() > deadline) {
+          throw new NerveError('BUS_UNAVAILABLE', `Reading ${name} did not catch up in time.`, {
+            retriable: true,
+          })
+        }
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            waiters.delete(wake)
+            resolve()
+          }
+          waiters.add(wake)
+          setTimeout(wake, 200)
+        })
+      }
+    }
+    return {
+      get: async (key) => {
+        refuseIfClosed()
+        await caughtUp()
+        const value = latest.get(key)
+        return value === undefined ? undefined : (JSON.parse(value.toString('utf8')) as T)
+      },
+      put: async (key, value) => {
+        refuseIfClosed()
+        const text = value === undefined ? null : JSON.stringify(value)
+        await track(send(name, [{ key, value: text }]))
+      },
+      close: () => reader.stop(),
+    }
+  }
+
+  const close = async () => {
+    if (closed) return
+    closed = true
+    await Promise.allSettled([...subscriptions].map((s) => s.stop()))
+    await Promise.allSettled([...inFlight])
+    await Promise.allSettled([producer.disconnect(), admin.disconnect()])
+    log.info({}, 'Kafka bus closed.')
+  }
+
+  const readiness = () => {
+    if (closed) return { ok: false, detail: 'closed' }
+    const restoring = [...subscriptions].reduce((sum, s) => sum + s.restoring(), 0)
+    return restoring > 0 ? { ok: false, detail: `restoring ${restoring} partitions` } : { ok: true }
+  }
+
+  return {
+    publish,
+    subscribe,
+    subscribeRaw,
+    openKeyValueLog,
+    partitionsOf: (topic) => partitions.get(kafkaTopicName(config, topic)) ?? config.partitions,
+    close,
+    readiness,
+  }
+}
+
+/** kafkajs logs through pino: its ERROR lines are mostly retried network trouble, so they become warn. */
+function pinoLogCreator(log: Logger) {
+  return () =>
+    ({ level, namespace, log: entry }: LogEntry) => {
+      const { message, timestamp: _timestamp, logger: _logger, ...fields } = entry
+      const text = `kafkajs ${namespace}: ${message}`
+      if (level <= logLevel.WARN) log.warn(fields, text)
+      else if (level === logLevel.INFO) log.debug(fields, text)
+      else log.trace(fields, text)
+    }
+}
