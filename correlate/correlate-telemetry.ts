@@ -1,0 +1,108 @@
+// What the correlate stage exports: the four component counters (component="correlator") and
+// nerve_correlate_* series: buffered events, bytes, agents, incidents (gauges, summed over the partitions
+// this instance owns); late, duplicate, ignored and overflow counts; stream-time lag at arrival per side
+// (how far CloudTrail runs behind Falco: size `grace` from its upper quantiles).
+import type { ErrorCode } from '../runtime/errors.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Side } from '../schemas/types.ts'
+import type { Correlator, CorrelatorStats } from './correlator.ts'
+
+const lagBuckets = [0, 1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200]
+
+export function createCorrelateTelemetry(metrics: Metrics) {
+  const component = metrics.component('correlator')
+  const buffered = metrics.gauge('nerve_correlate_buffered_events', 'Events held in correlation windows.')
+  const bytes = metrics.gauge('nerve_correlate_buffered_bytes', 'Estimated heap bytes of buffered events.')
+  const agents = metrics.gauge('nerve_correlate_agents', 'Agents with buffered events.')
+  const incidents = metrics.gauge(
+    'nerve_correlate_open_incidents',
+    'Incidents still open to new correlations.',
+  )
+  const overflow = metrics.counter(
+    'nerve_correlate_overflow_events_total',
+    'Buffered events shed by the per-agent cap or the memory budget (pairs may be lost).',
+    ['reason'],
+  )
+  const late = metrics.counter(
+    'nerve_correlate_late_events_total',
+    'Events that missed their window and grace.',
+    ['side'],
+  )
+  const duplicates = metrics.counter(
+    'nerve_correlate_duplicate_events_total',
+    'Redelivered event ids ignored.',
+  )
+  const ignored = metrics.counter('nerve_correlate_ignored_events_total', 'Events no rule may use, by why.', [
+    'reason',
+  ])
+  const correlations = metrics.counter('nerve_correlate_correlations_total', 'Correlations emitted.')
+  const skipped = metrics.counter(
+    'nerve_correlate_replayed_records_skipped_total',
+    'Redelivered records already in a checkpoint.',
+  )
+  const lag = metrics.histogram(
+    'nerve_correlate_stream_lag_seconds',
+    'Stream time minus event time at arrival, per side (CloudTrail delivery lag behind Falco).',
+    lagBuckets,
+    ['side'],
+  )
+  for (const side of ['edge', 'core']) late.inc({ side }, 0)
+  for (const reason of ['agent_cap', 'memory_budget']) overflow.inc({ reason }, 0)
+
+  const gauges = (partitions: ReadonlyMap<number, { correlator: Correlator }>) => {
+    let b = 0
+    let by = 0
+    let a = 0
+    let i = 0
+    for (const { correlator } of partitions.values()) {
+      const s = correlator.stats()
+      b += s.buffered
+      by += s.buffered_bytes
+      a += s.agents
+      i += s.incidents
+    }
+    buffered.set(b)
+    bytes.set(by)
+    agents.set(a)
+    incidents.set(i)
+  }
+
+  /** Counters move by what each touched partition's correlator counted during the batch. */
+  const batch = (
+    received: number,
+    sent: number,
+    lateCount: number,
+    touched: ReadonlyMap<number, { state: { correlator: Correlator }; before: CorrelatorStats }>,
+    partitions: ReadonlyMap<number, { correlator: Correlator }>,
+  ) => {
+    component.received(received)
+    component.sent(sent)
+    correlations.inc(sent)
+    for (const { state, before } of touched.values()) {
+      const after = state.correlator.stats()
+      const dup = after.duplicate - before.duplicate
+      duplicates.inc(dup)
+      if (dup > 0) component.discarded(dup, 'duplicate')
+      for (const side of ['edge', 'core'] as const) late.inc({ side }, after.late[side] - before.late[side])
+      for (const reason of ['agent_cap', 'memory_budget'] as const) {
+        const n = after.overflow[reason] - before.overflow[reason]
+        overflow.inc({ reason }, n)
+        if (n > 0) component.discarded(n, `overflow_${reason}`)
+      }
+      for (const reason of Object.keys(after.ignored) as (keyof CorrelatorStats['ignored'])[]) {
+        const n = after.ignored[reason] - before.ignored[reason]
+        if (n > 0) ignored.inc({ reason }, n)
+      }
+    }
+    if (lateCount > 0) component.discarded(lateCount, 'late')
+    gauges(partitions)
+  }
+
+  return {
+    batch,
+    gauges,
+    lag: (side: Side, ms: number) => lag.observe({ side }, Math.max(0, ms) / 1000),
+    skipped: (n: number) => skipped.inc(n),
+    error: (code: ErrorCode) => component.error(code, 'correlate'),
+  }
+}

@@ -1,0 +1,135 @@
+// A small in-memory Bus for the correlate stage tests. Its storage (logs and committed offsets) outlives
+// a bus instance, so a test can "kill -9" the process at any durable step (publish, checkpoint, commit) and
+// start a new stage over the same storage. Delivery is driven by the test (drain), one batch at a time.
+import type {
+  Bus,
+  BusRecord,
+  DeliveredRecord,
+  KeyValueLog,
+  SubscribeOptions,
+  Topic,
+} from '../../../bus/bus.ts'
+
+export type MemoryStorage = {
+  logs: Map<string, DeliveredRecord<unknown>[][]>
+  committed: Map<string, number[]>
+  kv: Map<string, string>
+}
+
+export const createMemoryStorage = (): MemoryStorage => ({
+  logs: new Map(),
+  committed: new Map(),
+  kv: new Map(),
+})
+
+export class Crash extends Error {}
+
+/** Counts durable steps; the step numbered `crashAt` kills the process, before or after taking effect. */
+export type CrashPlan = { crashAt: number; after: boolean }
+
+export function createMemoryBus(storage: MemoryStorage, partitions: number, plan?: CrashPlan) {
+  let steps = 0
+  let dead = false
+  const step = (effect: () => void) => {
+    if (dead) throw new Crash('process is dead')
+    const n = steps++
+    if (plan && n === plan.crashAt) {
+      if (plan.after) effect()
+      dead = true
+      throw new Crash(`crash at step ${n}`)
+    }
+    effect()
+  }
+  const partitionOf = (key: string) => {
+    let h = 0
+    for (const ch of key) h = (h * 31 + ch.charCodeAt(0)) >>> 0
+    return h % partitions
+  }
+  const log = (name: string) => {
+    let l = storage.logs.get(name)
+    if (!l) {
+      l = Array.from({ length: partitions }, () => [])
+      storage.logs.set(name, l)
+    }
+    return l
+  }
+  const subs: {
+    topic: string
+    group: string
+    handle: (batch: readonly DeliveredRecord<unknown>[]) => Promise<void>
+    maxBatch: number
+  }[] = []
+
+  const bus: Bus = {
+    publish: async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]) => {
+      step(() => {
+        const l = log(topic.name)
+        for (const r of records) {
+          const p = partitionOf(r.key)
+          const list = l[p] as DeliveredRecord<unknown>[]
+          list.push({ ...structuredClone(r), partition: p, offset: list.length })
+        }
+      })
+    },
+    subscribe: async <T>(
+      topic: Topic<T>,
+      group: string,
+      handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+      options: SubscribeOptions = {},
+    ) => {
+      await options.onAssign?.(Array.from({ length: partitions }, (_, i) => i))
+      const sub = {
+        topic: topic.name,
+        group,
+        handle: handle as (batch: readonly DeliveredRecord<unknown>[]) => Promise<void>,
+        maxBatch: options.maxBatch ?? 3,
+      }
+      subs.push(sub)
+      return { stop: async () => void subs.splice(subs.indexOf(sub), 1) }
+    },
+    partitionsOf: () => partitions,
+    close: async () => void subs.splice(0),
+  }
+
+  /** Delivers batches until every subscription is caught up; a handler error redelivers the batch. */
+  const drain = async () => {
+    for (let progress = true; progress; ) {
+      progress = false
+      for (const sub of [...subs]) {
+        const key = `${sub.topic}/${sub.group}`
+        const offsets = storage.committed.get(key) ?? Array.from({ length: partitions }, () => 0)
+        storage.committed.set(key, offsets)
+        for (let p = 0; p < partitions; p++) {
+          const batch = (log(sub.topic)[p] as DeliveredRecord<unknown>[]).slice(
+            offsets[p],
+            (offsets[p] as number) + sub.maxBatch,
+          )
+          if (batch.length === 0) continue
+          await sub.handle(batch.map((r) => structuredClone(r)))
+          step(() => {
+            offsets[p] = (offsets[p] as number) + batch.length
+          })
+          progress = true
+        }
+      }
+    }
+  }
+
+  const records = <T>(topic: Topic<T>) => log(topic.name).flat() as DeliveredRecord<T>[]
+
+  /** A durable key-value log in the same storage, subject to the same crash plan. */
+  const keyValueLog = <T>(): KeyValueLog<T> => ({
+    get: async (key) => {
+      const v = storage.kv.get(key)
+      return v === undefined ? undefined : (JSON.parse(v) as T)
+    },
+    put: async (key, value) =>
+      step(() => {
+        if (value === undefined) storage.kv.delete(key)
+        else storage.kv.set(key, JSON.stringify(value))
+      }),
+    close: async () => {},
+  })
+
+  return { bus, drain, records, keyValueLog, steps: () => steps }
+}

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest'
+import { correlationsTopic, eventsTopic, lateEventsTopic } from '../../../bus/topics.ts'
+import { startCorrelate } from '../../../correlate/start-correlate.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import {
+  Crash,
+  type CrashPlan,
+  createMemoryBus,
+  createMemoryStorage,
+  type MemoryStorage,
+} from './memory-bus.ts'
+import { coreEvent, edgeEvent } from './sample-events.ts'
+
+const T0 = Date.UTC(2024, 7, 1, 13, 30)
+const min = 60_000
+const config: Config = loadConfig()
+
+/** Four agents over two partitions: shells, IAM changes, secrets reads, noise, a redelivery, a late core. */
+function input(): NormalizedEvent[] {
+  const events: NormalizedEvent[] = []
+  for (const [i, agent] of ['data-cleaner', 'report-bot', 'etl-runner', 'billing-agent'].entries()) {
+    events.push(edgeEvent({ id: `e-shell-${i}`, agent, time: T0 + i * min }))
+    events.push(
+      coreEvent({
+        id: `c-noise-${i}`,
+        agent,
+        time: T0 + i * min + 1,
+        action: 's3:GetObject',
+        readOnly: true,
+      }),
+    )
+    events.push(coreEvent({ id: `c-attach-${i}`, agent, time: T0 + i * min + 90_000 }))
+    events.push(
+      edgeEvent({
+        id: `e-find-${i}`,
+        agent,
+        time: T0 + i * min + 100_000,
+        rule: 'Find AWS Credentials',
+        priority: 'warning',
+      }),
+    )
+    events.push(
+      coreEvent({
+        id: `c-secret-${i}`,
+        agent,
+        time: T0 + i * min + 120_000,
+        action: 'secretsmanager:GetSecretValue',
+        readOnly: true,
+      }),
+    )
+    events.push(coreEvent({ id: `c-attach-${i}`, agent, time: T0 + i * min + 90_000 }))
+  }
+  events.push(edgeEvent({ id: 'e-far', agent: 'data-cleaner', time: T0 + 3 * 3_600_000 }))
+  events.push(coreEvent({ id: 'c-late', agent: 'data-cleaner', time: T0 }))
+  return events
+}
+
+async function publishInput(storage: MemoryStorage) {
+  const { bus } = createMemoryBus(storage, 2)
+  await bus.publish(
+    eventsTopic,
+    input().map((e) => ({ key: e.agent.id, value: e })),
+  )
+}
+
+async function runStage(storage: MemoryStorage, plan?: CrashPlan) {
+  const runtime = createTestRuntime()
+  const memory = createMemoryBus(storage, 2, plan)
+  const stage = await startCorrelate(config, {
+    bus: memory.bus,
+    log: runtime.log,
+    metrics: runtime.metrics,
+    checkpoints: memory.keyValueLog(),
+  })
+  await memory.drain()
+  return { stage, memory, runtime }
+}
+
+const published = (storage: MemoryStorage) =>
+  createMemoryBus(storage, 2)
+    .records(correlationsTopic)
+    .map((r) => r.value as Correlation)
+
+describe('startCorrelate', () => {
+  it('publishes correlations keyed by agent and late events, and exports its gauges', async () => {
+    const storage = createMemoryStorage()
+    await publishInput(storage)
+    const { stage, memory, runtime } = await runStage(storage)
+    const correlations = memory.records(correlationsTopic)
+    expect(correlations.map((r) => r.value.rule.id).sort()).toEqual([
+      ...Array(4).fill('credential-search-then-secret-access'),
+      ...Array(4).fill('shell-then-iam-privilege-change'),
+    ])
+    for (const r of correlations) expect(r.key).toBe(r.value.agent.id)
+    const late = memory.records(lateEventsTopic)
+    expect(late.map((r) => r.value.event.id)).toEqual(['c-late'])
+    expect(stage.readiness.correlator?.()).toEqual({ ok: true })
+    expect(await runtime.metricValue('nerve_correlate_late_events_total', { side: 'core' })).toBe(1)
+    expect(await runtime.metricValue('nerve_correlate_duplicate_events_total')).toBe(4)
+    expect(await runtime.metricValue('nerve_correlate_correlations_total')).toBe(8)
+    expect(await runtime.metricValue('nerve_correlate_buffered_events')).toBeGreaterThan(0)
+    expect(
+      await runtime.metricValue('nerve_component_received_events_total', { component: 'correlator' }),
+    ).toBe(input().length)
+    const text = await runtime.metrics.render()
+    expect(text).toContain('nerve_correlate_stream_lag_seconds_bucket{le="0",side="core"}')
+    expect(text).toContain('nerve_correlate_overflow_events_total{reason="agent_cap"} 0')
+    await stage.close()
+    expect(stage.readiness.correlator?.()).toMatchObject({ ok: false })
+  })
+
+  it('a kill -9 at any durable step, then a restart, yields the same correlations without new ids', async () => {
+    const clean = createMemoryStorage()
+    await publishInput(clean)
+    const { memory } = await runStage(clean)
+    const expected = published(clean)
+    const expectedIds = new Set(expected.map((c) => c.id))
+    const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
+    const totalSteps = memory.steps()
+    expect(totalSteps).toBeGreaterThan(10)
+
+    for (let crashAt = 0; crashAt < totalSteps; crashAt++) {
+      for (const after of [false, true]) {
+        const storage = createMemoryStorage()
+        await publishInput(storage)
+        await expect(runStage(storage, { crashAt, after })).rejects.toBeInstanceOf(Crash)
+        await runStage(storage)
+        const got = published(storage)
+        expect(new Set(got.map((c) => c.id)), `crash at ${crashAt} after=${after}`).toEqual(expectedIds)
+        for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
+      }
+    }
+  })
+})
