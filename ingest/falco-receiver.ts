@@ -1,0 +1,18 @@
+// POST /v1/falco: Falcosidekick's webhook output (bearer token in webhook.customheaders) and Falco's own
+// http_output (?token=, or mTLS): one alert, a JSON array or NDJSON of them.
+import type { Route } from '../runtime/http-server.ts'
+import type { HttpConfig } from '../schemas/types.ts'
+import { createItemsRoute, type ReceiverDeps } from './receive-items.ts'
+
+export function createFalcoReceiver(config: HttpConfig, deps: ReceiverDeps): Route {
+  return createItemsRoute(
+    {
+      url: '/v1/falco',
+      component: 'falco_receiver',
+      kind: 'falco',
+      plainTextHint: 'Falco sends text unless json_output: true is set in falco.yaml.',
+    },
+    config,
+    deps,
+  )
+}

@@ -1,0 +1,166 @@
+// A validated CloudTrail record → one normalized core event. Pure. The id is the eventID (a content hash
+// of the record only for hand-written records without one). Credential-issuing calls carry what identity
+// stitching needs: the issued accessKeyId and its expiry, and, for EKS workloads, the Kubernetes identity
+// that appears only there (IRSA: the web-identity user name; Pod Identity: the session tags).
+import type { CloudTrailRecord } from '../schemas/input-validators.ts'
+import type { CoreFields, IdentityFields } from '../schemas/types.ts'
+import { contentHash } from './content-hash.ts'
+import type { NormalizeContext, NormalizeResult } from './normalized-draft.ts'
+import { parseEventTime } from './parse-event-time.ts'
+
+/** Insights records have no eventName or userIdentity: recognized and skipped, never normalized. */
+export function isInsightRecord(value: Record<string, unknown>): boolean {
+  return (
+    value.eventType === 'AwsCloudTrailInsight' ||
+    value.eventCategory === 'Insight' ||
+    'insightDetails' in value
+  )
+}
+
+const defaultSessionMs = 3_600_000
+
+export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: NormalizeContext): NormalizeResult {
+  const time = parseEventTime(record.eventTime)
+  if (!time) return { ok: false, problems: [{ path: '/eventTime', message: 'is not a real calendar time' }] }
+  const identity = recordIdentity(record)
+  const ui = record.userIdentity ?? {}
+  const issuer = ui.sessionContext?.sessionIssuer?.arn
+  const core: CoreFields = {
+    action: `${record.eventSource.replace(/\.amazonaws\.com$/, '')}:${record.eventName}`,
+    event_source: record.eventSource,
+    event_name: record.eventName,
+    event_type: record.eventType ?? 'AwsApiCall',
+    resources: (record.resources ?? [])
+      .map((r) => r.ARN)
+      .filter((arn): arn is string => typeof arn === 'string'),
+    by_nerve: [ui.arn, issuer, identity.role_arn].some((arn) => arn !== undefined && ctx.isSelfIdentity(arn)),
+  }
+  set(core, 'read_only', readOnly(record.readOnly))
+  set(core, 'error_code', nonEmpty(record.errorCode))
+  set(core, 'error_message', nonEmpty(record.errorMessage))
+  set(core, 'principal_arn', nonEmpty(ui.arn))
+  set(core, 'principal_type', nonEmpty(ui.type))
+  set(core, 'session_issuer_arn', nonEmpty(issuer))
+  set(core, 'access_key_id', nonEmpty(ui.accessKeyId))
+  set(core, 'source_ip', nonEmpty(record.sourceIPAddress))
+  set(core, 'user_agent', nonEmpty(record.userAgent))
+  set(core, 'region', nonEmpty(record.awsRegion))
+  set(core, 'account_id', identity.account_id)
+  set(core, 'credentials', issuedCredentials(record, time.ms))
+  return {
+    ok: true,
+    event: {
+      id: record.eventID ?? `ct-${contentHash(record)}`,
+      side: 'core',
+      time: time.ms,
+      time_ns: time.ns,
+      time_original: record.eventTime,
+      received_at: ctx.receivedAt,
+      via: ctx.via,
+      identity,
+      core,
+      raw: record,
+    },
+  }
+}
+
+const instanceSession = /^i-[0-9a-zA-Z]{8,17}$/
+const serviceAccountUser = /^system:serviceaccount:([^:]+):([^:]+)$/
+
+function recordIdentity(record: CloudTrailRecord): IdentityFields {
+  const ui = record.userIdentity ?? {}
+  const identity: IdentityFields = {}
+  set(identity, 'principal_arn', nonEmpty(ui.arn))
+  set(identity, 'access_key_id', nonEmpty(ui.accessKeyId))
+  set(identity, 'account_id', nonEmpty(ui.accountId) ?? nonEmpty(record.recipientAccountId))
+  const issuer = ui.sessionContext?.sessionIssuer
+  const session = /^arn:[^:]+:sts::[^:]*:assumed-role\/[^/]+\/(.+)$/.exec(ui.arn ?? '')?.[1]
+  if (issuer?.type === 'Role' || session)
+    set(identity, 'role_arn', nonEmpty(issuer?.arn) ?? roleOfSession(ui.arn))
+  set(identity, 'session_name', session)
+  if (session && instanceSession.test(session)) identity.host = session
+  Object.assign(identity, issuedTo(record))
+  return identity
+}
+
+/** Who the credentials issued by this call belong to, when the call says so (EKS workloads, EC2 nodes). */
+function issuedTo(record: CloudTrailRecord): IdentityFields {
+  const params = record.requestParameters ?? {}
+  const roleArn = typeof params.roleArn === 'string' ? params.roleArn : undefined
+  const sessionName = typeof params.roleSessionName === 'string' ? params.roleSessionName : undefined
+  const ui = record.userIdentity ?? {}
+  if (record.eventSource !== 'sts.amazonaws.com') return {}
+  if (record.eventName === 'AssumeRoleWithWebIdentity') {
+    const sa = serviceAccountUser.exec(ui.userName ?? '')
+    if (!sa) return {}
+    return compact({ k8s_namespace: sa[1], k8s_service_account: sa[2], role_arn: roleArn })
+  }
+  if (record.eventName !== 'AssumeRole' || ui.type !== 'AWSService') return {}
+  if (ui.invokedBy === 'pods.eks.amazonaws.com') {
+    const tags = sessionTags(params.tags)
+    return compact({
+      k8s_namespace: tags['kubernetes-namespace'],
+      k8s_service_account: tags['kubernetes-service-account'],
+      k8s_pod: tags['kubernetes-pod-name'],
+      k8s_pod_uid: tags['kubernetes-pod-uid'],
+      cluster: tags['eks-cluster-name'],
+      role_arn: roleArn,
+    })
+  }
+  if (ui.invokedBy === 'ec2.amazonaws.com' && sessionName && instanceSession.test(sessionName)) {
+    return compact({ host: sessionName, role_arn: roleArn, session_name: sessionName })
+  }
+  return {}
+}
+
+function sessionTags(tags: unknown): Record<string, string> {
+  if (!Array.isArray(tags)) return {}
+  const out: Record<string, string> = {}
+  for (const tag of tags) {
+    if (typeof tag?.key === 'string' && typeof tag?.value === 'string') out[tag.key] = tag.value
+  }
+  return out
+}
+
+function issuedCredentials(record: CloudTrailRecord, issuedAt: number): CoreFields['credentials'] {
+  const credentials = record.responseElements?.credentials as Record<string, unknown> | undefined
+  const keyId = credentials?.accessKeyId
+  if (typeof keyId !== 'string' || keyId === '') return undefined
+  return { access_key_id: keyId, expires: expiry(credentials?.expiration, record, issuedAt) }
+}
+
+/** CloudTrail writes `expiration` as "Apr 16, 2024, 3:20:04 PM" (UTC); fall back to durationSeconds, then 1 h. */
+function expiry(expiration: unknown, record: CloudTrailRecord, issuedAt: number): number {
+  if (typeof expiration === 'string') {
+    const parsed = /[zZ]$|[+-]\d{2}:?\d{2}$/.test(expiration)
+      ? Date.parse(expiration)
+      : Date.parse(`${expiration} UTC`)
+    if (Number.isFinite(parsed) && parsed > issuedAt) return parsed
+  }
+  const duration = record.requestParameters?.durationSeconds
+  if (typeof duration === 'number' && duration > 0) return issuedAt + duration * 1000
+  return issuedAt + defaultSessionMs
+}
+
+function roleOfSession(arn: string | undefined): string | undefined {
+  const m = /^arn:([^:]+):sts::([^:]*):assumed-role\/([^/]+)\//.exec(arn ?? '')
+  return m ? `arn:${m[1]}:iam::${m[2]}:role/${m[3]}` : undefined
+}
+
+function readOnly(value: boolean | string | undefined): boolean | undefined {
+  if (typeof value === 'boolean') return value
+  if (value === 'true' || value === 'false') return value === 'true'
+  return undefined
+}
+
+function nonEmpty(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+function set<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) target[key] = value
+}
+
+function compact<T extends Record<string, unknown>>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}

@@ -1,0 +1,159 @@
+// A validated Falco alert → one normalized event. Pure. The edge id is a content hash of hostname,
+// source, rule, time (canonical 9 digits) and output_fields: the same alert hashes the same whether it came
+// straight from Falco or through Falcosidekick (which adds a random uuid and trims the time). Alerts of the
+// cloudtrail plugin (`source: aws_cloudtrail`) are CloudTrail calls seen through the edge door: they become
+// core events whose id is `ct.id` (the CloudTrail eventID), so the same call is never counted twice.
+
+import type { FalcoAlert } from '../schemas/input-validators.ts'
+import type { CoreFields, EdgeFields, FalcoPriority, IdentityFields } from '../schemas/types.ts'
+import { contentHash } from './content-hash.ts'
+import type { NormalizeContext, NormalizeResult } from './normalized-draft.ts'
+import { parseEventTime } from './parse-event-time.ts'
+
+type Fields = Record<string, unknown>
+
+export function normalizeFalcoAlert(alert: FalcoAlert, ctx: NormalizeContext): NormalizeResult {
+  const time = parseEventTime(alert.time)
+  if (!time) return { ok: false, problems: [{ path: '/time', message: 'is not a real calendar time' }] }
+  const source = canonicalSource(alert.source)
+  const hostname = alert.hostname ?? ''
+  const fields: Fields = alert.output_fields ?? {}
+  const hash = contentHash([hostname, source, alert.rule, time.canonical, fields])
+  const base = {
+    time: time.ms,
+    time_ns: time.ns,
+    time_original: alert.time,
+    received_at: ctx.receivedAt,
+    via: ctx.via,
+    raw: alert,
+  }
+  if (source === 'aws_cloudtrail') {
+    const core = cloudTrailCore(fields, ctx)
+    const id = text(fields['ct.id']) ?? `falco-ct-${hash}`
+    return { ok: true, event: { ...base, id, side: 'core', identity: cloudTrailIdentity(fields), core } }
+  }
+  const edge: EdgeFields = {
+    rule: alert.rule,
+    priority: canonicalPriority(alert.priority),
+    source,
+    hostname,
+    tags: alert.tags ?? [],
+    output: alert.output ?? '',
+    output_fields: fields,
+    internal: source === 'internal' || alert.rule.startsWith('Falco internal:'),
+    ...details(fields),
+  }
+  return { ok: true, event: { ...base, id: hash, side: 'edge', identity: edgeIdentity(fields, edge), edge } }
+}
+
+/** Missing on old Falco; `syscalls` is Falcosidekick's default for an empty source. */
+function canonicalSource(source: string | undefined): string {
+  if (!source || source === 'syscalls') return 'syscall'
+  return source
+}
+
+function canonicalPriority(priority: string): FalcoPriority {
+  const lower = priority.toLowerCase()
+  return (lower === 'info' ? 'informational' : lower) as FalcoPriority
+}
+
+const serviceAccountUser = /^system:serviceaccount:([^:]+):([^:]+)$/
+
+function edgeIdentity(fields: Fields, edge: EdgeFields): IdentityFields {
+  const identity: IdentityFields = {}
+  set(identity, 'k8s_namespace', text(fields['k8s.ns.name']) ?? text(fields['k8smeta.ns.name']))
+  set(identity, 'k8s_pod', text(fields['k8s.pod.name']) ?? text(fields['k8smeta.pod.name']))
+  set(identity, 'k8s_pod_uid', text(fields['k8s.pod.uid']) ?? text(fields['k8smeta.pod.uid']))
+  const containerId = text(fields['container.id'])
+  if (containerId !== 'host') set(identity, 'container_id', containerId)
+  set(identity, 'container_image', image(fields))
+  const actor = serviceAccountUser.exec(text(fields['ka.user.name']) ?? '')
+  if (actor) {
+    identity.k8s_namespace = actor[1]
+    identity.k8s_service_account = actor[2]
+  }
+  // For plugin sources (k8s_audit, gcp_auditlog, …) hostname is where Falco runs, not the workload's host.
+  if (edge.source === 'syscall' || edge.internal) set(identity, 'host', edge.hostname || undefined)
+  return identity
+}
+
+function image(fields: Fields): string | undefined {
+  const repository = text(fields['container.image.repository'])
+  if (!repository) return text(fields['container.image'])
+  const tag = text(fields['container.image.tag'])
+  return tag ? `${repository}:${tag}` : repository
+}
+
+function details(fields: Fields): Pick<EdgeFields, 'process' | 'network' | 'file' | 'user'> {
+  const process = compact({
+    name: text(fields['proc.name']),
+    cmdline: text(fields['proc.cmdline']),
+    exepath: text(fields['proc.exepath']),
+    parent: text(fields['proc.pname']),
+    pid: integer(fields['proc.pid']),
+  })
+  const network = compact({
+    remote_ip: text(fields['fd.rip']) ?? text(fields['fd.sip']),
+    remote_port: integer(fields['fd.rport']) ?? integer(fields['fd.sport']),
+    local_ip: text(fields['fd.lip']) ?? text(fields['fd.cip']),
+    local_port: integer(fields['fd.lport']) ?? integer(fields['fd.cport']),
+    proto: text(fields['fd.l4proto']),
+  })
+  const fdName = text(fields['fd.name'])
+  const file = compact({ path: fdName?.startsWith('/') && !fdName.includes('->') ? fdName : undefined })
+  const user = compact({ name: text(fields['user.name']), uid: integer(fields['user.uid']) })
+  return compact({ process, network, file, user }) ?? {}
+}
+
+function cloudTrailCore(fields: Fields, ctx: NormalizeContext): CoreFields {
+  const shortSource = text(fields['ct.shortsrc'])
+  const eventSource = text(fields['ct.src']) ?? (shortSource ? `${shortSource}.amazonaws.com` : 'unknown')
+  const eventName = text(fields['ct.name']) ?? 'unknown'
+  const principal = text(fields['ct.user.arn'])
+  const readOnly = text(fields['ct.readonly'])
+  const core: CoreFields = {
+    action: `${eventSource.replace(/\.amazonaws\.com$/, '')}:${eventName}`,
+    event_source: eventSource,
+    event_name: eventName,
+    event_type: text(fields['ct.type']) ?? 'unknown',
+    resources: [],
+    by_nerve: principal !== undefined && ctx.isSelfIdentity(principal),
+  }
+  set(core, 'read_only', readOnly === undefined ? undefined : readOnly === 'true')
+  set(core, 'error_code', text(fields['ct.error']))
+  set(core, 'principal_arn', principal)
+  set(core, 'principal_type', text(fields['ct.user.identitytype']))
+  set(core, 'source_ip', text(fields['ct.srcip']))
+  set(core, 'user_agent', text(fields['ct.useragent']))
+  set(core, 'region', text(fields['ct.region']))
+  set(core, 'account_id', text(fields['ct.user.accountid']))
+  return core
+}
+
+function cloudTrailIdentity(fields: Fields): IdentityFields {
+  const identity: IdentityFields = {}
+  set(identity, 'principal_arn', text(fields['ct.user.arn']))
+  set(identity, 'account_id', text(fields['ct.user.accountid']))
+  return identity
+}
+
+/** A usable text value: Falco writes `<NA>` or null when it does not know. */
+function text(value: unknown): string | undefined {
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  if (typeof value !== 'string' || value === '' || value === '<NA>') return undefined
+  return value
+}
+
+function integer(value: unknown): number | undefined {
+  const n = typeof value === 'string' && /^-?\d{1,15}$/.test(value) ? Number(value) : value
+  return typeof n === 'number' && Number.isSafeInteger(n) ? n : undefined
+}
+
+function set<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) target[key] = value
+}
+
+function compact<T extends Record<string, unknown>>(value: T): T | undefined {
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined)
+  return entries.length > 0 ? (Object.fromEntries(entries) as T) : undefined
+}

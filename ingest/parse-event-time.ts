@@ -1,0 +1,31 @@
+// Event times are parsed once, here: an RFC 3339 string → epoch ms, the nanoseconds within that
+// millisecond (Falco keeps 9 digits; ordering must not lose them), and the canonical UTC form with
+// exactly 9 fractional digits (Falcosidekick drops trailing zeros; the edge id must not depend on that).
+export type EventTime = { ms: number; ns: number; canonical: string }
+
+const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):(\d{2}))$/
+
+/** Undefined when the string is not an RFC 3339 time or names an impossible date. */
+export function parseEventTime(text: string): EventTime | undefined {
+  const m = rfc3339.exec(text)
+  if (!m) return undefined
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ]
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return undefined
+  const offsetMinutes = m[8] === 'Z' ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11]))
+  const secondsMs = Date.UTC(year, month - 1, day, hour, minute, second) - offsetMinutes * 60_000
+  const check = new Date(Date.UTC(year, month - 1, day))
+  if (check.getUTCDate() !== day) return undefined
+  const fraction = (m[7] ?? '').padEnd(9, '0')
+  const nanos = Number(fraction)
+  const ms = secondsMs + Math.floor(nanos / 1e6)
+  const canonical = `${new Date(secondsMs).toISOString().slice(0, 19)}.${fraction}Z`
+  return { ms, ns: nanos % 1e6, canonical }
+}

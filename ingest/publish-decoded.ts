@@ -1,0 +1,82 @@
+// Puts decoded events on the bus keyed by agent id, and rejected items on the dead-letter topic with
+// their reason and original bytes. Resolves only once both are durable; never accepts what cannot be:
+// beyond `maxPending` publishes in flight it refuses at once (SATURATED → 429 + Retry-After), and a bus
+// failure becomes BUS_UNAVAILABLE (503 + Retry-After) unless the bus already said why.
+import type { Bus } from '../bus/bus.ts'
+import { type DeadLetter, deadLetterTopic, eventsTopic } from '../bus/topics.ts'
+import { isNerveError, NerveError } from '../runtime/errors.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Decoded } from './decode-events.ts'
+
+export type DecodedPublisher = {
+  publish(component: string, decoded: Decoded, receivedAt: number): Promise<void>
+  pending(): number
+  /** Resolves when nothing is in flight. */
+  drain(): Promise<void>
+}
+
+export function createDecodedPublisher(
+  config: { maxPending: number },
+  deps: { bus: Bus; metrics: Metrics },
+): DecodedPublisher {
+  let inFlight = 0
+  const idle: (() => void)[] = []
+  const gauge = deps.metrics.gauge('nerve_ingest_pending_publishes', 'Ingest requests waiting for the bus.')
+
+  const publish = async (component: string, decoded: Decoded, receivedAt: number) => {
+    if (decoded.events.length === 0 && decoded.invalid.length === 0) return
+    if (inFlight >= config.maxPending) {
+      throw new NerveError('SATURATED', 'The bus is not keeping up; retry shortly.', { retriable: true })
+    }
+    inFlight++
+    gauge.set(inFlight)
+    try {
+      await Promise.all([
+        decoded.events.length > 0
+          ? deps.bus.publish(
+              eventsTopic,
+              decoded.events.map((event) => ({ key: event.agent.id, value: event })),
+            )
+          : undefined,
+        decoded.invalid.length > 0
+          ? deps.bus.publish(
+              deadLetterTopic,
+              decoded.invalid.map((item) => ({
+                key: component,
+                value: deadLetter(component, item, receivedAt),
+              })),
+            )
+          : undefined,
+      ])
+    } catch (err) {
+      if (isNerveError(err)) throw err
+      throw new NerveError('BUS_UNAVAILABLE', 'The bus could not take the events; retry shortly.', {
+        retriable: true,
+        cause: err,
+      })
+    } finally {
+      inFlight--
+      gauge.set(inFlight)
+      if (inFlight === 0) for (const resolve of idle.splice(0)) resolve()
+    }
+  }
+
+  return {
+    publish,
+    pending: () => inFlight,
+    drain: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => idle.push(resolve))),
+  }
+}
+
+function deadLetter(component: string, item: Decoded['invalid'][number], receivedAt: number): DeadLetter {
+  return {
+    component,
+    error_code: 'INPUT_INVALID',
+    reason: item.problems.map((p) => `${p.path} ${p.message}`).join('; '),
+    problems: item.problems,
+    index: item.index,
+    received_at: receivedAt,
+    original: item.original,
+    original_encoding: 'utf8',
+  }
+}

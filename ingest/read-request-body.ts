@@ -1,0 +1,59 @@
+// A request body → text. gzip (Content-Encoding, Falco's compress_uploads Transfer-Encoding, or just the
+// gzip magic bytes, as an S3 log file posted as is) and deflate are decoded with a ceiling on the
+// decompressed size: a gzip bomb stops at the limit and answers 413 instead of filling memory.
+import { promisify } from 'node:util'
+import { gunzip, inflate } from 'node:zlib'
+import { NerveError } from '../runtime/errors.ts'
+import type { RouteRequest } from '../runtime/http-server.ts'
+
+const gunzipAsync = promisify(gunzip)
+const inflateAsync = promisify(inflate)
+
+export async function readRequestBody(req: RouteRequest, decompressedLimit: number): Promise<string> {
+  const encoding = headerText(req.headers['content-encoding']) + headerText(req.headers['transfer-encoding'])
+  if (/\b(br|zstd|compress)\b/i.test(encoding)) {
+    throw new NerveError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Content-Encoding "${encoding}" is not supported: use gzip.`,
+    )
+  }
+  const body = /\bdeflate\b/i.test(encoding)
+    ? await decompress(inflateAsync, req.body, decompressedLimit)
+    : isGzip(req.body)
+      ? await decompress(gunzipAsync, req.body, decompressedLimit)
+      : req.body
+  return decodeUtf8(body)
+}
+
+/** Decompresses one buffer (a request body, a Firehose record) with the same ceiling. */
+export async function gunzipLimited(data: Buffer, decompressedLimit: number): Promise<Buffer> {
+  return isGzip(data) ? decompress(gunzipAsync, data, decompressedLimit) : data
+}
+
+export function isGzip(data: Buffer): boolean {
+  return data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b
+}
+
+export function decodeUtf8(data: Buffer): string {
+  const text = data.toString('utf8')
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+}
+
+async function decompress(
+  method: (data: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>,
+  data: Buffer,
+  limit: number,
+): Promise<Buffer> {
+  try {
+    return await method(data, { maxOutputLength: limit })
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new NerveError('PAYLOAD_TOO_LARGE', `The body is over ${limit} bytes once decompressed.`)
+    }
+    throw new NerveError('INPUT_INVALID', `The body is not valid compressed data: ${(err as Error).message}`)
+  }
+}
+
+function headerText(value: string | string[] | undefined): string {
+  return Array.isArray(value) ? value.join(',') : (value ?? '')
+}

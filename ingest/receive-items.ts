@@ -1,0 +1,94 @@
+// The shape shared by POST /v1/falco and POST /v1/cloudtrail: body → items → decoded events → bus, then
+// the answer: 202 {"accepted":N,…} once durable; 400 naming each invalid item (index, path, reason)
+// while the valid ones of the same request are still accepted.
+import { isNerveError } from '../runtime/errors.ts'
+import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { ComponentTelemetry, Metrics } from '../runtime/metrics.ts'
+import type { HttpConfig } from '../schemas/types.ts'
+import type { Decoded, EventDecoder, ItemKind } from './decode-events.ts'
+import type { DecodedPublisher } from './publish-decoded.ts'
+import { readRequestBody } from './read-request-body.ts'
+import { splitJsonItems } from './split-json-items.ts'
+
+export type ReceiverDeps = {
+  decoder: EventDecoder
+  publisher: DecodedPublisher
+  log: Logger
+  metrics: Metrics
+}
+
+export type ItemsRouteSpec = {
+  url: string
+  component: string
+  kind: ItemKind
+  /** Said when a text/plain body is not JSON (Falco without json_output). */
+  plainTextHint?: string
+}
+
+const maxDetails = 100
+
+export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps: ReceiverDeps): Route {
+  const telemetry = deps.metrics.component(spec.component)
+  const log = deps.log.child({ component: spec.component })
+  return {
+    method: 'POST',
+    url: spec.url,
+    auth: 'ingest',
+    handle: async (req) => {
+      let decoded: Decoded
+      try {
+        const text = await readRequestBody(req, config.decompressed_limit_bytes)
+        const items = splitJsonItems(text, { maxItems: config.max_items, maxDepth: config.max_depth })
+        decoded = deps.decoder.decode(spec.kind, items, {
+          receivedAt: req.receivedAt,
+          maxRecords: config.max_items,
+        })
+      } catch (err) {
+        if (isNerveError(err)) telemetry.error(err.code, 'read')
+        throw err
+      }
+      count(telemetry, decoded)
+      try {
+        await deps.publisher.publish(spec.component, decoded, req.receivedAt)
+      } catch (err) {
+        if (isNerveError(err)) telemetry.error(err.code, 'publish')
+        throw err
+      }
+      telemetry.sent(decoded.events.length)
+      return answer(decoded, req, spec, log)
+    },
+  }
+}
+
+export function count(telemetry: ComponentTelemetry, decoded: Decoded): void {
+  const skipped = Object.entries(decoded.skipped)
+  const total = decoded.events.length + decoded.invalid.length + skipped.reduce((n, [, c]) => n + (c ?? 0), 0)
+  telemetry.received(total)
+  for (const [reason, n] of skipped) telemetry.discarded(n ?? 0, reason)
+  if (decoded.invalid.length > 0) {
+    telemetry.discarded(decoded.invalid.length, 'invalid')
+    telemetry.error('INPUT_INVALID', 'validate', decoded.invalid.length)
+  }
+}
+
+function answer(decoded: Decoded, req: RouteRequest, spec: ItemsRouteSpec, log: Logger): RouteResponse {
+  const body: Record<string, unknown> = { accepted: decoded.events.length }
+  if (decoded.internal > 0) body.internal = decoded.internal
+  if (Object.keys(decoded.skipped).length > 0) body.skipped = decoded.skipped
+  if (decoded.invalid.length === 0) return { status: 202, body }
+  log.warn({ error_code: 'INPUT_INVALID', count: decoded.invalid.length }, 'Rejected invalid items.')
+  const details = decoded.invalid
+    .flatMap((item) => item.problems.map((p) => ({ index: item.index, path: p.path, reason: p.message })))
+    .slice(0, maxDetails)
+  const plain = String(req.headers['content-type'] ?? '').startsWith('text/plain')
+  const hint = plain && decoded.events.length === 0 && spec.plainTextHint ? ` ${spec.plainTextHint}` : ''
+  const total = decoded.events.length + decoded.invalid.length
+  body.rejected = decoded.invalid.length
+  body.error = {
+    code: 'INPUT_INVALID',
+    message: `${decoded.invalid.length} of ${total} items are invalid; the ${decoded.events.length} valid ones were accepted.${hint}`,
+    details,
+  }
+  return { status: 400, body }
+}

@@ -1,0 +1,244 @@
+// Who is the agent (DESIGN.md "Identity"). Pure given its state (the registry and the learned links):
+// the same events in the same order resolve the same way; no clock is read, credential lifetimes are
+// compared with event time.
+//
+// 1. The registry (config `agents`) names an agent from any identifier the event carries, most specific
+//    kind first: access key, Kubernetes workload, AWS principal, image, then host.
+// 2. Stitching: an IRSA AssumeRoleWithWebIdentity or a Pod Identity sts:AssumeRole (by pods.eks.amazonaws.com)
+//    issues an accessKeyId to a Kubernetes identity; later calls signed with that key inherit it for the
+//    credential lifetime (event time within [issued − skew, expires + skew]).
+// 3. Fallback ids: the workload (`namespace/workload`, the pod name without its ReplicaSet/DaemonSet
+//    suffix; an IRSA identity names the service account), else the principal (role ARN), else
+//    `host:<name>`, else `unresolved` (never joined: the correlator must skip it).
+import type { AgentConfig, AgentRef, IdentityFields, NormalizedEvent, ResolvedBy } from '../schemas/types.ts'
+import { compileGlob, compileGlobs } from './match-glob.ts'
+import type { UnresolvedEvent } from './normalized-draft.ts'
+
+export type IdentityLink = {
+  access_key_id: string
+  k8s_namespace?: string
+  k8s_service_account?: string
+  k8s_pod?: string
+  k8s_pod_uid?: string
+  cluster?: string
+  role_arn?: string
+  /** Event time of the issuing call, epoch ms. */
+  issued_at: number
+  /** Credential expiry, epoch ms. */
+  expires: number
+}
+
+export type AgentSummary = {
+  id: string
+  resolved_by: ResolvedBy
+  /** Distinct identifiers seen per kind (at most 16 each). */
+  identifiers: Partial<Record<keyof IdentityFields, string[]>>
+  events: { edge: number; core: number }
+  /** Event times, epoch ms. */
+  first_seen: number
+  last_seen: number
+}
+
+export type AgentResolver = {
+  /** Learns the credential link an issuing event carries; returns it when new or changed. */
+  learn(event: UnresolvedEvent): IdentityLink | undefined
+  /** Adds links learned elsewhere (the links file at start, another ingest instance). */
+  addLinks(links: readonly IdentityLink[]): void
+  resolve(event: UnresolvedEvent): NormalizedEvent
+  links(): IdentityLink[]
+  agents(): AgentSummary[]
+}
+
+export type ResolverOptions = { maxLinks?: number; maxAgents?: number; skewMs?: number }
+
+export const unresolvedAgentId = 'unresolved'
+const linkFields = [
+  'k8s_namespace',
+  'k8s_service_account',
+  'k8s_pod',
+  'k8s_pod_uid',
+  'cluster',
+  'role_arn',
+] as const
+const maxIdentifiersPerKind = 16
+
+export function createAgentResolver(
+  agents: readonly AgentConfig[],
+  options: ResolverOptions = {},
+): AgentResolver {
+  const { maxLinks = 200_000, maxAgents = 10_000, skewMs = 300_000 } = options
+  const registry = compileRegistry(agents)
+  const links = new Map<string, IdentityLink>()
+  const seen = new Map<string, AgentSummary>()
+
+  const linkFor = (keyId: string | undefined, time: number): IdentityLink | undefined => {
+    const link = keyId === undefined ? undefined : links.get(keyId)
+    if (!link || time < link.issued_at - skewMs || time > link.expires + skewMs) return undefined
+    return link
+  }
+
+  const store = (link: IdentityLink) => {
+    links.set(link.access_key_id, link)
+    if (links.size > maxLinks) evictEarliestExpiry(links, Math.ceil(maxLinks / 10))
+  }
+
+  const learn = (event: UnresolvedEvent): IdentityLink | undefined => {
+    const credentials = event.core?.credentials
+    const id = event.identity
+    if (!credentials || !(id.k8s_service_account || id.k8s_pod)) return undefined
+    const link: IdentityLink = {
+      access_key_id: credentials.access_key_id,
+      issued_at: event.time,
+      expires: credentials.expires,
+    }
+    for (const field of linkFields) if (id[field] !== undefined) link[field] = id[field]
+    const known = links.get(link.access_key_id)
+    if (known && JSON.stringify(known) === JSON.stringify(link)) return undefined
+    store(link)
+    return link
+  }
+
+  const resolve = (event: UnresolvedEvent): NormalizedEvent => {
+    const own = registry(event.identity)
+    const link = own ? undefined : linkFor(event.identity.access_key_id, event.time)
+    const identity = link ? withLink(event.identity, link) : event.identity
+    const agent = own
+      ? { id: own.id, resolved_by: own.kind === 'hosts' ? 'host' : 'registry' }
+      : link
+        ? {
+            id: registry(identity)?.id ?? workloadId(identity) ?? principalId(identity),
+            resolved_by: 'stitched',
+          }
+        : fallback(identity)
+    const resolved = { ...event, agent: agent as AgentRef, identity }
+    tally(seen, resolved, maxAgents)
+    return resolved
+  }
+
+  return {
+    learn,
+    addLinks: (more) => {
+      for (const link of more) store(link)
+    },
+    resolve,
+    links: () => [...links.values()],
+    agents: () => [...seen.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+  }
+}
+
+function withLink(identity: IdentityFields, link: IdentityLink): IdentityFields {
+  const merged: IdentityFields = { ...identity }
+  for (const field of linkFields)
+    if (merged[field] === undefined && link[field] !== undefined) merged[field] = link[field]
+  return merged
+}
+
+function fallback(identity: IdentityFields): AgentRef {
+  const workload = workloadId(identity)
+  if (workload) return { id: workload, resolved_by: 'workload' }
+  const principal = identity.role_arn ?? identity.principal_arn
+  if (principal) return { id: principal, resolved_by: 'principal' }
+  if (identity.host) return { id: `host:${identity.host}`, resolved_by: 'host' }
+  return { id: unresolvedAgentId, resolved_by: 'unresolved' }
+}
+
+const principalId = (identity: IdentityFields): string =>
+  identity.role_arn ?? identity.principal_arn ?? unresolvedAgentId
+
+/** `namespace/workload`: the pod name without the suffixes Kubernetes generates, or the service account. */
+export function workloadId(identity: IdentityFields): string | undefined {
+  const ns = identity.k8s_namespace
+  if (!ns) return undefined
+  if (identity.k8s_pod) return `${ns}/${workloadName(identity.k8s_pod)}`
+  if (identity.k8s_service_account) return `${ns}/${identity.k8s_service_account}`
+  return undefined
+}
+
+// Kubernetes' generated suffixes use this alphabet (no vowels, no 0, 1, 3): ReplicaSet pod-template-hash
+// plus a 5-character pod suffix (Deployments), a 5-character suffix (DaemonSets, Jobs), an ordinal (StatefulSets).
+const k8sChars = '[bcdfghjklmnpqrstvwxz2456789]'
+const generatedSuffix = new RegExp(`^(.+?)(?:-${k8sChars}{6,10}-${k8sChars}{5}|-${k8sChars}{5}|-\\d{1,4})$`)
+
+export function workloadName(pod: string): string {
+  return generatedSuffix.exec(pod)?.[1] ?? pod
+}
+
+type RegistryMatch = { id: string; kind: 'access_keys' | 'k8s' | 'aws' | 'images' | 'hosts' }
+
+function compileRegistry(
+  agents: readonly AgentConfig[],
+): (identity: IdentityFields) => RegistryMatch | undefined {
+  const compiled = agents.map((agent) => ({
+    id: agent.id,
+    access_keys: compileGlobs(agent.match.access_keys),
+    k8s: (agent.match.k8s ?? []).map((entry) => {
+      const checks = (['cluster', 'namespace', 'pod', 'service_account'] as const)
+        .filter((key) => entry[key] !== undefined)
+        .map((key) => ({ key, glob: compileGlob(entry[key] as string) }))
+      return (id: IdentityFields) => checks.every(({ key, glob }) => glob(k8sValue(id, key)))
+    }),
+    aws: compileGlobs(agent.match.aws),
+    images: compileGlobs(agent.match.images),
+    hosts: compileGlobs(agent.match.hosts),
+  }))
+  return (id) => {
+    const kinds: [RegistryMatch['kind'], (entry: (typeof compiled)[number]) => boolean][] = [
+      ['access_keys', (e) => e.access_keys(id.access_key_id)],
+      ['k8s', (e) => e.k8s.some((match) => match(id))],
+      ['aws', (e) => e.aws(id.principal_arn, id.role_arn)],
+      ['images', (e) => e.images(id.container_image)],
+      ['hosts', (e) => e.hosts(id.host)],
+    ]
+    for (const [kind, test] of kinds) {
+      const entry = compiled.find(test)
+      if (entry) return { id: entry.id, kind }
+    }
+    return undefined
+  }
+}
+
+function k8sValue(
+  id: IdentityFields,
+  key: 'cluster' | 'namespace' | 'pod' | 'service_account',
+): string | undefined {
+  if (key === 'cluster') return id.cluster
+  if (key === 'namespace') return id.k8s_namespace
+  if (key === 'pod') return id.k8s_pod
+  return id.k8s_service_account
+}
+
+function evictEarliestExpiry(links: Map<string, IdentityLink>, count: number): void {
+  const oldest = [...links.values()].sort((a, b) => a.expires - b.expires).slice(0, count)
+  for (const link of oldest) links.delete(link.access_key_id)
+}
+
+function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgents: number): void {
+  let summary = seen.get(event.agent.id)
+  if (!summary) {
+    if (seen.size >= maxAgents) evictLeastRecent(seen)
+    summary = {
+      id: event.agent.id,
+      resolved_by: event.agent.resolved_by,
+      identifiers: {},
+      events: { edge: 0, core: 0 },
+      first_seen: event.time,
+      last_seen: event.time,
+    }
+    seen.set(event.agent.id, summary)
+  }
+  summary.resolved_by = event.agent.resolved_by
+  summary.events[event.side]++
+  if (event.time < summary.first_seen) summary.first_seen = event.time
+  if (event.time > summary.last_seen) summary.last_seen = event.time
+  for (const [kind, value] of Object.entries(event.identity) as [keyof IdentityFields, string][]) {
+    const values = summary.identifiers[kind] ?? []
+    summary.identifiers[kind] = values
+    if (values.length < maxIdentifiersPerKind && !values.includes(value)) values.push(value)
+  }
+}
+
+function evictLeastRecent(seen: Map<string, AgentSummary>): void {
+  let oldest: AgentSummary | undefined
+  for (const summary of seen.values()) if (!oldest || summary.last_seen < oldest.last_seen) oldest = summary
+  if (oldest) seen.delete(oldest.id)
+}

@@ -1,0 +1,154 @@
+// A request body or a file → JSON items: one JSON value, a JSON array of values, or NDJSON (one value
+// per line). Each item keeps its position and its original text (for the dead-letter topic). Integers
+// beyond 2^53 (Falco's 19-digit `evt.time`) are kept as their decimal strings instead of being rounded.
+import { NerveError } from '../runtime/errors.ts'
+
+export type JsonItem =
+  | { index: number; value: unknown; error?: undefined; original(): string }
+  | { index: number; value?: undefined; error: string; original(): string }
+
+export type SplitLimits = { maxItems: number; maxDepth: number }
+
+/** Splits `text` into items; throws PAYLOAD_TOO_LARGE over `maxItems`, INPUT_INVALID when empty. */
+export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
+  const start = firstNonSpace(text)
+  if (start === -1)
+    throw new NerveError('INPUT_INVALID', 'The body is empty: expected JSON, a JSON array or NDJSON.')
+  const whole = tryParse(text)
+  if (whole.ok) {
+    if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
+    return [item(0, whole.value, () => text.trim(), limits.maxDepth)]
+  }
+  const lines = nonEmptyLines(text)
+  if (lines.length < 2 || !tryParse(lines[0] as string).ok) {
+    const reason = `not valid JSON: ${whole.error}`
+    return [{ index: 0, error: reason, original: () => text }]
+  }
+  if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
+  return lines.map((line, index) => {
+    const parsed = tryParse(line)
+    if (!parsed.ok) return { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
+    return item(index, parsed.value, () => line, limits.maxDepth)
+  })
+}
+
+/** JSON.parse that keeps unsafe integers as strings. */
+export function parseJson(text: string): unknown {
+  return JSON.parse(bigIntegersAsStrings(text))
+}
+
+const maybeBigInteger = /\d{16}/
+const stringOrBigInteger = /"[^"\\]*(?:\\.[^"\\]*)*"|(?<![\w.+-])-?\d{16,}(?![\w.])/g
+
+function bigIntegersAsStrings(text: string): string {
+  if (!maybeBigInteger.test(text)) return text
+  return text.replace(stringOrBigInteger, (m) =>
+    m.charCodeAt(0) === 34 || Number.isSafeInteger(Number(m)) ? m : `"${m}"`,
+  )
+}
+
+function tryParse(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
+  try {
+    return { ok: true, value: parseJson(text) }
+  } catch (err) {
+    return { ok: false, error: (err as Error).message }
+  }
+}
+
+function item(index: number, value: unknown, original: () => string, maxDepth: number): JsonItem {
+  const depth = depthOf(value, maxDepth)
+  if (depth > maxDepth) return { index, error: `nested deeper than ${maxDepth} levels`, original }
+  return { index, value, original }
+}
+
+function arrayItems(text: string, values: unknown[], limits: SplitLimits): JsonItem[] {
+  if (values.length > limits.maxItems) throw tooMany(values.length, limits.maxItems)
+  let spans: [number, number][] | undefined
+  const original = (i: number) => () => {
+    spans ??= arrayElementSpans(text)
+    const span = spans[i]
+    return span ? text.slice(span[0], span[1]) : JSON.stringify(values[i])
+  }
+  return values.map((value, index) => item(index, value, original(index), limits.maxDepth))
+}
+
+/** Depth of nested arrays/objects (a scalar is 0), counting stops once past `limit`. */
+function depthOf(value: unknown, limit: number): number {
+  if (typeof value !== 'object' || value === null) return 0
+  let max = 0
+  const stack: [unknown, number][] = [[value, 1]]
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number]
+    if (depth > max) max = depth
+    if (max > limit) return max
+    const children = Array.isArray(node) ? node : Object.values(node as object)
+    for (const child of children) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+    }
+  }
+  return max
+}
+
+/** [start, end) of each element of the top-level array in `text` (which is valid JSON). */
+function arrayElementSpans(text: string): [number, number][] {
+  const spans: [number, number][] = []
+  let depth = 0
+  let inString = false
+  let elementStart = -1
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++
+      else if (c === 34) inString = false
+      continue
+    }
+    if (c === 34) inString = true
+    if (c === 91 || c === 123) {
+      depth++
+      if (depth === 1) {
+        elementStart = -1
+        continue
+      }
+    } else if (c === 93 || c === 125) {
+      depth--
+      if (depth === 0) {
+        if (elementStart !== -1) spans.push([elementStart, lastNonSpace(text, i) + 1])
+        break
+      }
+    } else if (c === 44 && depth === 1) {
+      spans.push([elementStart, lastNonSpace(text, i) + 1])
+      elementStart = -1
+      continue
+    }
+    if (depth >= 1 && elementStart === -1 && !isSpace(c)) elementStart = i
+  }
+  return spans
+}
+
+function nonEmptyLines(text: string): string[] {
+  const lines: string[] = []
+  for (const raw of text.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    if (firstNonSpace(line) !== -1) lines.push(line)
+  }
+  return lines
+}
+
+const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9
+
+function firstNonSpace(text: string): number {
+  for (let i = 0; i < text.length; i++) if (!isSpace(text.charCodeAt(i))) return i
+  return -1
+}
+
+function lastNonSpace(text: string, before: number): number {
+  let i = before - 1
+  while (i >= 0 && isSpace(text.charCodeAt(i))) i--
+  return i
+}
+
+const tooMany = (count: number, max: number) =>
+  new NerveError(
+    'PAYLOAD_TOO_LARGE',
+    `The body holds ${count} items; at most ${max} are accepted per request.`,
+  )

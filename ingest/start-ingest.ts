@@ -1,0 +1,75 @@
+// Wires the receivers to the bus: one decoder (registry + learned links, persisted in the data dir), one
+// bounded publisher, the routes for the shared HTTP server, and a readiness check.
+import type { Bus } from '../bus/bus.ts'
+import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Config } from '../schemas/types.ts'
+import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
+import { createEventDecoder } from './decode-events.ts'
+import { createFalcoReceiver } from './falco-receiver.ts'
+import { createFirehoseReceiver } from './firehose-receiver.ts'
+import { createIdentityLinksFile } from './identity-links-file.ts'
+import { createDecodedPublisher } from './publish-decoded.ts'
+
+export type IngestDeps = { bus: Bus; log: Logger; metrics: Metrics; now: () => number }
+
+export type Ingest = {
+  routes: Route[]
+  readiness: Record<string, ReadinessCheck>
+  /** Waits for publishes in flight; the caller closes the HTTP server first and the bus after. */
+  close(): Promise<void>
+}
+
+export async function startIngest(config: Config, deps: IngestDeps): Promise<Ingest> {
+  const log = deps.log.child({ component: 'ingest' })
+  const linksFile = createIdentityLinksFile(config.data_dir, { log, now: deps.now })
+  const learned = deps.metrics.counter(
+    'nerve_ingest_identity_links_learned_total',
+    'Credential links learned.',
+  )
+  const decoder = createEventDecoder(config, {
+    onLink: (link) => {
+      learned.inc()
+      try {
+        linksFile.append(link)
+      } catch (err) {
+        log.error({ err, path: linksFile.path }, 'Could not persist a learned identity link.')
+      }
+    },
+  })
+  const links = linksFile.load()
+  decoder.addLinks(links)
+  log.info({ links: links.length, agents: config.agents.length }, 'Ingest started.')
+  const publisher = createDecodedPublisher(
+    { maxPending: config.ingest.max_pending_publishes },
+    { bus: deps.bus, metrics: deps.metrics },
+  )
+  const receiverDeps = { decoder, publisher, log: deps.log, metrics: deps.metrics }
+  const agentsRoute: Route = {
+    method: 'GET',
+    url: '/v1/agents',
+    auth: 'none',
+    handle: async (req) => {
+      const limit = Math.max(1, Math.min(Number(req.query.limit) || 1000, 10_000))
+      const agents = decoder.agents()
+      return { status: 200, body: { agents: agents.slice(0, limit), total: agents.length } }
+    },
+  }
+  return {
+    routes: [
+      createFalcoReceiver(config.http, receiverDeps),
+      createCloudTrailReceiver(config.http, receiverDeps),
+      createFirehoseReceiver(config.http, { ...receiverDeps, now: deps.now }),
+      agentsRoute,
+    ],
+    readiness: {
+      ingest: () => {
+        const pending = publisher.pending()
+        const ok = pending < config.ingest.max_pending_publishes
+        return ok ? { ok } : { ok, detail: `${pending} publishes waiting for the bus` }
+      },
+    },
+    close: () => publisher.drain(),
+  }
+}

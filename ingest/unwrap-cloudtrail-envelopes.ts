@@ -1,0 +1,148 @@
+// Every way a CloudTrail record reaches nerve, unwrapped to the records themselves: a bare record, a log
+// file `{"Records":[…]}`, an EventBridge event, a CloudWatch Logs subscription payload. Things that are
+// not records are recognized and skipped with a count, never rejected: Insights records, digest files,
+// CloudWatch Logs control messages, and file notifications (SNS/SQS/S3 events pointing at a log file,
+// which nerve does not fetch).
+
+import { problemsOf, validateEventBridgeEvent } from '../schemas/input-validators.ts'
+import type { Via } from '../schemas/types.ts'
+import type { ValidationProblem } from '../schemas/validators.ts'
+import { isInsightRecord } from './normalize-cloudtrail-record.ts'
+import { parseJson } from './split-json-items.ts'
+
+export const skipReasons = ['insight', 'digest', 'control_message', 'file_notification'] as const
+export type SkipReason = (typeof skipReasons)[number]
+
+/** One record to validate: where it sits in the request (item index + JSON path) and how it came. */
+export type Candidate = { index: number; path: string; value: unknown; via: Via; original(): string }
+
+export type Unwrapped = {
+  records: Candidate[]
+  skipped: SkipReason[]
+  invalid: { index: number; path: string; problems: ValidationProblem[]; original(): string }[]
+}
+
+type Item = { index: number; value: unknown; original(): string }
+
+export function unwrapCloudTrailItem(item: Item, via: Via | undefined, out: Unwrapped): void {
+  const value = item.value
+  const at = (path: string, v: unknown, how: Via): Candidate => ({
+    index: item.index,
+    path,
+    value: v,
+    via: via ?? how,
+    original: path === '' ? item.original : () => JSON.stringify(v),
+  })
+  if (!isObject(value)) {
+    out.invalid.push({ ...where(item, ''), problems: [{ path: '/', message: 'must be a JSON object' }] })
+    return
+  }
+  if (Array.isArray(value.Records)) {
+    if (value.Records.some((r) => isObject(r) && r.eventSource === 'aws:s3'))
+      out.skipped.push('file_notification')
+    else
+      value.Records.forEach((record, i) => {
+        if (isObject(record) && isInsightRecord(record)) out.skipped.push('insight')
+        else out.records.push(at(`/Records/${i}`, record, 'cloudtrail_log_file'))
+      })
+    return
+  }
+  if ('detail-type' in value) {
+    unwrapEventBridge(item, value, at, out)
+    return
+  }
+  if (typeof value.messageType === 'string') {
+    unwrapLogsPayload(item, value, via, out)
+    return
+  }
+  if ('digestStartTime' in value || ('logFiles' in value && 'awsAccountId' in value)) {
+    out.skipped.push('digest')
+    return
+  }
+  if (isFileNotification(value)) {
+    out.skipped.push('file_notification')
+    return
+  }
+  if (isInsightRecord(value)) {
+    out.skipped.push('insight')
+    return
+  }
+  out.records.push(at('', value, 'cloudtrail_record'))
+}
+
+function unwrapEventBridge(
+  item: Item,
+  value: Record<string, unknown>,
+  at: (path: string, v: unknown, how: Via) => Candidate,
+  out: Unwrapped,
+): void {
+  if (!validateEventBridgeEvent(value)) {
+    out.invalid.push({ ...where(item, ''), problems: problemsOf(validateEventBridgeEvent, value) })
+    return
+  }
+  if (value['detail-type'] === 'AWS Insight via CloudTrail' || isInsightRecord(value.detail)) {
+    out.skipped.push('insight')
+    return
+  }
+  out.records.push(at('/detail', value.detail, 'eventbridge'))
+}
+
+/** A CloudWatch Logs subscription payload: each log event's message is one record as a JSON string. */
+export function unwrapLogsPayload(
+  item: Item,
+  value: Record<string, unknown>,
+  via: Via | undefined,
+  out: Unwrapped,
+) {
+  if (value.messageType === 'CONTROL_MESSAGE') {
+    out.skipped.push('control_message')
+    return
+  }
+  if (value.messageType !== 'DATA_MESSAGE' || !Array.isArray(value.logEvents)) {
+    const problem = {
+      path: '/messageType',
+      message: 'must be DATA_MESSAGE or CONTROL_MESSAGE with logEvents',
+    }
+    out.invalid.push({ ...where(item, ''), problems: [problem] })
+    return
+  }
+  value.logEvents.forEach((logEvent, i) => {
+    const path = `/logEvents/${i}/message`
+    const message = isObject(logEvent) ? logEvent.message : undefined
+    if (typeof message !== 'string') {
+      out.invalid.push({ ...where(item, path), problems: [{ path: '/', message: 'must be a string' }] })
+      return
+    }
+    let record: unknown
+    try {
+      record = parseJson(message)
+    } catch (err) {
+      const problem = { path: '/', message: `not valid JSON: ${(err as Error).message}` }
+      out.invalid.push({ index: item.index, path, problems: [problem], original: () => message })
+      return
+    }
+    if (isObject(record) && isInsightRecord(record)) out.skipped.push('insight')
+    else
+      out.records.push({
+        index: item.index,
+        path,
+        value: record,
+        via: via ?? 'firehose',
+        original: () => message,
+      })
+  })
+}
+
+function isFileNotification(value: Record<string, unknown>): boolean {
+  if (value.Type === 'Notification' && typeof value.Message === 'string') return true
+  if ('s3ObjectKey' in value && 's3Bucket' in value) return true
+  return value.Event === 's3:TestEvent'
+}
+
+function where(item: Item, path: string) {
+  return { index: item.index, path, original: item.original }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
