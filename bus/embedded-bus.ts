@@ -16,7 +16,6 @@ import {
   type AppendRow,
   type EmbeddedStorage,
   openEmbeddedStorage,
-  type PartitionHead,
   storageError,
 } from './embedded-storage.ts'
 import { partitionForKey } from './partition-for-key.ts'
@@ -132,14 +131,8 @@ export function createEmbeddedBus(
         rows.push(row)
       }
     }
-    const changed: PartitionHead[] = []
-    for (const [t, heads] of nextHeads) {
-      heads.forEach((next, p) => {
-        if (next !== t.heads[p]) changed.push({ topicId: t.id, partition: p, nextOffset: next })
-      })
-    }
     try {
-      storage.append(rows, now(), changed)
+      storage.append(rows, now())
     } catch (err) {
       const error = storageError(err, 'publishing')
       telemetry.error(error.code, 'publish', rows.length)
@@ -257,6 +250,7 @@ export function createEmbeddedBus(
         { error_code: code, stage, topic: t.name, group, partition: p, attempt, retry_in_ms: delay, err },
         'Batch not committed; it will be delivered again.',
       )
+      if (stopped) return
       blocked.set(
         p,
         setTimeout(() => {

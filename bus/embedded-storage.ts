@@ -9,18 +9,17 @@ import { NerveError } from '../runtime/errors.ts'
 export type StoredTopic = { id: number; name: string; partitions: number }
 export type StoredRecord = { offset: number; key: string; value: string }
 export type AppendRow = { topicId: number; partition: number; offset: number; key: string; value: string }
-export type PartitionHead = { topicId: number; partition: number; nextOffset: number }
 
 export type EmbeddedStorage = {
   readonly file: string
   topics(): StoredTopic[]
   createTopic(name: string, partitions: number): StoredTopic
-  /** Next offset to write per partition. */
+  /** Next offset to write per partition: past the last record, and never below what retention saved. */
   heads(topicId: number): number[]
   /** First retained offset of a partition, or undefined when it holds no record. */
   lowOffset(topicId: number, partition: number): number | undefined
-  /** Writes the rows and the new partition heads in one transaction. */
-  append(rows: readonly AppendRow[], publishedAt: number, heads: readonly PartitionHead[]): void
+  /** Writes the rows in one transaction. */
+  append(rows: readonly AppendRow[], publishedAt: number): void
   read(topicId: number, partition: number, fromOffset: number, limit: number): StoredRecord[]
   committed(group: string, topicId: number): Map<number, number>
   /** Makes the group known (it then holds retention) at these positions, unless it already is. */
@@ -29,6 +28,7 @@ export type EmbeddedStorage = {
   /** Lowest committed position of any known group, or undefined when no group reads the topic. */
   minCommitted(topicId: number, partition: number): number | undefined
   firstPublishedSince(topicId: number, partition: number, time: number): number | undefined
+  /** Deletes the records below `offset`, first saving it as the partition's offset floor. */
   deleteBelow(topicId: number, partition: number, offset: number): number
   close(): void
 }
@@ -38,8 +38,10 @@ const schemaVersion = 1
 const schema = `
 CREATE TABLE IF NOT EXISTS topics (
   id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
+-- offset_floor: the next offset is at least this; retention saves it before deleting the records that
+-- showed it, so offsets never restart (a publish writes records only: one b-tree, one fsync).
 CREATE TABLE IF NOT EXISTS partitions (
-  topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+  topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, offset_floor INTEGER NOT NULL,
   PRIMARY KEY (topic_id, partition)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (
   topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, record_offset INTEGER NOT NULL,
@@ -103,13 +105,16 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     topics: db.prepare<[], StoredTopic>('SELECT id, name, partitions FROM topics'),
     insertTopic: db.prepare<[string, number]>('INSERT INTO topics (name, partitions) VALUES (?, ?)'),
     insertPartition: db.prepare<[number, number]>(
-      'INSERT INTO partitions (topic_id, partition, next_offset) VALUES (?, ?, 0)',
+      'INSERT INTO partitions (topic_id, partition, offset_floor) VALUES (?, ?, 0)',
     ),
-    heads: db.prepare<[number], { next_offset: number }>(
-      'SELECT next_offset FROM partitions WHERE topic_id = ? ORDER BY partition',
+    floors: db.prepare<[number], { offset_floor: number }>(
+      'SELECT offset_floor FROM partitions WHERE topic_id = ? ORDER BY partition',
     ),
-    setHead: db.prepare<[number, number, number]>(
-      'UPDATE partitions SET next_offset = ? WHERE topic_id = ? AND partition = ?',
+    last: db.prepare<[number, number], { last: number | null }>(
+      'SELECT max(record_offset) AS last FROM records WHERE topic_id = ? AND partition = ?',
+    ),
+    raiseFloor: db.prepare<[number, number, number]>(
+      'UPDATE partitions SET offset_floor = max(offset_floor, ?) WHERE topic_id = ? AND partition = ?',
     ),
     low: db.prepare<[number, number], { low: number | null }>(
       'SELECT min(record_offset) AS low FROM records WHERE topic_id = ? AND partition = ?',
@@ -149,12 +154,14 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     return { id, name, partitions }
   })
 
-  const append = db.transaction(
-    (rows: readonly AppendRow[], publishedAt: number, heads: readonly PartitionHead[]) => {
-      for (const r of rows) q.insert.run(r.topicId, r.partition, r.offset, r.key, r.value, publishedAt)
-      for (const h of heads) q.setHead.run(h.nextOffset, h.topicId, h.partition)
-    },
-  )
+  const append = db.transaction((rows: readonly AppendRow[], publishedAt: number) => {
+    for (const r of rows) q.insert.run(r.topicId, r.partition, r.offset, r.key, r.value, publishedAt)
+  })
+
+  const deleteBelow = db.transaction((topicId: number, partition: number, offset: number) => {
+    q.raiseFloor.run(offset, topicId, partition)
+    return q.deleteBelow.run(topicId, partition, offset).changes
+  })
 
   const register = db.transaction((group: string, topicId: number, positions: readonly number[]) => {
     for (const [p, position] of positions.entries()) q.register.run(group, topicId, p, position)
@@ -164,9 +171,12 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     file,
     topics: () => q.topics.all(),
     createTopic: (name, partitions) => createTopic(name, partitions),
-    heads: (topicId) => q.heads.all(topicId).map((row) => row.next_offset),
+    heads: (topicId) =>
+      q.floors
+        .all(topicId)
+        .map((row, p) => Math.max(row.offset_floor, (q.last.get(topicId, p)?.last ?? -1) + 1)),
     lowOffset: (topicId, partition) => q.low.get(topicId, partition)?.low ?? undefined,
-    append: (rows, publishedAt, heads) => append(rows, publishedAt, heads),
+    append: (rows, publishedAt) => append(rows, publishedAt),
     read: (topicId, partition, fromOffset, limit) => q.read.all(topicId, partition, fromOffset, limit),
     committed: (group, topicId) =>
       new Map(q.committed.all(group, topicId).map((row) => [row.partition, row.next_offset])),
@@ -177,7 +187,7 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     minCommitted: (topicId, partition) => q.minCommitted.get(topicId, partition)?.low ?? undefined,
     firstPublishedSince: (topicId, partition, time) =>
       q.firstSince.get(topicId, partition, time)?.record_offset,
-    deleteBelow: (topicId, partition, offset) => q.deleteBelow.run(topicId, partition, offset).changes,
+    deleteBelow: (topicId, partition, offset) => deleteBelow(topicId, partition, offset),
     close: () => db.close(),
   }
 }
