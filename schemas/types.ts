@@ -98,6 +98,8 @@ export type CoreFields = {
   resources: string[]
   /** True when the call was made by nerve's own revoker (revoke.self_identities): indexed, never correlated. */
   by_nerve: boolean
+  /** Temporary credentials this call issued (STS AssumeRole*, GetSessionToken, …): the identity-stitching key. */
+  credentials?: { access_key_id: string; expires: number }
 }
 
 export type NormalizedEvent = {
