@@ -60,6 +60,12 @@ const maxIdBytes = 512
 type Operation = { index: number; stream: string; id: string; action: string; source: string; bytes: number }
 type Outcome = { result: 'created' | 'duplicate' } | { result: 'retry'; reason: string } | FailedOutcome
 type FailedOutcome = { result: 'failed'; error: NerveError }
+const resultLabels: Record<Outcome['result'], string> = {
+  created: 'created',
+  duplicate: 'duplicate',
+  retry: 'retried',
+  failed: 'rejected',
+}
 /** The bulk response, as filtered by filter_path. */
 type BulkItems = { items?: Record<string, { status: number; error?: { type?: string; reason?: string } }>[] }
 
@@ -194,10 +200,7 @@ export function createElasticsearchIndexer(
       const retry: Operation[] = []
       outcomes.forEach((outcome, i) => {
         const op = pending[i] as Operation
-        documents.inc({
-          data_stream: op.stream,
-          result: outcome.result === 'failed' ? 'rejected' : outcome.result,
-        })
+        documents.inc({ data_stream: op.stream, result: resultLabels[outcome.result] })
         if (outcome.result === 'retry') retry.push(op)
         else if (outcome.result === 'failed') failed.push({ index: op.index, error: outcome.error })
         else stored++
