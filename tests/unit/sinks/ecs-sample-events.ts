@@ -220,7 +220,11 @@ export const correlation: Correlation = {
   incident: { id: 'inc-data-cleaner-1685022245478' },
 }
 
-const outcome = (status: RevokeOutcome['status'], sequence: number, extra: Partial<RevokeOutcome>) => ({
+const outcome = (
+  status: RevokeOutcome['status'],
+  sequence: number,
+  extra: Partial<RevokeOutcome> & { reason: string },
+): RevokeOutcome => ({
   id: `rv-${correlation.incident.id}:${sequence}`,
   decision_id: `rv-${correlation.incident.id}`,
   time: correlation.time + 40 + sequence,
