@@ -1,0 +1,189 @@
+// The revoke outbox, durable on local disk (SQLite, WAL): every decision, one delivery per decision and
+// target with its body (signed afresh on each attempt, the bytes never change), disabled targets, and the
+// outcome records waiting to be published. A decision is written before the bus offset is committed, so a
+// crash between decision and delivery loses nothing and a restart delivers what is still pending.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import type { RevokeOutcome } from '../schemas/types.ts'
+import type { PastRevoke } from './revoke-policy.ts'
+
+export type OutboxDelivery = {
+  decision_id: string
+  target: string
+  correlation_id: string
+  incident_id: string
+  agent_id: string
+  body: string
+  attempts: number
+  next_attempt_at: number
+}
+
+export type NewOutcome = Omit<RevokeOutcome, 'id'>
+
+export type DecisionEntry = {
+  correlation_id: string
+  decision_id: string
+  incident_id: string
+  agent_id: string
+  status: RevokeOutcome['status']
+  reason: string
+  time: number
+  /** The webhook body, when the decision sends; one delivery per target. */
+  body?: string
+  targets: readonly string[]
+}
+
+export type DeliveryUpdate = {
+  state: 'pending' | 'sent' | 'failed'
+  attempts: number
+  next_attempt_at: number
+}
+
+export type RevokeOutbox = {
+  /** The correlation ids among `ids` that were decided already (redelivered by the bus). */
+  decided(ids: readonly string[]): Set<string>
+  /** Revokes that went ahead (sent or dry-run), for the policy's limits after a restart. */
+  pastRevokes(): PastRevoke[]
+  /** Decisions, their deliveries and their outcome records, in one transaction. */
+  recordDecisions(entries: readonly DecisionEntry[]): OutboxDelivery[]
+  /** A delivery's new state and its outcome record, in one transaction. */
+  updateDelivery(delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome): void
+  pendingDeliveries(): OutboxDelivery[]
+  pendingCount(): number
+  disabledTargets(): Map<string, string>
+  disableTarget(target: string, time: number, reason: string): void
+  unpublishedOutcomes(limit: number): RevokeOutcome[]
+  markPublished(ids: readonly string[]): void
+  close(): void
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS decisions (
+  correlation_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, incident_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, time INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_status ON decisions (status);
+CREATE TABLE IF NOT EXISTS deliveries (
+  decision_id TEXT NOT NULL, target TEXT NOT NULL, correlation_id TEXT NOT NULL, incident_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL, PRIMARY KEY (decision_id, target));
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state);
+CREATE TABLE IF NOT EXISTS targets (target TEXT PRIMARY KEY, disabled_at INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outcomes (
+  id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, n INTEGER NOT NULL, record TEXT NOT NULL,
+  published INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS outcomes_unpublished ON outcomes (published);
+CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id, n);
+`
+
+export function openRevokeOutbox(dataDir: string): RevokeOutbox {
+  mkdirSync(dataDir, { recursive: true })
+  const db = new Database(join(dataDir, 'revoke-outbox.sqlite'))
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.exec(schema)
+
+  const sql = {
+    decided: db.prepare<[string], { correlation_id: string }>(
+      'SELECT correlation_id FROM decisions WHERE correlation_id = ?',
+    ),
+    past: db.prepare<[], PastRevoke>(
+      "SELECT incident_id, agent_id, time FROM decisions WHERE status IN ('pending', 'dry_run')",
+    ),
+    insertDecision: db.prepare(
+      `INSERT INTO decisions (correlation_id, decision_id, incident_id, agent_id, status, reason, time)
+       VALUES (@correlation_id, @decision_id, @incident_id, @agent_id, @status, @reason, @time)`,
+    ),
+    insertDelivery: db.prepare(
+      `INSERT OR IGNORE INTO deliveries (decision_id, target, correlation_id, incident_id, agent_id, body, state,
+       attempts, next_attempt_at) VALUES (@decision_id, @target, @correlation_id, @incident_id, @agent_id, @body,
+       'pending', 0, @next_attempt_at)`,
+    ),
+    updateDelivery: db.prepare(
+      `UPDATE deliveries SET state = @state, attempts = @attempts, next_attempt_at = @next_attempt_at
+       WHERE decision_id = @decision_id AND target = @target`,
+    ),
+    pending: db.prepare<[], OutboxDelivery>(
+      `SELECT decision_id, target, correlation_id, incident_id, agent_id, body, attempts, next_attempt_at
+       FROM deliveries WHERE state = 'pending' ORDER BY next_attempt_at`,
+    ),
+    pendingCount: db.prepare<[], { n: number }>(
+      "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'",
+    ),
+    targets: db.prepare<[], { target: string; reason: string }>('SELECT target, reason FROM targets'),
+    disable: db.prepare('INSERT OR REPLACE INTO targets (target, disabled_at, reason) VALUES (?, ?, ?)'),
+    nextN: db.prepare<[string], { n: number }>(
+      'SELECT COALESCE(MAX(n), 0) + 1 AS n FROM outcomes WHERE decision_id = ?',
+    ),
+    insertOutcome: db.prepare('INSERT INTO outcomes (id, decision_id, n, record) VALUES (?, ?, ?, ?)'),
+    unpublished: db.prepare<[number], { record: string }>(
+      'SELECT record FROM outcomes WHERE published = 0 ORDER BY rowid LIMIT ?',
+    ),
+    markPublished: db.prepare('UPDATE outcomes SET published = 1 WHERE id = ?'),
+  }
+
+  const addOutcome = (outcome: NewOutcome) => {
+    const n = (sql.nextN.get(outcome.decision_id) as { n: number }).n
+    const id = `${outcome.decision_id}:${n}`
+    sql.insertOutcome.run(id, outcome.decision_id, n, JSON.stringify({ id, ...outcome }))
+  }
+
+  const recordDecisions = db.transaction((entries: readonly DecisionEntry[]) => {
+    const deliveries: OutboxDelivery[] = []
+    for (const entry of entries) {
+      const { body, targets, ...decision } = entry
+      sql.insertDecision.run(decision)
+      addOutcome({
+        decision_id: entry.decision_id,
+        time: entry.time,
+        correlation_id: entry.correlation_id,
+        incident_id: entry.incident_id,
+        agent_id: entry.agent_id,
+        status: entry.status,
+        reason: entry.reason,
+        attempts: 0,
+      })
+      if (body === undefined) continue
+      for (const target of targets) {
+        const delivery: OutboxDelivery = {
+          decision_id: entry.decision_id,
+          target,
+          correlation_id: entry.correlation_id,
+          incident_id: entry.incident_id,
+          agent_id: entry.agent_id,
+          body,
+          attempts: 0,
+          next_attempt_at: entry.time,
+        }
+        if (sql.insertDelivery.run(delivery).changes === 1) deliveries.push(delivery)
+      }
+    }
+    return deliveries
+  })
+
+  const updateDelivery = db.transaction(
+    (delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome) => {
+      sql.updateDelivery.run({ ...update, decision_id: delivery.decision_id, target: delivery.target })
+      addOutcome(outcome)
+    },
+  )
+
+  const markPublished = db.transaction((ids: readonly string[]) => {
+    for (const id of ids) sql.markPublished.run(id)
+  })
+
+  return {
+    decided: (ids) => new Set(ids.filter((id) => sql.decided.get(id) !== undefined)),
+    pastRevokes: () => sql.past.all(),
+    recordDecisions: (entries) => recordDecisions(entries),
+    updateDelivery: (delivery, update, outcome) => updateDelivery(delivery, update, outcome),
+    pendingDeliveries: () => sql.pending.all(),
+    pendingCount: () => (sql.pendingCount.get() as { n: number }).n,
+    disabledTargets: () => new Map(sql.targets.all().map((t) => [t.target, t.reason])),
+    disableTarget: (target, time, reason) => void sql.disable.run(target, time, reason),
+    unpublishedOutcomes: (limit) =>
+      sql.unpublished.all(limit).map((r) => JSON.parse(r.record) as RevokeOutcome),
+    markPublished: (ids) => markPublished(ids),
+    close: () => db.close(),
+  }
+}

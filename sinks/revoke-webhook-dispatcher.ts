@@ -1,0 +1,330 @@
+// The revoke dispatcher: correlations in, revoke decisions (revoke-policy.ts) written durably to the
+// outbox before the bus commits, then delivered to every target as a signed Standard Webhooks POST with a
+// CloudEvents body, retried with backoff, one p-queue per target. Every decision and delivery result
+// becomes a RevokeOutcome published to revokeOutcomesTopic (from the outbox, so none is lost on a crash).
+import { setTimeout as delay } from 'node:timers/promises'
+import PQueue from 'p-queue'
+import type { Bus } from '../bus/bus.ts'
+import { revokeOutcomesTopic } from '../bus/topics.ts'
+import { errorCodeOf } from '../runtime/errors.ts'
+import type { ReadinessCheck } from '../runtime/http-server.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Config, Correlation } from '../schemas/types.ts'
+import {
+  type DecisionEntry,
+  type NewOutcome,
+  type OutboxDelivery,
+  openRevokeOutbox,
+} from './revoke-outbox.ts'
+import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
+import { createRevokePolicy, revokeDecisionId } from './revoke-policy.ts'
+import { classifyAttempt, retryDelayMs } from './revoke-retry.ts'
+import { signWebhook } from './standard-webhooks-signature.ts'
+import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
+
+/** Consecutive failed attempts after which a target counts as unhealthy in /readyz and /metrics. */
+export const unhealthyAfterFailures = 3
+
+export type RevokeDispatcherConfig = { data_dir: string; revoke: Config['revoke']; agents: Config['agents'] }
+
+export type RevokeDispatcherDeps = {
+  bus: Bus
+  log: Logger
+  metrics: Metrics
+  now: () => number
+  /** Waits between attempts; rejects or resolves early when `signal` aborts (tests pass fake time). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  random?: () => number
+}
+
+export type RevokeDispatcher = {
+  /** Decides for each correlation and makes the decisions durable; resolves when the bus may commit. */
+  handle(correlations: readonly Correlation[]): Promise<void>
+  /** Starts delivering: what the outbox still holds from before a restart, then every new decision. */
+  startDelivering(): void
+  readiness: ReadinessCheck
+  /** Aborts in-flight attempts (they stay pending in the outbox) and closes the outbox; idempotent. */
+  close(): Promise<void>
+}
+
+type TargetState = WebhookTarget & { queue: PQueue; failures: number; disabled?: string }
+
+export function createRevokeDispatcher(
+  config: RevokeDispatcherConfig,
+  deps: RevokeDispatcherDeps,
+): RevokeDispatcher {
+  const { bus, now } = deps
+  const log = deps.log.child({ component: 'revoke_dispatcher' })
+  const telemetry = deps.metrics.component('revoke_dispatcher')
+  const sleep = deps.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }))
+  const random = deps.random ?? Math.random
+  const outcomes = deps.metrics.counter('nerve_revoke_outcomes_total', 'Revoke decisions and deliveries.', [
+    'status',
+    'reason',
+  ])
+  const healthy = deps.metrics.gauge('nerve_revoke_target_healthy', '1 when a webhook target delivers.', [
+    'target',
+  ])
+  const pendingGauge = deps.metrics.gauge(
+    'nerve_revoke_outbox_pending_deliveries',
+    'Webhook deliveries waiting in the outbox.',
+  )
+
+  const outbox = openRevokeOutbox(config.data_dir)
+  const targets = new Map<string, TargetState>()
+  const disabled = outbox.disabledTargets()
+  for (const target of config.revoke.webhooks) {
+    const t = createWebhookTarget(target)
+    targets.set(t.label, {
+      ...t,
+      queue: new PQueue({ concurrency: t.concurrency }),
+      failures: 0,
+      disabled: disabled.get(t.label),
+    })
+    if (t.keys.length === 0) log.warn({ target: t.label }, 'Revoke webhook target has no secret: unsigned.')
+  }
+  const policyConfig = {
+    min_score: config.revoke.min_score,
+    dry_run: config.revoke.dry_run,
+    rate_limit: config.revoke.rate_limit,
+    protected_agents: config.agents.filter((a) => a.protected).map((a) => a.id),
+    has_targets: targets.size > 0,
+  }
+  let policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
+  const abort = new AbortController()
+  let delivering = false
+  let closed = false
+  let closing: Promise<void> | undefined
+
+  const isHealthy = (t: TargetState) => !t.disabled && t.failures < unhealthyAfterFailures
+  const updateGauges = () => {
+    for (const t of targets.values()) healthy.set({ target: t.label }, isHealthy(t) ? 1 : 0)
+    pendingGauge.set(outbox.pendingCount())
+  }
+  updateGauges()
+
+  let publishing: Promise<void> = Promise.resolve()
+  const publishOutcomes = (): Promise<void> => {
+    publishing = publishing.then(async () => {
+      for (let batch = outbox.unpublishedOutcomes(500); batch.length > 0 && !closed; ) {
+        try {
+          await bus.publish(
+            revokeOutcomesTopic,
+            batch.map((o) => ({ key: o.agent_id, value: o })),
+          )
+        } catch (err) {
+          telemetry.error(errorCodeOf(err), 'publish_outcomes')
+          log.warn({ error_code: errorCodeOf(err) }, 'Could not publish revoke outcomes; will retry.')
+          sleep(1000, abort.signal).then(publishOutcomes, () => {})
+          return
+        }
+        outbox.markPublished(batch.map((o) => o.id))
+        batch = outbox.unpublishedOutcomes(500)
+      }
+    })
+    return publishing
+  }
+
+  const enqueue = (target: TargetState, delivery: OutboxDelivery) => {
+    if (!closed) void target.queue.add(() => attempt(target, delivery))
+  }
+  const schedule = (target: TargetState, delivery: OutboxDelivery) => {
+    const wait = delivery.next_attempt_at - now()
+    if (wait <= 0) return enqueue(target, delivery)
+    sleep(wait, abort.signal).then(
+      () => enqueue(target, delivery),
+      () => {},
+    )
+  }
+
+  const finish = (
+    target: string,
+    delivery: OutboxDelivery,
+    state: 'sent' | 'failed' | 'pending',
+    outcome: Pick<NewOutcome, 'reason' | 'attempts'> & { detail?: string; http_status?: number },
+    nextAttemptAt = now(),
+  ) => {
+    const time = now()
+    outbox.updateDelivery(
+      delivery,
+      { state, attempts: outcome.attempts, next_attempt_at: nextAttemptAt },
+      {
+        decision_id: delivery.decision_id,
+        time,
+        correlation_id: delivery.correlation_id,
+        incident_id: delivery.incident_id,
+        agent_id: delivery.agent_id,
+        status: state,
+        target,
+        ...outcome,
+      },
+    )
+    outcomes.inc({ status: state, reason: outcome.reason })
+    updateGauges()
+    void publishOutcomes()
+  }
+
+  const attempt = async (target: TargetState, delivery: OutboxDelivery): Promise<void> => {
+    if (closed) return
+    if (target.disabled) {
+      telemetry.discarded(1, 'target_disabled')
+      return finish(target.label, delivery, 'failed', {
+        reason: 'target_disabled',
+        attempts: delivery.attempts,
+      })
+    }
+    const attempts = delivery.attempts + 1
+    const timestamp = Math.floor(now() / 1000)
+    const headers: Record<string, string> = {
+      'content-type': revokeContentType,
+      'user-agent': 'nerve-revoke',
+      'webhook-id': delivery.decision_id,
+      'webhook-timestamp': String(timestamp),
+    }
+    if (target.keys.length > 0) {
+      headers['webhook-signature'] = signWebhook(target.keys, delivery.decision_id, timestamp, delivery.body)
+    }
+    const result = await target.post(delivery.body, headers, abort.signal)
+    // Shutting down mid-request: the delivery stays pending and is sent again after the restart.
+    if (result === 'aborted' || closed) return
+    const verdict = classifyAttempt(result, now())
+    const http_status = 'status' in result ? result.status : undefined
+    const status = http_status === undefined ? {} : { http_status }
+    if (verdict.kind === 'sent') {
+      target.failures = 0
+      telemetry.sent(1)
+      return finish(target.label, delivery, 'sent', { reason: 'delivered', attempts, ...status })
+    }
+    target.failures++
+    if (verdict.kind === 'gone') {
+      target.disabled = 'target_gone'
+      outbox.disableTarget(target.label, now(), 'target_gone')
+      telemetry.error('SINK_REJECTED', 'deliver')
+      log.error({ target: target.label }, 'Revoke webhook target answered 410 Gone: disabled.')
+      return finish(target.label, delivery, 'failed', { reason: 'target_gone', attempts, ...status })
+    }
+    if (verdict.kind === 'rejected') {
+      telemetry.error('SINK_REJECTED', 'deliver')
+      log.error(
+        { target: target.label, ...status, decision_id: delivery.decision_id },
+        'Revoke webhook rejected.',
+      )
+      return finish(target.label, delivery, 'failed', { reason: verdict.reason, attempts, ...status })
+    }
+    telemetry.error('SINK_UNAVAILABLE', 'deliver')
+    if (attempts >= config.revoke.max_attempts) {
+      log.error(
+        { target: target.label, decision_id: delivery.decision_id, attempts },
+        'Revoke webhook gave up.',
+      )
+      return finish(target.label, delivery, 'failed', {
+        reason: 'max_attempts',
+        detail: verdict.reason,
+        attempts,
+        ...status,
+      })
+    }
+    const wait = retryDelayMs(attempts, {
+      maxBackoffMs: config.revoke.max_backoff,
+      random,
+      ...(verdict.retryAfterMs === undefined ? {} : { retryAfterMs: verdict.retryAfterMs }),
+    })
+    const next = { ...delivery, attempts, next_attempt_at: now() + wait }
+    finish(
+      target.label,
+      delivery,
+      'pending',
+      { reason: verdict.reason, attempts, ...status },
+      next.next_attempt_at,
+    )
+    schedule(target, next)
+  }
+
+  const deliver = (deliveries: readonly OutboxDelivery[]) => {
+    for (const delivery of deliveries) {
+      const target = targets.get(delivery.target)
+      if (target) schedule(target, delivery)
+    }
+  }
+
+  const handle = async (correlations: readonly Correlation[]) => {
+    telemetry.received(correlations.length)
+    const already = outbox.decided(correlations.map((c) => c.id))
+    const entries: DecisionEntry[] = []
+    for (const c of correlations) {
+      if (already.has(c.id)) {
+        telemetry.discarded(1, 'duplicate')
+        continue
+      }
+      already.add(c.id)
+      const time = now()
+      const decision = policy.decide(c, time)
+      const decisionId = revokeDecisionId(c.incident.id)
+      const sends = decision.status === 'pending'
+      entries.push({
+        correlation_id: c.id,
+        decision_id: decisionId,
+        incident_id: c.incident.id,
+        agent_id: c.agent.id,
+        status: decision.status,
+        reason: decision.reason,
+        time,
+        targets: sends ? [...targets.values()].map((t) => t.label) : [],
+        ...(sends ? { body: JSON.stringify(buildRevokeEvent(c, decisionId, time)) } : {}),
+      })
+      outcomes.inc({ status: decision.status, reason: decision.reason })
+      if (!decision.revoke) telemetry.discarded(1, decision.reason)
+    }
+    let deliveries: OutboxDelivery[]
+    try {
+      deliveries = outbox.recordDecisions(entries)
+    } catch (err) {
+      // The policy remembered revokes that were not written: forget them, the bus redelivers the batch.
+      policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
+      telemetry.error(errorCodeOf(err), 'record_decision')
+      throw err
+    }
+    updateGauges()
+    if (delivering) deliver(deliveries)
+    await publishOutcomes()
+  }
+
+  return {
+    handle,
+    startDelivering() {
+      if (delivering) return
+      delivering = true
+      const pending = outbox.pendingDeliveries()
+      for (const delivery of pending) {
+        const target = targets.get(delivery.target)
+        if (target) continue
+        // The target left the config while this delivery waited: record it rather than keep it forever.
+        finish(delivery.target, delivery, 'failed', {
+          reason: 'target_removed',
+          attempts: delivery.attempts,
+        })
+      }
+      deliver(pending)
+      void publishOutcomes()
+    },
+    readiness: () => {
+      const bad = [...targets.values()].filter((t) => !isHealthy(t))
+      if (bad.length === 0) return { ok: true }
+      const detail = bad.map((t) => `${t.label}: ${t.disabled ?? `${t.failures} failed attempts`}`).join('; ')
+      return { ok: false, detail }
+    },
+    close() {
+      closing ??= (async () => {
+        closed = true
+        abort.abort()
+        for (const t of targets.values()) t.queue.clear()
+        await Promise.all([...targets.values()].map((t) => t.queue.onIdle()))
+        await publishing
+        for (const t of targets.values()) t.close()
+        outbox.close()
+      })()
+      return closing
+    },
+  }
+}

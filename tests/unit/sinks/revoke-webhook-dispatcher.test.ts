@@ -1,0 +1,405 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createServer, type IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { revokeOutcomesTopic } from '../../../bus/topics.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { Config, RevokeOutcome, WebhookTargetConfig } from '../../../schemas/types.ts'
+import { buildRevokeEvent } from '../../../sinks/revoke-payload.ts'
+import { revokeDecisionId } from '../../../sinks/revoke-policy.ts'
+import { createRevokeDispatcher, type RevokeDispatcher } from '../../../sinks/revoke-webhook-dispatcher.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { makeCorrelation } from './correlation-fixture.ts'
+import { createMemoryBus } from './memory-bus.ts'
+import { type Answer, startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts'
+
+// An independent verifier, written from the Standard Webhooks spec text (spec/standard-webhooks.md):
+// strip `whsec_`, base64-decode the rest as the HMAC-SHA256 key, sign `${id}.${timestamp}.${body}`,
+// compare each space-separated `v1,<base64>` in constant time, reject timestamps over 5 minutes off.
+function verifyStandardWebhook(
+  headers: IncomingHttpHeaders,
+  body: string,
+  secret: string,
+  nowSeconds: number,
+) {
+  const id = String(headers['webhook-id'])
+  const timestamp = String(headers['webhook-timestamp'])
+  if (!/^\d+$/.test(timestamp) || Math.abs(nowSeconds - Number(timestamp)) > 300) return false
+  const key = Buffer.from(secret.split('_')[1] as string, 'base64')
+  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest()
+  return String(headers['webhook-signature'] ?? '')
+    .split(' ')
+    .some((entry) => {
+      const [version, signature] = entry.split(',')
+      const given = Buffer.from(signature ?? '', 'base64')
+      return version === 'v1' && given.length === expected.length && timingSafeEqual(given, expected)
+    })
+}
+
+const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+const newSecret = `whsec_${Buffer.from('the-next-secret-24-bytes').toString('base64')}`
+const t0 = Date.UTC(2026, 10, 25, 16, 5, 0)
+const defaults = loadConfig()
+const hour = 3_600_000
+
+type Setup = {
+  targets: Partial<WebhookTargetConfig>[]
+  revoke?: Partial<Config['revoke']>
+  agents?: Config['agents']
+  dataDir?: string
+}
+
+const open: { close(): Promise<void> }[] = []
+afterEach(async () => {
+  for (const x of open.splice(0).reverse()) await x.close()
+})
+
+async function receiver(answer?: (req: { body: string }, index: number) => Answer): Promise<WebhookReceiver> {
+  const r = await startWebhookReceiver(answer)
+  open.push(r)
+  return r
+}
+
+function dispatcher(setup: Setup) {
+  const clock = { t: t0 }
+  const delays: number[] = []
+  const rt = createTestRuntime({ now: () => clock.t })
+  const bus = createMemoryBus()
+  const dataDir = setup.dataDir ?? tempDir('nerve-revoke')
+  const webhooks = setup.targets.map((t) => ({ url: '', timeout: 5000, concurrency: 4, secret, ...t }))
+  const d: RevokeDispatcher = createRevokeDispatcher(
+    {
+      data_dir: dataDir,
+      agents: setup.agents ?? [],
+      revoke: { ...defaults.revoke, webhooks, ...setup.revoke },
+    },
+    {
+      bus,
+      log: rt.log,
+      metrics: rt.metrics,
+      now: () => clock.t,
+      // Fake time: a wait is recorded and passes at once.
+      sleep: async (ms) => {
+        delays.push(ms)
+        clock.t += ms
+      },
+      random: () => 0.5,
+    },
+  )
+  open.push(d)
+  const outcomes = () => bus.published<RevokeOutcome>(revokeOutcomesTopic)
+  return { d, rt, bus, clock, delays, dataDir, outcomes, close: d.close }
+}
+
+const statuses = (outcomes: RevokeOutcome[]) => outcomes.map((o) => `${o.status}:${o.reason}`)
+
+describe('revoke webhook dispatcher: delivery', () => {
+  it('verifies the reference test vector with the independent verifier (the verifier itself is right)', () => {
+    const headers = {
+      'webhook-id': 'msg_p5jXN8AQM9LWM0D4loKWxJek',
+      'webhook-timestamp': '1614265330',
+      'webhook-signature': 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
+    }
+    expect(verifyStandardWebhook(headers, '{"test": 2432232314}', secret, 1614265330)).toBe(true)
+    expect(verifyStandardWebhook(headers, '{"test": 2432232315}', secret, 1614265330)).toBe(false)
+    expect(verifyStandardWebhook(headers, '{"test": 2432232314}', secret, 1614265330 + 301)).toBe(false)
+  })
+
+  it('POSTs a signed CloudEvent that an independent Standard Webhooks verifier accepts', async () => {
+    const r = await receiver()
+    const { d, clock, outcomes } = dispatcher({ targets: [{ url: r.url }] })
+    d.startDelivering()
+    const c = makeCorrelation(0)
+    await d.handle([c])
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'), { what: 'a sent outcome' })
+
+    expect(r.requests).toHaveLength(1)
+    const [req] = r.requests
+    if (!req) throw new Error('no request')
+    const decisionId = revokeDecisionId(c.incident.id)
+    expect(req.headers['content-type']).toBe('application/cloudevents+json; charset=UTF-8')
+    expect(req.headers['webhook-id']).toBe(decisionId)
+    expect(req.headers['webhook-timestamp']).toBe(String(Math.floor(t0 / 1000)))
+    expect(verifyStandardWebhook(req.headers, req.body, secret, Math.floor(clock.t / 1000))).toBe(true)
+    expect(JSON.parse(req.body)).toEqual(JSON.parse(JSON.stringify(buildRevokeEvent(c, decisionId, t0))))
+    expect(statuses(outcomes())).toEqual(['pending:policy_allowed', 'sent:delivered'])
+    expect(outcomes()[1]).toMatchObject({
+      id: `${decisionId}:2`,
+      decision_id: decisionId,
+      correlation_id: c.id,
+      incident_id: c.incident.id,
+      agent_id: 'data-cleaner',
+      target: r.url,
+      attempts: 1,
+      http_status: 204,
+    })
+  })
+
+  it('signs with every secret during a rotation; each secret verifies on its own', async () => {
+    const r = await receiver()
+    const { d, outcomes, clock } = dispatcher({ targets: [{ url: r.url, secret, secrets: [newSecret] }] })
+    d.startDelivering()
+    await d.handle([makeCorrelation(0)])
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'))
+    const [req] = r.requests
+    if (!req) throw new Error('no request')
+    expect(String(req.headers['webhook-signature']).split(' ')).toHaveLength(2)
+    const now = Math.floor(clock.t / 1000)
+    expect(verifyStandardWebhook(req.headers, req.body, secret, now)).toBe(true)
+    expect(verifyStandardWebhook(req.headers, req.body, newSecret, now)).toBe(true)
+  })
+
+  it('retries a 503 after its Retry-After, with the same webhook-id and body bytes, freshly signed', async () => {
+    const r = await receiver((_req, i) =>
+      i < 2 ? { status: 503, headers: { 'retry-after': '7' } } : { status: 200 },
+    )
+    const { d, outcomes, delays } = dispatcher({ targets: [{ url: r.url }] })
+    d.startDelivering()
+    await d.handle([makeCorrelation(0)])
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'))
+
+    expect(r.requests).toHaveLength(3)
+    expect(new Set(r.requests.map((q) => q.headers['webhook-id'])).size).toBe(1)
+    expect(new Set(r.requests.map((q) => q.body)).size).toBe(1)
+    const stamps = r.requests.map((q) => Number(q.headers['webhook-timestamp']))
+    expect(stamps[1] as number).toBeGreaterThanOrEqual((stamps[0] as number) + 7)
+    for (const q of r.requests)
+      expect(verifyStandardWebhook(q.headers, q.body, secret, stamps[2] as number)).toBe(true)
+    expect(delays.slice(0, 2).every((ms) => ms >= 7000)).toBe(true)
+    expect(statuses(outcomes())).toEqual([
+      'pending:policy_allowed',
+      'pending:server_error',
+      'pending:server_error',
+      'sent:delivered',
+    ])
+    expect(outcomes().map((o) => o.attempts)).toEqual([0, 1, 2, 3])
+  })
+
+  it('honours a Retry-After given as an HTTP date on 429', async () => {
+    const r = await receiver((_req, i) =>
+      i === 0
+        ? { status: 429, headers: { 'retry-after': new Date(t0 + 42_000).toUTCString() } }
+        : { status: 202 },
+    )
+    const { d, outcomes, delays } = dispatcher({ targets: [{ url: r.url }] })
+    d.startDelivering()
+    await d.handle([makeCorrelation(0)])
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'))
+    expect(delays[0]).toBe(42_000)
+    expect(statuses(outcomes())).toContain('pending:throttled')
+  })
+
+  it('stops on another 4xx and records why, without retrying', async () => {
+    const r = await receiver(() => ({ status: 403 }))
+    const { d, outcomes, rt } = dispatcher({ targets: [{ url: r.url }] })
+    d.startDelivering()
+    await d.handle([makeCorrelation(0)])
+    await waitFor(() => outcomes().some((o) => o.status === 'failed'))
+    expect(r.requests).toHaveLength(1)
+    expect(outcomes().at(-1)).toMatchObject({
+      status: 'failed',
+      reason: 'rejected',
+      http_status: 403,
+      attempts: 1,
+    })
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        component: 'revoke_dispatcher',
+        error_code: 'SINK_REJECTED',
+      }),
+    ).toBe(1)
+  })
+
+  it('disables a target that answers 410, durably, and shows it in /readyz and /metrics', async () => {
+    const gone = await receiver(() => ({ status: 410 }))
+    const ok = await receiver()
+    const revoke = { rate_limit: { per_agent: { count: 9, per: hour }, global: { count: 9, per: hour } } }
+    const first = dispatcher({ targets: [{ url: gone.url }, { url: ok.url }], revoke })
+    first.d.startDelivering()
+    await first.d.handle([makeCorrelation(0)])
+    await waitFor(() => first.outcomes().filter((o) => o.status !== 'pending').length === 2)
+    expect(first.outcomes().find((o) => o.target === gone.url)).toMatchObject({
+      status: 'failed',
+      reason: 'target_gone',
+      http_status: 410,
+    })
+    expect(first.d.readiness()).toEqual({ ok: false, detail: `${gone.url}: target_gone` })
+    expect(await first.rt.metricValue('nerve_revoke_target_healthy', { target: gone.url })).toBe(0)
+    expect(await first.rt.metricValue('nerve_revoke_target_healthy', { target: ok.url })).toBe(1)
+    await first.close()
+
+    const second = dispatcher({
+      targets: [{ url: gone.url }, { url: ok.url }],
+      revoke,
+      dataDir: first.dataDir,
+    })
+    second.d.startDelivering()
+    expect(second.d.readiness().ok).toBe(false)
+    await second.d.handle([makeCorrelation(1)])
+    await waitFor(() => second.outcomes().filter((o) => o.status !== 'pending').length === 2)
+    expect(gone.requests).toHaveLength(1)
+    expect(ok.requests).toHaveLength(2)
+    expect(second.outcomes().find((o) => o.target === gone.url)).toMatchObject({ reason: 'target_disabled' })
+  })
+
+  it('gives up after max_attempts of 5xx or network errors, and marks the target unhealthy', async () => {
+    const r = await receiver(() => ({ status: 500 }))
+    const { d, outcomes, rt } = dispatcher({ targets: [{ url: r.url }], revoke: { max_attempts: 3 } })
+    d.startDelivering()
+    expect(d.readiness().ok).toBe(true)
+    await d.handle([makeCorrelation(0)])
+    await waitFor(() => outcomes().some((o) => o.status === 'failed'))
+    expect(r.requests).toHaveLength(3)
+    expect(outcomes().at(-1)).toMatchObject({ reason: 'max_attempts', detail: 'server_error', attempts: 3 })
+    expect(d.readiness()).toEqual({ ok: false, detail: `${r.url}: 3 failed attempts` })
+    expect(await rt.metricValue('nerve_revoke_target_healthy', { target: r.url })).toBe(0)
+
+    const closed = await receiver()
+    await closed.close()
+    const unreachable = dispatcher({ targets: [{ url: closed.url }], revoke: { max_attempts: 2 } })
+    unreachable.d.startDelivering()
+    await unreachable.d.handle([makeCorrelation(0)])
+    await waitFor(() => unreachable.outcomes().some((o) => o.status === 'failed'))
+    expect(unreachable.outcomes().at(-1)).toMatchObject({ reason: 'max_attempts', detail: 'network_error' })
+  })
+})
+
+describe('revoke webhook dispatcher: durability', () => {
+  it('delivers a revoke decided before a crash after the restart, once per target', async () => {
+    const a = await receiver()
+    const b = await receiver()
+    const targets = [{ url: a.url }, { url: b.url }]
+    const c = makeCorrelation(0)
+
+    // Decided and committed to the outbox, then the process dies before delivering anything.
+    const before = dispatcher({ targets })
+    await before.d.handle([c])
+    await before.close()
+    expect(a.requests.length + b.requests.length).toBe(0)
+
+    const after = dispatcher({ targets, dataDir: before.dataDir })
+    expect(await after.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(2)
+    after.d.startDelivering()
+    await waitFor(() => after.outcomes().filter((o) => o.status === 'sent').length === 2)
+    expect(a.requests).toHaveLength(1)
+    expect(b.requests).toHaveLength(1)
+    // The bus redelivers the uncommitted batch: already decided, nothing new is sent or recorded.
+    await after.d.handle([c])
+    expect(await after.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
+    expect(
+      await after.rt.metricValue('nerve_component_discarded_events_total', {
+        component: 'revoke_dispatcher',
+        reason: 'duplicate',
+      }),
+    ).toBe(1)
+    await after.close()
+
+    const again = dispatcher({ targets, dataDir: before.dataDir })
+    again.d.startDelivering()
+    expect(await again.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
+    // Outcomes recorded before the crash are published after it: none is lost.
+    expect(statuses(before.outcomes())).toEqual(['pending:policy_allowed'])
+    expect(statuses(after.outcomes()).filter((s) => s.startsWith('sent'))).toHaveLength(2)
+  })
+
+  it('keeps a delivery interrupted by shutdown pending, and sends it after the restart', async () => {
+    // The target does not answer while `hold`: close() aborts that request mid-flight, as a crash would.
+    let hold = true
+    let received = 0
+    const server = createServer((_req, res) => {
+      received++
+      if (!hold) res.writeHead(200).end()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    open.push({
+      close: () => new Promise<void>((done) => server.close(() => done())).then(() => undefined),
+    })
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/revoke`
+
+    const before = dispatcher({ targets: [{ url }] })
+    before.d.startDelivering()
+    await before.d.handle([makeCorrelation(0)])
+    await waitFor(() => received === 1, { what: 'the first attempt to arrive' })
+    await before.close()
+    server.closeAllConnections()
+    expect(statuses(before.outcomes())).toEqual(['pending:policy_allowed'])
+
+    hold = false
+    const after = dispatcher({ targets: [{ url }], dataDir: before.dataDir })
+    after.d.startDelivering()
+    await waitFor(() => after.outcomes().some((o) => o.status === 'sent'))
+    expect(received).toBe(2)
+    expect(after.outcomes().find((o) => o.status === 'sent')).toMatchObject({ attempts: 1 })
+  })
+})
+
+describe('revoke webhook dispatcher: policy in action', () => {
+  it('under a flood of 1,000 correlations from 50 agents sends exactly what the limits allow', async () => {
+    const r = await receiver()
+    const { d, outcomes, rt } = dispatcher({
+      targets: [{ url: r.url }],
+      revoke: { rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 40, per: hour } } },
+    })
+    d.startDelivering()
+    const flood = Array.from({ length: 1000 }, (_, i) =>
+      makeCorrelation(i, { agent: { id: `agent-${i % 50}`, resolved_by: 'registry', identity: {} } }),
+    )
+    for (let i = 0; i < flood.length; i += 100) await d.handle(flood.slice(i, i + 100))
+    await waitFor(() => outcomes().filter((o) => o.status === 'sent').length === 40)
+    expect(await rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
+    expect(r.requests).toHaveLength(40)
+    const count = (reason: string) => outcomes().filter((o) => o.reason === reason).length
+    expect([count('policy_allowed'), count('rate_limited_agent'), count('rate_limited_global')]).toEqual([
+      40, 760, 200,
+    ])
+    expect(
+      await rt.metricValue('nerve_component_received_events_total', { component: 'revoke_dispatcher' }),
+    ).toBe(1000)
+    expect(
+      await rt.metricValue('nerve_component_sent_events_total', { component: 'revoke_dispatcher' }),
+    ).toBe(40)
+    expect(
+      await rt.metricValue('nerve_component_discarded_events_total', {
+        component: 'revoke_dispatcher',
+        reason: 'rate_limited_global',
+      }),
+    ).toBe(200)
+  })
+
+  it('never sends for a protected agent, nor in dry-run; both are recorded', async () => {
+    const r = await receiver()
+    const agents = [{ id: 'data-cleaner', protected: true, match: {} }]
+    const guarded = dispatcher({ targets: [{ url: r.url }], agents })
+    guarded.d.startDelivering()
+    await guarded.d.handle([makeCorrelation(0), makeCorrelation(1)])
+    expect(statuses(guarded.outcomes())).toEqual(['suppressed:protected_agent', 'suppressed:protected_agent'])
+    expect(await guarded.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
+
+    const dry = dispatcher({ targets: [{ url: r.url }], revoke: { dry_run: true } })
+    dry.d.startDelivering()
+    await dry.d.handle([
+      makeCorrelation(0),
+      makeCorrelation(1, { agent: { ...makeCorrelation(1).agent, id: 'b' } }),
+    ])
+    expect(statuses(dry.outcomes())).toEqual(['dry_run:dry_run', 'dry_run:dry_run'])
+    expect(await dry.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
+    expect(r.requests).toHaveLength(0)
+  })
+
+  it('revokes an incident once, however many of its correlations arrive', async () => {
+    const r = await receiver()
+    const { d, outcomes } = dispatcher({
+      targets: [{ url: r.url }],
+      revoke: { rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } } },
+    })
+    d.startDelivering()
+    const incident = { id: 'inc-data-cleaner-7' }
+    await d.handle([0, 1, 2, 3, 4].map((n) => makeCorrelation(n, { incident })))
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'))
+    expect(r.requests).toHaveLength(1)
+    expect(statuses(outcomes()).filter((s) => s === 'suppressed:incident_already_revoked')).toHaveLength(4)
+    expect(new Set(outcomes().map((o) => o.decision_id))).toEqual(new Set([revokeDecisionId(incident.id)]))
+  })
+})
