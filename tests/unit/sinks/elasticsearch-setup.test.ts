@@ -1,0 +1,133 @@
+// `nerve setup elasticsearch` against a loopback Elasticsearch: what it PUTs, that the pieces fit together
+// (index templates → component templates → ILM policy), and that running it twice changes nothing.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { isNerveError } from '../../../runtime/errors.ts'
+import type { ElasticsearchConfig } from '../../../schemas/types.ts'
+import { setupElasticsearch } from '../../../sinks/elasticsearch-setup.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { type FakeElasticsearch, startFakeElasticsearch } from './elasticsearch-fake-server.ts'
+
+let es: FakeElasticsearch
+beforeEach(async () => {
+  es = await startFakeElasticsearch()
+})
+afterEach(() => es.close())
+
+const config = (): ElasticsearchConfig => ({
+  url: es.url,
+  api_key: 'a2V5OnNlY3JldA==',
+  namespace: 'default',
+  index_events: true,
+  max_retries: 3,
+})
+
+type IndexTemplateBody = {
+  index_patterns: string[]
+  data_stream: object
+  priority: number
+  composed_of: string[]
+  version: number
+}
+type ComponentBody = { template: { settings?: Record<string, unknown>; mappings?: Record<string, unknown> } }
+
+describe('setupElasticsearch', () => {
+  it('installs the ILM policy, component templates and one data stream template per stream', async () => {
+    const { log } = createTestRuntime()
+    const { applied } = await setupElasticsearch(config(), { log })
+    expect(applied).toEqual([
+      '_ilm/policy/nerve',
+      '_component_template/nerve-settings',
+      '_component_template/nerve-ecs-9.4.0-mappings',
+      '_component_template/nerve-fields-mappings',
+      '_index_template/nerve-events',
+      '_index_template/nerve-correlations',
+      '_index_template/nerve-revokes',
+    ])
+    expect(es.requests.map((r) => `${r.method} ${r.path}`)).toEqual(applied.map((a) => `PUT /${a}`))
+    expect(es.requests.every((r) => r.headers.authorization === 'ApiKey a2V5OnNlY3JldA==')).toBe(true)
+
+    const templates = ['events', 'correlations', 'revokes'].map(
+      (name) => es.objects.get(`/_index_template/nerve-${name}`) as IndexTemplateBody,
+    )
+    expect(templates.map((t) => t.index_patterns)).toEqual([
+      ['logs-nerve.events-*'],
+      ['logs-nerve.correlations-*'],
+      ['logs-nerve.revokes-*'],
+    ])
+    for (const template of templates) {
+      expect(template).toMatchObject({ data_stream: {}, priority: 501, version: 1 })
+      for (const name of template.composed_of)
+        expect(es.objects.has(`/_component_template/${name}`)).toBe(true)
+    }
+  })
+
+  it('maps with dynamic false, output_fields as flattened, and points the settings at the policy', async () => {
+    await setupElasticsearch(config(), { log: createTestRuntime().log })
+    const settings = es.objects.get('/_component_template/nerve-settings') as ComponentBody
+    expect(settings.template).toMatchObject({
+      settings: { index: { lifecycle: { name: 'nerve' }, mapping: { ignore_malformed: true } } },
+      mappings: { dynamic: false, date_detection: false },
+    })
+    expect(es.objects.has('/_ilm/policy/nerve')).toBe(true)
+    expect(es.objects.get('/_ilm/policy/nerve')).toMatchObject({
+      policy: { phases: { hot: { actions: { rollover: { max_primary_shard_size: '50gb' } } } } },
+    })
+    const fields = es.objects.get('/_component_template/nerve-fields-mappings') as ComponentBody
+    expect(fields.template.mappings).toMatchObject({
+      properties: {
+        nerve: {
+          properties: {
+            falco: { properties: { output_fields: { type: 'flattened' } } },
+            identity: { type: 'flattened' },
+          },
+        },
+      },
+    })
+    const ecs = es.objects.get('/_component_template/nerve-ecs-9.4.0-mappings') as ComponentBody
+    expect(ecs.template.mappings).toMatchObject({
+      properties: {
+        '@timestamp': { type: 'date' },
+        event: { properties: { category: { type: 'keyword' }, risk_score: { type: 'float' } } },
+        source: { properties: { ip: { type: 'ip' } } },
+        data_stream: { properties: { dataset: { type: 'constant_keyword' } } },
+      },
+    })
+  })
+
+  it('is idempotent: a second run sends the same PUTs and leaves the same state', async () => {
+    const { log } = createTestRuntime()
+    await setupElasticsearch(config(), { log })
+    const first = structuredClone(Object.fromEntries(es.objects))
+    const firstRequests = es.requests.map((r) => [r.method, r.path, r.body])
+    es.requests.length = 0
+    await setupElasticsearch(config(), { log })
+    expect(Object.fromEntries(es.objects)).toEqual(first)
+    expect(es.requests.map((r) => [r.method, r.path, r.body])).toEqual(firstRequests)
+  })
+
+  it("stops at the first refusal with Elasticsearch's reason", async () => {
+    es.script.push((req) =>
+      req.path === '/_component_template/nerve-fields-mappings'
+        ? { status: 400, body: { error: { type: 'mapper_parsing_exception', reason: 'unknown parameter' } } }
+        : undefined,
+    )
+    const error = await setupElasticsearch(config(), { log: createTestRuntime().log }).catch(
+      (e: unknown) => e,
+    )
+    expect(isNerveError(error) && error.code).toBe('SINK_REJECTED')
+    expect(String((error as Error).message)).toBe(
+      'PUT _component_template/nerve-fields-mappings failed (HTTP 400): mapper_parsing_exception: unknown parameter',
+    )
+    expect(es.requests.some((r) => r.path.startsWith('/_index_template'))).toBe(false)
+  })
+
+  it('says so when Elasticsearch cannot be reached', async () => {
+    const url = es.url
+    await es.close()
+    const error = await setupElasticsearch({ ...config(), url }, { log: createTestRuntime().log }).catch(
+      (e: unknown) => e,
+    )
+    expect(isNerveError(error) && [error.code, error.retriable]).toEqual(['SINK_UNAVAILABLE', true])
+    es = await startFakeElasticsearch()
+  })
+})
