@@ -1,0 +1,46 @@
+// Starts ingest on an in-memory bus behind the real HTTP server (fastify inject, no port).
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createHttpServer } from '../../../runtime/http-server.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { AgentConfig, Config } from '../../../schemas/types.ts'
+import { startIngest } from '../../../ingest/start-ingest.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { createMemoryBus } from './memory-bus.ts'
+
+export const token = 'nrv_ingest-test-token-0123456789'
+export const auth = { authorization: `Bearer ${token}` }
+export const fixtures = join(import.meta.dirname, '../../fixtures')
+export const sharedSamples = join(import.meta.dirname, '../../../../shared/samples')
+export const fixture = (path: string) => readFileSync(join(fixtures, path))
+
+export type HarnessOptions = {
+  agents?: AgentConfig[]
+  maxPending?: number
+  http?: Partial<Config['http']>
+  dataDir?: string
+  now?: () => number
+  selfIdentities?: string[]
+}
+
+export async function startHarness(options: HarnessOptions = {}) {
+  const rt = createTestRuntime({ level: 'info' })
+  const dataDir = options.dataDir ?? tempDir('nerve-ingest')
+  const base = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
+  const config: Config = {
+    ...base,
+    agents: options.agents ?? [],
+    http: { ...base.http, ...options.http },
+    ingest: { ...base.ingest, max_pending_publishes: options.maxPending ?? base.ingest.max_pending_publishes },
+    revoke: { ...base.revoke, self_identities: options.selfIdentities ?? [] },
+  }
+  const bus = createMemoryBus()
+  const now = options.now ?? (() => 1_750_000_000_000)
+  const ingest = await startIngest(config, { bus, log: rt.log, metrics: rt.metrics, now })
+  const server = createHttpServer(config.http, { log: rt.log, metrics: rt.metrics, ingestToken: token })
+  server.addRoutes(ingest.routes)
+  return { server, bus, rt, ingest, config, dataDir }
+}
+
+export const agent = (id: string, match: AgentConfig['match']): AgentConfig => ({ id, protected: false, match })
