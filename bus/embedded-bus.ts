@@ -2,16 +2,16 @@
 // partitions (partition-for-key.ts); each consumer group has a committed position per partition.
 // - publish: records queued in the same event-loop turn are written in one transaction (one fsync, group
 //   commit); each publish() resolves once its records are on disk and rejects, keeping none, otherwise.
-// - subscribe: one loop per subscription hands out batches of ONE partition, in offset order, one batch
-//   at a time, round-robin over partitions; commits after handle() resolves; a rejected batch is delivered
-//   again after a capped, jittered backoff, while the other partitions go on. Publishing wakes it at once.
+// - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
+//   backoff); a publish wakes the topic's consumers at once.
 // - one subscription per (group, topic) in a process: a second one is a wiring mistake and is refused.
 // - retention deletes records older than retentionMs that every known group has committed past.
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
-import { errorCodeOf, NerveError } from '../runtime/errors.ts'
+import { NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, Topic } from './bus.ts'
+import { type Consumer, startConsumer } from './embedded-consumer.ts'
 import {
   type AppendRow,
   type EmbeddedStorage,
@@ -47,17 +47,7 @@ type TopicState = {
 
 type Pending = { topic: TopicState; rows: AppendRow[]; resolve(): void; reject(err: unknown): void }
 
-type Consumer = { group: string; positions: number[]; wake(): void; stop(): Promise<void> }
-
-const backoffBaseMs = 100
-const backoffCapMs = 10_000
-const idlePollMs = 1_000
 const deleteChunk = 5_000
-
-export function backoffMs(attempt: number, random = Math.random): number {
-  const ceiling = Math.min(backoffCapMs, backoffBaseMs * 2 ** Math.min(attempt - 1, 20))
-  return Math.round(ceiling * (0.5 + random() / 2))
-}
 
 export function createEmbeddedBus(
   config: EmbeddedBusConfig,
@@ -82,7 +72,7 @@ export function createEmbeddedBus(
   )
   const storage: EmbeddedStorage = openEmbeddedStorage(config.dataDir, { maxBytes: config.maxBytes })
   const topics = new Map<string, TopicState>()
-  const consumers = new Set<Consumer>()
+  const subscriptions = new Set<Subscription>()
   let queue: Pending[] = []
   let flushScheduled = false
   let closing: Promise<void> | undefined
@@ -112,6 +102,13 @@ export function createEmbeddedBus(
   const topicState = (name: string): TopicState =>
     topics.get(name) ?? load(storage.createTopic(name, config.partitions))
   const closedError = () => new NerveError('BUS_CLOSED', 'The bus is closed.')
+  const withStorage = <R>(doing: string, run: () => R): R => {
+    try {
+      return run()
+    } catch (err) {
+      throw storageError(err, doing)
+    }
+  }
 
   for (const stored of storage.topics()) load(stored)
 
@@ -155,25 +152,30 @@ export function createEmbeddedBus(
     for (const pending of batch) pending.resolve()
   }
 
-  const publish = <T>(topic: Topic<T>, records: readonly BusRecord<T>[]): Promise<void> => {
-    if (closing) return Promise.reject(closedError())
-    if (records.length === 0) return Promise.resolve()
-    let t: TopicState
+  const serialize = (value: unknown, index: number): string => {
+    let text: string | undefined
     try {
-      t = topicState(topic.name)
+      text = JSON.stringify(value)
     } catch (err) {
-      return Promise.reject(storageError(err, 'creating a topic'))
+      throw new NerveError('INPUT_INVALID', `Record ${index} cannot be written as JSON.`, { cause: err })
     }
-    const rows: AppendRow[] = new Array(records.length)
-    for (let i = 0; i < records.length; i++) {
-      const record = records[i] as BusRecord<T>
-      const value = JSON.stringify(record.value) as string | undefined
-      if (value === undefined) {
-        return Promise.reject(new NerveError('INPUT_INVALID', `Record ${i} has no JSON value.`))
-      }
-      const partition = partitionForKey(record.key, t.partitions)
-      rows[i] = { topicId: t.id, partition, offset: 0, key: record.key, value }
-    }
+    if (text === undefined) throw new NerveError('INPUT_INVALID', `Record ${index} has no JSON value.`)
+    return text
+  }
+
+  const publish = async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]): Promise<void> => {
+    if (closing) throw closedError()
+    if (records.length === 0) return
+    const t = withStorage('creating a topic', () => topicState(topic.name))
+    const rows = records.map(
+      (record, i): AppendRow => ({
+        topicId: t.id,
+        partition: partitionForKey(record.key, t.partitions),
+        offset: 0,
+        key: record.key,
+        value: serialize(record.value, i),
+      }),
+    )
     return new Promise((resolve, reject) => {
       queue.push({ topic: t, rows, resolve, reject })
       if (!flushScheduled) {
@@ -183,6 +185,20 @@ export function createEmbeddedBus(
     })
   }
 
+  /** Where a group starts (its commits, else the earliest retained record); it holds retention from now. */
+  const joinGroup = (t: TopicState, group: string): number[] => {
+    if ([...t.subscriptions].some((c) => c.group === group)) {
+      throw new NerveError(
+        'CONFIG_INVALID',
+        `Group ${group} already reads ${t.name} in this process; one subscription per group and topic.`,
+      )
+    }
+    const committed = storage.committed(group, t.id)
+    const positions = t.lows.map((low, p) => Math.max(low, committed.get(p) ?? low))
+    storage.register(group, t.id, positions)
+    return positions
+  }
+
   const subscribe = async <T>(
     topic: Topic<T>,
     group: string,
@@ -190,132 +206,29 @@ export function createEmbeddedBus(
     options: SubscribeOptions = {},
   ): Promise<Subscription> => {
     if (closing) throw closedError()
-    let t: TopicState
-    let positions: number[]
-    try {
-      t = topicState(topic.name)
-      if ([...t.subscriptions].some((c) => c.group === group)) {
-        throw new NerveError(
-          'CONFIG_INVALID',
-          `Group ${group} already reads ${topic.name} in this process; one subscription per group and topic.`,
-        )
-      }
-      const committed = storage.committed(group, t.id)
-      positions = t.lows.map((low, p) => Math.max(low, committed.get(p) ?? low))
-      storage.register(group, t.id, positions)
-    } catch (err) {
-      throw storageError(err, 'subscribing')
-    }
-    const consumer = startConsumer(t, group, positions, handle, options.maxBatch ?? config.maxBatch)
+    const [t, positions] = withStorage('subscribing', () => {
+      const state = topicState(topic.name)
+      return [state, joinGroup(state, group)] as const
+    })
+    const consumer: Consumer = startConsumer(t, group, positions, handle, {
+      storage,
+      log,
+      telemetry,
+      maxBatch: options.maxBatch ?? config.maxBatch,
+      committed: (p) => setLagGauge(t, consumer, p),
+    })
+    t.subscriptions.add(consumer)
+    for (let p = 0; p < t.partitions; p++) setLagGauge(t, consumer, p)
     log.info({ topic: t.name, group }, 'Subscribed.')
-    return { stop: consumer.stop }
-  }
-
-  const startConsumer = <T>(
-    t: TopicState,
-    group: string,
-    positions: number[],
-    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
-    maxBatch: number,
-  ): Consumer => {
-    const attempts = positions.map(() => 0)
-    const blocked = new Map<number, NodeJS.Timeout>()
-    let stopped = false
-    let cursor = 0
-    let wakeIdle = () => {}
-
-    const ready = (): number | undefined => {
-      for (let i = 0; i < t.partitions; i++) {
-        const p = (cursor + i) % t.partitions
-        if (!blocked.has(p) && (positions[p] ?? 0) < (t.heads[p] ?? 0)) return p
-      }
-      return undefined
-    }
-    const idle = () =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => wakeIdle(), idlePollMs)
-        wakeIdle = () => {
-          clearTimeout(timer)
-          wakeIdle = () => {}
-          resolve()
-        }
-      })
-    const retryLater = (p: number, err: unknown, stage: 'handle' | 'read' | 'commit') => {
-      const attempt = (attempts[p] ?? 0) + 1
-      attempts[p] = attempt
-      const delay = backoffMs(attempt)
-      const code = errorCodeOf(err)
-      telemetry.error(code, stage)
-      log.warn(
-        { error_code: code, stage, topic: t.name, group, partition: p, attempt, retry_in_ms: delay, err },
-        'Batch not committed; it will be delivered again.',
-      )
-      if (stopped) return
-      blocked.set(
-        p,
-        setTimeout(() => {
-          blocked.delete(p)
-          wakeIdle()
-        }, delay),
-      )
-    }
-    const deliver = async (p: number) => {
-      cursor = (p + 1) % t.partitions
-      let batch: DeliveredRecord<T>[]
-      try {
-        batch = storage.read(t.id, p, positions[p] ?? 0, maxBatch).map((r) => ({
-          key: r.key,
-          value: JSON.parse(r.value) as T,
-          partition: p,
-          offset: r.offset,
-        }))
-      } catch (err) {
-        return retryLater(p, storageError(err, 'reading'), 'read')
-      }
-      const next = (batch.at(-1)?.offset ?? (t.heads[p] ?? 1) - 1) + 1
-      if (batch.length > 0) {
-        try {
-          await handle(batch)
-        } catch (err) {
-          return retryLater(p, err, 'handle')
-        }
-      }
-      try {
-        storage.commit(group, t.id, p, next)
-      } catch (err) {
-        return retryLater(p, storageError(err, 'committing'), 'commit')
-      }
-      positions[p] = next
-      attempts[p] = 0
-      telemetry.sent(batch.length)
-      setLagGauge(t, consumer, p)
-    }
-    const run = async () => {
-      while (!stopped) {
-        const p = ready()
-        if (p === undefined) await idle()
-        else await deliver(p)
-      }
-    }
-
-    const consumer: Consumer = {
-      group,
-      positions,
-      wake: () => wakeIdle(),
+    const subscription = {
       stop: async () => {
-        stopped = true
-        for (const timer of blocked.values()) clearTimeout(timer)
-        wakeIdle()
-        await loop
+        await consumer.stop()
         t.subscriptions.delete(consumer)
-        consumers.delete(consumer)
+        subscriptions.delete(subscription)
       },
     }
-    t.subscriptions.add(consumer)
-    consumers.add(consumer)
-    for (let p = 0; p < t.partitions; p++) setLagGauge(t, consumer, p)
-    const loop = run()
-    return consumer
+    subscriptions.add(subscription)
+    return subscription
   }
 
   const sweepTopic = async (t: TopicState, cutoff: number): Promise<number> => {
@@ -366,7 +279,7 @@ export function createEmbeddedBus(
     closing ??= (async () => {
       clearInterval(sweepTimer)
       flush()
-      await Promise.all([...consumers].map((c) => c.stop()))
+      await Promise.all([...subscriptions].map((s) => s.stop()))
       await sweeping
       storage.close()
       log.info({ file: storage.file }, 'Bus closed.')

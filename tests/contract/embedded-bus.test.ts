@@ -208,7 +208,7 @@ describe('embedded bus', () => {
     expect(await rt.metricValue('nerve_bus_retained_records', { topic: topic.name })).toBe(15)
   })
 
-  it('rejects a record whose value has no JSON form, keeping the rest of the call out too', async () => {
+  it('rejects records with no JSON form, keeping the rest of their publish out too', async () => {
     const { bus } = openBus()
     const topic: Topic<unknown> = { name: randomName('invalid') }
     const refusal = await bus
@@ -218,5 +218,12 @@ describe('embedded bus', () => {
       ])
       .catch((err: unknown) => err)
     expect(isNerveError(refusal) && refusal.code).toBe('INPUT_INVALID')
+    const circular: { self?: unknown } = {}
+    circular.self = circular
+    const thrown = await bus.publish(topic, [{ key: 'c', value: circular }]).catch((err: unknown) => err)
+    expect(isNerveError(thrown) && thrown.code).toBe('INPUT_INVALID')
+    await bus.publish(topic, [{ key: 'd', value: 2 }])
+    const handled = await drain(bus, topic as Topic<Item>, 'g', 1)
+    expect(handled.map((r) => r.value)).toEqual([2])
   })
 })

@@ -1,0 +1,152 @@
+// One subscription of the embedded bus: a loop that hands out batches of ONE partition, in offset order,
+// one batch at a time, round-robin over the partitions that have records. It commits a batch only after
+// handle() resolved; a rejected batch (or a failed read or commit) is delivered again after a capped,
+// jittered backoff, while the other partitions go on. It sleeps until woken by a publish (a slow poll
+// is only the fallback), and stop() lets the batch in flight finish and commit.
+import { errorCodeOf } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { ComponentTelemetry } from '../runtime/metrics.ts'
+import type { DeliveredRecord } from './bus.ts'
+import { type EmbeddedStorage, storageError } from './embedded-storage.ts'
+
+/** What a consumer sees of its topic; `heads` (next offset per partition) moves as records are published. */
+export type ConsumedTopic = {
+  readonly id: number
+  readonly name: string
+  readonly partitions: number
+  heads: number[]
+}
+
+export type Consumer = {
+  readonly group: string
+  /** Next offset to deliver per partition (= the committed position once a batch is committed). */
+  readonly positions: readonly number[]
+  /** Called after records were published to the topic. */
+  wake(): void
+  stop(): Promise<void>
+}
+
+export type ConsumerDeps = {
+  storage: Pick<EmbeddedStorage, 'read' | 'commit'>
+  log: Logger
+  telemetry: ComponentTelemetry
+  maxBatch: number
+  /** After each commit (for gauges). */
+  committed(partition: number): void
+}
+
+const backoffBaseMs = 100
+const backoffCapMs = 10_000
+const idlePollMs = 1_000
+
+export function backoffMs(attempt: number, random = Math.random): number {
+  const ceiling = Math.min(backoffCapMs, backoffBaseMs * 2 ** Math.min(attempt - 1, 20))
+  return Math.round(ceiling * (0.5 + random() / 2))
+}
+
+export function startConsumer<T>(
+  t: ConsumedTopic,
+  group: string,
+  positions: number[],
+  handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+  deps: ConsumerDeps,
+): Consumer {
+  const { storage, log, telemetry } = deps
+  const attempts = positions.map(() => 0)
+  const blocked = new Map<number, NodeJS.Timeout>()
+  let stopped = false
+  let cursor = 0
+  let wakeIdle = () => {}
+
+  const ready = (): number | undefined => {
+    for (let i = 0; i < t.partitions; i++) {
+      const p = (cursor + i) % t.partitions
+      if (!blocked.has(p) && (positions[p] ?? 0) < (t.heads[p] ?? 0)) return p
+    }
+    return undefined
+  }
+
+  const idle = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => wakeIdle(), idlePollMs)
+      wakeIdle = () => {
+        clearTimeout(timer)
+        wakeIdle = () => {}
+        resolve()
+      }
+    })
+
+  const retryLater = (p: number, err: unknown, stage: 'handle' | 'read' | 'commit') => {
+    const attempt = (attempts[p] ?? 0) + 1
+    attempts[p] = attempt
+    const delay = backoffMs(attempt)
+    const code = errorCodeOf(err)
+    telemetry.error(code, stage)
+    log.warn(
+      { error_code: code, stage, topic: t.name, group, partition: p, attempt, retry_in_ms: delay, err },
+      'Batch not committed; it will be delivered again.',
+    )
+    if (stopped) return
+    blocked.set(
+      p,
+      setTimeout(() => {
+        blocked.delete(p)
+        wakeIdle()
+      }, delay),
+    )
+  }
+
+  const deliver = async (p: number) => {
+    cursor = (p + 1) % t.partitions
+    let batch: DeliveredRecord<T>[]
+    try {
+      batch = storage.read(t.id, p, positions[p] ?? 0, deps.maxBatch).map((r) => ({
+        key: r.key,
+        value: JSON.parse(r.value) as T,
+        partition: p,
+        offset: r.offset,
+      }))
+    } catch (err) {
+      return retryLater(p, storageError(err, 'reading'), 'read')
+    }
+    // Empty only when retention deleted every record from here on (a group that joined mid-sweep).
+    const next = (batch.at(-1)?.offset ?? (t.heads[p] ?? 0) - 1) + 1
+    if (batch.length > 0) {
+      try {
+        await handle(batch)
+      } catch (err) {
+        return retryLater(p, err, 'handle')
+      }
+    }
+    try {
+      storage.commit(group, t.id, p, next)
+    } catch (err) {
+      return retryLater(p, storageError(err, 'committing'), 'commit')
+    }
+    positions[p] = next
+    attempts[p] = 0
+    telemetry.sent(batch.length)
+    deps.committed(p)
+  }
+
+  const run = async () => {
+    while (!stopped) {
+      const p = ready()
+      if (p === undefined) await idle()
+      else await deliver(p)
+    }
+  }
+  const loop = run()
+
+  return {
+    group,
+    positions,
+    wake: () => wakeIdle(),
+    stop: async () => {
+      stopped = true
+      for (const timer of blocked.values()) clearTimeout(timer)
+      wakeIdle()
+      await loop
+    },
+  }
+}
