@@ -1,0 +1,274 @@
+// The embedded store: correlations, incidents and revoke outcomes on local disk (SQLite, WAL), written
+// idempotently (a redelivered correlation or outcome is stored once) and served by the read API:
+// GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { errorCodeOf, NerveError } from '../runtime/errors.ts'
+import type { Route, RouteRequest } from '../runtime/http-server.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
+import { type ListQuery, parseListQuery } from './store-query.ts'
+
+export type Incident = {
+  id: string
+  agent_id: string
+  /** Earliest edge or core event time of its correlations, epoch ms. */
+  first_seen: number
+  /** Latest correlation time, epoch ms. */
+  last_seen: number
+  correlations: number
+  edge_events: number
+  core_events: number
+  max_score: number
+  rules: string[]
+  actions: string[]
+  /** The incident's most telling revoke outcome: a delivery or decision to send before a suppression. */
+  revoke: Pick<RevokeOutcome, 'decision_id' | 'status' | 'reason' | 'time'> | null
+}
+
+export type CorrelationStore = {
+  writeCorrelations(batch: readonly Correlation[]): { stored: number; duplicates: number }
+  writeOutcomes(batch: readonly RevokeOutcome[]): { stored: number; duplicates: number }
+  correlations(query: ListQuery): Correlation[]
+  incidents(query: ListQuery): Incident[]
+  incident(
+    id: string,
+  ): { incident: Incident; correlations: Correlation[]; revokes: RevokeOutcome[] } | undefined
+  revokes(query: ListQuery): RevokeOutcome[]
+  routes: Route[]
+  close(): void
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS correlations (
+  id TEXT PRIMARY KEY, time INTEGER NOT NULL, agent_id TEXT NOT NULL, incident_id TEXT NOT NULL,
+  edge_event_id TEXT NOT NULL, core_event_id TEXT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS correlations_time ON correlations (time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS correlations_agent ON correlations (agent_id, time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS correlations_incident_edge ON correlations (incident_id, edge_event_id);
+CREATE INDEX IF NOT EXISTS correlations_incident_core ON correlations (incident_id, core_event_id);
+CREATE TABLE IF NOT EXISTS incidents (
+  id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  correlations INTEGER NOT NULL, edge_events INTEGER NOT NULL, core_events INTEGER NOT NULL,
+  max_score INTEGER NOT NULL, rules TEXT NOT NULL, actions TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen DESC, id DESC);
+CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id, last_seen DESC, id DESC);
+CREATE TABLE IF NOT EXISTS revoke_outcomes (
+  id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, incident_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+  status TEXT NOT NULL, time INTEGER NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS revoke_outcomes_time ON revoke_outcomes (time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS revoke_outcomes_incident ON revoke_outcomes (incident_id, time DESC);
+`
+
+type IncidentRow = Omit<Incident, 'rules' | 'actions' | 'revoke'> & {
+  rules: string
+  actions: string
+  revoke: string | null
+}
+
+const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 'status', o.status,
+  'reason', json_extract(o.record, '$.reason'), 'time', o.time) FROM revoke_outcomes o
+  WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
+
+export function createCorrelationStore(
+  config: { data_dir: string },
+  deps: { metrics: Metrics },
+): CorrelationStore {
+  const telemetry = deps.metrics.component('correlation_store')
+  mkdirSync(config.data_dir, { recursive: true })
+  const db = new Database(join(config.data_dir, 'store.sqlite'))
+  db.pragma('journal_mode = WAL')
+  db.exec(schema)
+
+  const sql = {
+    insertCorrelation: db.prepare(
+      `INSERT OR IGNORE INTO correlations (id, time, agent_id, incident_id, edge_event_id, core_event_id, record)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    known: db.prepare('SELECT 1 FROM correlations WHERE id = ?'),
+    hasEdge: db.prepare('SELECT 1 FROM correlations WHERE incident_id = ? AND edge_event_id = ? LIMIT 1'),
+    hasCore: db.prepare('SELECT 1 FROM correlations WHERE incident_id = ? AND core_event_id = ? LIMIT 1'),
+    getIncidentRow: db.prepare<[string], IncidentRow>('SELECT *, NULL AS revoke FROM incidents WHERE id = ?'),
+    upsertIncident: db.prepare(
+      `INSERT OR REPLACE INTO incidents (id, agent_id, first_seen, last_seen, correlations, edge_events,
+       core_events, max_score, rules, actions) VALUES (@id, @agent_id, @first_seen, @last_seen, @correlations,
+       @edge_events, @core_events, @max_score, @rules, @actions)`,
+    ),
+    insertOutcome: db.prepare(
+      `INSERT OR IGNORE INTO revoke_outcomes (id, decision_id, incident_id, agent_id, status, time, record)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    incident: db.prepare<[string], IncidentRow>(`SELECT ${incidentColumns} FROM incidents i WHERE i.id = ?`),
+    incidentCorrelations: db.prepare<[string], { record: string }>(
+      'SELECT record FROM correlations WHERE incident_id = ? ORDER BY time DESC, id DESC',
+    ),
+    incidentRevokes: db.prepare<[string], { record: string }>(
+      'SELECT record FROM revoke_outcomes WHERE incident_id = ? ORDER BY time DESC, id DESC',
+    ),
+  }
+
+  const addToIncident = (c: Correlation) => {
+    const row = sql.getIncidentRow.get(c.incident.id)
+    const newEdge = !row || sql.hasEdge.get(c.incident.id, c.edge.event_id) === undefined
+    const newCore = !row || sql.hasCore.get(c.incident.id, c.core.event_id) === undefined
+    const start = Math.min(c.edge.time, c.core.time)
+    const union = (json: string | undefined, value: string) => [
+      ...new Set([...JSON.parse(json ?? '[]'), value]),
+    ]
+    sql.upsertIncident.run({
+      id: c.incident.id,
+      agent_id: c.agent.id,
+      first_seen: row ? Math.min(row.first_seen, start) : start,
+      last_seen: row ? Math.max(row.last_seen, c.time) : c.time,
+      correlations: (row?.correlations ?? 0) + 1,
+      edge_events: (row?.edge_events ?? 0) + (newEdge ? 1 : 0),
+      core_events: (row?.core_events ?? 0) + (newCore ? 1 : 0),
+      max_score: Math.max(row?.max_score ?? 0, c.score),
+      rules: JSON.stringify(union(row?.rules, c.rule.id)),
+      actions: JSON.stringify(union(row?.actions, c.core.action)),
+    })
+  }
+
+  const writeCorrelations = db.transaction((batch: readonly Correlation[]) => {
+    let stored = 0
+    for (const c of batch) {
+      // Incident counts look at the incident's earlier correlations, so they are updated first.
+      if (sql.known.get(c.id) !== undefined) continue
+      addToIncident(c)
+      sql.insertCorrelation.run(
+        c.id,
+        c.time,
+        c.agent.id,
+        c.incident.id,
+        c.edge.event_id,
+        c.core.event_id,
+        JSON.stringify(c),
+      )
+      stored++
+    }
+    return { stored, duplicates: batch.length - stored }
+  })
+
+  const writeOutcomes = db.transaction((batch: readonly RevokeOutcome[]) => {
+    let stored = 0
+    for (const o of batch) {
+      const r = sql.insertOutcome.run(
+        o.id,
+        o.decision_id,
+        o.incident_id,
+        o.agent_id,
+        o.status,
+        o.time,
+        JSON.stringify(o),
+      )
+      stored += r.changes
+    }
+    return { stored, duplicates: batch.length - stored }
+  })
+
+  /** Newest first, with the optional filters that each table supports. */
+  const list = <Row>(table: string, timeColumn: string, filters: Record<string, string>, q: ListQuery) => {
+    const where: string[] = []
+    const params: (string | number)[] = []
+    for (const [column, value] of Object.entries(filters)) {
+      where.push(`${column} = ?`)
+      params.push(value)
+    }
+    if (q.since !== undefined) {
+      where.push(`${timeColumn} >= ?`)
+      params.push(q.since)
+    }
+    const select =
+      table === 'incidents' ? `SELECT ${incidentColumns} FROM incidents i` : `SELECT record FROM ${table}`
+    const clause = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''
+    return db
+      .prepare(`${select}${clause} ORDER BY ${timeColumn} DESC, id DESC LIMIT ?`)
+      .all(...params, q.limit) as Row[]
+  }
+
+  /** A failed write is counted and thrown: the bus delivers the batch again. */
+  const recordErrors = <T>(write: () => T): T => {
+    try {
+      return write()
+    } catch (err) {
+      telemetry.error(errorCodeOf(err), 'write')
+      throw err
+    }
+  }
+
+  const records = <T>(rows: { record: string }[]) => rows.map((r) => JSON.parse(r.record) as T)
+
+  const store: Omit<CorrelationStore, 'routes'> = {
+    writeCorrelations(batch) {
+      telemetry.received(batch.length)
+      const result = recordErrors(() => writeCorrelations(batch))
+      telemetry.sent(result.stored)
+      if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
+      return result
+    },
+    writeOutcomes(batch) {
+      telemetry.received(batch.length)
+      const result = recordErrors(() => writeOutcomes(batch))
+      telemetry.sent(result.stored)
+      if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
+      return result
+    },
+    correlations: (q) =>
+      records<Correlation>(list('correlations', 'time', q.text.agent ? { agent_id: q.text.agent } : {}, q)),
+    incidents: (q) =>
+      list<IncidentRow>('incidents', 'last_seen', q.text.agent ? { agent_id: q.text.agent } : {}, q).map(
+        incidentOf,
+      ),
+    incident(id) {
+      const row = sql.incident.get(id)
+      if (!row) return undefined
+      return {
+        incident: incidentOf(row),
+        correlations: records<Correlation>(sql.incidentCorrelations.all(id)),
+        revokes: records<RevokeOutcome>(sql.incidentRevokes.all(id)),
+      }
+    },
+    revokes(q) {
+      const filters: Record<string, string> = {}
+      if (q.text.agent) filters.agent_id = q.text.agent
+      if (q.text.incident) filters.incident_id = q.text.incident
+      if (q.text.status) filters.status = q.text.status
+      return records<RevokeOutcome>(list('revoke_outcomes', 'time', filters, q))
+    },
+    close: () => db.close(),
+  }
+  return { ...store, routes: storeRoutes(store) }
+}
+
+function incidentOf(row: IncidentRow): Incident {
+  return {
+    ...row,
+    rules: JSON.parse(row.rules) as string[],
+    actions: JSON.parse(row.actions) as string[],
+    revoke: row.revoke ? (JSON.parse(row.revoke) as Incident['revoke']) : null,
+  }
+}
+
+function storeRoutes(store: Omit<CorrelationStore, 'routes'>): Route[] {
+  const ok = (items: unknown[]) => ({ status: 200, body: { items, count: items.length } })
+  const get = (url: string, handle: (req: RouteRequest) => { status: number; body: unknown }): Route => ({
+    method: 'GET',
+    url,
+    auth: 'none',
+    handle: async (req) => handle(req),
+  })
+  return [
+    get('/v1/correlations', (req) => ok(store.correlations(parseListQuery(req.query, ['agent'])))),
+    get('/v1/incidents', (req) => ok(store.incidents(parseListQuery(req.query, ['agent'])))),
+    get('/v1/incidents/:id', (req) => {
+      const id = req.params?.id ?? ''
+      const found = store.incident(id)
+      if (!found) throw new NerveError('NOT_FOUND', `No incident ${id}.`)
+      return { status: 200, body: found }
+    }),
+    get('/v1/revokes', (req) =>
+      ok(store.revokes(parseListQuery(req.query, ['agent', 'incident', 'status']))),
+    ),
+  ]
+}

@@ -1,0 +1,181 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { createHttpServer } from '../../../runtime/http-server.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { Correlation, RevokeOutcome } from '../../../schemas/types.ts'
+import { type CorrelationStore, createCorrelationStore } from '../../../sinks/correlation-store.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { makeCorrelation } from './correlation-fixture.ts'
+
+const stores: CorrelationStore[] = []
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close()
+})
+
+function openStore(dataDir = tempDir('nerve-store')) {
+  const rt = createTestRuntime()
+  const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
+  stores.push(store)
+  const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
+  server.addRoutes(store.routes)
+  const get = async (url: string) => {
+    const res = await server.inject({ method: 'GET', url })
+    return { status: res.statusCode, body: res.json() }
+  }
+  return { store, rt, dataDir, get }
+}
+
+const agentRef = (id: string) => ({ id, resolved_by: 'registry' as const, identity: {} })
+const ids = (items: { id: string }[]) => items.map((c) => c.id)
+
+function outcome(n: number, overrides: Partial<RevokeOutcome> = {}): RevokeOutcome {
+  return {
+    id: `rvk_a:${n}`,
+    decision_id: 'rvk_a',
+    time: Date.UTC(2026, 10, 25, 16, 10, n),
+    correlation_id: makeCorrelation(0).id,
+    incident_id: 'inc-1',
+    agent_id: 'data-cleaner',
+    status: 'pending',
+    reason: 'policy_allowed',
+    attempts: 0,
+    ...overrides,
+  }
+}
+
+describe('correlation store', () => {
+  it('stores a correlation once, however often it is redelivered or re-emitted', async () => {
+    const { store, rt, dataDir } = openStore()
+    const c = makeCorrelation(0)
+    expect(store.writeCorrelations([c, c])).toEqual({ stored: 1, duplicates: 1 })
+    expect(store.writeCorrelations([c])).toEqual({ stored: 0, duplicates: 1 })
+    store.close()
+    stores.pop()
+    const reopened = openStore(dataDir)
+    expect(reopened.store.writeCorrelations([c])).toEqual({ stored: 0, duplicates: 1 })
+    expect(reopened.store.correlations({ limit: 100, text: {} })).toEqual([c])
+    expect(reopened.store.incident('inc-data-cleaner-0')?.incident.correlations).toBe(1)
+    expect(
+      await rt.metricValue('nerve_component_sent_events_total', { component: 'correlation_store' }),
+    ).toBe(1)
+    expect(
+      await rt.metricValue('nerve_component_discarded_events_total', {
+        component: 'correlation_store',
+        reason: 'duplicate',
+      }),
+    ).toBe(2)
+  })
+
+  it('serves /v1/correlations newest first (by correlation time), filtered by agent and since, limited', async () => {
+    const { store, get } = openStore()
+    const cs = [0, 1, 2, 3, 4, 5].map((n) => makeCorrelation(n, { agent: agentRef(n % 2 ? 'odd' : 'even') }))
+    store.writeCorrelations([cs[3], cs[0], cs[5], cs[1], cs[4], cs[2]] as Correlation[])
+
+    const all = await get('/v1/correlations')
+    expect(all.status).toBe(200)
+    expect(ids(all.body.items)).toEqual(ids([...cs].reverse()))
+    expect(all.body.count).toBe(6)
+    expect(ids((await get('/v1/correlations?agent=odd')).body.items)).toEqual(
+      ids([cs[5], cs[3], cs[1]] as Correlation[]),
+    )
+    const since = (cs[3] as Correlation).time
+    expect(ids((await get(`/v1/correlations?since=${since}`)).body.items)).toEqual(
+      ids([cs[5], cs[4], cs[3]] as Correlation[]),
+    )
+    const iso = new Date(since).toISOString()
+    expect(ids((await get(`/v1/correlations?since=${iso}&agent=even&limit=1`)).body.items)).toEqual([
+      cs[4]?.id,
+    ])
+  })
+
+  it('answers 400 naming each bad filter', async () => {
+    const { get } = openStore()
+    const res = await get('/v1/correlations?since=yesterday&limit=5000&agnet=x')
+    expect(res.status).toBe(400)
+    expect(res.body.error.code).toBe('INPUT_INVALID')
+    expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual([
+      'agnet',
+      'limit',
+      'since',
+    ])
+    expect((await get('/v1/correlations?limit=0')).status).toBe(400)
+    expect((await get('/v1/correlations?limit=1.5')).status).toBe(400)
+    expect((await get('/v1/correlations?limit=1000')).status).toBe(200)
+  })
+
+  it('aggregates incidents: first/last seen, counts, agent, rules, actions, max score', async () => {
+    const { store, get } = openStore()
+    const incident = { id: 'inc-1' }
+    const a = makeCorrelation(0, { incident, score: 60 })
+    const b = makeCorrelation(1, {
+      incident,
+      score: 91,
+      rule: { id: 'shell-then-secrets', severity: 90, revoke: true },
+      edge: { ...a.edge },
+      core: { ...makeCorrelation(1).core, action: 'secretsmanager:GetSecretValue' },
+    })
+    const other = makeCorrelation(9, { agent: agentRef('etl') })
+    store.writeCorrelations([a, b, b, other])
+
+    const list = await get('/v1/incidents')
+    expect(ids(list.body.items)).toEqual([other.incident.id, 'inc-1'])
+    const detail = await get('/v1/incidents/inc-1')
+    expect(detail.status).toBe(200)
+    expect(detail.body.incident).toEqual({
+      id: 'inc-1',
+      agent_id: 'data-cleaner',
+      first_seen: a.edge.time,
+      last_seen: b.time,
+      correlations: 2,
+      edge_events: 1,
+      core_events: 2,
+      max_score: 91,
+      rules: ['outbound-then-iam-write', 'shell-then-secrets'],
+      actions: ['iam:AttachRolePolicy', 'secretsmanager:GetSecretValue'],
+      revoke: null,
+    })
+    expect(ids(detail.body.correlations)).toEqual([b.id, a.id])
+    expect(ids((await get('/v1/incidents?agent=etl')).body.items)).toEqual([other.incident.id])
+    expect((await get('/v1/incidents/nope')).status).toBe(404)
+  })
+
+  it('stores revoke outcomes once, serves /v1/revokes and shows the telling outcome on the incident', async () => {
+    const { store, get } = openStore()
+    store.writeCorrelations([makeCorrelation(0, { incident: { id: 'inc-1' } })])
+    const outcomes = [
+      outcome(1),
+      outcome(2, {
+        status: 'sent',
+        reason: 'delivered',
+        attempts: 1,
+        http_status: 204,
+        target: 'https://h/r',
+      }),
+      outcome(3, { status: 'suppressed', reason: 'incident_already_revoked', correlation_id: 'c2' }),
+      outcome(4, {
+        id: 'rvk_b:1',
+        decision_id: 'rvk_b',
+        incident_id: 'inc-2',
+        agent_id: 'etl',
+        status: 'dry_run',
+      }),
+    ]
+    expect(store.writeOutcomes([...outcomes, outcomes[0] as RevokeOutcome])).toEqual({
+      stored: 4,
+      duplicates: 1,
+    })
+
+    expect(ids((await get('/v1/revokes')).body.items)).toEqual(['rvk_b:1', 'rvk_a:3', 'rvk_a:2', 'rvk_a:1'])
+    expect(ids((await get('/v1/revokes?status=sent')).body.items)).toEqual(['rvk_a:2'])
+    expect(ids((await get('/v1/revokes?agent=etl')).body.items)).toEqual(['rvk_b:1'])
+    expect(ids((await get('/v1/revokes?incident=inc-1&limit=2')).body.items)).toEqual(['rvk_a:3', 'rvk_a:2'])
+    const detail = await get('/v1/incidents/inc-1')
+    expect(detail.body.incident.revoke).toEqual({
+      decision_id: 'rvk_a',
+      status: 'sent',
+      reason: 'delivered',
+      time: outcomes[1]?.time,
+    })
+    expect(ids(detail.body.revokes)).toEqual(['rvk_a:3', 'rvk_a:2', 'rvk_a:1'])
+  })
+})
