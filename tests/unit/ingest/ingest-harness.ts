@@ -1,10 +1,10 @@
 // Starts ingest on an in-memory bus behind the real HTTP server (fastify inject, no port).
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { startIngest } from '../../../ingest/start-ingest.ts'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { AgentConfig, Config } from '../../../schemas/types.ts'
-import { startIngest } from '../../../ingest/start-ingest.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { createMemoryBus } from './memory-bus.ts'
@@ -32,7 +32,10 @@ export async function startHarness(options: HarnessOptions = {}) {
     ...base,
     agents: options.agents ?? [],
     http: { ...base.http, ...options.http },
-    ingest: { ...base.ingest, max_pending_publishes: options.maxPending ?? base.ingest.max_pending_publishes },
+    ingest: {
+      ...base.ingest,
+      max_pending_publishes: options.maxPending ?? base.ingest.max_pending_publishes,
+    },
     revoke: { ...base.revoke, self_identities: options.selfIdentities ?? [] },
   }
   const bus = createMemoryBus()
@@ -43,4 +46,8 @@ export async function startHarness(options: HarnessOptions = {}) {
   return { server, bus, rt, ingest, config, dataDir }
 }
 
-export const agent = (id: string, match: AgentConfig['match']): AgentConfig => ({ id, protected: false, match })
+export const agent = (id: string, match: AgentConfig['match']): AgentConfig => ({
+  id,
+  protected: false,
+  match,
+})

@@ -6,7 +6,13 @@ import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import { validateNormalizedEvent } from '../../../schemas/input-validators.ts'
 import { auth, fixture, sharedSamples, startHarness, token } from './ingest-harness.ts'
 
-type Expect = { status: number; accepted: number; rejected?: number; skipped?: Record<string, number>; internal?: number }
+type Expect = {
+  status: number
+  accepted: number
+  rejected?: number
+  skipped?: Record<string, number>
+  internal?: number
+}
 
 const falcoFiles: [string, Expect][] = [
   ['falco/falco-website.ndjson', { status: 202, accepted: 20, internal: 5 }],
@@ -27,8 +33,14 @@ const cloudTrailFiles: [string, Expect][] = [
   ['cloudtrail/awsdocs-examples.ndjson', { status: 202, accepted: 24, skipped: { insight: 2 } }],
   ['cloudtrail/aws-iam-docs-current-oidc-example.ndjson', { status: 202, accepted: 1 }],
   ['cloudtrail/envelopes/s3-log-file-awsdocs-example.json', { status: 202, accepted: 1 }],
-  ['cloudtrail/envelopes/s3-log-file-awsdocs-insights-example.json', { status: 202, accepted: 0, skipped: { insight: 2 } }],
-  ['cloudtrail/envelopes/s3-digest-file-awsdocs-example.json', { status: 202, accepted: 0, skipped: { digest: 1 } }],
+  [
+    'cloudtrail/envelopes/s3-log-file-awsdocs-insights-example.json',
+    { status: 202, accepted: 0, skipped: { insight: 2 } },
+  ],
+  [
+    'cloudtrail/envelopes/s3-digest-file-awsdocs-example.json',
+    { status: 202, accepted: 0, skipped: { digest: 1 } },
+  ],
   ['cloudtrail/envelopes/eventbridge-aws-api-call-via-cloudtrail-awsdocs.json', { status: 202, accepted: 1 }],
   [
     'cloudtrail/envelopes/s3-event-notification-awsdocs-example.json',
@@ -38,7 +50,10 @@ const cloudTrailFiles: [string, Expect][] = [
     'cloudtrail/envelopes/s3-event-notification-testevent-awsdocs.json',
     { status: 202, accepted: 0, skipped: { file_notification: 1 } },
   ],
-  ['cloudtrail/envelopes/sns-message-cloudtrail-awsdocs.json', { status: 202, accepted: 0, skipped: { file_notification: 1 } }],
+  [
+    'cloudtrail/envelopes/sns-message-cloudtrail-awsdocs.json',
+    { status: 202, accepted: 0, skipped: { file_notification: 1 } },
+  ],
   [
     'cloudtrail/envelopes/sqs-body-sns-cloudtrail-notification.json',
     { status: 202, accepted: 0, skipped: { file_notification: 1 } },
@@ -84,7 +99,9 @@ describe('every sample through its route', () => {
   })
 
   it('POST /v1/cloudtrail a gzipped S3 log file, with and without Content-Encoding', async () => {
-    const gz = fixture('cloudtrail/envelopes/123456789012_CloudTrail_us-east-2_20160714T1920Z_EXAMPLEa1b2c3d4e.json.gz')
+    const gz = fixture(
+      'cloudtrail/envelopes/123456789012_CloudTrail_us-east-2_20160714T1920Z_EXAMPLEa1b2c3d4e.json.gz',
+    )
     for (const headers of [{ 'content-encoding': 'gzip' }, {}]) {
       const { res, body } = await post('/v1/cloudtrail', gz, headers)
       expect(res.statusCode).toBe(202)
@@ -107,22 +124,27 @@ describe('every sample through its route', () => {
     const events = h.bus.records(eventsTopic)
     expect(events).toHaveLength(3)
     expect(events.every((e) => e.value.via === 'firehose')).toBe(true)
-    expect(await h.rt.metricValue('nerve_component_discarded_events_total', { reason: 'control_message' })).toBe(1)
+    expect(
+      await h.rt.metricValue('nerve_component_discarded_events_total', { reason: 'control_message' }),
+    ).toBe(1)
   })
 })
 
 const shared = (path: string) => join(sharedSamples, path)
-describe.skipIf(!existsSync(sharedSamples))('samples kept out of the project (read from ../shared/samples)', () => {
-  it('accepts the Elastic-License Falco and CloudTrail samples and the unlicensed IRSA record', async () => {
-    const cases: [string, string, number][] = [
-      ['/v1/falco', 'falco/elastic-integrations.ndjson', 19],
-      ['/v1/cloudtrail', 'cloudtrail/elastic-integrations-pipeline-tests.ndjson', 3],
-      ['/v1/cloudtrail', 'cloudtrail/greenpau-argo-plugin-irsa.ndjson', 1],
-    ]
-    for (const [url, file, accepted] of cases) {
-      const { res, body } = await post(url, readFileSync(shared(file)))
-      expect(res.statusCode, file).toBe(202)
-      expect(body.accepted).toBe(accepted)
-    }
-  })
-})
+describe.skipIf(!existsSync(sharedSamples))(
+  'samples kept out of the project (read from ../shared/samples)',
+  () => {
+    it('accepts the Elastic-License Falco and CloudTrail samples and the unlicensed IRSA record', async () => {
+      const cases: [string, string, number][] = [
+        ['/v1/falco', 'falco/elastic-integrations.ndjson', 19],
+        ['/v1/cloudtrail', 'cloudtrail/elastic-integrations-pipeline-tests.ndjson', 3],
+        ['/v1/cloudtrail', 'cloudtrail/greenpau-argo-plugin-irsa.ndjson', 1],
+      ]
+      for (const [url, file, accepted] of cases) {
+        const { res, body } = await post(url, readFileSync(shared(file)))
+        expect(res.statusCode, file).toBe(202)
+        expect(body.accepted).toBe(accepted)
+      }
+    })
+  },
+)
