@@ -1,0 +1,170 @@
+// Stitching with the real issuing events. The samples hold no later call made with the issued keys, so the
+// "later calls" below are real records (Stratus GetPasswordData, the Marketplace IRSA call) with their
+// accessKeyId and eventTime set to a use of those credentials; the IRSA issuing event is the current IAM
+// doc example with the web-identity user name an EKS service account token carries.
+import { describe, expect, it } from 'vitest'
+import { eventsTopic } from '../../../bus/topics.ts'
+import { createEventDecoder } from '../../../ingest/decode-events.ts'
+import { workloadName } from '../../../ingest/resolve-agent-identity.ts'
+import { splitJsonItems } from '../../../ingest/split-json-items.ts'
+import { agent, auth, fixture, startHarness } from './ingest-harness.ts'
+
+const lines = (file: string) =>
+  fixture(file)
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+const podIdentity = lines('cloudtrail/aws-samples-eks-pod-identity.ndjson')
+const issuePod = podIdentity[2] // sts:AssumeRole by pods.eks.amazonaws.com → ASIA37QFXJP5MQOWRZ6Q, ns-a/sa1/app1
+const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+const irsaIssue = {
+  ...lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0],
+  userIdentity: {
+    ...lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0].userIdentity,
+    userName: 'system:serviceaccount:agents:data-cleaner',
+  },
+}
+const irsaUse = lines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
+
+const useWith = (record: Record<string, unknown>, keyId: string, eventTime: string, eventID: string) => ({
+  ...record,
+  eventTime,
+  eventID,
+  userIdentity: { ...(record.userIdentity as object), accessKeyId: keyId },
+})
+const podUse = useWith(stratus[0], 'ASIA37QFXJP5MQOWRZ6Q', '2024-04-16T10:00:00Z', 'use-pod-1')
+const podUseExpired = useWith(stratus[0], 'ASIA37QFXJP5MQOWRZ6Q', '2024-04-16T16:00:00Z', 'use-pod-2')
+const irsaLater = useWith(irsaUse, 'ASIAIOSFODNN7EXAMPLE', '2024-07-09T16:00:00Z', 'use-irsa-1')
+
+const config = (agents: Parameters<typeof agent>[] = []) => ({
+  agents: agents.map((a) => agent(...a)),
+  revoke: { self_identities: [] },
+})
+const items = (...records: unknown[]) =>
+  splitJsonItems(records.map((r) => JSON.stringify(r)).join('\n'), { maxItems: 100, maxDepth: 64 })
+
+describe('identity resolution', () => {
+  it('resolves later calls with Pod Identity credentials to the pod workload, for the credential lifetime', () => {
+    const decoder = createEventDecoder(config())
+    const [issue, use, expired] = decoder.decode('cloudtrail', items(issuePod, podUse, podUseExpired), {
+      receivedAt: 0,
+    }).events
+    expect(issue?.agent).toEqual({ id: 'ns-a/app1', resolved_by: 'workload' })
+    expect(issue?.core?.credentials).toEqual({
+      access_key_id: 'ASIA37QFXJP5MQOWRZ6Q',
+      expires: Date.parse('2024-04-16T15:20:04Z'),
+    })
+    expect(use?.agent).toEqual({ id: 'ns-a/app1', resolved_by: 'stitched' })
+    expect(use?.identity).toMatchObject({
+      k8s_namespace: 'ns-a',
+      k8s_service_account: 'sa1',
+      k8s_pod: 'app1',
+      cluster: 'eksworkshop-eksctl',
+    })
+    expect(expired?.agent.resolved_by).toBe('principal')
+  })
+
+  it('resolves later calls with IRSA credentials to the service-account agent named in the registry', () => {
+    const decoder = createEventDecoder(
+      config([['data-cleaner', { k8s: [{ namespace: 'agents', service_account: 'data-cleaner' }] }]]),
+    )
+    const [issue, use] = decoder.decode('cloudtrail', items(irsaIssue, irsaLater), { receivedAt: 0 }).events
+    expect(issue?.agent).toEqual({ id: 'data-cleaner', resolved_by: 'registry' })
+    expect(use?.agent).toEqual({ id: 'data-cleaner', resolved_by: 'stitched' })
+    const unregistered = createEventDecoder(config()).decode('cloudtrail', items(irsaIssue, irsaLater), {
+      receivedAt: 0,
+    })
+    expect(unregistered.events[1]?.agent).toEqual({ id: 'agents/data-cleaner', resolved_by: 'stitched' })
+  })
+
+  it('learns from an issuing event that comes after its first use in the same request or file', () => {
+    const decoder = createEventDecoder(config())
+    const [use, issue] = decoder.decode('cloudtrail', items(podUse, issuePod), { receivedAt: 0 }).events
+    expect(use?.agent).toEqual({ id: 'ns-a/app1', resolved_by: 'stitched' })
+    expect(issue?.agent.id).toBe('ns-a/app1')
+  })
+
+  it('keeps the fallback id of a use published before its issuing event arrived; later uses are stitched', () => {
+    const decoder = createEventDecoder(config())
+    const early = decoder.decode('cloudtrail', items(podUse), { receivedAt: 0 }).events[0]
+    expect(early?.agent).toEqual({
+      id: 'arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role',
+      resolved_by: 'principal',
+    })
+    decoder.decode('cloudtrail', items(issuePod), { receivedAt: 0 })
+    const later = decoder.decode('cloudtrail', items({ ...podUse, eventID: 'use-pod-3' }), { receivedAt: 0 })
+      .events[0]
+    expect(later?.agent).toEqual({ id: 'ns-a/app1', resolved_by: 'stitched' })
+  })
+
+  it('names node instance-role sessions through the registry hosts, and Falco alerts through k8s and images', () => {
+    const marketplace = lines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[3] // session i-exampled859aa775c
+    const falco = lines('falco/falco-website.ndjson')
+    const decoder = createEventDecoder(
+      config([
+        ['node-a', { hosts: ['i-exampled859aa775c', 'falco-xczjd'] }],
+        ['alpine-shell', { k8s: [{ namespace: 'default', pod: 'alpine*' }] }],
+        ['api-contact', { images: ['devopps/falco-pod-delete*'] }],
+      ]),
+    )
+    const [node] = decoder.decode('cloudtrail', items(marketplace), { receivedAt: 0 }).events
+    expect(node?.agent).toEqual({ id: 'node-a', resolved_by: 'host' })
+    const edge = decoder.decode('falco', items(falco[10], falco[8], falco[11]), { receivedAt: 0 }).events
+    expect(edge.map((e) => e.agent)).toEqual([
+      { id: 'falcoresponse/alpine', resolved_by: 'workload' },
+      { id: 'api-contact', resolved_by: 'registry' },
+      { id: 'alpine-shell', resolved_by: 'registry' },
+    ])
+  })
+
+  it('falls back to the workload name without generated suffixes', () => {
+    expect(workloadName('mysql-db-7d59548d75-wh44s')).toBe('mysql-db')
+    expect(workloadName('falco-xczjd')).toBe('falco')
+    expect(workloadName('web-0')).toBe('web')
+    expect(workloadName('alpine')).toBe('alpine')
+    const falco = lines('falco/falco-website.ndjson')
+    const [event] = createEventDecoder(config()).decode('falco', items(falco[9]), { receivedAt: 0 }).events
+    expect(event?.agent).toEqual({ id: 'default/alpine', resolved_by: 'workload' })
+  })
+
+  it('keeps learned links across a restart (data dir) and lists agents on GET /v1/agents', async () => {
+    const first = await startHarness({ now: () => Date.parse('2024-04-16T10:00:00Z') })
+    await first.server.inject({
+      method: 'POST',
+      url: '/v1/cloudtrail',
+      payload: JSON.stringify(issuePod),
+      headers: auth,
+    })
+    const second = await startHarness({
+      dataDir: first.dataDir,
+      now: () => Date.parse('2024-04-16T10:00:00Z'),
+    })
+    await second.server.inject({
+      method: 'POST',
+      url: '/v1/cloudtrail',
+      payload: JSON.stringify(podUse),
+      headers: auth,
+    })
+    expect(second.bus.records(eventsTopic)[0]?.value.agent).toEqual({
+      id: 'ns-a/app1',
+      resolved_by: 'stitched',
+    })
+    const agents = (await second.server.inject({ method: 'GET', url: '/v1/agents' })).json()
+    expect(agents.agents[0]).toMatchObject({
+      id: 'ns-a/app1',
+      resolved_by: 'stitched',
+      events: { edge: 0, core: 1 },
+      identifiers: { k8s_pod: ['app1'], access_key_id: ['ASIA37QFXJP5MQOWRZ6Q'] },
+    })
+  })
+
+  it("marks nerve's own revoker calls as by_nerve", () => {
+    const decoder = createEventDecoder({
+      agents: [],
+      revoke: { self_identities: ['arn:aws:iam::457448411975:role/stratus-*'] },
+    })
+    const [event] = decoder.decode('cloudtrail', items(stratus[0]), { receivedAt: 0 }).events
+    expect(event?.core?.by_nerve).toBe(true)
+  })
+})
