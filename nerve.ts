@@ -1,56 +1,364 @@
-// The `nerve` CLI and the only composition root: it reads the config once and wires the stages.
+// The `nerve` CLI and the only composition root: it reads the config once, opens the bus and wires the
+// stages. Reading `run` top to bottom is reading the data flow: ingest → bus → correlate → bus → sinks.
+import { createWriteStream } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { isNerveError } from './runtime/errors.ts'
-import { createHttpServer } from './runtime/http-server.ts'
+import type { Bus } from './bus/bus.ts'
+import { createEmbeddedBus } from './bus/embedded-bus.ts'
+import { createKafkaBus } from './bus/kafka-bus.ts'
+import { createReplay } from './correlate/replay-correlations.ts'
+import { startCorrelate } from './correlate/start-correlate.ts'
+import { createEventDecoder } from './ingest/decode-events.ts'
+import { readReplayFiles } from './ingest/read-replay-files.ts'
+import { startIngest } from './ingest/start-ingest.ts'
+import { configReferenceMarkdown } from './runtime/config-reference.ts'
+import { isNerveError, NerveError } from './runtime/errors.ts'
+import { createHttpServer, type ReadinessCheck, type Route } from './runtime/http-server.ts'
 import { resolveIngestToken } from './runtime/ingest-token.ts'
-import { loadConfig } from './runtime/load-config.ts'
-import { createLogger } from './runtime/logger.ts'
-import { createMetrics } from './runtime/metrics.ts'
+import { loadConfig, redactSecrets } from './runtime/load-config.ts'
+import { createLogger, type Logger } from './runtime/logger.ts'
+import { createMetrics, type Metrics } from './runtime/metrics.ts'
+import type { Config, NormalizedEvent } from './schemas/types.ts'
+import { setupElasticsearch } from './sinks/elasticsearch-setup.ts'
+import { startSinks } from './sinks/start-sinks.ts'
 
-const usage = `nerve: joins Falco runtime alerts (edge) to CloudTrail IAM actions (core) by agent and time window.
+type Command = {
+  summary: string
+  help: string
+  options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>
+  positionals?: boolean
+  action(values: Record<string, unknown>, positionals: string[]): Promise<number>
+}
+
+const configOption = { config: { type: 'string', short: 'c' } } as const
+const configHelp = `  -c, --config FILE   YAML config (default: NERVE_CONFIG, else built-in defaults)`
+
+const commands: Record<string, Command> = {
+  run: {
+    summary: 'every stage in one process: receivers, correlator, store, Elasticsearch, revoke webhooks',
+    help: `Usage: nerve run [--config FILE]
+
+Runs ingest, correlate and the sinks in one process. The bus is embedded (SQLite under the data dir)
+unless NERVE_KAFKA_BROKERS is set; the Elasticsearch sink is on when NERVE_ELASTICSEARCH_URL is set;
+revoke webhooks go to revoke.webhooks (or NERVE_REVOKE_WEBHOOK_URL). Correlations are always kept in
+the embedded store and served on GET /v1/correlations.
+
+Options:
+${configHelp}
+
+Environment: NERVE_DATA_DIR (./data), NERVE_HTTP_HOST (127.0.0.1), NERVE_HTTP_PORT (8080),
+NERVE_INGEST_TOKEN (generated and stored in the data dir when unset), NERVE_KAFKA_BROKERS,
+NERVE_ELASTICSEARCH_URL, NERVE_REVOKE_WEBHOOK_URL, NERVE_REVOKE_WEBHOOK_SECRET, NERVE_LOG_LEVEL.
+
+Send it events:
+  curl -H "Authorization: Bearer $TOKEN" --data-binary @alert.json http://127.0.0.1:8080/v1/falco
+  curl -H "Authorization: Bearer $TOKEN" --data-binary @trail.json http://127.0.0.1:8080/v1/cloudtrail
+  curl http://127.0.0.1:8080/v1/correlations
+
+Stops on SIGINT/SIGTERM after draining requests and batches in flight.
+`,
+    options: configOption,
+    action: (values) => serve(['ingest', 'correlate', 'sinks'], values),
+  },
+  ingest: stageCommand('ingest', 'the receivers only: HTTP in, normalized events onto Kafka'),
+  correlate: stageCommand('correlate', 'the correlator only: events from Kafka, correlations onto Kafka'),
+  sink: stageCommand('sinks', 'the sinks only: embedded store, Elasticsearch, revoke webhooks, from Kafka'),
+  replay: {
+    summary: 'offline and deterministic: files in, one correlation per line out',
+    help: `Usage: nerve replay [--order time|input] [--out FILE] [--config FILE] FILE...
+
+Reads Falco alerts and CloudTrail records in any supported form (JSON, JSON array, NDJSON, .gz,
+{"Records":[...]} log files, EventBridge events; Falco and CloudTrail mixed), runs the same
+normalization, identity resolution and correlator as 'nerve run', and writes one correlation per line
+(NDJSON) to stdout or --out. A one-line JSON summary goes to stderr: read, invalid, skipped, duplicate,
+late, correlations. The same input gives the same output bytes.
+
+Options:
+      --order time    all items sorted by event time (default: backtests)
+      --order input   files in argument order, items in file order (reproduces a live arrival sequence)
+  -o, --out FILE      write correlations to FILE instead of stdout
+${configHelp}
+
+Example:
+  nerve replay --order time falco-alerts.ndjson 123456789012_CloudTrail_us-east-1_*.json.gz > pairs.ndjson
+`,
+    options: { ...configOption, order: { type: 'string' }, out: { type: 'string', short: 'o' } },
+    positionals: true,
+    action: replay,
+  },
+  setup: {
+    summary:
+      'install Elasticsearch templates and ILM (setup elasticsearch) or Kibana dashboards (setup kibana)',
+    help: `Usage: nerve setup elasticsearch|kibana [--config FILE]
+
+  elasticsearch   installs the ILM policy, component and index templates for nerve's data streams
+                  (NERVE_ELASTICSEARCH_URL or sinks.elasticsearch.url). Safe to run twice.
+  kibana          imports the data views and the "Edge to core" dashboard shipped in dashboards/
+                  (NERVE_KIBANA_URL or sinks.kibana.url). Safe to run twice.
+
+Options:
+${configHelp}
+`,
+    options: configOption,
+    positionals: true,
+    action: setup,
+  },
+  config: {
+    summary: 'print the effective configuration (secrets masked), or the reference of every key',
+    help: `Usage: nerve config [--config FILE] [--reference]
+
+Validates the configuration exactly as 'nerve run' would (file, then NERVE_* overrides), and prints
+it with defaults applied, durations in milliseconds and secrets masked. Exits 1 naming every problem.
+
+Options:
+${configHelp}
+      --reference     print the Markdown reference of every key instead (generated from the schema)
+`,
+    options: { ...configOption, reference: { type: 'boolean' } },
+    action: async (values) => {
+      if (values.reference) process.stdout.write(configReferenceMarkdown())
+      else process.stdout.write(`${JSON.stringify(redactSecrets(readConfig(values)), null, 2)}\n`)
+      return 0
+    },
+  },
+}
+
+const usage = `nerve: joins Falco runtime alerts (edge) to CloudTrail IAM actions (core) by agent identity and
+time window, in real time.
 
 Usage: nerve <command> [options]
 
 Commands:
-  run          every stage in one process (embedded bus unless NERVE_KAFKA_BROKERS is set)
+${Object.entries(commands)
+  .map(([name, c]) => `  ${name.padEnd(11)}${c.summary}`)
+  .join('\n')}
 
-Options:
-  -c, --config FILE   YAML config (or NERVE_CONFIG); every key has a default
-  -h, --help          this help; 'nerve <command> --help' for one command
+Run 'nerve <command> --help' for a command's options. Start here: 'nerve run', then point
+Falcosidekick (webhook output) and CloudTrail (EventBridge, Firehose, files) at it.
 `
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(usage)
-    return command ? 0 : 2
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process[name ? 'stdout' : 'stderr'].write(usage)
+    return name ? 0 : 2
+  }
+  const command = commands[name]
+  if (!command) {
+    process.stderr.write(`nerve: unknown command "${name}"\n\n${usage}`)
+    return 2
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.help)
+    return 0
   }
   try {
-    if (command === 'run') return await run(rest)
-    process.stderr.write(`nerve: unknown command "${command}"\n\n${usage}`)
-    return 2
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: command.options,
+      allowPositionals: command.positionals ?? false,
+    })
+    return await command.action(values, positionals)
   } catch (err) {
     if (isNerveError(err)) {
       process.stderr.write(`nerve: ${err.message}\n`)
       return 1
     }
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`nerve ${name}: ${(err as Error).message}\n\n${command.help}`)
+      return 2
+    }
     throw err
   }
 }
 
-async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } })
-  const config = loadConfig({ file: values.config, env: process.env })
+function readConfig(values: Record<string, unknown>): Config {
+  return loadConfig({ file: values.config as string | undefined, env: process.env })
+}
+
+function stageCommand(stage: Stage, summary: string): Command {
+  const name = stage === 'sinks' ? 'sink' : stage
+  return {
+    summary,
+    help: `Usage: nerve ${name} [--config FILE]
+
+Runs only the ${stage} stage, for Kafka deployments where each stage is its own service, scaled by
+running more copies (consumer groups share the partitions). Needs NERVE_KAFKA_BROKERS (or
+kafka.brokers); on one machine use 'nerve run'.
+
+Options:
+${configHelp}
+`,
+    options: configOption,
+    action: async (values) => {
+      const config = readConfig(values)
+      if (config.kafka.brokers.length === 0) {
+        throw new NerveError(
+          'CONFIG_INVALID',
+          `'nerve ${name}' runs one stage of a Kafka deployment and needs NERVE_KAFKA_BROKERS (or kafka.brokers); use 'nerve run' for one process.`,
+        )
+      }
+      return serve([stage], values)
+    },
+  }
+}
+
+type Stage = 'ingest' | 'correlate' | 'sinks'
+type Started = { routes?: Route[]; readiness: Record<string, ReadinessCheck>; close(): Promise<void> }
+
+/** Opens the bus, starts the given stages behind one HTTP server, and runs until SIGINT/SIGTERM. */
+async function serve(stages: Stage[], values: Record<string, unknown>): Promise<number> {
+  const config = readConfig(values)
   const log = createLogger(config.log)
   const metrics = createMetrics()
+  const now = Date.now
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
+  const bus = await openBus(config, { log, metrics })
   const http = createHttpServer(config.http, { log, metrics, ingestToken: token.token })
+  const started: Started[] = []
+  const deps = { bus, log, metrics, now }
+  if (stages.includes('ingest')) started.push(await startIngest(config, deps))
+  if (stages.includes('correlate')) started.push(await startCorrelate(config, deps))
+  if (stages.includes('sinks')) started.push(await startSinks(config, deps))
+  for (const stage of started) {
+    http.addRoutes(stage.routes ?? [])
+    for (const [name, check] of Object.entries(stage.readiness)) http.addReadinessCheck(name, check)
+  }
   const address = await http.listen()
-  log.info({ address, data_dir: config.data_dir }, 'Listening.')
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve)
-    process.once('SIGTERM', resolve)
+  announce(
+    config,
+    { address, stages, bus: config.kafka.brokers.length > 0 ? 'kafka' : 'embedded', token },
+    log,
+  )
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
   })
+  log.info({ signal }, 'Shutting down: draining requests and batches in flight.')
+  const force = () => {
+    log.warn({}, 'Second signal: exiting without draining.')
+    process.exit(130)
+  }
+  process.once('SIGINT', force)
+  process.once('SIGTERM', force)
   await http.close()
+  for (const stage of started) await stage.close()
+  await bus.close()
+  log.info({}, 'Stopped.')
   return 0
+}
+
+async function openBus(config: Config, deps: { log: Logger; metrics: Metrics }): Promise<Bus> {
+  if (config.kafka.brokers.length > 0) return createKafkaBus(config.kafka, deps)
+  return createEmbeddedBus(
+    {
+      dataDir: config.data_dir,
+      partitions: config.bus.partitions,
+      retentionMs: config.bus.retention,
+      maxBatch: config.bus.max_batch,
+    },
+    deps,
+  )
+}
+
+function announce(
+  config: Config,
+  what: { address: string; stages: Stage[]; bus: string; token: ReturnType<typeof resolveIngestToken> },
+  log: Logger,
+): void {
+  log.info(
+    { address: what.address, data_dir: config.data_dir, bus: what.bus, stages: what.stages },
+    'nerve is running.',
+  )
+  const lines = [
+    `nerve ${what.stages.join(' + ')} listening on ${what.address} (bus: ${what.bus}, data: ${config.data_dir})`,
+  ]
+  if (what.stages.includes('ingest')) {
+    if (what.token.source === 'generated') {
+      lines.push(`ingest token (generated once, stored in ${what.token.path}): ${what.token.token}`)
+    } else if (what.token.source === 'stored') {
+      lines.push(`ingest token: stored in ${what.token.path}`)
+    }
+    lines.push(`  POST ${what.address}/v1/falco  /v1/cloudtrail  /v1/cloudtrail/firehose`)
+  }
+  if (what.stages.includes('sinks'))
+    lines.push(`  GET  ${what.address}/v1/correlations  /v1/incidents  /v1/agents`)
+  lines.push(`  GET  ${what.address}/healthz  /readyz  /metrics`)
+  process.stderr.write(`${lines.join('\n')}\n`)
+}
+
+async function replay(values: Record<string, unknown>, files: string[]): Promise<number> {
+  const order = (values.order as string | undefined) ?? 'time'
+  if (order !== 'time' && order !== 'input') {
+    throw new NerveError('INPUT_INVALID', `--order must be "time" or "input", not "${order}".`)
+  }
+  if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
+  const config = readConfig(values)
+  const progress = (line: string) => process.stderr.write(`${line}\n`)
+  const read = await readReplayFiles(files, { maxDepth: config.http.max_depth, progress })
+  const decoder = createEventDecoder(config)
+  const events: NormalizedEvent[] = []
+  const summary = { read: 0, invalid: 0, skipped: 0, duplicate: 0, late: 0, correlations: 0 }
+  for (const file of read) {
+    const decoded = decoder.decode('any', file.items, { via: 'replay', receivedAt: 0 })
+    events.push(...decoded.events)
+    summary.invalid += decoded.invalid.length
+    summary.skipped += Object.values(decoded.skipped).reduce((a, b) => a + (b ?? 0), 0)
+    for (const bad of decoded.invalid.slice(0, 20)) {
+      const why = bad.problems.map((p) => `${p.path || '/'} ${p.message}`).join('; ')
+      process.stderr.write(`replay: ${file.file}: item ${bad.index} rejected: ${why}\n`)
+    }
+  }
+  summary.read = events.length + summary.invalid + summary.skipped
+  if (order === 'time') events.sort(byEventTime)
+  const out: NodeJS.WritableStream = values.out ? createWriteStream(values.out as string) : process.stdout
+  const replayer = createReplay(config)
+  let buffer = ''
+  for (const event of events) {
+    for (const correlation of replayer.push(event).correlations) {
+      buffer += `${JSON.stringify(correlation)}\n`
+      if (buffer.length > 1 << 16) {
+        if (!out.write(buffer)) await new Promise<void>((r) => out.once('drain', () => r()))
+        buffer = ''
+      }
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error | null) => (err ? reject(err) : resolve())
+    if (out === process.stdout) out.write(buffer, done)
+    else out.end(buffer, done)
+  })
+  const counts = replayer.counts()
+  Object.assign(summary, {
+    duplicate: counts.duplicate,
+    late: counts.late,
+    correlations: counts.correlations,
+  })
+  process.stderr.write(`${JSON.stringify(summary)}\n`)
+  return 0
+}
+
+/** Event time, then Falco's nanoseconds; ties keep input order (Array.prototype.sort is stable). */
+const byEventTime = (a: NormalizedEvent, b: NormalizedEvent): number =>
+  a.time - b.time || a.time_ns - b.time_ns
+
+async function setup(values: Record<string, unknown>, positionals: string[]): Promise<number> {
+  const [target] = positionals
+  const config = readConfig(values)
+  const log = createLogger(config.log)
+  if (target === 'elasticsearch') {
+    if (!config.sinks.elasticsearch.url) {
+      throw new NerveError(
+        'CONFIG_INVALID',
+        'Set NERVE_ELASTICSEARCH_URL (or sinks.elasticsearch.url) first.',
+      )
+    }
+    const { applied } = await setupElasticsearch(config.sinks.elasticsearch, { log })
+    process.stderr.write(`Installed ${applied.length} objects: ${applied.join(', ')}\n`)
+    return 0
+  }
+  throw new NerveError(
+    'INPUT_INVALID',
+    `nerve setup takes "elasticsearch" or "kibana", not "${target ?? ''}".`,
+  )
 }

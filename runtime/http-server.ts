@@ -3,7 +3,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { TLSSocket } from 'node:tls'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import type { HttpConfig } from '../schemas/types.ts'
 import { type ErrorCode, isNerveError, NerveError } from './errors.ts'
 import type { Logger } from './logger.ts'
@@ -75,7 +75,7 @@ export type HttpServerDeps = { log: Logger; metrics: Metrics; ingestToken: strin
 export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): HttpServer {
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http_server' }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.body_limit_bytes,
     forceCloseConnections: false,
     return503OnClosing: true,
