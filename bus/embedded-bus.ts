@@ -231,19 +231,23 @@ export function createEmbeddedBus(
     return subscription
   }
 
+  /** Deletes, chunk by chunk, the old records every known group has committed; stops at the first young one. */
   const sweepTopic = async (t: TopicState, cutoff: number): Promise<number> => {
     let deleted = 0
     for (let p = 0; p < t.partitions; p++) {
-      const head = t.heads[p] ?? 0
-      const bound = Math.min(
-        storage.minCommitted(t.id, p) ?? head,
-        storage.firstPublishedSince(t.id, p, cutoff) ?? head,
-      )
-      while ((t.lows[p] ?? 0) < bound && !closing) {
-        const upTo = Math.min(bound, (t.lows[p] ?? 0) + deleteChunk)
-        deleted += storage.deleteBelow(t.id, p, upTo)
-        t.lows[p] = upTo
-        setRetainedGauge(t, p)
+      const committed = storage.minCommitted(t.id, p) ?? t.heads[p] ?? 0
+      let low = t.lows[p] ?? 0
+      while (low < committed && !closing) {
+        const chunkEnd = Math.min(committed, low + deleteChunk)
+        const young = storage.firstPublishedSince(t.id, p, cutoff, low, chunkEnd)
+        const upTo = young ?? chunkEnd
+        if (upTo > low) {
+          deleted += storage.deleteBelow(t.id, p, upTo)
+          t.lows[p] = upTo
+          setRetainedGauge(t, p)
+        }
+        if (young !== undefined) break
+        low = upTo
         await yieldToLoop()
       }
     }

@@ -27,7 +27,14 @@ export type EmbeddedStorage = {
   commit(group: string, topicId: number, partition: number, nextOffset: number): void
   /** Lowest committed position of any known group, or undefined when no group reads the topic. */
   minCommitted(topicId: number, partition: number): number | undefined
-  firstPublishedSince(topicId: number, partition: number, time: number): number | undefined
+  /** First offset in [from, to) published at or after `time`. */
+  firstPublishedSince(
+    topicId: number,
+    partition: number,
+    time: number,
+    from: number,
+    to: number,
+  ): number | undefined
   /** Deletes the records below `offset`, first saving it as the partition's offset floor. */
   deleteBelow(topicId: number, partition: number, offset: number): number
   close(): void
@@ -139,9 +146,9 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     minCommitted: db.prepare<[number, number], { low: number | null }>(
       'SELECT min(next_offset) AS low FROM group_offsets WHERE topic_id = ? AND partition = ?',
     ),
-    firstSince: db.prepare<[number, number, number], { record_offset: number }>(
-      `SELECT record_offset FROM records WHERE topic_id = ? AND partition = ? AND published_at >= ?
-       ORDER BY record_offset LIMIT 1`,
+    firstSince: db.prepare<[number, number, number, number, number], { record_offset: number }>(
+      `SELECT record_offset FROM records WHERE topic_id = ? AND partition = ? AND record_offset >= ?
+       AND record_offset < ? AND published_at >= ? ORDER BY record_offset LIMIT 1`,
     ),
     deleteBelow: db.prepare<[number, number, number]>(
       'DELETE FROM records WHERE topic_id = ? AND partition = ? AND record_offset < ?',
@@ -185,8 +192,8 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
       q.commit.run(group, topicId, partition, nextOffset)
     },
     minCommitted: (topicId, partition) => q.minCommitted.get(topicId, partition)?.low ?? undefined,
-    firstPublishedSince: (topicId, partition, time) =>
-      q.firstSince.get(topicId, partition, time)?.record_offset,
+    firstPublishedSince: (topicId, partition, time, from, to) =>
+      q.firstSince.get(topicId, partition, from, to, time)?.record_offset,
     deleteBelow: (topicId, partition, offset) => deleteBelow(topicId, partition, offset),
     close: () => db.close(),
   }

@@ -135,6 +135,24 @@ describe('embedded bus', () => {
     expect(fresh).toMatchObject({ offset: 35, value: { seq: 35 } })
   })
 
+  it('deletes a long backlog chunk by chunk, stopping at the first record inside retention', async () => {
+    let clock = 5_000_000
+    const { bus, rt } = openBus(
+      { retentionMs: 60_000, maxBatch: 5_000 },
+      createTestRuntime({ now: () => clock }),
+    )
+    const topic: Topic<Item> = { name: randomName('backlog') }
+    for (let i = 0; i < 7_000; i += 1_000) await bus.publish(topic, records(1_000, 5, i))
+    clock += 61_000
+    for (let i = 7_000; i < 12_000; i += 1_000) await bus.publish(topic, records(1_000, 5, i))
+    await drain(bus, topic, 'reader', 12_000)
+    expect(await bus.sweepRetention()).toBe(7_000)
+    expect(await rt.metricValue('nerve_bus_retention_deleted_records_total', { topic: topic.name })).toBe(
+      7_000,
+    )
+    expect(seqs(await drain(bus, topic, 'newcomer', 5_000))).toEqual(range(7_000, 12_000))
+  })
+
   it('resumes each group exactly after its last commit when reopened', async () => {
     const { bus, reopen } = openBus({ partitions: 3 })
     const topic: Topic<Item> = { name: randomName('resume') }
