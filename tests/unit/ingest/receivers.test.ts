@@ -102,7 +102,7 @@ describe('every sample through its route', () => {
     const gz = fixture(
       'cloudtrail/envelopes/123456789012_CloudTrail_us-east-2_20160714T1920Z_EXAMPLEa1b2c3d4e.json.gz',
     )
-    for (const headers of [{ 'content-encoding': 'gzip' }, {}]) {
+    for (const headers of [{ 'content-encoding': 'gzip' }, {}] as Record<string, string>[]) {
       const { res, body } = await post('/v1/cloudtrail', gz, headers)
       expect(res.statusCode).toBe(202)
       expect(body).toEqual({ accepted: 1 })
