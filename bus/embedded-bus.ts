@@ -225,6 +225,7 @@ export function createEmbeddedBus(
         await consumer.stop()
         t.subscriptions.delete(consumer)
         subscriptions.delete(subscription)
+        for (let p = 0; p < t.partitions; p++) lag.remove({ topic: t.name, group, partition: String(p) })
       },
     }
     subscriptions.add(subscription)

@@ -202,7 +202,11 @@ describe('embedded bus', () => {
       }
       handled.push(...seqs(batch))
     })
-    await waitFor(() => handled.length >= 12, { what: 'all 12' })
+    const lagOf = (group: string) =>
+      rt.metricValue('nerve_bus_consumer_lag_records', { topic: topic.name, group })
+    await waitFor(async () => handled.length >= 12 && (await lagOf('meter')) === 0, {
+      what: 'all 12, no lag',
+    })
     await sub.stop()
     const component = { component: 'embedded_bus' }
     expect(await rt.metricValue('nerve_component_received_events_total', component)).toBe(12)
@@ -219,11 +223,21 @@ describe('embedded bus', () => {
       group: 'meter',
       attempt: 1,
     })
-    expect(
-      await rt.metricValue('nerve_bus_consumer_lag_records', { topic: topic.name, group: 'meter' }),
-    ).toBe(0)
     await bus.publish(topic, records(3, 4, 12))
     expect(await rt.metricValue('nerve_bus_retained_records', { topic: topic.name })).toBe(15)
+
+    let release = () => {}
+    let calls = 0
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const late = await bus.subscribe<Item>(topic, 'late', () => (++calls === 1 ? held : Promise.resolve()))
+    await waitFor(() => calls === 1, { what: 'the first batch in flight' })
+    expect(await lagOf('late')).toBe(15)
+    release()
+    await waitFor(async () => (await lagOf('late')) === 0, { what: 'the late group to catch up' })
+    await late.stop()
+    expect(await rt.metrics.render()).not.toContain('group="late"')
   })
 
   it('rejects records with no JSON form, keeping the rest of their publish out too', async () => {
