@@ -1,6 +1,7 @@
 // Random and mutated bodies at every receiver: no crash, no 5xx, and nothing invalid reaches the bus.
-import fc from 'fast-check'
+
 import { gzipSync } from 'node:zlib'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
 import { validateNormalizedEvent } from '../../../schemas/input-validators.ts'
@@ -16,7 +17,13 @@ const firehoseSeed = fixture('cloudtrail/envelopes/firehose-http-request-cwl-clo
 
 /** Mutations that keep a body close to real input: cut, flip a character, drop or retype a key. */
 const mutated = fc
-  .tuple(fc.constantFrom(...seeds, firehoseSeed), fc.nat(), fc.nat(), fc.string({ maxLength: 4 }), fc.integer({ min: 0, max: 4 }))
+  .tuple(
+    fc.constantFrom(...seeds, firehoseSeed),
+    fc.nat(),
+    fc.nat(),
+    fc.string({ maxLength: 4 }),
+    fc.integer({ min: 0, max: 4 }),
+  )
   .map(([seed, a, b, text, how]) => {
     const i = a % seed.length
     if (how === 0) return seed.slice(0, i)
@@ -48,7 +55,11 @@ describe('fuzzing the receivers', () => {
           method: 'POST',
           url,
           payload: gzip ? gzipSync(payload) : payload,
-          headers: { ...auth, 'x-amz-firehose-access-key': token, ...(gzip ? { 'content-encoding': 'gzip' } : {}) },
+          headers: {
+            ...auth,
+            'x-amz-firehose-access-key': token,
+            ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+          },
         })
         expect(res.statusCode, res.body).toBeLessThan(500)
         expect([200, 202, 400, 413]).toContain(res.statusCode)
