@@ -7,10 +7,18 @@ const fnvPrime = 0x01000193
 
 export function fnv1a32(key: string): number {
   let hash = fnvOffsetBasis
-  for (const byte of Buffer.from(key, 'utf8')) {
-    hash ^= byte
-    hash = Math.imul(hash, fnvPrime)
+  for (let i = 0; i < key.length; i++) {
+    const code = key.charCodeAt(i)
+    // ASCII is its own UTF-8 (agent ids nearly always are): no encoding on the hot path.
+    if (code >= 0x80) return fnv1a32Bytes(Buffer.from(key, 'utf8'))
+    hash = Math.imul(hash ^ code, fnvPrime)
   }
+  return hash >>> 0
+}
+
+function fnv1a32Bytes(bytes: Uint8Array): number {
+  let hash = fnvOffsetBasis
+  for (const byte of bytes) hash = Math.imul(hash ^ byte, fnvPrime)
   return hash >>> 0
 }
 

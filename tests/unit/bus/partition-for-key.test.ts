@@ -7,6 +7,17 @@ describe('partitionForKey', () => {
     expect(fnv1a32('')).toBe(0x811c9dc5)
     expect(fnv1a32('a')).toBe(0xe40c292c)
     expect(fnv1a32('foobar')).toBe(0xbf9cf968)
+    // Non-ASCII keys hash their UTF-8 bytes: 'é' is 0xc3 0xa9.
+    expect(fnv1a32('é')).toBe(Math.imul(Math.imul(0x811c9dc5 ^ 0xc3, 0x01000193) ^ 0xa9, 0x01000193) >>> 0)
+  })
+
+  it('hashes the UTF-8 bytes of any string, ASCII fast path or not', () => {
+    const reference = (key: string) => {
+      let hash = 0x811c9dc5
+      for (const byte of Buffer.from(key, 'utf8')) hash = Math.imul(hash ^ byte, 0x01000193)
+      return hash >>> 0
+    }
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), (key) => fnv1a32(key) === reference(key)))
   })
 
   it('puts every key on one partition in range, the same one every time', () => {
