@@ -75,72 +75,55 @@ export function createEventDecoder(
   const isSelfIdentity = selfIdentityMatcher(config.revoke.self_identities)
 
   const decode = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Decoded => {
-    const unwrapped: Unwrapped = { records: [], skipped: [], invalid: [] }
-    const falco: Candidate[] = []
+    // Every candidate and every early rejection keeps its position in the input (`seq`), so events and
+    // problems come out in input order across items, records and files.
+    const candidates: { seq: number; falco: boolean; candidate: Candidate }[] = []
+    const rejected: { seq: number; item: InvalidItem }[] = []
+    const skipped: SkipReason[] = []
+    let seq = 0
     for (const item of items) {
       if (item.error !== undefined) {
-        const problem = { path: '/', message: item.error }
-        unwrapped.invalid.push({ index: item.index, path: '', problems: [problem], original: item.original })
+        const problems = [{ path: '/', message: item.error }]
+        rejected.push({ seq: seq++, item: { index: item.index, problems, original: item.original() } })
       } else if (kind === 'falco' || (kind === 'any' && looksLikeFalco(item.value))) {
-        falco.push({ ...item, path: '', via: ctx.via ?? falcoVia(item.value) })
+        const candidate = { ...item, path: '', via: ctx.via ?? falcoVia(item.value) }
+        candidates.push({ seq: seq++, falco: true, candidate })
       } else {
+        const unwrapped: Unwrapped = { records: [], skipped, invalid: [] }
         unwrapCloudTrailItem(item, ctx.via, unwrapped)
+        for (const i of unwrapped.invalid) {
+          const problems = i.problems.map((p) => ({ path: joinPath(i.path, p.path), message: p.message }))
+          rejected.push({ seq: seq++, item: { index: i.index, problems, original: i.original() } })
+        }
+        for (const candidate of unwrapped.records) candidates.push({ seq: seq++, falco: false, candidate })
       }
     }
-    const total = falco.length + unwrapped.records.length + unwrapped.invalid.length
-    if (ctx.maxRecords !== undefined && total > ctx.maxRecords) {
+    if (ctx.maxRecords !== undefined && seq > ctx.maxRecords) {
       throw new NerveError(
         'PAYLOAD_TOO_LARGE',
-        `The body holds ${total} records; at most ${ctx.maxRecords} are accepted per request.`,
+        `The body holds ${seq} records; at most ${ctx.maxRecords} are accepted per request.`,
       )
     }
-    const invalid: InvalidItem[] = unwrapped.invalid.map((i) => ({
-      index: i.index,
-      problems: i.problems.map((p) => ({ path: joinPath(i.path, p.path), message: p.message })),
-      original: i.original(),
-    }))
-    const drafts: { at: number; event: UnresolvedEvent }[] = []
-    const normalizeAll = (candidates: Candidate[], normalize: (c: Candidate) => NormalizeResult) => {
-      for (const candidate of candidates) {
-        const result = normalize(candidate)
-        if (result.ok) drafts.push({ at: candidate.index, event: result.event })
-        else
-          invalid.push({
-            index: candidate.index,
-            problems: result.problems.map((p) => ({
-              path: joinPath(candidate.path, p.path),
-              message: p.message,
-            })),
-            original: candidate.original(),
-          })
+    const drafts: UnresolvedEvent[] = []
+    for (const { seq: at, falco, candidate: c } of candidates) {
+      const context: NormalizeContext = { via: c.via, receivedAt: ctx.receivedAt, isSelfIdentity }
+      const result = falco ? normalizeFalco(c.value, context) : normalizeCloudTrail(c.value, context)
+      if (result.ok) drafts.push(result.event)
+      else {
+        const problems = result.problems.map((p) => ({ path: joinPath(c.path, p.path), message: p.message }))
+        rejected.push({ seq: at, item: { index: c.index, problems, original: c.original() } })
       }
     }
-    const context = (c: Candidate): NormalizeContext => ({
-      via: c.via,
-      receivedAt: ctx.receivedAt,
-      isSelfIdentity,
-    })
-    normalizeAll(falco, (c) =>
-      validateFalcoAlert(c.value)
-        ? normalizeFalcoAlert(c.value as FalcoAlert, context(c))
-        : { ok: false, problems: problemsOf(validateFalcoAlert, c.value) },
-    )
-    normalizeAll(unwrapped.records, (c) =>
-      validateCloudTrailRecord(c.value)
-        ? normalizeCloudTrailRecord(c.value as CloudTrailRecord, context(c))
-        : { ok: false, problems: problemsOf(validateCloudTrailRecord, c.value) },
-    )
-    if (kind === 'any') drafts.sort((a, b) => a.at - b.at)
-    for (const { event } of drafts) {
+    for (const event of drafts) {
       const link = resolver.learn(event)
       if (link) deps.onLink?.(link)
     }
-    const events = drafts.map(({ event }) => resolver.resolve(event))
-    invalid.sort((a, b) => a.index - b.index)
+    const events = drafts.map((event) => resolver.resolve(event))
+    rejected.sort((a, b) => a.seq - b.seq)
     return {
       events,
-      invalid,
-      skipped: countSkips(unwrapped.skipped),
+      invalid: rejected.map((r) => r.item),
+      skipped: countSkips(skipped),
       internal: events.filter((e) => e.edge?.internal).length,
     }
   }
@@ -151,6 +134,17 @@ export function createEventDecoder(
     links: resolver.links,
     agents: resolver.agents,
   }
+}
+
+function normalizeFalco(value: unknown, ctx: NormalizeContext): NormalizeResult {
+  if (!validateFalcoAlert(value)) return { ok: false, problems: problemsOf(validateFalcoAlert, value) }
+  return normalizeFalcoAlert(value as FalcoAlert, ctx)
+}
+
+function normalizeCloudTrail(value: unknown, ctx: NormalizeContext): NormalizeResult {
+  if (!validateCloudTrailRecord(value))
+    return { ok: false, problems: problemsOf(validateCloudTrailRecord, value) }
+  return normalizeCloudTrailRecord(value as CloudTrailRecord, ctx)
 }
 
 /** Falco alerts have a priority and a rule (or its capitalised Go-decoder variant); CloudTrail never does. */

@@ -1,0 +1,70 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { describe, expect, it } from 'vitest'
+import { createEventDecoder } from '../../../ingest/decode-events.ts'
+import { readReplayFiles } from '../../../ingest/read-replay-files.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { fixtures } from './ingest-harness.ts'
+
+const read = (path: string) => readFileSync(join(fixtures, path), 'utf8')
+
+describe('readReplayFiles', () => {
+  it('reads NDJSON, pretty-printed documents and .gz, with Falco and CloudTrail mixed per item', async () => {
+    const dir = tempDir('nerve-replay')
+    const mixed = join(dir, 'mixed.ndjson.gz')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n')
+    const cloudtrail = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n')
+    writeFileSync(mixed, gzipSync([falco[19], cloudtrail[2], falco[9], cloudtrail[0]].join('\n')))
+    const files = [
+      mixed,
+      join(fixtures, 'cloudtrail/envelopes/s3-log-file-awsdocs-example.json'),
+      join(fixtures, 'cloudtrail/envelopes/eventbridge-aws-api-call-via-cloudtrail-awsdocs.json'),
+      join(
+        fixtures,
+        'cloudtrail/envelopes/123456789012_CloudTrail_us-east-2_20160714T1920Z_EXAMPLEa1b2c3d4e.json.gz',
+      ),
+    ]
+    const replay = await readReplayFiles(files, { maxDepth: 64 })
+    expect(replay.map((f) => f.items.length)).toEqual([4, 1, 1, 1])
+    const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
+    const decoded = decoder.decode(
+      'any',
+      replay.flatMap((f) => f.items),
+      { via: 'replay', receivedAt: 0 },
+    )
+    expect(decoded.invalid).toEqual([])
+    expect(decoded.events.map((e) => e.side)).toEqual([
+      'edge',
+      'core',
+      'edge',
+      'core',
+      'core',
+      'core',
+      'core',
+    ])
+    expect(decoded.events.every((e) => e.via === 'replay')).toBe(true)
+  })
+
+  it('writes progress lines for long inputs through the injected writer', async () => {
+    const dir = tempDir('nerve-replay')
+    const file = join(dir, 'big.ndjson')
+    const line = read('falco/falco-website.ndjson').trim().split('\n')[19]
+    writeFileSync(file, `${Array(2500).fill(line).join('\n')}\n`)
+    const progress: string[] = []
+    await readReplayFiles([file], {
+      maxDepth: 64,
+      progress: (l) => progress.push(l),
+      progressMinBytes: 1,
+      progressEveryItems: 1000,
+    })
+    expect(progress).toEqual([
+      `replay: file 1/1 ${file}: 1,000 items read`,
+      `replay: file 1/1 ${file}: 2,000 items read`,
+      `replay: file 1/1 ${file}: 2,500 items read`,
+    ])
+    const quiet: string[] = []
+    await readReplayFiles([file], { maxDepth: 64, progress: (l) => quiet.push(l) })
+    expect(quiet).toEqual([])
+  })
+})
