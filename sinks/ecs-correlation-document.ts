@@ -64,8 +64,15 @@ export function buildCorrelationDocument(c: Correlation, namespace: string): Ecs
     nerve: {
       agent: { id: c.agent.id, resolved_by: c.agent.resolved_by },
       identity: { ...c.agent.identity },
-      rule: { id: c.rule.id, severity: c.rule.severity, revoke: c.rule.revoke },
-      incident: { id: c.incident.id },
+      rule: { id: c.rule.id, severity: c.rule.severity, revoke: c.rule.revoke, version: c.rule.version },
+      incident: {
+        id: c.incident.id,
+        first_seen: c.incident.first_seen === undefined ? undefined : isoTime(c.incident.first_seen),
+        last_seen: c.incident.last_seen === undefined ? undefined : isoTime(c.incident.last_seen),
+        correlation_count: c.incident.correlation_count,
+        signals: c.incident.signals,
+      },
+      lag_at_arrival: c.lag_at_arrival && { edge: c.lag_at_arrival.edge, core: c.lag_at_arrival.core },
       score: c.score,
       reasons: c.reasons.map((r) => ({ factor: r.factor, points: r.points, detail: r.detail })),
       delta_ms: c.delta_ms,

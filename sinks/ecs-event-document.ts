@@ -237,6 +237,10 @@ function nerveCore(core: CoreFields): EcsDocument {
     access_key_id: core.access_key_id,
     resources: core.resources,
     by_nerve: core.by_nerve,
+    credentials: core.credentials && {
+      access_key_id: core.credentials.access_key_id,
+      expires: isoTime(core.credentials.expires),
+    },
   }
 }
 

@@ -110,6 +110,19 @@ function categorizationProblems(doc: EcsDocument): string[] {
 
 const documents: [string, EcsDocument][] = [
   ...events.map((e): [string, EcsDocument] => [`event ${e.id}`, buildEventDocument(e, 'default')]),
+  [
+    'event issuing credentials',
+    buildEventDocument(
+      {
+        ...attachRolePolicy,
+        core: {
+          ...(attachRolePolicy.core as NonNullable<typeof attachRolePolicy.core>),
+          credentials: { access_key_id: 'ASIANQQHHS551LWULIWD', expires: Date.parse('2024-08-01T14:37:41Z') },
+        },
+      },
+      'default',
+    ),
+  ],
   ['correlation', buildCorrelationDocument(correlation, 'default')],
   ...revokeOutcomes.map((o): [string, EcsDocument] => [
     `revoke ${o.status}`,
@@ -140,6 +153,7 @@ describe('ECS documents', () => {
   it('stamps each document with its data stream', () => {
     expect(documents.map(([, d]) => (d.data_stream as { dataset: string }).dataset)).toEqual([
       ...events.map(() => 'nerve.events'),
+      'nerve.events',
       'nerve.correlations',
       ...revokeOutcomes.map(() => 'nerve.revokes'),
     ])
@@ -293,7 +307,14 @@ describe('correlation documents', () => {
       cloud: { account: { id: '609418236337' } },
       nerve: {
         agent: { id: 'data-cleaner', resolved_by: 'registry' },
-        incident: { id: correlation.incident.id },
+        incident: {
+          id: correlation.incident.id,
+          first_seen: '2023-05-25T13:44:05.478Z',
+          correlation_count: 1,
+          signals: ['Terminal shell in container', 'iam:AttachRolePolicy'],
+        },
+        rule: { version: '3f9a0c1d2e4b' },
+        lag_at_arrival: { core: 314_000 },
         edge: { rule: 'Terminal shell in container', time: '2023-05-25T13:44:05.478Z' },
         core: { action: 'iam:AttachRolePolicy', event_id: attachRolePolicy.id },
         delta_ms: 90_000,

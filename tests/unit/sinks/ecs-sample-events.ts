@@ -184,7 +184,7 @@ export const events = [shellInContainer, shadowRead, attachRolePolicy, createAcc
 export const correlation: Correlation = {
   id: 'a3b1c2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90',
   time: shellInContainer.time + 90_000,
-  rule: { id: 'shell-then-iam-write', severity: 80, revoke: true },
+  rule: { id: 'shell-then-iam-write', severity: 80, revoke: true, version: '3f9a0c1d2e4b' },
   agent: {
     id: 'data-cleaner',
     resolved_by: 'registry',
@@ -217,7 +217,14 @@ export const correlation: Correlation = {
     { factor: 'rule_severity', points: 80, detail: 'rule severity 80' },
     { factor: 'edge_priority', points: 12, detail: 'Falco priority critical' },
   ],
-  incident: { id: 'inc-data-cleaner-1685022245478' },
+  incident: {
+    id: 'inc-data-cleaner-1685022245478',
+    first_seen: shellInContainer.time,
+    last_seen: shellInContainer.time + 90_000,
+    correlation_count: 1,
+    signals: ['Terminal shell in container', 'iam:AttachRolePolicy'],
+  },
+  lag_at_arrival: { edge: 0, core: 314_000 },
 }
 
 const outcome = (
