@@ -1,7 +1,8 @@
 // A small Elasticsearch on 127.0.0.1 for the sink tests: the real @elastic/elasticsearch client talks to it
 // over HTTP. It keeps templates and policies (PUT replaces, GET returns), answers _bulk `create` like a data
 // stream (201, then 409 for an _id already there), and lets a test script any answer first.
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { gunzipSync } from 'node:zlib'
 
@@ -29,7 +30,10 @@ export type FakeElasticsearch = {
   close(): Promise<void>
 }
 
-export async function startFakeElasticsearch(): Promise<FakeElasticsearch> {
+/** `tls`: serve HTTPS with this certificate (tests/fixtures/elasticsearch/tls). */
+export async function startFakeElasticsearch(
+  opts: { tls?: { cert: Buffer; key: Buffer } } = {},
+): Promise<FakeElasticsearch> {
   const requests: FakeRequest[] = []
   const objects = new Map<string, unknown>()
   const documents = new Map<string, Record<string, unknown>>()
@@ -63,7 +67,7 @@ export async function startFakeElasticsearch(): Promise<FakeElasticsearch> {
     return { status: 200, body: { errors: items.some((i) => i.create.status >= 300), items } }
   }
 
-  const server: Server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
@@ -82,12 +86,13 @@ export async function startFakeElasticsearch(): Promise<FakeElasticsearch> {
       })
       res.end(JSON.stringify(response.body))
     })
-  })
+  }
+  const server: Server = opts.tls ? createTlsServer(opts.tls, listener) : createServer(listener)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests,
     objects,
     documents,

@@ -1,5 +1,7 @@
 // The bulk indexer against a loopback Elasticsearch (the real client, real HTTP): per-item 409/429/5xx/400,
 // 413 splitting, whole-request 503 and dropped connections, giving up, refused credentials, telemetry.
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { isNerveError, NerveError } from '../../../runtime/errors.ts'
 import type { ElasticsearchConfig } from '../../../schemas/types.ts'
@@ -241,6 +243,28 @@ describe('elasticsearch indexer', () => {
     expect(topicsToIndex(configFor({ index_events: false }))).toEqual(['correlations', 'revoke_outcomes'])
     expect(topicsToIndex(configFor())).toEqual(['events', 'correlations', 'revoke_outcomes'])
     await sink.close()
+  })
+
+  it('trusts the CA file for an HTTPS Elasticsearch, and no other', async () => {
+    const tls = resolve(import.meta.dirname, '../../fixtures/elasticsearch/tls')
+    const secure = await startFakeElasticsearch({
+      tls: { cert: readFileSync(`${tls}/server.pem`), key: readFileSync(`${tls}/server-key.pem`) },
+    })
+    try {
+      const trusting = indexer({ url: secure.url, ca_file: `${tls}/ca.pem` })
+      expect(await trusting.writeBatch(batch)).toEqual({ failed: [] })
+      expect(secure.documents.size).toBe(batch.length)
+      const untrusting = indexer({ url: secure.url, max_retries: 0 })
+      const error = await untrusting.writeBatch(batch).catch((err: unknown) => err)
+      expect(isNerveError(error) && error.code).toBe('SINK_UNAVAILABLE')
+      expect(untrusting.checkHealth()).toMatchObject({
+        ok: false,
+        detail: expect.stringMatching(/certificate/),
+      })
+      await Promise.all([trusting.close(), untrusting.close()])
+    } finally {
+      await secure.close()
+    }
   })
 
   it('refuses to start without a URL, or with a CA file it cannot read', () => {

@@ -3,6 +3,7 @@
 // Kibana gives when objects fail (HTTP 200 with success: false) or credentials are refused.
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -123,6 +124,30 @@ describe('setupKibana', () => {
     await new Promise<void>((r) => server.close(() => r()))
     expect(await attempt()).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true })
     server.listen(0, '127.0.0.1')
+  })
+
+  it('trusts the CA file for an HTTPS Kibana', async () => {
+    const tls = resolve(import.meta.dirname, '../../fixtures/elasticsearch/tls')
+    const secure = createHttpsServer(
+      { cert: readFileSync(`${tls}/server.pem`), key: readFileSync(`${tls}/server-key.pem`) },
+      (req, res) => {
+        req.resume()
+        req.on('end', () => res.end(JSON.stringify({ success: true, successCount: 9, errors: [] })))
+      },
+    )
+    await new Promise<void>((r) => secure.listen(0, '127.0.0.1', r))
+    const secureUrl = `https://127.0.0.1:${(secure.address() as AddressInfo).port}`
+    try {
+      const { log } = createTestRuntime()
+      expect(await setupKibana(sinks({ url: secureUrl }, { ca_file: `${tls}/ca.pem` }), { log })).toEqual({
+        imported: [{ file: 'edge-to-core.ndjson', objects: 9 }],
+      })
+      const error = await setupKibana(sinks({ url: secureUrl }), { log }).catch((e: unknown) => e)
+      expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', message: expect.stringMatching(/certificate/) })
+    } finally {
+      secure.closeAllConnections()
+      await new Promise<void>((r) => secure.close(() => r()))
+    }
   })
 
   it('needs a Kibana URL', async () => {
