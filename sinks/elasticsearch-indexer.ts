@@ -7,8 +7,9 @@
 //
 // Contract with the caller (the bus handler): writeBatch RESOLVES only when every item is final, i.e.
 // indexed, already there, or listed in `failed` (not retriable; dead-letter those, then commit). It REJECTS
-// (NerveError SINK_UNAVAILABLE) when items were still retriable after `max_retries` rounds or Elasticsearch
-// refused the credentials: commit nothing, let the bus deliver the batch again (409s make that harmless).
+// (NerveError SINK_UNAVAILABLE) when items were still retriable after `max_retries` rounds, or Elasticsearch
+// refused the request as a whole (401/403, a wrong URL: retriable false, an operator must act): commit
+// nothing, let the bus deliver the batch again (409s make that harmless).
 import { createHash } from 'node:crypto'
 import type { Client } from '@elastic/elasticsearch'
 import type { DeadLetter } from '../bus/topics.ts'
@@ -111,7 +112,7 @@ export function createElasticsearchIndexer(
     }
   }
 
-  /** One bulk request; a 413 splits it. Throws only when the credentials are refused. */
+  /** One bulk request; a 413 splits it. Throws when Elasticsearch refuses the request as a whole. */
   const send = async (ops: readonly Operation[]): Promise<Outcome[]> => {
     let response: BulkItems
     const started = now()
@@ -148,21 +149,18 @@ export function createElasticsearchIndexer(
       log.warn({ documents: ops.length }, 'Bulk request too large; splitting it.')
       return [...(await send(ops.slice(0, half))), ...(await send(ops.slice(half)))]
     }
-    if (status === 401 || status === 403) {
-      telemetry.error('SINK_UNAVAILABLE', 'bulk')
-      health = { ok: false, detail: `Elasticsearch refused the credentials (HTTP ${status})` }
-      log.error({ status, error_code: 'SINK_UNAVAILABLE' }, 'Elasticsearch refused the credentials.')
-      throw new NerveError(
-        'SINK_UNAVAILABLE',
-        `Elasticsearch refused the credentials (HTTP ${status}): ${reason}`,
-      )
-    }
     if (status === undefined || status === 429 || status >= 500) {
       telemetry.error('SINK_UNAVAILABLE', 'bulk')
       health = { ok: false, detail: `Elasticsearch unavailable: ${reason}` }
       return ops.map(() => ({ result: 'retry', reason }))
     }
-    return ops.map(() => failedOutcome('SINK_REJECTED', `Bulk request rejected (HTTP ${status}): ${reason}`))
+    // 401, 403 and any other refusal of the request as a whole: configuration (credentials, URL, proxy),
+    // not data. Dead-lettering the items would be wrong; stop and let an operator look.
+    telemetry.error('SINK_UNAVAILABLE', 'bulk')
+    const what = status === 401 || status === 403 ? 'refused the credentials' : 'refused the bulk request'
+    health = { ok: false, detail: `Elasticsearch ${what} (HTTP ${status})` }
+    log.error({ status, error_code: 'SINK_UNAVAILABLE' }, `Elasticsearch ${what}.`)
+    throw new NerveError('SINK_UNAVAILABLE', `Elasticsearch ${what} (HTTP ${status}): ${reason}`)
   }
 
   const round = async (ops: readonly Operation[]): Promise<Outcome[]> => {
@@ -193,16 +191,22 @@ export function createElasticsearchIndexer(
     if (skipped > 0) telemetry.discarded(skipped, 'events_disabled')
     if (failed.length > 0) telemetry.error('INPUT_INVALID', 'build', failed.length)
     let stored = 0
+    let lastReason = ''
     for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > config.max_retries) throw gaveUp(pending, attempt)
-      if (attempt > 0) await sleep(backoffMs(attempt - 1, random))
+      if (attempt > config.max_retries) throw gaveUp(pending.length, attempt, lastReason)
+      if (attempt > 0) {
+        log.warn({ count: pending.length, attempt, reason: lastReason }, 'Retrying documents.')
+        await sleep(backoffMs(attempt - 1, random))
+      }
       const outcomes = await round(pending)
       const retry: Operation[] = []
       outcomes.forEach((outcome, i) => {
         const op = pending[i] as Operation
         documents.inc({ data_stream: op.stream, result: resultLabels[outcome.result] })
-        if (outcome.result === 'retry') retry.push(op)
-        else if (outcome.result === 'failed') failed.push({ index: op.index, error: outcome.error })
+        if (outcome.result === 'retry') {
+          retry.push(op)
+          lastReason = outcome.reason
+        } else if (outcome.result === 'failed') failed.push({ index: op.index, error: outcome.error })
         else stored++
       })
       pending = retry
@@ -225,15 +229,15 @@ export function createElasticsearchIndexer(
     return { failed: failed.sort((a, b) => a.index - b.index) }
   }
 
-  const gaveUp = (pending: readonly Operation[], attempts: number): NerveError => {
+  const gaveUp = (count: number, attempts: number, reason: string): NerveError => {
     log.error(
-      { error_code: 'SINK_UNAVAILABLE', count: pending.length, attempts },
+      { error_code: 'SINK_UNAVAILABLE', count, attempts, reason },
       'Documents still not indexed after every retry; the batch will be delivered again.',
     )
     return new NerveError(
       'SINK_UNAVAILABLE',
-      `${pending.length} documents still not indexed after ${attempts} attempts; retry the batch.`,
-      { retriable: true, details: { pending: pending.length } },
+      `${count} documents still not indexed after ${attempts} attempts (${reason}); retry the batch.`,
+      { retriable: true, details: { pending: count } },
     )
   }
 

@@ -90,6 +90,11 @@ describe('elasticsearch indexer', () => {
     await sink.close()
   })
 
+  it('sends nothing for an empty batch', async () => {
+    expect(await indexer().writeBatch([])).toEqual({ failed: [] })
+    expect(es.requests).toEqual([])
+  })
+
   it('counts a 409 on replay as already indexed, not as a failure', async () => {
     const sink = indexer()
     await sink.writeBatch(batch)
@@ -221,6 +226,22 @@ describe('elasticsearch indexer', () => {
     expect(String((error as Error).message)).toContain('security_exception')
     expect(es.bulkRequests()).toHaveLength(1)
     expect(sink.checkHealth().ok).toBe(false)
+    await sink.close()
+  })
+
+  it('stops on any other refusal of the whole request instead of dead-lettering the items', async () => {
+    es.script.push(() => ({
+      status: 404,
+      body: { error: { type: 'no_handler_found', reason: 'wrong path' } },
+    }))
+    const sink = indexer()
+    const error = await sink.writeBatch(batch).catch((err: unknown) => err)
+    expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: false })
+    expect(String((error as Error).message)).toContain('refused the bulk request (HTTP 404)')
+    expect(sink.checkHealth()).toEqual({
+      ok: false,
+      detail: 'Elasticsearch refused the bulk request (HTTP 404)',
+    })
     await sink.close()
   })
 
