@@ -70,24 +70,19 @@ export type AgentWindows = {
   overflow: Record<OverflowReason, number>
 }
 
-const identityKeys: (keyof IdentityFields)[] = [
-  'k8s_namespace',
-  'k8s_pod',
-  'k8s_service_account',
-  'k8s_pod_uid',
-  'cluster',
-  'container_id',
-  'container_image',
-  'host',
-  'principal_arn',
-  'role_arn',
-  'session_name',
-  'access_key_id',
-  'account_id',
-]
 const maxWhosPerAgent = 16
 
-const sameIdentity = (a: IdentityFields, b: IdentityFields) => identityKeys.every((k) => a[k] === b[k])
+/** Same own fields, same values (identity objects are flat: a few strings per event). */
+function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
+  if (a === b) return true
+  let count = 0
+  for (const k in a) {
+    if (a[k as keyof IdentityFields] !== b[k as keyof IdentityFields]) return false
+    count++
+  }
+  for (const _ in b) count--
+  return count === 0
+}
 
 /** Estimated heap bytes of one entry: object, boxed numbers, list/heap/map slots, its own strings. */
 export const entryBytes = (e: Entry) => 160 + e.id.length + e.output.length
@@ -110,7 +105,9 @@ export function createAgentWindows(limits: {
     while (i > 0) {
       const parent = (i - 1) >> 1
       if (!before(heap[i] as Entry, heap[parent] as Entry)) break
-      ;[heap[i], heap[parent]] = [heap[parent] as Entry, heap[i] as Entry]
+      const swap = heap[i] as Entry
+      heap[i] = heap[parent] as Entry
+      heap[parent] = swap
       i = parent
     }
   }
@@ -127,7 +124,9 @@ export function createAgentWindows(limits: {
         if (l < heap.length && before(heap[l] as Entry, heap[m] as Entry)) m = l
         if (r < heap.length && before(heap[r] as Entry, heap[m] as Entry)) m = r
         if (m === i) break
-        ;[heap[i], heap[m]] = [heap[m] as Entry, heap[i] as Entry]
+        const swap = heap[i] as Entry
+        heap[i] = heap[m] as Entry
+        heap[m] = swap
         i = m
       }
     }

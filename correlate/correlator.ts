@@ -22,6 +22,7 @@ import {
   type Who,
 } from './agent-windows.ts'
 import { correlationId } from './correlation-id.ts'
+import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper, type IncidentRecord } from './group-incidents.ts'
 import { type CompiledRule, compileRules, createRuleMatcher } from './match-rules.ts'
 import { createRevokeTracker, type RevokeConfirmation, type RevokeRecord } from './revoke-confirmations.ts'
@@ -107,15 +108,15 @@ export type Correlator = {
   rules: readonly CompiledRule[]
 }
 
-const noCorrelations: Correlation[] = []
+const noCorrelations = Object.freeze([]) as unknown as Correlation[]
 const frozen = <T>(value: T): T => Object.freeze(value)
 const ignoredResult = Object.fromEntries(
   ignoredReasons.map((r) => [r, frozen({ correlations: noCorrelations, ignored: r })]),
 ) as Record<IgnoredReason, AcceptResult>
 const duplicateResult: AcceptResult = frozen({ correlations: noCorrelations, duplicate: true })
+const bufferedResult: AcceptResult = frozen({ correlations: noCorrelations })
 /** Incidents and revoke marks are swept when stream time has moved this far since the last sweep. */
 const sweepEveryMs = 60_000
-const internLimit = 20_000
 
 export function createCorrelator(config: CorrelatorConfig, restored?: CorrelatorState): Correlator {
   const rules = compileRules(config.rules, config.window)
@@ -127,7 +128,7 @@ export function createCorrelator(config: CorrelatorConfig, restored?: Correlator
   })
   const incidents = createIncidentGrouper(config.incident_gap, restored?.incidents)
   const revokes = createRevokeTracker(config.self_identities, config.incident_gap, restored?.revoked)
-  const details = new Map<string, EdgeDetail | CoreDetail>()
+  const details = createDetailInterner()
   const stats: Omit<
     CorrelatorStats,
     'stream_time' | 'buffered' | 'buffered_bytes' | 'agents' | 'incidents' | 'revoked_targets' | 'overflow'
@@ -142,39 +143,6 @@ export function createCorrelator(config: CorrelatorConfig, restored?: Correlator
   let st: number | null = restored?.stream_time ?? null
   let seq = restored?.seq ?? 0
   let lastSweep: number | null = restored?.last_sweep ?? null
-
-  const intern = <D extends EdgeDetail | CoreDetail>(detail: D): D => {
-    const key = Object.values(detail).join('\u001f')
-    const known = details.get(key)
-    if (known) return known as D
-    if (details.size >= internLimit) details.clear()
-    details.set(key, detail)
-    return detail
-  }
-
-  const edgeDetail = (edge: EdgeFields): EdgeDetail =>
-    intern({
-      side: 'edge',
-      rule: edge.rule,
-      priority: edge.priority,
-      source: edge.source,
-      hostname: edge.hostname,
-      tags: edge.tags,
-    })
-
-  const coreDetail = (core: CoreFields): CoreDetail => {
-    const detail: CoreDetail = {
-      side: 'core',
-      action: core.action,
-      principal: core.principal_arn ?? core.session_issuer_arn ?? '',
-    }
-    if (core.read_only !== undefined) detail.read_only = core.read_only
-    if (core.error_code !== undefined) detail.error_code = core.error_code
-    if (core.source_ip !== undefined) detail.source_ip = core.source_ip
-    if (core.region !== undefined) detail.region = core.region
-    if (core.account_id !== undefined) detail.account_id = core.account_id
-    return intern(detail)
-  }
 
   const advance = (time: number) => {
     if (st !== null && time <= st) return
@@ -319,7 +287,7 @@ export function createCorrelator(config: CorrelatorConfig, restored?: Correlator
       seq++,
       lag,
       windows.who(window, event.agent.resolved_by, event.identity),
-      event.side === 'edge' ? edgeDetail(event.edge as EdgeFields) : coreDetail(event.core as CoreFields),
+      event.side === 'edge' ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields),
       event.side === 'edge' ? (event.edge as EdgeFields).output : '',
       window,
     )
@@ -327,7 +295,7 @@ export function createCorrelator(config: CorrelatorConfig, restored?: Correlator
     windows.add(entry)
     stats.accepted[event.side]++
     stats.correlations += correlations.length
-    return { correlations }
+    return correlations === noCorrelations ? bufferedResult : { correlations }
   }
 
   const snapshot = (): CorrelatorState => {
@@ -376,7 +344,7 @@ export function createCorrelator(config: CorrelatorConfig, restored?: Correlator
         s.seq,
         s.lag,
         windows.who(window, s.who.resolved_by, s.who.identity),
-        intern(s.detail),
+        details.restore(s.detail),
         s.output ?? '',
         window,
       )

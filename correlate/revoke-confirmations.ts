@@ -74,13 +74,17 @@ export function createRevokeTracker(
   window: number,
   restored: readonly RevokeRecord[] = [],
 ): RevokeTracker {
-  const self = new Set(selfIdentities)
+  // A few ARNs: comparing directly is cheaper than hashing each event's fresh ARN strings for a Set.
+  const self = [...selfIdentities]
+  const isSelfArn = (arn: string | undefined) => {
+    if (arn === undefined) return false
+    for (const s of self) if (s === arn) return true
+    return false
+  }
   const revoked = new Map<string, RevokeRecord>(restored.map((r) => [keyOf(r), { ...r }]))
 
   const isSelf = (core: CoreFields) =>
-    core.by_nerve ||
-    (core.principal_arn !== undefined && self.has(core.principal_arn)) ||
-    (core.session_issuer_arn !== undefined && self.has(core.session_issuer_arn))
+    core.by_nerve || isSelfArn(core.principal_arn) || isSelfArn(core.session_issuer_arn)
 
   const noteRevoke = (event: NormalizedEvent) => {
     const target = revokeTargetOf(event)

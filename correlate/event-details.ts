@@ -1,0 +1,103 @@
+// The descriptive part of a buffered event (what the correlation record shows), shared between events
+// that say the same thing: most alerts of one host repeat a few Falco rules, most calls of one principal
+// repeat a few actions. Lookups compare fields directly (no key strings are built on the hot path).
+import type { CoreFields, EdgeFields } from '../schemas/types.ts'
+import type { CoreDetail, EdgeDetail } from './agent-windows.ts'
+
+export type DetailInterner = {
+  edge(edge: EdgeFields): EdgeDetail
+  core(core: CoreFields): CoreDetail
+  /** A detail read back from a checkpoint. */
+  restore(detail: EdgeDetail | CoreDetail): EdgeDetail | CoreDetail
+}
+
+const perKeyLimit = 64
+const keyLimit = 20_000
+
+const sameTags = (a: readonly string[], b: readonly string[]) => {
+  if (a === b) return true
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+export function createDetailInterner(): DetailInterner {
+  const edges = new Map<string, EdgeDetail[]>()
+  const cores = new Map<string, CoreDetail[]>()
+
+  const remember = <D>(map: Map<string, D[]>, key: string, detail: D): D => {
+    let list = map.get(key)
+    if (!list) {
+      if (map.size >= keyLimit) map.clear()
+      list = []
+      map.set(key, list)
+    }
+    if (list.length >= perKeyLimit) list.shift()
+    list.push(detail)
+    return detail
+  }
+
+  const internEdge = (d: EdgeDetail): EdgeDetail => {
+    for (const known of edges.get(d.hostname) ?? []) {
+      if (
+        known.rule === d.rule &&
+        known.priority === d.priority &&
+        known.source === d.source &&
+        sameTags(known.tags, d.tags)
+      )
+        return known
+    }
+    return remember(edges, d.hostname, d)
+  }
+
+  const internCore = (d: CoreDetail): CoreDetail => {
+    for (const known of cores.get(d.principal) ?? []) {
+      if (
+        known.action === d.action &&
+        known.read_only === d.read_only &&
+        known.error_code === d.error_code &&
+        known.source_ip === d.source_ip &&
+        known.region === d.region &&
+        known.account_id === d.account_id
+      )
+        return known
+    }
+    return remember(cores, d.principal, d)
+  }
+
+  const edge = (e: EdgeFields): EdgeDetail => {
+    for (const known of edges.get(e.hostname) ?? []) {
+      if (
+        known.rule === e.rule &&
+        known.priority === e.priority &&
+        known.source === e.source &&
+        sameTags(known.tags, e.tags)
+      )
+        return known
+    }
+    return remember(edges, e.hostname, {
+      side: 'edge',
+      rule: e.rule,
+      priority: e.priority,
+      source: e.source,
+      hostname: e.hostname,
+      tags: [...e.tags],
+    })
+  }
+
+  const core = (c: CoreFields): CoreDetail => {
+    const detail: CoreDetail = {
+      side: 'core',
+      action: c.action,
+      principal: c.principal_arn ?? c.session_issuer_arn ?? '',
+    }
+    if (c.read_only !== undefined) detail.read_only = c.read_only
+    if (c.error_code !== undefined) detail.error_code = c.error_code
+    if (c.source_ip !== undefined) detail.source_ip = c.source_ip
+    if (c.region !== undefined) detail.region = c.region
+    if (c.account_id !== undefined) detail.account_id = c.account_id
+    return internCore(detail)
+  }
+
+  return { edge, core, restore: (d) => (d.side === 'edge' ? internEdge(d) : internCore(d)) }
+}
