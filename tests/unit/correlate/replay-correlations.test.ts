@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest'
+import { replayCorrelations } from '../../../correlate/replay-correlations.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
+import { compileSchema, formatValidationErrors } from '../../../schemas/validators.ts'
+import { coreEvent, edgeEvent } from './sample-events.ts'
+
+const T0 = Date.UTC(2024, 7, 1, 13, 30)
+const config: Config = loadConfig()
+const isCorrelation = compileSchema<Correlation>('correlation.schema.json')
+
+const input = (): NormalizedEvent[] => [
+  edgeEvent({ id: 'e-shell', time: T0 }),
+  edgeEvent({ id: 'e-find', time: T0 + 5_000, rule: 'Find AWS Credentials', priority: 'warning' }),
+  coreEvent({ id: 'c-attach', time: T0 + 90_000 }),
+  coreEvent({ id: 'c-secret', time: T0 + 95_000, action: 'secretsmanager:GetSecretValue', readOnly: true }),
+  coreEvent({ id: 'c-denied', time: T0 + 96_000, action: 'iam:PutRolePolicy', errorCode: 'AccessDenied' }),
+  coreEvent({ id: 'c-attach', time: T0 + 90_000 }),
+  coreEvent({ id: 'c-noise', time: T0 + 97_000, action: 's3:GetObject', readOnly: true }),
+  edgeEvent({ id: 'e-far', time: T0 + 4 * 3_600_000 }),
+  coreEvent({ id: 'c-late', time: T0 + 100_000 }),
+]
+
+describe('replayCorrelations', () => {
+  it('returns correlations and the summary counts', () => {
+    const { correlations, late, counts } = replayCorrelations(config, input())
+    expect(correlations.map((c) => [c.rule.id, c.edge.event_id, c.core.event_id])).toEqual([
+      ['shell-then-iam-privilege-change', 'e-shell', 'c-attach'],
+      ['credential-search-then-secret-access', 'e-find', 'c-secret'],
+      ['shell-then-iam-privilege-change', 'e-shell', 'c-denied'],
+    ])
+    expect(late.map((l) => l.event.id)).toEqual(['c-late'])
+    expect(counts).toMatchObject({ read: 9, duplicate: 1, late: 1, correlations: 3 })
+    expect(counts.ignored.no_rule).toBe(1)
+    expect(new Set(correlations.map((c) => c.incident.id)).size).toBe(1)
+  })
+
+  it('gives the same bytes for the same input', () => {
+    const once = JSON.stringify(replayCorrelations(config, input()).correlations)
+    expect(JSON.stringify(replayCorrelations(config, input()).correlations)).toBe(once)
+  })
+
+  it('emits records valid against schemas/correlation.schema.json', () => {
+    for (const c of replayCorrelations(config, input()).correlations) {
+      const ok = isCorrelation(JSON.parse(JSON.stringify(c)))
+      expect(formatValidationErrors(isCorrelation.errors)).toEqual([])
+      expect(ok).toBe(true)
+    }
+  })
+
+  it('scores a denied privilege change with a failed-attempt reason', () => {
+    const denied = replayCorrelations(config, input()).correlations.find(
+      (c) => c.core.event_id === 'c-denied',
+    )
+    expect(denied?.reasons.map((r) => r.factor)).toContain('failed_attempt')
+  })
+})
