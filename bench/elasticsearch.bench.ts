@@ -15,21 +15,25 @@ import { attachRolePolicy, correlation, shellInContainer } from '../tests/unit/s
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(10)
 
+/** Best of three rounds: the machine is shared, the best round is the least disturbed one. */
 function perSecond(count: number, run: () => void): number {
-  const start = performance.now()
-  for (let i = 0; i < count; i++) run()
-  return (count / (performance.now() - start)) * 1000
+  let best = 0
+  for (let round = 0; round < 3; round++) {
+    const start = performance.now()
+    for (let i = 0; i < count; i++) run()
+    best = Math.max(best, (count / (performance.now() - start)) * 1000)
+  }
+  return best
 }
 
 function buildRates(): void {
-  const count = 20_000
+  const count = 10_000
   const cases: [string, () => unknown, unknown][] = [
     ['edge event (Falco)', () => buildEventDocument(shellInContainer, 'default'), shellInContainer],
     ['core event (CloudTrail)', () => buildEventDocument(attachRolePolicy, 'default'), attachRolePolicy],
     ['correlation', () => buildCorrelationDocument(correlation, 'default'), correlation],
   ]
   for (const [what, build, value] of cases) {
-    perSecond(2_000, () => JSON.stringify(build()))
     const built = perSecond(count, () => JSON.stringify(build()))
     const plain = perSecond(count, () => JSON.stringify(value))
     process.stdout.write(
@@ -59,7 +63,7 @@ async function startStub(): Promise<{ url: string; close(): Promise<void> }> {
 
 async function indexRates(): Promise<void> {
   const stub = await startStub()
-  const batches = 20
+  const batches = 10
   const size = 500
   const batch = (b: number): IndexItem[] =>
     Array.from({ length: size }, (_, i) => ({
@@ -81,13 +85,16 @@ async function indexRates(): Promise<void> {
   )
   await indexer.writeBatch(batch(-1))
 
-  let start = performance.now()
-  for (let b = 0; b < batches; b++) await indexer.writeBatch(batch(b))
-  const viaIndexer = ((batches * size) / (performance.now() - start)) * 1000
-
-  start = performance.now()
-  for (const operations of prebuilt) await client.bulk({ operations })
-  const raw = ((batches * size) / (performance.now() - start)) * 1000
+  let viaIndexer = 0
+  let raw = 0
+  for (let round = 0; round < 3; round++) {
+    let start = performance.now()
+    for (let b = 0; b < batches; b++) await indexer.writeBatch(batch(b))
+    viaIndexer = Math.max(viaIndexer, ((batches * size) / (performance.now() - start)) * 1000)
+    start = performance.now()
+    for (const operations of prebuilt) await client.bulk({ operations })
+    raw = Math.max(raw, ((batches * size) / (performance.now() - start)) * 1000)
+  }
 
   process.stdout.write(
     `writeBatch, ${size}/batch (build + bulk)   ${fmt(viaIndexer)} docs/s   client.bulk, prebuilt ${fmt(raw)} docs/s   ratio ${(raw / viaIndexer).toFixed(2)}\n`,

@@ -8,11 +8,11 @@ export const ecsVersion = '9.4.0'
 /** An ECS document: nested objects, no undefined values, no empty objects or arrays. */
 export type EcsDocument = { [field: string]: unknown }
 
-/** Drops undefined values, empty objects and empty arrays, recursively; keeps order. */
+/** Drops undefined and null values, empty objects and empty arrays, recursively; keeps key order. */
 export function compact(value: EcsDocument): EcsDocument {
   const out: EcsDocument = {}
-  for (const [key, v] of Object.entries(value)) {
-    const kept = compactValue(v)
+  for (const key in value) {
+    const kept = compactValue(value[key])
     if (kept !== undefined) out[key] = kept
   }
   return out
@@ -20,15 +20,18 @@ export function compact(value: EcsDocument): EcsDocument {
 
 function compactValue(v: unknown): unknown {
   if (v === undefined || v === null) return undefined
+  if (typeof v !== 'object') return v
   if (Array.isArray(v)) {
-    const items = v.map(compactValue).filter((x) => x !== undefined)
+    const items: unknown[] = []
+    for (const item of v) {
+      const kept = compactValue(item)
+      if (kept !== undefined) items.push(kept)
+    }
     return items.length > 0 ? items : undefined
   }
-  if (typeof v === 'object' && !(v instanceof Date)) {
-    const inner = compact(v as EcsDocument)
-    return Object.keys(inner).length > 0 ? inner : undefined
-  }
-  return v
+  const inner = compact(v as EcsDocument)
+  for (const _ in inner) return inner
+  return undefined
 }
 
 export const isoTime = (epochMs: number): string => new Date(epochMs).toISOString()
