@@ -17,15 +17,26 @@ export function parseEventTime(text: string): EventTime | undefined {
     number,
     number,
   ]
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+  if (
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > daysIn(year, month) ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 60
+  )
     return undefined
-  const offsetMinutes = m[8] === 'Z' ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11]))
+  const utc = m[8] === 'Z'
+  const offsetMinutes = utc ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11]))
   const secondsMs = Date.UTC(year, month - 1, day, hour, minute, second) - offsetMinutes * 60_000
-  const check = new Date(Date.UTC(year, month - 1, day))
-  if (check.getUTCDate() !== day) return undefined
   const fraction = (m[7] ?? '').padEnd(9, '0')
   const nanos = Number(fraction)
-  const ms = secondsMs + Math.floor(nanos / 1e6)
-  const canonical = `${new Date(secondsMs).toISOString().slice(0, 19)}.${fraction}Z`
-  return { ms, ns: nanos % 1e6, canonical }
+  const whole = utc ? text.slice(0, 19) : new Date(secondsMs).toISOString().slice(0, 19)
+  return { ms: secondsMs + Math.floor(nanos / 1e6), ns: nanos % 1e6, canonical: `${whole}.${fraction}Z` }
+}
+
+function daysIn(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
 }

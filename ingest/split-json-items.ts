@@ -37,14 +37,49 @@ export function parseJson(text: string): unknown {
   return JSON.parse(bigIntegersAsStrings(text))
 }
 
-const maybeBigInteger = /\d{16}/
-const stringOrBigInteger = /"[^"\\]*(?:\\.[^"\\]*)*"|(?<![\w.+-])-?\d{16,}(?![\w.])/g
+// A long digit run right after `:`, `,` or `[`: where a number value starts (strings are ruled out below).
+const integerRun = /([:,[]\s*)(-?\d{16,})/g
 
+/**
+ * Quotes every integer literal beyond 2^53 outside strings. Native regex finds the digit runs; the quotes
+ * between them (found with indexOf) tell whether a run sits inside a string.
+ */
 function bigIntegersAsStrings(text: string): string {
-  if (!maybeBigInteger.test(text)) return text
-  return text.replace(stringOrBigInteger, (m) =>
-    m.charCodeAt(0) === 34 || Number.isSafeInteger(Number(m)) ? m : `"${m}"`,
-  )
+  integerRun.lastIndex = 0
+  let match = integerRun.exec(text)
+  if (!match) return text
+  let out = ''
+  let copied = 0
+  let scanned = 0
+  let inString = false
+  while (match) {
+    const digits = match[2] as string
+    const start = match.index + (match[1] as string).length
+    const end = start + digits.length
+    for (let q = text.indexOf('"', scanned); q !== -1 && q < start; q = text.indexOf('"', q + 1)) {
+      if (!inString || !isEscaped(text, q)) inString = !inString
+    }
+    scanned = end
+    if (!inString && isWholeInteger(text, end) && !Number.isSafeInteger(Number(digits))) {
+      out += `${text.slice(copied, start)}"${digits}"`
+      copied = end
+    }
+    match = integerRun.exec(text)
+  }
+  return copied === 0 ? text : out + text.slice(copied)
+}
+
+/** A quote preceded by an odd number of backslashes is part of the string. */
+function isEscaped(text: string, quote: number): boolean {
+  let backslashes = 0
+  for (let i = quote - 1; i >= 0 && text.charCodeAt(i) === 92; i--) backslashes++
+  return backslashes % 2 === 1
+}
+
+/** An integer token: not followed by a fraction or an exponent. */
+function isWholeInteger(text: string, end: number): boolean {
+  const after = text.charCodeAt(end)
+  return after !== 46 && after !== 101 && after !== 69
 }
 
 function tryParse(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
