@@ -37,8 +37,8 @@ export function parseJson(text: string): unknown {
   return JSON.parse(bigIntegersAsStrings(text))
 }
 
-// A long digit run right after `:`, `,` or `[`: where a number value starts (strings are ruled out below).
-const integerRun = /([:,[]\s*)(-?\d{16,})/g
+// A long digit run at the start or right after `:`, `,` or `[`: where a number value starts (strings are ruled out below).
+const integerRun = /(^|[:,[])\s*(-?\d{16,})/g
 
 /**
  * Quotes every integer literal beyond 2^53 outside strings. Native regex finds the digit runs; the quotes
@@ -54,7 +54,7 @@ function bigIntegersAsStrings(text: string): string {
   let inString = false
   while (match) {
     const digits = match[2] as string
-    const start = match.index + (match[1] as string).length
+    const start = match.index + match[0].length - digits.length
     const end = start + digits.length
     for (let q = text.indexOf('"', scanned); q !== -1 && q < start; q = text.indexOf('"', q + 1)) {
       if (!inString || !isEscaped(text, q)) inString = !inString

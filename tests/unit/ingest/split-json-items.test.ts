@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { parseJson, splitJsonItems } from '../../../ingest/split-json-items.ts'
 
@@ -46,5 +47,63 @@ describe('splitJsonItems', () => {
     expect(() => splitJsonItems(JSON.stringify(Array(101).fill(1)), limits)).toThrow(/at most 100/)
     expect(() => splitJsonItems('{}\n'.repeat(101), limits)).toThrow(/at most 100/)
     expect(() => splitJsonItems(' \n ', limits)).toThrow(/empty/)
+  })
+})
+
+describe('parseJson exactness (property)', () => {
+  // Values where unsafe integers are tagged; written as bare digits, they must come back as those digits.
+  type Tagged = { big: string } | string | number | boolean | null | Tagged[] | { [k: string]: Tagged }
+  const bigInteger = fc
+    .tuple(
+      fc.boolean(),
+      fc.integer({ min: 1, max: 9 }),
+      fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 16, maxLength: 20 }),
+    )
+    .map(([neg, first, rest]) => ({ big: `${neg ? '-' : ''}${first}${rest.join('')}` }))
+  const trickyString = fc.stringMatching(/^[0-9:,[\]"\\ a-z{}]{0,30}$/)
+  const tagged: fc.Arbitrary<Tagged> = fc.letrec<{ value: Tagged }>((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small' },
+      bigInteger,
+      trickyString,
+      fc.integer(),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.constant(null),
+      fc.array(tie('value'), { maxLength: 4 }),
+      fc.dictionary(trickyString, tie('value'), { maxKeys: 4 }),
+    ),
+  })).value
+  const isBig = (v: unknown): v is { big: string } =>
+    typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.keys(v).length === 1 &&
+    'big' in v &&
+    typeof v.big === 'string' &&
+    /^-?\d{17,}$/.test(v.big)
+  const write = (v: Tagged): string => {
+    if (isBig(v)) return v.big
+    if (Array.isArray(v)) return `[${v.map(write).join(' , ')}]`
+    if (typeof v === 'object' && v !== null)
+      return `{${Object.entries(v)
+        .map(([k, x]) => `${JSON.stringify(k)}:${write(x)}`)
+        .join(',')}}`
+    return JSON.stringify(v)
+  }
+  const expected = (v: Tagged): unknown => {
+    if (isBig(v)) return Number.isSafeInteger(Number(v.big)) ? Number(v.big) : v.big
+    if (Array.isArray(v)) return v.map(expected)
+    if (typeof v === 'object' && v !== null)
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, expected(x)]))
+    return JSON.parse(JSON.stringify(v))
+  }
+
+  it('keeps every unsafe integer exact and changes nothing else', () => {
+    fc.assert(
+      fc.property(tagged, (v) => {
+        expect(parseJson(write(v))).toEqual(expected(v))
+      }),
+      { numRuns: 500 },
+    )
   })
 })
