@@ -113,7 +113,19 @@ export function identityFields(identity: IdentityFields): EcsDocument {
             resource: pod ? { type: 'pod', name: pod, id: identity.k8s_pod_uid } : undefined,
           }
         : undefined,
-    container: { id: identity.container_id, image: { name: identity.container_image } },
+    container: { id: identity.container_id, image: imageFields(identity.container_image) },
     cloud: identity.account_id ? { provider: 'aws', account: { id: identity.account_id } } : undefined,
   }
+}
+
+/** `registry/repo:tag` or `repo@sha256:…` → ECS container.image.name and .tag (name without tag or digest). */
+export function imageFields(image: string | undefined): EcsDocument | undefined {
+  if (!image) return undefined
+  const at = image.indexOf('@')
+  const withoutDigest = at >= 0 ? image.slice(0, at) : image
+  const colon = withoutDigest.lastIndexOf(':')
+  if (colon > withoutDigest.lastIndexOf('/')) {
+    return { name: withoutDigest.slice(0, colon), tag: [withoutDigest.slice(colon + 1)] }
+  }
+  return { name: withoutDigest }
 }

@@ -64,7 +64,7 @@ export const ecsFieldMappings: Record<string, FieldMapping> = {
   ...keywords('cloud.provider', 'cloud.account.id', 'cloud.region', 'cloud.service.name'),
   ...keywords('orchestrator.type', 'orchestrator.namespace', 'orchestrator.cluster.name'),
   ...keywords('orchestrator.resource.type', 'orchestrator.resource.name', 'orchestrator.resource.id'),
-  ...keywords('container.id', 'container.image.name'),
+  ...keywords('container.id', 'container.image.name', 'container.image.tag'),
   'related.user': keyword,
   'related.ip': ip,
   'related.hosts': keyword,

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { buildCorrelationDocument } from '../../../sinks/ecs-correlation-document.ts'
 import { buildEventDocument } from '../../../sinks/ecs-event-document.ts'
-import type { EcsDocument } from '../../../sinks/ecs-field-mapping.ts'
+import { type EcsDocument, imageFields } from '../../../sinks/ecs-field-mapping.ts'
 import { buildRevokeDocument } from '../../../sinks/ecs-revoke-document.ts'
 import {
   ecsFieldMappings,
@@ -237,6 +237,18 @@ describe('edge (Falco) event documents', () => {
       category: ['host'],
       type: ['info'],
     })
+  })
+})
+
+describe('container images', () => {
+  it.each([
+    ['docker.io/library/alpine', { name: 'docker.io/library/alpine' }],
+    ['ghcr.io/acme/data-cleaner:1.4.2', { name: 'ghcr.io/acme/data-cleaner', tag: ['1.4.2'] }],
+    ['localhost:5000/agent', { name: 'localhost:5000/agent' }],
+    ['localhost:5000/agent:v2@sha256:0f1e', { name: 'localhost:5000/agent', tag: ['v2'] }],
+    ['alpine@sha256:0f1e', { name: 'alpine' }],
+  ])('%s → container.image', (image, expected) => {
+    expect(imageFields(image)).toEqual(expected)
   })
 })
 
