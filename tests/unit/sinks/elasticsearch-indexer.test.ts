@@ -295,6 +295,20 @@ describe('elasticsearch indexer', () => {
     expect(make({ ca_file: '/nonexistent/ca.pem' })).toThrow(/ca_file/)
   })
 
+  it('emits the four component counters, labelled elasticsearch_indexer', async () => {
+    es.script.push(onBulk(0, () => bulkAnswer([201, 400, 201])))
+    await indexer({ index_events: false }).writeBatch(batch)
+    const text = await rt.metrics.render()
+    for (const name of ['received', 'sent', 'discarded']) {
+      expect(text).toMatch(
+        new RegExp(`nerve_component_${name}_events_total\\{component="elasticsearch_indexer"[^}]*\\} \\d`),
+      )
+    }
+    expect(text).toContain(
+      'nerve_component_errors_total{component="elasticsearch_indexer",error_code="SINK_REJECTED",stage="index"} 1',
+    )
+  })
+
   it('backs off exponentially with jitter, capped at 30 s', () => {
     expect([0, 1, 2, 3].map((n) => backoffMs(n, () => 0))).toEqual([125, 250, 500, 1000])
     expect(backoffMs(3, () => 1)).toBe(2000)
