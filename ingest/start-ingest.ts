@@ -49,7 +49,8 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   const agentsRoute: Route = {
     method: 'GET',
     url: '/v1/agents',
-    auth: 'none',
+    // Identifiers (ARNs, pods, access key ids) are not for anonymous readers.
+    auth: 'ingest',
     handle: async (req) => {
       const limit = Math.max(1, Math.min(Number(req.query.limit) || 1000, 10_000))
       const agents = decoder.agents()

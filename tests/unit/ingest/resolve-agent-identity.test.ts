@@ -150,7 +150,7 @@ describe('identity resolution', () => {
       id: 'ns-a/app1',
       resolved_by: 'stitched',
     })
-    const agents = (await second.server.inject({ method: 'GET', url: '/v1/agents' })).json()
+    const agents = (await second.server.inject({ method: 'GET', url: '/v1/agents', headers: auth })).json()
     expect(agents.agents[0]).toMatchObject({
       id: 'ns-a/app1',
       resolved_by: 'stitched',

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { isInsightRecord, normalizeCloudTrailRecord } from '../../../ingest/normalize-cloudtrail-record.ts'
+import type { CloudTrailRecord } from '../../../schemas/input-validators.ts'
+
+const lines = (file: string) =>
+  readFileSync(join(import.meta.dirname, '../../fixtures/cloudtrail', file), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as CloudTrailRecord)
+const ctx = { via: 'cloudtrail_record' as const, receivedAt: 9, isSelfIdentity: () => false }
+const normalize = (record: CloudTrailRecord, context = ctx) => {
+  const result = normalizeCloudTrailRecord(record, context)
+  if (!result.ok) throw new Error(JSON.stringify(result.problems))
+  return result.event
+}
+
+describe('normalizeCloudTrailRecord', () => {
+  it('maps an assumed-role call: action, principal, session issuer, key, source, region, error', () => {
+    const record = lines('stratus-red-team-detonation-logs.ndjson')[0] as CloudTrailRecord
+    const event = normalize(record)
+    expect(event).toMatchObject({
+      id: record.eventID,
+      side: 'core',
+      time: Date.parse(record.eventTime),
+      time_ns: 0,
+      time_original: record.eventTime,
+      core: {
+        action: 'ec2:GetPasswordData',
+        event_source: 'ec2.amazonaws.com',
+        principal_type: 'AssumedRole',
+        session_issuer_arn: 'arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role',
+        access_key_id: 'ASIANQQHHS551LWULIWD',
+        by_nerve: false,
+      },
+      identity: { role_arn: 'arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role' },
+    })
+    expect(event.core?.read_only).toBe(true)
+  })
+
+  it('carries the Kubernetes identity and the issued key of a Pod Identity AssumeRole', () => {
+    const event = normalize(lines('aws-samples-eks-pod-identity.ndjson')[2] as CloudTrailRecord)
+    expect(event.identity).toEqual({
+      k8s_namespace: 'ns-a',
+      k8s_service_account: 'sa1',
+      k8s_pod: 'app1',
+      k8s_pod_uid: '0cda7f85-c1f9-4dee-b6e9-a0b50c8f3012',
+      cluster: 'eksworkshop-eksctl',
+      role_arn: 'arn:aws:iam::823571991546:role/eks-pod-s3-read-access-role',
+      account_id: '823571991546',
+    })
+    expect(event.core?.credentials).toEqual({
+      access_key_id: 'ASIA37QFXJP5MQOWRZ6Q',
+      expires: Date.parse('2024-04-16T15:20:04Z'),
+    })
+  })
+
+  it('names the instance of a node instance-role session as its host', () => {
+    const event = normalize(lines('aws-samples-eks-pod-identity.ndjson')[0] as CloudTrailRecord)
+    expect(event.identity).toMatchObject({ host: 'i-064d652934ecf0bfc', session_name: 'i-064d652934ecf0bfc' })
+    expect(event.core?.action).toBe('eks-auth:AssumeRoleForPodIdentity')
+  })
+
+  it('hashes records without an eventID, recognizes Insights, and marks nerve’s own calls', () => {
+    const noId = lines('panther-analysis-rule-tests.ndjson').find((r) => !r.eventID) as CloudTrailRecord
+    expect(normalize(noId).id).toMatch(/^ct-[0-9a-f]{32}$/)
+    expect(normalize(noId).id).toBe(normalize({ ...noId }).id)
+    const insights = lines('awsdocs-examples.ndjson').filter((r) => isInsightRecord(r))
+    expect(insights).toHaveLength(2)
+    const own = normalize(lines('stratus-red-team-detonation-logs.ndjson')[0] as CloudTrailRecord, {
+      ...ctx,
+      isSelfIdentity: (arn) => arn.includes('get-password-data-role'),
+    })
+    expect(own.core?.by_nerve).toBe(true)
+  })
+
+  it('refuses an impossible calendar time', () => {
+    const record = {
+      ...(lines('awsdocs-examples.ndjson')[0] as CloudTrailRecord),
+      eventTime: '2024-02-30T00:00:00Z',
+    }
+    expect(normalizeCloudTrailRecord(record, ctx)).toEqual({
+      ok: false,
+      problems: [{ path: '/eventTime', message: 'is not a real calendar time' }],
+    })
+  })
+})
