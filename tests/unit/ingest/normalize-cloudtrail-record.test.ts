@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { isInsightRecord, normalizeCloudTrailRecord } from '../../../ingest/normalize-cloudtrail-record.ts'
+import type { NormalizeContext } from '../../../ingest/normalized-draft.ts'
 import type { CloudTrailRecord } from '../../../schemas/input-validators.ts'
 
 const lines = (file: string) =>
@@ -9,7 +10,7 @@ const lines = (file: string) =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as CloudTrailRecord)
-const ctx = { via: 'cloudtrail_record' as const, receivedAt: 9, isSelfIdentity: () => false }
+const ctx: NormalizeContext = { via: 'cloudtrail_record', receivedAt: 9, isSelfIdentity: () => false }
 const normalize = (record: CloudTrailRecord, context = ctx) => {
   const result = normalizeCloudTrailRecord(record, context)
   if (!result.ok) throw new Error(JSON.stringify(result.problems))
