@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import { validateNormalizedEvent } from '../../../schemas/input-validators.ts'
