@@ -10,23 +10,29 @@
 // (NerveError SINK_UNAVAILABLE) when items were still retriable after `max_retries` rounds, or Elasticsearch
 // refused the request as a whole (401/403, a wrong URL: retriable false, an operator must act): commit
 // nothing, let the bus deliver the batch again (409s make that harmless).
-import { createHash } from 'node:crypto'
 import type { Client } from '@elastic/elasticsearch'
 import type { DeadLetter } from '../bus/topics.ts'
-import { type ErrorCode, NerveError } from '../runtime/errors.ts'
+import { NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
-import type { Correlation, ElasticsearchConfig, NormalizedEvent, RevokeOutcome } from '../schemas/types.ts'
-import { buildCorrelationDocument } from './ecs-correlation-document.ts'
-import { buildEventDocument } from './ecs-event-document.ts'
-import { buildRevokeDocument } from './ecs-revoke-document.ts'
+import type { ElasticsearchConfig } from '../schemas/types.ts'
+import {
+  type BulkItems,
+  backoffMs,
+  chunksOf,
+  errorTypeOf,
+  failedOutcome,
+  type IndexItem,
+  itemOutcome,
+  type Operation,
+  type Outcome,
+  operationOf,
+  resultLabels,
+} from './elasticsearch-bulk-operations.ts'
 import { createElasticsearchClient, reasonOf, statusOf } from './elasticsearch-client.ts'
-import { dataStreamName, type IndexedTopic } from './elasticsearch-data-streams.ts'
+import type { IndexedTopic } from './elasticsearch-data-streams.ts'
 
-export type IndexItem =
-  | { topic: 'events'; value: NormalizedEvent }
-  | { topic: 'correlations'; value: Correlation }
-  | { topic: 'revoke_outcomes'; value: RevokeOutcome }
+export type { IndexItem }
 
 export type FailedItem = { index: number; error: NerveError }
 
@@ -50,25 +56,6 @@ export type ElasticsearchIndexerDeps = {
 }
 
 export const component = 'elasticsearch_indexer'
-
-/** Requests are cut at this many bytes of NDJSON (the es-js bulk helper's flushBytes). */
-const maxRequestBytes = 5_000_000
-const backoffBaseMs = 250
-const backoffMaxMs = 30_000
-/** Elasticsearch's limit for _id. */
-const maxIdBytes = 512
-
-type Operation = { index: number; stream: string; id: string; action: string; source: string; bytes: number }
-type Outcome = { result: 'created' | 'duplicate' } | { result: 'retry'; reason: string } | FailedOutcome
-type FailedOutcome = { result: 'failed'; error: NerveError }
-const resultLabels: Record<Outcome['result'], string> = {
-  created: 'created',
-  duplicate: 'duplicate',
-  retry: 'retried',
-  failed: 'rejected',
-}
-/** The bulk response, as filtered by filter_path. */
-type BulkItems = { items?: Record<string, { status: number; error?: { type?: string; reason?: string } }>[] }
 
 /** The topics to subscribe to: events only when `index_events` is on. */
 export const topicsToIndex = (config: ElasticsearchConfig): IndexedTopic[] =>
@@ -95,22 +82,6 @@ export function createElasticsearchIndexer(
   const random = deps.random ?? Math.random
   const now = deps.now ?? Date.now
   let health: { ok: boolean; detail?: string } = { ok: true }
-
-  const operationOf = (item: IndexItem, index: number): Operation => {
-    const stream = dataStreamName(item.topic, config.namespace)
-    const { id, doc } = documentOf(item, config.namespace)
-    const _id = Buffer.byteLength(id) > maxIdBytes ? createHash('sha256').update(id).digest('hex') : id
-    const action = JSON.stringify({ create: { _index: stream, _id } })
-    const source = JSON.stringify(doc)
-    return {
-      index,
-      stream,
-      id: _id,
-      action,
-      source,
-      bytes: Buffer.byteLength(action) + Buffer.byteLength(source) + 2,
-    }
-  }
 
   /** One bulk request; a 413 splits it. Throws when Elasticsearch refuses the request as a whole. */
   const send = async (ops: readonly Operation[]): Promise<Outcome[]> => {
@@ -180,7 +151,7 @@ export function createElasticsearchIndexer(
         return
       }
       try {
-        pending.push(operationOf(item, index))
+        pending.push(operationOf(item, index, config.namespace))
       } catch (cause) {
         const error = new NerveError('INPUT_INVALID', `Cannot build the document: ${String(cause)}`, {
           cause,
@@ -248,64 +219,6 @@ export function createElasticsearchIndexer(
       if (!deps.client) await client.close()
     },
   }
-}
-
-function documentOf(item: IndexItem, namespace: string): { id: string; doc: Record<string, unknown> } {
-  switch (item.topic) {
-    case 'events':
-      return { id: item.value.id, doc: buildEventDocument(item.value, namespace) }
-    case 'correlations':
-      return { id: item.value.id, doc: buildCorrelationDocument(item.value, namespace) }
-    case 'revoke_outcomes':
-      return { id: item.value.id, doc: buildRevokeDocument(item.value, namespace) }
-  }
-}
-
-function itemOutcome(op: Operation, status: number, error?: { type?: string; reason?: string }): Outcome {
-  if (status === 200 || status === 201) return { result: 'created' }
-  if (status === 409) return { result: 'duplicate' }
-  const reason = error?.type ? `${error.type}: ${error.reason ?? ''}`.trim() : `HTTP ${status}`
-  if (status === 429 || status >= 500) return { result: 'retry', reason }
-  return failedOutcome(
-    'SINK_REJECTED',
-    `Elasticsearch rejected ${op.id} in ${op.stream} (HTTP ${status}): ${reason}`,
-    {
-      status,
-      type: error?.type,
-      reason: error?.reason,
-      data_stream: op.stream,
-    },
-  )
-}
-
-/** Elasticsearch's error type (`mapper_parsing_exception`), safe to log: its reason may quote the value. */
-const errorTypeOf = (error: NerveError | undefined): string | undefined =>
-  (error?.details as { type?: string } | undefined)?.type
-
-const failedOutcome = (code: ErrorCode, message: string, details?: unknown): FailedOutcome => ({
-  result: 'failed',
-  error: new NerveError(code, message, { retriable: false, details }),
-})
-
-/** Equal jitter: half the capped exponential step, plus a random share of the other half. */
-export function backoffMs(retry: number, random: () => number): number {
-  const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** retry)
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2)
-}
-
-function* chunksOf(ops: readonly Operation[]): Generator<Operation[]> {
-  let chunk: Operation[] = []
-  let bytes = 0
-  for (const op of ops) {
-    if (chunk.length > 0 && bytes + op.bytes > maxRequestBytes) {
-      yield chunk
-      chunk = []
-      bytes = 0
-    }
-    chunk.push(op)
-    bytes += op.bytes
-  }
-  if (chunk.length > 0) yield chunk
 }
 
 /** Dead letters for the items writeBatch returned as failed (the caller publishes them to deadLetterTopic). */

@@ -5,8 +5,8 @@ import { resolve } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { isNerveError, NerveError } from '../../../runtime/errors.ts'
 import type { ElasticsearchConfig } from '../../../schemas/types.ts'
+import { backoffMs } from '../../../sinks/elasticsearch-bulk-operations.ts'
 import {
-  backoffMs,
   createElasticsearchIndexer,
   type IndexItem,
   toDeadLetters,
@@ -307,12 +307,5 @@ describe('elasticsearch indexer', () => {
     expect(text).toContain(
       'nerve_component_errors_total{component="elasticsearch_indexer",error_code="SINK_REJECTED",stage="index"} 1',
     )
-  })
-
-  it('backs off exponentially with jitter, capped at 30 s', () => {
-    expect([0, 1, 2, 3].map((n) => backoffMs(n, () => 0))).toEqual([125, 250, 500, 1000])
-    expect(backoffMs(3, () => 1)).toBe(2000)
-    expect(backoffMs(20, () => 1)).toBe(30_000)
-    expect(backoffMs(20, () => 0)).toBe(15_000)
   })
 })
