@@ -68,6 +68,8 @@ export type AgentWindows = {
   buffered(): number
   bytes(): number
   overflow: Record<OverflowReason, number>
+  /** Entries added and ids removed since the last call (only with trackChanges), for incremental checkpoints. */
+  takeChanges(): { added: Entry[]; removed: string[] }
 }
 
 const maxWhosPerAgent = 16
@@ -90,6 +92,7 @@ export const entryBytes = (e: Entry) => 160 + e.id.length + e.output.length
 export function createAgentWindows(limits: {
   maxPerAgentSide: number
   memoryBudgetBytes: number
+  trackChanges?: boolean
 }): AgentWindows {
   const agents = new Map<string, AgentWindow>()
   const seen = new Map<string, Entry>()
@@ -97,6 +100,9 @@ export function createAgentWindows(limits: {
   const overflow: Record<OverflowReason, number> = { agent_cap: 0, memory_budget: 0 }
   let count = 0
   let bytes = 0
+  const track = limits.trackChanges ?? false
+  let added = new Map<string, Entry>()
+  let removed = new Set<string>()
 
   const before = (a: Entry, b: Entry) => a.expiry < b.expiry || (a.expiry === b.expiry && a.seq < b.seq)
   const push = (e: Entry) => {
@@ -160,6 +166,10 @@ export function createAgentWindows(limits: {
     e.output = ''
     count--
     seen.delete(e.id)
+    if (track) {
+      if (added.get(e.id) === e) added.delete(e.id)
+      else removed.add(e.id)
+    }
     const w = e.window
     w.live--
     const list = e.detail.side === 'edge' ? w.edges : w.cores
@@ -197,6 +207,10 @@ export function createAgentWindows(limits: {
     count++
     bytes += entryBytes(e)
     seen.set(e.id, e)
+    if (track) {
+      removed.delete(e.id)
+      added.set(e.id, e)
+    }
     push(e)
     while (bytes > limits.memoryBudgetBytes && heap.length > 0) {
       const victim = pop()
@@ -229,5 +243,11 @@ export function createAgentWindows(limits: {
     buffered: () => count,
     bytes: () => bytes,
     overflow,
+    takeChanges: () => {
+      const changes = { added: [...added.values()].filter((e) => e.alive), removed: [...removed] }
+      added = new Map()
+      removed = new Set()
+      return changes
+    },
   }
 }

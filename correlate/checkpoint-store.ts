@@ -1,10 +1,11 @@
-// Durable per-partition checkpoints of the correlator (stream time, buffers, seen ids, incidents, revoke
-// marks, and the last bus offset they include), in one SQLite file under the data dir. A put() is durable
-// when it resolves (WAL, synchronous=FULL), so the bus may commit the batch after it.
+// Durable per-partition checkpoints of the correlator: stream time, buffers, seen ids, incidents, revoke
+// marks, and the last bus offset they include. Saved incrementally after every batch (entries added and
+// removed, plus the small meta part), so a checkpoint costs what the batch changed, not the whole state.
+// A save is durable when it resolves: the bus may commit the batch after it.
 import Database from 'better-sqlite3'
 import type { KeyValueLog } from '../bus/bus.ts'
 import { NerveError } from '../runtime/errors.ts'
-import type { CorrelatorState } from './correlator.ts'
+import type { CorrelatorChanges, CorrelatorMeta, CorrelatorState, SerializedEntry } from './correlator.ts'
 
 export type PartitionCheckpoint = {
   /** Offset of the last record whose effects are in `state`; records at or below it are skipped. */
@@ -12,33 +13,90 @@ export type PartitionCheckpoint = {
   state: CorrelatorState
 }
 
-export function createSqliteCheckpointStore(file: string): KeyValueLog<PartitionCheckpoint> {
+export type CheckpointStore = {
+  load(partition: number): Promise<PartitionCheckpoint | undefined>
+  save(partition: number, update: { offset: number; changes: CorrelatorChanges }): Promise<void>
+  close(): Promise<void>
+}
+
+/** One SQLite file (WAL, synchronous=FULL): a meta row and one row per buffered entry, per partition. */
+export function createSqliteCheckpointStore(file: string): CheckpointStore {
   let db: Database.Database
   try {
     db = new Database(file)
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
-    db.exec('CREATE TABLE IF NOT EXISTS checkpoints (key TEXT PRIMARY KEY, value TEXT NOT NULL)')
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS correlate_meta (partition INTEGER PRIMARY KEY, offset INTEGER NOT NULL, meta TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS correlate_entries (
+        partition INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL,
+        PRIMARY KEY (partition, id));`)
   } catch (cause) {
     throw new NerveError('INTERNAL', `Cannot open correlator checkpoints at ${file}.`, { cause })
   }
-  const select = db.prepare<[string], { value: string }>('SELECT value FROM checkpoints WHERE key = ?')
-  const upsert = db.prepare<[string, string]>(
-    'INSERT INTO checkpoints (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+  const selectMeta = db.prepare<[number], { offset: number; meta: string }>(
+    'SELECT offset, meta FROM correlate_meta WHERE partition = ?',
   )
-  const remove = db.prepare<[string]>('DELETE FROM checkpoints WHERE key = ?')
+  const selectEntries = db.prepare<[number], { entry: string }>(
+    'SELECT entry FROM correlate_entries WHERE partition = ? ORDER BY seq',
+  )
+  const upsertMeta = db.prepare<[number, number, string]>(
+    'INSERT INTO correlate_meta (partition, offset, meta) VALUES (?, ?, ?) ' +
+      'ON CONFLICT(partition) DO UPDATE SET offset = excluded.offset, meta = excluded.meta',
+  )
+  const upsertEntry = db.prepare<[number, string, number, string]>(
+    'INSERT OR REPLACE INTO correlate_entries (partition, id, seq, entry) VALUES (?, ?, ?, ?)',
+  )
+  const deleteEntry = db.prepare<[number, string]>(
+    'DELETE FROM correlate_entries WHERE partition = ? AND id = ?',
+  )
+  const apply = db.transaction((partition: number, offset: number, changes: CorrelatorChanges) => {
+    for (const id of changes.removed) deleteEntry.run(partition, id)
+    for (const e of changes.added) upsertEntry.run(partition, e.id, e.seq, JSON.stringify(e))
+    upsertMeta.run(partition, offset, JSON.stringify(changes.meta))
+  })
 
   return {
-    get: async (key) => {
-      const row = select.get(key)
-      return row ? (JSON.parse(row.value) as PartitionCheckpoint) : undefined
+    load: async (partition) => {
+      const row = selectMeta.get(partition)
+      if (!row) return undefined
+      const meta = JSON.parse(row.meta) as CorrelatorMeta
+      const entries = selectEntries.all(partition).map((r) => JSON.parse(r.entry) as SerializedEntry)
+      return { offset: row.offset, state: { ...meta, entries } }
     },
-    put: async (key, value) => {
-      if (value === undefined) remove.run(key)
-      else upsert.run(key, JSON.stringify(value))
+    save: async (partition, { offset, changes }) => {
+      apply(partition, offset, changes)
     },
     close: async () => {
       db.close()
     },
+  }
+}
+
+/**
+ * Checkpoints as whole values in a key-value log (a compacted topic on Kafka, shared by every instance, so
+ * a partition that moves restores where it stopped). Keeps each owned partition's state to rewrite it.
+ */
+export function createKeyValueCheckpointStore(
+  log: KeyValueLog<PartitionCheckpoint>,
+  keyOf: (partition: number) => string,
+): CheckpointStore {
+  const cache = new Map<number, Map<string, SerializedEntry>>()
+
+  return {
+    load: async (partition) => {
+      const checkpoint = await log.get(keyOf(partition))
+      cache.set(partition, new Map((checkpoint?.state.entries ?? []).map((e) => [e.id, e])))
+      return checkpoint
+    },
+    save: async (partition, { offset, changes }) => {
+      const entries = cache.get(partition) ?? new Map<string, SerializedEntry>()
+      cache.set(partition, entries)
+      for (const id of changes.removed) entries.delete(id)
+      for (const e of changes.added) entries.set(e.id, e)
+      const ordered = [...entries.values()].sort((a, b) => a.seq - b.seq)
+      await log.put(keyOf(partition), { offset, state: { ...changes.meta, entries: ordered } })
+    },
+    close: () => log.close(),
   }
 }

@@ -88,15 +88,25 @@ export type SerializedEntry = {
   output?: string
 }
 
-/** Everything a restart needs (T1, D1, S1): JSON-serializable. */
-export type CorrelatorState = {
+/** The small part of the state: stream time, counters, incidents, revoke marks. */
+export type CorrelatorMeta = {
   version: 1
   stream_time: number | null
   seq: number
   last_sweep: number | null
-  entries: SerializedEntry[]
   incidents: IncidentRecord[]
   revoked: RevokeRecord[]
+}
+
+/** Everything a restart needs (T1, D1, S1): JSON-serializable. Entries are in buffer (seq) order. */
+export type CorrelatorState = CorrelatorMeta & { entries: SerializedEntry[] }
+
+/** What changed since the last takeChanges(): enough to keep a checkpoint up to date incrementally. */
+export type CorrelatorChanges = { meta: CorrelatorMeta; added: SerializedEntry[]; removed: string[] }
+
+export type CorrelatorOptions = {
+  /** Record added and removed buffer entries for takeChanges() (the stage's incremental checkpoints). */
+  trackChanges?: boolean
 }
 
 export type Correlator = {
@@ -105,6 +115,8 @@ export type Correlator = {
   streamTime(): number | null
   stats(): CorrelatorStats
   snapshot(): CorrelatorState
+  /** Needs options.trackChanges. */
+  takeChanges(): CorrelatorChanges
   rules: readonly CompiledRule[]
 }
 
@@ -118,13 +130,18 @@ const bufferedResult: AcceptResult = frozen({ correlations: noCorrelations })
 /** Incidents and revoke marks are swept when stream time has moved this far since the last sweep. */
 const sweepEveryMs = 60_000
 
-export function createCorrelator(config: CorrelatorConfig, restored?: CorrelatorState): Correlator {
+export function createCorrelator(
+  config: CorrelatorConfig,
+  restored?: CorrelatorState,
+  options: CorrelatorOptions = {},
+): Correlator {
   const rules = compileRules(config.rules, config.window)
   const matcher = createRuleMatcher(rules)
   const bounds = createWindowBounds(rules)
   const windows = createAgentWindows({
     maxPerAgentSide: config.max_events_per_agent,
     memoryBudgetBytes: config.memory_budget_bytes,
+    trackChanges: options.trackChanges ?? false,
   })
   const incidents = createIncidentGrouper(config.incident_gap, restored?.incidents)
   const revokes = createRevokeTracker(config.self_identities, config.incident_gap, restored?.revoked)
@@ -298,36 +315,45 @@ export function createCorrelator(config: CorrelatorConfig, restored?: Correlator
     return correlations === noCorrelations ? bufferedResult : { correlations }
   }
 
+  const serialize = (e: Entry): SerializedEntry => {
+    const serialized: SerializedEntry = {
+      side: e.detail.side,
+      agent: e.window.key,
+      id: e.id,
+      time: e.time,
+      rules: rules.filter((r) => (e.mask & (1 << r.index)) !== 0).map((r) => r.id),
+      expiry: e.expiry,
+      seq: e.seq,
+      lag: e.lag,
+      who: e.who,
+      detail: e.detail,
+    }
+    if (e.detail.side === 'edge') serialized.output = e.output
+    return serialized
+  }
+
+  const meta = (): CorrelatorMeta => ({
+    version: 1,
+    stream_time: st,
+    seq,
+    last_sweep: lastSweep,
+    incidents: incidents.snapshot(),
+    revoked: revokes.snapshot(),
+  })
+
   const snapshot = (): CorrelatorState => {
-    const entries: SerializedEntry[] = []
+    const entries: Entry[] = []
     for (const w of windows.agents.values()) {
-      for (const e of [...w.edges, ...w.cores]) {
-        if (!e.alive) continue
-        const serialized: SerializedEntry = {
-          side: e.detail.side,
-          agent: w.key,
-          id: e.id,
-          time: e.time,
-          rules: rules.filter((r) => (e.mask & (1 << r.index)) !== 0).map((r) => r.id),
-          expiry: e.expiry,
-          seq: e.seq,
-          lag: e.lag,
-          who: e.who,
-          detail: e.detail,
-        }
-        if (e.detail.side === 'edge') serialized.output = e.output
-        entries.push(serialized)
-      }
+      for (const e of w.edges) if (e.alive) entries.push(e)
+      for (const e of w.cores) if (e.alive) entries.push(e)
     }
-    return {
-      version: 1,
-      stream_time: st,
-      seq,
-      last_sweep: lastSweep,
-      entries,
-      incidents: incidents.snapshot(),
-      revoked: revokes.snapshot(),
-    }
+    entries.sort((a, b) => a.seq - b.seq)
+    return { ...meta(), entries: entries.map(serialize) }
+  }
+
+  const takeChanges = (): CorrelatorChanges => {
+    const { added, removed } = windows.takeChanges()
+    return { meta: meta(), added: added.map(serialize), removed }
   }
 
   const restore = (state: CorrelatorState) => {
@@ -351,7 +377,10 @@ export function createCorrelator(config: CorrelatorConfig, restored?: Correlator
       windows.add(entry)
     }
   }
-  if (restored) restore(restored)
+  if (restored) {
+    restore(restored)
+    windows.takeChanges()
+  }
 
   return {
     accept,
@@ -370,6 +399,7 @@ export function createCorrelator(config: CorrelatorConfig, restored?: Correlator
       ignored: { ...stats.ignored },
     }),
     snapshot,
+    takeChanges,
     rules,
   }
 }

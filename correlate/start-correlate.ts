@@ -4,14 +4,14 @@
 // when a partition is assigned) the checkpoint is restored and records at or below its offset are skipped:
 // a kill -9 anywhere re-publishes at most the same correlation ids (downstream dedups by id).
 import { join } from 'node:path'
-import type { Bus, DeliveredRecord, KeyValueLog } from '../bus/bus.ts'
+import type { Bus, DeliveredRecord } from '../bus/bus.ts'
 import { correlationsTopic, eventsTopic, type LateEvent, lateEventsTopic } from '../bus/topics.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
-import { createSqliteCheckpointStore, type PartitionCheckpoint } from './checkpoint-store.ts'
+import { type CheckpointStore, createSqliteCheckpointStore } from './checkpoint-store.ts'
 import { createCorrelateTelemetry } from './correlate-telemetry.ts'
 import { type Correlator, type CorrelatorStats, createCorrelator } from './correlator.ts'
 import { correlatorConfigOf } from './correlator-config.ts'
@@ -24,8 +24,11 @@ export type CorrelateDeps = {
   metrics: Metrics
   /** Default: config.data_dir. */
   dataDir?: string
-  /** Default: a SQLite file `correlate-checkpoints.sqlite` under the data dir. */
-  checkpoints?: KeyValueLog<PartitionCheckpoint>
+  /**
+   * Default: a SQLite file `correlate-checkpoints.sqlite` under the data dir. With several correlate
+   * instances on Kafka, pass createKeyValueCheckpointStore(<compacted-topic KeyValueLog>, checkpointKey).
+   */
+  checkpoints?: CheckpointStore
 }
 
 export type CorrelateStage = {
@@ -35,7 +38,8 @@ export type CorrelateStage = {
 
 type PartitionState = { correlator: Correlator; offset: number }
 
-const checkpointKey = (partition: number) => `${eventsTopic.name}/${partition}`
+/** The key of a partition's checkpoint in a shared key-value log. */
+export const checkpointKey = (partition: number) => `${correlateGroup}/${eventsTopic.name}/${partition}`
 
 export async function startCorrelate(config: Config, deps: CorrelateDeps): Promise<CorrelateStage> {
   const correlatorConfig = correlatorConfigOf(config)
@@ -50,9 +54,9 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   let closed = false
 
   const load = async (partition: number): Promise<PartitionState> => {
-    const checkpoint = await store.get(checkpointKey(partition))
+    const checkpoint = await store.load(partition)
     const state = {
-      correlator: createCorrelator(correlatorConfig, checkpoint?.state),
+      correlator: createCorrelator(correlatorConfig, checkpoint?.state, { trackChanges: true }),
       offset: checkpoint?.offset ?? -1,
     }
     partitions.set(partition, state)
@@ -98,10 +102,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       if (correlations.length > 0) await deps.bus.publish(correlationsTopic, correlations)
       if (late.length > 0) await deps.bus.publish(lateEventsTopic, late)
       for (const [partition, { state }] of touched) {
-        await store.put(checkpointKey(partition), {
-          offset: state.offset,
-          state: state.correlator.snapshot(),
-        })
+        await store.save(partition, { offset: state.offset, changes: state.correlator.takeChanges() })
       }
     } catch (err) {
       // In-memory state ran ahead of what is durable: drop it, the redelivery restores the checkpoint.

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { correlationsTopic, eventsTopic, lateEventsTopic } from '../../../bus/topics.ts'
-import { startCorrelate } from '../../../correlate/start-correlate.ts'
+import { createKeyValueCheckpointStore } from '../../../correlate/checkpoint-store.ts'
+import { checkpointKey, startCorrelate } from '../../../correlate/start-correlate.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
+import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import {
   Crash,
@@ -72,7 +74,7 @@ async function runStage(storage: MemoryStorage, plan?: CrashPlan) {
     bus: memory.bus,
     log: runtime.log,
     metrics: runtime.metrics,
-    checkpoints: memory.keyValueLog(),
+    checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey),
   })
   await memory.drain()
   return { stage, memory, runtime }
@@ -132,5 +134,46 @@ describe('startCorrelate', () => {
         for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
       }
     }
+  })
+
+  it('restores from its SQLite checkpoint and skips records it already processed', async () => {
+    const reference = createMemoryStorage()
+    await publishInput(reference)
+    await runStage(reference)
+    const expected = published(reference).map((c) => JSON.stringify(c))
+
+    const storage = createMemoryStorage()
+    const dataDir = tempDir('nerve-correlate')
+    const events = input()
+    const half = Math.floor(events.length / 2)
+    const publish = (list: NormalizedEvent[]) =>
+      createMemoryBus(storage, 2).bus.publish(
+        eventsTopic,
+        list.map((e) => ({ key: e.agent.id, value: e })),
+      )
+    const start = async () => {
+      const runtime = createTestRuntime()
+      const memory = createMemoryBus(storage, 2)
+      const stage = await startCorrelate(config, {
+        bus: memory.bus,
+        log: runtime.log,
+        metrics: runtime.metrics,
+        dataDir,
+      })
+      await memory.drain()
+      await stage.close()
+      return runtime
+    }
+    await publish(events.slice(0, half))
+    await start()
+    storage.committed.clear() // the bus lost its commits: everything is delivered again
+    await publish(events.slice(half))
+    const second = await start()
+    expect(await second.metricValue('nerve_correlate_replayed_records_skipped_total')).toBe(half)
+    expect(
+      published(storage)
+        .map((c) => JSON.stringify(c))
+        .sort(),
+    ).toEqual(expected.sort())
   })
 })

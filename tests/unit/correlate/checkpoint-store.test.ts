@@ -1,0 +1,54 @@
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { createSqliteCheckpointStore } from '../../../correlate/checkpoint-store.ts'
+import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { coreEvent, edgeEvent } from './sample-events.ts'
+
+const T0 = Date.UTC(2024, 7, 1, 13, 30)
+const config: CorrelatorConfig = {
+  rules: [{ id: 'any', edge: {}, core: { actions: ['iam:*'] }, severity: 50, revoke: false }],
+  window: { before: 1_000, after: 10_000, grace: 5_000 },
+  max_events_per_agent: 100,
+  memory_budget_bytes: 1 << 26,
+  incident_gap: 60_000,
+  self_identities: [],
+}
+
+describe('createSqliteCheckpointStore', () => {
+  it('keeps the state incrementally and restores a correlator that continues identically', async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const events = [
+      edgeEvent({ id: 'e1', time: T0 }),
+      coreEvent({ id: 'c1', time: T0 + 500 }),
+      edgeEvent({ id: 'e2', time: T0 + 20_000, agent: 'other' }),
+      coreEvent({ id: 'c2', time: T0 + 30_000 }), // evicts e1 and c1
+      edgeEvent({ id: 'e3', time: T0 + 30_001 }),
+      coreEvent({ id: 'c3', time: T0 + 30_002, agent: 'other' }),
+    ]
+    const straight = createCorrelator(config)
+    const expected = events.map((e) => JSON.stringify(straight.accept(e)))
+
+    for (let cut = 1; cut < events.length; cut++) {
+      const store = createSqliteCheckpointStore(file)
+      const first = createCorrelator(config, undefined, { trackChanges: true })
+      for (const [i, e] of events.slice(0, cut).entries()) {
+        first.accept(e)
+        await store.save(3, { offset: i, changes: first.takeChanges() })
+      }
+      await store.close()
+      const reopened = createSqliteCheckpointStore(file)
+      const checkpoint = await reopened.load(3)
+      expect(checkpoint?.offset).toBe(cut - 1)
+      expect(checkpoint?.state).toEqual(JSON.parse(JSON.stringify(first.snapshot())))
+      const second = createCorrelator(config, checkpoint?.state)
+      expect(events.slice(cut).map((e) => JSON.stringify(second.accept(e)))).toEqual(expected.slice(cut))
+      expect(await reopened.load(4)).toBeUndefined()
+      await reopened.save(3, {
+        offset: -1,
+        changes: { ...first.takeChanges(), removed: first.snapshot().entries.map((e) => e.id) },
+      })
+      await reopened.close()
+    }
+  })
+})
