@@ -1,0 +1,263 @@
+// An in-memory double of the part of kafkajs the Kafka bus uses, modelled on kafkajs 2.2 semantics:
+// fetches start at the last resolved offset (else the group's commit, else earliest/latest); resolveOffset(o)
+// marks o+1 as next; commits store "next offset" strings per group; a throwing eachBatch is fetched again
+// from the resolved offset; members of one group split partitions round-robin and get GROUP_JOIN on every
+// rebalance; commits from a member that lost the partition fail. It is not a broker: it proves the bus's
+// own logic without one. The real thing is in tests/integration (NERVE_KAFKA_BROKERS).
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
+import kafkajs, { type KafkaMessage } from 'kafkajs'
+import type { KafkaClient, KafkaClientConfig } from '../../../bus/kafka-bus.ts'
+
+// kafkajs is CommonJS: its error classes are reachable through the default export only.
+const { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded } = kafkajs
+
+type Stored = { key: Buffer | null; value: Buffer | null; timestamp: number }
+type Member = {
+  groupId: string
+  topic: string
+  assigned: number[]
+  running: boolean
+  emit(assigned: number[]): void
+}
+
+export type KafkaDouble = {
+  createClient(options: KafkaClientConfig): KafkaClient
+  /** Makes every call fail as an unreachable cluster does (retriable). */
+  setDown(down: boolean): void
+  log(topic: string): Stored[][]
+  created: { topic: string; numPartitions: number; configEntries?: { name: string; value: string }[] }[]
+  clients: KafkaClientConfig[]
+  committed(groupId: string, topic: string, partition: number): number | undefined
+}
+
+export function createKafkaDouble(): KafkaDouble {
+  const topics = new Map<string, Stored[][]>()
+  const commits = new Map<string, number>()
+  const members = new Set<Member>()
+  const created: KafkaDouble['created'] = []
+  const clients: KafkaClientConfig[] = []
+  let down = false
+
+  const unreachable = () => {
+    if (down) {
+      throw new KafkaJSNumberOfRetriesExceeded(new KafkaJSConnectionError('Connection refused'), {
+        retryCount: 8,
+        retryTime: 10,
+      })
+    }
+  }
+  const partitionsOf = (topic: string) => {
+    const log = topics.get(topic)
+    if (!log) throw new Error(`This server does not host this topic-partition: ${topic}`)
+    return log
+  }
+  const commitKey = (g: string, t: string, p: number) => `${g}\u0000${t}\u0000${p}`
+
+  const rebalance = (groupId: string, topic: string) => {
+    const group = [...members].filter((m) => m.groupId === groupId && m.topic === topic && m.running)
+    const count = partitionsOf(topic).length
+    group.forEach((m, i) => {
+      m.assigned = Array.from({ length: count }, (_, p) => p).filter((p) => p % group.length === i)
+    })
+    for (const m of group) m.emit(m.assigned)
+  }
+
+  const admin = () => ({
+    connect: async () => unreachable(),
+    disconnect: async () => undefined,
+    createTopics: async ({ topics: specs }: { topics: KafkaDouble['created'] }) => {
+      unreachable()
+      let any = false
+      for (const spec of specs) {
+        if (topics.has(spec.topic)) continue
+        topics.set(
+          spec.topic,
+          Array.from({ length: spec.numPartitions }, () => []),
+        )
+        created.push(spec)
+        any = true
+      }
+      return any
+    },
+    fetchTopicMetadata: async ({ topics: names }: { topics: string[] }) => {
+      unreachable()
+      return {
+        topics: names.map((name) => ({
+          name,
+          partitions: partitionsOf(name).map((_, partitionId) => ({
+            partitionId,
+            leader: 1,
+            replicas: [1],
+            isr: [1],
+          })),
+        })),
+      }
+    },
+    fetchTopicOffsets: async (name: string) => {
+      unreachable()
+      return partitionsOf(name).map((log, partition) => ({
+        partition,
+        offset: String(log.length),
+        high: String(log.length),
+        low: '0',
+      }))
+    },
+  })
+
+  type Partitioner = (args: {
+    topic: string
+    partitionMetadata: { partitionId: number }[]
+    message: { key?: string | null }
+  }) => number
+
+  const producer = ({ createPartitioner }: { createPartitioner: () => Partitioner }) => {
+    const partition = createPartitioner()
+    return {
+      connect: async () => unreachable(),
+      disconnect: async () => undefined,
+      send: async ({
+        topic,
+        messages,
+      }: {
+        topic: string
+        messages: { key: string; value: string | null }[]
+      }) => {
+        unreachable()
+        const log = partitionsOf(topic)
+        const partitionMetadata = log.map((_, partitionId) => ({ partitionId }))
+        for (const message of messages) {
+          const p = partition({ topic, partitionMetadata, message })
+          log[p]?.push({
+            key: Buffer.from(message.key),
+            value: message.value === null ? null : Buffer.from(message.value),
+            timestamp: Date.now(),
+          })
+        }
+        return []
+      },
+    }
+  }
+
+  const consumer = ({ groupId }: { groupId: string }) => {
+    const listeners = new Map<string, ((event: { payload: unknown }) => void)[]>()
+    const resolved = new Map<number, number>()
+    let topic = ''
+    let fromBeginning = false
+    let loop: Promise<void> | undefined
+    const member: Member = {
+      groupId,
+      topic: '',
+      assigned: [],
+      running: false,
+      emit: (assigned) => {
+        for (const p of [...resolved.keys()]) if (!assigned.includes(p)) resolved.delete(p)
+        for (const listener of listeners.get('consumer.group_join') ?? []) {
+          listener({ payload: { groupId, memberAssignment: { [topic]: [...assigned] } } })
+        }
+      },
+    }
+
+    const position = (p: number, log: Stored[]) =>
+      resolved.get(p) ?? commits.get(commitKey(groupId, topic, p)) ?? (fromBeginning ? 0 : log.length)
+
+    const run = async ({ eachBatch }: { eachBatch: (payload: unknown) => Promise<void> }) => {
+      member.running = true
+      members.add(member)
+      rebalance(groupId, topic)
+      loop = (async () => {
+        while (member.running) {
+          let fetched = false
+          for (const p of [...member.assigned]) {
+            if (!member.running) break
+            const log = partitionsOf(topic)[p] ?? []
+            const from = position(p, log)
+            const slice = log.slice(from, from + 50)
+            if (slice.length === 0) continue
+            fetched = true
+            const messages: KafkaMessage[] = slice.map((m, i) => ({
+              key: m.key,
+              value: m.value,
+              offset: String(from + i),
+              timestamp: String(m.timestamp),
+              attributes: 0,
+              headers: {},
+            }))
+            const owns = () => member.assigned.includes(p)
+            const payload = {
+              batch: { topic, partition: p, highWatermark: String(log.length), messages },
+              resolveOffset: (offset: string) => resolved.set(p, Number(offset) + 1),
+              heartbeat: async () => undefined,
+              isRunning: () => member.running,
+              isStale: () => !owns(),
+              uncommittedOffsets: () => ({
+                topics: [
+                  {
+                    topic,
+                    partitions: [...resolved].map(([partition, o]) => ({ partition, offset: String(o) })),
+                  },
+                ],
+              }),
+              commitOffsetsIfNecessary: async (offsets: {
+                topics: { topic: string; partitions: { partition: number; offset: string }[] }[]
+              }) => {
+                for (const t of offsets.topics) {
+                  for (const { partition, offset } of t.partitions) {
+                    if (!member.assigned.includes(partition))
+                      throw new Error('The coordinator is not aware of this member')
+                    commits.set(commitKey(groupId, t.topic, partition), Number(offset))
+                  }
+                }
+              },
+            }
+            try {
+              await eachBatch(payload)
+            } catch {
+              await sleep(5)
+            }
+            // A fetch is network I/O: never spin on microtasks alone.
+            await nextTurn()
+          }
+          if (!fetched) await sleep(5)
+        }
+      })()
+    }
+
+    return {
+      events: { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash' },
+      on: (event: string, listener: (event: { payload: unknown }) => void) => {
+        listeners.set(event, [...(listeners.get(event) ?? []), listener])
+        return () => undefined
+      },
+      connect: async () => unreachable(),
+      subscribe: async (opts: { topics: string[]; fromBeginning?: boolean }) => {
+        topic = opts.topics[0] ?? ''
+        member.topic = topic
+        fromBeginning = opts.fromBeginning ?? false
+        partitionsOf(topic)
+      },
+      run,
+      stop: async () => {
+        if (!member.running) return
+        member.running = false
+        await loop
+        members.delete(member)
+        rebalance(groupId, topic)
+      },
+      disconnect: async () => undefined,
+    }
+  }
+
+  return {
+    createClient: (options) => {
+      clients.push(options)
+      return { admin, producer, consumer } as unknown as KafkaClient
+    },
+    setDown: (value) => {
+      down = value
+    },
+    log: (name) => partitionsOf(name),
+    created,
+    clients,
+    committed: (g, t, p) => commits.get(commitKey(g, t, p)),
+  }
+}
