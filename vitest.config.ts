@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['tests/{unit,contract,replay,architecture}/**/*.test.ts'],
+          include: ['tests/{unit,contract,replay,architecture,e2e}/**/*.test.ts'],
           testTimeout: 20_000,
         },
       },

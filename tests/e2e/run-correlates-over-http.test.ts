@@ -1,0 +1,133 @@
+// `nerve run` end to end, as a user runs it: a real Falco alert and a real CloudTrail record of one agent
+// posted over HTTP become a correlation in /v1/correlations and a signed revoke webhook at a receiver,
+// also when the process is killed (SIGKILL) between the two events.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join, resolve } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type NerveProcess, startNerve } from '../helpers/nerve-process.ts'
+import { tempDir } from '../helpers/random-names.ts'
+import { waitFor } from '../helpers/wait-for.ts'
+
+const fixtures = resolve(import.meta.dirname, '../fixtures')
+const lines = (file: string) => readFileSync(join(fixtures, file), 'utf8').split('\n').filter(Boolean)
+
+// falco-website.ndjson: "Terminal shell in container" in pod default/alpine at 2021-04-10T19:27:21.002873265Z.
+const falcoAlert = lines('falco/falco-website.ndjson').find((l) => l.includes('"time":"2021-04-10T19:27:21'))
+// panther-analysis-rule-tests.ndjson: role "tester" attaching AdministratorAccess; its eventTime is moved
+// to 90 s after the shell so both fall in one window (the record is otherwise unchanged).
+const attachRecord = lines('cloudtrail/panther-analysis-rule-tests.ndjson')
+  .map((l) => JSON.parse(l))
+  .find(
+    (r) =>
+      r.eventName === 'AttachRolePolicy' && r.requestParameters?.policyArn?.endsWith('AdministratorAccess'),
+  )
+const cloudTrail = JSON.stringify({ Records: [{ ...attachRecord, eventTime: '2021-04-10T19:28:51Z' }] })
+
+const config = `
+agents:
+  - id: alpine-debugger
+    match:
+      k8s: [{ namespace: default, pod: alpine }]
+      aws: ["arn:aws:iam::123456789012:role/tester"]
+`
+
+type Received = { headers: IncomingMessage['headers']; body: string }
+
+async function startReceiver() {
+  const received: Received[] = []
+  const server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (c) => {
+      body += String(c)
+    })
+    req.on('end', () => {
+      received.push({ headers: req.headers, body })
+      res.writeHead(204).end()
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  return { url: `http://127.0.0.1:${port}/revoke`, received, close: () => server.close() }
+}
+
+const token = 'nrv_e2e-token-0123456789abcdef'
+let nerve: NerveProcess | undefined
+afterEach(async () => {
+  await nerve?.stop()
+  nerve = undefined
+})
+
+async function post(n: NerveProcess, path: string, body: string) {
+  const res = await fetch(`${n.url}${path}`, {
+    method: 'POST',
+    body,
+    headers: { authorization: `Bearer ${token}` },
+  })
+  return { status: res.status, body: await res.json() }
+}
+
+async function correlationsOf(n: NerveProcess) {
+  const res = await fetch(`${n.url}/v1/correlations?agent=alpine-debugger`)
+  return ((await res.json()) as { items: unknown[] }).items
+}
+
+describe('nerve run, end to end over HTTP', () => {
+  it('turns a Falco shell alert and a CloudTrail AttachRolePolicy of one agent into a correlation and a revoke', async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'nerve.yaml'), config)
+    const receiver = await startReceiver()
+    nerve = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], {
+      NERVE_DATA_DIR: join(dir, 'data'),
+      NERVE_INGEST_TOKEN: token,
+      NERVE_REVOKE_WEBHOOK_URL: receiver.url,
+      NERVE_REVOKE_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    })
+    expect(await post(nerve, '/v1/falco', falcoAlert as string)).toMatchObject({
+      status: 202,
+      body: { accepted: 1 },
+    })
+    expect(await post(nerve, '/v1/cloudtrail', cloudTrail)).toMatchObject({
+      status: 202,
+      body: { accepted: 1 },
+    })
+
+    const [correlation] = await waitFor(async () => {
+      const found = await correlationsOf(nerve as NerveProcess)
+      return found.length > 0 ? found : undefined
+    })
+    expect(correlation).toMatchObject({
+      rule: { id: 'shell-then-iam-privilege-change' },
+      agent: { id: 'alpine-debugger' },
+      edge: { rule: 'Terminal shell in container', time: Date.parse('2021-04-10T19:27:21.002Z') },
+      core: { event_id: attachRecord.eventID, action: 'iam:AttachRolePolicy' },
+      delta_ms: 89_998,
+    })
+    const delivery = await waitFor(() => receiver.received[0])
+    expect(delivery.headers['webhook-signature']).toMatch(/^v1,/)
+    expect(JSON.parse(delivery.body)).toMatchObject({ specversion: '1.0', subject: 'alpine-debugger' })
+    receiver.close()
+  })
+
+  it('keeps the first half of a pair across a kill -9 and completes it after the restart', async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'nerve.yaml'), config)
+    const env = { NERVE_DATA_DIR: join(dir, 'data'), NERVE_INGEST_TOKEN: token }
+    const first = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
+    expect((await post(first, '/v1/falco', falcoAlert as string)).status).toBe(202)
+    await waitFor(async () => {
+      const metrics = await (await fetch(`${first.url}/metrics`)).text()
+      return /nerve_component_received_events_total\{component="correlator"\} [1-9]/.test(metrics)
+    })
+    await first.kill()
+
+    nerve = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
+    expect((await post(nerve, '/v1/cloudtrail', cloudTrail)).status).toBe(202)
+    const found = await waitFor(async () => {
+      const list = await correlationsOf(nerve as NerveProcess)
+      return list.length > 0 ? list : undefined
+    })
+    expect(found).toHaveLength(1)
+  })
+})
