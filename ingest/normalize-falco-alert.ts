@@ -154,6 +154,11 @@ function set<T extends object, K extends keyof T>(target: T, key: K, value: T[K]
 }
 
 function compact<T extends Record<string, unknown>>(value: T): T | undefined {
-  const entries = Object.entries(value).filter(([, v]) => v !== undefined)
-  return entries.length > 0 ? (Object.fromEntries(entries) as T) : undefined
+  let out: Record<string, unknown> | undefined
+  for (const key in value) {
+    if (value[key] === undefined) continue
+    out ??= {}
+    out[key] = value[key]
+  }
+  return out as T | undefined
 }

@@ -230,7 +230,9 @@ function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgent
   summary.events[event.side]++
   if (event.time < summary.first_seen) summary.first_seen = event.time
   if (event.time > summary.last_seen) summary.last_seen = event.time
-  for (const [kind, value] of Object.entries(event.identity) as [keyof IdentityFields, string][]) {
+  for (const key in event.identity) {
+    const kind = key as keyof IdentityFields
+    const value = event.identity[kind] as string
     const values = summary.identifiers[kind] ?? []
     summary.identifiers[kind] = values
     if (values.length < maxIdentifiersPerKind && !values.includes(value)) values.push(value)
