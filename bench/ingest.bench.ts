@@ -11,7 +11,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 
 type Mode = 'bare' | 'nerve'
 const token = 'nrv_bench-token-0123456789abcdef'
-const seconds = 3
+const seconds = 2
 const warmupSeconds = 0.5
 
 const alerts = readFileSync(join(import.meta.dirname, '../tests/fixtures/falco/falco-website.ndjson'), 'utf8')
@@ -28,11 +28,14 @@ export default async function benchIngest(): Promise<void> {
     single: { bare: 0, nerve: 0 },
     batch: { bare: 0, nerve: 0 },
   }
-  for (const mode of ['bare', 'nerve'] as const) {
-    const { port, stop } = await startWorker(mode)
-    results.single[mode] = await load(port, single, 8, 1)
-    results.batch[mode] = await load(port, batch, 2, batchSize)
-    await stop()
+  // The machine is shared: alternate the two servers and keep each one's best round.
+  for (let round = 0; round < 2; round++) {
+    for (const mode of ['bare', 'nerve'] as const) {
+      const { port, stop } = await startWorker(mode)
+      results.single[mode] = Math.max(results.single[mode], await load(port, single, 8, 1))
+      results.batch[mode] = Math.max(results.batch[mode], await load(port, batch, 2, batchSize))
+      await stop()
+    }
   }
   const line = (name: 'single' | 'batch', unit: string, target: string) => {
     const { bare, nerve } = results[name]
