@@ -136,18 +136,26 @@ const chunk = 10_000
 function throughput(total: number): void {
   const correlator = createCorrelator(config)
   let busy = 0
+  let cpu = 0
   let correlations = 0
   for (let start = 0; start < total; start += chunk) {
     const events = Array.from({ length: chunk }, (_, i) => makeEvent(start + i))
     const t = process.hrtime.bigint()
+    const c = process.cpuUsage()
     for (const e of events) correlations += correlator.accept(e).correlations.length
+    const used = process.cpuUsage(c)
+    cpu += (used.user + used.system) * 1000
     busy += Number(process.hrtime.bigint() - t)
   }
   const s = correlator.stats()
-  const rate = total / (busy / 1e9)
+  // CPU time (this process, all threads: GC helpers included) is what one core spent; wall time also
+  // counts the waits of a shared machine.
+  const rate = total / (cpu / 1e9)
+  const wallRate = total / (busy / 1e9)
   process.stdout.write(
     `events: ${total.toLocaleString('en')}  correlations: ${correlations}  buffered: ${s.buffered}  agents: ${s.agents}  ignored no_rule: ${s.ignored.no_rule}\n` +
-      `throughput: ${Math.round(rate).toLocaleString('en')} events/s on one core (target 1,000,000: ratio ${(rate / 1e6).toFixed(2)})\n`,
+      `throughput: ${Math.round(rate).toLocaleString('en')} events per CPU-second (target 1,000,000: ratio ${(rate / 1e6).toFixed(2)}); ` +
+      `${Math.round(wallRate).toLocaleString('en')} events/s wall clock\n`,
   )
 }
 

@@ -2,6 +2,7 @@
 // memory budget. Both shed the entry that would expire first, and count it: never silent. Entries are
 // compact: the fields matching and the correlation record need, with repeated values shared (interned).
 import type { FalcoPriority, IdentityFields, ResolvedBy } from '../schemas/types.ts'
+import { createExpiryQueue } from './expiry-queue.ts'
 
 /** Who an event names; interned per agent (most events of one agent carry the same identity). */
 export type Who = { resolved_by: ResolvedBy; identity: IdentityFields }
@@ -96,7 +97,7 @@ export function createAgentWindows(limits: {
 }): AgentWindows {
   const agents = new Map<string, AgentWindow>()
   const seen = new Map<string, Entry>()
-  const heap: Entry[] = []
+  const heap = createExpiryQueue<Entry>()
   const overflow: Record<OverflowReason, number> = { agent_cap: 0, memory_budget: 0 }
   let count = 0
   let bytes = 0
@@ -105,39 +106,6 @@ export function createAgentWindows(limits: {
   let removed = new Set<string>()
 
   const before = (a: Entry, b: Entry) => a.expiry < b.expiry || (a.expiry === b.expiry && a.seq < b.seq)
-  const push = (e: Entry) => {
-    heap.push(e)
-    let i = heap.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(heap[i] as Entry, heap[parent] as Entry)) break
-      const swap = heap[i] as Entry
-      heap[i] = heap[parent] as Entry
-      heap[parent] = swap
-      i = parent
-    }
-  }
-  const pop = (): Entry | undefined => {
-    const top = heap[0]
-    const last = heap.pop()
-    if (heap.length > 0 && last) {
-      heap[0] = last
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < heap.length && before(heap[l] as Entry, heap[m] as Entry)) m = l
-        if (r < heap.length && before(heap[r] as Entry, heap[m] as Entry)) m = r
-        if (m === i) break
-        const swap = heap[i] as Entry
-        heap[i] = heap[m] as Entry
-        heap[m] = swap
-        i = m
-      }
-    }
-    return top
-  }
 
   const window = (key: string): AgentWindow => {
     let w = agents.get(key)
@@ -211,9 +179,9 @@ export function createAgentWindows(limits: {
       removed.delete(e.id)
       added.set(e.id, e)
     }
-    push(e)
-    while (bytes > limits.memoryBudgetBytes && heap.length > 0) {
-      const victim = pop()
+    heap.push(e)
+    while (bytes > limits.memoryBudgetBytes && heap.size() > 0) {
+      const victim = heap.pop()
       if (victim?.alive) {
         remove(victim)
         overflow.memory_budget++
@@ -223,8 +191,8 @@ export function createAgentWindows(limits: {
 
   const evictExpired = (streamTime: number) => {
     let evicted = 0
-    while (heap.length > 0 && (heap[0] as Entry).expiry < streamTime) {
-      const e = pop() as Entry
+    for (let top = heap.peek(); top !== undefined && top.expiry < streamTime; top = heap.peek()) {
+      const e = heap.pop() as Entry
       if (e.alive) {
         remove(e)
         evicted++
