@@ -12,6 +12,7 @@ import { type Item, range, records, seqs, sorted } from '../../contract/bus-reco
 import { randomName } from '../../helpers/random-names.ts'
 import { createTestRuntime, type TestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
+import { restoreScenario } from '../../integration/kafka-restore-scenario.ts'
 import { createKafkaDouble, type KafkaDouble } from './kafka-double.ts'
 
 const kafkaConfig = (overrides: Partial<KafkaConfig> = {}): KafkaConfig => ({
@@ -322,5 +323,12 @@ describe('kafka key-value log', () => {
     expect(await rt.metricValue('nerve_bus_key_value_entries', { topic: topic.name })).toBe(2)
     await Promise.all([writer.close(), reader.close()])
     await Promise.all([a.close(), b.close()])
+  })
+})
+
+describe('kafka bus state restoration', () => {
+  it('keeps every record exactly once in per-partition checkpoints while partitions move between instances', async () => {
+    const double = createKafkaDouble()
+    await restoreScenario(() => open(double, createTestRuntime(), { partitions: 4 }), 10_000)
   })
 })
