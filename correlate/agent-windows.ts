@@ -87,8 +87,8 @@ function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
   return count === 0
 }
 
-/** Estimated heap bytes of one entry: object, boxed numbers, list/heap/map slots, its own strings. */
-export const entryBytes = (e: Entry) => 160 + e.id.length + e.output.length
+/** Estimated heap bytes of one entry (object, boxed numbers, list/queue/map slots, agent share, its own strings), calibrated against the heap deltas of bench/correlator.bench.ts. */
+export const entryBytes = (e: Entry) => 256 + e.id.length + e.output.length
 
 export function createAgentWindows(limits: {
   maxPerAgentSide: number
