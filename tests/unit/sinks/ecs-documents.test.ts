@@ -21,6 +21,7 @@ import {
   createAccessKey,
   deniedPasswordData,
   events,
+  k8sAuditPatch,
   revokeOutcomes,
   shadowRead,
   shellInContainer,
@@ -109,7 +110,10 @@ function categorizationProblems(doc: EcsDocument): string[] {
 }
 
 const documents: [string, EcsDocument][] = [
-  ...events.map((e): [string, EcsDocument] => [`event ${e.id}`, buildEventDocument(e, 'default')]),
+  ...[...events, k8sAuditPatch].map((e): [string, EcsDocument] => [
+    `event ${e.id}`,
+    buildEventDocument(e, 'default'),
+  ]),
   [
     'event issuing credentials',
     buildEventDocument(
@@ -153,6 +157,7 @@ describe('ECS documents', () => {
   it('stamps each document with its data stream', () => {
     expect(documents.map(([, d]) => (d.data_stream as { dataset: string }).dataset)).toEqual([
       ...events.map(() => 'nerve.events'),
+      'nerve.events',
       'nerve.events',
       'nerve.correlations',
       ...revokeOutcomes.map(() => 'nerve.revokes'),
@@ -206,6 +211,22 @@ describe('edge (Falco) event documents', () => {
       related: { user: ['root'], hosts: ['x86'] },
     })
     expect(doc.container).toBeUndefined()
+  })
+
+  it('map a Kubernetes audit alert to an api change, with Falco only as the observer', () => {
+    const doc = buildEventDocument(k8sAuditPatch, 'default')
+    expect(doc).toMatchObject({
+      event: {
+        category: ['intrusion_detection', 'api'],
+        type: ['info', 'change'],
+        action: 'patch',
+        outcome: 'success',
+        provider: 'k8s_audit',
+      },
+      observer: { hostname: 'my-pool-1-node-921b61', product: 'Falco' },
+      nerve: { falco: { output_fields: { 'ka.verb': 'patch', 'ka.response.code': '200' } } },
+    })
+    expect(doc.host).toBeUndefined()
   })
 
   it('keep output_fields whole under a flattened field, prefix-colliding dotted keys included', () => {

@@ -14,11 +14,9 @@ const readNdjson = (name: string): Record<string, unknown>[] =>
     .map((line) => JSON.parse(line.replace(/:(\d{16,})([,}])/g, ':"$1"$2')))
 
 type Alert = { time: string; rule: string; output: string; hostname: string; tags: string[] }
-type Alerts = [
-  Alert & { output_fields: Record<string, unknown> },
-  Alert & { output_fields: Record<string, unknown> },
-]
-const [shellAlert, shadowAlert] = readNdjson('falco-alerts.ndjson') as unknown as Alerts
+type FalcoAlert = Alert & { output_fields: Record<string, unknown> }
+type Alerts = [FalcoAlert, FalcoAlert, FalcoAlert]
+const [shellAlert, shadowAlert, auditAlert] = readNdjson('falco-alerts.ndjson') as unknown as Alerts
 const [attachRecord, createKeyRecord, passwordRecord] = readNdjson('cloudtrail-records.ndjson')
 
 export const shellInContainer: NormalizedEvent = {
@@ -76,6 +74,30 @@ export const shadowRead: NormalizedEvent = {
     user: { name: 'root', uid: 0 },
   },
   raw: shadowAlert,
+}
+
+/** A k8s_audit plugin alert: hostname is where Falco runs, not the workload's host. */
+export const k8sAuditPatch: NormalizedEvent = {
+  id: '7a1e3c5b9d0f2468ace13579bdf02468ace13579bdf02468ace13579bdf02468',
+  side: 'edge',
+  time: Date.parse('2025-02-10T09:15:40.698Z'),
+  time_ns: 757_000,
+  time_original: auditAlert.time,
+  received_at: Date.parse('2025-02-10T09:15:41.020Z'),
+  via: 'falcosidekick',
+  agent: { id: 'csi-cinder-controller', resolved_by: 'unresolved' },
+  identity: {},
+  edge: {
+    rule: auditAlert.rule,
+    priority: 'warning',
+    source: 'k8s_audit',
+    hostname: auditAlert.hostname,
+    tags: auditAlert.tags,
+    output: auditAlert.output,
+    output_fields: auditAlert.output_fields,
+    internal: false,
+  },
+  raw: auditAlert,
 }
 
 export const attachRolePolicy: NormalizedEvent = {
