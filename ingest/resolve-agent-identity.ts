@@ -9,7 +9,8 @@
 //    credential lifetime (event time within [issued − skew, expires + skew]).
 // 3. Fallback ids: the workload (`namespace/workload`, the pod name without its ReplicaSet/DaemonSet
 //    suffix; an IRSA identity names the service account), else the principal (role ARN), else
-//    `host:<name>`, else `unresolved` (never joined: the correlator must skip it).
+//    `host:<name>`, else `unresolved:<event id>`: an event naming no one is its own agent, so it can never
+//    be joined to another (a shared `unresolved` key would pair unrelated events).
 import type { AgentConfig, AgentRef, IdentityFields, NormalizedEvent, ResolvedBy } from '../schemas/types.ts'
 import { compileGlob, compileGlobs } from './match-glob.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
@@ -51,7 +52,6 @@ export type AgentResolver = {
 
 export type ResolverOptions = { maxLinks?: number; maxAgents?: number; skewMs?: number }
 
-export const unresolvedAgentId = 'unresolved'
 const linkFields = [
   'k8s_namespace',
   'k8s_service_account',
@@ -106,12 +106,12 @@ export function createAgentResolver(
       ? { id: own.id, resolved_by: own.kind === 'hosts' ? 'host' : 'registry' }
       : link
         ? {
-            id: registry(identity)?.id ?? workloadId(identity) ?? principalId(identity),
+            id: registry(identity)?.id ?? workloadId(identity) ?? principalId(event),
             resolved_by: 'stitched',
           }
-        : fallback(identity)
+        : fallback(event.id, identity)
     const resolved = { ...event, agent: agent as AgentRef, identity }
-    tally(seen, resolved, maxAgents)
+    if (resolved.agent.resolved_by !== 'unresolved') tally(seen, resolved, maxAgents)
     return resolved
   }
 
@@ -133,17 +133,17 @@ function withLink(identity: IdentityFields, link: IdentityLink): IdentityFields 
   return merged
 }
 
-function fallback(identity: IdentityFields): AgentRef {
+function fallback(eventId: string, identity: IdentityFields): AgentRef {
   const workload = workloadId(identity)
   if (workload) return { id: workload, resolved_by: 'workload' }
   const principal = identity.role_arn ?? identity.principal_arn
   if (principal) return { id: principal, resolved_by: 'principal' }
   if (identity.host) return { id: `host:${identity.host}`, resolved_by: 'host' }
-  return { id: unresolvedAgentId, resolved_by: 'unresolved' }
+  return { id: `unresolved:${eventId}`, resolved_by: 'unresolved' }
 }
 
-const principalId = (identity: IdentityFields): string =>
-  identity.role_arn ?? identity.principal_arn ?? unresolvedAgentId
+const principalId = (event: UnresolvedEvent): string =>
+  event.identity.role_arn ?? event.identity.principal_arn ?? `unresolved:${event.id}`
 
 /** `namespace/workload`: the pod name without the suffixes Kubernetes generates, or the service account. */
 export function workloadId(identity: IdentityFields): string | undefined {

@@ -159,6 +159,16 @@ describe('identity resolution', () => {
     })
   })
 
+  it('gives an event that names no one an agent of its own, never shared, and leaves it out of /v1/agents', () => {
+    const gcp = lines('falco/falcosecurity-plugins.ndjson').slice(0, 2)
+    const decoder = createEventDecoder(config())
+    const events = decoder.decode('falco', items(...gcp), { receivedAt: 0 }).events
+    expect(events.map((e) => e.agent)).toEqual(
+      events.map((e) => ({ id: `unresolved:${e.id}`, resolved_by: 'unresolved' })),
+    )
+    expect(decoder.agents()).toEqual([])
+  })
+
   it("marks nerve's own revoker calls as by_nerve", () => {
     const decoder = createEventDecoder({
       agents: [],
