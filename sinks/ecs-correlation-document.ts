@@ -9,6 +9,7 @@ import {
   ecsVersion,
   identityFields,
   ipLiteral,
+  isHostSource,
   isoTime,
   threatFromTags,
   uniqueStrings,
@@ -20,7 +21,6 @@ export function buildCorrelationDocument(c: Correlation, namespace: string): Ecs
   const start = Math.min(c.edge.time, c.core.time)
   const end = Math.max(c.edge.time, c.core.time)
   const userName = awsPrincipalName(c.core.principal)
-  const onHost = ['', 'syscall', 'syscalls'].includes(c.edge.source)
   return compact({
     '@timestamp': isoTime(c.time),
     ecs: { version: ecsVersion },
@@ -46,7 +46,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string): Ecs
     rule: { id: c.rule.id, name: c.rule.id, ruleset: 'nerve' },
     threat: threatFromTags(c.edge.tags),
     observer: { hostname: c.edge.hostname, product: 'Falco', vendor: 'Falco', type: 'ids' },
-    host: onHost ? { name: c.edge.hostname } : undefined,
+    host: isHostSource(c.edge.source) ? { name: c.edge.hostname } : undefined,
     user: { name: userName, id: c.core.principal },
     ...identity,
     cloud: {

@@ -12,6 +12,7 @@ import {
   falcoSeverity,
   identityFields,
   ipLiteral,
+  isHostSource,
   isoTime,
   threatFromTags,
   uniqueStrings,
@@ -36,7 +37,6 @@ export function buildEventDocument(event: NormalizedEvent, namespace: string): E
       created: isoTime(event.received_at),
       original: event.raw === undefined ? undefined : JSON.stringify(event.raw),
     },
-    container: { ...(identity.container as EcsDocument), ...(sideFields.container as EcsDocument) },
     cloud: { ...(identity.cloud as EcsDocument | undefined), ...(sideFields.cloud as EcsDocument) },
     related: relatedOf(event),
     nerve: {
@@ -59,9 +59,6 @@ export function buildEventDocument(event: NormalizedEvent, namespace: string): E
     },
   })
 }
-
-/** Falco's own host for syscall events; for plugin sources (k8s_audit, …) hostname is only the observer. */
-const isHostSource = (source: string): boolean => ['', 'syscall', 'syscalls'].includes(source)
 
 function edgeFields(edge: EdgeFields): EcsDocument {
   const fields = edge.output_fields

@@ -45,6 +45,9 @@ export const uniqueStrings = (values: readonly (string | undefined)[]): string[]
 export const ipLiteral = (value: string | undefined): string | undefined =>
   value !== undefined && isIP(value) !== 0 ? value : undefined
 
+/** Falco's hostname is the event's host for syscall events; for plugin sources (k8s_audit, …) only the observer. */
+export const isHostSource = (source: string): boolean => ['', 'syscall', 'syscalls'].includes(source)
+
 /** Falco priority → event.severity, as Elastic's Falco integration maps it (emergency 7 … debug 0). */
 export const falcoSeverity: Record<FalcoPriority, number> = {
   emergency: 7,
