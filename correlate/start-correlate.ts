@@ -68,6 +68,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     const touched = new Map<number, { state: PartitionState; before: CorrelatorStats }>()
     const correlations: { key: string; value: Correlation }[] = []
     const late: { key: string; value: LateEvent }[] = []
+    let confirmations = 0
     try {
       for (const record of batch) {
         let part = touched.get(record.partition)
@@ -89,7 +90,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         for (const c of result.correlations) correlations.push({ key: c.agent.id, value: c })
         if (result.late) late.push({ key: event.agent.id, value: result.late })
         if (result.confirmation) {
-          log.info(
+          confirmations++
+          log.debug(
             {
               event_id: event.id,
               revoke_event_id: result.confirmation.revoke_event_id,
@@ -111,6 +113,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       log.warn({ error_code: errorCodeOf(err), err }, 'Correlation batch failed; it will be redelivered.')
       throw err
     }
+    if (confirmations > 0) log.info({ count: confirmations }, 'Denied calls confirmed earlier revokes.')
     telemetry.batch(batch.length, correlations.length, late.length, touched, partitions)
   }
 
