@@ -1,6 +1,6 @@
 // Correlation → the ECS alert indexed into logs-nerve.correlations-<namespace>. Pure.
-// event.kind: alert makes it show up in Kibana Security (External Alerts over logs-*); event.risk_score is the
-// correlation score (0–100); the edge and core halves stay whole under nerve.edge and nerve.core.
+// event.kind: alert makes it show up in Kibana Security (External Alerts over logs-*); event.risk_score
+// is the correlation score (0–100); the edge and core halves stay whole under nerve.edge and nerve.core.
 import type { Correlation } from '../schemas/types.ts'
 import {
   awsPrincipalName,
@@ -105,5 +105,6 @@ export function buildCorrelationDocument(c: Correlation, namespace: string): Ecs
 function correlationMessage(c: Correlation): string {
   const seconds = Math.round(Math.abs(c.delta_ms) / 1000)
   const order = c.delta_ms >= 0 ? `${seconds}s after` : `${seconds}s before`
-  return `Agent ${c.agent.id}: ${c.core.action} by ${c.core.principal} ${order} Falco "${c.edge.rule}" (score ${c.score}).`
+  const core = `${c.core.action} by ${c.core.principal}`
+  return `Agent ${c.agent.id}: ${core} ${order} Falco "${c.edge.rule}" (score ${c.score}).`
 }

@@ -160,18 +160,20 @@ const authenticationActions = new Set([
   'eks-auth:AssumeRoleForPodIdentity',
 ])
 
+const creationVerbs = /^(Create|Run|Register|Import|Allocate|Issue)/
+const deletionVerbs = /^(Delete|Terminate|Remove|Deregister|Revoke|Release|Leave)/
+const accessVerbs = /^(Get|List|Describe|Lookup|Search|Head|BatchGet|Select|Decrypt)/
+const changeVerbs = new RegExp(
+  '^(Attach|Detach|Put|Update|Modify|Set|Add|Enable|Disable|Change|Tag|Untag|Associate|Disassociate|' +
+    'Reset|Upload|Start|Stop|Send|Invoke|Replace|Reboot|Share)',
+)
+
 /** The verb of a CloudTrail eventName → ECS event.type under the `api` category. */
 function apiVerbType(eventName: string): string {
-  if (/^(Create|Run|Register|Import|Allocate|Issue)/.test(eventName)) return 'creation'
-  if (/^(Delete|Terminate|Remove|Deregister|Revoke|Release|Leave)/.test(eventName)) return 'deletion'
-  if (/^(Get|List|Describe|Lookup|Search|Head|BatchGet|Select|Decrypt)/.test(eventName)) return 'access'
-  if (
-    /^(Attach|Detach|Put|Update|Modify|Set|Add|Enable|Disable|Change|Tag|Untag|Associate|Disassociate|Reset|Upload|Start|Stop|Send|Invoke|Replace|Reboot|Share)/.test(
-      eventName,
-    )
-  ) {
-    return 'change'
-  }
+  if (creationVerbs.test(eventName)) return 'creation'
+  if (deletionVerbs.test(eventName)) return 'deletion'
+  if (accessVerbs.test(eventName)) return 'access'
+  if (changeVerbs.test(eventName)) return 'change'
   return 'info'
 }
 

@@ -45,7 +45,7 @@ export const uniqueStrings = (values: readonly (string | undefined)[]): string[]
 export const ipLiteral = (value: string | undefined): string | undefined =>
   value !== undefined && isIP(value) !== 0 ? value : undefined
 
-/** Falco's hostname is the event's host for syscall events; for plugin sources (k8s_audit, …) only the observer. */
+/** Falco's hostname is the host of syscall events; for plugin sources (k8s_audit, …) only the observer. */
 export const isHostSource = (source: string): boolean => ['', 'syscall', 'syscalls'].includes(source)
 
 /** Falco priority → event.severity, as Elastic's Falco integration maps it (emergency 7 … debug 0). */
@@ -121,7 +121,7 @@ export function identityFields(identity: IdentityFields): EcsDocument {
   }
 }
 
-/** `registry/repo:tag` or `repo@sha256:…` → ECS container.image.name and .tag (name without tag or digest). */
+/** `registry/repo:tag` or `repo@sha256:…` → ECS container.image.name (no tag, no digest) and .tag. */
 export function imageFields(image: string | undefined): EcsDocument | undefined {
   if (!image) return undefined
   const at = image.indexOf('@')

@@ -221,7 +221,7 @@ export function createElasticsearchIndexer(
   }
 }
 
-/** Dead letters for the items writeBatch returned as failed (the caller publishes them to deadLetterTopic). */
+/** Dead letters for the items writeBatch returned as failed (to publish on deadLetterTopic). */
 export function toDeadLetters(
   items: readonly IndexItem[],
   failed: readonly FailedItem[],

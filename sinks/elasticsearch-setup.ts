@@ -18,7 +18,7 @@ import {
 
 export type SetupElasticsearchDeps = { log: Logger; client?: Client }
 
-/** Returns what it installed, in order (`_ilm/policy/nerve`, `_component_template/…`, `_index_template/…`). */
+/** Returns what it installed, in order: the ILM policy, component templates, index templates. */
 export async function setupElasticsearch(
   config: ElasticsearchConfig,
   deps: SetupElasticsearchDeps,

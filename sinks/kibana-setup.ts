@@ -69,7 +69,8 @@ async function importFile(
   }
   if (auth.api_key) headers.authorization = `ApiKey ${auth.api_key}`
   else if (auth.username) {
-    headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password ?? ''}`).toString('base64')}`
+    const credentials = Buffer.from(`${auth.username}:${auth.password ?? ''}`)
+    headers.authorization = `Basic ${credentials.toString('base64')}`
   }
   const ca = auth.ca_file ? readFileSync(auth.ca_file) : undefined
   const { status, text } = await post(url, headers, body, ca)
