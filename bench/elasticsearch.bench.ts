@@ -36,8 +36,10 @@ function buildRates(): void {
   for (const [what, build, value] of cases) {
     const built = perSecond(count, () => JSON.stringify(build()))
     const plain = perSecond(count, () => JSON.stringify(value))
+    const ratio = (plain / built).toFixed(2)
     process.stdout.write(
-      `${what.padEnd(26)} build+stringify ${fmt(built)} docs/s   stringify alone ${fmt(plain)} /s   ratio ${(plain / built).toFixed(2)}\n`,
+      `${what.padEnd(26)} build+stringify ${fmt(built)} docs/s   ` +
+        `stringify alone ${fmt(plain)} /s   ratio ${ratio}\n`,
     )
   }
 }
@@ -96,8 +98,10 @@ async function indexRates(): Promise<void> {
     raw = Math.max(raw, ((batches * size) / (performance.now() - start)) * 1000)
   }
 
+  const ratio = (raw / viaIndexer).toFixed(2)
   process.stdout.write(
-    `writeBatch, ${size}/batch (build + bulk)   ${fmt(viaIndexer)} docs/s   client.bulk, prebuilt ${fmt(raw)} docs/s   ratio ${(raw / viaIndexer).toFixed(2)}\n`,
+    `writeBatch, ${size}/batch (build + bulk) ${fmt(viaIndexer)} docs/s   ` +
+      `client.bulk, prebuilt ${fmt(raw)} docs/s   ratio ${ratio}\n`,
   )
   await indexer.close()
   await client.close()
