@@ -19,6 +19,7 @@ import { createLogger, type Logger } from './runtime/logger.ts'
 import { createMetrics, type Metrics } from './runtime/metrics.ts'
 import type { Config, NormalizedEvent } from './schemas/types.ts'
 import { setupElasticsearch } from './sinks/elasticsearch-setup.ts'
+import { setupKibana } from './sinks/kibana-setup.ts'
 import { startSinks } from './sinks/start-sinks.ts'
 
 type Command = {
@@ -355,6 +356,12 @@ async function setup(values: Record<string, unknown>, positionals: string[]): Pr
     }
     const { applied } = await setupElasticsearch(config.sinks.elasticsearch, { log })
     process.stderr.write(`Installed ${applied.length} objects: ${applied.join(', ')}\n`)
+    return 0
+  }
+  if (target === 'kibana') {
+    const { imported } = await setupKibana(config.sinks, { log })
+    for (const { file, objects } of imported)
+      process.stderr.write(`Imported ${objects} saved objects from ${file}\n`)
     return 0
   }
   throw new NerveError(
