@@ -53,8 +53,14 @@ export type RevokeOutbox = {
   pendingCount(): number
   disabledTargets(): Map<string, string>
   disableTarget(target: string, time: number, reason: string): void
-  unpublishedOutcomes(limit: number): RevokeOutcome[]
-  markPublished(ids: readonly string[]): void
+  /** The oldest outcomes not yet published, in the order they were recorded. */
+  unpublishedOutcomes(limit: number): { outcomes: RevokeOutcome[]; through: number }
+  /**
+   * Everything up to `through` is on the bus. Kept in memory and written with the next transaction (or on
+   * close): an fsync saved per publish; after a crash a few outcomes are published twice, which their
+   * deterministic ids make harmless for every consumer.
+   */
+  markPublished(through: number): void
   close(): void
 }
 
@@ -116,10 +122,18 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
       'SELECT COALESCE(MAX(n), 0) + 1 AS n FROM outcomes WHERE decision_id = ?',
     ),
     insertOutcome: db.prepare('INSERT INTO outcomes (id, decision_id, n, record) VALUES (?, ?, ?, ?)'),
-    unpublished: db.prepare<[number], { record: string }>(
-      'SELECT record FROM outcomes WHERE published = 0 ORDER BY rowid LIMIT ?',
+    unpublished: db.prepare<[number, number], { rowid: number; record: string }>(
+      'SELECT rowid, record FROM outcomes WHERE published = 0 AND rowid > ? ORDER BY rowid LIMIT ?',
     ),
-    markPublished: db.prepare('UPDATE outcomes SET published = 1 WHERE id = ?'),
+    markPublished: db.prepare('UPDATE outcomes SET published = 1 WHERE published = 0 AND rowid <= ?'),
+  }
+
+  let publishedThrough = 0
+  let publishedWritten = 0
+  const writePublished = () => {
+    if (publishedThrough === publishedWritten) return
+    sql.markPublished.run(publishedThrough)
+    publishedWritten = publishedThrough
   }
 
   const addOutcome = (outcome: NewOutcome) => {
@@ -129,6 +143,7 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   }
 
   const recordDecisions = db.transaction((entries: readonly DecisionEntry[]) => {
+    writePublished()
     const deliveries: OutboxDelivery[] = []
     for (const entry of entries) {
       const { body, targets, ...decision } = entry
@@ -163,14 +178,11 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
 
   const updateDelivery = db.transaction(
     (delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome) => {
+      writePublished()
       sql.updateDelivery.run({ ...update, decision_id: delivery.decision_id, target: delivery.target })
       addOutcome(outcome)
     },
   )
-
-  const markPublished = db.transaction((ids: readonly string[]) => {
-    for (const id of ids) sql.markPublished.run(id)
-  })
 
   return {
     decided: (ids) => new Set(ids.filter((id) => sql.decided.get(id) !== undefined)),
@@ -181,9 +193,17 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     pendingCount: () => (sql.pendingCount.get() as { n: number }).n,
     disabledTargets: () => new Map(sql.targets.all().map((t) => [t.target, t.reason])),
     disableTarget: (target, time, reason) => void sql.disable.run(target, time, reason),
-    unpublishedOutcomes: (limit) =>
-      sql.unpublished.all(limit).map((r) => JSON.parse(r.record) as RevokeOutcome),
-    markPublished: (ids) => markPublished(ids),
-    close: () => db.close(),
+    unpublishedOutcomes(limit) {
+      const rows = sql.unpublished.all(publishedThrough, limit)
+      const outcomes = rows.map((r) => JSON.parse(r.record) as RevokeOutcome)
+      return { outcomes, through: rows.at(-1)?.rowid ?? publishedThrough }
+    },
+    markPublished(through) {
+      publishedThrough = Math.max(publishedThrough, through)
+    },
+    close() {
+      writePublished()
+      db.close()
+    },
   }
 }

@@ -107,11 +107,11 @@ export function createRevokeDispatcher(
   let publishing: Promise<void> = Promise.resolve()
   const publishOutcomes = (): Promise<void> => {
     publishing = publishing.then(async () => {
-      for (let batch = outbox.unpublishedOutcomes(500); batch.length > 0 && !closed; ) {
+      for (let batch = outbox.unpublishedOutcomes(500); batch.outcomes.length > 0 && !closed; ) {
         try {
           await bus.publish(
             revokeOutcomesTopic,
-            batch.map((o) => ({ key: o.agent_id, value: o })),
+            batch.outcomes.map((o) => ({ key: o.agent_id, value: o })),
           )
         } catch (err) {
           telemetry.error(errorCodeOf(err), 'publish_outcomes')
@@ -119,7 +119,7 @@ export function createRevokeDispatcher(
           sleep(1000, abort.signal).then(publishOutcomes, () => {})
           return
         }
-        outbox.markPublished(batch.map((o) => o.id))
+        outbox.markPublished(batch.through)
         batch = outbox.unpublishedOutcomes(500)
       }
     })
@@ -287,7 +287,8 @@ export function createRevokeDispatcher(
     }
     updateGauges()
     if (delivering) deliver(deliveries)
-    await publishOutcomes()
+    // The outcomes are durable in the outbox already: publishing them need not hold up the bus commit.
+    void publishOutcomes()
   }
 
   return {

@@ -347,7 +347,8 @@ describe('revoke webhook dispatcher: policy in action', () => {
       makeCorrelation(i, { agent: { id: `agent-${i % 50}`, resolved_by: 'registry', identity: {} } }),
     )
     for (let i = 0; i < flood.length; i += 100) await d.handle(flood.slice(i, i + 100))
-    await waitFor(() => outcomes().filter((o) => o.status === 'sent').length === 40)
+    // 1,000 decisions and 40 deliveries, each recorded.
+    await waitFor(() => outcomes().length === 1040)
     expect(await rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
     expect(r.requests).toHaveLength(40)
     const count = (reason: string) => outcomes().filter((o) => o.reason === reason).length
@@ -374,6 +375,7 @@ describe('revoke webhook dispatcher: policy in action', () => {
     const guarded = dispatcher({ targets: [{ url: r.url }], agents })
     guarded.d.startDelivering()
     await guarded.d.handle([makeCorrelation(0), makeCorrelation(1)])
+    await waitFor(() => guarded.outcomes().length === 2)
     expect(statuses(guarded.outcomes())).toEqual(['suppressed:protected_agent', 'suppressed:protected_agent'])
     expect(await guarded.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
 
@@ -383,6 +385,7 @@ describe('revoke webhook dispatcher: policy in action', () => {
       makeCorrelation(0),
       makeCorrelation(1, { agent: { ...makeCorrelation(1).agent, id: 'b' } }),
     ])
+    await waitFor(() => dry.outcomes().length === 2)
     expect(statuses(dry.outcomes())).toEqual(['dry_run:dry_run', 'dry_run:dry_run'])
     expect(await dry.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
     expect(r.requests).toHaveLength(0)

@@ -43,7 +43,7 @@ describe.skipIf(!hasOpenssl)('webhook target over mutual TLS (skipped without op
   const file = (name: string) => join(dir, name)
   let server: Server
   let url = ''
-  const clients: (string | undefined)[] = []
+  const clients: string[] = []
 
   beforeAll(async () => {
     const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
@@ -93,7 +93,7 @@ describe.skipIf(!hasOpenssl)('webhook target over mutual TLS (skipped without op
         rejectUnauthorized: true,
       },
       (req, res) => {
-        clients.push((req.socket as TLSSocket).getPeerCertificate().subject?.CN)
+        clients.push(String((req.socket as TLSSocket).getPeerCertificate().subject?.CN))
         req.resume()
         req.on('end', () => res.writeHead(204).end())
       },
