@@ -68,7 +68,7 @@ export function createFirehoseReceiver(
         continue
       }
       budget -= data.length
-      for (const item of recordItems(decodeUtf8(data), config)) items.push({ ...item, index })
+      for (const item of recordItems(data, config)) items.push({ ...item, index })
     }
     return { requestId: body.requestId, items }
   }
@@ -123,13 +123,13 @@ export function createFirehoseReceiver(
   }
 }
 
-/** One record's decoded data → JSON items; a record that is not JSON is one invalid item. */
-function recordItems(text: string, config: HttpConfig): JsonItem[] {
+/** One record's decoded data → JSON items; data that is not JSON text is one invalid item. */
+function recordItems(data: Buffer, config: HttpConfig): JsonItem[] {
   try {
-    return splitJsonItems(text, { maxItems: config.max_items, maxDepth: config.max_depth })
+    return splitJsonItems(decodeUtf8(data), { maxItems: config.max_items, maxDepth: config.max_depth })
   } catch (err) {
     if (isNerveError(err) && err.code === 'INPUT_INVALID') {
-      return [{ index: 0, error: 'record data is empty', original: () => text }]
+      return [{ index: 0, error: `record data: ${err.message}`, original: () => data.toString('base64') }]
     }
     throw err
   }

@@ -40,10 +40,15 @@ export function normalizeFalcoAlert(alert: FalcoAlert, ctx: NormalizeContext): N
     tags: alert.tags ?? [],
     output: alert.output ?? '',
     output_fields: fields,
-    internal: source === 'internal' || alert.rule.startsWith('Falco internal:'),
+    internal: isInternal(source, alert.rule),
     ...details(fields),
   }
   return { ok: true, event: { ...base, id: hash, side: 'edge', identity: edgeIdentity(fields, edge), edge } }
+}
+
+/** Falco's own messages (metrics snapshots, drops) and Falcosidekick's test event are not anomalies. */
+function isInternal(source: string, rule: string): boolean {
+  return source === 'internal' || rule.startsWith('Falco internal:') || rule === 'Test rule'
 }
 
 /** Missing on old Falco; `syscalls` is Falcosidekick's default for an empty source. */

@@ -34,9 +34,15 @@ export function isGzip(data: Buffer): boolean {
   return data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+
+/** UTF-8 text without a byte-order mark; bytes that are not UTF-8 are refused rather than replaced. */
 export function decodeUtf8(data: Buffer): string {
-  const text = data.toString('utf8')
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+  try {
+    return utf8.decode(data)
+  } catch {
+    throw new NerveError('INPUT_INVALID', 'The body is not UTF-8 text.')
+  }
 }
 
 async function decompress(

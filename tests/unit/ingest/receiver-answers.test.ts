@@ -97,7 +97,7 @@ describe('receiver answers', () => {
     expect(h.bus.published.size).toBe(0)
   })
 
-  it('answers 400 for malformed bodies: empty, not JSON, too deep, broken gzip, text/plain from Falco', async () => {
+  it('answers 400 for malformed bodies: empty, not JSON, too deep, broken gzip, text/plain, not UTF-8', async () => {
     const h = await startHarness()
     const deep = `${'['.repeat(100)}${']'.repeat(100)}`
     const cases: [string | Buffer, Record<string, string>, string][] = [
@@ -106,6 +106,7 @@ describe('receiver answers', () => {
       [deep, {}, 'nested deeper'],
       [Buffer.from([0x1f, 0x8b, 1, 2, 3]), {}, 'compressed'],
       ['12:00:00: Warning shell', { 'content-type': 'text/plain' }, 'json_output'],
+      [Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), {}, 'not UTF-8'],
     ]
     for (const [payload, headers, reason] of cases) {
       const res = await h.server.inject({

@@ -17,7 +17,8 @@ const falcoFiles: [string, Expect][] = [
   ['falco/falco-website.ndjson', { status: 202, accepted: 20, internal: 5 }],
   ['falco/falco.ndjson', { status: 202, accepted: 8 }],
   ['falco/falcosecurity-plugins.ndjson', { status: 202, accepted: 5 }],
-  ['falco/falcosidekick.ndjson', { status: 202, accepted: 2 }],
+  // Line 2 is Falcosidekick's test event (rule "Test rule"): accepted and counted as internal.
+  ['falco/falcosidekick.ndjson', { status: 202, accepted: 2, internal: 1 }],
   // A typo'd time and a gRPC rendering are rejected; the gRPC-Python one (offset time, lower-case priority) is valid.
   ['falco/falco-website.variants.ndjson', { status: 400, accepted: 1, rejected: 2 }],
   // Hand-written Talon payloads use "Rule": JSON keys are case-sensitive, Falco never writes it.
