@@ -30,7 +30,7 @@ export async function gunzipLimited(data: Buffer, decompressedLimit: number): Pr
   return isGzip(data) ? decompress(gunzipAsync, data, decompressedLimit) : data
 }
 
-export function isGzip(data: Buffer): boolean {
+function isGzip(data: Buffer): boolean {
   return data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b
 }
 

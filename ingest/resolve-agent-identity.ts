@@ -146,7 +146,7 @@ const principalId = (event: UnresolvedEvent): string =>
   event.identity.role_arn ?? event.identity.principal_arn ?? `unresolved:${event.id}`
 
 /** `namespace/workload`: the pod name without the suffixes Kubernetes generates, or the service account. */
-export function workloadId(identity: IdentityFields): string | undefined {
+function workloadId(identity: IdentityFields): string | undefined {
   const ns = identity.k8s_namespace
   if (!ns) return undefined
   if (identity.k8s_pod) return `${ns}/${workloadName(identity.k8s_pod)}`

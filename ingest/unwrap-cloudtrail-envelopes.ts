@@ -10,8 +10,7 @@ import type { ValidationProblem } from '../schemas/validators.ts'
 import { isInsightRecord } from './normalize-cloudtrail-record.ts'
 import { parseJson } from './split-json-items.ts'
 
-export const skipReasons = ['insight', 'digest', 'control_message', 'file_notification'] as const
-export type SkipReason = (typeof skipReasons)[number]
+export type SkipReason = 'insight' | 'digest' | 'control_message' | 'file_notification'
 
 /** One record to validate: where it sits in the request (item index + JSON path) and how it came. */
 export type Candidate = { index: number; path: string; value: unknown; via: Via; original(): string }
@@ -88,12 +87,7 @@ function unwrapEventBridge(
 }
 
 /** A CloudWatch Logs subscription payload: each log event's message is one record as a JSON string. */
-export function unwrapLogsPayload(
-  item: Item,
-  value: Record<string, unknown>,
-  via: Via | undefined,
-  out: Unwrapped,
-) {
+function unwrapLogsPayload(item: Item, value: Record<string, unknown>, via: Via | undefined, out: Unwrapped) {
   if (value.messageType === 'CONTROL_MESSAGE') {
     out.skipped.push('control_message')
     return
