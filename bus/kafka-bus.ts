@@ -71,8 +71,11 @@ export type KafkaBus = Bus & {
     handle: (batch: readonly RawRecord[]) => Promise<void>,
     options?: RawSubscribeOptions,
   ): Promise<Subscription>
-  /** The latest value per key of a compacted topic (created compacted when allowed), shared by all instances. */
-  openKeyValueLog<T>(topic: Topic<T>): Promise<KeyValueLog<T>>
+  /**
+   * The latest value per key of a compacted topic (created compacted when allowed), shared by all instances.
+   * T is the value shape the caller owns: openKeyValueLog<PartitionCheckpoint>(correlatorStateTopic).
+   */
+  openKeyValueLog<T>(topic: Topic<unknown>): Promise<KeyValueLog<T>>
   /** For /readyz: false while partitions are being restored (onAssign pending) or the bus is closed. */
   readiness(): { ok: boolean; detail?: string }
 }
@@ -396,7 +399,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     return consume(topicName, group, decode, handle, options)
   }
 
-  const openKeyValueLog = async <T>(topic: Topic<T>): Promise<KeyValueLog<T>> => {
+  const openKeyValueLog = async <T>(topic: Topic<unknown>): Promise<KeyValueLog<T>> => {
     refuseIfClosed()
     const name = kafkaTopicName(config, topic)
     await ensureTopic(name, { compacted: true })

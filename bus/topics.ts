@@ -32,15 +32,15 @@ export type LateEvent = {
 
 /**
  * A correlator's state for one input partition (stream time, buffers, seen ids) and the offset of the last
- * record it reflects. Kept by partition in a compacted topic; restored in onAssign() before processing.
+ * record it reflects (correlate/ owns the state's shape). Kept by partition in a compacted topic; restored in
+ * onAssign() before the partition is processed.
  */
 export type CorrelatorCheckpoint = {
-  partition: number
   offset: number
   state: unknown
 }
 
-/** Correlator checkpoints, keyed by input partition number; compacted. Correlate → correlate. */
+/** Correlator checkpoints, keyed by input partition; compacted. Correlate → correlate (on a rebalance). */
 export const correlatorStateTopic = topic<CorrelatorCheckpoint>('nerve.correlator-state.v1')
 /** Normalized edge and core events, keyed by agent id. Ingest → correlate, sinks. */
 export const eventsTopic = topic<NormalizedEvent>('nerve.events.v1')

@@ -1,5 +1,5 @@
 // The Kafka bus on a real cluster: the bus contract, state restoration across a rebalance of two instances,
-// the raw reader of an external topic, and lag in /metrics. Skipped, saying why, without NERVE_KAFKA_BROKERS.
+// correlator copies joining and leaving, the raw reader of an external topic, and lag in /metrics. Skipped, saying why, without NERVE_KAFKA_BROKERS.
 import { describe, expect, it } from 'vitest'
 import type { Topic } from '../../bus/bus.ts'
 import type { RawRecord } from '../../bus/kafka-bus.ts'
@@ -8,6 +8,7 @@ import type { Item } from '../contract/bus-records.ts'
 import { randomName } from '../helpers/random-names.ts'
 import { createTestRuntime } from '../helpers/test-runtime.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { correlateRebalanceScenario } from './kafka-correlate-scenario.ts'
 import { kafkaHarness, kafkaSkipReason, kafkaTestConfig, openKafkaBus } from './kafka-harness.ts'
 import { restoreScenario } from './kafka-restore-scenario.ts'
 
@@ -19,6 +20,14 @@ describe.skipIf(skip !== undefined)('kafka bus on a real cluster', () => {
   it('restores per-partition state on every rebalance: each record once in the checkpoints', async () => {
     const config = kafkaTestConfig({ partitions: 4 })
     await restoreScenario(() => openKafkaBus(config), 90_000)
+  })
+
+  it('keeps every correlation while correlator copies join and leave', async () => {
+    const config = kafkaTestConfig({ partitions: 4 })
+    await correlateRebalanceScenario((rt) => openKafkaBus(config, rt), {
+      timeoutMs: 90_000,
+      exactlyOnce: false,
+    })
   })
 
   it('reads an external topic of raw CloudTrail bytes and reports lag per partition', async () => {

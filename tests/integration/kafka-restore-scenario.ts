@@ -20,7 +20,7 @@ async function startInstance(
   group: string,
 ): Promise<{ sub: Subscription; kv: KeyValueLog<CorrelatorCheckpoint>; handled: () => number }> {
   const states = new Map<number, PartitionState>()
-  const kv = await bus.openKeyValueLog(stateTopic)
+  const kv = await bus.openKeyValueLog<CorrelatorCheckpoint>(stateTopic)
   let handled = 0
   const sub = await bus.subscribe(
     topic,
@@ -34,7 +34,7 @@ async function startInstance(
         state.seqs.push(r.value.seq)
         state.offset = r.offset
       }
-      await kv.put(String(partition), { partition, offset: state.offset, state: [...state.seqs] })
+      await kv.put(String(partition), { offset: state.offset, state: [...state.seqs] })
       handled += batch.length
     },
     {
@@ -60,7 +60,7 @@ export async function restoreScenario(openBus: () => Promise<KafkaBus>, timeoutM
   const topic: Topic<Item> = { name: randomName('events') }
   const stateTopic: Topic<CorrelatorCheckpoint> = { name: randomName('correlator-state') }
   const group = randomName('correlate')
-  const audit = await auditor.openKeyValueLog(stateTopic)
+  const audit = await auditor.openKeyValueLog<CorrelatorCheckpoint>(stateTopic)
   const checkpointed = async () => {
     const all: number[] = []
     for (let p = 0; p < a.partitionsOf(topic); p++) {

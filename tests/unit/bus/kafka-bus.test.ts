@@ -12,6 +12,7 @@ import { type Item, range, records, seqs, sorted } from '../../contract/bus-reco
 import { randomName } from '../../helpers/random-names.ts'
 import { createTestRuntime, type TestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
+import { correlateRebalanceScenario } from '../../integration/kafka-correlate-scenario.ts'
 import { restoreScenario } from '../../integration/kafka-restore-scenario.ts'
 import { createKafkaDouble, type KafkaDouble } from './kafka-double.ts'
 
@@ -304,13 +305,13 @@ describe('kafka key-value log', () => {
     const a = await open(double, rt)
     const b = await open(double, createTestRuntime())
     const topic: Topic<{ agent: string }> = { name: randomName('links') }
-    const writer = await a.openKeyValueLog(topic)
+    const writer = await a.openKeyValueLog<{ agent: string }>(topic)
     await writer.put('AKIAEXAMPLE1', { agent: 'data-cleaner' })
     await writer.put('AKIAEXAMPLE2', { agent: 'reporter' })
     await writer.put('AKIAEXAMPLE1', { agent: 'data-cleaner-v2' })
     await writer.put('AKIAEXAMPLE2', undefined)
 
-    const reader = await b.openKeyValueLog(topic)
+    const reader = await b.openKeyValueLog<{ agent: string }>(topic)
     expect(await reader.get('AKIAEXAMPLE1')).toEqual({ agent: 'data-cleaner-v2' })
     expect(await reader.get('AKIAEXAMPLE2')).toBeUndefined()
     await writer.put('AKIAEXAMPLE3', { agent: 'late' })
@@ -330,5 +331,15 @@ describe('kafka bus state restoration', () => {
   it('keeps every record exactly once in per-partition checkpoints while partitions move between instances', async () => {
     const double = createKafkaDouble()
     await restoreScenario(() => open(double, createTestRuntime(), { partitions: 4 }), 10_000)
+  })
+})
+
+describe('kafka bus with several correlator copies', () => {
+  it('keeps every pair across rebalances: edges buffered by one copy join cores read by another', async () => {
+    const double = createKafkaDouble()
+    await correlateRebalanceScenario((rt) => open(double, rt, { partitions: 4 }), {
+      timeoutMs: 10_000,
+      exactlyOnce: true,
+    })
   })
 })
