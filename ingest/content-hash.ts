@@ -6,7 +6,7 @@ export function contentHash(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 32)
 }
 
-export function canonicalJson(value: unknown): string {
+function canonicalJson(value: unknown): string {
   if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null'
   // Falco and Falcosidekick both write sorted keys: then the native encoder gives the canonical form.
   if (isCanonical(value)) return JSON.stringify(value)
