@@ -5,7 +5,12 @@
 import Database from 'better-sqlite3'
 import type { KeyValueLog } from '../bus/bus.ts'
 import { NerveError } from '../runtime/errors.ts'
-import type { CorrelatorChanges, CorrelatorMeta, CorrelatorState, SerializedEntry } from './correlator.ts'
+import type {
+  CorrelatorChanges,
+  CorrelatorMeta,
+  CorrelatorState,
+  SerializedEntry,
+} from './correlator-state.ts'
 
 export type PartitionCheckpoint = {
   /** Offset of the last record whose effects are in `state`; records at or below it are skipped. */

@@ -13,20 +13,18 @@ import type {
   Side,
   WindowConfig,
 } from '../schemas/types.ts'
-import {
-  type CoreDetail,
-  createAgentWindows,
-  type EdgeDetail,
-  Entry,
-  type OverflowReason,
-  type Who,
-} from './agent-windows.ts'
-import { correlationId } from './correlation-id.ts'
+import { createAgentWindows, Entry, type OverflowReason } from './agent-windows.ts'
+import { buildCorrelation } from './build-correlation.ts'
+import type {
+  CorrelatorChanges,
+  CorrelatorMeta,
+  CorrelatorState,
+  SerializedEntry,
+} from './correlator-state.ts'
 import { createDetailInterner } from './event-details.ts'
-import { createIncidentGrouper, type IncidentRecord } from './group-incidents.ts'
+import { createIncidentGrouper } from './group-incidents.ts'
 import { type CompiledRule, compileRules, createRuleMatcher } from './match-rules.ts'
-import { createRevokeTracker, type RevokeConfirmation, type RevokeRecord } from './revoke-confirmations.ts'
-import { scoreCorrelation } from './score-correlation.ts'
+import { createRevokeTracker, type RevokeConfirmation } from './revoke-confirmations.ts'
 import { createWindowBounds } from './window-bounds.ts'
 
 export type CorrelatorConfig = {
@@ -73,36 +71,6 @@ export type CorrelatorStats = {
   correlations: number
   evicted: number
 }
-
-export type SerializedEntry = {
-  side: Side
-  agent: string
-  id: string
-  time: number
-  rules: string[]
-  expiry: number
-  seq: number
-  lag: number
-  who: Who
-  detail: EdgeDetail | CoreDetail
-  output?: string
-}
-
-/** The small part of the state: stream time, counters, incidents, revoke marks. */
-export type CorrelatorMeta = {
-  version: 1
-  stream_time: number | null
-  seq: number
-  last_sweep: number | null
-  incidents: IncidentRecord[]
-  revoked: RevokeRecord[]
-}
-
-/** Everything a restart needs (T1, D1, S1): JSON-serializable. Entries are in buffer (seq) order. */
-export type CorrelatorState = CorrelatorMeta & { entries: SerializedEntry[] }
-
-/** What changed since the last takeChanges(): enough to keep a checkpoint up to date incrementally. */
-export type CorrelatorChanges = { meta: CorrelatorMeta; added: SerializedEntry[]; removed: string[] }
 
 export type CorrelatorOptions = {
   /** Record added and removed buffer entries for takeChanges() (the stage's incremental checkpoints). */
@@ -172,51 +140,6 @@ export function createCorrelator(
     }
   }
 
-  const build = (rule: CompiledRule, e: Entry, c: Entry): Correlation => {
-    const ed = e.detail as EdgeDetail
-    const cd = c.detail as CoreDetail
-    const id = correlationId(rule.id, e.id, c.id)
-    const time = Math.max(e.time, c.time)
-    const deltaMs = c.time - e.time
-    const { score, reasons } = scoreCorrelation({
-      severity: rule.severity,
-      priority: ed.priority,
-      action: cd.action,
-      readOnly: cd.read_only,
-      errorCode: cd.error_code,
-      deltaMs,
-    })
-    const incident = incidents.assign(e.window.key, time, id, [`edge:${ed.rule}`, `core:${cd.action}`])
-    const { side: _side, ...core } = cd
-    return {
-      id,
-      time,
-      rule: { id: rule.id, severity: rule.severity, revoke: rule.revoke, version: rule.version },
-      agent: {
-        id: e.window.key,
-        resolved_by: e.who.resolved_by !== 'unresolved' ? e.who.resolved_by : c.who.resolved_by,
-        identity: { ...c.who.identity, ...e.who.identity },
-      },
-      edge: {
-        event_id: e.id,
-        time: e.time,
-        rule: ed.rule,
-        priority: ed.priority,
-        output: e.output,
-        hostname: ed.hostname,
-        source: ed.source,
-        tags: [...ed.tags],
-      },
-      core: { event_id: c.id, time: c.time, ...core },
-      delta_ms: deltaMs,
-      window: { ...rule.window },
-      score,
-      reasons,
-      incident,
-      lag_at_arrival: { edge: e.lag, core: c.lag },
-    }
-  }
-
   /** M1/E1: every pair the newcomer completes, in buffer order, then rule order. */
   const probe = (x: Entry, others: readonly Entry[]): Correlation[] => {
     let found: Correlation[] | undefined
@@ -230,7 +153,7 @@ export function createCorrelator(
       for (const rule of rules) {
         if ((common & (1 << rule.index)) === 0 || !bounds.inWindow(rule.index, e.time, c.time)) continue
         found ??= []
-        found.push(build(rule, e, c))
+        found.push(buildCorrelation(rule, e, c, incidents))
       }
     }
     return found ?? noCorrelations
