@@ -14,19 +14,22 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   const start = firstNonSpace(text)
   if (start === -1)
     throw new NerveError('INPUT_INVALID', 'The body is empty: expected JSON, a JSON array or NDJSON.')
+  // NDJSON is recognized by its first line alone, so a large batch is never parsed as one document first.
+  const lines = nonEmptyLines(text)
+  const first = lines.length >= 2 ? tryParse(lines[0] as string) : undefined
+  if (first?.ok) return lineItems(lines, first.value, limits)
   const whole = tryParse(text)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
     return [item(0, whole.value, () => text.trim(), limits.maxDepth)]
   }
-  const lines = nonEmptyLines(text)
-  if (lines.length < 2 || !tryParse(lines[0] as string).ok) {
-    const reason = `not valid JSON: ${whole.error}`
-    return [{ index: 0, error: reason, original: () => text }]
-  }
+  return [{ index: 0, error: `not valid JSON: ${whole.error}`, original: () => text }]
+}
+
+function lineItems(lines: string[], firstValue: unknown, limits: SplitLimits): JsonItem[] {
   if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
   return lines.map((line, index) => {
-    const parsed = tryParse(line)
+    const parsed = index === 0 ? { ok: true as const, value: firstValue } : tryParse(line)
     if (!parsed.ok) return { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
     return item(index, parsed.value, () => line, limits.maxDepth)
   })
