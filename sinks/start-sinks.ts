@@ -1,13 +1,22 @@
 // Wires the sinks to the bus: the embedded store (correlations and revoke outcomes, group nerve-store),
 // the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only once its decisions
-// are in the outbox), and returns their read routes, readiness checks and one close().
-import type { Bus, Subscription } from '../bus/bus.ts'
-import { correlationsTopic, revokeOutcomesTopic } from '../bus/topics.ts'
+// are in the outbox), the Elasticsearch indexer when sinks.elasticsearch.url is set (group
+// nerve-elasticsearch: committed once every item is indexed or dead-lettered), and returns their read
+// routes, readiness checks and one close().
+import type { Bus, Subscription, Topic } from '../bus/bus.ts'
+import { correlationsTopic, deadLetterTopic, eventsTopic, revokeOutcomesTopic } from '../bus/topics.ts'
 import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
 import { createCorrelationStore } from './correlation-store.ts'
+import type { IndexedTopic } from './elasticsearch-data-streams.ts'
+import {
+  createElasticsearchIndexer,
+  type IndexItem,
+  toDeadLetters,
+  topicsToIndex,
+} from './elasticsearch-indexer.ts'
 import { createRevokeDispatcher } from './revoke-webhook-dispatcher.ts'
 
 export type SinksDeps = { bus: Bus; log: Logger; metrics: Metrics; now: () => number }
@@ -37,18 +46,57 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     ),
   ]
   dispatcher.startDelivering()
+  const readiness: Record<string, ReadinessCheck> = { revoke_webhooks: dispatcher.readiness }
+  const elasticsearch = config.sinks.elasticsearch.url
+    ? await startElasticsearch(config.sinks.elasticsearch, deps, subscriptions)
+    : undefined
+  if (elasticsearch) readiness.elasticsearch = elasticsearch.checkHealth
   deps.log.info(
-    { component: 'sinks', webhooks: config.revoke.webhooks.length, dry_run: config.revoke.dry_run },
+    {
+      component: 'sinks',
+      webhooks: config.revoke.webhooks.length,
+      dry_run: config.revoke.dry_run,
+      elasticsearch: Boolean(elasticsearch),
+    },
     'Sinks started.',
   )
 
   return {
     routes: store.routes,
-    readiness: { revoke_webhooks: dispatcher.readiness },
+    readiness,
     async close() {
       for (const subscription of subscriptions) await subscription.stop()
       await dispatcher.close()
+      await elasticsearch?.close()
       store.close()
     },
   }
+}
+
+/** One subscription per indexed topic; items Elasticsearch rejects for good go to the dead-letter topic. */
+async function startElasticsearch(
+  config: Config['sinks']['elasticsearch'],
+  deps: SinksDeps,
+  subscriptions: Subscription[],
+) {
+  const indexer = createElasticsearchIndexer(config, { log: deps.log, metrics: deps.metrics, now: deps.now })
+  const topics: Record<IndexedTopic, Topic<IndexItem['value']>> = {
+    events: eventsTopic,
+    correlations: correlationsTopic,
+    revoke_outcomes: revokeOutcomesTopic,
+  }
+  for (const name of topicsToIndex(config)) {
+    const subscription = await deps.bus.subscribe(topics[name], 'nerve-elasticsearch', async (batch) => {
+      const items = batch.map((r) => ({ topic: name, value: r.value }) as IndexItem)
+      const { failed } = await indexer.writeBatch(items)
+      if (failed.length === 0) return
+      const letters = toDeadLetters(items, failed, deps.now())
+      await deps.bus.publish(
+        deadLetterTopic,
+        letters.map((value, i) => ({ key: batch[failed[i]?.index ?? 0]?.key ?? '', value })),
+      )
+    })
+    subscriptions.push(subscription)
+  }
+  return indexer
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { correlationsTopic } from '../../../bus/topics.ts'
+import { correlationsTopic, type DeadLetter, deadLetterTopic } from '../../../bus/topics.ts'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config } from '../../../schemas/types.ts'
@@ -8,10 +8,16 @@ import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
+import {
+  bulkAnswer,
+  type FakeElasticsearch,
+  parseBulk,
+  startFakeElasticsearch,
+} from './elasticsearch-fake-server.ts'
 import { createMemoryBus } from './memory-bus.ts'
 import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts'
 
-const open: (Sinks | WebhookReceiver)[] = []
+const open: (Sinks | WebhookReceiver | FakeElasticsearch)[] = []
 afterEach(async () => {
   for (const x of open.splice(0).reverse()) await x.close()
 })
@@ -65,5 +71,49 @@ describe('startSinks', () => {
       expect(metrics.body).toContain(`nerve_component_received_events_total{component="${component}"}`)
     }
     await server.close()
+  })
+
+  it('indexes correlations and revoke outcomes into Elasticsearch when configured, dead-lettering rejections', async () => {
+    const es = await startFakeElasticsearch()
+    open.push(es)
+    const rejected = makeCorrelation(1)
+    es.script.push((req) => {
+      if (!req.path.startsWith('/_bulk')) return undefined
+      const items = parseBulk(req.body)
+      if (!items.some((i) => i.action.create._id === rejected.id)) return undefined
+      return bulkAnswer(items.map((i) => (i.action.create._id === rejected.id ? 400 : 201)))
+    })
+    const base = loadConfig({
+      env: { NERVE_DATA_DIR: tempDir('nerve-sinks'), NERVE_ELASTICSEARCH_URL: es.url },
+    })
+    const rt = createTestRuntime()
+    const bus = createMemoryBus()
+    const sinks = await startSinks(base, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
+    open.push(sinks)
+    expect(Object.keys(sinks.readiness).sort()).toEqual(['elasticsearch', 'revoke_webhooks'])
+
+    const c = makeCorrelation(0)
+    await bus.publish(
+      correlationsTopic,
+      [c, rejected].map((value) => ({ key: value.agent.id, value })),
+    )
+    const sentIds = () => es.bulkRequests().flatMap((items) => items.map((i) => i.action.create._id))
+    await waitFor(() => sentIds().includes(c.id), { what: 'the correlation document' })
+    const request = es.bulkRequests().find((items) => items.some((i) => i.action.create._id === c.id))
+    expect(request?.map((i) => i.action.create)).toEqual([
+      { _index: 'logs-nerve.correlations-default', _id: c.id },
+      { _index: 'logs-nerve.correlations-default', _id: rejected.id },
+    ])
+    const letters = await waitFor(() => {
+      const found = bus.published<DeadLetter>(deadLetterTopic)
+      return found.length > 0 ? found : undefined
+    })
+    expect(letters).toHaveLength(1)
+    expect(letters[0]).toMatchObject({
+      component: 'elasticsearch_indexer',
+      reason: expect.stringContaining('400'),
+    })
+    // No webhook target: the revoke is recorded as suppressed (no_targets), and that outcome is indexed too.
+    await waitFor(() => [...es.documents.keys()].some((k) => k.startsWith('logs-nerve.revokes-default/')))
   })
 })
