@@ -127,7 +127,14 @@ export function createRevokeDispatcher(
   }
 
   const enqueue = (target: TargetState, delivery: OutboxDelivery) => {
-    if (!closed) void target.queue.add(() => attempt(target, delivery))
+    if (closed) return
+    target.queue
+      .add(() => attempt(target, delivery))
+      .catch((err: unknown) => {
+        // The outbox could not record the attempt: it stays pending and is tried again after a restart.
+        telemetry.error(errorCodeOf(err), 'deliver')
+        log.error({ err, decision_id: delivery.decision_id, target: target.label }, 'Revoke delivery failed.')
+      })
   }
   const schedule = (target: TargetState, delivery: OutboxDelivery) => {
     const wait = delivery.next_attempt_at - now()

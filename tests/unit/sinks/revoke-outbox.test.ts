@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { type DecisionEntry, openRevokeOutbox, type RevokeOutbox } from '../../../sinks/revoke-outbox.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+
+const opened: RevokeOutbox[] = []
+afterEach(() => {
+  for (const o of opened.splice(0)) o.close()
+})
+const open = (dir: string) => {
+  const outbox = openRevokeOutbox(dir)
+  opened.push(outbox)
+  return outbox
+}
+
+const entry = (n: number, overrides: Partial<DecisionEntry> = {}): DecisionEntry => ({
+  correlation_id: `c${n}`,
+  decision_id: `rvk_${n}`,
+  incident_id: `inc-${n}`,
+  agent_id: 'data-cleaner',
+  status: 'pending',
+  reason: 'policy_allowed',
+  time: 1000 + n,
+  body: `{"n":${n}}`,
+  targets: ['https://a.example/revoke', 'https://b.example/revoke'],
+  ...overrides,
+})
+
+describe('revoke outbox', () => {
+  it('keeps decisions, deliveries per target and outcome records across a reopen', () => {
+    const dir = tempDir('nerve-outbox')
+    const first = open(dir)
+    const suppressed = entry(2, { status: 'suppressed', reason: 'below_min_score', targets: [] })
+    delete suppressed.body
+    expect(first.recordDecisions([entry(1), suppressed])).toHaveLength(2)
+    first.close()
+    opened.pop()
+
+    const again = open(dir)
+    expect(again.decided(['c1', 'c2', 'c3'])).toEqual(new Set(['c1', 'c2']))
+    expect(again.pastRevokes()).toEqual([{ incident_id: 'inc-1', agent_id: 'data-cleaner', time: 1001 }])
+    expect(again.pendingDeliveries().map((d) => d.target)).toEqual([
+      'https://a.example/revoke',
+      'https://b.example/revoke',
+    ])
+    expect(again.pendingCount()).toBe(2)
+    const [delivery] = again.pendingDeliveries()
+    if (!delivery) throw new Error('no delivery')
+    again.updateDelivery(
+      delivery,
+      { state: 'sent', attempts: 1, next_attempt_at: 2000 },
+      { ...delivery, time: 2000, status: 'sent', reason: 'delivered', attempts: 1 },
+    )
+    expect(again.pendingCount()).toBe(1)
+    expect(again.unpublishedOutcomes(10).outcomes.map((o) => o.id)).toEqual(['rvk_1:1', 'rvk_2:1', 'rvk_1:2'])
+  })
+
+  it('publishes each outcome once in order; after a crash only the last unwritten marks repeat', () => {
+    const dir = tempDir('nerve-outbox')
+    const first = open(dir)
+    first.recordDecisions([entry(1), entry(2)])
+    const batch = first.unpublishedOutcomes(1)
+    expect(batch.outcomes.map((o) => o.id)).toEqual(['rvk_1:1'])
+    first.markPublished(batch.through)
+    expect(first.unpublishedOutcomes(10).outcomes.map((o) => o.id)).toEqual(['rvk_2:1'])
+    // The mark is written with the next transaction…
+    first.recordDecisions([entry(3)])
+    first.markPublished(first.unpublishedOutcomes(10).through)
+
+    // …so a process that dies now (no close) republishes only what was marked after it.
+    const afterCrash = open(dir)
+    expect(afterCrash.unpublishedOutcomes(10).outcomes.map((o) => o.id)).toEqual(['rvk_2:1', 'rvk_3:1'])
+    afterCrash.close()
+    opened.pop()
+    // A clean close writes the marks.
+    first.close()
+    opened.shift()
+    expect(open(dir).unpublishedOutcomes(10).outcomes).toEqual([])
+  })
+
+  it('remembers disabled targets', () => {
+    const dir = tempDir('nerve-outbox')
+    open(dir).disableTarget('https://a.example/revoke', 5, 'target_gone')
+    expect(open(dir).disabledTargets()).toEqual(new Map([['https://a.example/revoke', 'target_gone']]))
+  })
+})
