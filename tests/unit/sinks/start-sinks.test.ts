@@ -116,4 +116,31 @@ describe('startSinks', () => {
     // No webhook target: the revoke is recorded as suppressed (no_targets), and that outcome is indexed too.
     await waitFor(() => [...es.documents.keys()].some((k) => k.startsWith('logs-nerve.revokes-default/')))
   })
+
+  it('serves reads without a token on loopback only; listening beyond it, reads need the ingest token', async () => {
+    const rt = createTestRuntime()
+    for (const [host, anonymous] of [
+      ['127.0.0.1', 200],
+      ['0.0.0.0', 401],
+    ] as const) {
+      const config = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-sinks'), NERVE_HTTP_HOST: host } })
+      const sinks = await startSinks(config, {
+        bus: createMemoryBus(),
+        log: rt.log,
+        metrics: rt.metrics,
+        now: Date.now,
+      })
+      open.push(sinks)
+      const server = createHttpServer(config.http, { log: rt.log, metrics: rt.metrics, ingestToken: 'tok' })
+      server.addRoutes(sinks.routes)
+      expect((await server.inject({ method: 'GET', url: '/v1/correlations' })).statusCode).toBe(anonymous)
+      const authorized = await server.inject({
+        method: 'GET',
+        url: '/v1/incidents',
+        headers: { authorization: 'Bearer tok' },
+      })
+      expect(authorized.statusCode).toBe(200)
+      await server.close()
+    }
+  })
 })
