@@ -43,6 +43,7 @@ import {
   retryPolicy,
   topicSpec,
 } from './kafka-config.ts'
+import { createKeyValueTable, type LogRecord } from './kafka-key-value-log.ts'
 import { partitionForKey } from './kafka-partitioner.ts'
 import { backoffDelay, busError } from './kafka-retry.ts'
 import { createKafkaTelemetry } from './kafka-telemetry.ts'
@@ -221,11 +222,8 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
       {
         restored: (parts, ms, failed) => {
           telemetry.restored(group, ms)
-          if (failed) telemetry.component.error('INTERNAL', 'restore', parts.length)
-          log.info(
-            { ...where, partitions: parts, ms, failed },
-            failed ? 'Partition restore failed.' : 'Partitions restored.',
-          )
+          // A failure is counted and logged where it is retried (stage "restore").
+          if (!failed) log.info({ ...where, partitions: parts, ms }, 'Partitions restored.')
         },
         revokeFailed: (parts, err) => {
           telemetry.component.error(errorCodeOf(err), 'revoke', parts.length)
@@ -403,61 +401,40 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     refuseIfClosed()
     const name = kafkaTopicName(config, topic)
     await ensureTopic(name, { compacted: true })
-    const latest = new Map<string, Buffer>()
-    const positions = new Map<number, number>()
-    const waiters = new Set<() => void>()
-    const group = `${config.client_id}.kv.${randomUUID()}`
-    const reader = await consume<KafkaMessage & { partition: number }>(
+    const table = createKeyValueTable<T>({
       name,
-      group,
-      (message, partition) => ({ ...message, partition }),
-      async (batch) => {
-        for (const m of batch) {
-          const key = m.key?.toString('utf8')
-          if (key !== undefined) {
-            if (m.value === null) latest.delete(key)
-            else latest.set(key, m.value)
-          }
-          positions.set(m.partition, Number(m.offset) + 1)
-        }
-        telemetry.keyValueEntries(name, latest.size)
-        for (const wake of waiters) wake()
+      write: (key, value) => track(send(name, [{ key, value }])),
+      ends: async () => {
+        const offsets = await admin.fetchTopicOffsets(name).catch((err: unknown) => {
+          throw busError(err, `offsets of ${name}`)
+        })
+        return offsets.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) }))
       },
+      now,
+      catchUpTimeoutMs: kvCatchUpTimeoutMs,
+      onSize: (entries) => telemetry.keyValueEntries(name, entries),
+    })
+    // A group of its own that never commits: every open reads the whole compacted topic.
+    const reader = await consume<LogRecord>(
+      name,
+      `${config.client_id}.kv.${randomUUID()}`,
+      (message, partition) => ({
+        key: message.key?.toString('utf8') ?? null,
+        value: message.value,
+        partition,
+        offset: Number(message.offset),
+      }),
+      async (records) => table.apply(records),
       { fromBeginning: true },
     )
-    const caughtUp = async () => {
-      const ends = await admin.fetchTopicOffsets(name).catch((err: unknown) => {
-        throw busError(err, `offsets of ${name}`)
-      })
-      const done = () => ends.every((e) => (positions.get(e.partition) ?? Number(e.low)) >= Number(e.high))
-      const deadline = now() + kvCatchUpTimeoutMs
-      while (!done()) {
-        if (now() > deadline) {
-          throw new NerveError('BUS_UNAVAILABLE', `Reading ${name} did not catch up in time.`, {
-            retriable: true,
-          })
-        }
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            waiters.delete(wake)
-            resolve()
-          }
-          waiters.add(wake)
-          setTimeout(wake, 200)
-        })
-      }
-    }
     return {
-      get: async (key) => {
+      get: (key) => {
         refuseIfClosed()
-        await caughtUp()
-        const value = latest.get(key)
-        return value === undefined ? undefined : (JSON.parse(value.toString('utf8')) as T)
+        return table.get(key)
       },
-      put: async (key, value) => {
+      put: (key, value) => {
         refuseIfClosed()
-        const text = value === undefined ? null : JSON.stringify(value)
-        await track(send(name, [{ key, value: text }]))
+        return table.put(key, value)
       },
       close: () => reader.stop(),
     }
