@@ -44,6 +44,7 @@ export default async function benchIngest(): Promise<void> {
       `${name.padEnd(7)} nerve ${fmt(nerve)} ${unit}  bare ${fmt(bare)} ${unit}  ratio ${ratio.toFixed(2)}  (${target})\n`,
     )
   }
+  await cpuPerEvent()
   line('single', 'requests/s', 'target ratio ≥ 0.60')
   line(
     'batch',
@@ -53,6 +54,32 @@ export default async function benchIngest(): Promise<void> {
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(9)
+
+/**
+ * CPU time (not wall time: robust on a shared machine) to decode one alert of the batch, from text to an
+ * identified NormalizedEvent, beside JSON.parse of the same line.
+ */
+async function cpuPerEvent(): Promise<void> {
+  const { createEventDecoder } = await import('../ingest/decode-events.ts')
+  const { splitJsonItems } = await import('../ingest/split-json-items.ts')
+  const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
+  const lines = batch.split('\n')
+  const cpu = (work: () => void, rounds: number) => {
+    work()
+    const start = process.cpuUsage()
+    for (let i = 0; i < rounds; i++) work()
+    const used = process.cpuUsage(start)
+    return (used.user + used.system) / rounds / batchSize
+  }
+  const limits = { maxItems: batchSize, maxDepth: 64 }
+  const decode = cpu(() => decoder.decode('falco', splitJsonItems(batch, limits), { receivedAt: 0 }), 20)
+  const parse = cpu(() => {
+    for (const l of lines) JSON.parse(l)
+  }, 20)
+  process.stdout.write(
+    `decode  ${decode.toFixed(1)} µs CPU per alert (split, validate, normalize, identify)  JSON.parse ${parse.toFixed(1)} µs  ratio ${(parse / decode).toFixed(2)}\n`,
+  )
+}
 
 /** Closed-loop load: `connections` keep-alive connections, each posting `body` again as soon as answered. */
 async function load(

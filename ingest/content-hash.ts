@@ -1,9 +1,9 @@
 // A stable hash of JSON content: object keys sorted at every level, so the same content hashes the same
 // whichever encoder (Falco's nlohmann::json, Falcosidekick's Go encoder) wrote it.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 export function contentHash(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 32)
+  return hash('sha256', canonicalJson(value), 'hex').slice(0, 32)
 }
 
 function canonicalJson(value: unknown): string {

@@ -181,17 +181,17 @@ function compileRegistry(
     images: compileGlobs(agent.match.images),
     hosts: compileGlobs(agent.match.hosts),
   }))
+  const order: RegistryMatch['kind'][] = ['access_keys', 'k8s', 'aws', 'images', 'hosts']
+  const matches = (entry: (typeof compiled)[number], kind: RegistryMatch['kind'], id: IdentityFields) => {
+    if (kind === 'access_keys') return entry.access_keys(id.access_key_id)
+    if (kind === 'k8s') return entry.k8s.some((match) => match(id))
+    if (kind === 'aws') return entry.aws(id.principal_arn, id.role_arn)
+    if (kind === 'images') return entry.images(id.container_image)
+    return entry.hosts(id.host)
+  }
   return (id) => {
-    const kinds: [RegistryMatch['kind'], (entry: (typeof compiled)[number]) => boolean][] = [
-      ['access_keys', (e) => e.access_keys(id.access_key_id)],
-      ['k8s', (e) => e.k8s.some((match) => match(id))],
-      ['aws', (e) => e.aws(id.principal_arn, id.role_arn)],
-      ['images', (e) => e.images(id.container_image)],
-      ['hosts', (e) => e.hosts(id.host)],
-    ]
-    for (const [kind, test] of kinds) {
-      const entry = compiled.find(test)
-      if (entry) return { id: entry.id, kind }
+    for (const kind of order) {
+      for (const entry of compiled) if (matches(entry, kind, id)) return { id: entry.id, kind }
     }
     return undefined
   }
