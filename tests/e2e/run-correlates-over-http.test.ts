@@ -73,7 +73,7 @@ async function correlationsOf(n: NerveProcess) {
   return ((await res.json()) as { items: unknown[] }).items
 }
 
-describe('nerve run, end to end over HTTP', () => {
+describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
   it('turns a Falco shell alert and a CloudTrail AttachRolePolicy of one agent into a correlation and a revoke', async () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'nerve.yaml'), config)

@@ -33,7 +33,7 @@ export async function startNerve(args: string[], env: Record<string, string>): P
   })
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
   const url = await waitFor(() => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)?.[1], {
-    timeoutMs: 20_000,
+    timeoutMs: 60_000,
     what: `nerve to listen (stderr so far: ${err})`,
   })
   const token = env.NERVE_INGEST_TOKEN ?? (/ingest token[^:]*: (\S+)/.exec(err)?.[1] as string)

@@ -24,7 +24,7 @@ async function replay(args: string[]) {
   return { stdout, summary: JSON.parse(stderr.trim().split('\n').at(-1) as string) }
 }
 
-describe('nerve replay (golden)', () => {
+describe('nerve replay (golden)', { timeout: 90_000 }, () => {
   it('writes the golden correlations in event-time order, the same bytes every run', async () => {
     const args = ['--config', 'nerve.yaml', 'falco-alerts.ndjson', trail]
     const [a, b] = await Promise.all([replay(args), replay(args)])
