@@ -53,6 +53,8 @@ async function startReceiver() {
 }
 
 const token = 'nrv_e2e-token-0123456789abcdef'
+/** The pipeline answers in milliseconds; the margin is for a CI machine busy with other suites. */
+const slow = { timeoutMs: 30_000 }
 let nerve: NerveProcess | undefined
 afterEach(async () => {
   await nerve?.stop()
@@ -96,7 +98,7 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     const [correlation] = await waitFor(async () => {
       const found = await correlationsOf(nerve as NerveProcess)
       return found.length > 0 ? found : undefined
-    })
+    }, slow)
     expect(correlation).toMatchObject({
       rule: { id: 'shell-then-iam-privilege-change' },
       agent: { id: 'alpine-debugger' },
@@ -104,7 +106,7 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
       core: { event_id: attachRecord.eventID, action: 'iam:AttachRolePolicy' },
       delta_ms: 89_998,
     })
-    const delivery = await waitFor(() => receiver.received[0])
+    const delivery = await waitFor(() => receiver.received[0], slow)
     expect(delivery.headers['webhook-signature']).toMatch(/^v1,/)
     expect(JSON.parse(delivery.body)).toMatchObject({ specversion: '1.0', subject: 'alpine-debugger' })
     receiver.close()
@@ -119,7 +121,7 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     await waitFor(async () => {
       const metrics = await (await fetch(`${first.url}/metrics`)).text()
       return /nerve_component_received_events_total\{component="correlator"\} [1-9]/.test(metrics)
-    })
+    }, slow)
     await first.kill()
 
     nerve = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
@@ -127,7 +129,7 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     const found = await waitFor(async () => {
       const list = await correlationsOf(nerve as NerveProcess)
       return list.length > 0 ? list : undefined
-    })
+    }, slow)
     expect(found).toHaveLength(1)
   })
 })
