@@ -107,20 +107,21 @@ export function createRevokeDispatcher(
   let publishing: Promise<void> = Promise.resolve()
   const publishOutcomes = (): Promise<void> => {
     publishing = publishing.then(async () => {
-      for (let batch = outbox.unpublishedOutcomes(500); batch.outcomes.length > 0 && !closed; ) {
-        try {
+      try {
+        while (!closed) {
+          const batch = outbox.unpublishedOutcomes(500)
+          if (batch.outcomes.length === 0) return
           await bus.publish(
             revokeOutcomesTopic,
             batch.outcomes.map((o) => ({ key: o.agent_id, value: o })),
           )
-        } catch (err) {
-          telemetry.error(errorCodeOf(err), 'publish_outcomes')
-          log.warn({ error_code: errorCodeOf(err) }, 'Could not publish revoke outcomes; will retry.')
-          sleep(1000, abort.signal).then(publishOutcomes, () => {})
-          return
+          outbox.markPublished(batch.through)
         }
-        outbox.markPublished(batch.through)
-        batch = outbox.unpublishedOutcomes(500)
+      } catch (err) {
+        // They stay in the outbox: published on the next try, or after a restart.
+        telemetry.error(errorCodeOf(err), 'publish_outcomes')
+        log.warn({ error_code: errorCodeOf(err) }, 'Could not publish revoke outcomes; will retry.')
+        sleep(1000, abort.signal).then(publishOutcomes, () => {})
       }
     })
     return publishing

@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { revokeOutcomesTopic } from '../../../bus/topics.ts'
+import { NerveError } from '../../../runtime/errors.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, RevokeOutcome, WebhookTargetConfig } from '../../../schemas/types.ts'
 import { buildRevokeEvent } from '../../../sinks/revoke-payload.ts'
@@ -45,6 +46,8 @@ const defaults = loadConfig()
 const hour = 3_600_000
 
 type Setup = {
+  /** The bus refuses this many publishes first (as an unavailable Kafka would). */
+  failPublishes?: number
   targets: Partial<WebhookTargetConfig>[]
   revoke?: Partial<Config['revoke']>
   agents?: Config['agents']
@@ -67,6 +70,12 @@ function dispatcher(setup: Setup) {
   const delays: number[] = []
   const rt = createTestRuntime({ now: () => clock.t })
   const bus = createMemoryBus()
+  let failures = setup.failPublishes ?? 0
+  const publish = bus.publish.bind(bus)
+  bus.publish = async (topic, records) => {
+    if (failures-- > 0) throw new NerveError('BUS_UNAVAILABLE', 'Bus down.', { retriable: true })
+    return publish(topic, records)
+  }
   const dataDir = setup.dataDir ?? tempDir('nerve-revoke')
   const webhooks = setup.targets.map((t) => ({ url: '', timeout: 5000, concurrency: 4, secret, ...t }))
   const d: RevokeDispatcher = createRevokeDispatcher(
@@ -332,6 +341,22 @@ describe('revoke webhook dispatcher: durability', () => {
     await waitFor(() => after.outcomes().some((o) => o.status === 'sent'))
     expect(received).toBe(2)
     expect(after.outcomes().find((o) => o.status === 'sent')).toMatchObject({ attempts: 1 })
+  })
+
+  it('keeps outcomes in the outbox while the bus refuses them, and publishes them once it recovers', async () => {
+    const r = await receiver()
+    const { d, outcomes, rt } = dispatcher({ targets: [{ url: r.url }], failPublishes: 3 })
+    d.startDelivering()
+    await d.handle([makeCorrelation(0)])
+    await waitFor(() => outcomes().length === 2, { what: 'both outcomes published' })
+    expect(statuses(outcomes())).toEqual(['pending:policy_allowed', 'sent:delivered'])
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        component: 'revoke_dispatcher',
+        error_code: 'BUS_UNAVAILABLE',
+        stage: 'publish_outcomes',
+      }),
+    ).toBeGreaterThanOrEqual(1)
   })
 })
 
