@@ -50,3 +50,36 @@ export function retryDelayMs(
   const asked = Math.min(opts.retryAfterMs ?? 0, opts.maxBackoffMs)
   return Math.max(jittered, asked)
 }
+
+export type NextStep =
+  | { state: 'sent'; reason: 'delivered' }
+  | { state: 'failed'; reason: string; detail?: string; disableTarget: boolean }
+  | { state: 'pending'; reason: string; retryInMs: number }
+
+/** What an attempt's result means for its delivery: done, given up (and why), or retried after a delay. */
+export function nextStep(
+  result: AttemptResult,
+  attempts: number,
+  opts: { now: number; maxAttempts: number; maxBackoffMs: number; random: () => number },
+): NextStep {
+  const verdict = classifyAttempt(result, opts.now)
+  switch (verdict.kind) {
+    case 'sent':
+      return { state: 'sent', reason: 'delivered' }
+    case 'gone':
+      return { state: 'failed', reason: 'target_gone', disableTarget: true }
+    case 'rejected':
+      return { state: 'failed', reason: verdict.reason, disableTarget: false }
+    case 'retry': {
+      if (attempts >= opts.maxAttempts) {
+        return { state: 'failed', reason: 'max_attempts', detail: verdict.reason, disableTarget: false }
+      }
+      const retryInMs = retryDelayMs(attempts, {
+        maxBackoffMs: opts.maxBackoffMs,
+        random: opts.random,
+        ...(verdict.retryAfterMs === undefined ? {} : { retryAfterMs: verdict.retryAfterMs }),
+      })
+      return { state: 'pending', reason: verdict.reason, retryInMs }
+    }
+  }
+}

@@ -19,7 +19,7 @@ import {
 } from './revoke-outbox.ts'
 import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
 import { createRevokePolicy, revokeDecisionId } from './revoke-policy.ts'
-import { classifyAttempt, retryDelayMs } from './revoke-retry.ts'
+import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
 
@@ -196,57 +196,35 @@ export function createRevokeDispatcher(
     const result = await target.post(delivery.body, headers, abort.signal)
     // Shutting down mid-request: the delivery stays pending and is sent again after the restart.
     if (result === 'aborted' || closed) return
-    const verdict = classifyAttempt(result, now())
-    const http_status = 'status' in result ? result.status : undefined
-    const status = http_status === undefined ? {} : { http_status }
-    if (verdict.kind === 'sent') {
-      target.failures = 0
-      telemetry.sent(1)
-      return finish(target.label, delivery, 'sent', { reason: 'delivered', attempts, ...status })
-    }
-    target.failures++
-    if (verdict.kind === 'gone') {
-      target.disabled = 'target_gone'
-      outbox.disableTarget(target.label, now(), 'target_gone')
-      telemetry.error('SINK_REJECTED', 'deliver')
-      log.error({ target: target.label }, 'Revoke webhook target answered 410 Gone: disabled.')
-      return finish(target.label, delivery, 'failed', { reason: 'target_gone', attempts, ...status })
-    }
-    if (verdict.kind === 'rejected') {
-      telemetry.error('SINK_REJECTED', 'deliver')
-      log.error(
-        { target: target.label, ...status, decision_id: delivery.decision_id },
-        'Revoke webhook rejected.',
-      )
-      return finish(target.label, delivery, 'failed', { reason: verdict.reason, attempts, ...status })
-    }
-    telemetry.error('SINK_UNAVAILABLE', 'deliver')
-    if (attempts >= config.revoke.max_attempts) {
-      log.error(
-        { target: target.label, decision_id: delivery.decision_id, attempts },
-        'Revoke webhook gave up.',
-      )
-      return finish(target.label, delivery, 'failed', {
-        reason: 'max_attempts',
-        detail: verdict.reason,
-        attempts,
-        ...status,
-      })
-    }
-    const wait = retryDelayMs(attempts, {
+    const step = nextStep(result, attempts, {
+      now: now(),
+      maxAttempts: config.revoke.max_attempts,
       maxBackoffMs: config.revoke.max_backoff,
       random,
-      ...(verdict.retryAfterMs === undefined ? {} : { retryAfterMs: verdict.retryAfterMs }),
     })
-    const next = { ...delivery, attempts, next_attempt_at: now() + wait }
-    finish(
-      target.label,
-      delivery,
-      'pending',
-      { reason: verdict.reason, attempts, ...status },
-      next.next_attempt_at,
-    )
-    schedule(target, next)
+    const status = 'status' in result ? { http_status: result.status } : {}
+    if (step.state === 'sent') {
+      target.failures = 0
+      telemetry.sent(1)
+    } else {
+      target.failures++
+      const retriable = step.state === 'pending' || step.reason === 'max_attempts'
+      telemetry.error(retriable ? 'SINK_UNAVAILABLE' : 'SINK_REJECTED', 'deliver')
+    }
+    if (step.state === 'failed') {
+      if (step.disableTarget) {
+        target.disabled = step.reason
+        outbox.disableTarget(target.label, now(), step.reason)
+      }
+      log.error(
+        { target: target.label, decision_id: delivery.decision_id, reason: step.reason, attempts, ...status },
+        'Revoke webhook not delivered: gave up.',
+      )
+    }
+    const next = step.state === 'pending' ? now() + step.retryInMs : now()
+    const detail = step.state === 'failed' && step.detail ? { detail: step.detail } : {}
+    finish(target.label, delivery, step.state, { reason: step.reason, attempts, ...status, ...detail }, next)
+    if (step.state === 'pending') schedule(target, { ...delivery, attempts, next_attempt_at: next })
   }
 
   const deliver = (deliveries: readonly OutboxDelivery[]) => {

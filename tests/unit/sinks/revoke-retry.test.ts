@@ -71,3 +71,40 @@ describe('retryDelayMs', () => {
     expect(retryDelayMs(1, { maxBackoffMs, random: () => 0, retryAfterMs: 3_600_000 })).toBe(maxBackoffMs)
   })
 })
+
+describe('nextStep', () => {
+  const opts = { now, maxAttempts: 3, maxBackoffMs: 60_000, random: () => 1 }
+
+  it('maps each answer to what happens to the delivery', () => {
+    expect(nextStep({ status: 204 }, 1, opts)).toEqual({ state: 'sent', reason: 'delivered' })
+    expect(nextStep({ status: 410 }, 1, opts)).toEqual({
+      state: 'failed',
+      reason: 'target_gone',
+      disableTarget: true,
+    })
+    expect(nextStep({ status: 401 }, 1, opts)).toEqual({
+      state: 'failed',
+      reason: 'rejected',
+      disableTarget: false,
+    })
+    expect(nextStep({ status: 503, retryAfter: '30' }, 1, opts)).toEqual({
+      state: 'pending',
+      reason: 'server_error',
+      retryInMs: 30_000,
+    })
+    expect(nextStep({ error: 'timeout' }, 2, opts)).toEqual({
+      state: 'pending',
+      reason: 'timeout',
+      retryInMs: 2 * firstBackoffMs,
+    })
+  })
+
+  it('gives up at max_attempts, keeping the last reason', () => {
+    expect(nextStep({ status: 502 }, 3, opts)).toEqual({
+      state: 'failed',
+      reason: 'max_attempts',
+      detail: 'server_error',
+      disableTarget: false,
+    })
+  })
+})
