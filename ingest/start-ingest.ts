@@ -49,8 +49,8 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   const agentsRoute: Route = {
     method: 'GET',
     url: '/v1/agents',
-    // Identifiers (ARNs, pods, access key ids) are not for anonymous readers.
-    auth: 'ingest',
+    // Identifiers (ARNs, pods, access key ids): open on loopback, the ingest token when reachable from outside.
+    auth: isLoopback(config.http.host) ? 'none' : 'ingest',
     handle: async (req) => {
       const limit = Math.max(1, Math.min(Number(req.query.limit) || 1000, 10_000))
       const agents = decoder.agents()
@@ -73,4 +73,8 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     },
     close: () => publisher.drain(),
   }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }

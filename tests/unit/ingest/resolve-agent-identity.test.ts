@@ -150,13 +150,20 @@ describe('identity resolution', () => {
       id: 'ns-a/app1',
       resolved_by: 'stitched',
     })
-    const agents = (await second.server.inject({ method: 'GET', url: '/v1/agents', headers: auth })).json()
+    const agents = (await second.server.inject({ method: 'GET', url: '/v1/agents' })).json()
     expect(agents.agents[0]).toMatchObject({
       id: 'ns-a/app1',
       resolved_by: 'stitched',
       events: { edge: 0, core: 1 },
       identifiers: { k8s_pod: ['app1'], access_key_id: ['ASIA37QFXJP5MQOWRZ6Q'] },
     })
+  })
+
+  it('asks for the ingest token on GET /v1/agents when the server listens beyond loopback', async () => {
+    const h = await startHarness({ http: { host: '0.0.0.0' } })
+    expect((await h.server.inject({ method: 'GET', url: '/v1/agents' })).statusCode).toBe(401)
+    const res = await h.server.inject({ method: 'GET', url: '/v1/agents', headers: auth })
+    expect(res.json()).toEqual({ agents: [], total: 0 })
   })
 
   it('gives an event that names no one an agent of its own, never shared, and leaves it out of /v1/agents', () => {
