@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   classifyAttempt,
   firstBackoffMs,
+  nextStep,
   parseRetryAfter,
   retryDelayMs,
 } from '../../../sinks/revoke-retry.ts'
