@@ -1,8 +1,10 @@
-// Wires the sinks to the bus: the embedded store (correlations and revoke outcomes, group nerve-store),
-// the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only once its decisions
-// are in the outbox), the Elasticsearch indexer when sinks.elasticsearch.url is set (group
-// nerve-elasticsearch: committed once every item is indexed or dead-lettered), and returns their read
-// routes, readiness checks and one close().
+// Wires the sinks to the bus: the embedded store (correlations, group nerve-store; revoke outcomes, group
+// nerve-store-revokes), the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only
+// once its decisions are in the outbox), the Elasticsearch indexer when sinks.elasticsearch.url is set
+// (groups nerve-elasticsearch-<topic>: committed once every item is indexed or dead-lettered), and returns
+// their read routes, readiness checks and one close(). One consumer group per topic: kafkajs assigns a
+// group's partitions over the union of its members' topics, so a group shared by two topics would leave
+// partitions with a member that never reads them.
 import type { Bus, Subscription, Topic } from '../bus/bus.ts'
 import { correlationsTopic, deadLetterTopic, eventsTopic, revokeOutcomesTopic } from '../bus/topics.ts'
 import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
@@ -42,7 +44,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     await bus.subscribe(correlationsTopic, 'nerve-store', async (batch) => {
       store.writeCorrelations(batch.map((r) => r.value))
     }),
-    await bus.subscribe(revokeOutcomesTopic, 'nerve-store', async (batch) => {
+    await bus.subscribe(revokeOutcomesTopic, 'nerve-store-revokes', async (batch) => {
       store.writeOutcomes(batch.map((r) => r.value))
     }),
     await bus.subscribe(correlationsTopic, 'nerve-revoke', (batch) =>
@@ -90,7 +92,8 @@ async function startElasticsearch(
     revoke_outcomes: revokeOutcomesTopic,
   }
   for (const name of topicsToIndex(config)) {
-    const subscription = await deps.bus.subscribe(topics[name], 'nerve-elasticsearch', async (batch) => {
+    const group = `nerve-elasticsearch-${name.replace('_', '-')}`
+    const subscription = await deps.bus.subscribe(topics[name], group, async (batch) => {
       const items = batch.map((r) => ({ topic: name, value: r.value }) as IndexItem)
       const { failed } = await indexer.writeBatch(items)
       if (failed.length === 0) return
