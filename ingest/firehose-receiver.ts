@@ -61,13 +61,19 @@ export function createFirehoseReceiver(
     for (const [index, record] of body.records.entries()) {
       let data: Buffer
       try {
-        data = await gunzipLimited(Buffer.from(record.data, 'base64'), budget)
+        data = await gunzipLimited(Buffer.from(record.data, 'base64'), Math.max(1, budget))
       } catch (err) {
         if (!isNerveError(err) || err.code !== 'INPUT_INVALID') throw err
         items.push({ index, error: `record data: ${err.message}`, original: () => record.data })
         continue
       }
       budget -= data.length
+      if (budget < 0) {
+        throw new NerveError(
+          'PAYLOAD_TOO_LARGE',
+          `The records are over ${config.decompressed_limit_bytes} bytes once decoded.`,
+        )
+      }
       for (const item of recordItems(data, config)) items.push({ ...item, index })
     }
     return { requestId: body.requestId, items }

@@ -9,6 +9,8 @@ import type { Metrics } from '../runtime/metrics.ts'
 import type { Decoded } from './decode-events.ts'
 
 export type DecodedPublisher = {
+  /** Throws SATURATED when `maxPending` publishes are in flight: checked before a request is decoded. */
+  checkCapacity(): void
   publish(component: string, decoded: Decoded, receivedAt: number): Promise<void>
   pending(): number
   /** Resolves when nothing is in flight. */
@@ -23,11 +25,15 @@ export function createDecodedPublisher(
   const idle: (() => void)[] = []
   const gauge = deps.metrics.gauge('nerve_ingest_pending_publishes', 'Ingest requests waiting for the bus.')
 
-  const publish = async (component: string, decoded: Decoded, receivedAt: number) => {
-    if (decoded.events.length === 0 && decoded.invalid.length === 0) return
+  const checkCapacity = () => {
     if (inFlight >= config.maxPending) {
       throw new NerveError('SATURATED', 'The bus is not keeping up; retry shortly.', { retriable: true })
     }
+  }
+
+  const publish = async (component: string, decoded: Decoded, receivedAt: number) => {
+    if (decoded.events.length === 0 && decoded.invalid.length === 0) return
+    checkCapacity()
     inFlight++
     gauge.set(inFlight)
     try {
@@ -62,6 +68,7 @@ export function createDecodedPublisher(
   }
 
   return {
+    checkCapacity,
     publish,
     pending: () => inFlight,
     drain: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => idle.push(resolve))),

@@ -36,6 +36,7 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
     url: spec.url,
     auth: 'ingest',
     handle: async (req) => {
+      deps.publisher.checkCapacity()
       let decoded: Decoded
       try {
         const text = await readRequestBody(req, config.decompressed_limit_bytes)

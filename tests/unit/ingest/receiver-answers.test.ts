@@ -227,6 +227,16 @@ describe('Firehose', () => {
     expect(h.bus.records(eventsTopic)).toHaveLength(3)
   })
 
+  it('answers 413 when the records together are over the decompressed limit (final for Firehose)', async () => {
+    const h = await startHarness({ http: { decompressed_limit_bytes: 4096 } })
+    const data = gzipSync(JSON.stringify({ padding: 'x'.repeat(3000) })).toString('base64')
+    const payload = JSON.stringify({ requestId: firehoseId, timestamp: 1, records: [{ data }, { data }] })
+    const res = await h.server.inject({ method: 'POST', url: '/v1/cloudtrail/firehose', payload, headers })
+    expect(res.statusCode).toBe(413)
+    expect(res.json()).toMatchObject({ requestId: firehoseId, errorMessage: expect.stringContaining('4096') })
+    expect(h.bus.published.size).toBe(0)
+  })
+
   it('answers 400 with errorMessage for a body that is not a delivery request; bad records are dead-lettered', async () => {
     const h = await startHarness()
     const notRequest = await h.server.inject({
