@@ -57,23 +57,23 @@ export function createFirehoseReceiver(
       )
     }
     const items: JsonItem[] = []
+    const tooLarge = new NerveError(
+      'PAYLOAD_TOO_LARGE',
+      `The records are over ${config.decompressed_limit_bytes} bytes once decoded.`,
+    )
     let budget = config.decompressed_limit_bytes
     for (const [index, record] of body.records.entries()) {
       let data: Buffer
       try {
         data = await gunzipLimited(Buffer.from(record.data, 'base64'), Math.max(1, budget))
       } catch (err) {
+        if (isNerveError(err) && err.code === 'PAYLOAD_TOO_LARGE') throw tooLarge
         if (!isNerveError(err) || err.code !== 'INPUT_INVALID') throw err
         items.push({ index, error: `record data: ${err.message}`, original: () => record.data })
         continue
       }
       budget -= data.length
-      if (budget < 0) {
-        throw new NerveError(
-          'PAYLOAD_TOO_LARGE',
-          `The records are over ${config.decompressed_limit_bytes} bytes once decoded.`,
-        )
-      }
+      if (budget < 0) throw tooLarge
       for (const item of recordItems(data, config)) items.push({ ...item, index })
     }
     return { requestId: body.requestId, items }
