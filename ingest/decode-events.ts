@@ -42,8 +42,8 @@ export type DecodeContext = {
   maxRecords?: number
 }
 
-/** One rejected record: its item index, JSON path problems, and its original text. */
-export type InvalidItem = { index: number; problems: ValidationProblem[]; original: string }
+/** One rejected record: its item index (and file, in replay), JSON path problems, and its original text. */
+export type InvalidItem = { index: number; problems: ValidationProblem[]; original: string; file?: string }
 
 export type Decoded = {
   /** In input order. */
@@ -77,25 +77,33 @@ export function createEventDecoder(
   const decode = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Decoded => {
     // Every candidate and every early rejection keeps its position in the input (`seq`), so events and
     // problems come out in input order across items, records and files.
-    const candidates: { seq: number; falco: boolean; candidate: Candidate }[] = []
+    const candidates: { seq: number; falco: boolean; candidate: Candidate; file?: string }[] = []
     const rejected: { seq: number; item: InvalidItem }[] = []
     const skipped: SkipReason[] = []
     let seq = 0
     for (const item of items) {
       if (item.error !== undefined) {
         const problems = [{ path: '/', message: item.error }]
-        rejected.push({ seq: seq++, item: { index: item.index, problems, original: item.original() } })
+        rejected.push({
+          seq: seq++,
+          item: withFile({ index: item.index, problems, original: item.original() }, item),
+        })
       } else if (kind === 'falco' || (kind === 'any' && looksLikeFalco(item.value))) {
         const candidate = { ...item, path: '', via: ctx.via ?? falcoVia(item.value) }
-        candidates.push({ seq: seq++, falco: true, candidate })
+        candidates.push({ seq: seq++, falco: true, candidate, file: item.file })
       } else {
         const unwrapped: Unwrapped = { records: [], skipped, invalid: [] }
         unwrapCloudTrailItem(item, ctx.via, unwrapped)
         for (const i of unwrapped.invalid) {
           const problems = i.problems.map((p) => ({ path: joinPath(i.path, p.path), message: p.message }))
-          rejected.push({ seq: seq++, item: { index: i.index, problems, original: i.original() } })
+          rejected.push({
+            seq: seq++,
+            item: withFile({ index: i.index, problems, original: i.original() }, item),
+          })
         }
-        for (const candidate of unwrapped.records) candidates.push({ seq: seq++, falco: false, candidate })
+        for (const candidate of unwrapped.records) {
+          candidates.push({ seq: seq++, falco: false, candidate, file: item.file })
+        }
       }
     }
     if (ctx.maxRecords !== undefined && seq > ctx.maxRecords) {
@@ -105,13 +113,16 @@ export function createEventDecoder(
       )
     }
     const drafts: UnresolvedEvent[] = []
-    for (const { seq: at, falco, candidate: c } of candidates) {
+    for (const { seq: at, falco, candidate: c, file } of candidates) {
       const context: NormalizeContext = { via: c.via, receivedAt: ctx.receivedAt, isSelfIdentity }
       const result = falco ? normalizeFalco(c.value, context) : normalizeCloudTrail(c.value, context)
       if (result.ok) drafts.push(result.event)
       else {
         const problems = result.problems.map((p) => ({ path: joinPath(c.path, p.path), message: p.message }))
-        rejected.push({ seq: at, item: { index: c.index, problems, original: c.original() } })
+        rejected.push({
+          seq: at,
+          item: withFile({ index: c.index, problems, original: c.original() }, { file }),
+        })
       }
     }
     for (const event of drafts) {
@@ -167,6 +178,10 @@ function selfIdentityMatcher(identities: readonly string[]): (arn: string) => bo
     const role = /^arn:([^:]+):sts::([^:]*):assumed-role\/([^/]+)\//.exec(arn)
     return matches(arn, role ? `arn:${role[1]}:iam::${role[2]}:role/${role[3]}` : undefined)
   }
+}
+
+function withFile(item: InvalidItem, from: { file?: string }): InvalidItem {
+  return from.file === undefined ? item : { ...item, file: from.file }
 }
 
 function joinPath(prefix: string, path: string): string {

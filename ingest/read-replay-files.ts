@@ -56,7 +56,7 @@ async function readFileItems(
   const limits = { maxItems: Number.POSITIVE_INFINITY, maxDepth }
   const addLine = (line: string) => {
     for (const item of splitJsonItems(line, limits)) {
-      items.push({ ...item, index: items.length } as JsonItem)
+      items.push({ ...item, index: items.length, file } as JsonItem)
       onItem(items.length)
     }
   }
@@ -72,7 +72,7 @@ async function readFileItems(
   }
   if (mode === 'document') {
     for (const item of splitJsonItems(pending.join('\n'), limits)) {
-      items.push(item)
+      items.push({ ...item, file })
       onItem(items.length)
     }
   }

@@ -3,9 +3,10 @@
 // beyond 2^53 (Falco's 19-digit `evt.time`) are kept as their decimal strings instead of being rounded.
 import { NerveError } from '../runtime/errors.ts'
 
+/** `file`: set by read-replay-files, so rejections can name the file they came from. */
 export type JsonItem =
-  | { index: number; value: unknown; error?: undefined; original(): string }
-  | { index: number; value?: undefined; error: string; original(): string }
+  | { index: number; value: unknown; error?: undefined; original(): string; file?: string }
+  | { index: number; value?: undefined; error: string; original(): string; file?: string }
 
 export type SplitLimits = { maxItems: number; maxDepth: number }
 

@@ -34,6 +34,7 @@ describe('readReplayFiles', () => {
       { via: 'replay', receivedAt: 0 },
     )
     expect(decoded.invalid).toEqual([])
+    expect(replay[1]?.items[0]?.file).toBe(files[1])
     expect(decoded.events.map((e) => e.side)).toEqual([
       'edge',
       'core',
@@ -44,6 +45,29 @@ describe('readReplayFiles', () => {
       'core',
     ])
     expect(decoded.events.every((e) => e.via === 'replay')).toBe(true)
+  })
+
+  it('names the file of a rejected item, and applies links learned in a later file to earlier ones', async () => {
+    const dir = tempDir('nerve-replay')
+    const podIdentity = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n')
+    const use = JSON.parse(
+      read('cloudtrail/stratus-red-team-detonation-logs.ndjson').split('\n')[0] as string,
+    )
+    use.userIdentity.accessKeyId = 'ASIA37QFXJP5MQOWRZ6Q'
+    use.eventTime = '2024-04-16T10:00:00Z'
+    const first = join(dir, 'uses.ndjson')
+    const second = join(dir, 'issuers.ndjson')
+    writeFileSync(first, `${JSON.stringify(use)}\n{"eventTime":"soon"}\n`)
+    writeFileSync(second, `${podIdentity[2]}\n`)
+    const replay = await readReplayFiles([first, second], { maxDepth: 64 })
+    const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
+    const decoded = decoder.decode(
+      'any',
+      replay.flatMap((f) => f.items),
+      { via: 'replay', receivedAt: 0 },
+    )
+    expect(decoded.events[0]?.agent).toEqual({ id: 'ns-a/app1', resolved_by: 'stitched' })
+    expect(decoded.invalid.map((i) => [i.file, i.index])).toEqual([[first, 1]])
   })
 
   it('writes progress lines for long inputs through the injected writer', async () => {
