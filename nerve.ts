@@ -4,9 +4,11 @@ import { createWriteStream } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { Bus } from './bus/bus.ts'
 import { createEmbeddedBus } from './bus/embedded-bus.ts'
-import { createKafkaBus } from './bus/kafka-bus.ts'
+import { createKafkaBus, type KafkaBus } from './bus/kafka-bus.ts'
+import { correlatorStateTopic } from './bus/topics.ts'
+import { createKeyValueCheckpointStore, type PartitionCheckpoint } from './correlate/checkpoint-store.ts'
 import { createReplay } from './correlate/replay-correlations.ts'
-import { startCorrelate } from './correlate/start-correlate.ts'
+import { checkpointKey, startCorrelate } from './correlate/start-correlate.ts'
 import { createEventDecoder } from './ingest/decode-events.ts'
 import { readReplayFiles } from './ingest/read-replay-files.ts'
 import { startIngest } from './ingest/start-ingest.ts'
@@ -213,12 +215,30 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   const metrics = createMetrics()
   const now = Date.now
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
-  const bus = await openBus(config, { log, metrics })
+  const { bus, kafka } = await openBus(config, { log, metrics })
   const http = createHttpServer(config.http, { log, metrics, ingestToken: token.token })
+  if (kafka) http.addReadinessCheck('kafka_bus', () => kafka.readiness())
   const started: Started[] = []
   const deps = { bus, log, metrics, now }
-  if (stages.includes('ingest')) started.push(await startIngest(config, deps))
-  if (stages.includes('correlate')) started.push(await startCorrelate(config, deps))
+  if (stages.includes('ingest')) {
+    const ingest = await startIngest(config, deps)
+    started.push(ingest)
+    for (const topic of kafka ? config.kafka.cloudtrail_topics : []) {
+      await kafka?.subscribeRaw(topic, config.kafka.cloudtrail_group, (batch) =>
+        ingest.cloudTrailTopicReader.handle(topic, batch, now()),
+      )
+    }
+  }
+  if (stages.includes('correlate')) {
+    // On Kafka, partitions move between correlate instances: checkpoints live in a compacted topic.
+    const checkpoints = kafka
+      ? createKeyValueCheckpointStore(
+          await kafka.openKeyValueLog<PartitionCheckpoint>(correlatorStateTopic),
+          checkpointKey,
+        )
+      : undefined
+    started.push(await startCorrelate(config, { ...deps, checkpoints }))
+  }
   if (stages.includes('sinks')) started.push(await startSinks(config, deps))
   for (const stage of started) {
     http.addRoutes(stage.routes ?? [])
@@ -249,9 +269,15 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   return 0
 }
 
-async function openBus(config: Config, deps: { log: Logger; metrics: Metrics }): Promise<Bus> {
-  if (config.kafka.brokers.length > 0) return createKafkaBus(config.kafka, deps)
-  return createEmbeddedBus(
+async function openBus(
+  config: Config,
+  deps: { log: Logger; metrics: Metrics },
+): Promise<{ bus: Bus; kafka?: KafkaBus }> {
+  if (config.kafka.brokers.length > 0) {
+    const kafka = await createKafkaBus(config.kafka, deps)
+    return { bus: kafka, kafka }
+  }
+  const bus = createEmbeddedBus(
     {
       dataDir: config.data_dir,
       partitions: config.bus.partitions,
@@ -260,6 +286,7 @@ async function openBus(config: Config, deps: { log: Logger; metrics: Metrics }):
     },
     deps,
   )
+  return { bus }
 }
 
 function announce(
@@ -297,19 +324,27 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   const config = readConfig(values)
   const progress = (line: string) => process.stderr.write(`${line}\n`)
   const read = await readReplayFiles(files, { maxDepth: config.http.max_depth, progress })
-  const decoder = createEventDecoder(config)
-  const events: NormalizedEvent[] = []
-  const summary = { read: 0, invalid: 0, skipped: 0, duplicate: 0, late: 0, correlations: 0 }
-  for (const file of read) {
-    const decoded = decoder.decode('any', file.items, { via: 'replay', receivedAt: 0 })
-    events.push(...decoded.events)
-    summary.invalid += decoded.invalid.length
-    summary.skipped += Object.values(decoded.skipped).reduce((a, b) => a + (b ?? 0), 0)
-    for (const bad of decoded.invalid.slice(0, 20)) {
-      const why = bad.problems.map((p) => `${p.path || '/'} ${p.message}`).join('; ')
-      process.stderr.write(`replay: ${file.file}: item ${bad.index} rejected: ${why}\n`)
-    }
+  // One decode over every file: a credential issued in a later file still stitches earlier uses.
+  const decoded = createEventDecoder(config).decode(
+    'any',
+    read.flatMap((f) => f.items),
+    { via: 'replay', receivedAt: 0 },
+  )
+  const events = decoded.events
+  const summary = {
+    read: 0,
+    invalid: decoded.invalid.length,
+    skipped: Object.values(decoded.skipped).reduce((a, b) => a + (b ?? 0), 0),
+    duplicate: 0,
+    late: 0,
+    correlations: 0,
   }
+  for (const bad of decoded.invalid.slice(0, 20)) {
+    const why = bad.problems.map((p) => `${p.path || '/'} ${p.message}`).join('; ')
+    process.stderr.write(`replay: ${bad.file ?? 'input'}: item ${bad.index} rejected: ${why}\n`)
+  }
+  if (decoded.invalid.length > 20)
+    process.stderr.write(`replay: … and ${decoded.invalid.length - 20} more rejected\n`)
   summary.read = events.length + summary.invalid + summary.skipped
   if (order === 'time') events.sort(byEventTime)
   const out: NodeJS.WritableStream = values.out ? createWriteStream(values.out as string) : process.stdout

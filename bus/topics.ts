@@ -1,5 +1,5 @@
 // Every topic, once: who writes and who reads each is said here and nowhere else.
-import type { Correlation, NormalizedEvent, RevokeOutcome } from '../schemas/types.ts'
+import type { Correlation, IdentityLink, NormalizedEvent, RevokeOutcome } from '../schemas/types.ts'
 import type { Topic } from './bus.ts'
 
 const topic = <T>(name: string): Topic<T> => ({ name })
@@ -52,3 +52,5 @@ export const deadLetterTopic = topic<DeadLetter>('nerve.dead-letter.v1')
 export const lateEventsTopic = topic<LateEvent>('nerve.late-events.v1')
 /** Revoke decisions and delivery outcomes, keyed by agent id. Sinks (revoke dispatcher) → sinks (store, Elasticsearch). */
 export const revokeOutcomesTopic = topic<RevokeOutcome>('nerve.revoke-outcomes.v1')
+/** Credential links learned by ingest, keyed by access key id. Ingest → every ingest instance. */
+export const identityLinksTopic = topic<IdentityLink>('nerve.identity-links.v1')

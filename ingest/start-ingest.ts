@@ -1,22 +1,35 @@
-// Wires the receivers to the bus: one decoder (registry + learned links, persisted in the data dir), one
-// bounded publisher, the routes for the shared HTTP server, and a readiness check.
+// Wires the receivers to the bus: one decoder (registry + learned links, persisted in the data dir and
+// shared with the other ingest instances), one bounded publisher, the routes for the shared HTTP server,
+// the reader for CloudTrail topics on Kafka, and a readiness check.
+import { hostname } from 'node:os'
 import type { Bus } from '../bus/bus.ts'
 import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
 import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
+import { type CloudTrailTopicReader, createCloudTrailTopicReader } from './cloudtrail-topic-reader.ts'
 import { createEventDecoder } from './decode-events.ts'
 import { createFalcoReceiver } from './falco-receiver.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
+import { type IdentityLinkSharing, startIdentityLinkSharing } from './share-identity-links.ts'
 
-export type IngestDeps = { bus: Bus; log: Logger; metrics: Metrics; now: () => number }
+export type IngestDeps = {
+  bus: Bus
+  log: Logger
+  metrics: Metrics
+  now: () => number
+  /** Names this instance's consumer group for shared identity links; default: the host name. */
+  instance?: string
+}
 
 export type Ingest = {
   routes: Route[]
   readiness: Record<string, ReadinessCheck>
+  /** For kafka.cloudtrail_topics: the caller subscribes the raw topics and hands their batches here. */
+  cloudTrailTopicReader: CloudTrailTopicReader
   /** Waits for publishes in flight; the caller closes the HTTP server first and the bus after. */
   close(): Promise<void>
 }
@@ -28,9 +41,11 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     'nerve_ingest_identity_links_learned_total',
     'Credential links learned.',
   )
+  let sharing: IdentityLinkSharing | undefined
   const decoder = createEventDecoder(config, {
     onLink: (link) => {
       learned.inc()
+      sharing?.share(link)
       try {
         linksFile.append(link)
       } catch (err) {
@@ -40,6 +55,12 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   })
   const links = linksFile.load()
   decoder.addLinks(links)
+  sharing = await startIdentityLinkSharing({
+    bus: deps.bus,
+    log,
+    group: `nerve-ingest-links-${deps.instance ?? hostname()}`,
+    onLinks: (shared) => decoder.addLinks(shared),
+  })
   log.info({ links: links.length, agents: config.agents.length }, 'Ingest started.')
   const publisher = createDecodedPublisher(
     { maxPending: config.ingest.max_pending_publishes },
@@ -50,7 +71,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     method: 'GET',
     url: '/v1/agents',
     // Identifiers (ARNs, pods, access key ids): open on loopback, the ingest token when reachable from outside.
-    auth: isLoopback(config.http.host) ? 'none' : 'ingest',
+    auth: 'read',
     handle: async (req) => {
       const limit = Math.max(1, Math.min(Number(req.query.limit) || 1000, 10_000))
       const agents = decoder.agents()
@@ -71,10 +92,10 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
         return ok ? { ok } : { ok, detail: `${pending} publishes waiting for the bus` }
       },
     },
-    close: () => publisher.drain(),
+    cloudTrailTopicReader: createCloudTrailTopicReader(config.http, { ...receiverDeps, bus: deps.bus }),
+    close: async () => {
+      await publisher.drain()
+      await sharing?.close()
+    },
   }
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }

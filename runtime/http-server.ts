@@ -51,8 +51,12 @@ export type RouteResponse = { status: number; body: unknown; headers?: Record<st
 export type Route = {
   method: 'GET' | 'POST'
   url: string
-  /** `ingest`: needs the ingest token (bearer, ?token=, X-Amz-Firehose-Access-Key) or a verified client cert. */
-  auth: 'ingest' | 'none'
+  /**
+   * `ingest`: needs the ingest token (bearer, ?token=, X-Amz-Firehose-Access-Key) or a verified client cert.
+   * `read`: reads that show identifiers (ARNs, access key ids, command lines): open while the server listens
+   * on loopback only, the ingest token as soon as it is reachable from elsewhere.
+   */
+  auth: 'ingest' | 'read' | 'none'
   handle(req: RouteRequest): Promise<RouteResponse>
   /** Answers errors its own way (Firehose expects its own body shape). */
   formatError?(err: NerveError, req: RouteRequest): RouteResponse
@@ -87,6 +91,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     'status',
   ])
   const expectedToken = Buffer.from(deps.ingestToken)
+  const loopbackOnly = isLoopbackHost(config.host)
 
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
@@ -149,7 +154,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
           }
           let res: RouteResponse
           try {
-            if (route.auth === 'ingest' && !authorized(req)) {
+            if ((route.auth === 'ingest' || (route.auth === 'read' && !loopbackOnly)) && !authorized(req)) {
               throw new NerveError(
                 'UNAUTHORIZED',
                 'A valid ingest token is required (Authorization: Bearer <token>).',
@@ -190,6 +195,10 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     close: () => app.close(),
     inject: app.inject.bind(app),
   }
+}
+
+function isLoopbackHost(host: string): boolean {
+  return /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)
 }
 
 function constantTimeEqual(a: Buffer, b: Buffer): boolean {

@@ -305,3 +305,18 @@ export type RevokeOutcome = {
   attempts: number
   http_status?: number
 }
+
+/** A learned credential link (DESIGN.md "Identity"): the key an STS call issued, and to whom. */
+export type IdentityLink = {
+  access_key_id: string
+  k8s_namespace?: string
+  k8s_service_account?: string
+  k8s_pod?: string
+  k8s_pod_uid?: string
+  cluster?: string
+  role_arn?: string
+  /** Event time of the issuing call, epoch ms. */
+  issued_at: number
+  /** Credential expiry, epoch ms. */
+  expires: number
+}

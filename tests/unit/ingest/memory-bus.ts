@@ -5,7 +5,7 @@ export type MemoryBus = Bus & {
   published: Map<string, BusRecord<unknown>[]>
   records<T>(topic: Topic<T>): BusRecord<T>[]
   /** Next publishes run this first (to fail or to hold them). */
-  before?: () => Promise<void>
+  before?: (topic: Topic<unknown>) => Promise<void>
 }
 
 export function createMemoryBus(): MemoryBus {
@@ -14,7 +14,7 @@ export function createMemoryBus(): MemoryBus {
     published,
     records: <T>(topic: Topic<T>) => (published.get(topic.name) ?? []) as BusRecord<T>[],
     publish: async (topic, records) => {
-      await bus.before?.()
+      await bus.before?.(topic)
       const list = published.get(topic.name) ?? []
       list.push(...(records as BusRecord<unknown>[]))
       published.set(topic.name, list)

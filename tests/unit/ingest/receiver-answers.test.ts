@@ -124,7 +124,9 @@ describe('receiver answers', () => {
   it('answers 429 with Retry-After when publishes are pending beyond the bound, 503 when the bus fails', async () => {
     const h = await startHarness({ maxPending: 1 })
     let release: () => void = () => {}
-    h.bus.before = () => new Promise<void>((r) => (release = r))
+    // Hold the events only: learned identity links are shared on their own topic meanwhile.
+    h.bus.before = (topic) =>
+      topic === eventsTopic ? new Promise<void>((r) => (release = r)) : Promise.resolve()
     const first = h.server.inject({ method: 'POST', url: '/v1/falco', payload: alerts[0], headers: auth })
     await waitFor(() => h.ingest.readiness.ingest?.().ok === false, { what: 'a pending publish' })
     const second = await h.server.inject({
@@ -168,7 +170,9 @@ describe('Firehose', () => {
   it('does not publish a redelivered request id twice, even while the first is still in flight', async () => {
     const h = await startHarness({ maxPending: 1 })
     let release: () => void = () => {}
-    h.bus.before = () => new Promise<void>((r) => (release = r))
+    // Hold the events only: learned identity links are shared on their own topic meanwhile.
+    h.bus.before = (topic) =>
+      topic === eventsTopic ? new Promise<void>((r) => (release = r)) : Promise.resolve()
     const first = h.server.inject({
       method: 'POST',
       url: '/v1/cloudtrail/firehose',

@@ -58,6 +58,28 @@ describe('http server', () => {
     }
   })
 
+  it('serves reads openly on loopback and asks for the token when reachable from elsewhere', async () => {
+    const read: Route = {
+      ...echo,
+      method: 'GET',
+      auth: 'read',
+      handle: async () => ({ status: 200, body: {} }),
+    }
+    const { server } = makeServer([read])
+    expect((await server.inject({ method: 'GET', url: '/v1/echo' })).statusCode).toBe(200)
+
+    const rt = createTestRuntime()
+    const exposed = createHttpServer({ ...loadConfig().http, host: '0.0.0.0' }, { ...rt, ingestToken: token })
+    exposed.addRoutes([read])
+    expect((await exposed.inject({ method: 'GET', url: '/v1/echo' })).statusCode).toBe(401)
+    const withToken = await exposed.inject({
+      method: 'GET',
+      url: '/v1/echo',
+      headers: { authorization: `Bearer ${token}` },
+    })
+    expect(withToken.statusCode).toBe(200)
+  })
+
   it('answers 401 with a code and a message without a valid token', async () => {
     const { server } = makeServer([echo])
     for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${token}` }]) {
