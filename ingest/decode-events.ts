@@ -89,7 +89,13 @@ export function createEventDecoder(
           item: withFile({ index: item.index, problems, original: item.original() }, item),
         })
       } else if (kind === 'falco' || (kind === 'any' && looksLikeFalco(item.value))) {
-        const candidate = { ...item, path: '', via: ctx.via ?? falcoVia(item.value) }
+        const candidate: Candidate = {
+          index: item.index,
+          path: '',
+          value: item.value,
+          via: ctx.via ?? falcoVia(item.value),
+          original: item.original,
+        }
         candidates.push({ seq: seq++, falco: true, candidate, file: item.file })
       } else {
         const unwrapped: Unwrapped = { records: [], skipped, invalid: [] }
@@ -129,14 +135,15 @@ export function createEventDecoder(
       const link = resolver.learn(event)
       if (link) deps.onLink?.(link)
     }
-    const events = drafts.map((event) => resolver.resolve(event))
-    rejected.sort((a, b) => a.seq - b.seq)
-    return {
-      events,
-      invalid: rejected.map((r) => r.item),
-      skipped: countSkips(skipped),
-      internal: events.filter((e) => e.edge?.internal).length,
+    const events: NormalizedEvent[] = []
+    let internal = 0
+    for (const draft of drafts) {
+      const event = resolver.resolve(draft)
+      if (event.edge?.internal) internal++
+      events.push(event)
     }
+    rejected.sort((a, b) => a.seq - b.seq)
+    return { events, invalid: rejected.map((r) => r.item), skipped: countSkips(skipped), internal }
   }
 
   return {

@@ -19,18 +19,24 @@ export function normalizeFalcoAlert(alert: FalcoAlert, ctx: NormalizeContext): N
   const hostname = alert.hostname ?? ''
   const fields: Fields = alert.output_fields ?? {}
   const hash = contentHash([hostname, source, alert.rule, time.canonical, fields])
-  const base = {
-    time: time.ms,
-    time_ns: time.ns,
-    time_original: alert.time,
-    received_at: ctx.receivedAt,
-    via: ctx.via,
-    raw: alert,
-  }
+  // Objects are written out key by key, in the order the published bytes have: object spreads of these
+  // shapes cost more than the rest of the normalization together.
   if (source === 'aws_cloudtrail') {
-    const core = cloudTrailCore(fields, ctx)
-    const id = text(fields['ct.id']) ?? `falco-ct-${hash}`
-    return { ok: true, event: { ...base, id, side: 'core', identity: cloudTrailIdentity(fields), core } }
+    return {
+      ok: true,
+      event: {
+        time: time.ms,
+        time_ns: time.ns,
+        time_original: alert.time,
+        received_at: ctx.receivedAt,
+        via: ctx.via,
+        raw: alert,
+        id: text(fields['ct.id']) ?? `falco-ct-${hash}`,
+        side: 'core',
+        identity: cloudTrailIdentity(fields),
+        core: cloudTrailCore(fields, ctx),
+      },
+    }
   }
   const edge: EdgeFields = {
     rule: alert.rule,
@@ -41,9 +47,23 @@ export function normalizeFalcoAlert(alert: FalcoAlert, ctx: NormalizeContext): N
     output: alert.output ?? '',
     output_fields: fields,
     internal: isInternal(source, alert.rule),
-    ...details(fields),
   }
-  return { ok: true, event: { ...base, id: hash, side: 'edge', identity: edgeIdentity(fields, edge), edge } }
+  addDetails(edge, fields)
+  return {
+    ok: true,
+    event: {
+      time: time.ms,
+      time_ns: time.ns,
+      time_original: alert.time,
+      received_at: ctx.receivedAt,
+      via: ctx.via,
+      raw: alert,
+      id: hash,
+      side: 'edge',
+      identity: edgeIdentity(fields, edge),
+      edge,
+    },
+  }
 }
 
 /** Falco's own messages (metrics snapshots, drops) and Falcosidekick's test event are not anomalies. */
@@ -89,7 +109,8 @@ function image(fields: Fields): string | undefined {
   return tag ? `${repository}:${tag}` : repository
 }
 
-function details(fields: Fields): Pick<EdgeFields, 'process' | 'network' | 'file' | 'user'> {
+/** process, network, file and user picked from output_fields, each only when Falco printed some of it. */
+function addDetails(edge: EdgeFields, fields: Fields): void {
   const process = compact({
     name: text(fields['proc.name']),
     cmdline: text(fields['proc.cmdline']),
@@ -107,7 +128,10 @@ function details(fields: Fields): Pick<EdgeFields, 'process' | 'network' | 'file
   const fdName = text(fields['fd.name'])
   const file = compact({ path: fdName?.startsWith('/') && !fdName.includes('->') ? fdName : undefined })
   const user = compact({ name: text(fields['user.name']), uid: integer(fields['user.uid']) })
-  return compact({ process, network, file, user }) ?? {}
+  set(edge, 'process', process)
+  set(edge, 'network', network)
+  set(edge, 'file', file)
+  set(edge, 'user', user)
 }
 
 function cloudTrailCore(fields: Fields, ctx: NormalizeContext): CoreFields {
