@@ -41,36 +41,59 @@ export function parseJson(text: string): unknown {
   return JSON.parse(bigIntegersAsStrings(text))
 }
 
-// A long digit run at the start or right after `:`, `,` or `[`: where a number value starts (strings are ruled out below).
-const integerRun = /(^|[:,[])\s*(-?\d{16,})/g
-
 /**
- * Quotes every integer literal beyond 2^53 outside strings. Native regex finds the digit runs; the quotes
- * between them (found with indexOf) tell whether a run sits inside a string.
+ * Quotes every integer literal beyond 2^53 outside strings: a run of 16 or more digits (with its minus
+ * sign) where a value starts (at the start, or after `:`, `,` or `[` and whitespace), not followed by a
+ * fraction or an exponent. Strings are stepped over with native indexOf; only the stretches between them
+ * that are long enough to hold 16 digits are read character by character.
  */
 function bigIntegersAsStrings(text: string): string {
-  integerRun.lastIndex = 0
-  let match = integerRun.exec(text)
-  if (!match) return text
   let out = ''
   let copied = 0
-  let scanned = 0
-  let inString = false
-  while (match) {
-    const digits = match[2] as string
-    const start = match.index + match[0].length - digits.length
-    const end = start + digits.length
-    for (let q = text.indexOf('"', scanned); q !== -1 && q < start; q = text.indexOf('"', q + 1)) {
-      if (!inString || !isEscaped(text, q)) inString = !inString
-    }
-    scanned = end
-    if (!inString && isWholeInteger(text, end) && !Number.isSafeInteger(Number(digits))) {
+  let at = 0
+  while (at < text.length) {
+    const open = text.indexOf('"', at)
+    const end = open === -1 ? text.length : open
+    for (let i = at; end - i >= 16; ) {
+      if (!isDigit(text.charCodeAt(i))) {
+        i++
+        continue
+      }
+      const run = i
+      while (i < end && isDigit(text.charCodeAt(i))) i++
+      const start = run > 0 && text.charCodeAt(run - 1) === 45 ? run - 1 : run
+      if (i - run < 16 || !startsValue(text, start) || !isWholeInteger(text, i)) continue
+      const digits = text.slice(start, i)
+      if (Number.isSafeInteger(Number(digits))) continue
       out += `${text.slice(copied, start)}"${digits}"`
-      copied = end
+      copied = i
     }
-    match = integerRun.exec(text)
+    if (open === -1) break
+    const close = closingQuote(text, open)
+    if (close === -1) break
+    at = close + 1
   }
   return copied === 0 ? text : out + text.slice(copied)
+}
+
+const isDigit = (c: number) => c >= 48 && c <= 57
+
+/** The quote that ends the string opened at `open`, or -1 when it is never closed. */
+function closingQuote(text: string, open: number): number {
+  let q = text.indexOf('"', open + 1)
+  while (q !== -1 && text.charCodeAt(q - 1) === 92 && isEscaped(text, q)) q = text.indexOf('"', q + 1)
+  return q
+}
+
+const whitespace = /\s/
+
+/** Whether a value can start at `start`: the text starts there, or `:`, `,` or `[` and whitespace precede it. */
+function startsValue(text: string, start: number): boolean {
+  let i = start - 1
+  while (i >= 0 && whitespace.test(text.charAt(i))) i--
+  if (i < 0) return true
+  const c = text.charCodeAt(i)
+  return c === 58 || c === 44 || c === 91
 }
 
 /** A quote preceded by an odd number of backslashes is part of the string. */

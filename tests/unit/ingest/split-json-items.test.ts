@@ -19,6 +19,18 @@ describe('splitJsonItems', () => {
     expect(parseJson('{"a":"\\"12345678901234567890"}')).toEqual({ a: '"12345678901234567890' })
   })
 
+  it('finds unsafe integers after whitespace, in arrays, at the top level and after escaped backslashes', () => {
+    expect(parseJson('{\n  "t" :\t 1715108059341081180 ,\n  "a": [ -12345678901234567890,7 ]\n}')).toEqual({
+      t: '1715108059341081180',
+      a: ['-12345678901234567890', 7],
+    })
+    expect(parseJson(' 12345678901234567890')).toBe('12345678901234567890')
+    expect(parseJson('{"s":"\\\\","n":12345678901234567890}')).toEqual({ s: '\\', n: '12345678901234567890' })
+    const numbers = '[1.12345678901234567890,12345678901234567890.5,12345678901234567890e2]'
+    expect(parseJson(numbers)).toEqual(JSON.parse(numbers))
+    expect(() => parseJson('{"s":"12345678901234567890')).toThrow(/Unterminated string/)
+  })
+
   it('splits one value, an array (with each element as written) and NDJSON (with CRLF and blank lines)', () => {
     expect(splitJsonItems(' {"a":1}\n', limits).map((i) => [i.index, i.value])).toEqual([[0, { a: 1 }]])
     const array = splitJsonItems('[ {"a":[1,2]} , "x,]" ,3 ]', limits)
