@@ -1,9 +1,11 @@
 // The embedded bus: one process, durable on local disk (embedded-storage.ts). Keys are hashed onto
 // partitions (partition-for-key.ts); each consumer group has a committed position per partition.
-// - publish: records queued in the same event-loop turn are written in one transaction (one fsync, group
-//   commit); each publish() resolves once its records are on disk and rejects, keeping none, otherwise.
+// - publish: records queued in the same event-loop turn, and the consumers' offset commits, are written in
+//   one transaction and synced off the event loop (one fdatasync, group commit; one write in flight, those
+//   queued meanwhile form the next); each publish() resolves once its records are on disk and rejects,
+//   keeping none, otherwise. Consumers see records only once they are on disk.
 // - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
-//   backoff); a publish wakes the topic's consumers at once.
+//   backoff); a durable publish wakes the topic's consumers at once.
 // - one subscription per (group, topic) in a process: a second one is a wiring mistake and is refused.
 // - retention deletes records older than retentionMs that every known group has committed past.
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
@@ -14,6 +16,7 @@ import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, T
 import { type Consumer, startConsumer } from './embedded-consumer.ts'
 import {
   type AppendRow,
+  type CommitRow,
   type EmbeddedStorage,
   openEmbeddedStorage,
   storageError,
@@ -45,7 +48,9 @@ type TopicState = {
   subscriptions: Set<Consumer>
 }
 
-type Pending = { topic: TopicState; rows: AppendRow[]; resolve(): void; reject(err: unknown): void }
+type Waiter = { resolve(): void; reject(err: unknown): void }
+type Pending = Waiter & { topic: TopicState; rows: AppendRow[] }
+type PendingCommit = Waiter & { commit: CommitRow }
 
 const deleteChunk = 5_000
 
@@ -74,7 +79,10 @@ export function createEmbeddedBus(
   const topics = new Map<string, TopicState>()
   const subscriptions = new Set<Subscription>()
   let queue: Pending[] = []
+  let commits: PendingCommit[] = []
   let flushScheduled = false
+  /** The write being synced; the next one starts when it is done. */
+  let writing: Promise<void> | undefined
   let closing: Promise<void> | undefined
   let sweeping: Promise<number> | undefined
 
@@ -112,11 +120,39 @@ export function createEmbeddedBus(
 
   for (const stored of storage.topics()) load(stored)
 
-  const flush = () => {
-    flushScheduled = false
-    if (queue.length === 0) return
+  const startWrite = (): Promise<void> => {
+    writing = flush().finally(() => {
+      writing = undefined
+      if (queue.length > 0 || commits.length > 0) scheduleFlush()
+    })
+    return writing
+  }
+  const scheduleFlush = () => {
+    if (flushScheduled || writing) return
+    flushScheduled = true
+    setImmediate(() => {
+      flushScheduled = false
+      if (!writing) void startWrite()
+    })
+  }
+
+  const failWrite = (err: unknown, rows: AppendRow[], waiters: Waiter[]) => {
+    const error = storageError(err, 'publishing')
+    telemetry.error(error.code, 'publish', rows.length)
+    log.error(
+      { error_code: error.code, records: rows.length, err },
+      'Publish failed; nothing was written and the caller was told to retry.',
+    )
+    for (const waiter of waiters) waiter.reject(error)
+  }
+
+  const flush = async () => {
+    if (queue.length === 0 && commits.length === 0) return
     const batch = queue
+    const batchCommits = commits
     queue = []
+    commits = []
+    const waiters: Waiter[] = [...batch, ...batchCommits]
     const nextHeads = new Map<TopicState, number[]>()
     const rows: AppendRow[] = []
     for (const pending of batch) {
@@ -129,16 +165,24 @@ export function createEmbeddedBus(
       }
     }
     try {
-      storage.append(rows, now())
-    } catch (err) {
-      const error = storageError(err, 'publishing')
-      telemetry.error(error.code, 'publish', rows.length)
-      log.error(
-        { error_code: error.code, records: rows.length, err },
-        'Publish failed; nothing was written and the caller was told to retry.',
+      storage.write(
+        rows,
+        batchCommits.map((c) => c.commit),
+        now(),
       )
-      for (const pending of batch) pending.reject(error)
-      return
+    } catch (err) {
+      return failWrite(err, rows, waiters)
+    }
+    try {
+      await storage.sync()
+    } catch (err) {
+      // Not known to be on disk: take the records back so that a rejected publish keeps nothing.
+      try {
+        storage.discard(rows)
+      } catch (discardErr) {
+        log.error({ err: discardErr }, 'Could not take back records whose sync failed.')
+      }
+      return failWrite(err, rows, waiters)
     }
     for (const [t, heads] of nextHeads) {
       t.heads = heads
@@ -148,9 +192,21 @@ export function createEmbeddedBus(
         c.wake()
       }
     }
-    telemetry.received(rows.length)
-    for (const pending of batch) pending.resolve()
+    if (rows.length > 0) telemetry.received(rows.length)
+    for (const waiter of waiters) waiter.resolve()
   }
+
+  /** Writes and syncs everything queued, including what is queued while it runs. */
+  const drain = async () => {
+    while (writing || queue.length > 0 || commits.length > 0) await (writing ?? startWrite())
+  }
+
+  /** A consumer's position, written with the next group commit; resolves once durable. */
+  const commitOffset = (commit: CommitRow): Promise<void> =>
+    new Promise((resolve, reject) => {
+      commits.push({ commit, resolve, reject })
+      scheduleFlush()
+    })
 
   const serialize = (value: unknown, index: number): string => {
     let text: string | undefined
@@ -178,10 +234,7 @@ export function createEmbeddedBus(
     )
     return new Promise((resolve, reject) => {
       queue.push({ topic: t, rows, resolve, reject })
-      if (!flushScheduled) {
-        flushScheduled = true
-        setImmediate(flush)
-      }
+      scheduleFlush()
     })
   }
 
@@ -215,6 +268,7 @@ export function createEmbeddedBus(
       log,
       telemetry,
       maxBatch: options.maxBatch ?? config.maxBatch,
+      commit: (partition, nextOffset) => commitOffset({ group, topicId: t.id, partition, nextOffset }),
       committed: (p) => setLagGauge(t, consumer, p),
     })
     t.subscriptions.add(consumer)
@@ -283,9 +337,10 @@ export function createEmbeddedBus(
   const close = (): Promise<void> => {
     closing ??= (async () => {
       clearInterval(sweepTimer)
-      flush()
+      await drain()
       await Promise.all([...subscriptions].map((s) => s.stop()))
       await sweeping
+      await drain()
       storage.close()
       log.info({ file: storage.file }, 'Bus closed.')
     })()

@@ -1,6 +1,6 @@
 // One subscription of the embedded bus: a loop that hands out batches of ONE partition, in offset order,
 // one batch at a time, round-robin over the partitions that have records. It commits a batch only after
-// handle() resolved; a rejected batch (or a failed read or commit) is delivered again after a capped,
+// handle() resolved (the commit joins the bus's next group commit); a rejected batch (or a failed read or commit) is delivered again after a capped,
 // jittered backoff, while the other partitions go on. It sleeps until woken by a publish (a slow poll
 // is only the fallback), and stop() lets the batch in flight finish and commit.
 import { errorCodeOf } from '../runtime/errors.ts'
@@ -27,10 +27,12 @@ export type Consumer = {
 }
 
 export type ConsumerDeps = {
-  storage: Pick<EmbeddedStorage, 'read' | 'commit'>
+  storage: Pick<EmbeddedStorage, 'read'>
   log: Logger
   telemetry: ComponentTelemetry
   maxBatch: number
+  /** Stores the group's next offset of a partition; resolves once durable. */
+  commit(partition: number, nextOffset: number): Promise<void>
   /** After each commit (for gauges). */
   committed(partition: number): void
 }
@@ -99,8 +101,11 @@ export function startConsumer<T>(
   const deliver = async (p: number) => {
     cursor = (p + 1) % t.partitions
     let batch: DeliveredRecord<T>[]
+    const from = positions[p] ?? 0
+    // Up to the head only: records past it are written but not yet on disk.
+    const limit = Math.min(deps.maxBatch, (t.heads[p] ?? 0) - from)
     try {
-      batch = storage.read(t.id, p, positions[p] ?? 0, deps.maxBatch).map((r) => ({
+      batch = storage.read(t.id, p, from, limit).map((r) => ({
         key: r.key,
         value: JSON.parse(r.value) as T,
         partition: p,
@@ -119,7 +124,7 @@ export function startConsumer<T>(
       }
     }
     try {
-      storage.commit(group, t.id, p, next)
+      await deps.commit(p, next)
     } catch (err) {
       return retryLater(p, storageError(err, 'committing'), 'commit')
     }

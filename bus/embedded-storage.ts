@@ -1,7 +1,11 @@
-// The embedded bus's disk: one SQLite file (better-sqlite3), WAL journal with synchronous=FULL so a
-// commit is on disk before it returns, and an exclusive lock so one process owns the file. Every write is
-// one transaction: a publish lands whole or not at all. Offsets are contiguous per (topic, partition).
-import { mkdirSync } from 'node:fs'
+// The embedded bus's disk: one SQLite file (better-sqlite3), WAL journal, and an exclusive lock so one
+// process owns the file. Every write is one transaction: a publish lands whole or not at all. Offsets are
+// contiguous per (topic, partition).
+// Durability: synchronous=NORMAL makes a commit write its WAL frames without waiting for the disk, and
+// sync() then fdatasyncs the WAL file on libuv's thread pool, so the event loop never waits for the disk.
+// A caller that awaits sync() after a commit has exactly what synchronous=FULL gives (the WAL is fsynced
+// before the write counts as done); checkpoints into the main file are synced by SQLite as before.
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { NerveError } from '../runtime/errors.ts'
@@ -9,6 +13,7 @@ import { NerveError } from '../runtime/errors.ts'
 export type StoredTopic = { id: number; name: string; partitions: number }
 export type StoredRecord = { offset: number; key: string; value: string }
 export type AppendRow = { topicId: number; partition: number; offset: number; key: string; value: string }
+export type CommitRow = { group: string; topicId: number; partition: number; nextOffset: number }
 
 export type EmbeddedStorage = {
   readonly file: string
@@ -18,13 +23,16 @@ export type EmbeddedStorage = {
   heads(topicId: number): number[]
   /** First retained offset of a partition, or undefined when it holds no record. */
   lowOffset(topicId: number, partition: number): number | undefined
-  /** Writes the rows in one transaction. */
-  append(rows: readonly AppendRow[], publishedAt: number): void
+  /** Writes the rows and the group positions in one transaction; durable once sync() resolves. */
+  write(rows: readonly AppendRow[], commits: readonly CommitRow[], publishedAt: number): void
+  /** Resolves once every transaction written so far is on disk (fdatasync of the WAL, off the loop). */
+  sync(): Promise<void>
+  /** Deletes rows that were written but could not be made durable (their publish is rejected). */
+  discard(rows: readonly AppendRow[]): void
   read(topicId: number, partition: number, fromOffset: number, limit: number): StoredRecord[]
   committed(group: string, topicId: number): Map<number, number>
   /** Makes the group known (it then holds retention) at these positions, unless it already is. */
   register(group: string, topicId: number, positions: readonly number[]): void
-  commit(group: string, topicId: number, partition: number, nextOffset: number): void
   /** Lowest committed position of any known group, or undefined when no group reads the topic. */
   minCommitted(topicId: number, partition: number): number | undefined
   /** First offset in [from, to) published at or after `time`. */
@@ -83,7 +91,7 @@ function openDatabase(file: string, maxBytes: number | undefined): Database.Data
     // until close, so a second nerve on the same data_dir fails at once instead of corrupting offsets.
     db.pragma('locking_mode = EXCLUSIVE')
     db.pragma('journal_mode = WAL')
-    db.pragma('synchronous = FULL')
+    db.pragma('synchronous = NORMAL')
     const version = db.pragma('user_version', { simple: true }) as number
     if (version > schemaVersion) {
       throw new NerveError('BUS_UNAVAILABLE', `${file} was written by a newer nerve (schema ${version}).`)
@@ -153,6 +161,9 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     deleteBelow: db.prepare<[number, number, number]>(
       'DELETE FROM records WHERE topic_id = ? AND partition = ? AND record_offset < ?',
     ),
+    deleteOne: db.prepare<[number, number, number]>(
+      'DELETE FROM records WHERE topic_id = ? AND partition = ? AND record_offset = ?',
+    ),
   }
 
   const createTopic = db.transaction((name: string, partitions: number): StoredTopic => {
@@ -161,9 +172,26 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     return { id, name, partitions }
   })
 
-  const append = db.transaction((rows: readonly AppendRow[], publishedAt: number) => {
-    for (const r of rows) q.insert.run(r.topicId, r.partition, r.offset, r.key, r.value, publishedAt)
+  const write = db.transaction((rows: readonly AppendRow[], commits: readonly CommitRow[], at: number) => {
+    for (const r of rows) q.insert.run(r.topicId, r.partition, r.offset, r.key, r.value, at)
+    for (const c of commits) q.commit.run(c.group, c.topicId, c.partition, c.nextOffset)
   })
+
+  const discard = db.transaction((rows: readonly AppendRow[]) => {
+    for (const r of rows) q.deleteOne.run(r.topicId, r.partition, r.offset)
+  })
+
+  // The WAL file exists once a transaction was written; any descriptor of it syncs its data.
+  let walFd: number | undefined
+  const sync = () =>
+    new Promise<void>((resolve, reject) => {
+      try {
+        walFd ??= openSync(`${file}-wal`, 'r+')
+      } catch (err) {
+        return reject(err)
+      }
+      fdatasync(walFd, (err) => (err ? reject(err) : resolve()))
+    })
 
   const deleteBelow = db.transaction((topicId: number, partition: number, offset: number) => {
     q.raiseFloor.run(offset, topicId, partition)
@@ -183,18 +211,20 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
         .all(topicId)
         .map((row, p) => Math.max(row.offset_floor, (q.last.get(topicId, p)?.last ?? -1) + 1)),
     lowOffset: (topicId, partition) => q.low.get(topicId, partition)?.low ?? undefined,
-    append: (rows, publishedAt) => append(rows, publishedAt),
+    write: (rows, commits, publishedAt) => write(rows, commits, publishedAt),
+    sync,
+    discard: (rows) => discard(rows),
     read: (topicId, partition, fromOffset, limit) => q.read.all(topicId, partition, fromOffset, limit),
     committed: (group, topicId) =>
       new Map(q.committed.all(group, topicId).map((row) => [row.partition, row.next_offset])),
     register: (group, topicId, positions) => register(group, topicId, positions),
-    commit: (group, topicId, partition, nextOffset) => {
-      q.commit.run(group, topicId, partition, nextOffset)
-    },
     minCommitted: (topicId, partition) => q.minCommitted.get(topicId, partition)?.low ?? undefined,
     firstPublishedSince: (topicId, partition, time, from, to) =>
       q.firstSince.get(topicId, partition, from, to, time)?.record_offset,
     deleteBelow: (topicId, partition, offset) => deleteBelow(topicId, partition, offset),
-    close: () => db.close(),
+    close: () => {
+      if (walFd !== undefined) closeSync(walFd)
+      db.close()
+    },
   }
 }
