@@ -16,9 +16,11 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   if (start === -1)
     throw new NerveError('INPUT_INVALID', 'The body is empty: expected JSON, a JSON array or NDJSON.')
   // NDJSON is recognized by its first line alone, so a large batch is never parsed as one document first.
-  const lines = nonEmptyLines(text)
-  const first = lines.length >= 2 ? tryParse(lines[0] as string) : undefined
-  if (first?.ok) return lineItems(lines, first.value, limits)
+  if (hasSecondLine(text, start)) {
+    const lines = nonEmptyLines(text)
+    const first = tryParse(lines[0] as string)
+    if (first.ok) return lineItems(lines, first.value, limits)
+  }
   const whole = tryParse(text)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
@@ -138,14 +140,20 @@ function arrayItems(text: string, values: unknown[], limits: SplitLimits): JsonI
 function depthOf(value: unknown, limit: number): number {
   if (typeof value !== 'object' || value === null) return 0
   let max = 0
-  const stack: [unknown, number][] = [[value, 1]]
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop() as [unknown, number]
+  const nodes: object[] = [value]
+  const depths: number[] = [1]
+  while (nodes.length > 0) {
+    const node = nodes.pop() as Record<string, unknown>
+    const depth = depths.pop() as number
     if (depth > max) max = depth
     if (max > limit) return max
-    const children = Array.isArray(node) ? node : Object.values(node as object)
-    for (const child of children) {
-      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+    // for…in over a parsed object sees exactly its own keys; no array of values is built per node.
+    for (const key in node) {
+      const child = node[key]
+      if (typeof child === 'object' && child !== null) {
+        nodes.push(child)
+        depths.push(depth + 1)
+      }
     }
   }
   return max
@@ -187,6 +195,12 @@ function arrayElementSpans(text: string): [number, number][] {
   return spans
 }
 
+/** Whether a non-empty line follows the one holding `start` (a single alert is not split into lines). */
+function hasSecondLine(text: string, start: number): boolean {
+  const newline = text.indexOf('\n', start)
+  return newline !== -1 && firstNonSpace(text, newline + 1) !== -1
+}
+
 function nonEmptyLines(text: string): string[] {
   const lines: string[] = []
   for (const raw of text.split('\n')) {
@@ -198,8 +212,8 @@ function nonEmptyLines(text: string): string[] {
 
 const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9
 
-function firstNonSpace(text: string): number {
-  for (let i = 0; i < text.length; i++) if (!isSpace(text.charCodeAt(i))) return i
+function firstNonSpace(text: string, from = 0): number {
+  for (let i = from; i < text.length; i++) if (!isSpace(text.charCodeAt(i))) return i
   return -1
 }
 
