@@ -37,13 +37,14 @@ export function createDecodedPublisher(
     inFlight++
     gauge.set(inFlight)
     try {
-      await Promise.all([
+      const events =
         decoded.events.length > 0
           ? deps.bus.publish(
               eventsTopic,
               decoded.events.map((event) => ({ key: event.agent.id, value: event })),
             )
-          : undefined,
+          : undefined
+      const deadLetters =
         decoded.invalid.length > 0
           ? deps.bus.publish(
               deadLetterTopic,
@@ -52,8 +53,10 @@ export function createDecodedPublisher(
                 value: deadLetter(component, item, receivedAt),
               })),
             )
-          : undefined,
-      ])
+          : undefined
+      // Both in flight at once; the common request has only events, and then no Promise.all is built.
+      if (events && deadLetters) await Promise.all([events, deadLetters])
+      else await (events ?? deadLetters)
     } catch (err) {
       if (isNerveError(err)) throw err
       throw new NerveError('BUS_UNAVAILABLE', 'The bus could not take the events; retry shortly.', {

@@ -24,7 +24,7 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   const whole = tryParse(text)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
-    return [item(0, whole.value, () => text.trim(), limits.maxDepth)]
+    return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth))]
   }
   return [{ index: 0, error: `not valid JSON: ${whole.error}`, original: () => text }]
 }
@@ -34,7 +34,7 @@ function lineItems(lines: string[], firstValue: unknown, limits: SplitLimits): J
   return lines.map((line, index) => {
     const parsed = index === 0 ? { ok: true as const, value: firstValue } : tryParse(line)
     if (!parsed.ok) return { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
-    return item(index, parsed.value, () => line, limits.maxDepth)
+    return item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth))
   })
 }
 
@@ -119,7 +119,19 @@ function tryParse(text: string): { ok: true; value: unknown } | { ok: false; err
   }
 }
 
-function item(index: number, value: unknown, original: () => string, maxDepth: number): JsonItem {
+/** `maxDepth`, or undefined when the text has too few brackets to nest deeper: nothing to walk then. */
+function shallowLimit(text: string, maxDepth: number): number | undefined {
+  let openings = 0
+  for (const bracket of ['{', '[']) {
+    for (let i = text.indexOf(bracket); i !== -1; i = text.indexOf(bracket, i + 1)) {
+      if (++openings > maxDepth) return maxDepth
+    }
+  }
+  return undefined
+}
+
+function item(index: number, value: unknown, original: () => string, maxDepth: number | undefined): JsonItem {
+  if (maxDepth === undefined) return { index, value, original }
   const depth = depthOf(value, maxDepth)
   if (depth > maxDepth) return { index, error: `nested deeper than ${maxDepth} levels`, original }
   return { index, value, original }
@@ -133,7 +145,8 @@ function arrayItems(text: string, values: unknown[], limits: SplitLimits): JsonI
     const span = spans[i]
     return span ? text.slice(span[0], span[1]) : JSON.stringify(values[i])
   }
-  return values.map((value, index) => item(index, value, original(index), limits.maxDepth))
+  const maxDepth = shallowLimit(text, limits.maxDepth)
+  return values.map((value, index) => item(index, value, original(index), maxDepth))
 }
 
 /** Depth of nested arrays/objects (a scalar is 0), counting stops once past `limit`. */

@@ -56,6 +56,11 @@ describe('splitJsonItems', () => {
   it('rejects items nested deeper than the limit, and bodies with too many items', () => {
     const [deep] = splitJsonItems(`${'{"a":'.repeat(9)}1${'}'.repeat(9)}`, limits)
     expect(deep?.error).toBe('nested deeper than 8 levels')
+    const [arrayDeep] = splitJsonItems(`[${'['.repeat(9)}${']'.repeat(9)}]`, limits)
+    expect(arrayDeep?.error).toBe('nested deeper than 8 levels')
+    // Many brackets, but in strings or side by side: shallow, accepted.
+    const [wide] = splitJsonItems(`{"s":"${'{['.repeat(9)}","a":[${'{},'.repeat(9)}{}]}`, limits)
+    expect(wide?.value).toMatchObject({ s: '{['.repeat(9) })
     expect(() => splitJsonItems(JSON.stringify(Array(101).fill(1)), limits)).toThrow(/at most 100/)
     expect(() => splitJsonItems('{}\n'.repeat(101), limits)).toThrow(/at most 100/)
     expect(() => splitJsonItems(' \n ', limits)).toThrow(/empty/)
