@@ -130,6 +130,11 @@ export function makeEvent(n: number): NormalizedEvent {
 }
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.()
+/** The JS heap plus ArrayBuffer backing stores (typed arrays live outside heapUsed). */
+const heapBytes = () => {
+  const m = process.memoryUsage()
+  return m.heapUsed + m.arrayBuffers
+}
 
 /** Small batches, as the bus hands them over: events are processed while their memory is still cached. */
 const chunk = 200
@@ -168,12 +173,12 @@ function bytesPerBufferedEvent(count: number): void {
   seed = 7
   const memory = createCorrelator(config)
   gc()
-  const before = process.memoryUsage().heapUsed
+  const before = heapBytes()
   for (let start = 0; start < count; start += chunk) {
     for (let i = 0; i < chunk; i++) memory.accept(makeEvent(start + i))
   }
   gc()
-  const after = process.memoryUsage().heapUsed
+  const after = heapBytes()
   const m = memory.stats()
   const perEvent = (after - before) / m.buffered
   const outputs = memory

@@ -1,7 +1,7 @@
 // One correlation record from a matched pair of buffered entries: ids, both events' fields, the window,
 // the score with its reasons, and the incident it joins (assigned here, in input order, for replay).
 import type { Correlation } from '../schemas/types.ts'
-import type { CoreDetail, EdgeDetail, Entry } from './agent-windows.ts'
+import type { AgentWindow, CoreDetail, EdgeDetail, EntrySlots, Who } from './agent-windows.ts'
 import { correlationId } from './correlation-id.ts'
 import type { IncidentGrouper } from './group-incidents.ts'
 import type { CompiledRule } from './match-rules.ts'
@@ -9,15 +9,23 @@ import { scoreCorrelation } from './score-correlation.ts'
 
 export function buildCorrelation(
   rule: CompiledRule,
-  e: Entry,
-  c: Entry,
+  slots: EntrySlots,
+  e: number,
+  c: number,
   incidents: IncidentGrouper,
 ): Correlation {
-  const ed = e.detail as EdgeDetail
-  const cd = c.detail as CoreDetail
-  const id = correlationId(rule.id, e.id, c.id)
-  const time = Math.max(e.time, c.time)
-  const deltaMs = c.time - e.time
+  const ed = slots.details[e] as EdgeDetail
+  const cd = slots.details[c] as CoreDetail
+  const eId = slots.ids[e] as string
+  const cId = slots.ids[c] as string
+  const eTime = slots.time[e] as number
+  const cTime = slots.time[c] as number
+  const eWho = slots.whos[e] as Who
+  const cWho = slots.whos[c] as Who
+  const agent = (slots.windows[e] as AgentWindow).key
+  const id = correlationId(rule.id, eId, cId)
+  const time = Math.max(eTime, cTime)
+  const deltaMs = cTime - eTime
   const { score, reasons } = scoreCorrelation({
     severity: rule.severity,
     priority: ed.priority,
@@ -26,33 +34,33 @@ export function buildCorrelation(
     errorCode: cd.error_code,
     deltaMs,
   })
-  const incident = incidents.assign(e.window.key, time, id, [`edge:${ed.rule}`, `core:${cd.action}`])
+  const incident = incidents.assign(agent, time, id, [`edge:${ed.rule}`, `core:${cd.action}`])
   const { side: _side, ...core } = cd
   return {
     id,
     time,
     rule: { id: rule.id, severity: rule.severity, revoke: rule.revoke, version: rule.version },
     agent: {
-      id: e.window.key,
-      resolved_by: e.who.resolved_by !== 'unresolved' ? e.who.resolved_by : c.who.resolved_by,
-      identity: { ...c.who.identity, ...e.who.identity },
+      id: agent,
+      resolved_by: eWho.resolved_by !== 'unresolved' ? eWho.resolved_by : cWho.resolved_by,
+      identity: { ...cWho.identity, ...eWho.identity },
     },
     edge: {
-      event_id: e.id,
-      time: e.time,
+      event_id: eId,
+      time: eTime,
       rule: ed.rule,
       priority: ed.priority,
-      output: e.output,
+      output: slots.outputs[e] as string,
       hostname: ed.hostname,
       source: ed.source,
       tags: [...ed.tags],
     },
-    core: { event_id: c.id, time: c.time, ...core },
+    core: { event_id: cId, time: cTime, ...core },
     delta_ms: deltaMs,
     window: { ...rule.window },
     score,
     reasons,
     incident,
-    lag_at_arrival: { edge: e.lag, core: c.lag },
+    lag_at_arrival: { edge: slots.lag[e] as number, core: slots.lag[c] as number },
   }
 }

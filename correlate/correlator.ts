@@ -13,7 +13,14 @@ import type {
   Side,
   WindowConfig,
 } from '../schemas/types.ts'
-import { createAgentWindows, Entry, type OverflowReason } from './agent-windows.ts'
+import {
+  type AgentWindow,
+  type CoreDetail,
+  createAgentWindows,
+  type EdgeDetail,
+  type OverflowReason,
+  type Who,
+} from './agent-windows.ts'
 import { buildCorrelation } from './build-correlation.ts'
 import type {
   CorrelatorChanges,
@@ -141,19 +148,24 @@ export function createCorrelator(
   }
 
   /** M1/E1: every pair the newcomer completes, in buffer order, then rule order. */
-  const probe = (x: Entry, others: readonly Entry[]): Correlation[] => {
+  const probe = (x: number, xIsEdge: boolean, window: AgentWindow): Correlation[] => {
     let found: Correlation[] | undefined
-    const xIsEdge = x.detail.side === 'edge'
-    for (const other of others) {
-      if (!other.alive) continue
-      const common = x.mask & other.mask
+    const s = windows.slots
+    const xMask = s.mask[x] as number
+    for (
+      let other = xIsEdge ? window.coreHead : window.edgeHead;
+      other !== -1;
+      other = s.next[other] as number
+    ) {
+      const common = xMask & (s.mask[other] as number)
       if (common === 0) continue
       const e = xIsEdge ? x : other
       const c = xIsEdge ? other : x
       for (const rule of rules) {
-        if ((common & (1 << rule.index)) === 0 || !bounds.inWindow(rule.index, e.time, c.time)) continue
+        if ((common & (1 << rule.index)) === 0) continue
+        if (!bounds.inWindow(rule.index, s.time[e] as number, s.time[c] as number)) continue
         found ??= []
-        found.push(buildCorrelation(rule, e, c, incidents))
+        found.push(buildCorrelation(rule, s, e, c, incidents))
       }
     }
     return found ?? noCorrelations
@@ -210,7 +222,7 @@ export function createCorrelator(
       advance(event.time)
       return ignoredResult.no_rule
     }
-    if (windows.seen.has(event.id)) {
+    if (windows.has(event.id)) {
       stats.duplicate++
       return duplicateResult
     }
@@ -219,39 +231,43 @@ export function createCorrelator(
     const lag = st === null ? 0 : Math.max(0, st - event.time)
     advance(event.time)
     const window = windows.window(key)
-    const entry = new Entry(
-      event.id,
-      event.time,
-      onTime,
-      event.time + bounds.retention(onTime),
-      seq++,
+    const isEdge = event.side === 'edge'
+    const slot = windows.insert(window, {
+      id: event.id,
+      edge: isEdge,
+      time: event.time,
+      mask: onTime,
+      expiry: event.time + bounds.retention(onTime),
+      seq: seq++,
       lag,
-      windows.who(window, event.agent.resolved_by, event.identity),
-      event.side === 'edge' ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields),
-      event.side === 'edge' ? (event.edge as EdgeFields).output : '',
-      window,
-    )
-    const correlations = probe(entry, event.side === 'edge' ? window.cores : window.edges)
-    windows.add(entry)
+      who: windows.who(window, event.agent.resolved_by, event.identity),
+      detail: isEdge ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields),
+      output: isEdge ? (event.edge as EdgeFields).output : '',
+    })
+    const correlations = probe(slot, isEdge, window)
+    windows.settle(slot)
     stats.accepted[event.side]++
     stats.correlations += correlations.length
     return correlations === noCorrelations ? bufferedResult : { correlations }
   }
 
-  const serialize = (e: Entry): SerializedEntry => {
+  const serialize = (slot: number): SerializedEntry => {
+    const s = windows.slots
+    const mask = s.mask[slot] as number
+    const detail = s.details[slot] as EdgeDetail | CoreDetail
     const serialized: SerializedEntry = {
-      side: e.detail.side,
-      agent: e.window.key,
-      id: e.id,
-      time: e.time,
-      rules: rules.filter((r) => (e.mask & (1 << r.index)) !== 0).map((r) => r.id),
-      expiry: e.expiry,
-      seq: e.seq,
-      lag: e.lag,
-      who: e.who,
-      detail: e.detail,
+      side: detail.side,
+      agent: (s.windows[slot] as AgentWindow).key,
+      id: s.ids[slot] as string,
+      time: s.time[slot] as number,
+      rules: rules.filter((r) => (mask & (1 << r.index)) !== 0).map((r) => r.id),
+      expiry: s.expiry[slot] as number,
+      seq: s.seq[slot] as number,
+      lag: s.lag[slot] as number,
+      who: s.whos[slot] as Who,
+      detail,
     }
-    if (e.detail.side === 'edge') serialized.output = e.output
+    if (detail.side === 'edge') serialized.output = s.outputs[slot] as string
     return serialized
   }
 
@@ -264,15 +280,7 @@ export function createCorrelator(
     revoked: revokes.snapshot(),
   })
 
-  const snapshot = (): CorrelatorState => {
-    const entries: Entry[] = []
-    for (const w of windows.agents.values()) {
-      for (const e of w.edges) if (e.alive) entries.push(e)
-      for (const e of w.cores) if (e.alive) entries.push(e)
-    }
-    entries.sort((a, b) => a.seq - b.seq)
-    return { ...meta(), entries: entries.map(serialize) }
-  }
+  const snapshot = (): CorrelatorState => ({ ...meta(), entries: windows.liveSlots().map(serialize) })
 
   const takeChanges = (): CorrelatorChanges => {
     const { added, removed } = windows.takeChanges()
@@ -285,19 +293,19 @@ export function createCorrelator(
       const mask = s.rules.reduce((m, id) => m | (bitOf.get(id) ?? 0), 0)
       if (mask === 0) continue
       const window = windows.window(s.agent)
-      const entry = new Entry(
-        s.id,
-        s.time,
+      const slot = windows.insert(window, {
+        id: s.id,
+        edge: s.detail.side === 'edge',
+        time: s.time,
         mask,
-        s.expiry,
-        s.seq,
-        s.lag,
-        windows.who(window, s.who.resolved_by, s.who.identity),
-        details.restore(s.detail),
-        s.output ?? '',
-        window,
-      )
-      windows.add(entry)
+        expiry: s.expiry,
+        seq: s.seq,
+        lag: s.lag,
+        who: windows.who(window, s.who.resolved_by, s.who.identity),
+        detail: details.restore(s.detail),
+        output: s.output ?? '',
+      })
+      windows.settle(slot)
     }
   }
   if (restored) {
