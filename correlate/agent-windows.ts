@@ -159,7 +159,7 @@ function hashId(id: string): number {
 }
 
 /** Estimated heap bytes of one entry (slot arrays, heap, seen table, agent share, its own strings), calibrated against the heap deltas of bench/correlator.bench.ts. */
-export const entryBytes = (id: string, output: string) => 176 + id.length + output.length
+export const entryBytes = (id: string, output: string) => 240 + id.length + output.length
 
 export function createAgentWindows(limits: {
   maxPerAgentSide: number
