@@ -182,7 +182,7 @@ export function createAgentWindows(limits: {
   let heapKey = new Float64Array(initialCapacity)
   let heapSize = 0
 
-  // Seen table: slot + 1 per cell (0 empty), linear probing, at most half full.
+  // Seen table: slot + 1 per cell (0 empty), linear probing, at most three quarters full.
   let table = new Int32Array(initialCapacity * 2)
   let tableMask = table.length - 1
 
@@ -200,14 +200,20 @@ export function createAgentWindows(limits: {
       if (known.resolved_by === resolvedBy && sameIdentity(known.identity, identity)) return known
     }
     const fresh = { resolved_by: resolvedBy, identity }
-    if (w.whos.length >= maxWhosPerAgent) w.whos.shift()
-    w.whos.push(fresh)
+    // A new array of exactly the needed length: push would reserve room for 17 per agent.
+    const kept = w.whos.length >= maxWhosPerAgent ? w.whos.slice(1) : w.whos
+    w.whos = [...kept, fresh]
     return fresh
   }
 
   // --- seen table ---
+  // has() is asked just before insert() with the same id: its hash is kept for insert.
+  let lastId = ''
+  let lastHash = 0
   const has = (id: string): boolean => {
     const h = hashId(id)
+    lastId = id
+    lastHash = h
     for (let i = h & tableMask; table[i] !== 0; i = (i + 1) & tableMask) {
       const slot = (table[i] as number) - 1
       if (s.hash[slot] === h && s.ids[slot] === id) return true
@@ -322,7 +328,7 @@ export function createAgentWindows(limits: {
     s.seq[slot] = e.seq
     s.lag[slot] = e.lag
     s.mask[slot] = e.mask
-    s.hash[slot] = hashId(e.id)
+    s.hash[slot] = e.id === lastId ? lastHash : hashId(e.id)
     s.next[slot] = -1
     if (e.edge) {
       s.edge[slot] = 1
@@ -342,7 +348,7 @@ export function createAgentWindows(limits: {
     else w.cores++
     count++
     bytes += entryBytes(e.id, e.output)
-    if (2 * (count + 1) > table.length) tableGrow()
+    if (4 * count > 3 * table.length) tableGrow()
     else tableInsert(slot)
     heapKey[heapSize] = e.expiry
     heap[heapSize] = slot

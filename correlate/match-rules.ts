@@ -142,6 +142,9 @@ function compileRule(rule: RuleConfig, defaults: WindowConfig, index: number): C
   }
 }
 
+const edgeNames = (r: CompiledRule) => r.edge.names
+const coreActions = (r: CompiledRule) => r.core.actions
+
 /** Glob results are cached per distinct rule name / action: the hot path is one Map lookup. */
 export function createRuleMatcher(rules: readonly CompiledRule[]): RuleMatcher {
   const nameCache = new Map<string, number>()
@@ -166,7 +169,7 @@ export function createRuleMatcher(rules: readonly CompiledRule[]): RuleMatcher {
 
   const edgeMask = (edge: EdgeFields): number => {
     if (edge.internal) return 0
-    let mask = globMask(nameCache, edge.rule, (r) => r.edge.names)
+    let mask = globMask(nameCache, edge.rule, edgeNames)
     if (mask === 0) return 0
     const rank = priorityRank(edge.priority)
     for (const rule of rules) {
@@ -184,7 +187,7 @@ export function createRuleMatcher(rules: readonly CompiledRule[]): RuleMatcher {
   }
 
   const coreMask = (core: CoreFields): number => {
-    let mask = globMask(actionCache, core.action, (r) => r.core.actions)
+    let mask = globMask(actionCache, core.action, coreActions)
     if (mask === 0) return 0
     for (const rule of rules) {
       const bit = 1 << rule.index
