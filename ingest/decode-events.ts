@@ -10,18 +10,13 @@ import {
   validateCloudTrailRecord,
   validateFalcoAlert,
 } from '../schemas/input-validators.ts'
-import type { Config, NormalizedEvent, Via } from '../schemas/types.ts'
+import type { Config, IdentityLink, NormalizedEvent, Via } from '../schemas/types.ts'
 import type { ValidationProblem } from '../schemas/validators.ts'
 import { compileGlobs } from './match-glob.ts'
 import { normalizeCloudTrailRecord } from './normalize-cloudtrail-record.ts'
 import { normalizeFalcoAlert } from './normalize-falco-alert.ts'
 import type { NormalizeContext, NormalizeResult, UnresolvedEvent } from './normalized-draft.ts'
-import {
-  type AgentResolver,
-  type AgentSummary,
-  createAgentResolver,
-  type IdentityLink,
-} from './resolve-agent-identity.ts'
+import { type AgentResolver, type AgentSummary, createAgentResolver } from './resolve-agent-identity.ts'
 import type { JsonItem } from './split-json-items.ts'
 import {
   type Candidate,

@@ -4,7 +4,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from '../runtime/logger.ts'
-import type { IdentityLink } from './resolve-agent-identity.ts'
+import type { IdentityLink } from '../schemas/types.ts'
 
 export type IdentityLinksFile = { load(): IdentityLink[]; append(link: IdentityLink): void; path: string }
 

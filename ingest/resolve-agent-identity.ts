@@ -11,23 +11,16 @@
 //    suffix; an IRSA identity names the service account), else the principal (role ARN), else
 //    `host:<name>`, else `unresolved:<event id>`: an event naming no one is its own agent, so it can never
 //    be joined to another (a shared `unresolved` key would pair unrelated events).
-import type { AgentConfig, AgentRef, IdentityFields, NormalizedEvent, ResolvedBy } from '../schemas/types.ts'
+import type {
+  AgentConfig,
+  AgentRef,
+  IdentityFields,
+  IdentityLink,
+  NormalizedEvent,
+  ResolvedBy,
+} from '../schemas/types.ts'
 import { compileGlob, compileGlobs } from './match-glob.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
-
-export type IdentityLink = {
-  access_key_id: string
-  k8s_namespace?: string
-  k8s_service_account?: string
-  k8s_pod?: string
-  k8s_pod_uid?: string
-  cluster?: string
-  role_arn?: string
-  /** Event time of the issuing call, epoch ms. */
-  issued_at: number
-  /** Credential expiry, epoch ms. */
-  expires: number
-}
 
 export type AgentSummary = {
   id: string
