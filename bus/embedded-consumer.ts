@@ -1,8 +1,9 @@
 // One subscription of the embedded bus: a loop that hands out batches of ONE partition, in offset order,
 // one batch at a time, round-robin over the partitions that have records. It commits a batch only after
-// handle() resolved (the commit joins the bus's next group commit); a rejected batch (or a failed read or commit) is delivered again after a capped,
-// jittered backoff, while the other partitions go on. It sleeps until woken by a publish (a slow poll
-// is only the fallback), and stop() lets the batch in flight finish and commit.
+// handle() resolved (the commit joins the bus's next group commit and is awaited before the next batch);
+// a rejected batch (or a failed read or commit) is delivered again after a capped, jittered backoff, while
+// the other partitions go on. It sleeps until woken by a publish (a slow poll is only the fallback), and
+// stop() lets the batch in flight finish and commit.
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
