@@ -40,16 +40,18 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     { data_dir: config.data_dir, revoke: config.revoke, agents: config.agents },
     deps,
   )
+  // The revoke dispatcher subscribes first: a bus that wakes its consumers in order (the embedded one) then
+  // decides a revoke before the store's write of the same correlations, which can wait.
   const subscriptions: Subscription[] = [
+    await bus.subscribe(correlationsTopic, 'nerve-revoke', (batch) =>
+      dispatcher.handle(batch.map((r) => r.value)),
+    ),
     await bus.subscribe(correlationsTopic, 'nerve-store', async (batch) => {
       store.writeCorrelations(batch.map((r) => r.value))
     }),
     await bus.subscribe(revokeOutcomesTopic, 'nerve-store-revokes', async (batch) => {
       store.writeOutcomes(batch.map((r) => r.value))
     }),
-    await bus.subscribe(correlationsTopic, 'nerve-revoke', (batch) =>
-      dispatcher.handle(batch.map((r) => r.value)),
-    ),
   ]
   dispatcher.startDelivering()
   const readiness: Record<string, ReadinessCheck> = { revoke_webhooks: dispatcher.readiness }
