@@ -72,11 +72,7 @@ const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 
   WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
 
 export function createCorrelationStore(
-  config: {
-    data_dir: string
-    /** `none` when the server listens on loopback only; `ingest` (the token) when it is reachable from outside. */
-    read_auth: Route['auth']
-  },
+  config: { data_dir: string },
   deps: { metrics: Metrics },
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
@@ -242,7 +238,7 @@ export function createCorrelationStore(
     },
     close: () => db.close(),
   }
-  return { ...store, routes: storeRoutes(store, config.read_auth) }
+  return { ...store, routes: storeRoutes(store) }
 }
 
 function incidentOf(row: IncidentRow): Incident {
@@ -254,12 +250,13 @@ function incidentOf(row: IncidentRow): Incident {
   }
 }
 
-function storeRoutes(store: Omit<CorrelationStore, 'routes'>, auth: Route['auth']): Route[] {
+function storeRoutes(store: Omit<CorrelationStore, 'routes'>): Route[] {
   const ok = (items: unknown[]) => ({ status: 200, body: { items, count: items.length } })
   const get = (url: string, handle: (req: RouteRequest) => { status: number; body: unknown }): Route => ({
     method: 'GET',
     url,
-    auth,
+    // Correlations show ARNs, access key ids and command lines: open on loopback, the token beyond it.
+    auth: 'read',
     handle: async (req) => handle(req),
   })
   return [

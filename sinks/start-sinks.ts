@@ -32,10 +32,7 @@ export type Sinks = {
 export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks> {
   const { bus } = deps
   // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
-  const store = createCorrelationStore(
-    { data_dir: config.data_dir, read_auth: isLoopback(config.http.host) ? 'none' : 'ingest' },
-    { metrics: deps.metrics },
-  )
+  const store = createCorrelationStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
   const dispatcher = createRevokeDispatcher(
     { data_dir: config.data_dir, revoke: config.revoke, agents: config.agents },
     deps,
@@ -109,5 +106,3 @@ async function startElasticsearch(
   }
   return indexer
 }
-
-const isLoopback = (host: string): boolean => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)

@@ -14,7 +14,7 @@ afterEach(() => {
 
 function openStore(dataDir = tempDir('nerve-store')) {
   const rt = createTestRuntime()
-  const store = createCorrelationStore({ data_dir: dataDir, read_auth: 'none' }, { metrics: rt.metrics })
+  const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
   stores.push(store)
   const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
   server.addRoutes(store.routes)
