@@ -4,30 +4,19 @@
 // arrays, no object per entry). Each agent links its slots per side in arrival order (prev/next); a min-heap
 // of slots by (expiry, seq) finds what expires or is shed first; an open-addressing table of id hashes
 // answers "seen?" (D1). Repeated values (who, detail) are shared objects.
-import type { FalcoPriority, IdentityFields, ResolvedBy } from '../schemas/types.ts'
+import type { Correlation, IdentityFields, ResolvedBy } from '../schemas/types.ts'
 
 /** Who an event names; interned per agent (most events of one agent carry the same identity). */
 export type Who = { resolved_by: ResolvedBy; identity: IdentityFields }
 
-export type EdgeDetail = {
-  side: 'edge'
-  rule: string
-  priority: FalcoPriority
-  source: string
-  hostname: string
-  tags: string[]
-}
+/** What a buffered edge event keeps for the correlation record (besides id, time and output). */
+export type EdgeDetail = { side: 'edge' } & Pick<
+  Correlation['edge'],
+  'rule' | 'priority' | 'source' | 'hostname' | 'tags'
+>
 
-export type CoreDetail = {
-  side: 'core'
-  action: string
-  principal: string
-  read_only?: boolean
-  error_code?: string
-  source_ip?: string
-  region?: string
-  account_id?: string
-}
+/** What a buffered core event keeps for the correlation record (besides id and time). */
+export type CoreDetail = { side: 'core' } & Omit<Correlation['core'], 'event_id' | 'time'>
 
 /** One agent's buffers: a list of slots per side, oldest arrival first (−1: none). */
 export class AgentWindow {
