@@ -1,6 +1,7 @@
 // Rule filters, compiled once at start-up: which rules can use an edge or a core event. Every
 // configuration problem is collected and reported at once (CONFIG_INVALID), each with its rule and key.
 import { NerveError } from '../runtime/errors.ts'
+import { globToRegExp } from '../runtime/glob.ts'
 import {
   type CoreFields,
   type EdgeFields,
@@ -49,15 +50,6 @@ const actionPattern = /^[a-z0-9*?-]+:[A-Za-z0-9*?]+$/
 const cacheLimit = 50_000
 
 export const priorityRank = (p: FalcoPriority): number => falcoPriorities.indexOf(p)
-
-/** `*` matches any run of characters, `?` one character; everything else literally, case-sensitive. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob
-    .split('')
-    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\/]/g, '\\$&')))
-    .join('')
-  return new RegExp(`^${body}$`)
-}
 
 /** Validates and compiles rules; throws CONFIG_INVALID naming every problem. */
 export function compileRules(rules: readonly RuleConfig[], defaults: WindowConfig): CompiledRule[] {

@@ -1,8 +1,9 @@
 // A 0–100 score for one correlation, with every factor listed so a person can see why:
 // rule severity (≤ 50) + Falco priority (≤ 20) + core action risk (≤ 20) + failed attempt (5) +
 // proximity in time (≤ 10), capped at 100.
+
+import { globToRegExp } from '../runtime/glob.ts'
 import type { FalcoPriority, ScoreReason } from '../schemas/types.ts'
-import { globToRegExp } from './match-rules.ts'
 
 export type ScoreInput = {
   severity: number

@@ -1,14 +1,12 @@
-// Globs as the config writes them: `*` any run of characters (slashes included), `?` one character,
-// everything else literal. Compiled once per pattern.
+// Config globs (runtime/glob.ts) as predicates, compiled once per pattern; a pattern without wildcards is
+// a plain comparison.
+import { globToRegExp } from '../runtime/glob.ts'
+
 export type Glob = (value: string | undefined) => boolean
 
 export function compileGlob(pattern: string): Glob {
   if (!pattern.includes('*') && !pattern.includes('?')) return (value) => value === pattern
-  const source = pattern
-    .split('')
-    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[\\^$.|+()[\]{}]/g, '\\$&')))
-    .join('')
-  const regex = new RegExp(`^${source}$`, 's')
+  const regex = globToRegExp(pattern)
   return (value) => value !== undefined && regex.test(value)
 }
 
