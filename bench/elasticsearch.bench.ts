@@ -1,7 +1,7 @@
 // The Elasticsearch sink's own cost, without a cluster:
 // 1. ECS documents built per second (edge event, core event, correlation), beside JSON.stringify of the same
 //    value: the ratio is what ECS shaping costs over shipping the value as it is.
-// 2. writeBatch over loopback HTTP to a stub that answers every bulk item 201, beside the client's own
+// 2. writeBatch over loopback HTTP to a loopback fake Elasticsearch that answers every bulk item 201, beside the client's own
 //    client.bulk with the same documents pre-built: the ratio is the indexer's overhead per request.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -44,7 +44,7 @@ function buildRates(): void {
   }
 }
 
-async function startStub(): Promise<{ url: string; close(): Promise<void> }> {
+async function startFakeElasticsearch(): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     let lines = 0
     req.on('data', (chunk: Buffer) => {
@@ -64,7 +64,7 @@ async function startStub(): Promise<{ url: string; close(): Promise<void> }> {
 }
 
 async function indexRates(): Promise<void> {
-  const stub = await startStub()
+  const fake = await startFakeElasticsearch()
   const batches = 10
   const size = 500
   const batch = (b: number): IndexItem[] =>
@@ -72,8 +72,8 @@ async function indexRates(): Promise<void> {
       topic: 'events',
       value: { ...shellInContainer, id: `${shellInContainer.id}-${b}-${i}` },
     }))
-  const config = { url: stub.url, namespace: 'bench', index_events: true, max_retries: 3 }
-  const client = new Client({ node: stub.url, maxRetries: 0, compression: false })
+  const config = { url: fake.url, namespace: 'bench', index_events: true, max_retries: 3 }
+  const client = new Client({ node: fake.url, maxRetries: 0, compression: false })
   const indexer = createElasticsearchIndexer(config, {
     log: createSilentLogger(),
     metrics: createMetrics(),
@@ -105,7 +105,7 @@ async function indexRates(): Promise<void> {
   )
   await indexer.close()
   await client.close()
-  await stub.close()
+  await fake.close()
 }
 
 export default async function run(): Promise<void> {
