@@ -341,7 +341,7 @@ export function createEmbeddedBus(
       await Promise.all([...subscriptions].map((s) => s.stop()))
       await sweeping
       await drain()
-      storage.close()
+      await storage.close()
       log.info({ file: storage.file }, 'Bus closed.')
     })()
     return closing

@@ -1,14 +1,12 @@
-// The embedded bus's disk: one SQLite file (better-sqlite3), WAL journal, and an exclusive lock so one
-// process owns the file. Every write is one transaction: a publish lands whole or not at all. Offsets are
+// The embedded bus's disk: one SQLite file (better-sqlite3), opened through runtime/sqlite-file.ts (WAL,
+// the fsync and the checkpoints off the event loop) and owned by one process. Every write is one
+// transaction: a publish lands whole or not at all, and is durable once sync() resolves. Offsets are
 // contiguous per (topic, partition).
-// Durability: synchronous=NORMAL makes a commit write its WAL frames without waiting for the disk, and
-// sync() then fdatasyncs the WAL file on libuv's thread pool, so the event loop never waits for the disk.
-// A caller that awaits sync() after a commit has exactly what synchronous=FULL gives (the WAL is fsynced
-// before the write counts as done); checkpoints into the main file are synced by SQLite as before.
-import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import { NerveError } from '../runtime/errors.ts'
+import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 
 export type StoredTopic = { id: number; name: string; partitions: number }
 export type StoredRecord = { offset: number; key: string; value: string }
@@ -45,7 +43,7 @@ export type EmbeddedStorage = {
   ): number | undefined
   /** Deletes the records below `offset`, first saving it as the partition's offset floor. */
   deleteBelow(topicId: number, partition: number, offset: number): number
-  close(): void
+  close(): Promise<void>
 }
 
 const schemaVersion = 1
@@ -84,29 +82,28 @@ export function storageError(err: unknown, doing: string): NerveError {
   })
 }
 
-function openDatabase(file: string, maxBytes: number | undefined): Database.Database {
-  const db = new Database(file, { timeout: 0 })
+/** Checks the schema version and creates the tables; caps the file for STORAGE_FULL when asked. */
+function prepareDatabase(db: Database.Database, file: string, maxBytes: number | undefined): void {
+  const version = db.pragma('user_version', { simple: true }) as number
+  if (version > schemaVersion) {
+    throw new NerveError('BUS_UNAVAILABLE', `${file} was written by a newer nerve (schema ${version}).`)
+  }
+  db.exec(`BEGIN IMMEDIATE; ${schema} PRAGMA user_version = ${schemaVersion}; COMMIT;`)
+  if (maxBytes !== undefined) {
+    const pageSize = db.pragma('page_size', { simple: true }) as number
+    db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`)
+  }
+}
+
+function openDatabase(file: string, maxBytes: number | undefined): SqliteFile {
   try {
-    // Exclusive before WAL: no shared-memory index, and the lock taken by the first write below is held
-    // until close, so a second nerve on the same data_dir fails at once instead of corrupting offsets.
-    db.pragma('locking_mode = EXCLUSIVE')
-    db.pragma('journal_mode = WAL')
-    db.pragma('synchronous = NORMAL')
-    const version = db.pragma('user_version', { simple: true }) as number
-    if (version > schemaVersion) {
-      throw new NerveError('BUS_UNAVAILABLE', `${file} was written by a newer nerve (schema ${version}).`)
-    }
-    db.exec(`BEGIN IMMEDIATE; ${schema} PRAGMA user_version = ${schemaVersion}; COMMIT;`)
-    if (maxBytes !== undefined) {
-      const pageSize = db.pragma('page_size', { simple: true }) as number
-      db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`)
-    }
-    return db
+    return openSqliteFile(file, {
+      singleOwner: {
+        onLocked: () => new NerveError('BUS_UNAVAILABLE', `${file} is in use by another process.`),
+      },
+      configure: (db) => prepareDatabase(db, file, maxBytes),
+    })
   } catch (err) {
-    db.close()
-    if ((err as { code?: unknown }).code === 'SQLITE_BUSY') {
-      throw new NerveError('BUS_UNAVAILABLE', `${file} is in use by another process.`, { cause: err })
-    }
     throw storageError(err, 'opening')
   }
 }
@@ -114,7 +111,8 @@ function openDatabase(file: string, maxBytes: number | undefined): Database.Data
 export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number } = {}): EmbeddedStorage {
   mkdirSync(dataDir, { recursive: true })
   const file = join(dataDir, 'bus.sqlite')
-  const db = openDatabase(file, opts.maxBytes)
+  const sqlite = openDatabase(file, opts.maxBytes)
+  const db = sqlite.db
 
   const q = {
     topics: db.prepare<[], StoredTopic>('SELECT id, name, partitions FROM topics'),
@@ -181,18 +179,6 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     for (const r of rows) q.deleteOne.run(r.topicId, r.partition, r.offset)
   })
 
-  // The WAL file exists once a transaction was written; any descriptor of it syncs its data.
-  let walFd: number | undefined
-  const sync = () =>
-    new Promise<void>((resolve, reject) => {
-      try {
-        walFd ??= openSync(`${file}-wal`, 'r+')
-      } catch (err) {
-        return reject(err)
-      }
-      fdatasync(walFd, (err) => (err ? reject(err) : resolve()))
-    })
-
   const deleteBelow = db.transaction((topicId: number, partition: number, offset: number) => {
     q.raiseFloor.run(offset, topicId, partition)
     return q.deleteBelow.run(topicId, partition, offset).changes
@@ -212,7 +198,7 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
         .map((row, p) => Math.max(row.offset_floor, (q.last.get(topicId, p)?.last ?? -1) + 1)),
     lowOffset: (topicId, partition) => q.low.get(topicId, partition)?.low ?? undefined,
     write: (rows, commits, publishedAt) => write(rows, commits, publishedAt),
-    sync,
+    sync: sqlite.sync,
     discard: (rows) => discard(rows),
     read: (topicId, partition, fromOffset, limit) => q.read.all(topicId, partition, fromOffset, limit),
     committed: (group, topicId) =>
@@ -222,9 +208,6 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     firstPublishedSince: (topicId, partition, time, from, to) =>
       q.firstSince.get(topicId, partition, from, to, time)?.record_offset,
     deleteBelow: (topicId, partition, offset) => deleteBelow(topicId, partition, offset),
-    close: () => {
-      if (walFd !== undefined) closeSync(walFd)
-      db.close()
-    },
+    close: () => sqlite.close(),
   }
 }

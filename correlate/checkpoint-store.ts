@@ -2,9 +2,9 @@
 // marks, and the last bus offset they include. Saved incrementally after every batch (entries added and
 // removed, plus the small meta part), so a checkpoint costs what the batch changed, not the whole state.
 // A save is durable when it resolves: the bus may commit the batch after it.
-import Database from 'better-sqlite3'
 import type { KeyValueLog } from '../bus/bus.ts'
 import { NerveError } from '../runtime/errors.ts'
+import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type {
   CorrelatorChanges,
   CorrelatorMeta,
@@ -24,14 +24,12 @@ export type CheckpointStore = {
   close(): Promise<void>
 }
 
-/** One SQLite file (WAL, synchronous=FULL): a meta row and one row per buffered entry, per partition. */
+/** One SQLite file (runtime/sqlite-file.ts): a meta row and one row per buffered entry, per partition. */
 export function createSqliteCheckpointStore(file: string): CheckpointStore {
-  let db: Database.Database
+  let sqlite: SqliteFile
   try {
-    db = new Database(file)
-    db.pragma('journal_mode = WAL')
-    db.pragma('synchronous = FULL')
-    db.exec(`
+    sqlite = openSqliteFile(file)
+    sqlite.db.exec(`
       CREATE TABLE IF NOT EXISTS correlate_meta (partition INTEGER PRIMARY KEY, offset INTEGER NOT NULL, meta TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS correlate_entries (
         partition INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL,
@@ -39,6 +37,7 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
   } catch (cause) {
     throw new NerveError('INTERNAL', `Cannot open correlator checkpoints at ${file}.`, { cause })
   }
+  const db = sqlite.db
   const selectMeta = db.prepare<[number], { offset: number; meta: string }>(
     'SELECT offset, meta FROM correlate_meta WHERE partition = ?',
   )
@@ -71,10 +70,9 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
     },
     save: async (partition, { offset, changes }) => {
       apply(partition, offset, changes)
+      await sqlite.sync()
     },
-    close: async () => {
-      db.close()
-    },
+    close: () => sqlite.close(),
   }
 }
 

@@ -3,10 +3,10 @@
 // GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
 import { errorCodeOf, NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest } from '../runtime/http-server.ts'
 import type { Metrics } from '../runtime/metrics.ts'
+import { openSqliteFile } from '../runtime/sqlite-file.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import { type ListQuery, parseListQuery } from './store-query.ts'
 
@@ -37,7 +37,9 @@ export type CorrelationStore = {
   ): { incident: Incident; correlations: Correlation[]; revokes: RevokeOutcome[] } | undefined
   revokes(query: ListQuery): RevokeOutcome[]
   routes: Route[]
-  close(): void
+  /** Resolves once every write so far is on disk: await it before the bus commits the batch. */
+  sync(): Promise<void>
+  close(): Promise<void>
 }
 
 const schema = `
@@ -77,8 +79,8 @@ export function createCorrelationStore(
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
   mkdirSync(config.data_dir, { recursive: true })
-  const db = new Database(join(config.data_dir, 'store.sqlite'))
-  db.pragma('journal_mode = WAL')
+  const sqlite = openSqliteFile(join(config.data_dir, 'store.sqlite'))
+  const db = sqlite.db
   db.exec(schema)
 
   const sql = {
@@ -236,7 +238,8 @@ export function createCorrelationStore(
       if (q.text.status) filters.status = q.text.status
       return records<RevokeOutcome>(list('revoke_outcomes', 'time', filters, q))
     },
-    close: () => db.close(),
+    sync: sqlite.sync,
+    close: sqlite.close,
   }
   return { ...store, routes: storeRoutes(store) }
 }

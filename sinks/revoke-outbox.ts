@@ -1,10 +1,13 @@
-// The revoke outbox, durable on local disk (SQLite, WAL): every decision, one delivery per decision and
-// target with its body (signed afresh on each attempt, the bytes never change), disabled targets, and the
-// outcome records waiting to be published. A decision is written before the bus offset is committed, so a
-// crash between decision and delivery loses nothing and a restart delivers what is still pending.
+// The revoke outbox, durable on local disk (SQLite through runtime/sqlite-file.ts): every decision, one
+// delivery per decision and target with its body (signed afresh on each attempt, the bytes never change),
+// disabled targets, and the outcome records waiting to be published. A decision is committed before it is
+// delivered and synced to disk before the bus offset is committed, so a crash between decision and delivery
+// loses nothing and a restart delivers what is still pending. Delivery states are committed without waiting
+// for the disk: a committed transaction survives a crash of the process; only a power loss can forget an
+// attempt, which then repeats with the same webhook-id (receivers deduplicate on it).
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
+import { openSqliteFile } from '../runtime/sqlite-file.ts'
 import type { RevokeOutcome } from '../schemas/types.ts'
 import type { PastRevoke } from './revoke-policy.ts'
 
@@ -61,7 +64,9 @@ export type RevokeOutbox = {
    * deterministic ids make harmless for every consumer.
    */
   markPublished(through: number): void
-  close(): void
+  /** Resolves once every transaction so far is on disk. */
+  sync(): Promise<void>
+  close(): Promise<void>
 }
 
 const schema = `
@@ -84,9 +89,8 @@ CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id, n);
 
 export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   mkdirSync(dataDir, { recursive: true })
-  const db = new Database(join(dataDir, 'revoke-outbox.sqlite'))
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL')
+  const sqlite = openSqliteFile(join(dataDir, 'revoke-outbox.sqlite'))
+  const db = sqlite.db
   db.exec(schema)
 
   const sql = {
@@ -201,9 +205,10 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     markPublished(through) {
       publishedThrough = Math.max(publishedThrough, through)
     },
+    sync: sqlite.sync,
     close() {
       writePublished()
-      db.close()
+      return sqlite.close()
     },
   }
 }

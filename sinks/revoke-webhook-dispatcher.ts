@@ -272,9 +272,12 @@ export function createRevokeDispatcher(
       throw err
     }
     updateGauges()
+    // Committed is enough to send (a crashed process still finds the decision); the bus commits the batch
+    // only once the decisions are on disk.
     if (delivering) deliver(deliveries)
-    // The outcomes are durable in the outbox already: publishing them need not hold up the bus commit.
+    // The outcomes are in the outbox already: publishing them need not hold up the bus commit.
     void publishOutcomes()
+    await outbox.sync()
   }
 
   return {
@@ -309,7 +312,7 @@ export function createRevokeDispatcher(
         await Promise.all([...targets.values()].map((t) => t.queue.onIdle()))
         await publishing
         for (const t of targets.values()) t.close()
-        outbox.close()
+        await outbox.close()
       })()
       return closing
     },

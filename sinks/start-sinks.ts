@@ -45,9 +45,11 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     ),
     await bus.subscribe(correlationsTopic, 'nerve-store', async (batch) => {
       store.writeCorrelations(batch.map((r) => r.value))
+      await store.sync()
     }),
     await bus.subscribe(revokeOutcomesTopic, 'nerve-store-revokes', async (batch) => {
       store.writeOutcomes(batch.map((r) => r.value))
+      await store.sync()
     }),
   ]
   dispatcher.startDelivering()
@@ -73,7 +75,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       for (const subscription of subscriptions) await subscription.stop()
       await dispatcher.close()
       await elasticsearch?.close()
-      store.close()
+      await store.close()
     },
   }
 }

@@ -8,8 +8,8 @@ import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 
 const stores: CorrelationStore[] = []
-afterEach(() => {
-  for (const s of stores.splice(0)) s.close()
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close()
 })
 
 function openStore(dataDir = tempDir('nerve-store')) {
@@ -49,7 +49,7 @@ describe('correlation store', () => {
     const c = makeCorrelation(0)
     expect(store.writeCorrelations([c, c])).toEqual({ stored: 1, duplicates: 1 })
     expect(store.writeCorrelations([c])).toEqual({ stored: 0, duplicates: 1 })
-    store.close()
+    await store.close()
     stores.pop()
     const reopened = openStore(dataDir)
     expect(reopened.store.writeCorrelations([c])).toEqual({ stored: 0, duplicates: 1 })

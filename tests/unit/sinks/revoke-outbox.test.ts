@@ -3,8 +3,8 @@ import { type DecisionEntry, openRevokeOutbox, type RevokeOutbox } from '../../.
 import { tempDir } from '../../helpers/random-names.ts'
 
 const opened: RevokeOutbox[] = []
-afterEach(() => {
-  for (const o of opened.splice(0)) o.close()
+afterEach(async () => {
+  for (const o of opened.splice(0)) await o.close()
 })
 const open = (dir: string) => {
   const outbox = openRevokeOutbox(dir)
@@ -26,13 +26,13 @@ const entry = (n: number, overrides: Partial<DecisionEntry> = {}): DecisionEntry
 })
 
 describe('revoke outbox', () => {
-  it('keeps decisions, deliveries per target and outcome records across a reopen', () => {
+  it('keeps decisions, deliveries per target and outcome records across a reopen', async () => {
     const dir = tempDir('nerve-outbox')
     const first = open(dir)
     const suppressed = entry(2, { status: 'suppressed', reason: 'below_min_score', targets: [] })
     delete suppressed.body
     expect(first.recordDecisions([entry(1), suppressed])).toHaveLength(2)
-    first.close()
+    await first.close()
     opened.pop()
 
     const again = open(dir)
@@ -54,7 +54,7 @@ describe('revoke outbox', () => {
     expect(again.unpublishedOutcomes(10).outcomes.map((o) => o.id)).toEqual(['rvk_1:1', 'rvk_2:1', 'rvk_1:2'])
   })
 
-  it('publishes each outcome once in order; after a crash only the last unwritten marks repeat', () => {
+  it('publishes each outcome once in order; after a crash only the last unwritten marks repeat', async () => {
     const dir = tempDir('nerve-outbox')
     const first = open(dir)
     first.recordDecisions([entry(1), entry(2)])
@@ -69,10 +69,10 @@ describe('revoke outbox', () => {
     // …so a process that dies now (no close) republishes only what was marked after it.
     const afterCrash = open(dir)
     expect(afterCrash.unpublishedOutcomes(10).outcomes.map((o) => o.id)).toEqual(['rvk_2:1', 'rvk_3:1'])
-    afterCrash.close()
+    await afterCrash.close()
     opened.pop()
     // A clean close writes the marks.
-    first.close()
+    await first.close()
     opened.shift()
     expect(open(dir).unpublishedOutcomes(10).outcomes).toEqual([])
   })

@@ -1,0 +1,195 @@
+// One way to open the SQLite files nerve writes (bus, checkpoints, store, outbox), so that none of them ever
+// stops the event loop for the disk:
+// - WAL with synchronous=NORMAL: a commit appends its frames without waiting for the disk; sync() then
+//   fdatasyncs the WAL on libuv's thread pool. Awaiting sync() after a commit gives what synchronous=FULL
+//   gives (the commit survives power loss) without blocking the loop on the fsync.
+// - wal_autocheckpoint=0: SQLite's automatic checkpoint would copy the WAL into the database and fsync it
+//   inside whichever commit crosses 1,000 pages, stalling that commit (and the loop) for 5–25 ms. Checkpoints
+//   run instead in a worker thread (sqlite-checkpointer.worker.mjs) on a second connection, in PASSIVE mode,
+//   which never blocks this connection's writers. Should the WAL still outgrow `maxWalBytes` (checkpoints
+//   starved by a constant stream of commits), sync() waits for one checkpoint with no write in between, so
+//   the next commit restarts the WAL from its beginning.
+// - `singleOwner`: an exclusive lock on `<file>-lock`, held until close, so a second process on the same data
+//   directory fails at once (the database itself must stay shared with the checkpointer).
+import { closeSync, fdatasync, fstatSync, openSync } from 'node:fs'
+import { Worker } from 'node:worker_threads'
+import Database from 'better-sqlite3'
+import type { NerveError } from './errors.ts'
+
+export type SqliteFile = {
+  readonly db: Database.Database
+  readonly file: string
+  /** Resolves once every transaction committed so far is on disk (fdatasync of the WAL, off the loop). */
+  sync(): Promise<void>
+  close(): Promise<void>
+}
+
+export type SqliteFileOptions = {
+  /** Hold the file alone: opening it while another connection holds it throws `onLocked()`. */
+  singleOwner?: { onLocked: () => NerveError }
+  /** Prepares the connection (pragmas such as max_page_count) before the first checkpoint can run. */
+  configure?: (db: Database.Database) => void
+  maxWalBytes?: number
+}
+
+/** How often a checkpoint may start while commits keep coming. */
+const checkpointEveryMs = 50
+const defaultMaxWalBytes = 64 * 1024 * 1024
+/** After a restart, the WAL file is truncated to this size so a burst does not keep its disk space. */
+const walSizeLimit = 16 * 1024 * 1024
+
+export function openSqliteFile(file: string, options: SqliteFileOptions = {}): SqliteFile {
+  const lock = options.singleOwner ? holdLock(`${file}-lock`, options.singleOwner.onLocked) : undefined
+  let db: Database.Database
+  try {
+    db = new Database(file, { timeout: 0 })
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    db.pragma('wal_autocheckpoint = 0')
+    db.pragma(`journal_size_limit = ${walSizeLimit}`)
+    options.configure?.(db)
+  } catch (err) {
+    lock?.close()
+    throw err
+  }
+  const maxWalBytes = options.maxWalBytes ?? defaultMaxWalBytes
+  const checkpoints = sharedCheckpointer().attach(file)
+
+  // The WAL file exists once a transaction was written; any descriptor of it syncs its data.
+  let walFd: number | undefined
+  const walDescriptor = () => {
+    walFd ??= openSync(`${file}-wal`, 'r+')
+    return walFd
+  }
+  const fdatasyncWal = () =>
+    new Promise<void>((resolve, reject) => {
+      let fd: number
+      try {
+        fd = walDescriptor()
+      } catch (err) {
+        return reject(err)
+      }
+      fdatasync(fd, (err) => (err ? reject(err) : resolve()))
+    })
+
+  let lastCheckpoint = 0
+  const sync = async () => {
+    await fdatasyncWal()
+    if (fstatSync(walDescriptor()).size > maxWalBytes) {
+      await checkpoints.run()
+      lastCheckpoint = Date.now()
+    } else if (Date.now() - lastCheckpoint >= checkpointEveryMs) {
+      lastCheckpoint = Date.now()
+      checkpoints.start()
+    }
+  }
+
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      await checkpoints.detach()
+      if (walFd !== undefined) closeSync(walFd)
+      db.close()
+      lock?.close()
+    })()
+    return closing
+  }
+
+  return { db, file, sync, close }
+}
+
+/** An exclusive lock held by a tiny SQLite database (released by the OS if the process dies). */
+function holdLock(file: string, onLocked: () => NerveError): Database.Database {
+  const lock = new Database(file, { timeout: 0 })
+  try {
+    lock.pragma('locking_mode = EXCLUSIVE')
+    lock.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS owner (pid INTEGER); COMMIT;')
+    return lock
+  } catch (err) {
+    lock.close()
+    if ((err as { code?: unknown }).code === 'SQLITE_BUSY') throw onLocked()
+    throw err
+  }
+}
+
+type Checkpoints = {
+  /** Starts a checkpoint unless one is running. */
+  start(): void
+  /** Resolves when a checkpoint started now has finished. */
+  run(): Promise<void>
+  detach(): Promise<void>
+}
+
+type Reply = { id: number; ok: boolean; error?: string }
+
+/** One checkpointer thread per process, for every open file; unref'd, so it never keeps nerve alive. */
+let checkpointer: ReturnType<typeof createCheckpointer> | undefined
+const sharedCheckpointer = () => {
+  checkpointer ??= createCheckpointer()
+  return checkpointer
+}
+
+function createCheckpointer() {
+  let worker: Worker | undefined
+  let attached = 0
+  let nextId = 0
+  const waiting = new Map<number, { resolve(): void; reject(err: Error): void }>()
+
+  const ensureWorker = () => {
+    if (worker) return worker
+    const w = new Worker(new URL('./sqlite-checkpointer.worker.mjs', import.meta.url))
+    w.unref()
+    w.on('message', (reply: Reply) => {
+      const waiter = waiting.get(reply.id)
+      waiting.delete(reply.id)
+      if (reply.ok) waiter?.resolve()
+      else waiter?.reject(new Error(reply.error))
+    })
+    w.on('error', (err) => {
+      for (const waiter of waiting.values()) waiter.reject(err)
+      waiting.clear()
+      worker = undefined
+    })
+    worker = w
+    return w
+  }
+
+  const ask = (message: { type: 'checkpoint' | 'detach'; file: string }): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++
+      waiting.set(id, { resolve, reject })
+      ensureWorker().postMessage({ ...message, id })
+    })
+
+  const attach = (file: string): Checkpoints => {
+    attached++
+    let running: Promise<void> | undefined
+    const run = (): Promise<void> => {
+      const next = (running ?? Promise.resolve()).then(() => ask({ type: 'checkpoint', file }))
+      const tracked = next.finally(() => {
+        if (running === tracked) running = undefined
+      })
+      running = tracked
+      return tracked
+    }
+    return {
+      start: () => {
+        // A failed background checkpoint is retried by the next one; the WAL keeps every commit meanwhile.
+        if (!running) run().catch(() => {})
+      },
+      run,
+      detach: async () => {
+        await running?.catch(() => {})
+        if (worker) await ask({ type: 'detach', file })
+        attached--
+        if (attached === 0 && worker) {
+          const w = worker
+          worker = undefined
+          await w.terminate()
+        }
+      },
+    }
+  }
+
+  return { attach }
+}
