@@ -1,0 +1,68 @@
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { NerveError } from '../../../runtime/errors.ts'
+import { openSqliteFile, type SqliteFile } from '../../../runtime/sqlite-file.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+
+const opened: SqliteFile[] = []
+afterEach(async () => {
+  for (const f of opened.splice(0)) await f.close()
+})
+const open = (file: string, options?: Parameters<typeof openSqliteFile>[1]) => {
+  const f = openSqliteFile(file, options)
+  opened.push(f)
+  return f
+}
+
+const record = 'x'.repeat(1400)
+
+describe('sqlite file', () => {
+  it('keeps every synced commit across a reopen', async () => {
+    const file = join(tempDir('nerve-sqlite'), 'a.sqlite')
+    const first = open(file)
+    first.db.exec('CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT)')
+    const insert = first.db.prepare('INSERT INTO t (n, v) VALUES (?, ?)')
+    for (let n = 0; n < 500; n++) {
+      insert.run(n, record)
+      await first.sync()
+    }
+    await first.close()
+    opened.pop()
+    const again = open(file)
+    expect(again.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 500 })
+  })
+
+  it('checkpoints in the background so the WAL stays bounded under a steady stream of commits', async () => {
+    const file = join(tempDir('nerve-sqlite'), 'b.sqlite')
+    const maxWalBytes = 1024 * 1024
+    const f = open(file, { maxWalBytes })
+    f.db.exec('CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT)')
+    const insert = f.db.prepare('INSERT INTO t (n, v) VALUES (?, ?)')
+    const batch = f.db.transaction((from: number) => {
+      for (let n = from; n < from + 50; n++) insert.run(n, record)
+    })
+    // 14 MB written in all, more than 10 times the WAL bound.
+    for (let from = 0; from < 10_000; from += 50) {
+      batch(from)
+      await f.sync()
+    }
+    expect(statSync(`${file}-wal`).size).toBeLessThan(4 * maxWalBytes)
+    // What was checkpointed is in the database file itself.
+    await waitFor(() => statSync(file).size > 10 * 1024 * 1024)
+    expect(f.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 10_000 })
+  })
+
+  it('lets one owner hold a file and names the problem for the next one', async () => {
+    const file = join(tempDir('nerve-sqlite'), 'c.sqlite')
+    const onLocked = () => new NerveError('BUS_UNAVAILABLE', `${file} is in use by another process.`)
+    const owner = open(file, { singleOwner: { onLocked } })
+    expect(() => openSqliteFile(file, { singleOwner: { onLocked } })).toThrow(
+      expect.objectContaining({ code: 'BUS_UNAVAILABLE', message: expect.stringContaining('in use') }),
+    )
+    await owner.close()
+    opened.pop()
+    open(file, { singleOwner: { onLocked } })
+  })
+})
