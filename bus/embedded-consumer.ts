@@ -1,9 +1,11 @@
-// One subscription of the embedded bus: a loop that hands out batches of ONE partition, in offset order,
-// one batch at a time, round-robin over the partitions that have records. It commits a batch only after
-// handle() resolved (the commit joins the bus's next group commit and is awaited before the next batch);
-// a rejected batch (or a failed read or commit) is delivered again after a capped, jittered backoff, while
-// the other partitions go on. It sleeps until woken by a publish (a slow poll is only the fallback), and
-// stop() lets the batch in flight finish and commit.
+// One subscription of the embedded bus: batches of one partition each, in offset order, one batch in flight
+// per partition and the partitions side by side (as a Kafka consumer does with its partitions): a batch
+// of one partition never waits behind the handlers and commits of the others, and their publishes and
+// commits share the bus's group commits. A batch is committed only after handle() resolved (the commit is
+// awaited before that partition's next batch); a rejected batch (or a failed read or commit) is delivered
+// again after a capped, jittered backoff, while the other partitions go on. It sleeps until woken by a
+// publish or a finished batch (a slow poll is only the fallback), and stop() lets the batches in flight
+// finish and commit.
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
@@ -57,17 +59,12 @@ export function startConsumer<T>(
   const { storage, log, telemetry } = deps
   const attempts = positions.map(() => 0)
   const blocked = new Map<number, NodeJS.Timeout>()
+  const inFlight = new Map<number, Promise<void>>()
   let stopped = false
-  let cursor = 0
   let wakeIdle = () => {}
 
-  const ready = (): number | undefined => {
-    for (let i = 0; i < t.partitions; i++) {
-      const p = (cursor + i) % t.partitions
-      if (!blocked.has(p) && (positions[p] ?? 0) < (t.heads[p] ?? 0)) return p
-    }
-    return undefined
-  }
+  const ready = (p: number) =>
+    !blocked.has(p) && !inFlight.has(p) && (positions[p] ?? 0) < (t.heads[p] ?? 0)
 
   const idle = () =>
     new Promise<void>((resolve) => {
@@ -100,7 +97,6 @@ export function startConsumer<T>(
   }
 
   const deliver = async (p: number) => {
-    cursor = (p + 1) % t.partitions
     let batch: DeliveredRecord<T>[]
     const from = positions[p] ?? 0
     // Up to the head only: records past it are written but not yet on disk.
@@ -135,12 +131,20 @@ export function startConsumer<T>(
     deps.committed(p)
   }
 
+  const start = (p: number) => {
+    const delivery = deliver(p).finally(() => {
+      inFlight.delete(p)
+      wakeIdle()
+    })
+    inFlight.set(p, delivery)
+  }
+
   const run = async () => {
     while (!stopped) {
-      const p = ready()
-      if (p === undefined) await idle()
-      else await deliver(p)
+      for (let p = 0; p < t.partitions; p++) if (ready(p)) start(p)
+      await idle()
     }
+    await Promise.all(inFlight.values())
   }
   const loop = run()
 
