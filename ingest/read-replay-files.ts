@@ -4,7 +4,6 @@
 // spread over several lines (pretty-printed JSON) is read whole. For long inputs a progress line goes to
 // the injected writer (stderr in the CLI) every `progressEveryItems` items and after each file.
 import { createReadStream, statSync } from 'node:fs'
-import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { type JsonItem, splitJsonItems } from './split-json-items.ts'
@@ -48,35 +47,55 @@ async function readFileItems(
   maxDepth: number,
   onItem: (count: number) => void,
 ): Promise<JsonItem[]> {
-  const stream = await openMaybeGzipped(file)
-  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })
   const items: JsonItem[] = []
   const pending: string[] = []
-  let mode: 'unknown' | 'lines' | 'document' = 'unknown'
+  let mode = 'unknown' as 'unknown' | 'lines' | 'document'
   const limits = { maxItems: Number.POSITIVE_INFINITY, maxDepth }
-  const addLine = (line: string) => {
-    for (const item of splitJsonItems(line, limits)) {
-      items.push({ ...item, index: items.length, file } as JsonItem)
-      onItem(items.length)
-    }
+  const add = (item: JsonItem) => {
+    // The items are fresh objects of splitJsonItems: numbered across the file in place, not copied.
+    item.index = items.length
+    item.file = file
+    items.push(item)
+    onItem(items.length)
   }
-  for await (const line of lines) {
+  const addLine = (line: string) => {
     if (mode === 'document') {
       pending.push(line)
-      continue
+      return
     }
-    if (line.trim() === '') continue
+    if (line.trim() === '') return
     if (mode === 'unknown') mode = isCompleteJson(line) ? 'lines' : 'document'
-    if (mode === 'lines') addLine(line)
+    if (mode === 'lines') for (const item of splitJsonItems(line, limits)) add(item)
     else pending.push(line)
   }
-  if (mode === 'document') {
-    for (const item of splitJsonItems(pending.join('\n'), limits)) {
-      items.push({ ...item, file })
-      onItem(items.length)
-    }
-  }
+  await forEachLine(await openMaybeGzipped(file), addLine)
+  if (mode === 'document') for (const item of splitJsonItems(pending.join('\n'), limits)) add(item)
   return items
+}
+
+/**
+ * Calls `onLine` for every line of the stream without its ending (\n, \r\n or a lone \r, as node:readline
+ * splits them). Large chunks cut with indexOf: readline's event per line costs more than parsing the line.
+ */
+async function forEachLine(stream: Readable, onLine: (line: string) => void): Promise<void> {
+  stream.setEncoding('utf8')
+  let rest = ''
+  for await (const chunk of stream) {
+    const text = rest + (chunk as string)
+    let start = 0
+    let cr = text.indexOf('\r')
+    for (;;) {
+      const lf = text.indexOf('\n', start)
+      if (cr !== -1 && cr < start) cr = text.indexOf('\r', start)
+      const end = cr !== -1 && (lf === -1 || cr < lf) ? cr : lf
+      // A \r ending the chunk may be the first half of a \r\n: wait for the next chunk.
+      if (end === -1 || (end === cr && end === text.length - 1)) break
+      onLine(text.slice(start, end))
+      start = end === cr && text.charCodeAt(end + 1) === 10 ? end + 2 : end + 1
+    }
+    rest = text.slice(start)
+  }
+  if (rest !== '') onLine(rest.endsWith('\r') ? rest.slice(0, -1) : rest)
 }
 
 function isCompleteJson(line: string): boolean {
@@ -97,6 +116,6 @@ async function openMaybeGzipped(file: string): Promise<Readable> {
       .on('error', reject)
   })
   const gzipped = file.endsWith('.gz') || (head[0] === 0x1f && head[1] === 0x8b)
-  const raw = createReadStream(file)
+  const raw = createReadStream(file, { highWaterMark: 1 << 20 })
   return gzipped ? raw.pipe(createGunzip()) : raw
 }

@@ -91,4 +91,21 @@ describe('readReplayFiles', () => {
     await readReplayFiles([file], { maxDepth: 64, progress: (l) => quiet.push(l) })
     expect(quiet).toEqual([])
   })
+
+  it('ends lines at \n, \r\n and a lone \r, also when a \r\n straddles two chunks of the file', async () => {
+    const dir = tempDir('nerve-replay')
+    const lines = join(dir, 'endings.ndjson')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n')
+    writeFileSync(lines, `${falco[0]}\r\n${falco[1]}\r${falco[2]}\n\r\n${falco[3]}\r`)
+    const [ndjson] = await readReplayFiles([lines], { maxDepth: 64 })
+    expect(ndjson?.items.map((i) => [i.index, i.original()])).toEqual(falco.slice(0, 4).map((l, n) => [n, l]))
+    // A pretty-printed document whose first \r\n sits across the 1 MiB read boundary.
+    const document = join(dir, 'document.json')
+    const value = 'x'.repeat((1 << 20) - 14)
+    const text = `{\r\n  "a": "${value}",\r\n  "b": 1\r\n}\r\n`
+    expect(text.indexOf('\r\n', 3)).toBe((1 << 20) - 1)
+    writeFileSync(document, text)
+    const [whole] = await readReplayFiles([document], { maxDepth: 64 })
+    expect(whole?.items.map((i) => i.original())).toEqual([`{\n  "a": "${value}",\n  "b": 1\n}`])
+  })
 })
