@@ -3,8 +3,12 @@
 // Layout, for memory and for the hot path: an entry is a slot in parallel arrays (numbers unboxed in typed
 // arrays, no object per entry). Each agent links its slots per side in arrival order (prev/next); a min-heap
 // of slots by (expiry, seq) finds what expires or is shed first; an open-addressing table of id hashes
-// answers "seen?" (D1). Repeated values (who, detail) are shared objects.
+// answers "seen?" (D1). Repeated values (who, detail) are shared objects. Ids are packed into words where
+// their shape allows (packed-ids.ts) and Falco output text lives in a byte arena (text-arena.ts): neither is
+// a long-lived V8 string for the garbage collector to copy and walk.
 import type { Correlation, IdentityFields, ResolvedBy } from '../schemas/types.ts'
+import { hashPacked, hashText, idWords, packId, samePacked, textId, unpackId } from './packed-ids.ts'
+import { TextArena } from './text-arena.ts'
 
 /** Who an event names; interned per agent (most events of one agent carry the same identity). */
 export type Who = { resolved_by: ResolvedBy; identity: IdentityFields }
@@ -30,14 +34,15 @@ export class AgentWindow {
   constructor(readonly key: string) {}
 }
 
+/** Marks a lag kept in EntrySlots.lagExact because it is no 32-bit integer. */
+const lagElsewhere = -0x80000000
+
 /** The buffered entries, one slot index each. Typed arrays are replaced when they grow: read them through this object. */
 export class EntrySlots {
   time: Float64Array
-  /** Evicted once stream time > expiry (S1, with the largest B+A+G of its rules). */
-  expiry: Float64Array
   seq: Float64Array
-  /** Stream time − event time when it arrived, ms (0 when ahead). */
-  lag: Float64Array
+  /** Stream time − event time when it arrived, ms (0 when ahead); lagElsewhere: see lagExact. */
+  lag: Int32Array
   /** Rules this event passed and was on time for. */
   mask: Int32Array
   /** Hash of the id, for the seen table. */
@@ -46,11 +51,17 @@ export class EntrySlots {
   /** Next slot of the same agent and side; for a free slot, the next free slot. */
   next: Int32Array
   heapPos: Int32Array
-  /** 1 for an edge entry, 0 for a core entry. */
-  edge: Uint8Array
-  readonly ids: string[] = []
-  /** Falco output for edge entries, '' for core entries and free slots. */
-  readonly outputs: string[] = []
+  /** Bit 0: 1 for an edge entry, 0 for a core entry; bits 1–2: how its id is kept (packed-ids.ts). */
+  flags: Uint8Array
+  /** idWords words per slot: the packed id. */
+  words: Int32Array
+  readonly arena: TextArena
+  /** Ids that do not pack, by slot. */
+  readonly idText = new Map<number, string>()
+  /** Edge outputs the arena refused (not ASCII), by slot. */
+  readonly outputText = new Map<number, string>()
+  /** Lags that are no 32-bit integer, by slot. */
+  readonly lagExact = new Map<number, number>()
   readonly whos: (Who | null)[] = []
   readonly details: (EdgeDetail | CoreDetail | null)[] = []
   /** null for a free slot. */
@@ -58,15 +69,16 @@ export class EntrySlots {
 
   constructor(public capacity: number) {
     this.time = new Float64Array(capacity)
-    this.expiry = new Float64Array(capacity)
     this.seq = new Float64Array(capacity)
-    this.lag = new Float64Array(capacity)
+    this.lag = new Int32Array(capacity)
     this.mask = new Int32Array(capacity)
     this.hash = new Int32Array(capacity)
     this.prev = new Int32Array(capacity)
     this.next = new Int32Array(capacity)
     this.heapPos = new Int32Array(capacity)
-    this.edge = new Uint8Array(capacity)
+    this.flags = new Uint8Array(capacity)
+    this.words = new Int32Array(capacity * idWords)
+    this.arena = new TextArena(capacity)
   }
 
   grow(capacity: number): void {
@@ -75,16 +87,37 @@ export class EntrySlots {
       return fresh
     }
     this.time = copy(this.time, new Float64Array(capacity))
-    this.expiry = copy(this.expiry, new Float64Array(capacity))
     this.seq = copy(this.seq, new Float64Array(capacity))
-    this.lag = copy(this.lag, new Float64Array(capacity))
+    this.lag = copy(this.lag, new Int32Array(capacity))
     this.mask = copy(this.mask, new Int32Array(capacity))
     this.hash = copy(this.hash, new Int32Array(capacity))
     this.prev = copy(this.prev, new Int32Array(capacity))
     this.next = copy(this.next, new Int32Array(capacity))
     this.heapPos = copy(this.heapPos, new Int32Array(capacity))
-    this.edge = copy(this.edge, new Uint8Array(capacity))
+    this.flags = copy(this.flags, new Uint8Array(capacity))
+    this.words = copy(this.words, new Int32Array(capacity * idWords))
+    this.arena.grow(capacity)
     this.capacity = capacity
+  }
+
+  isEdge(slot: number): boolean {
+    return ((this.flags[slot] as number) & 1) === 1
+  }
+
+  id(slot: number): string {
+    const kind = (this.flags[slot] as number) >> 1
+    return kind === textId ? (this.idText.get(slot) as string) : unpackId(kind, this.words, slot * idWords)
+  }
+
+  /** The Falco output of an edge entry, '' for a core entry. */
+  output(slot: number): string {
+    if (this.arena.has(slot)) return this.arena.get(slot)
+    return this.outputText.get(slot) ?? ''
+  }
+
+  lagOf(slot: number): number {
+    const lag = this.lag[slot] as number
+    return lag === lagElsewhere ? (this.lagExact.get(slot) as number) : lag
   }
 }
 
@@ -111,6 +144,8 @@ export type AgentWindows = {
   who(window: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): Who
   /** D1: true while an entry with this id is buffered. */
   has(id: string): boolean
+  /** S1: when the entry at `slot` is evicted. */
+  expiry(slot: number): number
   /** Buffers an entry (no shedding yet: call settle after probing with it) and returns its slot. */
   insert(window: AgentWindow, entry: NewEntry): number
   /** Applies the per-agent cap (never shedding `slot` itself) and the memory budget. */
@@ -128,27 +163,39 @@ export type AgentWindows = {
 const maxWhosPerAgent = 16
 const initialCapacity = 1024
 
-/** Same own fields, same values (identity objects are flat: a few strings per event). */
+/**
+ * Same identity: the fields compared one by one (a for-in over both objects cost more than the rest of
+ * interning). Identities come from JSON (bus records, checkpoints), so a field is either set or absent.
+ */
 function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
-  if (a === b) return true
-  let count = 0
-  for (const k in a) {
-    if (a[k as keyof IdentityFields] !== b[k as keyof IdentityFields]) return false
-    count++
-  }
-  for (const _ in b) count--
-  return count === 0
+  return (
+    a === b ||
+    (a.k8s_pod === b.k8s_pod &&
+      a.role_arn === b.role_arn &&
+      a.principal_arn === b.principal_arn &&
+      a.container_id === b.container_id &&
+      a.k8s_namespace === b.k8s_namespace &&
+      a.k8s_service_account === b.k8s_service_account &&
+      a.k8s_pod_uid === b.k8s_pod_uid &&
+      a.cluster === b.cluster &&
+      a.container_image === b.container_image &&
+      a.host === b.host &&
+      a.session_name === b.session_name &&
+      a.access_key_id === b.access_key_id &&
+      a.account_id === b.account_id)
+  )
 }
 
-/** FNV-1a over the UTF-16 code units. */
-function hashId(id: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
-  return h | 0
-}
-
-/** Estimated heap bytes of one entry (slot arrays, heap, seen table, agent share, its own strings), calibrated against the heap deltas of bench/correlator.bench.ts. */
-export const entryBytes = (id: string, output: string) => 240 + id.length + output.length
+/**
+ * Estimated heap bytes of one entry (slot arrays, heap, seen table, agent share, packed id, arena record),
+ * calibrated against the heap deltas of bench/correlator.bench.ts; an id or output kept as a string (with
+ * its map entry) costs its length and about 64 bytes more.
+ */
+export const entryBytes = (idText: string | undefined, arenaOutput: number, outputText: string | undefined) =>
+  150 +
+  (idText === undefined ? 0 : 64 + idText.length) +
+  arenaOutput +
+  (outputText === undefined ? 0 : 64 + outputText.length)
 
 export function createAgentWindows(limits: {
   maxPerAgentSide: number
@@ -196,16 +243,22 @@ export function createAgentWindows(limits: {
   }
 
   // --- seen table ---
-  // has() is asked just before insert() with the same id: its hash is kept for insert.
+  // has() is asked just before insert() with the same id: its packed words, kind and hash are kept for insert.
+  const probe = new Int32Array(idWords)
   let lastId = ''
+  let lastKind = textId
   let lastHash = 0
   const has = (id: string): boolean => {
-    const h = hashId(id)
+    const kind = packId(id, probe, 0)
+    const h = kind === textId ? hashText(id) : hashPacked(kind, probe, 0)
     lastId = id
+    lastKind = kind
     lastHash = h
     for (let i = h & tableMask; table[i] !== 0; i = (i + 1) & tableMask) {
       const slot = (table[i] as number) - 1
-      if (s.hash[slot] === h && s.ids[slot] === id) return true
+      if (s.hash[slot] !== h || (s.flags[slot] as number) >> 1 !== kind) continue
+      if (kind === textId ? s.idText.get(slot) === id : samePacked(kind, s.words, slot * idWords, probe, 0))
+        return true
     }
     return false
   }
@@ -297,36 +350,67 @@ export function createAgentWindows(limits: {
       k.set(heapKey)
       heapKey = k
     }
-    s.ids.push('')
-    s.outputs.push('')
     s.whos.push(null)
     s.details.push(null)
     s.windows.push(null)
     return used++
   }
 
+  /** Keeps the id in the slot's words (or as text) and returns its hash. */
+  const storeId = (slot: number, id: string): number => {
+    const at = slot * idWords
+    let kind = lastKind
+    let h = lastHash
+    if (id === lastId) s.words.set(probe, at)
+    else {
+      kind = packId(id, s.words, at)
+      h = kind === textId ? hashText(id) : hashPacked(kind, s.words, at)
+    }
+    if (kind === textId) s.idText.set(slot, id)
+    s.flags[slot] = (kind << 1) | (s.flags[slot] as number)
+    return h
+  }
+
+  const storeLag = (slot: number, lag: number) => {
+    if ((lag | 0) === lag && lag !== lagElsewhere) s.lag[slot] = lag
+    else {
+      s.lag[slot] = lagElsewhere
+      s.lagExact.set(slot, lag)
+    }
+  }
+
+  /** The estimate of what the entry at `slot` costs (entryBytes). */
+  const cost = (slot: number): number => {
+    const flags = s.flags[slot] as number
+    const idText = flags >> 1 === textId ? s.idText.get(slot) : undefined
+    if ((flags & 1) === 0) return entryBytes(idText, 0, undefined)
+    const inArena = s.arena.has(slot)
+    return entryBytes(
+      idText,
+      inArena ? s.arena.bytesOf(slot) : 0,
+      inArena ? undefined : s.outputText.get(slot),
+    )
+  }
+
   const insert = (w: AgentWindow, e: NewEntry): number => {
     const slot = allocate()
-    s.ids[slot] = e.id
-    s.outputs[slot] = e.output
     s.whos[slot] = e.who
     s.details[slot] = e.detail
     s.windows[slot] = w
     s.time[slot] = e.time
-    s.expiry[slot] = e.expiry
     s.seq[slot] = e.seq
-    s.lag[slot] = e.lag
+    storeLag(slot, e.lag)
     s.mask[slot] = e.mask
-    s.hash[slot] = e.id === lastId ? lastHash : hashId(e.id)
+    s.flags[slot] = e.edge ? 1 : 0
+    s.hash[slot] = storeId(slot, e.id)
+    if (e.edge && !s.arena.put(slot, e.output)) s.outputText.set(slot, e.output)
     s.next[slot] = -1
     if (e.edge) {
-      s.edge[slot] = 1
       s.prev[slot] = w.edgeTail
       if (w.edgeTail === -1) w.edgeHead = slot
       else s.next[w.edgeTail] = slot
       w.edgeTail = slot
     } else {
-      s.edge[slot] = 0
       s.prev[slot] = w.coreTail
       if (w.coreTail === -1) w.coreHead = slot
       else s.next[w.coreTail] = slot
@@ -336,7 +420,7 @@ export function createAgentWindows(limits: {
     if (e.edge) w.edges++
     else w.cores++
     count++
-    bytes += entryBytes(e.id, e.output)
+    bytes += cost(slot)
     if (4 * count > 3 * table.length) tableGrow()
     else tableInsert(slot)
     heapKey[heapSize] = e.expiry
@@ -352,12 +436,12 @@ export function createAgentWindows(limits: {
 
   const remove = (slot: number) => {
     const w = s.windows[slot] as AgentWindow
-    const id = s.ids[slot] as string
-    bytes -= entryBytes(id, s.outputs[slot] as string)
+    bytes -= cost(slot)
     count--
     tableDelete(slot)
     heapRemove(s.heapPos[slot] as number)
     if (track) {
+      const id = s.id(slot)
       if (added.get(id) === slot) added.delete(id)
       else removed.add(id)
     }
@@ -365,7 +449,7 @@ export function createAgentWindows(limits: {
     const next = s.next[slot] as number
     if (prev !== -1) s.next[prev] = next
     if (next !== -1) s.prev[next] = prev
-    if (s.edge[slot] === 1) {
+    if (s.isEdge(slot)) {
       if (w.edgeHead === slot) w.edgeHead = next
       if (w.edgeTail === slot) w.edgeTail = prev
       w.edges--
@@ -375,8 +459,10 @@ export function createAgentWindows(limits: {
       w.cores--
     }
     if (w.edges + w.cores === 0) agents.delete(w.key)
-    s.ids[slot] = ''
-    s.outputs[slot] = ''
+    const flags = s.flags[slot] as number
+    if (flags >> 1 === textId) s.idText.delete(slot)
+    if ((flags & 1) === 1 && !s.arena.drop(slot)) s.outputText.delete(slot)
+    if (s.lag[slot] === lagElsewhere) s.lagExact.delete(slot)
     s.whos[slot] = null
     s.details[slot] = null
     s.windows[slot] = null
@@ -384,13 +470,13 @@ export function createAgentWindows(limits: {
     freeHead = slot
   }
 
+  const expiry = (slot: number) => heapKey[s.heapPos[slot] as number] as number
   const before = (a: number, b: number) =>
-    (s.expiry[a] as number) < (s.expiry[b] as number) ||
-    (s.expiry[a] === s.expiry[b] && (s.seq[a] as number) < (s.seq[b] as number))
+    expiry(a) < expiry(b) || (expiry(a) === expiry(b) && (s.seq[a] as number) < (s.seq[b] as number))
 
   const settle = (slot: number) => {
     const w = s.windows[slot] as AgentWindow
-    const isEdge = s.edge[slot] === 1
+    const isEdge = s.isEdge(slot)
     if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
       let oldest = -1
       for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
@@ -426,6 +512,7 @@ export function createAgentWindows(limits: {
     window,
     who,
     has,
+    expiry,
     insert,
     settle,
     evictExpired,

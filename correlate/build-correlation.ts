@@ -16,8 +16,8 @@ export function buildCorrelation(
 ): Correlation {
   const ed = slots.details[e] as EdgeDetail
   const cd = slots.details[c] as CoreDetail
-  const eId = slots.ids[e] as string
-  const cId = slots.ids[c] as string
+  const eId = slots.id(e)
+  const cId = slots.id(c)
   const eTime = slots.time[e] as number
   const cTime = slots.time[c] as number
   const eWho = slots.whos[e] as Who
@@ -50,7 +50,7 @@ export function buildCorrelation(
       time: eTime,
       rule: ed.rule,
       priority: ed.priority,
-      output: slots.outputs[e] as string,
+      output: slots.output(e),
       hostname: ed.hostname,
       source: ed.source,
       tags: [...ed.tags],
@@ -61,6 +61,6 @@ export function buildCorrelation(
     score,
     reasons,
     incident,
-    lag_at_arrival: { edge: slots.lag[e] as number, core: slots.lag[c] as number },
+    lag_at_arrival: { edge: slots.lagOf(e), core: slots.lagOf(c) },
   }
 }

@@ -258,16 +258,16 @@ export function createCorrelator(
     const serialized: SerializedEntry = {
       side: detail.side,
       agent: (s.windows[slot] as AgentWindow).key,
-      id: s.ids[slot] as string,
+      id: s.id(slot),
       time: s.time[slot] as number,
       rules: rules.filter((r) => (mask & (1 << r.index)) !== 0).map((r) => r.id),
-      expiry: s.expiry[slot] as number,
+      expiry: windows.expiry(slot),
       seq: s.seq[slot] as number,
-      lag: s.lag[slot] as number,
+      lag: s.lagOf(slot),
       who: s.whos[slot] as Who,
       detail,
     }
-    if (detail.side === 'edge') serialized.output = s.outputs[slot] as string
+    if (detail.side === 'edge') serialized.output = s.output(slot)
     return serialized
   }
 

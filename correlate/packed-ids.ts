@@ -1,0 +1,99 @@
+// Event ids as the buffers keep them. The two shapes real ids take, a lowercase 64-hex digest (ingest's Falco
+// ids) and a lowercase canonical UUID (CloudTrail's eventID), are packed into 32-bit words: 32 or 16 bytes in
+// a typed array instead of an 80- or 56-byte string that the young-generation collector copies twice before
+// it settles. Any other id (upper case, other lengths, other characters) stays a string, so every id comes
+// back exactly. Parsing is arithmetic on char codes: no table lookups, no intermediate strings.
+
+/** Words reserved per slot: enough for a 64-hex id. */
+export const idWords = 8
+
+/** How a slot's id is kept. */
+export const textId = 0
+export const hexId = 1
+export const uuidId = 2
+
+/** The value of a lowercase hex digit, −1 for any other char code. */
+const nibble = (c: number): number => {
+  const digit = c - 48
+  if (digit >= 0 && digit < 10) return digit
+  const letter = c - 87
+  return letter >= 10 && letter < 16 ? letter : -1
+}
+
+const isDash = (i: number) => i === 8 || i === 13 || i === 18 || i === 23
+
+/** Packs `id` into words[at…] and returns hexId or uuidId; textId (words left partly written) for any other id. */
+export function packId(id: string, words: Int32Array, at: number): number {
+  if (id.length === 64) {
+    for (let w = 0; w < 8; w++) {
+      let v = 0
+      for (let i = w * 8, end = i + 8; i < end; i++) {
+        const d = nibble(id.charCodeAt(i))
+        if (d < 0) return textId
+        v = (v << 4) | d
+      }
+      words[at + w] = v
+    }
+    return hexId
+  }
+  if (id.length === 36) {
+    let v = 0
+    let digits = 0
+    for (let i = 0; i < 36; i++) {
+      const c = id.charCodeAt(i)
+      if (isDash(i)) {
+        if (c !== 45) return textId
+        continue
+      }
+      const d = nibble(c)
+      if (d < 0) return textId
+      v = (v << 4) | d
+      if (++digits % 8 === 0) {
+        words[at + digits / 8 - 1] = v
+        v = 0
+      }
+    }
+    return uuidId
+  }
+  return textId
+}
+
+const wordsOf = (kind: number) => (kind === hexId ? 8 : 4)
+
+/** The id text of packed words (hexId or uuidId). */
+export function unpackId(kind: number, words: Int32Array, at: number): string {
+  let hex = ''
+  for (let w = 0; w < wordsOf(kind); w++)
+    hex += ((words[at + w] as number) >>> 0).toString(16).padStart(8, '0')
+  if (kind === hexId) return hex
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+/** True when words[a…] and words[b…] hold the same packed id of `kind`. */
+export function samePacked(kind: number, x: Int32Array, a: number, y: Int32Array, b: number): boolean {
+  for (let w = 0; w < wordsOf(kind); w++) if (x[a + w] !== y[b + w]) return false
+  return true
+}
+
+/** Murmur3-style mix of the packed words, seeded with the kind (a packed id never equals a text id). */
+export function hashPacked(kind: number, words: Int32Array, at: number): number {
+  let h = kind
+  for (let w = 0; w < wordsOf(kind); w++) {
+    let k = Math.imul(words[at + w] as number, 0xcc9e2d51)
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593)
+    h ^= k
+    h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0
+  }
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  return (h ^ (h >>> 16)) | 0
+}
+
+/** FNV-1a over the UTF-16 code units, for ids kept as text. */
+export function hashText(id: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
+  return h | 0
+}

@@ -1,0 +1,170 @@
+// The Falco output text of buffered edge events, kept as bytes in 64 KiB chunks rather than as V8 strings:
+// a string the buffer keeps for minutes is copied twice by the young-generation collector and then walked by
+// every full collection; bytes in a chunk cost neither, and no string header. Only ASCII text is stored (one
+// byte per char, decoded exactly); anything else, or a text longer than a chunk, is refused and the caller
+// keeps the string. Entries leave roughly in arrival order, so chunks empty out from the oldest and are
+// recycled; when chunks hold much more than the live text (long-lived entries pinning old chunks), the
+// sparsest chunk's records are moved to the newest and it is freed.
+
+const chunkBytes = 1 << 16
+/** A record: its text length, its owner slot (−1 once dropped), then the text, padded to 4 bytes. */
+const headerBytes = 8
+/** Handles are chunk << 16 | offset in an Int32: past this many chunks (2 GiB), texts stay strings. */
+const maxChunks = 0x7fff
+/** Chunks may hold this much more than the live records before the sparsest one is emptied. */
+const slack = 1 / 16
+
+type Chunk = { bytes: Buffer; words: Int32Array }
+
+const recordSize = (length: number) => headerBytes + ((length + 3) & ~3)
+
+export class TextArena {
+  /** Per slot: chunk << 16 | offset of its record, −1 when it has none. */
+  private handles: Int32Array
+  private readonly chunks: (Chunk | null)[] = []
+  private readonly live: number[] = []
+  /** Where each chunk's records end. */
+  private readonly ends: number[] = []
+  private readonly freeIndexes: number[] = []
+  private spare: Chunk | null = null
+  private current = -1
+  private fill = chunkBytes
+  private held = 0
+  private liveBytes = 0
+
+  constructor(capacity: number) {
+    this.handles = new Int32Array(capacity).fill(-1)
+  }
+
+  grow(capacity: number): void {
+    const handles = new Int32Array(capacity).fill(-1)
+    handles.set(this.handles)
+    this.handles = handles
+  }
+
+  /** Stores `text` for `slot`; false when it is not ASCII or too long (the caller keeps the string). */
+  put(slot: number, text: string): boolean {
+    const length = text.length
+    if (length > chunkBytes - headerBytes || Buffer.byteLength(text, 'utf8') !== length) return false
+    if (this.fill + recordSize(length) > chunkBytes && !this.nextChunk()) return false
+    const chunk = this.chunks[this.current] as Chunk
+    chunk.bytes.write(text, this.fill + headerBytes, length, 'latin1')
+    this.place(chunk, slot, length)
+    return true
+  }
+
+  has(slot: number): boolean {
+    return (this.handles[slot] as number) !== -1
+  }
+
+  get(slot: number): string {
+    const handle = this.handles[slot] as number
+    const chunk = this.chunks[handle >>> 16] as Chunk
+    const at = handle & 0xffff
+    return chunk.bytes.toString(
+      'latin1',
+      at + headerBytes,
+      at + headerBytes + (chunk.words[at >> 2] as number),
+    )
+  }
+
+  /** What the record of `slot` takes in its chunk (0 without one). */
+  bytesOf(slot: number): number {
+    const handle = this.handles[slot] as number
+    if (handle === -1) return 0
+    const chunk = this.chunks[handle >>> 16] as Chunk
+    return recordSize(chunk.words[(handle & 0xffff) >> 2] as number)
+  }
+
+  /** Frees the record of `slot`; false when it had none. */
+  drop(slot: number): boolean {
+    const handle = this.handles[slot] as number
+    if (handle === -1) return false
+    this.handles[slot] = -1
+    const index = handle >>> 16
+    const chunk = this.chunks[index] as Chunk
+    const at = handle & 0xffff
+    chunk.words[(at >> 2) + 1] = -1
+    const size = recordSize(chunk.words[at >> 2] as number)
+    this.liveBytes -= size
+    this.live[index] = (this.live[index] as number) - size
+    if (this.live[index] === 0 && index !== this.current) this.release(index)
+    return true
+  }
+
+  /** Bytes held in chunks (the spare included). */
+  bytes(): number {
+    return (this.held + (this.spare ? 1 : 0)) * chunkBytes
+  }
+
+  private place(chunk: Chunk, slot: number, length: number) {
+    const size = recordSize(length)
+    chunk.words[this.fill >> 2] = length
+    chunk.words[(this.fill >> 2) + 1] = slot
+    this.handles[slot] = (this.current << 16) | this.fill
+    this.fill += size
+    this.liveBytes += size
+    this.live[this.current] = (this.live[this.current] as number) + size
+  }
+
+  /** Starts a new current chunk, first emptying the sparsest one when chunks hold too much dead space. */
+  private nextChunk(): boolean {
+    // Each round frees at least a sixteenth of a chunk: the sparsest chunk is at most 16/17 full.
+    while (this.held * chunkBytes > this.liveBytes * (1 + slack) + 2 * chunkBytes && this.evacuateSparsest());
+    return this.open()
+  }
+
+  private open(): boolean {
+    const previous = this.current
+    const index = this.freeIndexes.pop() ?? this.chunks.length
+    if (index >= maxChunks) return false
+    let chunk = this.spare
+    this.spare = null
+    if (!chunk) {
+      const buffer = new ArrayBuffer(chunkBytes)
+      chunk = { bytes: Buffer.from(buffer), words: new Int32Array(buffer) }
+    }
+    if (previous !== -1) this.ends[previous] = this.fill
+    this.chunks[index] = chunk
+    this.live[index] = 0
+    this.held++
+    this.current = index
+    this.fill = 0
+    if (previous !== -1 && this.live[previous] === 0) this.release(previous)
+    return true
+  }
+
+  private release(index: number) {
+    if (!this.spare) this.spare = this.chunks[index] as Chunk
+    this.chunks[index] = null
+    this.held--
+    this.freeIndexes.push(index)
+  }
+
+  private evacuateSparsest(): boolean {
+    let sparsest = -1
+    for (let i = 0; i < this.chunks.length; i++) {
+      if (i === this.current || this.chunks[i] === null) continue
+      if (sparsest === -1 || (this.live[i] as number) < (this.live[sparsest] as number)) sparsest = i
+    }
+    if (sparsest === -1) return false
+    const from = this.chunks[sparsest] as Chunk
+    const end = this.ends[sparsest] as number
+    for (let at = 0; at < end && this.live[sparsest] !== 0; ) {
+      const length = from.words[at >> 2] as number
+      const slot = from.words[(at >> 2) + 1] as number
+      if (slot !== -1) {
+        if (this.fill + recordSize(length) > chunkBytes && !this.open()) return false
+        const to = this.chunks[this.current] as Chunk
+        from.bytes.copy(to.bytes, this.fill + headerBytes, at + headerBytes, at + headerBytes + length)
+        from.words[(at >> 2) + 1] = -1
+        this.live[sparsest] = (this.live[sparsest] as number) - recordSize(length)
+        this.liveBytes -= recordSize(length)
+        this.place(to, slot, length)
+      }
+      at += recordSize(length)
+    }
+    if (this.live[sparsest] === 0) this.release(sparsest)
+    return true
+  }
+}
