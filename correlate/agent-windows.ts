@@ -13,6 +13,15 @@ import { TextArena } from './text-arena.ts'
 /** Who an event names; interned per agent (most events of one agent carry the same identity). */
 export type Who = { resolved_by: ResolvedBy; identity: IdentityFields }
 
+/** A Who as a slot holds it: it also leads to the agent's window, so a slot needs no pointer of its own for that. */
+export class AgentWho implements Who {
+  constructor(
+    readonly window: AgentWindow,
+    readonly resolved_by: ResolvedBy,
+    readonly identity: IdentityFields,
+  ) {}
+}
+
 /** What a buffered edge event keeps for the correlation record (besides id, time and output). */
 export type EdgeDetail = { side: 'edge' } & Pick<
   Correlation['edge'],
@@ -30,7 +39,8 @@ export class AgentWindow {
   coreTail = -1
   edges = 0
   cores = 0
-  whos: Who[] = []
+  /** The agent's recent identities, oldest first; most agents have one, kept without an array. */
+  whos: AgentWho | AgentWho[] | null = null
   constructor(readonly key: string) {}
 }
 
@@ -62,10 +72,9 @@ export class EntrySlots {
   readonly outputText = new Map<number, string>()
   /** Lags that are no 32-bit integer, by slot. */
   readonly lagExact = new Map<number, number>()
-  readonly whos: (Who | null)[] = []
-  readonly details: (EdgeDetail | CoreDetail | null)[] = []
   /** null for a free slot. */
-  readonly windows: (AgentWindow | null)[] = []
+  whos: (AgentWho | null)[]
+  details: (EdgeDetail | CoreDetail | null)[]
 
   constructor(public capacity: number) {
     this.time = new Float64Array(capacity)
@@ -79,6 +88,8 @@ export class EntrySlots {
     this.flags = new Uint8Array(capacity)
     this.words = new Int32Array(capacity * idWords)
     this.arena = new TextArena(capacity)
+    this.whos = new Array(capacity).fill(null)
+    this.details = new Array(capacity).fill(null)
   }
 
   grow(capacity: number): void {
@@ -97,6 +108,15 @@ export class EntrySlots {
     this.flags = copy(this.flags, new Uint8Array(capacity))
     this.words = copy(this.words, new Int32Array(capacity * idWords))
     this.arena.grow(capacity)
+    // Arrays of exactly the capacity: push would reserve up to half as much again.
+    const whos = new Array<AgentWho | null>(capacity).fill(null)
+    const details = new Array<EdgeDetail | CoreDetail | null>(capacity).fill(null)
+    for (let i = 0; i < this.capacity; i++) {
+      whos[i] = this.whos[i] as AgentWho | null
+      details[i] = this.details[i] as EdgeDetail | CoreDetail | null
+    }
+    this.whos = whos
+    this.details = details
     this.capacity = capacity
   }
 
@@ -129,7 +149,7 @@ export type NewEntry = {
   expiry: number
   seq: number
   lag: number
-  who: Who
+  who: AgentWho
   detail: EdgeDetail | CoreDetail
   output: string
 }
@@ -141,13 +161,13 @@ export type AgentWindows = {
   agents: Map<string, AgentWindow>
   window(key: string): AgentWindow
   /** Interns a Who for an agent. */
-  who(window: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): Who
+  who(window: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): AgentWho
   /** D1: true while an entry with this id is buffered. */
   has(id: string): boolean
   /** S1: when the entry at `slot` is evicted. */
   expiry(slot: number): number
-  /** Buffers an entry (no shedding yet: call settle after probing with it) and returns its slot. */
-  insert(window: AgentWindow, entry: NewEntry): number
+  /** Buffers an entry in its who's window (no shedding yet: call settle after probing with it); returns its slot. */
+  insert(entry: NewEntry): number
   /** Applies the per-agent cap (never shedding `slot` itself) and the memory budget. */
   settle(slot: number): void
   evictExpired(streamTime: number): number
@@ -186,13 +206,16 @@ function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
   )
 }
 
+const sameWho = (known: AgentWho, resolvedBy: ResolvedBy, identity: IdentityFields) =>
+  known.resolved_by === resolvedBy && sameIdentity(known.identity, identity)
+
 /**
  * Estimated heap bytes of one entry (slot arrays, heap, seen table, agent share, packed id, arena record),
  * calibrated against the heap deltas of bench/correlator.bench.ts; an id or output kept as a string (with
  * its map entry) costs its length and about 64 bytes more.
  */
 export const entryBytes = (idText: string | undefined, arenaOutput: number, outputText: string | undefined) =>
-  150 +
+  166 +
   (idText === undefined ? 0 : 64 + idText.length) +
   arenaOutput +
   (outputText === undefined ? 0 : 64 + outputText.length)
@@ -231,14 +254,22 @@ export function createAgentWindows(limits: {
     return w
   }
 
-  const who = (w: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): Who => {
-    for (const known of w.whos) {
-      if (known.resolved_by === resolvedBy && sameIdentity(known.identity, identity)) return known
+  const who = (w: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): AgentWho => {
+    const whos = w.whos
+    if (whos !== null && !Array.isArray(whos) && sameWho(whos, resolvedBy, identity)) return whos
+    if (Array.isArray(whos)) {
+      for (let i = 0; i < whos.length; i++) {
+        if (sameWho(whos[i] as AgentWho, resolvedBy, identity)) return whos[i] as AgentWho
+      }
     }
-    const fresh = { resolved_by: resolvedBy, identity }
-    // A new array of exactly the needed length: push would reserve room for 17 per agent.
-    const kept = w.whos.length >= maxWhosPerAgent ? w.whos.slice(1) : w.whos
-    w.whos = [...kept, fresh]
+    const fresh = new AgentWho(w, resolvedBy, identity)
+    if (whos === null) w.whos = fresh
+    else if (!Array.isArray(whos)) w.whos = [whos, fresh]
+    else {
+      // A new array of exactly the needed length: push would reserve room for 17 per agent.
+      const kept = whos.length >= maxWhosPerAgent ? whos.slice(1) : whos
+      w.whos = [...kept, fresh]
+    }
     return fresh
   }
 
@@ -283,7 +314,7 @@ export function createAgentWindows(limits: {
   const tableGrow = () => {
     table = new Int32Array(table.length * 2)
     tableMask = table.length - 1
-    for (let slot = 0; slot < used; slot++) if (s.windows[slot] !== null) tableInsert(slot)
+    for (let slot = 0; slot < used; slot++) if (s.whos[slot] !== null) tableInsert(slot)
   }
 
   // --- heap ---
@@ -350,9 +381,6 @@ export function createAgentWindows(limits: {
       k.set(heapKey)
       heapKey = k
     }
-    s.whos.push(null)
-    s.details.push(null)
-    s.windows.push(null)
     return used++
   }
 
@@ -392,11 +420,11 @@ export function createAgentWindows(limits: {
     )
   }
 
-  const insert = (w: AgentWindow, e: NewEntry): number => {
+  const insert = (e: NewEntry): number => {
     const slot = allocate()
+    const w = e.who.window
     s.whos[slot] = e.who
     s.details[slot] = e.detail
-    s.windows[slot] = w
     s.time[slot] = e.time
     s.seq[slot] = e.seq
     storeLag(slot, e.lag)
@@ -435,7 +463,7 @@ export function createAgentWindows(limits: {
   }
 
   const remove = (slot: number) => {
-    const w = s.windows[slot] as AgentWindow
+    const w = (s.whos[slot] as AgentWho).window
     bytes -= cost(slot)
     count--
     tableDelete(slot)
@@ -465,7 +493,6 @@ export function createAgentWindows(limits: {
     if (s.lag[slot] === lagElsewhere) s.lagExact.delete(slot)
     s.whos[slot] = null
     s.details[slot] = null
-    s.windows[slot] = null
     s.next[slot] = freeHead
     freeHead = slot
   }
@@ -475,7 +502,7 @@ export function createAgentWindows(limits: {
     expiry(a) < expiry(b) || (expiry(a) === expiry(b) && (s.seq[a] as number) < (s.seq[b] as number))
 
   const settle = (slot: number) => {
-    const w = s.windows[slot] as AgentWindow
+    const w = (s.whos[slot] as AgentWho).window
     const isEdge = s.isEdge(slot)
     if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
       let oldest = -1
@@ -502,7 +529,7 @@ export function createAgentWindows(limits: {
 
   const liveSlots = () => {
     const slots: number[] = []
-    for (let slot = 0; slot < used; slot++) if (s.windows[slot] !== null) slots.push(slot)
+    for (let slot = 0; slot < used; slot++) if (s.whos[slot] !== null) slots.push(slot)
     return slots.sort((a, b) => (s.seq[a] as number) - (s.seq[b] as number))
   }
 

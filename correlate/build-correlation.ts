@@ -1,7 +1,7 @@
 // One correlation record from a matched pair of buffered entries: ids, both events' fields, the window,
 // the score with its reasons, and the incident it joins (assigned here, in input order, for replay).
 import type { Correlation } from '../schemas/types.ts'
-import type { AgentWindow, CoreDetail, EdgeDetail, EntrySlots, Who } from './agent-windows.ts'
+import type { AgentWho, CoreDetail, EdgeDetail, EntrySlots } from './agent-windows.ts'
 import { correlationId } from './correlation-id.ts'
 import type { IncidentGrouper } from './group-incidents.ts'
 import type { CompiledRule } from './match-rules.ts'
@@ -20,9 +20,9 @@ export function buildCorrelation(
   const cId = slots.id(c)
   const eTime = slots.time[e] as number
   const cTime = slots.time[c] as number
-  const eWho = slots.whos[e] as Who
-  const cWho = slots.whos[c] as Who
-  const agent = (slots.windows[e] as AgentWindow).key
+  const eWho = slots.whos[e] as AgentWho
+  const cWho = slots.whos[c] as AgentWho
+  const agent = eWho.window.key
   const id = correlationId(rule.id, eId, cId)
   const time = Math.max(eTime, cTime)
   const deltaMs = cTime - eTime

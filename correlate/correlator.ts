@@ -14,12 +14,12 @@ import type {
   WindowConfig,
 } from '../schemas/types.ts'
 import {
+  type AgentWho,
   type AgentWindow,
   type CoreDetail,
   createAgentWindows,
   type EdgeDetail,
   type OverflowReason,
-  type Who,
 } from './agent-windows.ts'
 import { buildCorrelation } from './build-correlation.ts'
 import type {
@@ -232,7 +232,7 @@ export function createCorrelator(
     advance(event.time)
     const window = windows.window(key)
     const isEdge = event.side === 'edge'
-    const slot = windows.insert(window, {
+    const slot = windows.insert({
       id: event.id,
       edge: isEdge,
       time: event.time,
@@ -255,16 +255,17 @@ export function createCorrelator(
     const s = windows.slots
     const mask = s.mask[slot] as number
     const detail = s.details[slot] as EdgeDetail | CoreDetail
+    const who = s.whos[slot] as AgentWho
     const serialized: SerializedEntry = {
       side: detail.side,
-      agent: (s.windows[slot] as AgentWindow).key,
+      agent: who.window.key,
       id: s.id(slot),
       time: s.time[slot] as number,
       rules: rules.filter((r) => (mask & (1 << r.index)) !== 0).map((r) => r.id),
       expiry: windows.expiry(slot),
       seq: s.seq[slot] as number,
       lag: s.lagOf(slot),
-      who: s.whos[slot] as Who,
+      who: { resolved_by: who.resolved_by, identity: who.identity },
       detail,
     }
     if (detail.side === 'edge') serialized.output = s.output(slot)
@@ -293,7 +294,7 @@ export function createCorrelator(
       const mask = s.rules.reduce((m, id) => m | (bitOf.get(id) ?? 0), 0)
       if (mask === 0) continue
       const window = windows.window(s.agent)
-      const slot = windows.insert(window, {
+      const slot = windows.insert({
         id: s.id,
         edge: s.detail.side === 'edge',
         time: s.time,

@@ -7,26 +7,23 @@
 // sparsest chunk's records are moved to the newest and it is freed.
 
 const chunkBytes = 1 << 16
-/** A record: its text length, its owner slot (−1 once dropped), then the text, padded to 4 bytes. */
-const headerBytes = 8
+/** A record: its text length (2 bytes, little-endian), then the text. */
+const headerBytes = 2
 /** Handles are chunk << 16 | offset in an Int32: past this many chunks (2 GiB), texts stay strings. */
 const maxChunks = 0x7fff
 /** Chunks may hold this much more than the live records before the sparsest one is emptied. */
-const slack = 1 / 16
+const slack = 1 / 32
 
-type Chunk = { bytes: Buffer; words: Int32Array }
-
-const recordSize = (length: number) => headerBytes + ((length + 3) & ~3)
+const recordSize = (length: number) => headerBytes + length
 
 export class TextArena {
   /** Per slot: chunk << 16 | offset of its record, −1 when it has none. */
   private handles: Int32Array
-  private readonly chunks: (Chunk | null)[] = []
+  private readonly chunks: (Buffer | null)[] = []
+  /** Live record bytes per chunk. */
   private readonly live: number[] = []
-  /** Where each chunk's records end. */
-  private readonly ends: number[] = []
   private readonly freeIndexes: number[] = []
-  private spare: Chunk | null = null
+  private spare: Buffer | null = null
   private current = -1
   private fill = chunkBytes
   private held = 0
@@ -47,8 +44,8 @@ export class TextArena {
     const length = text.length
     if (length > chunkBytes - headerBytes || Buffer.byteLength(text, 'utf8') !== length) return false
     if (this.fill + recordSize(length) > chunkBytes && !this.nextChunk()) return false
-    const chunk = this.chunks[this.current] as Chunk
-    chunk.bytes.write(text, this.fill + headerBytes, length, 'latin1')
+    const chunk = this.chunks[this.current] as Buffer
+    chunk.write(text, this.fill + headerBytes, length, 'latin1')
     this.place(chunk, slot, length)
     return true
   }
@@ -59,21 +56,16 @@ export class TextArena {
 
   get(slot: number): string {
     const handle = this.handles[slot] as number
-    const chunk = this.chunks[handle >>> 16] as Chunk
+    const chunk = this.chunks[handle >>> 16] as Buffer
     const at = handle & 0xffff
-    return chunk.bytes.toString(
-      'latin1',
-      at + headerBytes,
-      at + headerBytes + (chunk.words[at >> 2] as number),
-    )
+    return chunk.toString('latin1', at + headerBytes, at + headerBytes + lengthAt(chunk, at))
   }
 
   /** What the record of `slot` takes in its chunk (0 without one). */
   bytesOf(slot: number): number {
     const handle = this.handles[slot] as number
     if (handle === -1) return 0
-    const chunk = this.chunks[handle >>> 16] as Chunk
-    return recordSize(chunk.words[(handle & 0xffff) >> 2] as number)
+    return recordSize(lengthAt(this.chunks[handle >>> 16] as Buffer, handle & 0xffff))
   }
 
   /** Frees the record of `slot`; false when it had none. */
@@ -82,10 +74,7 @@ export class TextArena {
     if (handle === -1) return false
     this.handles[slot] = -1
     const index = handle >>> 16
-    const chunk = this.chunks[index] as Chunk
-    const at = handle & 0xffff
-    chunk.words[(at >> 2) + 1] = -1
-    const size = recordSize(chunk.words[at >> 2] as number)
+    const size = recordSize(lengthAt(this.chunks[index] as Buffer, handle & 0xffff))
     this.liveBytes -= size
     this.live[index] = (this.live[index] as number) - size
     if (this.live[index] === 0 && index !== this.current) this.release(index)
@@ -97,19 +86,19 @@ export class TextArena {
     return (this.held + (this.spare ? 1 : 0)) * chunkBytes
   }
 
-  private place(chunk: Chunk, slot: number, length: number) {
-    const size = recordSize(length)
-    chunk.words[this.fill >> 2] = length
-    chunk.words[(this.fill >> 2) + 1] = slot
+  private place(chunk: Buffer, slot: number, length: number) {
+    chunk[this.fill] = length & 0xff
+    chunk[this.fill + 1] = length >>> 8
     this.handles[slot] = (this.current << 16) | this.fill
+    const size = recordSize(length)
     this.fill += size
     this.liveBytes += size
     this.live[this.current] = (this.live[this.current] as number) + size
   }
 
-  /** Starts a new current chunk, first emptying the sparsest one when chunks hold too much dead space. */
+  /** Starts a new current chunk, first emptying sparse chunks when chunks hold too much dead space. */
   private nextChunk(): boolean {
-    // Each round frees at least a sixteenth of a chunk: the sparsest chunk is at most 16/17 full.
+    // Each round frees at least a thirty-third of a chunk: the sparsest chunk is at most 32/33 full.
     while (this.held * chunkBytes > this.liveBytes * (1 + slack) + 2 * chunkBytes && this.evacuateSparsest());
     return this.open()
   }
@@ -118,14 +107,8 @@ export class TextArena {
     const previous = this.current
     const index = this.freeIndexes.pop() ?? this.chunks.length
     if (index >= maxChunks) return false
-    let chunk = this.spare
+    this.chunks[index] = this.spare ?? Buffer.alloc(chunkBytes)
     this.spare = null
-    if (!chunk) {
-      const buffer = new ArrayBuffer(chunkBytes)
-      chunk = { bytes: Buffer.from(buffer), words: new Int32Array(buffer) }
-    }
-    if (previous !== -1) this.ends[previous] = this.fill
-    this.chunks[index] = chunk
     this.live[index] = 0
     this.held++
     this.current = index
@@ -135,12 +118,17 @@ export class TextArena {
   }
 
   private release(index: number) {
-    if (!this.spare) this.spare = this.chunks[index] as Chunk
+    if (!this.spare) this.spare = this.chunks[index] as Buffer
     this.chunks[index] = null
     this.held--
     this.freeIndexes.push(index)
   }
 
+  /**
+   * Moves the live records of the sparsest chunk to the current one and frees it. Records carry no owner:
+   * the owners are found among the handles, a scan as long as the slot arrays, paid only when entries
+   * leave far out of arrival order.
+   */
   private evacuateSparsest(): boolean {
     let sparsest = -1
     for (let i = 0; i < this.chunks.length; i++) {
@@ -148,23 +136,22 @@ export class TextArena {
       if (sparsest === -1 || (this.live[i] as number) < (this.live[sparsest] as number)) sparsest = i
     }
     if (sparsest === -1) return false
-    const from = this.chunks[sparsest] as Chunk
-    const end = this.ends[sparsest] as number
-    for (let at = 0; at < end && this.live[sparsest] !== 0; ) {
-      const length = from.words[at >> 2] as number
-      const slot = from.words[(at >> 2) + 1] as number
-      if (slot !== -1) {
-        if (this.fill + recordSize(length) > chunkBytes && !this.open()) return false
-        const to = this.chunks[this.current] as Chunk
-        from.bytes.copy(to.bytes, this.fill + headerBytes, at + headerBytes, at + headerBytes + length)
-        from.words[(at >> 2) + 1] = -1
-        this.live[sparsest] = (this.live[sparsest] as number) - recordSize(length)
-        this.liveBytes -= recordSize(length)
-        this.place(to, slot, length)
-      }
-      at += recordSize(length)
+    const from = this.chunks[sparsest] as Buffer
+    for (let slot = 0; slot < this.handles.length && this.live[sparsest] !== 0; slot++) {
+      const handle = this.handles[slot] as number
+      if (handle === -1 || handle >>> 16 !== sparsest) continue
+      const at = handle & 0xffff
+      const length = lengthAt(from, at)
+      if (this.fill + recordSize(length) > chunkBytes && !this.open()) return false
+      const to = this.chunks[this.current] as Buffer
+      from.copy(to, this.fill + headerBytes, at + headerBytes, at + headerBytes + length)
+      this.live[sparsest] = (this.live[sparsest] as number) - recordSize(length)
+      this.liveBytes -= recordSize(length)
+      this.place(to, slot, length)
     }
     if (this.live[sparsest] === 0) this.release(sparsest)
     return true
   }
 }
+
+const lengthAt = (chunk: Buffer, at: number) => (chunk[at] as number) | ((chunk[at + 1] as number) << 8)

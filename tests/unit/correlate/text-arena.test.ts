@@ -49,7 +49,7 @@ describe('text arena', () => {
       }
     }
     for (const [slot, t] of live) expect(arena.get(slot)).toBe(t)
-    const liveBytes = [...live.values()].reduce((sum, t) => sum + 8 + t.length + 3, 0)
+    const liveBytes = [...live.values()].reduce((sum, t) => sum + 2 + t.length, 0)
     expect(arena.bytes()).toBeLessThanOrEqual(liveBytes * 1.1 + 4 * 65_536)
   })
 })
