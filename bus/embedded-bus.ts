@@ -5,7 +5,8 @@
 //   queued meanwhile form the next); each publish() resolves once its records are on disk and rejects,
 //   keeping none, otherwise. Consumers see records only once they are on disk.
 // - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
-//   backoff); a durable publish wakes the topic's consumers at once.
+//   backoff); a durable publish wakes the topic's consumers at once, and hands them the published values
+//   themselves while they keep up (recent-records.ts), rather than rows to read back and parse.
 // - one subscription per (group, topic) in a process: a second one is a wiring mistake and is refused.
 // - retention deletes records older than retentionMs that every known group has committed past.
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
@@ -22,6 +23,7 @@ import {
   storageError,
 } from './embedded-storage.ts'
 import { partitionForKey } from './partition-for-key.ts'
+import { createRecentRecords, type RecentRecords } from './recent-records.ts'
 
 export type EmbeddedBusConfig = {
   dataDir: string
@@ -46,13 +48,17 @@ type TopicState = {
   heads: number[]
   lows: number[]
   subscriptions: Set<Consumer>
+  recent: RecentRecords
 }
 
 type Waiter = { resolve(): void; reject(err: unknown): void }
-type Pending = Waiter & { topic: TopicState; rows: AppendRow[] }
+/** `values[i]` is the record `rows[i]` holds as JSON. */
+type Pending = Waiter & { topic: TopicState; rows: AppendRow[]; values: unknown[] }
 type PendingCommit = Waiter & { commit: CommitRow }
 
 const deleteChunk = 5_000
+/** Published values kept for in-process consumers, per partition (a few MB at the sizes nerve writes). */
+const recentPerPartition = 5_000
 
 export function createEmbeddedBus(
   config: EmbeddedBusConfig,
@@ -89,7 +95,13 @@ export function createEmbeddedBus(
   const load = (stored: { id: number; name: string; partitions: number }): TopicState => {
     const heads = storage.heads(stored.id)
     const lows = heads.map((head, p) => storage.lowOffset(stored.id, p) ?? head)
-    const state = { ...stored, heads, lows, subscriptions: new Set<Consumer>() }
+    const state = {
+      ...stored,
+      heads,
+      lows,
+      subscriptions: new Set<Consumer>(),
+      recent: createRecentRecords(stored.partitions, recentPerPartition),
+    }
     topics.set(stored.name, state)
     if (stored.partitions !== config.partitions) {
       log.warn(
@@ -184,6 +196,13 @@ export function createEmbeddedBus(
       }
       return failWrite(err, rows, waiters)
     }
+    for (const pending of batch) {
+      const t = pending.topic
+      if (t.subscriptions.size === 0) continue
+      for (const [i, row] of pending.rows.entries()) {
+        t.recent.add(row.partition, row.offset, row.key, pending.values[i])
+      }
+    }
     for (const [t, heads] of nextHeads) {
       t.heads = heads
       for (let p = 0; p < t.partitions; p++) setRetainedGauge(t, p)
@@ -223,6 +242,7 @@ export function createEmbeddedBus(
     if (closing) throw closedError()
     if (records.length === 0) return
     const t = withStorage('creating a topic', () => topicState(topic.name))
+    const values = records.map((record) => record.value as unknown)
     const rows = records.map(
       (record, i): AppendRow => ({
         topicId: t.id,
@@ -233,10 +253,18 @@ export function createEmbeddedBus(
       }),
     )
     return new Promise((resolve, reject) => {
-      queue.push({ topic: t, rows, resolve, reject })
+      queue.push({ topic: t, rows, values, resolve, reject })
       scheduleFlush()
     })
   }
+
+  const readStored = <T>(t: TopicState, p: number, from: number, limit: number): DeliveredRecord<T>[] =>
+    withStorage('reading', () => storage.read(t.id, p, from, limit)).map((r) => ({
+      key: r.key,
+      value: JSON.parse(r.value) as T,
+      partition: p,
+      offset: r.offset,
+    }))
 
   /** Where a group starts (its commits, else the earliest retained record); it holds retention from now. */
   const joinGroup = (t: TopicState, group: string): number[] => {
@@ -264,12 +292,17 @@ export function createEmbeddedBus(
       return [state, joinGroup(state, group)] as const
     })
     const consumer: Consumer = startConsumer(t, group, positions, handle, {
-      storage,
+      read: (p, from, limit) => t.recent.take<T>(p, from, limit) ?? readStored<T>(t, p, from, limit),
       log,
       telemetry,
       maxBatch: options.maxBatch ?? config.maxBatch,
       commit: (partition, nextOffset) => commitOffset({ group, topicId: t.id, partition, nextOffset }),
-      committed: (p) => setLagGauge(t, consumer, p),
+      committed: (p) => {
+        setLagGauge(t, consumer, p)
+        let slowest = Number.POSITIVE_INFINITY
+        for (const c of t.subscriptions) slowest = Math.min(slowest, c.positions[p] ?? 0)
+        t.recent.forgetBelow(p, slowest)
+      },
     })
     t.subscriptions.add(consumer)
     for (let p = 0; p < t.partitions; p++) setLagGauge(t, consumer, p)

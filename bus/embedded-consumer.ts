@@ -10,7 +10,7 @@ import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
 import type { DeliveredRecord } from './bus.ts'
-import { type EmbeddedStorage, storageError } from './embedded-storage.ts'
+import { storageError } from './embedded-storage.ts'
 
 /** What a consumer sees of its topic; `heads` (next offset per partition) moves as records are published. */
 export type ConsumedTopic = {
@@ -29,8 +29,9 @@ export type Consumer = {
   stop(): Promise<void>
 }
 
-export type ConsumerDeps = {
-  storage: Pick<EmbeddedStorage, 'read'>
+export type ConsumerDeps<T> = {
+  /** Records [from, from + limit) of a partition; throws a NerveError when they cannot be read. */
+  read(partition: number, from: number, limit: number): DeliveredRecord<T>[]
   log: Logger
   telemetry: ComponentTelemetry
   maxBatch: number
@@ -54,17 +55,16 @@ export function startConsumer<T>(
   group: string,
   positions: number[],
   handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
-  deps: ConsumerDeps,
+  deps: ConsumerDeps<T>,
 ): Consumer {
-  const { storage, log, telemetry } = deps
+  const { log, telemetry } = deps
   const attempts = positions.map(() => 0)
   const blocked = new Map<number, NodeJS.Timeout>()
   const inFlight = new Map<number, Promise<void>>()
   let stopped = false
   let wakeIdle = () => {}
 
-  const ready = (p: number) =>
-    !blocked.has(p) && !inFlight.has(p) && (positions[p] ?? 0) < (t.heads[p] ?? 0)
+  const ready = (p: number) => !blocked.has(p) && !inFlight.has(p) && (positions[p] ?? 0) < (t.heads[p] ?? 0)
 
   const idle = () =>
     new Promise<void>((resolve) => {
@@ -102,12 +102,7 @@ export function startConsumer<T>(
     // Up to the head only: records past it are written but not yet on disk.
     const limit = Math.min(deps.maxBatch, (t.heads[p] ?? 0) - from)
     try {
-      batch = storage.read(t.id, p, from, limit).map((r) => ({
-        key: r.key,
-        value: JSON.parse(r.value) as T,
-        partition: p,
-        offset: r.offset,
-      }))
+      batch = deps.read(p, from, limit)
     } catch (err) {
       return retryLater(p, storageError(err, 'reading'), 'read')
     }

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest'
+import { createRecentRecords } from '../../../bus/recent-records.ts'
+
+const event = (n: number) => ({ id: `evt-${n}`, agent: { id: 'data-cleaner' }, core: { resources: [{ n }] } })
+
+describe('recent records', () => {
+  it('hands out a batch only when every record of it is remembered, in offset order', () => {
+    const recent = createRecentRecords(2, 100)
+    for (let offset = 10; offset < 15; offset++) recent.add(1, offset, 'data-cleaner', event(offset))
+    expect(recent.take(1, 10, 5)?.map((r) => [r.offset, r.partition, r.key])).toEqual([
+      [10, 1, 'data-cleaner'],
+      [11, 1, 'data-cleaner'],
+      [12, 1, 'data-cleaner'],
+      [13, 1, 'data-cleaner'],
+      [14, 1, 'data-cleaner'],
+    ])
+    expect(recent.take(1, 12, 2)?.map((r) => r.value)).toEqual([event(12), event(13)])
+    // Before the window, past it, or another partition: the consumer reads from disk.
+    expect(recent.take(1, 9, 2)).toBeUndefined()
+    expect(recent.take(1, 13, 3)).toBeUndefined()
+    expect(recent.take(0, 10, 1)).toBeUndefined()
+  })
+
+  it('restarts the window after a gap and forgets what every group committed', () => {
+    const recent = createRecentRecords(1, 100)
+    recent.add(0, 0, 'k', event(0))
+    recent.add(0, 1, 'k', event(1))
+    recent.add(0, 5, 'k', event(5))
+    expect(recent.take(0, 0, 1)).toBeUndefined()
+    expect(recent.take(0, 5, 1)?.[0]?.value).toEqual(event(5))
+    recent.add(0, 6, 'k', event(6))
+    recent.forgetBelow(0, 6)
+    expect(recent.take(0, 5, 1)).toBeUndefined()
+    expect(recent.take(0, 6, 1)?.[0]?.value).toEqual(event(6))
+  })
+
+  it('keeps at most its cap per partition, forgetting the oldest', () => {
+    const recent = createRecentRecords(1, 2_000)
+    for (let offset = 0; offset < 2_500; offset++) recent.add(0, offset, 'k', event(offset))
+    expect(recent.take(0, 0, 1)).toBeUndefined()
+    expect(recent.take(0, 1_000, 1_500)).toHaveLength(1_500)
+  })
+
+  it('shares values that no handler can change for the others', () => {
+    const recent = createRecentRecords(1, 10)
+    recent.add(0, 0, 'k', event(0))
+    const [record] = recent.take<ReturnType<typeof event>>(0, 0, 1) ?? []
+    expect(() => {
+      ;(record?.value.core.resources[0] as { n: number }).n = 7
+    }).toThrow(TypeError)
+    expect(recent.take(0, 0, 1)?.[0]?.value).toEqual(event(0))
+  })
+})
