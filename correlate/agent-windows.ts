@@ -141,19 +141,6 @@ export class EntrySlots {
   }
 }
 
-export type NewEntry = {
-  id: string
-  edge: boolean
-  time: number
-  mask: number
-  expiry: number
-  seq: number
-  lag: number
-  who: AgentWho
-  detail: EdgeDetail | CoreDetail
-  output: string
-}
-
 export type OverflowReason = 'agent_cap' | 'memory_budget'
 
 export type AgentWindows = {
@@ -166,8 +153,21 @@ export type AgentWindows = {
   has(id: string): boolean
   /** S1: when the entry at `slot` is evicted. */
   expiry(slot: number): number
-  /** Buffers an entry in its who's window (no shedding yet: call settle after probing with it); returns its slot. */
-  insert(entry: NewEntry): number
+  /**
+   * Buffers an entry in its who's window (no shedding yet: call settle after probing with it); returns its
+   * slot. Positional, no entry object: this runs for every buffered event.
+   */
+  insert(
+    who: AgentWho,
+    detail: EdgeDetail | CoreDetail,
+    id: string,
+    time: number,
+    mask: number,
+    expiry: number,
+    seq: number,
+    lag: number,
+    output: string,
+  ): number
   /** Applies the per-agent cap (never shedding `slot` itself) and the memory budget. */
   settle(slot: number): void
   evictExpired(streamTime: number): number
@@ -241,9 +241,13 @@ export function createAgentWindows(limits: {
   let heapKey = new Float64Array(initialCapacity)
   let heapSize = 0
 
-  // Seen table: slot + 1 per cell (0 empty), linear probing, at most three quarters full.
+  // Seen table: per cell (0 empty) slot + 1 in the low slotBits bits and the id hash's high bits above them,
+  // so a probe passes over other ids without reading their slots; linear probing, at most three quarters full.
   let table = new Int32Array(initialCapacity * 2)
   let tableMask = table.length - 1
+  let slotBits = 0
+  let slotMask = 0
+  const cellOf = (slot: number) => (((s.hash[slot] as number) >>> slotBits) << slotBits) | (slot + 1)
 
   const window = (key: string): AgentWindow => {
     let w = agents.get(key)
@@ -285,8 +289,9 @@ export function createAgentWindows(limits: {
     lastId = id
     lastKind = kind
     lastHash = h
-    for (let i = h & tableMask; table[i] !== 0; i = (i + 1) & tableMask) {
-      const slot = (table[i] as number) - 1
+    for (let i = h & tableMask, cell = table[i] as number; cell !== 0; i = (i + 1) & tableMask, cell = table[i] as number) {
+      if ((cell ^ h) >>> slotBits !== 0) continue
+      const slot = (cell & slotMask) - 1
       if (s.hash[slot] !== h || (s.flags[slot] as number) >> 1 !== kind) continue
       if (kind === textId ? s.idText.get(slot) === id : samePacked(kind, s.words, slot * idWords, probe, 0))
         return true
@@ -296,14 +301,14 @@ export function createAgentWindows(limits: {
   const tableInsert = (slot: number) => {
     let i = (s.hash[slot] as number) & tableMask
     while (table[i] !== 0) i = (i + 1) & tableMask
-    table[i] = slot + 1
+    table[i] = cellOf(slot)
   }
   const tableDelete = (slot: number) => {
     let i = (s.hash[slot] as number) & tableMask
-    while (table[i] !== slot + 1) i = (i + 1) & tableMask
+    while (((table[i] as number) & slotMask) !== slot + 1) i = (i + 1) & tableMask
     // Backward-shift deletion keeps every probe run unbroken.
     for (let j = (i + 1) & tableMask; table[j] !== 0; j = (j + 1) & tableMask) {
-      const home = (s.hash[(table[j] as number) - 1] as number) & tableMask
+      const home = (s.hash[((table[j] as number) & slotMask) - 1] as number) & tableMask
       if (((j - home) & tableMask) >= ((j - i) & tableMask)) {
         table[i] = table[j] as number
         i = j
@@ -311,11 +316,15 @@ export function createAgentWindows(limits: {
     }
     table[i] = 0
   }
-  const tableGrow = () => {
-    table = new Int32Array(table.length * 2)
-    tableMask = table.length - 1
+  /** Rebuilds the table with `length` cells and room for slot numbers up to the capacity. */
+  const tableRebuild = (length: number) => {
+    table = new Int32Array(length)
+    tableMask = length - 1
+    slotBits = 32 - Math.clz32(s.capacity + 1)
+    slotMask = 2 ** slotBits - 1
     for (let slot = 0; slot < used; slot++) if (s.whos[slot] !== null) tableInsert(slot)
   }
+  tableRebuild(table.length)
 
   // --- heap ---
   const less = (i: number, j: number) => {
@@ -380,6 +389,7 @@ export function createAgentWindows(limits: {
       const k = new Float64Array(capacity)
       k.set(heapKey)
       heapKey = k
+      if (capacity + 1 > slotMask) tableRebuild(table.length)
     }
     return used++
   }
@@ -420,20 +430,31 @@ export function createAgentWindows(limits: {
     )
   }
 
-  const insert = (e: NewEntry): number => {
+  const insert = (
+    who: AgentWho,
+    detail: EdgeDetail | CoreDetail,
+    id: string,
+    time: number,
+    mask: number,
+    expiry: number,
+    seq: number,
+    lag: number,
+    output: string,
+  ): number => {
     const slot = allocate()
-    const w = e.who.window
-    s.whos[slot] = e.who
-    s.details[slot] = e.detail
-    s.time[slot] = e.time
-    s.seq[slot] = e.seq
-    storeLag(slot, e.lag)
-    s.mask[slot] = e.mask
-    s.flags[slot] = e.edge ? 1 : 0
-    s.hash[slot] = storeId(slot, e.id)
-    if (e.edge && !s.arena.put(slot, e.output)) s.outputText.set(slot, e.output)
+    const w = who.window
+    const edge = detail.side === 'edge'
+    s.whos[slot] = who
+    s.details[slot] = detail
+    s.time[slot] = time
+    s.seq[slot] = seq
+    storeLag(slot, lag)
+    s.mask[slot] = mask
+    s.flags[slot] = edge ? 1 : 0
+    s.hash[slot] = storeId(slot, id)
+    if (edge && !s.arena.put(slot, output)) s.outputText.set(slot, output)
     s.next[slot] = -1
-    if (e.edge) {
+    if (edge) {
       s.prev[slot] = w.edgeTail
       if (w.edgeTail === -1) w.edgeHead = slot
       else s.next[w.edgeTail] = slot
@@ -445,19 +466,19 @@ export function createAgentWindows(limits: {
       w.coreTail = slot
     }
     if (w.edges + w.cores === 0) agents.set(w.key, w)
-    if (e.edge) w.edges++
+    if (edge) w.edges++
     else w.cores++
     count++
     bytes += cost(slot)
-    if (4 * count > 3 * table.length) tableGrow()
+    if (4 * count > 3 * table.length) tableRebuild(table.length * 2)
     else tableInsert(slot)
-    heapKey[heapSize] = e.expiry
+    heapKey[heapSize] = expiry
     heap[heapSize] = slot
     heapSize++
     siftUp(heapSize - 1)
     if (track) {
-      removed.delete(e.id)
-      added.set(e.id, slot)
+      removed.delete(id)
+      added.set(id, slot)
     }
     return slot
   }

@@ -232,18 +232,17 @@ export function createCorrelator(
     advance(event.time)
     const window = windows.window(key)
     const isEdge = event.side === 'edge'
-    const slot = windows.insert({
-      id: event.id,
-      edge: isEdge,
-      time: event.time,
-      mask: onTime,
-      expiry: event.time + bounds.retention(onTime),
-      seq: seq++,
+    const slot = windows.insert(
+      windows.who(window, event.agent.resolved_by, event.identity),
+      isEdge ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields),
+      event.id,
+      event.time,
+      onTime,
+      event.time + bounds.retention(onTime),
+      seq++,
       lag,
-      who: windows.who(window, event.agent.resolved_by, event.identity),
-      detail: isEdge ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields),
-      output: isEdge ? (event.edge as EdgeFields).output : '',
-    })
+      isEdge ? (event.edge as EdgeFields).output : '',
+    )
     const correlations = probe(slot, isEdge, window)
     windows.settle(slot)
     stats.accepted[event.side]++
@@ -294,18 +293,17 @@ export function createCorrelator(
       const mask = s.rules.reduce((m, id) => m | (bitOf.get(id) ?? 0), 0)
       if (mask === 0) continue
       const window = windows.window(s.agent)
-      const slot = windows.insert({
-        id: s.id,
-        edge: s.detail.side === 'edge',
-        time: s.time,
+      const slot = windows.insert(
+        windows.who(window, s.who.resolved_by, s.who.identity),
+        details.restore(s.detail),
+        s.id,
+        s.time,
         mask,
-        expiry: s.expiry,
-        seq: s.seq,
-        lag: s.lag,
-        who: windows.who(window, s.who.resolved_by, s.who.identity),
-        detail: details.restore(s.detail),
-        output: s.output ?? '',
-      })
+        s.expiry,
+        s.seq,
+        s.lag,
+        s.output ?? '',
+      )
       windows.settle(slot)
     }
   }

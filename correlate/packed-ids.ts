@@ -60,11 +60,12 @@ export function packId(id: string, words: Int32Array, at: number): number {
 
 const wordsOf = (kind: number) => (kind === hexId ? 8 : 4)
 
+const scratch = Buffer.alloc(idWords * 4)
+
 /** The id text of packed words (hexId or uuidId). */
 export function unpackId(kind: number, words: Int32Array, at: number): string {
-  let hex = ''
-  for (let w = 0; w < wordsOf(kind); w++)
-    hex += ((words[at + w] as number) >>> 0).toString(16).padStart(8, '0')
+  for (let w = 0; w < wordsOf(kind); w++) scratch.writeInt32BE(words[at + w] as number, w * 4)
+  const hex = scratch.toString('hex', 0, wordsOf(kind) * 4)
   if (kind === hexId) return hex
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
 }
