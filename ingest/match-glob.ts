@@ -4,16 +4,51 @@ import { globToRegExp } from '../runtime/glob.ts'
 
 export type Glob = (value: string | undefined) => boolean
 
+const isLiteral = (pattern: string) => !pattern.includes('*') && !pattern.includes('?')
+
 export function compileGlob(pattern: string): Glob {
-  if (!pattern.includes('*') && !pattern.includes('?')) return (value) => value === pattern
+  if (isLiteral(pattern)) return (value) => value === pattern
   const regex = globToRegExp(pattern)
   return (value) => value !== undefined && regex.test(value)
 }
 
-/** True when any of `patterns` matches any of `values`. */
+/** True when any of `patterns` matches `value` or `other`. */
 export function compileGlobs(
   patterns: readonly string[] = [],
-): (...values: (string | undefined)[]) => boolean {
+): (value: string | undefined, other?: string) => boolean {
   const globs = patterns.map(compileGlob)
-  return (...values) => globs.some((g) => values.some((v) => g(v)))
+  if (globs.length === 0) return () => false
+  return (value, other) => {
+    for (const glob of globs) if (glob(value) || glob(other)) return true
+    return false
+  }
+}
+
+/**
+ * Ordered entries, each with its patterns → the index of the first entry one of whose patterns matches
+ * `value`, or Infinity. Literal patterns are one Map look-up for all entries together; only the wildcard
+ * patterns of entries before the literal match are tried: a registry of hundreds of agents costs about
+ * what one costs.
+ */
+export function compileFirstMatch(
+  entries: readonly (readonly string[] | undefined)[],
+): (value: string | undefined) => number {
+  const literal = new Map<string, number>()
+  const wildcard: { index: number; regex: RegExp }[] = []
+  entries.forEach((patterns, index) => {
+    for (const pattern of patterns ?? []) {
+      if (!isLiteral(pattern)) wildcard.push({ index, regex: globToRegExp(pattern) })
+      else if (!literal.has(pattern)) literal.set(pattern, index)
+    }
+  })
+  return (value) => {
+    if (value === undefined) return Number.POSITIVE_INFINITY
+    const best = literal.get(value) ?? Number.POSITIVE_INFINITY
+    // In entry order: the first wildcard that matches is the earliest one.
+    for (const { index, regex } of wildcard) {
+      if (index >= best) break
+      if (regex.test(value)) return index
+    }
+    return best
+  }
 }

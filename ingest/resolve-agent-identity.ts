@@ -19,7 +19,7 @@ import type {
   NormalizedEvent,
   ResolvedBy,
 } from '../schemas/types.ts'
-import { compileGlob, compileGlobs } from './match-glob.ts'
+import { compileFirstMatch, compileGlob } from './match-glob.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 
 export type AgentSummary = {
@@ -163,36 +163,41 @@ export function workloadName(pod: string): string {
 
 type RegistryMatch = { id: string; kind: 'access_keys' | 'k8s' | 'aws' | 'images' | 'hosts' }
 
+/** The registry as one look-up per kind, most specific kind first; within a kind the first agent listed wins. */
 function compileRegistry(
   agents: readonly AgentConfig[],
 ): (identity: IdentityFields) => RegistryMatch | undefined {
-  const compiled = agents.map((agent) => ({
-    id: agent.id,
-    access_keys: compileGlobs(agent.match.access_keys),
-    k8s: (agent.match.k8s ?? []).map((entry) => {
-      const checks = (['cluster', 'namespace', 'pod', 'service_account'] as const)
+  const first = (patterns: (agent: AgentConfig) => readonly string[] | undefined) =>
+    compileFirstMatch(agents.map(patterns))
+  const accessKeys = first((a) => a.match.access_keys)
+  const aws = first((a) => a.match.aws)
+  const images = first((a) => a.match.images)
+  const hosts = first((a) => a.match.hosts)
+  const k8s = agents.map((agent) =>
+    (agent.match.k8s ?? []).map((entry) =>
+      (['cluster', 'namespace', 'pod', 'service_account'] as const)
         .filter((key) => entry[key] !== undefined)
-        .map((key) => ({ key, glob: compileGlob(entry[key] as string) }))
-      return (id: IdentityFields) => checks.every(({ key, glob }) => glob(k8sValue(id, key)))
-    }),
-    aws: compileGlobs(agent.match.aws),
-    images: compileGlobs(agent.match.images),
-    hosts: compileGlobs(agent.match.hosts),
-  }))
-  const order: RegistryMatch['kind'][] = ['access_keys', 'k8s', 'aws', 'images', 'hosts']
-  const matches = (entry: (typeof compiled)[number], kind: RegistryMatch['kind'], id: IdentityFields) => {
-    if (kind === 'access_keys') return entry.access_keys(id.access_key_id)
-    if (kind === 'k8s') return entry.k8s.some((match) => match(id))
-    if (kind === 'aws') return entry.aws(id.principal_arn, id.role_arn)
-    if (kind === 'images') return entry.images(id.container_image)
-    return entry.hosts(id.host)
+        .map((key) => ({ key, glob: compileGlob(entry[key] as string) })),
+    ),
+  )
+  // An entry with no keys matches every identity; otherwise an identity without Kubernetes fields can skip.
+  const k8sMatchesAnyone = k8s.some((entries) => entries.some((checks) => checks.length === 0))
+  const k8sMatch = (id: IdentityFields) => {
+    if (!k8sMatchesAnyone && !(id.cluster || id.k8s_namespace || id.k8s_pod || id.k8s_service_account))
+      return Number.POSITIVE_INFINITY
+    const index = k8s.findIndex((entries) =>
+      entries.some((checks) => checks.every(({ key, glob }) => glob(k8sValue(id, key)))),
+    )
+    return index === -1 ? Number.POSITIVE_INFINITY : index
   }
-  return (id) => {
-    for (const kind of order) {
-      for (const entry of compiled) if (matches(entry, kind, id)) return { id: entry.id, kind }
-    }
-    return undefined
-  }
+  const found = (index: number, kind: RegistryMatch['kind']): RegistryMatch | undefined =>
+    index === Number.POSITIVE_INFINITY ? undefined : { id: (agents[index] as AgentConfig).id, kind }
+  return (id) =>
+    found(accessKeys(id.access_key_id), 'access_keys') ??
+    found(k8sMatch(id), 'k8s') ??
+    found(Math.min(aws(id.principal_arn), aws(id.role_arn)), 'aws') ??
+    found(images(id.container_image), 'images') ??
+    found(hosts(id.host), 'hosts')
 }
 
 function k8sValue(

@@ -126,3 +126,78 @@ describe('parseJson exactness (property)', () => {
     )
   })
 })
+
+describe('parseJson on any text (property)', () => {
+  // The rule read character by character, as the oracle for the scan that steps over strings with indexOf:
+  // quote a run of 16+ digits outside strings where a value starts, unless a fraction or exponent follows
+  // or it is safe.
+  const reference = (text: string): string => {
+    let out = ''
+    let copied = 0
+    let inString = false
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i] as string
+      if (inString) {
+        if (c === '\\') i++
+        else if (c === '"') inString = false
+        continue
+      }
+      if (c === '"') {
+        inString = true
+        continue
+      }
+      if (!/[-\d]/.test(c) || /\d/.test(text[i - 1] ?? '')) continue
+      const run = /^-?(\d+)/.exec(text.slice(i))
+      const digits = run?.[0] ?? ''
+      const end = i + digits.length
+      const before = text.slice(0, i).trimEnd()
+      const starts = before === '' || /[:,[]$/.test(before)
+      if (run && (run[1] as string).length >= 16 && starts && !/[.eE]/.test(text[end] ?? '')) {
+        if (!Number.isSafeInteger(Number(digits))) {
+          out += `${text.slice(copied, i)}"${digits}"`
+          copied = end
+        }
+      }
+      i = Math.max(i, end - 1)
+    }
+    return out + text.slice(copied)
+  }
+  const outcome = (parse: () => unknown) => {
+    try {
+      return { value: parse() }
+    } catch (err) {
+      return { error: (err as Error).message }
+    }
+  }
+  const token = fc.constantFrom(
+    '"',
+    '\\',
+    '\\"',
+    ':',
+    ',',
+    '[',
+    ']',
+    '{',
+    '}',
+    ' ',
+    '\n',
+    '-',
+    '1234567890123456789',
+    '9007199254740993',
+    '9007199254740991',
+    '12',
+    '.5',
+    'e3',
+    'a',
+  )
+
+  it('quotes exactly the integers the rule names, in valid and broken JSON alike', () => {
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 24 }), (tokens) => {
+        const text = tokens.join('')
+        expect(outcome(() => parseJson(text))).toEqual(outcome(() => JSON.parse(reference(text))))
+      }),
+      { numRuns: 5000 },
+    )
+  })
+})
