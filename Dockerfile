@@ -23,5 +23,5 @@ VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=6 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.NERVE_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "bin/nerve.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "bin/nerve.mjs"]
 CMD ["run"]

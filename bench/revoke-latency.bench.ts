@@ -1,6 +1,6 @@
 // Revoke latency, measured twice; target p99 < 50 ms.
 //
-// 1. `nerve run` end to end: a child process `node bin/nerve.mjs run` (embedded bus, ingest, correlator,
+// 1. `nerve run` end to end: a child process started as `npm start` does (embedded bus, ingest, correlator,
 //    store, revoke dispatcher). For each measured pair the bench POSTs a Falco alert of a registry agent,
 //    waits 20 ms, then POSTs the CloudTrail record (iam:AttachRolePolicy by the agent's role) that completes
 //    the pair: latency = from just before that second POST is sent until the signed webhook has been fully
@@ -66,7 +66,8 @@ async function endToEnd(): Promise<void> {
     log: { level: 'warn' },
   }
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config))
-  const child = spawn(process.execPath, ['bin/nerve.mjs', 'run'], {
+  // Started as `npm start` starts it (same V8 flags).
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', 'bin/nerve.mjs', 'run'], {
     cwd: join(import.meta.dirname, '..'),
     env: {
       ...process.env,

@@ -161,7 +161,7 @@ describe('Dockerfile', () => {
   })
 
   it('runs the nerve bin as an unprivileged user, serving /healthz', () => {
-    expect(dockerfile).toContain('ENTRYPOINT ["node", "bin/nerve.mjs"]')
+    expect(dockerfile).toContain('ENTRYPOINT ["node", "--max-semi-space-size=64", "bin/nerve.mjs"]')
     expect(existsSync(join(root, 'bin/nerve.mjs'))).toBe(true)
     expect(dockerfile).toMatch(/^USER node$/m)
     expect(dockerfile).toContain('/healthz')
