@@ -55,8 +55,6 @@ export class EntrySlots {
   lag: Int32Array
   /** Rules this event passed and was on time for. */
   mask: Int32Array
-  /** Hash of the id, for the seen table. */
-  hash: Int32Array
   prev: Int32Array
   /** Next slot of the same agent and side; for a free slot, the next free slot. */
   next: Int32Array
@@ -81,7 +79,6 @@ export class EntrySlots {
     this.seq = new Float64Array(capacity)
     this.lag = new Int32Array(capacity)
     this.mask = new Int32Array(capacity)
-    this.hash = new Int32Array(capacity)
     this.prev = new Int32Array(capacity)
     this.next = new Int32Array(capacity)
     this.heapPos = new Int32Array(capacity)
@@ -101,7 +98,6 @@ export class EntrySlots {
     this.seq = copy(this.seq, new Float64Array(capacity))
     this.lag = copy(this.lag, new Int32Array(capacity))
     this.mask = copy(this.mask, new Int32Array(capacity))
-    this.hash = copy(this.hash, new Int32Array(capacity))
     this.prev = copy(this.prev, new Int32Array(capacity))
     this.next = copy(this.next, new Int32Array(capacity))
     this.heapPos = copy(this.heapPos, new Int32Array(capacity))
@@ -241,13 +237,10 @@ export function createAgentWindows(limits: {
   let heapKey = new Float64Array(initialCapacity)
   let heapSize = 0
 
-  // Seen table: per cell (0 empty) slot + 1 in the low slotBits bits and the id hash's high bits above them,
-  // so a probe passes over other ids without reading their slots; linear probing, at most three quarters full.
-  let table = new Int32Array(initialCapacity * 2)
-  let tableMask = table.length - 1
-  let slotBits = 0
-  let slotMask = 0
-  const cellOf = (slot: number) => (((s.hash[slot] as number) >>> slotBits) << slotBits) | (slot + 1)
+  // Seen table: per cell two Int32s, slot + 1 (0: empty) and the id's hash, so probing and deleting read
+  // the table alone, not the slots of other ids; linear probing, at most three quarters full.
+  let table = new Int32Array(initialCapacity * 4)
+  let tableMask = initialCapacity * 2 - 1
 
   const window = (key: string): AgentWindow => {
     let w = agents.get(key)
@@ -289,42 +282,50 @@ export function createAgentWindows(limits: {
     lastId = id
     lastKind = kind
     lastHash = h
-    for (let i = h & tableMask, cell = table[i] as number; cell !== 0; i = (i + 1) & tableMask, cell = table[i] as number) {
-      if ((cell ^ h) >>> slotBits !== 0) continue
-      const slot = (cell & slotMask) - 1
-      if (s.hash[slot] !== h || (s.flags[slot] as number) >> 1 !== kind) continue
+    for (let i = h & tableMask; table[2 * i] !== 0; i = (i + 1) & tableMask) {
+      if (table[2 * i + 1] !== h) continue
+      const slot = (table[2 * i] as number) - 1
+      if ((s.flags[slot] as number) >> 1 !== kind) continue
       if (kind === textId ? s.idText.get(slot) === id : samePacked(kind, s.words, slot * idWords, probe, 0))
         return true
     }
     return false
   }
-  const tableInsert = (slot: number) => {
-    let i = (s.hash[slot] as number) & tableMask
-    while (table[i] !== 0) i = (i + 1) & tableMask
-    table[i] = cellOf(slot)
+  const tableInsert = (slot: number, h: number) => {
+    let i = h & tableMask
+    while (table[2 * i] !== 0) i = (i + 1) & tableMask
+    table[2 * i] = slot + 1
+    table[2 * i + 1] = h
   }
-  const tableDelete = (slot: number) => {
-    let i = (s.hash[slot] as number) & tableMask
-    while (((table[i] as number) & slotMask) !== slot + 1) i = (i + 1) & tableMask
+  const tableDelete = (slot: number, h: number) => {
+    let i = h & tableMask
+    while (table[2 * i] !== slot + 1) i = (i + 1) & tableMask
     // Backward-shift deletion keeps every probe run unbroken.
-    for (let j = (i + 1) & tableMask; table[j] !== 0; j = (j + 1) & tableMask) {
-      const home = (s.hash[((table[j] as number) & slotMask) - 1] as number) & tableMask
+    for (let j = (i + 1) & tableMask; table[2 * j] !== 0; j = (j + 1) & tableMask) {
+      const home = (table[2 * j + 1] as number) & tableMask
       if (((j - home) & tableMask) >= ((j - i) & tableMask)) {
-        table[i] = table[j] as number
+        table[2 * i] = table[2 * j] as number
+        table[2 * i + 1] = table[2 * j + 1] as number
         i = j
       }
     }
-    table[i] = 0
+    table[2 * i] = 0
   }
-  /** Rebuilds the table with `length` cells and room for slot numbers up to the capacity. */
-  const tableRebuild = (length: number) => {
-    table = new Int32Array(length)
-    tableMask = length - 1
-    slotBits = 32 - Math.clz32(s.capacity + 1)
-    slotMask = 2 ** slotBits - 1
-    for (let slot = 0; slot < used; slot++) if (s.whos[slot] !== null) tableInsert(slot)
+  const tableGrow = () => {
+    const old = table
+    table = new Int32Array(old.length * 2)
+    tableMask = table.length / 2 - 1
+    for (let i = 0; i < old.length; i += 2) {
+      if (old[i] !== 0) tableInsert((old[i] as number) - 1, old[i + 1] as number)
+    }
   }
-  tableRebuild(table.length)
+  /** The hash of the id kept in `slot`, as has() computed it. */
+  const hashOf = (slot: number) => {
+    const kind = (s.flags[slot] as number) >> 1
+    return kind === textId
+      ? hashText(s.idText.get(slot) as string)
+      : hashPacked(kind, s.words, slot * idWords)
+  }
 
   // --- heap ---
   const less = (i: number, j: number) => {
@@ -389,7 +390,6 @@ export function createAgentWindows(limits: {
       const k = new Float64Array(capacity)
       k.set(heapKey)
       heapKey = k
-      if (capacity + 1 > slotMask) tableRebuild(table.length)
     }
     return used++
   }
@@ -451,7 +451,7 @@ export function createAgentWindows(limits: {
     storeLag(slot, lag)
     s.mask[slot] = mask
     s.flags[slot] = edge ? 1 : 0
-    s.hash[slot] = storeId(slot, id)
+    const h = storeId(slot, id)
     if (edge && !s.arena.put(slot, output)) s.outputText.set(slot, output)
     s.next[slot] = -1
     if (edge) {
@@ -470,8 +470,8 @@ export function createAgentWindows(limits: {
     else w.cores++
     count++
     bytes += cost(slot)
-    if (4 * count > 3 * table.length) tableRebuild(table.length * 2)
-    else tableInsert(slot)
+    if (4 * count > 3 * (tableMask + 1)) tableGrow()
+    tableInsert(slot, h)
     heapKey[heapSize] = expiry
     heap[heapSize] = slot
     heapSize++
@@ -487,7 +487,7 @@ export function createAgentWindows(limits: {
     const w = (s.whos[slot] as AgentWho).window
     bytes -= cost(slot)
     count--
-    tableDelete(slot)
+    tableDelete(slot, hashOf(slot))
     heapRemove(s.heapPos[slot] as number)
     if (track) {
       const id = s.id(slot)

@@ -14,6 +14,9 @@ const maxChunks = 0x7fff
 /** Chunks may hold this much more than the live records before the sparsest one is emptied. */
 const slack = 1 / 32
 
+/** Buffer's own latin1 writer, which write(…, 'latin1') reaches after normalizing its arguments. */
+type LatinBuffer = Buffer & { latin1Write(text: string, offset: number, length: number): number }
+
 const recordSize = (length: number) => headerBytes + length
 
 export class TextArena {
@@ -42,10 +45,11 @@ export class TextArena {
   /** Stores `text` for `slot`; false when it is not ASCII or too long (the caller keeps the string). */
   put(slot: number, text: string): boolean {
     const length = text.length
-    if (length > chunkBytes - headerBytes || Buffer.byteLength(text, 'utf8') !== length) return false
+    // Without an encoding argument byteLength goes straight to its UTF-8 count: equal to the length only for ASCII.
+    if (length > chunkBytes - headerBytes || Buffer.byteLength(text) !== length) return false
     if (this.fill + recordSize(length) > chunkBytes && !this.nextChunk()) return false
     const chunk = this.chunks[this.current] as Buffer
-    chunk.write(text, this.fill + headerBytes, length, 'latin1')
+    ;(chunk as LatinBuffer).latin1Write(text, this.fill + headerBytes, length)
     this.place(chunk, slot, length)
     return true
   }
