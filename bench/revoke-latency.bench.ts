@@ -6,7 +6,8 @@
 //    the pair: latency = from just before that second POST is sent until the signed webhook has been fully
 //    received by a node:http server in the bench process on 127.0.0.1. Background load: 5,000 events/s
 //    (half Falco alerts of other pods, half read-only CloudTrail calls, none matching a rule) POSTed as
-//    JSON arrays of 50 items, 100 requests/s, paced by elapsed time.
+//    JSON arrays of 50 items, 100 requests/s, paced by elapsed time, from a worker thread
+//    (background-load.ts) so that it never delays the clock readings of this thread.
 // 2. The dispatcher alone, in process: from a correlation handed to handle() (as the bus consumer calls it)
 //    to the webhook received, under 1,000 suppressed correlations/s decided and written to the outbox.
 import { spawn } from 'node:child_process'
@@ -15,6 +16,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { Worker } from 'node:worker_threads'
 import { loadConfig } from '../runtime/load-config.ts'
 import { createLogger } from '../runtime/logger.ts'
 import { createMetrics } from '../runtime/metrics.ts'
@@ -23,6 +25,7 @@ import { revokeDecisionId } from '../sinks/revoke-policy.ts'
 import { createRevokeDispatcher } from '../sinks/revoke-webhook-dispatcher.ts'
 import { tempDir } from '../tests/helpers/random-names.ts'
 import { makeCorrelation } from '../tests/unit/sinks/correlation-fixture.ts'
+import { pairAlert, pairRecord, postEvents } from './latency-events.ts'
 
 const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 const token = 'nrv_bench-token-0123456789abcdef'
@@ -83,45 +86,24 @@ async function endToEnd(): Promise<void> {
   const base = `http://127.0.0.1:${port}`
   try {
     await until(async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.ok === true, 60_000)
-    const post = (path: string, body: unknown) =>
-      fetch(`${base}${path}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      }).then(async (res) => {
-        await res.arrayBuffer()
-        if (res.status !== 202) throw new Error(`POST ${path} answered ${res.status}`)
-      })
+    const post = (path: string, body: unknown) => postEvents(base, token, path, body)
 
-    let background = 0
-    let failed = 0
+    // The background load runs in a worker thread, so that building and sending it never delays this
+    // thread's clock readings of the pairs and of the webhooks' arrival.
     const started = performance.now()
-    const inflight = new Set<Promise<void>>()
-    const load = setInterval(() => {
-      const due = Math.floor(((performance.now() - started) * backgroundPerSecond) / 1000) - background
-      // Never more than 16 requests in flight: a saturated nerve lowers the rate rather than piling up sockets.
-      for (let left = due; left > 0 && inflight.size < 16; left -= backgroundBatch) {
-        const count = Math.min(left, backgroundBatch)
-        const falco = Math.floor(count / 2)
-        const requests = [
-          post(
-            '/v1/falco',
-            Array.from({ length: falco }, () => noiseAlert(background++)),
-          ),
-          post(
-            '/v1/cloudtrail',
-            Array.from({ length: count - falco }, () => noiseRecord(background++)),
-          ),
-        ]
-        for (const request of requests) {
-          const r = request.catch(() => {
-            failed++
-          })
-          inflight.add(r)
-          void r.finally(() => inflight.delete(r))
-        }
-      }
-    }, 10)
+    const load = new Worker(new URL('./ts-worker.mjs', import.meta.url), {
+      workerData: {
+        module: new URL('./background-load.ts', import.meta.url).href,
+        base,
+        token,
+        perSecond: backgroundPerSecond,
+        batch: backgroundBatch,
+      },
+    })
+    const loadDone = new Promise<{ sent: number; failed: number }>((resolve, reject) => {
+      load.once('message', resolve)
+      load.once('error', reject)
+    })
 
     const completedAt = new Map<string, number>()
     const completedWall = new Map<string, number>()
@@ -134,9 +116,10 @@ async function endToEnd(): Promise<void> {
       await sleep(pairEveryMs - 20)
     }
     await until(() => agents.every((a) => receiver.arrived.has(a)), 15_000).catch(() => undefined)
-    clearInterval(load)
+    load.postMessage('stop')
+    const { sent: background, failed } = await loadDone
     const seconds = (performance.now() - started) / 1000
-    await Promise.allSettled([...inflight])
+    await load.terminate()
     const measured = agents
       .slice(warmupPairs)
       .map((a) => (receiver.arrived.get(a) ?? Number.NaN) - (completedAt.get(a) ?? 0))
@@ -274,92 +257,6 @@ async function startReceiver(
         server.closeAllConnections()
         server.close(() => resolve())
       }),
-  }
-}
-
-const iso = () => new Date().toISOString()
-
-function pairAlert(agent: string) {
-  return {
-    output: `Disallowed outbound connection destination (connection=10.0.1.23:41234->203.0.113.7:443 pod=${agent}-7f9c)`,
-    priority: 'Warning',
-    rule: 'Unexpected outbound connection destination',
-    time: iso(),
-    source: 'syscall',
-    hostname: 'ip-10-0-1-23.ec2.internal',
-    output_fields: { 'k8s.ns.name': 'bench', 'k8s.pod.name': `${agent}-7f9c`, 'fd.rip': '203.0.113.7' },
-  }
-}
-
-function pairRecord(agent: string, i: number) {
-  return cloudTrail(
-    `0000${String(i).padStart(8, '0')}`,
-    agent,
-    'iam.amazonaws.com',
-    'AttachRolePolicy',
-    false,
-  )
-}
-
-function noiseAlert(n: number) {
-  return {
-    output: `A shell was spawned in a container (pod=noise-${n % 500})`,
-    priority: 'Notice',
-    rule: 'Terminal shell in container',
-    time: iso(),
-    source: 'syscall',
-    hostname: 'ip-10-0-2-17.ec2.internal',
-    output_fields: { 'k8s.ns.name': 'noise', 'k8s.pod.name': `noise-${n % 500}-x`, 'proc.pid': n },
-  }
-}
-
-function noiseRecord(n: number) {
-  return cloudTrail(
-    `1${String(n).padStart(11, '0')}`,
-    `noise-${n % 500}`,
-    's3.amazonaws.com',
-    'GetObject',
-    true,
-  )
-}
-
-function cloudTrail(id: string, role: string, source: string, name: string, readOnly: boolean) {
-  const time = `${iso().slice(0, 19)}Z`
-  return {
-    eventVersion: '1.08',
-    userIdentity: {
-      type: 'AssumedRole',
-      principalId: `AROAEXAMPLE${role.length}:s`,
-      arn: `arn:aws:sts::123456789012:assumed-role/${role}/s`,
-      accountId: '123456789012',
-      accessKeyId: 'ASIAEXAMPLEEXAMPLE01',
-      sessionContext: {
-        sessionIssuer: {
-          type: 'Role',
-          principalId: 'AROAEXAMPLE',
-          arn: `arn:aws:iam::123456789012:role/${role}`,
-          accountId: '123456789012',
-          userName: role,
-        },
-        attributes: { creationDate: time, mfaAuthenticated: 'false' },
-      },
-    },
-    eventTime: time,
-    eventSource: source,
-    eventName: name,
-    awsRegion: 'us-east-1',
-    sourceIPAddress: '203.0.113.7',
-    userAgent: 'aws-cli/2.15.0',
-    requestParameters: readOnly
-      ? { bucketName: 'b', key: 'k' }
-      : { roleName: role, policyArn: 'arn:aws:iam::aws:policy/AdministratorAccess' },
-    responseElements: null,
-    requestID: id,
-    eventID: `7f3e2a10-0000-4000-8000-${id}`,
-    readOnly,
-    eventType: 'AwsApiCall',
-    managementEvent: !readOnly,
-    recipientAccountId: '123456789012',
   }
 }
 
