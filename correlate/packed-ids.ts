@@ -12,13 +12,16 @@ export const textId = 0
 export const hexId = 1
 export const uuidId = 2
 
-/** The value of a lowercase hex digit, −1 for any other char code. */
-const nibble = (c: number): number => {
-  const digit = c - 48
-  if (digit >= 0 && digit < 10) return digit
-  const letter = c - 87
-  return letter >= 10 && letter < 16 ? letter : -1
-}
+/** Lowercase hex digit values by char code, −1 for every other code below 128. */
+const hexValue = new Int8Array(128).fill(-1)
+for (let i = 0; i < 16; i++) hexValue['0123456789abcdef'.charCodeAt(i)] = i
+
+/**
+ * The value of char code c if it is a lowercase hex digit; otherwise a value with bits above the low four
+ * (negative for codes below 128, ≥ 128 for the others), so OR-ing the results of a run tells whether all
+ * were digits without a branch per char.
+ */
+const nibble = (c: number): number => (hexValue[c & 127] as number) | (c & ~127)
 
 const isDash = (i: number) => i === 8 || i === 13 || i === 18 || i === 23
 
@@ -27,11 +30,13 @@ export function packId(id: string, words: Int32Array, at: number): number {
   if (id.length === 64) {
     for (let w = 0; w < 8; w++) {
       let v = 0
+      let all = 0
       for (let i = w * 8, end = i + 8; i < end; i++) {
         const d = nibble(id.charCodeAt(i))
-        if (d < 0) return textId
-        v = (v << 4) | d
+        all |= d
+        v = (v << 4) | (d & 15)
       }
+      if (all >>> 4 !== 0) return textId
       words[at + w] = v
     }
     return hexId
@@ -46,7 +51,7 @@ export function packId(id: string, words: Int32Array, at: number): number {
         continue
       }
       const d = nibble(c)
-      if (d < 0) return textId
+      if (d >>> 4 !== 0) return textId
       v = (v << 4) | d
       if (++digits % 8 === 0) {
         words[at + digits / 8 - 1] = v

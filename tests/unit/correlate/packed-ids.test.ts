@@ -37,6 +37,10 @@ describe('packed ids', () => {
       `${sha.slice(0, 63)}g`,
       `${sha.slice(0, 63)}/`,
       `${sha.slice(0, 63)}ÿ`,
+      // Char codes whose low seven bits are a digit's.
+      `${sha.slice(0, 63)}\u00b0`,
+      `\u0130${sha.slice(1)}`,
+      `${uuid.slice(0, 35)}\u00e1`,
       sha.slice(0, 63),
       `${sha}0`,
       uuid.toUpperCase(),
