@@ -236,9 +236,9 @@ function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgent
   for (const key in event.identity) {
     const kind = key as keyof IdentityFields
     const value = event.identity[kind] as string
-    const values = summary.identifiers[kind] ?? []
-    summary.identifiers[kind] = values
-    if (values.length < maxIdentifiersPerKind && !values.includes(value)) values.push(value)
+    const values = summary.identifiers[kind]
+    if (values === undefined) summary.identifiers[kind] = [value]
+    else if (values.length < maxIdentifiersPerKind && !values.includes(value)) values.push(value)
   }
 }
 
