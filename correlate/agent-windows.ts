@@ -211,7 +211,7 @@ const sameWho = (known: AgentWho, resolvedBy: ResolvedBy, identity: IdentityFiel
  * its map entry) costs its length and about 64 bytes more.
  */
 export const entryBytes = (idText: string | undefined, arenaOutput: number, outputText: string | undefined) =>
-  166 +
+  171 +
   (idText === undefined ? 0 : 64 + idText.length) +
   arenaOutput +
   (outputText === undefined ? 0 : 64 + outputText.length)
@@ -232,7 +232,8 @@ export function createAgentWindows(limits: {
   let added = new Map<string, number>()
   let removed = new Set<string>()
 
-  // Min-heap of slots by (expiry, seq); keys copied beside the slots so sifting reads packed memory.
+  // Min-heap of slots by (expiry, seq). The expiry lives only here, beside the heap order, so sifting reads
+  // packed memory; expiry(slot) finds it through heapPos.
   let heap = new Int32Array(initialCapacity)
   let heapKey = new Float64Array(initialCapacity)
   let heapSize = 0
