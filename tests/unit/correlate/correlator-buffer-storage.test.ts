@@ -53,6 +53,6 @@ describe('compact buffer storage', () => {
     const restored = createCorrelator(config, state)
     expect(restored.snapshot().entries.map((e) => e.lag)).toEqual(lags)
     const found = restored.accept(coreEvent({ id: 'core-1', time: T0 + 10 })).correlations
-    expect(found.map((x) => x.lag_at_arrival.edge)).toEqual(lags)
+    expect(found.map((x) => x.lag_at_arrival?.edge)).toEqual(lags)
   })
 })
