@@ -180,8 +180,9 @@ const maxWhosPerAgent = 16
 const initialCapacity = 1024
 
 /**
- * Same identity: the fields compared one by one (a for-in over both objects cost more than the rest of
- * interning). Identities come from JSON (bus records, checkpoints), so a field is either set or absent.
+ * Same identity: the IdentityFields compared one by one (a for-in over both objects cost more than the rest
+ * of interning). Ingest sets only defined fields and checkpoints are JSON, so a field is either set or
+ * absent: equal fields mean equal own keys and values, as the for-in checked.
  */
 function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
   return (
