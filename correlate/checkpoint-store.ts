@@ -1,12 +1,14 @@
 // Durable per-partition checkpoints of the correlator: stream time, buffers, seen ids, incidents, revoke
 // marks, and the last bus offset they include. Saved incrementally after every batch (entries added and
-// removed, plus the small meta part), so a checkpoint costs what the batch changed, not the whole state.
+// removed, the small meta part, and the incidents and revoke marks only when they changed), so a checkpoint
+// costs what the batch changed, not the whole state.
 // A save is durable when it resolves: the bus may commit the batch after it.
 import type { KeyValueLog } from '../bus/bus.ts'
 import { NerveError } from '../runtime/errors.ts'
 import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type {
   CorrelatorChanges,
+  CorrelatorLists,
   CorrelatorMeta,
   CorrelatorState,
   SerializedEntry,
@@ -24,13 +26,17 @@ export type CheckpointStore = {
   close(): Promise<void>
 }
 
-/** One SQLite file (runtime/sqlite-file.ts): a meta row and one row per buffered entry, per partition. */
+/**
+ * One SQLite file (runtime/sqlite-file.ts), per partition: a meta row, a row with the incidents and revoke
+ * marks, and one row per buffered entry.
+ */
 export function createSqliteCheckpointStore(file: string): CheckpointStore {
   let sqlite: SqliteFile
   try {
     sqlite = openSqliteFile(file)
     sqlite.db.exec(`
       CREATE TABLE IF NOT EXISTS correlate_meta (partition INTEGER PRIMARY KEY, offset INTEGER NOT NULL, meta TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS correlate_lists (partition INTEGER PRIMARY KEY, lists TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS correlate_entries (
         partition INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL,
         PRIMARY KEY (partition, id));`)
@@ -41,12 +47,18 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
   const selectMeta = db.prepare<[number], { offset: number; meta: string }>(
     'SELECT offset, meta FROM correlate_meta WHERE partition = ?',
   )
+  const selectLists = db.prepare<[number], { lists: string }>(
+    'SELECT lists FROM correlate_lists WHERE partition = ?',
+  )
   const selectEntries = db.prepare<[number], { entry: string }>(
     'SELECT entry FROM correlate_entries WHERE partition = ? ORDER BY seq',
   )
   const upsertMeta = db.prepare<[number, number, string]>(
     'INSERT INTO correlate_meta (partition, offset, meta) VALUES (?, ?, ?) ' +
       'ON CONFLICT(partition) DO UPDATE SET offset = excluded.offset, meta = excluded.meta',
+  )
+  const upsertLists = db.prepare<[number, string]>(
+    'INSERT OR REPLACE INTO correlate_lists (partition, lists) VALUES (?, ?)',
   )
   const upsertEntry = db.prepare<[number, string, number, string]>(
     'INSERT OR REPLACE INTO correlate_entries (partition, id, seq, entry) VALUES (?, ?, ?, ?)',
@@ -57,6 +69,7 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
   const apply = db.transaction((partition: number, offset: number, changes: CorrelatorChanges) => {
     for (const id of changes.removed) deleteEntry.run(partition, id)
     for (const e of changes.added) upsertEntry.run(partition, e.id, e.seq, JSON.stringify(e))
+    if (changes.lists) upsertLists.run(partition, JSON.stringify(changes.lists))
     upsertMeta.run(partition, offset, JSON.stringify(changes.meta))
   })
 
@@ -65,8 +78,10 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
       const row = selectMeta.get(partition)
       if (!row) return undefined
       const meta = JSON.parse(row.meta) as CorrelatorMeta
+      const listsRow = selectLists.get(partition)
+      const lists: CorrelatorLists = listsRow ? JSON.parse(listsRow.lists) : noLists()
       const entries = selectEntries.all(partition).map((r) => JSON.parse(r.entry) as SerializedEntry)
-      return { offset: row.offset, state: { ...meta, entries } }
+      return { offset: row.offset, state: { ...meta, ...lists, entries } }
     },
     save: async (partition, { offset, changes }) => {
       apply(partition, offset, changes)
@@ -84,22 +99,29 @@ export function createKeyValueCheckpointStore(
   log: KeyValueLog<PartitionCheckpoint>,
   keyOf: (partition: number) => string,
 ): CheckpointStore {
-  const cache = new Map<number, Map<string, SerializedEntry>>()
+  const cache = new Map<number, { lists: CorrelatorLists; entries: Map<string, SerializedEntry> }>()
 
   return {
     load: async (partition) => {
       const checkpoint = await log.get(keyOf(partition))
-      cache.set(partition, new Map((checkpoint?.state.entries ?? []).map((e) => [e.id, e])))
+      const state = checkpoint?.state
+      cache.set(partition, {
+        lists: state ? { incidents: state.incidents, revoked: state.revoked } : noLists(),
+        entries: new Map((state?.entries ?? []).map((e) => [e.id, e])),
+      })
       return checkpoint
     },
     save: async (partition, { offset, changes }) => {
-      const entries = cache.get(partition) ?? new Map<string, SerializedEntry>()
-      cache.set(partition, entries)
-      for (const id of changes.removed) entries.delete(id)
-      for (const e of changes.added) entries.set(e.id, e)
-      const ordered = [...entries.values()].sort((a, b) => a.seq - b.seq)
-      await log.put(keyOf(partition), { offset, state: { ...changes.meta, entries: ordered } })
+      const kept = cache.get(partition) ?? { lists: noLists(), entries: new Map<string, SerializedEntry>() }
+      cache.set(partition, kept)
+      if (changes.lists) kept.lists = changes.lists
+      for (const id of changes.removed) kept.entries.delete(id)
+      for (const e of changes.added) kept.entries.set(e.id, e)
+      const ordered = [...kept.entries.values()].sort((a, b) => a.seq - b.seq)
+      await log.put(keyOf(partition), { offset, state: { ...changes.meta, ...kept.lists, entries: ordered } })
     },
     close: () => log.close(),
   }
 }
+
+const noLists = (): CorrelatorLists => ({ incidents: [], revoked: [] })

@@ -18,18 +18,33 @@ export type SerializedEntry = {
   output?: string
 }
 
-/** The small part of the state: stream time, counters, incidents, revoke marks. */
+/** The small part of the state, rewritten by every checkpoint: stream time and counters. */
 export type CorrelatorMeta = {
   version: 1
   stream_time: number | null
   seq: number
   last_sweep: number | null
+}
+
+/**
+ * Open incidents and revoke marks: they change only with correlations, revokes and sweeps, so a checkpoint
+ * rewrites them only then (as a whole: one per agent with a recent correlation, not per event).
+ */
+export type CorrelatorLists = {
   incidents: IncidentRecord[]
   revoked: RevokeRecord[]
 }
 
 /** Everything a restart needs (T1, D1, S1): JSON-serializable. Entries are in buffer (seq) order. */
-export type CorrelatorState = CorrelatorMeta & { entries: SerializedEntry[] }
+export type CorrelatorState = CorrelatorMeta & CorrelatorLists & { entries: SerializedEntry[] }
 
-/** What changed since the last takeChanges(): enough to keep a checkpoint up to date incrementally. */
-export type CorrelatorChanges = { meta: CorrelatorMeta; added: SerializedEntry[]; removed: string[] }
+/**
+ * What changed since the last takeChanges(): enough to keep a checkpoint up to date incrementally.
+ * `lists` is there only when incidents or revoke marks changed.
+ */
+export type CorrelatorChanges = {
+  meta: CorrelatorMeta
+  lists?: CorrelatorLists
+  added: SerializedEntry[]
+  removed: string[]
+}

@@ -24,6 +24,7 @@ import {
 import { buildCorrelation } from './build-correlation.ts'
 import type {
   CorrelatorChanges,
+  CorrelatorLists,
   CorrelatorMeta,
   CorrelatorState,
   SerializedEntry,
@@ -271,20 +272,26 @@ export function createCorrelator(
     return serialized
   }
 
-  const meta = (): CorrelatorMeta => ({
-    version: 1,
-    stream_time: st,
-    seq,
-    last_sweep: lastSweep,
-    incidents: incidents.snapshot(),
-    revoked: revokes.snapshot(),
+  const meta = (): CorrelatorMeta => ({ version: 1, stream_time: st, seq, last_sweep: lastSweep })
+  const lists = (): CorrelatorLists => ({ incidents: incidents.snapshot(), revoked: revokes.snapshot() })
+
+  const snapshot = (): CorrelatorState => ({
+    ...meta(),
+    ...lists(),
+    entries: windows.liveSlots().map(serialize),
   })
 
-  const snapshot = (): CorrelatorState => ({ ...meta(), entries: windows.liveSlots().map(serialize) })
-
+  /** Revisions of the incidents and revoke marks at the last takeChanges(). */
+  let taken = { incidents: incidents.revision(), revoked: revokes.revision() }
   const takeChanges = (): CorrelatorChanges => {
     const { added, removed } = windows.takeChanges()
-    return { meta: meta(), added: added.map(serialize), removed }
+    const changes: CorrelatorChanges = { meta: meta(), added: added.map(serialize), removed }
+    const now = { incidents: incidents.revision(), revoked: revokes.revision() }
+    if (now.incidents !== taken.incidents || now.revoked !== taken.revoked) {
+      changes.lists = lists()
+      taken = now
+    }
+    return changes
   }
 
   const restore = (state: CorrelatorState) => {

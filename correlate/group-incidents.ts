@@ -21,6 +21,8 @@ export type IncidentGrouper = {
   forgetBefore(horizon: number): void
   size(): number
   snapshot(): IncidentRecord[]
+  /** Grows whenever an incident changes or is forgotten, so a checkpoint rewrites them only then. */
+  revision(): number
 }
 
 const maxSignals = 100
@@ -31,6 +33,7 @@ export function createIncidentGrouper(
 ): IncidentGrouper {
   const byAgent = new Map<string, IncidentRecord[]>()
   let count = 0
+  let revision = 0
   for (const record of restored) {
     const list = byAgent.get(record.agent) ?? []
     list.push({ ...record, signals: [...record.signals] })
@@ -60,6 +63,7 @@ export function createIncidentGrouper(
     incident.first_seen = Math.min(incident.first_seen, time)
     incident.last_seen = Math.max(incident.last_seen, time)
     incident.correlation_count++
+    revision++
     for (const s of signals) {
       if (incident.signals.length < maxSignals && !incident.signals.includes(s)) incident.signals.push(s)
     }
@@ -70,13 +74,15 @@ export function createIncidentGrouper(
   const forgetBefore = (horizon: number) => {
     for (const [agent, list] of byAgent) {
       const kept = list.filter((i) => i.last_seen + gap >= horizon)
+      if (kept.length === list.length) continue
       count -= list.length - kept.length
+      revision++
       if (kept.length === 0) byAgent.delete(agent)
-      else if (kept.length !== list.length) byAgent.set(agent, kept)
+      else byAgent.set(agent, kept)
     }
   }
 
   const snapshot = () => [...byAgent.values()].flat().map((i) => ({ ...i, signals: [...i.signals] }))
 
-  return { assign, forgetBefore, size: () => count, snapshot }
+  return { assign, forgetBefore, size: () => count, snapshot, revision: () => revision }
 }

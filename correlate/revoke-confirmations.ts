@@ -28,6 +28,8 @@ export type RevokeTracker = {
   forgetBefore(horizon: number): void
   size(): number
   snapshot(): RevokeRecord[]
+  /** Grows whenever the marks change, so a checkpoint rewrites them only then. */
+  revision(): number
 }
 
 const confirmingErrors = new Set([
@@ -82,6 +84,7 @@ export function createRevokeTracker(
     return false
   }
   const revoked = new Map<string, RevokeRecord>(restored.map((r) => [keyOf(r), { ...r }]))
+  let revision = 0
 
   const isSelf = (core: CoreFields) =>
     core.by_nerve || isSelfArn(core.principal_arn) || isSelfArn(core.session_issuer_arn)
@@ -90,8 +93,10 @@ export function createRevokeTracker(
     const target = revokeTargetOf(event)
     if (!target) return false
     const existing = revoked.get(keyOf(target))
-    if (!existing || existing.time < event.time)
+    if (!existing || existing.time < event.time) {
       revoked.set(keyOf(target), { ...target, time: event.time, event_id: event.id })
+      revision++
+    }
     return true
   }
 
@@ -119,7 +124,11 @@ export function createRevokeTracker(
   }
 
   const forgetBefore = (horizon: number) => {
-    for (const [key, r] of revoked) if (r.time + window < horizon) revoked.delete(key)
+    for (const [key, r] of revoked) {
+      if (r.time + window >= horizon) continue
+      revoked.delete(key)
+      revision++
+    }
   }
 
   return {
@@ -129,5 +138,6 @@ export function createRevokeTracker(
     forgetBefore,
     size: () => revoked.size,
     snapshot: () => [...revoked.values()].map((r) => ({ ...r })),
+    revision: () => revision,
   }
 }

@@ -51,4 +51,14 @@ describe('createSqliteCheckpointStore', () => {
       await reopened.close()
     }
   })
+
+  it('rewrites the incidents and revoke marks only after a batch that changed them', () => {
+    const correlator = createCorrelator(config, undefined, { trackChanges: true })
+    correlator.accept(edgeEvent({ id: 'e1', time: T0 }))
+    expect(correlator.takeChanges().lists).toBeUndefined()
+    correlator.accept(coreEvent({ id: 'c1', time: T0 + 500 }))
+    expect(correlator.takeChanges().lists?.incidents).toMatchObject([{ correlation_count: 1 }])
+    correlator.accept(edgeEvent({ id: 'e2', time: T0 + 600, agent: 'other' }))
+    expect(correlator.takeChanges().lists).toBeUndefined()
+  })
 })

@@ -8,7 +8,11 @@ import {
   type CorrelatorStats,
   createCorrelator,
 } from '../../../correlate/correlator.ts'
-import type { CorrelatorState, SerializedEntry } from '../../../correlate/correlator-state.ts'
+import type {
+  CorrelatorLists,
+  CorrelatorState,
+  SerializedEntry,
+} from '../../../correlate/correlator-state.ts'
 import type { Correlation, NormalizedEvent, RuleConfig } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
 
@@ -90,6 +94,7 @@ describe('correlator restarts', () => {
           let fromSnapshot = createCorrelator(config(budget))
           let fromChanges = createCorrelator(config(budget), undefined, { trackChanges: true })
           const checkpoint = new Map<string, SerializedEntry>()
+          let lists: CorrelatorLists = { incidents: [], revoked: [] }
           const got: Correlation[] = []
           const gotIncremental: Correlation[] = []
           events.forEach((e, i) => {
@@ -98,8 +103,10 @@ describe('correlator restarts', () => {
               const changes = roundTrip(fromChanges.takeChanges())
               for (const id of changes.removed) checkpoint.delete(id)
               for (const entry of changes.added) checkpoint.set(entry.id, entry)
+              lists = changes.lists ?? lists
               const state: CorrelatorState = {
                 ...changes.meta,
+                ...lists,
                 entries: [...checkpoint.values()].sort((a, b) => a.seq - b.seq),
               }
               expect(state).toEqual(roundTrip(fromChanges.snapshot()))
