@@ -1,7 +1,7 @@
 // One way to open the SQLite files nerve writes (bus, checkpoints, store, outbox), so that none of them ever
 // stops the event loop for the disk:
 // - WAL with synchronous=NORMAL: a commit appends its frames without waiting for the disk; sync() then
-//   fdatasyncs the WAL on libuv's thread pool. Awaiting sync() after a commit gives what synchronous=FULL
+//   fdatasyncs the WAL on libuv's thread pool (concurrent callers share one). Awaiting sync() after a commit gives what synchronous=FULL
 //   gives (the commit survives power loss) without blocking the loop on the fsync.
 // - wal_autocheckpoint=0: SQLite's automatic checkpoint would copy the WAL into the database and fsync it
 //   inside whichever commit crosses 1,000 pages, stalling that commit (and the loop) for 5–25 ms. Checkpoints
@@ -73,7 +73,7 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
     })
 
   let lastCheckpoint = 0
-  const sync = async () => {
+  const syncOnce = async () => {
     await fdatasyncWal()
     if (fstatSync(walDescriptor()).size > maxWalBytes) {
       await checkpoints.run()
@@ -82,6 +82,25 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
       lastCheckpoint = Date.now()
       checkpoints.start()
     }
+  }
+  // One fdatasync at a time: callers that arrive while one runs share the next, which starts when it ends
+  // and so covers every commit they made (one syscall and one thread-pool round trip for all of them).
+  let syncing: Promise<void> | undefined
+  let queued: Promise<void> | undefined
+  const sync = (): Promise<void> => {
+    if (!syncing) {
+      syncing = syncOnce().finally(() => {
+        syncing = undefined
+      })
+      return syncing
+    }
+    queued ??= syncing
+      .catch(() => {})
+      .then(() => {
+        queued = undefined
+        return sync()
+      })
+    return queued
   }
 
   let closing: Promise<void> | undefined
