@@ -1,11 +1,13 @@
 // One subscription of the embedded bus: batches of one partition each, in offset order, one batch in flight
 // per partition and the partitions side by side (as a Kafka consumer does with its partitions): a batch
 // of one partition never waits behind the handlers and commits of the others, and their publishes and
-// commits share the bus's group commits. A batch is committed only after handle() resolved (the commit is
-// awaited before that partition's next batch); a rejected batch (or a failed read or commit) is delivered
-// again after a capped, jittered backoff, while the other partitions go on. It sleeps until woken by a
-// publish or a finished batch (a slow poll is only the fallback), and stop() lets the batches in flight
-// finish and commit.
+// commits share the bus's group commits. A batch is committed only after handle() resolved. Its commit is
+// synced while the partition's next batch is handled, and must be durable before that batch's own commit
+// is written: at most two batches of a partition are ever handled but not durably committed (what a crash
+// redelivers). A rejected batch (or a failed read) is delivered again after a capped, jittered backoff,
+// while the other partitions go on; a failed commit rewinds the partition to its last durable commit. It
+// sleeps until woken by a publish or a finished batch (a slow poll is only the fallback), and stop() lets
+// the batches in flight finish and commit.
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
@@ -59,8 +61,12 @@ export function startConsumer<T>(
 ): Consumer {
   const { log, telemetry } = deps
   const attempts = positions.map(() => 0)
+  /** Per partition, the last position known to be on disk (`positions` may be one batch ahead). */
+  const durable = [...positions]
   const blocked = new Map<number, NodeJS.Timeout>()
   const inFlight = new Map<number, Promise<void>>()
+  /** Per partition, the commit being synced: true once durable, false when it failed (and was handled). */
+  const committing = new Map<number, Promise<boolean>>()
   let stopped = false
   let wakeIdle = () => {}
 
@@ -87,6 +93,7 @@ export function startConsumer<T>(
       'Batch not committed; it will be delivered again.',
     )
     if (stopped) return
+    clearTimeout(blocked.get(p))
     blocked.set(
       p,
       setTimeout(() => {
@@ -115,16 +122,28 @@ export function startConsumer<T>(
         return retryLater(p, err, 'handle')
       }
     }
-    try {
-      await deps.commit(p, next)
-    } catch (err) {
-      return retryLater(p, storageError(err, 'committing'), 'commit')
-    }
+    // The previous batch's commit failed: the partition was rewound, this batch comes again with it.
+    if (!(await (committing.get(p) ?? true))) return
     positions[p] = next
     attempts[p] = 0
     telemetry.sent(batch.length)
-    deps.committed(p)
+    committing.set(p, commitInBackground(p, next))
   }
+
+  const commitInBackground = (p: number, next: number): Promise<boolean> =>
+    deps.commit(p, next).then(
+      () => {
+        durable[p] = next
+        deps.committed(p)
+        return true
+      },
+      (err) => {
+        committing.delete(p)
+        positions[p] = durable[p] ?? 0
+        retryLater(p, storageError(err, 'committing'), 'commit')
+        return false
+      },
+    )
 
   const start = (p: number) => {
     const delivery = deliver(p).finally(() => {
@@ -140,6 +159,7 @@ export function startConsumer<T>(
       await idle()
     }
     await Promise.all(inFlight.values())
+    await Promise.all(committing.values())
   }
   const loop = run()
 

@@ -1,7 +1,8 @@
 // Kills a process mid-stream (SIGKILL: no close, no flush) and proves, on reopen, that every acknowledged
 // publish survived whole, nothing committed is delivered again and nothing uncommitted is lost: the
 // records the child handled plus the records redelivered are exactly the published ones, and the only
-// overlap is the batches that were handled but not yet committed when it died: at most one per partition.
+// overlap is the batches that were handled but not yet durably committed when it died: at most two per
+// partition (the one being handled, and the one before it whose commit was being synced).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -107,12 +108,12 @@ describe('embedded bus killed mid-stream', () => {
         expect(new Set(again).size).toBe(again.length)
         // Handled ∪ redelivered = published: nothing uncommitted lost.
         expect(sorted([...new Set([...handled, ...again])])).toEqual(range(0, published.length))
-        // The overlap is at most the batches in flight at the kill: one per partition.
+        // The overlap is at most the batches not durably committed at the kill: two per partition.
         const overlap = redelivered.filter((r) => handled.includes(r.value.seq))
         for (let p = 0; p < partitions; p++) {
           const ofPartition = overlap.filter((r) => r.partition === p)
           expect(ofPartition.length, JSON.stringify({ ...context, partition: p })).toBeLessThanOrEqual(
-            maxBatch,
+            2 * maxBatch,
           )
         }
         // Per key, the redelivered records come in publish order.

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { backoffMs } from '../../../bus/embedded-consumer.ts'
+import type { DeliveredRecord } from '../../../bus/bus.ts'
+import { backoffMs, type ConsumedTopic, startConsumer } from '../../../bus/embedded-consumer.ts'
+import { createLogger } from '../../../runtime/logger.ts'
+import { createMetrics } from '../../../runtime/metrics.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
 
 describe('backoffMs', () => {
   it('doubles from 100 ms, jittered between half and all of it', () => {
@@ -10,5 +14,82 @@ describe('backoffMs', () => {
   it('is capped at 10 s however many attempts failed', () => {
     expect(backoffMs(8, () => 1)).toBe(10_000)
     expect(backoffMs(10_000, () => 1)).toBe(10_000)
+  })
+})
+
+type Deferred = { offset: number; resolve(): void; reject(err: Error): void }
+
+/** One partition of six records, batches of two; commits wait until the test settles them. */
+function consumerOfSix() {
+  const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [6] }
+  const handled: number[][] = []
+  const commits: Deferred[] = []
+  /** Once set, every later commit is durable at once. */
+  const settings = { autoCommit: false }
+  const consumer = startConsumer<string>(
+    topic,
+    'nerve-correlate',
+    [0],
+    async (batch) => {
+      handled.push(batch.map((r) => r.offset))
+    },
+    {
+      read: (partition, from, limit): DeliveredRecord<string>[] =>
+        Array.from({ length: Math.min(limit, 6 - from) }, (_, i) => ({
+          key: 'agent-a',
+          value: `record ${from + i}`,
+          partition,
+          offset: from + i,
+        })),
+      log: createLogger({ level: 'silent' }),
+      telemetry: createMetrics().component('test'),
+      maxBatch: 2,
+      commit: (_partition, offset) =>
+        new Promise<void>((resolve, reject) => {
+          commits.push({ offset, resolve, reject })
+          if (settings.autoCommit) resolve()
+        }),
+      committed: () => {},
+    },
+  )
+  return { consumer, handled, commits, settings }
+}
+
+describe('startConsumer', () => {
+  it("handles a partition's next batch while the last commit syncs, and commits it only after that one", async () => {
+    const { consumer, handled, commits } = consumerOfSix()
+    await waitFor(() => handled.length === 2)
+    expect(handled).toEqual([
+      [0, 1],
+      [2, 3],
+    ])
+    // The second batch was handled while the first commit was syncing; its commit waits for that one.
+    expect(commits.map((c) => c.offset)).toEqual([2])
+    commits[0]?.resolve()
+    await waitFor(() => commits.length === 2)
+    expect(commits.map((c) => c.offset)).toEqual([2, 4])
+    commits[1]?.resolve()
+    await waitFor(() => commits.length === 3)
+    commits[2]?.resolve()
+    await consumer.stop()
+    expect(consumer.positions).toEqual([6])
+  })
+
+  it('rewinds to the last durable commit when a commit fails, and delivers those batches again', async () => {
+    const { consumer, handled, commits, settings } = consumerOfSix()
+    await waitFor(() => handled.length === 2)
+    settings.autoCommit = true
+    commits[0]?.reject(new Error('disk I/O error'))
+    // After the backoff (at most 100 ms), from offset 0 again: nothing handled-but-uncommitted is skipped.
+    await waitFor(() => consumer.positions[0] === 6 && commits.at(-1)?.offset === 6)
+    await consumer.stop()
+    expect(handled).toEqual([
+      [0, 1],
+      [2, 3],
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ])
+    expect(commits.map((c) => c.offset)).toEqual([2, 2, 4, 6])
   })
 })
