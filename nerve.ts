@@ -8,9 +8,9 @@ import { createKafkaBus, type KafkaBus } from './bus/kafka-bus.ts'
 import { correlatorStateTopic } from './bus/topics.ts'
 import { createKeyValueCheckpointStore, type PartitionCheckpoint } from './correlate/checkpoint-store.ts'
 import { createReplay } from './correlate/replay-correlations.ts'
+import { readsRaw } from './correlate/revoke-confirmations.ts'
 import { checkpointKey, startCorrelate } from './correlate/start-correlate.ts'
-import { createEventDecoder } from './ingest/decode-events.ts'
-import { readReplayFiles } from './ingest/read-replay-files.ts'
+import { decodeReplayFiles } from './ingest/decode-replay-files.ts'
 import { startIngest } from './ingest/start-ingest.ts'
 import { configReferenceMarkdown } from './runtime/config-reference.ts'
 import { isNerveError, NerveError } from './runtime/errors.ts'
@@ -323,13 +323,11 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
   const config = readConfig(values)
   const progress = (line: string) => process.stderr.write(`${line}\n`)
-  const read = await readReplayFiles(files, { maxDepth: config.http.max_depth, progress })
-  // One decode over every file: a credential issued in a later file still stitches earlier uses.
-  const decoded = createEventDecoder(config).decode(
-    'any',
-    read.flatMap((f) => f.items),
-    { via: 'replay', receivedAt: 0 },
-  )
+  const decoded = await decodeReplayFiles(files, config, {
+    maxDepth: config.http.max_depth,
+    progress,
+    keepRaw: readsRaw,
+  })
   const events = decoded.events
   const summary = {
     read: 0,

@@ -3,15 +3,15 @@
 // The input is written once, seeded: real CloudTrail records (Stratus Red Team detonation logs) and real
 // Falco alerts (falco.org examples) with fresh ids and times, 85% CloudTrail. 500 roles and 300 pods make
 // the noise; 20 workloads named in the registry run a shell, then change IAM privileges (they correlate).
-// The timed path is the one of nerve.ts's replay command: read the files, decode them in one call, sort
-// by event time, push every event through the correlator, serialize the correlations.
+// The timed path is the one of nerve.ts's replay command: read and decode the files (decodeReplayFiles),
+// sort by event time, push every event through the correlator, serialize the correlations.
 import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createReplay } from '../correlate/replay-correlations.ts'
-import { createEventDecoder } from '../ingest/decode-events.ts'
-import { readReplayFiles } from '../ingest/read-replay-files.ts'
+import { readsRaw } from '../correlate/revoke-confirmations.ts'
+import { decodeReplayFiles } from '../ingest/decode-replay-files.ts'
 import { loadConfig } from '../runtime/load-config.ts'
 import type { Config, NormalizedEvent } from '../schemas/types.ts'
 
@@ -123,12 +123,10 @@ async function replayOnce(
   config: Config,
   file: string,
 ): Promise<{ read: number; correlations: number; bytes: number }> {
-  const read = await readReplayFiles([file], { maxDepth: config.http.max_depth })
-  const decoded = createEventDecoder(config).decode(
-    'any',
-    read.flatMap((f) => f.items),
-    { via: 'replay', receivedAt: 0 },
-  )
+  const decoded = await decodeReplayFiles([file], config, {
+    maxDepth: config.http.max_depth,
+    keepRaw: readsRaw,
+  })
   decoded.events.sort(byEventTime)
   const replayer = createReplay(config)
   let bytes = 0

@@ -51,10 +51,15 @@ function requestParameters(raw: unknown): Record<string, unknown> {
   return params !== null && typeof params === 'object' ? (params as Record<string, unknown>) : {}
 }
 
+const revokeActions = new Set(['iam:PutRolePolicy', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey'])
+
+/** Whether the correlator reads the event's raw record: only the request parameters of revoke-shaped calls. */
+export const readsRaw = (event: Pick<NormalizedEvent, 'core'>): boolean =>
+  event.core !== undefined && revokeActions.has(event.core.action)
+
 export function revokeTargetOf(event: NormalizedEvent): RevokeTarget | null {
+  if (!readsRaw(event)) return null
   const action = event.core?.action
-  if (action !== 'iam:PutRolePolicy' && action !== 'iam:UpdateAccessKey' && action !== 'iam:DeleteAccessKey')
-    return null
   if (event.core?.error_code) return null
   const p = requestParameters(event.raw)
   if (action === 'iam:PutRolePolicy')

@@ -1,7 +1,8 @@
 // Raw JSON items → normalized, identified events: the one path shared by the HTTP receivers and
-// `nerve replay`. No bus, no HTTP, no clock. Within one call, credential links are learned from every
-// issuing event first and applied second, so an issuing record that comes after its first use in the
-// same request, file or replay input still names the workload.
+// `nerve replay`. No bus, no HTTP, no clock. Credential links are learned from every issuing event first
+// and applied second, so an issuing record that comes after its first use in the same request still names
+// the workload; replay, which reads its input in parts, normalizes every part (learning as it goes) and
+// resolves them all at the end, so the same holds across its whole input.
 import { NerveError } from '../runtime/errors.ts'
 import {
   type CloudTrailRecord,
@@ -49,8 +50,16 @@ export type Decoded = {
   internal: number
 }
 
+/** Normalized events not yet given their agent: what normalize() learned links from. */
+export type Drafts = Omit<Decoded, 'events' | 'internal'> & { drafts: UnresolvedEvent[] }
+
 export type EventDecoder = {
+  /** normalize() then resolve(), in one call. */
   decode(kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Decoded
+  /** Validates and normalizes the items and learns the credential links they issue. */
+  normalize(kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Drafts
+  /** Gives each draft its agent, with every link learned so far. */
+  resolve(drafts: readonly UnresolvedEvent[]): Pick<Decoded, 'events' | 'internal'>
   /** Links learned elsewhere: the links file at start, other ingest instances. */
   addLinks(links: readonly IdentityLink[]): void
   links(): IdentityLink[]
@@ -69,7 +78,7 @@ export function createEventDecoder(
   const resolver: AgentResolver = createAgentResolver(config.agents)
   const isSelfIdentity = selfIdentityMatcher(config.revoke.self_identities)
 
-  const decode = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Decoded => {
+  const normalize = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Drafts => {
     // Every candidate and every early rejection keeps its position in the input (`seq`), so events and
     // problems come out in input order across items, records and files.
     const candidates: { seq: number; falco: boolean; candidate: Candidate; file?: string }[] = []
@@ -130,6 +139,11 @@ export function createEventDecoder(
       const link = resolver.learn(event)
       if (link) deps.onLink?.(link)
     }
+    rejected.sort((a, b) => a.seq - b.seq)
+    return { drafts, invalid: rejected.map((r) => r.item), skipped: countSkips(skipped) }
+  }
+
+  const resolve = (drafts: readonly UnresolvedEvent[]) => {
     const events: NormalizedEvent[] = []
     let internal = 0
     for (const draft of drafts) {
@@ -137,12 +151,18 @@ export function createEventDecoder(
       if (event.edge?.internal) internal++
       events.push(event)
     }
-    rejected.sort((a, b) => a.seq - b.seq)
-    return { events, invalid: rejected.map((r) => r.item), skipped: countSkips(skipped), internal }
+    return { events, internal }
+  }
+
+  const decode = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Decoded => {
+    const { drafts, invalid, skipped } = normalize(kind, items, ctx)
+    return { ...resolve(drafts), invalid, skipped }
   }
 
   return {
     decode,
+    normalize,
+    resolve,
     addLinks: resolver.addLinks,
     links: resolver.links,
     agents: resolver.agents,

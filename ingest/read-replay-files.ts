@@ -1,14 +1,16 @@
 // Files → raw JSON items for `nerve replay`: JSON, JSON arrays, NDJSON, `.gz` (by name or magic bytes),
 // log files {"Records":[…]}, EventBridge events, Falco and CloudTrail mixed in one file (the decoder tells
-// them apart per item). NDJSON is streamed line by line, so a file need not fit in one string; a document
-// spread over several lines (pretty-printed JSON) is read whole. For long inputs a progress line goes to
-// the injected writer (stderr in the CLI) every `progressEveryItems` items and after each file.
+// them apart per item). NDJSON is streamed and handed over in parts of at most `partItems` items, so
+// neither a file nor its parsed items need fit in memory at once; a document spread over several lines
+// (pretty-printed JSON) is read whole. For long inputs a progress line goes to the injected writer (stderr
+// in the CLI) every `progressEveryItems` items and after each file.
 import { createReadStream, statSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { type JsonItem, splitJsonItems } from './split-json-items.ts'
 
-export type ReplayFile = { file: string; items: JsonItem[] }
+/** Items of one file, numbered from the file's first item; a file may come in several parts. */
+export type ReplayPart = { file: string; items: JsonItem[] }
 
 export type ReplayReadOptions = {
   maxDepth: number
@@ -16,47 +18,52 @@ export type ReplayReadOptions = {
   progress?: (line: string) => void
   progressMinBytes?: number
   progressEveryItems?: number
+  /** Most items per part (default 5,000). */
+  partItems?: number
 }
 
-export async function readReplayFiles(
+/** The items of every file, in argument order and file order. */
+export async function* readReplayParts(
   paths: readonly string[],
   options: ReplayReadOptions,
-): Promise<ReplayFile[]> {
+): AsyncGenerator<ReplayPart> {
   const { progressMinBytes = 32 * 1024 * 1024, progressEveryItems = 100_000 } = options
   const totalBytes = paths.reduce((sum, p) => sum + statSync(p).size, 0)
   const report = options.progress && totalBytes >= progressMinBytes ? options.progress : undefined
-  const files: ReplayFile[] = []
   let itemsSoFar = 0
   for (const [n, file] of paths.entries()) {
     const say = (items: number) =>
       report?.(
         `replay: file ${n + 1}/${paths.length} ${file}: ${(itemsSoFar + items).toLocaleString('en')} items read`,
       )
-    const items = await readFileItems(file, options.maxDepth, (count) => {
-      if (count % progressEveryItems === 0) say(count)
+    let count = 0
+    const parts = fileParts(file, options.maxDepth, options.partItems ?? 5_000, (items) => {
+      count = items
+      if (items % progressEveryItems === 0) say(items)
     })
-    say(items.length)
-    itemsSoFar += items.length
-    files.push({ file, items })
+    for await (const items of parts) yield { file, items }
+    say(count)
+    itemsSoFar += count
   }
-  return files
 }
 
-async function readFileItems(
+async function* fileParts(
   file: string,
   maxDepth: number,
+  partItems: number,
   onItem: (count: number) => void,
-): Promise<JsonItem[]> {
-  const items: JsonItem[] = []
+): AsyncGenerator<JsonItem[]> {
+  let part: JsonItem[] = []
+  let count = 0
   const pending: string[] = []
   let mode = 'unknown' as 'unknown' | 'lines' | 'document'
   const limits = { maxItems: Number.POSITIVE_INFINITY, maxDepth }
   const add = (item: JsonItem) => {
     // The items are fresh objects of splitJsonItems: numbered across the file in place, not copied.
-    item.index = items.length
+    item.index = count++
     item.file = file
-    items.push(item)
-    onItem(items.length)
+    part.push(item)
+    onItem(count)
   }
   const addLine = (line: string) => {
     if (mode === 'document') {
@@ -68,20 +75,28 @@ async function readFileItems(
     if (mode === 'lines') for (const item of splitJsonItems(line, limits)) add(item)
     else pending.push(line)
   }
-  await forEachLine(await openMaybeGzipped(file), addLine)
+  for await (const lines of linesOf(await openMaybeGzipped(file))) {
+    for (const line of lines) addLine(line)
+    if (part.length >= partItems) {
+      yield part
+      part = []
+    }
+  }
   if (mode === 'document') for (const item of splitJsonItems(pending.join('\n'), limits)) add(item)
-  return items
+  if (part.length > 0) yield part
 }
 
 /**
- * Calls `onLine` for every line of the stream without its ending (\n, \r\n or a lone \r, as node:readline
- * splits them). Large chunks cut with indexOf: readline's event per line costs more than parsing the line.
+ * The lines of the stream without their endings (\n, \r\n or a lone \r, as node:readline splits them), a
+ * chunk's worth at a time. Large chunks cut with indexOf: readline's event per line costs more than
+ * parsing the line.
  */
-async function forEachLine(stream: Readable, onLine: (line: string) => void): Promise<void> {
+async function* linesOf(stream: Readable): AsyncGenerator<string[]> {
   stream.setEncoding('utf8')
   let rest = ''
   for await (const chunk of stream) {
     const text = rest + (chunk as string)
+    const lines: string[] = []
     let start = 0
     let cr = text.indexOf('\r')
     for (;;) {
@@ -90,12 +105,13 @@ async function forEachLine(stream: Readable, onLine: (line: string) => void): Pr
       const end = cr !== -1 && (lf === -1 || cr < lf) ? cr : lf
       // A \r ending the chunk may be the first half of a \r\n: wait for the next chunk.
       if (end === -1 || (end === cr && end === text.length - 1)) break
-      onLine(text.slice(start, end))
+      lines.push(text.slice(start, end))
       start = end === cr && text.charCodeAt(end + 1) === 10 ? end + 2 : end + 1
     }
     rest = text.slice(start)
+    yield lines
   }
-  if (rest !== '') onLine(rest.endsWith('\r') ? rest.slice(0, -1) : rest)
+  if (rest !== '') yield [rest.endsWith('\r') ? rest.slice(0, -1) : rest]
 }
 
 function isCompleteJson(line: string): boolean {

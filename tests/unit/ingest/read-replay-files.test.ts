@@ -3,11 +3,27 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
-import { readReplayFiles } from '../../../ingest/read-replay-files.ts'
+import { decodeReplayFiles } from '../../../ingest/decode-replay-files.ts'
+import {
+  type ReplayPart,
+  type ReplayReadOptions,
+  readReplayParts,
+} from '../../../ingest/read-replay-files.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { fixtures } from './ingest-harness.ts'
 
 const read = (path: string) => readFileSync(join(fixtures, path), 'utf8')
+
+/** Every part read, joined back into one list of items per file. */
+async function readReplayFiles(paths: string[], options: ReplayReadOptions): Promise<ReplayPart[]> {
+  const files: ReplayPart[] = []
+  for await (const part of readReplayParts(paths, options)) {
+    const last = files.at(-1)
+    if (last?.file === part.file) last.items.push(...part.items)
+    else files.push({ file: part.file, items: [...part.items] })
+  }
+  return files
+}
 
 describe('readReplayFiles', () => {
   it('reads NDJSON, pretty-printed documents and .gz, with Falco and CloudTrail mixed per item', async () => {
@@ -47,7 +63,7 @@ describe('readReplayFiles', () => {
     expect(decoded.events.every((e) => e.via === 'replay')).toBe(true)
   })
 
-  it('names the file of a rejected item, and applies links learned in a later file to earlier ones', async () => {
+  it('names the file of a rejected item, and applies links learned in a later file (and part) to earlier ones', async () => {
     const dir = tempDir('nerve-replay')
     const podIdentity = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n')
     const use = JSON.parse(
@@ -59,15 +75,33 @@ describe('readReplayFiles', () => {
     const second = join(dir, 'issuers.ndjson')
     writeFileSync(first, `${JSON.stringify(use)}\n{"eventTime":"soon"}\n`)
     writeFileSync(second, `${podIdentity[2]}\n`)
-    const replay = await readReplayFiles([first, second], { maxDepth: 64 })
-    const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
-    const decoded = decoder.decode(
-      'any',
-      replay.flatMap((f) => f.items),
-      { via: 'replay', receivedAt: 0 },
+    // One item per part: the issuing record is normalized two parts after the call it stitches.
+    const decoded = await decodeReplayFiles(
+      [first, second],
+      { agents: [], revoke: { self_identities: [] } },
+      { maxDepth: 64, partItems: 1, keepRaw: () => false },
     )
     expect(decoded.events[0]?.agent).toEqual({ id: 'ns-a/app1', resolved_by: 'stitched' })
     expect(decoded.invalid.map((i) => [i.file, i.index])).toEqual([[first, 1]])
+    // Nothing downstream reads these records: they were dropped once normalized.
+    expect(decoded.events.map((e) => e.raw)).toEqual([null, null])
+  })
+
+  it('keeps the raw record of the events that keepRaw names', async () => {
+    const file = join(tempDir('nerve-replay'), 'mixed.ndjson')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n')
+    const cloudtrail = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n')
+    writeFileSync(file, [falco[19], cloudtrail[0]].join('\n'))
+    const decoded = await decodeReplayFiles(
+      [file],
+      { agents: [], revoke: { self_identities: [] } },
+      { maxDepth: 64, keepRaw: (e) => e.side === 'core' },
+    )
+    expect(decoded.events.map((e) => [e.side, e.raw === null])).toEqual([
+      ['edge', true],
+      ['core', false],
+    ])
+    expect(decoded.events[1]?.raw).toEqual(JSON.parse(cloudtrail[0] as string))
   })
 
   it('writes progress lines for long inputs through the injected writer', async () => {
