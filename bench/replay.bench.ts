@@ -151,18 +151,17 @@ function parseOnce(file: string): number {
   return parsed
 }
 
-/** CPU microseconds of one run of `work` (the best of `rounds`, after one warm-up run). */
-async function cpu<T>(work: () => T | Promise<T>, rounds: number): Promise<{ micros: number; result: T }> {
-  let result = await work()
-  let micros = Number.POSITIVE_INFINITY
-  for (let i = 0; i < rounds; i++) {
-    const start = process.cpuUsage()
-    result = await work()
-    const used = process.cpuUsage(start)
-    micros = Math.min(micros, used.user + used.system)
-  }
-  return { micros, result }
+type Timed<T> = { micros: number; result: T }
+
+/** CPU microseconds of one run of `work`. */
+async function cpu<T>(work: () => T | Promise<T>): Promise<Timed<T>> {
+  const start = process.cpuUsage()
+  const result = await work()
+  const used = process.cpuUsage(start)
+  return { micros: used.user + used.system, result }
 }
+
+const faster = <T>(a: Timed<T> | undefined, b: Timed<T>): Timed<T> => (a && a.micros <= b.micros ? a : b)
 
 export default async function benchReplay(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nerve-bench-replay-'))
@@ -170,8 +169,17 @@ export default async function benchReplay(): Promise<void> {
     const input = writeReplayInput(dir)
     const config = loadConfig({ file: input.config })
     const size = readFileSync(input.file).length
-    const replay = await cpu(() => replayOnce(config, input.file), 3)
-    const parse = await cpu(() => parseOnce(input.file), 3)
+    // One warm-up run each, then rounds that alternate the two (the machine's speed drifts over seconds:
+    // alternating exposes both to it alike), keeping each one's best.
+    await replayOnce(config, input.file)
+    parseOnce(input.file)
+    let replay: Timed<Awaited<ReturnType<typeof replayOnce>>> | undefined
+    let parse: Timed<number> | undefined
+    for (let round = 0; round < 4; round++) {
+      replay = faster(replay, await cpu(() => replayOnce(config, input.file)))
+      parse = faster(parse, await cpu(() => parseOnce(input.file)))
+    }
+    if (!replay || !parse) return
     const { read, correlations } = replay.result
     const replayRate = read / (replay.micros / 1e6)
     const parseRate = parse.result / (parse.micros / 1e6)
