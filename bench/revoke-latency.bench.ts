@@ -85,9 +85,14 @@ async function endToEnd(): Promise<void> {
   })
   const stop = () => child.kill('SIGKILL')
   process.once('exit', stop)
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const base = `http://127.0.0.1:${port}`
   try {
-    await until(async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.ok === true, 60_000)
+    await until(async () => {
+      if (child.exitCode !== null)
+        throw new Error(`nerve run exited with code ${child.exitCode} (stderr above).`)
+      return (await fetch(`${base}/readyz`).catch(() => undefined))?.ok === true
+    }, 60_000)
     const post = (path: string, body: unknown) => postEvents(base, token, path, body)
 
     // The background load runs in a worker thread, so that building and sending it never delays this
@@ -148,7 +153,7 @@ async function endToEnd(): Promise<void> {
     )
   } finally {
     child.kill('SIGTERM')
-    await new Promise((resolve) => child.once('exit', resolve))
+    await exited
     process.off('exit', stop)
     await receiver.close()
   }
