@@ -120,7 +120,10 @@ describe('elasticsearch sink', () => {
     )
     sink = await start()
     await bus.publish(correlationsTopic, [{ key: correlation.agent.id, value: correlation }])
-    await waitFor(() => es.documents.size === 1, { what: 'the correlation indexed after the outage' })
+    // The fake server stores the document before the sink has read the answer: wait for both.
+    await waitFor(() => es.documents.size === 1 && sink?.readiness().ok, {
+      what: 'the correlation indexed after the outage, and the sink ready again',
+    })
     expect(es.bulkRequests().length).toBe(4)
     expect(bus.published(deadLetterTopic)).toEqual([])
     expect(sink.readiness()).toEqual({ ok: true })
