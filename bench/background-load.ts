@@ -1,7 +1,8 @@
 // Worker thread of the revoke-latency bench: POSTs the background load (half Falco alerts of other pods,
 // half read-only CloudTrail calls, none matching a rule) as JSON arrays of `batch` items, paced by elapsed
 // time to `perSecond` events, never more than 16 requests in flight (a saturated nerve lowers the rate
-// rather than piling up sockets). On 'stop' it waits for what is in flight and reports its counts.
+// rather than piling up sockets). On 'stop' it waits for what is in flight and reports its counts and
+// how long it was sending.
 import { parentPort, workerData } from 'node:worker_threads'
 import { noiseAlert, noiseRecord, postEvents } from './latency-events.ts'
 
@@ -45,6 +46,7 @@ const timer = setInterval(() => {
 
 parentPort?.once('message', async () => {
   clearInterval(timer)
+  const seconds = (performance.now() - started) / 1000
   await Promise.allSettled([...inflight])
-  parentPort?.postMessage({ sent, failed })
+  parentPort?.postMessage({ sent, failed, seconds })
 })

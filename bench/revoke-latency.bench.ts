@@ -97,7 +97,6 @@ async function endToEnd(): Promise<void> {
 
     // The background load runs in a worker thread, so that building and sending it never delays this
     // thread's clock readings of the pairs and of the webhooks' arrival.
-    const started = performance.now()
     const load = new Worker(new URL('./ts-worker.mjs', import.meta.url), {
       workerData: {
         module: new URL('./background-load.ts', import.meta.url).href,
@@ -107,7 +106,7 @@ async function endToEnd(): Promise<void> {
         batch: backgroundBatch,
       },
     })
-    const loadDone = new Promise<{ sent: number; failed: number }>((resolve, reject) => {
+    const loadDone = new Promise<{ sent: number; failed: number; seconds: number }>((resolve, reject) => {
       load.once('message', resolve)
       load.once('error', reject)
     })
@@ -124,8 +123,7 @@ async function endToEnd(): Promise<void> {
     }
     await until(() => agents.every((a) => receiver.arrived.has(a)), 15_000).catch(() => undefined)
     load.postMessage('stop')
-    const { sent: background, failed } = await loadDone
-    const seconds = (performance.now() - started) / 1000
+    const { sent: background, failed, seconds } = await loadDone
     await load.terminate()
     const measured = agents
       .slice(warmupPairs)
