@@ -323,10 +323,12 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
   const config = readConfig(values)
   const progress = (line: string) => process.stderr.write(`${line}\n`)
+  const replayer = createReplay(config)
   const decoded = await decodeReplayFiles(files, config, {
     maxDepth: config.http.max_depth,
     progress,
     keepRaw: readsRaw,
+    standIn: replayer.standIn,
   })
   const events = decoded.events
   const summary = {
@@ -346,7 +348,6 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   summary.read = events.length + summary.invalid + summary.skipped
   if (order === 'time') events.sort(byEventTime)
   const out: NodeJS.WritableStream = values.out ? createWriteStream(values.out as string) : process.stdout
-  const replayer = createReplay(config)
   let buffer = ''
   for (const event of events) {
     for (const correlation of replayer.push(event).correlations) {
@@ -372,9 +373,10 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   return 0
 }
 
+type EventTime = Pick<NormalizedEvent, 'time' | 'time_ns'>
+
 /** Event time, then Falco's nanoseconds; ties keep input order (Array.prototype.sort is stable). */
-const byEventTime = (a: NormalizedEvent, b: NormalizedEvent): number =>
-  a.time - b.time || a.time_ns - b.time_ns
+const byEventTime = (a: EventTime, b: EventTime): number => a.time - b.time || a.time_ns - b.time_ns
 
 async function setup(values: Record<string, unknown>, positionals: string[]): Promise<number> {
   const [target] = positionals

@@ -114,21 +114,23 @@ function cloudTrailRecord(template: Json, time: number, n: number, hot: number):
   return JSON.stringify(record)
 }
 
+type EventTime = Pick<NormalizedEvent, 'time' | 'time_ns'>
+
 /** Event time, then Falco's nanoseconds; ties keep input order (as nerve.ts sorts for --order time). */
-const byEventTime = (a: NormalizedEvent, b: NormalizedEvent): number =>
-  a.time - b.time || a.time_ns - b.time_ns
+const byEventTime = (a: EventTime, b: EventTime): number => a.time - b.time || a.time_ns - b.time_ns
 
 /** What `nerve replay --order time FILE` does, output kept in memory instead of written. */
 async function replayOnce(
   config: Config,
   file: string,
 ): Promise<{ read: number; correlations: number; bytes: number }> {
+  const replayer = createReplay(config)
   const decoded = await decodeReplayFiles([file], config, {
     maxDepth: config.http.max_depth,
     keepRaw: readsRaw,
+    standIn: replayer.standIn,
   })
   decoded.events.sort(byEventTime)
-  const replayer = createReplay(config)
   let bytes = 0
   for (const event of decoded.events) {
     for (const correlation of replayer.push(event).correlations)

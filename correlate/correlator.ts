@@ -32,7 +32,7 @@ import type {
 import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
 import { type CompiledRule, compileRules, createRuleMatcher } from './match-rules.ts'
-import { createRevokeTracker, type RevokeConfirmation } from './revoke-confirmations.ts'
+import { createRevokeTracker, mayConfirm, type RevokeConfirmation, readsRaw } from './revoke-confirmations.ts'
 import { createWindowBounds } from './window-bounds.ts'
 
 export type CorrelatorConfig = {
@@ -93,6 +93,13 @@ export type Correlator = {
   snapshot(): CorrelatorState
   /** Needs options.trackChanges. */
   takeChanges(): CorrelatorChanges
+  /**
+   * Why accept() will ignore the event whatever the state (its one effect is then on stream time, and not
+   * even that when internal), or undefined when it may matter. Replay holds a time-only stand-in for these.
+   */
+  alwaysIgnored(event: Omit<NormalizedEvent, 'agent'>): IgnoredReason | undefined
+  /** What accept() does with an event alwaysIgnored() named: counts it and moves stream time. */
+  pass(time: number, reason: IgnoredReason): void
   rules: readonly CompiledRule[]
 }
 
@@ -200,6 +207,24 @@ export function createCorrelator(
     }
     if (revokes.noteRevoke(event)) return 'revoke_action'
     return matcher.coreMask(core)
+  }
+
+  const alwaysIgnored = (event: Omit<NormalizedEvent, 'agent'>): IgnoredReason | undefined => {
+    if (!Number.isFinite(event.time)) return undefined
+    if (event.side === 'edge') {
+      if (!event.edge || event.edge.internal) return 'internal'
+      return matcher.edgeMask(event.edge) === 0 ? 'no_rule' : undefined
+    }
+    const core = event.core as CoreFields
+    // Revoke-shaped calls set revoke marks; denied calls may confirm one: both depend on the state.
+    if (readsRaw(event) || mayConfirm(core)) return undefined
+    if (revokes.isSelf(core)) return 'self_action'
+    return matcher.coreMask(core) === 0 ? 'no_rule' : undefined
+  }
+
+  const pass = (time: number, reason: IgnoredReason) => {
+    stats.ignored[reason]++
+    if (reason !== 'internal') advance(time)
   }
 
   const accept = (event: NormalizedEvent): AcceptResult => {
@@ -337,6 +362,8 @@ export function createCorrelator(
     }),
     snapshot,
     takeChanges,
+    alwaysIgnored,
+    pass,
     rules,
   }
 }

@@ -1,6 +1,8 @@
 // What `nerve replay` needs from the correlator: ordered NormalizedEvents in, correlations and counts out,
 // deterministically (one stream time over the whole input: replay is one partition). Every repeated event
-// id is counted as a duplicate and skipped (the whole input is finite, so all ids are remembered).
+// id is counted as a duplicate and skipped (the whole input is finite, so all ids are remembered). An event
+// the correlator will ignore whatever comes before it may be held as a time-only stand-in (standIn()),
+// which replay must keep until it can sort: the same output for a fraction of the memory.
 import type { LateEvent } from '../bus/topics.ts'
 import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
 import { createCorrelator, type IgnoredReason } from './correlator.ts'
@@ -17,9 +19,14 @@ export type ReplayCounts = {
   overflow: number
 }
 
+/** What replay holds of an event whose one effect is on stream time (Correlator.alwaysIgnored). */
+export type TimeOnlyEvent = { id: string; time: number; time_ns: number; ignored: IgnoredReason }
+
 export type Replay = {
+  /** The stand-in to hold instead of the event, when all it will ever do is move stream time. */
+  standIn(event: Omit<NormalizedEvent, 'agent'>): TimeOnlyEvent | undefined
   /** Feeds one event; returns the correlations it completed, in emission order. */
-  push(event: NormalizedEvent): {
+  push(event: NormalizedEvent | TimeOnlyEvent): {
     correlations: Correlation[]
     late?: LateEvent
     confirmation?: RevokeConfirmation
@@ -34,13 +41,22 @@ export function createReplay(config: Config): Replay {
   let duplicate = 0
   let confirmations = 0
 
-  const push = (event: NormalizedEvent) => {
+  const standIn = (event: Omit<NormalizedEvent, 'agent'>): TimeOnlyEvent | undefined => {
+    const ignored = correlator.alwaysIgnored(event)
+    return ignored && { id: event.id, time: event.time, time_ns: event.time_ns, ignored }
+  }
+
+  const push = (event: NormalizedEvent | TimeOnlyEvent) => {
     read++
     if (ids.has(event.id)) {
       duplicate++
       return { correlations: [] }
     }
     ids.add(event.id)
+    if ('ignored' in event) {
+      correlator.pass(event.time, event.ignored)
+      return { correlations: [] }
+    }
     const result = correlator.accept(event)
     if (result.duplicate) duplicate++
     if (result.confirmation) confirmations++
@@ -60,7 +76,7 @@ export function createReplay(config: Config): Replay {
     }
   }
 
-  return { push, counts }
+  return { standIn, push, counts }
 }
 
 /** The whole input at once: correlations in emission order, late events, and the summary counts. */

@@ -53,6 +53,10 @@ function requestParameters(raw: unknown): Record<string, unknown> {
 
 const revokeActions = new Set(['iam:PutRolePolicy', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey'])
 
+/** Whether a denied call may confirm a revoke (depending on the revoke marks of the moment). */
+export const mayConfirm = (core: CoreFields): core is CoreFields & { error_code: string } =>
+  core.error_code !== undefined && confirmingErrors.has(core.error_code)
+
 /** Whether the correlator reads the event's raw record: only the request parameters of revoke-shaped calls. */
 export const readsRaw = (event: Pick<NormalizedEvent, 'core'>): boolean =>
   event.core !== undefined && revokeActions.has(event.core.action)
@@ -107,7 +111,7 @@ export function createRevokeTracker(
 
   const confirmation = (event: NormalizedEvent): RevokeConfirmation | null => {
     const core = event.core
-    if (!core?.error_code || !confirmingErrors.has(core.error_code) || revoked.size === 0) return null
+    if (!core || !mayConfirm(core) || revoked.size === 0) return null
     const candidates: RevokeTarget[] = []
     const role = roleNameOf(core.session_issuer_arn)
     if (role) candidates.push({ kind: 'role', name: role })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { replayCorrelations } from '../../../correlate/replay-correlations.ts'
+import { createReplay, replayCorrelations } from '../../../correlate/replay-correlations.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
 import { compileSchema, formatValidationErrors } from '../../../schemas/validators.ts'
@@ -53,5 +53,59 @@ describe('replayCorrelations', () => {
       (c) => c.core.event_id === 'c-denied',
     )
     expect(denied?.reasons.map((r) => r.factor)).toContain('failed_attempt')
+  })
+
+  it('holds time-only stand-ins for the events it will only ignore, with the same correlations and counts', () => {
+    const revoker = 'arn:aws:iam::609418236337:role/nerve-revoker'
+    const withSelf: Config = { ...config, revoke: { ...config.revoke, self_identities: [revoker] } }
+    const events = [
+      ...input(),
+      edgeEvent({ id: 'e-internal', time: T0 + 120_000, internal: true }),
+      // Below every built-in rule's minimum priority, and none names it.
+      edgeEvent({
+        id: 'e-other-rule',
+        time: T0 + 121_000,
+        rule: 'Read below etc',
+        priority: 'informational',
+      }),
+      coreEvent({ id: 'c-by-nerve', time: T0 + 122_000, sessionIssuer: revoker }),
+      coreEvent({
+        id: 'c-revoke',
+        time: T0 + 4 * 3_600_000 + 1_000,
+        action: 'iam:PutRolePolicy',
+        sessionIssuer: revoker,
+        requestParameters: { policyName: 'AWSRevokeOlderSessions', roleName: 'data-cleaner-role' },
+      }),
+      coreEvent({
+        id: 'c-confirms',
+        time: T0 + 4 * 3_600_000 + 2_000,
+        action: 's3:GetObject',
+        readOnly: true,
+        errorCode: 'AccessDenied',
+        sessionIssuer: 'arn:aws:iam::609418236337:role/data-cleaner-role',
+      }),
+      // Noise far ahead moves stream time: the shell after it is late, with stand-ins as without.
+      coreEvent({ id: 'c-noise-far', time: T0 + 30 * 3_600_000, action: 's3:GetObject', readOnly: true }),
+      edgeEvent({ id: 'e-after-noise', time: T0 + 5 * 3_600_000 }),
+    ]
+    const run = (standIns: boolean) => {
+      const replay = createReplay(withSelf)
+      const out = events.map((e) => {
+        const held = standIns ? (replay.standIn(e) ?? e) : e
+        const { correlations, late, confirmation } = replay.push(held)
+        return { correlations, late: late?.event.id, confirmation: confirmation?.event_id }
+      })
+      return { out: JSON.stringify(out), counts: replay.counts() }
+    }
+    expect(run(true)).toEqual(run(false))
+    expect(run(true).counts).toMatchObject({ late: 2, confirmations: 1, correlations: 3 })
+    const standIns = createReplay(withSelf)
+    expect(events.filter((e) => standIns.standIn(e) !== undefined).map((e) => e.id)).toEqual([
+      'c-noise',
+      'e-internal',
+      'e-other-rule',
+      'c-by-nerve',
+      'c-noise-far',
+    ])
   })
 })
