@@ -323,13 +323,7 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
   const config = readConfig(values)
   const progress = (line: string) => process.stderr.write(`${line}\n`)
-  const replayer = createReplay(config)
-  const decoded = await decodeReplayFiles(files, config, {
-    maxDepth: config.http.max_depth,
-    progress,
-    keepRaw: readsRaw,
-    standIn: replayer.standIn,
-  })
+  const { replayer, ...decoded } = await prepareReplay(files, config, { order, progress })
   const events = decoded.events
   const summary = {
     read: 0,
@@ -346,7 +340,6 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   if (decoded.invalid.length > 20)
     process.stderr.write(`replay: … and ${decoded.invalid.length - 20} more rejected\n`)
   summary.read = events.length + summary.invalid + summary.skipped
-  if (order === 'time') events.sort(byEventTime)
   const out: NodeJS.WritableStream = values.out ? createWriteStream(values.out as string) : process.stdout
   let buffer = ''
   for (const event of events) {
@@ -371,6 +364,26 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   })
   process.stderr.write(`${JSON.stringify(summary)}\n`)
   return 0
+}
+
+/**
+ * `nerve replay` up to its output: the files decoded (decodeReplayFiles, holding time-only stand-ins for
+ * the events no rule can use), the events in the asked order, and the replayer to push them through.
+ */
+export async function prepareReplay(
+  files: readonly string[],
+  config: Config,
+  options: { order: 'time' | 'input'; progress?: (line: string) => void },
+) {
+  const replayer = createReplay(config)
+  const decoded = await decodeReplayFiles(files, config, {
+    maxDepth: config.http.max_depth,
+    progress: options.progress,
+    keepRaw: readsRaw,
+    standIn: replayer.standIn,
+  })
+  if (options.order === 'time') decoded.events.sort(byEventTime)
+  return { replayer, ...decoded }
 }
 
 type EventTime = Pick<NormalizedEvent, 'time' | 'time_ns'>

@@ -3,17 +3,15 @@
 // The input is written once, seeded: real CloudTrail records (Stratus Red Team detonation logs) and real
 // Falco alerts (falco.org examples) with fresh ids and times, 85% CloudTrail. 500 roles and 300 pods make
 // the noise; 20 workloads named in the registry run a shell, then change IAM privileges (they correlate).
-// The timed path is the one of nerve.ts's replay command: read and decode the files (decodeReplayFiles),
-// sort by event time, push every event through the correlator, serialize the correlations.
+// The timed path is the one of nerve.ts's replay command (prepareReplay: read, decode and sort by event
+// time), push every event through the correlator, serialize the correlations.
 import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createReplay } from '../correlate/replay-correlations.ts'
-import { readsRaw } from '../correlate/revoke-confirmations.ts'
-import { decodeReplayFiles } from '../ingest/decode-replay-files.ts'
+import { prepareReplay } from '../nerve.ts'
 import { loadConfig } from '../runtime/load-config.ts'
-import type { Config, NormalizedEvent } from '../schemas/types.ts'
+import type { Config } from '../schemas/types.ts'
 
 const events = 20_000
 const hotAgents = 20
@@ -114,33 +112,18 @@ function cloudTrailRecord(template: Json, time: number, n: number, hot: number):
   return JSON.stringify(record)
 }
 
-type EventTime = Pick<NormalizedEvent, 'time' | 'time_ns'>
-
-/** Event time, then Falco's nanoseconds; ties keep input order (as nerve.ts sorts for --order time). */
-const byEventTime = (a: EventTime, b: EventTime): number => a.time - b.time || a.time_ns - b.time_ns
-
 /** What `nerve replay --order time FILE` does, output kept in memory instead of written. */
 async function replayOnce(
   config: Config,
   file: string,
 ): Promise<{ read: number; correlations: number; bytes: number }> {
-  const replayer = createReplay(config)
-  const decoded = await decodeReplayFiles([file], config, {
-    maxDepth: config.http.max_depth,
-    keepRaw: readsRaw,
-    standIn: replayer.standIn,
-  })
-  decoded.events.sort(byEventTime)
+  const { replayer, events, invalid } = await prepareReplay([file], config, { order: 'time' })
   let bytes = 0
-  for (const event of decoded.events) {
+  for (const event of events) {
     for (const correlation of replayer.push(event).correlations)
       bytes += JSON.stringify(correlation).length + 1
   }
-  return {
-    read: decoded.events.length + decoded.invalid.length,
-    correlations: replayer.counts().correlations,
-    bytes,
-  }
+  return { read: events.length + invalid.length, correlations: replayer.counts().correlations, bytes }
 }
 
 function parseOnce(file: string): number {

@@ -1,8 +1,9 @@
 // One way to open the SQLite files nerve writes (bus, checkpoints, store, outbox), so that none of them ever
 // stops the event loop for the disk:
 // - WAL with synchronous=NORMAL: a commit appends its frames without waiting for the disk; sync() then
-//   fdatasyncs the WAL on libuv's thread pool (concurrent callers share one). Awaiting sync() after a commit gives what synchronous=FULL
-//   gives (the commit survives power loss) without blocking the loop on the fsync.
+//   fdatasyncs the WAL on libuv's thread pool (concurrent callers share one). Awaiting sync() after a
+//   commit gives what synchronous=FULL gives (the commit survives power loss) without blocking the loop
+//   on the fsync.
 // - wal_autocheckpoint=0: SQLite's automatic checkpoint would copy the WAL into the database and fsync it
 //   inside whichever commit crosses 1,000 pages, stalling that commit (and the loop) for 5–25 ms. Checkpoints
 //   run instead in a worker thread (sqlite-checkpointer.worker.mjs) on a second connection, in PASSIVE mode,
