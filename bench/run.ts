@@ -1,5 +1,7 @@
 // `npm run bench [name…]`: runs every bench/*.bench.ts (or those whose file name contains a given word)
 // one after another, each printing its own figures and ratios. Speed targets live here, never in tests.
+// package.json runs it with nerve's own V8 flag (--max-semi-space-size=64, as npm start, the bin and the
+// Docker image): what is measured is nerve as it runs.
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 
