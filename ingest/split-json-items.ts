@@ -50,6 +50,7 @@ export function parseJson(text: string): unknown {
  * that are long enough to hold 16 digits are read character by character.
  */
 function bigIntegersAsStrings(text: string): string {
+  if (!mayHoldBigInteger(text)) return text
   let out = ''
   let copied = 0
   let at = 0
@@ -79,6 +80,32 @@ function bigIntegersAsStrings(text: string): string {
 }
 
 const isDigit = (c: number) => c >= 48 && c <= 57
+
+/**
+ * Whether `text` may hold an integer beyond 2^53: a run of 16 or more digits, strings included, where a
+ * value can start and no fraction or exponent follows. Most texts fail this test (a CloudTrail record's
+ * long digit runs sit inside strings, after a `-` in a session name), so they skip the scan above. It reads
+ * about one character in 16: a non-digit at i means any such run lies wholly past i.
+ */
+function mayHoldBigInteger(text: string): boolean {
+  let i = 15
+  while (i < text.length) {
+    if (!isDigit(text.charCodeAt(i))) {
+      i += 16
+      continue
+    }
+    let start = i
+    while (start > 0 && isDigit(text.charCodeAt(start - 1))) start--
+    let end = i + 1
+    while (end < text.length && isDigit(text.charCodeAt(end))) end++
+    if (end - start >= 16) {
+      const signed = start > 0 && text.charCodeAt(start - 1) === 45 ? start - 1 : start
+      if (startsValue(text, signed) && isWholeInteger(text, end)) return true
+    }
+    i = end + 16
+  }
+  return false
+}
 
 /** The quote that ends the string opened at `open`, or -1 when it is never closed. */
 function closingQuote(text: string, open: number): number {

@@ -17,6 +17,9 @@ describe('splitJsonItems', () => {
       f: 1.5e300,
     })
     expect(parseJson('{"a":"\\"12345678901234567890"}')).toEqual({ a: '"12345678901234567890' })
+    // A CloudTrail session name: the digit run sits inside a string, after a `-`.
+    const session = '{"roleSessionName":"aws-go-sdk-1715108059341081180","t":"a:1715108059341081180"}'
+    expect(parseJson(session)).toEqual(JSON.parse(session))
   })
 
   it('finds unsafe integers after whitespace, in arrays, at the top level and after escaped backslashes', () => {
