@@ -93,30 +93,41 @@ async function* fileParts(
 
 /**
  * The lines of the stream without their endings (\n, \r\n or a lone \r, as node:readline splits them), a
- * chunk's worth at a time. Large chunks cut with indexOf: readline's event per line costs more than
- * parsing the line.
+ * chunk's worth at a time. The bytes are cut before they are decoded, each line on its own (no UTF-8
+ * sequence holds a \n or \r byte): decoding a whole chunk first, then cutting the string, cost more than
+ * parsing the lines. A line spanning chunks is carried over as bytes.
  */
 async function* linesOf(stream: Readable): AsyncGenerator<string[]> {
-  stream.setEncoding('utf8')
-  let rest = ''
+  /** The start of a line the chunks so far did not end. */
+  let carried: Buffer[] = []
+  /** The last chunk ended with a \r: a \n opening the next one completes that \r\n. */
+  let afterCr = false
+  const line = (bytes: Buffer, start: number, end: number): string => {
+    if (carried.length === 0) return bytes.toString('utf8', start, end)
+    const text = Buffer.concat([...carried, bytes.subarray(start, end)]).toString('utf8')
+    carried = []
+    return text
+  }
   for await (const chunk of stream) {
-    const text = rest + (chunk as string)
+    const bytes = chunk as Buffer
+    if (bytes.length === 0) continue
     const lines: string[] = []
-    let start = 0
-    let cr = text.indexOf('\r')
+    let start: number = afterCr && bytes[0] === 10 ? 1 : 0
+    afterCr = false
+    let cr: number = bytes.indexOf(13, start)
     for (;;) {
-      const lf = text.indexOf('\n', start)
-      if (cr !== -1 && cr < start) cr = text.indexOf('\r', start)
-      const end = cr !== -1 && (lf === -1 || cr < lf) ? cr : lf
-      // A \r ending the chunk may be the first half of a \r\n: wait for the next chunk.
-      if (end === -1 || (end === cr && end === text.length - 1)) break
-      lines.push(text.slice(start, end))
-      start = end === cr && text.charCodeAt(end + 1) === 10 ? end + 2 : end + 1
+      const lf = bytes.indexOf(10, start)
+      if (cr !== -1 && cr < start) cr = bytes.indexOf(13, start)
+      const end: number = cr !== -1 && (lf === -1 || cr < lf) ? cr : lf
+      if (end === -1) break
+      lines.push(line(bytes, start, end))
+      start = end === cr && bytes[end + 1] === 10 ? end + 2 : end + 1
+      afterCr = end === cr && end === bytes.length - 1
     }
-    rest = text.slice(start)
+    if (start < bytes.length) carried.push(bytes.subarray(start))
     yield lines
   }
-  if (rest !== '') yield [rest.endsWith('\r') ? rest.slice(0, -1) : rest]
+  if (carried.length > 0) yield [Buffer.concat(carried).toString('utf8')]
 }
 
 function isCompleteJson(line: string): boolean {

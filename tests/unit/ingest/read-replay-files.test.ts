@@ -142,4 +142,17 @@ describe('readReplayFiles', () => {
     const [whole] = await readReplayFiles([document], { maxDepth: 64 })
     expect(whole?.items.map((i) => i.original())).toEqual([`{\n  "a": "${value}",\n  "b": 1\n}`])
   })
+
+  it('decodes UTF-8 characters cut by the 1 MiB read boundary, in lines spanning several chunks', async () => {
+    const file = join(tempDir('nerve-replay'), 'utf8.ndjson')
+    const first = { output: `${'x'.repeat((1 << 20) - 12)}é café` }
+    const second = { output: '🦅'.repeat(300_000) }
+    const bytes = Buffer.from(`${JSON.stringify(first)}\n${JSON.stringify(second)}\r\n`)
+    // An é's second byte opens the second MiB; an eagle's fourth byte opens the third.
+    expect(bytes[1 << 20]).toBe(0xa9)
+    expect(bytes[1 << 21]).toBe(0x85)
+    writeFileSync(file, bytes)
+    const [ndjson] = await readReplayFiles([file], { maxDepth: 64 })
+    expect(ndjson?.items.map((i) => i.value)).toEqual([first, second])
+  })
 })
