@@ -126,27 +126,35 @@ async function replayOnce(
   return { read: events.length + invalid.length, correlations: replayer.counts().correlations, bytes }
 }
 
-function parseOnce(file: string): number {
+/** Parses every line of the file `times` times over; returns the lines parsed. */
+function parseLines(file: string, times: number): number {
   let parsed = 0
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line === '') continue
-    JSON.parse(line)
-    parsed++
+  for (let n = 0; n < times; n++) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (line === '') continue
+      JSON.parse(line)
+      parsed++
+    }
   }
   return parsed
 }
 
-type Timed<T> = { micros: number; result: T }
-
-/** CPU microseconds of one run of `work`. */
-async function cpu<T>(work: () => T | Promise<T>): Promise<Timed<T>> {
+/**
+ * CPU microseconds of one run of `work`, after a full collection (npm run bench exposes gc): neither
+ * round pays for the garbage the other left (the JSON.parse round leaves the whole file as one string).
+ */
+async function cpu<T>(work: () => T | Promise<T>): Promise<{ micros: number; result: T }> {
+  ;(globalThis as { gc?: () => void }).gc?.()
   const start = process.cpuUsage()
   const result = await work()
   const used = process.cpuUsage(start)
   return { micros: used.user + used.system, result }
 }
 
-const faster = <T>(a: Timed<T> | undefined, b: Timed<T>): Timed<T> => (a && a.micros <= b.micros ? a : b)
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] as number
+}
 
 export default async function benchReplay(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nerve-bench-replay-'))
@@ -154,25 +162,42 @@ export default async function benchReplay(): Promise<void> {
     const input = writeReplayInput(dir)
     const config = loadConfig({ file: input.config })
     const size = readFileSync(input.file).length
-    // One warm-up run each, then rounds that alternate the two (the machine's speed drifts over seconds:
-    // alternating exposes both to it alike), keeping each one's best.
+    // One warm-up run each, then pairs of rounds, one of each, the order alternating. The machine's speed
+    // drifts over seconds, so a ratio is taken within a pair (both under the same drift) and the median
+    // pair is reported with the spread. A JSON.parse round parses the input four times, so that both
+    // rounds of a pair last about as long and run the same risk of a slow patch.
     await replayOnce(config, input.file)
-    parseOnce(input.file)
-    let replay: Timed<Awaited<ReturnType<typeof replayOnce>>> | undefined
-    let parse: Timed<number> | undefined
-    for (let round = 0; round < 4; round++) {
-      replay = faster(replay, await cpu(() => replayOnce(config, input.file)))
-      parse = faster(parse, await cpu(() => parseOnce(input.file)))
+    parseLines(input.file, 1)
+    const pairs: { replay: number; parse: number; ratio: number }[] = []
+    let summary = { read: 0, correlations: 0 }
+    for (let pair = 0; pair < 5; pair++) {
+      const timeReplay = async () => {
+        const run = await cpu(() => replayOnce(config, input.file))
+        summary = run.result
+        return run.result.read / (run.micros / 1e6)
+      }
+      const timeParse = async () => {
+        const run = await cpu(() => parseLines(input.file, 4))
+        return run.result / (run.micros / 1e6)
+      }
+      let replay: number
+      let parse: number
+      if (pair % 2 === 0) {
+        replay = await timeReplay()
+        parse = await timeParse()
+      } else {
+        parse = await timeParse()
+        replay = await timeReplay()
+      }
+      pairs.push({ replay, parse, ratio: replay / parse })
     }
-    if (!replay || !parse) return
-    const { read, correlations } = replay.result
-    const replayRate = read / (replay.micros / 1e6)
-    const parseRate = parse.result / (parse.micros / 1e6)
-    const ratio = replayRate / parseRate
+    const ratios = pairs.map((p) => p.ratio)
+    const ratio = median(ratios)
     const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(9)
     process.stdout.write(
-      `input   ${read.toLocaleString('en')} events, ${(size / 1024 ** 2).toFixed(1)} MiB NDJSON (85% CloudTrail), ${correlations} correlations\n` +
-        `replay  nerve ${fmt(replayRate)} events per CPU-second  JSON.parse ${fmt(parseRate)} lines per CPU-second  ratio ${ratio.toFixed(2)}  (target ratio ≥ 0.30: ${ratio >= 0.3 ? 'met' : 'not met'})\n`,
+      `input   ${summary.read.toLocaleString('en')} events, ${(size / 1024 ** 2).toFixed(1)} MiB NDJSON (85% CloudTrail), ${summary.correlations} correlations\n` +
+        `replay  nerve ${fmt(median(pairs.map((p) => p.replay)))} events per CPU-second  JSON.parse ${fmt(median(pairs.map((p) => p.parse)))} lines per CPU-second (medians of 5 pairs)\n` +
+        `        ratio ${ratio.toFixed(2)} (pairs ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})  (target ratio ≥ 0.30: ${ratio >= 0.3 ? 'met' : 'not met'})\n`,
     )
   } finally {
     rmSync(dir, { recursive: true, force: true })
