@@ -140,11 +140,14 @@ function parseLines(file: string, times: number): number {
 }
 
 /**
- * CPU microseconds of one run of `work`, after a full collection (npm run bench exposes gc): neither
- * round pays for the garbage the other left (the JSON.parse round leaves the whole file as one string).
+ * CPU microseconds of a run of `work`. Neither contender may pay for the other's garbage or heap shape
+ * (the JSON.parse round leaves the whole file as one string), so a full collection (npm run bench exposes
+ * gc) and then an untimed run of the same work come first: a run right after a full collection also pays
+ * for regrowing the heap.
  */
 async function cpu<T>(work: () => T | Promise<T>): Promise<{ micros: number; result: T }> {
   ;(globalThis as { gc?: () => void }).gc?.()
+  await work()
   const start = process.cpuUsage()
   const result = await work()
   const used = process.cpuUsage(start)
@@ -162,12 +165,10 @@ export default async function benchReplay(): Promise<void> {
     const input = writeReplayInput(dir)
     const config = loadConfig({ file: input.config })
     const size = readFileSync(input.file).length
-    // One warm-up run each, then pairs of rounds, one of each, the order alternating. The machine's speed
-    // drifts over seconds, so a ratio is taken within a pair (both under the same drift) and the median
-    // pair is reported with the spread. A JSON.parse round parses the input four times, so that both
-    // rounds of a pair last about as long and run the same risk of a slow patch.
-    await replayOnce(config, input.file)
-    parseLines(input.file, 1)
+    // Pairs of rounds, one of each, the order alternating. The machine's speed drifts over seconds, so a
+    // ratio is taken within a pair (both under the same drift) and the median pair is reported with the
+    // spread. A JSON.parse round parses the input four times, so that both rounds of a pair last about as
+    // long and run the same risk of a slow patch.
     const pairs: { replay: number; parse: number; ratio: number }[] = []
     let summary = { read: 0, correlations: 0 }
     for (let pair = 0; pair < 5; pair++) {
