@@ -45,7 +45,8 @@ export async function* readReplayParts(
       if (items % progressEveryItems === 0) say(items)
     })
     for await (const items of parts) yield { file, items }
-    say(count)
+    // Each file ends with its count, unless the line for that count was just written.
+    if (count === 0 || count % progressEveryItems !== 0) say(count)
     itemsSoFar += count
   }
 }

@@ -124,6 +124,15 @@ describe('readReplayFiles', () => {
     const quiet: string[] = []
     await readReplayFiles([file], { maxDepth: 64, progress: (l) => quiet.push(l) })
     expect(quiet).toEqual([])
+    // A count that is a multiple of the step is written once.
+    writeFileSync(file, `${Array(2000).fill(line).join('\n')}\n`)
+    const even: string[] = []
+    const every = { progressMinBytes: 1, progressEveryItems: 1000 }
+    await readReplayFiles([file], { maxDepth: 64, progress: (l) => even.push(l), ...every })
+    expect(even).toEqual([
+      `replay: file 1/1 ${file}: 1,000 items read`,
+      `replay: file 1/1 ${file}: 2,000 items read`,
+    ])
   })
 
   it('ends lines at \n, \r\n and a lone \r, also when a \r\n straddles two chunks of the file', async () => {
