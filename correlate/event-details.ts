@@ -1,6 +1,8 @@
 // The descriptive part of a buffered event (what the correlation record shows), shared between events
 // that say the same thing: most alerts of one host repeat a few Falco rules, most calls of one principal
-// repeat a few actions. Lookups compare fields directly (no key strings are built on the hot path).
+// repeat a few actions. Lookups compare fields directly (no key strings are built on the hot path). A new
+// detail keeps one copy of each repeated value (rule names, priorities, tags, actions, regions…): every
+// event arrives with its own copies from JSON.parse, and thousands of hosts × rules would keep thousands.
 import type { CoreFields, EdgeFields } from '../schemas/types.ts'
 import type { CoreDetail, EdgeDetail } from './agent-windows.ts'
 
@@ -24,6 +26,26 @@ const sameTags = (a: readonly string[], b: readonly string[]) => {
 export function createDetailInterner(): DetailInterner {
   const edges = new Map<string, EdgeDetail[]>()
   const cores = new Map<string, CoreDetail[]>()
+  /** The one copy of each repeated value; consulted only when a detail is created. */
+  const values = new Map<string, string>()
+  const tagLists = new Map<string, string[]>()
+
+  const one = (value: string): string => {
+    const known = values.get(value)
+    if (known !== undefined) return known
+    if (values.size >= keyLimit) values.clear()
+    values.set(value, value)
+    return value
+  }
+  const oneTagList = (tags: readonly string[]): string[] => {
+    const key = tags.join('\u0000')
+    const known = tagLists.get(key)
+    if (known !== undefined) return known
+    if (tagLists.size >= keyLimit) tagLists.clear()
+    const list = tags.map(one)
+    tagLists.set(key, list)
+    return list
+  }
 
   const remember = <D>(map: Map<string, D[]>, key: string, detail: D): D => {
     let list = map.get(key)
@@ -37,7 +59,8 @@ export function createDetailInterner(): DetailInterner {
     return detail
   }
 
-  const internEdge = (d: EdgeDetail): EdgeDetail => {
+  /** The details one host's alerts share (edge fields or a restored detail: same field names). */
+  const internEdge = (d: Omit<EdgeDetail, 'side'>): EdgeDetail => {
     for (const known of edges.get(d.hostname) ?? []) {
       if (
         known.rule === d.rule &&
@@ -47,7 +70,14 @@ export function createDetailInterner(): DetailInterner {
       )
         return known
     }
-    return remember(edges, d.hostname, d)
+    return remember(edges, d.hostname, {
+      side: 'edge',
+      rule: one(d.rule),
+      priority: one(d.priority) as EdgeDetail['priority'],
+      source: one(d.source),
+      hostname: d.hostname,
+      tags: oneTagList(d.tags),
+    })
   }
 
   const internCore = (d: CoreDetail): CoreDetail => {
@@ -62,27 +92,14 @@ export function createDetailInterner(): DetailInterner {
       )
         return known
     }
-    return remember(cores, d.principal, d)
-  }
-
-  const edge = (e: EdgeFields): EdgeDetail => {
-    for (const known of edges.get(e.hostname) ?? []) {
-      if (
-        known.rule === e.rule &&
-        known.priority === e.priority &&
-        known.source === e.source &&
-        sameTags(known.tags, e.tags)
-      )
-        return known
-    }
-    return remember(edges, e.hostname, {
-      side: 'edge',
-      rule: e.rule,
-      priority: e.priority,
-      source: e.source,
-      hostname: e.hostname,
-      tags: [...e.tags],
-    })
+    // The principal is the lookup key: one per list already.
+    const detail: CoreDetail = { side: 'core', action: one(d.action), principal: d.principal }
+    if (d.read_only !== undefined) detail.read_only = d.read_only
+    if (d.error_code !== undefined) detail.error_code = one(d.error_code)
+    if (d.source_ip !== undefined) detail.source_ip = d.source_ip
+    if (d.region !== undefined) detail.region = one(d.region)
+    if (d.account_id !== undefined) detail.account_id = one(d.account_id)
+    return remember(cores, d.principal, detail)
   }
 
   const core = (c: CoreFields): CoreDetail => {
@@ -99,5 +116,5 @@ export function createDetailInterner(): DetailInterner {
     return internCore(detail)
   }
 
-  return { edge, core, restore: (d) => (d.side === 'edge' ? internEdge(d) : internCore(d)) }
+  return { edge: internEdge, core, restore: (d) => (d.side === 'edge' ? internEdge(d) : internCore(d)) }
 }
