@@ -268,7 +268,8 @@ async function bytesPerBufferedEvent(count: number): Promise<void> {
   const memory = createCorrelator(config)
   const before = await settledHeapBytes()
   for (let start = 0; start < count; start += chunk) {
-    for (let i = 0; i < chunk; i++) memory.accept(makeEvent(start + i))
+    const events = JSON.parse(JSON.stringify(Array.from({ length: chunk }, (_, i) => makeEvent(start + i))))
+    for (const e of events as NormalizedEvent[]) memory.accept(e)
   }
   const after = await settledHeapBytes()
   const m = memory.stats()
