@@ -3,11 +3,12 @@
 // Layout, for memory and for the hot path: an entry is a slot in parallel arrays (numbers unboxed in typed
 // arrays, no object per entry). Each agent links its slots per side in arrival order (prev/next); a min-heap
 // of slots by (expiry, seq) finds what expires or is shed first; an open-addressing table of id hashes
-// answers "seen?" (D1). Repeated values (who, detail) are shared objects. Ids are packed into words where
-// their shape allows (packed-ids.ts) and Falco output text lives in a byte arena (text-arena.ts): neither is
-// a long-lived V8 string for the garbage collector to copy and walk.
+// answers "seen?" (D1). Repeated values (who, detail, and the strings inside them) are shared. Ids are
+// packed into words where their shape allows (packed-ids.ts) and Falco output text lives in a byte arena
+// (text-arena.ts): neither is a long-lived V8 string for the garbage collector to copy and walk.
 import type { Correlation, IdentityFields, ResolvedBy } from '../schemas/types.ts'
 import { hashPacked, hashText, idWords, packId, samePacked, textId, unpackId } from './packed-ids.ts'
+import { createSharedValues } from './shared-values.ts'
 import { TextArena } from './text-arena.ts'
 
 /** Who an event names; interned per agent (most events of one agent carry the same identity). */
@@ -177,6 +178,14 @@ export type AgentWindows = {
 }
 
 const maxWhosPerAgent = 16
+const repeatedIdentityFields = [
+  'k8s_namespace',
+  'k8s_service_account',
+  'cluster',
+  'container_image',
+  'host',
+  'account_id',
+] as const satisfies readonly (keyof IdentityFields)[]
 const initialCapacity = 1024
 
 /**
@@ -244,6 +253,18 @@ export function createAgentWindows(limits: {
   let table = new Int32Array(initialCapacity * 4)
   let tableMask = initialCapacity * 2 - 1
 
+  // Namespaces, clusters, images, hosts and accounts repeat across agents; pods, containers and
+  // credentials name one agent each and are kept as they came.
+  const values = createSharedValues()
+  const sharedIdentity = (identity: IdentityFields): IdentityFields => {
+    const copy: IdentityFields = Object.assign({}, identity)
+    for (const field of repeatedIdentityFields) {
+      const value = copy[field]
+      if (value !== undefined) copy[field] = values.one(value)
+    }
+    return copy
+  }
+
   const window = (key: string): AgentWindow => {
     let w = agents.get(key)
     if (!w) {
@@ -261,7 +282,7 @@ export function createAgentWindows(limits: {
         if (sameWho(whos[i] as AgentWho, resolvedBy, identity)) return whos[i] as AgentWho
       }
     }
-    const fresh = new AgentWho(w, resolvedBy, identity)
+    const fresh = new AgentWho(w, resolvedBy, sharedIdentity(identity))
     if (whos === null) w.whos = fresh
     else if (!Array.isArray(whos)) w.whos = [whos, fresh]
     else {

@@ -1,10 +1,10 @@
 // The descriptive part of a buffered event (what the correlation record shows), shared between events
 // that say the same thing: most alerts of one host repeat a few Falco rules, most calls of one principal
 // repeat a few actions. Lookups compare fields directly (no key strings are built on the hot path). A new
-// detail keeps one copy of each repeated value (rule names, priorities, tags, actions, regions…): every
-// event arrives with its own copies from JSON.parse, and thousands of hosts × rules would keep thousands.
+// detail takes the shared copy of each repeated value (rule names, priorities, tags, actions, regions…).
 import type { CoreFields, EdgeFields } from '../schemas/types.ts'
 import type { CoreDetail, EdgeDetail } from './agent-windows.ts'
+import { createSharedValues } from './shared-values.ts'
 
 export type DetailInterner = {
   edge(edge: EdgeFields): EdgeDetail
@@ -26,26 +26,8 @@ const sameTags = (a: readonly string[], b: readonly string[]) => {
 export function createDetailInterner(): DetailInterner {
   const edges = new Map<string, EdgeDetail[]>()
   const cores = new Map<string, CoreDetail[]>()
-  /** The one copy of each repeated value; consulted only when a detail is created. */
-  const values = new Map<string, string>()
-  const tagLists = new Map<string, string[]>()
-
-  const one = (value: string): string => {
-    const known = values.get(value)
-    if (known !== undefined) return known
-    if (values.size >= keyLimit) values.clear()
-    values.set(value, value)
-    return value
-  }
-  const oneTagList = (tags: readonly string[]): string[] => {
-    const key = tags.join('\u0000')
-    const known = tagLists.get(key)
-    if (known !== undefined) return known
-    if (tagLists.size >= keyLimit) tagLists.clear()
-    const list = tags.map(one)
-    tagLists.set(key, list)
-    return list
-  }
+  const shared = createSharedValues(keyLimit)
+  const one = shared.one
 
   const remember = <D>(map: Map<string, D[]>, key: string, detail: D): D => {
     let list = map.get(key)
@@ -76,7 +58,7 @@ export function createDetailInterner(): DetailInterner {
       priority: one(d.priority) as EdgeDetail['priority'],
       source: one(d.source),
       hostname: d.hostname,
-      tags: oneTagList(d.tags),
+      tags: shared.list(d.tags),
     })
   }
 
