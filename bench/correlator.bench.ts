@@ -5,6 +5,7 @@
 // late, Falco up to 2 s. Targets: ≥ 1,000,000 events/s, ≤ 400 bytes per buffered event.
 // Baseline: the textbook join (bareJoin below) on the same events, chunks alternating between the two.
 import { createHash } from 'node:crypto'
+import { getHeapSpaceStatistics } from 'node:v8'
 import { builtinRules } from '../correlate/builtin-rules.ts'
 import { type CorrelatorConfig, createCorrelator } from '../correlate/correlator.ts'
 import { compileRules, createRuleMatcher } from '../correlate/match-rules.ts'
@@ -140,10 +141,17 @@ export function makeEvent(n: number): NormalizedEvent {
 }
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.()
-/** The JS heap plus ArrayBuffer backing stores (typed arrays live outside heapUsed). */
+/**
+ * The JS heap plus ArrayBuffer backing stores (typed arrays live outside heapUsed), less compiled code:
+ * V8 optimizing the correlator while the events go in is not memory per buffered event (seen: 0.35 MiB of
+ * code space, 4.5 bytes per event, when this part runs alone).
+ */
 const heapBytes = () => {
   const m = process.memoryUsage()
-  return m.heapUsed + m.arrayBuffers
+  const code = getHeapSpaceStatistics()
+    .filter((space) => space.space_name.startsWith('code_'))
+    .reduce((sum, space) => sum + space.space_used_size, 0)
+  return m.heapUsed - code + m.arrayBuffers
 }
 
 /**
