@@ -221,7 +221,7 @@ const sameWho = (known: AgentWho, resolvedBy: ResolvedBy, identity: IdentityFiel
  * its map entry) costs its length and about 64 bytes more.
  */
 export const entryBytes = (idText: string | undefined, arenaOutput: number, outputText: string | undefined) =>
-  171 +
+  159 +
   (idText === undefined ? 0 : 64 + idText.length) +
   arenaOutput +
   (outputText === undefined ? 0 : 64 + outputText.length)
@@ -309,7 +309,7 @@ export function createAgentWindows(limits: {
       if (table[2 * i + 1] !== h) continue
       const slot = (table[2 * i] as number) - 1
       if ((s.flags[slot] as number) >> 1 !== kind) continue
-      if (kind === textId ? s.idText.get(slot) === id : samePacked(kind, s.words, slot * idWords, probe, 0))
+      if (kind === textId ? s.idText.get(slot) === id : samePacked(s.words, slot * idWords, probe, 0))
         return true
     }
     return false

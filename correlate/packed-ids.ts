@@ -1,11 +1,12 @@
-// Event ids as the buffers keep them. The two shapes real ids take, a lowercase 64-hex digest (ingest's Falco
-// ids) and a lowercase canonical UUID (CloudTrail's eventID), are packed into 32-bit words: 32 or 16 bytes in
-// a typed array instead of an 80- or 56-byte string that the young-generation collector copies twice before
-// it settles. Any other id (upper case, other lengths, other characters) stays a string, so every id comes
-// back exactly. Parsing is arithmetic on char codes: no table lookups, no intermediate strings.
+// Event ids as the buffers keep them. The two shapes real ids take, a lowercase 32-hex digest (ingest's Falco
+// ids: 128 bits of a content hash, content-hash.ts) and a lowercase canonical UUID (CloudTrail's eventID),
+// are packed into four 32-bit words: 16 bytes in a typed array instead of a 48- or 56-byte string that the
+// young-generation collector copies twice before it settles. Any other id (upper case, other lengths, other
+// characters) stays a string, so every id comes back exactly. Parsing is arithmetic on char codes: no table
+// lookups, no intermediate strings.
 
-/** Words reserved per slot: enough for a 64-hex id. */
-export const idWords = 8
+/** Words per slot: 128 bits, both packed shapes. */
+export const idWords = 4
 
 /** How a slot's id is kept. */
 export const textId = 0
@@ -27,8 +28,8 @@ const isDash = (i: number) => i === 8 || i === 13 || i === 18 || i === 23
 
 /** Packs `id` into words[at…] and returns hexId or uuidId; textId (words left partly written) for any other id. */
 export function packId(id: string, words: Int32Array, at: number): number {
-  if (id.length === 64) {
-    for (let w = 0; w < 8; w++) {
+  if (id.length === 32) {
+    for (let w = 0; w < 4; w++) {
       let v = 0
       let all = 0
       for (let i = w * 8, end = i + 8; i < end; i++) {
@@ -63,28 +64,26 @@ export function packId(id: string, words: Int32Array, at: number): number {
   return textId
 }
 
-const wordsOf = (kind: number) => (kind === hexId ? 8 : 4)
-
 const scratch = Buffer.alloc(idWords * 4)
 
 /** The id text of packed words (hexId or uuidId). */
 export function unpackId(kind: number, words: Int32Array, at: number): string {
-  for (let w = 0; w < wordsOf(kind); w++) scratch.writeInt32BE(words[at + w] as number, w * 4)
-  const hex = scratch.toString('hex', 0, wordsOf(kind) * 4)
+  for (let w = 0; w < idWords; w++) scratch.writeInt32BE(words[at + w] as number, w * 4)
+  const hex = scratch.toString('hex')
   if (kind === hexId) return hex
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
 }
 
-/** True when words[a…] and words[b…] hold the same packed id of `kind`. */
-export function samePacked(kind: number, x: Int32Array, a: number, y: Int32Array, b: number): boolean {
-  for (let w = 0; w < wordsOf(kind); w++) if (x[a + w] !== y[b + w]) return false
+/** True when words[a…] and words[b…] hold the same packed id (the caller compares the kinds). */
+export function samePacked(x: Int32Array, a: number, y: Int32Array, b: number): boolean {
+  for (let w = 0; w < idWords; w++) if (x[a + w] !== y[b + w]) return false
   return true
 }
 
 /** Murmur3-style mix of the packed words, seeded with the kind (a packed id never equals a text id). */
 export function hashPacked(kind: number, words: Int32Array, at: number): number {
   let h = kind
-  for (let w = 0; w < wordsOf(kind); w++) {
+  for (let w = 0; w < idWords; w++) {
     let k = Math.imul(words[at + w] as number, 0xcc9e2d51)
     k = Math.imul((k << 15) | (k >>> 17), 0x1b873593)
     h ^= k

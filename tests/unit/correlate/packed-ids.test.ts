@@ -1,4 +1,6 @@
 // Ids packed into words must come back exactly, and only the two lowercase shapes may pack.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
   hashPacked,
@@ -10,16 +12,20 @@ import {
   unpackId,
   uuidId,
 } from '../../../correlate/packed-ids.ts'
+import { createEventDecoder } from '../../../ingest/decode-events.ts'
+import { splitJsonItems } from '../../../ingest/split-json-items.ts'
+import { fixtures } from '../ingest/ingest-harness.ts'
 
-const sha = 'f3a1c9e07b5d4e2a9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d'
+/** The shape of ingest's Falco ids: 32 hex digits of a SHA-256 content hash. */
+const digest = '34563f954113b44f6c06a333e2fac047'
 const uuid = '39480357-a8a9-4c6d-9c1f-2b6f5a9d3e11'
 
 describe('packed ids', () => {
-  it('packs lowercase 64-hex digests and canonical UUIDs and gives them back exactly', () => {
+  it('packs lowercase 32-hex digests and canonical UUIDs and gives them back exactly', () => {
     for (const [id, kind] of [
-      [sha, hexId],
-      ['0'.repeat(64), hexId],
-      ['f'.repeat(64), hexId],
+      [digest, hexId],
+      ['0'.repeat(32), hexId],
+      ['f'.repeat(32), hexId],
       [uuid, uuidId],
       ['00000000-0000-0000-0000-000000000000', uuidId],
       ['ffffffff-ffff-ffff-ffff-ffffffffffff', uuidId],
@@ -30,19 +36,34 @@ describe('packed ids', () => {
     }
   })
 
+  it('packs the ids ingest gives real Falco alerts and CloudTrail records', () => {
+    const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
+    const limits = { maxItems: 1000, maxDepth: 64 }
+    const ids = (file: string) =>
+      decoder
+        .decode('any', splitJsonItems(readFileSync(join(fixtures, file), 'utf8'), limits), { receivedAt: 0 })
+        .events.map((e) => e.id)
+    const words = new Int32Array(idWords)
+    for (const id of ids('falco/falco-website.ndjson')) expect(packId(id, words, 0)).toBe(hexId)
+    for (const id of ids('cloudtrail/stratus-red-team-detonation-logs.ndjson'))
+      expect(packId(id, words, 0)).toBe(uuidId)
+  })
+
   it('leaves every other id as text', () => {
     const words = new Int32Array(idWords)
     for (const id of [
-      sha.toUpperCase(),
-      `${sha.slice(0, 63)}g`,
-      `${sha.slice(0, 63)}/`,
-      `${sha.slice(0, 63)}ÿ`,
+      digest.toUpperCase(),
+      `${digest.slice(0, 31)}g`,
+      `${digest.slice(0, 31)}/`,
+      `${digest.slice(0, 31)}ÿ`,
       // Char codes whose low seven bits are a digit's.
-      `${sha.slice(0, 63)}\u00b0`,
-      `\u0130${sha.slice(1)}`,
+      `${digest.slice(0, 31)}\u00b0`,
+      `\u0130${digest.slice(1)}`,
       `${uuid.slice(0, 35)}\u00e1`,
-      sha.slice(0, 63),
-      `${sha}0`,
+      digest.slice(0, 31),
+      `${digest}0`,
+      // A whole SHA-256: no ingest path makes one an event id.
+      `${digest}${digest}`,
       uuid.toUpperCase(),
       uuid.replaceAll('-', '_'),
       `${uuid.slice(0, 8)}${uuid.slice(9)}-`,
@@ -56,14 +77,14 @@ describe('packed ids', () => {
   it('tells ids apart that differ in one digit, in any word', () => {
     const a = new Int32Array(idWords)
     const b = new Int32Array(idWords)
-    packId(sha, a, 0)
-    for (let i = 0; i < 64; i++) {
-      const other = `${sha.slice(0, i)}${sha[i] === '0' ? '1' : '0'}${sha.slice(i + 1)}`
+    packId(digest, a, 0)
+    for (let i = 0; i < 32; i++) {
+      const other = `${digest.slice(0, i)}${digest[i] === '0' ? '1' : '0'}${digest.slice(i + 1)}`
       packId(other, b, 0)
-      expect(samePacked(hexId, a, 0, b, 0)).toBe(false)
+      expect(samePacked(a, 0, b, 0)).toBe(false)
     }
-    packId(sha, b, 0)
-    expect(samePacked(hexId, a, 0, b, 0)).toBe(true)
+    packId(digest, b, 0)
+    expect(samePacked(a, 0, b, 0)).toBe(true)
     expect(hashPacked(hexId, a, 0)).toBe(hashPacked(hexId, b, 0))
   })
 })
