@@ -23,7 +23,8 @@ export function createSharedValues(limit = 20_000): SharedValues {
   }
 
   const list = (items: readonly string[]): string[] => {
-    const key = items.join('\u0000')
+    // JSON, not a join: no separator a value may hold can make two lists one key.
+    const key = JSON.stringify(items)
     const known = lists.get(key)
     if (known !== undefined) return known
     if (lists.size >= limit) lists.clear()
