@@ -77,9 +77,12 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
     load: async (partition) => {
       const row = selectMeta.get(partition)
       if (!row) return undefined
-      const meta = JSON.parse(row.meta) as CorrelatorMeta
+      const meta = JSON.parse(row.meta) as CorrelatorMeta & Partial<CorrelatorLists>
       const listsRow = selectLists.get(partition)
-      const lists: CorrelatorLists = listsRow ? JSON.parse(listsRow.lists) : noLists()
+      // A checkpoint written before the lists had a row of their own kept them in the meta row.
+      const lists: CorrelatorLists = listsRow
+        ? JSON.parse(listsRow.lists)
+        : { incidents: meta.incidents ?? [], revoked: meta.revoked ?? [] }
       const entries = selectEntries.all(partition).map((r) => JSON.parse(r.entry) as SerializedEntry)
       return { offset: row.offset, state: { ...meta, ...lists, entries } }
     },

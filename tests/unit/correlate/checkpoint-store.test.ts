@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { createSqliteCheckpointStore } from '../../../correlate/checkpoint-store.ts'
 import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
@@ -50,6 +51,32 @@ describe('createSqliteCheckpointStore', () => {
       })
       await reopened.close()
     }
+  })
+
+  it('restores the incidents and revoke marks of a checkpoint that kept them in its meta row', async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const correlator = createCorrelator(config, undefined, { trackChanges: true })
+    correlator.accept(edgeEvent({ id: 'e1', time: T0 }))
+    correlator.accept(coreEvent({ id: 'c1', time: T0 + 500 }))
+    const { incidents, revoked, entries, ...meta } = correlator.snapshot()
+    expect(incidents).toHaveLength(1)
+    // The layout before correlate_lists: meta, incidents and revoke marks in one row.
+    const db = new Database(file)
+    db.exec(`CREATE TABLE correlate_meta (partition INTEGER PRIMARY KEY, offset INTEGER NOT NULL, meta TEXT NOT NULL);
+      CREATE TABLE correlate_entries (partition INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
+        entry TEXT NOT NULL, PRIMARY KEY (partition, id));`)
+    db.prepare('INSERT INTO correlate_meta VALUES (?, ?, ?)').run(
+      0,
+      7,
+      JSON.stringify({ ...meta, incidents, revoked }),
+    )
+    for (const e of entries)
+      db.prepare('INSERT INTO correlate_entries VALUES (?, ?, ?, ?)').run(0, e.id, e.seq, JSON.stringify(e))
+    db.close()
+    const store = createSqliteCheckpointStore(file)
+    const checkpoint = await store.load(0)
+    expect(checkpoint?.state).toEqual(JSON.parse(JSON.stringify(correlator.snapshot())))
+    await store.close()
   })
 
   it('rewrites the incidents and revoke marks only after a batch that changed them', () => {
