@@ -36,7 +36,7 @@ const lines = (file: string) => readFileSync(join(fixtures, file), 'utf8').trim(
 type Json = Record<string, unknown>
 
 /** The replay input (NDJSON) and a config naming the hot workloads as agents. */
-export function writeReplayInput(dir: string, count = events): { file: string; config: string } {
+export function writeReplayInput(dir: string): { file: string; config: string } {
   seed = 11
   const trail = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson').map((l) => JSON.parse(l) as Json)
   const risky = trail.filter((r) =>
@@ -48,7 +48,7 @@ export function writeReplayInput(dir: string, count = events): { file: string; c
   )
   const shell = alerts.filter((a) => a.rule === 'Terminal shell in container')
   const out: string[] = []
-  for (let n = 0; n < count; n++) {
+  for (let n = 0; n < events; n++) {
     const now = T0 + n * 20
     const hot = random() < 0.02 ? Math.floor(random() * hotAgents) : -1
     if (random() < 0.15) out.push(falcoAlert(hot >= 0 ? pick(shell) : pick(alerts), now, hot))
