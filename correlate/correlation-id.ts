@@ -1,12 +1,11 @@
 // Deterministic ids: the same rule and the same two events give the same correlation id in every run,
 // so Elasticsearch writes (op_type=create) and webhooks stay idempotent on replay and restart.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { RuleConfig } from '../schemas/types.ts'
 
 const separator = '\u001f'
 
-const sha256 = (parts: readonly string[]): string =>
-  createHash('sha256').update(parts.join(separator)).digest('hex')
+const sha256 = (parts: readonly string[]): string => hash('sha256', parts.join(separator), 'hex')
 
 /** sha256(rule id ‖ 0x1f ‖ edge event id ‖ 0x1f ‖ core event id), hex. */
 export const correlationId = (ruleId: string, edgeId: string, coreId: string): string =>
