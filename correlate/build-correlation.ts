@@ -1,7 +1,7 @@
 // One correlation record from a matched pair of buffered entries: ids, both events' fields, the window,
 // the score with its reasons, and the incident it joins (assigned here, in input order, for replay).
-// Copies of plain objects go through Object.assign: V8 took a slow path for object spread here (about
-// 3.5 µs per copy against 0.2 µs), and for own data properties the result is the same.
+// Copies of plain objects go through Object.assign or a loop: V8 took a slow path for object spread here
+// (about 3.5 µs per copy against 0.2 µs), and for own data properties the result is the same.
 import type { Correlation } from '../schemas/types.ts'
 import type { AgentWho, CoreDetail, EdgeDetail, EntrySlots } from './agent-windows.ts'
 import { correlationId } from './correlation-id.ts'
@@ -37,7 +37,9 @@ export function buildCorrelation(
     deltaMs,
   })
   const incident = incidents.assign(agent, time, id, [`edge:${ed.rule}`, `core:${cd.action}`])
-  const { side: _side, ...core } = cd
+  // The detail's fields after the ids, in the detail's order, without its `side` tag.
+  const core: Record<string, unknown> = { event_id: cId, time: cTime }
+  for (const key in cd) if (key !== 'side') core[key] = cd[key as keyof CoreDetail]
   return {
     id,
     time,
@@ -57,7 +59,7 @@ export function buildCorrelation(
       source: ed.source,
       tags: [...ed.tags],
     },
-    core: { event_id: cId, time: cTime, ...core },
+    core: core as Correlation['core'],
     delta_ms: deltaMs,
     window: Object.assign({}, rule.window),
     score,
