@@ -9,6 +9,7 @@
 import type { Correlation, IdentityFields, ResolvedBy } from '../schemas/types.ts'
 import { hashPacked, hashText, idWords, packId, samePacked, textId, unpackId } from './packed-ids.ts'
 import { createSharedValues } from './shared-values.ts'
+import { ShedOrder } from './shed-order.ts'
 import { TextArena } from './text-arena.ts'
 
 /** Who an event names; interned per agent (most events of one agent carry the same identity). */
@@ -241,6 +242,12 @@ export function createAgentWindows(limits: {
   const track = limits.trackChanges ?? false
   let added = new Map<string, number>()
   let removed = new Set<string>()
+  // Shed order of the agent sides that went over the cap (shed-order.ts), dropped below half of it. Derived
+  // state: not counted in `bytes` (24 bytes per entry of such a side), so that shedding never depends on
+  // history a restart does not rebuild.
+  const edgeSheds = new Map<AgentWindow, ShedOrder>()
+  const coreSheds = new Map<AgentWindow, ShedOrder>()
+  const dropShedOrderBelow = limits.maxPerAgentSide / 2
 
   // Min-heap of slots by (expiry, seq). The expiry lives only here, beside the heap order, so sifting reads
   // packed memory; expiry(slot) finds it through heapPos.
@@ -525,10 +532,12 @@ export function createAgentWindows(limits: {
       if (w.edgeHead === slot) w.edgeHead = next
       if (w.edgeTail === slot) w.edgeTail = prev
       w.edges--
+      if (edgeSheds.size !== 0 && w.edges < dropShedOrderBelow) edgeSheds.delete(w)
     } else {
       if (w.coreHead === slot) w.coreHead = next
       if (w.coreTail === slot) w.coreTail = prev
       w.cores--
+      if (coreSheds.size !== 0 && w.cores < dropShedOrderBelow) coreSheds.delete(w)
     }
     if (w.edges + w.cores === 0) agents.delete(w.key)
     const flags = s.flags[slot] as number
@@ -542,20 +551,27 @@ export function createAgentWindows(limits: {
   }
 
   const expiry = (slot: number) => heapKey[s.heapPos[slot] as number] as number
-  const before = (a: number, b: number) =>
-    expiry(a) < expiry(b) || (expiry(a) === expiry(b) && (s.seq[a] as number) < (s.seq[b] as number))
+  /** Seqs are unique: a slot still holding the seq it was queued with is the same live entry. */
+  const isLive = (slot: number, seq: number) => s.whos[slot] !== null && s.seq[slot] === seq
 
   const settle = (slot: number) => {
     const w = (s.whos[slot] as AgentWho).window
     const isEdge = s.isEdge(slot)
+    const sheds = isEdge ? edgeSheds : coreSheds
+    let order = sheds.get(w)
     if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
-      let oldest = -1
-      for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-        if (x !== slot && (oldest === -1 || before(x, oldest))) oldest = x
+      if (order === undefined) {
+        order = new ShedOrder()
+        for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
+          if (x !== slot) order.push(expiry(x), s.seq[x] as number, x)
+        }
+        sheds.set(w, order)
       }
+      const oldest = order.popLive(isLive)
       if (oldest !== -1) remove(oldest)
       overflow.agent_cap++
     }
+    order?.push(expiry(slot), s.seq[slot] as number, slot)
     while (bytes > limits.memoryBudgetBytes && heapSize > 0) {
       remove(heap[0] as number)
       overflow.memory_budget++

@@ -1,0 +1,77 @@
+// The per-agent cap sheds, from the side of an agent that went over it, the entry that would expire first
+// (earliest expiry, then earliest seq). A scan of the side found it in O(cap) for every event of an agent
+// at its cap (14 µs per event at the default 1,000, 388 µs at 50,000). ShedOrder keeps the side's entries
+// in a binary min-heap instead, for O(log n). agent-windows.ts builds one when a side first goes over the
+// cap and drops it when the side falls well below; an entry removed by other means (expired, memory budget)
+// stays in the heap until it surfaces, where the caller's liveness check skips it.
+
+export class ShedOrder {
+  private readonly expiry: number[] = []
+  private readonly seq: number[] = []
+  private readonly slot: number[] = []
+
+  get size(): number {
+    return this.slot.length
+  }
+
+  push(expiry: number, seq: number, slot: number): void {
+    let at = this.slot.length
+    this.expiry.push(expiry)
+    this.seq.push(seq)
+    this.slot.push(slot)
+    while (at > 0) {
+      const parent = (at - 1) >> 1
+      if (!this.before(at, parent)) break
+      this.swap(at, parent)
+      at = parent
+    }
+  }
+
+  /** Removes entries from the top until one is live; returns its slot (removed too), or -1 when none is. */
+  popLive(isLive: (slot: number, seq: number) => boolean): number {
+    while (this.slot.length > 0) {
+      const slot = this.slot[0] as number
+      const live = isLive(slot, this.seq[0] as number)
+      this.removeTop()
+      if (live) return slot
+    }
+    return -1
+  }
+
+  private removeTop(): void {
+    const last = this.slot.length - 1
+    this.swap(0, last)
+    this.expiry.pop()
+    this.seq.pop()
+    this.slot.pop()
+    for (let at = 0; ; ) {
+      const l = 2 * at + 1
+      const r = l + 1
+      let m = at
+      if (l < last && this.before(l, m)) m = l
+      if (r < last && this.before(r, m)) m = r
+      if (m === at) return
+      this.swap(at, m)
+      at = m
+    }
+  }
+
+  private before(i: number, j: number): boolean {
+    const a = this.expiry[i] as number
+    const b = this.expiry[j] as number
+    return a < b || (a === b && (this.seq[i] as number) < (this.seq[j] as number))
+  }
+
+  private swap(i: number, j: number): void {
+    const { expiry, seq, slot } = this
+    const e = expiry[i] as number
+    expiry[i] = expiry[j] as number
+    expiry[j] = e
+    const q = seq[i] as number
+    seq[i] = seq[j] as number
+    seq[j] = q
+    const x = slot[i] as number
+    slot[i] = slot[j] as number
+    slot[j] = x
+  }
+}

@@ -1,0 +1,123 @@
+// The per-agent cap sheds, from the side that went over it, the entry that would expire first (earliest
+// expiry, then earliest seq), never the entry just added. The buffers keep that order in a heap built
+// once a side is over the cap (shed-order.ts); this checks them against a plain list that scans for the
+// entry to shed, over random arrivals: ties, out-of-order expiries, expiry sweeps between arrivals and
+// sides that fall below the cap and go over it again.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { type CoreDetail, createAgentWindows, type EdgeDetail } from '../../../correlate/agent-windows.ts'
+
+type Entry = { id: string; agent: string; edge: boolean; expiry: number; seq: number }
+
+const edgeDetail: EdgeDetail = {
+  side: 'edge',
+  rule: 'Terminal shell in container',
+  priority: 'notice',
+  source: 'syscall',
+  hostname: 'ip-10-0-1-17',
+  tags: ['container', 'shell'],
+}
+const coreDetail: CoreDetail = {
+  side: 'core',
+  action: 'iam:AttachRolePolicy',
+  principal: 'arn:aws:iam::1:role/a',
+}
+
+/** The reference: every entry in a list; the cap scans the agent's side for the entry to shed. */
+function shedByScan(cap: number) {
+  let live: Entry[] = []
+  const first = (a: Entry, b: Entry) => a.expiry < b.expiry || (a.expiry === b.expiry && a.seq < b.seq)
+  return {
+    insert(entry: Entry) {
+      live.push(entry)
+      const side = live.filter((e) => e.agent === entry.agent && e.edge === entry.edge)
+      if (side.length > cap) {
+        const oldest = side.filter((e) => e !== entry).reduce((a, b) => (first(b, a) ? b : a))
+        live = live.filter((e) => e !== oldest)
+      }
+    },
+    evictExpired(streamTime: number) {
+      live = live.filter((e) => e.expiry >= streamTime)
+    },
+    ids: () => live.map((e) => e.id).sort(),
+  }
+}
+
+// Few expiry values, so ties are common; sweeps are rarer than arrivals and evict a few entries each.
+const step = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      agent: fc.constantFrom('shop-api', 'billing', 'batch'),
+      edge: fc.boolean(),
+      expiry: fc.integer({ min: 0, max: 10 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ sweep: fc.integer({ min: 0, max: 3 }) }) },
+)
+
+describe('per-agent cap', () => {
+  it('sheds the same entries as a scan of the side', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.array(step, { maxLength: 120 }), (cap, steps) => {
+        const windows = createAgentWindows({ maxPerAgentSide: cap, memoryBudgetBytes: 1 << 30 })
+        const reference = shedByScan(cap)
+        let seq = 0
+        for (const s of steps) {
+          if ('sweep' in s) {
+            windows.evictExpired(s.sweep)
+            reference.evictExpired(s.sweep)
+          } else {
+            const entry = { ...s, id: `event-${seq}`, seq: seq++ }
+            const w = windows.window(entry.agent)
+            const who = windows.who(w, 'principal', { principal_arn: `arn:aws:iam::1:role/${entry.agent}` })
+            const detail = entry.edge ? edgeDetail : coreDetail
+            const slot = windows.insert(who, detail, entry.id, 0, 1, entry.expiry, entry.seq, 0, 'sh -i')
+            windows.settle(slot)
+            reference.insert(entry)
+          }
+          const ids = windows.liveSlots().map((slot) => windows.slots.id(slot))
+          expect(ids.sort()).toEqual(reference.ids())
+        }
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  it('never sheds an entry that took the slot of one that expired while queued to be shed', () => {
+    const windows = createAgentWindows({ maxPerAgentSide: 2, memoryBudgetBytes: 1 << 30 })
+    const whoOf = (agent: string) =>
+      windows.who(windows.window(agent), 'principal', { principal_arn: `arn:aws:iam::1:role/${agent}` })
+    let seq = 0
+    const add = (agent: string, expiry: number) => {
+      const id = `${agent}-${seq}`
+      windows.settle(windows.insert(whoOf(agent), coreDetail, id, 0, 1, expiry, seq++, 0, ''))
+    }
+    add('shop-api', 10)
+    add('shop-api', 20)
+    add('shop-api', 30) // over the cap: shop-api-0 is shed and the side's shed order is built
+    windows.evictExpired(21) // shop-api-1 expires; its slot is free, its place in the shed order stale
+    add('billing', 40) // reuses a freed slot
+    add('shop-api', 50)
+    add('shop-api', 60) // over the cap again: shop-api-2 expires first of what is left
+    const ids = windows.liveSlots().map((slot) => windows.slots.id(slot))
+    expect(ids).toEqual(['billing-3', 'shop-api-4', 'shop-api-5'])
+  })
+
+  it('counts every shed entry as agent_cap overflow', () => {
+    const windows = createAgentWindows({ maxPerAgentSide: 3, memoryBudgetBytes: 1 << 30 })
+    const who = windows.who(windows.window('shop-api'), 'principal', {
+      principal_arn: 'arn:aws:iam::1:role/a',
+    })
+    for (let seq = 0; seq < 10; seq++) {
+      windows.settle(windows.insert(who, coreDetail, `event-${seq}`, 0, 1, 100 - seq, seq, 0, ''))
+    }
+    // Later arrivals expire earlier here, so the cap keeps the last arrival and the two latest expiries.
+    expect(windows.liveSlots().map((slot) => windows.slots.id(slot))).toEqual([
+      'event-0',
+      'event-1',
+      'event-9',
+    ])
+    expect(windows.overflow).toEqual({ agent_cap: 7, memory_budget: 0 })
+  })
+})
