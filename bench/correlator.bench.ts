@@ -292,11 +292,44 @@ async function bytesPerBufferedEvent(count: number): Promise<void> {
   )
 }
 
+/**
+ * One noisy agent (every call a secret read a rule uses): CPU per event while its buffer is under the
+ * per-agent cap, and once it is at the cap and each new event sheds the one that would expire first.
+ */
+function noisyAgent(): void {
+  const noisy = (n: number): NormalizedEvent => {
+    let e = makeEvent(n)
+    while (e.side !== 'core') e = makeEvent(n)
+    return {
+      ...e,
+      agent: { id: 'agent-noisy', resolved_by: 'registry' },
+      core: { ...(e.core as CoreFields), action: 'secretsmanager:GetSecretValue', read_only: true },
+    }
+  }
+  const measured = 20_000
+  const line = [1_000, 50_000].map((cap) => {
+    const correlator = createCorrelator({ ...config, max_events_per_agent: cap })
+    for (let n = 0; n < cap; n++) correlator.accept(noisy(n))
+    const events = Array.from({ length: measured }, (_, i) => noisy(cap + i))
+    const micros = cpuMicros(() => {
+      for (const e of events) correlator.accept(e)
+    })
+    const under = createCorrelator({ ...config, max_events_per_agent: cap + measured })
+    for (let n = 0; n < cap; n++) under.accept(noisy(n))
+    const underMicros = cpuMicros(() => {
+      for (const e of events) under.accept(e)
+    })
+    return `cap ${cap.toLocaleString('en')}: ${(micros / measured).toFixed(1)} µs per event at the cap, ${(underMicros / measured).toFixed(1)} under it`
+  })
+  process.stdout.write(`noisy agent: ${line.join('; ')}\n`)
+}
+
 export default async function run(): Promise<void> {
   const [load] = (await import('node:os')).loadavg()
   process.stdout.write(
     `load average ${load?.toFixed(1)} (figures scale with the CPU share this process gets)\n`,
   )
   throughput(1_000_000)
+  noisyAgent()
   await bytesPerBufferedEvent(400_000)
 }
