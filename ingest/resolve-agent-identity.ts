@@ -218,7 +218,7 @@ function evictEarliestExpiry(links: Map<string, IdentityLink>, count: number): v
 function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgents: number): void {
   let summary = seen.get(event.agent.id)
   if (!summary) {
-    if (seen.size >= maxAgents) evictLeastRecent(seen)
+    if (seen.size >= maxAgents) evictLeastRecent(seen, Math.ceil(maxAgents / 10))
     summary = {
       id: event.agent.id,
       resolved_by: event.agent.resolved_by,
@@ -242,8 +242,11 @@ function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgent
   }
 }
 
-function evictLeastRecent(seen: Map<string, AgentSummary>): void {
-  let oldest: AgentSummary | undefined
-  for (const summary of seen.values()) if (!oldest || summary.last_seen < oldest.last_seen) oldest = summary
-  if (oldest) seen.delete(oldest.id)
+/**
+ * Forgets the tenth of the agents seen least recently, at once: one at a time, every new agent past the
+ * limit scanned all the others (as links are evicted, a tenth at a time).
+ */
+function evictLeastRecent(seen: Map<string, AgentSummary>, count: number): void {
+  const oldest = [...seen.values()].sort((a, b) => a.last_seen - b.last_seen).slice(0, count)
+  for (const summary of oldest) seen.delete(summary.id)
 }

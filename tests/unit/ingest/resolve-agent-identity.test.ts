@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
-import { workloadName } from '../../../ingest/resolve-agent-identity.ts'
+import { createAgentResolver, workloadName } from '../../../ingest/resolve-agent-identity.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
 import { agent, auth, fixture, startHarness } from './ingest-harness.ts'
 
@@ -174,6 +174,31 @@ describe('identity resolution', () => {
       events.map((e) => ({ id: `unresolved:${e.id}`, resolved_by: 'unresolved' })),
     )
     expect(decoder.agents()).toEqual([])
+  })
+
+  it('keeps the agents seen most recently once more than its limit have been seen', () => {
+    const records = Array.from({ length: 25 }, (_, n) => ({
+      ...stratus[0],
+      eventID: `agent-limit-${n}`,
+      eventTime: `2024-04-16T10:${String(n).padStart(2, '0')}:00Z`,
+      userIdentity: {
+        type: 'IAMUser',
+        principalId: `AIDAMLQ9F6KHQ07JKA0W${n}`,
+        arn: `arn:aws:iam::457448411975:user/user-${n}`,
+        accountId: '457448411975',
+        accessKeyId: `AKIANQQHHS551LWULI${String(n).padStart(2, '0')}`,
+        userName: `user-${n}`,
+      },
+    }))
+    const { drafts } = createEventDecoder(config()).normalize('cloudtrail', items(...records), {
+      receivedAt: 0,
+    })
+    const resolver = createAgentResolver([], { maxAgents: 10 })
+    for (const draft of drafts) resolver.resolve(draft)
+    const ids = resolver.agents().map((a) => a.id)
+    expect(ids.length).toBeLessThanOrEqual(10)
+    expect(ids).toContain('arn:aws:iam::457448411975:user/user-24')
+    expect(ids).not.toContain('arn:aws:iam::457448411975:user/user-14')
   })
 
   it("marks nerve's own revoker calls as by_nerve", () => {
