@@ -35,6 +35,13 @@ export interface KeyValueLog<T> {
   get(key: string): Promise<T | undefined>
   /** Resolves once durable; `undefined` deletes the key (a tombstone). */
   put(key: string, value: T | undefined): Promise<void>
+  /**
+   * Several keys in one write; resolves once all are durable. Not atomic: after a failure (or a crash)
+   * any of them may have been written.
+   */
+  putMany(values: readonly (readonly [key: string, value: T | undefined])[]): Promise<void>
+  /** The latest value of every key that starts with `prefix`, as get() sees them. */
+  scan(prefix: string): Promise<Map<string, T>>
   close(): Promise<void>
 }
 

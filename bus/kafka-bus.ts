@@ -403,7 +403,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     await ensureTopic(name, { compacted: true })
     const table = createKeyValueTable<T>({
       name,
-      write: (key, value) => track(send(name, [{ key, value }])),
+      write: (records) => track(send(name, records)),
       ends: async () => {
         const offsets = await admin.fetchTopicOffsets(name).catch((err: unknown) => {
           throw busError(err, `offsets of ${name}`)
@@ -435,6 +435,14 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
       put: (key, value) => {
         refuseIfClosed()
         return table.put(key, value)
+      },
+      putMany: (values) => {
+        refuseIfClosed()
+        return table.putMany(values)
+      },
+      scan: (prefix) => {
+        refuseIfClosed()
+        return table.scan(prefix)
       },
       close: () => reader.stop(),
     }

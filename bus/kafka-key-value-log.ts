@@ -12,7 +12,8 @@ export type LogEnd = { partition: number; low: number; high: number }
 export type KeyValueTableDeps = {
   /** The topic, for messages. */
   name: string
-  write(key: string, value: string | null): Promise<void>
+  /** One send of every record (a null value is a tombstone). */
+  write(records: { key: string; value: string | null }[]): Promise<void>
   ends(): Promise<LogEnd[]>
   now: () => number
   catchUpTimeoutMs: number
@@ -67,6 +68,13 @@ export function createKeyValueTable<T>(deps: KeyValueTableDeps): KeyValueTable<T
     }
   }
 
+  const putMany = async (values: readonly (readonly [string, T | undefined])[]) => {
+    if (values.length === 0) return
+    await deps.write(
+      values.map(([key, value]) => ({ key, value: value === undefined ? null : JSON.stringify(value) })),
+    )
+  }
+
   return {
     apply,
     get: async (key) => {
@@ -74,8 +82,15 @@ export function createKeyValueTable<T>(deps: KeyValueTableDeps): KeyValueTable<T
       const value = latest.get(key)
       return value === undefined ? undefined : (JSON.parse(value.toString('utf8')) as T)
     },
-    put: async (key, value) => {
-      await deps.write(key, value === undefined ? null : JSON.stringify(value))
+    put: (key, value) => putMany([[key, value]]),
+    putMany,
+    scan: async (prefix) => {
+      await caughtUp()
+      const found = new Map<string, T>()
+      for (const [key, value] of latest) {
+        if (key.startsWith(prefix)) found.set(key, JSON.parse(value.toString('utf8')) as T)
+      }
+      return found
     },
   }
 }

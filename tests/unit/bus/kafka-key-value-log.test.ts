@@ -6,8 +6,8 @@ function setup(ends: LogEnd[], opts: { timeoutMs?: number } = {}) {
   const writes: [string, string | null][] = []
   const table = createKeyValueTable<{ agent: string }>({
     name: 'links',
-    write: async (key, value) => {
-      writes.push([key, value])
+    write: async (records) => {
+      for (const { key, value } of records) writes.push([key, value])
     },
     ends: async () => ends,
     now: () => clock,
@@ -66,6 +66,42 @@ describe('key-value table over a compacted topic', () => {
     await new Promise((r) => setImmediate(r))
     advance(1_001)
     await expect(asking).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true })
+  })
+
+  it('writes several keys in one send, and scans the latest values under a prefix once caught up', async () => {
+    const { table, writes } = setup([{ partition: 0, low: 0, high: 3 }])
+    let sends = 0
+    const counting = createKeyValueTable<{ agent: string }>({
+      name: 'state',
+      write: async (records) => {
+        sends++
+        for (const { key, value } of records) writes.push([key, value])
+      },
+      ends: async () => [],
+      now: () => 0,
+      catchUpTimeoutMs: 1_000,
+    })
+    await counting.putMany([
+      ['p/3/delta/1', { agent: 'a' }],
+      ['p/3/delta/0', undefined],
+    ])
+    expect(sends).toBe(1)
+    expect(writes).toEqual([
+      ['p/3/delta/1', '{"agent":"a"}'],
+      ['p/3/delta/0', null],
+    ])
+    const scanning = table.scan('p/3/')
+    table.apply([
+      record(0, 0, 'p/3/delta/1', { agent: 'a' }),
+      record(0, 1, 'p/30/delta/1', { agent: 'other partition' }),
+      record(0, 2, 'p/3/delta/2', { agent: 'b' }),
+    ])
+    expect(await scanning).toEqual(
+      new Map([
+        ['p/3/delta/1', { agent: 'a' }],
+        ['p/3/delta/2', { agent: 'b' }],
+      ]),
+    )
   })
 
   it('writes JSON, and a tombstone for undefined', async () => {

@@ -118,16 +118,27 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
   const records = <T>(topic: Topic<T>) => log(topic.name).flat() as DeliveredRecord<T>[]
 
   /** A durable key-value log in the same storage, subject to the same crash plan. */
+  const put = (key: string, value: unknown) =>
+    step(() => {
+      if (value === undefined) storage.kv.delete(key)
+      else storage.kv.set(key, JSON.stringify(value))
+    })
   const keyValueLog = <T>(): KeyValueLog<T> => ({
     get: async (key) => {
       const v = storage.kv.get(key)
       return v === undefined ? undefined : (JSON.parse(v) as T)
     },
-    put: async (key, value) =>
-      step(() => {
-        if (value === undefined) storage.kv.delete(key)
-        else storage.kv.set(key, JSON.stringify(value))
-      }),
+    put: async (key, value) => put(key, value),
+    // One durable step per key: a crash may leave any part of the write done, as on Kafka.
+    putMany: async (values) => {
+      for (const [key, value] of values) put(key, value)
+    },
+    scan: async (prefix) =>
+      new Map(
+        [...storage.kv]
+          .filter(([key]) => key.startsWith(prefix))
+          .map(([key, value]) => [key, JSON.parse(value) as T]),
+      ),
     close: async () => {},
   })
 
