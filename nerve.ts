@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import type { Bus } from './bus/bus.ts'
 import type { KafkaBus } from './bus/kafka-bus.ts'
 import { correlatorStateTopic } from './bus/topics.ts'
-import type { PartitionCheckpoint } from './correlate/checkpoint-store.ts'
+import type { CheckpointValue } from './correlate/key-value-checkpoint-store.ts'
 import { configReferenceMarkdown } from './runtime/config-reference.ts'
 import { isNerveError, NerveError } from './runtime/errors.ts'
 import type { ReadinessCheck, Route } from './runtime/http-server.ts'
@@ -231,11 +231,11 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   }
   if (stages.includes('correlate')) {
     const { startCorrelate, checkpointKey } = await import('./correlate/start-correlate.ts')
-    const { createKeyValueCheckpointStore } = await import('./correlate/checkpoint-store.ts')
+    const { createKeyValueCheckpointStore } = await import('./correlate/key-value-checkpoint-store.ts')
     // On Kafka, partitions move between correlate instances: checkpoints live in a compacted topic.
     const checkpoints = kafka
       ? createKeyValueCheckpointStore(
-          await kafka.openKeyValueLog<PartitionCheckpoint>(correlatorStateTopic),
+          await kafka.openKeyValueLog<CheckpointValue>(correlatorStateTopic),
           checkpointKey,
         )
       : undefined

@@ -31,17 +31,10 @@ export type LateEvent = {
 }
 
 /**
- * A correlator's state for one input partition (stream time, buffers, seen ids) and the offset of the last
- * record it reflects (correlate/ owns the state's shape). Kept by partition in a compacted topic; restored in
- * onAssign() before the partition is processed.
+ * Correlator checkpoints per input partition, as a changelog with snapshots (correlate/ owns the keys and
+ * the values: key-value-checkpoint-store.ts); compacted. Correlate → correlate (on a rebalance).
  */
-export type CorrelatorCheckpoint = {
-  offset: number
-  state: unknown
-}
-
-/** Correlator checkpoints, keyed by input partition; compacted. Correlate → correlate (on a rebalance). */
-export const correlatorStateTopic = topic<CorrelatorCheckpoint>('nerve.correlator-state.v1')
+export const correlatorStateTopic = topic<unknown>('nerve.correlator-state.v1')
 /** Normalized edge and core events, keyed by agent id. Ingest → correlate, sinks. */
 export const eventsTopic = topic<NormalizedEvent>('nerve.events.v1')
 /** Correlations, keyed by agent id. Correlate → sinks. */

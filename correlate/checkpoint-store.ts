@@ -2,8 +2,8 @@
 // marks, and the last bus offset they include. Saved incrementally after every batch (entries added and
 // removed, the small meta part, and the incidents and revoke marks only when they changed), so a checkpoint
 // costs what the batch changed, not the whole state.
-// A save is durable when it resolves: the bus may commit the batch after it.
-import type { KeyValueLog } from '../bus/bus.ts'
+// A save is durable when it resolves: the bus may commit the batch after it. The SQLite store is here; the
+// one over a compacted topic, for several correlate copies on Kafka, is key-value-checkpoint-store.ts.
 import { NerveError } from '../runtime/errors.ts'
 import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type {
@@ -22,7 +22,11 @@ export type PartitionCheckpoint = {
 
 export type CheckpointStore = {
   load(partition: number): Promise<PartitionCheckpoint | undefined>
-  save(partition: number, update: { offset: number; changes: CorrelatorChanges }): Promise<void>
+  /** `snapshot` gives the whole state, for a store that rewrites it now and then (never the SQLite one). */
+  save(
+    partition: number,
+    update: { offset: number; changes: CorrelatorChanges; snapshot: () => CorrelatorState },
+  ): Promise<void>
   close(): Promise<void>
 }
 
@@ -93,38 +97,3 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
     close: () => sqlite.close(),
   }
 }
-
-/**
- * Checkpoints as whole values in a key-value log (a compacted topic on Kafka, shared by every instance, so
- * a partition that moves restores where it stopped). Keeps each owned partition's state to rewrite it.
- */
-export function createKeyValueCheckpointStore(
-  log: KeyValueLog<PartitionCheckpoint>,
-  keyOf: (partition: number) => string,
-): CheckpointStore {
-  const cache = new Map<number, { lists: CorrelatorLists; entries: Map<string, SerializedEntry> }>()
-
-  return {
-    load: async (partition) => {
-      const checkpoint = await log.get(keyOf(partition))
-      const state = checkpoint?.state
-      cache.set(partition, {
-        lists: state ? { incidents: state.incidents, revoked: state.revoked } : noLists(),
-        entries: new Map((state?.entries ?? []).map((e) => [e.id, e])),
-      })
-      return checkpoint
-    },
-    save: async (partition, { offset, changes }) => {
-      const kept = cache.get(partition) ?? { lists: noLists(), entries: new Map<string, SerializedEntry>() }
-      cache.set(partition, kept)
-      if (changes.lists) kept.lists = changes.lists
-      for (const id of changes.removed) kept.entries.delete(id)
-      for (const e of changes.added) kept.entries.set(e.id, e)
-      const ordered = [...kept.entries.values()].sort((a, b) => a.seq - b.seq)
-      await log.put(keyOf(partition), { offset, state: { ...changes.meta, ...kept.lists, entries: ordered } })
-    },
-    close: () => log.close(),
-  }
-}
-
-const noLists = (): CorrelatorLists => ({ incidents: [], revoked: [] })

@@ -104,7 +104,12 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       if (correlations.length > 0) await deps.bus.publish(correlationsTopic, correlations)
       if (late.length > 0) await deps.bus.publish(lateEventsTopic, late)
       for (const [partition, { state }] of touched) {
-        await store.save(partition, { offset: state.offset, changes: state.correlator.takeChanges() })
+        const { correlator } = state
+        await store.save(partition, {
+          offset: state.offset,
+          changes: correlator.takeChanges(),
+          snapshot: () => correlator.snapshot(),
+        })
       }
     } catch (err) {
       // In-memory state ran ahead of what is durable: drop it, the redelivery restores the checkpoint.

@@ -6,7 +6,10 @@ import { expect } from 'vitest'
 import type { DeliveredRecord } from '../../bus/bus.ts'
 import type { KafkaBus } from '../../bus/kafka-bus.ts'
 import { correlationsTopic, correlatorStateTopic, eventsTopic } from '../../bus/topics.ts'
-import { createKeyValueCheckpointStore, type PartitionCheckpoint } from '../../correlate/checkpoint-store.ts'
+import {
+  type CheckpointValue,
+  createKeyValueCheckpointStore,
+} from '../../correlate/key-value-checkpoint-store.ts'
 import { checkpointKey, startCorrelate } from '../../correlate/start-correlate.ts'
 import { loadConfig } from '../../runtime/load-config.ts'
 import type { Correlation, NormalizedEvent } from '../../schemas/types.ts'
@@ -59,7 +62,7 @@ export async function correlateRebalanceScenario(
   const startCopy = async () => {
     const rt = createTestRuntime()
     const bus = await openBus(rt)
-    const log = await bus.openKeyValueLog<PartitionCheckpoint>(correlatorStateTopic)
+    const log = await bus.openKeyValueLog<CheckpointValue>(correlatorStateTopic)
     const stage = await startCorrelate(config, {
       bus,
       log: rt.log,

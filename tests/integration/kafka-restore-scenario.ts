@@ -1,17 +1,19 @@
-// State restoration across rebalances, the way a correlator does it (bus/topics.ts CorrelatorCheckpoint):
-// each instance keeps state per input partition, checkpoints {partition, offset, state} into a compacted
-// topic after every batch, restores it in onAssign() and skips records at or below the checkpoint offset.
+// State restoration across rebalances, with the hooks a correlator uses: each instance keeps state per
+// input partition, checkpoints {partition, offset, state} into a compacted topic after every batch (one
+// whole value: the simplest shape that shows the mechanism), restores it in onAssign() and skips records
+// at or below the checkpoint offset.
 // Two instances, partitions moving both ways: the final checkpoints hold every record exactly once.
 // Run on the kafkajs double (unit) and on a real cluster (integration).
 import { expect } from 'vitest'
 import type { KeyValueLog, Subscription, Topic } from '../../bus/bus.ts'
 import type { KafkaBus } from '../../bus/kafka-bus.ts'
-import type { CorrelatorCheckpoint } from '../../bus/topics.ts'
 import { type Item, range, records, sorted } from '../contract/bus-records.ts'
 import { randomName } from '../helpers/random-names.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
 type PartitionState = { offset: number; seqs: number[] }
+/** A checkpoint as this scenario keeps it: one whole value per partition. */
+type CorrelatorCheckpoint = { offset: number; state: unknown }
 
 async function startInstance(
   bus: KafkaBus,

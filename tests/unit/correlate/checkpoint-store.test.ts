@@ -35,7 +35,7 @@ describe('createSqliteCheckpointStore', () => {
       const first = createCorrelator(config, undefined, { trackChanges: true })
       for (const [i, e] of events.slice(0, cut).entries()) {
         first.accept(e)
-        await store.save(3, { offset: i, changes: first.takeChanges() })
+        await store.save(3, { offset: i, changes: first.takeChanges(), snapshot: first.snapshot })
       }
       await store.close()
       const reopened = createSqliteCheckpointStore(file)
@@ -48,6 +48,7 @@ describe('createSqliteCheckpointStore', () => {
       await reopened.save(3, {
         offset: -1,
         changes: { ...first.takeChanges(), removed: first.snapshot().entries.map((e) => e.id) },
+        snapshot: first.snapshot,
       })
       await reopened.close()
     }

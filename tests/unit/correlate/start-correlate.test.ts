@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { correlationsTopic, eventsTopic, lateEventsTopic } from '../../../bus/topics.ts'
-import { createKeyValueCheckpointStore } from '../../../correlate/checkpoint-store.ts'
+import { createKeyValueCheckpointStore } from '../../../correlate/key-value-checkpoint-store.ts'
 import { checkpointKey, startCorrelate } from '../../../correlate/start-correlate.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
@@ -67,14 +67,14 @@ async function publishInput(storage: MemoryStorage) {
   )
 }
 
-async function runStage(storage: MemoryStorage, plan?: CrashPlan) {
+async function runStage(storage: MemoryStorage, plan?: CrashPlan, snapshotAfterBytes?: number) {
   const runtime = createTestRuntime()
   const memory = createMemoryBus(storage, 2, plan)
   const stage = await startCorrelate(config, {
     bus: memory.bus,
     log: runtime.log,
     metrics: runtime.metrics,
-    checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey),
+    checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey, { snapshotAfterBytes }),
   })
   await memory.drain()
   return { stage, memory, runtime }
@@ -113,28 +113,33 @@ describe('startCorrelate', () => {
     expect(stage.readiness.correlator?.()).toMatchObject({ ok: false })
   })
 
-  it('a kill -9 at any durable step, then a restart, yields the same correlations without new ids', async () => {
-    const clean = createMemoryStorage()
-    await publishInput(clean)
-    const { memory } = await runStage(clean)
-    const expected = published(clean)
-    const expectedIds = new Set(expected.map((c) => c.id))
-    const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
-    const totalSteps = memory.steps()
-    expect(totalSteps).toBeGreaterThan(10)
+  // snapshotAfterBytes 0: a snapshot every few batches, so crashes also cut snapshots short.
+  for (const snapshotAfterBytes of [undefined, 0]) {
+    it(`a kill -9 at any durable step, then a restart, yields the same correlations without new ids (snapshots after ${snapshotAfterBytes ?? 'the default'} bytes)`, async () => {
+      const clean = createMemoryStorage()
+      await publishInput(clean)
+      const { memory } = await runStage(clean, undefined, snapshotAfterBytes)
+      const expected = published(clean)
+      const expectedIds = new Set(expected.map((c) => c.id))
+      const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
+      const totalSteps = memory.steps()
+      expect(totalSteps).toBeGreaterThan(10)
 
-    for (let crashAt = 0; crashAt < totalSteps; crashAt++) {
-      for (const after of [false, true]) {
-        const storage = createMemoryStorage()
-        await publishInput(storage)
-        await expect(runStage(storage, { crashAt, after })).rejects.toBeInstanceOf(Crash)
-        await runStage(storage)
-        const got = published(storage)
-        expect(new Set(got.map((c) => c.id)), `crash at ${crashAt} after=${after}`).toEqual(expectedIds)
-        for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
+      for (let crashAt = 0; crashAt < totalSteps; crashAt++) {
+        for (const after of [false, true]) {
+          const storage = createMemoryStorage()
+          await publishInput(storage)
+          await expect(runStage(storage, { crashAt, after }, snapshotAfterBytes)).rejects.toBeInstanceOf(
+            Crash,
+          )
+          await runStage(storage, undefined, snapshotAfterBytes)
+          const got = published(storage)
+          expect(new Set(got.map((c) => c.id)), `crash at ${crashAt} after=${after}`).toEqual(expectedIds)
+          for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
+        }
       }
-    }
-  })
+    })
+  }
 
   it('restores from its SQLite checkpoint and skips records it already processed', async () => {
     const reference = createMemoryStorage()

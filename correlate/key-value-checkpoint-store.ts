@@ -1,0 +1,185 @@
+// Correlator checkpoints in a key-value log: a compacted topic on Kafka, shared by every instance, so a
+// partition that moves restores where it stopped. Kept as a changelog with snapshots, as Kafka Streams
+// keeps a state store: each batch writes one delta (its added and removed entries, the meta part, the
+// incidents and revoke marks when they changed), so a save costs what the batch changed. Once the deltas
+// since the last snapshot outweigh it (and `snapshotAfterBytes`), the whole state is written again in
+// chunks under a new generation, a manifest naming it is written last, and the keys it replaces are
+// deleted. A restore reads the manifest's chunks and applies the later deltas in order.
+//
+// Keys, under the partition's key K:
+//   K/delta/<n>            one batch's changes; n counts up from 1
+//   K/snapshot/<g>/<i>     chunk i of snapshot generation g: entries
+//   K/snapshot             the manifest: generation, last delta included, chunk count, meta, lists
+//   K                      a whole checkpoint as earlier versions wrote it: read, then replaced
+//
+// Every write is a single key or made valid by one written after it, so a crash between any two leaves a
+// state some batch ended with: a delta is one message, and chunks count only once their manifest is.
+
+import type { KeyValueLog } from '../bus/bus.ts'
+import type { CheckpointStore, PartitionCheckpoint } from './checkpoint-store.ts'
+import type { CorrelatorLists, CorrelatorMeta, SerializedEntry } from './correlator-state.ts'
+
+type Delta = {
+  offset: number
+  meta: CorrelatorMeta
+  lists?: CorrelatorLists
+  added: SerializedEntry[]
+  removed: string[]
+}
+type Manifest = {
+  generation: number
+  /** The last delta the snapshot includes. */
+  delta: number
+  chunks: number
+  offset: number
+  meta: CorrelatorMeta
+  lists: CorrelatorLists
+}
+/** What the log holds under a checkpoint's keys. */
+export type CheckpointValue = Delta | Manifest | SerializedEntry[] | PartitionCheckpoint
+
+/** Where a partition's changelog stands, to number the next delta and decide on snapshots. */
+type Position = {
+  generation: number
+  chunks: number
+  /** The first delta the current snapshot does not include. */
+  firstDelta: number
+  lastDelta: number
+  deltaBytes: number
+  snapshotBytes: number
+  /** A whole checkpoint of an earlier version, replaced by the next snapshot. */
+  legacy: boolean
+}
+
+const chunkBytes = 1024 * 1024
+
+export function createKeyValueCheckpointStore(
+  log: KeyValueLog<CheckpointValue>,
+  keyOf: (partition: number) => string,
+  options: { snapshotAfterBytes?: number } = {},
+): CheckpointStore {
+  const snapshotAfterBytes = options.snapshotAfterBytes ?? 4 * chunkBytes
+  const positions = new Map<number, Position>()
+  const deltaKey = (base: string, n: number) => `${base}/delta/${n}`
+  const chunkKey = (base: string, generation: number, i: number) => `${base}/snapshot/${generation}/${i}`
+
+  const load = async (partition: number): Promise<PartitionCheckpoint | undefined> => {
+    const base = keyOf(partition)
+    const manifest = (await log.get(`${base}/snapshot`)) as Manifest | undefined
+    const legacy = manifest ? undefined : ((await log.get(base)) as PartitionCheckpoint | undefined)
+    const deltas = [...(await log.scan(`${base}/delta/`))]
+      .map(([key, value]) => ({ n: Number(key.slice(key.lastIndexOf('/') + 1)), delta: value as Delta }))
+      .sort((a, b) => a.n - b.n)
+    const position: Position = {
+      generation: manifest?.generation ?? 0,
+      chunks: manifest?.chunks ?? 0,
+      firstDelta: (manifest?.delta ?? 0) + 1,
+      lastDelta: manifest?.delta ?? 0,
+      deltaBytes: 0,
+      snapshotBytes: 0,
+      legacy: legacy !== undefined,
+    }
+    const entries = new Map<string, SerializedEntry>()
+    let checkpoint: PartitionCheckpoint | undefined
+    if (manifest) {
+      for (let i = 0; i < manifest.chunks; i++) {
+        const chunk = (await log.get(chunkKey(base, manifest.generation, i))) as SerializedEntry[]
+        for (const e of chunk) entries.set(e.id, e)
+        position.snapshotBytes += JSON.stringify(chunk).length
+      }
+      checkpoint = { offset: manifest.offset, state: { ...manifest.meta, ...manifest.lists, entries: [] } }
+    } else if (legacy) {
+      for (const e of legacy.state.entries) entries.set(e.id, e)
+      position.snapshotBytes = JSON.stringify(legacy).length
+      checkpoint = legacy
+    }
+    const stale: string[] = []
+    for (const { n, delta } of deltas) {
+      if (n < position.firstDelta) {
+        stale.push(deltaKey(base, n))
+        continue
+      }
+      for (const id of delta.removed) entries.delete(id)
+      for (const e of delta.added) entries.set(e.id, e)
+      const lists = delta.lists ?? (checkpoint ? pick(checkpoint.state) : { incidents: [], revoked: [] })
+      checkpoint = { offset: delta.offset, state: { ...delta.meta, ...lists, entries: [] } }
+      position.lastDelta = n
+      position.deltaBytes += JSON.stringify(delta).length
+    }
+    // Chunks of a snapshot cut short, or of one whose keys a crash kept from being deleted.
+    for (const key of (await log.scan(`${base}/snapshot/`)).keys()) {
+      if (!key.startsWith(`${base}/snapshot/${position.generation}/`)) stale.push(key)
+    }
+    await log.putMany(stale.map((key) => [key, undefined] as const))
+    positions.set(partition, position)
+    if (!checkpoint) return undefined
+    const ordered = [...entries.values()].sort((a, b) => a.seq - b.seq)
+    return { offset: checkpoint.offset, state: { ...checkpoint.state, entries: ordered } }
+  }
+
+  const save: CheckpointStore['save'] = async (partition, { offset, changes, snapshot }) => {
+    const base = keyOf(partition)
+    let position = positions.get(partition)
+    if (!position) {
+      // Never loaded here: whatever the log holds for the partition is older than this state.
+      await load(partition)
+      position = positions.get(partition) as Position
+    }
+    const delta: Delta = { offset, meta: changes.meta, added: changes.added, removed: changes.removed }
+    if (changes.lists) delta.lists = changes.lists
+    const n = position.lastDelta + 1
+    await log.put(deltaKey(base, n), delta)
+    position.lastDelta = n
+    position.deltaBytes += JSON.stringify(delta).length
+    if (position.deltaBytes < Math.max(snapshotAfterBytes, position.snapshotBytes)) return
+
+    const state = snapshot()
+    const chunks: SerializedEntry[][] = []
+    let chunk: SerializedEntry[] = []
+    let size = 0
+    let bytes = 0
+    for (const e of state.entries) {
+      const length = JSON.stringify(e).length
+      if (chunk.length > 0 && size + length > chunkBytes) {
+        chunks.push(chunk)
+        chunk = []
+        size = 0
+      }
+      chunk.push(e)
+      size += length
+      bytes += length
+    }
+    if (chunk.length > 0) chunks.push(chunk)
+    const generation = position.generation + 1
+    await log.putMany(chunks.map((chunk, i) => [chunkKey(base, generation, i), chunk] as const))
+    const { entries: _entries, ...rest } = state
+    const { incidents, revoked, ...meta } = rest
+    const manifest: Manifest = {
+      generation,
+      delta: n,
+      chunks: chunks.length,
+      offset,
+      meta,
+      lists: { incidents, revoked },
+    }
+    await log.put(`${base}/snapshot`, manifest)
+    const replaced: string[] = []
+    for (let i = 0; i < position.chunks; i++) replaced.push(chunkKey(base, position.generation, i))
+    for (let d = position.firstDelta; d <= n; d++) replaced.push(deltaKey(base, d))
+    if (position.legacy) replaced.push(base)
+    positions.set(partition, {
+      generation,
+      chunks: chunks.length,
+      firstDelta: n + 1,
+      lastDelta: n,
+      deltaBytes: 0,
+      snapshotBytes: bytes,
+      legacy: false,
+    })
+    await log.putMany(replaced.map((key) => [key, undefined] as const))
+  }
+
+  return { load, save, close: () => log.close() }
+}
+
+const pick = ({ incidents, revoked }: CorrelatorLists): CorrelatorLists => ({ incidents, revoked })

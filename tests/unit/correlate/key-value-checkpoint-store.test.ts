@@ -1,0 +1,132 @@
+// Correlator checkpoints on a compacted topic (the key-value log of the memory bus here): a changelog of
+// one delta per batch with snapshots now and then. Restores give back the state the correlator ended a
+// batch with; a save writes what the batch changed; keys a snapshot replaces are deleted; a whole
+// checkpoint as earlier versions wrote it still restores and is replaced by the first snapshot.
+// Crashes at every write are covered end to end in start-correlate.test.ts.
+import { describe, expect, it } from 'vitest'
+import type { KeyValueLog } from '../../../bus/bus.ts'
+import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import {
+  type CheckpointValue,
+  createKeyValueCheckpointStore,
+} from '../../../correlate/key-value-checkpoint-store.ts'
+import type { NormalizedEvent } from '../../../schemas/types.ts'
+import { createMemoryBus, createMemoryStorage, type MemoryStorage } from './memory-bus.ts'
+import { coreEvent, edgeEvent } from './sample-events.ts'
+
+const T0 = Date.UTC(2024, 7, 1, 13, 30)
+const config: CorrelatorConfig = {
+  rules: [{ id: 'any', edge: {}, core: { actions: ['iam:*'] }, severity: 50, revoke: false }],
+  window: { before: 1_000, after: 10_000, grace: 5_000 },
+  max_events_per_agent: 100,
+  memory_budget_bytes: 1 << 26,
+  incident_gap: 60_000,
+  self_identities: [],
+}
+const key = (partition: number) => `nerve-correlate/nerve.events.v1/${partition}`
+
+/** Alerts and IAM calls of five agents, 300 ms apart: pairs, evictions, and a buffer that keeps moving. */
+const events: NormalizedEvent[] = Array.from({ length: 120 }, (_, i) =>
+  i % 3 === 0
+    ? edgeEvent({ id: `e${i}`, time: T0 + i * 300, agent: `agent-${i % 5}` })
+    : coreEvent({ id: `c${i}`, time: T0 + i * 300, agent: `agent-${i % 5}` }),
+)
+
+/** The memory bus's key-value log, with every value written counted by its key. */
+function countedLog(storage: MemoryStorage) {
+  const log = createMemoryBus(storage, 1).keyValueLog<CheckpointValue>()
+  const written: string[] = []
+  const counted: KeyValueLog<CheckpointValue> = {
+    ...log,
+    put: (k, v) => {
+      written.push(k)
+      return log.put(k, v)
+    },
+    putMany: (values) => {
+      written.push(...values.map(([k]) => k))
+      return log.putMany(values)
+    },
+  }
+  return { log: counted, written }
+}
+
+const asJson = (value: unknown) => JSON.parse(JSON.stringify(value))
+
+describe('key-value checkpoint store', () => {
+  for (const snapshotAfterBytes of [0, 4096, undefined]) {
+    it(`restores the state of every batch (snapshots after ${snapshotAfterBytes ?? 'the default'} bytes)`, async () => {
+      const storage = createMemoryStorage()
+      const straight = createCorrelator(config)
+      const expected = events.map((e) => JSON.stringify(straight.accept(e)))
+      const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes })
+      const first = createCorrelator(config, undefined, { trackChanges: true })
+      for (const [i, e] of events.entries()) {
+        first.accept(e)
+        await store.save(2, { offset: i, changes: first.takeChanges(), snapshot: first.snapshot })
+        if (i % 10 !== 9) continue
+        const reopened = createKeyValueCheckpointStore(countedLog(storage).log, key)
+        const checkpoint = await reopened.load(2)
+        expect(checkpoint?.offset).toBe(i)
+        expect(checkpoint?.state).toEqual(asJson(first.snapshot()))
+        const second = createCorrelator(config, checkpoint?.state)
+        const rest = events.slice(i + 1).map((e) => JSON.stringify(second.accept(e)))
+        expect(rest).toEqual(expected.slice(i + 1))
+        expect(await reopened.load(3)).toBeUndefined()
+      }
+    })
+  }
+
+  it('writes one key per batch between snapshots, however large the state', async () => {
+    const storage = createMemoryStorage()
+    const { log, written } = countedLog(storage)
+    const store = createKeyValueCheckpointStore(log, key)
+    const tracked = createCorrelator(config, undefined, { trackChanges: true })
+    for (let i = 0; i < 2_000; i++)
+      tracked.accept(edgeEvent({ id: `e${i}`, time: T0 + i, agent: `a${i % 50}` }))
+    await store.save(0, { offset: 1_999, changes: tracked.takeChanges(), snapshot: tracked.snapshot })
+    written.length = 0
+    tracked.accept(coreEvent({ id: 'c-last', time: T0 + 2_000, agent: 'a7' }))
+    await store.save(0, { offset: 2_000, changes: tracked.takeChanges(), snapshot: tracked.snapshot })
+    expect(tracked.stats().buffered).toBe(2_001)
+    expect(written).toEqual([`${key(0)}/delta/2`])
+  })
+
+  it('deletes the keys a snapshot replaces', async () => {
+    const storage = createMemoryStorage()
+    const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes: 0 })
+    const c = createCorrelator(config, undefined, { trackChanges: true })
+    for (const [i, e] of events.entries()) {
+      c.accept(e)
+      await store.save(1, { offset: i, changes: c.takeChanges(), snapshot: c.snapshot })
+    }
+    const keys = [...storage.kv.keys()]
+    const manifest = JSON.parse(storage.kv.get(`${key(1)}/snapshot`) as string)
+    const chunks = keys.filter((k) => k.startsWith(`${key(1)}/snapshot/`))
+    expect(chunks.every((k) => k.startsWith(`${key(1)}/snapshot/${manifest.generation}/`))).toBe(true)
+    expect(chunks).toHaveLength(manifest.chunks)
+    const deltas = keys
+      .filter((k) => k.startsWith(`${key(1)}/delta/`))
+      .map((k) => Number(k.split('/').at(-1)))
+    expect(deltas.every((n) => n > manifest.delta)).toBe(true)
+  })
+
+  it('restores a whole checkpoint written by an earlier version, and its first snapshot replaces it', async () => {
+    const storage = createMemoryStorage()
+    const earlier = createCorrelator(config)
+    for (const e of events.slice(0, 60)) earlier.accept(e)
+    const { log } = countedLog(storage)
+    await log.put(key(0), { offset: 59, state: asJson(earlier.snapshot()) })
+
+    const store = createKeyValueCheckpointStore(log, key, { snapshotAfterBytes: 0 })
+    const checkpoint = await store.load(0)
+    expect(checkpoint).toEqual({ offset: 59, state: asJson(earlier.snapshot()) })
+    const c = createCorrelator(config, checkpoint?.state, { trackChanges: true })
+    for (const [i, e] of events.slice(60).entries()) {
+      c.accept(e)
+      await store.save(0, { offset: 60 + i, changes: c.takeChanges(), snapshot: c.snapshot })
+    }
+    expect(storage.kv.has(key(0))).toBe(false)
+    const restored = await createKeyValueCheckpointStore(log, key).load(0)
+    expect(restored).toEqual({ offset: 119, state: asJson(c.snapshot()) })
+  })
+})
