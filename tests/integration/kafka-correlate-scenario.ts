@@ -49,7 +49,8 @@ const secretReads = () =>
 
 export async function correlateRebalanceScenario(
   openBus: (rt: TestRuntime) => Promise<KafkaBus>,
-  opts: { timeoutMs: number; exactlyOnce: boolean },
+  /** snapshotAfterBytes 0: the checkpoints also take snapshots, a few batches apart. */
+  opts: { timeoutMs: number; exactlyOnce: boolean; snapshotAfterBytes?: number },
 ): Promise<void> {
   const config = loadConfig()
   const until = (check: () => unknown, what: string) => waitFor(check, { timeoutMs: opts.timeoutMs, what })
@@ -67,7 +68,9 @@ export async function correlateRebalanceScenario(
       bus,
       log: rt.log,
       metrics: rt.metrics,
-      checkpoints: createKeyValueCheckpointStore(log, checkpointKey),
+      checkpoints: createKeyValueCheckpointStore(log, checkpointKey, {
+        snapshotAfterBytes: opts.snapshotAfterBytes,
+      }),
     })
     const received = () =>
       rt.metricValue('nerve_component_received_events_total', { component: 'correlator' })

@@ -335,11 +335,14 @@ describe('kafka bus state restoration', () => {
 })
 
 describe('kafka bus with several correlator copies', () => {
-  it('keeps every pair across rebalances: edges buffered by one copy join cores read by another', async () => {
-    const double = createKafkaDouble()
-    await correlateRebalanceScenario((rt) => open(double, rt, { partitions: 4 }), {
-      timeoutMs: 10_000,
-      exactlyOnce: true,
+  for (const snapshotAfterBytes of [undefined, 0]) {
+    it(`keeps every pair across rebalances: edges buffered by one copy join cores read by another (snapshots after ${snapshotAfterBytes ?? 'the default'} bytes)`, async () => {
+      const double = createKafkaDouble()
+      await correlateRebalanceScenario((rt) => open(double, rt, { partitions: 4 }), {
+        timeoutMs: 10_000,
+        exactlyOnce: true,
+        snapshotAfterBytes,
+      })
     })
-  })
+  }
 })
