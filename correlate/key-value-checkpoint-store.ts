@@ -16,6 +16,7 @@
 // state some batch ended with: a delta is one message, and chunks count only once their manifest is.
 
 import type { KeyValueLog } from '../bus/bus.ts'
+import { NerveError } from '../runtime/errors.ts'
 import type { CheckpointStore, PartitionCheckpoint } from './checkpoint-store.ts'
 import type { CorrelatorLists, CorrelatorMeta, SerializedEntry } from './correlator-state.ts'
 
@@ -83,7 +84,13 @@ export function createKeyValueCheckpointStore(
     let checkpoint: PartitionCheckpoint | undefined
     if (manifest) {
       for (let i = 0; i < manifest.chunks; i++) {
-        const chunk = (await log.get(chunkKey(base, manifest.generation, i))) as SerializedEntry[]
+        const chunk = (await log.get(chunkKey(base, manifest.generation, i))) as SerializedEntry[] | undefined
+        if (!chunk) {
+          throw new NerveError(
+            'INTERNAL',
+            `The checkpoint of partition ${partition} names ${manifest.chunks} chunks under ${base}/snapshot/${manifest.generation}/, and chunk ${i} is missing.`,
+          )
+        }
         for (const e of chunk) entries.set(e.id, e)
         position.snapshotBytes += JSON.stringify(chunk).length
       }
@@ -94,6 +101,8 @@ export function createKeyValueCheckpointStore(
       checkpoint = legacy
     }
     const stale: string[] = []
+    // A whole checkpoint of an earlier version that a crash kept from being deleted after its snapshot.
+    if (manifest && (await log.get(base)) !== undefined) stale.push(base)
     for (const { n, delta } of deltas) {
       if (n < position.firstDelta) {
         stale.push(deltaKey(base, n))

@@ -110,6 +110,22 @@ describe('key-value checkpoint store', () => {
     expect(deltas.every((n) => n > manifest.delta)).toBe(true)
   })
 
+  it('names the chunk that is missing when a snapshot cannot be read whole', async () => {
+    const storage = createMemoryStorage()
+    const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes: 0 })
+    const c = createCorrelator(config, undefined, { trackChanges: true })
+    for (const [i, e] of events.slice(0, 30).entries()) {
+      c.accept(e)
+      await store.save(4, { offset: i, changes: c.takeChanges(), snapshot: c.snapshot })
+    }
+    const { generation } = JSON.parse(storage.kv.get(`${key(4)}/snapshot`) as string)
+    storage.kv.delete(`${key(4)}/snapshot/${generation}/0`)
+    await expect(createKeyValueCheckpointStore(countedLog(storage).log, key).load(4)).rejects.toMatchObject({
+      code: 'INTERNAL',
+      message: expect.stringContaining(`chunk 0 is missing`),
+    })
+  })
+
   it('restores a whole checkpoint written by an earlier version, and its first snapshot replaces it', async () => {
     const storage = createMemoryStorage()
     const earlier = createCorrelator(config)
