@@ -243,8 +243,8 @@ export function createAgentWindows(limits: {
   let added = new Map<string, number>()
   let removed = new Set<string>()
   // Shed order of the agent sides that went over the cap (shed-order.ts), dropped below half of it. Derived
-  // state: not counted in `bytes` (24 bytes per entry of such a side), so that shedding never depends on
-  // history a restart does not rebuild.
+  // state: not counted in `bytes` (24 bytes per queued entry, at most about twice the side's entries), so
+  // that shedding never depends on history a restart does not rebuild.
   const edgeSheds = new Map<AgentWindow, ShedOrder>()
   const coreSheds = new Map<AgentWindow, ShedOrder>()
   const dropShedOrderBelow = limits.maxPerAgentSide / 2
@@ -554,24 +554,33 @@ export function createAgentWindows(limits: {
   /** Seqs are unique: a slot still holding the seq it was queued with is the same live entry. */
   const isLive = (slot: number, seq: number) => s.whos[slot] !== null && s.seq[slot] === seq
 
+  /** The shed order of one agent side, from its list (all of it but `except`). */
+  const shedOrderOf = (w: AgentWindow, isEdge: boolean, except: number): ShedOrder => {
+    const order = new ShedOrder()
+    for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
+      if (x !== except) order.push(expiry(x), s.seq[x] as number, x)
+    }
+    const sheds = isEdge ? edgeSheds : coreSheds
+    sheds.set(w, order)
+    return order
+  }
+
   const settle = (slot: number) => {
     const w = (s.whos[slot] as AgentWho).window
     const isEdge = s.isEdge(slot)
-    const sheds = isEdge ? edgeSheds : coreSheds
-    let order = sheds.get(w)
+    let order = (isEdge ? edgeSheds : coreSheds).get(w)
     if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
-      if (order === undefined) {
-        order = new ShedOrder()
-        for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-          if (x !== slot) order.push(expiry(x), s.seq[x] as number, x)
-        }
-        sheds.set(w, order)
-      }
+      order ??= shedOrderOf(w, isEdge, slot)
       const oldest = order.popLive(isLive)
       if (oldest !== -1) remove(oldest)
       overflow.agent_cap++
     }
-    order?.push(expiry(slot), s.seq[slot] as number, slot)
+    // Entries that expired (or went to the memory budget) stay queued until they surface. A side that
+    // stays under its cap never pops them: rebuild once they outnumber the live entries.
+    if (order !== undefined) {
+      if (order.size > 2 * (isEdge ? w.edges : w.cores) + 8) shedOrderOf(w, isEdge, -1)
+      else order.push(expiry(slot), s.seq[slot] as number, slot)
+    }
     while (bytes > limits.memoryBudgetBytes && heapSize > 0) {
       remove(heap[0] as number)
       overflow.memory_budget++

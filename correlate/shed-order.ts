@@ -1,9 +1,10 @@
 // The per-agent cap sheds, from the side of an agent that went over it, the entry that would expire first
 // (earliest expiry, then earliest seq). A scan of the side found it in O(cap) for every event of an agent
-// at its cap (14 µs per event at the default 1,000, 388 µs at 50,000). ShedOrder keeps the side's entries
-// in a binary min-heap instead, for O(log n). agent-windows.ts builds one when a side first goes over the
-// cap and drops it when the side falls well below; an entry removed by other means (expired, memory budget)
-// stays in the heap until it surfaces, where the caller's liveness check skips it.
+// at its cap (27.6 µs per event at the default 1,000, 1.56 ms at 50,000: bench/correlator.bench.ts).
+// ShedOrder keeps the side's entries in a binary min-heap instead, for O(log n). agent-windows.ts builds one
+// when a side first goes over the cap and drops it when the side falls well below; an entry removed by other
+// means (expired, memory budget) stays in the heap until it surfaces, where the caller's liveness check skips
+// it, or until agent-windows.ts rebuilds the heap because such entries outnumber the live ones.
 
 export class ShedOrder {
   private readonly expiry: number[] = []

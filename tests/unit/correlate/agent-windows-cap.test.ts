@@ -84,6 +84,81 @@ describe('per-agent cap', () => {
     )
   })
 
+  it('sheds the same entries as a scan over long runs with stream time moving on', () => {
+    // Expiries a little after the current time, so sides go over the cap, fall back under it as entries
+    // expire, and go over again: the shed order is built, kept with entries expiring inside it, rebuilt.
+    const move = fc.oneof(
+      { weight: 3, arbitrary: fc.record({ agent: fc.constantFrom('shop-api', 'billing'), in: fc.nat(6) }) },
+      { weight: 2, arbitrary: fc.record({ advance: fc.nat(2) }) },
+    )
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 5 }),
+        fc.array(move, { minLength: 200, maxLength: 400 }),
+        (cap, moves) => {
+          const windows = createAgentWindows({ maxPerAgentSide: cap, memoryBudgetBytes: 1 << 30 })
+          const reference = shedByScan(cap)
+          let now = 0
+          let seq = 0
+          for (const m of moves) {
+            if ('advance' in m) {
+              now += m.advance
+              windows.evictExpired(now)
+              reference.evictExpired(now)
+              continue
+            }
+            const entry = { agent: m.agent, edge: false, expiry: now + m.in, id: `event-${seq}`, seq: seq++ }
+            const who = windows.who(windows.window(entry.agent), 'principal', {
+              principal_arn: `arn:aws:iam::1:role/${entry.agent}`,
+            })
+            windows.settle(windows.insert(who, coreDetail, entry.id, 0, 1, entry.expiry, entry.seq, 0, ''))
+            reference.insert(entry)
+            expect(
+              windows
+                .liveSlots()
+                .map((slot) => windows.slots.id(slot))
+                .sort(),
+            ).toEqual(reference.ids())
+          }
+        },
+      ),
+      { numRuns: 100 },
+    )
+  })
+
+  it('sheds the right entry after a stretch under the cap, its entries expiring while queued', () => {
+    // Every stretch length from 0 to 40 rounds, so one of them ends just after the shed order was rebuilt.
+    for (let rounds = 0; rounds <= 40; rounds++) {
+      const cap = 4
+      const windows = createAgentWindows({ maxPerAgentSide: cap, memoryBudgetBytes: 1 << 30 })
+      const reference = shedByScan(cap)
+      const who = windows.who(windows.window('shop-api'), 'principal', {
+        principal_arn: 'arn:aws:iam::1:role/a',
+      })
+      let seq = 0
+      const add = (expiry: number) => {
+        const entry = { id: `event-${seq}`, agent: 'shop-api', edge: false, expiry, seq: seq++ }
+        windows.settle(windows.insert(who, coreDetail, entry.id, 0, 1, entry.expiry, entry.seq, 0, ''))
+        reference.insert(entry)
+      }
+      const sweep = (t: number) => {
+        windows.evictExpired(t)
+        reference.evictExpired(t)
+      }
+      for (let i = 0; i < 5; i++) add(100 + i) // over the cap once: the side gets its shed order
+      sweep(103) // two left: the shed order stays (it goes below half the cap)
+      // One entry in, one out: two or three entries, never over the cap; each that expires stays queued.
+      for (let t = 103; t < 103 + rounds; t++) {
+        add(t + 2)
+        sweep(t + 1)
+      }
+      for (const expiry of [150, 120, 160, 130]) add(expiry) // over the cap again, twice
+      const ids = windows.liveSlots().map((slot) => windows.slots.id(slot))
+      expect(ids.sort(), `after ${rounds} rounds`).toEqual(reference.ids())
+      expect(windows.overflow.agent_cap).toBe(3)
+    }
+  })
+
   it('never sheds an entry that took the slot of one that expired while queued to be shed', () => {
     const windows = createAgentWindows({ maxPerAgentSide: 2, memoryBudgetBytes: 1 << 30 })
     const whoOf = (agent: string) =>
