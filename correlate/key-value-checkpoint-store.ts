@@ -116,8 +116,9 @@ export function createKeyValueCheckpointStore(
       position.deltaBytes += JSON.stringify(delta).length
     }
     // Chunks of a snapshot cut short, or of one whose keys a crash kept from being deleted.
+    const current = `${base}/snapshot/${position.generation}/`
     for (const key of (await log.scan(`${base}/snapshot/`)).keys()) {
-      if (!key.startsWith(`${base}/snapshot/${position.generation}/`)) stale.push(key)
+      if (!key.startsWith(current) || Number(key.slice(current.length)) >= position.chunks) stale.push(key)
     }
     await log.putMany(stale.map((key) => [key, undefined] as const))
     positions.set(partition, position)

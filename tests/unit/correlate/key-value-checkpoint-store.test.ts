@@ -110,6 +110,26 @@ describe('key-value checkpoint store', () => {
     expect(deltas.every((n) => n > manifest.delta)).toBe(true)
   })
 
+  it('deletes on load what a crash left behind: chunks of an unfinished snapshot, replaced deltas', async () => {
+    const storage = createMemoryStorage()
+    const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes: 0 })
+    const c = createCorrelator(config, undefined, { trackChanges: true })
+    for (const [i, e] of events.slice(0, 30).entries()) {
+      c.accept(e)
+      await store.save(5, { offset: i, changes: c.takeChanges(), snapshot: c.snapshot })
+    }
+    const manifest = JSON.parse(storage.kv.get(`${key(5)}/snapshot`) as string)
+    const leftovers = [
+      `${key(5)}/snapshot/${manifest.generation + 1}/0`,
+      `${key(5)}/snapshot/${manifest.generation}/${manifest.chunks}`,
+      `${key(5)}/delta/${manifest.delta}`,
+    ]
+    for (const k of leftovers) storage.kv.set(k, '[]')
+    const checkpoint = await createKeyValueCheckpointStore(countedLog(storage).log, key).load(5)
+    expect(checkpoint?.state).toEqual(asJson(c.snapshot()))
+    for (const k of leftovers) expect(storage.kv.has(k), k).toBe(false)
+  })
+
   it('names the chunk that is missing when a snapshot cannot be read whole', async () => {
     const storage = createMemoryStorage()
     const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes: 0 })
