@@ -5,6 +5,7 @@
 // Crashes at every write are covered end to end in start-correlate.test.ts.
 import { describe, expect, it } from 'vitest'
 import type { KeyValueLog } from '../../../bus/bus.ts'
+import type { CheckpointStore } from '../../../correlate/checkpoint-store.ts'
 import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
 import {
   type CheckpointValue,
@@ -52,6 +53,16 @@ function countedLog(storage: MemoryStorage) {
 
 const asJson = (value: unknown) => JSON.parse(JSON.stringify(value))
 
+/** Runs `list` through a fresh correlator, saving after every event; returns the correlator. */
+async function saveEach(store: CheckpointStore, partition: number, list: NormalizedEvent[]) {
+  const c = createCorrelator(config, undefined, { trackChanges: true })
+  for (const [i, e] of list.entries()) {
+    c.accept(e)
+    await store.save(partition, { offset: i, changes: c.takeChanges(), snapshot: c.snapshot })
+  }
+  return c
+}
+
 describe('key-value checkpoint store', () => {
   for (const snapshotAfterBytes of [0, 4096, undefined]) {
     it(`restores the state of every batch (snapshots after ${snapshotAfterBytes ?? 'the default'} bytes)`, async () => {
@@ -94,11 +105,7 @@ describe('key-value checkpoint store', () => {
   it('deletes the keys a snapshot replaces', async () => {
     const storage = createMemoryStorage()
     const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes: 0 })
-    const c = createCorrelator(config, undefined, { trackChanges: true })
-    for (const [i, e] of events.entries()) {
-      c.accept(e)
-      await store.save(1, { offset: i, changes: c.takeChanges(), snapshot: c.snapshot })
-    }
+    await saveEach(store, 1, events)
     const keys = [...storage.kv.keys()]
     const manifest = JSON.parse(storage.kv.get(`${key(1)}/snapshot`) as string)
     const chunks = keys.filter((k) => k.startsWith(`${key(1)}/snapshot/`))
@@ -113,11 +120,7 @@ describe('key-value checkpoint store', () => {
   it('deletes on load what a crash left behind: chunks of an unfinished snapshot, replaced deltas', async () => {
     const storage = createMemoryStorage()
     const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes: 0 })
-    const c = createCorrelator(config, undefined, { trackChanges: true })
-    for (const [i, e] of events.slice(0, 30).entries()) {
-      c.accept(e)
-      await store.save(5, { offset: i, changes: c.takeChanges(), snapshot: c.snapshot })
-    }
+    const c = await saveEach(store, 5, events.slice(0, 30))
     const manifest = JSON.parse(storage.kv.get(`${key(5)}/snapshot`) as string)
     const leftovers = [
       `${key(5)}/snapshot/${manifest.generation + 1}/0`,
@@ -133,11 +136,7 @@ describe('key-value checkpoint store', () => {
   it('names the chunk that is missing when a snapshot cannot be read whole', async () => {
     const storage = createMemoryStorage()
     const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes: 0 })
-    const c = createCorrelator(config, undefined, { trackChanges: true })
-    for (const [i, e] of events.slice(0, 30).entries()) {
-      c.accept(e)
-      await store.save(4, { offset: i, changes: c.takeChanges(), snapshot: c.snapshot })
-    }
+    await saveEach(store, 4, events.slice(0, 30))
     const { generation } = JSON.parse(storage.kv.get(`${key(4)}/snapshot`) as string)
     storage.kv.delete(`${key(4)}/snapshot/${generation}/0`)
     await expect(createKeyValueCheckpointStore(countedLog(storage).log, key).load(4)).rejects.toMatchObject({
