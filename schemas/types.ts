@@ -280,6 +280,7 @@ export type Config = {
   }
   sinks: {
     elasticsearch: ElasticsearchConfig
+    store: { retention?: Ms }
     kibana: { url?: string; space?: string }
   }
 }

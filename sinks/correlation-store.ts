@@ -1,6 +1,6 @@
 // The embedded store: correlations, incidents and revoke outcomes on local disk (SQLite, WAL), written
 // idempotently (a redelivered correlation or outcome is stored once) and served by the read API:
-// GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes.
+// GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes. Retention deletes whole incidents.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { errorCodeOf, NerveError } from '../runtime/errors.ts'
@@ -36,6 +36,12 @@ export type CorrelationStore = {
     id: string,
   ): { incident: Incident; correlations: Correlation[]; revokes: RevokeOutcome[] } | undefined
   revokes(query: ListQuery): RevokeOutcome[]
+  /**
+   * Retention: deletes every incident whose last correlation is before `cutoff` (epoch ms), with its
+   * correlations and revoke outcomes, and outcomes before it that name no stored incident. Whole incidents
+   * go, so the counts of one still open never lose the correlations they were made from.
+   */
+  deleteBefore(cutoff: number): { incidents: number; correlations: number; revoke_outcomes: number }
   routes: Route[]
   /** Resolves once every write so far is on disk: await it before the bus commits the batch. */
   sync(): Promise<void>
@@ -78,6 +84,11 @@ export function createCorrelationStore(
   deps: { metrics: Metrics },
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
+  const retentionDeleted = deps.metrics.counter(
+    'nerve_store_retention_deleted_rows_total',
+    'Rows the embedded store deleted by retention (sinks.store.retention).',
+    ['table'],
+  )
   mkdirSync(config.data_dir, { recursive: true })
   const sqlite = openSqliteFile(join(config.data_dir, 'store.sqlite'))
   const db = sqlite.db
@@ -107,6 +118,15 @@ export function createCorrelationStore(
     ),
     incidentRevokes: db.prepare<[string], { record: string }>(
       'SELECT record FROM revoke_outcomes WHERE incident_id = ? ORDER BY time DESC, id DESC',
+    ),
+    expiredIncidents: db.prepare<[number, number], { id: string }>(
+      'SELECT id FROM incidents WHERE last_seen < ? LIMIT ?',
+    ),
+    deleteIncident: db.prepare('DELETE FROM incidents WHERE id = ?'),
+    deleteIncidentCorrelations: db.prepare('DELETE FROM correlations WHERE incident_id = ?'),
+    deleteIncidentOutcomes: db.prepare('DELETE FROM revoke_outcomes WHERE incident_id = ?'),
+    deleteOrphanOutcomes: db.prepare(
+      'DELETE FROM revoke_outcomes WHERE time < ? AND incident_id NOT IN (SELECT id FROM incidents)',
     ),
   }
 
@@ -189,29 +209,53 @@ export function createCorrelationStore(
       .all(...params, q.limit) as Row[]
   }
 
-  /** A failed write is counted and thrown: the bus delivers the batch again. */
-  const recordErrors = <T>(write: () => T): T => {
+  /** A failure is counted and thrown (a failed write: the bus delivers the batch again). */
+  const recordErrors = <T>(stage: 'write' | 'retention', work: () => T): T => {
     try {
-      return write()
+      return work()
     } catch (err) {
-      telemetry.error(errorCodeOf(err), 'write')
+      telemetry.error(errorCodeOf(err), stage)
       throw err
     }
   }
 
   const records = <T>(rows: { record: string }[]) => rows.map((r) => JSON.parse(r.record) as T)
 
+  /** One transaction per 500 incidents, so that retention never holds the store's writers up for long. */
+  const deleteIncidents = db.transaction((cutoff: number) => {
+    const deleted = { incidents: 0, correlations: 0, revoke_outcomes: 0 }
+    for (const { id } of sql.expiredIncidents.all(cutoff, 500)) {
+      deleted.correlations += sql.deleteIncidentCorrelations.run(id).changes
+      deleted.revoke_outcomes += sql.deleteIncidentOutcomes.run(id).changes
+      deleted.incidents += sql.deleteIncident.run(id).changes
+    }
+    return deleted
+  })
+  const deleteBefore = (cutoff: number) => {
+    const total = { incidents: 0, correlations: 0, revoke_outcomes: 0 }
+    for (;;) {
+      const deleted = deleteIncidents(cutoff)
+      total.incidents += deleted.incidents
+      total.correlations += deleted.correlations
+      total.revoke_outcomes += deleted.revoke_outcomes
+      if (deleted.incidents < 500) break
+    }
+    total.revoke_outcomes += sql.deleteOrphanOutcomes.run(cutoff).changes
+    for (const [table, count] of Object.entries(total)) if (count > 0) retentionDeleted.inc({ table }, count)
+    return total
+  }
+
   const store: Omit<CorrelationStore, 'routes'> = {
     writeCorrelations(batch) {
       telemetry.received(batch.length)
-      const result = recordErrors(() => writeCorrelations(batch))
+      const result = recordErrors('write', () => writeCorrelations(batch))
       telemetry.sent(result.stored)
       if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
       return result
     },
     writeOutcomes(batch) {
       telemetry.received(batch.length)
-      const result = recordErrors(() => writeOutcomes(batch))
+      const result = recordErrors('write', () => writeOutcomes(batch))
       telemetry.sent(result.stored)
       if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
       return result
@@ -238,6 +282,7 @@ export function createCorrelationStore(
       if (q.text.status) filters.status = q.text.status
       return records<RevokeOutcome>(list('revoke_outcomes', 'time', filters, q))
     },
+    deleteBefore: (cutoff) => recordErrors('retention', () => deleteBefore(cutoff)),
     sync: sqlite.sync,
     close: sqlite.close,
   }

@@ -25,7 +25,7 @@ const timeoutMs = 30_000
 
 /** Imports every dashboards/*.ndjson file; returns how many objects Kibana took, per file. */
 export async function setupKibana(
-  config: Config['sinks'],
+  config: Pick<Config['sinks'], 'elasticsearch' | 'kibana'>,
   deps: SetupKibanaDeps,
 ): Promise<{ imported: { file: string; objects: number }[] }> {
   const base = config.kibana.url

@@ -1,5 +1,5 @@
 // Wires the sinks to the bus: the embedded store (correlations, group nerve-store; revoke outcomes, group
-// nerve-store-revokes), the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only
+// nerve-store-revokes; its retention on a timer when sinks.store.retention is set), the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only
 // once its decisions are in the outbox), the Elasticsearch indexer when sinks.elasticsearch.url is set
 // (groups nerve-elasticsearch-<topic>: committed once every item is indexed or dead-lettered), and returns
 // their read routes, readiness checks and one close(). One consumer group per topic: kafkajs assigns a
@@ -7,11 +7,12 @@
 // partitions with a member that never reads them.
 import type { Bus, Subscription, Topic } from '../bus/bus.ts'
 import { correlationsTopic, deadLetterTopic, eventsTopic, revokeOutcomesTopic } from '../bus/topics.ts'
+import { errorCodeOf } from '../runtime/errors.ts'
 import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
-import { createCorrelationStore } from './correlation-store.ts'
+import { type CorrelationStore, createCorrelationStore } from './correlation-store.ts'
 import type { IndexedTopic } from './elasticsearch-data-streams.ts'
 import {
   createElasticsearchIndexer,
@@ -53,6 +54,8 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     }),
   ]
   dispatcher.startDelivering()
+  const retention = config.sinks.store.retention
+  const sweep = retention === undefined ? undefined : sweepStore(store, retention, deps)
   const readiness: Record<string, ReadinessCheck> = { revoke_webhooks: dispatcher.readiness }
   const elasticsearch = config.sinks.elasticsearch.url
     ? await startElasticsearch(config.sinks.elasticsearch, deps, subscriptions)
@@ -72,12 +75,36 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     routes: store.routes,
     readiness,
     async close() {
+      if (sweep) clearInterval(sweep)
       for (const subscription of subscriptions) await subscription.stop()
       await dispatcher.close()
       await elasticsearch?.close()
       await store.close()
     },
   }
+}
+
+/**
+ * sinks.store.retention: every tenth of the retention (between a minute and an hour), the store deletes the
+ * incidents whose last correlation is older than it. A failure is logged and counted; the next sweep retries.
+ */
+function sweepStore(store: CorrelationStore, retention: number, deps: SinksDeps): NodeJS.Timeout {
+  const every = Math.min(Math.max(retention / 10, 60_000), 3_600_000)
+  const timer = setInterval(() => {
+    try {
+      const deleted = store.deleteBefore(deps.now() - retention)
+      if (deleted.incidents + deleted.revoke_outcomes > 0) {
+        deps.log.info({ component: 'correlation_store', ...deleted }, 'Deleted incidents past retention.')
+      }
+    } catch (err) {
+      deps.log.warn(
+        { component: 'correlation_store', error_code: errorCodeOf(err), err },
+        'Retention failed.',
+      )
+    }
+  }, every)
+  timer.unref()
+  return timer
 }
 
 /** One subscription per indexed topic; items Elasticsearch rejects for good go to the dead-letter topic. */

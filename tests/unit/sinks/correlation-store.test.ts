@@ -139,6 +139,35 @@ describe('correlation store', () => {
     expect((await get('/v1/incidents/nope')).status).toBe(404)
   })
 
+  it('retention deletes whole incidents once their last correlation is past the cutoff, and keeps open ones whole', async () => {
+    const { store, rt } = openStore()
+    const hour = 3_600_000
+    // inc-old: two correlations, both old. inc-open: an old one and a recent one. inc-1's outcomes go with it.
+    const old = [0, 1].map((n) => makeCorrelation(n, { incident: { id: 'inc-old' } }))
+    const openOld = makeCorrelation(2, { incident: { id: 'inc-open' } })
+    const openNew = makeCorrelation(3, {
+      incident: { id: 'inc-open' },
+      time: makeCorrelation(3).time + 48 * hour,
+    })
+    store.writeCorrelations([...old, openOld, openNew])
+    store.writeOutcomes([
+      outcome(1, { incident_id: 'inc-old' }),
+      outcome(2, { incident_id: 'inc-open' }),
+      outcome(3, { incident_id: 'inc-gone', time: old[0]?.time }),
+    ])
+    const cutoff = openNew.time - 24 * hour
+
+    expect(store.deleteBefore(cutoff)).toEqual({ incidents: 1, correlations: 2, revoke_outcomes: 2 })
+    expect(ids(store.incidents({ limit: 100, text: {} }))).toEqual(['inc-open'])
+    expect(ids(store.correlations({ limit: 100, text: {} }))).toEqual([openNew.id, openOld.id])
+    expect(ids(store.revokes({ limit: 100, text: {} }))).toEqual(['rvk_a:2'])
+    expect(store.incident('inc-open')?.incident.correlations).toBe(2)
+    expect(await rt.metricValue('nerve_store_retention_deleted_rows_total', { table: 'correlations' })).toBe(
+      2,
+    )
+    expect(store.deleteBefore(cutoff)).toEqual({ incidents: 0, correlations: 0, revoke_outcomes: 0 })
+  })
+
   it('stores revoke outcomes once, serves /v1/revokes and shows the telling outcome on the incident', async () => {
     const { store, get } = openStore()
     store.writeCorrelations([makeCorrelation(0, { incident: { id: 'inc-1' } })])

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { correlationsTopic, type DeadLetter, deadLetterTopic } from '../../../bus/topics.ts'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
@@ -71,6 +71,31 @@ describe('startSinks', () => {
       expect(metrics.body).toContain(`nerve_component_received_events_total{component="${component}"}`)
     }
     await server.close()
+  })
+
+  it('deletes incidents past sinks.store.retention on a timer', async () => {
+    const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-sinks') } })
+    const config: Config = { ...base, sinks: { ...base.sinks, store: { retention: 3_600_000 } } }
+    const c = makeCorrelation(0)
+    const rt = createTestRuntime()
+    const bus = createMemoryBus()
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+    try {
+      const now = () => c.time + 2 * 3_600_000
+      const sinks = await startSinks(config, { bus, log: rt.log, metrics: rt.metrics, now })
+      open.push(sinks)
+      const server = createHttpServer(config.http, { log: rt.log, metrics: rt.metrics, ingestToken: 't' })
+      server.addRoutes(sinks.routes)
+      const count = async () => (await server.inject({ method: 'GET', url: '/v1/correlations' })).json().count
+      await bus.publish(correlationsTopic, [{ key: c.agent.id, value: c }])
+      await waitFor(async () => (await count()) === 1, { what: 'the correlation stored' })
+      vi.advanceTimersByTime(6 * 60_000) // a tenth of the retention
+      expect(await count()).toBe(0)
+      expect(await rt.metricValue('nerve_store_retention_deleted_rows_total', { table: 'incidents' })).toBe(1)
+      await server.close()
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('indexes correlations and revoke outcomes into Elasticsearch when configured, dead-lettering rejections', async () => {
