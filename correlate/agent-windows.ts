@@ -568,7 +568,9 @@ export function createAgentWindows(limits: {
   const settle = (slot: number) => {
     const w = (s.whos[slot] as AgentWho).window
     const isEdge = s.isEdge(slot)
-    let order = (isEdge ? edgeSheds : coreSheds).get(w)
+    const sheds = isEdge ? edgeSheds : coreSheds
+    // No lookup while no agent is over its cap, as almost always.
+    let order = sheds.size === 0 ? undefined : sheds.get(w)
     if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
       order ??= shedOrderOf(w, isEdge, slot)
       const oldest = order.popLive(isLive)
