@@ -32,6 +32,8 @@ type Manifest = {
   /** The last delta the snapshot includes. */
   delta: number
   chunks: number
+  /** The chunks' JSON size, to weigh later deltas against. */
+  bytes: number
   offset: number
   meta: CorrelatorMeta
   lists: CorrelatorLists
@@ -92,8 +94,8 @@ export function createKeyValueCheckpointStore(
           )
         }
         for (const e of chunk) entries.set(e.id, e)
-        position.snapshotBytes += JSON.stringify(chunk).length
       }
+      position.snapshotBytes = manifest.bytes
       checkpoint = { offset: manifest.offset, state: { ...manifest.meta, ...manifest.lists, entries: [] } }
     } else if (legacy) {
       for (const e of legacy.state.entries) entries.set(e.id, e)
@@ -168,6 +170,7 @@ export function createKeyValueCheckpointStore(
       generation,
       delta: n,
       chunks: chunks.length,
+      bytes,
       offset,
       meta,
       lists: { incidents, revoked },
