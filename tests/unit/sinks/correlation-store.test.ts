@@ -123,6 +123,9 @@ describe('correlation store', () => {
     expect(detail.status).toBe(200)
     expect(detail.body.incident).toEqual({
       id: 'inc-1',
+      first_seen_iso: new Date(a.edge.time).toISOString(),
+      last_seen_iso: new Date(b.time).toISOString(),
+      falco_rules: ['Unexpected outbound connection destination'],
       agent_id: 'data-cleaner',
       first_seen: a.edge.time,
       last_seen: b.time,
@@ -204,6 +207,7 @@ describe('correlation store', () => {
       status: 'sent',
       reason: 'delivered',
       time: outcomes[1]?.time,
+      time_iso: new Date(outcomes[1]?.time as number).toISOString(),
     })
     expect(ids(detail.body.revokes)).toEqual(['rvk_a:3', 'rvk_a:2', 'rvk_a:1'])
   })
