@@ -19,6 +19,7 @@ import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
+import { consoleRoutes } from './console-routes.ts'
 import { type CorrelationStore, createCorrelationStore } from './correlation-store.ts'
 import type { IndexedTopic } from './elasticsearch-data-streams.ts'
 import {
@@ -89,7 +90,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   )
 
   return {
-    routes: [...store.routes, ...rejected.routes],
+    routes: [...store.routes, ...rejected.routes, ...consoleRoutes()],
     readiness,
     async close() {
       if (sweep) clearInterval(sweep)
