@@ -282,7 +282,7 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   const { resolveIngestToken } = await import('./runtime/ingest-token.ts')
   const { createHttpServer } = await import('./runtime/http-server.ts')
   const log = createLogger(config.log)
-  const metrics = createMetrics()
+  const metrics = createMetrics({ process: true })
   const now = Date.now
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
   const { bus, kafka } = await openBus(config, { log, metrics })

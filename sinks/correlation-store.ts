@@ -92,7 +92,7 @@ const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 
 
 export function createCorrelationStore(
   config: { data_dir: string },
-  deps: { metrics: Metrics },
+  deps: { metrics: Metrics; onIncidentOpened?: (first: Correlation) => void },
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
   const retentionDeleted = deps.metrics.counter(
@@ -141,8 +141,11 @@ export function createCorrelationStore(
     ),
   }
 
+  /** Incidents the current write opened: told once it has committed. */
+  let opened: Correlation[] = []
   const addToIncident = (c: Correlation) => {
     const row = sql.getIncidentRow.get(c.incident.id)
+    if (!row) opened.push(c)
     const newEdge = !row || sql.hasEdge.get(c.incident.id, c.edge.event_id) === undefined
     const newCore = !row || sql.hasCore.get(c.incident.id, c.core.event_id) === undefined
     const start = Math.min(c.edge.time, c.core.time)
@@ -259,7 +262,9 @@ export function createCorrelationStore(
   const store: Omit<CorrelationStore, 'routes'> = {
     writeCorrelations(batch) {
       telemetry.received(batch.length)
+      opened = []
       const result = recordErrors('write', () => writeCorrelations(batch))
+      for (const c of opened) deps.onIncidentOpened?.(c)
       telemetry.sent(result.stored)
       if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
       return result

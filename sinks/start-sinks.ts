@@ -28,6 +28,7 @@ import {
   toDeadLetters,
   topicsToIndex,
 } from './elasticsearch-indexer.ts'
+import { logIncidentOpened } from './operator-log-lines.ts'
 import { createRejectedStore } from './rejected-store.ts'
 import { createRevokeDispatcher } from './revoke-webhook-dispatcher.ts'
 
@@ -42,7 +43,10 @@ export type Sinks = {
 export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks> {
   const { bus } = deps
   // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
-  const store = createCorrelationStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
+  const store = createCorrelationStore(
+    { data_dir: config.data_dir },
+    { metrics: deps.metrics, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
+  )
   const rejected = createRejectedStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
   const dispatcher = createRevokeDispatcher(
     { data_dir: config.data_dir, revoke: config.revoke, agents: config.agents },
