@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Route } from '../runtime/http-server.ts'
 import type { Metrics } from '../runtime/metrics.ts'
-import { openSqliteFile } from '../runtime/sqlite-file.ts'
+import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import { storeRoutes } from './store-api.ts'
 import { listShape, type StoreList, storeFilter } from './store-filters.ts'
@@ -25,7 +25,7 @@ export type Incident = {
   core_events: number
   max_score: number
   rules: string[]
-  /** The Falco rules of its edge events. */
+  /** The Falco rules of its edge events (the first 64 distinct). */
   falco_rules: string[]
   actions: string[]
   /** The incident's most telling revoke outcome: a delivery or decision to send before a suppression. */
@@ -66,7 +66,8 @@ CREATE INDEX IF NOT EXISTS correlations_incident_core ON correlations (incident_
 CREATE TABLE IF NOT EXISTS incidents (
   id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   correlations INTEGER NOT NULL, edge_events INTEGER NOT NULL, core_events INTEGER NOT NULL,
-  max_score INTEGER NOT NULL, rules TEXT NOT NULL, actions TEXT NOT NULL);
+  max_score INTEGER NOT NULL, rules TEXT NOT NULL, actions TEXT NOT NULL,
+  falco_rules TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen DESC, id DESC);
 CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id, last_seen DESC, id DESC);
 CREATE TABLE IF NOT EXISTS revoke_outcomes (
@@ -78,16 +79,26 @@ CREATE INDEX IF NOT EXISTS revoke_outcomes_incident ON revoke_outcomes (incident
 
 type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'> & {
   rules: string
-  falco_rules: string | null
+  falco_rules: string
   actions: string
   revoke: string | null
 }
 
 const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 'status', o.status,
   'reason', json_extract(o.record, '$.reason'), 'time', o.time) FROM revoke_outcomes o
-  WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke,
-  (SELECT json_group_array(DISTINCT json_extract(c.record, '$.edge.rule')) FROM correlations c
-  WHERE c.incident_id = i.id) AS falco_rules`
+  WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
+
+/** Distinct Falco rule names kept per incident: the watched agent may name its alerts anything. */
+const maxFalcoRules = 64
+
+/** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
+function addFalcoRulesColumn(db: SqliteFile['db']): void {
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(incidents)').all()
+  if (columns.some((c) => c.name === 'falco_rules')) return
+  db.exec(`ALTER TABLE incidents ADD COLUMN falco_rules TEXT NOT NULL DEFAULT '[]';
+    UPDATE incidents SET falco_rules = (SELECT json_group_array(DISTINCT json_extract(c.record, '$.edge.rule'))
+      FROM correlations c WHERE c.incident_id = incidents.id);`)
+}
 // The status order above is the one the `status` filter uses (store-filters.ts, incidentStatusSql).
 
 export function createCorrelationStore(
@@ -104,6 +115,7 @@ export function createCorrelationStore(
   const sqlite = openSqliteFile(join(config.data_dir, 'store.sqlite'))
   const db = sqlite.db
   db.exec(schema)
+  addFalcoRulesColumn(db)
 
   const sql = {
     insertCorrelation: db.prepare(
@@ -116,8 +128,8 @@ export function createCorrelationStore(
     getIncidentRow: db.prepare<[string], IncidentRow>('SELECT *, NULL AS revoke FROM incidents WHERE id = ?'),
     upsertIncident: db.prepare(
       `INSERT OR REPLACE INTO incidents (id, agent_id, first_seen, last_seen, correlations, edge_events,
-       core_events, max_score, rules, actions) VALUES (@id, @agent_id, @first_seen, @last_seen, @correlations,
-       @edge_events, @core_events, @max_score, @rules, @actions)`,
+       core_events, max_score, rules, actions, falco_rules) VALUES (@id, @agent_id, @first_seen, @last_seen,
+       @correlations, @edge_events, @core_events, @max_score, @rules, @actions, @falco_rules)`,
     ),
     insertOutcome: db.prepare(
       `INSERT OR IGNORE INTO revoke_outcomes (id, decision_id, incident_id, agent_id, status, time, record)
@@ -163,6 +175,7 @@ export function createCorrelationStore(
       max_score: Math.max(row?.max_score ?? 0, c.score),
       rules: JSON.stringify(union(row?.rules, c.rule.id)),
       actions: JSON.stringify(union(row?.actions, c.core.action)),
+      falco_rules: JSON.stringify(union(row?.falco_rules, c.edge.rule).slice(0, maxFalcoRules)),
     })
   }
 
@@ -300,7 +313,7 @@ function incidentOf(row: IncidentRow): Incident {
   return {
     ...row,
     rules: JSON.parse(row.rules) as string[],
-    falco_rules: row.falco_rules ? (JSON.parse(row.falco_rules) as string[]) : [],
+    falco_rules: JSON.parse(row.falco_rules) as string[],
     actions: JSON.parse(row.actions) as string[],
     revoke: row.revoke ? (JSON.parse(row.revoke) as Incident['revoke']) : null,
   }

@@ -52,8 +52,8 @@ export function storeFilter(list: StoreList, q: ListQuery, withCursor = true): S
   if (list === 'incidents') {
     if (rule !== undefined)
       add(
-        `(EXISTS (SELECT 1 FROM json_each(${a}.rules) r WHERE r.value = ?) OR EXISTS (SELECT 1 FROM
-          correlations c WHERE c.incident_id = ${a}.id AND json_extract(c.record, '$.edge.rule') = ?))`,
+        `(EXISTS (SELECT 1 FROM json_each(${a}.rules) r WHERE r.value = ?) OR
+          EXISTS (SELECT 1 FROM json_each(${a}.falco_rules) f WHERE f.value = ?))`,
         rule,
         rule,
       )

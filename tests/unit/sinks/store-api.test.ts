@@ -1,5 +1,7 @@
 // The read API's paging and filters. Before: at most 1,000 correlations newest first, no cursor, no total,
 // no rule / min_score / status / until filter, epoch ms only, incidents without their Falco rules.
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
@@ -15,9 +17,9 @@ afterEach(async () => {
   for (const s of stores.splice(0)) await s.close()
 })
 
-function openStore() {
+function openStore(dataDir = tempDir('nerve-api')) {
   const rt = createTestRuntime()
-  const store = createCorrelationStore({ data_dir: tempDir('nerve-api') }, { metrics: rt.metrics })
+  const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
   stores.push(store)
   const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
   server.addRoutes(store.routes)
@@ -157,5 +159,51 @@ describe('read API filters and times', () => {
     expect(res.status).toBe(400)
     expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['min_score', 'until'])
     expect((await get('/v1/revokes?min_score=5')).status).toBe(400)
+  })
+})
+
+describe('the Falco rules of an incident', () => {
+  it('keeps at most 64 distinct names, whatever the watched agent calls its alerts', () => {
+    const { store } = openStore()
+    const incident = { id: 'inc-flood' }
+    const flood = Array.from({ length: 100 }, (_, n) =>
+      makeCorrelation(n, { incident, edge: { ...makeCorrelation(n).edge, rule: `Forged rule ${n}` } }),
+    )
+    store.writeCorrelations(flood)
+    const [listed] = store.incidents({ limit: 1, text: {} })
+    expect(listed?.falco_rules).toHaveLength(64)
+    expect(listed?.falco_rules[0]).toBe('Forged rule 0')
+    expect(listed?.correlations).toBe(100)
+  })
+
+  it('are filled in for incidents stored before they were kept', async () => {
+    const dataDir = tempDir('nerve-api-old')
+    const c = makeCorrelation(0)
+    const old = new Database(join(dataDir, 'store.sqlite'))
+    old.exec(`CREATE TABLE correlations (id TEXT PRIMARY KEY, time INTEGER NOT NULL, agent_id TEXT NOT NULL,
+      incident_id TEXT NOT NULL, edge_event_id TEXT NOT NULL, core_event_id TEXT NOT NULL, record TEXT NOT NULL);
+      CREATE TABLE incidents (id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, first_seen INTEGER NOT NULL,
+      last_seen INTEGER NOT NULL, correlations INTEGER NOT NULL, edge_events INTEGER NOT NULL,
+      core_events INTEGER NOT NULL, max_score INTEGER NOT NULL, rules TEXT NOT NULL, actions TEXT NOT NULL);`)
+    old
+      .prepare('INSERT INTO correlations VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(c.id, c.time, c.agent.id, c.incident.id, c.edge.event_id, c.core.event_id, JSON.stringify(c))
+    old
+      .prepare('INSERT INTO incidents VALUES (?, ?, ?, ?, 1, 1, 1, ?, ?, ?)')
+      .run(
+        c.incident.id,
+        c.agent.id,
+        c.edge.time,
+        c.time,
+        c.score,
+        '["outbound-then-iam-write"]',
+        '["iam:AttachRolePolicy"]',
+      )
+    old.close()
+    const { get } = openStore(dataDir)
+    const listed = await get('/v1/incidents?rule=Unexpected%20outbound%20connection%20destination')
+    expect(listed.body.items.map((i: { falco_rules: string[] }) => i.falco_rules)).toEqual([
+      ['Unexpected outbound connection destination'],
+    ])
   })
 })
