@@ -3,32 +3,14 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createHttpServer } from '../../../runtime/http-server.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Correlation, RevokeOutcome } from '../../../schemas/types.ts'
-import { type CorrelationStore, createCorrelationStore } from '../../../sinks/correlation-store.ts'
+import type { CorrelationStore } from '../../../sinks/correlation-store.ts'
 import { decodeCursor, encodeCursor } from '../../../sinks/store-query.ts'
 import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
+import { closeStores, openStore } from './store-harness.ts'
 
-const stores: CorrelationStore[] = []
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close()
-})
-
-function openStore(dataDir = tempDir('nerve-api')) {
-  const rt = createTestRuntime()
-  const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
-  stores.push(store)
-  const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
-  server.addRoutes(store.routes)
-  const get = async (url: string) => {
-    const res = await server.inject({ method: 'GET', url })
-    return { status: res.statusCode, body: res.json() }
-  }
-  return { store, get }
-}
+afterEach(closeStores)
 
 const shellRule = { id: 'shell-then-secrets', severity: 90, revoke: true }
 
