@@ -6,13 +6,16 @@ import type { Bus } from './bus/bus.ts'
 import type { KafkaBus } from './bus/kafka-bus.ts'
 import { correlatorStateTopic } from './bus/topics.ts'
 import type { CheckpointValue } from './correlate/key-value-checkpoint-store.ts'
+import packageJson from './package.json' with { type: 'json' }
 import { configReferenceMarkdown } from './runtime/config-reference.ts'
+import { toConfigYaml } from './runtime/config-yaml.ts'
 import { isNerveError, NerveError } from './runtime/errors.ts'
 import type { ReadinessCheck, Route } from './runtime/http-server.ts'
 import type { resolveIngestToken } from './runtime/ingest-token.ts'
 import { loadConfig, redactSecrets } from './runtime/load-config.ts'
 import type { Logger } from './runtime/logger.ts'
 import type { Metrics } from './runtime/metrics.ts'
+import { startupFailureLine } from './runtime/startup-failure.ts'
 import type { Config, NormalizedEvent } from './schemas/types.ts'
 
 // A command imports the modules it uses when it runs: `nerve replay`, `config` and `--help` never load
@@ -101,22 +104,78 @@ ${configHelp}
     action: setup,
   },
   config: {
-    summary: 'print the effective configuration (secrets masked), or the reference of every key',
-    help: `Usage: nerve config [--config FILE] [--reference]
+    summary: 'validate the configuration as `run` does and print it as YAML, or the reference of every key',
+    help: `Usage: nerve config [--config FILE] [--json | --reference]
 
-Validates the configuration exactly as 'nerve run' would (file, then NERVE_* overrides), and prints
-it with defaults applied, durations in milliseconds and secrets masked. Exits 1 naming every problem.
+Validates the configuration exactly as 'nerve run' would (file, then NERVE_* overrides, then the
+correlation rules), and prints it with defaults applied as YAML that --config accepts again: durations
+as 90s / 20m / 1h, secrets masked as "***" (put them back, or set them with NERVE_* variables).
+Exits 1 naming every problem, with "did you mean" for a mistyped key.
 
 Options:
 ${configHelp}
+      --json          print JSON instead, durations in milliseconds
       --reference     print the Markdown reference of every key instead (generated from the schema)
 `,
-    options: { ...configOption, reference: { type: 'boolean' } },
+    options: { ...configOption, reference: { type: 'boolean' }, json: { type: 'boolean' } },
     action: async (values) => {
-      if (values.reference) process.stdout.write(configReferenceMarkdown())
-      else process.stdout.write(`${JSON.stringify(redactSecrets(readConfig(values)), null, 2)}\n`)
+      if (values.reference) {
+        process.stdout.write(configReferenceMarkdown())
+        return 0
+      }
+      const shown = redactSecrets(await readConfig(values))
+      if (values.json) process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
+      else
+        process.stdout.write(
+          toConfigYaml(
+            shown,
+            'nerve: the effective configuration (defaults applied, secrets masked as ***).',
+          ),
+        )
       return 0
     },
+  },
+  rules: {
+    summary: 'print the built-in correlation rule pack as YAML',
+    help: `Usage: nerve rules
+
+Prints the built-in rule pack as a config file fragment (correlation.rules). To add rules to the pack,
+list them under correlation.extra_rules; to replace it, edit this output and keep it as
+correlation.rules.
+`,
+    options: {},
+    action: async () => {
+      const { builtinRules } = await import('./correlate/builtin-rules.ts')
+      const header = `nerve ${packageJson.version}: the built-in rule pack (${builtinRules.length} rules). Kept as correlation.rules it
+replaces the pack; correlation.extra_rules adds to it instead.`
+      process.stdout.write(toConfigYaml({ correlation: { rules: builtinRules } }, header))
+      return 0
+    },
+  },
+  'dead-letters': {
+    summary: 'print what was set aside: dead letters (rejected input), or late events with --late',
+    help: `Usage: nerve dead-letters [--late] [--since TIME] [--until TIME] [--limit N] [--config FILE]
+
+Prints, newest first, one JSON line each, the dead letters the sinks kept under the data dir (input
+rejected with its reason and original bytes, items Elasticsearch refused), or with --late the events
+that missed their window. A last line on stderr says how many of how many were shown. The same lists
+are served by GET /v1/dead-letters and GET /v1/late-events.
+
+Options:
+      --late          late events instead of dead letters
+      --since TIME    ISO 8601 or epoch ms
+      --until TIME    ISO 8601 or epoch ms
+  -n, --limit N       at most N lines (default 100, at most 1000)
+${configHelp}
+`,
+    options: {
+      ...configOption,
+      late: { type: 'boolean' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string', short: 'n' },
+    },
+    action: printDeadLetters,
   },
 }
 
@@ -127,15 +186,19 @@ Usage: nerve <command> [options]
 
 Commands:
 ${Object.entries(commands)
-  .map(([name, c]) => `  ${name.padEnd(11)}${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`)
   .join('\n')}
 
-Run 'nerve <command> --help' for a command's options. Start here: 'nerve run', then point
+Run 'nerve <command> --help' for a command's options; 'nerve --version' for the version. Start here: 'nerve run', then point
 Falcosidekick (webhook output) and CloudTrail (EventBridge, Firehose, files) at it.
 `
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`nerve ${packageJson.version}\n`)
+    return 0
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process[name ? 'stdout' : 'stderr'].write(usage)
     return name ? 0 : 2
@@ -157,20 +220,28 @@ export async function main(argv: string[]): Promise<number> {
     })
     return await command.action(values, positionals)
   } catch (err) {
-    if (isNerveError(err)) {
-      process.stderr.write(`nerve: ${err.message}\n`)
-      return 1
-    }
     if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`nerve ${name}: ${(err as Error).message}\n\n${command.help}`)
       return 2
     }
-    throw err
+    if (isNerveError(err)) {
+      process.stderr.write(`nerve: ${err.message}\n`)
+      return 1
+    }
+    // A start-up failure of the system (a port in use, a file that is not there): one line, exit 1.
+    const line = startupFailureLine(err)
+    if (line === undefined) throw err
+    process.stderr.write(`nerve ${name}: ${line}\n`)
+    return 1
   }
 }
 
-function readConfig(values: Record<string, unknown>): Config {
-  return loadConfig({ file: values.config as string | undefined, env: process.env })
+/** The config as every command reads it: the file, NERVE_* overrides, then the correlation rules compiled. */
+async function readConfig(values: Record<string, unknown>): Promise<Config> {
+  const config = loadConfig({ file: values.config as string | undefined, env: process.env })
+  const { correlatorConfigOf } = await import('./correlate/correlator-config.ts')
+  correlatorConfigOf(config)
+  return config
 }
 
 function stageCommand(stage: Stage, summary: string): Command {
@@ -188,7 +259,7 @@ ${configHelp}
 `,
     options: configOption,
     action: async (values) => {
-      const config = readConfig(values)
+      const config = await readConfig(values)
       if (config.kafka.brokers.length === 0) {
         throw new NerveError(
           'CONFIG_INVALID',
@@ -205,13 +276,13 @@ type Started = { routes?: Route[]; readiness: Record<string, ReadinessCheck>; cl
 
 /** Opens the bus, starts the given stages behind one HTTP server, and runs until SIGINT/SIGTERM. */
 async function serve(stages: Stage[], values: Record<string, unknown>): Promise<number> {
-  const config = readConfig(values)
+  const config = await readConfig(values)
   const { createLogger } = await import('./runtime/logger.ts')
   const { createMetrics } = await import('./runtime/metrics.ts')
   const { resolveIngestToken } = await import('./runtime/ingest-token.ts')
   const { createHttpServer } = await import('./runtime/http-server.ts')
   const log = createLogger(config.log)
-  const metrics = createMetrics()
+  const metrics = createMetrics({ process: true })
   const now = Date.now
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
   const { bus, kafka } = await openBus(config, { log, metrics })
@@ -219,6 +290,57 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   if (kafka) http.addReadinessCheck('kafka_bus', () => kafka.readiness())
   const started: Started[] = []
   const deps = { bus, log, metrics, now }
+  const closeAll = async () => {
+    await http.close()
+    for (const stage of started.reverse()) await stage.close()
+    await bus.close()
+  }
+  let address: string
+  try {
+    address = await startStages(stages, config, { ...deps, kafka, http, started })
+  } catch (err) {
+    // A start-up failure closes what was opened (stages, server, bus) so the process can exit at once.
+    await closeAll().catch((closing) => log.warn({ err: closing }, 'Closing after a failed start failed.'))
+    throw err
+  }
+  if (stages.includes('sinks') || stages.includes('correlate')) await warnAtStart(config, log)
+  announce(
+    config,
+    { address, stages, bus: config.kafka.brokers.length > 0 ? 'kafka' : 'embedded', token },
+    log,
+  )
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+  })
+  log.info({ signal }, 'Shutting down: draining requests and batches in flight.')
+  const force = () => {
+    log.warn({}, 'Second signal: exiting without draining.')
+    process.exit(130)
+  }
+  process.once('SIGINT', force)
+  process.once('SIGTERM', force)
+  await closeAll()
+  log.info({}, 'Stopped.')
+  return 0
+}
+
+/** Starts the stages in flow order behind the HTTP server and listens; `started` collects what to close. */
+async function startStages(
+  stages: Stage[],
+  config: Config,
+  deps: {
+    bus: Bus
+    kafka?: KafkaBus
+    http: ReturnType<typeof import('./runtime/http-server.ts').createHttpServer>
+    started: Started[]
+    log: Logger
+    metrics: Metrics
+    now: () => number
+  },
+): Promise<string> {
+  const { kafka, http, started, now } = deps
   if (stages.includes('ingest')) {
     const { startIngest } = await import('./ingest/start-ingest.ts')
     const ingest = await startIngest(config, deps)
@@ -249,28 +371,37 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
     http.addRoutes(stage.routes ?? [])
     for (const [name, check] of Object.entries(stage.readiness)) http.addReadinessCheck(name, check)
   }
-  const address = await http.listen()
-  announce(
-    config,
-    { address, stages, bus: config.kafka.brokers.length > 0 ? 'kafka' : 'embedded', token },
-    log,
-  )
+  return http.listen()
+}
 
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'))
-    process.once('SIGTERM', () => resolve('SIGTERM'))
-  })
-  log.info({ signal }, 'Shutting down: draining requests and batches in flight.')
-  const force = () => {
-    log.warn({}, 'Second signal: exiting without draining.')
-    process.exit(130)
+/** What an operator must hear before trusting the pipeline: revoke rules that can never reach anyone. */
+async function warnAtStart(config: Config, log: Logger): Promise<void> {
+  const { correlatorConfigOf } = await import('./correlate/correlator-config.ts')
+  const { revokeTargetWarning } = await import('./sinks/revoke-target-check.ts')
+  const warning = revokeTargetWarning(config.revoke, correlatorConfigOf(config).rules)
+  if (warning) log.warn({ component: 'revoke_dispatcher', rules: warning.rules }, warning.message)
+}
+
+/** `nerve dead-letters`: the rejected store under the data dir, newest first, one JSON line each. */
+async function printDeadLetters(values: Record<string, unknown>): Promise<number> {
+  const config = await readConfig(values)
+  const { parseListQuery } = await import('./sinks/store-query.ts')
+  const { createRejectedStore } = await import('./sinks/rejected-store.ts')
+  const { createMetrics } = await import('./runtime/metrics.ts')
+  const query = parseListQuery(
+    { since: values.since, until: values.until, limit: values.limit } as Record<string, string | undefined>,
+    [],
+  )
+  const store = createRejectedStore({ data_dir: config.data_dir }, { metrics: createMetrics() })
+  try {
+    const page = values.late ? store.lateEvents(query) : store.deadLetters(query)
+    const lines = page.items.map((item) => `${JSON.stringify(item)}\n`).join('')
+    await new Promise<void>((resolve) => process.stdout.write(lines, () => resolve()))
+    const what = values.late ? 'late events' : 'dead letters'
+    process.stderr.write(`${page.count} of ${page.total} ${what} (data: ${config.data_dir})\n`)
+  } finally {
+    await store.close()
   }
-  process.once('SIGINT', force)
-  process.once('SIGTERM', force)
-  await http.close()
-  for (const stage of started) await stage.close()
-  await bus.close()
-  log.info({}, 'Stopped.')
   return 0
 }
 
@@ -316,8 +447,10 @@ function announce(
     }
     lines.push(`  POST ${what.address}/v1/falco  /v1/cloudtrail  /v1/cloudtrail/firehose`)
   }
-  if (what.stages.includes('sinks'))
-    lines.push(`  GET  ${what.address}/v1/correlations  /v1/incidents  /v1/agents`)
+  if (what.stages.includes('sinks')) {
+    lines.push(`  console ${what.address}/`)
+    lines.push(`  GET  ${what.address}/v1/incidents  /v1/correlations  /v1/dead-letters  /v1/late-events`)
+  }
   lines.push(`  GET  ${what.address}/healthz  /readyz  /metrics`)
   process.stderr.write(`${lines.join('\n')}\n`)
 }
@@ -328,7 +461,7 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     throw new NerveError('INPUT_INVALID', `--order must be "time" or "input", not "${order}".`)
   }
   if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
-  const config = readConfig(values)
+  const config = await readConfig(values)
   const progress = (line: string) => process.stderr.write(`${line}\n`)
   const { replayer, ...decoded } = await prepareReplay(files, config, { order, progress })
   const events = decoded.events
@@ -403,7 +536,7 @@ const byEventTime = (a: EventTime, b: EventTime): number => a.time - b.time || a
 
 async function setup(values: Record<string, unknown>, positionals: string[]): Promise<number> {
   const [target] = positionals
-  const config = readConfig(values)
+  const config = await readConfig(values)
   const { createLogger } = await import('./runtime/logger.ts')
   const log = createLogger(config.log)
   if (target === 'elasticsearch') {

@@ -7,4 +7,8 @@ import { register } from 'tsx/esm/api'
 
 register()
 const { main } = await import('../nerve.ts')
-process.exitCode = await main(process.argv.slice(2))
+const code = await main(process.argv.slice(2))
+// A failed command has already closed what it opened and said why in one line: exit now rather than wait
+// for a timer or worker thread that a dependency left behind.
+if (code !== 0) process.exit(code)
+process.exitCode = code

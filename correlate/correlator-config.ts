@@ -1,4 +1,5 @@
-// The correlator's slice of the whole config: the rules (the built-in pack when none are given), the
+// The correlator's slice of the whole config: the rules (the built-in pack when none are given, plus
+// `extra_rules`), the
 // default window, the state bounds, the incident gap and nerve's own revoker identities.
 import type { Config } from '../schemas/types.ts'
 import { builtinRules } from './builtin-rules.ts'
@@ -8,7 +9,7 @@ import { compileRules } from './match-rules.ts'
 /** Throws CONFIG_INVALID naming every rule problem, so start-up fails before anything is consumed. */
 export function correlatorConfigOf(config: Config): CorrelatorConfig {
   const c = config.correlation
-  const rules = c.rules ?? builtinRules
+  const rules = [...(c.rules ?? builtinRules), ...(c.extra_rules ?? [])]
   compileRules(rules, c.window)
   return {
     rules,

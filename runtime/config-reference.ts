@@ -1,19 +1,11 @@
 // The configuration reference, generated from schemas/config.schema.json: `nerve config --reference`
 // prints it and the README carries it (a test keeps the two in step).
-import configSchema from '../schemas/config.schema.json' with { type: 'json' }
-
-type Node = {
-  type?: string | string[]
-  description?: string
-  default?: unknown
-  enum?: unknown[]
-  $ref?: string
-  properties?: Record<string, Node>
-  items?: Node
-  anyOf?: Node[]
-}
-
-const root = configSchema as unknown as Node & { $defs: Record<string, Node> }
+import {
+  durationRef,
+  type SchemaNode as Node,
+  resolveRef,
+  configSchemaRoot as root,
+} from './config-schema.ts'
 
 export function configReferenceMarkdown(): string {
   const rows = walk('', root)
@@ -33,6 +25,10 @@ function walk(prefix: string, node: Node): Row[] {
     if (target.properties) {
       if (child.description) rows.push(row(path, child, 'object'))
       rows.push(...walk(path, target))
+    } else if (target.items?.$ref?.startsWith('#/properties/')) {
+      // Items shaped like another key's (extra_rules like rules): listed once, there.
+      const same = target.items.$ref.replace('#/properties/', '').replaceAll('/properties/', '.')
+      rows.push(row(path, child, `list (items as \`${same.replace(/\/items$/, '[]')}\`)`))
     } else if (target.items && resolve(target.items).properties) {
       rows.push(row(path, child, 'list'))
       rows.push(...walk(`${path}[]`, resolve(target.items)))
@@ -51,7 +47,7 @@ function row(key: string, node: Node, type: string): Row {
 }
 
 function typeOf(node: Node): string {
-  if (node.$ref === '#/$defs/duration') return 'duration'
+  if (node.$ref === durationRef) return 'duration'
   const target = resolve(node)
   if (target.enum) return target.enum.map((v) => `\`${String(v)}\``).join(' \\| ')
   if (target.items) return `list of ${typeOf(target.items)}`
@@ -59,7 +55,5 @@ function typeOf(node: Node): string {
 }
 
 function resolve(node: Node): Node {
-  if (!node.$ref) return node
-  const target = root.$defs[node.$ref.replace('#/$defs/', '')]
-  return { ...target, ...node, $ref: undefined, description: node.description ?? target?.description }
+  return resolveRef(node, root)
 }

@@ -3,9 +3,10 @@
 // into milliseconds, then deep-frozen. Every problem is reported at once, with its path.
 import { readFileSync } from 'node:fs'
 import { parseDocument } from 'yaml'
-import configSchema from '../schemas/config.schema.json' with { type: 'json' }
 import type { Config } from '../schemas/types.ts'
 import { formatValidationErrors, validateConfigFile } from '../schemas/validators.ts'
+import { configSchemaRoot, durationRef, resolveRef, type SchemaNode } from './config-schema.ts'
+import { suggestKey } from './did-you-mean.ts'
 import { NerveError } from './errors.ts'
 
 export type ConfigSource = { file?: string; env?: Record<string, string | undefined> }
@@ -15,7 +16,7 @@ export function loadConfig({ file, env = {} }: ConfigSource = {}): Config {
   const raw = path ? readYaml(path) : {}
   applyEnv(raw, env)
   if (!validateConfigFile(raw)) {
-    const problems = formatValidationErrors(validateConfigFile.errors)
+    const problems = formatValidationErrors(validateConfigFile.errors).map(withSuggestion)
     const where = path ? ` in ${path}` : ''
     throw new NerveError(
       'CONFIG_INVALID',
@@ -23,7 +24,7 @@ export function loadConfig({ file, env = {} }: ConfigSource = {}): Config {
       { details: problems },
     )
   }
-  convertDurations(configSchema as Schema, raw)
+  convertDurations(raw)
   return deepFreeze(raw as unknown as Config)
 }
 
@@ -92,23 +93,23 @@ export function parseDuration(value: number | string): number {
   return Number(m[1]) * (unitMs[m[2] as string] as number)
 }
 
-type Schema = {
-  $ref?: string
-  $defs?: Record<string, Schema>
-  properties?: Record<string, Schema>
-  items?: Schema
+/** `unknown key "windw"` → `unknown key "windw" (did you mean "window"?)`. */
+function withSuggestion(problem: { path: string; message: string }) {
+  const key = /^unknown key "(.*)"$/.exec(problem.message)?.[1]
+  const suggestion = key === undefined ? undefined : suggestKey(problem.path === '/' ? '' : problem.path, key)
+  return suggestion ? { ...problem, message: `${problem.message} (did you mean "${suggestion}"?)` } : problem
 }
 
 /** Walks the schema beside the value and converts every value whose schema is the duration definition. */
-function convertDurations(root: Schema, value: unknown, schema: Schema = root): unknown {
-  if (schema.$ref === '#/$defs/duration') return parseDuration(value as number | string)
-  const resolved = schema.$ref ? (root.$defs?.[schema.$ref.replace('#/$defs/', '')] ?? schema) : schema
+function convertDurations(value: unknown, schema: SchemaNode = configSchemaRoot): unknown {
+  if (schema.$ref === durationRef) return parseDuration(value as number | string)
+  const resolved = resolveRef(schema)
   if (Array.isArray(value) && resolved.items) {
-    for (let i = 0; i < value.length; i++) value[i] = convertDurations(root, value[i], resolved.items)
+    for (let i = 0; i < value.length; i++) value[i] = convertDurations(value[i], resolved.items)
   } else if (value && typeof value === 'object' && resolved.properties) {
     const obj = value as Record<string, unknown>
     for (const [key, sub] of Object.entries(resolved.properties)) {
-      if (obj[key] !== undefined) obj[key] = convertDurations(root, obj[key], sub)
+      if (obj[key] !== undefined) obj[key] = convertDurations(obj[key], sub)
     }
   }
   return value

@@ -3,7 +3,7 @@
 //   nerve_component_discarded_events_total{reason}, nerve_component_errors_total{error_code,stage}
 // labelled component="falco_receiver". Label values are bounded: never agent ids or messages.
 // Other metrics are named nerve_<area>_<what>_<unit>. prom-client does the bookkeeping.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { ErrorCode } from './errors.ts'
 
 export type Metrics = {
@@ -23,8 +23,10 @@ export type ComponentTelemetry = {
   error(code: ErrorCode, stage: string, count?: number): void
 }
 
-export function createMetrics(): Metrics {
+/** `process: true` (the serving commands): prom-client's default process and Node.js metrics too. */
+export function createMetrics(options: { process?: boolean } = {}): Metrics {
   const registry = new Registry()
+  if (options.process) collectDefaultMetrics({ register: registry })
   const metrics = new Map<string, Counter<string> | Gauge<string> | Histogram<string>>()
 
   const once = <M extends Counter<string> | Gauge<string> | Histogram<string>>(

@@ -265,6 +265,8 @@ export type Config = {
     window: WindowConfig
     /** Absent: the built-in rule pack. */
     rules?: RuleConfig[]
+    /** Added to the pack in use (built-in or `rules`). */
+    extra_rules?: RuleConfig[]
     max_events_per_agent: number
     memory_budget_bytes: number
     incident_gap: Ms

@@ -1,14 +1,17 @@
 // The embedded store: correlations, incidents and revoke outcomes on local disk (SQLite, WAL), written
 // idempotently (a redelivered correlation or outcome is stored once) and served by the read API:
-// GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes. Retention deletes whole incidents.
+// GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes (store-api.ts). Retention deletes
+// whole incidents.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { errorCodeOf, NerveError } from '../runtime/errors.ts'
-import type { Route, RouteRequest } from '../runtime/http-server.ts'
+import { errorCodeOf } from '../runtime/errors.ts'
+import type { Route } from '../runtime/http-server.ts'
 import type { Metrics } from '../runtime/metrics.ts'
-import { openSqliteFile } from '../runtime/sqlite-file.ts'
+import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
-import { type ListQuery, parseListQuery } from './store-query.ts'
+import { storeRoutes } from './store-api.ts'
+import { listShape, type StoreList, storeFilter } from './store-filters.ts'
+import type { ListQuery } from './store-query.ts'
 
 export type Incident = {
   id: string
@@ -22,6 +25,8 @@ export type Incident = {
   core_events: number
   max_score: number
   rules: string[]
+  /** The Falco rules of its edge events (the first 64 distinct). */
+  falco_rules: string[]
   actions: string[]
   /** The incident's most telling revoke outcome: a delivery or decision to send before a suppression. */
   revoke: Pick<RevokeOutcome, 'decision_id' | 'status' | 'reason' | 'time'> | null
@@ -36,6 +41,8 @@ export type CorrelationStore = {
     id: string,
   ): { incident: Incident; correlations: Correlation[]; revokes: RevokeOutcome[] } | undefined
   revokes(query: ListQuery): RevokeOutcome[]
+  /** How many items the list holds under the query's filters, whatever the page. */
+  total(list: StoreList, query: ListQuery): number
   /**
    * Retention: deletes every incident whose last correlation is before `cutoff` (epoch ms), with its
    * correlations and revoke outcomes, and outcomes before it that name no stored incident. Whole incidents
@@ -59,7 +66,8 @@ CREATE INDEX IF NOT EXISTS correlations_incident_core ON correlations (incident_
 CREATE TABLE IF NOT EXISTS incidents (
   id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   correlations INTEGER NOT NULL, edge_events INTEGER NOT NULL, core_events INTEGER NOT NULL,
-  max_score INTEGER NOT NULL, rules TEXT NOT NULL, actions TEXT NOT NULL);
+  max_score INTEGER NOT NULL, rules TEXT NOT NULL, actions TEXT NOT NULL,
+  falco_rules TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen DESC, id DESC);
 CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id, last_seen DESC, id DESC);
 CREATE TABLE IF NOT EXISTS revoke_outcomes (
@@ -69,8 +77,9 @@ CREATE INDEX IF NOT EXISTS revoke_outcomes_time ON revoke_outcomes (time DESC, i
 CREATE INDEX IF NOT EXISTS revoke_outcomes_incident ON revoke_outcomes (incident_id, time DESC);
 `
 
-type IncidentRow = Omit<Incident, 'rules' | 'actions' | 'revoke'> & {
+type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'> & {
   rules: string
+  falco_rules: string
   actions: string
   revoke: string | null
 }
@@ -79,9 +88,22 @@ const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 
   'reason', json_extract(o.record, '$.reason'), 'time', o.time) FROM revoke_outcomes o
   WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
 
+/** Distinct Falco rule names kept per incident: the watched agent may name its alerts anything. */
+const maxFalcoRules = 64
+
+/** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
+function addFalcoRulesColumn(db: SqliteFile['db']): void {
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(incidents)').all()
+  if (columns.some((c) => c.name === 'falco_rules')) return
+  db.exec(`ALTER TABLE incidents ADD COLUMN falco_rules TEXT NOT NULL DEFAULT '[]';
+    UPDATE incidents SET falco_rules = (SELECT json_group_array(DISTINCT json_extract(c.record, '$.edge.rule'))
+      FROM correlations c WHERE c.incident_id = incidents.id);`)
+}
+// The status order above is the one the `status` filter uses (store-filters.ts, incidentStatusSql).
+
 export function createCorrelationStore(
   config: { data_dir: string },
-  deps: { metrics: Metrics },
+  deps: { metrics: Metrics; onIncidentOpened?: (first: Correlation) => void },
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
   const retentionDeleted = deps.metrics.counter(
@@ -93,6 +115,7 @@ export function createCorrelationStore(
   const sqlite = openSqliteFile(join(config.data_dir, 'store.sqlite'))
   const db = sqlite.db
   db.exec(schema)
+  addFalcoRulesColumn(db)
 
   const sql = {
     insertCorrelation: db.prepare(
@@ -105,8 +128,8 @@ export function createCorrelationStore(
     getIncidentRow: db.prepare<[string], IncidentRow>('SELECT *, NULL AS revoke FROM incidents WHERE id = ?'),
     upsertIncident: db.prepare(
       `INSERT OR REPLACE INTO incidents (id, agent_id, first_seen, last_seen, correlations, edge_events,
-       core_events, max_score, rules, actions) VALUES (@id, @agent_id, @first_seen, @last_seen, @correlations,
-       @edge_events, @core_events, @max_score, @rules, @actions)`,
+       core_events, max_score, rules, actions, falco_rules) VALUES (@id, @agent_id, @first_seen, @last_seen,
+       @correlations, @edge_events, @core_events, @max_score, @rules, @actions, @falco_rules)`,
     ),
     insertOutcome: db.prepare(
       `INSERT OR IGNORE INTO revoke_outcomes (id, decision_id, incident_id, agent_id, status, time, record)
@@ -130,8 +153,11 @@ export function createCorrelationStore(
     ),
   }
 
+  /** Incidents the current write opened: told once it has committed. */
+  let opened: Correlation[] = []
   const addToIncident = (c: Correlation) => {
     const row = sql.getIncidentRow.get(c.incident.id)
+    if (!row) opened.push(c)
     const newEdge = !row || sql.hasEdge.get(c.incident.id, c.edge.event_id) === undefined
     const newCore = !row || sql.hasCore.get(c.incident.id, c.core.event_id) === undefined
     const start = Math.min(c.edge.time, c.core.time)
@@ -149,6 +175,7 @@ export function createCorrelationStore(
       max_score: Math.max(row?.max_score ?? 0, c.score),
       rules: JSON.stringify(union(row?.rules, c.rule.id)),
       actions: JSON.stringify(union(row?.actions, c.core.action)),
+      falco_rules: JSON.stringify(union(row?.falco_rules, c.edge.rule).slice(0, maxFalcoRules)),
     })
   }
 
@@ -189,24 +216,24 @@ export function createCorrelationStore(
     return { stored, duplicates: batch.length - stored }
   })
 
-  /** Newest first, with the optional filters that each table supports. */
-  const list = <Row>(table: string, timeColumn: string, filters: Record<string, string>, q: ListQuery) => {
-    const where: string[] = []
-    const params: (string | number)[] = []
-    for (const [column, value] of Object.entries(filters)) {
-      where.push(`${column} = ?`)
-      params.push(value)
-    }
-    if (q.since !== undefined) {
-      where.push(`${timeColumn} >= ?`)
-      params.push(q.since)
-    }
-    const select =
-      table === 'incidents' ? `SELECT ${incidentColumns} FROM incidents i` : `SELECT record FROM ${table}`
-    const clause = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''
+  /** Newest first, one page of the query's filters (store-filters.ts). */
+  const list = <Row>(table: StoreList, q: ListQuery) => {
+    const { alias, time } = listShape[table]
+    const { where, params } = storeFilter(table, q)
+    const select = table === 'incidents' ? `SELECT ${incidentColumns}` : `SELECT ${alias}.record`
     return db
-      .prepare(`${select}${clause} ORDER BY ${timeColumn} DESC, id DESC LIMIT ?`)
+      .prepare(
+        `${select} FROM ${table} ${alias}${where} ORDER BY ${alias}.${time} DESC, ${alias}.id DESC LIMIT ?`,
+      )
       .all(...params, q.limit) as Row[]
+  }
+  const total = (table: StoreList, q: ListQuery) => {
+    const { where, params } = storeFilter(table, q, false)
+    const alias = listShape[table].alias
+    const row = db.prepare(`SELECT count(*) AS n FROM ${table} ${alias}${where}`).get(...params) as {
+      n: number
+    }
+    return row.n
   }
 
   /** A failure is counted and thrown (a failed write: the bus delivers the batch again). */
@@ -248,7 +275,9 @@ export function createCorrelationStore(
   const store: Omit<CorrelationStore, 'routes'> = {
     writeCorrelations(batch) {
       telemetry.received(batch.length)
+      opened = []
       const result = recordErrors('write', () => writeCorrelations(batch))
+      for (const c of opened) deps.onIncidentOpened?.(c)
       telemetry.sent(result.stored)
       if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
       return result
@@ -260,12 +289,8 @@ export function createCorrelationStore(
       if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
       return result
     },
-    correlations: (q) =>
-      records<Correlation>(list('correlations', 'time', q.text.agent ? { agent_id: q.text.agent } : {}, q)),
-    incidents: (q) =>
-      list<IncidentRow>('incidents', 'last_seen', q.text.agent ? { agent_id: q.text.agent } : {}, q).map(
-        incidentOf,
-      ),
+    correlations: (q) => records<Correlation>(list('correlations', q)),
+    incidents: (q) => list<IncidentRow>('incidents', q).map(incidentOf),
     incident(id) {
       const row = sql.incident.get(id)
       if (!row) return undefined
@@ -275,13 +300,8 @@ export function createCorrelationStore(
         revokes: records<RevokeOutcome>(sql.incidentRevokes.all(id)),
       }
     },
-    revokes(q) {
-      const filters: Record<string, string> = {}
-      if (q.text.agent) filters.agent_id = q.text.agent
-      if (q.text.incident) filters.incident_id = q.text.incident
-      if (q.text.status) filters.status = q.text.status
-      return records<RevokeOutcome>(list('revoke_outcomes', 'time', filters, q))
-    },
+    revokes: (q) => records<RevokeOutcome>(list('revoke_outcomes', q)),
+    total,
     deleteBefore: (cutoff) => recordErrors('retention', () => deleteBefore(cutoff)),
     sync: sqlite.sync,
     close: sqlite.close,
@@ -293,31 +313,8 @@ function incidentOf(row: IncidentRow): Incident {
   return {
     ...row,
     rules: JSON.parse(row.rules) as string[],
+    falco_rules: JSON.parse(row.falco_rules) as string[],
     actions: JSON.parse(row.actions) as string[],
     revoke: row.revoke ? (JSON.parse(row.revoke) as Incident['revoke']) : null,
   }
-}
-
-function storeRoutes(store: Omit<CorrelationStore, 'routes'>): Route[] {
-  const ok = (items: unknown[]) => ({ status: 200, body: { items, count: items.length } })
-  const get = (url: string, handle: (req: RouteRequest) => { status: number; body: unknown }): Route => ({
-    method: 'GET',
-    url,
-    // Correlations show ARNs, access key ids and command lines: open on loopback, the token beyond it.
-    auth: 'read',
-    handle: async (req) => handle(req),
-  })
-  return [
-    get('/v1/correlations', (req) => ok(store.correlations(parseListQuery(req.query, ['agent'])))),
-    get('/v1/incidents', (req) => ok(store.incidents(parseListQuery(req.query, ['agent'])))),
-    get('/v1/incidents/:id', (req) => {
-      const id = req.params?.id ?? ''
-      const found = store.incident(id)
-      if (!found) throw new NerveError('NOT_FOUND', `No incident ${id}.`)
-      return { status: 200, body: found }
-    }),
-    get('/v1/revokes', (req) =>
-      ok(store.revokes(parseListQuery(req.query, ['agent', 'incident', 'status']))),
-    ),
-  ]
 }

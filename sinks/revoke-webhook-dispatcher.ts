@@ -11,6 +11,7 @@ import type { ReadinessCheck } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config, Correlation } from '../schemas/types.ts'
+import { logRevokeOutcome } from './operator-log-lines.ts'
 import {
   type DecisionEntry,
   type NewOutcome,
@@ -169,6 +170,7 @@ export function createRevokeDispatcher(
       },
     )
     outcomes.inc({ status: state, reason: outcome.reason })
+    logRevokeOutcome(log, { ...delivery, status: state, target, ...outcome })
     updateGauges()
     void publishOutcomes()
   }
@@ -216,10 +218,6 @@ export function createRevokeDispatcher(
         target.disabled = step.reason
         outbox.disableTarget(target.label, now(), step.reason)
       }
-      log.error(
-        { target: target.label, decision_id: delivery.decision_id, reason: step.reason, attempts, ...status },
-        'Revoke webhook not delivered: gave up.',
-      )
     }
     const next = step.state === 'pending' ? now() + step.retryInMs : now()
     const detail = step.state === 'failed' && step.detail ? { detail: step.detail } : {}
@@ -260,6 +258,7 @@ export function createRevokeDispatcher(
         ...(sends ? { body: JSON.stringify(buildRevokeEvent(c, decisionId, time)) } : {}),
       })
       outcomes.inc({ status: decision.status, reason: decision.reason })
+      logRevokeOutcome(log, entries[entries.length - 1] as DecisionEntry)
       if (!decision.revoke) telemetry.discarded(1, decision.reason)
     }
     let deliveries: OutboxDelivery[]

@@ -2,16 +2,24 @@
 // nerve-store-revokes; its retention on a timer when sinks.store.retention is set), the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only
 // once its decisions are in the outbox), the Elasticsearch indexer when sinks.elasticsearch.url is set
 // (groups nerve-elasticsearch-<topic>: committed once every item is indexed or dead-lettered), and returns
-// their read routes, readiness checks and one close(). One consumer group per topic: kafkajs assigns a
+// their read routes, readiness checks and one close(). Dead letters and late events are kept for the read
+// API by the rejected store (groups nerve-store-dead-letters, nerve-store-late-events). One consumer group per topic: kafkajs assigns a
 // group's partitions over the union of its members' topics, so a group shared by two topics would leave
 // partitions with a member that never reads them.
 import type { Bus, Subscription, Topic } from '../bus/bus.ts'
-import { correlationsTopic, deadLetterTopic, eventsTopic, revokeOutcomesTopic } from '../bus/topics.ts'
+import {
+  correlationsTopic,
+  deadLetterTopic,
+  eventsTopic,
+  lateEventsTopic,
+  revokeOutcomesTopic,
+} from '../bus/topics.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
+import { consoleRoutes } from './console-routes.ts'
 import { type CorrelationStore, createCorrelationStore } from './correlation-store.ts'
 import type { IndexedTopic } from './elasticsearch-data-streams.ts'
 import {
@@ -20,6 +28,8 @@ import {
   toDeadLetters,
   topicsToIndex,
 } from './elasticsearch-indexer.ts'
+import { logIncidentOpened } from './operator-log-lines.ts'
+import { createRejectedStore } from './rejected-store.ts'
 import { createRevokeDispatcher } from './revoke-webhook-dispatcher.ts'
 
 export type SinksDeps = { bus: Bus; log: Logger; metrics: Metrics; now: () => number }
@@ -33,7 +43,11 @@ export type Sinks = {
 export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks> {
   const { bus } = deps
   // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
-  const store = createCorrelationStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
+  const store = createCorrelationStore(
+    { data_dir: config.data_dir },
+    { metrics: deps.metrics, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
+  )
+  const rejected = createRejectedStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
   const dispatcher = createRevokeDispatcher(
     { data_dir: config.data_dir, revoke: config.revoke, agents: config.agents },
     deps,
@@ -51,6 +65,14 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     await bus.subscribe(revokeOutcomesTopic, 'nerve-store-revokes', async (batch) => {
       store.writeOutcomes(batch.map((r) => r.value))
       await store.sync()
+    }),
+    await bus.subscribe(deadLetterTopic, 'nerve-store-dead-letters', async (batch) => {
+      rejected.writeDeadLetters(batch.map((r) => r.value))
+      await rejected.sync()
+    }),
+    await bus.subscribe(lateEventsTopic, 'nerve-store-late-events', async (batch) => {
+      rejected.writeLateEvents(batch.map((r) => r.value))
+      await rejected.sync()
     }),
   ]
   dispatcher.startDelivering()
@@ -72,7 +94,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   )
 
   return {
-    routes: store.routes,
+    routes: [...store.routes, ...rejected.routes, ...consoleRoutes()],
     readiness,
     async close() {
       if (sweep) clearInterval(sweep)
@@ -80,6 +102,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       await dispatcher.close()
       await elasticsearch?.close()
       await store.close()
+      await rejected.close()
     },
   }
 }

@@ -1,21 +1,34 @@
 // The query parameters of the embedded store's read API, checked at the boundary: unknown parameters,
-// a `since` that is neither ISO 8601 nor epoch milliseconds, or a `limit` outside 1..1000 are a 400 that
-// says which parameter and why. Pure.
+// a `since`/`until` that is neither ISO 8601 nor epoch milliseconds, a `min_score` outside 0..100, a
+// `cursor` that is not one this API handed out, or a `limit` outside 1..1000 are a 400 that says which
+// parameter and why. Pure.
 import { isValid, parseISO } from 'date-fns'
 import { NerveError } from '../runtime/errors.ts'
 
 export const defaultLimit = 100
 export const maxLimit = 1000
 
-export type ListQuery = { since?: number; limit: number; text: Record<string, string> }
+/** Where the next page starts: the sort key (time, id) of the last item of the page before. */
+export type Cursor = { time: number; id: string }
 
-/** Parses `since` and `limit` and keeps the other allowed parameters as text. */
+export type ListQuery = {
+  since?: number
+  until?: number
+  min_score?: number
+  cursor?: Cursor
+  limit: number
+  text: Record<string, string>
+}
+
+/** Parses the times, score, cursor and limit and keeps the other allowed parameters as text. */
 export function parseListQuery(
   query: Record<string, string | undefined>,
   textParams: readonly string[],
+  options: { minScore?: boolean } = {},
 ): ListQuery {
   const problems: { path: string; message: string }[] = []
-  const allowed = new Set(['since', 'limit', ...textParams])
+  const typed = ['since', 'until', 'limit', 'cursor', ...(options.minScore ? ['min_score'] : [])]
+  const allowed = new Set([...typed, ...textParams])
   for (const key of Object.keys(query)) {
     if (!allowed.has(key))
       problems.push({ path: key, message: `unknown parameter; use ${[...allowed].join(', ')}` })
@@ -25,24 +38,37 @@ export function parseListQuery(
     const value = query[key]
     if (value === undefined) continue
     if (value === '') problems.push({ path: key, message: 'must not be empty' })
+    else if (value.length > 512) problems.push({ path: key, message: 'must be at most 512 characters' })
     else text[key] = value
   }
-  const since = query.since === undefined ? undefined : parseTime(query.since)
-  if (since === null) {
-    problems.push({ path: 'since', message: 'must be an ISO 8601 time or epoch milliseconds' })
+  const result: ListQuery = { limit: defaultLimit, text }
+  for (const key of ['since', 'until'] as const) {
+    const raw = query[key]
+    if (raw === undefined) continue
+    const time = parseTime(raw)
+    if (time === null) problems.push({ path: key, message: 'must be an ISO 8601 time or epoch milliseconds' })
+    else result[key] = time
   }
-  let limit = defaultLimit
   if (query.limit !== undefined) {
-    limit = /^\d+$/.test(query.limit) ? Number(query.limit) : Number.NaN
-    if (!(limit >= 1 && limit <= maxLimit)) {
-      problems.push({ path: 'limit', message: `must be an integer from 1 to ${maxLimit}` })
-    }
+    const limit = /^\d+$/.test(query.limit) ? Number(query.limit) : Number.NaN
+    if (limit >= 1 && limit <= maxLimit) result.limit = limit
+    else problems.push({ path: 'limit', message: `must be an integer from 1 to ${maxLimit}` })
+  }
+  if (query.min_score !== undefined && allowed.has('min_score')) {
+    const score = /^\d{1,3}$/.test(query.min_score) ? Number(query.min_score) : Number.NaN
+    if (score >= 0 && score <= 100) result.min_score = score
+    else problems.push({ path: 'min_score', message: 'must be an integer from 0 to 100' })
+  }
+  if (query.cursor !== undefined) {
+    const cursor = decodeCursor(query.cursor)
+    if (cursor) result.cursor = cursor
+    else problems.push({ path: 'cursor', message: 'must be the "next" value of an earlier answer' })
   }
   if (problems.length > 0) {
     const message = problems.map((p) => `${p.path}: ${p.message}`).join('; ')
     throw new NerveError('INPUT_INVALID', `Invalid query: ${message}.`, { details: problems })
   }
-  return { ...(since == null ? {} : { since }), limit, text }
+  return result
 }
 
 /** Epoch ms from `1732550400000` or `2024-11-25T16:00:00Z`; null when it is neither. */
@@ -50,4 +76,22 @@ export function parseTime(value: string): number | null {
   if (/^\d{1,15}$/.test(value)) return Number(value)
   const date = parseISO(value)
   return isValid(date) ? date.getTime() : null
+}
+
+/** An opaque token for the client: base64url of `[time, id]`. */
+export function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify([cursor.time, cursor.id])).toString('base64url')
+}
+
+export function decodeCursor(text: string): Cursor | null {
+  if (text.length > 1024 || !/^[A-Za-z0-9_-]+$/.test(text)) return null
+  try {
+    const value: unknown = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'))
+    if (!Array.isArray(value) || value.length !== 2) return null
+    const [time, id] = value
+    if (!Number.isSafeInteger(time) || typeof id !== 'string' || id.length > 512) return null
+    return { time, id }
+  } catch {
+    return null
+  }
 }

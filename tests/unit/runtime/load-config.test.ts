@@ -102,7 +102,7 @@ revoke: { min_score: 70, dryrun: true }
         { path: '/correlation/window/before', message: expect.stringContaining('must be a duration') },
         { path: '/correlation/rules/0/id', message: expect.stringContaining('must match pattern') },
         { path: '/correlation/rules/0/severity', message: 'must be <= 100' },
-        { path: '/revoke', message: 'unknown key "dryrun"' },
+        { path: '/revoke', message: 'unknown key "dryrun" (did you mean "dry_run"?)' },
       ]),
     )
     expect(err.message).toContain(file)

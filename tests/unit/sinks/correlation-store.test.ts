@@ -1,29 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { createHttpServer } from '../../../runtime/http-server.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Correlation, RevokeOutcome } from '../../../schemas/types.ts'
-import { type CorrelationStore, createCorrelationStore } from '../../../sinks/correlation-store.ts'
-import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
+import { closeStore, closeStores, openStore } from './store-harness.ts'
 
-const stores: CorrelationStore[] = []
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close()
-})
-
-function openStore(dataDir = tempDir('nerve-store')) {
-  const rt = createTestRuntime()
-  const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
-  stores.push(store)
-  const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
-  server.addRoutes(store.routes)
-  const get = async (url: string) => {
-    const res = await server.inject({ method: 'GET', url })
-    return { status: res.statusCode, body: res.json() }
-  }
-  return { store, rt, dataDir, get }
-}
+afterEach(closeStores)
 
 const agentRef = (id: string) => ({ id, resolved_by: 'registry' as const, identity: {} })
 const ids = (items: { id: string }[]) => items.map((c) => c.id)
@@ -49,8 +29,7 @@ describe('correlation store', () => {
     const c = makeCorrelation(0)
     expect(store.writeCorrelations([c, c])).toEqual({ stored: 1, duplicates: 1 })
     expect(store.writeCorrelations([c])).toEqual({ stored: 0, duplicates: 1 })
-    await store.close()
-    stores.pop()
+    await closeStore(store)
     const reopened = openStore(dataDir)
     expect(reopened.store.writeCorrelations([c])).toEqual({ stored: 0, duplicates: 1 })
     expect(reopened.store.correlations({ limit: 100, text: {} })).toEqual([c])
@@ -123,6 +102,9 @@ describe('correlation store', () => {
     expect(detail.status).toBe(200)
     expect(detail.body.incident).toEqual({
       id: 'inc-1',
+      first_seen_iso: new Date(a.edge.time).toISOString(),
+      last_seen_iso: new Date(b.time).toISOString(),
+      falco_rules: ['Unexpected outbound connection destination'],
       agent_id: 'data-cleaner',
       first_seen: a.edge.time,
       last_seen: b.time,
@@ -204,6 +186,7 @@ describe('correlation store', () => {
       status: 'sent',
       reason: 'delivered',
       time: outcomes[1]?.time,
+      time_iso: new Date(outcomes[1]?.time as number).toISOString(),
     })
     expect(ids(detail.body.revokes)).toEqual(['rvk_a:3', 'rvk_a:2', 'rvk_a:1'])
   })

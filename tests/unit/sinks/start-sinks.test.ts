@@ -58,7 +58,7 @@ describe('startSinks', () => {
 
     await waitFor(async () => (await get('/v1/revokes?status=sent')).count === 1, { what: 'a sent revoke' })
     expect(receiver.requests).toHaveLength(1)
-    expect((await get('/v1/correlations')).items).toEqual([c])
+    expect((await get('/v1/correlations')).items).toMatchObject([c])
     const incident = await get(`/v1/incidents/${c.incident.id}`)
     expect(incident.incident.revoke).toMatchObject({ status: 'sent', reason: 'delivered' })
     expect(incident.revokes.map((o: { status: string }) => o.status)).toEqual(['sent', 'pending'])

@@ -1,0 +1,205 @@
+// What the pipeline set aside, kept for operators: dead letters (rejected input, undeliverable sink items)
+// and late events (missed their window), stored from their topics in `rejected.sqlite` under the data dir
+// and served paged by GET /v1/dead-letters and GET /v1/late-events (and `nerve dead-letters`).
+// Both come from the watched agent's own input, so both are bounded: an original is kept up to 16 KiB
+// (`original_truncated` says when it was cut), a late event without its raw item, and each table keeps
+// its newest 100,000 rows; whatever is dropped is counted.
+import { createHash } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { DeadLetter, LateEvent } from '../bus/topics.ts'
+import { errorCodeOf } from '../runtime/errors.ts'
+import type { Route } from '../runtime/http-server.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import { openSqliteFile } from '../runtime/sqlite-file.ts'
+import { iso, type Page, pageOf, readRoute } from './store-api.ts'
+import { type ListQuery, parseListQuery } from './store-query.ts'
+
+export const maxOriginalChars = 16 * 1024
+export const maxRowsPerTable = 100_000
+
+export type StoredDeadLetter = DeadLetter & { id: string; original_truncated?: true }
+export type StoredLateEvent = Omit<LateEvent, 'event'> & {
+  id: string
+  event: Omit<LateEvent['event'], 'raw'>
+}
+
+export type RejectedStore = {
+  writeDeadLetters(batch: readonly DeadLetter[]): number
+  writeLateEvents(batch: readonly LateEvent[]): number
+  deadLetters(q: ListQuery): Page<StoredDeadLetter>
+  lateEvents(q: ListQuery): Page<StoredLateEvent>
+  routes: Route[]
+  sync(): Promise<void>
+  close(): Promise<void>
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS dead_letters (id TEXT PRIMARY KEY, time INTEGER NOT NULL, component TEXT NOT NULL,
+  error_code TEXT NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letters_time ON dead_letters (time DESC, id DESC);
+CREATE TABLE IF NOT EXISTS late_events (id TEXT PRIMARY KEY, time INTEGER NOT NULL, agent_id TEXT NOT NULL,
+  record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS late_events_time ON late_events (time DESC, id DESC);
+`
+
+type Table = 'dead_letters' | 'late_events'
+/** Text filters per table: API parameter → column. */
+const textColumns: Record<Table, Record<string, string>> = {
+  dead_letters: { component: 'component', error_code: 'error_code' },
+  late_events: { agent: 'agent_id' },
+}
+
+const hashOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32)
+
+export function createRejectedStore(
+  config: { data_dir: string; max_rows?: number },
+  deps: { metrics: Metrics },
+): RejectedStore {
+  const maxRows = config.max_rows ?? maxRowsPerTable
+  const telemetry = deps.metrics.component('rejected_store')
+  mkdirSync(config.data_dir, { recursive: true })
+  const sqlite = openSqliteFile(join(config.data_dir, 'rejected.sqlite'))
+  const db = sqlite.db
+  db.exec(schema)
+  const insert = {
+    dead_letters: db.prepare(
+      'INSERT OR IGNORE INTO dead_letters (id, time, component, error_code, record) VALUES (?, ?, ?, ?, ?)',
+    ),
+    late_events: db.prepare(
+      'INSERT OR IGNORE INTO late_events (id, time, agent_id, record) VALUES (?, ?, ?, ?)',
+    ),
+  }
+  const rows: Record<Table, number> = {
+    dead_letters: (db.prepare('SELECT count(*) AS n FROM dead_letters').get() as { n: number }).n,
+    late_events: (db.prepare('SELECT count(*) AS n FROM late_events').get() as { n: number }).n,
+  }
+  /** Keeps the newest rows: once over the cap, deletes the oldest beyond it and counts them. */
+  const trim = (table: Table, stored: number) => {
+    rows[table] += stored
+    if (rows[table] <= maxRows) return
+    const deleted = db
+      .prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} ORDER BY time ASC, id ASC LIMIT ?)`)
+      .run(rows[table] - maxRows).changes
+    rows[table] -= deleted
+    if (deleted > 0) telemetry.discarded(deleted, 'over_capacity')
+  }
+  const writeDeadLetters = db.transaction((batch: readonly DeadLetter[]) => {
+    let stored = 0
+    for (const letter of batch) {
+      const cut = letter.original.length > maxOriginalChars
+      const kept: StoredDeadLetter = {
+        ...letter,
+        id: '',
+        original: cut ? letter.original.slice(0, maxOriginalChars) : letter.original,
+        ...(cut ? { original_truncated: true as const } : {}),
+      }
+      const record = JSON.stringify({ ...letter, id: undefined })
+      kept.id = hashOf(record)
+      stored += insert.dead_letters.run(
+        kept.id,
+        letter.received_at,
+        letter.component,
+        letter.error_code,
+        JSON.stringify(kept),
+      ).changes
+    }
+    trim('dead_letters', stored)
+    return stored
+  })
+  const writeLateEvents = db.transaction((batch: readonly LateEvent[]) => {
+    let stored = 0
+    for (const late of batch) {
+      const { raw: _raw, ...event } = late.event
+      const id = hashOf(`${event.id}\u0000${late.stream_time}`)
+      const kept: StoredLateEvent = { ...late, id, event }
+      stored += insert.late_events.run(id, event.time, event.agent.id, JSON.stringify(kept)).changes
+    }
+    trim('late_events', stored)
+    return stored
+  })
+  const written = (batch: readonly unknown[], work: () => number) => {
+    telemetry.received(batch.length)
+    try {
+      const stored = work()
+      telemetry.sent(stored)
+      if (stored < batch.length) telemetry.discarded(batch.length - stored, 'duplicate')
+      return stored
+    } catch (err) {
+      telemetry.error(errorCodeOf(err), 'write')
+      throw err
+    }
+  }
+  const list = <T>(table: Table, q: ListQuery): Page<T> => {
+    const where: string[] = []
+    const params: (string | number)[] = []
+    for (const [param, column] of Object.entries(textColumns[table])) {
+      const value = q.text[param]
+      if (value === undefined) continue
+      where.push(`${column} = ?`)
+      params.push(value)
+    }
+    if (q.since !== undefined) {
+      where.push('time >= ?')
+      params.push(q.since)
+    }
+    if (q.until !== undefined) {
+      where.push('time <= ?')
+      params.push(q.until)
+    }
+    const clause = (cursor: boolean) => {
+      const all = [...where]
+      const values = [...params]
+      if (cursor && q.cursor) {
+        all.push('(time < ? OR (time = ? AND id < ?))')
+        values.push(q.cursor.time, q.cursor.time, q.cursor.id)
+      }
+      return { sql: all.length > 0 ? ` WHERE ${all.join(' AND ')}` : '', values }
+    }
+    return pageOf(
+      q,
+      (page) => {
+        const { sql, values } = clause(true)
+        return db
+          .prepare<unknown[], { time: number; record: string }>(
+            `SELECT time, record FROM ${table}${sql} ORDER BY time DESC, id DESC LIMIT ?`,
+          )
+          .all(...values, page.limit)
+          .map((r) => JSON.parse(r.record) as T)
+      },
+      () => {
+        const { sql, values } = clause(false)
+        return (db.prepare(`SELECT count(*) AS n FROM ${table}${sql}`).get(...values) as { n: number }).n
+      },
+      (item) => {
+        const row = item as { id: string; received_at?: number; event?: { time: number } }
+        return { time: row.event ? row.event.time : (row.received_at as number), id: row.id }
+      },
+    )
+  }
+  const store: Omit<RejectedStore, 'routes'> = {
+    writeDeadLetters: (batch) => written(batch, () => writeDeadLetters(batch)),
+    writeLateEvents: (batch) => written(batch, () => writeLateEvents(batch)),
+    deadLetters: (q) => list<StoredDeadLetter>('dead_letters', q),
+    lateEvents: (q) => list<StoredLateEvent>('late_events', q),
+    sync: sqlite.sync,
+    close: sqlite.close,
+  }
+  const routes: Route[] = [
+    readRoute('/v1/dead-letters', (req) => {
+      const page = store.deadLetters(parseListQuery(req.query, Object.keys(textColumns.dead_letters)))
+      const items = page.items.map((d) => ({ ...d, received_at_iso: iso(d.received_at) }))
+      return { status: 200, body: { ...page, items } }
+    }),
+    readRoute('/v1/late-events', (req) => {
+      const page = store.lateEvents(parseListQuery(req.query, Object.keys(textColumns.late_events)))
+      const items = page.items.map((l) => ({
+        ...l,
+        stream_time_iso: iso(l.stream_time),
+        event: { ...l.event, time_iso: iso(l.event.time) },
+      }))
+      return { status: 200, body: { ...page, items } }
+    }),
+  ]
+  return { ...store, routes }
+}

@@ -1,0 +1,65 @@
+// The read API's filters as SQL over the embedded store's tables (correlation-store.ts): one WHERE clause
+// and its parameters per list, built from a parsed ListQuery. Values only ever travel as parameters. Pure.
+import type { ListQuery } from './store-query.ts'
+
+export type StoreList = 'correlations' | 'incidents' | 'revoke_outcomes'
+
+export type SqlFilter = { where: string; params: (string | number)[] }
+
+/** The revoke status an incident shows: a delivery or decision to send before a suppression. */
+export const incidentStatusSql = (incidentId: string) =>
+  `(SELECT o.status FROM revoke_outcomes o WHERE o.incident_id = ${incidentId}
+    ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1)`
+
+/** Each list's alias and sort column: pages are ordered by (time, id), newest first. */
+export const listShape: Record<StoreList, { alias: string; time: string }> = {
+  correlations: { alias: 't', time: 'time' },
+  incidents: { alias: 'i', time: 'last_seen' },
+  revoke_outcomes: { alias: 't', time: 'time' },
+}
+
+/**
+ * `withCursor: false` gives the filter without the page position, for the `total` of every page.
+ * Text filters: `agent`, `incident`, `status` (`none`: no revoke outcome yet), and `rule`, which names
+ * either a correlation rule id or a Falco rule.
+ */
+export function storeFilter(list: StoreList, q: ListQuery, withCursor = true): SqlFilter {
+  const { alias: a, time } = listShape[list]
+  const where: string[] = []
+  const params: (string | number)[] = []
+  const add = (sql: string, ...values: (string | number)[]) => {
+    where.push(sql)
+    params.push(...values)
+  }
+  const { agent, incident, status, rule } = q.text
+  if (agent !== undefined) add(`${a}.agent_id = ?`, agent)
+  if (incident !== undefined) add(`${a}.incident_id = ?`, incident)
+  if (q.since !== undefined) add(`${a}.${time} >= ?`, q.since)
+  if (q.until !== undefined) add(`${a}.${time} <= ?`, q.until)
+  if (withCursor && q.cursor) {
+    add(`(${a}.${time} < ? OR (${a}.${time} = ? AND ${a}.id < ?))`, q.cursor.time, q.cursor.time, q.cursor.id)
+  }
+  if (list === 'correlations') {
+    if (rule !== undefined)
+      add(
+        `(json_extract(${a}.record, '$.rule.id') = ? OR json_extract(${a}.record, '$.edge.rule') = ?)`,
+        rule,
+        rule,
+      )
+    if (q.min_score !== undefined) add(`json_extract(${a}.record, '$.score') >= ?`, q.min_score)
+    if (status !== undefined) add(`coalesce(${incidentStatusSql(`${a}.incident_id`)}, 'none') = ?`, status)
+  }
+  if (list === 'incidents') {
+    if (rule !== undefined)
+      add(
+        `(EXISTS (SELECT 1 FROM json_each(${a}.rules) r WHERE r.value = ?) OR
+          EXISTS (SELECT 1 FROM json_each(${a}.falco_rules) f WHERE f.value = ?))`,
+        rule,
+        rule,
+      )
+    if (q.min_score !== undefined) add(`${a}.max_score >= ?`, q.min_score)
+    if (status !== undefined) add(`coalesce(${incidentStatusSql(`${a}.id`)}, 'none') = ?`, status)
+  }
+  if (list === 'revoke_outcomes' && status !== undefined) add(`${a}.status = ?`, status)
+  return { where: where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '', params }
+}

@@ -1,0 +1,107 @@
+// Dead letters and late events, before only readable with sqlite3 on the bus file: kept from their topics
+// by the sinks and served paged on GET /v1/dead-letters and /v1/late-events, bounded against a flood.
+import { afterEach, describe, expect, it } from 'vitest'
+import { type DeadLetter, deadLetterTopic, type LateEvent, lateEventsTopic } from '../../../bus/topics.ts'
+import { createHttpServer } from '../../../runtime/http-server.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import { createRejectedStore, maxOriginalChars, type RejectedStore } from '../../../sinks/rejected-store.ts'
+import { type Sinks, startSinks } from '../../../sinks/start-sinks.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { edgeEvent } from '../correlate/sample-events.ts'
+import { createMemoryBus } from './memory-bus.ts'
+
+const open: (Sinks | RejectedStore)[] = []
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close()
+})
+
+const t0 = Date.UTC(2026, 10, 25, 16, 0, 0)
+
+function deadLetter(n: number, overrides: Partial<DeadLetter> = {}): DeadLetter {
+  return {
+    component: 'falco_receiver',
+    error_code: 'INPUT_INVALID',
+    reason: 'Item 0 is not a Falco alert.',
+    problems: [{ path: '/priority', message: 'must be equal to one of the allowed values' }],
+    index: n,
+    received_at: t0 + n * 1000,
+    original: `{"output":"x","priority":"Loud","rule":"Terminal shell in container","n":${n}}`,
+    original_encoding: 'utf8',
+    ...overrides,
+  }
+}
+
+function lateEvent(n: number, agent = 'default/alpine'): LateEvent {
+  return {
+    event: edgeEvent({ id: `late-${n}`, time: t0 + n * 1000, agent }),
+    stream_time: t0 + 3_600_000,
+    lag_ms: 1000,
+    reason: 'edge event older than the stream time minus after and grace',
+  }
+}
+
+describe('dead letters and late events', () => {
+  it('are kept from their topics and served paged, filtered, with ISO times', async () => {
+    const rt = createTestRuntime()
+    const bus = createMemoryBus()
+    const config = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-rejected') } })
+    const sinks = await startSinks(config, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
+    open.push(sinks)
+    const server = createHttpServer(config.http, { log: rt.log, metrics: rt.metrics, ingestToken: 't' })
+    server.addRoutes(sinks.routes)
+    const get = async (url: string) => (await server.inject({ method: 'GET', url })).json()
+
+    const letters = [0, 1, 2].map((n) => deadLetter(n))
+    letters.push(deadLetter(3, { component: 'cloudtrail_receiver' }))
+    await bus.publish(
+      deadLetterTopic,
+      [...letters, letters[0] as DeadLetter].map((value) => ({ key: '', value })),
+    )
+    await bus.publish(lateEventsTopic, [
+      { key: 'a', value: lateEvent(1) },
+      { key: 'b', value: lateEvent(2, 'etl') },
+    ])
+    await waitFor(async () => (await get('/v1/dead-letters')).total === 4, { what: 'four dead letters' })
+    await waitFor(async () => (await get('/v1/late-events')).total === 2, { what: 'two late events' })
+
+    const page = await get('/v1/dead-letters?component=falco_receiver&limit=2')
+    expect(page).toMatchObject({ count: 2, total: 3 })
+    expect(page.items[0]).toMatchObject({ index: 2, received_at_iso: new Date(t0 + 2000).toISOString() })
+    const rest = await get(`/v1/dead-letters?component=falco_receiver&limit=2&cursor=${page.next}`)
+    expect(rest.items.map((d: DeadLetter) => d.index)).toEqual([0])
+    expect(rest.next).toBeUndefined()
+
+    const late = await get('/v1/late-events?agent=etl')
+    expect(late.items).toHaveLength(1)
+    expect(late.items[0].event).toMatchObject({ id: 'late-2', time_iso: new Date(t0 + 2000).toISOString() })
+    expect(late.items[0].event.raw).toBeUndefined()
+    expect((await get('/v1/late-events?until=nope')).error.code).toBe('INPUT_INVALID')
+  })
+
+  it('keeps a flood bounded: originals cut to 16 KiB, only the newest rows, drops counted', async () => {
+    const rt = createTestRuntime()
+    const store = createRejectedStore({ data_dir: tempDir('nerve-rejected'), max_rows: 50 }, rt)
+    open.push(store)
+    const huge = `{"output":"${'A'.repeat(200_000)}"}`
+    store.writeDeadLetters([deadLetter(0, { original: huge })])
+    const [kept] = store.deadLetters({ limit: 1, text: {} }).items
+    expect(kept?.original).toHaveLength(maxOriginalChars)
+    expect(kept?.original_truncated).toBe(true)
+
+    for (let batch = 0; batch < 4; batch++) {
+      store.writeDeadLetters(Array.from({ length: 30 }, (_, i) => deadLetter(1 + batch * 30 + i)))
+    }
+    const all = store.deadLetters({ limit: 1000, text: {} })
+    expect(all.total).toBe(50)
+    expect(all.items[0]?.index).toBe(120)
+    expect(all.items.at(-1)?.index).toBe(71)
+    expect(
+      await rt.metricValue('nerve_component_discarded_events_total', {
+        component: 'rejected_store',
+        reason: 'over_capacity',
+      }),
+    ).toBe(71)
+  })
+})
