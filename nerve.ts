@@ -221,7 +221,7 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   const deps = { bus, log, metrics, now }
   if (stages.includes('ingest')) {
     const { startIngest } = await import('./ingest/start-ingest.ts')
-    const ingest = await startIngest(config, deps)
+    const ingest = await startIngest(config, { ...deps, awsEnv: process.env })
     started.push(ingest)
     for (const topic of kafka ? config.kafka.cloudtrail_topics : []) {
       await kafka?.subscribeRaw(topic, config.kafka.cloudtrail_group, (batch) =>

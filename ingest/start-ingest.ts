@@ -14,6 +14,8 @@ import { createFalcoReceiver } from './falco-receiver.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
+import { type AwsClients, createAwsClients } from './s3-client.ts'
+import { type S3SqsReader, startS3SqsReader } from './s3-sqs-reader.ts'
 import { type IdentityLinkSharing, startIdentityLinkSharing } from './share-identity-links.ts'
 
 export type IngestDeps = {
@@ -23,6 +25,10 @@ export type IngestDeps = {
   now: () => number
   /** Names this instance's consumer group for shared identity links; default: the host name. */
   instance?: string
+  /** The environment the AWS SDK's endpoint variables are read from (nerve.ts passes process.env). */
+  awsEnv?: Readonly<Record<string, string | undefined>>
+  /** AWS clients for ingest.s3_sqs; built from the SDK's default chain when absent. */
+  aws?: AwsClients
 }
 
 export type Ingest = {
@@ -78,6 +84,18 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
       return { status: 200, body: { agents: agents.slice(0, limit), total: agents.length } }
     },
   }
+  let s3Sqs: S3SqsReader | undefined
+  let aws: AwsClients | undefined
+  if (config.ingest.s3_sqs.queues.length > 0) {
+    aws = deps.aws ?? createAwsClients({ env: deps.awsEnv ?? {} })
+    s3Sqs = startS3SqsReader(config.ingest.s3_sqs, config.http, {
+      ...receiverDeps,
+      sqs: aws.sqs,
+      s3: aws.s3,
+      bus: deps.bus,
+      now: deps.now,
+    })
+  }
   return {
     routes: [
       createFalcoReceiver(config.http, receiverDeps),
@@ -91,9 +109,12 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
         const ok = pending < config.ingest.max_pending_publishes
         return ok ? { ok } : { ok, detail: `${pending} publishes waiting for the bus` }
       },
+      ...(s3Sqs ? { s3_sqs: s3Sqs.readiness } : {}),
     },
     cloudTrailTopicReader: createCloudTrailTopicReader(config.http, { ...receiverDeps, bus: deps.bus }),
     close: async () => {
+      await s3Sqs?.close()
+      if (aws && aws !== deps.aws) aws.close()
       await publisher.drain()
       await sharing?.close()
     },

@@ -242,6 +242,16 @@ export type KafkaConfig = {
   cloudtrail_group: string
 }
 
+export type S3SqsConfig = {
+  queues: string[]
+  buckets: string[]
+  wait_time: Ms
+  visibility_timeout: Ms
+  max_receives: number
+  max_object_bytes: number
+  concurrency: number
+}
+
 export type ElasticsearchConfig = {
   url?: string
   api_key?: string
@@ -257,7 +267,7 @@ export type Config = {
   data_dir: string
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
   http: HttpConfig
-  ingest: { token?: string; max_pending_publishes: number }
+  ingest: { token?: string; max_pending_publishes: number; s3_sqs: S3SqsConfig }
   bus: { partitions: number; retention: Ms; max_batch: number }
   kafka: KafkaConfig
   agents: AgentConfig[]
