@@ -151,7 +151,7 @@ export function createElasticsearchIndexer(
         return
       }
       try {
-        pending.push(operationOf(item, index, config.namespace))
+        pending.push(operationOf(item, index, config.namespace, now()))
       } catch (cause) {
         const error = new NerveError('INPUT_INVALID', `Cannot build the document: ${String(cause)}`, {
           cause,

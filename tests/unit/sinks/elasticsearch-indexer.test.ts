@@ -72,7 +72,9 @@ describe('elasticsearch indexer', () => {
     expect(await sink.writeBatch(batch)).toEqual({ failed: [] })
     const [request] = es.bulkRequests()
     expect(request?.map((p) => p.action)).toEqual([
-      ...events.map((e) => ({ create: { _index: 'logs-nerve.events-default', _id: e.id } })),
+      ...events.map((e) => ({
+        create: { _index: e.core ? 'logs-aws.cloudtrail-default' : 'logs-nerve.events-default', _id: e.id },
+      })),
       { create: { _index: 'logs-nerve.correlations-default', _id: correlation.id } },
       ...revokeOutcomes
         .slice(0, 2)
