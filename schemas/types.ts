@@ -236,6 +236,8 @@ export type KafkaConfig = {
   partitions: number
   replication_factor: number
   compression: 'none' | 'gzip'
+  max_message_bytes: number
+  session_timeout: Ms
   ssl?: { ca_file?: string; cert_file?: string; key_file?: string; reject_unauthorized: boolean }
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string }
   cloudtrail_topics: string[]
