@@ -222,6 +222,7 @@ export type HttpConfig = {
   host: string
   port: number
   body_limit_bytes: number
+  firehose_body_limit_bytes: number
   decompressed_limit_bytes: number
   max_items: number
   max_depth: number

@@ -100,7 +100,11 @@ describe('CloudTrail from S3 through SQS', () => {
     t.standIn.sendMessage(t.queueUrl, JSON.stringify(direct))
     t.standIn.sendMessage(t.queueUrl, JSON.stringify(sns))
 
-    await waitFor(t.settled, { what: 'every message deleted' })
+    // The stand-in marks a message deleted as the request arrives; the reader counts it once answered.
+    const handled = async () =>
+      (await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'deleted' })) === 3 &&
+      (await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'test_event' })) === 1
+    await waitFor(async () => t.settled() && (await handled()), { what: 'every message deleted' })
     const ids = t.events().map((e) => e.id)
     expect(t.events()).toHaveLength(26)
     for (const record of stratus.slice(0, 25)) expect(ids).toContain(record.eventID)
