@@ -2,6 +2,7 @@
 // shared with the other ingest instances), one bounded publisher, the routes for the shared HTTP server,
 // the reader for CloudTrail topics on Kafka, and a readiness check.
 import { hostname } from 'node:os'
+import { join } from 'node:path'
 import type { Bus } from '../bus/bus.ts'
 import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
@@ -11,6 +12,7 @@ import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
 import { type CloudTrailTopicReader, createCloudTrailTopicReader } from './cloudtrail-topic-reader.ts'
 import { createEventDecoder } from './decode-events.ts'
 import { createFalcoReceiver } from './falco-receiver.ts'
+import { createFalcoSpool } from './falco-spool.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
@@ -73,6 +75,13 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     { bus: deps.bus, metrics: deps.metrics },
   )
   const receiverDeps = { decoder, publisher, log: deps.log, metrics: deps.metrics }
+  const spool =
+    config.ingest.falco_spool_bytes > 0
+      ? createFalcoSpool(
+          { dir: join(config.data_dir, 'falco-spool'), maxBytes: config.ingest.falco_spool_bytes },
+          { publisher, log: deps.log, metrics: deps.metrics },
+        )
+      : undefined
   const agentsRoute: Route = {
     method: 'GET',
     url: '/v1/agents',
@@ -98,7 +107,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   }
   return {
     routes: [
-      createFalcoReceiver(config.http, receiverDeps),
+      createFalcoReceiver(config.http, { ...receiverDeps, ...(spool ? { spool } : {}) }),
       createCloudTrailReceiver(config.http, receiverDeps),
       createFirehoseReceiver(config.http, { ...receiverDeps, now: deps.now }),
       agentsRoute,
@@ -106,14 +115,19 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     readiness: {
       ingest: () => {
         const pending = publisher.pending()
-        const ok = pending < config.ingest.max_pending_publishes
-        return ok ? { ok } : { ok, detail: `${pending} publishes waiting for the bus` }
+        if (pending < config.ingest.max_pending_publishes) return { ok: true }
+        const detail = `${pending} publishes waiting for the bus`
+        // With the spool on, a busy bus must not take nerve out of a load balancer: Falco's senders would
+        // then lose alerts that the spool would have kept. falco_spool says when it is full.
+        return spool ? { ok: true, detail: `${detail}; Falco requests are spooled` } : { ok: false, detail }
       },
       ...(s3Sqs ? { s3_sqs: s3Sqs.readiness } : {}),
+      ...(spool ? { falco_spool: spool.readiness } : {}),
     },
     cloudTrailTopicReader: createCloudTrailTopicReader(config.http, { ...receiverDeps, bus: deps.bus }),
     close: async () => {
       await s3Sqs?.close()
+      await spool?.close()
       if (aws && aws !== deps.aws) aws.close()
       await publisher.drain()
       await sharing?.close()

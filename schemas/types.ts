@@ -270,7 +270,12 @@ export type Config = {
   data_dir: string
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
   http: HttpConfig
-  ingest: { token?: string; max_pending_publishes: number; s3_sqs: S3SqsConfig }
+  ingest: {
+    token?: string
+    max_pending_publishes: number
+    falco_spool_bytes: number
+    s3_sqs: S3SqsConfig
+  }
   bus: { partitions: number; retention: Ms; max_batch: number }
   kafka: KafkaConfig
   agents: AgentConfig[]
