@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-sqs'
 import type { Bus } from '../bus/bus.ts'
 import { type DeadLetter, deadLetterTopic } from '../bus/topics.ts'
-import { errorCodeOf, isNerveError, NerveError } from '../runtime/errors.ts'
+import { type ErrorCode, errorCodeOf, errorCodes, isNerveError, NerveError } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
@@ -43,6 +43,8 @@ export type S3SqsReader = { readiness: ReadinessCheck; close(): Promise<void> }
 const component = 's3_sqs_reader'
 /** S3 errors that no retry can mend: the object is dead-lettered and the message goes on. */
 const permanentS3Errors = new Set(['NoSuchKey', 'NoSuchBucket', 'InvalidObjectState'])
+
+const isErrorCode = (code: string): code is ErrorCode => (errorCodes as readonly string[]).includes(code)
 
 /** Why one object could not be read, and whether reading it again could help. */
 class ObjectFailure extends Error {
@@ -206,7 +208,7 @@ export function startS3SqsReader(
           await readObject(ref)
         } catch (err) {
           if (!(err instanceof ObjectFailure) || !err.permanent) throw err
-          telemetry.error(isNerveError(err.cause) ? err.cause.code : 'INPUT_INVALID', 'object')
+          telemetry.error(isErrorCode(err.code) ? err.code : 'INPUT_INVALID', 'object')
           permanent.push(deadLetterOf(err.code, err.message, JSON.stringify(ref)))
           objects.inc({ outcome: 'dead_lettered' })
         }

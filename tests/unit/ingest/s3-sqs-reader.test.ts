@@ -170,6 +170,25 @@ describe('CloudTrail from S3 through SQS', () => {
     expect(reasons.some((r) => r.includes('not a JSON object'))).toBe(true)
   })
 
+  it('dead-letters a gzip bomb at max_object_bytes without inflating it, and deletes the message', async () => {
+    const t = await start({ max_object_bytes: 1024 * 1024 })
+    // 64 MiB of zeros in about 64 KiB: what a forged log file could hold.
+    t.standIn.putObject('acme-org-trail', `${prefix}/bomb.json.gz`, gzipSync(Buffer.alloc(64 * 1024 * 1024)))
+    const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    note.Records[0].s3.bucket.name = 'acme-org-trail'
+    note.Records[0].s3.object.key = `${prefix}/bomb.json.gz`
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    await waitFor(
+      async () =>
+        t.settled() && (await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'deleted' })) === 1,
+      { what: 'the message deleted' },
+    )
+    const [dead] = t.deadLetters()
+    expect(dead).toMatchObject({ component: 's3_sqs_reader', error_code: 'PAYLOAD_TOO_LARGE' })
+    expect(dead?.reason).toContain(`s3://acme-org-trail/${prefix}/bomb.json.gz`)
+    expect(t.events()).toEqual([])
+  })
+
   it('keeps a message hidden while the bus is slow and deletes it only after the publish is durable', async () => {
     const t = await start({ visibility_timeout: 1000 })
     t.standIn.putObject('acme-org-trail', `${prefix}/slow.json.gz`, logFile(stratus.slice(0, 3)))
