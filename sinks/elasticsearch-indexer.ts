@@ -175,7 +175,8 @@ export function createElasticsearchIndexer(
         const op = pending[i] as Operation
         documents.inc({ data_stream: op.stream, result: resultLabels[outcome.result] })
         if (outcome.result === 'retry') {
-          retry.push(op)
+          // Rebuilt, so event.ingested is when it is written: Elastic's rules look back over it.
+          retry.push(operationOf(items[op.index] as IndexItem, op.index, config.namespace, now()))
           lastReason = outcome.reason
         } else if (outcome.result === 'failed') failed.push({ index: op.index, error: outcome.error })
         else stored++

@@ -121,6 +121,25 @@ describe('elasticsearch indexer', () => {
     await sink.close()
   })
 
+  it('stamps event.ingested when each document is written, retries included', async () => {
+    es.script.push(onBulk(0, () => bulkAnswer([201, 429, 201, 201, 201, 201, 201, 201])))
+    let clock = Date.UTC(2026, 0, 1)
+    const sink = createElasticsearchIndexer(configFor({}), {
+      log: rt.log,
+      metrics: rt.metrics,
+      now: () => (clock += 1000),
+      sleep: async () => undefined,
+      random: () => 0.5,
+    })
+    await sink.writeBatch(batch)
+    const [first, retried] = es.bulkRequests()
+    const ingested = (doc: Record<string, unknown> | undefined) =>
+      Date.parse(String((doc?.event as { ingested?: string } | undefined)?.ingested))
+    expect(first?.every((p) => Number.isFinite(ingested(p.doc)))).toBe(true)
+    expect(ingested(retried?.[0]?.doc)).toBeGreaterThan(ingested(first?.[1]?.doc))
+    await sink.close()
+  })
+
   it('returns other 4xx items as final failures with the reason, never retrying them', async () => {
     es.script.push(onBulk(0, () => bulkAnswer([201, 400, 201, 201, 201, 201, 201, 404])))
     const sink = indexer()
