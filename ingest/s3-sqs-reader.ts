@@ -101,14 +101,14 @@ export function startS3SqsReader(
     original_encoding: 'utf8',
   })
 
-  /** Publishes wait for room rather than fail: the message is not answered to anyone in a hurry. */
-  const waitForBus = async () => {
+  /** Publishes wait for room rather than fail: no one is waiting on this answer, and SQS keeps the message. */
+  const publishWhenRoom = async (decoded: ReturnType<EventDecoder['decode']>, receivedAt: number) => {
     for (;;) {
       try {
-        deps.publisher.checkCapacity()
+        await deps.publisher.publish(component, decoded, receivedAt)
         return
       } catch (err) {
-        if (abort.signal.aborted) throw err
+        if (!isNerveError(err) || err.code !== 'SATURATED' || abort.signal.aborted) throw err
         await new Promise((r) => setTimeout(r, 50))
       }
     }
@@ -144,8 +144,7 @@ export function startS3SqsReader(
       throw new ObjectFailure(ref, err.code, err.message, true)
     }
     count(telemetry, decoded)
-    await waitForBus()
-    await deps.publisher.publish(component, decoded, receivedAt)
+    await publishWhenRoom(decoded, receivedAt)
     telemetry.sent(decoded.events.length)
     objects.inc({ outcome: 'read' })
   }
