@@ -20,7 +20,26 @@ export type AwsClientOptions = {
   maxAttempts?: number
 }
 
-export type AwsClients = { s3: S3Client; sqs: SQSClient; close(): void }
+export type AwsClients = {
+  s3: S3Client
+  sqs: SQSClient
+  /** The SQS client for a queue: requests are signed for the queue's own region, read from its URL. */
+  sqsFor(queueUrl: string): SQSClient
+  close(): void
+}
+
+/** `https://sqs.eu-west-1.amazonaws.com/…` (and the legacy `eu-west-1.queue.amazonaws.com`) → its region. */
+export function regionOfQueueUrl(queueUrl: string): string | undefined {
+  try {
+    const host = new URL(queueUrl).hostname
+    return (
+      /^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ??
+      /^([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?$/.exec(host)?.[1]
+    )
+  } catch {
+    return undefined
+  }
+}
 
 const defaultFallbackRegion = 'us-east-1'
 
@@ -72,12 +91,25 @@ export function createAwsClients(options: AwsClientOptions = {}): AwsClients {
   })
   // With an explicit endpoint the SDK sends every call there; without one it follows each QueueUrl's host.
   const sqs = new SQSClient({ ...common, ...(sqsEndpoint ? { endpoint: sqsEndpoint } : {}) })
+  const byRegion = new Map<string, SQSClient>()
+  const sqsFor = (queueUrl: string) => {
+    const region = sqsEndpoint || options.region ? undefined : regionOfQueueUrl(queueUrl)
+    if (!region) return sqs
+    let client = byRegion.get(region)
+    if (!client) {
+      client = new SQSClient({ ...common, region })
+      byRegion.set(region, client)
+    }
+    return client
+  }
   return {
     s3,
     sqs,
+    sqsFor,
     close: () => {
       s3.destroy()
       sqs.destroy()
+      for (const client of byRegion.values()) client.destroy()
     },
   }
 }

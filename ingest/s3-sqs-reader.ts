@@ -28,7 +28,8 @@ import { parseS3Notification, type S3ObjectRef } from './s3-event-notification.t
 import { splitJsonItems } from './split-json-items.ts'
 
 export type S3SqsReaderDeps = {
-  sqs: SQSClient
+  /** The SQS client for a queue (its region's). */
+  sqsFor: (queueUrl: string) => SQSClient
   s3: S3Client
   bus: Bus
   decoder: EventDecoder
@@ -153,7 +154,8 @@ export function startS3SqsReader(
   const keepHidden = (queueUrl: string, message: Message) => {
     const timer = setInterval(
       () => {
-        deps.sqs
+        deps
+          .sqsFor(queueUrl)
           .send(
             new ChangeMessageVisibilityCommand({
               QueueUrl: queueUrl,
@@ -172,7 +174,9 @@ export function startS3SqsReader(
   }
 
   const remove = (queueUrl: string, message: Message) =>
-    deps.sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }))
+    deps
+      .sqsFor(queueUrl)
+      .send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }))
 
   const handleMessage = async (queueUrl: string, message: Message): Promise<void> => {
     const body = message.Body ?? ''
@@ -249,7 +253,7 @@ export function startS3SqsReader(
     while (!abort.signal.aborted) {
       let received: Message[]
       try {
-        const out = await deps.sqs.send(
+        const out = await deps.sqsFor(queueUrl).send(
           new ReceiveMessageCommand({
             QueueUrl: queueUrl,
             MaxNumberOfMessages: 10,

@@ -99,7 +99,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     aws = deps.aws ?? createAwsClients({ env: deps.awsEnv ?? {} })
     s3Sqs = startS3SqsReader(config.ingest.s3_sqs, config.http, {
       ...receiverDeps,
-      sqs: aws.sqs,
+      sqsFor: aws.sqsFor,
       s3: aws.s3,
       bus: deps.bus,
       now: deps.now,

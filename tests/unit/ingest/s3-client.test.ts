@@ -7,7 +7,7 @@ import {
   ReceiveMessageCommand,
 } from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAwsClients, endpointFromEnv } from '../../../ingest/s3-client.ts'
+import { createAwsClients, endpointFromEnv, regionOfQueueUrl } from '../../../ingest/s3-client.ts'
 import { type AwsStandIn, startAwsStandIn } from '../../helpers/aws-stand-in.ts'
 
 const credentials = {
@@ -41,6 +41,18 @@ describe('createAwsClients against the AWS stand-in', () => {
     expect(
       endpointFromEnv('SQS', { AWS_ENDPOINT_URL: 'http://a', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }),
     ).toBeUndefined()
+  })
+
+  it("signs each queue's requests for the region in its URL, unless an endpoint or a region is set", async () => {
+    expect(regionOfQueueUrl('https://sqs.eu-west-1.amazonaws.com/123456789012/q')).toBe('eu-west-1')
+    expect(regionOfQueueUrl('https://ap-south-1.queue.amazonaws.com/123456789012/q')).toBe('ap-south-1')
+    expect(regionOfQueueUrl('http://127.0.0.1:4566/000000000000/q')).toBeUndefined()
+    const plain = createAwsClients({ env: {}, credentials, fallbackRegion: 'us-east-1' })
+    const eu = plain.sqsFor('https://sqs.eu-west-1.amazonaws.com/123456789012/q')
+    expect(await eu.config.region()).toBe('eu-west-1')
+    expect(plain.sqsFor('https://sqs.eu-west-1.amazonaws.com/123456789012/other')).toBe(eu)
+    plain.close()
+    expect(clients.sqsFor('https://sqs.eu-west-1.amazonaws.com/123456789012/q')).toBe(clients.sqs)
   })
 
   it('receives, extends and deletes over the JSON protocol', async () => {
