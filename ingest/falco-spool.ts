@@ -17,6 +17,8 @@ import type { Decoded } from './decode-events.ts'
 import type { DecodedPublisher } from './publish-decoded.ts'
 
 export type FalcoSpool = {
+  /** How long a request waits for the bus before it is spooled instead. */
+  patienceMs: number
   /** True while requests wait in the spool: new ones go behind them. */
   holding(): boolean
   /** Durably keeps one decoded request; throws SATURATED when the disk budget is spent. */
@@ -31,7 +33,7 @@ type Spooled = { component: string; receivedAt: number; decoded: Decoded }
 const fileName = (seq: number) => `${String(seq).padStart(16, '0')}.json`
 
 export function createFalcoSpool(
-  config: { dir: string; maxBytes: number },
+  config: { dir: string; maxBytes: number; patienceMs: number },
   deps: { publisher: DecodedPublisher; log: Logger; metrics: Metrics },
 ): FalcoSpool {
   const log = deps.log.child({ component: 'falco_spool' })
@@ -193,6 +195,7 @@ export function createFalcoSpool(
   }
 
   return {
+    patienceMs: config.patienceMs,
     holding: () => sizes.size > 0 || reserved > 0,
     append,
     readiness: () => {

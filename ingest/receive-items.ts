@@ -78,14 +78,22 @@ async function publishOrSpool(
     return false
   }
   if (decoded.events.length === 0 && decoded.invalid.length === 0) return false
-  let busy = spool.holding()
-  if (!busy) {
+  if (!spool.holding()) {
+    // A bus that hangs (Kafka unreachable retries for about half a minute) must not outlast the sender's
+    // patience: past patienceMs the request is spooled, and a publish that completes later only makes a
+    // duplicate, dropped downstream by event id.
+    const publishing = deps.publisher.publish(spec.component, decoded, receivedAt)
+    let timer: NodeJS.Timeout | undefined
+    const slow = new Promise<'slow'>((resolve) => {
+      timer = setTimeout(() => resolve('slow'), spool.patienceMs)
+    })
     try {
-      await deps.publisher.publish(spec.component, decoded, receivedAt)
-      return false
+      if ((await Promise.race([publishing, slow])) !== 'slow') return false
+      publishing.catch(() => undefined)
     } catch (err) {
       if (!isNerveError(err) || !err.retriable) throw err
-      busy = true
+    } finally {
+      clearTimeout(timer)
     }
   }
   await spool.append(spec.component, decoded, receivedAt)

@@ -78,7 +78,11 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   const spool =
     config.ingest.falco_spool_bytes > 0
       ? createFalcoSpool(
-          { dir: join(config.data_dir, 'falco-spool'), maxBytes: config.ingest.falco_spool_bytes },
+          {
+            dir: join(config.data_dir, 'falco-spool'),
+            maxBytes: config.ingest.falco_spool_bytes,
+            patienceMs: config.ingest.falco_spool_after,
+          },
           { publisher, log: deps.log, metrics: deps.metrics },
         )
       : undefined

@@ -274,6 +274,7 @@ export type Config = {
     token?: string
     max_pending_publishes: number
     falco_spool_bytes: number
+    falco_spool_after: Ms
     s3_sqs: S3SqsConfig
   }
   bus: { partitions: number; retention: Ms; max_batch: number }

@@ -19,7 +19,7 @@ const spoolFiles = (dataDir: string) =>
 
 describe('the Falco spool', () => {
   it('answers 202 while publishes wait at their cap, and drains in order once the bus has room', async () => {
-    const h = await startHarness({ maxPending: 1 })
+    const h = await startHarness({ maxPending: 1, spoolAfterMs: 60_000 })
     let release: () => void = () => {}
     const held = new Promise<void>((resolve) => {
       release = resolve
@@ -68,8 +68,30 @@ describe('the Falco spool', () => {
     await up.ingest.close()
   })
 
+  it('spools a request whose publish outlasts falco_spool_after (a hanging bus), before the sender gives up', async () => {
+    const h = await startHarness({ spoolAfterMs: 200 })
+    let release: () => void = () => {}
+    const hanging = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    h.bus.before = (topic) => (topic === eventsTopic ? hanging : Promise.resolve())
+    const started = Date.now()
+    const res = await post(h, alerts[0] as string)
+    expect(res.statusCode).toBe(202)
+    expect(res.json()).toMatchObject({ accepted: 1, spooled: true })
+    expect(Date.now() - started).toBeLessThan(5_000)
+    expect(h.config.ingest.falco_spool_after).toBe(200)
+    // The hanging publish completes later: the spooled copy is the same event (same id), a duplicate.
+    h.bus.before = undefined
+    release()
+    await waitFor(() => spoolFiles(h.dataDir).length === 0, { what: 'the spool to drain' })
+    const ids = h.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).id)
+    expect(new Set(ids).size).toBe(1)
+    await h.ingest.close()
+  })
+
   it('refuses with 429 only when the disk budget is spent, and says so in /readyz and /metrics', async () => {
-    const h = await startHarness({ maxPending: 1, spoolBytes: 4096 })
+    const h = await startHarness({ maxPending: 1, spoolBytes: 4096, spoolAfterMs: 60_000 })
     h.bus.before = () => new Promise<void>(() => {})
     void post(h, alerts[0] as string)
     await waitFor(() => h.ingest.readiness.ingest?.().detail, { what: 'the cap to be held' })

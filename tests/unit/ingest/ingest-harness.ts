@@ -20,6 +20,8 @@ export type HarnessOptions = {
   maxPending?: number
   /** ingest.falco_spool_bytes (default: the config's). */
   spoolBytes?: number
+  /** ingest.falco_spool_after, ms. */
+  spoolAfterMs?: number
   http?: Partial<Config['http']>
   dataDir?: string
   now?: () => number
@@ -38,6 +40,7 @@ export async function startHarness(options: HarnessOptions = {}) {
       ...base.ingest,
       max_pending_publishes: options.maxPending ?? base.ingest.max_pending_publishes,
       falco_spool_bytes: options.spoolBytes ?? base.ingest.falco_spool_bytes,
+      falco_spool_after: options.spoolAfterMs ?? base.ingest.falco_spool_after,
     },
     revoke: { ...base.revoke, self_identities: options.selfIdentities ?? [] },
   }
