@@ -1,7 +1,8 @@
 # nerve: one image for every role (nerve ingest | correlate | sink | setup | run).
 # The sources are TypeScript run through tsx (a runtime dependency), so there is no build step; the build
 # stage exists for better-sqlite3, whose native addon needs python3, make and g++ when no prebuilt fits.
-FROM node:20-bookworm-slim AS dependencies
+# Node 24, a maintained LTS (Node 20 reached its end of life in April 2026); the code also runs on Node 20.
+FROM node:24-bookworm-slim AS dependencies
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
@@ -9,7 +10,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     NERVE_HTTP_HOST=0.0.0.0 \
     NERVE_HTTP_PORT=8080 \

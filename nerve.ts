@@ -343,7 +343,7 @@ async function startStages(
   const { kafka, http, started, now } = deps
   if (stages.includes('ingest')) {
     const { startIngest } = await import('./ingest/start-ingest.ts')
-    const ingest = await startIngest(config, deps)
+    const ingest = await startIngest(config, { ...deps, awsEnv: process.env })
     started.push(ingest)
     for (const topic of kafka ? config.kafka.cloudtrail_topics : []) {
       await kafka?.subscribeRaw(topic, config.kafka.cloudtrail_group, (batch) =>

@@ -29,9 +29,17 @@ function perSecond(count: number, run: () => void): number {
 function buildRates(): void {
   const count = 10_000
   const cases: [string, () => unknown, unknown][] = [
-    ['edge event (Falco)', () => buildEventDocument(shellInContainer, 'default'), shellInContainer],
-    ['core event (CloudTrail)', () => buildEventDocument(attachRolePolicy, 'default'), attachRolePolicy],
-    ['correlation', () => buildCorrelationDocument(correlation, 'default'), correlation],
+    [
+      'edge event (Falco)',
+      () => buildEventDocument(shellInContainer, 'default', Date.now()),
+      shellInContainer,
+    ],
+    [
+      'core event (CloudTrail)',
+      () => buildEventDocument(attachRolePolicy, 'default', Date.now()),
+      attachRolePolicy,
+    ],
+    ['correlation', () => buildCorrelationDocument(correlation, 'default', Date.now()), correlation],
   ]
   for (const [what, build, value] of cases) {
     const built = perSecond(count, () => JSON.stringify(build()))
@@ -82,7 +90,7 @@ async function indexRates(): Promise<void> {
   const prebuilt = Array.from({ length: batches }, (_, b) =>
     batch(b).flatMap((item) => [
       { create: { _index: 'logs-nerve.events-bench', _id: item.value.id } },
-      buildEventDocument(item.value as typeof shellInContainer, 'bench'),
+      buildEventDocument(item.value as typeof shellInContainer, 'bench', Date.now()),
     ]),
   )
   await indexer.writeBatch(batch(-1))

@@ -1,9 +1,12 @@
 // The Kafka bus: the only file that imports kafkajs (in maintenance mode, so it stays fenced here).
 // - publish: JSON values keyed by agent id, Kafka's default murmur2 partitioner (kafka-partitioner.ts), an
-//   idempotent producer with acks=all; resolves once the in-sync replicas have the records.
+//   idempotent producer with acks=all; resolves once the in-sync replicas have the records. A publish is
+//   split so that no partition's batch in one produce request exceeds max_message_bytes (MESSAGE_TOO_LARGE
+//   is not retriable); a single record over it is dead-lettered with the reason (kafka-produce-requests.ts).
 // - subscribe: one kafkajs consumer per (topic, group), eachBatch with autoCommit off; records are handed
 //   over in chunks of maxBatch, and an offset is resolved and committed only after handle() resolved. A
-//   refused chunk is handed over again after a capped, jittered backoff (heartbeats go on meanwhile); if
+//   refused chunk is handed over again after a capped, jittered backoff; heartbeats go on meanwhile and
+//   while the handler runs (an Elasticsearch retry can take minutes), so the member keeps its partitions; if
 //   the partition moves away first, the new owner reads it again from the last commit (at-least-once).
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
 // - subscribeRaw: an external topic of raw bytes (CloudTrail that another shipper writes to Kafka).
@@ -34,6 +37,7 @@ import type {
   Topic,
 } from './bus.ts'
 import {
+  consumerTiming,
   handlerRetryPolicy,
   kafkaClientOptions,
   kafkaTopicName,
@@ -45,9 +49,11 @@ import {
 } from './kafka-config.ts'
 import { createKeyValueTable, type LogRecord } from './kafka-key-value-log.ts'
 import { partitionForKey } from './kafka-partitioner.ts'
+import { planProduceRequests } from './kafka-produce-requests.ts'
 import { backoffDelay, busError } from './kafka-retry.ts'
 import { createKafkaTelemetry } from './kafka-telemetry.ts'
 import { createPartitionOwnership } from './partition-ownership.ts'
+import { type DeadLetter, deadLetterTopic } from './topics.ts'
 
 /** A record of an external topic, as bytes: nerve did not write it and does not assume its format. */
 export type RawRecord = {
@@ -186,6 +192,20 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     }
   }
 
+  /** What is left of a record no batch can hold: its reason, and as much of it as fits beside it. */
+  const tooLarge = (name: string, value: string, bytes: number): { key: string; value: string } => {
+    const keep = Math.floor(config.max_message_bytes / 4)
+    const letter: DeadLetter = {
+      component: 'kafka_bus',
+      error_code: 'PAYLOAD_TOO_LARGE',
+      reason: `A record of ${bytes} bytes for ${name} is over kafka.max_message_bytes (${config.max_message_bytes}); its first ${keep} characters are kept.`,
+      received_at: now(),
+      original: value.slice(0, keep),
+      original_encoding: 'utf8',
+    }
+    return { key: 'kafka_bus', value: JSON.stringify(letter) }
+  }
+
   const publish = async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]) => {
     refuseIfClosed()
     if (records.length === 0) return
@@ -200,8 +220,29 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     await track(
       (async () => {
         await ensureTopic(name)
-        await send(name, messages)
-        telemetry.component.sent(messages.length)
+        const count = partitions.get(name) ?? config.partitions
+        const plan = planProduceRequests(
+          messages,
+          (key) => partitionForKey(key, count),
+          config.max_message_bytes,
+        )
+        for (const request of plan.requests) await send(name, request)
+        telemetry.component.sent(messages.length - plan.oversized.length)
+        if (plan.oversized.length > 0) {
+          const deadLetters = kafkaTopicName(config, deadLetterTopic)
+          await ensureTopic(deadLetters)
+          await send(
+            deadLetters,
+            plan.oversized.map((o) =>
+              tooLarge(name, (messages[o.index] as { value: string }).value, o.bytes),
+            ),
+          )
+          telemetry.component.discarded(plan.oversized.length, 'too_large')
+          log.warn(
+            { error_code: 'PAYLOAD_TOO_LARGE', topic: name, count: plan.oversized.length },
+            'Dead-lettered records over kafka.max_message_bytes.',
+          )
+        }
       })(),
     )
   }
@@ -232,10 +273,12 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
       },
       now,
     )
+    const timing = consumerTiming(config)
     const consumer: Consumer = kafka.consumer({
       groupId: group,
       retry: retryPolicy,
       allowAutoTopicCreation: false,
+      ...timing,
     })
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const assigned = payload.memberAssignment[name] ?? []
@@ -264,13 +307,27 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
       return running(payload)
     }
 
+    /** Heartbeats while `work` runs: a handler may take longer than the session timeout. */
+    const heartbeating = async (work: () => Promise<void>, payload: EachBatchPayload) => {
+      const timer = setInterval(() => {
+        payload.heartbeat().catch((err: unknown) => {
+          log.debug({ ...where, err }, 'Heartbeat during a batch failed.')
+        })
+      }, timing.heartbeatInterval)
+      try {
+        await work()
+      } finally {
+        clearInterval(timer)
+      }
+    }
+
     /** Runs `work` until it resolves; false when stopped first. */
     const untilDone = async (work: () => Promise<void>, stage: string, payload: EachBatchPayload) => {
       const partition = payload.batch.partition
       for (let attempt = 1; ; attempt++) {
         if (!running(payload)) return false
         try {
-          await work()
+          await heartbeating(work, payload)
           return true
         } catch (err) {
           const code = errorCodeOf(err)

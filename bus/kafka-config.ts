@@ -150,12 +150,29 @@ const compactedEntries = [
   { name: 'max.message.bytes', value: String(16 * 1024 * 1024) },
 ]
 
-export function topicSpec(config: KafkaConfig, name: string, opts: { compacted?: boolean } = {}): TopicSpec {
+export function topicSpec(
+  config: Pick<KafkaConfig, 'partitions' | 'replication_factor' | 'max_message_bytes'>,
+  name: string,
+  opts: { compacted?: boolean } = {},
+): TopicSpec {
   return {
     topic: name,
     numPartitions: config.partitions,
     replicationFactor: config.replication_factor,
-    configEntries: opts.compacted ? compactedEntries : [],
+    // The stream topics take what the producer is allowed to send them (it splits publishes to fit).
+    configEntries: opts.compacted
+      ? compactedEntries
+      : [{ name: 'max.message.bytes', value: String(config.max_message_bytes) }],
+  }
+}
+
+/** Consumer group timing: heartbeats every 3 s, also while a batch is handled (kafka-bus.ts). */
+export function consumerTiming(config: Pick<KafkaConfig, 'session_timeout'>) {
+  const sessionTimeout = Math.max(6_000, config.session_timeout)
+  return {
+    sessionTimeout,
+    heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeout / 3)),
+    rebalanceTimeout: Math.max(60_000, sessionTimeout),
   }
 }
 

@@ -32,7 +32,9 @@ export function createFirehoseReceiver(
   )
 
   const records = async (req: RouteRequest): Promise<{ requestId: string; items: JsonItem[] }> => {
-    const text = await readRequestBody(req, config.decompressed_limit_bytes)
+    // The body itself may be as large as Firehose's largest buffer; what its records decode to is bounded
+    // by decompressed_limit_bytes below.
+    const text = await readRequestBody(req, config.firehose_body_limit_bytes)
     let body: unknown
     try {
       body = parseJson(text)
@@ -83,6 +85,9 @@ export function createFirehoseReceiver(
     method: 'POST',
     url: '/v1/cloudtrail/firehose',
     auth: 'ingest',
+    bodyLimit: Math.max(config.body_limit_bytes, config.firehose_body_limit_bytes),
+    // Firehose sends the access key configured on the delivery stream, never a bearer token.
+    authHint: 'X-Amz-Firehose-Access-Key: <token>, the access key of the HTTP endpoint destination',
     handle: async (req) => {
       let parsed: Awaited<ReturnType<typeof records>>
       try {

@@ -7,6 +7,7 @@ import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry, Metrics } from '../runtime/metrics.ts'
 import type { HttpConfig } from '../schemas/types.ts'
 import type { Decoded, EventDecoder, ItemKind } from './decode-events.ts'
+import type { FalcoSpool } from './falco-spool.ts'
 import type { DecodedPublisher } from './publish-decoded.ts'
 import { readRequestBody } from './read-request-body.ts'
 import { splitJsonItems } from './split-json-items.ts'
@@ -24,6 +25,8 @@ export type ItemsRouteSpec = {
   kind: ItemKind
   /** Said when a text/plain body is not JSON (Falco without json_output). */
   plainTextHint?: string
+  /** Where requests go while the bus is busy, instead of a 429/503 (Falco: its senders never retry). */
+  spool?: FalcoSpool
 }
 
 const maxDetails = 100
@@ -36,7 +39,7 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
     url: spec.url,
     auth: 'ingest',
     handle: async (req) => {
-      deps.publisher.checkCapacity()
+      if (!spec.spool) deps.publisher.checkCapacity()
       let decoded: Decoded
       try {
         const text = await readRequestBody(req, config.decompressed_limit_bytes)
@@ -50,16 +53,51 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
         throw err
       }
       count(telemetry, decoded)
-      try {
-        await deps.publisher.publish(spec.component, decoded, req.receivedAt)
-      } catch (err) {
+      const spooled = await publishOrSpool(spec, deps, decoded, req.receivedAt).catch((err: unknown) => {
         if (isNerveError(err)) telemetry.error(err.code, 'publish')
         throw err
-      }
+      })
       telemetry.sent(decoded.events.length)
-      return answer(decoded, req, spec, log)
+      const res = answer(decoded, req, spec, log)
+      if (spooled) (res.body as Record<string, unknown>).spooled = true
+      return res
     },
   }
+}
+
+/** Publishes, or spools while the bus is busy (when the route has a spool); true when spooled. */
+async function publishOrSpool(
+  spec: ItemsRouteSpec,
+  deps: ReceiverDeps,
+  decoded: Decoded,
+  receivedAt: number,
+): Promise<boolean> {
+  const spool = spec.spool
+  if (!spool) {
+    await deps.publisher.publish(spec.component, decoded, receivedAt)
+    return false
+  }
+  if (decoded.events.length === 0 && decoded.invalid.length === 0) return false
+  if (!spool.holding()) {
+    // A bus that hangs (Kafka unreachable retries for about half a minute) must not outlast the sender's
+    // patience: past patienceMs the request is spooled, and a publish that completes later only makes a
+    // duplicate, dropped downstream by event id.
+    const publishing = deps.publisher.publish(spec.component, decoded, receivedAt)
+    let timer: NodeJS.Timeout | undefined
+    const slow = new Promise<'slow'>((resolve) => {
+      timer = setTimeout(() => resolve('slow'), spool.patienceMs)
+    })
+    try {
+      if ((await Promise.race([publishing, slow])) !== 'slow') return false
+      publishing.catch(() => undefined)
+    } catch (err) {
+      if (!isNerveError(err) || !err.retriable) throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  await spool.append(spec.component, decoded, receivedAt)
+  return true
 }
 
 export function count(telemetry: ComponentTelemetry, decoded: Decoded): void {

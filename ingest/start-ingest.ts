@@ -2,6 +2,7 @@
 // shared with the other ingest instances), one bounded publisher, the routes for the shared HTTP server,
 // the reader for CloudTrail topics on Kafka, and a readiness check.
 import { hostname } from 'node:os'
+import { join } from 'node:path'
 import type { Bus } from '../bus/bus.ts'
 import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
@@ -11,9 +12,12 @@ import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
 import { type CloudTrailTopicReader, createCloudTrailTopicReader } from './cloudtrail-topic-reader.ts'
 import { createEventDecoder } from './decode-events.ts'
 import { createFalcoReceiver } from './falco-receiver.ts'
+import { createFalcoSpool } from './falco-spool.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
+import { type AwsClients, createAwsClients } from './s3-client.ts'
+import { type S3SqsReader, startS3SqsReader } from './s3-sqs-reader.ts'
 import { type IdentityLinkSharing, startIdentityLinkSharing } from './share-identity-links.ts'
 
 export type IngestDeps = {
@@ -23,6 +27,10 @@ export type IngestDeps = {
   now: () => number
   /** Names this instance's consumer group for shared identity links; default: the host name. */
   instance?: string
+  /** The environment the AWS SDK's endpoint variables are read from (nerve.ts passes process.env). */
+  awsEnv?: Readonly<Record<string, string | undefined>>
+  /** AWS clients for ingest.s3_sqs; built from the SDK's default chain when absent. */
+  aws?: AwsClients
 }
 
 export type Ingest = {
@@ -67,6 +75,17 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     { bus: deps.bus, metrics: deps.metrics },
   )
   const receiverDeps = { decoder, publisher, log: deps.log, metrics: deps.metrics }
+  const spool =
+    config.ingest.falco_spool_bytes > 0
+      ? createFalcoSpool(
+          {
+            dir: join(config.data_dir, 'falco-spool'),
+            maxBytes: config.ingest.falco_spool_bytes,
+            patienceMs: config.ingest.falco_spool_after,
+          },
+          { publisher, log: deps.log, metrics: deps.metrics },
+        )
+      : undefined
   const agentsRoute: Route = {
     method: 'GET',
     url: '/v1/agents',
@@ -78,9 +97,21 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
       return { status: 200, body: { agents: agents.slice(0, limit), total: agents.length } }
     },
   }
+  let s3Sqs: S3SqsReader | undefined
+  let aws: AwsClients | undefined
+  if (config.ingest.s3_sqs.queues.length > 0) {
+    aws = deps.aws ?? createAwsClients({ env: deps.awsEnv ?? {} })
+    s3Sqs = startS3SqsReader(config.ingest.s3_sqs, config.http, {
+      ...receiverDeps,
+      sqsFor: aws.sqsFor,
+      s3: aws.s3,
+      bus: deps.bus,
+      now: deps.now,
+    })
+  }
   return {
     routes: [
-      createFalcoReceiver(config.http, receiverDeps),
+      createFalcoReceiver(config.http, { ...receiverDeps, ...(spool ? { spool } : {}) }),
       createCloudTrailReceiver(config.http, receiverDeps),
       createFirehoseReceiver(config.http, { ...receiverDeps, now: deps.now }),
       agentsRoute,
@@ -88,12 +119,20 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     readiness: {
       ingest: () => {
         const pending = publisher.pending()
-        const ok = pending < config.ingest.max_pending_publishes
-        return ok ? { ok } : { ok, detail: `${pending} publishes waiting for the bus` }
+        if (pending < config.ingest.max_pending_publishes) return { ok: true }
+        const detail = `${pending} publishes waiting for the bus`
+        // With the spool on, a busy bus must not take nerve out of a load balancer: Falco's senders would
+        // then lose alerts that the spool would have kept. falco_spool says when it is full.
+        return spool ? { ok: true, detail: `${detail}; Falco requests are spooled` } : { ok: false, detail }
       },
+      ...(s3Sqs ? { s3_sqs: s3Sqs.readiness } : {}),
+      ...(spool ? { falco_spool: spool.readiness } : {}),
     },
     cloudTrailTopicReader: createCloudTrailTopicReader(config.http, { ...receiverDeps, bus: deps.bus }),
     close: async () => {
+      await s3Sqs?.close()
+      await spool?.close()
+      if (aws && aws !== deps.aws) aws.close()
       await publisher.drain()
       await sharing?.close()
     },

@@ -60,6 +60,10 @@ export type Route = {
   handle(req: RouteRequest): Promise<RouteResponse>
   /** Answers errors its own way (Firehose expects its own body shape). */
   formatError?(err: NerveError, req: RouteRequest): RouteResponse
+  /** Largest body this route takes, when not http.body_limit_bytes (Firehose sends up to 64 MiB). */
+  bodyLimit?: number
+  /** How a client of this route sends the token, said in the 401 (Firehose: its access key header). */
+  authHint?: string
 }
 
 export type ReadinessCheck = () => { ok: boolean; detail?: string }
@@ -144,6 +148,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       app.route({
         method: route.method,
         url: route.url,
+        ...(route.bodyLimit ? { bodyLimit: route.bodyLimit } : {}),
         handler: async (req, reply) => {
           const request: RouteRequest = {
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
@@ -157,7 +162,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             if ((route.auth === 'ingest' || (route.auth === 'read' && !loopbackOnly)) && !authorized(req)) {
               throw new NerveError(
                 'UNAUTHORIZED',
-                'A valid ingest token is required (Authorization: Bearer <token>).',
+                `A valid ingest token is required (${route.authHint ?? 'Authorization: Bearer <token>'}).`,
               )
             }
             res = await route.handle(request)

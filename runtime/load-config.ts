@@ -63,9 +63,18 @@ function applyEnv(raw: Record<string, unknown>, env: Record<string, string | und
   if (env.NERVE_LOG_LEVEL) set(['log', 'level'], env.NERVE_LOG_LEVEL)
   if (env.NERVE_HTTP_HOST) set(['http', 'host'], env.NERVE_HTTP_HOST)
   if (env.NERVE_HTTP_PORT) set(['http', 'port'], toIntegerOrText(env.NERVE_HTTP_PORT))
-  if (env.NERVE_INGEST_TOKEN) set(['ingest', 'token'], env.NERVE_INGEST_TOKEN)
+  const token = env.NERVE_INGEST_TOKEN || fromFile(env.NERVE_INGEST_TOKEN_FILE, 'NERVE_INGEST_TOKEN_FILE')
+  if (token) set(['ingest', 'token'], token)
   if (env.NERVE_KAFKA_BROKERS) set(['kafka', 'brokers'], splitList(env.NERVE_KAFKA_BROKERS))
   if (env.NERVE_ELASTICSEARCH_URL) set(['sinks', 'elasticsearch', 'url'], env.NERVE_ELASTICSEARCH_URL)
+  if (env.NERVE_ELASTICSEARCH_USERNAME)
+    set(['sinks', 'elasticsearch', 'username'], env.NERVE_ELASTICSEARCH_USERNAME)
+  const password =
+    env.NERVE_ELASTICSEARCH_PASSWORD ||
+    fromFile(env.NERVE_ELASTICSEARCH_PASSWORD_FILE, 'NERVE_ELASTICSEARCH_PASSWORD_FILE')
+  if (password) set(['sinks', 'elasticsearch', 'password'], password)
+  if (env.NERVE_ELASTICSEARCH_CA_FILE)
+    set(['sinks', 'elasticsearch', 'ca_file'], env.NERVE_ELASTICSEARCH_CA_FILE)
   if (env.NERVE_KIBANA_URL) set(['sinks', 'kibana', 'url'], env.NERVE_KIBANA_URL)
   if (env.NERVE_REVOKE_WEBHOOK_URL) {
     const revoke = (raw.revoke ?? {}) as Record<string, unknown>
@@ -73,6 +82,16 @@ function applyEnv(raw: Record<string, unknown>, env: Record<string, string | und
     const target: Record<string, unknown> = { url: env.NERVE_REVOKE_WEBHOOK_URL }
     if (env.NERVE_REVOKE_WEBHOOK_SECRET) target.secret = env.NERVE_REVOKE_WEBHOOK_SECRET
     set(['revoke', 'webhooks'], [...webhooks, target])
+  }
+}
+
+/** A `*_FILE` variable (the Docker secrets convention): the file's text, trimmed. */
+function fromFile(path: string | undefined, name: string): string | undefined {
+  if (!path) return undefined
+  try {
+    return readFileSync(path, 'utf8').trim() || undefined
+  } catch (err) {
+    throw new NerveError('CONFIG_INVALID', `${name}: cannot read ${path}.`, { cause: err })
   }
 }
 

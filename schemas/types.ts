@@ -222,6 +222,7 @@ export type HttpConfig = {
   host: string
   port: number
   body_limit_bytes: number
+  firehose_body_limit_bytes: number
   decompressed_limit_bytes: number
   max_items: number
   max_depth: number
@@ -236,10 +237,22 @@ export type KafkaConfig = {
   partitions: number
   replication_factor: number
   compression: 'none' | 'gzip'
+  max_message_bytes: number
+  session_timeout: Ms
   ssl?: { ca_file?: string; cert_file?: string; key_file?: string; reject_unauthorized: boolean }
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string }
   cloudtrail_topics: string[]
   cloudtrail_group: string
+}
+
+export type S3SqsConfig = {
+  queues: string[]
+  buckets: string[]
+  wait_time: Ms
+  visibility_timeout: Ms
+  max_receives: number
+  max_object_bytes: number
+  concurrency: number
 }
 
 export type ElasticsearchConfig = {
@@ -257,7 +270,13 @@ export type Config = {
   data_dir: string
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
   http: HttpConfig
-  ingest: { token?: string; max_pending_publishes: number }
+  ingest: {
+    token?: string
+    max_pending_publishes: number
+    falco_spool_bytes: number
+    falco_spool_after: Ms
+    s3_sqs: S3SqsConfig
+  }
   bus: { partitions: number; retention: Ms; max_batch: number }
   kafka: KafkaConfig
   agents: AgentConfig[]

@@ -1,6 +1,9 @@
 // Correlation → the ECS alert indexed into logs-nerve.correlations-<namespace>. Pure.
-// event.kind: alert makes it show up in Kibana Security (External Alerts over logs-*); event.risk_score
-// is the correlation score (0–100); the edge and core halves stay whole under nerve.edge and nerve.core.
+// event.kind: alert makes it show up in Kibana Security: the prebuilt External Alerts rule promotes it,
+// looking back over event.ingested (its timestamp override), taking its risk score from event.risk_score
+// (the correlation score, 0–100) and its severity from event.severity, which it maps only from the exact
+// values 21 / 47 / 73 / 99 (low / medium / high / critical): the score's band in Elastic's own ranges.
+// The edge and core halves stay whole under nerve.edge and nerve.core.
 import type { Correlation } from '../schemas/types.ts'
 import {
   awsPrincipalName,
@@ -16,7 +19,15 @@ import {
 } from './ecs-field-mapping.ts'
 import { dataStreamFields, datasetOf } from './elasticsearch-data-streams.ts'
 
-export function buildCorrelationDocument(c: Correlation, namespace: string): EcsDocument {
+/** Elastic's risk-score bands (0–21 low, 22–47 medium, 48–73 high, 74–100 critical) → the severity value. */
+export function alertSeverity(score: number): 21 | 47 | 73 | 99 {
+  if (score <= 21) return 21
+  if (score <= 47) return 47
+  if (score <= 73) return 73
+  return 99
+}
+
+export function buildCorrelationDocument(c: Correlation, namespace: string, ingestedAt: number): EcsDocument {
   const identity = identityFields(c.agent.identity)
   const start = Math.min(c.edge.time, c.core.time)
   const end = Math.max(c.edge.time, c.core.time)
@@ -30,7 +41,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string): Ecs
       category: ['intrusion_detection'],
       type: ['info'],
       action: 'edge-core-correlation',
-      severity: c.rule.severity,
+      severity: alertSeverity(c.score),
       risk_score: c.score,
       risk_score_norm: c.score,
       id: c.id,
@@ -40,6 +51,8 @@ export function buildCorrelationDocument(c: Correlation, namespace: string): Ecs
       start: isoTime(start),
       end: isoTime(end),
       duration: (end - start) * 1_000_000,
+      created: isoTime(c.time),
+      ingested: isoTime(ingestedAt),
     },
     message: correlationMessage(c),
     tags: c.edge.tags,

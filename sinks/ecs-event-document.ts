@@ -1,9 +1,12 @@
 // NormalizedEvent → the ECS document indexed into logs-nerve.events-<namespace>. Pure.
-// Edge (Falco) alerts follow Elastic's Falco integration (packages/falco), core (CloudTrail) records its
-// CloudTrail integration (packages/aws cloudtrail); see shared/notes/sinks.md §2.1–2.2.
+// Edge (Falco) alerts follow Elastic's Falco integration (packages/falco). CloudTrail records follow its AWS
+// integration (packages/aws cloudtrail) to the letter and go to that integration's data stream,
+// logs-aws.cloudtrail-<namespace>, so Elastic's prebuilt AWS rules run on them (ecs-cloudtrail-fields.ts).
+// event.ingested is when the sink wrote the document: the timestamp Elastic's own rules look back over.
 // Falco output_fields go under nerve.falco.output_fields, a `flattened` field: their dotted, prefix-colliding
 // keys (`container.image` and `container.image.repository`) can never cause a mapping conflict there.
 import type { CoreFields, EdgeFields, NormalizedEvent } from '../schemas/types.ts'
+import { cloudTrailDocumentFields, isCloudTrailRecord } from './ecs-cloudtrail-fields.ts'
 import {
   awsPrincipalName,
   compact,
@@ -14,31 +17,46 @@ import {
   ipLiteral,
   isHostSource,
   isoTime,
+  mergeDocuments,
   threatFromTags,
   uniqueStrings,
 } from './ecs-field-mapping.ts'
-import { dataStreamFields, datasetOf } from './elasticsearch-data-streams.ts'
+import { cloudTrailDataStreamFields, dataStreamFields, datasetOf } from './elasticsearch-data-streams.ts'
 
 type Categorization = { kind: 'alert' | 'event' | 'metric'; category: string[]; type: string[] }
 
-export function buildEventDocument(event: NormalizedEvent, namespace: string): EcsDocument {
-  const sideFields = event.edge ? edgeFields(event.edge) : event.core ? coreFields(event.core) : {}
+export function buildEventDocument(
+  event: NormalizedEvent,
+  namespace: string,
+  ingestedAt: number,
+): EcsDocument {
+  const record = event.core && isCloudTrailRecord(event.raw) ? event.raw : undefined
+  const nerveSide = event.edge ? edgeFields(event.edge) : event.core ? coreFields(event.core) : {}
+  const sideFields = record ? mergeDocuments(nerveSide, cloudTrailDocumentFields(record)) : nerveSide
   const identity = identityFields(event.identity)
+  const related = relatedOf(event)
   return compact({
     '@timestamp': isoTime(event.time),
     ecs: { version: ecsVersion },
-    data_stream: dataStreamFields('events', namespace),
+    data_stream: record ? cloudTrailDataStreamFields(namespace) : dataStreamFields('events', namespace),
     ...identity,
     ...sideFields,
     event: {
       ...(sideFields.event as EcsDocument | undefined),
       id: event.id,
-      dataset: datasetOf('events'),
+      dataset: record ? cloudTrailDataStreamFields(namespace).dataset : datasetOf('events'),
       created: isoTime(event.received_at),
+      ingested: isoTime(ingestedAt),
       original: event.raw === undefined ? undefined : JSON.stringify(event.raw),
     },
     cloud: { ...(identity.cloud as EcsDocument | undefined), ...(sideFields.cloud as EcsDocument) },
-    related: relatedOf(event),
+    related: {
+      ...related,
+      user: uniqueStrings([
+        ...(related.user as string[]),
+        ...(((sideFields.related as EcsDocument | undefined)?.user as string[] | undefined) ?? []),
+      ]),
+    },
     nerve: {
       side: event.side,
       via: event.via,

@@ -36,6 +36,20 @@ function compactValue(v: unknown): unknown {
 
 export const isoTime = (epochMs: number): string => new Date(epochMs).toISOString()
 
+const isPlainObject = (v: unknown): v is EcsDocument =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** `over` laid on `base`, objects merged key by key; a value of `over` (arrays included) wins when defined. */
+export function mergeDocuments(base: EcsDocument, over: EcsDocument): EcsDocument {
+  const out: EcsDocument = { ...base }
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue
+    const current = out[key]
+    out[key] = isPlainObject(current) && isPlainObject(value) ? mergeDocuments(current, value) : value
+  }
+  return out
+}
+
 /** Unique, non-empty strings in first-seen order (for related.* arrays). */
 export const uniqueStrings = (values: readonly (string | undefined)[]): string[] => [
   ...new Set(values.filter((v): v is string => typeof v === 'string' && v.length > 0)),

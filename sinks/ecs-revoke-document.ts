@@ -12,7 +12,7 @@ const outcomes: Record<RevokeOutcome['status'], string> = {
   dry_run: 'unknown',
 }
 
-export function buildRevokeDocument(o: RevokeOutcome, namespace: string): EcsDocument {
+export function buildRevokeDocument(o: RevokeOutcome, namespace: string, ingestedAt: number): EcsDocument {
   const delivering = o.status === 'sent' || o.status === 'failed' || o.status === 'pending'
   return compact({
     '@timestamp': isoTime(o.time),
@@ -29,6 +29,7 @@ export function buildRevokeDocument(o: RevokeOutcome, namespace: string): EcsDoc
       dataset: datasetOf('revoke_outcomes'),
       module: 'nerve',
       provider: 'nerve',
+      ingested: isoTime(ingestedAt),
     },
     message: `Revoke ${o.status} for agent ${o.agent_id}: ${o.reason}${o.detail ? ` (${o.detail})` : ''}.`,
     url: o.target ? { original: o.target } : undefined,

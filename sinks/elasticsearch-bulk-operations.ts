@@ -7,7 +7,7 @@ import type { Correlation, NormalizedEvent, RevokeOutcome } from '../schemas/typ
 import { buildCorrelationDocument } from './ecs-correlation-document.ts'
 import { buildEventDocument } from './ecs-event-document.ts'
 import { buildRevokeDocument } from './ecs-revoke-document.ts'
-import { dataStreamName } from './elasticsearch-data-streams.ts'
+import { dataStreamOf } from './elasticsearch-data-streams.ts'
 
 export type IndexItem =
   | { topic: 'events'; value: NormalizedEvent }
@@ -46,9 +46,15 @@ export type BulkItems = {
 }
 
 /** One bulk `create` of an item, serialized once (its size decides the request it goes in). */
-export function operationOf(item: IndexItem, index: number, namespace: string): Operation {
-  const stream = dataStreamName(item.topic, namespace)
-  const { id, doc } = documentOf(item, namespace)
+/** `ingestedAt`: the sink's clock when the request is built, the document's event.ingested. */
+export function operationOf(
+  item: IndexItem,
+  index: number,
+  namespace: string,
+  ingestedAt: number,
+): Operation {
+  const { id, doc } = documentOf(item, namespace, ingestedAt)
+  const stream = dataStreamOf(doc)
   const _id = Buffer.byteLength(id) > maxIdBytes ? createHash('sha256').update(id).digest('hex') : id
   const action = JSON.stringify({ create: { _index: stream, _id } })
   const source = JSON.stringify(doc)
@@ -56,14 +62,18 @@ export function operationOf(item: IndexItem, index: number, namespace: string): 
   return { index, stream, id: _id, action, source, bytes }
 }
 
-function documentOf(item: IndexItem, namespace: string): { id: string; doc: Record<string, unknown> } {
+function documentOf(
+  item: IndexItem,
+  namespace: string,
+  at: number,
+): { id: string; doc: Record<string, unknown> } {
   switch (item.topic) {
     case 'events':
-      return { id: item.value.id, doc: buildEventDocument(item.value, namespace) }
+      return { id: item.value.id, doc: buildEventDocument(item.value, namespace, at) }
     case 'correlations':
-      return { id: item.value.id, doc: buildCorrelationDocument(item.value, namespace) }
+      return { id: item.value.id, doc: buildCorrelationDocument(item.value, namespace, at) }
     case 'revoke_outcomes':
-      return { id: item.value.id, doc: buildRevokeDocument(item.value, namespace) }
+      return { id: item.value.id, doc: buildRevokeDocument(item.value, namespace, at) }
   }
 }
 

@@ -1,6 +1,7 @@
-// The three data streams nerve writes, named by the data stream naming scheme `<type>-<dataset>-<namespace>`:
-// logs-nerve.events-<ns>, logs-nerve.correlations-<ns>, logs-nerve.revokes-<ns>. Kibana Security's default
-// `logs-*` patterns (and its External Alerts rule, for event.kind: alert) see them without changes.
+// The data streams nerve writes, named by the data stream naming scheme `<type>-<dataset>-<namespace>`:
+// logs-nerve.events-<ns>, logs-nerve.correlations-<ns>, logs-nerve.revokes-<ns>, and CloudTrail records in
+// Elastic's AWS integration's own stream, logs-aws.cloudtrail-<ns>. Kibana Security's default `logs-*`
+// patterns (and its External Alerts rule, for event.kind: alert) see them without changes.
 
 /** What the indexer writes: one data stream per bus topic. */
 export type IndexedTopic = 'events' | 'correlations' | 'revoke_outcomes'
@@ -24,3 +25,18 @@ export const dataStreamFields = (topic: IndexedTopic, namespace: string) => ({
   dataset: datasets[topic],
   namespace,
 })
+
+/** Elastic's AWS integration's CloudTrail dataset: its prebuilt rules query `event.dataset: aws.cloudtrail`. */
+export const cloudTrailDataset = 'aws.cloudtrail'
+
+export const cloudTrailDataStreamFields = (namespace: string) => ({
+  type: 'logs',
+  dataset: cloudTrailDataset,
+  namespace,
+})
+
+/** The stream a built document goes to: the one its data_stream fields name (they must match it). */
+export const dataStreamOf = (doc: { data_stream?: unknown }): string => {
+  const ds = doc.data_stream as { type: string; dataset: string; namespace: string }
+  return `${ds.type}-${ds.dataset}-${ds.namespace}`
+}

@@ -151,7 +151,7 @@ export function createElasticsearchIndexer(
         return
       }
       try {
-        pending.push(operationOf(item, index, config.namespace))
+        pending.push(operationOf(item, index, config.namespace, now()))
       } catch (cause) {
         const error = new NerveError('INPUT_INVALID', `Cannot build the document: ${String(cause)}`, {
           cause,
@@ -175,7 +175,8 @@ export function createElasticsearchIndexer(
         const op = pending[i] as Operation
         documents.inc({ data_stream: op.stream, result: resultLabels[outcome.result] })
         if (outcome.result === 'retry') {
-          retry.push(op)
+          // Rebuilt, so event.ingested is when it is written: Elastic's rules look back over it.
+          retry.push(operationOf(items[op.index] as IndexItem, op.index, config.namespace, now()))
           lastReason = outcome.reason
         } else if (outcome.result === 'failed') failed.push({ index: op.index, error: outcome.error })
         else stored++

@@ -6,12 +6,18 @@
 // against ecs_flat.yml); free-form maps (Falco output_fields, identities) are `flattened`.
 
 import { ecsVersion } from './ecs-field-mapping.ts'
-import { dataStreamName, datasetOf, type IndexedTopic, indexedTopics } from './elasticsearch-data-streams.ts'
+import {
+  cloudTrailDataset,
+  dataStreamName,
+  datasetOf,
+  type IndexedTopic,
+  indexedTopics,
+} from './elasticsearch-data-streams.ts'
 
 export type FieldMapping = { type: string; [option: string]: unknown }
 
 /** Bumped whenever a template below changes: Elasticsearch keeps it as each template's `version`. */
-export const templateVersion = 1
+export const templateVersion = 2
 
 export const ilmPolicyName = 'nerve'
 
@@ -40,6 +46,7 @@ export const ecsFieldMappings: Record<string, FieldMapping> = {
   'event.risk_score': float,
   'event.risk_score_norm': float,
   'event.created': date,
+  'event.ingested': date,
   'event.start': date,
   'event.end': date,
   'event.duration': long,
@@ -68,6 +75,7 @@ export const ecsFieldMappings: Record<string, FieldMapping> = {
   'related.user': keyword,
   'related.ip': ip,
   'related.hosts': keyword,
+  ...keywords('tls.version_protocol', 'tls.version', 'tls.cipher', 'tls.client.server_name'),
   'url.original': wildcardWithText,
   'http.response.status_code': long,
 }
@@ -122,6 +130,44 @@ export const nerveFieldMappings: Record<string, FieldMapping> = {
   'nerve.revoke.http_status': long,
 }
 
+const longKeyword: FieldMapping = { type: 'keyword', ignore_above: 8191, fields: { text: { type: 'text' } } }
+const flattened: FieldMapping = { type: 'flattened' }
+const cloudtrail = (fields: Record<string, FieldMapping>) =>
+  Object.fromEntries(Object.entries(fields).map(([k, v]) => [`aws.cloudtrail.${k}`, v]))
+
+/**
+ * The aws.cloudtrail.* fields CloudTrail documents carry, typed as Elastic's AWS integration types them
+ * (its data_stream/cloudtrail fields; checked by a test against that list): used when nerve installs the
+ * logs-aws.cloudtrail-* template itself, i.e. when the integration is not installed.
+ */
+export const awsCloudTrailFieldMappings: Record<string, FieldMapping> = cloudtrail({
+  ...keywords('event_version', 'event_category', 'event_type', 'api_version', 'management_event'),
+  ...keywords('request_id', 'recipient_account_id', 'shared_event_id', 'vpc_endpoint_id'),
+  ...keywords('error_code', 'error_message'),
+  ...keywords('user_identity.type', 'user_identity.arn', 'user_identity.access_key_id'),
+  ...keywords('user_identity.invoked_by', 'user_identity.session_context.mfa_authenticated'),
+  'user_identity.session_context.creation_date': date,
+  ...keywords(
+    'user_identity.session_context.session_issuer.type',
+    'user_identity.session_context.session_issuer.principal_id',
+    'user_identity.session_context.session_issuer.arn',
+    'user_identity.session_context.session_issuer.account_id',
+  ),
+  read_only: bool,
+  request_parameters: longKeyword,
+  response_elements: longKeyword,
+  additional_eventdata: longKeyword,
+  service_event_details: longKeyword,
+  ...keywords('resources.arn', 'resources.account_id', 'resources.type'),
+  'console_login.additional_eventdata.mobile_version': bool,
+  'console_login.additional_eventdata.login_to': keyword,
+  'console_login.additional_eventdata.mfa_used': bool,
+  'flattened.request_parameters': flattened,
+  'flattened.response_elements': flattened,
+  'flattened.additional_eventdata': flattened,
+  'flattened.service_event_details': flattened,
+})
+
 type Properties = { [name: string]: FieldMapping | { properties: Properties } }
 
 /** `{'a.b': m}` → `{a: {properties: {b: m}}}`. */
@@ -170,6 +216,10 @@ export const componentTemplates: readonly ComponentTemplate[] = [
     template: { mappings: { properties: toProperties(ecsFieldMappings) } },
   },
   { name: 'nerve-fields-mappings', template: { mappings: { properties: toProperties(nerveFieldMappings) } } },
+  {
+    name: 'nerve-aws-cloudtrail-mappings',
+    template: { mappings: { properties: toProperties(awsCloudTrailFieldMappings) } },
+  },
 ]
 
 export type IndexTemplate = {
@@ -186,12 +236,32 @@ export type IndexTemplate = {
  */
 export const indexTemplatePriority = 501
 
-export const indexTemplates: readonly IndexTemplate[] = indexedTopics.map((topic: IndexedTopic) => ({
-  name: datasetOf(topic).replace('.', '-'),
-  index_patterns: [dataStreamName(topic, '*')],
-  data_stream: {},
-  priority: indexTemplatePriority,
-  composed_of: componentTemplates.map((c) => c.name),
-}))
+/** For logs-aws.cloudtrail-*: yields to Elastic's AWS integration (Fleet installs its templates at 200). */
+export const cloudTrailTemplatePriority = 150
+
+const nerveComponents = componentTemplates
+  .map((c) => c.name)
+  .filter((name) => name !== 'nerve-aws-cloudtrail-mappings')
+
+export const indexTemplates: readonly IndexTemplate[] = [
+  ...indexedTopics.map((topic: IndexedTopic) => ({
+    name: datasetOf(topic).replace('.', '-'),
+    index_patterns: [dataStreamName(topic, '*')],
+    data_stream: {},
+    priority: indexTemplatePriority,
+    composed_of: nerveComponents,
+  })),
+  {
+    // Below Fleet's integration templates (200), above the built-in logs-*-* (100): while Elastic's AWS
+    // integration is not installed this one shapes logs-aws.cloudtrail-*; once it is, the integration's
+    // template and ingest pipeline take over for new backing indices, and nerve's documents, which carry
+    // event.original and the same fields, come out the same (docs/elastic-security.md).
+    name: 'nerve-aws-cloudtrail',
+    index_patterns: [`logs-${cloudTrailDataset}-*`],
+    data_stream: {},
+    priority: cloudTrailTemplatePriority,
+    composed_of: componentTemplates.map((c) => c.name),
+  },
+]
 
 export const templateMeta = { ...meta, ecs_version: ecsVersion }

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
+  consumerTiming,
   kafkaClientOptions,
   kafkaTopicName,
   nerveTopicSpecs,
@@ -117,8 +118,20 @@ describe('topics', () => {
     expect(compacted.map((s) => s.topic)).toEqual([`p.${correlatorStateTopic.name}`])
   })
 
-  it('leaves stream topics on the cluster’s retention', () => {
-    expect(topicSpec(kafka(), 't').configEntries).toEqual([])
+  it('leaves stream topics on the cluster’s retention, with the message size the producer splits to', () => {
+    expect(topicSpec(kafka(), 't').configEntries).toEqual([{ name: 'max.message.bytes', value: '1048576' }])
+    expect(topicSpec({ ...kafka(), max_message_bytes: 4_194_304 }, 't').configEntries).toEqual([
+      { name: 'max.message.bytes', value: '4194304' },
+    ])
+  })
+
+  it('heartbeats often enough for the session timeout, and lets a rebalance wait a minute', () => {
+    expect(consumerTiming(kafka())).toEqual({
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      rebalanceTimeout: 60_000,
+    })
+    expect(consumerTiming({ session_timeout: 6_000 })).toMatchObject({ heartbeatInterval: 2_000 })
   })
 })
 

@@ -9,7 +9,7 @@ import kafkajs, { type KafkaMessage } from 'kafkajs'
 import type { KafkaClient, KafkaClientConfig } from '../../../bus/kafka-bus.ts'
 
 // kafkajs is CommonJS: its error classes are reachable through the default export only.
-const { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded } = kafkajs
+const { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } = kafkajs
 
 type Stored = { key: Buffer | null; value: Buffer | null; timestamp: number }
 type Member = {
@@ -27,6 +27,12 @@ export type KafkaDouble = {
   log(topic: string): Stored[][]
   created: { topic: string; numPartitions: number; configEntries?: { name: string; value: string }[] }[]
   clients: KafkaClientConfig[]
+  /** Every produce request: its topic and the bytes (key + value) of each partition's batch in it. */
+  produced: { topic: string; batchBytes: Map<number, number> }[]
+  /** A broker's message.max.bytes: a request with a bigger partition batch fails, not retriable. */
+  setMaxBatchBytes(bytes: number | undefined): void
+  /** Options each consumer was created with, and the heartbeats it sent. */
+  consumers: { options: Record<string, unknown>; heartbeats: number }[]
   committed(groupId: string, topic: string, partition: number): number | undefined
 }
 
@@ -36,6 +42,9 @@ export function createKafkaDouble(): KafkaDouble {
   const members = new Set<Member>()
   const created: KafkaDouble['created'] = []
   const clients: KafkaClientConfig[] = []
+  const produced: KafkaDouble['produced'] = []
+  const consumerRecords: KafkaDouble['consumers'] = []
+  let maxBatchBytes: number | undefined
   let down = false
 
   const unreachable = () => {
@@ -125,6 +134,23 @@ export function createKafkaDouble(): KafkaDouble {
         unreachable()
         const log = partitionsOf(topic)
         const partitionMetadata = log.map((_, partitionId) => ({ partitionId }))
+        const batchBytes = new Map<number, number>()
+        for (const message of messages) {
+          const p = partition({ topic, partitionMetadata, message })
+          const bytes = Buffer.byteLength(message.key) + Buffer.byteLength(message.value ?? '')
+          batchBytes.set(p, (batchBytes.get(p) ?? 0) + bytes)
+        }
+        produced.push({ topic, batchBytes })
+        if (maxBatchBytes !== undefined && [...batchBytes.values()].some((b) => b > (maxBatchBytes ?? b))) {
+          // What a broker answers (error code 10): kafkajs marks it not retriable.
+          const brokerError = {
+            type: 'MESSAGE_TOO_LARGE',
+            code: 10,
+            retriable: false,
+            message: 'The request included a message larger than the max message size the server will accept',
+          }
+          throw new KafkaJSProtocolError(brokerError as unknown as Error)
+        }
         for (const message of messages) {
           const p = partition({ topic, partitionMetadata, message })
           log[p]?.push({
@@ -138,7 +164,10 @@ export function createKafkaDouble(): KafkaDouble {
     }
   }
 
-  const consumer = ({ groupId }: { groupId: string }) => {
+  const consumer = (options: { groupId: string }) => {
+    const { groupId } = options
+    const record = { options: options as Record<string, unknown>, heartbeats: 0 }
+    consumerRecords.push(record)
     const listeners = new Map<string, ((event: { payload: unknown }) => void)[]>()
     const resolved = new Map<number, number>()
     let topic = ''
@@ -186,7 +215,9 @@ export function createKafkaDouble(): KafkaDouble {
             const payload = {
               batch: { topic, partition: p, highWatermark: String(log.length), messages },
               resolveOffset: (offset: string) => resolved.set(p, Number(offset) + 1),
-              heartbeat: async () => undefined,
+              heartbeat: async () => {
+                record.heartbeats++
+              },
               isRunning: () => member.running,
               isStale: () => !owns(),
               uncommittedOffsets: () => ({
@@ -258,6 +289,11 @@ export function createKafkaDouble(): KafkaDouble {
     log: (name) => partitionsOf(name),
     created,
     clients,
+    produced,
+    setMaxBatchBytes: (bytes) => {
+      maxBatchBytes = bytes
+    },
+    consumers: consumerRecords,
     committed: (g, t, p) => commits.get(commitKey(g, t, p)),
   }
 }

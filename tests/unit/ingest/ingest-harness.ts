@@ -18,6 +18,10 @@ export const fixture = (path: string) => readFileSync(join(fixtures, path))
 export type HarnessOptions = {
   agents?: AgentConfig[]
   maxPending?: number
+  /** ingest.falco_spool_bytes (default: the config's). */
+  spoolBytes?: number
+  /** ingest.falco_spool_after, ms. */
+  spoolAfterMs?: number
   http?: Partial<Config['http']>
   dataDir?: string
   now?: () => number
@@ -35,6 +39,8 @@ export async function startHarness(options: HarnessOptions = {}) {
     ingest: {
       ...base.ingest,
       max_pending_publishes: options.maxPending ?? base.ingest.max_pending_publishes,
+      falco_spool_bytes: options.spoolBytes ?? base.ingest.falco_spool_bytes,
+      falco_spool_after: options.spoolAfterMs ?? base.ingest.falco_spool_after,
     },
     revoke: { ...base.revoke, self_identities: options.selfIdentities ?? [] },
   }

@@ -6,11 +6,12 @@ import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
-import { buildCorrelationDocument } from '../../../sinks/ecs-correlation-document.ts'
+import { alertSeverity, buildCorrelationDocument } from '../../../sinks/ecs-correlation-document.ts'
 import { buildEventDocument } from '../../../sinks/ecs-event-document.ts'
 import { type EcsDocument, imageFields } from '../../../sinks/ecs-field-mapping.ts'
 import { buildRevokeDocument } from '../../../sinks/ecs-revoke-document.ts'
 import {
+  awsCloudTrailFieldMappings,
   ecsFieldMappings,
   type FieldMapping,
   nerveFieldMappings,
@@ -27,6 +28,9 @@ import {
   shellInContainer,
 } from './ecs-sample-events.ts'
 
+/** When the sink writes the documents: event.ingested. */
+const ingestedAt = Date.UTC(2026, 0, 2, 3, 4, 5)
+
 type EcsField = {
   type: string
   normalize?: string[]
@@ -35,7 +39,18 @@ type EcsField = {
 const ecs: Record<string, EcsField> = parse(
   readFileSync(resolve(import.meta.dirname, '../../fixtures/ecs/ecs-fields.yml'), 'utf8'),
 )
-const allMappings: Record<string, FieldMapping> = { ...ecsFieldMappings, ...nerveFieldMappings }
+/** Elastic's AWS integration's aws.cloudtrail.* fields and types (tests/fixtures/elasticsearch). */
+const integrationFields: Record<string, string> = JSON.parse(
+  readFileSync(
+    resolve(import.meta.dirname, '../../fixtures/elasticsearch/aws-cloudtrail-integration-fields.json'),
+    'utf8',
+  ),
+).fields
+const allMappings: Record<string, FieldMapping> = {
+  ...ecsFieldMappings,
+  ...nerveFieldMappings,
+  ...awsCloudTrailFieldMappings,
+}
 const flattenedRoots = Object.keys(allMappings).filter((f) => allMappings[f]?.type === 'flattened')
 
 /** Leaf paths and their values; arrays of objects are walked into, flattened fields are leaves. */
@@ -72,7 +87,12 @@ function problemsOf(doc: EcsDocument): string[] {
       problems.push(`${path}: not mapped by nerve's templates`)
       continue
     }
-    if (!path.startsWith('nerve.')) {
+    if (path.startsWith('aws.')) {
+      const type = integrationFields[path]
+      if (!type) problems.push(`${path}: not a field of Elastic's AWS integration`)
+      else if (type !== mapping.type)
+        problems.push(`${path}: integration type ${type}, mapped ${mapping.type}`)
+    } else if (!path.startsWith('nerve.')) {
       const field = ecs[path]
       if (!field) problems.push(`${path}: not an ECS field`)
       else if (field.type !== mapping.type)
@@ -92,16 +112,20 @@ function categorizationProblems(doc: EcsDocument): string[] {
   const event = doc.event as { kind: string; category: string[]; type: string[]; outcome?: string }
   const problems: string[] = []
   if (!allowed('event.kind').includes(event.kind)) problems.push(`event.kind ${event.kind}`)
-  if (!Array.isArray(event.category) || !Array.isArray(event.type)) problems.push('category/type not arrays')
+  // The AWS integration leaves event.category out for actions outside its table, as ECS allows.
+  if (!(event.category === undefined || Array.isArray(event.category)) || !Array.isArray(event.type)) {
+    problems.push('category/type not arrays')
+  }
   const expected = new Set<string>()
-  for (const category of event.category) {
+  for (const category of event.category ?? []) {
     const value = ecs['event.category']?.allowed_values?.find((v) => v.name === category)
     if (!value) problems.push(`event.category ${category}`)
     for (const t of value?.expected_event_types ?? []) expected.add(t)
   }
   for (const type of event.type) {
     if (!allowed('event.type').includes(type)) problems.push(`event.type ${type}`)
-    else if (!expected.has(type)) problems.push(`event.type ${type} not expected for ${event.category}`)
+    else if (event.category && !expected.has(type))
+      problems.push(`event.type ${type} not expected for ${event.category}`)
   }
   if (event.outcome !== undefined && !allowed('event.outcome').includes(event.outcome)) {
     problems.push(`event.outcome ${event.outcome}`)
@@ -112,7 +136,7 @@ function categorizationProblems(doc: EcsDocument): string[] {
 const documents: [string, EcsDocument][] = [
   ...[...events, k8sAuditPatch].map((e): [string, EcsDocument] => [
     `event ${e.id}`,
-    buildEventDocument(e, 'default'),
+    buildEventDocument(e, 'default', ingestedAt),
   ]),
   [
     'event issuing credentials',
@@ -125,12 +149,13 @@ const documents: [string, EcsDocument][] = [
         },
       },
       'default',
+      ingestedAt,
     ),
   ],
-  ['correlation', buildCorrelationDocument(correlation, 'default')],
+  ['correlation', buildCorrelationDocument(correlation, 'default', ingestedAt)],
   ...revokeOutcomes.map((o): [string, EcsDocument] => [
     `revoke ${o.status}`,
-    buildRevokeDocument(o, 'default'),
+    buildRevokeDocument(o, 'default', ingestedAt),
   ]),
 ]
 
@@ -142,9 +167,20 @@ describe('ECS documents', () => {
     expect(wrong).toEqual([])
   })
 
-  it.each(documents)('%s: every field is ECS or nerve.*, mapped, with a value of its type', (_name, doc) => {
-    expect(problemsOf(doc)).toEqual([])
+  it("maps every aws.cloudtrail field with the type Elastic's AWS integration gives it", () => {
+    const wrong = Object.entries(awsCloudTrailFieldMappings)
+      .filter(([field, mapping]) => integrationFields[field] !== mapping.type)
+      .map(([field, mapping]) => `${field}: ${mapping.type} vs integration ${integrationFields[field]}`)
+    expect(wrong).toEqual([])
   })
+
+  it.each(documents)(
+    '%s: every field is ECS, aws.cloudtrail.* or nerve.*, mapped, with a value of its type',
+    (_name, doc) => {
+      expect(problemsOf(doc)).toEqual([])
+      expect((doc.event as { ingested?: string }).ingested).toBe(new Date(ingestedAt).toISOString())
+    },
+  )
 
   it.each(documents)(
     '%s: carries the fields Elastic Security requires, with allowed values',
@@ -156,13 +192,13 @@ describe('ECS documents', () => {
 
   it('stamps each document with its data stream', () => {
     expect(documents.map(([, d]) => (d.data_stream as { dataset: string }).dataset)).toEqual([
-      ...events.map(() => 'nerve.events'),
+      ...events.map((e) => (e.core ? 'aws.cloudtrail' : 'nerve.events')),
       'nerve.events',
-      'nerve.events',
+      'aws.cloudtrail',
       'nerve.correlations',
       ...revokeOutcomes.map(() => 'nerve.revokes'),
     ])
-    expect(buildEventDocument(shellInContainer, 'prod')).toMatchObject({
+    expect(buildEventDocument(shellInContainer, 'prod', ingestedAt)).toMatchObject({
       data_stream: { type: 'logs', dataset: 'nerve.events', namespace: 'prod' },
       event: { dataset: 'nerve.events' },
     })
@@ -171,7 +207,7 @@ describe('ECS documents', () => {
 
 describe('edge (Falco) event documents', () => {
   it('map a container shell alert to process, container, orchestrator and MITRE fields', () => {
-    const doc = buildEventDocument(shellInContainer, 'default')
+    const doc = buildEventDocument(shellInContainer, 'default', ingestedAt)
     expect(doc).toMatchObject({
       '@timestamp': '2023-05-25T13:44:05.478Z',
       message: shellInContainer.edge?.output,
@@ -197,7 +233,7 @@ describe('edge (Falco) event documents', () => {
   })
 
   it('map a sensitive file read to file access, technique id and tactic', () => {
-    const doc = buildEventDocument(shadowRead, 'default')
+    const doc = buildEventDocument(shadowRead, 'default', ingestedAt)
     expect(doc).toMatchObject({
       event: {
         category: ['intrusion_detection', 'file', 'process'],
@@ -214,7 +250,7 @@ describe('edge (Falco) event documents', () => {
   })
 
   it('map a Kubernetes audit alert to an api change, with Falco only as the observer', () => {
-    const doc = buildEventDocument(k8sAuditPatch, 'default')
+    const doc = buildEventDocument(k8sAuditPatch, 'default', ingestedAt)
     expect(doc).toMatchObject({
       event: {
         category: ['intrusion_detection', 'api'],
@@ -242,7 +278,7 @@ describe('edge (Falco) event documents', () => {
       ...shadowRead,
       edge: { ...(shadowRead.edge as NonNullable<typeof shadowRead.edge>), output_fields: outputFields },
     }
-    const doc = buildEventDocument(event, 'default')
+    const doc = buildEventDocument(event, 'default', ingestedAt)
     expect((doc.nerve as EcsDocument).falco).toEqual({ output_fields: outputFields })
     expect(Object.keys(doc).filter((k) => k.includes('.'))).toEqual([])
     expect(problemsOf(doc)).toEqual([])
@@ -253,7 +289,7 @@ describe('edge (Falco) event documents', () => {
       ...shadowRead,
       edge: { ...(shadowRead.edge as NonNullable<typeof shadowRead.edge>), internal: true },
     }
-    expect(buildEventDocument(internal, 'default').event).toMatchObject({
+    expect(buildEventDocument(internal, 'default', ingestedAt).event).toMatchObject({
       kind: 'metric',
       category: ['host'],
       type: ['info'],
@@ -274,19 +310,36 @@ describe('container images', () => {
 })
 
 describe('core (CloudTrail) event documents', () => {
-  it('map an IAM write to api/iam, the actor, the cloud and the source address', () => {
-    expect(buildEventDocument(attachRolePolicy, 'default')).toMatchObject({
+  it("map an IAM write as Elastic's AWS integration does, into its data stream, with aws.cloudtrail.*", () => {
+    expect(buildEventDocument(attachRolePolicy, 'default', ingestedAt)).toMatchObject({
       '@timestamp': '2024-08-01T13:37:41.000Z',
+      data_stream: { type: 'logs', dataset: 'aws.cloudtrail', namespace: 'default' },
       event: {
         kind: 'event',
-        category: ['api', 'iam'],
+        category: ['iam'],
         type: ['change'],
         action: 'AttachRolePolicy',
         outcome: 'success',
         provider: 'iam.amazonaws.com',
         module: 'aws',
+        dataset: 'aws.cloudtrail',
+        id: attachRolePolicy.id,
+        ingested: '2026-01-02T03:04:05.000Z',
       },
-      user: { name: 'christophe', id: 'arn:aws:iam::609418236337:user/christophe' },
+      // user.id is the principal id, as the integration has it; the ARN is aws.cloudtrail.user_identity.arn.
+      user: { name: 'christophe', id: 'AIDAK4TRC24VBN0JX8JX' },
+      aws: {
+        cloudtrail: {
+          event_category: 'Management',
+          management_event: 'true',
+          read_only: false,
+          user_identity: { type: 'IAMUser', arn: 'arn:aws:iam::609418236337:user/christophe' },
+          request_parameters:
+            '{policyArn=arn:aws:iam::aws:policy/AdministratorAccess, roleName=stratus-red-team-malicious-iam-role}',
+          flattened: { request_parameters: { policyArn: 'arn:aws:iam::aws:policy/AdministratorAccess' } },
+        },
+      },
+      tls: { version_protocol: 'tls', version: '1.3', client: { server_name: 'iam.amazonaws.com' } },
       cloud: {
         provider: 'aws',
         account: { id: '609418236337' },
@@ -301,15 +354,18 @@ describe('core (CloudTrail) event documents', () => {
   })
 
   it('keep a source address that is not an IP literal out of source.ip', () => {
-    const doc = buildEventDocument(createAccessKey, 'default')
+    const doc = buildEventDocument(createAccessKey, 'default', ingestedAt)
     expect(doc.source).toEqual({ address: '211.9.016.253' })
     expect(doc.related).toEqual({ user: ['christophe'] })
-    expect(doc.event).toMatchObject({ category: ['api', 'iam'], type: ['creation'] })
+    expect(doc.event).toMatchObject({ category: ['iam'], type: ['user', 'change'] })
   })
 
   it('name the role of an assumed-role session and mark a denied call as failed', () => {
-    expect(buildEventDocument(deniedPasswordData, 'default')).toMatchObject({
-      event: { category: ['api'], type: ['access'], outcome: 'failure', provider: 'ec2.amazonaws.com' },
+    expect(buildEventDocument(deniedPasswordData, 'default', ingestedAt)).toMatchObject({
+      event: { type: ['info'], outcome: 'failure', provider: 'ec2.amazonaws.com' },
+      aws: {
+        cloudtrail: { error_code: 'Client.UnauthorizedOperation', user_identity: { type: 'AssumedRole' } },
+      },
       user: {
         name: 'stratus-red-team-ec2-get-password-data-role',
         roles: ['arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role'],
@@ -321,13 +377,27 @@ describe('core (CloudTrail) event documents', () => {
 })
 
 describe('correlation documents', () => {
+  it("carry the severity the External Alerts rule maps, for each of Elastic's risk-score bands", () => {
+    const bands = [0, 21, 22, 47, 48, 73, 74, 100].map((score) => alertSeverity(score))
+    expect(bands).toEqual([21, 21, 47, 47, 73, 73, 99, 99])
+    const doc = buildCorrelationDocument({ ...correlation, score: 55 }, 'default', ingestedAt)
+    expect(doc.event).toMatchObject({
+      kind: 'alert',
+      severity: 73,
+      risk_score: 55,
+      ingested: '2026-01-02T03:04:05.000Z',
+    })
+    expect((doc.nerve as { rule: { severity: number } }).rule.severity).toBe(correlation.rule.severity)
+  })
+
   it('are alerts scored 0–100 that keep both halves and the incident', () => {
-    expect(buildCorrelationDocument(correlation, 'default')).toMatchObject({
+    expect(buildCorrelationDocument(correlation, 'default', ingestedAt)).toMatchObject({
       '@timestamp': '2023-05-25T13:45:35.478Z',
       event: {
         kind: 'alert',
         id: correlation.id,
-        severity: 80,
+        // The External Alerts rule maps only 21 / 47 / 73 / 99; 92 is in Elastic's critical band.
+        severity: 99,
         risk_score: 92,
         risk_score_norm: 92,
         start: '2023-05-25T13:44:05.478Z',
@@ -359,7 +429,7 @@ describe('correlation documents', () => {
 
 describe('revoke outcome documents', () => {
   it('record every decision with its reason, sent or not', () => {
-    const docs = revokeOutcomes.map((o) => buildRevokeDocument(o, 'default').event as EcsDocument)
+    const docs = revokeOutcomes.map((o) => buildRevokeDocument(o, 'default', ingestedAt).event as EcsDocument)
     expect(docs.map((e) => [e.action, e.outcome, e.reason])).toEqual([
       ['revoke-pending', 'unknown', 'http_503'],
       ['revoke-sent', 'success', 'delivered'],
@@ -368,7 +438,7 @@ describe('revoke outcome documents', () => {
       ['revoke-failed', 'failure', 'http_400'],
     ])
     expect(
-      buildRevokeDocument(revokeOutcomes[1] as (typeof revokeOutcomes)[number], 'default'),
+      buildRevokeDocument(revokeOutcomes[1] as (typeof revokeOutcomes)[number], 'default', ingestedAt),
     ).toMatchObject({
       url: { original: 'https://hooks.example/revoke' },
       http: { response: { status_code: 200 } },

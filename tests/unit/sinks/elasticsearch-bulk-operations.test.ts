@@ -10,11 +10,14 @@ import {
 } from '../../../sinks/elasticsearch-bulk-operations.ts'
 import { correlation, revokeOutcomes, shellInContainer } from './ecs-sample-events.ts'
 
+/** When the sink writes the documents: event.ingested. */
+const ingestedAt = Date.UTC(2026, 0, 2, 3, 4, 5)
+
 const event: IndexItem = { topic: 'events', value: shellInContainer }
 
 describe('bulk operations', () => {
   it('create the item under its own id in its data stream, measured in bytes', () => {
-    const op = operationOf(event, 3, 'prod')
+    const op = operationOf(event, 3, 'prod', ingestedAt)
     expect(op).toMatchObject({ index: 3, stream: 'logs-nerve.events-prod', id: shellInContainer.id })
     expect(JSON.parse(op.action)).toEqual({
       create: { _index: 'logs-nerve.events-prod', _id: shellInContainer.id },
@@ -25,12 +28,12 @@ describe('bulk operations', () => {
 
   it('hash an id longer than the 512 bytes Elasticsearch allows', () => {
     const id = 'x'.repeat(600)
-    const op = operationOf({ topic: 'correlations', value: { ...correlation, id } }, 0, 'default')
+    const op = operationOf({ topic: 'correlations', value: { ...correlation, id } }, 0, 'default', ingestedAt)
     expect(op.id).toBe(createHash('sha256').update(id).digest('hex'))
   })
 
   it('cut operations into requests of at most 5 MB, never leaving one out', () => {
-    const big = { ...operationOf(event, 0, 'default'), bytes: 2_000_000 }
+    const big = { ...operationOf(event, 0, 'default', ingestedAt), bytes: 2_000_000 }
     const ops = [0, 1, 2, 3, 4].map((index) => ({ ...big, index }))
     expect([...chunksOf(ops)].map((c) => c.map((o) => o.index))).toEqual([[0, 1], [2, 3], [4]])
     const huge = { ...big, bytes: 9_000_000 }
@@ -42,6 +45,7 @@ describe('bulk operations', () => {
       { topic: 'revoke_outcomes', value: revokeOutcomes[0] as (typeof revokeOutcomes)[0] },
       0,
       'default',
+      ingestedAt,
     )
     const results = [200, 201, 409, 429, 500, 503, 400, 404].map((status) => itemOutcome(op, status).result)
     expect(results).toEqual([

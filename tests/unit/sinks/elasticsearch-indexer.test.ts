@@ -72,7 +72,9 @@ describe('elasticsearch indexer', () => {
     expect(await sink.writeBatch(batch)).toEqual({ failed: [] })
     const [request] = es.bulkRequests()
     expect(request?.map((p) => p.action)).toEqual([
-      ...events.map((e) => ({ create: { _index: 'logs-nerve.events-default', _id: e.id } })),
+      ...events.map((e) => ({
+        create: { _index: e.core ? 'logs-aws.cloudtrail-default' : 'logs-nerve.events-default', _id: e.id },
+      })),
       { create: { _index: 'logs-nerve.correlations-default', _id: correlation.id } },
       ...revokeOutcomes
         .slice(0, 2)
@@ -116,6 +118,25 @@ describe('elasticsearch indexer', () => {
     expect(retried?.map((p) => p.action.create._id)).toEqual([events[1]?.id, events[3]?.id])
     expect(delays).toEqual([backoffMs(0, () => 0.5)])
     expect(await rt.metricValue('nerve_elasticsearch_documents_total', { result: 'retried' })).toBe(2)
+    await sink.close()
+  })
+
+  it('stamps event.ingested when each document is written, retries included', async () => {
+    es.script.push(onBulk(0, () => bulkAnswer([201, 429, 201, 201, 201, 201, 201, 201])))
+    let clock = Date.UTC(2026, 0, 1)
+    const sink = createElasticsearchIndexer(configFor({}), {
+      log: rt.log,
+      metrics: rt.metrics,
+      now: () => (clock += 1000),
+      sleep: async () => undefined,
+      random: () => 0.5,
+    })
+    await sink.writeBatch(batch)
+    const [first, retried] = es.bulkRequests()
+    const ingested = (doc: Record<string, unknown> | undefined) =>
+      Date.parse(String((doc?.event as { ingested?: string } | undefined)?.ingested))
+    expect(first?.every((p) => Number.isFinite(ingested(p.doc)))).toBe(true)
+    expect(ingested(retried?.[0]?.doc)).toBeGreaterThan(ingested(first?.[1]?.doc))
     await sink.close()
   })
 

@@ -39,9 +39,11 @@ describe('setupElasticsearch', () => {
       '_component_template/nerve-settings',
       '_component_template/nerve-ecs-9.4.0-mappings',
       '_component_template/nerve-fields-mappings',
+      '_component_template/nerve-aws-cloudtrail-mappings',
       '_index_template/nerve-events',
       '_index_template/nerve-correlations',
       '_index_template/nerve-revokes',
+      '_index_template/nerve-aws-cloudtrail',
     ])
     expect(es.requests.map((r) => `${r.method} ${r.path}`)).toEqual(applied.map((a) => `PUT /${a}`))
     expect(es.requests.every((r) => r.headers.authorization === 'ApiKey a2V5OnNlY3JldA==')).toBe(true)
@@ -55,10 +57,14 @@ describe('setupElasticsearch', () => {
       ['logs-nerve.revokes-*'],
     ])
     for (const template of templates) {
-      expect(template).toMatchObject({ data_stream: {}, priority: 501, version: 1 })
+      expect(template).toMatchObject({ data_stream: {}, priority: 501, version: 2 })
       for (const name of template.composed_of)
         expect(es.objects.has(`/_component_template/${name}`)).toBe(true)
     }
+    // CloudTrail goes to Elastic's AWS integration's stream; nerve's template yields to Fleet's (200).
+    const cloudtrail = es.objects.get('/_index_template/nerve-aws-cloudtrail') as IndexTemplateBody
+    expect(cloudtrail).toMatchObject({ index_patterns: ['logs-aws.cloudtrail-*'], priority: 150 })
+    expect(cloudtrail.composed_of).toContain('nerve-aws-cloudtrail-mappings')
   })
 
   it('maps with dynamic false, output_fields as flattened, and points the settings at the policy', async () => {

@@ -4,7 +4,11 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { dataStreamName, indexedTopics } from '../../../sinks/elasticsearch-data-streams.ts'
+import {
+  cloudTrailDataset,
+  dataStreamName,
+  indexedTopics,
+} from '../../../sinks/elasticsearch-data-streams.ts'
 import { ecsFieldMappings, nerveFieldMappings } from '../../../sinks/elasticsearch-templates.ts'
 
 type SavedObject = {
@@ -76,9 +80,13 @@ describe('dashboards/*.ndjson', () => {
     expect(missing).toEqual([])
   })
 
-  it('has one data view per data stream, on @timestamp', () => {
+  it('has one data view per data stream, on @timestamp (events with the CloudTrail stream they feed)', () => {
     const views = objects.filter((o) => o.type === 'index-pattern')
-    expect(views.map((v) => v.attributes.title)).toEqual(indexedTopics.map((t) => dataStreamName(t, '*')))
+    expect(views.map((v) => v.attributes.title)).toEqual(
+      indexedTopics.map((t) =>
+        t === 'events' ? `${dataStreamName(t, '*')},logs-${cloudTrailDataset}-*` : dataStreamName(t, '*'),
+      ),
+    )
     for (const v of views) {
       expect(v.attributes.timeFieldName).toBe('@timestamp')
       if (v.attributes.fieldFormatMap) {

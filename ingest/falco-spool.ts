@@ -1,0 +1,219 @@
+// Falco's alerts are never sent twice: Falcosidekick does not retry (202 is success, anything else is a lost
+// alert) and Falco's http_output ignores the status. So when the bus is busy (publishes waiting at their cap,
+// or the bus refusing with a retriable error), POST /v1/falco does not answer 429/503: it writes the decoded
+// request to a spool on local disk (one file per request, fsynced, renamed into place) and answers 202. A
+// drainer hands the spooled requests to the bus in arrival order as soon as it has room, deleting each once
+// durable there; while anything is spooled, new requests queue behind it. The spool is bounded by
+// ingest.falco_spool_bytes: only when that is spent is a request refused (429 + Retry-After), and /readyz
+// says so. Spooled files survive a restart and are drained on the next start.
+import { mkdirSync, readdirSync, statSync } from 'node:fs'
+import { open, readFile, rename, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { NerveError } from '../runtime/errors.ts'
+import type { ReadinessCheck } from '../runtime/http-server.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Decoded } from './decode-events.ts'
+import type { DecodedPublisher } from './publish-decoded.ts'
+
+export type FalcoSpool = {
+  /** How long a request waits for the bus before it is spooled instead. */
+  patienceMs: number
+  /** True while requests wait in the spool: new ones go behind them. */
+  holding(): boolean
+  /** Durably keeps one decoded request; throws SATURATED when the disk budget is spent. */
+  append(component: string, decoded: Decoded, receivedAt: number): Promise<void>
+  readiness: ReadinessCheck
+  /** Stops draining (what is spooled stays for the next start). */
+  close(): Promise<void>
+}
+
+type Spooled = { component: string; receivedAt: number; decoded: Decoded }
+
+const fileName = (seq: number) => `${String(seq).padStart(16, '0')}.json`
+
+export function createFalcoSpool(
+  config: { dir: string; maxBytes: number; patienceMs: number },
+  deps: { publisher: DecodedPublisher; log: Logger; metrics: Metrics },
+): FalcoSpool {
+  const log = deps.log.child({ component: 'falco_spool' })
+  mkdirSync(config.dir, { recursive: true, mode: 0o700 })
+  const sizes = new Map<number, number>()
+  for (const name of readdirSync(config.dir)) {
+    const match = /^(\d{16})\.json$/.exec(name)
+    if (match) sizes.set(Number(match[1]), statSync(join(config.dir, name)).size)
+  }
+  let bytes = [...sizes.values()].reduce((a, b) => a + b, 0)
+  let next = Math.max(0, ...sizes.keys()) + 1
+  let reserved = 0
+  let stopped = false
+  let draining: Promise<void> | undefined
+  let wake: (() => void) | undefined
+
+  const bytesGauge = deps.metrics.gauge(
+    'nerve_ingest_falco_spool_bytes',
+    'Bytes of Falco requests spooled on disk.',
+  )
+  const requestsGauge = deps.metrics.gauge(
+    'nerve_ingest_falco_spool_requests',
+    'Falco requests waiting in the spool.',
+  )
+  const limitGauge = deps.metrics.gauge('nerve_ingest_falco_spool_limit_bytes', 'The spool disk budget.')
+  const spooled = deps.metrics.counter(
+    'nerve_ingest_falco_spooled_total',
+    'Falco requests spooled while the bus was busy.',
+  )
+  const refused = deps.metrics.counter(
+    'nerve_ingest_falco_spool_refused_total',
+    'Falco requests refused because the spool budget was spent.',
+  )
+  const drained = deps.metrics.counter(
+    'nerve_ingest_falco_spool_drained_total',
+    'Spooled Falco requests published.',
+  )
+  const show = () => {
+    bytesGauge.set(bytes)
+    requestsGauge.set(sizes.size)
+  }
+  limitGauge.set(config.maxBytes)
+  show()
+  if (sizes.size > 0)
+    log.warn({ requests: sizes.size, bytes }, 'Draining Falco requests spooled before the restart.')
+
+  const hasRoom = () => {
+    try {
+      deps.publisher.checkCapacity()
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  const drainOnce = async (): Promise<boolean> => {
+    const seq = Math.min(...sizes.keys())
+    const path = join(config.dir, fileName(seq))
+    let entry: Spooled
+    try {
+      entry = JSON.parse(await readFile(path, 'utf8')) as Spooled
+    } catch (err) {
+      // Written whole and renamed into place, so only a damaged disk gets here: keep it aside, go on.
+      await rename(path, `${path}.unreadable`).catch(() => undefined)
+      bytes -= sizes.get(seq) ?? 0
+      sizes.delete(seq)
+      show()
+      log.error({ err, file: `${path}.unreadable` }, 'Set aside a spooled Falco request that cannot be read.')
+      return false
+    }
+    await deps.publisher.publish(entry.component, entry.decoded, entry.receivedAt)
+    await unlink(path)
+    bytes -= sizes.get(seq) ?? 0
+    sizes.delete(seq)
+    drained.inc()
+    show()
+    return true
+  }
+
+  const drain = async () => {
+    let backoff = 0
+    while (!stopped && sizes.size > 0) {
+      if (!hasRoom()) {
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          setTimeout(resolve, 50)
+        })
+        continue
+      }
+      try {
+        await drainOnce()
+        backoff = 0
+      } catch (err) {
+        backoff = Math.min(30_000, backoff === 0 ? 250 : backoff * 2)
+        log.warn(
+          { err, retry_in_ms: backoff, requests: sizes.size },
+          'Could not publish a spooled Falco request.',
+        )
+        await new Promise((r) => setTimeout(r, backoff))
+      }
+    }
+    if (sizes.size === 0 && !stopped) log.info({}, 'Falco spool drained.')
+  }
+
+  const startDraining = () => {
+    wake?.()
+    if (!draining && !stopped) {
+      draining = drain().finally(() => {
+        draining = undefined
+        if (sizes.size > 0 && !stopped) startDraining()
+      })
+    }
+  }
+  if (sizes.size > 0) startDraining()
+
+  const append = async (component: string, decoded: Decoded, receivedAt: number) => {
+    const body = Buffer.from(JSON.stringify({ component, receivedAt, decoded } satisfies Spooled))
+    if (bytes + reserved + body.length > config.maxBytes) {
+      refused.inc()
+      throw new NerveError(
+        'SATURATED',
+        `The bus is busy and the Falco spool is full (${config.maxBytes} bytes); retry shortly.`,
+        { retriable: true },
+      )
+    }
+    reserved += body.length
+    const seq = next++
+    const path = join(config.dir, fileName(seq))
+    const temporary = `${path}.tmp`
+    try {
+      const file = await open(temporary, 'wx', 0o600)
+      try {
+        await file.writeFile(body)
+        await file.sync()
+      } finally {
+        await file.close()
+      }
+      await rename(temporary, path)
+      const dir = await open(config.dir, 'r')
+      try {
+        await dir.sync()
+      } finally {
+        await dir.close()
+      }
+    } catch (err) {
+      await unlink(temporary).catch(() => undefined)
+      throw new NerveError('STORAGE_FULL', `Could not spool the request: ${(err as Error).message}`, {
+        retriable: true,
+        cause: err,
+      })
+    } finally {
+      reserved -= body.length
+    }
+    sizes.set(seq, body.length)
+    bytes += body.length
+    spooled.inc()
+    show()
+    startDraining()
+  }
+
+  return {
+    patienceMs: config.patienceMs,
+    holding: () => sizes.size > 0 || reserved > 0,
+    append,
+    readiness: () => {
+      const used = Math.round((100 * bytes) / config.maxBytes)
+      if (bytes + 64 * 1024 > config.maxBytes) {
+        return {
+          ok: false,
+          detail: `Falco spool full (${bytes} of ${config.maxBytes} bytes): alerts are refused`,
+        }
+      }
+      return sizes.size > 0
+        ? { ok: true, detail: `${sizes.size} Falco requests spooled (${used}% of budget)` }
+        : { ok: true }
+    },
+    close: async () => {
+      stopped = true
+      wake?.()
+      await draining
+    },
+  }
+}

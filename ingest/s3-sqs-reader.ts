@@ -1,0 +1,309 @@
+// CloudTrail from S3 through SQS (config ingest.s3_sqs): long-polls each queue, reads the log files its
+// notifications name, decodes them exactly as POST /v1/cloudtrail decodes a log file, and deletes a
+// message only once every record of its objects (and every dead letter) is durable on the bus. While a
+// message's objects are read its visibility timeout is extended; a message that keeps failing is
+// dead-lettered with its last reason on its max_receives-th receive and deleted. Test events and
+// CloudTrail-Digest/ objects are skipped; an object that can never be read (gone, not CloudTrail, too big)
+// is dead-lettered on its own and the rest of the message goes on.
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs'
+import type { Bus } from '../bus/bus.ts'
+import { type DeadLetter, deadLetterTopic } from '../bus/topics.ts'
+import { type ErrorCode, errorCodeOf, errorCodes, isNerveError, NerveError } from '../runtime/errors.ts'
+import type { ReadinessCheck } from '../runtime/http-server.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { HttpConfig, S3SqsConfig } from '../schemas/types.ts'
+import type { EventDecoder } from './decode-events.ts'
+import type { DecodedPublisher } from './publish-decoded.ts'
+import { decodeUtf8, gunzipLimited } from './read-request-body.ts'
+import { count } from './receive-items.ts'
+import { parseS3Notification, type S3ObjectRef } from './s3-event-notification.ts'
+import { splitJsonItems } from './split-json-items.ts'
+
+export type S3SqsReaderDeps = {
+  /** The SQS client for a queue (its region's). */
+  sqsFor: (queueUrl: string) => SQSClient
+  s3: S3Client
+  bus: Bus
+  decoder: EventDecoder
+  publisher: DecodedPublisher
+  log: Logger
+  metrics: Metrics
+  now: () => number
+}
+
+export type S3SqsReader = { readiness: ReadinessCheck; close(): Promise<void> }
+
+const component = 's3_sqs_reader'
+/** S3 errors that no retry can mend: the object is dead-lettered and the message goes on. */
+const permanentS3Errors = new Set(['NoSuchKey', 'NoSuchBucket', 'InvalidObjectState'])
+
+const isErrorCode = (code: string): code is ErrorCode => (errorCodes as readonly string[]).includes(code)
+
+/** Why one object could not be read, and whether reading it again could help. */
+class ObjectFailure extends Error {
+  constructor(
+    readonly ref: S3ObjectRef,
+    readonly code: string,
+    message: string,
+    readonly permanent: boolean,
+  ) {
+    super(`s3://${ref.bucket}/${ref.key}: ${message}`)
+  }
+}
+
+export function startS3SqsReader(
+  config: S3SqsConfig,
+  limits: Pick<HttpConfig, 'max_items' | 'max_depth'>,
+  deps: S3SqsReaderDeps,
+): S3SqsReader {
+  const log = deps.log.child({ component })
+  const telemetry = deps.metrics.component(component)
+  const messages = deps.metrics.counter('nerve_s3_sqs_messages_total', 'SQS messages handled, by outcome.', [
+    'outcome',
+  ])
+  const objects = deps.metrics.counter(
+    'nerve_s3_sqs_objects_total',
+    'S3 objects named by notifications, by outcome.',
+    ['outcome'],
+  )
+  const bytes = deps.metrics.counter('nerve_s3_sqs_bytes_total', 'Bytes of S3 objects read, as stored.')
+  const lag = deps.metrics.gauge(
+    'nerve_s3_sqs_lag_seconds',
+    'Age of the newest message received: seconds since SQS accepted it.',
+  )
+  const inFlight = deps.metrics.gauge('nerve_s3_sqs_messages_in_flight', 'Messages being processed now.')
+  const visibilitySeconds = Math.max(1, Math.round(config.visibility_timeout / 1000))
+  const allowed = new Set(config.buckets)
+  const abort = new AbortController()
+  const failing = new Map<string, string>()
+  let processing = 0
+
+  const deadLetter = async (entries: DeadLetter[]) => {
+    if (entries.length === 0) return
+    await deps.bus.publish(
+      deadLetterTopic,
+      entries.map((value) => ({ key: component, value })),
+    )
+  }
+  const deadLetterOf = (code: string, reason: string, original: string): DeadLetter => ({
+    component,
+    error_code: code,
+    reason,
+    received_at: deps.now(),
+    original,
+    original_encoding: 'utf8',
+  })
+
+  /** Publishes wait for room rather than fail: no one is waiting on this answer, and SQS keeps the message. */
+  const publishWhenRoom = async (decoded: ReturnType<EventDecoder['decode']>, receivedAt: number) => {
+    for (;;) {
+      try {
+        await deps.publisher.publish(component, decoded, receivedAt)
+        return
+      } catch (err) {
+        if (!isNerveError(err) || err.code !== 'SATURATED' || abort.signal.aborted) throw err
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+  }
+
+  const readObject = async (ref: S3ObjectRef): Promise<void> => {
+    if (allowed.size > 0 && !allowed.has(ref.bucket)) {
+      throw new ObjectFailure(ref, 'INPUT_INVALID', 'the bucket is not in ingest.s3_sqs.buckets.', true)
+    }
+    let body: Buffer
+    try {
+      const out = await deps.s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), {
+        abortSignal: abort.signal,
+      })
+      if ((out.ContentLength ?? 0) > config.max_object_bytes) {
+        throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${config.max_object_bytes} bytes.`)
+      }
+      body = Buffer.from((await out.Body?.transformToByteArray()) ?? new Uint8Array())
+    } catch (err) {
+      if (isNerveError(err)) throw new ObjectFailure(ref, err.code, err.message, true)
+      const name = (err as { name?: string }).name ?? 'Error'
+      throw new ObjectFailure(ref, name, `${name}: ${(err as Error).message}`, permanentS3Errors.has(name))
+    }
+    bytes.inc(body.length)
+    const receivedAt = deps.now()
+    let decoded: ReturnType<EventDecoder['decode']>
+    try {
+      const text = decodeUtf8(await gunzipLimited(body, config.max_object_bytes))
+      const items = splitJsonItems(text, { maxItems: limits.max_items, maxDepth: limits.max_depth })
+      decoded = deps.decoder.decode('cloudtrail', items, { receivedAt })
+    } catch (err) {
+      if (!isNerveError(err)) throw err
+      throw new ObjectFailure(ref, err.code, err.message, true)
+    }
+    count(telemetry, decoded)
+    await publishWhenRoom(decoded, receivedAt)
+    telemetry.sent(decoded.events.length)
+    objects.inc({ outcome: 'read' })
+  }
+
+  /** Keeps the message hidden while its objects are read: every half visibility timeout. */
+  const keepHidden = (queueUrl: string, message: Message) => {
+    const timer = setInterval(
+      () => {
+        deps
+          .sqsFor(queueUrl)
+          .send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: queueUrl,
+              ReceiptHandle: message.ReceiptHandle,
+              VisibilityTimeout: visibilitySeconds,
+            }),
+          )
+          .catch((err: unknown) => {
+            log.warn({ err, message_id: message.MessageId }, 'Could not extend a message visibility timeout.')
+          })
+      },
+      Math.max(500, (visibilitySeconds * 1000) / 2),
+    )
+    timer.unref()
+    return () => clearInterval(timer)
+  }
+
+  const remove = (queueUrl: string, message: Message) =>
+    deps
+      .sqsFor(queueUrl)
+      .send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }))
+
+  const handleMessage = async (queueUrl: string, message: Message): Promise<void> => {
+    const body = message.Body ?? ''
+    const receives = Number(message.Attributes?.ApproximateReceiveCount ?? 1)
+    const notification = parseS3Notification(body)
+    if (notification.kind === 'test') {
+      await remove(queueUrl, message)
+      messages.inc({ outcome: 'test_event' })
+      return
+    }
+    if (notification.kind === 'unreadable') {
+      telemetry.error('INPUT_INVALID', 'notification')
+      await deadLetter([
+        deadLetterOf('INPUT_INVALID', `SQS message ${message.MessageId}: ${notification.reason}`, body),
+      ])
+      await remove(queueUrl, message)
+      messages.inc({ outcome: 'dead_lettered' })
+      log.warn(
+        { error_code: 'INPUT_INVALID', message_id: message.MessageId },
+        'Dead-lettered an unreadable notification.',
+      )
+      return
+    }
+    if (notification.digests.length > 0)
+      objects.inc({ outcome: 'digest_skipped' }, notification.digests.length)
+    if (notification.ignored > 0) objects.inc({ outcome: 'not_created' }, notification.ignored)
+    const stop = keepHidden(queueUrl, message)
+    try {
+      const permanent: DeadLetter[] = []
+      for (const ref of notification.objects) {
+        try {
+          await readObject(ref)
+        } catch (err) {
+          if (!(err instanceof ObjectFailure) || !err.permanent) throw err
+          telemetry.error(isErrorCode(err.code) ? err.code : 'INPUT_INVALID', 'object')
+          permanent.push(deadLetterOf(err.code, err.message, JSON.stringify(ref)))
+          objects.inc({ outcome: 'dead_lettered' })
+        }
+      }
+      await deadLetter(permanent)
+      await remove(queueUrl, message)
+      messages.inc({ outcome: 'deleted' })
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err)
+      telemetry.error(err instanceof ObjectFailure ? 'SINK_UNAVAILABLE' : errorCodeOf(err), 'object')
+      if (receives >= config.max_receives) {
+        await deadLetter([
+          deadLetterOf(
+            'INPUT_INVALID',
+            `SQS message ${message.MessageId} failed ${receives} receives; last: ${reason}`,
+            body,
+          ),
+        ])
+        await remove(queueUrl, message)
+        messages.inc({ outcome: 'dead_lettered' })
+        log.error(
+          { message_id: message.MessageId, receives, reason },
+          'Dead-lettered a message that kept failing.',
+        )
+      } else {
+        messages.inc({ outcome: 'retried' })
+        log.warn(
+          { message_id: message.MessageId, receives, reason },
+          'A message failed; SQS will redeliver it.',
+        )
+      }
+    } finally {
+      stop()
+    }
+  }
+
+  const poll = async (queueUrl: string) => {
+    let backoff = 0
+    while (!abort.signal.aborted) {
+      let received: Message[]
+      try {
+        const out = await deps.sqsFor(queueUrl).send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: 10,
+            WaitTimeSeconds: Math.min(20, Math.round(config.wait_time / 1000)),
+            VisibilityTimeout: visibilitySeconds,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+          }),
+          { abortSignal: abort.signal },
+        )
+        received = out.Messages ?? []
+        failing.delete(queueUrl)
+        backoff = 0
+      } catch (err) {
+        if (abort.signal.aborted) return
+        failing.set(queueUrl, (err as Error).message)
+        telemetry.error('SINK_UNAVAILABLE', 'receive')
+        log.warn({ err, queue: queueUrl }, 'Could not receive from the queue; retrying.')
+        backoff = Math.min(30_000, backoff === 0 ? 1000 : backoff * 2)
+        await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random() / 2)))
+        continue
+      }
+      const newest = Math.max(0, ...received.map((m) => Number(m.Attributes?.SentTimestamp ?? 0)))
+      if (newest > 0) lag.set(Math.max(0, (deps.now() - newest) / 1000))
+      for (let i = 0; i < received.length; i += config.concurrency) {
+        const slice = received.slice(i, i + config.concurrency)
+        processing += slice.length
+        inFlight.set(processing)
+        await Promise.all(
+          slice.map((m) =>
+            handleMessage(queueUrl, m).catch((err: unknown) => {
+              log.warn({ err, message_id: m.MessageId }, 'A message was left for SQS to redeliver.')
+            }),
+          ),
+        )
+        processing -= slice.length
+        inFlight.set(processing)
+      }
+    }
+  }
+
+  const loops = config.queues.map((queueUrl) => poll(queueUrl))
+  log.info({ queues: config.queues.length }, 'Reading CloudTrail from S3 through SQS.')
+  return {
+    readiness: () =>
+      failing.size === 0
+        ? { ok: true }
+        : { ok: false, detail: `${failing.size} of ${config.queues.length} queues cannot be received from` },
+    close: async () => {
+      abort.abort()
+      await Promise.all(loops)
+    },
+  }
+}

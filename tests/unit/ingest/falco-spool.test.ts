@@ -1,0 +1,118 @@
+// Falcosidekick never retries and Falco's http_output ignores the status: while the bus is busy, /v1/falco
+// spools to disk and answers 202, drains in order once the bus has room, survives a restart, and refuses
+// (429) only when the spool's disk budget is spent, which /metrics and /readyz show.
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { eventsTopic } from '../../../bus/topics.ts'
+import { NerveError } from '../../../runtime/errors.ts'
+import type { NormalizedEvent } from '../../../schemas/types.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { auth, fixture, startHarness } from './ingest-harness.ts'
+
+const alerts = fixture('falco/falco-website.ndjson').toString().trim().split('\n')
+const post = (h: Awaited<ReturnType<typeof startHarness>>, line: string) =>
+  h.server.inject({ method: 'POST', url: '/v1/falco', payload: line, headers: auth })
+const spoolFiles = (dataDir: string) =>
+  readdirSync(join(dataDir, 'falco-spool')).filter((f) => f.endsWith('.json'))
+
+describe('the Falco spool', () => {
+  it('answers 202 while publishes wait at their cap, and drains in order once the bus has room', async () => {
+    const h = await startHarness({ maxPending: 1, spoolAfterMs: 60_000 })
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    h.bus.before = () => held
+    const first = post(h, alerts[0] as string)
+    await waitFor(() => h.ingest.readiness.ingest?.().detail, { what: 'the first publish to hold the cap' })
+    const answers = []
+    for (const line of alerts.slice(1, 4)) answers.push(await post(h, line))
+    expect(answers.map((r) => r.statusCode)).toEqual([202, 202, 202])
+    expect(answers.every((r) => r.json().spooled === true && r.json().accepted === 1)).toBe(true)
+    expect(spoolFiles(h.dataDir)).toHaveLength(3)
+    expect(await h.rt.metricValue('nerve_ingest_falco_spool_requests')).toBe(3)
+    expect(h.ingest.readiness.ingest?.()).toMatchObject({ ok: true })
+    expect(h.ingest.readiness.falco_spool?.()).toMatchObject({
+      ok: true,
+      detail: expect.stringContaining('3'),
+    })
+
+    h.bus.before = undefined
+    release()
+    expect((await first).statusCode).toBe(202)
+    await waitFor(() => spoolFiles(h.dataDir).length === 0, { what: 'the spool to drain' })
+    const outputs = h.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
+    const expected = alerts.slice(0, 4).map((l) => JSON.parse(l).output)
+    expect(outputs).toEqual(expected)
+    expect(await h.rt.metricValue('nerve_ingest_falco_spooled_total')).toBe(3)
+    expect(await h.rt.metricValue('nerve_ingest_falco_spool_drained_total')).toBe(3)
+    expect(await h.rt.metricValue('nerve_ingest_falco_spool_bytes')).toBe(0)
+    await h.ingest.close()
+  })
+
+  it('spools while the bus refuses with a retriable error, and keeps the spool across a restart', async () => {
+    const dataDir = tempDir('nerve-spool-restart')
+    const down = await startHarness({ dataDir })
+    down.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    for (const line of alerts.slice(0, 2)) expect((await post(down, line)).statusCode).toBe(202)
+    expect(spoolFiles(dataDir)).toHaveLength(2)
+    await down.ingest.close()
+
+    const up = await startHarness({ dataDir })
+    await waitFor(() => up.bus.records(eventsTopic).length === 2, { what: 'the restarted ingest to drain' })
+    await waitFor(() => spoolFiles(dataDir).length === 0, { what: 'the spool files removed' })
+    await up.ingest.close()
+  })
+
+  it('spools a request whose publish outlasts falco_spool_after (a hanging bus), before the sender gives up', async () => {
+    const h = await startHarness({ spoolAfterMs: 200 })
+    let release: () => void = () => {}
+    const hanging = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    h.bus.before = (topic) => (topic === eventsTopic ? hanging : Promise.resolve())
+    const started = Date.now()
+    const res = await post(h, alerts[0] as string)
+    expect(res.statusCode).toBe(202)
+    expect(res.json()).toMatchObject({ accepted: 1, spooled: true })
+    expect(Date.now() - started).toBeLessThan(5_000)
+    expect(h.config.ingest.falco_spool_after).toBe(200)
+    // The hanging publish completes later: the spooled copy is the same event (same id), a duplicate.
+    h.bus.before = undefined
+    release()
+    await waitFor(() => spoolFiles(h.dataDir).length === 0, { what: 'the spool to drain' })
+    const ids = h.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).id)
+    expect(new Set(ids).size).toBe(1)
+    await h.ingest.close()
+  })
+
+  it('refuses with 429 only when the disk budget is spent, and says so in /readyz and /metrics', async () => {
+    const h = await startHarness({ maxPending: 1, spoolBytes: 4096, spoolAfterMs: 60_000 })
+    h.bus.before = () => new Promise<void>(() => {})
+    void post(h, alerts[0] as string)
+    await waitFor(() => h.ingest.readiness.ingest?.().detail, { what: 'the cap to be held' })
+    const statuses: number[] = []
+    for (const line of alerts.slice(1, 12)) statuses.push((await post(h, line)).statusCode)
+    expect(statuses).toContain(202)
+    expect(statuses).toContain(429)
+    const refused = await post(h, alerts[1] as string)
+    expect(refused.headers['retry-after']).toBeDefined()
+    expect(refused.json().error.message).toContain('spool is full')
+    expect(h.ingest.readiness.falco_spool?.()).toMatchObject({ ok: false })
+    expect(await h.rt.metricValue('nerve_ingest_falco_spool_refused_total')).toBeGreaterThan(0)
+    expect(await h.rt.metricValue('nerve_ingest_falco_spool_limit_bytes')).toBe(4096)
+  })
+
+  it('is off with a budget of 0: a busy bus is answered 429 as before', async () => {
+    const h = await startHarness({ maxPending: 1, spoolBytes: 0 })
+    h.bus.before = () => new Promise<void>(() => {})
+    void post(h, alerts[0] as string)
+    await waitFor(() => h.ingest.readiness.ingest?.().detail, { what: 'the cap to be held' })
+    expect((await post(h, alerts[1] as string)).statusCode).toBe(429)
+    expect(h.ingest.readiness.ingest?.()).toMatchObject({ ok: false })
+  })
+})

@@ -1,0 +1,70 @@
+// SQS message bodies → the S3 objects to read: the real envelopes (tests/fixtures/cloudtrail/envelopes),
+// form-encoded keys, digests set apart, other event names ignored, and bodies that name too much or nothing.
+import { describe, expect, it } from 'vitest'
+import { decodeS3EventKey, parseS3Notification } from '../../../ingest/s3-event-notification.ts'
+import { fixture } from './ingest-harness.ts'
+
+const envelope = (name: string) => fixture(`cloudtrail/envelopes/${name}`).toString()
+const s3Event = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+
+describe('S3 notifications on SQS', () => {
+  it('reads a direct S3 event notification, its key form-decoded', () => {
+    const body = structuredClone(s3Event)
+    body.Records[0].s3.object.key = 'AWSLogs/123456789012/CloudTrail/us-east-1/2024/07/30/a+b%3Ac.json.gz'
+    expect(parseS3Notification(JSON.stringify(body))).toEqual({
+      kind: 'objects',
+      objects: [
+        {
+          bucket: 'mybucket',
+          key: 'AWSLogs/123456789012/CloudTrail/us-east-1/2024/07/30/a b:c.json.gz',
+          size: 1024,
+        },
+      ],
+      digests: [],
+      ignored: 0,
+    })
+    expect(decodeS3EventKey('100%25+sure')).toBe('100% sure')
+    expect(decodeS3EventKey('broken%E0%A4%A')).toBe('broken%E0%A4%A')
+  })
+
+  it("reads the same inside an SNS envelope, and CloudTrail's own SNS notification (keys as they are)", () => {
+    const wrapped = JSON.stringify({ Type: 'Notification', Message: JSON.stringify(s3Event) })
+    expect(parseS3Notification(wrapped)).toMatchObject({
+      kind: 'objects',
+      objects: [{ key: 'HappyFace.jpg' }],
+    })
+    const cloudtrail = parseS3Notification(envelope('sqs-body-sns-cloudtrail-notification.json'))
+    expect(cloudtrail).toMatchObject({ kind: 'objects', digests: [] })
+    expect(cloudtrail.kind === 'objects' && cloudtrail.objects.map((o) => o.bucket)).toEqual([
+      'your-bucket-name',
+      'your-bucket-name',
+      'your-bucket-name',
+    ])
+  })
+
+  it('knows the test event, sets digests apart and ignores events other than ObjectCreated', () => {
+    expect(parseS3Notification(envelope('s3-event-notification-testevent-awsdocs.json'))).toEqual({
+      kind: 'test',
+    })
+    const body = structuredClone(s3Event)
+    const digest = structuredClone(body.Records[0])
+    digest.s3.object.key = 'AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2024/07/30/d.json.gz'
+    const removed = structuredClone(body.Records[0])
+    removed.eventName = 'ObjectRemoved:Delete'
+    body.Records.push(digest, removed)
+    const parsed = parseS3Notification(JSON.stringify(body))
+    expect(parsed).toMatchObject({ kind: 'objects', ignored: 1 })
+    expect(parsed.kind === 'objects' && parsed.digests.map((d) => d.key)).toEqual([digest.s3.object.key])
+  })
+
+  it('refuses bodies that are not notifications, or that name more objects than one message may', () => {
+    expect(parseS3Notification('not json')).toMatchObject({ kind: 'unreadable' })
+    expect(parseS3Notification('{"hello":"world"}')).toMatchObject({ kind: 'unreadable' })
+    expect(parseS3Notification('{"Records":[]}')).toMatchObject({ kind: 'unreadable' })
+    const many = { s3Bucket: 'b', s3ObjectKey: Array.from({ length: 101 }, (_, i) => `k${i}`) }
+    expect(parseS3Notification(JSON.stringify(many))).toMatchObject({
+      kind: 'unreadable',
+      reason: expect.stringContaining('101 objects'),
+    })
+  })
+})

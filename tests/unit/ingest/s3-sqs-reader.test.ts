@@ -1,0 +1,217 @@
+// The S3 + SQS reader end to end: the real AWS SDK clients against the loopback stand-in (SQS JSON
+// protocol, S3 path-style GET), through startIngest, onto a bus. The four kinds of message a CloudTrail
+// queue receives (S3 test event, a CloudTrail-Digest/ object, a direct S3 notification with a form-encoded
+// key, CloudTrail's SNS notification in its SNS envelope), plus the failures: a message that keeps failing
+// is dead-lettered with its reason after max_receives, an object in a bucket not allowed is refused, a
+// slow bus keeps the message hidden (visibility extended) and deletes it only once durable.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type DeadLetter, deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
+import { createAwsClients } from '../../../ingest/s3-client.ts'
+import { startIngest } from '../../../ingest/start-ingest.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { Config, NormalizedEvent } from '../../../schemas/types.ts'
+import { type AwsStandIn, startAwsStandIn } from '../../helpers/aws-stand-in.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { fixture, fixtures } from './ingest-harness.ts'
+import { createMemoryBus } from './memory-bus.ts'
+
+const envelope = (name: string) => readFileSync(join(fixtures, 'cloudtrail/envelopes', name), 'utf8')
+const stratus = fixture('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+  .toString()
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as { eventID: string })
+const logFile = (records: unknown[]) => gzipSync(JSON.stringify({ Records: records }))
+const credentials = {
+  accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+}
+const prefix = 'AWSLogs/o-a1b2c3d4e5/123456789012/CloudTrail/us-east-2/2024/07/30'
+
+let cleanup: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const step of cleanup.reverse()) await step()
+  cleanup = []
+})
+
+async function start(s3Sqs: Partial<Config['ingest']['s3_sqs']>) {
+  const standIn = await startAwsStandIn()
+  const queueUrl = standIn.createQueue('org-trail-notifications')
+  const rt = createTestRuntime({ level: 'info' })
+  const bus = createMemoryBus()
+  const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-s3-sqs') } })
+  const config: Config = {
+    ...base,
+    ingest: {
+      ...base.ingest,
+      s3_sqs: { ...base.ingest.s3_sqs, queues: [queueUrl], wait_time: 1000, ...s3Sqs },
+    },
+  }
+  const aws = createAwsClients({
+    env: { AWS_ENDPOINT_URL_SQS: standIn.url, AWS_ENDPOINT_URL_S3: standIn.url },
+    region: 'us-east-2',
+    credentials,
+    maxAttempts: 1,
+  })
+  const ingest = await startIngest(config, { bus, log: rt.log, metrics: rt.metrics, now: Date.now, aws })
+  cleanup.push(async () => {
+    await ingest.close()
+    aws.close()
+    await standIn.close()
+  })
+  const events = () => bus.records(eventsTopic).map((r) => r.value as NormalizedEvent)
+  const deadLetters = () => bus.records(deadLetterTopic).map((r) => r.value as DeadLetter)
+  const settled = (standIn: AwsStandIn) => standIn.messages(queueUrl).every((m) => m.deleted)
+  return { standIn, queueUrl, rt, bus, ingest, events, deadLetters, settled: () => settled(standIn) }
+}
+
+describe('CloudTrail from S3 through SQS', () => {
+  it('reads direct and SNS-wrapped notifications, skips test events and digests, deletes each once durable', async () => {
+    const t = await start({})
+    // Direct S3 notification: a key with a space and a colon, form-encoded as S3 sends it.
+    const directKey = `${prefix}/123456789012_CloudTrail_us-east-2_20240730T2130Z_a b:c.json.gz`
+    t.standIn.putObject('acme-org-trail', directKey, logFile(stratus.slice(0, 10)))
+    const direct = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    direct.Records[0].s3.bucket.name = 'acme-org-trail'
+    direct.Records[0].s3.object.key = encodeURIComponent(directKey).replace(/%2F/g, '/').replace(/%20/g, '+')
+    // CloudTrail's SNS notification inside the SNS envelope: three plain keys, one of them a .json file.
+    const sns = JSON.parse(envelope('sqs-body-sns-cloudtrail-notification.json'))
+    const snsMessage = JSON.parse(sns.Message)
+    const [k1, k2, k3] = snsMessage.s3ObjectKey as string[]
+    t.standIn.putObject(snsMessage.s3Bucket, k1 as string, logFile(stratus.slice(10, 20)))
+    t.standIn.putObject(snsMessage.s3Bucket, k2 as string, logFile(stratus.slice(20, 25)))
+    const plainKey = (k3 as string).replace(/\.gz$/, '')
+    snsMessage.s3ObjectKey[2] = plainKey
+    t.standIn.putObject(snsMessage.s3Bucket, plainKey, envelope('s3-log-file-awsdocs-example.json'))
+    sns.Message = JSON.stringify(snsMessage)
+    // A digest object: named, never fetched.
+    const digest = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    digest.Records[0].s3.bucket.name = 'acme-org-trail'
+    digest.Records[0].s3.object.key =
+      'AWSLogs/123456789012/CloudTrail-Digest/us-east-2/2015/08/17/123456789012_CloudTrail-Digest_us-east-2_trail_us-east-2_20150817T150131Z.json.gz'
+
+    t.standIn.sendMessage(t.queueUrl, envelope('s3-event-notification-testevent-awsdocs.json'))
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(digest))
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(direct))
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(sns))
+
+    // The stand-in marks a message deleted as the request arrives; the reader counts it once answered.
+    const handled = async () =>
+      (await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'deleted' })) === 3 &&
+      (await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'test_event' })) === 1
+    await waitFor(async () => t.settled() && (await handled()), { what: 'every message deleted' })
+    const ids = t.events().map((e) => e.id)
+    expect(t.events()).toHaveLength(26)
+    for (const record of stratus.slice(0, 25)) expect(ids).toContain(record.eventID)
+    expect(t.deadLetters()).toEqual([])
+    const gets = t.standIn.requests
+      .filter((r) => r.action === 'GetObject')
+      .map((r) => decodeURIComponent(r.path.split('?')[0] ?? ''))
+    expect(gets).toHaveLength(4)
+    expect(gets.some((p) => p.includes('CloudTrail-Digest'))).toBe(false)
+    expect(gets).toContain(`/acme-org-trail/${directKey}`)
+    expect(await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'test_event' })).toBe(1)
+    expect(await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'deleted' })).toBe(3)
+    expect(await t.rt.metricValue('nerve_s3_sqs_objects_total', { outcome: 'digest_skipped' })).toBe(1)
+    expect(await t.rt.metricValue('nerve_s3_sqs_objects_total', { outcome: 'read' })).toBe(4)
+    expect(await t.rt.metricValue('nerve_s3_sqs_bytes_total')).toBeGreaterThan(1000)
+    expect(await t.rt.metricValue('nerve_component_sent_events_total', { component: 's3_sqs_reader' })).toBe(
+      26,
+    )
+    expect(t.ingest.readiness.s3_sqs?.()).toEqual({ ok: true })
+  })
+
+  it('dead-letters a message that keeps failing, with its reason, after max_receives', async () => {
+    const t = await start({ visibility_timeout: 1000, max_receives: 2 })
+    t.standIn.putObject('acme-org-trail', `${prefix}/denied.json.gz`, logFile(stratus.slice(0, 2)))
+    t.standIn.failNext('GetObject', { status: 403, code: 'AccessDenied', message: 'Access Denied' }, 10)
+    const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    note.Records[0].s3.bucket.name = 'acme-org-trail'
+    note.Records[0].s3.object.key = `${prefix}/denied.json.gz`
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+
+    await waitFor(t.settled, {
+      what: 'the failing message to be dead-lettered and deleted',
+      timeoutMs: 15_000,
+    })
+    const [message] = t.standIn.messages(t.queueUrl)
+    expect(message?.receiveCount).toBe(2)
+    const [dead] = t.deadLetters()
+    expect(dead?.component).toBe('s3_sqs_reader')
+    expect(dead?.reason).toMatch(
+      /failed 2 receives; last: s3:\/\/acme-org-trail\/.*denied\.json\.gz: AccessDenied/,
+    )
+    expect(JSON.parse(dead?.original ?? '{}')).toEqual(note)
+    expect(await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'retried' })).toBe(1)
+    expect(await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'dead_lettered' })).toBe(1)
+    expect(t.events()).toEqual([])
+  })
+
+  it('refuses objects outside ingest.s3_sqs.buckets and unreadable bodies, and still deletes the message', async () => {
+    const t = await start({ buckets: ['acme-org-trail'] })
+    const elsewhere = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    elsewhere.Records[0].s3.bucket.name = 'someone-elses-bucket'
+    elsewhere.Records[0].s3.object.key = 'secrets.json'
+    t.standIn.putObject('someone-elses-bucket', 'secrets.json', '{"Records":[]}')
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(elsewhere))
+    t.standIn.sendMessage(t.queueUrl, 'not json at all')
+    await waitFor(t.settled, { what: 'both messages deleted' })
+    expect(t.standIn.requests.some((r) => r.action === 'GetObject')).toBe(false)
+    const reasons = t.deadLetters().map((d) => d.reason)
+    expect(reasons).toHaveLength(2)
+    expect(
+      reasons.some((r) => r.includes('s3://someone-elses-bucket/secrets.json') && r.includes('buckets')),
+    ).toBe(true)
+    expect(reasons.some((r) => r.includes('not a JSON object'))).toBe(true)
+  })
+
+  it('dead-letters a gzip bomb at max_object_bytes without inflating it, and deletes the message', async () => {
+    const t = await start({ max_object_bytes: 1024 * 1024 })
+    // 64 MiB of zeros in about 64 KiB: what a forged log file could hold.
+    t.standIn.putObject('acme-org-trail', `${prefix}/bomb.json.gz`, gzipSync(Buffer.alloc(64 * 1024 * 1024)))
+    const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    note.Records[0].s3.bucket.name = 'acme-org-trail'
+    note.Records[0].s3.object.key = `${prefix}/bomb.json.gz`
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    await waitFor(
+      async () =>
+        t.settled() && (await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'deleted' })) === 1,
+      { what: 'the message deleted' },
+    )
+    const [dead] = t.deadLetters()
+    expect(dead).toMatchObject({ component: 's3_sqs_reader', error_code: 'PAYLOAD_TOO_LARGE' })
+    expect(dead?.reason).toContain(`s3://acme-org-trail/${prefix}/bomb.json.gz`)
+    expect(t.events()).toEqual([])
+  })
+
+  it('keeps a message hidden while the bus is slow and deletes it only after the publish is durable', async () => {
+    const t = await start({ visibility_timeout: 1000 })
+    t.standIn.putObject('acme-org-trail', `${prefix}/slow.json.gz`, logFile(stratus.slice(0, 3)))
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    t.bus.before = async (topic) => {
+      if (topic.name === eventsTopic.name) await held
+    }
+    const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    note.Records[0].s3.bucket.name = 'acme-org-trail'
+    note.Records[0].s3.object.key = `${prefix}/slow.json.gz`
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    await waitFor(
+      () => t.standIn.requests.filter((r) => r.action === 'ChangeMessageVisibility').length >= 3,
+      { what: 'the visibility timeout extended while the bus holds the publish' },
+    )
+    const [message] = t.standIn.messages(t.queueUrl)
+    expect(message?.deleted).toBe(false)
+    expect(message?.receiveCount).toBe(1)
+    release()
+    await waitFor(t.settled, { what: 'the message deleted once the publish resolved' })
+    expect(t.events()).toHaveLength(3)
+  })
+})
