@@ -202,7 +202,7 @@ export function createCorrelator(
     }
     const core = event.core as CoreFields
     if (revokes.isSelf(core)) {
-      revokes.noteRevoke(event)
+      revokes.noteRevoke(event, true)
       return 'self_action'
     }
     if (revokes.noteRevoke(event)) return 'revoke_action'

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
 import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
+import { isDenyOlderSessions } from '../../../correlate/revoke-confirmations.ts'
 import { scoreCorrelation } from '../../../correlate/score-correlation.ts'
 import type { RuleConfig } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
@@ -116,6 +117,18 @@ describe('incidents', () => {
   })
 })
 
+// The AWS console's "Revoke active sessions" document, as CloudTrail records it (a JSON string).
+const denyOlderSessions = (issuedBefore: string) =>
+  JSON.stringify({
+    Version: '2012-10-17',
+    Statement: {
+      Effect: 'Deny',
+      Action: '*',
+      Resource: '*',
+      Condition: { DateLessThan: { 'aws:TokenIssueTime': issuedBefore } },
+    },
+  })
+
 describe('no feedback loop', () => {
   const revokeSessions = (over: Partial<Parameters<typeof coreEvent>[0]> = {}) =>
     coreEvent({
@@ -127,8 +140,7 @@ describe('no feedback loop', () => {
       requestParameters: {
         roleName: 'data-cleaner',
         policyName: 'AWSRevokeOlderSessions',
-        policyDocument:
-          '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"]}]}',
+        policyDocument: denyOlderSessions(new Date(T0 + 60_000).toISOString()),
       },
       ...over,
     })
@@ -159,7 +171,7 @@ describe('no feedback loop', () => {
     })
   })
 
-  it('treats a revoke-shaped action by someone else as a revoke, not a threat', () => {
+  it('treats the exact deny-older-sessions policy by someone else as a revoke, not a threat', () => {
     const c = createCorrelator(config)
     c.accept(edgeEvent({ time: T0 }))
     const human = revokeSessions({
@@ -167,16 +179,160 @@ describe('no feedback loop', () => {
       sessionIssuer: undefined,
     })
     expect(c.accept(human).ignored).toBe('revoke_action')
-    const key = coreEvent({
-      id: 'deactivate-1',
-      time: T0 + 61_000,
-      action: 'iam:UpdateAccessKey',
-      requestParameters: { userName: 'svc', accessKeyId: 'AKIA0W5KI69TY8X86BGT', status: 'Inactive' },
-    })
-    expect(c.accept(key).ignored).toBe('revoke_action')
     expect(c.accept(deniedCall(T0 + 62_000)).confirmation?.target).toEqual({
       kind: 'role',
       name: 'data-cleaner',
+    })
+  })
+
+  // The attack: the watched agent grants itself everything under the revoke's name.
+  it('an AWSRevokeOlderSessions that allows *:* is an escalation, correlated, and confirms nothing', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const escalation = revokeSessions({
+      id: 'escalation-1',
+      principal: 'arn:aws:sts::609418236337:assumed-role/data-cleaner/botocore-session-1',
+      sessionIssuer: agentRole,
+      requestParameters: {
+        roleName: 'data-cleaner',
+        policyName: 'AWSRevokeOlderSessions',
+        policyDocument:
+          '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}',
+      },
+    })
+    const result = c.accept(escalation)
+    expect(result.ignored).toBeUndefined()
+    expect(result.correlations).toHaveLength(1)
+    expect(result.correlations[0]?.core.action).toBe('iam:PutRolePolicy')
+    const denied = c.accept(deniedCall(T0 + 120_000))
+    expect(denied.confirmation).toBeUndefined()
+    expect(denied.correlations).toHaveLength(1)
+  })
+
+  it.each([
+    [
+      'an extra Allow statement',
+      (t: string) => ({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Deny',
+            Action: '*',
+            Resource: '*',
+            Condition: { DateLessThan: { 'aws:TokenIssueTime': t } },
+          },
+          { Effect: 'Allow', Action: '*', Resource: '*' },
+        ],
+      }),
+    ],
+    [
+      'no condition',
+      () => ({ Version: '2012-10-17', Statement: { Effect: 'Deny', Action: '*', Resource: '*' } }),
+    ],
+    [
+      'NotAction',
+      (t: string) => ({
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Deny',
+          NotAction: 'iam:*',
+          Resource: '*',
+          Condition: { DateLessThan: { 'aws:TokenIssueTime': t } },
+        },
+      }),
+    ],
+    [
+      'a narrower action',
+      (t: string) => ({
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Deny',
+          Action: 's3:*',
+          Resource: '*',
+          Condition: { DateLessThan: { 'aws:TokenIssueTime': t } },
+        },
+      }),
+    ],
+    [
+      'an issue time years before the call',
+      () => ({
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Deny',
+          Action: '*',
+          Resource: '*',
+          Condition: { DateLessThan: { 'aws:TokenIssueTime': '2001-01-01T00:00:00Z' } },
+        },
+      }),
+    ],
+    [
+      'another condition operator',
+      (t: string) => ({
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Deny',
+          Action: '*',
+          Resource: '*',
+          Condition: { DateGreaterThan: { 'aws:TokenIssueTime': t } },
+        },
+      }),
+    ],
+  ])('a revoke-named policy with %s is no revoke', (_name, doc) => {
+    const when = new Date(T0 + 60_000).toISOString()
+    expect(isDenyOlderSessions(JSON.stringify(doc(when)), T0 + 60_000)).toBe(false)
+  })
+
+  it('recognises the console document as a string, an object, URL-encoded, or with one-element lists', () => {
+    const t = T0 + 60_000
+    const doc = JSON.parse(denyOlderSessions(new Date(t).toISOString()))
+    expect(isDenyOlderSessions(JSON.stringify(doc), t)).toBe(true)
+    expect(isDenyOlderSessions(doc, t)).toBe(true)
+    expect(isDenyOlderSessions(encodeURIComponent(JSON.stringify(doc)), t)).toBe(true)
+    const listed = { ...doc, Statement: [{ ...doc.Statement, Action: ['*'], Resource: ['*'] }] }
+    expect(isDenyOlderSessions(listed, t)).toBe(true)
+  })
+
+  it('key deactivation by the watched agent is an ordinary event (T1531), not a revoke', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const deactivate = coreEvent({
+      id: 'deactivate-1',
+      time: T0 + 61_000,
+      action: 'iam:UpdateAccessKey',
+      accessKeyId: 'AKIA0W5KI69TY8X86BGT',
+      requestParameters: { userName: 'svc', accessKeyId: 'AKIA0W5KI69TY8X86BGT', status: 'Inactive' },
+    })
+    expect(c.accept(deactivate).correlations).toHaveLength(1)
+    const denied = coreEvent({
+      time: T0 + 62_000,
+      action: 'iam:AttachRolePolicy',
+      accessKeyId: 'AKIA0W5KI69TY8X86BGT',
+      errorCode: 'InvalidClientTokenId',
+    })
+    expect(c.accept(denied).confirmation).toBeUndefined()
+  })
+
+  it("key deactivation by nerve's revoker is a revoke and marks the key", () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const deactivate = coreEvent({
+      id: 'deactivate-1',
+      time: T0 + 61_000,
+      action: 'iam:UpdateAccessKey',
+      principal: 'arn:aws:sts::609418236337:assumed-role/nerve-revoker/revoke-incident-1',
+      sessionIssuer: revoker,
+      requestParameters: { userName: 'svc', accessKeyId: 'AKIA0W5KI69TY8X86BGT', status: 'Inactive' },
+    })
+    expect(c.accept(deactivate).ignored).toBe('self_action')
+    const denied = coreEvent({
+      time: T0 + 62_000,
+      action: 'iam:AttachRolePolicy',
+      accessKeyId: 'AKIA0W5KI69TY8X86BGT',
+      errorCode: 'InvalidClientTokenId',
+    })
+    expect(c.accept(denied).confirmation?.target).toEqual({
+      kind: 'access_key',
+      name: 'AKIA0W5KI69TY8X86BGT',
     })
   })
 
