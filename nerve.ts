@@ -335,6 +335,7 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   const summary = {
     read: 0,
     invalid: decoded.invalid.length,
+    future: decoded.invalid.filter((item) => item.reason === 'future_time').length,
     skipped: Object.values(decoded.skipped).reduce((a, b) => a + (b ?? 0), 0),
     duplicate: 0,
     late: 0,
@@ -391,6 +392,7 @@ export async function prepareReplay(
     progress: options.progress,
     keepRaw: readsRaw,
     standIn: replayer.standIn,
+    now: Date.now(),
   })
   if (options.order === 'time') decoded.events.sort(byEventTime)
   return { replayer, ...decoded }

@@ -257,7 +257,7 @@ export type Config = {
   data_dir: string
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
   http: HttpConfig
-  ingest: { token?: string; max_pending_publishes: number }
+  ingest: { token?: string; max_pending_publishes: number; max_future_skew: Ms }
   bus: { partitions: number; retention: Ms; max_batch: number }
   kafka: KafkaConfig
   agents: AgentConfig[]
