@@ -215,7 +215,12 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   const now = Date.now
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
   const { bus, kafka } = await openBus(config, { log, metrics })
-  const http = createHttpServer(config.http, { log, metrics, ingestToken: token.token })
+  const http = createHttpServer(config.http, {
+    log,
+    metrics,
+    ingestToken: token.token,
+    tokens: config.ingest.tokens,
+  })
   if (kafka) http.addReadinessCheck('kafka_bus', () => kafka.readiness())
   const started: Started[] = []
   const deps = { bus, log, metrics, now }

@@ -83,6 +83,7 @@ export function createFirehoseReceiver(
     method: 'POST',
     url: '/v1/cloudtrail/firehose',
     auth: 'ingest',
+    source: 'firehose',
     handle: async (req) => {
       let parsed: Awaited<ReturnType<typeof records>>
       try {

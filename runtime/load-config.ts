@@ -122,7 +122,7 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
-const secretKeys = new Set(['token', 'password', 'secret', 'secrets', 'api_key'])
+const secretKeys = new Set(['token', 'tokens', 'password', 'secret', 'secrets', 'api_key'])
 
 /** The config with every secret replaced by "***", for `nerve config` and logs. */
 export function redactSecrets(value: unknown, key = ''): unknown {

@@ -225,6 +225,9 @@ export type HttpConfig = {
   decompressed_limit_bytes: number
   max_items: number
   max_depth: number
+  headers_timeout: Ms
+  request_timeout: Ms
+  max_connections: number
   tls?: { cert_file: string; key_file: string; client_ca_file?: string }
 }
 
@@ -257,7 +260,12 @@ export type Config = {
   data_dir: string
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
   http: HttpConfig
-  ingest: { token?: string; max_pending_publishes: number; max_future_skew: Ms }
+  ingest: {
+    token?: string
+    tokens: Partial<Record<'falco' | 'cloudtrail' | 'firehose' | 'read', string>>
+    max_pending_publishes: number
+    max_future_skew: Ms
+  }
   bus: { partitions: number; retention: Ms; max_batch: number }
   kafka: KafkaConfig
   agents: AgentConfig[]
