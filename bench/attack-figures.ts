@@ -21,7 +21,7 @@ function memory(pid: number): { rss: number; peak: number } {
 }
 
 /** Size of every file under a directory, bytes (du -sb). */
-function diskUsage(dir: string): number {
+function diskUsage(dir: string): Promise<number> {
   const out = spawn('du', ['-sb', dir])
   return new Promise<number>((resolve) => {
     let text = ''
@@ -29,13 +29,20 @@ function diskUsage(dir: string): number {
       text += d
     })
     out.on('close', () => resolve(Number(text.split('\t')[0])))
-  }) as unknown as number
+  })
 }
 
 async function startNerve(): Promise<{ child: ChildProcess; port: number; dataDir: string }> {
   const dir = tempDir('nerve-attack')
   const port = 20_000 + Math.floor(Math.random() * 20_000)
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ log: { level: 'warn' } }))
+  // One registered agent that both samples name: the Falco alert's host and the CloudTrail caller.
+  const agents = [
+    {
+      id: 'flooder',
+      match: { hosts: ['x86'], aws: ['arn:aws:iam::609418236337:user/christophe'] },
+    },
+  ]
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ log: { level: 'warn' }, agents }))
   const dataDir = join(dir, 'data')
   const child = spawn(process.execPath, ['--max-semi-space-size=64', 'bin/nerve.mjs', 'run'], {
     cwd: root,
@@ -134,6 +141,70 @@ function slowHeaders(port: number) {
   })
 }
 
+const fixtureLine = (path: string, pick: (r: Record<string, unknown>) => boolean) =>
+  readFileSync(join(import.meta.dirname, '../tests/fixtures', path), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find(pick) as Record<string, unknown>
+
+/**
+ * 200 "Read sensitive file untrusted" alerts (a `cat /etc/shadow` loop; falcosecurity/plugins sample) then
+ * 200 denied iam:CreateAccessKey calls (Stratus Red Team record shape) of one agent: N × M pairs.
+ */
+async function alertFlood(port: number, dataDir: string) {
+  const post = (path: string, body: unknown) =>
+    fetch(`http://127.0.0.1:${port}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    }).then((r) => r.status)
+  const metric = async (name: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+  }
+  const correlations = () => metric('nerve_correlate_correlations_total')
+  await sleep(2_000)
+  const before = await diskUsage(dataDir)
+  const alert = fixtureLine(
+    'falco/falcosecurity-plugins.ndjson',
+    (r) => r.rule === 'Read sensitive file untrusted',
+  )
+  const call = fixtureLine('cloudtrail/stratus-red-team-detonation-logs.ndjson', (r) =>
+    String(r.eventID).startsWith('39480357'),
+  )
+  const t0 = Date.now() - 600_000
+  const alerts = Array.from({ length: 200 }, (_, i) => ({
+    ...alert,
+    time: new Date(t0 + i * 100).toISOString(),
+  }))
+  const calls = Array.from({ length: 200 }, (_, i) => ({
+    ...call,
+    eventID: `f1d0c0de-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    eventName: 'CreateAccessKey',
+    errorCode: 'AccessDenied',
+    errorMessage: 'User is not authorized to perform: iam:CreateAccessKey',
+    eventTime: new Date(t0 + 60_000 + i * 100).toISOString().replace(/\.\d+Z$/, 'Z'),
+  }))
+  const statuses = [await post('/v1/falco', alerts), await post('/v1/cloudtrail', { Records: calls })]
+  let total = -1
+  for (let stable = 0; stable < 10; ) {
+    await sleep(1_000)
+    const now = await correlations()
+    stable = now === total ? stable + 1 : 0
+    total = now
+  }
+  const after = await diskUsage(dataDir)
+  return {
+    posted: statuses.join(','),
+    correlations_emitted: total,
+    correlations_suppressed: await metric('nerve_correlate_suppressed_correlations_total'),
+    data_dir_before_kib: Math.round(before / 1024),
+    data_dir_after_kib: Math.round(after / 1024),
+    data_dir_growth_mib: ((after - before) / 1048576).toFixed(1),
+  }
+}
+
 const attack = positionals[0]
 const { child, port, dataDir } = await startNerve()
 try {
@@ -141,10 +212,9 @@ try {
   let result: unknown
   if (attack === 'unauth-bodies') result = await unauthBodies(port, pid)
   else if (attack === 'slow-headers') result = await slowHeaders(port)
+  else if (attack === 'alert-flood') result = await alertFlood(port, dataDir)
   else throw new Error(`unknown attack ${attack}`)
   process.stdout.write(`${JSON.stringify({ attack, root, ...(result as object) })}\n`)
-  void dataDir
-  void diskUsage
 } finally {
   child.kill('SIGKILL')
 }

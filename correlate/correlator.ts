@@ -41,6 +41,8 @@ export type CorrelatorConfig = {
   max_events_per_agent: number
   memory_budget_bytes: number
   incident_gap: number
+  /** Correlations kept per rule in one incident; the rest are counted as suppressed (default 100). */
+  max_correlations_per_incident_rule?: number
   self_identities: readonly string[]
 }
 
@@ -77,6 +79,8 @@ export type CorrelatorStats = {
   duplicate: number
   ignored: Record<IgnoredReason, number>
   correlations: number
+  /** Correlations over their incident's per-rule bound: counted on the incident, not emitted. */
+  suppressed: number
   evicted: number
 }
 
@@ -126,7 +130,11 @@ export function createCorrelator(
     memoryBudgetBytes: config.memory_budget_bytes,
     trackChanges: options.trackChanges ?? false,
   })
-  const incidents = createIncidentGrouper(config.incident_gap, restored?.incidents)
+  const incidents = createIncidentGrouper(
+    config.incident_gap,
+    restored?.incidents,
+    config.max_correlations_per_incident_rule,
+  )
   const revokes = createRevokeTracker(config.self_identities, config.incident_gap, restored?.revoked)
   const details = createDetailInterner()
   const stats: Omit<
@@ -138,6 +146,7 @@ export function createCorrelator(
     duplicate: 0,
     ignored: Object.fromEntries(ignoredReasons.map((r) => [r, 0])) as Record<IgnoredReason, number>,
     correlations: 0,
+    suppressed: 0,
     evicted: 0,
   }
   let st: number | null = restored?.stream_time ?? null
@@ -172,8 +181,13 @@ export function createCorrelator(
       for (const rule of rules) {
         if ((common & (1 << rule.index)) === 0) continue
         if (!bounds.inWindow(rule.index, s.time[e] as number, s.time[c] as number)) continue
+        const correlation = buildCorrelation(rule, s, e, c, incidents)
+        if (correlation === null) {
+          stats.suppressed++
+          continue
+        }
         found ??= []
-        found.push(buildCorrelation(rule, s, e, c, incidents))
+        found.push(correlation)
       }
     }
     return found ?? noCorrelations

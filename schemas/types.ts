@@ -170,6 +170,8 @@ export type Correlation = {
     first_seen?: number
     last_seen?: number
     correlation_count?: number
+    /** Correlations over the per-rule bound of the incident, counted but not emitted. */
+    suppressed_count?: number
     signals?: string[]
   }
   /** Stream time − event time when each member arrived, ms (how late it came; tune grace with it). */
@@ -276,6 +278,7 @@ export type Config = {
     max_events_per_agent: number
     memory_budget_bytes: number
     incident_gap: Ms
+    max_correlations_per_incident_rule: number
   }
   revoke: {
     webhooks: WebhookTargetConfig[]

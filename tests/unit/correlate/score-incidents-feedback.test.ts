@@ -358,3 +358,51 @@ describe('no feedback loop', () => {
     expect(c.accept(reactivate).correlations).toHaveLength(1)
   })
 })
+
+// The N × M flood: 200 alerts then 200 denied CreateAccessKey calls of one agent make 40,000 pairs of the
+// same rule. Each incident keeps the first N per rule; the rest are counted on it as suppressed.
+describe('incident suppression bound', () => {
+  it('keeps the first N correlations of a rule per incident and counts the rest, with the true total', () => {
+    const c = createCorrelator({ ...config, max_correlations_per_incident_rule: 50 })
+    for (let i = 0; i < 200; i++) c.accept(edgeEvent({ id: `shadow-${i}`, time: T0 + i * 10 }))
+    const emitted = []
+    for (let i = 0; i < 200; i++) {
+      const denied = coreEvent({
+        id: `cak-${i}`,
+        time: T0 + 5_000 + i * 10,
+        action: 'iam:CreateAccessKey',
+        errorCode: 'AccessDenied',
+      })
+      emitted.push(...c.accept(denied).correlations)
+    }
+    expect(emitted).toHaveLength(50)
+    expect(c.stats()).toMatchObject({ correlations: 50, suppressed: 40_000 - 50 })
+    const incident = c.snapshot().incidents[0]
+    expect(incident).toMatchObject({ correlation_count: 40_000, suppressed_count: 39_950 })
+  })
+
+  it('bounds per rule: a second rule of the same incident still gets its own first N', () => {
+    const second: RuleConfig = {
+      id: 'any-then-key',
+      edge: {},
+      core: { actions: ['iam:CreateAccessKey'] },
+      severity: 90,
+      revoke: true,
+    }
+    const c = createCorrelator({ ...config, rules: [rule, second], max_correlations_per_incident_rule: 3 })
+    for (let i = 0; i < 5; i++) c.accept(edgeEvent({ id: `e-${i}`, time: T0 + i }))
+    const out = c.accept(coreEvent({ id: 'cak', time: T0 + 100, action: 'iam:CreateAccessKey' })).correlations
+    expect(out.map((x) => x.rule.id)).toEqual([
+      'any-then-any',
+      'any-then-key',
+      'any-then-any',
+      'any-then-key',
+      'any-then-any',
+      'any-then-key',
+    ])
+    expect(out.at(-1)?.incident).toMatchObject({ correlation_count: 6 })
+    expect(c.stats().suppressed).toBe(4)
+    const later = c.accept(coreEvent({ id: 'attach', time: T0 + 200 })).correlations
+    expect(later).toEqual([])
+  })
+})
