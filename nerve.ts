@@ -213,6 +213,8 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   const log = createLogger(config.log)
   const metrics = createMetrics()
   const now = Date.now
+  const { makeDataDirPrivate } = await import('./runtime/private-data-dir.ts')
+  makeDataDirPrivate(config.data_dir)
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
   const { bus, kafka } = await openBus(config, { log, metrics })
   const http = createHttpServer(config.http, {
