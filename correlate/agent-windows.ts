@@ -1,5 +1,6 @@
 // Per-agent buffers of recent edge and core events, bounded twice: a cap per agent and side, and a global
-// memory budget. Both shed the entry that would expire first, and count it: never silent.
+// memory budget. Both shed the entry that would expire first, and count it: never silent; the cap sheds
+// repeats of a kind (Falco rule, action) before the only entry of its kind (shed-order.ts).
 // Layout, for memory and for the hot path: an entry is a slot in parallel arrays (numbers unboxed in typed
 // arrays, no object per entry). Each agent links its slots per side in arrival order (prev/next); a min-heap
 // of slots by (expiry, seq) finds what expires or is shed first; an open-addressing table of id hashes
@@ -9,7 +10,7 @@
 import type { Correlation, IdentityFields, ResolvedBy } from '../schemas/types.ts'
 import { hashPacked, hashText, idWords, packId, samePacked, textId, unpackId } from './packed-ids.ts'
 import { createSharedValues } from './shared-values.ts'
-import { ShedOrder } from './shed-order.ts'
+import { ShedOrder, uniqueBit } from './shed-order.ts'
 import { TextArena } from './text-arena.ts'
 
 /** Who an event names; interned per agent (most events of one agent carry the same identity). */
@@ -532,11 +533,13 @@ export function createAgentWindows(limits: {
       if (w.edgeHead === slot) w.edgeHead = next
       if (w.edgeTail === slot) w.edgeTail = prev
       w.edges--
+      if (edgeSheds.size !== 0) edgeSheds.get(w)?.forget(kindOf(slot))
       if (edgeSheds.size !== 0 && w.edges < dropShedOrderBelow) edgeSheds.delete(w)
     } else {
       if (w.coreHead === slot) w.coreHead = next
       if (w.coreTail === slot) w.coreTail = prev
       w.cores--
+      if (coreSheds.size !== 0) coreSheds.get(w)?.forget(kindOf(slot))
       if (coreSheds.size !== 0 && w.cores < dropShedOrderBelow) coreSheds.delete(w)
     }
     if (w.edges + w.cores === 0) agents.delete(w.key)
@@ -554,15 +557,40 @@ export function createAgentWindows(limits: {
   /** Seqs are unique: a slot still holding the seq it was queued with is the same live entry. */
   const isLive = (slot: number, seq: number) => s.whos[slot] !== null && s.seq[slot] === seq
 
+  /** What makes entries repeats of each other: the Falco rule of an edge entry, the action of a core one. */
+  const kindOf = (slot: number): string => {
+    const detail = s.details[slot] as EdgeDetail | CoreDetail
+    return detail.side === 'edge' ? detail.rule : detail.action
+  }
+
   /** The shed order of one agent side, from its list (all of it but `except`). */
   const shedOrderOf = (w: AgentWindow, isEdge: boolean, except: number): ShedOrder => {
     const order = new ShedOrder()
     for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-      if (x !== except) order.push(expiry(x), s.seq[x] as number, x)
+      if (x !== except) order.note(kindOf(x))
+    }
+    for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
+      if (x !== except) order.push(shedKey(order, x), s.seq[x] as number, x)
     }
     const sheds = isEdge ? edgeSheds : coreSheds
     sheds.set(w, order)
     return order
+  }
+
+  const shedKey = (order: ShedOrder, slot: number) =>
+    expiry(slot) + (order.kinds.get(kindOf(slot)) === 1 ? uniqueBit : 0)
+
+  /**
+   * The entry to shed: repeats before the only one of its kind. An entry queued as a repeat may have
+   * become unique since (its siblings were shed or expired): it is queued again as unique, and the next
+   * one is tried.
+   */
+  const shedVictim = (order: ShedOrder): number => {
+    for (;;) {
+      const victim = order.popLive(isLive)
+      if (victim === -1 || order.lastKey >= uniqueBit || order.kinds.get(kindOf(victim)) !== 1) return victim
+      order.push(order.lastKey + uniqueBit, s.seq[victim] as number, victim)
+    }
   }
 
   const settle = (slot: number) => {
@@ -571,17 +599,22 @@ export function createAgentWindows(limits: {
     const sheds = isEdge ? edgeSheds : coreSheds
     // No lookup while no agent is over its cap, as almost always.
     let order = sheds.size === 0 ? undefined : sheds.get(w)
+    let noted = false
     if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
-      order ??= shedOrderOf(w, isEdge, slot)
-      const oldest = order.popLive(isLive)
-      if (oldest !== -1) remove(oldest)
+      if (order === undefined) order = shedOrderOf(w, isEdge, slot)
+      // The newcomer counts as one of its kind before choosing, so it never protects a kind it repeats.
+      order.note(kindOf(slot))
+      noted = true
+      const victim = shedVictim(order)
+      if (victim !== -1) remove(victim)
       overflow.agent_cap++
     }
     // Entries that expired (or went to the memory budget) stay queued until they surface. A side that
     // stays under its cap never pops them: rebuild once they outnumber the live entries.
     if (order !== undefined) {
+      if (!noted) order.note(kindOf(slot))
       if (order.size > 2 * (isEdge ? w.edges : w.cores) + 8) shedOrderOf(w, isEdge, -1)
-      else order.push(expiry(slot), s.seq[slot] as number, slot)
+      else order.push(shedKey(order, slot), s.seq[slot] as number, slot)
     }
     while (bytes > limits.memoryBudgetBytes && heapSize > 0) {
       remove(heap[0] as number)
