@@ -228,6 +228,24 @@ export const entryBytes = (idText: string | undefined, arenaOutput: number, outp
   arenaOutput +
   (outputText === undefined ? 0 : 64 + outputText.length)
 
+/** Estimated heap bytes of a shared value's strings: 2 bytes a character (worst case) and 32 per string. */
+const stringBytes = (v: unknown): number => (typeof v === 'string' ? 32 + 2 * v.length : 0)
+
+/**
+ * What a detail or an identity holds beyond the entry (rule, tags, hostname, action, principal, ARNs…).
+ * Shared by the entries that say the same thing, it is counted once while any of them is buffered: an
+ * agent that makes every event different pays for every byte.
+ */
+export const sharedBytes = (value: object): number => {
+  let total = 64
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key]
+    if (Array.isArray(v)) for (const item of v) total += 8 + stringBytes(item)
+    else total += 16 + stringBytes(v)
+  }
+  return total
+}
+
 export function createAgentWindows(limits: {
   maxPerAgentSide: number
   memoryBudgetBytes: number
@@ -240,6 +258,23 @@ export function createAgentWindows(limits: {
   let freeHead = -1
   let count = 0
   let bytes = 0
+  // Buffered entries per shared detail and per identity, so their bytes count once while any is buffered.
+  const sharedRefs = new Map<object, number>()
+  const hold = (value: object) => {
+    const n = sharedRefs.get(value)
+    if (n === undefined) {
+      sharedRefs.set(value, 1)
+      bytes += sharedBytes(value)
+    } else sharedRefs.set(value, n + 1)
+  }
+  const release = (value: object) => {
+    const n = sharedRefs.get(value) as number
+    if (n > 1) sharedRefs.set(value, n - 1)
+    else {
+      sharedRefs.delete(value)
+      bytes -= sharedBytes(value)
+    }
+  }
   const track = limits.trackChanges ?? false
   let added = new Map<string, number>()
   let removed = new Set<string>()
@@ -501,6 +536,8 @@ export function createAgentWindows(limits: {
     else w.cores++
     count++
     bytes += cost(slot)
+    hold(detail)
+    hold(who.identity)
     if (4 * count > 3 * (tableMask + 1)) tableGrow()
     tableInsert(slot, h)
     heapKey[heapSize] = expiry
@@ -517,6 +554,8 @@ export function createAgentWindows(limits: {
   const remove = (slot: number) => {
     const w = (s.whos[slot] as AgentWho).window
     bytes -= cost(slot)
+    release(s.details[slot] as EdgeDetail | CoreDetail)
+    release((s.whos[slot] as AgentWho).identity)
     count--
     tableDelete(slot, hashOf(slot))
     heapRemove(s.heapPos[slot] as number)

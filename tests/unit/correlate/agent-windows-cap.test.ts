@@ -253,3 +253,42 @@ describe('a flood of one alert does not evict a rarer one', () => {
     expect(ids()).toEqual(['r3', 'other', 'another'])
   })
 })
+
+// The attack: alerts whose every descriptive field differs (64 tags of 128 characters each, the schema's
+// caps) cost far more than the fixed per-entry estimate. Every byte an event holds counts toward the
+// memory budget, so the budget binds on what is really held.
+describe('byte accounting', () => {
+  it('counts the tags, rule and identity an entry holds, once per shared value, and releases them', async () => {
+    const { createCorrelator } = await import('../../../correlate/correlator.ts')
+    const { edgeEvent } = await import('./sample-events.ts')
+    const budget = 1 << 20
+    const c = createCorrelator({
+      rules: [{ id: 'any', edge: {}, core: {}, severity: 50, revoke: false }],
+      window: { before: 120_000, after: 900_000, grace: 1_200_000 },
+      max_events_per_agent: 100_000,
+      memory_budget_bytes: budget,
+      incident_gap: 1_800_000,
+      self_identities: [],
+    })
+    const t0 = Date.UTC(2024, 7, 1, 13, 30)
+    const heavyTags = (i: number) => Array.from({ length: 64 }, (_, k) => `${i}-${k}-`.padEnd(128, 'x'))
+    for (let i = 0; i < 200; i++) c.accept(edgeEvent({ id: `heavy-${i}`, time: t0 + i, tags: heavyTags(i) }))
+    const stats = c.stats()
+    // 64 × (8 + 32 + 256) bytes of tags alone per entry: the budget holds well under 200 of them.
+    expect(stats.buffered).toBeLessThan(60)
+    expect(stats.overflow.memory_budget).toBeGreaterThan(140)
+    expect(stats.buffered_bytes).toBeLessThanOrEqual(budget)
+    // The same alert repeated shares its detail: counted once, not per entry.
+    const light = createCorrelator({
+      rules: [{ id: 'any', edge: {}, core: {}, severity: 50, revoke: false }],
+      window: { before: 120_000, after: 900_000, grace: 1_200_000 },
+      max_events_per_agent: 100_000,
+      memory_budget_bytes: budget,
+      incident_gap: 1_800_000,
+      self_identities: [],
+    })
+    const tags = heavyTags(0)
+    for (let i = 0; i < 200; i++) light.accept(edgeEvent({ id: `same-${i}`, time: t0 + i, tags }))
+    expect(light.stats()).toMatchObject({ buffered: 200, overflow: { memory_budget: 0 } })
+  })
+})
