@@ -250,6 +250,8 @@ export function createAgentWindows(limits: {
   maxPerAgentSide: number
   memoryBudgetBytes: number
   trackChanges?: boolean
+  /** Called when no buffered entry holds a detail any more (its interner may drop it). */
+  onDetailReleased?: (detail: EdgeDetail | CoreDetail) => void
 }): AgentWindows {
   const agents = new Map<string, AgentWindow>()
   const s = new EntrySlots(initialCapacity)
@@ -273,6 +275,7 @@ export function createAgentWindows(limits: {
     else {
       sharedRefs.delete(value)
       bytes -= sharedBytes(value)
+      if ('side' in value) limits.onDetailReleased?.(value as EdgeDetail | CoreDetail)
     }
   }
   const track = limits.trackChanges ?? false

@@ -125,10 +125,12 @@ export function createCorrelator(
   const rules = compileRules(config.rules, config.window)
   const matcher = createRuleMatcher(rules)
   const bounds = createWindowBounds(rules)
+  const details = createDetailInterner()
   const windows = createAgentWindows({
     maxPerAgentSide: config.max_events_per_agent,
     memoryBudgetBytes: config.memory_budget_bytes,
     trackChanges: options.trackChanges ?? false,
+    onDetailReleased: details.forget,
   })
   const incidents = createIncidentGrouper(
     config.incident_gap,
@@ -136,7 +138,6 @@ export function createCorrelator(
     config.max_correlations_per_incident_rule,
   )
   const revokes = createRevokeTracker(config.self_identities, config.incident_gap, restored?.revoked)
-  const details = createDetailInterner()
   const stats: Omit<
     CorrelatorStats,
     'stream_time' | 'buffered' | 'buffered_bytes' | 'agents' | 'incidents' | 'revoked_targets' | 'overflow'
