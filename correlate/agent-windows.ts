@@ -167,8 +167,11 @@ export type AgentWindows = {
     lag: number,
     output: string,
   ): number
-  /** Applies the per-agent cap (never shedding `slot` itself) and the memory budget. */
-  settle(slot: number): void
+  /**
+   * Applies the per-agent cap (never shedding `slot` itself) and the memory budget; true when this entry
+   * made its agent side start shedding (a flood began: a signal of its own).
+   */
+  settle(slot: number): boolean
   evictExpired(streamTime: number): number
   /** Live slots in buffer (seq) order. */
   liveSlots(): number[]
@@ -635,15 +638,19 @@ export function createAgentWindows(limits: {
     }
   }
 
-  const settle = (slot: number) => {
+  const settle = (slot: number): boolean => {
     const w = (s.whos[slot] as AgentWho).window
+    let began = false
     const isEdge = s.isEdge(slot)
     const sheds = isEdge ? edgeSheds : coreSheds
     // No lookup while no agent is over its cap, as almost always.
     let order = sheds.size === 0 ? undefined : sheds.get(w)
     let noted = false
     if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
-      if (order === undefined) order = shedOrderOf(w, isEdge, slot)
+      if (order === undefined) {
+        order = shedOrderOf(w, isEdge, slot)
+        began = true
+      }
       // The newcomer counts as one of its kind before choosing, so it never protects a kind it repeats.
       order.note(kindOf(slot))
       noted = true
@@ -662,6 +669,7 @@ export function createAgentWindows(limits: {
       remove(heap[0] as number)
       overflow.memory_budget++
     }
+    return began
   }
 
   const evictExpired = (streamTime: number) => {

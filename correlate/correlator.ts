@@ -64,6 +64,8 @@ export type AcceptResult = {
   duplicate?: true
   ignored?: IgnoredReason
   confirmation?: RevokeConfirmation
+  /** This event put its agent over the per-agent cap: its repeats are being shed (a flood began). */
+  flood?: true
 }
 
 export type CorrelatorStats = {
@@ -81,6 +83,8 @@ export type CorrelatorStats = {
   correlations: number
   /** Correlations over their incident's per-rule bound: counted on the incident, not emitted. */
   suppressed: number
+  /** Times an agent side went over the per-agent cap (a flood began). */
+  floods: number
   evicted: number
 }
 
@@ -148,6 +152,7 @@ export function createCorrelator(
     ignored: Object.fromEntries(ignoredReasons.map((r) => [r, 0])) as Record<IgnoredReason, number>,
     correlations: 0,
     suppressed: 0,
+    floods: 0,
     evicted: 0,
   }
   let st: number | null = restored?.stream_time ?? null
@@ -285,9 +290,13 @@ export function createCorrelator(
       isEdge ? (event.edge as EdgeFields).output : '',
     )
     const correlations = probe(slot, isEdge, window)
-    windows.settle(slot)
+    const flood = windows.settle(slot)
     stats.accepted[event.side]++
     stats.correlations += correlations.length
+    if (flood) {
+      stats.floods++
+      return { correlations, flood }
+    }
     return correlations === noCorrelations ? bufferedResult : { correlations }
   }
 

@@ -215,8 +215,9 @@ describe('a flood of one alert does not evict a rarer one', () => {
     })
     const t0 = Date.UTC(2024, 7, 1, 13, 30)
     c.accept(edgeEvent({ id: 'shell', time: t0 }))
+    const floods: number[] = []
     for (let i = 0; i < 1500; i++) {
-      c.accept(
+      const result = c.accept(
         edgeEvent({
           id: `shadow-${i}`,
           time: t0 + 100 + i * 10,
@@ -226,8 +227,12 @@ describe('a flood of one alert does not evict a rarer one', () => {
           output: `Warning Sensitive file opened for reading by non-trusted program (file=/etc/shadow command=cat /etc/shadow n=${i})`,
         }),
       )
+      if (result.flood) floods.push(i)
     }
     expect(c.stats().overflow.agent_cap).toBe(501)
+    // The flood is itself a signal: the event that put the agent over its cap says so, once.
+    expect(floods).toEqual([999])
+    expect(c.stats().floods).toBe(1)
     const { correlations } = c.accept(coreEvent({ id: 'attach', time: t0 + 60_000 }))
     const shell = correlations.filter((x) => x.edge.event_id === 'shell')
     expect(shell.map((x) => x.rule.id)).toContain('shell-then-iam-privilege-change')
