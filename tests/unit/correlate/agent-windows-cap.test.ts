@@ -267,14 +267,16 @@ describe('byte accounting', () => {
     const { createCorrelator } = await import('../../../correlate/correlator.ts')
     const { edgeEvent } = await import('./sample-events.ts')
     const budget = 1 << 20
-    const c = createCorrelator({
-      rules: [{ id: 'any', edge: {}, core: {}, severity: 50, revoke: false }],
-      window: { before: 120_000, after: 900_000, grace: 1_200_000 },
-      max_events_per_agent: 100_000,
-      memory_budget_bytes: budget,
-      incident_gap: 1_800_000,
-      self_identities: [],
-    })
+    const withBudget = () =>
+      createCorrelator({
+        rules: [{ id: 'any', edge: {}, core: {}, severity: 50, revoke: false }],
+        window: { before: 120_000, after: 900_000, grace: 1_200_000 },
+        max_events_per_agent: 100_000,
+        memory_budget_bytes: budget,
+        incident_gap: 1_800_000,
+        self_identities: [],
+      })
+    const c = withBudget()
     const t0 = Date.UTC(2024, 7, 1, 13, 30)
     const heavyTags = (i: number) => Array.from({ length: 64 }, (_, k) => `${i}-${k}-`.padEnd(128, 'x'))
     for (let i = 0; i < 200; i++) c.accept(edgeEvent({ id: `heavy-${i}`, time: t0 + i, tags: heavyTags(i) }))
@@ -284,14 +286,7 @@ describe('byte accounting', () => {
     expect(stats.overflow.memory_budget).toBeGreaterThan(140)
     expect(stats.buffered_bytes).toBeLessThanOrEqual(budget)
     // The same alert repeated shares its detail: counted once, not per entry.
-    const light = createCorrelator({
-      rules: [{ id: 'any', edge: {}, core: {}, severity: 50, revoke: false }],
-      window: { before: 120_000, after: 900_000, grace: 1_200_000 },
-      max_events_per_agent: 100_000,
-      memory_budget_bytes: budget,
-      incident_gap: 1_800_000,
-      self_identities: [],
-    })
+    const light = withBudget()
     const tags = heavyTags(0)
     for (let i = 0; i < 200; i++) light.accept(edgeEvent({ id: `same-${i}`, time: t0 + i, tags }))
     expect(light.stats()).toMatchObject({ buffered: 200, overflow: { memory_budget: 0 } })

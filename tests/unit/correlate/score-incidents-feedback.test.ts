@@ -292,45 +292,39 @@ describe('no feedback loop', () => {
     expect(isDenyOlderSessions(listed, t)).toBe(true)
   })
 
-  it('key deactivation by the watched agent is an ordinary event (T1531), not a revoke', () => {
-    const c = createCorrelator(config)
-    c.accept(edgeEvent({ time: T0 }))
-    const deactivate = coreEvent({
+  const deactivateKey = (over: Partial<Parameters<typeof coreEvent>[0]>) =>
+    coreEvent({
       id: 'deactivate-1',
       time: T0 + 61_000,
       action: 'iam:UpdateAccessKey',
-      accessKeyId: 'AKIA0W5KI69TY8X86BGT',
       requestParameters: { userName: 'svc', accessKeyId: 'AKIA0W5KI69TY8X86BGT', status: 'Inactive' },
+      ...over,
     })
-    expect(c.accept(deactivate).correlations).toHaveLength(1)
-    const denied = coreEvent({
+  const deniedWithKey = () =>
+    coreEvent({
       time: T0 + 62_000,
       action: 'iam:AttachRolePolicy',
       accessKeyId: 'AKIA0W5KI69TY8X86BGT',
       errorCode: 'InvalidClientTokenId',
     })
-    expect(c.accept(denied).confirmation).toBeUndefined()
+
+  it('key deactivation by the watched agent is an ordinary event (T1531), not a revoke', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const deactivate = deactivateKey({ accessKeyId: 'AKIA0W5KI69TY8X86BGT' })
+    expect(c.accept(deactivate).correlations).toHaveLength(1)
+    expect(c.accept(deniedWithKey()).confirmation).toBeUndefined()
   })
 
   it("key deactivation by nerve's revoker is a revoke and marks the key", () => {
     const c = createCorrelator(config)
     c.accept(edgeEvent({ time: T0 }))
-    const deactivate = coreEvent({
-      id: 'deactivate-1',
-      time: T0 + 61_000,
-      action: 'iam:UpdateAccessKey',
+    const deactivate = deactivateKey({
       principal: 'arn:aws:sts::609418236337:assumed-role/nerve-revoker/revoke-incident-1',
       sessionIssuer: revoker,
-      requestParameters: { userName: 'svc', accessKeyId: 'AKIA0W5KI69TY8X86BGT', status: 'Inactive' },
     })
     expect(c.accept(deactivate).ignored).toBe('self_action')
-    const denied = coreEvent({
-      time: T0 + 62_000,
-      action: 'iam:AttachRolePolicy',
-      accessKeyId: 'AKIA0W5KI69TY8X86BGT',
-      errorCode: 'InvalidClientTokenId',
-    })
-    expect(c.accept(denied).confirmation?.target).toEqual({
+    expect(c.accept(deniedWithKey()).confirmation?.target).toEqual({
       kind: 'access_key',
       name: 'AKIA0W5KI69TY8X86BGT',
     })
