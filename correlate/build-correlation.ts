@@ -28,15 +28,6 @@ export function buildCorrelation(
   const id = correlationId(rule.id, eId, cId)
   const time = Math.max(eTime, cTime)
   const deltaMs = cTime - eTime
-  // Assigned first: a correlation over its incident's per-rule bound is counted there and built no further.
-  const { suppressed, ...incident } = incidents.assign(
-    agent,
-    time,
-    id,
-    [`edge:${ed.rule}`, `core:${cd.action}`],
-    rule.id,
-  )
-  if (suppressed) return null
   const { score, reasons } = scoreCorrelation({
     severity: rule.severity,
     priority: ed.priority,
@@ -45,6 +36,17 @@ export function buildCorrelation(
     errorCode: cd.error_code,
     deltaMs,
   })
+  // A correlation over its incident's per-rule bound (and no stronger than the rule's best) is counted
+  // there and built no further.
+  const { suppressed, ...incident } = incidents.assign(
+    agent,
+    time,
+    id,
+    [`edge:${ed.rule}`, `core:${cd.action}`],
+    rule.id,
+    score,
+  )
+  if (suppressed) return null
   // The detail's fields after the ids, in the detail's order, without its `side` tag.
   const core: Record<string, unknown> = { event_id: cId, time: cTime }
   for (const key in cd) if (key !== 'side') core[key] = cd[key as keyof CoreDetail]

@@ -4,7 +4,9 @@
 // can fall within its gap (the caller passes that horizon).
 // Bounded per incident: the first `maxPerRule` correlations of each rule are kept, the rest are counted as
 // suppressed on the incident and not emitted (Elastic's alert suppression), so 200 alerts × 200 denied
-// calls of one agent cannot write 40,000 documents; correlation_count stays the true count.
+// calls of one agent cannot write 40,000 documents; correlation_count stays the true count. One over the
+// bound that scores higher than every one of its rule so far is still emitted (at most one per score
+// point), so the revoke decision never misses the incident's strongest evidence.
 import { incidentId } from './correlation-id.ts'
 
 export type IncidentView = {
@@ -23,6 +25,8 @@ export type IncidentRecord = IncidentView & {
   agent: string
   /** Correlations so far per rule id (absent in checkpoints written before the bound). */
   per_rule?: Record<string, number>
+  /** The highest score emitted so far per rule id. */
+  best_score?: Record<string, number>
 }
 
 export type Assigned = IncidentView & {
@@ -37,6 +41,7 @@ export type IncidentGrouper = {
     correlationId: string,
     signals: readonly string[],
     ruleId?: string,
+    score?: number,
   ): Assigned
   /** Forgets incidents whose last correlation + gap lies before `horizon`. */
   forgetBefore(horizon: number): void
@@ -61,7 +66,12 @@ export function createIncidentGrouper(
   let revision = 0
   for (const record of restored) {
     const list = byAgent.get(record.agent) ?? []
-    list.push({ ...record, signals: [...record.signals], per_rule: { ...record.per_rule } })
+    list.push({
+      ...record,
+      signals: [...record.signals],
+      per_rule: { ...record.per_rule },
+      best_score: { ...record.best_score },
+    })
     byAgent.set(record.agent, list)
     count++
   }
@@ -72,6 +82,7 @@ export function createIncidentGrouper(
     correlationId: string,
     signals: readonly string[],
     ruleId = '',
+    score = 0,
   ): Assigned => {
     let list = byAgent.get(agentId)
     if (!list) {
@@ -88,6 +99,7 @@ export function createIncidentGrouper(
         correlation_count: 0,
         signals: [],
         per_rule: {},
+        best_score: {},
       }
       list.push(incident)
       count++
@@ -100,12 +112,16 @@ export function createIncidentGrouper(
     incident.per_rule = perRule
     const n = (perRule[ruleId] ?? 0) + 1
     perRule[ruleId] = n
-    const suppressed = n > maxPerRule
+    const best = incident.best_score ?? {}
+    incident.best_score = best
+    const stronger = score > (best[ruleId] ?? -1)
+    const suppressed = n > maxPerRule && !stronger
     if (suppressed) incident.suppressed_count = (incident.suppressed_count ?? 0) + 1
+    else if (stronger) best[ruleId] = score
     for (const s of signals) {
       if (incident.signals.length < maxSignals && !incident.signals.includes(s)) incident.signals.push(s)
     }
-    const { agent: _agent, per_rule: _perRule, ...view } = incident
+    const { agent: _agent, per_rule: _perRule, best_score: _best, ...view } = incident
     return { ...view, signals: [...incident.signals], suppressed }
   }
 
@@ -121,7 +137,14 @@ export function createIncidentGrouper(
   }
 
   const snapshot = () =>
-    [...byAgent.values()].flat().map((i) => ({ ...i, signals: [...i.signals], per_rule: { ...i.per_rule } }))
+    [...byAgent.values()]
+      .flat()
+      .map((i) => ({
+        ...i,
+        signals: [...i.signals],
+        per_rule: { ...i.per_rule },
+        best_score: { ...i.best_score },
+      }))
 
   return { assign, forgetBefore, size: () => count, snapshot, revision: () => revision }
 }

@@ -400,3 +400,22 @@ describe('incident suppression bound', () => {
     expect(later).toEqual([])
   })
 })
+
+describe('incident suppression never hides the strongest evidence', () => {
+  it('emits a correlation over the bound when it scores higher than every one of its rule so far', () => {
+    const c = createCorrelator({ ...config, max_correlations_per_incident_rule: 2 })
+    // Three distant alerts first: their pairs with the call score low on proximity.
+    for (let i = 0; i < 3; i++) c.accept(edgeEvent({ id: `far-${i}`, time: T0 + i }))
+    const first = c.accept(coreEvent({ id: 'attach', time: T0 + 800_000 })).correlations
+    expect(first).toHaveLength(2)
+    // An alert 50 s after the call: its pair scores higher on proximity, so it is still emitted.
+    const near = c.accept(edgeEvent({ id: 'near', time: T0 + 850_000 })).correlations
+    const best = Math.max(...first.map((x) => x.score))
+    expect(near.map((x) => x.edge.event_id)).toEqual(['near'])
+    expect(near[0]?.score).toBeGreaterThan(best)
+    expect(near[0]?.incident.suppressed_count).toBe(1)
+    // The same evidence again (an equal score) is suppressed.
+    expect(c.accept(edgeEvent({ id: 'near-again', time: T0 + 850_001 })).correlations).toEqual([])
+    expect(c.stats().suppressed).toBe(2)
+  })
+})
