@@ -46,6 +46,9 @@ export type CorrelatorConfig = {
   self_identities: readonly string[]
 }
 
+/** The Falco-style rule name of the flood signal (floodSignal below): name it in a rule's edge filter. */
+export const floodRuleName = 'nerve: Alert flood'
+
 /** Why an event was not considered for matching (bounded: used as a metric label). */
 export const ignoredReasons = [
   'no_agent',
@@ -129,6 +132,9 @@ export function createCorrelator(
   const rules = compileRules(config.rules, config.window)
   const matcher = createRuleMatcher(rules)
   const bounds = createWindowBounds(rules)
+  let floodRules = 0
+  for (const rule of rules)
+    if (config.rules[rule.index]?.edge.rules?.includes(floodRuleName)) floodRules |= 1 << rule.index
   const details = createDetailInterner()
   const windows = createAgentWindows({
     maxPerAgentSide: config.max_events_per_agent,
@@ -247,6 +253,44 @@ export function createCorrelator(
     if (reason !== 'internal') advance(time)
   }
 
+  /**
+   * A flood of alerts is itself a signal rules can use: when an agent's alerts first go over the per-agent
+   * cap, an edge entry `nerve: Alert flood` (priority warning, source nerve) joins its window at the time of
+   * the alert that did it, with an id derived from that alert's, and is matched by the rules that name it
+   * in their edge filter (never by a catch-all filter: it would pair the flood with every call).
+   */
+  const floodSignal = (event: NormalizedEvent, window: AgentWindow, lag: number): Correlation[] => {
+    const edge = event.edge as EdgeFields
+    const fields: EdgeFields = {
+      rule: floodRuleName,
+      priority: 'warning',
+      source: 'nerve',
+      hostname: edge.hostname,
+      tags: ['nerve', 'flood'],
+      output: `Alert flood: "${edge.rule}" and others went over the per-agent cap of ${config.max_events_per_agent}`,
+      output_fields: {},
+      internal: false,
+    }
+    const mask = matcher.edgeMask(fields) & floodRules
+    const onTime = mask === 0 || st === null ? mask : bounds.onTime(st, event.time, 'edge', mask)
+    const id = `flood-${event.id}`
+    if (onTime === 0 || windows.has(id)) return noCorrelations
+    const slot = windows.insert(
+      windows.who(window, event.agent.resolved_by, event.identity),
+      details.edge(fields),
+      id,
+      event.time,
+      onTime,
+      event.time + bounds.retention(onTime),
+      seq++,
+      lag,
+      fields.output,
+    )
+    const found = probe(slot, true, window)
+    windows.settle(slot)
+    return found
+  }
+
   const accept = (event: NormalizedEvent): AcceptResult => {
     const key = event.agent?.id
     if (!key) return ignoredResult.no_agent
@@ -289,14 +333,19 @@ export function createCorrelator(
       lag,
       isEdge ? (event.edge as EdgeFields).output : '',
     )
-    const correlations = probe(slot, isEdge, window)
+    let correlations = probe(slot, isEdge, window)
     const flood = windows.settle(slot)
     stats.accepted[event.side]++
-    stats.correlations += correlations.length
     if (flood) {
       stats.floods++
+      if (isEdge && floodRules !== 0) {
+        const signal = floodSignal(event, window, lag)
+        if (signal.length > 0) correlations = [...correlations, ...signal]
+      }
+      stats.correlations += correlations.length
       return { correlations, flood }
     }
+    stats.correlations += correlations.length
     return correlations === noCorrelations ? bufferedResult : { correlations }
   }
 

@@ -238,6 +238,49 @@ describe('a flood of one alert does not evict a rarer one', () => {
     expect(shell.map((x) => x.rule.id)).toContain('shell-then-iam-privilege-change')
   })
 
+  it('turns the flood into an alert rules can name: "nerve: Alert flood"', async () => {
+    const { createCorrelator, floodRuleName } = await import('../../../correlate/correlator.ts')
+    const { edgeEvent, coreEvent } = await import('./sample-events.ts')
+    const c = createCorrelator({
+      rules: [
+        {
+          id: 'reads-then-s3',
+          edge: { rules: ['Read sensitive*'] },
+          core: { actions: ['s3:*'] },
+          severity: 50,
+          revoke: false,
+        },
+        {
+          id: 'flood-then-iam',
+          edge: { rules: [floodRuleName] },
+          core: { actions: ['iam:*'] },
+          severity: 70,
+          revoke: false,
+        },
+      ],
+      window: { before: 120_000, after: 900_000, grace: 1_200_000 },
+      max_events_per_agent: 50,
+      memory_budget_bytes: 1 << 28,
+      incident_gap: 1_800_000,
+      self_identities: [],
+    })
+    const t0 = Date.UTC(2024, 7, 1, 13, 30)
+    for (let i = 0; i < 80; i++)
+      c.accept(
+        edgeEvent({
+          id: `shadow-${i}`,
+          time: t0 + i,
+          rule: 'Read sensitive file untrusted',
+          priority: 'warning',
+        }),
+      )
+    const { correlations } = c.accept(coreEvent({ id: 'attach', time: t0 + 60_000 }))
+    expect(correlations.map((x) => [x.rule.id, x.edge.rule, x.edge.event_id, x.edge.source])).toEqual([
+      ['flood-then-iam', floodRuleName, 'flood-shadow-50', 'nerve'],
+    ])
+    expect(correlations[0]?.edge.output).toContain('Read sensitive file untrusted')
+  })
+
   it('sheds a unique entry only once no repeats remain', () => {
     const w = createAgentWindows({ maxPerAgentSide: 3, memoryBudgetBytes: 1 << 30 })
     const a = w.window('agent')
