@@ -137,14 +137,12 @@ export function createIncidentGrouper(
   }
 
   const snapshot = () =>
-    [...byAgent.values()]
-      .flat()
-      .map((i) => ({
-        ...i,
-        signals: [...i.signals],
-        per_rule: { ...i.per_rule },
-        best_score: { ...i.best_score },
-      }))
+    [...byAgent.values()].flat().map((i) => ({
+      ...i,
+      signals: [...i.signals],
+      per_rule: { ...i.per_rule },
+      best_score: { ...i.best_score },
+    }))
 
   return { assign, forgetBefore, size: () => count, snapshot, revision: () => revision }
 }
