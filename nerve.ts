@@ -284,9 +284,16 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   const log = createLogger(config.log)
   const metrics = createMetrics({ process: true })
   const now = Date.now
+  const { makeDataDirPrivate } = await import('./runtime/private-data-dir.ts')
+  makeDataDirPrivate(config.data_dir)
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
   const { bus, kafka } = await openBus(config, { log, metrics })
-  const http = createHttpServer(config.http, { log, metrics, ingestToken: token.token })
+  const http = createHttpServer(config.http, {
+    log,
+    metrics,
+    ingestToken: token.token,
+    tokens: config.ingest.tokens,
+  })
   if (kafka) http.addReadinessCheck('kafka_bus', () => kafka.readiness())
   const started: Started[] = []
   const deps = { bus, log, metrics, now }
@@ -468,6 +475,7 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   const summary = {
     read: 0,
     invalid: decoded.invalid.length,
+    future: decoded.invalid.filter((item) => item.reason === 'future_time').length,
     skipped: Object.values(decoded.skipped).reduce((a, b) => a + (b ?? 0), 0),
     duplicate: 0,
     late: 0,
@@ -524,6 +532,7 @@ export async function prepareReplay(
     progress: options.progress,
     keepRaw: readsRaw,
     standIn: replayer.standIn,
+    now: Date.now(),
   })
   if (options.order === 'time') decoded.events.sort(byEventTime)
   return { replayer, ...decoded }

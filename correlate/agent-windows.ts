@@ -1,5 +1,6 @@
 // Per-agent buffers of recent edge and core events, bounded twice: a cap per agent and side, and a global
-// memory budget. Both shed the entry that would expire first, and count it: never silent.
+// memory budget. Both shed the entry that would expire first, and count it: never silent; the cap sheds
+// repeats of a kind (Falco rule, action) before the only entry of its kind (shed-order.ts).
 // Layout, for memory and for the hot path: an entry is a slot in parallel arrays (numbers unboxed in typed
 // arrays, no object per entry). Each agent links its slots per side in arrival order (prev/next); a min-heap
 // of slots by (expiry, seq) finds what expires or is shed first; an open-addressing table of id hashes
@@ -9,7 +10,7 @@
 import type { Correlation, IdentityFields, ResolvedBy } from '../schemas/types.ts'
 import { hashPacked, hashText, idWords, packId, samePacked, textId, unpackId } from './packed-ids.ts'
 import { createSharedValues } from './shared-values.ts'
-import { ShedOrder } from './shed-order.ts'
+import { ShedOrder, uniqueBit } from './shed-order.ts'
 import { TextArena } from './text-arena.ts'
 
 /** Who an event names; interned per agent (most events of one agent carry the same identity). */
@@ -166,8 +167,11 @@ export type AgentWindows = {
     lag: number,
     output: string,
   ): number
-  /** Applies the per-agent cap (never shedding `slot` itself) and the memory budget. */
-  settle(slot: number): void
+  /**
+   * Applies the per-agent cap (never shedding `slot` itself) and the memory budget; true when this entry
+   * made its agent side start shedding (a flood began: a signal of its own).
+   */
+  settle(slot: number): boolean
   evictExpired(streamTime: number): number
   /** Live slots in buffer (seq) order. */
   liveSlots(): number[]
@@ -227,10 +231,30 @@ export const entryBytes = (idText: string | undefined, arenaOutput: number, outp
   arenaOutput +
   (outputText === undefined ? 0 : 64 + outputText.length)
 
+/** Estimated heap bytes of a shared value's strings: 2 bytes a character (worst case) and 32 per string. */
+const stringBytes = (v: unknown): number => (typeof v === 'string' ? 32 + 2 * v.length : 0)
+
+/**
+ * What a detail or an identity holds beyond the entry (rule, tags, hostname, action, principal, ARNs…).
+ * Shared by the entries that say the same thing, it is counted once while any of them is buffered: an
+ * agent that makes every event different pays for every byte.
+ */
+export const sharedBytes = (value: object): number => {
+  let total = 64
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key]
+    if (Array.isArray(v)) for (const item of v) total += 8 + stringBytes(item)
+    else total += 16 + stringBytes(v)
+  }
+  return total
+}
+
 export function createAgentWindows(limits: {
   maxPerAgentSide: number
   memoryBudgetBytes: number
   trackChanges?: boolean
+  /** Called when no buffered entry holds a detail any more (its interner may drop it). */
+  onDetailReleased?: (detail: EdgeDetail | CoreDetail) => void
 }): AgentWindows {
   const agents = new Map<string, AgentWindow>()
   const s = new EntrySlots(initialCapacity)
@@ -239,6 +263,24 @@ export function createAgentWindows(limits: {
   let freeHead = -1
   let count = 0
   let bytes = 0
+  // Buffered entries per shared detail and per identity, so their bytes count once while any is buffered.
+  const sharedRefs = new Map<object, number>()
+  const hold = (value: object) => {
+    const n = sharedRefs.get(value)
+    if (n === undefined) {
+      sharedRefs.set(value, 1)
+      bytes += sharedBytes(value)
+    } else sharedRefs.set(value, n + 1)
+  }
+  const release = (value: object) => {
+    const n = sharedRefs.get(value) as number
+    if (n > 1) sharedRefs.set(value, n - 1)
+    else {
+      sharedRefs.delete(value)
+      bytes -= sharedBytes(value)
+      if ('side' in value) limits.onDetailReleased?.(value as EdgeDetail | CoreDetail)
+    }
+  }
   const track = limits.trackChanges ?? false
   let added = new Map<string, number>()
   let removed = new Set<string>()
@@ -500,6 +542,8 @@ export function createAgentWindows(limits: {
     else w.cores++
     count++
     bytes += cost(slot)
+    hold(detail)
+    hold(who.identity)
     if (4 * count > 3 * (tableMask + 1)) tableGrow()
     tableInsert(slot, h)
     heapKey[heapSize] = expiry
@@ -516,6 +560,8 @@ export function createAgentWindows(limits: {
   const remove = (slot: number) => {
     const w = (s.whos[slot] as AgentWho).window
     bytes -= cost(slot)
+    release(s.details[slot] as EdgeDetail | CoreDetail)
+    release((s.whos[slot] as AgentWho).identity)
     count--
     tableDelete(slot, hashOf(slot))
     heapRemove(s.heapPos[slot] as number)
@@ -532,11 +578,13 @@ export function createAgentWindows(limits: {
       if (w.edgeHead === slot) w.edgeHead = next
       if (w.edgeTail === slot) w.edgeTail = prev
       w.edges--
+      if (edgeSheds.size !== 0) edgeSheds.get(w)?.forget(kindOf(slot))
       if (edgeSheds.size !== 0 && w.edges < dropShedOrderBelow) edgeSheds.delete(w)
     } else {
       if (w.coreHead === slot) w.coreHead = next
       if (w.coreTail === slot) w.coreTail = prev
       w.cores--
+      if (coreSheds.size !== 0) coreSheds.get(w)?.forget(kindOf(slot))
       if (coreSheds.size !== 0 && w.cores < dropShedOrderBelow) coreSheds.delete(w)
     }
     if (w.edges + w.cores === 0) agents.delete(w.key)
@@ -554,39 +602,74 @@ export function createAgentWindows(limits: {
   /** Seqs are unique: a slot still holding the seq it was queued with is the same live entry. */
   const isLive = (slot: number, seq: number) => s.whos[slot] !== null && s.seq[slot] === seq
 
+  /** What makes entries repeats of each other: the Falco rule of an edge entry, the action of a core one. */
+  const kindOf = (slot: number): string => {
+    const detail = s.details[slot] as EdgeDetail | CoreDetail
+    return detail.side === 'edge' ? detail.rule : detail.action
+  }
+
   /** The shed order of one agent side, from its list (all of it but `except`). */
   const shedOrderOf = (w: AgentWindow, isEdge: boolean, except: number): ShedOrder => {
     const order = new ShedOrder()
     for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-      if (x !== except) order.push(expiry(x), s.seq[x] as number, x)
+      if (x !== except) order.note(kindOf(x))
+    }
+    for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
+      if (x !== except) order.push(shedKey(order, x), s.seq[x] as number, x)
     }
     const sheds = isEdge ? edgeSheds : coreSheds
     sheds.set(w, order)
     return order
   }
 
-  const settle = (slot: number) => {
+  const shedKey = (order: ShedOrder, slot: number) =>
+    expiry(slot) + (order.kinds.get(kindOf(slot)) === 1 ? uniqueBit : 0)
+
+  /**
+   * The entry to shed: repeats before the only one of its kind. An entry queued as a repeat may have
+   * become unique since (its siblings were shed or expired): it is queued again as unique, and the next
+   * one is tried.
+   */
+  const shedVictim = (order: ShedOrder): number => {
+    for (;;) {
+      const victim = order.popLive(isLive)
+      if (victim === -1 || order.lastKey >= uniqueBit || order.kinds.get(kindOf(victim)) !== 1) return victim
+      order.push(order.lastKey + uniqueBit, s.seq[victim] as number, victim)
+    }
+  }
+
+  const settle = (slot: number): boolean => {
     const w = (s.whos[slot] as AgentWho).window
+    let began = false
     const isEdge = s.isEdge(slot)
     const sheds = isEdge ? edgeSheds : coreSheds
     // No lookup while no agent is over its cap, as almost always.
     let order = sheds.size === 0 ? undefined : sheds.get(w)
+    let noted = false
     if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
-      order ??= shedOrderOf(w, isEdge, slot)
-      const oldest = order.popLive(isLive)
-      if (oldest !== -1) remove(oldest)
+      if (order === undefined) {
+        order = shedOrderOf(w, isEdge, slot)
+        began = true
+      }
+      // The newcomer counts as one of its kind before choosing, so it never protects a kind it repeats.
+      order.note(kindOf(slot))
+      noted = true
+      const victim = shedVictim(order)
+      if (victim !== -1) remove(victim)
       overflow.agent_cap++
     }
     // Entries that expired (or went to the memory budget) stay queued until they surface. A side that
     // stays under its cap never pops them: rebuild once they outnumber the live entries.
     if (order !== undefined) {
+      if (!noted) order.note(kindOf(slot))
       if (order.size > 2 * (isEdge ? w.edges : w.cores) + 8) shedOrderOf(w, isEdge, -1)
-      else order.push(expiry(slot), s.seq[slot] as number, slot)
+      else order.push(shedKey(order, slot), s.seq[slot] as number, slot)
     }
     while (bytes > limits.memoryBudgetBytes && heapSize > 0) {
       remove(heap[0] as number)
       overflow.memory_budget++
     }
+    return began
   }
 
   const evictExpired = (streamTime: number) => {

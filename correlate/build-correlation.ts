@@ -15,7 +15,7 @@ export function buildCorrelation(
   e: number,
   c: number,
   incidents: IncidentGrouper,
-): Correlation {
+): Correlation | null {
   const ed = slots.details[e] as EdgeDetail
   const cd = slots.details[c] as CoreDetail
   const eId = slots.id(e)
@@ -36,7 +36,17 @@ export function buildCorrelation(
     errorCode: cd.error_code,
     deltaMs,
   })
-  const incident = incidents.assign(agent, time, id, [`edge:${ed.rule}`, `core:${cd.action}`])
+  // A correlation over its incident's per-rule bound (and no stronger than the rule's best) is counted
+  // there and built no further.
+  const { suppressed, ...incident } = incidents.assign(
+    agent,
+    time,
+    id,
+    [`edge:${ed.rule}`, `core:${cd.action}`],
+    rule.id,
+    score,
+  )
+  if (suppressed) return null
   // The detail's fields after the ids, in the detail's order, without its `side` tag.
   const core: Record<string, unknown> = { event_id: cId, time: cTime }
   for (const key in cd) if (key !== 'side') core[key] = cd[key as keyof CoreDetail]

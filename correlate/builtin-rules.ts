@@ -166,4 +166,15 @@ export const builtinRules: readonly RuleConfig[] = [
     severity: 75,
     revoke: false,
   },
+  {
+    // ATT&CK T1531 (Account Access Removal). Keys deactivated or deleted by nerve's own revoker are
+    // revokes and never reach a rule (revoke-confirmations.ts); by the watched agent they are impact.
+    id: 'runtime-alert-then-access-key-removal',
+    description:
+      'A runtime alert (warning or worse), then access keys deactivated or deleted by the workload (T1531).',
+    edge: { min_priority: 'warning' },
+    core: { actions: ['iam:UpdateAccessKey', 'iam:DeleteAccessKey'], read_only: false },
+    severity: 75,
+    revoke: true,
+  },
 ]

@@ -36,6 +36,14 @@ export function createCorrelateTelemetry(metrics: Metrics) {
     'reason',
   ])
   const correlations = metrics.counter('nerve_correlate_correlations_total', 'Correlations emitted.')
+  const floods = metrics.counter(
+    'nerve_correlate_floods_total',
+    'Times an agent went over its per-agent cap (a flood of its own alerts or calls began).',
+  )
+  const suppressed = metrics.counter(
+    'nerve_correlate_suppressed_correlations_total',
+    'Correlations over their incident per-rule bound: counted on the incident, not emitted.',
+  )
   const skipped = metrics.counter(
     'nerve_correlate_replayed_records_skipped_total',
     'Redelivered records already in a checkpoint.',
@@ -80,6 +88,8 @@ export function createCorrelateTelemetry(metrics: Metrics) {
     correlations.inc(sent)
     for (const { state, before } of touched.values()) {
       const after = state.correlator.stats()
+      suppressed.inc(after.suppressed - before.suppressed)
+      floods.inc(after.floods - before.floods)
       const dup = after.duplicate - before.duplicate
       duplicates.inc(dup)
       if (dup > 0) component.discarded(dup, 'duplicate')

@@ -41,8 +41,13 @@ export type CorrelatorConfig = {
   max_events_per_agent: number
   memory_budget_bytes: number
   incident_gap: number
+  /** Correlations kept per rule in one incident; the rest are counted as suppressed (default 100). */
+  max_correlations_per_incident_rule?: number
   self_identities: readonly string[]
 }
+
+/** The Falco-style rule name of the flood signal (floodSignal below): name it in a rule's edge filter. */
+export const floodRuleName = 'nerve: Alert flood'
 
 /** Why an event was not considered for matching (bounded: used as a metric label). */
 export const ignoredReasons = [
@@ -62,6 +67,8 @@ export type AcceptResult = {
   duplicate?: true
   ignored?: IgnoredReason
   confirmation?: RevokeConfirmation
+  /** This event put its agent over the per-agent cap: its repeats are being shed (a flood began). */
+  flood?: true
 }
 
 export type CorrelatorStats = {
@@ -77,6 +84,10 @@ export type CorrelatorStats = {
   duplicate: number
   ignored: Record<IgnoredReason, number>
   correlations: number
+  /** Correlations over their incident's per-rule bound: counted on the incident, not emitted. */
+  suppressed: number
+  /** Times an agent side went over the per-agent cap (a flood began). */
+  floods: number
   evicted: number
 }
 
@@ -121,14 +132,22 @@ export function createCorrelator(
   const rules = compileRules(config.rules, config.window)
   const matcher = createRuleMatcher(rules)
   const bounds = createWindowBounds(rules)
+  let floodRules = 0
+  for (const rule of rules)
+    if (config.rules[rule.index]?.edge.rules?.includes(floodRuleName)) floodRules |= 1 << rule.index
+  const details = createDetailInterner()
   const windows = createAgentWindows({
     maxPerAgentSide: config.max_events_per_agent,
     memoryBudgetBytes: config.memory_budget_bytes,
     trackChanges: options.trackChanges ?? false,
+    onDetailReleased: details.forget,
   })
-  const incidents = createIncidentGrouper(config.incident_gap, restored?.incidents)
+  const incidents = createIncidentGrouper(
+    config.incident_gap,
+    restored?.incidents,
+    config.max_correlations_per_incident_rule,
+  )
   const revokes = createRevokeTracker(config.self_identities, config.incident_gap, restored?.revoked)
-  const details = createDetailInterner()
   const stats: Omit<
     CorrelatorStats,
     'stream_time' | 'buffered' | 'buffered_bytes' | 'agents' | 'incidents' | 'revoked_targets' | 'overflow'
@@ -138,6 +157,8 @@ export function createCorrelator(
     duplicate: 0,
     ignored: Object.fromEntries(ignoredReasons.map((r) => [r, 0])) as Record<IgnoredReason, number>,
     correlations: 0,
+    suppressed: 0,
+    floods: 0,
     evicted: 0,
   }
   let st: number | null = restored?.stream_time ?? null
@@ -172,8 +193,13 @@ export function createCorrelator(
       for (const rule of rules) {
         if ((common & (1 << rule.index)) === 0) continue
         if (!bounds.inWindow(rule.index, s.time[e] as number, s.time[c] as number)) continue
+        const correlation = buildCorrelation(rule, s, e, c, incidents)
+        if (correlation === null) {
+          stats.suppressed++
+          continue
+        }
         found ??= []
-        found.push(buildCorrelation(rule, s, e, c, incidents))
+        found.push(correlation)
       }
     }
     return found ?? noCorrelations
@@ -202,7 +228,7 @@ export function createCorrelator(
     }
     const core = event.core as CoreFields
     if (revokes.isSelf(core)) {
-      revokes.noteRevoke(event)
+      revokes.noteRevoke(event, true)
       return 'self_action'
     }
     if (revokes.noteRevoke(event)) return 'revoke_action'
@@ -225,6 +251,44 @@ export function createCorrelator(
   const pass = (time: number, reason: IgnoredReason) => {
     stats.ignored[reason]++
     if (reason !== 'internal') advance(time)
+  }
+
+  /**
+   * A flood of alerts is itself a signal rules can use: when an agent's alerts first go over the per-agent
+   * cap, an edge entry `nerve: Alert flood` (priority warning, source nerve) joins its window at the time of
+   * the alert that did it, with an id derived from that alert's, and is matched by the rules that name it
+   * in their edge filter (never by a catch-all filter: it would pair the flood with every call).
+   */
+  const floodSignal = (event: NormalizedEvent, window: AgentWindow, lag: number): Correlation[] => {
+    const edge = event.edge as EdgeFields
+    const fields: EdgeFields = {
+      rule: floodRuleName,
+      priority: 'warning',
+      source: 'nerve',
+      hostname: edge.hostname,
+      tags: ['nerve', 'flood'],
+      output: `Alert flood: "${edge.rule}" and others went over the per-agent cap of ${config.max_events_per_agent}`,
+      output_fields: {},
+      internal: false,
+    }
+    const mask = matcher.edgeMask(fields) & floodRules
+    const onTime = mask === 0 || st === null ? mask : bounds.onTime(st, event.time, 'edge', mask)
+    const id = `flood-${event.id}`
+    if (onTime === 0 || windows.has(id)) return noCorrelations
+    const slot = windows.insert(
+      windows.who(window, event.agent.resolved_by, event.identity),
+      details.edge(fields),
+      id,
+      event.time,
+      onTime,
+      event.time + bounds.retention(onTime),
+      seq++,
+      lag,
+      fields.output,
+    )
+    const found = probe(slot, true, window)
+    windows.settle(slot)
+    return found
   }
 
   const accept = (event: NormalizedEvent): AcceptResult => {
@@ -269,9 +333,18 @@ export function createCorrelator(
       lag,
       isEdge ? (event.edge as EdgeFields).output : '',
     )
-    const correlations = probe(slot, isEdge, window)
-    windows.settle(slot)
+    let correlations = probe(slot, isEdge, window)
+    const flood = windows.settle(slot)
     stats.accepted[event.side]++
+    if (flood) {
+      stats.floods++
+      if (isEdge && floodRules !== 0) {
+        const signal = floodSignal(event, window, lag)
+        if (signal.length > 0) correlations = [...correlations, ...signal]
+      }
+      stats.correlations += correlations.length
+      return { correlations, flood }
+    }
     stats.correlations += correlations.length
     return correlations === noCorrelations ? bufferedResult : { correlations }
   }

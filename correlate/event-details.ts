@@ -11,6 +11,11 @@ export type DetailInterner = {
   core(core: CoreFields): CoreDetail
   /** A detail read back from a checkpoint. */
   restore(detail: EdgeDetail | CoreDetail): EdgeDetail | CoreDetail
+  /**
+   * Drops a detail no buffered entry holds any more (agent-windows.ts tells), so what the watched agent
+   * made different in every event is released with its events rather than kept until the cache fills.
+   */
+  forget(detail: EdgeDetail | CoreDetail): void
 }
 
 const perKeyLimit = 64
@@ -98,5 +103,21 @@ export function createDetailInterner(): DetailInterner {
     return internCore(detail)
   }
 
-  return { edge: internEdge, core, restore: (d) => (d.side === 'edge' ? internEdge(d) : internCore(d)) }
+  const forget = (detail: EdgeDetail | CoreDetail) => {
+    const map: Map<string, (EdgeDetail | CoreDetail)[]> = detail.side === 'edge' ? edges : cores
+    const key = detail.side === 'edge' ? detail.hostname : detail.principal
+    const list = map.get(key)
+    if (!list) return
+    const at = list.indexOf(detail)
+    if (at === -1) return
+    list.splice(at, 1)
+    if (list.length === 0) map.delete(key)
+  }
+
+  return {
+    edge: internEdge,
+    core,
+    restore: (d) => (d.side === 'edge' ? internEdge(d) : internCore(d)),
+    forget,
+  }
 }

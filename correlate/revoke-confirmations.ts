@@ -1,8 +1,13 @@
 // No feedback loop between automated defenders (core.md §5.3). CloudTrail records made by nerve's own
-// revoker (`revoke.self_identities`, as principal or as session issuer, or tagged `by_nerve` by ingest) and
-// revoke-shaped actions (PutRolePolicy AWSRevokeOlderSessions, UpdateAccessKey Inactive, DeleteAccessKey)
-// are never correlated. A revoke seen in the stream marks its role or key "just revoked" for `window` ms of
-// event time: a denied call by that role's sessions or that key inside it is a confirmation, not a threat.
+// revoker (`revoke.self_identities`, as principal or as session issuer, or tagged `by_nerve` by ingest) are
+// never correlated, and neither is a revoke recognised by what it does: an `iam:PutRolePolicy` whose
+// document is exactly the deny-older-sessions policy (one statement: Deny every action on every resource
+// for tokens issued before a time not earlier than the call). The policy name proves nothing (the watched
+// agent names its policies), so an `AWSRevokeOlderSessions` carrying anything else is an ordinary, and
+// likely hostile, core event. Key deactivation and deletion are revokes only when nerve's revoker makes
+// them; by anyone else they are ordinary events (impact, T1531, in the built-in pack).
+// A revoke seen in the stream marks its role or key "just revoked" for `window` ms of event time: a denied
+// call by that role's sessions or that key inside it is a confirmation, not a threat.
 import type { CoreFields, NormalizedEvent } from '../schemas/types.ts'
 
 export type RevokeTarget = { kind: 'role' | 'access_key'; name: string }
@@ -22,8 +27,8 @@ export type RevokeConfirmation = {
 
 export type RevokeTracker = {
   isSelf(core: CoreFields): boolean
-  /** Records a revoke-shaped action; returns false when the event is no revoke. */
-  noteRevoke(event: NormalizedEvent): boolean
+  /** Records a revoke (see revokeTargetOf); returns false when the event is no revoke. */
+  noteRevoke(event: NormalizedEvent, bySelf?: boolean): boolean
   confirmation(event: NormalizedEvent): RevokeConfirmation | null
   forgetBefore(horizon: number): void
   size(): number
@@ -61,18 +66,64 @@ export const mayConfirm = (core: CoreFields): core is CoreFields & { error_code:
 export const readsRaw = (event: Pick<NormalizedEvent, 'core'>): boolean =>
   event.core !== undefined && revokeActions.has(event.core.action)
 
-export function revokeTargetOf(event: NormalizedEvent): RevokeTarget | null {
+/**
+ * What a successful revoke-shaped call revokes. `bySelf`: the call was made by nerve's revoker, whose key
+ * deactivations count; anyone else's only count for the exact deny-older-sessions policy.
+ */
+export function revokeTargetOf(event: NormalizedEvent, bySelf = false): RevokeTarget | null {
   if (!readsRaw(event)) return null
   const action = event.core?.action
   if (event.core?.error_code) return null
   const p = requestParameters(event.raw)
   if (action === 'iam:PutRolePolicy')
-    return p.policyName === 'AWSRevokeOlderSessions' && typeof p.roleName === 'string'
+    return typeof p.roleName === 'string' && isDenyOlderSessions(p.policyDocument, event.time)
       ? { kind: 'role', name: p.roleName }
       : null
+  if (!bySelf) return null
   if (action === 'iam:UpdateAccessKey' && p.status !== 'Inactive') return null
   return typeof p.accessKeyId === 'string' ? { kind: 'access_key', name: p.accessKeyId } : null
 }
+
+/** Tolerance for the condition time: the console and nerve's revoker write "now", clocks drift. */
+const issueTimeTolerance = 15 * 60_000
+
+/**
+ * The AWS console's "Revoke active sessions" document, and nothing more: exactly one statement, Effect
+ * Deny, Action `*` and Resource `*` (plain or in a one-element list), and a condition that is exactly
+ * `DateLessThan aws:TokenIssueTime` at or after the call (minus a tolerance); a time in the past denies
+ * no live session. Anything else (an extra Allow, NotAction, another condition) is not a revoke.
+ */
+export function isDenyOlderSessions(document: unknown, callTime: number): boolean {
+  let doc: unknown = document
+  if (typeof doc === 'string') {
+    try {
+      doc = JSON.parse(doc.trimStart().startsWith('%') ? decodeURIComponent(doc) : doc)
+    } catch {
+      return false
+    }
+  }
+  if (!isObject(doc) || !onlyKeys(doc, ['Version', 'Statement', 'Id'])) return false
+  const statements = Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement]
+  if (statements.length !== 1) return false
+  const s = statements[0]
+  if (!isObject(s) || !onlyKeys(s, ['Sid', 'Effect', 'Action', 'Resource', 'Condition'])) return false
+  if (s.Effect !== 'Deny' || !isStar(s.Action) || !isStar(s.Resource)) return false
+  const condition = s.Condition
+  if (!isObject(condition) || !onlyKeys(condition, ['DateLessThan'])) return false
+  const dateLessThan = condition.DateLessThan
+  if (!isObject(dateLessThan) || !onlyKeys(dateLessThan, ['aws:TokenIssueTime'])) return false
+  const issued = dateLessThan['aws:TokenIssueTime']
+  const time = typeof issued === 'string' ? Date.parse(issued) : Number.NaN
+  return Number.isFinite(time) && time >= callTime - issueTimeTolerance
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v)
+
+const onlyKeys = (o: Record<string, unknown>, allowed: readonly string[]) =>
+  Object.keys(o).every((k) => allowed.includes(k))
+
+const isStar = (v: unknown) => v === '*' || (Array.isArray(v) && v.length === 1 && v[0] === '*')
 
 /** `arn:aws:iam::123:role/path/name` → `name` (revokes name the role, not its ARN). */
 const roleNameOf = (arn: string | undefined): string | undefined =>
@@ -98,8 +149,8 @@ export function createRevokeTracker(
   const isSelf = (core: CoreFields) =>
     core.by_nerve || isSelfArn(core.principal_arn) || isSelfArn(core.session_issuer_arn)
 
-  const noteRevoke = (event: NormalizedEvent) => {
-    const target = revokeTargetOf(event)
+  const noteRevoke = (event: NormalizedEvent, bySelf = false) => {
+    const target = revokeTargetOf(event, bySelf)
     if (!target) return false
     const existing = revoked.get(keyOf(target))
     if (!existing || existing.time < event.time) {

@@ -5,11 +5,33 @@
 // when a side first goes over the cap and drops it when the side falls well below; an entry removed by other
 // means (expired, memory budget) stays in the heap until it surfaces, where the caller's liveness check skips
 // it, or until agent-windows.ts rebuilds the heap because such entries outnumber the live ones.
+// A flood must not evict the signal: the key of an entry that is the only one of its kind on its side (one
+// shell alert among 1,500 "Read sensitive file untrusted") carries uniqueBit, so every repeat is shed
+// before it; among repeats, and among unique entries, the one that expires first goes first.
+
+/** Added to the expiry of a unique entry: above any epoch-ms expiry, still exact in a double. */
+export const uniqueBit = 2 ** 52
 
 export class ShedOrder {
   private readonly expiry: number[] = []
   private readonly seq: number[] = []
   private readonly slot: number[] = []
+  /** The key (expiry, plus uniqueBit when queued as the only one of its kind) of the slot popLive returned. */
+  lastKey = 0
+  /** Entries of the side per kind (Falco rule, or service:EventName): what makes an entry a repeat. */
+  readonly kinds = new Map<string, number>()
+
+  note(kind: string): number {
+    const n = (this.kinds.get(kind) ?? 0) + 1
+    this.kinds.set(kind, n)
+    return n
+  }
+
+  forget(kind: string): void {
+    const n = (this.kinds.get(kind) ?? 0) - 1
+    if (n > 0) this.kinds.set(kind, n)
+    else this.kinds.delete(kind)
+  }
 
   get size(): number {
     return this.slot.length
@@ -33,6 +55,7 @@ export class ShedOrder {
     while (this.slot.length > 0) {
       const slot = this.slot[0] as number
       const live = isLive(slot, this.seq[0] as number)
+      this.lastKey = this.expiry[0] as number
       this.removeTop()
       if (live) return slot
     }

@@ -69,6 +69,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     const correlations: { key: string; value: Correlation }[] = []
     const late: { key: string; value: LateEvent }[] = []
     let confirmations = 0
+    const flooded = new Set<string>()
     try {
       for (const record of batch) {
         let part = touched.get(record.partition)
@@ -89,6 +90,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         state.offset = record.offset
         for (const c of result.correlations) correlations.push({ key: c.agent.id, value: c })
         if (result.late) late.push({ key: event.agent.id, value: result.late })
+        if (result.flood) flooded.add(event.agent.id)
         if (result.confirmation) {
           confirmations++
           log.debug(
@@ -119,6 +121,12 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       throw err
     }
     if (confirmations > 0) log.info({ count: confirmations }, 'Denied calls confirmed earlier revokes.')
+    // Ids, never payloads; at most 20 named per batch.
+    if (flooded.size > 0)
+      log.warn(
+        { agents: [...flooded].slice(0, 20), count: flooded.size },
+        'Agents went over their per-agent cap: repeats of their alerts are being shed.',
+      )
     telemetry.batch(batch.length, correlations.length, late.length, touched, partitions)
   }
 

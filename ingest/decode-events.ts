@@ -36,10 +36,25 @@ export type DecodeContext = {
   receivedAt: number
   /** Most records after unwrapping envelopes (413 above it); unlimited when absent. */
   maxRecords?: number
+  /**
+   * Wall-clock time items are judged against for `max_future_skew`, epoch ms; defaults to `receivedAt`.
+   * Replay passes the time it started (its `receivedAt` is a constant); absent and `receivedAt` 0: no check.
+   */
+  now?: number
 }
 
 /** One rejected record: its item index (and file, in replay), JSON path problems, and its original text. */
-export type InvalidItem = { index: number; problems: ValidationProblem[]; original: string; file?: string }
+export type InvalidItem = {
+  index: number
+  problems: ValidationProblem[]
+  original: string
+  file?: string
+  /** Set when the record was valid but dated more than `max_future_skew` ahead of its arrival. */
+  reason?: 'future_time'
+}
+
+/** Kafka's own default for future timestamps (log.message.timestamp.after.max.ms): one hour. */
+export const defaultMaxFutureSkew = 3_600_000
 
 export type Decoded = {
   /** In input order. */
@@ -72,10 +87,15 @@ export type EventDecoderDeps = {
 }
 
 export function createEventDecoder(
-  config: { agents: Config['agents']; revoke: Pick<Config['revoke'], 'self_identities'> },
+  config: {
+    agents: Config['agents']
+    revoke: Pick<Config['revoke'], 'self_identities'>
+    ingest?: Partial<Pick<Config['ingest'], 'max_future_skew'>>
+  },
   deps: EventDecoderDeps = {},
 ): EventDecoder {
   const resolver: AgentResolver = createAgentResolver(config.agents)
+  const maxFutureSkew = config.ingest?.max_future_skew ?? defaultMaxFutureSkew
   const isSelfIdentity = selfIdentityMatcher(config.revoke.self_identities)
 
   const normalize = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Drafts => {
@@ -123,10 +143,25 @@ export function createEventDecoder(
       )
     }
     const drafts: UnresolvedEvent[] = []
+    // An item dated far ahead would move stream time and make every later real event of its partition
+    // late (and the checkpoint would keep it): it is refused here, before it reaches the bus.
+    const now = ctx.now ?? ctx.receivedAt
+    const latest = now > 0 ? now + maxFutureSkew : Number.POSITIVE_INFINITY
     for (const { seq: at, falco, candidate: c, file } of candidates) {
       const context: NormalizeContext = { via: c.via, receivedAt: ctx.receivedAt, isSelfIdentity }
       const result = falco ? normalizeFalco(c.value, context) : normalizeCloudTrail(c.value, context)
-      if (result.ok) drafts.push(result.event)
+      if (result.ok && result.event.time > latest) {
+        const path = joinPath(c.path, falco ? '/time' : '/eventTime')
+        const ahead = Math.round((result.event.time - now) / 1000)
+        const message = `is ${ahead} s ahead of its arrival; at most ${maxFutureSkew / 1000} s (ingest.max_future_skew) is accepted`
+        rejected.push({
+          seq: at,
+          item: withFile(
+            { index: c.index, problems: [{ path, message }], original: c.original(), reason: 'future_time' },
+            { file },
+          ),
+        })
+      } else if (result.ok) drafts.push(result.event)
       else {
         const problems = result.problems.map((p) => ({ path: joinPath(c.path, p.path), message: p.message }))
         rejected.push({

@@ -14,8 +14,14 @@ export type ReplayInput<S> = Pick<Decoded, 'invalid' | 'skipped'> & { events: (N
 
 export async function decodeReplayFiles<S = never>(
   paths: readonly string[],
-  config: { agents: Config['agents']; revoke: Pick<Config['revoke'], 'self_identities'> },
+  config: {
+    agents: Config['agents']
+    revoke: Pick<Config['revoke'], 'self_identities'>
+    ingest?: Partial<Pick<Config['ingest'], 'max_future_skew'>>
+  },
   options: ReplayReadOptions & {
+    /** Wall-clock start of the replay: items dated more than max_future_skew after it are rejected. */
+    now?: number
     keepRaw: (event: UnresolvedEvent) => boolean
     standIn?: (event: UnresolvedEvent) => S | undefined
   },
@@ -27,7 +33,11 @@ export async function decodeReplayFiles<S = never>(
   const invalid: Decoded['invalid'] = []
   const skipped: Decoded['skipped'] = {}
   for await (const part of readReplayParts(paths, options)) {
-    const normalized = decoder.normalize('any', part.items, { via: 'replay', receivedAt: 0 })
+    const normalized = decoder.normalize('any', part.items, {
+      via: 'replay',
+      receivedAt: 0,
+      now: options.now,
+    })
     for (const draft of normalized.drafts) {
       const standIn = options.standIn?.(draft)
       if (standIn !== undefined) {

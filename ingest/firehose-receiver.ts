@@ -85,6 +85,7 @@ export function createFirehoseReceiver(
     method: 'POST',
     url: '/v1/cloudtrail/firehose',
     auth: 'ingest',
+    source: 'firehose',
     bodyLimit: Math.max(config.body_limit_bytes, config.firehose_body_limit_bytes),
     // Firehose sends the access key configured on the delivery stream, never a bearer token.
     authHint: 'X-Amz-Firehose-Access-Key: <token>, the access key of the HTTP endpoint destination',

@@ -98,7 +98,10 @@ function recordIdentity(record: CloudTrailRecord): IdentityFields {
   if (issuer?.type === 'Role' || session)
     set(identity, 'role_arn', nonEmpty(issuer?.arn) ?? roleOfSession(ui.arn))
   set(identity, 'session_name', session)
-  if (session && instanceSession.test(session)) identity.host = session
+  // The session name is the caller's choice (sts:AssumeRole --role-session-name i-0123…): it names a host
+  // only when the record says EC2 delivered the credentials (instance profile, IMDSv1 or v2).
+  if (session && instanceSession.test(session) && ui.sessionContext?.ec2RoleDelivery !== undefined)
+    identity.host = session
   Object.assign(identity, issuedTo(record))
   return identity
 }

@@ -38,6 +38,7 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
     method: 'POST',
     url: spec.url,
     auth: 'ingest',
+    source: spec.kind === 'falco' ? 'falco' : 'cloudtrail',
     handle: async (req) => {
       if (!spec.spool) deps.publisher.checkCapacity()
       let decoded: Decoded

@@ -55,6 +55,14 @@ const linkFields = [
   'role_arn',
 ] as const
 const maxIdentifiersPerKind = 16
+/**
+ * Per-agent summaries are bounded in bytes too: an identifier longer than this is not kept (the watched
+ * agent chooses pod names, session names, images), and a summary keeps at most summaryTextLimit
+ * characters of identifiers in all, so 10,000 summaries stay within a few tens of MiB.
+ */
+const maxIdentifierLength = 256
+const summaryTextLimit = 4096
+const summaryText = new WeakMap<AgentSummary, number>()
 
 export function createAgentResolver(
   agents: readonly AgentConfig[],
@@ -237,8 +245,13 @@ function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgent
     const kind = key as keyof IdentityFields
     const value = event.identity[kind] as string
     const values = summary.identifiers[kind]
+    if (values !== undefined && (values.length >= maxIdentifiersPerKind || values.includes(value))) continue
+    // A new identifier (rare): kept only while the summary has room for it.
+    const text = summaryText.get(summary) ?? 0
+    if (value.length > maxIdentifierLength || text + value.length > summaryTextLimit) continue
+    summaryText.set(summary, text + value.length)
     if (values === undefined) summary.identifiers[kind] = [value]
-    else if (values.length < maxIdentifiersPerKind && !values.includes(value)) values.push(value)
+    else values.push(value)
   }
 }
 

@@ -16,23 +16,36 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   if (start === -1)
     throw new NerveError('INPUT_INVALID', 'The body is empty: expected JSON, a JSON array or NDJSON.')
   // NDJSON is recognized by its first line alone, so a large batch is never parsed as one document first.
+  let lines: string[] | undefined
   if (hasSecondLine(text, start)) {
-    const lines = nonEmptyLines(text)
+    lines = nonEmptyLines(text)
     const first = tryParse(lines[0] as string)
-    if (first.ok) return lineItems(lines, first.value, limits)
+    if (first.ok) return lineItems(lines, first, limits)
   }
   const whole = tryParse(text)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
     return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth))]
   }
+  // A broken first line must not drop the good lines after it (the sender controls that line): when the
+  // text is no one document but a later line parses to an object, it is NDJSON with a bad line, rejected alone.
+  if (lines && lines.length <= limits.maxItems && lines.slice(1).some(isObjectLine)) {
+    return lineItems(lines, tryParse(lines[0] as string), limits)
+  }
   return [{ index: 0, error: `not valid JSON: ${whole.error}`, original: () => text }]
 }
 
-function lineItems(lines: string[], firstValue: unknown, limits: SplitLimits): JsonItem[] {
+type Parsed = ReturnType<typeof tryParse>
+
+const isObjectLine = (line: string) => {
+  const parsed = tryParse(line)
+  return parsed.ok && typeof parsed.value === 'object' && parsed.value !== null
+}
+
+function lineItems(lines: string[], first: Parsed, limits: SplitLimits): JsonItem[] {
   if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
   return lines.map((line, index) => {
-    const parsed = index === 0 ? { ok: true as const, value: firstValue } : tryParse(line)
+    const parsed = index === 0 ? first : tryParse(line)
     if (!parsed.ok) return { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
     return item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth))
   })

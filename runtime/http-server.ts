@@ -48,15 +48,22 @@ export type RouteRequest = {
 
 export type RouteResponse = { status: number; body: unknown; headers?: Record<string, string> }
 
+/** Source kinds that may each have their own token, so a Falco node cannot post CloudTrail. */
+export type IngestSource = 'falco' | 'cloudtrail' | 'firehose'
+
 export type Route = {
   method: 'GET' | 'POST'
   url: string
   /**
-   * `ingest`: needs the ingest token (bearer, ?token=, X-Amz-Firehose-Access-Key) or a verified client cert.
+   * `ingest`: needs the ingest token, or the token of the route's `source` (bearer, ?token=,
+   * X-Amz-Firehose-Access-Key), or a verified client cert.
    * `read`: reads that show identifiers (ARNs, access key ids, command lines): open while the server listens
-   * on loopback only, the ingest token as soon as it is reachable from elsewhere.
+   * on loopback only, the read token or the ingest token as soon as it is reachable from elsewhere.
+   * Checked on the request line and headers, before any body byte is read.
    */
   auth: 'ingest' | 'read' | 'none'
+  /** The source kind of an ingest route: its own token (ingest.tokens.<source>) also opens it. */
+  source?: IngestSource
   handle(req: RouteRequest): Promise<RouteResponse>
   /** Answers errors its own way (Firehose expects its own body shape). */
   formatError?(err: NerveError, req: RouteRequest): RouteResponse
@@ -78,23 +85,51 @@ export type HttpServer = {
   inject: FastifyInstance['inject']
 }
 
-export type HttpServerDeps = { log: Logger; metrics: Metrics; ingestToken: string }
+export type HttpServerDeps = {
+  log: Logger
+  metrics: Metrics
+  /** The shared ingest token: opens every ingest route, and reads off loopback. */
+  ingestToken: string
+  /** Narrower tokens: one per source kind (that route only), and `read` (reads only). */
+  tokens?: Partial<Record<IngestSource | 'read', string>>
+}
 
 export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): HttpServer {
+  // A client sending its headers a byte a second, or a body slower than request_timeout, is cut off; the
+  // timeouts are checked every second (Node's default interval is 30 s, which would add to the hold).
+  const timeouts = {
+    headersTimeout: config.headers_timeout,
+    requestTimeout: config.request_timeout,
+    connectionsCheckingInterval: 1_000,
+  }
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http_server' }),
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.body_limit_bytes,
     forceCloseConnections: false,
     return503OnClosing: true,
-    ...(config.tls ? { https: tlsOptions(config.tls) } : {}),
+    requestTimeout: config.request_timeout,
+    keepAliveTimeout: 5_000,
+    ...(config.tls ? { https: { ...tlsOptions(config.tls), ...timeouts } } : { http: timeouts }),
   })
+  // Beyond it the kernel's accepted sockets are closed at once (Node's server.maxConnections).
+  app.server.maxConnections = config.max_connections
   const checks = new Map<string, ReadinessCheck>()
   const requests = deps.metrics.counter('nerve_http_requests_total', 'HTTP requests by route and status.', [
     'route',
     'status',
   ])
-  const expectedToken = Buffer.from(deps.ingestToken)
+  const sharedToken = Buffer.from(deps.ingestToken)
+  const tokenOf = (name: IngestSource | 'read') => {
+    const t = deps.tokens?.[name]
+    return t ? Buffer.from(t) : undefined
+  }
+  const accepted: Record<IngestSource | 'read', Buffer[]> = {
+    falco: [sharedToken, tokenOf('falco')].filter((t) => t !== undefined),
+    cloudtrail: [sharedToken, tokenOf('cloudtrail')].filter((t) => t !== undefined),
+    firehose: [sharedToken, tokenOf('firehose')].filter((t) => t !== undefined),
+    read: [sharedToken, tokenOf('read')].filter((t) => t !== undefined),
+  }
   const loopbackOnly = isLoopbackHost(config.host)
 
   app.removeAllContentTypeParsers()
@@ -126,13 +161,9 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     const ok = Object.values(results).every((r) => r.ok)
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results })
   })
-  app.get('/metrics', async (_req, reply) =>
-    reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.render()),
-  )
-
-  const authorized = (req: FastifyRequest): boolean => {
+  const authorized = (req: FastifyRequest, tokens: readonly Buffer[], certOpens: boolean): boolean => {
     const socket = req.raw.socket as TLSSocket
-    if (config.tls?.client_ca_file && socket.authorized === true) return true
+    if (certOpens && config.tls?.client_ca_file && socket.authorized === true) return true
     const header = req.headers.authorization
     const query = req.query as Record<string, string | undefined>
     const candidates = [
@@ -140,8 +171,54 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       query.token,
       req.headers['x-amz-firehose-access-key'] as string | undefined,
     ]
-    return candidates.some((c) => c !== undefined && constantTimeEqual(Buffer.from(c), expectedToken))
+    return candidates.some(
+      (c) => typeof c === 'string' && tokens.some((t) => constantTimeEqual(Buffer.from(c), t)),
+    )
   }
+
+  /** The tokens that open a route, or null when it is open. */
+  const tokensFor = (route: Pick<Route, 'auth' | 'source'>): readonly Buffer[] | null => {
+    if (route.auth === 'ingest') return route.source ? accepted[route.source] : [sharedToken]
+    if (route.auth === 'read' && !loopbackOnly) return accepted.read
+    return null
+  }
+
+  const unauthorized = (route: Pick<Route, 'auth' | 'source' | 'authHint'>) =>
+    new NerveError(
+      'UNAUTHORIZED',
+      route.auth === 'read'
+        ? 'A valid read token is required (Authorization: Bearer <token>).'
+        : `A valid ${route.source ?? 'ingest'} token is required (${route.authHint ?? 'Authorization: Bearer <token>'}).`,
+    )
+
+  /**
+   * Runs on the request line and headers, before fastify reads a byte of the body: an unauthenticated
+   * caller is answered 401 and its connection closed, so a 10 MiB body is never buffered.
+   */
+  const checkAuth = (route: Pick<Route, 'url' | 'auth' | 'source' | 'authHint' | 'formatError'>) => {
+    const tokens = tokensFor(route)
+    return async (req: FastifyRequest, reply: FastifyReply) => {
+      if (tokens === null || authorized(req, tokens, route.auth === 'ingest')) return
+      reply.header('connection', 'close')
+      const err = unauthorized(route)
+      if (!route.formatError) throw err
+      const res = route.formatError(err, {
+        body: Buffer.alloc(0),
+        headers: req.headers,
+        query: req.query as Record<string, string | undefined>,
+        receivedAt: Date.now(),
+      })
+      requests.inc({ route: route.url, status: String(res.status) })
+      return reply
+        .code(res.status)
+        .headers(res.headers ?? {})
+        .send(res.body)
+    }
+  }
+
+  app.get('/metrics', { onRequest: checkAuth({ auth: 'read', url: '/metrics' }) }, async (_req, reply) =>
+    reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.render()),
+  )
 
   const addRoutes = (routes: readonly Route[]) => {
     for (const route of routes) {
@@ -149,6 +226,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         method: route.method,
         url: route.url,
         ...(route.bodyLimit ? { bodyLimit: route.bodyLimit } : {}),
+        onRequest: checkAuth(route),
         handler: async (req, reply) => {
           const request: RouteRequest = {
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
@@ -159,12 +237,6 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
           }
           let res: RouteResponse
           try {
-            if ((route.auth === 'ingest' || (route.auth === 'read' && !loopbackOnly)) && !authorized(req)) {
-              throw new NerveError(
-                'UNAUTHORIZED',
-                `A valid ingest token is required (${route.authHint ?? 'Authorization: Bearer <token>'}).`,
-              )
-            }
             res = await route.handle(request)
           } catch (err) {
             if (!isNerveError(err) || !route.formatError) throw err

@@ -142,14 +142,44 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
-const secretKeys = new Set(['token', 'password', 'secret', 'secrets', 'api_key'])
+const secretKeys = new Set(['token', 'tokens', 'password', 'secret', 'secrets', 'api_key'])
 
 /** The config with every secret replaced by "***", for `nerve config` and logs. */
 export function redactSecrets(value: unknown, key = ''): unknown {
   if (secretKeys.has(key) && value !== undefined) return Array.isArray(value) ? value.map(() => '***') : '***'
+  if (typeof value === 'string') return maskUrlCredentials(value)
   if (Array.isArray(value)) return value.map((v) => redactSecrets(v))
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactSecrets(v, k)]))
   }
   return value
+}
+
+/** Query parameters that carry credentials in webhook, Elasticsearch or Kafka URLs. */
+const secretParams =
+  /^(token|access_token|api_key|apikey|key|password|secret|sig|signature|x-amz-signature|x-amz-security-token|code)$/i
+
+/**
+ * A URL's password (`https://user:pass@host`) and credential-looking query values become `***`; the host,
+ * path and user name stay so the operator can still tell which endpoint it is. Other text is unchanged.
+ */
+export function maskUrlCredentials(text: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return text
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return text
+  }
+  let changed = false
+  if (url.password) {
+    url.password = '***'
+    changed = true
+  }
+  for (const name of [...url.searchParams.keys()]) {
+    if (!secretParams.test(name)) continue
+    url.searchParams.set(name, '***')
+    changed = true
+  }
+  return changed ? url.toString() : text
 }

@@ -170,6 +170,8 @@ export type Correlation = {
     first_seen?: number
     last_seen?: number
     correlation_count?: number
+    /** Correlations over the per-rule bound of the incident, counted but not emitted. */
+    suppressed_count?: number
     signals?: string[]
   }
   /** Stream time − event time when each member arrived, ms (how late it came; tune grace with it). */
@@ -226,6 +228,9 @@ export type HttpConfig = {
   decompressed_limit_bytes: number
   max_items: number
   max_depth: number
+  headers_timeout: Ms
+  request_timeout: Ms
+  max_connections: number
   tls?: { cert_file: string; key_file: string; client_ca_file?: string }
 }
 
@@ -272,7 +277,9 @@ export type Config = {
   http: HttpConfig
   ingest: {
     token?: string
+    tokens: Partial<Record<'falco' | 'cloudtrail' | 'firehose' | 'read', string>>
     max_pending_publishes: number
+    max_future_skew: Ms
     falco_spool_bytes: number
     falco_spool_after: Ms
     s3_sqs: S3SqsConfig
@@ -289,6 +296,7 @@ export type Config = {
     max_events_per_agent: number
     memory_budget_bytes: number
     incident_gap: Ms
+    max_correlations_per_incident_rule: number
   }
   revoke: {
     webhooks: WebhookTargetConfig[]

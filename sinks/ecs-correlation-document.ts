@@ -83,6 +83,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
         first_seen: c.incident.first_seen === undefined ? undefined : isoTime(c.incident.first_seen),
         last_seen: c.incident.last_seen === undefined ? undefined : isoTime(c.incident.last_seen),
         correlation_count: c.incident.correlation_count,
+        suppressed_count: c.incident.suppressed_count,
         signals: c.incident.signals,
       },
       lag_at_arrival: c.lag_at_arrival && { edge: c.lag_at_arrival.edge, core: c.lag_at_arrival.core },

@@ -108,6 +108,7 @@ export const nerveFieldMappings: Record<string, FieldMapping> = {
   'nerve.incident.first_seen': date,
   'nerve.incident.last_seen': date,
   'nerve.incident.correlation_count': long,
+  'nerve.incident.suppressed_count': long,
   'nerve.incident.signals': keyword,
   'nerve.lag_at_arrival.edge': long,
   'nerve.lag_at_arrival.core': long,

@@ -2,6 +2,10 @@
 // is not protected, its incident was not revoked already, and the per-agent and global rate limits
 // (sliding windows over wall time) have room. Every answer names its reason in a bounded code.
 // Pure apart from its own memory of earlier revokes: the time is an argument, nothing is read or sent.
+// Fairness when the global limit binds: agents named only by a fallback (a workload or principal the
+// watched agent can mint at will) may spend at most half of the global budget, so forged identities
+// cannot leave a registered agent `rate_limited_global`; and a batch is decided registered agents first,
+// higher scores first (decisionOrder).
 import { createHash } from 'node:crypto'
 import type { Config, Correlation, RateConfig } from '../schemas/types.ts'
 
@@ -22,6 +26,8 @@ export type RevokeDecision =
 
 export type RevokePolicyConfig = Pick<Config['revoke'], 'min_score' | 'dry_run' | 'rate_limit'> & {
   protected_agents: readonly string[]
+  /** Ids of the registry (config `agents`): with any, half the global budget is kept for them. */
+  registered_agents?: readonly string[]
   /** False when no webhook target is configured: a revoke would reach nobody. */
   has_targets: boolean
 }
@@ -39,10 +45,35 @@ export function revokeDecisionId(incidentId: string): string {
   return `rvk_${createHash('sha256').update(`revoke\n${incidentId}`).digest('hex').slice(0, 32)}`
 }
 
+const trustedResolution = new Set(['registry', 'host', 'stitched'])
+
+/** Named by the registry (not by a fallback the agent itself could choose). */
+const isRegistered = (
+  registered: ReadonlySet<string>,
+  agent: Pick<Correlation['agent'], 'id' | 'resolved_by'>,
+) => registered.has(agent.id) && trustedResolution.has(agent.resolved_by)
+
+/** The order a batch is decided in: registered agents first, then higher scores; stable otherwise. */
+export function decisionOrder<C extends Pick<Correlation, 'agent' | 'score'>>(
+  correlations: readonly C[],
+  registeredAgents: readonly string[] = [],
+): C[] {
+  const registered = new Set(registeredAgents)
+  const rank = (c: C) => (isRegistered(registered, c.agent) ? 1 : 0)
+  return [...correlations].sort((a, b) => rank(b) - rank(a) || b.score - a.score)
+}
+
 export function createRevokePolicy(config: RevokePolicyConfig, history: readonly PastRevoke[]): RevokePolicy {
   const protectedAgents = new Set(config.protected_agents)
+  const registered = new Set(config.registered_agents ?? [])
   const revokedIncidents = new Set<string>()
   const global = createSlidingWindow(config.rate_limit.global)
+  // With a registry, the fallback-named agents share at most this much of the global budget.
+  const fallbackCount =
+    registered.size > 0
+      ? Math.max(config.rate_limit.global.count - Math.floor(config.rate_limit.global.count / 2), 1)
+      : config.rate_limit.global.count
+  const fallback = createSlidingWindow({ count: fallbackCount, per: config.rate_limit.global.per })
   const perAgent = new Map<string, ReturnType<typeof createSlidingWindow>>()
   const agentWindow = (agentId: string) => {
     let window = perAgent.get(agentId)
@@ -52,12 +83,14 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
     }
     return window
   }
-  const remember = (past: PastRevoke) => {
+  const remember = (past: PastRevoke, isFallback: boolean) => {
     revokedIncidents.add(past.incident_id)
     global.add(past.time)
+    if (isFallback) fallback.add(past.time)
     agentWindow(past.agent_id).add(past.time)
   }
-  for (const past of [...history].sort((a, b) => a.time - b.time)) remember(past)
+  for (const past of [...history].sort((a, b) => a.time - b.time))
+    remember(past, registered.size > 0 && !registered.has(past.agent_id))
 
   const suppressed = (reason: SuppressReason): RevokeDecision => ({
     revoke: false,
@@ -74,9 +107,14 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
       if (!config.dry_run && !config.has_targets) return suppressed('no_targets')
       if (perAgent.get(correlation.agent.id)?.hasRoom(now) === false) return suppressed('rate_limited_agent')
       if (!global.hasRoom(now)) return suppressed('rate_limited_global')
+      const isFallback = registered.size > 0 && !isRegistered(registered, correlation.agent)
+      if (isFallback && !fallback.hasRoom(now)) return suppressed('rate_limited_global')
       // Agents idle for longer than the per-agent period are forgotten: the map stays bounded.
       for (const [agentId, window] of perAgent) if (window.isEmpty(now)) perAgent.delete(agentId)
-      remember({ incident_id: correlation.incident.id, agent_id: correlation.agent.id, time: now })
+      remember(
+        { incident_id: correlation.incident.id, agent_id: correlation.agent.id, time: now },
+        isFallback,
+      )
       return config.dry_run
         ? { revoke: true, status: 'dry_run', reason: 'dry_run' }
         : { revoke: true, status: 'pending', reason: 'policy_allowed' }

@@ -19,7 +19,7 @@ import {
   openRevokeOutbox,
 } from './revoke-outbox.ts'
 import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
-import { createRevokePolicy, revokeDecisionId } from './revoke-policy.ts'
+import { createRevokePolicy, decisionOrder, revokeDecisionId } from './revoke-policy.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
@@ -90,6 +90,7 @@ export function createRevokeDispatcher(
     dry_run: config.revoke.dry_run,
     rate_limit: config.revoke.rate_limit,
     protected_agents: config.agents.filter((a) => a.protected).map((a) => a.id),
+    registered_agents: config.agents.map((a) => a.id),
     has_targets: targets.size > 0,
   }
   let policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
@@ -236,7 +237,8 @@ export function createRevokeDispatcher(
     telemetry.received(correlations.length)
     const already = outbox.decided(correlations.map((c) => c.id))
     const entries: DecisionEntry[] = []
-    for (const c of correlations) {
+    // When the global limit binds, registered agents and higher scores are decided first.
+    for (const c of decisionOrder(correlations, policyConfig.registered_agents)) {
       if (already.has(c.id)) {
         telemetry.discarded(1, 'duplicate')
         continue

@@ -196,3 +196,142 @@ describe('per-agent cap', () => {
     expect(windows.overflow).toEqual({ agent_cap: 7, memory_budget: 0 })
   })
 })
+
+// The attack: a shell alert, then 1,500 "Read sensitive file untrusted" alerts of the same pod (a
+// `cat /etc/shadow` loop), then AttachRolePolicy. Shedding the oldest would evict the shell alert, the one
+// that matters; repeats go first, so the shell alert is still there to pair.
+describe('a flood of one alert does not evict a rarer one', () => {
+  it('keeps the shell alert through 1,500 sensitive-file reads and correlates it with AttachRolePolicy', async () => {
+    const { createCorrelator } = await import('../../../correlate/correlator.ts')
+    const { builtinRules } = await import('../../../correlate/builtin-rules.ts')
+    const { edgeEvent, coreEvent } = await import('./sample-events.ts')
+    const c = createCorrelator({
+      rules: builtinRules,
+      window: { before: 120_000, after: 900_000, grace: 1_200_000 },
+      max_events_per_agent: 1000,
+      memory_budget_bytes: 1 << 28,
+      incident_gap: 1_800_000,
+      self_identities: [],
+    })
+    const t0 = Date.UTC(2024, 7, 1, 13, 30)
+    c.accept(edgeEvent({ id: 'shell', time: t0 }))
+    const floods: number[] = []
+    for (let i = 0; i < 1500; i++) {
+      const result = c.accept(
+        edgeEvent({
+          id: `shadow-${i}`,
+          time: t0 + 100 + i * 10,
+          rule: 'Read sensitive file untrusted',
+          priority: 'warning',
+          tags: ['T1555', 'container', 'filesystem', 'maturity_stable', 'mitre_credential_access'],
+          output: `Warning Sensitive file opened for reading by non-trusted program (file=/etc/shadow command=cat /etc/shadow n=${i})`,
+        }),
+      )
+      if (result.flood) floods.push(i)
+    }
+    expect(c.stats().overflow.agent_cap).toBe(501)
+    // The flood is itself a signal: the event that put the agent over its cap says so, once.
+    expect(floods).toEqual([999])
+    expect(c.stats().floods).toBe(1)
+    const { correlations } = c.accept(coreEvent({ id: 'attach', time: t0 + 60_000 }))
+    const shell = correlations.filter((x) => x.edge.event_id === 'shell')
+    expect(shell.map((x) => x.rule.id)).toContain('shell-then-iam-privilege-change')
+  })
+
+  it('turns the flood into an alert rules can name: "nerve: Alert flood"', async () => {
+    const { createCorrelator, floodRuleName } = await import('../../../correlate/correlator.ts')
+    const { edgeEvent, coreEvent } = await import('./sample-events.ts')
+    const c = createCorrelator({
+      rules: [
+        {
+          id: 'reads-then-s3',
+          edge: { rules: ['Read sensitive*'] },
+          core: { actions: ['s3:*'] },
+          severity: 50,
+          revoke: false,
+        },
+        {
+          id: 'flood-then-iam',
+          edge: { rules: [floodRuleName] },
+          core: { actions: ['iam:*'] },
+          severity: 70,
+          revoke: false,
+        },
+      ],
+      window: { before: 120_000, after: 900_000, grace: 1_200_000 },
+      max_events_per_agent: 50,
+      memory_budget_bytes: 1 << 28,
+      incident_gap: 1_800_000,
+      self_identities: [],
+    })
+    const t0 = Date.UTC(2024, 7, 1, 13, 30)
+    for (let i = 0; i < 80; i++)
+      c.accept(
+        edgeEvent({
+          id: `shadow-${i}`,
+          time: t0 + i,
+          rule: 'Read sensitive file untrusted',
+          priority: 'warning',
+        }),
+      )
+    const { correlations } = c.accept(coreEvent({ id: 'attach', time: t0 + 60_000 }))
+    expect(correlations.map((x) => [x.rule.id, x.edge.rule, x.edge.event_id, x.edge.source])).toEqual([
+      ['flood-then-iam', floodRuleName, 'flood-shadow-50', 'nerve'],
+    ])
+    expect(correlations[0]?.edge.output).toContain('Read sensitive file untrusted')
+  })
+
+  it('sheds a unique entry only once no repeats remain', () => {
+    const w = createAgentWindows({ maxPerAgentSide: 3, memoryBudgetBytes: 1 << 30 })
+    const a = w.window('agent')
+    const who = w.who(a, 'registry', {})
+    const put = (id: string, rule: string, expiry: number, seq: number) => {
+      const slot = w.insert(who, { ...edgeDetail, rule }, id, expiry, 1, expiry, seq, 0, 'out')
+      w.settle(slot)
+    }
+    put('rare', 'Terminal shell in container', 10, 1)
+    put('r1', 'Read sensitive file untrusted', 11, 2)
+    put('r2', 'Read sensitive file untrusted', 12, 3)
+    put('r3', 'Read sensitive file untrusted', 13, 4)
+    put('other', 'Netcat Remote Code Execution in Container', 14, 5)
+    const ids = () => w.liveSlots().map((slot) => w.slots.id(slot))
+    expect(ids()).toEqual(['rare', 'r3', 'other'])
+    put('another', 'Find AWS Credentials', 15, 6)
+    // r3 is now unique too: with no repeats left, the one that expires first goes.
+    expect(ids()).toEqual(['r3', 'other', 'another'])
+  })
+})
+
+// The attack: alerts whose every descriptive field differs (64 tags of 128 characters each, the schema's
+// caps) cost far more than the fixed per-entry estimate. Every byte an event holds counts toward the
+// memory budget, so the budget binds on what is really held.
+describe('byte accounting', () => {
+  it('counts the tags, rule and identity an entry holds, once per shared value, and releases them', async () => {
+    const { createCorrelator } = await import('../../../correlate/correlator.ts')
+    const { edgeEvent } = await import('./sample-events.ts')
+    const budget = 1 << 20
+    const withBudget = () =>
+      createCorrelator({
+        rules: [{ id: 'any', edge: {}, core: {}, severity: 50, revoke: false }],
+        window: { before: 120_000, after: 900_000, grace: 1_200_000 },
+        max_events_per_agent: 100_000,
+        memory_budget_bytes: budget,
+        incident_gap: 1_800_000,
+        self_identities: [],
+      })
+    const c = withBudget()
+    const t0 = Date.UTC(2024, 7, 1, 13, 30)
+    const heavyTags = (i: number) => Array.from({ length: 64 }, (_, k) => `${i}-${k}-`.padEnd(128, 'x'))
+    for (let i = 0; i < 200; i++) c.accept(edgeEvent({ id: `heavy-${i}`, time: t0 + i, tags: heavyTags(i) }))
+    const stats = c.stats()
+    // 64 × (8 + 32 + 256) bytes of tags alone per entry: the budget holds well under 200 of them.
+    expect(stats.buffered).toBeLessThan(60)
+    expect(stats.overflow.memory_budget).toBeGreaterThan(140)
+    expect(stats.buffered_bytes).toBeLessThanOrEqual(budget)
+    // The same alert repeated shares its detail: counted once, not per entry.
+    const light = withBudget()
+    const tags = heavyTags(0)
+    for (let i = 0; i < 200; i++) light.accept(edgeEvent({ id: `same-${i}`, time: t0 + i, tags }))
+    expect(light.stats()).toMatchObject({ buffered: 200, overflow: { memory_budget: 0 } })
+  })
+})

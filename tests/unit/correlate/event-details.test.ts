@@ -60,3 +60,35 @@ describe('createDetailInterner', () => {
     expect(details.core(coreOf({ time: 2 }))).toBe(restoredCore)
   })
 })
+
+describe('releasing details with their events', () => {
+  it('forgets a detail no entry holds, and the agent windows tell it when the last one goes', async () => {
+    const details = createDetailInterner()
+    const first = details.edge(edgeOf({ time: 1 }))
+    details.forget(first)
+    const again = details.edge(edgeOf({ time: 2 }))
+    expect(again).not.toBe(first)
+    expect(again).toEqual(first)
+    const call = details.core(coreOf({ time: 1 }))
+    details.forget(call)
+    expect(details.core(coreOf({ time: 2 }))).not.toBe(call)
+
+    const { createAgentWindows } = await import('../../../correlate/agent-windows.ts')
+    const released: unknown[] = []
+    const w = createAgentWindows({
+      maxPerAgentSide: 10,
+      memoryBudgetBytes: 1 << 30,
+      onDetailReleased: (d) => released.push(d),
+    })
+    const who = w.who(w.window('a'), 'registry', {})
+    w.settle(w.insert(who, again, 'x1', 1, 1, 100, 1, 0, 'out'))
+    w.settle(w.insert(who, again, 'x2', 2, 1, 200, 2, 0, 'out'))
+    const bytesWithTwo = w.bytes()
+    w.evictExpired(150)
+    expect(released).toEqual([])
+    w.evictExpired(250)
+    expect(released).toEqual([again])
+    expect(w.bytes()).toBe(0)
+    expect(bytesWithTwo).toBeGreaterThan(0)
+  })
+})

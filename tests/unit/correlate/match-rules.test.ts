@@ -164,4 +164,17 @@ describe('built-in rule pack', () => {
     for (const rule of builtinRules)
       for (const name of rule.edge.rules ?? []) expect(sampleRules).toContain(name)
   })
+
+  it('treats key deactivation or deletion by the workload after a warning as impact (T1531)', () => {
+    const rules = compileRules(builtinRules, window)
+    const m = createRuleMatcher(rules)
+    const ids = (mask: number) => rules.filter((r) => mask & (1 << r.index)).map((r) => r.id)
+    const warning = edgeEvent({ time: 0, rule: 'Read sensitive file untrusted', priority: 'warning' }).edge
+    const both = (action: string) => {
+      const core = coreEvent({ time: 0, action }).core
+      return ids(m.edgeMask(warning as never) & m.coreMask(core as never))
+    }
+    expect(both('iam:UpdateAccessKey')).toContain('runtime-alert-then-access-key-removal')
+    expect(both('iam:DeleteAccessKey')).toContain('runtime-alert-then-access-key-removal')
+  })
 })

@@ -74,7 +74,21 @@ describe('replayCorrelations', () => {
         time: T0 + 4 * 3_600_000 + 1_000,
         action: 'iam:PutRolePolicy',
         sessionIssuer: revoker,
-        requestParameters: { policyName: 'AWSRevokeOlderSessions', roleName: 'data-cleaner-role' },
+        requestParameters: {
+          policyName: 'AWSRevokeOlderSessions',
+          roleName: 'data-cleaner-role',
+          policyDocument: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: {
+              Effect: 'Deny',
+              Action: '*',
+              Resource: '*',
+              Condition: {
+                DateLessThan: { 'aws:TokenIssueTime': new Date(T0 + 4 * 3_600_000 + 1_000).toISOString() },
+              },
+            },
+          }),
+        },
       }),
       coreEvent({
         id: 'c-confirms',

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
 import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
+import { isDenyOlderSessions } from '../../../correlate/revoke-confirmations.ts'
 import { scoreCorrelation } from '../../../correlate/score-correlation.ts'
 import type { RuleConfig } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
@@ -116,6 +117,18 @@ describe('incidents', () => {
   })
 })
 
+// The AWS console's "Revoke active sessions" document, as CloudTrail records it (a JSON string).
+const denyOlderSessions = (issuedBefore: string) =>
+  JSON.stringify({
+    Version: '2012-10-17',
+    Statement: {
+      Effect: 'Deny',
+      Action: '*',
+      Resource: '*',
+      Condition: { DateLessThan: { 'aws:TokenIssueTime': issuedBefore } },
+    },
+  })
+
 describe('no feedback loop', () => {
   const revokeSessions = (over: Partial<Parameters<typeof coreEvent>[0]> = {}) =>
     coreEvent({
@@ -127,8 +140,7 @@ describe('no feedback loop', () => {
       requestParameters: {
         roleName: 'data-cleaner',
         policyName: 'AWSRevokeOlderSessions',
-        policyDocument:
-          '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"]}]}',
+        policyDocument: denyOlderSessions(new Date(T0 + 60_000).toISOString()),
       },
       ...over,
     })
@@ -159,7 +171,7 @@ describe('no feedback loop', () => {
     })
   })
 
-  it('treats a revoke-shaped action by someone else as a revoke, not a threat', () => {
+  it('treats the exact deny-older-sessions policy by someone else as a revoke, not a threat', () => {
     const c = createCorrelator(config)
     c.accept(edgeEvent({ time: T0 }))
     const human = revokeSessions({
@@ -167,16 +179,154 @@ describe('no feedback loop', () => {
       sessionIssuer: undefined,
     })
     expect(c.accept(human).ignored).toBe('revoke_action')
-    const key = coreEvent({
+    expect(c.accept(deniedCall(T0 + 62_000)).confirmation?.target).toEqual({
+      kind: 'role',
+      name: 'data-cleaner',
+    })
+  })
+
+  // The attack: the watched agent grants itself everything under the revoke's name.
+  it('an AWSRevokeOlderSessions that allows *:* is an escalation, correlated, and confirms nothing', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const escalation = revokeSessions({
+      id: 'escalation-1',
+      principal: 'arn:aws:sts::609418236337:assumed-role/data-cleaner/botocore-session-1',
+      sessionIssuer: agentRole,
+      requestParameters: {
+        roleName: 'data-cleaner',
+        policyName: 'AWSRevokeOlderSessions',
+        policyDocument:
+          '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}',
+      },
+    })
+    const result = c.accept(escalation)
+    expect(result.ignored).toBeUndefined()
+    expect(result.correlations).toHaveLength(1)
+    expect(result.correlations[0]?.core.action).toBe('iam:PutRolePolicy')
+    const denied = c.accept(deniedCall(T0 + 120_000))
+    expect(denied.confirmation).toBeUndefined()
+    expect(denied.correlations).toHaveLength(1)
+  })
+
+  it.each([
+    [
+      'an extra Allow statement',
+      (t: string) => ({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Deny',
+            Action: '*',
+            Resource: '*',
+            Condition: { DateLessThan: { 'aws:TokenIssueTime': t } },
+          },
+          { Effect: 'Allow', Action: '*', Resource: '*' },
+        ],
+      }),
+    ],
+    [
+      'no condition',
+      () => ({ Version: '2012-10-17', Statement: { Effect: 'Deny', Action: '*', Resource: '*' } }),
+    ],
+    [
+      'NotAction',
+      (t: string) => ({
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Deny',
+          NotAction: 'iam:*',
+          Resource: '*',
+          Condition: { DateLessThan: { 'aws:TokenIssueTime': t } },
+        },
+      }),
+    ],
+    [
+      'a narrower action',
+      (t: string) => ({
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Deny',
+          Action: 's3:*',
+          Resource: '*',
+          Condition: { DateLessThan: { 'aws:TokenIssueTime': t } },
+        },
+      }),
+    ],
+    [
+      'an issue time years before the call',
+      () => ({
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Deny',
+          Action: '*',
+          Resource: '*',
+          Condition: { DateLessThan: { 'aws:TokenIssueTime': '2001-01-01T00:00:00Z' } },
+        },
+      }),
+    ],
+    [
+      'another condition operator',
+      (t: string) => ({
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Deny',
+          Action: '*',
+          Resource: '*',
+          Condition: { DateGreaterThan: { 'aws:TokenIssueTime': t } },
+        },
+      }),
+    ],
+  ])('a revoke-named policy with %s is no revoke', (_name, doc) => {
+    const when = new Date(T0 + 60_000).toISOString()
+    expect(isDenyOlderSessions(JSON.stringify(doc(when)), T0 + 60_000)).toBe(false)
+  })
+
+  it('recognises the console document as a string, an object, URL-encoded, or with one-element lists', () => {
+    const t = T0 + 60_000
+    const doc = JSON.parse(denyOlderSessions(new Date(t).toISOString()))
+    expect(isDenyOlderSessions(JSON.stringify(doc), t)).toBe(true)
+    expect(isDenyOlderSessions(doc, t)).toBe(true)
+    expect(isDenyOlderSessions(encodeURIComponent(JSON.stringify(doc)), t)).toBe(true)
+    const listed = { ...doc, Statement: [{ ...doc.Statement, Action: ['*'], Resource: ['*'] }] }
+    expect(isDenyOlderSessions(listed, t)).toBe(true)
+  })
+
+  const deactivateKey = (over: Partial<Parameters<typeof coreEvent>[0]>) =>
+    coreEvent({
       id: 'deactivate-1',
       time: T0 + 61_000,
       action: 'iam:UpdateAccessKey',
       requestParameters: { userName: 'svc', accessKeyId: 'AKIA0W5KI69TY8X86BGT', status: 'Inactive' },
+      ...over,
     })
-    expect(c.accept(key).ignored).toBe('revoke_action')
-    expect(c.accept(deniedCall(T0 + 62_000)).confirmation?.target).toEqual({
-      kind: 'role',
-      name: 'data-cleaner',
+  const deniedWithKey = () =>
+    coreEvent({
+      time: T0 + 62_000,
+      action: 'iam:AttachRolePolicy',
+      accessKeyId: 'AKIA0W5KI69TY8X86BGT',
+      errorCode: 'InvalidClientTokenId',
+    })
+
+  it('key deactivation by the watched agent is an ordinary event (T1531), not a revoke', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const deactivate = deactivateKey({ accessKeyId: 'AKIA0W5KI69TY8X86BGT' })
+    expect(c.accept(deactivate).correlations).toHaveLength(1)
+    expect(c.accept(deniedWithKey()).confirmation).toBeUndefined()
+  })
+
+  it("key deactivation by nerve's revoker is a revoke and marks the key", () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const deactivate = deactivateKey({
+      principal: 'arn:aws:sts::609418236337:assumed-role/nerve-revoker/revoke-incident-1',
+      sessionIssuer: revoker,
+    })
+    expect(c.accept(deactivate).ignored).toBe('self_action')
+    expect(c.accept(deniedWithKey()).confirmation?.target).toEqual({
+      kind: 'access_key',
+      name: 'AKIA0W5KI69TY8X86BGT',
     })
   })
 
@@ -200,5 +350,72 @@ describe('no feedback loop', () => {
       requestParameters: { accessKeyId: 'AKIA0W5KI69TY8X86BGT', status: 'Active' },
     })
     expect(c.accept(reactivate).correlations).toHaveLength(1)
+  })
+})
+
+// The N × M flood: 200 alerts then 200 denied CreateAccessKey calls of one agent make 40,000 pairs of the
+// same rule. Each incident keeps the first N per rule; the rest are counted on it as suppressed.
+describe('incident suppression bound', () => {
+  it('keeps the first N correlations of a rule per incident and counts the rest, with the true total', () => {
+    const c = createCorrelator({ ...config, max_correlations_per_incident_rule: 50 })
+    for (let i = 0; i < 200; i++) c.accept(edgeEvent({ id: `shadow-${i}`, time: T0 + i * 10 }))
+    const emitted = []
+    for (let i = 0; i < 200; i++) {
+      const denied = coreEvent({
+        id: `cak-${i}`,
+        time: T0 + 5_000 + i * 10,
+        action: 'iam:CreateAccessKey',
+        errorCode: 'AccessDenied',
+      })
+      emitted.push(...c.accept(denied).correlations)
+    }
+    expect(emitted).toHaveLength(50)
+    expect(c.stats()).toMatchObject({ correlations: 50, suppressed: 40_000 - 50 })
+    const incident = c.snapshot().incidents[0]
+    expect(incident).toMatchObject({ correlation_count: 40_000, suppressed_count: 39_950 })
+  })
+
+  it('bounds per rule: a second rule of the same incident still gets its own first N', () => {
+    const second: RuleConfig = {
+      id: 'any-then-key',
+      edge: {},
+      core: { actions: ['iam:CreateAccessKey'] },
+      severity: 90,
+      revoke: true,
+    }
+    const c = createCorrelator({ ...config, rules: [rule, second], max_correlations_per_incident_rule: 3 })
+    for (let i = 0; i < 5; i++) c.accept(edgeEvent({ id: `e-${i}`, time: T0 + i }))
+    const out = c.accept(coreEvent({ id: 'cak', time: T0 + 100, action: 'iam:CreateAccessKey' })).correlations
+    expect(out.map((x) => x.rule.id)).toEqual([
+      'any-then-any',
+      'any-then-key',
+      'any-then-any',
+      'any-then-key',
+      'any-then-any',
+      'any-then-key',
+    ])
+    expect(out.at(-1)?.incident).toMatchObject({ correlation_count: 6 })
+    expect(c.stats().suppressed).toBe(4)
+    const later = c.accept(coreEvent({ id: 'attach', time: T0 + 200 })).correlations
+    expect(later).toEqual([])
+  })
+})
+
+describe('incident suppression never hides the strongest evidence', () => {
+  it('emits a correlation over the bound when it scores higher than every one of its rule so far', () => {
+    const c = createCorrelator({ ...config, max_correlations_per_incident_rule: 2 })
+    // Three distant alerts first: their pairs with the call score low on proximity.
+    for (let i = 0; i < 3; i++) c.accept(edgeEvent({ id: `far-${i}`, time: T0 + i }))
+    const first = c.accept(coreEvent({ id: 'attach', time: T0 + 800_000 })).correlations
+    expect(first).toHaveLength(2)
+    // An alert 50 s after the call: its pair scores higher on proximity, so it is still emitted.
+    const near = c.accept(edgeEvent({ id: 'near', time: T0 + 850_000 })).correlations
+    const best = Math.max(...first.map((x) => x.score))
+    expect(near.map((x) => x.edge.event_id)).toEqual(['near'])
+    expect(near[0]?.score).toBeGreaterThan(best)
+    expect(near[0]?.incident.suppressed_count).toBe(1)
+    // The same evidence again (an equal score) is suppressed.
+    expect(c.accept(edgeEvent({ id: 'near-again', time: T0 + 850_001 })).correlations).toEqual([])
+    expect(c.stats().suppressed).toBe(2)
   })
 })

@@ -50,21 +50,29 @@ describe('fuzzing the receivers', () => {
     const h = await startHarness()
     const urls = ['/v1/falco', '/v1/cloudtrail', '/v1/cloudtrail/firehose']
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...urls), body, fc.boolean(), async (url, payload, gzip) => {
-        const res = await h.server.inject({
-          method: 'POST',
-          url,
-          payload: gzip ? gzipSync(payload) : payload,
-          headers: {
-            ...auth,
-            'x-amz-firehose-access-key': token,
-            ...(gzip ? { 'content-encoding': 'gzip' } : {}),
-          },
-        })
-        expect(res.statusCode, res.body).toBeLessThan(500)
-        expect([200, 202, 400, 413]).toContain(res.statusCode)
-        expect(() => res.json()).not.toThrow()
-      }),
+      // A quarter of the requests come without a token, as the watched agent would send them.
+      fc.asyncProperty(
+        fc.constantFrom(...urls),
+        body,
+        fc.boolean(),
+        fc.integer({ min: 0, max: 3 }),
+        async (url, payload, gzip, tokenless) => {
+          const authenticated = tokenless !== 0
+          const res = await h.server.inject({
+            method: 'POST',
+            url,
+            payload: gzip ? gzipSync(payload) : payload,
+            headers: {
+              ...(authenticated ? { ...auth, 'x-amz-firehose-access-key': token } : {}),
+              ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+            },
+          })
+          expect(res.statusCode, res.body).toBeLessThan(500)
+          if (authenticated) expect([200, 202, 400, 413]).toContain(res.statusCode)
+          else expect(res.statusCode).toBe(401)
+          expect(() => res.json()).not.toThrow()
+        },
+      ),
       { numRuns: 400 },
     )
     for (const { key, value } of h.bus.records(eventsTopic)) {

@@ -63,6 +63,17 @@ describe('normalizeCloudTrailRecord', () => {
     expect(event.core?.action).toBe('eks-auth:AssumeRoleForPodIdentity')
   })
 
+  it('does not trust a session name that looks like an instance id unless EC2 delivered the credentials', () => {
+    const record = lines('aws-samples-eks-pod-identity.ndjson')[0] as CloudTrailRecord
+    const ui = record.userIdentity as NonNullable<CloudTrailRecord['userIdentity']>
+    expect(ui.sessionContext?.ec2RoleDelivery).toBe('2.0')
+    // The attacker's own sts:AssumeRole --role-session-name i-064d652934ecf0bfc: no ec2RoleDelivery.
+    const { ec2RoleDelivery: _delivered, ...sessionContext } = ui.sessionContext ?? {}
+    const forged = normalize({ ...record, userIdentity: { ...ui, sessionContext } })
+    expect(forged.identity.session_name).toBe('i-064d652934ecf0bfc')
+    expect(forged.identity.host).toBeUndefined()
+  })
+
   it('hashes records without an eventID, recognizes Insights, and marks nerve’s own calls', () => {
     const noId = lines('panther-analysis-rule-tests.ndjson').find((r) => !r.eventID) as CloudTrailRecord
     expect(normalize(noId).id).toMatch(/^ct-[0-9a-f]{32}$/)

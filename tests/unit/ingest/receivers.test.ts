@@ -148,3 +148,19 @@ describe.skipIf(!existsSync(sharedSamples))(
     })
   },
 )
+
+describe('NDJSON with a broken first line', () => {
+  it('accepts every parseable Falco alert and dead-letters only the broken line', async () => {
+    const good = fixture('falco/falcosecurity-plugins.ndjson')
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .slice(0, 3)
+    const body = `${(good[0] as string).slice(0, 40)}\n${good.join('\n')}\n`
+    const h = await startHarness()
+    const res = await h.server.inject({ method: 'POST', url: '/v1/falco', payload: body, headers: auth })
+    expect(res.json()).toMatchObject({ accepted: 3, rejected: 1 })
+    expect(h.bus.records(eventsTopic)).toHaveLength(3)
+    expect(h.bus.records(deadLetterTopic)).toHaveLength(1)
+  })
+})

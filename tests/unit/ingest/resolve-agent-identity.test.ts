@@ -210,3 +210,32 @@ describe('identity resolution', () => {
     expect(event?.core?.by_nerve).toBe(true)
   })
 })
+
+describe('agent summaries under a hostile workload', () => {
+  it('are bounded in bytes: long or endless new identifiers are not kept', () => {
+    const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
+    const [record] = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+    for (let i = 0; i < 200; i++) {
+      // Same principal (one agent), a fresh 200-character session name every call: ARNs it chose.
+      const arn = `arn:aws:sts::609418236337:assumed-role/data-cleaner/${String(i).padStart(200, 's')}`
+      const forged = {
+        ...record,
+        eventID: `sess-${i}`,
+        userIdentity: {
+          type: 'AssumedRole',
+          arn,
+          accountId: '609418236337',
+          sessionContext: {
+            sessionIssuer: { type: 'Role', arn: 'arn:aws:iam::609418236337:role/data-cleaner' },
+          },
+        },
+      }
+      decoder.decode('cloudtrail', items(forged), { receivedAt: 0 })
+    }
+    const summaries = decoder.agents()
+    const text = JSON.stringify(summaries.map((s) => s.identifiers)).length
+    expect(summaries).toHaveLength(1)
+    expect(summaries[0]?.events.core).toBe(200)
+    expect(text).toBeLessThan(6_000)
+  })
+})

@@ -86,7 +86,7 @@ describe('ingest across instances and from Kafka topics', () => {
         { value: logFile, partition: 3, offset: 41 },
         { value: garbage, partition: 3, offset: 42 },
       ],
-      1_000,
+      Date.now(),
     )
     expect(bus.records(eventsTopic).map((r) => r.value.via)).toEqual(['kafka', 'kafka'])
     const [letter] = bus.records<DeadLetter>(deadLetterTopic).map((r) => r.value)

@@ -50,6 +50,16 @@ describe('splitJsonItems', () => {
     ])
   })
 
+  it('keeps the good lines after a broken first NDJSON line, rejecting only that line', () => {
+    // The sender controls its first line: `{"output":"…` cut short must not drop the alerts after it.
+    const items = splitJsonItems('{"output":"12:00:00 Warning cut sho\n{"a":1}\n{"b":2}\n', limits)
+    expect(items.map((i) => [i.index, i.value ?? i.error?.slice(0, 14)])).toEqual([
+      [0, 'not valid JSON'],
+      [1, { a: 1 }],
+      [2, { b: 2 }],
+    ])
+  })
+
   it('reports a broken multi-line document once instead of line by line', () => {
     const items = splitJsonItems('{\n  "a": 1,\n  "b": \n}', limits)
     expect(items).toHaveLength(1)

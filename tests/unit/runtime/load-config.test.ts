@@ -135,4 +135,19 @@ describe('redactSecrets', () => {
     expect(shown.revoke.webhooks[0]).toMatchObject({ url: 'http://127.0.0.1:1/r', secret: '***' })
     expect(JSON.stringify(shown)).not.toContain('c2VjcmV0')
   })
+
+  it('masks credentials inside URLs: a password in the user info, tokens in the query', () => {
+    const config = loadConfig({
+      env: {
+        NERVE_ELASTICSEARCH_URL: 'https://elastic:changeme-4f9a@es.internal:9200',
+        NERVE_REVOKE_WEBHOOK_URL: 'https://hooks.example/revoke?access_token=xoxb-1234&team=sec',
+        NERVE_REVOKE_WEBHOOK_SECRET: `whsec_${Buffer.alloc(24, 1).toString('base64')}`,
+      },
+    })
+    const shown = JSON.stringify(redactSecrets(config))
+    expect(shown).not.toContain('changeme-4f9a')
+    expect(shown).not.toContain('xoxb-1234')
+    expect(shown).toContain('https://elastic:***@es.internal:9200')
+    expect(shown).toContain('https://hooks.example/revoke?access_token=***&team=sec')
+  })
 })

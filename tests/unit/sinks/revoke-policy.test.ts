@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   createRevokePolicy,
+  decisionOrder,
   type RevokePolicyConfig,
   revokeDecisionId,
   type SuppressReason,
@@ -127,3 +128,60 @@ describe('revokeDecisionId', () => {
 function big() {
   return { per_agent: { count: 1000, per: hour }, global: { count: 1000, per: hour } }
 }
+
+// The attack: the watched agent mints workloads (or role sessions) that nerve names by fallback, triggers
+// a correlation for each, and spends the global revoke budget, so the real agent's revoke is refused.
+describe('revoke budget fairness', () => {
+  const forged = (i: number) =>
+    makeCorrelation(100 + i, {
+      score: 95,
+      agent: { id: `agents/forged-${i}`, resolved_by: 'workload', identity: {} },
+      incident: { id: `${String(i).padStart(2, '0')}${'f'.repeat(62)}` },
+    })
+  const real = makeCorrelation(1, { score: 80, incident: { id: 'a'.repeat(64) } })
+  const tight = config({
+    rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 4, per: hour } },
+    registered_agents: ['data-cleaner'],
+  })
+
+  it('keeps half of the global budget for registered agents: forged identities cannot starve them', () => {
+    const policy = createRevokePolicy(tight, [])
+    const forgedReasons = Array.from({ length: 10 }, (_, i) => policy.decide(forged(i), t0 + i).reason)
+    expect(forgedReasons.filter((r) => r === 'policy_allowed')).toHaveLength(2)
+    expect(forgedReasons.filter((r) => r === 'rate_limited_global')).toHaveLength(8)
+    expect(policy.decide(real, t0 + 20)).toMatchObject({ revoke: true, reason: 'policy_allowed' })
+  })
+
+  it('a fallback name equal to a registry id does not pass for registered', () => {
+    const policy = createRevokePolicy(tight, [])
+    const spoof = (i: number) =>
+      makeCorrelation(200 + i, {
+        score: 95,
+        agent: { id: 'data-cleaner', resolved_by: 'workload', identity: {} },
+        incident: { id: `${String(i).padStart(2, '0')}${'e'.repeat(62)}` },
+      })
+    const allowed = [0, 1, 2].map((i) => policy.decide(spoof(i), t0 + i * 2 * hour).reason)
+    expect(allowed).toEqual(['policy_allowed', 'policy_allowed', 'policy_allowed'])
+    const burst = createRevokePolicy(
+      { ...tight, rate_limit: { ...tight.rate_limit, per_agent: { count: 9, per: hour } } },
+      [],
+    )
+    const reasons = [0, 1, 2, 3].map((i) => burst.decide(spoof(i), t0 + i).reason)
+    expect(reasons).toEqual([
+      'policy_allowed',
+      'policy_allowed',
+      'rate_limited_global',
+      'rate_limited_global',
+    ])
+  })
+
+  it('decides a batch registered agents first, then by score', () => {
+    const batch = [forged(0), makeCorrelation(2, { score: 71 }), forged(1), real]
+    expect(decisionOrder(batch, ['data-cleaner']).map((c) => [c.agent.id, c.score])).toEqual([
+      ['data-cleaner', 80],
+      ['data-cleaner', 71],
+      ['agents/forged-0', 95],
+      ['agents/forged-1', 95],
+    ])
+  })
+})

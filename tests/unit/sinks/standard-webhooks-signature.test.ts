@@ -41,5 +41,8 @@ describe('Standard Webhooks signature', () => {
   it('rejects a secret that is not base64, naming the rule', () => {
     expect(() => webhookSecretKey('whsec_not base64!')).toThrow(/whsec_ followed by base64/)
     expect(() => webhookSecretKey('whsec_')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
+    // A 3-byte key: anyone can try every key and sign forged revokes.
+    expect(() => webhookSecretKey('whsec_AAAA')).toThrow(/at least 24 bytes.*decodes to 3/)
+    expect(webhookSecretKey(`whsec_${Buffer.alloc(24, 7).toString('base64')}`)).toHaveLength(24)
   })
 })

@@ -1,0 +1,220 @@
+// Figures for docs/threat-model.md: what an attacker on nerve's port can do to a `nerve run` on loopback.
+//   node --import tsx bench/attack-figures.ts unauth-bodies|slow-headers|alert-flood [--root DIR]
+// --root runs another checkout's bin/nerve.mjs (to measure before and after a change). Loopback only.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { tempDir } from '../tests/helpers/random-names.ts'
+
+const token = 'nrv_attack-figures-token-01234567'
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { root: { type: 'string' } } })
+const root = values.root ?? join(import.meta.dirname, '..')
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Resident set size and its peak (VmHWM) of a process, MiB. */
+function memory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0)
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 }
+}
+
+/** Size of every file under a directory, bytes (du -sb). */
+function diskUsage(dir: string): Promise<number> {
+  const out = spawn('du', ['-sb', dir])
+  return new Promise<number>((resolve) => {
+    let text = ''
+    out.stdout.on('data', (d) => {
+      text += d
+    })
+    out.on('close', () => resolve(Number(text.split('\t')[0])))
+  })
+}
+
+async function startNerve(): Promise<{ child: ChildProcess; port: number; dataDir: string }> {
+  const dir = tempDir('nerve-attack')
+  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  // One registered agent that both samples name: the Falco alert's host and the CloudTrail caller.
+  const agents = [
+    {
+      id: 'flooder',
+      match: { hosts: ['x86'], aws: ['arn:aws:iam::609418236337:user/christophe'] },
+    },
+  ]
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ log: { level: 'warn' }, agents }))
+  const dataDir = join(dir, 'data')
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', 'bin/nerve.mjs', 'run'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      NERVE_CONFIG: join(dir, 'config.json'),
+      NERVE_DATA_DIR: dataDir,
+      NERVE_HTTP_HOST: '127.0.0.1',
+      NERVE_HTTP_PORT: String(port),
+      NERVE_INGEST_TOKEN: token,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  process.once('exit', () => child.kill('SIGKILL'))
+  for (let i = 0; i < 600; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    )
+    if (ok) return { child, port, dataDir }
+    await sleep(100)
+  }
+  throw new Error('nerve run did not become ready')
+}
+
+/** 40 connections without a token, each announcing and streaming a 10 MiB body. */
+async function unauthBodies(port: number, pid: number) {
+  await sleep(2_000)
+  const before = memory(pid)
+  const chunk = Buffer.alloc(64 * 1024, 0x20)
+  const size = 10 * 1024 * 1024
+  const statuses: string[] = []
+  await Promise.all(
+    Array.from(
+      { length: 40 },
+      () =>
+        new Promise<void>((resolve) => {
+          const socket = connect(port, '127.0.0.1')
+          let answer = ''
+          socket.on('data', (d) => {
+            answer += d
+          })
+          socket.on('error', () => {})
+          socket.on('close', () => {
+            statuses.push(answer.split('\r\n')[0] || '(closed)')
+            resolve()
+          })
+          socket.on('connect', async () => {
+            socket.write(
+              `POST /v1/falco HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`,
+            )
+            for (let sent = 0; sent < size && !socket.destroyed; sent += chunk.length) {
+              if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r))
+            }
+            setTimeout(() => socket.destroy(), 5_000)
+          })
+        }),
+    ),
+  )
+  const after = memory(pid)
+  const tally = new Map<string, number>()
+  for (const s of statuses) tally.set(s, (tally.get(s) ?? 0) + 1)
+  const counts = [...tally].map(([s, n]) => `${n}× ${s}`)
+  return {
+    rss_before_mib: before.rss.toFixed(0),
+    peak_rss_during_mib: after.peak.toFixed(0),
+    rss_growth_mib: (after.peak - before.rss).toFixed(0),
+    answers: counts.join(', '),
+  }
+}
+
+/** One client sending its headers one byte a second: how long is it held? */
+function slowHeaders(port: number) {
+  return new Promise((resolve) => {
+    const started = Date.now()
+    const socket = connect(port, '127.0.0.1')
+    const head = `POST /v1/falco HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ${'a'.repeat(10_000)}`
+    let at = 0
+    let answer = ''
+    const timer = setInterval(() => {
+      if (!socket.destroyed) socket.write(head[at++] as string)
+    }, 1_000)
+    const giveUp = setTimeout(() => socket.destroy(), 300_000)
+    socket.on('data', (d) => {
+      answer += d
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      clearInterval(timer)
+      clearTimeout(giveUp)
+      resolve({
+        held_s: ((Date.now() - started) / 1000).toFixed(1),
+        answer: answer.split('\r\n')[0] || '(closed)',
+      })
+    })
+  })
+}
+
+const fixtureLine = (path: string, pick: (r: Record<string, unknown>) => boolean) =>
+  readFileSync(join(import.meta.dirname, '../tests/fixtures', path), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find(pick) as Record<string, unknown>
+
+/**
+ * 200 "Read sensitive file untrusted" alerts (a `cat /etc/shadow` loop; falcosecurity/plugins sample) then
+ * 200 denied iam:CreateAccessKey calls (Stratus Red Team record shape) of one agent: N × M pairs.
+ */
+async function alertFlood(port: number, dataDir: string) {
+  const post = (path: string, body: unknown) =>
+    fetch(`http://127.0.0.1:${port}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    }).then((r) => r.status)
+  const metric = async (name: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+  }
+  const correlations = () => metric('nerve_correlate_correlations_total')
+  await sleep(2_000)
+  const before = await diskUsage(dataDir)
+  const alert = fixtureLine(
+    'falco/falcosecurity-plugins.ndjson',
+    (r) => r.rule === 'Read sensitive file untrusted',
+  )
+  const call = fixtureLine('cloudtrail/stratus-red-team-detonation-logs.ndjson', (r) =>
+    String(r.eventID).startsWith('39480357'),
+  )
+  const t0 = Date.now() - 600_000
+  const alerts = Array.from({ length: 200 }, (_, i) => ({
+    ...alert,
+    time: new Date(t0 + i * 100).toISOString(),
+  }))
+  const calls = Array.from({ length: 200 }, (_, i) => ({
+    ...call,
+    eventID: `f1d0c0de-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    eventName: 'CreateAccessKey',
+    errorCode: 'AccessDenied',
+    errorMessage: 'User is not authorized to perform: iam:CreateAccessKey',
+    eventTime: new Date(t0 + 60_000 + i * 100).toISOString().replace(/\.\d+Z$/, 'Z'),
+  }))
+  const statuses = [await post('/v1/falco', alerts), await post('/v1/cloudtrail', { Records: calls })]
+  let total = -1
+  for (let stable = 0; stable < 10; ) {
+    await sleep(1_000)
+    const now = await correlations()
+    stable = now === total ? stable + 1 : 0
+    total = now
+  }
+  const after = await diskUsage(dataDir)
+  return {
+    posted: statuses.join(','),
+    correlations_emitted: total,
+    correlations_suppressed: await metric('nerve_correlate_suppressed_correlations_total'),
+    data_dir_before_kib: Math.round(before / 1024),
+    data_dir_after_kib: Math.round(after / 1024),
+    data_dir_growth_mib: ((after - before) / 1048576).toFixed(1),
+  }
+}
+
+const attack = positionals[0]
+const { child, port, dataDir } = await startNerve()
+try {
+  const pid = child.pid as number
+  let result: unknown
+  if (attack === 'unauth-bodies') result = await unauthBodies(port, pid)
+  else if (attack === 'slow-headers') result = await slowHeaders(port)
+  else if (attack === 'alert-flood') result = await alertFlood(port, dataDir)
+  else throw new Error(`unknown attack ${attack}`)
+  process.stdout.write(`${JSON.stringify({ attack, root, ...(result as object) })}\n`)
+} finally {
+  child.kill('SIGKILL')
+}

@@ -1,0 +1,131 @@
+// The watched agent reaches nerve's port from inside the cluster without a token. These talk to a real
+// listening server on 127.0.0.1 with raw sockets, as the attacker would.
+import { connect, type Socket } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createHttpServer, type HttpServer, type Route } from '../../../runtime/http-server.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { HttpConfig } from '../../../schemas/types.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+
+const token = 'nrv_test-token-0123456789abcdef'
+const falcoToken = 'nrv_falco-node-token-0123456789'
+const readToken = 'nrv_read-only-token-0123456789ab'
+let bodiesRead = 0
+const route = (url: string, source: Route['source']): Route => ({
+  method: 'POST',
+  url,
+  auth: 'ingest',
+  source,
+  handle: async (req) => {
+    bodiesRead++
+    return { status: 202, body: { accepted: 1, bytes: req.body.length } }
+  },
+})
+const readRoute: Route = {
+  method: 'GET',
+  url: '/v1/correlations',
+  auth: 'read',
+  handle: async () => ({ status: 200, body: { items: [] } }),
+}
+
+const open: HttpServer[] = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()))
+})
+
+async function start(http: Partial<HttpConfig> = {}) {
+  const rt = createTestRuntime()
+  const server = createHttpServer(
+    { ...loadConfig().http, port: 0, ...http },
+    { log: rt.log, metrics: rt.metrics, ingestToken: token, tokens: { falco: falcoToken, read: readToken } },
+  )
+  server.addRoutes([route('/v1/falco', 'falco'), route('/v1/cloudtrail', 'cloudtrail'), readRoute])
+  open.push(server)
+  const address = new URL(await server.listen())
+  return { server, port: Number(address.port) }
+}
+
+/** Opens a socket, runs `talk`, and collects what the server says until it closes the connection. */
+function exchange(port: number, talk: (socket: Socket) => void): Promise<{ text: string; ms: number }> {
+  return new Promise((resolve) => {
+    const started = Date.now()
+    const socket = connect(port, '127.0.0.1')
+    let text = ''
+    socket.on('data', (d) => {
+      text += d.toString()
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => resolve({ text, ms: Date.now() - started }))
+    socket.on('connect', () => talk(socket))
+  })
+}
+
+describe('nothing is read before the caller is known', () => {
+  it('answers 401 on the headers of an unauthenticated 10 MiB POST, and closes, without reading the body', async () => {
+    bodiesRead = 0
+    const { port } = await start()
+    const { text } = await exchange(port, (socket) => {
+      // Headers only: the announced body never comes. Before, the server waited for it (the token was
+      // checked after the body was buffered) and this exchange hung.
+      socket.write(
+        'POST /v1/falco HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 10485760\r\n\r\n',
+      )
+      socket.write(Buffer.alloc(64 * 1024, 0x20))
+    })
+    expect(text).toMatch(/^HTTP\/1\.1 401/)
+    expect(text.toLowerCase()).toContain('connection: close')
+    expect(bodiesRead).toBe(0)
+  })
+
+  it('cuts off a client sending its headers one byte at a time', async () => {
+    const { port } = await start({ headers_timeout: 1_000, request_timeout: 2_000 })
+    let timer: NodeJS.Timeout | undefined
+    const { text, ms } = await exchange(port, (socket) => {
+      const head = `POST /v1/falco HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ${'a'.repeat(1000)}`
+      let at = 0
+      timer = setInterval(() => {
+        if (!socket.destroyed && at < head.length) socket.write(head[at++] as string)
+      }, 100)
+    })
+    clearInterval(timer)
+    expect(text).toMatch(/^HTTP\/1\.1 408/)
+    expect(ms).toBeLessThan(3_500)
+  })
+
+  it('closes connections beyond max_connections', async () => {
+    const { port } = await start({ max_connections: 2 })
+    const held = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
+    await Promise.all(held.map((s) => new Promise((r) => s.on('connect', r))))
+    await new Promise((r) => setTimeout(r, 100))
+    const third = await exchange(port, (socket) => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'))
+    expect(third.text).toBe('')
+    for (const s of held) s.destroy()
+  })
+})
+
+describe('per-source tokens', () => {
+  it('a Falco node token posts Falco alerts but not CloudTrail; the shared token posts both', async () => {
+    const { server } = await start()
+    const post = (url: string, t: string) =>
+      server.inject({ method: 'POST', url, payload: '{}', headers: { authorization: `Bearer ${t}` } })
+    expect((await post('/v1/falco', falcoToken)).statusCode).toBe(202)
+    const refused = await post('/v1/cloudtrail', falcoToken)
+    expect(refused.statusCode).toBe(401)
+    expect(refused.json().error.message).toContain('cloudtrail token')
+    expect((await post('/v1/cloudtrail', token)).statusCode).toBe(202)
+    expect((await post('/v1/falco', readToken)).statusCode).toBe(401)
+  })
+
+  it('off loopback, reads and /metrics need the read (or shared) token; a source token does not open them', async () => {
+    const { server } = await start({ host: '0.0.0.0' })
+    const get = (url: string, t?: string) =>
+      server.inject({ method: 'GET', url, headers: t ? { authorization: `Bearer ${t}` } : {} })
+    for (const url of ['/v1/correlations', '/metrics']) {
+      expect((await get(url)).statusCode).toBe(401)
+      expect((await get(url, falcoToken)).statusCode).toBe(401)
+      expect((await get(url, readToken)).statusCode).toBe(200)
+      expect((await get(url, token)).statusCode).toBe(200)
+    }
+    expect((await get('/healthz')).statusCode).toBe(200)
+  })
+})
