@@ -146,7 +146,12 @@ const secretKeys = new Set(['token', 'tokens', 'password', 'secret', 'secrets', 
 
 /** The config with every secret replaced by "***", for `nerve config` and logs. */
 export function redactSecrets(value: unknown, key = ''): unknown {
-  if (secretKeys.has(key) && value !== undefined) return Array.isArray(value) ? value.map(() => '***') : '***'
+  if (secretKeys.has(key) && value !== undefined) {
+    if (Array.isArray(value)) return value.map(() => '***')
+    // A map of secrets (ingest.tokens) keeps its keys, so the printed config still has the shape it validates.
+    if (value && typeof value === 'object') return Object.fromEntries(Object.keys(value).map((k) => [k, '***']))
+    return '***'
+  }
   if (typeof value === 'string') return maskUrlCredentials(value)
   if (Array.isArray(value)) return value.map((v) => redactSecrets(v))
   if (value && typeof value === 'object') {
