@@ -99,7 +99,6 @@ export function createCorrelationStore(
       `INSERT OR IGNORE INTO correlations (id, time, agent_id, incident_id, edge_event_id, core_event_id, record)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
-    known: db.prepare('SELECT 1 FROM correlations WHERE id = ?'),
     hasEdge: db.prepare('SELECT 1 FROM correlations WHERE incident_id = ? AND edge_event_id = ? LIMIT 1'),
     hasCore: db.prepare('SELECT 1 FROM correlations WHERE incident_id = ? AND core_event_id = ? LIMIT 1'),
     getIncidentRow: db.prepare<[string], IncidentRow>('SELECT *, NULL AS revoke FROM incidents WHERE id = ?'),
@@ -130,35 +129,24 @@ export function createCorrelationStore(
     ),
   }
 
-  const addToIncident = (c: Correlation) => {
-    const row = sql.getIncidentRow.get(c.incident.id)
-    const newEdge = !row || sql.hasEdge.get(c.incident.id, c.edge.event_id) === undefined
-    const newCore = !row || sql.hasCore.get(c.incident.id, c.core.event_id) === undefined
-    const start = Math.min(c.edge.time, c.core.time)
-    const union = (json: string | undefined, value: string) => [
-      ...new Set([...JSON.parse(json ?? '[]'), value]),
-    ]
-    sql.upsertIncident.run({
-      id: c.incident.id,
-      agent_id: c.agent.id,
-      first_seen: row ? Math.min(row.first_seen, start) : start,
-      last_seen: row ? Math.max(row.last_seen, c.time) : c.time,
-      correlations: (row?.correlations ?? 0) + 1,
-      edge_events: (row?.edge_events ?? 0) + (newEdge ? 1 : 0),
-      core_events: (row?.core_events ?? 0) + (newCore ? 1 : 0),
-      max_score: Math.max(row?.max_score ?? 0, c.score),
-      rules: JSON.stringify(union(row?.rules, c.rule.id)),
-      actions: JSON.stringify(union(row?.actions, c.core.action)),
-    })
-  }
-
+  /**
+   * One transaction per consumer batch, and per incident one read and one write however many of the
+   * batch's correlations join it (a batch of 500 correlations of one incident used to read and rewrite
+   * its row 500 times). A redelivered correlation is found by its insert, which changes no row.
+   */
   const writeCorrelations = db.transaction((batch: readonly Correlation[]) => {
+    const touched = new Map<string, IncidentTally>()
     let stored = 0
     for (const c of batch) {
-      // Incident counts look at the incident's earlier correlations, so they are updated first.
-      if (sql.known.get(c.id) !== undefined) continue
-      addToIncident(c)
-      sql.insertCorrelation.run(
+      let tally = touched.get(c.incident.id)
+      if (!tally) {
+        tally = tallyOf(sql.getIncidentRow.get(c.incident.id), c.agent.id)
+        touched.set(c.incident.id, tally)
+      }
+      // Incident counts look at the incident's earlier correlations, so they are checked before the insert.
+      const newEdge = tally.isNewEdge(c.edge.event_id, () => sql.hasEdge.get(c.incident.id, c.edge.event_id))
+      const newCore = tally.isNewCore(c.core.event_id, () => sql.hasCore.get(c.incident.id, c.core.event_id))
+      const inserted = sql.insertCorrelation.run(
         c.id,
         c.time,
         c.agent.id,
@@ -167,8 +155,11 @@ export function createCorrelationStore(
         c.core.event_id,
         JSON.stringify(c),
       )
+      if (inserted.changes === 0) continue
+      tally.add(c, newEdge, newCore)
       stored++
     }
+    for (const [id, tally] of touched) if (tally.changed) sql.upsertIncident.run(tally.row(id))
     return { stored, duplicates: batch.length - stored }
   })
 
@@ -287,6 +278,52 @@ export function createCorrelationStore(
     close: sqlite.close,
   }
   return { ...store, routes: storeRoutes(store) }
+}
+
+type IncidentTally = ReturnType<typeof tallyOf>
+
+/** An incident's row as a batch changes it: counts, bounds, and the event ids it has seen in this batch. */
+function tallyOf(row: IncidentRow | undefined, agentId: string) {
+  const edges = new Set<string>()
+  const cores = new Set<string>()
+  const rules = new Set<string>(row ? (JSON.parse(row.rules) as string[]) : [])
+  const actions = new Set<string>(row ? (JSON.parse(row.actions) as string[]) : [])
+  const t = {
+    agent_id: row?.agent_id ?? agentId,
+    first_seen: row?.first_seen ?? Number.POSITIVE_INFINITY,
+    last_seen: row?.last_seen ?? Number.NEGATIVE_INFINITY,
+    correlations: row?.correlations ?? 0,
+    edge_events: row?.edge_events ?? 0,
+    core_events: row?.core_events ?? 0,
+    max_score: row?.max_score ?? 0,
+  }
+  // An event is new to the incident unless this batch or a stored correlation of the incident named it.
+  const isNew = (seen: Set<string>, id: string, stored: () => unknown) =>
+    !seen.has(id) && (!row || stored() === undefined)
+  return {
+    changed: false,
+    isNewEdge: (id: string, stored: () => unknown) => isNew(edges, id, stored),
+    isNewCore: (id: string, stored: () => unknown) => isNew(cores, id, stored),
+    add(c: Correlation, newEdge: boolean, newCore: boolean) {
+      this.changed = true
+      edges.add(c.edge.event_id)
+      cores.add(c.core.event_id)
+      t.first_seen = Math.min(t.first_seen, c.edge.time, c.core.time)
+      t.last_seen = Math.max(t.last_seen, c.time)
+      t.correlations++
+      if (newEdge) t.edge_events++
+      if (newCore) t.core_events++
+      t.max_score = Math.max(t.max_score, c.score)
+      rules.add(c.rule.id)
+      actions.add(c.core.action)
+    },
+    row: (id: string) => ({
+      id,
+      ...t,
+      rules: JSON.stringify([...rules]),
+      actions: JSON.stringify([...actions]),
+    }),
+  }
 }
 
 function incidentOf(row: IncidentRow): Incident {

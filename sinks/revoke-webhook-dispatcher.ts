@@ -1,7 +1,8 @@
 // The revoke dispatcher: correlations in, revoke decisions (revoke-policy.ts) written durably to the
 // outbox before the bus commits, then delivered to every target as a signed Standard Webhooks POST with a
-// CloudEvents body, retried with backoff, one p-queue per target. Every decision and delivery result
-// becomes a RevokeOutcome published to revokeOutcomesTopic (from the outbox, so none is lost on a crash).
+// CloudEvents body, retried with backoff, one p-queue per target. Every recorded decision (isRecorded) and
+// every delivery result becomes a RevokeOutcome published to revokeOutcomesTopic (from the outbox, so none
+// is lost on a crash).
 import { setTimeout as delay } from 'node:timers/promises'
 import PQueue from 'p-queue'
 import type { Bus } from '../bus/bus.ts'
@@ -18,7 +19,7 @@ import {
   openRevokeOutbox,
 } from './revoke-outbox.ts'
 import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
-import { createRevokePolicy, revokeDecisionId } from './revoke-policy.ts'
+import { createRevokePolicy, type RevokeDecision, revokeDecisionId } from './revoke-policy.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
@@ -49,6 +50,17 @@ export type RevokeDispatcher = {
 }
 
 type TargetState = WebhookTarget & { queue: PQueue; failures: number; disabled?: string }
+
+/**
+ * Which decisions are written to the outbox (and become outcome records): a revoke that goes ahead (sent
+ * or dry-run), and one the rate limits held back, which an operator must see. The other suppressions (the
+ * rule does not revoke, the score is below min_score, the agent is protected, its incident was revoked
+ * already, no target is configured) follow from the config alone, decide the same way again when the bus
+ * redelivers, and are counted in nerve_revoke_outcomes_total{status="suppressed",reason}: a row each
+ * would cost every correlation a transaction, an fsync and an outcome record on the bus and in the store.
+ */
+export const isRecorded = (decision: RevokeDecision): boolean =>
+  decision.revoke || decision.reason === 'rate_limited_agent' || decision.reason === 'rate_limited_global'
 
 export function createRevokeDispatcher(
   config: RevokeDispatcherConfig,
@@ -234,9 +246,13 @@ export function createRevokeDispatcher(
     }
   }
 
+  // Only a correlation that may revoke (its rule revokes, its score reaches min_score) can have a decision
+  // in the outbox: the others are not looked up, and a batch of them writes and syncs nothing.
+  const mayRevoke = (c: Correlation) => c.rule.revoke && c.score >= config.revoke.min_score
+
   const handle = async (correlations: readonly Correlation[]) => {
     telemetry.received(correlations.length)
-    const already = outbox.decided(correlations.map((c) => c.id))
+    const already = outbox.decided(correlations.filter(mayRevoke).map((c) => c.id))
     const entries: DecisionEntry[] = []
     for (const c of correlations) {
       if (already.has(c.id)) {
@@ -246,6 +262,9 @@ export function createRevokeDispatcher(
       already.add(c.id)
       const time = now()
       const decision = policy.decide(c, time)
+      outcomes.inc({ status: decision.status, reason: decision.reason })
+      if (!decision.revoke) telemetry.discarded(1, decision.reason)
+      if (!isRecorded(decision)) continue
       const decisionId = revokeDecisionId(c.incident.id)
       const sends = decision.status === 'pending'
       entries.push({
@@ -259,9 +278,8 @@ export function createRevokeDispatcher(
         targets: sends ? [...targets.values()].map((t) => t.label) : [],
         ...(sends ? { body: JSON.stringify(buildRevokeEvent(c, decisionId, time)) } : {}),
       })
-      outcomes.inc({ status: decision.status, reason: decision.reason })
-      if (!decision.revoke) telemetry.discarded(1, decision.reason)
     }
+    if (entries.length === 0) return
     let deliveries: OutboxDelivery[]
     try {
       deliveries = outbox.recordDecisions(entries)

@@ -108,9 +108,11 @@ describe('startSinks', () => {
       if (!items.some((i) => i.action.create._id === rejected.id)) return undefined
       return bulkAnswer(items.map((i) => (i.action.create._id === rejected.id ? 400 : 201)))
     })
-    const base = loadConfig({
+    const loaded = loadConfig({
       env: { NERVE_DATA_DIR: tempDir('nerve-sinks'), NERVE_ELASTICSEARCH_URL: es.url },
     })
+    // Dry-run: the revoke is decided and recorded (a revoke outcome) without a webhook target.
+    const base = { ...loaded, revoke: { ...loaded.revoke, dry_run: true } }
     const rt = createTestRuntime()
     const bus = createMemoryBus()
     const sinks = await startSinks(base, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
@@ -138,7 +140,7 @@ describe('startSinks', () => {
       component: 'elasticsearch_indexer',
       reason: expect.stringContaining('400'),
     })
-    // No webhook target: the revoke is recorded as suppressed (no_targets), and that outcome is indexed too.
+    // The dry-run revoke's outcome is indexed too.
     await waitFor(() => [...es.documents.keys()].some((k) => k.startsWith('logs-nerve.revokes-default/')))
   })
 
