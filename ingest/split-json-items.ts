@@ -29,6 +29,43 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   return [{ index: 0, error: `not valid JSON: ${whole.error}`, original: () => text }]
 }
 
+/**
+ * The items of splitJsonItems, a part at a time, for a large body: NDJSON lines are parsed as each part is
+ * asked for (parts of about `partChars` characters), so a caller can give the event loop back between
+ * parts. Any other body (one document, an array) is parsed at once and comes as one part.
+ */
+export function* splitJsonItemsInParts(
+  text: string,
+  limits: SplitLimits,
+  partChars: number,
+): Generator<JsonItem[], void, undefined> {
+  const start = firstNonSpace(text)
+  const lines = start !== -1 && hasSecondLine(text, start) ? nonEmptyLines(text) : undefined
+  const first = lines ? tryParse(lines[0] as string) : undefined
+  if (!lines || !first?.ok) {
+    yield splitJsonItems(text, limits)
+    return
+  }
+  if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
+  let part: JsonItem[] = []
+  let chars = 0
+  for (const [index, line] of lines.entries()) {
+    const parsed = index === 0 ? first : tryParse(line)
+    part.push(
+      parsed.ok
+        ? item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth))
+        : { index, error: `not valid JSON: ${parsed.error}`, original: () => line },
+    )
+    chars += line.length
+    if (chars >= partChars) {
+      yield part
+      part = []
+      chars = 0
+    }
+  }
+  if (part.length > 0) yield part
+}
+
 function lineItems(lines: string[], firstValue: unknown, limits: SplitLimits): JsonItem[] {
   if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
   return lines.map((line, index) => {
