@@ -1,5 +1,6 @@
 // Wires the sinks to the bus: the embedded store (correlations, group nerve-store; revoke outcomes, group
-// nerve-store-revokes; its retention on a timer when sinks.store.retention is set), the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only
+// nerve-store-revokes; its retention on a timer when sinks.store.retention is set; its writes on a worker
+// thread, store-writer-thread.ts), the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only
 // once its decisions are in the outbox), the Elasticsearch indexer when sinks.elasticsearch.url is set
 // (groups nerve-elasticsearch-<topic>: committed once every item is indexed or dead-lettered), and returns
 // their read routes, readiness checks and one close(). One consumer group per topic: kafkajs assigns a
@@ -12,7 +13,7 @@ import type { ReadinessCheck, Route } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
-import { type CorrelationStore, createCorrelationStore } from './correlation-store.ts'
+import { createCorrelationStore } from './correlation-store.ts'
 import type { IndexedTopic } from './elasticsearch-data-streams.ts'
 import {
   createElasticsearchIndexer,
@@ -21,6 +22,7 @@ import {
   topicsToIndex,
 } from './elasticsearch-indexer.ts'
 import { createRevokeDispatcher } from './revoke-webhook-dispatcher.ts'
+import { type StoreWriterThread, startStoreWriterThread } from './store-writer-thread.ts'
 
 export type SinksDeps = { bus: Bus; log: Logger; metrics: Metrics; now: () => number }
 
@@ -34,6 +36,8 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   const { bus } = deps
   // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
   const store = createCorrelationStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
+  // The store's writes run on a worker thread (the second core); the read API stays on this one.
+  const writer = await startStoreWriterThread({ data_dir: config.data_dir }, { metrics: deps.metrics })
   const dispatcher = createRevokeDispatcher(
     { data_dir: config.data_dir, revoke: config.revoke, agents: config.agents },
     deps,
@@ -45,17 +49,15 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       dispatcher.handle(batch.map((r) => r.value)),
     ),
     await bus.subscribe(correlationsTopic, 'nerve-store', async (batch) => {
-      store.writeCorrelations(batch.map((r) => r.value))
-      await store.sync()
+      await writer.writeCorrelations(batch.map((r) => r.value))
     }),
     await bus.subscribe(revokeOutcomesTopic, 'nerve-store-revokes', async (batch) => {
-      store.writeOutcomes(batch.map((r) => r.value))
-      await store.sync()
+      await writer.writeOutcomes(batch.map((r) => r.value))
     }),
   ]
   dispatcher.startDelivering()
   const retention = config.sinks.store.retention
-  const sweep = retention === undefined ? undefined : sweepStore(store, retention, deps)
+  const sweep = retention === undefined ? undefined : sweepStore(writer, retention, deps)
   const readiness: Record<string, ReadinessCheck> = { revoke_webhooks: dispatcher.readiness }
   const elasticsearch = config.sinks.elasticsearch.url
     ? await startElasticsearch(config.sinks.elasticsearch, deps, subscriptions)
@@ -79,6 +81,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       for (const subscription of subscriptions) await subscription.stop()
       await dispatcher.close()
       await elasticsearch?.close()
+      await writer.close()
       await store.close()
     },
   }
@@ -88,20 +91,22 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
  * sinks.store.retention: every tenth of the retention (between a minute and an hour), the store deletes the
  * incidents whose last correlation is older than it. A failure is logged and counted; the next sweep retries.
  */
-function sweepStore(store: CorrelationStore, retention: number, deps: SinksDeps): NodeJS.Timeout {
+function sweepStore(writer: StoreWriterThread, retention: number, deps: SinksDeps): NodeJS.Timeout {
   const every = Math.min(Math.max(retention / 10, 60_000), 3_600_000)
   const timer = setInterval(() => {
-    try {
-      const deleted = store.deleteBefore(deps.now() - retention)
-      if (deleted.incidents + deleted.revoke_outcomes > 0) {
-        deps.log.info({ component: 'correlation_store', ...deleted }, 'Deleted incidents past retention.')
-      }
-    } catch (err) {
-      deps.log.warn(
-        { component: 'correlation_store', error_code: errorCodeOf(err), err },
-        'Retention failed.',
-      )
-    }
+    writer.deleteBefore(deps.now() - retention).then(
+      (deleted) => {
+        if (deleted.incidents + deleted.revoke_outcomes > 0) {
+          deps.log.info({ component: 'correlation_store', ...deleted }, 'Deleted incidents past retention.')
+        }
+      },
+      (err: unknown) => {
+        deps.log.warn(
+          { component: 'correlation_store', error_code: errorCodeOf(err), err },
+          'Retention failed.',
+        )
+      },
+    )
   }, every)
   timer.unref()
   return timer

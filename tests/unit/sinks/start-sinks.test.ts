@@ -90,7 +90,8 @@ describe('startSinks', () => {
       await bus.publish(correlationsTopic, [{ key: c.agent.id, value: c }])
       await waitFor(async () => (await count()) === 1, { what: 'the correlation stored' })
       vi.advanceTimersByTime(6 * 60_000) // a tenth of the retention
-      expect(await count()).toBe(0)
+      // The sweep runs on the store's writer thread: its answer comes back asynchronously.
+      await waitFor(async () => (await count()) === 0, { what: 'the incident deleted' })
       expect(await rt.metricValue('nerve_store_retention_deleted_rows_total', { table: 'incidents' })).toBe(1)
       await server.close()
     } finally {
