@@ -1,6 +1,7 @@
 // Sums a V8 CPU profile (`node --cpu-prof`, e.g. the pipeline bench's with BENCH_CPU_PROF=DIR) by where the
 // time was spent: self time per file (nerve's files by path, dependencies by package, Node's and V8's own
-// work such as GC and native code by name) and the top functions. Usage:
+// work such as GC and native code by name) and the top functions. `--cpu-prof` writes one file per thread
+// (main, the store writer, the SQLite checkpointers, tsx's loader): the main thread's is the first. Usage:
 //   node --import tsx bench/profile-summary.ts DIR/CPU.*.cpuprofile
 import { readFileSync } from 'node:fs'
 
@@ -49,5 +50,5 @@ const top = (m: Map<string, number>, n: number) =>
     .join('\n')
 const idle = files.get('((idle))') ?? files.get('(idle)') ?? 0
 process.stdout.write(
-  `main thread: ${(total / 1000).toFixed(0)} ms sampled, ${((100 * (total - idle)) / total).toFixed(0)} % busy\n\nself time by file or package:\n${top(files, 25)}\n\ntop functions:\n${top(functions, 25)}\n`,
+  `thread: ${(total / 1000).toFixed(0)} ms sampled, ${((100 * (total - idle)) / total).toFixed(0)} % busy\n\nself time by file or package:\n${top(files, 25)}\n\ntop functions:\n${top(functions, 25)}\n`,
 )
