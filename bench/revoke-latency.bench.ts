@@ -10,7 +10,8 @@
 //    (background-load.ts) so that it never delays the clock readings of this thread. 500 pairs are
 //    measured (so p99 is not just the maximum), after 40 that warm nerve up under the load.
 // 2. The dispatcher alone, in process: from a correlation handed to handle() (as the bus consumer calls it)
-//    to the webhook received, under 1,000 suppressed correlations/s decided and written to the outbox.
+//    to the webhook received, under 1,000 suppressed correlations/s decided (below min_score: counted, not
+//    written to the outbox since only revoking decisions are).
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
@@ -218,7 +219,7 @@ async function dispatcherOnly(): Promise<void> {
   await receiver.close()
   report(
     `dispatcher alone: handle() → webhook received, ${receiver.arrived.size}/${handedAt.size} revokes`,
-    `background: ${Math.round(n / seconds)} suppressed correlations/s decided and written to the outbox`,
+    `background: ${Math.round(n / seconds)} suppressed correlations/s decided (below min_score: counted, not written)`,
     [...handedAt].map(([id, t]) => (receiver.arrived.get(id) ?? Number.NaN) - t),
   )
 }
