@@ -1,59 +1,130 @@
-// Ingest throughput beside a bare node:http server that only parses the JSON and answers 202.
-// Each server runs in a worker thread (its own event loop and core); the load comes from this thread over
-// keep-alive connections. Two figures, each as a ratio to the bare server:
-//   single: one real Falco alert per POST /v1/falco (Falcosidekick's way), requests/s  (target ≥ 0.6 of bare)
-//   batch:  NDJSON bodies of 1,000 real alerts,                         events/s    (target ≥ 200,000)
-import { readFileSync } from 'node:fs'
-import { Agent, createServer, request } from 'node:http'
-import { tmpdir } from 'node:os'
+// Ingest throughput of `nerve run` beside a bare node:http server that parses the JSON and answers 202
+// (bare-server.mjs). Each server is its own process, and so is the load generator: autocannon's CLI,
+// 50 keep-alive connections for the single-alert row (as many Falcosidekick senders), 4 for batches. A load
+// generator inside the measured process (as this bench had before) is the bottleneck of the bare server,
+// which then flatters any ratio. nerve is measured whole, as `npm start` runs it: embedded bus (each answer
+// waits for the durable publish), correlator and sinks behind it.
+//   single: one real Falco alert per POST /v1/falco (Falcosidekick's way), requests/s   target ≥ 0.6 of bare
+//   batch:  NDJSON bodies of 1,000 real alerts,                          events/s     (figure only)
+// Every single-alert request carries a fresh number in output_fields, so no alert is a duplicate.
+// Then the CPU time to decode one alert in this process (CPU time: steady on a shared machine).
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { tempDir } from '../tests/helpers/random-names.ts'
+import { startNerveChild } from './nerve-child.ts'
 
-type Mode = 'bare' | 'nerve'
 const token = 'nrv_bench-token-0123456789abcdef'
-const seconds = 2
-const warmupSeconds = 0.5
+const seconds = Number(process.env.BENCH_SECONDS ?? 5)
+const generator = join(import.meta.dirname, 'autocannon-load.mjs')
 
 const alerts = readFileSync(join(import.meta.dirname, '../tests/fixtures/falco/falco-website.ndjson'), 'utf8')
   .trim()
   .split('\n')
-const single = alerts[19] as string
+const fresh = (line: string) => {
+  const alert = JSON.parse(line) as { output_fields: Record<string, unknown> }
+  alert.output_fields['proc.cmdline'] = `${String(alert.output_fields['proc.cmdline'] ?? 'sh')} {{n}}`
+  return JSON.stringify(alert)
+}
+const single = fresh(alerts[19] as string)
 const batchSize = 1000
-const batch = Array.from({ length: batchSize }, (_, i) => alerts[i % alerts.length]).join('\n')
+const batch = Array.from({ length: batchSize }, (_, i) => alerts[i % alerts.length] as string).join('\n')
 
-if (!isMainThread) await serve(workerData.mode as Mode)
+type Row = { bare: number; nerve: number }
 
 export default async function benchIngest(): Promise<void> {
-  const results = {
-    single: { bare: 0, nerve: 0 },
-    batch: { bare: 0, nerve: 0 },
-  }
-  // The machine is shared: alternate the two servers and keep each one's best round.
+  const dir = tempDir('nerve-bench-ingest')
+  const files = { single: join(dir, 'single.json'), batch: join(dir, 'batch.ndjson') }
+  writeFileSync(files.single, single)
+  writeFileSync(files.batch, batch)
+  const results = { single: { bare: 0, nerve: 0 }, batch: { bare: 0, nerve: 0 } }
+  // The machine may be shared: alternate the two servers and keep each one's best round.
   for (let round = 0; round < 2; round++) {
     for (const mode of ['bare', 'nerve'] as const) {
-      const { port, stop } = await startWorker(mode)
-      results.single[mode] = Math.max(results.single[mode], await load(port, single, 8, 1))
-      results.batch[mode] = Math.max(results.batch[mode], await load(port, batch, 2, batchSize))
-      await stop()
+      const server = mode === 'bare' ? await startBare() : await startNerve(join(dir, `nerve-${round}`))
+      try {
+        const single = await load(server.base, files.single, 50, 1)
+        results.single[mode] = Math.max(results.single[mode], single)
+        const batchRate = await load(server.base, files.batch, 4, batchSize)
+        results.batch[mode] = Math.max(results.batch[mode], batchRate)
+      } finally {
+        await server.stop()
+      }
     }
   }
-  const line = (name: 'single' | 'batch', unit: string, target: string) => {
-    const { bare, nerve } = results[name]
-    const ratio = nerve / bare
-    process.stdout.write(
-      `${name.padEnd(7)} nerve ${fmt(nerve)} ${unit}  bare ${fmt(bare)} ${unit}  ratio ${ratio.toFixed(2)}  (${target})\n`,
-    )
-  }
   await cpuPerEvent()
-  line('single', 'requests/s', 'target ratio ≥ 0.60')
-  line(
-    'batch',
-    'events/s',
-    `target ≥ 200,000 events/s: ${results.batch.nerve >= 200_000 ? 'met' : 'not met'}`,
+  line('single', results.single, 'requests/s', 'target ratio ≥ 0.60')
+  line('batch', results.batch, 'events/s', 'figure only')
+}
+
+function line(name: string, { bare, nerve }: Row, unit: string, target: string) {
+  const ratio = nerve / bare
+  const met = name === 'single' ? (ratio >= 0.6 ? ': met' : ': NOT met') : ''
+  process.stdout.write(
+    `${name.padEnd(7)} nerve run ${fmt(nerve)} ${unit}  bare node:http ${fmt(bare)} ${unit}  ratio ${ratio.toFixed(2)}  (${target}${met})\n`,
   )
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(9)
+
+/** autocannon in its own process: a 1 s warm-up, then `seconds` measured; events per second. */
+async function load(
+  base: string,
+  bodyFile: string,
+  connections: number,
+  eventsPerRequest: number,
+): Promise<number> {
+  const run = async (duration: number) => {
+    const args = [generator, `${base}/v1/falco`, bodyFile, String(connections), String(duration), token]
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => {
+      out += String(d)
+    })
+    child.stderr.on('data', (d) => {
+      err += String(d)
+    })
+    await new Promise((resolve) => child.once('exit', resolve))
+    const result = JSON.parse(out) as {
+      requests: { total: number }
+      '2xx': number
+      non2xx: number
+      errors: number
+    }
+    if (result.non2xx > 0 || result.errors > 0) {
+      throw new Error(`autocannon: ${result.non2xx} non-2xx answers, ${result.errors} errors. ${err}`)
+    }
+    return result['2xx']
+  }
+  await run(1)
+  return ((await run(seconds)) * eventsPerRequest) / seconds
+}
+
+async function startBare(): Promise<{ base: string; stop(): Promise<void> }> {
+  const server = spawn(
+    process.execPath,
+    ['--max-semi-space-size=64', join(import.meta.dirname, 'bare-server.mjs')],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  const port = await new Promise<string>((resolve) =>
+    server.stdout?.once('data', (d) => resolve(String(d).trim())),
+  )
+  const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()))
+  return {
+    base: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      server.kill('SIGKILL')
+      await exited
+    },
+  }
+}
+
+function startNerve(dir: string) {
+  return startNerveChild(dir, { log: { level: 'warn' } }, token)
+}
 
 /**
  * CPU time (not wall time: robust on a shared machine) to decode one alert of the batch, from text to an
@@ -80,113 +151,4 @@ async function cpuPerEvent(): Promise<void> {
   process.stdout.write(
     `decode  ${decode.toFixed(1)} µs CPU per alert (split, validate, normalize, identify)  JSON.parse ${parse.toFixed(1)} µs  ratio ${(parse / decode).toFixed(2)}\n`,
   )
-}
-
-/** Closed-loop load: `connections` keep-alive connections, each posting `body` again as soon as answered. */
-async function load(
-  port: number,
-  body: string,
-  connections: number,
-  eventsPerRequest: number,
-): Promise<number> {
-  const agent = new Agent({ keepAlive: true, maxSockets: connections })
-  const payload = Buffer.from(body)
-  const post = () =>
-    new Promise<number>((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port,
-          method: 'POST',
-          path: '/v1/falco',
-          agent,
-          headers: {
-            authorization: `Bearer ${token}`,
-            'content-type': 'application/json',
-            'content-length': payload.length,
-          },
-        },
-        (res) => {
-          res.resume()
-          res.on('end', () => resolve(res.statusCode ?? 0))
-        },
-      )
-      req.on('error', reject)
-      req.end(payload)
-    })
-  const run = async (durationMs: number) => {
-    let done = 0
-    const deadline = performance.now() + durationMs
-    await Promise.all(
-      Array.from({ length: connections }, async () => {
-        while (performance.now() < deadline) {
-          const status = await post()
-          if (status !== 202) throw new Error(`Unexpected status ${status}.`)
-          done++
-        }
-      }),
-    )
-    return done
-  }
-  await run(warmupSeconds * 1000)
-  const started = performance.now()
-  const requests = await run(seconds * 1000)
-  agent.destroy()
-  return (requests * eventsPerRequest) / ((performance.now() - started) / 1000)
-}
-
-async function startWorker(mode: Mode): Promise<{ port: number; stop(): Promise<void> }> {
-  // Workers do not inherit the tsx loader: register it, then load this file as the worker.
-  const code = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}) })`
-  const worker = new Worker(code, { eval: true, workerData: { mode } })
-  const port = await new Promise<number>((resolve, reject) => {
-    worker.once('message', resolve)
-    worker.once('error', reject)
-  })
-  return { port, stop: () => worker.terminate().then(() => undefined) }
-}
-
-async function serve(mode: Mode): Promise<void> {
-  const port = mode === 'bare' ? await serveBare() : await serveNerve()
-  parentPort?.postMessage(port)
-}
-
-/** The baseline: read the body, JSON.parse each line, answer 202. */
-function serveBare(): Promise<number> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      const lines = Buffer.concat(chunks).toString('utf8').split('\n')
-      for (const l of lines) JSON.parse(l)
-      res.writeHead(202, { 'content-type': 'application/json' })
-      res.end(`{"accepted":${lines.length}}`)
-    })
-  })
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
-  )
-}
-
-/** nerve's ingest on the real HTTP server with a bus whose publish resolves at once (bus cost excluded). */
-async function serveNerve(): Promise<number> {
-  const { loadConfig } = await import('../runtime/load-config.ts')
-  const { createHttpServer } = await import('../runtime/http-server.ts')
-  const { createMetrics } = await import('../runtime/metrics.ts')
-  const { createSilentLogger } = await import('../runtime/logger.ts')
-  const { startIngest } = await import('../ingest/start-ingest.ts')
-  const config = loadConfig({ env: { NERVE_DATA_DIR: join(tmpdir(), `nerve-bench-${process.pid}`) } })
-  const log = createSilentLogger()
-  const metrics = createMetrics()
-  const bus = {
-    publish: async () => {},
-    subscribe: async () => ({ stop: async () => {} }),
-    partitionsOf: () => 1,
-    close: async () => {},
-  }
-  const ingest = await startIngest(config, { bus, log, metrics, now: Date.now })
-  const server = createHttpServer({ ...config.http, port: 0 }, { log, metrics, ingestToken: token })
-  server.addRoutes(ingest.routes)
-  const address = await server.listen()
-  return Number(new URL(address).port)
 }

@@ -13,7 +13,8 @@ import { prepareReplay } from '../nerve.ts'
 import { loadConfig } from '../runtime/load-config.ts'
 import type { Config } from '../schemas/types.ts'
 
-const events = 20_000
+/** The row: 200,000 lines (BENCH_REPLAY_EVENTS=20000 for a quicker look). */
+const events = Number(process.env.BENCH_REPLAY_EVENTS ?? 200_000)
 const hotAgents = 20
 const T0 = Date.UTC(2026, 10, 25, 8)
 const fixtures = join(import.meta.dirname, '../tests/fixtures')

@@ -10,7 +10,8 @@
 //    (background-load.ts) so that it never delays the clock readings of this thread. 500 pairs are
 //    measured (so p99 is not just the maximum), after 40 that warm nerve up under the load.
 // 2. The dispatcher alone, in process: from a correlation handed to handle() (as the bus consumer calls it)
-//    to the webhook received, under 1,000 suppressed correlations/s decided and written to the outbox.
+//    to the webhook received, under 1,000 suppressed correlations/s decided (below min_score: counted, not
+//    written to the outbox since only revoking decisions are).
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
@@ -37,12 +38,23 @@ const pairEveryMs = 50
 const backgroundPerSecond = 5000
 const backgroundBatch = 50
 
+/** The p99 must hold run after run, not on a good run: each run is a fresh `nerve run`. */
+const runs = Number(process.env.BENCH_REVOKE_RUNS ?? 4)
+
 export default async function revokeLatency(): Promise<void> {
-  await endToEnd()
+  const p99s: number[] = []
+  for (let run = 1; run <= runs; run++) {
+    process.stdout.write(`run ${run} of ${runs}: `)
+    p99s.push(await endToEnd())
+  }
+  const worst = Math.max(...p99s)
+  process.stdout.write(
+    `nerve run p99 over ${runs} runs: ${p99s.map((p) => p.toFixed(1)).join(', ')} ms; worst ${worst.toFixed(1)} ms  target < 50 ms in every run: ${worst < 50 ? 'met' : 'NOT met'}\n`,
+  )
   await dispatcherOnly()
 }
 
-async function endToEnd(): Promise<void> {
+async function endToEnd(): Promise<number> {
   const receiver = await startReceiver((body) => JSON.parse(body).subject as string)
   const port = await freePort()
   const dir = tempDir('nerve-bench-run')
@@ -140,7 +152,7 @@ async function endToEnd(): Promise<void> {
     const toWebhook = measuredAgents.map(
       (a) => (receiver.arrivedWall.get(a) ?? Number.NaN) - (decidedWall.get(a) ?? 0),
     )
-    report(
+    const p99 = report(
       `nerve run: POST completing a pair → webhook received, ${measured.filter(Number.isFinite).length}/${pairs} pairs`,
       `background: ${Math.round(background / seconds)} events/s offered (goal ${backgroundPerSecond}), ${failed} requests failed`,
       measured,
@@ -149,6 +161,7 @@ async function endToEnd(): Promise<void> {
       `  of which POST → revoke decided (ingest, bus, correlator, bus): p50 ${quantile(toDecision, 0.5)} ms, p99 ${quantile(toDecision, 0.99)} ms\n` +
         `  and decided → webhook received (outbox, signing, HTTP): p50 ${quantile(toWebhook, 0.5)} ms, p99 ${quantile(toWebhook, 0.99)} ms (wall clock, 1 ms resolution)\n`,
     )
+    return p99
   } finally {
     child.kill('SIGTERM')
     await exited
@@ -206,7 +219,7 @@ async function dispatcherOnly(): Promise<void> {
   await receiver.close()
   report(
     `dispatcher alone: handle() → webhook received, ${receiver.arrived.size}/${handedAt.size} revokes`,
-    `background: ${Math.round(n / seconds)} suppressed correlations/s decided and written to the outbox`,
+    `background: ${Math.round(n / seconds)} suppressed correlations/s decided (below min_score: counted, not written)`,
     [...handedAt].map(([id, t]) => (receiver.arrived.get(id) ?? Number.NaN) - t),
   )
 }
@@ -216,7 +229,7 @@ const quantile = (values: number[], q: number): string => {
   return (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number).toFixed(1)
 }
 
-function report(what: string, load: string, latencies: number[]): void {
+function report(what: string, load: string, latencies: number[]): number {
   const p99 = Number(quantile(latencies, 0.99))
   const lines = [
     what,
@@ -225,6 +238,7 @@ function report(what: string, load: string, latencies: number[]): void {
     `target p99 < 50 ms: ${p99 < 50 ? 'met' : 'NOT met'} (p99/target ${(p99 / 50).toFixed(2)})`,
   ]
   process.stdout.write(`${lines.join('\n')}\n`)
+  return p99
 }
 
 type Receiver = {

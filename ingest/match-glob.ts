@@ -26,24 +26,36 @@ export function compileGlobs(
 
 /**
  * Ordered entries, each with its patterns → the index of the first entry one of whose patterns matches
- * `value`, or Infinity. Literal patterns are one Map look-up for all entries together; only the wildcard
- * patterns of entries before the literal match are tried: a registry of hundreds of agents costs about
- * what one costs.
+ * `value`, or Infinity. Literal patterns are one Map look-up for all entries together, and so are prefix
+ * patterns (`data-cleaner-*`, the usual pod glob): one look-up per distinct prefix length. Only the other
+ * wildcard patterns of entries before the best match so far are tried: a registry of a thousand agents
+ * costs about what one costs.
  */
 export function compileFirstMatch(
   entries: readonly (readonly string[] | undefined)[],
 ): (value: string | undefined) => number {
   const literal = new Map<string, number>()
+  const prefixes = new Map<string, number>()
   const wildcard: { index: number; regex: RegExp }[] = []
   entries.forEach((patterns, index) => {
     for (const pattern of patterns ?? []) {
-      if (!isLiteral(pattern)) wildcard.push({ index, regex: globToRegExp(pattern) })
-      else if (!literal.has(pattern)) literal.set(pattern, index)
+      const prefix = pattern.slice(0, -1)
+      if (isLiteral(pattern)) {
+        if (!literal.has(pattern)) literal.set(pattern, index)
+      } else if (pattern.endsWith('*') && isLiteral(prefix)) {
+        if (!prefixes.has(prefix)) prefixes.set(prefix, index)
+      } else wildcard.push({ index, regex: globToRegExp(pattern) })
     }
   })
+  const lengths = [...new Set([...prefixes.keys()].map((p) => p.length))].sort((a, b) => a - b)
   return (value) => {
     if (value === undefined) return Number.POSITIVE_INFINITY
-    const best = literal.get(value) ?? Number.POSITIVE_INFINITY
+    let best = literal.get(value) ?? Number.POSITIVE_INFINITY
+    for (const length of lengths) {
+      if (length > value.length) break
+      const index = prefixes.get(value.slice(0, length))
+      if (index !== undefined && index < best) best = index
+    }
     // In entry order: the first wildcard that matches is the earliest one.
     for (const { index, regex } of wildcard) {
       if (index >= best) break

@@ -7,10 +7,10 @@ import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry, Metrics } from '../runtime/metrics.ts'
 import type { HttpConfig } from '../schemas/types.ts'
 import type { Decoded, EventDecoder, ItemKind } from './decode-events.ts'
+import { decodeInParts } from './decode-in-parts.ts'
 import type { FalcoSpool } from './falco-spool.ts'
 import type { DecodedPublisher } from './publish-decoded.ts'
 import { readRequestBody } from './read-request-body.ts'
-import { splitJsonItems } from './split-json-items.ts'
 
 export type ReceiverDeps = {
   decoder: EventDecoder
@@ -44,11 +44,14 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
       let decoded: Decoded
       try {
         const text = await readRequestBody(req, config.decompressed_limit_bytes)
-        const items = splitJsonItems(text, { maxItems: config.max_items, maxDepth: config.max_depth })
-        decoded = deps.decoder.decode(spec.kind, items, {
-          receivedAt: req.receivedAt,
-          maxRecords: config.max_items,
-        })
+        // A large body is decoded a part at a time, giving the event loop back between parts.
+        decoded = await decodeInParts(
+          deps.decoder,
+          spec.kind,
+          text,
+          { maxItems: config.max_items, maxDepth: config.max_depth },
+          { receivedAt: req.receivedAt, maxRecords: config.max_items },
+        )
       } catch (err) {
         if (isNerveError(err)) telemetry.error(err.code, 'read')
         throw err

@@ -35,6 +35,38 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   return [{ index: 0, error: `not valid JSON: ${whole.error}`, original: () => text }]
 }
 
+/**
+ * The items of splitJsonItems, a part at a time, for a large body: NDJSON lines are parsed as each part is
+ * asked for (parts of about `partChars` characters), so a caller can give the event loop back between
+ * parts. Any other body (one document, an array) is parsed at once and comes as one part.
+ */
+export function* splitJsonItemsInParts(
+  text: string,
+  limits: SplitLimits,
+  partChars: number,
+): Generator<JsonItem[], void, undefined> {
+  const start = firstNonSpace(text)
+  const lines = start !== -1 && hasSecondLine(text, start) ? nonEmptyLines(text) : undefined
+  const first = lines ? tryParse(lines[0] as string) : undefined
+  if (!lines || !first?.ok) {
+    yield splitJsonItems(text, limits)
+    return
+  }
+  if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
+  let part: JsonItem[] = []
+  let chars = 0
+  for (const [index, line] of lines.entries()) {
+    part.push(lineItem(index, line, index === 0 ? first : tryParse(line), limits))
+    chars += line.length
+    if (chars >= partChars) {
+      yield part
+      part = []
+      chars = 0
+    }
+  }
+  if (part.length > 0) yield part
+}
+
 type Parsed = ReturnType<typeof tryParse>
 
 const isObjectLine = (line: string) => {
@@ -44,12 +76,13 @@ const isObjectLine = (line: string) => {
 
 function lineItems(lines: string[], first: Parsed, limits: SplitLimits): JsonItem[] {
   if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
-  return lines.map((line, index) => {
-    const parsed = index === 0 ? first : tryParse(line)
-    if (!parsed.ok) return { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
-    return item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth))
-  })
+  return lines.map((line, index) => lineItem(index, line, index === 0 ? first : tryParse(line), limits))
 }
+
+const lineItem = (index: number, line: string, parsed: Parsed, limits: SplitLimits): JsonItem =>
+  parsed.ok
+    ? item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth))
+    : { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
 
 /** JSON.parse that keeps unsafe integers as strings. */
 export function parseJson(text: string): unknown {

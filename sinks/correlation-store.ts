@@ -33,7 +33,7 @@ export type Incident = {
 }
 
 export type CorrelationStore = {
-  writeCorrelations(batch: readonly Correlation[]): { stored: number; duplicates: number }
+  writeCorrelations(batch: readonly Correlation[]): { stored: number; duplicates: number; opened: Correlation[] }
   writeOutcomes(batch: readonly RevokeOutcome[]): { stored: number; duplicates: number }
   correlations(query: ListQuery): Correlation[]
   incidents(query: ListQuery): Incident[]
@@ -122,7 +122,6 @@ export function createCorrelationStore(
       `INSERT OR IGNORE INTO correlations (id, time, agent_id, incident_id, edge_event_id, core_event_id, record)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
-    known: db.prepare('SELECT 1 FROM correlations WHERE id = ?'),
     hasEdge: db.prepare('SELECT 1 FROM correlations WHERE incident_id = ? AND edge_event_id = ? LIMIT 1'),
     hasCore: db.prepare('SELECT 1 FROM correlations WHERE incident_id = ? AND core_event_id = ? LIMIT 1'),
     getIncidentRow: db.prepare<[string], IncidentRow>('SELECT *, NULL AS revoke FROM incidents WHERE id = ?'),
@@ -153,39 +152,26 @@ export function createCorrelationStore(
     ),
   }
 
-  /** Incidents the current write opened: told once it has committed. */
-  let opened: Correlation[] = []
-  const addToIncident = (c: Correlation) => {
-    const row = sql.getIncidentRow.get(c.incident.id)
-    if (!row) opened.push(c)
-    const newEdge = !row || sql.hasEdge.get(c.incident.id, c.edge.event_id) === undefined
-    const newCore = !row || sql.hasCore.get(c.incident.id, c.core.event_id) === undefined
-    const start = Math.min(c.edge.time, c.core.time)
-    const union = (json: string | undefined, value: string) => [
-      ...new Set([...JSON.parse(json ?? '[]'), value]),
-    ]
-    sql.upsertIncident.run({
-      id: c.incident.id,
-      agent_id: c.agent.id,
-      first_seen: row ? Math.min(row.first_seen, start) : start,
-      last_seen: row ? Math.max(row.last_seen, c.time) : c.time,
-      correlations: (row?.correlations ?? 0) + 1,
-      edge_events: (row?.edge_events ?? 0) + (newEdge ? 1 : 0),
-      core_events: (row?.core_events ?? 0) + (newCore ? 1 : 0),
-      max_score: Math.max(row?.max_score ?? 0, c.score),
-      rules: JSON.stringify(union(row?.rules, c.rule.id)),
-      actions: JSON.stringify(union(row?.actions, c.core.action)),
-      falco_rules: JSON.stringify(union(row?.falco_rules, c.edge.rule).slice(0, maxFalcoRules)),
-    })
-  }
-
+  /**
+   * One transaction per consumer batch, and per incident one read and one write however many of the
+   * batch's correlations join it (a batch of 500 correlations of one incident used to read and rewrite
+   * its row 500 times). A redelivered correlation is found by its insert, which changes no row. `opened`:
+   * the first correlation of each incident this batch opened, for the "Incident opened." log line.
+   */
   const writeCorrelations = db.transaction((batch: readonly Correlation[]) => {
+    const touched = new Map<string, IncidentTally>()
+    const opened: Correlation[] = []
     let stored = 0
     for (const c of batch) {
-      // Incident counts look at the incident's earlier correlations, so they are updated first.
-      if (sql.known.get(c.id) !== undefined) continue
-      addToIncident(c)
-      sql.insertCorrelation.run(
+      let tally = touched.get(c.incident.id)
+      if (!tally) {
+        tally = tallyOf(sql.getIncidentRow.get(c.incident.id), c.agent.id)
+        touched.set(c.incident.id, tally)
+      }
+      // Incident counts look at the incident's earlier correlations, so they are checked before the insert.
+      const newEdge = tally.isNewEdge(c.edge.event_id, () => sql.hasEdge.get(c.incident.id, c.edge.event_id))
+      const newCore = tally.isNewCore(c.core.event_id, () => sql.hasCore.get(c.incident.id, c.core.event_id))
+      const inserted = sql.insertCorrelation.run(
         c.id,
         c.time,
         c.agent.id,
@@ -194,9 +180,13 @@ export function createCorrelationStore(
         c.core.event_id,
         JSON.stringify(c),
       )
+      if (inserted.changes === 0) continue
+      if (tally.isNewIncident && !tally.changed) opened.push(c)
+      tally.add(c, newEdge, newCore)
       stored++
     }
-    return { stored, duplicates: batch.length - stored }
+    for (const [id, tally] of touched) if (tally.changed) sql.upsertIncident.run(tally.row(id))
+    return { stored, duplicates: batch.length - stored, opened }
   })
 
   const writeOutcomes = db.transaction((batch: readonly RevokeOutcome[]) => {
@@ -275,9 +265,8 @@ export function createCorrelationStore(
   const store: Omit<CorrelationStore, 'routes'> = {
     writeCorrelations(batch) {
       telemetry.received(batch.length)
-      opened = []
       const result = recordErrors('write', () => writeCorrelations(batch))
-      for (const c of opened) deps.onIncidentOpened?.(c)
+      for (const c of result.opened) deps.onIncidentOpened?.(c)
       telemetry.sent(result.stored)
       if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
       return result
@@ -307,6 +296,56 @@ export function createCorrelationStore(
     close: sqlite.close,
   }
   return { ...store, routes: storeRoutes(store) }
+}
+
+type IncidentTally = ReturnType<typeof tallyOf>
+
+/** An incident's row as a batch changes it: counts, bounds, and the event ids it has seen in this batch. */
+function tallyOf(row: IncidentRow | undefined, agentId: string) {
+  const edges = new Set<string>()
+  const cores = new Set<string>()
+  const rules = new Set<string>(row ? (JSON.parse(row.rules) as string[]) : [])
+  const actions = new Set<string>(row ? (JSON.parse(row.actions) as string[]) : [])
+  const falcoRules = new Set<string>(row ? (JSON.parse(row.falco_rules) as string[]) : [])
+  const t = {
+    agent_id: row?.agent_id ?? agentId,
+    first_seen: row?.first_seen ?? Number.POSITIVE_INFINITY,
+    last_seen: row?.last_seen ?? Number.NEGATIVE_INFINITY,
+    correlations: row?.correlations ?? 0,
+    edge_events: row?.edge_events ?? 0,
+    core_events: row?.core_events ?? 0,
+    max_score: row?.max_score ?? 0,
+  }
+  // An event is new to the incident unless this batch or a stored correlation of the incident named it.
+  const isNew = (seen: Set<string>, id: string, stored: () => unknown) =>
+    !seen.has(id) && (!row || stored() === undefined)
+  return {
+    isNewIncident: row === undefined,
+    changed: false,
+    isNewEdge: (id: string, stored: () => unknown) => isNew(edges, id, stored),
+    isNewCore: (id: string, stored: () => unknown) => isNew(cores, id, stored),
+    add(c: Correlation, newEdge: boolean, newCore: boolean) {
+      this.changed = true
+      edges.add(c.edge.event_id)
+      cores.add(c.core.event_id)
+      t.first_seen = Math.min(t.first_seen, c.edge.time, c.core.time)
+      t.last_seen = Math.max(t.last_seen, c.time)
+      t.correlations++
+      if (newEdge) t.edge_events++
+      if (newCore) t.core_events++
+      t.max_score = Math.max(t.max_score, c.score)
+      rules.add(c.rule.id)
+      actions.add(c.core.action)
+      if (falcoRules.size < maxFalcoRules) falcoRules.add(c.edge.rule)
+    },
+    row: (id: string) => ({
+      id,
+      ...t,
+      rules: JSON.stringify([...rules]),
+      actions: JSON.stringify([...actions]),
+      falco_rules: JSON.stringify([...falcoRules]),
+    }),
+  }
 }
 
 function incidentOf(row: IncidentRow): Incident {

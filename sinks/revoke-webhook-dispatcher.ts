@@ -1,7 +1,8 @@
 // The revoke dispatcher: correlations in, revoke decisions (revoke-policy.ts) written durably to the
 // outbox before the bus commits, then delivered to every target as a signed Standard Webhooks POST with a
-// CloudEvents body, retried with backoff, one p-queue per target. Every decision and delivery result
-// becomes a RevokeOutcome published to revokeOutcomesTopic (from the outbox, so none is lost on a crash).
+// CloudEvents body, retried with backoff, one p-queue per target. Every recorded decision (isRecorded) and
+// every delivery result becomes a RevokeOutcome published to revokeOutcomesTopic (from the outbox, so none
+// is lost on a crash).
 import { setTimeout as delay } from 'node:timers/promises'
 import PQueue from 'p-queue'
 import type { Bus } from '../bus/bus.ts'
@@ -19,7 +20,7 @@ import {
   openRevokeOutbox,
 } from './revoke-outbox.ts'
 import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
-import { createRevokePolicy, decisionOrder, revokeDecisionId } from './revoke-policy.ts'
+import { createRevokePolicy, decisionOrder, type RevokeDecision, revokeDecisionId } from './revoke-policy.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
@@ -50,6 +51,29 @@ export type RevokeDispatcher = {
 }
 
 type TargetState = WebhookTarget & { queue: PQueue; failures: number; disabled?: string }
+
+/**
+ * Which decisions are written to the outbox (and become outcome records): a revoke that goes ahead (sent
+ * or dry-run), and one the rate limits held back, which an operator must see. The other suppressions (the
+ * rule does not revoke, the score is below min_score, the agent is protected, its incident was revoked
+ * already, no target is configured) follow from the config alone, decide the same way again when the bus
+ * redelivers, and are counted in nerve_revoke_outcomes_total{status="suppressed",reason}: a row each
+ * would cost every correlation a transaction, an fsync and an outcome record on the bus and in the store.
+ */
+export const isRecorded = (decision: RevokeDecision): boolean =>
+  decision.revoke || recordedSuppressions.has(decision.reason)
+
+/**
+ * Suppressions of a revoke that was due (its rule revokes, its score reaches min_score) are recorded, so the
+ * store, the console and Elasticsearch can say why the agent was not cut off; a correlation that was never
+ * revoke-grade, or whose incident is revoked already, writes nothing (counted in metrics only).
+ */
+const recordedSuppressions = new Set<string>([
+  'rate_limited_agent',
+  'rate_limited_global',
+  'protected_agent',
+  'no_targets',
+])
 
 export function createRevokeDispatcher(
   config: RevokeDispatcherConfig,
@@ -233,9 +257,13 @@ export function createRevokeDispatcher(
     }
   }
 
+  // Only a correlation that may revoke (its rule revokes, its score reaches min_score) can have a decision
+  // in the outbox: the others are not looked up, and a batch of them writes and syncs nothing.
+  const mayRevoke = (c: Correlation) => c.rule.revoke && c.score >= config.revoke.min_score
+
   const handle = async (correlations: readonly Correlation[]) => {
     telemetry.received(correlations.length)
-    const already = outbox.decided(correlations.map((c) => c.id))
+    const already = outbox.decided(correlations.filter(mayRevoke).map((c) => c.id))
     const entries: DecisionEntry[] = []
     // When the global limit binds, registered agents and higher scores are decided first.
     for (const c of decisionOrder(correlations, policyConfig.registered_agents)) {
@@ -246,9 +274,11 @@ export function createRevokeDispatcher(
       already.add(c.id)
       const time = now()
       const decision = policy.decide(c, time)
+      outcomes.inc({ status: decision.status, reason: decision.reason })
+      if (!decision.revoke) telemetry.discarded(1, decision.reason)
       const decisionId = revokeDecisionId(c.incident.id)
       const sends = decision.status === 'pending'
-      entries.push({
+      const entry: DecisionEntry = {
         correlation_id: c.id,
         decision_id: decisionId,
         incident_id: c.incident.id,
@@ -258,11 +288,11 @@ export function createRevokeDispatcher(
         time,
         targets: sends ? [...targets.values()].map((t) => t.label) : [],
         ...(sends ? { body: JSON.stringify(buildRevokeEvent(c, decisionId, time)) } : {}),
-      })
-      outcomes.inc({ status: decision.status, reason: decision.reason })
-      logRevokeOutcome(log, entries[entries.length - 1] as DecisionEntry)
-      if (!decision.revoke) telemetry.discarded(1, decision.reason)
+      }
+      logRevokeOutcome(log, entry)
+      if (isRecorded(decision)) entries.push(entry)
     }
+    if (entries.length === 0) return
     let deliveries: OutboxDelivery[]
     try {
       deliveries = outbox.recordDecisions(entries)

@@ -1,5 +1,6 @@
 // Wires the sinks to the bus: the embedded store (correlations, group nerve-store; revoke outcomes, group
-// nerve-store-revokes; its retention on a timer when sinks.store.retention is set), the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only
+// nerve-store-revokes; its retention on a timer when sinks.store.retention is set; its writes on a worker
+// thread, store-writer-thread.ts), the revoke dispatcher (correlations, group nerve-revoke: a batch is committed only
 // once its decisions are in the outbox), the Elasticsearch indexer when sinks.elasticsearch.url is set
 // (groups nerve-elasticsearch-<topic>: committed once every item is indexed or dead-lettered), and returns
 // their read routes, readiness checks and one close(). Dead letters and late events are kept for the read
@@ -31,6 +32,7 @@ import {
 import { logIncidentOpened } from './operator-log-lines.ts'
 import { createRejectedStore } from './rejected-store.ts'
 import { createRevokeDispatcher } from './revoke-webhook-dispatcher.ts'
+import { type StoreWriterThread, startStoreWriterThread } from './store-writer-thread.ts'
 
 export type SinksDeps = { bus: Bus; log: Logger; metrics: Metrics; now: () => number }
 
@@ -43,7 +45,9 @@ export type Sinks = {
 export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks> {
   const { bus } = deps
   // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
-  const store = createCorrelationStore(
+  const store = createCorrelationStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
+  // The store's writes run on a worker thread (the second core); the read API stays on this one.
+  const writer = await startStoreWriterThread(
     { data_dir: config.data_dir },
     { metrics: deps.metrics, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
   )
@@ -59,12 +63,10 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       dispatcher.handle(batch.map((r) => r.value)),
     ),
     await bus.subscribe(correlationsTopic, 'nerve-store', async (batch) => {
-      store.writeCorrelations(batch.map((r) => r.value))
-      await store.sync()
+      await writer.writeCorrelations(batch.map((r) => r.value))
     }),
     await bus.subscribe(revokeOutcomesTopic, 'nerve-store-revokes', async (batch) => {
-      store.writeOutcomes(batch.map((r) => r.value))
-      await store.sync()
+      await writer.writeOutcomes(batch.map((r) => r.value))
     }),
     await bus.subscribe(deadLetterTopic, 'nerve-store-dead-letters', async (batch) => {
       rejected.writeDeadLetters(batch.map((r) => r.value))
@@ -77,7 +79,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   ]
   dispatcher.startDelivering()
   const retention = config.sinks.store.retention
-  const sweep = retention === undefined ? undefined : sweepStore(store, retention, deps)
+  const sweep = retention === undefined ? undefined : sweepStore(writer, retention, deps)
   const readiness: Record<string, ReadinessCheck> = { revoke_webhooks: dispatcher.readiness }
   const elasticsearch = config.sinks.elasticsearch.url
     ? await startElasticsearch(config.sinks.elasticsearch, deps, subscriptions)
@@ -101,6 +103,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       for (const subscription of subscriptions) await subscription.stop()
       await dispatcher.close()
       await elasticsearch?.close()
+      await writer.close()
       await store.close()
       await rejected.close()
     },
@@ -111,20 +114,22 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
  * sinks.store.retention: every tenth of the retention (between a minute and an hour), the store deletes the
  * incidents whose last correlation is older than it. A failure is logged and counted; the next sweep retries.
  */
-function sweepStore(store: CorrelationStore, retention: number, deps: SinksDeps): NodeJS.Timeout {
+function sweepStore(writer: StoreWriterThread, retention: number, deps: SinksDeps): NodeJS.Timeout {
   const every = Math.min(Math.max(retention / 10, 60_000), 3_600_000)
   const timer = setInterval(() => {
-    try {
-      const deleted = store.deleteBefore(deps.now() - retention)
-      if (deleted.incidents + deleted.revoke_outcomes > 0) {
-        deps.log.info({ component: 'correlation_store', ...deleted }, 'Deleted incidents past retention.')
-      }
-    } catch (err) {
-      deps.log.warn(
-        { component: 'correlation_store', error_code: errorCodeOf(err), err },
-        'Retention failed.',
-      )
-    }
+    writer.deleteBefore(deps.now() - retention).then(
+      (deleted) => {
+        if (deleted.incidents + deleted.revoke_outcomes > 0) {
+          deps.log.info({ component: 'correlation_store', ...deleted }, 'Deleted incidents past retention.')
+        }
+      },
+      (err: unknown) => {
+        deps.log.warn(
+          { component: 'correlation_store', error_code: errorCodeOf(err), err },
+          'Retention failed.',
+        )
+      },
+    )
   }, every)
   timer.unref()
   return timer

@@ -1,7 +1,9 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { compileFirstMatch, compileGlobs } from '../../../ingest/match-glob.ts'
 import type { UnresolvedEvent } from '../../../ingest/normalized-draft.ts'
 import { createAgentResolver } from '../../../ingest/resolve-agent-identity.ts'
+import { globToRegExp } from '../../../runtime/glob.ts'
 import type { IdentityFields } from '../../../schemas/types.ts'
 import { agent } from './ingest-harness.ts'
 
@@ -15,6 +17,22 @@ describe('compileFirstMatch', () => {
     expect(first(undefined)).toBe(Number.POSITIVE_INFINITY)
     expect(compileFirstMatch([['x'], ['x', 'y']])('y')).toBe(1)
     expect(compileFirstMatch([])('x')).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  it('answers what trying every pattern in entry order answers, prefix globs included', () => {
+    const pattern = fc.oneof(
+      fc.constantFrom('a', 'ab', 'a-1', 'b'),
+      fc.constantFrom('a*', 'ab*', 'a-*', '*', 'a?', '*1', 'a*1', 'b*'),
+    )
+    const entries = fc.array(fc.option(fc.array(pattern, { maxLength: 3 }), { nil: undefined }), {
+      maxLength: 6,
+    })
+    fc.assert(
+      fc.property(entries, fc.constantFrom('a', 'ab', 'a-1', 'abc', 'b', 'b1', '', 'zz'), (list, value) => {
+        const naive = list.findIndex((patterns) => (patterns ?? []).some((p) => globToRegExp(p).test(value)))
+        expect(compileFirstMatch(list)(value)).toBe(naive === -1 ? Number.POSITIVE_INFINITY : naive)
+      }),
+    )
   })
 
   it('keeps compileGlobs matching either of two values, and nothing without patterns', () => {

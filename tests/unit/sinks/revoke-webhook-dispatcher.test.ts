@@ -394,14 +394,21 @@ describe('revoke webhook dispatcher: policy in action', () => {
     ).toBe(200)
   })
 
-  it('never sends for a protected agent, nor in dry-run; both are recorded', async () => {
+  it('never sends for a protected agent (counted, no outbox row), nor in dry-run (recorded)', async () => {
     const r = await receiver()
     const agents = [{ id: 'data-cleaner', protected: true, match: {} }]
     const guarded = dispatcher({ targets: [{ url: r.url }], agents })
     guarded.d.startDelivering()
     await guarded.d.handle([makeCorrelation(0), makeCorrelation(1)])
-    await waitFor(() => guarded.outcomes().length === 2)
-    expect(statuses(guarded.outcomes())).toEqual(['suppressed:protected_agent', 'suppressed:protected_agent'])
+    const suppressed = { status: 'suppressed', reason: 'protected_agent' }
+    expect(await guarded.rt.metricValue('nerve_revoke_outcomes_total', suppressed)).toBe(2)
+    expect(
+      await guarded.rt.metricValue('nerve_component_discarded_events_total', {
+        component: 'revoke_dispatcher',
+        reason: 'protected_agent',
+      }),
+    ).toBe(2)
+    expect(guarded.outcomes()).toEqual([])
     expect(await guarded.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
 
     const dry = dispatcher({ targets: [{ url: r.url }], revoke: { dry_run: true } })
@@ -418,7 +425,7 @@ describe('revoke webhook dispatcher: policy in action', () => {
 
   it('revokes an incident once, however many of its correlations arrive', async () => {
     const r = await receiver()
-    const { d, outcomes } = dispatcher({
+    const { d, outcomes, rt } = dispatcher({
       targets: [{ url: r.url }],
       revoke: { rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } } },
     })
@@ -427,7 +434,14 @@ describe('revoke webhook dispatcher: policy in action', () => {
     await d.handle([0, 1, 2, 3, 4].map((n) => makeCorrelation(n, { incident })))
     await waitFor(() => outcomes().some((o) => o.status === 'sent'))
     expect(r.requests).toHaveLength(1)
-    expect(statuses(outcomes()).filter((s) => s === 'suppressed:incident_already_revoked')).toHaveLength(4)
+    // The four others are counted, not recorded: the incident's one revoke is what its outcomes show.
+    expect(statuses(outcomes())).toEqual(['pending:policy_allowed', 'sent:delivered'])
+    expect(
+      await rt.metricValue('nerve_revoke_outcomes_total', {
+        status: 'suppressed',
+        reason: 'incident_already_revoked',
+      }),
+    ).toBe(4)
     expect(new Set(outcomes().map((o) => o.decision_id))).toEqual(new Set([revokeDecisionId(incident.id)]))
   })
 })

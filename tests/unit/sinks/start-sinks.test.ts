@@ -90,7 +90,8 @@ describe('startSinks', () => {
       await bus.publish(correlationsTopic, [{ key: c.agent.id, value: c }])
       await waitFor(async () => (await count()) === 1, { what: 'the correlation stored' })
       vi.advanceTimersByTime(6 * 60_000) // a tenth of the retention
-      expect(await count()).toBe(0)
+      // The sweep runs on the store's writer thread: its answer comes back asynchronously.
+      await waitFor(async () => (await count()) === 0, { what: 'the incident deleted' })
       expect(await rt.metricValue('nerve_store_retention_deleted_rows_total', { table: 'incidents' })).toBe(1)
       await server.close()
     } finally {
@@ -108,9 +109,11 @@ describe('startSinks', () => {
       if (!items.some((i) => i.action.create._id === rejected.id)) return undefined
       return bulkAnswer(items.map((i) => (i.action.create._id === rejected.id ? 400 : 201)))
     })
-    const base = loadConfig({
+    const loaded = loadConfig({
       env: { NERVE_DATA_DIR: tempDir('nerve-sinks'), NERVE_ELASTICSEARCH_URL: es.url },
     })
+    // Dry-run: the revoke is decided and recorded (a revoke outcome) without a webhook target.
+    const base = { ...loaded, revoke: { ...loaded.revoke, dry_run: true } }
     const rt = createTestRuntime()
     const bus = createMemoryBus()
     const sinks = await startSinks(base, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
@@ -138,7 +141,7 @@ describe('startSinks', () => {
       component: 'elasticsearch_indexer',
       reason: expect.stringContaining('400'),
     })
-    // No webhook target: the revoke is recorded as suppressed (no_targets), and that outcome is indexed too.
+    // The dry-run revoke's outcome is indexed too.
     await waitFor(() => [...es.documents.keys()].some((k) => k.startsWith('logs-nerve.revokes-default/')))
   })
 

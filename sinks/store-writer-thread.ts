@@ -1,0 +1,126 @@
+// The embedded store's writes on a worker thread (store-writer.worker.mjs), so that its SQLite work, the
+// largest share of `nerve run`'s main thread after the bus, runs on the second core. The contract of the
+// consumers is unchanged: write() resolves once the batch is committed and on disk, and only then does the
+// bus commit it; a failed write rejects (counted, with its code), and the bus delivers the batch again.
+// kill -9 ends both threads at once: what was not acknowledged is redelivered and written idempotently.
+// The read API keeps its own connection on the main thread (WAL: readers see each commit at once).
+import { Worker } from 'node:worker_threads'
+import { errorCodes, NerveError } from '../runtime/errors.ts'
+import type { Metrics } from '../runtime/metrics.ts'
+import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
+
+type Written = { stored: number; duplicates: number }
+/** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
+type WrittenCorrelations = Written & { opened: Correlation[] }
+type Deleted = { incidents: number; correlations: number; revoke_outcomes: number }
+
+export type StoreWriterThread = {
+  writeCorrelations(batch: readonly Correlation[]): Promise<WrittenCorrelations>
+  writeOutcomes(batch: readonly RevokeOutcome[]): Promise<Written>
+  deleteBefore(cutoff: number): Promise<Deleted>
+  close(): Promise<void>
+}
+
+type Reply = { id: number; ok: boolean; result?: unknown; code?: string; message?: string }
+
+export async function startStoreWriterThread(
+  config: { data_dir: string },
+  deps: { metrics: Metrics; onIncidentOpened?: (first: Correlation) => void },
+): Promise<StoreWriterThread> {
+  const telemetry = deps.metrics.component('correlation_store')
+  const retentionDeleted = deps.metrics.counter(
+    'nerve_store_retention_deleted_rows_total',
+    'Rows the embedded store deleted by retention (sinks.store.retention).',
+    ['table'],
+  )
+  let worker: Worker | undefined
+  let starting: Promise<Worker> | undefined
+  let nextId = 0
+  const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>()
+
+  const start = () => {
+    starting ??= new Promise<Worker>((resolve, reject) => {
+      const w = new Worker(new URL('./store-writer.worker.mjs', import.meta.url), {
+        workerData: { dataDir: config.data_dir },
+      })
+      w.once('message', () => {
+        w.on('message', (reply: Reply) => {
+          const waiter = waiting.get(reply.id)
+          waiting.delete(reply.id)
+          if (reply.ok) waiter?.resolve(reply.result)
+          else waiter?.reject(failure(reply))
+        })
+        worker = w
+        resolve(w)
+      })
+      // A dead writer fails what waits on it (the bus redelivers those batches); the next write starts another.
+      w.once('error', (err) => {
+        for (const waiter of waiting.values()) waiter.reject(err)
+        waiting.clear()
+        worker = undefined
+        starting = undefined
+        reject(err)
+      })
+    })
+    return starting
+  }
+
+  const ask = async <T>(message: Record<string, unknown>): Promise<T> => {
+    const w = worker ?? (await start())
+    return new Promise<T>((resolve, reject) => {
+      const id = nextId++
+      waiting.set(id, { resolve: resolve as (value: unknown) => void, reject })
+      w.postMessage({ ...message, id })
+    })
+  }
+
+  const counted = async <T>(stage: 'write' | 'retention', work: Promise<T>): Promise<T> => {
+    try {
+      return await work
+    } catch (err) {
+      telemetry.error(err instanceof NerveError ? err.code : 'INTERNAL', stage)
+      throw err
+    }
+  }
+
+  const write = async <T extends Written>(type: 'correlations' | 'outcomes', batch: readonly unknown[]): Promise<T> => {
+    telemetry.received(batch.length)
+    const result = await counted('write', ask<T>({ type, batch }))
+    telemetry.sent(result.stored)
+    if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
+    return result
+  }
+
+  await start()
+  return {
+    async writeCorrelations(batch) {
+      const result = await write<WrittenCorrelations>('correlations', batch)
+      for (const c of result.opened) deps.onIncidentOpened?.(c)
+      return result
+    },
+    writeOutcomes: (batch) => write<Written>('outcomes', batch),
+    async deleteBefore(cutoff) {
+      const deleted = await counted('retention', ask<Deleted>({ type: 'retention', cutoff }))
+      for (const [table, count] of Object.entries(deleted)) {
+        if (count > 0) retentionDeleted.inc({ table }, count)
+      }
+      return deleted
+    },
+    async close() {
+      const w = worker
+      if (!w) return
+      await ask({ type: 'close' })
+      worker = undefined
+      await w.terminate()
+    },
+  }
+}
+
+function failure(reply: Reply): NerveError {
+  const code = (errorCodes as readonly string[]).includes(reply.code ?? '')
+    ? (reply.code as (typeof errorCodes)[number])
+    : 'INTERNAL'
+  return new NerveError(code, `The store could not write: ${reply.message ?? 'unknown error'}`, {
+    retriable: true,
+  })
+}

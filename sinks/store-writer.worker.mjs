@@ -1,0 +1,43 @@
+// The embedded store's writer thread (store-writer-thread.ts): the store's SQLite transactions and their
+// fdatasync run here, on the second core, while the main thread keeps the HTTP server, the bus and the
+// correlator. Each message is a batch (correlations or revoke outcomes) or a retention sweep; the reply
+// comes once the writes are on disk, and only then does the main thread let the bus commit the batch.
+// A worker does not inherit tsx's loader from the main thread: it registers it, then loads the store.
+import { parentPort, workerData } from 'node:worker_threads'
+import { register } from 'tsx/esm/api'
+
+register()
+const { createCorrelationStore } = await import('./correlation-store.ts')
+const { createMetrics } = await import('../runtime/metrics.ts')
+const { errorCodeOf } = await import('../runtime/errors.ts')
+
+// The writes' counters are kept by the main thread, from the replies: this registry is never served.
+const store = createCorrelationStore({ data_dir: workerData.dataDir }, { metrics: createMetrics() })
+
+const work = {
+  correlations: (m) => store.writeCorrelations(m.batch),
+  outcomes: (m) => store.writeOutcomes(m.batch),
+  retention: (m) => store.deleteBefore(m.cutoff),
+}
+
+parentPort.on('message', async (m) => {
+  if (m.type === 'close') {
+    await store.close()
+    parentPort.postMessage({ id: m.id, ok: true })
+    parentPort.close()
+    return
+  }
+  try {
+    const result = work[m.type](m)
+    await store.sync()
+    parentPort.postMessage({ id: m.id, ok: true, result })
+  } catch (err) {
+    parentPort.postMessage({
+      id: m.id,
+      ok: false,
+      code: errorCodeOf(err),
+      message: String(err?.message ?? err),
+    })
+  }
+})
+parentPort.postMessage({ ready: true })

@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { createEventDecoder } from '../../../ingest/decode-events.ts'
+import { decodeInParts, partChars } from '../../../ingest/decode-in-parts.ts'
+import { splitJsonItems } from '../../../ingest/split-json-items.ts'
+import { auth, fixtures, startHarness } from './ingest-harness.ts'
+
+const alerts = readFileSync(join(fixtures, 'falco/falco-website.ndjson'), 'utf8').trim().split('\n')
+const records = readFileSync(join(fixtures, 'cloudtrail/stratus-red-team-detonation-logs.ndjson'), 'utf8')
+  .trim()
+  .split('\n')
+
+/** NDJSON of real alerts, each made a distinct event (its own pid), until the body reaches `bytes`. */
+function falcoBatch(bytes: number): string {
+  const lines: string[] = []
+  let size = 0
+  for (let i = 0; size < bytes; i++) {
+    const alert = JSON.parse(alerts[i % alerts.length] as string) as {
+      output_fields: Record<string, unknown>
+    }
+    alert.output_fields['proc.pid'] = 100_000 + i
+    const line = JSON.stringify(alert)
+    lines.push(line)
+    size += line.length + 1
+  }
+  return lines.join('\n')
+}
+
+const limits = { maxItems: 50_000, maxDepth: 64 }
+const decoder = () => createEventDecoder({ agents: [], revoke: { self_identities: [] } })
+
+describe('decodeInParts', () => {
+  it('gives a large NDJSON body the result decode() gives, bad lines included, in several parts', async () => {
+    const lines = falcoBatch(3 * partChars).split('\n')
+    lines.splice(7, 0, '{"rule": "cut off', '[1, 2')
+    const text = lines.join('\n')
+    let pauses = 0
+    const inParts = await decodeInParts(decoder(), 'falco', text, limits, { receivedAt: 1 }, async () => {
+      pauses++
+    })
+    const whole = decoder().decode('falco', splitJsonItems(text, limits), { receivedAt: 1 })
+    expect(inParts).toEqual(whole)
+    expect(inParts.invalid.map((i) => i.index)).toEqual([7, 8])
+    expect(pauses).toBeGreaterThan(3)
+  })
+
+  it('decodes a small body at once, without giving the loop back', async () => {
+    let pauses = 0
+    const decoded = await decodeInParts(
+      decoder(),
+      'falco',
+      alerts[19] as string,
+      limits,
+      { receivedAt: 1 },
+      async () => {
+        pauses++
+      },
+    )
+    expect(decoded.events).toHaveLength(1)
+    expect(pauses).toBe(0)
+  })
+
+  it('decodes a CloudTrail NDJSON batch in parts, and applies the record limit to the whole body', async () => {
+    const many = Array.from({ length: 400 }, (_, i) => records[i % records.length]).join('\n')
+    const text = `${many}\n${' '.repeat(partChars)}`
+    const inParts = await decodeInParts(decoder(), 'cloudtrail', text, limits, { receivedAt: 1 })
+    const whole = decoder().decode('cloudtrail', splitJsonItems(text, limits), { receivedAt: 1 })
+    expect(inParts).toEqual(whole)
+    await expect(
+      decodeInParts(decoder(), 'cloudtrail', text, limits, { receivedAt: 1, maxRecords: 399 }),
+    ).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' })
+  })
+})
+
+describe('large bodies on the ingest server', () => {
+  it('gives the event loop back while three 4 MB batches are decoded', async () => {
+    const { ingest, bus } = await startHarness()
+    const route = ingest.routes.find((r) => r.url === '/v1/falco')
+    if (!route) throw new Error('no /v1/falco route')
+    const order: string[] = []
+    const publish = bus.publish.bind(bus)
+    bus.publish = async (topic, records) => {
+      order.push('publish')
+      return publish(topic, records)
+    }
+    const body = Buffer.from(falcoBatch(4 * 1024 * 1024))
+    const handling = [0, 1, 2].map(() =>
+      route.handle({ body, headers: auth, query: {}, receivedAt: 1_750_000_000_000 }),
+    )
+    // Queued behind the three handlers' first steps: it runs only if decoding gives the loop back (as it
+    // must for /healthz and every other request to be answered meanwhile).
+    setImmediate(() => order.push('loop turned'))
+    const answers = await Promise.all(handling)
+    const count = body.toString().split('\n').length
+    expect(answers.map((a) => [a.status, (a.body as { accepted: number }).accepted])).toEqual([
+      [202, count],
+      [202, count],
+      [202, count],
+    ])
+    expect(order[0]).toBe('loop turned')
+  }, 60_000)
+})
