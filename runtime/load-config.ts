@@ -149,7 +149,8 @@ export function redactSecrets(value: unknown, key = ''): unknown {
   if (secretKeys.has(key) && value !== undefined) {
     if (Array.isArray(value)) return value.map(() => '***')
     // A map of secrets (ingest.tokens) keeps its keys, so the printed config still has the shape it validates.
-    if (value && typeof value === 'object') return Object.fromEntries(Object.keys(value).map((k) => [k, '***']))
+    if (value && typeof value === 'object')
+      return Object.fromEntries(Object.keys(value).map((k) => [k, '***']))
     return '***'
   }
   if (typeof value === 'string') return maskUrlCredentials(value)

@@ -33,7 +33,11 @@ export type Incident = {
 }
 
 export type CorrelationStore = {
-  writeCorrelations(batch: readonly Correlation[]): { stored: number; duplicates: number; opened: Correlation[] }
+  writeCorrelations(batch: readonly Correlation[]): {
+    stored: number
+    duplicates: number
+    opened: Correlation[]
+  }
   writeOutcomes(batch: readonly RevokeOutcome[]): { stored: number; duplicates: number }
   correlations(query: ListQuery): Correlation[]
   incidents(query: ListQuery): Incident[]

@@ -21,7 +21,7 @@ import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
 import { consoleRoutes } from './console-routes.ts'
-import { type CorrelationStore, createCorrelationStore } from './correlation-store.ts'
+import { createCorrelationStore } from './correlation-store.ts'
 import type { IndexedTopic } from './elasticsearch-data-streams.ts'
 import {
   createElasticsearchIndexer,

@@ -83,7 +83,10 @@ export async function startStoreWriterThread(
     }
   }
 
-  const write = async <T extends Written>(type: 'correlations' | 'outcomes', batch: readonly unknown[]): Promise<T> => {
+  const write = async <T extends Written>(
+    type: 'correlations' | 'outcomes',
+    batch: readonly unknown[],
+  ): Promise<T> => {
     telemetry.received(batch.length)
     const result = await counted('write', ask<T>({ type, batch }))
     telemetry.sent(result.stored)
