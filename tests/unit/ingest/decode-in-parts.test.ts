@@ -28,6 +28,8 @@ function falcoBatch(bytes: number): string {
 }
 
 const limits = { maxItems: 50_000, maxDepth: 64 }
+// Arrival after every fixture's event time: an item dated ahead of its arrival is rejected (max_future_skew).
+const receivedAt = Date.parse('2026-12-01T00:00:00Z')
 const decoder = () => createEventDecoder({ agents: [], revoke: { self_identities: [] } })
 
 describe('decodeInParts', () => {
@@ -36,10 +38,10 @@ describe('decodeInParts', () => {
     lines.splice(7, 0, '{"rule": "cut off', '[1, 2')
     const text = lines.join('\n')
     let pauses = 0
-    const inParts = await decodeInParts(decoder(), 'falco', text, limits, { receivedAt: 1 }, async () => {
+    const inParts = await decodeInParts(decoder(), 'falco', text, limits, { receivedAt }, async () => {
       pauses++
     })
-    const whole = decoder().decode('falco', splitJsonItems(text, limits), { receivedAt: 1 })
+    const whole = decoder().decode('falco', splitJsonItems(text, limits), { receivedAt })
     expect(inParts).toEqual(whole)
     expect(inParts.invalid.map((i) => i.index)).toEqual([7, 8])
     expect(pauses).toBeGreaterThan(3)
@@ -52,7 +54,7 @@ describe('decodeInParts', () => {
       'falco',
       alerts[19] as string,
       limits,
-      { receivedAt: 1 },
+      { receivedAt },
       async () => {
         pauses++
       },
@@ -64,8 +66,8 @@ describe('decodeInParts', () => {
   it('decodes a CloudTrail NDJSON batch in parts, and applies the record limit to the whole body', async () => {
     const many = Array.from({ length: 400 }, (_, i) => records[i % records.length]).join('\n')
     const text = `${many}\n${' '.repeat(partChars)}`
-    const inParts = await decodeInParts(decoder(), 'cloudtrail', text, limits, { receivedAt: 1 })
-    const whole = decoder().decode('cloudtrail', splitJsonItems(text, limits), { receivedAt: 1 })
+    const inParts = await decodeInParts(decoder(), 'cloudtrail', text, limits, { receivedAt })
+    const whole = decoder().decode('cloudtrail', splitJsonItems(text, limits), { receivedAt })
     expect(inParts).toEqual(whole)
     await expect(
       decodeInParts(decoder(), 'cloudtrail', text, limits, { receivedAt: 1, maxRecords: 399 }),

@@ -27,11 +27,11 @@ describe('correlation store', () => {
   it('stores a correlation once, however often it is redelivered or re-emitted', async () => {
     const { store, rt, dataDir } = openStore()
     const c = makeCorrelation(0)
-    expect(store.writeCorrelations([c, c])).toEqual({ stored: 1, duplicates: 1 })
-    expect(store.writeCorrelations([c])).toEqual({ stored: 0, duplicates: 1 })
+    expect(store.writeCorrelations([c, c])).toMatchObject({ stored: 1, duplicates: 1 })
+    expect(store.writeCorrelations([c])).toMatchObject({ stored: 0, duplicates: 1 })
     await closeStore(store)
     const reopened = openStore(dataDir)
-    expect(reopened.store.writeCorrelations([c])).toEqual({ stored: 0, duplicates: 1 })
+    expect(reopened.store.writeCorrelations([c])).toMatchObject({ stored: 0, duplicates: 1 })
     expect(reopened.store.correlations({ limit: 100, text: {} })).toEqual([c])
     expect(reopened.store.incident('inc-data-cleaner-0')?.incident.correlations).toBe(1)
     expect(

@@ -394,7 +394,7 @@ describe('revoke webhook dispatcher: policy in action', () => {
     ).toBe(200)
   })
 
-  it('never sends for a protected agent (counted, no outbox row), nor in dry-run (recorded)', async () => {
+  it('never sends for a protected agent (recorded as suppressed, so the store says why), nor in dry-run (recorded)', async () => {
     const r = await receiver()
     const agents = [{ id: 'data-cleaner', protected: true, match: {} }]
     const guarded = dispatcher({ targets: [{ url: r.url }], agents })
@@ -408,8 +408,10 @@ describe('revoke webhook dispatcher: policy in action', () => {
         reason: 'protected_agent',
       }),
     ).toBe(2)
-    expect(guarded.outcomes()).toEqual([])
+    await waitFor(() => guarded.outcomes().length === 2)
+    expect(statuses(guarded.outcomes())).toEqual(['suppressed:protected_agent', 'suppressed:protected_agent'])
     expect(await guarded.rt.metricValue('nerve_revoke_outbox_pending_deliveries')).toBe(0)
+    expect(r.requests).toHaveLength(0)
 
     const dry = dispatcher({ targets: [{ url: r.url }], revoke: { dry_run: true } })
     dry.d.startDelivering()

@@ -33,7 +33,7 @@ describe('store writer thread', () => {
       const c = makeCorrelation(n, { incident })
       return { ...c, edge: makeCorrelation(0).edge }
     })
-    expect(await writer.writeCorrelations(batch)).toEqual({ stored: 3, duplicates: 0 })
+    expect(await writer.writeCorrelations(batch)).toMatchObject({ stored: 3, duplicates: 0 })
     expect(
       store
         .correlations(all)
@@ -44,7 +44,10 @@ describe('store writer thread', () => {
       { id: 'inc-7', correlations: 3, edge_events: 1, core_events: 3 },
     ])
 
-    expect(await writer.writeCorrelations([batch[1] as Correlation])).toEqual({ stored: 0, duplicates: 1 })
+    expect(await writer.writeCorrelations([batch[1] as Correlation])).toMatchObject({
+      stored: 0,
+      duplicates: 1,
+    })
     expect(store.incidents(all)).toMatchObject([{ id: 'inc-7', correlations: 3 }])
     const counter = (name: string, labels: Record<string, string> = {}) =>
       rt.metricValue(name, { component: 'correlation_store', ...labels })
@@ -63,6 +66,6 @@ describe('store writer thread', () => {
         stage: 'write',
       }),
     ).toBe(1)
-    expect(await writer.writeCorrelations([makeCorrelation(1)])).toEqual({ stored: 1, duplicates: 0 })
+    expect(await writer.writeCorrelations([makeCorrelation(1)])).toMatchObject({ stored: 1, duplicates: 0 })
   })
 })
