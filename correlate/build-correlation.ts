@@ -43,7 +43,7 @@ export function buildCorrelation(
   return {
     id,
     time,
-    rule: { id: rule.id, severity: rule.severity, revoke: rule.revoke, version: rule.version },
+    rule: ruleFields(rule),
     agent: {
       id: agent,
       resolved_by: eWho.resolved_by !== 'unresolved' ? eWho.resolved_by : cWho.resolved_by,
@@ -67,4 +67,20 @@ export function buildCorrelation(
     incident,
     lag_at_arrival: { edge: slots.lagOf(e), core: slots.lagOf(c) },
   }
+}
+
+function ruleFields(rule: CompiledRule): Correlation['rule'] {
+  const fields: Correlation['rule'] = {
+    id: rule.id,
+    severity: rule.severity,
+    revoke: rule.revoke,
+    version: rule.version,
+  }
+  if (rule.mitre) {
+    fields.mitre = {
+      tactics: rule.mitre.tactics.map((t) => Object.assign({}, t)),
+      techniques: rule.mitre.techniques.map((t) => Object.assign({}, t)),
+    }
+  }
+  return fields
 }

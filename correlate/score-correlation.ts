@@ -49,6 +49,19 @@ const criticalActions = [
   'kms:ScheduleKeyDeletion',
   'kms:PutKeyPolicy',
   'organizations:LeaveOrganization',
+  'organizations:RemoveAccountFromOrganization',
+  'route53resolver:DeleteResolverQueryLogConfig',
+  'ec2:ModifySnapshotAttribute',
+  'ec2:ModifyImageAttribute',
+  'rds:Modify*SnapshotAttribute',
+  'lambda:AddPermission*',
+  'lambda:UpdateFunctionCode*',
+  'lambda:UpdateFunctionConfiguration*',
+  'lambda:AddLayerVersionPermission*',
+  'rolesanywhere:CreateTrustAnchor',
+  'rolesanywhere:UpdateTrustAnchor',
+  'ec2-instance-connect:Send*SSHPublicKey',
+  'ec2:EnableSerialConsoleAccess',
 ].map(globToRegExp)
 
 /** Credential and data access. */
@@ -60,9 +73,15 @@ const highActions = [
   'sts:GetSessionToken',
   's3:PutBucket*',
   's3:Delete*',
-  'ec2:Modify*Attribute',
-  'rds:ModifyDBSnapshotAttribute',
   'iam:CreateRole',
+  'ssm:SendCommand',
+  'ssm:StartSession',
+  'ec2:ModifyInstanceAttribute',
+  'ec2:RunInstances',
+  'ec2:AuthorizeSecurityGroup*',
+  'bedrock:*',
+  'rolesanywhere:CreateProfile',
+  'signin:ConsoleLogin',
 ].map(globToRegExp)
 
 const deniedCodes = new Set([

@@ -130,13 +130,22 @@ export type ScoreReason = {
   detail: string
 }
 
+export type AttackRef = { id: string; name?: string }
+
 export type Correlation = {
   /** sha256 of (rule id, edge event id, core event id), hex: deterministic across replays. */
   id: string
   /** max(edge.time, core.time), epoch ms: when the pair became complete in event time. */
   time: number
   /** version: 12 hex digits of the rule's filters + window; changes when the rule does (R1). */
-  rule: { id: string; severity: number; revoke: boolean; version?: string }
+  rule: {
+    id: string
+    severity: number
+    revoke: boolean
+    version?: string
+    /** The rule's MITRE ATT&CK tactics and techniques, with their names where known. */
+    mitre?: { tactics: AttackRef[]; techniques: AttackRef[] }
+  }
   agent: { id: string; resolved_by: ResolvedBy; identity: IdentityFields }
   edge: {
     event_id: string
@@ -203,6 +212,8 @@ export type RuleConfig = {
   window?: Partial<WindowConfig>
   severity: number
   revoke: boolean
+  /** MITRE ATT&CK ids: tactics `TA0006`, techniques and sub-techniques `T1555`, `T1555.006`. */
+  mitre?: { tactics?: string[]; techniques?: string[] }
 }
 
 export type RateConfig = { count: number; per: Ms }

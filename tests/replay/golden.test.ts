@@ -30,7 +30,7 @@ describe('nerve replay (golden)', { timeout: 90_000 }, () => {
     const [a, b] = await Promise.all([replay(args), replay(args)])
     expect(a.stdout).toBe(golden('agent-session.time-order.ndjson'))
     expect(b.stdout).toBe(a.stdout)
-    expect(a.summary).toEqual({ read: 29, invalid: 0, skipped: 0, duplicate: 0, late: 0, correlations: 8 })
+    expect(a.summary).toEqual({ read: 29, invalid: 0, skipped: 0, duplicate: 0, late: 0, correlations: 10 })
   })
 
   it('reproduces a live arrival sequence with --order input: alerts that arrive after their window are late', async () => {
@@ -47,7 +47,7 @@ describe('nerve replay (golden)', { timeout: 90_000 }, () => {
     ])
     expect(stdout).toBe('')
     expect(readFileSync(out, 'utf8')).toBe(golden('agent-session.input-order.ndjson'))
-    expect(summary).toMatchObject({ read: 29, late: 1, correlations: 8 })
+    expect(summary).toMatchObject({ read: 29, late: 1, correlations: 10 })
   })
 
   it('says what is wrong with its arguments', async () => {

@@ -73,7 +73,8 @@ describe('scoreCorrelation', () => {
       }).score
     expect(risk('iam:CreateAccessKey')).toBe(20)
     expect(risk('secretsmanager:GetSecretValue')).toBe(15)
-    expect(risk('ec2:RunInstances')).toBe(8)
+    expect(risk('ec2:RunInstances')).toBe(15)
+    expect(risk('ec2:CreateTags')).toBe(8)
   })
 })
 
