@@ -96,6 +96,11 @@ export type CoreFields = {
   account_id?: string
   /** ARNs of the resources the call named, when CloudTrail lists them. */
   resources: string[]
+  /**
+   * The one resource the request named, from its parameters (a secret id, a parameter name, a bucket, a
+   * role, a function, an instance…), at most 256 characters: what the behavioural baseline remembers.
+   */
+  target?: string
   /** True when the call was made by nerve's own revoker (revoke.self_identities): indexed, never correlated. */
   by_nerve: boolean
   /** Temporary credentials this call issued (STS AssumeRole*, GetSessionToken, …): the identity-stitching key. */
@@ -124,7 +129,11 @@ export type NormalizedEvent = {
 }
 
 export type ScoreReason = {
-  /** Bounded factor name: rule_severity, edge_priority, action_risk, failed_attempt, proximity. */
+  /**
+   * Bounded factor name: rule_severity, edge_priority, action_risk, failed_attempt, proximity,
+   * baseline_no_history, baseline_novel_action, baseline_novel_resource, baseline_unusual_hour,
+   * baseline_burst, baseline_routine, cap. The points of all reasons add up to the score.
+   */
   factor: string
   points: number
   detail: string
@@ -167,6 +176,8 @@ export type Correlation = {
     source_ip?: string
     region?: string
     account_id?: string
+    /** The resource the request named (NormalizedEvent core.target). */
+    target?: string
   }
   /** core.time − edge.time, ms. */
   delta_ms: number
@@ -279,6 +290,15 @@ export type Config = {
     max_events_per_agent: number
     memory_budget_bytes: number
     incident_gap: Ms
+    baseline: {
+      enabled: boolean
+      history: Ms
+      warmup: Ms
+      routine_min: number
+      burst_window: Ms
+      burst_min: number
+      memory_share: number
+    }
   }
   revoke: {
     webhooks: WebhookTargetConfig[]

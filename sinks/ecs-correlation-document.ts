@@ -106,6 +106,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string): Ecs
         source_ip: c.core.source_ip,
         region: c.core.region,
         account_id: c.core.account_id,
+        target: c.core.target,
       },
     },
   })

@@ -91,7 +91,7 @@ export const nerveFieldMappings: Record<string, FieldMapping> = {
   ...keywords('nerve.core.event_id', 'nerve.core.action', 'nerve.core.event_type', 'nerve.core.error_code'),
   ...keywords('nerve.core.principal', 'nerve.core.principal_arn', 'nerve.core.principal_type'),
   ...keywords('nerve.core.session_issuer_arn', 'nerve.core.access_key_id', 'nerve.core.resources'),
-  ...keywords('nerve.core.source_ip', 'nerve.core.region', 'nerve.core.account_id'),
+  ...keywords('nerve.core.source_ip', 'nerve.core.region', 'nerve.core.account_id', 'nerve.core.target'),
   'nerve.core.error_message': text,
   'nerve.core.read_only': bool,
   'nerve.core.by_nerve': bool,

@@ -14,6 +14,16 @@ const config: CorrelatorConfig = {
   memory_budget_bytes: 1 << 26,
   incident_gap: 60_000,
   self_identities: [],
+  // On, so its per-agent records go through the store too.
+  baseline: {
+    enabled: true,
+    history: 3_600_000,
+    warmup: 1_000,
+    routine_min: 3,
+    burst_window: 60_000,
+    burst_min: 3,
+    memory_bytes: 1 << 20,
+  },
 }
 
 describe('createSqliteCheckpointStore', () => {

@@ -68,6 +68,8 @@ export type CoreOptions = {
   accessKeyId?: string
   byNerve?: boolean
   requestParameters?: Record<string, unknown>
+  /** The resource the request named (core.target). */
+  target?: string
 }
 
 export function coreEvent(o: CoreOptions): NormalizedEvent {
@@ -91,6 +93,7 @@ export function coreEvent(o: CoreOptions): NormalizedEvent {
   }
   if (o.sessionIssuer) core.session_issuer_arn = o.sessionIssuer
   if (o.errorCode) core.error_code = o.errorCode
+  if (o.target) core.target = o.target
   const iso = new Date(o.time).toISOString().replace('.000Z', 'Z')
   return {
     id: o.id ?? `39480357-0a1d-4531-a3f2-${String(o.time).padStart(12, '0')}`,
