@@ -30,7 +30,35 @@ describe('nerve replay (golden)', { timeout: 90_000 }, () => {
     const [a, b] = await Promise.all([replay(args), replay(args)])
     expect(a.stdout).toBe(golden('agent-session.time-order.ndjson'))
     expect(b.stdout).toBe(a.stdout)
-    expect(a.summary).toEqual({ read: 29, invalid: 0, skipped: 0, duplicate: 0, late: 0, correlations: 10 })
+    expect(a.summary).toEqual({
+      read: 29,
+      invalid: 0,
+      skipped: 0,
+      duplicate: 0,
+      late: 0,
+      correlations: 10,
+      overflow: 0,
+      ignored: {
+        no_agent: 0,
+        invalid_time: 0,
+        internal: 1,
+        no_rule: 7,
+        self_action: 0,
+        revoke_action: 0,
+        revoke_confirmation: 0,
+      },
+      confirmations: 0,
+      revokes: 1,
+      suppressed: {
+        rule_not_revoking: 2,
+        below_min_score: 0,
+        protected_agent: 0,
+        incident_already_revoked: 7,
+        rate_limited_agent: 0,
+        rate_limited_global: 0,
+        no_targets: 0,
+      },
+    })
   })
 
   it('reproduces a live arrival sequence with --order input: alerts that arrive after their window are late', async () => {
