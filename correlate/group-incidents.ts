@@ -2,6 +2,13 @@
 // (GuardDuty attack sequences: first/last seen, count, signals). Assigned in the pure core, in input order,
 // so replay and restart give the same incident ids. An incident is forgotten once no future correlation
 // can fall within its gap (the caller passes that horizon).
+//
+// The grouping does not depend on arrival order: an incident is a run of correlations whose times are
+// each within the gap of the next (single linkage), so a correlation that falls within the gap of two
+// incidents merges them, and the incident's id is derived from its earliest correlation (by time, then
+// id). When a newcomer merges incidents or comes before an incident's earliest correlation, the id
+// changes: the correlation says which ids its incident replaces (`merged`), so a store can fold them in.
+// Once nothing is late, `--order input` and `--order time` end with the same incidents and ids.
 import { incidentId } from './correlation-id.ts'
 
 export type IncidentView = {
@@ -9,11 +16,17 @@ export type IncidentView = {
   first_seen: number
   last_seen: number
   correlation_count: number
-  /** Distinct signals so far: `edge:<Falco rule>` and `core:<service:EventName>`, at most 100. */
+  /** Distinct signals so far, sorted: `edge:<Falco rule>` and `core:<service:EventName>`, at most 100. */
   signals: string[]
+  /** Incident ids this correlation's incident now replaces (merged in, or renamed by an earlier member). */
+  merged?: string[]
 }
 
-export type IncidentRecord = IncidentView & { agent: string }
+export type IncidentRecord = Omit<IncidentView, 'merged'> & {
+  agent: string
+  /** The earliest correlation: its id names the incident (absent in checkpoints of earlier versions). */
+  earliest?: { time: number; correlation: string }
+}
 
 export type IncidentGrouper = {
   assign(agentId: string, time: number, correlationId: string, signals: readonly string[]): IncidentView
@@ -26,6 +39,10 @@ export type IncidentGrouper = {
 }
 
 const maxSignals = 100
+
+type Earliest = NonNullable<IncidentRecord['earliest']>
+const before = (a: Earliest, b: Earliest) =>
+  a.time < b.time || (a.time === b.time && a.correlation < b.correlation)
 
 export function createIncidentGrouper(
   gap: number,
@@ -47,8 +64,11 @@ export function createIncidentGrouper(
       list = []
       byAgent.set(agentId, list)
     }
-    let incident = list.find((i) => time >= i.first_seen - gap && time <= i.last_seen + gap)
-    if (!incident) {
+    const near = list.filter((i) => time >= i.first_seen - gap && time <= i.last_seen + gap)
+    const own: Earliest = { time, correlation: correlationId }
+    let incident: IncidentRecord
+    const merged: string[] = []
+    if (near.length === 0) {
       incident = {
         agent: agentId,
         id: incidentId(agentId, correlationId),
@@ -56,19 +76,49 @@ export function createIncidentGrouper(
         last_seen: time,
         correlation_count: 0,
         signals: [],
+        earliest: own,
       }
       list.push(incident)
       count++
+    } else {
+      // The survivor is the incident that keeps its id when no newcomer comes first: the earliest one.
+      incident = near[0] as IncidentRecord
+      for (const i of near) {
+        if (i.earliest && (!incident.earliest || before(i.earliest, incident.earliest))) incident = i
+      }
+      for (const other of near) {
+        if (other === incident) continue
+        incident.first_seen = Math.min(incident.first_seen, other.first_seen)
+        incident.last_seen = Math.max(incident.last_seen, other.last_seen)
+        incident.correlation_count += other.correlation_count
+        for (const s of other.signals) addSignal(incident.signals, s)
+        const e = other.earliest
+        if (e && (!incident.earliest || before(e, incident.earliest))) incident.earliest = e
+        merged.push(other.id)
+        list.splice(list.indexOf(other), 1)
+        count--
+      }
+      if (incident.earliest && before(own, incident.earliest)) incident.earliest = own
+      const id = incident.earliest ? incidentId(agentId, incident.earliest.correlation) : incident.id
+      if (id !== incident.id) {
+        merged.push(incident.id)
+        incident.id = id
+      }
     }
     incident.first_seen = Math.min(incident.first_seen, time)
     incident.last_seen = Math.max(incident.last_seen, time)
     incident.correlation_count++
     revision++
-    for (const s of signals) {
-      if (incident.signals.length < maxSignals && !incident.signals.includes(s)) incident.signals.push(s)
+    for (const s of signals) addSignal(incident.signals, s)
+    const view: IncidentView = {
+      id: incident.id,
+      first_seen: incident.first_seen,
+      last_seen: incident.last_seen,
+      correlation_count: incident.correlation_count,
+      signals: [...incident.signals],
     }
-    const { agent: _agent, ...view } = incident
-    return { ...view, signals: [...incident.signals] }
+    if (merged.length > 0) view.merged = merged.sort()
+    return view
   }
 
   const forgetBefore = (horizon: number) => {
@@ -82,7 +132,25 @@ export function createIncidentGrouper(
     }
   }
 
-  const snapshot = () => [...byAgent.values()].flat().map((i) => ({ ...i, signals: [...i.signals] }))
+  const snapshot = () =>
+    [...byAgent.values()].flat().map((i) => {
+      const copy: IncidentRecord = { ...i, signals: [...i.signals] }
+      if (i.earliest) copy.earliest = { ...i.earliest }
+      return copy
+    })
 
   return { assign, forgetBefore, size: () => count, snapshot, revision: () => revision }
+}
+
+/** Sorted insertion, so the list is the same whatever order the signals came in. */
+function addSignal(signals: string[], s: string): void {
+  if (signals.length >= maxSignals) return
+  let lo = 0
+  let hi = signals.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if ((signals[mid] as string) < s) lo = mid + 1
+    else hi = mid
+  }
+  if (signals[lo] !== s) signals.splice(lo, 0, s)
 }

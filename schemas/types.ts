@@ -191,6 +191,8 @@ export type Correlation = {
     last_seen?: number
     correlation_count?: number
     signals?: string[]
+    /** Incident ids this one now replaces: merged in by this correlation, or renamed by an earlier member. */
+    merged?: string[]
   }
   /** Stream time − event time when each member arrived, ms (how late it came; tune grace with it). */
   lag_at_arrival?: { edge: number; core: number }

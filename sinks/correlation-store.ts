@@ -125,6 +125,11 @@ export function createCorrelationStore(
     deleteIncident: db.prepare('DELETE FROM incidents WHERE id = ?'),
     deleteIncidentCorrelations: db.prepare('DELETE FROM correlations WHERE incident_id = ?'),
     deleteIncidentOutcomes: db.prepare('DELETE FROM revoke_outcomes WHERE incident_id = ?'),
+    moveCorrelations: db.prepare<[string], { id: string; record: string }>(
+      'SELECT id, record FROM correlations WHERE incident_id = ?',
+    ),
+    setCorrelationIncident: db.prepare('UPDATE correlations SET incident_id = ?, record = ? WHERE id = ?'),
+    moveOutcomes: db.prepare('UPDATE revoke_outcomes SET incident_id = ? WHERE incident_id = ?'),
     deleteOrphanOutcomes: db.prepare(
       'DELETE FROM revoke_outcomes WHERE time < ? AND incident_id NOT IN (SELECT id FROM incidents)',
     ),
@@ -152,11 +157,47 @@ export function createCorrelationStore(
     })
   }
 
+  /**
+   * Folds the incidents a correlation's incident replaces (group-incidents.ts: merged or renamed) into
+   * it: their correlations and revoke outcomes move over and its row is rebuilt from them.
+   */
+  const foldMerged = (c: Correlation) => {
+    const moved: Correlation[] = []
+    for (const old of c.incident.merged ?? []) {
+      if (old === c.incident.id || !sql.getIncidentRow.get(old)) continue
+      for (const row of sql.moveCorrelations.all(old)) {
+        const record = JSON.parse(row.record) as Correlation
+        record.incident = { ...record.incident, id: c.incident.id }
+        sql.setCorrelationIncident.run(c.incident.id, JSON.stringify(record), row.id)
+        moved.push(record)
+      }
+      sql.moveOutcomes.run(c.incident.id, old)
+      sql.deleteIncident.run(old)
+    }
+    if (moved.length === 0) return
+    const kept = sql.incidentCorrelations.all(c.incident.id).map((r) => JSON.parse(r.record) as Correlation)
+    sql.deleteIncident.run(c.incident.id)
+    sql.deleteIncidentCorrelations.run(c.incident.id)
+    for (const record of kept.sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : 1))) {
+      addToIncident(record)
+      sql.insertCorrelation.run(
+        record.id,
+        record.time,
+        record.agent.id,
+        c.incident.id,
+        record.edge.event_id,
+        record.core.event_id,
+        JSON.stringify(record),
+      )
+    }
+  }
+
   const writeCorrelations = db.transaction((batch: readonly Correlation[]) => {
     let stored = 0
     for (const c of batch) {
       // Incident counts look at the incident's earlier correlations, so they are updated first.
       if (sql.known.get(c.id) !== undefined) continue
+      foldMerged(c)
       addToIncident(c)
       sql.insertCorrelation.run(
         c.id,

@@ -80,6 +80,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string): Ecs
         last_seen: c.incident.last_seen === undefined ? undefined : isoTime(c.incident.last_seen),
         correlation_count: c.incident.correlation_count,
         signals: c.incident.signals,
+        merged: c.incident.merged,
       },
       lag_at_arrival: c.lag_at_arrival && { edge: c.lag_at_arrival.edge, core: c.lag_at_arrival.core },
       score: c.score,

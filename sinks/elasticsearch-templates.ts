@@ -106,6 +106,7 @@ export const nerveFieldMappings: Record<string, FieldMapping> = {
   'nerve.incident.last_seen': date,
   'nerve.incident.correlation_count': long,
   'nerve.incident.signals': keyword,
+  'nerve.incident.merged': keyword,
   'nerve.lag_at_arrival.edge': long,
   'nerve.lag_at_arrival.core': long,
   'nerve.rule.revoke': bool,

@@ -86,10 +86,12 @@ describe('incidents', () => {
     const b1 = g.assign('b', 10_000, 'c3', ['edge:x'])
     const a3 = g.assign('a', 12_000, 'c4', [])
     expect(a2).toMatchObject({ id: a1.id, first_seen: 10_000, last_seen: 10_900, correlation_count: 2 })
-    expect(a2.signals).toEqual(['edge:x', 'core:y', 'core:z'])
+    expect(a2.signals).toEqual(['core:y', 'core:z', 'edge:x'])
     expect(b1.id).not.toBe(a1.id)
     expect(a3.id).not.toBe(a1.id)
-    expect(g.assign('a', 9_500, 'c5', []).id).toBe(a1.id)
+    // Earlier than the incident's first correlation: the incident is renamed after it, and says so.
+    const a5 = g.assign('a', 9_500, 'c5', [])
+    expect(a5).toMatchObject({ first_seen: 9_500, correlation_count: 3, merged: [a1.id] })
   })
 
   it('gives the same incident ids on a replay of the same input', () => {
