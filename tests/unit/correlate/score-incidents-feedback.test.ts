@@ -157,7 +157,7 @@ describe('no feedback loop', () => {
       action: 'iam:AttachRolePolicy',
       error_code: 'AccessDenied',
       revoke_event_id: 'revoke-1',
-      target: { kind: 'role', name: 'data-cleaner' },
+      target: { kind: 'role', name: 'data-cleaner', account: '609418236337' },
       after_ms: 60_000,
     })
   })
@@ -180,7 +180,25 @@ describe('no feedback loop', () => {
     expect(c.accept(deniedCall(T0 + 62_000)).confirmation?.target).toEqual({
       kind: 'role',
       name: 'data-cleaner',
+      account: '609418236337',
     })
+  })
+
+  it('keys revoke marks by account and role: the same role name in another account is not confirmed', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    c.accept(revokeSessions())
+    const elsewhere = coreEvent({
+      id: 'denied-other-account',
+      time: T0 + 90_000,
+      action: 'iam:AttachRolePolicy',
+      principal: 'arn:aws:sts::111122223333:assumed-role/data-cleaner/botocore-session-1',
+      sessionIssuer: 'arn:aws:iam::111122223333:role/data-cleaner',
+      errorCode: 'AccessDenied',
+    })
+    const result = c.accept(elsewhere)
+    expect(result.confirmation).toBeUndefined()
+    expect(result.correlations).toHaveLength(1)
   })
 
   it('a denied call before the revoke, or after its confirmation window, is a normal event', () => {
