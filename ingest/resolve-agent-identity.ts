@@ -6,7 +6,8 @@
 //    kind first: access key, Kubernetes workload, AWS principal, image, then host.
 // 2. Stitching: an IRSA AssumeRoleWithWebIdentity or a Pod Identity sts:AssumeRole (by pods.eks.amazonaws.com)
 //    issues an accessKeyId to a Kubernetes identity; later calls signed with that key inherit it for the
-//    credential lifetime (event time within [issued − skew, expires + skew]).
+//    credential lifetime (event time within [issued − skew, expires + skew]). An sts:AssumeRole signed with
+//    such a key (role chaining) issues a key that belongs to the same workload, hop after hop.
 // 3. Fallback ids: the workload (`namespace/workload`, the pod name without its ReplicaSet/DaemonSet
 //    suffix; an IRSA identity names the service account), else the principal (role ARN), else
 //    `host:<name>`, else `unresolved:<event id>`: an event naming no one is its own agent, so it can never
@@ -78,8 +79,12 @@ export function createAgentResolver(
 
   const learn = (event: UnresolvedEvent): IdentityLink | undefined => {
     const credentials = event.core?.credentials
-    const id = event.identity
-    if (!credentials || !(id.k8s_service_account || id.k8s_pod)) return undefined
+    if (!credentials) return undefined
+    // Role chaining: credentials issued to a call signed with a stitched key belong to that key's
+    // workload, however many hops down (each issued key gets its own link).
+    const id: Partial<IdentityLink> | undefined =
+      event.identity.k8s_service_account || event.identity.k8s_pod ? event.identity : chainedFrom(event)
+    if (!id) return undefined
     const link: IdentityLink = {
       access_key_id: credentials.access_key_id,
       issued_at: event.time,
@@ -90,6 +95,19 @@ export function createAgentResolver(
     if (known && JSON.stringify(known) === JSON.stringify(link)) return undefined
     store(link)
     return link
+  }
+
+  /** The link of the key that signed an sts:AssumeRole, without its role (the new session has its own). */
+  const chainedFrom = (event: UnresolvedEvent): Partial<IdentityLink> | undefined => {
+    if (
+      event.core?.action !== 'sts:AssumeRole' ||
+      event.identity.access_key_id === event.core.credentials?.access_key_id
+    )
+      return undefined
+    const parent = linkFor(event.identity.access_key_id, event.time)
+    if (!parent) return undefined
+    const { role_arn: _role, ...workload } = parent
+    return workload
   }
 
   const resolve = (event: UnresolvedEvent): NormalizedEvent => {

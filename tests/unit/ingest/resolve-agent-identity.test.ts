@@ -78,6 +78,32 @@ describe('identity resolution', () => {
     expect(unregistered.events[1]?.agent).toEqual({ id: 'agents/data-cleaner', resolved_by: 'stitched' })
   })
 
+  it('follows role chaining: credentials an AssumeRole signed with a stitched key issues belong to the same agent', () => {
+    // IRSA issues ASIAIOSFODNN7EXAMPLE to agents/data-cleaner; with it, the workload assumes the Stratus
+    // role (the real AssumeRole of line 32, issuing ASIANQQHHS551LWULIWD), then calls GetPasswordData.
+    const issue = { ...irsaIssue, eventTime: '2024-07-30T21:30:00Z', eventID: 'irsa-chain-issue' }
+    const chain = {
+      ...useWith(stratus[31], 'ASIAIOSFODNN7EXAMPLE', '2024-07-30T21:31:15Z', 'chain-assume'),
+      responseElements: {
+        ...stratus[31].responseElements,
+        credentials: { ...stratus[31].responseElements.credentials, expiration: 'Jul 30, 2024, 9:46:15 PM' },
+      },
+    }
+    const use = { ...stratus[0], eventTime: '2024-07-30T21:35:00Z', eventID: 'chain-use' }
+    const decoder = createEventDecoder(config())
+    const events = decoder.decode('cloudtrail', items(issue, chain, use), { receivedAt: 0 }).events
+    expect(events.map((e) => e.agent)).toEqual([
+      { id: 'agents/data-cleaner', resolved_by: 'workload' },
+      { id: 'agents/data-cleaner', resolved_by: 'stitched' },
+      { id: 'agents/data-cleaner', resolved_by: 'stitched' },
+    ])
+    expect(events[2]?.identity).toMatchObject({
+      access_key_id: 'ASIANQQHHS551LWULIWD',
+      k8s_namespace: 'agents',
+      k8s_service_account: 'data-cleaner',
+    })
+  })
+
   it('learns from an issuing event that comes after its first use in the same request or file', () => {
     const decoder = createEventDecoder(config())
     const [use, issue] = decoder.decode('cloudtrail', items(podUse, issuePod), { receivedAt: 0 }).events
