@@ -104,6 +104,35 @@ describe('identity resolution', () => {
     })
   })
 
+  it("names the agent of a record that came through Falco's cloudtrail plugin as of the same record from CloudTrail", () => {
+    const record = stratus[0] // GetPasswordData by an assumed-role session of the Stratus role
+    const viaPlugin = {
+      time: `${record.eventTime.slice(0, -1)}.000000000Z`,
+      rule: 'AWS API call',
+      priority: 'Informational',
+      source: 'aws_cloudtrail',
+      output: `${record.eventName} by ${record.userIdentity.arn}`,
+      output_fields: {
+        'ct.id': record.eventID,
+        'ct.src': record.eventSource,
+        'ct.name': record.eventName,
+        'ct.user.arn': record.userIdentity.arn,
+        'ct.user.accountid': record.userIdentity.accountId,
+        'ct.user.identitytype': record.userIdentity.type,
+        'ct.error': record.errorCode,
+        'ct.region': record.awsRegion,
+      },
+    }
+    const role = 'arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role'
+    const decoder = createEventDecoder(config([['password-reader', { aws: [role] }]]))
+    const [fromTrail] = decoder.decode('cloudtrail', items(record), { receivedAt: 0 }).events
+    const [fromFalco] = decoder.decode('falco', items(viaPlugin), { receivedAt: 0 }).events
+    expect(fromTrail?.agent).toEqual({ id: 'password-reader', resolved_by: 'registry' })
+    expect(fromFalco?.agent).toEqual(fromTrail?.agent)
+    expect(fromFalco?.id).toBe(fromTrail?.id)
+    expect(fromFalco?.core?.session_issuer_arn).toBe(role)
+  })
+
   it('learns from an issuing event that comes after its first use in the same request or file', () => {
     const decoder = createEventDecoder(config())
     const [use, issue] = decoder.decode('cloudtrail', items(podUse, issuePod), { receivedAt: 0 }).events
