@@ -72,9 +72,25 @@ export function createAgentResolver(
     return link
   }
 
+  /** `namespace/pod` → the service account a Pod Identity credential named for it (bounded like links). */
+  const podAccounts = new Map<string, string>()
+
   const store = (link: IdentityLink) => {
     links.set(link.access_key_id, link)
     if (links.size > maxLinks) evictEarliestExpiry(links, Math.ceil(maxLinks / 10))
+    if (link.k8s_namespace && link.k8s_pod && link.k8s_service_account) {
+      const pod = `${link.k8s_namespace}/${link.k8s_pod}`
+      podAccounts.delete(pod)
+      podAccounts.set(pod, link.k8s_service_account)
+      if (podAccounts.size > maxLinks) podAccounts.delete(podAccounts.keys().next().value as string)
+    }
+  }
+
+  /** A Falco alert names its pod, never its service account: add the one Pod Identity named for that pod. */
+  const withPodAccount = (identity: IdentityFields): IdentityFields => {
+    if (!identity.k8s_namespace || !identity.k8s_pod || identity.k8s_service_account) return identity
+    const account = podAccounts.get(`${identity.k8s_namespace}/${identity.k8s_pod}`)
+    return account === undefined ? identity : { ...identity, k8s_service_account: account }
   }
 
   const learn = (event: UnresolvedEvent): IdentityLink | undefined => {
@@ -111,6 +127,7 @@ export function createAgentResolver(
   }
 
   const resolve = (event: UnresolvedEvent): NormalizedEvent => {
+    if (event.side === 'edge') event.identity = withPodAccount(event.identity)
     const own = registry(event.identity)
     const link = own ? undefined : linkFor(event.identity.access_key_id, event.time)
     const identity = link ? withLink(event.identity, link) : event.identity
@@ -177,6 +194,35 @@ const generatedSuffix = new RegExp(`^(.+?)(?:-${k8sChars}{6,10}-${k8sChars}{5}|-
 
 export function workloadName(pod: string): string {
   return generatedSuffix.exec(pod)?.[1] ?? pod
+}
+
+/**
+ * Registry entries no Falco alert can ever match, so they never correlate: start-up warns about them.
+ * Alerts carry a pod, an image, a host; never an AWS identity, and a service account only once a Pod
+ * Identity credential named the pod behind it (IRSA never does).
+ */
+export function registryWarnings(agents: readonly AgentConfig[]): string[] {
+  const warnings: string[] = []
+  agents.forEach((agent, index) => {
+    const where = `agents[${index}] (${agent.id})`
+    const m = agent.match
+    const k8s = m.k8s ?? []
+    const edgeCapable =
+      (m.images?.length ?? 0) > 0 ||
+      (m.hosts?.length ?? 0) > 0 ||
+      k8s.some((e) => e.pod !== undefined || (e.namespace !== undefined && e.service_account === undefined))
+    if (edgeCapable) return
+    if (k8s.some((e) => e.service_account !== undefined)) {
+      warnings.push(
+        `${where}: matches Falco alerts only after a Pod Identity credential names the pod behind its service account (IRSA never does); add a pod glob, an image or a host`,
+      )
+    } else {
+      warnings.push(
+        `${where}: names only AWS identities, which no Falco alert carries: its calls are named but never correlated; add a k8s pod, an image or a host`,
+      )
+    }
+  })
+  return warnings
 }
 
 type RegistryMatch = { id: string; kind: 'access_keys' | 'k8s' | 'aws' | 'images' | 'hosts' }

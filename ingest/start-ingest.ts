@@ -14,6 +14,7 @@ import { createFalcoReceiver } from './falco-receiver.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
+import { registryWarnings } from './resolve-agent-identity.ts'
 import { type IdentityLinkSharing, startIdentityLinkSharing } from './share-identity-links.ts'
 
 export type IngestDeps = {
@@ -61,6 +62,8 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     group: `nerve-ingest-links-${deps.instance ?? hostname()}`,
     onLinks: (shared) => decoder.addLinks(shared),
   })
+  for (const warning of registryWarnings(config.agents))
+    log.warn({ error_code: 'CONFIG_INVALID' }, `Registry entry can never match a Falco alert: ${warning}.`)
   log.info({ links: links.length, agents: config.agents.length }, 'Ingest started.')
   const publisher = createDecodedPublisher(
     { maxPending: config.ingest.max_pending_publishes },

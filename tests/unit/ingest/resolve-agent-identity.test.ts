@@ -5,7 +5,11 @@
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
-import { createAgentResolver, workloadName } from '../../../ingest/resolve-agent-identity.ts'
+import {
+  createAgentResolver,
+  registryWarnings,
+  workloadName,
+} from '../../../ingest/resolve-agent-identity.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
 import { agent, auth, fixture, startHarness } from './ingest-harness.ts'
 
@@ -131,6 +135,35 @@ describe('identity resolution', () => {
     expect(fromFalco?.agent).toEqual(fromTrail?.agent)
     expect(fromFalco?.id).toBe(fromTrail?.id)
     expect(fromFalco?.core?.session_issuer_arn).toBe(role)
+  })
+
+  it('learns the pod behind a Pod Identity service account, so a registry entry by service account names its alerts', () => {
+    // The real Pod Identity AssumeRole of ns-a/app1 (service account sa1), then a shell alert in that pod.
+    const shell = {
+      ...lines('falco/falco-website.ndjson')[9],
+      time: '2024-04-16T09:30:00.000000000Z',
+      output_fields: { 'k8s.ns.name': 'ns-a', 'k8s.pod.name': 'app1', 'container.id': 'f29b261f8831' },
+    }
+    const registry = config([['app-one', { k8s: [{ namespace: 'ns-a', service_account: 'sa1' }] }]])
+    const before = createEventDecoder(registry).decode('falco', items(shell), { receivedAt: 0 }).events[0]
+    expect(before?.agent).toEqual({ id: 'ns-a/app1', resolved_by: 'workload' })
+    const decoder = createEventDecoder(registry)
+    decoder.decode('cloudtrail', items(issuePod), { receivedAt: 0 })
+    const after = decoder.decode('falco', items(shell), { receivedAt: 0 }).events[0]
+    expect(after?.agent).toEqual({ id: 'app-one', resolved_by: 'registry' })
+    expect(after?.identity).toMatchObject({ k8s_pod: 'app1', k8s_service_account: 'sa1' })
+  })
+
+  it('warns at start about a registry entry no Falco alert can ever match', () => {
+    const warnings = registryWarnings([
+      agent('by-sa', { k8s: [{ namespace: 'agents', service_account: 'data-cleaner' }] }),
+      agent('by-role', { aws: ['arn:aws:iam::123456789012:role/x'] }),
+      agent('fine', { k8s: [{ namespace: 'agents', pod: 'fine-*' }] }),
+    ])
+    expect(warnings).toEqual([
+      expect.stringMatching(/^agents\[0\] \(by-sa\): .*service account/),
+      expect.stringMatching(/^agents\[1\] \(by-role\): .*only AWS identities/),
+    ])
   })
 
   it('learns from an issuing event that comes after its first use in the same request or file', () => {
