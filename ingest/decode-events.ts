@@ -72,10 +72,14 @@ export type EventDecoderDeps = {
 }
 
 export function createEventDecoder(
-  config: { agents: Config['agents']; revoke: Pick<Config['revoke'], 'self_identities'> },
+  config: {
+    agents: Config['agents']
+    revoke: Pick<Config['revoke'], 'self_identities'>
+    clusters?: Config['clusters']
+  },
   deps: EventDecoderDeps = {},
 ): EventDecoder {
-  const resolver: AgentResolver = createAgentResolver(config.agents)
+  const resolver: AgentResolver = createAgentResolver(config.agents, { clusters: config.clusters })
   const isSelfIdentity = selfIdentityMatcher(config.revoke.self_identities)
 
   const normalize = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Drafts => {

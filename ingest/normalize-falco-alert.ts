@@ -89,6 +89,8 @@ function edgeIdentity(fields: Fields, edge: EdgeFields): IdentityFields {
   set(identity, 'k8s_namespace', text(fields['k8s.ns.name']) ?? text(fields['k8smeta.ns.name']))
   set(identity, 'k8s_pod', text(fields['k8s.pod.name']) ?? text(fields['k8smeta.pod.name']))
   set(identity, 'k8s_pod_uid', text(fields['k8s.pod.uid']) ?? text(fields['k8smeta.pod.uid']))
+  // Falcosidekick's customfields land in output_fields: the usual way to say which cluster a node is in.
+  set(identity, 'cluster', text(fields.cluster) ?? text(fields['k8s.cluster.name']))
   const containerId = text(fields['container.id'])
   if (containerId !== 'host') set(identity, 'container_id', containerId)
   set(identity, 'container_image', image(fields))

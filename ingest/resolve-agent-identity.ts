@@ -45,7 +45,13 @@ export type AgentResolver = {
   agents(): AgentSummary[]
 }
 
-export type ResolverOptions = { maxLinks?: number; maxAgents?: number; skewMs?: number }
+export type ResolverOptions = {
+  maxLinks?: number
+  maxAgents?: number
+  skewMs?: number
+  /** When given (non-empty), the cluster is part of the workload id; alerts get theirs from these hosts. */
+  clusters?: readonly { name: string; hosts: readonly string[] }[]
+}
 
 const linkFields = [
   'k8s_namespace',
@@ -61,8 +67,11 @@ export function createAgentResolver(
   agents: readonly AgentConfig[],
   options: ResolverOptions = {},
 ): AgentResolver {
-  const { maxLinks = 200_000, maxAgents = 10_000, skewMs = 300_000 } = options
+  const { maxLinks = 200_000, maxAgents = 10_000, skewMs = 300_000, clusters = [] } = options
   const registry = compileRegistry(agents)
+  const clusterOfHost = compileFirstMatch(clusters.map((c) => c.hosts))
+  const clustered = clusters.length > 0
+  const workloadId = (identity: IdentityFields) => workloadKey(identity, clustered)
   const links = new Map<string, IdentityLink>()
   const seen = new Map<string, AgentSummary>()
 
@@ -84,6 +93,14 @@ export function createAgentResolver(
       podAccounts.set(pod, link.k8s_service_account)
       if (podAccounts.size > maxLinks) podAccounts.delete(podAccounts.keys().next().value as string)
     }
+  }
+
+  /** An alert without a cluster field takes the cluster its Falco host is listed under. */
+  const withCluster = (identity: IdentityFields, event: UnresolvedEvent): IdentityFields => {
+    if (!clustered || identity.cluster !== undefined || !identity.k8s_namespace) return identity
+    const index = clusterOfHost(event.edge?.hostname)
+    if (index === Number.POSITIVE_INFINITY) return identity
+    return { ...identity, cluster: (clusters[index] as { name: string }).name }
   }
 
   /** A Falco alert names its pod, never its service account: add the one Pod Identity named for that pod. */
@@ -127,7 +144,7 @@ export function createAgentResolver(
   }
 
   const resolve = (event: UnresolvedEvent): NormalizedEvent => {
-    if (event.side === 'edge') event.identity = withPodAccount(event.identity)
+    if (event.side === 'edge') event.identity = withCluster(withPodAccount(event.identity), event)
     const own = registry(event.identity)
     const link = own ? undefined : linkFor(event.identity.access_key_id, event.time)
     const identity = link ? withLink(event.identity, link) : event.identity
@@ -138,7 +155,7 @@ export function createAgentResolver(
             id: registry(identity)?.id ?? workloadId(identity) ?? principalId(event),
             resolved_by: 'stitched',
           }
-        : fallback(event.id, identity)
+        : fallback(event.id, identity, workloadId)
     // Completed in place (a spread copy of the event costs more than resolving it): `identity` keeps its
     // position among the keys, `agent` comes last, as in the published bytes.
     const resolved = event as NormalizedEvent
@@ -166,7 +183,11 @@ function withLink(identity: IdentityFields, link: IdentityLink): IdentityFields 
   return merged
 }
 
-function fallback(eventId: string, identity: IdentityFields): AgentRef {
+function fallback(
+  eventId: string,
+  identity: IdentityFields,
+  workloadId: (identity: IdentityFields) => string | undefined,
+): AgentRef {
   const workload = workloadId(identity)
   if (workload) return { id: workload, resolved_by: 'workload' }
   const principal = identity.role_arn ?? identity.principal_arn
@@ -178,12 +199,16 @@ function fallback(eventId: string, identity: IdentityFields): AgentRef {
 const principalId = (event: UnresolvedEvent): string =>
   event.identity.role_arn ?? event.identity.principal_arn ?? `unresolved:${event.id}`
 
-/** `namespace/workload`: the pod name without the suffixes Kubernetes generates, or the service account. */
-function workloadId(identity: IdentityFields): string | undefined {
+/**
+ * `namespace/workload`: the pod name without the suffixes Kubernetes generates, or the service account;
+ * `cluster/namespace/workload` when clusters are configured and the event's cluster is known.
+ */
+function workloadKey(identity: IdentityFields, clustered: boolean): string | undefined {
   const ns = identity.k8s_namespace
   if (!ns) return undefined
-  if (identity.k8s_pod) return `${ns}/${workloadName(identity.k8s_pod)}`
-  if (identity.k8s_service_account) return `${ns}/${identity.k8s_service_account}`
+  const prefix = clustered && identity.cluster ? `${identity.cluster}/` : ''
+  if (identity.k8s_pod) return `${prefix}${ns}/${workloadName(identity.k8s_pod)}`
+  if (identity.k8s_service_account) return `${prefix}${ns}/${identity.k8s_service_account}`
   return undefined
 }
 

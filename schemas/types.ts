@@ -284,6 +284,8 @@ export type Config = {
   ingest: { token?: string; max_pending_publishes: number }
   bus: { partitions: number; retention: Ms; max_batch: number }
   kafka: KafkaConfig
+  /** Kubernetes clusters by their Falco hosts; when set, the cluster is part of a workload's id. */
+  clusters: { name: string; hosts: string[] }[]
   agents: AgentConfig[]
   correlation: {
     window: WindowConfig

@@ -154,6 +154,42 @@ describe('identity resolution', () => {
     expect(after?.identity).toMatchObject({ k8s_pod: 'app1', k8s_service_account: 'sa1' })
   })
 
+  it('keeps the cluster in the workload key: the same namespace and pod in two clusters never join', () => {
+    // The real Pod Identity AssumeRole names cluster eksworkshop-eksctl; its credentials then call.
+    const shellOn = (host: string, fields: Record<string, unknown> = {}) => ({
+      ...lines('falco/falco-website.ndjson')[9],
+      hostname: host,
+      time: '2024-04-16T09:30:00.000000000Z',
+      output_fields: {
+        'k8s.ns.name': 'ns-a',
+        'k8s.pod.name': 'app1',
+        'container.id': 'f29b261f8831',
+        ...fields,
+      },
+    })
+    const decoder = createEventDecoder({
+      ...config(),
+      clusters: [
+        { name: 'eksworkshop-eksctl', hosts: ['ip-10-0-*'] },
+        { name: 'staging', hosts: ['ip-10-9-*'] },
+      ],
+    })
+    const [, use] = decoder.decode('cloudtrail', items(issuePod, podUse), { receivedAt: 0 }).events
+    const [home, twin, tagged] = decoder.decode(
+      'falco',
+      items(
+        shellOn('ip-10-0-1-23.ec2.internal'),
+        shellOn('ip-10-9-1-23.ec2.internal'),
+        shellOn('node-x', { cluster: 'staging' }),
+      ),
+      { receivedAt: 0 },
+    ).events
+    expect(use?.agent).toEqual({ id: 'eksworkshop-eksctl/ns-a/app1', resolved_by: 'stitched' })
+    expect(home?.agent).toEqual({ id: 'eksworkshop-eksctl/ns-a/app1', resolved_by: 'workload' })
+    expect(twin?.agent).toEqual({ id: 'staging/ns-a/app1', resolved_by: 'workload' })
+    expect(tagged?.agent).toEqual({ id: 'staging/ns-a/app1', resolved_by: 'workload' })
+  })
+
   it('warns at start about a registry entry no Falco alert can ever match', () => {
     const warnings = registryWarnings([
       agent('by-sa', { k8s: [{ namespace: 'agents', service_account: 'data-cleaner' }] }),
