@@ -13,7 +13,7 @@ import {
 } from '../../../correlate/key-value-checkpoint-store.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { createMemoryBus, createMemoryStorage, type MemoryStorage } from './memory-bus.ts'
-import { coreEvent, edgeEvent } from './sample-events.ts'
+import { coreEvent, edgeEvent, storeTestBaseline } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
 const config: CorrelatorConfig = {
@@ -24,15 +24,7 @@ const config: CorrelatorConfig = {
   incident_gap: 60_000,
   self_identities: [],
   // On, so its per-agent records go through the store too.
-  baseline: {
-    enabled: true,
-    history: 3_600_000,
-    warmup: 1_000,
-    routine_min: 3,
-    burst_window: 60_000,
-    burst_min: 3,
-    memory_bytes: 1 << 20,
-  },
+  baseline: storeTestBaseline,
 }
 const key = (partition: number) => `nerve-correlate/nerve.events.v1/${partition}`
 
