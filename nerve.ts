@@ -71,7 +71,9 @@ Reads Falco alerts and CloudTrail records in any supported form (JSON, JSON arra
 {"Records":[...]} log files, EventBridge events; Falco and CloudTrail mixed), runs the same
 normalization, identity resolution and correlator as 'nerve run', and writes one correlation per line
 (NDJSON) to stdout or --out. A one-line JSON summary goes to stderr: read, invalid, skipped, duplicate,
-late, correlations. The same input gives the same output bytes.
+late, correlations, overflow (events shed by the caps), ignored (by reason), confirmations (denied calls
+confirming a revoke), revokes (what the revoke policy would send) and suppressed (what it would not, by
+reason; rate limits over event time). The same input gives the same output bytes.
 
 Options:
       --order time    all items sorted by event time (default: backtests)
@@ -489,9 +491,12 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     process.stderr.write(`replay: … and ${decoded.invalid.length - 20} more rejected\n`)
   summary.read = events.length + summary.invalid + summary.skipped
   const out: NodeJS.WritableStream = values.out ? createWriteStream(values.out as string) : process.stdout
+  const { createReplayRevokeTally } = await import('./sinks/replay-revoke-tally.ts')
+  const revokes = createReplayRevokeTally(config)
   let buffer = ''
   for (const event of events) {
     for (const correlation of replayer.push(event).correlations) {
+      revokes.decide(correlation)
       buffer += `${JSON.stringify(correlation)}\n`
       if (buffer.length > 1 << 16) {
         if (!out.write(buffer)) await new Promise<void>((r) => out.once('drain', () => r()))
@@ -509,6 +514,10 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     duplicate: counts.duplicate,
     late: counts.late,
     correlations: counts.correlations,
+    overflow: counts.overflow,
+    ignored: counts.ignored,
+    confirmations: counts.confirmations,
+    ...revokes.counts(),
   })
   process.stderr.write(`${JSON.stringify(summary)}\n`)
   return 0

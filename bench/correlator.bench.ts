@@ -22,6 +22,16 @@ const config: CorrelatorConfig = {
   memory_budget_bytes: 2 * 1024 ** 3,
   incident_gap: 1_800_000,
   self_identities: ['arn:aws:iam::123456789012:role/nerve-revoker'],
+  // As nerve runs it: the behavioural baseline on, with its default settings and share of the budget.
+  baseline: {
+    enabled: true,
+    history: 7 * 86_400_000,
+    warmup: 3_600_000,
+    routine_min: 20,
+    burst_window: 600_000,
+    burst_min: 5,
+    memory_bytes: Math.floor(0.1 * 2 * 1024 ** 3),
+  },
 }
 
 const falcoRules: [string, FalcoPriority, string[]][] = [
@@ -288,7 +298,8 @@ async function bytesPerBufferedEvent(count: number): Promise<void> {
   process.stdout.write(
     `memory: ${m.buffered.toLocaleString('en')} buffered events, heap +${((after - before) / 1024 ** 2).toFixed(1)} MiB, ` +
       `${Math.round(perEvent)} bytes per buffered event (target ≤ 400: ratio ${(perEvent / 400).toFixed(2)}); ` +
-      `${Math.round(withoutOutput)} without the Falco output text it must keep; the budget estimate says ${Math.round(m.buffered_bytes / m.buffered)}\n`,
+      `${Math.round(withoutOutput)} without the Falco output text it must keep; the budget estimate says ${Math.round(m.buffered_bytes / m.buffered)}; ` +
+      `baseline: ${m.baseline.agents.toLocaleString('en')} agents, ${(m.baseline.bytes / 1024).toFixed(0)} KiB estimated (in the heap figure)\n`,
   )
 }
 

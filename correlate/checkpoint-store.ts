@@ -1,11 +1,13 @@
 // Durable per-partition checkpoints of the correlator: stream time, buffers, seen ids, incidents, revoke
 // marks, and the last bus offset they include. Saved incrementally after every batch (entries added and
-// removed, the small meta part, and the incidents and revoke marks only when they changed), so a checkpoint
+// removed, the agents whose baseline changed, the small meta part, and the incidents and revoke marks only
+// when they changed), so a checkpoint
 // costs what the batch changed, not the whole state.
 // A save is durable when it resolves: the bus may commit the batch after it. The SQLite store is here; the
 // one over a compacted topic, for several correlate copies on Kafka, is key-value-checkpoint-store.ts.
 import { NerveError } from '../runtime/errors.ts'
 import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
+import type { AgentBaselineRecord } from './agent-baseline.ts'
 import type {
   CorrelatorChanges,
   CorrelatorLists,
@@ -43,7 +45,10 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
       CREATE TABLE IF NOT EXISTS correlate_lists (partition INTEGER PRIMARY KEY, lists TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS correlate_entries (
         partition INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL,
-        PRIMARY KEY (partition, id));`)
+        PRIMARY KEY (partition, id));
+      CREATE TABLE IF NOT EXISTS correlate_baseline (
+        partition INTEGER NOT NULL, agent TEXT NOT NULL, record TEXT NOT NULL,
+        PRIMARY KEY (partition, agent));`)
   } catch (cause) {
     throw new NerveError('INTERNAL', `Cannot open correlator checkpoints at ${file}.`, { cause })
   }
@@ -70,7 +75,20 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
   const deleteEntry = db.prepare<[number, string]>(
     'DELETE FROM correlate_entries WHERE partition = ? AND id = ?',
   )
+  const selectBaseline = db.prepare<[number], { record: string }>(
+    'SELECT record FROM correlate_baseline WHERE partition = ? ORDER BY rowid',
+  )
+  const upsertBaseline = db.prepare<[number, string, string]>(
+    'INSERT INTO correlate_baseline (partition, agent, record) VALUES (?, ?, ?) ' +
+      'ON CONFLICT(partition, agent) DO UPDATE SET record = excluded.record',
+  )
+  const deleteBaseline = db.prepare<[number, string]>(
+    'DELETE FROM correlate_baseline WHERE partition = ? AND agent = ?',
+  )
   const apply = db.transaction((partition: number, offset: number, changes: CorrelatorChanges) => {
+    for (const agent of changes.baseline?.removed ?? []) deleteBaseline.run(partition, agent)
+    for (const r of changes.baseline?.upserted ?? [])
+      upsertBaseline.run(partition, r.agent, JSON.stringify(r))
     for (const id of changes.removed) deleteEntry.run(partition, id)
     for (const e of changes.added) upsertEntry.run(partition, e.id, e.seq, JSON.stringify(e))
     if (changes.lists) upsertLists.run(partition, JSON.stringify(changes.lists))
@@ -88,7 +106,10 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
         ? JSON.parse(listsRow.lists)
         : { incidents: meta.incidents ?? [], revoked: meta.revoked ?? [] }
       const entries = selectEntries.all(partition).map((r) => JSON.parse(r.entry) as SerializedEntry)
-      return { offset: row.offset, state: { ...meta, ...lists, entries } }
+      const baseline = selectBaseline.all(partition).map((r) => JSON.parse(r.record) as AgentBaselineRecord)
+      const state: CorrelatorState = { ...meta, ...lists, entries }
+      if (baseline.length > 0) state.baseline = baseline
+      return { offset: row.offset, state }
     },
     save: async (partition, { offset, changes }) => {
       apply(partition, offset, changes)

@@ -18,6 +18,15 @@ export function createCorrelateTelemetry(metrics: Metrics) {
     'nerve_correlate_open_incidents',
     'Incidents still open to new correlations.',
   )
+  const baselineBytes = metrics.gauge(
+    'nerve_correlate_baseline_bytes',
+    'Estimated heap bytes of the behavioural baseline (its share of the memory budget).',
+  )
+  const baselineAgents = metrics.gauge('nerve_correlate_baseline_agents', 'Agents the baseline remembers.')
+  const baselineShed = metrics.counter(
+    'nerve_correlate_baseline_agents_shed_total',
+    'Agents the baseline forgot to stay within its memory share (their history starts over).',
+  )
   const overflow = metrics.counter(
     'nerve_correlate_overflow_events_total',
     'Buffered events shed by the per-agent cap or the memory budget (pairs may be lost).',
@@ -62,13 +71,19 @@ export function createCorrelateTelemetry(metrics: Metrics) {
     let by = 0
     let a = 0
     let i = 0
+    let bb = 0
+    let ba = 0
     for (const { correlator } of partitions.values()) {
       const s = correlator.stats()
       b += s.buffered
       by += s.buffered_bytes
       a += s.agents
       i += s.incidents
+      bb += s.baseline.bytes
+      ba += s.baseline.agents
     }
+    baselineBytes.set(bb)
+    baselineAgents.set(ba)
     buffered.set(b)
     bytes.set(by)
     agents.set(a)
@@ -99,6 +114,7 @@ export function createCorrelateTelemetry(metrics: Metrics) {
         overflow.inc({ reason }, n)
         if (n > 0) component.discarded(n, `overflow_${reason}`)
       }
+      baselineShed.inc(after.baseline.evicted - before.baseline.evicted)
       for (const reason of Object.keys(after.ignored) as (keyof CorrelatorStats['ignored'])[]) {
         const n = after.ignored[reason] - before.ignored[reason]
         if (n > 0) ignored.inc({ reason }, n)

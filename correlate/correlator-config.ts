@@ -19,5 +19,14 @@ export function correlatorConfigOf(config: Config): CorrelatorConfig {
     incident_gap: c.incident_gap,
     max_correlations_per_incident_rule: c.max_correlations_per_incident_rule,
     self_identities: config.revoke.self_identities,
+    baseline: {
+      enabled: c.baseline.enabled,
+      history: c.baseline.history,
+      warmup: c.baseline.warmup,
+      routine_min: c.baseline.routine_min,
+      burst_window: c.baseline.burst_window,
+      burst_min: c.baseline.burst_min,
+      memory_bytes: Math.floor(c.memory_budget_bytes * c.baseline.memory_share),
+    },
   }
 }

@@ -1,5 +1,6 @@
 // The correlator's state as data (JSON-serializable): what a checkpoint holds and a restart restores.
 import type { Side } from '../schemas/types.ts'
+import type { AgentBaselineRecord, BaselineChanges } from './agent-baseline.ts'
 import type { CoreDetail, EdgeDetail, Who } from './agent-windows.ts'
 import type { IncidentRecord } from './group-incidents.ts'
 import type { RevokeRecord } from './revoke-confirmations.ts'
@@ -36,7 +37,12 @@ export type CorrelatorLists = {
 }
 
 /** Everything a restart needs (T1, D1, S1): JSON-serializable. Entries are in buffer (seq) order. */
-export type CorrelatorState = CorrelatorMeta & CorrelatorLists & { entries: SerializedEntry[] }
+export type CorrelatorState = CorrelatorMeta &
+  CorrelatorLists & {
+    entries: SerializedEntry[]
+    /** The behavioural baseline, one record per agent (absent when it is off or from older checkpoints). */
+    baseline?: AgentBaselineRecord[]
+  }
 
 /**
  * What changed since the last takeChanges(): enough to keep a checkpoint up to date incrementally.
@@ -47,4 +53,6 @@ export type CorrelatorChanges = {
   lists?: CorrelatorLists
   added: SerializedEntry[]
   removed: string[]
+  /** Agents whose baseline changed or was forgotten; absent when none did. */
+  baseline?: BaselineChanges
 }

@@ -14,6 +14,12 @@ import type {
   WindowConfig,
 } from '../schemas/types.ts'
 import {
+  type BaselineConfig,
+  type BaselineStore,
+  createBaselineStore,
+  resourceKey,
+} from './agent-baseline.ts'
+import {
   type AgentWho,
   type AgentWindow,
   type CoreDetail,
@@ -21,7 +27,8 @@ import {
   type EdgeDetail,
   type OverflowReason,
 } from './agent-windows.ts'
-import { buildCorrelation } from './build-correlation.ts'
+import { judgeBaseline } from './baseline-verdict.ts'
+import { type BaselineJudge, buildCorrelation } from './build-correlation.ts'
 import type {
   CorrelatorChanges,
   CorrelatorLists,
@@ -33,6 +40,7 @@ import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
 import { type CompiledRule, compileRules, createRuleMatcher } from './match-rules.ts'
 import { createRevokeTracker, mayConfirm, type RevokeConfirmation, readsRaw } from './revoke-confirmations.ts'
+import { isCriticalAction, isDenied } from './score-correlation.ts'
 import { createWindowBounds } from './window-bounds.ts'
 
 export type CorrelatorConfig = {
@@ -44,6 +52,8 @@ export type CorrelatorConfig = {
   /** Correlations kept per rule in one incident; the rest are counted as suppressed (default 100). */
   max_correlations_per_incident_rule?: number
   self_identities: readonly string[]
+  /** The behavioural baseline; absent or disabled: scores ignore history. Its bytes come out of the budget. */
+  baseline?: BaselineConfig
 }
 
 /** The Falco-style rule name of the flood signal (floodSignal below): name it in a rule's edge filter. */
@@ -89,6 +99,8 @@ export type CorrelatorStats = {
   /** Times an agent side went over the per-agent cap (a flood began). */
   floods: number
   evicted: number
+  /** The behavioural baseline: agents kept, estimated bytes, agents forgotten for its memory share. */
+  baseline: { agents: number; bytes: number; evicted: number }
 }
 
 export type CorrelatorOptions = {
@@ -136,9 +148,12 @@ export function createCorrelator(
   for (const rule of rules)
     if (config.rules[rule.index]?.edge.rules?.includes(floodRuleName)) floodRules |= 1 << rule.index
   const details = createDetailInterner()
+  const baseline: BaselineStore | undefined = config.baseline?.enabled
+    ? createBaselineStore(config.baseline, restored?.baseline)
+    : undefined
   const windows = createAgentWindows({
     maxPerAgentSide: config.max_events_per_agent,
-    memoryBudgetBytes: config.memory_budget_bytes,
+    memoryBudgetBytes: config.memory_budget_bytes - (baseline?.config.memory_bytes ?? 0),
     trackChanges: options.trackChanges ?? false,
     onDetailReleased: details.forget,
   })
@@ -150,7 +165,14 @@ export function createCorrelator(
   const revokes = createRevokeTracker(config.self_identities, config.incident_gap, restored?.revoked)
   const stats: Omit<
     CorrelatorStats,
-    'stream_time' | 'buffered' | 'buffered_bytes' | 'agents' | 'incidents' | 'revoked_targets' | 'overflow'
+    | 'stream_time'
+    | 'buffered'
+    | 'buffered_bytes'
+    | 'agents'
+    | 'incidents'
+    | 'revoked_targets'
+    | 'overflow'
+    | 'baseline'
   > = {
     accepted: { edge: 0, core: 0 },
     late: { edge: 0, core: 0 },
@@ -173,8 +195,22 @@ export function createCorrelator(
       lastSweep = st
       incidents.forgetBefore(st - bounds.maxRetention)
       revokes.forgetBefore(st - bounds.maxRetention)
+      baseline?.forgetBefore(st - baseline.config.history)
     }
   }
+
+  /** The baseline's word on a buffered core entry, judged as the pair forms (baseline-verdict.ts). */
+  const judge: BaselineJudge | undefined =
+    baseline &&
+    ((agent, detail, time, includesSelf) =>
+      judgeBaseline(baseline.config, baseline.get(agent), {
+        time,
+        action: detail.action,
+        target: detail.target,
+        denied: isDenied(detail.error_code),
+        critical: isCriticalAction(detail.action),
+        includesSelf,
+      }))
 
   /** M1/E1: every pair the newcomer completes, in buffer order, then rule order. */
   const probe = (x: number, xIsEdge: boolean, window: AgentWindow): Correlation[] => {
@@ -193,7 +229,8 @@ export function createCorrelator(
       for (const rule of rules) {
         if ((common & (1 << rule.index)) === 0) continue
         if (!bounds.inWindow(rule.index, s.time[e] as number, s.time[c] as number)) continue
-        const correlation = buildCorrelation(rule, s, e, c, incidents)
+        // A core entry met by a newer edge event is in the baseline already; a newcomer core is not yet.
+        const correlation = buildCorrelation(rule, s, e, c, incidents, judge, xIsEdge)
         if (correlation === null) {
           stats.suppressed++
           continue
@@ -335,6 +372,10 @@ export function createCorrelator(
     )
     let correlations = probe(slot, isEdge, window)
     const flood = windows.settle(slot)
+    if (baseline && !isEdge) {
+      const core = event.core as CoreFields
+      baseline.observe(key, event.time, core.action, baselineResource(core))
+    }
     stats.accepted[event.side]++
     if (flood) {
       stats.floods++
@@ -373,11 +414,11 @@ export function createCorrelator(
   const meta = (): CorrelatorMeta => ({ version: 1, stream_time: st, seq, last_sweep: lastSweep })
   const lists = (): CorrelatorLists => ({ incidents: incidents.snapshot(), revoked: revokes.snapshot() })
 
-  const snapshot = (): CorrelatorState => ({
-    ...meta(),
-    ...lists(),
-    entries: windows.liveSlots().map(serialize),
-  })
+  const snapshot = (): CorrelatorState => {
+    const state: CorrelatorState = { ...meta(), ...lists(), entries: windows.liveSlots().map(serialize) }
+    if (baseline && baseline.agents() > 0) state.baseline = baseline.snapshot()
+    return state
+  }
 
   /** Revisions of the incidents and revoke marks at the last takeChanges(). */
   let taken = { incidents: incidents.revision(), revoked: revokes.revision() }
@@ -389,6 +430,8 @@ export function createCorrelator(
       changes.lists = lists()
       taken = now
     }
+    const learned = baseline?.takeChanges()
+    if (learned && learned.upserted.length + learned.removed.length > 0) changes.baseline = learned
     return changes
   }
 
@@ -432,6 +475,11 @@ export function createCorrelator(
       accepted: { ...stats.accepted },
       late: { ...stats.late },
       ignored: { ...stats.ignored },
+      baseline: {
+        agents: baseline?.agents() ?? 0,
+        bytes: baseline?.bytes() ?? 0,
+        evicted: baseline?.evicted() ?? 0,
+      },
     }),
     snapshot,
     takeChanges,
@@ -440,3 +488,7 @@ export function createCorrelator(
     rules,
   }
 }
+
+/** What the baseline remembers of a call's resource: `service:target`, when the request named one. */
+const baselineResource = (core: CoreFields): string | undefined =>
+  core.target === undefined ? undefined : resourceKey(core.action, core.target)

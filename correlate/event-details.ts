@@ -75,7 +75,8 @@ export function createDetailInterner(): DetailInterner {
         known.error_code === d.error_code &&
         known.source_ip === d.source_ip &&
         known.region === d.region &&
-        known.account_id === d.account_id
+        known.account_id === d.account_id &&
+        known.target === d.target
       )
         return known
     }
@@ -86,6 +87,7 @@ export function createDetailInterner(): DetailInterner {
     if (d.source_ip !== undefined) detail.source_ip = d.source_ip
     if (d.region !== undefined) detail.region = one(d.region)
     if (d.account_id !== undefined) detail.account_id = one(d.account_id)
+    if (d.target !== undefined) detail.target = one(d.target)
     return remember(cores, d.principal, detail)
   }
 
@@ -100,6 +102,7 @@ export function createDetailInterner(): DetailInterner {
     if (c.source_ip !== undefined) detail.source_ip = c.source_ip
     if (c.region !== undefined) detail.region = c.region
     if (c.account_id !== undefined) detail.account_id = c.account_id
+    if (c.target !== undefined) detail.target = c.target
     return internCore(detail)
   }
 

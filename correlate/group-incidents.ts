@@ -2,6 +2,14 @@
 // (GuardDuty attack sequences: first/last seen, count, signals). Assigned in the pure core, in input order,
 // so replay and restart give the same incident ids. An incident is forgotten once no future correlation
 // can fall within its gap (the caller passes that horizon).
+//
+// The grouping does not depend on arrival order: an incident is a run of correlations whose times are
+// each within the gap of the next (single linkage), so a correlation that falls within the gap of two
+// incidents merges them, and the incident's id is derived from its earliest correlation (by time, then
+// id). When a newcomer merges incidents or comes before an incident's earliest correlation, the id
+// changes: the correlation says which ids its incident replaces (`merged`), so a store can fold them in.
+// Once nothing is late, `--order input` and `--order time` end with the same incidents and ids.
+//
 // Bounded per incident: the first `maxPerRule` correlations of each rule are kept, the rest are counted as
 // suppressed on the incident and not emitted (Elastic's alert suppression), so 200 alerts × 200 denied
 // calls of one agent cannot write 40,000 documents; correlation_count stays the true count. One over the
@@ -17,12 +25,16 @@ export type IncidentView = {
   correlation_count: number
   /** Correlations over the per-rule bound, counted but not emitted (absent while none). */
   suppressed_count?: number
-  /** Distinct signals so far: `edge:<Falco rule>` and `core:<service:EventName>`, at most 100. */
+  /** Distinct signals so far, sorted: `edge:<Falco rule>` and `core:<service:EventName>`, at most 100. */
   signals: string[]
+  /** Incident ids this correlation's incident now replaces (merged in, or renamed by an earlier member). */
+  merged?: string[]
 }
 
-export type IncidentRecord = IncidentView & {
+export type IncidentRecord = Omit<IncidentView, 'merged'> & {
   agent: string
+  /** The earliest correlation: its id names the incident (absent in checkpoints of earlier versions). */
+  earliest?: { time: number; correlation: string }
   /** Correlations so far per rule id (absent in checkpoints written before the bound). */
   per_rule?: Record<string, number>
   /** The highest score emitted so far per rule id. */
@@ -55,6 +67,10 @@ const maxSignals = 100
 
 /** Default bound: correlations kept per rule in one incident. */
 export const defaultMaxPerRule = 100
+
+type Earliest = NonNullable<IncidentRecord['earliest']>
+const before = (a: Earliest, b: Earliest) =>
+  a.time < b.time || (a.time === b.time && a.correlation < b.correlation)
 
 export function createIncidentGrouper(
   gap: number,
@@ -89,8 +105,11 @@ export function createIncidentGrouper(
       list = []
       byAgent.set(agentId, list)
     }
-    let incident = list.find((i) => time >= i.first_seen - gap && time <= i.last_seen + gap)
-    if (!incident) {
+    const near = list.filter((i) => time >= i.first_seen - gap && time <= i.last_seen + gap)
+    const own: Earliest = { time, correlation: correlationId }
+    let incident: IncidentRecord
+    const merged: string[] = []
+    if (near.length === 0) {
       incident = {
         agent: agentId,
         id: incidentId(agentId, correlationId),
@@ -98,11 +117,37 @@ export function createIncidentGrouper(
         last_seen: time,
         correlation_count: 0,
         signals: [],
+        earliest: own,
         per_rule: {},
         best_score: {},
       }
       list.push(incident)
       count++
+    } else {
+      // The survivor is the incident that keeps its id when no newcomer comes first: the earliest one.
+      incident = near[0] as IncidentRecord
+      for (const i of near) {
+        if (i.earliest && (!incident.earliest || before(i.earliest, incident.earliest))) incident = i
+      }
+      for (const other of near) {
+        if (other === incident) continue
+        incident.first_seen = Math.min(incident.first_seen, other.first_seen)
+        incident.last_seen = Math.max(incident.last_seen, other.last_seen)
+        incident.correlation_count += other.correlation_count
+        for (const s of other.signals) addSignal(incident.signals, s)
+        mergeBounds(incident, other)
+        const e = other.earliest
+        if (e && (!incident.earliest || before(e, incident.earliest))) incident.earliest = e
+        merged.push(other.id)
+        list.splice(list.indexOf(other), 1)
+        count--
+      }
+      if (incident.earliest && before(own, incident.earliest)) incident.earliest = own
+      const id = incident.earliest ? incidentId(agentId, incident.earliest.correlation) : incident.id
+      if (id !== incident.id) {
+        merged.push(incident.id)
+        incident.id = id
+      }
     }
     incident.first_seen = Math.min(incident.first_seen, time)
     incident.last_seen = Math.max(incident.last_seen, time)
@@ -118,11 +163,18 @@ export function createIncidentGrouper(
     const suppressed = n > maxPerRule && !stronger
     if (suppressed) incident.suppressed_count = (incident.suppressed_count ?? 0) + 1
     else if (stronger) best[ruleId] = score
-    for (const s of signals) {
-      if (incident.signals.length < maxSignals && !incident.signals.includes(s)) incident.signals.push(s)
+    for (const s of signals) addSignal(incident.signals, s)
+    const view: Assigned = {
+      id: incident.id,
+      first_seen: incident.first_seen,
+      last_seen: incident.last_seen,
+      correlation_count: incident.correlation_count,
+      signals: [...incident.signals],
+      suppressed,
     }
-    const { agent: _agent, per_rule: _perRule, best_score: _best, ...view } = incident
-    return { ...view, signals: [...incident.signals], suppressed }
+    if (incident.suppressed_count) view.suppressed_count = incident.suppressed_count
+    if (merged.length > 0) view.merged = merged.sort()
+    return view
   }
 
   const forgetBefore = (horizon: number) => {
@@ -137,12 +189,42 @@ export function createIncidentGrouper(
   }
 
   const snapshot = () =>
-    [...byAgent.values()].flat().map((i) => ({
-      ...i,
-      signals: [...i.signals],
-      per_rule: { ...i.per_rule },
-      best_score: { ...i.best_score },
-    }))
+    [...byAgent.values()].flat().map((i) => {
+      const copy: IncidentRecord = {
+        ...i,
+        signals: [...i.signals],
+        per_rule: { ...i.per_rule },
+        best_score: { ...i.best_score },
+      }
+      if (i.earliest) copy.earliest = { ...i.earliest }
+      return copy
+    })
 
   return { assign, forgetBefore, size: () => count, snapshot, revision: () => revision }
+}
+
+/** A merged incident's bound counts join the survivor's: per-rule counts add up, best scores keep the max. */
+function mergeBounds(into: IncidentRecord, other: IncidentRecord): void {
+  const perRule = { ...into.per_rule }
+  for (const [rule, n] of Object.entries(other.per_rule ?? {})) perRule[rule] = (perRule[rule] ?? 0) + n
+  into.per_rule = perRule
+  const best = { ...into.best_score }
+  for (const [rule, score] of Object.entries(other.best_score ?? {}))
+    best[rule] = Math.max(best[rule] ?? -1, score)
+  into.best_score = best
+  const suppressed = (into.suppressed_count ?? 0) + (other.suppressed_count ?? 0)
+  if (suppressed > 0) into.suppressed_count = suppressed
+}
+
+/** Sorted insertion, so the list is the same whatever order the signals came in. */
+function addSignal(signals: string[], s: string): void {
+  if (signals.length >= maxSignals) return
+  let lo = 0
+  let hi = signals.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if ((signals[mid] as string) < s) lo = mid + 1
+    else hi = mid
+  }
+  if (signals[lo] !== s) signals.splice(lo, 0, s)
 }

@@ -17,6 +17,7 @@
 
 import type { KeyValueLog } from '../bus/bus.ts'
 import { NerveError } from '../runtime/errors.ts'
+import type { AgentBaselineRecord, BaselineChanges } from './agent-baseline.ts'
 import type { CheckpointStore, PartitionCheckpoint } from './checkpoint-store.ts'
 import type { CorrelatorLists, CorrelatorMeta, SerializedEntry } from './correlator-state.ts'
 
@@ -26,7 +27,10 @@ type Delta = {
   lists?: CorrelatorLists
   added: SerializedEntry[]
   removed: string[]
+  baseline?: BaselineChanges
 }
+/** A snapshot chunk holds buffered entries and the agents' baselines. */
+type ChunkItem = SerializedEntry | { baseline: AgentBaselineRecord }
 type Manifest = {
   generation: number
   /** The last delta the snapshot includes. */
@@ -39,7 +43,7 @@ type Manifest = {
   lists: CorrelatorLists
 }
 /** What the log holds under a checkpoint's keys. */
-export type CheckpointValue = Delta | Manifest | SerializedEntry[] | PartitionCheckpoint
+export type CheckpointValue = Delta | Manifest | ChunkItem[] | PartitionCheckpoint
 
 /** Where a partition's changelog stands, to number the next delta and decide on snapshots. */
 type Position = {
@@ -83,22 +87,27 @@ export function createKeyValueCheckpointStore(
       legacy: legacy !== undefined,
     }
     const entries = new Map<string, SerializedEntry>()
+    const baselines = new Map<string, AgentBaselineRecord>()
     let checkpoint: PartitionCheckpoint | undefined
     if (manifest) {
       for (let i = 0; i < manifest.chunks; i++) {
-        const chunk = (await log.get(chunkKey(base, manifest.generation, i))) as SerializedEntry[] | undefined
+        const chunk = (await log.get(chunkKey(base, manifest.generation, i))) as ChunkItem[] | undefined
         if (!chunk) {
           throw new NerveError(
             'INTERNAL',
             `The checkpoint of partition ${partition} names ${manifest.chunks} chunks under ${base}/snapshot/${manifest.generation}/, and chunk ${i} is missing.`,
           )
         }
-        for (const e of chunk) entries.set(e.id, e)
+        for (const item of chunk) {
+          if ('baseline' in item) baselines.set(item.baseline.agent, item.baseline)
+          else entries.set(item.id, item)
+        }
       }
       position.snapshotBytes = manifest.bytes
       checkpoint = { offset: manifest.offset, state: { ...manifest.meta, ...manifest.lists, entries: [] } }
     } else if (legacy) {
       for (const e of legacy.state.entries) entries.set(e.id, e)
+      for (const r of legacy.state.baseline ?? []) baselines.set(r.agent, r)
       position.snapshotBytes = JSON.stringify(legacy).length
       checkpoint = legacy
     }
@@ -112,6 +121,8 @@ export function createKeyValueCheckpointStore(
       }
       for (const id of delta.removed) entries.delete(id)
       for (const e of delta.added) entries.set(e.id, e)
+      for (const agent of delta.baseline?.removed ?? []) baselines.delete(agent)
+      for (const r of delta.baseline?.upserted ?? []) baselines.set(r.agent, r)
       const lists = delta.lists ?? (checkpoint ? pick(checkpoint.state) : { incidents: [], revoked: [] })
       checkpoint = { offset: delta.offset, state: { ...delta.meta, ...lists, entries: [] } }
       position.lastDelta = n
@@ -126,7 +137,9 @@ export function createKeyValueCheckpointStore(
     positions.set(partition, position)
     if (!checkpoint) return undefined
     const ordered = [...entries.values()].sort((a, b) => a.seq - b.seq)
-    return { offset: checkpoint.offset, state: { ...checkpoint.state, entries: ordered } }
+    const state = { ...checkpoint.state, entries: ordered }
+    if (baselines.size > 0) state.baseline = [...baselines.values()]
+    return { offset: checkpoint.offset, state }
   }
 
   const save: CheckpointStore['save'] = async (partition, { offset, changes, snapshot }) => {
@@ -139,6 +152,7 @@ export function createKeyValueCheckpointStore(
     }
     const delta: Delta = { offset, meta: changes.meta, added: changes.added, removed: changes.removed }
     if (changes.lists) delta.lists = changes.lists
+    if (changes.baseline) delta.baseline = changes.baseline
     const n = position.lastDelta + 1
     await log.put(deltaKey(base, n), delta)
     position.lastDelta = n
@@ -146,11 +160,12 @@ export function createKeyValueCheckpointStore(
     if (position.deltaBytes < Math.max(snapshotAfterBytes, position.snapshotBytes)) return
 
     const state = snapshot()
-    const chunks: SerializedEntry[][] = []
-    let chunk: SerializedEntry[] = []
+    const chunks: ChunkItem[][] = []
+    let chunk: ChunkItem[] = []
     let size = 0
     let bytes = 0
-    for (const e of state.entries) {
+    const items: ChunkItem[] = [...state.entries, ...(state.baseline ?? []).map((r) => ({ baseline: r }))]
+    for (const e of items) {
       const length = JSON.stringify(e).length
       if (chunk.length > 0 && size + length > chunkBytes) {
         chunks.push(chunk)
@@ -164,7 +179,7 @@ export function createKeyValueCheckpointStore(
     if (chunk.length > 0) chunks.push(chunk)
     const generation = position.generation + 1
     await log.putMany(chunks.map((chunk, i) => [chunkKey(base, generation, i), chunk] as const))
-    const { entries: _entries, ...rest } = state
+    const { entries: _entries, baseline: _baseline, ...rest } = state
     const { incidents, revoked, ...meta } = rest
     const manifest: Manifest = {
       generation,

@@ -3,6 +3,13 @@
 import { NerveError } from '../runtime/errors.ts'
 import { globToRegExp } from '../runtime/glob.ts'
 import {
+  attackTactics,
+  attackTechniques,
+  tacticIdPattern,
+  techniqueIdPattern,
+} from '../runtime/mitre-attack.ts'
+import {
+  type AttackRef,
   type CoreFields,
   type EdgeFields,
   type FalcoPriority,
@@ -21,6 +28,8 @@ export type CompiledRule = {
   version: string
   severity: number
   revoke: boolean
+  /** The rule's ATT&CK ids with their names, as each correlation carries them; null when it names none. */
+  mitre: { tactics: AttackRef[]; techniques: AttackRef[] } | null
   window: WindowConfig
   edge: {
     names: RegExp[] | null
@@ -103,6 +112,14 @@ function ruleProblems(rule: RuleConfig, defaults: WindowConfig, where: string): 
     if (typeof action === 'string' && action !== '' && !actionPattern.test(action))
       problems.push(`${where}.core.actions[${i}]: "${action}" is not service:EventName (e.g. iam:Attach*)`)
   })
+  rule.mitre?.tactics?.forEach((id, i) => {
+    if (typeof id !== 'string' || !tacticIdPattern.test(id))
+      problems.push(`${where}.mitre.tactics[${i}]: "${id}" is not an ATT&CK tactic id (e.g. TA0006)`)
+  })
+  rule.mitre?.techniques?.forEach((id, i) => {
+    if (typeof id !== 'string' || !techniqueIdPattern.test(id))
+      problems.push(`${where}.mitre.techniques[${i}]: "${id}" is not an ATT&CK technique id (e.g. T1555.006)`)
+  })
   const minPriority = rule.edge?.min_priority
   if (minPriority !== undefined && !falcoPriorities.includes(minPriority))
     problems.push(`${where}.edge.min_priority: must be one of ${falcoPriorities.join(', ')}`)
@@ -119,6 +136,7 @@ function compileRule(rule: RuleConfig, defaults: WindowConfig, index: number): C
     version: ruleVersion({ ...rule, window }),
     severity: rule.severity,
     revoke: rule.revoke,
+    mitre: compileAttack(rule.mitre),
     window,
     edge: {
       names: edge.rules ? edge.rules.map(globToRegExp) : null,
@@ -132,6 +150,17 @@ function compileRule(rule: RuleConfig, defaults: WindowConfig, index: number): C
       errorCodes: core.error_codes ? new Set(core.error_codes) : null,
     },
   }
+}
+
+function compileAttack(mitre: RuleConfig['mitre']): CompiledRule['mitre'] {
+  const tactics = mitre?.tactics ?? []
+  const techniques = mitre?.techniques ?? []
+  if (tactics.length + techniques.length === 0) return null
+  const ref = (names: Readonly<Record<string, string>>) => (id: string) => {
+    const name = names[id]
+    return name === undefined ? { id } : { id, name }
+  }
+  return { tactics: tactics.map(ref(attackTactics)), techniques: techniques.map(ref(attackTechniques)) }
 }
 
 const edgeNames = (r: CompiledRule) => r.edge.names

@@ -10,7 +10,8 @@
 // call by that role's sessions or that key inside it is a confirmation, not a threat.
 import type { CoreFields, NormalizedEvent } from '../schemas/types.ts'
 
-export type RevokeTarget = { kind: 'role' | 'access_key'; name: string }
+/** A role is named within its account: the same role name in another account is another role. */
+export type RevokeTarget = { kind: 'role' | 'access_key'; name: string; account?: string }
 
 export type RevokeRecord = RevokeTarget & { time: number; event_id: string }
 
@@ -75,10 +76,12 @@ export function revokeTargetOf(event: NormalizedEvent, bySelf = false): RevokeTa
   const action = event.core?.action
   if (event.core?.error_code) return null
   const p = requestParameters(event.raw)
-  if (action === 'iam:PutRolePolicy')
-    return typeof p.roleName === 'string' && isDenyOlderSessions(p.policyDocument, event.time)
-      ? { kind: 'role', name: p.roleName }
-      : null
+  if (action === 'iam:PutRolePolicy') {
+    if (typeof p.roleName !== 'string' || !isDenyOlderSessions(p.policyDocument, event.time)) return null
+    // IAM is per account: the role revoked is in the account the call was made in.
+    const account = event.core?.account_id
+    return account ? { kind: 'role', name: p.roleName, account } : { kind: 'role', name: p.roleName }
+  }
   if (!bySelf) return null
   if (action === 'iam:UpdateAccessKey' && p.status !== 'Inactive') return null
   return typeof p.accessKeyId === 'string' ? { kind: 'access_key', name: p.accessKeyId } : null
@@ -129,7 +132,11 @@ const isStar = (v: unknown) => v === '*' || (Array.isArray(v) && v.length === 1 
 const roleNameOf = (arn: string | undefined): string | undefined =>
   arn?.includes(':role/') ? arn.slice(arn.lastIndexOf('/') + 1) : undefined
 
-const keyOf = (t: RevokeTarget) => `${t.kind}:${t.name}`
+/** `arn:aws:iam::123:role/path/name` → `123`. */
+const accountOf = (arn: string | undefined): string | undefined => arn?.split(':')[4] || undefined
+
+const keyOf = (t: RevokeTarget) =>
+  t.kind === 'role' && t.account !== undefined ? `role:${t.account}:${t.name}` : `${t.kind}:${t.name}`
 
 export function createRevokeTracker(
   selfIdentities: readonly string[],
@@ -165,7 +172,8 @@ export function createRevokeTracker(
     if (!core || !mayConfirm(core) || revoked.size === 0) return null
     const candidates: RevokeTarget[] = []
     const role = roleNameOf(core.session_issuer_arn)
-    if (role) candidates.push({ kind: 'role', name: role })
+    const account = accountOf(core.session_issuer_arn)
+    if (role) candidates.push(account ? { kind: 'role', name: role, account } : { kind: 'role', name: role })
     if (core.access_key_id) candidates.push({ kind: 'access_key', name: core.access_key_id })
     for (const target of candidates) {
       const record = revoked.get(keyOf(target))

@@ -1,6 +1,7 @@
 // A 0–100 score for one correlation, with every factor listed so a person can see why:
 // rule severity (≤ 50) + Falco priority (≤ 20) + core action risk (≤ 20) + failed attempt (5) +
-// proximity in time (≤ 10), capped at 100.
+// proximity in time (≤ 10) + the agent's baseline (−20 … +30, baseline-verdict.ts). The reasons' points
+// add up to the score: past 100 (or under 0) a last `cap` reason says by how much it was cut.
 
 import { globToRegExp } from '../runtime/glob.ts'
 import type { FalcoPriority, ScoreReason } from '../schemas/types.ts'
@@ -12,6 +13,8 @@ export type ScoreInput = {
   readOnly: boolean | undefined
   errorCode: string | undefined
   deltaMs: number
+  /** What the agent's baseline says about the call (baseline-verdict.ts); none when it is off. */
+  baseline?: readonly ScoreReason[]
 }
 
 const priorityPoints: Record<FalcoPriority, number> = {
@@ -49,6 +52,19 @@ const criticalActions = [
   'kms:ScheduleKeyDeletion',
   'kms:PutKeyPolicy',
   'organizations:LeaveOrganization',
+  'organizations:RemoveAccountFromOrganization',
+  'route53resolver:DeleteResolverQueryLogConfig',
+  'ec2:ModifySnapshotAttribute',
+  'ec2:ModifyImageAttribute',
+  'rds:Modify*SnapshotAttribute',
+  'lambda:AddPermission*',
+  'lambda:UpdateFunctionCode*',
+  'lambda:UpdateFunctionConfiguration*',
+  'lambda:AddLayerVersionPermission*',
+  'rolesanywhere:CreateTrustAnchor',
+  'rolesanywhere:UpdateTrustAnchor',
+  'ec2-instance-connect:Send*SSHPublicKey',
+  'ec2:EnableSerialConsoleAccess',
 ].map(globToRegExp)
 
 /** Credential and data access. */
@@ -60,9 +76,15 @@ const highActions = [
   'sts:GetSessionToken',
   's3:PutBucket*',
   's3:Delete*',
-  'ec2:Modify*Attribute',
-  'rds:ModifyDBSnapshotAttribute',
   'iam:CreateRole',
+  'ssm:SendCommand',
+  'ssm:StartSession',
+  'ec2:ModifyInstanceAttribute',
+  'ec2:RunInstances',
+  'ec2:AuthorizeSecurityGroup*',
+  'bedrock:*',
+  'rolesanywhere:CreateProfile',
+  'signin:ConsoleLogin',
 ].map(globToRegExp)
 
 const deniedCodes = new Set([
@@ -76,8 +98,10 @@ const deniedCodes = new Set([
 export const isDenied = (errorCode: string | undefined): boolean =>
   errorCode !== undefined && deniedCodes.has(errorCode)
 
+export const isCriticalAction = (action: string): boolean => criticalActions.some((g) => g.test(action))
+
 function actionRisk(action: string, readOnly: boolean | undefined): { points: number; level: string } {
-  if (criticalActions.some((g) => g.test(action))) return { points: 20, level: 'critical' }
+  if (isCriticalAction(action)) return { points: 20, level: 'critical' }
   if (highActions.some((g) => g.test(action))) return { points: 15, level: 'high' }
   return readOnly ? { points: 3, level: 'read-only' } : { points: 8, level: 'write' }
 }
@@ -114,6 +138,15 @@ export function scoreCorrelation(input: ScoreInput): { score: number; reasons: S
     })
   }
   reasons.push({ factor: 'proximity', points: near.points, detail: near.detail })
+  if (input.baseline) reasons.push(...input.baseline)
   const total = reasons.reduce((sum, r) => sum + r.points, 0)
-  return { score: Math.min(100, Math.max(0, total)), reasons }
+  const score = Math.min(100, Math.max(0, total))
+  if (score !== total) {
+    reasons.push({
+      factor: 'cap',
+      points: score - total,
+      detail: `the reasons add up to ${total}; a score is ${score > 0 ? 'at most 100' : 'at least 0'}`,
+    })
+  }
+  return { score, reasons }
 }

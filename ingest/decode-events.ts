@@ -91,10 +91,11 @@ export function createEventDecoder(
     agents: Config['agents']
     revoke: Pick<Config['revoke'], 'self_identities'>
     ingest?: Partial<Pick<Config['ingest'], 'max_future_skew'>>
+    clusters?: Config['clusters']
   },
   deps: EventDecoderDeps = {},
 ): EventDecoder {
-  const resolver: AgentResolver = createAgentResolver(config.agents)
+  const resolver: AgentResolver = createAgentResolver(config.agents, { clusters: config.clusters })
   const maxFutureSkew = config.ingest?.max_future_skew ?? defaultMaxFutureSkew
   const isSelfIdentity = selfIdentityMatcher(config.revoke.self_identities)
 

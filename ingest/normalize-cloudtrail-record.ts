@@ -7,6 +7,7 @@ import type { CoreFields, IdentityFields } from '../schemas/types.ts'
 import { contentHash } from './content-hash.ts'
 import type { NormalizeContext, NormalizeResult } from './normalized-draft.ts'
 import { parseEventTime } from './parse-event-time.ts'
+import { requestTarget } from './request-target.ts'
 
 /** Insights records have no eventName or userIdentity: recognized and skipped, never normalized. */
 export function isInsightRecord(value: Record<string, unknown>): boolean {
@@ -56,6 +57,8 @@ export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: Normali
   const region = nonEmpty(record.awsRegion)
   if (region !== undefined) core.region = region
   if (identity.account_id !== undefined) core.account_id = identity.account_id
+  const target = requestTarget(record.requestParameters, core.resources)
+  if (target !== undefined) core.target = target
   const credentials = issuedCredentials(record, time.ms)
   if (credentials !== undefined) core.credentials = credentials
   return {

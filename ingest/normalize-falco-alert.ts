@@ -89,6 +89,8 @@ function edgeIdentity(fields: Fields, edge: EdgeFields): IdentityFields {
   set(identity, 'k8s_namespace', text(fields['k8s.ns.name']) ?? text(fields['k8smeta.ns.name']))
   set(identity, 'k8s_pod', text(fields['k8s.pod.name']) ?? text(fields['k8smeta.pod.name']))
   set(identity, 'k8s_pod_uid', text(fields['k8s.pod.uid']) ?? text(fields['k8smeta.pod.uid']))
+  // Falcosidekick's customfields land in output_fields: the usual way to say which cluster a node is in.
+  set(identity, 'cluster', text(fields.cluster) ?? text(fields['k8s.cluster.name']))
   const containerId = text(fields['container.id'])
   if (containerId !== 'host') set(identity, 'container_id', containerId)
   set(identity, 'container_image', image(fields))
@@ -151,6 +153,8 @@ function cloudTrailCore(fields: Fields, ctx: NormalizeContext): CoreFields {
   set(core, 'read_only', readOnly === undefined ? undefined : readOnly === 'true')
   set(core, 'error_code', text(fields['ct.error']))
   set(core, 'principal_arn', principal)
+  const session = assumedRole.exec(principal ?? '')
+  if (session) set(core, 'session_issuer_arn', `arn:${session[1]}:iam::${session[2]}:role/${session[3]}`)
   set(core, 'principal_type', text(fields['ct.user.identitytype']))
   set(core, 'source_ip', text(fields['ct.srcip']))
   set(core, 'user_agent', text(fields['ct.useragent']))
@@ -161,10 +165,20 @@ function cloudTrailCore(fields: Fields, ctx: NormalizeContext): CoreFields {
 
 function cloudTrailIdentity(fields: Fields): IdentityFields {
   const identity: IdentityFields = {}
-  set(identity, 'principal_arn', text(fields['ct.user.arn']))
+  const arn = text(fields['ct.user.arn'])
+  set(identity, 'principal_arn', arn)
   set(identity, 'account_id', text(fields['ct.user.accountid']))
+  // The plugin gives the session ARN only: its role is what the registry names (as for the same record
+  // read from CloudTrail, where the session issuer carries it).
+  const session = assumedRole.exec(arn ?? '')
+  if (session) {
+    set(identity, 'role_arn', `arn:${session[1]}:iam::${session[2]}:role/${session[3]}`)
+    set(identity, 'session_name', session[4])
+  }
   return identity
 }
+
+const assumedRole = /^arn:([^:]+):sts::([^:]*):assumed-role\/([^/]+)\/(.+)$/
 
 /** A usable text value: Falco writes `<NA>` or null when it does not know. */
 function text(value: unknown): string | undefined {

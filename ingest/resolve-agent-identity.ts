@@ -6,7 +6,8 @@
 //    kind first: access key, Kubernetes workload, AWS principal, image, then host.
 // 2. Stitching: an IRSA AssumeRoleWithWebIdentity or a Pod Identity sts:AssumeRole (by pods.eks.amazonaws.com)
 //    issues an accessKeyId to a Kubernetes identity; later calls signed with that key inherit it for the
-//    credential lifetime (event time within [issued − skew, expires + skew]).
+//    credential lifetime (event time within [issued − skew, expires + skew]). An sts:AssumeRole signed with
+//    such a key (role chaining) issues a key that belongs to the same workload, hop after hop.
 // 3. Fallback ids: the workload (`namespace/workload`, the pod name without its ReplicaSet/DaemonSet
 //    suffix; an IRSA identity names the service account), else the principal (role ARN), else
 //    `host:<name>`, else `unresolved:<event id>`: an event naming no one is its own agent, so it can never
@@ -44,7 +45,13 @@ export type AgentResolver = {
   agents(): AgentSummary[]
 }
 
-export type ResolverOptions = { maxLinks?: number; maxAgents?: number; skewMs?: number }
+export type ResolverOptions = {
+  maxLinks?: number
+  maxAgents?: number
+  skewMs?: number
+  /** When given (non-empty), the cluster is part of the workload id; alerts get theirs from these hosts. */
+  clusters?: readonly { name: string; hosts: readonly string[] }[]
+}
 
 const linkFields = [
   'k8s_namespace',
@@ -68,8 +75,11 @@ export function createAgentResolver(
   agents: readonly AgentConfig[],
   options: ResolverOptions = {},
 ): AgentResolver {
-  const { maxLinks = 200_000, maxAgents = 10_000, skewMs = 300_000 } = options
+  const { maxLinks = 200_000, maxAgents = 10_000, skewMs = 300_000, clusters = [] } = options
   const registry = compileRegistry(agents)
+  const clusterOfHost = compileFirstMatch(clusters.map((c) => c.hosts))
+  const clustered = clusters.length > 0
+  const workloadId = (identity: IdentityFields) => workloadKey(identity, clustered)
   const links = new Map<string, IdentityLink>()
   const seen = new Map<string, AgentSummary>()
 
@@ -79,15 +89,43 @@ export function createAgentResolver(
     return link
   }
 
+  /** `namespace/pod` → the service account a Pod Identity credential named for it (bounded like links). */
+  const podAccounts = new Map<string, string>()
+
   const store = (link: IdentityLink) => {
     links.set(link.access_key_id, link)
     if (links.size > maxLinks) evictEarliestExpiry(links, Math.ceil(maxLinks / 10))
+    if (link.k8s_namespace && link.k8s_pod && link.k8s_service_account) {
+      const pod = `${link.k8s_namespace}/${link.k8s_pod}`
+      podAccounts.delete(pod)
+      podAccounts.set(pod, link.k8s_service_account)
+      if (podAccounts.size > maxLinks) podAccounts.delete(podAccounts.keys().next().value as string)
+    }
+  }
+
+  /** An alert without a cluster field takes the cluster its Falco host is listed under. */
+  const withCluster = (identity: IdentityFields, event: UnresolvedEvent): IdentityFields => {
+    if (!clustered || identity.cluster !== undefined || !identity.k8s_namespace) return identity
+    const index = clusterOfHost(event.edge?.hostname)
+    if (index === Number.POSITIVE_INFINITY) return identity
+    return { ...identity, cluster: (clusters[index] as { name: string }).name }
+  }
+
+  /** A Falco alert names its pod, never its service account: add the one Pod Identity named for that pod. */
+  const withPodAccount = (identity: IdentityFields): IdentityFields => {
+    if (!identity.k8s_namespace || !identity.k8s_pod || identity.k8s_service_account) return identity
+    const account = podAccounts.get(`${identity.k8s_namespace}/${identity.k8s_pod}`)
+    return account === undefined ? identity : { ...identity, k8s_service_account: account }
   }
 
   const learn = (event: UnresolvedEvent): IdentityLink | undefined => {
     const credentials = event.core?.credentials
-    const id = event.identity
-    if (!credentials || !(id.k8s_service_account || id.k8s_pod)) return undefined
+    if (!credentials) return undefined
+    // Role chaining: credentials issued to a call signed with a stitched key belong to that key's
+    // workload, however many hops down (each issued key gets its own link).
+    const id: Partial<IdentityLink> | undefined =
+      event.identity.k8s_service_account || event.identity.k8s_pod ? event.identity : chainedFrom(event)
+    if (!id) return undefined
     const link: IdentityLink = {
       access_key_id: credentials.access_key_id,
       issued_at: event.time,
@@ -100,7 +138,21 @@ export function createAgentResolver(
     return link
   }
 
+  /** The link of the key that signed an sts:AssumeRole, without its role (the new session has its own). */
+  const chainedFrom = (event: UnresolvedEvent): Partial<IdentityLink> | undefined => {
+    if (
+      event.core?.action !== 'sts:AssumeRole' ||
+      event.identity.access_key_id === event.core.credentials?.access_key_id
+    )
+      return undefined
+    const parent = linkFor(event.identity.access_key_id, event.time)
+    if (!parent) return undefined
+    const { role_arn: _role, ...workload } = parent
+    return workload
+  }
+
   const resolve = (event: UnresolvedEvent): NormalizedEvent => {
+    if (event.side === 'edge') event.identity = withCluster(withPodAccount(event.identity), event)
     const own = registry(event.identity)
     const link = own ? undefined : linkFor(event.identity.access_key_id, event.time)
     const identity = link ? withLink(event.identity, link) : event.identity
@@ -111,7 +163,7 @@ export function createAgentResolver(
             id: registry(identity)?.id ?? workloadId(identity) ?? principalId(event),
             resolved_by: 'stitched',
           }
-        : fallback(event.id, identity)
+        : fallback(event.id, identity, workloadId)
     // Completed in place (a spread copy of the event costs more than resolving it): `identity` keeps its
     // position among the keys, `agent` comes last, as in the published bytes.
     const resolved = event as NormalizedEvent
@@ -139,7 +191,11 @@ function withLink(identity: IdentityFields, link: IdentityLink): IdentityFields 
   return merged
 }
 
-function fallback(eventId: string, identity: IdentityFields): AgentRef {
+function fallback(
+  eventId: string,
+  identity: IdentityFields,
+  workloadId: (identity: IdentityFields) => string | undefined,
+): AgentRef {
   const workload = workloadId(identity)
   if (workload) return { id: workload, resolved_by: 'workload' }
   const principal = identity.role_arn ?? identity.principal_arn
@@ -151,12 +207,16 @@ function fallback(eventId: string, identity: IdentityFields): AgentRef {
 const principalId = (event: UnresolvedEvent): string =>
   event.identity.role_arn ?? event.identity.principal_arn ?? `unresolved:${event.id}`
 
-/** `namespace/workload`: the pod name without the suffixes Kubernetes generates, or the service account. */
-function workloadId(identity: IdentityFields): string | undefined {
+/**
+ * `namespace/workload`: the pod name without the suffixes Kubernetes generates, or the service account;
+ * `cluster/namespace/workload` when clusters are configured and the event's cluster is known.
+ */
+function workloadKey(identity: IdentityFields, clustered: boolean): string | undefined {
   const ns = identity.k8s_namespace
   if (!ns) return undefined
-  if (identity.k8s_pod) return `${ns}/${workloadName(identity.k8s_pod)}`
-  if (identity.k8s_service_account) return `${ns}/${identity.k8s_service_account}`
+  const prefix = clustered && identity.cluster ? `${identity.cluster}/` : ''
+  if (identity.k8s_pod) return `${prefix}${ns}/${workloadName(identity.k8s_pod)}`
+  if (identity.k8s_service_account) return `${prefix}${ns}/${identity.k8s_service_account}`
   return undefined
 }
 
@@ -167,6 +227,35 @@ const generatedSuffix = new RegExp(`^(.+?)(?:-${k8sChars}{6,10}-${k8sChars}{5}|-
 
 export function workloadName(pod: string): string {
   return generatedSuffix.exec(pod)?.[1] ?? pod
+}
+
+/**
+ * Registry entries no Falco alert can ever match, so they never correlate: start-up warns about them.
+ * Alerts carry a pod, an image, a host; never an AWS identity, and a service account only once a Pod
+ * Identity credential named the pod behind it (IRSA never does).
+ */
+export function registryWarnings(agents: readonly AgentConfig[]): string[] {
+  const warnings: string[] = []
+  agents.forEach((agent, index) => {
+    const where = `agents[${index}] (${agent.id})`
+    const m = agent.match
+    const k8s = m.k8s ?? []
+    const edgeCapable =
+      (m.images?.length ?? 0) > 0 ||
+      (m.hosts?.length ?? 0) > 0 ||
+      k8s.some((e) => e.pod !== undefined || (e.namespace !== undefined && e.service_account === undefined))
+    if (edgeCapable) return
+    if (k8s.some((e) => e.service_account !== undefined)) {
+      warnings.push(
+        `${where}: matches Falco alerts only after a Pod Identity credential names the pod behind its service account (IRSA never does); add a pod glob, an image or a host`,
+      )
+    } else {
+      warnings.push(
+        `${where}: names only AWS identities, which no Falco alert carries: its calls are named but never correlated; add a k8s pod, an image or a host`,
+      )
+    }
+  })
+  return warnings
 }
 
 type RegistryMatch = { id: string; kind: 'access_keys' | 'k8s' | 'aws' | 'images' | 'hosts' }

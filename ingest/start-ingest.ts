@@ -16,6 +16,7 @@ import { createFalcoSpool } from './falco-spool.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
+import { registryWarnings } from './resolve-agent-identity.ts'
 import { type AwsClients, createAwsClients } from './s3-client.ts'
 import { type S3SqsReader, startS3SqsReader } from './s3-sqs-reader.ts'
 import { type IdentityLinkSharing, startIdentityLinkSharing } from './share-identity-links.ts'
@@ -69,6 +70,8 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     group: `nerve-ingest-links-${deps.instance ?? hostname()}`,
     onLinks: (shared) => decoder.addLinks(shared),
   })
+  for (const warning of registryWarnings(config.agents))
+    log.warn({ error_code: 'CONFIG_INVALID' }, `Registry entry can never match a Falco alert: ${warning}.`)
   log.info({ links: links.length, agents: config.agents.length }, 'Ingest started.')
   const publisher = createDecodedPublisher(
     { maxPending: config.ingest.max_pending_publishes },

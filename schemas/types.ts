@@ -96,6 +96,11 @@ export type CoreFields = {
   account_id?: string
   /** ARNs of the resources the call named, when CloudTrail lists them. */
   resources: string[]
+  /**
+   * The one resource the request named, from its parameters (a secret id, a parameter name, a bucket, a
+   * role, a function, an instance…), at most 256 characters: what the behavioural baseline remembers.
+   */
+  target?: string
   /** True when the call was made by nerve's own revoker (revoke.self_identities): indexed, never correlated. */
   by_nerve: boolean
   /** Temporary credentials this call issued (STS AssumeRole*, GetSessionToken, …): the identity-stitching key. */
@@ -124,11 +129,17 @@ export type NormalizedEvent = {
 }
 
 export type ScoreReason = {
-  /** Bounded factor name: rule_severity, edge_priority, action_risk, failed_attempt, proximity. */
+  /**
+   * Bounded factor name: rule_severity, edge_priority, action_risk, failed_attempt, proximity,
+   * baseline_no_history, baseline_novel_action, baseline_novel_resource, baseline_unusual_hour,
+   * baseline_burst, baseline_routine, cap. The points of all reasons add up to the score.
+   */
   factor: string
   points: number
   detail: string
 }
+
+export type AttackRef = { id: string; name?: string }
 
 export type Correlation = {
   /** sha256 of (rule id, edge event id, core event id), hex: deterministic across replays. */
@@ -136,7 +147,14 @@ export type Correlation = {
   /** max(edge.time, core.time), epoch ms: when the pair became complete in event time. */
   time: number
   /** version: 12 hex digits of the rule's filters + window; changes when the rule does (R1). */
-  rule: { id: string; severity: number; revoke: boolean; version?: string }
+  rule: {
+    id: string
+    severity: number
+    revoke: boolean
+    version?: string
+    /** The rule's MITRE ATT&CK tactics and techniques, with their names where known. */
+    mitre?: { tactics: AttackRef[]; techniques: AttackRef[] }
+  }
   agent: { id: string; resolved_by: ResolvedBy; identity: IdentityFields }
   edge: {
     event_id: string
@@ -158,6 +176,8 @@ export type Correlation = {
     source_ip?: string
     region?: string
     account_id?: string
+    /** The resource the request named (NormalizedEvent core.target). */
+    target?: string
   }
   /** core.time − edge.time, ms. */
   delta_ms: number
@@ -173,6 +193,8 @@ export type Correlation = {
     /** Correlations over the per-rule bound of the incident, counted but not emitted. */
     suppressed_count?: number
     signals?: string[]
+    /** Incident ids this one now replaces: merged in by this correlation, or renamed by an earlier member. */
+    merged?: string[]
   }
   /** Stream time − event time when each member arrived, ms (how late it came; tune grace with it). */
   lag_at_arrival?: { edge: number; core: number }
@@ -205,6 +227,8 @@ export type RuleConfig = {
   window?: Partial<WindowConfig>
   severity: number
   revoke: boolean
+  /** MITRE ATT&CK ids: tactics `TA0006`, techniques and sub-techniques `T1555`, `T1555.006`. */
+  mitre?: { tactics?: string[]; techniques?: string[] }
 }
 
 export type RateConfig = { count: number; per: Ms }
@@ -286,6 +310,8 @@ export type Config = {
   }
   bus: { partitions: number; retention: Ms; max_batch: number }
   kafka: KafkaConfig
+  /** Kubernetes clusters by their Falco hosts; when set, the cluster is part of a workload's id. */
+  clusters: { name: string; hosts: string[] }[]
   agents: AgentConfig[]
   correlation: {
     window: WindowConfig
@@ -297,6 +323,15 @@ export type Config = {
     memory_budget_bytes: number
     incident_gap: Ms
     max_correlations_per_incident_rule: number
+    baseline: {
+      enabled: boolean
+      history: Ms
+      warmup: Ms
+      routine_min: number
+      burst_window: Ms
+      burst_min: number
+      memory_share: number
+    }
   }
   revoke: {
     webhooks: WebhookTargetConfig[]

@@ -151,6 +151,11 @@ export function createCorrelationStore(
     deleteIncident: db.prepare('DELETE FROM incidents WHERE id = ?'),
     deleteIncidentCorrelations: db.prepare('DELETE FROM correlations WHERE incident_id = ?'),
     deleteIncidentOutcomes: db.prepare('DELETE FROM revoke_outcomes WHERE incident_id = ?'),
+    moveCorrelations: db.prepare<[string], { id: string; record: string }>(
+      'SELECT id, record FROM correlations WHERE incident_id = ?',
+    ),
+    setCorrelationIncident: db.prepare('UPDATE correlations SET incident_id = ?, record = ? WHERE id = ?'),
+    moveOutcomes: db.prepare('UPDATE revoke_outcomes SET incident_id = ? WHERE incident_id = ?'),
     deleteOrphanOutcomes: db.prepare(
       'DELETE FROM revoke_outcomes WHERE time < ? AND incident_id NOT IN (SELECT id FROM incidents)',
     ),
@@ -162,11 +167,60 @@ export function createCorrelationStore(
    * its row 500 times). A redelivered correlation is found by its insert, which changes no row. `opened`:
    * the first correlation of each incident this batch opened, for the "Incident opened." log line.
    */
+  /**
+   * Folds the incidents a correlation's incident replaces (group-incidents.ts: merged or renamed) into
+   * it: their correlations and revoke outcomes move over and its row is rebuilt from them.
+   */
+  const foldMerged = (c: Correlation) => {
+    const moved: Correlation[] = []
+    for (const old of c.incident.merged ?? []) {
+      if (old === c.incident.id || !sql.getIncidentRow.get(old)) continue
+      for (const row of sql.moveCorrelations.all(old)) {
+        const record = JSON.parse(row.record) as Correlation
+        record.incident = { ...record.incident, id: c.incident.id }
+        sql.setCorrelationIncident.run(c.incident.id, JSON.stringify(record), row.id)
+        moved.push(record)
+      }
+      sql.moveOutcomes.run(c.incident.id, old)
+      sql.deleteIncident.run(old)
+    }
+    if (moved.length === 0) return
+    const kept = sql.incidentCorrelations.all(c.incident.id).map((r) => JSON.parse(r.record) as Correlation)
+    sql.deleteIncident.run(c.incident.id)
+    sql.deleteIncidentCorrelations.run(c.incident.id)
+    const tally = tallyOf(undefined, c.agent.id)
+    for (const record of kept.sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : 1))) {
+      const newEdge = tally.isNewEdge(record.edge.event_id, () => undefined)
+      const newCore = tally.isNewCore(record.core.event_id, () => undefined)
+      sql.insertCorrelation.run(
+        record.id,
+        record.time,
+        record.agent.id,
+        c.incident.id,
+        record.edge.event_id,
+        record.core.event_id,
+        JSON.stringify(record),
+      )
+      tally.add(record, newEdge, newCore)
+    }
+    sql.upsertIncident.run(tally.row(c.incident.id))
+  }
+
+  /** Writes the incidents tallied so far, before a fold reads or rewrites their rows. */
+  const flush = (touched: Map<string, IncidentTally>) => {
+    for (const [id, tally] of touched) if (tally.changed) sql.upsertIncident.run(tally.row(id))
+    touched.clear()
+  }
+
   const writeCorrelations = db.transaction((batch: readonly Correlation[]) => {
     const touched = new Map<string, IncidentTally>()
     const opened: Correlation[] = []
     let stored = 0
     for (const c of batch) {
+      if (c.incident.merged?.length) {
+        flush(touched)
+        foldMerged(c)
+      }
       let tally = touched.get(c.incident.id)
       if (!tally) {
         tally = tallyOf(sql.getIncidentRow.get(c.incident.id), c.agent.id)
@@ -189,7 +243,7 @@ export function createCorrelationStore(
       tally.add(c, newEdge, newCore)
       stored++
     }
-    for (const [id, tally] of touched) if (tally.changed) sql.upsertIncident.run(tally.row(id))
+    flush(touched)
     return { stored, duplicates: batch.length - stored, opened }
   })
 

@@ -14,7 +14,7 @@ import {
   ipLiteral,
   isHostSource,
   isoTime,
-  threatFromTags,
+  threatOfCorrelation,
   uniqueStrings,
 } from './ecs-field-mapping.ts'
 import { dataStreamFields, datasetOf } from './elasticsearch-data-streams.ts'
@@ -57,7 +57,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
     message: correlationMessage(c),
     tags: c.edge.tags,
     rule: { id: c.rule.id, name: c.rule.id, ruleset: 'nerve' },
-    threat: threatFromTags(c.edge.tags),
+    threat: threatOfCorrelation(c),
     observer: { hostname: c.edge.hostname, product: 'Falco', vendor: 'Falco', type: 'ids' },
     host: isHostSource(c.edge.source) ? { name: c.edge.hostname } : undefined,
     user: { name: userName, id: c.core.principal },
@@ -77,7 +77,16 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
     nerve: {
       agent: { id: c.agent.id, resolved_by: c.agent.resolved_by },
       identity: { ...c.agent.identity },
-      rule: { id: c.rule.id, severity: c.rule.severity, revoke: c.rule.revoke, version: c.rule.version },
+      rule: {
+        id: c.rule.id,
+        severity: c.rule.severity,
+        revoke: c.rule.revoke,
+        version: c.rule.version,
+        mitre: c.rule.mitre && {
+          tactics: c.rule.mitre.tactics.map((t) => t.id),
+          techniques: c.rule.mitre.techniques.map((t) => t.id),
+        },
+      },
       incident: {
         id: c.incident.id,
         first_seen: c.incident.first_seen === undefined ? undefined : isoTime(c.incident.first_seen),
@@ -85,6 +94,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
         correlation_count: c.incident.correlation_count,
         suppressed_count: c.incident.suppressed_count,
         signals: c.incident.signals,
+        merged: c.incident.merged,
       },
       lag_at_arrival: c.lag_at_arrival && { edge: c.lag_at_arrival.edge, core: c.lag_at_arrival.core },
       score: c.score,
@@ -111,6 +121,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
         source_ip: c.core.source_ip,
         region: c.core.region,
         account_id: c.core.account_id,
+        target: c.core.target,
       },
     },
   })

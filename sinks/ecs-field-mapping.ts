@@ -1,7 +1,8 @@
 // How nerve's values become ECS fields (ECS 9.4.0, shared/reference/ecs): the pieces the three document
 // builders share. Pure functions; the allowed values are checked by tests/unit/sinks/ecs-documents.test.ts.
 import { isIP } from 'node:net'
-import type { FalcoPriority, IdentityFields } from '../schemas/types.ts'
+import { attackTactics, attackTechniques } from '../runtime/mitre-attack.ts'
+import type { Correlation, FalcoPriority, IdentityFields } from '../schemas/types.ts'
 
 export const ecsVersion = '9.4.0'
 
@@ -101,6 +102,49 @@ export function threatFromTags(tags: readonly string[]): EcsDocument | undefined
     technique: {
       id: uniqueStrings([...techniques, ...subtechniques.map((s) => s.slice(0, 5))]),
       subtechnique: { id: subtechniques },
+    },
+  }
+}
+
+const tacticIds: Record<string, string> = Object.fromEntries(
+  Object.entries(attackTactics).map(([id, name]) => [name, id]),
+)
+
+/**
+ * A correlation's threat.*: the rule's ATT&CK tactics and techniques (ids and names, parallel arrays as
+ * ECS keeps them), then those the Falco alert's tags add. Sub-techniques (T1555.006) go to
+ * threat.technique.subtechnique.id and their parent to threat.technique.id.
+ */
+export function threatOfCorrelation(c: Correlation): EcsDocument | undefined {
+  const tactics = new Map<string, string | undefined>()
+  const techniques = new Map<string, string | undefined>()
+  const subtechniques = new Map<string, string | undefined>()
+  for (const t of c.rule.mitre?.tactics ?? []) tactics.set(t.id, t.name)
+  for (const t of c.rule.mitre?.techniques ?? []) {
+    const parent = t.id.slice(0, 5)
+    if (t.id.length > 5) subtechniques.set(t.id, t.name)
+    if (!techniques.has(parent)) techniques.set(parent, attackTechniques[parent])
+  }
+  for (const tag of c.edge.tags) {
+    const name = tacticNames[tag]
+    if (name !== undefined && ![...tactics.values()].includes(name))
+      tactics.set(tacticIds[name] ?? name, name)
+    if (/^T\d{4}(\.\d{3})?$/.test(tag)) {
+      const parent = tag.slice(0, 5)
+      if (tag.length > 5 && !subtechniques.has(tag)) subtechniques.set(tag, attackTechniques[tag])
+      if (!techniques.has(parent)) techniques.set(parent, attackTechniques[parent])
+    }
+  }
+  if (tactics.size + techniques.size === 0) return undefined
+  const ids = (m: Map<string, string | undefined>) => [...m.keys()].filter((k) => /^TA?\d{4}/.test(k))
+  const names = (m: Map<string, string | undefined>) => uniqueStrings([...m.values()])
+  return {
+    framework: 'MITRE ATT&CK',
+    tactic: { id: ids(tactics), name: names(tactics) },
+    technique: {
+      id: ids(techniques),
+      name: names(techniques),
+      subtechnique: { id: ids(subtechniques), name: names(subtechniques) },
     },
   }
 }

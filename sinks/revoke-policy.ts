@@ -103,6 +103,9 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
       if (!correlation.rule.revoke) return suppressed('rule_not_revoking')
       if (correlation.score < config.min_score) return suppressed('below_min_score')
       if (protectedAgents.has(correlation.agent.id)) return suppressed('protected_agent')
+      // An incident that absorbed a revoked one (merged, group-incidents.ts) was revoked too.
+      if ((correlation.incident.merged ?? []).some((id) => revokedIncidents.has(id)))
+        revokedIncidents.add(correlation.incident.id)
       if (revokedIncidents.has(correlation.incident.id)) return suppressed('incident_already_revoked')
       if (!config.dry_run && !config.has_targets) return suppressed('no_targets')
       if (perAgent.get(correlation.agent.id)?.hasRoom(now) === false) return suppressed('rate_limited_agent')

@@ -88,7 +88,10 @@ export async function correlateRebalanceScenario(
   await a.stage.close()
   await a.bus.close()
   await feeder.publish(eventsTopic, keyed(secretReads()))
-  await until(() => emitted.length >= 16, 'the 8 credential search → secret pairs, all on B')
+  await until(
+    () => emitted.length >= 24,
+    'the 8 credential search → secret and 8 shell → secret pairs, all on B',
+  )
 
   const ids = emitted.map((r) => r.value.id)
   const pairs = [...new Set(emitted.map((r) => `${r.value.agent.id} ${r.value.rule.id}`))].sort()
@@ -96,12 +99,13 @@ export async function correlateRebalanceScenario(
     agents
       .flatMap((agent) => [
         `${agent} credential-search-then-secret-access`,
+        `${agent} shell-then-credential-access`,
         `${agent} shell-then-iam-privilege-change`,
       ])
       .sort(),
   )
-  expect(new Set(ids).size).toBe(16)
-  if (opts.exactlyOnce) expect(ids).toHaveLength(16)
+  expect(new Set(ids).size).toBe(24)
+  if (opts.exactlyOnce) expect(ids).toHaveLength(24)
 
   await b.stage.close()
   await collector.stop()

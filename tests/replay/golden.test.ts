@@ -37,7 +37,28 @@ describe('nerve replay (golden)', { timeout: 90_000 }, () => {
       skipped: 0,
       duplicate: 0,
       late: 0,
-      correlations: 8,
+      correlations: 10,
+      overflow: 0,
+      ignored: {
+        no_agent: 0,
+        invalid_time: 0,
+        internal: 1,
+        no_rule: 7,
+        self_action: 0,
+        revoke_action: 0,
+        revoke_confirmation: 0,
+      },
+      confirmations: 0,
+      revokes: 1,
+      suppressed: {
+        rule_not_revoking: 2,
+        below_min_score: 0,
+        protected_agent: 0,
+        incident_already_revoked: 7,
+        rate_limited_agent: 0,
+        rate_limited_global: 0,
+        no_targets: 0,
+      },
     })
   })
 
@@ -55,7 +76,7 @@ describe('nerve replay (golden)', { timeout: 90_000 }, () => {
     ])
     expect(stdout).toBe('')
     expect(readFileSync(out, 'utf8')).toBe(golden('agent-session.input-order.ndjson'))
-    expect(summary).toMatchObject({ read: 29, late: 1, correlations: 8 })
+    expect(summary).toMatchObject({ read: 29, late: 1, correlations: 10 })
   })
 
   it('says what is wrong with its arguments', async () => {

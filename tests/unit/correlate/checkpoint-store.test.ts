@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { createSqliteCheckpointStore } from '../../../correlate/checkpoint-store.ts'
 import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
 import { tempDir } from '../../helpers/random-names.ts'
-import { coreEvent, edgeEvent } from './sample-events.ts'
+import { coreEvent, edgeEvent, storeTestBaseline } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
 const config: CorrelatorConfig = {
@@ -14,6 +14,8 @@ const config: CorrelatorConfig = {
   memory_budget_bytes: 1 << 26,
   incident_gap: 60_000,
   self_identities: [],
+  // On, so its per-agent records go through the store too.
+  baseline: storeTestBaseline,
 }
 
 describe('createSqliteCheckpointStore', () => {

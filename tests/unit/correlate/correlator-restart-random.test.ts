@@ -1,8 +1,10 @@
 // Restarts at random points give the same correlations, byte for byte, as one uninterrupted run: from a full
 // snapshot and from checkpoints kept up to date with takeChanges(). Small per-agent caps and a tight memory
 // budget make entries leave and their storage be reused, so shedding order and restored order are exercised.
+// The behavioural baseline is on, at this test's time scale (ms), with a share small enough to shed agents.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import type { AgentBaselineRecord } from '../../../correlate/agent-baseline.ts'
 import {
   type CorrelatorConfig,
   type CorrelatorStats,
@@ -42,6 +44,15 @@ const config = (budget: number): CorrelatorConfig => ({
   memory_budget_bytes: budget,
   incident_gap: 50,
   self_identities: [],
+  baseline: {
+    enabled: true,
+    history: 120,
+    warmup: 10,
+    routine_min: 2,
+    burst_window: 20,
+    burst_min: 2,
+    memory_bytes: budget > 1 << 20 ? 1 << 20 : 1_500,
+  },
 })
 
 const spec = fc.record({
@@ -71,13 +82,21 @@ function toEvents(specs: Spec[]): NormalizedEvent[] {
             rule: s.kind % 2 === 0 ? 'Terminal shell in container' : 'Read sensitive file untrusted',
             output: `output of e${i}`,
           })
-        : coreEvent({ id: `c${i}`, agent: s.agent, time: s.time, action: coreKinds[s.kind] }),
+        : coreEvent({
+            id: `c${i}`,
+            agent: s.agent,
+            time: s.time,
+            action: coreKinds[s.kind],
+            target: ['role-a', 'role-b', 'role-c', undefined][(s.time + s.kind) % 4],
+          }),
     )
   })
   return events
 }
 
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T
+const sortedBaseline = (records: Iterable<AgentBaselineRecord>): AgentBaselineRecord[] =>
+  roundTrip([...records].sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0)))
 
 describe('correlator restarts', () => {
   it('emits the same correlations across restarts from snapshots and from incremental checkpoints', () => {
@@ -95,6 +114,7 @@ describe('correlator restarts', () => {
           let fromChanges = createCorrelator(config(budget), undefined, { trackChanges: true })
           const checkpoint = new Map<string, SerializedEntry>()
           let lists: CorrelatorLists = { incidents: [], revoked: [] }
+          const baselines = new Map<string, AgentBaselineRecord>()
           const got: Correlation[] = []
           const gotIncremental: Correlation[] = []
           events.forEach((e, i) => {
@@ -104,12 +124,18 @@ describe('correlator restarts', () => {
               for (const id of changes.removed) checkpoint.delete(id)
               for (const entry of changes.added) checkpoint.set(entry.id, entry)
               lists = changes.lists ?? lists
+              for (const agent of changes.baseline?.removed ?? []) baselines.delete(agent)
+              for (const r of changes.baseline?.upserted ?? []) baselines.set(r.agent, r)
               const state: CorrelatorState = {
                 ...changes.meta,
                 ...lists,
                 entries: [...checkpoint.values()].sort((a, b) => a.seq - b.seq),
               }
-              expect(state).toEqual(roundTrip(fromChanges.snapshot()))
+              if (baselines.size > 0) state.baseline = sortedBaseline(baselines.values())
+              expect(roundTrip({ ...fromChanges.snapshot(), baseline: undefined })).toEqual(
+                roundTrip({ ...state, baseline: undefined }),
+              )
+              expect(sortedBaseline(fromChanges.snapshot().baseline ?? [])).toEqual(state.baseline ?? [])
               fromChanges = createCorrelator(config(budget), state, { trackChanges: true })
             }
             got.push(...fromSnapshot.accept(e).correlations)
@@ -118,12 +144,20 @@ describe('correlator restarts', () => {
           expect(got).toEqual(expected)
           expect(gotIncremental).toEqual(expected)
           // Counters restart at zero with the process; the state they describe does not.
-          const state = ({ stream_time, buffered, buffered_bytes, agents, incidents }: CorrelatorStats) => ({
+          const state = ({
             stream_time,
             buffered,
             buffered_bytes,
             agents,
             incidents,
+            baseline,
+          }: CorrelatorStats) => ({
+            stream_time,
+            buffered,
+            buffered_bytes,
+            agents,
+            incidents,
+            baseline: { agents: baseline.agents, bytes: baseline.bytes },
           })
           expect(state(fromSnapshot.stats())).toEqual(state(whole.stats()))
           expect(state(fromChanges.stats())).toEqual(state(whole.stats()))

@@ -13,7 +13,7 @@ import {
 } from '../../../correlate/key-value-checkpoint-store.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { createMemoryBus, createMemoryStorage, type MemoryStorage } from './memory-bus.ts'
-import { coreEvent, edgeEvent } from './sample-events.ts'
+import { coreEvent, edgeEvent, storeTestBaseline } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
 const config: CorrelatorConfig = {
@@ -23,6 +23,8 @@ const config: CorrelatorConfig = {
   memory_budget_bytes: 1 << 26,
   incident_gap: 60_000,
   self_identities: [],
+  // On, so its per-agent records go through the store too.
+  baseline: storeTestBaseline,
 }
 const key = (partition: number) => `nerve-correlate/nerve.events.v1/${partition}`
 

@@ -26,11 +26,12 @@ describe('replayCorrelations', () => {
     const { correlations, late, counts } = replayCorrelations(config, input())
     expect(correlations.map((c) => [c.rule.id, c.edge.event_id, c.core.event_id])).toEqual([
       ['shell-then-iam-privilege-change', 'e-shell', 'c-attach'],
+      ['shell-then-credential-access', 'e-shell', 'c-secret'],
       ['credential-search-then-secret-access', 'e-find', 'c-secret'],
       ['shell-then-iam-privilege-change', 'e-shell', 'c-denied'],
     ])
     expect(late.map((l) => l.event.id)).toEqual(['c-late'])
-    expect(counts).toMatchObject({ read: 9, duplicate: 1, late: 1, correlations: 3 })
+    expect(counts).toMatchObject({ read: 9, duplicate: 1, late: 1, correlations: 4 })
     expect(counts.ignored.no_rule).toBe(1)
     expect(new Set(correlations.map((c) => c.incident.id)).size).toBe(1)
   })
@@ -112,7 +113,7 @@ describe('replayCorrelations', () => {
       return { out: JSON.stringify(out), counts: replay.counts() }
     }
     expect(run(true)).toEqual(run(false))
-    expect(run(true).counts).toMatchObject({ late: 2, confirmations: 1, correlations: 3 })
+    expect(run(true).counts).toMatchObject({ late: 2, confirmations: 1, correlations: 4 })
     const standIns = createReplay(withSelf)
     expect(events.filter((e) => standIns.standIn(e) !== undefined).map((e) => e.id)).toEqual([
       'c-noise',

@@ -3,6 +3,7 @@
 // falcosidekick-response-engine-part-1-kubeless.md:309) and Stratus Red Team CloudTrail records
 // (DataDog/stratus-red-team @ 7c9a7a5a63dc, Apache-2.0, docs/detonation-logs: AttachRolePolicy eventID
 // 39480357-…, GetSecretValue b9c3d881-…). Times, ids and agent keys are parameters so tests can place them.
+import type { BaselineConfig } from '../../../correlate/agent-baseline.ts'
 import type { CoreFields, EdgeFields, FalcoPriority, NormalizedEvent } from '../../../schemas/types.ts'
 
 const shellOutput =
@@ -68,6 +69,8 @@ export type CoreOptions = {
   accessKeyId?: string
   byNerve?: boolean
   requestParameters?: Record<string, unknown>
+  /** The resource the request named (core.target). */
+  target?: string
 }
 
 export function coreEvent(o: CoreOptions): NormalizedEvent {
@@ -91,6 +94,7 @@ export function coreEvent(o: CoreOptions): NormalizedEvent {
   }
   if (o.sessionIssuer) core.session_issuer_arn = o.sessionIssuer
   if (o.errorCode) core.error_code = o.errorCode
+  if (o.target) core.target = o.target
   const iso = new Date(o.time).toISOString().replace('.000Z', 'Z')
   return {
     id: o.id ?? `39480357-0a1d-4531-a3f2-${String(o.time).padStart(12, '0')}`,
@@ -118,4 +122,15 @@ export function coreEvent(o: CoreOptions): NormalizedEvent {
       },
     },
   }
+}
+
+/** A behavioural baseline at the checkpoint tests' time scale (seconds), big enough never to shed. */
+export const storeTestBaseline: BaselineConfig = {
+  enabled: true,
+  history: 3_600_000,
+  warmup: 1_000,
+  routine_min: 3,
+  burst_window: 60_000,
+  burst_min: 3,
+  memory_bytes: 1 << 20,
 }

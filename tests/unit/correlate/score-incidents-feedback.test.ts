@@ -74,7 +74,8 @@ describe('scoreCorrelation', () => {
       }).score
     expect(risk('iam:CreateAccessKey')).toBe(20)
     expect(risk('secretsmanager:GetSecretValue')).toBe(15)
-    expect(risk('ec2:RunInstances')).toBe(8)
+    expect(risk('ec2:RunInstances')).toBe(15)
+    expect(risk('ec2:CreateTags')).toBe(8)
   })
 })
 
@@ -86,10 +87,12 @@ describe('incidents', () => {
     const b1 = g.assign('b', 10_000, 'c3', ['edge:x'])
     const a3 = g.assign('a', 12_000, 'c4', [])
     expect(a2).toMatchObject({ id: a1.id, first_seen: 10_000, last_seen: 10_900, correlation_count: 2 })
-    expect(a2.signals).toEqual(['edge:x', 'core:y', 'core:z'])
+    expect(a2.signals).toEqual(['core:y', 'core:z', 'edge:x'])
     expect(b1.id).not.toBe(a1.id)
     expect(a3.id).not.toBe(a1.id)
-    expect(g.assign('a', 9_500, 'c5', []).id).toBe(a1.id)
+    // Earlier than the incident's first correlation: the incident is renamed after it, and says so.
+    const a5 = g.assign('a', 9_500, 'c5', [])
+    expect(a5).toMatchObject({ first_seen: 9_500, correlation_count: 3, merged: [a1.id] })
   })
 
   it('gives the same incident ids on a replay of the same input', () => {
@@ -166,7 +169,7 @@ describe('no feedback loop', () => {
       action: 'iam:AttachRolePolicy',
       error_code: 'AccessDenied',
       revoke_event_id: 'revoke-1',
-      target: { kind: 'role', name: 'data-cleaner' },
+      target: { kind: 'role', name: 'data-cleaner', account: '609418236337' },
       after_ms: 60_000,
     })
   })
@@ -328,6 +331,23 @@ describe('no feedback loop', () => {
       kind: 'access_key',
       name: 'AKIA0W5KI69TY8X86BGT',
     })
+  })
+
+  it('keys revoke marks by account and role: the same role name in another account is not confirmed', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    c.accept(revokeSessions())
+    const elsewhere = coreEvent({
+      id: 'denied-other-account',
+      time: T0 + 90_000,
+      action: 'iam:AttachRolePolicy',
+      principal: 'arn:aws:sts::111122223333:assumed-role/data-cleaner/botocore-session-1',
+      sessionIssuer: 'arn:aws:iam::111122223333:role/data-cleaner',
+      errorCode: 'AccessDenied',
+    })
+    const result = c.accept(elsewhere)
+    expect(result.confirmation).toBeUndefined()
+    expect(result.correlations).toHaveLength(1)
   })
 
   it('a denied call before the revoke, or after its confirmation window, is a normal event', () => {

@@ -93,6 +93,7 @@ describe('startCorrelate', () => {
     const correlations = memory.records(correlationsTopic)
     expect(correlations.map((r) => r.value.rule.id).sort()).toEqual([
       ...Array(4).fill('credential-search-then-secret-access'),
+      ...Array(4).fill('shell-then-credential-access'),
       ...Array(4).fill('shell-then-iam-privilege-change'),
     ])
     for (const r of correlations) expect(r.key).toBe(r.value.agent.id)
@@ -101,7 +102,7 @@ describe('startCorrelate', () => {
     expect(stage.readiness.correlator?.()).toEqual({ ok: true })
     expect(await runtime.metricValue('nerve_correlate_late_events_total', { side: 'core' })).toBe(1)
     expect(await runtime.metricValue('nerve_correlate_duplicate_events_total')).toBe(4)
-    expect(await runtime.metricValue('nerve_correlate_correlations_total')).toBe(8)
+    expect(await runtime.metricValue('nerve_correlate_correlations_total')).toBe(12)
     expect(await runtime.metricValue('nerve_correlate_buffered_events')).toBeGreaterThan(0)
     expect(
       await runtime.metricValue('nerve_component_received_events_total', { component: 'correlator' }),

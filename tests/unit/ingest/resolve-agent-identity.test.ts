@@ -5,7 +5,11 @@
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
-import { createAgentResolver, workloadName } from '../../../ingest/resolve-agent-identity.ts'
+import {
+  createAgentResolver,
+  registryWarnings,
+  workloadName,
+} from '../../../ingest/resolve-agent-identity.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
 import { agent, auth, fixture, startHarness } from './ingest-harness.ts'
 
@@ -76,6 +80,126 @@ describe('identity resolution', () => {
       receivedAt: 0,
     })
     expect(unregistered.events[1]?.agent).toEqual({ id: 'agents/data-cleaner', resolved_by: 'stitched' })
+  })
+
+  it('follows role chaining: credentials an AssumeRole signed with a stitched key issues belong to the same agent', () => {
+    // IRSA issues ASIAIOSFODNN7EXAMPLE to agents/data-cleaner; with it, the workload assumes the Stratus
+    // role (the real AssumeRole of line 32, issuing ASIANQQHHS551LWULIWD), then calls GetPasswordData.
+    const issue = { ...irsaIssue, eventTime: '2024-07-30T21:30:00Z', eventID: 'irsa-chain-issue' }
+    const chain = {
+      ...useWith(stratus[31], 'ASIAIOSFODNN7EXAMPLE', '2024-07-30T21:31:15Z', 'chain-assume'),
+      responseElements: {
+        ...stratus[31].responseElements,
+        credentials: { ...stratus[31].responseElements.credentials, expiration: 'Jul 30, 2024, 9:46:15 PM' },
+      },
+    }
+    const use = { ...stratus[0], eventTime: '2024-07-30T21:35:00Z', eventID: 'chain-use' }
+    const decoder = createEventDecoder(config())
+    const events = decoder.decode('cloudtrail', items(issue, chain, use), { receivedAt: 0 }).events
+    expect(events.map((e) => e.agent)).toEqual([
+      { id: 'agents/data-cleaner', resolved_by: 'workload' },
+      { id: 'agents/data-cleaner', resolved_by: 'stitched' },
+      { id: 'agents/data-cleaner', resolved_by: 'stitched' },
+    ])
+    expect(events[2]?.identity).toMatchObject({
+      access_key_id: 'ASIANQQHHS551LWULIWD',
+      k8s_namespace: 'agents',
+      k8s_service_account: 'data-cleaner',
+    })
+  })
+
+  it("names the agent of a record that came through Falco's cloudtrail plugin as of the same record from CloudTrail", () => {
+    const record = stratus[0] // GetPasswordData by an assumed-role session of the Stratus role
+    const viaPlugin = {
+      time: `${record.eventTime.slice(0, -1)}.000000000Z`,
+      rule: 'AWS API call',
+      priority: 'Informational',
+      source: 'aws_cloudtrail',
+      output: `${record.eventName} by ${record.userIdentity.arn}`,
+      output_fields: {
+        'ct.id': record.eventID,
+        'ct.src': record.eventSource,
+        'ct.name': record.eventName,
+        'ct.user.arn': record.userIdentity.arn,
+        'ct.user.accountid': record.userIdentity.accountId,
+        'ct.user.identitytype': record.userIdentity.type,
+        'ct.error': record.errorCode,
+        'ct.region': record.awsRegion,
+      },
+    }
+    const role = 'arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role'
+    const decoder = createEventDecoder(config([['password-reader', { aws: [role] }]]))
+    const [fromTrail] = decoder.decode('cloudtrail', items(record), { receivedAt: 0 }).events
+    const [fromFalco] = decoder.decode('falco', items(viaPlugin), { receivedAt: 0 }).events
+    expect(fromTrail?.agent).toEqual({ id: 'password-reader', resolved_by: 'registry' })
+    expect(fromFalco?.agent).toEqual(fromTrail?.agent)
+    expect(fromFalco?.id).toBe(fromTrail?.id)
+    expect(fromFalco?.core?.session_issuer_arn).toBe(role)
+  })
+
+  it('learns the pod behind a Pod Identity service account, so a registry entry by service account names its alerts', () => {
+    // The real Pod Identity AssumeRole of ns-a/app1 (service account sa1), then a shell alert in that pod.
+    const shell = {
+      ...lines('falco/falco-website.ndjson')[9],
+      time: '2024-04-16T09:30:00.000000000Z',
+      output_fields: { 'k8s.ns.name': 'ns-a', 'k8s.pod.name': 'app1', 'container.id': 'f29b261f8831' },
+    }
+    const registry = config([['app-one', { k8s: [{ namespace: 'ns-a', service_account: 'sa1' }] }]])
+    const before = createEventDecoder(registry).decode('falco', items(shell), { receivedAt: 0 }).events[0]
+    expect(before?.agent).toEqual({ id: 'ns-a/app1', resolved_by: 'workload' })
+    const decoder = createEventDecoder(registry)
+    decoder.decode('cloudtrail', items(issuePod), { receivedAt: 0 })
+    const after = decoder.decode('falco', items(shell), { receivedAt: 0 }).events[0]
+    expect(after?.agent).toEqual({ id: 'app-one', resolved_by: 'registry' })
+    expect(after?.identity).toMatchObject({ k8s_pod: 'app1', k8s_service_account: 'sa1' })
+  })
+
+  it('keeps the cluster in the workload key: the same namespace and pod in two clusters never join', () => {
+    // The real Pod Identity AssumeRole names cluster eksworkshop-eksctl; its credentials then call.
+    const shellOn = (host: string, fields: Record<string, unknown> = {}) => ({
+      ...lines('falco/falco-website.ndjson')[9],
+      hostname: host,
+      time: '2024-04-16T09:30:00.000000000Z',
+      output_fields: {
+        'k8s.ns.name': 'ns-a',
+        'k8s.pod.name': 'app1',
+        'container.id': 'f29b261f8831',
+        ...fields,
+      },
+    })
+    const decoder = createEventDecoder({
+      ...config(),
+      clusters: [
+        { name: 'eksworkshop-eksctl', hosts: ['ip-10-0-*'] },
+        { name: 'staging', hosts: ['ip-10-9-*'] },
+      ],
+    })
+    const [, use] = decoder.decode('cloudtrail', items(issuePod, podUse), { receivedAt: 0 }).events
+    const [home, twin, tagged] = decoder.decode(
+      'falco',
+      items(
+        shellOn('ip-10-0-1-23.ec2.internal'),
+        shellOn('ip-10-9-1-23.ec2.internal'),
+        shellOn('node-x', { cluster: 'staging' }),
+      ),
+      { receivedAt: 0 },
+    ).events
+    expect(use?.agent).toEqual({ id: 'eksworkshop-eksctl/ns-a/app1', resolved_by: 'stitched' })
+    expect(home?.agent).toEqual({ id: 'eksworkshop-eksctl/ns-a/app1', resolved_by: 'workload' })
+    expect(twin?.agent).toEqual({ id: 'staging/ns-a/app1', resolved_by: 'workload' })
+    expect(tagged?.agent).toEqual({ id: 'staging/ns-a/app1', resolved_by: 'workload' })
+  })
+
+  it('warns at start about a registry entry no Falco alert can ever match', () => {
+    const warnings = registryWarnings([
+      agent('by-sa', { k8s: [{ namespace: 'agents', service_account: 'data-cleaner' }] }),
+      agent('by-role', { aws: ['arn:aws:iam::123456789012:role/x'] }),
+      agent('fine', { k8s: [{ namespace: 'agents', pod: 'fine-*' }] }),
+    ])
+    expect(warnings).toEqual([
+      expect.stringMatching(/^agents\[0\] \(by-sa\): .*service account/),
+      expect.stringMatching(/^agents\[1\] \(by-role\): .*only AWS identities/),
+    ])
   })
 
   it('learns from an issuing event that comes after its first use in the same request or file', () => {

@@ -79,6 +79,7 @@ const coreKeys = keys<CoreFields>({
   region: true,
   account_id: true,
   resources: true,
+  target: true,
   by_nerve: true,
   credentials: true,
 } satisfies Record<keyof CoreFields, true>)

@@ -190,4 +190,23 @@ describe('correlation store', () => {
     })
     expect(ids(detail.body.revokes)).toEqual(['rvk_a:3', 'rvk_a:2', 'rvk_a:1'])
   })
+
+  it('folds the incidents a correlation says its incident replaces into it, outcomes included', () => {
+    const { store } = openStore()
+    const merged = 'a'.repeat(64)
+    const renamed = 'b'.repeat(64)
+    const survivor = 'c'.repeat(64)
+    store.writeCorrelations([
+      makeCorrelation(1, { incident: { id: merged } }),
+      makeCorrelation(2, { incident: { id: renamed } }),
+    ])
+    store.writeOutcomes([outcome(1, { incident_id: merged })])
+    store.writeCorrelations([makeCorrelation(3, { incident: { id: survivor, merged: [merged, renamed] } })])
+    expect(store.incident(merged)).toBeUndefined()
+    expect(store.incident(renamed)).toBeUndefined()
+    const folded = store.incident(survivor)
+    expect(folded?.incident.correlations).toBe(3)
+    expect(folded?.correlations.map((c) => c.incident.id)).toEqual([survivor, survivor, survivor])
+    expect(folded?.revokes.map((o) => o.id)).toEqual(['rvk_a:1'])
+  })
 })

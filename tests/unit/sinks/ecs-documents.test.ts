@@ -425,6 +425,21 @@ describe('correlation documents', () => {
       },
     })
   })
+
+  it("carry the rule's ATT&CK tactics and techniques as threat.*, with those of the Falco tags", () => {
+    const doc = buildCorrelationDocument(correlation, 'default', ingestedAt)
+    expect(correlation.edge.tags).toContain('mitre_execution')
+    expect(doc.threat).toEqual({
+      framework: 'MITRE ATT&CK',
+      tactic: { id: ['TA0004', 'TA0002'], name: ['Privilege Escalation', 'Execution'] },
+      technique: {
+        id: ['T1098'],
+        name: ['Account Manipulation'],
+        subtechnique: { id: ['T1098.003'], name: ['Additional Cloud Roles'] },
+      },
+    })
+    expect(doc.nerve).toMatchObject({ rule: { mitre: { tactics: ['TA0004'], techniques: ['T1098.003'] } } })
+  })
 })
 
 describe('revoke outcome documents', () => {

@@ -206,7 +206,16 @@ export const events = [shellInContainer, shadowRead, attachRolePolicy, createAcc
 export const correlation: Correlation = {
   id: 'a3b1c2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90',
   time: shellInContainer.time + 90_000,
-  rule: { id: 'shell-then-iam-write', severity: 80, revoke: true, version: '3f9a0c1d2e4b' },
+  rule: {
+    id: 'shell-then-iam-write',
+    severity: 80,
+    revoke: true,
+    version: '3f9a0c1d2e4b',
+    mitre: {
+      tactics: [{ id: 'TA0004', name: 'Privilege Escalation' }],
+      techniques: [{ id: 'T1098.003', name: 'Additional Cloud Roles' }],
+    },
+  },
   agent: {
     id: 'data-cleaner',
     resolved_by: 'registry',

@@ -55,6 +55,16 @@ describe('revoke policy', () => {
     expect(policy.decide(makeCorrelation(2), t0 + 2).revoke).toBe(true)
   })
 
+  it('counts an incident that absorbed a revoked one as revoked, for its later correlations too', () => {
+    const policy = createRevokePolicy(config({ rate_limit: big() }), [])
+    expect(policy.decide(makeCorrelation(0, { incident: { id: 'inc-1' } }), t0).revoke).toBe(true)
+    const merging = makeCorrelation(1, { incident: { id: 'inc-0', merged: ['inc-1'] } })
+    expect(policy.decide(merging, t0 + 1)).toMatchObject({ reason: 'incident_already_revoked' })
+    expect(policy.decide(makeCorrelation(2, { incident: { id: 'inc-0' } }), t0 + 2)).toMatchObject({
+      reason: 'incident_already_revoked',
+    })
+  })
+
   it('limits per agent over a sliding window: room again exactly one period after the oldest', () => {
     const policy = createRevokePolicy(
       config({ rate_limit: { ...big(), per_agent: { count: 2, per: hour } } }),

@@ -1,0 +1,113 @@
+// The baseline store stays within its bounds and forgets by event time; the verdict reads it as documented.
+import { describe, expect, it } from 'vitest'
+import {
+  type BaselineConfig,
+  createBaselineStore,
+  maxResources,
+  recentCalls,
+} from '../../../correlate/agent-baseline.ts'
+import { judgeBaseline } from '../../../correlate/baseline-verdict.ts'
+
+const T0 = Date.UTC(2026, 2, 2)
+const hour = 3_600_000
+const config: BaselineConfig = {
+  enabled: true,
+  history: 7 * 24 * hour,
+  warmup: hour,
+  routine_min: 20,
+  burst_window: 600_000,
+  burst_min: 5,
+  memory_bytes: 1 << 20,
+}
+const ask = (time: number, action: string, target?: string) => ({
+  time,
+  action,
+  target,
+  denied: false,
+  critical: false,
+  includesSelf: false,
+})
+
+describe('the baseline store', () => {
+  it('keeps at most maxResources resources and recentCalls calls per agent', () => {
+    const store = createBaselineStore(config)
+    for (let i = 0; i < maxResources + 50; i++)
+      store.observe('a', T0 + i * 1000, 'ssm:GetParameter', `ssm:/p/${i}`)
+    const a = store.get('a')
+    expect(a?.resources.size).toBe(maxResources)
+    expect(a?.resources.has('ssm:/p/0')).toBe(false)
+    expect(a?.recent).toHaveLength(recentCalls)
+  })
+
+  it('sheds the agent seen least recently past its byte budget, and counts it', () => {
+    const store = createBaselineStore({ ...config, memory_bytes: 3_000 })
+    for (const [i, agent] of ['a', 'b', 'c', 'd', 'e'].entries())
+      store.observe(agent, T0 + i, 'secretsmanager:GetSecretValue', `secretsmanager:${agent}`)
+    expect(store.bytes()).toBeLessThanOrEqual(3_000)
+    expect(store.get('a')).toBeUndefined()
+    expect(store.get('e')).toBeDefined()
+    expect(store.evicted()).toBeGreaterThan(0)
+    expect(store.takeChanges().removed).toContain('a')
+  })
+
+  it('forgets actions and resources not seen within history', () => {
+    const store = createBaselineStore(config)
+    store.observe('a', T0, 'kms:Decrypt', undefined)
+    store.observe('a', T0 + 8 * 24 * hour, 'ssm:GetParameter', 'ssm:/x')
+    store.forgetBefore(T0 + 8 * 24 * hour - config.history)
+    expect([...(store.get('a')?.actions.keys() ?? [])]).toEqual(['ssm:GetParameter'])
+  })
+})
+
+describe('the baseline verdict', () => {
+  const warm = () => {
+    const store = createBaselineStore(config)
+    for (let t = T0; t < T0 + 24 * hour; t += 600_000)
+      store.observe('a', t, 'secretsmanager:GetSecretValue', 'secretsmanager:own')
+    return store
+  }
+
+  it('calls a routine read routine and lowers the score', () => {
+    const reasons = judgeBaseline(
+      config,
+      warm().get('a'),
+      ask(T0 + 24 * hour, 'secretsmanager:GetSecretValue', 'own'),
+    )
+    expect(reasons).toEqual([
+      {
+        factor: 'baseline_routine',
+        points: -20,
+        detail: 'routine: seen 144 times this week, on a resource it uses',
+      },
+    ])
+  })
+
+  it('never discounts a denied or a critical call', () => {
+    const a = warm().get('a')
+    const q = ask(T0 + 24 * hour, 'secretsmanager:GetSecretValue', 'own')
+    expect(judgeBaseline(config, a, { ...q, denied: true })[0]?.points).toBe(0)
+    expect(judgeBaseline(config, a, { ...q, critical: true })[0]?.points).toBe(0)
+  })
+
+  it('raises a first call of an action', () => {
+    const reasons = judgeBaseline(config, warm().get('a'), ask(T0 + 24 * hour, 'iam:CreateAccessKey'))
+    expect(reasons).toEqual([
+      {
+        factor: 'baseline_novel_action',
+        points: 10,
+        detail: 'first time this agent calls iam:CreateAccessKey in 23 h',
+      },
+    ])
+  })
+
+  it('does not count a call the baseline already holds as its own history', () => {
+    const store = warm()
+    const time = T0 + 24 * hour
+    store.observe('a', time, 'iam:CreateAccessKey', 'iam:bob')
+    const reasons = judgeBaseline(config, store.get('a'), {
+      ...ask(time, 'iam:CreateAccessKey', 'bob'),
+      includesSelf: true,
+    })
+    expect(reasons.map((r) => r.factor)).toEqual(['baseline_novel_action', 'baseline_novel_resource'])
+  })
+})

@@ -1,0 +1,85 @@
+// Incidents do not depend on arrival order: the same correlations, arriving in event-time order or in a
+// live order (CloudTrail minutes late, alerts out of order), end in the same incidents with the same ids,
+// once the ids each correlation says it replaces (`incident.merged`) are folded in. A correlation within
+// the gap of two incidents merges them.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
+import { replayCorrelations } from '../../../correlate/replay-correlations.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { Correlation, NormalizedEvent } from '../../../schemas/types.ts'
+import { coreEvent, edgeEvent } from './sample-events.ts'
+
+const T0 = Date.UTC(2024, 7, 1, 13, 30)
+const minute = 60_000
+const gap = 30 * minute
+
+/** Final incident id per correlation id, following the merges the records announce. */
+function finalIncidents(correlations: readonly Correlation[]): Map<string, string> {
+  const parent = new Map<string, string>()
+  const find = (id: string): string => {
+    let at = id
+    while (parent.has(at)) at = parent.get(at) as string
+    return at
+  }
+  for (const c of correlations) for (const old of c.incident.merged ?? []) parent.set(old, c.incident.id)
+  return new Map(correlations.map((c) => [c.id, find(c.incident.id)]))
+}
+
+describe('incident grouping', () => {
+  it('merges two incidents when a correlation falls within the gap of both', () => {
+    const g = createIncidentGrouper(gap)
+    const a = g.assign('agent', T0, 'c-a', ['edge:x'])
+    const b = g.assign('agent', T0 + 50 * minute, 'c-b', ['core:y'])
+    expect(b.id).not.toBe(a.id)
+    const bridge = g.assign('agent', T0 + 25 * minute, 'c-bridge', ['edge:x'])
+    expect(bridge).toMatchObject({
+      id: a.id,
+      merged: [b.id],
+      correlation_count: 3,
+      signals: ['core:y', 'edge:x'],
+    })
+    expect(g.size()).toBe(1)
+  })
+
+  it('names an incident after its earliest correlation, whatever came first', () => {
+    const g = createIncidentGrouper(gap)
+    const late = g.assign('agent', T0 + 10 * minute, 'c-late', [])
+    const early = g.assign('agent', T0, 'c-early', [])
+    expect(early.merged).toEqual([late.id])
+    expect(early.id).toBe(createIncidentGrouper(gap).assign('agent', T0, 'c-early', []).id)
+  })
+
+  it('gives --order input and --order time the same incidents when nothing is late', () => {
+    const config = loadConfig()
+    const spec = fc.array(
+      fc.record({
+        edge: fc.boolean(),
+        at: fc.integer({ min: 0, max: 180 }),
+        delay: fc.integer({ min: 0, max: 8 }),
+      }),
+      { minLength: 2, maxLength: 30 },
+    )
+    fc.assert(
+      fc.property(spec, (specs) => {
+        const events: { event: NormalizedEvent; arrival: number }[] = specs.map((s, i) => {
+          const time = T0 + s.at * minute
+          const event = s.edge
+            ? edgeEvent({ id: `e${i}`, time })
+            : coreEvent({ id: `c${i}-0000-0000-0000-000000000000`, time })
+          return { event, arrival: time + s.delay * minute }
+        })
+        const byTime = [...events].sort((a, b) => a.event.time - b.event.time).map((e) => e.event)
+        const byArrival = [...events].sort((a, b) => a.arrival - b.arrival).map((e) => e.event)
+        const inTime = replayCorrelations(config, byTime)
+        const inInput = replayCorrelations(config, byArrival)
+        fc.pre(inInput.counts.late === 0)
+        expect(new Set(inInput.correlations.map((c) => c.id))).toEqual(
+          new Set(inTime.correlations.map((c) => c.id)),
+        )
+        expect(finalIncidents(inInput.correlations)).toEqual(finalIncidents(inTime.correlations))
+      }),
+      { numRuns: 200 },
+    )
+  })
+})
