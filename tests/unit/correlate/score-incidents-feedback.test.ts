@@ -185,6 +185,7 @@ describe('no feedback loop', () => {
     expect(c.accept(deniedCall(T0 + 62_000)).confirmation?.target).toEqual({
       kind: 'role',
       name: 'data-cleaner',
+      account: '609418236337',
     })
   })
 
