@@ -1,6 +1,7 @@
 // The `nerve` CLI and the only composition root: it reads the config once, opens the bus and wires the
 // stages. Reading `run` top to bottom is reading the data flow: ingest → bus → correlate → bus → sinks.
 import { createWriteStream } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { Bus } from './bus/bus.ts'
 import type { KafkaBus } from './bus/kafka-bus.ts'
@@ -13,7 +14,7 @@ import type { resolveIngestToken } from './runtime/ingest-token.ts'
 import { loadConfig, redactSecrets } from './runtime/load-config.ts'
 import type { Logger } from './runtime/logger.ts'
 import type { Metrics } from './runtime/metrics.ts'
-import type { Config, NormalizedEvent } from './schemas/types.ts'
+import type { Config } from './schemas/types.ts'
 
 // A command imports the modules it uses when it runs: `nerve replay`, `config` and `--help` never load
 // Kafka, Elasticsearch, fastify or prom-client, and `nerve run` on the embedded bus never loads kafkajs.
@@ -62,24 +63,36 @@ Stops on SIGINT/SIGTERM after draining requests and batches in flight.
   sink: stageCommand('sinks', 'the sinks only: embedded store, Elasticsearch, revoke webhooks, from Kafka'),
   replay: {
     summary: 'offline and deterministic: files in, one correlation per line out',
-    help: `Usage: nerve replay [--order time|input] [--out FILE] [--config FILE] FILE...
+    help: `Usage: nerve replay [--order time|input] [--memory-budget SIZE] [--out FILE] [--config FILE] FILE...
 
 Reads Falco alerts and CloudTrail records in any supported form (JSON, JSON array, NDJSON, .gz,
 {"Records":[...]} log files, EventBridge events; Falco and CloudTrail mixed), runs the same
 normalization, identity resolution and correlator as 'nerve run', and writes one correlation per line
 (NDJSON) to stdout or --out. A one-line JSON summary goes to stderr: read, invalid, skipped, duplicate,
-late, correlations. The same input gives the same output bytes.
+late, correlations, elapsed_ms, peak_rss_mib. On a terminal a progress line shows files, events,
+events/s, the event time reached and an ETA. The same input gives the same output bytes.
 
 Options:
-      --order time    all items sorted by event time (default: backtests)
+      --order time    all items sorted by event time, then event id (default: backtests); files are
+                      merged under the memory budget, spilling sorted runs to a temp dir
       --order input   files in argument order, items in file order (reproduces a live arrival sequence)
+      --memory-budget SIZE
+                      events held in memory before a sorted run is spilled (default 64M; K, M, G);
+                      the output bytes do not depend on it
+      --spill-dir DIR where the spilled runs go (default: the OS temp dir; removed at the end)
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
 
 Example:
   nerve replay --order time falco-alerts.ndjson 123456789012_CloudTrail_us-east-1_*.json.gz > pairs.ndjson
 `,
-    options: { ...configOption, order: { type: 'string' }, out: { type: 'string', short: 'o' } },
+    options: {
+      ...configOption,
+      order: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      'memory-budget': { type: 'string' },
+      'spill-dir': { type: 'string' },
+    },
     positionals: true,
     action: replay,
   },
@@ -328,78 +341,112 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     throw new NerveError('INPUT_INVALID', `--order must be "time" or "input", not "${order}".`)
   }
   if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
+  const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
+  const budgetBytes = parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget')
   const config = readConfig(values)
-  const progress = (line: string) => process.stderr.write(`${line}\n`)
-  const { replayer, ...decoded } = await prepareReplay(files, config, { order, progress })
-  const events = decoded.events
-  const summary = {
-    read: 0,
-    invalid: decoded.invalid.length,
-    skipped: Object.values(decoded.skipped).reduce((a, b) => a + (b ?? 0), 0),
-    duplicate: 0,
-    late: 0,
-    correlations: 0,
-  }
-  for (const bad of decoded.invalid.slice(0, 20)) {
-    const why = bad.problems.map((p) => `${p.path || '/'} ${p.message}`).join('; ')
-    process.stderr.write(`replay: ${bad.file ?? 'input'}: item ${bad.index} rejected: ${why}\n`)
-  }
-  if (decoded.invalid.length > 20)
-    process.stderr.write(`replay: … and ${decoded.invalid.length - 20} more rejected\n`)
-  summary.read = events.length + summary.invalid + summary.skipped
-  const out: NodeJS.WritableStream = values.out ? createWriteStream(values.out as string) : process.stdout
-  let buffer = ''
-  for (const event of events) {
-    for (const correlation of replayer.push(event).correlations) {
-      buffer += `${JSON.stringify(correlation)}\n`
-      if (buffer.length > 1 << 16) {
-        if (!out.write(buffer)) await new Promise<void>((r) => out.once('drain', () => r()))
-        buffer = ''
+  const started = performance.now()
+  const { createReplayProgress } = await import('./ingest/replay-progress.ts')
+  const progress = createReplayProgress(process.stderr, { now: () => performance.now() })
+  const input = await prepareReplay(files, config, {
+    order,
+    budgetBytes,
+    spillDir: (values['spill-dir'] as string | undefined) ?? tmpdir(),
+    progress: progress.update,
+  })
+  try {
+    progress.clear()
+    for (const bad of input.invalid.slice(0, 20)) {
+      const why = bad.problems.map((p) => `${p.path || '/'} ${p.message}`).join('; ')
+      process.stderr.write(`replay: ${bad.file ?? 'input'}: item ${bad.index} rejected: ${why}\n`)
+    }
+    if (input.invalidCount > 20)
+      process.stderr.write(`replay: … and ${input.invalidCount - 20} more rejected\n`)
+    const out: NodeJS.WritableStream = values.out ? createWriteStream(values.out as string) : process.stdout
+    let buffer = ''
+    for (const event of input.events()) {
+      for (const correlation of input.replayer.push(event).correlations) {
+        buffer += `${JSON.stringify(correlation)}\n`
+        if (buffer.length > 1 << 16) {
+          if (!out.write(buffer)) await new Promise<void>((r) => out.once('drain', () => r()))
+          buffer = ''
+        }
       }
     }
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error | null) => (err ? reject(err) : resolve())
+      if (out === process.stdout) out.write(buffer, done)
+      else out.end(buffer, done)
+    })
+  } finally {
+    progress.clear()
+    input.close()
   }
-  await new Promise<void>((resolve, reject) => {
-    const done = (err?: Error | null) => (err ? reject(err) : resolve())
-    if (out === process.stdout) out.write(buffer, done)
-    else out.end(buffer, done)
-  })
-  const counts = replayer.counts()
-  Object.assign(summary, {
+  const counts = input.replayer.counts()
+  const skipped = Object.values(input.skipped).reduce((a, b) => a + (b ?? 0), 0)
+  const summary = {
+    read: counts.read + input.invalidCount + skipped,
+    invalid: input.invalidCount,
+    skipped,
     duplicate: counts.duplicate,
     late: counts.late,
     correlations: counts.correlations,
-  })
+    spilled_runs: input.spilled(),
+    elapsed_ms: Math.round(performance.now() - started),
+    // resourceUsage().maxRSS is in KiB: the process's peak resident memory so far.
+    peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
+  }
   process.stderr.write(`${JSON.stringify(summary)}\n`)
   return 0
 }
 
 /**
- * `nerve replay` up to its output: the files decoded (decodeReplayFiles, holding time-only stand-ins for
- * the events no rule can use), the events in the asked order, and the replayer to push them through.
+ * `nerve replay` up to its output: the replayer and the events to push through it, in the asked order.
+ * `--order time` merges the files by event time under the memory budget (mergeReplayFiles, spilling
+ * sorted runs to disk); `--order input` decodes them in argument order (decodeReplayFiles, holding the
+ * events, with time-only stand-ins for those no rule can use).
  */
 export async function prepareReplay(
   files: readonly string[],
   config: Config,
-  options: { order: 'time' | 'input'; progress?: (line: string) => void },
+  options: {
+    order: 'time' | 'input'
+    budgetBytes: number
+    spillDir: string
+    progress?: (p: import('./ingest/merge-replay-files.ts').MergeProgress) => void
+  },
 ) {
   const { createReplay } = await import('./correlate/replay-correlations.ts')
   const { readsRaw } = await import('./correlate/revoke-confirmations.ts')
+  if (options.order === 'time') {
+    const { mergeReplayFiles } = await import('./ingest/merge-replay-files.ts')
+    const replayer = createReplay(config, { sameTimeDuplicates: true })
+    const merged = await mergeReplayFiles(files, config, {
+      maxDepth: config.http.max_depth,
+      keepRaw: readsRaw,
+      standIn: replayer.standIn,
+      budgetBytes: options.budgetBytes,
+      spillDir: options.spillDir,
+      progress: options.progress,
+    })
+    return { replayer, ...merged, events: merged.read }
+  }
   const { decodeReplayFiles } = await import('./ingest/decode-replay-files.ts')
   const replayer = createReplay(config)
   const decoded = await decodeReplayFiles(files, config, {
     maxDepth: config.http.max_depth,
-    progress: options.progress,
     keepRaw: readsRaw,
     standIn: replayer.standIn,
   })
-  if (options.order === 'time') decoded.events.sort(byEventTime)
-  return { replayer, ...decoded }
+  return {
+    replayer,
+    invalid: decoded.invalid,
+    invalidCount: decoded.invalid.length,
+    skipped: decoded.skipped,
+    events: () => decoded.events,
+    spilled: () => 0,
+    close: () => {},
+  }
 }
-
-type EventTime = Pick<NormalizedEvent, 'time' | 'time_ns'>
-
-/** Event time, then Falco's nanoseconds; ties keep input order (Array.prototype.sort is stable). */
-const byEventTime = (a: EventTime, b: EventTime): number => a.time - b.time || a.time_ns - b.time_ns
 
 async function setup(values: Record<string, unknown>, positionals: string[]): Promise<number> {
   const [target] = positionals
