@@ -63,13 +63,15 @@ Stops on SIGINT/SIGTERM after draining requests and batches in flight.
   sink: stageCommand('sinks', 'the sinks only: embedded store, Elasticsearch, revoke webhooks, from Kafka'),
   replay: {
     summary: 'offline and deterministic: files in, one correlation per line out',
-    help: `Usage: nerve replay [--order time|input] [--memory-budget SIZE] [--out FILE] [--config FILE] FILE...
+    help: `Usage: nerve replay [--order time|input] [--memory-budget SIZE] [--out FILE] [--config FILE] PATH...
 
 Reads Falco alerts and CloudTrail records in any supported form (JSON, JSON array, NDJSON, .gz,
 {"Records":[...]} log files, EventBridge events; Falco and CloudTrail mixed), runs the same
 normalization, identity resolution and correlator as 'nerve run', and writes one correlation per line
 (NDJSON) to stdout or --out. A one-line JSON summary goes to stderr: read, invalid, skipped, duplicate,
-late, correlations, elapsed_ms, peak_rss_mib. On a terminal a progress line shows files, events,
+late, correlations, spilled_runs, elapsed_ms, peak_rss_mib. A PATH is a file, a directory (walked for
+*.json, *.ndjson, *.jsonl and *.gz files, CloudTrail-Digest/ left out) or a quoted glob (* and ? within
+a path segment, ** across segments). On a terminal a progress line shows files, events,
 events/s, the event time reached and an ETA. The same input gives the same output bytes.
 
 Options:
@@ -85,6 +87,7 @@ ${configHelp}
 
 Example:
   nerve replay --order time falco-alerts.ndjson 123456789012_CloudTrail_us-east-1_*.json.gz > pairs.ndjson
+  nerve replay --memory-budget 128M falco/ 'trail/AWSLogs/**/2026/11/*/*.json.gz' -o pairs.ndjson
 `,
     options: {
       ...configOption,
@@ -343,11 +346,13 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
   const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
   const budgetBytes = parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget')
+  const { expandReplayInputs } = await import('./ingest/expand-replay-inputs.ts')
+  const paths = expandReplayInputs(files)
   const config = readConfig(values)
   const started = performance.now()
   const { createReplayProgress } = await import('./ingest/replay-progress.ts')
   const progress = createReplayProgress(process.stderr, { now: () => performance.now() })
-  const input = await prepareReplay(files, config, {
+  const input = await prepareReplay(paths, config, {
     order,
     budgetBytes,
     spillDir: (values['spill-dir'] as string | undefined) ?? tmpdir(),

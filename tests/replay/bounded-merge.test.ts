@@ -43,7 +43,9 @@ describe('nerve replay --order time under a memory budget', { timeout: 120_000 }
     })
     // The spill dir is removed once the replay is done.
     expect(readdirSync(spill)).toEqual([])
-    const lines = small.stdout.trim().split('\n')
-    expect(lines).toHaveLength(120 * 8)
+    expect(small.stdout.trim().split('\n')).toHaveLength(120 * 8)
+    // The directory, and a quoted glob of its files, read the same files.
+    expect((await replay([dir])).stdout).toBe(large.stdout)
+    expect((await replay([`${dir}/*CloudTrail*.json.gz`, `${dir}/falco-*`])).stdout).toBe(large.stdout)
   })
 })
