@@ -7,6 +7,7 @@ import type { Bus } from './bus/bus.ts'
 import type { KafkaBus } from './bus/kafka-bus.ts'
 import { correlatorStateTopic } from './bus/topics.ts'
 import type { CheckpointValue } from './correlate/key-value-checkpoint-store.ts'
+import type { TimeOnlyEvent } from './correlate/replay-correlations.ts'
 import { configReferenceMarkdown } from './runtime/config-reference.ts'
 import { isNerveError, NerveError } from './runtime/errors.ts'
 import type { ReadinessCheck, Route } from './runtime/http-server.ts'
@@ -82,6 +83,8 @@ Options:
                       events held in memory before a sorted run is spilled (default 64M; K, M, G);
                       the output bytes do not depend on it
       --spill-dir DIR where the spilled runs go (default: the OS temp dir; removed at the end)
+      --threads N     decoding threads for --order time (default auto: one per core for inputs of
+                      8 MiB or more); the output bytes do not depend on it
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
 
@@ -95,6 +98,7 @@ Example:
       out: { type: 'string', short: 'o' },
       'memory-budget': { type: 'string' },
       'spill-dir': { type: 'string' },
+      threads: { type: 'string' },
     },
     positionals: true,
     action: replay,
@@ -356,8 +360,12 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     order,
     budgetBytes,
     spillDir: (values['spill-dir'] as string | undefined) ?? tmpdir(),
+    threads: parseThreads(values.threads as string | undefined),
     progress: progress.update,
   })
+  process.stderr.write(
+    `pass1 ${Math.round(performance.now() - started)} ms rss ${process.memoryUsage().rss >> 20}\n`,
+  )
   try {
     progress.clear()
     for (const bad of input.invalid.slice(0, 20)) {
@@ -404,6 +412,14 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   return 0
 }
 
+function parseThreads(text: string | undefined): number | 'auto' {
+  if (text === undefined || text === 'auto') return 'auto'
+  const threads = Number(text)
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64)
+    throw new NerveError('INPUT_INVALID', `--threads takes "auto" or a number from 1 to 64, not "${text}".`)
+  return threads
+}
+
 /**
  * `nerve replay` up to its output: the replayer and the events to push through it, in the asked order.
  * `--order time` merges the files by event time under the memory budget (mergeReplayFiles, spilling
@@ -417,6 +433,8 @@ export async function prepareReplay(
     order: 'time' | 'input'
     budgetBytes: number
     spillDir: string
+    /** Decoding threads for --order time (1: the main thread decodes; auto: by cores and input size). */
+    threads: number | 'auto'
     progress?: (p: import('./ingest/merge-replay-files.ts').MergeProgress) => void
   },
 ) {
@@ -424,11 +442,13 @@ export async function prepareReplay(
   const { readsRaw } = await import('./correlate/revoke-confirmations.ts')
   if (options.order === 'time') {
     const { mergeReplayFiles } = await import('./ingest/merge-replay-files.ts')
+    const { createReplayFilter } = await import('./correlate/replay-filter.ts')
     const replayer = createReplay(config, { sameTimeDuplicates: true })
-    const merged = await mergeReplayFiles(files, config, {
+    const merged = await mergeReplayFiles<TimeOnlyEvent>(files, config, {
       maxDepth: config.http.max_depth,
-      keepRaw: readsRaw,
-      standIn: replayer.standIn,
+      filter: createReplayFilter(config),
+      filterModule: new URL('./correlate/replay-filter.ts', import.meta.url),
+      threads: options.threads,
       budgetBytes: options.budgetBytes,
       spillDir: options.spillDir,
       progress: options.progress,

@@ -122,6 +122,7 @@ async function replayOnce(
     order: 'time',
     budgetBytes: defaultReplayBudgetBytes,
     spillDir: tmpdir(),
+    threads: 1,
   })
   let bytes = 0
   try {

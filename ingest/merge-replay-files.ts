@@ -1,17 +1,19 @@
 // `nerve replay --order time` in bounded memory. Two passes over the input:
-// 1. every file is read in parts and normalized (learning credential links, as decodeReplayFiles does);
-//    each event becomes one JSON line (its time-only stand-in when no rule can use it, without its raw
-//    record unless something reads it) handed to an external sort that spills sorted runs to disk when
-//    the memory budget is reached;
+// 1. every file is read in parts and normalized, in decoding threads when there are several
+//    (replay-decode-pool.ts), each event one JSON line (decode-replay-file.ts) handed to an external sort
+//    that spills sorted runs to disk when the memory budget is reached; the credential links each file
+//    issues are learned in file-name order;
 // 2. the runs are merged in (event time, nanoseconds, id, bytes) order and each event is resolved with
 //    every link of the whole input, so a credential issued in a later file still names earlier calls.
 // Files are read in the order of their names, not of the arguments: links and the list of rejected items
 // then do not depend on how the files were given, and neither do the output bytes.
 import { statSync } from 'node:fs'
-import type { Config, NormalizedEvent } from '../schemas/types.ts'
+import { availableParallelism } from 'node:os'
+import type { Config, IdentityLink, NormalizedEvent } from '../schemas/types.ts'
 import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
+import type { EventFilter } from './decode-replay-file.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
-import { type ReplayReadOptions, readReplayParts } from './read-replay-files.ts'
+import { decodeReplayFileParts } from './replay-decode-pool.ts'
 import { createSortedRuns, type SortKey } from './sorted-runs.ts'
 
 export type MergeProgress = {
@@ -28,9 +30,16 @@ export type MergeProgress = {
   eventTime?: number
 }
 
-export type MergeReplayOptions<S> = Omit<ReplayReadOptions, 'progress'> & {
-  keepRaw: (event: UnresolvedEvent) => boolean
-  standIn?: (event: UnresolvedEvent) => S | undefined
+export type MergeReplayOptions = {
+  maxDepth: number
+  /** What decides stand-ins and raw records, and the module that exports it for decoding threads. */
+  filter: EventFilter
+  filterModule: URL
+  /**
+   * Decoding threads (1: decode in the main thread); 'auto' is one per core for inputs of at least
+   * 8 MiB, else 1 (a thread costs about 0.3 s to start).
+   */
+  threads: number | 'auto'
   /** Bytes of event lines held in memory before a sorted run is spilled. */
   budgetBytes: number
   /** Where the spill's private temp dir is made. */
@@ -58,59 +67,65 @@ export type MergedReplay<S> = Pick<Decoded, 'skipped'> & {
 
 export async function mergeReplayFiles<S extends SortKey>(
   paths: readonly string[],
-  config: { agents: Config['agents']; revoke: Pick<Config['revoke'], 'self_identities'> },
-  options: MergeReplayOptions<S>,
+  config: Config,
+  options: MergeReplayOptions,
 ): Promise<MergedReplay<S>> {
-  const files = [...paths].sort()
-  const sizes = new Map(files.map((f) => [f, statSync(f).size]))
-  const totalBytes = [...sizes.values()].reduce((a, b) => a + b, 0)
+  const files = [...new Set(paths)].sort()
+  const order = new Map(files.map((f, n) => [f, n]))
+  const sizes = files.map((f) => statSync(f).size)
+  const totalBytes = sizes.reduce((a, b) => a + b, 0)
   const keepInvalid = options.keepInvalid ?? 20
+  const threads =
+    options.threads === 'auto'
+      ? totalBytes >= 8 * 1024 * 1024
+        ? availableParallelism()
+        : 1
+      : options.threads
   const decoder = createEventDecoder(config)
   const runs = createSortedRuns({ budgetBytes: options.budgetBytes, spillDir: options.spillDir })
-  const invalid: InvalidItem[] = []
+  /** Rejected items to show, as (file number, item) in file-name then input order. */
+  let invalid: { file: number; seq: number; item: InvalidItem }[] = []
   let invalidCount = 0
   const skipped: Decoded['skipped'] = {}
+  // The links of each file, applied in file-name order once every earlier file is done.
+  const links = new Map<number, IdentityLink[]>()
+  const done = new Set<number>()
+  let applied = 0
   const progress = { phase: 'read' as MergeProgress['phase'], files: 0, bytes: 0, events: 0 }
-  let current: string | undefined
   const tell = (p: Partial<MergeProgress>) =>
     options.progress?.({ ...progress, totalFiles: files.length, totalBytes, ...p })
+  let seq = 0
   try {
-    for await (const part of readReplayParts(files, {
-      maxDepth: options.maxDepth,
-      partItems: options.partItems,
-    })) {
-      if (part.file !== current) {
-        if (current !== undefined) doneWith(current)
-        current = part.file
-      }
-      const normalized = decoder.normalize('any', part.items, { via: 'replay', receivedAt: 0 })
-      for (const draft of normalized.drafts) {
-        const standIn = options.standIn?.(draft)
-        if (standIn !== undefined) runs.add(standIn, JSON.stringify(standIn))
-        else {
-          if (!options.keepRaw(draft)) draft.raw = null
-          runs.add(draft, JSON.stringify(draft))
+    for await (const decoding of decodeReplayFileParts(files, config, { ...options, threads })) {
+      const at = order.get(decoding.type === 'part' ? decoding.part.file : decoding.file) as number
+      if (decoding.type === 'done') {
+        done.add(at)
+        progress.files++
+        progress.bytes += sizes[at] as number
+        for (; done.has(applied); applied++) {
+          decoder.addLinks(links.get(applied) ?? [])
+          links.delete(applied)
+          done.delete(applied)
         }
+        tell({})
+        continue
       }
-      invalidCount += normalized.invalid.length
-      for (const item of normalized.invalid) if (invalid.length < keepInvalid) invalid.push(item)
-      for (const [reason, count] of Object.entries(normalized.skipped) as [
-        keyof Decoded['skipped'],
-        number,
-      ][])
+      const part = decoding.part
+      for (let n = 0; n < part.lines.length; n++) runs.add(part.keys[n] as SortKey, part.lines[n] as string)
+      if (part.links.length > 0) links.set(at, [...(links.get(at) ?? []), ...part.links])
+      invalidCount += part.invalid.length
+      if (part.invalid.length > 0) {
+        invalid.push(...part.invalid.map((item) => ({ file: at, seq: seq++, item })))
+        invalid = invalid.sort((a, b) => a.file - b.file || a.seq - b.seq).slice(0, keepInvalid)
+      }
+      for (const [reason, count] of Object.entries(part.skipped) as [keyof Decoded['skipped'], number][])
         skipped[reason] = (skipped[reason] ?? 0) + count
       progress.events = runs.count()
       tell({})
     }
-    if (current !== undefined) doneWith(current)
   } catch (err) {
     runs.close()
     throw err
-  }
-
-  function doneWith(file: string) {
-    progress.files++
-    progress.bytes += sizes.get(file) ?? 0
   }
 
   const total = runs.count()
@@ -132,7 +147,7 @@ export async function mergeReplayFiles<S extends SortKey>(
   }
 
   return {
-    invalid,
+    invalid: invalid.map((i) => i.item),
     invalidCount,
     skipped,
     events: total,

@@ -37,6 +37,11 @@ export type SortedRuns = {
 
 /** What an in-memory line costs beside its text: the entry object, its key fields and array slot. */
 const entryOverhead = 120
+/**
+ * Resident bytes per estimated byte held: the heap grows to about three times the live lines before a
+ * full collection (measured: 64M of lines held gave 470 MiB peak RSS over 500,000 events, 8M 228 MiB).
+ */
+const heapGrowth = 3
 
 export function createSortedRuns(options: SortedRunsOptions): SortedRuns {
   const fanIn = options.fanIn ?? 64
@@ -67,7 +72,7 @@ export function createSortedRuns(options: SortedRunsOptions): SortedRuns {
 
   const add = (key: SortKey, line: string) => {
     held.push({ time: key.time, time_ns: key.time_ns, id: key.id, line })
-    heldBytes += line.length + entryOverhead
+    heldBytes += (line.length + entryOverhead) * heapGrowth
     added++
     if (heldBytes >= options.budgetBytes) spill()
   }

@@ -1,6 +1,7 @@
 // `nerve replay --order time` merges its files under a memory budget, spilling sorted runs to disk. The
 // output must not depend on the budget nor on the order of the arguments: the same shuffled set of
-// hourly files, given in two orders with a budget that spills and one that does not, gives the same bytes.
+// hourly files, given in two orders with a budget that spills and one that does not, decoded in the main
+// thread or in two decoding threads, gives the same bytes.
 import { execFile } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -44,6 +45,10 @@ describe('nerve replay --order time under a memory budget', { timeout: 120_000 }
     // The spill dir is removed once the replay is done.
     expect(readdirSync(spill)).toEqual([])
     expect(small.stdout.trim().split('\n')).toHaveLength(120 * 8)
+    // Decoding threads change nothing either.
+    const threaded = await replay(['--threads', '2', '--memory-budget', '1M', ...shuffled(files, 3)])
+    expect(threaded.stdout).toBe(large.stdout)
+    expect(threaded.summary.correlations).toBe(large.summary.correlations)
     // The directory, and a quoted glob of its files, read the same files.
     expect((await replay([dir])).stdout).toBe(large.stdout)
     expect((await replay([`${dir}/*CloudTrail*.json.gz`, `${dir}/falco-*`])).stdout).toBe(large.stdout)

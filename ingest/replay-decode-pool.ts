@@ -1,0 +1,115 @@
+// The first pass of `nerve replay --order time` on every core: decoding threads read, decompress, parse
+// and normalize whole files (replay-decode-worker.ts), the main thread sorts what they send. Parts come
+// in whatever order the threads finish them, each followed in time by its file's `done`; nothing that
+// reaches the output depends on that order (the merge sorts by a total key, and links are applied in
+// file-name order). One thread, or a small input, decodes in the main thread instead (a thread costs
+// about 0.3 s to start, with its TypeScript loader).
+import { setFlagsFromString } from 'node:v8'
+import { Worker } from 'node:worker_threads'
+import type { Config } from '../schemas/types.ts'
+import { type DecodedPart, decodeReplayFile, type EventFilter } from './decode-replay-file.ts'
+
+export type ToWorker = { type: 'file'; file: string } | { type: 'credit' }
+export type ToPool =
+  | { type: 'part'; part: DecodedPart }
+  | { type: 'done'; file: string }
+  | { type: 'error'; file: string; message: string }
+
+export type Decoding = { type: 'part'; part: DecodedPart } | { type: 'done'; file: string }
+
+export type DecodePoolOptions = {
+  threads: number
+  maxDepth: number
+  /** In the main thread: the filter itself. In decoding threads: the module exporting createReplayFilter. */
+  filter: EventFilter
+  filterModule: URL
+  /** Parts a thread may send ahead of what the main thread has read. */
+  credit?: number
+}
+
+export function decodeReplayFileParts(
+  files: readonly string[],
+  config: Config,
+  options: DecodePoolOptions,
+): AsyncGenerator<Decoding> {
+  if (options.threads <= 1 || files.length <= 1) return decodeInThread(files, config, options)
+  return decodeInThreads(files, config, options)
+}
+
+async function* decodeInThread(
+  files: readonly string[],
+  config: Config,
+  options: DecodePoolOptions,
+): AsyncGenerator<Decoding> {
+  const decodeConfig = { agents: config.agents, revoke: config.revoke, maxDepth: options.maxDepth }
+  for (const file of files) {
+    for await (const part of decodeReplayFile(file, decodeConfig, options.filter))
+      yield { type: 'part', part }
+    yield { type: 'done', file }
+  }
+}
+
+async function* decodeInThreads(
+  files: readonly string[],
+  config: Config,
+  options: DecodePoolOptions,
+): AsyncGenerator<Decoding> {
+  const queue = [...files]
+  const inbox: { worker: Worker; message: ToPool }[] = []
+  let wake: (() => void) | undefined
+  let failure: Error | undefined
+  // Each thread is a heap of its own, set up from V8's flags when it starts (a flag outranks the
+  // thread's resourceLimits): its garbage is parsed records that die young, and 16 MiB semi-spaces,
+  // rather than the 64 MiB that nerve's bin asks for, keep each thread about 100 MiB smaller.
+  setFlagsFromString('--max-semi-space-size=16')
+  const workers = Array.from({ length: Math.min(options.threads, files.length) }, () => {
+    const worker = new Worker(new URL('./replay-decode-worker.mjs', import.meta.url), {
+      workerData: {
+        config,
+        filterModule: options.filterModule.href,
+        maxDepth: options.maxDepth,
+        credit: options.credit ?? 4,
+      },
+    })
+    worker.on('message', (message: ToPool) => {
+      inbox.push({ worker, message })
+      wake?.()
+    })
+    worker.on('error', (err) => {
+      failure ??= err
+      wake?.()
+    })
+    return worker
+  })
+  const give = (worker: Worker) => {
+    const file = queue.shift()
+    if (file !== undefined) worker.postMessage({ type: 'file', file } satisfies ToWorker)
+  }
+  try {
+    for (const worker of workers) give(worker)
+    let left = files.length
+    while (left > 0) {
+      if (failure) throw failure
+      const next = inbox.shift()
+      if (!next) {
+        await new Promise<void>((resolve) => {
+          wake = resolve
+        })
+        wake = undefined
+        continue
+      }
+      const { worker, message } = next
+      if (message.type === 'error') throw new Error(`${message.file}: ${message.message}`)
+      if (message.type === 'part') {
+        yield message
+        worker.postMessage({ type: 'credit' } satisfies ToWorker)
+      } else {
+        left--
+        give(worker)
+        yield message
+      }
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()))
+  }
+}
