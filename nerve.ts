@@ -64,7 +64,8 @@ Stops on SIGINT/SIGTERM after draining requests and batches in flight.
   sink: stageCommand('sinks', 'the sinks only: embedded store, Elasticsearch, revoke webhooks, from Kafka'),
   replay: {
     summary: 'offline and deterministic: files in, one correlation per line out',
-    help: `Usage: nerve replay [--order time|input] [--memory-budget SIZE] [--out FILE] [--config FILE] PATH...
+    help: `Usage: nerve replay [--order time|input] [--memory-budget SIZE] [--since TIME] [--until TIME]
+                   [--out FILE] [--config FILE] PATH|s3://BUCKET/PREFIX...
 
 Reads Falco alerts and CloudTrail records in any supported form (JSON, JSON array, NDJSON, .gz,
 {"Records":[...]} log files, EventBridge events; Falco and CloudTrail mixed), runs the same
@@ -72,7 +73,8 @@ normalization, identity resolution and correlator as 'nerve run', and writes one
 (NDJSON) to stdout or --out. A one-line JSON summary goes to stderr: read, invalid, skipped, duplicate,
 late, correlations, spilled_runs, elapsed_ms, peak_rss_mib. A PATH is a file, a directory (walked for
 *.json, *.ndjson, *.jsonl and *.gz files, CloudTrail-Digest/ left out) or a quoted glob (* and ? within
-a path segment, ** across segments). On a terminal a progress line shows files, events,
+a path segment, ** across segments). An s3://bucket/prefix is listed and read through the AWS SDK (its
+credential chain, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION). On a terminal a progress line shows files, events,
 events/s, the event time reached and an ETA. The same input gives the same output bytes.
 
 Options:
@@ -83,6 +85,9 @@ Options:
                       events held in memory before a sorted run is spilled (default 64M; K, M, G);
                       the output bytes do not depend on it
       --spill-dir DIR where the spilled runs go (default: the OS temp dir; removed at the end)
+      --since TIME, --until TIME
+                      read only the CloudTrail files whose name's time is in [since, until) (ISO 8601,
+                      UTC: 2026-11-01 or 2026-11-01T06:00Z); files without one are read
       --threads N     decoding threads for --order time (default auto: one per core for inputs of
                       8 MiB or more); the output bytes do not depend on it
   -o, --out FILE      write correlations to FILE instead of stdout
@@ -91,6 +96,8 @@ ${configHelp}
 Example:
   nerve replay --order time falco-alerts.ndjson 123456789012_CloudTrail_us-east-1_*.json.gz > pairs.ndjson
   nerve replay --memory-budget 128M falco/ 'trail/AWSLogs/**/2026/11/*/*.json.gz' -o pairs.ndjson
+  nerve replay --since 2026-11-01 --until 2026-12-01 \\
+    s3://org-trail/AWSLogs/o-a1b2c3d4e5/123456789012/CloudTrail/us-east-1/ falco/ -o november.ndjson
 `,
     options: {
       ...configOption,
@@ -99,6 +106,8 @@ Example:
       'memory-budget': { type: 'string' },
       'spill-dir': { type: 'string' },
       threads: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
     },
     positionals: true,
     action: replay,
@@ -350,14 +359,20 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
   const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
   const budgetBytes = parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget')
-  const { expandReplayInputs } = await import('./ingest/expand-replay-inputs.ts')
-  const paths = expandReplayInputs(files)
+  const { parseTimeBound } = await import('./ingest/replay-file-time.ts')
+  const window = {
+    since: parseTimeBound(values.since as string | undefined, '--since'),
+    until: parseTimeBound(values.until as string | undefined, '--until'),
+  }
   const config = readConfig(values)
   const started = performance.now()
+  const { resolveReplayInputs } = await import('./ingest/replay-inputs.ts')
+  const { inputs, open } = await resolveReplayInputs(files, window, process.env)
   const { createReplayProgress } = await import('./ingest/replay-progress.ts')
   const progress = createReplayProgress(process.stderr, { now: () => performance.now() })
-  const input = await prepareReplay(paths, config, {
+  const input = await prepareReplay(inputs, config, {
     order,
+    open,
     budgetBytes,
     spillDir: (values['spill-dir'] as string | undefined) ?? tmpdir(),
     threads: parseThreads(values.threads as string | undefined),
@@ -393,6 +408,7 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   } finally {
     progress.clear()
     input.close()
+    open.close()
   }
   const counts = input.replayer.counts()
   const skipped = Object.values(input.skipped).reduce((a, b) => a + (b ?? 0), 0)
@@ -427,10 +443,12 @@ function parseThreads(text: string | undefined): number | 'auto' {
  * events, with time-only stand-ins for those no rule can use).
  */
 export async function prepareReplay(
-  files: readonly string[],
+  inputs: readonly { path: string; size: number }[],
   config: Config,
   options: {
     order: 'time' | 'input'
+    /** Opens a local path or an s3:// object (default: from process.env's AWS_* variables). */
+    open?: (path: string) => Promise<import('node:stream').Readable>
     budgetBytes: number
     spillDir: string
     /** Decoding threads for --order time (1: the main thread decodes; auto: by cores and input size). */
@@ -440,12 +458,16 @@ export async function prepareReplay(
 ) {
   const { createReplay } = await import('./correlate/replay-correlations.ts')
   const { readsRaw } = await import('./correlate/revoke-confirmations.ts')
+  const { createReplayOpener } = await import('./ingest/open-replay-input.ts')
+  const open = options.open ?? createReplayOpener(process.env)
   if (options.order === 'time') {
     const { mergeReplayFiles } = await import('./ingest/merge-replay-files.ts')
     const { createReplayFilter } = await import('./correlate/replay-filter.ts')
     const replayer = createReplay(config, { sameTimeDuplicates: true })
-    const merged = await mergeReplayFiles<TimeOnlyEvent>(files, config, {
+    const merged = await mergeReplayFiles<TimeOnlyEvent>(inputs, config, {
       maxDepth: config.http.max_depth,
+      open,
+      env: process.env,
       filter: createReplayFilter(config),
       filterModule: new URL('./correlate/replay-filter.ts', import.meta.url),
       threads: options.threads,
@@ -457,11 +479,16 @@ export async function prepareReplay(
   }
   const { decodeReplayFiles } = await import('./ingest/decode-replay-files.ts')
   const replayer = createReplay(config)
-  const decoded = await decodeReplayFiles(files, config, {
-    maxDepth: config.http.max_depth,
-    keepRaw: readsRaw,
-    standIn: replayer.standIn,
-  })
+  const decoded = await decodeReplayFiles(
+    inputs.map((i) => i.path),
+    config,
+    {
+      maxDepth: config.http.max_depth,
+      open,
+      keepRaw: readsRaw,
+      standIn: replayer.standIn,
+    },
+  )
   return {
     replayer,
     invalid: decoded.invalid,

@@ -6,7 +6,7 @@
 // The timed path is the one of nerve.ts's replay command (prepareReplay: read, decode and merge by event
 // time), push every event through the correlator, serialize the correlations.
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { defaultReplayBudgetBytes } from '../ingest/parse-byte-size.ts'
@@ -118,7 +118,7 @@ async function replayOnce(
   config: Config,
   file: string,
 ): Promise<{ read: number; correlations: number; bytes: number }> {
-  const input = await prepareReplay([file], config, {
+  const input = await prepareReplay([{ path: file, size: statSync(file).size }], config, {
     order: 'time',
     budgetBytes: defaultReplayBudgetBytes,
     spillDir: tmpdir(),

@@ -4,6 +4,7 @@
 // without its raw record unless something reads it. Each file gets a fresh decoder, so the credential
 // links a file issues are the same whichever thread reads it and whatever it read before; the merge
 // applies them in file-name order.
+import type { Readable } from 'node:stream'
 import type { Config, IdentityLink } from '../schemas/types.ts'
 import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
@@ -14,6 +15,8 @@ export type ReplayDecodeConfig = {
   agents: Config['agents']
   revoke: Pick<Config['revoke'], 'self_identities'>
   maxDepth: number
+  /** Opens a path (local or s3://) as bytes. */
+  open?: (path: string) => Promise<Readable>
 }
 
 export type EventFilter = {
@@ -38,7 +41,7 @@ export async function* decodeReplayFile(
 ): AsyncGenerator<DecodedPart> {
   const links: IdentityLink[] = []
   const decoder = createEventDecoder(config, { onLink: (link) => links.push(link) })
-  for await (const part of readReplayParts([file], { maxDepth: config.maxDepth })) {
+  for await (const part of readReplayParts([file], { maxDepth: config.maxDepth, open: config.open })) {
     const normalized = decoder.normalize('any', part.items, { via: 'replay', receivedAt: 0 })
     const keys: SortKey[] = []
     const lines: string[] = []

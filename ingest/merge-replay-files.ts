@@ -7,13 +7,14 @@
 //    every link of the whole input, so a credential issued in a later file still names earlier calls.
 // Files are read in the order of their names, not of the arguments: links and the list of rejected items
 // then do not depend on how the files were given, and neither do the output bytes.
-import { statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import type { Readable } from 'node:stream'
 import type { Config, IdentityLink, NormalizedEvent } from '../schemas/types.ts'
 import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
 import type { EventFilter } from './decode-replay-file.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 import { decodeReplayFileParts } from './replay-decode-pool.ts'
+import type { ReplayObject } from './s3-replay-objects.ts'
 import { createSortedRuns, type SortKey } from './sorted-runs.ts'
 
 export type MergeProgress = {
@@ -32,6 +33,9 @@ export type MergeProgress = {
 
 export type MergeReplayOptions = {
   maxDepth: number
+  /** Opens a path (local or s3://) in the main thread; decoding threads make theirs from `env`. */
+  open: (path: string) => Promise<Readable>
+  env: Readonly<Record<string, string | undefined>>
   /** What decides stand-ins and raw records, and the module that exports it for decoding threads. */
   filter: EventFilter
   filterModule: URL
@@ -66,13 +70,14 @@ export type MergedReplay<S> = Pick<Decoded, 'skipped'> & {
 }
 
 export async function mergeReplayFiles<S extends SortKey>(
-  paths: readonly string[],
+  inputs: readonly ReplayObject[],
   config: Config,
   options: MergeReplayOptions,
 ): Promise<MergedReplay<S>> {
-  const files = [...new Set(paths)].sort()
+  const byPath = new Map(inputs.map((i) => [i.path, i.size]))
+  const files = [...byPath.keys()].sort()
   const order = new Map(files.map((f, n) => [f, n]))
-  const sizes = files.map((f) => statSync(f).size)
+  const sizes = files.map((f) => byPath.get(f) as number)
   const totalBytes = sizes.reduce((a, b) => a + b, 0)
   const keepInvalid = options.keepInvalid ?? 20
   const threads =

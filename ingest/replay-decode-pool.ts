@@ -4,6 +4,7 @@
 // reaches the output depends on that order (the merge sorts by a total key, and links are applied in
 // file-name order). One thread, or a small input, decodes in the main thread instead (a thread costs
 // about 0.3 s to start, with its TypeScript loader).
+import type { Readable } from 'node:stream'
 import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
 import type { Config } from '../schemas/types.ts'
@@ -23,6 +24,10 @@ export type DecodePoolOptions = {
   /** In the main thread: the filter itself. In decoding threads: the module exporting createReplayFilter. */
   filter: EventFilter
   filterModule: URL
+  /** Opens a path in the main thread; decoding threads make their own from `env`. */
+  open: (path: string) => Promise<Readable>
+  /** The environment a thread's S3 client reads its endpoint from (the AWS_* variables). */
+  env: Readonly<Record<string, string | undefined>>
   /** Parts a thread may send ahead of what the main thread has read. */
   credit?: number
 }
@@ -41,7 +46,12 @@ async function* decodeInThread(
   config: Config,
   options: DecodePoolOptions,
 ): AsyncGenerator<Decoding> {
-  const decodeConfig = { agents: config.agents, revoke: config.revoke, maxDepth: options.maxDepth }
+  const decodeConfig = {
+    agents: config.agents,
+    revoke: config.revoke,
+    maxDepth: options.maxDepth,
+    open: options.open,
+  }
   for (const file of files) {
     for await (const part of decodeReplayFile(file, decodeConfig, options.filter))
       yield { type: 'part', part }
@@ -69,6 +79,7 @@ async function* decodeInThreads(
         filterModule: options.filterModule.href,
         maxDepth: options.maxDepth,
         credit: options.credit ?? 4,
+        env: Object.fromEntries(Object.entries(options.env).filter(([k]) => k.startsWith('AWS_'))),
       },
     })
     worker.on('message', (message: ToPool) => {

@@ -4,26 +4,24 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import type { Config } from '../schemas/types.ts'
 import { decodeReplayFile, type EventFilter } from './decode-replay-file.ts'
+import { createReplayOpener } from './open-replay-input.ts'
 import type { ToPool, ToWorker } from './replay-decode-pool.ts'
 
-const {
-  config,
-  filterModule,
-  maxDepth,
-  credit: maxCredit,
-} = workerData as {
+const data = workerData as {
   config: Config
   filterModule: string
   maxDepth: number
   credit: number
+  env: Record<string, string>
 }
+const { config, filterModule, maxDepth, env } = data
 const port = parentPort as NonNullable<typeof parentPort>
 const { createReplayFilter } = (await import(filterModule)) as {
   createReplayFilter(config: Config): EventFilter
 }
 const filter = createReplayFilter(config)
-const decodeConfig = { agents: config.agents, revoke: config.revoke, maxDepth }
-let credit = maxCredit
+const decodeConfig = { agents: config.agents, revoke: config.revoke, maxDepth, open: createReplayOpener(env) }
+let credit = data.credit
 let creditBack: (() => void) | undefined
 const files: string[] = []
 let wakeUp: (() => void) | undefined
