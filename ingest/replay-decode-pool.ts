@@ -1,5 +1,6 @@
 // The first pass of `nerve replay --order time` on every core: decoding threads read, decompress, parse
-// and normalize whole files (replay-decode-worker.ts), the main thread sorts what they send. Parts come
+// and normalize whole files (replay-decode-worker.ts), and so does the main thread, which also sorts what
+// they all produce (`threads` counts it: 2 is one worker and the main thread). Parts come
 // in whatever order the threads finish them, each followed in time by its file's `done`; nothing that
 // reaches the output depends on that order (the merge sorts by a total key, and links are applied in
 // file-name order). One thread, or a small input, decodes in the main thread instead (a thread costs
@@ -65,27 +66,32 @@ async function* decodeInThreads(
   options: DecodePoolOptions,
 ): AsyncGenerator<Decoding> {
   const queue = [...files]
-  const inbox: { worker: Worker; message: ToPool }[] = []
+  const credit = options.credit ?? 4
+  /** What the threads sent, and the main thread's own lane (worker undefined). */
+  const inbox: { worker?: Worker; message: ToPool }[] = []
   let wake: (() => void) | undefined
   let failure: Error | undefined
+  const arrive = (worker: Worker | undefined, message: ToPool) => {
+    inbox.push({ worker, message })
+    wake?.()
+  }
   // Each thread is a heap of its own, set up from V8's flags when it starts (a flag outranks the
   // thread's resourceLimits): its garbage is parsed records that die young, and 16 MiB semi-spaces,
   // rather than the 64 MiB that nerve's bin asks for, keep each thread about 100 MiB smaller.
   setFlagsFromString('--max-semi-space-size=16')
-  const workers = Array.from({ length: Math.min(options.threads, files.length) }, () => {
+  // The main thread is one of the decoders: it also sorts, which takes a tenth of the first pass, and a
+  // thread costs about 90 MiB of resident memory.
+  const workers = Array.from({ length: Math.min(options.threads - 1, files.length - 1) }, () => {
     const worker = new Worker(new URL('./replay-decode-worker.mjs', import.meta.url), {
       workerData: {
         config,
         filterModule: options.filterModule.href,
         maxDepth: options.maxDepth,
-        credit: options.credit ?? 4,
+        credit,
         env: Object.fromEntries(Object.entries(options.env).filter(([k]) => k.startsWith('AWS_'))),
       },
     })
-    worker.on('message', (message: ToPool) => {
-      inbox.push({ worker, message })
-      wake?.()
-    })
+    worker.on('message', (message: ToPool) => arrive(worker, message))
     worker.on('error', (err) => {
       failure ??= err
       wake?.()
@@ -96,8 +102,37 @@ async function* decodeInThreads(
     const file = queue.shift()
     if (file !== undefined) worker.postMessage({ type: 'file', file } satisfies ToWorker)
   }
+  let laneCredit = credit
+  let laneWake: (() => void) | undefined
+  let stopped = false
+  const decodeConfig = {
+    agents: config.agents,
+    revoke: config.revoke,
+    maxDepth: options.maxDepth,
+    open: options.open,
+  }
+  const lane = async () => {
+    for (let file = queue.shift(); file !== undefined && !stopped; file = queue.shift()) {
+      try {
+        for await (const part of decodeReplayFile(file, decodeConfig, options.filter)) {
+          while (laneCredit === 0 && !stopped)
+            await new Promise<void>((resolve) => {
+              laneWake = resolve
+            })
+          if (stopped) return
+          laneCredit--
+          arrive(undefined, { type: 'part', part })
+        }
+        arrive(undefined, { type: 'done', file })
+      } catch (err) {
+        arrive(undefined, { type: 'error', file, message: err instanceof Error ? err.message : String(err) })
+        return
+      }
+    }
+  }
   try {
     for (const worker of workers) give(worker)
+    const laneDone = lane()
     let left = files.length
     while (left > 0) {
       if (failure) throw failure
@@ -113,14 +148,22 @@ async function* decodeInThreads(
       if (message.type === 'error') throw new Error(`${message.file}: ${message.message}`)
       if (message.type === 'part') {
         yield message
-        worker.postMessage({ type: 'credit' } satisfies ToWorker)
+        if (worker) worker.postMessage({ type: 'credit' } satisfies ToWorker)
+        else {
+          laneCredit++
+          laneWake?.()
+          laneWake = undefined
+        }
       } else {
         left--
-        give(worker)
+        if (worker) give(worker)
         yield message
       }
     }
+    await laneDone
   } finally {
+    stopped = true
+    laneWake?.()
     await Promise.all(workers.map((w) => w.terminate()))
   }
 }
