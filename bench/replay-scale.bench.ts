@@ -26,8 +26,9 @@ type Summary = {
 }
 
 async function replayDir(dir: string): Promise<{ summary: Summary; maxRssMib?: number }> {
+  // The bin itself, as users run it: its shebang sets nerve's V8 flags.
+  const bin = join(root, 'bin/nerve.mjs')
   const args = [
-    join(root, 'bin/nerve.mjs'),
     'replay',
     '--order',
     'time',
@@ -39,8 +40,8 @@ async function replayDir(dir: string): Promise<{ summary: Summary; maxRssMib?: n
   ]
   const timed = existsSync(gnuTime)
   const { stderr } = timed
-    ? await run(gnuTime, ['-v', process.execPath, ...args], { maxBuffer: 16 << 20 })
-    : await run(process.execPath, args, { maxBuffer: 16 << 20 })
+    ? await run(gnuTime, ['-v', bin, ...args], { maxBuffer: 16 << 20 })
+    : await run(bin, args, { maxBuffer: 16 << 20 })
   const lines = stderr.split('\n')
   const summary = JSON.parse(lines.find((l) => l.startsWith('{"read"')) as string) as Summary
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)

@@ -26,7 +26,9 @@ export function expandReplayInputs(args: readonly string[]): string[] {
 function filesOf(arg: string): string[] {
   const stat = statSync(arg, { throwIfNoEntry: false })
   if (stat?.isDirectory()) return walk(arg, () => true).sort()
-  if (stat || !/[*?]/.test(arg)) return [arg]
+  if (stat) return [arg]
+  if (!/[*?]/.test(arg))
+    throw new NerveError('INPUT_INVALID', `nerve replay: no such file: ${JSON.stringify(arg)}.`)
   const segments = arg.split(/[\\/]/)
   const firstWild = segments.findIndex((s) => /[*?]/.test(s))
   const base = segments.slice(0, firstWild).join(sep) || (arg.startsWith(sep) ? sep : '.')

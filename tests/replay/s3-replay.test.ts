@@ -66,6 +66,9 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
     const actions = new Set(standIn.requests.map((r) => r.action))
     expect(actions).toEqual(new Set(['ListObjectsV2', 'GetObject']))
     expect(standIn.requests.some((r) => r.path.includes('CloudTrail-Digest'))).toBe(false)
+    // --order input reads the same objects.
+    const arrival = await replay(['--order', 'input', `s3://org-trail/${prefix}`])
+    expect(arrival.summary.read).toBe(72 * (40 + 2))
   })
 
   it('reads only the files whose key time is within --since/--until, starting the listing at --since', async () => {

@@ -53,6 +53,7 @@ describe('expandReplayInputs', () => {
   it('names an argument that matches nothing', () => {
     const root = trailTree()
     expect(() => expandReplayInputs([`${root}/**/*.parquet`])).toThrow(/names no file to read/)
+    expect(() => expandReplayInputs([`${root}/missing.ndjson`])).toThrow(/no such file/)
   })
 
   it('keeps * and ? inside one segment', () => {
