@@ -5,7 +5,7 @@
 // here (quoted, so that a month of files does not exceed the shell's argument limit): `*` and `?` within
 // one path segment, `**` across any number. Files come in argument order, each directory's and glob's
 // sorted by name; a file named twice is read once, where it is first named.
-import { readdirSync, statSync } from 'node:fs'
+import { type Dirent, readdirSync, statSync } from 'node:fs'
 import { join, resolve, sep } from 'node:path'
 import { NerveError } from '../runtime/errors.ts'
 
@@ -45,11 +45,18 @@ function walk(dir: string, matches: (path: string) => boolean, all = false): str
       if (entry.name.startsWith('.') || entry.name === 'CloudTrail-Digest') continue
       const path = join(at, entry.name)
       if (entry.isDirectory()) visit(path)
-      else if (entry.isFile() && (all || eventFile.test(entry.name)) && matches(path)) out.push(path)
+      else if (isFile(entry, path) && (all || eventFile.test(entry.name)) && matches(path)) out.push(path)
     }
   }
   visit(dir)
   return out
+}
+
+/** A file, or a link to one (links to directories are not followed: they could loop). */
+function isFile(entry: Dirent, path: string): boolean {
+  return (
+    entry.isFile() || (entry.isSymbolicLink() && statSync(path, { throwIfNoEntry: false })?.isFile() === true)
+  )
 }
 
 /** A path glob as a regular expression: `**` any run of segments, `*` and `?` within one segment. */
