@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { expandReplayInputs, globPathRegExp } from '../../../ingest/expand-replay-inputs.ts'
@@ -48,6 +48,14 @@ describe('expandReplayInputs', () => {
     const both = expandReplayInputs([join(root, 'falco.ndjson'), root])
     expect(both).toHaveLength(5)
     expect(both[0]).toBe(join(root, 'falco.ndjson'))
+  })
+
+  it('follows links to files, not to directories', () => {
+    const root = trailTree()
+    const picked = tempDir()
+    symlinkSync(join(root, 'falco.ndjson'), join(picked, 'falco.ndjson'))
+    symlinkSync(root, join(picked, 'loop'))
+    expect(expandReplayInputs([picked])).toEqual([join(picked, 'falco.ndjson')])
   })
 
   it('names an argument that matches nothing', () => {
