@@ -73,9 +73,10 @@ normalization, identity resolution and correlator as 'nerve run', and writes one
 (NDJSON) to stdout or --out. A one-line JSON summary goes to stderr: read, invalid, skipped, duplicate,
 late, correlations, spilled_runs, elapsed_ms, peak_rss_mib. A PATH is a file, a directory (walked for
 *.json, *.ndjson, *.jsonl and *.gz files, CloudTrail-Digest/ left out) or a quoted glob (* and ? within
-a path segment, ** across segments). An s3://bucket/prefix is listed and read through the AWS SDK (its
-credential chain, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION). On a terminal a progress line shows files, events,
-events/s, the event time reached and an ETA. The same input gives the same output bytes.
+a path segment, ** across segments). An s3://bucket/prefix is listed and read through the AWS SDK
+(its credential chain, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION). On a terminal a progress
+line shows files, events, events/s, the event time reached and an ETA. The same input gives the same
+output bytes. More in docs/replay.md.
 
 Options:
       --order time    all items sorted by event time, then event id (default: backtests); files are
@@ -356,13 +357,13 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   if (order !== 'time' && order !== 'input') {
     throw new NerveError('INPUT_INVALID', `--order must be "time" or "input", not "${order}".`)
   }
-  if (files.length === 0)
-    throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
-    // A replay's garbage is parsed records that die young, and the events it holds are few (the budget):
-    // young generation semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of resident
-    // memory. Kept at their starting size, a replay of 500,000 events peaked at 182 MiB instead of
-    // 311 MiB, for 10% more CPU (process-wide: decoding threads too).
-  ;(await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1')
+  if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
+  // A replay's garbage is parsed records that die young, and the events it holds are few (the budget):
+  // young generation semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of resident
+  // memory. Kept at their starting size, a replay of 500,000 events peaked at 182 MiB instead of
+  // 311 MiB, for 10% more CPU (process-wide: decoding threads too).
+  const v8 = await import('node:v8')
+  v8.setFlagsFromString('--semi-space-growth-factor=1')
   const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
   const budgetBytes = parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget')
   const { parseTimeBound } = await import('./ingest/replay-file-time.ts')

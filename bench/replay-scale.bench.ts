@@ -28,16 +28,7 @@ type Summary = {
 async function replayDir(dir: string): Promise<{ summary: Summary; maxRssMib?: number }> {
   // The bin itself, as users run it: its shebang sets nerve's V8 flags.
   const bin = join(root, 'bin/nerve.mjs')
-  const args = [
-    'replay',
-    '--order',
-    'time',
-    '--config',
-    config,
-    '--out',
-    '/dev/null',
-    dir,
-  ]
+  const args = ['replay', '--order', 'time', '--config', config, '--out', '/dev/null', dir]
   const timed = existsSync(gnuTime)
   const { stderr } = timed
     ? await run(gnuTime, ['-v', bin, ...args], { maxBuffer: 16 << 20 })
