@@ -3,12 +3,13 @@
 // The input is written once, seeded: real CloudTrail records (Stratus Red Team detonation logs) and real
 // Falco alerts (falco.org examples) with fresh ids and times, 85% CloudTrail. 500 roles and 300 pods make
 // the noise; 20 workloads named in the registry run a shell, then change IAM privileges (they correlate).
-// The timed path is the one of nerve.ts's replay command (prepareReplay: read, decode and sort by event
+// The timed path is the one of nerve.ts's replay command (prepareReplay: read, decode and merge by event
 // time), push every event through the correlator, serialize the correlations.
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { defaultReplayBudgetBytes } from '../ingest/parse-byte-size.ts'
 import { prepareReplay } from '../nerve.ts'
 import { loadConfig } from '../runtime/load-config.ts'
 import type { Config } from '../schemas/types.ts'
@@ -118,13 +119,23 @@ async function replayOnce(
   config: Config,
   file: string,
 ): Promise<{ read: number; correlations: number; bytes: number }> {
-  const { replayer, events, invalid } = await prepareReplay([file], config, { order: 'time' })
+  const input = await prepareReplay([{ path: file, size: statSync(file).size }], config, {
+    order: 'time',
+    budgetBytes: defaultReplayBudgetBytes,
+    spillDir: tmpdir(),
+    threads: 1,
+  })
   let bytes = 0
-  for (const event of events) {
-    for (const correlation of replayer.push(event).correlations)
-      bytes += JSON.stringify(correlation).length + 1
+  try {
+    for (const event of input.events()) {
+      for (const correlation of input.replayer.push(event).correlations)
+        bytes += JSON.stringify(correlation).length + 1
+    }
+  } finally {
+    input.close()
   }
-  return { read: events.length + invalid.length, correlations: replayer.counts().correlations, bytes }
+  const counts = input.replayer.counts()
+  return { read: counts.read + input.invalidCount, correlations: counts.correlations, bytes }
 }
 
 /** Parses every line of the file `times` times over; returns the lines parsed. */

@@ -1,6 +1,9 @@
 // What `nerve replay` needs from the correlator: ordered NormalizedEvents in, correlations and counts out,
 // deterministically (one stream time over the whole input: replay is one partition). Every repeated event
-// id is counted as a duplicate and skipped (the whole input is finite, so all ids are remembered). An event
+// id is counted as a duplicate and skipped: in input order all ids are remembered; in the merged time
+// order (`sameTimeDuplicates`), where a copy of an event sorts next to it, only the ids of the current
+// event time are, so memory does not grow with the input (the correlator's own window dedupe still
+// catches a repeated id at another time while its window is open). An event
 // the correlator will ignore whatever comes before it may be held as a time-only stand-in (standIn()),
 // which replay must keep until it can sort: the same output for a fraction of the memory.
 import type { LateEvent } from '../bus/topics.ts'
@@ -34,9 +37,16 @@ export type Replay = {
   counts(): ReplayCounts
 }
 
-export function createReplay(config: Config): Replay {
+export type ReplayOptions = {
+  /** Remember only the ids of the current event time (input sorted by time, then id). */
+  sameTimeDuplicates?: boolean
+}
+
+export function createReplay(config: Config, options: ReplayOptions = {}): Replay {
   const correlator = createCorrelator(correlatorConfigOf(config))
   const ids = new Set<string>()
+  let idsTime = Number.NaN
+  let idsTimeNs = Number.NaN
   let read = 0
   let duplicate = 0
   let confirmations = 0
@@ -48,6 +58,11 @@ export function createReplay(config: Config): Replay {
 
   const push = (event: NormalizedEvent | TimeOnlyEvent) => {
     read++
+    if (options.sameTimeDuplicates && (event.time !== idsTime || event.time_ns !== idsTimeNs)) {
+      ids.clear()
+      idsTime = event.time
+      idsTimeNs = event.time_ns
+    }
     if (ids.has(event.id)) {
       duplicate++
       return { correlations: [] }

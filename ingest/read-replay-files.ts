@@ -23,6 +23,8 @@ export type ReplayReadOptions = {
    * (about 20 MiB of CloudTrail objects) they outlived the young generation and were copied twice.
    */
   partItems?: number
+  /** Opens a path as bytes (gzip detected by name or magic): local files by default, s3:// in replay. */
+  open?: (path: string) => Promise<Readable>
 }
 
 /** The items of every file, in argument order and file order. */
@@ -31,8 +33,11 @@ export async function* readReplayParts(
   options: ReplayReadOptions,
 ): AsyncGenerator<ReplayPart> {
   const { progressMinBytes = 32 * 1024 * 1024, progressEveryItems = 100_000 } = options
-  const totalBytes = paths.reduce((sum, p) => sum + statSync(p).size, 0)
-  const report = options.progress && totalBytes >= progressMinBytes ? options.progress : undefined
+  const report =
+    options.progress && paths.reduce((sum, p) => sum + statSync(p).size, 0) >= progressMinBytes
+      ? options.progress
+      : undefined
+  const open = options.open ?? openMaybeGzipped
   let itemsSoFar = 0
   for (const [n, file] of paths.entries()) {
     const say = (items: number) =>
@@ -40,7 +45,7 @@ export async function* readReplayParts(
         `replay: file ${n + 1}/${paths.length} ${file}: ${(itemsSoFar + items).toLocaleString('en')} items read`,
       )
     let count = 0
-    const parts = fileParts(file, options.maxDepth, options.partItems ?? 250, (items) => {
+    const parts = fileParts(file, open, options.maxDepth, options.partItems ?? 250, (items) => {
       count = items
       if (items % progressEveryItems === 0) say(items)
     })
@@ -53,6 +58,7 @@ export async function* readReplayParts(
 
 async function* fileParts(
   file: string,
+  open: (path: string) => Promise<Readable>,
   maxDepth: number,
   partItems: number,
   onItem: (count: number) => void,
@@ -79,7 +85,7 @@ async function* fileParts(
     if (mode === 'lines') for (const item of splitJsonItems(line, limits)) add(item)
     else pending.push(line)
   }
-  for await (const lines of linesOf(await openMaybeGzipped(file))) {
+  for await (const lines of linesOf(await open(file))) {
     for (const line of lines) {
       addLine(line)
       if (part.length >= partItems) {
@@ -140,7 +146,7 @@ function isCompleteJson(line: string): boolean {
   }
 }
 
-async function openMaybeGzipped(file: string): Promise<Readable> {
+export async function openMaybeGzipped(file: string): Promise<Readable> {
   const head = await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = []
     createReadStream(file, { start: 0, end: 1 })

@@ -1,0 +1,170 @@
+// `nerve replay --order time` in bounded memory. Two passes over the input:
+// 1. every file is read in parts and normalized, in decoding threads when there are several
+//    (replay-decode-pool.ts), each event one JSON line (decode-replay-file.ts) handed to an external sort
+//    that spills sorted runs to disk when the memory budget is reached; the credential links each file
+//    issues are learned in file-name order;
+// 2. the runs are merged in (event time, nanoseconds, id, bytes) order and each event is resolved with
+//    every link of the whole input, so a credential issued in a later file still names earlier calls.
+// Files are read in the order of their names, not of the arguments: links and the list of rejected items
+// then do not depend on how the files were given, and neither do the output bytes.
+import { availableParallelism } from 'node:os'
+import type { Readable } from 'node:stream'
+import type { Config, IdentityLink, NormalizedEvent } from '../schemas/types.ts'
+import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
+import type { EventFilter } from './decode-replay-file.ts'
+import type { UnresolvedEvent } from './normalized-draft.ts'
+import { decodeReplayFileParts } from './replay-decode-pool.ts'
+import type { ReplayObject } from './s3-replay-objects.ts'
+import { createSortedRuns, type SortKey } from './sorted-runs.ts'
+
+export type MergeProgress = {
+  phase: 'read' | 'merge'
+  files: number
+  totalFiles: number
+  /** Bytes of the files read so far (as stored: compressed for .gz), of totalBytes. */
+  bytes: number
+  totalBytes: number
+  /** Events read (phase read) or handed on (phase merge), of `total` (known in phase merge). */
+  events: number
+  total?: number
+  /** Event time reached (phase merge), epoch ms. */
+  eventTime?: number
+}
+
+export type MergeReplayOptions = {
+  maxDepth: number
+  /** When the replay started, epoch ms (max_future_skew is judged against it). */
+  now?: number
+  /** Opens a path (local or s3://) in the main thread; decoding threads make theirs from `env`. */
+  open: (path: string) => Promise<Readable>
+  env: Readonly<Record<string, string | undefined>>
+  /** What decides stand-ins and raw records, and the module that exports it for decoding threads. */
+  filter: EventFilter
+  filterModule: URL
+  /**
+   * Decoding threads (1: decode in the main thread); 'auto' is one per core for inputs of at least
+   * 8 MiB, else 1 (a thread costs about 0.3 s to start).
+   */
+  threads: number | 'auto'
+  /** Bytes of event lines held in memory before a sorted run is spilled. */
+  budgetBytes: number
+  /** Where the spill's private temp dir is made. */
+  spillDir: string
+  /** How many rejected items are kept to show (all are counted). */
+  keepInvalid?: number
+  /** Called after each part read and every `progressEvery` merged events. */
+  progress?: (p: MergeProgress) => void
+  progressEvery?: number
+}
+
+export type MergedReplay<S> = Pick<Decoded, 'skipped'> & {
+  /** The first `keepInvalid` rejected items, in file-name order. */
+  invalid: InvalidItem[]
+  invalidCount: number
+  /** Of the rejected items, those dated more than max_future_skew after the replay started. */
+  futureCount: number
+  /** Events held for the merge (stand-ins included). */
+  events: number
+  /** Sorted runs written to disk so far (0 when everything fit the budget). */
+  spilled(): number
+  /** Every event, resolved, in merge order; call once. */
+  read(): Generator<NormalizedEvent | S>
+  /** Removes the spill dir. */
+  close(): void
+}
+
+export async function mergeReplayFiles<S extends SortKey>(
+  inputs: readonly ReplayObject[],
+  config: Config,
+  options: MergeReplayOptions,
+): Promise<MergedReplay<S>> {
+  const byPath = new Map(inputs.map((i) => [i.path, i.size]))
+  const files = [...byPath.keys()].sort()
+  const order = new Map(files.map((f, n) => [f, n]))
+  const sizes = files.map((f) => byPath.get(f) as number)
+  const totalBytes = sizes.reduce((a, b) => a + b, 0)
+  const keepInvalid = options.keepInvalid ?? 20
+  const threads =
+    options.threads === 'auto'
+      ? totalBytes >= 8 * 1024 * 1024
+        ? availableParallelism()
+        : 1
+      : options.threads
+  const decoder = createEventDecoder(config)
+  const runs = createSortedRuns({ budgetBytes: options.budgetBytes, spillDir: options.spillDir })
+  /** Rejected items to show, as (file number, item) in file-name then input order. */
+  let invalid: { file: number; seq: number; item: InvalidItem }[] = []
+  let invalidCount = 0
+  let futureCount = 0
+  const skipped: Decoded['skipped'] = {}
+  // The links of each file, applied in file-name order once every earlier file is done.
+  const links = new Map<number, IdentityLink[]>()
+  const done = new Set<number>()
+  let applied = 0
+  const progress = { phase: 'read' as MergeProgress['phase'], files: 0, bytes: 0, events: 0 }
+  const tell = (p: Partial<MergeProgress>) =>
+    options.progress?.({ ...progress, totalFiles: files.length, totalBytes, ...p })
+  let seq = 0
+  try {
+    for await (const decoding of decodeReplayFileParts(files, config, { ...options, threads })) {
+      const at = order.get(decoding.type === 'part' ? decoding.part.file : decoding.file) as number
+      if (decoding.type === 'done') {
+        done.add(at)
+        progress.files++
+        progress.bytes += sizes[at] as number
+        for (; done.has(applied); applied++) {
+          decoder.addLinks(links.get(applied) ?? [])
+          links.delete(applied)
+          done.delete(applied)
+        }
+        tell({})
+        continue
+      }
+      const part = decoding.part
+      for (let n = 0; n < part.lines.length; n++) runs.add(part.keys[n] as SortKey, part.lines[n] as string)
+      if (part.links.length > 0) links.set(at, [...(links.get(at) ?? []), ...part.links])
+      invalidCount += part.invalid.length
+      for (const item of part.invalid) if (item.reason === 'future_time') futureCount++
+      if (part.invalid.length > 0) {
+        invalid.push(...part.invalid.map((item) => ({ file: at, seq: seq++, item })))
+        invalid = invalid.sort((a, b) => a.file - b.file || a.seq - b.seq).slice(0, keepInvalid)
+      }
+      for (const [reason, count] of Object.entries(part.skipped) as [keyof Decoded['skipped'], number][])
+        skipped[reason] = (skipped[reason] ?? 0) + count
+      progress.events = runs.count()
+      tell({})
+    }
+  } catch (err) {
+    runs.close()
+    throw err
+  }
+
+  const total = runs.count()
+  const every = options.progressEvery ?? 50_000
+  function* read(): Generator<NormalizedEvent | S> {
+    const one: UnresolvedEvent[] = []
+    let handed = 0
+    tell({ phase: 'merge', events: 0, total })
+    for (const value of runs.read<UnresolvedEvent | S>()) {
+      handed++
+      if (handed % every === 0) tell({ phase: 'merge', events: handed, total, eventTime: value.time })
+      if ('ignored' in value) {
+        yield value as S
+        continue
+      }
+      one[0] = value as UnresolvedEvent
+      yield decoder.resolve(one).events[0] as NormalizedEvent
+    }
+  }
+
+  return {
+    invalid: invalid.map((i) => i.item),
+    invalidCount,
+    futureCount,
+    skipped,
+    events: total,
+    spilled: runs.spilled,
+    read,
+    close: runs.close,
+  }
+}

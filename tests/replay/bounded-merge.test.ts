@@ -1,0 +1,56 @@
+// `nerve replay --order time` merges its files under a memory budget, spilling sorted runs to disk. The
+// output must not depend on the budget nor on the order of the arguments: the same shuffled set of
+// hourly files, given in two orders with a budget that spills and one that does not, decoded in the main
+// thread or in two decoding threads, gives the same bytes.
+import { execFile } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { shuffled, writeHourlyTrail } from '../helpers/hourly-trail-files.ts'
+import { tempDir } from '../helpers/random-names.ts'
+
+const run = promisify(execFile)
+const root = resolve(import.meta.dirname, '../..')
+const config = join(root, 'tests/fixtures/replay/nerve.yaml')
+
+async function replay(args: string[]) {
+  const { stdout, stderr } = await run(
+    process.execPath,
+    [join(root, 'bin/nerve.mjs'), 'replay', '--config', config, ...args],
+    { maxBuffer: 256 << 20 },
+  )
+  return { stdout, summary: JSON.parse(stderr.trim().split('\n').at(-1) as string) }
+}
+
+describe('nerve replay --order time under a memory budget', { timeout: 120_000 }, () => {
+  it('gives the same bytes with a budget that spills and one that does not, whatever the argument order', async () => {
+    const dir = tempDir()
+    const files = writeHourlyTrail(dir, { hours: 120, recordsPerFile: 60, ties: true })
+    const spill = tempDir()
+    const small = await replay(['--memory-budget', '1M', '--spill-dir', spill, ...shuffled(files, 1)])
+    const large = await replay(['--memory-budget', '1G', ...shuffled(files, 2)])
+    expect(small.summary.spilled_runs).toBeGreaterThan(3)
+    expect(large.summary.spilled_runs).toBe(0)
+    expect(small.stdout).toBe(large.stdout)
+    expect(small.summary).toMatchObject({ read: 120 * (60 + 2 + 2), invalid: 0, duplicate: 120 })
+    // Every hour's session correlates: 8 pairs, as in the golden replay of the fixture.
+    expect(small.summary.correlations).toBe(120 * 8)
+    expect({ ...small.summary, elapsed_ms: 0, peak_rss_mib: 0, spilled_runs: 0 }).toEqual({
+      ...large.summary,
+      elapsed_ms: 0,
+      peak_rss_mib: 0,
+      spilled_runs: 0,
+    })
+    // The spill dir is removed once the replay is done.
+    expect(readdirSync(spill)).toEqual([])
+    expect(small.stdout.trim().split('\n')).toHaveLength(120 * 8)
+    // Decoding threads change nothing either.
+    const threaded = await replay(['--threads', '2', '--memory-budget', '1M', ...shuffled(files, 3)])
+    expect(threaded.stdout).toBe(large.stdout)
+    expect(threaded.summary.correlations).toBe(large.summary.correlations)
+    // The directory, and a quoted glob of its files, read the same files.
+    expect((await replay([dir])).stdout).toBe(large.stdout)
+    expect((await replay([`${dir}/*CloudTrail*.json.gz`, `${dir}/falco-*`])).stdout).toBe(large.stdout)
+  })
+})
