@@ -18,7 +18,7 @@ import { loadConfig, redactSecrets } from './runtime/load-config.ts'
 import type { Logger } from './runtime/logger.ts'
 import type { Metrics } from './runtime/metrics.ts'
 import { startupFailureLine } from './runtime/startup-failure.ts'
-import type { Config, NormalizedEvent } from './schemas/types.ts'
+import type { Config } from './schemas/types.ts'
 
 // A command imports the modules it uses when it runs: `nerve replay`, `config` and `--help` never load
 // Kafka, Elasticsearch, fastify or prom-client, and `nerve run` on the embedded bus never loads kafkajs.

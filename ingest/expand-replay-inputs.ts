@@ -27,8 +27,13 @@ function filesOf(arg: string): string[] {
   const stat = statSync(arg, { throwIfNoEntry: false })
   if (stat?.isDirectory()) return walk(arg, () => true).sort()
   if (stat) return [arg]
+  // Not there and no glob: the file system's own error, which the CLI words as every missing file.
   if (!/[*?]/.test(arg))
-    throw new NerveError('INPUT_INVALID', `nerve replay: no such file: ${JSON.stringify(arg)}.`)
+    throw Object.assign(new Error(`ENOENT: no such file or directory, stat '${arg}'`), {
+      code: 'ENOENT',
+      syscall: 'stat',
+      path: arg,
+    })
   const segments = arg.split(/[\\/]/)
   const firstWild = segments.findIndex((s) => /[*?]/.test(s))
   const base = segments.slice(0, firstWild).join(sep) || (arg.startsWith(sep) ? sep : '.')

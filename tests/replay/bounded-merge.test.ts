@@ -34,8 +34,8 @@ describe('nerve replay --order time under a memory budget', { timeout: 120_000 }
     expect(large.summary.spilled_runs).toBe(0)
     expect(small.stdout).toBe(large.stdout)
     expect(small.summary).toMatchObject({ read: 120 * (60 + 2 + 2), invalid: 0, duplicate: 120 })
-    // Every hour's session correlates: 8 pairs, as in the golden replay of the fixture.
-    expect(small.summary.correlations).toBe(120 * 8)
+    // Every hour's session correlates: 10 pairs, as in the golden replay of the fixture.
+    expect(small.summary.correlations).toBe(120 * 10)
     expect({ ...small.summary, elapsed_ms: 0, peak_rss_mib: 0, spilled_runs: 0 }).toEqual({
       ...large.summary,
       elapsed_ms: 0,
@@ -44,7 +44,7 @@ describe('nerve replay --order time under a memory budget', { timeout: 120_000 }
     })
     // The spill dir is removed once the replay is done.
     expect(readdirSync(spill)).toEqual([])
-    expect(small.stdout.trim().split('\n')).toHaveLength(120 * 8)
+    expect(small.stdout.trim().split('\n')).toHaveLength(120 * 10)
     // Decoding threads change nothing either.
     const threaded = await replay(['--threads', '2', '--memory-budget', '1M', ...shuffled(files, 3)])
     expect(threaded.stdout).toBe(large.stdout)

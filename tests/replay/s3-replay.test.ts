@@ -62,7 +62,7 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
     const remote = await replay([`s3://org-trail/${prefix}`, 's3://org-trail/falco/', '--threads', '2'])
     const local = await replay(files)
     expect(remote.stdout).toBe(local.stdout)
-    expect(remote.summary).toMatchObject({ read: local.summary.read, invalid: 0, correlations: 72 * 8 })
+    expect(remote.summary).toMatchObject({ read: local.summary.read, invalid: 0, correlations: 72 * 10 })
     const actions = new Set(standIn.requests.map((r) => r.action))
     expect(actions).toEqual(new Set(['ListObjectsV2', 'GetObject']))
     expect(standIn.requests.some((r) => r.path.includes('CloudTrail-Digest'))).toBe(false)
