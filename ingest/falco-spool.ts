@@ -6,7 +6,7 @@
 // durable there; while anything is spooled, new requests queue behind it. The spool is bounded by
 // ingest.falco_spool_bytes: only when that is spent is a request refused (429 + Retry-After), and /readyz
 // says so. Spooled files survive a restart and are drained on the next start.
-import { mkdirSync, readdirSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs'
 import { open, readFile, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NerveError } from '../runtime/errors.ts'
@@ -42,6 +42,9 @@ export function createFalcoSpool(
   for (const name of readdirSync(config.dir)) {
     const match = /^(\d{16})\.json$/.exec(name)
     if (match) sizes.set(Number(match[1]), statSync(join(config.dir, name)).size)
+    // A crash before the rename left a partial file that was never answered 202: its sequence number
+    // would be handed out again and the exclusive open would fail.
+    else if (/^\d{16}\.json\.tmp$/.test(name)) unlinkSync(join(config.dir, name))
   }
   let bytes = [...sizes.values()].reduce((a, b) => a + b, 0)
   let next = Math.max(0, ...sizes.keys()) + 1

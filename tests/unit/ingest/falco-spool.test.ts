@@ -1,7 +1,7 @@
 // Falcosidekick never retries and Falco's http_output ignores the status: while the bus is busy, /v1/falco
 // spools to disk and answers 202, drains in order once the bus has room, survives a restart, and refuses
 // (429) only when the spool's disk budget is spent, which /metrics and /readyz show.
-import { readdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
@@ -66,6 +66,24 @@ describe('the Falco spool', () => {
     await waitFor(() => up.bus.records(eventsTopic).length === 2, { what: 'the restarted ingest to drain' })
     await waitFor(() => spoolFiles(dataDir).length === 0, { what: 'the spool files removed' })
     await up.ingest.close()
+  })
+
+  it('spools after a crash that left a half-written file behind, and removes that file', async () => {
+    const dataDir = tempDir('nerve-spool-crash')
+    mkdirSync(join(dataDir, 'falco-spool'), { recursive: true })
+    // A crash between open() and rename(): the newest sequence number exists only as its .tmp.
+    writeFileSync(join(dataDir, 'falco-spool', '0000000000000001.json.tmp'), '{"component":"falco_rec')
+    const h = await startHarness({ dataDir })
+    h.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    const res = await post(h, alerts[0] as string)
+    expect(res.statusCode).toBe(202)
+    expect(res.json()).toMatchObject({ spooled: true })
+    expect(readdirSync(join(dataDir, 'falco-spool')).filter((f) => f.endsWith('.tmp'))).toEqual([])
+    h.bus.before = undefined
+    await waitFor(() => h.bus.records(eventsTopic).length === 1, { what: 'the spooled alert published' })
+    await h.ingest.close()
   })
 
   it('spools a request whose publish outlasts falco_spool_after (a hanging bus), before the sender gives up', async () => {
