@@ -150,7 +150,7 @@ export function startS3SqsReader(
     objects.inc({ outcome: 'read' })
   }
 
-  /** Keeps the message hidden while its objects are read: every half visibility timeout. */
+  /** Keeps the message hidden from its receive until it is handled: every half visibility timeout. */
   const keepHidden = (queueUrl: string, message: Message) => {
     const timer = setInterval(
       () => {
@@ -203,7 +203,6 @@ export function startS3SqsReader(
     if (notification.digests.length > 0)
       objects.inc({ outcome: 'digest_skipped' }, notification.digests.length)
     if (notification.ignored > 0) objects.inc({ outcome: 'not_created' }, notification.ignored)
-    const stop = keepHidden(queueUrl, message)
     try {
       const permanent: DeadLetter[] = []
       for (const ref of notification.objects) {
@@ -243,8 +242,6 @@ export function startS3SqsReader(
           'A message failed; SQS will redeliver it.',
         )
       }
-    } finally {
-      stop()
     }
   }
 
@@ -277,15 +274,20 @@ export function startS3SqsReader(
       }
       const newest = Math.max(0, ...received.map((m) => Number(m.Attributes?.SentTimestamp ?? 0)))
       if (newest > 0) lag.set(Math.max(0, (deps.now() - newest) / 1000))
+      // Every message of the receive is kept hidden from now on, not only once its turn comes: those
+      // waiting behind a slow one would otherwise reappear and be read twice (and count receives).
+      const stops = received.map((m) => keepHidden(queueUrl, m))
       for (let i = 0; i < received.length; i += config.concurrency) {
         const slice = received.slice(i, i + config.concurrency)
         processing += slice.length
         inFlight.set(processing)
         await Promise.all(
-          slice.map((m) =>
-            handleMessage(queueUrl, m).catch((err: unknown) => {
-              log.warn({ err, message_id: m.MessageId }, 'A message was left for SQS to redeliver.')
-            }),
+          slice.map((m, j) =>
+            handleMessage(queueUrl, m)
+              .catch((err: unknown) => {
+                log.warn({ err, message_id: m.MessageId }, 'A message was left for SQS to redeliver.')
+              })
+              .finally(() => stops[i + j]?.()),
           ),
         )
         processing -= slice.length

@@ -214,4 +214,33 @@ describe('CloudTrail from S3 through SQS', () => {
     await waitFor(t.settled, { what: 'the message deleted once the publish resolved' })
     expect(t.events()).toHaveLength(3)
   })
+  it('keeps every message of a receive hidden, also those waiting behind a slow one for their turn', async () => {
+    const t = await start({ visibility_timeout: 1000, concurrency: 1 })
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    t.bus.before = async (topic) => {
+      if (topic.name === eventsTopic.name) await held
+    }
+    for (const [n, name] of ['first', 'second'].entries()) {
+      t.standIn.putObject('acme-org-trail', `${prefix}/${name}.json.gz`, logFile(stratus.slice(n, n + 1)))
+      const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+      note.Records[0].s3.bucket.name = 'acme-org-trail'
+      note.Records[0].s3.object.key = `${prefix}/${name}.json.gz`
+      t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    }
+    await waitFor(() => t.standIn.messages(t.queueUrl).every((m) => m.receiveCount === 1), {
+      what: 'both messages received',
+    })
+    // Three visibility timeouts later the first is still publishing and the second has not begun: another
+    // reader of the queue must not be handed either.
+    await new Promise((r) => setTimeout(r, 3000))
+    const now = Date.now()
+    expect(t.standIn.messages(t.queueUrl).map((m) => m.visibleAt > now)).toEqual([true, true])
+    release()
+    await waitFor(t.settled, { what: 'both messages deleted' })
+    expect(t.events()).toHaveLength(2)
+    expect(t.standIn.messages(t.queueUrl).map((m) => m.receiveCount)).toEqual([1, 1])
+  })
 })
