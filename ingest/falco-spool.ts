@@ -39,15 +39,25 @@ export function createFalcoSpool(
   const log = deps.log.child({ component: 'falco_spool' })
   mkdirSync(config.dir, { recursive: true, mode: 0o700 })
   const sizes = new Map<number, number>()
+  // Sequence numbers are handed out one by one, so the oldest spooled request is found by walking up
+  // from `low` (amortized constant), never by spreading every key into Math.min: a flood spools far
+  // more requests than a call has room for arguments.
+  let next = 1
+  let low = Number.POSITIVE_INFINITY
   for (const name of readdirSync(config.dir)) {
     const match = /^(\d{16})\.json$/.exec(name)
-    if (match) sizes.set(Number(match[1]), statSync(join(config.dir, name)).size)
+    if (match) {
+      const seq = Number(match[1])
+      sizes.set(seq, statSync(join(config.dir, name)).size)
+      next = Math.max(next, seq + 1)
+      low = Math.min(low, seq)
+    }
     // A crash before the rename left a partial file that was never answered 202: its sequence number
     // would be handed out again and the exclusive open would fail.
     else if (/^\d{16}\.json\.tmp$/.test(name)) unlinkSync(join(config.dir, name))
   }
-  let bytes = [...sizes.values()].reduce((a, b) => a + b, 0)
-  let next = Math.max(0, ...sizes.keys()) + 1
+  let bytes = 0
+  for (const size of sizes.values()) bytes += size
   let reserved = 0
   let stopped = false
   let draining: Promise<void> | undefined
@@ -93,7 +103,8 @@ export function createFalcoSpool(
   }
 
   const drainOnce = async (): Promise<boolean> => {
-    const seq = Math.min(...sizes.keys())
+    while (!sizes.has(low) && low < next) low++
+    const seq = low
     const path = join(config.dir, fileName(seq))
     let entry: Spooled
     try {
@@ -191,6 +202,7 @@ export function createFalcoSpool(
       reserved -= body.length
     }
     sizes.set(seq, body.length)
+    low = Math.min(low, seq)
     bytes += body.length
     spooled.inc()
     show()

@@ -1,7 +1,7 @@
 // Falcosidekick never retries and Falco's http_output ignores the status: while the bus is busy, /v1/falco
 // spools to disk and answers 202, drains in order once the bus has room, survives a restart, and refuses
 // (429) only when the spool's disk budget is spent, which /metrics and /readyz show.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
@@ -85,6 +85,34 @@ describe('the Falco spool', () => {
     await waitFor(() => h.bus.records(eventsTopic).length === 1, { what: 'the spooled alert published' })
     await h.ingest.close()
   })
+
+  it('starts and drains oldest first with more spooled requests than a call takes arguments', async () => {
+    const dataDir = tempDir('nerve-spool-flood')
+    const down = await startHarness({ dataDir })
+    down.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    for (const line of alerts.slice(0, 2)) expect((await post(down, line)).statusCode).toBe(202)
+    await down.ingest.close()
+    // What a flood of one-alert requests leaves while the bus is down (512 MiB holds ~170,000 of them);
+    // here they decode to nothing, to keep the test's disk use small.
+    const empty = JSON.stringify({
+      component: 'falco_receiver',
+      receivedAt: 1_750_000_000_000,
+      decoded: { events: [], invalid: [], skipped: {}, internal: 0 },
+    })
+    const flood = 150_000
+    for (let seq = 3; seq < 3 + flood; seq++) {
+      writeFileSync(join(dataDir, 'falco-spool', `${String(seq).padStart(16, '0')}.json`), empty)
+    }
+    const up = await startHarness({ dataDir })
+    await waitFor(() => up.bus.records(eventsTopic).length === 2, { what: 'the two oldest drained first' })
+    const outputs = up.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
+    expect(outputs).toEqual(alerts.slice(0, 2).map((l) => JSON.parse(l).output))
+    await waitFor(() => spoolFiles(dataDir).length < flood, { what: 'the flood to drain', timeoutMs: 20_000 })
+    await up.ingest.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  }, 60_000)
 
   it('spools a request whose publish outlasts falco_spool_after (a hanging bus), before the sender gives up', async () => {
     const h = await startHarness({ spoolAfterMs: 200 })
