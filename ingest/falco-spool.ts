@@ -30,6 +30,12 @@ export type FalcoSpool = {
 
 type Spooled = { component: string; receivedAt: number; decoded: Decoded }
 
+/**
+ * What a spooled file costs the disk: a file takes whole blocks (4 KiB on ext4, xfs, APFS), and a flood
+ * of one-alert requests (under 1 KiB each) would otherwise use several times the budget.
+ */
+export const diskBytes = (size: number) => Math.max(4096, Math.ceil(size / 4096) * 4096)
+
 const fileName = (seq: number) => `${String(seq).padStart(16, '0')}.json`
 
 export function createFalcoSpool(
@@ -48,7 +54,7 @@ export function createFalcoSpool(
     const match = /^(\d{16})\.json$/.exec(name)
     if (match) {
       const seq = Number(match[1])
-      sizes.set(seq, statSync(join(config.dir, name)).size)
+      sizes.set(seq, diskBytes(statSync(join(config.dir, name)).size))
       next = Math.max(next, seq + 1)
       low = Math.min(low, seq)
     }
@@ -165,7 +171,8 @@ export function createFalcoSpool(
 
   const append = async (component: string, decoded: Decoded, receivedAt: number) => {
     const body = Buffer.from(JSON.stringify({ component, receivedAt, decoded } satisfies Spooled))
-    if (bytes + reserved + body.length > config.maxBytes) {
+    const cost = diskBytes(body.length)
+    if (bytes + reserved + cost > config.maxBytes) {
       refused.inc()
       throw new NerveError(
         'SATURATED',
@@ -173,7 +180,7 @@ export function createFalcoSpool(
         { retriable: true },
       )
     }
-    reserved += body.length
+    reserved += cost
     const seq = next++
     const path = join(config.dir, fileName(seq))
     const temporary = `${path}.tmp`
@@ -199,11 +206,11 @@ export function createFalcoSpool(
         cause: err,
       })
     } finally {
-      reserved -= body.length
+      reserved -= cost
     }
-    sizes.set(seq, body.length)
+    sizes.set(seq, cost)
     low = Math.min(low, seq)
-    bytes += body.length
+    bytes += cost
     spooled.inc()
     show()
     startDraining()

@@ -1,7 +1,7 @@
 // Falcosidekick never retries and Falco's http_output ignores the status: while the bus is busy, /v1/falco
 // spools to disk and answers 202, drains in order once the bus has room, survives a restart, and refuses
 // (429) only when the spool's disk budget is spent, which /metrics and /readyz show.
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
@@ -151,6 +151,22 @@ describe('the Falco spool', () => {
     expect(h.ingest.readiness.falco_spool?.()).toMatchObject({ ok: false })
     expect(await h.rt.metricValue('nerve_ingest_falco_spool_refused_total')).toBeGreaterThan(0)
     expect(await h.rt.metricValue('nerve_ingest_falco_spool_limit_bytes')).toBe(4096)
+  })
+
+  it('counts what the files take on disk, not their length, so a flood of small requests stays in budget', async () => {
+    const h = await startHarness({ spoolBytes: 64 * 1024 })
+    h.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    const statuses: number[] = []
+    for (let i = 0; i < 40; i++)
+      statuses.push((await post(h, alerts[i % alerts.length] as string)).statusCode)
+    expect(statuses).toContain(429)
+    const dir = join(h.dataDir, 'falco-spool')
+    const onDisk = spoolFiles(h.dataDir).reduce((n, f) => n + statSync(join(dir, f)).blocks * 512, 0)
+    expect(onDisk).toBeLessThanOrEqual(64 * 1024)
+    expect(await h.rt.metricValue('nerve_ingest_falco_spool_bytes')).toBeGreaterThanOrEqual(onDisk)
+    await h.ingest.close()
   })
 
   it('is off with a budget of 0: a busy bus is answered 429 as before', async () => {
