@@ -220,6 +220,15 @@ export function startS3SqsReader(
       messages.inc({ outcome: 'deleted' })
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err)
+      // Stopping is no failure of the message: SQS hands it out again once its visibility runs out.
+      if (abort.signal.aborted) {
+        messages.inc({ outcome: 'retried' })
+        log.info(
+          { message_id: message.MessageId },
+          'Stopped while handling a message; SQS will redeliver it.',
+        )
+        return
+      }
       telemetry.error(err instanceof ObjectFailure ? 'SINK_UNAVAILABLE' : errorCodeOf(err), 'object')
       if (receives >= config.max_receives) {
         await deadLetter([

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type DeadLetter, deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import { createAwsClients } from '../../../ingest/s3-client.ts'
 import { startIngest } from '../../../ingest/start-ingest.ts'
+import { NerveError } from '../../../runtime/errors.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, NormalizedEvent } from '../../../schemas/types.ts'
 import { type AwsStandIn, startAwsStandIn } from '../../helpers/aws-stand-in.ts'
@@ -242,5 +243,22 @@ describe('CloudTrail from S3 through SQS', () => {
     await waitFor(t.settled, { what: 'both messages deleted' })
     expect(t.events()).toHaveLength(2)
     expect(t.standIn.messages(t.queueUrl).map((m) => m.receiveCount)).toEqual([1, 1])
+  })
+  it('leaves a message to SQS, not to the dead letters, when nerve stops while it waits for the bus', async () => {
+    const t = await start({ max_receives: 1 })
+    t.standIn.putObject('acme-org-trail', `${prefix}/busy.json.gz`, logFile(stratus.slice(0, 1)))
+    t.bus.before = async (topic) => {
+      if (topic.name === eventsTopic.name)
+        throw new NerveError('SATURATED', 'The bus is busy.', { retriable: true })
+    }
+    const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    note.Records[0].s3.bucket.name = 'acme-org-trail'
+    note.Records[0].s3.object.key = `${prefix}/busy.json.gz`
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    await waitFor(() => t.standIn.requests.some((r) => r.action === 'GetObject'), { what: 'the object read' })
+    await new Promise((r) => setTimeout(r, 200))
+    await t.ingest.close()
+    expect(t.deadLetters()).toEqual([])
+    expect(t.standIn.messages(t.queueUrl).map((m) => m.deleted)).toEqual([false])
   })
 })
