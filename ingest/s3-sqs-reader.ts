@@ -59,6 +59,19 @@ class ObjectFailure extends Error {
   }
 }
 
+/** The object's bytes, stopping at `limit`: a store that streams without Content-Length is bounded too. */
+async function readLimited(body: AsyncIterable<Uint8Array> | undefined, limit: number): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  let length = 0
+  for await (const chunk of body ?? []) {
+    length += chunk.length
+    // Leaving the loop by a throw ends the iterator, which destroys the response stream.
+    if (length > limit) throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${limit} bytes.`)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, length)
+}
+
 export function startS3SqsReader(
   config: S3SqsConfig,
   limits: Pick<HttpConfig, 'max_items' | 'max_depth'>,
@@ -127,7 +140,7 @@ export function startS3SqsReader(
       if ((out.ContentLength ?? 0) > config.max_object_bytes) {
         throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${config.max_object_bytes} bytes.`)
       }
-      body = Buffer.from((await out.Body?.transformToByteArray()) ?? new Uint8Array())
+      body = await readLimited(out.Body as AsyncIterable<Uint8Array> | undefined, config.max_object_bytes)
     } catch (err) {
       if (isNerveError(err)) throw new ObjectFailure(ref, err.code, err.message, true)
       const name = (err as { name?: string }).name ?? 'Error'

@@ -190,6 +190,22 @@ describe('CloudTrail from S3 through SQS', () => {
     expect(t.events()).toEqual([])
   })
 
+  it('stops reading an object served without Content-Length at max_object_bytes', async () => {
+    const t = await start({ max_object_bytes: 1024 * 1024 })
+    // A real log file, padded to 3 MiB and not compressed: nothing but the bytes read can tell its size.
+    const padded = `${JSON.stringify({ Records: stratus.slice(0, 2) })}${' '.repeat(3 * 1024 * 1024)}`
+    t.standIn.putObject('acme-org-trail', `${prefix}/streamed.json`, padded, { chunked: true })
+    const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    note.Records[0].s3.bucket.name = 'acme-org-trail'
+    note.Records[0].s3.object.key = `${prefix}/streamed.json`
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    await waitFor(t.settled, { what: 'the message deleted' })
+    const [dead] = t.deadLetters()
+    expect(dead).toMatchObject({ component: 's3_sqs_reader', error_code: 'PAYLOAD_TOO_LARGE' })
+    expect(t.events()).toEqual([])
+    expect(await t.rt.metricValue('nerve_s3_sqs_bytes_total')).toBe(0)
+  })
+
   it('keeps a message hidden while the bus is slow and deletes it only after the publish is durable', async () => {
     const t = await start({ visibility_timeout: 1000 })
     t.standIn.putObject('acme-org-trail', `${prefix}/slow.json.gz`, logFile(stratus.slice(0, 3)))
