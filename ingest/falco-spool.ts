@@ -6,7 +6,7 @@
 // durable there; while anything is spooled, new requests queue behind it. The spool is bounded by
 // ingest.falco_spool_bytes: only when that is spent is a request refused (429 + Retry-After), and /readyz
 // says so. Spooled files survive a restart and are drained on the next start.
-import { mkdirSync, readdirSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs'
 import { open, readFile, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NerveError } from '../runtime/errors.ts'
@@ -30,6 +30,12 @@ export type FalcoSpool = {
 
 type Spooled = { component: string; receivedAt: number; decoded: Decoded }
 
+/**
+ * What a spooled file costs the disk: a file takes whole blocks (4 KiB on ext4, xfs, APFS), and a flood
+ * of one-alert requests (under 1 KiB each) would otherwise use several times the budget.
+ */
+export const diskBytes = (size: number) => Math.max(4096, Math.ceil(size / 4096) * 4096)
+
 const fileName = (seq: number) => `${String(seq).padStart(16, '0')}.json`
 
 export function createFalcoSpool(
@@ -39,12 +45,25 @@ export function createFalcoSpool(
   const log = deps.log.child({ component: 'falco_spool' })
   mkdirSync(config.dir, { recursive: true, mode: 0o700 })
   const sizes = new Map<number, number>()
+  // Sequence numbers are handed out one by one, so the oldest spooled request is found by walking up
+  // from `low` (amortized constant), never by spreading every key into Math.min: a flood spools far
+  // more requests than a call has room for arguments.
+  let next = 1
+  let low = Number.POSITIVE_INFINITY
   for (const name of readdirSync(config.dir)) {
     const match = /^(\d{16})\.json$/.exec(name)
-    if (match) sizes.set(Number(match[1]), statSync(join(config.dir, name)).size)
+    if (match) {
+      const seq = Number(match[1])
+      sizes.set(seq, diskBytes(statSync(join(config.dir, name)).size))
+      next = Math.max(next, seq + 1)
+      low = Math.min(low, seq)
+    }
+    // A crash before the rename left a partial file that was never answered 202: its sequence number
+    // would be handed out again and the exclusive open would fail.
+    else if (/^\d{16}\.json\.tmp$/.test(name)) unlinkSync(join(config.dir, name))
   }
-  let bytes = [...sizes.values()].reduce((a, b) => a + b, 0)
-  let next = Math.max(0, ...sizes.keys()) + 1
+  let bytes = 0
+  for (const size of sizes.values()) bytes += size
   let reserved = 0
   let stopped = false
   let draining: Promise<void> | undefined
@@ -90,7 +109,8 @@ export function createFalcoSpool(
   }
 
   const drainOnce = async (): Promise<boolean> => {
-    const seq = Math.min(...sizes.keys())
+    while (!sizes.has(low) && low < next) low++
+    const seq = low
     const path = join(config.dir, fileName(seq))
     let entry: Spooled
     try {
@@ -151,7 +171,8 @@ export function createFalcoSpool(
 
   const append = async (component: string, decoded: Decoded, receivedAt: number) => {
     const body = Buffer.from(JSON.stringify({ component, receivedAt, decoded } satisfies Spooled))
-    if (bytes + reserved + body.length > config.maxBytes) {
+    const cost = diskBytes(body.length)
+    if (bytes + reserved + cost > config.maxBytes) {
       refused.inc()
       throw new NerveError(
         'SATURATED',
@@ -159,7 +180,7 @@ export function createFalcoSpool(
         { retriable: true },
       )
     }
-    reserved += body.length
+    reserved += cost
     const seq = next++
     const path = join(config.dir, fileName(seq))
     const temporary = `${path}.tmp`
@@ -185,10 +206,11 @@ export function createFalcoSpool(
         cause: err,
       })
     } finally {
-      reserved -= body.length
+      reserved -= cost
     }
-    sizes.set(seq, body.length)
-    bytes += body.length
+    sizes.set(seq, cost)
+    low = Math.min(low, seq)
+    bytes += cost
     spooled.inc()
     show()
     startDraining()

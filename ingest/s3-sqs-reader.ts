@@ -59,6 +59,19 @@ class ObjectFailure extends Error {
   }
 }
 
+/** The object's bytes, stopping at `limit`: a store that streams without Content-Length is bounded too. */
+async function readLimited(body: AsyncIterable<Uint8Array> | undefined, limit: number): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  let length = 0
+  for await (const chunk of body ?? []) {
+    length += chunk.length
+    // Leaving the loop by a throw ends the iterator, which destroys the response stream.
+    if (length > limit) throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${limit} bytes.`)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, length)
+}
+
 export function startS3SqsReader(
   config: S3SqsConfig,
   limits: Pick<HttpConfig, 'max_items' | 'max_depth'>,
@@ -127,7 +140,7 @@ export function startS3SqsReader(
       if ((out.ContentLength ?? 0) > config.max_object_bytes) {
         throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${config.max_object_bytes} bytes.`)
       }
-      body = Buffer.from((await out.Body?.transformToByteArray()) ?? new Uint8Array())
+      body = await readLimited(out.Body as AsyncIterable<Uint8Array> | undefined, config.max_object_bytes)
     } catch (err) {
       if (isNerveError(err)) throw new ObjectFailure(ref, err.code, err.message, true)
       const name = (err as { name?: string }).name ?? 'Error'
@@ -150,7 +163,7 @@ export function startS3SqsReader(
     objects.inc({ outcome: 'read' })
   }
 
-  /** Keeps the message hidden while its objects are read: every half visibility timeout. */
+  /** Keeps the message hidden from its receive until it is handled: every half visibility timeout. */
   const keepHidden = (queueUrl: string, message: Message) => {
     const timer = setInterval(
       () => {
@@ -203,7 +216,6 @@ export function startS3SqsReader(
     if (notification.digests.length > 0)
       objects.inc({ outcome: 'digest_skipped' }, notification.digests.length)
     if (notification.ignored > 0) objects.inc({ outcome: 'not_created' }, notification.ignored)
-    const stop = keepHidden(queueUrl, message)
     try {
       const permanent: DeadLetter[] = []
       for (const ref of notification.objects) {
@@ -221,6 +233,15 @@ export function startS3SqsReader(
       messages.inc({ outcome: 'deleted' })
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err)
+      // Stopping is no failure of the message: SQS hands it out again once its visibility runs out.
+      if (abort.signal.aborted) {
+        messages.inc({ outcome: 'retried' })
+        log.info(
+          { message_id: message.MessageId },
+          'Stopped while handling a message; SQS will redeliver it.',
+        )
+        return
+      }
       telemetry.error(err instanceof ObjectFailure ? 'SINK_UNAVAILABLE' : errorCodeOf(err), 'object')
       if (receives >= config.max_receives) {
         await deadLetter([
@@ -243,8 +264,6 @@ export function startS3SqsReader(
           'A message failed; SQS will redeliver it.',
         )
       }
-    } finally {
-      stop()
     }
   }
 
@@ -277,15 +296,20 @@ export function startS3SqsReader(
       }
       const newest = Math.max(0, ...received.map((m) => Number(m.Attributes?.SentTimestamp ?? 0)))
       if (newest > 0) lag.set(Math.max(0, (deps.now() - newest) / 1000))
+      // Every message of the receive is kept hidden from now on, not only once its turn comes: those
+      // waiting behind a slow one would otherwise reappear and be read twice (and count receives).
+      const stops = received.map((m) => keepHidden(queueUrl, m))
       for (let i = 0; i < received.length; i += config.concurrency) {
         const slice = received.slice(i, i + config.concurrency)
         processing += slice.length
         inFlight.set(processing)
         await Promise.all(
-          slice.map((m) =>
-            handleMessage(queueUrl, m).catch((err: unknown) => {
-              log.warn({ err, message_id: m.MessageId }, 'A message was left for SQS to redeliver.')
-            }),
+          slice.map((m, j) =>
+            handleMessage(queueUrl, m)
+              .catch((err: unknown) => {
+                log.warn({ err, message_id: m.MessageId }, 'A message was left for SQS to redeliver.')
+              })
+              .finally(() => stops[i + j]?.()),
           ),
         )
         processing -= slice.length

@@ -92,6 +92,12 @@ const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 
   'reason', json_extract(o.record, '$.reason'), 'time', o.time) FROM revoke_outcomes o
   WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
 
+/**
+ * Correlations an incident's detail carries, newest first: a flooding agent's incident gathers tens of
+ * thousands, and the console reloads the detail every 5 s. The rest: GET /v1/correlations?incident=….
+ */
+export const maxIncidentCorrelations = 1000
+
 /** Distinct Falco rule names kept per incident: the watched agent may name its alerts anything. */
 const maxFalcoRules = 64
 
@@ -139,8 +145,8 @@ export function createCorrelationStore(
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     incident: db.prepare<[string], IncidentRow>(`SELECT ${incidentColumns} FROM incidents i WHERE i.id = ?`),
-    incidentCorrelations: db.prepare<[string], { record: string }>(
-      'SELECT record FROM correlations WHERE incident_id = ? ORDER BY time DESC, id DESC',
+    incidentCorrelations: db.prepare<[string, number], { record: string }>(
+      'SELECT record FROM correlations WHERE incident_id = ? ORDER BY time DESC, id DESC LIMIT ?',
     ),
     incidentRevokes: db.prepare<[string], { record: string }>(
       'SELECT record FROM revoke_outcomes WHERE incident_id = ? ORDER BY time DESC, id DESC',
@@ -343,7 +349,7 @@ export function createCorrelationStore(
       if (!row) return undefined
       return {
         incident: incidentOf(row),
-        correlations: records<Correlation>(sql.incidentCorrelations.all(id)),
+        correlations: records<Correlation>(sql.incidentCorrelations.all(id, maxIncidentCorrelations)),
         revokes: records<RevokeOutcome>(sql.incidentRevokes.all(id)),
       }
     },

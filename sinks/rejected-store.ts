@@ -2,7 +2,8 @@
 // and late events (missed their window), stored from their topics in `rejected.sqlite` under the data dir
 // and served paged by GET /v1/dead-letters and GET /v1/late-events (and `nerve dead-letters`).
 // Both come from the watched agent's own input, so both are bounded: an original is kept up to 16 KiB
-// (`original_truncated` says when it was cut), a late event without its raw item, and each table keeps
+// (`original_truncated` says when it was cut), a late event without its raw item and with its text cut
+// when it is over that (`event_truncated`), and each table keeps
 // its newest 100,000 rows; whatever is dropped is counted.
 import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -22,6 +23,7 @@ export type StoredDeadLetter = DeadLetter & { id: string; original_truncated?: t
 export type StoredLateEvent = Omit<LateEvent, 'event'> & {
   id: string
   event: Omit<LateEvent['event'], 'raw'>
+  event_truncated?: true
 }
 
 export type RejectedStore = {
@@ -48,6 +50,29 @@ type Table = 'dead_letters' | 'late_events'
 const textColumns: Record<Table, Record<string, string>> = {
   dead_letters: { component: 'component', error_code: 'error_code' },
   late_events: { agent: 'agent_id' },
+}
+
+/** In a late event over maxOriginalChars: the longest string kept, and the most items of an array. */
+const maxCutChars = 512
+const maxCutItems = 16
+
+/**
+ * A late event as stored: without its raw item, and when still over maxOriginalChars (Falco output and
+ * output_fields are the agent's to fill), every string cut to 512 characters, every array to 16 items and
+ * output_fields left out, so a row stays a few tens of KiB whatever the agent sent.
+ */
+function storedEvent(event: LateEvent['event']): { event: StoredLateEvent['event']; truncated: boolean } {
+  const { raw: _raw, ...rest } = event
+  if (JSON.stringify(rest).length <= maxOriginalChars) return { event: rest, truncated: false }
+  const cut = JSON.parse(
+    JSON.stringify(rest, (_key, value: unknown) => {
+      if (typeof value === 'string' && value.length > maxCutChars) return value.slice(0, maxCutChars)
+      if (Array.isArray(value) && value.length > maxCutItems) return value.slice(0, maxCutItems)
+      return value
+    }),
+  ) as StoredLateEvent['event']
+  if (cut.edge) cut.edge.output_fields = {}
+  return { event: cut, truncated: true }
 }
 
 const hashOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32)
@@ -110,9 +135,14 @@ export function createRejectedStore(
   const writeLateEvents = db.transaction((batch: readonly LateEvent[]) => {
     let stored = 0
     for (const late of batch) {
-      const { raw: _raw, ...event } = late.event
+      const { event, truncated } = storedEvent(late.event)
       const id = hashOf(`${event.id}\u0000${late.stream_time}`)
-      const kept: StoredLateEvent = { ...late, id, event }
+      const kept: StoredLateEvent = {
+        ...late,
+        id,
+        event,
+        ...(truncated ? { event_truncated: true as const } : {}),
+      }
       stored += insert.late_events.run(id, event.time, event.agent.id, JSON.stringify(kept)).changes
     }
     trim('late_events', stored)

@@ -70,7 +70,7 @@ export function storeRoutes(store: Store): Route[] {
       list(
         'correlations',
         req,
-        filters,
+        [...filters, 'incident'],
         store.correlations,
         (c) => ({ time: c.time, id: c.id }),
         correlationView,

@@ -257,7 +257,13 @@ async function showIncident(id) {
     rules,
     el('h2', {}, 'Timeline'),
     el('ol', { class: 'timeline', id: 'timeline' }, timelineOf(correlations).map(timelineItem)),
-    el('h2', {}, `Correlations (${correlations.length})`),
+    el(
+      'h2',
+      {},
+      correlations.length < incident.correlations
+        ? `Correlations (the newest ${correlations.length} of ${incident.correlations})`
+        : `Correlations (${correlations.length})`,
+    ),
     pairs,
     el('h2', {}, 'Revoke decisions'),
     outcomes.length

@@ -32,7 +32,8 @@ export type AwsStandIn = {
   sendMessage(queueUrl: string, body: string, opts?: { sentTimestamp?: number }): string
   /** Every message ever sent to the queue, deleted ones included. */
   messages(queueUrl: string): readonly StandInMessage[]
-  putObject(bucket: string, key: string, body: Uint8Array | string): void
+  /** `chunked`: served without Content-Length, as S3-compatible stores may stream an object. */
+  putObject(bucket: string, key: string, body: Uint8Array | string, opts?: { chunked?: boolean }): void
   /** The next `count` requests for this action answer with this error instead. */
   failNext(action: string, error: { status: number; code: string; message?: string }, count?: number): void
   requests: StandInRequest[]
@@ -81,6 +82,8 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
   const queues = new Map<string, StandInMessage[]>()
   const waiters = new Map<string, Set<() => void>>()
   const buckets = new Map<string, Map<string, Buffer>>()
+  /** "bucket/key" of objects served without Content-Length. */
+  const chunked = new Set<string>()
   const faults = new Map<string, { status: number; code: string; message?: string; left: number }>()
   const requests: StandInRequest[] = []
   let url = ''
@@ -268,7 +271,7 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
     }
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
-      'content-length': body.length,
+      ...(chunked.has(`${bucket}/${key}`) ? {} : { 'content-length': body.length }),
       etag: `"${createHash('md5').update(body).digest('hex')}"`,
       'last-modified': new Date('2026-01-01T00:00:00Z').toUTCString(),
       'x-amz-request-id': randomUUID(),
@@ -314,10 +317,12 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
       return messageId
     },
     messages: (queueUrl) => queues.get(queueName(queueUrl) ?? '') ?? [],
-    putObject: (bucket, key, body) => {
+    putObject: (bucket, key, body, opts = {}) => {
       const objects = buckets.get(bucket) ?? new Map<string, Buffer>()
       buckets.set(bucket, objects)
       objects.set(key, Buffer.from(body))
+      if (opts.chunked) chunked.add(`${bucket}/${key}`)
+      else chunked.delete(`${bucket}/${key}`)
     },
     failNext: (action, error, count = 1) => {
       faults.set(action, { ...error, left: count })

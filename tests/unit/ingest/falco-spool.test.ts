@@ -1,7 +1,7 @@
 // Falcosidekick never retries and Falco's http_output ignores the status: while the bus is busy, /v1/falco
 // spools to disk and answers 202, drains in order once the bus has room, survives a restart, and refuses
 // (429) only when the spool's disk budget is spent, which /metrics and /readyz show.
-import { readdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
@@ -68,6 +68,52 @@ describe('the Falco spool', () => {
     await up.ingest.close()
   })
 
+  it('spools after a crash that left a half-written file behind, and removes that file', async () => {
+    const dataDir = tempDir('nerve-spool-crash')
+    mkdirSync(join(dataDir, 'falco-spool'), { recursive: true })
+    // A crash between open() and rename(): the newest sequence number exists only as its .tmp.
+    writeFileSync(join(dataDir, 'falco-spool', '0000000000000001.json.tmp'), '{"component":"falco_rec')
+    const h = await startHarness({ dataDir })
+    h.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    const res = await post(h, alerts[0] as string)
+    expect(res.statusCode).toBe(202)
+    expect(res.json()).toMatchObject({ spooled: true })
+    expect(readdirSync(join(dataDir, 'falco-spool')).filter((f) => f.endsWith('.tmp'))).toEqual([])
+    h.bus.before = undefined
+    await waitFor(() => h.bus.records(eventsTopic).length === 1, { what: 'the spooled alert published' })
+    await h.ingest.close()
+  })
+
+  it('starts and drains oldest first with more spooled requests than a call takes arguments', async () => {
+    const dataDir = tempDir('nerve-spool-flood')
+    const down = await startHarness({ dataDir })
+    down.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    for (const line of alerts.slice(0, 2)) expect((await post(down, line)).statusCode).toBe(202)
+    await down.ingest.close()
+    // What a flood of one-alert requests leaves while the bus is down (512 MiB holds ~170,000 of them);
+    // here they decode to nothing, to keep the test's disk use small.
+    const empty = JSON.stringify({
+      component: 'falco_receiver',
+      receivedAt: 1_750_000_000_000,
+      decoded: { events: [], invalid: [], skipped: {}, internal: 0 },
+    })
+    const flood = 150_000
+    for (let seq = 3; seq < 3 + flood; seq++) {
+      writeFileSync(join(dataDir, 'falco-spool', `${String(seq).padStart(16, '0')}.json`), empty)
+    }
+    const up = await startHarness({ dataDir })
+    await waitFor(() => up.bus.records(eventsTopic).length === 2, { what: 'the two oldest drained first' })
+    const outputs = up.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
+    expect(outputs).toEqual(alerts.slice(0, 2).map((l) => JSON.parse(l).output))
+    await waitFor(() => spoolFiles(dataDir).length < flood, { what: 'the flood to drain', timeoutMs: 20_000 })
+    await up.ingest.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  }, 60_000)
+
   it('spools a request whose publish outlasts falco_spool_after (a hanging bus), before the sender gives up', async () => {
     const h = await startHarness({ spoolAfterMs: 200 })
     let release: () => void = () => {}
@@ -105,6 +151,22 @@ describe('the Falco spool', () => {
     expect(h.ingest.readiness.falco_spool?.()).toMatchObject({ ok: false })
     expect(await h.rt.metricValue('nerve_ingest_falco_spool_refused_total')).toBeGreaterThan(0)
     expect(await h.rt.metricValue('nerve_ingest_falco_spool_limit_bytes')).toBe(4096)
+  })
+
+  it('counts what the files take on disk, not their length, so a flood of small requests stays in budget', async () => {
+    const h = await startHarness({ spoolBytes: 64 * 1024 })
+    h.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    const statuses: number[] = []
+    for (let i = 0; i < 40; i++)
+      statuses.push((await post(h, alerts[i % alerts.length] as string)).statusCode)
+    expect(statuses).toContain(429)
+    const dir = join(h.dataDir, 'falco-spool')
+    const onDisk = spoolFiles(h.dataDir).reduce((n, f) => n + statSync(join(dir, f)).blocks * 512, 0)
+    expect(onDisk).toBeLessThanOrEqual(64 * 1024)
+    expect(await h.rt.metricValue('nerve_ingest_falco_spool_bytes')).toBeGreaterThanOrEqual(onDisk)
+    await h.ingest.close()
   })
 
   it('is off with a budget of 0: a busy bus is answered 429 as before', async () => {

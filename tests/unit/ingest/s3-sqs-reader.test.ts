@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type DeadLetter, deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import { createAwsClients } from '../../../ingest/s3-client.ts'
 import { startIngest } from '../../../ingest/start-ingest.ts'
+import { NerveError } from '../../../runtime/errors.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, NormalizedEvent } from '../../../schemas/types.ts'
 import { type AwsStandIn, startAwsStandIn } from '../../helpers/aws-stand-in.ts'
@@ -189,6 +190,22 @@ describe('CloudTrail from S3 through SQS', () => {
     expect(t.events()).toEqual([])
   })
 
+  it('stops reading an object served without Content-Length at max_object_bytes', async () => {
+    const t = await start({ max_object_bytes: 1024 * 1024 })
+    // A real log file, padded to 3 MiB and not compressed: nothing but the bytes read can tell its size.
+    const padded = `${JSON.stringify({ Records: stratus.slice(0, 2) })}${' '.repeat(3 * 1024 * 1024)}`
+    t.standIn.putObject('acme-org-trail', `${prefix}/streamed.json`, padded, { chunked: true })
+    const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    note.Records[0].s3.bucket.name = 'acme-org-trail'
+    note.Records[0].s3.object.key = `${prefix}/streamed.json`
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    await waitFor(t.settled, { what: 'the message deleted' })
+    const [dead] = t.deadLetters()
+    expect(dead).toMatchObject({ component: 's3_sqs_reader', error_code: 'PAYLOAD_TOO_LARGE' })
+    expect(t.events()).toEqual([])
+    expect(await t.rt.metricValue('nerve_s3_sqs_bytes_total')).toBe(0)
+  })
+
   it('keeps a message hidden while the bus is slow and deletes it only after the publish is durable', async () => {
     const t = await start({ visibility_timeout: 1000 })
     t.standIn.putObject('acme-org-trail', `${prefix}/slow.json.gz`, logFile(stratus.slice(0, 3)))
@@ -213,5 +230,51 @@ describe('CloudTrail from S3 through SQS', () => {
     release()
     await waitFor(t.settled, { what: 'the message deleted once the publish resolved' })
     expect(t.events()).toHaveLength(3)
+  })
+  it('keeps every message of a receive hidden, also those waiting behind a slow one for their turn', async () => {
+    const t = await start({ visibility_timeout: 1000, concurrency: 1 })
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    t.bus.before = async (topic) => {
+      if (topic.name === eventsTopic.name) await held
+    }
+    for (const [n, name] of ['first', 'second'].entries()) {
+      t.standIn.putObject('acme-org-trail', `${prefix}/${name}.json.gz`, logFile(stratus.slice(n, n + 1)))
+      const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+      note.Records[0].s3.bucket.name = 'acme-org-trail'
+      note.Records[0].s3.object.key = `${prefix}/${name}.json.gz`
+      t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    }
+    await waitFor(() => t.standIn.messages(t.queueUrl).every((m) => m.receiveCount === 1), {
+      what: 'both messages received',
+    })
+    // Three visibility timeouts later the first is still publishing and the second has not begun: another
+    // reader of the queue must not be handed either.
+    await new Promise((r) => setTimeout(r, 3000))
+    const now = Date.now()
+    expect(t.standIn.messages(t.queueUrl).map((m) => m.visibleAt > now)).toEqual([true, true])
+    release()
+    await waitFor(t.settled, { what: 'both messages deleted' })
+    expect(t.events()).toHaveLength(2)
+    expect(t.standIn.messages(t.queueUrl).map((m) => m.receiveCount)).toEqual([1, 1])
+  })
+  it('leaves a message to SQS, not to the dead letters, when nerve stops while it waits for the bus', async () => {
+    const t = await start({ max_receives: 1 })
+    t.standIn.putObject('acme-org-trail', `${prefix}/busy.json.gz`, logFile(stratus.slice(0, 1)))
+    t.bus.before = async (topic) => {
+      if (topic.name === eventsTopic.name)
+        throw new NerveError('SATURATED', 'The bus is busy.', { retriable: true })
+    }
+    const note = JSON.parse(envelope('s3-event-notification-awsdocs-example.json'))
+    note.Records[0].s3.bucket.name = 'acme-org-trail'
+    note.Records[0].s3.object.key = `${prefix}/busy.json.gz`
+    t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
+    await waitFor(() => t.standIn.requests.some((r) => r.action === 'GetObject'), { what: 'the object read' })
+    await new Promise((r) => setTimeout(r, 200))
+    await t.ingest.close()
+    expect(t.deadLetters()).toEqual([])
+    expect(t.standIn.messages(t.queueUrl).map((m) => m.deleted)).toEqual([false])
   })
 })

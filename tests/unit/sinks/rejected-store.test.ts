@@ -104,4 +104,26 @@ describe('dead letters and late events', () => {
       }),
     ).toBe(71)
   })
+  it('keeps a late event whose Falco output the agent padded to megabytes to a few KiB', async () => {
+    const rt = createTestRuntime()
+    const store = createRejectedStore({ data_dir: tempDir('nerve-rejected') }, rt)
+    open.push(store)
+    const late = lateEvent(1)
+    const edge = late.event.edge as NonNullable<typeof late.event.edge>
+    const padding = 'A'.repeat(1_000_000)
+    late.event.edge = {
+      ...edge,
+      output: `${edge.output} ${padding}`,
+      output_fields: { ...edge.output_fields, 'proc.cmdline': `sh -c ${padding}` },
+      tags: Array.from({ length: 10_000 }, (_, i) => `tag-${i}`),
+    }
+    store.writeLateEvents([late, lateEvent(2)])
+    const [second, first] = store.lateEvents({ limit: 2, text: {} }).items
+    expect(JSON.stringify(first).length).toBeLessThan(4 * maxOriginalChars)
+    expect(first).toMatchObject({ event_truncated: true, event: { id: 'late-1', agent: late.event.agent } })
+    expect(first?.event.edge?.output.startsWith(edge.output)).toBe(true)
+    expect(first?.event.edge?.output_fields).toEqual({})
+    expect(second?.event_truncated).toBeUndefined()
+    expect(second?.event.edge?.output_fields).toEqual(lateEvent(2).event.edge?.output_fields)
+  })
 })

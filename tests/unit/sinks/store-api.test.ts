@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Correlation, RevokeOutcome } from '../../../schemas/types.ts'
-import type { CorrelationStore } from '../../../sinks/correlation-store.ts'
+import { type CorrelationStore, maxIncidentCorrelations } from '../../../sinks/correlation-store.ts'
 import { decodeCursor, encodeCursor } from '../../../sinks/store-query.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
@@ -133,6 +133,24 @@ describe('read API filters and times', () => {
     const detail = (await get(`/v1/incidents/${b.incident.id}`)).body
     expect(detail.incident.first_seen_iso).toBe(new Date(detail.incident.first_seen).toISOString())
     expect(detail.revokes[0].time_iso).toBe(new Date(b.time + 1000).toISOString())
+  })
+
+  it('gives an incident of a flood its newest 1,000 correlations, the rest paged by incident', async () => {
+    const { store, get } = openStore()
+    const incident = { id: 'inc-data-cleaner-flood' }
+    store.writeCorrelations(Array.from({ length: 1500 }, (_, n) => makeCorrelation(n, { incident })))
+    const detail = (await get(`/v1/incidents/${incident.id}`)).body
+    expect(detail.correlations).toHaveLength(maxIncidentCorrelations)
+    expect(detail.incident.correlations).toBe(1500)
+    expect(detail.correlations[0].id).toBe(makeCorrelation(1499).id)
+    const older = await get(
+      `/v1/correlations?incident=${incident.id}&limit=1000&cursor=${encodeCursor({
+        time: detail.correlations.at(-1).time,
+        id: detail.correlations.at(-1).id,
+      })}`,
+    )
+    expect(older.body).toMatchObject({ count: 500, total: 1500 })
+    expect(older.body.items.at(-1).id).toBe(makeCorrelation(0).id)
   })
 
   it('answers 400 for a min_score outside 0..100 and for until that is no time', async () => {
