@@ -148,6 +148,10 @@ export function createCorrelationStore(
     incidentCorrelations: db.prepare<[string, number], { record: string }>(
       'SELECT record FROM correlations WHERE incident_id = ? ORDER BY time DESC, id DESC LIMIT ?',
     ),
+    /** Every correlation of an incident, for a fold (at most the per-rule bound of each rule). */
+    allIncidentCorrelations: db.prepare<[string], { record: string }>(
+      'SELECT record FROM correlations WHERE incident_id = ?',
+    ),
     incidentRevokes: db.prepare<[string], { record: string }>(
       'SELECT record FROM revoke_outcomes WHERE incident_id = ? ORDER BY time DESC, id DESC',
     ),
@@ -191,7 +195,9 @@ export function createCorrelationStore(
       sql.deleteIncident.run(old)
     }
     if (moved.length === 0) return
-    const kept = sql.incidentCorrelations.all(c.incident.id).map((r) => JSON.parse(r.record) as Correlation)
+    const kept = sql.allIncidentCorrelations
+      .all(c.incident.id)
+      .map((r) => JSON.parse(r.record) as Correlation)
     sql.deleteIncident.run(c.incident.id)
     sql.deleteIncidentCorrelations.run(c.incident.id)
     const tally = tallyOf(undefined, c.agent.id)
