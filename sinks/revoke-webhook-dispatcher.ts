@@ -257,6 +257,19 @@ export function createRevokeDispatcher(
     }
   }
 
+  // A suppression is logged once per incident and reason: the later correlations of an incident without a
+  // target would otherwise repeat the same line (bounded: forgotten wholesale past 10,000 incidents).
+  const loggedSuppressions = new Set<string>()
+  const logDecision = (entry: DecisionEntry) => {
+    if (entry.status === 'suppressed') {
+      const key = `${entry.decision_id}:${entry.reason}`
+      if (loggedSuppressions.has(key)) return
+      if (loggedSuppressions.size >= 10_000) loggedSuppressions.clear()
+      loggedSuppressions.add(key)
+    }
+    logRevokeOutcome(log, entry)
+  }
+
   // Only a correlation that may revoke (its rule revokes, its score reaches min_score) can have a decision
   // in the outbox: the others are not looked up, and a batch of them writes and syncs nothing.
   const mayRevoke = (c: Correlation) => c.rule.revoke && c.score >= config.revoke.min_score
@@ -289,7 +302,7 @@ export function createRevokeDispatcher(
         targets: sends ? [...targets.values()].map((t) => t.label) : [],
         ...(sends ? { body: JSON.stringify(buildRevokeEvent(c, decisionId, time)) } : {}),
       }
-      logRevokeOutcome(log, entry)
+      logDecision(entry)
       if (isRecorded(decision)) entries.push(entry)
     }
     if (entries.length === 0) return

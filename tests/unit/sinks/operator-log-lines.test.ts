@@ -82,13 +82,23 @@ describe('operator log lines', () => {
     })
   })
 
-  it('a revoke suppressed says why (no targets)', async () => {
+  it('a revoke suppressed says why (no targets), once for the incident', async () => {
     const { rt } = await run(undefined)
     await waitFor(() => lines(rt.logs, 'Revoke suppressed.').length >= 1, { what: 'the suppression line' })
     expect(lines(rt.logs, 'Revoke suppressed.')[0]).toMatchObject({
       status: 'suppressed',
       reason: 'no_targets',
     })
+    // The incident's later correlation is suppressed for the same reason: no second line.
+    await waitFor(
+      async () =>
+        (await rt.metricValue('nerve_revoke_outcomes_total', {
+          status: 'suppressed',
+          reason: 'no_targets',
+        })) === 2,
+      { what: 'both correlations decided' },
+    )
+    expect(lines(rt.logs, 'Revoke suppressed.')).toHaveLength(1)
   })
 
   it('serving commands expose process metrics beside nerve own', async () => {
