@@ -580,6 +580,9 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     // resourceUsage().maxRSS is in KiB: the process's peak resident memory so far.
     peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
   }
+  const { replayHints } = await import('./ingest/replay-hints.ts')
+  const hints = replayHints({ order, ...counts, registered: config.agents.length })
+  for (const hint of hints) process.stderr.write(`${hint}\n`)
   process.stderr.write(`${JSON.stringify(summary)}\n`)
   return 0
 }

@@ -81,6 +81,18 @@ describe('nerve replay (golden)', { timeout: 90_000 }, () => {
     expect(summary).toMatchObject({ read: 29, late: 1, correlations: 10 })
   })
 
+  it('hints at the registry when nothing joins without one, the summary still the last line', async () => {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [join(root, 'bin/nerve.mjs'), 'replay', 'falco-alerts.ndjson', trail],
+      { cwd: inputs },
+    )
+    expect(stdout).toBe('')
+    const lines = stderr.trim().split('\n')
+    expect(lines.some((l) => l.startsWith('hint: no correlation, and no agent registry'))).toBe(true)
+    expect(JSON.parse(lines.at(-1) as string)).toMatchObject({ read: 29, correlations: 0 })
+  })
+
   it('says what is wrong with its arguments', async () => {
     await expect(replay(['--order', 'random', 'falco-alerts.ndjson'])).rejects.toMatchObject({
       stderr: expect.stringContaining('--order must be "time" or "input"'),
