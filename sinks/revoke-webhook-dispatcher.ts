@@ -1,6 +1,6 @@
 // The revoke dispatcher: correlations in, revoke decisions (revoke-policy.ts) written durably to the
 // outbox before the bus commits, then delivered to every target as a signed Standard Webhooks POST with a
-// CloudEvents body, retried with backoff, one p-queue per target. Every recorded decision (isRecorded) and
+// CloudEvents body, retried with backoff, one p-queue per target. Every recorded decision (see rateLimited) and
 // every delivery result becomes a RevokeOutcome published to revokeOutcomesTopic (from the outbox, so none
 // is lost on a crash).
 import { setTimeout as delay } from 'node:timers/promises'
@@ -55,25 +55,19 @@ type TargetState = WebhookTarget & { queue: PQueue; failures: number; disabled?:
 /**
  * Which decisions are written to the outbox (and become outcome records): a revoke that goes ahead (sent
  * or dry-run), and one the rate limits held back, which an operator must see. The other suppressions (the
- * rule does not revoke, the score is below min_score, the agent is protected, its incident was revoked
- * already, no target is configured) follow from the config alone, decide the same way again when the bus
- * redelivers, and are counted in nerve_revoke_outcomes_total{status="suppressed",reason}: a row each
- * would cost every correlation a transaction, an fsync and an outcome record on the bus and in the store.
+ * rule does not revoke, the score is below min_score, its incident was revoked already) follow from the
+ * config alone, decide the same way again when the bus redelivers, and are counted in
+ * nerve_revoke_outcomes_total{status="suppressed",reason}: a row each would cost every correlation a
+ * transaction, an fsync and an outcome record on the bus and in the store.
  */
-export const isRecorded = (decision: RevokeDecision): boolean =>
-  decision.revoke || recordedSuppressions.has(decision.reason)
+const rateLimited = new Set<string>(['rate_limited_agent', 'rate_limited_global'])
 
 /**
- * Suppressions of a revoke that was due (its rule revokes, its score reaches min_score) are recorded, so the
- * store, the console and Elasticsearch can say why the agent was not cut off; a correlation that was never
- * revoke-grade, or whose incident is revoked already, writes nothing (counted in metrics only).
+ * A revoke that was due (its rule revokes, its score reaches min_score) but held back for a protected agent
+ * or for want of a target is recorded once per incident, so the store, the console and Elasticsearch say why
+ * the agent was not cut off without a row for every later correlation of the incident.
  */
-const recordedSuppressions = new Set<string>([
-  'rate_limited_agent',
-  'rate_limited_global',
-  'protected_agent',
-  'no_targets',
-])
+const explainedOnce = new Set<string>(['protected_agent', 'no_targets'])
 
 export function createRevokeDispatcher(
   config: RevokeDispatcherConfig,
@@ -257,17 +251,16 @@ export function createRevokeDispatcher(
     }
   }
 
-  // A suppression is logged once per incident and reason: the later correlations of an incident without a
-  // target would otherwise repeat the same line (bounded: forgotten wholesale past 10,000 incidents).
-  const loggedSuppressions = new Set<string>()
-  const logDecision = (entry: DecisionEntry) => {
-    if (entry.status === 'suppressed') {
-      const key = `${entry.decision_id}:${entry.reason}`
-      if (loggedSuppressions.has(key)) return
-      if (loggedSuppressions.size >= 10_000) loggedSuppressions.clear()
-      loggedSuppressions.add(key)
-    }
-    logRevokeOutcome(log, entry)
+  // A suppression is logged once per incident and reason, and recorded then when explainedOnce names it:
+  // the later correlations of an incident without a target would repeat the same line and row (bounded:
+  // forgotten wholesale past 10,000 incidents; after a restart one more line and row, no harm).
+  const seenSuppressions = new Set<string>()
+  const firstSuppression = (entry: DecisionEntry) => {
+    const key = `${entry.decision_id}:${entry.reason}`
+    if (seenSuppressions.has(key)) return false
+    if (seenSuppressions.size >= 10_000) seenSuppressions.clear()
+    seenSuppressions.add(key)
+    return true
   }
 
   // Only a correlation that may revoke (its rule revokes, its score reaches min_score) can have a decision
@@ -302,8 +295,14 @@ export function createRevokeDispatcher(
         targets: sends ? [...targets.values()].map((t) => t.label) : [],
         ...(sends ? { body: JSON.stringify(buildRevokeEvent(c, decisionId, time)) } : {}),
       }
-      logDecision(entry)
-      if (isRecorded(decision)) entries.push(entry)
+      const first = decision.revoke || firstSuppression(entry)
+      if (first) logRevokeOutcome(log, entry)
+      if (
+        decision.revoke ||
+        rateLimited.has(decision.reason) ||
+        (first && explainedOnce.has(decision.reason))
+      )
+        entries.push(entry)
     }
     if (entries.length === 0) return
     let deliveries: OutboxDelivery[]

@@ -425,6 +425,19 @@ describe('revoke webhook dispatcher: policy in action', () => {
     expect(r.requests).toHaveLength(0)
   })
 
+  it("records a protected agent's suppression once per incident, not once per correlation", async () => {
+    const r = await receiver()
+    const agents = [{ id: 'data-cleaner', protected: true, match: {} }]
+    const guarded = dispatcher({ targets: [{ url: r.url }], agents })
+    guarded.d.startDelivering()
+    const incident = { id: 'inc-data-cleaner-9' }
+    await guarded.d.handle([0, 1, 2].map((n) => makeCorrelation(n, { incident })))
+    await waitFor(() => guarded.outcomes().length === 1)
+    expect(statuses(guarded.outcomes())).toEqual(['suppressed:protected_agent'])
+    const suppressed = { status: 'suppressed', reason: 'protected_agent' }
+    expect(await guarded.rt.metricValue('nerve_revoke_outcomes_total', suppressed)).toBe(3)
+  })
+
   it('revokes an incident once, however many of its correlations arrive', async () => {
     const r = await receiver()
     const { d, outcomes, rt } = dispatcher({
