@@ -13,6 +13,10 @@ export function createCorrelateTelemetry(metrics: Metrics) {
   const component = metrics.component('correlator')
   const buffered = metrics.gauge('nerve_correlate_buffered_events', 'Events held in correlation windows.')
   const bytes = metrics.gauge('nerve_correlate_buffered_bytes', 'Estimated heap bytes of buffered events.')
+  const sharedBytes = metrics.gauge(
+    'nerve_correlate_shared_bytes',
+    'Estimated heap bytes of the shared values (rule names, tags…) buffered events hold.',
+  )
   const agents = metrics.gauge('nerve_correlate_agents', 'Agents with buffered events.')
   const incidents = metrics.gauge(
     'nerve_correlate_open_incidents',
@@ -69,6 +73,7 @@ export function createCorrelateTelemetry(metrics: Metrics) {
   const gauges = (partitions: ReadonlyMap<number, { correlator: Correlator }>) => {
     let b = 0
     let by = 0
+    let sb = 0
     let a = 0
     let i = 0
     let bb = 0
@@ -77,6 +82,7 @@ export function createCorrelateTelemetry(metrics: Metrics) {
       const s = correlator.stats()
       b += s.buffered
       by += s.buffered_bytes
+      sb += s.shared_bytes
       a += s.agents
       i += s.incidents
       bb += s.baseline.bytes
@@ -86,6 +92,7 @@ export function createCorrelateTelemetry(metrics: Metrics) {
     baselineAgents.set(ba)
     buffered.set(b)
     bytes.set(by)
+    sharedBytes.set(sb)
     agents.set(a)
     incidents.set(i)
   }

@@ -85,6 +85,11 @@ export type CorrelatorStats = {
   stream_time: number | null
   buffered: number
   buffered_bytes: number
+  /**
+   * Heap bytes of the shared values (rule names, tags, actions, regions…) the buffered details hold,
+   * released with them; not part of `buffered_bytes` nor of the memory budget it is held to.
+   */
+  shared_bytes: number
   agents: number
   incidents: number
   revoked_targets: number
@@ -168,6 +173,7 @@ export function createCorrelator(
     | 'stream_time'
     | 'buffered'
     | 'buffered_bytes'
+    | 'shared_bytes'
     | 'agents'
     | 'incidents'
     | 'revoked_targets'
@@ -467,6 +473,7 @@ export function createCorrelator(
       stream_time: st,
       buffered: windows.buffered(),
       buffered_bytes: windows.bytes(),
+      shared_bytes: details.bytes(),
       agents: windows.agents.size,
       incidents: incidents.size(),
       revoked_targets: revokes.size(),

@@ -1,7 +1,8 @@
 // The descriptive part of a buffered event (what the correlation record shows), shared between events
 // that say the same thing: most alerts of one host repeat a few Falco rules, most calls of one principal
 // repeat a few actions. Lookups compare fields directly (no key strings are built on the hot path). A new
-// detail takes the shared copy of each repeated value (rule names, priorities, tags, actions, regions…).
+// detail takes the shared copy of each repeated value (rule names, priorities, tags, actions, regions…)
+// and holds it until the detail is forgotten: a value only released details held is dropped with them.
 import type { CoreFields, EdgeFields } from '../schemas/types.ts'
 import type { CoreDetail, EdgeDetail } from './agent-windows.ts'
 import { createSharedValues } from './shared-values.ts'
@@ -16,6 +17,10 @@ export type DetailInterner = {
    * made different in every event is released with its events rather than kept until the cache fills.
    */
   forget(detail: EdgeDetail | CoreDetail): void
+  /** Estimated heap bytes of the shared values the interned details hold (shared-values.ts). */
+  bytes(): number
+  /** Distinct shared values and tag lists held. */
+  sharedSize(): number
 }
 
 const perKeyLimit = 64
@@ -32,7 +37,9 @@ export function createDetailInterner(): DetailInterner {
   const edges = new Map<string, EdgeDetail[]>()
   const cores = new Map<string, CoreDetail[]>()
   const shared = createSharedValues(keyLimit)
-  const one = shared.one
+  const hold = shared.hold
+  // Details whose values were given back: a detail is forgotten once, whatever calls forget again.
+  const released = new WeakSet<EdgeDetail | CoreDetail>()
 
   const remember = <D>(map: Map<string, D[]>, key: string, detail: D): D => {
     let list = map.get(key)
@@ -59,11 +66,11 @@ export function createDetailInterner(): DetailInterner {
     }
     return remember(edges, d.hostname, {
       side: 'edge',
-      rule: one(d.rule),
-      priority: one(d.priority) as EdgeDetail['priority'],
-      source: one(d.source),
+      rule: hold(d.rule),
+      priority: hold(d.priority) as EdgeDetail['priority'],
+      source: hold(d.source),
       hostname: d.hostname,
-      tags: shared.list(d.tags),
+      tags: shared.holdList(d.tags),
     })
   }
 
@@ -81,13 +88,13 @@ export function createDetailInterner(): DetailInterner {
         return known
     }
     // The principal is the lookup key: one per list already.
-    const detail: CoreDetail = { side: 'core', action: one(d.action), principal: d.principal }
+    const detail: CoreDetail = { side: 'core', action: hold(d.action), principal: d.principal }
     if (d.read_only !== undefined) detail.read_only = d.read_only
-    if (d.error_code !== undefined) detail.error_code = one(d.error_code)
+    if (d.error_code !== undefined) detail.error_code = hold(d.error_code)
     if (d.source_ip !== undefined) detail.source_ip = d.source_ip
-    if (d.region !== undefined) detail.region = one(d.region)
-    if (d.account_id !== undefined) detail.account_id = one(d.account_id)
-    if (d.target !== undefined) detail.target = one(d.target)
+    if (d.region !== undefined) detail.region = hold(d.region)
+    if (d.account_id !== undefined) detail.account_id = hold(d.account_id)
+    if (d.target !== undefined) detail.target = hold(d.target)
     return remember(cores, d.principal, detail)
   }
 
@@ -106,7 +113,27 @@ export function createDetailInterner(): DetailInterner {
     return internCore(detail)
   }
 
+  const releaseValues = (detail: EdgeDetail | CoreDetail) => {
+    if (released.has(detail)) return
+    released.add(detail)
+    if (detail.side === 'edge') {
+      shared.release(detail.rule)
+      shared.release(detail.priority)
+      shared.release(detail.source)
+      shared.releaseList(detail.tags)
+      return
+    }
+    shared.release(detail.action)
+    if (detail.error_code !== undefined) shared.release(detail.error_code)
+    if (detail.region !== undefined) shared.release(detail.region)
+    if (detail.account_id !== undefined) shared.release(detail.account_id)
+    if (detail.target !== undefined) shared.release(detail.target)
+  }
+
   const forget = (detail: EdgeDetail | CoreDetail) => {
+    // Its values go back even when the lookup lists no longer name it (dropped past their limits while
+    // still buffered): the hold was taken when it was made.
+    releaseValues(detail)
     const map: Map<string, (EdgeDetail | CoreDetail)[]> = detail.side === 'edge' ? edges : cores
     const key = detail.side === 'edge' ? detail.hostname : detail.principal
     const list = map.get(key)
@@ -122,5 +149,7 @@ export function createDetailInterner(): DetailInterner {
     core,
     restore: (d) => (d.side === 'edge' ? internEdge(d) : internCore(d)),
     forget,
+    bytes: shared.bytes,
+    sharedSize: shared.size,
   }
 }

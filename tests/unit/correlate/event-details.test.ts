@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
 import { createDetailInterner } from '../../../correlate/event-details.ts'
 import type { CoreFields, EdgeFields } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
@@ -90,5 +91,87 @@ describe('releasing details with their events', () => {
     expect(released).toEqual([again])
     expect(w.bytes()).toBe(0)
     expect(bytesWithTwo).toBeGreaterThan(0)
+  })
+  it('keeps a value two details hold when one of them is released', () => {
+    const details = createDetailInterner()
+    const here = details.edge(edgeOf({ time: 1 }))
+    const there = details.edge(edgeOf({ time: 2 }, 'ip-10-0-2-17.ec2.internal'))
+    expect(there.tags).toBe(here.tags)
+    const both = details.bytes()
+    details.forget(here)
+    // Forgetting twice gives nothing more back.
+    details.forget(here)
+    expect(details.bytes()).toBe(both)
+    const third = details.edge(edgeOf({ time: 3 }, 'ip-10-0-3-5.ec2.internal'))
+    expect(third.tags).toBe(there.tags)
+    expect(third.rule).toBe(there.rule)
+    details.forget(there)
+    details.forget(third)
+    expect(details.sharedSize()).toBe(0)
+    expect(details.bytes()).toBe(0)
+  })
+
+  it('gives back the values of a detail the lookup lists had already dropped', () => {
+    const details = createDetailInterner()
+    // 65 distinct alerts of one host: the first leaves the per-host list while still buffered.
+    const made = Array.from({ length: 65 }, (_, i) =>
+      details.edge(edgeOf({ time: i, rule: `Drift detected ${i}`, tags: [`t-${i}`] })),
+    )
+    for (const detail of made) details.forget(detail)
+    expect(details.sharedSize()).toBe(0)
+    expect(details.bytes()).toBe(0)
+  })
+})
+
+describe('the shared values of a correlator under a flood of distinct alerts', () => {
+  const B = 60_000
+  const A = 600_000
+  const G = 300_000
+  const T0 = Date.UTC(2024, 7, 1, 13, 30)
+  const config = (max = 1000): CorrelatorConfig => ({
+    rules: [{ id: 'any-then-iam', edge: {}, core: { actions: ['iam:*'] }, severity: 80, revoke: true }],
+    window: { before: B, after: A, grace: G },
+    max_events_per_agent: max,
+    memory_budget_bytes: 256 * 1024 * 1024,
+    incident_gap: 1_800_000,
+    self_identities: ['arn:aws:iam::609418236337:role/nerve-revoker'],
+  })
+  /** A no-rule CloudTrail event of another agent: only moves stream time. */
+  const tick = (time: number) =>
+    coreEvent({ id: `tick-${time}`, time, agent: 'clock', action: 's3:GetObject', readOnly: true })
+  const hostile = (i: number) =>
+    edgeEvent({
+      id: `hostile-${i}`,
+      time: T0 + i,
+      rule: `Terminal shell in container ${i}`,
+      tags: Array.from({ length: 64 }, (_, k) => `${i}-${k}-`.padEnd(128, 'x')),
+    })
+
+  it.each([
+    ['all buffered until they expire', 1000],
+    ['shed past the per-agent cap, then expired', 50],
+  ])('are all released with their events (%s)', (_name, max) => {
+    const c = createCorrelator(config(max))
+    for (let i = 0; i < 400; i++) c.accept(hostile(i))
+    c.accept(
+      coreEvent({ time: T0 + 500, errorCode: 'AccessDenied', target: 'arn:aws:iam::609418236337:role/x' }),
+    )
+    const during = c.stats()
+    expect(during.shared_bytes).toBeGreaterThan(0)
+    // Only the buffered ones hold theirs: at most the cap's worth of 64 tags of 128 characters.
+    expect(during.shared_bytes).toBeLessThan(
+      (Math.min(max, 400) + 2) * 64 * 2 * (64 + 32 + 2 * 128 + 2 * 140),
+    )
+    c.accept(tick(T0 + 2 * (A + G + B)))
+    expect(c.stats().buffered).toBe(0)
+    expect(c.stats().shared_bytes).toBe(0)
+    // What is still held stays: the same bytes as a correlator that only ever saw the buffered alert.
+    const later = T0 + 2 * (A + G + B) + 1
+    c.accept(edgeEvent({ id: 'kept', time: later }))
+    const fresh = createCorrelator(config(max))
+    fresh.accept(tick(T0 + 2 * (A + G + B)))
+    fresh.accept(edgeEvent({ id: 'kept', time: later }))
+    expect(c.stats().shared_bytes).toBe(fresh.stats().shared_bytes)
+    expect(c.stats().shared_bytes).toBeGreaterThan(0)
   })
 })
