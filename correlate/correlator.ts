@@ -98,6 +98,8 @@ export type CorrelatorStats = {
   suppressed: number
   /** Times an agent side went over the per-agent cap (a flood began). */
   floods: number
+  /** Alerts folded into an earlier identical one (an entry with a count) rather than buffered on their own. */
+  collapsed: number
   evicted: number
   /** The behavioural baseline: agents kept, estimated bytes, agents forgotten for its memory share. */
   baseline: { agents: number; bytes: number; evicted: number }
@@ -181,6 +183,7 @@ export function createCorrelator(
     correlations: 0,
     suppressed: 0,
     floods: 0,
+    collapsed: 0,
     evicted: 0,
   }
   let st: number | null = restored?.stream_time ?? null
@@ -228,9 +231,41 @@ export function createCorrelator(
       const c = xIsEdge ? other : x
       for (const rule of rules) {
         if ((common & (1 << rule.index)) === 0) continue
-        if (!bounds.inWindow(rule.index, s.time[e] as number, s.time[c] as number)) continue
+        if (!bounds.inWindow(rule.index, s.time[e] as number, s.last[e] as number, s.time[c] as number))
+          continue
         // A core entry met by a newer edge event is in the baseline already; a newcomer core is not yet.
         const correlation = buildCorrelation(rule, s, e, c, incidents, judge, xIsEdge)
+        if (correlation === null) {
+          stats.suppressed++
+          continue
+        }
+        found ??= []
+        found.push(correlation)
+      }
+    }
+    return found ?? noCorrelations
+  }
+
+  /**
+   * The pairs a fold adds: cores the folded entry's windows reach now (its latest time moved from
+   * `previous`) and did not before. Pairs it reached before were emitted then, or when the core came.
+   */
+  const probeFolded = (e: number, window: AgentWindow, previous: number): Correlation[] => {
+    let found: Correlation[] | undefined
+    const s = windows.slots
+    const first = s.time[e] as number
+    const last = s.last[e] as number
+    if (last === previous) return noCorrelations
+    const eMask = s.mask[e] as number
+    for (let c = window.coreHead; c !== -1; c = s.next[c] as number) {
+      const common = eMask & (s.mask[c] as number)
+      if (common === 0) continue
+      const cTime = s.time[c] as number
+      for (const rule of rules) {
+        if ((common & (1 << rule.index)) === 0) continue
+        if (!bounds.inWindow(rule.index, first, last, cTime)) continue
+        if (bounds.inWindow(rule.index, first, previous, cTime)) continue
+        const correlation = buildCorrelation(rule, s, e, c, incidents, judge, true)
         if (correlation === null) {
           stats.suppressed++
           continue
@@ -359,9 +394,30 @@ export function createCorrelator(
     advance(event.time)
     const window = windows.window(key)
     const isEdge = event.side === 'edge'
+    const who = windows.who(window, event.agent.resolved_by, event.identity)
+    const detail = isEdge ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields)
+    if (isEdge) {
+      const output = (event.edge as EdgeFields).output
+      const target = windows.foldTarget(
+        who,
+        detail as EdgeDetail,
+        onTime,
+        event.time,
+        output,
+        bounds.foldSpan(onTime),
+      )
+      if (target !== -1) {
+        const previous = windows.fold(target, event.time, event.time + bounds.retention(onTime))
+        const correlations = probeFolded(target, window, previous)
+        stats.collapsed++
+        stats.accepted.edge++
+        stats.correlations += correlations.length
+        return correlations === noCorrelations ? bufferedResult : { correlations }
+      }
+    }
     const slot = windows.insert(
-      windows.who(window, event.agent.resolved_by, event.identity),
-      isEdge ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields),
+      who,
+      detail,
       event.id,
       event.time,
       onTime,
@@ -407,7 +463,14 @@ export function createCorrelator(
       who: { resolved_by: who.resolved_by, identity: who.identity },
       detail,
     }
-    if (detail.side === 'edge') serialized.output = s.output(slot)
+    if (detail.side === 'edge') {
+      serialized.output = s.output(slot)
+      const repeats = s.repeats[slot] as number
+      if (repeats > 0) {
+        serialized.repeats = repeats
+        serialized.last_time = s.last[slot] as number
+      }
+    }
     return serialized
   }
 
@@ -452,6 +515,8 @@ export function createCorrelator(
         s.lag,
         s.output ?? '',
       )
+      if (s.repeats !== undefined && s.last_time !== undefined)
+        windows.restoreRepeats(slot, s.repeats, s.last_time)
       windows.settle(slot)
     }
   }
