@@ -215,8 +215,11 @@ export function createCorrelator(
         includesSelf,
       }))
 
-  /** M1/E1: every pair the newcomer completes, in buffer order, then rule order. */
-  const probe = (x: number, xIsEdge: boolean, window: AgentWindow): Correlation[] => {
+  /**
+   * M1/E1: every pair the newcomer completes, in buffer order, then rule order. `wasLast`: for an edge
+   * entry just folded into, its latest time before the fold (NaN otherwise).
+   */
+  const probe = (x: number, xIsEdge: boolean, window: AgentWindow, wasLast = Number.NaN): Correlation[] => {
     let found: Correlation[] | undefined
     const s = windows.slots
     const xMask = s.mask[x] as number
@@ -231,8 +234,11 @@ export function createCorrelator(
       const c = xIsEdge ? other : x
       for (const rule of rules) {
         if ((common & (1 << rule.index)) === 0) continue
-        if (!bounds.inWindow(rule.index, s.time[e] as number, s.last[e] as number, s.time[c] as number))
-          continue
+        const eTime = s.time[e] as number
+        const cTime = s.time[c] as number
+        if (!bounds.inWindow(rule.index, eTime, s.last[e] as number, cTime)) continue
+        // After a fold, only what the entry's windows did not reach before.
+        if (!Number.isNaN(wasLast) && bounds.inWindow(rule.index, eTime, wasLast, cTime)) continue
         // A core entry met by a newer edge event is in the baseline already; a newcomer core is not yet.
         const correlation = buildCorrelation(rule, s, e, c, incidents, judge, xIsEdge)
         if (correlation === null) {
@@ -250,32 +256,8 @@ export function createCorrelator(
    * The pairs a fold adds: cores the folded entry's windows reach now (its latest time moved from
    * `previous`) and did not before. Pairs it reached before were emitted then, or when the core came.
    */
-  const probeFolded = (e: number, window: AgentWindow, previous: number): Correlation[] => {
-    let found: Correlation[] | undefined
-    const s = windows.slots
-    const first = s.time[e] as number
-    const last = s.last[e] as number
-    if (last === previous) return noCorrelations
-    const eMask = s.mask[e] as number
-    for (let c = window.coreHead; c !== -1; c = s.next[c] as number) {
-      const common = eMask & (s.mask[c] as number)
-      if (common === 0) continue
-      const cTime = s.time[c] as number
-      for (const rule of rules) {
-        if ((common & (1 << rule.index)) === 0) continue
-        if (!bounds.inWindow(rule.index, first, last, cTime)) continue
-        if (bounds.inWindow(rule.index, first, previous, cTime)) continue
-        const correlation = buildCorrelation(rule, s, e, c, incidents, judge, true)
-        if (correlation === null) {
-          stats.suppressed++
-          continue
-        }
-        found ??= []
-        found.push(correlation)
-      }
-    }
-    return found ?? noCorrelations
-  }
+  const probeFolded = (e: number, window: AgentWindow, previous: number): Correlation[] =>
+    windows.slots.last[e] === previous ? noCorrelations : probe(e, true, window, previous)
 
   const late = (event: NormalizedEvent, mask: number): AcceptResult => {
     const streamTime = st as number
