@@ -44,6 +44,8 @@ export class AgentWindow {
   cores = 0
   /** The agent's recent identities, oldest first; most agents have one, kept without an array. */
   whos: AgentWho | AgentWho[] | null = null
+  /** Buffered edge entries per detail (for collapsing repeats); null until the first edge entry. */
+  edgeKinds: Map<EdgeDetail, number> | null = null
   constructor(readonly key: string) {}
 }
 
@@ -53,6 +55,10 @@ const lagElsewhere = -0x80000000
 /** The buffered entries, one slot index each. Typed arrays are replaced when they grow: read them through this object. */
 export class EntrySlots {
   time: Float64Array
+  /** The latest time of the identical alerts folded into this entry; its own time when none was. */
+  last: Float64Array
+  /** Identical alerts folded into this entry (besides its own). */
+  repeats: Int32Array
   seq: Float64Array
   /** Stream time − event time when it arrived, ms (0 when ahead); lagElsewhere: see lagExact. */
   lag: Int32Array
@@ -79,6 +85,8 @@ export class EntrySlots {
 
   constructor(public capacity: number) {
     this.time = new Float64Array(capacity)
+    this.last = new Float64Array(capacity)
+    this.repeats = new Int32Array(capacity)
     this.seq = new Float64Array(capacity)
     this.lag = new Int32Array(capacity)
     this.mask = new Int32Array(capacity)
@@ -98,6 +106,8 @@ export class EntrySlots {
       return fresh
     }
     this.time = copy(this.time, new Float64Array(capacity))
+    this.last = copy(this.last, new Float64Array(capacity))
+    this.repeats = copy(this.repeats, new Int32Array(capacity))
     this.seq = copy(this.seq, new Float64Array(capacity))
     this.lag = copy(this.lag, new Int32Array(capacity))
     this.mask = copy(this.mask, new Int32Array(capacity))
@@ -168,6 +178,22 @@ export type AgentWindows = {
     output: string,
   ): number
   /**
+   * The buffered edge entry a new alert folds into, or −1 (collapse-repeats: see foldInto). `span`: the
+   * smallest before + after over the rules in `mask`.
+   */
+  foldTarget(
+    who: AgentWho,
+    detail: EdgeDetail,
+    mask: number,
+    time: number,
+    output: string,
+    span: number,
+  ): number
+  /** Folds an alert at `time` into the entry at `slot`, kept until `expiry` at least; returns the entry's previous latest time. */
+  fold(slot: number, time: number, expiry: number): number
+  /** Restores an entry's folded repeats from a checkpoint. */
+  restoreRepeats(slot: number, repeats: number, last: number): void
+  /**
    * Applies the per-agent cap (never shedding `slot` itself) and the memory budget; true when this entry
    * made its agent side start shedding (a flood began: a signal of its own).
    */
@@ -183,6 +209,38 @@ export type AgentWindows = {
 }
 
 const maxWhosPerAgent = 16
+/**
+ * Repeats kept as entries of their own before collapsing: an agent side folds a new alert into an earlier
+ * identical one only once it holds this many entries of the alert's kind, so ordinary input (a few alerts
+ * of a kind in a window) pairs exactly as it always did, each alert with its own id.
+ */
+export const exactRepeats = 32
+/** How far back from the newest entry of the agent side a fold target is looked for. */
+const foldLookback = 64
+/** Estimated bytes of one agent's count of buffered entries of one kind (a Map entry). */
+const kindCountBytes = 48
+
+/**
+ * Where the text after Falco's leading `%evt.time` begins ("2024-05-07T18:54:19.341081180+0000: " or
+ * "18:54:19.341081180: "), 0 when the output starts otherwise: alerts of a loop differ only there.
+ */
+const afterFalcoTime = (output: string): number => {
+  const colon = output.indexOf(': ')
+  if (colon < 8 || colon > 40) return 0
+  for (let i = 0; i < colon; i++) {
+    const ch = output.charCodeAt(i)
+    // digits, ':', '.', '-', '+', 'T'
+    if (!((ch >= 48 && ch <= 58) || ch === 46 || ch === 45 || ch === 43 || ch === 84)) return 0
+  }
+  return colon + 2
+}
+
+/** Same Falco output but for its leading timestamp. */
+export const sameAlertText = (a: string, b: string): boolean => {
+  const i = afterFalcoTime(a)
+  const j = afterFalcoTime(b)
+  return a.length - i === b.length - j && a.endsWith(b.slice(j))
+}
 const repeatedIdentityFields = [
   'k8s_namespace',
   'k8s_service_account',
@@ -226,7 +284,7 @@ const sameWho = (known: AgentWho, resolvedBy: ResolvedBy, identity: IdentityFiel
  * its map entry) costs its length and about 64 bytes more.
  */
 export const entryBytes = (idText: string | undefined, arenaOutput: number, outputText: string | undefined) =>
-  159 +
+  171 +
   (idText === undefined ? 0 : 64 + idText.length) +
   arenaOutput +
   (outputText === undefined ? 0 : 64 + outputText.length)
@@ -519,6 +577,8 @@ export function createAgentWindows(limits: {
     s.whos[slot] = who
     s.details[slot] = detail
     s.time[slot] = time
+    s.last[slot] = time
+    s.repeats[slot] = 0
     s.seq[slot] = seq
     storeLag(slot, lag)
     s.mask[slot] = mask
@@ -538,8 +598,14 @@ export function createAgentWindows(limits: {
       w.coreTail = slot
     }
     if (w.edges + w.cores === 0) agents.set(w.key, w)
-    if (edge) w.edges++
-    else w.cores++
+    if (edge) {
+      w.edges++
+      w.edgeKinds ??= new Map()
+      const kinds = w.edgeKinds
+      const n = kinds.get(detail as EdgeDetail)
+      if (n === undefined) bytes += kindCountBytes
+      kinds.set(detail as EdgeDetail, (n ?? 0) + 1)
+    } else w.cores++
     count++
     bytes += cost(slot)
     hold(detail)
@@ -575,6 +641,14 @@ export function createAgentWindows(limits: {
     if (prev !== -1) s.next[prev] = next
     if (next !== -1) s.prev[next] = prev
     if (s.isEdge(slot)) {
+      const kinds = w.edgeKinds as Map<EdgeDetail, number>
+      const detail = s.details[slot] as EdgeDetail
+      const n = kinds.get(detail) as number
+      if (n > 1) kinds.set(detail, n - 1)
+      else {
+        kinds.delete(detail)
+        bytes -= kindCountBytes
+      }
       if (w.edgeHead === slot) w.edgeHead = next
       if (w.edgeTail === slot) w.edgeTail = prev
       w.edges--
@@ -599,6 +673,49 @@ export function createAgentWindows(limits: {
   }
 
   const expiry = (slot: number) => heapKey[s.heapPos[slot] as number] as number
+
+  const foldTarget = (
+    who: AgentWho,
+    detail: EdgeDetail,
+    mask: number,
+    time: number,
+    output: string,
+    span: number,
+  ): number => {
+    const w = who.window
+    if ((w.edgeKinds?.get(detail) ?? 0) < exactRepeats) return -1
+    let x = w.edgeTail
+    for (let looked = 0; x !== -1 && looked < foldLookback; looked++, x = s.prev[x] as number) {
+      if (s.details[x] !== detail || s.whos[x] !== who || s.mask[x] !== mask) continue
+      if (!sameAlertText(s.output(x), output)) continue
+      // The newest identical entry, and only when the alert falls from its first time to before + after
+      // past it: then the windows of all it stands for make one span, [first − before, last + after].
+      const first = s.time[x] as number
+      return time >= first && time - first <= span ? x : -1
+    }
+    return -1
+  }
+
+  const fold = (slot: number, time: number, newExpiry: number): number => {
+    const previous = s.last[slot] as number
+    if (time > previous) s.last[slot] = time
+    if ((s.repeats[slot] as number) < 0x7fffffff) s.repeats[slot] = (s.repeats[slot] as number) + 1
+    const pos = s.heapPos[slot] as number
+    if (newExpiry > (heapKey[pos] as number)) {
+      heapKey[pos] = newExpiry
+      siftDown(pos)
+      // The side's shed order queued the entry under its old expiry: rebuild it from the buffers.
+      const w = (s.whos[slot] as AgentWho).window
+      if (edgeSheds.size !== 0 && edgeSheds.has(w)) shedOrderOf(w, true, -1)
+    }
+    if (track) added.set(s.id(slot), slot)
+    return previous
+  }
+
+  const restoreRepeats = (slot: number, repeats: number, last: number) => {
+    s.repeats[slot] = repeats
+    s.last[slot] = last
+  }
   /** Seqs are unique: a slot still holding the seq it was queued with is the same live entry. */
   const isLive = (slot: number, seq: number) => s.whos[slot] !== null && s.seq[slot] === seq
 
@@ -695,6 +812,9 @@ export function createAgentWindows(limits: {
     has,
     expiry,
     insert,
+    foldTarget,
+    fold,
+    restoreRepeats,
     settle,
     evictExpired,
     liveSlots,

@@ -61,7 +61,7 @@ export function buildCorrelation(
   // The detail's fields after the ids, in the detail's order, without its `side` tag.
   const core: Record<string, unknown> = { event_id: cId, time: cTime }
   for (const key in cd) if (key !== 'side') core[key] = cd[key as keyof CoreDetail]
-  return {
+  const correlation: Correlation = {
     id,
     time,
     rule: ruleFields(rule),
@@ -88,6 +88,13 @@ export function buildCorrelation(
     incident,
     lag_at_arrival: { edge: slots.lagOf(e), core: slots.lagOf(c) },
   }
+  // An entry standing for identical alerts says how many more, and until when.
+  const repeats = slots.repeats[e] as number
+  if (repeats > 0) {
+    correlation.edge.repeats = repeats
+    correlation.edge.last_time = slots.last[e] as number
+  }
+  return correlation
 }
 
 function ruleFields(rule: CompiledRule): Correlation['rule'] {

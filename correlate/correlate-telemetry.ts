@@ -53,6 +53,10 @@ export function createCorrelateTelemetry(metrics: Metrics) {
     'nerve_correlate_floods_total',
     'Times an agent went over its per-agent cap (a flood of its own alerts or calls began).',
   )
+  const collapsed = metrics.counter(
+    'nerve_correlate_collapsed_events_total',
+    'Alerts folded into an earlier identical one of their agent (an entry with a count), not buffered on their own.',
+  )
   const suppressed = metrics.counter(
     'nerve_correlate_suppressed_correlations_total',
     'Correlations over their incident per-rule bound: counted on the incident, not emitted.',
@@ -112,6 +116,7 @@ export function createCorrelateTelemetry(metrics: Metrics) {
       const after = state.correlator.stats()
       suppressed.inc(after.suppressed - before.suppressed)
       floods.inc(after.floods - before.floods)
+      collapsed.inc(after.collapsed - before.collapsed)
       const dup = after.duplicate - before.duplicate
       duplicates.inc(dup)
       if (dup > 0) component.discarded(dup, 'duplicate')

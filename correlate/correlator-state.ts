@@ -17,6 +17,10 @@ export type SerializedEntry = {
   who: Who
   detail: EdgeDetail | CoreDetail
   output?: string
+  /** Identical alerts folded into this edge entry (absent when none). */
+  repeats?: number
+  /** The latest time among them, epoch ms (with repeats). */
+  last_time?: number
 }
 
 /** The small part of the state, rewritten by every checkpoint: stream time and counters. */

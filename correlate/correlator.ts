@@ -103,6 +103,8 @@ export type CorrelatorStats = {
   suppressed: number
   /** Times an agent side went over the per-agent cap (a flood began). */
   floods: number
+  /** Alerts folded into an earlier identical one (an entry with a count) rather than buffered on their own. */
+  collapsed: number
   evicted: number
   /** The behavioural baseline: agents kept, estimated bytes, agents forgotten for its memory share. */
   baseline: { agents: number; bytes: number; evicted: number }
@@ -187,6 +189,7 @@ export function createCorrelator(
     correlations: 0,
     suppressed: 0,
     floods: 0,
+    collapsed: 0,
     evicted: 0,
   }
   let st: number | null = restored?.stream_time ?? null
@@ -218,8 +221,11 @@ export function createCorrelator(
         includesSelf,
       }))
 
-  /** M1/E1: every pair the newcomer completes, in buffer order, then rule order. */
-  const probe = (x: number, xIsEdge: boolean, window: AgentWindow): Correlation[] => {
+  /**
+   * M1/E1: every pair the newcomer completes, in buffer order, then rule order. `wasLast`: for an edge
+   * entry just folded into, its latest time before the fold (NaN otherwise).
+   */
+  const probe = (x: number, xIsEdge: boolean, window: AgentWindow, wasLast = Number.NaN): Correlation[] => {
     let found: Correlation[] | undefined
     const s = windows.slots
     const xMask = s.mask[x] as number
@@ -234,7 +240,11 @@ export function createCorrelator(
       const c = xIsEdge ? other : x
       for (const rule of rules) {
         if ((common & (1 << rule.index)) === 0) continue
-        if (!bounds.inWindow(rule.index, s.time[e] as number, s.time[c] as number)) continue
+        const eTime = s.time[e] as number
+        const cTime = s.time[c] as number
+        if (!bounds.inWindow(rule.index, eTime, s.last[e] as number, cTime)) continue
+        // After a fold, only what the entry's windows did not reach before.
+        if (!Number.isNaN(wasLast) && bounds.inWindow(rule.index, eTime, wasLast, cTime)) continue
         // A core entry met by a newer edge event is in the baseline already; a newcomer core is not yet.
         const correlation = buildCorrelation(rule, s, e, c, incidents, judge, xIsEdge)
         if (correlation === null) {
@@ -247,6 +257,13 @@ export function createCorrelator(
     }
     return found ?? noCorrelations
   }
+
+  /**
+   * The pairs a fold adds: cores the folded entry's windows reach now (its latest time moved from
+   * `previous`) and did not before. Pairs it reached before were emitted then, or when the core came.
+   */
+  const probeFolded = (e: number, window: AgentWindow, previous: number): Correlation[] =>
+    windows.slots.last[e] === previous ? noCorrelations : probe(e, true, window, previous)
 
   const late = (event: NormalizedEvent, mask: number): AcceptResult => {
     const streamTime = st as number
@@ -365,9 +382,30 @@ export function createCorrelator(
     advance(event.time)
     const window = windows.window(key)
     const isEdge = event.side === 'edge'
+    const who = windows.who(window, event.agent.resolved_by, event.identity)
+    const detail = isEdge ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields)
+    if (isEdge) {
+      const output = (event.edge as EdgeFields).output
+      const target = windows.foldTarget(
+        who,
+        detail as EdgeDetail,
+        onTime,
+        event.time,
+        output,
+        bounds.foldSpan(onTime),
+      )
+      if (target !== -1) {
+        const previous = windows.fold(target, event.time, event.time + bounds.retention(onTime))
+        const correlations = probeFolded(target, window, previous)
+        stats.collapsed++
+        stats.accepted.edge++
+        stats.correlations += correlations.length
+        return correlations === noCorrelations ? bufferedResult : { correlations }
+      }
+    }
     const slot = windows.insert(
-      windows.who(window, event.agent.resolved_by, event.identity),
-      isEdge ? details.edge(event.edge as EdgeFields) : details.core(event.core as CoreFields),
+      who,
+      detail,
       event.id,
       event.time,
       onTime,
@@ -413,7 +451,14 @@ export function createCorrelator(
       who: { resolved_by: who.resolved_by, identity: who.identity },
       detail,
     }
-    if (detail.side === 'edge') serialized.output = s.output(slot)
+    if (detail.side === 'edge') {
+      serialized.output = s.output(slot)
+      const repeats = s.repeats[slot] as number
+      if (repeats > 0) {
+        serialized.repeats = repeats
+        serialized.last_time = s.last[slot] as number
+      }
+    }
     return serialized
   }
 
@@ -458,6 +503,8 @@ export function createCorrelator(
         s.lag,
         s.output ?? '',
       )
+      if (s.repeats !== undefined && s.last_time !== undefined)
+        windows.restoreRepeats(slot, s.repeats, s.last_time)
       windows.settle(slot)
     }
   }

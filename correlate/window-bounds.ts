@@ -17,8 +17,13 @@ export type WindowBounds = {
   retention(mask: number): number
   /** Largest B + A + G over all rules: no future pair can involve an event older than ST − this. */
   maxRetention: number
-  /** True when edge at eTime and core at cTime match rule r's window (inclusive). */
-  inWindow(rule: number, eTime: number, cTime: number): boolean
+  /**
+   * True when core at cTime matches rule r's window (inclusive) around an edge entry at eFirst that stands
+   * for identical alerts up to eLast (eLast = eFirst for one alert): the union of their windows.
+   */
+  inWindow(rule: number, eFirst: number, eLast: number, cTime: number): boolean
+  /** Smallest before + after over the rules in `mask`: alerts that far apart have windows that meet for all of them. */
+  foldSpan(mask: number): number
 }
 
 export function createWindowBounds(rules: readonly CompiledRule[]): WindowBounds {
@@ -59,8 +64,15 @@ export function createWindowBounds(rules: readonly CompiledRule[]): WindowBounds
     return value
   }
 
-  const inWindow = (r: number, eTime: number, cTime: number) =>
-    cTime >= eTime - (before[r] as number) && cTime <= eTime + (after[r] as number)
+  const inWindow = (r: number, eFirst: number, eLast: number, cTime: number) =>
+    cTime >= eFirst - (before[r] as number) && cTime <= eLast + (after[r] as number)
 
-  return { onTime, pastBound, retention, maxRetention, inWindow }
+  const foldSpan = (mask: number) => {
+    let span = Number.POSITIVE_INFINITY
+    for (let r = 0; r < before.length; r++)
+      if ((mask & (1 << r)) !== 0) span = Math.min(span, (before[r] as number) + (after[r] as number))
+    return span
+  }
+
+  return { onTime, pastBound, retention, maxRetention, inWindow, foldSpan }
 }

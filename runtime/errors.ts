@@ -4,6 +4,7 @@
 export const errorCodes = [
   'INPUT_INVALID',
   'UNAUTHORIZED',
+  'FORBIDDEN',
   'PAYLOAD_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
   'NOT_FOUND',

@@ -13,6 +13,7 @@ import type { Metrics } from './metrics.ts'
 export const httpStatusByCode: Record<ErrorCode, number> = {
   INPUT_INVALID: 400,
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -58,7 +59,8 @@ export type Route = {
    * `ingest`: needs the ingest token, or the token of the route's `source` (bearer, ?token=,
    * X-Amz-Firehose-Access-Key), or a verified client cert.
    * `read`: reads that show identifiers (ARNs, access key ids, command lines): open while the server listens
-   * on loopback only, the read token or the ingest token as soon as it is reachable from elsewhere.
+   * on loopback only and the request's Host names loopback (not a DNS-rebinding page's name), the read
+   * token or the ingest token otherwise.
    * Checked on the request line and headers, before any body byte is read.
    */
   auth: 'ingest' | 'read' | 'none'
@@ -191,13 +193,34 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         : `A valid ${route.source ?? 'ingest'} token is required (${route.authHint ?? 'Authorization: Bearer <token>'}).`,
     )
 
+  const listeningPort = () => {
+    const address = app.server.address()
+    return typeof address === 'object' && address !== null ? address.port : config.port
+  }
+
+  const foreignHost = (host: string | undefined) =>
+    new NerveError(
+      'FORBIDDEN',
+      `Reads without a token are served only to a loopback name, and this request names ${JSON.stringify(host?.slice(0, 100))}` +
+        ' (a web page can reach a loopback port under its own name by DNS rebinding). Use' +
+        ` http://127.0.0.1:${listeningPort()}, localhost or [::1], or set ingest.tokens.read and send it` +
+        ' (Authorization: Bearer <token>).',
+    )
   /**
    * Runs on the request line and headers, before fastify reads a byte of the body: an unauthenticated
-   * caller is answered 401 and its connection closed, so a 10 MiB body is never buffered.
+   * caller is answered 401 and its connection closed, so a 10 MiB body is never buffered. On loopback a
+   * read without a token must name loopback in Host, or it is answered 403.
    */
   const checkAuth = (route: Pick<Route, 'url' | 'auth' | 'source' | 'authHint' | 'formatError'>) => {
     const tokens = tokensFor(route)
+    const hostChecked = route.auth === 'read' && loopbackOnly
     return async (req: FastifyRequest, reply: FastifyReply) => {
+      if (hostChecked) {
+        const host = req.headers.host
+        if (isLoopbackHostHeader(host) || authorized(req, accepted.read, false)) return
+        reply.header('connection', 'close')
+        throw foreignHost(host)
+      }
       if (tokens === null || authorized(req, tokens, route.auth === 'ingest')) return
       reply.header('connection', 'close')
       const err = unauthorized(route)
@@ -272,6 +295,22 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     close: () => app.close(),
     inject: app.inject.bind(app),
   }
+}
+
+/**
+ * True when a Host header names this machine's loopback: localhost, 127.0.0.0/8 or [::1], with or without
+ * a port. A request without one is no browser's (every browser sends Host), so it passes.
+ */
+export function isLoopbackHostHeader(host: string | undefined): boolean {
+  if (host === undefined || host === '') return true
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(host)
+  if (!m) return false
+  const name = (m[1] ?? m[2] ?? '').toLowerCase()
+  return (
+    name === 'localhost' ||
+    name === '::1' ||
+    /^127\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(name)
+  )
 }
 
 function isLoopbackHost(host: string): boolean {

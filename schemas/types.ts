@@ -165,6 +165,10 @@ export type Correlation = {
     hostname: string
     source: string
     tags: string[]
+    /** Identical alerts (same but for Falco's timestamp) folded into this one when it was emitted; absent when none. */
+    repeats?: number
+    /** With repeats: the latest of their times, epoch ms. The pair may be with any of them. */
+    last_time?: number
   }
   core: {
     event_id: string

@@ -272,6 +272,8 @@ describe('a flood of one alert does not evict a rarer one', () => {
           time: t0 + i,
           rule: 'Read sensitive file untrusted',
           priority: 'warning',
+          // Different files, so the alerts are no repeats to collapse (collapse-repeats.test.ts).
+          output: `Warning Sensitive file opened for reading by non-trusted program (file=/etc/shadow-${i})`,
         }),
       )
     const { correlations } = c.accept(coreEvent({ id: 'attach', time: t0 + 60_000 }))
@@ -328,10 +330,11 @@ describe('byte accounting', () => {
     expect(stats.buffered).toBeLessThan(60)
     expect(stats.overflow.memory_budget).toBeGreaterThan(140)
     expect(stats.buffered_bytes).toBeLessThanOrEqual(budget)
-    // The same alert repeated shares its detail: counted once, not per entry.
+    // The same alert repeated (on other files, so not collapsed) shares its detail: counted once, not per entry.
     const light = withBudget()
     const tags = heavyTags(0)
-    for (let i = 0; i < 200; i++) light.accept(edgeEvent({ id: `same-${i}`, time: t0 + i, tags }))
+    for (let i = 0; i < 200; i++)
+      light.accept(edgeEvent({ id: `same-${i}`, time: t0 + i, tags, output: `file=/etc/shadow-${i}` }))
     expect(light.stats()).toMatchObject({ buffered: 200, overflow: { memory_budget: 0 } })
   })
 })

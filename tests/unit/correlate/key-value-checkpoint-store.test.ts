@@ -95,7 +95,7 @@ describe('key-value checkpoint store', () => {
     const store = createKeyValueCheckpointStore(log, key)
     const tracked = createCorrelator(config, undefined, { trackChanges: true })
     for (let i = 0; i < 2_000; i++)
-      tracked.accept(edgeEvent({ id: `e${i}`, time: T0 + i, agent: `a${i % 50}` }))
+      tracked.accept(edgeEvent({ id: `e${i}`, time: T0 + i, agent: `a${i % 50}`, output: `sh -c ${i}` }))
     await store.save(0, { offset: 1_999, changes: tracked.takeChanges(), snapshot: tracked.snapshot })
     written.length = 0
     tracked.accept(coreEvent({ id: 'c-last', time: T0 + 2_000, agent: 'a7' }))

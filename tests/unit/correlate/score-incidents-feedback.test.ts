@@ -379,7 +379,9 @@ describe('no feedback loop', () => {
 describe('incident suppression bound', () => {
   it('keeps the first N correlations of a rule per incident and counts the rest, with the true total', () => {
     const c = createCorrelator({ ...config, max_correlations_per_incident_rule: 50 })
-    for (let i = 0; i < 200; i++) c.accept(edgeEvent({ id: `shadow-${i}`, time: T0 + i * 10 }))
+    // Each alert differs (another file), so none collapses into another (collapse-repeats.test.ts).
+    for (let i = 0; i < 200; i++)
+      c.accept(edgeEvent({ id: `shadow-${i}`, time: T0 + i * 10, output: `file=/etc/shadow-${i}` }))
     const emitted = []
     for (let i = 0; i < 200; i++) {
       const denied = coreEvent({

@@ -128,4 +128,57 @@ describe('per-source tokens', () => {
     }
     expect((await get('/healthz')).statusCode).toBe(200)
   })
+
+  // DNS rebinding: a page the operator opens resolves its own name to 127.0.0.1 and reads the API from
+  // the operator's browser, same-origin as far as the browser knows. Its requests carry its own name in
+  // Host, which no loopback name is; a client of nerve itself names 127.0.0.1, localhost or [::1].
+  it('on loopback, reads without a token are refused (403) unless Host names loopback', async () => {
+    const { server } = await start({ host: '127.0.0.1' })
+    const get = (url: string, host: string, t?: string) =>
+      server.inject({
+        method: 'GET',
+        url,
+        headers: { host, ...(t ? { authorization: `Bearer ${t}` } : {}) },
+      })
+    for (const url of ['/v1/correlations', '/metrics']) {
+      for (const host of [
+        'localhost',
+        'localhost:8080',
+        'LOCALHOST:8080',
+        '127.0.0.1',
+        '127.0.0.1:8080',
+        '127.1.2.3:9',
+        '[::1]',
+        '[::1]:8080',
+      ])
+        expect((await get(url, host)).statusCode, `${url} ${host}`).toBe(200)
+      for (const host of [
+        'rebind.attacker.example',
+        'rebind.attacker.example:8080',
+        '127.0.0.1.attacker.example',
+        'localhost.attacker.example:8080',
+        '10.0.0.5:8080',
+        '[::2]:8080',
+      ]) {
+        const refused = await get(url, host)
+        expect(refused.statusCode, `${url} ${host}`).toBe(403)
+        expect(refused.json().error.code).toBe('FORBIDDEN')
+        expect(refused.json().error.message).toContain('127.0.0.1')
+        expect(refused.json().error.message).toContain('ingest.tokens.read')
+      }
+      // A client that shows the read (or shared) token is served whatever name it used.
+      expect((await get(url, 'nerve.internal:8080', readToken)).statusCode).toBe(200)
+      expect((await get(url, 'nerve.internal:8080', token)).statusCode).toBe(200)
+      expect((await get(url, 'nerve.internal:8080', falcoToken)).statusCode).toBe(403)
+    }
+    // Health and the ingest routes are unchanged.
+    expect((await get('/healthz', 'rebind.attacker.example')).statusCode).toBe(200)
+    const post = await server.inject({
+      method: 'POST',
+      url: '/v1/falco',
+      payload: '{}',
+      headers: { host: 'rebind.attacker.example', authorization: `Bearer ${falcoToken}` },
+    })
+    expect(post.statusCode).toBe(202)
+  })
 })
