@@ -20,7 +20,7 @@ import {
   openRevokeOutbox,
 } from './revoke-outbox.ts'
 import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
-import { createRevokePolicy, decisionOrder, type RevokeDecision, revokeDecisionId } from './revoke-policy.ts'
+import { createRevokePolicy, decisionOrder, revokeDecisionId } from './revoke-policy.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
