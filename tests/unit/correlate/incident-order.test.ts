@@ -42,6 +42,19 @@ describe('incident grouping', () => {
     expect(g.size()).toBe(1)
   })
 
+  it('emits a correlation that merges or renames incidents even over the per-rule bound', () => {
+    // Suppressed, the bridge was never built, so no record said `merged`: the store kept both incidents.
+    const g = createIncidentGrouper(gap, [], 1)
+    const a = g.assign('agent', T0, 'c-a', ['edge:x'], 'rule', 50)
+    const b = g.assign('agent', T0 + 50 * minute, 'c-b', ['edge:x'], 'rule', 50)
+    const bridge = g.assign('agent', T0 + 25 * minute, 'c-bridge', ['edge:x'], 'rule', 50)
+    expect(bridge).toMatchObject({ id: a.id, merged: [b.id], suppressed: false })
+    const later = g.assign('agent', T0 + 26 * minute, 'c-later', ['edge:x'], 'rule', 50)
+    expect(later).toMatchObject({ id: a.id, suppressed: true, suppressed_count: 1 })
+    const renamer = g.assign('agent', T0 - 10 * minute, 'c-0', ['edge:x'], 'rule', 50)
+    expect(renamer).toMatchObject({ merged: [a.id], suppressed: false })
+  })
+
   it('names an incident after its earliest correlation, whatever came first', () => {
     const g = createIncidentGrouper(gap)
     const late = g.assign('agent', T0 + 10 * minute, 'c-late', [])
