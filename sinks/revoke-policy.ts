@@ -38,6 +38,12 @@ export type PastRevoke = { incident_id: string; agent_id: string; time: number }
 export type RevokePolicy = {
   /** Decides, and remembers an allowed revoke against the limits. */
   decide(correlation: Correlation, now: number): RevokeDecision
+  /**
+   * Learns that the correlation's incident absorbed a revoked one (merged), which makes it revoked too. For
+   * every correlation of a batch before decisionOrder reorders it: a stronger correlation of the survivor
+   * decided before the merging one would otherwise revoke the same incident again.
+   */
+  learnMerges(correlation: Correlation): void
 }
 
 /** The idempotency key of an incident's revoke: the webhook-id and CloudEvent id, stable across retries. */
@@ -98,14 +104,19 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
     reason,
   })
 
+  // An incident that absorbed a revoked one (merged, group-incidents.ts) was revoked too.
+  const learnMerges = (correlation: Correlation) => {
+    if ((correlation.incident.merged ?? []).some((id) => revokedIncidents.has(id)))
+      revokedIncidents.add(correlation.incident.id)
+  }
+
   return {
+    learnMerges,
     decide(correlation, now) {
       if (!correlation.rule.revoke) return suppressed('rule_not_revoking')
       if (correlation.score < config.min_score) return suppressed('below_min_score')
       if (protectedAgents.has(correlation.agent.id)) return suppressed('protected_agent')
-      // An incident that absorbed a revoked one (merged, group-incidents.ts) was revoked too.
-      if ((correlation.incident.merged ?? []).some((id) => revokedIncidents.has(id)))
-        revokedIncidents.add(correlation.incident.id)
+      learnMerges(correlation)
       if (revokedIncidents.has(correlation.incident.id)) return suppressed('incident_already_revoked')
       if (!config.dry_run && !config.has_targets) return suppressed('no_targets')
       if (perAgent.get(correlation.agent.id)?.hasRoom(now) === false) return suppressed('rate_limited_agent')

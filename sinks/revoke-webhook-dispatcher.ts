@@ -274,6 +274,7 @@ export function createRevokeDispatcher(
     const entries: DecisionEntry[] = []
     /** Suppressions first seen in this batch: forgotten again if the batch is not written. */
     const added: string[] = []
+    for (const c of correlations) policy.learnMerges(c)
     // When the global limit binds, registered agents and higher scores are decided first.
     for (const c of decisionOrder(correlations, policyConfig.registered_agents)) {
       if (already.has(c.id)) {
