@@ -41,7 +41,8 @@ export type RevokePolicy = {
   /**
    * Learns that the correlation's incident absorbed a revoked one (merged), which makes it revoked too. For
    * every correlation of a batch before decisionOrder reorders it: a stronger correlation of the survivor
-   * decided before the merging one would otherwise revoke the same incident again.
+   * decided before the merging one would otherwise revoke the same incident again. A revoke of one of
+   * them also marks the others, so it is learnt again after each revoke of a batch.
    */
   learnMerges(correlation: Correlation): void
 }
@@ -104,10 +105,11 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
     reason,
   })
 
-  // An incident that absorbed a revoked one (merged, group-incidents.ts) was revoked too.
+  // An incident and those it absorbed (merged, group-incidents.ts) are one: one revoked, all are.
   const learnMerges = (correlation: Correlation) => {
-    if ((correlation.incident.merged ?? []).some((id) => revokedIncidents.has(id)))
-      revokedIncidents.add(correlation.incident.id)
+    const ids = [correlation.incident.id, ...(correlation.incident.merged ?? [])]
+    if (ids.length > 1 && ids.some((id) => revokedIncidents.has(id)))
+      for (const id of ids) revokedIncidents.add(id)
   }
 
   return {

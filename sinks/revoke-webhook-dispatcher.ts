@@ -274,7 +274,8 @@ export function createRevokeDispatcher(
     const entries: DecisionEntry[] = []
     /** Suppressions first seen in this batch: forgotten again if the batch is not written. */
     const added: string[] = []
-    for (const c of correlations) policy.learnMerges(c)
+    const merging = correlations.filter((c) => c.incident.merged?.length)
+    for (const c of merging) policy.learnMerges(c)
     // When the global limit binds, registered agents and higher scores are decided first.
     for (const c of decisionOrder(correlations, policyConfig.registered_agents)) {
       if (already.has(c.id)) {
@@ -284,6 +285,8 @@ export function createRevokeDispatcher(
       already.add(c.id)
       const time = now()
       const decision = policy.decide(c, time)
+      // The batch's other merging correlations learn of this revoke before they are decided.
+      if (decision.revoke) for (const m of merging) policy.learnMerges(m)
       outcomes.inc({ status: decision.status, reason: decision.reason })
       if (!decision.revoke) telemetry.discarded(1, decision.reason)
       const decisionId = revokeDecisionId(c.incident.id)

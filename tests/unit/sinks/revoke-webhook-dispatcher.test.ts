@@ -479,4 +479,21 @@ describe('revoke webhook dispatcher: policy in action', () => {
     expect(r.requests).toHaveLength(1)
     expect(new Set(outcomes().map((o) => o.incident_id))).toEqual(new Set(['inc-1']))
   })
+
+  it('revokes once when an incident and the one it absorbs are both in a batch, whichever is decided first', async () => {
+    const r = await receiver()
+    const { d, outcomes } = dispatcher({
+      targets: [{ url: r.url }],
+      revoke: { rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } } },
+    })
+    d.startDelivering()
+    // Input order: inc-1 opened, then a stronger correlation absorbs it into inc-0 and is decided first.
+    await d.handle([
+      makeCorrelation(1, { incident: { id: 'inc-1' }, score: 85 }),
+      makeCorrelation(2, { incident: { id: 'inc-0', merged: ['inc-1'] }, score: 95 }),
+    ])
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(r.requests).toHaveLength(1)
+  })
 })
