@@ -14,7 +14,8 @@
 // suppressed on the incident and not emitted (Elastic's alert suppression), so 200 alerts × 200 denied
 // calls of one agent cannot write 40,000 documents; correlation_count stays the true count. One over the
 // bound that scores higher than every one of its rule so far is still emitted (at most one per score
-// point), so the revoke decision never misses the incident's strongest evidence.
+// point), so the revoke decision never misses the incident's strongest evidence, and so is one that merges
+// or renames incidents, since only it carries `merged`.
 import { incidentId } from './correlation-id.ts'
 
 export type IncidentView = {
@@ -160,7 +161,10 @@ export function createIncidentGrouper(
     const best = incident.best_score ?? {}
     incident.best_score = best
     const stronger = score > (best[ruleId] ?? -1)
-    const suppressed = n > maxPerRule && !stronger
+    // One that merges or renames incidents is emitted whatever the bound: only it says `merged`, and a store
+    // that never saw it would keep the old incidents apart for good (one per merge or rename, each of which
+    // needs a correlation before, or between, every one so far).
+    const suppressed = n > maxPerRule && !stronger && merged.length === 0
     if (suppressed) incident.suppressed_count = (incident.suppressed_count ?? 0) + 1
     else if (stronger) best[ruleId] = score
     for (const s of signals) addSignal(incident.signals, s)

@@ -137,21 +137,20 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    if (isNerveError(err)) return sendError(reply, err)
-    // Fastify's own errors: body too large, bad content length.
+  type FastifyError = Error & { statusCode?: number; code?: string }
+  /** Any error of a request as a NerveError; fastify's own (body too large, bad length) by their status. */
+  const asNerveError = (err: FastifyError, req: FastifyRequest): NerveError => {
+    if (isNerveError(err)) return err
     if (err.statusCode === 413) {
-      return sendError(
-        reply,
-        new NerveError('PAYLOAD_TOO_LARGE', `Request body is over ${config.body_limit_bytes} bytes.`),
-      )
+      // The route's own limit when it has one (Firehose: 64 MiB), else http.body_limit_bytes.
+      const limit = req.routeOptions.bodyLimit ?? config.body_limit_bytes
+      return new NerveError('PAYLOAD_TOO_LARGE', `Request body is over ${limit} bytes.`)
     }
-    if (err.statusCode && err.statusCode < 500) {
-      return sendError(reply, new NerveError('INPUT_INVALID', err.message))
-    }
+    if (err.statusCode && err.statusCode < 500) return new NerveError('INPUT_INVALID', err.message)
     deps.log.error({ err, error_code: 'INTERNAL' }, 'Request failed unexpectedly.')
-    return sendError(reply, new NerveError('INTERNAL', 'Internal error.'))
-  })
+    return new NerveError('INTERNAL', 'Internal error.')
+  }
+  app.setErrorHandler((err: FastifyError, req, reply) => sendError(reply, asNerveError(err, req)))
 
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new NerveError('NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}.`)),
@@ -243,6 +242,25 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.render()),
   )
 
+  const routeErrorHandler =
+    (route: Route, format: NonNullable<Route['formatError']>) =>
+    (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+      const error = asNerveError(err, req)
+      const res = format(error, {
+        body: Buffer.alloc(0),
+        headers: req.headers,
+        query: req.query as Record<string, string | undefined>,
+        receivedAt: Date.now(),
+      })
+      const retry = retryAfterSeconds[error.code]
+      if (retry) res.headers = { 'retry-after': String(retry), ...res.headers }
+      requests.inc({ route: route.url, status: String(res.status) })
+      return reply
+        .code(res.status)
+        .headers(res.headers ?? {})
+        .send(res.body)
+    }
+
   const addRoutes = (routes: readonly Route[]) => {
     for (const route of routes) {
       app.route({
@@ -250,6 +268,8 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         url: route.url,
         ...(route.bodyLimit ? { bodyLimit: route.bodyLimit } : {}),
         onRequest: checkAuth(route),
+        // fastify's own errors (a body over the limit) in the route's shape too: Firehose reads only its own.
+        ...(route.formatError ? { errorHandler: routeErrorHandler(route, route.formatError) } : {}),
         handler: async (req, reply) => {
           const request: RouteRequest = {
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),

@@ -38,6 +38,13 @@ export type PastRevoke = { incident_id: string; agent_id: string; time: number }
 export type RevokePolicy = {
   /** Decides, and remembers an allowed revoke against the limits. */
   decide(correlation: Correlation, now: number): RevokeDecision
+  /**
+   * Learns that the correlation's incident absorbed a revoked one (merged), which makes it revoked too. For
+   * every correlation of a batch before decisionOrder reorders it: a stronger correlation of the survivor
+   * decided before the merging one would otherwise revoke the same incident again. A revoke of one of
+   * them also marks the others, so it is learnt again after each revoke of a batch.
+   */
+  learnMerges(correlation: Correlation): void
 }
 
 /** The idempotency key of an incident's revoke: the webhook-id and CloudEvent id, stable across retries. */
@@ -98,14 +105,20 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
     reason,
   })
 
+  // An incident and those it absorbed (merged, group-incidents.ts) are one: one revoked, all are.
+  const learnMerges = (correlation: Correlation) => {
+    const ids = [correlation.incident.id, ...(correlation.incident.merged ?? [])]
+    if (ids.length > 1 && ids.some((id) => revokedIncidents.has(id)))
+      for (const id of ids) revokedIncidents.add(id)
+  }
+
   return {
+    learnMerges,
     decide(correlation, now) {
       if (!correlation.rule.revoke) return suppressed('rule_not_revoking')
       if (correlation.score < config.min_score) return suppressed('below_min_score')
       if (protectedAgents.has(correlation.agent.id)) return suppressed('protected_agent')
-      // An incident that absorbed a revoked one (merged, group-incidents.ts) was revoked too.
-      if ((correlation.incident.merged ?? []).some((id) => revokedIncidents.has(id)))
-        revokedIncidents.add(correlation.incident.id)
+      learnMerges(correlation)
       if (revokedIncidents.has(correlation.incident.id)) return suppressed('incident_already_revoked')
       if (!config.dry_run && !config.has_targets) return suppressed('no_targets')
       if (perAgent.get(correlation.agent.id)?.hasRoom(now) === false) return suppressed('rate_limited_agent')

@@ -255,11 +255,12 @@ export function createRevokeDispatcher(
   // the later correlations of an incident without a target would repeat the same line and row (bounded:
   // forgotten wholesale past 10,000 incidents; after a restart one more line and row, no harm).
   const seenSuppressions = new Set<string>()
-  const firstSuppression = (entry: DecisionEntry) => {
+  const firstSuppression = (entry: DecisionEntry, added: string[]) => {
     const key = `${entry.decision_id}:${entry.reason}`
     if (seenSuppressions.has(key)) return false
     if (seenSuppressions.size >= 10_000) seenSuppressions.clear()
     seenSuppressions.add(key)
+    added.push(key)
     return true
   }
 
@@ -271,6 +272,10 @@ export function createRevokeDispatcher(
     telemetry.received(correlations.length)
     const already = outbox.decided(correlations.filter(mayRevoke).map((c) => c.id))
     const entries: DecisionEntry[] = []
+    /** Suppressions first seen in this batch: forgotten again if the batch is not written. */
+    const added: string[] = []
+    const merging = correlations.filter((c) => c.incident.merged?.length)
+    for (const c of merging) policy.learnMerges(c)
     // When the global limit binds, registered agents and higher scores are decided first.
     for (const c of decisionOrder(correlations, policyConfig.registered_agents)) {
       if (already.has(c.id)) {
@@ -280,6 +285,8 @@ export function createRevokeDispatcher(
       already.add(c.id)
       const time = now()
       const decision = policy.decide(c, time)
+      // The batch's other merging correlations learn of this revoke before they are decided.
+      if (decision.revoke) for (const m of merging) policy.learnMerges(m)
       outcomes.inc({ status: decision.status, reason: decision.reason })
       if (!decision.revoke) telemetry.discarded(1, decision.reason)
       const decisionId = revokeDecisionId(c.incident.id)
@@ -295,7 +302,7 @@ export function createRevokeDispatcher(
         targets: sends ? [...targets.values()].map((t) => t.label) : [],
         ...(sends ? { body: JSON.stringify(buildRevokeEvent(c, decisionId, time)) } : {}),
       }
-      const first = decision.revoke || firstSuppression(entry)
+      const first = decision.revoke || firstSuppression(entry, added)
       if (first) logRevokeOutcome(log, entry)
       if (
         decision.revoke ||
@@ -310,7 +317,9 @@ export function createRevokeDispatcher(
       deliveries = outbox.recordDecisions(entries)
     } catch (err) {
       // The policy remembered revokes that were not written: forget them, the bus redelivers the batch.
+      // So are the suppressions first seen here, or the redelivery would not record them.
       policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
+      for (const key of added) seenSuppressions.delete(key)
       telemetry.error(errorCodeOf(err), 'record_decision')
       throw err
     }

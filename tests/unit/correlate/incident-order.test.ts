@@ -42,6 +42,44 @@ describe('incident grouping', () => {
     expect(g.size()).toBe(1)
   })
 
+  it('emits a correlation that merges or renames incidents even over the per-rule bound', () => {
+    // Suppressed, the bridge was never built, so no record said `merged`: the store kept both incidents.
+    const g = createIncidentGrouper(gap, [], 1)
+    const a = g.assign('agent', T0, 'c-a', ['edge:x'], 'rule', 50)
+    const b = g.assign('agent', T0 + 50 * minute, 'c-b', ['edge:x'], 'rule', 50)
+    const bridge = g.assign('agent', T0 + 25 * minute, 'c-bridge', ['edge:x'], 'rule', 50)
+    expect(bridge).toMatchObject({ id: a.id, merged: [b.id], suppressed: false })
+    const later = g.assign('agent', T0 + 26 * minute, 'c-later', ['edge:x'], 'rule', 50)
+    expect(later).toMatchObject({ id: a.id, suppressed: true, suppressed_count: 1 })
+    const renamer = g.assign('agent', T0 - 10 * minute, 'c-0', ['edge:x'], 'rule', 50)
+    expect(renamer).toMatchObject({ merged: [a.id], suppressed: false })
+  })
+
+  it('keeps the bound across a checkpoint, and adds the bounds of incidents merged after it', () => {
+    const live = createIncidentGrouper(gap, [], 2)
+    const run = (g: ReturnType<typeof createIncidentGrouper>) => [
+      g.assign('agent', T0, 'c-1', ['edge:x'], 'rule', 50),
+      g.assign('agent', T0 + 1, 'c-2', ['edge:x'], 'rule', 50),
+      g.assign('agent', T0 + 50 * minute, 'c-3', ['edge:x'], 'rule', 70),
+    ]
+    run(live)
+    const restored = createIncidentGrouper(gap, JSON.parse(JSON.stringify(live.snapshot())), 2)
+    expect(JSON.stringify(restored.snapshot())).toBe(JSON.stringify(live.snapshot()))
+    for (const g of [live, restored]) {
+      expect(g.assign('agent', T0 + 2, 'c-4', [], 'rule', 50)).toMatchObject({ suppressed: true })
+      // Bridging: emitted (it merges), and the merged incident's best score (70) is the one to beat.
+      expect(g.assign('agent', T0 + 25 * minute, 'c-5', [], 'rule', 60)).toMatchObject({ suppressed: false })
+      expect(g.assign('agent', T0 + 26 * minute, 'c-6', [], 'rule', 65)).toMatchObject({ suppressed: true })
+      expect(g.assign('agent', T0 + 27 * minute, 'c-7', [], 'rule', 71)).toMatchObject({ suppressed: false })
+    }
+    expect(JSON.stringify(restored.snapshot())).toBe(JSON.stringify(live.snapshot()))
+    expect(live.snapshot()[0]).toMatchObject({
+      per_rule: { rule: 7 },
+      best_score: { rule: 71 },
+      suppressed_count: 2,
+    })
+  })
+
   it('names an incident after its earliest correlation, whatever came first', () => {
     const g = createIncidentGrouper(gap)
     const late = g.assign('agent', T0 + 10 * minute, 'c-late', [])

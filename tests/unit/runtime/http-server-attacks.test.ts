@@ -2,6 +2,9 @@
 // listening server on 127.0.0.1 with raw sockets, as the attacker would.
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { EventDecoder } from '../../../ingest/decode-events.ts'
+import { createFirehoseReceiver } from '../../../ingest/firehose-receiver.ts'
+import type { DecodedPublisher } from '../../../ingest/publish-decoded.ts'
 import { createHttpServer, type HttpServer, type Route } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { HttpConfig } from '../../../schemas/types.ts'
@@ -75,6 +78,53 @@ describe('nothing is read before the caller is known', () => {
     expect(text).toMatch(/^HTTP\/1\.1 401/)
     expect(text.toLowerCase()).toContain('connection: close')
     expect(bodiesRead).toBe(0)
+  })
+
+  it('answers 401 to an unauthenticated 60 MiB Firehose POST, in its shape, and closes before the body is read', async () => {
+    const rt = createTestRuntime()
+    const server = createHttpServer(
+      { ...loadConfig().http, port: 0 },
+      { log: rt.log, metrics: rt.metrics, ingestToken: token },
+    )
+    let decoded = 0
+    const firehose = createFirehoseReceiver(loadConfig().http, {
+      log: rt.log,
+      metrics: rt.metrics,
+      now: () => Date.now(),
+      decoder: {
+        decode: () => {
+          decoded++
+          throw new Error('never reached')
+        },
+      } as unknown as EventDecoder,
+      publisher: { publish: async () => {} } as unknown as DecodedPublisher,
+    })
+    server.addRoutes([firehose])
+    open.push(server)
+    const port = Number(new URL(await server.listen()).port)
+    const size = 60 * 1024 * 1024
+    let written = 0
+    const { text } = await exchange(port, (socket) => {
+      socket.write(
+        `POST /v1/cloudtrail/firehose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Amz-Firehose-Request-Id: 0d8c3b7e-6d0a-4b7e-9d55-000000000001\r\nContent-Length: ${size}\r\n\r\n`,
+      )
+      const chunk = Buffer.alloc(1024 * 1024, 0x20)
+      const pump = () => {
+        while (written < size && !socket.destroyed) {
+          written += chunk.length
+          if (!socket.write(chunk)) return void socket.once('drain', pump)
+        }
+      }
+      pump()
+    })
+    expect(text).toMatch(/^HTTP\/1\.1 401/)
+    expect(text.toLowerCase()).toContain('connection: close')
+    const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as Record<string, string>
+    expect(body.requestId).toBe('0d8c3b7e-6d0a-4b7e-9d55-000000000001')
+    expect(body.errorMessage).toContain('X-Amz-Firehose-Access-Key')
+    // Closed while most of the body was still to come: the server never waited for it.
+    expect(written).toBeLessThan(size / 2)
+    expect(decoded).toBe(0)
   })
 
   it('cuts off a client sending its headers one byte at a time', async () => {

@@ -131,6 +131,29 @@ describe('http server', () => {
     expect(res.json()).toEqual({ errorMessage: 'not base64' })
   })
 
+  it("answers a body over a route's own limit with that limit, in the route's shape (Firehose)", async () => {
+    const route: Route = {
+      ...echo,
+      bodyLimit: 12 * 1024 * 1024,
+      formatError: (err) => ({ status: 413, body: { requestId: '', errorMessage: err.message } }),
+    }
+    const { server } = makeServer([route])
+    const post = (bytes: number) =>
+      server.inject({
+        method: 'POST',
+        url: `/v1/echo?token=${token}`,
+        headers: { 'content-type': 'application/json' },
+        payload: Buffer.alloc(bytes, 0x20),
+      })
+    expect((await post(11 * 1024 * 1024)).statusCode).toBe(202)
+    const res = await post(13 * 1024 * 1024)
+    expect(res.statusCode).toBe(413)
+    expect(res.json()).toEqual({
+      requestId: '',
+      errorMessage: `Request body is over ${12 * 1024 * 1024} bytes.`,
+    })
+  })
+
   it('answers 404 as JSON for unknown routes', async () => {
     const { server } = makeServer()
     const res = await server.inject({ method: 'GET', url: '/v1/nope' })

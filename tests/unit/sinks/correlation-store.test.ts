@@ -209,4 +209,37 @@ describe('correlation store', () => {
     expect(folded?.correlations.map((c) => c.incident.id)).toEqual([survivor, survivor, survivor])
     expect(folded?.revokes.map((o) => o.id)).toEqual(['rvk_a:1'])
   })
+
+  it('folds incidents of the same batch with distinct counts, and a redelivery changes nothing', () => {
+    const { store } = openStore()
+    const [a, b] = ['d'.repeat(64), 'e'.repeat(64)]
+    const c1 = makeCorrelation(1, { incident: { id: a } })
+    // The same alert joined a second call in the other incident: one edge event, two core events.
+    const c2 = makeCorrelation(2, { incident: { id: b }, edge: { ...c1.edge } })
+    const c3 = makeCorrelation(3, {
+      incident: { id: a, merged: [b] },
+      core: { ...c1.core },
+      edge: { ...makeCorrelation(3).edge, rule: 'Read sensitive file untrusted' },
+    })
+    const batch = [c1, c2, c3]
+    const first = store.writeCorrelations(batch)
+    expect(first).toMatchObject({ stored: 3, duplicates: 0 })
+    expect(first.opened.map((c) => c.id)).toEqual([c1.id, c2.id])
+    const expected = {
+      correlations: 3,
+      edge_events: 2,
+      core_events: 2,
+      falco_rules: ['Unexpected outbound connection destination', 'Read sensitive file untrusted'],
+    }
+    expect(store.incident(b)).toBeUndefined()
+    expect(store.incident(a)?.incident).toMatchObject(expected)
+    const again = store.writeCorrelations(batch)
+    expect(again).toMatchObject({ stored: 0, duplicates: 3, opened: [] })
+    expect(store.incident(b)).toBeUndefined()
+    expect(store.incident(a)?.incident).toMatchObject(expected)
+    // A later batch of the folded incident counts on from the fold.
+    const c4 = makeCorrelation(4, { incident: { id: a }, edge: { ...c1.edge } })
+    expect(store.writeCorrelations([c4]).opened).toEqual([])
+    expect(store.incident(a)?.incident).toMatchObject({ ...expected, correlations: 4, core_events: 3 })
+  })
 })

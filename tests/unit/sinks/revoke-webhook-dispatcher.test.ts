@@ -459,4 +459,41 @@ describe('revoke webhook dispatcher: policy in action', () => {
     ).toBe(4)
     expect(new Set(outcomes().map((o) => o.decision_id))).toEqual(new Set([revokeDecisionId(incident.id)]))
   })
+
+  it('knows an incident that absorbed a revoked one is revoked, even when a stronger correlation of it is decided first', async () => {
+    const r = await receiver()
+    const { d, outcomes } = dispatcher({
+      targets: [{ url: r.url }],
+      revoke: { rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } } },
+    })
+    d.startDelivering()
+    await d.handle([makeCorrelation(0, { incident: { id: 'inc-1' } })])
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'))
+    // The merging correlation and a stronger one of the survivor in one batch: decisionOrder takes the
+    // stronger first, which says nothing of the merge.
+    await d.handle([
+      makeCorrelation(1, { incident: { id: 'inc-0', merged: ['inc-1'] }, score: 60 }),
+      makeCorrelation(2, { incident: { id: 'inc-0' }, score: 95 }),
+    ])
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(r.requests).toHaveLength(1)
+    expect(new Set(outcomes().map((o) => o.incident_id))).toEqual(new Set(['inc-1']))
+  })
+
+  it('revokes once when an incident and the one it absorbs are both in a batch, whichever is decided first', async () => {
+    const r = await receiver()
+    const { d, outcomes } = dispatcher({
+      targets: [{ url: r.url }],
+      revoke: { rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } } },
+    })
+    d.startDelivering()
+    // Input order: inc-1 opened, then a stronger correlation absorbs it into inc-0 and is decided first.
+    await d.handle([
+      makeCorrelation(1, { incident: { id: 'inc-1' }, score: 85 }),
+      makeCorrelation(2, { incident: { id: 'inc-0', merged: ['inc-1'] }, score: 95 }),
+    ])
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(r.requests).toHaveLength(1)
+  })
 })

@@ -1,0 +1,60 @@
+// An item dated past ingest.max_future_skew (judged against the replay's start) is rejected the same way
+// whether the main thread decodes (--threads 1), a decoding thread does (--threads 2), or the files are
+// read in argument order (--order input), and the summary counts it in `future`. Records: Stratus Red
+// Team's detonation (DataDog/stratus-red-team, Apache-2.0) and the Falco website's shell alert, as in the
+// fixtures.
+import { execFile } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/random-names.ts'
+
+const run = promisify(execFile)
+const root = resolve(import.meta.dirname, '../..')
+const config = join(root, 'tests/fixtures/replay/nerve.yaml')
+const fixtures = join(root, 'tests/fixtures')
+const lines = (file: string) =>
+  readFileSync(join(fixtures, file), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+
+async function replay(args: string[]) {
+  const { stdout, stderr } = await run(
+    process.execPath,
+    [join(root, 'bin/nerve.mjs'), 'replay', '--config', config, ...args],
+    { maxBuffer: 64 << 20 },
+  )
+  const err = stderr.trim().split('\n')
+  return { stdout, stderr: err, summary: JSON.parse(err.at(-1) as string) }
+}
+
+describe('nerve replay and max_future_skew', { timeout: 120_000 }, () => {
+  it('rejects an item dated years ahead alike with one thread, two, and --order input, and counts it', async () => {
+    const dir = tempDir('nerve-replay-future')
+    const trail = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+    const alerts = lines('falco/falcosidekick.ndjson')
+    const ahead = new Date(Date.now() + 4 * 365 * 86_400_000).toISOString()
+    const future = {
+      ...(trail[0] as Record<string, unknown>),
+      eventID: 'f0000000-0000-4000-8000-00000000f00d',
+      eventTime: ahead,
+    }
+    const cloudtrail = join(dir, 'cloudtrail.ndjson')
+    const falco = join(dir, 'falco.ndjson')
+    writeFileSync(cloudtrail, `${[...trail, future].map((r) => JSON.stringify(r)).join('\n')}\n`)
+    writeFileSync(falco, `${alerts.map((r) => JSON.stringify(r)).join('\n')}\n`)
+    const runs = [
+      await replay(['--threads', '1', cloudtrail, falco]),
+      await replay(['--threads', '2', cloudtrail, falco]),
+      await replay(['--order', 'input', cloudtrail, falco]),
+    ]
+    for (const r of runs) {
+      expect(r.summary).toMatchObject({ invalid: 1, future: 1, read: trail.length + alerts.length + 1 })
+      expect(r.stderr.filter((l) => l.includes('rejected'))).toHaveLength(1)
+      expect(r.stderr.find((l) => l.includes('rejected'))).toMatch(/ahead of its arrival/)
+    }
+    expect(runs[1]?.stdout).toBe(runs[0]?.stdout)
+  })
+})
