@@ -252,14 +252,19 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         query: req.query as Record<string, string | undefined>,
         receivedAt: Date.now(),
       })
-      const retry = retryAfterSeconds[error.code]
-      if (retry) res.headers = { 'retry-after': String(retry), ...res.headers }
-      requests.inc({ route: route.url, status: String(res.status) })
-      return reply
-        .code(res.status)
-        .headers(res.headers ?? {})
-        .send(res.body)
+      return answer(route, reply, res, error.code)
     }
+
+  /** A route's answer: Retry-After for a saturation code, the request counted by route and status. */
+  const answer = (route: Route, reply: FastifyReply, res: RouteResponse, code?: NerveError['code']) => {
+    const retry = code === undefined ? undefined : retryAfterSeconds[code]
+    if (retry) res.headers = { 'retry-after': String(retry), ...res.headers }
+    requests.inc({ route: route.url, status: String(res.status) })
+    return reply
+      .code(res.status)
+      .headers(res.headers ?? {})
+      .send(res.body)
+  }
 
   const addRoutes = (routes: readonly Route[]) => {
     for (const route of routes) {
@@ -278,20 +283,12 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             params: req.params as Record<string, string | undefined>,
             receivedAt: Date.now(),
           }
-          let res: RouteResponse
           try {
-            res = await route.handle(request)
+            return answer(route, reply, await route.handle(request))
           } catch (err) {
             if (!isNerveError(err) || !route.formatError) throw err
-            res = route.formatError(err, request)
-            const retry = retryAfterSeconds[err.code]
-            if (retry) res.headers = { 'retry-after': String(retry), ...res.headers }
+            return answer(route, reply, route.formatError(err, request), err.code)
           }
-          requests.inc({ route: route.url, status: String(res.status) })
-          return reply
-            .code(res.status)
-            .headers(res.headers ?? {})
-            .send(res.body)
         },
       })
     }
