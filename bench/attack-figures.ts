@@ -1,17 +1,17 @@
 // Figures for docs/threat-model.md: what an attacker on nerve's port can do to a `nerve run` on loopback.
 //   node --import tsx bench/attack-figures.ts unauth-bodies|slow-headers|alert-flood [--root DIR]
 // --root runs another checkout's bin/nerve.mjs (to measure before and after a change). Loopback only.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { tempDir } from '../tests/helpers/random-names.ts'
+import { type NerveChild, sleep, startNerveChild } from './nerve-child.ts'
 
 const token = 'nrv_attack-figures-token-01234567'
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { root: { type: 'string' } } })
 const root = values.root ?? join(import.meta.dirname, '..')
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Resident set size and its peak (VmHWM) of a process, MiB. */
 function memory(pid: number): { rss: number; peak: number } {
@@ -32,40 +32,15 @@ function diskUsage(dir: string): Promise<number> {
   })
 }
 
-async function startNerve(): Promise<{ child: ChildProcess; port: number; dataDir: string }> {
-  const dir = tempDir('nerve-attack')
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
-  // One registered agent that both samples name: the Falco alert's host and the CloudTrail caller.
+/** `nerve run` of `root` with one registered agent that both samples name: the alert's host and the caller. */
+function startNerve(): Promise<NerveChild> {
   const agents = [
     {
       id: 'flooder',
       match: { hosts: ['x86'], aws: ['arn:aws:iam::609418236337:user/christophe'] },
     },
   ]
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ log: { level: 'warn' }, agents }))
-  const dataDir = join(dir, 'data')
-  const child = spawn(process.execPath, ['--max-semi-space-size=64', 'bin/nerve.mjs', 'run'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      NERVE_CONFIG: join(dir, 'config.json'),
-      NERVE_DATA_DIR: dataDir,
-      NERVE_HTTP_HOST: '127.0.0.1',
-      NERVE_HTTP_PORT: String(port),
-      NERVE_INGEST_TOKEN: token,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
-  process.once('exit', () => child.kill('SIGKILL'))
-  for (let i = 0; i < 600; i++) {
-    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    )
-    if (ok) return { child, port, dataDir }
-    await sleep(100)
-  }
-  throw new Error('nerve run did not become ready')
+  return startNerveChild(tempDir('nerve-attack'), { log: { level: 'warn' }, agents }, token, {}, root)
 }
 
 /** 40 connections without a token, each announcing and streaming a 10 MiB body. */
@@ -206,7 +181,9 @@ async function alertFlood(port: number, dataDir: string) {
 }
 
 const attack = positionals[0]
-const { child, port, dataDir } = await startNerve()
+const nerve = await startNerve()
+const { child, dataDir } = nerve
+const port = Number(new URL(nerve.base).port)
 try {
   const pid = child.pid as number
   let result: unknown

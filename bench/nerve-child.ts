@@ -16,11 +16,13 @@ export type NerveChild = {
   stop(): Promise<void>
 }
 
+/** `root`: the checkout whose bin is started (default this one; the attack figures also measure an older one). */
 export async function startNerveChild(
   dir: string,
   config: unknown,
   token: string,
   extraEnv: Record<string, string> = {},
+  root = join(import.meta.dirname, '..'),
 ): Promise<NerveChild> {
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config))
@@ -30,7 +32,7 @@ export async function startNerveChild(
   if (profileDir) flags.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`)
   const dataDir = join(dir, 'data')
   const child = spawn(process.execPath, [...flags, 'bin/nerve.mjs', 'run'], {
-    cwd: join(import.meta.dirname, '..'),
+    cwd: root,
     env: {
       ...process.env,
       NERVE_CONFIG: join(dir, 'config.json'),
