@@ -1,29 +1,15 @@
 // `nerve run` end to end, as a user runs it: a real Falco alert and a real CloudTrail record of one agent
 // posted over HTTP become a correlation in /v1/correlations and a signed revoke webhook at a receiver,
 // also when the process is killed (SIGKILL) between the two events.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type NerveProcess, startNerve } from '../helpers/nerve-process.ts'
 import { tempDir } from '../helpers/random-names.ts'
+import { attachLogFile, attachRecord, falcoAlert } from '../helpers/shell-then-attach.ts'
 import { waitFor } from '../helpers/wait-for.ts'
-
-const fixtures = resolve(import.meta.dirname, '../fixtures')
-const lines = (file: string) => readFileSync(join(fixtures, file), 'utf8').split('\n').filter(Boolean)
-
-// falco-website.ndjson: "Terminal shell in container" in pod default/alpine at 2021-04-10T19:27:21.002873265Z.
-const falcoAlert = lines('falco/falco-website.ndjson').find((l) => l.includes('"time":"2021-04-10T19:27:21'))
-// panther-analysis-rule-tests.ndjson: role "tester" attaching AdministratorAccess; its eventTime is moved
-// to 90 s after the shell so both fall in one window (the record is otherwise unchanged).
-const attachRecord = lines('cloudtrail/panther-analysis-rule-tests.ndjson')
-  .map((l) => JSON.parse(l))
-  .find(
-    (r) =>
-      r.eventName === 'AttachRolePolicy' && r.requestParameters?.policyArn?.endsWith('AdministratorAccess'),
-  )
-const cloudTrail = JSON.stringify({ Records: [{ ...attachRecord, eventTime: '2021-04-10T19:28:51Z' }] })
 
 const config = `
 agents:
@@ -86,11 +72,11 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
       NERVE_REVOKE_WEBHOOK_URL: receiver.url,
       NERVE_REVOKE_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
     })
-    expect(await post(nerve, '/v1/falco', falcoAlert as string)).toMatchObject({
+    expect(await post(nerve, '/v1/falco', falcoAlert)).toMatchObject({
       status: 202,
       body: { accepted: 1 },
     })
-    expect(await post(nerve, '/v1/cloudtrail', cloudTrail)).toMatchObject({
+    expect(await post(nerve, '/v1/cloudtrail', attachLogFile)).toMatchObject({
       status: 202,
       body: { accepted: 1 },
     })
@@ -117,7 +103,7 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     writeFileSync(join(dir, 'nerve.yaml'), config)
     const env = { NERVE_DATA_DIR: join(dir, 'data'), NERVE_INGEST_TOKEN: token }
     const first = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
-    expect((await post(first, '/v1/falco', falcoAlert as string)).status).toBe(202)
+    expect((await post(first, '/v1/falco', falcoAlert)).status).toBe(202)
     await waitFor(async () => {
       const metrics = await (await fetch(`${first.url}/metrics`)).text()
       return /nerve_component_received_events_total\{component="correlator"\} [1-9]/.test(metrics)
@@ -125,7 +111,7 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     await first.kill()
 
     nerve = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
-    expect((await post(nerve, '/v1/cloudtrail', cloudTrail)).status).toBe(202)
+    expect((await post(nerve, '/v1/cloudtrail', attachLogFile)).status).toBe(202)
     const found = await waitFor(async () => {
       const list = await correlationsOf(nerve as NerveProcess)
       return list.length > 0 ? list : undefined

@@ -1,26 +1,16 @@
 // `nerve run` as a user runs it against an organisation trail: the Falco alert over HTTP, the CloudTrail
 // record in a gzipped log file in S3 announced on SQS (through SNS), both read by the real process with the
 // AWS SDK pointed at the loopback stand-in through the SDK's own endpoint variables: a correlation.
-import { readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type AwsStandIn, startAwsStandIn } from '../helpers/aws-stand-in.ts'
 import { type NerveProcess, startNerve } from '../helpers/nerve-process.ts'
 import { tempDir } from '../helpers/random-names.ts'
+import { attachLogFile, attachRecord, falcoAlert } from '../helpers/shell-then-attach.ts'
 import { waitFor } from '../helpers/wait-for.ts'
 
-const fixtures = resolve(import.meta.dirname, '../fixtures')
-const lines = (file: string) => readFileSync(join(fixtures, file), 'utf8').split('\n').filter(Boolean)
-// The same pair as run-correlates-over-http.test.ts: a shell in pod default/alpine, then role "tester"
-// attaching AdministratorAccess 90 s later (eventTime moved; the record is otherwise unchanged).
-const falcoAlert = lines('falco/falco-website.ndjson').find((l) => l.includes('"time":"2021-04-10T19:27:21'))
-const attachRecord = lines('cloudtrail/panther-analysis-rule-tests.ndjson')
-  .map((l) => JSON.parse(l))
-  .find(
-    (r) =>
-      r.eventName === 'AttachRolePolicy' && r.requestParameters?.policyArn?.endsWith('AdministratorAccess'),
-  )
 const token = 'nrv_e2e-s3-token-0123456789abcdef'
 const key =
   'AWSLogs/o-a1b2c3d4e5/123456789012/CloudTrail/us-east-1/2021/04/10/123456789012_CloudTrail_us-east-1_20210410T1930Z_e2e.json.gz'
@@ -69,11 +59,7 @@ ingest:
     })
     expect(res.status).toBe(202)
 
-    standIn.putObject(
-      'acme-org-trail',
-      key,
-      gzipSync(JSON.stringify({ Records: [{ ...attachRecord, eventTime: '2021-04-10T19:28:51Z' }] })),
-    )
+    standIn.putObject('acme-org-trail', key, gzipSync(attachLogFile))
     const notification = { s3Bucket: 'acme-org-trail', s3ObjectKey: [key] }
     standIn.sendMessage(
       queueUrl,
