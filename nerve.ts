@@ -401,7 +401,12 @@ async function startStages(
           checkpointKey,
         )
       : undefined
-    started.push(await startCorrelate(config, { ...deps, checkpoints }))
+    if (kafka) started.push(await startCorrelate(config, { ...deps, checkpoints }))
+    else {
+      // The embedded bus lives in this process: the correlator gets the second core on a thread of its own.
+      const { startCorrelateThread } = await import('./correlate/correlate-thread.ts')
+      started.push(await startCorrelateThread(config, deps))
+    }
   }
   if (stages.includes('sinks')) {
     const { startSinks } = await import('./sinks/start-sinks.ts')

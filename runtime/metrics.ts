@@ -3,7 +3,16 @@
 //   nerve_component_discarded_events_total{reason}, nerve_component_errors_total{error_code,stage}
 // labelled component="falco_receiver". Label values are bounded: never agent ids or messages.
 // Other metrics are named nerve_<area>_<what>_<unit>. prom-client does the bookkeeping.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client'
 import type { ErrorCode } from './errors.ts'
 
 export type Metrics = {
@@ -12,9 +21,14 @@ export type Metrics = {
   counter(name: string, help: string, labelNames?: readonly string[]): Counter<string>
   gauge(name: string, help: string, labelNames?: readonly string[]): Gauge<string>
   histogram(name: string, help: string, buckets: number[], labelNames?: readonly string[]): Histogram<string>
+  /** Series kept by another thread (a worker's registry, as JSON), served with these by render(). */
+  addSource(collect: () => Promise<MetricSnapshot>): void
   /** Prometheus text exposition. */
   render(): Promise<string>
 }
+
+/** A registry's series as getMetricsAsJSON() gives them: what a worker thread sends to be served. */
+export type MetricSnapshot = MetricObjectWithValues<MetricValue<string>>[]
 
 export type ComponentTelemetry = {
   received(count: number): void
@@ -77,5 +91,21 @@ export function createMetrics(options: { process?: boolean } = {}): Metrics {
     }
   }
 
-  return { registry, component, counter, gauge, histogram, render: () => registry.metrics() }
+  const sources: (() => Promise<MetricSnapshot>)[] = []
+  const render = async () => {
+    if (sources.length === 0) return registry.metrics()
+    // Families of the same name (the component counters) are merged; their label sets never overlap.
+    const parts = await Promise.all([registry.getMetricsAsJSON(), ...sources.map((collect) => collect())])
+    return AggregatorRegistry.aggregate(parts).metrics()
+  }
+
+  return {
+    registry,
+    component,
+    counter,
+    gauge,
+    histogram,
+    addSource: (collect) => sources.push(collect),
+    render,
+  }
 }

@@ -92,6 +92,13 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
       core: { event_id: attachRecord.eventID, action: 'iam:AttachRolePolicy' },
       delta_ms: 89_998,
     })
+    // The correlator runs on a thread of its own; /metrics serves its series with the main thread's, each
+    // family once.
+    const metrics = await (await fetch(`${nerve.url}/metrics`)).text()
+    expect(metrics).toMatch(/^nerve_correlate_correlations_total [1-9]/m)
+    expect(metrics).toMatch(/^nerve_component_received_events_total\{component="correlator"\} 2$/m)
+    expect(metrics).toMatch(/^nerve_component_received_events_total\{component="falco_receiver"\} 1$/m)
+    expect(metrics.match(/^# HELP nerve_component_received_events_total /gm)).toHaveLength(1)
     const delivery = await waitFor(() => receiver.received[0], slow)
     expect(delivery.headers['webhook-signature']).toMatch(/^v1,/)
     expect(JSON.parse(delivery.body)).toMatchObject({ specversion: '1.0', subject: 'alpine-debugger' })

@@ -1,0 +1,205 @@
+// The bus across a thread boundary: a stage running in a worker thread reads and writes through the process's
+// one bus (the embedded bus owns its SQLite file alone) as if it held it. servePortBus() answers on the owner's
+// side of a MessagePort; createPortBus() is the Bus a worker gets. A delivered batch is committed only once
+// the worker's handle() resolved, and a publish resolves only once the owner's publish did, so the stage's
+// contract (publish, checkpoint, then commit) holds across the hop. Errors cross as NerveError codes.
+import type { MessagePort, Worker } from 'node:worker_threads'
+import { type ErrorCode, errorCodeOf, NerveError } from '../runtime/errors.ts'
+import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, Topic } from './bus.ts'
+
+type Port = MessagePort | Worker
+
+/** Worker → owner. */
+type Request =
+  | { t: 'publish'; id: number; topic: string; records: BusRecord<unknown>[] }
+  | { t: 'subscribe'; id: number; sub: number; topic: string; group: string; maxBatch?: number }
+  | { t: 'stop'; id: number; sub: number }
+/** Owner → worker. */
+type Call =
+  | { t: 'deliver'; id: number; sub: number; batch: DeliveredRecord<unknown>[] }
+  | { t: 'assign' | 'revoke'; id: number; sub: number; partitions: number[] }
+/** A message before createCalls() numbers it. */
+type Unnumbered<M> = M extends unknown ? Omit<M, 'id'> : never
+type Reply = { t: 'reply'; id: number; ok: boolean; code?: string; message?: string; retriable?: boolean }
+
+const failureOf = (id: number, err: unknown): Reply => ({
+  t: 'reply',
+  id,
+  ok: false,
+  code: errorCodeOf(err),
+  message: err instanceof Error ? err.message : String(err),
+  retriable: err instanceof NerveError ? err.retriable : true,
+})
+
+const errorOf = (reply: Reply) =>
+  new NerveError((reply.code ?? 'INTERNAL') as ErrorCode, reply.message ?? 'Failed across threads.', {
+    retriable: reply.retriable ?? true,
+  })
+
+/** One side's outstanding calls to the other, answered by `reply` messages. */
+function createCalls(port: Port) {
+  let nextId = 0
+  const waiting = new Map<number, { resolve(): void; reject(err: unknown): void }>()
+  return {
+    call: (message: Unnumbered<Request | Call>): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const id = nextId++
+        waiting.set(id, { resolve, reject })
+        port.postMessage({ ...message, id })
+      }),
+    settle: (reply: Reply) => {
+      const waiter = waiting.get(reply.id)
+      waiting.delete(reply.id)
+      if (reply.ok) waiter?.resolve()
+      else waiter?.reject(errorOf(reply))
+    },
+    /** The other side is gone: what waits on it fails (a batch is then delivered again). */
+    failAll: (err: unknown) => {
+      for (const waiter of waiting.values()) waiter.reject(err)
+      waiting.clear()
+    },
+  }
+}
+
+export type PortBusServer = {
+  /** Feed every message the worker sends (the caller routes its own kinds first). */
+  onMessage(message: unknown): void
+  /** A new worker on `port` takes over the subscriptions its predecessor made. */
+  attach(port: Port): void
+  /** The worker died: what waits on it fails, and deliveries fail (to be redelivered) until attach(). */
+  detach(err: unknown): void
+  /** Stops the subscriptions the worker made. */
+  close(): Promise<void>
+}
+
+/** The owner's side: runs the worker's publishes and subscriptions on `bus`, answering on the port. */
+export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
+  let port: Port | undefined = initialPort
+  let calls = createCalls(initialPort)
+  const subscriptions = new Map<number, Subscription>()
+  const reply = (id: number, work: Promise<unknown>) => {
+    const to = port
+    work.then(
+      () => to?.postMessage({ t: 'reply', id, ok: true } satisfies Reply),
+      (err) => to?.postMessage(failureOf(id, err)),
+    )
+  }
+  const callWorker = (message: Unnumbered<Call>) =>
+    port
+      ? calls.call(message)
+      : Promise.reject(
+          new NerveError('BUS_UNAVAILABLE', 'The worker thread is restarting.', { retriable: true }),
+        )
+
+  const subscribe = async (m: Extract<Request, { t: 'subscribe' }>) => {
+    if (subscriptions.has(m.sub)) return
+    const subscription = await bus.subscribe(
+      { name: m.topic },
+      m.group,
+      (batch) => callWorker({ t: 'deliver', sub: m.sub, batch: batch as DeliveredRecord<unknown>[] }),
+      {
+        maxBatch: m.maxBatch,
+        onAssign: (partitions) => callWorker({ t: 'assign', sub: m.sub, partitions }),
+        onRevoke: (partitions) => callWorker({ t: 'revoke', sub: m.sub, partitions }),
+      },
+    )
+    subscriptions.set(m.sub, subscription)
+  }
+
+  return {
+    onMessage: (message) => {
+      const m = message as Request | Reply
+      if (m.t === 'reply') return calls.settle(m)
+      if (m.t === 'publish') return reply(m.id, bus.publish({ name: m.topic }, m.records))
+      if (m.t === 'subscribe') return reply(m.id, subscribe(m))
+      if (m.t === 'stop') {
+        const subscription = subscriptions.get(m.sub)
+        subscriptions.delete(m.sub)
+        return reply(m.id, subscription?.stop() ?? Promise.resolve())
+      }
+    },
+    attach: (next) => {
+      port = next
+      calls = createCalls(next)
+    },
+    detach: (err) => {
+      port = undefined
+      calls.failAll(err)
+    },
+    close: async () => {
+      await Promise.all([...subscriptions.values()].map((s) => s.stop()))
+      subscriptions.clear()
+    },
+  }
+}
+
+export type PortBus = Bus & {
+  /** Feed every message the owner sends. */
+  onMessage(message: unknown): void
+}
+
+/** The worker's side: a Bus whose records live in the owner thread's bus. */
+export function createPortBus(port: Port, partitions: number): PortBus {
+  const calls = createCalls(port)
+  const handlers = new Map<number, { handle: (batch: never[]) => Promise<void>; options: SubscribeOptions }>()
+  const subscriptions = new Set<Subscription>()
+  let nextSub = 0
+  let closed = false
+  const refuseClosed = () => {
+    if (closed) throw new NerveError('BUS_CLOSED', 'The bus is closed.')
+  }
+  const answer = (id: number, work: Promise<void>) =>
+    work.then(
+      () => port.postMessage({ t: 'reply', id, ok: true } satisfies Reply),
+      (err) => port.postMessage(failureOf(id, err)),
+    )
+
+  return {
+    onMessage: (message) => {
+      const m = message as Call | Reply
+      if (m.t === 'reply') return calls.settle(m)
+      const target = handlers.get(m.sub)
+      if (!target)
+        return port.postMessage(failureOf(m.id, new NerveError('BUS_CLOSED', 'No such subscription.')))
+      if (m.t === 'deliver') return void answer(m.id, target.handle(m.batch as never[]))
+      const hook = m.t === 'assign' ? target.options.onAssign : target.options.onRevoke
+      return void answer(m.id, hook ? hook(m.partitions) : Promise.resolve())
+    },
+    publish: async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]) => {
+      refuseClosed()
+      if (records.length === 0) return
+      await calls.call({ t: 'publish', topic: topic.name, records: records as BusRecord<unknown>[] })
+    },
+    subscribe: async <T>(
+      topic: Topic<T>,
+      group: string,
+      handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+      options: SubscribeOptions = {},
+    ): Promise<Subscription> => {
+      refuseClosed()
+      const sub = nextSub++
+      handlers.set(sub, { handle: handle as (batch: never[]) => Promise<void>, options })
+      try {
+        await calls.call({ t: 'subscribe', sub, topic: topic.name, group, maxBatch: options.maxBatch })
+      } catch (err) {
+        handlers.delete(sub)
+        throw err
+      }
+      const subscription = {
+        stop: async () => {
+          if (!subscriptions.delete(subscription)) return
+          await calls.call({ t: 'stop', sub })
+          handlers.delete(sub)
+        },
+      }
+      subscriptions.add(subscription)
+      return subscription
+    },
+    partitionsOf: () => partitions,
+    /** Stops this side's subscriptions (their batches in flight finish and commit); the owner's bus stays. */
+    close: async () => {
+      closed = true
+      await Promise.all([...subscriptions].map((s) => s.stop()))
+    },
+  }
+}

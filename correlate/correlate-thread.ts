@@ -1,0 +1,125 @@
+// The correlate stage on a worker thread (correlate-worker.ts), so that the correlator and its checkpoints
+// use the second core while the main thread keeps the HTTP server, ingest and the bus. The worker reads and
+// publishes through this thread's bus (bus/bus-port.ts), with the contract of start-correlate.ts unchanged:
+// correlations are published, then the checkpoint is durable, then the batch is committed. kill -9 ends both
+// threads at once and the bus redelivers what was not committed. A worker that dies is replaced; its
+// batches in flight fail and are delivered again to the next one, which restores the checkpoints.
+import { Worker } from 'node:worker_threads'
+import { pino } from 'pino'
+import { servePortBus } from '../bus/bus-port.ts'
+import { type ErrorCode, NerveError } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { Config } from '../schemas/types.ts'
+import type { ThreadMessage } from './correlate-worker.ts'
+import type { CorrelateDeps, CorrelateStage } from './start-correlate.ts'
+
+const restartDelayMs = 1_000
+
+export async function startCorrelateThread(
+  config: Config,
+  deps: Pick<CorrelateDeps, 'bus' | 'log' | 'metrics' | 'dataDir'>,
+): Promise<CorrelateStage> {
+  const log = deps.log.child({ component: 'correlator' })
+  const destination =
+    (deps.log as Logger & Record<symbol, { write(line: string): void } | undefined>)[
+      pino.symbols.streamSym
+    ] ?? process.stderr
+  const workerData = { config, dataDir: deps.dataDir ?? config.data_dir }
+  let worker: Worker | undefined
+  let running = false
+  let closing = false
+  let nextMetricsId = 0
+  const metricsWaiting = new Map<number, (values: unknown) => void>()
+  let closed: (() => void) | undefined
+
+  const spawn = () => new Worker(new URL('./correlate.worker.mjs', import.meta.url), { workerData })
+
+  /** Routes a worker's messages: its own kinds here, the rest to the bus server. */
+  const listen = (
+    w: Worker,
+    server: () => ReturnType<typeof servePortBus>,
+    started?: (err?: Error) => void,
+  ) => {
+    w.on('message', (message: ThreadMessage | { t: string }) => {
+      if (!('kind' in message)) return server().onMessage(message)
+      if (message.kind === 'log') destination.write(message.line)
+      else if (message.kind === 'metrics') {
+        metricsWaiting.get(message.id)?.(message.metrics)
+        metricsWaiting.delete(message.id)
+      } else if (message.kind === 'started') {
+        running = true
+        started?.()
+      } else if (message.kind === 'failed') {
+        started?.(new NerveError(message.code as ErrorCode, message.message))
+      } else if (message.kind === 'closed') closed?.()
+    })
+    w.on('error', (err) => {
+      running = false
+      started?.(err)
+      if (closing) return
+      log.error(
+        { err },
+        'Correlator thread failed; starting another (its batches in flight are redelivered).',
+      )
+      server().detach(err)
+      setTimeout(restart, restartDelayMs).unref()
+    })
+    w.on('exit', (code) => {
+      running = false
+      for (const resolve of metricsWaiting.values()) resolve([])
+      metricsWaiting.clear()
+      if (closing || code === 0) return
+      server().detach(new NerveError('INTERNAL', `Correlator thread exited with code ${code}.`))
+    })
+  }
+
+  worker = spawn()
+  const bus = servePortBus(deps.bus, worker)
+  const restart = () => {
+    if (closing) return
+    worker = spawn()
+    bus.attach(worker)
+    listen(worker, () => bus)
+  }
+  await new Promise<void>((resolve, reject) => {
+    listen(
+      worker as Worker,
+      () => bus,
+      (err) => (err ? reject(err) : resolve()),
+    )
+  }).catch(async (err) => {
+    closing = true
+    await worker?.terminate()
+    throw err
+  })
+
+  deps.metrics.addSource(
+    () =>
+      new Promise((resolve) => {
+        if (!worker || !running) return resolve([])
+        const id = nextMetricsId++
+        metricsWaiting.set(id, resolve as (values: unknown) => void)
+        worker.postMessage({ kind: 'metrics', id } satisfies ThreadMessage)
+      }),
+  )
+
+  return {
+    readiness: {
+      correlator: () => (running && !closing ? { ok: true } : { ok: false, detail: 'not consuming events' }),
+    },
+    close: async () => {
+      if (closing) return
+      closing = true
+      const w = worker
+      if (w && running) {
+        await new Promise<void>((resolve) => {
+          closed = resolve
+          w.once('exit', () => resolve())
+          w.postMessage({ kind: 'close' } satisfies ThreadMessage)
+        })
+      }
+      await bus.close()
+      await w?.terminate()
+    },
+  }
+}
