@@ -9,12 +9,15 @@ import { NerveError } from '../runtime/errors.ts'
 import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type { AgentBaselineRecord } from './agent-baseline.ts'
 import type {
+  AgentIncidents,
   CorrelatorChanges,
   CorrelatorLists,
   CorrelatorMeta,
   CorrelatorState,
   SerializedEntry,
 } from './correlator-state.ts'
+import type { IncidentRecord } from './group-incidents.ts'
+import type { RevokeRecord } from './revoke-confirmations.ts'
 
 export type PartitionCheckpoint = {
   /** Offset of the last record whose effects are in `state`; records at or below it are skipped. */
@@ -33,8 +36,8 @@ export type CheckpointStore = {
 }
 
 /**
- * One SQLite file (runtime/sqlite-file.ts), per partition: a meta row, a row with the incidents and revoke
- * marks, and one row per buffered entry.
+ * One SQLite file (runtime/sqlite-file.ts), per partition: a meta row, a row with the revoke marks, a row per
+ * agent with its open incidents, one per agent with its baseline, and one per buffered entry.
  */
 export function createSqliteCheckpointStore(file: string): CheckpointStore {
   let sqlite: SqliteFile
@@ -48,6 +51,9 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
         PRIMARY KEY (partition, id));
       CREATE TABLE IF NOT EXISTS correlate_baseline (
         partition INTEGER NOT NULL, agent TEXT NOT NULL, record TEXT NOT NULL,
+        PRIMARY KEY (partition, agent));
+      CREATE TABLE IF NOT EXISTS correlate_incidents (
+        partition INTEGER NOT NULL, agent TEXT NOT NULL, incidents TEXT NOT NULL,
         PRIMARY KEY (partition, agent));`)
   } catch (cause) {
     throw new NerveError('INTERNAL', `Cannot open correlator checkpoints at ${file}.`, { cause })
@@ -69,6 +75,15 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
   const upsertLists = db.prepare<[number, string]>(
     'INSERT OR REPLACE INTO correlate_lists (partition, lists) VALUES (?, ?)',
   )
+  const selectIncidents = db.prepare<[number], { incidents: string }>(
+    'SELECT incidents FROM correlate_incidents WHERE partition = ? ORDER BY agent',
+  )
+  const upsertIncidents = db.prepare<[number, string, string]>(
+    'INSERT OR REPLACE INTO correlate_incidents (partition, agent, incidents) VALUES (?, ?, ?)',
+  )
+  const deleteIncidents = db.prepare<[number, string]>(
+    'DELETE FROM correlate_incidents WHERE partition = ? AND agent = ?',
+  )
   const upsertEntry = db.prepare<[number, string, number, string]>(
     'INSERT OR REPLACE INTO correlate_entries (partition, id, seq, entry) VALUES (?, ?, ?, ?)',
   )
@@ -85,14 +100,33 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
   const deleteBaseline = db.prepare<[number, string]>(
     'DELETE FROM correlate_baseline WHERE partition = ? AND agent = ?',
   )
+  const writeIncidents = (partition: number, changed: readonly AgentIncidents[]) => {
+    for (const { agent, incidents } of changed) {
+      if (incidents.length === 0) deleteIncidents.run(partition, agent)
+      else upsertIncidents.run(partition, agent, JSON.stringify(incidents))
+    }
+  }
+  const writeRevoked = (partition: number, revoked: readonly RevokeRecord[]) =>
+    upsertLists.run(partition, JSON.stringify({ incidents: [], revoked }))
   const apply = db.transaction((partition: number, offset: number, changes: CorrelatorChanges) => {
     for (const agent of changes.baseline?.removed ?? []) deleteBaseline.run(partition, agent)
     for (const r of changes.baseline?.upserted ?? [])
       upsertBaseline.run(partition, r.agent, JSON.stringify(r))
     for (const id of changes.removed) deleteEntry.run(partition, id)
     for (const e of changes.added) upsertEntry.run(partition, e.id, e.seq, JSON.stringify(e))
-    if (changes.lists) upsertLists.run(partition, JSON.stringify(changes.lists))
+    if (changes.incidents) writeIncidents(partition, changes.incidents)
+    if (changes.revoked) writeRevoked(partition, changes.revoked)
     upsertMeta.run(partition, offset, JSON.stringify(changes.meta))
+  })
+  /** Checkpoints of earlier versions kept every incident in the lists row: they move to a row per agent. */
+  const splitIncidents = db.transaction((partition: number, lists: CorrelatorLists) => {
+    const byAgent = new Map<string, IncidentRecord[]>()
+    for (const i of lists.incidents) byAgent.set(i.agent, [...(byAgent.get(i.agent) ?? []), i])
+    writeIncidents(
+      partition,
+      [...byAgent].map(([agent, incidents]) => ({ agent, incidents })),
+    )
+    writeRevoked(partition, lists.revoked)
   })
 
   return {
@@ -105,6 +139,10 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
       const lists: CorrelatorLists = listsRow
         ? JSON.parse(listsRow.lists)
         : { incidents: meta.incidents ?? [], revoked: meta.revoked ?? [] }
+      if (lists.incidents.length > 0) splitIncidents(partition, lists)
+      lists.incidents = selectIncidents
+        .all(partition)
+        .flatMap((r) => JSON.parse(r.incidents) as IncidentRecord[])
       const entries = selectEntries.all(partition).map((r) => JSON.parse(r.entry) as SerializedEntry)
       const baseline = selectBaseline.all(partition).map((r) => JSON.parse(r.record) as AgentBaselineRecord)
       const state: CorrelatorState = { ...meta, ...lists, entries }

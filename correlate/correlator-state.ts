@@ -33,7 +33,7 @@ export type CorrelatorMeta = {
 
 /**
  * Open incidents and revoke marks: they change only with correlations, revokes and sweeps, so a checkpoint
- * rewrites them only then (as a whole: one per agent with a recent correlation, not per event).
+ * rewrites them only then: the incidents of the agents that changed, the revoke marks as a whole.
  */
 export type CorrelatorLists = {
   incidents: IncidentRecord[]
@@ -48,13 +48,17 @@ export type CorrelatorState = CorrelatorMeta &
     baseline?: AgentBaselineRecord[]
   }
 
+/** An agent's incidents after a change; none left when `incidents` is empty. */
+export type AgentIncidents = { agent: string; incidents: IncidentRecord[] }
+
 /**
  * What changed since the last takeChanges(): enough to keep a checkpoint up to date incrementally.
- * `lists` is there only when incidents or revoke marks changed.
+ * `incidents` lists only the agents whose incidents changed; `revoked` is there only when a mark changed.
  */
 export type CorrelatorChanges = {
   meta: CorrelatorMeta
-  lists?: CorrelatorLists
+  incidents?: AgentIncidents[]
+  revoked?: RevokeRecord[]
   added: SerializedEntry[]
   removed: string[]
   /** Agents whose baseline changed or was forgotten; absent when none did. */

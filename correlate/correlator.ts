@@ -471,15 +471,18 @@ export function createCorrelator(
     return state
   }
 
-  /** Revisions of the incidents and revoke marks at the last takeChanges(). */
-  let taken = { incidents: incidents.revision(), revoked: revokes.revision() }
+  /** The revision of the revoke marks at the last takeChanges(). */
+  let takenRevoked = revokes.revision()
   const takeChanges = (): CorrelatorChanges => {
     const { added, removed } = windows.takeChanges()
     const changes: CorrelatorChanges = { meta: meta(), added: added.map(serialize), removed }
-    const now = { incidents: incidents.revision(), revoked: revokes.revision() }
-    if (now.incidents !== taken.incidents || now.revoked !== taken.revoked) {
-      changes.lists = lists()
-      taken = now
+    const changedIncidents = incidents.takeChanged()
+    if (changedIncidents.size > 0) {
+      changes.incidents = [...changedIncidents].map(([agent, list]) => ({ agent, incidents: list }))
+    }
+    if (revokes.revision() !== takenRevoked) {
+      changes.revoked = revokes.snapshot()
+      takenRevoked = revokes.revision()
     }
     const learned = baseline?.takeChanges()
     if (learned && learned.upserted.length + learned.removed.length > 0) changes.baseline = learned

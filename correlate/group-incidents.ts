@@ -60,8 +60,11 @@ export type IncidentGrouper = {
   forgetBefore(horizon: number): void
   size(): number
   snapshot(): IncidentRecord[]
-  /** Grows whenever an incident changes or is forgotten, so a checkpoint rewrites them only then. */
-  revision(): number
+  /**
+   * The incidents of every agent whose incidents changed or were forgotten since the last call (an empty
+   * list: none left), so a checkpoint rewrites those agents' incidents and no others.
+   */
+  takeChanged(): Map<string, IncidentRecord[]>
 }
 
 const maxSignals = 100
@@ -79,8 +82,8 @@ export function createIncidentGrouper(
   maxPerRule = defaultMaxPerRule,
 ): IncidentGrouper {
   const byAgent = new Map<string, IncidentRecord[]>()
+  const changed = new Set<string>()
   let count = 0
-  let revision = 0
   for (const record of restored) {
     const list = byAgent.get(record.agent) ?? []
     list.push({
@@ -153,7 +156,7 @@ export function createIncidentGrouper(
     incident.first_seen = Math.min(incident.first_seen, time)
     incident.last_seen = Math.max(incident.last_seen, time)
     incident.correlation_count++
-    revision++
+    changed.add(agentId)
     const perRule = incident.per_rule ?? {}
     incident.per_rule = perRule
     const n = (perRule[ruleId] ?? 0) + 1
@@ -186,25 +189,31 @@ export function createIncidentGrouper(
       const kept = list.filter((i) => i.last_seen + gap >= horizon)
       if (kept.length === list.length) continue
       count -= list.length - kept.length
-      revision++
+      changed.add(agent)
       if (kept.length === 0) byAgent.delete(agent)
       else byAgent.set(agent, kept)
     }
   }
 
-  const snapshot = () =>
-    [...byAgent.values()].flat().map((i) => {
-      const copy: IncidentRecord = {
-        ...i,
-        signals: [...i.signals],
-        per_rule: { ...i.per_rule },
-        best_score: { ...i.best_score },
-      }
-      if (i.earliest) copy.earliest = { ...i.earliest }
-      return copy
-    })
+  const copy = (i: IncidentRecord): IncidentRecord => {
+    const c: IncidentRecord = {
+      ...i,
+      signals: [...i.signals],
+      per_rule: { ...i.per_rule },
+      best_score: { ...i.best_score },
+    }
+    if (i.earliest) c.earliest = { ...i.earliest }
+    return c
+  }
+  const snapshot = () => [...byAgent.values()].flat().map(copy)
+  const takeChanged = () => {
+    const taken = new Map<string, IncidentRecord[]>()
+    for (const agent of changed) taken.set(agent, (byAgent.get(agent) ?? []).map(copy))
+    changed.clear()
+    return taken
+  }
 
-  return { assign, forgetBefore, size: () => count, snapshot, revision: () => revision }
+  return { assign, forgetBefore, size: () => count, snapshot, takeChanged }
 }
 
 /** A merged incident's bound counts join the survivor's: per-rule counts add up, best scores keep the max. */

@@ -7,7 +7,7 @@
 // deleted. A restore reads the manifest's chunks and applies the later deltas in order.
 //
 // Keys, under the partition's key K:
-//   K/delta/<n>            one batch's changes; n counts up from 1
+//   K/delta/<n>            one batch's changes (the incidents of the agents that changed); n counts up from 1
 //   K/snapshot/<g>/<i>     chunk i of snapshot generation g: entries
 //   K/snapshot             the manifest: generation, last delta included, chunk count, meta, lists
 //   K                      a whole checkpoint as earlier versions wrote it: read, then replaced
@@ -19,11 +19,16 @@ import type { KeyValueLog } from '../bus/bus.ts'
 import { NerveError } from '../runtime/errors.ts'
 import type { AgentBaselineRecord, BaselineChanges } from './agent-baseline.ts'
 import type { CheckpointStore, PartitionCheckpoint } from './checkpoint-store.ts'
-import type { CorrelatorLists, CorrelatorMeta, SerializedEntry } from './correlator-state.ts'
+import type { AgentIncidents, CorrelatorLists, CorrelatorMeta, SerializedEntry } from './correlator-state.ts'
+import type { IncidentRecord } from './group-incidents.ts'
+import type { RevokeRecord } from './revoke-confirmations.ts'
 
 type Delta = {
   offset: number
   meta: CorrelatorMeta
+  incidents?: AgentIncidents[]
+  revoked?: RevokeRecord[]
+  /** Every incident and revoke mark, as deltas of earlier versions carried them. */
   lists?: CorrelatorLists
   added: SerializedEntry[]
   removed: string[]
@@ -88,6 +93,13 @@ export function createKeyValueCheckpointStore(
     }
     const entries = new Map<string, SerializedEntry>()
     const baselines = new Map<string, AgentBaselineRecord>()
+    const incidents = new Map<string, IncidentRecord[]>()
+    let revoked: RevokeRecord[] = []
+    const setLists = (lists: CorrelatorLists) => {
+      incidents.clear()
+      for (const i of lists.incidents) incidents.set(i.agent, [...(incidents.get(i.agent) ?? []), i])
+      revoked = lists.revoked
+    }
     let checkpoint: PartitionCheckpoint | undefined
     if (manifest) {
       for (let i = 0; i < manifest.chunks; i++) {
@@ -104,8 +116,10 @@ export function createKeyValueCheckpointStore(
         }
       }
       position.snapshotBytes = manifest.bytes
+      setLists(manifest.lists)
       checkpoint = { offset: manifest.offset, state: { ...manifest.meta, ...manifest.lists, entries: [] } }
     } else if (legacy) {
+      setLists(legacy.state)
       for (const e of legacy.state.entries) entries.set(e.id, e)
       for (const r of legacy.state.baseline ?? []) baselines.set(r.agent, r)
       position.snapshotBytes = JSON.stringify(legacy).length
@@ -123,8 +137,13 @@ export function createKeyValueCheckpointStore(
       for (const e of delta.added) entries.set(e.id, e)
       for (const agent of delta.baseline?.removed ?? []) baselines.delete(agent)
       for (const r of delta.baseline?.upserted ?? []) baselines.set(r.agent, r)
-      const lists = delta.lists ?? (checkpoint ? pick(checkpoint.state) : { incidents: [], revoked: [] })
-      checkpoint = { offset: delta.offset, state: { ...delta.meta, ...lists, entries: [] } }
+      if (delta.lists) setLists(delta.lists)
+      for (const { agent, incidents: list } of delta.incidents ?? []) {
+        if (list.length === 0) incidents.delete(agent)
+        else incidents.set(agent, list)
+      }
+      if (delta.revoked) revoked = delta.revoked
+      checkpoint = { offset: delta.offset, state: { ...delta.meta, incidents: [], revoked: [], entries: [] } }
       position.lastDelta = n
       position.deltaBytes += JSON.stringify(delta).length
     }
@@ -137,7 +156,12 @@ export function createKeyValueCheckpointStore(
     positions.set(partition, position)
     if (!checkpoint) return undefined
     const ordered = [...entries.values()].sort((a, b) => a.seq - b.seq)
-    const state = { ...checkpoint.state, entries: ordered }
+    const state = {
+      ...checkpoint.state,
+      incidents: [...incidents.values()].flat(),
+      revoked,
+      entries: ordered,
+    }
     if (baselines.size > 0) state.baseline = [...baselines.values()]
     return { offset: checkpoint.offset, state }
   }
@@ -151,7 +175,8 @@ export function createKeyValueCheckpointStore(
       position = positions.get(partition) as Position
     }
     const delta: Delta = { offset, meta: changes.meta, added: changes.added, removed: changes.removed }
-    if (changes.lists) delta.lists = changes.lists
+    if (changes.incidents) delta.incidents = changes.incidents
+    if (changes.revoked) delta.revoked = changes.revoked
     if (changes.baseline) delta.baseline = changes.baseline
     const n = position.lastDelta + 1
     await log.put(deltaKey(base, n), delta)
@@ -209,5 +234,3 @@ export function createKeyValueCheckpointStore(
 
   return { load, save, close: () => log.close() }
 }
-
-const pick = ({ incidents, revoked }: CorrelatorLists): CorrelatorLists => ({ incidents, revoked })

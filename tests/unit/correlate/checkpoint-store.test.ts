@@ -82,13 +82,60 @@ describe('createSqliteCheckpointStore', () => {
     await store.close()
   })
 
-  it('rewrites the incidents and revoke marks only after a batch that changed them', () => {
+  it('moves the incidents of a checkpoint that kept them all in one row to a row per agent, losing none', async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const correlator = createCorrelator(config, undefined, { trackChanges: true })
+    for (const agent of ['data-cleaner', 'other']) {
+      correlator.accept(edgeEvent({ id: `e-${agent}`, time: T0, agent }))
+      correlator.accept(coreEvent({ id: `c-${agent}`, time: T0 + 500, agent }))
+    }
+    const { incidents, revoked } = correlator.snapshot()
+    expect(incidents.map((i) => i.agent)).toEqual(['data-cleaner', 'other'])
+    const old = createSqliteCheckpointStore(file)
+    await old.save(0, { offset: 3, changes: correlator.takeChanges(), snapshot: correlator.snapshot })
+    await old.close()
+    // The layout of the previous version: every incident and revoke mark in the correlate_lists row.
+    const db = new Database(file)
+    db.exec('DELETE FROM correlate_incidents')
+    db.prepare('INSERT OR REPLACE INTO correlate_lists VALUES (?, ?)').run(
+      0,
+      JSON.stringify({ incidents, revoked }),
+    )
+    db.close()
+
+    const store = createSqliteCheckpointStore(file)
+    const restored = createCorrelator(config, (await store.load(0))?.state, { trackChanges: true })
+    restored.takeChanges()
+    restored.accept(coreEvent({ id: 'c2-other', time: T0 + 900, agent: 'other' }))
+    const changes = restored.takeChanges()
+    expect(changes.incidents?.map((c) => c.agent)).toEqual(['other'])
+    await store.save(0, { offset: 4, changes, snapshot: restored.snapshot })
+    await store.close()
+
+    const reopened = createSqliteCheckpointStore(file)
+    const state = (await reopened.load(0))?.state
+    expect(state?.incidents).toEqual(JSON.parse(JSON.stringify(restored.snapshot().incidents)))
+    expect(state?.incidents.map((i) => [i.agent, i.correlation_count])).toEqual([
+      ['data-cleaner', 1],
+      ['other', 2],
+    ])
+    await reopened.close()
+  })
+
+  it('rewrites the incidents of an agent only after a batch that changed them, and no other agent', () => {
     const correlator = createCorrelator(config, undefined, { trackChanges: true })
     correlator.accept(edgeEvent({ id: 'e1', time: T0 }))
-    expect(correlator.takeChanges().lists).toBeUndefined()
+    correlator.accept(edgeEvent({ id: 'o1', time: T0, agent: 'other' }))
+    expect(correlator.takeChanges().incidents).toBeUndefined()
     correlator.accept(coreEvent({ id: 'c1', time: T0 + 500 }))
-    expect(correlator.takeChanges().lists?.incidents).toMatchObject([{ correlation_count: 1 }])
-    correlator.accept(edgeEvent({ id: 'e2', time: T0 + 600, agent: 'other' }))
-    expect(correlator.takeChanges().lists).toBeUndefined()
+    expect(correlator.takeChanges().incidents).toMatchObject([
+      { agent: 'data-cleaner', incidents: [{ correlation_count: 1 }] },
+    ])
+    correlator.accept(coreEvent({ id: 'oc1', time: T0 + 600, agent: 'other' }))
+    expect(correlator.takeChanges().incidents?.map((c) => c.agent)).toEqual(['other'])
+    correlator.accept(edgeEvent({ id: 't1', time: T0 + 700, agent: 'third' }))
+    const changes = correlator.takeChanges()
+    expect(changes.incidents).toBeUndefined()
+    expect(changes.revoked).toBeUndefined()
   })
 })

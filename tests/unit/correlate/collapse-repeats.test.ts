@@ -134,18 +134,25 @@ describe('repeated identical alerts collapse into one entry with a count', () =>
       const c = createCorrelator(builtin(), undefined, { trackChanges: true })
       const kept = new Map<string, SerializedEntry>()
       let meta = c.takeChanges().meta
-      let lists = { incidents: [], revoked: [] } as Pick<CorrelatorState, 'incidents' | 'revoked'>
+      const incidents = new Map<string, CorrelatorState['incidents']>()
+      let revoked: CorrelatorState['revoked'] = []
       for (const e of events.slice(0, cut)) {
         c.accept(e)
         const changes = c.takeChanges()
         for (const id of changes.removed) kept.delete(id)
         for (const entry of changes.added) kept.set(entry.id, entry)
         meta = changes.meta
-        if (changes.lists) lists = changes.lists
+        for (const { agent, incidents: list } of changes.incidents ?? []) incidents.set(agent, list)
+        revoked = changes.revoked ?? revoked
       }
       const entries = [...kept.values()].sort((x, y) => x.seq - y.seq)
       expect(entries).toEqual(c.snapshot().entries)
-      const d = createCorrelator(builtin(), { ...meta, ...lists, entries })
+      const d = createCorrelator(builtin(), {
+        ...meta,
+        incidents: [...incidents.values()].flat(),
+        revoked,
+        entries,
+      })
       const rest = events.slice(cut).flatMap((e) => d.accept(e).correlations)
       expect(JSON.stringify([...before, ...rest])).toBe(JSON.stringify(expected))
     }

@@ -15,6 +15,7 @@ import type {
   CorrelatorState,
   SerializedEntry,
 } from '../../../correlate/correlator-state.ts'
+import type { IncidentRecord } from '../../../correlate/group-incidents.ts'
 import type { Correlation, NormalizedEvent, RuleConfig } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
 
@@ -95,6 +96,7 @@ function toEvents(specs: Spec[]): NormalizedEvent[] {
 }
 
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T
+/** Incidents are checkpointed per agent; a restore lists them by agent. */
 const sortedBaseline = (records: Iterable<AgentBaselineRecord>): AgentBaselineRecord[] =>
   roundTrip([...records].sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0)))
 
@@ -113,7 +115,8 @@ describe('correlator restarts', () => {
           let fromSnapshot = createCorrelator(config(budget))
           let fromChanges = createCorrelator(config(budget), undefined, { trackChanges: true })
           const checkpoint = new Map<string, SerializedEntry>()
-          let lists: CorrelatorLists = { incidents: [], revoked: [] }
+          const incidents = new Map<string, IncidentRecord[]>()
+          let revoked: CorrelatorLists['revoked'] = []
           const baselines = new Map<string, AgentBaselineRecord>()
           const got: Correlation[] = []
           const gotIncremental: Correlation[] = []
@@ -123,16 +126,25 @@ describe('correlator restarts', () => {
               const changes = roundTrip(fromChanges.takeChanges())
               for (const id of changes.removed) checkpoint.delete(id)
               for (const entry of changes.added) checkpoint.set(entry.id, entry)
-              lists = changes.lists ?? lists
+              for (const { agent, incidents: list } of changes.incidents ?? []) {
+                if (list.length === 0) incidents.delete(agent)
+                else incidents.set(agent, list)
+              }
+              revoked = changes.revoked ?? revoked
               for (const agent of changes.baseline?.removed ?? []) baselines.delete(agent)
               for (const r of changes.baseline?.upserted ?? []) baselines.set(r.agent, r)
               const state: CorrelatorState = {
                 ...changes.meta,
-                ...lists,
+                incidents: [...incidents.keys()].sort().flatMap((agent) => incidents.get(agent) ?? []),
+                revoked,
                 entries: [...checkpoint.values()].sort((a, b) => a.seq - b.seq),
               }
               if (baselines.size > 0) state.baseline = sortedBaseline(baselines.values())
-              expect(roundTrip({ ...fromChanges.snapshot(), baseline: undefined })).toEqual(
+              const snapshot = fromChanges.snapshot()
+              const byAgent = [...snapshot.incidents].sort((a, b) =>
+                a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0,
+              )
+              expect(roundTrip({ ...snapshot, incidents: byAgent, baseline: undefined })).toEqual(
                 roundTrip({ ...state, baseline: undefined }),
               )
               expect(sortedBaseline(fromChanges.snapshot().baseline ?? [])).toEqual(state.baseline ?? [])
