@@ -99,6 +99,7 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
       (batch) => callWorker({ t: 'deliver', sub: m.sub, batch: batch as DeliveredRecord<unknown>[] }),
       {
         maxBatch: m.maxBatch,
+        encoded: true,
         onAssign: (partitions) => callWorker({ t: 'assign', sub: m.sub, partitions }),
         onRevoke: (partitions) => callWorker({ t: 'revoke', sub: m.sub, partitions }),
       },
@@ -161,7 +162,11 @@ export function createPortBus(port: Port, partitions: number): PortBus {
       const target = handlers.get(m.sub)
       if (!target)
         return port.postMessage(failureOf(m.id, new NerveError('BUS_CLOSED', 'No such subscription.')))
-      if (m.t === 'deliver') return void answer(m.id, target.handle(m.batch as never[]))
+      if (m.t === 'deliver') {
+        // The owner sends each value as its JSON text (a copy of a string), parsed here, on this thread.
+        for (const record of m.batch) record.value = JSON.parse(record.value as string)
+        return void answer(m.id, target.handle(m.batch as never[]))
+      }
       const hook = m.t === 'assign' ? target.options.onAssign : target.options.onRevoke
       return void answer(m.id, hook ? hook(m.partitions) : Promise.resolve())
     },

@@ -24,6 +24,11 @@ export type SubscribeOptions = {
   onAssign?(partitions: number[]): Promise<void>
   /** Partitions this subscriber no longer owns (rebalance or stop); their in-flight batches are finished. */
   onRevoke?(partitions: number[]): Promise<void>
+  /**
+   * Hand over each record's value as the JSON text it was published as, unparsed: for a subscriber that
+   * forwards records elsewhere (bus-port.ts, to a worker thread), where text crosses cheaper than objects.
+   */
+  encoded?: boolean
 }
 
 /**

@@ -200,7 +200,7 @@ export function createEmbeddedBus(
       const t = pending.topic
       if (t.subscriptions.size === 0) continue
       for (const [i, row] of pending.rows.entries()) {
-        t.recent.add(row.partition, row.offset, row.key, pending.values[i])
+        t.recent.add(row.partition, row.offset, row.key, pending.values[i], row.value)
       }
     }
     for (const [t, heads] of nextHeads) {
@@ -258,10 +258,16 @@ export function createEmbeddedBus(
     })
   }
 
-  const readStored = <T>(t: TopicState, p: number, from: number, limit: number): DeliveredRecord<T>[] =>
+  const readStored = <T>(
+    t: TopicState,
+    p: number,
+    from: number,
+    limit: number,
+    encoded: boolean,
+  ): DeliveredRecord<T>[] =>
     withStorage('reading', () => storage.read(t.id, p, from, limit)).map((r) => ({
       key: r.key,
-      value: JSON.parse(r.value) as T,
+      value: (encoded ? r.value : JSON.parse(r.value)) as T,
       partition: p,
       offset: r.offset,
     }))
@@ -292,7 +298,9 @@ export function createEmbeddedBus(
       return [state, joinGroup(state, group)] as const
     })
     const consumer: Consumer = startConsumer(t, group, positions, handle, {
-      read: (p, from, limit) => t.recent.take<T>(p, from, limit) ?? readStored<T>(t, p, from, limit),
+      read: (p, from, limit) =>
+        t.recent.take<T>(p, from, limit, options.encoded) ??
+        readStored<T>(t, p, from, limit, options.encoded ?? false),
       log,
       telemetry,
       maxBatch: options.maxBatch ?? config.maxBatch,

@@ -427,7 +427,9 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     const decode: Decode<DeliveredRecord<T>> = (message, partition) => {
       if (message.value === null) return undefined
       try {
-        const value = JSON.parse(message.value.toString('utf8')) as T
+        const text = message.value.toString('utf8')
+        const parsed = JSON.parse(text) as T
+        const value = options.encoded ? (text as T) : parsed
         return { key: message.key?.toString('utf8') ?? '', value, partition, offset: Number(message.offset) }
       } catch {
         return undefined

@@ -2,20 +2,21 @@
 // consumer that keeps up takes its batch from here instead of reading the rows back from SQLite and
 // parsing their JSON again (which cost about a fifth of `nerve run`'s CPU under load). The values are
 // deep-frozen when they are remembered, because every group of the process shares them: a handler that
-// tried to change a record would otherwise change it for the others. Bounded per partition: past the cap
-// the oldest are forgotten, and a consumer that far behind reads from disk as before.
+// tried to change a record would otherwise change it for the others. Their JSON text is kept beside them
+// for a consumer that forwards records (SubscribeOptions.encoded). Bounded per partition: past the cap the
+// oldest are forgotten, and a consumer that far behind reads from disk as before.
 import type { DeliveredRecord } from './bus.ts'
 
 export type RecentRecords = {
-  /** Remembers a record written at `offset`; a gap before it restarts the partition's window. */
-  add(partition: number, offset: number, key: string, value: unknown): void
-  /** Records [from, from + limit) of a partition when every one of them is remembered. */
-  take<T>(partition: number, from: number, limit: number): DeliveredRecord<T>[] | undefined
+  /** Remembers a record written at `offset` as `text`; a gap before it restarts the partition's window. */
+  add(partition: number, offset: number, key: string, value: unknown, text: string): void
+  /** Records [from, from + limit) of a partition when every one of them is remembered; `encoded`: as text. */
+  take<T>(partition: number, from: number, limit: number, encoded?: boolean): DeliveredRecord<T>[] | undefined
   /** Forgets the records below `offset` (every subscribed group has committed them). */
   forgetBelow(partition: number, offset: number): void
 }
 
-type Window = { base: number; keys: string[]; values: unknown[] }
+type Window = { base: number; keys: string[]; values: unknown[]; texts: string[] }
 
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -26,35 +27,44 @@ export function deepFreeze<T>(value: T): T {
 }
 
 export function createRecentRecords(partitions: number, maxPerPartition: number): RecentRecords {
-  const windows: Window[] = Array.from({ length: partitions }, () => ({ base: 0, keys: [], values: [] }))
+  const windows: Window[] = Array.from({ length: partitions }, () => ({
+    base: 0,
+    keys: [],
+    values: [],
+    texts: [],
+  }))
 
   const drop = (w: Window, count: number) => {
     w.keys.splice(0, count)
     w.values.splice(0, count)
+    w.texts.splice(0, count)
     w.base += count
   }
 
   return {
-    add(partition, offset, key, value) {
+    add(partition, offset, key, value, text) {
       const w = windows[partition]
       if (!w) return
       if (offset !== w.base + w.values.length) {
         w.base = offset
         w.keys = []
         w.values = []
+        w.texts = []
       }
       w.keys.push(key)
       w.values.push(deepFreeze(value))
+      w.texts.push(text)
       // Dropped in chunks: one splice per thousand records rather than one per record.
       if (w.values.length > maxPerPartition) drop(w, Math.min(w.values.length, 1000))
     },
-    take<T>(partition: number, from: number, limit: number) {
+    take<T>(partition: number, from: number, limit: number, encoded = false) {
       const w = windows[partition]
       if (!w || from < w.base || from + limit > w.base + w.values.length) return undefined
       const records: DeliveredRecord<T>[] = []
+      const values = encoded ? w.texts : w.values
       for (let offset = from; offset < from + limit; offset++) {
         const i = offset - w.base
-        records.push({ key: w.keys[i] as string, value: w.values[i] as T, partition, offset })
+        records.push({ key: w.keys[i] as string, value: values[i] as T, partition, offset })
       }
       return records
     },

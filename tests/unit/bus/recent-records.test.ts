@@ -6,7 +6,8 @@ const event = (n: number) => ({ id: `evt-${n}`, agent: { id: 'data-cleaner' }, c
 describe('recent records', () => {
   it('hands out a batch only when every record of it is remembered, in offset order', () => {
     const recent = createRecentRecords(2, 100)
-    for (let offset = 10; offset < 15; offset++) recent.add(1, offset, 'data-cleaner', event(offset))
+    for (let offset = 10; offset < 15; offset++)
+      recent.add(1, offset, 'data-cleaner', event(offset), JSON.stringify(event(offset)))
     expect(recent.take(1, 10, 5)?.map((r) => [r.offset, r.partition, r.key])).toEqual([
       [10, 1, 'data-cleaner'],
       [11, 1, 'data-cleaner'],
@@ -23,27 +24,39 @@ describe('recent records', () => {
 
   it('restarts the window after a gap and forgets what every group committed', () => {
     const recent = createRecentRecords(1, 100)
-    recent.add(0, 0, 'k', event(0))
-    recent.add(0, 1, 'k', event(1))
-    recent.add(0, 5, 'k', event(5))
+    recent.add(0, 0, 'k', event(0), JSON.stringify(event(0)))
+    recent.add(0, 1, 'k', event(1), JSON.stringify(event(1)))
+    recent.add(0, 5, 'k', event(5), JSON.stringify(event(5)))
     expect(recent.take(0, 0, 1)).toBeUndefined()
     expect(recent.take(0, 5, 1)?.[0]?.value).toEqual(event(5))
-    recent.add(0, 6, 'k', event(6))
+    recent.add(0, 6, 'k', event(6), JSON.stringify(event(6)))
     recent.forgetBelow(0, 6)
     expect(recent.take(0, 5, 1)).toBeUndefined()
     expect(recent.take(0, 6, 1)?.[0]?.value).toEqual(event(6))
   })
 
+  it('hands a batch over as the JSON text of its values to a consumer that asks for it', () => {
+    const recent = createRecentRecords(1, 10)
+    for (let offset = 0; offset < 3; offset++)
+      recent.add(0, offset, 'k', event(offset), JSON.stringify(event(offset)))
+    expect(recent.take(0, 1, 2, true)?.map((r) => r.value)).toEqual([
+      JSON.stringify(event(1)),
+      JSON.stringify(event(2)),
+    ])
+    expect(recent.take(0, 1, 2)?.map((r) => r.value)).toEqual([event(1), event(2)])
+  })
+
   it('keeps at most its cap per partition, forgetting the oldest', () => {
     const recent = createRecentRecords(1, 2_000)
-    for (let offset = 0; offset < 2_500; offset++) recent.add(0, offset, 'k', event(offset))
+    for (let offset = 0; offset < 2_500; offset++)
+      recent.add(0, offset, 'k', event(offset), JSON.stringify(event(offset)))
     expect(recent.take(0, 0, 1)).toBeUndefined()
     expect(recent.take(0, 1_000, 1_500)).toHaveLength(1_500)
   })
 
   it('shares values that no handler can change for the others', () => {
     const recent = createRecentRecords(1, 10)
-    recent.add(0, 0, 'k', event(0))
+    recent.add(0, 0, 'k', event(0), JSON.stringify(event(0)))
     const [record] = recent.take<ReturnType<typeof event>>(0, 0, 1) ?? []
     expect(() => {
       ;(record?.value.core.resources[0] as { n: number }).n = 7
