@@ -1,8 +1,9 @@
 // The records a topic's in-process consumers have yet to read, as the values that were published: a
 // consumer that keeps up takes its batch from here instead of reading the rows back from SQLite and
 // parsing their JSON again (which cost about a fifth of `nerve run`'s CPU under load). The values are
-// deep-frozen when they are remembered, because every group of the process shares them: a handler that
-// tried to change a record would otherwise change it for the others. Their JSON text is kept beside them
+// deep-frozen when first handed out, because every group of the process shares them: a handler that
+// tried to change a record would otherwise change it for the others (a topic read only as text, as the
+// events are by the correlate thread, never pays for it). Their JSON text is kept beside them
 // for a consumer that forwards records (SubscribeOptions.encoded). Bounded per partition: past the cap the
 // oldest are forgotten, and a consumer that far behind reads from disk as before.
 import type { DeliveredRecord } from './bus.ts'
@@ -52,7 +53,7 @@ export function createRecentRecords(partitions: number, maxPerPartition: number)
         w.texts = []
       }
       w.keys.push(key)
-      w.values.push(deepFreeze(value))
+      w.values.push(value)
       w.texts.push(text)
       // Dropped in chunks: one splice per thousand records rather than one per record.
       if (w.values.length > maxPerPartition) drop(w, Math.min(w.values.length, 1000))
@@ -64,7 +65,8 @@ export function createRecentRecords(partitions: number, maxPerPartition: number)
       const values = encoded ? w.texts : w.values
       for (let offset = from; offset < from + limit; offset++) {
         const i = offset - w.base
-        records.push({ key: w.keys[i] as string, value: values[i] as T, partition, offset })
+        const value = encoded ? values[i] : deepFreeze(values[i])
+        records.push({ key: w.keys[i] as string, value: value as T, partition, offset })
       }
       return records
     },
