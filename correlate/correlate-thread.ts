@@ -56,20 +56,19 @@ export async function startCorrelateThread(
     w.on('error', (err) => {
       running = false
       started?.(err)
-      if (closing) return
-      log.error(
-        { err },
-        'Correlator thread failed; starting another (its batches in flight are redelivered).',
-      )
-      server().detach(err)
-      setTimeout(restart, restartDelayMs).unref()
+      if (!closing) log.error({ err }, 'Correlator thread failed.')
     })
+    // Whatever ended it (an error, an exit), a worker that stops while nerve runs is replaced; its batches
+    // in flight fail and are delivered again to the next one, which restores the checkpoints.
     w.on('exit', (code) => {
       running = false
       for (const resolve of metricsWaiting.values()) resolve([])
       metricsWaiting.clear()
-      if (closing || code === 0) return
+      if (closing) return
+      started?.(new NerveError('INTERNAL', `Correlator thread exited with code ${code} while starting.`))
+      log.error({ exit_code: code }, 'Correlator thread stopped; starting another in 1 s.')
       server().detach(new NerveError('INTERNAL', `Correlator thread exited with code ${code}.`))
+      setTimeout(restart, restartDelayMs).unref()
     })
   }
 
