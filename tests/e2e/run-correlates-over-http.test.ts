@@ -94,8 +94,11 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     })
     // The correlator runs on a thread of its own; /metrics serves its series with the main thread's, each
     // family once.
-    const metrics = await (await fetch(`${nerve.url}/metrics`)).text()
-    expect(metrics).toMatch(/^nerve_correlate_correlations_total [1-9]/m)
+    // (its counters move just after the batch is committed, so they are waited for)
+    const metrics = await waitFor(async () => {
+      const text = await (await fetch(`${(nerve as NerveProcess).url}/metrics`)).text()
+      return /^nerve_correlate_correlations_total [1-9]/m.test(text) ? text : undefined
+    }, slow)
     expect(metrics).toMatch(/^nerve_component_received_events_total\{component="correlator"\} 2$/m)
     expect(metrics).toMatch(/^nerve_component_received_events_total\{component="falco_receiver"\} 1$/m)
     expect(metrics.match(/^# HELP nerve_component_received_events_total /gm)).toHaveLength(1)
