@@ -95,8 +95,11 @@ export function createMetrics(options: { process?: boolean } = {}): Metrics {
   const render = async () => {
     if (sources.length === 0) return registry.metrics()
     // Families of the same name (the component counters) are merged; their label sets never overlap.
+    // Summed, whatever aggregator a family declares: prom-client's defaults are for copies of one process
+    // (cluster workers) and would drop the main thread's `process_start_time_seconds` ('omit').
     const parts = await Promise.all([registry.getMetricsAsJSON(), ...sources.map((collect) => collect())])
-    return AggregatorRegistry.aggregate(parts).metrics()
+    const summed = parts.map((part) => part.map((family) => ({ ...family, aggregator: 'sum' as const })))
+    return AggregatorRegistry.aggregate(summed).metrics()
   }
 
   return {
