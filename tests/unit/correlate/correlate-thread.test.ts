@@ -1,0 +1,66 @@
+// The correlate stage on its worker thread (correlate/correlate-thread.ts): what the main thread does when
+// the worker dies. Worker is wrapped so the test can find the correlate worker and end it as a crash would.
+import { mkdirSync, renameSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Worker } from 'node:worker_threads'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
+import { startCorrelateThread } from '../../../correlate/correlate-thread.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+
+const spawned = vi.hoisted(() => [] as { file: string; worker: Worker }[])
+vi.mock('node:worker_threads', async (importOriginal) => {
+  const original = await importOriginal<typeof import('node:worker_threads')>()
+  class Tracked extends original.Worker {
+    constructor(...args: ConstructorParameters<typeof original.Worker>) {
+      super(...args)
+      spawned.push({ file: String(args[0]), worker: this })
+    }
+  }
+  return { ...original, default: { ...original, Worker: Tracked }, Worker: Tracked }
+})
+
+const correlateWorkers = () => spawned.filter((s) => s.file.endsWith('correlate.worker.mjs'))
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+})
+
+async function start() {
+  const dataDir = tempDir('nerve-correlate-thread')
+  const rt = createTestRuntime()
+  const bus = createEmbeddedBus({ dataDir, partitions: 2, retentionMs: 86_400_000, maxBatch: 100 }, rt)
+  const config = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
+  const stage = await startCorrelateThread(config, { bus, log: rt.log, metrics: rt.metrics, dataDir })
+  cleanups.push(async () => {
+    await stage.close()
+    await bus.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+  return { dataDir, rt, bus, stage }
+}
+
+describe('startCorrelateThread', { timeout: 30_000 }, () => {
+  it('says why a replacement worker cannot start', async () => {
+    const { dataDir, rt } = await start()
+    // The checkpoints can no longer be opened (here: a directory where the file was).
+    const file = join(dataDir, 'correlate-checkpoints.sqlite')
+    renameSync(file, `${file}.moved`)
+    mkdirSync(file)
+    const first = correlateWorkers().at(-1)?.worker as Worker
+    await first.terminate()
+    await waitFor(() => correlateWorkers().length >= 3, { what: 'two replacements', timeoutMs: 20_000 })
+    const reason = rt.logs.find((l) => JSON.stringify(l).includes('Cannot open correlator checkpoints'))
+    expect(reason, JSON.stringify(rt.logs.filter((l) => l.level !== 'debug'))).toBeDefined()
+    // A worker that keeps failing is retried less and less often, not every second for good.
+    await waitFor(() => correlateWorkers().length >= 4, { what: 'three replacements', timeoutMs: 20_000 })
+    const delays = rt.logs
+      .filter((l) => l.msg.startsWith('Correlator thread stopped'))
+      .map((l) => l.retry_in_ms)
+    expect(delays.length).toBeGreaterThanOrEqual(3)
+    expect(delays[2]).toBeGreaterThan(delays[1] as number)
+  })
+})
