@@ -14,6 +14,9 @@ import type { ThreadMessage } from './correlate-worker.ts'
 import type { CorrelateDeps, CorrelateStage } from './start-correlate.ts'
 
 const restartDelayMs = 1_000
+const maxRestartDelayMs = 60_000
+/** A worker that ran this long before it stopped is not counted as a failed start: the next one waits 1 s. */
+const healthyRunMs = 60_000
 
 export async function startCorrelateThread(
   config: Config,
@@ -29,6 +32,9 @@ export async function startCorrelateThread(
   let running = false
   let closing = false
   let nextMetricsId = 0
+  /** Replacements in a row that stopped soon after they started (or never did): the next waits longer. */
+  let failures = 0
+  let startedAt = 0
   const metricsWaiting = new Map<number, (values: unknown) => void>()
   let closed: (() => void) | undefined
 
@@ -48,9 +54,15 @@ export async function startCorrelateThread(
         metricsWaiting.delete(message.id)
       } else if (message.kind === 'started') {
         running = true
+        startedAt = Date.now()
         started?.()
       } else if (message.kind === 'failed') {
-        started?.(new NerveError(message.code as ErrorCode, message.message))
+        if (started) started(new NerveError(message.code as ErrorCode, message.message))
+        else
+          log.error(
+            { error_code: message.code, reason: message.message },
+            'Correlator thread could not start.',
+          )
       } else if (message.kind === 'closed') closed?.()
     })
     w.on('error', (err) => {
@@ -66,9 +78,13 @@ export async function startCorrelateThread(
       metricsWaiting.clear()
       if (closing) return
       started?.(new NerveError('INTERNAL', `Correlator thread exited with code ${code} while starting.`))
-      log.error({ exit_code: code }, 'Correlator thread stopped; starting another in 1 s.')
+      if (startedAt > 0 && Date.now() - startedAt >= healthyRunMs) failures = 0
+      startedAt = 0
+      const delay = Math.min(maxRestartDelayMs, restartDelayMs * 2 ** Math.min(failures, 16))
+      failures++
+      log.error({ exit_code: code, retry_in_ms: delay }, 'Correlator thread stopped; starting another.')
       server().detach(new NerveError('INTERNAL', `Correlator thread exited with code ${code}.`))
-      setTimeout(restart, restartDelayMs).unref()
+      setTimeout(restart, delay).unref()
     })
   }
 
