@@ -5,19 +5,28 @@ import { join } from 'node:path'
 import type { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
+import { eventsTopic } from '../../../bus/topics.ts'
 import { startCorrelateThread } from '../../../correlate/correlate-thread.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
+import { edgeEvent } from './sample-events.ts'
+
+const T0 = Date.UTC(2024, 7, 1, 13, 30)
 
 const spawned = vi.hoisted(() => [] as { file: string; worker: Worker }[])
+const intercept = vi.hoisted(() => ({ take: (_worker: unknown, _message: unknown): boolean => false }))
 vi.mock('node:worker_threads', async (importOriginal) => {
   const original = await importOriginal<typeof import('node:worker_threads')>()
   class Tracked extends original.Worker {
     constructor(...args: ConstructorParameters<typeof original.Worker>) {
       super(...args)
       spawned.push({ file: String(args[0]), worker: this })
+    }
+    /** Messages to the worker pass unless `intercept` says it took them. */
+    override postMessage(...args: Parameters<InstanceType<typeof original.Worker>['postMessage']>) {
+      if (!intercept.take(this, args[0])) super.postMessage(...args)
     }
   }
   return { ...original, default: { ...original, Worker: Tracked }, Worker: Tracked }
@@ -26,6 +35,7 @@ vi.mock('node:worker_threads', async (importOriginal) => {
 const correlateWorkers = () => spawned.filter((s) => s.file.endsWith('correlate.worker.mjs'))
 const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {
+  intercept.take = () => false
   for (const cleanup of cleanups.splice(0)) await cleanup()
 })
 
@@ -62,5 +72,26 @@ describe('startCorrelateThread', { timeout: 30_000 }, () => {
       .map((l) => l.retry_in_ms)
     expect(delays.length).toBeGreaterThanOrEqual(3)
     expect(delays[2]).toBeGreaterThan(delays[1] as number)
+  })
+
+  it('finishes closing when the worker dies while it closes, with a batch in flight', async () => {
+    const { bus, stage } = await start()
+    const worker = correlateWorkers().at(-1)?.worker as Worker
+    let held = 0
+    intercept.take = (to, message) => {
+      if (to !== worker) return false
+      const m = message as { t?: string; kind?: string }
+      if (m.t === 'deliver')
+        held++ // never reaches the worker: in flight until the worker is gone
+      else if (m.kind === 'close')
+        void worker.terminate() // dies while closing
+      else return false
+      return true
+    }
+    await bus.publish(eventsTopic, [{ key: 'data-cleaner', value: edgeEvent({ id: 'e1', time: T0 }) }])
+    await waitFor(() => held > 0, { what: 'a batch in flight' })
+    const closed = stage.close().then(() => 'closed')
+    const late = new Promise((resolve) => setTimeout(() => resolve('still closing after 5 s'), 5_000).unref())
+    expect(await Promise.race([closed, late])).toBe('closed')
   })
 })
