@@ -76,6 +76,9 @@ export async function startCorrelateThread(
       running = false
       for (const resolve of metricsWaiting.values()) resolve([])
       metricsWaiting.clear()
+      // Even while closing: a batch in flight at the dead worker must fail, or stopping its subscription
+      // (which waits for that batch) never ends.
+      server().detach(new NerveError('INTERNAL', `Correlator thread exited with code ${code}.`))
       if (closing) return
       started?.(new NerveError('INTERNAL', `Correlator thread exited with code ${code} while starting.`))
       if (startedAt > 0 && Date.now() - startedAt >= healthyRunMs) failures = 0
@@ -83,7 +86,6 @@ export async function startCorrelateThread(
       const delay = Math.min(maxRestartDelayMs, restartDelayMs * 2 ** Math.min(failures, 16))
       failures++
       log.error({ exit_code: code, retry_in_ms: delay }, 'Correlator thread stopped; starting another.')
-      server().detach(new NerveError('INTERNAL', `Correlator thread exited with code ${code}.`))
       setTimeout(restart, delay).unref()
     })
   }
