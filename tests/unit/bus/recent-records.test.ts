@@ -63,4 +63,16 @@ describe('recent records', () => {
     }).toThrow(TypeError)
     expect(recent.take(0, 0, 1)?.[0]?.value).toEqual(event(0))
   })
+
+  it('keeps at most its byte budget per partition, whatever size the records are', () => {
+    // The watched agent writes its own alert text: 5,000 records of 1 MB each would be held twice over
+    // (value and text). Past the budget the oldest are forgotten and read from disk instead.
+    const recent = createRecentRecords(1, 5_000, 5_000)
+    const big = (n: number) => ({ ...event(n), output: 'x'.repeat(1_000) })
+    for (let offset = 0; offset < 20; offset++)
+      recent.add(0, offset, 'k', big(offset), JSON.stringify(big(offset)))
+    expect(recent.take(0, 0, 1)).toBeUndefined()
+    expect(recent.take(0, 16, 4)).toHaveLength(4)
+    expect(recent.take(0, 15, 5)).toBeUndefined()
+  })
 })
