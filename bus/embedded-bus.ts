@@ -59,6 +59,8 @@ type PendingCommit = Waiter & { commit: CommitRow }
 const deleteChunk = 5_000
 /** Published values kept for in-process consumers, per partition (a few MB at the sizes nerve writes). */
 const recentPerPartition = 5_000
+/** …and at most this much of their JSON text (alerts as large as the watched agent likes). */
+const recentBytesPerPartition = 32 * 1024 * 1024
 
 export function createEmbeddedBus(
   config: EmbeddedBusConfig,
@@ -100,7 +102,7 @@ export function createEmbeddedBus(
       heads,
       lows,
       subscriptions: new Set<Consumer>(),
-      recent: createRecentRecords(stored.partitions, recentPerPartition),
+      recent: createRecentRecords(stored.partitions, recentPerPartition, recentBytesPerPartition),
     }
     topics.set(stored.name, state)
     if (stored.partitions !== config.partitions) {

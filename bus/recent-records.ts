@@ -5,7 +5,8 @@
 // tried to change a record would otherwise change it for the others (a topic read only as text, as the
 // events are by the correlate thread, never pays for it). Their JSON text is kept beside them
 // for a consumer that forwards records (SubscribeOptions.encoded). Bounded per partition: past the cap the
-// oldest are forgotten, and a consumer that far behind reads from disk as before.
+// oldest are forgotten, and a consumer that far behind reads from disk as before. Bounded in bytes too (the
+// texts' length, the values being about as large): the watched agent chooses how large its alerts are.
 import type { DeliveredRecord } from './bus.ts'
 
 export type RecentRecords = {
@@ -17,7 +18,7 @@ export type RecentRecords = {
   forgetBelow(partition: number, offset: number): void
 }
 
-type Window = { base: number; keys: string[]; values: unknown[]; texts: string[] }
+type Window = { base: number; keys: string[]; values: unknown[]; texts: string[]; bytes: number }
 
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -27,15 +28,21 @@ export function deepFreeze<T>(value: T): T {
   return value
 }
 
-export function createRecentRecords(partitions: number, maxPerPartition: number): RecentRecords {
+export function createRecentRecords(
+  partitions: number,
+  maxPerPartition: number,
+  maxBytesPerPartition = Number.POSITIVE_INFINITY,
+): RecentRecords {
   const windows: Window[] = Array.from({ length: partitions }, () => ({
     base: 0,
     keys: [],
     values: [],
     texts: [],
+    bytes: 0,
   }))
 
   const drop = (w: Window, count: number) => {
+    for (let i = 0; i < count; i++) w.bytes -= (w.texts[i] as string).length
     w.keys.splice(0, count)
     w.values.splice(0, count)
     w.texts.splice(0, count)
@@ -51,12 +58,20 @@ export function createRecentRecords(partitions: number, maxPerPartition: number)
         w.keys = []
         w.values = []
         w.texts = []
+        w.bytes = 0
       }
       w.keys.push(key)
       w.values.push(value)
       w.texts.push(text)
+      w.bytes += text.length
       // Dropped in chunks: one splice per thousand records rather than one per record.
       if (w.values.length > maxPerPartition) drop(w, Math.min(w.values.length, 1000))
+      if (w.bytes > maxBytesPerPartition) {
+        let count = 0
+        for (let over = w.bytes - maxBytesPerPartition; over > 0; count++)
+          over -= (w.texts[count] as string).length
+        drop(w, count)
+      }
     },
     take<T>(partition: number, from: number, limit: number, encoded = false) {
       const w = windows[partition]
