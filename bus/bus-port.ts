@@ -161,7 +161,14 @@ export function createPortBus(port: Port, partitions: number): PortBus {
       if (m.t === 'reply') return calls.settle(m)
       const target = handlers.get(m.sub)
       if (!target)
-        return port.postMessage(failureOf(m.id, new NerveError('BUS_CLOSED', 'No such subscription.')))
+        return port.postMessage(
+          failureOf(
+            m.id,
+            new NerveError('BUS_UNAVAILABLE', 'Not subscribed yet (a worker starting).', {
+              retriable: true,
+            }),
+          ),
+        )
       if (m.t === 'deliver') {
         // The owner sends each value as its JSON text (a copy of a string), parsed here, on this thread.
         for (const record of m.batch) record.value = JSON.parse(record.value as string)

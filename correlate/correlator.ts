@@ -168,6 +168,7 @@ export function createCorrelator(
     config.incident_gap,
     restored?.incidents,
     config.max_correlations_per_incident_rule,
+    options.trackChanges ?? false,
   )
   const revokes = createRevokeTracker(config.self_identities, config.incident_gap, restored?.revoked)
   const stats: Omit<

@@ -80,9 +80,12 @@ export function createIncidentGrouper(
   gap: number,
   restored: readonly IncidentRecord[] = [],
   maxPerRule = defaultMaxPerRule,
+  /** Remember which agents changed, for takeChanged() (a checkpointing correlator; not a replay). */
+  trackChanges = false,
 ): IncidentGrouper {
   const byAgent = new Map<string, IncidentRecord[]>()
-  const changed = new Set<string>()
+  const tracked = new Set<string>()
+  const changed = { add: (agent: string) => trackChanges && tracked.add(agent) }
   let count = 0
   for (const record of restored) {
     const list = byAgent.get(record.agent) ?? []
@@ -208,8 +211,8 @@ export function createIncidentGrouper(
   const snapshot = () => [...byAgent.values()].flat().map(copy)
   const takeChanged = () => {
     const taken = new Map<string, IncidentRecord[]>()
-    for (const agent of changed) taken.set(agent, (byAgent.get(agent) ?? []).map(copy))
-    changed.clear()
+    for (const agent of tracked) taken.set(agent, (byAgent.get(agent) ?? []).map(copy))
+    tracked.clear()
     return taken
   }
 
