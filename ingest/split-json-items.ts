@@ -86,7 +86,29 @@ const lineItem = (index: number, line: string, parsed: Parsed, limits: SplitLimi
 
 /** JSON.parse that keeps unsafe integers as strings. */
 export function parseJson(text: string): unknown {
-  return JSON.parse(bigIntegersAsStrings(text))
+  const quoted = quoteBigRuns(text)
+  if (quoted === text) return JSON.parse(text)
+  // Quoting a run that sits inside a string ends that string just before a digit or `-` (a run starts
+  // after `:`, `,`, `[` or whitespace, never after a backslash): never valid JSON. So when the text with
+  // every run quoted parses, no run was inside a string, and this is the exact parse. Otherwise (broken
+  // JSON, or a string holding `:` and 16 digits) the strings are stepped over to quote only real integers.
+  try {
+    return JSON.parse(quoted)
+  } catch {
+    return JSON.parse(bigIntegersAsStrings(text))
+  }
+}
+
+/** `text` with every run of bigRunFrom beyond 2^53 quoted, whether or not it sits inside a string. */
+function quoteBigRuns(text: string): string {
+  let out = ''
+  let copied = 0
+  for (let run = bigRunFrom(text, 15); run !== undefined; run = bigRunFrom(text, run.end + 16)) {
+    if (isSafeIntegerText(text, run.digits, run.end)) continue
+    out += `${text.slice(copied, run.start)}"${text.slice(run.start, run.end)}"`
+    copied = run.end
+  }
+  return copied === 0 ? text : out + text.slice(copied)
 }
 
 /**
