@@ -51,6 +51,9 @@ export function compileK8sMatch(
       unfiled.push(entry)
       return
     }
+    // The key it is filed under matches whenever the entry is looked up: only its other keys are checked.
+    const filedKey = best.key
+    entry.checks = entry.checks.filter((check) => check.key !== filedKey)
     const where = filed[best.key][best.kind]
     const list = where.get(best.text)
     if (list) list.push(entry)
