@@ -34,8 +34,9 @@ export function* splitJsonDocumentInParts(
   const open = start === -1 ? 0 : text.charCodeAt(start)
   if (open !== 91 && open !== 123) return false
   if (open === 91) {
-    const spans = yield* scanArray(text, start, partChars)
-    return spans !== undefined && (yield* arrayItems(text, spans, limits, partChars))
+    const array = yield* scanArray(text, start, partChars)
+    if (array === undefined || !ended(text, array.close)) return false
+    return yield* arrayItems(text, array.elements, limits, partChars)
   }
   const members = yield* scanObject(text, start, partChars)
   if (members === undefined) return false
@@ -58,8 +59,9 @@ function* arrayItems(
   partChars: number,
 ): Generator<JsonItem[], boolean, undefined> {
   // Every span parsed before any item is given: a broken one leaves the whole text to splitJsonItems.
-  const values = yield* parseSpans(text, spans, partChars)
-  if (!values) return false
+  const parsed = yield* parseSpans(text, spans, partChars)
+  if (!parsed) return false
+  const { values } = parsed
   if (values.length > limits.maxItems) throw tooMany(values.length, limits.maxItems)
   let part: JsonItem[] = []
   let chars = 0
@@ -97,11 +99,10 @@ function* assemble(
     if (!key.ok || typeof key.value !== 'string') return undefined
     let value: unknown
     if (member.elements) {
-      const values = yield* parseSpans(text, member.elements, partChars)
-      if (!values) return undefined
-      value = values
-      for (const v of values) depth = Math.max(depth, 2 + depthOf(v, maxDepth))
-      depth = Math.max(depth, 2)
+      const parsed = yield* parseSpans(text, member.elements, partChars, maxDepth)
+      if (!parsed) return undefined
+      value = parsed.values
+      depth = Math.max(depth, 2 + parsed.deepest)
     } else {
       const parsed = tryParse(text, member.value)
       if (!parsed.ok) return undefined
@@ -126,25 +127,31 @@ function* assemble(
   return { object, depth }
 }
 
-/** Each span parsed, giving the loop back about every `partChars` characters; undefined when one is broken. */
+/**
+ * Each span parsed, giving the loop back about every `partChars` characters; undefined when one is broken.
+ * With `maxDepth`, `deepest` is the depth of the deepest value (counting stops past maxDepth), else 0.
+ */
 function* parseSpans(
   text: string,
   spans: readonly Span[],
   partChars: number,
-): Generator<JsonItem[], unknown[] | undefined, undefined> {
+  maxDepth?: number,
+): Generator<JsonItem[], { values: unknown[]; deepest: number } | undefined, undefined> {
   const values: unknown[] = []
+  let deepest = 0
   let chars = 0
   for (const span of spans) {
     const parsed = tryParse(text, span)
     if (!parsed.ok) return undefined
     values.push(parsed.value)
+    if (maxDepth !== undefined) deepest = Math.max(deepest, depthOf(parsed.value, maxDepth))
     chars += span[1] - span[0]
     if (chars >= partChars) {
       yield []
       chars = 0
     }
   }
-  return values
+  return { values, deepest }
 }
 
 function tryParse(text: string, [from, to]: Span): { ok: true; value: unknown } | { ok: false } {
@@ -156,16 +163,16 @@ function tryParse(text: string, [from, to]: Span): { ok: true; value: unknown } 
 }
 
 /**
- * The spans of the top-level array's elements (as splitJsonItems' originals: from the first to the last
- * non-space character), reading about `partChars` characters between yields. Strings are stepped over with
- * indexOf; brackets are counted, not matched (each span is parsed later, which checks it). Undefined when
- * the brackets do not balance, a comma has nothing on one side, or anything but whitespace follows.
+ * The spans of the elements of the array opened at `start` (as splitJsonItems' originals: from the first to
+ * the last non-space character) and the position of its `]`, reading about `partChars` characters between
+ * yields. Strings are stepped over with indexOf; brackets are counted, not matched (each span is parsed
+ * later, which checks it). Undefined when the brackets do not balance or a comma has nothing on one side.
  */
 function* scanArray(
   text: string,
   start: number,
   partChars: number,
-): Generator<JsonItem[], Span[] | undefined, undefined> {
+): Generator<JsonItem[], { elements: Span[]; close: number } | undefined, undefined> {
   const elements: Span[] = []
   let depth = 0
   let elementStart = -1
@@ -188,7 +195,7 @@ function* scanArray(
       if (c === 125) return undefined
       if (elementStart !== -1) elements.push([elementStart, lastNonSpace(text, i) + 1])
       else if (elements.length > 0) return undefined
-      return ended(text, i) ? elements : undefined
+      return { elements, close: i }
     } else if (c === 44 && depth === 0) {
       if (elementStart === -1) return undefined
       elements.push([elementStart, lastNonSpace(text, i) + 1])
@@ -200,7 +207,8 @@ function* scanArray(
 
 /**
  * The members of the top-level object (key and value spans), and the element spans of each member whose
- * value is an array; as scanArray. A member array must close with `]` and be followed by `,` or `}` only.
+ * value is an array (read by scanArray). Such an array must be followed by `,` or `}` only; any other
+ * value's span is parsed later, which checks it.
  */
 function* scanObject(
   text: string,
@@ -213,7 +221,6 @@ function* scanObject(
   let colon = false
   let valueStart = -1
   let elements: Span[] | undefined
-  let elementStart = -1
   let afterComma = false
   let budget = start + partChars
   for (let i = start + 1; i < text.length; i++) {
@@ -222,52 +229,41 @@ function* scanObject(
       yield []
     }
     const c = text.charCodeAt(i)
+    if (c === 34) {
+      const close = closingQuote(text, i)
+      if (close === -1) return undefined
+      if (depth === 0 && key === undefined) key = [i, close + 1]
+      else if (depth === 0 && !colon) return undefined
+      else if (depth === 0 && valueStart === -1) valueStart = i
+      else if (depth === 0 && elements) return undefined
+      i = close
+      continue
+    }
     if (depth > 0) {
-      // Inside a member's object or array value; an array's elements are at depth 1.
-      const element = elements !== undefined && depth === 1
-      if (c === 34) {
-        if (element && elementStart === -1) elementStart = i
-        i = closingQuote(text, i)
-        if (i === -1) return undefined
-      } else if (c === 123 || c === 91) {
-        if (element && elementStart === -1) elementStart = i
-        depth++
-      } else if (c === 125 || c === 93) {
-        depth--
-        if (depth === 0 && elements) {
-          if (c !== 93) return undefined
-          if (elementStart !== -1) elements.push([elementStart, lastNonSpace(text, i) + 1])
-          else if (afterComma) return undefined
-        }
-      } else if (element && c === 44) {
-        if (elementStart === -1) return undefined
-        elements?.push([elementStart, lastNonSpace(text, i) + 1])
-        elementStart = -1
-        afterComma = true
-      } else if (element && elementStart === -1 && !isSpace(c)) elementStart = i
+      // Inside a member's object value.
+      if (c === 123 || c === 91) depth++
+      else if (c === 125 || c === 93) depth--
       continue
     }
     if (isSpace(c)) continue
     if (key === undefined) {
       // `{}` has no member; otherwise a member starts with its key, a string.
       if (c === 125 && members.length === 0 && !afterComma) return ended(text, i) ? members : undefined
-      if (c !== 34) return undefined
-      const close = closingQuote(text, i)
-      if (close === -1) return undefined
-      key = [i, close + 1]
-      i = close
-    } else if (!colon) {
+      return undefined
+    }
+    if (!colon) {
       if (c !== 58) return undefined
       colon = true
     } else if (valueStart === -1) {
       valueStart = i
       afterComma = false
-      if (c === 91) elements = []
-      if (c === 91 || c === 123) depth = 1
-      else if (c === 34) {
-        i = closingQuote(text, i)
-        if (i === -1) return undefined
-      }
+      if (c === 91) {
+        const array = yield* scanArray(text, i, partChars)
+        if (array === undefined) return undefined
+        elements = array.elements
+        i = array.close
+        budget = i + partChars
+      } else if (c === 123) depth = 1
     } else if (c === 44 || c === 125) {
       const value: Span = [valueStart, lastNonSpace(text, i) + 1]
       members.push(elements ? { key, value, elements } : { key, value })
@@ -278,11 +274,7 @@ function* scanObject(
       afterComma = c === 44
       if (c === 125) return ended(text, i) ? members : undefined
     } else if (elements) return undefined
-    else if (c === 34) {
-      // More text after a value that is not an array: its span will not parse; step over the string.
-      i = closingQuote(text, i)
-      if (i === -1) return undefined
-    } else if (c === 123 || c === 91) depth++
+    else if (c === 123 || c === 91) depth++
   }
   return undefined
 }
