@@ -73,6 +73,16 @@ export type EventDecoder = {
   decode(kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Decoded
   /** Validates and normalizes the items and learns the credential links they issue. */
   normalize(kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Drafts
+  /**
+   * normalize(), stopping after every `step` records (a log file's thousands of records are one item), so
+   * that a caller can give the event loop back between steps; its return value is normalize()'s.
+   */
+  normalizeInSteps(
+    kind: ItemKind,
+    items: readonly JsonItem[],
+    ctx: DecodeContext,
+    step: number,
+  ): Generator<void, Drafts, undefined>
   /** Gives each draft its agent, with every link learned so far. */
   resolve(drafts: readonly UnresolvedEvent[]): Pick<Decoded, 'events' | 'internal'>
   /** Links learned elsewhere: the links file at start, other ingest instances. */
@@ -99,11 +109,12 @@ export function createEventDecoder(
   const maxFutureSkew = config.ingest?.max_future_skew ?? defaultMaxFutureSkew
   const isSelfIdentity = selfIdentityMatcher(config.revoke.self_identities)
 
-  const normalize = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Drafts => {
+  /** Items → the records to validate (envelopes unwrapped) and the items rejected already, in input order. */
+  const unwrap = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Unwrapping => {
     // Every candidate and every early rejection keeps its position in the input (`seq`), so events and
     // problems come out in input order across items, records and files.
-    const candidates: { seq: number; falco: boolean; candidate: Candidate; file?: string }[] = []
-    const rejected: { seq: number; item: InvalidItem }[] = []
+    const candidates: Unwrapping['candidates'] = []
+    const rejected: Unwrapping['rejected'] = []
     const skipped: SkipReason[] = []
     let seq = 0
     for (const item of items) {
@@ -143,40 +154,69 @@ export function createEventDecoder(
         `The body holds ${seq} records; at most ${ctx.maxRecords} are accepted per request.`,
       )
     }
-    const drafts: UnresolvedEvent[] = []
     // An item dated far ahead would move stream time and make every later real event of its partition
     // late (and the checkpoint would keep it): it is refused here, before it reaches the bus.
     const now = ctx.now ?? ctx.receivedAt
     const latest = now > 0 ? now + maxFutureSkew : Number.POSITIVE_INFINITY
-    for (const { seq: at, falco, candidate: c, file } of candidates) {
+    return { candidates, rejected, skipped, drafts: [], now, latest }
+  }
+
+  /** Validates and normalizes candidates [from, to). */
+  const normalizeRange = (u: Unwrapping, from: number, to: number, ctx: DecodeContext): void => {
+    for (let i = from; i < to; i++) {
+      const { seq: at, falco, candidate: c, file } = u.candidates[i] as Unwrapping['candidates'][number]
       const context: NormalizeContext = { via: c.via, receivedAt: ctx.receivedAt, isSelfIdentity }
       const result = falco ? normalizeFalco(c.value, context) : normalizeCloudTrail(c.value, context)
-      if (result.ok && result.event.time > latest) {
+      if (result.ok && result.event.time > u.latest) {
         const path = joinPath(c.path, falco ? '/time' : '/eventTime')
-        const ahead = Math.round((result.event.time - now) / 1000)
+        const ahead = Math.round((result.event.time - u.now) / 1000)
         const message = `is ${ahead} s ahead of its arrival; at most ${maxFutureSkew / 1000} s (ingest.max_future_skew) is accepted`
-        rejected.push({
+        u.rejected.push({
           seq: at,
           item: withFile(
             { index: c.index, problems: [{ path, message }], original: c.original(), reason: 'future_time' },
             { file },
           ),
         })
-      } else if (result.ok) drafts.push(result.event)
+      } else if (result.ok) u.drafts.push(result.event)
       else {
         const problems = result.problems.map((p) => ({ path: joinPath(c.path, p.path), message: p.message }))
-        rejected.push({
+        u.rejected.push({
           seq: at,
           item: withFile({ index: c.index, problems, original: c.original() }, { file }),
         })
       }
     }
-    for (const event of drafts) {
+  }
+
+  /** Learns the links of the drafts; rejections in input order. */
+  const finish = (u: Unwrapping): Drafts => {
+    for (const event of u.drafts) {
       const link = resolver.learn(event)
       if (link) deps.onLink?.(link)
     }
-    rejected.sort((a, b) => a.seq - b.seq)
-    return { drafts, invalid: rejected.map((r) => r.item), skipped: countSkips(skipped) }
+    u.rejected.sort((a, b) => a.seq - b.seq)
+    return { drafts: u.drafts, invalid: u.rejected.map((r) => r.item), skipped: countSkips(u.skipped) }
+  }
+
+  const normalize = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Drafts => {
+    const u = unwrap(kind, items, ctx)
+    normalizeRange(u, 0, u.candidates.length, ctx)
+    return finish(u)
+  }
+
+  function* normalizeInSteps(
+    kind: ItemKind,
+    items: readonly JsonItem[],
+    ctx: DecodeContext,
+    step: number,
+  ): Generator<void, Drafts, undefined> {
+    const u = unwrap(kind, items, ctx)
+    for (let from = 0; from < u.candidates.length; from += step) {
+      if (from > 0) yield
+      normalizeRange(u, from, Math.min(from + step, u.candidates.length), ctx)
+    }
+    return finish(u)
   }
 
   const resolve = (drafts: readonly UnresolvedEvent[]) => {
@@ -198,6 +238,7 @@ export function createEventDecoder(
   return {
     decode,
     normalize,
+    normalizeInSteps,
     resolve,
     addLinks: resolver.addLinks,
     links: resolver.links,
@@ -214,6 +255,17 @@ function normalizeCloudTrail(value: unknown, ctx: NormalizeContext): NormalizeRe
   if (!validateCloudTrailRecord(value))
     return { ok: false, problems: problemsOf(validateCloudTrailRecord, value) }
   return normalizeCloudTrailRecord(value as CloudTrailRecord, ctx)
+}
+
+/** The records of some items, on their way to normalized events (see normalize()). */
+type Unwrapping = {
+  candidates: { seq: number; falco: boolean; candidate: Candidate; file?: string }[]
+  rejected: { seq: number; item: InvalidItem }[]
+  skipped: SkipReason[]
+  drafts: UnresolvedEvent[]
+  /** Arrival time items are judged against, and the latest event time accepted (max_future_skew). */
+  now: number
+  latest: number
 }
 
 /** Falco alerts have a priority and a rule (or its capitalised Go-decoder variant); CloudTrail never does. */

@@ -1,7 +1,8 @@
 // A request body → decoded events without holding the event loop: a body under `partChars` is split and
-// decoded in one go (a single alert, a small batch: no cost added); a larger one is parsed, validated,
-// normalized and identified a part at a time, giving the loop back between parts, so that /healthz and the
-// other requests are answered while three 4 MB batches are decoded. The result is the one decode() gives:
+// decoded in one go (a single alert, a small batch: no cost added); a larger one (NDJSON, one array, one
+// CloudTrail log file) is parsed, validated, normalized and identified a part at a time, giving the loop
+// back between parts, so that /healthz and the other requests are answered while three 4 MB bodies are
+// decoded. The result is the one decode() gives:
 // links are learned from every part before any event is resolved (an issuing record later in the body
 // still names the workload of an earlier one), and the record limit counts the whole body.
 import { NerveError } from '../runtime/errors.ts'
@@ -29,9 +30,17 @@ export async function decodeInParts(
   const skipped: Decoded['skipped'] = {}
   const partCtx = { ...ctx, maxRecords: undefined }
   for (const items of splitJsonItemsInParts(text, limits, partChars)) {
+    if (items.length === 0) await pause()
     for (let i = 0; i < items.length; i += partItems) {
       await pause()
-      const part = decoder.normalize(kind, items.slice(i, i + partItems), partCtx)
+      // A log file's thousands of records are one item: they are normalized partItems at a time too.
+      const steps = decoder.normalizeInSteps(kind, items.slice(i, i + partItems), partCtx, partItems)
+      let step = steps.next()
+      while (!step.done) {
+        await pause()
+        step = steps.next()
+      }
+      const part = step.value
       for (const d of part.drafts) drafts.push(d)
       for (const x of part.invalid) invalid.push(x)
       for (const [reason, n] of Object.entries(part.skipped) as [keyof Decoded['skipped'], number][]) {

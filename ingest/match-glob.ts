@@ -1,5 +1,5 @@
 // Config globs (runtime/glob.ts) as predicates, compiled once per pattern; a pattern without wildcards is
-// a plain comparison.
+// a plain comparison, `prefix*` and `*suffix` are startsWith and endsWith.
 import { globToRegExp } from '../runtime/glob.ts'
 
 export type Glob = (value: string | undefined) => boolean
@@ -8,6 +8,16 @@ const isLiteral = (pattern: string) => !pattern.includes('*') && !pattern.includ
 
 export function compileGlob(pattern: string): Glob {
   if (isLiteral(pattern)) return (value) => value === pattern
+  // The usual registry globs, `prefix*` and `*suffix`, without a regular expression.
+  const star = pattern.indexOf('*')
+  if (star === pattern.length - 1 && isLiteral(pattern.slice(0, -1))) {
+    const prefix = pattern.slice(0, -1)
+    return (value) => value?.startsWith(prefix) === true
+  }
+  if (star === 0 && isLiteral(pattern.slice(1))) {
+    const suffix = pattern.slice(1)
+    return (value) => value?.endsWith(suffix) === true
+  }
   const regex = globToRegExp(pattern)
   return (value) => value !== undefined && regex.test(value)
 }

@@ -23,7 +23,12 @@ export function createDecodedPublisher(
 ): DecodedPublisher {
   let inFlight = 0
   const idle: (() => void)[] = []
-  const gauge = deps.metrics.gauge('nerve_ingest_pending_publishes', 'Ingest requests waiting for the bus.')
+  deps.metrics.gauge(
+    'nerve_ingest_pending_publishes',
+    'Ingest requests waiting for the bus.',
+    [],
+    () => inFlight,
+  )
 
   const checkCapacity = () => {
     if (inFlight >= config.maxPending) {
@@ -35,7 +40,6 @@ export function createDecodedPublisher(
     if (decoded.events.length === 0 && decoded.invalid.length === 0) return
     checkCapacity()
     inFlight++
-    gauge.set(inFlight)
     try {
       const events =
         decoded.events.length > 0
@@ -65,7 +69,6 @@ export function createDecodedPublisher(
       })
     } finally {
       inFlight--
-      gauge.set(inFlight)
       if (inFlight === 0) for (const resolve of idle.splice(0)) resolve()
     }
   }

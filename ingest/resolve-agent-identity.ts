@@ -20,7 +20,8 @@ import type {
   NormalizedEvent,
   ResolvedBy,
 } from '../schemas/types.ts'
-import { compileFirstMatch, compileGlob } from './match-glob.ts'
+import { compileFirstMatch } from './match-glob.ts'
+import { compileK8sMatch } from './match-k8s-entries.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 
 export type AgentSummary = {
@@ -270,23 +271,7 @@ function compileRegistry(
   const aws = first((a) => a.match.aws)
   const images = first((a) => a.match.images)
   const hosts = first((a) => a.match.hosts)
-  const k8s = agents.map((agent) =>
-    (agent.match.k8s ?? []).map((entry) =>
-      (['cluster', 'namespace', 'pod', 'service_account'] as const)
-        .filter((key) => entry[key] !== undefined)
-        .map((key) => ({ key, glob: compileGlob(entry[key] as string) })),
-    ),
-  )
-  // An entry with no keys matches every identity; otherwise an identity without Kubernetes fields can skip.
-  const k8sMatchesAnyone = k8s.some((entries) => entries.some((checks) => checks.length === 0))
-  const k8sMatch = (id: IdentityFields) => {
-    if (!k8sMatchesAnyone && !(id.cluster || id.k8s_namespace || id.k8s_pod || id.k8s_service_account))
-      return Number.POSITIVE_INFINITY
-    const index = k8s.findIndex((entries) =>
-      entries.some((checks) => checks.every(({ key, glob }) => glob(k8sValue(id, key)))),
-    )
-    return index === -1 ? Number.POSITIVE_INFINITY : index
-  }
+  const k8sMatch = compileK8sMatch(agents)
   const found = (index: number, kind: RegistryMatch['kind']): RegistryMatch | undefined =>
     index === Number.POSITIVE_INFINITY ? undefined : { id: (agents[index] as AgentConfig).id, kind }
   return (id) =>
@@ -295,16 +280,6 @@ function compileRegistry(
     found(Math.min(aws(id.principal_arn), aws(id.role_arn)), 'aws') ??
     found(images(id.container_image), 'images') ??
     found(hosts(id.host), 'hosts')
-}
-
-function k8sValue(
-  id: IdentityFields,
-  key: 'cluster' | 'namespace' | 'pod' | 'service_account',
-): string | undefined {
-  if (key === 'cluster') return id.cluster
-  if (key === 'namespace') return id.k8s_namespace
-  if (key === 'pod') return id.k8s_pod
-  return id.k8s_service_account
 }
 
 function evictEarliestExpiry(links: Map<string, IdentityLink>, count: number): void {

@@ -2,6 +2,10 @@
 // per line). Each item keeps its position and its original text (for the dead-letter topic). Integers
 // beyond 2^53 (Falco's 19-digit `evt.time`) are kept as their decimal strings instead of being rounded.
 import { NerveError } from '../runtime/errors.ts'
+import { depthOf, firstNonSpace, isSpace, lastNonSpace, parseJson, tooMany } from './json-text.ts'
+import { splitJsonDocumentInParts } from './split-json-document.ts'
+
+export { parseJson } from './json-text.ts'
 
 /** `file`: set by read-replay-files, so rejections can name the file they came from. */
 export type JsonItem =
@@ -38,7 +42,8 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
 /**
  * The items of splitJsonItems, a part at a time, for a large body: NDJSON lines are parsed as each part is
  * asked for (parts of about `partChars` characters), so a caller can give the event loop back between
- * parts. Any other body (one document, an array) is parsed at once and comes as one part.
+ * parts; one document is read and parsed in parts by splitJsonDocumentInParts (an empty part is only a
+ * place to give the loop back). A broken document is parsed at once and comes as one part.
  */
 export function* splitJsonItemsInParts(
   text: string,
@@ -49,7 +54,8 @@ export function* splitJsonItemsInParts(
   const lines = start !== -1 && hasSecondLine(text, start) ? nonEmptyLines(text) : undefined
   const first = lines ? tryParse(lines[0] as string) : undefined
   if (!lines || !first?.ok) {
-    yield splitJsonItems(text, limits)
+    // One document (an array, a log file): read and parsed in parts too, unless it is broken.
+    if (!(yield* splitJsonDocumentInParts(text, limits, partChars))) yield splitJsonItems(text, limits)
     return
   }
   if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
@@ -83,106 +89,6 @@ const lineItem = (index: number, line: string, parsed: Parsed, limits: SplitLimi
   parsed.ok
     ? item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth))
     : { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
-
-/** JSON.parse that keeps unsafe integers as strings. */
-export function parseJson(text: string): unknown {
-  return JSON.parse(bigIntegersAsStrings(text))
-}
-
-/**
- * Quotes every integer literal beyond 2^53 outside strings: a run of 16 or more digits (with its minus
- * sign) where a value starts (at the start, or after `:`, `,` or `[` and whitespace), not followed by a
- * fraction or an exponent. Strings are stepped over with native indexOf; only the stretches between them
- * that are long enough to hold 16 digits are read character by character.
- */
-function bigIntegersAsStrings(text: string): string {
-  if (!mayHoldBigInteger(text)) return text
-  let out = ''
-  let copied = 0
-  let at = 0
-  while (at < text.length) {
-    const open = text.indexOf('"', at)
-    const end = open === -1 ? text.length : open
-    for (let i = at; end - i >= 16; ) {
-      if (!isDigit(text.charCodeAt(i))) {
-        i++
-        continue
-      }
-      const run = i
-      while (i < end && isDigit(text.charCodeAt(i))) i++
-      const start = run > 0 && text.charCodeAt(run - 1) === 45 ? run - 1 : run
-      if (i - run < 16 || !startsValue(text, start) || !isWholeInteger(text, i)) continue
-      const digits = text.slice(start, i)
-      if (Number.isSafeInteger(Number(digits))) continue
-      out += `${text.slice(copied, start)}"${digits}"`
-      copied = i
-    }
-    if (open === -1) break
-    const close = closingQuote(text, open)
-    if (close === -1) break
-    at = close + 1
-  }
-  return copied === 0 ? text : out + text.slice(copied)
-}
-
-const isDigit = (c: number) => c >= 48 && c <= 57
-
-/**
- * Whether `text` may hold an integer beyond 2^53: a run of 16 or more digits, strings included, where a
- * value can start and no fraction or exponent follows. Most texts fail this test (a CloudTrail record's
- * long digit runs sit inside strings, after a `-` in a session name), so they skip the scan above. It reads
- * about one character in 16: a non-digit at i means any such run lies wholly past i.
- */
-function mayHoldBigInteger(text: string): boolean {
-  let i = 15
-  while (i < text.length) {
-    if (!isDigit(text.charCodeAt(i))) {
-      i += 16
-      continue
-    }
-    let start = i
-    while (start > 0 && isDigit(text.charCodeAt(start - 1))) start--
-    let end = i + 1
-    while (end < text.length && isDigit(text.charCodeAt(end))) end++
-    if (end - start >= 16) {
-      const signed = start > 0 && text.charCodeAt(start - 1) === 45 ? start - 1 : start
-      if (startsValue(text, signed) && isWholeInteger(text, end)) return true
-    }
-    i = end + 16
-  }
-  return false
-}
-
-/** The quote that ends the string opened at `open`, or -1 when it is never closed. */
-function closingQuote(text: string, open: number): number {
-  let q = text.indexOf('"', open + 1)
-  while (q !== -1 && text.charCodeAt(q - 1) === 92 && isEscaped(text, q)) q = text.indexOf('"', q + 1)
-  return q
-}
-
-const whitespace = /\s/
-
-/** Whether a value can start at `start`: the text starts there, or `:`, `,` or `[` and whitespace precede it. */
-function startsValue(text: string, start: number): boolean {
-  let i = start - 1
-  while (i >= 0 && whitespace.test(text.charAt(i))) i--
-  if (i < 0) return true
-  const c = text.charCodeAt(i)
-  return c === 58 || c === 44 || c === 91
-}
-
-/** A quote preceded by an odd number of backslashes is part of the string. */
-function isEscaped(text: string, quote: number): boolean {
-  let backslashes = 0
-  for (let i = quote - 1; i >= 0 && text.charCodeAt(i) === 92; i--) backslashes++
-  return backslashes % 2 === 1
-}
-
-/** An integer token: not followed by a fraction or an exponent. */
-function isWholeInteger(text: string, end: number): boolean {
-  const after = text.charCodeAt(end)
-  return after !== 46 && after !== 101 && after !== 69
-}
 
 function tryParse(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
   try {
@@ -220,29 +126,6 @@ function arrayItems(text: string, values: unknown[], limits: SplitLimits): JsonI
   }
   const maxDepth = shallowLimit(text, limits.maxDepth)
   return values.map((value, index) => item(index, value, original(index), maxDepth))
-}
-
-/** Depth of nested arrays/objects (a scalar is 0), counting stops once past `limit`. */
-function depthOf(value: unknown, limit: number): number {
-  if (typeof value !== 'object' || value === null) return 0
-  let max = 0
-  const nodes: object[] = [value]
-  const depths: number[] = [1]
-  while (nodes.length > 0) {
-    const node = nodes.pop() as Record<string, unknown>
-    const depth = depths.pop() as number
-    if (depth > max) max = depth
-    if (max > limit) return max
-    // for…in over a parsed object sees exactly its own keys; no array of values is built per node.
-    for (const key in node) {
-      const child = node[key]
-      if (typeof child === 'object' && child !== null) {
-        nodes.push(child)
-        depths.push(depth + 1)
-      }
-    }
-  }
-  return max
 }
 
 /** [start, end) of each element of the top-level array in `text` (which is valid JSON). */
@@ -295,22 +178,3 @@ function nonEmptyLines(text: string): string[] {
   }
   return lines
 }
-
-const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9
-
-function firstNonSpace(text: string, from = 0): number {
-  for (let i = from; i < text.length; i++) if (!isSpace(text.charCodeAt(i))) return i
-  return -1
-}
-
-function lastNonSpace(text: string, before: number): number {
-  let i = before - 1
-  while (i >= 0 && isSpace(text.charCodeAt(i))) i--
-  return i
-}
-
-const tooMany = (count: number, max: number) =>
-  new NerveError(
-    'PAYLOAD_TOO_LARGE',
-    `The body holds ${count} items; at most ${max} are accepted per request.`,
-  )

@@ -107,6 +107,9 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http_server' }),
     logController: new LogController({ disableRequestLogging: true }),
+    // Requests are not logged one by one, so no request needs a child logger of its own (pino builds one
+    // per request otherwise): every request logs through the server's.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: config.body_limit_bytes,
     forceCloseConnections: false,
     return503OnClosing: true,
@@ -121,6 +124,18 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     'route',
     'status',
   ])
+  /** The counter of each route and status, bound once: prom-client hashes a label object per inc(). */
+  const bound = new Map<string, { inc(): void }>()
+  const count = (route: string, status: number) => {
+    const key = `${status} ${route}`
+    let child = bound.get(key)
+    if (!child) {
+      child = requests.labels({ route, status: String(status) })
+      // Bounded: routes are the table's (or 'unmatched'), statuses the few of httpStatusByCode.
+      bound.set(key, child)
+    }
+    child.inc()
+  }
   const sharedToken = Buffer.from(deps.ingestToken)
   const tokenOf = (name: IngestSource | 'read') => {
     const t = deps.tokens?.[name]
@@ -163,18 +178,14 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results })
   })
   const authorized = (req: FastifyRequest, tokens: readonly Buffer[], certOpens: boolean): boolean => {
-    const socket = req.raw.socket as TLSSocket
-    if (certOpens && config.tls?.client_ca_file && socket.authorized === true) return true
+    if (certOpens && config.tls?.client_ca_file && (req.raw.socket as TLSSocket).authorized === true)
+      return true
+    // Each place a token may come in, the usual one (bearer) first: no array is built per request.
     const header = req.headers.authorization
+    if (typeof header === 'string' && header.startsWith('Bearer ') && opens(header.slice(7).trim(), tokens))
+      return true
     const query = req.query as Record<string, string | undefined>
-    const candidates = [
-      typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined,
-      query.token,
-      req.headers['x-amz-firehose-access-key'] as string | undefined,
-    ]
-    return candidates.some(
-      (c) => typeof c === 'string' && tokens.some((t) => constantTimeEqual(Buffer.from(c), t)),
-    )
+    return opens(query.token, tokens) || opens(req.headers['x-amz-firehose-access-key'], tokens)
   }
 
   /** The tokens that open a route, or null when it is open. */
@@ -213,25 +224,27 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   const checkAuth = (route: Pick<Route, 'url' | 'auth' | 'source' | 'authHint' | 'formatError'>) => {
     const tokens = tokensFor(route)
     const hostChecked = route.auth === 'read' && loopbackOnly
-    return async (req: FastifyRequest, reply: FastifyReply) => {
+    // A callback hook, not an async one: a request that passes costs no promise and no microtask.
+    return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
       if (hostChecked) {
         const host = req.headers.host
-        if (isLoopbackHostHeader(host) || authorized(req, accepted.read, false)) return
+        if (isLoopbackHostHeader(host) || authorized(req, accepted.read, false)) return done()
         reply.header('connection', 'close')
-        throw foreignHost(host)
+        return done(foreignHost(host))
       }
-      if (tokens === null || authorized(req, tokens, route.auth === 'ingest')) return
+      if (tokens === null || authorized(req, tokens, route.auth === 'ingest')) return done()
       reply.header('connection', 'close')
       const err = unauthorized(route)
-      if (!route.formatError) throw err
+      if (!route.formatError) return done(err)
+      // Answered here: done() is not called, so the request goes no further.
       const res = route.formatError(err, {
         body: Buffer.alloc(0),
         headers: req.headers,
         query: req.query as Record<string, string | undefined>,
         receivedAt: Date.now(),
       })
-      requests.inc({ route: route.url, status: String(res.status) })
-      return reply
+      count(route.url, res.status)
+      reply
         .code(res.status)
         .headers(res.headers ?? {})
         .send(res.body)
@@ -259,11 +272,10 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   const answer = (route: Route, reply: FastifyReply, res: RouteResponse, code?: NerveError['code']) => {
     const retry = code === undefined ? undefined : retryAfterSeconds[code]
     if (retry) res.headers = { 'retry-after': String(retry), ...res.headers }
-    requests.inc({ route: route.url, status: String(res.status) })
-    return reply
-      .code(res.status)
-      .headers(res.headers ?? {})
-      .send(res.body)
+    count(route.url, res.status)
+    reply.code(res.status)
+    if (res.headers) reply.headers(res.headers)
+    return reply.send(res.body)
   }
 
   const addRoutes = (routes: readonly Route[]) => {
@@ -298,8 +310,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     const status = httpStatusByCode[err.code]
     const retry = retryAfterSeconds[err.code]
     if (retry) reply.header('retry-after', String(retry))
-    const route = reply.request.routeOptions.url ?? 'unmatched'
-    requests.inc({ route, status: String(status) })
+    count(reply.request.routeOptions.url ?? 'unmatched', status)
     const body: Record<string, unknown> = { code: err.code, message: err.message }
     if (err.details !== undefined) body.details = err.details
     return reply.code(status).send({ error: body })
@@ -334,8 +345,12 @@ function isLoopbackHost(host: string): boolean {
   return /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)
 }
 
-function constantTimeEqual(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b)
+/** Whether `candidate` is one of `tokens`, compared in constant time. */
+function opens(candidate: string | string[] | undefined, tokens: readonly Buffer[]): boolean {
+  if (typeof candidate !== 'string') return false
+  const given = Buffer.from(candidate)
+  for (const token of tokens) if (given.length === token.length && timingSafeEqual(given, token)) return true
+  return false
 }
 
 function tlsOptions(tls: NonNullable<HttpConfig['tls']>) {

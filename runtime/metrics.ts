@@ -19,7 +19,8 @@ export type Metrics = {
   registry: Registry
   component(name: string): ComponentTelemetry
   counter(name: string, help: string, labelNames?: readonly string[]): Counter<string>
-  gauge(name: string, help: string, labelNames?: readonly string[]): Gauge<string>
+  /** `read`: the gauge's value, read when the metrics are rendered, instead of set() at every change. */
+  gauge(name: string, help: string, labelNames?: readonly string[], read?: () => number): Gauge<string>
   histogram(name: string, help: string, buckets: number[], labelNames?: readonly string[]): Histogram<string>
   /** Series kept by another thread (a worker's registry, as JSON), served with these by render(). */
   addSource(collect: () => Promise<MetricSnapshot>): void
@@ -56,8 +57,24 @@ export function createMetrics(options: { process?: boolean } = {}): Metrics {
 
   const counter = (name: string, help: string, labelNames: readonly string[] = []) =>
     once(name, () => new Counter({ name, help, labelNames, registers: [registry] }))
-  const gauge = (name: string, help: string, labelNames: readonly string[] = []) =>
-    once(name, () => new Gauge({ name, help, labelNames, registers: [registry] }))
+  const gauge = (name: string, help: string, labelNames: readonly string[] = [], read?: () => number) =>
+    once(
+      name,
+      () =>
+        new Gauge({
+          name,
+          help,
+          labelNames,
+          registers: [registry],
+          ...(read
+            ? {
+                collect: function (this: Gauge<string>) {
+                  this.set(read())
+                },
+              }
+            : {}),
+        }),
+    )
   const histogram = (name: string, help: string, buckets: number[], labelNames: readonly string[] = []) =>
     once(name, () => new Histogram({ name, help, buckets, labelNames, registers: [registry] }))
 

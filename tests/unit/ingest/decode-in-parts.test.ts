@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
 import { decodeInParts, partChars } from '../../../ingest/decode-in-parts.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
@@ -72,6 +72,61 @@ describe('decodeInParts', () => {
     await expect(
       decodeInParts(decoder(), 'cloudtrail', text, limits, { receivedAt: 1, maxRecords: 399 }),
     ).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' })
+  })
+})
+
+describe('decodeInParts on one large document', () => {
+  const array = (bytes: number) => `[${falcoBatch(bytes).split('\n').join(',\n')}]`
+  const logFile = (count: number) =>
+    `{"Records":[${Array.from({ length: count }, (_, i) => records[i % records.length]).join(',')}]}`
+
+  /** The most characters JSON.parse read between two pauses of the decode, and the number of pauses. */
+  async function stretches(kind: 'falco' | 'cloudtrail', text: string) {
+    const parse = JSON.parse
+    let chars = 0
+    let most = 0
+    let pauses = 0
+    const spy = vi.spyOn(JSON, 'parse').mockImplementation((t: string, reviver) => {
+      chars += t.length
+      return parse(t, reviver)
+    })
+    try {
+      const decoded = await decodeInParts(decoder(), kind, text, limits, { receivedAt }, async () => {
+        most = Math.max(most, chars)
+        chars = 0
+        pauses++
+      })
+      return { decoded, most: Math.max(most, chars), pauses }
+    } finally {
+      spy.mockRestore()
+    }
+  }
+
+  it('parses a 4 MB array of alerts element by element, with the result decode() gives', async () => {
+    const text = array(4 * 1024 * 1024)
+    const { decoded, most, pauses } = await stretches('falco', text)
+    expect(decoded).toEqual(decoder().decode('falco', splitJsonItems(text, limits), { receivedAt }))
+    expect(most).toBeLessThan(2 * partChars)
+    expect(pauses).toBeGreaterThan(16)
+  })
+
+  it('parses a 4 MB CloudTrail log file record by record, with the result decode() gives', async () => {
+    const text = logFile(4000)
+    expect(text.length).toBeGreaterThan(4 * 1024 * 1024)
+    const { decoded, most } = await stretches('cloudtrail', text)
+    expect(decoded).toEqual(decoder().decode('cloudtrail', splitJsonItems(text, limits), { receivedAt }))
+    expect(decoded.events).toHaveLength(4000)
+    expect(most).toBeLessThan(2 * partChars)
+  })
+
+  it('normalizes the records of one log file a step at a time, as normalize() does at once', () => {
+    const items = splitJsonItems(logFile(1000), limits)
+    const steps = decoder().normalizeInSteps('cloudtrail', items, { receivedAt }, 250)
+    let yields = 0
+    let step = steps.next()
+    for (; !step.done; step = steps.next()) yields++
+    expect(yields).toBe(3)
+    expect(step.value).toEqual(decoder().normalize('cloudtrail', items, { receivedAt }))
   })
 })
 

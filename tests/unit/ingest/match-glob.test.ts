@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { compileFirstMatch, compileGlobs } from '../../../ingest/match-glob.ts'
+import { compileFirstMatch, compileGlob, compileGlobs } from '../../../ingest/match-glob.ts'
 import type { UnresolvedEvent } from '../../../ingest/normalized-draft.ts'
 import { createAgentResolver } from '../../../ingest/resolve-agent-identity.ts'
 import { globToRegExp } from '../../../runtime/glob.ts'
@@ -31,6 +31,32 @@ describe('compileFirstMatch', () => {
       fc.property(entries, fc.constantFrom('a', 'ab', 'a-1', 'abc', 'b', 'b1', '', 'zz'), (list, value) => {
         const naive = list.findIndex((patterns) => (patterns ?? []).some((p) => globToRegExp(p).test(value)))
         expect(compileFirstMatch(list)(value)).toBe(naive === -1 ? Number.POSITIVE_INFINITY : naive)
+      }),
+    )
+  })
+
+  it('compiles each glob to what its regular expression answers, prefix and suffix globs included', () => {
+    const pattern = fc.constantFrom(
+      'a',
+      '',
+      '*',
+      '**',
+      'a*',
+      '*a',
+      'a*b',
+      '*a*',
+      'a?',
+      '?',
+      'ab*',
+      '*1',
+      'a.*',
+    )
+    const value = fc.option(fc.constantFrom('a', 'ab', 'a-1', 'a.b', 'ba', '', 'b1', 'a\nb'), {
+      nil: undefined,
+    })
+    fc.assert(
+      fc.property(pattern, value, (p, v) => {
+        expect(compileGlob(p)(v)).toBe(v !== undefined && globToRegExp(p).test(v))
       }),
     )
   })

@@ -20,6 +20,14 @@ describe('splitJsonItems', () => {
     // A CloudTrail session name: the digit run sits inside a string, after a `-`.
     const session = '{"roleSessionName":"aws-go-sdk-1715108059341081180","t":"a:1715108059341081180"}'
     expect(parseJson(session)).toEqual(JSON.parse(session))
+    // Two value-like runs in one string, then a real one, then 2^53 - 1, which stays a number.
+    const runs =
+      '{"s":"a:12345678901234567890, b:[98765432109876543210","n":12345678901234567890,"m":[9007199254740991]}'
+    expect(parseJson(runs)).toEqual({
+      s: 'a:12345678901234567890, b:[98765432109876543210',
+      n: '12345678901234567890',
+      m: [9007199254740991],
+    })
   })
 
   it('finds unsafe integers after whitespace, in arrays, at the top level and after escaped backslashes', () => {
