@@ -89,14 +89,15 @@ Options:
                       merged under the memory budget, spilling sorted runs to a temp dir
       --order input   files in argument order, items in file order (reproduces a live arrival sequence)
       --memory-budget SIZE
-                      events held in memory before a sorted run is spilled (default 32M; K, M, G);
+                      events held in memory before a sorted run is spilled (default 16M; K, M, G);
                       the output bytes do not depend on it
       --spill-dir DIR where the spilled runs go (default: the OS temp dir; removed at the end)
       --since TIME, --until TIME
                       read only the CloudTrail files whose name's time is in [since, until) (ISO 8601,
                       UTC: 2026-11-01 or 2026-11-01T06:00Z); files without one are read
-      --threads N     decoding threads for --order time (default auto: one per core for inputs of
-                      8 MiB or more); the output bytes do not depend on it
+      --threads N     decoding threads for --order time, beside the main thread that merges (0: the
+                      main thread decodes; default auto: 1 for inputs of 8 MiB or more, else 0); each
+                      costs about 100 MiB; the output bytes do not depend on it
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
 
@@ -590,8 +591,8 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
 function parseThreads(text: string | undefined): number | 'auto' {
   if (text === undefined || text === 'auto') return 'auto'
   const threads = Number(text)
-  if (!Number.isInteger(threads) || threads < 1 || threads > 64)
-    throw new NerveError('INPUT_INVALID', `--threads takes "auto" or a number from 1 to 64, not "${text}".`)
+  if (!Number.isInteger(threads) || threads < 0 || threads > 64)
+    throw new NerveError('INPUT_INVALID', `--threads takes "auto" or a number from 0 to 64, not "${text}".`)
   return threads
 }
 
@@ -610,7 +611,7 @@ export async function prepareReplay(
     open?: (path: string) => Promise<import('node:stream').Readable>
     budgetBytes: number
     spillDir: string
-    /** Decoding threads for --order time (1: the main thread decodes; auto: by cores and input size). */
+    /** Decoding threads for --order time (0: the main thread decodes; auto: by input size). */
     threads: number | 'auto'
     progress?: (p: import('./ingest/merge-replay-files.ts').MergeProgress) => void
     /** When the replay started, epoch ms: items dated more than max_future_skew after it are rejected. */
