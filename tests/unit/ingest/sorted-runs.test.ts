@@ -35,7 +35,8 @@ function sortAll(input: readonly Line[], budgetBytes: number, options: { fanIn: 
   const runs: RunInfo[] = []
   const writer = createRunWriter({ budgetBytes, newRunPath, onRun: (run) => runs.push(run) })
   for (const line of input) writer.add(line, line.kind, line.text)
-  const memory = options.keep ? writer.takeHeld() : (writer.flush(), undefined)
+  if (!options.keep) writer.flush()
+  const memory = options.keep ? writer.takeHeld() : undefined
   const spilled = runs.length
   const out: Line[] = []
   for (const r of mergeRuns(runs, memory, { fanIn: options.fanIn, newRunPath, readBytes: 64 }))
