@@ -16,6 +16,7 @@ import { createEventDecoder, type Decoded, type InvalidItem } from './decode-eve
 import type { DecodedFile, EventFilter } from './decode-replay-file.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 import { decodeReplayRuns } from './replay-decode-pool.ts'
+import { createHeapBound } from './replay-heap-bound.ts'
 import type { ReplayObject } from './s3-replay-objects.ts'
 import { eventKind, type MemoryRun, mergeRuns, type RunInfo, type SortKey } from './sorted-runs.ts'
 
@@ -161,8 +162,10 @@ export async function mergeReplayFiles<S extends SortKey>(
       onRun: () => spilled++,
     })
     memory = undefined
+    const heap = createHeapBound({ maxHeapBytes: 64 * 1024 * 1024 })
     for (const record of merged) {
       handed++
+      heap.tick()
       if (handed % every === 0) tell({ phase: 'merge', events: handed, total, eventTime: record.time })
       if (record.kind !== eventKind) {
         yield {

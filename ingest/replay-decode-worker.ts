@@ -8,6 +8,7 @@ import type { Config } from '../schemas/types.ts'
 import { decodeReplayFile, type EventFilter, replayDecodeConfig } from './decode-replay-file.ts'
 import { createReplayOpener } from './open-replay-input.ts'
 import type { ToPool, ToWorker } from './replay-decode-pool.ts'
+import { createHeapBound } from './replay-heap-bound.ts'
 import { createRunWriter } from './sorted-runs.ts'
 
 const data = workerData as {
@@ -34,7 +35,12 @@ const runs = createRunWriter({
   newRunPath: () => join(data.runDir, `run-t${threadId}-${runNumber++}.bin`),
   onRun: (run) => post({ type: 'run', run }),
 })
-const onPart = (events: number) => post({ type: 'part', events })
+// Its heap is about 50 MiB (32 of them young generation): a full collection when it grows past 80 MiB.
+const heap = createHeapBound({ maxHeapBytes: 80 * 1024 * 1024, every: 20 })
+const onPart = (events: number) => {
+  heap.tick()
+  post({ type: 'part', events })
+}
 
 // One message at a time: the pool sends the next file when this one is done.
 let work = Promise.resolve()
