@@ -95,9 +95,9 @@ Options:
       --since TIME, --until TIME
                       read only the CloudTrail files whose name's time is in [since, until) (ISO 8601,
                       UTC: 2026-11-01 or 2026-11-01T06:00Z); files without one are read
-      --threads N     decoding threads for --order time, beside the main thread that merges (0: the
-                      main thread decodes; default auto: 1 for inputs of 8 MiB or more, else 0); each
-                      costs about 100 MiB; the output bytes do not depend on it
+      --threads N     decoding threads for --order time, beside the main thread that merges (default
+                      0: the main thread decodes); 2 decode on two cores, for about 150 MiB more; the
+                      output bytes do not depend on it
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
 
@@ -588,11 +588,11 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   return 0
 }
 
-function parseThreads(text: string | undefined): number | 'auto' {
-  if (text === undefined || text === 'auto') return 'auto'
+function parseThreads(text: string | undefined): number {
+  if (text === undefined) return 0
   const threads = Number(text)
   if (!Number.isInteger(threads) || threads < 0 || threads > 64)
-    throw new NerveError('INPUT_INVALID', `--threads takes "auto" or a number from 0 to 64, not "${text}".`)
+    throw new NerveError('INPUT_INVALID', `--threads takes a number from 0 to 64, not "${text}".`)
   return threads
 }
 
@@ -611,8 +611,8 @@ export async function prepareReplay(
     open?: (path: string) => Promise<import('node:stream').Readable>
     budgetBytes: number
     spillDir: string
-    /** Decoding threads for --order time (0: the main thread decodes; auto: by input size). */
-    threads: number | 'auto'
+    /** Decoding threads for --order time (0: the main thread decodes). */
+    threads: number
     progress?: (p: import('./ingest/merge-replay-files.ts').MergeProgress) => void
     /** When the replay started, epoch ms: items dated more than max_future_skew after it are rejected. */
     now?: number

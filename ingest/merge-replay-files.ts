@@ -45,10 +45,10 @@ export type MergeReplayOptions = {
   filter: EventFilter
   filterModule: URL
   /**
-   * Decoding threads (0: decode in the main thread); 'auto' is one for inputs of at least 8 MiB, else 0
-   * (a thread costs about 0.3 s to start). Each one more costs about 100 MiB of resident memory.
+   * Decoding threads (0: decode in the main thread). A thread costs about 0.3 s to start and 100 MiB
+   * of resident memory; only two or more decode faster than the main thread.
    */
-  threads: number | 'auto'
+  threads: number
   /** Bytes of event records held in memory (by all decoders) before sorted runs are spilled. */
   budgetBytes: number
   /** Where the spill's private temp dir is made. */
@@ -89,7 +89,6 @@ export async function mergeReplayFiles<S extends SortKey>(
   const sizes = files.map((f) => byPath.get(f) as number)
   const totalBytes = sizes.reduce((a, b) => a + b, 0)
   const keepInvalid = options.keepInvalid ?? 20
-  const threads = options.threads === 'auto' ? (totalBytes >= 8 * 1024 * 1024 ? 1 : 0) : options.threads
   const decoder = createEventDecoder(config)
   const dir = mkdtempSync(join(options.spillDir, 'nerve-replay-'))
   let runNumber = 0
@@ -131,7 +130,6 @@ export async function mergeReplayFiles<S extends SortKey>(
   try {
     memory = await decodeReplayRuns(files, config, {
       ...options,
-      threads,
       runDir: dir,
       newRunPath,
       keepInvalid,

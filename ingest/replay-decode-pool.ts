@@ -4,12 +4,12 @@
 // small: a count per part, a path per run, and per file its rejected items and links. Files are handed
 // out in name order, one at a time, so each thread's runs cover about consecutive stretches of time.
 // Nothing that reaches the output depends on which thread read what (the merge sorts by a total key, and
-// links are applied in file-name order). With no thread (a small input) the main thread decodes: a
-// thread costs about 0.3 s to start, with its TypeScript loader.
+// links are applied in file-name order). With no thread (the default) the main thread decodes: a thread
+// costs about 0.3 s to start and about 100 MiB of resident memory (its own heap, loader, validators), so
+// only two or more are worth it, where the cores are free.
 //
 // The main thread does not decode beside the threads: measured, it then grew its young generation to
-// the bin's 64 MiB semi-spaces (128 MiB, whatever --semi-space-growth-factor said), and a decoding
-// thread with its own heap and loader costs about 100 MiB of resident memory.
+// the bin's 64 MiB semi-spaces (128 MiB, whatever --semi-space-growth-factor said).
 import type { Readable } from 'node:stream'
 import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
@@ -20,6 +20,7 @@ import {
   type EventFilter,
   replayDecodeConfig,
 } from './decode-replay-file.ts'
+import { createHeapBound } from './replay-heap-bound.ts'
 import { createRunWriter, type MemoryRun, type RunInfo } from './sorted-runs.ts'
 
 export type ToWorker = { type: 'file'; file: string } | { type: 'finish' }
@@ -73,10 +74,16 @@ export async function decodeReplayRuns(
       onRun: options.onRun,
     })
     const decodeConfig = replayDecodeConfig(config, options)
+    // The main thread's young generation is 16 MiB: a full collection when the heap passes 64 MiB.
+    const heap = createHeapBound({ maxHeapBytes: 64 * 1024 * 1024, every: 20 })
+    const onPart = (events: number) => {
+      heap.tick()
+      options.onEvents(events)
+    }
     for (const file of files) {
       const done = await decodeReplayFile(file, decodeConfig, options.filter, runs, {
         keepInvalid: options.keepInvalid,
-        onPart: options.onEvents,
+        onPart,
       })
       options.onDone(done)
     }
@@ -84,10 +91,8 @@ export async function decodeReplayRuns(
   }
 
   // Each thread is a heap of its own, set up from V8's flags when it starts (a flag outranks the
-  // thread's resourceLimits): its garbage is parsed records that die young. 16 MiB semi-spaces, rather
-  // than the 64 MiB that nerve's bin asks for, keep each thread about 100 MiB smaller; they are also
-  // larger than the main thread's young generation (which replay keeps at its starting size), and a
-  // thread decodes with a quarter less CPU than the main thread.
+  // thread's resourceLimits): its garbage is parsed records that die young, and 16 MiB semi-spaces,
+  // rather than the 64 MiB that nerve's bin asks for, keep each thread about 100 MiB smaller.
   setFlagsFromString('--max-semi-space-size=16')
   const queue = [...files]
   let failure: Error | undefined
