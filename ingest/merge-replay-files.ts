@@ -160,7 +160,7 @@ export async function mergeReplayFiles<S extends SortKey>(
       onRun: () => spilled++,
     })
     memory = undefined
-    const heap = createHeapBound({ maxHeapBytes: 64 * 1024 * 1024 })
+    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024 })
     for (const record of merged) {
       handed++
       heap.tick()

@@ -74,8 +74,7 @@ export async function decodeReplayRuns(
       onRun: options.onRun,
     })
     const decodeConfig = replayDecodeConfig(config, options)
-    // The main thread's young generation is 16 MiB: a full collection when the heap passes 64 MiB.
-    const heap = createHeapBound({ maxHeapBytes: 64 * 1024 * 1024, every: 20 })
+    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20 })
     const onPart = (events: number) => {
       heap.tick()
       options.onEvents(events)

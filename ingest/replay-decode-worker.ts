@@ -35,8 +35,8 @@ const runs = createRunWriter({
   newRunPath: () => join(data.runDir, `run-t${threadId}-${runNumber++}.bin`),
   onRun: (run) => post({ type: 'run', run }),
 })
-// Its heap is about 50 MiB (32 of them young generation): a full collection when it grows past 80 MiB.
-const heap = createHeapBound({ maxHeapBytes: 80 * 1024 * 1024, every: 20 })
+// A full collection when the old generation outgrows 48 MiB and twice what it held after the last one.
+const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20 })
 const onPart = (events: number) => {
   heap.tick()
   post({ type: 'part', events })
