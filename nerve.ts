@@ -89,14 +89,15 @@ Options:
                       merged under the memory budget, spilling sorted runs to a temp dir
       --order input   files in argument order, items in file order (reproduces a live arrival sequence)
       --memory-budget SIZE
-                      events held in memory before a sorted run is spilled (default 32M; K, M, G);
+                      events held in memory before a sorted run is spilled (default 16M; K, M, G);
                       the output bytes do not depend on it
       --spill-dir DIR where the spilled runs go (default: the OS temp dir; removed at the end)
       --since TIME, --until TIME
                       read only the CloudTrail files whose name's time is in [since, until) (ISO 8601,
                       UTC: 2026-11-01 or 2026-11-01T06:00Z); files without one are read
-      --threads N     decoding threads for --order time (default auto: one per core for inputs of
-                      8 MiB or more); the output bytes do not depend on it
+      --threads N     decoding threads for --order time, beside the main thread that merges (default
+                      0: the main thread decodes); 2 decode on two cores, for about 150 MiB more; the
+                      output bytes do not depend on it
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
 
@@ -592,11 +593,11 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   return 0
 }
 
-function parseThreads(text: string | undefined): number | 'auto' {
-  if (text === undefined || text === 'auto') return 'auto'
+function parseThreads(text: string | undefined): number {
+  if (text === undefined) return 0
   const threads = Number(text)
-  if (!Number.isInteger(threads) || threads < 1 || threads > 64)
-    throw new NerveError('INPUT_INVALID', `--threads takes "auto" or a number from 1 to 64, not "${text}".`)
+  if (!Number.isInteger(threads) || threads < 0 || threads > 64)
+    throw new NerveError('INPUT_INVALID', `--threads takes a number from 0 to 64, not "${text}".`)
   return threads
 }
 
@@ -615,8 +616,8 @@ export async function prepareReplay(
     open?: (path: string) => Promise<import('node:stream').Readable>
     budgetBytes: number
     spillDir: string
-    /** Decoding threads for --order time (1: the main thread decodes; auto: by cores and input size). */
-    threads: number | 'auto'
+    /** Decoding threads for --order time (0: the main thread decodes). */
+    threads: number
     progress?: (p: import('./ingest/merge-replay-files.ts').MergeProgress) => void
     /** When the replay started, epoch ms: items dated more than max_future_skew after it are rejected. */
     now?: number

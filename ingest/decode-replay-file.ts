@@ -1,7 +1,7 @@
-// One replay file → the sortable lines of its events, part by part: the first pass of `nerve replay
-// --order time`, run in a decoding thread (replay-decode-pool.ts) or, for small inputs, in the main one.
-// Each event is one JSON line: its time-only stand-in when no rule can use it, else the normalized event
-// without its raw record unless something reads it. Each file gets a fresh decoder, so the credential
+// One replay file → sorted-run records of its events: the first pass of `nerve replay --order time`, run
+// in a decoding thread (replay-decode-pool.ts) or, for small inputs, in the main one. Each event is one
+// record: its time-only stand-in (id, time, the ignored reason) when no rule can use it, else the
+// normalized event's JSON without its raw record unless something reads it. Each file gets a fresh decoder, so the credential
 // links a file issues are the same whichever thread reads it and whatever it read before; the merge
 // applies them in file-name order.
 import type { Readable } from 'node:stream'
@@ -9,7 +9,7 @@ import type { Config, IdentityLink } from '../schemas/types.ts'
 import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 import { readReplayParts } from './read-replay-files.ts'
-import type { SortKey } from './sorted-runs.ts'
+import { eventKind, type RunWriter, type SortKey, standInKind } from './sorted-runs.ts'
 
 export type ReplayDecodeConfig = {
   agents: Config['agents']
@@ -25,15 +25,17 @@ export type ReplayDecodeConfig = {
 
 export type EventFilter = {
   keepRaw: (event: UnresolvedEvent) => boolean
-  standIn?: (event: UnresolvedEvent) => (SortKey & object) | undefined
+  standIn?: (event: UnresolvedEvent) => (SortKey & { ignored: string }) | undefined
 }
 
-/** A part of a file: its events' keys and lines, what was rejected or skipped, the links it issued. */
-export type DecodedPart = {
+/** What decoding a file gave beside its events: what was rejected or skipped, the links it issued. */
+export type DecodedFile = {
   file: string
-  keys: SortKey[]
-  lines: string[]
+  /** The first `keepInvalid` rejected items, in input order. */
   invalid: InvalidItem[]
+  invalidCount: number
+  /** Of the rejected items, those dated more than max_future_skew after the replay started. */
+  futureCount: number
   skipped: Decoded['skipped']
   links: IdentityLink[]
 }
@@ -52,35 +54,39 @@ export const replayDecodeConfig = (
   open: options.open,
 })
 
-export async function* decodeReplayFile(
+/**
+ * Decodes one file into `runs`: each event a record of its sort key and its time-only stand-in (the
+ * ignored reason) or its JSON. `onPart` is told how many events each part of the file gave.
+ */
+export async function decodeReplayFile(
   file: string,
   config: ReplayDecodeConfig,
   filter: EventFilter,
-): AsyncGenerator<DecodedPart> {
+  runs: RunWriter,
+  options: { keepInvalid: number; onPart?: (events: number) => void },
+): Promise<DecodedFile> {
   const links: IdentityLink[] = []
   const decoder = createEventDecoder(config, { onLink: (link) => links.push(link) })
+  const done: DecodedFile = { file, invalid: [], invalidCount: 0, futureCount: 0, skipped: {}, links }
   for await (const part of readReplayParts([file], { maxDepth: config.maxDepth, open: config.open })) {
     const normalized = decoder.normalize('any', part.items, { via: 'replay', receivedAt: 0, now: config.now })
-    const keys: SortKey[] = []
-    const lines: string[] = []
     for (const draft of normalized.drafts) {
       const standIn = filter.standIn?.(draft)
       if (standIn !== undefined) {
-        keys.push({ time: standIn.time, time_ns: standIn.time_ns, id: standIn.id })
-        lines.push(JSON.stringify(standIn))
+        runs.add(standIn, standInKind, standIn.ignored)
         continue
       }
       if (!filter.keepRaw(draft)) draft.raw = null
-      keys.push({ time: draft.time, time_ns: draft.time_ns, id: draft.id })
-      lines.push(JSON.stringify(draft))
+      runs.add(draft, eventKind, JSON.stringify(draft))
     }
-    yield {
-      file,
-      keys,
-      lines,
-      invalid: normalized.invalid,
-      skipped: normalized.skipped,
-      links: links.splice(0),
+    done.invalidCount += normalized.invalid.length
+    for (const item of normalized.invalid) {
+      if (item.reason === 'future_time') done.futureCount++
+      if (done.invalid.length < options.keepInvalid) done.invalid.push(item)
     }
+    for (const [reason, count] of Object.entries(normalized.skipped) as [keyof Decoded['skipped'], number][])
+      done.skipped[reason] = (done.skipped[reason] ?? 0) + count
+    options.onPart?.(normalized.drafts.length)
   }
+  return done
 }

@@ -1,21 +1,24 @@
 // `nerve replay --order time` in bounded memory. Two passes over the input:
 // 1. every file is read in parts and normalized, in decoding threads when there are several
-//    (replay-decode-pool.ts), each event one JSON line (decode-replay-file.ts) handed to an external sort
-//    that spills sorted runs to disk when the memory budget is reached; the credential links each file
-//    issues are learned in file-name order;
-// 2. the runs are merged in (event time, nanoseconds, id, bytes) order and each event is resolved with
-//    every link of the whole input, so a credential issued in a later file still names earlier calls.
+//    (replay-decode-pool.ts), each event one binary record (decode-replay-file.ts) in the sorted runs its
+//    decoder writes to disk when its share of the memory budget is reached (sorted-runs.ts); the
+//    credential links each file issues are learned in file-name order;
+// 2. the runs are merged in (event time, nanoseconds, id, bytes) order, each opened only when the merge
+//    reaches its first event, and each event is resolved with every link of the whole input, so a
+//    credential issued in a later file still names earlier calls.
 // Files are read in the order of their names, not of the arguments: links and the list of rejected items
 // then do not depend on how the files were given, and neither do the output bytes.
-import { availableParallelism } from 'node:os'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { Config, IdentityLink, NormalizedEvent } from '../schemas/types.ts'
 import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
-import type { EventFilter } from './decode-replay-file.ts'
+import type { DecodedFile, EventFilter } from './decode-replay-file.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
-import { decodeReplayFileParts } from './replay-decode-pool.ts'
+import { decodeReplayRuns } from './replay-decode-pool.ts'
+import { createHeapBound } from './replay-heap-bound.ts'
 import type { ReplayObject } from './s3-replay-objects.ts'
-import { createSortedRuns, type SortKey } from './sorted-runs.ts'
+import { eventKind, type MemoryRun, mergeRuns, type RunInfo, type SortKey } from './sorted-runs.ts'
 
 export type MergeProgress = {
   phase: 'read' | 'merge'
@@ -42,17 +45,19 @@ export type MergeReplayOptions = {
   filter: EventFilter
   filterModule: URL
   /**
-   * Decoding threads (1: decode in the main thread); 'auto' is one per core for inputs of at least
-   * 8 MiB, else 1 (a thread costs about 0.3 s to start).
+   * Decoding threads (0: decode in the main thread). A thread costs about 0.3 s to start and 100 MiB
+   * of resident memory; only two or more decode faster than the main thread.
    */
-  threads: number | 'auto'
-  /** Bytes of event lines held in memory before a sorted run is spilled. */
+  threads: number
+  /** Bytes of event records held in memory (by all decoders) before sorted runs are spilled. */
   budgetBytes: number
   /** Where the spill's private temp dir is made. */
   spillDir: string
   /** How many rejected items are kept to show (all are counted). */
   keepInvalid?: number
   /** Called after each part read and every `progressEvery` merged events. */
+  /** Most runs merged at once (more that overlap are merged in passes first). */
+  fanIn?: number
   progress?: (p: MergeProgress) => void
   progressEvery?: number
 }
@@ -84,14 +89,12 @@ export async function mergeReplayFiles<S extends SortKey>(
   const sizes = files.map((f) => byPath.get(f) as number)
   const totalBytes = sizes.reduce((a, b) => a + b, 0)
   const keepInvalid = options.keepInvalid ?? 20
-  const threads =
-    options.threads === 'auto'
-      ? totalBytes >= 8 * 1024 * 1024
-        ? availableParallelism()
-        : 1
-      : options.threads
   const decoder = createEventDecoder(config)
-  const runs = createSortedRuns({ budgetBytes: options.budgetBytes, spillDir: options.spillDir })
+  const dir = mkdtempSync(join(options.spillDir, 'nerve-replay-'))
+  let runNumber = 0
+  const newRunPath = () => join(dir, `run-${runNumber++}.bin`)
+  const runs: RunInfo[] = []
+  let spilled = 0
   /** Rejected items to show, as (file number, item) in file-name then input order. */
   let invalid: { file: number; seq: number; item: InvalidItem }[] = []
   let invalidCount = 0
@@ -99,60 +102,79 @@ export async function mergeReplayFiles<S extends SortKey>(
   const skipped: Decoded['skipped'] = {}
   // The links of each file, applied in file-name order once every earlier file is done.
   const links = new Map<number, IdentityLink[]>()
-  const done = new Set<number>()
   let applied = 0
   const progress = { phase: 'read' as MergeProgress['phase'], files: 0, bytes: 0, events: 0 }
   const tell = (p: Partial<MergeProgress>) =>
     options.progress?.({ ...progress, totalFiles: files.length, totalBytes, ...p })
-  let seq = 0
-  try {
-    for await (const decoding of decodeReplayFileParts(files, config, { ...options, threads })) {
-      const at = order.get(decoding.type === 'part' ? decoding.part.file : decoding.file) as number
-      if (decoding.type === 'done') {
-        done.add(at)
-        progress.files++
-        progress.bytes += sizes[at] as number
-        for (; done.has(applied); applied++) {
-          decoder.addLinks(links.get(applied) ?? [])
-          links.delete(applied)
-          done.delete(applied)
-        }
-        tell({})
-        continue
-      }
-      const part = decoding.part
-      for (let n = 0; n < part.lines.length; n++) runs.add(part.keys[n] as SortKey, part.lines[n] as string)
-      if (part.links.length > 0) links.set(at, [...(links.get(at) ?? []), ...part.links])
-      invalidCount += part.invalid.length
-      for (const item of part.invalid) if (item.reason === 'future_time') futureCount++
-      if (part.invalid.length > 0) {
-        invalid.push(...part.invalid.map((item) => ({ file: at, seq: seq++, item })))
-        invalid = invalid.sort((a, b) => a.file - b.file || a.seq - b.seq).slice(0, keepInvalid)
-      }
-      for (const [reason, count] of Object.entries(part.skipped) as [keyof Decoded['skipped'], number][])
-        skipped[reason] = (skipped[reason] ?? 0) + count
-      progress.events = runs.count()
-      tell({})
+  const onDone = (done: DecodedFile) => {
+    const at = order.get(done.file) as number
+    links.set(at, done.links)
+    for (; links.has(applied); applied++) {
+      decoder.addLinks(links.get(applied) ?? [])
+      links.delete(applied)
     }
+    invalidCount += done.invalidCount
+    futureCount += done.futureCount
+    if (done.invalid.length > 0) {
+      invalid.push(...done.invalid.map((item, seq) => ({ file: at, seq, item })))
+      invalid = invalid.sort((a, b) => a.file - b.file || a.seq - b.seq).slice(0, keepInvalid)
+    }
+    for (const [reason, count] of Object.entries(done.skipped) as [keyof Decoded['skipped'], number][])
+      skipped[reason] = (skipped[reason] ?? 0) + count
+    progress.files++
+    progress.bytes += sizes[at] as number
+    tell({})
+  }
+  const close = () => rmSync(dir, { recursive: true, force: true })
+  let memory: MemoryRun | undefined
+  try {
+    memory = await decodeReplayRuns(files, config, {
+      ...options,
+      runDir: dir,
+      newRunPath,
+      keepInvalid,
+      onEvents: (count) => {
+        progress.events += count
+        tell({})
+      },
+      onRun: (run) => {
+        spilled++
+        runs.push(run)
+      },
+      onDone,
+    })
   } catch (err) {
-    runs.close()
+    close()
     throw err
   }
 
-  const total = runs.count()
+  const total = progress.events
   const every = options.progressEvery ?? 50_000
   function* read(): Generator<NormalizedEvent | S> {
     const one: UnresolvedEvent[] = []
     let handed = 0
     tell({ phase: 'merge', events: 0, total })
-    for (const value of runs.read<UnresolvedEvent | S>()) {
+    const merged = mergeRuns(runs, memory, {
+      fanIn: options.fanIn,
+      newRunPath,
+      onRun: () => spilled++,
+    })
+    memory = undefined
+    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024 })
+    for (const record of merged) {
       handed++
-      if (handed % every === 0) tell({ phase: 'merge', events: handed, total, eventTime: value.time })
-      if ('ignored' in value) {
-        yield value as S
+      heap.tick()
+      if (handed % every === 0) tell({ phase: 'merge', events: handed, total, eventTime: record.time })
+      if (record.kind !== eventKind) {
+        yield {
+          id: record.id,
+          time: record.time,
+          time_ns: record.time_ns,
+          ignored: record.text(),
+        } as unknown as S
         continue
       }
-      one[0] = value as UnresolvedEvent
+      one[0] = JSON.parse(record.text()) as UnresolvedEvent
       yield decoder.resolve(one).events[0] as NormalizedEvent
     }
   }
@@ -163,8 +185,8 @@ export async function mergeReplayFiles<S extends SortKey>(
     futureCount,
     skipped,
     events: total,
-    spilled: runs.spilled,
+    spilled: () => spilled,
     read,
-    close: runs.close,
+    close,
   }
 }

@@ -2,7 +2,7 @@
 // 64 MiB). Absent, the default memory budget of `nerve replay`.
 import { NerveError } from '../runtime/errors.ts'
 
-export const defaultReplayBudgetBytes = 32 * 1024 * 1024
+export const defaultReplayBudgetBytes = 16 * 1024 * 1024
 
 const units: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }
 

@@ -1,28 +1,35 @@
-// The first pass of `nerve replay --order time` on every core: decoding threads read, decompress, parse
-// and normalize whole files (replay-decode-worker.ts), and so does the main thread, which also sorts what
-// they all produce (`threads` counts it: 2 is one worker and the main thread). Parts come
-// in whatever order the threads finish them, each followed in time by its file's `done`; nothing that
-// reaches the output depends on that order (the merge sorts by a total key, and links are applied in
-// file-name order). One thread, or a small input, decodes in the main thread instead (a thread costs
-// about 0.3 s to start, with its TypeScript loader).
+// The first pass of `nerve replay --order time`: decoding threads read, decompress, parse and normalize
+// whole files (replay-decode-worker.ts) while the main thread waits to merge. Each thread writes its own
+// sorted runs (sorted-runs.ts) under its share of the memory budget, so what crosses between threads is
+// small: a count per part, a path per run, and per file its rejected items and links. Files are handed
+// out in name order, one at a time, so each thread's runs cover about consecutive stretches of time.
+// Nothing that reaches the output depends on which thread read what (the merge sorts by a total key, and
+// links are applied in file-name order). With no thread (the default) the main thread decodes: a thread
+// costs about 0.3 s to start and about 100 MiB of resident memory (its own heap, loader, validators), so
+// only two or more are worth it, where the cores are free.
+//
+// The main thread does not decode beside the threads: measured, it then grew its young generation to
+// the bin's 64 MiB semi-spaces (128 MiB, whatever --semi-space-growth-factor said).
 import type { Readable } from 'node:stream'
 import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
 import type { Config } from '../schemas/types.ts'
 import {
-  type DecodedPart,
+  type DecodedFile,
   decodeReplayFile,
   type EventFilter,
   replayDecodeConfig,
 } from './decode-replay-file.ts'
+import { createHeapBound } from './replay-heap-bound.ts'
+import { createRunWriter, type MemoryRun, type RunInfo } from './sorted-runs.ts'
 
-export type ToWorker = { type: 'file'; file: string } | { type: 'credit' }
+export type ToWorker = { type: 'file'; file: string } | { type: 'finish' }
 export type ToPool =
-  | { type: 'part'; part: DecodedPart }
-  | { type: 'done'; file: string }
+  | { type: 'part'; events: number }
+  | { type: 'run'; run: RunInfo }
+  | { type: 'done'; done: DecodedFile }
+  | { type: 'finished' }
   | { type: 'error'; file: string; message: string }
-
-export type Decoding = { type: 'part'; part: DecodedPart } | { type: 'done'; file: string }
 
 export type DecodePoolOptions = {
   threads: number
@@ -36,132 +43,108 @@ export type DecodePoolOptions = {
   open: (path: string) => Promise<Readable>
   /** The environment a thread's S3 client reads its endpoint from (the AWS_* variables). */
   env: Readonly<Record<string, string | undefined>>
-  /** Parts a thread may send ahead of what the main thread has read. */
-  credit?: number
+  /** Bytes of records held in memory, shared out among the decoders. */
+  budgetBytes: number
+  /** The spill's private temp dir, where every decoder writes its runs. */
+  runDir: string
+  /** A fresh run path in runDir for the main thread (threads name theirs after their thread id). */
+  newRunPath: () => string
+  /** How many rejected items of a file are kept to show (all are counted). */
+  keepInvalid: number
+  /** Told of events decoded, runs written and files done, as they come. */
+  onEvents: (count: number) => void
+  onRun: (run: RunInfo) => void
+  onDone: (file: DecodedFile) => void
 }
 
-export function decodeReplayFileParts(
+/**
+ * Decodes every file into sorted runs, in `threads` decoding threads (0: in the main thread); gives back
+ * the main thread's last run, kept in memory (empty when threads decoded).
+ */
+export async function decodeReplayRuns(
   files: readonly string[],
   config: Config,
   options: DecodePoolOptions,
-): AsyncGenerator<Decoding> {
-  if (options.threads <= 1 || files.length <= 1) return decodeInThread(files, config, options)
-  return decodeInThreads(files, config, options)
-}
-
-async function* decodeInThread(
-  files: readonly string[],
-  config: Config,
-  options: DecodePoolOptions,
-): AsyncGenerator<Decoding> {
-  const decodeConfig = replayDecodeConfig(config, options)
-  for (const file of files) {
-    for await (const part of decodeReplayFile(file, decodeConfig, options.filter))
-      yield { type: 'part', part }
-    yield { type: 'done', file }
+): Promise<MemoryRun> {
+  const threads = Math.min(options.threads, files.length)
+  if (threads <= 0) {
+    const runs = createRunWriter({
+      budgetBytes: options.budgetBytes,
+      newRunPath: options.newRunPath,
+      onRun: options.onRun,
+    })
+    const decodeConfig = replayDecodeConfig(config, options)
+    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20 })
+    const onPart = (events: number) => {
+      heap.tick()
+      options.onEvents(events)
+    }
+    for (const file of files) {
+      const done = await decodeReplayFile(file, decodeConfig, options.filter, runs, {
+        keepInvalid: options.keepInvalid,
+        onPart,
+      })
+      options.onDone(done)
+    }
+    return runs.takeHeld()
   }
-}
 
-async function* decodeInThreads(
-  files: readonly string[],
-  config: Config,
-  options: DecodePoolOptions,
-): AsyncGenerator<Decoding> {
-  const queue = [...files]
-  const credit = options.credit ?? 4
-  /** What the threads sent, and the main thread's own lane (worker undefined). */
-  const inbox: { worker?: Worker; message: ToPool }[] = []
-  let wake: (() => void) | undefined
-  let failure: Error | undefined
-  const arrive = (worker: Worker | undefined, message: ToPool) => {
-    inbox.push({ worker, message })
-    wake?.()
-  }
   // Each thread is a heap of its own, set up from V8's flags when it starts (a flag outranks the
   // thread's resourceLimits): its garbage is parsed records that die young, and 16 MiB semi-spaces,
   // rather than the 64 MiB that nerve's bin asks for, keep each thread about 100 MiB smaller.
   setFlagsFromString('--max-semi-space-size=16')
-  // The main thread is one of the decoders: it also sorts, which takes a tenth of the first pass, and a
-  // thread costs about 90 MiB of resident memory.
-  const workers = Array.from({ length: Math.min(options.threads - 1, files.length - 1) }, () => {
+  const queue = [...files]
+  let failure: Error | undefined
+  let wake: (() => void) | undefined
+  let working = threads
+  const fail = (err: Error) => {
+    failure ??= err
+    wake?.()
+  }
+  const workers = Array.from({ length: threads }, () => {
     const worker = new Worker(new URL('./replay-decode-worker.mjs', import.meta.url), {
       workerData: {
         config,
         filterModule: options.filterModule.href,
         maxDepth: options.maxDepth,
         now: options.now,
-        credit,
+        budgetBytes: options.budgetBytes / threads,
+        runDir: options.runDir,
+        keepInvalid: options.keepInvalid,
         env: Object.fromEntries(Object.entries(options.env).filter(([k]) => k.startsWith('AWS_'))),
       },
     })
-    worker.on('message', (message: ToPool) => arrive(worker, message))
-    worker.on('error', (err) => {
-      failure ??= err
-      wake?.()
+    const give = () => {
+      const file = queue.shift()
+      worker.postMessage(
+        (file === undefined ? { type: 'finish' } : { type: 'file', file }) satisfies ToWorker,
+      )
+    }
+    worker.on('message', (message: ToPool) => {
+      if (message.type === 'part') options.onEvents(message.events)
+      else if (message.type === 'run') options.onRun(message.run)
+      else if (message.type === 'done') {
+        options.onDone(message.done)
+        give()
+      } else if (message.type === 'error') fail(new Error(`${message.file}: ${message.message}`))
+      else {
+        working--
+        wake?.()
+      }
     })
+    worker.on('error', fail)
+    give()
     return worker
   })
-  const give = (worker: Worker) => {
-    const file = queue.shift()
-    if (file !== undefined) worker.postMessage({ type: 'file', file } satisfies ToWorker)
-  }
-  let laneCredit = credit
-  let laneWake: (() => void) | undefined
-  let stopped = false
-  const decodeConfig = replayDecodeConfig(config, options)
-  const lane = async () => {
-    for (let file = queue.shift(); file !== undefined && !stopped; file = queue.shift()) {
-      try {
-        for await (const part of decodeReplayFile(file, decodeConfig, options.filter)) {
-          while (laneCredit === 0 && !stopped)
-            await new Promise<void>((resolve) => {
-              laneWake = resolve
-            })
-          if (stopped) return
-          laneCredit--
-          arrive(undefined, { type: 'part', part })
-        }
-        arrive(undefined, { type: 'done', file })
-      } catch (err) {
-        arrive(undefined, { type: 'error', file, message: err instanceof Error ? err.message : String(err) })
-        return
-      }
-    }
-  }
   try {
-    for (const worker of workers) give(worker)
-    const laneDone = lane()
-    let left = files.length
-    while (left > 0) {
-      if (failure) throw failure
-      const next = inbox.shift()
-      if (!next) {
-        await new Promise<void>((resolve) => {
-          wake = resolve
-        })
-        wake = undefined
-        continue
-      }
-      const { worker, message } = next
-      if (message.type === 'error') throw new Error(`${message.file}: ${message.message}`)
-      if (message.type === 'part') {
-        yield message
-        if (worker) worker.postMessage({ type: 'credit' } satisfies ToWorker)
-        else {
-          laneCredit++
-          laneWake?.()
-          laneWake = undefined
-        }
-      } else {
-        left--
-        if (worker) give(worker)
-        yield message
-      }
+    while (working > 0 && !failure) {
+      await new Promise<void>((resolve) => {
+        wake = resolve
+      })
     }
-    await laneDone
+    if (failure) throw failure
+    return { entries: [] }
   } finally {
-    stopped = true
-    laneWake?.()
     await Promise.all(workers.map((w) => w.terminate()))
   }
 }

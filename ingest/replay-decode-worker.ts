@@ -1,65 +1,63 @@
-// A decoding thread of `nerve replay --order time`: files in (one at a time, from the pool), their
-// decoded parts out (decode-replay-file.ts). At most `credit` parts wait unread in the main thread; each
-// one it reads gives one back, so a slow merge holds the threads back instead of queueing whole files.
-import { parentPort, workerData } from 'node:worker_threads'
+// A decoding thread of `nerve replay --order time`: files in (one at a time, from the pool), decoded into
+// sorted runs of its own (decode-replay-file.ts, sorted-runs.ts) under its share of the memory budget;
+// out go a count per part, each run written, and each file's rejected items and links. On `finish` it
+// writes what it holds as a last run.
+import { join } from 'node:path'
+import { parentPort, threadId, workerData } from 'node:worker_threads'
 import type { Config } from '../schemas/types.ts'
 import { decodeReplayFile, type EventFilter, replayDecodeConfig } from './decode-replay-file.ts'
 import { createReplayOpener } from './open-replay-input.ts'
 import type { ToPool, ToWorker } from './replay-decode-pool.ts'
+import { createHeapBound } from './replay-heap-bound.ts'
+import { createRunWriter } from './sorted-runs.ts'
 
 const data = workerData as {
   config: Config
   filterModule: string
   maxDepth: number
   now?: number
-  credit: number
+  budgetBytes: number
+  runDir: string
+  keepInvalid: number
   env: Record<string, string>
 }
-const { config, filterModule, maxDepth, now, env } = data
+const { config, filterModule, maxDepth, now, env, keepInvalid } = data
 const port = parentPort as NonNullable<typeof parentPort>
+const post = (message: ToPool) => port.postMessage(message)
 const { createReplayFilter } = (await import(filterModule)) as {
   createReplayFilter(config: Config): EventFilter
 }
 const filter = createReplayFilter(config)
 const decodeConfig = replayDecodeConfig(config, { maxDepth, now, open: createReplayOpener(env) })
-let credit = data.credit
-let creditBack: (() => void) | undefined
-const files: string[] = []
-let wakeUp: (() => void) | undefined
-
-port.on('message', (message: ToWorker) => {
-  if (message.type === 'credit') {
-    credit++
-    creditBack?.()
-    creditBack = undefined
-  } else {
-    files.push(message.file)
-    wakeUp?.()
-    wakeUp = undefined
-  }
+let runNumber = 0
+const runs = createRunWriter({
+  budgetBytes: data.budgetBytes,
+  newRunPath: () => join(data.runDir, `run-t${threadId}-${runNumber++}.bin`),
+  onRun: (run) => post({ type: 'run', run }),
 })
-
-const post = (message: ToPool) => port.postMessage(message)
-
-for (;;) {
-  const file = files.shift()
-  if (file === undefined) {
-    await new Promise<void>((resolve) => {
-      wakeUp = resolve
-    })
-    continue
-  }
-  try {
-    for await (const part of decodeReplayFile(file, decodeConfig, filter)) {
-      while (credit === 0)
-        await new Promise<void>((resolve) => {
-          creditBack = resolve
-        })
-      credit--
-      post({ type: 'part', part })
-    }
-    post({ type: 'done', file })
-  } catch (err) {
-    post({ type: 'error', file, message: err instanceof Error ? err.message : String(err) })
-  }
+// A full collection when the old generation outgrows 48 MiB and twice what it held after the last one.
+const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20 })
+const onPart = (events: number) => {
+  heap.tick()
+  post({ type: 'part', events })
 }
+
+// One message at a time: the pool sends the next file when this one is done.
+let work = Promise.resolve()
+port.on('message', (message: ToWorker) => {
+  work = work.then(async () => {
+    if (message.type === 'finish') {
+      runs.flush()
+      post({ type: 'finished' })
+      return
+    }
+    try {
+      post({
+        type: 'done',
+        done: await decodeReplayFile(message.file, decodeConfig, filter, runs, { keepInvalid, onPart }),
+      })
+    } catch (err) {
+      post({ type: 'error', file: message.file, message: err instanceof Error ? err.message : String(err) })
+    }
+  })
+})

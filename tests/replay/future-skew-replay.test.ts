@@ -1,5 +1,5 @@
 // An item dated past ingest.max_future_skew (judged against the replay's start) is rejected the same way
-// whether the main thread decodes (--threads 1), a decoding thread does (--threads 2), or the files are
+// whether the main thread decodes (--threads 0), decoding threads do (--threads 2), or the files are
 // read in argument order (--order input), and the summary counts it in `future`. Records: Stratus Red
 // Team's detonation (DataDog/stratus-red-team, Apache-2.0) and the Falco website's shell alert, as in the
 // fixtures.
@@ -46,7 +46,7 @@ describe('nerve replay and max_future_skew', { timeout: 120_000 }, () => {
     writeFileSync(cloudtrail, `${[...trail, future].map((r) => JSON.stringify(r)).join('\n')}\n`)
     writeFileSync(falco, `${alerts.map((r) => JSON.stringify(r)).join('\n')}\n`)
     const runs = [
-      await replay(['--threads', '1', cloudtrail, falco]),
+      await replay(['--threads', '0', cloudtrail, falco]),
       await replay(['--threads', '2', cloudtrail, falco]),
       await replay(['--order', 'input', cloudtrail, falco]),
     ]
