@@ -262,4 +262,23 @@ describe('embedded bus', () => {
     const handled = await drain(bus, topic as Topic<Item>, 'g', 1)
     expect(handled.map((r) => r.value)).toEqual([2])
   })
+
+  it('writes large publishes made at once in turns of the event loop, each whole and in order', async () => {
+    const { bus } = openBus()
+    const topic = { name: randomName('bulk') } as Topic<Item>
+    // Three 1,500-record publishes, as three large request bodies decoded together: each a write of its own.
+    const order: string[] = []
+    const publishes = [0, 1, 2].map((p) =>
+      bus.publish(topic, records(1_500, 1, p * 1_500)).then(() => {
+        order.push(`publish ${p}`)
+        setImmediate(() => order.push(`turn after ${p}`))
+      }),
+    )
+    await Promise.all(publishes)
+    await new Promise((r) => setImmediate(r))
+    expect(order.indexOf('turn after 0')).toBeLessThan(order.indexOf('publish 2'))
+    expect(order.filter((o) => o.startsWith('publish'))).toEqual(['publish 0', 'publish 1', 'publish 2'])
+    const handled = await drain(bus, topic, 'g', 4_500)
+    expect(seqs(handled)).toEqual(range(0, 4_500))
+  })
 })
