@@ -84,8 +84,11 @@ export function createIncidentGrouper(
   trackChanges = false,
 ): IncidentGrouper {
   const byAgent = new Map<string, IncidentRecord[]>()
-  const tracked = new Set<string>()
-  const changed = { add: (agent: string) => trackChanges && tracked.add(agent) }
+  /** Agents whose incidents changed since the last takeChanged(). */
+  const changed = new Set<string>()
+  const noteChanged = (agent: string) => {
+    if (trackChanges) changed.add(agent)
+  }
   let count = 0
   for (const record of restored) {
     const list = byAgent.get(record.agent) ?? []
@@ -159,7 +162,7 @@ export function createIncidentGrouper(
     incident.first_seen = Math.min(incident.first_seen, time)
     incident.last_seen = Math.max(incident.last_seen, time)
     incident.correlation_count++
-    changed.add(agentId)
+    noteChanged(agentId)
     const perRule = incident.per_rule ?? {}
     incident.per_rule = perRule
     const n = (perRule[ruleId] ?? 0) + 1
@@ -192,7 +195,7 @@ export function createIncidentGrouper(
       const kept = list.filter((i) => i.last_seen + gap >= horizon)
       if (kept.length === list.length) continue
       count -= list.length - kept.length
-      changed.add(agent)
+      noteChanged(agent)
       if (kept.length === 0) byAgent.delete(agent)
       else byAgent.set(agent, kept)
     }
@@ -211,8 +214,8 @@ export function createIncidentGrouper(
   const snapshot = () => [...byAgent.values()].flat().map(copy)
   const takeChanged = () => {
     const taken = new Map<string, IncidentRecord[]>()
-    for (const agent of tracked) taken.set(agent, (byAgent.get(agent) ?? []).map(copy))
-    tracked.clear()
+    for (const agent of changed) taken.set(agent, (byAgent.get(agent) ?? []).map(copy))
+    changed.clear()
     return taken
   }
 
