@@ -2,7 +2,13 @@
 // their reason and original bytes. Resolves only once both are durable; never accepts what cannot be:
 // beyond `maxPending` publishes in flight it refuses at once (SATURATED → 429 + Retry-After), and a bus
 // failure becomes BUS_UNAVAILABLE (503 + Retry-After) unless the bus already said why.
-import type { Bus } from '../bus/bus.ts'
+// A large body's records go to the bus in parts of `partRecords`, the event loop given back between parts:
+// one publish serializes its records and the bus writes it in one transaction, which for a 4 MB body of
+// 4,000 alerts held the loop for tens of milliseconds. Every part must be durable before the request is
+// answered 202; when one fails the request fails as before (503/507, retriable) and no further part is
+// started. The parts already durable stay on the bus: the sender, told to retry, sends them again and the
+// duplicates are dropped downstream by event id (as for a spooled request whose publish completes late).
+import type { Bus, BusRecord, Topic } from '../bus/bus.ts'
 import { type DeadLetter, deadLetterTopic, eventsTopic } from '../bus/topics.ts'
 import { isNerveError, NerveError } from '../runtime/errors.ts'
 import type { Metrics } from '../runtime/metrics.ts'
@@ -16,6 +22,11 @@ export type DecodedPublisher = {
   /** Resolves when nothing is in flight. */
   drain(): Promise<void>
 }
+
+/** Records per bus publish: about 1 MB of JSON, a few milliseconds of serializing and writing. */
+export const partRecords = 250
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 export function createDecodedPublisher(
   config: { maxPending: number },
@@ -36,6 +47,25 @@ export function createDecodedPublisher(
     }
   }
 
+  /** One publish for up to partRecords records; otherwise parts, each started on a turn of its own. */
+  const publishInParts = async <T>(topic: Topic<T>, records: BusRecord<T>[]): Promise<void> => {
+    if (records.length <= partRecords) return deps.bus.publish(topic, records)
+    const parts: Promise<void>[] = []
+    let failed = false
+    for (let i = 0; i < records.length && !failed; i += partRecords) {
+      if (i > 0) await yieldToLoop()
+      if (failed) break
+      const part = deps.bus.publish(topic, records.slice(i, i + partRecords))
+      part.catch(() => {
+        failed = true
+      })
+      parts.push(part)
+    }
+    // Every part settled before the request is answered, so none is still in flight behind an error.
+    const failure = (await Promise.allSettled(parts)).find((r) => r.status === 'rejected')
+    if (failure) throw failure.reason
+  }
+
   const publish = async (component: string, decoded: Decoded, receivedAt: number) => {
     if (decoded.events.length === 0 && decoded.invalid.length === 0) return
     checkCapacity()
@@ -43,14 +73,14 @@ export function createDecodedPublisher(
     try {
       const events =
         decoded.events.length > 0
-          ? deps.bus.publish(
+          ? publishInParts(
               eventsTopic,
               decoded.events.map((event) => ({ key: event.agent.id, value: event })),
             )
           : undefined
       const deadLetters =
         decoded.invalid.length > 0
-          ? deps.bus.publish(
+          ? publishInParts(
               deadLetterTopic,
               decoded.invalid.map((item) => ({
                 key: component,

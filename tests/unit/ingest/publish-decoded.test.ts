@@ -1,0 +1,106 @@
+// The decoded publisher sends a large body's records to the bus in parts, giving the event loop back between
+// them, and resolves only once every part is durable; a failing part fails the whole publish.
+import { describe, expect, it } from 'vitest'
+import type { BusRecord } from '../../../bus/bus.ts'
+import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
+import type { Decoded } from '../../../ingest/decode-events.ts'
+import { createDecodedPublisher, partRecords } from '../../../ingest/publish-decoded.ts'
+import { NerveError } from '../../../runtime/errors.ts'
+import type { NormalizedEvent } from '../../../schemas/types.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { createMemoryBus } from './memory-bus.ts'
+
+const events = (n: number): Decoded =>
+  ({
+    events: Array.from({ length: n }, (_, i) => ({ id: `e${i}`, agent: { id: `agent-${i % 7}` } })),
+    invalid: [],
+    skipped: {},
+    internal: 0,
+  }) as unknown as Decoded
+
+function setup() {
+  const bus = createMemoryBus()
+  const sizes: number[] = []
+  const publish = bus.publish
+  bus.publish = (topic, records) => {
+    sizes.push(records.length)
+    return publish(topic, records)
+  }
+  const publisher = createDecodedPublisher({ maxPending: 10 }, { bus, metrics: createTestRuntime().metrics })
+  return { bus, sizes, publisher }
+}
+
+describe('publishing a large body in parts', () => {
+  it('publishes a small body in one go', async () => {
+    const { bus, sizes, publisher } = setup()
+    await publisher.publish('falco_receiver', events(partRecords), 0)
+    expect(sizes).toEqual([partRecords])
+    expect(bus.records(eventsTopic)).toHaveLength(partRecords)
+  })
+
+  it('publishes a large body in parts of at most partRecords, every record once and in order', async () => {
+    const { bus, sizes, publisher } = setup()
+    await publisher.publish('falco_receiver', events(2 * partRecords + 3), 0)
+    expect(sizes).toEqual([partRecords, partRecords, 3])
+    const ids = bus.records(eventsTopic).map((r: BusRecord<NormalizedEvent>) => r.value.id)
+    expect(ids).toEqual(Array.from({ length: 2 * partRecords + 3 }, (_, i) => `e${i}`))
+  })
+
+  it('gives the event loop back between parts', async () => {
+    const { sizes, publisher } = setup()
+    const seen: number[] = []
+    const done = publisher.publish('falco_receiver', events(3 * partRecords), 0)
+    // Another request's turn, queued after the publish started: it runs before the last part is published.
+    setImmediate(() => seen.push(sizes.length))
+    await done
+    expect(seen[0]).toBeLessThan(3)
+  })
+
+  it('fails the whole publish when a part fails, starts no part after it, and is idle once it answers', async () => {
+    const { bus, sizes, publisher } = setup()
+    let calls = 0
+    bus.before = async () => {
+      calls++
+      if (calls === 2) throw new NerveError('STORAGE_FULL', 'full', { retriable: true })
+    }
+    const failing = publisher.publish('falco_receiver', events(5 * partRecords), 0)
+    await expect(failing).rejects.toMatchObject({ code: 'STORAGE_FULL' })
+    expect(sizes.length).toBeLessThan(5)
+    expect(publisher.pending()).toBe(0)
+  })
+
+  it('does not answer before every part is durable', async () => {
+    const { bus, publisher } = setup()
+    const holds: (() => void)[] = []
+    bus.before = () => new Promise<void>((resolve) => holds.push(resolve))
+    let answered = false
+    const done = publisher.publish('falco_receiver', events(2 * partRecords), 0).then(() => {
+      answered = true
+    })
+    for (let i = 0; holds.length < 2 && i < 100; i++) await new Promise((resolve) => setImmediate(resolve))
+    expect(holds).toHaveLength(2)
+    holds[1]?.()
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(answered).toBe(false)
+    holds[0]?.()
+    await done
+    expect(answered).toBe(true)
+  })
+
+  it('publishes many invalid items to the dead-letter topic in parts too', async () => {
+    const { bus, sizes, publisher } = setup()
+    const decoded = {
+      events: [],
+      invalid: Array.from({ length: partRecords + 1 }, (_, index) => ({
+        index,
+        problems: [{ path: '/rule', message: 'is required' }],
+        original: '{}',
+      })),
+      skipped: {},
+      internal: 0,
+    } as unknown as Decoded
+    await publisher.publish('falco_receiver', decoded, 0)
+    expect(sizes).toEqual([partRecords, 1])
+    expect(bus.records(deadLetterTopic)).toHaveLength(partRecords + 1)
+  })
+})
