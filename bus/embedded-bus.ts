@@ -48,21 +48,29 @@ type TopicState = {
   heads: number[]
   lows: number[]
   subscriptions: Set<Consumer>
+  /** Subscriptions that read values rather than text: only for them are published values kept. */
+  valueReaders: number
   recent: RecentRecords
 }
 
 type Waiter = { resolve(): void; reject(err: unknown): void }
-/** `values[i]` is the record `rows[i]` holds as JSON. */
-type Pending = Waiter & { topic: TopicState; rows: AppendRow[]; values: unknown[] }
+/**
+ * `values[i]` is the record `rows[i]` holds as JSON; undefined when no subscription reads values (the
+ * events are read as text by the correlate thread): the objects are then not kept alive past the publish.
+ * `bytes`: the length of the rows' JSON text.
+ */
+type Pending = Waiter & { topic: TopicState; rows: AppendRow[]; values: unknown[] | undefined; bytes: number }
 type PendingCommit = Waiter & { commit: CommitRow }
 
 const deleteChunk = 5_000
 /**
- * Rows one group commit writes, unless a single publish holds more (a publish is written whole): three 4 MB
- * bodies published at once used to be one transaction of 12,000 rows, about 70 ms of the event loop; each
- * is now a write of its own, with the loop given back between them.
+ * Rows, and bytes of their JSON, one group commit writes, unless a single publish holds more (a publish is
+ * written whole): three 4 MB bodies published at once used to be one transaction of 12,000 rows, about 70 ms
+ * of the event loop. A transaction costs about 7–9 ms per MB of rows here, so a write stops at 1 MB and the
+ * loop is given back before the next (ingest publishes a large body in parts of about 0.5 MB).
  */
 const maxRowsPerWrite = 2_000
+const maxBytesPerWrite = 1024 * 1024
 /** Published values kept for in-process consumers, per partition (a few MB at the sizes nerve writes). */
 const recentPerPartition = 5_000
 /** …and at most this much of their JSON text (alerts as large as the watched agent likes). */
@@ -108,6 +116,7 @@ export function createEmbeddedBus(
       heads,
       lows,
       subscriptions: new Set<Consumer>(),
+      valueReaders: 0,
       recent: createRecentRecords(stored.partitions, recentPerPartition, recentBytesPerPartition),
     }
     topics.set(stored.name, state)
@@ -170,11 +179,15 @@ export function createEmbeddedBus(
     if (queue.length === 0 && commits.length === 0) return
     let take = 0
     let taken = 0
-    while (
-      take < queue.length &&
-      (take === 0 || taken + (queue[take]?.rows.length ?? 0) <= maxRowsPerWrite)
-    ) {
-      taken += queue[take]?.rows.length ?? 0
+    let takenBytes = 0
+    for (let next = queue[0]; next !== undefined; next = queue[take]) {
+      if (
+        take > 0 &&
+        (taken + next.rows.length > maxRowsPerWrite || takenBytes + next.bytes > maxBytesPerWrite)
+      )
+        break
+      taken += next.rows.length
+      takenBytes += next.bytes
       take++
     }
     const batch = queue.slice(0, take)
@@ -216,8 +229,10 @@ export function createEmbeddedBus(
     for (const pending of batch) {
       const t = pending.topic
       if (t.subscriptions.size === 0) continue
-      for (const [i, row] of pending.rows.entries()) {
-        t.recent.add(row.partition, row.offset, row.key, pending.values[i], row.value)
+      const values = pending.values
+      for (let i = 0; i < pending.rows.length; i++) {
+        const row = pending.rows[i] as AppendRow
+        t.recent.add(row.partition, row.offset, row.key, values?.[i], row.value)
       }
     }
     for (const [t, heads] of nextHeads) {
@@ -259,18 +274,21 @@ export function createEmbeddedBus(
     if (closing) throw closedError()
     if (records.length === 0) return
     const t = withStorage('creating a topic', () => topicState(topic.name))
-    const values = records.map((record) => record.value as unknown)
-    const rows = records.map(
-      (record, i): AppendRow => ({
+    const values = t.valueReaders > 0 ? records.map((record) => record.value as unknown) : undefined
+    let bytes = 0
+    const rows = records.map((record, i): AppendRow => {
+      const value = serialize(record.value, i)
+      bytes += value.length
+      return {
         topicId: t.id,
         partition: partitionForKey(record.key, t.partitions),
         offset: 0,
         key: record.key,
-        value: serialize(record.value, i),
-      }),
-    )
+        value,
+      }
+    })
     return new Promise((resolve, reject) => {
-      queue.push({ topic: t, rows, values, resolve, reject })
+      queue.push({ topic: t, rows, values, bytes, resolve, reject })
       scheduleFlush()
     })
   }
@@ -330,12 +348,13 @@ export function createEmbeddedBus(
       },
     })
     t.subscriptions.add(consumer)
+    if (!options.encoded) t.valueReaders++
     for (let p = 0; p < t.partitions; p++) setLagGauge(t, consumer, p)
     log.info({ topic: t.name, group }, 'Subscribed.')
     const subscription = {
       stop: async () => {
         await consumer.stop()
-        t.subscriptions.delete(consumer)
+        if (t.subscriptions.delete(consumer) && !options.encoded) t.valueReaders--
         subscriptions.delete(subscription)
         for (let p = 0; p < t.partitions; p++) lag.remove({ topic: t.name, group, partition: String(p) })
       },

@@ -4,15 +4,22 @@
 // deep-frozen when first handed out, because every group of the process shares them: a handler that
 // tried to change a record would otherwise change it for the others (a topic read only as text, as the
 // events are by the correlate thread, never pays for it). Their JSON text is kept beside them
-// for a consumer that forwards records (SubscribeOptions.encoded). Bounded per partition: past the cap the
+// for a consumer that forwards records (SubscribeOptions.encoded); a topic that nobody reads as values keeps
+// only the text (its value is undefined), and a consumer of values then reads from disk. Bounded per partition: past the cap the
 // oldest are forgotten, and a consumer that far behind reads from disk as before. Bounded in bytes too (the
 // texts' length, the values being about as large): the watched agent chooses how large its alerts are.
 import type { DeliveredRecord } from './bus.ts'
 
 export type RecentRecords = {
-  /** Remembers a record written at `offset` as `text`; a gap before it restarts the partition's window. */
+  /**
+   * Remembers a record written at `offset` as `text`, and as `value` unless undefined (nobody reads it as a
+   * value); a gap before it restarts the partition's window.
+   */
   add(partition: number, offset: number, key: string, value: unknown, text: string): void
-  /** Records [from, from + limit) of a partition when every one of them is remembered; `encoded`: as text. */
+  /**
+   * Records [from, from + limit) of a partition when every one of them is remembered (as a value, unless
+   * `encoded`: as text).
+   */
   take<T>(partition: number, from: number, limit: number, encoded?: boolean): DeliveredRecord<T>[] | undefined
   /** Forgets the records below `offset` (every subscribed group has committed them). */
   forgetBelow(partition: number, offset: number): void
@@ -80,6 +87,7 @@ export function createRecentRecords(
       const values = encoded ? w.texts : w.values
       for (let offset = from; offset < from + limit; offset++) {
         const i = offset - w.base
+        if (values[i] === undefined) return undefined
         const value = encoded ? values[i] : deepFreeze(values[i])
         records.push({ key: w.keys[i] as string, value: value as T, partition, offset })
       }

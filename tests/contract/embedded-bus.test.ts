@@ -281,4 +281,75 @@ describe('embedded bus', () => {
     const handled = await drain(bus, topic, 'g', 4_500)
     expect(seqs(handled)).toEqual(range(0, 4_500))
   })
+
+  it('writes publishes made at once in turns of at most 1 MB of records, each whole and in order', async () => {
+    const { bus } = openBus()
+    const topic = { name: randomName('wide') } as Topic<Item & { pad: string }>
+    // Three publishes of 100 records of 6 KB (600 KB each): few rows, but each a write of its own.
+    const pad = 'x'.repeat(6_000)
+    const order: string[] = []
+    const publishes = [0, 1, 2].map((p) =>
+      bus
+        .publish(
+          topic,
+          records(100, 1, p * 100).map((r) => ({ key: r.key, value: { ...r.value, pad } })),
+        )
+        .then(() => {
+          order.push(`publish ${p}`)
+          setImmediate(() => order.push(`turn after ${p}`))
+        }),
+    )
+    await Promise.all(publishes)
+    await new Promise((r) => setImmediate(r))
+    expect(order.indexOf('turn after 0')).toBeLessThan(order.indexOf('publish 2'))
+    expect(order.filter((o) => o.startsWith('publish'))).toEqual(['publish 0', 'publish 1', 'publish 2'])
+    const handled = await drain(bus, topic as unknown as Topic<Item>, 'g', 300)
+    expect(seqs(handled)).toEqual(range(0, 300))
+  })
+
+  it('keeps no published value alive for a topic read only as text; a reader of values gets them from disk', async () => {
+    const { bus } = openBus({ partitions: 2 })
+    const topic = { name: randomName('text-only') } as Topic<Item>
+    const texts: string[] = []
+    // The forwarder holds its batches (commits nothing), so its records stay in memory meanwhile.
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const asText = await bus.subscribe<Item>(
+      topic,
+      'forwarder',
+      async (batch) => {
+        for (const r of batch) texts.push(r.value as unknown as string)
+        await held
+      },
+      { encoded: true },
+    )
+    const published = records(20, 3)
+    await bus.publish(topic, published)
+    await waitFor(() => texts.length > 0, { what: 'the texts' })
+    const handled: DeliveredRecord<Item>[] = []
+    const asValues = await bus.subscribe<Item>(topic, 'reader', async (batch) => {
+      handled.push(...batch)
+    })
+    await waitFor(() => handled.length === 20, { what: 'the values' })
+    expect(sorted(seqs(handled))).toEqual(range(0, 20))
+    for (const r of handled) {
+      // Parsed from the stored text, not the object the publisher handed over (which nothing kept).
+      expect(r.value).toEqual(published[r.value.seq]?.value)
+      expect(r.value).not.toBe(published[r.value.seq]?.value)
+    }
+    // Once a reader of values is subscribed, new records are handed to it from memory again.
+    const more = records(5, 3, 20)
+    await bus.publish(topic, more)
+    await waitFor(() => handled.length === 25, { what: 'the new values' })
+    for (const r of handled.slice(20)) expect(r.value).toBe(more[r.value.seq - 20]?.value)
+    release()
+    await waitFor(() => texts.length === 25, { what: 'every text' })
+    expect(texts.map((t) => JSON.parse(t) as Item).sort((a, b) => a.seq - b.seq)).toEqual(
+      [...published, ...more].map((r) => r.value),
+    )
+    await asText.stop()
+    await asValues.stop()
+  })
 })

@@ -75,4 +75,18 @@ describe('recent records', () => {
     expect(recent.take(0, 16, 4)).toHaveLength(4)
     expect(recent.take(0, 15, 5)).toBeUndefined()
   })
+
+  it('keeps only the text of a record published without its value, and hands it out as text only', () => {
+    const recent = createRecentRecords(1, 100)
+    for (let offset = 0; offset < 3; offset++)
+      recent.add(0, offset, 'k', undefined, JSON.stringify(event(offset)))
+    expect(recent.take(0, 0, 3, true)?.map((r) => r.value)).toEqual(
+      [0, 1, 2].map((n) => JSON.stringify(event(n))),
+    )
+    // A consumer of values reads these from disk.
+    expect(recent.take(0, 0, 3)).toBeUndefined()
+    recent.add(0, 3, 'k', event(3), JSON.stringify(event(3)))
+    expect(recent.take(0, 3, 1)?.map((r) => r.value)).toEqual([event(3)])
+    expect(recent.take(0, 2, 2)).toBeUndefined()
+  })
 })
