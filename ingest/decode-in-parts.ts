@@ -1,11 +1,13 @@
 // A request body → decoded events without holding the event loop: a body under `partChars` is split and
 // decoded in one go (a single alert, a small batch: no cost added); a larger one (NDJSON, one array, one
 // CloudTrail log file) is parsed, validated, normalized and identified a part at a time, giving the loop
-// back between parts, so that /healthz and the other requests are answered while three 4 MB bodies are
-// decoded. The result is the one decode() gives:
+// back between parts (runtime/next-turn.ts: one part per turn, however many bodies are decoded at once), so
+// that /healthz and the other requests are answered while three 4 MB bodies are decoded. The result is the
+// one decode() gives:
 // links are learned from every part before any event is resolved (an issuing record later in the body
 // still names the workload of an earlier one), and the record limit counts the whole body.
 import { NerveError } from '../runtime/errors.ts'
+import { nextTurn } from '../runtime/next-turn.ts'
 import type { DecodeContext, Decoded, EventDecoder, ItemKind } from './decode-events.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 import { type SplitLimits, splitJsonItems, splitJsonItemsInParts } from './split-json-items.ts'
@@ -14,15 +16,13 @@ import { type SplitLimits, splitJsonItems, splitJsonItemsInParts } from './split
 export const partChars = 256 * 1024
 const partItems = 250
 
-export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
-
 export async function decodeInParts(
   decoder: EventDecoder,
   kind: ItemKind,
   text: string,
   limits: SplitLimits,
   ctx: DecodeContext,
-  pause: () => Promise<void> = yieldToLoop,
+  pause: () => Promise<void> = nextTurn,
 ): Promise<Decoded> {
   if (text.length <= partChars) return decoder.decode(kind, splitJsonItems(text, limits), ctx)
   const drafts: UnresolvedEvent[] = []

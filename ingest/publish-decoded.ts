@@ -12,6 +12,7 @@ import type { Bus, BusRecord, Topic } from '../bus/bus.ts'
 import { type DeadLetter, deadLetterTopic, eventsTopic } from '../bus/topics.ts'
 import { isNerveError, NerveError } from '../runtime/errors.ts'
 import type { Metrics } from '../runtime/metrics.ts'
+import { nextTurn } from '../runtime/next-turn.ts'
 import type { Decoded } from './decode-events.ts'
 
 export type DecodedPublisher = {
@@ -25,8 +26,6 @@ export type DecodedPublisher = {
 
 /** Records per bus publish: about 1 MB of JSON, a few milliseconds of serializing and writing. */
 export const partRecords = 250
-
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 export function createDecodedPublisher(
   config: { maxPending: number },
@@ -53,7 +52,7 @@ export function createDecodedPublisher(
     const parts: Promise<void>[] = []
     let failed = false
     for (let i = 0; i < records.length && !failed; i += partRecords) {
-      if (i > 0) await yieldToLoop()
+      if (i > 0) await nextTurn()
       if (failed) break
       const part = deps.bus.publish(topic, records.slice(i, i + partRecords))
       part.catch(() => {
