@@ -1,9 +1,11 @@
 // The embedded bus: one process, durable on local disk (embedded-storage.ts). Keys are hashed onto
 // partitions (partition-for-key.ts); each consumer group has a committed position per partition.
-// - publish: records queued in the same event-loop turn, and the consumers' offset commits, are written in
-//   one transaction and synced off the event loop (one fdatasync, group commit; one write in flight, those
-//   queued meanwhile form the next); each publish() resolves once its records are on disk and rejects,
-//   keeping none, otherwise. Consumers see records only once they are on disk.
+// - publish: records queued in the same event-loop turn, and the consumers' offset commits, are written
+//   together and synced off the event loop (one fdatasync, group commit; one write in flight, those queued
+//   meanwhile form the next), in transactions of about 1 MB with a turn of the loop between them, each
+//   publish whole in one; each publish() resolves once its records are on disk and rejects, keeping none,
+//   otherwise (a failed group takes back every transaction it wrote). Consumers see records only once they
+//   are on disk.
 // - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
 //   backoff); a durable publish wakes the topic's consumers at once, and hands them the published values
 //   themselves while they keep up (recent-records.ts), rather than rows to read back and parse.
@@ -13,6 +15,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
+import { nextTurn } from '../runtime/next-turn.ts'
 import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, Topic } from './bus.ts'
 import { type Consumer, startConsumer } from './embedded-consumer.ts'
 import {
@@ -64,13 +67,17 @@ type PendingCommit = Waiter & { commit: CommitRow }
 
 const deleteChunk = 5_000
 /**
- * Rows, and bytes of their JSON, one group commit writes, unless a single publish holds more (a publish is
- * written whole): three 4 MB bodies published at once used to be one transaction of 12,000 rows, about 70 ms
- * of the event loop. A transaction costs about 7–9 ms per MB of rows here, so a write stops at 1 MB and the
- * loop is given back before the next (ingest publishes a large body in parts of about 0.5 MB).
+ * Rows one group commit writes (one fdatasync), unless a single publish holds more (a publish is written
+ * whole): three 4 MB bodies published at once used to be one transaction of 12,000 rows, about 70 ms of the
+ * event loop.
  */
 const maxRowsPerWrite = 2_000
-const maxBytesPerWrite = 1024 * 1024
+/**
+ * Within a group commit, a transaction stops at about this much JSON (unless one publish holds more), and
+ * the loop is given a turn before the next: a transaction costs about 7–9 ms per MB of rows here. The group
+ * is still synced once, after its last transaction (ingest publishes a large body in parts of about 0.5 MB).
+ */
+const maxBytesPerTransaction = 1024 * 1024
 /** Published values kept for in-process consumers, per partition (a few MB at the sizes nerve writes). */
 const recentPerPartition = 5_000
 /** …and at most this much of their JSON text (alerts as large as the watched agent likes). */
@@ -175,19 +182,23 @@ export function createEmbeddedBus(
     for (const waiter of waiters) waiter.reject(error)
   }
 
+  const discardUnsynced = (rows: AppendRow[]) => {
+    try {
+      storage.discard(rows)
+    } catch (discardErr) {
+      log.error({ err: discardErr }, 'Could not take back records written but not made durable.')
+    }
+  }
+
   const flush = async () => {
     if (queue.length === 0 && commits.length === 0) return
     let take = 0
     let taken = 0
-    let takenBytes = 0
-    for (let next = queue[0]; next !== undefined; next = queue[take]) {
-      if (
-        take > 0 &&
-        (taken + next.rows.length > maxRowsPerWrite || takenBytes + next.bytes > maxBytesPerWrite)
-      )
-        break
-      taken += next.rows.length
-      takenBytes += next.bytes
+    while (
+      take < queue.length &&
+      (take === 0 || taken + (queue[take]?.rows.length ?? 0) <= maxRowsPerWrite)
+    ) {
+      taken += queue[take]?.rows.length ?? 0
       take++
     }
     const batch = queue.slice(0, take)
@@ -206,24 +217,42 @@ export function createEmbeddedBus(
         rows.push(row)
       }
     }
-    try {
-      storage.write(
-        rows,
-        batchCommits.map((c) => c.commit),
-        now(),
-      )
-    } catch (err) {
-      return failWrite(err, rows, waiters)
-    }
+    // Transactions of at most maxBytesPerTransaction (each publish whole in one), a turn between them; the
+    // offset commits go with the first. A failing transaction takes back those written before it.
+    const publishedAt = now()
+    let written = 0
+    let start = 0
+    do {
+      let end = start
+      let bytes = 0
+      while (
+        end < batch.length &&
+        (end === start || bytes + (batch[end]?.bytes ?? 0) <= maxBytesPerTransaction)
+      ) {
+        bytes += batch[end]?.bytes ?? 0
+        end++
+      }
+      let count = 0
+      for (let i = start; i < end; i++) count += batch[i]?.rows.length ?? 0
+      if (start > 0) await nextTurn()
+      try {
+        storage.write(
+          rows.slice(written, written + count),
+          start === 0 ? batchCommits.map((c) => c.commit) : [],
+          publishedAt,
+        )
+      } catch (err) {
+        if (written > 0) discardUnsynced(rows.slice(0, written))
+        return failWrite(err, rows, waiters)
+      }
+      written += count
+      start = end
+    } while (start < batch.length)
     try {
       await storage.sync()
     } catch (err) {
       // Not known to be on disk: take the records back so that a rejected publish keeps nothing.
-      try {
-        storage.discard(rows)
-      } catch (discardErr) {
-        log.error({ err: discardErr }, 'Could not take back records whose sync failed.')
-      }
+      discardUnsynced(rows)
       return failWrite(err, rows, waiters)
     }
     for (const pending of batch) {

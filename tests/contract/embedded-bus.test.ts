@@ -2,10 +2,12 @@
 // offsets that survive a restart, one owner per data directory. The SIGKILL test is in
 // embedded-bus-crash.test.ts.
 import { rmSync } from 'node:fs'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { DeliveredRecord, Topic } from '../../bus/bus.ts'
 import { createEmbeddedBus, type EmbeddedBus, type EmbeddedBusConfig } from '../../bus/embedded-bus.ts'
 import { isNerveError, NerveError } from '../../runtime/errors.ts'
+import { nextTurn } from '../../runtime/next-turn.ts'
 import { randomName, tempDir } from '../helpers/random-names.ts'
 import { createTestRuntime, type TestRuntime } from '../helpers/test-runtime.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -282,29 +284,56 @@ describe('embedded bus', () => {
     expect(seqs(handled)).toEqual(range(0, 4_500))
   })
 
-  it('writes publishes made at once in turns of at most 1 MB of records, each whole and in order', async () => {
+  it('writes a group commit in transactions of at most 1 MB, each publish whole, a turn between them', async () => {
     const { bus } = openBus()
     const topic = { name: randomName('wide') } as Topic<Item & { pad: string }>
-    // Three publishes of 100 records of 6 KB (600 KB each): few rows, but each a write of its own.
+    // Three publishes of 100 records of 6 KB (600 KB each), made at once: one group commit (one sync),
+    // written as three transactions.
     const pad = 'x'.repeat(6_000)
-    const order: string[] = []
     const publishes = [0, 1, 2].map((p) =>
-      bus
-        .publish(
-          topic,
-          records(100, 1, p * 100).map((r) => ({ key: r.key, value: { ...r.value, pad } })),
-        )
-        .then(() => {
-          order.push(`publish ${p}`)
-          setImmediate(() => order.push(`turn after ${p}`))
-        }),
+      bus.publish(
+        topic,
+        records(100, 1, p * 100).map((r) => ({ key: r.key, value: { ...r.value, pad } })),
+      ),
     )
-    await Promise.all(publishes)
-    await new Promise((r) => setImmediate(r))
-    expect(order.indexOf('turn after 0')).toBeLessThan(order.indexOf('publish 2'))
-    expect(order.filter((o) => o.startsWith('publish'))).toEqual(['publish 0', 'publish 1', 'publish 2'])
+    // The first turn the bus gives back: only the first publish is written.
+    await nextTurn()
+    const reader = new Database(bus.file, { readonly: true })
+    try {
+      const count = () => (reader.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n
+      expect(count()).toBe(100)
+      await Promise.all(publishes)
+      expect(count()).toBe(300)
+    } finally {
+      reader.close()
+    }
     const handled = await drain(bus, topic as unknown as Topic<Item>, 'g', 300)
     expect(seqs(handled)).toEqual(range(0, 300))
+  })
+
+  it('takes back the transactions of a group written before one that does not fit, and keeps none of it', async () => {
+    const { bus, reopen } = openBus({ maxBytes: 2 * 1024 * 1024 })
+    const topic = { name: randomName('full-group') } as Topic<Item & { pad: string }>
+    const pad = 'x'.repeat(6_000)
+    const publish = (p: number) =>
+      bus.publish(
+        topic,
+        records(100, 1, p * 100).map((r) => ({ key: r.key, value: { ...r.value, pad } })),
+      )
+    // Five publishes of 600 KB at once: one group, its first transactions fit, a later one does not.
+    const outcomes = await Promise.allSettled([0, 1, 2, 3, 4].map(publish))
+    expect(outcomes.every((o) => o.status === 'rejected')).toBe(true)
+    expect((outcomes[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'STORAGE_FULL' })
+    await bus.close()
+    const roomy = reopen({ maxBytes: undefined })
+    await roomy.publish(topic, [{ key: 'agent-0', value: { key: 'agent-0', seq: 0, pad: '' } }])
+    const handled = await drain(roomy, topic as unknown as Topic<Item>, randomName('group'), 1)
+    expect(seqs(handled)).toEqual([0])
+    expect(handled[0]?.offset).toBe(0)
+    expect((handled[0]?.value as Item & { pad: string }).pad).toBe('')
+    const reader = new Database(roomy.file, { readonly: true })
+    expect((reader.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n).toBe(1)
+    reader.close()
   })
 
   it('keeps no published value alive for a topic read only as text; a reader of values gets them from disk', async () => {
