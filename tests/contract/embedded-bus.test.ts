@@ -330,7 +330,7 @@ describe('embedded bus', () => {
     const handled = await drain(roomy, topic as unknown as Topic<Item>, randomName('group'), 1)
     expect(seqs(handled)).toEqual([0])
     expect(handled[0]?.offset).toBe(0)
-    expect((handled[0]?.value as Item & { pad: string }).pad).toBe('')
+    expect((handled[0]?.value as (Item & { pad: string }) | undefined)?.pad).toBe('')
     const reader = new Database(roomy.file, { readonly: true })
     expect((reader.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n).toBe(1)
     reader.close()
