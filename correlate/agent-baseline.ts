@@ -55,6 +55,12 @@ export type AgentBaseline = {
   resources: Map<string, ResourceStats>
   recent: [number, string][]
   bytes: number
+  /**
+   * Lower bounds of the oldest `last` among its actions and resources and of the oldest day its actions
+   * count: a sweep whose horizon is below both has nothing of the agent to forget and skips its maps.
+   */
+  oldestLast: number
+  oldestDay: number
 }
 
 export type BaselineChanges = { upserted: AgentBaselineRecord[]; removed: string[] }
@@ -120,6 +126,8 @@ export function createBaselineStore(
       resources: new Map(r.resources.map(([k, v]) => [k, { ...v }])),
       recent: r.recent.map(([t, k]) => [t, k]),
       bytes: 0,
+      oldestLast: Number.NEGATIVE_INFINITY,
+      oldestDay: Number.NEGATIVE_INFINITY,
     }
     a.bytes = weigh(a)
     total += a.bytes
@@ -179,21 +187,30 @@ export function createBaselineStore(
         actions: new Map(),
         resources: new Map(),
         recent: [],
-        bytes: 0,
+        // weigh() of an agent with nothing learned yet; observe() keeps it up to date from here on.
+        bytes: agentBytes + agent.length,
+        oldestLast: time,
+        oldestDay: dayOf(time),
       }
       byAgent.set(agent, a)
       removed.delete(agent)
-    }
-    total -= a.bytes
+    } else total -= a.bytes
     a.first = Math.min(a.first, time)
     a.last = Math.max(a.last, time)
     a.calls++
     a.hours[hourOf(time)] = (a.hours[hourOf(time)] as number) + 1
+    if (time < a.oldestLast) a.oldestLast = time
+    if (dayOf(time) < a.oldestDay) a.oldestDay = dayOf(time)
     let stats = a.actions.get(action)
     if (!stats) {
-      if (a.actions.size >= maxActions) a.actions.delete(leastRecent(a.actions) as string)
+      if (a.actions.size >= maxActions) {
+        const oldest = leastRecent(a.actions) as string
+        a.actions.delete(oldest)
+        a.bytes -= actionBytes(oldest)
+      }
       stats = { first: time, last: time, days: [] }
       a.actions.set(action, stats)
+      a.bytes += actionBytes(action)
     }
     stats.first = Math.min(stats.first, time)
     stats.last = Math.max(stats.last, time)
@@ -201,9 +218,14 @@ export function createBaselineStore(
     if (resource !== undefined) {
       let r = a.resources.get(resource)
       if (!r) {
-        if (a.resources.size >= maxResources) a.resources.delete(leastRecent(a.resources) as string)
+        if (a.resources.size >= maxResources) {
+          const oldest = leastRecent(a.resources) as string
+          a.resources.delete(oldest)
+          a.bytes -= resourceBytes(oldest)
+        }
         r = { first: time, last: time, count: 0 }
         a.resources.set(resource, r)
+        a.bytes += resourceBytes(resource)
       }
       r.first = Math.min(r.first, time)
       r.last = Math.max(r.last, time)
@@ -211,42 +233,60 @@ export function createBaselineStore(
     }
     a.recent.push([time, resource ?? action])
     if (a.recent.length > recentCalls) a.recent.shift()
-    a.bytes = weigh(a)
+    else a.bytes += recentBytes
+    // Kept step by step above (the same sum as weigh()): weighing every key of the agent on each call
+    // was the baseline's largest cost.
     total += a.bytes
     dirty.add(agent)
     shed(agent)
   }
 
   const forgetBefore = (horizon: number) => {
-    for (const a of [...byAgent.values()]) {
+    // Deleting the entry being visited is safe in a Map's iteration: no copy of every agent per sweep.
+    for (const a of byAgent.values()) {
       if (a.last < horizon) {
         drop(a.agent)
         continue
       }
       let changed = false
-      for (const [name, stats] of a.actions) {
-        if (stats.last < horizon) {
-          a.actions.delete(name)
-          changed = true
-        } else if (stats.days.length > 0 && (stats.days[0] as [number, number])[0] < dayOf(horizon)) {
-          stats.days = stats.days.filter(([day]) => day >= dayOf(horizon))
-          changed = true
+      const horizonDay = dayOf(horizon)
+      if (a.oldestLast < horizon || a.oldestDay < horizonDay) {
+        // What is left sets the bounds anew (observe() lowers them again as it adds).
+        let oldestLast = Number.POSITIVE_INFINITY
+        let oldestDay = Number.POSITIVE_INFINITY
+        for (const [name, stats] of a.actions) {
+          if (stats.last < horizon) {
+            a.actions.delete(name)
+            a.bytes -= actionBytes(name)
+            total -= actionBytes(name)
+            changed = true
+            continue
+          }
+          if (stats.days.length > 0 && (stats.days[0] as [number, number])[0] < horizonDay) {
+            stats.days = stats.days.filter(([day]) => day >= horizonDay)
+            changed = true
+          }
+          if (stats.last < oldestLast) oldestLast = stats.last
+          const first = stats.days[0]
+          if (first !== undefined && first[0] < oldestDay) oldestDay = first[0]
         }
-      }
-      for (const [key, r] of a.resources) {
-        if (r.last < horizon) {
-          a.resources.delete(key)
-          changed = true
+        for (const [key, r] of a.resources) {
+          if (r.last < horizon) {
+            a.resources.delete(key)
+            a.bytes -= resourceBytes(key)
+            total -= resourceBytes(key)
+            changed = true
+          } else if (r.last < oldestLast) oldestLast = r.last
         }
+        a.oldestLast = oldestLast
+        a.oldestDay = oldestDay
       }
       if (a.first < horizon) {
         a.first = horizon
         changed = true
       }
       if (!changed) continue
-      total -= a.bytes
-      a.bytes = weigh(a)
-      total += a.bytes
+      // a.bytes and total followed the keys deleted above (the same sum as weigh()).
       dirty.add(a.agent)
     }
   }

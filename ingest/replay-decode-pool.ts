@@ -20,8 +20,12 @@ import {
   type EventFilter,
   replayDecodeConfig,
 } from './decode-replay-file.ts'
+import { readAhead } from './read-ahead.ts'
 import { createHeapBound } from './replay-heap-bound.ts'
 import { createRunWriter, type MemoryRun, type RunInfo } from './sorted-runs.ts'
+
+/** Decompressed bytes of the next file held while the main thread decodes the current one. */
+const readAheadBytes = 4 * 1024 * 1024
 
 export type ToWorker = { type: 'file'; file: string } | { type: 'finish' }
 export type ToPool =
@@ -73,18 +77,24 @@ export async function decodeReplayRuns(
       newRunPath: options.newRunPath,
       onRun: options.onRun,
     })
-    const decodeConfig = replayDecodeConfig(config, options)
+    // The next file is read and decompressed while this one is parsed (read-ahead.ts).
+    const open = readAhead(options.open, files, readAheadBytes)
+    const decodeConfig = replayDecodeConfig(config, { ...options, open })
     const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20 })
     const onPart = (events: number) => {
       heap.tick()
       options.onEvents(events)
     }
-    for (const file of files) {
-      const done = await decodeReplayFile(file, decodeConfig, options.filter, runs, {
-        keepInvalid: options.keepInvalid,
-        onPart,
-      })
-      options.onDone(done)
+    try {
+      for (const file of files) {
+        const done = await decodeReplayFile(file, decodeConfig, options.filter, runs, {
+          keepInvalid: options.keepInvalid,
+          onPart,
+        })
+        options.onDone(done)
+      }
+    } finally {
+      open.close()
     }
     return runs.takeHeld()
   }

@@ -39,6 +39,31 @@ describe('the baseline store', () => {
     expect(a?.recent).toHaveLength(recentCalls)
   })
 
+  it('keeps its byte count call by call equal to weighing every agent afresh', () => {
+    // observe() updates an agent's bytes as it adds and drops keys; a store restored from its snapshot
+    // weighs each agent whole: both must agree, past the action, resource and recent-call limits too.
+    const store = createBaselineStore(config)
+    for (let i = 0; i < 2_000; i++) {
+      const agent = `agent-${i % 7}`
+      const target = i % 3 === 0 ? undefined : `secretsmanager:s-${(i * 7919) % 400}`
+      store.observe(agent, T0 + i * 300_000, `svc${i % 90}:Call`, target)
+      if (i % 250 === 0) expect(createBaselineStore(config, store.snapshot()).bytes()).toBe(store.bytes())
+    }
+    for (const horizon of [
+      T0 + 24 * hour,
+      T0 + 5.5 * 24 * hour,
+      T0 + 5.5 * 24 * hour,
+      T0 + 6.9 * 24 * hour,
+    ]) {
+      store.forgetBefore(horizon)
+      const fresh = createBaselineStore(config, store.snapshot())
+      expect(fresh.bytes()).toBe(store.bytes())
+      // A sweep that skips an agent whose bounds say nothing is old forgets what a full one forgets.
+      fresh.forgetBefore(horizon)
+      expect(fresh.snapshot()).toEqual(store.snapshot())
+    }
+  })
+
   it('sheds the agent seen least recently past its byte budget, and counts it', () => {
     const store = createBaselineStore({ ...config, memory_bytes: 3_000 })
     for (const [i, agent] of ['a', 'b', 'c', 'd', 'e'].entries())

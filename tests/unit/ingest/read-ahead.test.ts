@@ -1,0 +1,86 @@
+// Reading the next replay file ahead gives each file's bytes unchanged, holds a bounded part of the next
+// one, and reports a file's error when that file is read, not before.
+import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
+import { describe, expect, it } from 'vitest'
+import { readAhead } from '../../../ingest/read-ahead.ts'
+import { openMaybeGzipped } from '../../../ingest/read-replay-files.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+
+async function bytesOf(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
+describe('readAhead', () => {
+  it('gives every file its own bytes, plain and gzipped, larger than what is held ahead', async () => {
+    const dir = tempDir('nerve-read-ahead')
+    const contents = [randomBytes(3_000_000), randomBytes(10), Buffer.alloc(0), randomBytes(700_000)]
+    const files = contents.map((bytes, n) => {
+      const path = join(dir, n % 2 === 0 ? `f${n}.json.gz` : `f${n}.json`)
+      writeFileSync(path, n % 2 === 0 ? gzipSync(bytes) : bytes)
+      return path
+    })
+    const opened: string[] = []
+    const open = readAhead(
+      (path) => {
+        opened.push(path)
+        return openMaybeGzipped(path)
+      },
+      files,
+      64 * 1024,
+    )
+    for (const [n, file] of files.entries()) {
+      const stream = await open(file)
+      // The next file was opened as this one was, before this one is read.
+      expect(opened).toEqual(files.slice(0, Math.min(n + 2, files.length)))
+      expect((await bytesOf(stream)).equals(contents[n] as Buffer)).toBe(true)
+    }
+    open.close()
+  })
+
+  it('holds at most about its limit of a file not read yet', async () => {
+    const dir = tempDir('nerve-read-ahead')
+    const big = join(dir, 'big.json')
+    const small = join(dir, 'small.json')
+    writeFileSync(small, '{}')
+    writeFileSync(big, randomBytes(8 << 20))
+    let stream: Readable | undefined
+    const open = readAhead(
+      async (path) => {
+        const s = await openMaybeGzipped(path)
+        if (path === big) stream = s
+        return s
+      },
+      [small, big],
+      256 * 1024,
+    )
+    await bytesOf(await open(small))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    // Paused past the limit: the 8 MiB file is not read to its end while nobody asks for it.
+    expect(stream?.readableEnded).toBe(false)
+    expect(stream?.isPaused()).toBe(true)
+    const all = await bytesOf(await open(big))
+    expect(all.length).toBe(8 << 20)
+    open.close()
+  })
+
+  it('reports a file that cannot be read when it is opened, and a path out of order is opened as asked', async () => {
+    const dir = tempDir('nerve-read-ahead')
+    const good = join(dir, 'a.json')
+    const missing = join(dir, 'b-missing.json')
+    const broken = join(dir, 'c.json.gz')
+    writeFileSync(good, '{"a":1}')
+    writeFileSync(broken, Buffer.concat([gzipSync('{"b":2}').subarray(0, 12), Buffer.from('not gzip')]))
+    const open = readAhead(openMaybeGzipped, [good, missing, broken], 1 << 20)
+    expect((await bytesOf(await open(good))).toString()).toBe('{"a":1}')
+    await expect(open(missing)).rejects.toThrow(/ENOENT/)
+    await expect(bytesOf(await open(broken))).rejects.toThrow()
+    expect((await bytesOf(await open(good))).toString()).toBe('{"a":1}')
+    open.close()
+  })
+})
