@@ -38,6 +38,12 @@ export type CorrelationStore = {
     duplicates: number
     opened: Correlation[]
   }
+  /** Consumer batches that arrived together, in one transaction: a result per batch, in their order. */
+  writeCorrelationBatches(batches: readonly (readonly Correlation[])[]): {
+    stored: number
+    duplicates: number
+    opened: Correlation[]
+  }[]
   writeOutcomes(batch: readonly RevokeOutcome[]): { stored: number; duplicates: number }
   correlations(query: ListQuery): Correlation[]
   incidents(query: ListQuery): Incident[]
@@ -285,41 +291,44 @@ export function createCorrelationStore(
    * correlations join it. A redelivered correlation is found by its insert, which changes no row.
    * `opened`: the first correlation of each incident this batch opened, for the "Incident opened." log line.
    */
-  const writeBatch = db.transaction((batch: readonly Correlation[]) => {
+  const writeBatches = db.transaction((batches: readonly (readonly Correlation[])[]) => {
     const touched = new Set<string>()
-    const opened: Correlation[] = []
-    let stored = 0
-    for (const c of batch) {
-      if (c.incident.merged?.length) {
-        flush(touched)
-        foldMerged(c)
+    const results = batches.map((batch) => {
+      const opened: Correlation[] = []
+      let stored = 0
+      for (const c of batch) {
+        if (c.incident.merged?.length) {
+          flush(touched)
+          foldMerged(c)
+        }
+        // Loaded before the insert: the incident's stored events are those of its earlier correlations.
+        const tally = tallyFor(c.incident.id, c.agent.id)
+        const inserted = sql.insertCorrelation.run(
+          c.id,
+          c.time,
+          c.agent.id,
+          c.incident.id,
+          c.edge.event_id,
+          c.core.event_id,
+          JSON.stringify(c),
+        )
+        if (inserted.changes === 0) continue
+        if (tally.isEmpty()) opened.push(c)
+        cachedIds += tally.add(c)
+        touched.add(c.incident.id)
+        stored++
       }
-      // Loaded before the insert: the incident's stored events are those of its earlier correlations.
-      const tally = tallyFor(c.incident.id, c.agent.id)
-      const inserted = sql.insertCorrelation.run(
-        c.id,
-        c.time,
-        c.agent.id,
-        c.incident.id,
-        c.edge.event_id,
-        c.core.event_id,
-        JSON.stringify(c),
-      )
-      if (inserted.changes === 0) continue
-      if (tally.isEmpty()) opened.push(c)
-      cachedIds += tally.add(c)
-      touched.add(c.incident.id)
-      stored++
-    }
+      return { stored, duplicates: batch.length - stored, opened }
+    })
     flush(touched)
-    return { stored, duplicates: batch.length - stored, opened }
+    return results
   })
-  const writeCorrelations = (batch: readonly Correlation[]) => {
+  const writeCorrelationBatches = (batches: readonly (readonly Correlation[])[]) => {
     const version = db.pragma('data_version', { simple: true }) as number
     if (version !== dataVersion) forgetAll()
     dataVersion = version
     try {
-      return writeBatch(batch)
+      return writeBatches(batches)
     } catch (err) {
       forgetAll()
       throw err
@@ -394,12 +403,17 @@ export function createCorrelationStore(
 
   const store: Omit<CorrelationStore, 'routes'> = {
     writeCorrelations(batch) {
-      telemetry.received(batch.length)
-      const result = recordErrors('write', () => writeCorrelations(batch))
-      for (const c of result.opened) deps.onIncidentOpened?.(c)
-      telemetry.sent(result.stored)
-      if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
-      return result
+      return store.writeCorrelationBatches([batch])[0] as ReturnType<CorrelationStore['writeCorrelations']>
+    },
+    writeCorrelationBatches(batches) {
+      for (const batch of batches) telemetry.received(batch.length)
+      const results = recordErrors('write', () => writeCorrelationBatches(batches))
+      for (const result of results) {
+        for (const c of result.opened) deps.onIncidentOpened?.(c)
+        telemetry.sent(result.stored)
+        if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
+      }
+      return results
     },
     writeOutcomes(batch) {
       telemetry.received(batch.length)
