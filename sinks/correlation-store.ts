@@ -32,14 +32,21 @@ export type Incident = {
   revoke: Pick<RevokeOutcome, 'decision_id' | 'status' | 'reason' | 'time'> | null
 }
 
+/**
+ * A correlation to store, or its JSON text as the bus carried it (SubscribeOptions.encoded): parsed for the
+ * incident's counts and stored as it is, so the writer neither receives a structured clone of it nor
+ * serializes it again.
+ */
+export type CorrelationItem = Correlation | string
+
 export type CorrelationStore = {
-  writeCorrelations(batch: readonly Correlation[]): {
+  writeCorrelations(batch: readonly CorrelationItem[]): {
     stored: number
     duplicates: number
     opened: Correlation[]
   }
   /** Consumer batches that arrived together, in one transaction: a result per batch, in their order. */
-  writeCorrelationBatches(batches: readonly (readonly Correlation[])[]): {
+  writeCorrelationBatches(batches: readonly (readonly CorrelationItem[])[]): {
     stored: number
     duplicates: number
     opened: Correlation[]
@@ -291,12 +298,13 @@ export function createCorrelationStore(
    * correlations join it. A redelivered correlation is found by its insert, which changes no row.
    * `opened`: the first correlation of each incident this batch opened, for the "Incident opened." log line.
    */
-  const writeBatches = db.transaction((batches: readonly (readonly Correlation[])[]) => {
+  const writeBatches = db.transaction((batches: readonly (readonly CorrelationItem[])[]) => {
     const touched = new Set<string>()
     const results = batches.map((batch) => {
       const opened: Correlation[] = []
       let stored = 0
-      for (const c of batch) {
+      for (const item of batch) {
+        const c = typeof item === 'string' ? (JSON.parse(item) as Correlation) : item
         if (c.incident.merged?.length) {
           flush(touched)
           foldMerged(c)
@@ -310,7 +318,7 @@ export function createCorrelationStore(
           c.incident.id,
           c.edge.event_id,
           c.core.event_id,
-          JSON.stringify(c),
+          typeof item === 'string' ? item : JSON.stringify(c),
         )
         if (inserted.changes === 0) continue
         if (tally.isEmpty()) opened.push(c)
@@ -323,7 +331,7 @@ export function createCorrelationStore(
     flush(touched)
     return results
   })
-  const writeCorrelationBatches = (batches: readonly (readonly Correlation[])[]) => {
+  const writeCorrelationBatches = (batches: readonly (readonly CorrelationItem[])[]) => {
     const version = db.pragma('data_version', { simple: true }) as number
     if (version !== dataVersion) forgetAll()
     dataVersion = version

@@ -84,6 +84,23 @@ describe('store writer thread', () => {
     expect(mixed[2]).toMatchObject({ value: { stored: 1, duplicates: 1 } })
   })
 
+  it('stores a correlation handed over as the JSON text the bus carried, as it is, counted as an object', async () => {
+    const { store, writer } = await setup()
+    const c = makeCorrelation(7)
+    const text = JSON.stringify(c)
+    const first = await writer.writeCorrelations([text, makeCorrelation(8)])
+    expect(first).toMatchObject({ stored: 2, duplicates: 0 })
+    expect(first.opened.map((o) => o.id)).toContain(c.id)
+    expect(await writer.writeCorrelations([text])).toMatchObject({ stored: 0, duplicates: 1 })
+    expect(
+      store
+        .correlations(all)
+        .map((x) => x.id)
+        .sort(),
+    ).toEqual([c.id, makeCorrelation(8).id].sort())
+    expect(store.incident(c.incident.id)?.correlations.find((x) => x.id === c.id)).toEqual(c)
+  })
+
   it('rejects a batch it cannot write (the bus then redelivers it), counts the error, and keeps writing', async () => {
     const { rt, writer } = await setup()
     await expect(writer.writeCorrelations([{} as Correlation])).rejects.toMatchObject({ code: 'INTERNAL' })
