@@ -55,7 +55,7 @@ const writeArrived = async () => {
   }
   try {
     await store.sync()
-    group.forEach((m, i) => parentPort.postMessage({ id: m.id, ok: true, result: results[i] }))
+    for (const [i, m] of group.entries()) parentPort.postMessage({ id: m.id, ok: true, result: results[i] })
   } catch (err) {
     for (const m of group) failed(m, err)
   }
