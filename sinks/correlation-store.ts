@@ -10,7 +10,7 @@ import type { Metrics } from '../runtime/metrics.ts'
 import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import { storeRoutes } from './store-api.ts'
-import { listShape, type StoreList, storeFilter } from './store-filters.ts'
+import { listSql, type StoreList, totalSql } from './store-filters.ts'
 import type { ListQuery } from './store-query.ts'
 
 export type Incident = {
@@ -32,12 +32,25 @@ export type Incident = {
   revoke: Pick<RevokeOutcome, 'decision_id' | 'status' | 'reason' | 'time'> | null
 }
 
+/**
+ * A correlation to store, or its JSON text as the bus carried it (SubscribeOptions.encoded): parsed for the
+ * incident's counts and stored as it is, so the writer neither receives a structured clone of it nor
+ * serializes it again.
+ */
+export type CorrelationItem = Correlation | string
+
 export type CorrelationStore = {
-  writeCorrelations(batch: readonly Correlation[]): {
+  writeCorrelations(batch: readonly CorrelationItem[]): {
     stored: number
     duplicates: number
     opened: Correlation[]
   }
+  /** Consumer batches that arrived together, in one transaction: a result per batch, in their order. */
+  writeCorrelationBatches(batches: readonly (readonly CorrelationItem[])[]): {
+    stored: number
+    duplicates: number
+    opened: Correlation[]
+  }[]
   writeOutcomes(batch: readonly RevokeOutcome[]): { stored: number; duplicates: number }
   correlations(query: ListQuery): Correlation[]
   incidents(query: ListQuery): Incident[]
@@ -65,8 +78,7 @@ CREATE TABLE IF NOT EXISTS correlations (
   edge_event_id TEXT NOT NULL, core_event_id TEXT NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS correlations_time ON correlations (time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS correlations_agent ON correlations (agent_id, time DESC, id DESC);
-CREATE INDEX IF NOT EXISTS correlations_incident_edge ON correlations (incident_id, edge_event_id);
-CREATE INDEX IF NOT EXISTS correlations_incident_core ON correlations (incident_id, core_event_id);
+CREATE INDEX IF NOT EXISTS correlations_incident ON correlations (incident_id, time DESC, id DESC);
 CREATE TABLE IF NOT EXISTS incidents (
   id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   correlations INTEGER NOT NULL, edge_events INTEGER NOT NULL, core_events INTEGER NOT NULL,
@@ -88,7 +100,7 @@ type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'
   revoke: string | null
 }
 
-const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 'status', o.status,
+export const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 'status', o.status,
   'reason', json_extract(o.record, '$.reason'), 'time', o.time) FROM revoke_outcomes o
   WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
 
@@ -100,6 +112,16 @@ export const maxIncidentCorrelations = 1000
 
 /** Distinct Falco rule names kept per incident: the watched agent may name its alerts anything. */
 const maxFalcoRules = 64
+
+/**
+ * Stores written before this version had two indexes keyed by (incident, edge or core event), probed for
+ * every correlation to count an incident's distinct events: the writer keeps those ids in memory now
+ * (incidentCache), loaded through correlations_incident, which also serves the incident's pages.
+ */
+function dropEventIndexes(db: SqliteFile['db']): void {
+  db.exec(`DROP INDEX IF EXISTS correlations_incident_edge;
+    DROP INDEX IF EXISTS correlations_incident_core;`)
+}
 
 /** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
 function addFalcoRulesColumn(db: SqliteFile['db']): void {
@@ -126,19 +148,25 @@ export function createCorrelationStore(
   const db = sqlite.db
   db.exec(schema)
   addFalcoRulesColumn(db)
+  dropEventIndexes(db)
 
   const sql = {
     insertCorrelation: db.prepare(
       `INSERT OR IGNORE INTO correlations (id, time, agent_id, incident_id, edge_event_id, core_event_id, record)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
-    hasEdge: db.prepare('SELECT 1 FROM correlations WHERE incident_id = ? AND edge_event_id = ? LIMIT 1'),
-    hasCore: db.prepare('SELECT 1 FROM correlations WHERE incident_id = ? AND core_event_id = ? LIMIT 1'),
+    incidentEvents: db.prepare<[string], { edge_event_id: string; core_event_id: string }>(
+      'SELECT edge_event_id, core_event_id FROM correlations WHERE incident_id = ?',
+    ),
     getIncidentRow: db.prepare<[string], IncidentRow>('SELECT *, NULL AS revoke FROM incidents WHERE id = ?'),
     upsertIncident: db.prepare(
-      `INSERT OR REPLACE INTO incidents (id, agent_id, first_seen, last_seen, correlations, edge_events,
+      `INSERT INTO incidents (id, agent_id, first_seen, last_seen, correlations, edge_events,
        core_events, max_score, rules, actions, falco_rules) VALUES (@id, @agent_id, @first_seen, @last_seen,
-       @correlations, @edge_events, @core_events, @max_score, @rules, @actions, @falco_rules)`,
+       @correlations, @edge_events, @core_events, @max_score, @rules, @actions, @falco_rules)
+       ON CONFLICT (id) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+       correlations = excluded.correlations, edge_events = excluded.edge_events,
+       core_events = excluded.core_events, max_score = excluded.max_score, rules = excluded.rules,
+       actions = excluded.actions, falco_rules = excluded.falco_rules`,
     ),
     insertOutcome: db.prepare(
       `INSERT OR IGNORE INTO revoke_outcomes (id, decision_id, incident_id, agent_id, status, time, record)
@@ -172,11 +200,49 @@ export function createCorrelationStore(
   }
 
   /**
-   * One transaction per consumer batch, and per incident one read and one write however many of the
-   * batch's correlations join it (a batch of 500 correlations of one incident used to read and rewrite
-   * its row 500 times). A redelivered correlation is found by its insert, which changes no row. `opened`:
-   * the first correlation of each incident this batch opened, for the "Incident opened." log line.
+   * The incidents this writer touched lately, as their rows stand on disk plus the edge and core event
+   * ids of their correlations: a batch reads an incident's row and ids once, when it is not here, instead
+   * of reading the row per batch and probing two (incident, event) indexes per correlation. Bounded by
+   * the ids it holds (least recently used incidents go first). Only valid while this connection alone
+   * writes: emptied when another connection committed (PRAGMA data_version), when a write fails (its
+   * changes rolled back) and by retention.
    */
+  const cache = new Map<string, IncidentTally>()
+  let cachedIds = 0
+  let dataVersion = -1
+  const forget = (id: string) => {
+    const tally = cache.get(id)
+    if (!tally) return
+    cachedIds -= tally.weight()
+    cache.delete(id)
+  }
+  const forgetAll = () => {
+    cache.clear()
+    cachedIds = 0
+  }
+  const trimCache = () => {
+    for (const [id] of cache) {
+      if (cachedIds <= maxCachedIds) break
+      forget(id)
+    }
+  }
+  const tallyFor = (incidentId: string, agentId: string) => {
+    const cached = cache.get(incidentId)
+    if (cached) {
+      // Most recently used last.
+      cache.delete(incidentId)
+      cache.set(incidentId, cached)
+      return cached
+    }
+    const row = sql.getIncidentRow.get(incidentId)
+    const tally = tallyOf(row, agentId)
+    if (row)
+      for (const r of sql.incidentEvents.iterate(incidentId)) tally.seen(r.edge_event_id, r.core_event_id)
+    cache.set(incidentId, tally)
+    cachedIds += tally.weight()
+    return tally
+  }
+
   /**
    * Folds the incidents a correlation's incident replaces (group-incidents.ts: merged or renamed) into
    * it: their correlations and revoke outcomes move over and its row is rebuilt from them.
@@ -185,6 +251,7 @@ export function createCorrelationStore(
     const moved: Correlation[] = []
     for (const old of c.incident.merged ?? []) {
       if (old === c.incident.id || !sql.getIncidentRow.get(old)) continue
+      forget(old)
       for (const row of sql.moveCorrelations.all(old)) {
         const record = JSON.parse(row.record) as Correlation
         record.incident = { ...record.incident, id: c.incident.id }
@@ -195,6 +262,7 @@ export function createCorrelationStore(
       sql.deleteIncident.run(old)
     }
     if (moved.length === 0) return
+    forget(c.incident.id)
     const kept = sql.allIncidentCorrelations
       .all(c.incident.id)
       .map((r) => JSON.parse(r.record) as Correlation)
@@ -202,8 +270,6 @@ export function createCorrelationStore(
     sql.deleteIncidentCorrelations.run(c.incident.id)
     const tally = tallyOf(undefined, c.agent.id)
     for (const record of kept.sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : 1))) {
-      const newEdge = tally.isNewEdge(record.edge.event_id, () => undefined)
-      const newCore = tally.isNewCore(record.core.event_id, () => undefined)
       sql.insertCorrelation.run(
         record.id,
         record.time,
@@ -213,51 +279,71 @@ export function createCorrelationStore(
         record.core.event_id,
         JSON.stringify(record),
       )
-      tally.add(record, newEdge, newCore)
+      tally.add(record)
     }
     sql.upsertIncident.run(tally.row(c.incident.id))
   }
 
-  /** Writes the incidents tallied so far, before a fold reads or rewrites their rows. */
-  const flush = (touched: Map<string, IncidentTally>) => {
-    for (const [id, tally] of touched) if (tally.changed) sql.upsertIncident.run(tally.row(id))
+  /** Writes the incidents this batch changed, before a fold reads or rewrites their rows. */
+  const flush = (touched: Set<string>) => {
+    for (const id of touched) {
+      const tally = cache.get(id)
+      if (tally) sql.upsertIncident.run(tally.row(id))
+    }
     touched.clear()
   }
 
-  const writeCorrelations = db.transaction((batch: readonly Correlation[]) => {
-    const touched = new Map<string, IncidentTally>()
-    const opened: Correlation[] = []
-    let stored = 0
-    for (const c of batch) {
-      if (c.incident.merged?.length) {
-        flush(touched)
-        foldMerged(c)
+  /**
+   * One transaction per consumer batch, and per incident one write however many of the batch's
+   * correlations join it. A redelivered correlation is found by its insert, which changes no row.
+   * `opened`: the first correlation of each incident this batch opened, for the "Incident opened." log line.
+   */
+  const writeBatches = db.transaction((batches: readonly (readonly CorrelationItem[])[]) => {
+    const touched = new Set<string>()
+    const results = batches.map((batch) => {
+      const opened: Correlation[] = []
+      let stored = 0
+      for (const item of batch) {
+        const c = typeof item === 'string' ? (JSON.parse(item) as Correlation) : item
+        if (c.incident.merged?.length) {
+          flush(touched)
+          foldMerged(c)
+        }
+        // Loaded before the insert: the incident's stored events are those of its earlier correlations.
+        const tally = tallyFor(c.incident.id, c.agent.id)
+        const inserted = sql.insertCorrelation.run(
+          c.id,
+          c.time,
+          c.agent.id,
+          c.incident.id,
+          c.edge.event_id,
+          c.core.event_id,
+          typeof item === 'string' ? item : JSON.stringify(c),
+        )
+        if (inserted.changes === 0) continue
+        if (tally.isEmpty()) opened.push(c)
+        cachedIds += tally.add(c)
+        touched.add(c.incident.id)
+        stored++
       }
-      let tally = touched.get(c.incident.id)
-      if (!tally) {
-        tally = tallyOf(sql.getIncidentRow.get(c.incident.id), c.agent.id)
-        touched.set(c.incident.id, tally)
-      }
-      // Incident counts look at the incident's earlier correlations, so they are checked before the insert.
-      const newEdge = tally.isNewEdge(c.edge.event_id, () => sql.hasEdge.get(c.incident.id, c.edge.event_id))
-      const newCore = tally.isNewCore(c.core.event_id, () => sql.hasCore.get(c.incident.id, c.core.event_id))
-      const inserted = sql.insertCorrelation.run(
-        c.id,
-        c.time,
-        c.agent.id,
-        c.incident.id,
-        c.edge.event_id,
-        c.core.event_id,
-        JSON.stringify(c),
-      )
-      if (inserted.changes === 0) continue
-      if (tally.isNewIncident && !tally.changed) opened.push(c)
-      tally.add(c, newEdge, newCore)
-      stored++
-    }
+      return { stored, duplicates: batch.length - stored, opened }
+    })
     flush(touched)
-    return { stored, duplicates: batch.length - stored, opened }
+    return results
   })
+  const writeCorrelationBatches = (batches: readonly (readonly CorrelationItem[])[]) => {
+    const version = db.pragma('data_version', { simple: true }) as number
+    if (version !== dataVersion) forgetAll()
+    dataVersion = version
+    try {
+      return writeBatches(batches)
+    } catch (err) {
+      forgetAll()
+      throw err
+    } finally {
+      trimCache()
+    }
+  }
 
   const writeOutcomes = db.transaction((batch: readonly RevokeOutcome[]) => {
     let stored = 0
@@ -278,22 +364,12 @@ export function createCorrelationStore(
 
   /** Newest first, one page of the query's filters (store-filters.ts). */
   const list = <Row>(table: StoreList, q: ListQuery) => {
-    const { alias, time } = listShape[table]
-    const { where, params } = storeFilter(table, q)
-    const select = table === 'incidents' ? `SELECT ${incidentColumns}` : `SELECT ${alias}.record`
-    return db
-      .prepare(
-        `${select} FROM ${table} ${alias}${where} ORDER BY ${alias}.${time} DESC, ${alias}.id DESC LIMIT ?`,
-      )
-      .all(...params, q.limit) as Row[]
+    const { sql: text, params } = listSql(table, q, incidentColumns)
+    return db.prepare(text).all(...params) as Row[]
   }
   const total = (table: StoreList, q: ListQuery) => {
-    const { where, params } = storeFilter(table, q, false)
-    const alias = listShape[table].alias
-    const row = db.prepare(`SELECT count(*) AS n FROM ${table} ${alias}${where}`).get(...params) as {
-      n: number
-    }
-    return row.n
+    const { sql: text, params } = totalSql(table, q)
+    return (db.prepare(text).get(...params) as { n: number }).n
   }
 
   /** A failure is counted and thrown (a failed write: the bus delivers the batch again). */
@@ -319,6 +395,7 @@ export function createCorrelationStore(
     return deleted
   })
   const deleteBefore = (cutoff: number) => {
+    forgetAll()
     const total = { incidents: 0, correlations: 0, revoke_outcomes: 0 }
     for (;;) {
       const deleted = deleteIncidents(cutoff)
@@ -334,12 +411,17 @@ export function createCorrelationStore(
 
   const store: Omit<CorrelationStore, 'routes'> = {
     writeCorrelations(batch) {
-      telemetry.received(batch.length)
-      const result = recordErrors('write', () => writeCorrelations(batch))
-      for (const c of result.opened) deps.onIncidentOpened?.(c)
-      telemetry.sent(result.stored)
-      if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
-      return result
+      return store.writeCorrelationBatches([batch])[0] as ReturnType<CorrelationStore['writeCorrelations']>
+    },
+    writeCorrelationBatches(batches) {
+      for (const batch of batches) telemetry.received(batch.length)
+      const results = recordErrors('write', () => writeCorrelationBatches(batches))
+      for (const result of results) {
+        for (const c of result.opened) deps.onIncidentOpened?.(c)
+        telemetry.sent(result.stored)
+        if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
+      }
+      return results
     },
     writeOutcomes(batch) {
       telemetry.received(batch.length)
@@ -370,7 +452,13 @@ export function createCorrelationStore(
 
 type IncidentTally = ReturnType<typeof tallyOf>
 
-/** An incident's row as a batch changes it: counts, bounds, and the event ids it has seen in this batch. */
+/** Edge and core event ids the writer keeps in memory for the incidents it touched lately. */
+const maxCachedIds = 200_000
+
+/**
+ * An incident's row as the writer keeps it: counts, bounds, and the edge and core event ids of its
+ * correlations, so that "a new event of the incident" needs no index probe.
+ */
 function tallyOf(row: IncidentRow | undefined, agentId: string) {
   const edges = new Set<string>()
   const cores = new Set<string>()
@@ -386,27 +474,35 @@ function tallyOf(row: IncidentRow | undefined, agentId: string) {
     core_events: row?.core_events ?? 0,
     max_score: row?.max_score ?? 0,
   }
-  // An event is new to the incident unless this batch or a stored correlation of the incident named it.
-  const isNew = (seen: Set<string>, id: string, stored: () => unknown) =>
-    !seen.has(id) && (!row || stored() === undefined)
   return {
-    isNewIncident: row === undefined,
-    changed: false,
-    isNewEdge: (id: string, stored: () => unknown) => isNew(edges, id, stored),
-    isNewCore: (id: string, stored: () => unknown) => isNew(cores, id, stored),
-    add(c: Correlation, newEdge: boolean, newCore: boolean) {
-      this.changed = true
-      edges.add(c.edge.event_id)
-      cores.add(c.core.event_id)
+    /** No correlation yet: the incident opens with the next one. */
+    isEmpty: () => t.correlations === 0,
+    /** The ids it holds, for the cache's bound. */
+    weight: () => 1 + edges.size + cores.size,
+    /** A stored correlation's events, as the incident is loaded. */
+    seen(edge: string, core: string) {
+      edges.add(edge)
+      cores.add(core)
+    },
+    /** Counts a new correlation in; returns how many ids it added. */
+    add(c: Correlation): number {
+      const before = edges.size + cores.size
+      if (!edges.has(c.edge.event_id)) {
+        edges.add(c.edge.event_id)
+        t.edge_events++
+      }
+      if (!cores.has(c.core.event_id)) {
+        cores.add(c.core.event_id)
+        t.core_events++
+      }
       t.first_seen = Math.min(t.first_seen, c.edge.time, c.core.time)
       t.last_seen = Math.max(t.last_seen, c.time)
       t.correlations++
-      if (newEdge) t.edge_events++
-      if (newCore) t.core_events++
       t.max_score = Math.max(t.max_score, c.score)
       rules.add(c.rule.id)
       actions.add(c.core.action)
       if (falcoRules.size < maxFalcoRules) falcoRules.add(c.edge.rule)
+      return edges.size + cores.size - before
     },
     row: (id: string) => ({
       id,

@@ -21,7 +21,7 @@ import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
 import { consoleRoutes } from './console-routes.ts'
-import { createCorrelationStore } from './correlation-store.ts'
+import { type CorrelationItem, createCorrelationStore } from './correlation-store.ts'
 import type { IndexedTopic } from './elasticsearch-data-streams.ts'
 import {
   createElasticsearchIndexer,
@@ -62,9 +62,15 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     await bus.subscribe(correlationsTopic, 'nerve-revoke', (batch) =>
       dispatcher.handle(batch.map((r) => r.value)),
     ),
-    await bus.subscribe(correlationsTopic, 'nerve-store', async (batch) => {
-      await writer.writeCorrelations(batch.map((r) => r.value))
-    }),
+    // As the JSON text the bus holds: it crosses to the writer thread as a string copy and is stored as is.
+    await bus.subscribe(
+      correlationsTopic,
+      'nerve-store',
+      async (batch) => {
+        await writer.writeCorrelations(batch.map((r) => r.value as CorrelationItem))
+      },
+      { encoded: true },
+    ),
     await bus.subscribe(revokeOutcomesTopic, 'nerve-store-revokes', async (batch) => {
       await writer.writeOutcomes(batch.map((r) => r.value))
     }),

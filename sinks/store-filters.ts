@@ -63,3 +63,24 @@ export function storeFilter(list: StoreList, q: ListQuery, withCursor = true): S
   if (list === 'revoke_outcomes' && status !== undefined) add(`${a}.status = ?`, status)
   return { where: where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '', params }
 }
+
+/**
+ * One page of a list, newest first: `select` is what an incident row is read with (correlation-store.ts);
+ * the other lists read their records. The LIMIT is the last parameter.
+ */
+export function listSql(list: StoreList, q: ListQuery, incidentColumns: string): SqlFilter & { sql: string } {
+  const { alias: a, time } = listShape[list]
+  const { where, params } = storeFilter(list, q)
+  const select = list === 'incidents' ? `SELECT ${incidentColumns}` : `SELECT ${a}.record`
+  return {
+    sql: `${select} FROM ${list} ${a}${where} ORDER BY ${a}.${time} DESC, ${a}.id DESC LIMIT ?`,
+    where,
+    params: [...params, q.limit],
+  }
+}
+
+/** How many items a list holds under the query's filters, whatever the page. */
+export function totalSql(list: StoreList, q: ListQuery): SqlFilter & { sql: string } {
+  const { where, params } = storeFilter(list, q, false)
+  return { sql: `SELECT count(*) AS n FROM ${list} ${listShape[list].alias}${where}`, where, params }
+}

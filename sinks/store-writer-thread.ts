@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads'
 import { errorCodes, NerveError } from '../runtime/errors.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
+import type { CorrelationItem } from './correlation-store.ts'
 
 type Written = { stored: number; duplicates: number }
 /** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
@@ -15,7 +16,8 @@ type WrittenCorrelations = Written & { opened: Correlation[] }
 type Deleted = { incidents: number; correlations: number; revoke_outcomes: number }
 
 export type StoreWriterThread = {
-  writeCorrelations(batch: readonly Correlation[]): Promise<WrittenCorrelations>
+  /** Correlations or their JSON text as the bus carried it (a string crosses cheaper than an object). */
+  writeCorrelations(batch: readonly CorrelationItem[]): Promise<WrittenCorrelations>
   writeOutcomes(batch: readonly RevokeOutcome[]): Promise<Written>
   deleteBefore(cutoff: number): Promise<Deleted>
   close(): Promise<void>

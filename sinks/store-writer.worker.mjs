@@ -2,6 +2,8 @@
 // fdatasync run here, on the second core, while the main thread keeps the HTTP server, the bus and the
 // correlator. Each message is a batch (correlations or revoke outcomes) or a retention sweep; the reply
 // comes once the writes are on disk, and only then does the main thread let the bus commit the batch.
+// Batches of correlations that arrived together (the partitions' consumers run side by side) are written
+// in one transaction; if it fails, each is written alone, so only a batch that cannot be written fails.
 // A worker does not inherit tsx's loader from the main thread: it registers it, then loads the store.
 import { parentPort, workerData } from 'node:worker_threads'
 import { register } from 'tsx/esm/api'
@@ -20,6 +22,45 @@ const work = {
   retention: (m) => store.deleteBefore(m.cutoff),
 }
 
+const failed = (m, err) =>
+  parentPort.postMessage({
+    id: m.id,
+    ok: false,
+    code: errorCodeOf(err),
+    message: String(err?.message ?? err),
+  })
+
+const answer = async (m) => {
+  try {
+    const result = work[m.type](m)
+    await store.sync()
+    parentPort.postMessage({ id: m.id, ok: true, result })
+  } catch (err) {
+    failed(m, err)
+  }
+}
+
+/** Correlation batches received since the last write, written together once the messages are read. */
+let arrived = []
+const writeArrived = async () => {
+  const group = arrived
+  arrived = []
+  if (group.length === 1) return answer(group[0])
+  let results
+  try {
+    results = store.writeCorrelationBatches(group.map((m) => m.batch))
+  } catch {
+    for (const m of group) await answer(m)
+    return
+  }
+  try {
+    await store.sync()
+    for (const [i, m] of group.entries()) parentPort.postMessage({ id: m.id, ok: true, result: results[i] })
+  } catch (err) {
+    for (const m of group) failed(m, err)
+  }
+}
+
 parentPort.on('message', async (m) => {
   if (m.type === 'close') {
     await store.close()
@@ -27,17 +68,11 @@ parentPort.on('message', async (m) => {
     parentPort.close()
     return
   }
-  try {
-    const result = work[m.type](m)
-    await store.sync()
-    parentPort.postMessage({ id: m.id, ok: true, result })
-  } catch (err) {
-    parentPort.postMessage({
-      id: m.id,
-      ok: false,
-      code: errorCodeOf(err),
-      message: String(err?.message ?? err),
-    })
+  if (m.type === 'correlations') {
+    arrived.push(m)
+    if (arrived.length === 1) setImmediate(writeArrived)
+    return
   }
+  await answer(m)
 })
 parentPort.postMessage({ ready: true })

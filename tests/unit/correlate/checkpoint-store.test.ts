@@ -56,6 +56,46 @@ describe('createSqliteCheckpointStore', () => {
     }
   })
 
+  it('keeps entries as compact rows naming shared values, and reads entries of the previous format', async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const correlator = createCorrelator(config, undefined, { trackChanges: true })
+    const store = createSqliteCheckpointStore(file)
+    // Three alerts of one agent and one of another: an identity per agent, one detail for all four.
+    for (const [i, agent] of ['data-cleaner', 'data-cleaner', 'data-cleaner', 'other'].entries())
+      correlator.accept(edgeEvent({ id: `e${i}`, time: T0 + i, agent }))
+    await store.save(0, { offset: 3, changes: correlator.takeChanges(), snapshot: correlator.snapshot })
+    await store.close()
+    const db = new Database(file)
+    const count = (table: string) =>
+      (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+    expect([count('correlate_buffer'), count('correlate_values'), count('correlate_entries')]).toEqual([
+      4, 3, 0,
+    ])
+    // The previous format: one JSON object per entry in correlate_entries.
+    const { entries } = correlator.snapshot()
+    db.exec('DELETE FROM correlate_buffer; DELETE FROM correlate_values;')
+    for (const e of entries)
+      db.prepare('INSERT INTO correlate_entries VALUES (?, ?, ?, ?)').run(0, e.id, e.seq, JSON.stringify(e))
+    db.close()
+
+    const reopened = createSqliteCheckpointStore(file)
+    const state = (await reopened.load(0))?.state
+    expect(state).toEqual(JSON.parse(JSON.stringify(correlator.snapshot())))
+    const restored = createCorrelator(config, state, { trackChanges: true })
+    // Past every window: each entry is evicted, and the values they named go with the last of them.
+    restored.accept(edgeEvent({ id: 'late', time: T0 + 60_000, agent: 'third' }))
+    await reopened.save(0, { offset: 4, changes: restored.takeChanges(), snapshot: restored.snapshot })
+    await reopened.close()
+    const after = new Database(file, { readonly: true })
+    const left = (table: string) =>
+      (after.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+    expect([left('correlate_buffer'), left('correlate_values'), left('correlate_entries')]).toEqual([1, 2, 0])
+    after.close()
+    const last = createSqliteCheckpointStore(file)
+    expect((await last.load(0))?.state).toEqual(JSON.parse(JSON.stringify(restored.snapshot())))
+    await last.close()
+  })
+
   it('restores the incidents and revoke marks of a checkpoint that kept them in its meta row', async () => {
     const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
     const correlator = createCorrelator(config, undefined, { trackChanges: true })

@@ -56,6 +56,51 @@ describe('store writer thread', () => {
     expect(await counter('nerve_component_discarded_events_total', { reason: 'duplicate' })).toBe(1)
   })
 
+  it('writes batches that arrive together in one go, each answered on its own; a bad one fails alone', async () => {
+    const { store, writer } = await setup()
+    const incident = { ...makeCorrelation(0).incident, id: 'inc-9' }
+    const batches = [
+      [makeCorrelation(0, { incident }), makeCorrelation(1, { incident })],
+      [makeCorrelation(2)],
+      [makeCorrelation(3, { incident, edge: makeCorrelation(0).edge })],
+    ]
+    const results = await Promise.all(batches.map((b) => writer.writeCorrelations(b)))
+    expect(results.map((r) => [r.stored, r.opened.length])).toEqual([
+      [2, 1],
+      [1, 1],
+      [1, 0],
+    ])
+    expect(store.incident('inc-9')?.incident).toMatchObject({
+      correlations: 3,
+      edge_events: 2,
+      core_events: 3,
+    })
+    const mixed = await Promise.allSettled([
+      writer.writeCorrelations([makeCorrelation(4)]),
+      writer.writeCorrelations([{} as Correlation]),
+      writer.writeCorrelations([makeCorrelation(5), makeCorrelation(4)]),
+    ])
+    expect(mixed.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(mixed[2]).toMatchObject({ value: { stored: 1, duplicates: 1 } })
+  })
+
+  it('stores a correlation handed over as the JSON text the bus carried, as it is, counted as an object', async () => {
+    const { store, writer } = await setup()
+    const c = makeCorrelation(7)
+    const text = JSON.stringify(c)
+    const first = await writer.writeCorrelations([text, makeCorrelation(8)])
+    expect(first).toMatchObject({ stored: 2, duplicates: 0 })
+    expect(first.opened.map((o) => o.id)).toContain(c.id)
+    expect(await writer.writeCorrelations([text])).toMatchObject({ stored: 0, duplicates: 1 })
+    expect(
+      store
+        .correlations(all)
+        .map((x) => x.id)
+        .sort(),
+    ).toEqual([c.id, makeCorrelation(8).id].sort())
+    expect(store.incident(c.incident.id)?.correlations.find((x) => x.id === c.id)).toEqual(c)
+  })
+
   it('rejects a batch it cannot write (the bus then redelivers it), counts the error, and keeps writing', async () => {
     const { rt, writer } = await setup()
     await expect(writer.writeCorrelations([{} as Correlation])).rejects.toMatchObject({ code: 'INTERNAL' })

@@ -1,0 +1,111 @@
+// The embedded store's indexes: every list of the read API is served by one, the store keeps no index
+// probed per correlation only to count an incident's distinct events (the writer keeps those ids in
+// memory), and a store written with the earlier indexes opens and counts on.
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import { incidentColumns } from '../../../sinks/correlation-store.ts'
+import { listSql, type StoreList, totalSql } from '../../../sinks/store-filters.ts'
+import type { ListQuery } from '../../../sinks/store-query.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { makeCorrelation } from './correlation-fixture.ts'
+import { closeStore, closeStores, openStore } from './store-harness.ts'
+
+afterEach(closeStores)
+
+const indexesOf = (db: Database.Database) =>
+  (
+    db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'correlations'`).all() as {
+      name: string
+    }[]
+  )
+    .map((r) => r.name)
+    .filter((n) => !n.startsWith('sqlite_autoindex'))
+    .sort()
+
+describe('correlation store indexes', () => {
+  it('serve each list by its filter, newest first, without sorting the table', () => {
+    const { dataDir } = openStore()
+    const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    const plan = (sql: string, params: unknown[]) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
+        .map((r) => r.detail)
+        .join('; ')
+    const q = (text: Record<string, string>): ListQuery => ({ limit: 100, text, since: 0 })
+    const cases: [StoreList, Record<string, string>, string][] = [
+      ['correlations', {}, 'correlations_time'],
+      ['correlations', { agent: 'a' }, 'correlations_agent'],
+      ['correlations', { incident: 'i' }, 'correlations_incident'],
+      ['incidents', {}, 'incidents_last_seen'],
+      ['incidents', { agent: 'a' }, 'incidents_agent'],
+      ['revoke_outcomes', {}, 'revoke_outcomes_time'],
+      ['revoke_outcomes', { incident: 'i' }, 'revoke_outcomes_incident'],
+    ]
+    for (const [list, text, index] of cases) {
+      const page = listSql(list, q(text), incidentColumns)
+      const total = totalSql(list, q(text))
+      const alias = list === 'incidents' ? 'i' : 't'
+      expect(plan(page.sql, page.params), `${list} ${JSON.stringify(text)}`).toContain(
+        `SEARCH ${alias} USING INDEX ${index}`,
+      )
+      expect(plan(total.sql, total.params)).toContain(`USING COVERING INDEX ${index}`)
+    }
+    // The incident's page of correlations, its fold and its retention all go through correlations_incident.
+    const detail = plan('SELECT record FROM correlations WHERE incident_id = ? ORDER BY time DESC, id DESC', [
+      'i',
+    ])
+    expect(detail).toBe('SEARCH correlations USING INDEX correlations_incident (incident_id=?)')
+    expect(indexesOf(db)).toEqual(['correlations_agent', 'correlations_incident', 'correlations_time'])
+    db.close()
+  })
+
+  it('opens a store written with the (incident, event) indexes, drops them, and counts its events on', async () => {
+    const dataDir = tempDir('nerve-store-old')
+    const first = openStore(dataDir)
+    const c1 = makeCorrelation(1, { incident: { id: 'inc-old' } })
+    first.store.writeCorrelations([c1])
+    await closeStore(first.store)
+    // As the previous version left it: its two (incident, event) indexes besides the others.
+    const old = new Database(join(dataDir, 'store.sqlite'))
+    old.exec(`CREATE INDEX correlations_incident_edge ON correlations (incident_id, edge_event_id);
+      CREATE INDEX correlations_incident_core ON correlations (incident_id, core_event_id);
+      DROP INDEX correlations_incident;`)
+    old.close()
+
+    const { store } = openStore(dataDir)
+    const check = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    expect(indexesOf(check)).toEqual(['correlations_agent', 'correlations_incident', 'correlations_time'])
+    check.close()
+    // The same alert joins a second call: one edge event, two core events.
+    const c2 = makeCorrelation(2, { incident: { id: 'inc-old' }, edge: { ...c1.edge } })
+    expect(store.writeCorrelations([c2, c1])).toMatchObject({ stored: 1, duplicates: 1, opened: [] })
+    expect(store.incident('inc-old')?.incident).toMatchObject({
+      correlations: 2,
+      edge_events: 1,
+      core_events: 2,
+    })
+  })
+
+  it('counts right when another connection wrote the incident since (its ids are read again)', () => {
+    const dataDir = tempDir('nerve-store-two')
+    const a = openStore(dataDir).store
+    const b = openStore(dataDir).store
+    const c1 = makeCorrelation(1, { incident: { id: 'inc-2' } })
+    const c2 = makeCorrelation(2, { incident: { id: 'inc-2' }, edge: { ...c1.edge } })
+    const c3 = makeCorrelation(3, { incident: { id: 'inc-2' }, core: { ...c2.core } })
+    a.writeCorrelations([c1])
+    b.writeCorrelations([c2])
+    a.writeCorrelations([c3])
+    expect(a.incident('inc-2')?.incident).toMatchObject({ correlations: 3, edge_events: 2, core_events: 2 })
+  })
+
+  it('counts right after a failed write rolled its batch back', () => {
+    const { store } = openStore()
+    const c1 = makeCorrelation(1, { incident: { id: 'inc-3' } })
+    const broken = { ...makeCorrelation(2, { incident: { id: 'inc-3' } }), edge: undefined }
+    expect(() => store.writeCorrelations([c1, broken as never])).toThrow()
+    expect(store.incident('inc-3')).toBeUndefined()
+    expect(store.writeCorrelations([c1])).toMatchObject({ stored: 1, opened: [{ id: c1.id }] })
+    expect(store.incident('inc-3')?.incident).toMatchObject({ correlations: 1, edge_events: 1 })
+  })
+})
