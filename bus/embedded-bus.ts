@@ -74,10 +74,11 @@ const deleteChunk = 5_000
 const maxRowsPerWrite = 2_000
 /**
  * Within a group commit, a transaction stops at about this much JSON (unless one publish holds more), and
- * the loop is given a turn before the next: a transaction costs about 7–9 ms per MB of rows here. The group
- * is still synced once, after its last transaction (ingest publishes a large body in parts of about 0.5 MB).
+ * the loop is given a turn before the next: a transaction costs about 7–9 ms per MB of rows here (1 MB
+ * left transactions of 20–30 ms under load, so 512 KB). The group is still synced once, after its last
+ * transaction (ingest publishes a large body in parts of 125 records, about 300 KB).
  */
-const maxBytesPerTransaction = 1024 * 1024
+const maxBytesPerTransaction = 512 * 1024
 /** Published values kept for in-process consumers, per partition (a few MB at the sizes nerve writes). */
 const recentPerPartition = 5_000
 /** …and at most this much of their JSON text (alerts as large as the watched agent likes). */

@@ -12,9 +12,12 @@ import type { DecodeContext, Decoded, EventDecoder, ItemKind } from './decode-ev
 import type { UnresolvedEvent } from './normalized-draft.ts'
 import { type SplitLimits, splitJsonItems, splitJsonItemsInParts } from './split-json-items.ts'
 
-/** About 2–5 ms of decoding per part on a small machine (Falco alerts are about 1 KiB each). */
-export const partChars = 256 * 1024
-const partItems = 250
+/**
+ * About 1–3 ms of decoding per part on a small machine (Falco alerts are about 1 KiB each); parts of 256 KiB
+ * and 250 items were 20–30 ms tasks under load (CPU profile of the healthz bench).
+ */
+export const partChars = 128 * 1024
+const partItems = 125
 
 export async function decodeInParts(
   decoder: EventDecoder,

@@ -24,8 +24,8 @@ export type DecodedPublisher = {
   drain(): Promise<void>
 }
 
-/** Records per bus publish: about 1 MB of JSON, a few milliseconds of serializing and writing. */
-export const partRecords = 250
+/** Records per bus publish: about 300 KB of Falco events' JSON, a few milliseconds of serializing and writing. */
+export const partRecords = 125
 
 export function createDecodedPublisher(
   config: { maxPending: number },

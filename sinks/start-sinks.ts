@@ -75,12 +75,10 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       await writer.writeOutcomes(batch.map((r) => r.value))
     }),
     await bus.subscribe(deadLetterTopic, 'nerve-store-dead-letters', async (batch) => {
-      rejected.writeDeadLetters(batch.map((r) => r.value))
-      await rejected.sync()
+      await rejected.keepDeadLetters(batch.map((r) => r.value))
     }),
     await bus.subscribe(lateEventsTopic, 'nerve-store-late-events', async (batch) => {
-      rejected.writeLateEvents(batch.map((r) => r.value))
-      await rejected.sync()
+      await rejected.keepLateEvents(batch.map((r) => r.value))
     }),
   ]
   dispatcher.startDelivering()

@@ -284,16 +284,16 @@ describe('embedded bus', () => {
     expect(seqs(handled)).toEqual(range(0, 4_500))
   })
 
-  it('writes a group commit in transactions of at most 1 MB, each publish whole, a turn between them', async () => {
+  it('writes a group commit in transactions of at most 512 KB, each publish whole, a turn between them', async () => {
     const { bus } = openBus()
     const topic = { name: randomName('wide') } as Topic<Item & { pad: string }>
-    // Three publishes of 100 records of 6 KB (600 KB each), made at once: one group commit (one sync),
-    // written as three transactions.
+    // Three publishes of 60 records of 6 KB (360 KB each), made at once: one group commit (one sync),
+    // written as three transactions (two of them would be one under the former 1 MB bound).
     const pad = 'x'.repeat(6_000)
     const publishes = [0, 1, 2].map((p) =>
       bus.publish(
         topic,
-        records(100, 1, p * 100).map((r) => ({ key: r.key, value: { ...r.value, pad } })),
+        records(60, 1, p * 60).map((r) => ({ key: r.key, value: { ...r.value, pad } })),
       ),
     )
     // The first turn the bus gives back: only the first publish is written.
@@ -301,14 +301,14 @@ describe('embedded bus', () => {
     const reader = new Database(bus.file, { readonly: true })
     try {
       const count = () => (reader.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n
-      expect(count()).toBe(100)
+      expect(count()).toBe(60)
       await Promise.all(publishes)
-      expect(count()).toBe(300)
+      expect(count()).toBe(180)
     } finally {
       reader.close()
     }
-    const handled = await drain(bus, topic as unknown as Topic<Item>, 'g', 300)
-    expect(seqs(handled)).toEqual(range(0, 300))
+    const handled = await drain(bus, topic as unknown as Topic<Item>, 'g', 180)
+    expect(seqs(handled)).toEqual(range(0, 180))
   })
 
   it('takes back the transactions of a group written before one that does not fit, and keeps none of it', async () => {

@@ -4,7 +4,12 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type DeadLetter, deadLetterTopic, type LateEvent, lateEventsTopic } from '../../../bus/topics.ts'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
-import { createRejectedStore, maxOriginalChars, type RejectedStore } from '../../../sinks/rejected-store.ts'
+import {
+  createRejectedStore,
+  maxOriginalChars,
+  type RejectedStore,
+  rowsPerWrite,
+} from '../../../sinks/rejected-store.ts'
 import { type Sinks, startSinks } from '../../../sinks/start-sinks.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
@@ -125,5 +130,25 @@ describe('dead letters and late events', () => {
     expect(first?.event.edge?.output_fields).toEqual({})
     expect(second?.event_truncated).toBeUndefined()
     expect(second?.event.edge?.output_fields).toEqual(lateEvent(2).event.edge?.output_fields)
+  })
+
+  it('keeps a consumer batch in parts with a turn of the loop between them, a redelivery writing only what is missing', async () => {
+    const rt = createTestRuntime()
+    const store = createRejectedStore({ data_dir: tempDir('nerve-rejected') }, rt)
+    open.push(store)
+    const batch = Array.from({ length: 2 * rowsPerWrite + 20 }, (_, i) => lateEvent(i))
+    const kept = store.keepLateEvents(batch)
+    // Only the first part is written before the loop gets its turn back.
+    expect(store.lateEvents({ limit: 1, text: {} }).total).toBe(rowsPerWrite)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(store.lateEvents({ limit: 1, text: {} }).total).toBeLessThan(batch.length)
+    expect(await kept).toBe(batch.length)
+    expect(store.lateEvents({ limit: 1, text: {} }).total).toBe(batch.length)
+    // Redelivered (a crash before the bus committed it): nothing stored twice.
+    expect(await store.keepLateEvents(batch)).toBe(0)
+    const letters = Array.from({ length: rowsPerWrite + 1 }, (_, i) => deadLetter(i))
+    const keptLetters = store.keepDeadLetters(letters)
+    expect(store.deadLetters({ limit: 1, text: {} }).total).toBe(rowsPerWrite)
+    expect(await keptLetters).toBe(letters.length)
   })
 })
