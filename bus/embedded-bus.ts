@@ -234,7 +234,8 @@ export function createEmbeddedBus(
       }
       let count = 0
       for (let i = start; i < end; i++) count += batch[i]?.rows.length ?? 0
-      if (start > 0) await nextTurn()
+      // Ahead of the bodies cut into parts: every publish and offset commit waits on this group.
+      if (start > 0) await nextTurn(true)
       try {
         storage.write(
           rows.slice(written, written + count),
