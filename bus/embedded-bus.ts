@@ -197,7 +197,8 @@ export function createEmbeddedBus(
       // they become visible with the next durable write of their topic.
       for (const pending of written) {
         const t = pending.topic
-        const next = (t.leftBehind ??= [...t.heads])
+        t.leftBehind ??= [...t.heads]
+        const next = t.leftBehind
         for (const row of pending.rows)
           next[row.partition] = Math.max(next[row.partition] ?? 0, row.offset + 1)
       }
