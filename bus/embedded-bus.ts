@@ -4,8 +4,9 @@
 //   together and synced off the event loop (one fdatasync, group commit; one write in flight, those queued
 //   meanwhile form the next), in transactions of about 1 MB with a turn of the loop between them, each
 //   publish whole in one; each publish() resolves once its records are on disk and rejects, keeping none,
-//   otherwise (a failed group takes back every transaction it wrote). Consumers see records only once they
-//   are on disk.
+//   otherwise (a failed group takes back every transaction it wrote; should that take-back fail too, the
+//   records stay, as a crash would leave them, and later writes go past them). Consumers see records only
+//   once they are on disk.
 // - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
 //   backoff); a durable publish wakes the topic's consumers at once, and hands them the published values
 //   themselves while they keep up (recent-records.ts), rather than rows to read back and parse.
