@@ -4,8 +4,9 @@
 //   together and synced off the event loop (one fdatasync, group commit; one write in flight, those queued
 //   meanwhile form the next), in transactions of about 1 MB with a turn of the loop between them, each
 //   publish whole in one; each publish() resolves once its records are on disk and rejects, keeping none,
-//   otherwise (a failed group takes back every transaction it wrote). Consumers see records only once they
-//   are on disk.
+//   otherwise (a failed group takes back every transaction it wrote; should that take-back fail too, the
+//   records stay, as a crash would leave them, and later writes go past them). Consumers see records only
+//   once they are on disk.
 // - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
 //   backoff); a durable publish wakes the topic's consumers at once, and hands them the published values
 //   themselves while they keep up (recent-records.ts), rather than rows to read back and parse.
@@ -53,6 +54,11 @@ type TopicState = {
   subscriptions: Set<Consumer>
   /** Subscriptions that read values rather than text: only for them are published values kept. */
   valueReaders: number
+  /**
+   * Next offsets past records a failed group could not take back (left on disk, as a crash would leave
+   * them): the next write starts there rather than at `heads`, whose offsets those records still hold.
+   */
+  leftBehind?: number[]
   recent: RecentRecords
 }
 
@@ -183,11 +189,25 @@ export function createEmbeddedBus(
     for (const waiter of waiters) waiter.reject(error)
   }
 
-  const discardUnsynced = (rows: AppendRow[]) => {
+  /** Takes back the rows of `written` (publishes of a failed group) written but not made durable. */
+  const discardUnsynced = (written: readonly Pending[]) => {
     try {
-      storage.discard(rows)
+      storage.discard(written.flatMap((pending) => pending.rows))
     } catch (discardErr) {
-      log.error({ err: discardErr }, 'Could not take back records written but not made durable.')
+      // Left on disk at offsets the next write would reuse: every later publish would fail on them until
+      // a restart (which finds them, as after a crash: their senders were told to retry). Write past them;
+      // they become visible with the next durable write of their topic.
+      for (const pending of written) {
+        const t = pending.topic
+        t.leftBehind ??= [...t.heads]
+        const next = t.leftBehind
+        for (const row of pending.rows)
+          next[row.partition] = Math.max(next[row.partition] ?? 0, row.offset + 1)
+      }
+      log.error(
+        { err: discardErr },
+        'Could not take back records written but not made durable; writing past them.',
+      )
     }
   }
 
@@ -210,7 +230,7 @@ export function createEmbeddedBus(
     const nextHeads = new Map<TopicState, number[]>()
     const rows: AppendRow[] = []
     for (const pending of batch) {
-      const heads = nextHeads.get(pending.topic) ?? [...pending.topic.heads]
+      const heads = nextHeads.get(pending.topic) ?? [...(pending.topic.leftBehind ?? pending.topic.heads)]
       nextHeads.set(pending.topic, heads)
       for (const row of pending.rows) {
         row.offset = heads[row.partition] ?? 0
@@ -235,7 +255,8 @@ export function createEmbeddedBus(
       }
       let count = 0
       for (let i = start; i < end; i++) count += batch[i]?.rows.length ?? 0
-      if (start > 0) await nextTurn()
+      // Ahead of the bodies cut into parts: every publish and offset commit waits on this group.
+      if (start > 0) await nextTurn(true)
       try {
         storage.write(
           rows.slice(written, written + count),
@@ -243,7 +264,7 @@ export function createEmbeddedBus(
           publishedAt,
         )
       } catch (err) {
-        if (written > 0) discardUnsynced(rows.slice(0, written))
+        if (written > 0) discardUnsynced(batch.slice(0, start))
         return failWrite(err, rows, waiters)
       }
       written += count
@@ -253,7 +274,7 @@ export function createEmbeddedBus(
       await storage.sync()
     } catch (err) {
       // Not known to be on disk: take the records back so that a rejected publish keeps nothing.
-      discardUnsynced(rows)
+      discardUnsynced(batch)
       return failWrite(err, rows, waiters)
     }
     for (const pending of batch) {
@@ -267,6 +288,7 @@ export function createEmbeddedBus(
     }
     for (const [t, heads] of nextHeads) {
       t.heads = heads
+      t.leftBehind = undefined
       for (let p = 0; p < t.partitions; p++) setRetainedGauge(t, p)
       for (const c of t.subscriptions) {
         for (let p = 0; p < t.partitions; p++) setLagGauge(t, c, p)

@@ -77,16 +77,20 @@ export function createDecodedPublisher(
               decoded.events.map((event) => ({ key: event.agent.id, value: event })),
             )
           : undefined
+      const publishDeadLetters = () =>
+        publishInParts(
+          deadLetterTopic,
+          decoded.invalid.map((item) => ({ key: component, value: deadLetter(component, item, receivedAt) })),
+        )
+      // A dead letter's stored id hashes its received_at, which a retry changes: were it durable beside a
+      // failed part of the events, the retry would store it twice. Events in one publish go in the same
+      // group commit as the dead letters (kept or rejected together); events in parts go first.
       const deadLetters =
-        decoded.invalid.length > 0
-          ? publishInParts(
-              deadLetterTopic,
-              decoded.invalid.map((item) => ({
-                key: component,
-                value: deadLetter(component, item, receivedAt),
-              })),
-            )
-          : undefined
+        decoded.invalid.length === 0
+          ? undefined
+          : events && decoded.events.length > partRecords
+            ? events.then(publishDeadLetters)
+            : publishDeadLetters()
       // Both in flight at once; the common request has only events, and then no Promise.all is built.
       if (events && deadLetters) await Promise.all([events, deadLetters])
       else await (events ?? deadLetters)

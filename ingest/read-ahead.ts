@@ -53,52 +53,53 @@ export function readAhead(
 
 /**
  * `source`'s bytes, read as they come and held up to `limit` (then the source is paused until the reader
- * takes some), as a stream for the reader.
+ * takes some), as a stream for the reader. Destroying it destroys the source, read or not: a replay that
+ * stops early closes the file read ahead (an async generator never started would skip its `finally`).
  */
 function buffered(source: Readable, limit: number): Readable {
   const chunks: Buffer[] = []
   let held = 0
   let ended = false
   let failure: Error | undefined
-  let wake: (() => void) | undefined
-  const notify = () => {
-    const w = wake
-    wake = undefined
-    w?.()
+  let wanted = false
+  let finished = false
+  const out = new Readable({
+    read() {
+      wanted = true
+      give()
+    },
+    destroy(err, callback) {
+      if (!ended) source.destroy()
+      callback(err)
+    },
+  })
+  const give = () => {
+    while (wanted && chunks.length > 0) {
+      const chunk = chunks.shift() as Buffer
+      held -= chunk.length
+      wanted = out.push(chunk)
+    }
+    if (held < limit && source.isPaused() && !ended) source.resume()
+    if (chunks.length > 0 || out.destroyed || finished) return
+    if (failure) out.destroy(failure)
+    else if (ended) {
+      finished = true
+      out.push(null)
+    }
   }
   source.on('data', (chunk: Buffer) => {
     chunks.push(chunk)
     held += chunk.length
     if (held >= limit) source.pause()
-    notify()
+    give()
   })
   source.on('end', () => {
     ended = true
-    notify()
+    give()
   })
   source.on('error', (err: Error) => {
     failure = err
-    notify()
+    give()
   })
-  async function* read(): AsyncGenerator<Buffer> {
-    try {
-      for (;;) {
-        const chunk = chunks.shift()
-        if (chunk !== undefined) {
-          held -= chunk.length
-          if (held < limit && source.isPaused() && !ended) source.resume()
-          yield chunk
-          continue
-        }
-        if (failure) throw failure
-        if (ended) return
-        await new Promise<void>((resolve) => {
-          wake = resolve
-        })
-      }
-    } finally {
-      if (!ended) source.destroy()
-    }
-  }
-  return Readable.from(read(), { objectMode: false })
+  return out
 }

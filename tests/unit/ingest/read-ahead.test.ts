@@ -69,6 +69,56 @@ describe('readAhead', () => {
     open.close()
   })
 
+  it('closes the file read ahead when the replay stops before reading it (no descriptor left open)', async () => {
+    const dir = tempDir('nerve-read-ahead')
+    const small = join(dir, 'small.json')
+    const big = join(dir, 'big.json')
+    writeFileSync(small, '{}')
+    writeFileSync(big, randomBytes(8 << 20))
+    let source: Readable | undefined
+    const open = readAhead(
+      async (path) => {
+        const s = await openMaybeGzipped(path)
+        if (path === big) source = s
+        return s
+      },
+      [small, big],
+      256 * 1024,
+    )
+    await bytesOf(await open(small))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(source?.isPaused()).toBe(true)
+    // The replay fails on the first file and closes the opener: the big file, paused past the limit and
+    // never asked for, must not stay open.
+    open.close()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(source?.destroyed).toBe(true)
+  })
+
+  it('closes the source when the reader destroys a file part way through', async () => {
+    const dir = tempDir('nerve-read-ahead')
+    const small = join(dir, 'small.json')
+    const big = join(dir, 'big.json')
+    writeFileSync(small, '{}')
+    writeFileSync(big, randomBytes(8 << 20))
+    let source: Readable | undefined
+    const open = readAhead(
+      async (path) => {
+        const s = await openMaybeGzipped(path)
+        if (path === big) source = s
+        return s
+      },
+      [small, big],
+      256 * 1024,
+    )
+    await bytesOf(await open(small))
+    const stream = await open(big)
+    for await (const _ of stream) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(source?.destroyed).toBe(true)
+    open.close()
+  })
+
   it('reports a file that cannot be read when it is opened, and a path out of order is opened as asked', async () => {
     const dir = tempDir('nerve-read-ahead')
     const good = join(dir, 'a.json')

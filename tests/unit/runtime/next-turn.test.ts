@@ -21,6 +21,14 @@ function turnCounter() {
 }
 
 describe('nextTurn', () => {
+  it('resumes a waiter that asks to go first on the next turn, ahead of those already waiting', async () => {
+    const resumed: string[] = []
+    const waits = ['a', 'b', 'c'].map((name) => nextTurn().then(() => resumed.push(name)))
+    waits.push(nextTurn(true).then(() => resumed.push('first')))
+    await Promise.all(waits)
+    expect(resumed).toEqual(['first', 'a', 'b', 'c'])
+  })
+
   it('resumes waiters that asked together on turns of their own, in the order they asked', async () => {
     const turns = turnCounter()
     const resumed: [string, number][] = []
