@@ -11,12 +11,14 @@ export default defineConfig({
           name: 'unit',
           include: ['tests/{unit,contract,replay,architecture,e2e}/**/*.test.ts'],
           testTimeout: 20_000,
+          globalSetup: ['tests/helpers/temp-root.ts'],
         },
       },
       {
         test: {
           name: 'integration',
           include: ['tests/integration/**/*.test.ts'],
+          globalSetup: ['tests/helpers/temp-root.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,

@@ -2,7 +2,8 @@
 // one after another, each printing its own figures and ratios. Speed targets live here, never in tests.
 // package.json runs it with nerve's own V8 flag (--max-semi-space-size=64, as npm start, the bin and the
 // Docker image): what is measured is nerve as it runs.
-import { readdirSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 const filters = process.argv.slice(2)
@@ -12,8 +13,17 @@ const files = readdirSync(dir)
   .filter((f) => filters.length === 0 || filters.some((w) => f.includes(w)))
   .sort()
 
-for (const file of files) {
-  const mod = (await import(join(dir, file))) as { default: () => Promise<void> }
-  process.stdout.write(`\n== ${file.replace('.bench.ts', '')} ==\n`)
-  await mod.default()
+// Every data directory a bench writes (a pipeline run leaves a 300 MB bus file) goes under one temp dir of
+// this run, through TMPDIR (which os.tmpdir() reads, here and in the processes the benches start), removed
+// at the end: left behind, repeated runs filled the disk.
+const root = mkdtempSync(join(tmpdir(), 'nerve-bench-'))
+process.env.TMPDIR = root
+try {
+  for (const file of files) {
+    const mod = (await import(join(dir, file))) as { default: () => Promise<void> }
+    process.stdout.write(`\n== ${file.replace('.bench.ts', '')} ==\n`)
+    await mod.default()
+  }
+} finally {
+  rmSync(root, { recursive: true, force: true })
 }
