@@ -16,6 +16,29 @@ async function bytesOf(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks)
 }
 
+/**
+ * A small file then an 8 MiB one, read ahead 256 KiB at a time; `source()` is the big file's own stream
+ * (undefined until read-ahead opened it).
+ */
+async function smallThenBig() {
+  const dir = tempDir('nerve-read-ahead')
+  const small = join(dir, 'small.json')
+  const big = join(dir, 'big.json')
+  writeFileSync(small, '{}')
+  writeFileSync(big, randomBytes(8 << 20))
+  let opened: Readable | undefined
+  const open = readAhead(
+    async (path) => {
+      const s = await openMaybeGzipped(path)
+      if (path === big) opened = s
+      return s
+    },
+    [small, big],
+    256 * 1024,
+  )
+  return { small, big, open, source: () => opened }
+}
+
 describe('readAhead', () => {
   it('gives every file its own bytes, plain and gzipped, larger than what is held ahead', async () => {
     const dir = tempDir('nerve-read-ahead')
@@ -44,78 +67,36 @@ describe('readAhead', () => {
   })
 
   it('holds at most about its limit of a file not read yet', async () => {
-    const dir = tempDir('nerve-read-ahead')
-    const big = join(dir, 'big.json')
-    const small = join(dir, 'small.json')
-    writeFileSync(small, '{}')
-    writeFileSync(big, randomBytes(8 << 20))
-    let stream: Readable | undefined
-    const open = readAhead(
-      async (path) => {
-        const s = await openMaybeGzipped(path)
-        if (path === big) stream = s
-        return s
-      },
-      [small, big],
-      256 * 1024,
-    )
+    const { small, big, open, source } = await smallThenBig()
     await bytesOf(await open(small))
     await new Promise((resolve) => setTimeout(resolve, 200))
     // Paused past the limit: the 8 MiB file is not read to its end while nobody asks for it.
-    expect(stream?.readableEnded).toBe(false)
-    expect(stream?.isPaused()).toBe(true)
+    expect(source()?.readableEnded).toBe(false)
+    expect(source()?.isPaused()).toBe(true)
     const all = await bytesOf(await open(big))
     expect(all.length).toBe(8 << 20)
     open.close()
   })
 
   it('closes the file read ahead when the replay stops before reading it (no descriptor left open)', async () => {
-    const dir = tempDir('nerve-read-ahead')
-    const small = join(dir, 'small.json')
-    const big = join(dir, 'big.json')
-    writeFileSync(small, '{}')
-    writeFileSync(big, randomBytes(8 << 20))
-    let source: Readable | undefined
-    const open = readAhead(
-      async (path) => {
-        const s = await openMaybeGzipped(path)
-        if (path === big) source = s
-        return s
-      },
-      [small, big],
-      256 * 1024,
-    )
+    const { small, open, source } = await smallThenBig()
     await bytesOf(await open(small))
     await new Promise((resolve) => setTimeout(resolve, 100))
-    expect(source?.isPaused()).toBe(true)
+    expect(source()?.isPaused()).toBe(true)
     // The replay fails on the first file and closes the opener: the big file, paused past the limit and
     // never asked for, must not stay open.
     open.close()
     await new Promise((resolve) => setTimeout(resolve, 100))
-    expect(source?.destroyed).toBe(true)
+    expect(source()?.destroyed).toBe(true)
   })
 
   it('closes the source when the reader destroys a file part way through', async () => {
-    const dir = tempDir('nerve-read-ahead')
-    const small = join(dir, 'small.json')
-    const big = join(dir, 'big.json')
-    writeFileSync(small, '{}')
-    writeFileSync(big, randomBytes(8 << 20))
-    let source: Readable | undefined
-    const open = readAhead(
-      async (path) => {
-        const s = await openMaybeGzipped(path)
-        if (path === big) source = s
-        return s
-      },
-      [small, big],
-      256 * 1024,
-    )
+    const { small, big, open, source } = await smallThenBig()
     await bytesOf(await open(small))
     const stream = await open(big)
     for await (const _ of stream) break
     await new Promise((resolve) => setTimeout(resolve, 100))
-    expect(source?.destroyed).toBe(true)
+    expect(source()?.destroyed).toBe(true)
     open.close()
   })
 
