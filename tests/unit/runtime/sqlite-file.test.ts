@@ -54,6 +54,28 @@ describe('sqlite file', () => {
     expect(f.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 10_000 })
   })
 
+  it('restarts the WAL after a background checkpoint, long before maxWalBytes, under a steady stream of commits', async () => {
+    const file = join(tempDir('nerve-sqlite'), 'd.sqlite')
+    const restartWalBytes = 512 * 1024
+    // maxWalBytes out of reach: only the restart after a background checkpoint can bound the WAL here.
+    const f = open(file, { maxWalBytes: 1024 * 1024 * 1024, restartWalBytes, checkpointEveryMs: 10 })
+    f.db.exec('CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT)')
+    const insert = f.db.prepare('INSERT INTO t (n, v) VALUES (?, ?)')
+    const batch = f.db.transaction((from: number) => {
+      for (let n = from; n < from + 50; n++) insert.run(n, record)
+    })
+    let largest = 0
+    // 14 MB written in all; without the restart the WAL holds all of it (a PASSIVE checkpoint never
+    // catches up with commits that keep coming).
+    for (let from = 0; from < 10_000; from += 50) {
+      batch(from)
+      await f.sync()
+      largest = Math.max(largest, statSync(`${file}-wal`).size)
+    }
+    expect(largest).toBeLessThan(8 * 1024 * 1024)
+    expect(f.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 10_000 })
+  })
+
   it('lets one owner hold a file and names the problem for the next one', async () => {
     const file = join(tempDir('nerve-sqlite'), 'c.sqlite')
     const onLocked = () => new NerveError('BUS_UNAVAILABLE', `${file} is in use by another process.`)
