@@ -9,13 +9,13 @@
 //   run instead in a worker thread (sqlite-checkpointer.worker.mjs) on a second connection, in PASSIVE mode,
 //   which never blocks this connection's writers. Under a constant stream of commits a PASSIVE checkpoint
 //   never catches up with the last frame (commits land while it copies), so the WAL is never restarted and
-//   grows. Once it holds more than `restartWalBytes`, the first sync() after a background checkpoint has
-//   finished waits for one more checkpoint with no write in between, so the next commit restarts the WAL
-//   from its beginning. That checkpoint copies only what was committed while the background one ran (a few
-//   hundred KB: its time is mostly its two fsyncs); waiting for `maxWalBytes` instead made it copy up to a
-//   second of commits behind a background pass, and held every publish of the bus for 17-56 ms every 4 s
-//   under the revoke bench's 5,000 events/s. `maxWalBytes` stays the bound should background checkpoints
-//   fail or fall behind.
+//   grows. Once it holds more than `restartWalBytes` (32 MB), the first sync() after a background
+//   checkpoint has finished waits for one more checkpoint with no write in between, so the next commit
+//   restarts the WAL from its beginning. That checkpoint copies only what was committed while the
+//   background one ran (a few hundred KB: its time is mostly its two fsyncs). Waiting for `maxWalBytes`
+//   instead made it copy up to a second of commits, and held every publish of the bus for 17-56 ms every
+//   4 s under the revoke bench's 5,000 events/s. `maxWalBytes` stays the bound should background
+//   checkpoints fail or fall behind.
 // - `singleOwner`: an exclusive lock on `<file>-lock`, held until close, so a second process on the same data
 //   directory fails at once (the database itself must stay shared with the checkpointer).
 import { closeSync, fdatasync, fstatSync, openSync } from 'node:fs'
@@ -37,7 +37,7 @@ export type SqliteFileOptions = {
   /** Prepares the connection (pragmas such as max_page_count) before the first checkpoint can run. */
   configure?: (db: Database.Database) => void
   maxWalBytes?: number
-  /** Past this, the WAL is restarted after the next background checkpoint (and truncated to it). */
+  /** Past this, the WAL is restarted after the next background checkpoint has finished. */
   restartWalBytes?: number
   /** How often a background checkpoint may start while commits keep coming (tests shorten it). */
   checkpointEveryMs?: number
@@ -51,12 +51,14 @@ export type SqliteFileOptions = {
  */
 const defaultCheckpointEveryMs = 1000
 const defaultMaxWalBytes = 64 * 1024 * 1024
+/** After a restart, the WAL file is truncated to this size so a burst does not keep its disk space. */
+const walSizeLimit = 16 * 1024 * 1024
 /**
- * Past this, the WAL is restarted after the next background checkpoint; after a restart the file is also
- * truncated to this size (journal_size_limit), so a burst does not keep its disk space and the file's size
- * says how much was written since the last restart.
+ * Past this, the WAL is restarted after the next background checkpoint has finished. Being over
+ * walSizeLimit, the file's size then says how much was written since the last restart. Each restart holds
+ * the writer for one checkpoint (mostly its two fsyncs), so not too often: about every 2.5 s at 12 MB/s.
  */
-const defaultRestartWalBytes = 16 * 1024 * 1024
+const defaultRestartWalBytes = 32 * 1024 * 1024
 
 export function openSqliteFile(file: string, options: SqliteFileOptions = {}): SqliteFile {
   const restartWalBytes = options.restartWalBytes ?? defaultRestartWalBytes
@@ -68,7 +70,7 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
     db.pragma('wal_autocheckpoint = 0')
-    db.pragma(`journal_size_limit = ${restartWalBytes}`)
+    db.pragma(`journal_size_limit = ${walSizeLimit}`)
     options.configure?.(db)
   } catch (err) {
     lock?.close()
