@@ -9,7 +9,7 @@
 // whole pages. Schema 1 (a row per record) is moved into one-record segments when opened.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type Database from 'better-sqlite3'
+import Database from 'better-sqlite3'
 import { NerveError } from '../runtime/errors.ts'
 import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 
@@ -317,5 +317,46 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     },
     deleteBelow: (topicId, partition, offset) => deleteBelow(topicId, partition, offset),
     close: () => sqlite.close(),
+  }
+}
+
+export type RecordReader = {
+  /** Records [from, to) of a topic's partition that are on disk, in order (none when the topic is unknown). */
+  read(topic: string, partition: number, from: number, to: number): StoredRecord[]
+  close(): void
+}
+
+/**
+ * A read-only connection to a bus file that another thread (or process) writes: for a stage on a worker
+ * thread that reads its records itself rather than receive them through the writer's thread. It sees every
+ * transaction committed before each read (WAL), so every record the bus has handed out.
+ */
+export function openRecordReader(file: string): RecordReader {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  const topicId = db.prepare<[string], { id: number }>('SELECT id FROM topics WHERE name = ?')
+  const from = db.prepare<[number, number, number, number], SegmentRow>(
+    `SELECT first_offset, last_offset, keys, vals FROM segments
+     WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND first_offset < ? ORDER BY last_offset`,
+  )
+  const ids = new Map<string, number>()
+  return {
+    read: (topic, partition, fromOffset, to) => {
+      let id = ids.get(topic)
+      if (id === undefined) {
+        id = topicId.get(topic)?.id
+        if (id === undefined) return []
+        ids.set(topic, id)
+      }
+      const records: StoredRecord[] = []
+      for (const segment of from.iterate(id, partition, fromOffset, to)) {
+        const { keys, vals } = splitSegment(segment)
+        const first = segment.first_offset
+        const last = Math.min(segment.last_offset, to - 1)
+        for (let offset = Math.max(fromOffset, first); offset <= last; offset++)
+          records.push({ offset, key: keys[offset - first] as string, value: vals[offset - first] as string })
+      }
+      return records
+    },
+    close: () => db.close(),
   }
 }
