@@ -9,7 +9,8 @@ const zeros = ['', '0', '00', '000', '0000', '00000', '000000', '0000000']
 
 /** `n` as JSON.stringify writes it. */
 export function numberJson(n: number): string {
-  if (n >= 1e9 && n < 1e17 && Number.isInteger(n)) {
+  // Up to 2^53 an integer's shortest digits are its exact value; past it they need not be (2^56 → …940).
+  if (n >= 1e9 && n <= Number.MAX_SAFE_INTEGER && Number.isInteger(n)) {
     const high = Math.floor(n / 1e8)
     const low = `${n - high * 1e8}`
     return `${high}${zeros[8 - low.length]}${low}`

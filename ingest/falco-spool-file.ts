@@ -25,6 +25,11 @@ type Header = {
 
 /** Lines serialized or parsed between two turns of the event loop: about 300 KB of Falco events. */
 export const spoolPartLines = 125
+/**
+ * A part also ends once it holds this many bytes (at least one line): the agent writes its alerts' text,
+ * and 125 alerts of 40 KB would otherwise be one part of 5 MB.
+ */
+export const spoolPartBytes = 300 * 1024
 
 const newline = 0x0a
 
@@ -43,10 +48,11 @@ export async function encodeSpooled(entry: Spooled, pause: () => Promise<void>):
   const parts = [Buffer.from(`${JSON.stringify(header)}\n`)]
   const lines: readonly unknown[][] = [decoded.events, decoded.invalid]
   for (const items of lines) {
-    for (let i = 0; i < items.length; i += spoolPartLines) {
+    for (let i = 0; i < items.length; ) {
       await pause()
       let text = ''
-      for (const item of items.slice(i, i + spoolPartLines)) text += `${JSON.stringify(item)}\n`
+      const end = Math.min(items.length, i + spoolPartLines)
+      while (i < end && text.length < spoolPartBytes) text += `${JSON.stringify(items[i++])}\n`
       parts.push(Buffer.from(text))
     }
   }
@@ -68,7 +74,7 @@ export async function decodeSpooled(data: Buffer, pause: () => Promise<void>): P
       await pause()
       const want = Math.min(spoolPartLines, count - values.length)
       let end = at
-      for (let n = 0; n < want; n++) {
+      for (let n = 0; n < want && end - at < spoolPartBytes; n++) {
         end = data.indexOf(newline, end)
         if (end === -1) throw new Error(`${count - values.length - n} lines missing`)
         end++

@@ -214,13 +214,14 @@ export function createCorrelationStore(
     deleteIncident: db.prepare('DELETE FROM incidents WHERE id = ?'),
     deleteIncidentCorrelations: db.prepare('DELETE FROM correlations WHERE incident_id = ?'),
     deleteIncidentOutcomes: db.prepare('DELETE FROM revoke_outcomes WHERE incident_id = ?'),
-    moveCorrelations: db.prepare<[string], { id: string; record: string }>(
-      'SELECT id, record FROM correlations WHERE incident_id = ?',
+    moveCorrelations: db.prepare<[string], { row: number; record: string }>(
+      'SELECT rowid AS row, record FROM correlations WHERE incident_id = ?',
     ),
-    /** A correlation of an incident (served by correlations_incident: no index holds the id alone). */
-    setCorrelationIncident: db.prepare(
-      'UPDATE correlations SET incident_id = ?, record = ? WHERE incident_id = ? AND id = ?',
-    ),
+    /**
+     * A correlation by its rowid (both layouts have one): no index holds the id alone, and looking it up
+     * by (incident_id, id) scanned the incident's rows for each one moved, quadratic in the incident's size.
+     */
+    setCorrelationIncident: db.prepare('UPDATE correlations SET incident_id = ?, record = ? WHERE rowid = ?'),
     moveOutcomes: db.prepare('UPDATE revoke_outcomes SET incident_id = ? WHERE incident_id = ?'),
     deleteOrphanOutcomes: db.prepare(
       'DELETE FROM revoke_outcomes WHERE time < ? AND incident_id NOT IN (SELECT id FROM incidents)',
@@ -298,7 +299,7 @@ export function createCorrelationStore(
       for (const row of sql.moveCorrelations.all(old)) {
         const record = JSON.parse(row.record) as Correlation
         record.incident = { ...record.incident, id: c.incident.id }
-        sql.setCorrelationIncident.run(c.incident.id, JSON.stringify(record), old, row.id)
+        sql.setCorrelationIncident.run(c.incident.id, JSON.stringify(record), row.row)
         moved.push(record)
       }
       sql.moveOutcomes.run(c.incident.id, old)

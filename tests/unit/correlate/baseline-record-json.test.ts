@@ -23,6 +23,11 @@ describe('baselineRecordJson', () => {
       1e17 - 2,
       1e17,
       2 ** 53,
+      // Past 2^53 a double's shortest digits need not be its exact value: 2^56 is written 72057594037927940.
+      2 ** 53 + 2,
+      2 ** 55,
+      2 ** 56,
+      1e17 - 16,
       -1_796_512_204_000,
       1e21,
       1.5e12 + 0.25,

@@ -57,6 +57,22 @@ describe('a spooled Falco request on disk', () => {
     expect(back).toEqual(entry)
   })
 
+  it('cuts a part at its bytes too, so that large alerts do not make one part of a whole body', async () => {
+    // The agent writes its alerts' text: 125 alerts of 40 KB are 5 MB, one part by the count of lines.
+    const entry = request(spoolPartLines)
+    entry.decoded.events = entry.decoded.events.map((e) => ({
+      ...e,
+      output: 'x'.repeat(40_000),
+    })) as unknown as Decoded['events']
+    const writing = counting()
+    const parts = await encodeSpooled(entry, writing.pause)
+    expect(Math.max(...parts.map((p) => p.length))).toBeLessThan(512 * 1024)
+    const data = Buffer.concat(parts)
+    const reading = counting()
+    expect(await decodeSpooled(data, reading.pause)).toEqual(entry)
+    expect(reading.turns()).toBeGreaterThanOrEqual(Math.ceil(data.length / (512 * 1024)))
+  })
+
   it('holds a request with no events, or only events', async () => {
     for (const entry of [
       { ...request(0), decoded: { ...request(0).decoded, invalid: [] } },

@@ -4,7 +4,7 @@
 // written with the earlier indexes or key opens and counts on.
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { incidentColumns } from '../../../sinks/correlation-store.ts'
 import { listSql, type StoreList, totalSql } from '../../../sinks/store-filters.ts'
 import type { ListQuery } from '../../../sinks/store-query.ts'
@@ -67,6 +67,44 @@ describe('correlation store indexes', () => {
       db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_correlations%'`).all(),
     ).toEqual([])
     db.close()
+  })
+
+  it('finds each correlation a fold moves by one row, in both layouts, never by scanning its incident', () => {
+    // A fold moves every correlation of a merged incident (up to thousands): a lookup that scans the
+    // incident's rows for each one is quadratic (8,000 correlations: seconds of the store writer).
+    for (const layout of ['edge_time', 'id'] as const) {
+      const dataDir = tempDir('nerve-store-fold-plan')
+      if (layout === 'id') {
+        const old = new Database(join(dataDir, 'store.sqlite'))
+        old.exec(`CREATE TABLE correlations (
+          id TEXT PRIMARY KEY, time INTEGER NOT NULL, agent_id TEXT NOT NULL, incident_id TEXT NOT NULL,
+          edge_event_id TEXT NOT NULL, core_event_id TEXT NOT NULL, record TEXT NOT NULL);`)
+        old.close()
+      }
+      const prepared: string[] = []
+      const real = Database.prototype.prepare
+      const spy = vi.spyOn(Database.prototype, 'prepare').mockImplementation(function (
+        this: Database.Database,
+        source: string,
+      ) {
+        prepared.push(source)
+        return real.call(this, source)
+      } as never)
+      try {
+        openStore(dataDir)
+      } finally {
+        spy.mockRestore()
+      }
+      const update = prepared.find((s) => /^UPDATE correlations SET incident_id/.test(s))
+      expect(update, layout).toBeDefined()
+      const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+      const params = (update?.match(/\?/g) ?? []).map(() => 'x')
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${update}`).all(...params) as { detail: string }[])
+        .map((r) => r.detail)
+        .join('; ')
+      db.close()
+      expect(plan, layout).toMatch(/\((rowid=\?|edge_time=\? AND id=\?|id=\?)\)$/)
+    }
   })
 
   it('opens a store written with the (incident, event) indexes, drops them, and counts its events on', async () => {
