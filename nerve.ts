@@ -321,7 +321,7 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   const { makeDataDirPrivate } = await import('./runtime/private-data-dir.ts')
   makeDataDirPrivate(config.data_dir)
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
-  const { bus, kafka } = await openBus(config, { log, metrics })
+  const { bus, kafka, busFile } = await openBus(config, { log, metrics })
   const http = createHttpServer(config.http, {
     log,
     metrics,
@@ -338,7 +338,7 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   }
   let address: string
   try {
-    address = await startStages(stages, config, { ...deps, kafka, http, started })
+    address = await startStages(stages, config, { ...deps, kafka, busFile, http, started })
   } catch (err) {
     // A start-up failure closes what was opened (stages, server, bus) so the process can exit at once.
     await closeAll().catch((closing) => log.warn({ err: closing }, 'Closing after a failed start failed.'))
@@ -374,6 +374,8 @@ async function startStages(
   deps: {
     bus: Bus
     kafka?: KafkaBus
+    /** The embedded bus's file (the correlate thread reads its events from it). */
+    busFile?: string
     http: ReturnType<typeof import('./runtime/http-server.ts').createHttpServer>
     started: Started[]
     log: Logger
@@ -381,7 +383,7 @@ async function startStages(
     now: () => number
   },
 ): Promise<string> {
-  const { kafka, http, started, now } = deps
+  const { kafka, busFile, http, started, now } = deps
   if (stages.includes('ingest')) {
     const { startIngest } = await import('./ingest/start-ingest.ts')
     const ingest = await startIngest(config, { ...deps, awsEnv: process.env })
@@ -406,7 +408,7 @@ async function startStages(
     else {
       // The embedded bus lives in this process: the correlator gets the second core on a thread of its own.
       const { startCorrelateThread } = await import('./correlate/correlate-thread.ts')
-      started.push(await startCorrelateThread(config, deps))
+      started.push(await startCorrelateThread(config, { ...deps, busFile }))
     }
   }
   if (stages.includes('sinks')) {
@@ -454,7 +456,7 @@ async function printDeadLetters(values: Record<string, unknown>): Promise<number
 async function openBus(
   config: Config,
   deps: { log: Logger; metrics: Metrics },
-): Promise<{ bus: Bus; kafka?: KafkaBus }> {
+): Promise<{ bus: Bus; kafka?: KafkaBus; busFile?: string }> {
   if (config.kafka.brokers.length > 0) {
     const { createKafkaBus } = await import('./bus/kafka-bus.ts')
     const kafka = await createKafkaBus(config.kafka, deps)
@@ -470,7 +472,7 @@ async function openBus(
     },
     deps,
   )
-  return { bus }
+  return { bus, busFile: bus.file }
 }
 
 function announce(

@@ -12,6 +12,7 @@ import Database from 'better-sqlite3'
 import { tempDir } from '../tests/helpers/random-names.ts'
 import { startNerveChild, until } from './nerve-child.ts'
 import { pipelineConfig, roundSpacingMs } from './pipeline-events.ts'
+import { cpuPerItem, readThreadCpu } from './thread-cpu.ts'
 
 const rounds = Number(process.env.BENCH_PIPELINE_ROUNDS ?? 20_000)
 const clients = 4
@@ -27,18 +28,26 @@ export default async function pipeline(): Promise<void> {
   const bareRate = events / bare
   process.stdout.write(
     `pipeline  nerve run ${fmt(rate)} events/s (${events.toLocaleString('en')} events, ${nerve.correlations.toLocaleString('en')} correlations visible, ${nerve.seconds.toFixed(2)} s; accepted at ${fmt(events / nerve.acceptedSeconds)} events/s)\n` +
-      `          bare node:http ${fmt(bareRate)} events/s  ratio ${(rate / bareRate).toFixed(2)}  target ≥ ${target.toLocaleString('en')} events/s: ${rate >= target ? 'met' : 'NOT met'}\n`,
+      `          bare node:http ${fmt(bareRate)} events/s  ratio ${(rate / bareRate).toFixed(2)}  target ≥ ${target.toLocaleString('en')} events/s: ${rate >= target ? 'met' : 'NOT met'}\n` +
+      `          nerve run ${nerve.cpu}\n`,
   )
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(7)
 
-async function againstNerve(): Promise<{ seconds: number; acceptedSeconds: number; correlations: number }> {
+async function againstNerve(): Promise<{
+  seconds: number
+  acceptedSeconds: number
+  correlations: number
+  cpu: string
+}> {
   const dir = tempDir('nerve-bench-pipeline')
   const nerve = await startNerveChild(dir, pipelineConfig(), token)
   try {
     const store = new Database(join(nerve.dataDir, 'store.sqlite'), { readonly: true, fileMustExist: true })
     const count = store.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM correlations')
+    const pid = nerve.child.pid ?? 0
+    const cpuBefore = readThreadCpu(pid)
     const started = performance.now()
     const accepted = await runClients(nerve.base)
     const acceptedSeconds = (performance.now() - started) / 1000
@@ -54,9 +63,10 @@ async function againstNerve(): Promise<{ seconds: number; acceptedSeconds: numbe
       )
     })
     const seconds = (performance.now() - started) / 1000
+    const cpu = readThreadCpu(pid)
     store.close()
     if (accepted.total !== rounds * 3) throw new Error(`nerve accepted ${accepted.total} of ${rounds * 3}.`)
-    return { seconds, acceptedSeconds, correlations }
+    return { seconds, acceptedSeconds, correlations, cpu: cpuPerItem(cpuBefore, cpu, rounds * 3) }
   } finally {
     await nerve.stop()
   }

@@ -6,17 +6,29 @@
 import type { MessagePort, Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodeOf, NerveError } from '../runtime/errors.ts'
 import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, Topic } from './bus.ts'
+import { openRecordReader, type RecordReader, storageError } from './embedded-storage.ts'
 
 type Port = MessagePort | Worker
 
 /** Worker → owner. */
 type Request =
   | { t: 'publish'; id: number; topic: string; records: BusRecord<unknown>[] }
-  | { t: 'subscribe'; id: number; sub: number; topic: string; group: string; maxBatch?: number }
+  | {
+      t: 'subscribe'
+      id: number
+      sub: number
+      topic: string
+      group: string
+      maxBatch?: number
+      /** The worker reads the records from the bus's file: send their range only. */
+      unread?: boolean
+    }
   | { t: 'stop'; id: number; sub: number }
 /** Owner → worker. */
 type Call =
   | { t: 'deliver'; id: number; sub: number; batch: DeliveredRecord<unknown>[] }
+  /** Records [from, to) of a partition, for the worker to read from the bus's file. */
+  | { t: 'deliverRange'; id: number; sub: number; partition: number; from: number; to: number }
   | { t: 'assign' | 'revoke'; id: number; sub: number; partitions: number[] }
 /** A message before createCalls() numbers it. */
 type Unnumbered<M> = M extends unknown ? Omit<M, 'id'> : never
@@ -96,10 +108,25 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
     const subscription = await bus.subscribe(
       { name: m.topic },
       m.group,
-      (batch) => callWorker({ t: 'deliver', sub: m.sub, batch: batch as DeliveredRecord<unknown>[] }),
+      (batch) => {
+        const first = batch[0] as DeliveredRecord<unknown>
+        // Positions only (the embedded bus honoured `unread`): the worker reads the records itself.
+        if (m.unread && first.value === undefined) {
+          const to = (batch.at(-1) as DeliveredRecord<unknown>).offset + 1
+          return callWorker({
+            t: 'deliverRange',
+            sub: m.sub,
+            partition: first.partition,
+            from: first.offset,
+            to,
+          })
+        }
+        return callWorker({ t: 'deliver', sub: m.sub, batch: batch as DeliveredRecord<unknown>[] })
+      },
       {
         maxBatch: m.maxBatch,
         encoded: true,
+        unread: m.unread,
         onAssign: (partitions) => callWorker({ t: 'assign', sub: m.sub, partitions }),
         onRevoke: (partitions) => callWorker({ t: 'revoke', sub: m.sub, partitions }),
       },
@@ -139,10 +166,28 @@ export type PortBus = Bus & {
   onMessage(message: unknown): void
 }
 
-/** The worker's side: a Bus whose records live in the owner thread's bus. */
-export function createPortBus(port: Port, partitions: number): PortBus {
+/**
+ * The worker's side: a Bus whose records live in the owner thread's bus. With `recordsFile` (the embedded
+ * bus's file), the worker reads the records it is handed from that file on a connection of its own, so
+ * that their text does not cross the owner's thread; the owner still decides what is delivered and commits.
+ */
+export function createPortBus(
+  port: Port,
+  partitions: number,
+  portOptions: { recordsFile?: string } = {},
+): PortBus {
   const calls = createCalls(port)
-  const handlers = new Map<number, { handle: (batch: never[]) => Promise<void>; options: SubscribeOptions }>()
+  const handlers = new Map<
+    number,
+    { topic: string; handle: (batch: never[]) => Promise<void>; options: SubscribeOptions }
+  >()
+  let reader: RecordReader | undefined
+  const readRange = (topic: string, m: Extract<Call, { t: 'deliverRange' }>): DeliveredRecord<unknown>[] => {
+    reader ??= openRecordReader(portOptions.recordsFile as string)
+    return reader
+      .read(topic, m.partition, m.from, m.to)
+      .map((r) => ({ key: r.key, value: JSON.parse(r.value), partition: m.partition, offset: r.offset }))
+  }
   const subscriptions = new Set<Subscription>()
   let nextSub = 0
   let closed = false
@@ -174,6 +219,15 @@ export function createPortBus(port: Port, partitions: number): PortBus {
         for (const record of m.batch) record.value = JSON.parse(record.value as string)
         return void answer(m.id, target.handle(m.batch as never[]))
       }
+      if (m.t === 'deliverRange') {
+        let batch: DeliveredRecord<unknown>[]
+        try {
+          batch = readRange(target.topic, m)
+        } catch (err) {
+          return port.postMessage(failureOf(m.id, storageError(err, 'reading')))
+        }
+        return void answer(m.id, batch.length > 0 ? target.handle(batch as never[]) : Promise.resolve())
+      }
       const hook = m.t === 'assign' ? target.options.onAssign : target.options.onRevoke
       return void answer(m.id, hook ? hook(m.partitions) : Promise.resolve())
     },
@@ -190,9 +244,16 @@ export function createPortBus(port: Port, partitions: number): PortBus {
     ): Promise<Subscription> => {
       refuseClosed()
       const sub = nextSub++
-      handlers.set(sub, { handle: handle as (batch: never[]) => Promise<void>, options })
+      handlers.set(sub, { topic: topic.name, handle: handle as (batch: never[]) => Promise<void>, options })
       try {
-        await calls.call({ t: 'subscribe', sub, topic: topic.name, group, maxBatch: options.maxBatch })
+        await calls.call({
+          t: 'subscribe',
+          sub,
+          topic: topic.name,
+          group,
+          maxBatch: options.maxBatch,
+          unread: portOptions.recordsFile !== undefined,
+        })
       } catch (err) {
         handlers.delete(sub)
         throw err
@@ -212,6 +273,8 @@ export function createPortBus(port: Port, partitions: number): PortBus {
     close: async () => {
       closed = true
       await Promise.all([...subscriptions].map((s) => s.stop()))
+      reader?.close()
+      reader = undefined
     },
   }
 }

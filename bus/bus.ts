@@ -29,6 +29,13 @@ export type SubscribeOptions = {
    * forwards records elsewhere (bus-port.ts, to a worker thread), where text crosses cheaper than objects.
    */
   encoded?: boolean
+  /**
+   * Hand over records without their values, for a subscriber that reads them itself from the bus's file
+   * (bus-port.ts, a worker thread with a read connection of its own): each record carries its partition
+   * and offset only (key '', value undefined). Only the embedded bus honours it; a bus that does not
+   * delivers as `encoded` says.
+   */
+  unread?: boolean
 }
 
 /**

@@ -54,6 +54,8 @@ type TopicState = {
   subscriptions: Set<Consumer>
   /** Subscriptions that read values rather than text: only for them are published values kept. */
   valueReaders: number
+  /** Subscriptions that read text or values: without them (every reader reads the file itself), nothing is kept. */
+  readers: number
   /**
    * Next offsets past records a failed group could not take back (left on disk, as a crash would leave
    * them): the next write starts there rather than at `heads`, whose offsets those records still hold.
@@ -131,6 +133,7 @@ export function createEmbeddedBus(
       lows,
       subscriptions: new Set<Consumer>(),
       valueReaders: 0,
+      readers: 0,
       recent: createRecentRecords(stored.partitions, recentPerPartition, recentBytesPerPartition),
     }
     topics.set(stored.name, state)
@@ -279,7 +282,7 @@ export function createEmbeddedBus(
     }
     for (const pending of batch) {
       const t = pending.topic
-      if (t.subscriptions.size === 0) continue
+      if (t.readers === 0) continue
       const values = pending.values
       for (let i = 0; i < pending.rows.length; i++) {
         const row = pending.rows[i] as AppendRow
@@ -359,6 +362,14 @@ export function createEmbeddedBus(
       offset: r.offset,
     }))
 
+  /** Records [from, from + limit) of a partition as SubscribeOptions.unread delivers them: positions only. */
+  const unreadRecords = <T>(p: number, from: number, limit: number): DeliveredRecord<T>[] => {
+    const records: DeliveredRecord<T>[] = new Array(limit)
+    for (let i = 0; i < limit; i++)
+      records[i] = { key: '', value: undefined as T, partition: p, offset: from + i }
+    return records
+  }
+
   /** Where a group starts (its commits, else the earliest retained record); it holds retention from now. */
   const joinGroup = (t: TopicState, group: string): number[] => {
     if ([...t.subscriptions].some((c) => c.group === group)) {
@@ -385,9 +396,11 @@ export function createEmbeddedBus(
       return [state, joinGroup(state, group)] as const
     })
     const consumer: Consumer = startConsumer(t, group, positions, handle, {
-      read: (p, from, limit) =>
-        t.recent.take<T>(p, from, limit, options.encoded) ??
-        readStored<T>(t, p, from, limit, options.encoded ?? false),
+      read: options.unread
+        ? (p, from, limit) => unreadRecords<T>(p, from, limit)
+        : (p, from, limit) =>
+            t.recent.take<T>(p, from, limit, options.encoded) ??
+            readStored<T>(t, p, from, limit, options.encoded ?? false),
       log,
       telemetry,
       maxBatch: options.maxBatch ?? config.maxBatch,
@@ -400,13 +413,17 @@ export function createEmbeddedBus(
       },
     })
     t.subscriptions.add(consumer)
-    if (!options.encoded) t.valueReaders++
+    if (!options.unread) t.readers++
+    if (!options.encoded && !options.unread) t.valueReaders++
     for (let p = 0; p < t.partitions; p++) setLagGauge(t, consumer, p)
     log.info({ topic: t.name, group }, 'Subscribed.')
     const subscription = {
       stop: async () => {
         await consumer.stop()
-        if (t.subscriptions.delete(consumer) && !options.encoded) t.valueReaders--
+        if (t.subscriptions.delete(consumer)) {
+          if (!options.unread) t.readers--
+          if (!options.encoded && !options.unread) t.valueReaders--
+        }
         subscriptions.delete(subscription)
         for (let p = 0; p < t.partitions; p++) lag.remove({ topic: t.name, group, partition: String(p) })
       },

@@ -9,6 +9,7 @@ import { NerveError } from '../runtime/errors.ts'
 import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type { AgentBaselineRecord } from './agent-baseline.ts'
 import type { CoreDetail, EdgeDetail, Who } from './agent-windows.ts'
+import { baselineRecordJson } from './baseline-record-json.ts'
 import type {
   AgentIncidents,
   CorrelatorChanges,
@@ -291,7 +292,7 @@ export function createSqliteCheckpointStore(file: string): CheckpointStore {
     const rows = rowsOf(partition)
     for (const agent of changes.baseline?.removed ?? []) deleteBaseline.run(partition, agent)
     for (const r of changes.baseline?.upserted ?? [])
-      upsertBaseline.run(partition, r.agent, JSON.stringify(r))
+      upsertBaseline.run(partition, r.agent, baselineRecordJson(r))
     for (const id of changes.removed) removeEntry(partition, rows, id)
     for (const e of changes.added) addEntry(partition, rows, e)
     if (changes.incidents) writeIncidents(partition, changes.incidents)

@@ -20,14 +20,17 @@ const healthyRunMs = 60_000
 
 export async function startCorrelateThread(
   config: Config,
-  deps: Pick<CorrelateDeps, 'bus' | 'log' | 'metrics' | 'dataDir'>,
+  deps: Pick<CorrelateDeps, 'bus' | 'log' | 'metrics' | 'dataDir'> & {
+    /** The embedded bus's file: the worker reads its events from it rather than through this thread. */
+    busFile?: string
+  },
 ): Promise<CorrelateStage> {
   const log = deps.log.child({ component: 'correlator' })
   const destination =
     (deps.log as Logger & Record<symbol, { write(line: string): void } | undefined>)[
       pino.symbols.streamSym
     ] ?? process.stderr
-  const workerData = { config, dataDir: deps.dataDir ?? config.data_dir }
+  const workerData = { config, dataDir: deps.dataDir ?? config.data_dir, busFile: deps.busFile }
   let worker: Worker | undefined
   let running = false
   let closing = false

@@ -21,12 +21,13 @@ export type ThreadMessage =
 
 const port = parentPort
 if (!port) throw new Error('correlate-worker.ts runs as a worker thread.')
-const { config, dataDir } = workerData as { config: Config; dataDir: string }
+const { config, dataDir, busFile } = workerData as { config: Config; dataDir: string; busFile?: string }
 
 const post = (message: ThreadMessage) => port.postMessage(message)
 const log = createLogger(config.log, { write: (line: string) => post({ kind: 'log', line }) } as never)
 const metrics = createMetrics()
-const bus = createPortBus(port, config.bus.partitions)
+// Events are read from the bus's file on this thread: their text never crosses the main thread's loop.
+const bus = createPortBus(port, config.bus.partitions, { recordsFile: busFile })
 let stage: Awaited<ReturnType<typeof startCorrelate>> | undefined
 
 port.on('message', (message: ThreadMessage | unknown) => {

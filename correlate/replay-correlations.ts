@@ -44,33 +44,47 @@ export type ReplayOptions = {
 
 export function createReplay(config: Config, options: ReplayOptions = {}): Replay {
   const correlator = createCorrelator(correlatorConfigOf(config))
+  /** Every id (input order), or the ids of the current event time after its first (time order). */
   const ids = new Set<string>()
   let idsTime = Number.NaN
   let idsTimeNs = Number.NaN
+  /** The first id of the current event time, kept apart: most times hold one event, and a Set cleared for
+   *  each new time (a fresh table every time) cost a tenth of the correlator's time in the replay bench. */
+  let timeId: string | undefined
   let read = 0
   let duplicate = 0
   let confirmations = 0
+  /** What push() gives for an event that completes nothing without reaching the correlator. */
+  const nothing = Object.freeze({ correlations: Object.freeze([]) as unknown as Correlation[] })
 
   const standIn = (event: Omit<NormalizedEvent, 'agent'>): TimeOnlyEvent | undefined => {
     const ignored = correlator.alwaysIgnored(event)
     return ignored && { id: event.id, time: event.time, time_ns: event.time_ns, ignored }
   }
 
-  const push = (event: NormalizedEvent | TimeOnlyEvent) => {
-    read++
+  /** Whether the event's id was seen already (and notes it when not). */
+  const seen = (event: NormalizedEvent | TimeOnlyEvent): boolean => {
     if (options.sameTimeDuplicates && (event.time !== idsTime || event.time_ns !== idsTimeNs)) {
-      ids.clear()
       idsTime = event.time
       idsTimeNs = event.time_ns
+      timeId = event.id
+      if (ids.size > 0) ids.clear()
+      return false
     }
-    if (ids.has(event.id)) {
-      duplicate++
-      return { correlations: [] }
-    }
+    if (event.id === timeId || ids.has(event.id)) return true
     ids.add(event.id)
+    return false
+  }
+
+  const push = (event: NormalizedEvent | TimeOnlyEvent) => {
+    read++
+    if (seen(event)) {
+      duplicate++
+      return nothing
+    }
     if ('ignored' in event) {
       correlator.pass(event.time, event.ignored)
-      return { correlations: [] }
+      return nothing
     }
     const result = correlator.accept(event)
     if (result.duplicate) duplicate++

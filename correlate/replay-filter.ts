@@ -1,18 +1,44 @@
 // What replay's decoding needs to know of the correlator before the events are sorted: which events it
-// will only ever ignore (held as time-only stand-ins) and which keep their raw record (revoke recognition
-// reads it). A module of its own so that replay's decoding threads can load it by URL: it is the one
-// piece of the correlator they run.
-import type { Config } from '../schemas/types.ts'
+// will only ever ignore (held as time-only stand-ins), which keep their raw record (revoke recognition
+// reads it), and which fields of the others nothing after the merge reads (left out of the sorted runs).
+// A module of its own so that replay's decoding threads can load it by URL: it is the one piece of the
+// correlator they run.
+
+import type { Config, NormalizedEvent } from '../schemas/types.ts'
 import { createReplay, type TimeOnlyEvent } from './replay-correlations.ts'
 import { readsRaw } from './revoke-confirmations.ts'
 
 export type ReplayFilter = {
   standIn: ReturnType<typeof createReplay>['standIn']
   keepRaw: typeof readsRaw
+  leaveOutUnread: typeof leaveOutUnread
 }
 
 export function createReplayFilter(config: Config): ReplayFilter {
-  return { standIn: createReplay(config).standIn, keepRaw: readsRaw }
+  return { standIn: createReplay(config).standIn, keepRaw: readsRaw, leaveOutUnread }
+}
+
+/**
+ * Drops, in place, the largest fields of an event that nothing after replay's merge reads: the correlator
+ * (matching, windows, details, baseline, revoke marks), identity resolution and the revoke tally read none
+ * of them, and replay writes only correlations. They are a CloudTrail call's error message (up to a KiB
+ * of encoded authorization failure) and user agent, and a Falco alert's output fields and what was taken
+ * from them (its output, which correlations carry, stays): about half of an event's JSON, which is written
+ * to the sorted runs and parsed back. A correlator that comes to read one of them must keep it here.
+ */
+export function leaveOutUnread(event: Omit<NormalizedEvent, 'agent'>): void {
+  const { core, edge } = event
+  if (core) {
+    core.error_message = undefined
+    core.user_agent = undefined
+  }
+  if (edge) {
+    edge.output_fields = {}
+    edge.process = undefined
+    edge.network = undefined
+    edge.file = undefined
+    edge.user = undefined
+  }
 }
 
 export type { TimeOnlyEvent }

@@ -94,6 +94,8 @@ export type EventDecoder = {
 export type EventDecoderDeps = {
   /** Called once per newly learned credential link (persist it). */
   onLink?(link: IdentityLink): void
+  /** false: no per-agent summaries (agents() stays empty), for replay, which never reads them. */
+  agentSummaries?: boolean
 }
 
 export function createEventDecoder(
@@ -105,7 +107,10 @@ export function createEventDecoder(
   },
   deps: EventDecoderDeps = {},
 ): EventDecoder {
-  const resolver: AgentResolver = createAgentResolver(config.agents, { clusters: config.clusters })
+  const resolver: AgentResolver = createAgentResolver(config.agents, {
+    clusters: config.clusters,
+    summaries: deps.agentSummaries,
+  })
   const maxFutureSkew = config.ingest?.max_future_skew ?? defaultMaxFutureSkew
   const isSelfIdentity = selfIdentityMatcher(config.revoke.self_identities)
 

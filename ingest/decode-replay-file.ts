@@ -25,6 +25,8 @@ export type ReplayDecodeConfig = {
 
 export type EventFilter = {
   keepRaw: (event: UnresolvedEvent) => boolean
+  /** Drops, in place, the fields nothing after the merge reads (they are not written to the runs). */
+  leaveOutUnread?: (event: UnresolvedEvent) => void
   standIn?: (event: UnresolvedEvent) => (SortKey & { ignored: string }) | undefined
 }
 
@@ -77,6 +79,7 @@ export async function decodeReplayFile(
         continue
       }
       if (!filter.keepRaw(draft)) draft.raw = null
+      filter.leaveOutUnread?.(draft)
       runs.add(draft, eventKind, JSON.stringify(draft))
     }
     done.invalidCount += normalized.invalid.length

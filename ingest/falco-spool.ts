@@ -5,7 +5,8 @@
 // drainer hands the spooled requests to the bus in arrival order as soon as it has room, deleting each once
 // durable there; while anything is spooled, new requests queue behind it. The spool is bounded by
 // ingest.falco_spool_bytes: only when that is spent is a request refused (429 + Retry-After), and /readyz
-// says so. Spooled files survive a restart and are drained on the next start.
+// says so. Spooled files survive a restart and are drained on the next start. A request is written and read
+// back a part at a time (falco-spool-file.ts), so that a spooled 4 MB body never holds the event loop.
 import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs'
 import { open, readFile, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -13,7 +14,9 @@ import { NerveError } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
+import { nextTurn } from '../runtime/next-turn.ts'
 import type { Decoded } from './decode-events.ts'
+import { decodeLegacySpooled, decodeSpooled, encodeSpooled, type Spooled } from './falco-spool-file.ts'
 import type { DecodedPublisher } from './publish-decoded.ts'
 
 export type FalcoSpool = {
@@ -28,15 +31,15 @@ export type FalcoSpool = {
   close(): Promise<void>
 }
 
-type Spooled = { component: string; receivedAt: number; decoded: Decoded }
-
 /**
  * What a spooled file costs the disk: a file takes whole blocks (4 KiB on ext4, xfs, APFS), and a flood
  * of one-alert requests (under 1 KiB each) would otherwise use several times the budget.
  */
 export const diskBytes = (size: number) => Math.max(4096, Math.ceil(size / 4096) * 4096)
 
-const fileName = (seq: number) => `${String(seq).padStart(16, '0')}.json`
+/** `<seq>.ndjson`; a file the previous version wrote is `<seq>.json` (one JSON document), still drained. */
+const fileName = (seq: number, legacy = false) =>
+  `${String(seq).padStart(16, '0')}.${legacy ? 'json' : 'ndjson'}`
 
 export function createFalcoSpool(
   config: { dir: string; maxBytes: number; patienceMs: number },
@@ -45,26 +48,31 @@ export function createFalcoSpool(
   const log = deps.log.child({ component: 'falco_spool' })
   mkdirSync(config.dir, { recursive: true, mode: 0o700 })
   const sizes = new Map<number, number>()
+  /** Sequence numbers of files the previous version wrote. */
+  const legacy = new Set<number>()
   // Sequence numbers are handed out one by one, so the oldest spooled request is found by walking up
   // from `low` (amortized constant), never by spreading every key into Math.min: a flood spools far
   // more requests than a call has room for arguments.
   let next = 1
   let low = Number.POSITIVE_INFINITY
   for (const name of readdirSync(config.dir)) {
-    const match = /^(\d{16})\.json$/.exec(name)
+    const match = /^(\d{16})\.(nd)?json$/.exec(name)
     if (match) {
       const seq = Number(match[1])
+      if (!match[2]) legacy.add(seq)
       sizes.set(seq, diskBytes(statSync(join(config.dir, name)).size))
       next = Math.max(next, seq + 1)
       low = Math.min(low, seq)
     }
     // A crash before the rename left a partial file that was never answered 202: its sequence number
     // would be handed out again and the exclusive open would fail.
-    else if (/^\d{16}\.json\.tmp$/.test(name)) unlinkSync(join(config.dir, name))
+    else if (/^\d{16}\.(nd)?json\.tmp$/.test(name)) unlinkSync(join(config.dir, name))
   }
   let bytes = 0
   for (const size of sizes.values()) bytes += size
   let reserved = 0
+  /** Appends still serializing their request (before their budget check): new requests go behind them. */
+  let preparing = 0
   let stopped = false
   let draining: Promise<void> | undefined
   let wake: (() => void) | undefined
@@ -111,15 +119,18 @@ export function createFalcoSpool(
   const drainOnce = async (): Promise<boolean> => {
     while (!sizes.has(low) && low < next) low++
     const seq = low
-    const path = join(config.dir, fileName(seq))
+    const path = join(config.dir, fileName(seq, legacy.has(seq)))
     let entry: Spooled
     try {
-      entry = JSON.parse(await readFile(path, 'utf8')) as Spooled
+      entry = legacy.has(seq)
+        ? decodeLegacySpooled(await readFile(path, 'utf8'))
+        : await decodeSpooled(await readFile(path), nextTurn)
     } catch (err) {
       // Written whole and renamed into place, so only a damaged disk gets here: keep it aside, go on.
       await rename(path, `${path}.unreadable`).catch(() => undefined)
       bytes -= sizes.get(seq) ?? 0
       sizes.delete(seq)
+      legacy.delete(seq)
       show()
       log.error({ err, file: `${path}.unreadable` }, 'Set aside a spooled Falco request that cannot be read.')
       return false
@@ -128,6 +139,7 @@ export function createFalcoSpool(
     await unlink(path)
     bytes -= sizes.get(seq) ?? 0
     sizes.delete(seq)
+    legacy.delete(seq)
     drained.inc()
     show()
     return true
@@ -170,8 +182,16 @@ export function createFalcoSpool(
   if (sizes.size > 0) startDraining()
 
   const append = async (component: string, decoded: Decoded, receivedAt: number) => {
-    const body = Buffer.from(JSON.stringify({ component, receivedAt, decoded } satisfies Spooled))
-    const cost = diskBytes(body.length)
+    let parts: Buffer[]
+    preparing++
+    try {
+      parts = await encodeSpooled({ component, receivedAt, decoded }, nextTurn)
+    } finally {
+      preparing--
+    }
+    let length = 0
+    for (const part of parts) length += part.length
+    const cost = diskBytes(length)
     if (bytes + reserved + cost > config.maxBytes) {
       refused.inc()
       throw new NerveError(
@@ -187,7 +207,8 @@ export function createFalcoSpool(
     try {
       const file = await open(temporary, 'wx', 0o600)
       try {
-        await file.writeFile(body)
+        // Each part from where the last ended (writeFile on a handle writes at its position, and whole).
+        for (const part of parts) await file.writeFile(part)
         await file.sync()
       } finally {
         await file.close()
@@ -218,7 +239,7 @@ export function createFalcoSpool(
 
   return {
     patienceMs: config.patienceMs,
-    holding: () => sizes.size > 0 || reserved > 0,
+    holding: () => sizes.size > 0 || reserved > 0 || preparing > 0,
     append,
     readiness: () => {
       const used = Math.round((100 * bytes) / config.maxBytes)

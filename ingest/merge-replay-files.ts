@@ -89,7 +89,7 @@ export async function mergeReplayFiles<S extends SortKey>(
   const sizes = files.map((f) => byPath.get(f) as number)
   const totalBytes = sizes.reduce((a, b) => a + b, 0)
   const keepInvalid = options.keepInvalid ?? 20
-  const decoder = createEventDecoder(config)
+  const decoder = createEventDecoder(config, { agentSummaries: false })
   const dir = mkdtempSync(join(options.spillDir, 'nerve-replay-'))
   let runNumber = 0
   const newRunPath = () => join(dir, `run-${runNumber++}.bin`)

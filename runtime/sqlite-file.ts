@@ -7,9 +7,15 @@
 // - wal_autocheckpoint=0: SQLite's automatic checkpoint would copy the WAL into the database and fsync it
 //   inside whichever commit crosses 1,000 pages, stalling that commit (and the loop) for 5–25 ms. Checkpoints
 //   run instead in a worker thread (sqlite-checkpointer.worker.mjs) on a second connection, in PASSIVE mode,
-//   which never blocks this connection's writers. Should the WAL still outgrow `maxWalBytes` (checkpoints
-//   starved by a constant stream of commits), sync() waits for one checkpoint with no write in between, so
-//   the next commit restarts the WAL from its beginning.
+//   which never blocks this connection's writers. Under a constant stream of commits a PASSIVE checkpoint
+//   never catches up with the last frame (commits land while it copies), so the WAL is never restarted and
+//   grows. Once it holds more than `restartWalBytes` (32 MB), the first sync() after a background
+//   checkpoint has finished waits for one more checkpoint with no write in between, so the next commit
+//   restarts the WAL from its beginning. That checkpoint copies only what was committed while the
+//   background one ran (a few hundred KB: its time is mostly its two fsyncs). Waiting for `maxWalBytes`
+//   instead made it copy up to a second of commits, and held every publish of the bus for 17-56 ms every
+//   4 s under the revoke bench's 5,000 events/s. `maxWalBytes` stays the bound should background
+//   checkpoints fail or fall behind.
 // - `singleOwner`: an exclusive lock on `<file>-lock`, held until close, so a second process on the same data
 //   directory fails at once (the database itself must stay shared with the checkpointer).
 import { closeSync, fdatasync, fstatSync, openSync } from 'node:fs'
@@ -31,6 +37,10 @@ export type SqliteFileOptions = {
   /** Prepares the connection (pragmas such as max_page_count) before the first checkpoint can run. */
   configure?: (db: Database.Database) => void
   maxWalBytes?: number
+  /** Past this, the WAL is restarted after the next background checkpoint has finished. */
+  restartWalBytes?: number
+  /** How often a background checkpoint may start while commits keep coming (tests shorten it). */
+  checkpointEveryMs?: number
 }
 
 /**
@@ -39,12 +49,20 @@ export type SqliteFileOptions = {
  * checkpoint: every 50 ms, the checkpointer thread used about a third of a core under the pipeline bench;
  * every second, a twentieth. The WAL grows by what a second of commits writes (maxWalBytes still bounds it).
  */
-const checkpointEveryMs = 1000
+const defaultCheckpointEveryMs = 1000
 const defaultMaxWalBytes = 64 * 1024 * 1024
 /** After a restart, the WAL file is truncated to this size so a burst does not keep its disk space. */
 const walSizeLimit = 16 * 1024 * 1024
+/**
+ * Past this, the WAL is restarted after the next background checkpoint has finished. Being over
+ * walSizeLimit, the file's size then says how much was written since the last restart. Each restart holds
+ * the writer for one checkpoint (mostly its two fsyncs), so not too often: about every 2.5 s at 12 MB/s.
+ */
+const defaultRestartWalBytes = 32 * 1024 * 1024
 
 export function openSqliteFile(file: string, options: SqliteFileOptions = {}): SqliteFile {
+  const restartWalBytes = options.restartWalBytes ?? defaultRestartWalBytes
+  const checkpointEveryMs = options.checkpointEveryMs ?? defaultCheckpointEveryMs
   const lock = options.singleOwner ? holdLock(`${file}-lock`, options.singleOwner.onLocked) : undefined
   let db: Database.Database
   try {
@@ -79,14 +97,25 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
     })
 
   let lastCheckpoint = 0
+  /** A background checkpoint started while the WAL was past restartWalBytes has finished. */
+  let caughtUp = false
   const syncOnce = async () => {
     await fdatasyncWal()
-    if (fstatSync(walDescriptor()).size > maxWalBytes) {
+    const size = fstatSync(walDescriptor()).size
+    if (size > maxWalBytes || (caughtUp && size > restartWalBytes)) {
+      caughtUp = false
       await checkpoints.run()
       lastCheckpoint = Date.now()
     } else if (Date.now() - lastCheckpoint >= checkpointEveryMs) {
       lastCheckpoint = Date.now()
-      checkpoints.start()
+      const pass = checkpoints.start()
+      if (size > restartWalBytes)
+        pass?.then(
+          () => {
+            caughtUp = true
+          },
+          () => {},
+        )
     }
   }
   // One fdatasync at a time: callers that arrive while one runs share the next, which starts when it ends
@@ -138,8 +167,8 @@ function holdLock(file: string, onLocked: () => NerveError): Database.Database {
 }
 
 type Checkpoints = {
-  /** Starts a checkpoint unless one is running. */
-  start(): void
+  /** Starts a checkpoint unless one is running; resolves when it has finished (undefined: one was running). */
+  start(): Promise<void> | undefined
   /** Resolves when a checkpoint started now has finished. */
   run(): Promise<void>
   detach(): Promise<void>
@@ -199,8 +228,11 @@ function createCheckpointer() {
     }
     return {
       start: () => {
+        if (running) return undefined
+        const pass = run()
         // A failed background checkpoint is retried by the next one; the WAL keeps every commit meanwhile.
-        if (!running) run().catch(() => {})
+        pass.catch(() => {})
+        return pass
       },
       run,
       detach: async () => {

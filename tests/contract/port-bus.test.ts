@@ -16,10 +16,14 @@ import { busContract } from './bus-contract.ts'
 import { type Item, records, seqs } from './bus-records.ts'
 
 /** A port bus (the worker's side) over a fresh channel to a server on `owner` (the main thread's side). */
-function connect(owner: ReturnType<typeof createEmbeddedBus>, partitions: number) {
+function connect(
+  owner: ReturnType<typeof createEmbeddedBus>,
+  partitions: number,
+  options: { readFile?: boolean } = {},
+) {
   const { port1, port2 } = new MessageChannel()
   const server = servePortBus(owner, port1)
-  const bus = createPortBus(port2, partitions)
+  const bus = createPortBus(port2, partitions, options.readFile ? { recordsFile: owner.file } : {})
   port1.on('message', (m) => server.onMessage(m))
   port2.on('message', (m) => bus.onMessage(m))
   const close = () => {
@@ -35,6 +39,36 @@ busContract('port to an embedded bus', async ({ partitions }) => {
   const open = () => {
     const owner = createEmbeddedBus({ dataDir, partitions, retentionMs: 86_400_000, maxBatch: 500 }, rt)
     return { owner, ...connect(owner, partitions) }
+  }
+  let current = open()
+  const shut = async () => {
+    await current.bus.close()
+    await current.server.close()
+    await current.owner.close()
+    current.close()
+  }
+  return {
+    get bus() {
+      return current.bus
+    },
+    reopen: async () => {
+      await shut()
+      current = open()
+      return current.bus
+    },
+    cleanup: async () => {
+      await shut()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+})
+
+busContract('port to an embedded bus, records read from its file', async ({ partitions }) => {
+  const dataDir = tempDir('nerve-port-bus')
+  const rt = createTestRuntime()
+  const open = () => {
+    const owner = createEmbeddedBus({ dataDir, partitions, retentionMs: 86_400_000, maxBatch: 500 }, rt)
+    return { owner, ...connect(owner, partitions, { readFile: true }) }
   }
   let current = open()
   const shut = async () => {

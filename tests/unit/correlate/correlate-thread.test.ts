@@ -44,7 +44,13 @@ async function start() {
   const rt = createTestRuntime()
   const bus = createEmbeddedBus({ dataDir, partitions: 2, retentionMs: 86_400_000, maxBatch: 100 }, rt)
   const config = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
-  const stage = await startCorrelateThread(config, { bus, log: rt.log, metrics: rt.metrics, dataDir })
+  const stage = await startCorrelateThread(config, {
+    bus,
+    busFile: bus.file,
+    log: rt.log,
+    metrics: rt.metrics,
+    dataDir,
+  })
   cleanups.push(async () => {
     await stage.close()
     await bus.close()
@@ -81,7 +87,7 @@ describe('startCorrelateThread', { timeout: 30_000 }, () => {
     intercept.take = (to, message) => {
       if (to !== worker) return false
       const m = message as { t?: string; kind?: string }
-      if (m.t === 'deliver')
+      if (m.t === 'deliver' || m.t === 'deliverRange')
         held++ // never reaches the worker: in flight until the worker is gone
       else if (m.kind === 'close')
         void worker.terminate() // dies while closing

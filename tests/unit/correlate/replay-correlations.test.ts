@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createReplay, replayCorrelations } from '../../../correlate/replay-correlations.ts'
+import { leaveOutUnread } from '../../../correlate/replay-filter.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
 import { compileSchema, formatValidationErrors } from '../../../schemas/validators.ts'
@@ -122,5 +123,42 @@ describe('replayCorrelations', () => {
       'c-by-nerve',
       'c-noise-far',
     ])
+  })
+
+  it('in time order, counts a repeated id at the same event time as a duplicate, however many share that time', () => {
+    const replay = createReplay(config, { sameTimeDuplicates: true })
+    const at = (id: string, time: number) => coreEvent({ id, time, action: 's3:GetObject', readOnly: true })
+    const ids = ['a', 'b', 'a', 'c', 'b', 'c', 'd']
+    for (const id of ids) replay.push(at(id, T0))
+    expect(replay.counts().duplicate).toBe(3)
+    // Only the ids of the current event time are remembered: the same id later is not a replay duplicate.
+    replay.push(at('a', T0 + 1))
+    replay.push(at('a', T0 + 1))
+    expect(replay.counts()).toMatchObject({ read: 9, duplicate: 4 })
+  })
+
+  it('gives the same correlations and counts when the fields replay leaves out of its sorted runs are gone', () => {
+    const failing = () =>
+      input().map((e) =>
+        e.core
+          ? {
+              ...e,
+              core: { ...e.core, error_message: 'User: arn:aws:sts::1:assumed-role/x is not authorized' },
+            }
+          : e,
+      )
+    const slim = failing().map((e) => {
+      const copy = structuredClone(e)
+      leaveOutUnread(copy)
+      return JSON.parse(JSON.stringify(copy)) as NormalizedEvent
+    })
+    expect(slim.some((e) => e.core?.user_agent !== undefined || e.core?.error_message !== undefined)).toBe(
+      false,
+    )
+    expect(slim.some((e) => e.edge && Object.keys(e.edge.output_fields).length > 0)).toBe(false)
+    const full = replayCorrelations(config, failing())
+    const left = replayCorrelations(config, slim)
+    expect(JSON.stringify(left.correlations)).toBe(JSON.stringify(full.correlations))
+    expect(left.counts).toEqual(full.counts)
   })
 })

@@ -1,10 +1,11 @@
 // Falcosidekick never retries and Falco's http_output ignores the status: while the bus is busy, /v1/falco
 // spools to disk and answers 202, drains in order once the bus has room, survives a restart, and refuses
 // (429) only when the spool's disk budget is spent, which /metrics and /readyz show.
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { eventsTopic } from '../../../bus/topics.ts'
+import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
+import { decodeSpooled } from '../../../ingest/falco-spool-file.ts'
 import { NerveError } from '../../../runtime/errors.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
@@ -15,7 +16,7 @@ const alerts = fixture('falco/falco-website.ndjson').toString().trim().split('\n
 const post = (h: Awaited<ReturnType<typeof startHarness>>, line: string) =>
   h.server.inject({ method: 'POST', url: '/v1/falco', payload: line, headers: auth })
 const spoolFiles = (dataDir: string) =>
-  readdirSync(join(dataDir, 'falco-spool')).filter((f) => f.endsWith('.json'))
+  readdirSync(join(dataDir, 'falco-spool')).filter((f) => /\.(nd)?json$/.test(f))
 
 describe('the Falco spool', () => {
   it('answers 202 while publishes wait at their cap, and drains in order once the bus has room', async () => {
@@ -84,6 +85,56 @@ describe('the Falco spool', () => {
     h.bus.before = undefined
     await waitFor(() => h.bus.records(eventsTopic).length === 1, { what: 'the spooled alert published' })
     await h.ingest.close()
+  })
+
+  it('spools a large body in parts and drains it whole after a restart: every event in order, the bad line dead-lettered', async () => {
+    const dataDir = tempDir('nerve-spool-large')
+    const down = await startHarness({ dataDir })
+    down.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    const lines = Array.from({ length: 600 }, (_, i) => {
+      const alert = JSON.parse(alerts[i % alerts.length] as string)
+      alert.output = `${alert.output} #${i}`
+      return JSON.stringify(alert)
+    })
+    lines.splice(300, 0, '{"rule": 42}')
+    const res = await post(down, lines.join('\n'))
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toMatchObject({ accepted: 600, rejected: 1, spooled: true })
+    expect(spoolFiles(dataDir)).toEqual([expect.stringMatching(/^\d{16}\.ndjson$/)])
+    await down.ingest.close()
+
+    const up = await startHarness({ dataDir })
+    await waitFor(() => spoolFiles(dataDir).length === 0, { what: 'the spool to drain' })
+    const outputs = up.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
+    expect(outputs).toEqual(lines.filter((_, i) => i !== 300).map((l) => JSON.parse(l).output))
+    expect(up.bus.records(deadLetterTopic).map((r) => (r.value as { index: number }).index)).toEqual([300])
+    await up.ingest.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('drains a request the previous version spooled as one JSON document', async () => {
+    const dataDir = tempDir('nerve-spool-legacy')
+    const down = await startHarness({ dataDir })
+    down.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    expect((await post(down, alerts.slice(0, 3).join('\n'))).statusCode).toBe(202)
+    await down.ingest.close()
+    // The same request as the previous version wrote it: <seq>.json, the whole request in one document.
+    const dir = join(dataDir, 'falco-spool')
+    const [name] = spoolFiles(dataDir)
+    const entry = await decodeSpooled(readFileSync(join(dir, name as string)), async () => {})
+    unlinkSync(join(dir, name as string))
+    writeFileSync(join(dir, '0000000000000007.json'), JSON.stringify(entry))
+
+    const up = await startHarness({ dataDir })
+    await waitFor(() => spoolFiles(dataDir).length === 0, { what: 'the old spool file to drain' })
+    const outputs = up.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
+    expect(outputs).toEqual(alerts.slice(0, 3).map((l) => JSON.parse(l).output))
+    await up.ingest.close()
+    rmSync(dataDir, { recursive: true, force: true })
   })
 
   it('starts and drains oldest first with more spooled requests than a call takes arguments', async () => {

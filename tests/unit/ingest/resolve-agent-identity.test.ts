@@ -325,6 +325,18 @@ describe('identity resolution', () => {
     expect(ids).not.toContain('arn:aws:iam::457448411975:user/user-14')
   })
 
+  it('resolves the same agents without keeping summaries when asked not to (replay never reads them)', () => {
+    const { drafts } = createEventDecoder(config()).normalize('cloudtrail', items(...stratus.slice(0, 5)), {
+      receivedAt: 0,
+    })
+    const kept = createAgentResolver([])
+    const none = createAgentResolver([], { summaries: false })
+    const agentsOf = (resolver: typeof kept) => drafts.map((d) => resolver.resolve(structuredClone(d)).agent)
+    expect(agentsOf(none)).toEqual(agentsOf(kept))
+    expect(kept.agents().length).toBeGreaterThan(0)
+    expect(none.agents()).toEqual([])
+  })
+
   it("marks nerve's own revoker calls as by_nerve", () => {
     const decoder = createEventDecoder({
       agents: [],

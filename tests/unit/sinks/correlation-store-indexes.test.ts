@@ -1,6 +1,7 @@
 // The embedded store's indexes: every list of the read API is served by one, the store keeps no index
 // probed per correlation only to count an incident's distinct events (the writer keeps those ids in
-// memory), and a store written with the earlier indexes opens and counts on.
+// memory), correlations are keyed by (edge time, id) rather than by their hashed id alone, and a store
+// written with the earlier indexes or key opens and counts on.
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -55,7 +56,16 @@ describe('correlation store indexes', () => {
       'i',
     ])
     expect(detail).toBe('SEARCH correlations USING INDEX correlations_incident (incident_id=?)')
-    expect(indexesOf(db)).toEqual(['correlations_agent', 'correlations_incident', 'correlations_time'])
+    expect(indexesOf(db)).toEqual([
+      'correlations_agent',
+      'correlations_incident',
+      'correlations_key',
+      'correlations_time',
+    ])
+    // No index is keyed by the id alone (a hash: each insert would dirty a random page).
+    expect(
+      db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_correlations%'`).all(),
+    ).toEqual([])
     db.close()
   })
 
@@ -74,7 +84,12 @@ describe('correlation store indexes', () => {
 
     const { store } = openStore(dataDir)
     const check = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
-    expect(indexesOf(check)).toEqual(['correlations_agent', 'correlations_incident', 'correlations_time'])
+    expect(indexesOf(check)).toEqual([
+      'correlations_agent',
+      'correlations_incident',
+      'correlations_key',
+      'correlations_time',
+    ])
     check.close()
     // The same alert joins a second call: one edge event, two core events.
     const c2 = makeCorrelation(2, { incident: { id: 'inc-old' }, edge: { ...c1.edge } })
@@ -84,6 +99,50 @@ describe('correlation store indexes', () => {
       edge_events: 1,
       core_events: 2,
     })
+  })
+
+  it('stores a correlation once by its id, whether delivered again alone or among others', () => {
+    const { store } = openStore()
+    const c1 = makeCorrelation(1, { incident: { id: 'inc-key' } })
+    const c2 = makeCorrelation(2, { incident: { id: 'inc-key' } })
+    expect(store.writeCorrelations([c1, c2])).toMatchObject({ stored: 2, duplicates: 0 })
+    expect(store.writeCorrelations([c2, c1, c2])).toMatchObject({ stored: 0, duplicates: 3 })
+    expect(store.writeCorrelations([JSON.stringify(c1)])).toMatchObject({ stored: 0, duplicates: 1 })
+    expect(store.total('correlations', { limit: 10, text: {} })).toBe(2)
+    expect(store.incident('inc-key')?.incident.correlations).toBe(2)
+  })
+
+  it('opens a store keyed by the id alone (the previous layout) and writes, dedups and folds in it', async () => {
+    const dataDir = tempDir('nerve-store-id-key')
+    // The previous version's table and indexes, with one correlation.
+    const old = new Database(join(dataDir, 'store.sqlite'))
+    old.exec(`CREATE TABLE correlations (
+      id TEXT PRIMARY KEY, time INTEGER NOT NULL, agent_id TEXT NOT NULL, incident_id TEXT NOT NULL,
+      edge_event_id TEXT NOT NULL, core_event_id TEXT NOT NULL, record TEXT NOT NULL);
+      CREATE INDEX correlations_time ON correlations (time DESC, id DESC);
+      CREATE INDEX correlations_agent ON correlations (agent_id, time DESC, id DESC);
+      CREATE INDEX correlations_incident ON correlations (incident_id, time DESC, id DESC);`)
+    const c9 = makeCorrelation(9, { incident: { id: 'inc-old' } })
+    old
+      .prepare('INSERT INTO correlations VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(c9.id, c9.time, c9.agent.id, 'inc-old', c9.edge.event_id, c9.core.event_id, JSON.stringify(c9))
+    old.close()
+
+    const { store } = openStore(dataDir)
+    expect(store.writeCorrelations([c9])).toMatchObject({ stored: 0, duplicates: 1 })
+    const c1 = makeCorrelation(1, { incident: { id: 'inc-a' } })
+    const c2 = makeCorrelation(2, { incident: { id: 'inc-b' } })
+    expect(store.writeCorrelations([c1, c2, c1])).toMatchObject({ stored: 2, duplicates: 1 })
+    // An earlier member renames inc-b to inc-a's successor: both incidents fold into it.
+    const c0 = makeCorrelation(0, { incident: { id: 'inc-c', merged: ['inc-a', 'inc-b'] } })
+    expect(store.writeCorrelations([c0])).toMatchObject({ stored: 1 })
+    expect(store.incident('inc-c')?.correlations.map((c) => c.id)).toEqual([c2.id, c1.id, c0.id])
+    expect(store.incident('inc-a')).toBeUndefined()
+    const check = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    const columns = check.prepare('PRAGMA table_info(correlations)').all() as { name: string }[]
+    expect(columns.map((c) => c.name)).not.toContain('edge_time')
+    expect(indexesOf(check)).toEqual(['correlations_agent', 'correlations_incident', 'correlations_time'])
+    check.close()
   })
 
   it('counts right when another connection wrote the incident since (its ids are read again)', () => {

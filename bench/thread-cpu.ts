@@ -1,0 +1,49 @@
+// CPU time of another process's threads, from /proc (Linux): the steady figure on a shared machine, where
+// wall-clock rates move with the load. Threads are told apart by name (`comm`): the main thread carries the
+// process's name, worker threads and libuv's pool their own; threads of one name are summed.
+
+import { readdirSync, readFileSync } from 'node:fs'
+
+/** CPU milliseconds per thread name; empty where /proc is not there. */
+export type ThreadCpu = Map<string, number>
+
+const tickMs = 10 // USER_HZ is 100 on Linux
+
+export function readThreadCpu(pid: number): ThreadCpu {
+  const byName: ThreadCpu = new Map()
+  let tasks: string[]
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return byName
+  }
+  for (const tid of tasks) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // the thread ended meanwhile
+    }
+    // pid (comm) state …: comm may hold spaces and parentheses, so the fields start after the last ')'.
+    const close = stat.lastIndexOf(')')
+    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, close)
+    const fields = stat.slice(close + 2).split(' ')
+    const ms = (Number(fields[11]) + Number(fields[12])) * tickMs // utime, stime
+    byName.set(name, (byName.get(name) ?? 0) + ms)
+  }
+  return byName
+}
+
+/** µs of CPU per item between two readings, per thread name (threads that ended meanwhile are lost). */
+export function cpuPerItem(before: ThreadCpu, after: ThreadCpu, items: number): string {
+  const rows: [string, number][] = []
+  let total = 0
+  for (const [name, ms] of after) {
+    const spent = ms - (before.get(name) ?? 0)
+    total += spent
+    if (spent > 0) rows.push([name, spent])
+  }
+  rows.sort((a, b) => b[1] - a[1])
+  const us = (ms: number) => ((ms * 1000) / items).toFixed(0)
+  return `${us(total)} µs CPU per event (${rows.map(([name, ms]) => `${name} ${us(ms)}`).join(', ')})`
+}

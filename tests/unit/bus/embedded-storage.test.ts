@@ -1,0 +1,131 @@
+// The embedded bus's file: records stored as segments (a row per partition's run of a write), read back
+// whole or from the middle, trimmed by retention, and a file written by the previous version (a row per
+// record, schema 1) opened with every record and group position kept.
+import { mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { DeliveredRecord } from '../../../bus/bus.ts'
+import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
+import { type AppendRow, openEmbeddedStorage, segmentRecords } from '../../../bus/embedded-storage.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+const newDir = () => {
+  const dir = tempDir('nerve-bus-storage')
+  dirs.push(dir)
+  return dir
+}
+
+const rowsOf = (topicId: number, partition: number, from: number, count: number): AppendRow[] =>
+  Array.from({ length: count }, (_, i) => ({
+    topicId,
+    partition,
+    offset: from + i,
+    key: `key-${(from + i) % 3}`,
+    value: JSON.stringify({ seq: from + i, text: 'line\nbreak' }),
+  }))
+
+describe('embedded storage', () => {
+  it('writes one row per partition run, and reads any range back in order, from the middle of a segment', async () => {
+    const storage = openEmbeddedStorage(newDir())
+    const topic = storage.createTopic('t', 2)
+    // Two partitions interleaved in one write, more records than one segment holds.
+    const a = rowsOf(topic.id, 0, 0, segmentRecords + 10)
+    const b = rowsOf(topic.id, 1, 0, 5)
+    storage.write([...a.slice(0, 3), ...b, ...a.slice(3)], [], 1_000)
+    storage.write(rowsOf(topic.id, 0, segmentRecords + 10, 4), [], 2_000)
+    expect(storage.heads(topic.id)).toEqual([segmentRecords + 14, 5])
+    const rows = storage.read(topic.id, 0, 7, segmentRecords)
+    expect(rows.map((r) => r.offset)).toEqual(Array.from({ length: segmentRecords }, (_, i) => 7 + i))
+    expect(JSON.parse(rows[0]?.value ?? '')).toEqual({ seq: 7, text: 'line\nbreak' })
+    expect(rows[0]?.key).toBe('key-1')
+    expect(storage.read(topic.id, 1, 3, 10).map((r) => r.offset)).toEqual([3, 4])
+    expect(storage.read(topic.id, 0, segmentRecords + 12, 10).map((r) => r.offset)).toEqual([
+      segmentRecords + 12,
+      segmentRecords + 13,
+    ])
+    // Published at 2,000: the first record of the second write.
+    expect(storage.firstPublishedSince(topic.id, 0, 2_000, 0, segmentRecords + 14)).toBe(segmentRecords + 10)
+    expect(storage.firstPublishedSince(topic.id, 0, 1_000, 5, 10)).toBe(5)
+    await storage.close()
+  })
+
+  it('deletes below an offset inside a segment, keeping the rest of it', async () => {
+    const storage = openEmbeddedStorage(newDir())
+    const topic = storage.createTopic('t', 1)
+    storage.write(rowsOf(topic.id, 0, 0, 30), [], 1_000)
+    expect(storage.deleteBelow(topic.id, 0, 12)).toBe(12)
+    expect(storage.lowOffset(topic.id, 0)).toBe(12)
+    expect(storage.read(topic.id, 0, 0, 100).map((r) => r.offset)).toEqual(
+      Array.from({ length: 18 }, (_, i) => 12 + i),
+    )
+    expect(storage.deleteBelow(topic.id, 0, 30)).toBe(18)
+    expect(storage.lowOffset(topic.id, 0)).toBeUndefined()
+    expect(storage.heads(topic.id)).toEqual([30])
+    await storage.close()
+  })
+
+  it('opens a file written by the previous version (a row per record), keeping records and positions', async () => {
+    const dataDir = newDir()
+    mkdirSync(dataDir, { recursive: true })
+    const old = new Database(join(dataDir, 'bus.sqlite'))
+    old.pragma('journal_mode = WAL')
+    // Schema 1, as the previous version wrote it.
+    old.exec(`
+      CREATE TABLE topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
+      CREATE TABLE partitions (topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
+        offset_floor INTEGER NOT NULL, PRIMARY KEY (topic_id, partition)) WITHOUT ROWID;
+      CREATE TABLE records (topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
+        record_offset INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, published_at INTEGER NOT NULL,
+        PRIMARY KEY (topic_id, partition, record_offset));
+      CREATE TABLE group_offsets (group_name TEXT NOT NULL, topic_id INTEGER NOT NULL,
+        partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+        PRIMARY KEY (group_name, topic_id, partition)) WITHOUT ROWID;
+      CREATE INDEX group_offsets_by_partition ON group_offsets (topic_id, partition, next_offset);
+      INSERT INTO topics VALUES (1, 'nerve.events.v1', 1);
+      INSERT INTO partitions VALUES (1, 0, 2);
+      INSERT INTO group_offsets VALUES ('g', 1, 0, 3);
+      PRAGMA user_version = 1;`)
+    const insert = old.prepare('INSERT INTO records VALUES (1, 0, ?, ?, ?, 500)')
+    for (let offset = 2; offset < 6; offset++)
+      insert.run(offset, `agent-${offset}`, JSON.stringify({ offset }))
+    old.close()
+
+    const bus = createEmbeddedBus(
+      { dataDir, partitions: 1, retentionMs: 86_400_000, maxBatch: 10 },
+      createTestRuntime(),
+    )
+    try {
+      await bus.publish({ name: 'nerve.events.v1' }, [{ key: 'agent-6', value: { offset: 6 } }])
+      const seen = async (group: string, count: number) => {
+        const handled: DeliveredRecord<unknown>[] = []
+        const sub = await bus.subscribe({ name: 'nerve.events.v1' }, group, async (batch) => {
+          handled.push(...batch)
+        })
+        const deadline = Date.now() + 5_000
+        while (handled.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+        await sub.stop()
+        return handled.map((r) => [r.offset, r.key, r.value])
+      }
+      // The group resumes at its committed position; a new group starts at the oldest record kept.
+      expect(await seen('g', 4)).toEqual([
+        [3, 'agent-3', { offset: 3 }],
+        [4, 'agent-4', { offset: 4 }],
+        [5, 'agent-5', { offset: 5 }],
+        [6, 'agent-6', { offset: 6 }],
+      ])
+      expect((await seen('new', 5)).map(([offset]) => offset)).toEqual([2, 3, 4, 5, 6])
+    } finally {
+      await bus.close()
+    }
+    const reader = new Database(join(dataDir, 'bus.sqlite'), { readonly: true })
+    expect(reader.pragma('user_version', { simple: true })).toBe(2)
+    expect(reader.prepare("SELECT name FROM sqlite_master WHERE name = 'records'").get()).toBeUndefined()
+    reader.close()
+  })
+})
