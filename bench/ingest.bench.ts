@@ -7,9 +7,12 @@
 //   single: one real Falco alert per POST /v1/falco (Falcosidekick's way), requests/s   target ≥ 0.6 of bare
 //   batch:  NDJSON bodies of 1,000 real alerts,                          events/s     (figure only)
 // Every single-alert request carries a fresh number in output_fields, so no alert is a duplicate.
+// Beside the single-alert rate, nerve's CPU time per request (its main thread and the whole process, read
+// from /proc around the measured stretch): wall-clock rates swing with the others' load on a shared machine,
+// CPU time per request much less, so a change on the request path is judged by it.
 // Then the CPU time to decode one alert in this process (CPU time: steady on a shared machine).
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from '../tests/helpers/random-names.ts'
 import { startNerveChild } from './nerve-child.ts'
@@ -38,15 +41,21 @@ export default async function benchIngest(): Promise<void> {
   writeFileSync(files.single, single)
   writeFileSync(files.batch, batch)
   const results = { single: { bare: 0, nerve: 0 }, batch: { bare: 0, nerve: 0 } }
+  /** nerve's CPU µs per single-alert request, main thread and whole process: the least of the rounds. */
+  const cpu = { main: Number.POSITIVE_INFINITY, process: Number.POSITIVE_INFINITY }
   // The machine may be shared: alternate the two servers and keep each one's best round.
   for (let round = 0; round < 2; round++) {
     for (const mode of ['bare', 'nerve'] as const) {
       const server = mode === 'bare' ? await startBare() : await startNerve(join(dir, `nerve-${round}`))
       try {
-        const single = await load(server.base, files.single, 50, 1)
-        results.single[mode] = Math.max(results.single[mode], single)
+        const single = await load(server.base, files.single, 50, 1, server.pid)
+        results.single[mode] = Math.max(results.single[mode], single.rate)
+        if (single.cpu) {
+          cpu.main = Math.min(cpu.main, single.cpu.main)
+          cpu.process = Math.min(cpu.process, single.cpu.process)
+        }
         const batchRate = await load(server.base, files.batch, 4, batchSize)
-        results.batch[mode] = Math.max(results.batch[mode], batchRate)
+        results.batch[mode] = Math.max(results.batch[mode], batchRate.rate)
       } finally {
         await server.stop()
       }
@@ -54,6 +63,11 @@ export default async function benchIngest(): Promise<void> {
   }
   await cpuPerEvent()
   line('single', results.single, 'requests/s', 'target ratio ≥ 0.60')
+  if (Number.isFinite(cpu.main)) {
+    process.stdout.write(
+      `single  nerve run CPU per request: main thread ${cpu.main.toFixed(0)} µs, whole process ${cpu.process.toFixed(0)} µs (load ${loadAverage()})\n`,
+    )
+  }
   line('batch', results.batch, 'events/s', 'figure only')
 }
 
@@ -67,13 +81,17 @@ function line(name: string, { bare, nerve }: Row, unit: string, target: string) 
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(9)
 
-/** autocannon in its own process: a 1 s warm-up, then `seconds` measured; events per second. */
+/**
+ * autocannon in its own process: a 1 s warm-up, then `seconds` measured; events per second, and with `pid`
+ * (Linux) that process's CPU µs per request over the measured stretch.
+ */
 async function load(
   base: string,
   bodyFile: string,
   connections: number,
   eventsPerRequest: number,
-): Promise<number> {
+  pid?: number,
+): Promise<{ rate: number; cpu?: { main: number; process: number } }> {
   const run = async (duration: number) => {
     const args = [generator, `${base}/v1/falco`, bodyFile, String(connections), String(duration), token]
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -98,10 +116,39 @@ async function load(
     return result['2xx']
   }
   await run(1)
-  return ((await run(seconds)) * eventsPerRequest) / seconds
+  const before = pid === undefined ? undefined : cpuTicks(pid)
+  const requests = await run(seconds)
+  const after = pid === undefined ? undefined : cpuTicks(pid)
+  const rate = (requests * eventsPerRequest) / seconds
+  if (!before || !after) return { rate }
+  const perRequest = (ticks: number) => (ticks * 1e6) / ticksPerSecond / requests
+  return {
+    rate,
+    cpu: { main: perRequest(after.main - before.main), process: perRequest(after.process - before.process) },
+  }
 }
 
-async function startBare(): Promise<{ base: string; stop(): Promise<void> }> {
+/** The kernel's clock ticks (USER_HZ, 100 on Linux) of user + system time. */
+const ticksPerSecond = 100
+
+/** CPU ticks of a process and of its main thread (/proc/PID/stat, /proc/PID/task/PID/stat), undefined off Linux. */
+function cpuTicks(pid: number): { main: number; process: number } | undefined {
+  const read = (file: string) => {
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const stat = readFileSync(file, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return Number(fields[11]) + Number(fields[12])
+  }
+  const main = `/proc/${pid}/task/${pid}/stat`
+  if (!existsSync(main)) return undefined
+  return { main: read(main), process: read(`/proc/${pid}/stat`) }
+}
+
+const loadAverage = () =>
+  existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : 'n/a'
+
+/** `pid` stays unset: the bare server's CPU per request is not reported. */
+async function startBare(): Promise<{ base: string; pid?: number; stop(): Promise<void> }> {
   const server = spawn(
     process.execPath,
     ['--max-semi-space-size=64', join(import.meta.dirname, 'bare-server.mjs')],
@@ -122,8 +169,9 @@ async function startBare(): Promise<{ base: string; stop(): Promise<void> }> {
   }
 }
 
-function startNerve(dir: string) {
-  return startNerveChild(dir, { log: { level: 'warn' } }, token)
+async function startNerve(dir: string) {
+  const nerve = await startNerveChild(dir, { log: { level: 'warn' } }, token)
+  return { ...nerve, pid: nerve.child.pid }
 }
 
 /**
