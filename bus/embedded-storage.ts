@@ -106,15 +106,33 @@ function prepareDatabase(db: Database.Database, file: string, maxBytes: number |
   if (version > schemaVersion) {
     throw new NerveError('BUS_UNAVAILABLE', `${file} was written by a newer nerve (schema ${version}).`)
   }
-  // Schema 1 kept a row per record: each becomes a segment of one, in the same transaction.
+  // Schema 1 kept a row per record: each becomes a segment of one, in the same transaction. Records are
+  // moved a chunk at a time, each deleted once copied, so that the segments reuse their pages: copied
+  // whole and then dropped, the file doubled for good (the freed pages stay in it) on top of a WAL as big.
   const perRecord = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'").get()
-  const migrate = perRecord
-    ? `INSERT INTO segments (topic_id, partition, last_offset, first_offset, keys, vals, published_at)
+  db.exec(`BEGIN IMMEDIATE; ${schema}`)
+  try {
+    if (perRecord) {
+      const chunkEnd = db.prepare<[], { top: number | null }>(
+        'SELECT max(rowid) AS top FROM (SELECT rowid FROM records ORDER BY rowid LIMIT 1000)',
+      )
+      const move = db.prepare<[number]>(
+        `INSERT INTO segments (topic_id, partition, last_offset, first_offset, keys, vals, published_at)
          SELECT topic_id, partition, record_offset, record_offset, json_array(key), value, published_at
-         FROM records;
-       DROP TABLE records;`
-    : ''
-  db.exec(`BEGIN IMMEDIATE; ${schema} ${migrate} PRAGMA user_version = ${schemaVersion}; COMMIT;`)
+         FROM records WHERE rowid <= ?`,
+      )
+      const drop = db.prepare<[number]>('DELETE FROM records WHERE rowid <= ?')
+      for (let top = chunkEnd.get()?.top; top != null; top = chunkEnd.get()?.top) {
+        move.run(top)
+        drop.run(top)
+      }
+      db.exec('DROP TABLE records')
+    }
+    db.exec(`PRAGMA user_version = ${schemaVersion}; COMMIT;`)
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK')
+    throw err
+  }
   if (maxBytes !== undefined) {
     const pageSize = db.pragma('page_size', { simple: true }) as number
     db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`)
