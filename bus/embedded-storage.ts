@@ -64,6 +64,18 @@ const schemaVersion = 2
 /** Most records in one segment: a read from disk (a consumer catching up) splits at most this many. */
 export const segmentRecords = 256
 
+// The segments that can hold offsets [from, to): last_offset >= from and first_offset < to. As no segment
+// holds more than segmentRecords, last_offset < to - 1 + segmentRecords bounds the index range above too;
+// without it the search went through every segment after the range (a backlog) to check its first_offset.
+/** Parameters: topic, partition, from, to - 1 + segmentRecords, to. */
+export const segmentsInRangeSql = `SELECT first_offset, last_offset, keys, vals FROM segments
+  WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND last_offset < ? AND first_offset < ?
+  ORDER BY last_offset`
+/** Parameters: topic, partition, from, to - 1 + segmentRecords, to, time. */
+export const firstPublishedSinceSql = `SELECT first_offset FROM segments
+  WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND last_offset < ? AND first_offset < ?
+  AND published_at >= ? ORDER BY last_offset LIMIT 1`
+
 const schema = `
 CREATE TABLE IF NOT EXISTS topics (
   id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
@@ -202,9 +214,8 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     minCommitted: db.prepare<[number, number], { low: number | null }>(
       'SELECT min(next_offset) AS low FROM group_offsets WHERE topic_id = ? AND partition = ?',
     ),
-    firstSince: db.prepare<[number, number, number, number, number], { first_offset: number }>(
-      `SELECT first_offset FROM segments WHERE topic_id = ? AND partition = ? AND last_offset >= ?
-       AND first_offset < ? AND published_at >= ? ORDER BY last_offset LIMIT 1`,
+    firstSince: db.prepare<[number, number, number, number, number, number], { first_offset: number }>(
+      firstPublishedSinceSql,
     ),
     countBelow: db.prepare<[number, number, number], { n: number | null }>(
       `SELECT sum(last_offset - first_offset + 1) AS n FROM segments
@@ -330,7 +341,14 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     register: (group, topicId, positions) => register(group, topicId, positions),
     minCommitted: (topicId, partition) => q.minCommitted.get(topicId, partition)?.low ?? undefined,
     firstPublishedSince: (topicId, partition, time, from, to) => {
-      const first = q.firstSince.get(topicId, partition, from, to, time)?.first_offset
+      const first = q.firstSince.get(
+        topicId,
+        partition,
+        from,
+        to - 1 + segmentRecords,
+        to,
+        time,
+      )?.first_offset
       return first === undefined ? undefined : Math.max(first, from)
     },
     deleteBelow: (topicId, partition, offset) => deleteBelow(topicId, partition, offset),
@@ -352,10 +370,7 @@ export type RecordReader = {
 export function openRecordReader(file: string): RecordReader {
   const db = new Database(file, { readonly: true, fileMustExist: true })
   const topicId = db.prepare<[string], { id: number }>('SELECT id FROM topics WHERE name = ?')
-  const from = db.prepare<[number, number, number, number], SegmentRow>(
-    `SELECT first_offset, last_offset, keys, vals FROM segments
-     WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND first_offset < ? ORDER BY last_offset`,
-  )
+  const from = db.prepare<[number, number, number, number, number], SegmentRow>(segmentsInRangeSql)
   const ids = new Map<string, number>()
   return {
     read: (topic, partition, fromOffset, to) => {
@@ -366,7 +381,7 @@ export function openRecordReader(file: string): RecordReader {
         ids.set(topic, id)
       }
       const records: StoredRecord[] = []
-      for (const segment of from.iterate(id, partition, fromOffset, to)) {
+      for (const segment of from.iterate(id, partition, fromOffset, to - 1 + segmentRecords, to)) {
         const { keys, vals } = splitSegment(segment)
         const first = segment.first_offset
         const last = Math.min(segment.last_offset, to - 1)
