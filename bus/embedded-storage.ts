@@ -64,6 +64,18 @@ const schemaVersion = 2
 /** Most records in one segment: a read from disk (a consumer catching up) splits at most this many. */
 export const segmentRecords = 256
 
+// The segments that can hold offsets [from, to): last_offset >= from and first_offset < to. As no segment
+// holds more than segmentRecords, last_offset < to - 1 + segmentRecords bounds the index range above too;
+// without it the search went through every segment after the range (a backlog) to check its first_offset.
+/** Parameters: topic, partition, from, to - 1 + segmentRecords, to. */
+export const segmentsInRangeSql = `SELECT first_offset, last_offset, keys, vals FROM segments
+  WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND last_offset < ? AND first_offset < ?
+  ORDER BY last_offset`
+/** Parameters: topic, partition, from, to - 1 + segmentRecords, to, time. */
+export const firstPublishedSinceSql = `SELECT first_offset FROM segments
+  WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND last_offset < ? AND first_offset < ?
+  AND published_at >= ? ORDER BY last_offset LIMIT 1`
+
 const schema = `
 CREATE TABLE IF NOT EXISTS topics (
   id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
@@ -106,15 +118,33 @@ function prepareDatabase(db: Database.Database, file: string, maxBytes: number |
   if (version > schemaVersion) {
     throw new NerveError('BUS_UNAVAILABLE', `${file} was written by a newer nerve (schema ${version}).`)
   }
-  // Schema 1 kept a row per record: each becomes a segment of one, in the same transaction.
+  // Schema 1 kept a row per record: each becomes a segment of one, in the same transaction. Records are
+  // moved a chunk at a time, each deleted once copied, so that the segments reuse their pages: copied
+  // whole and then dropped, the file doubled for good (the freed pages stay in it) on top of a WAL as big.
   const perRecord = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'").get()
-  const migrate = perRecord
-    ? `INSERT INTO segments (topic_id, partition, last_offset, first_offset, keys, vals, published_at)
+  db.exec(`BEGIN IMMEDIATE; ${schema}`)
+  try {
+    if (perRecord) {
+      const chunkEnd = db.prepare<[], { top: number | null }>(
+        'SELECT max(rowid) AS top FROM (SELECT rowid FROM records ORDER BY rowid LIMIT 1000)',
+      )
+      const move = db.prepare<[number]>(
+        `INSERT INTO segments (topic_id, partition, last_offset, first_offset, keys, vals, published_at)
          SELECT topic_id, partition, record_offset, record_offset, json_array(key), value, published_at
-         FROM records;
-       DROP TABLE records;`
-    : ''
-  db.exec(`BEGIN IMMEDIATE; ${schema} ${migrate} PRAGMA user_version = ${schemaVersion}; COMMIT;`)
+         FROM records WHERE rowid <= ?`,
+      )
+      const drop = db.prepare<[number]>('DELETE FROM records WHERE rowid <= ?')
+      for (let top = chunkEnd.get()?.top; top != null; top = chunkEnd.get()?.top) {
+        move.run(top)
+        drop.run(top)
+      }
+      db.exec('DROP TABLE records')
+    }
+    db.exec(`PRAGMA user_version = ${schemaVersion}; COMMIT;`)
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK')
+    throw err
+  }
   if (maxBytes !== undefined) {
     const pageSize = db.pragma('page_size', { simple: true }) as number
     db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`)
@@ -184,9 +214,8 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     minCommitted: db.prepare<[number, number], { low: number | null }>(
       'SELECT min(next_offset) AS low FROM group_offsets WHERE topic_id = ? AND partition = ?',
     ),
-    firstSince: db.prepare<[number, number, number, number, number], { first_offset: number }>(
-      `SELECT first_offset FROM segments WHERE topic_id = ? AND partition = ? AND last_offset >= ?
-       AND first_offset < ? AND published_at >= ? ORDER BY last_offset LIMIT 1`,
+    firstSince: db.prepare<[number, number, number, number, number, number], { first_offset: number }>(
+      firstPublishedSinceSql,
     ),
     countBelow: db.prepare<[number, number, number], { n: number | null }>(
       `SELECT sum(last_offset - first_offset + 1) AS n FROM segments
@@ -312,7 +341,14 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     register: (group, topicId, positions) => register(group, topicId, positions),
     minCommitted: (topicId, partition) => q.minCommitted.get(topicId, partition)?.low ?? undefined,
     firstPublishedSince: (topicId, partition, time, from, to) => {
-      const first = q.firstSince.get(topicId, partition, from, to, time)?.first_offset
+      const first = q.firstSince.get(
+        topicId,
+        partition,
+        from,
+        to - 1 + segmentRecords,
+        to,
+        time,
+      )?.first_offset
       return first === undefined ? undefined : Math.max(first, from)
     },
     deleteBelow: (topicId, partition, offset) => deleteBelow(topicId, partition, offset),
@@ -334,10 +370,7 @@ export type RecordReader = {
 export function openRecordReader(file: string): RecordReader {
   const db = new Database(file, { readonly: true, fileMustExist: true })
   const topicId = db.prepare<[string], { id: number }>('SELECT id FROM topics WHERE name = ?')
-  const from = db.prepare<[number, number, number, number], SegmentRow>(
-    `SELECT first_offset, last_offset, keys, vals FROM segments
-     WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND first_offset < ? ORDER BY last_offset`,
-  )
+  const from = db.prepare<[number, number, number, number, number], SegmentRow>(segmentsInRangeSql)
   const ids = new Map<string, number>()
   return {
     read: (topic, partition, fromOffset, to) => {
@@ -348,7 +381,7 @@ export function openRecordReader(file: string): RecordReader {
         ids.set(topic, id)
       }
       const records: StoredRecord[] = []
-      for (const segment of from.iterate(id, partition, fromOffset, to)) {
+      for (const segment of from.iterate(id, partition, fromOffset, to - 1 + segmentRecords, to)) {
         const { keys, vals } = splitSegment(segment)
         const first = segment.first_offset
         const last = Math.min(segment.last_offset, to - 1)
