@@ -374,7 +374,7 @@ async function startStages(
   deps: {
     bus: Bus
     kafka?: KafkaBus
-    /** The embedded bus's file (the correlate thread reads its events from it). */
+    /** The embedded bus's file (the correlate thread and the store writer read their records from it). */
     busFile?: string
     http: ReturnType<typeof import('./runtime/http-server.ts').createHttpServer>
     started: Started[]

@@ -8,7 +8,24 @@ import { type ErrorCode, errorCodeOf, NerveError } from '../runtime/errors.ts'
 import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, Topic } from './bus.ts'
 import { openRecordReader, type RecordReader, storageError } from './embedded-storage.ts'
 
+// A stage thread that reads its records from the embedded bus's file itself (the store writer) opens them here.
+export { openRecordReader, type RecordReader, storageError }
+
 type Port = MessagePort | Worker
+
+/** Records [from, to) of one partition. */
+export type RecordRange = { partition: number; from: number; to: number }
+
+/**
+ * Where a batch lies when the bus delivered it under SubscribeOptions.unread (positions only: the embedded
+ * bus honours it), for a thread that reads the records from the bus's file; undefined when the batch
+ * carries its values (a bus that does not honour it), to be forwarded as they are.
+ */
+export function unreadRangeOf(batch: readonly DeliveredRecord<unknown>[]): RecordRange | undefined {
+  const first = batch[0]
+  if (!first || first.value !== undefined) return undefined
+  return { partition: first.partition, from: first.offset, to: (batch.at(-1) ?? first).offset + 1 }
+}
 
 /** Worker → owner. */
 type Request =
@@ -109,18 +126,9 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
       { name: m.topic },
       m.group,
       (batch) => {
-        const first = batch[0] as DeliveredRecord<unknown>
         // Positions only (the embedded bus honoured `unread`): the worker reads the records itself.
-        if (m.unread && first.value === undefined) {
-          const to = (batch.at(-1) as DeliveredRecord<unknown>).offset + 1
-          return callWorker({
-            t: 'deliverRange',
-            sub: m.sub,
-            partition: first.partition,
-            from: first.offset,
-            to,
-          })
-        }
+        const range = m.unread ? unreadRangeOf(batch as DeliveredRecord<unknown>[]) : undefined
+        if (range) return callWorker({ t: 'deliverRange', sub: m.sub, ...range })
         return callWorker({ t: 'deliver', sub: m.sub, batch: batch as DeliveredRecord<unknown>[] })
       },
       {

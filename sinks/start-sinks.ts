@@ -8,6 +8,7 @@
 // group's partitions over the union of its members' topics, so a group shared by two topics would leave
 // partitions with a member that never reads them.
 import type { Bus, Subscription, Topic } from '../bus/bus.ts'
+import { unreadRangeOf } from '../bus/bus-port.ts'
 import {
   correlationsTopic,
   deadLetterTopic,
@@ -34,7 +35,14 @@ import { createRejectedStore } from './rejected-store.ts'
 import { createRevokeDispatcher } from './revoke-webhook-dispatcher.ts'
 import { type StoreWriterThread, startStoreWriterThread } from './store-writer-thread.ts'
 
-export type SinksDeps = { bus: Bus; log: Logger; metrics: Metrics; now: () => number }
+export type SinksDeps = {
+  bus: Bus
+  log: Logger
+  metrics: Metrics
+  now: () => number
+  /** The embedded bus's file: the store writer thread reads its correlations from it, not through this thread. */
+  busFile?: string
+}
 
 export type Sinks = {
   routes: Route[]
@@ -49,7 +57,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   // The store's writes run on a worker thread (the second core); the read API stays on this one.
   const writer = await startStoreWriterThread(
     { data_dir: config.data_dir },
-    { metrics: deps.metrics, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
+    { metrics: deps.metrics, busFile: deps.busFile, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
   )
   const rejected = createRejectedStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
   const dispatcher = createRevokeDispatcher(
@@ -62,14 +70,17 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     await bus.subscribe(correlationsTopic, 'nerve-revoke', (batch) =>
       dispatcher.handle(batch.map((r) => r.value)),
     ),
-    // As the JSON text the bus holds: it crosses to the writer thread as a string copy and is stored as is.
+    // On the embedded bus, as a range the writer thread reads from the bus's file (positions only cross);
+    // on Kafka, as the JSON text the bus carried, a string copy to the writer. Either is stored as is.
     await bus.subscribe(
       correlationsTopic,
       'nerve-store',
       async (batch) => {
-        await writer.writeCorrelations(batch.map((r) => r.value as CorrelationItem))
+        const range = unreadRangeOf(batch)
+        if (range) await writer.writeCorrelationRange(correlationsTopic.name, range)
+        else await writer.writeCorrelations(batch.map((r) => r.value as CorrelationItem))
       },
-      { encoded: true },
+      { encoded: true, unread: deps.busFile !== undefined },
     ),
     await bus.subscribe(revokeOutcomesTopic, 'nerve-store-revokes', async (batch) => {
       await writer.writeOutcomes(batch.map((r) => r.value))

@@ -4,7 +4,10 @@
 // bus commit it; a failed write rejects (counted, with its code), and the bus delivers the batch again.
 // kill -9 ends both threads at once: what was not acknowledged is redelivered and written idempotently.
 // The read API keeps its own connection on the main thread (WAL: readers see each commit at once).
+// With the embedded bus's file (busFile), the writer reads the correlations it is handed from that file on a
+// connection of its own: the main thread sends their range only, so their text does not cross its loop.
 import { Worker } from 'node:worker_threads'
+import type { RecordRange } from '../bus/bus-port.ts'
 import { errorCodes, NerveError } from '../runtime/errors.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
@@ -18,6 +21,8 @@ type Deleted = { incidents: number; correlations: number; revoke_outcomes: numbe
 export type StoreWriterThread = {
   /** Correlations or their JSON text as the bus carried it (a string crosses cheaper than an object). */
   writeCorrelations(batch: readonly CorrelationItem[]): Promise<WrittenCorrelations>
+  /** The correlations of a range of a bus topic's partition, which the writer reads from the bus's file. */
+  writeCorrelationRange(topic: string, range: RecordRange): Promise<WrittenCorrelations>
   writeOutcomes(batch: readonly RevokeOutcome[]): Promise<Written>
   deleteBefore(cutoff: number): Promise<Deleted>
   close(): Promise<void>
@@ -27,7 +32,12 @@ type Reply = { id: number; ok: boolean; result?: unknown; code?: string; message
 
 export async function startStoreWriterThread(
   config: { data_dir: string },
-  deps: { metrics: Metrics; onIncidentOpened?: (first: Correlation) => void },
+  deps: {
+    metrics: Metrics
+    onIncidentOpened?: (first: Correlation) => void
+    /** The embedded bus's file, for writeCorrelationRange(). */
+    busFile?: string
+  },
 ): Promise<StoreWriterThread> {
   const telemetry = deps.metrics.component('correlation_store')
   const retentionDeleted = deps.metrics.counter(
@@ -43,7 +53,7 @@ export async function startStoreWriterThread(
   const start = () => {
     starting ??= new Promise<Worker>((resolve, reject) => {
       const w = new Worker(new URL('./store-writer.worker.mjs', import.meta.url), {
-        workerData: { dataDir: config.data_dir },
+        workerData: { dataDir: config.data_dir, busFile: deps.busFile },
       })
       w.once('message', () => {
         w.on('message', (reply: Reply) => {
@@ -87,10 +97,11 @@ export async function startStoreWriterThread(
 
   const write = async <T extends Written>(
     type: 'correlations' | 'outcomes',
-    batch: readonly unknown[],
+    items: number,
+    message: Record<string, unknown>,
   ): Promise<T> => {
-    telemetry.received(batch.length)
-    const result = await counted('write', ask<T>({ type, batch }))
+    telemetry.received(items)
+    const result = await counted('write', ask<T>({ type, ...message }))
     telemetry.sent(result.stored)
     if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
     return result
@@ -99,11 +110,17 @@ export async function startStoreWriterThread(
   await start()
   return {
     async writeCorrelations(batch) {
-      const result = await write<WrittenCorrelations>('correlations', batch)
+      const result = await write<WrittenCorrelations>('correlations', batch.length, { batch })
       for (const c of result.opened) deps.onIncidentOpened?.(c)
       return result
     },
-    writeOutcomes: (batch) => write<Written>('outcomes', batch),
+    async writeCorrelationRange(topic, range) {
+      if (deps.busFile === undefined) throw new Error('writeCorrelationRange() needs the bus file.')
+      const result = await write<WrittenCorrelations>('correlations', range.to - range.from, { topic, range })
+      for (const c of result.opened) deps.onIncidentOpened?.(c)
+      return result
+    },
+    writeOutcomes: (batch) => write<Written>('outcomes', batch.length, { batch }),
     async deleteBefore(cutoff) {
       const deleted = await counted('retention', ask<Deleted>({ type: 'retention', cutoff }))
       for (const [table, count] of Object.entries(deleted)) {

@@ -4,6 +4,9 @@
 // comes once the writes are on disk, and only then does the main thread let the bus commit the batch.
 // Batches of correlations that arrived together (the partitions' consumers run side by side) are written
 // in one transaction; if it fails, each is written alone, so only a batch that cannot be written fails.
+// Given the embedded bus's file (busFile), a batch may come as a range of a topic's partition: the writer
+// reads its correlations' texts from the file on a read-only connection of its own (bus-port.ts), and a range
+// it cannot read whole fails, so the bus delivers it again rather than the store missing a correlation.
 // A worker does not inherit tsx's loader from the main thread: it registers it, then loads the store.
 import { parentPort, workerData } from 'node:worker_threads'
 import { register } from 'tsx/esm/api'
@@ -11,10 +14,30 @@ import { register } from 'tsx/esm/api'
 register()
 const { createCorrelationStore } = await import('./correlation-store.ts')
 const { createMetrics } = await import('../runtime/metrics.ts')
-const { errorCodeOf } = await import('../runtime/errors.ts')
+const { errorCodeOf, NerveError } = await import('../runtime/errors.ts')
+const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
 
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
 const store = createCorrelationStore({ data_dir: workerData.dataDir }, { metrics: createMetrics() })
+
+/** Opened at the first range (the bus file exists by then: the bus delivered from it). */
+let reader
+/** The JSON texts of a range's correlations, as the bus stored them. */
+const readRange = (m) => {
+  reader ??= openRecordReader(workerData.busFile)
+  const { partition, from, to } = m.range
+  let records
+  try {
+    records = reader.read(m.topic, partition, from, to)
+  } catch (err) {
+    throw storageError(err, 'reading correlations')
+  }
+  if (records.length !== to - from) {
+    const message = `The bus file holds ${records.length} of the ${to - from} correlations to store.`
+    throw new NerveError('BUS_UNAVAILABLE', message, { retriable: true })
+  }
+  return records.map((r) => r.value)
+}
 
 const work = {
   correlations: (m) => store.writeCorrelations(m.batch),
@@ -63,12 +86,21 @@ const writeArrived = async () => {
 
 parentPort.on('message', async (m) => {
   if (m.type === 'close') {
+    reader?.close()
     await store.close()
     parentPort.postMessage({ id: m.id, ok: true })
     parentPort.close()
     return
   }
   if (m.type === 'correlations') {
+    if (m.range) {
+      try {
+        m.batch = readRange(m)
+      } catch (err) {
+        failed(m, err)
+        return
+      }
+    }
     arrived.push(m)
     if (arrived.length === 1) setImmediate(writeArrived)
     return

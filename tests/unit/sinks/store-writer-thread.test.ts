@@ -1,13 +1,16 @@
+import { rmSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
+import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
+import { correlationsTopic } from '../../../bus/topics.ts'
 import type { Correlation } from '../../../schemas/types.ts'
-import { type CorrelationStore, createCorrelationStore } from '../../../sinks/correlation-store.ts'
+import { createCorrelationStore } from '../../../sinks/correlation-store.ts'
 import { parseListQuery } from '../../../sinks/store-query.ts'
-import { type StoreWriterThread, startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
+import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 
-const open: (StoreWriterThread | CorrelationStore)[] = []
+const open: { close(): Promise<void> }[] = []
 afterEach(async () => {
   for (const o of open.splice(0)) await o.close()
 })
@@ -17,72 +20,104 @@ async function setup() {
   const dataDir = tempDir('nerve-store-writer')
   // As startSinks opens them: the reading store first (it creates the tables), then the writer thread.
   const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
-  const writer = await startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics })
-  open.push(writer, store)
-  return { rt, store, writer }
+  // The embedded bus's file, for the writes handed over as a range the writer reads from it.
+  const bus = createEmbeddedBus({ dataDir, partitions: 1, retentionMs: 86_400_000, maxBatch: 500 }, rt)
+  const writer = await startStoreWriterThread(
+    { data_dir: dataDir },
+    { metrics: rt.metrics, busFile: bus.file },
+  )
+  open.push(writer, store, bus, { close: async () => rmSync(dataDir, { recursive: true, force: true }) })
+  // Each batch published in call order on the one partition: its offsets follow the previous batch's.
+  let published = Promise.resolve({ partition: 0, from: 0, to: 0 })
+  const rangeOf = (batch: readonly Correlation[]) => {
+    published = published.then(async ({ to }) => {
+      await bus.publish(
+        correlationsTopic,
+        batch.map((value) => ({ key: 'agent', value })),
+      )
+      return { partition: 0, from: to, to: to + batch.length }
+    })
+    return published
+  }
+  const ways = {
+    'handed over': (batch: readonly Correlation[]) => writer.writeCorrelations(batch),
+    'read from the bus file': async (batch: readonly Correlation[]) =>
+      writer.writeCorrelationRange(correlationsTopic.name, await rangeOf(batch)),
+  }
+  return { rt, store, writer, ways }
 }
+
+const ways = ['handed over', 'read from the bus file'] as const
 
 const all = parseListQuery({ limit: '1000' }, ['agent'])
 
 describe('store writer thread', () => {
-  it('writes on its thread, visible to the main thread once resolved; a redelivery is stored once', async () => {
-    const { rt, store, writer } = await setup()
-    const incident = { ...makeCorrelation(0).incident, id: 'inc-7' }
-    // Three pairs of one incident sharing one Falco alert, in one consumer batch.
-    const batch = [0, 1, 2].map((n) => {
-      const c = makeCorrelation(n, { incident })
-      return { ...c, edge: makeCorrelation(0).edge }
-    })
-    expect(await writer.writeCorrelations(batch)).toMatchObject({ stored: 3, duplicates: 0 })
-    expect(
-      store
-        .correlations(all)
-        .map((c) => c.id)
-        .sort(),
-    ).toEqual(batch.map((c) => c.id).sort())
-    expect(store.incidents(all)).toMatchObject([
-      { id: 'inc-7', correlations: 3, edge_events: 1, core_events: 3 },
-    ])
+  it.each(ways)(
+    'writes on its thread, visible to the main thread once resolved; a redelivery is stored once (%s)',
+    async (way) => {
+      const { rt, store, ways } = await setup()
+      const write = ways[way]
+      const incident = { ...makeCorrelation(0).incident, id: 'inc-7' }
+      // Three pairs of one incident sharing one Falco alert, in one consumer batch.
+      const batch = [0, 1, 2].map((n) => {
+        const c = makeCorrelation(n, { incident })
+        return { ...c, edge: makeCorrelation(0).edge }
+      })
+      expect(await write(batch)).toMatchObject({ stored: 3, duplicates: 0 })
+      expect(
+        store
+          .correlations(all)
+          .map((c) => c.id)
+          .sort(),
+      ).toEqual(batch.map((c) => c.id).sort())
+      expect(store.incidents(all)).toMatchObject([
+        { id: 'inc-7', correlations: 3, edge_events: 1, core_events: 3 },
+      ])
 
-    expect(await writer.writeCorrelations([batch[1] as Correlation])).toMatchObject({
-      stored: 0,
-      duplicates: 1,
-    })
-    expect(store.incidents(all)).toMatchObject([{ id: 'inc-7', correlations: 3 }])
-    const counter = (name: string, labels: Record<string, string> = {}) =>
-      rt.metricValue(name, { component: 'correlation_store', ...labels })
-    expect(await counter('nerve_component_received_events_total')).toBe(4)
-    expect(await counter('nerve_component_sent_events_total')).toBe(3)
-    expect(await counter('nerve_component_discarded_events_total', { reason: 'duplicate' })).toBe(1)
-  })
+      expect(await write([batch[1] as Correlation])).toMatchObject({
+        stored: 0,
+        duplicates: 1,
+      })
+      expect(store.incidents(all)).toMatchObject([{ id: 'inc-7', correlations: 3 }])
+      const counter = (name: string, labels: Record<string, string> = {}) =>
+        rt.metricValue(name, { component: 'correlation_store', ...labels })
+      expect(await counter('nerve_component_received_events_total')).toBe(4)
+      expect(await counter('nerve_component_sent_events_total')).toBe(3)
+      expect(await counter('nerve_component_discarded_events_total', { reason: 'duplicate' })).toBe(1)
+    },
+  )
 
-  it('writes batches that arrive together in one go, each answered on its own; a bad one fails alone', async () => {
-    const { store, writer } = await setup()
-    const incident = { ...makeCorrelation(0).incident, id: 'inc-9' }
-    const batches = [
-      [makeCorrelation(0, { incident }), makeCorrelation(1, { incident })],
-      [makeCorrelation(2)],
-      [makeCorrelation(3, { incident, edge: makeCorrelation(0).edge })],
-    ]
-    const results = await Promise.all(batches.map((b) => writer.writeCorrelations(b)))
-    expect(results.map((r) => [r.stored, r.opened.length])).toEqual([
-      [2, 1],
-      [1, 1],
-      [1, 0],
-    ])
-    expect(store.incident('inc-9')?.incident).toMatchObject({
-      correlations: 3,
-      edge_events: 2,
-      core_events: 3,
-    })
-    const mixed = await Promise.allSettled([
-      writer.writeCorrelations([makeCorrelation(4)]),
-      writer.writeCorrelations([{} as Correlation]),
-      writer.writeCorrelations([makeCorrelation(5), makeCorrelation(4)]),
-    ])
-    expect(mixed.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
-    expect(mixed[2]).toMatchObject({ value: { stored: 1, duplicates: 1 } })
-  })
+  it.each(ways)(
+    'writes batches that arrive together in one go, each answered on its own; a bad one fails alone (%s)',
+    async (way) => {
+      const { store, ways } = await setup()
+      const write = ways[way]
+      const incident = { ...makeCorrelation(0).incident, id: 'inc-9' }
+      const batches = [
+        [makeCorrelation(0, { incident }), makeCorrelation(1, { incident })],
+        [makeCorrelation(2)],
+        [makeCorrelation(3, { incident, edge: makeCorrelation(0).edge })],
+      ]
+      const results = await Promise.all(batches.map((b) => write(b)))
+      expect(results.map((r) => [r.stored, r.opened.length])).toEqual([
+        [2, 1],
+        [1, 1],
+        [1, 0],
+      ])
+      expect(store.incident('inc-9')?.incident).toMatchObject({
+        correlations: 3,
+        edge_events: 2,
+        core_events: 3,
+      })
+      const mixed = await Promise.allSettled([
+        write([makeCorrelation(4)]),
+        write([{} as Correlation]),
+        write([makeCorrelation(5), makeCorrelation(4)]),
+      ])
+      expect(mixed.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+      expect(mixed[2]).toMatchObject({ value: { stored: 1, duplicates: 1 } })
+    },
+  )
 
   it('stores a correlation handed over as the JSON text the bus carried, as it is, counted as an object', async () => {
     const { store, writer } = await setup()
@@ -101,16 +136,37 @@ describe('store writer thread', () => {
     expect(store.incident(c.incident.id)?.correlations.find((x) => x.id === c.id)).toEqual(c)
   })
 
-  it('rejects a batch it cannot write (the bus then redelivers it), counts the error, and keeps writing', async () => {
-    const { rt, writer } = await setup()
-    await expect(writer.writeCorrelations([{} as Correlation])).rejects.toMatchObject({ code: 'INTERNAL' })
+  it.each(ways)(
+    'rejects a batch it cannot write (the bus then redelivers it), counts the error, and keeps writing (%s)',
+    async (way) => {
+      const { rt, ways } = await setup()
+      const write = ways[way]
+      await expect(write([{} as Correlation])).rejects.toMatchObject({ code: 'INTERNAL' })
+      expect(
+        await rt.metricValue('nerve_component_errors_total', {
+          component: 'correlation_store',
+          error_code: 'INTERNAL',
+          stage: 'write',
+        }),
+      ).toBe(1)
+      expect(await write([makeCorrelation(1)])).toMatchObject({ stored: 1, duplicates: 0 })
+    },
+  )
+
+  it('rejects a range the bus file does not hold whole, so that the bus delivers it again', async () => {
+    const { rt, store, writer, ways } = await setup()
+    await ways['read from the bus file']([makeCorrelation(1)])
+    // Offsets 1 and 2 were never written: nothing of the range is stored, the error is counted.
+    await expect(
+      writer.writeCorrelationRange(correlationsTopic.name, { partition: 0, from: 0, to: 3 }),
+    ).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true })
     expect(
       await rt.metricValue('nerve_component_errors_total', {
         component: 'correlation_store',
-        error_code: 'INTERNAL',
+        error_code: 'BUS_UNAVAILABLE',
         stage: 'write',
       }),
     ).toBe(1)
-    expect(await writer.writeCorrelations([makeCorrelation(1)])).toMatchObject({ stored: 1, duplicates: 0 })
+    expect(store.correlations(all).map((c) => c.id)).toEqual([makeCorrelation(1).id])
   })
 })
