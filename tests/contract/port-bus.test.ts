@@ -33,65 +33,41 @@ function connect(
   return { bus, server, port1, close }
 }
 
-busContract('port to an embedded bus', async ({ partitions }) => {
-  const dataDir = tempDir('nerve-port-bus')
-  const rt = createTestRuntime()
-  const open = () => {
-    const owner = createEmbeddedBus({ dataDir, partitions, retentionMs: 86_400_000, maxBatch: 500 }, rt)
-    return { owner, ...connect(owner, partitions) }
-  }
-  let current = open()
-  const shut = async () => {
-    await current.bus.close()
-    await current.server.close()
-    await current.owner.close()
-    current.close()
-  }
-  return {
-    get bus() {
-      return current.bus
-    },
-    reopen: async () => {
-      await shut()
-      current = open()
-      return current.bus
-    },
-    cleanup: async () => {
-      await shut()
-      rmSync(dataDir, { recursive: true, force: true })
-    },
-  }
-})
-
-busContract('port to an embedded bus, records read from its file', async ({ partitions }) => {
-  const dataDir = tempDir('nerve-port-bus')
-  const rt = createTestRuntime()
-  const open = () => {
-    const owner = createEmbeddedBus({ dataDir, partitions, retentionMs: 86_400_000, maxBatch: 500 }, rt)
-    return { owner, ...connect(owner, partitions, { readFile: true }) }
-  }
-  let current = open()
-  const shut = async () => {
-    await current.bus.close()
-    await current.server.close()
-    await current.owner.close()
-    current.close()
-  }
-  return {
-    get bus() {
-      return current.bus
-    },
-    reopen: async () => {
-      await shut()
-      current = open()
-      return current.bus
-    },
-    cleanup: async () => {
-      await shut()
-      rmSync(dataDir, { recursive: true, force: true })
-    },
-  }
-})
+/** The bus contract through the port, the worker reading records from the bus's messages or its file. */
+for (const [name, options] of [
+  ['port to an embedded bus', {}],
+  ['port to an embedded bus, records read from its file', { readFile: true }],
+] as const) {
+  busContract(name, async ({ partitions }) => {
+    const dataDir = tempDir('nerve-port-bus')
+    const rt = createTestRuntime()
+    const open = () => {
+      const owner = createEmbeddedBus({ dataDir, partitions, retentionMs: 86_400_000, maxBatch: 500 }, rt)
+      return { owner, ...connect(owner, partitions, options) }
+    }
+    let current = open()
+    const shut = async () => {
+      await current.bus.close()
+      await current.server.close()
+      await current.owner.close()
+      current.close()
+    }
+    return {
+      get bus() {
+        return current.bus
+      },
+      reopen: async () => {
+        await shut()
+        current = open()
+        return current.bus
+      },
+      cleanup: async () => {
+        await shut()
+        rmSync(dataDir, { recursive: true, force: true })
+      },
+    }
+  })
+}
 
 describe('port bus', () => {
   it('redelivers the batch a dead worker held to the worker that replaces it', async () => {

@@ -37,6 +37,19 @@ const rowsOf = (topicId: number, partition: number, from: number, count: number)
     value: JSON.stringify({ seq: from + i, text: 'line\nbreak' }),
   }))
 
+/** The tables of schema 1, a row per record, as the previous version wrote them. */
+const schema1 = `
+      CREATE TABLE topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
+      CREATE TABLE partitions (topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
+        offset_floor INTEGER NOT NULL, PRIMARY KEY (topic_id, partition)) WITHOUT ROWID;
+      CREATE TABLE records (topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
+        record_offset INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, published_at INTEGER NOT NULL,
+        PRIMARY KEY (topic_id, partition, record_offset));
+      CREATE TABLE group_offsets (group_name TEXT NOT NULL, topic_id INTEGER NOT NULL,
+        partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+        PRIMARY KEY (group_name, topic_id, partition)) WITHOUT ROWID;
+      CREATE INDEX group_offsets_by_partition ON group_offsets (topic_id, partition, next_offset);`
+
 describe('embedded storage', () => {
   it('writes one row per partition run, and reads any range back in order, from the middle of a segment', async () => {
     const storage = openEmbeddedStorage(newDir())
@@ -113,18 +126,7 @@ describe('embedded storage', () => {
     mkdirSync(dataDir, { recursive: true })
     const old = new Database(join(dataDir, 'bus.sqlite'))
     old.pragma('journal_mode = WAL')
-    // Schema 1, as the previous version wrote it.
-    old.exec(`
-      CREATE TABLE topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
-      CREATE TABLE partitions (topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
-        offset_floor INTEGER NOT NULL, PRIMARY KEY (topic_id, partition)) WITHOUT ROWID;
-      CREATE TABLE records (topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
-        record_offset INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, published_at INTEGER NOT NULL,
-        PRIMARY KEY (topic_id, partition, record_offset));
-      CREATE TABLE group_offsets (group_name TEXT NOT NULL, topic_id INTEGER NOT NULL,
-        partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
-        PRIMARY KEY (group_name, topic_id, partition)) WITHOUT ROWID;
-      CREATE INDEX group_offsets_by_partition ON group_offsets (topic_id, partition, next_offset);
+    old.exec(`${schema1}
       INSERT INTO topics VALUES (1, 'nerve.events.v1', 1);
       INSERT INTO partitions VALUES (1, 0, 2);
       INSERT INTO group_offsets VALUES ('g', 1, 0, 3);
@@ -173,17 +175,7 @@ describe('embedded storage', () => {
     const file = join(dataDir, 'bus.sqlite')
     const old = new Database(file)
     old.pragma('journal_mode = WAL')
-    old.exec(`
-      CREATE TABLE topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
-      CREATE TABLE partitions (topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
-        offset_floor INTEGER NOT NULL, PRIMARY KEY (topic_id, partition)) WITHOUT ROWID;
-      CREATE TABLE records (topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
-        record_offset INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, published_at INTEGER NOT NULL,
-        PRIMARY KEY (topic_id, partition, record_offset));
-      CREATE TABLE group_offsets (group_name TEXT NOT NULL, topic_id INTEGER NOT NULL,
-        partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
-        PRIMARY KEY (group_name, topic_id, partition)) WITHOUT ROWID;
-      CREATE INDEX group_offsets_by_partition ON group_offsets (topic_id, partition, next_offset);
+    old.exec(`${schema1}
       INSERT INTO topics VALUES (1, 'nerve.events.v1', 2);
       INSERT INTO partitions VALUES (1, 0, 0), (1, 1, 0);
       PRAGMA user_version = 1;`)

@@ -10,6 +10,7 @@ import {
   type Spooled,
   spoolPartLines,
 } from '../../../ingest/falco-spool-file.ts'
+import { countingPause } from '../../helpers/counting-pause.ts'
 import { fixture } from './ingest-harness.ts'
 
 const alerts = fixture('falco/falco-website.ndjson')
@@ -33,25 +34,15 @@ function request(n: number): Spooled {
   return { component: 'falco_receiver', receivedAt: 1_750_000_000_123, decoded }
 }
 
-const counting = () => {
-  let turns = 0
-  return {
-    pause: async () => {
-      turns++
-    },
-    turns: () => turns,
-  }
-}
-
 describe('a spooled Falco request on disk', () => {
   it('reads back exactly what was written, a part at a time both ways', async () => {
     const entry = request(1_000)
-    const writing = counting()
+    const writing = countingPause()
     const parts = await encodeSpooled(entry, writing.pause)
     // One turn before each part of spoolPartLines lines: 8 parts of events, 1 of rejected items.
     expect(writing.turns()).toBe(Math.ceil(1_000 / spoolPartLines) + 1)
     expect(Math.max(...parts.map((p) => p.length))).toBeLessThan(512 * 1024)
-    const reading = counting()
+    const reading = countingPause()
     const back = await decodeSpooled(Buffer.concat(parts), reading.pause)
     expect(reading.turns()).toBe(writing.turns())
     expect(back).toEqual(entry)
@@ -64,11 +55,11 @@ describe('a spooled Falco request on disk', () => {
       ...e,
       output: 'x'.repeat(40_000),
     })) as unknown as Decoded['events']
-    const writing = counting()
+    const writing = countingPause()
     const parts = await encodeSpooled(entry, writing.pause)
     expect(Math.max(...parts.map((p) => p.length))).toBeLessThan(512 * 1024)
     const data = Buffer.concat(parts)
-    const reading = counting()
+    const reading = countingPause()
     expect(await decodeSpooled(data, reading.pause)).toEqual(entry)
     expect(reading.turns()).toBeGreaterThanOrEqual(Math.ceil(data.length / (512 * 1024)))
   })
