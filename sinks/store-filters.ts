@@ -33,7 +33,18 @@ export function storeFilter(list: StoreList, q: ListQuery, withCursor = true): S
   }
   const { agent, incident, status, rule } = q.text
   if (agent !== undefined) add(`${a}.agent_id = ?`, agent)
-  if (incident !== undefined) add(`${a}.incident_id = ?`, incident)
+  if (incident !== undefined && list === 'correlations') {
+    // No index is keyed by a correlation's incident: its agent and time range bound it in
+    // correlations_agent (correlation-store.ts, incidentCorrelationsSql).
+    const bound = (column: string) => `(SELECT ${column} FROM incidents WHERE id = ?)`
+    add(
+      `${a}.agent_id = ${bound('agent_id')} AND ${a}.time >= ${bound('first_seen')} AND ${a}.time <= ${bound('last_seen')} AND ${a}.incident_id = ?`,
+      incident,
+      incident,
+      incident,
+      incident,
+    )
+  } else if (incident !== undefined) add(`${a}.incident_id = ?`, incident)
   if (q.since !== undefined) add(`${a}.${time} >= ?`, q.since)
   if (q.until !== undefined) add(`${a}.${time} <= ?`, q.until)
   if (withCursor && q.cursor) {

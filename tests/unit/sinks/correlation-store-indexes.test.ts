@@ -1,11 +1,13 @@
 // The embedded store's indexes: every list of the read API is served by one, the store keeps no index
 // probed per correlation only to count an incident's distinct events (the writer keeps those ids in
-// memory), correlations are keyed by (edge time, id) rather than by their hashed id alone, and a store
-// written with the earlier indexes or key opens and counts on.
+// memory) and none keyed by a correlation's incident (its agent and time range find them), correlations
+// are keyed by (edge time, id) rather than by their hashed id alone, and a store written with the earlier
+// indexes or key opens and counts on.
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { incidentColumns } from '../../../sinks/correlation-store.ts'
+import type { Correlation } from '../../../schemas/types.ts'
+import { incidentColumns, incidentCorrelationsSql } from '../../../sinks/correlation-store.ts'
 import { listSql, type StoreList, totalSql } from '../../../sinks/store-filters.ts'
 import type { ListQuery } from '../../../sinks/store-query.ts'
 import { tempDir } from '../../helpers/random-names.ts'
@@ -36,7 +38,7 @@ describe('correlation store indexes', () => {
     const cases: [StoreList, Record<string, string>, string][] = [
       ['correlations', {}, 'correlations_time'],
       ['correlations', { agent: 'a' }, 'correlations_agent'],
-      ['correlations', { incident: 'i' }, 'correlations_incident'],
+      ['correlations', { incident: 'i' }, 'correlations_agent'],
       ['incidents', {}, 'incidents_last_seen'],
       ['incidents', { agent: 'a' }, 'incidents_agent'],
       ['revoke_outcomes', {}, 'revoke_outcomes_time'],
@@ -49,19 +51,19 @@ describe('correlation store indexes', () => {
       expect(plan(page.sql, page.params), `${list} ${JSON.stringify(text)}`).toContain(
         `SEARCH ${alias} USING INDEX ${index}`,
       )
-      expect(plan(total.sql, total.params)).toContain(`USING COVERING INDEX ${index}`)
+      // An incident's total reads its rows for their incident id (only those in its agent's time range).
+      const covering = list === 'correlations' && text.incident ? 'USING INDEX' : 'USING COVERING INDEX'
+      expect(plan(total.sql, total.params)).toContain(`${covering} ${index}`)
     }
-    // The incident's page of correlations, its fold and its retention all go through correlations_incident.
-    const detail = plan('SELECT record FROM correlations WHERE incident_id = ? ORDER BY time DESC, id DESC', [
-      'i',
-    ])
-    expect(detail).toBe('SEARCH correlations USING INDEX correlations_incident (incident_id=?)')
-    expect(indexesOf(db)).toEqual([
-      'correlations_agent',
-      'correlations_incident',
-      'correlations_key',
-      'correlations_time',
-    ])
+    // The incident's page of correlations, its fold and its retention all go through its agent's range.
+    const detail = plan(
+      `SELECT record FROM correlations WHERE ${incidentCorrelationsSql} ORDER BY time DESC, id DESC`,
+      [{ id: 'i', agent_id: 'a', first_seen: 0, last_seen: 1 }],
+    )
+    expect(detail).toBe(
+      'SEARCH correlations USING INDEX correlations_agent (agent_id=? AND time>? AND time<?)',
+    )
+    expect(indexesOf(db)).toEqual(['correlations_agent', 'correlations_key', 'correlations_time'])
     // No index is keyed by the id alone (a hash: each insert would dirty a random page).
     expect(
       db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_correlations%'`).all(),
@@ -107,28 +109,26 @@ describe('correlation store indexes', () => {
     }
   })
 
-  it('opens a store written with the (incident, event) indexes, drops them, and counts its events on', async () => {
+  it('opens a store written with the (incident, …) indexes, drops them, and counts and serves on', async () => {
     const dataDir = tempDir('nerve-store-old')
     const first = openStore(dataDir)
     const c1 = makeCorrelation(1, { incident: { id: 'inc-old' } })
     first.store.writeCorrelations([c1])
     await closeStore(first.store)
-    // As the previous version left it: its two (incident, event) indexes besides the others.
+    // As earlier versions left it: two (incident, event) indexes, then one (incident, time, id).
     const old = new Database(join(dataDir, 'store.sqlite'))
     old.exec(`CREATE INDEX correlations_incident_edge ON correlations (incident_id, edge_event_id);
       CREATE INDEX correlations_incident_core ON correlations (incident_id, core_event_id);
-      DROP INDEX correlations_incident;`)
+      CREATE INDEX correlations_incident ON correlations (incident_id, time DESC, id DESC);`)
     old.close()
 
-    const { store } = openStore(dataDir)
+    const { store, get } = openStore(dataDir)
     const check = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
-    expect(indexesOf(check)).toEqual([
-      'correlations_agent',
-      'correlations_incident',
-      'correlations_key',
-      'correlations_time',
-    ])
+    expect(indexesOf(check)).toEqual(['correlations_agent', 'correlations_key', 'correlations_time'])
     check.close()
+    expect((await get('/v1/correlations?incident=inc-old')).body.items.map((c: Correlation) => c.id)).toEqual(
+      [c1.id],
+    )
     // The same alert joins a second call: one edge event, two core events.
     const c2 = makeCorrelation(2, { incident: { id: 'inc-old' }, edge: { ...c1.edge } })
     expect(store.writeCorrelations([c2, c1])).toMatchObject({ stored: 1, duplicates: 1, opened: [] })
@@ -179,7 +179,7 @@ describe('correlation store indexes', () => {
     const check = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
     const columns = check.prepare('PRAGMA table_info(correlations)').all() as { name: string }[]
     expect(columns.map((c) => c.name)).not.toContain('edge_time')
-    expect(indexesOf(check)).toEqual(['correlations_agent', 'correlations_incident', 'correlations_time'])
+    expect(indexesOf(check)).toEqual(['correlations_agent', 'correlations_time'])
     check.close()
   })
 

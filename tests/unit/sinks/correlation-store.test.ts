@@ -121,6 +121,30 @@ describe('correlation store', () => {
     expect((await get('/v1/incidents/nope')).status).toBe(404)
   })
 
+  it("finds an incident's correlations among its agent's other incidents and other agents'", async () => {
+    const { store, get } = openStore()
+    // Two incidents of one agent, even interleaved in time, and an incident of another agent between them.
+    const mine = [0, 2, 4].map((n) => makeCorrelation(n, { incident: { id: 'inc-mine' } }))
+    const sibling = [1, 3, 6].map((n) => makeCorrelation(n, { incident: { id: 'inc-sibling' } }))
+    const other = [2, 3].map((n) =>
+      makeCorrelation(n + 10, { agent: agentRef('etl'), incident: { id: 'inc-etl' }, time: mine[1]?.time }),
+    )
+    store.writeCorrelations([...mine, ...sibling, ...other])
+    const newestFirst = (cs: Correlation[]) => ids([...cs].reverse())
+    expect(ids(store.incident('inc-mine')?.correlations ?? [])).toEqual(newestFirst(mine))
+    expect(ids(store.incident('inc-sibling')?.correlations ?? [])).toEqual(newestFirst(sibling))
+    const page = await get('/v1/correlations?incident=inc-mine&limit=2')
+    expect(ids(page.body.items)).toEqual(newestFirst(mine).slice(0, 2))
+    expect(page.body.total).toBe(3)
+    const rest = await get(`/v1/correlations?incident=inc-mine&limit=2&cursor=${page.body.next}`)
+    expect(ids(rest.body.items)).toEqual([mine[0]?.id])
+    expect((await get('/v1/correlations?incident=inc-etl&agent=data-cleaner')).body.items).toEqual([])
+    expect((await get('/v1/correlations?incident=nope')).body).toMatchObject({ items: [], total: 0 })
+    // Retention takes the incident's own correlations, not its neighbours' in time.
+    expect(store.deleteBefore((mine[2]?.time as number) + 1)).toMatchObject({ incidents: 2, correlations: 5 })
+    expect(ids(store.correlations({ limit: 100, text: {} }))).toEqual(newestFirst(sibling))
+  })
+
   it('retention deletes whole incidents once their last correlation is past the cutoff, and keeps open ones whole', async () => {
     const { store, rt } = openStore()
     const hour = 3_600_000
