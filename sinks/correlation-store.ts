@@ -211,6 +211,11 @@ export function createCorrelationStore(
        core_events = excluded.core_events, max_score = excluded.max_score, rules = excluded.rules,
        actions = excluded.actions, falco_rules = excluded.falco_rules`,
     ),
+    /** An incident on disk whose rule, action and Falco rule lists did not grow: its counts and bounds. */
+    updateIncidentCounts: db.prepare<[number, number, number, number, number, number, string]>(
+      `UPDATE incidents SET first_seen = ?, last_seen = ?, correlations = ?, edge_events = ?, core_events = ?,
+       max_score = ? WHERE id = ?`,
+    ),
     insertOutcome: db.prepare(
       `INSERT OR IGNORE INTO revoke_outcomes (id, decision_id, incident_id, agent_id, status, time, record)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -341,7 +346,11 @@ export function createCorrelationStore(
   const flush = (touched: Set<string>) => {
     for (const id of touched) {
       const tally = cache.get(id)
-      if (tally) sql.upsertIncident.run(tally.row(id))
+      if (!tally) continue
+      // The whole row when its lists grew (or it is not on disk after all), else its counts alone.
+      if (!tally.listsWritten() || sql.updateIncidentCounts.run(...tally.counts(id)).changes === 0)
+        sql.upsertIncident.run(tally.row(id))
+      tally.written()
     }
     touched.clear()
   }
@@ -516,6 +525,13 @@ function tallyOf(row: IncidentRow | undefined, agentId: string) {
   const rules = new Set<string>(row ? (JSON.parse(row.rules) as string[]) : [])
   const actions = new Set<string>(row ? (JSON.parse(row.actions) as string[]) : [])
   const falcoRules = new Set<string>(row ? (JSON.parse(row.falco_rules) as string[]) : [])
+  /** Whether its row on disk holds the rule, action and Falco rule lists as they are here. */
+  let listsOnDisk = row !== undefined
+  const addTo = (set: Set<string>, value: string) => {
+    if (set.has(value)) return
+    set.add(value)
+    listsOnDisk = false
+  }
   const t = {
     agent_id: row?.agent_id ?? agentId,
     first_seen: row?.first_seen ?? Number.POSITIVE_INFINITY,
@@ -550,11 +566,26 @@ function tallyOf(row: IncidentRow | undefined, agentId: string) {
       t.last_seen = Math.max(t.last_seen, c.time)
       t.correlations++
       t.max_score = Math.max(t.max_score, c.score)
-      rules.add(c.rule.id)
-      actions.add(c.core.action)
-      if (falcoRules.size < maxFalcoRules) falcoRules.add(c.edge.rule)
+      addTo(rules, c.rule.id)
+      addTo(actions, c.core.action)
+      if (falcoRules.size < maxFalcoRules) addTo(falcoRules, c.edge.rule)
       return edges.size + cores.size - before
     },
+    /** Its row is on disk with these lists: only its counts and bounds need writing (updateIncidentCounts). */
+    listsWritten: () => listsOnDisk,
+    /** Its row was written in the current transaction (a failed one empties the cache). */
+    written() {
+      listsOnDisk = true
+    },
+    counts: (id: string): [number, number, number, number, number, number, string] => [
+      t.first_seen,
+      t.last_seen,
+      t.correlations,
+      t.edge_events,
+      t.core_events,
+      t.max_score,
+      id,
+    ],
     row: (id: string) => ({
       id,
       ...t,

@@ -145,6 +145,37 @@ describe('correlation store', () => {
     expect(ids(store.correlations({ limit: 100, text: {} }))).toEqual(newestFirst(sibling))
   })
 
+  it("keeps an incident's row whole across batches that grow its lists and batches that only count", async () => {
+    const { store, dataDir } = openStore()
+    const id = 'inc-lists'
+    const c = (n: number, action = 'iam:AttachRolePolicy') =>
+      makeCorrelation(n, { incident: { id }, core: { ...makeCorrelation(n).core, action } })
+    store.writeCorrelations([c(1)])
+    store.writeCorrelations([c(2)])
+    store.writeCorrelations([c(3, 'iam:CreateAccessKey')])
+    store.writeCorrelations([c(4)])
+    const expected = {
+      correlations: 4,
+      edge_events: 4,
+      core_events: 4,
+      first_seen: c(1).edge.time,
+      last_seen: c(4).time,
+      actions: ['iam:AttachRolePolicy', 'iam:CreateAccessKey'],
+    }
+    expect(store.incident(id)?.incident).toMatchObject(expected)
+    await closeStore(store)
+    const reopened = openStore(dataDir).store
+    expect(reopened.incident(id)?.incident).toMatchObject(expected)
+    reopened.writeCorrelations([c(5)])
+    expect(reopened.incident(id)?.incident).toMatchObject({
+      ...expected,
+      correlations: 5,
+      edge_events: 5,
+      core_events: 5,
+      last_seen: c(5).time,
+    })
+  })
+
   it('retention deletes whole incidents once their last correlation is past the cutoff, and keeps open ones whole', async () => {
     const { store, rt } = openStore()
     const hour = 3_600_000
