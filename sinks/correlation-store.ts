@@ -93,7 +93,6 @@ CREATE TABLE IF NOT EXISTS incidents (
   max_score INTEGER NOT NULL, rules TEXT NOT NULL, actions TEXT NOT NULL,
   falco_rules TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen DESC, id DESC);
-CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id, last_seen DESC, id DESC);
 CREATE TABLE IF NOT EXISTS revoke_outcomes (
   id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, incident_id TEXT NOT NULL, agent_id TEXT NOT NULL,
   status TEXT NOT NULL, time INTEGER NOT NULL, record TEXT NOT NULL);
@@ -163,6 +162,19 @@ function keyLayoutOf(db: SqliteFile['db']): 'edge_time' | 'id' {
   return 'edge_time'
 }
 
+/**
+ * An agent's incidents, by agent alone: an index that also held last_seen was rewritten (an entry deleted
+ * and another inserted) at every write of an incident's counts, which is every batch that adds to it.
+ * An agent's incidents are few (each spans at least the gap between them), so a page of them is sorted
+ * by last_seen as it is read. Stores written before hold the wider index: it is built again (the
+ * incidents table is small: one row per incident).
+ */
+function agentIncidentsIndex(db: SqliteFile['db']): void {
+  const columns = db.prepare<[], { name: string }>(`PRAGMA index_info('incidents_agent')`).all()
+  if (columns.length > 1) db.exec('DROP INDEX incidents_agent')
+  db.exec('CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id)')
+}
+
 /** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
 function addFalcoRulesColumn(db: SqliteFile['db']): void {
   const columns = db.prepare<[], { name: string }>('PRAGMA table_info(incidents)').all()
@@ -190,6 +202,7 @@ export function createCorrelationStore(
   db.exec(schema)
   addFalcoRulesColumn(db)
   dropIncidentIndexes(db)
+  agentIncidentsIndex(db)
   const layout = keyLayoutOf(db)
 
   const sql = {

@@ -51,9 +51,11 @@ describe('correlation store indexes', () => {
       expect(plan(page.sql, page.params), `${list} ${JSON.stringify(text)}`).toContain(
         `SEARCH ${alias} USING INDEX ${index}`,
       )
-      // An incident's total reads its rows for their incident id (only those in its agent's time range).
-      const covering = list === 'correlations' && text.incident ? 'USING INDEX' : 'USING COVERING INDEX'
-      expect(plan(total.sql, total.params)).toContain(`${covering} ${index}`)
+      // An incident's total reads its rows for their incident id (only those in its agent's time range),
+      // and an agent's incidents are read for their last_seen (an agent has few).
+      const covering = text.incident && list === 'correlations' ? 'USING INDEX' : 'USING COVERING INDEX'
+      const readsRows = list === 'incidents' && text.agent ? 'USING INDEX' : covering
+      expect(plan(total.sql, total.params)).toContain(`${readsRows} ${index}`)
     }
     // The incident's page of correlations, its fold and its retention all go through its agent's range.
     const detail = plan(
@@ -137,6 +139,36 @@ describe('correlation store indexes', () => {
       edge_events: 1,
       core_events: 2,
     })
+  })
+
+  it("indexes an agent's incidents by agent alone, rebuilding the earlier (agent, last_seen) index", async () => {
+    const dataDir = tempDir('nerve-store-agent-incidents')
+    const first = openStore(dataDir)
+    const hour = 3_600_000
+    // Three incidents of one agent, apart in time, written out of order; another agent's between them.
+    const at = (n: number, incident: string, agent = 'data-cleaner') =>
+      makeCorrelation(n, {
+        agent: { id: agent, resolved_by: 'registry', identity: {} },
+        incident: { id: incident },
+        time: makeCorrelation(0).time + n * hour,
+      })
+    first.store.writeCorrelations([at(2, 'inc-b'), at(1, 'inc-a'), at(3, 'inc-c'), at(2, 'inc-etl', 'etl')])
+    await closeStore(first.store)
+    const old = new Database(join(dataDir, 'store.sqlite'))
+    old.exec(`DROP INDEX incidents_agent;
+      CREATE INDEX incidents_agent ON incidents (agent_id, last_seen DESC, id DESC);`)
+    old.close()
+
+    const { store, get } = openStore(dataDir)
+    const check = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    expect(check.prepare(`PRAGMA index_info('incidents_agent')`).all()).toMatchObject([{ name: 'agent_id' }])
+    check.close()
+    store.writeCorrelations([at(0, 'inc-a')])
+    const ids = async (url: string) => (await get(url)).body.items.map((i: { id: string }) => i.id)
+    expect(await ids('/v1/incidents?agent=data-cleaner')).toEqual(['inc-c', 'inc-b', 'inc-a'])
+    const page = await get('/v1/incidents?agent=data-cleaner&limit=2')
+    expect(page.body.total).toBe(3)
+    expect(await ids(`/v1/incidents?agent=data-cleaner&limit=2&cursor=${page.body.next}`)).toEqual(['inc-a'])
   })
 
   it('stores a correlation once by its id, whether delivered again alone or among others', () => {
