@@ -92,6 +92,20 @@ export function listSql(list: StoreList, q: ListQuery, incidentColumns: string):
 
 /** How many items a list holds under the query's filters, whatever the page. */
 export function totalSql(list: StoreList, q: ListQuery): SqlFilter & { sql: string } {
+  const { incident, ...otherText } = q.text
+  const incidentOnly =
+    list === 'correlations' &&
+    incident !== undefined &&
+    Object.keys(otherText).length === 0 &&
+    q.since === undefined &&
+    q.until === undefined &&
+    q.min_score === undefined
+  // An incident's correlations, unfiltered: the count its row keeps (correlations_agent does not hold the
+  // incident id, so counting them reads each of their rows).
+  if (incidentOnly) {
+    const sql = 'SELECT coalesce((SELECT i.correlations FROM incidents i WHERE i.id = ?), 0) AS n'
+    return { sql, where: '', params: [incident] }
+  }
   const { where, params } = storeFilter(list, q, false)
   return { sql: `SELECT count(*) AS n FROM ${list} ${listShape[list].alias}${where}`, where, params }
 }

@@ -140,6 +140,12 @@ describe('correlation store', () => {
     expect(ids(rest.body.items)).toEqual([mine[0]?.id])
     expect((await get('/v1/correlations?incident=inc-etl&agent=data-cleaner')).body.items).toEqual([])
     expect((await get('/v1/correlations?incident=nope')).body).toMatchObject({ items: [], total: 0 })
+    // Filtered further, the total counts the incident's rows that pass.
+    const since = (await get(`/v1/correlations?incident=inc-mine&since=${mine[1]?.time}`)).body
+    expect({ ids: ids(since.items), total: since.total }).toEqual({
+      ids: newestFirst(mine).slice(0, 2),
+      total: 2,
+    })
     // Retention takes the incident's own correlations, not its neighbours' in time.
     expect(store.deleteBefore((mine[2]?.time as number) + 1)).toMatchObject({ incidents: 2, correlations: 5 })
     expect(ids(store.correlations({ limit: 100, text: {} }))).toEqual(newestFirst(sibling))
@@ -262,6 +268,8 @@ describe('correlation store', () => {
     const folded = store.incident(survivor)
     expect(folded?.incident.correlations).toBe(3)
     expect(folded?.correlations.map((c) => c.incident.id)).toEqual([survivor, survivor, survivor])
+    expect(store.total('correlations', { limit: 10, text: { incident: survivor } })).toBe(3)
+    expect(store.total('correlations', { limit: 10, text: { incident: merged } })).toBe(0)
     expect(folded?.revokes.map((o) => o.id)).toEqual(['rvk_a:1'])
   })
 
