@@ -12,7 +12,7 @@ import Database from 'better-sqlite3'
 import { tempDir } from '../tests/helpers/random-names.ts'
 import { startNerveChild, until } from './nerve-child.ts'
 import { pipelineConfig, roundSpacingMs } from './pipeline-events.ts'
-import { cpuPerItem, readThreadCpu } from './thread-cpu.ts'
+import { cpuPerItem, readThreadCpu, readWrittenBytes, writtenPerItem } from './thread-cpu.ts'
 
 const rounds = Number(process.env.BENCH_PIPELINE_ROUNDS ?? 20_000)
 const clients = 4
@@ -29,7 +29,8 @@ export default async function pipeline(): Promise<void> {
   process.stdout.write(
     `pipeline  nerve run ${fmt(rate)} events/s (${events.toLocaleString('en')} events, ${nerve.correlations.toLocaleString('en')} correlations visible, ${nerve.seconds.toFixed(2)} s; accepted at ${fmt(events / nerve.acceptedSeconds)} events/s)\n` +
       `          bare node:http ${fmt(bareRate)} events/s  ratio ${(rate / bareRate).toFixed(2)}  target ≥ ${target.toLocaleString('en')} events/s: ${rate >= target ? 'met' : 'NOT met'}\n` +
-      `          nerve run ${nerve.cpu}\n`,
+      `          nerve run ${nerve.cpu}\n` +
+      `          nerve run ${nerve.written}\n`,
   )
 }
 
@@ -40,6 +41,7 @@ async function againstNerve(): Promise<{
   acceptedSeconds: number
   correlations: number
   cpu: string
+  written: string
 }> {
   const dir = tempDir('nerve-bench-pipeline')
   const nerve = await startNerveChild(dir, pipelineConfig(), token)
@@ -48,6 +50,7 @@ async function againstNerve(): Promise<{
     const count = store.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM correlations')
     const pid = nerve.child.pid ?? 0
     const cpuBefore = readThreadCpu(pid)
+    const writtenBefore = readWrittenBytes(pid)
     const started = performance.now()
     const accepted = await runClients(nerve.base)
     const acceptedSeconds = (performance.now() - started) / 1000
@@ -64,9 +67,16 @@ async function againstNerve(): Promise<{
     })
     const seconds = (performance.now() - started) / 1000
     const cpu = readThreadCpu(pid)
+    const written = readWrittenBytes(pid)
     store.close()
     if (accepted.total !== rounds * 3) throw new Error(`nerve accepted ${accepted.total} of ${rounds * 3}.`)
-    return { seconds, acceptedSeconds, correlations, cpu: cpuPerItem(cpuBefore, cpu, rounds * 3) }
+    return {
+      seconds,
+      acceptedSeconds,
+      correlations,
+      cpu: cpuPerItem(cpuBefore, cpu, rounds * 3),
+      written: writtenPerItem(writtenBefore, written, rounds * 3),
+    }
   } finally {
     await nerve.stop()
   }

@@ -47,3 +47,36 @@ export function cpuPerItem(before: ThreadCpu, after: ThreadCpu, items: number): 
   const us = (ms: number) => ((ms * 1000) / items).toFixed(0)
   return `${us(total)} µs CPU per event (${rows.map(([name, ms]) => `${name} ${us(ms)}`).join(', ')})`
 }
+
+/** Bytes written by another process's threads (`wchar` of /proc: files and sockets), the main thread apart. */
+export type WrittenBytes = { main: number; others: number }
+
+export function readWrittenBytes(pid: number): WrittenBytes {
+  const written: WrittenBytes = { main: 0, others: 0 }
+  let tasks: string[]
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return written
+  }
+  for (const tid of tasks) {
+    let io: string
+    try {
+      io = readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8')
+    } catch {
+      continue // the thread ended meanwhile
+    }
+    const bytes = Number(/^wchar: (\d+)$/m.exec(io)?.[1] ?? 0)
+    if (tid === String(pid)) written.main += bytes
+    else written.others += bytes
+  }
+  return written
+}
+
+/** KB written per item between two readings (threads that ended meanwhile are lost). */
+export function writtenPerItem(before: WrittenBytes, after: WrittenBytes, items: number): string {
+  const kb = (bytes: number) => (bytes / 1024 / items).toFixed(1)
+  const main = after.main - before.main
+  const others = after.others - before.others
+  return `${kb(main + others)} KB written per event (main ${kb(main)}, other threads ${kb(others)})`
+}

@@ -36,6 +36,8 @@ export type SqliteFileOptions = {
   singleOwner?: { onLocked: () => NerveError }
   /** Prepares the connection (pragmas such as max_page_count) before the first checkpoint can run. */
   configure?: (db: Database.Database) => void
+  /** Page size of a new file (a power of two, 512–65536); a file that exists keeps the one it has. */
+  pageSize?: number
   maxWalBytes?: number
   /** Past this, the WAL is restarted after the next background checkpoint has finished. */
   restartWalBytes?: number
@@ -67,6 +69,8 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
   let db: Database.Database
   try {
     db = new Database(file, { timeout: 0 })
+    // Only a file with no page yet takes it (before WAL mode writes the header); others keep their own.
+    if (options.pageSize !== undefined) db.pragma(`page_size = ${options.pageSize}`)
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
     db.pragma('wal_autocheckpoint = 0')

@@ -97,4 +97,38 @@ describe('sqlite file', () => {
     opened.pop()
     open(file, { singleOwner: { onLocked } })
   })
+
+  it('gives a new file the page size asked for, and leaves the page size of an existing file as it is', async () => {
+    const dir = tempDir('nerve-sqlite')
+    const fill = async (f: SqliteFile) => {
+      f.db.exec('CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY, v TEXT)')
+      const insert = f.db.prepare('INSERT INTO t (v) VALUES (?)')
+      for (let n = 0; n < 100; n++) insert.run(record)
+      await f.sync()
+    }
+    const pageSize = (f: SqliteFile) => f.db.pragma('page_size', { simple: true })
+    const count = (f: SqliteFile) => f.db.prepare('SELECT count(*) AS n FROM t').get()
+
+    const fresh = open(join(dir, 'new.sqlite'), { pageSize: 2048 })
+    expect(pageSize(fresh)).toBe(2048)
+    expect(fresh.db.pragma('journal_mode', { simple: true })).toBe('wal')
+    await fill(fresh)
+    await fresh.close()
+    opened.pop()
+    const freshAgain = open(join(dir, 'new.sqlite'), { pageSize: 2048 })
+    expect(pageSize(freshAgain)).toBe(2048)
+    expect(count(freshAgain)).toEqual({ n: 100 })
+
+    // A file written before (SQLite's 4 KB default) opens with its pages as they are, and is written on.
+    const before = open(join(dir, 'old.sqlite'))
+    expect(pageSize(before)).toBe(4096)
+    await fill(before)
+    await before.close()
+    opened.pop()
+    const after = open(join(dir, 'old.sqlite'), { pageSize: 2048 })
+    expect(pageSize(after)).toBe(4096)
+    await fill(after)
+    expect(count(after)).toEqual({ n: 200 })
+    expect(after.db.pragma('integrity_check', { simple: true })).toBe('ok')
+  })
 })
