@@ -150,7 +150,7 @@ function isNotJson(items: readonly JsonItem[]): boolean {
 /**
  * Decompressed bytes per chunk of a gzipped input. zlib's default of 16 KiB cut an hourly CloudTrail file
  * (about 1.25 MB decompressed, one line) into about 80 chunks, each a callback, a Buffer and a carried
- * part of the line; at 128 KiB a replay of 500 such files took about 8 % less CPU and 10 MiB less memory.
+ * part of the line; at 128 KiB a replay of 500 such files took 4–6 % less CPU (docs/replay.md).
  */
 export const gunzipChunkBytes = 128 * 1024
 
