@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
 import { NerveError } from '../runtime/errors.ts'
+import { gunzipChunkBytes } from './read-replay-files.ts'
 import { inWindow, type TimeWindow } from './replay-file-time.ts'
 
 export type ReplayObject = { path: string; size: number }
@@ -72,5 +73,9 @@ export async function openS3Object(s3: S3Client, path: string): Promise<Readable
         yield next.value as Uint8Array
     })(),
   )
-  return head[0] === 0x1f && head[1] === 0x8b ? rest.pipe(createGunzip()) : rest
+  if (head[0] !== 0x1f || head[1] !== 0x8b) return rest
+  const gunzip = createGunzip({ chunkSize: gunzipChunkBytes })
+  // pipe() does not pass an error on: a connection lost mid-object would leave the gunzip waiting forever.
+  rest.on('error', (err) => gunzip.destroy(err))
+  return rest.pipe(gunzip)
 }

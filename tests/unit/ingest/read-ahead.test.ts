@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { readAhead } from '../../../ingest/read-ahead.ts'
-import { openMaybeGzipped } from '../../../ingest/read-replay-files.ts'
+import { gunzipChunkBytes, openMaybeGzipped } from '../../../ingest/read-replay-files.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 
 async function bytesOf(stream: Readable): Promise<Buffer> {
@@ -113,5 +113,34 @@ describe('readAhead', () => {
     await expect(bytesOf(await open(broken))).rejects.toThrow()
     expect((await bytesOf(await open(good))).toString()).toBe('{"a":1}')
     open.close()
+  })
+})
+
+describe('openMaybeGzipped', () => {
+  it('gunzips in chunks of gunzipChunkBytes, not zlib’s default 16 KiB', async () => {
+    const path = join(tempDir('nerve-read-gz'), 'big.json.gz')
+    const bytes = randomBytes(1 << 20)
+    writeFileSync(path, gzipSync(bytes))
+    const sizes: number[] = []
+    const chunks: Buffer[] = []
+    for await (const chunk of await openMaybeGzipped(path)) {
+      sizes.push((chunk as Buffer).length)
+      chunks.push(chunk as Buffer)
+    }
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true)
+    expect(gunzipChunkBytes).toBeGreaterThan(16 * 1024)
+    expect(Math.max(...sizes)).toBe(gunzipChunkBytes)
+  })
+
+  it('reports a missing .gz file when it is read, without reading its first bytes at open', async () => {
+    const missing = join(tempDir('nerve-read-gz'), 'gone.json.gz')
+    const stream = await openMaybeGzipped(missing)
+    await expect(bytesOf(stream)).rejects.toThrow(/ENOENT/)
+  })
+
+  it('still tells gzip by its first bytes when the name does not say so', async () => {
+    const path = join(tempDir('nerve-read-gz'), 'log.json')
+    writeFileSync(path, gzipSync('{"a":1}\n'))
+    expect((await bytesOf(await openMaybeGzipped(path))).toString()).toBe('{"a":1}\n')
   })
 })
