@@ -25,6 +25,13 @@ export function pipelineConfig() {
       // than the whole run keeps every event on time however the clients interleave (nothing is late, so
       // each round makes its pair); the window is the default one.
       window: { before: '2m', after: '15m', grace: '8h' },
+      // BENCH_CHECKPOINT_RECORDS=1 saves the correlator's checkpoint after every batch (the old cadence).
+      checkpoint: {
+        ...(process.env.BENCH_CHECKPOINT_RECORDS && {
+          max_records: Number(process.env.BENCH_CHECKPOINT_RECORDS),
+        }),
+        ...(process.env.BENCH_CHECKPOINT_INTERVAL && { max_interval: process.env.BENCH_CHECKPOINT_INTERVAL }),
+      },
       rules: [
         {
           id: 'outbound-then-iam-write',

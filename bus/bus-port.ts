@@ -1,11 +1,19 @@
 // The bus across a thread boundary: a stage running in a worker thread reads and writes through the process's
 // one bus (the embedded bus owns its SQLite file alone) as if it held it. servePortBus() answers on the owner's
 // side of a MessagePort; createPortBus() is the Bus a worker gets. A delivered batch is committed only once
-// the worker's handle() resolved, and a publish resolves only once the owner's publish did, so the stage's
+// the worker's handle() resolved (up to the commit bound it resolved with, which crosses back), and a publish resolves only once the owner's publish did, so the stage's
 // contract (publish, checkpoint, then commit) holds across the hop. Errors cross as NerveError codes.
 import type { MessagePort, Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodeOf, NerveError } from '../runtime/errors.ts'
-import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, Topic } from './bus.ts'
+import type {
+  Bus,
+  BusRecord,
+  DeliveredRecord,
+  Handled,
+  SubscribeOptions,
+  Subscription,
+  Topic,
+} from './bus.ts'
 import { openRecordReader, type RecordReader, storageError } from './embedded-storage.ts'
 
 // A stage thread that reads its records from the embedded bus's file itself (the store writer) opens them here.
@@ -49,7 +57,16 @@ type Call =
   | { t: 'assign' | 'revoke'; id: number; sub: number; partitions: number[] }
 /** A message before createCalls() numbers it. */
 type Unnumbered<M> = M extends unknown ? Omit<M, 'id'> : never
-type Reply = { t: 'reply'; id: number; ok: boolean; code?: string; message?: string; retriable?: boolean }
+type Reply = {
+  t: 'reply'
+  id: number
+  ok: boolean
+  code?: string
+  message?: string
+  retriable?: boolean
+  /** A delivery's commit bound (Handled), when the worker's handle() resolved with one. */
+  commit?: number
+}
 
 const failureOf = (id: number, err: unknown): Reply => ({
   t: 'reply',
@@ -68,9 +85,9 @@ const errorOf = (reply: Reply) =>
 /** One side's outstanding calls to the other, answered by `reply` messages. */
 function createCalls(port: Port) {
   let nextId = 0
-  const waiting = new Map<number, { resolve(): void; reject(err: unknown): void }>()
+  const waiting = new Map<number, { resolve(handled: Handled): void; reject(err: unknown): void }>()
   return {
-    call: (message: Unnumbered<Request | Call>): Promise<void> =>
+    call: (message: Unnumbered<Request | Call>): Promise<Handled> =>
       new Promise((resolve, reject) => {
         const id = nextId++
         waiting.set(id, { resolve, reject })
@@ -79,7 +96,7 @@ function createCalls(port: Port) {
     settle: (reply: Reply) => {
       const waiter = waiting.get(reply.id)
       waiting.delete(reply.id)
-      if (reply.ok) waiter?.resolve()
+      if (reply.ok) waiter?.resolve(reply.commit === undefined ? undefined : { commit: reply.commit })
       else waiter?.reject(errorOf(reply))
     },
     /** The other side is gone: what waits on it fails (a batch is then delivered again). */
@@ -135,8 +152,8 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
         maxBatch: m.maxBatch,
         encoded: true,
         unread: m.unread,
-        onAssign: (partitions) => callWorker({ t: 'assign', sub: m.sub, partitions }),
-        onRevoke: (partitions) => callWorker({ t: 'revoke', sub: m.sub, partitions }),
+        onAssign: async (partitions) => void (await callWorker({ t: 'assign', sub: m.sub, partitions })),
+        onRevoke: async (partitions) => void (await callWorker({ t: 'revoke', sub: m.sub, partitions })),
       },
     )
     subscriptions.set(m.sub, subscription)
@@ -187,7 +204,7 @@ export function createPortBus(
   const calls = createCalls(port)
   const handlers = new Map<
     number,
-    { topic: string; handle: (batch: never[]) => Promise<void>; options: SubscribeOptions }
+    { topic: string; handle: (batch: never[]) => Promise<Handled>; options: SubscribeOptions }
   >()
   let reader: RecordReader | undefined
   const readRange = (topic: string, m: Extract<Call, { t: 'deliverRange' }>): DeliveredRecord<unknown>[] => {
@@ -202,9 +219,14 @@ export function createPortBus(
   const refuseClosed = () => {
     if (closed) throw new NerveError('BUS_CLOSED', 'The bus is closed.')
   }
-  const answer = (id: number, work: Promise<void>) =>
+  const answer = (id: number, work: Promise<Handled>) =>
     work.then(
-      () => port.postMessage({ t: 'reply', id, ok: true } satisfies Reply),
+      (handled) =>
+        port.postMessage(
+          (handled
+            ? { t: 'reply', id, ok: true, commit: handled.commit }
+            : { t: 'reply', id, ok: true }) satisfies Reply,
+        ),
       (err) => port.postMessage(failureOf(id, err)),
     )
 
@@ -237,7 +259,7 @@ export function createPortBus(
         return void answer(m.id, batch.length > 0 ? target.handle(batch as never[]) : Promise.resolve())
       }
       const hook = m.t === 'assign' ? target.options.onAssign : target.options.onRevoke
-      return void answer(m.id, hook ? hook(m.partitions) : Promise.resolve())
+      return void answer(m.id, hook ? hook(m.partitions).then(() => undefined) : Promise.resolve())
     },
     publish: async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]) => {
       refuseClosed()
@@ -247,12 +269,16 @@ export function createPortBus(
     subscribe: async <T>(
       topic: Topic<T>,
       group: string,
-      handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+      handle: (batch: readonly DeliveredRecord<T>[]) => Promise<Handled>,
       options: SubscribeOptions = {},
     ): Promise<Subscription> => {
       refuseClosed()
       const sub = nextSub++
-      handlers.set(sub, { topic: topic.name, handle: handle as (batch: never[]) => Promise<void>, options })
+      handlers.set(sub, {
+        topic: topic.name,
+        handle: handle as (batch: never[]) => Promise<Handled>,
+        options,
+      })
       try {
         await calls.call({
           t: 'subscribe',

@@ -12,6 +12,15 @@ export type DeliveredRecord<T> = BusRecord<T> & { partition: number; offset: num
 
 export type Subscription = { stop(): Promise<void> }
 
+/**
+ * What handle() may resolve with, for a stage whose effects become durable only now and then (the
+ * correlator checkpoints its state every so many records): `commit` is the partition's next offset to
+ * read after a restart, at most one past the batch's last record; the group's commit never passes it (nor
+ * moves back). Later batches are still delivered. Without it the whole batch is committed.
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler that commits whole batches returns Promise<void>.
+export type Handled = void | { commit: number }
+
 export type SubscribeOptions = {
   /** Most records handed to one handle() call. */
   maxBatch?: number
@@ -61,13 +70,15 @@ export interface Bus {
   /** Resolves once every record is durable; rejects (NerveError BUS_*, STORAGE_FULL) and keeps nothing otherwise. */
   publish<T>(topic: Topic<T>, records: readonly BusRecord<T>[]): Promise<void>
   /**
-   * Reads `topic` as consumer group `group`, from the group's committed position. A batch is committed
-   * only after handle() resolves; if it rejects, the same records are delivered again.
+   * Reads `topic` as consumer group `group`, from the group's committed position. A batch holds records
+   * of one partition and is committed only after handle() resolves (up to what it resolved with, see
+   * Handled); if it rejects, the partition is delivered again from its last commit (the same records, or
+   * more when an earlier batch was handled but not committed).
    */
   subscribe<T>(
     topic: Topic<T>,
     group: string,
-    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<Handled>,
     options?: SubscribeOptions,
   ): Promise<Subscription>
   /** Number of partitions of a topic (keys are hashed onto them). */

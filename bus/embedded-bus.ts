@@ -17,7 +17,15 @@ import { NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
-import type { Bus, BusRecord, DeliveredRecord, SubscribeOptions, Subscription, Topic } from './bus.ts'
+import type {
+  Bus,
+  BusRecord,
+  DeliveredRecord,
+  Handled,
+  SubscribeOptions,
+  Subscription,
+  Topic,
+} from './bus.ts'
 import { type Consumer, startConsumer } from './embedded-consumer.ts'
 import {
   type AppendRow,
@@ -387,7 +395,7 @@ export function createEmbeddedBus(
   const subscribe = async <T>(
     topic: Topic<T>,
     group: string,
-    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<Handled>,
     options: SubscribeOptions = {},
   ): Promise<Subscription> => {
     if (closing) throw closedError()

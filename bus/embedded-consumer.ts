@@ -7,11 +7,13 @@
 // redelivers). A rejected batch (or a failed read) is delivered again after a capped, jittered backoff,
 // while the other partitions go on; a failed commit rewinds the partition to its last durable commit. It
 // sleeps until woken by a publish or a finished batch (a slow poll is only the fallback), and stop() lets
-// the batches in flight finish and commit.
+// the batches in flight finish and commit. A handler that resolves with a commit bound (Handled: its effects
+// are durable only up to there) is delivered its next batches, while the commit stays at the bound; if it
+// then rejects a batch, the partition is delivered again from that bound.
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
-import type { DeliveredRecord } from './bus.ts'
+import type { DeliveredRecord, Handled } from './bus.ts'
 import { storageError } from './embedded-storage.ts'
 
 /** What a consumer sees of its topic; `heads` (next offset per partition) moves as records are published. */
@@ -56,13 +58,15 @@ export function startConsumer<T>(
   t: ConsumedTopic,
   group: string,
   positions: number[],
-  handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+  handle: (batch: readonly DeliveredRecord<T>[]) => Promise<Handled>,
   deps: ConsumerDeps<T>,
 ): Consumer {
   const { log, telemetry } = deps
   const attempts = positions.map(() => 0)
   /** Per partition, the last position known to be on disk (`positions` may be one batch ahead). */
   const durable = [...positions]
+  /** Per partition, the commit the handler allowed last (below `positions` while it defers). */
+  const allowed = [...positions]
   const blocked = new Map<number, NodeJS.Timeout>()
   const inFlight = new Map<number, Promise<void>>()
   /** Per partition, the commit being synced: true once durable, false when it failed (and was handled). */
@@ -115,10 +119,15 @@ export function startConsumer<T>(
     }
     // Empty only when retention deleted every record from here on (a group that joined mid-sweep).
     const next = (batch.at(-1)?.offset ?? (t.heads[p] ?? 0) - 1) + 1
+    /** How far the batch may be committed: its end, unless the handler held back (Handled). */
+    let bound = next
     if (batch.length > 0) {
       try {
-        await handle(batch)
+        const handled = await handle(batch)
+        if (handled) bound = Math.min(next, handled.commit)
       } catch (err) {
+        // What the handler held back is delivered again with this batch.
+        positions[p] = Math.min(from, allowed[p] ?? 0)
         return retryLater(p, err, 'handle')
       }
     }
@@ -127,7 +136,10 @@ export function startConsumer<T>(
     positions[p] = next
     attempts[p] = 0
     telemetry.sent(batch.length)
-    committing.set(p, commitInBackground(p, next))
+    const commit = Math.max(allowed[p] ?? 0, bound)
+    if (commit === allowed[p]) return
+    allowed[p] = commit
+    committing.set(p, commitInBackground(p, commit))
   }
 
   const commitInBackground = (p: number, next: number): Promise<boolean> =>
@@ -140,6 +152,7 @@ export function startConsumer<T>(
       (err) => {
         committing.delete(p)
         positions[p] = durable[p] ?? 0
+        allowed[p] = durable[p] ?? 0
         retryLater(p, storageError(err, 'committing'), 'commit')
         return false
       },

@@ -4,8 +4,10 @@
 //   split so that no partition's batch in one produce request exceeds max_message_bytes (MESSAGE_TOO_LARGE
 //   is not retriable); a single record over it is dead-lettered with the reason (kafka-produce-requests.ts).
 // - subscribe: one kafkajs consumer per (topic, group), eachBatch with autoCommit off; records are handed
-//   over in chunks of maxBatch, and an offset is resolved and committed only after handle() resolved. A
-//   refused chunk is handed over again after a capped, jittered backoff; heartbeats go on meanwhile and
+//   over in chunks of maxBatch, and an offset is resolved and committed only after handle() resolved (up
+//   to the bound it resolved with, if any: the fetch position moves on, the group's commit stays there). A
+//   refused chunk is handed over again after a capped, jittered backoff (from the partition's last commit,
+//   by a seek, when the handler held commits back); heartbeats go on meanwhile and
 //   while the handler runs (an Elasticsearch retry can take minutes), so the member keeps its partitions; if
 //   the partition moves away first, the new owner reads it again from the last commit (at-least-once).
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
@@ -31,6 +33,7 @@ import type {
   Bus,
   BusRecord,
   DeliveredRecord,
+  Handled,
   KeyValueLog,
   SubscribeOptions,
   Subscription,
@@ -253,7 +256,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     name: string,
     group: string,
     decode: Decode<R>,
-    handle: (batch: readonly R[]) => Promise<void>,
+    handle: (batch: readonly R[]) => Promise<Handled>,
     options: RawSubscribeOptions,
   ): Promise<Subscription> {
     const maxBatch = Math.max(1, options.maxBatch ?? 500)
@@ -280,8 +283,11 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
       allowAutoTopicCreation: false,
       ...timing,
     })
+    /** Per partition owned, the last commit this member made (or kept, while its handler held back). */
+    const allowed = new Map<number, number>()
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const assigned = payload.memberAssignment[name] ?? []
+      for (const p of allowed.keys()) if (!assigned.includes(p)) allowed.delete(p)
       telemetry.rebalanced(where, assigned.length)
       for (const p of ownership.owned()) if (!assigned.includes(p)) telemetry.forget(where, p)
       ownership.assign(assigned)
@@ -321,8 +327,16 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
       }
     }
 
-    /** Runs `work` until it resolves; false when stopped first. */
-    const untilDone = async (work: () => Promise<void>, stage: string, payload: EachBatchPayload) => {
+    /**
+     * Runs `work` until it resolves; false when stopped first, or when `rewind` after a failure moved the
+     * partition back (the batch is abandoned and fetched again from there).
+     */
+    const untilDone = async (
+      work: () => Promise<void>,
+      stage: string,
+      payload: EachBatchPayload,
+      rewind?: () => boolean,
+    ) => {
       const partition = payload.batch.partition
       for (let attempt = 1; ; attempt++) {
         if (!running(payload)) return false
@@ -338,6 +352,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
             'Batch refused; handing it over again.',
           )
           if (!(await pause(delay, payload))) return false
+          if (rewind?.()) return false
         }
       }
     }
@@ -360,11 +375,34 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
             )
           }
         }
-        if (records.length > 0 && !(await untilDone(() => handle(records), 'handle', payload))) return
+        const first = Number(chunk[0]?.offset)
+        /** Records before this chunk were handled but not committed: they come again with it (a seek). */
+        const rewind = () => {
+          const from = allowed.get(partition)
+          if (from === undefined || from >= first) return false
+          consumer.seek({ topic: name, partition, offset: String(from) })
+          return true
+        }
+        const result: { handled: Handled } = { handled: undefined }
+        const work = async () => {
+          result.handled = await handle(records)
+        }
+        if (records.length > 0 && !(await untilDone(work, 'handle', payload, rewind))) return
         const last = chunk[chunk.length - 1]
         if (!last) return
         payload.resolveOffset(last.offset)
-        await payload.commitOffsetsIfNecessary(payload.uncommittedOffsets())
+        const next = Number(last.offset) + 1
+        const commit = Math.max(
+          allowed.get(partition) ?? 0,
+          result.handled ? Math.min(next, result.handled.commit) : next,
+        )
+        // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
+        if (commit !== allowed.get(partition)) {
+          await payload.commitOffsetsIfNecessary({
+            topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
+          })
+          allowed.set(partition, commit)
+        }
         telemetry.component.received(records.length)
         telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
         await payload.heartbeat()
@@ -418,7 +456,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
   const subscribe = async <T>(
     topic: Topic<T>,
     group: string,
-    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+    handle: (batch: readonly DeliveredRecord<T>[]) => Promise<Handled>,
     options: SubscribeOptions = {},
   ) => {
     refuseIfClosed()

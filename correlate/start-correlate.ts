@@ -1,16 +1,21 @@
 // The correlate stage: reads normalized events as group `nerve-correlate`, feeds one pure correlator per
-// partition in bus order, publishes correlations and late events, then checkpoints each touched partition
-// (state + last offset) durably before the handler resolves, so the bus commits only after. On restart (or
-// when a partition is assigned) the checkpoint is restored and records at or below its offset are skipped:
-// a kill -9 anywhere re-publishes at most the same correlation ids (downstream dedups by id).
+// partition in bus order, and publishes correlations and late events before the handler resolves. It saves
+// each partition's checkpoint (state + last offset) durably every so many records or so much time
+// (correlation.checkpoint, checkpoint-cadence.ts; also when the stream pauses, a partition is revoked, or
+// the stage stops), and the handler resolves with the partition's commit bound: one past the offset the
+// last durable checkpoint includes, so the bus never commits past it. On restart (or when a partition is
+// assigned, or after a failed batch: the bus then delivers again from that bound) the checkpoint is
+// restored and records at or below its offset are skipped: a kill -9 anywhere re-publishes at most the
+// same correlation ids (downstream dedups by id).
 import { join } from 'node:path'
-import type { Bus, DeliveredRecord } from '../bus/bus.ts'
+import type { Bus, DeliveredRecord, Handled } from '../bus/bus.ts'
 import { correlationsTopic, eventsTopic, type LateEvent, lateEventsTopic } from '../bus/topics.ts'
-import { errorCodeOf } from '../runtime/errors.ts'
+import { errorCodeOf, NerveError } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
+import { type CheckpointCadence, type SaveProgress, saveDue } from './checkpoint-cadence.ts'
 import { type CheckpointStore, createSqliteCheckpointStore } from './checkpoint-store.ts'
 import { createCorrelateTelemetry } from './correlate-telemetry.ts'
 import { type Correlator, type CorrelatorStats, createCorrelator } from './correlator.ts'
@@ -29,6 +34,8 @@ export type CorrelateDeps = {
    * instances on Kafka, pass createKeyValueCheckpointStore(<compacted-topic KeyValueLog>, checkpointKey).
    */
   checkpoints?: CheckpointStore
+  /** Wall clock for the checkpoint cadence. Default: Date.now. */
+  now?: () => number
 }
 
 export type CorrelateStage = {
@@ -36,7 +43,15 @@ export type CorrelateStage = {
   readiness: Record<string, ReadinessCheck>
 }
 
-type PartitionState = { correlator: Correlator; offset: number }
+type PartitionState = SaveProgress & {
+  correlator: Correlator
+  /** A batch of the partition is being handled: a paused stream's save leaves it to that batch. */
+  handling: boolean
+  /** A save outside a batch (the stream paused) in progress: the next batch waits for it. */
+  saving?: Promise<void>
+  /** That save failed: state ran ahead of what is durable, so the next batch fails and is redelivered. */
+  lost?: unknown
+}
 
 /** The key of a partition's checkpoint in a shared key-value log. */
 export const checkpointKey = (partition: number) => `${correlateGroup}/${eventsTopic.name}/${partition}`
@@ -49,22 +64,82 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   const store =
     deps.checkpoints ??
     createSqliteCheckpointStore(join(deps.dataDir ?? config.data_dir, 'correlate-checkpoints.sqlite'))
+  const now = deps.now ?? Date.now
+  const cadence: CheckpointCadence = {
+    maxRecords: config.correlation.checkpoint.max_records,
+    maxIntervalMs: config.correlation.checkpoint.max_interval,
+  }
   const partitions = new Map<number, PartitionState>()
   let subscribed = false
   let closed = false
+  let timer: NodeJS.Timeout | undefined
 
   const load = async (partition: number): Promise<PartitionState> => {
     const checkpoint = await store.load(partition)
-    const state = {
+    const offset = checkpoint?.offset ?? -1
+    const state: PartitionState = {
       correlator: createCorrelator(correlatorConfig, checkpoint?.state, { trackChanges: true }),
-      offset: checkpoint?.offset ?? -1,
+      offset,
+      saved: offset,
+      savedAt: now(),
+      handling: false,
     }
     partitions.set(partition, state)
     log.debug({ partition, offset: state.offset }, 'Restored partition state.')
     return state
   }
 
-  const handle = async (batch: readonly DeliveredRecord<NormalizedEvent>[]) => {
+  /** Makes what the partition handled so far durable; the bus may then commit up to it. */
+  const save = async (partition: number, state: PartitionState) => {
+    const { correlator, offset } = state
+    await store.save(partition, {
+      offset,
+      changes: correlator.takeChanges(),
+      snapshot: () => correlator.snapshot(),
+    })
+    state.saved = Math.max(state.saved, offset)
+    state.savedAt = now()
+  }
+
+  /** Saves, outside any batch, what waits past max_interval (or everything, when stopping). */
+  const flush = async (which: readonly number[], all: boolean) => {
+    const saves: Promise<void>[] = []
+    for (const partition of which) {
+      const state = partitions.get(partition)
+      if (!state || state.handling || state.saving || state.lost !== undefined) continue
+      if (!(all ? state.offset > state.saved : saveDue(cadence, state, now()))) continue
+      const saving = save(partition, state).then(
+        () => {
+          state.saving = undefined
+        },
+        (err) => {
+          state.saving = undefined
+          state.lost = err
+          telemetry.error(errorCodeOf(err))
+          log.warn(
+            { error_code: errorCodeOf(err), partition, err },
+            'Saving a correlator checkpoint failed; the records since the last one will be handled again.',
+          )
+        },
+      )
+      state.saving = saving
+      saves.push(saving)
+    }
+    await Promise.all(saves)
+  }
+
+  /** While a partition has records its checkpoint lacks, look again every max_interval. */
+  const arm = () => {
+    if (timer || closed || cadence.maxIntervalMs <= 0) return
+    if (![...partitions.values()].some((s) => s.offset > s.saved)) return
+    timer = setTimeout(() => {
+      timer = undefined
+      void flush([...partitions.keys()], false).then(arm)
+    }, cadence.maxIntervalMs)
+    timer.unref()
+  }
+
+  const handle = async (batch: readonly DeliveredRecord<NormalizedEvent>[]): Promise<Handled> => {
     const touched = new Map<number, { state: PartitionState; before: CorrelatorStats }>()
     const correlations: { key: string; value: Correlation }[] = []
     const late: { key: string; value: LateEvent }[] = []
@@ -74,7 +149,18 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       for (const record of batch) {
         let part = touched.get(record.partition)
         if (!part) {
-          const state = partitions.get(record.partition) ?? (await load(record.partition))
+          let state = partitions.get(record.partition) ?? (await load(record.partition))
+          await state.saving
+          if (state.lost !== undefined) {
+            partitions.delete(record.partition)
+            throw new NerveError('INTERNAL', 'A correlator checkpoint failed; handling its records again.', {
+              cause: state.lost,
+              retriable: true,
+            })
+          }
+          // Revoked meanwhile (Kafka), or dropped by a failure: restored again.
+          if (partitions.get(record.partition) !== state) state = await load(record.partition)
+          state.handling = true
           part = { state, before: state.correlator.stats() }
           touched.set(record.partition, part)
         }
@@ -105,20 +191,21 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       }
       if (correlations.length > 0) await deps.bus.publish(correlationsTopic, correlations)
       if (late.length > 0) await deps.bus.publish(lateEventsTopic, late)
+      // A batch of several partitions (the bus contract says one) commits whole: every one is saved.
+      const time = now()
       for (const [partition, { state }] of touched) {
-        const { correlator } = state
-        await store.save(partition, {
-          offset: state.offset,
-          changes: correlator.takeChanges(),
-          snapshot: () => correlator.snapshot(),
-        })
+        if (touched.size > 1 ? state.offset > state.saved : saveDue(cadence, state, time))
+          await save(partition, state)
       }
     } catch (err) {
-      // In-memory state ran ahead of what is durable: drop it, the redelivery restores the checkpoint.
+      // In-memory state ran ahead of what is durable: drop it; the bus delivers again from the last
+      // checkpoint's offset, and the redelivery restores it.
       for (const partition of touched.keys()) partitions.delete(partition)
       telemetry.error(errorCodeOf(err))
       log.warn({ error_code: errorCodeOf(err), err }, 'Correlation batch failed; it will be redelivered.')
       throw err
+    } finally {
+      for (const { state } of touched.values()) state.handling = false
     }
     if (confirmations > 0) log.info({ count: confirmations }, 'Denied calls confirmed earlier revokes.')
     // Ids, never payloads; at most 20 named per batch.
@@ -128,6 +215,9 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         'Agents went over their per-agent cap: repeats of their alerts are being shed.',
       )
     telemetry.batch(batch.length, correlations.length, late.length, touched, partitions)
+    arm()
+    const [only] = touched.values()
+    return touched.size === 1 && only ? { commit: only.state.saved + 1 } : undefined
   }
 
   const subscription = await deps.bus.subscribe(eventsTopic, correlateGroup, handle, {
@@ -135,6 +225,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       for (const partition of assigned) if (!partitions.has(partition)) await load(partition)
     },
     onRevoke: async (revoked) => {
+      // The next owner restores from here; a failed save only means it handles more records again.
+      await flush(revoked, true)
       for (const partition of revoked) partitions.delete(partition)
       telemetry.gauges(partitions)
     },
@@ -150,7 +242,10 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     close: async () => {
       if (closed) return
       closed = true
+      clearTimeout(timer)
       await subscription.stop()
+      await Promise.all([...partitions.values()].map((s) => s.saving))
+      await flush([...partitions.keys()], true)
       if (ownStore) await store.close()
     },
   }

@@ -327,6 +327,7 @@ export type Config = {
     memory_budget_bytes: number
     incident_gap: Ms
     max_correlations_per_incident_rule: number
+    checkpoint: { max_records: number; max_interval: Ms }
     baseline: {
       enabled: boolean
       history: Ms

@@ -106,4 +106,45 @@ describe('port bus', () => {
     port1.close()
     rmSync(dataDir, { recursive: true, force: true })
   })
+
+  it("carries a handler's commit bound across: a dead worker's records since that bound go to the next one", async () => {
+    const dataDir = tempDir('nerve-port-bus')
+    const rt = createTestRuntime()
+    const owner = createEmbeddedBus({ dataDir, partitions: 1, retentionMs: 86_400_000, maxBatch: 500 }, rt)
+    const topic: Topic<Item> = { name: randomName('topic') }
+    const group = randomName('group')
+    const first = connect(owner, 1, { readFile: true })
+    const held: number[] = []
+    await first.bus.subscribe(topic, group, (batch) => {
+      held.push(...seqs(batch))
+      // The first batch is handled but not durable (nothing may be committed); the worker dies in the next.
+      return held.length === 3 ? Promise.resolve({ commit: 0 }) : new Promise<never>(() => {})
+    })
+    await owner.publish(topic, records(3, 1))
+    await waitFor(() => held.length === 3, { what: 'the first batch at the first worker' })
+    await owner.publish(topic, records(2, 1, 3))
+    await waitFor(() => held.length === 5, { what: 'the second batch at the first worker' })
+    first.server.detach(new NerveError('INTERNAL', 'Worker thread died.'))
+
+    const { port1, port2 } = new MessageChannel()
+    first.server.attach(port1)
+    port1.on('message', (m) => first.server.onMessage(m))
+    const second = createPortBus(port2, 1, { recordsFile: owner.file })
+    port2.on('message', (m) => second.onMessage(m))
+    const handled: DeliveredRecord<Item>[] = []
+    await second.subscribe(topic, group, async (batch) => {
+      handled.push(...batch)
+    })
+    await waitFor(() => handled.length === 5, {
+      what: 'both batches at the second worker',
+      timeoutMs: 10_000,
+    })
+    expect(seqs(handled)).toEqual(held)
+    await second.close()
+    await first.server.close()
+    await owner.close()
+    first.close()
+    port1.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
 })

@@ -2,6 +2,8 @@
 // an agent's edge event is buffered by copy A, its partition moves to copy B (B starts, later A stops), and
 // the matching core event, read by B, still makes the pair: no correlation is lost across rebalances, and
 // every pair is emitted with its one deterministic id. Run on the kafkajs double (unit) and a real cluster.
+// With a checkpoint after every batch, a clean handover on the double re-publishes nothing (exactlyOnce);
+// with the default cadence the new owner handles again the records since the last save (same ids).
 import { expect } from 'vitest'
 import type { DeliveredRecord } from '../../bus/bus.ts'
 import type { KafkaBus } from '../../bus/kafka-bus.ts'
@@ -50,9 +52,23 @@ const secretReads = () =>
 export async function correlateRebalanceScenario(
   openBus: (rt: TestRuntime) => Promise<KafkaBus>,
   /** snapshotAfterBytes 0: the checkpoints also take snapshots, a few batches apart. */
-  opts: { timeoutMs: number; exactlyOnce: boolean; snapshotAfterBytes?: number },
+  opts: {
+    timeoutMs: number
+    exactlyOnce: boolean
+    snapshotAfterBytes?: number
+    /** correlation.checkpoint.max_records (default: the config's default). */
+    checkpointRecords?: number
+  },
 ): Promise<void> {
-  const config = loadConfig()
+  const defaults = loadConfig()
+  const { checkpoint } = defaults.correlation
+  const config = {
+    ...defaults,
+    correlation: {
+      ...defaults.correlation,
+      checkpoint: { ...checkpoint, max_records: opts.checkpointRecords ?? checkpoint.max_records },
+    },
+  }
   const until = (check: () => unknown, what: string) => waitFor(check, { timeoutMs: opts.timeoutMs, what })
   const feeder = await openBus(createTestRuntime())
   const emitted: DeliveredRecord<Correlation>[] = []

@@ -93,3 +93,55 @@ describe('startConsumer', () => {
     expect(commits.map((c) => c.offset)).toEqual([2, 2, 4, 6])
   })
 })
+
+describe('startConsumer with a handler that holds commits back', () => {
+  it('commits only up to the bound it resolves with, delivers on, and after a rejection delivers again from that bound', async () => {
+    const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [6] }
+    const handled: number[][] = []
+    const commits: number[] = []
+    let failed = false
+    const consumer = startConsumer<string>(
+      topic,
+      'nerve-correlate',
+      [0],
+      async (batch) => {
+        const offsets = batch.map((r) => r.offset)
+        handled.push(offsets)
+        // Nothing durable after the first batch; the first two after the second; the third fails once.
+        if (offsets[0] === 0) return { commit: 0 }
+        if (offsets[0] === 2) return { commit: 2 }
+        if (!failed) {
+          failed = true
+          throw new Error('checkpoint failed')
+        }
+      },
+      {
+        read: (partition, from, limit): DeliveredRecord<string>[] =>
+          Array.from({ length: Math.min(limit, 6 - from) }, (_, i) => ({
+            key: 'agent-a',
+            value: `record ${from + i}`,
+            partition,
+            offset: from + i,
+          })),
+        log: createLogger({ level: 'silent' }),
+        telemetry: createMetrics().component('test'),
+        maxBatch: 2,
+        commit: async (_partition, offset) => {
+          commits.push(offset)
+        },
+        committed: () => {},
+      },
+    )
+    await waitFor(() => commits.includes(6), { what: 'the last commit' })
+    expect(handled).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+      [2, 3],
+      [4, 5],
+    ])
+    // Never past a bound, never back: 0 was already the position, so the first batch commits nothing.
+    expect(commits).toEqual([2, 6])
+    await consumer.stop()
+  })
+})

@@ -342,7 +342,55 @@ describe('kafka bus with several correlator copies', () => {
         timeoutMs: 10_000,
         exactlyOnce: true,
         snapshotAfterBytes,
+        checkpointRecords: 1,
       })
     })
   }
+  it('keeps every pair across rebalances with checkpoints every max_records (ids repeated at most)', async () => {
+    const double = createKafkaDouble()
+    await correlateRebalanceScenario((rt) => open(double, rt, { partitions: 4 }), {
+      timeoutMs: 10_000,
+      exactlyOnce: false,
+    })
+  })
+})
+
+describe('kafka bus with a handler that holds commits back', () => {
+  it('commits only up to the bound it resolves with, fetches on, and after a rejection seeks back to that bound', async () => {
+    const double = createKafkaDouble()
+    const bus = await open(double, createTestRuntime(), { partitions: 1 })
+    const topic: Topic<Item> = { name: randomName('bound') }
+    const group = randomName('group')
+    await bus.publish(topic, records(6, 1))
+    const handled: number[][] = []
+    const committedAtCall: (number | undefined)[] = []
+    let failed = false
+    const sub = await bus.subscribe(
+      topic,
+      group,
+      async (batch) => {
+        const offsets = batch.map((r) => r.offset)
+        handled.push(offsets)
+        committedAtCall.push(double.committed(group, topic.name, 0))
+        if (offsets[0] === 0) return { commit: 0 }
+        if (offsets[0] === 2) return { commit: 2 }
+        if (!failed) {
+          failed = true
+          throw new Error('checkpoint failed')
+        }
+      },
+      { maxBatch: 2 },
+    )
+    await waitFor(() => double.committed(group, topic.name, 0) === 6, { what: 'the last commit' })
+    expect(handled).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+      [2, 3],
+      [4, 5],
+    ])
+    expect(committedAtCall).toEqual([undefined, 0, 2, 2, 2])
+    await sub.stop()
+    await bus.close()
+  })
 })

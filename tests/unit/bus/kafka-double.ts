@@ -1,6 +1,7 @@
 // An in-memory double of the part of kafkajs the Kafka bus uses, modelled on kafkajs 2.2 semantics:
 // fetches start at the last resolved offset (else the group's commit, else earliest/latest); resolveOffset(o)
-// marks o+1 as next; commits store "next offset" strings per group; a throwing eachBatch is fetched again
+// marks o+1 as next; seek(o) makes o the next fetch and the batch in hand stale (kafkajs with autoCommit off
+// resolves o-1); commits store "next offset" strings per group; a throwing eachBatch is fetched again
 // from the resolved offset; members of one group split partitions round-robin and get GROUP_JOIN on every
 // rebalance; commits from a member that lost the partition fail. It is not a broker: it proves the bus's
 // own logic without one. The real thing is in tests/integration (NERVE_KAFKA_BROKERS).
@@ -170,6 +171,8 @@ export function createKafkaDouble(): KafkaDouble {
     consumerRecords.push(record)
     const listeners = new Map<string, ((event: { payload: unknown }) => void)[]>()
     const resolved = new Map<number, number>()
+    /** Partitions sought since their last fetch: the batch in hand is stale. */
+    const sought = new Set<number>()
     let topic = ''
     let fromBeginning = false
     let loop: Promise<void> | undefined
@@ -199,6 +202,7 @@ export function createKafkaDouble(): KafkaDouble {
           for (const p of [...member.assigned]) {
             if (!member.running) break
             const log = partitionsOf(topic)[p] ?? []
+            sought.delete(p)
             const from = position(p, log)
             const slice = log.slice(from, from + 50)
             if (slice.length === 0) continue
@@ -219,7 +223,7 @@ export function createKafkaDouble(): KafkaDouble {
                 record.heartbeats++
               },
               isRunning: () => member.running,
-              isStale: () => !owns(),
+              isStale: () => !owns() || sought.has(p),
               uncommittedOffsets: () => ({
                 topics: [
                   {
@@ -267,6 +271,10 @@ export function createKafkaDouble(): KafkaDouble {
         partitionsOf(topic)
       },
       run,
+      seek: ({ partition, offset }: { topic: string; partition: number; offset: string }) => {
+        resolved.set(partition, Number(offset))
+        sought.add(partition)
+      },
       stop: async () => {
         if (!member.running) return
         member.running = false

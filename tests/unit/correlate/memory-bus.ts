@@ -1,10 +1,13 @@
 // A small in-memory Bus for the correlate stage tests. Its storage (logs and committed offsets) outlives
 // a bus instance, so a test can "kill -9" the process at any durable step (publish, checkpoint, commit) and
-// start a new stage over the same storage. Delivery is driven by the test (drain), one batch at a time.
+// start a new stage over the same storage. Delivery is driven by the test (drain), one batch at a time; a
+// handler's commit bound (Handled) is honoured as the embedded bus does: later batches are delivered, the
+// commit stays at the bound, and a failed batch rewinds delivery to the last commit.
 import type {
   Bus,
   BusRecord,
   DeliveredRecord,
+  Handled,
   KeyValueLog,
   SubscribeOptions,
   Topic,
@@ -56,9 +59,11 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
   const subs: {
     topic: string
     group: string
-    handle: (batch: readonly DeliveredRecord<unknown>[]) => Promise<void>
+    handle: (batch: readonly DeliveredRecord<unknown>[]) => Promise<Handled>
     maxBatch: number
   }[] = []
+  /** Next offset to deliver per subscription and partition: this process's, lost with it. */
+  const positions = new Map<string, number[]>()
 
   const bus: Bus = {
     publish: async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]) => {
@@ -74,14 +79,14 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
     subscribe: async <T>(
       topic: Topic<T>,
       group: string,
-      handle: (batch: readonly DeliveredRecord<T>[]) => Promise<void>,
+      handle: (batch: readonly DeliveredRecord<T>[]) => Promise<Handled>,
       options: SubscribeOptions = {},
     ) => {
       await options.onAssign?.(Array.from({ length: partitions }, (_, i) => i))
       const sub = {
         topic: topic.name,
         group,
-        handle: handle as (batch: readonly DeliveredRecord<unknown>[]) => Promise<void>,
+        handle: handle as (batch: readonly DeliveredRecord<unknown>[]) => Promise<Handled>,
         maxBatch: options.maxBatch ?? 3,
       }
       subs.push(sub)
@@ -91,7 +96,10 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
     close: async () => void subs.splice(0),
   }
 
-  /** Delivers batches until every subscription is caught up; a handler error redelivers the batch. */
+  /**
+   * Delivers batches until every subscription is caught up; a handler error rewinds the partition to its
+   * last commit and is thrown.
+   */
   const drain = async () => {
     for (let progress = true; progress; ) {
       progress = false
@@ -99,15 +107,24 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
         const key = `${sub.topic}/${sub.group}`
         const offsets = storage.committed.get(key) ?? Array.from({ length: partitions }, () => 0)
         storage.committed.set(key, offsets)
+        const next = positions.get(key) ?? [...offsets]
+        positions.set(key, next)
         for (let p = 0; p < partitions; p++) {
-          const batch = (log(sub.topic)[p] as DeliveredRecord<unknown>[]).slice(
-            offsets[p],
-            (offsets[p] as number) + sub.maxBatch,
-          )
+          const from = next[p] as number
+          const batch = (log(sub.topic)[p] as DeliveredRecord<unknown>[]).slice(from, from + sub.maxBatch)
           if (batch.length === 0) continue
-          await sub.handle(batch.map((r) => structuredClone(r)))
+          let handled: Handled
+          try {
+            handled = await sub.handle(batch.map((r) => structuredClone(r)))
+          } catch (err) {
+            next[p] = offsets[p] as number
+            throw err
+          }
+          const end = from + batch.length
+          next[p] = end
+          const commit = Math.max(offsets[p] as number, handled ? Math.min(end, handled.commit) : end)
           step(() => {
-            offsets[p] = (offsets[p] as number) + batch.length
+            offsets[p] = commit
           })
           progress = true
         }
