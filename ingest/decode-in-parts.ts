@@ -13,11 +13,13 @@ import type { UnresolvedEvent } from './normalized-draft.ts'
 import { type SplitLimits, splitJsonItems, splitJsonItemsInParts } from './split-json-items.ts'
 
 /**
- * About 1–3 ms of decoding per part on a small machine (Falco alerts are about 1 KiB each); parts of 256 KiB
- * and 250 items were 20–30 ms tasks under load (CPU profile of the healthz bench).
+ * About 1–2 ms of decoding per part on a small machine (Falco alerts are about 1 KiB each). Parts of 256 KiB
+ * and 250 items were 20–30 ms tasks under load (CPU profile of the healthz bench); 128 KiB and 125 items
+ * still 8–18 ms, a young-generation collection falling in one making it 20–30 ms.
  */
-export const partChars = 128 * 1024
-const partItems = 125
+export const partChars = 64 * 1024
+/** Records normalized (or resolved) between two turns. */
+export const partItems = 64
 
 export async function decodeInParts(
   decoder: EventDecoder,

@@ -24,8 +24,11 @@ export type DecodedPublisher = {
   drain(): Promise<void>
 }
 
-/** Records per bus publish: about 300 KB of Falco events' JSON, a few milliseconds of serializing and writing. */
-export const partRecords = 125
+/**
+ * Records per bus publish: about 150 KB of Falco events' JSON, a millisecond or two of serializing on a quiet
+ * machine. Parts of 125 (about 300 KB) were 10-16 ms tasks under load (healthz bench, CPU profile).
+ */
+export const partRecords = 64
 
 export function createDecodedPublisher(
   config: { maxPending: number },

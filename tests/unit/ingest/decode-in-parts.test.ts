@@ -107,8 +107,53 @@ describe('decodeInParts on one large document', () => {
     const { decoded, most, pauses } = await stretches('falco', text)
     expect(decoded).toEqual(decoder().decode('falco', splitJsonItems(text, limits), { receivedAt }))
     expect(most).toBeLessThan(2 * partChars)
-    // Parts of at most 125 alerts (about 3,900 in 4 MB) and 128 KiB: 159 pauses (79 with parts of 250).
-    expect(pauses).toBeGreaterThan(120)
+    // Parts of at most 64 alerts (about 3,900 in 4 MB) and 64 KiB: over 300 pauses (159 with parts of 125).
+    expect(pauses).toBeGreaterThan(240)
+  })
+
+  it('does at most 64 records and about 64 KiB of parsing between two pauses, for NDJSON and one array', async () => {
+    // Parts of 125 records and 128 KiB were tasks of 8-18 ms under load (healthz bench, CPU profile).
+    for (const text of [falcoBatch(4 * 1024 * 1024), array(4 * 1024 * 1024)]) {
+      const d = decoder()
+      const records: number[] = []
+      let since = 0
+      const normalizeInSteps = d.normalizeInSteps
+      d.normalizeInSteps = function* (kind, items, ctx, step) {
+        const steps = normalizeInSteps(kind, items, ctx, step)
+        let next = steps.next()
+        for (; !next.done; next = steps.next()) {
+          since += Math.min(step, items.length)
+          yield
+        }
+        since += Math.min(step, items.length)
+        return next.value
+      }
+      const resolve = d.resolve
+      d.resolve = (drafts) => {
+        since += drafts.length
+        return resolve(drafts)
+      }
+      const parse = JSON.parse
+      let chars = 0
+      let most = 0
+      const spy = vi.spyOn(JSON, 'parse').mockImplementation((t: string, reviver) => {
+        chars += t.length
+        return parse(t, reviver)
+      })
+      try {
+        const decoded = await decodeInParts(d, 'falco', text, limits, { receivedAt }, async () => {
+          records.push(since)
+          since = 0
+          most = Math.max(most, chars)
+          chars = 0
+        })
+        expect(decoded.events.length).toBeGreaterThan(3800)
+      } finally {
+        spy.mockRestore()
+      }
+      expect(Math.max(...records, since)).toBeLessThanOrEqual(64)
+      expect(Math.max(most, chars)).toBeLessThan(80_000)
+    }
   })
 
   it('parses a 4 MB CloudTrail log file record by record, with the result decode() gives', async () => {
@@ -138,8 +183,10 @@ describe('large bodies on the ingest server', () => {
     if (!route) throw new Error('no /v1/falco route')
     const order: string[] = []
     const publish = bus.publish.bind(bus)
+    const sizes: number[] = []
     bus.publish = async (topic, records) => {
       order.push('publish')
+      sizes.push(records.length)
       return publish(topic, records)
     }
     const body = Buffer.from(falcoBatch(4 * 1024 * 1024))
@@ -157,5 +204,8 @@ describe('large bodies on the ingest server', () => {
       [202, count],
     ])
     expect(order[0]).toBe('loop turned')
+    // Each publish serializes at most 64 events in one task (125 were 10-16 ms tasks under load).
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(64)
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(3 * count)
   }, 60_000)
 })

@@ -39,8 +39,13 @@ describe('a spooled Falco request on disk', () => {
     const entry = request(1_000)
     const writing = countingPause()
     const parts = await encodeSpooled(entry, writing.pause)
-    // One turn before each part of spoolPartLines lines: 8 parts of events, 1 of rejected items.
+    // One turn before each part of spoolPartLines lines: 16 parts of events, 1 of rejected items.
     expect(writing.turns()).toBe(Math.ceil(1_000 / spoolPartLines) + 1)
+    expect(writing.turns()).toBeGreaterThanOrEqual(17)
+    // At most 64 events serialized in one turn (parts of 125 were tasks of up to 20 ms under load).
+    expect(Math.max(...parts.slice(1).map((p) => p.toString().split('\n').length - 1))).toBeLessThanOrEqual(
+      64,
+    )
     expect(Math.max(...parts.map((p) => p.length))).toBeLessThan(512 * 1024)
     const reading = countingPause()
     const back = await decodeSpooled(Buffer.concat(parts), reading.pause)
@@ -49,7 +54,7 @@ describe('a spooled Falco request on disk', () => {
   })
 
   it('cuts a part at its bytes too, so that large alerts do not make one part of a whole body', async () => {
-    // The agent writes its alerts' text: 125 alerts of 40 KB are 5 MB, one part by the count of lines.
+    // The agent writes its alerts' text: 64 alerts of 40 KB are 2.5 MB, one part by the count of lines.
     const entry = request(spoolPartLines)
     entry.decoded.events = entry.decoded.events.map((e) => ({
       ...e,
@@ -57,11 +62,11 @@ describe('a spooled Falco request on disk', () => {
     })) as unknown as Decoded['events']
     const writing = countingPause()
     const parts = await encodeSpooled(entry, writing.pause)
-    expect(Math.max(...parts.map((p) => p.length))).toBeLessThan(512 * 1024)
+    expect(Math.max(...parts.map((p) => p.length))).toBeLessThan(256 * 1024)
     const data = Buffer.concat(parts)
     const reading = countingPause()
     expect(await decodeSpooled(data, reading.pause)).toEqual(entry)
-    expect(reading.turns()).toBeGreaterThanOrEqual(Math.ceil(data.length / (512 * 1024)))
+    expect(reading.turns()).toBeGreaterThanOrEqual(Math.ceil(data.length / (256 * 1024)))
   })
 
   it('holds a request with no events, or only events', async () => {
