@@ -160,10 +160,11 @@ describe('the Falco spool', () => {
     await waitFor(() => up.bus.records(eventsTopic).length === 2, { what: 'the two oldest drained first' })
     const outputs = up.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
     expect(outputs).toEqual(alerts.slice(0, 2).map((l) => JSON.parse(l).output))
-    await waitFor(() => spoolFiles(dataDir).length < flood, { what: 'the flood to drain', timeoutMs: 20_000 })
+    await waitFor(() => spoolFiles(dataDir).length < flood, { what: 'the flood to drain', timeoutMs: 60_000 })
     await up.ingest.close()
     rmSync(dataDir, { recursive: true, force: true })
-  }, 60_000)
+    // Writing, listing and removing 150,000 files takes 30 s on a quiet disk and over a minute on a busy one.
+  }, 180_000)
 
   it('spools a request whose publish outlasts falco_spool_after (a hanging bus), before the sender gives up', async () => {
     const h = await startHarness({ spoolAfterMs: 200 })
