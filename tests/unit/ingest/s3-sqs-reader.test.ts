@@ -136,7 +136,11 @@ describe('CloudTrail from S3 through SQS', () => {
     note.Records[0].s3.object.key = `${prefix}/denied.json.gz`
     t.standIn.sendMessage(t.queueUrl, JSON.stringify(note))
 
-    await waitFor(t.settled, {
+    // The stand-in marks the message deleted as the request arrives; the reader counts it once answered.
+    const deadLettered = async () =>
+      t.settled() &&
+      (await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'dead_lettered' })) === 1
+    await waitFor(deadLettered, {
       what: 'the failing message to be dead-lettered and deleted',
       timeoutMs: 15_000,
     })
