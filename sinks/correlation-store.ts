@@ -172,16 +172,19 @@ function keyLayoutOf(db: SqliteFile['db']): 'edge_time' | 'id' {
 }
 
 /**
- * An agent's incidents, by agent alone: an index that also held last_seen was rewritten (an entry deleted
- * and another inserted) at every write of an incident's counts, which is every batch that adds to it.
- * An agent's incidents are few (each spans at least the gap between them), so a page of them is sorted
- * by last_seen as it is read. Stores written before hold the wider index: it is built again (the
- * incidents table is small: one row per incident).
+ * An agent's incidents, newest first, by (agent, last_seen, id): a page of them reads its rows in order
+ * and stops at its limit. Indexed by the agent alone, each page read every incident the agent ever had,
+ * each with its revoke subquery, and sorted them: an agent active now and then opens a new incident each
+ * time (one per incident_gap at most), thousands over months while retention is unset (the default), and
+ * the console's agent view reads its first page every 5 s on the main thread (10,000 incidents: 45–130 ms
+ * per page, against under 2). The entry moved at each write of an incident's counts costs no measurable
+ * CPU per correlation (20,000 correlations of 1,000 agents in batches of 200: 49.6–55.7 µs either way).
+ * A store written while the index held the agent alone gets this one back (one row per incident: quick).
  */
 function agentIncidentsIndex(db: SqliteFile['db']): void {
   const columns = db.prepare<[], { name: string }>(`PRAGMA index_info('incidents_agent')`).all()
-  if (columns.length > 1) db.exec('DROP INDEX incidents_agent')
-  db.exec('CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id)')
+  if (columns.length === 1) db.exec('DROP INDEX incidents_agent')
+  db.exec('CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id, last_seen DESC, id DESC)')
 }
 
 /** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
