@@ -285,9 +285,12 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     })
     /** Per partition owned, the last commit this member made (or kept, while its handler held back). */
     const allowed = new Map<number, number>()
+    /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
+    const holding = new Set<number>()
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const assigned = payload.memberAssignment[name] ?? []
       for (const p of allowed.keys()) if (!assigned.includes(p)) allowed.delete(p)
+      for (const p of holding) if (!assigned.includes(p)) holding.delete(p)
       telemetry.rebalanced(where, assigned.length)
       for (const p of ownership.owned()) if (!assigned.includes(p)) telemetry.forget(where, p)
       ownership.assign(assigned)
@@ -392,12 +395,19 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
         if (!last) return
         payload.resolveOffset(last.offset)
         const next = Number(last.offset) + 1
-        const commit = Math.max(
-          allowed.get(partition) ?? 0,
-          result.handled ? Math.min(next, result.handled.commit) : next,
-        )
+        if (records.length > 0) {
+          if (result.handled && result.handled.commit < next) holding.add(partition)
+          else holding.delete(partition)
+        }
+        // A chunk with nothing to hand over (undecodable) commits nothing past records held back before it.
+        const bound = result.handled
+          ? Math.min(next, result.handled.commit)
+          : holding.has(partition)
+            ? undefined
+            : next
+        const commit = bound === undefined ? undefined : Math.max(allowed.get(partition) ?? 0, bound)
         // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
-        if (commit !== allowed.get(partition)) {
+        if (commit !== undefined && commit !== allowed.get(partition)) {
           await payload.commitOffsetsIfNecessary({
             topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
           })

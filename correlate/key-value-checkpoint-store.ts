@@ -7,7 +7,9 @@
 // deleted. A restore reads the manifest's chunks and applies the later deltas in order.
 //
 // Keys, under the partition's key K:
-//   K/delta/<n>            one batch's changes (the incidents of the agents that changed); n counts up from 1
+//   K/delta/<n>            one save's changes (the incidents of the agents that changed); n counts up from 1;
+//                          or, for changes larger than one record may be, { parts }: their JSON text is
+//   K/delta-part/<n>/<i>   in these pieces, written before the K/delta/<n> that makes them count
 //   K/snapshot/<g>/<i>     chunk i of snapshot generation g: entries
 //   K/snapshot             the manifest: generation, last delta included, chunk count, meta, lists
 //   K                      a whole checkpoint as earlier versions wrote it: read, then replaced
@@ -47,8 +49,10 @@ type Manifest = {
   meta: CorrelatorMeta
   lists: CorrelatorLists
 }
+/** A delta too large for one record: its JSON text is in `parts` pieces under K/delta-part/<n>/. */
+type DeltaHead = { parts: number }
 /** What the log holds under a checkpoint's keys. */
-export type CheckpointValue = Delta | Manifest | ChunkItem[] | PartitionCheckpoint
+export type CheckpointValue = Delta | DeltaHead | string | Manifest | ChunkItem[] | PartitionCheckpoint
 
 /** Where a partition's changelog stands, to number the next delta and decide on snapshots. */
 type Position = {
@@ -61,26 +65,39 @@ type Position = {
   snapshotBytes: number
   /** A whole checkpoint of an earlier version, replaced by the next snapshot. */
   legacy: boolean
+  /** Deltas since the snapshot written in pieces, with their piece counts (deleted with them). */
+  parted: Map<number, number>
 }
 
 const chunkBytes = 1024 * 1024
+/**
+ * Longest JSON text of one delta record: a save covers up to correlation.checkpoint.max_records records,
+ * whose changes can exceed what one Kafka record may hold (kafka.max_message_bytes, 1 MiB by default, and
+ * UTF-8 takes up to 3 bytes per character here); longer deltas are written in pieces.
+ */
+const deltaPartChars = 256 * 1024
 
 export function createKeyValueCheckpointStore(
   log: KeyValueLog<CheckpointValue>,
   keyOf: (partition: number) => string,
-  options: { snapshotAfterBytes?: number } = {},
+  options: { snapshotAfterBytes?: number; deltaPartChars?: number } = {},
 ): CheckpointStore {
   const snapshotAfterBytes = options.snapshotAfterBytes ?? 4 * chunkBytes
+  const partChars = Math.max(1, options.deltaPartChars ?? deltaPartChars)
   const positions = new Map<number, Position>()
   const deltaKey = (base: string, n: number) => `${base}/delta/${n}`
   const chunkKey = (base: string, generation: number, i: number) => `${base}/snapshot/${generation}/${i}`
+  const partKey = (base: string, n: number, i: number) => `${base}/delta-part/${n}/${i}`
 
   const load = async (partition: number): Promise<PartitionCheckpoint | undefined> => {
     const base = keyOf(partition)
     const manifest = (await log.get(`${base}/snapshot`)) as Manifest | undefined
     const legacy = manifest ? undefined : ((await log.get(base)) as PartitionCheckpoint | undefined)
     const deltas = [...(await log.scan(`${base}/delta/`))]
-      .map(([key, value]) => ({ n: Number(key.slice(key.lastIndexOf('/') + 1)), delta: value as Delta }))
+      .map(([key, value]) => ({
+        n: Number(key.slice(key.lastIndexOf('/') + 1)),
+        delta: value as Delta | DeltaHead,
+      }))
       .sort((a, b) => a.n - b.n)
     const position: Position = {
       generation: manifest?.generation ?? 0,
@@ -90,6 +107,7 @@ export function createKeyValueCheckpointStore(
       deltaBytes: 0,
       snapshotBytes: 0,
       legacy: legacy !== undefined,
+      parted: new Map(),
     }
     const entries = new Map<string, SerializedEntry>()
     const baselines = new Map<string, AgentBaselineRecord>()
@@ -128,10 +146,26 @@ export function createKeyValueCheckpointStore(
     const stale: string[] = []
     // A whole checkpoint of an earlier version that a crash kept from being deleted after its snapshot.
     if (manifest && (await log.get(base)) !== undefined) stale.push(base)
-    for (const { n, delta } of deltas) {
+    for (const { n, delta: stored } of deltas) {
       if (n < position.firstDelta) {
         stale.push(deltaKey(base, n))
         continue
+      }
+      let delta = stored as Delta
+      if ('parts' in stored) {
+        const pieces: string[] = []
+        for (let i = 0; i < stored.parts; i++) {
+          const piece = await log.get(partKey(base, n, i))
+          if (typeof piece !== 'string') {
+            throw new NerveError(
+              'INTERNAL',
+              `Delta ${n} of the checkpoint of partition ${partition} names ${stored.parts} pieces, and piece ${i} is missing.`,
+            )
+          }
+          pieces.push(piece)
+        }
+        delta = JSON.parse(pieces.join('')) as Delta
+        position.parted.set(n, stored.parts)
       }
       for (const id of delta.removed) entries.delete(id)
       for (const e of delta.added) entries.set(e.id, e)
@@ -146,6 +180,11 @@ export function createKeyValueCheckpointStore(
       checkpoint = { offset: delta.offset, state: { ...delta.meta, incidents: [], revoked: [], entries: [] } }
       position.lastDelta = n
       position.deltaBytes += JSON.stringify(delta).length
+    }
+    // Pieces of a delta that was never completed, or that a snapshot replaced.
+    for (const key of (await log.scan(`${base}/delta-part/`)).keys()) {
+      const [n, i] = key.slice(`${base}/delta-part/`.length).split('/').map(Number)
+      if (!(Number(i) < (position.parted.get(Number(n)) ?? 0))) stale.push(key)
     }
     // Chunks of a snapshot cut short, or of one whose keys a crash kept from being deleted.
     const current = `${base}/snapshot/${position.generation}/`
@@ -179,9 +218,22 @@ export function createKeyValueCheckpointStore(
     if (changes.revoked) delta.revoked = changes.revoked
     if (changes.baseline) delta.baseline = changes.baseline
     const n = position.lastDelta + 1
-    await log.put(deltaKey(base, n), delta)
+    const text = JSON.stringify(delta)
+    if (text.length <= partChars) await log.put(deltaKey(base, n), delta)
+    else {
+      // The pieces first: they count only once the head naming them is written.
+      const parts = Math.ceil(text.length / partChars)
+      await log.putMany(
+        Array.from(
+          { length: parts },
+          (_, i) => [partKey(base, n, i), text.slice(i * partChars, (i + 1) * partChars)] as const,
+        ),
+      )
+      await log.put(deltaKey(base, n), { parts })
+      position.parted.set(n, parts)
+    }
     position.lastDelta = n
-    position.deltaBytes += JSON.stringify(delta).length
+    position.deltaBytes += text.length
     if (position.deltaBytes < Math.max(snapshotAfterBytes, position.snapshotBytes)) return
 
     const state = snapshot()
@@ -218,7 +270,10 @@ export function createKeyValueCheckpointStore(
     await log.put(`${base}/snapshot`, manifest)
     const replaced: string[] = []
     for (let i = 0; i < position.chunks; i++) replaced.push(chunkKey(base, position.generation, i))
-    for (let d = position.firstDelta; d <= n; d++) replaced.push(deltaKey(base, d))
+    for (let d = position.firstDelta; d <= n; d++) {
+      replaced.push(deltaKey(base, d))
+      for (let i = 0; i < (position.parted.get(d) ?? 0); i++) replaced.push(partKey(base, d, i))
+    }
     if (position.legacy) replaced.push(base)
     positions.set(partition, {
       generation,
@@ -228,6 +283,7 @@ export function createKeyValueCheckpointStore(
       deltaBytes: 0,
       snapshotBytes: bytes,
       legacy: false,
+      parted: new Map(),
     })
     await log.putMany(replaced.map((key) => [key, undefined] as const))
   }

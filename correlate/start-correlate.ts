@@ -1,8 +1,8 @@
 // The correlate stage: reads normalized events as group `nerve-correlate`, feeds one pure correlator per
 // partition in bus order, and publishes correlations and late events before the handler resolves. It saves
 // each partition's checkpoint (state + last offset) durably every so many records or so much time
-// (correlation.checkpoint, checkpoint-cadence.ts; also when the stream pauses, a partition is revoked, or
-// the stage stops), and the handler resolves with the partition's commit bound: one past the offset the
+// (correlation.checkpoint, checkpoint-cadence.ts; also when the stream pauses or the stage stops, but not
+// when Kafka revokes a partition: its next owner may already be saving), and the handler resolves with the partition's commit bound: one past the offset the
 // last durable checkpoint includes, so the bus never commits past it. On restart (or when a partition is
 // assigned, or after a failed batch: the bus then delivers again from that bound) the checkpoint is
 // restored and records at or below its offset are skipped: a kill -9 anywhere re-publishes at most the
@@ -225,8 +225,9 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       for (const partition of assigned) if (!partitions.has(partition)) await load(partition)
     },
     onRevoke: async (revoked) => {
-      // The next owner restores from here; a failed save only means it handles more records again.
-      await flush(revoked, true)
+      // Nothing is saved here: kafkajs calls this after the rebalance, when the next owner may already read
+      // the partition and save into the same log, and a save now would interleave with its own. It restores
+      // the last checkpoint and handles the records since again from the commit (the same correlation ids).
       for (const partition of revoked) partitions.delete(partition)
       telemetry.gauges(partitions)
     },

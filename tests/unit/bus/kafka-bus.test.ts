@@ -394,3 +394,33 @@ describe('kafka bus with a handler that holds commits back', () => {
     await bus.close()
   })
 })
+
+describe('kafka bus with a handler that holds commits back, past records it cannot decode', () => {
+  it('keeps the commit at the bound when a chunk has no record to hand over', async () => {
+    const double = createKafkaDouble()
+    const bus = await open(double, createTestRuntime(), { partitions: 1 })
+    const topic: Topic<Item> = { name: randomName('bound-undecodable') }
+    const group = randomName('group')
+    await bus.publish(topic, records(2, 1))
+    const log = double.log(topic.name)[0]
+    for (let i = 0; i < 2; i++)
+      log?.push({ key: Buffer.from('agent-0'), value: Buffer.from('{not json'), timestamp: 0 })
+    await bus.publish(topic, records(1, 1, 2))
+    const handled: number[] = []
+    // A correlator whose checkpoint still lies before offset 0: nothing may be committed past it.
+    const sub = await bus.subscribe(
+      topic,
+      group,
+      async (batch) => {
+        handled.push(...batch.map((r) => r.offset))
+        return { commit: 0 }
+      },
+      { maxBatch: 2 },
+    )
+    await waitFor(() => handled.includes(4), { what: 'the record after the undecodable ones' })
+    await sub.stop()
+    expect(handled).toEqual([0, 1, 4])
+    expect(double.committed(group, topic.name, 0)).toBe(0)
+    await bus.close()
+  })
+})

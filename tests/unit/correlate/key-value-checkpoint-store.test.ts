@@ -167,3 +167,92 @@ describe('key-value checkpoint store', () => {
     expect(restored).toEqual({ offset: 119, state: asJson(c.snapshot()) })
   })
 })
+
+describe('key-value checkpoint store with saves of many records (correlation.checkpoint.max_records)', () => {
+  /** A record limit, as Kafka has (1 MiB by default, 16 MiB on the state topic nerve creates). */
+  function limitedLog(storage: MemoryStorage) {
+    const log = createMemoryBus(storage, 1).keyValueLog<CheckpointValue>()
+    const fits = (value: unknown) => {
+      if (Buffer.byteLength(JSON.stringify(value ?? null)) > 1024 * 1024) throw new Error('MESSAGE_TOO_LARGE')
+    }
+    const limited: KeyValueLog<CheckpointValue> = {
+      ...log,
+      put: async (k, v) => {
+        fits(v)
+        return log.put(k, v)
+      },
+      putMany: async (values) => {
+        for (const [, v] of values) fits(v)
+        return log.putMany(values)
+      },
+    }
+    return limited
+  }
+  const manyAlerts = (from: number, count: number) =>
+    Array.from({ length: count }, (_, j) => {
+      const i = from + j
+      return edgeEvent({
+        id: `e${i}`,
+        time: T0 + i,
+        agent: `a${i % 50}`,
+        output: `sh -c ${'x'.repeat(600)} ${i}`,
+      })
+    })
+
+  it('writes changes larger than one record may hold, and restores them', async () => {
+    const storage = createMemoryStorage()
+    const store = createKeyValueCheckpointStore(limitedLog(storage), key)
+    const tracked = createCorrelator(config, undefined, { trackChanges: true })
+    for (const e of manyAlerts(0, 2_000)) tracked.accept(e)
+    await store.save(0, { offset: 1_999, changes: tracked.takeChanges(), snapshot: tracked.snapshot })
+    for (const e of manyAlerts(2_000, 10)) tracked.accept(e)
+    await store.save(0, { offset: 2_009, changes: tracked.takeChanges(), snapshot: tracked.snapshot })
+    const restored = await createKeyValueCheckpointStore(limitedLog(storage), key).load(0)
+    expect(restored?.offset).toBe(2_009)
+    expect(asJson(restored?.state)).toEqual(asJson(tracked.snapshot()))
+  })
+
+  it('deletes the pieces of a large delta with the delta when a snapshot replaces it', async () => {
+    const storage = createMemoryStorage()
+    const log = createMemoryBus(storage, 1).keyValueLog<CheckpointValue>()
+    const store = createKeyValueCheckpointStore(log, key, { snapshotAfterBytes: 4 * 1024 * 1024 })
+    const tracked = createCorrelator(config, undefined, { trackChanges: true })
+    for (const e of manyAlerts(0, 2_000)) tracked.accept(e)
+    await store.save(0, { offset: 1_999, changes: tracked.takeChanges(), snapshot: tracked.snapshot })
+    expect([...storage.kv.keys()].some((k) => k.includes('/delta-part/'))).toBe(true)
+    for (const e of manyAlerts(2_000, 2_000)) tracked.accept(e)
+    await store.save(0, { offset: 3_999, changes: tracked.takeChanges(), snapshot: tracked.snapshot })
+    expect(storage.kv.has(`${key(0)}/snapshot`)).toBe(true)
+    expect([...storage.kv.keys()].filter((k) => k.includes('/delta'))).toEqual([])
+    const restored = await createKeyValueCheckpointStore(log, key).load(0)
+    expect(asJson(restored?.state)).toEqual(asJson(tracked.snapshot()))
+  })
+
+  it('ignores and deletes on load the pieces of a large delta whose head a crash kept from being written', async () => {
+    const storage = createMemoryStorage()
+    const log = limitedLog(storage)
+    const store = createKeyValueCheckpointStore(log, key)
+    const tracked = createCorrelator(config, undefined, { trackChanges: true })
+    for (const e of manyAlerts(0, 10)) tracked.accept(e)
+    await store.save(0, { offset: 9, changes: tracked.takeChanges(), snapshot: tracked.snapshot })
+    const saved = asJson(tracked.snapshot())
+    for (const e of manyAlerts(10, 2_000)) tracked.accept(e)
+    const crashing: KeyValueLog<CheckpointValue> = {
+      ...log,
+      put: async (k, v) => {
+        if (k.includes('/delta/')) throw new Error('killed')
+        return log.put(k, v)
+      },
+    }
+    const dying = createKeyValueCheckpointStore(crashing, key)
+    await dying.load(0)
+    await expect(
+      dying.save(0, { offset: 2_009, changes: tracked.takeChanges(), snapshot: tracked.snapshot }),
+    ).rejects.toThrow('killed')
+    expect([...storage.kv.keys()].some((k) => k.includes('/delta-part/'))).toBe(true)
+    const restored = await createKeyValueCheckpointStore(log, key).load(0)
+    expect(restored?.offset).toBe(9)
+    expect(asJson(restored?.state)).toEqual(saved)
+    expect([...storage.kv.keys()].some((k) => k.includes('/delta-part/'))).toBe(false)
+  })
+})

@@ -1,0 +1,105 @@
+// On Kafka a partition's new owner starts as soon as the group has rebalanced; the old owner's onRevoke
+// runs only then (kafkajs has no hook before the handover). A checkpoint the old owner writes from
+// onRevoke therefore lands beside the new owner's, under the same delta numbers of the shared log, and a
+// restore then mixes the two: what the new owner buffered in between is gone.
+import { describe, expect, it } from 'vitest'
+import type { Bus, DeliveredRecord, Handled, SubscribeOptions } from '../../../bus/bus.ts'
+import { createKeyValueCheckpointStore } from '../../../correlate/key-value-checkpoint-store.ts'
+import { checkpointKey, startCorrelate } from '../../../correlate/start-correlate.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { createMemoryBus, createMemoryStorage, type MemoryStorage } from './memory-bus.ts'
+import { coreEvent, edgeEvent } from './sample-events.ts'
+
+const T0 = Date.UTC(2024, 7, 1, 13, 30)
+const min = 60_000
+
+type Handle = (batch: readonly DeliveredRecord<NormalizedEvent>[]) => Promise<Handled>
+
+/** A bus driven by hand: the test hands batches over and runs the rebalance hooks itself. */
+function handDrivenBus() {
+  const correlations: Correlation[] = []
+  let handle: Handle | undefined
+  let options: SubscribeOptions = {}
+  const bus = {
+    publish: async (topic: { name: string }, records: readonly { value: unknown }[]) => {
+      if (topic.name.includes('correlations'))
+        for (const r of records) correlations.push(r.value as Correlation)
+    },
+    subscribe: async (_topic: unknown, _group: string, h: Handle, o: SubscribeOptions = {}) => {
+      handle = h
+      options = o
+      return { stop: async () => {} }
+    },
+  } as unknown as Bus
+  return {
+    bus,
+    correlations,
+    deliver: (records: DeliveredRecord<NormalizedEvent>[]) => (handle as Handle)(records),
+    assign: (p: number[]) => options.onAssign?.(p),
+    revoke: (p: number[]) => options.onRevoke?.(p),
+  }
+}
+
+const configWith = (max_records: number): Config => {
+  const defaults = loadConfig()
+  return {
+    ...defaults,
+    correlation: {
+      ...defaults.correlation,
+      checkpoint: { max_records, max_interval: 3_600_000 },
+    },
+  }
+}
+
+async function instance(storage: MemoryStorage, config: Config) {
+  const runtime = createTestRuntime()
+  const hand = handDrivenBus()
+  const log = createMemoryBus(storage, 1).keyValueLog()
+  const stage = await startCorrelate(config, {
+    bus: hand.bus,
+    log: runtime.log,
+    metrics: runtime.metrics,
+    checkpoints: createKeyValueCheckpointStore(log as never, checkpointKey),
+    now: () => 0,
+  })
+  return { stage, ...hand }
+}
+
+const at = (offset: number, value: NormalizedEvent): DeliveredRecord<NormalizedEvent> => ({
+  key: value.agent.id,
+  value,
+  partition: 0,
+  offset,
+})
+
+describe('a partition moving to another instance between two checkpoints', () => {
+  it('leaves a checkpoint the next restore can pair from: the old owner writes none after the handover', async () => {
+    const storage = createMemoryStorage()
+    const events = [
+      at(0, edgeEvent({ id: 'e-shell-a', agent: 'data-cleaner', time: T0 })),
+      at(1, edgeEvent({ id: 'e-shell-b', agent: 'report-bot', time: T0 + min })),
+      at(2, edgeEvent({ id: 'e-shell-c', agent: 'etl-runner', time: T0 + 2 * min })),
+    ]
+    // The old owner handles offset 0 and saves nothing yet (max_records out of reach).
+    const old = await instance(storage, configWith(1_000))
+    await old.assign([0])
+    await old.deliver(events.slice(0, 1))
+    // The rebalance: the new owner restores (nothing saved) and reads from the commit, saving every batch.
+    const next = await instance(storage, configWith(1))
+    await next.assign([0])
+    await next.deliver(events.slice(0, 2))
+    // The old owner's onRevoke runs only now, after the handover.
+    await old.revoke([0])
+    await next.deliver(events.slice(2, 3))
+    // A third instance restores the partition from the shared log: the shell at offset 1 must be there.
+    const third = await instance(storage, configWith(1))
+    await third.assign([0])
+    await third.deliver([
+      at(3, coreEvent({ id: 'c-attach-b', agent: 'report-bot', time: T0 + min + 90_000 })),
+    ])
+    expect(third.correlations.map((c) => c.agent.id)).toEqual(['report-bot'])
+    await Promise.all([old.stage.close(), next.stage.close(), third.stage.close()])
+  })
+})
