@@ -8,7 +8,18 @@
 // incidents merges them, and the incident's id is derived from its earliest correlation (by time, then
 // id). When a newcomer merges incidents or comes before an incident's earliest correlation, the id
 // changes: the correlation says which ids its incident replaces (`merged`), so a store can fold them in.
-// Once nothing is late, `--order input` and `--order time` end with the same incidents and ids.
+// Once nothing is late, `--order input` and `--order time` end with the same incidents and ids, as long
+// as no incident is renamed more than `maxRenames` times (below).
+//
+// Renames are bounded: a store folds a rename by rewriting every stored correlation of the incident, and
+// the watched agent chooses its alert times, so alerts sent each earlier than the last against one
+// CloudTrail call (up to one per millisecond of the rule's window) would each rename the incident and
+// cost the store the whole incident again: quadratic. After `maxRenames` renames (its own and those of
+// the incidents merged into it, added up) an incident keeps its id, and a correlation earlier than its
+// earliest one joins it under that id. What that gives up: an incident renamed that often in input order
+// ends with a different id than in time order (same incident, same correlations). Replay and restart
+// stay deterministic: the count is part of the incident's state and of its checkpoint. Merges are not
+// bounded: each needs incidents more than `incident_gap` apart and a correlation between them.
 //
 // Bounded per incident: the first `maxPerRule` correlations of each rule are kept, the rest are counted as
 // suppressed on the incident and not emitted (Elastic's alert suppression), so 200 alerts × 200 denied
@@ -40,6 +51,8 @@ export type IncidentRecord = Omit<IncidentView, 'merged'> & {
   per_rule?: Record<string, number>
   /** The highest score emitted so far per rule id. */
   best_score?: Record<string, number>
+  /** Times it was renamed, merged incidents' included (absent while none, and in earlier checkpoints). */
+  renames?: number
 }
 
 export type Assigned = IncidentView & {
@@ -71,6 +84,13 @@ const maxSignals = 100
 
 /** Default bound: correlations kept per rule in one incident. */
 export const defaultMaxPerRule = 100
+
+/**
+ * Renames per incident, at most. Arrival in a random order renames an incident about ln(n) times for n
+ * correlations (each one earlier than every one before it), 10 for 10,000; CloudTrail files arrive in
+ * time order each, so one late file renames it at most once.
+ */
+export const maxRenames = 32
 
 type Earliest = NonNullable<IncidentRecord['earliest']>
 const before = (a: Earliest, b: Earliest) =>
@@ -154,9 +174,11 @@ export function createIncidentGrouper(
       }
       if (incident.earliest && before(own, incident.earliest)) incident.earliest = own
       const id = incident.earliest ? incidentId(agentId, incident.earliest.correlation) : incident.id
-      if (id !== incident.id) {
+      const renames = incident.renames ?? 0
+      if (id !== incident.id && renames < maxRenames) {
         merged.push(incident.id)
         incident.id = id
+        incident.renames = renames + 1
       }
     }
     incident.first_seen = Math.min(incident.first_seen, time)
@@ -171,8 +193,8 @@ export function createIncidentGrouper(
     incident.best_score = best
     const stronger = score > (best[ruleId] ?? -1)
     // One that merges or renames incidents is emitted whatever the bound: only it says `merged`, and a store
-    // that never saw it would keep the old incidents apart for good (one per merge or rename, each of which
-    // needs a correlation before, or between, every one so far).
+    // that never saw it would keep the old incidents apart for good (at most `maxRenames` renames per
+    // incident, and a merge needs a correlation between incidents more than the gap apart).
     const suppressed = n > maxPerRule && !stronger && merged.length === 0
     if (suppressed) incident.suppressed_count = (incident.suppressed_count ?? 0) + 1
     else if (stronger) best[ruleId] = score
@@ -233,6 +255,8 @@ function mergeBounds(into: IncidentRecord, other: IncidentRecord): void {
   into.best_score = best
   const suppressed = (into.suppressed_count ?? 0) + (other.suppressed_count ?? 0)
   if (suppressed > 0) into.suppressed_count = suppressed
+  const renames = (into.renames ?? 0) + (other.renames ?? 0)
+  if (renames > 0) into.renames = renames
 }
 
 /** Sorted insertion, so the list is the same whatever order the signals came in. */

@@ -4,7 +4,7 @@
 // the gap of two incidents merges them.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
+import { createIncidentGrouper, maxRenames } from '../../../correlate/group-incidents.ts'
 import { replayCorrelations } from '../../../correlate/replay-correlations.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Correlation, NormalizedEvent } from '../../../schemas/types.ts'
@@ -86,6 +86,39 @@ describe('incident grouping', () => {
     const early = g.assign('agent', T0, 'c-early', [])
     expect(early.merged).toEqual([late.id])
     expect(early.id).toBe(createIncidentGrouper(gap).assign('agent', T0, 'c-early', []).id)
+  })
+
+  it('renames an incident at most maxRenames times, then keeps its id (and its per-rule bound)', () => {
+    // Each one earlier than every one before: before the bound, each renamed the incident, was emitted
+    // over the per-rule bound, and made a store rewrite every correlation of the incident.
+    const g = createIncidentGrouper(gap, [], 5)
+    const views = Array.from({ length: 200 }, (_, i) =>
+      g.assign('agent', T0 - i, `c-${i}`, ['edge:x'], 'rule', 50),
+    )
+    const renaming = views.filter((v) => v.merged)
+    expect(renaming).toHaveLength(maxRenames)
+    expect(renaming.map((v) => v.merged)).toEqual(views.slice(0, maxRenames).map((v) => [v.id]))
+    const kept = views[maxRenames]?.id
+    expect(new Set(views.slice(maxRenames).map((v) => v.id))).toEqual(new Set([kept]))
+    expect(views.filter((v) => !v.suppressed)).toHaveLength(maxRenames + 1)
+    expect(views.at(-1)).toMatchObject({ correlation_count: 200, first_seen: T0 - 199 })
+    expect(g.snapshot()[0]).toMatchObject({ renames: maxRenames, earliest: { time: T0 - 199 } })
+  })
+
+  it('still merges incidents once their renames are used up, and counts them across a checkpoint', () => {
+    const g = createIncidentGrouper(gap)
+    for (let i = 0; i <= maxRenames; i++) g.assign('agent', T0 - i, `c-${i}`, [])
+    const a = g.assign('agent', T0 - maxRenames - 1, 'c-a', [])
+    expect(a.merged).toBeUndefined()
+    const b = g.assign('agent', T0 + 50 * minute, 'c-b', [])
+    const restored = createIncidentGrouper(gap, JSON.parse(JSON.stringify(g.snapshot())))
+    for (const grouper of [g, restored]) {
+      const bridge = grouper.assign('agent', T0 + 25 * minute, 'c-bridge', [])
+      expect(bridge).toMatchObject({ id: a.id, merged: [b.id], correlation_count: maxRenames + 4 })
+      expect(grouper.assign('agent', T0 - 20 * minute, 'c-early', [])).toMatchObject({ id: a.id })
+      expect(grouper.size()).toBe(1)
+    }
+    expect(JSON.stringify(restored.snapshot())).toBe(JSON.stringify(g.snapshot()))
   })
 
   it('gives --order input and --order time the same incidents when nothing is late', () => {
