@@ -65,6 +65,10 @@ async function endToEnd(): Promise<number> {
       match: { k8s: [{ namespace: 'bench', pod: `${id}-*` }], aws: [`arn:aws:iam::123456789012:role/${id}`] },
     })),
     correlation: {
+      // BENCH_CHECKPOINT_RECORDS=1 saves the correlator's checkpoint after every batch (the old cadence).
+      ...(process.env.BENCH_CHECKPOINT_RECORDS && {
+        checkpoint: { max_records: Number(process.env.BENCH_CHECKPOINT_RECORDS) },
+      }),
       rules: [
         {
           id: 'bench-outbound-then-iam',
