@@ -9,21 +9,28 @@ export type ThreadCpu = Map<string, number>
 
 const tickMs = 10 // USER_HZ is 100 on Linux
 
-export function readThreadCpu(pid: number): ThreadCpu {
-  const byName: ThreadCpu = new Map()
+/** Each live thread's id and the text of its `/proc/<pid>/task/<tid>/<file>`; none where /proc is not there. */
+function readTaskFiles(pid: number, file: string): [tid: string, text: string][] {
   let tasks: string[]
   try {
     tasks = readdirSync(`/proc/${pid}/task`)
   } catch {
-    return byName
+    return []
   }
+  const read: [string, string][] = []
   for (const tid of tasks) {
-    let stat: string
     try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      read.push([tid, readFileSync(`/proc/${pid}/task/${tid}/${file}`, 'utf8')])
     } catch {
-      continue // the thread ended meanwhile
+      // the thread ended meanwhile
     }
+  }
+  return read
+}
+
+export function readThreadCpu(pid: number): ThreadCpu {
+  const byName: ThreadCpu = new Map()
+  for (const [tid, stat] of readTaskFiles(pid, 'stat')) {
     // pid (comm) state …: comm may hold spaces and parentheses, so the fields start after the last ')'.
     const close = stat.lastIndexOf(')')
     const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, close)
@@ -53,19 +60,7 @@ export type WrittenBytes = { main: number; others: number }
 
 export function readWrittenBytes(pid: number): WrittenBytes {
   const written: WrittenBytes = { main: 0, others: 0 }
-  let tasks: string[]
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`)
-  } catch {
-    return written
-  }
-  for (const tid of tasks) {
-    let io: string
-    try {
-      io = readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8')
-    } catch {
-      continue // the thread ended meanwhile
-    }
+  for (const [tid, io] of readTaskFiles(pid, 'io')) {
     const bytes = Number(/^wchar: (\d+)$/m.exec(io)?.[1] ?? 0)
     if (tid === String(pid)) written.main += bytes
     else written.others += bytes
