@@ -17,6 +17,15 @@ describe('backoffMs', () => {
   })
 })
 
+/** Reads a partition of six records. */
+const readOfSix = (partition: number, from: number, limit: number): DeliveredRecord<string>[] =>
+  Array.from({ length: Math.min(limit, 6 - from) }, (_, i) => ({
+    key: 'agent-a',
+    value: `record ${from + i}`,
+    partition,
+    offset: from + i,
+  }))
+
 type Deferred = { offset: number; resolve(): void; reject(err: Error): void }
 
 /** One partition of six records, batches of two; commits wait until the test settles them. */
@@ -34,13 +43,7 @@ function consumerOfSix() {
       handled.push(batch.map((r) => r.offset))
     },
     {
-      read: (partition, from, limit): DeliveredRecord<string>[] =>
-        Array.from({ length: Math.min(limit, 6 - from) }, (_, i) => ({
-          key: 'agent-a',
-          value: `record ${from + i}`,
-          partition,
-          offset: from + i,
-        })),
+      read: readOfSix,
       log: createLogger({ level: 'silent' }),
       telemetry: createMetrics().component('test'),
       maxBatch: 2,
@@ -116,13 +119,7 @@ describe('startConsumer with a handler that holds commits back', () => {
         }
       },
       {
-        read: (partition, from, limit): DeliveredRecord<string>[] =>
-          Array.from({ length: Math.min(limit, 6 - from) }, (_, i) => ({
-            key: 'agent-a',
-            value: `record ${from + i}`,
-            partition,
-            offset: from + i,
-          })),
+        read: readOfSix,
         log: createLogger({ level: 'silent' }),
         telemetry: createMetrics().component('test'),
         maxBatch: 2,
