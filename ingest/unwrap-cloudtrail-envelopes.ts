@@ -25,13 +25,6 @@ type Item = { index: number; value: unknown; original(): string }
 
 export function unwrapCloudTrailItem(item: Item, via: Via | undefined, out: Unwrapped): void {
   const value = item.value
-  const at = (path: string, v: unknown, how: Via): Candidate => ({
-    index: item.index,
-    path,
-    value: v,
-    via: via ?? how,
-    original: path === '' ? item.original : () => JSON.stringify(v),
-  })
   if (!isObject(value)) {
     out.invalid.push({ ...where(item, ''), problems: [{ path: '/', message: 'must be a JSON object' }] })
     return
@@ -42,12 +35,12 @@ export function unwrapCloudTrailItem(item: Item, via: Via | undefined, out: Unwr
     else
       value.Records.forEach((record, i) => {
         if (isObject(record) && isInsightRecord(record)) out.skipped.push('insight')
-        else out.records.push(at(`/Records/${i}`, record, 'cloudtrail_log_file'))
+        else out.records.push(candidate(item, via, `/Records/${i}`, record, 'cloudtrail_log_file'))
       })
     return
   }
   if ('detail-type' in value) {
-    unwrapEventBridge(item, value, at, out)
+    unwrapEventBridge(item, value, via, out)
     return
   }
   if (typeof value.messageType === 'string') {
@@ -66,13 +59,13 @@ export function unwrapCloudTrailItem(item: Item, via: Via | undefined, out: Unwr
     out.skipped.push('insight')
     return
   }
-  out.records.push(at('', value, 'cloudtrail_record'))
+  out.records.push(candidate(item, via, '', value, 'cloudtrail_record'))
 }
 
 function unwrapEventBridge(
   item: Item,
   value: Record<string, unknown>,
-  at: (path: string, v: unknown, how: Via) => Candidate,
+  via: Via | undefined,
   out: Unwrapped,
 ): void {
   if (!validateEventBridgeEvent(value)) {
@@ -83,7 +76,7 @@ function unwrapEventBridge(
     out.skipped.push('insight')
     return
   }
-  out.records.push(at('/detail', value.detail, 'eventbridge'))
+  out.records.push(candidate(item, via, '/detail', value.detail, 'eventbridge'))
 }
 
 /** A CloudWatch Logs subscription payload: each log event's message is one record as a JSON string. */
@@ -131,6 +124,20 @@ function isFileNotification(value: Record<string, unknown>): boolean {
   if (value.Type === 'Notification' && typeof value.Message === 'string') return true
   if ('s3ObjectKey' in value && 's3Bucket' in value) return true
   return value.Event === 's3:TestEvent'
+}
+
+/**
+ * A module-level function, not an arrow bound to a name inside unwrapCloudTrailItem: tsx keeps function
+ * names, which defines the `name` property of every such arrow as it is made (a defineProperty per record).
+ */
+function candidate(item: Item, via: Via | undefined, path: string, value: unknown, how: Via): Candidate {
+  return {
+    index: item.index,
+    path,
+    value,
+    via: via ?? how,
+    original: path === '' ? item.original : () => JSON.stringify(value),
+  }
 }
 
 function where(item: Item, path: string) {
