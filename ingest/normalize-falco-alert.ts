@@ -85,22 +85,30 @@ function canonicalPriority(priority: string): FalcoPriority {
 const serviceAccountUser = /^system:serviceaccount:([^:]+):([^:]+)$/
 
 function edgeIdentity(fields: Fields, edge: EdgeFields): IdentityFields {
+  // Assigned one by one, in the published key order (as in normalize-cloudtrail-record.ts): a generic
+  // setter over these shapes cost more than the assignments themselves.
   const identity: IdentityFields = {}
-  set(identity, 'k8s_namespace', text(fields['k8s.ns.name']) ?? text(fields['k8smeta.ns.name']))
-  set(identity, 'k8s_pod', text(fields['k8s.pod.name']) ?? text(fields['k8smeta.pod.name']))
-  set(identity, 'k8s_pod_uid', text(fields['k8s.pod.uid']) ?? text(fields['k8smeta.pod.uid']))
+  const namespace = text(fields['k8s.ns.name']) ?? text(fields['k8smeta.ns.name'])
+  if (namespace !== undefined) identity.k8s_namespace = namespace
+  const pod = text(fields['k8s.pod.name']) ?? text(fields['k8smeta.pod.name'])
+  if (pod !== undefined) identity.k8s_pod = pod
+  const podUid = text(fields['k8s.pod.uid']) ?? text(fields['k8smeta.pod.uid'])
+  if (podUid !== undefined) identity.k8s_pod_uid = podUid
   // Falcosidekick's customfields land in output_fields: the usual way to say which cluster a node is in.
-  set(identity, 'cluster', text(fields.cluster) ?? text(fields['k8s.cluster.name']))
+  const cluster = text(fields.cluster) ?? text(fields['k8s.cluster.name'])
+  if (cluster !== undefined) identity.cluster = cluster
   const containerId = text(fields['container.id'])
-  if (containerId !== 'host') set(identity, 'container_id', containerId)
-  set(identity, 'container_image', image(fields))
-  const actor = serviceAccountUser.exec(text(fields['ka.user.name']) ?? '')
+  if (containerId !== undefined && containerId !== 'host') identity.container_id = containerId
+  const containerImage = image(fields)
+  if (containerImage !== undefined) identity.container_image = containerImage
+  const user = text(fields['ka.user.name'])
+  const actor = user === undefined ? null : serviceAccountUser.exec(user)
   if (actor) {
     identity.k8s_namespace = actor[1]
     identity.k8s_service_account = actor[2]
   }
   // For plugin sources (k8s_audit, gcp_auditlog, …) hostname is where Falco runs, not the workload's host.
-  if (edge.source === 'syscall' || edge.internal) set(identity, 'host', edge.hostname || undefined)
+  if ((edge.source === 'syscall' || edge.internal) && edge.hostname) identity.host = edge.hostname
   return identity
 }
 
@@ -111,29 +119,62 @@ function image(fields: Fields): string | undefined {
   return tag ? `${repository}:${tag}` : repository
 }
 
-/** process, network, file and user picked from output_fields, each only when Falco printed some of it. */
+/**
+ * process, network, file and user picked from output_fields, each only when Falco printed some of it.
+ * Each object is built only from its defined values, key by key in the published order: a literal of
+ * every key and then a copy of its defined ones cost two objects and a keyed walk per detail.
+ */
 function addDetails(edge: EdgeFields, fields: Fields): void {
-  const process = compact({
-    name: text(fields['proc.name']),
-    cmdline: text(fields['proc.cmdline']),
-    exepath: text(fields['proc.exepath']),
-    parent: text(fields['proc.pname']),
-    pid: integer(fields['proc.pid']),
-  })
-  const network = compact({
-    remote_ip: text(fields['fd.rip']) ?? text(fields['fd.sip']),
-    remote_port: integer(fields['fd.rport']) ?? integer(fields['fd.sport']),
-    local_ip: text(fields['fd.lip']) ?? text(fields['fd.cip']),
-    local_port: integer(fields['fd.lport']) ?? integer(fields['fd.cport']),
-    proto: text(fields['fd.l4proto']),
-  })
+  const name = text(fields['proc.name'])
+  const cmdline = text(fields['proc.cmdline'])
+  const exepath = text(fields['proc.exepath'])
+  const parent = text(fields['proc.pname'])
+  const pid = integer(fields['proc.pid'])
+  if (
+    name !== undefined ||
+    cmdline !== undefined ||
+    exepath !== undefined ||
+    parent !== undefined ||
+    pid !== undefined
+  ) {
+    const process: NonNullable<EdgeFields['process']> = {}
+    if (name !== undefined) process.name = name
+    if (cmdline !== undefined) process.cmdline = cmdline
+    if (exepath !== undefined) process.exepath = exepath
+    if (parent !== undefined) process.parent = parent
+    if (pid !== undefined) process.pid = pid
+    edge.process = process
+  }
+  const remoteIp = text(fields['fd.rip']) ?? text(fields['fd.sip'])
+  const remotePort = integer(fields['fd.rport']) ?? integer(fields['fd.sport'])
+  const localIp = text(fields['fd.lip']) ?? text(fields['fd.cip'])
+  const localPort = integer(fields['fd.lport']) ?? integer(fields['fd.cport'])
+  const proto = text(fields['fd.l4proto'])
+  if (
+    remoteIp !== undefined ||
+    remotePort !== undefined ||
+    localIp !== undefined ||
+    localPort !== undefined ||
+    proto !== undefined
+  ) {
+    const network: NonNullable<EdgeFields['network']> = {}
+    if (remoteIp !== undefined) network.remote_ip = remoteIp
+    if (remotePort !== undefined) network.remote_port = remotePort
+    if (localIp !== undefined) network.local_ip = localIp
+    if (localPort !== undefined) network.local_port = localPort
+    if (proto !== undefined) network.proto = proto
+    edge.network = network
+  }
   const fdName = text(fields['fd.name'])
-  const file = compact({ path: fdName?.startsWith('/') && !fdName.includes('->') ? fdName : undefined })
-  const user = compact({ name: text(fields['user.name']), uid: integer(fields['user.uid']) })
-  set(edge, 'process', process)
-  set(edge, 'network', network)
-  set(edge, 'file', file)
-  set(edge, 'user', user)
+  if (fdName?.startsWith('/') && !fdName.includes('->')) edge.file = { path: fdName }
+  const userName = text(fields['user.name'])
+  const uid = integer(fields['user.uid'])
+  if (userName !== undefined || uid !== undefined) {
+    const user: NonNullable<EdgeFields['user']> = {}
+    if (userName !== undefined) user.name = userName
+    if (uid !== undefined) user.uid = uid
+    edge.user = user
+  }
 }
 
 function cloudTrailCore(fields: Fields, ctx: NormalizeContext): CoreFields {
@@ -194,14 +235,4 @@ function integer(value: unknown): number | undefined {
 
 function set<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
   if (value !== undefined) target[key] = value
-}
-
-function compact<T extends Record<string, unknown>>(value: T): T | undefined {
-  let out: Record<string, unknown> | undefined
-  for (const key in value) {
-    if (value[key] === undefined) continue
-    out ??= {}
-    out[key] = value[key]
-  }
-  return out as T | undefined
 }

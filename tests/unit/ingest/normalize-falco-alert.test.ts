@@ -80,6 +80,42 @@ describe('normalizeFalcoAlert', () => {
     })
   })
 
+  it('writes identity and details with only their present keys, in the published order', () => {
+    const alert: FalcoAlert = {
+      ...(website[0] as FalcoAlert),
+      source: 'syscall',
+      hostname: 'node-1',
+      output_fields: {
+        'user.uid': 0,
+        'fd.l4proto': 'tcp',
+        'fd.sport': '443',
+        'fd.cip': '10.0.0.9',
+        'proc.pid': '4242',
+        'proc.name': 'curl',
+        'container.image.repository': 'ghcr.io/acme/worker',
+        'container.id': 'host',
+        'k8s.pod.name': 'worker-7f9c',
+        'k8smeta.ns.name': 'agents',
+        'ka.user.name': 'system:serviceaccount:agents:worker',
+      },
+    }
+    const event = normalize(alert)
+    expect(JSON.stringify(event.identity)).toBe(
+      '{"k8s_namespace":"agents","k8s_pod":"worker-7f9c","container_image":"ghcr.io/acme/worker",' +
+        '"k8s_service_account":"worker","host":"node-1"}',
+    )
+    expect(JSON.stringify(event.edge?.process)).toBe('{"name":"curl","pid":4242}')
+    expect(JSON.stringify(event.edge?.network)).toBe(
+      '{"remote_port":443,"local_ip":"10.0.0.9","proto":"tcp"}',
+    )
+    expect(JSON.stringify(event.edge?.user)).toBe('{"uid":0}')
+    expect(event.edge && 'file' in event.edge).toBe(false)
+    const bare = normalize({ ...(website[0] as FalcoAlert), output_fields: {} })
+    expect(bare.edge && ['process', 'network', 'file', 'user'].some((k) => k in (bare.edge ?? {}))).toBe(
+      false,
+    )
+  })
+
   it('turns a cloudtrail-plugin alert into a core event whose id is ct.id', () => {
     const alert: FalcoAlert = {
       time: '2024-04-16T09:20:04.000000000Z',
