@@ -61,4 +61,25 @@ describe('parseEventTime against the RFC 3339 rule (property)', () => {
     )
     expect(parseEventTime('2024-02-29T23:59:60.5+01:30')).toEqual(reference('2024-02-29T23:59:60.5+01:30'))
   })
+
+  it('counts days as Date.UTC does across eras, before 1970, and for years 0 to 99', () => {
+    for (const text of [
+      '0000-01-01T00:00:00Z',
+      '0050-03-01T12:00:00.1Z',
+      '0099-12-31T23:59:59.999999999Z',
+      '0100-02-28T00:00:00Z',
+      '1600-02-29T00:00:00Z',
+      '1900-03-01T00:00:00Z',
+      '1969-12-31T23:59:59.999999999Z',
+      '1970-01-01T00:00:00.000000001Z',
+      '2000-02-29T12:34:56.000000000Z',
+      '2100-03-01T00:00:00-23:59',
+      '9999-12-31T23:59:60.123456789Z',
+    ]) {
+      expect(parseEventTime(text)).toEqual(reference(text))
+    }
+    // Falco's own form is its canonical form: the same string comes back.
+    const falco = '2025-02-10T09:15:40.698757000Z'
+    expect(parseEventTime(falco)?.canonical).toBe(falco)
+  })
 })
