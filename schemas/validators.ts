@@ -31,8 +31,32 @@ const maxLength: CodeKeywordDefinition = {
     cxt.fail$data(_`${data}.length > ${schemaCode} && ${count}(${data}) > ${schemaCode}`)
   },
 }
+/**
+ * ajv's own minLength, counting characters as it does, but only for a string shorter than twice the
+ * limit in UTF-16 units (a string has at least half as many characters as units): the required names of
+ * every CloudTrail record and Falco alert (`minLength: 1`) were read whole to learn they are not empty.
+ */
+const minLength: CodeKeywordDefinition = {
+  keyword: 'minLength',
+  type: 'string',
+  schemaType: 'number',
+  $data: true,
+  error: {
+    message: ({ schemaCode }) => str`must NOT have fewer than ${schemaCode} characters`,
+    params: ({ schemaCode }) => _`{limit: ${schemaCode}}`,
+  },
+  code(cxt) {
+    const { data, schemaCode, gen } = cxt
+    const count = gen.scopeValue('func', { ref: characterCount })
+    cxt.fail$data(
+      _`${data}.length < ${schemaCode} || (${data}.length < 2 * ${schemaCode} && ${count}(${data}) < ${schemaCode})`,
+    )
+  },
+}
 ajv.removeKeyword('maxLength')
 ajv.addKeyword(maxLength)
+ajv.removeKeyword('minLength')
+ajv.addKeyword(minLength)
 
 /** Characters (code points) of a string: a surrogate pair counts once. */
 function characterCount(text: string): number {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { problemsOf, validateFalcoAlert } from '../../../schemas/input-validators.ts'
+import { ajv } from '../../../schemas/validators.ts'
 
 const alert = {
   time: '2024-05-07T18:54:19.341081180Z',
@@ -66,5 +67,28 @@ describe('falco-alert.schema.json', () => {
     expect(problems({ ...alert, output_fields: { text: '😀'.repeat(4097) } })).toEqual([
       '/output_fields/text must NOT have more than 4096 characters',
     ])
+  })
+
+  it('counts characters for minLength too, reading a string only when it is shorter than twice the limit', () => {
+    const atLeast = (limit: number) => {
+      const validate = ajv.compile({ type: 'string', minLength: limit })
+      return (text: string) => validate(text)
+    }
+    const one = atLeast(1)
+    expect(['', 'a', '😀', '\ud83d'].map(one)).toEqual([false, true, true, true])
+    const two = atLeast(2)
+    // One emoji is two UTF-16 units but one character; a lone surrogate counts as one.
+    expect(['a', 'ab', '😀', '😀😀', '😀a', '\ud83d\ud83d', 'abcd'].map(two)).toEqual([
+      false,
+      true,
+      false,
+      true,
+      true,
+      true,
+      true,
+    ])
+    const three = atLeast(3)
+    expect(['😀a', '😀😀', '😀😀😀', 'abc', '😀ab'].map(three)).toEqual([false, false, true, true, true])
+    expect(problems({ ...alert, rule: '' })).toEqual(['/rule must NOT have fewer than 1 characters'])
   })
 })
