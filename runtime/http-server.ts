@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import type { HttpConfig } from '../schemas/types.ts'
 import { type ErrorCode, isNerveError, NerveError } from './errors.ts'
 import type { Logger } from './logger.ts'
-import type { Metrics } from './metrics.ts'
+import type { BoundCounter, Metrics } from './metrics.ts'
 
 /** HTTP status per error code: the single table (fastify style). */
 export const httpStatusByCode: Record<ErrorCode, number> = {
@@ -124,17 +124,24 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     'route',
     'status',
   ])
-  /** The counter of each route and status, bound once: prom-client hashes a label object per inc(). */
-  const bound = new Map<string, { inc(): void }>()
+  /**
+   * The series of each route and status, bound once (metrics.bind: prom-client hashes a label object per
+   * inc()), found by the route's own string and the status number: no key is built per request.
+   */
+  const bound = new Map<string, Map<number, BoundCounter>>()
   const count = (route: string, status: number) => {
-    const key = `${status} ${route}`
-    let child = bound.get(key)
-    if (!child) {
-      child = requests.labels({ route, status: String(status) })
-      // Bounded: routes are the table's (or 'unmatched'), statuses the few of httpStatusByCode.
-      bound.set(key, child)
+    let byStatus = bound.get(route)
+    if (!byStatus) {
+      byStatus = new Map()
+      bound.set(route, byStatus)
     }
-    child.inc()
+    let series = byStatus.get(status)
+    if (!series) {
+      // Bounded: routes are the table's (or 'unmatched'), statuses the few of httpStatusByCode.
+      series = deps.metrics.bind(requests, { route, status: String(status) })
+      byStatus.set(status, series)
+    }
+    series.inc()
   }
   const sharedToken = Buffer.from(deps.ingestToken)
   const tokenOf = (name: IngestSource | 'read') => {

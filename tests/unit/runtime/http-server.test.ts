@@ -30,6 +30,36 @@ describe('http server', () => {
     expect(metrics.body).toContain('nerve_component_received_events_total{component="falco_receiver"} 3')
   })
 
+  it('hands every body to the route as its bytes, whatever its Content-Type, and counts each answer', async () => {
+    const { server, rt } = makeServer([echo])
+    const types = [
+      'application/json',
+      'application/json; charset=utf-8',
+      'APPLICATION/JSON',
+      'application/x-ndjson',
+      'text/plain',
+      'application/gzip',
+      'application/octet-stream',
+      'application/vnd.unknown+json',
+      'x/y; a="b"',
+    ]
+    for (const type of types) {
+      for (let i = 0; i < 2; i++) {
+        const res = await server.inject({
+          method: 'POST',
+          url: '/v1/echo',
+          headers: { authorization: `Bearer ${token}`, 'content-type': type },
+          payload: '{"a":"é"}\n',
+        })
+        expect(res.statusCode, type).toBe(202)
+        expect(res.json(), type).toEqual({ accepted: 1, bytes: 11 })
+      }
+    }
+    expect(await rt.metricValue('nerve_http_requests_total', { route: '/v1/echo', status: '202' })).toBe(
+      2 * types.length,
+    )
+  })
+
   it('is ready only when every readiness check passes, and says which fails', async () => {
     const { server } = makeServer()
     let busUp = false
