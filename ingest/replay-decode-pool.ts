@@ -22,7 +22,7 @@ import {
   replayDecodeConfig,
 } from './decode-replay-file.ts'
 import { readAhead } from './read-ahead.ts'
-import { createHeapBound } from './replay-heap-bound.ts'
+import { createHeapBound, keepYoungGenerationSmall } from './replay-heap-bound.ts'
 import { bundleDecodeWorker } from './replay-worker-bundle.ts'
 import { createRunWriter, type MemoryRun, type RunInfo } from './sorted-runs.ts'
 
@@ -158,5 +158,8 @@ export async function decodeReplayRuns(
     return { entries: [] }
   } finally {
     await Promise.all(workers.map((w) => w.terminate()))
+    // The threads set V8's semi-space growth factor back: without this, the merge's young generation
+    // grew to the bin's 128 MiB.
+    keepYoungGenerationSmall()
   }
 }

@@ -32,7 +32,12 @@ export async function bundleDecodeWorker(dir: string, filterModule: URL): Promis
     'startDecodeWorker(createReplayFilter)',
   ].join('\n')
   await build({
-    stdin: { contents: entry, resolveDir: import.meta.dirname, sourcefile: 'decode-worker-entry.js', loader: 'js' },
+    stdin: {
+      contents: entry,
+      resolveDir: import.meta.dirname,
+      sourcefile: 'decode-worker-entry.js',
+      loader: 'js',
+    },
     bundle: true,
     splitting: true,
     format: 'esm',
