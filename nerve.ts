@@ -96,7 +96,7 @@ Options:
                       read only the CloudTrail files whose name's time is in [since, until) (ISO 8601,
                       UTC: 2026-11-01 or 2026-11-01T06:00Z); files without one are read
       --threads N     decoding threads for --order time, beside the main thread that merges (default
-                      0: the main thread decodes); 2 decode on two cores, for about 150 MiB more; the
+                      0: the main thread decodes); 2 decode on two cores, for about 60 MiB more; the
                       output bytes do not depend on it
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
