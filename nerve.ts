@@ -96,7 +96,7 @@ Options:
                       read only the CloudTrail files whose name's time is in [since, until) (ISO 8601,
                       UTC: 2026-11-01 or 2026-11-01T06:00Z); files without one are read
       --threads N     decoding threads for --order time, beside the main thread that merges (default
-                      0: the main thread decodes); 2 decode on two cores, for about 150 MiB more; the
+                      0: the main thread decodes); 2 decode on two cores, for about 60 MiB more; the
                       output bytes do not depend on it
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
@@ -512,9 +512,9 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   // A replay's garbage is parsed records that die young, and the events it holds are few (the budget):
   // young generation semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of resident
   // memory. Kept at their starting size, a replay of 500,000 events peaked at 182 MiB instead of
-  // 311 MiB, for 10% more CPU (process-wide: decoding threads too).
-  const v8 = await import('node:v8')
-  v8.setFlagsFromString('--semi-space-growth-factor=1')
+  // 311 MiB, for 10% more CPU.
+  const { keepYoungGenerationSmall } = await import('./ingest/replay-heap-bound.ts')
+  keepYoungGenerationSmall()
   const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
   const budgetBytes = parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget')
   const { parseTimeBound } = await import('./ingest/replay-file-time.ts')

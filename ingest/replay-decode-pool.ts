@@ -5,8 +5,9 @@
 // out in name order, one at a time, so each thread's runs cover about consecutive stretches of time.
 // Nothing that reaches the output depends on which thread read what (the merge sorts by a total key, and
 // links are applied in file-name order). With no thread (the default) the main thread decodes: a thread
-// costs about 0.3 s to start and about 100 MiB of resident memory (its own heap, loader, validators), so
-// only two or more are worth it, where the cores are free.
+// costs about 0.3 s to start and about 75 MiB of resident memory (its own heap, validators; it runs
+// plain JavaScript, bundled at start by replay-worker-bundle.ts), so only two or more are worth it, where
+// the cores are free.
 //
 // The main thread does not decode beside the threads: measured, it then grew its young generation to
 // the bin's 64 MiB semi-spaces (128 MiB, whatever --semi-space-growth-factor said).
@@ -21,7 +22,8 @@ import {
   replayDecodeConfig,
 } from './decode-replay-file.ts'
 import { readAhead } from './read-ahead.ts'
-import { createHeapBound } from './replay-heap-bound.ts'
+import { createHeapBound, keepYoungGenerationSmall } from './replay-heap-bound.ts'
+import { bundleDecodeWorker } from './replay-worker-bundle.ts'
 import { createRunWriter, type MemoryRun, type RunInfo } from './sorted-runs.ts'
 
 /** Decompressed bytes of the next file held while the main thread decodes the current one. */
@@ -100,9 +102,11 @@ export async function decodeReplayRuns(
   }
 
   // Each thread is a heap of its own, set up from V8's flags when it starts (a flag outranks the
-  // thread's resourceLimits): its garbage is parsed records that die young, and 16 MiB semi-spaces,
-  // rather than the 64 MiB that nerve's bin asks for, keep each thread about 100 MiB smaller.
-  setFlagsFromString('--max-semi-space-size=16')
+  // thread's resourceLimits): its garbage is parsed records that die young, and 8 MiB semi-spaces,
+  // rather than the 64 MiB that nerve's bin asks for, keep each thread about 110 MiB smaller (16 MiB
+  // ones, 16 MiB larger each, put two lanes at 280-300 MiB; 8 MiB cost about a tenth more CPU).
+  setFlagsFromString('--max-semi-space-size=8')
+  const entry = await bundleDecodeWorker(options.runDir, options.filterModule)
   const queue = [...files]
   let failure: Error | undefined
   let wake: (() => void) | undefined
@@ -112,10 +116,9 @@ export async function decodeReplayRuns(
     wake?.()
   }
   const workers = Array.from({ length: threads }, () => {
-    const worker = new Worker(new URL('./replay-decode-worker.mjs', import.meta.url), {
+    const worker = new Worker(entry, {
       workerData: {
         config,
-        filterModule: options.filterModule.href,
         maxDepth: options.maxDepth,
         now: options.now,
         budgetBytes: options.budgetBytes / threads,
@@ -156,5 +159,8 @@ export async function decodeReplayRuns(
     return { entries: [] }
   } finally {
     await Promise.all(workers.map((w) => w.terminate()))
+    // The threads set V8's semi-space growth factor back: without this, the merge's young generation
+    // grew to the bin's 128 MiB.
+    keepYoungGenerationSmall()
   }
 }

@@ -1,7 +1,8 @@
 // A decoding thread of `nerve replay --order time`: files in (one at a time, from the pool), decoded into
 // sorted runs of its own (decode-replay-file.ts, sorted-runs.ts) under its share of the memory budget;
 // out go a count per part, each run written, and each file's rejected items and links. On `finish` it
-// writes what it holds as a last run.
+// writes what it holds as a last run. It runs as plain JavaScript, bundled with the replay filter at
+// run time (replay-worker-bundle.ts): the bundle's entry hands startDecodeWorker the filter's factory.
 import { join } from 'node:path'
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import type { Config } from '../schemas/types.ts'
@@ -11,9 +12,8 @@ import type { ToPool, ToWorker } from './replay-decode-pool.ts'
 import { createHeapBound } from './replay-heap-bound.ts'
 import { createRunWriter } from './sorted-runs.ts'
 
-const data = workerData as {
+type WorkerData = {
   config: Config
-  filterModule: string
   maxDepth: number
   now?: number
   budgetBytes: number
@@ -21,43 +21,48 @@ const data = workerData as {
   keepInvalid: number
   env: Record<string, string>
 }
-const { config, filterModule, maxDepth, now, env, keepInvalid } = data
-const port = parentPort as NonNullable<typeof parentPort>
-const post = (message: ToPool) => port.postMessage(message)
-const { createReplayFilter } = (await import(filterModule)) as {
-  createReplayFilter(config: Config): EventFilter
-}
-const filter = createReplayFilter(config)
-const decodeConfig = replayDecodeConfig(config, { maxDepth, now, open: createReplayOpener(env) })
-let runNumber = 0
-const runs = createRunWriter({
-  budgetBytes: data.budgetBytes,
-  newRunPath: () => join(data.runDir, `run-t${threadId}-${runNumber++}.bin`),
-  onRun: (run) => post({ type: 'run', run }),
-})
-// A full collection when the old generation outgrows 48 MiB and twice what it held after the last one.
-const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20 })
-const onPart = (events: number) => {
-  heap.tick()
-  post({ type: 'part', events })
-}
 
-// One message at a time: the pool sends the next file when this one is done.
-let work = Promise.resolve()
-port.on('message', (message: ToWorker) => {
-  work = work.then(async () => {
-    if (message.type === 'finish') {
-      runs.flush()
-      post({ type: 'finished' })
-      return
-    }
-    try {
-      post({
-        type: 'done',
-        done: await decodeReplayFile(message.file, decodeConfig, filter, runs, { keepInvalid, onPart }),
-      })
-    } catch (err) {
-      post({ type: 'error', file: message.file, message: err instanceof Error ? err.message : String(err) })
-    }
+/** Serves the pool (replay-decode-pool.ts) until it sends `finish`. */
+export function startDecodeWorker(createReplayFilter: (config: Config) => EventFilter): void {
+  const data = workerData as WorkerData
+  const { config, maxDepth, now, env, keepInvalid } = data
+  const port = parentPort as NonNullable<typeof parentPort>
+  const post = (message: ToPool) => port.postMessage(message)
+  const filter = createReplayFilter(config)
+  const decodeConfig = replayDecodeConfig(config, { maxDepth, now, open: createReplayOpener(env) })
+  let runNumber = 0
+  const runs = createRunWriter({
+    budgetBytes: data.budgetBytes,
+    newRunPath: () => join(data.runDir, `run-t${threadId}-${runNumber++}.bin`),
+    onRun: (run) => post({ type: 'run', run }),
   })
-})
+  // A full collection, checked every 4 parts, when the old generation outgrows 24 MiB and twice what it
+  // held after the last one. A CloudTrail file is one JSON text of about 1.25 MB: its strings go to V8's
+  // large-object space, which only a full collection frees, and at 48 MiB checked every 20 parts two
+  // threads' dead texts (up to 21 MiB each) put two lanes over replay's 256 MiB.
+  const heap = createHeapBound({ maxOldBytes: 24 * 1024 * 1024, every: 4 })
+  const onPart = (events: number) => {
+    heap.tick()
+    post({ type: 'part', events })
+  }
+
+  // One message at a time: the pool sends the next file when this one is done.
+  let work = Promise.resolve()
+  port.on('message', (message: ToWorker) => {
+    work = work.then(async () => {
+      if (message.type === 'finish') {
+        runs.flush()
+        post({ type: 'finished' })
+        return
+      }
+      try {
+        post({
+          type: 'done',
+          done: await decodeReplayFile(message.file, decodeConfig, filter, runs, { keepInvalid, onPart }),
+        })
+      } catch (err) {
+        post({ type: 'error', file: message.file, message: err instanceof Error ? err.message : String(err) })
+      }
+    })
+  })
+}

@@ -1,0 +1,92 @@
+// Replay's decoding threads run a bundle made when the replay starts (ingest/replay-worker-bundle.ts):
+// plain JavaScript that imports no TypeScript, so a thread needs no loader (and no loader's hooks thread,
+// about 26 MiB each), and it decodes what the main thread decodes.
+import { readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { createReplayFilter } from '../../../correlate/replay-filter.ts'
+import { createReplayOpener } from '../../../ingest/open-replay-input.ts'
+import { decodeReplayRuns } from '../../../ingest/replay-decode-pool.ts'
+import { bundleDecodeWorker } from '../../../ingest/replay-worker-bundle.ts'
+import type { RunInfo } from '../../../ingest/sorted-runs.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+
+const root = resolve(import.meta.dirname, '../../..')
+const filterModule = pathToFileURL(join(root, 'correlate/replay-filter.ts'))
+const config = loadConfig({ file: join(root, 'tests/fixtures/replay/nerve.yaml') })
+const files = [
+  join(root, 'tests/fixtures/replay/123456789012_CloudTrail_us-west-2_20210410T1930Z_tester.json.gz'),
+  join(root, 'tests/fixtures/replay/falco-alerts.ndjson'),
+]
+
+/** Every import specifier of a bundled file (static, dynamic and re-exports). */
+const importsOf = (text: string) =>
+  [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)"([^"]+)"/g)].map((m) => m[1] as string)
+
+describe('bundleDecodeWorker', () => {
+  it('gives plain JavaScript: packages as file URLs, chunks by path, builtins by name, no TypeScript', async () => {
+    const dir = tempDir('nerve-replay-bundle')
+    try {
+      const entry = await bundleDecodeWorker(dir, filterModule)
+      expect(entry.href).toBe(pathToFileURL(join(dir, 'decode-worker/entry.mjs')).href)
+      const out = join(dir, 'decode-worker')
+      const bundled = readdirSync(out)
+      expect(bundled.every((f) => f.endsWith('.mjs'))).toBe(true)
+      const specifiers = bundled.flatMap((f) => importsOf(readFileSync(join(out, f), 'utf8')))
+      const ajv = realpathSync(join(root, 'node_modules/ajv/dist/2020.js'))
+      expect(specifiers).toContain(pathToFileURL(ajv).href)
+      for (const s of specifiers) expect(s).toMatch(/^(file:\/\/\/.*\.(c|m)?js|\.\/[\w-]+\.mjs|node:\w+)$/)
+      // The S3 client is loaded on first use, as in the main thread: a chunk of its own.
+      const entryText = readFileSync(join(out, 'entry.mjs'), 'utf8')
+      expect(entryText).not.toContain('@aws-sdk/client-s3')
+      // What a module reads beside its source (the validators' schemas) is found from where it is.
+      expect(entryText).toContain(JSON.stringify(pathToFileURL(join(root, 'schemas/validators.ts')).href))
+      expect(entryText).not.toMatch(/import\.meta\.(url|dirname|filename)/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('decodes in threads what the main thread decodes', async () => {
+    const decode = async (threads: number) => {
+      const runDir = tempDir('nerve-replay-runs')
+      let events = 0
+      let runs = 0
+      const runRecords: RunInfo[] = []
+      const done: unknown[] = []
+      try {
+        const held = await decodeReplayRuns(files, config, {
+          threads,
+          maxDepth: 64,
+          filter: createReplayFilter(config),
+          filterModule,
+          open: createReplayOpener({}),
+          env: {},
+          budgetBytes: 16 << 20,
+          runDir,
+          newRunPath: () => join(runDir, `main-${runs++}.bin`),
+          keepInvalid: 20,
+          onEvents: (count) => {
+            events += count
+          },
+          onRun: (run) => runRecords.push(run),
+          onDone: (file) => done.push(file),
+        })
+        const recordsHeld = held.entries.length + runRecords.reduce((sum, r) => sum + r.count, 0)
+        return { events, recordsHeld, done }
+      } finally {
+        rmSync(runDir, { recursive: true, force: true })
+      }
+    }
+    const inMain = await decode(0)
+    const inThreads = await decode(2)
+    expect(inMain.events).toBeGreaterThan(25)
+    expect(inThreads.events).toBe(inMain.events)
+    expect(inThreads.recordsHeld).toBe(inMain.recordsHeld)
+    const byFile = (d: unknown[]) =>
+      [...d].sort((a, b) => ((a as { file: string }).file < (b as { file: string }).file ? -1 : 1))
+    expect(byFile(inThreads.done)).toEqual(byFile(inMain.done))
+  })
+})
