@@ -111,6 +111,7 @@ export function createRevokeDispatcher(
     registered_agents: config.agents.map((a) => a.id),
     has_targets: targets.size > 0,
   }
+  const registeredAgents = new Set(policyConfig.registered_agents)
   let policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
   const abort = new AbortController()
   let delivering = false
@@ -277,7 +278,7 @@ export function createRevokeDispatcher(
     const merging = correlations.filter((c) => c.incident.merged?.length)
     for (const c of merging) policy.learnMerges(c)
     // When the global limit binds, registered agents and higher scores are decided first.
-    for (const c of decisionOrder(correlations, policyConfig.registered_agents)) {
+    for (const c of decisionOrder(correlations, registeredAgents)) {
       if (already.has(c.id)) {
         telemetry.discarded(1, 'duplicate')
         continue
