@@ -265,6 +265,19 @@ export function createRevokeDispatcher(
     return true
   }
 
+  // The decision id of the incidents seen lately: a sha256 per correlation otherwise, and an incident gathers
+  // many correlations (bounded: forgotten wholesale past 10,000 incidents).
+  const decisionIds = new Map<string, string>()
+  const decisionIdOf = (incidentId: string) => {
+    let id = decisionIds.get(incidentId)
+    if (id === undefined) {
+      if (decisionIds.size >= 10_000) decisionIds.clear()
+      id = revokeDecisionId(incidentId)
+      decisionIds.set(incidentId, id)
+    }
+    return id
+  }
+
   // Only a correlation that may revoke (its rule revokes, its score reaches min_score) can have a decision
   // in the outbox: the others are not looked up, and a batch of them writes and syncs nothing.
   const mayRevoke = (c: Correlation) => c.rule.revoke && c.score >= config.revoke.min_score
@@ -290,7 +303,7 @@ export function createRevokeDispatcher(
       if (decision.revoke) for (const m of merging) policy.learnMerges(m)
       outcomes.inc({ status: decision.status, reason: decision.reason })
       if (!decision.revoke) telemetry.discarded(1, decision.reason)
-      const decisionId = revokeDecisionId(c.incident.id)
+      const decisionId = decisionIdOf(c.incident.id)
       const sends = decision.status === 'pending'
       const entry: DecisionEntry = {
         correlation_id: c.id,
