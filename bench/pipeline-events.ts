@@ -42,6 +42,10 @@ export function pipelineConfig() {
         },
       ],
     },
+    // BENCH_STORE_COMMIT_INTERVAL=0 (ms) commits each batch of correlations as soon as it arrives (the old way).
+    ...(process.env.BENCH_STORE_COMMIT_INTERVAL && {
+      sinks: { store: { commit_interval: Number(process.env.BENCH_STORE_COMMIT_INTERVAL) } },
+    }),
     log: { level: 'warn' },
   }
 }

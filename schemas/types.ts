@@ -349,7 +349,7 @@ export type Config = {
   }
   sinks: {
     elasticsearch: ElasticsearchConfig
-    store: { retention?: Ms }
+    store: { retention?: Ms; commit_interval: Ms }
     kibana: { url?: string; space?: string }
   }
 }

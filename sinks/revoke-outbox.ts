@@ -188,8 +188,17 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     },
   )
 
+  /**
+   * One read transaction for the whole batch: in WAL mode a statement outside a transaction opens and
+   * closes a read transaction of its own (the WAL index's header and a read lock each time), which cost
+   * more than the look-up itself: 2.2–2.5 µs per id against 0.6–1.0 on the main thread.
+   */
+  const decided = db.transaction(
+    (ids: readonly string[]) => new Set(ids.filter((id) => sql.decided.get(id) !== undefined)),
+  )
+
   return {
-    decided: (ids) => new Set(ids.filter((id) => sql.decided.get(id) !== undefined)),
+    decided: (ids) => (ids.length === 0 ? new Set() : decided(ids)),
     pastRevokes: () => sql.past.all(),
     recordDecisions: (entries) => recordDecisions(entries),
     updateDelivery: (delivery, update, outcome) => updateDelivery(delivery, update, outcome),

@@ -60,14 +60,18 @@ const isRegistered = (
   agent: Pick<Correlation['agent'], 'id' | 'resolved_by'>,
 ) => registered.has(agent.id) && trustedResolution.has(agent.resolved_by)
 
-/** The order a batch is decided in: registered agents first, then higher scores; stable otherwise. */
+/**
+ * The order a batch is decided in: registered agents first, then higher scores; stable otherwise.
+ * `registered`: the registry's agent ids, made a set once by the caller (a registry of 1,000 agents made
+ * into a set per batch, and two look-ups per comparison, cost the main thread more than the decisions).
+ */
 export function decisionOrder<C extends Pick<Correlation, 'agent' | 'score'>>(
   correlations: readonly C[],
-  registeredAgents: readonly string[] = [],
+  registered: ReadonlySet<string> = new Set(),
 ): C[] {
-  const registered = new Set(registeredAgents)
-  const rank = (c: C) => (isRegistered(registered, c.agent) ? 1 : 0)
-  return [...correlations].sort((a, b) => rank(b) - rank(a) || b.score - a.score)
+  const ranked = correlations.map((c) => ({ c, rank: isRegistered(registered, c.agent) ? 1 : 0 }))
+  ranked.sort((a, b) => b.rank - a.rank || b.c.score - a.c.score)
+  return ranked.map((r) => r.c)
 }
 
 export function createRevokePolicy(config: RevokePolicyConfig, history: readonly PastRevoke[]): RevokePolicy {

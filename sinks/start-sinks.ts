@@ -56,7 +56,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   const store = createCorrelationStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
   // The store's writes run on a worker thread (the second core); the read API stays on this one.
   const writer = await startStoreWriterThread(
-    { data_dir: config.data_dir },
+    { data_dir: config.data_dir, commit_interval: config.sinks.store.commit_interval },
     { metrics: deps.metrics, busFile: deps.busFile, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
   )
   const rejected = createRejectedStore({ data_dir: config.data_dir }, { metrics: deps.metrics })

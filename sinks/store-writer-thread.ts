@@ -31,7 +31,14 @@ export type StoreWriterThread = {
 type Reply = { id: number; ok: boolean; result?: unknown; code?: string; message?: string }
 
 export async function startStoreWriterThread(
-  config: { data_dir: string },
+  config: {
+    data_dir: string
+    /**
+     * Least time in ms between two commits of correlations (sinks.store.commit_interval); default 0: each
+     * batch as soon as it arrives. What arrives meanwhile is written in one transaction.
+     */
+    commit_interval?: number
+  },
   deps: {
     metrics: Metrics
     onIncidentOpened?: (first: Correlation) => void
@@ -53,7 +60,11 @@ export async function startStoreWriterThread(
   const start = () => {
     starting ??= new Promise<Worker>((resolve, reject) => {
       const w = new Worker(new URL('./store-writer.worker.mjs', import.meta.url), {
-        workerData: { dataDir: config.data_dir, busFile: deps.busFile },
+        workerData: {
+          dataDir: config.data_dir,
+          busFile: deps.busFile,
+          commitIntervalMs: config.commit_interval ?? 0,
+        },
       })
       w.once('message', () => {
         w.on('message', (reply: Reply) => {

@@ -7,6 +7,10 @@
 // Given the embedded bus's file (busFile), a batch may come as a range of a topic's partition: the writer
 // reads its correlations' texts from the file on a read-only connection of its own (bus-port.ts), and a range
 // it cannot read whole fails, so the bus delivers it again rather than the store missing a correlation.
+// Correlation commits are at least commitIntervalMs apart (sinks.store.commit_interval): under load, what the
+// consumers hand over meanwhile shares one commit, so each commit's pages (the incidents' rows, the agent
+// index's leaves: one page per correlation for commits of a few dozen) serve more correlations; an idle
+// writer commits at once.
 // A worker does not inherit tsx's loader from the main thread: it registers it, then loads the store.
 import { parentPort, workerData } from 'node:worker_threads'
 import { register } from 'tsx/esm/api'
@@ -65,9 +69,26 @@ const answer = async (m) => {
 
 /** Correlation batches received since the last write, written together once the messages are read. */
 let arrived = []
+/** When the last write of correlations started (performance.now()). */
+let lastWrite = Number.NEGATIVE_INFINITY
+/** Cancels the scheduled write (close writes what arrived at once). */
+let cancelWrite = () => {}
+/** Writes what arrived once the messages are read, and no sooner than commitIntervalMs after the last write. */
+const scheduleWrite = () => {
+  const wait = lastWrite + workerData.commitIntervalMs - performance.now()
+  if (wait > 0) {
+    const timer = setTimeout(writeArrived, wait)
+    cancelWrite = () => clearTimeout(timer)
+  } else {
+    const immediate = setImmediate(writeArrived)
+    cancelWrite = () => clearImmediate(immediate)
+  }
+}
 const writeArrived = async () => {
+  lastWrite = performance.now()
   const group = arrived
   arrived = []
+  if (group.length === 0) return
   if (group.length === 1) return answer(group[0])
   let results
   try {
@@ -86,6 +107,8 @@ const writeArrived = async () => {
 
 parentPort.on('message', async (m) => {
   if (m.type === 'close') {
+    cancelWrite()
+    await writeArrived()
     reader?.close()
     await store.close()
     parentPort.postMessage({ id: m.id, ok: true })
@@ -102,7 +125,7 @@ parentPort.on('message', async (m) => {
       }
     }
     arrived.push(m)
-    if (arrived.length === 1) setImmediate(writeArrived)
+    if (arrived.length === 1) scheduleWrite()
     return
   }
   await answer(m)

@@ -187,7 +187,7 @@ describe('revoke budget fairness', () => {
 
   it('decides a batch registered agents first, then by score', () => {
     const batch = [forged(0), makeCorrelation(2, { score: 71 }), forged(1), real]
-    expect(decisionOrder(batch, ['data-cleaner']).map((c) => [c.agent.id, c.score])).toEqual([
+    expect(decisionOrder(batch, new Set(['data-cleaner'])).map((c) => [c.agent.id, c.score])).toEqual([
       ['data-cleaner', 80],
       ['data-cleaner', 71],
       ['agents/forged-0', 95],

@@ -75,7 +75,10 @@ describe('startSinks', () => {
 
   it('deletes incidents past sinks.store.retention on a timer', async () => {
     const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-sinks') } })
-    const config: Config = { ...base, sinks: { ...base.sinks, store: { retention: 3_600_000 } } }
+    const config: Config = {
+      ...base,
+      sinks: { ...base.sinks, store: { ...base.sinks.store, retention: 3_600_000 } },
+    }
     const c = makeCorrelation(0)
     const rt = createTestRuntime()
     const bus = createMemoryBus()

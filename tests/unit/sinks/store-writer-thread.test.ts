@@ -15,7 +15,7 @@ afterEach(async () => {
   for (const o of open.splice(0)) await o.close()
 })
 
-async function setup() {
+async function setup(commitInterval = 0) {
   const rt = createTestRuntime()
   const dataDir = tempDir('nerve-store-writer')
   // As startSinks opens them: the reading store first (it creates the tables), then the writer thread.
@@ -23,7 +23,7 @@ async function setup() {
   // The embedded bus's file, for the writes handed over as a range the writer reads from it.
   const bus = createEmbeddedBus({ dataDir, partitions: 1, retentionMs: 86_400_000, maxBatch: 500 }, rt)
   const writer = await startStoreWriterThread(
-    { data_dir: dataDir },
+    { data_dir: dataDir, commit_interval: commitInterval },
     { metrics: rt.metrics, busFile: bus.file },
   )
   open.push(writer, store, bus, { close: async () => rmSync(dataDir, { recursive: true, force: true }) })
@@ -118,6 +118,33 @@ describe('store writer thread', () => {
       expect(mixed[2]).toMatchObject({ value: { stored: 1, duplicates: 1 } })
     },
   )
+
+  it.each(ways)(
+    'commits correlations commit_interval apart: an idle writer at once, what arrives meanwhile later (%s)',
+    async (way) => {
+      const interval = 1500
+      const { store, ways } = await setup(interval)
+      const write = ways[way]
+      const started = performance.now()
+      expect(await write([makeCorrelation(1)])).toMatchObject({ stored: 1 })
+      // Nothing was committed before: this one did not wait.
+      expect(performance.now() - started).toBeLessThan(interval)
+      const more = await Promise.all([write([makeCorrelation(2)]), write([makeCorrelation(3)])])
+      expect(more.map((r) => r.stored)).toEqual([1, 1])
+      // Not before the interval since the first commit began (timers may fire a few ms early).
+      expect(performance.now() - started).toBeGreaterThanOrEqual(interval - 50)
+      expect(store.correlations(all)).toHaveLength(3)
+    },
+  )
+
+  it('writes what waits for commit_interval when closed, before it closes', async () => {
+    const { store, writer } = await setup(60_000)
+    await writer.writeCorrelations([makeCorrelation(1)])
+    const waiting = writer.writeCorrelations([makeCorrelation(2)])
+    await writer.close()
+    expect(await waiting).toMatchObject({ stored: 1 })
+    expect(store.correlations(all)).toHaveLength(2)
+  })
 
   it('stores a correlation handed over as the JSON text the bus carried, as it is, counted as an object', async () => {
     const { store, writer } = await setup()
