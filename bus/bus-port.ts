@@ -37,7 +37,8 @@ export function unreadRangeOf(batch: readonly DeliveredRecord<unknown>[]): Recor
 
 /** Worker → owner. */
 type Request =
-  | { t: 'publish'; id: number; topic: string; records: BusRecord<unknown>[] }
+  /** Each record's value as its JSON text, `texts[i]` the value of the record keyed `keys[i]`. */
+  | { t: 'publish'; id: number; topic: string; keys: string[]; texts: string[] }
   | {
       t: 'subscribe'
       id: number
@@ -76,6 +77,18 @@ const failureOf = (id: number, err: unknown): Reply => ({
   message: err instanceof Error ? err.message : String(err),
   retriable: err instanceof NerveError ? err.retriable : true,
 })
+
+/** A record's value as the bus would write it, refused as the embedded bus refuses it. */
+function jsonOf(value: unknown, index: number): string {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (err) {
+    throw new NerveError('INPUT_INVALID', `Record ${index} cannot be written as JSON.`, { cause: err })
+  }
+  if (text === undefined) throw new NerveError('INPUT_INVALID', `Record ${index} has no JSON value.`)
+  return text
+}
 
 const errorOf = (reply: Reply) =>
   new NerveError((reply.code ?? 'INTERNAL') as ErrorCode, reply.message ?? 'Failed across threads.', {
@@ -137,6 +150,13 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
           new NerveError('BUS_UNAVAILABLE', 'The worker thread is restarting.', { retriable: true }),
         )
 
+  /** The owner's in-process readers of the topic get the values, parsed here; its bus writes the texts. */
+  const publishTexts = async (m: Extract<Request, { t: 'publish' }>) =>
+    bus.publish(
+      { name: m.topic },
+      m.texts.map((text, i) => ({ key: m.keys[i] as string, value: JSON.parse(text), text })),
+    )
+
   const subscribe = async (m: Extract<Request, { t: 'subscribe' }>) => {
     if (subscriptions.has(m.sub)) return
     const subscription = await bus.subscribe(
@@ -163,7 +183,7 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
     onMessage: (message) => {
       const m = message as Request | Reply
       if (m.t === 'reply') return calls.settle(m)
-      if (m.t === 'publish') return reply(m.id, bus.publish({ name: m.topic }, m.records))
+      if (m.t === 'publish') return reply(m.id, publishTexts(m))
       if (m.t === 'subscribe') return reply(m.id, subscribe(m))
       if (m.t === 'stop') {
         const subscription = subscriptions.get(m.sub)
@@ -264,7 +284,10 @@ export function createPortBus(
     publish: async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]) => {
       refuseClosed()
       if (records.length === 0) return
-      await calls.call({ t: 'publish', topic: topic.name, records: records as BusRecord<unknown>[] })
+      // As JSON text, written here: a string crosses for a copy, where the structured clone of a correlation
+      // cost the owner's thread more to rebuild than to parse, and its bus then wrote it as JSON again.
+      const texts = records.map((record, i) => jsonOf(record.value, i))
+      await calls.call({ t: 'publish', topic: topic.name, keys: records.map((r) => r.key), texts })
     },
     subscribe: async <T>(
       topic: Topic<T>,

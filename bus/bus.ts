@@ -5,7 +5,16 @@
 export type Topic<T> = { readonly name: string; readonly _type?: T }
 
 /** key = agent id: records of one key keep their order and land on one partition. */
-export type BusRecord<T> = { key: string; value: T }
+export type BusRecord<T> = {
+  key: string
+  value: T
+  /**
+   * The value's JSON text (JSON.stringify(value)) when the publisher holds it already (bus-port.ts: a
+   * stage thread's records cross as text): a bus may write it rather than serialize `value` again.
+   * Never set on delivered records.
+   */
+  text?: string
+}
 
 /** What a handler sees: the record plus where it came from (for state checkpoints and logs). */
 export type DeliveredRecord<T> = BusRecord<T> & { partition: number; offset: number }

@@ -340,7 +340,7 @@ export function createEmbeddedBus(
     const values = t.valueReaders > 0 ? records.map((record) => record.value as unknown) : undefined
     let bytes = 0
     const rows = records.map((record, i): AppendRow => {
-      const value = serialize(record.value, i)
+      const value = record.text ?? serialize(record.value, i)
       bytes += value.length
       return {
         topicId: t.id,

@@ -265,6 +265,36 @@ describe('embedded bus', () => {
     expect(handled.map((r) => r.value)).toEqual([2])
   })
 
+  it("writes a record's JSON text as given when the publisher holds it, handing values to value readers", async () => {
+    const { bus } = openBus()
+    const topic = { name: randomName('text') } as Topic<Item>
+    const value = { key: 'k', seq: 1 }
+    const text = '{"key":"k","seq":1}'
+    const texts: unknown[] = []
+    const values: unknown[] = []
+    const asText = await bus.subscribe(
+      topic,
+      'text',
+      async (b) => void texts.push(...b.map((r) => r.value)),
+      {
+        encoded: true,
+      },
+    )
+    const asValue = await bus.subscribe(
+      topic,
+      'value',
+      async (b) => void values.push(...b.map((r) => r.value)),
+    )
+    // Written as given (no second serialization): the text here differs from JSON.stringify(value) in
+    // spacing, which only the given text can explain.
+    await bus.publish(topic, [{ key: 'k', value, text: text.replace(',', ', ') }])
+    await waitFor(() => texts.length === 1 && values.length === 1, { what: 'both readers' })
+    expect(texts).toEqual(['{"key":"k", "seq":1}'])
+    expect(values).toEqual([value])
+    await asText.stop()
+    await asValue.stop()
+  })
+
   it('writes large publishes made at once in turns of the event loop, each whole and in order', async () => {
     const { bus } = openBus()
     const topic = { name: randomName('bulk') } as Topic<Item>

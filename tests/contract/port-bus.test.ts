@@ -5,10 +5,10 @@
 import { rmSync } from 'node:fs'
 import { MessageChannel } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
-import type { DeliveredRecord, Topic } from '../../bus/bus.ts'
+import type { Bus, BusRecord, DeliveredRecord, Topic } from '../../bus/bus.ts'
 import { createPortBus, servePortBus } from '../../bus/bus-port.ts'
 import { createEmbeddedBus } from '../../bus/embedded-bus.ts'
-import { NerveError } from '../../runtime/errors.ts'
+import { isNerveError, NerveError } from '../../runtime/errors.ts'
 import { randomName, tempDir } from '../helpers/random-names.ts'
 import { createTestRuntime } from '../helpers/test-runtime.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -70,6 +70,48 @@ for (const [name, options] of [
 }
 
 describe('port bus', () => {
+  it("publishes a worker's records as their JSON text, which the owner's bus may write as is", async () => {
+    const published: BusRecord<unknown>[][] = []
+    const owner = {
+      publish: async (_topic: Topic<unknown>, records: readonly BusRecord<unknown>[]) => {
+        published.push([...records])
+      },
+    } as unknown as Bus
+    const { port1, port2 } = new MessageChannel()
+    const server = servePortBus(owner, port1)
+    const bus = createPortBus(port2, 1)
+    port1.on('message', (m) => server.onMessage(m))
+    port2.on('message', (m) => bus.onMessage(m))
+    const value = { time: 1_796_530_398_000, nested: { list: [1, 'two', null] }, flag: true }
+    await bus.publish<unknown>({ name: 't' }, [
+      { key: 'k', value },
+      { key: 'j', value: 'text' },
+    ])
+    // The owner's readers of values get them parsed from that text: what any other reader of the topic sees.
+    expect(published).toEqual([
+      [
+        { key: 'k', value, text: JSON.stringify(value) },
+        { key: 'j', value: 'text', text: '"text"' },
+      ],
+    ])
+    // A value with no JSON form is refused as the embedded bus refuses it, and nothing of its publish crosses.
+    const circular: { self?: unknown } = {}
+    circular.self = circular
+    for (const bad of [circular, undefined, 10n]) {
+      const refusal = await bus
+        .publish<unknown>({ name: 't' }, [
+          { key: 'a', value: 1 },
+          { key: 'b', value: bad },
+        ])
+        .catch((err: unknown) => err)
+      expect(isNerveError(refusal) && refusal.code).toBe('INPUT_INVALID')
+    }
+    expect(published).toHaveLength(1)
+    await bus.close()
+    port1.close()
+    port2.close()
+  })
+
   it('redelivers the batch a dead worker held to the worker that replaces it', async () => {
     const dataDir = tempDir('nerve-port-bus')
     const rt = createTestRuntime()

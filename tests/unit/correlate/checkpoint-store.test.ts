@@ -56,7 +56,7 @@ describe('createSqliteCheckpointStore', () => {
     }
   })
 
-  it('keeps entries as compact rows naming shared values, and reads entries of the previous format', async () => {
+  it('keeps entries as compact chunk rows naming shared values, and reads entries of the first format', async () => {
     const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
     const correlator = createCorrelator(config, undefined, { trackChanges: true })
     const store = createSqliteCheckpointStore(file)
@@ -68,12 +68,12 @@ describe('createSqliteCheckpointStore', () => {
     const db = new Database(file)
     const count = (table: string) =>
       (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
-    expect([count('correlate_buffer'), count('correlate_values'), count('correlate_entries')]).toEqual([
-      4, 3, 0,
+    expect([count('correlate_chunks'), count('correlate_values'), count('correlate_entries')]).toEqual([
+      1, 3, 0,
     ])
-    // The previous format: one JSON object per entry in correlate_entries.
+    // The first format: one JSON object per entry in correlate_entries.
     const { entries } = correlator.snapshot()
-    db.exec('DELETE FROM correlate_buffer; DELETE FROM correlate_values;')
+    db.exec('DELETE FROM correlate_chunks; DELETE FROM correlate_values;')
     for (const e of entries)
       db.prepare('INSERT INTO correlate_entries VALUES (?, ?, ?, ?)').run(0, e.id, e.seq, JSON.stringify(e))
     db.close()
@@ -89,11 +89,117 @@ describe('createSqliteCheckpointStore', () => {
     const after = new Database(file, { readonly: true })
     const left = (table: string) =>
       (after.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
-    expect([left('correlate_buffer'), left('correlate_values'), left('correlate_entries')]).toEqual([1, 2, 0])
+    // The chunk of the four evicted entries is gone with them; the new entry's chunk names two values.
+    expect([left('correlate_chunks'), left('correlate_values'), left('correlate_entries')]).toEqual([1, 2, 0])
     after.close()
     const last = createSqliteCheckpointStore(file)
     expect((await last.load(0))?.state).toEqual(JSON.parse(JSON.stringify(restored.snapshot())))
     await last.close()
+  })
+
+  it('writes the entries a save added as chunks of 256, marks removed ones dead, and drops emptied chunks', async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const correlator = createCorrelator(config, undefined, { trackChanges: true })
+    const store = createSqliteCheckpointStore(file)
+    const rowsOf = () => {
+      const db = new Database(file, { readonly: true })
+      const rows = db
+        .prepare('SELECT chunk, entries, dead FROM correlate_chunks WHERE partition = 0 ORDER BY chunk')
+        .all() as { chunk: number; entries: string; dead: string }[]
+      db.close()
+      return rows.map((r) => [r.chunk, (JSON.parse(r.entries) as unknown[]).length, JSON.parse(r.dead)])
+    }
+    // 600 alerts of 60 agents (under their cap of 100), 1 ms apart, in one save: three chunk rows.
+    for (let i = 0; i < 600; i++)
+      correlator.accept(edgeEvent({ id: `e${i}`, time: T0 + i, agent: `agent-${i % 60}` }))
+    await store.save(0, { offset: 599, changes: correlator.takeChanges(), snapshot: correlator.snapshot })
+    expect(rowsOf()).toEqual([
+      [0, 256, []],
+      [1, 256, []],
+      [2, 88, []],
+    ])
+    // Past the first 300 alerts' retention (1 + 10 + 5 s): they are evicted. The first chunk goes whole,
+    // the second keeps its last 212 entries (its first 44 marked dead), the third is untouched.
+    correlator.accept(edgeEvent({ id: 'next', time: T0 + 16_000 + 300, agent: 'agent-x' }))
+    await store.save(0, { offset: 600, changes: correlator.takeChanges(), snapshot: correlator.snapshot })
+    expect(rowsOf()).toEqual([
+      [1, 256, Array.from({ length: 44 }, (_, i) => i)],
+      [2, 88, []],
+      [3, 1, []],
+    ])
+    await store.close()
+    const reopened = createSqliteCheckpointStore(file)
+    const state = (await reopened.load(0))?.state
+    expect(state?.entries.map((e) => e.id)).toEqual([
+      ...Array.from({ length: 300 }, (_, i) => `e${i + 300}`),
+      'next',
+    ])
+    expect(state).toEqual(JSON.parse(JSON.stringify(correlator.snapshot())))
+    // The same agents' alerts keep coming after the restart: new chunks are numbered after the last.
+    const restored = createCorrelator(config, state, { trackChanges: true })
+    restored.accept(edgeEvent({ id: 'after', time: T0 + 16_400, agent: 'agent-y' }))
+    await reopened.save(0, { offset: 601, changes: restored.takeChanges(), snapshot: restored.snapshot })
+    await reopened.close()
+    expect(rowsOf().map(([chunk]) => chunk)).toEqual([1, 2, 3, 4])
+  })
+
+  it('restores entries written again in a later chunk in their buffer order', async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const correlator = createCorrelator({ ...config, max_events_per_agent: 1000 }, undefined, {
+      trackChanges: true,
+    })
+    const store = createSqliteCheckpointStore(file)
+    // Identical alerts of one agent fold into the 32nd once 32 are buffered: the folded entry (seq 31) is
+    // written again by every later save, behind entries of other agents buffered after it.
+    let offset = 0
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 20; i++) {
+        const time = T0 + round * 100 + i
+        correlator.accept(edgeEvent({ id: `same-${round}-${i}`, time, output: 'the same alert' }))
+        correlator.accept(edgeEvent({ id: `other-${round}-${i}`, time, agent: `other-${i}` }))
+      }
+      await store.save(0, {
+        offset: offset++,
+        changes: correlator.takeChanges(),
+        snapshot: correlator.snapshot,
+      })
+    }
+    expect(correlator.stats().collapsed).toBeGreaterThan(0)
+    await store.close()
+    const reopened = createSqliteCheckpointStore(file)
+    const state = (await reopened.load(0))?.state
+    await reopened.close()
+    expect(state).toEqual(JSON.parse(JSON.stringify(correlator.snapshot())))
+  })
+
+  it('moves the entry rows of the previous version (a row per entry) to chunks, naming the same values', async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const correlator = createCorrelator(config, undefined, { trackChanges: true })
+    const store = createSqliteCheckpointStore(file)
+    for (let i = 0; i < 300; i++)
+      correlator.accept(edgeEvent({ id: `e${i}`, time: T0 + i, agent: `agent-${i % 30}` }))
+    correlator.accept(coreEvent({ id: 'c1', time: T0 + 400, agent: 'agent-1' }))
+    await store.save(2, { offset: 300, changes: correlator.takeChanges(), snapshot: correlator.snapshot })
+    await store.close()
+    // The previous version's layout: each entry's row without its seq, keyed by it, in correlate_buffer.
+    const db = new Database(file)
+    const insert = db.prepare('INSERT INTO correlate_buffer (partition, seq, entry) VALUES (?, ?, ?)')
+    for (const { entries } of db.prepare('SELECT entries FROM correlate_chunks').all() as {
+      entries: string
+    }[])
+      for (const [seq, ...row] of JSON.parse(entries) as [number, ...unknown[]][])
+        insert.run(2, seq, JSON.stringify(row))
+    db.exec('DELETE FROM correlate_chunks')
+    db.close()
+
+    const reopened = createSqliteCheckpointStore(file)
+    expect((await reopened.load(2))?.state).toEqual(JSON.parse(JSON.stringify(correlator.snapshot())))
+    await reopened.close()
+    const after = new Database(file, { readonly: true })
+    const count = (table: string) =>
+      (after.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+    expect([count('correlate_buffer'), count('correlate_chunks')]).toEqual([0, 2])
+    after.close()
   })
 
   it('restores the incidents and revoke marks of a checkpoint that kept them in its meta row', async () => {
