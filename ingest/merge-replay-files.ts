@@ -78,6 +78,9 @@ export type MergedReplay<S> = Pick<Decoded, 'skipped'> & {
   close(): void
 }
 
+/** The signals that end a replay early. */
+const interrupts = ['SIGINT', 'SIGTERM'] as const
+
 export async function mergeReplayFiles<S extends SortKey>(
   inputs: readonly ReplayObject[],
   config: Config,
@@ -125,7 +128,21 @@ export async function mergeReplayFiles<S extends SortKey>(
     progress.bytes += sizes[at] as number
     tell({})
   }
-  const close = () => rmSync(dir, { recursive: true, force: true })
+  // Interrupted (Ctrl-C, a kill), the process ends without its finally blocks: the dir, with its runs
+  // of replayed records and the decoding threads' bundle, goes first, then the signal does what it did.
+  // (A decoding thread may add a run while the dir goes: retried, and the signal is raised again anyway.)
+  const onSignal = (signal: NodeJS.Signals) => {
+    try {
+      close()
+    } finally {
+      process.kill(process.pid, signal)
+    }
+  }
+  const close = () => {
+    for (const signal of interrupts) process.off(signal, onSignal)
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
+  }
+  for (const signal of interrupts) process.on(signal, onSignal)
   let memory: MemoryRun | undefined
   try {
     memory = await decodeReplayRuns(files, config, {

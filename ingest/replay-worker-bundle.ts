@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises'
 import { isBuiltin } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { build, type Plugin } from 'esbuild'
+import { build, type Plugin, stop } from 'esbuild'
 
 /** The decoding thread's module; the bundle's entry hands it the replay filter's factory. */
 const workerModule = fileURLToPath(new URL('./replay-decode-worker.ts', import.meta.url))
@@ -31,6 +31,21 @@ export async function bundleDecodeWorker(dir: string, filterModule: URL): Promis
     `import { startDecodeWorker } from ${JSON.stringify(workerModule)}`,
     'startDecodeWorker(createReplayFilter)',
   ].join('\n')
+  building++
+  try {
+    await bundle(entry, outdir)
+  } finally {
+    // esbuild keeps its service process (about 23 MiB resident, not counted in the replay's own peak
+    // RSS) until the process exits unless stopped: once per replay, so stop it when no build is left.
+    if (--building === 0) await stop()
+  }
+  return pathToFileURL(join(outdir, 'entry.mjs'))
+}
+
+/** Builds in flight in this thread: stopping esbuild's service would fail the others. */
+let building = 0
+
+async function bundle(entry: string, outdir: string): Promise<void> {
   await build({
     stdin: {
       contents: entry,
@@ -49,7 +64,6 @@ export async function bundleDecodeWorker(dir: string, filterModule: URL): Promis
     logLevel: 'silent',
     plugins: [packagesWhereTheyAre, ownLocation],
   })
-  return pathToFileURL(join(outdir, 'entry.mjs'))
 }
 
 /** A package import stays an import, of the file the main thread would load for it. */

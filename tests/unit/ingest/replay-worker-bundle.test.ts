@@ -1,8 +1,9 @@
 // Replay's decoding threads run a bundle made when the replay starts (ingest/replay-worker-bundle.ts):
 // plain JavaScript that imports no TypeScript, so a thread needs no loader (and no loader's hooks thread,
 // about 26 MiB each), and it decodes what the main thread decodes.
-import { readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { createReplayFilter } from '../../../correlate/replay-filter.ts'
@@ -20,6 +21,21 @@ const files = [
   join(root, 'tests/fixtures/replay/123456789012_CloudTrail_us-west-2_20210410T1930Z_tester.json.gz'),
   join(root, 'tests/fixtures/replay/falco-alerts.ndjson'),
 ]
+
+/** The esbuild service processes this process has started and not ended (Linux: from /proc). */
+const esbuildChildren = () =>
+  readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        // The parent pid is the second field after the command in parentheses.
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+        return ppid === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--service=')
+      } catch {
+        return false // ended while listed
+      }
+    })
 
 /** Every import specifier of a bundled file (static, dynamic and re-exports). */
 const importsOf = (text: string) =>
@@ -44,6 +60,23 @@ describe('bundleDecodeWorker', () => {
       // What a module reads beside its source (the validators' schemas) is found from where it is.
       expect(entryText).toContain(JSON.stringify(pathToFileURL(join(root, 'schemas/validators.ts')).href))
       expect(entryText).not.toMatch(/import\.meta\.(url|dirname|filename)/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  // esbuild keeps its service process (about 23 MiB resident, outside the replay's own peak RSS) until
+  // the process exits unless told to stop: the whole replay, merge included, after one build.
+  it('leaves no esbuild process running once the bundle is written', {
+    skip: !existsSync('/proc'),
+  }, async () => {
+    const dir = tempDir('nerve-replay-bundle')
+    try {
+      await bundleDecodeWorker(dir, filterModule)
+      // None left, this build's nor an earlier one's (this file runs in a process of its own). Stopping
+      // is a signal: a process may take a moment to end on a loaded machine.
+      for (let waited = 0; esbuildChildren().length > 0 && waited < 5_000; waited += 50) await sleep(50)
+      expect(esbuildChildren()).toEqual([])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
