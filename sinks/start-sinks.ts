@@ -115,6 +115,8 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     readiness,
     async close() {
       if (sweep) clearInterval(sweep)
+      // The store's batches in flight are committed now, not commit_interval later: stop() waits for them.
+      await writer.drain()
       for (const subscription of subscriptions) await subscription.stop()
       await dispatcher.close()
       await elasticsearch?.close()
