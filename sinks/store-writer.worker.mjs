@@ -80,7 +80,8 @@ let cancelWrite = () => {}
 const scheduleWrite = () => {
   const wait = lastWrite + commitIntervalMs - performance.now()
   if (wait > 0) {
-    const timer = setTimeout(writeArrived, wait)
+    // setTimeout() fires a delay past 2^31 - 1 ms (about 24.8 days) after 1 ms instead: wait that long at most.
+    const timer = setTimeout(writeArrived, Math.min(wait, 2_147_483_647))
     cancelWrite = () => clearTimeout(timer)
   } else {
     const immediate = setImmediate(writeArrived)
