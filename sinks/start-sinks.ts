@@ -115,6 +115,9 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     readiness,
     async close() {
       if (sweep) clearInterval(sweep)
+      // The store's batches in flight are committed now, not commit_interval later: stop() waits for them.
+      // A writer that died meanwhile has failed them already (the bus delivers them again): stop all the same.
+      await writer.drain().catch(() => undefined)
       for (const subscription of subscriptions) await subscription.stop()
       await dispatcher.close()
       await elasticsearch?.close()

@@ -25,6 +25,11 @@ export type StoreWriterThread = {
   writeCorrelationRange(topic: string, range: RecordRange): Promise<WrittenCorrelations>
   writeOutcomes(batch: readonly RevokeOutcome[]): Promise<Written>
   deleteBefore(cutoff: number): Promise<Deleted>
+  /**
+   * Commits what waits for commit_interval now and what arrives from then on at once: called before the bus's
+   * consumers stop, so that their batches in flight do not wait out the interval (SIGTERM).
+   */
+  drain(): Promise<void>
   close(): Promise<void>
 }
 
@@ -138,6 +143,9 @@ export async function startStoreWriterThread(
         if (count > 0) retentionDeleted.inc({ table }, count)
       }
       return deleted
+    },
+    async drain() {
+      if (worker) await ask({ type: 'drain' })
     },
     async close() {
       const w = worker

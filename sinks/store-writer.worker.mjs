@@ -10,7 +10,8 @@
 // Correlation commits are at least commitIntervalMs apart (sinks.store.commit_interval): under load, what the
 // consumers hand over meanwhile shares one commit, so each commit's pages (the incidents' rows, the agent
 // index's leaves: one page per correlation for commits of a few dozen) serve more correlations; an idle
-// writer commits at once.
+// writer commits at once. Once drained (the consumers stop at shutdown), it commits at once from then on and
+// writes what waits now: the bus's consumers finish their batches in flight without waiting out the interval.
 // A worker does not inherit tsx's loader from the main thread: it registers it, then loads the store.
 import { parentPort, workerData } from 'node:worker_threads'
 import { register } from 'tsx/esm/api'
@@ -69,15 +70,18 @@ const answer = async (m) => {
 
 /** Correlation batches received since the last write, written together once the messages are read. */
 let arrived = []
+/** Least ms between two writes of correlations: 0 once drained. */
+let commitIntervalMs = workerData.commitIntervalMs
 /** When the last write of correlations started (performance.now()). */
 let lastWrite = Number.NEGATIVE_INFINITY
 /** Cancels the scheduled write (close writes what arrived at once). */
 let cancelWrite = () => {}
 /** Writes what arrived once the messages are read, and no sooner than commitIntervalMs after the last write. */
 const scheduleWrite = () => {
-  const wait = lastWrite + workerData.commitIntervalMs - performance.now()
+  const wait = lastWrite + commitIntervalMs - performance.now()
   if (wait > 0) {
-    const timer = setTimeout(writeArrived, wait)
+    // setTimeout() fires a delay past 2^31 - 1 ms (about 24.8 days) after 1 ms instead: wait that long at most.
+    const timer = setTimeout(writeArrived, Math.min(wait, 2_147_483_647))
     cancelWrite = () => clearTimeout(timer)
   } else {
     const immediate = setImmediate(writeArrived)
@@ -113,6 +117,15 @@ parentPort.on('message', async (m) => {
     await store.close()
     parentPort.postMessage({ id: m.id, ok: true })
     parentPort.close()
+    return
+  }
+  if (m.type === 'drain') {
+    commitIntervalMs = 0
+    if (arrived.length > 0) {
+      cancelWrite()
+      await writeArrived()
+    }
+    parentPort.postMessage({ id: m.id, ok: true })
     return
   }
   if (m.type === 'correlations') {

@@ -3,7 +3,9 @@ import { correlationsTopic, type DeadLetter, deadLetterTopic } from '../../../bu
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config } from '../../../schemas/types.ts'
+import { createCorrelationStore } from '../../../sinks/correlation-store.ts'
 import { type Sinks, startSinks } from '../../../sinks/start-sinks.ts'
+import { parseListQuery } from '../../../sinks/store-query.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
@@ -102,6 +104,41 @@ describe('startSinks', () => {
     } finally {
       vi.useRealTimers()
     }
+  })
+
+  it('closes without waiting out sinks.store.commit_interval: the batch that waits is written at once', async () => {
+    const dataDir = tempDir('nerve-sinks')
+    const base = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
+    const config: Config = {
+      ...base,
+      sinks: { ...base.sinks, store: { ...base.sinks.store, commit_interval: 60_000 } },
+    }
+    const rt = createTestRuntime()
+    const bus = createMemoryBus()
+    const sinks = await startSinks(config, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
+    const server = createHttpServer(config.http, { log: rt.log, metrics: rt.metrics, ingestToken: 't' })
+    server.addRoutes(sinks.routes)
+    const count = async () => (await server.inject({ method: 'GET', url: '/v1/correlations' })).json().count
+    const [first, second] = [makeCorrelation(0), makeCorrelation(1)]
+    await bus.publish(correlationsTopic, [{ key: first.agent.id, value: first }])
+    // An idle writer commits at once; the next batch waits for the interval, its handler still in flight.
+    await waitFor(async () => (await count()) === 1, { what: 'the first correlation stored' })
+    await bus.publish(correlationsTopic, [{ key: second.agent.id, value: second }])
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(await count()).toBe(1)
+    // SIGTERM: the consumers finish their batches in flight, which must not wait out the interval.
+    const started = performance.now()
+    await sinks.close()
+    expect(performance.now() - started).toBeLessThan(3_000)
+    await server.close()
+    const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
+    expect(
+      store
+        .correlations(parseListQuery({ limit: '10' }, ['agent']))
+        .map((c) => c.id)
+        .sort(),
+    ).toEqual([first.id, second.id].sort())
+    await store.close()
   })
 
   it('indexes correlations and revoke outcomes into Elasticsearch when configured, dead-lettering rejections', async () => {

@@ -146,6 +146,23 @@ describe('store writer thread', () => {
     expect(store.correlations(all)).toHaveLength(2)
   })
 
+  it('keeps a commit_interval longer than a timer can wait (30d) rather than committing at once', async () => {
+    // setTimeout() turns a delay past 2^31 - 1 ms into 1 ms: the interval would all but vanish.
+    const { store, writer } = await setup(30 * 86_400_000)
+    await writer.writeCorrelations([makeCorrelation(1)])
+    let written = false
+    const waiting = writer.writeCorrelations([makeCorrelation(2)]).then((r) => {
+      written = true
+      return r
+    })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(written).toBe(false)
+    expect(store.correlations(all)).toHaveLength(1)
+    await writer.drain()
+    expect(await waiting).toMatchObject({ stored: 1 })
+    expect(store.correlations(all)).toHaveLength(2)
+  })
+
   it('stores a correlation handed over as the JSON text the bus carried, as it is, counted as an object', async () => {
     const { store, writer } = await setup()
     const c = makeCorrelation(7)
