@@ -1,8 +1,9 @@
 // The buffered entries of the correlator's SQLite checkpoints (checkpoint-store.ts writes the rest): the
 // entries a save added go into chunk rows of up to `chunkEntries` (correlate_chunks), one insert for all of
 // them where a row per entry cost an insert each; an entry removed later is marked dead in its chunk (its
-// index in the row's `dead` list, rewritten by the save that removed it), and a chunk goes with its last
-// live entry. The identities and details the entries name are written once each (correlate_values), shared
+// index in the chunk's `dead` list, kept beside the row in correlate_chunk_dead and rewritten by the save
+// that removed it), and a chunk goes with its last live entry (or moves its live ones on once half
+// dead). The identities and details the entries name are written once each (correlate_values), shared
 // and counted in memory. Rows of earlier versions (correlate_buffer: a row per entry keyed by its seq;
 // correlate_entries: one JSON object per entry) move to chunks when their partition is loaded.
 // Every write runs inside the caller's transaction (a save); after a rollback, forget() the partition: what
@@ -80,6 +81,9 @@ export function createCheckpointEntries(db: Database.Database): CheckpointEntrie
     CREATE TABLE IF NOT EXISTS correlate_chunks (
       partition INTEGER NOT NULL, chunk INTEGER NOT NULL, entries TEXT NOT NULL, dead TEXT NOT NULL,
       PRIMARY KEY (partition, chunk)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS correlate_chunk_dead (
+      partition INTEGER NOT NULL, chunk INTEGER NOT NULL, dead TEXT NOT NULL,
+      PRIMARY KEY (partition, chunk)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS correlate_values (
       partition INTEGER NOT NULL, ref INTEGER NOT NULL, value TEXT NOT NULL,
       PRIMARY KEY (partition, ref)) WITHOUT ROWID;`)
@@ -98,13 +102,21 @@ export function createCheckpointEntries(db: Database.Database): CheckpointEntrie
     'SELECT max(chunk) AS chunk FROM correlate_chunks WHERE partition = ?',
   )
   const selectChunks = db.prepare<[number], { chunk: number; entries: string; dead: string }>(
-    'SELECT chunk, entries, dead FROM correlate_chunks WHERE partition = ? ORDER BY chunk',
+    'SELECT c.chunk, c.entries, coalesce(d.dead, c.dead) AS dead FROM correlate_chunks c ' +
+      'LEFT JOIN correlate_chunk_dead d ON d.partition = c.partition AND d.chunk = c.chunk ' +
+      'WHERE c.partition = ? ORDER BY c.chunk',
   )
   const insertChunk = db.prepare<[number, number, string, string]>(
     'INSERT OR REPLACE INTO correlate_chunks (partition, chunk, entries, dead) VALUES (?, ?, ?, ?)',
   )
-  const updateDead = db.prepare<[string, number, number]>(
-    'UPDATE correlate_chunks SET dead = ? WHERE partition = ? AND chunk = ?',
+  // A chunk's later dead marks, in a row of their own: an UPDATE of the chunk row would rewrite the whole
+  // record, its entries' ~57 KB of overflow pages for each save that marks one of them (58 KB of WAL and
+  // ~130 µs of CPU per mark, against 2 KB and 6 µs for the row-per-entry delete it replaced).
+  const updateDead = db.prepare<[number, number, string]>(
+    'INSERT OR REPLACE INTO correlate_chunk_dead (partition, chunk, dead) VALUES (?, ?, ?)',
+  )
+  const deleteDead = db.prepare<[number, number]>(
+    'DELETE FROM correlate_chunk_dead WHERE partition = ? AND chunk = ?',
   )
   const selectChunk = db.prepare<[number, number], { entries: string }>(
     'SELECT entries FROM correlate_chunks WHERE partition = ? AND chunk = ?',
@@ -170,8 +182,10 @@ export function createCheckpointEntries(db: Database.Database): CheckpointEntrie
     closeChunk(partition, rows)
     for (const chunk of rows.changed) {
       chunk.changed = false
-      if (chunk.dead.length >= chunk.count) deleteChunk.run(partition, chunk.id)
-      else updateDead.run(JSON.stringify(chunk.dead), partition, chunk.id)
+      if (chunk.dead.length >= chunk.count) {
+        deleteChunk.run(partition, chunk.id)
+        deleteDead.run(partition, chunk.id)
+      } else updateDead.run(partition, chunk.id, JSON.stringify(chunk.dead))
     }
     rows.changed = []
   }

@@ -2,10 +2,11 @@
 // the live buffered entries, whatever the order in which entries leave: the watched agent controls its
 // alert volume and which of its entries outlive the others, so it could otherwise keep one live entry in
 // every chunk and make the file (and each restart's read) grow with its traffic, not with the buffer.
+import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
-import { chunkEntries } from '../../../correlate/checkpoint-entries.ts'
+import { chunkEntries, createCheckpointEntries } from '../../../correlate/checkpoint-entries.ts'
 import { createSqliteCheckpointStore } from '../../../correlate/checkpoint-store.ts'
 import type { CorrelatorState, SerializedEntry } from '../../../correlate/correlator-state.ts'
 import { tempDir } from '../../helpers/random-names.ts'
@@ -121,5 +122,28 @@ describe('correlator checkpoint chunks', () => {
       }
     }
     await store.close()
+  })
+
+  it('mark an entry dead without rewriting the entries of its chunk', () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const db = new Database(file)
+    db.pragma('journal_mode = WAL')
+    db.pragma('wal_autocheckpoint = 0')
+    const entries = createCheckpointEntries(db)
+    const chunks = 20
+    const added = Array.from({ length: chunks * chunkEntries }, (_, i) => entry(`e${i}`, i))
+    db.transaction(() => entries.apply(0, [], added))()
+    db.pragma('wal_checkpoint(TRUNCATE)')
+    // One entry leaves each chunk (the watched agent's entries, one per save, shed in one burst).
+    const removed = Array.from({ length: chunks }, (_, c) => `e${c * chunkEntries + 7}`)
+    db.transaction(() => entries.apply(0, removed, []))()
+    const walBytes = statSync(`${file}-wal`).size
+    db.close()
+    // A chunk's row is ~20 KB here: rewriting it for each mark put 20 of them in the WAL.
+    expect(walBytes / chunks).toBeLessThan(4096)
+    const reopened = new Database(file)
+    const restored = createCheckpointEntries(reopened).load(0)
+    reopened.close()
+    expect(restored).toEqual(added.filter((e) => !removed.includes(e.id)))
   })
 })

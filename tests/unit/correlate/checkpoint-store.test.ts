@@ -104,7 +104,10 @@ describe('createSqliteCheckpointStore', () => {
     const rowsOf = () => {
       const db = new Database(file, { readonly: true })
       const rows = db
-        .prepare('SELECT chunk, entries, dead FROM correlate_chunks WHERE partition = 0 ORDER BY chunk')
+        .prepare(
+          'SELECT c.chunk, c.entries, coalesce(d.dead, c.dead) AS dead FROM correlate_chunks c ' +
+            'LEFT JOIN correlate_chunk_dead d USING (partition, chunk) WHERE c.partition = 0 ORDER BY chunk',
+        )
         .all() as { chunk: number; entries: string; dead: string }[]
       db.close()
       return rows.map((r) => [r.chunk, (JSON.parse(r.entries) as unknown[]).length, JSON.parse(r.dead)])
