@@ -1,8 +1,9 @@
 // The buffered entries of the correlator's SQLite checkpoints (checkpoint-store.ts writes the rest): the
 // entries a save added go into chunk rows of up to `chunkEntries` (correlate_chunks), one insert for all of
 // them where a row per entry cost an insert each; an entry removed later is marked dead in its chunk (its
-// index in the row's `dead` list, rewritten by the save that removed it), and a chunk goes with its last
-// live entry. The identities and details the entries name are written once each (correlate_values), shared
+// index in the chunk's `dead` list, kept beside the row in correlate_chunk_dead and rewritten by the save
+// that removed it), and a chunk goes with its last live entry (or moves its live ones on once half
+// dead). The identities and details the entries name are written once each (correlate_values), shared
 // and counted in memory. Rows of earlier versions (correlate_buffer: a row per entry keyed by its seq;
 // correlate_entries: one JSON object per entry) move to chunks when their partition is loaded.
 // Every write runs inside the caller's transaction (a save); after a rollback, forget() the partition: what
@@ -80,6 +81,9 @@ export function createCheckpointEntries(db: Database.Database): CheckpointEntrie
     CREATE TABLE IF NOT EXISTS correlate_chunks (
       partition INTEGER NOT NULL, chunk INTEGER NOT NULL, entries TEXT NOT NULL, dead TEXT NOT NULL,
       PRIMARY KEY (partition, chunk)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS correlate_chunk_dead (
+      partition INTEGER NOT NULL, chunk INTEGER NOT NULL, dead TEXT NOT NULL,
+      PRIMARY KEY (partition, chunk)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS correlate_values (
       partition INTEGER NOT NULL, ref INTEGER NOT NULL, value TEXT NOT NULL,
       PRIMARY KEY (partition, ref)) WITHOUT ROWID;`)
@@ -98,13 +102,24 @@ export function createCheckpointEntries(db: Database.Database): CheckpointEntrie
     'SELECT max(chunk) AS chunk FROM correlate_chunks WHERE partition = ?',
   )
   const selectChunks = db.prepare<[number], { chunk: number; entries: string; dead: string }>(
-    'SELECT chunk, entries, dead FROM correlate_chunks WHERE partition = ? ORDER BY chunk',
+    'SELECT c.chunk, c.entries, coalesce(d.dead, c.dead) AS dead FROM correlate_chunks c ' +
+      'LEFT JOIN correlate_chunk_dead d ON d.partition = c.partition AND d.chunk = c.chunk ' +
+      'WHERE c.partition = ? ORDER BY c.chunk',
   )
   const insertChunk = db.prepare<[number, number, string, string]>(
     'INSERT OR REPLACE INTO correlate_chunks (partition, chunk, entries, dead) VALUES (?, ?, ?, ?)',
   )
-  const updateDead = db.prepare<[string, number, number]>(
-    'UPDATE correlate_chunks SET dead = ? WHERE partition = ? AND chunk = ?',
+  // A chunk's later dead marks, in a row of their own: an UPDATE of the chunk row would rewrite the whole
+  // record, its entries' ~57 KB of overflow pages for each save that marks one of them (58 KB of WAL and
+  // ~130 µs of CPU per mark, against 2 KB and 6 µs for the row-per-entry delete it replaced).
+  const updateDead = db.prepare<[number, number, string]>(
+    'INSERT OR REPLACE INTO correlate_chunk_dead (partition, chunk, dead) VALUES (?, ?, ?)',
+  )
+  const deleteDead = db.prepare<[number, number]>(
+    'DELETE FROM correlate_chunk_dead WHERE partition = ? AND chunk = ?',
+  )
+  const selectChunk = db.prepare<[number, number], { entries: string }>(
+    'SELECT entries FROM correlate_chunks WHERE partition = ? AND chunk = ?',
   )
   const deleteChunk = db.prepare<[number, number]>(
     'DELETE FROM correlate_chunks WHERE partition = ? AND chunk = ?',
@@ -163,13 +178,33 @@ export function createCheckpointEntries(db: Database.Database): CheckpointEntrie
   }
   /** Ends a save's entry changes: the open chunk written, the dead marks of the others rewritten. */
   const writeChunks = (partition: number, rows: PartitionRows) => {
+    compactChunks(partition, rows)
     closeChunk(partition, rows)
     for (const chunk of rows.changed) {
       chunk.changed = false
-      if (chunk.dead.length >= chunk.count) deleteChunk.run(partition, chunk.id)
-      else updateDead.run(JSON.stringify(chunk.dead), partition, chunk.id)
+      if (chunk.dead.length >= chunk.count) {
+        deleteChunk.run(partition, chunk.id)
+        deleteDead.run(partition, chunk.id)
+      } else updateDead.run(partition, chunk.id, JSON.stringify(chunk.dead))
     }
     rows.changed = []
+  }
+  /** Appends an entry's row to the open chunk (a new one when none is open). */
+  const appendRow = (
+    partition: number,
+    rows: PartitionRows,
+    row: EntryRow,
+    identity: number,
+    detail: number,
+  ) => {
+    rows.open ??= {
+      chunk: { id: rows.nextChunk++, count: 0, dead: [], written: false, changed: false },
+      rows: [],
+    }
+    const { chunk } = rows.open
+    rows.entries.set(row[1], { chunk, index: chunk.count++, identity, detail })
+    rows.open.rows.push(row)
+    if (chunk.count >= chunkEntries) closeChunk(partition, rows)
   }
   const addEntry = (partition: number, rows: PartitionRows, e: SerializedEntry) => {
     const identity = acquire(partition, rows, e.who.identity)
@@ -192,14 +227,30 @@ export function createCheckpointEntries(db: Database.Database): CheckpointEntrie
       row.push(e.output ?? '')
       if (e.repeats !== undefined) row.push(e.repeats, e.last_time)
     }
-    rows.open ??= {
-      chunk: { id: rows.nextChunk++, count: 0, dead: [], written: false, changed: false },
-      rows: [],
+    appendRow(partition, rows, row, identity, detail)
+  }
+  /**
+   * A chunk this save left at least half dead moves its live entries to the open chunk (rows as stored, same
+   * values) and goes: the watched agent decides which of its entries outlive the others, and one live entry
+   * kept in every chunk would otherwise keep every chunk, the rows growing with its traffic rather than with
+   * the buffer (bench: 5,120 rows for 275 live entries). Kept rows stay within twice the live entries plus
+   * the chunks of one save; each entry dead pays for at most one moved.
+   */
+  const compactChunks = (partition: number, rows: PartitionRows) => {
+    for (const chunk of rows.changed) {
+      const live = chunk.count - chunk.dead.length
+      if (live <= 0 || live * 2 > chunk.count) continue
+      const stored = selectChunk.get(partition, chunk.id)
+      if (!stored) throw new NerveError('INTERNAL', `Correlator checkpoint lost chunk ${chunk.id}.`)
+      const chunkRows = JSON.parse(stored.entries) as EntryRow[]
+      for (let index = 0; index < chunkRows.length; index++) {
+        const row = chunkRows[index] as EntryRow
+        const entry = rows.entries.get(row[1])
+        if (!entry || entry.chunk !== chunk || entry.index !== index) continue
+        chunk.dead.push(index)
+        appendRow(partition, rows, row, entry.identity, entry.detail)
+      }
     }
-    const { chunk } = rows.open
-    rows.entries.set(e.id, { chunk, index: chunk.count++, identity, detail })
-    rows.open.rows.push(row)
-    if (chunk.count >= chunkEntries) closeChunk(partition, rows)
   }
 
   /** A partition's buffered entries as its chunks hold them, and what those rows name. */

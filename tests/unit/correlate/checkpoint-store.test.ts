@@ -104,7 +104,10 @@ describe('createSqliteCheckpointStore', () => {
     const rowsOf = () => {
       const db = new Database(file, { readonly: true })
       const rows = db
-        .prepare('SELECT chunk, entries, dead FROM correlate_chunks WHERE partition = 0 ORDER BY chunk')
+        .prepare(
+          'SELECT c.chunk, c.entries, coalesce(d.dead, c.dead) AS dead FROM correlate_chunks c ' +
+            'LEFT JOIN correlate_chunk_dead d USING (partition, chunk) WHERE c.partition = 0 ORDER BY chunk',
+        )
         .all() as { chunk: number; entries: string; dead: string }[]
       db.close()
       return rows.map((r) => [r.chunk, (JSON.parse(r.entries) as unknown[]).length, JSON.parse(r.dead)])
@@ -140,7 +143,15 @@ describe('createSqliteCheckpointStore', () => {
     restored.accept(edgeEvent({ id: 'after', time: T0 + 16_400, agent: 'agent-y' }))
     await reopened.save(0, { offset: 601, changes: restored.takeChanges(), snapshot: restored.snapshot })
     await reopened.close()
-    expect(rowsOf().map(([chunk]) => chunk)).toEqual([1, 2, 3, 4])
+    // Its eviction leaves chunk 1 more than half dead (144 of 256): its 112 live entries move to chunk 4.
+    expect(rowsOf().map(([chunk, n]) => [chunk, n])).toEqual([
+      [2, 88],
+      [3, 1],
+      [4, 113],
+    ])
+    const again = createSqliteCheckpointStore(file)
+    expect((await again.load(0))?.state).toEqual(JSON.parse(JSON.stringify(restored.snapshot())))
+    await again.close()
   })
 
   it('restores entries written again in a later chunk in their buffer order', async () => {
