@@ -15,6 +15,7 @@ import type {
   Topic,
 } from './bus.ts'
 import { openRecordReader, type RecordReader, storageError } from './embedded-storage.ts'
+import { recordJson } from './record-json.ts'
 
 // A stage thread that reads its records from the embedded bus's file itself (the store writer) opens them here.
 export { openRecordReader, type RecordReader, storageError }
@@ -77,18 +78,6 @@ const failureOf = (id: number, err: unknown): Reply => ({
   message: err instanceof Error ? err.message : String(err),
   retriable: err instanceof NerveError ? err.retriable : true,
 })
-
-/** A record's value as the bus would write it, refused as the embedded bus refuses it. */
-function jsonOf(value: unknown, index: number): string {
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch (err) {
-    throw new NerveError('INPUT_INVALID', `Record ${index} cannot be written as JSON.`, { cause: err })
-  }
-  if (text === undefined) throw new NerveError('INPUT_INVALID', `Record ${index} has no JSON value.`)
-  return text
-}
 
 const errorOf = (reply: Reply) =>
   new NerveError((reply.code ?? 'INTERNAL') as ErrorCode, reply.message ?? 'Failed across threads.', {
@@ -286,7 +275,7 @@ export function createPortBus(
       if (records.length === 0) return
       // As JSON text, written here: a string crosses for a copy, where the structured clone of a correlation
       // cost the owner's thread more to rebuild than to parse, and its bus then wrote it as JSON again.
-      const texts = records.map((record, i) => jsonOf(record.value, i))
+      const texts = records.map((record, i) => recordJson(record.value, i))
       await calls.call({ t: 'publish', topic: topic.name, keys: records.map((r) => r.key), texts })
     },
     subscribe: async <T>(

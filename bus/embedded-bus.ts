@@ -36,6 +36,7 @@ import {
 } from './embedded-storage.ts'
 import { partitionForKey } from './partition-for-key.ts'
 import { createRecentRecords, type RecentRecords } from './recent-records.ts'
+import { recordJson } from './record-json.ts'
 
 export type EmbeddedBusConfig = {
   dataDir: string
@@ -322,17 +323,6 @@ export function createEmbeddedBus(
       scheduleFlush()
     })
 
-  const serialize = (value: unknown, index: number): string => {
-    let text: string | undefined
-    try {
-      text = JSON.stringify(value)
-    } catch (err) {
-      throw new NerveError('INPUT_INVALID', `Record ${index} cannot be written as JSON.`, { cause: err })
-    }
-    if (text === undefined) throw new NerveError('INPUT_INVALID', `Record ${index} has no JSON value.`)
-    return text
-  }
-
   const publish = async <T>(topic: Topic<T>, records: readonly BusRecord<T>[]): Promise<void> => {
     if (closing) throw closedError()
     if (records.length === 0) return
@@ -340,7 +330,7 @@ export function createEmbeddedBus(
     const values = t.valueReaders > 0 ? records.map((record) => record.value as unknown) : undefined
     let bytes = 0
     const rows = records.map((record, i): AppendRow => {
-      const value = record.text ?? serialize(record.value, i)
+      const value = record.text ?? recordJson(record.value, i)
       bytes += value.length
       return {
         topicId: t.id,
