@@ -276,7 +276,7 @@ export function startS3SqsReader(
           new ReceiveMessageCommand({
             QueueUrl: queueUrl,
             MaxNumberOfMessages: 10,
-            WaitTimeSeconds: Math.min(20, Math.round(config.wait_time / 1000)),
+            WaitTimeSeconds: Math.round(config.wait_time / 1000),
             VisibilityTimeout: visibilitySeconds,
             MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
           }),

@@ -47,7 +47,8 @@ function row(key: string, node: Node, type: string): Row {
 }
 
 function typeOf(node: Node): string {
-  if (node.$ref === durationRef) return 'duration'
+  if (node.$ref === durationRef)
+    return node.maxDuration ? `duration, at most ${node.maxDuration}` : 'duration'
   const target = resolve(node)
   if (target.enum) return target.enum.map((v) => `\`${String(v)}\``).join(' \\| ')
   if (target.items) return `list of ${typeOf(target.items)}`

@@ -13,6 +13,8 @@ export type SchemaNode = {
   properties?: Record<string, SchemaNode>
   items?: SchemaNode
   anyOf?: SchemaNode[]
+  /** Beside a duration's `$ref`: its longest value (schemas/validators.ts checks it). */
+  maxDuration?: string
 }
 
 export const configSchemaRoot = configSchema as unknown as SchemaNode

@@ -1,20 +1,8 @@
 // Configuration as YAML that `--config` accepts again: durations written back as `90s`, `20m`, `1h`
 // (the largest unit that divides them exactly), for `nerve config` and `nerve rules`. Pure.
 import { stringify } from 'yaml'
+import { formatDuration } from '../schemas/duration.ts'
 import { configSchemaRoot, durationRef, resolveRef, type SchemaNode } from './config-schema.ts'
-
-const units: [string, number][] = [
-  ['d', 86_400_000],
-  ['h', 3_600_000],
-  ['m', 60_000],
-  ['s', 1000],
-]
-
-/** 90000 → `90s`, 1200000 → `20m`, 1500 → `1500ms`, 0 → `0ms`. */
-export function formatDuration(ms: number): string {
-  if (ms > 0) for (const [unit, size] of units) if (ms % size === 0) return `${ms / size}${unit}`
-  return `${ms}ms`
-}
 
 /** A copy of `value` with every duration (by the schema at `schema`) as text. */
 export function humanDurations(value: unknown, schema: SchemaNode = configSchemaRoot): unknown {

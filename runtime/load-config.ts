@@ -3,6 +3,7 @@
 // into milliseconds, then deep-frozen. Every problem is reported at once, with its path.
 import { readFileSync } from 'node:fs'
 import { parseDocument } from 'yaml'
+import { parseDuration } from '../schemas/duration.ts'
 import type { Config } from '../schemas/types.ts'
 import { formatValidationErrors, validateConfigFile } from '../schemas/validators.ts'
 import { configSchemaRoot, durationRef, resolveRef, type SchemaNode } from './config-schema.ts'
@@ -102,16 +103,6 @@ const splitList = (v: string): string[] =>
     .map((s) => s.trim())
     .filter(Boolean)
 
-const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
-
-/** `90s` → 90000. Input already matched the schema's duration pattern. */
-export function parseDuration(value: number | string): number {
-  if (typeof value === 'number') return value
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(value)
-  if (!m) throw new NerveError('CONFIG_INVALID', `Not a duration: ${value}`)
-  return Number(m[1]) * (unitMs[m[2] as string] as number)
-}
-
 /** `unknown key "windw"` → `unknown key "windw" (did you mean "window"?)`. */
 function withSuggestion(problem: { path: string; message: string }) {
   const key = /^unknown key "(.*)"$/.exec(problem.message)?.[1]
@@ -121,6 +112,7 @@ function withSuggestion(problem: { path: string; message: string }) {
 
 /** Walks the schema beside the value and converts every value whose schema is the duration definition. */
 function convertDurations(value: unknown, schema: SchemaNode = configSchemaRoot): unknown {
+  // The value passed the schema's duration pattern.
   if (schema.$ref === durationRef) return parseDuration(value as number | string)
   const resolved = resolveRef(schema)
   if (Array.isArray(value) && resolved.items) {

@@ -1,8 +1,9 @@
 // One Ajv instance for the whole process; every schema compiled once, at import.
 // `ajv.compile<T>` gives a type guard: after it passes, the value is trusted inside nerve.
 import { createRequire } from 'node:module'
-import type { CodeKeywordDefinition, ErrorObject, ValidateFunction } from 'ajv'
+import type { CodeKeywordDefinition, ErrorObject, SchemaValidateFunction, ValidateFunction } from 'ajv'
 import Ajv2020Module, { _, str } from 'ajv/dist/2020.js'
+import { parseDuration } from './duration.ts'
 
 const Ajv2020 = Ajv2020Module as unknown as typeof Ajv2020Module.default
 const require = createRequire(import.meta.url)
@@ -57,6 +58,21 @@ ajv.removeKeyword('maxLength')
 ajv.addKeyword(maxLength)
 ajv.removeKeyword('minLength')
 ajv.addKeyword(minLength)
+
+/**
+ * `"maxDuration": "24d"` beside a duration's `$ref`: the longest value, given as milliseconds or as text.
+ * Node.js arms no timer past 2^31 - 1 ms (it fires after 1 ms instead, with a warning), so every duration
+ * that arms one is capped; the rest are capped so that their arithmetic stays in safe integers.
+ */
+const withinMaxDuration: SchemaValidateFunction = (limit: string, data: unknown) => {
+  const ms = typeof data === 'number' || typeof data === 'string' ? parseDuration(data) : undefined
+  if (ms === undefined || ms <= (parseDuration(limit) as number)) return true
+  withinMaxDuration.errors = [
+    { keyword: 'maxDuration', message: `must be at most ${limit}`, params: { limit } },
+  ]
+  return false
+}
+ajv.addKeyword({ keyword: 'maxDuration', schemaType: 'string', errors: true, validate: withinMaxDuration })
 
 /** Characters (code points) of a string: a surrogate pair counts once. */
 function characterCount(text: string): number {

@@ -108,6 +108,31 @@ revoke: { min_score: 70, dryrun: true }
     expect(err.message).toContain(file)
   })
 
+  it('refuses a duration that would arm a timer Node.js cannot, in either form, and any beyond 100 years', () => {
+    // Node.js fires a timer of more than 2^31 - 1 ms (24.8 days) after 1 ms: a 30-day webhook timeout
+    // would time every revoke out at once, a 30-day backoff retry in a busy loop.
+    const file = writeConfig(`
+ingest: { s3_sqs: { wait_time: 30s, visibility_timeout: 13h } }
+correlation: { incident_gap: 99999999999999999999d }
+revoke:
+  max_backoff: 30d
+  webhooks: [{ url: "https://hooks.example.com/revoke", timeout: 2592000000 }]
+`)
+    const err = loadError(() => loadConfig({ file }))
+    expect(err.details).toEqual([
+      { path: '/ingest/s3_sqs/wait_time', message: 'must be at most 20s' },
+      { path: '/ingest/s3_sqs/visibility_timeout', message: 'must be at most 12h' },
+      { path: '/correlation/incident_gap', message: 'must be at most 36500d' },
+      { path: '/revoke/webhooks/0/timeout', message: 'must be at most 24d' },
+      { path: '/revoke/max_backoff', message: 'must be at most 24d' },
+    ])
+    const atTheLimits = writeConfig('revoke: { max_backoff: 24d }\nbus: { retention: 36500d }\n')
+    expect(loadConfig({ file: atTheLimits })).toMatchObject({
+      revoke: { max_backoff: 24 * 86_400_000 },
+      bus: { retention: 36_500 * 86_400_000 },
+    })
+  })
+
   it('reports YAML syntax errors with their line', () => {
     const file = writeConfig('agents:\n  - id: a\n   protected: true\n')
     const err = loadError(() => loadConfig({ file }))

@@ -3,10 +3,10 @@
 import { describe, expect, it } from 'vitest'
 import { builtinRules } from '../../../correlate/builtin-rules.ts'
 import { correlatorConfigOf } from '../../../correlate/correlator-config.ts'
-import { formatDuration } from '../../../runtime/config-yaml.ts'
 import { closest, suggestKey } from '../../../runtime/did-you-mean.ts'
-import { loadConfig, parseDuration } from '../../../runtime/load-config.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
 import { startupFailureLine } from '../../../runtime/startup-failure.ts'
+import { formatDuration, parseDuration } from '../../../schemas/duration.ts'
 import { revokeTargetWarning } from '../../../sinks/revoke-target-check.ts'
 
 describe('did you mean', () => {
