@@ -7,6 +7,7 @@ import { createPortBus } from '../bus/bus-port.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
 import { createLogger } from '../runtime/logger.ts'
 import { createMetrics } from '../runtime/metrics.ts'
+import { nameThisThread } from '../runtime/thread-name.ts'
 import type { Config } from '../schemas/types.ts'
 import { startCorrelate } from './start-correlate.ts'
 
@@ -19,6 +20,7 @@ export type ThreadMessage =
   | { kind: 'close' }
   | { kind: 'closed' }
 
+nameThisThread('nerve-correlate')
 const port = parentPort
 if (!port) throw new Error('correlate-worker.ts runs as a worker thread.')
 const { config, dataDir, busFile } = workerData as { config: Config; dataDir: string; busFile?: string }

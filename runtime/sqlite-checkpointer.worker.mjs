@@ -1,8 +1,16 @@
 // The checkpointer thread of runtime/sqlite-file.ts: copies committed WAL frames into the database files
 // (PASSIVE: never waits for, nor blocks, the writers on the main thread), one connection per file. Plain
 // JavaScript so that it loads in a worker thread without the TypeScript loader.
+import { writeFileSync } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
 import Database from 'better-sqlite3'
+
+// Named in the OS as runtime/thread-name.ts names the stage threads (this file loads without TypeScript).
+try {
+  writeFileSync('/proc/thread-self/comm', 'nerve-sqlite')
+} catch {
+  // Not Linux: the thread keeps its name.
+}
 
 /** @type {Map<string, import('better-sqlite3').Database>} */
 const connections = new Map()

@@ -17,6 +17,8 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { register } from 'tsx/esm/api'
 
 register()
+const { nameThisThread } = await import('../runtime/thread-name.ts')
+nameThisThread('nerve-store')
 const { createCorrelationStore } = await import('./correlation-store.ts')
 const { createMetrics } = await import('../runtime/metrics.ts')
 const { errorCodeOf, NerveError } = await import('../runtime/errors.ts')

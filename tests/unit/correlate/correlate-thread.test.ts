@@ -10,6 +10,7 @@ import { startCorrelateThread } from '../../../correlate/correlate-thread.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { threadNames, threadsNamed } from '../../helpers/thread-names.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { edgeEvent } from './sample-events.ts'
 
@@ -100,4 +101,16 @@ describe('startCorrelateThread', { timeout: 30_000 }, () => {
     const late = new Promise((resolve) => setTimeout(() => resolve('still closing after 5 s'), 5_000).unref())
     expect(await Promise.race([closed, late])).toBe('closed')
   })
+
+  it.skipIf(threadNames() === undefined)(
+    // Last: the workers it starts count in `spawned`, which the tests above count from.
+    'runs on a thread named nerve-correlate, the bus file checkpointed by one named nerve-sqlite',
+    async () => {
+      const { bus } = await start()
+      expect(threadsNamed('nerve-correlate')).toBeGreaterThanOrEqual(1)
+      // The bus's checkpointer thread starts with its first commit.
+      await bus.publish(eventsTopic, [{ key: 'agent-1', value: edgeEvent({ agent: 'agent-1', time: T0 }) }])
+      await waitFor(() => threadsNamed('nerve-sqlite') >= 1, { what: 'the checkpointer thread named' })
+    },
+  )
 })

@@ -8,6 +8,8 @@ import { parseListQuery } from '../../../sinks/store-query.ts'
 import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { threadNames, threadsNamed } from '../../helpers/thread-names.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 
 const open: { close(): Promise<void> }[] = []
@@ -52,6 +54,14 @@ const ways = ['handed over', 'read from the bus file'] as const
 const all = parseListQuery({ limit: '1000' }, ['agent'])
 
 describe('store writer thread', () => {
+  it.skipIf(threadNames() === undefined)('runs on a thread named nerve-store', async () => {
+    const before = threadsNamed('nerve-store')
+    const { writer } = await setup()
+    expect(threadsNamed('nerve-store')).toBe(before + 1)
+    await writer.close()
+    await waitFor(() => threadsNamed('nerve-store') === before, { what: 'the writer thread gone' })
+  })
+
   it.each(ways)(
     'writes on its thread, visible to the main thread once resolved; a redelivery is stored once (%s)',
     async (way) => {
