@@ -512,8 +512,8 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   // A replay's garbage is parsed records that die young, and the events it holds are few (the budget):
   // young generation semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of resident
   // memory. Kept at their starting size, a replay of 500,000 events peaked at 182 MiB instead of
-  // 311 MiB, for 10% more CPU.
-  const { keepYoungGenerationSmall } = await import('./ingest/replay-heap-bound.ts')
+  // 311 MiB, for 10% more CPU; the merge lets it grow to replayYoungBytes when no thread decodes.
+  const { keepYoungGenerationSmall, replayYoungBytes } = await import('./ingest/replay-heap-bound.ts')
   keepYoungGenerationSmall()
   const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
   const budgetBytes = parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget')
@@ -536,6 +536,7 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     threads: parseThreads(values.threads as string | undefined),
     progress: progress.update,
     now: Date.now(),
+    youngBytes: replayYoungBytes,
   })
   const { createReplayRevokeTally } = await import('./sinks/replay-revoke-tally.ts')
   const revokes = createReplayRevokeTally(config)
@@ -623,6 +624,8 @@ export async function prepareReplay(
     progress?: (p: import('./ingest/merge-replay-files.ts').MergeProgress) => void
     /** When the replay started, epoch ms: items dated more than max_future_skew after it are rejected. */
     now?: number
+    /** The size the main thread's young generation may grow to (--order time, no decoding threads). */
+    youngBytes?: number
   },
 ) {
   const { createReplay } = await import('./correlate/replay-correlations.ts')
@@ -644,6 +647,7 @@ export async function prepareReplay(
       spillDir: options.spillDir,
       progress: options.progress,
       now: options.now,
+      youngBytes: options.youngBytes,
     })
     return { replayer, ...merged, events: merged.read }
   }

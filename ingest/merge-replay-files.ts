@@ -49,6 +49,11 @@ export type MergeReplayOptions = {
    * of resident memory; only two or more decode faster than the main thread.
    */
   threads: number
+  /**
+   * The size the main thread's young generation may grow to when it decodes and merges alone
+   * (replay-heap-bound.ts); with decoding threads it stays as it is (two lanes fit 256 MiB only so).
+   */
+  youngBytes?: number
   /** Bytes of event records held in memory (by all decoders) before sorted runs are spilled. */
   budgetBytes: number
   /** Where the spill's private temp dir is made. */
@@ -92,6 +97,7 @@ export async function mergeReplayFiles<S extends SortKey>(
   const sizes = files.map((f) => byPath.get(f) as number)
   const totalBytes = sizes.reduce((a, b) => a + b, 0)
   const keepInvalid = options.keepInvalid ?? 20
+  const youngBytes = options.threads > 0 ? undefined : options.youngBytes
   const decoder = createEventDecoder(config, { agentSummaries: false })
   const dir = mkdtempSync(join(options.spillDir, 'nerve-replay-'))
   let runNumber = 0
@@ -147,6 +153,7 @@ export async function mergeReplayFiles<S extends SortKey>(
   try {
     memory = await decodeReplayRuns(files, config, {
       ...options,
+      youngBytes,
       runDir: dir,
       newRunPath,
       keepInvalid,
@@ -177,7 +184,7 @@ export async function mergeReplayFiles<S extends SortKey>(
       onRun: () => spilled++,
     })
     memory = undefined
-    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024 })
+    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, youngBytes, youngEvery: 1_000 })
     for (const record of merged) {
       handed++
       heap.tick()

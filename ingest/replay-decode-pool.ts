@@ -57,6 +57,11 @@ export type DecodePoolOptions = {
   newRunPath: () => string
   /** How many rejected items of a file are kept to show (all are counted). */
   keepInvalid: number
+  /**
+   * When the main thread decodes: the size its young generation may grow to (replay-heap-bound.ts).
+   * Unset, it is left as it is. Decoding threads have theirs set by flags.
+   */
+  youngBytes?: number
   /** Told of events decoded, runs written and files done, as they come. */
   onEvents: (count: number) => void
   onRun: (run: RunInfo) => void
@@ -82,7 +87,7 @@ export async function decodeReplayRuns(
     // The next file is read and decompressed while this one is parsed (read-ahead.ts).
     const open = readAhead(options.open, files, readAheadBytes)
     const decodeConfig = replayDecodeConfig(config, { ...options, open })
-    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20 })
+    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20, youngBytes: options.youngBytes })
     const onPart = (events: number) => {
       heap.tick()
       options.onEvents(events)

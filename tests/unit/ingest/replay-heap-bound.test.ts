@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { createHeapBound } from '../../../ingest/replay-heap-bound.ts'
+import { createHeapBound, replayYoungBytes } from '../../../ingest/replay-heap-bound.ts'
 
 const run = promisify(execFile)
 const root = resolve(import.meta.dirname, '../../..')
@@ -36,6 +36,56 @@ describe('createHeapBound', () => {
     expect(bound.collections()).toBe(2)
   })
 
+  it('lets the young generation grow to youngBytes, then holds it there', () => {
+    let young = 2
+    const factors: number[] = []
+    const bound = createHeapBound(
+      { maxOldBytes: 1_000, every: 1_000, youngBytes: 32, youngEvery: 2 },
+      {
+        heap: () => ({ size: 0, used: 0 }),
+        gc: () => {},
+        young: () => young,
+        growthFactor: (f) => factors.push(f),
+      },
+    )
+    bound.tick()
+    expect(factors).toEqual([])
+    bound.tick()
+    // Under youngBytes: V8's doubling, set once however many looks find it under.
+    expect(factors).toEqual([2])
+    young = 16
+    bound.tick()
+    bound.tick()
+    expect(factors).toEqual([2])
+    young = 32
+    bound.tick()
+    bound.tick()
+    expect(factors).toEqual([2, 1])
+    bound.tick()
+    bound.tick()
+    expect(factors).toEqual([2, 1])
+    // Shrunk (a memory-reducing collection): it may grow back, up to youngBytes again.
+    young = 8
+    bound.tick()
+    bound.tick()
+    expect(factors).toEqual([2, 1, 2])
+  })
+
+  it('leaves the young generation alone without youngBytes', () => {
+    const factors: number[] = []
+    const bound = createHeapBound(
+      { maxOldBytes: 1_000, every: 1 },
+      {
+        heap: () => ({ size: 0, used: 0 }),
+        gc: () => {},
+        young: () => 1,
+        growthFactor: (f) => factors.push(f),
+      },
+    )
+    for (let n = 0; n < 5; n++) bound.tick()
+    expect(factors).toEqual([])
+  })
+
   it('runs the real collector by default', () => {
     const bound = createHeapBound({ maxOldBytes: 0, every: 1 })
     bound.tick()
@@ -46,7 +96,7 @@ describe('createHeapBound', () => {
 describe('keepYoungGenerationSmall', () => {
   // A process of its own with the bin's 64 MiB semi-spaces: decoding threads, once started, let the
   // main thread's young generation grow to them unless the pool keeps it small again before the merge.
-  const youngAfter = async (threads: number) => {
+  const youngAfter = async (threads: number, youngBytes?: number) => {
     const { stdout } = await run(
       process.execPath,
       [
@@ -55,6 +105,7 @@ describe('keepYoungGenerationSmall', () => {
         'tsx',
         join(root, 'tests/helpers/young-generation-after-decode.ts'),
         String(threads),
+        ...(youngBytes === undefined ? [] : [String(youngBytes)]),
       ],
       { cwd: root },
     )
@@ -64,6 +115,20 @@ describe('keepYoungGenerationSmall', () => {
   it('holds after decoding threads have run, as without them', { timeout: 60_000 }, async () => {
     const [withThreads, without] = await Promise.all([youngAfter(2), youngAfter(0)])
     expect(without).toBeLessThanOrEqual(4)
+    expect(withThreads).toBeLessThanOrEqual(4)
+  })
+
+  it('grows to replayYoungBytes and no further when the main thread decodes and merges alone', {
+    timeout: 60_000,
+  }, async () => {
+    const mib = replayYoungBytes / 2 ** 20
+    const [alone, withThreads] = await Promise.all([
+      youngAfter(0, replayYoungBytes),
+      youngAfter(2, replayYoungBytes),
+    ])
+    expect(alone).toBeGreaterThan(4)
+    expect(alone).toBeLessThanOrEqual(mib)
+    // Decoding threads: the merge keeps it small (two lanes fit 256 MiB only so).
     expect(withThreads).toBeLessThanOrEqual(4)
   })
 })
