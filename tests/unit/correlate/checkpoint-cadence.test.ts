@@ -204,9 +204,14 @@ describe('startCorrelate with a checkpoint every few records', () => {
       },
     })
     const config = configWith({ max_records: 1_000, max_interval: 20 })
-    const first = await startStage(storage, config, { wrap })
+    // The stage's clock stands still while the shells are handled, so no save falls due inside their
+    // batches (a loaded machine took over 20 ms between the restore and a batch), then moves past
+    // max_interval: the save that fails is the timer's, outside any batch.
+    const clock = { now: 0 }
+    const first = await startStage(storage, config, { wrap, now: () => clock.now })
     failing.next = true
     await first.memory.drain()
+    clock.now = 1_000
     await waitFor(
       async () =>
         (await first.runtime.metricValue('nerve_component_errors_total', { component: 'correlator' })) > 0,
