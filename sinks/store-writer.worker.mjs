@@ -82,8 +82,8 @@ let cancelWrite = () => {}
 const scheduleWrite = () => {
   const wait = lastWrite + commitIntervalMs - performance.now()
   if (wait > 0) {
-    // setTimeout() fires a delay past 2^31 - 1 ms (about 24.8 days) after 1 ms instead: wait that long at most.
-    const timer = setTimeout(writeArrived, Math.min(wait, 2_147_483_647))
+    // The config bounds commit_interval at 24d, within what setTimeout() arms (2^31 - 1 ms).
+    const timer = setTimeout(writeArrived, wait)
     cancelWrite = () => clearTimeout(timer)
   } else {
     const immediate = setImmediate(writeArrived)
