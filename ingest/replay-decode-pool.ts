@@ -21,6 +21,7 @@ import {
   type EventFilter,
   replayDecodeConfig,
 } from './decode-replay-file.ts'
+import { errorFromThread, type PostedError } from './error-across-threads.ts'
 import { readAhead } from './read-ahead.ts'
 import { createHeapBound, keepYoungGenerationSmall } from './replay-heap-bound.ts'
 import { bundleDecodeWorker } from './replay-worker-bundle.ts'
@@ -35,7 +36,7 @@ export type ToPool =
   | { type: 'run'; run: RunInfo }
   | { type: 'done'; done: DecodedFile }
   | { type: 'finished' }
-  | { type: 'error'; file: string; message: string }
+  | { type: 'error'; file: string; error: PostedError }
 
 export type DecodePoolOptions = {
   threads: number
@@ -144,7 +145,7 @@ export async function decodeReplayRuns(
       else if (message.type === 'done') {
         options.onDone(message.done)
         give()
-      } else if (message.type === 'error') fail(new Error(`${message.file}: ${message.message}`))
+      } else if (message.type === 'error') fail(errorFromThread(message.error))
       else {
         working--
         wake?.()

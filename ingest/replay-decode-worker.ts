@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import type { Config } from '../schemas/types.ts'
 import { decodeReplayFile, type EventFilter, replayDecodeConfig } from './decode-replay-file.ts'
+import { postedError } from './error-across-threads.ts'
 import { createReplayOpener } from './open-replay-input.ts'
 import type { ToPool, ToWorker } from './replay-decode-pool.ts'
 import { createHeapBound } from './replay-heap-bound.ts'
@@ -61,7 +62,7 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
           done: await decodeReplayFile(message.file, decodeConfig, filter, runs, { keepInvalid, onPart }),
         })
       } catch (err) {
-        post({ type: 'error', file: message.file, message: err instanceof Error ? err.message : String(err) })
+        post({ type: 'error', file: message.file, error: postedError(err) })
       }
     })
   })
