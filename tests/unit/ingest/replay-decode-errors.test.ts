@@ -2,7 +2,7 @@
 // threads do: the same class, NerveError code, system error code and path, and message, so the CLI prints
 // the same one line and exits with the same code (before, a thread's error reached the main thread as a
 // plain Error, "file: message", and the CLI printed a stack trace).
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -19,6 +19,10 @@ const root = resolve(import.meta.dirname, '../../..')
 const filterModule = pathToFileURL(join(root, 'correlate/replay-filter.ts'))
 const config = loadConfig({ file: join(root, 'tests/fixtures/replay/nerve.yaml') })
 const falco = join(root, 'tests/fixtures/replay/falco-alerts.ndjson')
+const trail = join(
+  root,
+  'tests/fixtures/replay/123456789012_CloudTrail_us-west-2_20210410T1930Z_tester.json.gz',
+)
 
 /** The error decoding `files` ends with, in the main thread (0) or in decoding threads. */
 async function decodeError(files: string[], threads: number): Promise<Error> {
@@ -74,8 +78,24 @@ describe('errors of decoding threads', { timeout: 60_000 }, () => {
     const dir = join(tempDir('nerve-replay-dir'), 'hour.ndjson')
     mkdirSync(dir)
     const inMain = shown(await decodeError([dir], 0))
-    expect(inMain).toMatchObject({ code: 'EISDIR' })
+    expect(inMain).toMatchObject({ code: 'EISDIR', line: `${dir} is a directory, not a file.` })
     expect(shown(await decodeError([dir], 1))).toEqual(inMain)
+  })
+
+  it('a truncated .gz, and a .gz that is not gzip: INPUT_INVALID naming the file, in both paths', async () => {
+    const dir = tempDir('nerve-replay-gz')
+    const truncated = join(dir, '123456789012_CloudTrail_us-west-2_20210410T2000Z_cut.json.gz')
+    writeFileSync(truncated, readFileSync(trail).subarray(0, 100))
+    const notGzip = join(dir, '123456789012_CloudTrail_us-west-2_20210410T2100Z_text.json.gz')
+    writeFileSync(notGzip, '{"Records":[]}\n')
+    for (const [file, line] of [
+      [truncated, `${truncated}: the gzip data ends early (the file is truncated).`],
+      [notGzip, `${notGzip}: not valid gzip data (incorrect header check).`],
+    ] as const) {
+      const inMain = shown(await decodeError([falco, file], 0))
+      expect(inMain).toMatchObject({ nerve: true, code: 'INPUT_INVALID', line })
+      expect(shown(await decodeError([falco, file], 2))).toEqual(inMain)
+    }
   })
 
   it('a NerveError keeps its code and message across threads', () => {
