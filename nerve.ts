@@ -537,6 +537,11 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     progress: progress.update,
     now: Date.now(),
     youngBytes: replayYoungBytes,
+  }).catch((err: unknown) => {
+    // An input that cannot be read ends the replay in one line: not after a progress line half drawn.
+    progress.clear()
+    open.close()
+    throw err
   })
   const { createReplayRevokeTally } = await import('./sinks/replay-revoke-tally.ts')
   const revokes = createReplayRevokeTally(config)

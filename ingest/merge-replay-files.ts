@@ -75,7 +75,11 @@ export type MergedReplay<S> = Pick<Decoded, 'skipped'> & {
   futureCount: number
   /** Events held for the merge (stand-ins included). */
   events: number
-  /** Sorted runs written to disk so far (0 when everything fit the budget). */
+  /**
+   * Sorted runs written to disk because the records outgrew the memory budget (a decoder's share of it
+   * full, or more runs than the merge opens at once): 0 when everything fit, with or without decoding
+   * threads. A decoding thread's last run, written at the end to hand its records over, is not counted.
+   */
   spilled(): number
   /** Every event, resolved, in merge order; call once. */
   read(): Generator<NormalizedEvent | S>
@@ -161,8 +165,8 @@ export async function mergeReplayFiles<S extends SortKey>(
         progress.events += count
         tell({})
       },
-      onRun: (run) => {
-        spilled++
+      onRun: (run, spill) => {
+        if (spill) spilled++
         runs.push(run)
       },
       onDone,

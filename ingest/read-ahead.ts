@@ -81,8 +81,11 @@ function buffered(source: Readable, limit: number): Readable {
     }
     if (held < limit && source.isPaused() && !ended) source.resume()
     if (chunks.length > 0 || out.destroyed || finished) return
-    if (failure) out.destroy(failure)
-    else if (ended) {
+    // The error is given once the reader asks for bytes: destroyed before, the stream would emit it
+    // with no one listening yet (an uncaught exception: a broken .gz read ahead ended replay so).
+    if (failure) {
+      if (wanted) out.destroy(failure)
+    } else if (ended) {
       finished = true
       out.push(null)
     }

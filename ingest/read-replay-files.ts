@@ -7,6 +7,7 @@
 import { createReadStream, statSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
+import { NerveError } from '../runtime/errors.ts'
 import { type JsonItem, splitJsonItems } from './split-json-items.ts'
 
 /** Items of one file, numbered from the file's first item; a file may come in several parts. */
@@ -89,8 +90,21 @@ async function* fileParts(
     if (mode === 'lines') for (const item of items) add(item)
     else pending.push(line)
   }
-  for await (const lines of linesOf(await open(file))) {
-    for (const line of lines) {
+  let chunks: AsyncGenerator<string[]>
+  try {
+    chunks = linesOf(await open(file))
+  } catch (err) {
+    throw readError(file, err)
+  }
+  for (;;) {
+    let next: IteratorResult<string[]>
+    try {
+      next = await chunks.next()
+    } catch (err) {
+      throw readError(file, err)
+    }
+    if (next.done) break
+    for (const line of next.value) {
       addLine(line)
       if (part.length >= partItems) {
         yield part
@@ -100,6 +114,26 @@ async function* fileParts(
   }
   if (mode === 'document') for (const item of splitJsonItems(pending.join('\n'), limits)) add(item)
   if (part.length > 0) yield part
+}
+
+/**
+ * What reading `file` failed with, as the CLI shows it in one line naming the file: a broken gzip stream
+ * (truncated, or not gzip at all though named .gz) as INPUT_INVALID; a system error with no path of its
+ * own (EISDIR comes from read(), which names none) given the file's. Anything else is left as it is.
+ */
+export function readError(file: string, err: unknown): unknown {
+  const e = err as { code?: unknown; path?: unknown; syscall?: unknown; message?: unknown }
+  if (typeof e?.code !== 'string') return err
+  if (e.code === 'Z_BUF_ERROR' || e.message === 'unexpected end of file')
+    return new NerveError('INPUT_INVALID', `${file}: the gzip data ends early (the file is truncated).`, {
+      cause: err,
+    })
+  if (e.code.startsWith('Z_'))
+    return new NerveError('INPUT_INVALID', `${file}: not valid gzip data (${String(e.message)}).`, {
+      cause: err,
+    })
+  if (typeof e.syscall === 'string' && e.path === undefined) (err as { path: string }).path = file
+  return err
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   type EventFilter,
   replayDecodeConfig,
 } from './decode-replay-file.ts'
+import { errorFromThread, type PostedError } from './error-across-threads.ts'
 import { readAhead } from './read-ahead.ts'
 import { createHeapBound, keepYoungGenerationSmall } from './replay-heap-bound.ts'
 import { bundleDecodeWorker } from './replay-worker-bundle.ts'
@@ -32,10 +33,11 @@ const readAheadBytes = 4 * 1024 * 1024
 export type ToWorker = { type: 'file'; file: string } | { type: 'finish' }
 export type ToPool =
   | { type: 'part'; events: number }
-  | { type: 'run'; run: RunInfo }
+  /** `spill`: written because the thread's share of the budget was full (not its last run, at finish). */
+  | { type: 'run'; run: RunInfo; spill: boolean }
   | { type: 'done'; done: DecodedFile }
   | { type: 'finished' }
-  | { type: 'error'; file: string; message: string }
+  | { type: 'error'; file: string; error: PostedError }
 
 export type DecodePoolOptions = {
   threads: number
@@ -64,7 +66,12 @@ export type DecodePoolOptions = {
   youngBytes?: number
   /** Told of events decoded, runs written and files done, as they come. */
   onEvents: (count: number) => void
-  onRun: (run: RunInfo) => void
+  /**
+   * `spill` is true for a run written because a decoder's share of the budget was full, false for the
+   * last run a decoding thread writes at the end to hand its records over (the main thread keeps its own
+   * last run in memory instead): replay's `spilled_runs` counts the first kind, the same on both paths.
+   */
+  onRun: (run: RunInfo, spill: boolean) => void
   onDone: (file: DecodedFile) => void
 }
 
@@ -82,7 +89,7 @@ export async function decodeReplayRuns(
     const runs = createRunWriter({
       budgetBytes: options.budgetBytes,
       newRunPath: options.newRunPath,
-      onRun: options.onRun,
+      onRun: (run) => options.onRun(run, true),
     })
     // The next file is read and decompressed while this one is parsed (read-ahead.ts).
     const open = readAhead(options.open, files, readAheadBytes)
@@ -140,11 +147,11 @@ export async function decodeReplayRuns(
     }
     worker.on('message', (message: ToPool) => {
       if (message.type === 'part') options.onEvents(message.events)
-      else if (message.type === 'run') options.onRun(message.run)
+      else if (message.type === 'run') options.onRun(message.run, message.spill)
       else if (message.type === 'done') {
         options.onDone(message.done)
         give()
-      } else if (message.type === 'error') fail(new Error(`${message.file}: ${message.message}`))
+      } else if (message.type === 'error') fail(errorFromThread(message.error))
       else {
         working--
         wake?.()

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import type { Config } from '../schemas/types.ts'
 import { decodeReplayFile, type EventFilter, replayDecodeConfig } from './decode-replay-file.ts'
+import { postedError } from './error-across-threads.ts'
 import { createReplayOpener } from './open-replay-input.ts'
 import type { ToPool, ToWorker } from './replay-decode-pool.ts'
 import { createHeapBound } from './replay-heap-bound.ts'
@@ -31,10 +32,12 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
   const filter = createReplayFilter(config)
   const decodeConfig = replayDecodeConfig(config, { maxDepth, now, open: createReplayOpener(env) })
   let runNumber = 0
+  /** Set once `finish` came: the run written then hands the thread's records over, it is no spill. */
+  let finishing = false
   const runs = createRunWriter({
     budgetBytes: data.budgetBytes,
     newRunPath: () => join(data.runDir, `run-t${threadId}-${runNumber++}.bin`),
-    onRun: (run) => post({ type: 'run', run }),
+    onRun: (run) => post({ type: 'run', run, spill: !finishing }),
   })
   // A full collection, checked every 4 parts, when the old generation outgrows 24 MiB and twice what it
   // held after the last one. A CloudTrail file is one JSON text of about 1.25 MB: its strings go to V8's
@@ -51,6 +54,7 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
   port.on('message', (message: ToWorker) => {
     work = work.then(async () => {
       if (message.type === 'finish') {
+        finishing = true
         runs.flush()
         post({ type: 'finished' })
         return
@@ -61,7 +65,7 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
           done: await decodeReplayFile(message.file, decodeConfig, filter, runs, { keepInvalid, onPart }),
         })
       } catch (err) {
-        post({ type: 'error', file: message.file, message: err instanceof Error ? err.message : String(err) })
+        post({ type: 'error', file: message.file, error: postedError(err) })
       }
     })
   })

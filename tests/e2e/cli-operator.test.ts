@@ -4,7 +4,7 @@
 // to print the rule pack, dead letters only readable with sqlite3, and no word about revokes that can
 // never be sent.
 import { execFile } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -79,6 +79,33 @@ describe('start-up failures', { timeout: 90_000 }, () => {
     const replay = await nerve(['replay', '/nonexistent/alerts.ndjson'])
     expect(replay.code).toBe(1)
     expect(replay.stderr.trim()).toBe('nerve replay: /nonexistent/alerts.ndjson: no such file or directory.')
+  })
+
+  it('a corrupt .gz replay input is one line naming it and exit 1, with and without decoding threads', async () => {
+    const fixture = resolve(import.meta.dirname, '../fixtures/replay')
+    const alerts = join(fixture, 'falco-alerts.ndjson')
+    const trail = join(fixture, '123456789012_CloudTrail_us-west-2_20210410T1930Z_tester.json.gz')
+    const truncated = file('cut.json.gz', '')
+    writeFileSync(truncated, readFileSync(trail).subarray(0, 200))
+    const notGzip = file('text.json.gz', '{"Records":[]}\n')
+    for (const [bad, what] of [
+      [truncated, 'the gzip data ends early (the file is truncated).'],
+      [notGzip, 'not valid gzip data (incorrect header check).'],
+    ] as const) {
+      for (const threads of ['0', '2']) {
+        const replay = await nerve([
+          'replay',
+          '--threads',
+          threads,
+          '--config',
+          join(fixture, 'nerve.yaml'),
+          alerts,
+          bad,
+        ])
+        expect(replay.code).toBe(1)
+        expect(replay.stderr).toBe(`nerve: ${bad}: ${what}\n`)
+      }
+    }
   })
 
   it('prints --version', async () => {

@@ -85,6 +85,24 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
     expect(decodeURIComponent(list?.path ?? '')).toContain(`start-after=${prefix}2026/11/01`)
   })
 
+  it('ends with one line naming a truncated gzipped object, as for a local file', async () => {
+    const key = 'broken/123456789012_CloudTrail_us-west-2_20261101T0000Z_cut.json.gz'
+    const trail = files.find((f) => f.endsWith('.json.gz')) as string
+    standIn.putObject('org-trail', key, readFileSync(trail).subarray(0, 200))
+    for (const threads of ['0', '2']) {
+      const failed = await replay(['--threads', threads, 's3://org-trail/broken/']).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => err,
+      )
+      expect(failed.code).toBe(1)
+      // (The AWS SDK may warn about the Node.js version first.)
+      expect(failed.stderr.trim().split('\n').at(-1)).toBe(
+        `nerve: s3://org-trail/${key}: the gzip data ends early (the file is truncated).`,
+      )
+      expect(failed.stderr).not.toMatch(/^\s+at /m)
+    }
+  })
+
   it('names a prefix that holds nothing, and a bad time', async () => {
     await expect(replay(['s3://org-trail/AWSLogs/nothing/'])).rejects.toMatchObject({
       stderr: expect.stringContaining('holds no file to read'),

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { readAhead } from '../../../ingest/read-ahead.ts'
@@ -112,6 +113,21 @@ describe('readAhead', () => {
     await expect(open(missing)).rejects.toThrow(/ENOENT/)
     await expect(bytesOf(await open(broken))).rejects.toThrow()
     expect((await bytesOf(await open(good))).toString()).toBe('{"a":1}')
+    open.close()
+  })
+
+  it('holds the error of a broken .gz read ahead until that file is read (none thrown unheard before)', async () => {
+    const dir = tempDir('nerve-read-ahead')
+    const good = join(dir, 'a.json')
+    const broken = join(dir, 'b.json.gz')
+    writeFileSync(good, '{"a":1}')
+    writeFileSync(broken, 'not gzip at all')
+    const open = readAhead(openMaybeGzipped, [good, broken], 1 << 20)
+    expect((await bytesOf(await open(good))).toString()).toBe('{"a":1}')
+    // The gunzip of the file read ahead fails while nothing reads it yet: before, that error was
+    // emitted at once on a stream no one listened to, an uncaught exception (vitest fails on it).
+    await sleep(200)
+    await expect(bytesOf(await open(broken))).rejects.toMatchObject({ code: 'Z_DATA_ERROR' })
     open.close()
   })
 })
