@@ -65,8 +65,18 @@ export function createDirectPosts(deps: DirectPostDeps): DirectPosts {
     const query =
       mark === -1 ? noQuery : (parseQuery(url.slice(mark + 1)) as Record<string, string | undefined>)
     if (!deps.opens(route, req, query)) return false
-    readBody(req, size, (body) => {
+    readBody(req, size, (body, err) => {
       const request: RouteRequest = { body, headers, query, receivedAt: Date.now() }
+      if (err !== undefined) {
+        // As fastify's body parser: a read that failed (the client went away) or a body not of its
+        // Content-Length is a 400, counted, answered if the socket is still there, and the connection
+        // closed (the client may send more).
+        const failure = deps.failed(route, err, request)
+        const answer = deps.answer(route, failure.res, failure.code)
+        answer.headers = { ...answer.headers, connection: 'close' }
+        if (!res.destroyed) send(res, answer)
+        return
+      }
       // An answer that cannot be sent (a body JSON cannot hold) is answered as an error, as fastify does.
       handle(route, res, request).catch((err: unknown) => {
         const failure = deps.failed(route, err, request)
@@ -95,19 +105,31 @@ export function createDirectPosts(deps: DirectPostDeps): DirectPosts {
 
 /**
  * The body's bytes, copied out of the socket's buffers as fastify copies them. The HTTP parser stops at
- * Content-Length (checked against the limit before this), so no more than that is ever held; a request
- * cut off before its end is not answered (its socket is gone), as with fastify.
+ * Content-Length (checked against the limit before this), so no more than that is ever held.
  */
-function readBody(req: IncomingMessage, size: number, done: (body: Buffer) => void): void {
+function readBody(
+  req: IncomingMessage,
+  size: number,
+  done: (body: Buffer, err?: Error & { statusCode: number }) => void,
+): void {
   const chunks: Buffer[] = []
   let received = 0
+  let settled = false
+  const fail = (err: Error) => {
+    if (settled) return
+    settled = true
+    done(Buffer.alloc(0), Object.assign(err, { statusCode: 400 }))
+  }
   req.on('data', (chunk: Buffer) => {
     chunks.push(chunk)
     received += chunk.length
   })
-  req.on('error', () => undefined)
+  req.on('error', fail)
   req.on('end', () => {
-    if (received === size) done(Buffer.concat(chunks, received))
+    if (received !== size) return fail(new RangeError('Request body size did not match Content-Length'))
+    if (settled) return
+    settled = true
+    done(Buffer.concat(chunks, received))
   })
 }
 

@@ -9,6 +9,7 @@ import { NerveError } from '../../../runtime/errors.ts'
 import { createHttpServer, type HttpServer, type Route } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
 
 const token = 'nrv_test-token-0123456789abcdef'
 
@@ -23,7 +24,7 @@ const echo: Route = {
 }
 
 function fakeRequest(method: string, url: string, headers: Record<string, string>) {
-  const req = Object.assign(Readable.from([]), { method, url, headers, socket: {} })
+  const req = Object.assign(new Readable({ read() {} }), { method, url, headers, socket: {} })
   return req as unknown as IncomingMessage
 }
 
@@ -146,6 +147,16 @@ describe('the same answers on both paths', () => {
     expect(JSON.parse(internal.body)).toEqual({ errorMessage: 'Internal error.', bytes: 0 })
   })
 
+  it('a body shorter than its Content-Length as a 400, counted', async () => {
+    const { server, rt } = makeServer([echo])
+    const short = await both(server, '/v1/echo', '{"a":1}', { ...bearer, 'content-length': '9' })
+    expect(short.status).toBe(400)
+    expect(JSON.parse(short.body)).toEqual({
+      error: { code: 'INPUT_INVALID', message: 'Request body size did not match Content-Length' },
+    })
+    expect(await rt.metricValue('nerve_http_requests_total', { route: '/v1/echo', status: '400' })).toBe(2)
+  })
+
   it('a text answer as text', async () => {
     const { server } = makeServer([{ ...echo, handle: async () => ({ status: 200, body: 'ok ✓' }) }])
     const res = await both(server, '/v1/echo', '{}', bearer)
@@ -198,5 +209,30 @@ describe('on a socket', () => {
     }
     expect(bodies.map((b) => JSON.parse(b).text)).toEqual(['{"n":1}', '{"n":22}', '{"n":333}'])
     expect(text.toLowerCase()).toContain('connection: keep-alive')
+  })
+
+  it('counts a request whose client goes away mid-body as a 400, on both paths', async () => {
+    const rt = createTestRuntime()
+    const server = createHttpServer(
+      { ...loadConfig().http, port: 0 },
+      { log: rt.log, metrics: rt.metrics, ingestToken: token },
+    )
+    server.addRoutes([echo])
+    open.push(server)
+    const port = Number(new URL(await server.listen()).port)
+    for (const type of ['application/json', 'application/vnd.nerve+json']) {
+      const socket = connect(port, '127.0.0.1')
+      await new Promise((resolve) => socket.on('connect', resolve))
+      socket.write(
+        `POST /v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
+          `Content-Type: ${type}\r\nContent-Length: 100\r\n\r\n{"a":`,
+      )
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      socket.destroy()
+    }
+    await waitFor(
+      async () =>
+        (await rt.metricValue('nerve_http_requests_total', { route: '/v1/echo', status: '400' })) === 2,
+    )
   })
 })
