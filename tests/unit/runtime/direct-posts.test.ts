@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createDirectPosts } from '../../../runtime/direct-posts.ts'
+import { createDirectPosts, directBytes } from '../../../runtime/direct-posts.ts'
 import { NerveError } from '../../../runtime/errors.ts'
 import { createHttpServer, type HttpServer, type Route } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
@@ -32,11 +32,12 @@ describe('which requests are served directly', () => {
   const direct = createDirectPosts({
     opens: (_route, req, query) =>
       req.headers.authorization === `Bearer ${token}` || query.token === token || _route.auth === 'none',
-    limitOf: () => 100,
+    limitOf: (route) => (route.url === '/v1/large' ? 10 * 1024 * 1024 : 100),
     answer: (_route, res) => res,
     failed: () => ({ res: { status: 500, body: {} }, code: 'INTERNAL' }),
   })
   direct.add(echo)
+  direct.add({ ...echo, url: '/v1/large' })
   const res = {} as ServerResponse
   const ok = { authorization: `Bearer ${token}`, 'content-length': '10', 'content-type': 'application/json' }
   const served = (method: string, url: string, headers: Record<string, string>) =>
@@ -55,6 +56,8 @@ describe('which requests are served directly', () => {
     expect(served('POST', '/v1/other', ok)).toBe(false)
     expect(served('POST', '/v1/echo', { ...ok, authorization: 'Bearer wrong' })).toBe(false)
     expect(served('POST', '/v1/echo', { ...ok, 'content-length': '101' })).toBe(false)
+    expect(served('POST', '/v1/large', { ...ok, 'content-length': String(directBytes) })).toBe(true)
+    expect(served('POST', '/v1/large', { ...ok, 'content-length': String(directBytes + 1) })).toBe(false)
     expect(
       served('POST', '/v1/echo', { authorization: `Bearer ${token}`, 'transfer-encoding': 'chunked' }),
     ).toBe(false)
