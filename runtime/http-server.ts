@@ -2,9 +2,13 @@
 // /healthz /readyz /metrics, and the only table that maps error codes to HTTP status.
 import { timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
+import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
+import injectRequest, { type InjectOptions, type Response as InjectResponse } from 'light-my-request'
 import type { HttpConfig } from '../schemas/types.ts'
+import { createDirectPosts } from './direct-posts.ts'
 import { type ErrorCode, isNerveError, NerveError } from './errors.ts'
 import type { Logger } from './logger.ts'
 import type { BoundCounter, Metrics } from './metrics.ts'
@@ -83,8 +87,8 @@ export type HttpServer = {
   listen(): Promise<string>
   /** Stops accepting, waits for in-flight requests to finish. */
   close(): Promise<void>
-  /** For tests: requests without a port (fastify inject). */
-  inject: FastifyInstance['inject']
+  /** For tests: requests without a port (light-my-request, as fastify's inject), through the same listener. */
+  inject(options: InjectOptions | string): Promise<InjectResponse>
 }
 
 export type HttpServerDeps = {
@@ -161,18 +165,20 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
 
   type FastifyError = Error & { statusCode?: number; code?: string }
   /** Any error of a request as a NerveError; fastify's own (body too large, bad length) by their status. */
-  const asNerveError = (err: FastifyError, req: FastifyRequest): NerveError => {
+  const asNerveError = (err: FastifyError, bodyLimit: number | undefined): NerveError => {
     if (isNerveError(err)) return err
     if (err.statusCode === 413) {
       // The route's own limit when it has one (Firehose: 64 MiB), else http.body_limit_bytes.
-      const limit = req.routeOptions.bodyLimit ?? config.body_limit_bytes
+      const limit = bodyLimit ?? config.body_limit_bytes
       return new NerveError('PAYLOAD_TOO_LARGE', `Request body is over ${limit} bytes.`)
     }
     if (err.statusCode && err.statusCode < 500) return new NerveError('INPUT_INVALID', err.message)
     deps.log.error({ err, error_code: 'INTERNAL' }, 'Request failed unexpectedly.')
     return new NerveError('INTERNAL', 'Internal error.')
   }
-  app.setErrorHandler((err: FastifyError, req, reply) => sendError(reply, asNerveError(err, req)))
+  app.setErrorHandler((err: FastifyError, req, reply) =>
+    sendError(reply, asNerveError(err, req.routeOptions.bodyLimit)),
+  )
 
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new NerveError('NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}.`)),
@@ -184,16 +190,28 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     const ok = Object.values(results).every((r) => r.ok)
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results })
   })
-  const authorized = (req: FastifyRequest, tokens: readonly Buffer[], certOpens: boolean): boolean => {
-    if (certOpens && config.tls?.client_ca_file && (req.raw.socket as TLSSocket).authorized === true)
-      return true
+  const authorizedRaw = (
+    headers: IncomingHttpHeaders,
+    query: Record<string, string | undefined>,
+    socket: Socket,
+    tokens: readonly Buffer[],
+    certOpens: boolean,
+  ): boolean => {
+    if (certOpens && config.tls?.client_ca_file && (socket as TLSSocket).authorized === true) return true
     // Each place a token may come in, the usual one (bearer) first: no array is built per request.
-    const header = req.headers.authorization
+    const header = headers.authorization
     if (typeof header === 'string' && header.startsWith('Bearer ') && opens(header.slice(7).trim(), tokens))
       return true
-    const query = req.query as Record<string, string | undefined>
-    return opens(query.token, tokens) || opens(req.headers['x-amz-firehose-access-key'], tokens)
+    return opens(query.token, tokens) || opens(headers['x-amz-firehose-access-key'], tokens)
   }
+  const authorized = (req: FastifyRequest, tokens: readonly Buffer[], certOpens: boolean): boolean =>
+    authorizedRaw(
+      req.headers,
+      req.query as Record<string, string | undefined>,
+      req.raw.socket,
+      tokens,
+      certOpens,
+    )
 
   /** The tokens that open a route, or null when it is open. */
   const tokensFor = (route: Pick<Route, 'auth' | 'source'>): readonly Buffer[] | null => {
@@ -265,7 +283,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   const routeErrorHandler =
     (route: Route, format: NonNullable<Route['formatError']>) =>
     (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-      const error = asNerveError(err, req)
+      const error = asNerveError(err, req.routeOptions.bodyLimit)
       const res = format(error, {
         body: Buffer.alloc(0),
         headers: req.headers,
@@ -276,17 +294,57 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     }
 
   /** A route's answer: Retry-After for a saturation code, the request counted by route and status. */
-  const answer = (route: Route, reply: FastifyReply, res: RouteResponse, code?: NerveError['code']) => {
+  const counted = (route: Route, res: RouteResponse, code?: NerveError['code']): RouteResponse => {
     const retry = code === undefined ? undefined : retryAfterSeconds[code]
     if (retry) res.headers = { 'retry-after': String(retry), ...res.headers }
     count(route.url, res.status)
+    return res
+  }
+  const answer = (route: Route, reply: FastifyReply, res: RouteResponse, code?: NerveError['code']) => {
+    counted(route, res, code)
     reply.code(res.status)
     if (res.headers) reply.headers(res.headers)
     return reply.send(res.body)
   }
 
+  /**
+   * The common POST (an ingest request) is served by direct-posts.ts from the server's request listener;
+   * everything else, and every refusal before the handler (401, 413, a request while closing), by fastify.
+   */
+  const direct = createDirectPosts({
+    opens: (route, req, query) => {
+      if (route.auth === 'read') return false
+      const tokens = tokensFor(route)
+      return tokens === null || authorizedRaw(req.headers, query, req.socket, tokens, route.auth === 'ingest')
+    },
+    limitOf: (route) => route.bodyLimit ?? config.body_limit_bytes,
+    answer: counted,
+    failed: (route, err, request) => {
+      // As the route's handler and fastify's error handlers below: the route's own shape for a NerveError
+      // (with the request), for anything else the error as a NerveError in the route's shape or the table's.
+      const error = asNerveError(err as FastifyError, route.bodyLimit)
+      if (route.formatError)
+        return {
+          res: route.formatError(error, isNerveError(err) ? request : { ...request, body: Buffer.alloc(0) }),
+          code: error.code,
+        }
+      return { res: errorAnswer(error), code: error.code }
+    },
+  })
+  let closing = false
+  const fastifyListener = app.server.listeners('request')[0] as (
+    req: IncomingMessage,
+    res: ServerResponse,
+  ) => void
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    if (closing || !direct.serve(req, res)) fastifyListener(req, res)
+  }
+  app.server.removeListener('request', fastifyListener)
+  app.server.on('request', listener)
+
   const addRoutes = (routes: readonly Route[]) => {
     for (const route of routes) {
+      if (route.method === 'POST') direct.add(route)
       app.route({
         method: route.method,
         url: route.url,
@@ -318,18 +376,29 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     const retry = retryAfterSeconds[err.code]
     if (retry) reply.header('retry-after', String(retry))
     count(reply.request.routeOptions.url ?? 'unmatched', status)
-    const body: Record<string, unknown> = { code: err.code, message: err.message }
-    if (err.details !== undefined) body.details = err.details
-    return reply.code(status).send({ error: body })
+    return reply.code(status).send(errorAnswer(err).body)
   }
 
   return {
     addRoutes,
     addReadinessCheck: (name, check) => void checks.set(name, check),
     listen: () => app.listen({ host: config.host, port: config.port }),
-    close: () => app.close(),
-    inject: app.inject.bind(app),
+    close: () => {
+      closing = true
+      return app.close()
+    },
+    inject: async (options) => {
+      await app.ready()
+      return injectRequest(listener, options)
+    },
   }
+}
+
+/** The answer of the error table: the code's status, and `{ error: { code, message, details? } }`. */
+function errorAnswer(err: NerveError): RouteResponse {
+  const body: Record<string, unknown> = { code: err.code, message: err.message }
+  if (err.details !== undefined) body.details = err.details
+  return { status: httpStatusByCode[err.code], body: { error: body } }
 }
 
 /**
