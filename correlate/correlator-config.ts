@@ -1,7 +1,9 @@
 // The correlator's slice of the whole config: the rules (the built-in pack when none are given, plus
 // `extra_rules`), the
 // default window, the state bounds, the incident gap and nerve's own revoker identities.
-import type { Config } from '../schemas/types.ts'
+import { NerveError } from '../runtime/errors.ts'
+import { formatDuration } from '../schemas/duration.ts'
+import type { Config, RuleConfig, WindowConfig } from '../schemas/types.ts'
 import { builtinRules } from './builtin-rules.ts'
 import type { CorrelatorConfig } from './correlator.ts'
 import { compileRules } from './match-rules.ts'
@@ -11,6 +13,12 @@ export function correlatorConfigOf(config: Config): CorrelatorConfig {
   const c = config.correlation
   const rules = [...(c.rules ?? builtinRules), ...(c.extra_rules ?? [])]
   compileRules(rules, c.window)
+  const problems = windowGapProblems(c)
+  if (problems.length > 0) {
+    throw new NerveError('CONFIG_INVALID', `Correlation rules are invalid:\n  ${problems.join('\n  ')}`, {
+      details: problems,
+    })
+  }
   return {
     rules,
     window: c.window,
@@ -29,4 +37,34 @@ export function correlatorConfigOf(config: Config): CorrelatorConfig {
       memory_bytes: Math.floor(c.memory_budget_bytes * c.baseline.memory_share),
     },
   }
+}
+
+/**
+ * A window side longer than `incident_gap` is refused. Correlations are grouped by their time (the later
+ * of their two events), and those of one event spread over its window: with `after: 1h` and the 30m gap,
+ * one Falco alert and IAM calls 5 and 50 minutes after it made two incidents holding the same alert,
+ * overlapping in time, each revoked on its own. With both sides at most the gap, the correlations of one
+ * event always lie within the gap of each other. Each key is named where it is set: the default window
+ * once, a rule only for the sides it overrides.
+ */
+function windowGapProblems(c: Config['correlation']): string[] {
+  const gap = c.incident_gap
+  const problems: string[] = []
+  const check = (where: string, window: Partial<WindowConfig> | undefined) => {
+    for (const side of ['before', 'after'] as const) {
+      const value = window?.[side]
+      if (value === undefined || value <= gap) continue
+      problems.push(
+        `${where}.window.${side} (${formatDuration(value)}) is longer than correlation.incident_gap ` +
+          `(${formatDuration(gap)}): one event could correlate into two incidents; raise incident_gap to at ` +
+          `least ${formatDuration(value)} or shorten the window`,
+      )
+    }
+  }
+  check('correlation', c.window)
+  for (const list of ['rules', 'extra_rules'] as const) {
+    const rules: readonly RuleConfig[] = c[list] ?? []
+    for (const [i, rule] of rules.entries()) check(`correlation.${list}[${i}] (${rule.id})`, rule.window)
+  }
+  return problems
 }

@@ -18,8 +18,17 @@
 // the incidents merged into it, added up) an incident keeps its id, and a correlation earlier than its
 // earliest one joins it under that id. What that gives up: an incident renamed that often in input order
 // ends with a different id than in time order (same incident, same correlations). Replay and restart
-// stay deterministic: the count is part of the incident's state and of its checkpoint. Merges are not
-// bounded: each needs incidents more than `incident_gap` apart and a correlation between them.
+// stay deterministic: the count is part of the incident's state and of its checkpoint.
+//
+// Merges are bounded the same way: a store folds a merge by reading every stored correlation of the
+// surviving incident again (its row is rebuilt from them), and the watched agent, whose alert times set
+// the stream time of a quiet partition, can alternate a new incident past the gap and a correlation
+// bridging it to the last: each merge cost the store writer the whole incident again (1,000 merges from
+// 4,000 events: 14 s of the writer's CPU, four times as much per doubling). After `maxMerges` incidents
+// merged into it (those merged into them counted too), an incident merges no more: a correlation within
+// the gap of it and of another joins the earliest of them, and the other stays an incident of its own.
+// Arrival in time order never merges (each correlation is the latest so far), so this gives up only what
+// the rename bound does: input order may end with other incidents than time order past the bound.
 //
 // Bounded per incident: the first `maxPerRule` correlations of each rule are kept, the rest are counted as
 // suppressed on the incident and not emitted (Elastic's alert suppression), so 200 alerts × 200 denied
@@ -53,6 +62,8 @@ export type IncidentRecord = Omit<IncidentView, 'merged'> & {
   best_score?: Record<string, number>
   /** Times it was renamed, merged incidents' included (absent while none, and in earlier checkpoints). */
   renames?: number
+  /** Incidents merged into it, theirs included (absent while none, and in earlier checkpoints). */
+  merges?: number
 }
 
 export type Assigned = IncidentView & {
@@ -91,6 +102,12 @@ export const defaultMaxPerRule = 100
  * time order each, so one late file renames it at most once.
  */
 export const maxRenames = 32
+
+/**
+ * Incidents merged into one, at most. Out-of-order arrival merges incidents only when a late correlation
+ * bridges two: a handful per incident.
+ */
+export const maxMerges = 32
 
 type Earliest = NonNullable<IncidentRecord['earliest']>
 const before = (a: Earliest, b: Earliest) =>
@@ -159,7 +176,11 @@ export function createIncidentGrouper(
       for (const i of near) {
         if (i.earliest && (!incident.earliest || before(i.earliest, incident.earliest))) incident = i
       }
-      for (const other of near) {
+      // Merged with all the near ones, or past the bound, joined to the survivor alone.
+      const merges = near.reduce((n, i) => n + (i.merges ?? 0), near.length - 1)
+      const joined = merges > maxMerges ? [incident] : near
+      if (joined.length > 1) incident.merges = merges
+      for (const other of joined) {
         if (other === incident) continue
         incident.first_seen = Math.min(incident.first_seen, other.first_seen)
         incident.last_seen = Math.max(incident.last_seen, other.last_seen)
@@ -194,7 +215,7 @@ export function createIncidentGrouper(
     const stronger = score > (best[ruleId] ?? -1)
     // One that merges or renames incidents is emitted whatever the bound: only it says `merged`, and a store
     // that never saw it would keep the old incidents apart for good (at most `maxRenames` renames per
-    // incident, and a merge needs a correlation between incidents more than the gap apart).
+    // incident, and at most `maxMerges` incidents merged into one).
     const suppressed = n > maxPerRule && !stronger && merged.length === 0
     if (suppressed) incident.suppressed_count = (incident.suppressed_count ?? 0) + 1
     else if (stronger) best[ruleId] = score

@@ -85,9 +85,9 @@ export function createDecodedPublisher(
           deadLetterTopic,
           decoded.invalid.map((item) => ({ key: component, value: deadLetter(component, item, receivedAt) })),
         )
-      // A dead letter's stored id hashes its received_at, which a retry changes: were it durable beside a
-      // failed part of the events, the retry would store it twice. Events in one publish go in the same
-      // group commit as the dead letters (kept or rejected together); events in parts go first.
+      // Were a dead letter durable beside a failed part of the events, the retry would put it on the bus
+      // again (the rejected store keeps it once: its id leaves received_at out). Events in one publish go
+      // in the same group commit as the dead letters (kept or rejected together); events in parts go first.
       const deadLetters =
         decoded.invalid.length === 0
           ? undefined

@@ -135,8 +135,10 @@ const maxFalcoRules = 64
  * incident's first_seen (the earliest edge or core event time, never after a correlation's time, the later
  * of its two) and last_seen (the latest correlation time), both kept in the same transaction as the
  * correlation. So (agent, time range) bounds the search in correlations_agent, and incident_id picks the
- * rows. An agent's incidents do not overlap in time (a correlation within the gap of two merges them), so
- * the range holds little else. An index keyed by the incident's hashed id sent every insert to a random
+ * rows. An agent's incidents do not overlap in time (a correlation within the gap of two merges them, and
+ * start-up refuses a window side longer than the gap, correlator-config.ts), so the range holds little else;
+ * past the merge bound (group-incidents.ts maxMerges) an incident may reach over another of its agent's,
+ * whose rows the range then holds too, and incident_id still picks the right ones. An index keyed by the incident's hashed id sent every insert to a random
  * page of it: a sixth of the writer's CPU per correlation.
  */
 export const incidentCorrelationsSql =

@@ -10,6 +10,7 @@
 // the loop for 30–45 ms (each row is cut, hashed and serialized on this thread), which every request waited
 // behind. Rows are keyed by a hash of their content (INSERT OR IGNORE), so a batch redelivered after a crash
 // between two parts writes only what is missing; the bus commits the batch only once every part is synced.
+// A dead letter's content is everything but its received_at: a sender's retry of a request is stored once.
 import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -109,6 +110,10 @@ export function createRejectedStore(
       'INSERT OR IGNORE INTO late_events (id, time, agent_id, record) VALUES (?, ?, ?, ?)',
     ),
   }
+  /** A dead letter stored before, received again (a retried request): it moves to the later time. */
+  const repeatDeadLetter = db.prepare<[{ time: number; record: string; id: string }]>(
+    'UPDATE dead_letters SET time = @time, record = @record WHERE id = @id AND time < @time',
+  )
   const rows: Record<Table, number> = {
     dead_letters: (db.prepare('SELECT count(*) AS n FROM dead_letters').get() as { n: number }).n,
     late_events: (db.prepare('SELECT count(*) AS n FROM late_events').get() as { n: number }).n,
@@ -133,15 +138,20 @@ export function createRejectedStore(
         original: cut ? letter.original.slice(0, maxOriginalChars) : letter.original,
         ...(cut ? { original_truncated: true as const } : {}),
       }
-      const record = JSON.stringify({ ...letter, id: undefined })
-      kept.id = hashOf(record)
-      stored += insert.dead_letters.run(
+      // Named by what it is, not when it came: a retried request (same items, same indexes) is received
+      // again later, and was stored twice when the id hashed received_at. A repeat moves the row to the
+      // latest time instead, so a sender that keeps sending the same bad item still shows among the newest.
+      kept.id = hashOf(JSON.stringify({ ...letter, received_at: undefined }))
+      const record = JSON.stringify(kept)
+      const inserted = insert.dead_letters.run(
         kept.id,
         letter.received_at,
         letter.component,
         letter.error_code,
-        JSON.stringify(kept),
+        record,
       ).changes
+      if (inserted === 0) repeatDeadLetter.run({ time: letter.received_at, record, id: kept.id })
+      stored += inserted
     }
     trim('dead_letters', stored)
     return stored

@@ -132,6 +132,30 @@ describe('dead letters and late events', () => {
     expect(second?.event.edge?.output_fields).toEqual(lateEvent(2).event.edge?.output_fields)
   })
 
+  it("stores a retried request's dead letters once, at the retry's time", async () => {
+    // Falcosidekick or Firehose retries a request it got no answer for (a timeout, a 503 after the first
+    // parts of its 300 invalid items were durable): the same items at the same indexes, received later.
+    const rt = createTestRuntime()
+    const store = createRejectedStore({ data_dir: tempDir('nerve-rejected') }, rt)
+    open.push(store)
+    const body = (receivedAt: number) =>
+      Array.from({ length: 300 }, (_, i) => deadLetter(i, { received_at: receivedAt }))
+    expect(await store.keepDeadLetters(body(t0).slice(0, 128))).toBe(128)
+    expect(await store.keepDeadLetters(body(t0 + 30_000))).toBe(172)
+    const all = store.deadLetters({ limit: 1000, text: {} })
+    expect(all.total).toBe(300)
+    expect(new Set(all.items.map((d) => d.received_at))).toEqual(new Set([t0 + 30_000]))
+    expect(
+      await rt.metricValue('nerve_component_discarded_events_total', {
+        component: 'rejected_store',
+        reason: 'duplicate',
+      }),
+    ).toBe(128)
+    // Another item, or the same bytes at another index of a request, is another dead letter.
+    const other = deadLetter(0, { received_at: t0 + 60_000, original: '{"priority":"Louder"}' })
+    expect(store.writeDeadLetters([other, deadLetter(300, { original: deadLetter(0).original })])).toBe(2)
+  })
+
   it('keeps a consumer batch in parts with a turn of the loop between them, a redelivery writing only what is missing', async () => {
     const rt = createTestRuntime()
     const store = createRejectedStore({ data_dir: tempDir('nerve-rejected') }, rt)
