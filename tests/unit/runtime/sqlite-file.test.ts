@@ -90,8 +90,10 @@ describe('sqlite file', () => {
     const file = join(tempDir('nerve-sqlite'), 'e.sqlite')
     // Past the 16 MB the WAL used to be cut back to at each restart.
     const restartWalBytes = 18 * 1024 * 1024
-    const f = open(file, { maxWalBytes: 64 * 1024 * 1024, restartWalBytes, checkpointEveryMs: 10 })
-    expect(f.db.pragma('journal_size_limit', { simple: true })).toBe(64 * 1024 * 1024)
+    // maxWalBytes out of reach (a WAL past it is cut back to it): any shrinking would be at a restart.
+    const maxWalBytes = 1024 * 1024 * 1024
+    const f = open(file, { maxWalBytes, restartWalBytes, checkpointEveryMs: 10 })
+    expect(f.db.pragma('journal_size_limit', { simple: true })).toBe(maxWalBytes)
     f.db.exec('CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT)')
     const insert = f.db.prepare('INSERT INTO t (n, v) VALUES (?, ?)')
     const batch = f.db.transaction((from: number) => {
@@ -113,8 +115,8 @@ describe('sqlite file', () => {
     const first = restarts()
     let size = statSync(`${file}-wal`).size
     let shrank = 0
-    // About 50 MB written in all: the WAL restarts (every 18 MB written, or when a background checkpoint
-    // happens to catch up), its file only grows, and stays well under what was written.
+    // About 75 MB of frames written in all: the WAL restarts (every 18 MB written, or when a background
+    // checkpoint happens to catch up), and its file only grows.
     let from = 50
     for (const end = from + 34_000; from < end; from += 50) {
       batch(from)
@@ -125,7 +127,6 @@ describe('sqlite file', () => {
     }
     expect(restarts() - first).toBeGreaterThanOrEqual(1)
     expect(shrank).toBe(0)
-    expect(size).toBeLessThan(40 * 1024 * 1024)
     expect(f.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: from })
   })
 
