@@ -28,12 +28,16 @@ const connection = (file) => {
 
 parentPort?.on('message', (/** @type {{ id: number, type: string, file: string }} */ message) => {
   try {
-    if (message.type === 'checkpoint') connection(message.file).pragma('wal_checkpoint(PASSIVE)')
-    else {
+    let frames = 0
+    if (message.type === 'checkpoint') {
+      const result = connection(message.file).pragma('wal_checkpoint(PASSIVE)')
+      // [{ busy, log, checkpointed }]: log is the frames the WAL holds since its last restart.
+      frames = Number(result[0]?.log ?? 0)
+    } else {
       connections.get(message.file)?.close()
       connections.delete(message.file)
     }
-    parentPort?.postMessage({ id: message.id, ok: true })
+    parentPort?.postMessage({ id: message.id, ok: true, frames })
   } catch (err) {
     parentPort?.postMessage({ id: message.id, ok: false, error: String(err) })
   }

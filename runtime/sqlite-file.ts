@@ -9,13 +9,17 @@
 //   run instead in a worker thread (sqlite-checkpointer.worker.mjs) on a second connection, in PASSIVE mode,
 //   which never blocks this connection's writers. Under a constant stream of commits a PASSIVE checkpoint
 //   never catches up with the last frame (commits land while it copies), so the WAL is never restarted and
-//   grows. Once it holds more than `restartWalBytes` (32 MB), the first sync() after a background
-//   checkpoint has finished waits for one more checkpoint with no write in between, so the next commit
-//   restarts the WAL from its beginning. That checkpoint copies only what was committed while the
-//   background one ran (a few hundred KB: its time is mostly its two fsyncs). Waiting for `maxWalBytes`
-//   instead made it copy up to a second of commits, and held every publish of the bus for 17-56 ms every
-//   4 s under the revoke bench's 5,000 events/s. `maxWalBytes` stays the bound should background
-//   checkpoints fail or fall behind.
+//   grows. Once more than `restartWalBytes` (32 MB) were written to it since it last restarted (the frame
+//   count a background checkpoint reports), the first sync() after that checkpoint has finished waits for
+//   one more checkpoint with no write in between, so the next commit restarts the WAL from its beginning.
+//   That checkpoint copies only what was committed while the background one ran (a few hundred KB: its time
+//   is mostly its two fsyncs). Waiting for `maxWalBytes` instead made it copy up to a second of commits, and
+//   held every publish of the bus for 17-56 ms every 4 s under the revoke bench's 5,000 events/s.
+//   `maxWalBytes` stays the bound should background checkpoints fail or fall behind.
+// - A restarted WAL keeps its file (journal_size_limit = maxWalBytes) and is written over from its
+//   beginning: truncating it to 16 MB at each restart freed the 30-40 MB it had grown into inside the next
+//   commit, on the writer's thread (the event loop, for the bus), 10-30 ms at a time on a busy disk, and the
+//   WAL then grew into newly allocated blocks again.
 // - `singleOwner`: an exclusive lock on `<file>-lock`, held until close, so a second process on the same data
 //   directory fails at once (the database itself must stay shared with the checkpointer).
 import { closeSync, fdatasync, fstatSync, openSync } from 'node:fs'
@@ -39,7 +43,7 @@ export type SqliteFileOptions = {
   /** Page size of a new file (a power of two, 512–65536); a file that exists keeps the one it has. */
   pageSize?: number
   maxWalBytes?: number
-  /** Past this, the WAL is restarted after the next background checkpoint has finished. */
+  /** Past this much written since the WAL last restarted, it is restarted after the next background checkpoint. */
   restartWalBytes?: number
   /** How often a background checkpoint may start while commits keep coming (tests shorten it). */
   checkpointEveryMs?: number
@@ -53,18 +57,17 @@ export type SqliteFileOptions = {
  */
 const defaultCheckpointEveryMs = 1000
 const defaultMaxWalBytes = 64 * 1024 * 1024
-/** After a restart, the WAL file is truncated to this size so a burst does not keep its disk space. */
-const walSizeLimit = 16 * 1024 * 1024
 /**
- * Past this, the WAL is restarted after the next background checkpoint has finished. Being over
- * walSizeLimit, the file's size then says how much was written since the last restart. Each restart holds
- * the writer for one checkpoint (mostly its two fsyncs), so not too often: about every 2.5 s at 12 MB/s.
+ * Past this much written since the WAL last restarted, it is restarted after the next background checkpoint
+ * has finished. Each restart holds the writer for one checkpoint (mostly its two fsyncs), so not too often:
+ * about every 3 s at 12 MB/s.
  */
 const defaultRestartWalBytes = 32 * 1024 * 1024
 
 export function openSqliteFile(file: string, options: SqliteFileOptions = {}): SqliteFile {
   const restartWalBytes = options.restartWalBytes ?? defaultRestartWalBytes
   const checkpointEveryMs = options.checkpointEveryMs ?? defaultCheckpointEveryMs
+  const maxWalBytes = options.maxWalBytes ?? defaultMaxWalBytes
   const lock = options.singleOwner ? holdLock(`${file}-lock`, options.singleOwner.onLocked) : undefined
   let db: Database.Database
   try {
@@ -74,13 +77,16 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
     db.pragma('wal_autocheckpoint = 0')
-    db.pragma(`journal_size_limit = ${walSizeLimit}`)
+    // A restarted WAL is written over from its beginning; only a WAL past maxWalBytes (checkpoints behind)
+    // gives back the disk space it took.
+    db.pragma(`journal_size_limit = ${maxWalBytes}`)
     options.configure?.(db)
   } catch (err) {
     lock?.close()
     throw err
   }
-  const maxWalBytes = options.maxWalBytes ?? defaultMaxWalBytes
+  /** A WAL frame: a page and its 24-byte header; the file starts with a 32-byte header. */
+  const frameBytes = (db.pragma('page_size', { simple: true }) as number) + 24
   const checkpoints = sharedCheckpointer().attach(file)
 
   // The WAL file exists once a transaction was written; any descriptor of it syncs its data.
@@ -101,25 +107,24 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
     })
 
   let lastCheckpoint = 0
-  /** A background checkpoint started while the WAL was past restartWalBytes has finished. */
+  /** A background checkpoint found more than restartWalBytes written since the WAL restarted, and has finished. */
   let caughtUp = false
   const syncOnce = async () => {
     await fdatasyncWal()
     const size = fstatSync(walDescriptor()).size
-    if (size > maxWalBytes || (caughtUp && size > restartWalBytes)) {
+    if (size > maxWalBytes || caughtUp) {
       caughtUp = false
       await checkpoints.run()
       lastCheckpoint = Date.now()
     } else if (Date.now() - lastCheckpoint >= checkpointEveryMs) {
       lastCheckpoint = Date.now()
-      const pass = checkpoints.start()
-      if (size > restartWalBytes)
-        pass?.then(
-          () => {
-            caughtUp = true
-          },
-          () => {},
-        )
+      // The file's size says nothing here: a restarted WAL is written over from its beginning.
+      checkpoints.start()?.then(
+        (frames) => {
+          if (32 + frames * frameBytes > restartWalBytes) caughtUp = true
+        },
+        () => {},
+      )
     }
   }
   // One fdatasync at a time: callers that arrive while one runs share the next, which starts when it ends
@@ -171,14 +176,18 @@ function holdLock(file: string, onLocked: () => NerveError): Database.Database {
 }
 
 type Checkpoints = {
-  /** Starts a checkpoint unless one is running; resolves when it has finished (undefined: one was running). */
-  start(): Promise<void> | undefined
+  /**
+   * Starts a checkpoint unless one is running (then undefined); resolves when it has finished, to the frames
+   * the WAL held since its last restart.
+   */
+  start(): Promise<number> | undefined
   /** Resolves when a checkpoint started now has finished. */
-  run(): Promise<void>
+  run(): Promise<number>
   detach(): Promise<void>
 }
 
-type Reply = { id: number; ok: boolean; error?: string }
+/** `frames`: of a checkpoint, the frames the WAL held since its last restart. */
+type Reply = { id: number; ok: boolean; frames?: number; error?: string }
 
 /** One checkpointer thread per process, for every open file; unref'd, so it never keeps nerve alive. */
 let checkpointer: ReturnType<typeof createCheckpointer> | undefined
@@ -191,7 +200,7 @@ function createCheckpointer() {
   let worker: Worker | undefined
   let attached = 0
   let nextId = 0
-  const waiting = new Map<number, { resolve(): void; reject(err: Error): void }>()
+  const waiting = new Map<number, { resolve(frames: number): void; reject(err: Error): void }>()
 
   const ensureWorker = () => {
     if (worker) return worker
@@ -200,7 +209,7 @@ function createCheckpointer() {
     w.on('message', (reply: Reply) => {
       const waiter = waiting.get(reply.id)
       waiting.delete(reply.id)
-      if (reply.ok) waiter?.resolve()
+      if (reply.ok) waiter?.resolve(reply.frames ?? 0)
       else waiter?.reject(new Error(reply.error))
     })
     w.on('error', (err) => {
@@ -212,7 +221,7 @@ function createCheckpointer() {
     return w
   }
 
-  const ask = (message: { type: 'checkpoint' | 'detach'; file: string }): Promise<void> =>
+  const ask = (message: { type: 'checkpoint' | 'detach'; file: string }): Promise<number> =>
     new Promise((resolve, reject) => {
       const id = nextId++
       waiting.set(id, { resolve, reject })
@@ -221,9 +230,9 @@ function createCheckpointer() {
 
   const attach = (file: string): Checkpoints => {
     attached++
-    let running: Promise<void> | undefined
-    const run = (): Promise<void> => {
-      const next = (running ?? Promise.resolve()).then(() => ask({ type: 'checkpoint', file }))
+    let running: Promise<number> | undefined
+    const run = (): Promise<number> => {
+      const next = (running ?? Promise.resolve(0)).then(() => ask({ type: 'checkpoint', file }))
       const tracked = next.finally(() => {
         if (running === tracked) running = undefined
       })

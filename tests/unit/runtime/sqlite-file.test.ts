@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs'
+import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
@@ -83,6 +83,50 @@ describe('sqlite file', () => {
       largest = Math.max(largest, statSync(`${file}-wal`).size)
     }
     expect(largest).toBeLessThan(14 * 1024 * 1024)
+    expect(f.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: from })
+  })
+
+  it('restarts the WAL by what was written since its last restart, and writes over its file rather than truncating it', async () => {
+    const file = join(tempDir('nerve-sqlite'), 'e.sqlite')
+    // Past the 16 MB the WAL used to be cut back to at each restart.
+    const restartWalBytes = 18 * 1024 * 1024
+    // maxWalBytes out of reach (a WAL past it is cut back to it): any shrinking would be at a restart.
+    const maxWalBytes = 1024 * 1024 * 1024
+    const f = open(file, { maxWalBytes, restartWalBytes, checkpointEveryMs: 10 })
+    expect(f.db.pragma('journal_size_limit', { simple: true })).toBe(maxWalBytes)
+    f.db.exec('CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT)')
+    const insert = f.db.prepare('INSERT INTO t (n, v) VALUES (?, ?)')
+    const batch = f.db.transaction((from: number) => {
+      for (let n = from; n < from + 50; n++) insert.run(n, record)
+    })
+    // Bytes 12-15 of the WAL's header count its restarts (SQLite's checkpoint sequence number).
+    const header = Buffer.alloc(16)
+    const restarts = () => {
+      const fd = openSync(`${file}-wal`, 'r')
+      try {
+        readSync(fd, header, 0, 16, 0)
+      } finally {
+        closeSync(fd)
+      }
+      return header.readUInt32BE(12)
+    }
+    batch(0)
+    await f.sync()
+    const first = restarts()
+    let size = statSync(`${file}-wal`).size
+    let shrank = 0
+    // About 75 MB of frames written in all: the WAL restarts (every 18 MB written, or when a background
+    // checkpoint happens to catch up), and its file only grows.
+    let from = 50
+    for (const end = from + 34_000; from < end; from += 50) {
+      batch(from)
+      await f.sync()
+      const now = statSync(`${file}-wal`).size
+      if (now < size) shrank++
+      size = now
+    }
+    expect(restarts() - first).toBeGreaterThanOrEqual(1)
+    expect(shrank).toBe(0)
     expect(f.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: from })
   })
 
