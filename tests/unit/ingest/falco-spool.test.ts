@@ -43,7 +43,13 @@ describe('the Falco spool', () => {
     h.bus.before = undefined
     release()
     expect((await first).statusCode).toBe(202)
-    await waitFor(() => spoolFiles(h.dataDir).length === 0, { what: 'the spool to drain' })
+    // A file is removed before its drain is counted: wait for the count, not only for the files to go.
+    await waitFor(
+      async () =>
+        spoolFiles(h.dataDir).length === 0 &&
+        (await h.rt.metricValue('nerve_ingest_falco_spool_drained_total')) === 3,
+      { what: 'the spool to drain' },
+    )
     const outputs = h.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
     const expected = alerts.slice(0, 4).map((l) => JSON.parse(l).output)
     expect(outputs).toEqual(expected)
