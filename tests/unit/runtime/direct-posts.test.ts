@@ -182,6 +182,19 @@ describe('the same answers on both paths', () => {
     expect(ndjson.headers['content-type']).toBe('application/x-ndjson; charset=utf-8')
   })
 
+  it('serves no route that fastify refused (added once the server is ready)', async () => {
+    const { server } = makeServer([])
+    await server.inject('/healthz')
+    expect(() => server.addRoutes([{ ...echo, auth: 'none' }])).toThrow(/Cannot add route/)
+    const res = await server.inject({
+      method: 'POST',
+      url: '/v1/echo',
+      payload: '{}',
+      headers: { 'content-type': 'application/json' },
+    })
+    expect(res.statusCode).toBe(404)
+  })
+
   it('a text answer as text', async () => {
     const { server } = makeServer([{ ...echo, handle: async () => ({ status: 200, body: 'ok ✓' }) }])
     const res = await both(server, '/v1/echo', '{}', bearer)
