@@ -140,10 +140,23 @@ function readBody(
   })
 }
 
-/** As fastify's reply.send: an object as JSON, a string as text, a Buffer as bytes, with their length; no body. */
+/**
+ * As fastify's reply.send: an object as JSON, a string as text, a Buffer as bytes, with their length; no body
+ * as Content-Length 0. As fastify too: a 1xx or 204 answer carries no body, Content-Type or Content-Length
+ * (RFC 9110 8.6), nor does a 304 without a body carry a length; a route's own JSON Content-Type without a
+ * charset gets `; charset=utf-8`.
+ */
 function send(res: ServerResponse, answer: RouteResponse): void {
+  const status = answer.status
   const body = answer.body
-  const given = answer.headers
+  const headers: Record<string, string | number> = answer.headers ? { ...answer.headers } : {}
+  if (status < 200 || status === 204) {
+    delete headers['content-type']
+    delete headers['content-length']
+    res.writeHead(status, headers)
+    res.end()
+    return
+  }
   let payload: string | Buffer
   let type: string | undefined
   if (body === undefined) {
@@ -158,9 +171,16 @@ function send(res: ServerResponse, answer: RouteResponse): void {
     payload = JSON.stringify(body)
     type = 'application/json; charset=utf-8'
   }
-  const headers: Record<string, string | number> = given ? { ...given } : {}
-  if (type !== undefined && headers['content-type'] === undefined) headers['content-type'] = type
-  headers['content-length'] = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
-  res.writeHead(answer.status, headers)
+  const given = headers['content-type']
+  if (given === undefined) {
+    if (type !== undefined) headers['content-type'] = type
+  } else if (body !== undefined && !Buffer.isBuffer(body)) {
+    const text = String(given)
+    if (text.includes('json') && !/;\s*charset=/i.test(text))
+      headers['content-type'] = `${text}; charset=utf-8`
+  }
+  if (body !== undefined || status !== 304)
+    headers['content-length'] = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
+  res.writeHead(status, headers)
   res.end(payload)
 }

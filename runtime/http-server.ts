@@ -344,7 +344,6 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
 
   const addRoutes = (routes: readonly Route[]) => {
     for (const route of routes) {
-      if (route.method === 'POST') direct.add(route)
       app.route({
         method: route.method,
         url: route.url,
@@ -368,6 +367,8 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
           }
         },
       })
+      // After fastify took it: a route fastify refuses (added once the server is ready) is served by neither.
+      if (route.method === 'POST') direct.add(route)
     }
   }
 

@@ -160,6 +160,41 @@ describe('the same answers on both paths', () => {
     expect(await rt.metricValue('nerve_http_requests_total', { route: '/v1/echo', status: '400' })).toBe(2)
   })
 
+  it('an answer without a body as fastify gives it: no length on a 204 or a bodiless 304, a JSON type with its charset', async () => {
+    const answering = (res: { status: number; body: unknown; headers?: Record<string, string> }) =>
+      makeServer([{ ...echo, handle: async () => res }]).server
+    const empty = await both(answering({ status: 204, body: undefined }), '/v1/echo', '{}', bearer)
+    expect(empty.status).toBe(204)
+    expect(empty.headers['content-length']).toBeUndefined()
+    const dropped = await both(answering({ status: 204, body: { a: 1 } }), '/v1/echo', '{}', bearer)
+    expect(dropped.headers['content-type']).toBeUndefined()
+    expect(dropped.body).toBe('')
+    const unchanged = await both(answering({ status: 304, body: undefined }), '/v1/echo', '{}', bearer)
+    expect(unchanged.headers['content-length']).toBeUndefined()
+    const none = await both(answering({ status: 202, body: undefined }), '/v1/echo', '{}', bearer)
+    expect(none.headers['content-length']).toBe('0')
+    const typed = answering({
+      status: 202,
+      body: { a: 1 },
+      headers: { 'content-type': 'application/x-ndjson' },
+    })
+    const ndjson = await both(typed, '/v1/echo', '{}', bearer)
+    expect(ndjson.headers['content-type']).toBe('application/x-ndjson; charset=utf-8')
+  })
+
+  it('serves no route that fastify refused (added once the server is ready)', async () => {
+    const { server } = makeServer([])
+    await server.inject('/healthz')
+    expect(() => server.addRoutes([{ ...echo, auth: 'none' }])).toThrow(/Cannot add route/)
+    const res = await server.inject({
+      method: 'POST',
+      url: '/v1/echo',
+      payload: '{}',
+      headers: { 'content-type': 'application/json' },
+    })
+    expect(res.statusCode).toBe(404)
+  })
+
   it('a text answer as text', async () => {
     const { server } = makeServer([{ ...echo, handle: async () => ({ status: 200, body: 'ok ✓' }) }])
     const res = await both(server, '/v1/echo', '{}', bearer)
