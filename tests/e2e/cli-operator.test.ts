@@ -108,6 +108,16 @@ describe('start-up failures', { timeout: 90_000 }, () => {
     }
   })
 
+  it("a replay input's name is shown with its control characters escaped", async () => {
+    // A file (or S3 key) named to set the terminal's title and erase its screen, and not gzip.
+    const fixture = resolve(import.meta.dirname, '../fixtures/replay')
+    const crafted = file('x\u001b]0;pwned\u0007\u001b[2J.json.gz', '{"Records":[]}\n')
+    const replay = await nerve(['replay', '--threads', '0', '--config', join(fixture, 'nerve.yaml'), crafted])
+    expect(replay.code).toBe(1)
+    const shown = crafted.replace('\u001b]0;pwned\u0007\u001b[2J', '\\x1b]0;pwned\\x07\\x1b[2J')
+    expect(replay.stderr).toBe(`nerve: ${shown}: not valid gzip data (incorrect header check).\n`)
+  })
+
   it('prints --version', async () => {
     expect((await nerve(['--version'])).stdout).toBe(`nerve ${packageJson.version}\n`)
   })
