@@ -18,6 +18,7 @@ import { loadConfig, redactSecrets } from './runtime/load-config.ts'
 import type { Logger } from './runtime/logger.ts'
 import type { Metrics } from './runtime/metrics.ts'
 import { startupFailureLine } from './runtime/startup-failure.ts'
+import { terminalLine, terminalText } from './runtime/terminal-text.ts'
 import type { Config } from './schemas/types.ts'
 
 // A command imports the modules it uses when it runs: `nerve replay`, `config` and `--help` never load
@@ -255,17 +256,17 @@ export async function main(argv: string[]): Promise<number> {
     return await command.action(values, positionals)
   } catch (err) {
     if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`nerve ${name}: ${(err as Error).message}\n\n${command.help}`)
+      process.stderr.write(`nerve ${name}: ${terminalText((err as Error).message)}\n\n${command.help}`)
       return 2
     }
     if (isNerveError(err)) {
-      process.stderr.write(`nerve: ${err.message}\n`)
+      process.stderr.write(`nerve: ${terminalText(err.message)}\n`)
       return 1
     }
     // A start-up failure of the system (a port in use, a file that is not there): one line, exit 1.
     const line = startupFailureLine(err)
     if (line === undefined) throw err
-    process.stderr.write(`nerve ${name}: ${line}\n`)
+    process.stderr.write(`nerve ${name}: ${terminalText(line)}\n`)
     return 1
   }
 }
@@ -549,7 +550,9 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     progress.clear()
     for (const bad of input.invalid.slice(0, 20)) {
       const why = bad.problems.map((p) => `${p.path || '/'} ${p.message}`).join('; ')
-      process.stderr.write(`replay: ${bad.file ?? 'input'}: item ${bad.index} rejected: ${why}\n`)
+      process.stderr.write(
+        `replay: ${terminalLine(bad.file ?? 'input')}: item ${bad.index} rejected: ${terminalLine(why)}\n`,
+      )
     }
     if (input.invalidCount > 20)
       process.stderr.write(`replay: … and ${input.invalidCount - 20} more rejected\n`)

@@ -96,21 +96,27 @@ async function* fileParts(
   } catch (err) {
     throw readError(file, err)
   }
-  for (;;) {
-    let next: IteratorResult<string[]>
-    try {
-      next = await chunks.next()
-    } catch (err) {
-      throw readError(file, err)
-    }
-    if (next.done) break
-    for (const line of next.value) {
-      addLine(line)
-      if (part.length >= partItems) {
-        yield part
-        part = []
+  try {
+    for (;;) {
+      let next: IteratorResult<string[]>
+      try {
+        next = await chunks.next()
+      } catch (err) {
+        throw readError(file, err)
+      }
+      if (next.done) break
+      for (const line of next.value) {
+        addLine(line)
+        if (part.length >= partItems) {
+          yield part
+          part = []
+        }
       }
     }
+  } finally {
+    // A reader that stops early (an item failed, a decoding thread stopped) closes the file, as the
+    // for await this loop replaced did: else the stream (a file descriptor, an S3 socket) stayed open.
+    await chunks.return(undefined)
   }
   if (mode === 'document') for (const item of splitJsonItems(pending.join('\n'), limits)) add(item)
   if (part.length > 0) yield part

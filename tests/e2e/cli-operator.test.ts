@@ -108,6 +108,31 @@ describe('start-up failures', { timeout: 90_000 }, () => {
     }
   })
 
+  it("a replay input's name is shown with its control characters escaped", async () => {
+    // A file (or S3 key) named to set the terminal's title and erase its screen, and not gzip.
+    const fixture = resolve(import.meta.dirname, '../fixtures/replay')
+    const crafted = file('x\u001b]0;pwned\u0007\u001b[2J.json.gz', '{"Records":[]}\n')
+    const shown = crafted.replace('\u001b]0;pwned\u0007\u001b[2J', '\\x1b]0;pwned\\x07\\x1b[2J')
+    for (const threads of ['0', '2']) {
+      const replay = await nerve([
+        'replay',
+        '--threads',
+        threads,
+        '--config',
+        join(fixture, 'nerve.yaml'),
+        crafted,
+      ])
+      expect(replay.code).toBe(1)
+      expect(replay.stderr).toBe(`nerve: ${shown}: not valid gzip data (incorrect header check).\n`)
+    }
+    // A rejected item's line names its file too.
+    const rejected = file('y\u001b[2J.ndjson', '{"output":"x","\\u001b[2Jkey":1}\n')
+    const replay = await nerve(['replay', '--config', join(fixture, 'nerve.yaml'), rejected])
+    const line = replay.stderr.split('\n')[0] as string
+    expect(line).toMatch(/^replay: .*y\\x1b\[2J\.ndjson: item 0 rejected: /)
+    expect(replay.stderr).not.toContain('\u001b')
+  })
+
   it('prints --version', async () => {
     expect((await nerve(['--version'])).stdout).toBe(`nerve ${packageJson.version}\n`)
   })

@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
@@ -102,6 +103,24 @@ describe('readReplayFiles', () => {
       ['core', false],
     ])
     expect(decoded.events[1]?.raw).toEqual(JSON.parse(cloudtrail[0] as string))
+  })
+
+  it('closes the file when its reader stops before the end (an item failed, a thread stopped)', async () => {
+    const dir = tempDir('nerve-replay')
+    const path = join(dir, 'alerts.ndjson')
+    writeFileSync(path, '')
+    const lines = Array.from({ length: 100 }, (_, n) => `{"n":${n}}\n`)
+    let stream: Readable | undefined
+    const open = async () => {
+      // A chunk per line, and more to come: the reader stops long before the end.
+      stream = Readable.from(lines.map((l) => Buffer.from(l)))
+      return stream
+    }
+    for await (const part of readReplayParts([path], { maxDepth: 32, partItems: 5, open })) {
+      expect(part.items).toHaveLength(5)
+      break
+    }
+    expect(stream?.destroyed).toBe(true)
   })
 
   it('writes progress lines for long inputs through the injected writer', async () => {
