@@ -15,9 +15,11 @@ export function correlatorConfigOf(config: Config): CorrelatorConfig {
   compileRules(rules, c.window)
   const problems = windowGapProblems(c)
   if (problems.length > 0) {
-    throw new NerveError('CONFIG_INVALID', `Correlation rules are invalid:\n  ${problems.join('\n  ')}`, {
-      details: problems,
-    })
+    throw new NerveError(
+      'CONFIG_INVALID',
+      `Correlation windows are longer than the incident gap:\n  ${problems.join('\n  ')}`,
+      { details: problems },
+    )
   }
   return {
     rules,

@@ -45,6 +45,9 @@ const problemsOf = (config: Config): string[] => {
     correlatorConfigOf(config)
   } catch (err) {
     expect((err as NerveError).code).toBe('CONFIG_INVALID')
+    expect((err as NerveError).message).toMatch(
+      /^Correlation windows are longer than the incident gap:\n {2}correlation/,
+    )
     return (err as NerveError).details as string[]
   }
   return []
