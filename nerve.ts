@@ -18,7 +18,7 @@ import { loadConfig, redactSecrets } from './runtime/load-config.ts'
 import type { Logger } from './runtime/logger.ts'
 import type { Metrics } from './runtime/metrics.ts'
 import { startupFailureLine } from './runtime/startup-failure.ts'
-import { terminalLine, terminalText } from './runtime/terminal-text.ts'
+import { terminalJson, terminalLine, terminalText } from './runtime/terminal-text.ts'
 import type { Config } from './schemas/types.ts'
 
 // A command imports the modules it uses when it runs: `nerve replay`, `config` and `--help` never load
@@ -444,7 +444,7 @@ async function printDeadLetters(values: Record<string, unknown>): Promise<number
   const store = createRejectedStore({ data_dir: config.data_dir }, { metrics: createMetrics() })
   try {
     const page = values.late ? store.lateEvents(query) : store.deadLetters(query)
-    const lines = page.items.map((item) => `${JSON.stringify(item)}\n`).join('')
+    const lines = page.items.map((item) => `${terminalJson(item)}\n`).join('')
     await new Promise<void>((resolve) => process.stdout.write(lines, () => resolve()))
     const what = values.late ? 'late events' : 'dead letters'
     process.stderr.write(`${page.count} of ${page.total} ${what} (data: ${config.data_dir})\n`)

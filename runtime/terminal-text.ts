@@ -30,3 +30,14 @@ export const terminalLine = (text: string): string => shown(text, false)
 
 /** A message that may span lines (a config error lists its problems one a line): line breaks kept. */
 export const terminalText = (text: string): string => shown(text, true)
+
+/**
+ * `value` as one line of JSON for a terminal (`nerve dead-letters`): JSON.stringify escapes C0 controls but
+ * writes DEL, C1 controls and the bidirectional overrides as they are. Those can only stand inside strings,
+ * where a `\u` escape is the same character: the line parses to the same value.
+ */
+export const terminalJson = (value: unknown): string =>
+  JSON.stringify(value).replace(
+    /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { terminalLine, terminalText } from '../../../runtime/terminal-text.ts'
+import { terminalJson, terminalLine, terminalText } from '../../../runtime/terminal-text.ts'
 
 describe('text from an input, shown on a terminal', () => {
   it('escapes control characters, so a crafted file name cannot drive the terminal', () => {
@@ -14,5 +14,13 @@ describe('text from an input, shown on a terminal', () => {
     const text = '/data/123456789012_CloudTrail_us-west-2_20210410T1930Z_é–ü.json.gz: not valid gzip data.'
     expect(terminalLine(text)).toBe(text)
     expect(terminalText(text)).toBe(text)
+  })
+
+  it('writes JSON whose strings hold DEL, C1 controls or bidi overrides with those escaped, the same value', () => {
+    // A dead letter's original bytes are the watched agent's: `nerve dead-letters` prints them as JSON.
+    const item = { original: 'ok\u009b2J\u007f\u202eevil\u2066', reason: 'é\u001b' }
+    const line = terminalJson(item)
+    expect(line).toBe('{"original":"ok\\u009b2J\\u007f\\u202eevil\\u2066","reason":"é\\u001b"}')
+    expect(JSON.parse(line)).toEqual(item)
   })
 })
