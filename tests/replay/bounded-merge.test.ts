@@ -2,26 +2,11 @@
 // output must not depend on the budget nor on the order of the arguments: the same shuffled set of
 // hourly files, given in two orders with a budget that spills and one that does not, decoded in the main
 // thread or in two decoding threads, gives the same bytes.
-import { execFile } from 'node:child_process'
 import { readdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { shuffled, writeHourlyTrail } from '../helpers/hourly-trail-files.ts'
 import { tempDir } from '../helpers/random-names.ts'
-
-const run = promisify(execFile)
-const root = resolve(import.meta.dirname, '../..')
-const config = join(root, 'tests/fixtures/replay/nerve.yaml')
-
-async function replay(args: string[]) {
-  const { stdout, stderr } = await run(
-    process.execPath,
-    [join(root, 'bin/nerve.mjs'), 'replay', '--config', config, ...args],
-    { maxBuffer: 256 << 20 },
-  )
-  return { stdout, summary: JSON.parse(stderr.trim().split('\n').at(-1) as string) }
-}
+import { runReplay as replay } from '../helpers/replay-cli.ts'
 
 describe('nerve replay --order time under a memory budget', { timeout: 120_000 }, () => {
   it('gives the same bytes with a budget that spills and one that does not, whatever the argument order', async () => {

@@ -3,32 +3,19 @@
 // read in argument order (--order input), and the summary counts it in `future`. Records: Stratus Red
 // Team's detonation (DataDog/stratus-red-team, Apache-2.0) and the Falco website's shell alert, as in the
 // fixtures.
-import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/random-names.ts'
+import { runReplay as replay } from '../helpers/replay-cli.ts'
 
-const run = promisify(execFile)
 const root = resolve(import.meta.dirname, '../..')
-const config = join(root, 'tests/fixtures/replay/nerve.yaml')
 const fixtures = join(root, 'tests/fixtures')
 const lines = (file: string) =>
   readFileSync(join(fixtures, file), 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Record<string, unknown>)
-
-async function replay(args: string[]) {
-  const { stdout, stderr } = await run(
-    process.execPath,
-    [join(root, 'bin/nerve.mjs'), 'replay', '--config', config, ...args],
-    { maxBuffer: 64 << 20 },
-  )
-  const err = stderr.trim().split('\n')
-  return { stdout, stderr: err, summary: JSON.parse(err.at(-1) as string) }
-}
 
 describe('nerve replay and max_future_skew', { timeout: 120_000 }, () => {
   it('rejects an item dated years ahead alike with one thread, two, and --order input, and counts it', async () => {

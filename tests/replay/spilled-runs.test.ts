@@ -2,25 +2,10 @@
 // memory budget, whether the main thread decodes or decoding threads do. Before, a small replay said 0
 // without threads and one per thread with them: each thread writes its last records to disk at the end
 // to hand them to the main thread (which keeps its own last run in memory), and those were counted.
-import { execFile } from 'node:child_process'
-import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { writeHourlyTrail } from '../helpers/hourly-trail-files.ts'
 import { tempDir } from '../helpers/random-names.ts'
-
-const run = promisify(execFile)
-const root = resolve(import.meta.dirname, '../..')
-const config = join(root, 'tests/fixtures/replay/nerve.yaml')
-
-async function replay(args: string[]) {
-  const { stdout, stderr } = await run(
-    process.execPath,
-    [join(root, 'bin/nerve.mjs'), 'replay', '--config', config, ...args],
-    { maxBuffer: 64 << 20 },
-  )
-  return { stdout, summary: JSON.parse(stderr.trim().split('\n').at(-1) as string) }
-}
+import { runReplay as replay } from '../helpers/replay-cli.ts'
 
 describe('spilled_runs', { timeout: 120_000 }, () => {
   it('is 0 with and without decoding threads when the budget holds every record, and counts spills in both', async () => {
