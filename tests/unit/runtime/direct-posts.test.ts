@@ -208,8 +208,8 @@ describe('on a socket', () => {
   afterEach(async () => {
     await Promise.all(open.splice(0).map((s) => s.close()))
   })
-
-  it('answers requests pipelined on one keep-alive connection, a body arriving in pieces, in order', async () => {
+  /** A server with the echo route on a free loopback port. */
+  const listening = async () => {
     const rt = createTestRuntime()
     const server = createHttpServer(
       { ...loadConfig().http, port: 0 },
@@ -217,7 +217,11 @@ describe('on a socket', () => {
     )
     server.addRoutes([echo])
     open.push(server)
-    const port = Number(new URL(await server.listen()).port)
+    return { rt, port: Number(new URL(await server.listen()).port) }
+  }
+
+  it('answers requests pipelined on one keep-alive connection, a body arriving in pieces, in order', async () => {
+    const { port } = await listening()
     const request = (body: string) =>
       `POST /v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
@@ -250,14 +254,7 @@ describe('on a socket', () => {
   })
 
   it('counts a request whose client goes away mid-body as a 400, on both paths', async () => {
-    const rt = createTestRuntime()
-    const server = createHttpServer(
-      { ...loadConfig().http, port: 0 },
-      { log: rt.log, metrics: rt.metrics, ingestToken: token },
-    )
-    server.addRoutes([echo])
-    open.push(server)
-    const port = Number(new URL(await server.listen()).port)
+    const { rt, port } = await listening()
     for (const type of ['application/json', 'application/vnd.nerve+json']) {
       const socket = connect(port, '127.0.0.1')
       await new Promise((resolve) => socket.on('connect', resolve))
