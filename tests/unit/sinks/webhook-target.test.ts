@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -7,15 +6,7 @@ import type { TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createWebhookTarget } from '../../../sinks/webhook-target.ts'
 import { tempDir } from '../../helpers/random-names.ts'
-
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'])
-    return true
-  } catch {
-    return false
-  }
-})()
+import { hasOpenssl, makeTestCertificates } from '../../helpers/test-certificates.ts'
 
 const target = { url: 'https://127.0.0.1:1/revoke', timeout: 5000, concurrency: 1 }
 
@@ -46,44 +37,7 @@ describe.skipIf(!hasOpenssl)('webhook target over mutual TLS (skipped without op
   const clients: string[] = []
 
   beforeAll(async () => {
-    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
-    const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-    openssl(
-      'req',
-      '-x509',
-      ...key,
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=nerve-test-ca',
-    )
-    writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1\n')
-    for (const [name, cn, ext] of [
-      ['server', '127.0.0.1', ['-extfile', 'server.ext']],
-      ['client', 'nerve-revoker', []],
-    ] as const) {
-      openssl('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`)
-      openssl(
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        `${name}.crt`,
-        '-days',
-        '1',
-        ...ext,
-      )
-    }
+    makeTestCertificates(dir)
     server = createServer(
       {
         key: readFileSync(file('server.key')),
