@@ -1,15 +1,13 @@
 // The one HTTP server: a route table filled by the stages, auth for write routes, body limits,
 // /healthz /readyz /metrics, and the only table that maps error codes to HTTP status.
-import { timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
-import type { TLSSocket } from 'node:tls'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import injectRequest, { type InjectOptions, type Response as InjectResponse } from 'light-my-request'
 import type { HttpConfig } from '../schemas/types.ts'
 import { createDirectPosts } from './direct-posts.ts'
 import { type ErrorCode, isNerveError, NerveError } from './errors.ts'
+import { createHttpAuth, isLoopbackHostHeader } from './http-auth.ts'
 import type { Logger } from './logger.ts'
 import type { BoundCounter, Metrics } from './metrics.ts'
 
@@ -147,18 +145,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     }
     series.inc()
   }
-  const sharedToken = Buffer.from(deps.ingestToken)
-  const tokenOf = (name: IngestSource | 'read') => {
-    const t = deps.tokens?.[name]
-    return t ? Buffer.from(t) : undefined
-  }
-  const accepted: Record<IngestSource | 'read', Buffer[]> = {
-    falco: [sharedToken, tokenOf('falco')].filter((t) => t !== undefined),
-    cloudtrail: [sharedToken, tokenOf('cloudtrail')].filter((t) => t !== undefined),
-    firehose: [sharedToken, tokenOf('firehose')].filter((t) => t !== undefined),
-    read: [sharedToken, tokenOf('read')].filter((t) => t !== undefined),
-  }
-  const loopbackOnly = isLoopbackHost(config.host)
+  const auth = createHttpAuth(config, deps)
 
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
@@ -190,42 +177,13 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     const ok = Object.values(results).every((r) => r.ok)
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results })
   })
-  const authorizedRaw = (
-    headers: IncomingHttpHeaders,
-    query: Record<string, string | undefined>,
-    socket: Socket,
-    tokens: readonly Buffer[],
-    certOpens: boolean,
-  ): boolean => {
-    if (certOpens && config.tls?.client_ca_file && (socket as TLSSocket).authorized === true) return true
-    // Each place a token may come in, the usual one (bearer) first: no array is built per request.
-    const header = headers.authorization
-    if (typeof header === 'string' && header.startsWith('Bearer ') && opens(header.slice(7).trim(), tokens))
-      return true
-    return opens(query.token, tokens) || opens(headers['x-amz-firehose-access-key'], tokens)
-  }
   const authorized = (req: FastifyRequest, tokens: readonly Buffer[], certOpens: boolean): boolean =>
-    authorizedRaw(
+    auth.authorized(
       req.headers,
       req.query as Record<string, string | undefined>,
       req.raw.socket,
       tokens,
       certOpens,
-    )
-
-  /** The tokens that open a route, or null when it is open. */
-  const tokensFor = (route: Pick<Route, 'auth' | 'source'>): readonly Buffer[] | null => {
-    if (route.auth === 'ingest') return route.source ? accepted[route.source] : [sharedToken]
-    if (route.auth === 'read' && !loopbackOnly) return accepted.read
-    return null
-  }
-
-  const unauthorized = (route: Pick<Route, 'auth' | 'source' | 'authHint'>) =>
-    new NerveError(
-      'UNAUTHORIZED',
-      route.auth === 'read'
-        ? 'A valid read token is required (Authorization: Bearer <token>).'
-        : `A valid ${route.source ?? 'ingest'} token is required (${route.authHint ?? 'Authorization: Bearer <token>'}).`,
     )
 
   const listeningPort = () => {
@@ -247,19 +205,19 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
    * read without a token must name loopback in Host, or it is answered 403.
    */
   const checkAuth = (route: Pick<Route, 'url' | 'auth' | 'source' | 'authHint' | 'formatError'>) => {
-    const tokens = tokensFor(route)
-    const hostChecked = route.auth === 'read' && loopbackOnly
+    const tokens = auth.tokensFor(route)
+    const hostChecked = route.auth === 'read' && auth.loopbackOnly
     // A callback hook, not an async one: a request that passes costs no promise and no microtask.
     return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
       if (hostChecked) {
         const host = req.headers.host
-        if (isLoopbackHostHeader(host) || authorized(req, accepted.read, false)) return done()
+        if (isLoopbackHostHeader(host) || authorized(req, auth.readTokens, false)) return done()
         reply.header('connection', 'close')
         return done(foreignHost(host))
       }
       if (tokens === null || authorized(req, tokens, route.auth === 'ingest')) return done()
       reply.header('connection', 'close')
-      const err = unauthorized(route)
+      const err = auth.unauthorized(route)
       if (!route.formatError) return done(err)
       // Answered here: done() is not called, so the request goes no further.
       const res = route.formatError(err, {
@@ -314,8 +272,10 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   const direct = createDirectPosts({
     opens: (route, req, query) => {
       if (route.auth === 'read') return false
-      const tokens = tokensFor(route)
-      return tokens === null || authorizedRaw(req.headers, query, req.socket, tokens, route.auth === 'ingest')
+      const tokens = auth.tokensFor(route)
+      return (
+        tokens === null || auth.authorized(req.headers, query, req.socket, tokens, route.auth === 'ingest')
+      )
     },
     limitOf: (route) => route.bodyLimit ?? config.body_limit_bytes,
     answer: counted,
@@ -400,34 +360,6 @@ function errorAnswer(err: NerveError): RouteResponse {
   const body: Record<string, unknown> = { code: err.code, message: err.message }
   if (err.details !== undefined) body.details = err.details
   return { status: httpStatusByCode[err.code], body: { error: body } }
-}
-
-/**
- * True when a Host header names this machine's loopback: localhost, 127.0.0.0/8 or [::1], with or without
- * a port. A request without one is no browser's (every browser sends Host), so it passes.
- */
-export function isLoopbackHostHeader(host: string | undefined): boolean {
-  if (host === undefined || host === '') return true
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(host)
-  if (!m) return false
-  const name = (m[1] ?? m[2] ?? '').toLowerCase()
-  return (
-    name === 'localhost' ||
-    name === '::1' ||
-    /^127\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(name)
-  )
-}
-
-function isLoopbackHost(host: string): boolean {
-  return /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)
-}
-
-/** Whether `candidate` is one of `tokens`, compared in constant time. */
-function opens(candidate: string | string[] | undefined, tokens: readonly Buffer[]): boolean {
-  if (typeof candidate !== 'string') return false
-  const given = Buffer.from(candidate)
-  for (const token of tokens) if (given.length === token.length && timingSafeEqual(given, token)) return true
-  return false
 }
 
 function tlsOptions(tls: NonNullable<HttpConfig['tls']>) {

@@ -1,0 +1,102 @@
+// Who may call a route of the HTTP server: the shared ingest token, a source's own token and the read
+// token (as a bearer token, `?token=` or Firehose's access-key header, compared in constant time), a client
+// certificate signed by http.tls.client_ca_file on ingest routes, and reads without any token when the
+// server listens on loopback only. Pure: the server asks it about each request's headers and socket.
+import { timingSafeEqual } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import type { HttpConfig } from '../schemas/types.ts'
+import { NerveError } from './errors.ts'
+import type { IngestSource, Route } from './http-server.ts'
+
+export type HttpAuth = {
+  /** The server listens on loopback only: reads need no token (but a Host header naming loopback). */
+  readonly loopbackOnly: boolean
+  /** The tokens that open reads. */
+  readonly readTokens: readonly Buffer[]
+  /** The tokens that open a route, or null when it is open. */
+  tokensFor(route: Pick<Route, 'auth' | 'source'>): readonly Buffer[] | null
+  /** Whether a request's token, or (when `certOpens`) its client certificate, is one that opens. */
+  authorized(
+    headers: IncomingHttpHeaders,
+    query: Record<string, string | undefined>,
+    socket: Socket,
+    tokens: readonly Buffer[],
+    certOpens: boolean,
+  ): boolean
+  /** The 401 of a route, saying which token it needs and how to send it. */
+  unauthorized(route: Pick<Route, 'auth' | 'source' | 'authHint'>): NerveError
+}
+
+export function createHttpAuth(
+  config: Pick<HttpConfig, 'host' | 'tls'>,
+  secrets: { ingestToken: string; tokens?: Partial<Record<IngestSource | 'read', string>> },
+): HttpAuth {
+  const sharedToken = Buffer.from(secrets.ingestToken)
+  const tokenOf = (name: IngestSource | 'read') => {
+    const t = secrets.tokens?.[name]
+    return t ? Buffer.from(t) : undefined
+  }
+  const accepted: Record<IngestSource | 'read', Buffer[]> = {
+    falco: [sharedToken, tokenOf('falco')].filter((t) => t !== undefined),
+    cloudtrail: [sharedToken, tokenOf('cloudtrail')].filter((t) => t !== undefined),
+    firehose: [sharedToken, tokenOf('firehose')].filter((t) => t !== undefined),
+    read: [sharedToken, tokenOf('read')].filter((t) => t !== undefined),
+  }
+  const loopbackOnly = isLoopbackHost(config.host)
+  const certificates = Boolean(config.tls?.client_ca_file)
+
+  return {
+    loopbackOnly,
+    readTokens: accepted.read,
+    tokensFor: (route) => {
+      if (route.auth === 'ingest') return route.source ? accepted[route.source] : [sharedToken]
+      if (route.auth === 'read' && !loopbackOnly) return accepted.read
+      return null
+    },
+    authorized: (headers, query, socket, tokens, certOpens) => {
+      if (certOpens && certificates && (socket as TLSSocket).authorized === true) return true
+      // Each place a token may come in, the usual one (bearer) first: no array is built per request.
+      const header = headers.authorization
+      if (typeof header === 'string' && header.startsWith('Bearer ') && opens(header.slice(7).trim(), tokens))
+        return true
+      return opens(query.token, tokens) || opens(headers['x-amz-firehose-access-key'], tokens)
+    },
+    unauthorized: (route) =>
+      new NerveError(
+        'UNAUTHORIZED',
+        route.auth === 'read'
+          ? 'A valid read token is required (Authorization: Bearer <token>).'
+          : `A valid ${route.source ?? 'ingest'} token is required (${route.authHint ?? 'Authorization: Bearer <token>'}).`,
+      ),
+  }
+}
+
+/**
+ * True when a Host header names this machine's loopback: localhost, 127.0.0.0/8 or [::1], with or without
+ * a port. A request without one is no browser's (every browser sends Host), so it passes.
+ */
+export function isLoopbackHostHeader(host: string | undefined): boolean {
+  if (host === undefined || host === '') return true
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(host)
+  if (!m) return false
+  const name = (m[1] ?? m[2] ?? '').toLowerCase()
+  return (
+    name === 'localhost' ||
+    name === '::1' ||
+    /^127\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(name)
+  )
+}
+
+function isLoopbackHost(host: string): boolean {
+  return /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)
+}
+
+/** Whether `candidate` is one of `tokens`, compared in constant time. */
+function opens(candidate: string | string[] | undefined, tokens: readonly Buffer[]): boolean {
+  if (typeof candidate !== 'string') return false
+  const given = Buffer.from(candidate)
+  for (const token of tokens) if (given.length === token.length && timingSafeEqual(given, token)) return true
+  return false
+}
