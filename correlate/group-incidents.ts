@@ -127,6 +127,20 @@ export function createIncidentGrouper(
     if (trackChanges) changed.add(agent)
   }
   let count = 0
+  /**
+   * The id each earliest correlation gives its incident (`incidentId`, a sha256), kept per Earliest object
+   * (never changed in place: a new earliest is a new object): an incident's id is checked against its
+   * earliest at every correlation, and hashing it again each time cost about a microsecond apiece.
+   */
+  const earliestIds = new WeakMap<Earliest, string>()
+  const idOfEarliest = (agentId: string, earliest: Earliest): string => {
+    let id = earliestIds.get(earliest)
+    if (id === undefined) {
+      id = incidentId(agentId, earliest.correlation)
+      earliestIds.set(earliest, id)
+    }
+    return id
+  }
   for (const record of restored) {
     const list = byAgent.get(record.agent) ?? []
     list.push({
@@ -159,7 +173,7 @@ export function createIncidentGrouper(
     if (near.length === 0) {
       incident = {
         agent: agentId,
-        id: incidentId(agentId, correlationId),
+        id: idOfEarliest(agentId, own),
         first_seen: time,
         last_seen: time,
         correlation_count: 0,
@@ -194,7 +208,7 @@ export function createIncidentGrouper(
         count--
       }
       if (incident.earliest && before(own, incident.earliest)) incident.earliest = own
-      const id = incident.earliest ? incidentId(agentId, incident.earliest.correlation) : incident.id
+      const id = incident.earliest ? idOfEarliest(agentId, incident.earliest) : incident.id
       const renames = incident.renames ?? 0
       if (id !== incident.id && renames < maxRenames) {
         merged.push(incident.id)
