@@ -279,6 +279,40 @@ describe('createSqliteCheckpointStore', () => {
     await reopened.close()
   })
 
+  it("rewrites an agent's incidents row and the partition's lists row in place, under the same rowid", async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const store = createSqliteCheckpointStore(file)
+    const correlator = createCorrelator(config, undefined, { trackChanges: true })
+    const rowids = () => {
+      const db = new Database(file, { readonly: true })
+      const rows = db
+        .prepare<[], { table: string; rowid: number; text: string }>(
+          `SELECT 'incidents' AS "table", rowid, incidents AS text FROM correlate_incidents WHERE agent = 'other'
+           UNION ALL SELECT 'lists', rowid, lists FROM correlate_lists`,
+        )
+        .all()
+      db.close()
+      return rows
+    }
+    correlator.accept(edgeEvent({ id: 'e-1', time: T0, agent: 'other' }))
+    correlator.accept(coreEvent({ id: 'c-1', time: T0 + 500, agent: 'other' }))
+    const revoked = () => ({ ...correlator.takeChanges(), revoked: correlator.snapshot().revoked })
+    await store.save(0, { offset: 1, changes: revoked(), snapshot: correlator.snapshot })
+    const before = rowids()
+    correlator.accept(coreEvent({ id: 'c-2', time: T0 + 900, agent: 'other' }))
+    await store.save(0, { offset: 2, changes: revoked(), snapshot: correlator.snapshot })
+    const after = rowids()
+    expect(after.map((r) => [r.table, r.rowid])).toEqual(before.map((r) => [r.table, r.rowid]))
+    expect(after.map((r) => r.table)).toEqual(['incidents', 'lists'])
+    expect(JSON.parse(after[0]?.text as string)[0].correlation_count).toBe(2)
+    await store.close()
+    const reopened = createSqliteCheckpointStore(file)
+    expect((await reopened.load(0))?.state.incidents).toEqual(
+      JSON.parse(JSON.stringify(correlator.snapshot().incidents)),
+    )
+    await reopened.close()
+  })
+
   it('rewrites the incidents of an agent only after a batch that changed them, and no other agent', () => {
     const correlator = createCorrelator(config, undefined, { trackChanges: true })
     correlator.accept(edgeEvent({ id: 'e1', time: T0 }))
