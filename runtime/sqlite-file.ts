@@ -189,7 +189,11 @@ type Checkpoints = {
 /** `frames`: of a checkpoint, the frames the WAL held since its last restart. */
 type Reply = { id: number; ok: boolean; frames?: number; error?: string }
 
-/** One checkpointer thread per process, for every open file; unref'd, so it never keeps nerve alive. */
+/**
+ * One checkpointer thread per isolate that opens files (the main thread, the correlate and store threads),
+ * for every file it opens; started with its first file, ended with its last; unref'd, so it never keeps
+ * nerve alive.
+ */
 let checkpointer: ReturnType<typeof createCheckpointer> | undefined
 const sharedCheckpointer = () => {
   checkpointer ??= createCheckpointer()
@@ -230,8 +234,14 @@ function createCheckpointer() {
 
   const attach = (file: string): Checkpoints => {
     attached++
+    // The thread starts with the first file, as nerve starts, not at the first sync: a worker thread's start
+    // (40-80 ms of CPU, its isolate and module loading) then does not fall on the first commits.
+    ensureWorker()
     let running: Promise<number> | undefined
+    /** The thread holds a connection to the file once asked for a checkpoint of it. */
+    let connected = false
     const run = (): Promise<number> => {
+      connected = true
       const next = (running ?? Promise.resolve(0)).then(() => ask({ type: 'checkpoint', file }))
       const tracked = next.finally(() => {
         if (running === tracked) running = undefined
@@ -250,7 +260,8 @@ function createCheckpointer() {
       run,
       detach: async () => {
         await running?.catch(() => {})
-        if (worker) await ask({ type: 'detach', file })
+        // A file closed before its first checkpoint (a command that only reads) waits for no reply.
+        if (worker && connected) await ask({ type: 'detach', file })
         attached--
         if (attached === 0 && worker) {
           const w = worker

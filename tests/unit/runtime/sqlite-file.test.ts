@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
 import { openSqliteFile, type SqliteFile } from '../../../runtime/sqlite-file.ts'
 import { tempDir } from '../../helpers/random-names.ts'
+import { threadNames, threadsNamed } from '../../helpers/thread-names.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 
 const opened: SqliteFile[] = []
@@ -19,6 +20,26 @@ const open = (file: string, options?: Parameters<typeof openSqliteFile>[1]) => {
 const record = 'x'.repeat(1400)
 
 describe('sqlite file', () => {
+  // Started at the first sync, each isolate's checkpointer (the main thread's, the correlate and store
+  // threads') started under the first commits, and the CPU of its start was counted in theirs.
+  it.skipIf(threadNames() === undefined)(
+    'starts the checkpointer thread with the first file, before any commit, and ends it with the last',
+    async () => {
+      expect(threadsNamed('nerve-sqlite')).toBe(0)
+      const dir = tempDir('nerve-sqlite')
+      const a = openSqliteFile(join(dir, 'a.sqlite'))
+      await waitFor(() => threadsNamed('nerve-sqlite') === 1, { what: 'the checkpointer thread' })
+      const b = openSqliteFile(join(dir, 'b.sqlite'))
+      b.db.exec('CREATE TABLE t (n INTEGER)')
+      await b.sync()
+      expect(threadsNamed('nerve-sqlite')).toBe(1)
+      await a.close()
+      expect(threadsNamed('nerve-sqlite')).toBe(1)
+      await b.close()
+      await waitFor(() => threadsNamed('nerve-sqlite') === 0, { what: 'the thread to end' })
+    },
+  )
+
   it('keeps every synced commit across a reopen', async () => {
     const file = join(tempDir('nerve-sqlite'), 'a.sqlite')
     const first = open(file)

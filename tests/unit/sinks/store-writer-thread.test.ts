@@ -57,7 +57,9 @@ describe('store writer thread', () => {
   it.skipIf(threadNames() === undefined)('runs on a thread named nerve-store', async () => {
     const before = threadsNamed('nerve-store')
     const { writer } = await setup()
-    expect(threadsNamed('nerve-store')).toBe(before + 1)
+    // The writer's SQLite checkpointer thread, started as the writer opens its file, carries its creator's
+    // name until it names itself nerve-sqlite.
+    await waitFor(() => threadsNamed('nerve-store') === before + 1, { what: 'one thread named nerve-store' })
     await writer.close()
     await waitFor(() => threadsNamed('nerve-store') === before, { what: 'the writer thread gone' })
   })
