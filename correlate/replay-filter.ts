@@ -4,7 +4,7 @@
 // A module of its own so that replay's decoding threads can load it by URL: it is the one piece of the
 // correlator they run.
 
-import type { Config, NormalizedEvent } from '../schemas/types.ts'
+import type { Config, CoreFields, NormalizedEvent } from '../schemas/types.ts'
 import { createReplay, type TimeOnlyEvent } from './replay-correlations.ts'
 import { readsRaw } from './revoke-confirmations.ts'
 
@@ -19,18 +19,31 @@ export function createReplayFilter(config: Config): ReplayFilter {
 }
 
 /**
- * Drops, in place, the largest fields of an event that nothing after replay's merge reads: the correlator
+ * Drops, in place, the fields of an event that nothing after replay's merge reads: the correlator
  * (matching, windows, details, baseline, revoke marks), identity resolution and the revoke tally read none
- * of them, and replay writes only correlations. They are a CloudTrail call's error message (up to a KiB
- * of encoded authorization failure) and user agent, and a Falco alert's output fields and what was taken
- * from them (its output, which correlations carry, stays): about half of an event's JSON, which is written
- * to the sorted runs and parsed back. A correlator that comes to read one of them must keep it here.
+ * of them, and replay writes only correlations (a late event is counted, not written). They are a
+ * CloudTrail call's error message (up to a KiB of encoded authorization failure), user agent, event
+ * source, name and type (the action says them), principal type and resource list, a Falco alert's output
+ * fields and what was taken from them (its output, which correlations carry, stays), and every event's
+ * time as received, receipt time and door: more than half of an event's JSON, which is written to the
+ * sorted runs and parsed back. The event handed on after the merge lacks them, whatever its type says:
+ * a correlator that comes to read one of them must keep it here.
  */
 export function leaveOutUnread(event: Omit<NormalizedEvent, 'agent'>): void {
+  const slim = event as Partial<Omit<NormalizedEvent, 'agent'>>
+  slim.time_original = undefined
+  slim.received_at = undefined
+  slim.via = undefined
   const { core, edge } = event
   if (core) {
-    core.error_message = undefined
-    core.user_agent = undefined
+    const c = core as Partial<CoreFields>
+    c.error_message = undefined
+    c.user_agent = undefined
+    c.event_source = undefined
+    c.event_name = undefined
+    c.event_type = undefined
+    c.principal_type = undefined
+    c.resources = undefined
   }
   if (edge) {
     edge.output_fields = {}
