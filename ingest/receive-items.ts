@@ -50,7 +50,7 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
           spec.kind,
           text,
           { maxItems: config.max_items, maxDepth: config.max_depth },
-          { receivedAt: req.receivedAt, maxRecords: config.max_items },
+          { receivedAt: req.receivedAt, maxRecords: config.max_items, rawTexts: true },
         )
       } catch (err) {
         if (isNerveError(err)) telemetry.error(err.code, 'read')

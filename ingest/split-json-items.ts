@@ -2,15 +2,19 @@
 // per line). Each item keeps its position and its original text (for the dead-letter topic). Integers
 // beyond 2^53 (Falco's 19-digit `evt.time`) are kept as their decimal strings instead of being rounded.
 import { NerveError } from '../runtime/errors.ts'
-import { depthOf, firstNonSpace, isSpace, lastNonSpace, parseJson, tooMany } from './json-text.ts'
+import { depthOf, firstNonSpace, isSpace, lastNonSpace, parseJsonText, tooMany } from './json-text.ts'
 import { splitJsonDocumentInParts } from './split-json-document.ts'
 
 export { parseJson } from './json-text.ts'
 
-/** `file`: set by read-replay-files, so rejections can name the file they came from. */
+/**
+ * `file`: set by read-replay-files, so rejections can name the file they came from. `text`: the text
+ * JSON.parse read to make `value` (the item's own, its unsafe integers quoted), when the value was parsed
+ * alone from it (an NDJSON line, a single document; not an element of an array parsed whole).
+ */
 export type JsonItem =
-  | { index: number; value: unknown; error?: undefined; original(): string; file?: string }
-  | { index: number; value?: undefined; error: string; original(): string; file?: string }
+  | { index: number; value: unknown; error?: undefined; original(): string; file?: string; text?: string }
+  | { index: number; value?: undefined; error: string; original(): string; file?: string; text?: undefined }
 
 export type SplitLimits = { maxItems: number; maxDepth: number }
 
@@ -29,7 +33,7 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   const whole = tryParse(text)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
-    return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth))]
+    return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth), whole.read.trim())]
   }
   // A broken first line must not drop the good lines after it (the sender controls that line): when the
   // text is no one document but a later line parses to an object, it is NDJSON with a bad line, rejected alone.
@@ -87,12 +91,13 @@ function lineItems(lines: string[], first: Parsed, limits: SplitLimits): JsonIte
 
 const lineItem = (index: number, line: string, parsed: Parsed, limits: SplitLimits): JsonItem =>
   parsed.ok
-    ? item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth))
+    ? item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth), parsed.read)
     : { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
 
-function tryParse(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
+function tryParse(text: string): { ok: true; value: unknown; read: string } | { ok: false; error: string } {
   try {
-    return { ok: true, value: parseJson(text) }
+    const { value, read } = parseJsonText(text)
+    return { ok: true, value, read }
   } catch (err) {
     return { ok: false, error: (err as Error).message }
   }
@@ -109,11 +114,16 @@ function shallowLimit(text: string, maxDepth: number): number | undefined {
   return undefined
 }
 
-function item(index: number, value: unknown, original: () => string, maxDepth: number | undefined): JsonItem {
-  if (maxDepth === undefined) return { index, value, original }
-  const depth = depthOf(value, maxDepth)
-  if (depth > maxDepth) return { index, error: `nested deeper than ${maxDepth} levels`, original }
-  return { index, value, original }
+function item(
+  index: number,
+  value: unknown,
+  original: () => string,
+  maxDepth: number | undefined,
+  text?: string,
+): JsonItem {
+  if (maxDepth !== undefined && depthOf(value, maxDepth) > maxDepth)
+    return { index, error: `nested deeper than ${maxDepth} levels`, original }
+  return { index, value, original, text }
 }
 
 function arrayItems(text: string, values: unknown[], limits: SplitLimits): JsonItem[] {
