@@ -42,8 +42,8 @@ export type DecodeContext = {
    */
   now?: number
   /**
-   * Keep each event's raw text (Decoded.rawTexts, for the bus to write as is): ingest sets it; replay, which
-   * holds its drafts until it sorts them, does not.
+   * Keep each event's raw text (Decoded.rawTexts, for the bus to write as is): ingest's CloudTrail routes
+   * set it; replay, which holds its drafts until it sorts them, does not.
    */
   rawTexts?: boolean
 }

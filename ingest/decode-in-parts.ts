@@ -29,13 +29,15 @@ export async function decodeInParts(
   ctx: DecodeContext,
   pause: () => Promise<void> = nextTurn,
 ): Promise<Decoded> {
-  if (text.length <= partChars) return decoder.decode(kind, splitJsonItems(text, limits), ctx)
+  // Each item's text is kept only when the events' raw texts are (DecodeContext.rawTexts).
+  const split = ctx.rawTexts ? { ...limits, texts: true } : limits
+  if (text.length <= partChars) return decoder.decode(kind, splitJsonItems(text, split), ctx)
   const drafts: UnresolvedEvent[] = []
   const rawTexts: (string | undefined)[] | undefined = ctx.rawTexts ? [] : undefined
   const invalid: Decoded['invalid'] = []
   const skipped: Decoded['skipped'] = {}
   const partCtx = { ...ctx, maxRecords: undefined }
-  for (const items of splitJsonItemsInParts(text, limits, partChars)) {
+  for (const items of splitJsonItemsInParts(text, split, partChars)) {
     if (items.length === 0) await pause()
     for (let i = 0; i < items.length; i += partItems) {
       await pause()

@@ -1,7 +1,10 @@
-// An event's bus record as JSON without serializing its `raw` again: `raw` is the item the request carried,
-// and the text JSON.parse read to make it is in hand (Decoded.rawTexts). The record is JSON.stringify of the
-// event with `raw` null, that null replaced by the text: one JSON value, which JSON.parse turns into what it
-// makes of JSON.stringify(event) (same members, same order). `raw` was most of the stringify's work.
+// A core event's bus record as JSON without serializing its `raw` again: `raw` is the CloudTrail record the
+// request carried, and the text JSON.parse read to make it is in hand (Decoded.rawTexts). The record is
+// JSON.stringify of the event with `raw` null, that null replaced by the text: one JSON value, which
+// JSON.parse turns into what it makes of JSON.stringify(event) (same members, same order). `raw` is about
+// half of a CloudTrail event's JSON. An edge event (a Falco alert) is serialized whole: its `edge` holds the
+// alert's output fields again, so `raw` is a smaller share of its JSON, and the checks and the copy below
+// cost about what they save (measured, docs/performance.md).
 //
 // The text is written as is only when that holds and the bus can carry it; otherwise undefined (the bus
 // serializes the event as before):
@@ -13,22 +16,19 @@
 //   1.8e308, written null); every other number reads back the same from either text.
 import type { NormalizedEvent } from '../schemas/types.ts'
 
-/** The event's JSON text with `rawText` as its `raw`, or undefined when it must be serialized whole. */
+/** A core event's JSON text with `rawText` as its `raw`, or undefined when it must be serialized whole. */
 export function eventRecordJson(event: NormalizedEvent, rawText: string | undefined): string | undefined {
-  if (rawText === undefined || rawText.includes('\n') || !isWellFormed(rawText)) return undefined
-  if (holdsChangedNumber(event.raw, 0)) return undefined
+  if (rawText === undefined || event.edge !== undefined) return undefined
+  if (rawText.includes('\n') || !isWellFormed(rawText) || holdsChangedNumber(event.raw, 0)) return undefined
   const json = JSON.stringify({ ...event, raw: null })
   // The first `"raw":null` is `raw`'s own member: inside a JSON string a quote is always escaped, so the
-  // sequence can only be a key named raw, and the event's own keys have fixed names (id, side, times, via,
-  // identity, core, agent). Only `edge.output_fields` holds keys from the input (an alert may name one raw):
-  // an edge event's `raw` comes before any object opens (before `edge`), else this gives up.
+  // sequence can only be a key named raw, and outside `raw` a core event has only keys of fixed names (id,
+  // side, times, via, identity, core, agent; no `edge`, whose output fields are the input's own keys).
   const at = rawMember(json)
   if (at === -1) return undefined
-  if (event.edge !== undefined) {
-    const object = json.indexOf('{', 1)
-    if (object !== -1 && object < at) return undefined
-  }
-  return json.slice(0, at + 6) + rawText + json.slice(at + 10)
+  // One flat string of its own: `+` would make a rope holding `rawText`, often a slice of the whole request
+  // body, which the bus's recent records would then keep alive with every record it retains.
+  return [json.slice(0, at + 6), rawText, json.slice(at + 10)].join('')
 }
 
 /**

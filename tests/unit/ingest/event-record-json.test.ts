@@ -1,5 +1,5 @@
-// An event's bus record is written around its raw item's own text instead of serializing `raw` again; the
-// record must stay one JSON value that JSON.parse turns into exactly what it makes of JSON.stringify(event):
+// A core event's bus record is written around its raw item's own text instead of serializing `raw` again;
+// the record must stay one JSON value that JSON.parse turns into exactly what it makes of JSON.stringify(event):
 // the same members, in the same order, the same numbers (-0 and Infinity included), the same strings.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -12,6 +12,7 @@ import { createDecodedPublisher } from '../../../ingest/publish-decoded.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { auth, fixture as fixtureBuffer, startHarness } from './ingest-harness.ts'
 import { createMemoryBus } from './memory-bus.ts'
 
 const fixtures = join(import.meta.dirname, '../../fixtures')
@@ -29,7 +30,7 @@ async function decodeBody(kind: 'falco' | 'cloudtrail', body: string): Promise<D
 }
 
 // decode() over splitJsonItems, as decodeInParts does for a body under its part size.
-const splitForTest = (body: string) => splitJsonItems(body, limits)
+const splitForTest = (body: string) => splitJsonItems(body, { ...limits, texts: true })
 
 /** The record as the bus writes it (the spliced text, else JSON.stringify), checked against the event. */
 function expectSameRecord(event: NormalizedEvent, rawText: string | undefined): string | undefined {
@@ -62,14 +63,15 @@ const cloudTrailFiles = [
 
 describe('an event record around its raw text', () => {
   it.each(falcoFiles)(
-    'writes every event of %s around its line, parsed back as JSON.stringify gives it',
+    '%s: edge events are serialized whole; core events (plugin alerts) around their line',
     async (file) => {
       const decoded = await decodeBody('falco', fixture(file))
       expect(decoded.events.length).toBeGreaterThan(0)
       decoded.events.forEach((event, i) => {
         const text = decoded.rawTexts?.[i]
         expect(text).toBeDefined()
-        expect(expectSameRecord(event, text)).toContain(text)
+        if (event.edge) expect(eventRecordJson(event, text)).toBeUndefined()
+        else expect(expectSameRecord(event, text)).toContain(text)
       })
     },
   )
@@ -98,88 +100,113 @@ describe('an event record around its raw text', () => {
     }
   })
 
+  it('gives items the text JSON.parse read only when asked: the line, its integers beyond 2^53 quoted', () => {
+    const line = '{"a":1704067200123456789,"b":"x"}'
+    expect(splitJsonItems(`${line}\n${line}`, limits).map((i) => i.text)).toEqual([undefined, undefined])
+    expect(splitJsonItems(` ${line}\n`, { ...limits, texts: true })[0]?.text).toBe(
+      '{"a":"1704067200123456789","b":"x"}',
+    )
+    expect(splitJsonItems(`{"b":"x"}\n${line}`, { ...limits, texts: true })[0]?.text).toBe('{"b":"x"}')
+  })
+
   it('keeps no texts unless asked (replay holds its drafts)', () => {
     const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
-    const body = fixture('falco/falco.ndjson')
-    expect(decoder.decode('falco', splitForTest(body), { receivedAt: 0 }).rawTexts).toBeUndefined()
-    expect(decoder.normalize('falco', splitForTest(body), { receivedAt: 0 }).rawTexts).toBeUndefined()
+    const body = fixture('cloudtrail/awsdocs-examples.ndjson')
+    expect(decoder.decode('cloudtrail', splitForTest(body), { receivedAt: 0 }).rawTexts).toBeUndefined()
+    expect(decoder.normalize('cloudtrail', splitForTest(body), { receivedAt: 0 }).rawTexts).toBeUndefined()
   })
 
   it('keeps each text beside its event across the parts of a large body, invalid lines between them', async () => {
-    const lines = fixture('falco/falco.ndjson').trim().split('\n')
+    const lines = fixture('cloudtrail/stratus-red-team-detonation-logs.ndjson').trim().split('\n')
     const body: string[] = []
     for (let i = 0; body.join('\n').length < 200_000; i++) {
-      const alert = JSON.parse(lines[i % lines.length] as string)
-      alert.output = `${alert.output} #${i}`
-      body.push(i % 7 === 3 ? '{"broken":' : JSON.stringify(alert))
+      const record = JSON.parse(lines[i % lines.length] as string)
+      record.eventID = `id-${i}`
+      body.push(i % 7 === 3 ? '{"broken":' : JSON.stringify(record))
     }
-    const decoded = await decodeBody('falco', body.join('\n'))
+    const decoded = await decodeBody('cloudtrail', body.join('\n'))
     expect(decoded.invalid.length).toBeGreaterThan(0)
     expect(decoded.rawTexts).toHaveLength(decoded.events.length)
     decoded.events.forEach((event, i) => {
       expect(JSON.parse(decoded.rawTexts?.[i] as string)).toStrictEqual(event.raw)
-      expectSameRecord(event, decoded.rawTexts?.[i])
+      expect(expectSameRecord(event, decoded.rawTexts?.[i])).toBeDefined()
     })
   })
 })
 
-const alert = (fields: string, extra = '') =>
-  `{"time":"2024-01-01T00:00:00.123456789Z","rule":"Unexpected outbound connection","priority":"Warning",` +
-  `"output":"x"${extra},"output_fields":{${fields}}}`
-
-const ctRecord = (parameters: string) =>
+const ctRecord = (
+  parameters: string,
+  userIdentity = '{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/r/s"}',
+) =>
   '{"eventVersion":"1.08","eventTime":"2024-01-01T00:00:00Z","eventSource":"iam.amazonaws.com",' +
-  '"eventName":"AttachRolePolicy","eventID":"e-1","userIdentity":{"type":"AssumedRole",' +
-  `"arn":"arn:aws:sts::123456789012:assumed-role/r/s","raw":null},"requestParameters":${parameters}}`
+  `"eventName":"AttachRolePolicy","eventID":"e-1","userIdentity":${userIdentity},"requestParameters":${parameters}}`
+
+const pluginAlert = (fields: string) =>
+  '{"time":"2024-01-01T00:00:00.123456789Z","rule":"CloudTrail call","priority":"Notice","source":"aws_cloudtrail",' +
+  `"output":"x","output_fields":{"ct.id":"ct-1","ct.name":"AttachRolePolicy","ct.src":"iam.amazonaws.com",${fields}}}`
 
 describe('crafted items', () => {
-  const cases: [string, string][] = [
+  const cases: [string, 'falco' | 'cloudtrail', string][] = [
     [
       'duplicate keys (the last wins, at the first key’s place)',
-      alert('"a":1,"b":2,"a":3', ',"rule":"Other rule"'),
+      'cloudtrail',
+      ctRecord('{"a":1,"b":2,"a":3}').replace(
+        '"eventName":"AttachRolePolicy"',
+        '"eventName":"X","eventName":"AttachRolePolicy"',
+      ),
     ],
-    ['an own __proto__ key', alert('"__proto__":{"polluted":true},"x":"y"')],
-    ['unicode escapes', alert('"u":"\\u0041\\u00e9\\u4e2d\\ud83d\\ude00","e":"\\"\\\\\\/\\b\\f\\n\\r\\t"')],
-    ['an escaped lone surrogate', alert('"s":"\\ud800 and \\udc00"')],
+    ['an own __proto__ key', 'cloudtrail', ctRecord('{"__proto__":{"polluted":true},"x":"y"}')],
+    [
+      'unicode escapes',
+      'cloudtrail',
+      ctRecord('{"u":"\\u0041\\u00e9\\u4e2d\\ud83d\\ude00","e":"\\"\\\\\\/\\b\\f\\n\\r\\t"}'),
+    ],
+    ['an escaped lone surrogate', 'cloudtrail', ctRecord('{"s":"\\ud800 and \\udc00"}')],
     [
       'whitespace (spaces, tabs, carriage returns)',
-      ` {\t"time" : "2024-01-01T00:00:00Z" ,\r "rule":"r", "priority" : "Warning" , "output_fields" : { "a" :\t1 } }  `,
+      'cloudtrail',
+      ` {\t"eventTime" : "2024-01-01T00:00:00Z" ,\r "eventSource":"s3.amazonaws.com", "eventName" : "GetObject" , "requestParameters" : { "a" :\t1 } }  `,
     ],
     [
       'integers beyond 2^53 (quoted by the exact parse)',
-      alert('"evt.time":1704067200123456789,"n":-9007199254740993,"ok":9007199254740991'),
+      'cloudtrail',
+      ctRecord('{"t":1704067200123456789,"n":-9007199254740993,"ok":9007199254740991}'),
     ],
-    ['a key raw with null in the output fields', alert('"raw":null,"a\\"raw":null,"s":"\\"raw\\":null"')],
-    ['numbers that read back the same', alert('"f":1.5,"e":1E2,"g":0.1e1,"z":0,"n":-1.25e-5,"big":1.7e308')],
-    ['nesting at the depth limit', alert(`"deep":${'['.repeat(60)}1${']'.repeat(60)}`)],
-    ['non-ASCII text', alert('"cmd":"café ☕ 𝄞 \u00a0"')],
+    [
+      'keys and strings named raw',
+      'cloudtrail',
+      ctRecord(
+        '{"raw":null,"a\\"raw":null,"s":"\\"raw\\":null"}',
+        '{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/raw\\":null/s","raw":null}',
+      ),
+    ],
+    [
+      'numbers that read back the same',
+      'cloudtrail',
+      ctRecord('{"f":1.5,"e":1E2,"g":0.1e1,"z":0,"n":-1.25e-5,"big":1.7e308,"m":[-0.5,1.0]}'),
+    ],
+    ['nesting at the depth limit', 'cloudtrail', ctRecord(`{"deep":${'['.repeat(60)}1${']'.repeat(60)}}`)],
+    ['non-ASCII text', 'cloudtrail', ctRecord('{"cmd":"café ☕ 𝄞 \u00a0"}')],
+    [
+      'a CloudTrail plugin alert whose output fields name raw',
+      'falco',
+      pluginAlert('"raw":null,"w\\":null":1'),
+    ],
   ]
 
-  it.each(cases)('%s: the record parses to what JSON.stringify(event) does', async (_, text) => {
-    const decoded = await decodeBody('falco', text)
+  it.each(cases)('%s: the record parses to what JSON.stringify(event) does', async (_, kind, text) => {
+    const decoded = await decodeBody(kind, text)
     expect(decoded.invalid).toEqual([])
     expect(decoded.events).toHaveLength(1)
     const record = expectSameRecord(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0])
     expect(record).toBeDefined()
   })
 
-  it('a key named raw in the output fields is not taken for the event’s raw', async () => {
-    const decoded = await decodeBody('falco', alert('"raw":null'))
-    const record = JSON.parse(
-      eventRecordJson(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0]) as string,
-    )
-    expect(record.raw.output_fields).toEqual({ raw: null })
-    expect(record.edge.output_fields).toEqual({ raw: null })
-  })
-
-  it('gives up on an edge event whose raw comes after an object opens (keys from the input could say raw)', () => {
-    const event = {
-      id: 'e',
-      edge: { output_fields: { raw: null } },
-      raw: { rule: 'r' },
-      agent: { id: 'a' },
-    } as unknown as NormalizedEvent
-    expect(eventRecordJson(event, '{"rule":"r"}')).toBeUndefined()
+  it('serializes an edge event (a Falco alert) whole', async () => {
+    const decoded = await decodeBody('falco', fixture('falco/falco.ndjson'))
+    const edge = decoded.events.findIndex((e) => e.edge !== undefined)
+    expect(decoded.rawTexts?.[edge]).toBeDefined()
+    expect(eventRecordJson(decoded.events[edge] as NormalizedEvent, decoded.rawTexts?.[edge])).toBeUndefined()
   })
 
   it('finds raw’s own member past strings that hold its name', () => {
@@ -195,41 +222,33 @@ describe('crafted items', () => {
   })
 
   const serializedWhole: [string, string][] = [
-    ['-0', alert('"z":-0')],
-    ['-0.0 in an array', alert('"z":[1,-0.0]')],
-    ['a negative number that underflows to -0', alert('"tiny":-1e-400')],
-    ['a pretty-printed body (newlines)', JSON.stringify(JSON.parse(alert('"a":1')), null, 2)],
+    ['-0', '{"z":-0}'],
+    ['-0.0 in an array', '{"z":[1,-0.0]}'],
+    ['a number past 1.8e308', '{"n":1e400}'],
+    ['a negative number past it', '{"n":-2E+999}'],
+    ['a negative number that underflows to -0', '{"tiny":-1e-400}'],
   ]
 
-  it.each(serializedWhole)('%s: serialized whole (the text would read back otherwise)', async (_, text) => {
-    const decoded = await decodeBody('falco', text)
-    expect(decoded.events).toHaveLength(1)
-    expect(decoded.rawTexts?.[0]).toBeDefined()
-    expect(eventRecordJson(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0])).toBeUndefined()
-  })
+  it.each(serializedWhole)(
+    '%s: serialized whole (the text would read back otherwise)',
+    async (_, parameters) => {
+      const decoded = await decodeBody('cloudtrail', ctRecord(parameters))
+      expect(decoded.events).toHaveLength(1)
+      expect(decoded.rawTexts?.[0]).toBeDefined()
+      expect(eventRecordJson(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0])).toBeUndefined()
+    },
+  )
 
-  // Falco's schema refuses an output field of Infinity; a CloudTrail record's parameters are not checked.
-  it.each([
-    ['a number past 1.8e308', '1e400'],
-    ['a negative number past it', '-2E+999'],
-  ])('%s: serialized whole', async (_, number) => {
-    const decoded = await decodeBody('cloudtrail', ctRecord(`{"n":${number}}`))
-    expect(decoded.events).toHaveLength(1)
+  it('a pretty-printed body (newlines): serialized whole', async () => {
+    const decoded = await decodeBody('cloudtrail', JSON.stringify(JSON.parse(ctRecord('{"a":1}')), null, 2))
     expect(decoded.rawTexts?.[0]).toBeDefined()
     expect(eventRecordJson(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0])).toBeUndefined()
   })
 
   it('a raw lone surrogate in the text: serialized whole (JSON.stringify escapes it; SQLite would not keep it)', () => {
-    const text = alert('"s":"\ud800"')
-    const decoded = decode('falco', text)
+    const decoded = decode('cloudtrail', ctRecord('{"s":"\ud800"}'))
     expect(decoded.events).toHaveLength(1)
     expect(eventRecordJson(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0])).toBeUndefined()
-  })
-
-  it('a CloudTrail record on its own is written around its text too', async () => {
-    const record = ctRecord('{"raw":null,"n":1e2,"m":[-0.5,1.0]}')
-    const decoded = await decodeBody('cloudtrail', record)
-    expect(expectSameRecord(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0])).toContain(record)
   })
 })
 
@@ -240,13 +259,39 @@ describe('the decoded publisher', () => {
       { maxPending: 10 },
       { bus, metrics: createTestRuntime().metrics },
     )
-    const decoded = await decodeBody('falco', `${alert('"a":1')}\n${alert('"z":-0')}`)
+    const decoded = await decodeBody('cloudtrail', `${ctRecord('{"a":1}')}\n${ctRecord('{"z":-0}')}`)
     expect(decoded.events).toHaveLength(2)
-    await publisher.publish('falco_receiver', decoded, 0)
+    await publisher.publish('cloudtrail_receiver', decoded, 0)
     const [spliced, whole] = bus.records(eventsTopic)
     expect(spliced?.text).toBe(eventRecordJson(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0]))
     expect(spliced?.text).toContain(decoded.rawTexts?.[0])
     expect(whole?.text).toBeUndefined()
     expect(whole?.value).toBe(decoded.events[1])
+  })
+})
+
+describe('the receivers', () => {
+  it('POST /v1/cloudtrail publishes each record with its text; POST /v1/falco serializes alerts whole', async () => {
+    const h = await startHarness()
+    const records = fixtureBuffer('cloudtrail/awsdocs-examples.ndjson').toString()
+    const ct = await h.server.inject({
+      method: 'POST',
+      url: '/v1/cloudtrail',
+      payload: records,
+      headers: auth,
+    })
+    expect(ct.statusCode).toBe(202)
+    const published = [...h.bus.records(eventsTopic)]
+    expect(published.length).toBeGreaterThan(0)
+    for (const record of published) {
+      expect(record.text).toBeDefined()
+      expect(JSON.stringify(JSON.parse(record.text as string))).toBe(JSON.stringify(record.value))
+    }
+    const alerts = fixtureBuffer('falco/falco.ndjson').toString()
+    const falco = await h.server.inject({ method: 'POST', url: '/v1/falco', payload: alerts, headers: auth })
+    expect(falco.statusCode).toBe(202)
+    const all = h.bus.records(eventsTopic)
+    expect(all.length).toBeGreaterThan(published.length)
+    for (const record of all.slice(published.length)) expect(record.text).toBeUndefined()
   })
 })
