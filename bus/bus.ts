@@ -9,9 +9,10 @@ export type BusRecord<T> = {
   key: string
   value: T
   /**
-   * The value's JSON text (JSON.stringify(value)) when the publisher holds it already (bus-port.ts: a
-   * stage thread's records cross as text): a bus may write it rather than serialize `value` again.
-   * Never set on delivered records.
+   * The value's JSON text when the publisher holds it already (bus-port.ts: a stage thread's records cross
+   * as text; ingest: an event around its raw item's own text): a bus may write it rather than serialize
+   * `value` again. JSON.stringify(value), or a text that JSON.parse turns into what it makes of that (the
+   * same members in the same order), with no newline. Never set on delivered records.
    */
   text?: string
 }

@@ -214,7 +214,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     if (records.length === 0) return
     const name = kafkaTopicName(config, topic)
     const messages = records.map((r, index) => {
-      const value = JSON.stringify(r.value)
+      const value = r.text ?? JSON.stringify(r.value)
       if (value === undefined) {
         throw new NerveError('INPUT_INVALID', `Record ${index} for ${name} has no JSON form.`)
       }

@@ -41,6 +41,11 @@ export type DecodeContext = {
    * Replay passes the time it started (its `receivedAt` is a constant); absent and `receivedAt` 0: no check.
    */
   now?: number
+  /**
+   * Keep each event's raw text (Decoded.rawTexts, for the bus to write as is): ingest's CloudTrail routes
+   * set it; replay, which holds its drafts until it sorts them, does not.
+   */
+  rawTexts?: boolean
 }
 
 /** One rejected record: its item index (and file, in replay), JSON path problems, and its original text. */
@@ -63,6 +68,12 @@ export type Decoded = {
   skipped: Partial<Record<SkipReason, number>>
   /** How many of `events` are Falco internal messages (metrics snapshots, drops). */
   internal: number
+  /**
+   * With DecodeContext.rawTexts: `rawTexts[i]` is the text JSON.parse read to make `events[i].raw` (the
+   * item's own text, its unsafe integers quoted), or undefined when the record was not parsed alone (an
+   * element of a log file's Records, an EventBridge detail).
+   */
+  rawTexts?: (string | undefined)[]
 }
 
 /** Normalized events not yet given their agent: what normalize() learned links from. */
@@ -136,6 +147,7 @@ export function createEventDecoder(
           value: item.value,
           via: ctx.via ?? falcoVia(item.value),
           original: item.original,
+          text: item.text,
         }
         candidates.push({ seq: seq++, falco: true, candidate, file: item.file })
       } else {
@@ -163,7 +175,8 @@ export function createEventDecoder(
     // late (and the checkpoint would keep it): it is refused here, before it reaches the bus.
     const now = ctx.now ?? ctx.receivedAt
     const latest = now > 0 ? now + maxFutureSkew : Number.POSITIVE_INFINITY
-    return { candidates, rejected, skipped, drafts: [], now, latest }
+    const rawTexts = ctx.rawTexts ? [] : undefined
+    return { candidates, rejected, skipped, drafts: [], rawTexts, now, latest }
   }
 
   /** Validates and normalizes candidates [from, to). */
@@ -183,8 +196,10 @@ export function createEventDecoder(
             { file },
           ),
         })
-      } else if (result.ok) u.drafts.push(result.event)
-      else {
+      } else if (result.ok) {
+        u.drafts.push(result.event)
+        u.rawTexts?.push(c.text)
+      } else {
         const problems = result.problems.map((p) => ({ path: joinPath(c.path, p.path), message: p.message }))
         u.rejected.push({
           seq: at,
@@ -201,7 +216,13 @@ export function createEventDecoder(
       if (link) deps.onLink?.(link)
     }
     u.rejected.sort((a, b) => a.seq - b.seq)
-    return { drafts: u.drafts, invalid: u.rejected.map((r) => r.item), skipped: countSkips(u.skipped) }
+    const drafts: Drafts = {
+      drafts: u.drafts,
+      invalid: u.rejected.map((r) => r.item),
+      skipped: countSkips(u.skipped),
+    }
+    if (u.rawTexts) drafts.rawTexts = u.rawTexts
+    return drafts
   }
 
   const normalize = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Drafts => {
@@ -236,8 +257,10 @@ export function createEventDecoder(
   }
 
   const decode = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Decoded => {
-    const { drafts, invalid, skipped } = normalize(kind, items, ctx)
-    return { ...resolve(drafts), invalid, skipped }
+    const { drafts, invalid, skipped, rawTexts } = normalize(kind, items, ctx)
+    const decoded: Decoded = { ...resolve(drafts), invalid, skipped }
+    if (rawTexts) decoded.rawTexts = rawTexts
+    return decoded
   }
 
   return {
@@ -268,6 +291,8 @@ type Unwrapping = {
   rejected: { seq: number; item: InvalidItem }[]
   skipped: SkipReason[]
   drafts: UnresolvedEvent[]
+  /** With DecodeContext.rawTexts: each draft's Candidate.text, aligned with `drafts`. */
+  rawTexts: (string | undefined)[] | undefined
   /** Arrival time items are judged against, and the latest event time accepted (max_future_skew). */
   now: number
   latest: number

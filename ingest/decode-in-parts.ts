@@ -29,12 +29,15 @@ export async function decodeInParts(
   ctx: DecodeContext,
   pause: () => Promise<void> = nextTurn,
 ): Promise<Decoded> {
-  if (text.length <= partChars) return decoder.decode(kind, splitJsonItems(text, limits), ctx)
+  // Each item's text is kept only when the events' raw texts are (DecodeContext.rawTexts).
+  const split = ctx.rawTexts ? { ...limits, texts: true } : limits
+  if (text.length <= partChars) return decoder.decode(kind, splitJsonItems(text, split), ctx)
   const drafts: UnresolvedEvent[] = []
+  const rawTexts: (string | undefined)[] | undefined = ctx.rawTexts ? [] : undefined
   const invalid: Decoded['invalid'] = []
   const skipped: Decoded['skipped'] = {}
   const partCtx = { ...ctx, maxRecords: undefined }
-  for (const items of splitJsonItemsInParts(text, limits, partChars)) {
+  for (const items of splitJsonItemsInParts(text, split, partChars)) {
     if (items.length === 0) await pause()
     for (let i = 0; i < items.length; i += partItems) {
       await pause()
@@ -47,6 +50,7 @@ export async function decodeInParts(
       }
       const part = step.value
       for (const d of part.drafts) drafts.push(d)
+      if (rawTexts) for (const t of part.rawTexts ?? part.drafts.map(() => undefined)) rawTexts.push(t)
       for (const x of part.invalid) invalid.push(x)
       for (const [reason, n] of Object.entries(part.skipped) as [keyof Decoded['skipped'], number][]) {
         skipped[reason] = (skipped[reason] ?? 0) + n
@@ -68,5 +72,7 @@ export async function decodeInParts(
     for (const e of part.events) events.push(e)
     internal += part.internal
   }
-  return { events, invalid, skipped, internal }
+  const decoded: Decoded = { events, invalid, skipped, internal }
+  if (rawTexts) decoded.rawTexts = rawTexts
+  return decoded
 }

@@ -5,16 +5,25 @@ import { NerveError } from '../runtime/errors.ts'
 
 /** JSON.parse that keeps unsafe integers as strings. */
 export function parseJson(text: string): unknown {
+  return parseJsonText(text).value
+}
+
+/**
+ * parseJson, and the text JSON.parse read to make the value: `text` itself, or `text` with its unsafe
+ * integers quoted. JSON.parse of `read` gives `value` again (the bus writes an event's `raw` as that text).
+ */
+export function parseJsonText(text: string): { value: unknown; read: string } {
   const quoted = quoteBigRuns(text)
-  if (quoted === text) return JSON.parse(text)
+  if (quoted === text) return { value: JSON.parse(text), read: text }
   // Quoting a run that sits inside a string ends that string just before a digit or `-` (a run starts
   // after `:`, `,`, `[` or whitespace, never after a backslash): never valid JSON. So when the text with
   // every run quoted parses, no run was inside a string, and this is the exact parse. Otherwise (broken
   // JSON, or a string holding `:` and 16 digits) the strings are stepped over to quote only real integers.
   try {
-    return JSON.parse(quoted)
+    return { value: JSON.parse(quoted), read: quoted }
   } catch {
-    return JSON.parse(bigIntegersAsStrings(text))
+    const exact = bigIntegersAsStrings(text)
+    return { value: JSON.parse(exact), read: exact }
   }
 }
 

@@ -13,7 +13,9 @@ import { type DeadLetter, deadLetterTopic, eventsTopic } from '../bus/topics.ts'
 import { isNerveError, NerveError } from '../runtime/errors.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
+import type { NormalizedEvent } from '../schemas/types.ts'
 import type { Decoded } from './decode-events.ts'
+import { eventRecordJson } from './event-record-json.ts'
 
 export type DecodedPublisher = {
   /** Throws SATURATED when `maxPending` publishes are in flight: checked before a request is decoded. */
@@ -74,12 +76,7 @@ export function createDecodedPublisher(
     inFlight++
     try {
       const events =
-        decoded.events.length > 0
-          ? publishInParts(
-              eventsTopic,
-              decoded.events.map((event) => ({ key: event.agent.id, value: event })),
-            )
-          : undefined
+        decoded.events.length > 0 ? publishInParts(eventsTopic, eventRecords(decoded)) : undefined
       const publishDeadLetters = () =>
         publishInParts(
           deadLetterTopic,
@@ -115,6 +112,17 @@ export function createDecodedPublisher(
     pending: () => inFlight,
     drain: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => idle.push(resolve))),
   }
+}
+
+/** The events keyed by agent, each with its JSON text when its raw text can be written as is. */
+function eventRecords(decoded: Decoded): BusRecord<NormalizedEvent>[] {
+  const texts = decoded.rawTexts
+  return decoded.events.map((event, i) => {
+    const text = texts === undefined ? undefined : eventRecordJson(event, texts[i])
+    return text === undefined
+      ? { key: event.agent.id, value: event }
+      : { key: event.agent.id, value: event, text }
+  })
 }
 
 function deadLetter(component: string, item: Decoded['invalid'][number], receivedAt: number): DeadLetter {

@@ -44,13 +44,15 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
       let decoded: Decoded
       try {
         const text = await readRequestBody(req, config.decompressed_limit_bytes)
-        // A large body is decoded a part at a time, giving the event loop back between parts.
+        // A large body is decoded a part at a time, giving the event loop back between parts. CloudTrail
+        // records keep their texts for the bus (event-record-json.ts); Falco alerts, edge events, are
+        // serialized whole.
         decoded = await decodeInParts(
           deps.decoder,
           spec.kind,
           text,
           { maxItems: config.max_items, maxDepth: config.max_depth },
-          { receivedAt: req.receivedAt, maxRecords: config.max_items },
+          { receivedAt: req.receivedAt, maxRecords: config.max_items, rawTexts: spec.kind !== 'falco' },
         )
       } catch (err) {
         if (isNerveError(err)) telemetry.error(err.code, 'read')

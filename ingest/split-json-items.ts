@@ -2,17 +2,30 @@
 // per line). Each item keeps its position and its original text (for the dead-letter topic). Integers
 // beyond 2^53 (Falco's 19-digit `evt.time`) are kept as their decimal strings instead of being rounded.
 import { NerveError } from '../runtime/errors.ts'
-import { depthOf, firstNonSpace, isSpace, lastNonSpace, parseJson, tooMany } from './json-text.ts'
+import {
+  depthOf,
+  firstNonSpace,
+  isSpace,
+  lastNonSpace,
+  parseJson,
+  parseJsonText,
+  tooMany,
+} from './json-text.ts'
 import { splitJsonDocumentInParts } from './split-json-document.ts'
 
 export { parseJson } from './json-text.ts'
 
-/** `file`: set by read-replay-files, so rejections can name the file they came from. */
+/**
+ * `file`: set by read-replay-files, so rejections can name the file they came from. `text`: the text
+ * JSON.parse read to make `value` (the item's own, its unsafe integers quoted), when the value was parsed
+ * alone from it (an NDJSON line, a single document; not an element of an array parsed whole).
+ */
 export type JsonItem =
-  | { index: number; value: unknown; error?: undefined; original(): string; file?: string }
-  | { index: number; value?: undefined; error: string; original(): string; file?: string }
+  | { index: number; value: unknown; error?: undefined; original(): string; file?: string; text?: string }
+  | { index: number; value?: undefined; error: string; original(): string; file?: string; text?: undefined }
 
-export type SplitLimits = { maxItems: number; maxDepth: number }
+/** `texts`: give each item parsed alone its JsonItem.text (ingest's CloudTrail routes; the bus writes it). */
+export type SplitLimits = { maxItems: number; maxDepth: number; texts?: boolean }
 
 /** Splits `text` into items; throws PAYLOAD_TOO_LARGE over `maxItems`, INPUT_INVALID when empty. */
 export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
@@ -23,18 +36,18 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   let lines: string[] | undefined
   if (hasSecondLine(text, start)) {
     lines = nonEmptyLines(text)
-    const first = tryParse(lines[0] as string)
+    const first = tryParse(lines[0] as string, limits)
     if (first.ok) return lineItems(lines, first, limits)
   }
-  const whole = tryParse(text)
+  const whole = tryParse(text, limits)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
-    return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth))]
+    return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth), whole.read?.trim())]
   }
   // A broken first line must not drop the good lines after it (the sender controls that line): when the
   // text is no one document but a later line parses to an object, it is NDJSON with a bad line, rejected alone.
   if (lines && lines.length <= limits.maxItems && lines.slice(1).some(isObjectLine)) {
-    return lineItems(lines, tryParse(lines[0] as string), limits)
+    return lineItems(lines, tryParse(lines[0] as string, limits), limits)
   }
   return [{ index: 0, error: `not valid JSON: ${whole.error}`, original: () => text }]
 }
@@ -52,7 +65,7 @@ export function* splitJsonItemsInParts(
 ): Generator<JsonItem[], void, undefined> {
   const start = firstNonSpace(text)
   const lines = start !== -1 && hasSecondLine(text, start) ? nonEmptyLines(text) : undefined
-  const first = lines ? tryParse(lines[0] as string) : undefined
+  const first = lines ? tryParse(lines[0] as string, limits) : undefined
   if (!lines || !first?.ok) {
     // One document (an array, a log file): read and parsed in parts too, unless it is broken.
     if (!(yield* splitJsonDocumentInParts(text, limits, partChars))) yield splitJsonItems(text, limits)
@@ -62,7 +75,7 @@ export function* splitJsonItemsInParts(
   let part: JsonItem[] = []
   let chars = 0
   for (const [index, line] of lines.entries()) {
-    part.push(lineItem(index, line, index === 0 ? first : tryParse(line), limits))
+    part.push(lineItem(index, line, index === 0 ? first : tryParse(line, limits), limits))
     chars += line.length
     if (chars >= partChars) {
       yield part
@@ -76,23 +89,32 @@ export function* splitJsonItemsInParts(
 type Parsed = ReturnType<typeof tryParse>
 
 const isObjectLine = (line: string) => {
-  const parsed = tryParse(line)
+  const parsed = tryParse(line, noTexts)
   return parsed.ok && typeof parsed.value === 'object' && parsed.value !== null
 }
 
 function lineItems(lines: string[], first: Parsed, limits: SplitLimits): JsonItem[] {
   if (lines.length > limits.maxItems) throw tooMany(lines.length, limits.maxItems)
-  return lines.map((line, index) => lineItem(index, line, index === 0 ? first : tryParse(line), limits))
+  return lines.map((line, index) =>
+    lineItem(index, line, index === 0 ? first : tryParse(line, limits), limits),
+  )
 }
 
 const lineItem = (index: number, line: string, parsed: Parsed, limits: SplitLimits): JsonItem =>
   parsed.ok
-    ? item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth))
+    ? item(index, parsed.value, () => line, shallowLimit(line, limits.maxDepth), parsed.read)
     : { index, error: `not valid JSON: ${parsed.error}`, original: () => line }
 
-function tryParse(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
+const noTexts = { texts: false }
+
+function tryParse(
+  text: string,
+  options: { texts?: boolean },
+): { ok: true; value: unknown; read?: string } | { ok: false; error: string } {
   try {
-    return { ok: true, value: parseJson(text) }
+    if (!options.texts) return { ok: true, value: parseJson(text) }
+    const { value, read } = parseJsonText(text)
+    return { ok: true, value, read }
   } catch (err) {
     return { ok: false, error: (err as Error).message }
   }
@@ -109,11 +131,16 @@ function shallowLimit(text: string, maxDepth: number): number | undefined {
   return undefined
 }
 
-function item(index: number, value: unknown, original: () => string, maxDepth: number | undefined): JsonItem {
-  if (maxDepth === undefined) return { index, value, original }
-  const depth = depthOf(value, maxDepth)
-  if (depth > maxDepth) return { index, error: `nested deeper than ${maxDepth} levels`, original }
-  return { index, value, original }
+function item(
+  index: number,
+  value: unknown,
+  original: () => string,
+  maxDepth: number | undefined,
+  text?: string,
+): JsonItem {
+  if (maxDepth !== undefined && depthOf(value, maxDepth) > maxDepth)
+    return { index, error: `nested deeper than ${maxDepth} levels`, original }
+  return { index, value, original, text }
 }
 
 function arrayItems(text: string, values: unknown[], limits: SplitLimits): JsonItem[] {

@@ -12,8 +12,18 @@ import { parseJson } from './split-json-items.ts'
 
 export type SkipReason = 'insight' | 'digest' | 'control_message' | 'file_notification'
 
-/** One record to validate: where it sits in the request (item index + JSON path) and how it came. */
-export type Candidate = { index: number; path: string; value: unknown; via: Via; original(): string }
+/**
+ * One record to validate: where it sits in the request (item index + JSON path) and how it came. `text`:
+ * the text JSON.parse read to make `value`, when the record is the item itself (JsonItem.text).
+ */
+export type Candidate = {
+  index: number
+  path: string
+  value: unknown
+  via: Via
+  original(): string
+  text?: string
+}
 
 export type Unwrapped = {
   records: Candidate[]
@@ -21,7 +31,7 @@ export type Unwrapped = {
   invalid: { index: number; path: string; problems: ValidationProblem[]; original(): string }[]
 }
 
-type Item = { index: number; value: unknown; original(): string }
+type Item = { index: number; value: unknown; original(): string; text?: string }
 
 export function unwrapCloudTrailItem(item: Item, via: Via | undefined, out: Unwrapped): void {
   const value = item.value
@@ -137,6 +147,7 @@ function candidate(item: Item, via: Via | undefined, path: string, value: unknow
     value,
     via: via ?? how,
     original: path === '' ? item.original : () => JSON.stringify(value),
+    text: path === '' ? item.text : undefined,
   }
 }
 

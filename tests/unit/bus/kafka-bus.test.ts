@@ -72,6 +72,19 @@ describe('kafka bus', () => {
     await bus.close()
   })
 
+  it('writes the text a publisher already holds for a record (BusRecord.text) rather than serializing it again', async () => {
+    const double = createKafkaDouble()
+    const bus = await open(double, createTestRuntime(), { partitions: 1 })
+    const topic: Topic<Item> = { name: randomName('texts') }
+    const text = '{ "key" : "a", "seq" : 1 }'
+    await bus.publish(topic, [
+      { key: 'a', value: { key: 'a', seq: 1 }, text },
+      { key: 'b', value: { key: 'b', seq: 2 } },
+    ])
+    expect(double.log(topic.name)[0]?.map((m) => m.value?.toString())).toEqual([text, '{"key":"b","seq":2}'])
+    await bus.close()
+  })
+
   it('wraps an unreachable cluster as a retriable BUS_UNAVAILABLE and counts it', async () => {
     const double = createKafkaDouble()
     const rt = createTestRuntime()

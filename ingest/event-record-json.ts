@@ -1,0 +1,66 @@
+// A core event's bus record as JSON without serializing its `raw` again: `raw` is the CloudTrail record the
+// request carried, and the text JSON.parse read to make it is in hand (Decoded.rawTexts). The record is
+// JSON.stringify of the event with `raw` null, that null replaced by the text: one JSON value, which
+// JSON.parse turns into what it makes of JSON.stringify(event) (same members, same order). `raw` is about
+// half of a CloudTrail event's JSON. An edge event (a Falco alert) is serialized whole: its `edge` holds the
+// alert's output fields again, so `raw` is a smaller share of its JSON, and the checks and the copy below
+// cost about what they save (measured, docs/performance.md).
+//
+// The text is written as is only when that holds and the bus can carry it; otherwise undefined (the bus
+// serializes the event as before):
+// - no newline: the embedded bus joins a segment's records with newlines (JSON.stringify never writes one;
+//   in valid JSON a newline can only be whitespace, e.g. a pretty-printed body);
+// - well-formed UTF-16: JSON.stringify escapes a lone surrogate, which the text would carry raw and SQLite
+//   would store as U+FFFD;
+// - no number that JSON.stringify writes as something else: -0 (written 0) and ±Infinity (a literal past
+//   1.8e308, written null); every other number reads back the same from either text.
+import type { NormalizedEvent } from '../schemas/types.ts'
+
+/** A core event's JSON text with `rawText` as its `raw`, or undefined when it must be serialized whole. */
+export function eventRecordJson(event: NormalizedEvent, rawText: string | undefined): string | undefined {
+  if (rawText === undefined || event.edge !== undefined) return undefined
+  if (rawText.includes('\n') || !isWellFormed(rawText) || holdsChangedNumber(event.raw, 0)) return undefined
+  const json = JSON.stringify({ ...event, raw: null })
+  // The first `"raw":null` is `raw`'s own member: inside a JSON string a quote is always escaped, so the
+  // sequence can only be a key named raw, and outside `raw` a core event has only keys of fixed names (id,
+  // side, times, via, identity, core, agent; no `edge`, whose output fields are the input's own keys).
+  const at = rawMember(json)
+  if (at === -1) return undefined
+  // One flat string of its own: `+` would make a rope holding `rawText`, often a slice of the whole request
+  // body, which the bus's recent records would then keep alive with every record it retains.
+  return [json.slice(0, at + 6), rawText, json.slice(at + 10)].join('')
+}
+
+/**
+ * Where the first `"raw":null` starts, or -1. Searched by its `w":null`: a pattern that starts with a quote
+ * stops at every quote of the text (about 0.7 µs for a 800-character event, against 0.1).
+ */
+function rawMember(json: string): number {
+  for (let w = json.indexOf('w":null'); w !== -1; w = json.indexOf('w":null', w + 1)) {
+    if (json.charCodeAt(w - 1) === 97 && json.charCodeAt(w - 2) === 114 && json.charCodeAt(w - 3) === 34)
+      return w - 3
+  }
+  return -1
+}
+
+/** Past this depth the walk gives up (and the event is serialized whole): input is capped well below it. */
+const maxWalkDepth = 256
+
+/** Whether `value` holds a number that JSON.stringify would not write back as the same number. */
+function holdsChangedNumber(value: unknown, depth: number): boolean {
+  if (typeof value === 'number') return value === 0 ? 1 / value < 0 : value - value !== 0
+  if (typeof value !== 'object' || value === null) return false
+  if (depth > maxWalkDepth) return true
+  if (Array.isArray(value)) {
+    for (const element of value) if (holdsChangedNumber(element, depth + 1)) return true
+    return false
+  }
+  // for…in over a parsed object sees exactly its own keys.
+  for (const key in value)
+    if (holdsChangedNumber((value as Record<string, unknown>)[key], depth + 1)) return true
+  return false
+}
+
+/** String.prototype.isWellFormed (Node 20; not in the ES2023 lib this project compiles against). */
+const isWellFormed = (text: string): boolean =>
+  (text as unknown as { isWellFormed(): boolean }).isWellFormed()
