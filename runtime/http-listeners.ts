@@ -17,9 +17,9 @@ export const keepAliveTimeout = 5_000
 
 /**
  * Builds the server of one address. The TLS files are read once, here, for every server. A client sending
- * its headers a byte a second, or a body slower than request_timeout, is cut off; the timeouts are checked
- * every second (Node's default interval is 30 s, which would add to the hold). Beyond max_connections the
- * kernel's accepted sockets are closed at once.
+ * its handshake or headers a byte a second, or a body slower than request_timeout, is cut off; the
+ * timeouts are checked every second (Node's default interval is 30 s, which would add to the hold). Beyond
+ * max_connections the kernel's accepted sockets are closed at once.
  */
 export function createServerFactory(config: HttpConfig): (listener: RequestListener) => Server {
   const options = {
@@ -28,7 +28,9 @@ export function createServerFactory(config: HttpConfig): (listener: RequestListe
     connectionsCheckingInterval: 1_000,
     keepAliveTimeout,
   }
-  const tls = config.tls ? tlsOptions(config.tls) : undefined
+  // Over TLS the handshake comes before the headers, and Node gives it 120 s of its own: it must fit in
+  // headers_timeout too, or a client sending half a ClientHello holds its connection twelve times longer.
+  const tls = config.tls ? { ...tlsOptions(config.tls), handshakeTimeout: config.headers_timeout } : undefined
   return (listener) => {
     const server = tls
       ? https.createServer({ ...tls, ...options }, listener)

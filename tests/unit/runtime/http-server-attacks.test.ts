@@ -8,6 +8,8 @@ import type { DecodedPublisher } from '../../../ingest/publish-decoded.ts'
 import { createHttpServer, type HttpServer, type Route } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { HttpConfig } from '../../../schemas/types.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { hasOpenssl, makeTestCertificates } from '../../helpers/test-certificates.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 
 const token = 'nrv_test-token-0123456789abcdef'
@@ -141,6 +143,27 @@ describe('nothing is read before the caller is known', () => {
     expect(text).toMatch(/^HTTP\/1\.1 408/)
     expect(ms).toBeLessThan(3_500)
   })
+
+  // Over TLS the handshake comes before any header: Node's own limit on it is 120 s, which a client that
+  // sends nothing (or half a ClientHello) held a connection for, each counted against max_connections.
+  it.skipIf(!hasOpenssl)(
+    'cuts off a TLS client that stalls its handshake, within headers_timeout',
+    async () => {
+      const certs = makeTestCertificates(tempDir('nerve-tls-stall'))
+      const { port } = await start({
+        headers_timeout: 1_000,
+        request_timeout: 2_000,
+        tls: { cert_file: certs.server.cert, key_file: certs.server.key },
+      })
+      const [silent, partial] = await Promise.all([
+        exchange(port, () => {}),
+        // The first bytes of a ClientHello record, and nothing after them.
+        exchange(port, (socket) => socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]))),
+      ])
+      expect(silent.ms).toBeLessThan(3_500)
+      expect(partial.ms).toBeLessThan(3_500)
+    },
+  )
 
   it('closes connections beyond max_connections', async () => {
     const { port } = await start({ max_connections: 2 })
