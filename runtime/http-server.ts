@@ -302,6 +302,13 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         }
       return { res: errorAnswer(error), code: error.code }
     },
+    closing: () => closing,
+  })
+  // As on the direct path: an answer given once the server is closing closes its connection (fastify's
+  // 503 to a request that arrives while closing already does).
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
   })
   const addRoutes = (routes: readonly Route[]) => {
     for (const route of routes) {
