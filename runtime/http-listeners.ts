@@ -7,6 +7,7 @@ import dns, { type LookupAddress } from 'node:dns'
 import { readFileSync } from 'node:fs'
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import https from 'node:https'
+import type { Socket } from 'node:net'
 import type { HttpConfig } from '../schemas/types.ts'
 import { NerveError } from './errors.ts'
 
@@ -21,7 +22,11 @@ export const keepAliveTimeout = 5_000
  * timeouts are checked every second (Node's default interval is 30 s, which would add to the hold). Beyond
  * max_connections the kernel's accepted sockets are closed at once.
  */
-export function createServerFactory(config: HttpConfig): (listener: RequestListener) => Server {
+export function createServerFactory(
+  config: HttpConfig,
+  dropped: (reason: DropReason) => void,
+): (listener: RequestListener) => Server {
+  const gate = createConnectionGate(config, dropped)
   const options = {
     headersTimeout: config.headers_timeout,
     requestTimeout: config.request_timeout,
@@ -38,7 +43,49 @@ export function createServerFactory(config: HttpConfig): (listener: RequestListe
     server.maxConnections = config.max_connections
     server.keepAliveTimeout = keepAliveTimeout
     server.requestTimeout = config.request_timeout
+    // Node closes a connection beyond its own server's maxConnections before any JavaScript sees it.
+    server.on('drop', () => dropped('max_connections'))
+    server.on('connection', gate)
     return server
+  }
+}
+
+export type DropReason = 'max_connections' | 'max_connections_per_client'
+
+/**
+ * Counts the connections of every address's server together, and each client address's apart: a
+ * connection beyond http.max_connections in all, or beyond http.max_connections_per_client from its
+ * address, is closed as it arrives. So one client (the watched agent) cannot take every connection and
+ * leave none to Falcosidekick, and two addresses (localhost's) do not double the cap.
+ */
+function createConnectionGate(
+  config: Pick<HttpConfig, 'max_connections' | 'max_connections_per_client'>,
+  dropped: (reason: DropReason) => void,
+): (socket: Socket) => void {
+  let open = 0
+  const perClient = new Map<string, number>()
+  return (socket) => {
+    const client = socket.remoteAddress ?? ''
+    const fromClient = perClient.get(client) ?? 0
+    const reason: DropReason | undefined =
+      open >= config.max_connections
+        ? 'max_connections'
+        : fromClient >= config.max_connections_per_client
+          ? 'max_connections_per_client'
+          : undefined
+    if (reason !== undefined) {
+      dropped(reason)
+      socket.destroy()
+      return
+    }
+    open++
+    perClient.set(client, fromClient + 1)
+    socket.once('close', () => {
+      open--
+      const left = (perClient.get(client) ?? 1) - 1
+      if (left === 0) perClient.delete(client)
+      else perClient.set(client, left)
+    })
   }
 }
 

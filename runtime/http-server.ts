@@ -114,7 +114,16 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     if (closing || !direct.serve(req, res)) (fastifyHandler as RequestListener)(req, res)
   }
   // Every address's server is made here, fastify's included: the same listener, cap and timeouts on each.
-  const newServer = createServerFactory(config)
+  const dropped = deps.metrics.counter(
+    'nerve_http_connections_dropped_total',
+    'Connections closed as they arrived, by the limit they were over.',
+    ['reason'],
+  )
+  const droppedBy = {
+    max_connections: deps.metrics.bind(dropped, { reason: 'max_connections' }),
+    max_connections_per_client: deps.metrics.bind(dropped, { reason: 'max_connections_per_client' }),
+  }
+  const newServer = createServerFactory(config, (reason) => droppedBy[reason].inc())
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http_server' }),
     logController: new LogController({ disableRequestLogging: true }),

@@ -124,6 +124,20 @@ describe('http.host: localhost', () => {
     }
   })
 
+  it('counts max_connections over every address together', async () => {
+    resolveLocalhostTo(both)
+    const { server, rt } = await start({ host: 'localhost', max_connections: 2 })
+    const port = Number(new URL(await server.listen()).port)
+    const held = [connect(port, '127.0.0.1'), connect(port, '::1')]
+    await Promise.all(held.map((s) => new Promise((r) => s.on('connect', r))))
+    // Before, each address had a cap of its own: two addresses, twice the connections.
+    expect(await beyondCap('127.0.0.1', port, 0)).toBe('')
+    expect(await beyondCap('::1', port, 0)).toBe('')
+    for (const s of held) s.destroy()
+    const drops = { reason: 'max_connections' }
+    expect(await rt.metricValue('nerve_http_connections_dropped_total', drops)).toBe(2)
+  })
+
   it('refuses a localhost that resolves to an address off loopback (reads would need no token there)', async () => {
     resolveLocalhostTo([...both, { address: '192.0.2.10', family: 4 }])
     const { server } = await start({ host: 'localhost' })

@@ -47,14 +47,18 @@ async function start(http: Partial<HttpConfig> = {}) {
   server.addRoutes([route('/v1/falco', 'falco'), route('/v1/cloudtrail', 'cloudtrail'), readRoute])
   open.push(server)
   const address = new URL(await server.listen())
-  return { server, port: Number(address.port) }
+  return { server, rt, port: Number(address.port) }
 }
 
-/** Opens a socket, runs `talk`, and collects what the server says until it closes the connection. */
-function exchange(port: number, talk: (socket: Socket) => void): Promise<{ text: string; ms: number }> {
+/** Opens a socket (from a local address of `from`), runs `talk`, and collects what the server says until it closes. */
+function exchange(
+  port: number,
+  talk: (socket: Socket) => void,
+  from?: string,
+): Promise<{ text: string; ms: number }> {
   return new Promise((resolve) => {
     const started = Date.now()
-    const socket = connect(port, '127.0.0.1')
+    const socket = connect({ port, host: '127.0.0.1', ...(from ? { localAddress: from } : {}) })
     let text = ''
     socket.on('data', (d) => {
       text += d.toString()
@@ -165,14 +169,37 @@ describe('nothing is read before the caller is known', () => {
     },
   )
 
-  it('closes connections beyond max_connections', async () => {
-    const { port } = await start({ max_connections: 2 })
+  it('closes connections beyond max_connections, counted', async () => {
+    const { port, rt } = await start({ max_connections: 2 })
     const held = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
     await Promise.all(held.map((s) => new Promise((r) => s.on('connect', r))))
     await new Promise((r) => setTimeout(r, 100))
     const third = await exchange(port, (socket) => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'))
     expect(third.text).toBe('')
     for (const s of held) s.destroy()
+    const drops = { reason: 'max_connections' }
+    expect(await rt.metricValue('nerve_http_connections_dropped_total', drops)).toBe(1)
+  })
+
+  // The watched agent opening every connection the server takes, again as each is cut off, leaves none to
+  // Falcosidekick, which never sends an alert twice.
+  it("closes one client address's connections beyond max_connections_per_client; another client is served", async () => {
+    const { port, rt } = await start({ max_connections: 10, max_connections_per_client: 2 })
+    const held = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
+    await Promise.all(held.map((s) => new Promise((r) => s.on('connect', r))))
+    await new Promise((r) => setTimeout(r, 100))
+    const healthz = (socket: Socket) =>
+      socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    const third = await exchange(port, healthz)
+    expect(third.text).toBe('')
+    const other = await exchange(port, healthz, '127.0.0.2')
+    expect(other.text).toMatch(/^HTTP\/1\.1 200/)
+    for (const s of held) s.destroy()
+    const drops = { reason: 'max_connections_per_client' }
+    expect(await rt.metricValue('nerve_http_connections_dropped_total', drops)).toBe(1)
+    // Once its connections close, the client is served again.
+    await new Promise((r) => setTimeout(r, 100))
+    expect((await exchange(port, healthz)).text).toMatch(/^HTTP\/1\.1 200/)
   })
 })
 
