@@ -109,12 +109,34 @@ async function beyondCap(host: string, port: number, held: number): Promise<stri
   return text
 }
 
+/** What a connection that sends nothing hears before the server closes it. */
+function silentFor(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host)
+    let got = ''
+    socket.on('data', (d) => {
+      got += d.toString()
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => resolve(got))
+  })
+}
+
 describe('http.host: localhost', () => {
   it('listens on each address localhost names, each with max_connections and the direct ingest path', async () => {
     resolveLocalhostTo(both)
-    const { server } = await start({ host: 'localhost', max_connections: 2 })
+    const { server } = await start({
+      host: 'localhost',
+      max_connections: 2,
+      headers_timeout: 1_000,
+      request_timeout: 2_000,
+    })
     const port = Number(new URL(await server.listen()).port)
     for (const host of ['127.0.0.1', '::1']) {
+      // A client that sends nothing is cut off within headers_timeout (checked every second).
+      const started = Date.now()
+      expect(await silentFor(host, port), host).toMatch(/^HTTP\/1\.1 408/)
+      expect(Date.now() - started, host).toBeLessThan(3_500)
       paths.length = 0
       expect(await post(host, port), host).toBe(202)
       expect(paths, host).toEqual(['direct'])
