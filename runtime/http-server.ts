@@ -366,13 +366,16 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       await listenOn(server, host, listeningPort())
     } catch (err) {
       if (!isAddressUnavailable(err)) throw err
-      deps.log.warn({ component: 'http_server', address: host, err }, 'Address not available here, skipped.')
+      deps.log.warn(
+        { component: 'http_server', address: host, err },
+        'An address of http.host is not on this machine; not listening on it.',
+      )
       return
     }
     more.push(server)
     const at = server.address() as AddressInfo
     const url = `${config.tls ? 'https' : 'http'}://${at.family === 'IPv6' ? `[${at.address}]` : at.address}:${at.port}`
-    deps.log.info({ component: 'http_server' }, `Server listening at ${url}`)
+    deps.log.info({ component: 'http_server', address: url }, 'Listening on another address of http.host.')
   }
 
   const close = async () => {

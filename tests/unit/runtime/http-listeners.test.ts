@@ -2,7 +2,7 @@
 // same connection cap and the same request paths. This machine's hosts file may name 127.0.0.1 only, so the
 // resolution is injected (dns.lookup, which fastify and Node's listen call too); both addresses are real.
 import dns, { type LookupAddress } from 'node:dns'
-import { request } from 'node:http'
+import { Server as HttpServerClass, request } from 'node:http'
 import { connect, createServer, type Server } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createHttpServer, type HttpServer, type Route } from '../../../runtime/http-server.ts'
@@ -184,6 +184,28 @@ describe('http.host: localhost', () => {
       })
     })
     expect(refused).toBe('ECONNREFUSED')
+  })
+
+  it('skips, with a warning, an address this machine does not have (::1 listed, IPv6 turned off)', async () => {
+    resolveLocalhostTo(both)
+    const listen = HttpServerClass.prototype.listen
+    vi.spyOn(HttpServerClass.prototype, 'listen').mockImplementation(function (
+      this: HttpServerClass,
+      ...args: unknown[]
+    ) {
+      if ((args[0] as { host?: string }).host !== '::1') return listen.apply(this, args as never)
+      const err = Object.assign(new Error('listen EADDRNOTAVAIL: address not available ::1'), {
+        code: 'EADDRNOTAVAIL',
+      })
+      process.nextTick(() => this.emit('error', err))
+      return this
+    })
+    const { server, rt } = await start({ host: 'localhost' })
+    const port = Number(new URL(await server.listen()).port)
+    expect(await post('127.0.0.1', port)).toBe(202)
+    const warned = rt.logs.filter((l) => l.level === 'warn' && l.address === '::1')
+    expect(warned).toHaveLength(1)
+    expect(warned[0]?.msg).toContain('not on this machine')
   })
 
   it('listens on one address when localhost names one', async () => {
