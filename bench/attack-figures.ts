@@ -1,9 +1,9 @@
 // Figures for docs/threat-model.md: what an attacker on nerve's port can do to a `nerve run` on loopback.
-//   node --import tsx bench/attack-figures.ts unauth-bodies|slow-headers|alert-flood [--root DIR]
+//   node --import tsx bench/attack-figures.ts unauth-bodies|slow-headers|connection-hog|alert-flood [--root DIR]
 // --root runs another checkout's bin/nerve.mjs (to measure before and after a change). Loopback only.
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { tempDir } from '../tests/helpers/random-names.ts'
@@ -116,6 +116,68 @@ function slowHeaders(port: number) {
   })
 }
 
+/**
+ * The watched agent (127.0.0.1) holds 1,100 connections, more than the default http.max_connections,
+ * opening each again as soon as it is closed; meanwhile a Falco sender on another address (127.0.0.2)
+ * posts 20 alerts, each on a connection of its own as a new Falcosidekick connection would.
+ */
+async function connectionHog(port: number) {
+  let stopped = false
+  let held = 0
+  const sockets = new Set<Socket>()
+  const open = () => {
+    if (stopped) return
+    const socket = connect(port, '127.0.0.1')
+    sockets.add(socket)
+    socket.on('connect', () => held++)
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      sockets.delete(socket)
+      setTimeout(open, 10)
+    })
+  }
+  for (let i = 0; i < 1_100; i++) open()
+  await sleep(3_000)
+  const heldAtStart = sockets.size
+  const alert = fixtureLine('falco/falcosecurity-plugins.ndjson', () => true)
+  const body = JSON.stringify({ ...alert, time: new Date().toISOString() })
+  const answers: string[] = []
+  for (let i = 0; i < 20; i++) answers.push(await postFrom('127.0.0.2', port, body))
+  stopped = true
+  for (const socket of sockets) socket.destroy()
+  const tally = new Map<string, number>()
+  for (const a of answers) tally.set(a, (tally.get(a) ?? 0) + 1)
+  return {
+    hog_sockets: heldAtStart,
+    hog_connects: held,
+    sender_answers: [...tally].map(([a, n]) => `${n}× ${a}`).join(', '),
+  }
+}
+
+/** One POST /v1/falco on a fresh connection from `from`: the status line, or how the connection ended. */
+function postFrom(from: string, port: number, body: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1', localAddress: from })
+    let answer = ''
+    let failed = ''
+    socket.on('data', (d) => {
+      answer += d
+      if (answer.includes('\r\n\r\n')) socket.end()
+    })
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      failed = err.code ?? 'error'
+    })
+    socket.on('close', () => resolve(answer.split('\r\n')[0] || `(closed${failed ? `: ${failed}` : ''})`))
+    socket.on('connect', () =>
+      socket.write(
+        `POST /v1/falco HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      ),
+    )
+    setTimeout(() => socket.destroy(), 10_000)
+  })
+}
+
 const fixtureLine = (path: string, pick: (r: Record<string, unknown>) => boolean) =>
   readFileSync(join(import.meta.dirname, '../tests/fixtures', path), 'utf8')
     .split('\n')
@@ -189,6 +251,7 @@ try {
   let result: unknown
   if (attack === 'unauth-bodies') result = await unauthBodies(port, pid)
   else if (attack === 'slow-headers') result = await slowHeaders(port)
+  else if (attack === 'connection-hog') result = await connectionHog(port)
   else if (attack === 'alert-flood') result = await alertFlood(port, dataDir)
   else throw new Error(`unknown attack ${attack}`)
   process.stdout.write(`${JSON.stringify({ attack, root, ...(result as object) })}\n`)

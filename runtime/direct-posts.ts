@@ -22,6 +22,8 @@ export type DirectPostDeps = {
   answer(route: Route, res: RouteResponse, code?: NerveError['code']): RouteResponse
   /** Any error of a route as the answer fastify's error handlers give (route's own shape, or the table's). */
   failed(route: Route, err: unknown, req: RouteRequest): { res: RouteResponse; code: NerveError['code'] }
+  /** Whether the server is closing: an answer then closes its connection instead of keeping it alive. */
+  closing(): boolean
 }
 
 export type DirectPosts = {
@@ -101,6 +103,9 @@ export function createDirectPosts(deps: DirectPostDeps): DirectPosts {
       const failure = deps.failed(route, err, request)
       answer = deps.answer(route, failure.res, failure.code)
     }
+    // Served before the server began to close: the connection is not kept for a next request that would
+    // only be refused, and the server's close does not wait out its keep-alive timeout.
+    if (deps.closing()) answer.headers = { ...answer.headers, connection: 'close' }
     send(res, answer)
   }
 

@@ -1,13 +1,21 @@
 // The one HTTP server: a route table filled by the stages, auth for write routes, body limits,
 // /healthz /readyz /metrics, and the only table that maps error codes to HTTP status.
-import { readFileSync } from 'node:fs'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import injectRequest, { type InjectOptions, type Response as InjectResponse } from 'light-my-request'
 import type { HttpConfig } from '../schemas/types.ts'
 import { createDirectPosts } from './direct-posts.ts'
 import { type ErrorCode, isNerveError, NerveError } from './errors.ts'
 import { createHttpAuth, isLoopbackHostHeader } from './http-auth.ts'
+import {
+  closeServer,
+  createServerFactory,
+  isAddressUnavailable,
+  listenAddresses,
+  listenOn,
+  type RequestListener,
+} from './http-listeners.ts'
 import type { Logger } from './logger.ts'
 import type { BoundCounter, Metrics } from './metrics.ts'
 
@@ -99,13 +107,23 @@ export type HttpServerDeps = {
 }
 
 export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): HttpServer {
-  // A client sending its headers a byte a second, or a body slower than request_timeout, is cut off; the
-  // timeouts are checked every second (Node's default interval is 30 s, which would add to the hold).
-  const timeouts = {
-    headersTimeout: config.headers_timeout,
-    requestTimeout: config.request_timeout,
-    connectionsCheckingInterval: 1_000,
+  let closing = false
+  /** fastify's own handler (its router), for every request the direct path leaves to it. */
+  let fastifyHandler: RequestListener | undefined
+  const listener: RequestListener = (req, res) => {
+    if (closing || !direct.serve(req, res)) (fastifyHandler as RequestListener)(req, res)
   }
+  // Every address's server is made here, fastify's included: the same listener, cap and timeouts on each.
+  const dropped = deps.metrics.counter(
+    'nerve_http_connections_dropped_total',
+    'Connections closed as they arrived, by the limit they were over.',
+    ['reason'],
+  )
+  const droppedBy = {
+    max_connections: deps.metrics.bind(dropped, { reason: 'max_connections' }),
+    max_connections_per_client: deps.metrics.bind(dropped, { reason: 'max_connections_per_client' }),
+  }
+  const newServer = createServerFactory(config, (reason) => droppedBy[reason].inc())
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http_server' }),
     logController: new LogController({ disableRequestLogging: true }),
@@ -115,12 +133,15 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     bodyLimit: config.body_limit_bytes,
     forceCloseConnections: false,
     return503OnClosing: true,
-    requestTimeout: config.request_timeout,
-    keepAliveTimeout: 5_000,
-    ...(config.tls ? { https: { ...tlsOptions(config.tls), ...timeouts } } : { http: timeouts }),
+    // The server is ours (below); this only tells fastify to say https in the addresses it logs and returns.
+    ...(config.tls ? { https: true } : {}),
+    serverFactory: (handler) => {
+      fastifyHandler = handler
+      return newServer(listener)
+    },
   })
-  // Beyond it the kernel's accepted sockets are closed at once (Node's server.maxConnections).
-  app.server.maxConnections = config.max_connections
+  /** The servers of the addresses after the first (fastify listens on the first): `localhost`'s ::1. */
+  const more: Server[] = []
   const checks = new Map<string, ReadinessCheck>()
   const requests = deps.metrics.counter('nerve_http_requests_total', 'HTTP requests by route and status.', [
     'route',
@@ -290,18 +311,14 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         }
       return { res: errorAnswer(error), code: error.code }
     },
+    closing: () => closing,
   })
-  let closing = false
-  const fastifyListener = app.server.listeners('request')[0] as (
-    req: IncomingMessage,
-    res: ServerResponse,
-  ) => void
-  const listener = (req: IncomingMessage, res: ServerResponse) => {
-    if (closing || !direct.serve(req, res)) fastifyListener(req, res)
-  }
-  app.server.removeListener('request', fastifyListener)
-  app.server.on('request', listener)
-
+  // As on the direct path: an answer given once the server is closing closes its connection (fastify's
+  // 503 to a request that arrives while closing already does).
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   const addRoutes = (routes: readonly Route[]) => {
     for (const route of routes) {
       app.route({
@@ -340,14 +357,47 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     return reply.code(status).send(errorAnswer(err).body)
   }
 
+  /** Another address, on the port fastify's server got; fastify's answers to malformed requests too. */
+  const listenMore = async (host: string) => {
+    const server = newServer(listener)
+    for (const onClientError of app.server.listeners('clientError'))
+      server.on('clientError', onClientError as (...args: unknown[]) => void)
+    try {
+      await listenOn(server, host, listeningPort())
+    } catch (err) {
+      if (!isAddressUnavailable(err)) throw err
+      deps.log.warn(
+        { component: 'http_server', address: host, err },
+        'An address of http.host is not on this machine; not listening on it.',
+      )
+      return
+    }
+    more.push(server)
+    const at = server.address() as AddressInfo
+    const url = `${config.tls ? 'https' : 'http'}://${at.family === 'IPv6' ? `[${at.address}]` : at.address}:${at.port}`
+    deps.log.info({ component: 'http_server', address: url }, 'Listening on another address of http.host.')
+  }
+
+  const close = async () => {
+    closing = true
+    await Promise.all([app.close(), ...more.splice(0).map(closeServer)])
+  }
+
   return {
     addRoutes,
     addReadinessCheck: (name, check) => void checks.set(name, check),
-    listen: () => app.listen({ host: config.host, port: config.port }),
-    close: () => {
-      closing = true
-      return app.close()
+    listen: async () => {
+      const [first, ...others] = await listenAddresses(config.host)
+      const address = await app.listen({ host: first, port: config.port })
+      try {
+        for (const host of others) await listenMore(host)
+      } catch (err) {
+        await close()
+        throw err
+      }
+      return address
     },
+    close,
     inject: async (options) => {
       await app.ready()
       return injectRequest(listener, options)
@@ -360,14 +410,4 @@ function errorAnswer(err: NerveError): RouteResponse {
   const body: Record<string, unknown> = { code: err.code, message: err.message }
   if (err.details !== undefined) body.details = err.details
   return { status: httpStatusByCode[err.code], body: { error: body } }
-}
-
-function tlsOptions(tls: NonNullable<HttpConfig['tls']>) {
-  return {
-    cert: readFileSync(tls.cert_file),
-    key: readFileSync(tls.key_file),
-    ...(tls.client_ca_file
-      ? { ca: readFileSync(tls.client_ca_file), requestCert: true, rejectUnauthorized: false }
-      : {}),
-  }
 }

@@ -259,6 +259,7 @@ export type HttpConfig = {
   headers_timeout: Ms
   request_timeout: Ms
   max_connections: number
+  max_connections_per_client: number
   tls?: { cert_file: string; key_file: string; client_ca_file?: string }
 }
 

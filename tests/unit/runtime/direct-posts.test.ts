@@ -35,6 +35,7 @@ describe('which requests are served directly', () => {
     limitOf: (route) => (route.url === '/v1/large' ? 10 * 1024 * 1024 : 100),
     answer: (_route, res) => res,
     failed: () => ({ res: { status: 500, body: {} }, code: 'INTERNAL' }),
+    closing: () => false,
   })
   direct.add(echo)
   direct.add({ ...echo, url: '/v1/large' })
@@ -251,6 +252,48 @@ describe('on a socket', () => {
     }
     expect(bodies.map((b) => JSON.parse(b).text)).toEqual(['{"n":1}', '{"n":22}', '{"n":333}'])
     expect(text.toLowerCase()).toContain('connection: keep-alive')
+  })
+
+  it('answers a request in flight when the server closes, with Connection: close, on both paths', async () => {
+    for (const type of ['application/json', 'application/vnd.nerve+json']) {
+      const rt = createTestRuntime()
+      const server = createHttpServer(
+        { ...loadConfig().http, port: 0 },
+        { log: rt.log, metrics: rt.metrics, ingestToken: token },
+      )
+      let arrived: () => void = () => {}
+      const inFlight = new Promise<void>((resolve) => {
+        arrived = resolve
+      })
+      const slow: Route = {
+        ...echo,
+        handle: async () => {
+          arrived()
+          await new Promise((r) => setTimeout(r, 300))
+          return { status: 202, body: { accepted: 1 } }
+        },
+      }
+      server.addRoutes([slow])
+      const port = Number(new URL(await server.listen()).port)
+      const socket = connect(port, '127.0.0.1')
+      let text = ''
+      socket.on('data', (d) => {
+        text += d.toString()
+      })
+      const closed = new Promise((resolve) => socket.on('close', resolve))
+      socket.write(
+        `POST /v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
+          `Content-Type: ${type}\r\nContent-Length: 2\r\n\r\n{}`,
+      )
+      await inFlight
+      const started = Date.now()
+      await server.close()
+      // Before, the answer said keep-alive and close() waited out the idle connection (about 6 s).
+      expect(Date.now() - started, type).toBeLessThan(2_000)
+      await closed
+      expect(text, type).toMatch(/^HTTP\/1\.1 202/)
+      expect(text.toLowerCase(), type).toContain('connection: close')
+    }
   })
 
   it('counts a request whose client goes away mid-body as a 400, on both paths', async () => {

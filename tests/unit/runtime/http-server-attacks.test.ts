@@ -8,6 +8,8 @@ import type { DecodedPublisher } from '../../../ingest/publish-decoded.ts'
 import { createHttpServer, type HttpServer, type Route } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { HttpConfig } from '../../../schemas/types.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { hasOpenssl, makeTestCertificates } from '../../helpers/test-certificates.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 
 const token = 'nrv_test-token-0123456789abcdef'
@@ -45,14 +47,18 @@ async function start(http: Partial<HttpConfig> = {}) {
   server.addRoutes([route('/v1/falco', 'falco'), route('/v1/cloudtrail', 'cloudtrail'), readRoute])
   open.push(server)
   const address = new URL(await server.listen())
-  return { server, port: Number(address.port) }
+  return { server, rt, port: Number(address.port) }
 }
 
-/** Opens a socket, runs `talk`, and collects what the server says until it closes the connection. */
-function exchange(port: number, talk: (socket: Socket) => void): Promise<{ text: string; ms: number }> {
+/** Opens a socket (from a local address of `from`), runs `talk`, and collects what the server says until it closes. */
+function exchange(
+  port: number,
+  talk: (socket: Socket) => void,
+  from?: string,
+): Promise<{ text: string; ms: number }> {
   return new Promise((resolve) => {
     const started = Date.now()
-    const socket = connect(port, '127.0.0.1')
+    const socket = connect({ port, host: '127.0.0.1', ...(from ? { localAddress: from } : {}) })
     let text = ''
     socket.on('data', (d) => {
       text += d.toString()
@@ -142,14 +148,58 @@ describe('nothing is read before the caller is known', () => {
     expect(ms).toBeLessThan(3_500)
   })
 
-  it('closes connections beyond max_connections', async () => {
-    const { port } = await start({ max_connections: 2 })
+  // Over TLS the handshake comes before any header: Node's own limit on it is 120 s, which a client that
+  // sends nothing (or half a ClientHello) held a connection for, each counted against max_connections.
+  it.skipIf(!hasOpenssl)(
+    'cuts off a TLS client that stalls its handshake, within headers_timeout',
+    async () => {
+      const certs = makeTestCertificates(tempDir('nerve-tls-stall'))
+      const { port } = await start({
+        headers_timeout: 1_000,
+        request_timeout: 2_000,
+        tls: { cert_file: certs.server.cert, key_file: certs.server.key },
+      })
+      const [silent, partial] = await Promise.all([
+        exchange(port, () => {}),
+        // The first bytes of a ClientHello record, and nothing after them.
+        exchange(port, (socket) => socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]))),
+      ])
+      expect(silent.ms).toBeLessThan(3_500)
+      expect(partial.ms).toBeLessThan(3_500)
+    },
+  )
+
+  it('closes connections beyond max_connections, counted', async () => {
+    const { port, rt } = await start({ max_connections: 2 })
     const held = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
     await Promise.all(held.map((s) => new Promise((r) => s.on('connect', r))))
     await new Promise((r) => setTimeout(r, 100))
     const third = await exchange(port, (socket) => socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'))
     expect(third.text).toBe('')
     for (const s of held) s.destroy()
+    const drops = { reason: 'max_connections' }
+    expect(await rt.metricValue('nerve_http_connections_dropped_total', drops)).toBe(1)
+  })
+
+  // The watched agent opening every connection the server takes, again as each is cut off, leaves none to
+  // Falcosidekick, which never sends an alert twice.
+  it("closes one client address's connections beyond max_connections_per_client; another client is served", async () => {
+    const { port, rt } = await start({ max_connections: 10, max_connections_per_client: 2 })
+    const held = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
+    await Promise.all(held.map((s) => new Promise((r) => s.on('connect', r))))
+    await new Promise((r) => setTimeout(r, 100))
+    const healthz = (socket: Socket) =>
+      socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    const third = await exchange(port, healthz)
+    expect(third.text).toBe('')
+    const other = await exchange(port, healthz, '127.0.0.2')
+    expect(other.text).toMatch(/^HTTP\/1\.1 200/)
+    for (const s of held) s.destroy()
+    const drops = { reason: 'max_connections_per_client' }
+    expect(await rt.metricValue('nerve_http_connections_dropped_total', drops)).toBe(1)
+    // Once its connections close, the client is served again.
+    await new Promise((r) => setTimeout(r, 100))
+    expect((await exchange(port, healthz)).text).toMatch(/^HTTP\/1\.1 200/)
   })
 })
 
