@@ -310,7 +310,13 @@ export function createRevokeDispatcher(
         const count = counted.get(key)
         if (count) count.n++
         else counted.set(key, { status: decision.status, reason: decision.reason, n: 1 })
-        const decisionId = decisionIdOf(c.incident.id)
+        // A later round of an incident (kept alive past the per-agent period) is a revoke of its own; a
+        // suppression names the round it holds back, or the revoke that already covers it.
+        const rounds = policy.rounds(c.incident.id)
+        const round = decision.revoke
+          ? decision.round
+          : Math.max(0, decision.reason === 'incident_already_revoked' ? rounds - 1 : rounds)
+        const decisionId = round === 0 ? decisionIdOf(c.incident.id) : revokeDecisionId(c.incident.id, round)
         const sends = decision.status === 'pending'
         const entry: DecisionEntry = {
           correlation_id: c.id,

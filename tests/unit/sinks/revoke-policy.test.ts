@@ -29,6 +29,7 @@ describe('revoke policy', () => {
       revoke: true,
       status: 'pending',
       reason: 'policy_allowed',
+      round: 0,
     })
   })
 
@@ -45,7 +46,7 @@ describe('revoke policy', () => {
     })
   })
 
-  it('revokes an incident once', () => {
+  it('revokes an incident once (within the per-agent period)', () => {
     const policy = createRevokePolicy(config({ rate_limit: big() }), [])
     const incident = { id: 'inc-1' }
     expect(policy.decide(makeCorrelation(0, { incident }), t0).revoke).toBe(true)
@@ -53,6 +54,50 @@ describe('revoke policy', () => {
       reason: 'incident_already_revoked',
     })
     expect(policy.decide(makeCorrelation(2), t0 + 2).revoke).toBe(true)
+  })
+
+  it('revokes an incident the agent keeps alive again once the per-agent period has passed since its revoke', () => {
+    // Single linkage: one correlation of any rule within incident_gap (30m) of the last keeps the incident
+    // open, for as long as the agent likes. One revoke per incident for ever would let an agent whose
+    // credentials come back (IRSA, an instance profile: fresh sessions are not denied by
+    // AWSRevokeOlderSessions) escalate again and again, silently suppressed as incident_already_revoked.
+    const policy = createRevokePolicy(config(), [])
+    const incident = { id: 'inc-kept-alive' }
+    expect(policy.decide(makeCorrelation(0, { incident }), t0)).toMatchObject({ revoke: true, round: 0 })
+    expect(policy.decide(makeCorrelation(1, { incident }), t0 + hour - 1)).toMatchObject({
+      reason: 'incident_already_revoked',
+    })
+    expect(policy.decide(makeCorrelation(2, { incident }), t0 + hour)).toMatchObject({
+      revoke: true,
+      round: 1,
+    })
+    expect(policy.decide(makeCorrelation(3, { incident }), t0 + hour + 1)).toMatchObject({
+      reason: 'incident_already_revoked',
+    })
+    // Restarted with that history, it counts the rounds the same way.
+    const history = [
+      { incident_id: 'inc-kept-alive', agent_id: 'data-cleaner', time: t0 },
+      { incident_id: 'inc-kept-alive', agent_id: 'data-cleaner', time: t0 + hour },
+    ]
+    const restarted = createRevokePolicy(config(), history)
+    expect(restarted.decide(makeCorrelation(4, { incident }), t0 + 2 * hour - 1)).toMatchObject({
+      reason: 'incident_already_revoked',
+    })
+    expect(restarted.decide(makeCorrelation(5, { incident }), t0 + 2 * hour)).toMatchObject({
+      revoke: true,
+      round: 2,
+    })
+  })
+
+  it('carries the revoke time and round of a merged incident over to the survivor', () => {
+    const policy = createRevokePolicy(config({ rate_limit: big() }), [])
+    expect(policy.decide(makeCorrelation(0, { incident: { id: 'inc-1' } }), t0)).toMatchObject({ round: 0 })
+    const merging = makeCorrelation(1, { incident: { id: 'inc-0', merged: ['inc-1'] } })
+    expect(policy.decide(merging, t0 + hour - 1)).toMatchObject({ reason: 'incident_already_revoked' })
+    expect(policy.decide(makeCorrelation(2, { incident: { id: 'inc-0' } }), t0 + hour)).toMatchObject({
+      revoke: true,
+      round: 1,
+    })
   })
 
   it('counts an incident that absorbed a revoked one as revoked, for its later correlations too', () => {
@@ -105,6 +150,7 @@ describe('revoke policy', () => {
       revoke: true,
       status: 'dry_run',
       reason: 'dry_run',
+      round: 0,
     })
     expect(policy.decide(makeCorrelation(1), t0)).toMatchObject({ reason: 'rate_limited_agent' })
     expect(policy.decide(makeCorrelation(2, { score: 10 }), t0)).toMatchObject({ reason: 'below_min_score' })
@@ -132,6 +178,10 @@ describe('revokeDecisionId', () => {
     expect(revokeDecisionId('inc-1')).toBe(revokeDecisionId('inc-1'))
     expect(revokeDecisionId('inc-1')).not.toBe(revokeDecisionId('inc-2'))
     expect(revokeDecisionId('inc-1')).toMatch(/^rvk_[0-9a-f]{32}$/)
+    // A later round of the same incident is another revoke: receivers must not drop it as a duplicate.
+    expect(revokeDecisionId('inc-1', 0)).toBe(revokeDecisionId('inc-1'))
+    expect(revokeDecisionId('inc-1', 1)).not.toBe(revokeDecisionId('inc-1'))
+    expect(revokeDecisionId('inc-1', 1)).toMatch(/^rvk_[0-9a-f]{32}$/)
   })
 })
 
