@@ -154,7 +154,10 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
     decide(correlation, now) {
       if (!correlation.rule.revoke) return suppressed('rule_not_revoking')
       if (correlation.score < config.min_score) return suppressed('below_min_score')
-      if (protectedAgents.has(correlation.agent.id)) return suppressed('protected_agent')
+      // Protected only when the registry named it: a fallback name (minted by the watched agent) that
+      // equals a protected id protects nothing, as it spends no registered budget.
+      if (protectedAgents.has(correlation.agent.id) && trustedResolution.has(correlation.agent.resolved_by))
+        return suppressed('protected_agent')
       learnMerges(correlation)
       const revoked = revokedIncidents.get(correlation.incident.id)
       if (revoked && now - revoked.time < incidentPeriod) return suppressed('incident_already_revoked')

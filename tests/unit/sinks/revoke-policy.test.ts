@@ -156,6 +156,18 @@ describe('revoke policy', () => {
     expect(policy.decide(makeCorrelation(2, { score: 10 }), t0)).toMatchObject({ reason: 'below_min_score' })
   })
 
+  it('protects only an agent the registry named: a fallback name equal to a protected id is not protected', () => {
+    // The watched agent mints fallback names (pods, roles, sessions); an operator whose registry ids look
+    // like them (`agents/payments-bot`, a role ARN) must not have them turn its revoke off.
+    const policy = createRevokePolicy(config({ protected_agents: ['agents/payments-bot'] }), [])
+    const minted = { id: 'agents/payments-bot', resolved_by: 'workload' as const, identity: {} }
+    expect(policy.decide(makeCorrelation(0, { agent: minted }), t0).revoke).toBe(true)
+    const named = { ...minted, resolved_by: 'registry' as const }
+    expect(policy.decide(makeCorrelation(1, { agent: named }), t0)).toMatchObject({
+      reason: 'protected_agent',
+    })
+  })
+
   it('says no_targets rather than pretending to send when no webhook is configured', () => {
     const policy = createRevokePolicy(config({ has_targets: false }), [])
     expect(policy.decide(makeCorrelation(0), t0)).toMatchObject({ revoke: false, reason: 'no_targets' })
