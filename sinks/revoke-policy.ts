@@ -61,11 +61,13 @@ export type RevokePolicy = {
 
 /**
  * The idempotency key of an incident's revoke: the webhook-id and CloudEvent id, stable across retries.
- * Round 0 (the incident's first revoke) keeps the key of earlier versions; a later round (the incident
- * still alive one per-agent period after its last revoke) gets its own, so receivers do not drop it.
+ * The incident's first revoke keeps the key of earlier versions; a later round (the incident still alive
+ * one per-agent period after its last revoke) is keyed by the correlation that triggers it, so receivers
+ * do not drop it. Not by a round number: after a merge and a restart the outbox no longer says which
+ * numbers an incident used, while a correlation is decided once, and again the same way if redelivered.
  */
-export function revokeDecisionId(incidentId: string, round = 0): string {
-  const text = round === 0 ? `revoke\n${incidentId}` : `revoke\n${incidentId}\n${round}`
+export function revokeDecisionId(incidentId: string, laterRoundBy?: string): string {
+  const text = laterRoundBy === undefined ? `revoke\n${incidentId}` : `revoke\n${incidentId}\n${laterRoundBy}`
   return `rvk_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`
 }
 

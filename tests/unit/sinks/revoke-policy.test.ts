@@ -191,9 +191,9 @@ describe('revokeDecisionId', () => {
     expect(revokeDecisionId('inc-1')).not.toBe(revokeDecisionId('inc-2'))
     expect(revokeDecisionId('inc-1')).toMatch(/^rvk_[0-9a-f]{32}$/)
     // A later round of the same incident is another revoke: receivers must not drop it as a duplicate.
-    expect(revokeDecisionId('inc-1', 0)).toBe(revokeDecisionId('inc-1'))
-    expect(revokeDecisionId('inc-1', 1)).not.toBe(revokeDecisionId('inc-1'))
-    expect(revokeDecisionId('inc-1', 1)).toMatch(/^rvk_[0-9a-f]{32}$/)
+    expect(revokeDecisionId('inc-1', 'c1')).not.toBe(revokeDecisionId('inc-1'))
+    expect(revokeDecisionId('inc-1', 'c1')).not.toBe(revokeDecisionId('inc-1', 'c2'))
+    expect(revokeDecisionId('inc-1', 'c1')).toMatch(/^rvk_[0-9a-f]{32}$/)
   })
 })
 
