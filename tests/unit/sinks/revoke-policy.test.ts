@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
 import {
   createRevokePolicy,
   decisionOrder,
@@ -87,6 +88,26 @@ describe('revoke policy', () => {
       revoke: true,
       round: 2,
     })
+  })
+
+  it('with the real incident grouping: a correlation every 20 minutes keeps one incident, revoked each hour', () => {
+    const grouper = createIncidentGrouper(30 * 60_000)
+    const policy = createRevokePolicy(config(), [])
+    const decided: string[] = []
+    for (let i = 0; i <= 9; i++) {
+      const time = t0 + i * 20 * 60_000
+      const c = makeCorrelation(i)
+      const incident = grouper.assign(c.agent.id, time, c.id, ['core:iam:AttachRolePolicy'])
+      const d = policy.decide({ ...c, time, incident: { id: incident.id } }, time)
+      decided.push(d.revoke ? `revoke@${i * 20}m` : d.reason)
+    }
+    expect(grouper.size()).toBe(1)
+    expect(decided.filter((d) => d.startsWith('revoke@'))).toEqual([
+      'revoke@0m',
+      'revoke@60m',
+      'revoke@120m',
+      'revoke@180m',
+    ])
   })
 
   it('carries the revoke time and round of a merged incident over to the survivor', () => {
