@@ -1,6 +1,6 @@
 // Whether a correlation may revoke its agent: the rule allows it, the score reaches min_score, the agent
-// is not protected, its incident was not revoked within the per-agent period, and the per-agent and global rate limits
-// (sliding windows over wall time) have room. Every answer names its reason in a bounded code.
+// is not protected, its incident was not revoked within the per-agent period, and the per-agent and
+// global rate limits (sliding windows over wall time) have room. Every answer names its reason in a bounded code.
 // Pure apart from its own memory of earlier revokes: the time is an argument, nothing is read or sent.
 // Fairness when the global limit binds: agents named only by a fallback (a workload or principal the
 // watched agent can mint at will) may spend at most half of the global budget, so forged identities
