@@ -10,7 +10,8 @@
 //                       (judged with or without history: a rate, not a habit)
 //   routine       −20   seen ≥ routine_min times in 7 days, on a resource seen before, not denied, not a
 //                       burst, and not a critical action (a baseline trained by the attacker never
-//                       discounts an IAM change, a logging change or new credentials)
+//                       discounts an IAM change, a logging change, new credentials or a bucket
+//                       opened to others: isNeverRoutine)
 import type { ScoreReason } from '../schemas/types.ts'
 import type { AgentBaseline, BaselineConfig } from './agent-baseline.ts'
 import { dayOf, hourOf, resourceKey } from './agent-baseline.ts'

@@ -40,7 +40,7 @@ import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
 import { type CompiledRule, compileRules, createRuleMatcher } from './match-rules.ts'
 import { createRevokeTracker, mayConfirm, type RevokeConfirmation, readsRaw } from './revoke-confirmations.ts'
-import { isCriticalAction, isDenied } from './score-correlation.ts'
+import { isDenied, isNeverRoutine } from './score-correlation.ts'
 import { createWindowBounds } from './window-bounds.ts'
 
 export type CorrelatorConfig = {
@@ -218,7 +218,7 @@ export function createCorrelator(
         action: detail.action,
         target: detail.target,
         denied: isDenied(detail.error_code),
-        critical: isCriticalAction(detail.action),
+        critical: isNeverRoutine(detail.action),
         includesSelf,
       }))
 

@@ -100,6 +100,24 @@ export const isDenied = (errorCode: string | undefined): boolean =>
 
 export const isCriticalAction = (action: string): boolean => criticalActions.some((g) => g.test(action))
 
+/**
+ * Calls that open a bucket to others. Scored as high, but never discounted as routine either: the baseline
+ * keys on action and bucket, never on the document, so an agent that re-puts its bucket's policy all day
+ * would make the one that makes it public "routine" (as snapshots and images shared are critical already).
+ */
+const bucketExposures = new Set([
+  's3:PutBucketPolicy',
+  's3:PutBucketAcl',
+  's3:DeleteBucketPolicy',
+  's3:DeletePublicAccessBlock',
+  's3:PutBucketPublicAccessBlock',
+  's3:PutBucketReplication',
+])
+
+/** A call the behavioural baseline never discounts as routine (baseline-verdict.ts), however often seen. */
+export const isNeverRoutine = (action: string): boolean =>
+  bucketExposures.has(action) || isCriticalAction(action)
+
 function actionRisk(action: string, readOnly: boolean | undefined): { points: number; level: string } {
   if (isCriticalAction(action)) return { points: 20, level: 'critical' }
   if (highActions.some((g) => g.test(action))) return { points: 15, level: 'high' }

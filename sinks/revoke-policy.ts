@@ -1,11 +1,15 @@
 // Whether a correlation may revoke its agent: the rule allows it, the score reaches min_score, the agent
-// is not protected, its incident was not revoked already, and the per-agent and global rate limits
-// (sliding windows over wall time) have room. Every answer names its reason in a bounded code.
+// is not protected, its incident was not revoked within the per-agent period, and the per-agent and
+// global rate limits (sliding windows over wall time) have room. Every answer names its reason in a bounded code.
 // Pure apart from its own memory of earlier revokes: the time is an argument, nothing is read or sent.
 // Fairness when the global limit binds: agents named only by a fallback (a workload or principal the
 // watched agent can mint at will) may spend at most half of the global budget, so forged identities
 // cannot leave a registered agent `rate_limited_global`; and a batch is decided registered agents first,
 // higher scores first (decisionOrder).
+// One revoke per incident holds for `rate_limit.per_agent.per` only: an incident lasts as long as the agent
+// keeps making correlations within incident_gap of each other (cheap, non-revoking ones will do), and the
+// credentials of a revoked role come back on their own (IRSA, instance profiles: sessions issued after
+// AWSRevokeOlderSessions are not denied). Each later revoke of the incident is a round with its own key.
 import { createHash } from 'node:crypto'
 import type { Config, Correlation, RateConfig } from '../schemas/types.ts'
 
@@ -21,7 +25,13 @@ export const suppressReasons = [
 export type SuppressReason = (typeof suppressReasons)[number]
 
 export type RevokeDecision =
-  | { revoke: true; status: 'pending' | 'dry_run'; reason: 'policy_allowed' | 'dry_run' }
+  | {
+      revoke: true
+      status: 'pending' | 'dry_run'
+      reason: 'policy_allowed' | 'dry_run'
+      /** Revokes of this incident before this one: 0 for its first (see revokeDecisionId). */
+      round: number
+    }
   | { revoke: false; status: 'suppressed'; reason: SuppressReason }
 
 export type RevokePolicyConfig = Pick<Config['revoke'], 'min_score' | 'dry_run' | 'rate_limit'> & {
@@ -45,11 +55,20 @@ export type RevokePolicy = {
    * them also marks the others, so it is learnt again after each revoke of a batch.
    */
   learnMerges(correlation: Correlation): void
+  /** Revokes of the incident so far: the round its next revoke would be. */
+  rounds(incidentId: string): number
 }
 
-/** The idempotency key of an incident's revoke: the webhook-id and CloudEvent id, stable across retries. */
-export function revokeDecisionId(incidentId: string): string {
-  return `rvk_${createHash('sha256').update(`revoke\n${incidentId}`).digest('hex').slice(0, 32)}`
+/**
+ * The idempotency key of an incident's revoke: the webhook-id and CloudEvent id, stable across retries.
+ * The incident's first revoke keeps the key of earlier versions; a later round (the incident still alive
+ * one per-agent period after its last revoke) is keyed by the correlation that triggers it, so receivers
+ * do not drop it. Not by a round number: after a merge and a restart the outbox no longer says which
+ * numbers an incident used, while a correlation is decided once, and again the same way if redelivered.
+ */
+export function revokeDecisionId(incidentId: string, laterRoundBy?: string): string {
+  const text = laterRoundBy === undefined ? `revoke\n${incidentId}` : `revoke\n${incidentId}\n${laterRoundBy}`
+  return `rvk_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`
 }
 
 const trustedResolution = new Set(['registry', 'host', 'stitched'])
@@ -77,7 +96,9 @@ export function decisionOrder<C extends Pick<Correlation, 'agent' | 'score'>>(
 export function createRevokePolicy(config: RevokePolicyConfig, history: readonly PastRevoke[]): RevokePolicy {
   const protectedAgents = new Set(config.protected_agents)
   const registered = new Set(config.registered_agents ?? [])
-  const revokedIncidents = new Set<string>()
+  /** Revoked incidents: when last, and how many times. */
+  const revokedIncidents = new Map<string, { time: number; rounds: number }>()
+  const incidentPeriod = config.rate_limit.per_agent.per
   const global = createSlidingWindow(config.rate_limit.global)
   // With a registry, the fallback-named agents share at most this much of the global budget.
   const fallbackCount =
@@ -95,7 +116,11 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
     return window
   }
   const remember = (past: PastRevoke, isFallback: boolean) => {
-    revokedIncidents.add(past.incident_id)
+    const known = revokedIncidents.get(past.incident_id)
+    revokedIncidents.set(past.incident_id, {
+      time: Math.max(known?.time ?? past.time, past.time),
+      rounds: (known?.rounds ?? 0) + 1,
+    })
     global.add(past.time)
     if (isFallback) fallback.add(past.time)
     agentWindow(past.agent_id).add(past.time)
@@ -111,19 +136,33 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
 
   // An incident and those it absorbed (merged, group-incidents.ts) are one: one revoked, all are.
   const learnMerges = (correlation: Correlation) => {
-    const ids = [correlation.incident.id, ...(correlation.incident.merged ?? [])]
-    if (ids.length > 1 && ids.some((id) => revokedIncidents.has(id)))
-      for (const id of ids) revokedIncidents.add(id)
+    const merged = correlation.incident.merged
+    if (!merged?.length) return
+    const ids = [correlation.incident.id, ...merged]
+    let time = -Infinity
+    let rounds = 0
+    for (const id of ids) {
+      const known = revokedIncidents.get(id)
+      if (!known) continue
+      time = Math.max(time, known.time)
+      rounds = Math.max(rounds, known.rounds)
+    }
+    if (rounds > 0) for (const id of ids) revokedIncidents.set(id, { time, rounds })
   }
 
   return {
     learnMerges,
+    rounds: (incidentId) => revokedIncidents.get(incidentId)?.rounds ?? 0,
     decide(correlation, now) {
       if (!correlation.rule.revoke) return suppressed('rule_not_revoking')
       if (correlation.score < config.min_score) return suppressed('below_min_score')
-      if (protectedAgents.has(correlation.agent.id)) return suppressed('protected_agent')
+      // Protected only when the registry named it: a fallback name (minted by the watched agent) that
+      // equals a protected id protects nothing, as it spends no registered budget.
+      if (protectedAgents.has(correlation.agent.id) && trustedResolution.has(correlation.agent.resolved_by))
+        return suppressed('protected_agent')
       learnMerges(correlation)
-      if (revokedIncidents.has(correlation.incident.id)) return suppressed('incident_already_revoked')
+      const revoked = revokedIncidents.get(correlation.incident.id)
+      if (revoked && now - revoked.time < incidentPeriod) return suppressed('incident_already_revoked')
       if (!config.dry_run && !config.has_targets) return suppressed('no_targets')
       if (perAgent.get(correlation.agent.id)?.hasRoom(now) === false) return suppressed('rate_limited_agent')
       if (!global.hasRoom(now)) return suppressed('rate_limited_global')
@@ -135,9 +174,10 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
         { incident_id: correlation.incident.id, agent_id: correlation.agent.id, time: now },
         isFallback,
       )
+      const round = revoked?.rounds ?? 0
       return config.dry_run
-        ? { revoke: true, status: 'dry_run', reason: 'dry_run' }
-        : { revoke: true, status: 'pending', reason: 'policy_allowed' }
+        ? { revoke: true, status: 'dry_run', reason: 'dry_run', round }
+        : { revoke: true, status: 'pending', reason: 'policy_allowed', round }
     },
   }
 }

@@ -310,7 +310,13 @@ export function createRevokeDispatcher(
         const count = counted.get(key)
         if (count) count.n++
         else counted.set(key, { status: decision.status, reason: decision.reason, n: 1 })
-        const decisionId = decisionIdOf(c.incident.id)
+        // A later round of an incident (kept alive past the per-agent period) is a revoke of its own, keyed
+        // by this correlation, and so is a rate limit holding one back; a suppression of a revoked
+        // incident is logged under its first key.
+        const laterRound = decision.revoke
+          ? decision.round > 0
+          : decision.reason !== 'incident_already_revoked' && policy.rounds(c.incident.id) > 0
+        const decisionId = laterRound ? revokeDecisionId(c.incident.id, c.id) : decisionIdOf(c.incident.id)
         const sends = decision.status === 'pending'
         const entry: DecisionEntry = {
           correlation_id: c.id,

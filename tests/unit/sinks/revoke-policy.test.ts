@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
 import {
   createRevokePolicy,
   decisionOrder,
@@ -29,6 +30,7 @@ describe('revoke policy', () => {
       revoke: true,
       status: 'pending',
       reason: 'policy_allowed',
+      round: 0,
     })
   })
 
@@ -45,7 +47,7 @@ describe('revoke policy', () => {
     })
   })
 
-  it('revokes an incident once', () => {
+  it('revokes an incident once (within the per-agent period)', () => {
     const policy = createRevokePolicy(config({ rate_limit: big() }), [])
     const incident = { id: 'inc-1' }
     expect(policy.decide(makeCorrelation(0, { incident }), t0).revoke).toBe(true)
@@ -53,6 +55,70 @@ describe('revoke policy', () => {
       reason: 'incident_already_revoked',
     })
     expect(policy.decide(makeCorrelation(2), t0 + 2).revoke).toBe(true)
+  })
+
+  it('revokes an incident the agent keeps alive again once the per-agent period has passed since its revoke', () => {
+    // Single linkage: one correlation of any rule within incident_gap (30m) of the last keeps the incident
+    // open, for as long as the agent likes. One revoke per incident for ever would let an agent whose
+    // credentials come back (IRSA, an instance profile: fresh sessions are not denied by
+    // AWSRevokeOlderSessions) escalate again and again, silently suppressed as incident_already_revoked.
+    const policy = createRevokePolicy(config(), [])
+    const incident = { id: 'inc-kept-alive' }
+    expect(policy.decide(makeCorrelation(0, { incident }), t0)).toMatchObject({ revoke: true, round: 0 })
+    expect(policy.decide(makeCorrelation(1, { incident }), t0 + hour - 1)).toMatchObject({
+      reason: 'incident_already_revoked',
+    })
+    expect(policy.decide(makeCorrelation(2, { incident }), t0 + hour)).toMatchObject({
+      revoke: true,
+      round: 1,
+    })
+    expect(policy.decide(makeCorrelation(3, { incident }), t0 + hour + 1)).toMatchObject({
+      reason: 'incident_already_revoked',
+    })
+    // Restarted with that history, it counts the rounds the same way.
+    const history = [
+      { incident_id: 'inc-kept-alive', agent_id: 'data-cleaner', time: t0 },
+      { incident_id: 'inc-kept-alive', agent_id: 'data-cleaner', time: t0 + hour },
+    ]
+    const restarted = createRevokePolicy(config(), history)
+    expect(restarted.decide(makeCorrelation(4, { incident }), t0 + 2 * hour - 1)).toMatchObject({
+      reason: 'incident_already_revoked',
+    })
+    expect(restarted.decide(makeCorrelation(5, { incident }), t0 + 2 * hour)).toMatchObject({
+      revoke: true,
+      round: 2,
+    })
+  })
+
+  it('with the real incident grouping: a correlation every 20 minutes keeps one incident, revoked each hour', () => {
+    const grouper = createIncidentGrouper(30 * 60_000)
+    const policy = createRevokePolicy(config(), [])
+    const decided: string[] = []
+    for (let i = 0; i <= 9; i++) {
+      const time = t0 + i * 20 * 60_000
+      const c = makeCorrelation(i)
+      const incident = grouper.assign(c.agent.id, time, c.id, ['core:iam:AttachRolePolicy'])
+      const d = policy.decide({ ...c, time, incident: { id: incident.id } }, time)
+      decided.push(d.revoke ? `revoke@${i * 20}m` : d.reason)
+    }
+    expect(grouper.size()).toBe(1)
+    expect(decided.filter((d) => d.startsWith('revoke@'))).toEqual([
+      'revoke@0m',
+      'revoke@60m',
+      'revoke@120m',
+      'revoke@180m',
+    ])
+  })
+
+  it('carries the revoke time and round of a merged incident over to the survivor', () => {
+    const policy = createRevokePolicy(config({ rate_limit: big() }), [])
+    expect(policy.decide(makeCorrelation(0, { incident: { id: 'inc-1' } }), t0)).toMatchObject({ round: 0 })
+    const merging = makeCorrelation(1, { incident: { id: 'inc-0', merged: ['inc-1'] } })
+    expect(policy.decide(merging, t0 + hour - 1)).toMatchObject({ reason: 'incident_already_revoked' })
+    expect(policy.decide(makeCorrelation(2, { incident: { id: 'inc-0' } }), t0 + hour)).toMatchObject({
+      revoke: true,
+      round: 1,
+    })
   })
 
   it('counts an incident that absorbed a revoked one as revoked, for its later correlations too', () => {
@@ -105,9 +171,22 @@ describe('revoke policy', () => {
       revoke: true,
       status: 'dry_run',
       reason: 'dry_run',
+      round: 0,
     })
     expect(policy.decide(makeCorrelation(1), t0)).toMatchObject({ reason: 'rate_limited_agent' })
     expect(policy.decide(makeCorrelation(2, { score: 10 }), t0)).toMatchObject({ reason: 'below_min_score' })
+  })
+
+  it('protects only an agent the registry named: a fallback name equal to a protected id is not protected', () => {
+    // The watched agent mints fallback names (pods, roles, sessions); an operator whose registry ids look
+    // like them (`agents/payments-bot`, a role ARN) must not have them turn its revoke off.
+    const policy = createRevokePolicy(config({ protected_agents: ['agents/payments-bot'] }), [])
+    const minted = { id: 'agents/payments-bot', resolved_by: 'workload' as const, identity: {} }
+    expect(policy.decide(makeCorrelation(0, { agent: minted }), t0).revoke).toBe(true)
+    const named = { ...minted, resolved_by: 'registry' as const }
+    expect(policy.decide(makeCorrelation(1, { agent: named }), t0)).toMatchObject({
+      reason: 'protected_agent',
+    })
   })
 
   it('says no_targets rather than pretending to send when no webhook is configured', () => {
@@ -132,6 +211,10 @@ describe('revokeDecisionId', () => {
     expect(revokeDecisionId('inc-1')).toBe(revokeDecisionId('inc-1'))
     expect(revokeDecisionId('inc-1')).not.toBe(revokeDecisionId('inc-2'))
     expect(revokeDecisionId('inc-1')).toMatch(/^rvk_[0-9a-f]{32}$/)
+    // A later round of the same incident is another revoke: receivers must not drop it as a duplicate.
+    expect(revokeDecisionId('inc-1', 'c1')).not.toBe(revokeDecisionId('inc-1'))
+    expect(revokeDecisionId('inc-1', 'c1')).not.toBe(revokeDecisionId('inc-1', 'c2'))
+    expect(revokeDecisionId('inc-1', 'c1')).toMatch(/^rvk_[0-9a-f]{32}$/)
   })
 })
 

@@ -460,6 +460,61 @@ describe('revoke webhook dispatcher: policy in action', () => {
     expect(new Set(outcomes().map((o) => o.decision_id))).toEqual(new Set([revokeDecisionId(incident.id)]))
   })
 
+  it('revokes again an incident the agent keeps alive past the per-agent period, under a new webhook-id', async () => {
+    const r = await receiver()
+    const dataDir = tempDir('nerve-revoke')
+    const first = dispatcher({ targets: [{ url: r.url }], dataDir })
+    first.d.startDelivering()
+    const incident = { id: 'inc-data-cleaner-alive' }
+    await first.d.handle([makeCorrelation(0, { incident })])
+    await waitFor(() => r.requests.length === 1)
+    // One correlation every 20 minutes keeps the incident open (incident_gap 30m); within the hour it is
+    // the incident's revoke already, after it the agent (credentials back) is revoked again.
+    first.clock.t = t0 + hour - 1
+    await first.d.handle([makeCorrelation(1, { incident })])
+    first.clock.t = t0 + hour
+    await first.d.handle([makeCorrelation(2, { incident })])
+    await waitFor(() => r.requests.length === 2)
+    const ids = r.requests.map((q) => q.headers['webhook-id'])
+    const later = makeCorrelation(2, { incident }).id
+    expect(ids).toEqual([revokeDecisionId(incident.id), revokeDecisionId(incident.id, later)])
+    expect(JSON.parse(r.requests[1]?.body ?? '{}').data.idempotency_key).toBe(
+      revokeDecisionId(incident.id, later),
+    )
+    await first.d.close()
+    // After a restart the two rounds are remembered: the third comes one period after the second.
+    const again = dispatcher({ targets: [{ url: r.url }], dataDir })
+    again.d.startDelivering()
+    again.clock.t = t0 + 2 * hour - 1
+    await again.d.handle([makeCorrelation(3, { incident })])
+    again.clock.t = t0 + 2 * hour
+    await again.d.handle([makeCorrelation(4, { incident })])
+    await waitFor(() => r.requests.length === 3)
+    const third = makeCorrelation(4, { incident }).id
+    expect(r.requests[2]?.headers['webhook-id']).toBe(revokeDecisionId(incident.id, third))
+  })
+
+  it('gives every later round a key of its own, after a merge and a restart too', async () => {
+    // The survivor of a merge learns the absorbed incident's revoke; after a restart only the outbox rows
+    // are left. Numbered rounds would give the survivor's next revoke a key it used already, which the
+    // outbox (one delivery per key and target) and every de-duplicating receiver would drop.
+    const r = await receiver()
+    const dataDir = tempDir('nerve-revoke')
+    const first = dispatcher({ targets: [{ url: r.url }], dataDir })
+    first.d.startDelivering()
+    await first.d.handle([makeCorrelation(0, { incident: { id: 'inc-a' } })])
+    first.clock.t = t0 + hour
+    await first.d.handle([makeCorrelation(1, { incident: { id: 'inc-b', merged: ['inc-a'] } })])
+    await waitFor(() => r.requests.length === 2)
+    await first.d.close()
+    const again = dispatcher({ targets: [{ url: r.url }], dataDir })
+    again.d.startDelivering()
+    again.clock.t = t0 + 2 * hour
+    await again.d.handle([makeCorrelation(2, { incident: { id: 'inc-b' } })])
+    await waitFor(() => r.requests.length === 3)
+    expect(new Set(r.requests.map((q) => q.headers['webhook-id'])).size).toBe(3)
+  })
+
   it('knows an incident that absorbed a revoked one is revoked, even when a stronger correlation of it is decided first', async () => {
     const r = await receiver()
     const { d, outcomes } = dispatcher({
