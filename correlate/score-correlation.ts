@@ -101,22 +101,32 @@ export const isDenied = (errorCode: string | undefined): boolean =>
 export const isCriticalAction = (action: string): boolean => criticalActions.some((g) => g.test(action))
 
 /**
- * Calls that open a bucket to others. Scored as high, but never discounted as routine either: the baseline
- * keys on action and bucket, never on the document, so an agent that re-puts its bucket's policy all day
- * would make the one that makes it public "routine" (as snapshots and images shared are critical already).
+ * Calls whose harm is in their request, not in their action and target: a bucket opened to others (its
+ * policy, ACL, public access block, replication), commands or sessions pushed through SSM, an instance's
+ * user data or launch template rewritten. Scored as high, but never discounted as routine either: the
+ * baseline keys on action and target, never on the document, the command or the script, so an agent that
+ * re-puts its bucket's policy or sends the same harmless command all day would make the one that does harm
+ * "routine" (as snapshots and images shared, and function code, are critical already).
  */
-const bucketExposures = new Set([
+const harmInRequest = new Set([
   's3:PutBucketPolicy',
   's3:PutBucketAcl',
   's3:DeleteBucketPolicy',
   's3:DeletePublicAccessBlock',
   's3:PutBucketPublicAccessBlock',
   's3:PutBucketReplication',
+  'ssm:SendCommand',
+  'ssm:StartSession',
+  'ssm:StartAutomationExecution',
+  'ssm:CreateAssociation',
+  'ec2:ModifyInstanceAttribute',
+  'ec2:CreateLaunchTemplateVersion',
+  'ec2:ModifyLaunchTemplate',
 ])
 
 /** A call the behavioural baseline never discounts as routine (baseline-verdict.ts), however often seen. */
 export const isNeverRoutine = (action: string): boolean =>
-  bucketExposures.has(action) || isCriticalAction(action)
+  harmInRequest.has(action) || isCriticalAction(action)
 
 function actionRisk(action: string, readOnly: boolean | undefined): { points: number; level: string } {
   if (isCriticalAction(action)) return { points: 20, level: 'critical' }
