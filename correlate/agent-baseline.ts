@@ -291,16 +291,24 @@ export function createBaselineStore(
     }
   }
 
-  const record = (a: AgentBaseline): AgentBaselineRecord => ({
-    agent: a.agent,
-    first: a.first,
-    last: a.last,
-    calls: a.calls,
-    hours: [...a.hours],
-    actions: [...a.actions].map(([k, v]) => [k, { ...v, days: v.days.map((d) => [d[0], d[1]]) }]),
-    resources: [...a.resources].map(([k, v]) => [k, { ...v }]),
-    recent: a.recent.map(([t, k]) => [t, k]),
-  })
+  // Each array and object below is built by literal and push, so it has the same map whichever tier runs
+  // this: Array.prototype.map's result was holey from the builtin and packed once TurboFan inlined it, and
+  // the checkpoint's baselineRecordJson, optimized on one, deoptimized on the other in every run.
+  const record = (a: AgentBaseline): AgentBaselineRecord => {
+    const actions: AgentBaselineRecord['actions'] = []
+    for (const [k, v] of a.actions) {
+      const days: [number, number][] = []
+      for (const d of v.days) days.push([d[0], d[1]])
+      actions.push([k, { first: v.first, last: v.last, days }])
+    }
+    const resources: AgentBaselineRecord['resources'] = []
+    for (const [k, v] of a.resources) resources.push([k, { first: v.first, last: v.last, count: v.count }])
+    const recent: AgentBaselineRecord['recent'] = []
+    for (const [t, k] of a.recent) recent.push([t, k])
+    const hours: number[] = []
+    for (const h of a.hours) hours.push(h)
+    return { agent: a.agent, first: a.first, last: a.last, calls: a.calls, hours, actions, resources, recent }
+  }
 
   const takeChanges = (): BaselineChanges => {
     const changes: BaselineChanges = {
