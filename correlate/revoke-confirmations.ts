@@ -7,13 +7,20 @@
 // likely hostile, core event. Key deactivation and deletion are revokes only when nerve's revoker makes
 // them; by anyone else they are ordinary events (impact, T1531, in the built-in pack).
 // A revoke seen in the stream marks its role or key "just revoked" for `window` ms of event time: a denied
-// call by that role's sessions or that key inside it is a confirmation, not a threat.
+// call by that role's sessions or that key inside it is a confirmation, not a threat. A role's revoke denies
+// the sessions issued before its policy's time: a denied call of a session issued at or after it (the role's
+// credentials come back by themselves: IRSA, instance profiles) was denied for something else, and counts.
 import type { CoreFields, NormalizedEvent } from '../schemas/types.ts'
 
 /** A role is named within its account: the same role name in another account is another role. */
 export type RevokeTarget = { kind: 'role' | 'access_key'; name: string; account?: string }
 
-export type RevokeRecord = RevokeTarget & { time: number; event_id: string }
+export type RevokeRecord = RevokeTarget & {
+  time: number
+  event_id: string
+  /** A role's revoke: the sessions it denies are those issued before this (aws:TokenIssueTime), epoch ms. */
+  issued_before?: number
+}
 
 export type RevokeConfirmation = {
   event_id: string
@@ -71,16 +78,21 @@ export const readsRaw = (event: Pick<NormalizedEvent, 'core'>): boolean =>
  * What a successful revoke-shaped call revokes. `bySelf`: the call was made by nerve's revoker, whose key
  * deactivations count; anyone else's only count for the exact deny-older-sessions policy.
  */
-export function revokeTargetOf(event: NormalizedEvent, bySelf = false): RevokeTarget | null {
+export function revokeTargetOf(
+  event: NormalizedEvent,
+  bySelf = false,
+): (RevokeTarget & { issued_before?: number }) | null {
   if (!readsRaw(event)) return null
   const action = event.core?.action
   if (event.core?.error_code) return null
   const p = requestParameters(event.raw)
   if (action === 'iam:PutRolePolicy') {
-    if (typeof p.roleName !== 'string' || !isDenyOlderSessions(p.policyDocument, event.time)) return null
+    const issuedBefore = denyOlderSessionsBound(p.policyDocument, event.time)
+    if (typeof p.roleName !== 'string' || issuedBefore === undefined) return null
     // IAM is per account: the role revoked is in the account the call was made in.
     const account = event.core?.account_id
-    return account ? { kind: 'role', name: p.roleName, account } : { kind: 'role', name: p.roleName }
+    const role = { kind: 'role' as const, name: p.roleName, issued_before: issuedBefore }
+    return account ? { ...role, account } : role
   }
   if (!bySelf) return null
   if (action === 'iam:UpdateAccessKey' && p.status !== 'Inactive') return null
@@ -97,27 +109,32 @@ const issueTimeTolerance = 15 * 60_000
  * no live session. Anything else (an extra Allow, NotAction, another condition) is not a revoke.
  */
 export function isDenyOlderSessions(document: unknown, callTime: number): boolean {
+  return denyOlderSessionsBound(document, callTime) !== undefined
+}
+
+/** The deny-older-sessions document's aws:TokenIssueTime (epoch ms), or undefined when it is not one. */
+function denyOlderSessionsBound(document: unknown, callTime: number): number | undefined {
   let doc: unknown = document
   if (typeof doc === 'string') {
     try {
       doc = JSON.parse(doc.trimStart().startsWith('%') ? decodeURIComponent(doc) : doc)
     } catch {
-      return false
+      return undefined
     }
   }
-  if (!isObject(doc) || !onlyKeys(doc, ['Version', 'Statement', 'Id'])) return false
+  if (!isObject(doc) || !onlyKeys(doc, ['Version', 'Statement', 'Id'])) return undefined
   const statements = Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement]
-  if (statements.length !== 1) return false
+  if (statements.length !== 1) return undefined
   const s = statements[0]
-  if (!isObject(s) || !onlyKeys(s, ['Sid', 'Effect', 'Action', 'Resource', 'Condition'])) return false
-  if (s.Effect !== 'Deny' || !isStar(s.Action) || !isStar(s.Resource)) return false
+  if (!isObject(s) || !onlyKeys(s, ['Sid', 'Effect', 'Action', 'Resource', 'Condition'])) return undefined
+  if (s.Effect !== 'Deny' || !isStar(s.Action) || !isStar(s.Resource)) return undefined
   const condition = s.Condition
-  if (!isObject(condition) || !onlyKeys(condition, ['DateLessThan'])) return false
+  if (!isObject(condition) || !onlyKeys(condition, ['DateLessThan'])) return undefined
   const dateLessThan = condition.DateLessThan
-  if (!isObject(dateLessThan) || !onlyKeys(dateLessThan, ['aws:TokenIssueTime'])) return false
+  if (!isObject(dateLessThan) || !onlyKeys(dateLessThan, ['aws:TokenIssueTime'])) return undefined
   const issued = dateLessThan['aws:TokenIssueTime']
   const time = typeof issued === 'string' ? Date.parse(issued) : Number.NaN
-  return Number.isFinite(time) && time >= callTime - issueTimeTolerance
+  return Number.isFinite(time) && time >= callTime - issueTimeTolerance ? time : undefined
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -134,6 +151,10 @@ const roleNameOf = (arn: string | undefined): string | undefined =>
 
 /** `arn:aws:iam::123:role/path/name` → `123`. */
 const accountOf = (arn: string | undefined): string | undefined => arn?.split(':')[4] || undefined
+
+/** Whether the call's session was issued at or after what the role's revoke denies: the revoke spared it. */
+const issuedSince = (created: number | undefined, record: RevokeRecord) =>
+  created !== undefined && record.issued_before !== undefined && created >= record.issued_before
 
 const keyOf = (t: RevokeTarget) =>
   t.kind === 'role' && t.account !== undefined ? `role:${t.account}:${t.name}` : `${t.kind}:${t.name}`
@@ -178,6 +199,7 @@ export function createRevokeTracker(
     for (const target of candidates) {
       const record = revoked.get(keyOf(target))
       if (!record || event.time < record.time || event.time > record.time + window) continue
+      if (issuedSince(core.session_created, record)) continue
       return {
         event_id: event.id,
         agent_id: event.agent.id,

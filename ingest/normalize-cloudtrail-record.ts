@@ -48,6 +48,12 @@ export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: Normali
   if (principalType !== undefined) core.principal_type = principalType
   const issuerArn = nonEmpty(issuer)
   if (issuerArn !== undefined) core.session_issuer_arn = issuerArn
+  // Only a failed call needs it: it tells a call denied by a revoke of older sessions from one denied to a
+  // session issued after the revoke, for another reason (correlate/revoke-confirmations.ts).
+  if (errorCode !== undefined) {
+    const created = sessionCreated(ui)
+    if (created !== undefined) core.session_created = created
+  }
   const accessKey = nonEmpty(ui.accessKeyId)
   if (accessKey !== undefined) core.access_key_id = accessKey
   const sourceIp = nonEmpty(record.sourceIPAddress)
@@ -76,6 +82,14 @@ export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: Normali
       raw: record,
     },
   }
+}
+
+/** When the caller's session was issued (sessionContext.attributes.creationDate), epoch ms. */
+function sessionCreated(ui: NonNullable<CloudTrailRecord['userIdentity']>): number | undefined {
+  const created = ui.sessionContext?.attributes?.creationDate
+  if (typeof created !== 'string') return undefined
+  const ms = Date.parse(created)
+  return Number.isFinite(ms) ? ms : undefined
 }
 
 function resourceArns(resources: CloudTrailRecord['resources']): string[] {

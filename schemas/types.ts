@@ -89,6 +89,8 @@ export type CoreFields = {
   principal_arn?: string
   principal_type?: string
   session_issuer_arn?: string
+  /** A failed call's: when its session was issued (sessionContext.attributes.creationDate), epoch ms. */
+  session_created?: number
   access_key_id?: string
   source_ip?: string
   user_agent?: string

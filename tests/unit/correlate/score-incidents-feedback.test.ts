@@ -3,7 +3,7 @@ import { type CorrelatorConfig, createCorrelator } from '../../../correlate/corr
 import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
 import { isDenyOlderSessions } from '../../../correlate/revoke-confirmations.ts'
 import { scoreCorrelation } from '../../../correlate/score-correlation.ts'
-import type { Correlation, RuleConfig } from '../../../schemas/types.ts'
+import type { CoreFields, Correlation, RuleConfig } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
@@ -172,6 +172,25 @@ describe('no feedback loop', () => {
       target: { kind: 'role', name: 'data-cleaner', account: '609418236337' },
       after_ms: 60_000,
     })
+  })
+
+  // The role's credentials come back by themselves after a revoke (IRSA, instance profiles): a fresh session
+  // is not denied by it, so a denied call of one was denied for something else, an attempt that counts.
+  it('counts a denied call of a session issued after the revoke as a threat, not a confirmation', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    c.accept(revokeSessions())
+    const issuedBefore = T0 + 60_000
+    const withSession = (created: number, id: string) => {
+      const event = deniedCall(T0 + 180_000, id)
+      ;(event.core as CoreFields).session_created = created
+      return event
+    }
+    const old = c.accept(withSession(issuedBefore - 3_600_000, 'denied-old-session'))
+    expect(old).toMatchObject({ ignored: 'revoke_confirmation', correlations: [] })
+    const fresh = c.accept(withSession(issuedBefore, 'denied-fresh-session'))
+    expect(fresh.confirmation).toBeUndefined()
+    expect(fresh.correlations.map((x) => x.core.event_id)).toEqual(['denied-fresh-session'])
   })
 
   it('treats the exact deny-older-sessions policy by someone else as a revoke, not a threat', () => {

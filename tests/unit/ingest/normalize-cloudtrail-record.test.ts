@@ -18,6 +18,18 @@ const normalize = (record: CloudTrailRecord, context = ctx) => {
 }
 
 describe('normalizeCloudTrailRecord', () => {
+  // What tells a call denied by a revoke of older sessions from one denied to a session issued after it.
+  it("keeps a failed call's session issue time, and no other call's", () => {
+    const records = lines('stratus-red-team-detonation-logs.ndjson')
+    const denied = records.find((r) => r.errorCode === 'AccessDenied' && r.eventName === 'LeaveOrganization')
+    const created = denied?.userIdentity?.sessionContext?.attributes?.creationDate
+    expect(created).toBe('2024-08-02T08:30:00Z')
+    expect(normalize(denied as CloudTrailRecord).core?.session_created).toBe(Date.parse(created as string))
+    const succeeded = records.find((r) => !r.errorCode && r.userIdentity?.sessionContext?.attributes)
+    expect(succeeded?.userIdentity?.sessionContext?.attributes?.creationDate).toBeDefined()
+    expect(normalize(succeeded as CloudTrailRecord).core).not.toHaveProperty('session_created')
+  })
+
   it('maps an assumed-role call: action, principal, session issuer, key, source, region, error', () => {
     const record = lines('stratus-red-team-detonation-logs.ndjson')[0] as CloudTrailRecord
     const event = normalize(record)

@@ -73,6 +73,7 @@ const coreKeys = keys<CoreFields>({
   principal_arn: true,
   principal_type: true,
   session_issuer_arn: true,
+  session_created: true,
   access_key_id: true,
   source_ip: true,
   user_agent: true,
