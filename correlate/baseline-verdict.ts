@@ -10,11 +10,12 @@
 //                       (judged with or without history: a rate, not a habit)
 //   routine       −20   seen ≥ routine_min times in 7 days, on a resource seen before, not denied, not a
 //                       burst, and not a critical action (a baseline trained by the attacker never
-//                       discounts an IAM change, a logging change, new credentials or a bucket
-//                       opened to others: isNeverRoutine)
+//                       discounts an IAM change, a logging change, new credentials, a bucket
+//                       opened to others or a command pushed to instances: isNeverRoutine)
 import type { ScoreReason } from '../schemas/types.ts'
 import type { AgentBaseline, BaselineConfig } from './agent-baseline.ts'
 import { dayOf, hourOf, resourceKey } from './agent-baseline.ts'
+import { isCriticalAction } from './score-correlation.ts'
 
 export type BaselineQuestion = {
   time: number
@@ -110,7 +111,7 @@ export function judgeBaseline(
       reasons.push({
         factor: 'baseline_routine',
         points: 0,
-        detail: `seen ${weekly} times this week, but a ${q.denied ? 'denied' : 'critical'} call is never discounted as routine`,
+        detail: `seen ${weekly} times this week, but ${neverRoutineKind(q)} is never discounted as routine`,
       })
     } else {
       reasons.push({
@@ -157,3 +158,11 @@ function burstOf(
     detail: `${distinct.size} distinct ${word} in ${span(config.burst_window)}, ${fresh} of them new to this agent`,
   }
 }
+
+/** Why a call the baseline has seen often still earns no routine discount, as its reason says. */
+const neverRoutineKind = (q: BaselineQuestion) =>
+  q.denied
+    ? 'a denied call'
+    : isCriticalAction(q.action)
+      ? 'a critical call'
+      : 'a call whose harm is in its request (a policy, a command, a script)'

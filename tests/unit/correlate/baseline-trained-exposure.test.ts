@@ -66,7 +66,11 @@ describe('a baseline trained by the watched agent', () => {
       const trained = matching(config, [...training, ...attack], rule)
       const untrained = matching(config, attack, rule)
       expect(trained).toHaveLength(1)
-      expect(trained[0]?.reasons.find((r) => r.factor === 'baseline_routine')?.points).toBe(0)
+      const routine = trained[0]?.reasons.find((r) => r.factor === 'baseline_routine')
+      expect(routine?.points).toBe(0)
+      expect(routine?.detail).toMatch(
+        /but a call whose harm is in its request .* is never discounted as routine$/,
+      )
       // A day of the same call earns it nothing: it scores as it would from an agent never seen before.
       expect(trained[0]?.score).toBe(untrained[0]?.score)
       if (rule === exposure) expect(trained[0]?.score).toBeGreaterThanOrEqual(config.revoke.min_score)
