@@ -14,6 +14,8 @@ export function createReplayRevokeTally(config: Pick<Config, 'revoke' | 'agents'
       dry_run: config.revoke.dry_run,
       rate_limit: config.revoke.rate_limit,
       protected_agents: config.agents.filter((a) => a.protected).map((a) => a.id),
+      // As nerve run's dispatcher: with a registry, fallback-named agents share half the global budget.
+      registered_agents: config.agents.map((a) => a.id),
       has_targets: true,
     },
     [],
