@@ -3,17 +3,10 @@
 // for byte in correlations, snapshots and checkpoints.
 import { describe, expect, it } from 'vitest'
 import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
-import type { RuleConfig } from '../../../schemas/types.ts'
-import { coreEvent, edgeEvent } from './sample-events.ts'
+import { anyThenIam, coreEvent, edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
-const rule: RuleConfig = {
-  id: 'any-then-iam',
-  edge: {},
-  core: { actions: ['iam:*'] },
-  severity: 80,
-  revoke: true,
-}
+const rule = anyThenIam
 const config: CorrelatorConfig = {
   rules: [rule],
   window: { before: 60_000, after: 600_000, grace: 300_000 },

@@ -2,20 +2,14 @@ import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
 import type { RuleConfig } from '../../../schemas/types.ts'
-import { coreEvent, edgeEvent } from './sample-events.ts'
+import { anyThenIam, coreEvent, edgeEvent } from './sample-events.ts'
 
 const B = 60_000
 const A = 600_000
 const G = 300_000
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
 
-const rule: RuleConfig = {
-  id: 'any-then-iam',
-  edge: {},
-  core: { actions: ['iam:*'] },
-  severity: 80,
-  revoke: true,
-}
+const rule = anyThenIam
 
 const config = (over: Partial<CorrelatorConfig> = {}): CorrelatorConfig => ({
   rules: [rule],

@@ -7,20 +7,14 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createCorrelator } from '../../../correlate/correlator.ts'
 import { createIncidentGrouper, maxMerges } from '../../../correlate/group-incidents.ts'
-import type { Correlation, RuleConfig } from '../../../schemas/types.ts'
+import type { Correlation } from '../../../schemas/types.ts'
 import { closeStores, openStore } from '../sinks/store-harness.ts'
-import { coreEvent, edgeEvent } from './sample-events.ts'
+import { anyThenIam, coreEvent, edgeEvent } from './sample-events.ts'
 
 const minute = 60_000
 const gap = 30 * minute
 const T0 = Date.UTC(2026, 0, 1)
-const rule: RuleConfig = {
-  id: 'any-then-iam',
-  edge: {},
-  core: { actions: ['iam:*'] },
-  severity: 80,
-  revoke: true,
-}
+const rule = anyThenIam
 
 /** `cycles` times: a pair more than the gap after the last, then a pair between the two. */
 function attack(cycles: number): Correlation[] {

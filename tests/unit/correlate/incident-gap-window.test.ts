@@ -7,17 +7,11 @@ import { correlatorConfigOf } from '../../../correlate/correlator-config.ts'
 import type { NerveError } from '../../../runtime/errors.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, RuleConfig } from '../../../schemas/types.ts'
-import { coreEvent, edgeEvent } from './sample-events.ts'
+import { anyThenIam, coreEvent, edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
 const minute = 60_000
-const rule: RuleConfig = {
-  id: 'any-then-iam',
-  edge: {},
-  core: { actions: ['iam:*'] },
-  severity: 80,
-  revoke: true,
-}
+const rule = anyThenIam
 
 const correlatorConfig = (after: number, gap: number): CorrelatorConfig => ({
   rules: [rule],

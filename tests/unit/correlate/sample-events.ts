@@ -4,7 +4,13 @@
 // (DataDog/stratus-red-team @ 7c9a7a5a63dc, Apache-2.0, docs/detonation-logs: AttachRolePolicy eventID
 // 39480357-…, GetSecretValue b9c3d881-…). Times, ids and agent keys are parameters so tests can place them.
 import type { BaselineConfig } from '../../../correlate/agent-baseline.ts'
-import type { CoreFields, EdgeFields, FalcoPriority, NormalizedEvent } from '../../../schemas/types.ts'
+import type {
+  CoreFields,
+  EdgeFields,
+  FalcoPriority,
+  NormalizedEvent,
+  RuleConfig,
+} from '../../../schemas/types.ts'
 
 const shellOutput =
   '23:39:44.834631763: Notice A shell was spawned in a container with an attached terminal (user=root user_loginuid=-1 k8s.ns=default k8s.pod=alpine container=5892b41bcf46 shell=sh parent=<NA> cmdline=sh terminal=34817 container_id=5892b41bcf46 image=<NA>) k8s.ns=default k8s.pod=alpine container=5892b41bcf46'
@@ -133,4 +139,13 @@ export const storeTestBaseline: BaselineConfig = {
   burst_window: 60_000,
   burst_min: 3,
   memory_bytes: 1 << 20,
+}
+
+/** The correlator tests' revoking rule: any runtime alert, then any IAM call. */
+export const anyThenIam: RuleConfig = {
+  id: 'any-then-iam',
+  edge: {},
+  core: { actions: ['iam:*'] },
+  severity: 80,
+  revoke: true,
 }
