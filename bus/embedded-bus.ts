@@ -4,9 +4,9 @@
 //   together and synced off the event loop (one fdatasync, group commit; one write in flight, those queued
 //   meanwhile form the next), in transactions of about 1 MB with a turn of the loop between them, each
 //   publish whole in one; each publish() resolves once its records are on disk and rejects, keeping none,
-//   otherwise (a failed group takes back every transaction it wrote; should that take-back fail too, the
-//   records stay, as a crash would leave them, and later writes go past them). Consumers see records only
-//   once they are on disk.
+//   otherwise (a failed group takes back every transaction it wrote, records and offset commits; should
+//   that take-back fail too, they stay, as a crash would leave them, and later writes go past them).
+//   Consumers see records only once they are on disk.
 // - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
 //   backoff); a durable publish wakes the topic's consumers at once, and hands them the published values
 //   themselves while they keep up (recent-records.ts), rather than rows to read back and parse.
@@ -32,6 +32,7 @@ import {
   type CommitRow,
   type EmbeddedStorage,
   openEmbeddedStorage,
+  type PriorPosition,
   storageError,
 } from './embedded-storage.ts'
 import { partitionForKey } from './partition-for-key.ts'
@@ -201,14 +202,21 @@ export function createEmbeddedBus(
     for (const waiter of waiters) waiter.reject(error)
   }
 
-  /** Takes back the rows of `written` (publishes of a failed group) written but not made durable. */
-  const discardUnsynced = (written: readonly Pending[]) => {
+  /**
+   * Takes back what a failed group wrote but did not make durable: the rows of `written` (its publishes)
+   * and the offset commits it carried (`positions`: where they were before), all rejected to their callers.
+   */
+  const discardUnsynced = (written: readonly Pending[], positions: readonly PriorPosition[]) => {
     try {
-      storage.discard(written.flatMap((pending) => pending.rows))
+      storage.discard(
+        written.flatMap((pending) => pending.rows),
+        positions,
+      )
     } catch (discardErr) {
       // Left on disk at offsets the next write would reuse: every later publish would fail on them until
       // a restart (which finds them, as after a crash: their senders were told to retry). Write past them;
-      // they become visible with the next durable write of their topic.
+      // they become visible with the next durable write of their topic. The offset commits stay too: their
+      // consumers, told that they failed, deliver those batches again (at least once, as after a crash).
       for (const pending of written) {
         const t = pending.topic
         t.leftBehind ??= [...t.heads]
@@ -251,8 +259,11 @@ export function createEmbeddedBus(
       }
     }
     // Transactions of at most maxBytesPerTransaction (each publish whole in one), a turn between them; the
-    // offset commits go with the first. A failing transaction takes back those written before it.
+    // offset commits go with the first. A failing transaction takes back those written before it, the
+    // offset commits with them: a consumer told that its commit failed rewinds to its last durable one, and
+    // the file must say the same (kept or taken back together with the records of their group).
     const publishedAt = now()
+    let priorPositions: PriorPosition[] = []
     let written = 0
     let start = 0
     do {
@@ -270,13 +281,14 @@ export function createEmbeddedBus(
       // Ahead of the bodies cut into parts: every publish and offset commit waits on this group.
       if (start > 0) await nextTurn(true)
       try {
-        storage.write(
+        const prior = storage.write(
           rows.slice(written, written + count),
           start === 0 ? batchCommits.map((c) => c.commit) : [],
           publishedAt,
         )
+        if (start === 0) priorPositions = prior
       } catch (err) {
-        if (written > 0) discardUnsynced(batch.slice(0, start))
+        if (start > 0) discardUnsynced(batch.slice(0, start), priorPositions)
         return failWrite(err, rows, waiters)
       }
       written += count
@@ -286,7 +298,7 @@ export function createEmbeddedBus(
       await storage.sync()
     } catch (err) {
       // Not known to be on disk: take the records back so that a rejected publish keeps nothing.
-      discardUnsynced(batch)
+      discardUnsynced(batch, priorPositions)
       return failWrite(err, rows, waiters)
     }
     for (const pending of batch) {

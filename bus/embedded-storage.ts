@@ -17,6 +17,8 @@ export type StoredTopic = { id: number; name: string; partitions: number }
 export type StoredRecord = { offset: number; key: string; value: string }
 export type AppendRow = { topicId: number; partition: number; offset: number; key: string; value: string }
 export type CommitRow = { group: string; topicId: number; partition: number; nextOffset: number }
+/** A group's position as it was before a write: `nextOffset` undefined when the write created it. */
+export type PriorPosition = Omit<CommitRow, 'nextOffset'> & { nextOffset: number | undefined }
 type SegmentRow = { first_offset: number; last_offset: number; keys: string; vals: string }
 type OpenSegment = { first: number; last: number; keys: string[]; vals: string[] }
 
@@ -35,12 +37,18 @@ export type EmbeddedStorage = {
   heads(topicId: number): number[]
   /** First retained offset of a partition, or undefined when it holds no record. */
   lowOffset(topicId: number, partition: number): number | undefined
-  /** Writes the rows and the group positions in one transaction; durable once sync() resolves. */
-  write(rows: readonly AppendRow[], commits: readonly CommitRow[], publishedAt: number): void
+  /**
+   * Writes the rows and the group positions in one transaction; durable once sync() resolves. Returns the
+   * positions as they were before it (what discard() puts back should the write not become durable).
+   */
+  write(rows: readonly AppendRow[], commits: readonly CommitRow[], publishedAt: number): PriorPosition[]
   /** Resolves once every transaction written so far is on disk (fdatasync of the WAL, off the loop). */
   sync(): Promise<void>
-  /** Deletes rows that were written but could not be made durable (their publish is rejected). */
-  discard(rows: readonly AppendRow[]): void
+  /**
+   * Takes back writes that could not be made durable, in one transaction: deletes their rows (their publish
+   * is rejected) and puts the group positions they moved back where they were (their commit is rejected).
+   */
+  discard(rows: readonly AppendRow[], positions?: readonly PriorPosition[]): void
   read(topicId: number, partition: number, fromOffset: number, limit: number): StoredRecord[]
   committed(group: string, topicId: number): Map<number, number>
   /** Makes the group known (it then holds retention) at these positions, unless it already is. */
@@ -207,6 +215,12 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     register: db.prepare<[string, number, number, number]>(
       'INSERT OR IGNORE INTO group_offsets (group_name, topic_id, partition, next_offset) VALUES (?, ?, ?, ?)',
     ),
+    position: db.prepare<[string, number, number], { next_offset: number }>(
+      'SELECT next_offset FROM group_offsets WHERE group_name = ? AND topic_id = ? AND partition = ?',
+    ),
+    forget: db.prepare<[string, number, number]>(
+      'DELETE FROM group_offsets WHERE group_name = ? AND topic_id = ? AND partition = ?',
+    ),
     commit: db.prepare<[string, number, number, number]>(
       `INSERT INTO group_offsets (group_name, topic_id, partition, next_offset) VALUES (?, ?, ?, ?)
        ON CONFLICT (group_name, topic_id, partition) DO UPDATE SET next_offset = excluded.next_offset`,
@@ -269,11 +283,17 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
       })
     }
     for (const segment of open.values()) insertSegment(segment.topicId, segment.partition, segment, at)
-    for (const c of commits) q.commit.run(c.group, c.topicId, c.partition, c.nextOffset)
+    const prior: PriorPosition[] = []
+    for (const c of commits) {
+      const before = q.position.get(c.group, c.topicId, c.partition)?.next_offset
+      prior.push({ group: c.group, topicId: c.topicId, partition: c.partition, nextOffset: before })
+      q.commit.run(c.group, c.topicId, c.partition, c.nextOffset)
+    }
+    return prior
   })
 
   /** The rows of the last writes (nothing was written after them): every segment from each partition's first. */
-  const discard = db.transaction((rows: readonly AppendRow[]) => {
+  const discard = db.transaction((rows: readonly AppendRow[], positions: readonly PriorPosition[]) => {
     const firsts = new Map<string, AppendRow>()
     for (const r of rows) {
       const where = `${r.topicId}:${r.partition}`
@@ -281,6 +301,12 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
       if (!first || r.offset < first.offset) firsts.set(where, r)
     }
     for (const r of firsts.values()) q.deleteFrom.run(r.topicId, r.partition, r.offset)
+    // In reverse, so that a position moved twice ends where it was before the first move.
+    for (let i = positions.length - 1; i >= 0; i--) {
+      const c = positions[i] as PriorPosition
+      if (c.nextOffset === undefined) q.forget.run(c.group, c.topicId, c.partition)
+      else q.commit.run(c.group, c.topicId, c.partition, c.nextOffset)
+    }
   })
 
   const read = (topicId: number, partition: number, fromOffset: number, limit: number): StoredRecord[] => {
@@ -334,7 +360,7 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     lowOffset: (topicId, partition) => q.low.get(topicId, partition)?.low ?? undefined,
     write: (rows, commits, publishedAt) => write(rows, commits, publishedAt),
     sync: sqlite.sync,
-    discard: (rows) => discard(rows),
+    discard: (rows, positions = []) => discard(rows, positions),
     read,
     committed: (group, topicId) =>
       new Map(q.committed.all(group, topicId).map((row) => [row.partition, row.next_offset])),

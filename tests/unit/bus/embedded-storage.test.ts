@@ -121,6 +121,40 @@ describe('embedded storage', () => {
     await storage.close()
   })
 
+  it('takes back a write: its records, and its group positions to where they were (or to none)', async () => {
+    const storage = openEmbeddedStorage(newDir())
+    const topic = storage.createTopic('t', 2)
+    storage.register('known', topic.id, [0, 0])
+    storage.write(
+      rowsOf(topic.id, 0, 0, 5),
+      [{ group: 'known', topicId: topic.id, partition: 0, nextOffset: 3 }],
+      1,
+    )
+    const rows = rowsOf(topic.id, 0, 5, 4)
+    const prior = storage.write(
+      rows,
+      [
+        { group: 'known', topicId: topic.id, partition: 0, nextOffset: 5 },
+        { group: 'new', topicId: topic.id, partition: 1, nextOffset: 7 },
+      ],
+      2,
+    )
+    expect(prior).toEqual([
+      { group: 'known', topicId: topic.id, partition: 0, nextOffset: 3 },
+      { group: 'new', topicId: topic.id, partition: 1, nextOffset: undefined },
+    ])
+    storage.discard(rows, prior)
+    expect(storage.read(topic.id, 0, 0, 100).map((r) => r.offset)).toEqual([0, 1, 2, 3, 4])
+    expect(storage.committed('known', topic.id)).toEqual(
+      new Map([
+        [0, 3],
+        [1, 0],
+      ]),
+    )
+    expect(storage.committed('new', topic.id)).toEqual(new Map())
+    await storage.close()
+  })
+
   it('opens a file written by the previous version (a row per record), keeping records and positions', async () => {
     const dataDir = newDir()
     mkdirSync(dataDir, { recursive: true })
