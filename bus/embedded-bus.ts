@@ -442,13 +442,18 @@ export function createEmbeddedBus(
     return subscription
   }
 
-  /** Deletes, chunk by chunk, the old records every known group has committed; stops at the first young one. */
+  /**
+   * Deletes, chunk by chunk, the old records every known group has committed; stops at the first young one.
+   * The groups' positions are read again before each chunk: a group that joins during the turn between two
+   * chunks starts at the first record left (joinGroup) and holds retention from there.
+   */
   const sweepTopic = async (t: TopicState, cutoff: number): Promise<number> => {
     let deleted = 0
     for (let p = 0; p < t.partitions; p++) {
-      const committed = storage.minCommitted(t.id, p) ?? t.heads[p] ?? 0
       let low = t.lows[p] ?? 0
-      while (low < committed && !closing) {
+      for (;;) {
+        const committed = storage.minCommitted(t.id, p) ?? t.heads[p] ?? 0
+        if (low >= committed || closing) break
         const chunkEnd = Math.min(committed, low + deleteChunk)
         const young = storage.firstPublishedSince(t.id, p, cutoff, low, chunkEnd)
         const upTo = young ?? chunkEnd

@@ -155,6 +155,26 @@ describe('embedded bus', () => {
     expect(seqs(await drain(bus, topic, 'newcomer', 5_000))).toEqual(range(7_000, 12_000))
   })
 
+  it('keeps, from where it joined, the records of a group that subscribes while a sweep runs', async () => {
+    let clock = 5_000_000
+    const { bus } = openBus({ retentionMs: 60_000, maxBatch: 5_000 }, createTestRuntime({ now: () => clock }))
+    const topic: Topic<Item> = { name: randomName('mid-sweep') }
+    for (let i = 0; i < 12_000; i += 1_000) await bus.publish(topic, records(1_000, 5, i))
+    await drain(bus, topic, 'reader', 12_000)
+    clock += 61_000
+    // The sweep deletes its first chunk (5,000 records) at once, then gives the loop a turn; a new group
+    // joins meanwhile, at the first record left: the sweep must not delete what that group has not read.
+    const sweeping = bus.sweepRetention()
+    const handled: DeliveredRecord<Item>[] = []
+    const sub = await bus.subscribe<Item>(topic, 'newcomer', async (batch) => {
+      handled.push(...batch)
+    })
+    expect(await sweeping).toBe(5_000)
+    await waitFor(() => handled.length >= 7_000, { what: 'the records left when the group joined' })
+    await sub.stop()
+    expect(seqs(handled)).toEqual(range(5_000, 12_000))
+  })
+
   it('resumes each group exactly after its last commit when reopened', async () => {
     const { bus, reopen } = openBus({ partitions: 3 })
     const topic: Topic<Item> = { name: randomName('resume') }
