@@ -70,9 +70,15 @@ export function createFalcoSpool(
   }
   let bytes = 0
   for (const size of sizes.values()) bytes += size
+  /** Disk budget taken by appends writing their file. */
   let reserved = 0
-  /** Appends still serializing their request (before their budget check): new requests go behind them. */
-  let preparing = 0
+  /**
+   * Sequence numbers of appends still serializing or writing their request. A request takes its number when
+   * it arrives, and the drainer waits for a lower one still in here: a large body is serialized over many
+   * turns, and a small request arriving after it, written first, must not reach the bus first. New
+   * requests go behind these too (holding()).
+   */
+  const inProgress = new Set<number>()
   let stopped = false
   let draining: Promise<void> | undefined
   let wake: (() => void) | undefined
@@ -116,9 +122,13 @@ export function createFalcoSpool(
     }
   }
 
-  const drainOnce = async (): Promise<boolean> => {
-    while (!sizes.has(low) && low < next) low++
-    const seq = low
+  /** The oldest request spooled, unless one that arrived before it is still being written. */
+  const oldest = (): number | undefined => {
+    while (!sizes.has(low) && !inProgress.has(low) && low < next) low++
+    return sizes.has(low) ? low : undefined
+  }
+
+  const drainOnce = async (seq: number): Promise<boolean> => {
     const path = join(config.dir, fileName(seq, legacy.has(seq)))
     let entry: Spooled
     try {
@@ -148,7 +158,8 @@ export function createFalcoSpool(
   const drain = async () => {
     let backoff = 0
     while (!stopped && sizes.size > 0) {
-      if (!hasRoom()) {
+      const seq = oldest()
+      if (seq === undefined || !hasRoom()) {
         await new Promise<void>((resolve) => {
           wake = resolve
           setTimeout(resolve, 50)
@@ -156,7 +167,7 @@ export function createFalcoSpool(
         continue
       }
       try {
-        await drainOnce()
+        await drainOnce(seq)
         backoff = 0
       } catch (err) {
         backoff = Math.min(30_000, backoff === 0 ? 250 : backoff * 2)
@@ -182,13 +193,21 @@ export function createFalcoSpool(
   if (sizes.size > 0) startDraining()
 
   const append = async (component: string, decoded: Decoded, receivedAt: number) => {
-    let parts: Buffer[]
-    preparing++
+    const seq = next++
+    inProgress.add(seq)
+    low = Math.min(low, seq)
     try {
-      parts = await encodeSpooled({ component, receivedAt, decoded }, nextTurn)
+      await spoolAs(seq, component, decoded, receivedAt)
     } finally {
-      preparing--
+      // Kept (in sizes) or not (a number never used): either way the drainer may go past it now.
+      inProgress.delete(seq)
+      wake?.()
     }
+    startDraining()
+  }
+
+  const spoolAs = async (seq: number, component: string, decoded: Decoded, receivedAt: number) => {
+    const parts = await encodeSpooled({ component, receivedAt, decoded }, nextTurn)
     let length = 0
     for (const part of parts) length += part.length
     const cost = diskBytes(length)
@@ -201,7 +220,6 @@ export function createFalcoSpool(
       )
     }
     reserved += cost
-    const seq = next++
     const path = join(config.dir, fileName(seq))
     const temporary = `${path}.tmp`
     try {
@@ -230,16 +248,14 @@ export function createFalcoSpool(
       reserved -= cost
     }
     sizes.set(seq, cost)
-    low = Math.min(low, seq)
     bytes += cost
     spooled.inc()
     show()
-    startDraining()
   }
 
   return {
     patienceMs: config.patienceMs,
-    holding: () => sizes.size > 0 || reserved > 0 || preparing > 0,
+    holding: () => sizes.size > 0 || inProgress.size > 0,
     append,
     readiness: () => {
       const used = Math.round((100 * bytes) / config.maxBytes)

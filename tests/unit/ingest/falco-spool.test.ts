@@ -5,10 +5,15 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, wri
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
+import type { Decoded } from '../../../ingest/decode-events.ts'
+import { createFalcoSpool } from '../../../ingest/falco-spool.ts'
 import { decodeSpooled } from '../../../ingest/falco-spool-file.ts'
+import type { DecodedPublisher } from '../../../ingest/publish-decoded.ts'
 import { NerveError } from '../../../runtime/errors.ts'
+import { nextTurn } from '../../../runtime/next-turn.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { auth, fixture, startHarness } from './ingest-harness.ts'
 
@@ -234,5 +239,38 @@ describe('the Falco spool', () => {
     await waitFor(() => h.ingest.readiness.ingest?.().detail, { what: 'the cap to be held' })
     expect((await post(h, alerts[1] as string)).statusCode).toBe(429)
     expect(h.ingest.readiness.ingest?.()).toMatchObject({ ok: false })
+  })
+})
+
+describe('the Falco spool, order of arrival', () => {
+  it('drains a large request before a small one that arrived after it, though the small one is written first', async () => {
+    const rt = createTestRuntime()
+    const published: number[] = []
+    const publisher: DecodedPublisher = {
+      checkCapacity: () => {},
+      publish: async (_component, decoded) => {
+        published.push(decoded.events.length)
+      },
+      pending: () => 0,
+      drain: async () => {},
+    }
+    const dir = tempDir('nerve-spool-order')
+    const spool = createFalcoSpool({ dir, maxBytes: 64 * 1024 * 1024, patienceMs: 100 }, { ...rt, publisher })
+    const decodedOf = (events: number): Decoded => ({
+      events: Array.from({ length: events }, (_, i) => ({ seq: i }) as unknown as NormalizedEvent),
+      invalid: [],
+      skipped: {},
+      internal: 0,
+    })
+    // The large request is serialized a part at a time, over many turns; the small one, arriving a turn
+    // later, is serialized in one and written while the large one is still being serialized.
+    const large = spool.append('falco_receiver', decodedOf(2_000), 1)
+    await nextTurn()
+    const small = spool.append('falco_receiver', decodedOf(1), 2)
+    await Promise.all([large, small])
+    await waitFor(() => published.length === 2, { what: 'both drained' })
+    expect(published).toEqual([2_000, 1])
+    await spool.close()
+    rmSync(dir, { recursive: true, force: true })
   })
 })
