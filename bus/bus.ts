@@ -20,7 +20,16 @@ export type BusRecord<T> = {
 /** What a handler sees: the record plus where it came from (for state checkpoints and logs). */
 export type DeliveredRecord<T> = BusRecord<T> & { partition: number; offset: number }
 
-export type Subscription = { stop(): Promise<void> }
+export type Subscription = {
+  stop(): Promise<void>
+  /**
+   * False once `partition` may be another member's: a rebalance has begun (until it ends with the
+   * partition kept), or it was assigned elsewhere. A stage that writes a partition's shared state outside
+   * its batches (the correlator's timer-driven checkpoints) checks it before each write. Absent on a bus
+   * that never moves partitions (the embedded one): always owned.
+   */
+  owns?(partition: number): boolean
+}
 
 /**
  * What handle() may resolve with, for a stage whose effects become durable only now and then (the

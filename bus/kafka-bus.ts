@@ -287,7 +287,14 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     const allowed = new Map<number, number>()
     /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
     const holding = new Set<number>()
+    // From the moment kafkajs learns that the group rebalances (before it rejoins) until the rebalance
+    // names this member's partitions, none is surely its own: another member may be given any of them.
+    let rebalancing = false
+    consumer.on(consumer.events.REBALANCING, () => {
+      rebalancing = true
+    })
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      rebalancing = false
       const assigned = payload.memberAssignment[name] ?? []
       for (const p of allowed.keys()) if (!assigned.includes(p)) allowed.delete(p)
       for (const p of holding) if (!assigned.includes(p)) holding.delete(p)
@@ -297,6 +304,8 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
       log.info({ ...where, partitions: assigned }, 'Joined the consumer group.')
     })
     consumer.on(consumer.events.CRASH, ({ payload }) => {
+      // A crashed consumer rejoins (or stops): until a GROUP_JOIN says what it owns, it owns nothing.
+      rebalancing = true
       telemetry.component.error('BUS_UNAVAILABLE', 'consume')
       log.warn({ ...where, restart: payload.restart, err: payload.error }, 'Consumer crashed.')
     })
@@ -445,6 +454,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     let stopped: Promise<void> | undefined
     const subscription = {
       restoring: () => ownership.restoring(),
+      owns: (partition: number) => !rebalancing && ownership.owns(partition),
       stop: () => {
         stopped ??= (async () => {
           stopping = true

@@ -28,10 +28,19 @@ export type PartitionCheckpoint = {
 
 export type CheckpointStore = {
   load(partition: number): Promise<PartitionCheckpoint | undefined>
-  /** `snapshot` gives the whole state, for a store that rewrites it now and then (never the SQLite one). */
+  /**
+   * `snapshot` gives the whole state, for a store that rewrites it now and then (never the SQLite one).
+   * `owned`, for a store shared by instances (a Kafka topic): checked before each write, and once false
+   * the save writes nothing more and rejects (the partition moved; its new owner writes its checkpoint).
+   */
   save(
     partition: number,
-    update: { offset: number; changes: CorrelatorChanges; snapshot: () => CorrelatorState },
+    update: {
+      offset: number
+      changes: CorrelatorChanges
+      snapshot: () => CorrelatorState
+      owned?: () => boolean
+    },
   ): Promise<void>
   close(): Promise<void>
 }

@@ -16,6 +16,14 @@
 //
 // Every write is a single key or made valid by one written after it, so a crash between any two leaves a
 // state some batch ended with: a delta is one message, and chunks count only once their manifest is.
+//
+// A save is fenced by the partition's ownership (save's `owned`, Subscription.owns on Kafka): checked
+// before each write, so a save in flight when the partition moves writes nothing after the rebalance
+// begins. Its delta numbers are the ones the next owner goes on from, and its late head, manifest or
+// deletions would overwrite or remove that owner's keys (a head naming pieces the next owner's restore
+// deleted as unfinished made the partition impossible to restore). Kafka itself fences nothing here: a
+// write already sent when the rebalance begins (the producer retrying it) can still land after the next
+// owner's restore (docs/kafka.md).
 
 import type { KeyValueLog } from '../bus/bus.ts'
 import { NerveError } from '../runtime/errors.ts'
@@ -205,11 +213,29 @@ export function createKeyValueCheckpointStore(
     return { offset: checkpoint.offset, state }
   }
 
-  const save: CheckpointStore['save'] = async (partition, { offset, changes, snapshot }) => {
+  const save: CheckpointStore['save'] = async (partition, { offset, changes, snapshot, owned }) => {
     const base = keyOf(partition)
+    const fence = () => {
+      if (owned && !owned()) {
+        throw new NerveError(
+          'BUS_UNAVAILABLE',
+          `Partition ${partition} is no longer owned here; its checkpoint is left to its new owner.`,
+          { retriable: true },
+        )
+      }
+    }
+    const put = (key: string, value: CheckpointValue) => {
+      fence()
+      return log.put(key, value)
+    }
+    const putMany = (values: readonly (readonly [string, CheckpointValue | undefined])[]) => {
+      fence()
+      return log.putMany(values)
+    }
     let position = positions.get(partition)
     if (!position) {
       // Never loaded here: whatever the log holds for the partition is older than this state.
+      fence()
       await load(partition)
       position = positions.get(partition) as Position
     }
@@ -219,17 +245,17 @@ export function createKeyValueCheckpointStore(
     if (changes.baseline) delta.baseline = changes.baseline
     const n = position.lastDelta + 1
     const text = JSON.stringify(delta)
-    if (text.length <= partChars) await log.put(deltaKey(base, n), delta)
+    if (text.length <= partChars) await put(deltaKey(base, n), delta)
     else {
       // The pieces first: they count only once the head naming them is written.
       const parts = Math.ceil(text.length / partChars)
-      await log.putMany(
+      await putMany(
         Array.from(
           { length: parts },
           (_, i) => [partKey(base, n, i), text.slice(i * partChars, (i + 1) * partChars)] as const,
         ),
       )
-      await log.put(deltaKey(base, n), { parts })
+      await put(deltaKey(base, n), { parts })
       position.parted.set(n, parts)
     }
     position.lastDelta = n
@@ -255,7 +281,7 @@ export function createKeyValueCheckpointStore(
     }
     if (chunk.length > 0) chunks.push(chunk)
     const generation = position.generation + 1
-    await log.putMany(chunks.map((chunk, i) => [chunkKey(base, generation, i), chunk] as const))
+    await putMany(chunks.map((chunk, i) => [chunkKey(base, generation, i), chunk] as const))
     const { entries: _entries, baseline: _baseline, ...rest } = state
     const { incidents, revoked, ...meta } = rest
     const manifest: Manifest = {
@@ -267,7 +293,7 @@ export function createKeyValueCheckpointStore(
       meta,
       lists: { incidents, revoked },
     }
-    await log.put(`${base}/snapshot`, manifest)
+    await put(`${base}/snapshot`, manifest)
     const replaced: string[] = []
     for (let i = 0; i < position.chunks; i++) replaced.push(chunkKey(base, position.generation, i))
     for (let d = position.firstDelta; d <= n; d++) {
@@ -285,7 +311,7 @@ export function createKeyValueCheckpointStore(
       legacy: false,
       parted: new Map(),
     })
-    await log.putMany(replaced.map((key) => [key, undefined] as const))
+    await putMany(replaced.map((key) => [key, undefined] as const))
   }
 
   return { load, save, close: () => log.close() }

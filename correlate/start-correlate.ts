@@ -73,6 +73,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   let subscribed = false
   let closed = false
   let timer: NodeJS.Timeout | undefined
+  /** The subscription's ownership (Kafka moves partitions): a save writes only while it holds. */
+  let owns = (_partition: number) => true
 
   const load = async (partition: number): Promise<PartitionState> => {
     const checkpoint = await store.load(partition)
@@ -96,6 +98,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       offset,
       changes: correlator.takeChanges(),
       snapshot: () => correlator.snapshot(),
+      owned: () => owns(partition),
     })
     state.saved = Math.max(state.saved, offset)
     state.savedAt = now()
@@ -107,6 +110,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     for (const partition of which) {
       const state = partitions.get(partition)
       if (!state || state.handling || state.saving || state.lost !== undefined) continue
+      // Moving to another member (its onRevoke comes after the rebalance): the next owner saves it.
+      if (!owns(partition)) continue
       if (!(all ? state.offset > state.saved : saveDue(cadence, state, now()))) continue
       const saving = save(partition, state).then(
         () => {
@@ -115,6 +120,10 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         (err) => {
           state.saving = undefined
           state.lost = err
+          if (!owns(partition)) {
+            log.info({ partition }, 'Partition moved during a checkpoint; its new owner saves it.')
+            return
+          }
           telemetry.error(errorCodeOf(err))
           log.warn(
             { error_code: errorCodeOf(err), partition, err },
@@ -232,6 +241,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       telemetry.gauges(partitions)
     },
   })
+  const { owns: subscriptionOwns } = subscription
+  if (subscriptionOwns) owns = (partition) => subscriptionOwns.call(subscription, partition)
   subscribed = true
   log.info({ rules: correlatorConfig.rules.length, group: correlateGroup }, 'Correlator started.')
 

@@ -2,7 +2,7 @@
 // rebalance hooks across two instances, the raw reader, the key-value log, telemetry and error mapping.
 // The same bus against a real broker: tests/contract/kafka-bus.test.ts and tests/integration.
 import { describe, expect, it } from 'vitest'
-import type { DeliveredRecord, Topic } from '../../../bus/bus.ts'
+import type { DeliveredRecord, Subscription, Topic } from '../../../bus/bus.ts'
 import { createKafkaBus, type KafkaBus, type RawRecord } from '../../../bus/kafka-bus.ts'
 import { isNerveError } from '../../../runtime/errors.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
@@ -173,6 +173,29 @@ describe('kafka bus rebalances', () => {
     await waitFor(() => seenB.events.includes('assign 0,2'), { what: 'B takes over A’s partitions' })
     await subB.stop()
     expect(seenB.events.at(-1)).toBe('revoke 0,1,2,3')
+    await Promise.all([a.close(), b.close()])
+  })
+
+  it('tells a stage which partitions it owns: none from the moment a rebalance begins, then those it keeps', async () => {
+    const double = createKafkaDouble()
+    const topic: Topic<Item> = { name: randomName('owns') }
+    const group = randomName('correlate')
+    const a = await open(double, createTestRuntime(), { partitions: 4 })
+    const b = await open(double, createTestRuntime(), { partitions: 4 })
+    const subA = await a.subscribe<Item>(topic, group, async () => {})
+    const owned = (sub: Subscription) => [0, 1, 2, 3].filter((p) => sub.owns?.(p))
+    await waitFor(() => owned(subA).length === 4, { what: 'A to own every partition' })
+    // Kafka tells A that the group rebalances before it rejoins: B may be given any partition.
+    double.startRebalance(group)
+    expect(owned(subA)).toEqual([])
+    const subB = await b.subscribe<Item>(topic, group, async () => {})
+    expect(owned(subA)).toEqual([0, 2])
+    expect(owned(subB)).toEqual([1, 3])
+    await subB.stop()
+    await waitFor(() => owned(subA).length === 4, { what: 'A to own every partition again' })
+    expect(owned(subB)).toEqual([])
+    await subA.stop()
+    expect(owned(subA)).toEqual([])
     await Promise.all([a.close(), b.close()])
   })
 

@@ -19,6 +19,8 @@ type Member = {
   assigned: number[]
   running: boolean
   emit(assigned: number[]): void
+  /** kafkajs's REBALANCING: the member learnt that its group rebalances, before it rejoins. */
+  rebalancing(): void
 }
 
 export type KafkaDouble = {
@@ -35,6 +37,8 @@ export type KafkaDouble = {
   /** Options each consumer was created with, and the heartbeats it sent. */
   consumers: { options: Record<string, unknown>; heartbeats: number }[]
   committed(groupId: string, topic: string, partition: number): number | undefined
+  /** Tells the group's members that it rebalances (REBALANCING), without assigning anything yet. */
+  startRebalance(groupId: string): void
 }
 
 export function createKafkaDouble(): KafkaDouble {
@@ -187,6 +191,9 @@ export function createKafkaDouble(): KafkaDouble {
           listener({ payload: { groupId, memberAssignment: { [topic]: [...assigned] } } })
         }
       },
+      rebalancing: () => {
+        for (const listener of listeners.get('consumer.rebalancing') ?? []) listener({ payload: { groupId } })
+      },
     }
 
     const position = (p: number, log: Stored[]) =>
@@ -258,7 +265,11 @@ export function createKafkaDouble(): KafkaDouble {
     }
 
     return {
-      events: { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash' },
+      events: {
+        GROUP_JOIN: 'consumer.group_join',
+        CRASH: 'consumer.crash',
+        REBALANCING: 'consumer.rebalancing',
+      },
       on: (event: string, listener: (event: { payload: unknown }) => void) => {
         listeners.set(event, [...(listeners.get(event) ?? []), listener])
         return () => undefined
@@ -303,5 +314,8 @@ export function createKafkaDouble(): KafkaDouble {
     },
     consumers: consumerRecords,
     committed: (g, t, p) => commits.get(commitKey(g, t, p)),
+    startRebalance: (groupId) => {
+      for (const m of members) if (m.groupId === groupId && m.running) m.rebalancing()
+    },
   }
 }

@@ -1,7 +1,9 @@
 // On Kafka a partition's new owner starts as soon as the group has rebalanced; the old owner's onRevoke
 // runs only then (kafkajs has no hook before the handover). A checkpoint the old owner writes from
 // onRevoke therefore lands beside the new owner's, under the same delta numbers of the shared log, and a
-// restore then mixes the two: what the new owner buffered in between is gone.
+// restore then mixes the two: what the new owner buffered in between is gone. The same holds for a
+// timer-driven save in flight when the rebalance begins: it is fenced by Subscription.owns before each
+// write of the log.
 import { describe, expect, it } from 'vitest'
 import type { Bus, DeliveredRecord, Handled, SubscribeOptions } from '../../../bus/bus.ts'
 import { createKeyValueCheckpointStore } from '../../../correlate/key-value-checkpoint-store.ts'
@@ -9,6 +11,7 @@ import { checkpointKey, startCorrelate } from '../../../correlate/start-correlat
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
 import { createMemoryBus, createMemoryStorage, type MemoryStorage } from './memory-bus.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
 
@@ -22,6 +25,7 @@ function handDrivenBus() {
   const correlations: Correlation[] = []
   let handle: Handle | undefined
   let options: SubscribeOptions = {}
+  const ownership = { owned: true }
   const bus = {
     publish: async (topic: { name: string }, records: readonly { value: unknown }[]) => {
       if (topic.name.includes('correlations'))
@@ -30,11 +34,12 @@ function handDrivenBus() {
     subscribe: async (_topic: unknown, _group: string, h: Handle, o: SubscribeOptions = {}) => {
       handle = h
       options = o
-      return { stop: async () => {} }
+      return { stop: async () => {}, owns: () => ownership.owned }
     },
   } as unknown as Bus
   return {
     bus,
+    ownership,
     correlations,
     deliver: (records: DeliveredRecord<NormalizedEvent>[]) => (handle as Handle)(records),
     assign: (p: number[]) => options.onAssign?.(p),
@@ -101,5 +106,74 @@ describe('a partition moving to another instance between two checkpoints', () =>
     ])
     expect(third.correlations.map((c) => c.agent.id)).toEqual(['report-bot'])
     await Promise.all([old.stage.close(), next.stage.close(), third.stage.close()])
+  })
+
+  it('writes nothing more of a timer-driven save once the rebalance has begun, though the save started before', async () => {
+    const storage = createMemoryStorage()
+    const events = [
+      at(0, edgeEvent({ id: 'e-shell-a', agent: 'data-cleaner', time: T0 })),
+      at(1, edgeEvent({ id: 'e-shell-b', agent: 'report-bot', time: T0 + min })),
+      at(2, edgeEvent({ id: 'e-shell-c', agent: 'etl-runner', time: T0 + 2 * min })),
+    ]
+    // The old owner saves on its timer only (max_interval 5 ms), in pieces (a delta longer than 64
+    // characters), and its log holds every write after the first until the test lets it go on.
+    const runtime = createTestRuntime()
+    const hand = handDrivenBus()
+    const log = createMemoryBus(storage, 1).keyValueLog()
+    let writes = 0
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const gated = {
+      ...log,
+      put: async (key: string, value: unknown) => {
+        if (writes++ > 0) await held
+        return log.put(key, value as never)
+      },
+      putMany: async (values: readonly (readonly [string, unknown])[]) => {
+        if (writes++ > 0) await held
+        return log.putMany(values as never)
+      },
+    }
+    const config = configWith(1_000)
+    const oldStage = await startCorrelate(
+      {
+        ...config,
+        correlation: { ...config.correlation, checkpoint: { max_records: 1_000, max_interval: 5 } },
+      },
+      {
+        bus: hand.bus,
+        log: runtime.log,
+        metrics: runtime.metrics,
+        checkpoints: createKeyValueCheckpointStore(gated as never, checkpointKey, { deltaPartChars: 64 }),
+        now: Date.now,
+      },
+    )
+    await hand.assign([0])
+    await hand.deliver(events.slice(0, 1))
+    // The timer's save has written the delta's pieces and waits to write the head naming them.
+    await waitFor(() => writes >= 2, { what: 'the timer-driven save in flight' })
+    // The rebalance begins: the partition is no longer surely the old owner's. The new owner restores
+    // (the pieces without a head are an unfinished delta: deleted) and saves delta 1 of its own.
+    hand.ownership.owned = false
+    const next = await instance(storage, configWith(1))
+    await next.assign([0])
+    await next.deliver(events.slice(0, 2))
+    release()
+    // The old save ends: fenced (it writes nothing more), or, unfenced, writing its head over the new one's.
+    await waitFor(() => writes >= 3 || runtime.logs.some((l) => l.msg?.includes('new owner saves it')), {
+      what: 'the old save to end',
+    })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await hand.revoke([0])
+    await next.deliver(events.slice(2, 3))
+    const third = await instance(storage, configWith(1))
+    await third.assign([0])
+    await third.deliver([
+      at(3, coreEvent({ id: 'c-attach-b', agent: 'report-bot', time: T0 + min + 90_000 })),
+    ])
+    expect(third.correlations.map((c) => c.agent.id)).toEqual(['report-bot'])
+    await Promise.all([oldStage.close(), next.stage.close(), third.stage.close()])
   })
 })
