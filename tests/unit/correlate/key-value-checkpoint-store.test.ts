@@ -104,6 +104,27 @@ describe('key-value checkpoint store', () => {
     expect(written).toEqual([`${key(0)}/delta/2`])
   })
 
+  it('writes nothing more of a save once the partition is no longer owned, and rejects it', async () => {
+    const storage = createMemoryStorage()
+    const { log, written } = countedLog(storage)
+    const store = createKeyValueCheckpointStore(log, key, { snapshotAfterBytes: 0 })
+    await store.load(0)
+    const tracked = createCorrelator(config, undefined, { trackChanges: true })
+    tracked.accept(events[0] as NormalizedEvent)
+    // Owned for the first write only: the delta; the snapshot's chunks, manifest and deletions are refused.
+    let checks = 0
+    const owned = () => checks++ < 1
+    await expect(
+      store.save(0, { offset: 0, changes: tracked.takeChanges(), snapshot: tracked.snapshot, owned }),
+    ).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true })
+    expect(written).toEqual([`${key(0)}/delta/1`])
+    written.length = 0
+    await expect(
+      store.save(0, { offset: 1, changes: tracked.takeChanges(), snapshot: tracked.snapshot, owned }),
+    ).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE' })
+    expect(written).toEqual([])
+  })
+
   it('deletes the keys a snapshot replaces', async () => {
     const storage = createMemoryStorage()
     const store = createKeyValueCheckpointStore(countedLog(storage).log, key, { snapshotAfterBytes: 0 })
