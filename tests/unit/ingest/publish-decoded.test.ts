@@ -1,12 +1,16 @@
 // The decoded publisher sends a large body's records to the bus in parts, giving the event loop back between
 // them, and resolves only once every part is durable; a failing part fails the whole publish.
+import { rmSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import type { BusRecord } from '../../../bus/bus.ts'
-import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
+import { type DeadLetter, deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import type { Decoded } from '../../../ingest/decode-events.ts'
 import { createDecodedPublisher, partRecords } from '../../../ingest/publish-decoded.ts'
 import { NerveError } from '../../../runtime/errors.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
+import { createRejectedStore } from '../../../sinks/rejected-store.ts'
+import { parseListQuery } from '../../../sinks/store-query.ts'
+import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { createMemoryBus } from './memory-bus.ts'
 
@@ -126,5 +130,40 @@ describe('publishing a large body in parts', () => {
     await publisher.publish('falco_receiver', decoded, 0)
     expect(sizes).toEqual([partRecords, 1])
     expect(bus.records(deadLetterTopic)).toHaveLength(partRecords + 1)
+  })
+
+  it('stores the dead letters of a body of 300 invalid items once when a part fails and the sender retries', async () => {
+    const { bus, publisher } = setup()
+    const decoded = {
+      events: [],
+      invalid: Array.from({ length: 300 }, (_, index) => ({
+        index,
+        problems: [{ path: '/rule', message: 'is required' }],
+        original: `{"n":${index}}`,
+      })),
+      skipped: {},
+      internal: 0,
+    } as unknown as Decoded
+    // The first part of the dead letters is durable, the second fails: the sender is told to retry.
+    let parts = 0
+    bus.before = async () => {
+      parts++
+      if (parts === 2) throw new NerveError('STORAGE_FULL', 'full', { retriable: true })
+    }
+    await expect(publisher.publish('falco_receiver', decoded, 1_000)).rejects.toMatchObject({
+      code: 'STORAGE_FULL',
+    })
+    bus.before = undefined
+    await publisher.publish('falco_receiver', decoded, 2_000)
+    expect(bus.records(deadLetterTopic).length).toBeGreaterThan(300)
+    // The retry is received later: each dead letter is still stored once, at the later time.
+    const dir = tempDir('nerve-rejected')
+    const store = createRejectedStore({ data_dir: dir }, { metrics: createTestRuntime().metrics })
+    await store.keepDeadLetters(bus.records(deadLetterTopic).map((r) => r.value as DeadLetter))
+    const page = store.deadLetters(parseListQuery({ limit: '500' }, ['component', 'error_code']))
+    expect(page.total).toBe(300)
+    expect(new Set(page.items.map((d) => d.received_at))).toEqual(new Set([2_000]))
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
   })
 })
