@@ -188,9 +188,20 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     sendError(reply, asNerveError(err, req.routeOptions.bodyLimit)),
   )
 
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, new NerveError('NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}.`)),
-  )
+  const notFound = (req: FastifyRequest) =>
+    new NerveError('NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}.`)
+  app.setNotFoundHandler((req, reply) => sendError(reply, notFound(req)))
+  // Answered on the request line and headers, as a 401 is: fastify reads a body before its not-found
+  // handler runs, so a POST to a path no route has was buffered up to body_limit_bytes without a token.
+  // A request announcing a body has its connection closed (the unread body would follow on it).
+  app.addHook('onRequest', (req, reply, done) => {
+    if (!req.is404) return done()
+    const length = req.headers['content-length']
+    if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0'))
+      return done()
+    reply.header('connection', 'close')
+    sendError(reply, notFound(req))
+  })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
