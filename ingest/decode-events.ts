@@ -37,6 +37,11 @@ export type DecodeContext = {
   /** Most records after unwrapping envelopes (413 above it); unlimited when absent. */
   maxRecords?: number
   /**
+   * Deepest nesting of a record parsed apart from its item (a CloudWatch Logs message, a JSON string):
+   * the items' own depth is checked where they are split. Unlimited when absent.
+   */
+  maxDepth?: number
+  /**
    * Wall-clock time items are judged against for `max_future_skew`, epoch ms; defaults to `receivedAt`.
    * Replay passes the time it started (its `receivedAt` is a constant); absent and `receivedAt` 0: no check.
    */
@@ -152,7 +157,7 @@ export function createEventDecoder(
         candidates.push({ seq: seq++, falco: true, candidate, file: item.file })
       } else {
         const unwrapped: Unwrapped = { records: [], skipped, invalid: [] }
-        unwrapCloudTrailItem(item, ctx.via, unwrapped)
+        unwrapCloudTrailItem(item, ctx.via, unwrapped, ctx.maxDepth)
         for (const i of unwrapped.invalid) {
           const problems = i.problems.map((p) => ({ path: joinPath(i.path, p.path), message: p.message }))
           rejected.push({

@@ -52,7 +52,12 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
           spec.kind,
           text,
           { maxItems: config.max_items, maxDepth: config.max_depth },
-          { receivedAt: req.receivedAt, maxRecords: config.max_items, rawTexts: spec.kind !== 'falco' },
+          {
+            receivedAt: req.receivedAt,
+            maxRecords: config.max_items,
+            maxDepth: config.max_depth,
+            rawTexts: spec.kind !== 'falco',
+          },
         )
       } catch (err) {
         if (isNerveError(err)) telemetry.error(err.code, 'read')
