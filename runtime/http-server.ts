@@ -67,7 +67,7 @@ export type Route = {
   url: string
   /**
    * `ingest`: needs the ingest token, or the token of the route's `source` (bearer, ?token=,
-   * X-Amz-Firehose-Access-Key), or a verified client cert.
+   * X-Amz-Firehose-Access-Key), or (the Falco route only) a verified client cert.
    * `read`: reads that show identifiers (ARNs, access key ids, command lines): open while the server listens
    * on loopback only and the request's Host names loopback (not a DNS-rebinding page's name), the read
    * token or the ingest token otherwise.
@@ -247,7 +247,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         reply.header('connection', 'close')
         return done(foreignHost(host))
       }
-      if (tokens === null || authorized(req, tokens, route.auth === 'ingest')) return done()
+      if (tokens === null || authorized(req, tokens, certOpens(route))) return done()
       reply.header('connection', 'close')
       const err = auth.unauthorized(route)
       if (!route.formatError) return done(err)
@@ -306,7 +306,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       if (route.auth === 'read') return false
       const tokens = auth.tokensFor(route)
       return (
-        tokens === null || auth.authorized(req.headers, query, req.socket, tokens, route.auth === 'ingest')
+        tokens === null || auth.authorized(req.headers, query, req.socket, tokens, certOpens(route))
       )
     },
     limitOf: (route) => route.bodyLimit ?? config.body_limit_bytes,
@@ -414,6 +414,15 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       return injectRequest(listener, options)
     },
   }
+}
+
+/**
+ * Whether a verified client certificate opens a route: the Falco route (and an ingest route of no source
+ * kind) only. Falco's http_output is the one sender that cannot send a header; a certificate that opened
+ * the CloudTrail routes too let a Falco node post forged CloudTrail, which its own token cannot.
+ */
+function certOpens(route: Pick<Route, 'auth' | 'source'>): boolean {
+  return route.auth === 'ingest' && (route.source === undefined || route.source === 'falco')
 }
 
 /** The answer of the error table: the code's status, and `{ error: { code, message, details? } }`. */
