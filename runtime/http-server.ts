@@ -305,9 +305,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     opens: (route, req, query) => {
       if (route.auth === 'read') return false
       const tokens = auth.tokensFor(route)
-      return (
-        tokens === null || auth.authorized(req.headers, query, req.socket, tokens, certOpens(route))
-      )
+      return tokens === null || auth.authorized(req.headers, query, req.socket, tokens, certOpens(route))
     },
     limitOf: (route) => route.bodyLimit ?? config.body_limit_bytes,
     answer: counted,
