@@ -1,7 +1,7 @@
 // The one HTTP server: a route table filled by the stages, auth for write routes, body limits,
 // /healthz /readyz /metrics, and the only table that maps error codes to HTTP status.
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import injectRequest, { type InjectOptions, type Response as InjectResponse } from 'light-my-request'
 import type { HttpConfig } from '../schemas/types.ts'
@@ -55,6 +55,11 @@ export type RouteRequest = {
   params?: Record<string, string | undefined>
   /** Wall-clock time the request arrived, epoch ms. */
   receivedAt: number
+  /**
+   * Set by the server on an ingest route's request: whether the token the request showed (never a client
+   * certificate) also opens the routes of `source`. The Falco route asks it of a cloudtrail-plugin alert.
+   */
+  tokenOpens?: (req: RouteRequest, source: IngestSource) => boolean
 }
 
 export type RouteResponse = { status: number; body: unknown; headers?: Record<string, string> }
@@ -167,6 +172,8 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     series.inc()
   }
   const auth = createHttpAuth(config, deps)
+  const tokenOpens = (req: RouteRequest, source: IngestSource): boolean =>
+    auth.authorized(req.headers, req.query, noSocket, auth.tokensFor({ auth: 'ingest', source }) ?? [], false)
 
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
@@ -321,6 +328,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       return { res: errorAnswer(error), code: error.code }
     },
     closing: () => closing,
+    tokenOpens,
   })
   // As on the direct path: an answer given once the server is closing closes its connection (fastify's
   // 503 to a request that arrives while closing already does).
@@ -344,6 +352,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             query: req.query as Record<string, string | undefined>,
             params: req.params as Record<string, string | undefined>,
             receivedAt: Date.now(),
+            tokenOpens,
           }
           try {
             return answer(route, reply, await route.handle(request))
@@ -413,6 +422,9 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     },
   }
 }
+
+/** No socket: a token, never a certificate, is asked about (certOpens false). */
+const noSocket = {} as Socket
 
 /**
  * Whether a verified client certificate opens a route: the Falco route (and an ingest route of no source
