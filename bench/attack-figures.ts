@@ -1,5 +1,5 @@
 // Figures for docs/threat-model.md: what an attacker on nerve's port can do to a `nerve run` on loopback.
-//   node --import tsx bench/attack-figures.ts unauth-bodies|slow-headers|connection-hog|alert-flood [--root DIR]
+//   node --import tsx bench/attack-figures.ts unauth-bodies|unrouted-bodies|slow-headers|connection-hog|alert-flood [--root DIR]
 // --root runs another checkout's bin/nerve.mjs (to measure before and after a change). Loopback only.
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -43,8 +43,8 @@ function startNerve(): Promise<NerveChild> {
   return startNerveChild(tempDir('nerve-attack'), { log: { level: 'warn' }, agents }, token, {}, root)
 }
 
-/** 40 connections without a token, each announcing and streaming a 10 MiB body. */
-async function unauthBodies(port: number, pid: number) {
+/** 40 connections without a token, each announcing and streaming a 10 MiB body (to `path`). */
+async function unauthBodies(port: number, pid: number, path = '/v1/falco') {
   await sleep(2_000)
   const before = memory(pid)
   const chunk = Buffer.alloc(64 * 1024, 0x20)
@@ -67,7 +67,7 @@ async function unauthBodies(port: number, pid: number) {
           })
           socket.on('connect', async () => {
             socket.write(
-              `POST /v1/falco HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`,
+              `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`,
             )
             for (let sent = 0; sent < size && !socket.destroyed; sent += chunk.length) {
               if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r))
@@ -250,6 +250,8 @@ try {
   const pid = child.pid as number
   let result: unknown
   if (attack === 'unauth-bodies') result = await unauthBodies(port, pid)
+  // The same bodies sent to a path no route has (fastify's not-found handler).
+  else if (attack === 'unrouted-bodies') result = await unauthBodies(port, pid, '/v1/nothing-here')
   else if (attack === 'slow-headers') result = await slowHeaders(port)
   else if (attack === 'connection-hog') result = await connectionHog(port)
   else if (attack === 'alert-flood') result = await alertFlood(port, dataDir)

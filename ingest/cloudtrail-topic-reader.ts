@@ -38,7 +38,11 @@ export function createCloudTrailTopicReader(
       try {
         const text = decodeUtf8(await gunzipLimited(record.value, limits.decompressed_limit_bytes))
         const items = splitJsonItems(text, { maxItems: limits.max_items, maxDepth: limits.max_depth })
-        decoded = deps.decoder.decode('cloudtrail', items, { via: 'kafka', receivedAt })
+        decoded = deps.decoder.decode('cloudtrail', items, {
+          via: 'kafka',
+          receivedAt,
+          maxDepth: limits.max_depth,
+        })
       } catch (err) {
         if (!isNerveError(err)) throw err
         telemetry.error(err.code, 'read')

@@ -37,6 +37,11 @@ export type DecodeContext = {
   /** Most records after unwrapping envelopes (413 above it); unlimited when absent. */
   maxRecords?: number
   /**
+   * Deepest nesting of a record parsed apart from its item (a CloudWatch Logs message, a JSON string):
+   * the items' own depth is checked where they are split. Unlimited when absent.
+   */
+  maxDepth?: number
+  /**
    * Wall-clock time items are judged against for `max_future_skew`, epoch ms; defaults to `receivedAt`.
    * Replay passes the time it started (its `receivedAt` is a constant); absent and `receivedAt` 0: no check.
    */
@@ -46,6 +51,11 @@ export type DecodeContext = {
    * set it; replay, which holds its drafts until it sorts them, does not.
    */
   rawTexts?: boolean
+  /**
+   * Whether the caller may post CloudTrail through the Falco door (alerts of Falco's cloudtrail plugin,
+   * which become core events); asked once, at the first such alert. Absent: it may.
+   */
+  edgeCore?: () => boolean
 }
 
 /** One rejected record: its item index (and file, in replay), JSON path problems, and its original text. */
@@ -152,7 +162,7 @@ export function createEventDecoder(
         candidates.push({ seq: seq++, falco: true, candidate, file: item.file })
       } else {
         const unwrapped: Unwrapped = { records: [], skipped, invalid: [] }
-        unwrapCloudTrailItem(item, ctx.via, unwrapped)
+        unwrapCloudTrailItem(item, ctx.via, unwrapped, ctx.maxDepth)
         for (const i of unwrapped.invalid) {
           const problems = i.problems.map((p) => ({ path: joinPath(i.path, p.path), message: p.message }))
           rejected.push({
@@ -185,7 +195,13 @@ export function createEventDecoder(
       const { seq: at, falco, candidate: c, file } = u.candidates[i] as Unwrapping['candidates'][number]
       const context: NormalizeContext = { via: c.via, receivedAt: ctx.receivedAt, isSelfIdentity }
       const result = falco ? normalizeFalco(c.value, context) : normalizeCloudTrail(c.value, context)
-      if (result.ok && result.event.time > u.latest) {
+      if (falco && result.ok && result.event.side === 'core' && !edgeCoreAllowed(u, ctx)) {
+        const problems = [{ path: joinPath(c.path, '/source'), message: edgeCoreRefused }]
+        u.rejected.push({
+          seq: at,
+          item: withFile({ index: c.index, problems, original: c.original() }, { file }),
+        })
+      } else if (result.ok && result.event.time > u.latest) {
         const path = joinPath(c.path, falco ? '/time' : '/eventTime')
         const ahead = Math.round((result.event.time - u.now) / 1000)
         const message = `is ${ahead} s ahead of its arrival; at most ${maxFutureSkew / 1000} s (ingest.max_future_skew) is accepted`
@@ -274,6 +290,16 @@ export function createEventDecoder(
   }
 }
 
+const edgeCoreRefused =
+  'is aws_cloudtrail: an alert of the cloudtrail plugin is a CloudTrail record, and the token shown' +
+  ' (ingest.tokens.falco, or a client certificate) may post Falco alerts only: post it with ingest.token'
+
+function edgeCoreAllowed(u: Unwrapping, ctx: DecodeContext): boolean {
+  if (ctx.edgeCore === undefined) return true
+  u.edgeCore ??= ctx.edgeCore()
+  return u.edgeCore
+}
+
 function normalizeFalco(value: unknown, ctx: NormalizeContext): NormalizeResult {
   if (!validateFalcoAlert(value)) return { ok: false, problems: problemsOf(validateFalcoAlert, value) }
   return normalizeFalcoAlert(value as FalcoAlert, ctx)
@@ -293,6 +319,8 @@ type Unwrapping = {
   drafts: UnresolvedEvent[]
   /** With DecodeContext.rawTexts: each draft's Candidate.text, aligned with `drafts`. */
   rawTexts: (string | undefined)[] | undefined
+  /** DecodeContext.edgeCore's answer, once asked. */
+  edgeCore?: boolean
   /** Arrival time items are judged against, and the latest event time accepted (max_future_skew). */
   now: number
   latest: number

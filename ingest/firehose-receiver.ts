@@ -102,6 +102,7 @@ export function createFirehoseReceiver(
           via: 'firehose',
           receivedAt: req.receivedAt,
           maxRecords: config.max_items,
+          maxDepth: config.max_depth,
         })
         count(telemetry, decoded)
         try {

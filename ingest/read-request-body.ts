@@ -12,7 +12,9 @@ const gunzipAsync = promisify(gunzip)
 const inflateAsync = promisify(inflate)
 
 export async function readRequestBody(req: RouteRequest, decompressedLimit: number): Promise<string> {
-  const encoding = headerText(req.headers['content-encoding']) + headerText(req.headers['transfer-encoding'])
+  // Joined as one list: side by side, `deflate` and `chunked` read as one word.
+  const named = [headerText(req.headers['content-encoding']), headerText(req.headers['transfer-encoding'])]
+  const encoding = named.filter((text) => text !== '').join(', ')
   if (/\b(br|zstd|compress)\b/i.test(encoding)) {
     throw new NerveError(
       'UNSUPPORTED_MEDIA_TYPE',

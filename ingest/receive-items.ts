@@ -52,7 +52,15 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
           spec.kind,
           text,
           { maxItems: config.max_items, maxDepth: config.max_depth },
-          { receivedAt: req.receivedAt, maxRecords: config.max_items, rawTexts: spec.kind !== 'falco' },
+          {
+            receivedAt: req.receivedAt,
+            maxRecords: config.max_items,
+            maxDepth: config.max_depth,
+            rawTexts: spec.kind !== 'falco',
+            // CloudTrail through the Falco door (cloudtrail-plugin alerts): only for a token that opens
+            // the CloudTrail route too, so that the Falco token cannot post CloudTrail.
+            edgeCore: spec.kind === 'falco' ? () => req.tokenOpens?.(req, 'cloudtrail') ?? true : undefined,
+          },
         )
       } catch (err) {
         if (isNerveError(err)) telemetry.error(err.code, 'read')

@@ -152,7 +152,7 @@ export function startS3SqsReader(
     try {
       const text = decodeUtf8(await gunzipLimited(body, config.max_object_bytes))
       const items = splitJsonItems(text, { maxItems: limits.max_items, maxDepth: limits.max_depth })
-      decoded = deps.decoder.decode('cloudtrail', items, { receivedAt })
+      decoded = deps.decoder.decode('cloudtrail', items, { receivedAt, maxDepth: limits.max_depth })
     } catch (err) {
       if (!isNerveError(err)) throw err
       throw new ObjectFailure(ref, err.code, err.message, true)

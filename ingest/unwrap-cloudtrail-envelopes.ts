@@ -7,6 +7,7 @@
 import { problemsOf, validateEventBridgeEvent } from '../schemas/input-validators.ts'
 import type { Via } from '../schemas/types.ts'
 import type { ValidationProblem } from '../schemas/validators.ts'
+import { depthOf } from './json-text.ts'
 import { isInsightRecord } from './normalize-cloudtrail-record.ts'
 import { parseJson } from './split-json-items.ts'
 
@@ -33,7 +34,13 @@ export type Unwrapped = {
 
 type Item = { index: number; value: unknown; original(): string; text?: string }
 
-export function unwrapCloudTrailItem(item: Item, via: Via | undefined, out: Unwrapped): void {
+/** `maxDepth`: the deepest a record parsed from a CloudWatch Logs message may nest (unlimited when absent). */
+export function unwrapCloudTrailItem(
+  item: Item,
+  via: Via | undefined,
+  out: Unwrapped,
+  maxDepth = Number.POSITIVE_INFINITY,
+): void {
   const value = item.value
   if (!isObject(value)) {
     out.invalid.push({ ...where(item, ''), problems: [{ path: '/', message: 'must be a JSON object' }] })
@@ -54,7 +61,7 @@ export function unwrapCloudTrailItem(item: Item, via: Via | undefined, out: Unwr
     return
   }
   if (typeof value.messageType === 'string') {
-    unwrapLogsPayload(item, value, via, out)
+    unwrapLogsPayload(item, value, via, out, maxDepth)
     return
   }
   if ('digestStartTime' in value || ('logFiles' in value && 'awsAccountId' in value)) {
@@ -90,7 +97,13 @@ function unwrapEventBridge(
 }
 
 /** A CloudWatch Logs subscription payload: each log event's message is one record as a JSON string. */
-function unwrapLogsPayload(item: Item, value: Record<string, unknown>, via: Via | undefined, out: Unwrapped) {
+function unwrapLogsPayload(
+  item: Item,
+  value: Record<string, unknown>,
+  via: Via | undefined,
+  out: Unwrapped,
+  maxDepth: number,
+) {
   if (value.messageType === 'CONTROL_MESSAGE') {
     out.skipped.push('control_message')
     return
@@ -115,6 +128,13 @@ function unwrapLogsPayload(item: Item, value: Record<string, unknown>, via: Via 
       record = parseJson(message)
     } catch (err) {
       const problem = { path: '/', message: `not valid JSON: ${(err as Error).message}` }
+      out.invalid.push({ index: item.index, path, problems: [problem], original: () => message })
+      return
+    }
+    // Parsed apart from the body, so the body's depth check never saw it: checked here, before anything
+    // walks it (a record without an eventID is hashed recursively).
+    if (depthOf(record, maxDepth) > maxDepth) {
+      const problem = { path: '/', message: `nested deeper than ${maxDepth} levels` }
       out.invalid.push({ index: item.index, path, problems: [problem], original: () => message })
       return
     }

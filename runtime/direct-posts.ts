@@ -24,6 +24,8 @@ export type DirectPostDeps = {
   failed(route: Route, err: unknown, req: RouteRequest): { res: RouteResponse; code: NerveError['code'] }
   /** Whether the server is closing: an answer then closes its connection instead of keeping it alive. */
   closing(): boolean
+  /** RouteRequest.tokenOpens, given to every request. */
+  tokenOpens: NonNullable<RouteRequest['tokenOpens']>
 }
 
 export type DirectPosts = {
@@ -75,7 +77,13 @@ export function createDirectPosts(deps: DirectPostDeps): DirectPosts {
       mark === -1 ? noQuery : (parseQuery(url.slice(mark + 1)) as Record<string, string | undefined>)
     if (!deps.opens(route, req, query)) return false
     readBody(req, size, (body, err) => {
-      const request: RouteRequest = { body, headers, query, receivedAt: Date.now() }
+      const request: RouteRequest = {
+        body,
+        headers,
+        query,
+        receivedAt: Date.now(),
+        tokenOpens: deps.tokenOpens,
+      }
       if (err !== undefined) {
         // As fastify's body parser: a read that failed (the client went away) or a body not of its
         // Content-Length is a 400, counted, answered if the socket is still there, and the connection

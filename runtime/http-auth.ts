@@ -33,16 +33,17 @@ export function createHttpAuth(
   config: Pick<HttpConfig, 'host' | 'tls'>,
   secrets: { ingestToken: string; tokens?: Partial<Record<IngestSource | 'read', string>> },
 ): HttpAuth {
-  const sharedToken = Buffer.from(secrets.ingestToken)
-  const tokenOf = (name: IngestSource | 'read') => {
+  // An empty token is never one that opens: an empty `?token=` or `Bearer ` would match it.
+  const shared = secrets.ingestToken ? [Buffer.from(secrets.ingestToken)] : []
+  const tokensOf = (name: IngestSource | 'read') => {
     const t = secrets.tokens?.[name]
-    return t ? Buffer.from(t) : undefined
+    return t ? [...shared, Buffer.from(t)] : shared
   }
   const accepted: Record<IngestSource | 'read', Buffer[]> = {
-    falco: [sharedToken, tokenOf('falco')].filter((t) => t !== undefined),
-    cloudtrail: [sharedToken, tokenOf('cloudtrail')].filter((t) => t !== undefined),
-    firehose: [sharedToken, tokenOf('firehose')].filter((t) => t !== undefined),
-    read: [sharedToken, tokenOf('read')].filter((t) => t !== undefined),
+    falco: tokensOf('falco'),
+    cloudtrail: tokensOf('cloudtrail'),
+    firehose: tokensOf('firehose'),
+    read: tokensOf('read'),
   }
   const loopbackOnly = isLoopbackHost(config.host)
   const certificates = Boolean(config.tls?.client_ca_file)
@@ -51,7 +52,7 @@ export function createHttpAuth(
     loopbackOnly,
     readTokens: accepted.read,
     tokensFor: (route) => {
-      if (route.auth === 'ingest') return route.source ? accepted[route.source] : [sharedToken]
+      if (route.auth === 'ingest') return route.source ? accepted[route.source] : shared
       if (route.auth === 'read' && !loopbackOnly) return accepted.read
       return null
     },

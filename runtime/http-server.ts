@@ -1,7 +1,7 @@
 // The one HTTP server: a route table filled by the stages, auth for write routes, body limits,
 // /healthz /readyz /metrics, and the only table that maps error codes to HTTP status.
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import injectRequest, { type InjectOptions, type Response as InjectResponse } from 'light-my-request'
 import type { HttpConfig } from '../schemas/types.ts'
@@ -55,6 +55,11 @@ export type RouteRequest = {
   params?: Record<string, string | undefined>
   /** Wall-clock time the request arrived, epoch ms. */
   receivedAt: number
+  /**
+   * Set by the server on an ingest route's request: whether the token the request showed (never a client
+   * certificate) also opens the routes of `source`. The Falco route asks it of a cloudtrail-plugin alert.
+   */
+  tokenOpens?: (req: RouteRequest, source: IngestSource) => boolean
 }
 
 export type RouteResponse = { status: number; body: unknown; headers?: Record<string, string> }
@@ -67,7 +72,7 @@ export type Route = {
   url: string
   /**
    * `ingest`: needs the ingest token, or the token of the route's `source` (bearer, ?token=,
-   * X-Amz-Firehose-Access-Key), or a verified client cert.
+   * X-Amz-Firehose-Access-Key), or (the Falco route only) a verified client cert.
    * `read`: reads that show identifiers (ARNs, access key ids, command lines): open while the server listens
    * on loopback only and the request's Host names loopback (not a DNS-rebinding page's name), the read
    * token or the ingest token otherwise.
@@ -167,6 +172,8 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     series.inc()
   }
   const auth = createHttpAuth(config, deps)
+  const tokenOpens = (req: RouteRequest, source: IngestSource): boolean =>
+    auth.authorized(req.headers, req.query, noSocket, auth.tokensFor({ auth: 'ingest', source }) ?? [], false)
 
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
@@ -188,9 +195,20 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     sendError(reply, asNerveError(err, req.routeOptions.bodyLimit)),
   )
 
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, new NerveError('NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}.`)),
-  )
+  const notFound = (req: FastifyRequest) =>
+    new NerveError('NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}.`)
+  app.setNotFoundHandler((req, reply) => sendError(reply, notFound(req)))
+  // Answered on the request line and headers, as a 401 is: fastify reads a body before its not-found
+  // handler runs, so a POST to a path no route has was buffered up to body_limit_bytes without a token.
+  // A request announcing a body has its connection closed (the unread body would follow on it).
+  app.addHook('onRequest', (req, reply, done) => {
+    if (!req.is404) return done()
+    const length = req.headers['content-length']
+    if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0'))
+      return done()
+    reply.header('connection', 'close')
+    sendError(reply, notFound(req))
+  })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
@@ -236,7 +254,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         reply.header('connection', 'close')
         return done(foreignHost(host))
       }
-      if (tokens === null || authorized(req, tokens, route.auth === 'ingest')) return done()
+      if (tokens === null || authorized(req, tokens, certOpens(route))) return done()
       reply.header('connection', 'close')
       const err = auth.unauthorized(route)
       if (!route.formatError) return done(err)
@@ -294,9 +312,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     opens: (route, req, query) => {
       if (route.auth === 'read') return false
       const tokens = auth.tokensFor(route)
-      return (
-        tokens === null || auth.authorized(req.headers, query, req.socket, tokens, route.auth === 'ingest')
-      )
+      return tokens === null || auth.authorized(req.headers, query, req.socket, tokens, certOpens(route))
     },
     limitOf: (route) => route.bodyLimit ?? config.body_limit_bytes,
     answer: counted,
@@ -312,6 +328,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       return { res: errorAnswer(error), code: error.code }
     },
     closing: () => closing,
+    tokenOpens,
   })
   // As on the direct path: an answer given once the server is closing closes its connection (fastify's
   // 503 to a request that arrives while closing already does).
@@ -335,6 +352,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             query: req.query as Record<string, string | undefined>,
             params: req.params as Record<string, string | undefined>,
             receivedAt: Date.now(),
+            tokenOpens,
           }
           try {
             return answer(route, reply, await route.handle(request))
@@ -403,6 +421,18 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       return injectRequest(listener, options)
     },
   }
+}
+
+/** No socket: a token, never a certificate, is asked about (certOpens false). */
+const noSocket = {} as Socket
+
+/**
+ * Whether a verified client certificate opens a route: the Falco route (and an ingest route of no source
+ * kind) only. Falco's http_output is the one sender that cannot send a header; a certificate that opened
+ * the CloudTrail routes too let a Falco node post forged CloudTrail, which its own token cannot.
+ */
+function certOpens(route: Pick<Route, 'auth' | 'source'>): boolean {
+  return route.auth === 'ingest' && (route.source === undefined || route.source === 'falco')
 }
 
 /** The answer of the error table: the code's status, and `{ error: { code, message, details? } }`. */

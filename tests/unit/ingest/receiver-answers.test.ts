@@ -121,6 +121,63 @@ describe('receiver answers', () => {
     expect(h.bus.records(eventsTopic)).toHaveLength(0)
   })
 
+  // A CloudWatch Logs payload carries each record as a JSON string, parsed apart from the body: its depth
+  // was never checked, so a record nested 100,000 deep reached the bus, and one without an eventID (its id
+  // is then a hash of the record, made recursively) answered 500 (Firehose retries that, then drops the
+  // whole delivery).
+  it('holds a record inside a CloudWatch Logs message to max_depth too, on both CloudTrail routes', async () => {
+    const h = await startHarness()
+    const record = (id: string | undefined, nested: string) => ({
+      eventVersion: '1.08',
+      ...(id ? { eventID: id } : {}),
+      eventTime: '2025-06-15T15:00:00Z',
+      eventSource: 'iam.amazonaws.com',
+      eventName: 'AttachRolePolicy',
+      userIdentity: { type: 'AssumedRole', arn: 'arn:aws:sts::123456789012:assumed-role/r/s' },
+      requestParameters: { x: nested },
+    })
+    const message = (id: string | undefined, depth: number) =>
+      JSON.stringify(record(id, 'NESTED')).replace('"NESTED"', `${'['.repeat(depth)}${']'.repeat(depth)}`)
+    const payload = (depth: number) => ({
+      messageType: 'DATA_MESSAGE',
+      owner: '123456789012',
+      logGroup: 'trail',
+      logStream: 'stream',
+      subscriptionFilters: ['all'],
+      logEvents: [
+        { id: '1', timestamp: 1, message: message('deep-with-id', depth) },
+        { id: '2', timestamp: 1, message: message(undefined, depth) },
+        { id: '3', timestamp: 1, message: message('shallow', 2) },
+      ],
+    })
+    for (const depth of [65, 100_000]) {
+      const direct = await h.server.inject({
+        method: 'POST',
+        url: '/v1/cloudtrail',
+        payload: JSON.stringify(payload(depth)),
+        headers: { ...auth, 'content-type': 'application/json' },
+      })
+      expect(direct.statusCode).toBe(400)
+      expect(direct.json()).toMatchObject({ accepted: 1, rejected: 2 })
+      expect(JSON.stringify(direct.json().error.details)).toContain('nested deeper than 64 levels')
+      const data = gzipSync(JSON.stringify(payload(depth))).toString('base64')
+      const delivery = JSON.stringify({ requestId: `deep-${depth}`, timestamp: 1, records: [{ data }] })
+      const firehose = await h.server.inject({
+        method: 'POST',
+        url: '/v1/cloudtrail/firehose',
+        payload: delivery,
+        headers: { 'x-amz-firehose-access-key': token },
+      })
+      expect(firehose.statusCode).toBe(200)
+    }
+    expect(h.bus.records(eventsTopic).map((r) => r.value.id)).toEqual([
+      'shallow',
+      'shallow',
+      'shallow',
+      'shallow',
+    ])
+  })
+
   // With the Falco spool off (falco-spool.test.ts has it on): the answers every other route gives.
   it('answers 429 with Retry-After when publishes are pending beyond the bound, 503 when the bus fails', async () => {
     const h = await startHarness({ maxPending: 1, spoolBytes: 0 })

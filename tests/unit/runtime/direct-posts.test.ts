@@ -30,6 +30,7 @@ function fakeRequest(method: string, url: string, headers: Record<string, string
 
 describe('which requests are served directly', () => {
   const direct = createDirectPosts({
+    tokenOpens: () => true,
     opens: (_route, req, query) =>
       req.headers.authorization === `Bearer ${token}` || query.token === token || _route.auth === 'none',
     limitOf: (route) => (route.url === '/v1/large' ? 10 * 1024 * 1024 : 100),

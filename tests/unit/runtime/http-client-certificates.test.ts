@@ -12,12 +12,13 @@ import { hasOpenssl, makeTestCertificates, type TestCertificates } from '../../h
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 
 const token = 'nrv_test-token-0123456789abcdef'
-const echo: Route = {
+const echo = (url: string, source?: Route['source']): Route => ({
   method: 'POST',
-  url: '/v1/echo',
+  url,
   auth: 'ingest',
+  ...(source ? { source } : {}),
   handle: async (req) => ({ status: 202, body: { bytes: req.body.length } }),
-}
+})
 
 describe.skipIf(!hasOpenssl)('ingest routes opened by a client certificate (skipped without openssl)', () => {
   let certs: TestCertificates
@@ -32,7 +33,12 @@ describe.skipIf(!hasOpenssl)('ingest routes opened by a client certificate (skip
       { ...loadConfig().http, port: 0, tls },
       { log: rt.log, metrics: rt.metrics, ingestToken: token },
     )
-    server.addRoutes([echo])
+    server.addRoutes([
+      echo('/v1/echo'),
+      echo('/v1/falco', 'falco'),
+      echo('/v1/cloudtrail', 'cloudtrail'),
+      echo('/v1/cloudtrail/firehose', 'firehose'),
+    ])
     const address = await server.listen()
     // The server is nerve's own (every address gets one alike), fastify still says what it serves.
     expect(address).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/)
@@ -40,13 +46,13 @@ describe.skipIf(!hasOpenssl)('ingest routes opened by a client certificate (skip
   })
   afterAll(() => server.close())
 
-  const post = (body: string, client?: { cert: string; key: string }, bearer?: string) =>
+  const post = (body: string, client?: { cert: string; key: string }, bearer?: string, path = '/v1/echo') =>
     new Promise<number>((resolve, reject) => {
       const req = request(
         {
           host: '127.0.0.1',
           port,
-          path: '/v1/echo',
+          path,
           method: 'POST',
           ca: readFileSync(certs.ca),
           ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}),
@@ -72,6 +78,18 @@ describe.skipIf(!hasOpenssl)('ingest routes opened by a client certificate (skip
   it('takes a certificate its CA signed in place of the token, on both paths', async () => {
     expect(await post(small, certs.client)).toBe(202)
     expect(await post(large, certs.client)).toBe(202)
+  })
+
+  // Falco's http_output is the one sender that cannot send a header. A certificate that opened every write
+  // route let a Falco node (or the watched agent, escaped to it) post forged CloudTrail, which its narrow
+  // token (ingest.tokens.falco) cannot, and so make a correlation, and a revoke, for any agent.
+  it('opens the Falco route only: the CloudTrail and Firehose routes still need their token', async () => {
+    for (const body of [small, large]) {
+      expect(await post(body, certs.client, undefined, '/v1/falco')).toBe(202)
+      expect(await post(body, certs.client, undefined, '/v1/cloudtrail')).toBe(401)
+      expect(await post(body, certs.client, undefined, '/v1/cloudtrail/firehose')).toBe(401)
+      expect(await post(body, certs.client, token, '/v1/cloudtrail')).toBe(202)
+    }
   })
 
   it('answers 401 to a self-signed certificate or none without the token, and 202 with it', async () => {

@@ -133,6 +133,47 @@ describe('nothing is read before the caller is known', () => {
     expect(decoded).toBe(0)
   })
 
+  // fastify reads a request's body before its 404 handler runs: a POST to a path no route has (or a
+  // method a route does not take) was buffered up to body_limit_bytes, without a token, on every one of
+  // a client's connections (256 × 10 MiB by default).
+  it.each([
+    ['a path no route has', 'POST /v1/nothing-here'],
+    ['a method the route does not take', 'DELETE /v1/falco'],
+    ['a POST to a read route', 'POST /v1/correlations'],
+    ['a trailing slash', 'POST /v1/falco/'],
+  ])(
+    'answers 404 on the headers of a 10 MiB body sent to %s, and closes, without reading it',
+    async (_what, line) => {
+      const { port } = await start()
+      const size = 10 * 1024 * 1024
+      let written = 0
+      const { text } = await exchange(port, (socket) => {
+        socket.write(
+          `${line} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`,
+        )
+        const chunk = Buffer.alloc(64 * 1024, 0x20)
+        const pump = () => {
+          // Slowly: a body that came at once would be read before any answer whatever the server does.
+          if (written >= size || socket.destroyed) return
+          written += chunk.length
+          socket.write(chunk)
+          setTimeout(pump, 5)
+        }
+        pump()
+      })
+      expect(text).toMatch(/^HTTP\/1\.1 404/)
+      expect(text.toLowerCase()).toContain('connection: close')
+      expect(written).toBeLessThan(size / 2)
+    },
+  )
+
+  it('keeps the connection of a 404 without a body (a GET) open', async () => {
+    const { server } = await start()
+    const res = await server.inject({ method: 'GET', url: '/favicon.ico' })
+    expect(res.statusCode).toBe(404)
+    expect(res.headers.connection).not.toBe('close')
+  })
+
   it('cuts off a client sending its headers one byte at a time', async () => {
     const { port } = await start({ headers_timeout: 1_000, request_timeout: 2_000 })
     let timer: NodeJS.Timeout | undefined
