@@ -14,9 +14,22 @@ export function compact(value: EcsDocument): EcsDocument {
   const out: EcsDocument = {}
   for (const key in value) {
     const kept = compactValue(value[key])
-    if (kept !== undefined) out[key] = kept
+    if (kept !== undefined) setOwn(out, key, kept)
   }
   return out
+}
+
+/**
+ * `out[key] = value` that keeps a key named `__proto__` as a field: the watched agent names its own tags and
+ * request parameters, and an assignment would set the object's prototype instead, the field gone from the
+ * document.
+ */
+function setOwn(out: EcsDocument, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+  } else {
+    out[key] = value
+  }
 }
 
 function compactValue(v: unknown): unknown {
@@ -45,8 +58,8 @@ export function mergeDocuments(base: EcsDocument, over: EcsDocument): EcsDocumen
   const out: EcsDocument = { ...base }
   for (const [key, value] of Object.entries(over)) {
     if (value === undefined) continue
-    const current = out[key]
-    out[key] = isPlainObject(current) && isPlainObject(value) ? mergeDocuments(current, value) : value
+    const current = Object.hasOwn(out, key) ? out[key] : undefined
+    setOwn(out, key, isPlainObject(current) && isPlainObject(value) ? mergeDocuments(current, value) : value)
   }
   return out
 }
