@@ -4,8 +4,9 @@
 // Pure apart from its own memory of earlier revokes: the time is an argument, nothing is read or sent.
 // Fairness when the global limit binds: agents named only by a fallback (a workload or principal the
 // watched agent can mint at will) may spend at most half of the global budget, so forged identities
-// cannot leave a registered agent `rate_limited_global`; and a batch is decided registered agents first,
-// higher scores first (decisionOrder).
+// cannot leave a registered agent `rate_limited_global` (a fallback-named agent refused for want of its half
+// is `rate_limited_global_fallback`, so an operator tells forged names at work from a spent budget); and a
+// batch is decided registered agents first, higher scores first (decisionOrder).
 // One revoke per incident holds for `rate_limit.per_agent.per` only: an incident lasts as long as the agent
 // keeps making correlations within incident_gap of each other (cheap, non-revoking ones will do), and the
 // credentials of a revoked role come back on their own (IRSA, instance profiles: sessions issued after
@@ -20,6 +21,7 @@ export const suppressReasons = [
   'incident_already_revoked',
   'rate_limited_agent',
   'rate_limited_global',
+  'rate_limited_global_fallback',
   'no_targets',
 ] as const
 export type SuppressReason = (typeof suppressReasons)[number]
@@ -167,7 +169,7 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
       if (perAgent.get(correlation.agent.id)?.hasRoom(now) === false) return suppressed('rate_limited_agent')
       if (!global.hasRoom(now)) return suppressed('rate_limited_global')
       const isFallback = registered.size > 0 && !isRegistered(registered, correlation.agent)
-      if (isFallback && !fallback.hasRoom(now)) return suppressed('rate_limited_global')
+      if (isFallback && !fallback.hasRoom(now)) return suppressed('rate_limited_global_fallback')
       // Agents idle for longer than the per-agent period are forgotten: the map stays bounded.
       for (const [agentId, window] of perAgent) if (window.isEmpty(now)) perAgent.delete(agentId)
       remember(

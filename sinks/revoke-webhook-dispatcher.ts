@@ -60,7 +60,11 @@ type TargetState = WebhookTarget & { queue: PQueue; failures: number; disabled?:
  * nerve_revoke_outcomes_total{status="suppressed",reason}: a row each would cost every correlation a
  * transaction, an fsync and an outcome record on the bus and in the store.
  */
-const rateLimited = new Set<string>(['rate_limited_agent', 'rate_limited_global'])
+const rateLimited = new Set<string>([
+  'rate_limited_agent',
+  'rate_limited_global',
+  'rate_limited_global_fallback',
+])
 
 /**
  * A revoke that was due (its rule revokes, its score reaches min_score) but held back for a protected agent

@@ -36,6 +36,7 @@ describe('the replay revoke tally', () => {
     tally.decide(makeCorrelation(120, { score: 80, incident: { id: 'a'.repeat(64) } }))
     const { revokes, suppressed } = tally.counts()
     expect(revokes).toBe(3)
-    expect(suppressed.rate_limited_global).toBe(8)
+    expect(suppressed.rate_limited_global_fallback).toBe(8)
+    expect(suppressed.rate_limited_global).toBe(0)
   })
 })

@@ -394,6 +394,36 @@ describe('revoke webhook dispatcher: policy in action', () => {
     ).toBe(200)
   })
 
+  it('records a fallback-named agent refused for want of its half of the global budget under a reason of its own', async () => {
+    const { d, outcomes, rt } = dispatcher({
+      targets: [],
+      agents: [{ id: 'data-cleaner', protected: false, match: {} }],
+      revoke: {
+        dry_run: true,
+        rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 4, per: hour } },
+      },
+    })
+    d.startDelivering()
+    const forged = (i: number) =>
+      makeCorrelation(i, {
+        agent: { id: `agents/forged-${i}`, resolved_by: 'workload', identity: {} },
+        incident: { id: `inc-forged-${i}` },
+      })
+    await d.handle([0, 1, 2].map(forged))
+    await waitFor(() => outcomes().length === 3)
+    expect(statuses(outcomes())).toEqual([
+      'dry_run:dry_run',
+      'dry_run:dry_run',
+      'suppressed:rate_limited_global_fallback',
+    ])
+    expect(
+      await rt.metricValue('nerve_revoke_outcomes_total', {
+        status: 'suppressed',
+        reason: 'rate_limited_global_fallback',
+      }),
+    ).toBe(1)
+  })
+
   it('never sends for a protected agent (recorded as suppressed, so the store says why), nor in dry-run (recorded)', async () => {
     const r = await receiver()
     const agents = [{ id: 'data-cleaner', protected: true, match: {} }]
