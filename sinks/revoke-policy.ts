@@ -95,6 +95,25 @@ export function decisionOrder<C extends Pick<Correlation, 'agent' | 'score'>>(
   return ranked.map((r) => r.c)
 }
 
+/**
+ * Decides a batch the way `nerve run`'s dispatcher does: every merge the batch carries is learnt first,
+ * the correlations are decided in decisionOrder, and after each revoke the merges are learnt again (a
+ * revoke of one incident marks those merged with it). `decideOne` decides one correlation with the policy
+ * (or skips it, a duplicate, returning undefined).
+ */
+export function decideBatch<C extends Correlation>(
+  policy: RevokePolicy,
+  correlations: readonly C[],
+  registered: ReadonlySet<string>,
+  decideOne: (correlation: C) => RevokeDecision | undefined,
+): void {
+  const merging = correlations.filter((c) => c.incident.merged?.length)
+  for (const c of merging) policy.learnMerges(c)
+  for (const c of decisionOrder(correlations, registered)) {
+    if (decideOne(c)?.revoke) for (const m of merging) policy.learnMerges(m)
+  }
+}
+
 export function createRevokePolicy(config: RevokePolicyConfig, history: readonly PastRevoke[]): RevokePolicy {
   const protectedAgents = new Set(config.protected_agents)
   const registered = new Set(config.registered_agents ?? [])

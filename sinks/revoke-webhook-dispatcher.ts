@@ -20,7 +20,7 @@ import {
   openRevokeOutbox,
 } from './revoke-outbox.ts'
 import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
-import { createRevokePolicy, decisionOrder, type RevokeDecision, revokeDecisionId } from './revoke-policy.ts'
+import { createRevokePolicy, decideBatch, type RevokeDecision, revokeDecisionId } from './revoke-policy.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
@@ -292,24 +292,20 @@ export function createRevokeDispatcher(
     const entries: DecisionEntry[] = []
     /** Suppressions first seen in this batch: forgotten again if the batch is not written. */
     const added: string[] = []
-    const merging = correlations.filter((c) => c.incident.merged?.length)
-    for (const c of merging) policy.learnMerges(c)
     // The batch's decisions by status and reason, added to the counters once per batch (two labelled
     // counters per correlation cost the main thread 1-2 µs each time).
     const counted = new Map<string, { status: RevokeDecision['status']; reason: string; n: number }>()
     let duplicates = 0
     try {
       // When the global limit binds, registered agents and higher scores are decided first.
-      for (const c of decisionOrder(correlations, registeredAgents)) {
+      decideBatch(policy, correlations, registeredAgents, (c) => {
         if (already.has(c.id)) {
           duplicates++
-          continue
+          return undefined
         }
         already.add(c.id)
         const time = now()
         const decision = policy.decide(c, time)
-        // The batch's other merging correlations learn of this revoke before they are decided.
-        if (decision.revoke) for (const m of merging) policy.learnMerges(m)
         const key = `${decision.status}:${decision.reason}`
         const count = counted.get(key)
         if (count) count.n++
@@ -341,7 +337,8 @@ export function createRevokeDispatcher(
           (first && explainedOnce.has(decision.reason))
         )
           entries.push(entry)
-      }
+        return decision
+      })
     } finally {
       if (duplicates > 0) telemetry.discarded(duplicates, 'duplicate')
       for (const { status, reason, n } of counted.values()) {
