@@ -20,7 +20,13 @@ import {
   openRevokeOutbox,
 } from './revoke-outbox.ts'
 import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
-import { createRevokePolicy, decideBatch, type RevokeDecision, revokeDecisionId } from './revoke-policy.ts'
+import {
+  createRevokePolicy,
+  decideBatch,
+  type MergedRevoke,
+  type RevokeDecision,
+  revokeDecisionId,
+} from './revoke-policy.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
@@ -116,7 +122,7 @@ export function createRevokeDispatcher(
     has_targets: targets.size > 0,
   }
   const registeredAgents = new Set(policyConfig.registered_agents)
-  let policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
+  let policy = createRevokePolicy(policyConfig, outbox.pastRevokes(), outbox.mergedRevokes())
   const abort = new AbortController()
   let delivering = false
   let closed = false
@@ -296,9 +302,11 @@ export function createRevokeDispatcher(
     // counters per correlation cost the main thread 1-2 µs each time).
     const counted = new Map<string, { status: RevokeDecision['status']; reason: string; n: number }>()
     let duplicates = 0
+    /** Incidents the batch's merges marked as revoked: kept with its decisions. */
+    let merged: MergedRevoke[] = []
     try {
       // When the global limit binds, registered agents and higher scores are decided first.
-      decideBatch(policy, correlations, registeredAgents, (c) => {
+      merged = decideBatch(policy, correlations, registeredAgents, (c) => {
         if (already.has(c.id)) {
           duplicates++
           return undefined
@@ -346,14 +354,17 @@ export function createRevokeDispatcher(
         if (status === 'suppressed') telemetry.discarded(n, reason)
       }
     }
-    if (entries.length === 0) return
+    // A merge with a revoked incident is written even in a batch that decides nothing worth a row: only
+    // its correlation says so, and the policy rebuilt after a restart or a failed write must know it.
+    if (entries.length === 0 && merged.length === 0) return
     let deliveries: OutboxDelivery[]
     try {
-      deliveries = outbox.recordDecisions(entries)
+      deliveries = outbox.recordDecisions(entries, merged)
     } catch (err) {
-      // The policy remembered revokes that were not written: forget them, the bus redelivers the batch.
-      // So are the suppressions first seen here, or the redelivery would not record them.
-      policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
+      // The policy remembered revokes that were not written: forget them, the bus redelivers the batch
+      // (whose merges are learnt again). So are the suppressions first seen here, or the redelivery would
+      // not record them.
+      policy = createRevokePolicy(policyConfig, outbox.pastRevokes(), outbox.mergedRevokes())
       for (const key of added) seenSuppressions.delete(key)
       telemetry.error(errorCodeOf(err), 'record_decision')
       throw err

@@ -545,6 +545,32 @@ describe('revoke webhook dispatcher: policy in action', () => {
     expect(new Set(r.requests.map((q) => q.headers['webhook-id'])).size).toBe(3)
   })
 
+  it('knows after a restart that an incident which absorbed a revoked one is revoked', async () => {
+    // Only the merging correlation says that inc-b absorbed inc-a; the outbox must keep what it taught.
+    const dataDir = tempDir('nerve-revoke')
+    const revoke = {
+      dry_run: true,
+      rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } },
+    }
+    const first = dispatcher({ targets: [], dataDir, revoke })
+    first.d.startDelivering()
+    await first.d.handle([makeCorrelation(0, { incident: { id: 'inc-a' } })])
+    await first.d.handle([makeCorrelation(1, { incident: { id: 'inc-b', merged: ['inc-a'] } })])
+    await first.d.close()
+    const again = dispatcher({ targets: [], dataDir, revoke })
+    again.d.startDelivering()
+    await again.d.handle([makeCorrelation(2, { incident: { id: 'inc-b' } })])
+    expect(
+      await again.rt.metricValue('nerve_revoke_outcomes_total', {
+        status: 'suppressed',
+        reason: 'incident_already_revoked',
+      }),
+    ).toBe(1)
+    expect(
+      await again.rt.metricValue('nerve_revoke_outcomes_total', { status: 'dry_run', reason: 'dry_run' }),
+    ).toBe(0)
+  })
+
   it('knows an incident that absorbed a revoked one is revoked, even when a stronger correlation of it is decided first', async () => {
     const r = await receiver()
     const { d, outcomes } = dispatcher({
