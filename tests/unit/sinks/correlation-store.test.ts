@@ -1,3 +1,5 @@
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Correlation, RevokeOutcome } from '../../../schemas/types.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
@@ -293,6 +295,23 @@ describe('correlation store', () => {
       outcome(3, { incident_id: merged, status: 'failed', reason: 'rejected', attempts: 2 }),
     ])
     expect(store.incident(next)?.revokes.map((o) => o.id)).toEqual(['rvk_a:3', 'rvk_a:2', 'rvk_a:1'])
+  })
+
+  it('retention forgets the folded ids of the incidents it deletes', async () => {
+    const { store, dataDir } = openStore()
+    const [merged, survivor] = ['a'.repeat(64), 'c'.repeat(64)]
+    store.writeCorrelations([makeCorrelation(1, { incident: { id: merged } })])
+    store.writeCorrelations([makeCorrelation(3, { incident: { id: survivor, merged: [merged] } })])
+    const aliases = () => {
+      const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+      const n = (db.prepare('SELECT COUNT(*) AS n FROM incident_aliases').get() as { n: number }).n
+      db.close()
+      return n
+    }
+    expect(aliases()).toBe(1)
+    store.deleteBefore(makeCorrelation(3).time + 1)
+    expect(store.incident(survivor)).toBeUndefined()
+    expect(aliases()).toBe(0)
   })
 
   it('folds incidents of the same batch with distinct counts, and a redelivery changes nothing', () => {
