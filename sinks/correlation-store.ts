@@ -98,6 +98,8 @@ CREATE TABLE IF NOT EXISTS revoke_outcomes (
   status TEXT NOT NULL, time INTEGER NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_time ON revoke_outcomes (time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_incident ON revoke_outcomes (incident_id, time DESC);
+CREATE TABLE IF NOT EXISTS incident_aliases (id TEXT PRIMARY KEY, into_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS incident_aliases_into ON incident_aliases (into_id);
 `
 
 type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'> & {
@@ -273,6 +275,18 @@ export function createCorrelationStore(
      */
     setCorrelationIncident: db.prepare('UPDATE correlations SET incident_id = ?, record = ? WHERE rowid = ?'),
     moveOutcomes: db.prepare('UPDATE revoke_outcomes SET incident_id = ? WHERE incident_id = ?'),
+    /**
+     * The incident a folded id now lives in: a revoke outcome decided under the old id (a delivery's
+     * result comes minutes later, after retries) is filed under it. One row per folded id, pointed at
+     * the newest survivor when that is folded in turn; retention drops those of deleted incidents.
+     */
+    aliasOf: db.prepare<[string], { into_id: string }>('SELECT into_id FROM incident_aliases WHERE id = ?'),
+    moveAliases: db.prepare('UPDATE incident_aliases SET into_id = ? WHERE into_id = ?'),
+    addAlias: db.prepare('INSERT OR REPLACE INTO incident_aliases (id, into_id) VALUES (?, ?)'),
+    dropAlias: db.prepare('DELETE FROM incident_aliases WHERE id = ?'),
+    deleteOrphanAliases: db.prepare(
+      'DELETE FROM incident_aliases WHERE into_id NOT IN (SELECT id FROM incidents)',
+    ),
     deleteOrphanOutcomes: db.prepare(
       'DELETE FROM revoke_outcomes WHERE time < ? AND incident_id NOT IN (SELECT id FROM incidents)',
     ),
@@ -357,8 +371,13 @@ export function createCorrelationStore(
         moved++
       }
       sql.moveOutcomes.run(c.incident.id, old)
+      sql.moveAliases.run(c.incident.id, old)
+      sql.addAlias.run(old, c.incident.id)
       sql.deleteIncident.run(old)
     }
+    // An id folded away earlier that names this incident again (never, as ids go: none is reused) would
+    // otherwise send its outcomes elsewhere.
+    sql.dropAlias.run(c.incident.id)
     if (moved === 0) return
     // Its row, rebuilt from every correlation it now holds, in time order (rules and Falco rules keep
     // the order they were first seen in).
@@ -436,7 +455,7 @@ export function createCorrelationStore(
       const r = sql.insertOutcome.run(
         o.id,
         o.decision_id,
-        o.incident_id,
+        sql.aliasOf.get(o.incident_id)?.into_id ?? o.incident_id,
         o.agent_id,
         o.status,
         o.time,
@@ -490,6 +509,7 @@ export function createCorrelationStore(
       if (deleted.incidents < 500) break
     }
     total.revoke_outcomes += sql.deleteOrphanOutcomes.run(cutoff).changes
+    sql.deleteOrphanAliases.run()
     for (const [table, count] of Object.entries(total)) if (count > 0) retentionDeleted.inc({ table }, count)
     return total
   }

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'
 import type { RevokeOutcome } from '../schemas/types.ts'
-import type { PastRevoke } from './revoke-policy.ts'
+import type { MergedRevoke, PastRevoke } from './revoke-policy.ts'
 
 export type OutboxDelivery = {
   decision_id: string
@@ -48,8 +48,13 @@ export type RevokeOutbox = {
   decided(ids: readonly string[]): Set<string>
   /** Revokes that went ahead (sent or dry-run), for the policy's limits after a restart. */
   pastRevokes(): PastRevoke[]
-  /** Decisions, their deliveries and their outcome records, in one transaction. */
-  recordDecisions(entries: readonly DecisionEntry[]): OutboxDelivery[]
+  /** Incidents counted as revoked through a merge, for the policy after a restart. */
+  mergedRevokes(): MergedRevoke[]
+  /**
+   * Decisions, their deliveries and their outcome records, and the marks the batch's merges taught (kept
+   * at the latest revoke per incident), in one transaction.
+   */
+  recordDecisions(entries: readonly DecisionEntry[], merged?: readonly MergedRevoke[]): OutboxDelivery[]
   /** A delivery's new state and its outcome record, in one transaction. */
   updateDelivery(delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome): void
   pendingDeliveries(): OutboxDelivery[]
@@ -85,6 +90,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
   published INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS outcomes_unpublished ON outcomes (published);
 CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id, n);
+CREATE TABLE IF NOT EXISTS merged_revokes (
+  incident_id TEXT PRIMARY KEY, time INTEGER NOT NULL, rounds INTEGER NOT NULL);
 `
 
 export function openRevokeOutbox(dataDir: string): RevokeOutbox {
@@ -96,6 +103,11 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   const sql = {
     decided: db.prepare<[string], { correlation_id: string }>(
       'SELECT correlation_id FROM decisions WHERE correlation_id = ?',
+    ),
+    merged: db.prepare<[], MergedRevoke>('SELECT incident_id, time, rounds FROM merged_revokes'),
+    upsertMerged: db.prepare(
+      `INSERT INTO merged_revokes (incident_id, time, rounds) VALUES (@incident_id, @time, @rounds)
+       ON CONFLICT (incident_id) DO UPDATE SET time = max(time, excluded.time), rounds = max(rounds, excluded.rounds)`,
     ),
     past: db.prepare<[], PastRevoke>(
       "SELECT incident_id, agent_id, time FROM decisions WHERE status IN ('pending', 'dry_run')",
@@ -146,39 +158,42 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     sql.insertOutcome.run(id, outcome.decision_id, n, JSON.stringify({ id, ...outcome }))
   }
 
-  const recordDecisions = db.transaction((entries: readonly DecisionEntry[]) => {
-    writePublished()
-    const deliveries: OutboxDelivery[] = []
-    for (const entry of entries) {
-      const { body, targets, ...decision } = entry
-      sql.insertDecision.run(decision)
-      addOutcome({
-        decision_id: entry.decision_id,
-        time: entry.time,
-        correlation_id: entry.correlation_id,
-        incident_id: entry.incident_id,
-        agent_id: entry.agent_id,
-        status: entry.status,
-        reason: entry.reason,
-        attempts: 0,
-      })
-      if (body === undefined) continue
-      for (const target of targets) {
-        const delivery: OutboxDelivery = {
+  const recordDecisions = db.transaction(
+    (entries: readonly DecisionEntry[], merged: readonly MergedRevoke[]) => {
+      writePublished()
+      for (const mark of merged) sql.upsertMerged.run(mark)
+      const deliveries: OutboxDelivery[] = []
+      for (const entry of entries) {
+        const { body, targets, ...decision } = entry
+        sql.insertDecision.run(decision)
+        addOutcome({
           decision_id: entry.decision_id,
-          target,
+          time: entry.time,
           correlation_id: entry.correlation_id,
           incident_id: entry.incident_id,
           agent_id: entry.agent_id,
-          body,
+          status: entry.status,
+          reason: entry.reason,
           attempts: 0,
-          next_attempt_at: entry.time,
+        })
+        if (body === undefined) continue
+        for (const target of targets) {
+          const delivery: OutboxDelivery = {
+            decision_id: entry.decision_id,
+            target,
+            correlation_id: entry.correlation_id,
+            incident_id: entry.incident_id,
+            agent_id: entry.agent_id,
+            body,
+            attempts: 0,
+            next_attempt_at: entry.time,
+          }
+          if (sql.insertDelivery.run(delivery).changes === 1) deliveries.push(delivery)
         }
-        if (sql.insertDelivery.run(delivery).changes === 1) deliveries.push(delivery)
       }
-    }
-    return deliveries
-  })
+      return deliveries
+    },
+  )
 
   const updateDelivery = db.transaction(
     (delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome) => {
@@ -200,7 +215,8 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   return {
     decided: (ids) => (ids.length === 0 ? new Set() : decided(ids)),
     pastRevokes: () => sql.past.all(),
-    recordDecisions: (entries) => recordDecisions(entries),
+    mergedRevokes: () => sql.merged.all(),
+    recordDecisions: (entries, merged = []) => recordDecisions(entries, merged),
     updateDelivery: (delivery, update, outcome) => updateDelivery(delivery, update, outcome),
     pendingDeliveries: () => sql.pending.all(),
     pendingCount: () => (sql.pendingCount.get() as { n: number }).n,

@@ -4,8 +4,9 @@
 // Pure apart from its own memory of earlier revokes: the time is an argument, nothing is read or sent.
 // Fairness when the global limit binds: agents named only by a fallback (a workload or principal the
 // watched agent can mint at will) may spend at most half of the global budget, so forged identities
-// cannot leave a registered agent `rate_limited_global`; and a batch is decided registered agents first,
-// higher scores first (decisionOrder).
+// cannot leave a registered agent `rate_limited_global` (a fallback-named agent refused for want of its half
+// is `rate_limited_global_fallback`, so an operator tells forged names at work from a spent budget); and a
+// batch is decided registered agents first, higher scores first (decisionOrder).
 // One revoke per incident holds for `rate_limit.per_agent.per` only: an incident lasts as long as the agent
 // keeps making correlations within incident_gap of each other (cheap, non-revoking ones will do), and the
 // credentials of a revoked role come back on their own (IRSA, instance profiles: sessions issued after
@@ -20,6 +21,7 @@ export const suppressReasons = [
   'incident_already_revoked',
   'rate_limited_agent',
   'rate_limited_global',
+  'rate_limited_global_fallback',
   'no_targets',
 ] as const
 export type SuppressReason = (typeof suppressReasons)[number]
@@ -45,6 +47,13 @@ export type RevokePolicyConfig = Pick<Config['revoke'], 'min_score' | 'dry_run' 
 /** A revoke that went ahead (sent or dry-run): what the limits and the one-per-incident rule remember. */
 export type PastRevoke = { incident_id: string; agent_id: string; time: number }
 
+/**
+ * An incident counted as revoked because it was merged with a revoked one (learnMerges): `time` of the
+ * group's last revoke, `rounds` its revokes. Only the merging correlation says so, once, so the outbox
+ * keeps these for a restart (and a rebuild after a failed write).
+ */
+export type MergedRevoke = { incident_id: string; time: number; rounds: number }
+
 export type RevokePolicy = {
   /** Decides, and remembers an allowed revoke against the limits. */
   decide(correlation: Correlation, now: number): RevokeDecision
@@ -52,9 +61,10 @@ export type RevokePolicy = {
    * Learns that the correlation's incident absorbed a revoked one (merged), which makes it revoked too. For
    * every correlation of a batch before decisionOrder reorders it: a stronger correlation of the survivor
    * decided before the merging one would otherwise revoke the same incident again. A revoke of one of
-   * them also marks the others, so it is learnt again after each revoke of a batch.
+   * them also marks the others, so it is learnt again after each revoke of a batch. Returns the incidents
+   * it marked anew (or with a later revoke), to keep.
    */
-  learnMerges(correlation: Correlation): void
+  learnMerges(correlation: Correlation): MergedRevoke[]
   /** Revokes of the incident so far: the round its next revoke would be. */
   rounds(incidentId: string): number
 }
@@ -93,7 +103,35 @@ export function decisionOrder<C extends Pick<Correlation, 'agent' | 'score'>>(
   return ranked.map((r) => r.c)
 }
 
-export function createRevokePolicy(config: RevokePolicyConfig, history: readonly PastRevoke[]): RevokePolicy {
+/**
+ * Decides a batch the way `nerve run`'s dispatcher does: every merge the batch carries is learnt first,
+ * the correlations are decided in decisionOrder, and after each revoke the merges are learnt again (a
+ * revoke of one incident marks those merged with it). `decideOne` decides one correlation with the policy
+ * (or skips it, a duplicate, returning undefined). Returns the marks the batch's merges taught.
+ */
+export function decideBatch<C extends Correlation>(
+  policy: RevokePolicy,
+  correlations: readonly C[],
+  registered: ReadonlySet<string>,
+  decideOne: (correlation: C) => RevokeDecision | undefined,
+): MergedRevoke[] {
+  const merging = correlations.filter((c) => c.incident.merged?.length)
+  const learnt: MergedRevoke[] = []
+  const learn = () => {
+    for (const m of merging) for (const mark of policy.learnMerges(m)) learnt.push(mark)
+  }
+  learn()
+  for (const c of decisionOrder(correlations, registered)) {
+    if (decideOne(c)?.revoke) learn()
+  }
+  return learnt
+}
+
+export function createRevokePolicy(
+  config: RevokePolicyConfig,
+  history: readonly PastRevoke[],
+  merged: readonly MergedRevoke[] = [],
+): RevokePolicy {
   const protectedAgents = new Set(config.protected_agents)
   const registered = new Set(config.registered_agents ?? [])
   /** Revoked incidents: when last, and how many times. */
@@ -127,6 +165,14 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
   }
   for (const past of [...history].sort((a, b) => a.time - b.time))
     remember(past, registered.size > 0 && !registered.has(past.agent_id))
+  // Marks learnt from merges: they count for the one-per-incident rule only (the limits count revokes).
+  for (const mark of merged) {
+    const known = revokedIncidents.get(mark.incident_id)
+    revokedIncidents.set(mark.incident_id, {
+      time: Math.max(known?.time ?? mark.time, mark.time),
+      rounds: Math.max(known?.rounds ?? 0, mark.rounds),
+    })
+  }
 
   const suppressed = (reason: SuppressReason): RevokeDecision => ({
     revoke: false,
@@ -135,9 +181,9 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
   })
 
   // An incident and those it absorbed (merged, group-incidents.ts) are one: one revoked, all are.
-  const learnMerges = (correlation: Correlation) => {
+  const learnMerges = (correlation: Correlation): MergedRevoke[] => {
     const merged = correlation.incident.merged
-    if (!merged?.length) return
+    if (!merged?.length) return []
     const ids = [correlation.incident.id, ...merged]
     let time = -Infinity
     let rounds = 0
@@ -147,7 +193,15 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
       time = Math.max(time, known.time)
       rounds = Math.max(rounds, known.rounds)
     }
-    if (rounds > 0) for (const id of ids) revokedIncidents.set(id, { time, rounds })
+    if (rounds === 0) return []
+    const marked: MergedRevoke[] = []
+    for (const id of ids) {
+      const known = revokedIncidents.get(id)
+      if (known?.time === time && known.rounds === rounds) continue
+      revokedIncidents.set(id, { time, rounds })
+      marked.push({ incident_id: id, time, rounds })
+    }
+    return marked
   }
 
   return {
@@ -167,7 +221,7 @@ export function createRevokePolicy(config: RevokePolicyConfig, history: readonly
       if (perAgent.get(correlation.agent.id)?.hasRoom(now) === false) return suppressed('rate_limited_agent')
       if (!global.hasRoom(now)) return suppressed('rate_limited_global')
       const isFallback = registered.size > 0 && !isRegistered(registered, correlation.agent)
-      if (isFallback && !fallback.hasRoom(now)) return suppressed('rate_limited_global')
+      if (isFallback && !fallback.hasRoom(now)) return suppressed('rate_limited_global_fallback')
       // Agents idle for longer than the per-agent period are forgotten: the map stays bounded.
       for (const [agentId, window] of perAgent) if (window.isEmpty(now)) perAgent.delete(agentId)
       remember(

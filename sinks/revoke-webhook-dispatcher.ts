@@ -20,7 +20,13 @@ import {
   openRevokeOutbox,
 } from './revoke-outbox.ts'
 import { buildRevokeEvent, revokeContentType } from './revoke-payload.ts'
-import { createRevokePolicy, decisionOrder, type RevokeDecision, revokeDecisionId } from './revoke-policy.ts'
+import {
+  createRevokePolicy,
+  decideBatch,
+  type MergedRevoke,
+  type RevokeDecision,
+  revokeDecisionId,
+} from './revoke-policy.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
@@ -60,7 +66,11 @@ type TargetState = WebhookTarget & { queue: PQueue; failures: number; disabled?:
  * nerve_revoke_outcomes_total{status="suppressed",reason}: a row each would cost every correlation a
  * transaction, an fsync and an outcome record on the bus and in the store.
  */
-const rateLimited = new Set<string>(['rate_limited_agent', 'rate_limited_global'])
+const rateLimited = new Set<string>([
+  'rate_limited_agent',
+  'rate_limited_global',
+  'rate_limited_global_fallback',
+])
 
 /**
  * A revoke that was due (its rule revokes, its score reaches min_score) but held back for a protected agent
@@ -112,7 +122,7 @@ export function createRevokeDispatcher(
     has_targets: targets.size > 0,
   }
   const registeredAgents = new Set(policyConfig.registered_agents)
-  let policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
+  let policy = createRevokePolicy(policyConfig, outbox.pastRevokes(), outbox.mergedRevokes())
   const abort = new AbortController()
   let delivering = false
   let closed = false
@@ -288,24 +298,22 @@ export function createRevokeDispatcher(
     const entries: DecisionEntry[] = []
     /** Suppressions first seen in this batch: forgotten again if the batch is not written. */
     const added: string[] = []
-    const merging = correlations.filter((c) => c.incident.merged?.length)
-    for (const c of merging) policy.learnMerges(c)
     // The batch's decisions by status and reason, added to the counters once per batch (two labelled
     // counters per correlation cost the main thread 1-2 µs each time).
     const counted = new Map<string, { status: RevokeDecision['status']; reason: string; n: number }>()
     let duplicates = 0
+    /** Incidents the batch's merges marked as revoked: kept with its decisions. */
+    let merged: MergedRevoke[] = []
     try {
       // When the global limit binds, registered agents and higher scores are decided first.
-      for (const c of decisionOrder(correlations, registeredAgents)) {
+      merged = decideBatch(policy, correlations, registeredAgents, (c) => {
         if (already.has(c.id)) {
           duplicates++
-          continue
+          return undefined
         }
         already.add(c.id)
         const time = now()
         const decision = policy.decide(c, time)
-        // The batch's other merging correlations learn of this revoke before they are decided.
-        if (decision.revoke) for (const m of merging) policy.learnMerges(m)
         const key = `${decision.status}:${decision.reason}`
         const count = counted.get(key)
         if (count) count.n++
@@ -337,7 +345,8 @@ export function createRevokeDispatcher(
           (first && explainedOnce.has(decision.reason))
         )
           entries.push(entry)
-      }
+        return decision
+      })
     } finally {
       if (duplicates > 0) telemetry.discarded(duplicates, 'duplicate')
       for (const { status, reason, n } of counted.values()) {
@@ -345,14 +354,17 @@ export function createRevokeDispatcher(
         if (status === 'suppressed') telemetry.discarded(n, reason)
       }
     }
-    if (entries.length === 0) return
+    // A merge with a revoked incident is written even in a batch that decides nothing worth a row: only
+    // its correlation says so, and the policy rebuilt after a restart or a failed write must know it.
+    if (entries.length === 0 && merged.length === 0) return
     let deliveries: OutboxDelivery[]
     try {
-      deliveries = outbox.recordDecisions(entries)
+      deliveries = outbox.recordDecisions(entries, merged)
     } catch (err) {
-      // The policy remembered revokes that were not written: forget them, the bus redelivers the batch.
-      // So are the suppressions first seen here, or the redelivery would not record them.
-      policy = createRevokePolicy(policyConfig, outbox.pastRevokes())
+      // The policy remembered revokes that were not written: forget them, the bus redelivers the batch
+      // (whose merges are learnt again). So are the suppressions first seen here, or the redelivery would
+      // not record them.
+      policy = createRevokePolicy(policyConfig, outbox.pastRevokes(), outbox.mergedRevokes())
       for (const key of added) seenSuppressions.delete(key)
       telemetry.error(errorCodeOf(err), 'record_decision')
       throw err

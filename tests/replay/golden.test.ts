@@ -57,6 +57,7 @@ describe('nerve replay (golden)', { timeout: 90_000 }, () => {
         incident_already_revoked: 7,
         rate_limited_agent: 0,
         rate_limited_global: 0,
+        rate_limited_global_fallback: 0,
         no_targets: 0,
       },
     })

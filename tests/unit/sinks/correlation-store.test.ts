@@ -1,3 +1,5 @@
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Correlation, RevokeOutcome } from '../../../schemas/types.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
@@ -271,6 +273,45 @@ describe('correlation store', () => {
     expect(store.total('correlations', { limit: 10, text: { incident: survivor } })).toBe(3)
     expect(store.total('correlations', { limit: 10, text: { incident: merged } })).toBe(0)
     expect(folded?.revokes.map((o) => o.id)).toEqual(['rvk_a:1'])
+  })
+
+  it("files a revoke outcome that comes after a fold under the survivor: the incident shows its delivery's result", () => {
+    // The dispatcher decided under the old id; its delivery's outcome (sent, or failed) comes later, after
+    // the merge. Kept under the old id, it named no incident, and the survivor showed "pending" for good.
+    const { store } = openStore()
+    const [merged, survivor, next] = ['a'.repeat(64), 'c'.repeat(64), 'f'.repeat(64)]
+    store.writeCorrelations([makeCorrelation(1, { incident: { id: merged } })])
+    store.writeOutcomes([outcome(1, { incident_id: merged })])
+    store.writeCorrelations([makeCorrelation(3, { incident: { id: survivor, merged: [merged] } })])
+    store.writeOutcomes([
+      outcome(2, { incident_id: merged, status: 'sent', reason: 'delivered', attempts: 1 }),
+    ])
+    expect(store.incident(survivor)?.incident.revoke).toMatchObject({ status: 'sent', reason: 'delivered' })
+    expect(store.incident(survivor)?.revokes.map((o) => o.id)).toEqual(['rvk_a:2', 'rvk_a:1'])
+    expect(ids(store.revokes({ limit: 10, text: { incident: survivor } }))).toEqual(['rvk_a:2', 'rvk_a:1'])
+    // Folded again: the first incident's later outcomes follow it to the newest survivor.
+    store.writeCorrelations([makeCorrelation(4, { incident: { id: next, merged: [survivor] } })])
+    store.writeOutcomes([
+      outcome(3, { incident_id: merged, status: 'failed', reason: 'rejected', attempts: 2 }),
+    ])
+    expect(store.incident(next)?.revokes.map((o) => o.id)).toEqual(['rvk_a:3', 'rvk_a:2', 'rvk_a:1'])
+  })
+
+  it('retention forgets the folded ids of the incidents it deletes', async () => {
+    const { store, dataDir } = openStore()
+    const [merged, survivor] = ['a'.repeat(64), 'c'.repeat(64)]
+    store.writeCorrelations([makeCorrelation(1, { incident: { id: merged } })])
+    store.writeCorrelations([makeCorrelation(3, { incident: { id: survivor, merged: [merged] } })])
+    const aliases = () => {
+      const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+      const n = (db.prepare('SELECT COUNT(*) AS n FROM incident_aliases').get() as { n: number }).n
+      db.close()
+      return n
+    }
+    expect(aliases()).toBe(1)
+    store.deleteBefore(makeCorrelation(3).time + 1)
+    expect(store.incident(survivor)).toBeUndefined()
+    expect(aliases()).toBe(0)
   })
 
   it('folds incidents of the same batch with distinct counts, and a redelivery changes nothing', () => {

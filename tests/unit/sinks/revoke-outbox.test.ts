@@ -1,3 +1,5 @@
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type DecisionEntry, openRevokeOutbox, type RevokeOutbox } from '../../../sinks/revoke-outbox.ts'
 import { tempDir } from '../../helpers/random-names.ts'
@@ -75,6 +77,42 @@ describe('revoke outbox', () => {
     await first.close()
     opened.shift()
     expect(open(dir).unpublishedOutcomes(10).outcomes).toEqual([])
+  })
+
+  it('keeps the incidents merges marked revoked, at their latest revoke, across a reopen', async () => {
+    const dir = tempDir('nerve-outbox')
+    const first = open(dir)
+    first.recordDecisions([], [{ incident_id: 'inc-b', time: 1000, rounds: 1 }])
+    first.recordDecisions(
+      [entry(1)],
+      [
+        { incident_id: 'inc-b', time: 900, rounds: 1 },
+        { incident_id: 'inc-c', time: 2000, rounds: 2 },
+      ],
+    )
+    await first.close()
+    opened.pop()
+    const again = open(dir)
+    expect(again.mergedRevokes().sort((a, b) => a.time - b.time)).toEqual([
+      { incident_id: 'inc-b', time: 1000, rounds: 1 },
+      { incident_id: 'inc-c', time: 2000, rounds: 2 },
+    ])
+  })
+
+  it('opens an outbox written before merged revokes were kept', async () => {
+    const dir = tempDir('nerve-outbox')
+    const first = open(dir)
+    first.recordDecisions([entry(1)])
+    await first.close()
+    opened.pop()
+    const db = new Database(join(dir, 'revoke-outbox.sqlite'))
+    db.exec('DROP TABLE merged_revokes')
+    db.close()
+    const again = open(dir)
+    expect(again.mergedRevokes()).toEqual([])
+    expect(again.pastRevokes()).toEqual([{ incident_id: 'inc-1', agent_id: 'data-cleaner', time: 1001 }])
+    again.recordDecisions([], [{ incident_id: 'inc-b', time: 1000, rounds: 1 }])
+    expect(again.mergedRevokes()).toEqual([{ incident_id: 'inc-b', time: 1000, rounds: 1 }])
   })
 
   it('remembers disabled targets', () => {

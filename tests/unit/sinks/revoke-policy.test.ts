@@ -241,8 +241,28 @@ describe('revoke budget fairness', () => {
     const policy = createRevokePolicy(tight, [])
     const forgedReasons = Array.from({ length: 10 }, (_, i) => policy.decide(forged(i), t0 + i).reason)
     expect(forgedReasons.filter((r) => r === 'policy_allowed')).toHaveLength(2)
-    expect(forgedReasons.filter((r) => r === 'rate_limited_global')).toHaveLength(8)
+    expect(forgedReasons.filter((r) => r === 'rate_limited_global_fallback')).toHaveLength(8)
     expect(policy.decide(real, t0 + 20)).toMatchObject({ revoke: true, reason: 'policy_allowed' })
+  })
+
+  it('tells a spent fallback half (rate_limited_global_fallback) from a spent global budget (rate_limited_global)', () => {
+    const policy = createRevokePolicy(
+      { ...tight, registered_agents: ['registered-0', 'registered-1', 'registered-2'] },
+      [],
+    )
+    // Two forged names spend the fallback half; the third is refused for want of that half, not of the
+    // global budget, which still has two revokes for registered agents.
+    const reasons = [0, 1, 2].map((i) => policy.decide(forged(i), t0 + i).reason)
+    expect(reasons).toEqual(['policy_allowed', 'policy_allowed', 'rate_limited_global_fallback'])
+    const registered = (i: number) =>
+      makeCorrelation(300 + i, { agent: agent(`registered-${i}`), incident: { id: `inc-r${i}` } })
+    expect([0, 1, 2].map((i) => policy.decide(registered(i), t0 + 10 + i).reason)).toEqual([
+      'policy_allowed',
+      'policy_allowed',
+      'rate_limited_global',
+    ])
+    // Once the whole budget is spent, a forged name is refused for that, the reason every agent shares.
+    expect(policy.decide(forged(3), t0 + 20).reason).toBe('rate_limited_global')
   })
 
   it('a fallback name equal to a registry id does not pass for registered', () => {
@@ -263,8 +283,8 @@ describe('revoke budget fairness', () => {
     expect(reasons).toEqual([
       'policy_allowed',
       'policy_allowed',
-      'rate_limited_global',
-      'rate_limited_global',
+      'rate_limited_global_fallback',
+      'rate_limited_global_fallback',
     ])
   })
 

@@ -394,6 +394,36 @@ describe('revoke webhook dispatcher: policy in action', () => {
     ).toBe(200)
   })
 
+  it('records a fallback-named agent refused for want of its half of the global budget under a reason of its own', async () => {
+    const { d, outcomes, rt } = dispatcher({
+      targets: [],
+      agents: [{ id: 'data-cleaner', protected: false, match: {} }],
+      revoke: {
+        dry_run: true,
+        rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 4, per: hour } },
+      },
+    })
+    d.startDelivering()
+    const forged = (i: number) =>
+      makeCorrelation(i, {
+        agent: { id: `agents/forged-${i}`, resolved_by: 'workload', identity: {} },
+        incident: { id: `inc-forged-${i}` },
+      })
+    await d.handle([0, 1, 2].map(forged))
+    await waitFor(() => outcomes().length === 3)
+    expect(statuses(outcomes())).toEqual([
+      'dry_run:dry_run',
+      'dry_run:dry_run',
+      'suppressed:rate_limited_global_fallback',
+    ])
+    expect(
+      await rt.metricValue('nerve_revoke_outcomes_total', {
+        status: 'suppressed',
+        reason: 'rate_limited_global_fallback',
+      }),
+    ).toBe(1)
+  })
+
   it('never sends for a protected agent (recorded as suppressed, so the store says why), nor in dry-run (recorded)', async () => {
     const r = await receiver()
     const agents = [{ id: 'data-cleaner', protected: true, match: {} }]
@@ -513,6 +543,32 @@ describe('revoke webhook dispatcher: policy in action', () => {
     await again.d.handle([makeCorrelation(2, { incident: { id: 'inc-b' } })])
     await waitFor(() => r.requests.length === 3)
     expect(new Set(r.requests.map((q) => q.headers['webhook-id'])).size).toBe(3)
+  })
+
+  it('knows after a restart that an incident which absorbed a revoked one is revoked', async () => {
+    // Only the merging correlation says that inc-b absorbed inc-a; the outbox must keep what it taught.
+    const dataDir = tempDir('nerve-revoke')
+    const revoke = {
+      dry_run: true,
+      rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } },
+    }
+    const first = dispatcher({ targets: [], dataDir, revoke })
+    first.d.startDelivering()
+    await first.d.handle([makeCorrelation(0, { incident: { id: 'inc-a' } })])
+    await first.d.handle([makeCorrelation(1, { incident: { id: 'inc-b', merged: ['inc-a'] } })])
+    await first.d.close()
+    const again = dispatcher({ targets: [], dataDir, revoke })
+    again.d.startDelivering()
+    await again.d.handle([makeCorrelation(2, { incident: { id: 'inc-b' } })])
+    expect(
+      await again.rt.metricValue('nerve_revoke_outcomes_total', {
+        status: 'suppressed',
+        reason: 'incident_already_revoked',
+      }),
+    ).toBe(1)
+    expect(
+      await again.rt.metricValue('nerve_revoke_outcomes_total', { status: 'dry_run', reason: 'dry_run' }),
+    ).toBe(0)
   })
 
   it('knows an incident that absorbed a revoked one is revoked, even when a stronger correlation of it is decided first', async () => {
