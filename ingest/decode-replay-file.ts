@@ -71,7 +71,13 @@ export async function decodeReplayFile(
   const decoder = createEventDecoder(config, { onLink: (link) => links.push(link) })
   const done: DecodedFile = { file, invalid: [], invalidCount: 0, futureCount: 0, skipped: {}, links }
   for await (const part of readReplayParts([file], { maxDepth: config.maxDepth, open: config.open })) {
-    const normalized = decoder.normalize('any', part.items, { via: 'replay', receivedAt: 0, now: config.now })
+    const normalized = decoder.normalize('any', part.items, {
+      via: 'replay',
+      receivedAt: 0,
+      now: config.now,
+      // A record inside a CloudWatch Logs message is parsed apart from the file: held to the same depth.
+      maxDepth: config.maxDepth,
+    })
     for (const draft of normalized.drafts) {
       const standIn = filter.standIn?.(draft)
       if (standIn !== undefined) {
