@@ -46,9 +46,26 @@ export const revokeView = (o: RevokeOutcome) => ({ ...o, time_iso: iso(o.time) }
 
 type Store = Omit<CorrelationStore, 'routes'>
 
+/**
+ * What every read answer says: it is the reader's alone and is never stored (a browser's disk cache, a
+ * proxy), and its JSON is never sniffed as a page, since it holds text the watched agent wrote.
+ */
+export const readAnswerHeaders: Readonly<Record<string, string>> = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+}
+
 /** A read route: correlations show ARNs, access key ids and command lines, so `auth: 'read'`. */
 export function readRoute(url: string, handle: (req: RouteRequest) => RouteResponse): Route {
-  return { method: 'GET', url, auth: 'read', handle: async (req) => handle(req) }
+  return {
+    method: 'GET',
+    url,
+    auth: 'read',
+    handle: async (req) => {
+      const res = handle(req)
+      return { ...res, headers: { ...readAnswerHeaders, ...res.headers } }
+    },
+  }
 }
 
 export function storeRoutes(store: Store): Route[] {
