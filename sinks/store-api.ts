@@ -5,9 +5,15 @@
 import { NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
-import type { CorrelationStore, Incident } from './correlation-store.ts'
+import { type CorrelationStore, type Incident, maxIncidentCorrelations } from './correlation-store.ts'
 import type { StoreList } from './store-filters.ts'
-import { type Cursor, encodeCursor, type ListQuery, parseListQuery } from './store-query.ts'
+import {
+  type Cursor,
+  encodeCursor,
+  type ListQuery,
+  parseIncidentCorrelations,
+  parseListQuery,
+} from './store-query.ts'
 
 export type Page<T> = { items: T[]; count: number; total: number; next?: string }
 
@@ -105,7 +111,7 @@ export function storeRoutes(store: Store): Route[] {
     ),
     readRoute('/v1/incidents/:id', (req) => {
       const id = req.params?.id ?? ''
-      const found = store.incident(id)
+      const found = store.incident(id, parseIncidentCorrelations(req.query, maxIncidentCorrelations))
       if (!found) throw new NerveError('NOT_FOUND', `No incident ${id}.`)
       return {
         status: 200,

@@ -71,6 +71,20 @@ export function parseListQuery(
   return result
 }
 
+/**
+ * `correlations=` of an incident's detail: how many of its newest correlations to answer, 1..`max` (the
+ * default); anything else is a 400. Other parameters are left alone, as before (`?token=` among them).
+ */
+export function parseIncidentCorrelations(query: Record<string, string | undefined>, max: number): number {
+  const value = query.correlations
+  if (value === undefined) return max
+  if (/^\d{1,4}$/.test(value) && Number(value) >= 1 && Number(value) <= max) return Number(value)
+  const problem = { path: 'correlations', message: `must be an integer from 1 to ${max}` }
+  throw new NerveError('INPUT_INVALID', `Invalid query: ${problem.path}: ${problem.message}.`, {
+    details: [problem],
+  })
+}
+
 /** Epoch ms from `1732550400000` or `2024-11-25T16:00:00Z`; null when it is neither. */
 export function parseTime(value: string): number | null {
   if (/^\d{1,15}$/.test(value)) return Number(value)

@@ -6,6 +6,7 @@ const view = document.getElementById('view')
 const live = document.getElementById('live')
 const tokenForm = document.getElementById('token-form')
 const refreshMs = 5000
+const incidentCorrelations = 100
 let timer
 let more = null
 
@@ -198,7 +199,10 @@ function timelineItem(e) {
 }
 
 async function showIncident(id) {
-  const { incident, correlations, revokes } = await api(`/v1/incidents/${encodeURIComponent(id)}`)
+  // The newest 100: the watched agent decides how many its incident has and how long each one's text is.
+  const { incident, correlations, revokes } = await api(
+    `/v1/incidents/${encodeURIComponent(id)}?correlations=${incidentCorrelations}`,
+  )
   const summary = el(
     'div',
     { class: 'summary' },

@@ -82,6 +82,10 @@ describe('the console', { timeout: 90_000 }, () => {
     const failed: string[] = []
     page.on('pageerror', (err) => failed.push(err.message))
     page.on('requestfailed', (req) => failed.push(req.url()))
+    const details: string[] = []
+    page.on('request', (req) => {
+      if (req.url().includes('/v1/incidents/')) details.push(req.url())
+    })
     await page.goto(`${nerve.url}/`)
     const row = page.locator(`tr[data-incident="${incident.id}"]`)
     await row.waitFor()
@@ -101,6 +105,9 @@ describe('the console', { timeout: 90_000 }, () => {
     expect(text).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/)
     expect(await page.title()).toBe('nerve console')
     expect(await page.locator('main img').count()).toBe(0)
+    // The detail is asked for with the newest 100 correlations, never all of a flood's 1,000.
+    expect(details.length).toBeGreaterThan(0)
+    for (const url of details) expect(url).toContain('?correlations=100')
     expect(failed).toEqual([])
 
     const png = await page.screenshot()
