@@ -17,7 +17,11 @@ import {
 
 export type Page<T> = { items: T[]; count: number; total: number; next?: string }
 
-/** One page: asks for one item more than the limit to know whether a next page exists. */
+/**
+ * One page: asks for one item more than the limit to know whether a next page exists. A first page with
+ * no next one holds every item under the filters, so its size is the total: a filter no index serves
+ * reads the whole table, and is not made to read it twice.
+ */
 export function pageOf<T>(
   q: ListQuery,
   fetch: (q: ListQuery) => T[],
@@ -27,8 +31,10 @@ export function pageOf<T>(
   const rows = fetch({ ...q, limit: q.limit + 1 })
   const items = rows.slice(0, q.limit)
   const last = items.at(-1)
-  const page: Page<T> = { items, count: items.length, total: total() }
-  if (rows.length > q.limit && last !== undefined) page.next = encodeCursor(keyOf(last))
+  const more = rows.length > q.limit
+  const all = !more && q.cursor === undefined
+  const page: Page<T> = { items, count: items.length, total: all ? items.length : total() }
+  if (more && last !== undefined) page.next = encodeCursor(keyOf(last))
   return page
 }
 
