@@ -132,6 +132,16 @@ describe('the console', { timeout: 90_000 }, () => {
     await page.goto(`${nerve.url}/#/?rule=Terminal%20shell%20in%20container&since=2021-04-10T19:00:00Z`)
     await page.locator(`tr[data-incident="${incident.id}"]`).waitFor()
 
+    // Trusted Types: the page cannot write a string as HTML, whatever a later change to its script does.
+    const written = await page.evaluate(`(() => {
+      try {
+        document.body.insertAdjacentHTML('beforeend', '<b id="tt">x</b>')
+        return 'written'
+      } catch (err) {
+        return err.name
+      }
+    })()`)
+    expect(written).toBe('TypeError')
     // A link with a broken escape (`%E0%A4%A`) says what is wrong instead of staying on "Loading…".
     await page.goto(`${nerve.url}/#/agent/%E0%A4%A`)
     await page.locator('main p.error').waitFor({ timeout: 5_000 })
