@@ -22,16 +22,20 @@ export type ListQuery = {
 
 /** Parses the times, score, cursor and limit and keeps the other allowed parameters as text. */
 export function parseListQuery(
-  query: Record<string, string | undefined>,
+  given: Record<string, string | undefined>,
   textParams: readonly string[],
   options: { minScore?: boolean } = {},
 ): ListQuery {
   const problems: { path: string; message: string }[] = []
   const typed = ['since', 'until', 'limit', 'cursor', ...(options.minScore ? ['min_score'] : [])]
   const allowed = new Set([...typed, ...textParams])
-  for (const key of Object.keys(query)) {
+  // A parameter given twice (`?rule=a&rule=b`) arrives as an array, whatever the type says.
+  const query: Record<string, string> = {}
+  for (const [key, value] of Object.entries(given)) {
     if (!allowed.has(key))
       problems.push({ path: key, message: `unknown parameter; use ${[...allowed].join(', ')}` })
+    else if (typeof value === 'string') query[key] = value
+    else if (value !== undefined) problems.push({ path: key, message: 'must be given once' })
   }
   const text: Record<string, string> = {}
   for (const key of textParams) {
