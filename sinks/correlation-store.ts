@@ -54,8 +54,10 @@ export type CorrelationStore = {
   writeOutcomes(batch: readonly RevokeOutcome[]): { stored: number; duplicates: number }
   correlations(query: ListQuery): Correlation[]
   incidents(query: ListQuery): Incident[]
+  /** An incident with its newest `limit` correlations (at most, and by default, maxIncidentCorrelations). */
   incident(
     id: string,
+    limit?: number,
   ): { incident: Incident; correlations: Correlation[]; revokes: RevokeOutcome[] } | undefined
   revokes(query: ListQuery): RevokeOutcome[]
   /** How many items the list holds under the query's filters, whatever the page. */
@@ -537,13 +539,13 @@ export function createCorrelationStore(
     },
     correlations: (q) => records<Correlation>(list('correlations', q)),
     incidents: (q) => list<IncidentRow>('incidents', q).map(incidentOf),
-    incident(id) {
+    incident(id, limit = maxIncidentCorrelations) {
       const row = sql.incident.get(id)
       if (!row) return undefined
       return {
         incident: incidentOf(row),
         correlations: records<Correlation>(
-          sql.incidentCorrelations.all({ ...row, limit: maxIncidentCorrelations }),
+          sql.incidentCorrelations.all({ ...row, limit: Math.min(limit, maxIncidentCorrelations) }),
         ),
         revokes: records<RevokeOutcome>(sql.incidentRevokes.all(id)),
       }

@@ -5,13 +5,23 @@
 import { NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
-import type { CorrelationStore, Incident } from './correlation-store.ts'
+import { type CorrelationStore, type Incident, maxIncidentCorrelations } from './correlation-store.ts'
 import type { StoreList } from './store-filters.ts'
-import { type Cursor, encodeCursor, type ListQuery, parseListQuery } from './store-query.ts'
+import {
+  type Cursor,
+  encodeCursor,
+  type ListQuery,
+  parseIncidentCorrelations,
+  parseListQuery,
+} from './store-query.ts'
 
 export type Page<T> = { items: T[]; count: number; total: number; next?: string }
 
-/** One page: asks for one item more than the limit to know whether a next page exists. */
+/**
+ * One page: asks for one item more than the limit to know whether a next page exists. A first page with
+ * no next one holds every item under the filters, so its size is the total: a filter no index serves
+ * reads the whole table, and is not made to read it twice.
+ */
 export function pageOf<T>(
   q: ListQuery,
   fetch: (q: ListQuery) => T[],
@@ -21,8 +31,10 @@ export function pageOf<T>(
   const rows = fetch({ ...q, limit: q.limit + 1 })
   const items = rows.slice(0, q.limit)
   const last = items.at(-1)
-  const page: Page<T> = { items, count: items.length, total: total() }
-  if (rows.length > q.limit && last !== undefined) page.next = encodeCursor(keyOf(last))
+  const more = rows.length > q.limit
+  const all = !more && q.cursor === undefined
+  const page: Page<T> = { items, count: items.length, total: all ? items.length : total() }
+  if (more && last !== undefined) page.next = encodeCursor(keyOf(last))
   return page
 }
 
@@ -46,9 +58,26 @@ export const revokeView = (o: RevokeOutcome) => ({ ...o, time_iso: iso(o.time) }
 
 type Store = Omit<CorrelationStore, 'routes'>
 
+/**
+ * What every read answer says: it is the reader's alone and is never stored (a browser's disk cache, a
+ * proxy), and its JSON is never sniffed as a page, since it holds text the watched agent wrote.
+ */
+export const readAnswerHeaders: Readonly<Record<string, string>> = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+}
+
 /** A read route: correlations show ARNs, access key ids and command lines, so `auth: 'read'`. */
 export function readRoute(url: string, handle: (req: RouteRequest) => RouteResponse): Route {
-  return { method: 'GET', url, auth: 'read', handle: async (req) => handle(req) }
+  return {
+    method: 'GET',
+    url,
+    auth: 'read',
+    handle: async (req) => {
+      const res = handle(req)
+      return { ...res, headers: { ...readAnswerHeaders, ...res.headers } }
+    },
+  }
 }
 
 export function storeRoutes(store: Store): Route[] {
@@ -88,7 +117,7 @@ export function storeRoutes(store: Store): Route[] {
     ),
     readRoute('/v1/incidents/:id', (req) => {
       const id = req.params?.id ?? ''
-      const found = store.incident(id)
+      const found = store.incident(id, parseIncidentCorrelations(req.query, maxIncidentCorrelations))
       if (!found) throw new NerveError('NOT_FOUND', `No incident ${id}.`)
       return {
         status: 200,

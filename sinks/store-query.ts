@@ -22,16 +22,20 @@ export type ListQuery = {
 
 /** Parses the times, score, cursor and limit and keeps the other allowed parameters as text. */
 export function parseListQuery(
-  query: Record<string, string | undefined>,
+  given: Record<string, string | undefined>,
   textParams: readonly string[],
   options: { minScore?: boolean } = {},
 ): ListQuery {
   const problems: { path: string; message: string }[] = []
   const typed = ['since', 'until', 'limit', 'cursor', ...(options.minScore ? ['min_score'] : [])]
   const allowed = new Set([...typed, ...textParams])
-  for (const key of Object.keys(query)) {
+  // A parameter given twice (`?rule=a&rule=b`) arrives as an array, whatever the type says.
+  const query: Record<string, string> = {}
+  for (const [key, value] of Object.entries(given)) {
     if (!allowed.has(key))
       problems.push({ path: key, message: `unknown parameter; use ${[...allowed].join(', ')}` })
+    else if (typeof value === 'string') query[key] = value
+    else if (value !== undefined) problems.push({ path: key, message: 'must be given once' })
   }
   const text: Record<string, string> = {}
   for (const key of textParams) {
@@ -69,6 +73,20 @@ export function parseListQuery(
     throw new NerveError('INPUT_INVALID', `Invalid query: ${message}.`, { details: problems })
   }
   return result
+}
+
+/**
+ * `correlations=` of an incident's detail: how many of its newest correlations to answer, 1..`max` (the
+ * default); anything else is a 400. Other parameters are left alone, as before (`?token=` among them).
+ */
+export function parseIncidentCorrelations(query: Record<string, string | undefined>, max: number): number {
+  const value = query.correlations
+  if (value === undefined) return max
+  if (/^\d{1,4}$/.test(value) && Number(value) >= 1 && Number(value) <= max) return Number(value)
+  const problem = { path: 'correlations', message: `must be an integer from 1 to ${max}` }
+  throw new NerveError('INPUT_INVALID', `Invalid query: ${problem.path}: ${problem.message}.`, {
+    details: [problem],
+  })
 }
 
 /** Epoch ms from `1732550400000` or `2024-11-25T16:00:00Z`; null when it is neither. */

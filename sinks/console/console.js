@@ -6,10 +6,24 @@ const view = document.getElementById('view')
 const live = document.getElementById('live')
 const tokenForm = document.getElementById('token-form')
 const refreshMs = 5000
+const incidentCorrelations = 100
 let timer
 let more = null
 
-/** el('td', { class: 'x' }, 'text', child): attributes are set as attributes, children as text or nodes. */
+// Controls that text can hold but should never act on the page: C0 (but tab and line feed), DEL and C1, the
+// bidirectional marks, embeddings, overrides and isolates (a right-to-left override makes `cat
+// /tmp/<RLO>txt.hs` read "cat /tmp/hs.txt" and reverses what follows it), zero-width characters and the
+// line and paragraph separators. Each is shown as its `\u` escape, as runtime/terminal-text.ts does.
+const hiddenControls =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the controls are what it finds, to show them.
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g
+const visible = (text) =>
+  text.replace(hiddenControls, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+
+/**
+ * el('td', { class: 'x' }, 'text', child): attributes are set as attributes, children as text or nodes,
+ * their hidden controls shown as escapes.
+ */
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag)
   for (const [name, value] of Object.entries(attrs ?? {})) {
@@ -17,7 +31,7 @@ function el(tag, attrs, ...children) {
   }
   for (const child of children.flat()) {
     if (child === undefined || child === null || child === false) continue
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)))
+    node.append(child instanceof Node ? child : document.createTextNode(visible(String(child))))
   }
   return node
 }
@@ -185,7 +199,10 @@ function timelineItem(e) {
 }
 
 async function showIncident(id) {
-  const { incident, correlations, revokes } = await api(`/v1/incidents/${encodeURIComponent(id)}`)
+  // The newest 100: the watched agent decides how many its incident has and how long each one's text is.
+  const { incident, correlations, revokes } = await api(
+    `/v1/incidents/${encodeURIComponent(id)}?correlations=${incidentCorrelations}`,
+  )
   const summary = el(
     'div',
     { class: 'summary' },
@@ -305,9 +322,10 @@ async function showAgent(id) {
 }
 
 async function route(background = false) {
-  const [path] = location.hash.replace(/^#\/?/, '').split('?')
-  const [kind, id] = path.split('/').map(decodeURIComponent)
   try {
+    // In the try: a link with a broken escape (`%E0%A4%A`) throws here, and is then said on the page.
+    const [path] = location.hash.replace(/^#\/?/, '').split('?')
+    const [kind, id] = path.split('/').map(decodeURIComponent)
     if (kind === 'incident' && id) await showIncident(id)
     else if (kind === 'agent' && id) await showAgent(id)
     else await showIncidents(filtersFromHash(), background)

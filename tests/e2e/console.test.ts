@@ -1,7 +1,7 @@
 // The console in a real headless Chromium (Debian's chromium, driven by playwright-core): `nerve run` on the
 // README's "Try it" fixture, the incident opened from the list, and on the page the agent, both rules, the
 // Falco rule and the CloudTrail action; the screenshot is decoded and looked at. A Falco output written by
-// the watched agent with HTML in it is shown as text, never run.
+// the watched agent with HTML in it is shown as text, never run, and its bidirectional controls as escapes.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { type Browser, chromium } from 'playwright-core'
@@ -15,6 +15,9 @@ const replay = resolve(import.meta.dirname, '../fixtures/replay')
 const chromiumPath = process.env.NERVE_CHROMIUM ?? '/usr/bin/chromium'
 const token = 'nrv_console-test-0123456789abcdef'
 const hostile = '<img src=x onerror="document.title=\'owned\'">'
+// A right-to-left override: written as it is, `cat /tmp/<U+202E>txt.hs` reads "cat /tmp/hs.txt" on screen, and
+// everything after it on the line is reversed too. The console shows the control as `\u202e` instead.
+const spoof = 'cat /tmp/\u202etxt.hs'
 
 let nerve: NerveProcess | undefined
 let browser: Browser | undefined
@@ -43,7 +46,11 @@ describe('the console', { timeout: 90_000 }, () => {
     const alerts = readFileSync(join(replay, 'falco-alerts.ndjson'), 'utf8')
     // The shell alert again, 1 ms later, with HTML in the output the agent controls.
     const shell = JSON.parse(alerts.split('\n')[0] as string)
-    const forged = { ...shell, output: `${shell.output} ${hostile}`, time: '2021-04-10T19:27:21.003873265Z' }
+    const forged = {
+      ...shell,
+      output: `${shell.output} ${hostile} ${spoof}`,
+      time: '2021-04-10T19:27:21.003873265Z',
+    }
     await post('/v1/falco', `${alerts}${JSON.stringify(forged)}\n`)
     await post(
       '/v1/cloudtrail',
@@ -75,6 +82,10 @@ describe('the console', { timeout: 90_000 }, () => {
     const failed: string[] = []
     page.on('pageerror', (err) => failed.push(err.message))
     page.on('requestfailed', (req) => failed.push(req.url()))
+    const details: string[] = []
+    page.on('request', (req) => {
+      if (req.url().includes('/v1/incidents/')) details.push(req.url())
+    })
     await page.goto(`${nerve.url}/`)
     const row = page.locator(`tr[data-incident="${incident.id}"]`)
     await row.waitFor()
@@ -90,8 +101,13 @@ describe('the console', { timeout: 90_000 }, () => {
     expect(text).toContain('Terminal shell in container')
     expect(text).toContain('iam:AttachRolePolicy')
     expect(text).toContain(hostile)
+    expect(text).toContain('cat /tmp/\\u202etxt.hs')
+    expect(text).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/)
     expect(await page.title()).toBe('nerve console')
     expect(await page.locator('main img').count()).toBe(0)
+    // The detail is asked for with the newest 100 correlations, never all of a flood's 1,000.
+    expect(details.length).toBeGreaterThan(0)
+    for (const url of details) expect(url).toContain('?correlations=100')
     expect(failed).toEqual([])
 
     const png = await page.screenshot()
@@ -115,5 +131,20 @@ describe('the console', { timeout: 90_000 }, () => {
     await page.getByText('No incident matches.').waitFor()
     await page.goto(`${nerve.url}/#/?rule=Terminal%20shell%20in%20container&since=2021-04-10T19:00:00Z`)
     await page.locator(`tr[data-incident="${incident.id}"]`).waitFor()
+
+    // Trusted Types: the page cannot write a string as HTML, whatever a later change to its script does.
+    const written = await page.evaluate(`(() => {
+      try {
+        document.body.insertAdjacentHTML('beforeend', '<b id="tt">x</b>')
+        return 'written'
+      } catch (err) {
+        return err.name
+      }
+    })()`)
+    expect(written).toBe('TypeError')
+    // A link with a broken escape (`%E0%A4%A`) says what is wrong instead of staying on "Loading…".
+    await page.goto(`${nerve.url}/#/agent/%E0%A4%A`)
+    await page.locator('main p.error').waitFor({ timeout: 5_000 })
+    expect(failed).toEqual([])
   })
 })

@@ -34,6 +34,10 @@ describe('console routes', () => {
       expect(page.headers['content-security-policy']).toContain("script-src 'self'")
       expect(page.headers['content-security-policy']).toContain("default-src 'none'")
       expect(page.headers['x-content-type-options']).toBe('nosniff')
+      // Trusted Types: a later change that writes HTML (innerHTML, outerHTML) throws in the browser instead of
+      // running what the watched agent wrote.
+      expect(page.headers['content-security-policy']).toContain("require-trusted-types-for 'script'")
+      expect(page.headers['content-security-policy']).toContain("trusted-types 'none'")
       expect(page.body).toContain('/console/console.js')
       const script = await http.inject({ method: 'GET', url: '/console/console.js' })
       expect(script.headers['content-type']).toContain('text/javascript')
