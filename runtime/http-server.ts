@@ -216,10 +216,15 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     const ok = Object.values(results).every((r) => r.ok)
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results })
   })
-  const authorized = (req: FastifyRequest, tokens: readonly Buffer[], certOpens: boolean): boolean =>
+  /**
+   * `read`: the read API takes its token as a bearer only. A URL's `?token=` is for Falco's http_output,
+   * which cannot send headers; a read token in a URL would land in shell history, proxies' logs and the
+   * console's address bar.
+   */
+  const authorized = (req: FastifyRequest, tokens: readonly Buffer[], certOpens: boolean, read: boolean) =>
     auth.authorized(
       req.headers,
-      req.query as Record<string, string | undefined>,
+      read ? noQuery : (req.query as Record<string, string | undefined>),
       req.raw.socket,
       tokens,
       certOpens,
@@ -250,11 +255,11 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
       if (hostChecked) {
         const host = req.headers.host
-        if (isLoopbackHostHeader(host) || authorized(req, auth.readTokens, false)) return done()
+        if (isLoopbackHostHeader(host) || authorized(req, auth.readTokens, false, true)) return done()
         reply.header('connection', 'close')
         return done(foreignHost(host))
       }
-      if (tokens === null || authorized(req, tokens, certOpens(route))) return done()
+      if (tokens === null || authorized(req, tokens, certOpens(route), route.auth === 'read')) return done()
       reply.header('connection', 'close')
       const err = auth.unauthorized(route)
       if (!route.formatError) return done(err)
@@ -425,6 +430,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
 
 /** No socket: a token, never a certificate, is asked about (certOpens false). */
 const noSocket = {} as Socket
+const noQuery: Record<string, string | undefined> = Object.freeze({})
 
 /**
  * Whether a verified client certificate opens a route: the Falco route (and an ingest route of no source

@@ -108,6 +108,17 @@ describe('http server', () => {
       headers: { authorization: `Bearer ${token}` },
     })
     expect(withToken.statusCode).toBe(200)
+    // A read token goes in a header, never in the URL (shell history, proxies' logs, the address bar).
+    const inUrl = await exposed.inject({ method: 'GET', url: `/v1/echo?token=${token}` })
+    expect(inUrl.statusCode).toBe(401)
+    expect(inUrl.json().error.message).toContain('Authorization: Bearer')
+    const loopback = makeServer([read]).server
+    const rebound = await loopback.inject({
+      method: 'GET',
+      url: `/v1/echo?token=${token}`,
+      headers: { host: 'attacker.example' },
+    })
+    expect(rebound.statusCode).toBe(403)
   })
 
   it('answers 401 with a code and a message without a valid token', async () => {
