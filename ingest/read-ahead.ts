@@ -11,15 +11,13 @@ export type Opener = (path: string) => Promise<Readable>
 
 /**
  * An opener for `files`, in that order, that reads the next file ahead while the caller reads the
- * current one. A path not in `files`, or asked for out of order, is opened as usual. `files` may grow
- * (a decoding thread is given its files as it goes): `added()` then starts reading the file after the
- * current one, if it was not known when the current one was opened.
+ * current one. A path not in `files`, or asked for out of order, is opened as usual.
  */
 export function readAhead(
   open: Opener,
   files: readonly string[],
   aheadBytes: number,
-): Opener & { added(): void; close(): void } {
+): Opener & { close(): void } {
   let ahead: { path: string; stream: Promise<Readable> } | undefined
   let next = 0
   const start = (path: string) => {
@@ -37,17 +35,10 @@ export function readAhead(
     const at = files.indexOf(path, next)
     if (at !== -1) {
       next = at + 1
-      added()
+      const following = files[next]
+      if (following !== undefined && ahead === undefined) start(following)
     }
     return stream
-  }
-  /** Index in `files` of the file read ahead last, so that none is read ahead twice. */
-  let started = -1
-  const added = () => {
-    const following = files[next]
-    if (next === 0 || following === undefined || ahead !== undefined || started >= next) return
-    started = next
-    start(following)
   }
   const close = () => {
     const left = ahead
@@ -57,7 +48,7 @@ export function readAhead(
       () => {},
     )
   }
-  return Object.assign(opener, { added, close })
+  return Object.assign(opener, { close })
 }
 
 /**

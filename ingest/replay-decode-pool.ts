@@ -29,17 +29,6 @@ import { createRunWriter, type MemoryRun, type RunInfo } from './sorted-runs.ts'
 
 /** Decompressed bytes of the next file held while the main thread decodes the current one. */
 const readAheadBytes = 4 * 1024 * 1024
-/**
- * The same in each decoding thread: most of an hourly CloudTrail file (about 1.25 MB decompressed); 2 MiB
- * put two lanes a few MiB nearer 256 for no less idle time. Without it a thread waited for each file's
- * bytes and gunzip, 12-15 % of its time idle.
- */
-const threadReadAheadBytes = 1024 * 1024
-/**
- * Files a decoding thread has been given and not finished: the one it decodes, the one it reads ahead,
- * and the one after, already there when it moves on (so that it can read that one ahead in turn).
- */
-const filesPerThread = 3
 
 export type ToWorker = { type: 'file'; file: string } | { type: 'finish' }
 export type ToPool =
@@ -138,7 +127,7 @@ export async function decodeReplayRuns(
     failure ??= err
     wake?.()
   }
-  const lanes = Array.from({ length: threads }, () => {
+  const workers = Array.from({ length: threads }, () => {
     const worker = new Worker(entry, {
       workerData: {
         config,
@@ -147,27 +136,20 @@ export async function decodeReplayRuns(
         budgetBytes: options.budgetBytes / threads,
         runDir: options.runDir,
         keepInvalid: options.keepInvalid,
-        readAheadBytes: threadReadAheadBytes,
         env: Object.fromEntries(Object.entries(options.env).filter(([k]) => k.startsWith('AWS_'))),
       },
     })
-    /** Files given to this thread and not done yet. */
-    let given = 0
-    let finished = false
-    const give = (upTo = filesPerThread) => {
-      for (; given < upTo && queue.length > 0; given++)
-        worker.postMessage({ type: 'file', file: queue.shift() as string } satisfies ToWorker)
-      if (given === 0 && queue.length === 0 && !finished) {
-        finished = true
-        worker.postMessage({ type: 'finish' } satisfies ToWorker)
-      }
+    const give = () => {
+      const file = queue.shift()
+      worker.postMessage(
+        (file === undefined ? { type: 'finish' } : { type: 'file', file }) satisfies ToWorker,
+      )
     }
     worker.on('message', (message: ToPool) => {
       if (message.type === 'part') options.onEvents(message.events)
       else if (message.type === 'run') options.onRun(message.run, message.spill)
       else if (message.type === 'done') {
         options.onDone(message.done)
-        given--
         give()
       } else if (message.type === 'error') fail(errorFromThread(message.error))
       else {
@@ -176,10 +158,9 @@ export async function decodeReplayRuns(
       }
     })
     worker.on('error', fail)
-    return { worker, give }
+    give()
+    return worker
   })
-  // The first files go out in turns, one to each thread, so that each starts on the earliest left.
-  for (let upTo = 1; upTo <= filesPerThread; upTo++) for (const { give } of lanes) give(upTo)
   try {
     while (working > 0 && !failure) {
       await new Promise<void>((resolve) => {
@@ -189,7 +170,7 @@ export async function decodeReplayRuns(
     if (failure) throw failure
     return { entries: [] }
   } finally {
-    await Promise.all(lanes.map(({ worker }) => worker.terminate()))
+    await Promise.all(workers.map((w) => w.terminate()))
     // The threads set V8's semi-space growth factor back: without this, the merge's young generation
     // grew to the bin's 128 MiB.
     keepYoungGenerationSmall()

@@ -9,7 +9,6 @@ import type { Config } from '../schemas/types.ts'
 import { decodeReplayFile, type EventFilter, replayDecodeConfig } from './decode-replay-file.ts'
 import { postedError } from './error-across-threads.ts'
 import { createReplayOpener } from './open-replay-input.ts'
-import { readAhead } from './read-ahead.ts'
 import type { ToPool, ToWorker } from './replay-decode-pool.ts'
 import { createHeapBound } from './replay-heap-bound.ts'
 import { createRunWriter } from './sorted-runs.ts'
@@ -21,8 +20,6 @@ type WorkerData = {
   budgetBytes: number
   runDir: string
   keepInvalid: number
-  /** Decompressed bytes of the next file held while this one is decoded (read-ahead.ts). */
-  readAheadBytes: number
   env: Record<string, string>
 }
 
@@ -33,11 +30,7 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
   const port = parentPort as NonNullable<typeof parentPort>
   const post = (message: ToPool) => port.postMessage(message)
   const filter = createReplayFilter(config)
-  // The files given so far, in order: the pool gives a thread its next files before it needs them, so
-  // that the one after the current file is read and gunzipped while this one is parsed.
-  const given: string[] = []
-  const open = readAhead(createReplayOpener(env), given, data.readAheadBytes)
-  const decodeConfig = replayDecodeConfig(config, { maxDepth, now, open })
+  const decodeConfig = replayDecodeConfig(config, { maxDepth, now, open: createReplayOpener(env) })
   let runNumber = 0
   /** Set once `finish` came: the run written then hands the thread's records over, it is no spill. */
   let finishing = false
@@ -59,13 +52,8 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
   // One message at a time: the pool sends the next file when this one is done.
   let work = Promise.resolve()
   port.on('message', (message: ToWorker) => {
-    if (message.type === 'file') {
-      given.push(message.file)
-      open.added()
-    }
     work = work.then(async () => {
       if (message.type === 'finish') {
-        open.close()
         finishing = true
         runs.flush()
         post({ type: 'finished' })

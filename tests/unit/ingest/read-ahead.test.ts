@@ -67,37 +67,6 @@ describe('readAhead', () => {
     open.close()
   })
 
-  it('starts reading a file added to the list after the current one was opened, once', async () => {
-    const dir = tempDir('nerve-read-ahead')
-    const paths = ['a.json', 'b.json', 'c.json'].map((name) => join(dir, name))
-    for (const [n, path] of paths.entries()) writeFileSync(path, `{"n":${n}}`)
-    const given: string[] = []
-    const opened: string[] = []
-    const open = readAhead(
-      (path) => {
-        opened.push(path)
-        return openMaybeGzipped(path)
-      },
-      given,
-      1 << 20,
-    )
-    open.added() // nothing opened yet: nothing to read ahead of
-    expect(opened).toEqual([])
-    given.push(paths[0] as string)
-    const first = await open(paths[0] as string)
-    expect(opened).toEqual(paths.slice(0, 1))
-    given.push(paths[1] as string, paths[2] as string)
-    open.added()
-    open.added()
-    expect(opened).toEqual(paths.slice(0, 2))
-    expect((await bytesOf(first)).toString()).toBe('{"n":0}')
-    expect((await bytesOf(await open(paths[1] as string))).toString()).toBe('{"n":1}')
-    expect(opened).toEqual(paths)
-    expect((await bytesOf(await open(paths[2] as string))).toString()).toBe('{"n":2}')
-    expect(opened).toEqual(paths)
-    open.close()
-  })
-
   it('holds at most about its limit of a file not read yet', async () => {
     const { small, big, open, source } = await smallThenBig()
     await bytesOf(await open(small))
