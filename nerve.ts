@@ -513,7 +513,8 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   // A replay's garbage is parsed records that die young, and the events it holds are few (the budget):
   // young generation semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of resident
   // memory. Kept at their starting size, a replay of 500,000 events peaked at 182 MiB instead of
-  // 311 MiB, for 10% more CPU; the merge lets it grow to replayYoungBytes when no thread decodes.
+  // 311 MiB, for 10% more CPU; the merge (and the main thread when no thread decodes) lets it grow to
+  // replayYoungBytes.
   const { keepYoungGenerationSmall, replayYoungBytes } = await import('./ingest/replay-heap-bound.ts')
   keepYoungGenerationSmall()
   const { parseByteSize } = await import('./ingest/parse-byte-size.ts')

@@ -8,11 +8,12 @@
 // counting it made a process with 64 MiB semi-spaces collect every few thousand events.
 //
 // The young generation has a bound of its own (`youngBytes`): replay keeps it at its starting size
-// (keepYoungGenerationSmall: V8's growth factor 1) and, when the main thread decodes and merges alone,
-// lets it grow to a set size and holds it there. Held at 2 MiB, the parsed records of a CloudTrail file
-// (1,000 of them, alive until the file is done) met a scavenge every 900 events or so, which copied and
-// promoted them; at 32 MiB there are half as many scavenges, for 3-7 % less CPU and 12-25 MiB
-// more resident memory (docs/replay.md), where the bin's 64 MiB semi-spaces cost about 130 MiB.
+// (keepYoungGenerationSmall: V8's growth factor 1) and, when the main thread decodes alone and in the
+// merge (decoding threads, if any, have ended by then), lets it grow to a set size and holds it there.
+// Held at 2 MiB, the parsed records of a CloudTrail file (1,000 of them, alive until the file is done)
+// met a scavenge every 900 events or so, which copied and promoted them; at 32 MiB there are half as
+// many scavenges, for 3-7 % less CPU and 12-25 MiB more resident memory (docs/replay.md), where the
+// bin's 64 MiB semi-spaces cost about 130 MiB.
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
@@ -117,7 +118,7 @@ export function keepYoungGenerationSmall(): void {
 }
 
 /**
- * The young generation replay's main thread may grow to when it decodes and merges alone (V8's new
+ * The young generation replay's main thread may grow to when it decodes alone and when it merges (V8's new
  * space as getHeapSpaceStatistics reports it; what `--min-semi-space-size=16` starts with).
  */
 export const replayYoungBytes = 32 * 1024 * 1024
