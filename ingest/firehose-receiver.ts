@@ -41,7 +41,9 @@ export function createFirehoseReceiver(
 
   const pause = deps.pause ?? nextTurn
 
-  const records = async (req: RouteRequest): Promise<{ requestId: string; parts: JsonItem[][] }> => {
+  const records = async (
+    req: RouteRequest,
+  ): Promise<{ requestId: string; parts: JsonItem[][]; small: boolean }> => {
     // The body itself may be as large as Firehose's largest buffer; what its records decode to is bounded
     // by decompressed_limit_bytes below.
     const text = await readRequestBody(req, config.firehose_body_limit_bytes)
@@ -104,7 +106,9 @@ export function createFirehoseReceiver(
       for (const item of await recordItems(data, config, pause)) part.push({ ...item, index })
     }
     if (part.length > 0) parts.push(part)
-    return { requestId: delivery.requestId, parts }
+    // One part of at most partChars: a small delivery, decoded in one go. One large record is not.
+    const small = parts.length === 0 || (parts.length === 1 && partSize <= partChars)
+    return { requestId: delivery.requestId, parts, small }
   }
 
   return {
@@ -130,11 +134,10 @@ export function createFirehoseReceiver(
           maxRecords: config.max_items,
           maxDepth: config.max_depth,
         }
-        // A small delivery (one part) is decoded in one go, as before; a larger one a part at a time.
-        const decoded: Decoded =
-          parsed.parts.length <= 1
-            ? deps.decoder.decode('cloudtrail', parsed.parts[0] ?? [], ctx)
-            : await decodeItemsInParts(deps.decoder, 'cloudtrail', parsed.parts, ctx, pause)
+        // A small delivery is decoded in one go, as before; a larger one a part at a time.
+        const decoded: Decoded = parsed.small
+          ? deps.decoder.decode('cloudtrail', parsed.parts[0] ?? [], ctx)
+          : await decodeItemsInParts(deps.decoder, 'cloudtrail', parsed.parts, ctx, pause)
         count(telemetry, decoded)
         try {
           await deps.publisher.publish('firehose_receiver', decoded, req.receivedAt)

@@ -152,17 +152,24 @@ async function post(
   config: HttpConfig,
   text: string,
   header = requestId,
-): Promise<Outcome & { pauses: number }> {
+): Promise<Outcome & { pauses: number; wholeDecodes: number }> {
   const rt = createTestRuntime()
   const server = createHttpServer(config, { log: rt.log, metrics: rt.metrics, ingestToken: token })
   let decoded: Decoded | undefined
   let pauses = 0
+  let wholeDecodes = 0
+  const counted = decoder()
+  const decode = counted.decode
+  counted.decode = (...args) => {
+    wholeDecodes++
+    return decode(...args)
+  }
   server.addRoutes([
     createFirehoseReceiver(config, {
       log: rt.log,
       metrics: rt.metrics,
       now: () => receivedAt,
-      decoder: decoder(),
+      decoder: counted,
       publisher: {
         publish: async (_component: string, d: Decoded) => {
           decoded = d
@@ -184,7 +191,7 @@ async function post(
       'x-amz-firehose-request-id': header,
     },
   })
-  const out = { status: res.statusCode, body: res.json() as Record<string, unknown>, pauses }
+  const out = { status: res.statusCode, body: res.json() as Record<string, unknown>, pauses, wholeDecodes }
   return decoded ? { ...out, decoded } : out
 }
 
@@ -206,6 +213,7 @@ describe('POST /v1/cloudtrail/firehose in parts', () => {
       fixture('cloudtrail/envelopes/firehose-http-request-cwl-cloudtrail.json').toString(),
     )
     expect(got.decoded?.events).toHaveLength(3)
+    expect(got.wholeDecodes).toBe(1)
   })
 
   it('decodes a large delivery in parts, giving the loop back, with the same events, dead letters and skips', async () => {
@@ -216,6 +224,14 @@ describe('POST /v1/cloudtrail/firehose in parts', () => {
     expect(got.decoded?.skipped).toEqual({ control_message: 1 })
     // The body parse, the validation, the records' decoding and the normalization each gave the loop back.
     expect(got.pauses).toBeGreaterThan(30)
+  })
+
+  it('decodes a delivery of one large record in parts too', async () => {
+    const got = await expectSame(delivery([{ data: data(logsPayload(0, 300)) }]))
+    expect(got.decoded?.events).toHaveLength(300)
+    // Its data decoded in its own turn and split in parts, its 300 records normalized 64 at a time.
+    expect(got.wholeDecodes).toBe(0)
+    expect(got.pauses).toBeGreaterThan(5)
   })
 
   it('reads a body as JSON.parse does: duplicate keys, __proto__, integers beyond 2^53, other members', async () => {
