@@ -1,6 +1,6 @@
 // The load of the healthz-stall bench, in its own process: posts the given NDJSON files at once, each on
 // its own connection, and prints their statuses as JSON when every answer is in.
-// Usage: node large-body-poster.mjs URL TOKEN FILE…
+// Usage: node large-body-poster.mjs URL TOKEN FILE… (POSTER_CONTENT_TYPE: the bodies' type, NDJSON unless set)
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 
@@ -13,7 +13,7 @@ const post = (body) =>
         method: 'POST',
         headers: {
           authorization: `Bearer ${token}`,
-          'content-type': 'application/x-ndjson',
+          'content-type': process.env.POSTER_CONTENT_TYPE ?? 'application/x-ndjson',
           'content-length': body.length,
         },
       },

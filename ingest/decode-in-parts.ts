@@ -10,7 +10,7 @@ import { NerveError } from '../runtime/errors.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
 import type { DecodeContext, Decoded, EventDecoder, ItemKind } from './decode-events.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
-import { type SplitLimits, splitJsonItems, splitJsonItemsInParts } from './split-json-items.ts'
+import { type JsonItem, type SplitLimits, splitJsonItems, splitJsonItemsInParts } from './split-json-items.ts'
 
 /**
  * About 1–2 ms of decoding per part on a small machine (Falco alerts are about 1 KiB each). Parts of 256 KiB
@@ -32,12 +32,28 @@ export async function decodeInParts(
   // Each item's text is kept only when the events' raw texts are (DecodeContext.rawTexts).
   const split = ctx.rawTexts ? { ...limits, texts: true } : limits
   if (text.length <= partChars) return decoder.decode(kind, splitJsonItems(text, split), ctx)
+  return decodeItemsInParts(decoder, kind, splitJsonItemsInParts(text, split, partChars), ctx, pause)
+}
+
+/**
+ * The items of a large body, given a part at a time (an empty part is only a place to give the loop back),
+ * normalized partItems at a time and resolved partItems at a time, with `pause` awaited between any two
+ * steps: what decoder.decode() gives for all the items at once. The Firehose route gives its records' items
+ * so, in parts of about partChars characters of record data.
+ */
+export async function decodeItemsInParts(
+  decoder: EventDecoder,
+  kind: ItemKind,
+  parts: Iterable<readonly JsonItem[]>,
+  ctx: DecodeContext,
+  pause: () => Promise<void> = nextTurn,
+): Promise<Decoded> {
   const drafts: UnresolvedEvent[] = []
   const rawTexts: (string | undefined)[] | undefined = ctx.rawTexts ? [] : undefined
   const invalid: Decoded['invalid'] = []
   const skipped: Decoded['skipped'] = {}
   const partCtx = { ...ctx, maxRecords: undefined }
-  for (const items of splitJsonItemsInParts(text, split, partChars)) {
+  for (const items of parts) {
     if (items.length === 0) await pause()
     for (let i = 0; i < items.length; i += partItems) {
       await pause()

@@ -7,13 +7,21 @@
 
 import { isNerveError, NerveError } from '../runtime/errors.ts'
 import { httpStatusByCode, type Route, type RouteRequest } from '../runtime/http-server.ts'
-import { problemsOf, validateFirehoseRequest } from '../schemas/input-validators.ts'
+import { nextTurn } from '../runtime/next-turn.ts'
+import {
+  type FirehoseDeliveryRequest,
+  problemsOf,
+  validateFirehoseRequest,
+} from '../schemas/input-validators.ts'
 import type { HttpConfig } from '../schemas/types.ts'
-import type { Decoded } from './decode-events.ts'
-import { decodeUtf8, gunzipLimited, readRequestBody } from './read-request-body.ts'
+import type { DecodeContext, Decoded } from './decode-events.ts'
+import { decodeItemsInParts, partChars } from './decode-in-parts.ts'
+import { firstNonSpace } from './json-text.ts'
+import { decodeUtf8, decodeUtf8InOwnTurn, gunzipLimited, readRequestBody } from './read-request-body.ts'
 import { count, type ReceiverDeps } from './receive-items.ts'
 import { createSeenRequestIds } from './seen-request-ids.ts'
-import { type JsonItem, parseJson, splitJsonItems } from './split-json-items.ts'
+import { splitJsonDocumentInParts } from './split-json-document.ts'
+import { type JsonItem, parseJson, splitJsonItems, splitJsonItemsInParts } from './split-json-items.ts'
 
 /** Firehose retries for at most 2 hours (RetryOptions.DurationInSeconds ≤ 7200). */
 const redeliveryWindowMs = 2 * 3_600_000 + 600_000
@@ -21,7 +29,7 @@ const maxErrorMessage = 8192
 
 export function createFirehoseReceiver(
   config: HttpConfig,
-  deps: ReceiverDeps & { now: () => number },
+  deps: ReceiverDeps & { now: () => number; pause?: () => Promise<void> },
 ): Route {
   const telemetry = deps.metrics.component('firehose_receiver')
   const log = deps.log.child({ component: 'firehose_receiver' })
@@ -31,54 +39,76 @@ export function createFirehoseReceiver(
     'Firehose deliveries answered 200 again without publishing (same request id).',
   )
 
-  const records = async (req: RouteRequest): Promise<{ requestId: string; items: JsonItem[] }> => {
+  const pause = deps.pause ?? nextTurn
+
+  const records = async (
+    req: RouteRequest,
+  ): Promise<{ requestId: string; parts: JsonItem[][]; small: boolean }> => {
     // The body itself may be as large as Firehose's largest buffer; what its records decode to is bounded
     // by decompressed_limit_bytes below.
     const text = await readRequestBody(req, config.firehose_body_limit_bytes)
     let body: unknown
     try {
-      body = parseJson(text)
+      body = await inParts(parseInParts(text), pause)
     } catch (err) {
       throw new NerveError('INPUT_INVALID', `The body is not valid JSON: ${(err as Error).message}`)
     }
-    if (!validateFirehoseRequest(body)) {
+    if (!(await inParts(validateInParts(body), pause))) {
+      // Validated again whole for the problems' paths (an invalid request only).
+      validateFirehoseRequest(body)
       const problems = problemsOf(validateFirehoseRequest, body)
       const message = problems.map((p) => `${p.path} ${p.message}`).join('; ')
       throw new NerveError('INPUT_INVALID', `Not a Firehose delivery request: ${message}`, {
         details: problems,
       })
     }
+    const delivery = body as FirehoseDeliveryRequest
     const header = req.headers['x-amz-firehose-request-id']
-    if (typeof header === 'string' && header !== body.requestId) {
+    if (typeof header === 'string' && header !== delivery.requestId) {
       throw new NerveError('INPUT_INVALID', 'X-Amz-Firehose-Request-Id differs from the body requestId.')
     }
-    if (body.records.length > config.max_items) {
+    if (delivery.records.length > config.max_items) {
       throw new NerveError(
         'PAYLOAD_TOO_LARGE',
         `At most ${config.max_items} records are accepted per delivery.`,
       )
     }
-    const items: JsonItem[] = []
+    // The records' items in parts of about partChars characters of decoded data, the loop given back
+    // between parts (each record's base64 decoded and gunzipped as before).
+    const parts: JsonItem[][] = []
+    let part: JsonItem[] = []
+    let partSize = 0
     const tooLarge = new NerveError(
       'PAYLOAD_TOO_LARGE',
       `The records are over ${config.decompressed_limit_bytes} bytes once decoded.`,
     )
     let budget = config.decompressed_limit_bytes
-    for (const [index, record] of body.records.entries()) {
+    for (const [index, record] of delivery.records.entries()) {
+      if (partSize >= partChars) {
+        parts.push(part)
+        part = []
+        partSize = 0
+        await pause()
+      }
+      partSize += record.data.length
       let data: Buffer
       try {
         data = await gunzipLimited(Buffer.from(record.data, 'base64'), Math.max(1, budget))
       } catch (err) {
         if (isNerveError(err) && err.code === 'PAYLOAD_TOO_LARGE') throw tooLarge
         if (!isNerveError(err) || err.code !== 'INPUT_INVALID') throw err
-        items.push({ index, error: `record data: ${err.message}`, original: () => record.data })
+        part.push({ index, error: `record data: ${err.message}`, original: () => record.data })
         continue
       }
       budget -= data.length
       if (budget < 0) throw tooLarge
-      for (const item of recordItems(data, config)) items.push({ ...item, index })
+      partSize += data.length
+      for (const item of await recordItems(data, config, pause)) part.push({ ...item, index })
     }
-    return { requestId: body.requestId, items }
+    if (part.length > 0) parts.push(part)
+    // One part of at most partChars: a small delivery, decoded in one go. One large record is not.
+    const small = parts.length === 0 || (parts.length === 1 && partSize <= partChars)
+    return { requestId: delivery.requestId, parts, small }
   }
 
   return {
@@ -98,12 +128,16 @@ export function createFirehoseReceiver(
         throw err
       }
       const outcome = await seen.once(parsed.requestId, async () => {
-        const decoded: Decoded = deps.decoder.decode('cloudtrail', parsed.items, {
+        const ctx: DecodeContext = {
           via: 'firehose',
           receivedAt: req.receivedAt,
           maxRecords: config.max_items,
           maxDepth: config.max_depth,
-        })
+        }
+        // A small delivery is decoded in one go, as before; a larger one a part at a time.
+        const decoded: Decoded = parsed.small
+          ? deps.decoder.decode('cloudtrail', parsed.parts[0] ?? [], ctx)
+          : await decodeItemsInParts(deps.decoder, 'cloudtrail', parsed.parts, ctx, pause)
         count(telemetry, decoded)
         try {
           await deps.publisher.publish('firehose_receiver', decoded, req.receivedAt)
@@ -136,14 +170,83 @@ export function createFirehoseReceiver(
   }
 }
 
-/** One record's decoded data → JSON items; data that is not JSON text is one invalid item. */
-function recordItems(data: Buffer, config: HttpConfig): JsonItem[] {
+/**
+ * One record's decoded data → JSON items; data that is not JSON text is one invalid item. Data over
+ * partChars is decoded in its own turn and split a part at a time (splitJsonItemsInParts gives the items
+ * splitJsonItems gives).
+ */
+async function recordItems(
+  data: Buffer,
+  config: HttpConfig,
+  pause: () => Promise<void>,
+): Promise<JsonItem[]> {
+  const limits = { maxItems: config.max_items, maxDepth: config.max_depth }
   try {
-    return splitJsonItems(decodeUtf8(data), { maxItems: config.max_items, maxDepth: config.max_depth })
+    if (data.length <= partChars) return splitJsonItems(decodeUtf8(data), limits)
+    const items: JsonItem[] = []
+    for (const part of splitJsonItemsInParts(await decodeUtf8InOwnTurn(data, pause), limits, partChars)) {
+      for (const item of part) items.push(item)
+      await pause()
+    }
+    return items
   } catch (err) {
     if (isNerveError(err) && err.code === 'INPUT_INVALID') {
       return [{ index: 0, error: `record data: ${err.message}`, original: () => data.toString('base64') }]
     }
     throw err
   }
+}
+
+/** Runs a generator to its end, awaiting `pause` at each of its yields. */
+async function inParts<T>(steps: Generator<unknown, T, undefined>, pause: () => Promise<void>): Promise<T> {
+  let step = steps.next()
+  while (!step.done) {
+    await pause()
+    step = steps.next()
+  }
+  return step.value
+}
+
+const unlimited = { maxItems: Number.POSITIVE_INFINITY, maxDepth: Number.POSITIVE_INFINITY }
+
+/**
+ * parseJson(text), read and parsed in parts of about partChars characters (splitJsonDocumentInParts: the
+ * records array element by element). Text that is not one well-formed array or object is parsed at once,
+ * as before, which throws to say why.
+ */
+function* parseInParts(text: string): Generator<void, unknown, undefined> {
+  const items: JsonItem[] = []
+  const parts = splitJsonDocumentInParts(text, unlimited, partChars)
+  let step = parts.next()
+  while (!step.done) {
+    for (const item of step.value) items.push(item)
+    yield
+    step = parts.next()
+  }
+  if (!step.value) return parseJson(text)
+  if (text.charCodeAt(firstNonSpace(text)) === 91) return items.map((item) => item.value)
+  return items[0]?.value
+}
+
+/**
+ * validateFirehoseRequest(body), the records checked in slices of about partChars characters of data
+ * (every rule of the schema on a record holds for each record alone; `minItems` holds for every slice).
+ */
+function* validateInParts(body: unknown): Generator<void, boolean, undefined> {
+  const records =
+    typeof body === 'object' && body !== null ? (body as { records?: unknown }).records : undefined
+  if (!Array.isArray(records)) return validateFirehoseRequest(body)
+  let from = 0
+  let size = 0
+  for (let i = 0; i < records.length; i++) {
+    const data = (records[i] as { data?: unknown } | null)?.data
+    size += 16 + (typeof data === 'string' ? data.length : 0)
+    if (size >= partChars || i === records.length - 1) {
+      if (from > 0) yield
+      if (!validateFirehoseRequest({ ...(body as object), records: records.slice(from, i + 1) })) return false
+      from = i + 1
+      size = 0
+    }
+  }
+  return records.length > 0 || validateFirehoseRequest(body)
 }
