@@ -5,14 +5,11 @@
 // message extraction on (gzipped CloudWatch Logs payloads of 16 MiB would decode past
 // decompressed_limit_bytes); every record is a distinct event. The deliveries are read, decoded, published
 // and answered 200 as usual (checked). The figure is the slowest /healthz answer of a round, worst of 3.
-import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { tempDir } from '../tests/helpers/random-names.ts'
-import { startNerveChild } from './nerve-child.ts'
+import { slowestHealthzWhilePosting } from './healthz-while-posting.ts'
 
-const token = 'nrv_bench-token-0123456789abcdef'
 const rounds = Number(process.env.BENCH_STALL_ROUNDS ?? 3)
 const deliveries = 3
 const deliveryBytes = 16 * 1024 * 1024
@@ -56,59 +53,17 @@ export default async function benchFirehoseStall(): Promise<void> {
     files.push(join(dir, `delivery-${d}.json`))
     writeFileSync(files[d] as string, text)
   }
-  const worst: number[] = []
-  for (let round = 0; round < rounds; round++) {
-    const server = await startNerveChild(join(dir, `nerve-${round}`), { log: { level: 'warn' } }, token)
-    try {
-      worst.push(await stallRound(server.base, files))
-    } finally {
-      await server.stop()
-    }
-  }
+  const worst = await slowestHealthzWhilePosting({
+    dir,
+    files,
+    path: '/v1/cloudtrail/firehose',
+    contentType: 'application/json',
+    status: 200,
+    rounds,
+  })
   const max = Math.max(...worst)
   process.stdout.write(
     `firehose slowest /healthz answer while ${deliveries} Firehose deliveries of ${perDelivery.toLocaleString('en')} records (16 MiB each) are posted at once: ` +
       `${worst.map((ms) => ms.toFixed(0)).join(', ')} ms  worst ${max.toFixed(0)} ms  (target ≤ 50 ms: ${max <= 50 ? 'met' : 'NOT met'})\n`,
   )
-}
-
-async function stallRound(base: string, files: string[]): Promise<number> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-  const healthz = () =>
-    new Promise<number>((resolve, reject) => {
-      const start = performance.now()
-      request(`${base}/healthz`, { agent }, (res) => {
-        res.resume()
-        res.once('end', () => resolve(performance.now() - start))
-      })
-        .once('error', reject)
-        .end()
-    })
-  for (let i = 0; i < 50; i++) await healthz()
-  const poster = spawn(
-    process.execPath,
-    [join(import.meta.dirname, 'large-body-poster.mjs'), `${base}/v1/cloudtrail/firehose`, token, ...files],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, POSTER_CONTENT_TYPE: 'application/json' },
-    },
-  )
-  let out = ''
-  poster.stdout.on('data', (d) => {
-    out += String(d)
-  })
-  let done = false
-  const exited = new Promise<void>((resolve) =>
-    poster.once('exit', () => {
-      done = true
-      resolve()
-    }),
-  )
-  let slowest = 0
-  while (!done) slowest = Math.max(slowest, await healthz())
-  await exited
-  agent.destroy()
-  const statuses = JSON.parse(out) as number[]
-  if (statuses.some((s) => s !== 200)) throw new Error(`The deliveries were answered ${statuses.join(', ')}.`)
-  return slowest
 }

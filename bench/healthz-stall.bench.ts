@@ -4,14 +4,11 @@
 // /healthz answer of the round, worst of 3 rounds, each on a fresh nerve; goal (issue 17): at most 50 ms.
 // The bodies are read, decoded, published and answered 202 as usual (checked), so the figure covers the
 // whole path: body read, decode in parts, the bus's serialization and transactions, and GC.
-import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { tempDir } from '../tests/helpers/random-names.ts'
-import { startNerveChild } from './nerve-child.ts'
+import { slowestHealthzWhilePosting } from './healthz-while-posting.ts'
 
-const token = 'nrv_bench-token-0123456789abcdef'
 const rounds = Number(process.env.BENCH_STALL_ROUNDS ?? 3)
 const bodies = 3
 const bodyBytes = 4 * 1024 * 1024
@@ -46,57 +43,10 @@ export default async function benchHealthzStall(): Promise<void> {
     files.push(join(dir, `body-${b}.ndjson`))
     writeFileSync(files[b] as string, text)
   }
-  const worst: number[] = []
-  for (let round = 0; round < rounds; round++) {
-    const server = await startNerveChild(join(dir, `nerve-${round}`), { log: { level: 'warn' } }, token)
-    try {
-      worst.push(await stallRound(server.base, files))
-    } finally {
-      await server.stop()
-    }
-  }
+  const worst = await slowestHealthzWhilePosting({ dir, files, path: '/v1/falco', status: 202, rounds })
   const max = Math.max(...worst)
   process.stdout.write(
     `healthz slowest /healthz answer while ${bodies} bodies of ${perBody.toLocaleString('en')} alerts (4 MB each) are posted at once: ` +
       `${worst.map((ms) => ms.toFixed(0)).join(', ')} ms  worst ${max.toFixed(0)} ms  (target ≤ 50 ms: ${max <= 50 ? 'met' : 'NOT met'})\n`,
   )
-}
-
-async function stallRound(base: string, files: string[]): Promise<number> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-  const healthz = () =>
-    new Promise<number>((resolve, reject) => {
-      const start = performance.now()
-      request(`${base}/healthz`, { agent }, (res) => {
-        res.resume()
-        res.once('end', () => resolve(performance.now() - start))
-      })
-        .once('error', reject)
-        .end()
-    })
-  for (let i = 0; i < 50; i++) await healthz()
-  const poster = spawn(
-    process.execPath,
-    [join(import.meta.dirname, 'large-body-poster.mjs'), `${base}/v1/falco`, token, ...files],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  )
-  let out = ''
-  poster.stdout.on('data', (d) => {
-    out += String(d)
-  })
-  let done = false
-  const exited = new Promise<void>((resolve) =>
-    poster.once('exit', () => {
-      done = true
-      resolve()
-    }),
-  )
-  let slowest = 0
-  while (!done) slowest = Math.max(slowest, await healthz())
-  await exited
-  agent.destroy()
-  const statuses = JSON.parse(out) as number[]
-  if (statuses.some((s) => s !== 202))
-    throw new Error(`The large bodies were answered ${statuses.join(', ')}.`)
-  return slowest
 }

@@ -2,6 +2,7 @@ import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import { NerveError } from '../../../runtime/errors.ts'
+import { deepLogsPayload } from '../../helpers/deep-logs-message.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { auth, fixture, startHarness, token } from './ingest-harness.ts'
 
@@ -127,29 +128,7 @@ describe('receiver answers', () => {
   // whole delivery).
   it('holds a record inside a CloudWatch Logs message to max_depth too, on both CloudTrail routes', async () => {
     const h = await startHarness()
-    const record = (id: string | undefined, nested: string) => ({
-      eventVersion: '1.08',
-      ...(id ? { eventID: id } : {}),
-      eventTime: '2025-06-15T15:00:00Z',
-      eventSource: 'iam.amazonaws.com',
-      eventName: 'AttachRolePolicy',
-      userIdentity: { type: 'AssumedRole', arn: 'arn:aws:sts::123456789012:assumed-role/r/s' },
-      requestParameters: { x: nested },
-    })
-    const message = (id: string | undefined, depth: number) =>
-      JSON.stringify(record(id, 'NESTED')).replace('"NESTED"', `${'['.repeat(depth)}${']'.repeat(depth)}`)
-    const payload = (depth: number) => ({
-      messageType: 'DATA_MESSAGE',
-      owner: '123456789012',
-      logGroup: 'trail',
-      logStream: 'stream',
-      subscriptionFilters: ['all'],
-      logEvents: [
-        { id: '1', timestamp: 1, message: message('deep-with-id', depth) },
-        { id: '2', timestamp: 1, message: message(undefined, depth) },
-        { id: '3', timestamp: 1, message: message('shallow', 2) },
-      ],
-    })
+    const payload = deepLogsPayload
     for (const depth of [65, 100_000]) {
       const direct = await h.server.inject({
         method: 'POST',

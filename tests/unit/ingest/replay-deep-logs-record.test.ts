@@ -10,35 +10,11 @@ import type { DecodedFile } from '../../../ingest/decode-replay-file.ts'
 import { createReplayOpener } from '../../../ingest/open-replay-input.ts'
 import { decodeReplayRuns } from '../../../ingest/replay-decode-pool.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
+import { deepLogsPayload } from '../../helpers/deep-logs-message.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 
 const root = resolve(import.meta.dirname, '../../..')
 const config = loadConfig({ file: join(root, 'tests/fixtures/replay/nerve.yaml') })
-
-const record = (id: string | undefined, depth: number) =>
-  JSON.stringify({
-    eventVersion: '1.08',
-    ...(id ? { eventID: id } : {}),
-    eventTime: '2021-04-10T19:30:00Z',
-    eventSource: 'iam.amazonaws.com',
-    eventName: 'AttachRolePolicy',
-    userIdentity: { type: 'AssumedRole', arn: 'arn:aws:sts::123456789012:assumed-role/r/s' },
-    requestParameters: { x: 'NESTED' },
-  }).replace('"NESTED"', `${'['.repeat(depth)}${']'.repeat(depth)}`)
-
-const logsMessage = (depth: number) =>
-  JSON.stringify({
-    messageType: 'DATA_MESSAGE',
-    owner: '123456789012',
-    logGroup: 'trail',
-    logStream: 'stream',
-    subscriptionFilters: ['all'],
-    logEvents: [
-      { id: '1', timestamp: 1, message: record('deep-with-id', depth) },
-      { id: '2', timestamp: 1, message: record(undefined, depth) },
-      { id: '3', timestamp: 1, message: record('shallow', 2) },
-    ],
-  })
 
 async function decode(text: string): Promise<{ files: DecodedFile[]; events: number }> {
   const dir = tempDir('nerve-replay-deep')
@@ -74,7 +50,7 @@ async function decode(text: string): Promise<{ files: DecodedFile[]; events: num
 describe('replay: a record inside a CloudWatch Logs message', () => {
   it('is held to max_depth: a deep one is rejected alone, the others read', async () => {
     for (const depth of [65, 100_000]) {
-      const { files, events } = await decode(logsMessage(depth))
+      const { files, events } = await decode(JSON.stringify(deepLogsPayload(depth)))
       const [file] = files
       expect(events).toBe(1)
       expect(file?.invalidCount).toBe(2)
