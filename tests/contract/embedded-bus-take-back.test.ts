@@ -56,6 +56,19 @@ describe('embedded bus, a take-back that fails', () => {
     faults.failSync = false
   })
 
+  /** A bus of one partition, and a topic of its own. */
+  const openBus = () => ({
+    open: createEmbeddedBus(
+      { dataDir: tempDir('nerve-bus'), partitions: 1, retentionMs: 60_000, maxBatch: 1_000 },
+      createTestRuntime(),
+    ),
+    topic: { name: randomName('take-back') } as Topic<Padded>,
+  })
+  const pad = 'x'.repeat(6_000)
+  /** 100 records of about 6 KB each (600 KB: a transaction of its own), numbered from `from`. */
+  const part = (from: number) =>
+    Array.from({ length: 100 }, (_, i) => ({ key: 'agent', value: { seq: from + i, pad } }))
+
   const positionsOf = (file: string, group: string) => {
     const db = new Database(file, { readonly: true })
     const rows = db.prepare('SELECT next_offset FROM group_offsets WHERE group_name = ?').all(group)
@@ -64,14 +77,8 @@ describe('embedded bus, a take-back that fails', () => {
   }
 
   it('keeps publishing once the disk has room again, past the records it could not take back', async () => {
-    bus = createEmbeddedBus(
-      { dataDir: tempDir('nerve-bus'), partitions: 1, retentionMs: 60_000, maxBatch: 1_000 },
-      createTestRuntime(),
-    )
-    const topic = { name: randomName('take-back') } as Topic<Padded>
-    const pad = 'x'.repeat(6_000)
-    const part = (from: number) =>
-      Array.from({ length: 100 }, (_, i) => ({ key: 'agent', value: { seq: from + i, pad } }))
+    const { open, topic } = openBus()
+    bus = open
     // Two publishes of 600 KB at once: one group, two transactions; the second fails, the take-back too.
     faults.failWrites = 2
     faults.failDiscard = true
@@ -94,14 +101,8 @@ describe('embedded bus, a take-back that fails', () => {
   })
 
   it('takes back the offset commits of a group whose later transaction fails, as it takes back its records', async () => {
-    bus = createEmbeddedBus(
-      { dataDir: tempDir('nerve-bus'), partitions: 1, retentionMs: 60_000, maxBatch: 1_000 },
-      createTestRuntime(),
-    )
-    const topic = { name: randomName('take-back') } as Topic<Padded>
-    const pad = 'x'.repeat(6_000)
-    const part = (from: number) =>
-      Array.from({ length: 100 }, (_, i) => ({ key: 'agent', value: { seq: from + i, pad } }))
+    const { open, topic } = openBus()
+    bus = open
     let release = () => {}
     const gate = new Promise<void>((resolve) => {
       release = resolve
@@ -128,11 +129,8 @@ describe('embedded bus, a take-back that fails', () => {
   })
 
   it('takes back an offset commit whose sync fails', async () => {
-    bus = createEmbeddedBus(
-      { dataDir: tempDir('nerve-bus'), partitions: 1, retentionMs: 60_000, maxBatch: 1_000 },
-      createTestRuntime(),
-    )
-    const topic = { name: randomName('take-back') } as Topic<Padded>
+    const { open, topic } = openBus()
+    bus = open
     await bus.publish(topic, [{ key: 'agent', value: { seq: 0, pad: '' } }])
     const delivered: number[] = []
     // The handler's batch is committed in a group of its own, whose fdatasync fails.
