@@ -79,6 +79,17 @@ const at = (offset: number, value: NormalizedEvent): DeliveredRecord<NormalizedE
   offset,
 })
 
+/**
+ * A third instance restoring partition 0 from the shared log, then given the IAM call that completes
+ * report-bot's pair: the pair forms only if its shell alert (offset 1) came through in the log.
+ */
+async function restoredInstance(storage: MemoryStorage) {
+  const third = await instance(storage, configWith(1))
+  await third.assign([0])
+  await third.deliver([at(3, coreEvent({ id: 'c-attach-b', agent: 'report-bot', time: T0 + min + 90_000 }))])
+  return third
+}
+
 describe('a partition moving to another instance between two checkpoints', () => {
   it('leaves a checkpoint the next restore can pair from: the old owner writes none after the handover', async () => {
     const storage = createMemoryStorage()
@@ -99,11 +110,7 @@ describe('a partition moving to another instance between two checkpoints', () =>
     await old.revoke([0])
     await next.deliver(events.slice(2, 3))
     // A third instance restores the partition from the shared log: the shell at offset 1 must be there.
-    const third = await instance(storage, configWith(1))
-    await third.assign([0])
-    await third.deliver([
-      at(3, coreEvent({ id: 'c-attach-b', agent: 'report-bot', time: T0 + min + 90_000 })),
-    ])
+    const third = await restoredInstance(storage)
     expect(third.correlations.map((c) => c.agent.id)).toEqual(['report-bot'])
     await Promise.all([old.stage.close(), next.stage.close(), third.stage.close()])
   })
@@ -168,11 +175,7 @@ describe('a partition moving to another instance between two checkpoints', () =>
     await new Promise((resolve) => setTimeout(resolve, 20))
     await hand.revoke([0])
     await next.deliver(events.slice(2, 3))
-    const third = await instance(storage, configWith(1))
-    await third.assign([0])
-    await third.deliver([
-      at(3, coreEvent({ id: 'c-attach-b', agent: 'report-bot', time: T0 + min + 90_000 })),
-    ])
+    const third = await restoredInstance(storage)
     expect(third.correlations.map((c) => c.agent.id)).toEqual(['report-bot'])
     await Promise.all([oldStage.close(), next.stage.close(), third.stage.close()])
   })
