@@ -65,7 +65,7 @@ function createConnectionGate(
   let open = 0
   const perClient = new Map<string, number>()
   return (socket) => {
-    const client = clientOf(socket.remoteAddress ?? '')
+    const client = socket.remoteAddress ?? ''
     const fromClient = perClient.get(client) ?? 0
     const reason: DropReason | undefined =
       open >= config.max_connections
@@ -87,32 +87,6 @@ function createConnectionGate(
       else perClient.set(client, left)
     })
   }
-}
-
-/**
- * The client an address counts as for http.max_connections_per_client: an IPv4 address (an IPv4-mapped
- * IPv6 one too) as it is, an IPv6 address by its /64. A host is routinely given a whole /64 and can send
- * from any address in it, so counting each IPv6 address apart would let one client open the cap over and
- * over.
- */
-export function clientOf(address: string): string {
-  if (!address.includes(':')) return address
-  const unzoned = address.split('%')[0] as string
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(unzoned)
-  if (mapped) return mapped[1] as string
-  const groups = (part: string) => (part === '' ? [] : part.split(':'))
-  const [head = '', tail] = unzoned.split('::')
-  let hextets = groups(head)
-  if (tail !== undefined) {
-    const after = groups(tail)
-    // A dotted IPv4 at the end stands for two groups.
-    const width = after.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0)
-    hextets = [...hextets, ...Array<string>(Math.max(0, 8 - hextets.length - width)).fill('0'), ...after]
-  }
-  return `${hextets
-    .slice(0, 4)
-    .map((g) => Number.parseInt(g, 16).toString(16))
-    .join(':')}::/64`
 }
 
 /**

@@ -5,7 +5,6 @@ import dns, { type LookupAddress } from 'node:dns'
 import { Server as HttpServerClass, request } from 'node:http'
 import { connect, createServer, type Server } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { clientOf } from '../../../runtime/http-listeners.ts'
 import { createHttpServer, type HttpServer, type Route } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { HttpConfig } from '../../../schemas/types.ts'
@@ -215,22 +214,5 @@ describe('http.host: localhost', () => {
     const address = new URL(await server.listen())
     expect(address.hostname).toBe('127.0.0.1')
     expect(await post('127.0.0.1', Number(address.port))).toBe(202)
-  })
-})
-
-describe('http.max_connections_per_client: which client a connection counts for', () => {
-  it('counts an IPv6 address by its /64, so one host cannot open the cap from each of its addresses', () => {
-    const ofHost = ['2001:db8:1:2::1', '2001:db8:1:2:ffff:ffff:ffff:fffe', '2001:0db8:0001:0002:0:0:0:9']
-    expect(new Set(ofHost.map(clientOf))).toEqual(new Set(['2001:db8:1:2::/64']))
-    expect(clientOf('2001:db8:1:3::1')).not.toBe(clientOf('2001:db8:1:2::1'))
-    expect(clientOf('::1')).toBe('0:0:0:0::/64')
-    expect(clientOf('fe80::1%eth0')).toBe(clientOf('fe80::2%eth1'))
-    expect(clientOf('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64')
-  })
-
-  it('counts an IPv4 address, mapped into IPv6 or not, as itself', () => {
-    expect(clientOf('192.0.2.7')).toBe('192.0.2.7')
-    expect(clientOf('::ffff:192.0.2.7')).toBe('192.0.2.7')
-    expect(clientOf('::FFFF:192.0.2.8')).toBe('192.0.2.8')
   })
 })
