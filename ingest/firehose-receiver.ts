@@ -47,13 +47,16 @@ export function createFirehoseReceiver(
     // The body itself may be as large as Firehose's largest buffer; what its records decode to is bounded
     // by decompressed_limit_bytes below.
     const text = await readRequestBody(req, config.firehose_body_limit_bytes)
+    // A small delivery (Firehose's own, a few records) is parsed and validated whole, as one part would be.
+    const whole = text.length <= partChars
     let body: unknown
     try {
-      body = await inParts(parseInParts(text), pause)
+      body = whole ? parseJson(text) : await inParts(parseInParts(text), pause)
     } catch (err) {
       throw new NerveError('INPUT_INVALID', `The body is not valid JSON: ${(err as Error).message}`)
     }
-    if (!(await inParts(validateInParts(body), pause))) {
+    const valid = whole ? validateFirehoseRequest(body) : await inParts(validateInParts(body), pause)
+    if (!valid) {
       // Validated again whole for the problems' paths (an invalid request only).
       validateFirehoseRequest(body)
       const problems = problemsOf(validateFirehoseRequest, body)
