@@ -10,8 +10,8 @@ import type { Metrics } from '../runtime/metrics.ts'
 import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import { storeRoutes } from './store-api.ts'
-import { listSql, type StoreList, totalSql } from './store-filters.ts'
-import type { ListQuery } from './store-query.ts'
+import { type IncidentBounds, incidentCorrelationsSql } from './store-filters.ts'
+import { createStoreReads, type IncidentRow, type StoreReads } from './store-reads.ts'
 
 export type Incident = {
   id: string
@@ -39,7 +39,7 @@ export type Incident = {
  */
 export type CorrelationItem = Correlation | string
 
-export type CorrelationStore = {
+export type CorrelationStore = StoreReads & {
   writeCorrelations(batch: readonly CorrelationItem[]): {
     stored: number
     duplicates: number
@@ -52,16 +52,6 @@ export type CorrelationStore = {
     opened: Correlation[]
   }[]
   writeOutcomes(batch: readonly RevokeOutcome[]): { stored: number; duplicates: number }
-  correlations(query: ListQuery): Correlation[]
-  incidents(query: ListQuery): Incident[]
-  /** An incident with its newest `limit` correlations (at most, and by default, maxIncidentCorrelations). */
-  incident(
-    id: string,
-    limit?: number,
-  ): { incident: Incident; correlations: Correlation[]; revokes: RevokeOutcome[] } | undefined
-  revokes(query: ListQuery): RevokeOutcome[]
-  /** How many items the list holds under the query's filters, whatever the page. */
-  total(list: StoreList, query: ListQuery): number
   /**
    * Retention: deletes every incident whose last correlation is before `cutoff` (epoch ms), with its
    * correlations and revoke outcomes, and outcomes before it that name no stored incident. Whole incidents
@@ -104,23 +94,6 @@ CREATE TABLE IF NOT EXISTS incident_aliases (id TEXT PRIMARY KEY, into_id TEXT N
 CREATE INDEX IF NOT EXISTS incident_aliases_into ON incident_aliases (into_id);
 `
 
-type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'> & {
-  rules: string
-  falco_rules: string
-  actions: string
-  revoke: string | null
-}
-
-export const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 'status', o.status,
-  'reason', json_extract(o.record, '$.reason'), 'time', o.time) FROM revoke_outcomes o
-  WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
-
-/**
- * Correlations an incident's detail carries, newest first: a flooding agent's incident gathers tens of
- * thousands, and the console reloads the detail every 5 s. The rest: GET /v1/correlations?incident=….
- */
-export const maxIncidentCorrelations = 1000
-
 /**
  * Page size of a store this version creates. A correlation record is about 2 KB: two never fit in a 4 KB
  * page, so each took one and left about half of it empty, written twice (WAL, then checkpoint). In 2 KB
@@ -132,24 +105,6 @@ const storePageSize = 2048
 
 /** Distinct Falco rule names kept per incident: the watched agent may name its alerts anything. */
 const maxFalcoRules = 64
-
-/**
- * An incident's correlations, found without an index of their own. An incident belongs to one agent (its
- * id hashes the agent's, group-incidents.ts), and each of its correlations has a time between the
- * incident's first_seen (the earliest edge or core event time, never after a correlation's time, the later
- * of its two) and last_seen (the latest correlation time), both kept in the same transaction as the
- * correlation. So (agent, time range) bounds the search in correlations_agent, and incident_id picks the
- * rows. An agent's incidents do not overlap in time (a correlation within the gap of two merges them, and
- * start-up refuses a window side longer than the gap, correlator-config.ts), so the range holds little else;
- * past the merge bound (group-incidents.ts maxMerges) an incident may reach over another of its agent's,
- * whose rows the range then holds too, and incident_id still picks the right ones. An index keyed by the incident's hashed id sent every insert to a random
- * page of it: a sixth of the writer's CPU per correlation.
- */
-export const incidentCorrelationsSql =
-  'agent_id = @agent_id AND time >= @first_seen AND time <= @last_seen AND incident_id = @id'
-
-/** The bounds of an incident's correlations (incidentCorrelationsSql's parameters). */
-type IncidentBounds = { id: string; agent_id: string; first_seen: number; last_seen: number }
 
 /**
  * Stores written before this version had two indexes keyed by (incident, edge or core event), probed for
@@ -202,7 +157,6 @@ function addFalcoRulesColumn(db: SqliteFile['db']): void {
       FROM correlations c WHERE c.agent_id = incidents.agent_id AND c.time >= incidents.first_seen
       AND c.time <= incidents.last_seen AND c.incident_id = incidents.id);`)
 }
-// The status order above is the one the `status` filter uses (store-filters.ts, incidentStatusSql).
 
 export function createCorrelationStore(
   config: { data_dir: string },
@@ -223,6 +177,7 @@ export function createCorrelationStore(
   agentIncidentsIndex(db)
   const layout = keyLayoutOf(db)
 
+  const reads = createStoreReads(db)
   const sql = {
     // Stores keyed by the id alone have no edge_time column: their insert leaves it out.
     insertCorrelation: db.prepare<CorrelationRow>(
@@ -250,14 +205,6 @@ export function createCorrelationStore(
     insertOutcome: db.prepare(
       `INSERT OR IGNORE INTO revoke_outcomes (id, decision_id, incident_id, agent_id, status, time, record)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    incident: db.prepare<[string], IncidentRow>(`SELECT ${incidentColumns} FROM incidents i WHERE i.id = ?`),
-    incidentCorrelations: db.prepare<[IncidentBounds & { limit: number }], { record: string }>(
-      `SELECT record FROM correlations WHERE ${incidentCorrelationsSql} ORDER BY time DESC, id DESC
-       LIMIT @limit`,
-    ),
-    incidentRevokes: db.prepare<[string], { record: string }>(
-      'SELECT record FROM revoke_outcomes WHERE incident_id = ? ORDER BY time DESC, id DESC',
     ),
     expiredIncidents: db.prepare<[number, number], IncidentBounds>(
       'SELECT id, agent_id, first_seen, last_seen FROM incidents WHERE last_seen < ? LIMIT ?',
@@ -468,16 +415,6 @@ export function createCorrelationStore(
     return { stored, duplicates: batch.length - stored }
   })
 
-  /** Newest first, one page of the query's filters (store-filters.ts). */
-  const list = <Row>(table: StoreList, q: ListQuery) => {
-    const { sql: text, params } = listSql(table, q, incidentColumns)
-    return db.prepare(text).all(...params) as Row[]
-  }
-  const total = (table: StoreList, q: ListQuery) => {
-    const { sql: text, params } = totalSql(table, q)
-    return (db.prepare(text).get(...params) as { n: number }).n
-  }
-
   /** A failure is counted and thrown (a failed write: the bus delivers the batch again). */
   const recordErrors = <T>(stage: 'write' | 'retention', work: () => T): T => {
     try {
@@ -487,8 +424,6 @@ export function createCorrelationStore(
       throw err
     }
   }
-
-  const records = <T>(rows: { record: string }[]) => rows.map((r) => JSON.parse(r.record) as T)
 
   /** One transaction per 500 incidents, so that retention never holds the store's writers up for long. */
   const deleteIncidents = db.transaction((cutoff: number) => {
@@ -537,21 +472,7 @@ export function createCorrelationStore(
       if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
       return result
     },
-    correlations: (q) => records<Correlation>(list('correlations', q)),
-    incidents: (q) => list<IncidentRow>('incidents', q).map(incidentOf),
-    incident(id, limit = maxIncidentCorrelations) {
-      const row = sql.incident.get(id)
-      if (!row) return undefined
-      return {
-        incident: incidentOf(row),
-        correlations: records<Correlation>(
-          sql.incidentCorrelations.all({ ...row, limit: Math.min(limit, maxIncidentCorrelations) }),
-        ),
-        revokes: records<RevokeOutcome>(sql.incidentRevokes.all(id)),
-      }
-    },
-    revokes: (q) => records<RevokeOutcome>(list('revoke_outcomes', q)),
-    total,
+    ...reads,
     deleteBefore: (cutoff) => recordErrors('retention', () => deleteBefore(cutoff)),
     sync: sqlite.sync,
     close: sqlite.close,
@@ -642,15 +563,5 @@ function tallyOf(row: IncidentRow | undefined, agentId: string) {
       actions: JSON.stringify([...actions]),
       falco_rules: JSON.stringify([...falcoRules]),
     }),
-  }
-}
-
-function incidentOf(row: IncidentRow): Incident {
-  return {
-    ...row,
-    rules: JSON.parse(row.rules) as string[],
-    falco_rules: JSON.parse(row.falco_rules) as string[],
-    actions: JSON.parse(row.actions) as string[],
-    revoke: row.revoke ? (JSON.parse(row.revoke) as Incident['revoke']) : null,
   }
 }

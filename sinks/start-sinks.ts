@@ -22,7 +22,7 @@ import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
 import { consoleRoutes } from './console-routes.ts'
-import { type CorrelationItem, createCorrelationStore } from './correlation-store.ts'
+import type { CorrelationItem } from './correlation-store.ts'
 import type { IndexedTopic } from './elasticsearch-data-streams.ts'
 import {
   createElasticsearchIndexer,
@@ -33,6 +33,7 @@ import {
 import { logIncidentOpened } from './operator-log-lines.ts'
 import { createRejectedStore } from './rejected-store.ts'
 import { createRevokeDispatcher } from './revoke-webhook-dispatcher.ts'
+import { startStoreReaderThread } from './store-reader-thread.ts'
 import { type StoreWriterThread, startStoreWriterThread } from './store-writer-thread.ts'
 
 export type SinksDeps = {
@@ -52,13 +53,14 @@ export type Sinks = {
 
 export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks> {
   const { bus } = deps
-  // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
-  const store = createCorrelationStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
-  // The store's writes run on a worker thread (the second core); the read API stays on this one.
+  // The store's writes run on a worker thread (the second core), and so do its reads (once the writer has
+  // made the store): a read's SQLite work grows with the store, and this thread accepts ingest.
   const writer = await startStoreWriterThread(
     { data_dir: config.data_dir, commit_interval: config.sinks.store.commit_interval },
     { metrics: deps.metrics, busFile: deps.busFile, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
   )
+  // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
+  const reader = await startStoreReaderThread({ data_dir: config.data_dir })
   const rejected = createRejectedStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
   const dispatcher = createRevokeDispatcher(
     { data_dir: config.data_dir, revoke: config.revoke, agents: config.agents },
@@ -111,7 +113,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   )
 
   return {
-    routes: [...store.routes, ...rejected.routes, ...consoleRoutes()],
+    routes: [...reader.routes, ...rejected.routes, ...consoleRoutes()],
     readiness,
     async close() {
       if (sweep) clearInterval(sweep)
@@ -121,8 +123,8 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       for (const subscription of subscriptions) await subscription.stop()
       await dispatcher.close()
       await elasticsearch?.close()
+      await reader.close()
       await writer.close()
-      await store.close()
       await rejected.close()
     },
   }

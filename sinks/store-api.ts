@@ -5,7 +5,7 @@
 import { NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
-import { type CorrelationStore, type Incident, maxIncidentCorrelations } from './correlation-store.ts'
+import type { Incident } from './correlation-store.ts'
 import type { StoreList } from './store-filters.ts'
 import {
   type Cursor,
@@ -14,6 +14,7 @@ import {
   parseIncidentCorrelations,
   parseListQuery,
 } from './store-query.ts'
+import { maxIncidentCorrelations, type StoreReads } from './store-reads.ts'
 
 export type Page<T> = { items: T[]; count: number; total: number; next?: string }
 
@@ -56,8 +57,6 @@ export const incidentView = (i: Incident) => ({
 
 export const revokeView = (o: RevokeOutcome) => ({ ...o, time_iso: iso(o.time) })
 
-type Store = Omit<CorrelationStore, 'routes'>
-
 /**
  * What every read answer says: it is the reader's alone and is never stored (a browser's disk cache, a
  * proxy), and its JSON is never sniffed as a page, since it holds text the watched agent wrote.
@@ -68,22 +67,42 @@ export const readAnswerHeaders: Readonly<Record<string, string>> = {
 }
 
 /** A read route: correlations show ARNs, access key ids and command lines, so `auth: 'read'`. */
-export function readRoute(url: string, handle: (req: RouteRequest) => RouteResponse): Route {
+export function readRoute(
+  url: string,
+  handle: (req: RouteRequest) => RouteResponse | Promise<RouteResponse>,
+): Route {
   return {
     method: 'GET',
     url,
     auth: 'read',
     handle: async (req) => {
-      const res = handle(req)
+      const res = await handle(req)
       return { ...res, headers: { ...readAnswerHeaders, ...res.headers } }
     },
   }
 }
 
-export function storeRoutes(store: Store): Route[] {
+/** The store's read routes. */
+export const storeReadUrls = [
+  '/v1/correlations',
+  '/v1/incidents',
+  '/v1/incidents/:id',
+  '/v1/revokes',
+] as const
+export type StoreReadUrl = (typeof storeReadUrls)[number]
+
+/** What a read needs of its request: its query and path parameters (what crosses to the reader thread). */
+export type StoreRead = Pick<RouteRequest, 'query' | 'params'>
+
+/** Routes that answer from `store` on the thread that serves them (tests; `nerve run` reads on its own). */
+export function storeRoutes(store: StoreReads): Route[] {
+  return storeReadUrls.map((url) => readRoute(url, (req) => answerStoreRead(store, url, req)))
+}
+
+/** The answer to a read of one of the store's routes; a bad query or an unknown incident throws. */
+export function answerStoreRead(store: StoreReads, url: StoreReadUrl, req: StoreRead): RouteResponse {
   const list = <T, V>(
     name: StoreList,
-    req: RouteRequest,
     params: string[],
     fetch: (q: ListQuery) => T[],
     keyOf: (item: T) => Cursor,
@@ -94,28 +113,24 @@ export function storeRoutes(store: Store): Route[] {
     return { status: 200, body: { ...page, items: page.items.map(view) } }
   }
   const filters = ['agent', 'rule', 'status']
-  return [
-    readRoute('/v1/correlations', (req) =>
-      list(
+  switch (url) {
+    case '/v1/correlations':
+      return list(
         'correlations',
-        req,
         [...filters, 'incident'],
         store.correlations,
         (c) => ({ time: c.time, id: c.id }),
         correlationView,
-      ),
-    ),
-    readRoute('/v1/incidents', (req) =>
-      list(
+      )
+    case '/v1/incidents':
+      return list(
         'incidents',
-        req,
         filters,
         store.incidents,
         (i) => ({ time: i.last_seen, id: i.id }),
         incidentView,
-      ),
-    ),
-    readRoute('/v1/incidents/:id', (req) => {
+      )
+    case '/v1/incidents/:id': {
       const id = req.params?.id ?? ''
       const found = store.incident(id, parseIncidentCorrelations(req.query, maxIncidentCorrelations))
       if (!found) throw new NerveError('NOT_FOUND', `No incident ${id}.`)
@@ -127,16 +142,14 @@ export function storeRoutes(store: Store): Route[] {
           revokes: found.revokes.map(revokeView),
         },
       }
-    }),
-    readRoute('/v1/revokes', (req) =>
-      list(
+    }
+    case '/v1/revokes':
+      return list(
         'revoke_outcomes',
-        req,
         ['agent', 'incident', 'status'],
         store.revokes,
         (o) => ({ time: o.time, id: o.id }),
         revokeView,
-      ),
-    ),
-  ]
+      )
+  }
 }

@@ -6,6 +6,24 @@ export type StoreList = 'correlations' | 'incidents' | 'revoke_outcomes'
 
 export type SqlFilter = { where: string; params: (string | number)[] }
 
+/**
+ * An incident's correlations, found without an index of their own. An incident belongs to one agent (its
+ * id hashes the agent's, group-incidents.ts), and each of its correlations has a time between the
+ * incident's first_seen (the earliest edge or core event time, never after a correlation's time, the later
+ * of its two) and last_seen (the latest correlation time), both kept in the same transaction as the
+ * correlation. So (agent, time range) bounds the search in correlations_agent, and incident_id picks the
+ * rows. An agent's incidents do not overlap in time (a correlation within the gap of two merges them, and
+ * start-up refuses a window side longer than the gap, correlator-config.ts), so the range holds little else;
+ * past the merge bound (group-incidents.ts maxMerges) an incident may reach over another of its agent's,
+ * whose rows the range then holds too, and incident_id still picks the right ones. An index keyed by the incident's hashed id sent
+ * every insert to a random page of it: a sixth of the writer's CPU per correlation.
+ */
+export const incidentCorrelationsSql =
+  'agent_id = @agent_id AND time >= @first_seen AND time <= @last_seen AND incident_id = @id'
+
+/** The bounds of an incident's correlations (incidentCorrelationsSql's parameters). */
+export type IncidentBounds = { id: string; agent_id: string; first_seen: number; last_seen: number }
+
 /** The revoke status an incident shows: a delivery or decision to send before a suppression. */
 export const incidentStatusSql = (incidentId: string) =>
   `(SELECT o.status FROM revoke_outcomes o WHERE o.incident_id = ${incidentId}
@@ -35,7 +53,7 @@ export function storeFilter(list: StoreList, q: ListQuery, withCursor = true): S
   if (agent !== undefined) add(`${a}.agent_id = ?`, agent)
   if (incident !== undefined && list === 'correlations') {
     // No index is keyed by a correlation's incident: its agent and time range bound it in
-    // correlations_agent (correlation-store.ts, incidentCorrelationsSql).
+    // correlations_agent (incidentCorrelationsSql).
     const bound = (column: string) => `(SELECT ${column} FROM incidents WHERE id = ?)`
     add(
       `${a}.agent_id = ${bound('agent_id')} AND ${a}.time >= ${bound('first_seen')} AND ${a}.time <= ${bound('last_seen')} AND ${a}.incident_id = ?`,

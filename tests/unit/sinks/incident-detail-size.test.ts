@@ -3,7 +3,7 @@
 // of JSON built on the main thread, and the console asked for it again every 5 seconds while an operator
 // looked at it. `?correlations=N` (1..1000) asks for fewer; the console asks for 100.
 import { afterEach, describe, expect, it } from 'vitest'
-import { maxIncidentCorrelations } from '../../../sinks/correlation-store.ts'
+import { maxIncidentCorrelations } from '../../../sinks/store-reads.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 import { closeStores, openStore } from './store-harness.ts'
 

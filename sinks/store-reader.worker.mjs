@@ -1,0 +1,44 @@
+// The embedded store's reader thread (store-reader-thread.ts): the read API's queries run here, on a
+// read-only connection of their own, so that a list no index serves (a rule, a score, a revoke status over a
+// million correlations: seconds of SQLite) never holds the main thread, which accepts ingest. Each message
+// is one read (a route and its query); the reply is the answer's status and its JSON text, built here, so
+// the main thread neither parses records nor serializes the page. Reads are answered one at a time.
+// A worker does not inherit tsx's loader from the main thread: it registers it, then loads the reads.
+import { join } from 'node:path'
+import { parentPort, workerData } from 'node:worker_threads'
+import { register } from 'tsx/esm/api'
+
+register()
+const { nameThisThread } = await import('../runtime/thread-name.ts')
+nameThisThread('nerve-reader')
+const { default: Database } = await import('better-sqlite3')
+const { createStoreReads } = await import('./store-reads.ts')
+const { answerStoreRead } = await import('./store-api.ts')
+const { errorCodeOf } = await import('../runtime/errors.ts')
+
+// The writer thread made the file and its WAL; this connection only reads (WAL: each commit is seen at once).
+const db = new Database(join(workerData.dataDir, 'store.sqlite'), { readonly: true, fileMustExist: true })
+const reads = createStoreReads(db)
+parentPort.postMessage({ ready: true })
+
+parentPort.on('message', (m) => {
+  if (m.type === 'close') {
+    db.close()
+    parentPort.postMessage({ id: m.id, ok: true })
+    parentPort.close()
+    return
+  }
+  try {
+    const res = answerStoreRead(reads, m.url, m.read)
+    parentPort.postMessage({ id: m.id, ok: true, status: res.status, text: JSON.stringify(res.body) })
+  } catch (err) {
+    const { message, details } = err ?? {}
+    parentPort.postMessage({
+      id: m.id,
+      ok: false,
+      code: errorCodeOf(err),
+      message: String(message ?? err),
+      details,
+    })
+  }
+})

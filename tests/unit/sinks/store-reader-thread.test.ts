@@ -1,0 +1,96 @@
+// `nerve run` answers the store's read API from a worker thread of its own (store-reader-thread.ts), so that
+// a read's SQLite work, which grows with the store, never holds the main thread that accepts ingest. Its
+// answers are those of the store read in place: the same pages, totals and cursors, the same 400 naming
+// each bad parameter, the same 404, the same headers; and a read sees each write as soon as it is committed.
+import { afterEach, describe, expect, it } from 'vitest'
+import { createHttpServer } from '../../../runtime/http-server.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { RevokeOutcome } from '../../../schemas/types.ts'
+import { type StoreReaderThread, startStoreReaderThread } from '../../../sinks/store-reader-thread.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { makeCorrelation } from './correlation-fixture.ts'
+import { closeStores, openStore } from './store-harness.ts'
+
+const readers: StoreReaderThread[] = []
+afterEach(async () => {
+  for (const r of readers.splice(0)) await r.close()
+  await closeStores()
+})
+
+async function openReader(dataDir: string) {
+  const reader = await startStoreReaderThread({ data_dir: dataDir })
+  readers.push(reader)
+  const rt = createTestRuntime()
+  const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
+  server.addRoutes(reader.routes)
+  return (url: string) => server.inject({ method: 'GET', url })
+}
+
+describe('the store reader thread', () => {
+  it('answers every read as the store does in place, and sees each commit at once', async () => {
+    const { store, dataDir, get } = openStore()
+    const shell = { id: 'shell-then-secrets', severity: 90, revoke: true }
+    const correlations = Array.from({ length: 30 }, (_, n) =>
+      makeCorrelation(n, { score: 50 + n, ...(n % 3 === 0 ? { rule: shell } : {}) }),
+    )
+    store.writeCorrelations(correlations)
+    const b = correlations[3]
+    const sent: RevokeOutcome = {
+      id: 'rvk_b:1',
+      decision_id: 'rvk_b',
+      time: (b?.time ?? 0) + 1000,
+      correlation_id: b?.id ?? '',
+      incident_id: b?.incident.id ?? '',
+      agent_id: 'data-cleaner',
+      status: 'sent',
+      reason: 'delivered',
+      attempts: 1,
+    }
+    store.writeOutcomes([sent])
+    const read = await openReader(dataDir)
+
+    const urls = [
+      '/v1/correlations',
+      '/v1/correlations?rule=shell-then-secrets&limit=3',
+      '/v1/correlations?min_score=70&limit=4',
+      '/v1/correlations?status=sent',
+      '/v1/correlations?status=none&since=2026-11-25T16:00:10Z&until=1795622425000',
+      '/v1/incidents?limit=7&min_score=60',
+      '/v1/incidents?rule=Unexpected%20outbound%20connection%20destination&limit=2',
+      `/v1/incidents/${b?.incident.id}?correlations=5`,
+      '/v1/incidents/nope',
+      '/v1/revokes?status=sent',
+      '/v1/correlations?min_score=101&since=yesterday&color=red',
+      '/v1/correlations?cursor=abc',
+    ]
+    for (const url of urls) {
+      const inPlace = await get(url)
+      const res = await read(url)
+      expect(res.statusCode, url).toBe(inPlace.status)
+      expect(res.json(), url).toEqual(inPlace.body)
+      expect(res.headers['content-type']).toMatch(/^application\/json/)
+      if (res.statusCode !== 200) continue
+      expect(res.headers['cache-control']).toBe('no-store')
+      expect(res.headers['x-content-type-options']).toBe('nosniff')
+    }
+    expect((await read('/v1/incidents/nope')).statusCode).toBe(404)
+    expect((await read('/v1/correlations?limit=0')).json().error.details).toEqual([
+      { path: 'limit', message: 'must be an integer from 1 to 1000' },
+    ])
+
+    // The cursor it hands out leads on through every correlation, with the in-place store's pages.
+    const ids: string[] = []
+    let url = '/v1/correlations?min_score=60&limit=7'
+    for (;;) {
+      const page = (await read(url)).json()
+      expect(page).toEqual((await get(url)).body)
+      ids.push(...page.items.map((c: { id: string }) => c.id))
+      if (!page.next) break
+      url = `/v1/correlations?min_score=60&limit=7&cursor=${page.next}`
+    }
+    expect(ids).toHaveLength(20)
+
+    store.writeCorrelations([makeCorrelation(100, { score: 99 })])
+    expect((await read('/v1/correlations?min_score=99')).json()).toMatchObject({ total: 1, count: 1 })
+  })
+})
