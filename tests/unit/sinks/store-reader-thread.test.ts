@@ -6,12 +6,17 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { RevokeOutcome } from '../../../schemas/types.ts'
-import { type StoreReaderThread, startStoreReaderThread } from '../../../sinks/store-reader-thread.ts'
+import {
+  maxWaitingReads,
+  type StoreReaderThread,
+  startStoreReaderThread,
+} from '../../../sinks/store-reader-thread.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 import { closeStores, openStore } from './store-harness.ts'
 
 const readers: StoreReaderThread[] = []
+const routesOf = new Map<string, StoreReaderThread['routes']>()
 afterEach(async () => {
   for (const r of readers.splice(0)) await r.close()
   await closeStores()
@@ -20,6 +25,7 @@ afterEach(async () => {
 async function openReader(dataDir: string) {
   const reader = await startStoreReaderThread({ data_dir: dataDir })
   readers.push(reader)
+  routesOf.set(dataDir, reader.routes)
   const rt = createTestRuntime()
   const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
   server.addRoutes(reader.routes)
@@ -92,5 +98,23 @@ describe('the store reader thread', () => {
 
     store.writeCorrelations([makeCorrelation(100, { score: 99 })])
     expect((await read('/v1/correlations?min_score=99')).json()).toMatchObject({ total: 1, count: 1 })
+  })
+
+  it(`refuses a read at once, 429 (SATURATED), while ${maxWaitingReads} wait for the thread`, async () => {
+    const { store, dataDir } = openStore()
+    store.writeCorrelations([makeCorrelation(0)])
+    await openReader(dataDir)
+    const route = routesOf.get(dataDir)?.find((r) => r.url === '/v1/correlations')
+    const request = { body: Buffer.alloc(0), headers: {}, query: { rule: 'nope' }, receivedAt: 0 }
+    // Asked in one go, before the thread can answer any: the ones past the bound are refused.
+    const answers = await Promise.allSettled(
+      Array.from({ length: maxWaitingReads + 2 }, () => route?.handle(request)),
+    )
+    const refused = answers.filter((a) => a.status === 'rejected')
+    expect(refused).toHaveLength(2)
+    expect(refused.map((a) => (a as PromiseRejectedResult).reason.code)).toEqual(['SATURATED', 'SATURATED'])
+    expect(answers.slice(0, maxWaitingReads).every((a) => a.status === 'fulfilled')).toBe(true)
+    // Once they are answered, reads are taken again.
+    expect(await route?.handle(request)).toMatchObject({ status: 200 })
   })
 })
