@@ -3,7 +3,8 @@
 // consumers is unchanged: write() resolves once the batch is committed and on disk, and only then does the
 // bus commit it; a failed write rejects (counted, with its code), and the bus delivers the batch again.
 // kill -9 ends both threads at once: what was not acknowledged is redelivered and written idempotently.
-// The read API keeps its own connection on the main thread (WAL: readers see each commit at once).
+// The read API reads on a connection of its own, in another worker (store-reader-thread.ts; WAL: it sees each
+// commit at once).
 // With the embedded bus's file (busFile), the writer reads the correlations it is handed from that file on a
 // connection of its own: the main thread sends their range only, so their text does not cross its loop.
 import { Worker } from 'node:worker_threads'
