@@ -5,10 +5,16 @@
 // the noise; 20 workloads named in the registry run a shell, then change IAM privileges (they correlate).
 // The timed path is the one of nerve.ts's replay command (prepareReplay: read, decode and merge by event
 // time), push every event through the correlator, serialize the correlations.
+// Then the same from outside, as a user runs it: the bin (`nerve replay --config FILE INPUT`, default
+// options, its shebang's V8 flag), wall clock and CPU (user + sys, from /usr/bin/time when installed)
+// including its start-up, beside JSON.parse of the same lines in a process of its own
+// (bench/parse-lines.mjs, same flag). NERVE_BENCH_REPLAY_ARGS adds options to the bin (e.g. "--threads 2").
+import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { defaultReplayBudgetBytes } from '../ingest/parse-byte-size.ts'
 import { prepareReplay } from '../nerve.ts'
 import { loadConfig } from '../runtime/load-config.ts'
@@ -167,6 +173,62 @@ async function cpu<T>(work: () => T | Promise<T>): Promise<{ micros: number; res
   return { micros: used.user + used.system, result }
 }
 
+const run = promisify(execFile)
+const root = join(import.meta.dirname, '..')
+const gnuTime = '/usr/bin/time'
+
+/** Wall-clock and CPU seconds of a child process (CPU undefined without GNU time), and its stdout. */
+async function timeOutside(
+  command: string,
+  args: string[],
+): Promise<{ wall: number; cpu?: number; stdout: Buffer }> {
+  const timed = existsSync(gnuTime)
+  const started = performance.now()
+  const { stdout, stderr } = timed
+    ? await run(gnuTime, ['-v', command, ...args], { encoding: 'buffer', maxBuffer: 256 << 20 })
+    : await run(command, args, { encoding: 'buffer', maxBuffer: 256 << 20 })
+  const wall = (performance.now() - started) / 1000
+  const user = /User time \(seconds\): ([\d.]+)/.exec(stderr.toString())
+  const system = /System time \(seconds\): ([\d.]+)/.exec(stderr.toString())
+  return { wall, cpu: user && system ? Number(user[1]) + Number(system[1]) : undefined, stdout }
+}
+
+/**
+ * The issue's row as measured from outside: alternating pairs of the bin's replay of `file` and
+ * JSON.parse of its lines in a process of its own; rates per wall-clock second and per CPU-second.
+ */
+async function outsidePairs(file: string, config: string, pairs: number): Promise<string> {
+  const extra = (process.env.NERVE_BENCH_REPLAY_ARGS ?? '').split(' ').filter(Boolean)
+  const replayArgs = ['replay', '--config', config, ...extra, file]
+  const bin = () => timeOutside(join(root, 'bin/nerve.mjs'), replayArgs)
+  const parse = () =>
+    timeOutside(process.execPath, ['--max-semi-space-size=64', join(root, 'bench/parse-lines.mjs'), file])
+  const rows: { bin: Awaited<ReturnType<typeof bin>>; parse: Awaited<ReturnType<typeof parse>> }[] = []
+  const hashes = new Set<string>()
+  const loadBefore = loadavg()[0] as number
+  for (let pair = 0; pair < pairs; pair++) {
+    const first = pair % 2 === 0 ? await bin() : await parse()
+    const second = pair % 2 === 0 ? await parse() : await bin()
+    const row = pair % 2 === 0 ? { bin: first, parse: second } : { bin: second, parse: first }
+    hashes.add(createHash('sha256').update(row.bin.stdout).digest('hex'))
+    rows.push(row)
+  }
+  const lines = Number(rows[0]?.parse.stdout.toString().trim())
+  const wallRatios = rows.map((r) => r.parse.wall / r.bin.wall)
+  const cpuRatios = rows.flatMap((r) => (r.bin.cpu && r.parse.cpu ? [r.parse.cpu / r.bin.cpu] : []))
+  const range = (values: number[]) =>
+    `${median(values).toFixed(2)} (pairs ${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`
+  const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(9)
+  const seconds = (values: (number | undefined)[]) =>
+    values.map((v) => (v === undefined ? '?' : v.toFixed(2))).join(', ')
+  return (
+    `outside nerve replay${extra.length > 0 ? ` ${extra.join(' ')}` : ''} (the bin, default options) ${fmt(lines / median(rows.map((r) => r.bin.wall)))} events per second, wall clock; JSON.parse in its own process ${fmt(lines / median(rows.map((r) => r.parse.wall)))} lines per second\n` +
+    `        wall ratio ${range(wallRatios)}; CPU ratio ${cpuRatios.length > 0 ? range(cpuRatios) : 'unknown (no /usr/bin/time)'}  (target ratio ≥ 0.30)\n` +
+    `        bin ${seconds(rows.map((r) => r.bin.wall))} s wall, ${seconds(rows.map((r) => r.bin.cpu))} s CPU; JSON.parse ${seconds(rows.map((r) => r.parse.wall))} s wall, ${seconds(rows.map((r) => r.parse.cpu))} s CPU (${pairs} pairs, start-up included)\n` +
+    `        output sha256 ${[...hashes].map((h) => h.slice(0, 16)).join(', ')}${hashes.size === 1 ? ' (the same in every run)' : ' (DIFFERS between runs)'}; load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] as number).toFixed(1)} after\n`
+  )
+}
+
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)] as number
@@ -213,6 +275,7 @@ export default async function benchReplay(): Promise<void> {
         `replay  nerve ${fmt(median(pairs.map((p) => p.replay)))} events per CPU-second  JSON.parse ${fmt(median(pairs.map((p) => p.parse)))} lines per CPU-second (medians of 5 pairs)\n` +
         `        ratio ${ratio.toFixed(2)} (pairs ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})  (target ratio ≥ 0.30: ${ratio >= 0.3 ? 'met' : 'not met'})\n`,
     )
+    process.stdout.write(await outsidePairs(input.file, input.config, 3))
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -95,25 +95,35 @@ function isSafeIntegerText(text: string, from: number, end: number): boolean {
 
 /**
  * The next run of 16 or more digits (strings included) that starts a value and has no fraction or
- * exponent, reading from `i` about one character in 16: a non-digit at i means any such run lies wholly
- * past i. `start` includes the minus sign, `digits` is the first digit. Most texts hold none (a CloudTrail
- * record's long digit runs sit inside strings, after a `-` in a session name).
+ * exponent. `from` is where the 16th digit of the first run looked for may sit. The text is read about
+ * one character in 16: a non-digit at i means no such run covers i, so the next may end at i + 16 at the
+ * earliest; a digit is followed back only as far as a run of 16 ending there could start, and the first
+ * non-digit found (short digit runs are common: account ids, IP addresses, dates) moves the next
+ * candidate end past it. `start` includes the minus sign, `digits` is the first digit. Most texts hold
+ * none (a CloudTrail record's long digit runs sit inside strings, after a `-` in a session name).
  */
 function bigRunFrom(text: string, from: number): { start: number; digits: number; end: number } | undefined {
+  const length = text.length
   let i = from
-  while (i < text.length) {
+  while (i < length) {
     if (!isDigit(text.charCodeAt(i))) {
       i += 16
       continue
     }
-    let start = i
+    // i ≥ 15: every candidate end is at least 15 past the start of the text or of the previous run.
+    const earliest = i - 15
+    let j = i - 1
+    while (j >= earliest && isDigit(text.charCodeAt(j))) j--
+    if (j >= earliest) {
+      i = j + 16
+      continue
+    }
+    let start = earliest
     while (start > 0 && isDigit(text.charCodeAt(start - 1))) start--
     let end = i + 1
-    while (end < text.length && isDigit(text.charCodeAt(end))) end++
-    if (end - start >= 16) {
-      const signed = start > 0 && text.charCodeAt(start - 1) === 45 ? start - 1 : start
-      if (startsValue(text, signed) && isWholeInteger(text, end)) return { start: signed, digits: start, end }
-    }
+    while (end < length && isDigit(text.charCodeAt(end))) end++
+    const signed = start > 0 && text.charCodeAt(start - 1) === 45 ? start - 1 : start
+    if (startsValue(text, signed) && isWholeInteger(text, end)) return { start: signed, digits: start, end }
     i = end + 16
   }
   return undefined
@@ -154,16 +164,28 @@ function isWholeInteger(text: string, end: number): boolean {
 export function depthOf(value: unknown, limit: number): number {
   if (typeof value !== 'object' || value === null) return 0
   let max = 0
+  // Iterative: a parsed value may nest deeper than the stack allows (the limit may be unbounded).
   const nodes: object[] = [value]
   const depths: number[] = [1]
   while (nodes.length > 0) {
-    const node = nodes.pop() as Record<string, unknown>
+    const node = nodes.pop() as object
     const depth = depths.pop() as number
     if (depth > max) max = depth
     if (max > limit) return max
+    if (Array.isArray(node)) {
+      // By index: for…in over an array makes a string key per element (twice the time of the whole walk).
+      for (let i = 0; i < node.length; i++) {
+        const child: unknown = node[i]
+        if (typeof child === 'object' && child !== null) {
+          nodes.push(child)
+          depths.push(depth + 1)
+        }
+      }
+      continue
+    }
     // for…in over a parsed object sees exactly its own keys; no array of values is built per node.
     for (const key in node) {
-      const child = node[key]
+      const child = (node as Record<string, unknown>)[key]
       if (typeof child === 'object' && child !== null) {
         nodes.push(child)
         depths.push(depth + 1)

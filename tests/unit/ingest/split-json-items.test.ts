@@ -206,6 +206,9 @@ describe('parseJson on any text (property)', () => {
     '1234567890123456789',
     '9007199254740993',
     '9007199254740991',
+    // Runs that reach 16 digits only with their neighbours: the scan follows a digit back at most 15.
+    '123456789012345',
+    '0',
     '12',
     '.5',
     'e3',
@@ -219,6 +222,17 @@ describe('parseJson on any text (property)', () => {
         expect(outcome(() => parseJson(text))).toEqual(outcome(() => JSON.parse(reference(text))))
       }),
       { numRuns: 5000 },
+    )
+  })
+
+  it('finds digit runs of every length wherever they sit in long texts', () => {
+    const digits = fc.stringMatching(/^[0-9]{1,40}$/)
+    fc.assert(
+      fc.property(fc.array(fc.oneof(token, digits), { maxLength: 160 }), (pieces) => {
+        const text = pieces.join('')
+        expect(outcome(() => parseJson(text))).toEqual(outcome(() => JSON.parse(reference(text))))
+      }),
+      { numRuns: 3000 },
     )
   })
 })
