@@ -11,6 +11,8 @@
 //   while the handler runs (an Elasticsearch retry can take minutes), so the member keeps its partitions; if
 //   the partition moves away first, the new owner reads it again from the last commit (at-least-once).
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
+//   Subscription.owns is false while the member may be out of its group, evicted included
+//   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
 // - subscribeRaw: an external topic of raw bytes (CloudTrail that another shipper writes to Kafka).
 // - openKeyValueLog: latest value per key over a compacted topic (checkpoints, shared identity links).
 // Errors become NerveError BUS_UNAVAILABLE with kafkajs's own `retriable` decision (kafka-retry.ts).
@@ -50,6 +52,7 @@ import {
   retryPolicy,
   topicSpec,
 } from './kafka-config.ts'
+import { createGroupMembership } from './kafka-group-membership.ts'
 import { createKeyValueTable, type LogRecord } from './kafka-key-value-log.ts'
 import { partitionForKey } from './kafka-partitioner.ts'
 import { planProduceRequests } from './kafka-produce-requests.ts'
@@ -287,25 +290,30 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     const allowed = new Map<number, number>()
     /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
     const holding = new Set<number>()
-    // From the moment kafkajs learns that the group rebalances (before it rejoins) until the rebalance
-    // names this member's partitions, none is surely its own: another member may be given any of them.
-    let rebalancing = false
-    consumer.on(consumer.events.REBALANCING, () => {
-      rebalancing = true
-    })
+    // While this member is not surely in the group (a rebalance began, it was evicted, or it may have
+    // been), none of its partitions is surely its own: another member may be given any of them.
+    const membership = createGroupMembership(timing.sessionTimeout, now)
+    consumer.on(consumer.events.REBALANCING, () => membership.left())
+    consumer.on(consumer.events.REQUEST, ({ payload }) =>
+      membership.answered(payload.apiName, payload.duration),
+    )
+    consumer.on(consumer.events.HEARTBEAT, () => membership.heartbeat())
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      rebalancing = false
+      const renewed = membership.joined(payload.memberId)
       const assigned = payload.memberAssignment[name] ?? []
-      for (const p of allowed.keys()) if (!assigned.includes(p)) allowed.delete(p)
-      for (const p of holding) if (!assigned.includes(p)) holding.delete(p)
+      // A new membership keeps nothing: the group may have moved its partitions meanwhile.
+      const kept = renewed ? [] : assigned
+      for (const p of allowed.keys()) if (!kept.includes(p)) allowed.delete(p)
+      for (const p of holding) if (!kept.includes(p)) holding.delete(p)
       telemetry.rebalanced(where, assigned.length)
       for (const p of ownership.owned()) if (!assigned.includes(p)) telemetry.forget(where, p)
+      if (renewed) ownership.assign([])
       ownership.assign(assigned)
-      log.info({ ...where, partitions: assigned }, 'Joined the consumer group.')
+      log.info({ ...where, partitions: assigned, rejoined: renewed }, 'Joined the consumer group.')
     })
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       // A crashed consumer rejoins (or stops): until a GROUP_JOIN says what it owns, it owns nothing.
-      rebalancing = true
+      membership.left()
       telemetry.component.error('BUS_UNAVAILABLE', 'consume')
       log.warn({ ...where, restart: payload.restart, err: payload.error }, 'Consumer crashed.')
     })
@@ -314,13 +322,28 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     const batches = new Set<Promise<void>>()
     const running = (payload: EachBatchPayload) => !stopping && payload.isRunning() && !payload.isStale()
 
+    /** A call to the group coordinator; an answer saying this member is gone ends its membership. */
+    const toGroup = async (call: () => Promise<void>) => {
+      try {
+        await call()
+      } catch (err) {
+        if (membership.failed(err)) {
+          log.info(
+            { ...where, err },
+            'The group answered that this member must join again; it owns nothing until it has.',
+          )
+        }
+        throw err
+      }
+    }
+
     /** Waits `ms` in slices, heartbeating; false when the subscription stops or the partition moves. */
     const pause = async (ms: number, payload: EachBatchPayload) => {
       const until = now() + ms
       while (now() < until) {
         if (!running(payload)) return false
         await sleep(Math.min(200, until - now()))
-        await payload.heartbeat()
+        await toGroup(() => payload.heartbeat())
       }
       return running(payload)
     }
@@ -328,7 +351,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     /** Heartbeats while `work` runs: a handler may take longer than the session timeout. */
     const heartbeating = async (work: () => Promise<void>, payload: EachBatchPayload) => {
       const timer = setInterval(() => {
-        payload.heartbeat().catch((err: unknown) => {
+        toGroup(() => payload.heartbeat()).catch((err: unknown) => {
           log.debug({ ...where, err }, 'Heartbeat during a batch failed.')
         })
       }, timing.heartbeatInterval)
@@ -417,14 +440,16 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
         const commit = bound === undefined ? undefined : Math.max(allowed.get(partition) ?? 0, bound)
         // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
         if (commit !== undefined && commit !== allowed.get(partition)) {
-          await payload.commitOffsetsIfNecessary({
-            topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
-          })
+          await toGroup(() =>
+            payload.commitOffsetsIfNecessary({
+              topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
+            }),
+          )
           allowed.set(partition, commit)
         }
         telemetry.component.received(records.length)
         telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
-        await payload.heartbeat()
+        await toGroup(() => payload.heartbeat())
       }
     }
 
@@ -454,7 +479,7 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
     let stopped: Promise<void> | undefined
     const subscription = {
       restoring: () => ownership.restoring(),
-      owns: (partition: number) => !rebalancing && ownership.owns(partition),
+      owns: (partition: number) => membership.current() && ownership.owns(partition),
       stop: () => {
         stopped ??= (async () => {
           stopping = true

@@ -18,7 +18,7 @@ export type PartitionOwnership = {
   /** Revokes everything (the subscription stops) once pending hooks are done. */
   revokeAll(): Promise<void>
   owned(): number[]
-  /** True while `partition` is assigned to this member (from the rebalance that names it). */
+  /** True while `partition` is assigned to this member and restored (from the rebalance that names it). */
   owns(partition: number): boolean
   /** Partitions whose onAssign() has not resolved yet. */
   restoring(): number
@@ -91,7 +91,7 @@ export function createPartitionOwnership(
     ready,
     revokeAll,
     owned: () => [...owned.keys()].sort((a, b) => a - b),
-    owns: (partition) => owned.has(partition),
+    owns: (partition) => owned.has(partition) && !pending.has(partition),
     restoring: () => pending.size,
   }
 }

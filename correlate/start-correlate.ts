@@ -91,6 +91,14 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     return state
   }
 
+  /**
+   * True while `state` is still this member's state of `partition`: one revoked and restored meanwhile
+   * (the member lost the partition, or rejoined its group after an eviction) was handled elsewhere in
+   * between, so a save of the old state must write nothing more.
+   */
+  const holds = (partition: number, state: PartitionState) =>
+    owns(partition) && partitions.get(partition) === state
+
   /** Makes what the partition handled so far durable; the bus may then commit up to it. */
   const save = async (partition: number, state: PartitionState) => {
     const { correlator, offset } = state
@@ -98,7 +106,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       offset,
       changes: correlator.takeChanges(),
       snapshot: () => correlator.snapshot(),
-      owned: () => owns(partition),
+      owned: () => holds(partition, state),
     })
     state.saved = Math.max(state.saved, offset)
     state.savedAt = now()
@@ -120,7 +128,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         (err) => {
           state.saving = undefined
           state.lost = err
-          if (!owns(partition)) {
+          if (!holds(partition, state)) {
             log.info({ partition }, 'Partition moved during a checkpoint; its new owner saves it.')
             return
           }

@@ -3,8 +3,12 @@
 // marks o+1 as next; seek(o) makes o the next fetch and the batch in hand stale (kafkajs with autoCommit off
 // resolves o-1); commits store "next offset" strings per group; a throwing eachBatch is fetched again
 // from the resolved offset; members of one group split partitions round-robin and get GROUP_JOIN on every
-// rebalance; commits from a member that lost the partition fail. It is not a broker: it proves the bus's
-// own logic without one. The real thing is in tests/integration (NERVE_KAFKA_BROKERS).
+// rebalance; commits from a member that lost the partition fail. A heartbeat the broker answers emits
+// HEARTBEAT (after the network REQUEST event, as kafkajs does); an idle member heartbeats every
+// heartbeatInterval. A member the broker evicted (evict(): it missed heartbeats) is told nothing: it fetches
+// on, and its next heartbeat or commit fails with UNKNOWN_MEMBER_ID, after which it joins again as a new
+// member (kafkajs's runner). It is not a broker: it proves the bus's own logic without one. The real thing
+// is in tests/integration (NERVE_KAFKA_BROKERS).
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import kafkajs, { type KafkaMessage } from 'kafkajs'
 import type { KafkaClient, KafkaClientConfig } from '../../../bus/kafka-bus.ts'
@@ -12,12 +16,23 @@ import type { KafkaClient, KafkaClientConfig } from '../../../bus/kafka-bus.ts'
 // kafkajs is CommonJS: its error classes are reachable through the default export only.
 const { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } = kafkajs
 
+/** A broker's answer to a member it no longer knows (error code 25): kafkajs marks it not retriable. */
+const memberGone = () =>
+  new KafkaJSProtocolError({
+    type: 'UNKNOWN_MEMBER_ID',
+    code: 25,
+    retriable: false,
+    message: 'The coordinator is not aware of this member',
+  } as unknown as Error)
+
 type Stored = { key: Buffer | null; value: Buffer | null; timestamp: number }
 type Member = {
   groupId: string
   topic: string
   assigned: number[]
   running: boolean
+  /** Dropped by the broker for missed heartbeats; the member itself does not know yet. */
+  evicted: boolean
   emit(assigned: number[]): void
   /** kafkajs's REBALANCING: the member learnt that its group rebalances, before it rejoins. */
   rebalancing(): void
@@ -39,6 +54,12 @@ export type KafkaDouble = {
   committed(groupId: string, topic: string, partition: number): number | undefined
   /** Tells the group's members that it rebalances (REBALANCING), without assigning anything yet. */
   startRebalance(groupId: string): void
+  /**
+   * What a broker does to a member that missed heartbeats past the session timeout: drops it from the
+   * group (the `index`-th running member, in join order) and gives its partitions to the others, telling
+   * the dropped member nothing.
+   */
+  evict(groupId: string, index?: number): void
 }
 
 export function createKafkaDouble(): KafkaDouble {
@@ -68,7 +89,9 @@ export function createKafkaDouble(): KafkaDouble {
   const commitKey = (g: string, t: string, p: number) => `${g}\u0000${t}\u0000${p}`
 
   const rebalance = (groupId: string, topic: string) => {
-    const group = [...members].filter((m) => m.groupId === groupId && m.topic === topic && m.running)
+    const group = [...members].filter(
+      (m) => m.groupId === groupId && m.topic === topic && m.running && !m.evicted,
+    )
     const count = partitionsOf(topic).length
     group.forEach((m, i) => {
       m.assigned = Array.from({ length: count }, (_, p) => p).filter((p) => p % group.length === i)
@@ -169,8 +192,9 @@ export function createKafkaDouble(): KafkaDouble {
     }
   }
 
-  const consumer = (options: { groupId: string }) => {
+  const consumer = (options: { groupId: string; heartbeatInterval?: number }) => {
     const { groupId } = options
+    const heartbeatInterval = options.heartbeatInterval ?? 3_000
     const record = { options: options as Record<string, unknown>, heartbeats: 0 }
     consumerRecords.push(record)
     const listeners = new Map<string, ((event: { payload: unknown }) => void)[]>()
@@ -180,20 +204,43 @@ export function createKafkaDouble(): KafkaDouble {
     let topic = ''
     let fromBeginning = false
     let loop: Promise<void> | undefined
+    let joins = 0
+    let memberId = ''
+    let lastHeartbeat = 0
+    const emitEvent = (event: string, payload: unknown) => {
+      for (const listener of listeners.get(event) ?? []) listener({ payload })
+    }
     const member: Member = {
       groupId,
       topic: '',
       assigned: [],
       running: false,
+      evicted: false,
       emit: (assigned) => {
         for (const p of [...resolved.keys()]) if (!assigned.includes(p)) resolved.delete(p)
-        for (const listener of listeners.get('consumer.group_join') ?? []) {
-          listener({ payload: { groupId, memberAssignment: { [topic]: [...assigned] } } })
-        }
+        memberId ||= `${groupId}-member-${++joins}`
+        emitEvent('consumer.group_join', {
+          groupId,
+          memberId,
+          duration: 0,
+          memberAssignment: { [topic]: [...assigned] },
+        })
       },
-      rebalancing: () => {
-        for (const listener of listeners.get('consumer.rebalancing') ?? []) listener({ payload: { groupId } })
-      },
+      rebalancing: () => emitEvent('consumer.rebalancing', { groupId, memberId }),
+    }
+    /** kafkajs's runner after UNKNOWN_MEMBER_ID: forgets its member id and positions, and joins again. */
+    const rejoin = () => {
+      member.evicted = false
+      memberId = ''
+      resolved.clear()
+      rebalance(groupId, topic)
+    }
+    const heartbeat = () => {
+      if (member.evicted) throw memberGone()
+      record.heartbeats++
+      lastHeartbeat = Date.now()
+      emitEvent('consumer.network.request', { apiName: 'Heartbeat', duration: 0 })
+      emitEvent('consumer.heartbeat', { groupId, memberId })
     }
 
     const position = (p: number, log: Stored[]) =>
@@ -226,9 +273,7 @@ export function createKafkaDouble(): KafkaDouble {
             const payload = {
               batch: { topic, partition: p, highWatermark: String(log.length), messages },
               resolveOffset: (offset: string) => resolved.set(p, Number(offset) + 1),
-              heartbeat: async () => {
-                record.heartbeats++
-              },
+              heartbeat: async () => heartbeat(),
               isRunning: () => member.running,
               isStale: () => !owns() || sought.has(p),
               uncommittedOffsets: () => ({
@@ -242,6 +287,7 @@ export function createKafkaDouble(): KafkaDouble {
               commitOffsetsIfNecessary: async (offsets: {
                 topics: { topic: string; partitions: { partition: number; offset: string }[] }[]
               }) => {
+                if (member.evicted) throw memberGone()
                 for (const t of offsets.topics) {
                   for (const { partition, offset } of t.partitions) {
                     if (!member.assigned.includes(partition))
@@ -254,12 +300,23 @@ export function createKafkaDouble(): KafkaDouble {
             try {
               await eachBatch(payload)
             } catch {
+              if (member.evicted) rejoin()
               await sleep(5)
             }
             // A fetch is network I/O: never spin on microtasks alone.
             await nextTurn()
           }
-          if (!fetched) await sleep(5)
+          if (!fetched) {
+            // kafkajs heartbeats after a fetch that brought nothing, once per heartbeatInterval.
+            if (member.running && Date.now() >= lastHeartbeat + heartbeatInterval) {
+              try {
+                heartbeat()
+              } catch {
+                rejoin()
+              }
+            }
+            await sleep(5)
+          }
         }
       })()
     }
@@ -267,8 +324,10 @@ export function createKafkaDouble(): KafkaDouble {
     return {
       events: {
         GROUP_JOIN: 'consumer.group_join',
+        HEARTBEAT: 'consumer.heartbeat',
         CRASH: 'consumer.crash',
         REBALANCING: 'consumer.rebalancing',
+        REQUEST: 'consumer.network.request',
       },
       on: (event: string, listener: (event: { payload: unknown }) => void) => {
         listeners.set(event, [...(listeners.get(event) ?? []), listener])
@@ -316,6 +375,13 @@ export function createKafkaDouble(): KafkaDouble {
     committed: (g, t, p) => commits.get(commitKey(g, t, p)),
     startRebalance: (groupId) => {
       for (const m of members) if (m.groupId === groupId && m.running) m.rebalancing()
+    },
+    evict: (groupId, index = 0) => {
+      const group = [...members].filter((m) => m.groupId === groupId && m.running && !m.evicted)
+      const dropped = group[index]
+      if (!dropped) throw new Error(`No member ${index} in group ${groupId}`)
+      dropped.evicted = true
+      rebalance(groupId, dropped.topic)
     },
   }
 }

@@ -29,8 +29,11 @@ describe('partition ownership', () => {
     const { ownership, calls } = setup()
     ownership.assign([0, 1, 2])
     expect(ownership.restoring()).toBe(3)
+    // Not its own to write for yet: a stage's state of it is being restored.
+    expect(ownership.owns(1)).toBe(false)
     await ownership.ready(1)
     expect(ownership.restoring()).toBe(0)
+    expect(ownership.owns(1)).toBe(true)
     ownership.assign([2, 3])
     await ownership.ready(3)
     expect(calls).toEqual(['assign 0,1,2', 'revoke 0,1', 'assign 3'])
