@@ -3,8 +3,10 @@
 // message extraction on, the CloudTrail records themselves). Answers exactly as Firehose expects:
 // 200 {"requestId","timestamp"} on success; otherwise the status with "errorMessage" added. Records that
 // are invalid go to the dead-letter topic and the delivery still succeeds: a retry could not fix them.
-// A redelivered request id is answered 200 without publishing its events again.
+// A redelivery (the same request id from the same sender, once published whole) is answered 200 without
+// publishing its events again.
 
+import { createHash } from 'node:crypto'
 import { isNerveError, NerveError } from '../runtime/errors.ts'
 import { httpStatusByCode, type Route, type RouteRequest } from '../runtime/http-server.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
@@ -130,7 +132,7 @@ export function createFirehoseReceiver(
         if (isNerveError(err)) telemetry.error(err.code, 'read')
         throw err
       }
-      const outcome = await seen.once(parsed.requestId, async () => {
+      const outcome = await seen.once(redeliveryKey(req, parsed.requestId), async () => {
         const ctx: DecodeContext = {
           via: 'firehose',
           receivedAt: req.receivedAt,
@@ -171,6 +173,21 @@ export function createFirehoseReceiver(
       }
     },
   }
+}
+
+/**
+ * What makes a delivery a redelivery: its request id and who sent it. Firehose chooses the id (a UUID per
+ * delivery, the same on each retry) and shows the same access key each time, but any holder of a token
+ * that opens this route may post any id: keyed by the id alone, a delivery posted first with a real
+ * delivery's id (seen in a log, or replayed) would have that delivery dropped unseen. The sender is every
+ * credential the request showed (the server checked that one of them opens the route), hashed: a fixed
+ * size however long the headers, and no token held in the map.
+ */
+function redeliveryKey(req: RouteRequest, requestId: string): string {
+  const shown = [req.headers.authorization, req.query.token, req.headers['x-amz-firehose-access-key']]
+  const sender = createHash('sha256')
+  for (const credential of shown) sender.update(`${typeof credential === 'string' ? credential : ''}\0`)
+  return `${sender.digest('base64url')} ${requestId}`
 }
 
 /**
