@@ -23,7 +23,7 @@ const trail = readFileSync(
   .map((line) => JSON.parse(line) as Record<string, unknown>)
 
 /** About `bytes` of delivery; record i is CloudTrail record `first + i` (its own event id). */
-function delivery(first: number, bytes: number): { text: string; records: number } {
+export function delivery(first: number, bytes: number): { text: string; records: number } {
   const records: string[] = []
   let size = 0
   for (let i = 0; size < bytes; i++) {

@@ -18,6 +18,8 @@ export type Posting = {
   contentType?: string
   status: number
   rounds: number
+  /** The checkout whose `nerve run` is measured (default this one): to measure an older commit beside it. */
+  root?: string
 }
 
 /** The slowest /healthz answer of each round, in ms. */
@@ -28,6 +30,8 @@ export async function slowestHealthzWhilePosting(posting: Posting): Promise<numb
       join(posting.dir, `nerve-${round}`),
       { log: { level: 'warn' } },
       benchToken,
+      {},
+      posting.root,
     )
     try {
       worst.push(await stallRound(server.base, posting))

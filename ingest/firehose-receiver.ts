@@ -3,8 +3,10 @@
 // message extraction on, the CloudTrail records themselves). Answers exactly as Firehose expects:
 // 200 {"requestId","timestamp"} on success; otherwise the status with "errorMessage" added. Records that
 // are invalid go to the dead-letter topic and the delivery still succeeds: a retry could not fix them.
-// A redelivered request id is answered 200 without publishing its events again.
+// A redelivery (the same request id from the same sender, once published whole) is answered 200 without
+// publishing its events again.
 
+import { createHash } from 'node:crypto'
 import { isNerveError, NerveError } from '../runtime/errors.ts'
 import { httpStatusByCode, type Route, type RouteRequest } from '../runtime/http-server.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
@@ -16,6 +18,7 @@ import {
 import type { HttpConfig } from '../schemas/types.ts'
 import type { DecodeContext, Decoded } from './decode-events.ts'
 import { decodeItemsInParts, partChars } from './decode-in-parts.ts'
+import { describeJsonError, findJsonError, type JsonSyntaxError, jsonSyntaxError } from './find-json-error.ts'
 import { firstNonSpace } from './json-text.ts'
 import { decodeUtf8, decodeUtf8InOwnTurn, gunzipLimited, readRequestBody } from './read-request-body.ts'
 import { count, type ReceiverDeps } from './receive-items.ts'
@@ -50,11 +53,13 @@ export function createFirehoseReceiver(
     // A small delivery (Firehose's own, a few records) is parsed and validated whole, as one part would be.
     const whole = text.length <= partChars
     let body: unknown
-    try {
-      body = whole ? parseJson(text) : await inParts(parseInParts(text), pause)
-    } catch (err) {
-      throw new NerveError('INPUT_INVALID', `The body is not valid JSON: ${(err as Error).message}`)
-    }
+    if (whole) {
+      try {
+        body = parseJson(text)
+      } catch (err) {
+        throw notJson(jsonSyntaxError(text), err)
+      }
+    } else body = await inParts(parseInParts(text), pause)
     const valid = whole ? validateFirehoseRequest(body) : await inParts(validateInParts(body), pause)
     if (!valid) {
       // Validated again whole for the problems' paths (an invalid request only).
@@ -130,7 +135,7 @@ export function createFirehoseReceiver(
         if (isNerveError(err)) telemetry.error(err.code, 'read')
         throw err
       }
-      const outcome = await seen.once(parsed.requestId, async () => {
+      const outcome = await seen.once(redeliveryKey(req, parsed.requestId), async () => {
         const ctx: DecodeContext = {
           via: 'firehose',
           receivedAt: req.receivedAt,
@@ -174,6 +179,21 @@ export function createFirehoseReceiver(
 }
 
 /**
+ * What makes a delivery a redelivery: its request id and who sent it. Firehose chooses the id (a UUID per
+ * delivery, the same on each retry) and shows the same access key each time, but any holder of a token
+ * that opens this route may post any id: keyed by the id alone, a delivery posted first with a real
+ * delivery's id (seen in a log, or replayed) would have that delivery dropped unseen. The sender is every
+ * credential the request showed (the server checked that one of them opens the route), hashed: a fixed
+ * size however long the headers, and no token held in the map.
+ */
+function redeliveryKey(req: RouteRequest, requestId: string): string {
+  const shown = [req.headers.authorization, req.query.token, req.headers['x-amz-firehose-access-key']]
+  const sender = createHash('sha256')
+  for (const credential of shown) sender.update(`${typeof credential === 'string' ? credential : ''}\0`)
+  return `${sender.digest('base64url')} ${requestId}`
+}
+
+/**
  * One record's decoded data → JSON items; data that is not JSON text is one invalid item. Data over
  * partChars is decoded in its own turn and split a part at a time (splitJsonItemsInParts gives the items
  * splitJsonItems gives).
@@ -212,10 +232,16 @@ async function inParts<T>(steps: Generator<unknown, T, undefined>, pause: () => 
 
 const unlimited = { maxItems: Number.POSITIVE_INFINITY, maxDepth: Number.POSITIVE_INFINITY }
 
+/** The 400 of a body that is not JSON: why and where ("… in JSON at position 37"), as Firehose logs it. */
+function notJson(error: JsonSyntaxError | undefined, thrown?: unknown): NerveError {
+  const why = error ? describeJsonError(error) : (thrown as Error).message
+  return new NerveError('INPUT_INVALID', `The body is not valid JSON: ${why}`)
+}
+
 /**
  * parseJson(text), read and parsed in parts of about partChars characters (splitJsonDocumentInParts: the
- * records array element by element). Text that is not one well-formed array or object is parsed at once,
- * as before, which throws to say why.
+ * records array element by element). Text that is not one well-formed array or object is read in parts
+ * too, for the first syntax error (findJsonError): a broken 64 MiB body was parsed whole to say why.
  */
 function* parseInParts(text: string): Generator<void, unknown, undefined> {
   const items: JsonItem[] = []
@@ -226,9 +252,24 @@ function* parseInParts(text: string): Generator<void, unknown, undefined> {
     yield
     step = parts.next()
   }
-  if (!step.value) return parseJson(text)
-  if (text.charCodeAt(firstNonSpace(text)) === 91) return items.map((item) => item.value)
+  const open = text.charCodeAt(firstNonSpace(text))
+  if (!step.value) {
+    const error = yield* findJsonError(text, partChars)
+    if (error) throw notJson(error)
+    // Well-formed: a scalar is no delivery request whatever it holds, and the validator answers it by its
+    // type alone ("must be object"), so it is not parsed.
+    if (open !== 91 && open !== 123) return scalarOfType(open)
+    return parseJson(text)
+  }
+  if (open === 91) return items.map((item) => item.value)
   return items[0]?.value
+}
+
+/** A value of the JSON type that starts with `first`: `"` a string, `t`/`f` a boolean, `n` null, else a number. */
+function scalarOfType(first: number): unknown {
+  if (first === 34) return ''
+  if (first === 116 || first === 102) return first === 116
+  return first === 110 ? null : 0
 }
 
 /**

@@ -2,6 +2,7 @@
 // each file `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz` after the time it was
 // written (its records are from up to about 15 minutes before), under `…/<region>/<YYYY>/<MM>/<DD>/`.
 import { NerveError } from '../runtime/errors.ts'
+import { parseGivenTime, quotedGiven } from '../runtime/parse-given-time.ts'
 
 const stamp = /_(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})Z_[^/]*$/
 
@@ -26,20 +27,14 @@ export function inWindow(name: string, window: TimeWindow): boolean {
   )
 }
 
-/** `--since` / `--until`: an ISO 8601 date or date and time (UTC unless it says otherwise). */
+/** `--since` / `--until`: an ISO 8601 date or date and time (UTC unless it says otherwise), the whole value. */
 export function parseTimeBound(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined
-  const iso = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
-  const utc = /[T ]\d{2}:\d{2}.*(?:Z|[+-]\d{2}:?\d{2})$/.test(text)
-    ? text
-    : /T|\s/.test(text)
-      ? `${text}Z`
-      : `${text}T00:00Z`
-  const time = iso.test(text) ? Date.parse(utc.replace(' ', 'T')) : Number.NaN
-  if (Number.isNaN(time))
+  const time = parseGivenTime(text)
+  if (time === undefined)
     throw new NerveError(
       'INPUT_INVALID',
-      `${option} takes an ISO 8601 date such as 2026-11-01 or 2026-11-01T06:00Z, not "${text}".`,
+      `${option} takes an ISO 8601 date such as 2026-11-01 or 2026-11-01T06:00Z (UTC unless it names an offset), not ${quotedGiven(text)}.`,
     )
   return time
 }

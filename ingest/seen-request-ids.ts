@@ -1,9 +1,15 @@
-// Firehose retries a delivery with the same request id until it gets a 200: remember the ids already
+// Firehose retries a delivery with the same request id until it gets a 200: remember the deliveries already
 // published (for as long as Firehose may retry) so a redelivery is answered 200 without publishing twice.
-// A redelivery that arrives while the first attempt is still publishing waits for that attempt.
+// A delivery is remembered only once it was published whole: an attempt that failed leaves nothing behind,
+// and a redelivery that arrived while it was running then publishes for itself. The key names the sender as
+// well as the request id (firehose-receiver.ts), so no other holder of a token can claim an id first.
 export type SeenRequestIds = {
-  /** Runs `work` once per id; 'duplicate' when the id was already published (work not run). */
-  once(id: string, work: () => Promise<void>): Promise<'done' | 'duplicate'>
+  /**
+   * Runs `work` unless a delivery of this key was published; 'duplicate' when it was (work not run). A call
+   * that finds the key's first attempt still running waits for it: done, this is a duplicate; failed, this
+   * call runs its own `work`.
+   */
+  once(key: string, work: () => Promise<void>): Promise<'done' | 'duplicate'>
   size(): number
 }
 
@@ -17,32 +23,33 @@ export function createSeenRequestIds(
 
   const prune = () => {
     const cutoff = now() - config.ttlMs
-    for (const [id, entry] of entries) {
+    for (const [key, entry] of entries) {
       if (entries.size <= config.max && (entry.doneAt === undefined || entry.doneAt >= cutoff)) break
       if (entry.running) continue
-      entries.delete(id)
+      entries.delete(key)
     }
   }
 
   return {
-    once: async (id, work) => {
+    once: async (key, work) => {
       prune()
-      const entry = entries.get(id)
-      if (entry?.doneAt !== undefined) return 'duplicate'
-      if (entry?.running) {
-        await entry.running
-        return 'duplicate'
+      let entry = entries.get(key)
+      while (entry?.running) {
+        // The first attempt's failure is its own to answer; this one then runs its work.
+        await entry.running.catch(() => undefined)
+        entry = entries.get(key)
       }
+      if (entry?.doneAt !== undefined) return 'duplicate'
       const running = work()
-      entries.set(id, { running })
+      entries.set(key, { running })
       try {
         await running
       } catch (err) {
-        entries.delete(id)
+        entries.delete(key)
         throw err
       }
-      entries.delete(id)
-      entries.set(id, { doneAt: now() })
+      entries.delete(key)
+      entries.set(key, { doneAt: now() })
       return 'done'
     },
     size: () => entries.size,

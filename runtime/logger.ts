@@ -1,7 +1,11 @@
 // Operator logs: pino JSON lines on stderr. `log.warn({ error_code, count }, 'Rejected invalid items.')`:
 // fields first, then a capitalised sentence. Log ids, never payloads. Child loggers bind `component`.
+// Ids are the watched agent's text too (an agent id that falls back to its role ARN or workload name, an
+// error quoting its input): each line is written with the characters a terminal would act on, or that
+// reorder or hide text, as `\u` escapes (JSON escapes only the C0 controls), for `kubectl logs` and `jq -r`.
 import { type Logger, pino } from 'pino'
 import type { Config } from '../schemas/types.ts'
+import { terminalJsonText } from './terminal-text.ts'
 
 export type { Logger }
 
@@ -15,6 +19,8 @@ export function createLogger(
       base: { service: 'nerve' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // On the whole line as pino wrote it: every field, the message, bound fields and errors alike.
+      hooks: { streamWrite: terminalJsonText },
     },
     destination,
   )

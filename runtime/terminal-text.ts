@@ -1,7 +1,8 @@
 // Text that came from an input (a file name, an S3 key, a JSON key, an error quoting them), written by the
-// CLI to a terminal: its control characters are shown as escapes, so a crafted name cannot move the
-// cursor, erase the screen, set the window title or reorder what follows (C0 and C1 controls, DEL, and the
-// bidirectional overrides and isolates). Pure.
+// CLI or the logs to a terminal: its control characters are shown as escapes, so a crafted name cannot move
+// the cursor, erase the screen, set the window title, reorder what follows or hide itself (C0 and C1
+// controls, DEL, the bidirectional marks, embeddings, overrides and isolates, the zero-width and other
+// invisible characters, the line and paragraph separators: the console's set). Pure.
 
 /** `\x1b` for a control below U+0100, `\u202e` for the others. */
 const escaped = (code: number) =>
@@ -10,8 +11,14 @@ const escaped = (code: number) =>
 const isControl = (code: number) =>
   code < 0x20 ||
   (code >= 0x7f && code <= 0x9f) ||
-  (code >= 0x202a && code <= 0x202e) ||
-  (code >= 0x2066 && code <= 0x2069)
+  code === 0x061c ||
+  (code >= 0x200b && code <= 0x200f) ||
+  (code >= 0x2028 && code <= 0x202e) ||
+  (code >= 0x2060 && code <= 0x2069) ||
+  code === 0xfeff
+
+/** The same set but the C0 controls, which JSON escapes itself (sinks/console/console.js's set). */
+const unescapedByJson = /[\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/
 
 function shown(text: string, keepNewlines: boolean): string {
   let out = ''
@@ -31,13 +38,20 @@ export const terminalLine = (text: string): string => shown(text, false)
 /** A message that may span lines (a config error lists its problems one a line): line breaks kept. */
 export const terminalText = (text: string): string => shown(text, true)
 
+const unescapedByJsonAll = new RegExp(unescapedByJson.source, 'g')
+
 /**
- * `value` as one line of JSON for a terminal (`nerve dead-letters`): JSON.stringify escapes C0 controls but
- * writes DEL, C1 controls and the bidirectional overrides as they are. Those can only stand inside strings,
- * where a `\u` escape is the same character: the line parses to the same value.
+ * JSON text (a log line) with the characters JSON.stringify and pino write as they are (DEL, C1 controls,
+ * the bidirectional and invisible ones) escaped. Those can only stand inside strings, where a `\u` escape
+ * is the same character: the text parses to the same value. Text without any is returned as it is.
  */
-export const terminalJson = (value: unknown): string =>
-  JSON.stringify(value).replace(
-    /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  )
+export function terminalJsonText(json: string): string {
+  // ASCII without DEL (every log line but a few): a native count of its UTF-8 bytes and a search for DEL
+  // settle it about six times faster than the regex (about 0.2 µs for a 300-character line, against 1.3).
+  if (Buffer.byteLength(json) === json.length && !json.includes('\u007f')) return json
+  if (!unescapedByJson.test(json)) return json
+  return json.replace(unescapedByJsonAll, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+/** `value` as one line of JSON for a terminal (`nerve dead-letters`). */
+export const terminalJson = (value: unknown): string => terminalJsonText(JSON.stringify(value))

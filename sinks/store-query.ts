@@ -1,9 +1,9 @@
 // The query parameters of the embedded store's read API, checked at the boundary: unknown parameters,
-// a `since`/`until` that is neither ISO 8601 nor epoch milliseconds, a `min_score` outside 0..100, a
+// a `since`/`until` that is neither ISO 8601 nor epoch milliseconds (the whole value), a `min_score` outside 0..100, a
 // `cursor` that is not one this API handed out, or a `limit` outside 1..1000 are a 400 that says which
 // parameter and why. Pure.
-import { isValid, parseISO } from 'date-fns'
 import { NerveError } from '../runtime/errors.ts'
+import { givenTimeForms, parseGivenTime, quotedGiven } from '../runtime/parse-given-time.ts'
 
 export const defaultLimit = 100
 export const maxLimit = 1000
@@ -50,7 +50,11 @@ export function parseListQuery(
     const raw = query[key]
     if (raw === undefined) continue
     const time = parseTime(raw)
-    if (time === null) problems.push({ path: key, message: 'must be an ISO 8601 time or epoch milliseconds' })
+    if (time === null)
+      problems.push({
+        path: key,
+        message: `must be an ISO 8601 time (${givenTimeForms}) or epoch milliseconds, not ${quotedGiven(raw)}`,
+      })
     else result[key] = time
   }
   if (query.limit !== undefined) {
@@ -89,11 +93,9 @@ export function parseIncidentCorrelations(query: Record<string, string | undefin
   })
 }
 
-/** Epoch ms from `1732550400000` or `2024-11-25T16:00:00Z`; null when it is neither. */
+/** Epoch ms from `1732550400000` or `2024-11-25T16:00:00Z` (the whole value); null when it is neither. */
 export function parseTime(value: string): number | null {
-  if (/^\d{1,15}$/.test(value)) return Number(value)
-  const date = parseISO(value)
-  return isValid(date) ? date.getTime() : null
+  return parseGivenTime(value, { epochMs: true }) ?? null
 }
 
 /** An opaque token for the client: base64url of `[time, id]`. */

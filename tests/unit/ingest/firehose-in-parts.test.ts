@@ -90,7 +90,12 @@ async function reference(
   try {
     body = parseJson(text)
   } catch (err) {
-    return fail(new NerveError('INPUT_INVALID', `The body is not valid JSON: ${(err as Error).message}`))
+    // V8 names no position for an end of input; the route does (firehose-broken-body.test.ts).
+    const why = (err as Error).message.replace(
+      /^Unexpected end of JSON input$/,
+      `$& at position ${text.length}`,
+    )
+    return fail(new NerveError('INPUT_INVALID', `The body is not valid JSON: ${why}`))
   }
   if (!validateFirehoseRequest(body)) {
     const message = problemsOf(validateFirehoseRequest, body)

@@ -26,6 +26,8 @@ export type HarnessOptions = {
   dataDir?: string
   now?: () => number
   selfIdentities?: string[]
+  /** Narrower tokens (ingest.tokens): one per source kind, and `read`. */
+  tokens?: Partial<Record<'falco' | 'cloudtrail' | 'firehose' | 'read', string>>
 }
 
 export async function startHarness(options: HarnessOptions = {}) {
@@ -47,7 +49,12 @@ export async function startHarness(options: HarnessOptions = {}) {
   const bus = createMemoryBus()
   const now = options.now ?? (() => 1_750_000_000_000)
   const ingest = await startIngest(config, { bus, log: rt.log, metrics: rt.metrics, now })
-  const server = createHttpServer(config.http, { log: rt.log, metrics: rt.metrics, ingestToken: token })
+  const server = createHttpServer(config.http, {
+    log: rt.log,
+    metrics: rt.metrics,
+    ingestToken: token,
+    tokens: options.tokens,
+  })
   server.addRoutes(ingest.routes)
   return { server, bus, rt, ingest, config, dataDir }
 }

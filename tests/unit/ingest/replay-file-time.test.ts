@@ -27,4 +27,17 @@ describe('replay file time', () => {
     expect(parseTimeBound(undefined, '--since')).toBeUndefined()
     expect(() => parseTimeBound('last tuesday', '--until')).toThrow(/--until takes an ISO 8601 date/)
   })
+
+  it('refuses a time followed by anything, and dates that do not exist', () => {
+    for (const text of [
+      '2026-11-01T06:00Zgarbage',
+      '2026-11-01T06:00+02:00x',
+      '2026-11-01 ',
+      '2026-02-30',
+      '2026-11-01T24:00',
+    ])
+      expect(() => parseTimeBound(text, '--since'), text).toThrow(
+        `--since takes an ISO 8601 date such as 2026-11-01 or 2026-11-01T06:00Z (UTC unless it names an offset), not ${JSON.stringify(text)}.`,
+      )
+  })
 })
