@@ -34,7 +34,10 @@ afterEach(async () => {
   cleanup = []
 })
 
-export async function startReader(s3Sqs: Partial<Config['ingest']['s3_sqs']>) {
+export async function startReader(
+  s3Sqs: Partial<Config['ingest']['s3_sqs']>,
+  http: Partial<Config['http']> = {},
+) {
   const standIn = await startAwsStandIn()
   const queueUrl = standIn.createQueue('org-trail-notifications')
   const rt = createTestRuntime({ level: 'info' })
@@ -42,6 +45,7 @@ export async function startReader(s3Sqs: Partial<Config['ingest']['s3_sqs']>) {
   const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-s3-sqs') } })
   const config: Config = {
     ...base,
+    http: { ...base.http, ...http },
     ingest: {
       ...base.ingest,
       s3_sqs: { ...base.ingest.s3_sqs, queues: [queueUrl], wait_time: 1000, ...s3Sqs },

@@ -84,6 +84,24 @@ describe('S3 + SQS reader under forged notifications', () => {
     expect(await t.rt.metricValue('nerve_s3_sqs_objects_total', { outcome: 'not_cloudtrail' })).toBe(2)
   })
 
+  it('dead-letters a log file of more records than http.max_items whole, not record by record', async () => {
+    const t = await startReader({ buckets: [trail] }, { max_items: 1000 })
+    // 5,000 empty records in 10 KiB of text: each would be an invalid record held and dead-lettered (about
+    // 540 bytes of heap per 3 bytes of text), so 64 MiB of them, gzipped under 1 MiB, took gigabytes.
+    const key = `${prefix}/123456789012_CloudTrail_us-east-2_20240730T2130Z_empty.json.gz`
+    t.standIn.putObject(trail, key, gzipSync(`{"Records":[${Array(5000).fill('{}').join(',')}]}`))
+    t.standIn.sendMessage(t.queueUrl, notificationOf(trail, key))
+    await waitFor(
+      async () =>
+        t.settled() && (await t.rt.metricValue('nerve_s3_sqs_messages_total', { outcome: 'deleted' })) === 1,
+      { what: 'the message deleted' },
+    )
+    expect(t.deadLetters()).toHaveLength(1)
+    expect(t.deadLetters()[0]).toMatchObject({ error_code: 'PAYLOAD_TOO_LARGE' })
+    expect(t.deadLetters()[0]?.reason).toContain(`s3://${trail}/${key}`)
+    expect(t.events()).toEqual([])
+  })
+
   it('warns at start when any bucket may be read', async () => {
     const t = await startReader({ buckets: [] })
     expect(
