@@ -6,6 +6,8 @@
 // - CloudTrail's own SNS notification of a delivered log file: {"s3Bucket":…,"s3ObjectKey":["AWSLogs/…"]}
 //   (keys as they are, not encoded), usually inside the SNS envelope;
 // - the test event S3 sends when a notification is configured: {"Service":"Amazon S3","Event":"s3:TestEvent"}.
+// - S3's EventBridge event, sent to SQS by a rule: {"source":"aws.s3","detail-type":"Object Created",
+//   "detail":{"bucket":{"name"},"object":{"key","size"}}} (keys as they are); other detail types are ignored.
 // CloudTrail-Digest/ objects (hourly integrity digests, not records) are listed apart, to be skipped, and so
 // are objects whose key is not where CloudTrail writes a log file (AWS Config snapshots, flow logs and the
 // like share log-archive buckets). Whoever can send to the queue writes the message, so a name S3 would not
@@ -133,6 +135,17 @@ export function parseS3Notification(body: string): S3Notification {
     for (const key of value.s3ObjectKey) {
       if (typeof key === 'string' && key) refs.push({ bucket: value.s3Bucket, key })
     }
+  } else if (value.source === 'aws.s3' && isObject(value.detail)) {
+    const { bucket, object } = value.detail
+    const name = isObject(bucket) ? bucket.name : undefined
+    const key = isObject(object) ? object.key : undefined
+    if (value['detail-type'] !== 'Object Created') ignored++
+    else if (typeof name !== 'string' || typeof key !== 'string' || !key) {
+      return { kind: 'unreadable', reason: 'The EventBridge event names no bucket and key.' }
+    } else {
+      const size = isObject(object) && typeof object.size === 'number' ? object.size : undefined
+      refs.push({ bucket: name, key, ...(size !== undefined ? { size } : {}) })
+    }
   } else if (Array.isArray(value.Records)) {
     for (const record of value.Records) {
       const s3 = isObject(record) && isObject(record.s3) ? record.s3 : undefined
@@ -152,7 +165,8 @@ export function parseS3Notification(body: string): S3Notification {
   } else {
     return {
       kind: 'unreadable',
-      reason: 'Not an S3 event notification, an SNS envelope of one, or a CloudTrail SNS notification.',
+      reason:
+        'Not an S3 event notification (direct, in an SNS envelope or from EventBridge) or a CloudTrail SNS notification.',
     }
   }
   if (refs.length > maxObjectsPerMessage) {

@@ -62,6 +62,41 @@ describe('S3 notifications on SQS', () => {
     expect(parsed.kind === 'objects' && parsed.digests.map((d) => d.key)).toEqual([digest.s3.object.key])
   })
 
+  it("reads S3's EventBridge event (keys as they are) and ignores its other detail types", () => {
+    // The AWS docs example of an EventBridge "Object Created" event, naming a CloudTrail log file.
+    const key =
+      'AWSLogs/111122223333/CloudTrail/ca-central-1/2021/11/12/111122223333_CloudTrail_ca-central-1_20211112T0000Z_a:b.json.gz'
+    const event = {
+      version: '0',
+      id: '17793124-05d4-b198-2fde-7ededc63b103',
+      'detail-type': 'Object Created',
+      source: 'aws.s3',
+      account: '111122223333',
+      time: '2021-11-12T00:00:00Z',
+      region: 'ca-central-1',
+      resources: ['arn:aws:s3:::amzn-s3-demo-bucket1'],
+      detail: {
+        version: '0',
+        bucket: { name: 'amzn-s3-demo-bucket1' },
+        object: { key, size: 5, etag: 'b1946ac92492d2347c6235b4d2611184', sequencer: '00617F08299329D189' },
+        'request-id': 'N4N7GDK58NMKJ12R',
+        requester: '123456789012',
+        'source-ip-address': '1.2.3.4',
+        reason: 'PutObject',
+      },
+    }
+    expect(parseS3Notification(JSON.stringify(event))).toMatchObject({
+      kind: 'objects',
+      objects: [{ bucket: 'amzn-s3-demo-bucket1', key, size: 5 }],
+    })
+    const deleted = { ...event, 'detail-type': 'Object Deleted' }
+    expect(parseS3Notification(JSON.stringify(deleted))).toMatchObject({
+      kind: 'objects',
+      objects: [],
+      ignored: 1,
+    })
+  })
+
   it('refuses names S3 would not give, sets apart keys that are not log files, and lists each object once', () => {
     const key = 'AWSLogs/123456789012/CloudTrail/us-east-1/2024/07/30/a.json.gz'
     const body = {
