@@ -10,9 +10,9 @@ import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { HttpConfig } from '../schemas/types.ts'
 import type { Decoded, EventDecoder } from './decode-events.ts'
+import { decodeInParts } from './decode-in-parts.ts'
 import type { DecodedPublisher } from './publish-decoded.ts'
-import { decodeUtf8, gunzipLimited } from './read-request-body.ts'
-import { splitJsonItems } from './split-json-items.ts'
+import { decodeUtf8InOwnTurn, gunzipLimited } from './read-request-body.ts'
 
 export type TopicRecord = { value: Buffer; partition: number; offset: number }
 
@@ -36,13 +36,16 @@ export function createCloudTrailTopicReader(
     for (const record of records) {
       let decoded: Decoded
       try {
-        const text = decodeUtf8(await gunzipLimited(record.value, limits.decompressed_limit_bytes))
-        const items = splitJsonItems(text, { maxItems: limits.max_items, maxDepth: limits.max_depth })
-        decoded = deps.decoder.decode('cloudtrail', items, {
-          via: 'kafka',
-          receivedAt,
-          maxDepth: limits.max_depth,
-        })
+        const value = await gunzipLimited(record.value, limits.decompressed_limit_bytes)
+        // At most max_items records per value, as per request body (a value of empty records gzips a
+        // thousandfold, and each would be held and dead-lettered); a part at a time, as the routes decode.
+        decoded = await decodeInParts(
+          deps.decoder,
+          'cloudtrail',
+          await decodeUtf8InOwnTurn(value),
+          { maxItems: limits.max_items, maxDepth: limits.max_depth },
+          { via: 'kafka', receivedAt, maxRecords: limits.max_items, maxDepth: limits.max_depth },
+        )
       } catch (err) {
         if (!isNerveError(err)) throw err
         telemetry.error(err.code, 'read')

@@ -6,13 +6,33 @@
 // - CloudTrail's own SNS notification of a delivered log file: {"s3Bucket":…,"s3ObjectKey":["AWSLogs/…"]}
 //   (keys as they are, not encoded), usually inside the SNS envelope;
 // - the test event S3 sends when a notification is configured: {"Service":"Amazon S3","Event":"s3:TestEvent"}.
-// CloudTrail-Digest/ objects (hourly integrity digests, not records) are listed apart, to be skipped.
+// - S3's EventBridge event, sent to SQS by a rule: {"source":"aws.s3","detail-type":"Object Created",
+//   "detail":{"bucket":{"name"},"object":{"key","size"}}} (keys as they are); other detail types are ignored.
+// CloudTrail-Digest/ objects (hourly integrity digests, not records) are listed apart, to be skipped, and so
+// are objects whose key is not where CloudTrail writes a log file (AWS Config snapshots, flow logs and the
+// like share log-archive buckets). Whoever can send to the queue writes the message, so a name S3 would not
+// hand out (an ARN for a bucket, a key that ".." walks out of its bucket) is refused, never fetched, and an
+// object named twice is listed once.
 
 export type S3ObjectRef = { bucket: string; key: string; size?: number }
 
+export type RefusedObject = S3ObjectRef & { reason: string }
+
 export type S3Notification =
   | { kind: 'test' }
-  | { kind: 'objects'; objects: S3ObjectRef[]; digests: S3ObjectRef[]; ignored: number }
+  | {
+      kind: 'objects'
+      /** CloudTrail log files, each once. */
+      objects: S3ObjectRef[]
+      digests: S3ObjectRef[]
+      /** Objects whose key is not a CloudTrail log file's. */
+      other: S3ObjectRef[]
+      refused: RefusedObject[]
+      /** Objects named again in the same message. */
+      duplicates: number
+      /** Records of events other than ObjectCreated. */
+      ignored: number
+    }
   | { kind: 'unreadable'; reason: string }
 
 /** Most objects one message may name: S3 sends one, CloudTrail's SNS notification a handful. */
@@ -43,6 +63,65 @@ export function isDigestKey(key: string): boolean {
   return /(^|\/)CloudTrail-Digest\//.test(key)
 }
 
+/**
+ * Where CloudTrail writes a log file: `[prefix/]AWSLogs/[o-org/]account/CloudTrail/region/YYYY/MM/DD/file`.
+ * Digests are under CloudTrail-Digest/, Insights events under CloudTrail-Insight/.
+ */
+const cloudTrailLogKey =
+  /(?:^|\/)AWSLogs\/(?:o-[a-z0-9]{10,32}\/)?\d{12}\/CloudTrail\/[a-z0-9-]+\/\d{4}\/\d{2}\/\d{2}\/[^/]+$/
+
+export function isCloudTrailLogKey(key: string): boolean {
+  return cloudTrailLogKey.test(key)
+}
+
+/**
+ * A bucket as S3 names one: letters, digits, dots and hyphens (capitals and underscores in legacy us-east-1
+ * names), at most 255 characters. Never an ARN: the SDK sends an access point or Object Lambda ARN to that
+ * access point, whose owner answers for it.
+ */
+const bucketName = /^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/
+/** S3's own limit on a key. */
+const maxKeyBytes = 1024
+
+/** Why nerve must not fetch this object, or undefined. */
+export function refusalOf(ref: S3ObjectRef): string | undefined {
+  if (!bucketName.test(ref.bucket)) return 'the bucket is not an S3 bucket name.'
+  if (Buffer.byteLength(ref.key) > maxKeyBytes) return `the key is over ${maxKeyBytes} bytes.`
+  // The SDK sends them as they are; a store that resolves them serves another bucket's object.
+  if (ref.key.split('/').some((segment) => segment === '.' || segment === '..')) {
+    return 'the key has a "." or ".." segment.'
+  }
+  return undefined
+}
+
+/** Sorts the objects a message names: each once, refused, digest, other, or a log file to read. */
+function sortObjects(refs: readonly S3ObjectRef[], ignored: number): S3Notification {
+  const seen = new Set<string>()
+  const sorted = {
+    kind: 'objects' as const,
+    objects: [] as S3ObjectRef[],
+    digests: [] as S3ObjectRef[],
+    other: [] as S3ObjectRef[],
+    refused: [] as RefusedObject[],
+    duplicates: 0,
+    ignored,
+  }
+  for (const ref of refs) {
+    const id = `${ref.bucket}/${ref.key}`
+    if (seen.has(id)) {
+      sorted.duplicates++
+      continue
+    }
+    seen.add(id)
+    const reason = refusalOf(ref)
+    if (reason) sorted.refused.push({ ...ref, reason })
+    else if (isDigestKey(ref.key)) sorted.digests.push(ref)
+    else if (!isCloudTrailLogKey(ref.key)) sorted.other.push(ref)
+    else sorted.objects.push(ref)
+  }
+  return sorted
+}
+
 export function parseS3Notification(body: string): S3Notification {
   let value = parse(body)
   if (isObject(value) && value.Type === 'Notification' && typeof value.Message === 'string') {
@@ -55,6 +134,17 @@ export function parseS3Notification(body: string): S3Notification {
   if (typeof value.s3Bucket === 'string' && Array.isArray(value.s3ObjectKey)) {
     for (const key of value.s3ObjectKey) {
       if (typeof key === 'string' && key) refs.push({ bucket: value.s3Bucket, key })
+    }
+  } else if (value.source === 'aws.s3' && isObject(value.detail)) {
+    const { bucket, object } = value.detail
+    const name = isObject(bucket) ? bucket.name : undefined
+    const key = isObject(object) ? object.key : undefined
+    if (value['detail-type'] !== 'Object Created') ignored++
+    else if (typeof name !== 'string' || typeof key !== 'string' || !key) {
+      return { kind: 'unreadable', reason: 'The EventBridge event names no bucket and key.' }
+    } else {
+      const size = isObject(object) && typeof object.size === 'number' ? object.size : undefined
+      refs.push({ bucket: name, key, ...(size !== undefined ? { size } : {}) })
     }
   } else if (Array.isArray(value.Records)) {
     for (const record of value.Records) {
@@ -75,7 +165,8 @@ export function parseS3Notification(body: string): S3Notification {
   } else {
     return {
       kind: 'unreadable',
-      reason: 'Not an S3 event notification, an SNS envelope of one, or a CloudTrail SNS notification.',
+      reason:
+        'Not an S3 event notification (direct, in an SNS envelope or from EventBridge) or a CloudTrail SNS notification.',
     }
   }
   if (refs.length > maxObjectsPerMessage) {
@@ -84,10 +175,5 @@ export function parseS3Notification(body: string): S3Notification {
       reason: `The message names ${refs.length} objects; at most ${maxObjectsPerMessage} are read from one.`,
     }
   }
-  return {
-    kind: 'objects',
-    objects: refs.filter((r) => !isDigestKey(r.key)),
-    digests: refs.filter((r) => isDigestKey(r.key)),
-    ignored,
-  }
+  return sortObjects(refs, ignored)
 }

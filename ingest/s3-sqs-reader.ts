@@ -2,9 +2,11 @@
 // notifications name, decodes them exactly as POST /v1/cloudtrail decodes a log file, and deletes a
 // message only once every record of its objects (and every dead letter) is durable on the bus. While a
 // message's objects are read its visibility timeout is extended; a message that keeps failing is
-// dead-lettered with its last reason on its max_receives-th receive and deleted. Test events and
-// CloudTrail-Digest/ objects are skipped; an object that can never be read (gone, not CloudTrail, too big)
-// is dead-lettered on its own and the rest of the message goes on.
+// dead-lettered with its last reason on its max_receives-th receive and deleted. Test events,
+// CloudTrail-Digest/ objects and objects that are not CloudTrail log files are skipped, and so is an object
+// read already (within a day, the last 20,000): whoever can send to the queue can name one log file again
+// and again. An object that can never be read (gone, not CloudTrail, too big, a name S3 would not give) is
+// dead-lettered on its own and the rest of the message goes on.
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import {
   ChangeMessageVisibilityCommand,
@@ -21,11 +23,12 @@ import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { HttpConfig, S3SqsConfig } from '../schemas/types.ts'
 import type { EventDecoder } from './decode-events.ts'
+import { decodeInParts } from './decode-in-parts.ts'
 import type { DecodedPublisher } from './publish-decoded.ts'
-import { decodeUtf8, gunzipLimited } from './read-request-body.ts'
+import { decodeUtf8InOwnTurn, gunzipLimited } from './read-request-body.ts'
 import { count } from './receive-items.ts'
-import { parseS3Notification, type S3ObjectRef } from './s3-event-notification.ts'
-import { splitJsonItems } from './split-json-items.ts'
+import { parseS3Notification, type S3Notification, type S3ObjectRef } from './s3-event-notification.ts'
+import { createSeenRequestIds } from './seen-request-ids.ts'
 
 export type S3SqsReaderDeps = {
   /** The SQS client for a queue (its region's). */
@@ -45,7 +48,16 @@ const component = 's3_sqs_reader'
 /** S3 errors that no retry can mend: the object is dead-lettered and the message goes on. */
 const permanentS3Errors = new Set(['NoSuchKey', 'NoSuchBucket', 'InvalidObjectState'])
 
+/** Objects read already, skipped when named again: S3 may notify twice, and so may a forger, at will. */
+const readObjects = { ttlMs: 86_400_000, max: 20_000 }
+
 const isErrorCode = (code: string): code is ErrorCode => (errorCodes as readonly string[]).includes(code)
+
+/** s3://bucket/key as a reason shows it: the sender chose it, so at most 300 characters of it. */
+const nameOf = (ref: S3ObjectRef) => {
+  const name = `s3://${ref.bucket}/${ref.key}`
+  return name.length > 300 ? `${name.slice(0, 300)}…` : name
+}
 
 /** Why one object could not be read, and whether reading it again could help. */
 class ObjectFailure extends Error {
@@ -95,6 +107,7 @@ export function startS3SqsReader(
   const inFlight = deps.metrics.gauge('nerve_s3_sqs_messages_in_flight', 'Messages being processed now.')
   const visibilitySeconds = Math.max(1, Math.round(config.visibility_timeout / 1000))
   const allowed = new Set(config.buckets)
+  const read = createSeenRequestIds(readObjects, deps.now)
   const abort = new AbortController()
   const failing = new Map<string, string>()
   let processing = 0
@@ -128,10 +141,33 @@ export function startS3SqsReader(
     }
   }
 
-  const readObject = async (ref: S3ObjectRef): Promise<void> => {
-    if (allowed.size > 0 && !allowed.has(ref.bucket)) {
-      throw new ObjectFailure(ref, 'INPUT_INVALID', 'the bucket is not in ingest.s3_sqs.buckets.', true)
+  const isAllowed = (ref: S3ObjectRef) => allowed.size === 0 || allowed.has(ref.bucket)
+
+  /** Counts what the message names but nerve skips; dead letters for what it must not fetch. */
+  const screen = (notification: Extract<S3Notification, { kind: 'objects' }>): DeadLetter[] => {
+    const { digests, other, refused, duplicates, ignored } = notification
+    if (digests.length > 0) objects.inc({ outcome: 'digest_skipped' }, digests.length)
+    if (ignored > 0) objects.inc({ outcome: 'not_created' }, ignored)
+    if (duplicates > 0) objects.inc({ outcome: 'duplicate' }, duplicates)
+    const letters: DeadLetter[] = []
+    for (const { reason, ...ref } of refused) {
+      telemetry.error('INPUT_INVALID', 'notification')
+      letters.push(deadLetterOf('INPUT_INVALID', `${nameOf(ref)}: refused, ${reason}`, JSON.stringify(ref)))
+      objects.inc({ outcome: 'refused' })
     }
+    for (const ref of [...notification.objects, ...other]) {
+      if (isAllowed(ref)) continue
+      telemetry.error('INPUT_INVALID', 'object')
+      const reason = `${nameOf(ref)}: the bucket is not in ingest.s3_sqs.buckets.`
+      letters.push(deadLetterOf('INPUT_INVALID', reason, JSON.stringify(ref)))
+      objects.inc({ outcome: 'dead_lettered' })
+    }
+    const skipped = other.filter(isAllowed).length
+    if (skipped > 0) objects.inc({ outcome: 'not_cloudtrail' }, skipped)
+    return letters
+  }
+
+  const readObject = async (ref: S3ObjectRef): Promise<void> => {
     let body: Buffer
     try {
       const out = await deps.s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), {
@@ -150,9 +186,17 @@ export function startS3SqsReader(
     const receivedAt = deps.now()
     let decoded: ReturnType<EventDecoder['decode']>
     try {
-      const text = decodeUtf8(await gunzipLimited(body, config.max_object_bytes))
-      const items = splitJsonItems(text, { maxItems: limits.max_items, maxDepth: limits.max_depth })
-      decoded = deps.decoder.decode('cloudtrail', items, { receivedAt, maxDepth: limits.max_depth })
+      const text = await decodeUtf8InOwnTurn(await gunzipLimited(body, config.max_object_bytes))
+      // At most max_items records per log file, as per request body: each invalid record is held and
+      // dead-lettered, about 540 bytes of heap for the 3 bytes of a "{}," that gzip packs a thousandfold.
+      // A part at a time, so that a large file does not hold the event loop (and the HTTP routes) meanwhile.
+      decoded = await decodeInParts(
+        deps.decoder,
+        'cloudtrail',
+        text,
+        { maxItems: limits.max_items, maxDepth: limits.max_depth },
+        { receivedAt, maxRecords: limits.max_items, maxDepth: limits.max_depth },
+      )
     } catch (err) {
       if (!isNerveError(err)) throw err
       throw new ObjectFailure(ref, err.code, err.message, true)
@@ -213,14 +257,12 @@ export function startS3SqsReader(
       )
       return
     }
-    if (notification.digests.length > 0)
-      objects.inc({ outcome: 'digest_skipped' }, notification.digests.length)
-    if (notification.ignored > 0) objects.inc({ outcome: 'not_created' }, notification.ignored)
+    const permanent = screen(notification)
     try {
-      const permanent: DeadLetter[] = []
-      for (const ref of notification.objects) {
+      for (const ref of notification.objects.filter(isAllowed)) {
         try {
-          await readObject(ref)
+          const once = await read.once(`${ref.bucket}/${ref.key}`, () => readObject(ref))
+          if (once === 'duplicate') objects.inc({ outcome: 'duplicate' })
         } catch (err) {
           if (!(err instanceof ObjectFailure) || !err.permanent) throw err
           telemetry.error(isErrorCode(err.code) ? err.code : 'INPUT_INVALID', 'object')
@@ -318,6 +360,12 @@ export function startS3SqsReader(
     }
   }
 
+  if (allowed.size === 0) {
+    log.warn(
+      { error_code: 'CONFIG_INVALID' },
+      'ingest.s3_sqs.buckets is empty: a message on the queue can make nerve read any bucket it may read. Name the trail buckets.',
+    )
+  }
   const loops = config.queues.map((queueUrl) => poll(queueUrl))
   log.info({ queues: config.queues.length }, 'Reading CloudTrail from S3 through SQS.')
   return {

@@ -4,72 +4,12 @@
 // key, CloudTrail's SNS notification in its SNS envelope), plus the failures: a message that keeps failing
 // is dead-lettered with its reason after max_receives, an object in a bucket not allowed is refused, a
 // slow bus keeps the message hidden (visibility extended) and deletes it only once durable.
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type DeadLetter, deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
-import { createAwsClients } from '../../../ingest/s3-client.ts'
-import { startIngest } from '../../../ingest/start-ingest.ts'
+import { describe, expect, it } from 'vitest'
+import { eventsTopic } from '../../../bus/topics.ts'
 import { NerveError } from '../../../runtime/errors.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
-import type { Config, NormalizedEvent } from '../../../schemas/types.ts'
-import { type AwsStandIn, startAwsStandIn } from '../../helpers/aws-stand-in.ts'
-import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
-import { fixture, fixtures } from './ingest-harness.ts'
-import { createMemoryBus } from './memory-bus.ts'
-
-const envelope = (name: string) => readFileSync(join(fixtures, 'cloudtrail/envelopes', name), 'utf8')
-const stratus = fixture('cloudtrail/stratus-red-team-detonation-logs.ndjson')
-  .toString()
-  .trim()
-  .split('\n')
-  .map((l) => JSON.parse(l) as { eventID: string })
-const logFile = (records: unknown[]) => gzipSync(JSON.stringify({ Records: records }))
-const credentials = {
-  accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
-  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-}
-const prefix = 'AWSLogs/o-a1b2c3d4e5/123456789012/CloudTrail/us-east-2/2024/07/30'
-
-let cleanup: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const step of cleanup.reverse()) await step()
-  cleanup = []
-})
-
-async function start(s3Sqs: Partial<Config['ingest']['s3_sqs']>) {
-  const standIn = await startAwsStandIn()
-  const queueUrl = standIn.createQueue('org-trail-notifications')
-  const rt = createTestRuntime({ level: 'info' })
-  const bus = createMemoryBus()
-  const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-s3-sqs') } })
-  const config: Config = {
-    ...base,
-    ingest: {
-      ...base.ingest,
-      s3_sqs: { ...base.ingest.s3_sqs, queues: [queueUrl], wait_time: 1000, ...s3Sqs },
-    },
-  }
-  const aws = createAwsClients({
-    env: { AWS_ENDPOINT_URL_SQS: standIn.url, AWS_ENDPOINT_URL_S3: standIn.url },
-    region: 'us-east-2',
-    credentials,
-    maxAttempts: 1,
-  })
-  const ingest = await startIngest(config, { bus, log: rt.log, metrics: rt.metrics, now: Date.now, aws })
-  cleanup.push(async () => {
-    await ingest.close()
-    aws.close()
-    await standIn.close()
-  })
-  const events = () => bus.records(eventsTopic).map((r) => r.value as NormalizedEvent)
-  const deadLetters = () => bus.records(deadLetterTopic).map((r) => r.value as DeadLetter)
-  const settled = (standIn: AwsStandIn) => standIn.messages(queueUrl).every((m) => m.deleted)
-  return { standIn, queueUrl, rt, bus, ingest, events, deadLetters, settled: () => settled(standIn) }
-}
+import { envelope, logFile, prefix, startReader as start, stratus } from './s3-sqs-harness.ts'
 
 describe('CloudTrail from S3 through SQS', () => {
   it('reads direct and SNS-wrapped notifications, skips test events and digests, deletes each once durable', async () => {

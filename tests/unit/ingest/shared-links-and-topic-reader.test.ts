@@ -99,4 +99,27 @@ describe('ingest across instances and from Kafka topics', () => {
     })
     await ingest.close()
   })
+
+  it('dead-letters a record of more records than http.max_items whole, not record by record', async () => {
+    const rt = createTestRuntime({ level: 'info' })
+    const bus = createMemoryBus()
+    const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-topic') } })
+    const config = { ...base, http: { ...base.http, max_items: 1000 } }
+    const ingest = await startIngest(config, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
+    // Whoever may produce to the topic: 5,000 empty records in one gzipped value of a few hundred bytes.
+    const empties = gzipSync(`{"Records":[${Array(5000).fill('{}').join(',')}]}`)
+    await ingest.cloudTrailTopicReader.handle(
+      'org-cloudtrail',
+      [{ value: empties, partition: 0, offset: 7 }],
+      Date.now(),
+    )
+    const letters = bus.records<DeadLetter>(deadLetterTopic).map((r) => r.value)
+    expect(letters).toHaveLength(1)
+    expect(letters[0]).toMatchObject({
+      component: 'kafka_cloudtrail_reader',
+      error_code: 'PAYLOAD_TOO_LARGE',
+      reason: expect.stringContaining('org-cloudtrail[0]@7'),
+    })
+    await ingest.close()
+  })
 })
