@@ -1,13 +1,11 @@
 // The embedded bus: one process, durable on local disk (embedded-storage.ts). Keys are hashed onto
 // partitions (partition-for-key.ts); each consumer group has a committed position per partition.
 // - publish: records queued in the same event-loop turn, and the consumers' offset commits, are written
-//   together and synced off the event loop (one fdatasync, group commit), in transactions of about 512 KB
-//   with a turn of the loop between them, each publish whole in one. One group syncs while the next is
-//   written, and that one's sync starts the moment the first is durable: groups are durable in the order
-//   they were written. Each publish() resolves once its records are on disk and rejects, keeping none,
-//   otherwise (a failed group takes back every transaction it wrote, records and offset commits, and so
-//   does the group written behind it; should that take-back fail too, they stay, as a crash would leave
-//   them, and later writes go past them).
+//   together and synced off the event loop (one fdatasync, group commit; one write in flight, those queued
+//   meanwhile form the next), in transactions of about 1 MB with a turn of the loop between them, each
+//   publish whole in one; each publish() resolves once its records are on disk and rejects, keeping none,
+//   otherwise (a failed group takes back every transaction it wrote, records and offset commits; should
+//   that take-back fail too, they stay, as a crash would leave them, and later writes go past them).
 //   Consumers see records only once they are on disk.
 // - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
 //   backoff); a durable publish wakes the topic's consumers at once, and hands them the published values
@@ -61,20 +59,18 @@ type TopicState = {
   id: number
   name: string
   partitions: number
-  /** Next offset per partition past the records on disk (durable): what consumers may read. */
   heads: number[]
-  /**
-   * Next offset per partition to write: past `heads` while a group is written but not yet durable, and
-   * past records a failed group could not take back (left on disk, as a crash would leave them; they
-   * become visible with the next durable write of their partition).
-   */
-  next: number[]
   lows: number[]
   subscriptions: Set<Consumer>
   /** Subscriptions that read values rather than text: only for them are published values kept. */
   valueReaders: number
   /** Subscriptions that read text or values: without them (every reader reads the file itself), nothing is kept. */
   readers: number
+  /**
+   * Next offsets past records a failed group could not take back (left on disk, as a crash would leave
+   * them): the next write starts there rather than at `heads`, whose offsets those records still hold.
+   */
+  leftBehind?: number[]
   recent: RecentRecords
 }
 
@@ -86,24 +82,6 @@ type Waiter = { resolve(): void; reject(err: unknown): void }
  */
 type Pending = Waiter & { topic: TopicState; rows: AppendRow[]; values: unknown[] | undefined; bytes: number }
 type PendingCommit = Waiter & { commit: CommitRow }
-/** One group commit: the publishes and offset commits written together and made durable by one sync. */
-type Group = {
-  batch: Pending[]
-  commits: PendingCommit[]
-  rows: AppendRow[]
-  waiters: Waiter[]
-  /** Per topic it writes, the next offsets once it is durable. */
-  nextHeads: Map<TopicState, number[]>
-  /** The group positions as they were before its offset commits. */
-  priorPositions: PriorPosition[]
-  /** How many of its publishes (from the first) are written. */
-  writtenPublishes: number
-  /** Resolves once its transactions are written, or one failed. */
-  written: Promise<void>
-  /** Its sync, once started (by the group before it the moment that one is durable, or by itself). */
-  synced?: Promise<void>
-  state: 'writing' | 'written' | 'durable' | 'failed'
-}
 
 const deleteChunk = 5_000
 /**
@@ -151,13 +129,8 @@ export function createEmbeddedBus(
   let queue: Pending[] = []
   let commits: PendingCommit[] = []
   let flushScheduled = false
-  /**
-   * The group being written, until its sync may start (the group before it is durable): one group syncs
-   * while the next is written.
-   */
+  /** The write being synced; the next one starts when it is done. */
   let writing: Promise<void> | undefined
-  /** The last group written, until it is durable or has failed. */
-  let last: { group: Group; finished: Promise<void> } | undefined
   let closing: Promise<void> | undefined
   let sweeping: Promise<number> | undefined
 
@@ -167,7 +140,6 @@ export function createEmbeddedBus(
     const state = {
       ...stored,
       heads,
-      next: [...heads],
       lows,
       subscriptions: new Set<Consumer>(),
       valueReaders: 0,
@@ -205,7 +177,7 @@ export function createEmbeddedBus(
   for (const stored of storage.topics()) load(stored)
 
   const startWrite = (): Promise<void> => {
-    writing = writeAndSync().finally(() => {
+    writing = flush().finally(() => {
       writing = undefined
       if (queue.length > 0 || commits.length > 0) scheduleFlush()
     })
@@ -220,59 +192,47 @@ export function createEmbeddedBus(
     })
   }
 
-  /** Rejects every caller of a failed group. */
-  const failGroup = (err: unknown, group: Group) => {
-    group.state = 'failed'
+  const failWrite = (err: unknown, rows: AppendRow[], waiters: Waiter[]) => {
     const error = storageError(err, 'publishing')
-    telemetry.error(error.code, 'publish', group.rows.length)
+    telemetry.error(error.code, 'publish', rows.length)
     log.error(
-      { error_code: error.code, records: group.rows.length, err },
+      { error_code: error.code, records: rows.length, err },
       'Publish failed; nothing was written and the caller was told to retry.',
     )
-    for (const waiter of group.waiters) waiter.reject(error)
+    for (const waiter of waiters) waiter.reject(error)
   }
 
   /**
-   * Takes back what failed groups wrote but did not make durable (their transactions written so far: the
-   * records and the offset commits they carried, later groups after earlier ones), and moves each
-   * partition's next offset back to where they started. Should the take-back fail too, what they wrote
-   * stays, as a crash would leave it, and later writes go past it. The offset commits stay too: their
-   * consumers, told that they failed, deliver those batches again (at least once, as after a crash).
+   * Takes back what a failed group wrote but did not make durable: the rows of `written` (its publishes)
+   * and the offset commits it carried (`positions`: where they were before), all rejected to their callers.
    */
-  const takeBack = (groups: readonly Group[]) => {
-    const written = groups.flatMap((group) => group.batch.slice(0, group.writtenPublishes))
-    const positions = groups.flatMap((group) => group.priorPositions)
-    let left = false
-    if (written.length > 0 || positions.length > 0) {
-      try {
-        storage.discard(
-          written.flatMap((pending) => pending.rows),
-          positions,
-        )
-      } catch (discardErr) {
-        left = true
-        log.error(
-          { err: discardErr },
-          'Could not take back records written but not made durable; writing past them.',
-        )
+  const discardUnsynced = (written: readonly Pending[], positions: readonly PriorPosition[]) => {
+    try {
+      storage.discard(
+        written.flatMap((pending) => pending.rows),
+        positions,
+      )
+    } catch (discardErr) {
+      // Left on disk at offsets the next write would reuse: every later publish would fail on them until
+      // a restart (which finds them, as after a crash: their senders were told to retry). Write past them;
+      // they become visible with the next durable write of their topic. The offset commits stay too: their
+      // consumers, told that they failed, deliver those batches again (at least once, as after a crash).
+      for (const pending of written) {
+        const t = pending.topic
+        t.leftBehind ??= [...t.heads]
+        const next = t.leftBehind
+        for (const row of pending.rows)
+          next[row.partition] = Math.max(next[row.partition] ?? 0, row.offset + 1)
       }
-    }
-    for (const group of groups) {
-      for (const pending of group.batch) {
-        const next = pending.topic.next
-        for (const row of pending.rows) next[row.partition] = Math.min(next[row.partition] ?? 0, row.offset)
-      }
-    }
-    if (!left) return
-    for (const pending of written) {
-      const next = pending.topic.next
-      for (const row of pending.rows) next[row.partition] = Math.max(next[row.partition] ?? 0, row.offset + 1)
+      log.error(
+        { err: discardErr },
+        'Could not take back records written but not made durable; writing past them.',
+      )
     }
   }
 
-  /** The next group: publishes queued (up to maxRowsPerWrite rows, or one) and every offset commit queued. */
-  const takeGroup = (): Group | undefined => {
-    if (queue.length === 0 && commits.length === 0) return undefined
+  const flush = async () => {
+    if (queue.length === 0 && commits.length === 0) return
     let take = 0
     let taken = 0
     while (
@@ -286,40 +246,24 @@ export function createEmbeddedBus(
     const batchCommits = commits
     queue = queue.slice(take)
     commits = []
+    const waiters: Waiter[] = [...batch, ...batchCommits]
     const nextHeads = new Map<TopicState, number[]>()
     const rows: AppendRow[] = []
     for (const pending of batch) {
-      const next = pending.topic.next
+      const heads = nextHeads.get(pending.topic) ?? [...(pending.topic.leftBehind ?? pending.topic.heads)]
+      nextHeads.set(pending.topic, heads)
       for (const row of pending.rows) {
-        row.offset = next[row.partition] ?? 0
-        next[row.partition] = row.offset + 1
+        row.offset = heads[row.partition] ?? 0
+        heads[row.partition] = row.offset + 1
         rows.push(row)
       }
     }
-    for (const pending of batch) nextHeads.set(pending.topic, [...pending.topic.next])
-    return {
-      batch,
-      commits: batchCommits,
-      rows,
-      waiters: [...batch, ...batchCommits],
-      nextHeads,
-      priorPositions: [],
-      writtenPublishes: 0,
-      written: Promise.resolve(),
-      state: 'writing',
-    }
-  }
-
-  /**
-   * Writes a group in transactions of at most maxBytesPerTransaction (each publish whole in one), a turn
-   * between them; the offset commits go with the first. A failing transaction takes back those written
-   * before it, the offset commits with them: a consumer told that its commit failed rewinds to its last
-   * durable one, and the file must say the same (kept or taken back together with the records of their
-   * group).
-   */
-  const writeTransactions = async (group: Group): Promise<void> => {
-    const { batch, rows } = group
+    // Transactions of at most maxBytesPerTransaction (each publish whole in one), a turn between them; the
+    // offset commits go with the first. A failing transaction takes back those written before it, the
+    // offset commits with them: a consumer told that its commit failed rewinds to its last durable one, and
+    // the file must say the same (kept or taken back together with the records of their group).
     const publishedAt = now()
+    let priorPositions: PriorPosition[] = []
     let written = 0
     let start = 0
     do {
@@ -339,77 +283,25 @@ export function createEmbeddedBus(
       try {
         const prior = storage.write(
           rows.slice(written, written + count),
-          start === 0 ? group.commits.map((c) => c.commit) : [],
+          start === 0 ? batchCommits.map((c) => c.commit) : [],
           publishedAt,
         )
-        if (start === 0) group.priorPositions = prior
+        if (start === 0) priorPositions = prior
       } catch (err) {
-        takeBack([group])
-        return failGroup(err, group)
+        if (start > 0) discardUnsynced(batch.slice(0, start), priorPositions)
+        return failWrite(err, rows, waiters)
       }
       written += count
       start = end
-      group.writtenPublishes = start
     } while (start < batch.length)
-    group.state = 'written'
-  }
-
-  /**
-   * Writes the next group while the one before it syncs, and returns once this group's own sync has started
-   * (or it failed): the next group is then written while this one syncs.
-   */
-  const writeAndSync = async () => {
-    // A sync that restarts the WAL holds for a checkpoint with nothing written meanwhile.
-    const hold = storage.restartHold()
-    if (hold) await hold
-    const group = takeGroup()
-    if (!group) return
-    group.written = writeTransactions(group)
-    const before = last
-    const finished = finishGroup(group, before)
-    last = { group, finished }
-    void finished.finally(() => {
-      if (last?.group === group) last = undefined
-    })
-    await group.written
-    await before?.finished
-  }
-
-  /** The group written behind `group`, while `group` syncs. */
-  const behindOf = (group: Group): Group | undefined =>
-    last !== undefined && last.group !== group ? last.group : undefined
-
-  /**
-   * Syncs a written group once the one before it is durable (or failed), then hands its records to the
-   * consumers and answers its callers. A group is durable only after every group before it: a failed sync
-   * fails the group written behind it too (its frames follow the unsynced ones in the WAL).
-   */
-  const finishGroup = async (group: Group, before: typeof last): Promise<void> => {
-    await group.written
-    await before?.finished
-    if (group.state !== 'written') return
     try {
-      group.synced ??= storage.sync()
-      await group.synced
+      await storage.sync()
     } catch (err) {
       // Not known to be on disk: take the records back so that a rejected publish keeps nothing.
-      const behind = behindOf(group)
-      if (behind) await behind.written
-      const failed = behind?.state === 'written' ? [group, behind] : [group]
-      takeBack(failed)
-      for (const g of failed) failGroup(err, g)
-      return
+      discardUnsynced(batch, priorPositions)
+      return failWrite(err, rows, waiters)
     }
-    // The group written meanwhile starts its sync now, before this one's callers are answered.
-    const behind = behindOf(group)
-    if (behind?.state === 'written') behind.synced ??= storage.sync()
-    publishDurable(group)
-  }
-
-  /** A durable group: its records go to the consumers, its callers are answered. */
-  const publishDurable = (group: Group) => {
-    group.state = 'durable'
-    for (const pending of group.batch) {
+    for (const pending of batch) {
       const t = pending.topic
       if (t.readers === 0) continue
       const values = pending.values
@@ -418,22 +310,22 @@ export function createEmbeddedBus(
         t.recent.add(row.partition, row.offset, row.key, values?.[i], row.value)
       }
     }
-    for (const [t, heads] of group.nextHeads) {
+    for (const [t, heads] of nextHeads) {
       t.heads = heads
+      t.leftBehind = undefined
       for (let p = 0; p < t.partitions; p++) setRetainedGauge(t, p)
       for (const c of t.subscriptions) {
         for (let p = 0; p < t.partitions; p++) setLagGauge(t, c, p)
         c.wake()
       }
     }
-    if (group.rows.length > 0) telemetry.received(group.rows.length)
-    for (const waiter of group.waiters) waiter.resolve()
+    if (rows.length > 0) telemetry.received(rows.length)
+    for (const waiter of waiters) waiter.resolve()
   }
 
   /** Writes and syncs everything queued, including what is queued while it runs. */
   const drain = async () => {
-    while (writing || last || queue.length > 0 || commits.length > 0)
-      await (writing ?? last?.finished ?? startWrite())
+    while (writing || queue.length > 0 || commits.length > 0) await (writing ?? startWrite())
   }
 
   /** A consumer's position, written with the next group commit; resolves once durable. */

@@ -44,8 +44,6 @@ export type EmbeddedStorage = {
   write(rows: readonly AppendRow[], commits: readonly CommitRow[], publishedAt: number): PriorPosition[]
   /** Resolves once every transaction written so far is on disk (fdatasync of the WAL, off the loop). */
   sync(): Promise<void>
-  /** While a sync holds for the WAL's restart, resolves when it is over (write nothing meanwhile). */
-  restartHold(): Promise<void> | undefined
   /**
    * Takes back writes that could not be made durable, in one transaction: deletes their rows (their publish
    * is rejected) and puts the group positions they moved back where they were (their commit is rejected).
@@ -362,7 +360,6 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     lowOffset: (topicId, partition) => q.low.get(topicId, partition)?.low ?? undefined,
     write: (rows, commits, publishedAt) => write(rows, commits, publishedAt),
     sync: sqlite.sync,
-    restartHold: sqlite.restartHold,
     discard: (rows, positions = []) => discard(rows, positions),
     read,
     committed: (group, topicId) =>

@@ -32,12 +32,6 @@ export type SqliteFile = {
   readonly file: string
   /** Resolves once every transaction committed so far is on disk (fdatasync of the WAL, off the loop). */
   sync(): Promise<void>
-  /**
-   * While a sync holds for the WAL's restart (a checkpoint that must see nothing committed after it
-   * started), resolves when that is over; otherwise undefined. A writer that commits while a sync may
-   * still be running waits for it, or the WAL may never restart.
-   */
-  restartHold(): Promise<void> | undefined
   close(): Promise<void>
 }
 
@@ -115,22 +109,12 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
   let lastCheckpoint = 0
   /** A background checkpoint found more than restartWalBytes written since the WAL restarted, and has finished. */
   let caughtUp = false
-  let holding: Promise<void> | undefined
   const syncOnce = async () => {
     await fdatasyncWal()
     const size = fstatSync(walDescriptor()).size
     if (size > maxWalBytes || caughtUp) {
       caughtUp = false
-      const restart = checkpoints.run()
-      holding = restart.then(
-        () => {},
-        () => {},
-      )
-      try {
-        await restart
-      } finally {
-        holding = undefined
-      }
+      await checkpoints.run()
       lastCheckpoint = Date.now()
     } else if (Date.now() - lastCheckpoint >= checkpointEveryMs) {
       lastCheckpoint = Date.now()
@@ -174,7 +158,7 @@ export function openSqliteFile(file: string, options: SqliteFileOptions = {}): S
     return closing
   }
 
-  return { db, file, sync, restartHold: () => holding, close }
+  return { db, file, sync, close }
 }
 
 /** An exclusive lock held by a tiny SQLite database (released by the OS if the process dies). */

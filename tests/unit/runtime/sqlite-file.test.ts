@@ -107,33 +107,6 @@ describe('sqlite file', () => {
     expect(f.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: from })
   })
 
-  it('says while a sync holds for the WAL to restart, so that a writer commits nothing meanwhile', async () => {
-    const file = join(tempDir('nerve-sqlite'), 'f.sqlite')
-    // A WAL past maxWalBytes is checkpointed inside the next sync, which the WAL's restart waits for.
-    const f = open(file, { maxWalBytes: 64 * 1024 })
-    f.db.exec('CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT)')
-    const insert = f.db.prepare('INSERT INTO t (n, v) VALUES (?, ?)')
-    const batch = f.db.transaction((from: number) => {
-      for (let n = from; n < from + 500; n++) insert.run(n, record)
-    })
-    batch(0)
-    expect(f.restartHold()).toBeUndefined()
-    let ended = false
-    const synced = f.sync().then(() => {
-      ended = true
-    })
-    await waitFor(() => f.restartHold() !== undefined || ended, { what: 'the restart hold' })
-    expect(ended).toBe(false)
-    await f.restartHold()
-    expect(f.restartHold()).toBeUndefined()
-    await synced
-    // Nothing was committed while it held: the checkpoint reached the WAL's end, and the next commit
-    // starts the WAL over from its beginning (a smaller frame count than the WAL held).
-    batch(500)
-    const frames = f.db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[]
-    expect(frames[0]?.log).toBeLessThan(500)
-  })
-
   it('restarts the WAL by what was written since its last restart, and writes over its file rather than truncating it', async () => {
     const file = join(tempDir('nerve-sqlite'), 'e.sqlite')
     // Past the 16 MB the WAL used to be cut back to at each restart.
