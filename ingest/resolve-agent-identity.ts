@@ -11,7 +11,12 @@
 // 3. Fallback ids: the workload (`namespace/workload`, the pod name without its ReplicaSet/DaemonSet
 //    suffix; an IRSA identity names the service account), else the principal (role ARN), else
 //    `host:<name>`, else `unresolved:<event id>`: an event naming no one is its own agent, so it can never
-//    be joined to another (a shared `unresolved` key would pair unrelated events).
+//    be joined to another (a shared `unresolved` key would pair unrelated events). The watched agent
+//    chooses that text (its pods, its role sessions), so a fallback id equal to a registry id (an entry
+//    named `payments/worker` whose match misses that workload) becomes `unregistered:<id>`: it would share
+//    the entry's windows, and a stitched one would pass for the entry in the revoke policy. Registry ids
+//    may not begin with the marker. Only colliding ids change: every other id stays what it was.
+import { NerveError } from '../runtime/errors.ts'
 import type {
   AgentConfig,
   AgentRef,
@@ -86,6 +91,9 @@ export function createAgentResolver(
     summaries = true,
   } = options
   const registry = compileRegistry(agents)
+  const registryIds = new Set(agents.map((a) => a.id))
+  /** A fallback id, made unable to equal a registry id. */
+  const unregistered = (id: string) => (registryIds.has(id) ? `${unregisteredMarker}${id}` : id)
   const clusterOfHost = compileFirstMatch(clusters.map((c) => c.hosts))
   const clustered = clusters.length > 0
   const workloadId = (identity: IdentityFields) => workloadKey(identity, clustered)
@@ -169,10 +177,10 @@ export function createAgentResolver(
       ? { id: own.id, resolved_by: own.kind === 'hosts' ? 'host' : 'registry' }
       : link
         ? {
-            id: registry(identity)?.id ?? workloadId(identity) ?? principalId(event),
+            id: registry(identity)?.id ?? unregistered(workloadId(identity) ?? principalId(event)),
             resolved_by: 'stitched',
           }
-        : fallback(event.id, identity, workloadId)
+        : fallback(event.id, identity, workloadId, unregistered)
     // Completed in place (a spread copy of the event costs more than resolving it): `identity` keeps its
     // position among the keys, `agent` comes last, as in the published bytes.
     const resolved = event as NormalizedEvent
@@ -204,13 +212,14 @@ function fallback(
   eventId: string,
   identity: IdentityFields,
   workloadId: (identity: IdentityFields) => string | undefined,
+  unregistered: (id: string) => string,
 ): AgentRef {
   const workload = workloadId(identity)
-  if (workload) return { id: workload, resolved_by: 'workload' }
+  if (workload) return { id: unregistered(workload), resolved_by: 'workload' }
   const principal = identity.role_arn ?? identity.principal_arn
-  if (principal) return { id: principal, resolved_by: 'principal' }
-  if (identity.host) return { id: `host:${identity.host}`, resolved_by: 'host' }
-  return { id: `unresolved:${eventId}`, resolved_by: 'unresolved' }
+  if (principal) return { id: unregistered(principal), resolved_by: 'principal' }
+  if (identity.host) return { id: unregistered(`host:${identity.host}`), resolved_by: 'host' }
+  return { id: unregistered(`unresolved:${eventId}`), resolved_by: 'unresolved' }
 }
 
 const principalId = (event: UnresolvedEvent): string =>
@@ -267,12 +276,25 @@ export function registryWarnings(agents: readonly AgentConfig[]): string[] {
   return warnings
 }
 
+/** What a fallback id equal to a registry id begins with instead (see the header). */
+const unregisteredMarker = 'unregistered:'
+
 type RegistryMatch = { id: string; kind: 'access_keys' | 'k8s' | 'aws' | 'images' | 'hosts' }
 
-/** The registry as one look-up per kind, most specific kind first; within a kind the first agent listed wins. */
+/**
+ * The registry as one look-up per kind, most specific kind first; within a kind the first agent listed wins.
+ * Throws CONFIG_INVALID for an id that begins with unregisteredMarker, naming the entry.
+ */
 function compileRegistry(
   agents: readonly AgentConfig[],
 ): (identity: IdentityFields) => RegistryMatch | undefined {
+  agents.forEach((agent, index) => {
+    if (!agent.id.startsWith(unregisteredMarker)) return
+    throw new NerveError(
+      'CONFIG_INVALID',
+      `agents[${index}] (${agent.id}): an agent id may not begin with "${unregisteredMarker}", which marks a workload or principal the registry does not name; rename it.`,
+    )
+  })
   const first = (patterns: (agent: AgentConfig) => readonly string[] | undefined) =>
     compileFirstMatch(agents.map(patterns))
   const accessKeys = first((a) => a.match.access_keys)

@@ -48,13 +48,22 @@ export type RevokeOutbox = {
   decided(ids: readonly string[]): Set<string>
   /** Revokes that went ahead (sent or dry-run), for the policy's limits after a restart. */
   pastRevokes(): PastRevoke[]
-  /** Incidents counted as revoked through a merge, for the policy after a restart. */
+  /**
+   * Incidents counted as revoked through a merge, for the policy after a restart: those written since the
+   * last write that forgot the older ones (recordDecisions' `forgetMarksThrough`).
+   */
   mergedRevokes(): MergedRevoke[]
   /**
    * Decisions, their deliveries and their outcome records, and the marks the batch's merges taught (kept
-   * at the latest revoke per incident), in one transaction.
+   * at the latest revoke per incident), in one transaction. Marks whose revoke is at or before
+   * `forgetMarksThrough` are deleted in it: the policy holds a revoke back for one per-agent period after
+   * the incident's last revoke, so an older mark decides nothing (see mergedRevokes).
    */
-  recordDecisions(entries: readonly DecisionEntry[], merged?: readonly MergedRevoke[]): OutboxDelivery[]
+  recordDecisions(
+    entries: readonly DecisionEntry[],
+    merged?: readonly MergedRevoke[],
+    forgetMarksThrough?: number,
+  ): OutboxDelivery[]
   /** A delivery's new state and its outcome record, in one transaction. */
   updateDelivery(delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome): void
   pendingDeliveries(): OutboxDelivery[]
@@ -92,6 +101,7 @@ CREATE INDEX IF NOT EXISTS outcomes_unpublished ON outcomes (published);
 CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id, n);
 CREATE TABLE IF NOT EXISTS merged_revokes (
   incident_id TEXT PRIMARY KEY, time INTEGER NOT NULL, rounds INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS merged_revokes_time ON merged_revokes (time);
 `
 
 export function openRevokeOutbox(dataDir: string): RevokeOutbox {
@@ -109,6 +119,7 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
       `INSERT INTO merged_revokes (incident_id, time, rounds) VALUES (@incident_id, @time, @rounds)
        ON CONFLICT (incident_id) DO UPDATE SET time = max(time, excluded.time), rounds = max(rounds, excluded.rounds)`,
     ),
+    forgetMerged: db.prepare('DELETE FROM merged_revokes WHERE time <= ?'),
     past: db.prepare<[], PastRevoke>(
       "SELECT incident_id, agent_id, time FROM decisions WHERE status IN ('pending', 'dry_run')",
     ),
@@ -159,9 +170,10 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   }
 
   const recordDecisions = db.transaction(
-    (entries: readonly DecisionEntry[], merged: readonly MergedRevoke[]) => {
+    (entries: readonly DecisionEntry[], merged: readonly MergedRevoke[], forgetMarksThrough?: number) => {
       writePublished()
       for (const mark of merged) sql.upsertMerged.run(mark)
+      if (forgetMarksThrough !== undefined) sql.forgetMerged.run(forgetMarksThrough)
       const deliveries: OutboxDelivery[] = []
       for (const entry of entries) {
         const { body, targets, ...decision } = entry
@@ -216,7 +228,8 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     decided: (ids) => (ids.length === 0 ? new Set() : decided(ids)),
     pastRevokes: () => sql.past.all(),
     mergedRevokes: () => sql.merged.all(),
-    recordDecisions: (entries, merged = []) => recordDecisions(entries, merged),
+    recordDecisions: (entries, merged = [], forgetMarksThrough = undefined) =>
+      recordDecisions(entries, merged, forgetMarksThrough),
     updateDelivery: (delivery, update, outcome) => updateDelivery(delivery, update, outcome),
     pendingDeliveries: () => sql.pending.all(),
     pendingCount: () => (sql.pendingCount.get() as { n: number }).n,

@@ -359,7 +359,12 @@ export function createRevokeDispatcher(
     if (entries.length === 0 && merged.length === 0) return
     let deliveries: OutboxDelivery[]
     try {
-      deliveries = outbox.recordDecisions(entries, merged)
+      // A mark holds a revoke back for one per-agent period after its incident's last revoke; an older one
+      // decides nothing (a later round's key comes from the incident's own revokes), and the watched agent,
+      // bridging incident after incident to a revoked one, would otherwise grow the table for good.
+      const forgetMarksThrough =
+        merged.length > 0 ? now() - config.revoke.rate_limit.per_agent.per : undefined
+      deliveries = outbox.recordDecisions(entries, merged, forgetMarksThrough)
     } catch (err) {
       // The policy remembered revokes that were not written: forget them, the bus redelivers the batch
       // (whose merges are learnt again). So are the suppressions first seen here, or the redelivery would

@@ -100,8 +100,8 @@ describe('a failed outbox write', () => {
     failNextRecord.on = true
     await expect(d.handle(batch)).rejects.toThrow(/disk is full/)
     await d.handle(batch)
+    // inc-x's row and a wrong one of inc-b would be written, and published, together.
     await waitFor(() => bus.published<RevokeOutcome>(revokeOutcomesTopic).length >= 2)
-    await new Promise((resolve) => setTimeout(resolve, 50))
     const outcomes = bus.published<RevokeOutcome>(revokeOutcomesTopic)
     // One revoke of inc-a (and so of inc-b) and one of inc-x: none of inc-b again.
     expect(outcomes.map((o) => `${o.incident_id}:${o.status}`).sort()).toEqual([

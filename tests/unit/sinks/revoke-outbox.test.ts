@@ -99,6 +99,29 @@ describe('revoke outbox', () => {
     ])
   })
 
+  it('forgets the merge marks whose period is over when it writes new ones, and keeps the others', async () => {
+    const dir = tempDir('nerve-outbox')
+    const first = open(dir)
+    first.recordDecisions(
+      [],
+      [
+        { incident_id: 'inc-old', time: 1000, rounds: 1 },
+        { incident_id: 'inc-edge', time: 2000, rounds: 1 },
+        { incident_id: 'inc-live', time: 2001, rounds: 2 },
+      ],
+    )
+    // Marks revoked at or before 2000 can no longer hold a revoke back: the next write drops them.
+    first.recordDecisions([entry(1)], [{ incident_id: 'inc-new', time: 5000, rounds: 1 }], 2000)
+    await first.close()
+    opened.pop()
+    expect(
+      open(dir)
+        .mergedRevokes()
+        .map((m) => m.incident_id)
+        .sort(),
+    ).toEqual(['inc-live', 'inc-new'])
+  })
+
   it('opens an outbox written before merged revokes were kept', async () => {
     const dir = tempDir('nerve-outbox')
     const first = open(dir)

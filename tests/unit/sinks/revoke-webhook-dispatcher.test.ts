@@ -103,6 +103,8 @@ function dispatcher(setup: Setup) {
 }
 
 const statuses = (outcomes: RevokeOutcome[]) => outcomes.map((o) => `${o.status}:${o.reason}`)
+const sent = (outcomes: RevokeOutcome[]) => outcomes.filter((o) => o.status === 'sent').length
+const allowed = { status: 'pending', reason: 'policy_allowed' }
 
 describe('revoke webhook dispatcher: delivery', () => {
   it('verifies the reference test vector with the independent verifier (the verifier itself is right)', () => {
@@ -497,14 +499,16 @@ describe('revoke webhook dispatcher: policy in action', () => {
     first.d.startDelivering()
     const incident = { id: 'inc-data-cleaner-alive' }
     await first.d.handle([makeCorrelation(0, { incident })])
-    await waitFor(() => r.requests.length === 1)
+    await waitFor(() => sent(first.outcomes()) === 1)
     // One correlation every 20 minutes keeps the incident open (incident_gap 30m); within the hour it is
     // the incident's revoke already, after it the agent (credentials back) is revoked again.
     first.clock.t = t0 + hour - 1
     await first.d.handle([makeCorrelation(1, { incident })])
     first.clock.t = t0 + hour
     await first.d.handle([makeCorrelation(2, { incident })])
-    await waitFor(() => r.requests.length === 2)
+    // Delivered and recorded, not only received: close() would abort an attempt still waiting for its
+    // answer, and the restart would send it again.
+    await waitFor(() => sent(first.outcomes()) === 2)
     const ids = r.requests.map((q) => q.headers['webhook-id'])
     const later = makeCorrelation(2, { incident }).id
     expect(ids).toEqual([revokeDecisionId(incident.id), revokeDecisionId(incident.id, later)])
@@ -519,7 +523,8 @@ describe('revoke webhook dispatcher: policy in action', () => {
     await again.d.handle([makeCorrelation(3, { incident })])
     again.clock.t = t0 + 2 * hour
     await again.d.handle([makeCorrelation(4, { incident })])
-    await waitFor(() => r.requests.length === 3)
+    await waitFor(() => sent(again.outcomes()) === 1)
+    expect(r.requests).toHaveLength(3)
     const third = makeCorrelation(4, { incident }).id
     expect(r.requests[2]?.headers['webhook-id']).toBe(revokeDecisionId(incident.id, third))
   })
@@ -535,13 +540,14 @@ describe('revoke webhook dispatcher: policy in action', () => {
     await first.d.handle([makeCorrelation(0, { incident: { id: 'inc-a' } })])
     first.clock.t = t0 + hour
     await first.d.handle([makeCorrelation(1, { incident: { id: 'inc-b', merged: ['inc-a'] } })])
-    await waitFor(() => r.requests.length === 2)
+    await waitFor(() => sent(first.outcomes()) === 2)
     await first.d.close()
     const again = dispatcher({ targets: [{ url: r.url }], dataDir })
     again.d.startDelivering()
     again.clock.t = t0 + 2 * hour
     await again.d.handle([makeCorrelation(2, { incident: { id: 'inc-b' } })])
-    await waitFor(() => r.requests.length === 3)
+    await waitFor(() => sent(again.outcomes()) === 1)
+    expect(r.requests).toHaveLength(3)
     expect(new Set(r.requests.map((q) => q.headers['webhook-id'])).size).toBe(3)
   })
 
@@ -573,7 +579,7 @@ describe('revoke webhook dispatcher: policy in action', () => {
 
   it('knows an incident that absorbed a revoked one is revoked, even when a stronger correlation of it is decided first', async () => {
     const r = await receiver()
-    const { d, outcomes } = dispatcher({
+    const { d, outcomes, rt } = dispatcher({
       targets: [{ url: r.url }],
       revoke: { rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } } },
     })
@@ -586,14 +592,15 @@ describe('revoke webhook dispatcher: policy in action', () => {
       makeCorrelation(1, { incident: { id: 'inc-0', merged: ['inc-1'] }, score: 60 }),
       makeCorrelation(2, { incident: { id: 'inc-0' }, score: 95 }),
     ])
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    // Decided (and recorded) before handle resolves: one revoke in all, the first batch's.
+    expect(await rt.metricValue('nerve_revoke_outcomes_total', allowed)).toBe(1)
     expect(r.requests).toHaveLength(1)
     expect(new Set(outcomes().map((o) => o.incident_id))).toEqual(new Set(['inc-1']))
   })
 
   it('revokes once when an incident and the one it absorbs are both in a batch, whichever is decided first', async () => {
     const r = await receiver()
-    const { d, outcomes } = dispatcher({
+    const { d, outcomes, rt } = dispatcher({
       targets: [{ url: r.url }],
       revoke: { rate_limit: { per_agent: { count: 100, per: hour }, global: { count: 100, per: hour } } },
     })
@@ -603,8 +610,8 @@ describe('revoke webhook dispatcher: policy in action', () => {
       makeCorrelation(1, { incident: { id: 'inc-1' }, score: 85 }),
       makeCorrelation(2, { incident: { id: 'inc-0', merged: ['inc-1'] }, score: 95 }),
     ])
-    await waitFor(() => outcomes().some((o) => o.status === 'sent'))
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(await rt.metricValue('nerve_revoke_outcomes_total', allowed)).toBe(1)
+    await waitFor(() => sent(outcomes()) === 1)
     expect(r.requests).toHaveLength(1)
   })
 })
