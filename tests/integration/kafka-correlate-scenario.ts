@@ -106,10 +106,7 @@ export async function correlateRebalanceScenario(
   await a.stage.close()
   await a.bus.close()
   await feeder.publish(eventsTopic, keyed(secretReads()))
-  await until(
-    () => distinct() >= 24,
-    'the 8 credential search → secret and 8 shell → secret pairs, all on B',
-  )
+  await until(() => distinct() >= 24, 'the 8 credential search → secret and 8 shell → secret pairs, all on B')
 
   const ids = emitted.map((r) => r.value.id)
   const pairs = [...new Set(emitted.map((r) => `${r.value.agent.id} ${r.value.rule.id}`))].sort()
