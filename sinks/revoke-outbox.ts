@@ -4,7 +4,8 @@
 // delivered and synced to disk before the bus offset is committed, so a crash between decision and delivery
 // loses nothing and a restart delivers what is still pending. Delivery states are committed without waiting
 // for the disk: a committed transaction survives a crash of the process; only a power loss can forget an
-// attempt, which then repeats with the same webhook-id (receivers deduplicate on it).
+// attempt, which then repeats with the same webhook-id (receivers deduplicate on it). Suppressions are
+// forgotten past a horizon (forgetSuppressed); revokes are kept, as fast as the global limit lets them come.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'

@@ -38,7 +38,7 @@ export type RevokeDispatcherConfig = {
   data_dir: string
   revoke: Config['revoke']
   agents: Config['agents']
-  /** How long the bus keeps a correlation it may deliver again (bus.retention); the outbox keeps its duplicate check as long. */
+  /** How long the bus may deliver a correlation again (bus.retention): the outbox's duplicate check lasts as long. */
   redelivery?: Config['bus']['retention']
 }
 

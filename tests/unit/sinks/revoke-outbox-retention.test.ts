@@ -50,12 +50,14 @@ function dispatcher(dataDir: string, at: number) {
   const count = (status: string, reason: string) =>
     rt.metricValue('nerve_revoke_outcomes_total', { status, reason })
   const published = () => bus.published(revokeOutcomesTopic).length
-  return { d, clock, count, rt, published }
+  return { d, clock, count, rt, published, bus }
 }
 
 /** Hour `h`: the agent's first correlation is revoked, the ten after it (new incidents each) are held back. */
 const hourOfTheAgent = (h: number): Correlation[] =>
   Array.from({ length: 11 }, (_, i) => makeCorrelation(100 * h + i, { incident: { id: `inc-${h}-${i}` } }))
+
+const bus = (x: ReturnType<typeof dispatcher>) => x.bus.published(revokeOutcomesTopic)
 
 /** The outbox's rows, read beside the dispatcher. */
 function rows(dataDir: string) {
@@ -112,6 +114,30 @@ describe('revoke outbox retention', () => {
     expect(await again.count('dry_run', 'dry_run')).toBe(0)
     expect(await again.count('suppressed', 'rate_limited_agent')).toBe(0)
     expect(rows(dataDir).decisions).toHaveLength(50)
+  })
+
+  it('never gives a later outcome of an incident the id of a forgotten one', async () => {
+    const x = dispatcher(tempDir('nerve-revoke-retention'), t0)
+    // inc-b is held back at first, forgotten four hours on, then revoked (the agent kept it alive).
+    await x.d.handle([
+      makeCorrelation(1, { incident: { id: 'inc-a' } }),
+      makeCorrelation(2, { incident: { id: 'inc-b' } }),
+    ])
+    await waitFor(() => x.published() === 2)
+    x.clock.t = t0 + 4 * hour
+    await x.d.handle([
+      makeCorrelation(3, { incident: { id: 'inc-b' } }),
+      makeCorrelation(4, { incident: { id: 'inc-c' } }),
+    ])
+    await waitFor(() => x.published() === 4)
+    expect(
+      await x.rt.metricValue('nerve_revoke_outbox_retention_deleted_rows_total', { table: 'decisions' }),
+    ).toBe(1)
+    const outcomes = bus(x).map((o) => `${o.status}:${o.incident_id}:${o.id}`)
+    expect(new Set(outcomes.map((o) => o.split(':').slice(2).join(':'))).size).toBe(4)
+    expect(outcomes.filter((o) => o.includes(`inc-b:${revokeDecisionId('inc-b')}`))).toEqual([
+      `dry_run:inc-b:${revokeDecisionId('inc-b')}:1`,
+    ])
   })
 
   it('keeps an outcome not on the bus yet, a revoke, and a suppression under its incident key', () => {
