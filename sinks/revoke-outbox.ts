@@ -4,12 +4,13 @@
 // delivered and synced to disk before the bus offset is committed, so a crash between decision and delivery
 // loses nothing and a restart delivers what is still pending. Delivery states are committed without waiting
 // for the disk: a committed transaction survives a crash of the process; only a power loss can forget an
-// attempt, which then repeats with the same webhook-id (receivers deduplicate on it).
+// attempt, which then repeats with the same webhook-id (receivers deduplicate on it). Suppressions are
+// forgotten past a horizon (forgetSuppressed); revokes are kept, as fast as the global limit lets them come.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'
 import type { RevokeOutcome } from '../schemas/types.ts'
-import type { MergedRevoke, PastRevoke } from './revoke-policy.ts'
+import { type MergedRevoke, type PastRevoke, revokeDecisionId } from './revoke-policy.ts'
 
 export type OutboxDelivery = {
   decision_id: string
@@ -64,6 +65,14 @@ export type RevokeOutbox = {
     merged?: readonly MergedRevoke[],
     forgetMarksThrough?: number,
   ): OutboxDelivery[]
+  /**
+   * Deletes up to `limit` suppressed decisions decided at or before `through`, with their outcome records,
+   * oldest first: only those keyed by their own correlation (no later outcome can reuse their ids) whose
+   * outcomes are all on the bus. Revokes (sent or dry-run), their deliveries and outcomes are kept: the
+   * limits, an incident's rounds and a redelivery's duplicate check read them, and the global limit bounds
+   * how fast they come.
+   */
+  forgetSuppressed(through: number, limit: number): { decisions: number; outcomes: number }
   /** A delivery's new state and its outcome record, in one transaction. */
   updateDelivery(delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome): void
   pendingDeliveries(): OutboxDelivery[]
@@ -109,6 +118,11 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   const sqlite = openSqliteFile(join(dataDir, 'revoke-outbox.sqlite'))
   const db = sqlite.db
   db.exec(schema)
+  // Outboxes written before retention: their suppressions may share their incident's key, and stay.
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(decisions)').all()
+  if (!columns.some((c) => c.name === 'forgettable'))
+    db.exec('ALTER TABLE decisions ADD COLUMN forgettable INTEGER NOT NULL DEFAULT 0')
+  db.exec('CREATE INDEX IF NOT EXISTS decisions_forgettable ON decisions (forgettable, time)')
 
   const sql = {
     decided: db.prepare<[string], { correlation_id: string }>(
@@ -124,9 +138,16 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
       "SELECT incident_id, agent_id, time FROM decisions WHERE status IN ('pending', 'dry_run')",
     ),
     insertDecision: db.prepare(
-      `INSERT INTO decisions (correlation_id, decision_id, incident_id, agent_id, status, reason, time)
-       VALUES (@correlation_id, @decision_id, @incident_id, @agent_id, @status, @reason, @time)`,
+      `INSERT INTO decisions (correlation_id, decision_id, incident_id, agent_id, status, reason, time, forgettable)
+       VALUES (@correlation_id, @decision_id, @incident_id, @agent_id, @status, @reason, @time, @forgettable)`,
     ),
+    forgettable: db.prepare<[number, number], { rowid: number; decision_id: string }>(
+      `SELECT d.rowid, d.decision_id FROM decisions d WHERE d.forgettable = 1 AND d.time <= ?
+       AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = d.decision_id AND o.published = 0)
+       ORDER BY d.time LIMIT ?`,
+    ),
+    deleteDecision: db.prepare('DELETE FROM decisions WHERE rowid = ?'),
+    deleteOutcomes: db.prepare('DELETE FROM outcomes WHERE decision_id = ?'),
     insertDelivery: db.prepare(
       `INSERT OR IGNORE INTO deliveries (decision_id, target, correlation_id, incident_id, agent_id, body, state,
        attempts, next_attempt_at) VALUES (@decision_id, @target, @correlation_id, @incident_id, @agent_id, @body,
@@ -177,7 +198,10 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
       const deliveries: OutboxDelivery[] = []
       for (const entry of entries) {
         const { body, targets, ...decision } = entry
-        sql.insertDecision.run(decision)
+        // A suppression under its own correlation's key: once forgotten, nothing records under it again.
+        const forgettable =
+          entry.status === 'suppressed' && entry.decision_id !== revokeDecisionId(entry.incident_id)
+        sql.insertDecision.run({ ...decision, forgettable: forgettable ? 1 : 0 })
         addOutcome({
           decision_id: entry.decision_id,
           time: entry.time,
@@ -207,6 +231,16 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     },
   )
 
+  const forgetSuppressed = db.transaction((through: number, limit: number) => {
+    writePublished()
+    const deleted = { decisions: 0, outcomes: 0 }
+    for (const row of sql.forgettable.all(through, limit)) {
+      deleted.outcomes += sql.deleteOutcomes.run(row.decision_id).changes
+      deleted.decisions += sql.deleteDecision.run(row.rowid).changes
+    }
+    return deleted
+  })
+
   const updateDelivery = db.transaction(
     (delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome) => {
       writePublished()
@@ -230,6 +264,7 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     mergedRevokes: () => sql.merged.all(),
     recordDecisions: (entries, merged = [], forgetMarksThrough = undefined) =>
       recordDecisions(entries, merged, forgetMarksThrough),
+    forgetSuppressed: (through, limit) => forgetSuppressed(through, limit),
     updateDelivery: (delivery, update, outcome) => updateDelivery(delivery, update, outcome),
     pendingDeliveries: () => sql.pending.all(),
     pendingCount: () => (sql.pendingCount.get() as { n: number }).n,

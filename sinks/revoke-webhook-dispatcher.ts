@@ -34,7 +34,13 @@ import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
 /** Consecutive failed attempts after which a target counts as unhealthy in /readyz and /metrics. */
 export const unhealthyAfterFailures = 3
 
-export type RevokeDispatcherConfig = { data_dir: string; revoke: Config['revoke']; agents: Config['agents'] }
+export type RevokeDispatcherConfig = {
+  data_dir: string
+  revoke: Config['revoke']
+  agents: Config['agents']
+  /** How long the bus may deliver a correlation again (bus.retention): the outbox's duplicate check lasts as long. */
+  redelivery?: Config['bus']['retention']
+}
 
 export type RevokeDispatcherDeps = {
   bus: Bus
@@ -95,6 +101,14 @@ export function createRevokeDispatcher(
   const healthy = deps.metrics.gauge('nerve_revoke_target_healthy', '1 when a webhook target delivers.', [
     'target',
   ])
+  const forgotten = deps.metrics.counter(
+    'nerve_revoke_outbox_retention_deleted_rows_total',
+    'Suppressed decisions and their outcome records the revoke outbox deleted past its horizon.',
+    ['table'],
+  )
+  // A suppression is read by nothing but a redelivery's duplicate check (revoke-outbox.ts forgetSuppressed).
+  const { per_agent, global } = config.revoke.rate_limit
+  const suppressionHorizon = Math.max(per_agent.per, global.per, config.redelivery ?? 0)
   const pendingGauge = deps.metrics.gauge(
     'nerve_revoke_outbox_pending_deliveries',
     'Webhook deliveries waiting in the outbox.',
@@ -267,7 +281,7 @@ export function createRevokeDispatcher(
   // forgotten wholesale past 10,000 incidents; after a restart one more line and row, no harm).
   const seenSuppressions = new Set<string>()
   const firstSuppression = (entry: DecisionEntry, added: string[]) => {
-    const key = `${entry.decision_id}:${entry.reason}`
+    const key = `${entry.incident_id}:${entry.reason}`
     if (seenSuppressions.has(key)) return false
     if (seenSuppressions.size >= 10_000) seenSuppressions.clear()
     seenSuppressions.add(key)
@@ -291,6 +305,18 @@ export function createRevokeDispatcher(
   // Only a correlation that may revoke (its rule revokes, its score reaches min_score) can have a decision
   // in the outbox: the others are not looked up, and a batch of them writes and syncs nothing.
   const mayRevoke = (c: Correlation) => c.rule.revoke && c.score >= config.revoke.min_score
+
+  // Suppressions accrue only where a batch records them: forgetting twice as many keeps the table at about
+  // one horizon's worth, in bounded transactions. A failure here holds no decision up.
+  const forgetSuppressed = (recorded: number) => {
+    try {
+      const deleted = outbox.forgetSuppressed(now() - suppressionHorizon, 2 * recorded)
+      for (const [table, n] of Object.entries(deleted)) if (n > 0) forgotten.inc({ table }, n)
+    } catch (err) {
+      telemetry.error(errorCodeOf(err), 'retention')
+      log.warn({ error_code: errorCodeOf(err) }, 'Could not forget old revoke suppressions; will retry.')
+    }
+  }
 
   const handle = async (correlations: readonly Correlation[]) => {
     telemetry.received(correlations.length)
@@ -319,12 +345,14 @@ export function createRevokeDispatcher(
         if (count) count.n++
         else counted.set(key, { status: decision.status, reason: decision.reason, n: 1 })
         // A later round of an incident (kept alive past the per-agent period) is a revoke of its own, keyed
-        // by this correlation, and so is a rate limit holding one back; a suppression of a revoked
-        // incident is logged under its first key.
-        const laterRound = decision.revoke
+        // by this correlation. So is every suppression the outbox records: it forgets them past a horizon,
+        // and the incident's key would then number a later outcome like one the store still holds. A
+        // suppression of a revoked incident is logged under its first key.
+        const recorded = rateLimited.has(decision.reason) || explainedOnce.has(decision.reason)
+        const ownKey = decision.revoke
           ? decision.round > 0
-          : decision.reason !== 'incident_already_revoked' && policy.rounds(c.incident.id) > 0
-        const decisionId = laterRound ? revokeDecisionId(c.incident.id, c.id) : decisionIdOf(c.incident.id)
+          : recorded || (decision.reason !== 'incident_already_revoked' && policy.rounds(c.incident.id) > 0)
+        const decisionId = ownKey ? revokeDecisionId(c.incident.id, c.id) : decisionIdOf(c.incident.id)
         const sends = decision.status === 'pending'
         const entry: DecisionEntry = {
           correlation_id: c.id,
@@ -374,6 +402,7 @@ export function createRevokeDispatcher(
       telemetry.error(errorCodeOf(err), 'record_decision')
       throw err
     }
+    if (entries.some((e) => e.status === 'suppressed')) forgetSuppressed(entries.length)
     updateGauges()
     // Committed is enough to send (a crashed process still finds the decision); the bus commits the batch
     // only once the decisions are on disk.

@@ -63,7 +63,12 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   const reader = await startStoreReaderThread({ data_dir: config.data_dir })
   const rejected = createRejectedStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
   const dispatcher = createRevokeDispatcher(
-    { data_dir: config.data_dir, revoke: config.revoke, agents: config.agents },
+    {
+      data_dir: config.data_dir,
+      revoke: config.revoke,
+      agents: config.agents,
+      redelivery: config.bus.retention,
+    },
     deps,
   )
   // The revoke dispatcher subscribes first: a bus that wakes its consumers in order (the embedded one) then

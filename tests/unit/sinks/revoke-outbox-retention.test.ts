@@ -1,0 +1,171 @@
+// The revoke outbox keeps a row for every correlation a rate limit holds back, and the watched agent can
+// make such correlations without end (under new identities too). Nothing but a redelivery's duplicate check
+// reads them once their outcome is on the bus, so they go past a horizon: the rate-limit periods and the
+// bus's retention. Revokes stay: the limits, the incident's rounds and the duplicate check read them.
+
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import { revokeOutcomesTopic } from '../../../bus/topics.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import type { Correlation } from '../../../schemas/types.ts'
+import { type DecisionEntry, openRevokeOutbox } from '../../../sinks/revoke-outbox.ts'
+import { revokeDecisionId } from '../../../sinks/revoke-policy.ts'
+import { createRevokeDispatcher } from '../../../sinks/revoke-webhook-dispatcher.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { makeCorrelation } from './correlation-fixture.ts'
+import { createMemoryBus } from './memory-bus.ts'
+
+const hour = 3_600_000
+const t0 = Date.UTC(2026, 10, 25, 16, 5)
+const defaults = loadConfig()
+
+const open: { close(): Promise<void> }[] = []
+afterEach(async () => {
+  for (const x of open.splice(0).reverse()) await x.close()
+})
+
+/** A dry-run dispatcher (1 revoke per agent per hour, a bus keeping 2 hours) whose wall clock the test sets. */
+function dispatcher(dataDir: string, at: number) {
+  const clock = { t: at }
+  const rt = createTestRuntime({ now: () => clock.t })
+  const bus = createMemoryBus()
+  const d = createRevokeDispatcher(
+    {
+      data_dir: dataDir,
+      agents: [],
+      revoke: {
+        ...defaults.revoke,
+        dry_run: true,
+        rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 20, per: hour } },
+      },
+      redelivery: 2 * hour,
+    },
+    { bus, log: rt.log, metrics: rt.metrics, now: () => clock.t },
+  )
+  open.push(d)
+  d.startDelivering()
+  const count = (status: string, reason: string) =>
+    rt.metricValue('nerve_revoke_outcomes_total', { status, reason })
+  const published = () => bus.published(revokeOutcomesTopic).length
+  return { d, clock, count, rt, published, bus }
+}
+
+/** Hour `h`: the agent's first correlation is revoked, the ten after it (new incidents each) are held back. */
+const hourOfTheAgent = (h: number): Correlation[] =>
+  Array.from({ length: 11 }, (_, i) => makeCorrelation(100 * h + i, { incident: { id: `inc-${h}-${i}` } }))
+
+const bus = (x: ReturnType<typeof dispatcher>) => x.bus.published(revokeOutcomesTopic)
+
+/** The outbox's rows, read beside the dispatcher. */
+function rows(dataDir: string) {
+  const db = new Database(join(dataDir, 'revoke-outbox.sqlite'), { readonly: true })
+  try {
+    const decisions = db.prepare('SELECT status, time FROM decisions').all() as {
+      status: string
+      time: number
+    }[]
+    const outcomes = (db.prepare('SELECT COUNT(*) AS n FROM outcomes').get() as { n: number }).n
+    return { decisions, outcomes }
+  } finally {
+    db.close()
+  }
+}
+
+/** Thirty hours of the agent, each hour's outcomes on the bus before the next. */
+async function thirtyHours(x: ReturnType<typeof dispatcher>) {
+  for (let h = 0; h < 30; h++) {
+    x.clock.t = t0 + h * hour
+    await x.d.handle(hourOfTheAgent(h))
+    await waitFor(() => x.published() === 11 * (h + 1))
+  }
+}
+
+describe('revoke outbox retention', () => {
+  it('forgets the held-back decisions past the horizon and keeps every revoke', async () => {
+    const dataDir = tempDir('nerve-revoke-retention')
+    const x = dispatcher(dataDir, t0)
+    await thirtyHours(x)
+    expect(await x.count('dry_run', 'dry_run')).toBe(30)
+    expect(await x.count('suppressed', 'rate_limited_agent')).toBe(300)
+    const { decisions, outcomes } = rows(dataDir)
+    // Every revoke; of the 300 held back, those of the last two hours (the bus's retention) only.
+    expect(decisions.filter((r) => r.status === 'dry_run')).toHaveLength(30)
+    const held = decisions.filter((r) => r.status === 'suppressed')
+    expect(held).toHaveLength(20)
+    expect(Math.min(...held.map((r) => r.time))).toBe(t0 + 28 * hour)
+    expect(outcomes).toBe(50)
+    const deleted = (table: string) =>
+      x.rt.metricValue('nerve_revoke_outbox_retention_deleted_rows_total', { table })
+    expect([await deleted('decisions'), await deleted('outcomes')]).toEqual([280, 280])
+  })
+
+  it('still finds what a redelivery can meet, and after a restart decides no revoke twice', async () => {
+    const dataDir = tempDir('nerve-revoke-retention')
+    const first = dispatcher(dataDir, t0)
+    await thirtyHours(first)
+    await first.d.close()
+
+    const again = dispatcher(dataDir, t0 + 29 * hour + 1)
+    // The bus delivers again the last hour's batch (within its retention) and the first hour's revoke.
+    await again.d.handle([...hourOfTheAgent(29), hourOfTheAgent(0)[0] as Correlation])
+    expect(await again.count('dry_run', 'dry_run')).toBe(0)
+    expect(await again.count('suppressed', 'rate_limited_agent')).toBe(0)
+    expect(rows(dataDir).decisions).toHaveLength(50)
+  })
+
+  it('never gives a later outcome of an incident the id of a forgotten one', async () => {
+    const x = dispatcher(tempDir('nerve-revoke-retention'), t0)
+    // inc-b is held back at first, forgotten four hours on, then revoked (the agent kept it alive).
+    await x.d.handle([
+      makeCorrelation(1, { incident: { id: 'inc-a' } }),
+      makeCorrelation(2, { incident: { id: 'inc-b' } }),
+    ])
+    await waitFor(() => x.published() === 2)
+    x.clock.t = t0 + 4 * hour
+    await x.d.handle([
+      makeCorrelation(3, { incident: { id: 'inc-b' } }),
+      makeCorrelation(4, { incident: { id: 'inc-c' } }),
+    ])
+    await waitFor(() => x.published() === 4)
+    expect(
+      await x.rt.metricValue('nerve_revoke_outbox_retention_deleted_rows_total', { table: 'decisions' }),
+    ).toBe(1)
+    const outcomes = bus(x).map((o) => `${o.status}:${o.incident_id}:${o.id}`)
+    expect(new Set(outcomes.map((o) => o.split(':').slice(2).join(':'))).size).toBe(4)
+    expect(outcomes.filter((o) => o.includes(`inc-b:${revokeDecisionId('inc-b')}`))).toEqual([
+      `dry_run:inc-b:${revokeDecisionId('inc-b')}:1`,
+    ])
+  })
+
+  it('keeps an outcome not on the bus yet, a revoke, and a suppression under its incident key', () => {
+    const outbox = openRevokeOutbox(tempDir('nerve-revoke-retention'))
+    open.push(outbox)
+    const held = (n: number, decision_id = revokeDecisionId(`inc-${n}`, `c${n}`)): DecisionEntry => ({
+      correlation_id: `c${n}`,
+      decision_id,
+      incident_id: `inc-${n}`,
+      agent_id: 'data-cleaner',
+      status: 'suppressed',
+      reason: 'rate_limited_agent',
+      time: t0 + n,
+      targets: [],
+    })
+    const revoke: DecisionEntry = {
+      ...held(3, revokeDecisionId('inc-3')),
+      status: 'pending',
+      reason: 'policy_allowed',
+      body: '{}',
+      targets: ['https://a.example/revoke'],
+    }
+    // c2: written before retention, under its incident's key (a later outcome of inc-2 would number after it).
+    outbox.recordDecisions([held(1), held(2, revokeDecisionId('inc-2')), revoke])
+    expect(outbox.forgetSuppressed(t0 + 10 * hour, 100)).toEqual({ decisions: 0, outcomes: 0 })
+    outbox.markPublished(outbox.unpublishedOutcomes(10).through)
+    expect(outbox.forgetSuppressed(t0 + 10 * hour, 100)).toEqual({ decisions: 1, outcomes: 1 })
+    expect(outbox.decided(['c1', 'c2', 'c3'])).toEqual(new Set(['c2', 'c3']))
+    expect(outbox.pendingCount()).toBe(1)
+  })
+})
