@@ -49,7 +49,7 @@ const reads: [label: string, url: StoreReadUrl, query: Record<string, string>][]
 ]
 
 /** ns the calling thread spent on a CPU and waiting for one (Linux: /proc/thread-self/schedstat). */
-function schedstat(): { onCpu: number; waited: number } | undefined {
+export function schedstat(): { onCpu: number; waited: number } | undefined {
   try {
     const [onCpu, waited] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number)
     return { onCpu: onCpu ?? 0, waited: waited ?? 0 }

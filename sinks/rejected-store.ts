@@ -20,8 +20,14 @@ import type { Route } from '../runtime/http-server.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'
-import { iso, type Page, pageOf, readRoute } from './store-api.ts'
-import { type ListQuery, parseListQuery } from './store-query.ts'
+import {
+  answerRejectedRead,
+  createRejectedReads,
+  type RejectedTable,
+  rejectedReadUrls,
+} from './rejected-reads.ts'
+import { type Page, readRoute } from './store-api.ts'
+import type { ListQuery } from './store-query.ts'
 
 export const maxOriginalChars = 16 * 1024
 export const maxRowsPerTable = 100_000
@@ -60,12 +66,7 @@ CREATE TABLE IF NOT EXISTS late_events (id TEXT PRIMARY KEY, time INTEGER NOT NU
 CREATE INDEX IF NOT EXISTS late_events_time ON late_events (time DESC, id DESC);
 `
 
-type Table = 'dead_letters' | 'late_events'
-/** Text filters per table: API parameter → column. */
-const textColumns: Record<Table, Record<string, string>> = {
-  dead_letters: { component: 'component', error_code: 'error_code' },
-  late_events: { agent: 'agent_id' },
-}
+type Table = RejectedTable
 
 /** In a late event over maxOriginalChars: the longest string kept, and the most items of an array. */
 const maxCutChars = 512
@@ -193,78 +194,17 @@ export function createRejectedStore(
     await sqlite.sync()
     return stored
   }
-  const list = <T>(table: Table, q: ListQuery): Page<T> => {
-    const where: string[] = []
-    const params: (string | number)[] = []
-    for (const [param, column] of Object.entries(textColumns[table])) {
-      const value = q.text[param]
-      if (value === undefined) continue
-      where.push(`${column} = ?`)
-      params.push(value)
-    }
-    if (q.since !== undefined) {
-      where.push('time >= ?')
-      params.push(q.since)
-    }
-    if (q.until !== undefined) {
-      where.push('time <= ?')
-      params.push(q.until)
-    }
-    const clause = (cursor: boolean) => {
-      const all = [...where]
-      const values = [...params]
-      if (cursor && q.cursor) {
-        all.push('(time < ? OR (time = ? AND id < ?))')
-        values.push(q.cursor.time, q.cursor.time, q.cursor.id)
-      }
-      return { sql: all.length > 0 ? ` WHERE ${all.join(' AND ')}` : '', values }
-    }
-    return pageOf(
-      q,
-      (page) => {
-        const { sql, values } = clause(true)
-        return db
-          .prepare<unknown[], { time: number; record: string }>(
-            `SELECT time, record FROM ${table}${sql} ORDER BY time DESC, id DESC LIMIT ?`,
-          )
-          .all(...values, page.limit)
-          .map((r) => JSON.parse(r.record) as T)
-      },
-      () => {
-        const { sql, values } = clause(false)
-        return (db.prepare(`SELECT count(*) AS n FROM ${table}${sql}`).get(...values) as { n: number }).n
-      },
-      (item) => {
-        const row = item as { id: string; received_at?: number; event?: { time: number } }
-        return { time: row.event ? row.event.time : (row.received_at as number), id: row.id }
-      },
-    )
-  }
+  const reads = createRejectedReads(db)
   const store: Omit<RejectedStore, 'routes'> = {
     writeDeadLetters: (batch) => written(batch, () => writeDeadLetters(batch)),
     writeLateEvents: (batch) => written(batch, () => writeLateEvents(batch)),
     keepDeadLetters: (batch) => keepInParts(batch, store.writeDeadLetters),
     keepLateEvents: (batch) => keepInParts(batch, store.writeLateEvents),
-    deadLetters: (q) => list<StoredDeadLetter>('dead_letters', q),
-    lateEvents: (q) => list<StoredLateEvent>('late_events', q),
+    deadLetters: reads.deadLetters,
+    lateEvents: reads.lateEvents,
     sync: sqlite.sync,
     close: sqlite.close,
   }
-  const routes: Route[] = [
-    readRoute('/v1/dead-letters', (req) => {
-      const page = store.deadLetters(parseListQuery(req.query, Object.keys(textColumns.dead_letters)))
-      const items = page.items.map((d) => ({ ...d, received_at_iso: iso(d.received_at) }))
-      return { status: 200, body: { ...page, items } }
-    }),
-    readRoute('/v1/late-events', (req) => {
-      const page = store.lateEvents(parseListQuery(req.query, Object.keys(textColumns.late_events)))
-      const items = page.items.map((l) => ({
-        ...l,
-        stream_time_iso: iso(l.stream_time),
-        event: { ...l.event, time_iso: iso(l.event.time) },
-      }))
-      return { status: 200, body: { ...page, items } }
-    }),
-  ]
+  const routes = rejectedReadUrls.map((url) => readRoute(url, (req) => answerRejectedRead(reads, url, req)))
   return { ...store, routes }
 }

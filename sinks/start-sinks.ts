@@ -60,8 +60,9 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
     { metrics: deps.metrics, busFile: deps.busFile, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
   )
   // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
-  const reader = await startStoreReaderThread({ data_dir: config.data_dir })
+  // Dead letters and late events too: the rejected store makes its file, the reader thread reads it.
   const rejected = createRejectedStore({ data_dir: config.data_dir }, { metrics: deps.metrics })
+  const reader = await startStoreReaderThread({ data_dir: config.data_dir })
   const dispatcher = createRevokeDispatcher(
     {
       data_dir: config.data_dir,
@@ -118,7 +119,7 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   )
 
   return {
-    routes: [...reader.routes, ...rejected.routes, ...consoleRoutes()],
+    routes: [...reader.routes, ...consoleRoutes()],
     readiness,
     async close() {
       if (sweep) clearInterval(sweep)

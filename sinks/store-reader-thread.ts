@@ -1,21 +1,27 @@
 // The embedded store's read API served from a worker thread (store-reader.worker.mjs). The main thread
 // accepts ingest: a read it ran itself held it for as long as SQLite took, and a filter no index serves
 // (`rule`, `min_score`, `status`) reads every correlation, whose number the watched agent decides (1,000,000:
-// 5–12 s per page, and the unfiltered `total` alone 150 ms). Here the main thread only hands the query over
-// and sends the JSON text it gets back: its share of a read no longer grows with the store.
+// 5–12 s per page, and the unfiltered `total` alone 150 ms); so do dead letters and late events (100,000
+// rows each, an original up to 16 KiB: a page of 1,000 is 16 MB of its text to parse and serialize). Here
+// the main thread only hands the query over and sends the JSON bytes it gets back: its share of a read no
+// longer grows with the store.
 // Reads wait their turn in the worker, at most maxWaitingReads of them; past that a read is answered 429
 // (SATURATED, Retry-After) at once. A reader thread that died fails the reads it held (500); the next read
 // starts another.
 import { Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodes, NerveError } from '../runtime/errors.ts'
 import type { Route, RouteResponse } from '../runtime/http-server.ts'
+import { type RejectedReadUrl, rejectedReadUrls } from './rejected-reads.ts'
 import { readRoute, type StoreRead, type StoreReadUrl, storeReadUrls } from './store-api.ts'
 
 /** Reads queued in the reader thread: the console asks one at a time, a client in a loop a few. */
 export const maxWaitingReads = 32
 
 export type StoreReaderThread = {
-  /** GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes, answered by the thread. */
+  /**
+   * GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes, and once the rejected store exists
+   * GET /v1/dead-letters, /v1/late-events, answered by the thread.
+   */
   routes: Route[]
   close(): Promise<void>
 }
@@ -24,7 +30,8 @@ type Reply = {
   id: number
   ok: boolean
   status?: number
-  text?: string
+  /** The answer's JSON, UTF-8: its memory was transferred from the thread. */
+  bytes?: Uint8Array
   code?: string
   message?: string
   details?: unknown
@@ -76,7 +83,7 @@ export async function startStoreReaderThread(config: { data_dir: string }): Prom
     })
   }
 
-  const read = async (url: StoreReadUrl, req: StoreRead): Promise<RouteResponse> => {
+  const read = async (url: StoreReadUrl | RejectedReadUrl, req: StoreRead): Promise<RouteResponse> => {
     if (waiting.size >= maxWaitingReads) {
       throw new NerveError('SATURATED', `The store has ${maxWaitingReads} reads waiting; retry shortly.`, {
         retriable: true,
@@ -86,14 +93,16 @@ export async function startStoreReaderThread(config: { data_dir: string }): Prom
     if (!reply.ok) throw failure(reply)
     return {
       status: reply.status ?? 200,
-      body: reply.text,
+      body: reply.bytes
+        ? Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength)
+        : '',
       headers: { 'content-type': 'application/json; charset=utf-8' },
     }
   }
 
   await start()
   return {
-    routes: storeReadUrls.map((url) => readRoute(url, (req) => read(url, req))),
+    routes: [...storeReadUrls, ...rejectedReadUrls].map((url) => readRoute(url, (req) => read(url, req))),
     async close() {
       const w = worker
       if (!w) return

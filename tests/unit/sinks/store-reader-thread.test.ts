@@ -2,23 +2,29 @@
 // a read's SQLite work, which grows with the store, never holds the main thread that accepts ingest. Its
 // answers are those of the store read in place: the same pages, totals and cursors, the same 400 naming
 // each bad parameter, the same 404, the same headers; and a read sees each write as soon as it is committed.
+import { readFileSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { DeadLetter } from '../../../bus/topics.ts'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { RevokeOutcome } from '../../../schemas/types.ts'
+import { createRejectedStore, type RejectedStore } from '../../../sinks/rejected-store.ts'
 import {
   maxWaitingReads,
   type StoreReaderThread,
   startStoreReaderThread,
 } from '../../../sinks/store-reader-thread.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { edgeEvent } from '../correlate/sample-events.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 import { closeStores, openStore } from './store-harness.ts'
 
 const readers: StoreReaderThread[] = []
 const routesOf = new Map<string, StoreReaderThread['routes']>()
+const rejectedStores: RejectedStore[] = []
 afterEach(async () => {
   for (const r of readers.splice(0)) await r.close()
+  for (const r of rejectedStores.splice(0)) await r.close()
   await closeStores()
 })
 
@@ -116,5 +122,72 @@ describe('the store reader thread', () => {
     expect(answers.slice(0, maxWaitingReads).every((a) => a.status === 'fulfilled')).toBe(true)
     // Once they are answered, reads are taken again.
     expect(await route?.handle(request)).toMatchObject({ status: 200 })
+  })
+
+  it('answers dead letters and late events as the rejected store does in place', async () => {
+    const { dataDir } = openStore()
+    const rt = createTestRuntime()
+    const rejected = createRejectedStore({ data_dir: dataDir }, rt)
+    rejectedStores.push(rejected)
+    // Real Falco alerts the receiver refused (as a malformed item is kept: its original text), and late events.
+    const alerts = readFileSync('tests/fixtures/falco/falco.ndjson', 'utf8').split('\n').filter(Boolean)
+    const t0 = Date.UTC(2026, 10, 25, 16, 0, 0)
+    const letters: DeadLetter[] = Array.from({ length: 12 }, (_, n) => ({
+      component: n % 3 === 0 ? 'cloudtrail_receiver' : 'falco_receiver',
+      error_code: 'INPUT_INVALID',
+      reason: `Item ${n} is not a Falco alert.`,
+      problems: [{ path: '/priority', message: 'must be equal to one of the allowed values' }],
+      index: n,
+      received_at: t0 + n * 1000,
+      original: alerts[n % alerts.length] ?? '',
+      original_encoding: 'utf8',
+    }))
+    await rejected.keepDeadLetters(letters)
+    await rejected.keepLateEvents(
+      Array.from({ length: 5 }, (_, n) => ({
+        event: edgeEvent({ id: `late-${n}`, time: t0 + n * 1000, agent: n % 2 ? 'default/alpine' : 'etl' }),
+        stream_time: t0 + 3_600_000,
+        lag_ms: 1000,
+        reason: 'edge event older than the stream time minus after and grace',
+      })),
+    )
+    const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
+    server.addRoutes(rejected.routes)
+    const read = await openReader(dataDir)
+
+    const urls = [
+      '/v1/dead-letters',
+      '/v1/dead-letters?component=falco_receiver&limit=3',
+      '/v1/dead-letters?error_code=INPUT_INVALID&since=2026-11-25T16:00:04Z&until=1795622410000',
+      '/v1/dead-letters?component=nope',
+      '/v1/dead-letters?limit=0&agent=x',
+      '/v1/late-events?agent=etl',
+      '/v1/late-events?limit=2',
+      '/v1/late-events?cursor=abc',
+    ]
+    for (const url of urls) {
+      const inPlace = await server.inject({ method: 'GET', url })
+      const res = await read(url)
+      expect(res.statusCode, url).toBe(inPlace.statusCode)
+      expect(res.json(), url).toEqual(inPlace.json())
+      if (res.statusCode === 200) expect(res.headers['cache-control']).toBe('no-store')
+    }
+    // Its cursor leads on through every falco_receiver dead letter, with the in-place store's pages.
+    const indexes: number[] = []
+    let url = '/v1/dead-letters?component=falco_receiver&limit=3'
+    for (;;) {
+      const page = (await read(url)).json()
+      expect(page).toEqual((await server.inject({ method: 'GET', url })).json())
+      indexes.push(...page.items.map((d: DeadLetter) => d.index))
+      if (!page.next) break
+      url = `/v1/dead-letters?component=falco_receiver&limit=3&cursor=${page.next}`
+    }
+    expect(indexes).toEqual([11, 10, 8, 7, 5, 4, 2, 1])
+    // It sees each new dead letter as soon as it is stored.
+    await rejected.keepDeadLetters([{ ...(letters[0] as DeadLetter), index: 99, received_at: t0 + 99_000 }])
+    expect((await read('/v1/dead-letters?limit=1')).json()).toMatchObject({
+      total: 13,
+      items: [{ index: 99 }],
+    })
   })
 })
