@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { NerveError } from '../runtime/errors.ts'
 import { type JsonItem, splitJsonItems } from './split-json-items.ts'
-import { largeLineChars, splitLargeLogFile } from './split-large-log-file.ts'
+import { largeLineChars, splitLargeArray, splitLargeLogFile } from './split-large-log-file.ts'
 
 /** Items of one file, numbered from the file's first item; a file may come in several parts. */
 export type ReplayPart = { file: string; items: JsonItem[] }
@@ -111,6 +111,24 @@ async function* fileParts(
           mode !== 'document' && line.length >= largeLineChars
             ? splitLargeLogFile(line, maxDepth, partItems)
             : undefined
+        const array =
+          !large && mode !== 'document' && line.length >= largeLineChars
+            ? splitLargeArray(line, maxDepth, partItems)
+            : undefined
+        if (array) {
+          // A large array: its elements are items, parsed a part at a time.
+          mode = 'lines'
+          yield* partsOf(part, partItems)
+          part = []
+          for (const items of array) {
+            for (const item of items) {
+              Object.assign(item, { index: count++, file })
+              onItem(count)
+            }
+            yield items
+          }
+          continue
+        }
         if (large) {
           // A large log file: its records are parsed a part at a time, never held together.
           mode = 'lines'

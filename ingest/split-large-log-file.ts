@@ -4,7 +4,7 @@
 // live heap parsed at once. The line is read twice: first to check that it is exactly such a file (each
 // record parsed and dropped), so that a broken or too-deep file is left whole to splitJsonItems and
 // rejected as before; then to give its records. Anything else (another member, a broken bracket) is
-// left to splitJsonItems too.
+// left to splitJsonItems too. A large line of one JSON array is read the same way, element by element.
 import { closingQuote, depthOf, firstNonSpace, isSpace, lastNonSpace, parseJson } from './json-text.ts'
 import type { JsonItem } from './split-json-items.ts'
 
@@ -31,6 +31,49 @@ export function splitLargeLogFile(
     if (record === failed || 2 + depthOf(record, maxDepth) > maxDepth) return undefined
   }
   return recordParts(line, open, partItems)
+}
+
+/**
+ * The elements of a line that is one JSON array, as splitJsonItems gives them (an element nested deeper
+ * than `maxDepth` an error item), `partItems` at a time and numbered from 0; undefined when the line is not
+ * one well-formed array.
+ */
+export function splitLargeArray(
+  line: string,
+  maxDepth: number,
+  partItems: number,
+): Generator<JsonItem[]> | undefined {
+  const open = firstNonSpace(line)
+  if (open === -1 || line.charCodeAt(open) !== 91) return undefined
+  for (const span of recordSpans(line, open, false)) {
+    if (span === undefined || tryParse(line, span) === failed) return undefined
+  }
+  return elementParts(line, open, maxDepth, partItems)
+}
+
+function* elementParts(
+  line: string,
+  open: number,
+  maxDepth: number,
+  partItems: number,
+): Generator<JsonItem[]> {
+  let part: JsonItem[] = []
+  let index = 0
+  for (const span of recordSpans(line, open, false)) {
+    const [from, to] = span as Span
+    const value = parseJson(line.slice(from, to))
+    const original = () => line.slice(from, to)
+    part.push(
+      depthOf(value, maxDepth) > maxDepth
+        ? { index: index++, error: `nested deeper than ${maxDepth} levels`, original }
+        : { index: index++, value, original },
+    )
+    if (part.length === partItems) {
+      yield part
+      part = []
+    }
+  }
+  if (part.length > 0) yield part
 }
 
 function* recordParts(line: string, open: number, partItems: number): Generator<JsonItem[]> {
@@ -63,10 +106,10 @@ function recordsOpen(line: string): number {
 
 /**
  * The spans of the elements of the array opened at `open`, one at a time, then undefined when the array is
- * not followed by `}` and the end of the line, or its commas or brackets do not balance. Brackets are
+ * not followed by the end of the line (by `}` then the end, `inObject`), or its commas or brackets do not balance. Brackets are
  * counted, not matched: each span is parsed, which checks it.
  */
-function* recordSpans(line: string, open: number): Generator<Span | undefined> {
+function* recordSpans(line: string, open: number, inObject = true): Generator<Span | undefined> {
   let depth = 0
   let start = -1
   for (let i = open + 1; i < line.length; i++) {
@@ -83,7 +126,9 @@ function* recordSpans(line: string, open: number): Generator<Span | undefined> {
       if (start !== -1) yield [start, lastNonSpace(line, i) + 1]
       else if (i !== firstNonSpace(line, open + 1)) break
       const brace = firstNonSpace(line, i + 1)
-      if (brace !== -1 && line.charCodeAt(brace) === 125 && firstNonSpace(line, brace + 1) === -1) return
+      if (!inObject && brace === -1) return
+      if (inObject && brace !== -1 && line.charCodeAt(brace) === 125 && firstNonSpace(line, brace + 1) === -1)
+        return
       break
     } else if (c === 125) break
     else if (c === 44 && depth === 0) {

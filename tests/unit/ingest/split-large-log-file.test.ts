@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
-import { splitLargeLogFile } from '../../../ingest/split-large-log-file.ts'
+import { splitLargeArray, splitLargeLogFile } from '../../../ingest/split-large-log-file.ts'
 import { fixtures } from './ingest-harness.ts'
 
 const records = readFileSync(join(fixtures, 'cloudtrail/aws-samples-eks-pod-identity.ndjson'), 'utf8')
@@ -44,5 +44,19 @@ describe('splitLargeLogFile', () => {
     ]) {
       expect(splitLargeLogFile(line, 64, 2), line.slice(-20)).toBeUndefined()
     }
+  })
+
+  it('gives the items of an array line as splitJsonItems does, deep elements as errors, a part at a time', () => {
+    const deep = `${'['.repeat(65)}${']'.repeat(65)}`
+    const line = ` [ ${records[0]}, {} ,${deep},"x" , ${records[1]}]`
+    const parts = [...(splitLargeArray(line, 64, 2) ?? [])]
+    const whole = splitJsonItems(line, { maxItems: 10, maxDepth: 64 })
+    expect(parts.map((p) => p.length)).toEqual([2, 2, 1])
+    const items = parts.flat()
+    expect(items.map((i) => [i.index, i.value, i.error, i.original()])).toEqual(
+      whole.map((i) => [i.index, i.value, i.error, i.original()]),
+    )
+    for (const broken of ['[{},]', '[{}', '[{}] x', '[{"a":]'])
+      expect(splitLargeArray(broken, 64, 2)).toBeUndefined()
   })
 })
