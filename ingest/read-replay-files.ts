@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { NerveError } from '../runtime/errors.ts'
 import { type JsonItem, splitJsonItems } from './split-json-items.ts'
+import { largeLineChars, splitLargeArray, splitLargeLogFile } from './split-large-log-file.ts'
 
 /** Items of one file, numbered from the file's first item; a file may come in several parts. */
 export type ReplayPart = { file: string; items: JsonItem[] }
@@ -106,9 +107,44 @@ async function* fileParts(
       }
       if (next.done) break
       for (const line of next.value) {
+        const large =
+          mode !== 'document' && line.length >= largeLineChars
+            ? splitLargeLogFile(line, maxDepth, partItems)
+            : undefined
+        const array =
+          !large && mode !== 'document' && line.length >= largeLineChars
+            ? splitLargeArray(line, maxDepth, partItems)
+            : undefined
+        if (array) {
+          // A large array: its elements are items, parsed a part at a time.
+          mode = 'lines'
+          yield* partsOf(part, partItems)
+          part = []
+          for (const items of array) {
+            for (const item of items) {
+              Object.assign(item, { index: count++, file })
+              onItem(count)
+            }
+            yield items
+          }
+          continue
+        }
+        if (large) {
+          // A large log file: its records are parsed a part at a time, never held together.
+          mode = 'lines'
+          yield* partsOf(part, partItems)
+          part = []
+          const index = count++
+          onItem(count)
+          for (const items of large) {
+            for (const item of items) Object.assign(item, { index, file })
+            yield items
+          }
+          continue
+        }
         addLine(line)
-        if (part.length >= partItems) {
-          yield part
+        if (part.length >= partItems || holdsLargeLogFile(part, partItems)) {
+          yield* partsOf(part, partItems)
           part = []
         }
       }
@@ -119,7 +155,49 @@ async function* fileParts(
     await chunks.return(undefined)
   }
   if (mode === 'document') for (const item of splitJsonItems(pending.join('\n'), limits)) add(item)
+  yield* partsOf(part, partItems)
+}
+
+/**
+ * The items in parts of at most `partItems` items, a log file of more than `partItems` records cut into
+ * items of at most `partItems` records each (its later ones numbered from where they stood in the file):
+ * decoding normalizes a part at once, and one line of `{"Records":[{},{},…]}` (2,000,000 empty records
+ * gzip to 5.9 KB) took 2.4 GB when its records were normalized together (docs/threat-model.md).
+ */
+export function* partsOf(items: readonly JsonItem[], partItems: number): Generator<JsonItem[]> {
+  let part: JsonItem[] = []
+  for (const item of items) {
+    const records = largeLogFileRecords(item, partItems)
+    if (records === undefined || item.error !== undefined) part.push(item)
+    else {
+      if (part.length > 0) yield part
+      part = []
+      for (let from = 0; from < records.length; from += partItems) {
+        const value = { ...(item.value as object), Records: records.slice(from, from + partItems) }
+        // Its text is the whole file's: no part was parsed alone from it.
+        yield [{ ...item, value, text: undefined, recordsFrom: from }]
+      }
+    }
+    if (part.length >= partItems) {
+      yield part
+      part = []
+    }
+  }
   if (part.length > 0) yield part
+}
+
+const holdsLargeLogFile = (items: readonly JsonItem[], partItems: number) =>
+  items.some((item) => largeLogFileRecords(item, partItems) !== undefined)
+
+/**
+ * The records of a log file of more than `partItems` of them. Not those of a file naming an S3 object
+ * among its records: such a file is skipped whole as a notification, which cutting it would change.
+ */
+function largeLogFileRecords(item: JsonItem, partItems: number): unknown[] | undefined {
+  const records = (item.value as { Records?: unknown } | null | undefined)?.Records
+  if (!Array.isArray(records) || records.length <= partItems || Array.isArray(item.value)) return undefined
+  const s3 = records.some((r) => (r as { eventSource?: unknown } | null)?.eventSource === 'aws:s3')
+  return s3 ? undefined : records
 }
 
 /**

@@ -21,7 +21,16 @@ export { parseJson } from './json-text.ts'
  * alone from it (an NDJSON line, a single document; not an element of an array parsed whole).
  */
 export type JsonItem =
-  | { index: number; value: unknown; error?: undefined; original(): string; file?: string; text?: string }
+  | {
+      index: number
+      value: unknown
+      error?: undefined
+      original(): string
+      file?: string
+      text?: string
+      /** Set by replay on part of a log file: the file position of its first record (0 when absent). */
+      recordsFrom?: number
+    }
   | { index: number; value?: undefined; error: string; original(): string; file?: string; text?: undefined }
 
 /** `texts`: give each item parsed alone its JsonItem.text (ingest's CloudTrail routes; the bus writes it). */

@@ -32,7 +32,7 @@ export type Unwrapped = {
   invalid: { index: number; path: string; problems: ValidationProblem[]; original(): string }[]
 }
 
-type Item = { index: number; value: unknown; original(): string; text?: string }
+type Item = { index: number; value: unknown; original(): string; text?: string; recordsFrom?: number }
 
 /** `maxDepth`: the deepest a record parsed from a CloudWatch Logs message may nest (unlimited when absent). */
 export function unwrapCloudTrailItem(
@@ -49,11 +49,13 @@ export function unwrapCloudTrailItem(
   if (Array.isArray(value.Records)) {
     if (value.Records.some((r) => isObject(r) && r.eventSource === 'aws:s3'))
       out.skipped.push('file_notification')
-    else
+    else {
+      const from = item.recordsFrom ?? 0
       value.Records.forEach((record, i) => {
         if (isObject(record) && isInsightRecord(record)) out.skipped.push('insight')
-        else out.records.push(candidate(item, via, `/Records/${i}`, record, 'cloudtrail_log_file'))
+        else out.records.push(candidate(item, via, `/Records/${from + i}`, record, 'cloudtrail_log_file'))
       })
+    }
     return
   }
   if ('detail-type' in value) {

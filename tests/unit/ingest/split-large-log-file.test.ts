@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { splitJsonItems } from '../../../ingest/split-json-items.ts'
+import { splitLargeArray, splitLargeLogFile } from '../../../ingest/split-large-log-file.ts'
+import { fixtures } from './ingest-harness.ts'
+
+const records = readFileSync(join(fixtures, 'cloudtrail/aws-samples-eks-pod-identity.ndjson'), 'utf8')
+  .trim()
+  .split('\n')
+const logFile = `{"Records": [ ${records.join(' ,')} ]}`
+
+describe('splitLargeLogFile', () => {
+  it('gives the records splitJsonItems gives, a part at a time, numbered from their place in the file', () => {
+    const parts = [...(splitLargeLogFile(logFile, 64, 2) ?? [])]
+    const whole = splitJsonItems(logFile, { maxItems: 1, maxDepth: 64 })[0]?.value as { Records: unknown[] }
+    expect(parts.map((p) => p.map((item) => (item as { recordsFrom?: number }).recordsFrom))).toEqual(
+      records
+        .map((_, i) => i)
+        .filter((i) => i % 2 === 0)
+        .map((i) => [i]),
+    )
+    expect(parts.flatMap((p) => p.flatMap((item) => (item.value as { Records: unknown[] }).Records))).toEqual(
+      whole.Records,
+    )
+    expect(parts[0]?.[0]?.original()).toBe(logFile)
+  })
+
+  it('gives one empty part for a file of no records', () => {
+    expect([...(splitLargeLogFile('{"Records":[]}', 64, 2) ?? [])].map((p) => p[0]?.value)).toEqual([
+      { Records: [] },
+    ])
+  })
+
+  it('leaves to splitJsonItems a file that is broken, too deep or more than a log file', () => {
+    for (const line of [
+      `{"Records":[${records[0]},{"a":]}`,
+      `{"Records":[${records[0]},]}`,
+      `{"Records":[${records[0]}]`,
+      `{"Records":[${records[0]}]} x`,
+      `{"Records":[${records[0]}],"more":1}`,
+      `{"Records":[${records[0]},${'['.repeat(63)}${']'.repeat(63)}]}`,
+      `[${records[0]}]`,
+    ]) {
+      expect(splitLargeLogFile(line, 64, 2), line.slice(-20)).toBeUndefined()
+    }
+  })
+
+  it('gives the items of an array line as splitJsonItems does, deep elements as errors, a part at a time', () => {
+    const deep = `${'['.repeat(65)}${']'.repeat(65)}`
+    const line = ` [ ${records[0]}, {} ,${deep},"x" , ${records[1]}]`
+    const parts = [...(splitLargeArray(line, 64, 2) ?? [])]
+    const whole = splitJsonItems(line, { maxItems: 10, maxDepth: 64 })
+    expect(parts.map((p) => p.length)).toEqual([2, 2, 1])
+    const items = parts.flat()
+    expect(items.map((i) => [i.index, i.value, i.error, i.original()])).toEqual(
+      whole.map((i) => [i.index, i.value, i.error, i.original()]),
+    )
+    for (const broken of ['[{},]', '[{}', '[{}] x', '[{"a":]'])
+      expect(splitLargeArray(broken, 64, 2)).toBeUndefined()
+  })
+})
