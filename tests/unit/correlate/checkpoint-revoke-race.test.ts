@@ -144,6 +144,10 @@ describe('a partition moving to another instance between two checkpoints', () =>
       },
     }
     const config = configWith(1_000)
+    // The old owner's clock stands still until its batch is handled: were the batch to find a save due
+    // (5 ms after the restore, easily passed on a loaded machine), the batch itself would save, wait on
+    // the held log and never return. Moved on after it, the timer's next look finds the save due.
+    let clock = Date.now()
     const oldStage = await startCorrelate(
       {
         ...config,
@@ -154,11 +158,12 @@ describe('a partition moving to another instance between two checkpoints', () =>
         log: runtime.log,
         metrics: runtime.metrics,
         checkpoints: createKeyValueCheckpointStore(gated as never, checkpointKey, { deltaPartChars: 64 }),
-        now: Date.now,
+        now: () => clock,
       },
     )
     await hand.assign([0])
     await hand.deliver(events.slice(0, 1))
+    clock += 10
     // The timer's save has written the delta's pieces and waits to write the head naming them.
     await waitFor(() => writes >= 2, { what: 'the timer-driven save in flight' })
     // The rebalance begins: the partition is no longer surely the old owner's. The new owner restores
