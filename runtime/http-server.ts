@@ -359,11 +359,15 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         ...(route.formatError ? { errorHandler: routeErrorHandler(route, route.formatError) } : {}),
         handler: async (req, reply) => {
           const abandoned = new AbortController()
-          inFlight.add(abandoned)
-          reply.raw.once('close', () => {
+          const left = () => {
             inFlight.delete(abandoned)
-            abandoned.abort(new NerveError('SINK_UNAVAILABLE', 'The client closed its connection.'))
-          })
+            if (!reply.raw.writableEnded)
+              abandoned.abort(new NerveError('SINK_UNAVAILABLE', 'The client closed its connection.'))
+          }
+          inFlight.add(abandoned)
+          // A client that left before the handler ran (its socket already destroyed) is gone as well.
+          if (req.raw.socket?.destroyed) left()
+          else reply.raw.once('close', left)
           const request: RouteRequest = {
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
             headers: req.headers,
@@ -378,6 +382,8 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
           } catch (err) {
             if (!isNerveError(err) || !route.formatError) throw err
             return answer(route, reply, route.formatError(err, request), err.code)
+          } finally {
+            inFlight.delete(abandoned)
           }
         },
       })
