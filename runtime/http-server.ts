@@ -60,6 +60,11 @@ export type RouteRequest = {
    * certificate) also opens the routes of `source`. The Falco route asks it of a cloudtrail-plugin alert.
    */
   tokenOpens?: (req: RouteRequest, source: IngestSource) => boolean
+  /**
+   * Aborted (its reason a NerveError) once the answer is no longer wanted: the client closed its connection,
+   * or the server is closing. A route that queues work (the store's reads) drops it then.
+   */
+  signal?: AbortSignal
 }
 
 export type RouteResponse = { status: number; body: unknown; headers?: Record<string, string> }
@@ -113,6 +118,8 @@ export type HttpServerDeps = {
 
 export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): HttpServer {
   let closing = false
+  /** Requests fastify's handlers hold: closing aborts their signals, so queued work is answered, not run. */
+  const inFlight = new Set<AbortController>()
   /** fastify's own handler (its router), for every request the direct path leaves to it. */
   let fastifyHandler: RequestListener | undefined
   const listener: RequestListener = (req, res) => {
@@ -351,6 +358,16 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         // fastify's own errors (a body over the limit) in the route's shape too: Firehose reads only its own.
         ...(route.formatError ? { errorHandler: routeErrorHandler(route, route.formatError) } : {}),
         handler: async (req, reply) => {
+          const abandoned = new AbortController()
+          const left = () => {
+            inFlight.delete(abandoned)
+            if (!reply.raw.writableEnded)
+              abandoned.abort(new NerveError('SINK_UNAVAILABLE', 'The client closed its connection.'))
+          }
+          inFlight.add(abandoned)
+          // A client that left before the handler ran (its socket already destroyed) is gone as well.
+          if (req.raw.socket?.destroyed) left()
+          else reply.raw.once('close', left)
           const request: RouteRequest = {
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
             headers: req.headers,
@@ -358,12 +375,15 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             params: req.params as Record<string, string | undefined>,
             receivedAt: Date.now(),
             tokenOpens,
+            signal: abandoned.signal,
           }
           try {
             return answer(route, reply, await route.handle(request))
           } catch (err) {
             if (!isNerveError(err) || !route.formatError) throw err
             return answer(route, reply, route.formatError(err, request), err.code)
+          } finally {
+            inFlight.delete(abandoned)
           }
         },
       })
@@ -403,6 +423,11 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
 
   const close = async () => {
     closing = true
+    for (const request of inFlight)
+      request.abort(
+        new NerveError('SINK_UNAVAILABLE', 'nerve is closing; retry once it is back.', { retriable: true }),
+      )
+    inFlight.clear()
     await Promise.all([app.close(), ...more.splice(0).map(closeServer)])
   }
 

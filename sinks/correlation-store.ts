@@ -137,8 +137,8 @@ function keyLayoutOf(db: SqliteFile['db']): 'edge_time' | 'id' {
  * and stops at its limit. Indexed by the agent alone, each page read every incident the agent ever had,
  * each with its revoke subquery, and sorted them: an agent active now and then opens a new incident each
  * time (one per incident_gap at most), thousands over months while retention is unset (the default), and
- * the console's agent view reads its first page every 5 s on the main thread (10,000 incidents: 45–130 ms
- * per page, against under 2). The entry moved at each write of an incident's counts costs no measurable
+ * the console's agent view reads its first page every 5 s (10,000 incidents: 45–130 ms per page, against
+ * under 2; measured when reads ran on the main thread, now on the reader thread, store-reader-thread.ts). The entry moved at each write of an incident's counts costs no measurable
  * CPU per correlation (20,000 correlations of 1,000 agents in batches of 200: 49.6–55.7 µs either way).
  * A store written while the index held the agent alone gets this one back (one row per incident: quick).
  */

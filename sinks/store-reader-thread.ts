@@ -5,17 +5,25 @@
 // rows each, an original up to 16 KiB: a page of 1,000 is 16 MB of its text to parse and serialize). Here
 // the main thread only hands the query over and sends the JSON bytes it gets back: its share of a read no
 // longer grows with the store.
-// Reads wait their turn in the worker, at most maxWaitingReads of them; past that a read is answered 429
-// (SATURATED, Retry-After) at once. A reader thread that died fails the reads it held (500); the next read
-// starts another.
+// The thread runs one read at a time; the others wait here, at most maxWaitingReads in all, past that a read
+// is answered 429 (SATURATED, Retry-After) at once. A waiting read whose client closed its connection is
+// dropped, never run (a client that sent 32 slow reads and left held the reader for minutes); one running
+// past readTimeLimitMs ends the thread, is answered 503 (SINK_UNAVAILABLE), and the reads behind it go on on
+// a new one; closing answers the waiting reads 503. A thread that died fails the read it ran (500).
 import { Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodes, NerveError } from '../runtime/errors.ts'
-import type { Route, RouteResponse } from '../runtime/http-server.ts'
+import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
 import { type RejectedReadUrl, rejectedReadUrls } from './rejected-reads.ts'
 import { readRoute, type StoreRead, type StoreReadUrl, storeReadUrls } from './store-api.ts'
 
-/** Reads queued in the reader thread: the console asks one at a time, a client in a loop a few. */
+/** Reads waiting for the reader thread, the one it runs included: the console asks one at a time. */
 export const maxWaitingReads = 32
+
+/**
+ * Longest a read may run: a filter no index serves reads every correlation (1,000,000: 10–24 s). Past it the
+ * thread is ended (SQLite cannot be interrupted from here), the read answered 503, and another thread starts.
+ */
+export const readTimeLimitMs = 30_000
 
 export type StoreReaderThread = {
   /**
@@ -23,6 +31,7 @@ export type StoreReaderThread = {
    * GET /v1/dead-letters, /v1/late-events, answered by the thread.
    */
   routes: Route[]
+  /** Answers the reads still queued 503 (SINK_UNAVAILABLE), lets the running one finish, ends the thread. */
   close(): Promise<void>
 }
 
@@ -37,12 +46,34 @@ type Reply = {
   details?: unknown
 }
 
-/** Starts the reader on a store that exists (the writer thread made it): resolves once it reads. */
-export async function startStoreReaderThread(config: { data_dir: string }): Promise<StoreReaderThread> {
+type Queued = {
+  id: number
+  message: Record<string, unknown>
+  resolve(reply: Reply): void
+  reject(err: Error): void
+  signal?: AbortSignal | undefined
+  dropped?: () => void
+}
+
+/**
+ * Starts the reader on a store that exists (the writer thread made it): resolves once it reads.
+ * `timeLimitMs` is for tests.
+ */
+export async function startStoreReaderThread(
+  config: { data_dir: string },
+  opts: { timeLimitMs?: number } = {},
+): Promise<StoreReaderThread> {
+  const timeLimitMs = opts.timeLimitMs ?? readTimeLimitMs
   let worker: Worker | undefined
   let starting: Promise<Worker> | undefined
   let nextId = 0
-  const waiting = new Map<number, { resolve(reply: Reply): void; reject(err: Error): void }>()
+  let closing = false
+  // The thread is handed one read at a time: those behind it wait here, where a client that left, a read
+  // past the limit or closing can drop them without running them.
+  const queue: Queued[] = []
+  /** The read handed to the thread (`on`, timed), or held while a thread starts. */
+  let running: (Queued & { on?: Worker; timer?: NodeJS.Timeout }) | undefined
+  let idle: (() => void) | undefined
 
   const start = () => {
     if (starting) return starting
@@ -52,20 +83,27 @@ export async function startStoreReaderThread(config: { data_dir: string }): Prom
       })
       w.once('message', () => {
         w.on('message', (reply: Reply) => {
-          const waiter = waiting.get(reply.id)
-          waiting.delete(reply.id)
-          waiter?.resolve(reply)
+          if (running?.on !== w || running.id !== reply.id) return
+          clearTimeout(running.timer)
+          const done = running
+          running = undefined
+          done.resolve(reply)
+          next()
         })
         worker = w
         resolve(w)
       })
-      // A thread that failed or ended fails what waits on it; the next read starts another.
+      // A thread that failed or ended fails the read it ran; the reads behind it go on on another.
       const lost = (err: Error) => {
-        for (const waiter of waiting.values()) waiter.reject(err)
-        waiting.clear()
         if (worker === w) worker = undefined
         if (starting === started) starting = undefined
         reject(err)
+        if (running?.on !== w) return
+        clearTimeout(running.timer)
+        const failed = running
+        running = undefined
+        failed.reject(err)
+        next()
       }
       w.once('error', lost)
       w.once('exit', () => lost(new Error('The store reader thread stopped.')))
@@ -74,22 +112,79 @@ export async function startStoreReaderThread(config: { data_dir: string }): Prom
     return started
   }
 
-  const ask = async (message: Record<string, unknown>): Promise<Reply> => {
-    const w = worker ?? (await start())
-    return new Promise<Reply>((resolve, reject) => {
-      const id = nextId++
-      waiting.set(id, { resolve, reject })
-      w.postMessage({ ...message, id })
-    })
+  const next = () => {
+    if (running) return
+    if (closing) return idle?.()
+    const q = queue.shift()
+    if (!q) return
+    if (q.dropped) q.signal?.removeEventListener('abort', q.dropped)
+    const run = (w: Worker) => {
+      const timer = setTimeout(() => overran(w), timeLimitMs)
+      running = { ...q, on: w, timer }
+      w.postMessage({ ...q.message, id: q.id })
+    }
+    if (worker) return run(worker)
+    // Held as running while the thread starts, so the next read waits for it rather than starting another.
+    running = q
+    start().then(
+      (w) => {
+        running = undefined
+        run(w)
+      },
+      (err: Error) => {
+        running = undefined
+        q.reject(err)
+        next()
+      },
+    )
   }
 
-  const read = async (url: StoreReadUrl | RejectedReadUrl, req: StoreRead): Promise<RouteResponse> => {
-    if (waiting.size >= maxWaitingReads) {
+  const overran = (w: Worker) => {
+    if (running?.on !== w) return
+    const late = running
+    running = undefined
+    if (worker === w) worker = undefined
+    if (starting) starting = undefined
+    void w.terminate()
+    late.reject(
+      new NerveError(
+        'SINK_UNAVAILABLE',
+        `The read took longer than ${timeLimitMs / 1000} s and was stopped; narrow its filter (agent, incident, since/until) and retry.`,
+        { retriable: true },
+      ),
+    )
+    next()
+  }
+
+  const ask = (message: Record<string, unknown>, signal?: AbortSignal): Promise<Reply> =>
+    new Promise<Reply>((resolve, reject) => {
+      const q: Queued = { id: nextId++, message, resolve, reject, signal }
+      if (signal) {
+        q.dropped = () => {
+          const at = queue.indexOf(q)
+          if (at < 0) return
+          queue.splice(at, 1)
+          reject(reasonOf(signal))
+        }
+        signal.addEventListener('abort', q.dropped, { once: true })
+      }
+      queue.push(q)
+      next()
+    })
+
+  const read = async (
+    url: StoreReadUrl | RejectedReadUrl,
+    req: StoreRead & Pick<RouteRequest, 'signal'>,
+  ): Promise<RouteResponse> => {
+    if (closing) throw closingError()
+    if (req.signal?.aborted) throw reasonOf(req.signal)
+    // Counted before anything is awaited, the one running included: the bound holds while a thread starts.
+    if (queue.length + (running ? 1 : 0) >= maxWaitingReads) {
       throw new NerveError('SATURATED', `The store has ${maxWaitingReads} reads waiting; retry shortly.`, {
         retriable: true,
       })
     }
-    const reply = await ask({ url, read: { query: req.query, params: req.params } })
+    const reply = await ask({ url, read: { query: req.query, params: req.params } }, req.signal)
     if (!reply.ok) throw failure(reply)
     return {
       status: reply.status ?? 200,
@@ -104,14 +199,31 @@ export async function startStoreReaderThread(config: { data_dir: string }): Prom
   return {
     routes: [...storeReadUrls, ...rejectedReadUrls].map((url) => readRoute(url, (req) => read(url, req))),
     async close() {
+      closing = true
+      for (const q of queue.splice(0)) q.reject(closingError())
+      // The running read (at most the time limit) is answered; then the thread closes its connections.
+      if (running) await new Promise<void>((resolve) => (idle = resolve))
       const w = worker
-      if (!w) return
-      await ask({ type: 'close' })
       worker = undefined
+      if (!w) return
+      await new Promise<void>((resolve) => {
+        w.once('message', () => resolve())
+        w.once('exit', () => resolve())
+        w.postMessage({ type: 'close', id: -1 })
+      })
       await w.terminate()
     },
   }
 }
+
+const closingError = () =>
+  new NerveError('SINK_UNAVAILABLE', 'nerve is closing; the read was not run. Retry once it is back.', {
+    retriable: true,
+  })
+
+/** Why a queued read was dropped: the signal's NerveError (client gone, server closing), else closing's. */
+const reasonOf = (signal: AbortSignal): Error =>
+  signal.reason instanceof NerveError ? signal.reason : closingError()
 
 /** The read's error as the worker threw it: its code (a 400 with its details, a 404), else INTERNAL. */
 function failure(reply: Reply): NerveError {

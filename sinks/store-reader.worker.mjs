@@ -2,7 +2,8 @@
 // correlation store's and the rejected store's), on read-only connections of their own, so that a list no index serves (a rule, a score, a revoke status over a
 // million correlations: seconds of SQLite) never holds the main thread, which accepts ingest. Each message
 // is one read (a route and its query); the reply is the answer's status and its JSON as bytes, built here, so
-// the main thread neither parses records nor serializes the page. Reads are answered one at a time.
+// the main thread neither parses records nor serializes the page. It is handed one read at a time (the
+// others wait on the main thread, where a read whose client left is dropped), and ended past the time limit.
 // A worker does not inherit tsx's loader from the main thread: it registers it, then loads the reads.
 import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'

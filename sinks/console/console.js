@@ -321,7 +321,11 @@ async function showAgent(id) {
   view.replaceChildren(...nodes)
 }
 
+/** Pages being fetched: a refresh waits for the last one rather than queue behind it in the reader. */
+let routing = 0
+
 async function route(background = false) {
+  routing++
   try {
     // In the try: a link with a broken escape (`%E0%A4%A`) throws here, and is then said on the page.
     const [path] = location.hash.replace(/^#\/?/, '').split('?')
@@ -335,14 +339,19 @@ async function route(background = false) {
     live.classList.add('stale')
     live.textContent = 'not updated'
     if (!background) view.replaceChildren(el('p', { class: 'error' }, err.message))
+  } finally {
+    routing--
   }
 }
 
-/** Refreshes in the background, but never while the reader is typing in a filter or has loaded older pages. */
+/**
+ * Refreshes in the background, but never while the reader is typing in a filter or has loaded older pages,
+ * nor while a page is still being fetched (a slow read: a tick every 5 s would pile reads up in the reader).
+ */
 function schedule() {
   clearInterval(timer)
   timer = setInterval(() => {
-    if (document.activeElement?.tagName === 'INPUT') return
+    if (routing > 0 || document.activeElement?.tagName === 'INPUT') return
     route(true)
   }, refreshMs)
 }

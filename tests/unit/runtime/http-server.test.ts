@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
 import { createHttpServer, type Route } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
@@ -200,5 +200,60 @@ describe('http server', () => {
     const res = await server.inject({ method: 'GET', url: '/v1/nope' })
     expect(res.statusCode).toBe(404)
     expect(res.json().error).toEqual({ code: 'NOT_FOUND', message: 'No route GET /v1/nope.' })
+  })
+})
+
+describe("a route's signal", () => {
+  /** A read that waits until its answer is no longer wanted, and says why. */
+  function waitingRoute() {
+    const reasons: unknown[] = []
+    const held: boolean[] = []
+    const route: Route = {
+      method: 'GET',
+      url: '/v1/waits',
+      auth: 'none',
+      handle: (req) =>
+        new Promise((_resolve, reject) => {
+          held.push(true)
+          req.signal?.addEventListener('abort', () => {
+            reasons.push(req.signal?.reason)
+            reject(req.signal?.reason)
+          })
+        }),
+    }
+    return { route, reasons, held }
+  }
+
+  it('is aborted when the client closes its connection before the answer', async () => {
+    const { route, reasons, held } = waitingRoute()
+    const rt = createTestRuntime()
+    const server = createHttpServer(
+      { ...loadConfig().http, port: 0 },
+      { log: rt.log, metrics: rt.metrics, ingestToken: token },
+    )
+    server.addRoutes([route])
+    const address = await server.listen()
+    const client = new AbortController()
+    const asked = fetch(`${address}/v1/waits`, { signal: client.signal }).catch(() => 'left')
+    // The handler holds the request: then the client leaves.
+    await vi.waitFor(() => expect(held).toHaveLength(1))
+    client.abort()
+    expect(await asked).toBe('left')
+    await vi.waitFor(() => expect(reasons).toHaveLength(1))
+    expect(reasons[0]).toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    await server.close()
+  })
+
+  it('is aborted when the server closes, and the request is answered 503', async () => {
+    const { route, reasons, held } = waitingRoute()
+    const { server } = makeServer([route])
+    const answer = server.inject({ method: 'GET', url: '/v1/waits' })
+    await vi.waitFor(() => expect(held).toHaveLength(1))
+    const closed = server.close()
+    const res = await answer
+    await closed
+    expect(reasons).toHaveLength(1)
+    expect(res.statusCode).toBe(503)
+    expect(res.json().error.code).toBe('SINK_UNAVAILABLE')
   })
 })

@@ -3,8 +3,10 @@
 // answers are those of the store read in place: the same pages, totals and cursors, the same 400 naming
 // each bad parameter, the same 404, the same headers; and a read sees each write as soon as it is committed.
 import { readFileSync } from 'node:fs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { Worker } from 'node:worker_threads'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { DeadLetter } from '../../../bus/topics.ts'
+import { NerveError } from '../../../runtime/errors.ts'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { RevokeOutcome } from '../../../schemas/types.ts'
@@ -23,13 +25,15 @@ const readers: StoreReaderThread[] = []
 const routesOf = new Map<string, StoreReaderThread['routes']>()
 const rejectedStores: RejectedStore[] = []
 afterEach(async () => {
+  vi.useRealTimers()
+  vi.restoreAllMocks()
   for (const r of readers.splice(0)) await r.close()
   for (const r of rejectedStores.splice(0)) await r.close()
   await closeStores()
 })
 
-async function openReader(dataDir: string) {
-  const reader = await startStoreReaderThread({ data_dir: dataDir })
+async function openReader(dataDir: string, opts: { timeLimitMs?: number } = {}) {
+  const reader = await startStoreReaderThread({ data_dir: dataDir }, opts)
   readers.push(reader)
   routesOf.set(dataDir, reader.routes)
   const rt = createTestRuntime()
@@ -189,5 +193,105 @@ describe('the store reader thread', () => {
       total: 13,
       items: [{ index: 99 }],
     })
+  })
+})
+
+/** A filtered correlations read (no index serves `rule`), as the route gets it; `signal` as the server sets it. */
+const slowRead = (signal?: AbortSignal) => ({
+  body: Buffer.alloc(0),
+  headers: {},
+  query: { rule: 'shell-then-secrets' },
+  receivedAt: 0,
+  ...(signal ? { signal } : {}),
+})
+
+/** Reads the reader handed to a thread (the messages that carry a route), and to how many threads. */
+function countReadsRun() {
+  const posted = vi.spyOn(Worker.prototype, 'postMessage')
+  const reads = () =>
+    posted.mock.calls.flatMap(([m], n) =>
+      typeof (m as { url?: unknown }).url === 'string' ? [posted.mock.contexts[n]] : [],
+    )
+  return Object.assign(() => reads().length, { threads: () => new Set(reads()).size })
+}
+
+async function correlationsRoute(opts: { timeLimitMs?: number } = {}) {
+  const { store, dataDir } = openStore()
+  store.writeCorrelations(
+    Array.from({ length: 50 }, (_, n) =>
+      makeCorrelation(n, n % 5 ? {} : { rule: { id: 'shell-then-secrets', severity: 90, revoke: true } }),
+    ),
+  )
+  await openReader(dataDir, opts)
+  const reader = readers.at(-1) as StoreReaderThread
+  const route = routesOf.get(dataDir)?.find((r) => r.url === '/v1/correlations')
+  if (!route) throw new Error('no /v1/correlations route')
+  return { reader, route }
+}
+
+describe('the store reader thread, when a read is not wanted or runs too long', () => {
+  it('never runs a waiting read whose client closed its connection', async () => {
+    const { route } = await correlationsRoute()
+    const readsRun = countReadsRun()
+    const left = new AbortController()
+    // Asked in one go: the first runs, the others wait; the client of the second leaves before its turn.
+    const first = route.handle(slowRead())
+    const gone = route.handle(slowRead(left.signal))
+    const third = route.handle(slowRead())
+    left.abort(new NerveError('SINK_UNAVAILABLE', 'The client closed its connection.'))
+    await expect(gone).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    expect((await first).status).toBe(200)
+    expect((await third).status).toBe(200)
+    expect(readsRun()).toBe(2)
+    // A read whose client already left is not queued at all.
+    await expect(route.handle(slowRead(left.signal))).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    expect(readsRun()).toBe(2)
+  })
+
+  it('stops a read past the time limit (503), restarts the thread, and answers the reads behind it', async () => {
+    const { route } = await correlationsRoute({ timeLimitMs: 50 })
+    const readsRun = countReadsRun()
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const late = route.handle(slowRead())
+    const behind = route.handle(slowRead())
+    // The limit passes before the thread can answer (its answer is a message this test has not yet let in).
+    vi.advanceTimersByTime(50)
+    const err = await late.catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(NerveError)
+    expect(err).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true })
+    expect((err as Error).message).toMatch(/longer than 0\.05 s.*narrow its filter/)
+    expect((await behind).status).toBe(200)
+    expect((await route.handle(slowRead())).status).toBe(200)
+    expect(readsRun()).toBe(3)
+    // The stopped read's thread is not the one that answered the reads behind it.
+    expect(readsRun.threads()).toBe(2)
+  })
+
+  it(`holds the bound of ${maxWaitingReads} reads while the thread restarts`, async () => {
+    const { route } = await correlationsRoute({ timeLimitMs: 50 })
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const late = route.handle(slowRead())
+    vi.advanceTimersByTime(50)
+    await expect(late).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    // No thread now: the first of these starts one, and all are asked before it is up.
+    const answers = await Promise.allSettled(
+      Array.from({ length: maxWaitingReads + 2 }, () => route.handle(slowRead())),
+    )
+    const refused = answers.filter((a) => a.status === 'rejected')
+    expect(refused.map((a) => (a as PromiseRejectedResult).reason.code)).toEqual(['SATURATED', 'SATURATED'])
+    expect(answers.slice(0, maxWaitingReads).every((a) => a.status === 'fulfilled')).toBe(true)
+  })
+
+  it('answers the waiting reads 503 on close rather than run them, and the running one in full', async () => {
+    const { reader, route } = await correlationsRoute()
+    const readsRun = countReadsRun()
+    const running = route.handle(slowRead())
+    const waiting = [route.handle(slowRead()), route.handle(slowRead())]
+    const closed = reader.close()
+    for (const w of waiting) await expect(w).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    expect((await running).status).toBe(200)
+    await closed
+    expect(readsRun()).toBe(1)
+    await expect(route.handle(slowRead())).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
   })
 })
