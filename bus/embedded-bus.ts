@@ -2,11 +2,10 @@
 // partitions (partition-for-key.ts); each consumer group has a committed position per partition.
 // - publish: records queued in the same event-loop turn, and the consumers' offset commits, are written
 //   together and synced off the event loop (one fdatasync, group commit; one write in flight, those queued
-//   meanwhile form the next, written and synced the moment it is durable), in transactions of about 1 MB
-//   with a turn of the loop between them, each publish whole in one; each publish() resolves once its
-//   records are on disk and rejects, keeping none, otherwise (a failed group takes back every transaction
-//   it wrote, records and offset commits; should that take-back fail too, they stay, as a crash would
-//   leave them, and later writes go past them).
+//   meanwhile form the next), in transactions of about 1 MB with a turn of the loop between them, each
+//   publish whole in one; each publish() resolves once its records are on disk and rejects, keeping none,
+//   otherwise (a failed group takes back every transaction it wrote, records and offset commits; should
+//   that take-back fail too, they stay, as a crash would leave them, and later writes go past them).
 //   Consumers see records only once they are on disk.
 // - subscribe: embedded-consumer.ts (batches of one partition, commit after handle(), redelivery with
 //   backoff); a durable publish wakes the topic's consumers at once, and hands them the published values
@@ -178,12 +177,11 @@ export function createEmbeddedBus(
   for (const stored of storage.topics()) load(stored)
 
   const startWrite = (): Promise<void> => {
-    const current = flush().finally(() => {
-      if (writing === current) writing = undefined
+    writing = flush().finally(() => {
+      writing = undefined
       if (queue.length > 0 || commits.length > 0) scheduleFlush()
     })
-    writing = current
-    return current
+    return writing
   }
   const scheduleFlush = () => {
     if (flushScheduled || writing) return
@@ -321,12 +319,6 @@ export function createEmbeddedBus(
         c.wake()
       }
     }
-    // Durable, and the heads moved past it: what was queued meanwhile is written and its sync started now,
-    // before this group's callers are answered (their answers, and the requests read in the same turn,
-    // left the disk idle between two fdatasyncs). It is written after this sync returned, so it is durable
-    // after this group and its failure is its own; a sync that restarted the WAL has ended its checkpoint.
-    writing = undefined
-    if (queue.length > 0 || commits.length > 0) void startWrite()
     if (rows.length > 0) telemetry.received(rows.length)
     for (const waiter of waiters) waiter.resolve()
   }
