@@ -27,6 +27,22 @@ function parseError(text: string): string {
   throw new Error('the text parses')
 }
 
+/** Posts `text` as a Firehose delivery; `longest` is the longest text JSON.parse was given meanwhile. */
+async function postWatchingParse(h: Awaited<ReturnType<typeof startHarness>>, text: string) {
+  const parse = vi.spyOn(JSON, 'parse')
+  try {
+    const res = await h.server.inject({
+      method: 'POST',
+      url: '/v1/cloudtrail/firehose',
+      payload: text,
+      headers,
+    })
+    return { res, longest: Math.max(0, ...parse.mock.calls.map(([arg]) => String(arg).length)) }
+  } finally {
+    vi.restoreAllMocks()
+  }
+}
+
 describe('a Firehose body that is not JSON', () => {
   afterEach(() => vi.restoreAllMocks())
 
@@ -58,15 +74,7 @@ describe('a Firehose body that is not JSON', () => {
       const v8 = parseError(text)
       expect(v8).toMatch(/at position \d+$/)
       const h = await startHarness()
-      const parse = vi.spyOn(JSON, 'parse')
-      const res = await h.server.inject({
-        method: 'POST',
-        url: '/v1/cloudtrail/firehose',
-        payload: text,
-        headers,
-      })
-      const longest = Math.max(0, ...parse.mock.calls.map(([arg]) => String(arg).length))
-      vi.restoreAllMocks()
+      const { res, longest } = await postWatchingParse(h, text)
       expect(res.statusCode).toBe(400)
       expect(res.json()).toEqual({
         requestId,
@@ -80,16 +88,8 @@ describe('a Firehose body that is not JSON', () => {
 
   it('answers a large JSON string as no delivery request, without parsing it', async () => {
     const h = await startHarness()
-    const parse = vi.spyOn(JSON, 'parse')
     const text = JSON.stringify('x'.repeat(200_000))
-    const res = await h.server.inject({
-      method: 'POST',
-      url: '/v1/cloudtrail/firehose',
-      payload: text,
-      headers,
-    })
-    const longest = Math.max(0, ...parse.mock.calls.map(([arg]) => String(arg).length))
-    vi.restoreAllMocks()
+    const { res, longest } = await postWatchingParse(h, text)
     expect(res.statusCode).toBe(400)
     expect(res.json().errorMessage).toBe('Not a Firehose delivery request: / must be object')
     expect(longest).toBeLessThan(text.length / 4)
