@@ -1,0 +1,289 @@
+// A Kafka consumer of one (topic, group), for the Kafka bus's subscribe(), subscribeRaw() and key-value logs.
+// - eachBatch with autoCommit off; records are handed over in chunks of maxBatch, and an offset is resolved
+//   and committed only after handle() resolved (up to the bound it resolved with, if any: the fetch position
+//   moves on, the group's commit stays there). A refused chunk is handed over again after a capped, jittered
+//   backoff (from the partition's last commit, by a seek, when the handler held commits back); heartbeats go
+//   on meanwhile and while the handler runs (an Elasticsearch retry can take minutes), so the member keeps
+//   its partitions; if the partition moves away first, the new owner reads it again from the last commit
+//   (at-least-once).
+// - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
+//   Subscription.owns is false while the member may be out of its group, evicted included
+//   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
+import { errorCodeOf } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
+import type { KafkaConfig } from '../schemas/types.ts'
+import type { Handled, SubscribeOptions, Subscription } from './bus.ts'
+import { consumerTiming, handlerRetryPolicy, retryPolicy } from './kafka-config.ts'
+import { createGroupMembership } from './kafka-group-membership.ts'
+import { backoffDelay, busError } from './kafka-retry.ts'
+import type { KafkaTelemetry } from './kafka-telemetry.ts'
+import { createPartitionOwnership } from './partition-ownership.ts'
+
+export type RawSubscribeOptions = SubscribeOptions & {
+  /** Where a group with no committed offset starts: the earliest retained record (default) or new ones only. */
+  fromBeginning?: boolean
+}
+
+/** A running consumer; the bus stops them all when it closes and sums their restores for /readyz. */
+export type KafkaSubscription = Subscription & { stop(): Promise<void>; restoring(): number }
+
+/** What a consumer shares with the bus that starts it. */
+export type ConsumerDeps = {
+  kafka: Pick<Kafka, 'consumer'>
+  config: KafkaConfig
+  log: Logger
+  telemetry: KafkaTelemetry
+  now: () => number
+  random: () => number
+  /** The bus's running consumers: a consumer is in it from its start until it has stopped. */
+  subscriptions: Set<KafkaSubscription>
+}
+
+export type Decode<R> = (message: KafkaMessage, partition: number) => R | undefined
+
+export async function consume<R>(
+  deps: ConsumerDeps,
+  name: string,
+  group: string,
+  decode: Decode<R>,
+  handle: (batch: readonly R[]) => Promise<Handled>,
+  options: RawSubscribeOptions,
+): Promise<KafkaSubscription> {
+  const { kafka, config, log, telemetry, now, random, subscriptions } = deps
+  const maxBatch = Math.max(1, options.maxBatch ?? 500)
+  const where = { topic: name, group }
+  const ownership = createPartitionOwnership(
+    options,
+    {
+      restored: (parts, ms, failed) => {
+        telemetry.restored(group, ms)
+        // A failure is counted and logged where it is retried (stage "restore").
+        if (!failed) log.info({ ...where, partitions: parts, ms }, 'Partitions restored.')
+      },
+      revokeFailed: (parts, err) => {
+        telemetry.component.error(errorCodeOf(err), 'revoke', parts.length)
+        log.warn({ ...where, partitions: parts, err }, 'onRevoke failed.')
+      },
+    },
+    now,
+  )
+  const timing = consumerTiming(config)
+  const consumer: Consumer = kafka.consumer({
+    groupId: group,
+    retry: retryPolicy,
+    allowAutoTopicCreation: false,
+    ...timing,
+  })
+  /** Per partition owned, the last commit this member made (or kept, while its handler held back). */
+  const allowed = new Map<number, number>()
+  /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
+  const holding = new Set<number>()
+  // While this member is not surely in the group (a rebalance began, it was evicted, or it may have
+  // been), none of its partitions is surely its own: another member may be given any of them.
+  const membership = createGroupMembership(timing.sessionTimeout, now)
+  consumer.on(consumer.events.REBALANCING, () => membership.left())
+  consumer.on(consumer.events.REQUEST, ({ payload }) =>
+    membership.answered(payload.apiName, payload.duration),
+  )
+  consumer.on(consumer.events.HEARTBEAT, () => membership.heartbeat())
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const renewed = membership.joined(payload.memberId)
+    const assigned = payload.memberAssignment[name] ?? []
+    // A new membership keeps nothing: the group may have moved its partitions meanwhile.
+    const kept = renewed ? [] : assigned
+    for (const p of allowed.keys()) if (!kept.includes(p)) allowed.delete(p)
+    for (const p of holding) if (!kept.includes(p)) holding.delete(p)
+    telemetry.rebalanced(where, assigned.length)
+    for (const p of ownership.owned()) if (!assigned.includes(p)) telemetry.forget(where, p)
+    if (renewed) ownership.assign([])
+    ownership.assign(assigned)
+    log.info({ ...where, partitions: assigned, rejoined: renewed }, 'Joined the consumer group.')
+  })
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    // A crashed consumer rejoins (or stops): until a GROUP_JOIN says what it owns, it owns nothing.
+    membership.left()
+    telemetry.component.error('BUS_UNAVAILABLE', 'consume')
+    log.warn({ ...where, restart: payload.restart, err: payload.error }, 'Consumer crashed.')
+  })
+
+  let stopping = false
+  const batches = new Set<Promise<void>>()
+  const running = (payload: EachBatchPayload) => !stopping && payload.isRunning() && !payload.isStale()
+
+  /** A call to the group coordinator; an answer saying this member is gone ends its membership. */
+  const toGroup = async (call: () => Promise<void>) => {
+    try {
+      await call()
+    } catch (err) {
+      if (membership.failed(err)) {
+        log.info(
+          { ...where, err },
+          'The group answered that this member must join again; it owns nothing until it has.',
+        )
+      }
+      throw err
+    }
+  }
+
+  /** Waits `ms` in slices, heartbeating; false when the subscription stops or the partition moves. */
+  const pause = async (ms: number, payload: EachBatchPayload) => {
+    const until = now() + ms
+    while (now() < until) {
+      if (!running(payload)) return false
+      await sleep(Math.min(200, until - now()))
+      await toGroup(() => payload.heartbeat())
+    }
+    return running(payload)
+  }
+
+  /** Heartbeats while `work` runs: a handler may take longer than the session timeout. */
+  const heartbeating = async (work: () => Promise<void>, payload: EachBatchPayload) => {
+    const timer = setInterval(() => {
+      toGroup(() => payload.heartbeat()).catch((err: unknown) => {
+        log.debug({ ...where, err }, 'Heartbeat during a batch failed.')
+      })
+    }, timing.heartbeatInterval)
+    try {
+      await work()
+    } finally {
+      clearInterval(timer)
+    }
+  }
+
+  /**
+   * Runs `work` until it resolves; false when stopped first, or when `rewind` after a failure moved the
+   * partition back (the batch is abandoned and fetched again from there).
+   */
+  const untilDone = async (
+    work: () => Promise<void>,
+    stage: string,
+    payload: EachBatchPayload,
+    rewind?: () => boolean,
+  ) => {
+    const partition = payload.batch.partition
+    for (let attempt = 1; ; attempt++) {
+      if (!running(payload)) return false
+      try {
+        await heartbeating(work, payload)
+        return true
+      } catch (err) {
+        const code = errorCodeOf(err)
+        const delay = backoffDelay(attempt - 1, handlerRetryPolicy, random)
+        telemetry.component.error(code, stage)
+        log.warn(
+          { error_code: code, stage, ...where, partition, attempt, retry_in_ms: delay, err },
+          'Batch refused; handing it over again.',
+        )
+        if (!(await pause(delay, payload))) return false
+        if (rewind?.()) return false
+      }
+    }
+  }
+
+  const processBatch = async (payload: EachBatchPayload) => {
+    const { batch } = payload
+    const partition = batch.partition
+    if (!(await untilDone(() => ownership.ready(partition), 'restore', payload))) return
+    for (let i = 0; i < batch.messages.length; i += maxBatch) {
+      const chunk = batch.messages.slice(i, i + maxBatch)
+      const records: R[] = []
+      for (const message of chunk) {
+        const record = decode(message, partition)
+        if (record !== undefined) records.push(record)
+        else {
+          telemetry.component.discarded(1, 'undecodable')
+          log.error(
+            { ...where, partition, offset: message.offset },
+            'Dropped a record that is not valid JSON.',
+          )
+        }
+      }
+      const first = Number(chunk[0]?.offset)
+      /** Records before this chunk were handled but not committed: they come again with it (a seek). */
+      const rewind = () => {
+        const from = allowed.get(partition)
+        if (from === undefined || from >= first) return false
+        consumer.seek({ topic: name, partition, offset: String(from) })
+        return true
+      }
+      const result: { handled: Handled } = { handled: undefined }
+      const work = async () => {
+        result.handled = await handle(records)
+      }
+      if (records.length > 0 && !(await untilDone(work, 'handle', payload, rewind))) return
+      const last = chunk[chunk.length - 1]
+      if (!last) return
+      payload.resolveOffset(last.offset)
+      const next = Number(last.offset) + 1
+      if (records.length > 0) {
+        if (result.handled && result.handled.commit < next) holding.add(partition)
+        else holding.delete(partition)
+      }
+      // A chunk with nothing to hand over (undecodable) commits nothing past records held back before it.
+      const bound = result.handled
+        ? Math.min(next, result.handled.commit)
+        : holding.has(partition)
+          ? undefined
+          : next
+      const commit = bound === undefined ? undefined : Math.max(allowed.get(partition) ?? 0, bound)
+      // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
+      if (commit !== undefined && commit !== allowed.get(partition)) {
+        await toGroup(() =>
+          payload.commitOffsetsIfNecessary({
+            topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
+          }),
+        )
+        allowed.set(partition, commit)
+      }
+      telemetry.component.received(records.length)
+      telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
+      await toGroup(() => payload.heartbeat())
+    }
+  }
+
+  try {
+    await consumer.connect()
+    await consumer.subscribe({ topics: [name], fromBeginning: options.fromBeginning ?? true })
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async (payload) => {
+        if (stopping) return
+        const work = processBatch(payload)
+        batches.add(work)
+        try {
+          await work
+        } finally {
+          batches.delete(work)
+        }
+      },
+    })
+  } catch (err) {
+    await consumer.disconnect().catch(() => undefined)
+    throw busError(err, `subscribe to ${name}`)
+  }
+
+  let stopped: Promise<void> | undefined
+  const subscription = {
+    restoring: () => ownership.restoring(),
+    owns: (partition: number) => membership.current() && ownership.owns(partition),
+    stop: () => {
+      stopped ??= (async () => {
+        stopping = true
+        // The in-flight batch finishes and commits while this member still belongs to the group.
+        await Promise.allSettled([...batches])
+        await consumer.stop()
+        await consumer.disconnect()
+        for (const p of ownership.owned()) telemetry.forget(where, p)
+        await ownership.revokeAll()
+        subscriptions.delete(subscription)
+      })()
+      return stopped
+    },
+  }
+  subscriptions.add(subscription)
+  return subscription
+}
