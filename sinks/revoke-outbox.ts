@@ -113,6 +113,16 @@ CREATE TABLE IF NOT EXISTS merged_revokes (
 CREATE INDEX IF NOT EXISTS merged_revokes_time ON merged_revokes (time);
 `
 
+/**
+ * The suppressions past a horizon whose outcomes are all on the bus. Each candidate's outcomes are found by
+ * its decision id (`+o.published` keeps SQLite off the `published` index): through that index every
+ * candidate read every unpublished outcome, and a batch prunes right after writing its own, unpublished yet:
+ * 500 held-back correlations took 75–88 ms of the main thread, 5,000 unpublished outcomes 650–810 ms.
+ */
+export const forgettableSql = `SELECT d.rowid, d.decision_id FROM decisions d WHERE d.forgettable = 1 AND d.time <= ?
+  AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = d.decision_id AND +o.published = 0)
+  ORDER BY d.time LIMIT ?`
+
 export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   mkdirSync(dataDir, { recursive: true })
   const sqlite = openSqliteFile(join(dataDir, 'revoke-outbox.sqlite'))
@@ -141,11 +151,7 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
       `INSERT INTO decisions (correlation_id, decision_id, incident_id, agent_id, status, reason, time, forgettable)
        VALUES (@correlation_id, @decision_id, @incident_id, @agent_id, @status, @reason, @time, @forgettable)`,
     ),
-    forgettable: db.prepare<[number, number], { rowid: number; decision_id: string }>(
-      `SELECT d.rowid, d.decision_id FROM decisions d WHERE d.forgettable = 1 AND d.time <= ?
-       AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = d.decision_id AND o.published = 0)
-       ORDER BY d.time LIMIT ?`,
-    ),
+    forgettable: db.prepare<[number, number], { rowid: number; decision_id: string }>(forgettableSql),
     deleteDecision: db.prepare('DELETE FROM decisions WHERE rowid = ?'),
     deleteOutcomes: db.prepare('DELETE FROM outcomes WHERE decision_id = ?'),
     insertDelivery: db.prepare(
