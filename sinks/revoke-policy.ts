@@ -81,6 +81,16 @@ export function revokeDecisionId(incidentId: string, laterRoundBy?: string): str
   return `rvk_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`
 }
 
+/**
+ * The key of a suppression the outbox records (held back by a rate limit, or explained once per incident):
+ * its own, never a revoke's. The outbox forgets such a decision past a horizon; were it keyed as the revoke
+ * its correlation would trigger, a redelivery of that correlation past the horizon would publish that
+ * revoke's outcome under the forgotten suppression's id (numbering starts again at 1).
+ */
+export function suppressionDecisionId(incidentId: string, correlationId: string): string {
+  return `rvk_${createHash('sha256').update(`suppressed\n${incidentId}\n${correlationId}`).digest('hex').slice(0, 32)}`
+}
+
 const trustedResolution = new Set(['registry', 'host', 'stitched'])
 
 /** Named by the registry (not by a fallback the agent itself could choose). */

@@ -26,6 +26,7 @@ import {
   type MergedRevoke,
   type RevokeDecision,
   revokeDecisionId,
+  suppressionDecisionId,
 } from './revoke-policy.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
@@ -345,14 +346,20 @@ export function createRevokeDispatcher(
         if (count) count.n++
         else counted.set(key, { status: decision.status, reason: decision.reason, n: 1 })
         // A later round of an incident (kept alive past the per-agent period) is a revoke of its own, keyed
-        // by this correlation. So is every suppression the outbox records: it forgets them past a horizon,
-        // and the incident's key would then number a later outcome like one the store still holds. A
-        // suppression of a revoked incident is logged under its first key.
+        // by this correlation. Every suppression the outbox records has a key of its own too
+        // (suppressionDecisionId): it forgets them past a horizon, and the incident's key, or the revoke's
+        // a redelivery of the correlation may become, would then number a later outcome like one the store
+        // still holds. A suppression of a revoked incident is logged under its first key.
         const recorded = rateLimited.has(decision.reason) || explainedOnce.has(decision.reason)
         const ownKey = decision.revoke
           ? decision.round > 0
           : recorded || (decision.reason !== 'incident_already_revoked' && policy.rounds(c.incident.id) > 0)
-        const decisionId = ownKey ? revokeDecisionId(c.incident.id, c.id) : decisionIdOf(c.incident.id)
+        const decisionId =
+          recorded && !decision.revoke
+            ? suppressionDecisionId(c.incident.id, c.id)
+            : ownKey
+              ? revokeDecisionId(c.incident.id, c.id)
+              : decisionIdOf(c.incident.id)
         const sends = decision.status === 'pending'
         const entry: DecisionEntry = {
           correlation_id: c.id,

@@ -140,6 +140,33 @@ describe('revoke outbox retention', () => {
     ])
   })
 
+  it('never publishes one outcome id twice when a forgotten held-back correlation comes again as a revoke', async () => {
+    const x = dispatcher(tempDir('nerve-revoke-retention'), t0)
+    const at = async (hours: number, correlations: Correlation[]) => {
+      const before = x.published()
+      x.clock.t = t0 + hours * hour
+      await x.d.handle(correlations)
+      await waitFor(() => expect(x.published()).toBeGreaterThan(before))
+    }
+    const c3 = makeCorrelation(3, { incident: { id: 'inc-b' } })
+    await at(0, [makeCorrelation(1, { incident: { id: 'inc-b' } })])
+    await at(1.1, [makeCorrelation(2, { incident: { id: 'inc-a' } })])
+    await at(1.2, [c3]) // held back: the agent's revoke of the hour went to inc-a
+    await at(4, [
+      makeCorrelation(4, { incident: { id: 'inc-d' } }),
+      makeCorrelation(5, { incident: { id: 'inc-e' } }),
+    ])
+    expect(
+      await x.rt.metricValue('nerve_revoke_outbox_retention_deleted_rows_total', { table: 'decisions' }),
+    ).toBe(1)
+    // Past the horizon the bus delivers c3 again (a consumer that fell behind): inc-b's next round.
+    await at(5.5, [c3])
+    const ofC3 = bus(x).filter((o) => o.correlation_id === c3.id)
+    expect(ofC3.map((o) => o.status)).toEqual(['suppressed', 'dry_run'])
+    const ids = bus(x).map((o) => o.id)
+    expect(new Set(ids).size).toBe(ids.length)
+  })
+
   it('keeps an outcome not on the bus yet, a revoke, and a suppression under its incident key', () => {
     const outbox = openRevokeOutbox(tempDir('nerve-revoke-retention'))
     open.push(outbox)
