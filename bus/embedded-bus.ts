@@ -311,13 +311,17 @@ export function createEmbeddedBus(
       }
     }
     for (const [t, heads] of nextHeads) {
+      const before = t.heads
       t.heads = heads
       t.leftBehind = undefined
-      for (let p = 0; p < t.partitions; p++) setRetainedGauge(t, p)
-      for (const c of t.subscriptions) {
-        for (let p = 0; p < t.partitions; p++) setLagGauge(t, c, p)
-        c.wake()
+      // Only the partitions this group wrote to: a gauge set costs a label hash, and a single alert's
+      // group touches one partition of four.
+      for (let p = 0; p < t.partitions; p++) {
+        if (heads[p] === before[p]) continue
+        setRetainedGauge(t, p)
+        for (const c of t.subscriptions) setLagGauge(t, c, p)
       }
+      for (const c of t.subscriptions) c.wake()
     }
     if (rows.length > 0) telemetry.received(rows.length)
     for (const waiter of waiters) waiter.resolve()
