@@ -175,7 +175,9 @@ export function startConsumer<T>(
   return {
     group,
     positions,
-    wake: pump,
+    // From inside the bus's group commit: the batches start once it has finished (every topic's heads set,
+    // its publishers' promises resolved), as they did when a wake resolved the idle loop's promise.
+    wake: () => queueMicrotask(pump),
     stop: async () => {
       stopped = true
       clearInterval(poll)
