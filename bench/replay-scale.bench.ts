@@ -5,13 +5,15 @@
 // it is installed, with the CPU time) for 2,000 files (2,004,000 events) beside a run twice as big, to show
 // that the peak does not grow with the input. Goals (on a 2-core machine): at most 256 MiB peak RSS, at
 // least 100,000 events/s. NERVE_BENCH_REPLAY_ARGS adds replay options (e.g. "--threads 2").
-// NERVE_BENCH_REPLAY_HOURS=500 makes a quicker run (the bigger one is then twice that, as always).
+// NERVE_BENCH_REPLAY_HOURS=500 makes a quicker run (the bigger one is then twice that, as always). Below
+// each run: its decode and merge phases, wall clock and CPU per thread from /proc (replay-phases.ts).
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { writeHourlyTrail } from '../tests/helpers/hourly-trail-files.ts'
+import { phasesText, type ReplayPhases, samplePhases } from './replay-phases.ts'
 
 const run = promisify(execFile)
 const root = join(import.meta.dirname, '..')
@@ -28,15 +30,25 @@ type Summary = {
 
 async function replayDir(
   dir: string,
-): Promise<{ summary: Summary; maxRssMib?: number; cpuSeconds?: number }> {
+  out: string,
+): Promise<{ summary: Summary; maxRssMib?: number; cpuSeconds?: number; phases: ReplayPhases }> {
   // The bin itself, as users run it: its shebang sets nerve's V8 flags.
   const bin = join(root, 'bin/nerve.mjs')
   const extra = (process.env.NERVE_BENCH_REPLAY_ARGS ?? '').split(' ').filter(Boolean)
-  const args = ['replay', '--order', 'time', '--config', config, '--out', '/dev/null', ...extra, dir]
+  // The output goes to a file, whose first bytes mark the start of the merge (replay-phases.ts).
+  const args = ['replay', '--order', 'time', '--config', config, '--out', out, ...extra, dir]
   const timed = existsSync(gnuTime)
-  const { stderr } = timed
-    ? await run(gnuTime, ['-v', bin, ...args], { maxBuffer: 16 << 20 })
-    : await run(bin, args, { maxBuffer: 16 << 20 })
+  const running = timed
+    ? run(gnuTime, ['-v', bin, ...args], { maxBuffer: 16 << 20 })
+    : run(bin, args, { maxBuffer: 16 << 20 })
+  const sampler = samplePhases(running.child.pid as number, out)
+  let stderr: string
+  let phases: ReplayPhases
+  try {
+    stderr = (await running).stderr
+  } finally {
+    phases = sampler.stop()
+  }
   const lines = stderr.split('\n')
   const summary = JSON.parse(lines.find((l) => l.startsWith('{"read"')) as string) as Summary
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)
@@ -46,6 +58,7 @@ async function replayDir(
     summary,
     maxRssMib: rss ? Math.round(Number(rss[1]) / 1024) : undefined,
     cpuSeconds: user && system ? Number(user[1]) + Number(system[1]) : undefined,
+    phases,
   }
 }
 
@@ -53,13 +66,15 @@ async function measure(hours: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nerve-bench-replay-scale-'))
   try {
     const started = performance.now()
+    const trail = join(dir, 'trail')
+    mkdirSync(trail)
     // From 2025 on: 4,000 hours from the helper's default start (November 2026) would reach past the
     // clock, and replay rejects records dated more than max_future_skew ahead, as ingest does.
-    writeHourlyTrail(dir, { hours, recordsPerFile: 1000, seed: hours, start: Date.UTC(2025, 0, 1) })
+    writeHourlyTrail(trail, { hours, recordsPerFile: 1000, seed: hours, start: Date.UTC(2025, 0, 1) })
     const made = ((performance.now() - started) / 1000).toFixed(0)
-    const bytes = Number((await run('du', ['-sb', dir])).stdout.split('\t')[0])
+    const bytes = Number((await run('du', ['-sb', trail])).stdout.split('\t')[0])
     const before = loadavg()[0] as number
-    const { summary, maxRssMib, cpuSeconds } = await replayDir(dir)
+    const { summary, maxRssMib, cpuSeconds, phases } = await replayDir(trail, join(dir, 'out.ndjson'))
     const load = `load average ${before.toFixed(1)} before, ${(loadavg()[0] as number).toFixed(1)} after`
     const rate = Math.round(summary.read / (summary.elapsed_ms / 1000))
     process.stdout.write(
@@ -69,7 +84,8 @@ async function measure(hours: number): Promise<void> {
         `${rate.toLocaleString('en')} events/s (goal ≥ 100,000), peak RSS ${summary.peak_rss_mib} MiB` +
         `${maxRssMib === undefined ? '' : ` (/usr/bin/time: ${maxRssMib} MiB)`} (goal ≤ 256), ` +
         `${summary.spilled_runs} sorted runs spilled, ${summary.correlations.toLocaleString('en')} correlations` +
-        `${cpuSeconds === undefined ? '' : `, ${cpuSeconds.toFixed(1)} s of CPU`} (${load})\n`,
+        `${cpuSeconds === undefined ? '' : `, ${cpuSeconds.toFixed(1)} s of CPU`} (${load})\n` +
+        phasesText(phases),
     )
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -1,8 +1,9 @@
 // The first pass of `nerve replay --order time`: decoding threads read, decompress, parse and normalize
 // whole files (replay-decode-worker.ts) while the main thread waits to merge. Each thread writes its own
 // sorted runs (sorted-runs.ts) under its share of the memory budget, so what crosses between threads is
-// small: a count per part, a path per run, and per file its rejected items and links. Files are handed
-// out in name order, one at a time, so each thread's runs cover about consecutive stretches of time.
+// small: a path per run, and per file its rejected items, links and count of events (with a count on
+// its own every 100 ms for a file that takes longer). Files are handed out in name order, one at a time,
+// so each thread's runs cover about consecutive stretches of time.
 // Nothing that reaches the output depends on which thread read what (the merge sorts by a total key, and
 // links are applied in file-name order). With no thread (the default) the main thread decodes: a thread
 // costs about 0.3 s to start and about 75 MiB of resident memory (its own heap, validators; it runs
@@ -35,7 +36,8 @@ export type ToPool =
   | { type: 'part'; events: number }
   /** `spill`: written because the thread's share of the budget was full (not its last run, at finish). */
   | { type: 'run'; run: RunInfo; spill: boolean }
-  | { type: 'done'; done: DecodedFile }
+  /** `events`: those of the file not yet counted in a `part`. */
+  | { type: 'done'; done: DecodedFile; events: number }
   | { type: 'finished' }
   | { type: 'error'; file: string; error: PostedError }
 
@@ -149,6 +151,7 @@ export async function decodeReplayRuns(
       if (message.type === 'part') options.onEvents(message.events)
       else if (message.type === 'run') options.onRun(message.run, message.spill)
       else if (message.type === 'done') {
+        if (message.events > 0) options.onEvents(message.events)
         options.onDone(message.done)
         give()
       } else if (message.type === 'error') fail(errorFromThread(message.error))
