@@ -71,6 +71,16 @@ class ObjectFailure extends Error {
   }
 }
 
+/** The failed object of a log line, when one failed: its bucket, its key (as nameOf cuts it) and why. */
+const objectFields = (err: unknown) =>
+  err instanceof ObjectFailure
+    ? {
+        error_code: err.code,
+        bucket: err.ref.bucket,
+        key: nameOf(err.ref).slice(`s3://${err.ref.bucket}/`.length),
+      }
+    : {}
+
 /** The object's bytes, stopping at `limit`: a store that streams without Content-Length is bounded too. */
 async function readLimited(body: AsyncIterable<Uint8Array> | undefined, limit: number): Promise<Buffer> {
   const chunks: Uint8Array[] = []
@@ -169,15 +179,29 @@ export function startS3SqsReader(
 
   const readObject = async (ref: S3ObjectRef): Promise<void> => {
     let body: Buffer
+    // One deadline for the request, its retries and every byte of the body: the SDK destroys the request
+    // (and so the body stream being read) when its abort signal fires, so a stalled endpoint cannot hold
+    // this message, and the queue's polling behind it, for longer.
+    const deadline = AbortSignal.timeout(config.object_timeout)
     try {
       const out = await deps.s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), {
-        abortSignal: abort.signal,
+        abortSignal: AbortSignal.any([abort.signal, deadline]),
       })
       if ((out.ContentLength ?? 0) > config.max_object_bytes) {
         throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${config.max_object_bytes} bytes.`)
       }
       body = await readLimited(out.Body as AsyncIterable<Uint8Array> | undefined, config.max_object_bytes)
+      if (deadline.aborted) throw deadline.reason
     } catch (err) {
+      if (deadline.aborted && !abort.signal.aborted) {
+        objects.inc({ outcome: 'timed_out' })
+        throw new ObjectFailure(
+          ref,
+          'SINK_UNAVAILABLE',
+          `not read within ${config.object_timeout} ms.`,
+          false,
+        )
+      }
       if (isNerveError(err)) throw new ObjectFailure(ref, err.code, err.message, true)
       const name = (err as { name?: string }).name ?? 'Error'
       throw new ObjectFailure(ref, name, `${name}: ${(err as Error).message}`, permanentS3Errors.has(name))
@@ -302,7 +326,7 @@ export function startS3SqsReader(
       } else {
         messages.inc({ outcome: 'retried' })
         log.warn(
-          { message_id: message.MessageId, receives, reason },
+          { message_id: message.MessageId, receives, reason, ...objectFields(err) },
           'A message failed; SQS will redeliver it.',
         )
       }
