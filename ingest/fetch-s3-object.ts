@@ -60,25 +60,38 @@ export async function fetchS3Object(
 ): Promise<Buffer> {
   // One deadline for the request, its retries and every byte of the body: the SDK destroys the request
   // (and so the body stream being read) when its abort signal fires, so a stalled endpoint cannot hold
-  // the message, and the queue's polling behind it, for longer.
-  const deadline = AbortSignal.timeout(config.object_timeout)
+  // the message, and the queue's polling behind it, for longer. A controller of its own per read, not
+  // AbortSignal.any over `stop`: composites of a long-lived signal are retained by it (nodejs/node#55351).
+  const read = new AbortController()
+  let timedOut = false
+  const deadline = setTimeout(() => {
+    timedOut = true
+    read.abort()
+  }, config.object_timeout)
+  const onStop = () => read.abort()
+  stop.addEventListener('abort', onStop, { once: true })
+  if (stop.aborted) read.abort()
   try {
     const out = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), {
-      abortSignal: AbortSignal.any([stop, deadline]),
+      abortSignal: read.signal,
     })
     if ((out.ContentLength ?? 0) > config.max_object_bytes) {
       throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${config.max_object_bytes} bytes.`)
     }
     const body = await readLimited(out.Body as AsyncIterable<Uint8Array> | undefined, config.max_object_bytes)
-    if (deadline.aborted) throw deadline.reason
+    // A body cut off by the abort may end as if whole: a timed-out read is never taken for the object.
+    if (timedOut) throw new Error('timed out')
     return body
   } catch (err) {
-    if (deadline.aborted && !stop.aborted) {
+    if (timedOut && !stop.aborted) {
       const why = `not read within ${config.object_timeout} ms.`
       throw new ObjectFailure(ref, 'SINK_UNAVAILABLE', why, false, true)
     }
     if (isNerveError(err)) throw new ObjectFailure(ref, err.code, err.message, true)
     const name = (err as { name?: string }).name ?? 'Error'
     throw new ObjectFailure(ref, name, `${name}: ${(err as Error).message}`, permanentS3Errors.has(name))
+  } finally {
+    clearTimeout(deadline)
+    stop.removeEventListener('abort', onStop)
   }
 }
