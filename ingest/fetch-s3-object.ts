@@ -28,14 +28,10 @@ export class ObjectFailure extends Error {
   }
 }
 
-/** The failed object of a log line, when one failed: its bucket, its key (as nameOf cuts it) and why. */
+/** The failed object of a log line, when one failed: its bucket and its key (as nameOf cuts it). */
 export const objectFields = (err: unknown) =>
   err instanceof ObjectFailure
-    ? {
-        error_code: err.code,
-        bucket: err.ref.bucket,
-        key: nameOf(err.ref).slice(`s3://${err.ref.bucket}/`.length),
-      }
+    ? { bucket: err.ref.bucket, key: nameOf(err.ref).slice(`s3://${err.ref.bucket}/`.length) }
     : {}
 
 /** The object's bytes, stopping at `limit`: a store that streams without Content-Length is bounded too. */

@@ -227,7 +227,8 @@ export function startS3SqsReader(
         )
         return
       }
-      telemetry.error(err instanceof ObjectFailure ? 'SINK_UNAVAILABLE' : errorCodeOf(err), 'object')
+      const errorCode = err instanceof ObjectFailure ? 'SINK_UNAVAILABLE' : errorCodeOf(err)
+      telemetry.error(errorCode, 'object')
       if (receives >= config.max_receives) {
         await deadLetter([
           deadLetterOf(
@@ -245,7 +246,7 @@ export function startS3SqsReader(
       } else {
         messages.inc({ outcome: 'retried' })
         log.warn(
-          { message_id: message.MessageId, receives, reason, ...objectFields(err) },
+          { error_code: errorCode, message_id: message.MessageId, receives, reason, ...objectFields(err) },
           'A message failed; SQS will redeliver it.',
         )
       }
