@@ -8,6 +8,7 @@ import { createReadStream, statSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { NerveError } from '../runtime/errors.ts'
+import { type LineTooLong, maxReplayLineBytes, readCappedLines } from './read-capped-lines.ts'
 import { type JsonItem, splitJsonItems } from './split-json-items.ts'
 import { largeLineChars, splitLargeArray, splitLargeLogFile } from './split-large-log-file.ts'
 
@@ -27,6 +28,8 @@ export type ReplayReadOptions = {
   partItems?: number
   /** Opens a path as bytes (gzip detected by name or magic): local files by default, s3:// in replay. */
   open?: (path: string) => Promise<Readable>
+  /** Longest line read (default maxReplayLineBytes); a longer one is a rejected item, never held. */
+  maxLineBytes?: number
 }
 
 /** The items of every file, in argument order and file order. */
@@ -47,7 +50,12 @@ export async function* readReplayParts(
         `replay: file ${n + 1}/${paths.length} ${file}: ${(itemsSoFar + items).toLocaleString('en')} items read`,
       )
     let count = 0
-    const parts = fileParts(file, open, options.maxDepth, options.partItems ?? 250, (items) => {
+    const sizes = {
+      maxDepth: options.maxDepth,
+      partItems: options.partItems ?? 250,
+      maxLineBytes: options.maxLineBytes ?? maxReplayLineBytes,
+    }
+    const parts = fileParts(file, open, sizes, (items) => {
       count = items
       if (items % progressEveryItems === 0) say(items)
     })
@@ -61,8 +69,7 @@ export async function* readReplayParts(
 async function* fileParts(
   file: string,
   open: (path: string) => Promise<Readable>,
-  maxDepth: number,
-  partItems: number,
+  { maxDepth, partItems, maxLineBytes }: { maxDepth: number; partItems: number; maxLineBytes: number },
   onItem: (count: number) => void,
 ): AsyncGenerator<JsonItem[]> {
   let part: JsonItem[] = []
@@ -91,15 +98,20 @@ async function* fileParts(
     if (mode === 'lines') for (const item of items) add(item)
     else pending.push(line)
   }
-  let chunks: AsyncGenerator<string[]>
+  // A line over the cap is an unusable item, as a line that is not JSON is: counted, shown, skipped.
+  const refuse = ({ lineNumber, head }: LineTooLong) => {
+    const error = `${file}: line ${lineNumber} is longer than ${maxLineBytes / 1024 / 1024} MiB (PAYLOAD_TOO_LARGE): skipped without reading it whole.`
+    add({ index: 0, error, original: () => head })
+  }
+  let chunks: AsyncGenerator<(string | LineTooLong)[]>
   try {
-    chunks = linesOf(await open(file))
+    chunks = readCappedLines(await open(file), maxLineBytes)
   } catch (err) {
     throw readError(file, err)
   }
   try {
     for (;;) {
-      let next: IteratorResult<string[]>
+      let next: IteratorResult<(string | LineTooLong)[]>
       try {
         next = await chunks.next()
       } catch (err) {
@@ -107,6 +119,10 @@ async function* fileParts(
       }
       if (next.done) break
       for (const line of next.value) {
+        if (typeof line !== 'string') {
+          refuse(line)
+          continue
+        }
         const large =
           mode !== 'document' && line.length >= largeLineChars
             ? splitLargeLogFile(line, maxDepth, partItems)
@@ -218,45 +234,6 @@ export function readError(file: string, err: unknown): unknown {
     })
   if (typeof e.syscall === 'string' && e.path === undefined) (err as { path: string }).path = file
   return err
-}
-
-/**
- * The lines of the stream without their endings (\n, \r\n or a lone \r, as node:readline splits them), a
- * chunk's worth at a time. The bytes are cut before they are decoded, each line on its own (no UTF-8
- * sequence holds a \n or \r byte): decoding a whole chunk first, then cutting the string, cost more than
- * parsing the lines. A line spanning chunks is carried over as bytes.
- */
-async function* linesOf(stream: Readable): AsyncGenerator<string[]> {
-  /** The start of a line the chunks so far did not end. */
-  let carried: Buffer[] = []
-  /** The last chunk ended with a \r: a \n opening the next one completes that \r\n. */
-  let afterCr = false
-  const line = (bytes: Buffer, start: number, end: number): string => {
-    if (carried.length === 0) return bytes.toString('utf8', start, end)
-    const text = Buffer.concat([...carried, bytes.subarray(start, end)]).toString('utf8')
-    carried = []
-    return text
-  }
-  for await (const chunk of stream) {
-    const bytes = chunk as Buffer
-    if (bytes.length === 0) continue
-    const lines: string[] = []
-    let start: number = afterCr && bytes[0] === 10 ? 1 : 0
-    afterCr = false
-    let cr: number = bytes.indexOf(13, start)
-    for (;;) {
-      const lf = bytes.indexOf(10, start)
-      if (cr !== -1 && cr < start) cr = bytes.indexOf(13, start)
-      const end: number = cr !== -1 && (lf === -1 || cr < lf) ? cr : lf
-      if (end === -1) break
-      lines.push(line(bytes, start, end))
-      start = end === cr && bytes[end + 1] === 10 ? end + 2 : end + 1
-      afterCr = end === cr && end === bytes.length - 1
-    }
-    if (start < bytes.length) carried.push(bytes.subarray(start))
-    yield lines
-  }
-  if (carried.length > 0) yield [Buffer.concat(carried).toString('utf8')]
 }
 
 /** Whether splitJsonItems found no JSON value in a line (it then gives one item saying so). */

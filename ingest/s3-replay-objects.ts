@@ -4,6 +4,10 @@
 // CloudTrail time is within --since/--until; under a region's folder (`…/CloudTrail/<region>/`, where
 // keys sort by day) the listing starts at the day before --since and stops after the day of --until,
 // so a month of a busy trail is not listed whole. GetObject streams each object, gunzipped when it is.
+// Every wait on S3 is bounded (s3WaitMs): an endpoint that stalls, never answers or sends a byte at a time
+// fails the replay with the object's name instead of holding it for good. For an object, the bound is on
+// the time spent waiting for S3 (its answer, then each next part of its body), not on the time the reader
+// takes to decode what came: a slow decode pauses the body (back-pressure) and is no stall.
 import { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
@@ -12,6 +16,9 @@ import { gunzipChunkBytes } from './read-replay-files.ts'
 import { inWindow, type TimeWindow } from './replay-file-time.ts'
 
 export type ReplayObject = { path: string; size: number }
+
+/** Longest time `nerve replay` waits on S3 for one listing page, or in all for one object's bytes. */
+export const s3WaitMs = 120_000
 
 const eventFile = /\.(?:json|ndjson|jsonl)(?:\.gz)?$|\.gz$/i
 const dayMs = 86_400_000
@@ -38,13 +45,19 @@ export async function listReplayObjects(
   const objects: ReplayObject[] = []
   let token: string | undefined
   for (;;) {
-    const page = await s3.send(
-      new ListObjectsV2Command({
-        Bucket: bucket,
-        Prefix: prefix,
-        ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
-      }),
-    )
+    const page = await s3
+      .send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: prefix,
+          ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+        }),
+        { abortSignal: AbortSignal.timeout(s3WaitMs) },
+      )
+      .catch((err: unknown) => {
+        if ((err as Error).name !== 'AbortError') throw err
+        throw new NerveError('SINK_UNAVAILABLE', `${url}: S3 did not list it within ${s3WaitMs} ms.`)
+      })
     for (const object of page.Contents ?? []) {
       const key = object.Key
       if (!key) continue
@@ -57,20 +70,52 @@ export async function listReplayObjects(
   }
 }
 
+/**
+ * Runs each step given it within what is left of `waitMs` in all; past it, `giveUp` ends the step and the
+ * read fails naming `path`. Only the time spent waiting in a step is counted.
+ */
+function waitBudget(path: string, waitMs: number) {
+  let left = waitMs
+  return async <T>(step: Promise<T>, giveUp: () => void): Promise<T> => {
+    const start = performance.now()
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => {
+          giveUp()
+          reject(new NerveError('SINK_UNAVAILABLE', `${path}: S3 did not send it whole within ${waitMs} ms.`))
+        },
+        Math.max(0, left),
+      )
+    })
+    try {
+      return await Promise.race([step, late])
+    } finally {
+      clearTimeout(timer)
+      left -= performance.now() - start
+    }
+  }
+}
+
 /** The object's bytes, gunzipped when they start with gzip's magic bytes. */
-export async function openS3Object(s3: S3Client, path: string): Promise<Readable> {
+export async function openS3Object(s3: S3Client, path: string, waitMs = s3WaitMs): Promise<Readable> {
   const { bucket, prefix: key } = parseS3Url(path)
-  const { Body } = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+  const within = waitBudget(path, waitMs)
+  const request = new AbortController()
+  const { Body } = await within(
+    s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: request.signal }),
+    () => request.abort(),
+  )
   if (!Body) throw new NerveError('INPUT_INVALID', `${path} has no body.`)
   const body = Body as Readable
   const chunks = body[Symbol.asyncIterator]()
-  const first = await chunks.next()
+  const next = () => within(chunks.next(), () => body.destroy())
+  const first = await next()
   const head = first.done ? Buffer.alloc(0) : Buffer.from(first.value as Uint8Array)
   const rest = Readable.from(
     (async function* () {
       if (head.length > 0) yield head
-      for (let next = await chunks.next(); !next.done; next = await chunks.next())
-        yield next.value as Uint8Array
+      for (let chunk = await next(); !chunk.done; chunk = await next()) yield chunk.value as Uint8Array
     })(),
   )
   if (head[0] !== 0x1f || head[1] !== 0x8b) return rest

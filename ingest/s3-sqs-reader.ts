@@ -7,9 +7,8 @@
 // read already (within a day, the last 20,000): whoever can send to the queue can name one log file again
 // and again. An object that can never be read (gone, not CloudTrail, too big, a name S3 would not give) is
 // dead-lettered on its own and the rest of the message goes on.
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import type { S3Client } from '@aws-sdk/client-s3'
 import {
-  ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
   type Message,
   ReceiveMessageCommand,
@@ -17,13 +16,15 @@ import {
 } from '@aws-sdk/client-sqs'
 import type { Bus } from '../bus/bus.ts'
 import { type DeadLetter, deadLetterTopic } from '../bus/topics.ts'
-import { type ErrorCode, errorCodeOf, errorCodes, isNerveError, NerveError } from '../runtime/errors.ts'
+import { type ErrorCode, errorCodeOf, errorCodes, isNerveError } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-server.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { HttpConfig, S3SqsConfig } from '../schemas/types.ts'
 import type { EventDecoder } from './decode-events.ts'
 import { decodeInParts } from './decode-in-parts.ts'
+import { fetchS3Object, nameOf, ObjectFailure, objectFields } from './fetch-s3-object.ts'
+import { keepMessageHidden } from './keep-message-hidden.ts'
 import type { DecodedPublisher } from './publish-decoded.ts'
 import { decodeUtf8InOwnTurn, gunzipLimited } from './read-request-body.ts'
 import { count } from './receive-items.ts'
@@ -45,44 +46,10 @@ export type S3SqsReaderDeps = {
 export type S3SqsReader = { readiness: ReadinessCheck; close(): Promise<void> }
 
 const component = 's3_sqs_reader'
-/** S3 errors that no retry can mend: the object is dead-lettered and the message goes on. */
-const permanentS3Errors = new Set(['NoSuchKey', 'NoSuchBucket', 'InvalidObjectState'])
-
 /** Objects read already, skipped when named again: S3 may notify twice, and so may a forger, at will. */
 const readObjects = { ttlMs: 86_400_000, max: 20_000 }
 
 const isErrorCode = (code: string): code is ErrorCode => (errorCodes as readonly string[]).includes(code)
-
-/** s3://bucket/key as a reason shows it: the sender chose it, so at most 300 characters of it. */
-const nameOf = (ref: S3ObjectRef) => {
-  const name = `s3://${ref.bucket}/${ref.key}`
-  return name.length > 300 ? `${name.slice(0, 300)}…` : name
-}
-
-/** Why one object could not be read, and whether reading it again could help. */
-class ObjectFailure extends Error {
-  constructor(
-    readonly ref: S3ObjectRef,
-    readonly code: string,
-    message: string,
-    readonly permanent: boolean,
-  ) {
-    super(`s3://${ref.bucket}/${ref.key}: ${message}`)
-  }
-}
-
-/** The object's bytes, stopping at `limit`: a store that streams without Content-Length is bounded too. */
-async function readLimited(body: AsyncIterable<Uint8Array> | undefined, limit: number): Promise<Buffer> {
-  const chunks: Uint8Array[] = []
-  let length = 0
-  for await (const chunk of body ?? []) {
-    length += chunk.length
-    // Leaving the loop by a throw ends the iterator, which destroys the response stream.
-    if (length > limit) throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${limit} bytes.`)
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks, length)
-}
 
 export function startS3SqsReader(
   config: S3SqsConfig,
@@ -170,17 +137,10 @@ export function startS3SqsReader(
   const readObject = async (ref: S3ObjectRef): Promise<void> => {
     let body: Buffer
     try {
-      const out = await deps.s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }), {
-        abortSignal: abort.signal,
-      })
-      if ((out.ContentLength ?? 0) > config.max_object_bytes) {
-        throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${config.max_object_bytes} bytes.`)
-      }
-      body = await readLimited(out.Body as AsyncIterable<Uint8Array> | undefined, config.max_object_bytes)
+      body = await fetchS3Object(deps.s3, ref, config, abort.signal)
     } catch (err) {
-      if (isNerveError(err)) throw new ObjectFailure(ref, err.code, err.message, true)
-      const name = (err as { name?: string }).name ?? 'Error'
-      throw new ObjectFailure(ref, name, `${name}: ${(err as Error).message}`, permanentS3Errors.has(name))
+      if (err instanceof ObjectFailure && err.timedOut) objects.inc({ outcome: 'timed_out' })
+      throw err
     }
     bytes.inc(body.length)
     const receivedAt = deps.now()
@@ -207,28 +167,11 @@ export function startS3SqsReader(
     objects.inc({ outcome: 'read' })
   }
 
-  /** Keeps the message hidden from its receive until it is handled: every half visibility timeout. */
-  const keepHidden = (queueUrl: string, message: Message) => {
-    const timer = setInterval(
-      () => {
-        deps
-          .sqsFor(queueUrl)
-          .send(
-            new ChangeMessageVisibilityCommand({
-              QueueUrl: queueUrl,
-              ReceiptHandle: message.ReceiptHandle,
-              VisibilityTimeout: visibilitySeconds,
-            }),
-          )
-          .catch((err: unknown) => {
-            log.warn({ err, message_id: message.MessageId }, 'Could not extend a message visibility timeout.')
-          })
-      },
-      Math.max(500, (visibilitySeconds * 1000) / 2),
-    )
-    timer.unref()
-    return () => clearInterval(timer)
-  }
+  /** Keeps the message hidden from its receive until it is handled; returns what stops that. */
+  const keepHidden = (queueUrl: string, message: Message) =>
+    keepMessageHidden(deps.sqsFor(queueUrl), queueUrl, message, visibilitySeconds, (err) => {
+      log.warn({ err, message_id: message.MessageId }, 'Could not extend a message visibility timeout.')
+    })
 
   const remove = (queueUrl: string, message: Message) =>
     deps
@@ -284,7 +227,8 @@ export function startS3SqsReader(
         )
         return
       }
-      telemetry.error(err instanceof ObjectFailure ? 'SINK_UNAVAILABLE' : errorCodeOf(err), 'object')
+      const errorCode = err instanceof ObjectFailure ? 'SINK_UNAVAILABLE' : errorCodeOf(err)
+      telemetry.error(errorCode, 'object')
       if (receives >= config.max_receives) {
         await deadLetter([
           deadLetterOf(
@@ -302,7 +246,7 @@ export function startS3SqsReader(
       } else {
         messages.inc({ outcome: 'retried' })
         log.warn(
-          { message_id: message.MessageId, receives, reason },
+          { error_code: errorCode, message_id: message.MessageId, receives, reason, ...objectFields(err) },
           'A message failed; SQS will redeliver it.',
         )
       }

@@ -288,6 +288,7 @@ export type S3SqsConfig = {
   visibility_timeout: Ms
   max_receives: number
   max_object_bytes: number
+  object_timeout: Ms
   concurrency: number
 }
 

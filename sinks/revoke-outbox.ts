@@ -4,8 +4,9 @@
 // delivered and synced to disk before the bus offset is committed, so a crash between decision and delivery
 // loses nothing and a restart delivers what is still pending. Delivery states are committed without waiting
 // for the disk: a committed transaction survives a crash of the process; only a power loss can forget an
-// attempt, which then repeats with the same webhook-id (receivers deduplicate on it). Suppressions are
-// forgotten past a horizon (forgetSuppressed); revokes are kept, as fast as the global limit lets them come.
+// attempt, which then repeats with the same webhook-id (receivers deduplicate on it). Decisions are
+// forgotten past a horizon (forget): suppressions and, once delivered, revokes; a forgotten revoke leaves
+// its incident's rounds behind (forgotten_revokes), so a later round never reuses a forgotten key.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'
@@ -66,13 +67,17 @@ export type RevokeOutbox = {
     forgetMarksThrough?: number,
   ): OutboxDelivery[]
   /**
-   * Deletes up to `limit` suppressed decisions decided at or before `through`, with their outcome records,
-   * oldest first: only those keyed by their own correlation (no later outcome can reuse their ids) whose
-   * outcomes are all on the bus. Revokes (sent or dry-run), their deliveries and outcomes are kept: the
-   * limits, an incident's rounds and a redelivery's duplicate check read them, and the global limit bounds
-   * how fast they come.
+   * Deletes up to `limit` decisions decided at or before `through`, with their deliveries and outcome
+   * records, oldest first, whose outcomes are all on the bus: suppressions keyed by their own correlation
+   * (no later outcome can reuse their ids), and revokes (sent or dry-run) none of whose deliveries is still
+   * pending. The caller's horizon covers the rate-limit periods (the limits read revokes) and the bus's
+   * retention (a redelivery's duplicate check reads every decision). A forgotten revoke adds a round to its
+   * incident's row in forgotten_revokes: an incident can stay alive for days, and its next round must not
+   * take its first key again (revokeDecisionId).
    */
-  forgetSuppressed(through: number, limit: number): { decisions: number; outcomes: number }
+  forget(through: number, limit: number): { decisions: number; deliveries: number; outcomes: number }
+  /** Incidents whose revokes were forgotten: the last one's time and how many, for the policy's rounds. */
+  forgottenRevokes(): MergedRevoke[]
   /** A delivery's new state and its outcome record, in one transaction. */
   updateDelivery(delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome): void
   pendingDeliveries(): OutboxDelivery[]
@@ -111,16 +116,28 @@ CREATE INDEX IF NOT EXISTS outcomes_decision ON outcomes (decision_id, n);
 CREATE TABLE IF NOT EXISTS merged_revokes (
   incident_id TEXT PRIMARY KEY, time INTEGER NOT NULL, rounds INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS merged_revokes_time ON merged_revokes (time);
+CREATE TABLE IF NOT EXISTS forgotten_revokes (
+  incident_id TEXT PRIMARY KEY, time INTEGER NOT NULL, rounds INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS forgotten_revokes_time ON forgotten_revokes (time);
 `
 
 /**
- * The suppressions past a horizon whose outcomes are all on the bus. Each candidate's outcomes are found by
- * its decision id (`+o.published` keeps SQLite off the `published` index): through that index every
+ * Incidents whose forgotten revokes are remembered, at most (the oldest go first): 70 bytes or so each, so
+ * about 7 MB; at the default global limit (20 an hour, every revoke its own incident) 208 days of them.
+ */
+const maxForgottenIncidents = 100_000
+
+/**
+ * The decisions past a horizon that nothing needs any more: suppressions, and revokes with every outcome on
+ * the bus and no delivery pending. Each candidate's outcomes and deliveries are found by its decision id
+ * (`+o.published`, `+v.state` keep SQLite off the `published` and `state` indexes): through the first, every
  * candidate read every unpublished outcome, and a batch prunes right after writing its own, unpublished yet:
  * 500 held-back correlations took 75–88 ms of the main thread, 5,000 unpublished outcomes 650–810 ms.
  */
-export const forgettableSql = `SELECT d.rowid, d.decision_id FROM decisions d WHERE d.forgettable = 1 AND d.time <= ?
+export const forgettableSql = `SELECT d.rowid, d.decision_id, d.incident_id, d.status, d.time FROM decisions d
+  WHERE (d.forgettable = 1 OR d.status IN ('pending', 'dry_run')) AND d.time <= ?
   AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_id = d.decision_id AND +o.published = 0)
+  AND NOT EXISTS (SELECT 1 FROM deliveries v WHERE v.decision_id = d.decision_id AND +v.state = 'pending')
   ORDER BY d.time LIMIT ?`
 
 export function openRevokeOutbox(dataDir: string): RevokeOutbox {
@@ -151,9 +168,24 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
       `INSERT INTO decisions (correlation_id, decision_id, incident_id, agent_id, status, reason, time, forgettable)
        VALUES (@correlation_id, @decision_id, @incident_id, @agent_id, @status, @reason, @time, @forgettable)`,
     ),
-    forgettable: db.prepare<[number, number], { rowid: number; decision_id: string }>(forgettableSql),
+    forgettable: db.prepare<
+      [number, number],
+      { rowid: number; decision_id: string; incident_id: string; status: string; time: number }
+    >(forgettableSql),
     deleteDecision: db.prepare('DELETE FROM decisions WHERE rowid = ?'),
+    deleteDeliveries: db.prepare('DELETE FROM deliveries WHERE decision_id = ?'),
     deleteOutcomes: db.prepare('DELETE FROM outcomes WHERE decision_id = ?'),
+    addForgotten: db.prepare(
+      `INSERT INTO forgotten_revokes (incident_id, time, rounds) VALUES (?, ?, 1)
+       ON CONFLICT (incident_id) DO UPDATE SET time = max(time, excluded.time), rounds = rounds + 1`,
+    ),
+    forgotten: db.prepare<[], MergedRevoke>(
+      'SELECT incident_id, time, rounds FROM forgotten_revokes ORDER BY time, incident_id',
+    ),
+    trimForgotten: db.prepare(
+      `DELETE FROM forgotten_revokes WHERE rowid IN (SELECT rowid FROM forgotten_revokes ORDER BY time
+       LIMIT max(0, (SELECT COUNT(*) FROM forgotten_revokes) - ${maxForgottenIncidents}))`,
+    ),
     insertDelivery: db.prepare(
       `INSERT OR IGNORE INTO deliveries (decision_id, target, correlation_id, incident_id, agent_id, body, state,
        attempts, next_attempt_at) VALUES (@decision_id, @target, @correlation_id, @incident_id, @agent_id, @body,
@@ -237,13 +269,20 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     },
   )
 
-  const forgetSuppressed = db.transaction((through: number, limit: number) => {
+  const forget = db.transaction((through: number, limit: number) => {
     writePublished()
-    const deleted = { decisions: 0, outcomes: 0 }
+    const deleted = { decisions: 0, deliveries: 0, outcomes: 0 }
+    let revokes = 0
     for (const row of sql.forgettable.all(through, limit)) {
+      if (row.status !== 'suppressed') {
+        sql.addForgotten.run(row.incident_id, row.time)
+        revokes++
+        deleted.deliveries += sql.deleteDeliveries.run(row.decision_id).changes
+      }
       deleted.outcomes += sql.deleteOutcomes.run(row.decision_id).changes
       deleted.decisions += sql.deleteDecision.run(row.rowid).changes
     }
+    if (revokes > 0) sql.trimForgotten.run()
     return deleted
   })
 
@@ -270,7 +309,8 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     mergedRevokes: () => sql.merged.all(),
     recordDecisions: (entries, merged = [], forgetMarksThrough = undefined) =>
       recordDecisions(entries, merged, forgetMarksThrough),
-    forgetSuppressed: (through, limit) => forgetSuppressed(through, limit),
+    forget: (through, limit) => forget(through, limit),
+    forgottenRevokes: () => sql.forgotten.all(),
     updateDelivery: (delivery, update, outcome) => updateDelivery(delivery, update, outcome),
     pendingDeliveries: () => sql.pending.all(),
     pendingCount: () => (sql.pendingCount.get() as { n: number }).n,

@@ -104,12 +104,13 @@ export function createRevokeDispatcher(
   ])
   const forgotten = deps.metrics.counter(
     'nerve_revoke_outbox_retention_deleted_rows_total',
-    'Suppressed decisions and their outcome records the revoke outbox deleted past its horizon.',
+    'Decisions, deliveries and outcome records the revoke outbox deleted past its horizon.',
     ['table'],
   )
-  // A suppression is read by nothing but a redelivery's duplicate check (revoke-outbox.ts forgetSuppressed).
+  // Past this, a decision is read by nothing: the limits look back one period, and the bus redelivers a
+  // correlation (whose duplicate check reads it) for bus.retention at most (revoke-outbox.ts forget).
   const { per_agent, global } = config.revoke.rate_limit
-  const suppressionHorizon = Math.max(per_agent.per, global.per, config.redelivery ?? 0)
+  const horizon = Math.max(per_agent.per, global.per, config.redelivery ?? 0)
   const pendingGauge = deps.metrics.gauge(
     'nerve_revoke_outbox_pending_deliveries',
     'Webhook deliveries waiting in the outbox.',
@@ -137,7 +138,13 @@ export function createRevokeDispatcher(
     has_targets: targets.size > 0,
   }
   const registeredAgents = new Set(policyConfig.registered_agents)
-  let policy = createRevokePolicy(policyConfig, outbox.pastRevokes(), outbox.mergedRevokes())
+  // A forgotten revoke counts, like a merge mark, for its incident's rounds only.
+  const rebuildPolicy = () =>
+    createRevokePolicy(policyConfig, outbox.pastRevokes(), [
+      ...outbox.forgottenRevokes(),
+      ...outbox.mergedRevokes(),
+    ])
+  let policy = rebuildPolicy()
   const abort = new AbortController()
   let delivering = false
   let closed = false
@@ -307,15 +314,15 @@ export function createRevokeDispatcher(
   // in the outbox: the others are not looked up, and a batch of them writes and syncs nothing.
   const mayRevoke = (c: Correlation) => c.rule.revoke && c.score >= config.revoke.min_score
 
-  // Suppressions accrue only where a batch records them: forgetting twice as many keeps the table at about
+  // Decisions accrue only where a batch records them: forgetting twice as many keeps the table at about
   // one horizon's worth, in bounded transactions. A failure here holds no decision up.
-  const forgetSuppressed = (recorded: number) => {
+  const forgetOld = (recorded: number) => {
     try {
-      const deleted = outbox.forgetSuppressed(now() - suppressionHorizon, 2 * recorded)
+      const deleted = outbox.forget(now() - horizon, 2 * recorded)
       for (const [table, n] of Object.entries(deleted)) if (n > 0) forgotten.inc({ table }, n)
     } catch (err) {
       telemetry.error(errorCodeOf(err), 'retention')
-      log.warn({ error_code: errorCodeOf(err) }, 'Could not forget old revoke suppressions; will retry.')
+      log.warn({ error_code: errorCodeOf(err) }, 'Could not forget old revoke decisions; will retry.')
     }
   }
 
@@ -404,12 +411,12 @@ export function createRevokeDispatcher(
       // The policy remembered revokes that were not written: forget them, the bus redelivers the batch
       // (whose merges are learnt again). So are the suppressions first seen here, or the redelivery would
       // not record them.
-      policy = createRevokePolicy(policyConfig, outbox.pastRevokes(), outbox.mergedRevokes())
+      policy = rebuildPolicy()
       for (const key of added) seenSuppressions.delete(key)
       telemetry.error(errorCodeOf(err), 'record_decision')
       throw err
     }
-    if (entries.some((e) => e.status === 'suppressed')) forgetSuppressed(entries.length)
+    if (entries.length > 0) forgetOld(entries.length)
     updateGauges()
     // Committed is enough to send (a crashed process still finds the decision); the bus commits the batch
     // only once the decisions are on disk.

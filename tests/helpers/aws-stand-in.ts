@@ -32,8 +32,17 @@ export type AwsStandIn = {
   sendMessage(queueUrl: string, body: string, opts?: { sentTimestamp?: number }): string
   /** Every message ever sent to the queue, deleted ones included. */
   messages(queueUrl: string): readonly StandInMessage[]
-  /** `chunked`: served without Content-Length, as S3-compatible stores may stream an object. */
-  putObject(bucket: string, key: string, body: Uint8Array | string, opts?: { chunked?: boolean }): void
+  /**
+   * `chunked`: served without Content-Length, as S3-compatible stores may stream an object. `stall`: a
+   * GetObject is never answered (`'request'`), or sends its headers and that many bytes of the body and
+   * then nothing more, the connection held open (a stalled or hostile endpoint).
+   */
+  putObject(
+    bucket: string,
+    key: string,
+    body: Uint8Array | string,
+    opts?: { chunked?: boolean; stall?: 'request' | number },
+  ): void
   /** The next `count` requests for this action answer with this error instead. */
   failNext(action: string, error: { status: number; code: string; message?: string }, count?: number): void
   requests: StandInRequest[]
@@ -84,6 +93,8 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
   const buckets = new Map<string, Map<string, Buffer>>()
   /** "bucket/key" of objects served without Content-Length. */
   const chunked = new Set<string>()
+  /** "bucket/key" of objects whose GetObject stalls, and where. */
+  const stalls = new Map<string, 'request' | number>()
   const faults = new Map<string, { status: number; code: string; message?: string; left: number }>()
   const requests: StandInRequest[] = []
   let url = ''
@@ -269,6 +280,8 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
         `<Key>${xmlEscape(key)}</Key>`,
       )
     }
+    const stall = stalls.get(`${bucket}/${key}`)
+    if (stall === 'request') return
     res.writeHead(200, {
       'content-type': 'application/octet-stream',
       ...(chunked.has(`${bucket}/${key}`) ? {} : { 'content-length': body.length }),
@@ -276,6 +289,10 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
       'last-modified': new Date('2026-01-01T00:00:00Z').toUTCString(),
       'x-amz-request-id': randomUUID(),
     })
+    if (stall !== undefined) {
+      res.write(body.subarray(0, stall))
+      return
+    }
     res.end(req.method === 'HEAD' ? undefined : body)
   }
 
@@ -323,6 +340,8 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
       objects.set(key, Buffer.from(body))
       if (opts.chunked) chunked.add(`${bucket}/${key}`)
       else chunked.delete(`${bucket}/${key}`)
+      if (opts.stall !== undefined) stalls.set(`${bucket}/${key}`, opts.stall)
+      else stalls.delete(`${bucket}/${key}`)
     },
     failNext: (action, error, count = 1) => {
       faults.set(action, { ...error, left: count })

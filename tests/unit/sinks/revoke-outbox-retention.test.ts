@@ -1,7 +1,7 @@
 // The revoke outbox keeps a row for every correlation a rate limit holds back, and the watched agent can
 // make such correlations without end (under new identities too). Nothing but a redelivery's duplicate check
 // reads them once their outcome is on the bus, so they go past a horizon: the rate-limit periods and the
-// bus's retention. Revokes stay: the limits, the incident's rounds and the duplicate check read them.
+// bus's retention. Revokes go past it too, once delivered (revoke-outbox-revoke-retention.test.ts).
 
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -84,22 +84,22 @@ async function thirtyHours(x: ReturnType<typeof dispatcher>) {
 }
 
 describe('revoke outbox retention', () => {
-  it('forgets the held-back decisions past the horizon and keeps every revoke', async () => {
+  it('forgets the held-back decisions and the revokes past the horizon', async () => {
     const dataDir = tempDir('nerve-revoke-retention')
     const x = dispatcher(dataDir, t0)
     await thirtyHours(x)
     expect(await x.count('dry_run', 'dry_run')).toBe(30)
     expect(await x.count('suppressed', 'rate_limited_agent')).toBe(300)
     const { decisions, outcomes } = rows(dataDir)
-    // Every revoke; of the 300 held back, those of the last two hours (the bus's retention) only.
-    expect(decisions.filter((r) => r.status === 'dry_run')).toHaveLength(30)
+    // Of the 30 revokes and 300 held back, those of the last two hours (the bus's retention) only.
+    expect(decisions.filter((r) => r.status === 'dry_run')).toHaveLength(2)
     const held = decisions.filter((r) => r.status === 'suppressed')
     expect(held).toHaveLength(20)
-    expect(Math.min(...held.map((r) => r.time))).toBe(t0 + 28 * hour)
-    expect(outcomes).toBe(50)
+    expect(Math.min(...decisions.map((r) => r.time))).toBe(t0 + 28 * hour)
+    expect(outcomes).toBe(22)
     const deleted = (table: string) =>
       x.rt.metricValue('nerve_revoke_outbox_retention_deleted_rows_total', { table })
-    expect([await deleted('decisions'), await deleted('outcomes')]).toEqual([280, 280])
+    expect([await deleted('decisions'), await deleted('outcomes')]).toEqual([308, 308])
   })
 
   it('still finds what a redelivery can meet, and after a restart decides no revoke twice', async () => {
@@ -109,16 +109,17 @@ describe('revoke outbox retention', () => {
     await first.d.close()
 
     const again = dispatcher(dataDir, t0 + 29 * hour + 1)
-    // The bus delivers again the last hour's batch (within its retention) and the first hour's revoke.
-    await again.d.handle([...hourOfTheAgent(29), hourOfTheAgent(0)[0] as Correlation])
+    // The bus delivers again the last two hours' batches, revokes included: all within its retention.
+    await again.d.handle([...hourOfTheAgent(28), ...hourOfTheAgent(29)])
     expect(await again.count('dry_run', 'dry_run')).toBe(0)
     expect(await again.count('suppressed', 'rate_limited_agent')).toBe(0)
-    expect(rows(dataDir).decisions).toHaveLength(50)
+    expect(rows(dataDir).decisions).toHaveLength(22)
   })
 
   it('never gives a later outcome of an incident the id of a forgotten one', async () => {
     const x = dispatcher(tempDir('nerve-revoke-retention'), t0)
-    // inc-b is held back at first, forgotten four hours on, then revoked (the agent kept it alive).
+    // inc-b is held back at first, forgotten four hours on (with inc-a's revoke), then revoked (the agent
+    // kept it alive).
     await x.d.handle([
       makeCorrelation(1, { incident: { id: 'inc-a' } }),
       makeCorrelation(2, { incident: { id: 'inc-b' } }),
@@ -132,7 +133,7 @@ describe('revoke outbox retention', () => {
     await waitFor(() => x.published() === 4)
     expect(
       await x.rt.metricValue('nerve_revoke_outbox_retention_deleted_rows_total', { table: 'decisions' }),
-    ).toBe(1)
+    ).toBe(2)
     const outcomes = bus(x).map((o) => `${o.status}:${o.incident_id}:${o.id}`)
     expect(new Set(outcomes.map((o) => o.split(':').slice(2).join(':'))).size).toBe(4)
     expect(outcomes.filter((o) => o.includes(`inc-b:${revokeDecisionId('inc-b')}`))).toEqual([
@@ -156,9 +157,10 @@ describe('revoke outbox retention', () => {
       makeCorrelation(4, { incident: { id: 'inc-d' } }),
       makeCorrelation(5, { incident: { id: 'inc-e' } }),
     ])
+    // c3's suppression is forgotten (with the two revokes before it, delivered and past the horizon).
     expect(
       await x.rt.metricValue('nerve_revoke_outbox_retention_deleted_rows_total', { table: 'decisions' }),
-    ).toBe(1)
+    ).toBe(3)
     // Past the horizon the bus delivers c3 again (a consumer that fell behind): inc-b's next round.
     await at(5.5, [c3])
     const ofC3 = bus(x).filter((o) => o.correlation_id === c3.id)
@@ -167,7 +169,7 @@ describe('revoke outbox retention', () => {
     expect(new Set(ids).size).toBe(ids.length)
   })
 
-  it('keeps an outcome not on the bus yet, a revoke, and a suppression under its incident key', () => {
+  it('keeps an outcome not on the bus yet, a revoke still delivering, and a suppression under its incident key', () => {
     const outbox = openRevokeOutbox(tempDir('nerve-revoke-retention'))
     open.push(outbox)
     const held = (n: number, decision_id = revokeDecisionId(`inc-${n}`, `c${n}`)): DecisionEntry => ({
@@ -189,9 +191,9 @@ describe('revoke outbox retention', () => {
     }
     // c2: written before retention, under its incident's key (a later outcome of inc-2 would number after it).
     outbox.recordDecisions([held(1), held(2, revokeDecisionId('inc-2')), revoke])
-    expect(outbox.forgetSuppressed(t0 + 10 * hour, 100)).toEqual({ decisions: 0, outcomes: 0 })
+    expect(outbox.forget(t0 + 10 * hour, 100)).toEqual({ decisions: 0, deliveries: 0, outcomes: 0 })
     outbox.markPublished(outbox.unpublishedOutcomes(10).through)
-    expect(outbox.forgetSuppressed(t0 + 10 * hour, 100)).toEqual({ decisions: 1, outcomes: 1 })
+    expect(outbox.forget(t0 + 10 * hour, 100)).toEqual({ decisions: 1, deliveries: 0, outcomes: 1 })
     expect(outbox.decided(['c1', 'c2', 'c3'])).toEqual(new Set(['c2', 'c3']))
     expect(outbox.pendingCount()).toBe(1)
   })
