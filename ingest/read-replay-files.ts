@@ -132,16 +132,18 @@ async function* fileParts(
             ? splitLargeArray(line, maxDepth, partItems)
             : undefined
         if (array) {
-          // A large array: its elements are items, parsed a part at a time.
+          // A large array: its elements are items, parsed a part at a time, a log file among them cut as
+          // on a line of its own. Its parts number elements from 0 (several parts may hold one).
           mode = 'lines'
           yield* partsOf(part, partItems)
           part = []
+          const first = count
           for (const items of array) {
             for (const item of items) {
-              Object.assign(item, { index: count++, file })
-              onItem(count)
+              Object.assign(item, { index: first + item.index, file })
+              if (item.index === count) onItem(++count)
             }
-            yield items
+            yield* partsOf(items, partItems)
           }
           continue
         }

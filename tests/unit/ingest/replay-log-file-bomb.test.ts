@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { decodeReplayFile } from '../../../ingest/decode-replay-file.ts'
 import { readReplayParts } from '../../../ingest/read-replay-files.ts'
 import { eventKind, type RunWriter, type SortKey } from '../../../ingest/sorted-runs.ts'
+import { largeLineChars } from '../../../ingest/split-large-log-file.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { fixtures } from './ingest-harness.ts'
 
@@ -23,6 +24,29 @@ function bombFile(): string {
 
 const recordsIn = (value: unknown) => (value as { Records?: unknown[] }).Records?.length ?? 1
 
+/** The most records any part of the file holds, and the records of all its parts. */
+async function partSizes(file: string): Promise<{ largest: number; records: number }> {
+  let largest = 0
+  let records = 0
+  for await (const part of readReplayParts([file], { maxDepth: 64 })) {
+    const held = part.items.reduce((sum, item) => sum + recordsIn(item.value), 0)
+    largest = Math.max(largest, held)
+    records += held
+  }
+  return { largest, records }
+}
+
+/** Real records, repeated until they fill a line of at least `chars` characters. */
+function realRecords(chars: number): string[] {
+  const lines = readFileSync(join(fixtures, 'cloudtrail/stratus-red-team-detonation-logs.ndjson'), 'utf8')
+    .trim()
+    .split('\n')
+  const records: string[] = []
+  for (let length = 0; length < chars; length += (records.at(-1) as string).length + 1)
+    records.push(lines[records.length % lines.length] as string)
+  return records
+}
+
 describe('replay of a log file of many empty records', () => {
   it('reads its records a part at a time, numbered where they stood in the file', async () => {
     const largest: number[] = []
@@ -34,6 +58,23 @@ describe('replay of a log file of many empty records', () => {
     }
     expect(records).toBe(empties + 1)
     expect(Math.max(...largest)).toBeLessThanOrEqual(250)
+  })
+
+  it('reads a log file wrapped in an array, on a line of 4 MiB or more, a part at a time too', async () => {
+    const records = realRecords(largeLineChars)
+    const dir = tempDir('nerve-replay-bomb')
+    for (const [name, line] of [
+      ['bare.json', `{"Records":[${records.join(',')}]}`],
+      [
+        'wrapped.json',
+        `[{"Records":[${records.join(',')}]}, {"Records":[${records.slice(0, 300).join(',')}]}]`,
+      ],
+    ] as const) {
+      writeFileSync(join(dir, name), `${line}\n`)
+      const read = await partSizes(join(dir, name))
+      expect(read.records, name).toBe(records.length + (name === 'wrapped.json' ? 300 : 0))
+      expect(read.largest, name).toBeLessThanOrEqual(250)
+    }
   })
 
   it('counts each empty record as invalid, at its place in the file, and decodes the real record after them', async () => {

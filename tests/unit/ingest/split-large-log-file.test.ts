@@ -59,4 +59,40 @@ describe('splitLargeLogFile', () => {
     for (const broken of ['[{},]', '[{}', '[{}] x', '[{"a":]'])
       expect(splitLargeArray(broken, 64, 2)).toBeUndefined()
   })
+
+  it('gives a log file among the elements in parts of its records, numbered as that element', () => {
+    const line = `[${records[0]}, ${logFile} ,{"Records":[{},{},{}]}]`
+    const parts = [...(splitLargeArray(line, 64, 2) ?? [])]
+    expect(parts.map((p) => p.map((i) => [i.index, (i as { recordsFrom?: number }).recordsFrom]))).toEqual([
+      [[0, undefined]],
+      [[1, 0]],
+      [[1, 2]],
+      [[1, 4]],
+      [[2, 0]],
+      [[2, 2]],
+    ])
+    expect(parts[1]?.[0]?.original()).toBe(logFile)
+  })
+
+  it('ends a part after an element of as many records as a part holds, for the caller to cut', () => {
+    const line = `[{}, {"more":1,"Records":[{},{}]}, {}, {}]`
+    expect([...(splitLargeArray(line, 64, 3) ?? [])].map((p) => p.map((i) => i.index))).toEqual([
+      [0, 1],
+      [2, 3],
+    ])
+  })
+
+  it('gives for a log file naming an S3 object that record alone, for the file to be skipped whole', () => {
+    const s3 = '{"eventSource":"aws:s3","s3":{"object":{"key":"k"}}}'
+    const line = `{"Records":[${records.join(',')},${s3},{}]}`
+    const parts = [...(splitLargeLogFile(line, 64, 2) ?? [])]
+    expect(parts.map((p) => p.map((i) => i.value))).toEqual([[{ Records: [JSON.parse(s3)] }]])
+    expect(parts[0]?.[0]?.original()).toBe(line)
+    // A string naming aws:s3 is no such record.
+    const named = `{"Records":[{"userAgent":"\\"eventSource\\":\\"aws:s3\\""},{},{}]}`
+    expect([...(splitLargeLogFile(named, 64, 2) ?? [])].map((p) => p[0]?.value)).toEqual([
+      { Records: [{ userAgent: '"eventSource":"aws:s3"' }, {}] },
+      { Records: [{}] },
+    ])
+  })
 })
