@@ -87,6 +87,13 @@ export function createSteppedScans(db: Database.Database, opts: SteppedScanOptio
       return found
     },
     count(scan) {
+      // A whole table, unfiltered: SQLite counts an index's entries page by page without reading a row
+      // (0.15 µs each: 150 ms at 1,000,000), where steps walk each entry (about 4 times as long).
+      const range = firstRange(scan)
+      if (!scan.key && !range.lower && !range.upper && scan.checked.length === 0) {
+        opts.checkStop?.()
+        return (prepared(`SELECT count(*) AS n FROM ${scan.table}`).get() as { n: number }).n
+      }
       let n = 0
       walk(scan, (range, full) => {
         // Every row the step walked passes the served filters: with nothing else to check, a full step
