@@ -27,7 +27,7 @@ const targetMs = 50
 const rules = ['outbound-then-iam-write', 'shell-then-secrets', 'shell-then-iam-privilege-change']
 
 /** Correlation n: agent n % 100, rule n % 3, score n % 90 (none reaches 99), 10,000 per incident. */
-function correlation(n: number): Correlation {
+export function correlation(n: number): Correlation {
   const c = makeCorrelation(n)
   const agent = `agent-${n % 100}`
   return {

@@ -365,9 +365,13 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
               abandoned.abort(new NerveError('SINK_UNAVAILABLE', 'The client closed its connection.'))
           }
           inFlight.add(abandoned)
-          // A client that left before the handler ran (its socket already destroyed) is gone as well.
-          if (req.raw.socket?.destroyed) left()
-          else reply.raw.once('close', left)
+          // The socket's close, not the reply's: Node closes only the reply the socket is answering, and
+          // the requests a client pipelined behind it would run for a client that left. Removed once
+          // answered, so a keep-alive connection's requests do not pile listeners up on it. A client that
+          // left before the handler ran (its socket already destroyed) is gone as well.
+          const socket = req.raw.socket
+          if (socket?.destroyed) left()
+          else socket?.once('close', left)
           const request: RouteRequest = {
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
             headers: req.headers,
@@ -383,6 +387,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             if (!isNerveError(err) || !route.formatError) throw err
             return answer(route, reply, route.formatError(err, request), err.code)
           } finally {
+            socket?.off('close', left)
             inFlight.delete(abandoned)
           }
         },

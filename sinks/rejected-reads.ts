@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3'
 import type { RouteResponse } from '../runtime/http-server.ts'
 import type { StoredDeadLetter, StoredLateEvent } from './rejected-store.ts'
+import { createSteppedScans, type Scan, type SteppedScanOptions } from './stepped-scan.ts'
 import { iso, type Page, pageOf, type StoreRead } from './store-api.ts'
 import { type ListQuery, parseListQuery } from './store-query.ts'
 
@@ -22,48 +23,30 @@ export type RejectedReads = {
   lateEvents(q: ListQuery): Page<StoredLateEvent>
 }
 
-export function createRejectedReads(db: Database.Database): RejectedReads {
+export function createRejectedReads(db: Database.Database, opts: SteppedScanOptions = {}): RejectedReads {
+  const scans = createSteppedScans(db, opts)
+  /** Newest first by (time, id) in `<table>_time`; the text filters have no index and are checked per row. */
   const list = <T>(table: RejectedTable, q: ListQuery): Page<T> => {
-    const where: string[] = []
-    const params: (string | number)[] = []
+    const scan: Scan = { table, alias: 'r', time: 'time', checked: [], params: [] }
     for (const [param, column] of Object.entries(textColumns[table])) {
       const value = q.text[param]
       if (value === undefined) continue
-      where.push(`${column} = ?`)
-      params.push(value)
+      scan.checked.push(`r.${column} = ?`)
+      scan.params.push(value)
     }
-    if (q.since !== undefined) {
-      where.push('time >= ?')
-      params.push(q.since)
-    }
-    if (q.until !== undefined) {
-      where.push('time <= ?')
-      params.push(q.until)
-    }
-    const clause = (cursor: boolean) => {
-      const all = [...where]
-      const values = [...params]
-      if (cursor && q.cursor) {
-        all.push('(time < ? OR (time = ? AND id < ?))')
-        values.push(q.cursor.time, q.cursor.time, q.cursor.id)
-      }
-      return { sql: all.length > 0 ? ` WHERE ${all.join(' AND ')}` : '', values }
-    }
+    if (q.since !== undefined) scan.since = q.since
+    if (q.until !== undefined) scan.until = q.until
     return pageOf(
       q,
-      (page) => {
-        const { sql, values } = clause(true)
-        return db
-          .prepare<unknown[], { time: number; record: string }>(
-            `SELECT time, record FROM ${table}${sql} ORDER BY time DESC, id DESC LIMIT ?`,
+      (page) =>
+        scans
+          .rows<{ record: string }>(
+            page.cursor ? { ...scan, cursor: page.cursor } : scan,
+            'r.record',
+            page.limit,
           )
-          .all(...values, page.limit)
-          .map((r) => JSON.parse(r.record) as T)
-      },
-      () => {
-        const { sql, values } = clause(false)
-        return (db.prepare(`SELECT count(*) AS n FROM ${table}${sql}`).get(...values) as { n: number }).n
-      },
+          .map((r) => JSON.parse(r.record) as T),
+      () => scans.count(scan),
       (item) => {
         const row = item as { id: string; received_at?: number; event?: { time: number } }
         return { time: row.event ? row.event.time : (row.received_at as number), id: row.id }

@@ -1,10 +1,10 @@
-// The read API's filters as SQL over the embedded store's tables (correlation-store.ts): one WHERE clause
-// and its parameters per list, built from a parsed ListQuery. Values only ever travel as parameters. Pure.
+// The read API's filters over the embedded store's tables (correlation-store.ts): for each list, the part
+// its index serves and the conditions checked on each row (stepped-scan.ts reads them in bounded steps),
+// built from a parsed ListQuery. Values only ever travel as parameters. Pure.
+import type { Scan } from './stepped-scan.ts'
 import type { ListQuery } from './store-query.ts'
 
 export type StoreList = 'correlations' | 'incidents' | 'revoke_outcomes'
-
-export type SqlFilter = { where: string; params: (string | number)[] }
 
 /**
  * An incident's correlations, found without an index of their own. An incident belongs to one agent (its
@@ -37,93 +37,75 @@ export const listShape: Record<StoreList, { alias: string; time: string }> = {
 }
 
 /**
- * `withCursor: false` gives the filter without the page position, for the `total` of every page.
- * Text filters: `agent`, `incident`, `status` (`none`: no revoke outcome yet), and `rule`, which names
- * either a correlation rule id or a Falco rule.
+ * A list's query as a stepped scan (stepped-scan.ts): the filters an index serves (an agent: in
+ * correlations and incidents an index keyed by it leads in (time, id) order; since, until, the cursor) and
+ * the ones checked on each row. Text filters: `agent`, `incident`, `status` (`none`: no revoke outcome
+ * yet), and `rule`, which names either a correlation rule id or a Falco rule. No index is keyed by a
+ * correlation's incident: `incident` is the incident's bounds (incidentCorrelationsSql), looked up by the
+ * caller, and undefined when no such incident exists (nothing matches).
  */
-export function storeFilter(list: StoreList, q: ListQuery, withCursor = true): SqlFilter {
+export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBounds): Scan | undefined {
   const { alias: a, time } = listShape[list]
-  const where: string[] = []
-  const params: (string | number)[] = []
-  const add = (sql: string, ...values: (string | number)[]) => {
-    where.push(sql)
-    params.push(...values)
+  const scan: Scan = { table: list, alias: a, time, checked: [], params: [] }
+  const check = (sql: string, ...values: (string | number)[]) => {
+    scan.checked.push(sql)
+    scan.params.push(...values)
   }
-  const { agent, incident, status, rule } = q.text
-  if (agent !== undefined) add(`${a}.agent_id = ?`, agent)
-  if (incident !== undefined && list === 'correlations') {
-    // No index is keyed by a correlation's incident: its agent and time range bound it in
-    // correlations_agent (incidentCorrelationsSql).
-    const bound = (column: string) => `(SELECT ${column} FROM incidents WHERE id = ?)`
-    add(
-      `${a}.agent_id = ${bound('agent_id')} AND ${a}.time >= ${bound('first_seen')} AND ${a}.time <= ${bound('last_seen')} AND ${a}.incident_id = ?`,
-      incident,
-      incident,
-      incident,
-      incident,
-    )
-  } else if (incident !== undefined) add(`${a}.incident_id = ?`, incident)
-  if (q.since !== undefined) add(`${a}.${time} >= ?`, q.since)
-  if (q.until !== undefined) add(`${a}.${time} <= ?`, q.until)
-  if (withCursor && q.cursor) {
-    add(`(${a}.${time} < ? OR (${a}.${time} = ? AND ${a}.id < ?))`, q.cursor.time, q.cursor.time, q.cursor.id)
+  if (q.since !== undefined) scan.since = q.since
+  if (q.until !== undefined) scan.until = q.until
+  if (q.cursor) scan.cursor = q.cursor
+  const { agent, status, rule } = q.text
+  if (list === 'correlations' && q.text.incident !== undefined) {
+    if (!incident) return undefined
+    scan.key = { column: 'agent_id', value: incident.agent_id }
+    scan.since = Math.max(scan.since ?? incident.first_seen, incident.first_seen)
+    scan.until = Math.min(scan.until ?? incident.last_seen, incident.last_seen)
+    if (agent !== undefined) check(`${a}.agent_id = ?`, agent)
+    check(`${a}.incident_id = ?`, incident.id)
+  } else if (agent !== undefined) {
+    // revoke_outcomes has no index keyed by its agent.
+    if (list === 'revoke_outcomes') check(`${a}.agent_id = ?`, agent)
+    else scan.key = { column: 'agent_id', value: agent }
   }
+  if (list === 'revoke_outcomes' && q.text.incident !== undefined)
+    scan.key = { column: 'incident_id', value: q.text.incident }
   if (list === 'correlations') {
     if (rule !== undefined)
-      add(
+      check(
         `(json_extract(${a}.record, '$.rule.id') = ? OR json_extract(${a}.record, '$.edge.rule') = ?)`,
         rule,
         rule,
       )
-    if (q.min_score !== undefined) add(`json_extract(${a}.record, '$.score') >= ?`, q.min_score)
-    if (status !== undefined) add(`coalesce(${incidentStatusSql(`${a}.incident_id`)}, 'none') = ?`, status)
+    if (q.min_score !== undefined) check(`json_extract(${a}.record, '$.score') >= ?`, q.min_score)
+    if (status !== undefined) check(`coalesce(${incidentStatusSql(`${a}.incident_id`)}, 'none') = ?`, status)
   }
   if (list === 'incidents') {
     if (rule !== undefined)
-      add(
+      check(
         `(EXISTS (SELECT 1 FROM json_each(${a}.rules) r WHERE r.value = ?) OR
           EXISTS (SELECT 1 FROM json_each(${a}.falco_rules) f WHERE f.value = ?))`,
         rule,
         rule,
       )
-    if (q.min_score !== undefined) add(`${a}.max_score >= ?`, q.min_score)
-    if (status !== undefined) add(`coalesce(${incidentStatusSql(`${a}.id`)}, 'none') = ?`, status)
+    if (q.min_score !== undefined) check(`${a}.max_score >= ?`, q.min_score)
+    if (status !== undefined) check(`coalesce(${incidentStatusSql(`${a}.id`)}, 'none') = ?`, status)
   }
-  if (list === 'revoke_outcomes' && status !== undefined) add(`${a}.status = ?`, status)
-  return { where: where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '', params }
+  if (list === 'revoke_outcomes' && status !== undefined) check(`${a}.status = ?`, status)
+  return scan
 }
 
 /**
- * One page of a list, newest first: `select` is what an incident row is read with (correlation-store.ts);
- * the other lists read their records. The LIMIT is the last parameter.
+ * Whether a correlations query filters by its incident alone: its total is then the count the incident's
+ * row keeps (counting its correlations reads each of their rows).
  */
-export function listSql(list: StoreList, q: ListQuery, incidentColumns: string): SqlFilter & { sql: string } {
-  const { alias: a, time } = listShape[list]
-  const { where, params } = storeFilter(list, q)
-  const select = list === 'incidents' ? `SELECT ${incidentColumns}` : `SELECT ${a}.record`
-  return {
-    sql: `${select} FROM ${list} ${a}${where} ORDER BY ${a}.${time} DESC, ${a}.id DESC LIMIT ?`,
-    where,
-    params: [...params, q.limit],
-  }
-}
-
-/** How many items a list holds under the query's filters, whatever the page. */
-export function totalSql(list: StoreList, q: ListQuery): SqlFilter & { sql: string } {
+export function incidentOnly(list: StoreList, q: ListQuery): boolean {
   const { incident, ...otherText } = q.text
-  const incidentOnly =
+  return (
     list === 'correlations' &&
     incident !== undefined &&
     Object.keys(otherText).length === 0 &&
     q.since === undefined &&
     q.until === undefined &&
     q.min_score === undefined
-  // An incident's correlations, unfiltered: the count its row keeps (correlations_agent does not hold the
-  // incident id, so counting them reads each of their rows).
-  if (incidentOnly) {
-    const sql = 'SELECT coalesce((SELECT i.correlations FROM incidents i WHERE i.id = ?), 0) AS n'
-    return { sql, where: '', params: [incident] }
-  }
-  const { where, params } = storeFilter(list, q, false)
-  return { sql: `SELECT count(*) AS n FROM ${list} ${listShape[list].alias}${where}`, where, params }
+  )
 }

@@ -7,9 +7,15 @@
 // longer grows with the store.
 // The thread runs one read at a time; the others wait here, at most maxWaitingReads in all, past that a read
 // is answered 429 (SATURATED, Retry-After) at once. A waiting read whose client closed its connection is
-// dropped, never run (a client that sent 32 slow reads and left held the reader for minutes); one running
-// past readTimeLimitMs ends the thread, is answered 503 (SINK_UNAVAILABLE), and the reads behind it go on on
-// a new one; closing answers the waiting reads 503. A thread that died fails the read it ran (500).
+// dropped, never run (a client that sent 32 slow reads and left held the reader for minutes). One running
+// past readTimeLimitMs is answered 503 (SINK_UNAVAILABLE) and stopped: the thread reads in steps of a few
+// thousand rows (stepped-scan.ts) and between steps looks at a stop flag set here through shared memory,
+// so the read ends within a step and the same thread takes the next. Ending the thread instead did not stop
+// the read: a native SQLite call runs to its end whatever Worker.terminate() says, so each stopped read
+// left a thread scanning beside the new one, each new one cost ~1.4 s of CPU to start, and exit waited for
+// them. A thread that does not answer a stop within stopGraceMs is ended all the same, and no other is
+// started before it has exited (the reads wait meanwhile). Closing answers the waiting reads 503. A thread
+// that died fails the read it ran (500).
 import { Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodes, NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
@@ -21,9 +27,15 @@ export const maxWaitingReads = 32
 
 /**
  * Longest a read may run: a filter no index serves reads every correlation (1,000,000: 10–24 s). Past it the
- * thread is ended (SQLite cannot be interrupted from here), the read answered 503, and another thread starts.
+ * read is answered 503 and stopped at its next step.
  */
 export const readTimeLimitMs = 30_000
+
+/**
+ * How long a stopped read's thread has to say it stopped (a step takes milliseconds) before it is ended:
+ * a thread that does not answer at all.
+ */
+export const stopGraceMs = 5_000
 
 export type StoreReaderThread = {
   /**
@@ -57,13 +69,17 @@ type Queued = {
 
 /**
  * Starts the reader on a store that exists (the writer thread made it): resolves once it reads.
- * `timeLimitMs` is for tests.
+ * `timeLimitMs`, `stopGraceMs` and `stepRows` (rows a step of a read walks) are for tests.
  */
 export async function startStoreReaderThread(
   config: { data_dir: string },
-  opts: { timeLimitMs?: number } = {},
+  opts: { timeLimitMs?: number; stopGraceMs?: number; stepRows?: number } = {},
 ): Promise<StoreReaderThread> {
   const timeLimitMs = opts.timeLimitMs ?? readTimeLimitMs
+  const graceMs = opts.stopGraceMs ?? stopGraceMs
+  // The id of the read to stop, read by the thread between the steps of the read it runs.
+  const stop = new Int32Array(new SharedArrayBuffer(4))
+  Atomics.store(stop, 0, -1)
   let worker: Worker | undefined
   let starting: Promise<Worker> | undefined
   let nextId = 0
@@ -71,15 +87,18 @@ export async function startStoreReaderThread(
   // The thread is handed one read at a time: those behind it wait here, where a client that left, a read
   // past the limit or closing can drop them without running them.
   const queue: Queued[] = []
-  /** The read handed to the thread (`on`, timed), or held while a thread starts. */
-  let running: (Queued & { on?: Worker; timer?: NodeJS.Timeout }) | undefined
+  /**
+   * The read handed to the thread (`on`, timed), or held while a thread starts. A stopped one (already
+   * answered 503) stays here until its thread says it stopped or has exited: the next read waits for that.
+   */
+  let running: (Queued & { on?: Worker; timer?: NodeJS.Timeout; stopped?: boolean }) | undefined
   let idle: (() => void) | undefined
 
   const start = () => {
     if (starting) return starting
     const started: Promise<Worker> = new Promise<Worker>((resolve, reject) => {
       const w = new Worker(new URL('./store-reader.worker.mjs', import.meta.url), {
-        workerData: { dataDir: config.data_dir },
+        workerData: { dataDir: config.data_dir, stop: stop.buffer, stepRows: opts.stepRows },
       })
       w.once('message', () => {
         w.on('message', (reply: Reply) => {
@@ -87,14 +106,21 @@ export async function startStoreReaderThread(
           clearTimeout(running.timer)
           const done = running
           running = undefined
-          done.resolve(reply)
+          // A stopped read was answered when it was stopped.
+          if (!done.stopped) done.resolve(reply)
           next()
         })
         worker = w
         resolve(w)
       })
-      // A thread that failed or ended fails the read it ran; the reads behind it go on on another.
-      const lost = (err: Error) => {
+      // A thread that failed or ended fails the read it ran; the reads behind it go on on another, started
+      // once this one has exited (after `error` a thread still runs until `exit`).
+      let failure: Error | undefined
+      w.once('error', (err) => {
+        failure = err
+      })
+      w.once('exit', () => {
+        const err = failure ?? new Error('The store reader thread stopped.')
         if (worker === w) worker = undefined
         if (starting === started) starting = undefined
         reject(err)
@@ -102,11 +128,9 @@ export async function startStoreReaderThread(
         clearTimeout(running.timer)
         const failed = running
         running = undefined
-        failed.reject(err)
+        if (!failed.stopped) failed.reject(err)
         next()
-      }
-      w.once('error', lost)
-      w.once('exit', () => lost(new Error('The store reader thread stopped.')))
+      })
     })
     starting = started
     return started
@@ -139,13 +163,18 @@ export async function startStoreReaderThread(
     )
   }
 
+  /** Answers the read 503 and asks its thread to stop it; a thread that does not answer is ended. */
   const overran = (w: Worker) => {
-    if (running?.on !== w) return
+    if (running?.on !== w || running.stopped) return
     const late = running
-    running = undefined
-    if (worker === w) worker = undefined
-    if (starting) starting = undefined
-    void w.terminate()
+    late.stopped = true
+    Atomics.store(stop, 0, late.id)
+    late.timer = setTimeout(() => {
+      if (running !== late) return
+      // Its `exit` frees the read's place, and only then is another thread started.
+      if (worker === w) worker = undefined
+      void w.terminate()
+    }, graceMs)
     late.reject(
       new NerveError(
         'SINK_UNAVAILABLE',
@@ -153,7 +182,6 @@ export async function startStoreReaderThread(
         { retriable: true },
       ),
     )
-    next()
   }
 
   const ask = (message: Record<string, unknown>, signal?: AbortSignal): Promise<Reply> =>

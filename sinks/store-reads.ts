@@ -5,13 +5,8 @@
 import type Database from 'better-sqlite3'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { Incident } from './correlation-store.ts'
-import {
-  type IncidentBounds,
-  incidentCorrelationsSql,
-  listSql,
-  type StoreList,
-  totalSql,
-} from './store-filters.ts'
+import { createSteppedScans, type Scan, type SteppedScanOptions } from './stepped-scan.ts'
+import { type IncidentBounds, incidentOnly, listShape, type StoreList, storeScan } from './store-filters.ts'
 import type { ListQuery } from './store-query.ts'
 
 export type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'> & {
@@ -45,21 +40,29 @@ export type StoreReads = {
   total(list: StoreList, query: ListQuery): number
 }
 
-export function createStoreReads(db: Database.Database): StoreReads {
+export function createStoreReads(db: Database.Database, opts: SteppedScanOptions = {}): StoreReads {
+  const scans = createSteppedScans(db, opts)
   const sql = {
     incident: db.prepare<[string], IncidentRow>(`SELECT ${incidentColumns} FROM incidents i WHERE i.id = ?`),
-    incidentCorrelations: db.prepare<[IncidentBounds & { limit: number }], { record: string }>(
-      `SELECT record FROM correlations WHERE ${incidentCorrelationsSql} ORDER BY time DESC, id DESC
-       LIMIT @limit`,
+    bounds: db.prepare<[string], IncidentBounds>(
+      'SELECT id, agent_id, first_seen, last_seen FROM incidents WHERE id = ?',
+    ),
+    incidentCorrelations: db.prepare<[string], { n: number }>(
+      'SELECT coalesce((SELECT correlations FROM incidents WHERE id = ?), 0) AS n',
     ),
     incidentRevokes: db.prepare<[string], { record: string }>(
       'SELECT record FROM revoke_outcomes WHERE incident_id = ? ORDER BY time DESC, id DESC',
     ),
   }
+  const scanOf = (table: StoreList, q: ListQuery) => {
+    const incident = q.text.incident === undefined ? undefined : sql.bounds.get(q.text.incident)
+    return storeScan(table, q, incident)
+  }
   /** Newest first, one page of the query's filters (store-filters.ts). */
   const list = <Row>(table: StoreList, q: ListQuery) => {
-    const { sql: text, params } = listSql(table, q, incidentColumns)
-    return db.prepare(text).all(...params) as Row[]
+    const scan = scanOf(table, q)
+    const select = table === 'incidents' ? incidentColumns : `${listShape[table].alias}.record`
+    return scan ? scans.rows<Row>(scan, select, q.limit) : []
   }
   return {
     correlations: (q) => records<Correlation>(list('correlations', q)),
@@ -67,18 +70,33 @@ export function createStoreReads(db: Database.Database): StoreReads {
     incident(id, limit = maxIncidentCorrelations) {
       const row = sql.incident.get(id)
       if (!row) return undefined
+      // Its agent's range in correlations_agent, as incidentCorrelationsSql, in steps.
+      const scan: Scan = {
+        table: 'correlations',
+        alias: 't',
+        time: 'time',
+        key: { column: 'agent_id', value: row.agent_id },
+        since: row.first_seen,
+        until: row.last_seen,
+        checked: ['t.incident_id = ?'],
+        params: [id],
+      }
       return {
         incident: incidentOf(row),
         correlations: records<Correlation>(
-          sql.incidentCorrelations.all({ ...row, limit: Math.min(limit, maxIncidentCorrelations) }),
+          scans.rows(scan, 't.record', Math.min(limit, maxIncidentCorrelations)),
         ),
         revokes: records<RevokeOutcome>(sql.incidentRevokes.all(id)),
       }
     },
     revokes: (q) => records<RevokeOutcome>(list('revoke_outcomes', q)),
     total(table, q) {
-      const { sql: text, params } = totalSql(table, q)
-      return (db.prepare(text).get(...params) as { n: number }).n
+      if (incidentOnly(table, q))
+        return (sql.incidentCorrelations.get(q.text.incident ?? '') as { n: number }).n
+      // Every item under the filters, wherever the page starts.
+      const { cursor: _page, ...filters } = q
+      const scan = scanOf(table, filters)
+      return scan ? scans.count(scan) : 0
     },
   }
 }

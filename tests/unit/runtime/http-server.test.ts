@@ -1,3 +1,6 @@
+import { once } from 'node:events'
+import { Agent, get, type IncomingMessage } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { describe, expect, it, vi } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
 import { createHttpServer, type Route } from '../../../runtime/http-server.ts'
@@ -242,6 +245,61 @@ describe("a route's signal", () => {
     await vi.waitFor(() => expect(reasons).toHaveLength(1))
     expect(reasons[0]).toMatchObject({ code: 'SINK_UNAVAILABLE' })
     await server.close()
+  })
+
+  it('is aborted for every pipelined request when the client leaves, not only the one answered first', async () => {
+    const { route, reasons, held } = waitingRoute()
+    const rt = createTestRuntime()
+    const server = createHttpServer(
+      { ...loadConfig().http, port: 0 },
+      { log: rt.log, metrics: rt.metrics, ingestToken: token },
+    )
+    server.addRoutes([route])
+    const { port } = new URL(await server.listen())
+    const socket = connect(Number(port), '127.0.0.1')
+    await once(socket, 'connect')
+    socket.write('GET /v1/waits HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(3))
+    await vi.waitFor(() => expect(held).toHaveLength(3))
+    socket.destroy()
+    await vi.waitFor(() => expect(reasons).toHaveLength(3))
+    for (const reason of reasons) expect(reason).toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    await server.close()
+  })
+
+  it('leaves no listener behind on a keep-alive connection, however many requests it carries', async () => {
+    const route: Route = {
+      method: 'GET',
+      url: '/v1/answers',
+      auth: 'none',
+      handle: async () => ({ status: 200, body: { ok: true } }),
+    }
+    const rt = createTestRuntime()
+    const server = createHttpServer(
+      { ...loadConfig().http, port: 0 },
+      { log: rt.log, metrics: rt.metrics, ingestToken: token },
+    )
+    server.addRoutes([route])
+    const { port } = new URL(await server.listen())
+    const warnings: Error[] = []
+    const warned = (w: Error) => warnings.push(w)
+    process.on('warning', warned)
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    const sockets = new Set<Socket>()
+    for (let i = 0; i < 40; i++) {
+      const res = await new Promise<IncomingMessage>((resolve, reject) =>
+        get({ port, path: '/v1/answers', agent }, resolve).on('error', reject),
+      )
+      res.resume()
+      await once(res, 'end')
+      sockets.add(res.socket)
+    }
+    agent.destroy()
+    await server.close()
+    // A warning is emitted on the next tick of the listener that went over the limit.
+    await new Promise((resolve) => setImmediate(resolve))
+    process.off('warning', warned)
+    expect(sockets.size).toBe(1)
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([])
   })
 
   it('is aborted when the server closes, and the request is answered 503', async () => {

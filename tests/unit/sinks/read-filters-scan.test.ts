@@ -2,12 +2,15 @@
 // and sorted in JavaScript. Whatever the filters (agent, incident, rule as a nerve or a Falco rule,
 // min_score, revoke status, since, until) and the page size, following `next` from the first page reaches
 // exactly the matching items, newest first by (time, id), each once, with every page's `total` the number
-// that match and no `next` on the last page; incidents the same way.
+// that match and no `next` on the last page; incidents the same way. Read in steps of thousands of rows
+// (one, for these stores) or of a few (stepped-scan.ts), the pages are the same.
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Correlation, RevokeOutcome } from '../../../schemas/types.ts'
+import { answerStoreRead, type StoreReadUrl } from '../../../sinks/store-api.ts'
+import { createStoreReads, type StoreReads } from '../../../sinks/store-reads.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 import { closeStores, openStore } from './store-harness.ts'
 
@@ -122,9 +125,18 @@ function queryOf(filter: Record<string, string | number>, limit: number, list: '
 const newestFirst = (a: { t: number; id: string }, b: { t: number; id: string }) =>
   b.t - a.t || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
 
+type WalkedPage = { total: number; count: number; items: { id: string }[]; next?: string }
+
+/** Reads a URL of the store's routes from `reads`, as the reader thread answers it. */
+const steppedGet = (reads: StoreReads) => async (url: string) => {
+  const { pathname, searchParams } = new URL(url, 'http://localhost')
+  const res = answerStoreRead(reads, pathname as StoreReadUrl, { query: Object.fromEntries(searchParams) })
+  return { status: res.status, body: JSON.parse(JSON.stringify(res.body)) }
+}
+
 /** Follows `next` from the first page; every page's total and count checked on the way. */
 async function walk(
-  get: ReturnType<typeof openStore>['get'],
+  get: (url: string) => Promise<{ status: number; body: WalkedPage }>,
   path: string,
   params: URLSearchParams,
   total: number,
@@ -155,13 +167,15 @@ describe('read API filters against a scan of every item', () => {
       other.exec(
         'DELETE FROM correlations; DELETE FROM incidents; DELETE FROM revoke_outcomes; DELETE FROM incident_aliases',
       )
+    const reader = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
     await fc.assert(
       fc.asyncProperty(
         fc.array(correlationArb, { maxLength: 40 }),
         fc.array(outcomeArb, { maxLength: 12 }),
         filterArb,
         fc.integer({ min: 1, max: 7 }),
-        async (generated, generatedOutcomes, filter, limit) => {
+        fc.integer({ min: 1, max: 5 }),
+        async (generated, generatedOutcomes, filter, limit, stepRows) => {
           empty()
           const all = generated.map(correlationOf)
           const outcomes = generatedOutcomes.map(outcomeOf)
@@ -191,6 +205,9 @@ describe('read API filters against a scan of every item', () => {
           const path = '/v1/correlations'
           const params = queryOf(f, limit, 'correlations')
           expect(await walk(get, path, params, correlations.length)).toEqual(correlations)
+          // The same pages read in steps of a few rows (the reader thread reads in steps of thousands).
+          const stepped = steppedGet(createStoreReads(reader, { stepRows }))
+          expect(await walk(stepped, path, params, correlations.length)).toEqual(correlations)
 
           const byIncident = new Map<string, Correlation[]>()
           for (const c of all) byIncident.set(c.incident.id, [...(byIncident.get(c.incident.id) ?? []), c])
@@ -214,10 +231,12 @@ describe('read API filters against a scan of every item', () => {
             .map((i) => i.id)
           const incidentParams = queryOf(f, limit, 'incidents')
           expect(await walk(get, '/v1/incidents', incidentParams, incidents.length)).toEqual(incidents)
+          expect(await walk(stepped, '/v1/incidents', incidentParams, incidents.length)).toEqual(incidents)
         },
       ),
       { numRuns: 300 },
     )
     other.close()
+    reader.close()
   }, 60_000)
 })

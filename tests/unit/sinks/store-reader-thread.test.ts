@@ -2,7 +2,7 @@
 // a read's SQLite work, which grows with the store, never holds the main thread that accepts ingest. Its
 // answers are those of the store read in place: the same pages, totals and cursors, the same 400 naming
 // each bad parameter, the same 404, the same headers; and a read sees each write as soon as it is committed.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { DeadLetter } from '../../../bus/topics.ts'
@@ -32,7 +32,10 @@ afterEach(async () => {
   await closeStores()
 })
 
-async function openReader(dataDir: string, opts: { timeLimitMs?: number } = {}) {
+async function openReader(
+  dataDir: string,
+  opts: { timeLimitMs?: number; stopGraceMs?: number; stepRows?: number } = {},
+) {
   const reader = await startStoreReaderThread({ data_dir: dataDir }, opts)
   readers.push(reader)
   routesOf.set(dataDir, reader.routes)
@@ -196,6 +199,51 @@ describe('the store reader thread', () => {
   })
 })
 
+describe('the store reader thread, while the writer writes', () => {
+  it('answers each page and its total from one snapshot of the store', async () => {
+    const { dataDir } = openStore()
+    const rt = createTestRuntime()
+    const rejected = createRejectedStore({ data_dir: dataDir }, rt)
+    rejectedStores.push(rejected)
+    const alert = readFileSync('tests/fixtures/falco/falco.ndjson', 'utf8').split('\n')[0] ?? ''
+    const t0 = Date.UTC(2026, 11, 7)
+    let written = 0
+    /** Dead letters numbered in the order written: the newest one's number is the total less one. */
+    const write = (n: number) =>
+      rejected.writeDeadLetters(
+        Array.from({ length: n }, () => {
+          const index = written++
+          return {
+            component: 'falco_receiver',
+            error_code: 'INPUT_INVALID',
+            reason: 'Not a Falco alert.',
+            index,
+            received_at: t0 + index,
+            original: alert,
+            original_encoding: 'utf8',
+          } satisfies DeadLetter
+        }),
+      )
+    write(1000)
+    const read = await openReader(dataDir, { stepRows: 64 })
+    const mismatched: string[] = []
+    for (let i = 0; i < 40; i++) {
+      let answered = false
+      const page = read('/v1/dead-letters?limit=500').finally(() => {
+        answered = true
+      })
+      // Batches of 50 committed while the read runs.
+      while (!answered) {
+        write(50)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      const { total, items } = (await page).json()
+      if (total !== items[0].index + 1) mismatched.push(`total ${total}, newest ${items[0].index}`)
+    }
+    expect(mismatched).toEqual([])
+  })
+})
+
 /** A filtered correlations read (no index serves `rule`), as the route gets it; `signal` as the server sets it. */
 const slowRead = (signal?: AbortSignal) => ({
   body: Buffer.alloc(0),
@@ -215,7 +263,14 @@ function countReadsRun() {
   return Object.assign(() => reads().length, { threads: () => new Set(reads()).size })
 }
 
-async function correlationsRoute(opts: { timeLimitMs?: number } = {}) {
+/** Threads of this process named as the reader names its own (Linux; elsewhere the test cannot tell). */
+function readerThreads(): number {
+  return readdirSync('/proc/self/task').filter(
+    (t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'nerve-reader',
+  ).length
+}
+
+async function correlationsRoute(opts: Parameters<typeof openReader>[1] = {}) {
   const { store, dataDir } = openStore()
   store.writeCorrelations(
     Array.from({ length: 50 }, (_, n) =>
@@ -248,38 +303,80 @@ describe('the store reader thread, when a read is not wanted or runs too long', 
     expect(readsRun()).toBe(2)
   })
 
-  it('stops a read past the time limit (503), restarts the thread, and answers the reads behind it', async () => {
-    const { route } = await correlationsRoute({ timeLimitMs: 50 })
-    const readsRun = countReadsRun()
+  it('stops a read past the time limit (503) and answers the reads behind it on the same thread', async () => {
+    const { route } = await correlationsRoute({ timeLimitMs: 50, stepRows: 1 })
+    const terminated = vi.spyOn(Worker.prototype, 'terminate')
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
-    const late = route.handle(slowRead())
-    const behind = route.handle(slowRead())
-    // The limit passes before the thread can answer (its answer is a message this test has not yet let in).
-    vi.advanceTimersByTime(50)
-    const err = await late.catch((e: unknown) => e)
-    expect(err).toBeInstanceOf(NerveError)
-    expect(err).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true })
-    expect((err as Error).message).toMatch(/longer than 0\.05 s.*narrow its filter/)
-    expect((await behind).status).toBe(200)
+    const post = Worker.prototype.postMessage
+    let stopping = true
+    vi.spyOn(Worker.prototype, 'postMessage').mockImplementation(function (
+      this: Worker,
+      ...args: Parameters<Worker['postMessage']>
+    ) {
+      post.apply(this, args)
+      // The limit passes as soon as a read is handed over, before its answer can come in (a message).
+      if (stopping) queueMicrotask(() => vi.advanceTimersByTime(50))
+    })
+    const readsRun = countReadsRun()
+    // Each read is asked once the one before has been stopped: one at a time, as the reviewer asked them.
+    for (let i = 0; i < 6; i++) {
+      const err = await route.handle(slowRead()).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(NerveError)
+      expect(err).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true })
+      expect((err as Error).message).toMatch(/longer than 0\.05 s.*narrow its filter/)
+    }
+    stopping = false
     expect((await route.handle(slowRead())).status).toBe(200)
-    expect(readsRun()).toBe(3)
-    // The stopped read's thread is not the one that answered the reads behind it.
-    expect(readsRun.threads()).toBe(2)
+    expect(readsRun()).toBe(7)
+    // No thread was ended, none started: the stopped reads ended at a step, and one thread is left reading.
+    expect(terminated).not.toHaveBeenCalled()
+    expect(readsRun.threads()).toBe(1)
+    expect(readerThreads()).toBe(1)
   })
 
-  it(`holds the bound of ${maxWaitingReads} reads while the thread restarts`, async () => {
+  it('ends a thread that does not answer a stop, and starts the next only once it has exited', async () => {
+    const { route } = await correlationsRoute({ timeLimitMs: 50, stopGraceMs: 100 })
+    const events: string[] = []
+    const post = Worker.prototype.postMessage
+    const posted = vi.spyOn(Worker.prototype, 'postMessage')
+    // The first read never reaches its thread: the thread cannot answer it, nor its stop.
+    posted.mockImplementationOnce(function (this: Worker) {
+      this.once('exit', () => events.push('exit'))
+    })
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const stuck = route.handle(slowRead())
+    vi.advanceTimersByTime(50)
+    await expect(stuck).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    const behind = route.handle(slowRead())
+    // The thread has not answered the stop: the read behind waits, and no other thread starts yet.
+    expect(posted).toHaveBeenCalledTimes(1)
+    vi.advanceTimersByTime(100)
+    posted.mockImplementation(function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
+      events.push('read posted')
+      return post.apply(this, args)
+    })
+    expect((await behind).status).toBe(200)
+    expect(events).toEqual(['exit', 'read posted'])
+    expect(readerThreads()).toBe(1)
+  })
+
+  it(`holds the bound of ${maxWaitingReads} reads while a stopped read ends`, async () => {
     const { route } = await correlationsRoute({ timeLimitMs: 50 })
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const late = route.handle(slowRead())
     vi.advanceTimersByTime(50)
     await expect(late).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
-    // No thread now: the first of these starts one, and all are asked before it is up.
+    // The stopped read keeps its place until its thread says it stopped: all these are asked before that.
     const answers = await Promise.allSettled(
       Array.from({ length: maxWaitingReads + 2 }, () => route.handle(slowRead())),
     )
     const refused = answers.filter((a) => a.status === 'rejected')
-    expect(refused.map((a) => (a as PromiseRejectedResult).reason.code)).toEqual(['SATURATED', 'SATURATED'])
-    expect(answers.slice(0, maxWaitingReads).every((a) => a.status === 'fulfilled')).toBe(true)
+    expect(refused.map((a) => (a as PromiseRejectedResult).reason.code)).toEqual([
+      'SATURATED',
+      'SATURATED',
+      'SATURATED',
+    ])
+    expect(answers.slice(0, maxWaitingReads - 1).every((a) => a.status === 'fulfilled')).toBe(true)
   })
 
   it('answers the waiting reads 503 on close rather than run them, and the running one in full', async () => {
