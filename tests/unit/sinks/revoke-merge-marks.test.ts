@@ -3,46 +3,18 @@
 // per-agent period after the incident's last revoke. The watched agent opens incident after incident
 // and bridges each to a revoked one; every bridge is a mark, and the outbox must not keep them all.
 import { afterEach, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Correlation } from '../../../schemas/types.ts'
 import { openRevokeOutbox } from '../../../sinks/revoke-outbox.ts'
-import { createRevokeDispatcher } from '../../../sinks/revoke-webhook-dispatcher.ts'
 import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
-import { createMemoryBus } from './memory-bus.ts'
-
-const hour = 3_600_000
-const t0 = Date.UTC(2026, 10, 25, 16, 5)
-const defaults = loadConfig()
+import { dispatcherOnAClock, hour, t0 } from './dispatcher-on-a-clock.ts'
 
 const open: { close(): Promise<void> }[] = []
 afterEach(async () => {
   for (const x of open.splice(0).reverse()) await x.close()
 })
 
-/** A dry-run dispatcher on `dataDir` whose wall clock the test sets. */
-function dispatcher(dataDir: string, at: number) {
-  const clock = { t: at }
-  const rt = createTestRuntime({ now: () => clock.t })
-  const d = createRevokeDispatcher(
-    {
-      data_dir: dataDir,
-      agents: [],
-      revoke: {
-        ...defaults.revoke,
-        dry_run: true,
-        rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 20, per: hour } },
-      },
-    },
-    { bus: createMemoryBus(), log: rt.log, metrics: rt.metrics, now: () => clock.t },
-  )
-  open.push(d)
-  d.startDelivering()
-  const count = (status: string, reason: string) =>
-    rt.metricValue('nerve_revoke_outcomes_total', { status, reason })
-  return { d, clock, count }
-}
+const dispatcher = (dataDir: string, at: number) => dispatcherOnAClock(dataDir, at, { open })
 
 /** Hour `h`: the agent's incident `inc-h` is revoked, then bridged into `inc-h-b`, which a merge marks. */
 const hourOfTheAgent = (h: number): Correlation[][] => [

@@ -6,58 +6,26 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { revokeOutcomesTopic } from '../../../bus/topics.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Correlation } from '../../../schemas/types.ts'
 import { type DecisionEntry, forgettableSql, openRevokeOutbox } from '../../../sinks/revoke-outbox.ts'
 import { revokeDecisionId } from '../../../sinks/revoke-policy.ts'
-import { createRevokeDispatcher } from '../../../sinks/revoke-webhook-dispatcher.ts'
 import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
-import { createMemoryBus } from './memory-bus.ts'
-
-const hour = 3_600_000
-const t0 = Date.UTC(2026, 10, 25, 16, 5)
-const defaults = loadConfig()
+import { dispatcherOnAClock, hour, t0 } from './dispatcher-on-a-clock.ts'
 
 const open: { close(): Promise<void> }[] = []
 afterEach(async () => {
   for (const x of open.splice(0).reverse()) await x.close()
 })
 
-/** A dry-run dispatcher (1 revoke per agent per hour, a bus keeping 2 hours) whose wall clock the test sets. */
-function dispatcher(dataDir: string, at: number) {
-  const clock = { t: at }
-  const rt = createTestRuntime({ now: () => clock.t })
-  const bus = createMemoryBus()
-  const d = createRevokeDispatcher(
-    {
-      data_dir: dataDir,
-      agents: [],
-      revoke: {
-        ...defaults.revoke,
-        dry_run: true,
-        rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 20, per: hour } },
-      },
-      redelivery: 2 * hour,
-    },
-    { bus, log: rt.log, metrics: rt.metrics, now: () => clock.t },
-  )
-  open.push(d)
-  d.startDelivering()
-  const count = (status: string, reason: string) =>
-    rt.metricValue('nerve_revoke_outcomes_total', { status, reason })
-  const published = () => bus.published(revokeOutcomesTopic).length
-  return { d, clock, count, rt, published, bus }
-}
+/** A dispatcher on the clock whose bus keeps 2 hours. */
+const dispatcher = (dataDir: string, at: number) =>
+  dispatcherOnAClock(dataDir, at, { open, redelivery: 2 * hour })
 
 /** Hour `h`: the agent's first correlation is revoked, the ten after it (new incidents each) are held back. */
 const hourOfTheAgent = (h: number): Correlation[] =>
   Array.from({ length: 11 }, (_, i) => makeCorrelation(100 * h + i, { incident: { id: `inc-${h}-${i}` } }))
-
-const bus = (x: ReturnType<typeof dispatcher>) => x.bus.published(revokeOutcomesTopic)
 
 /** The outbox's rows, read beside the dispatcher. */
 function rows(dataDir: string) {
@@ -134,7 +102,7 @@ describe('revoke outbox retention', () => {
     expect(
       await x.rt.metricValue('nerve_revoke_outbox_retention_deleted_rows_total', { table: 'decisions' }),
     ).toBe(2)
-    const outcomes = bus(x).map((o) => `${o.status}:${o.incident_id}:${o.id}`)
+    const outcomes = x.outcomes().map((o) => `${o.status}:${o.incident_id}:${o.id}`)
     expect(new Set(outcomes.map((o) => o.split(':').slice(2).join(':'))).size).toBe(4)
     expect(outcomes.filter((o) => o.includes(`inc-b:${revokeDecisionId('inc-b')}`))).toEqual([
       `dry_run:inc-b:${revokeDecisionId('inc-b')}:1`,
@@ -163,9 +131,9 @@ describe('revoke outbox retention', () => {
     ).toBe(3)
     // Past the horizon the bus delivers c3 again (a consumer that fell behind): inc-b's next round.
     await at(5.5, [c3])
-    const ofC3 = bus(x).filter((o) => o.correlation_id === c3.id)
+    const ofC3 = x.outcomes().filter((o) => o.correlation_id === c3.id)
     expect(ofC3.map((o) => o.status)).toEqual(['suppressed', 'dry_run'])
-    const ids = bus(x).map((o) => o.id)
+    const ids = x.outcomes().map((o) => o.id)
     expect(new Set(ids).size).toBe(ids.length)
   })
 

@@ -3,20 +3,12 @@
 // (none still retrying) and every outcome on the bus. The incident's rounds outlive them, so a later
 // revoke of an incident kept alive never reuses the key of a forgotten one, after a restart too.
 import { afterEach, describe, expect, it } from 'vitest'
-import { revokeOutcomesTopic } from '../../../bus/topics.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
 import { type DecisionEntry, openRevokeOutbox } from '../../../sinks/revoke-outbox.ts'
 import { revokeDecisionId } from '../../../sinks/revoke-policy.ts'
-import { createRevokeDispatcher } from '../../../sinks/revoke-webhook-dispatcher.ts'
 import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
-import { createMemoryBus } from './memory-bus.ts'
-
-const hour = 3_600_000
-const t0 = Date.UTC(2026, 10, 25, 16, 5)
-const defaults = loadConfig()
+import { dispatcherOnAClock, hour, t0 } from './dispatcher-on-a-clock.ts'
 
 const open: { close(): Promise<void> }[] = []
 afterEach(async () => {
@@ -87,27 +79,7 @@ describe('revoke outbox retention of revokes that went ahead', () => {
 
   it('keeps the rounds of a forgotten revoke: the incident, still alive after a restart, revokes under a new key', async () => {
     const dataDir = tempDir('nerve-revoke-retention')
-    const start = (at: number) => {
-      const clock = { t: at }
-      const rt = createTestRuntime({ now: () => clock.t })
-      const bus = createMemoryBus()
-      const d = createRevokeDispatcher(
-        {
-          data_dir: dataDir,
-          agents: [],
-          revoke: {
-            ...defaults.revoke,
-            dry_run: true,
-            rate_limit: { per_agent: { count: 1, per: hour }, global: { count: 20, per: hour } },
-          },
-          redelivery: 2 * hour,
-        },
-        { bus, log: rt.log, metrics: rt.metrics, now: () => clock.t },
-      )
-      open.push(d)
-      d.startDelivering()
-      return { d, clock, rt, outcomes: () => bus.published(revokeOutcomesTopic) }
-    }
+    const start = (at: number) => dispatcherOnAClock(dataDir, at, { open, redelivery: 2 * hour })
     const first = start(t0)
     await first.d.handle([makeCorrelation(1, { incident: { id: 'inc-long' } })])
     await waitFor(() => first.outcomes().length === 1)
