@@ -72,6 +72,9 @@ export async function fetchS3Object(
       abortSignal: read.signal,
     })
     if ((out.ContentLength ?? 0) > config.max_object_bytes) {
+      // The body is let go unread: left open, it would keep one of the client's sockets for good, and a
+      // bucket of such objects would leave none for the objects after them.
+      ;(out.Body as { destroy?: () => void } | undefined)?.destroy?.()
       throw new NerveError('PAYLOAD_TOO_LARGE', `the object is over ${config.max_object_bytes} bytes.`)
     }
     const body = await readLimited(out.Body as AsyncIterable<Uint8Array> | undefined, config.max_object_bytes)

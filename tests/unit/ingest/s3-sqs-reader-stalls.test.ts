@@ -38,4 +38,29 @@ describe('S3 + SQS reader against a stalled S3 endpoint', () => {
       expect(named[0]?.reason).toMatch(/not read within 1000 ms/)
     }
   })
+  it('gives back the connection of every object refused for its size, so the objects after it are read', async () => {
+    // An object over max_object_bytes by its Content-Length is refused before its body is read; the body
+    // must still be let go, or each such object keeps one of the client's 50 sockets for good.
+    const t = await startReader({ concurrency: 1, object_timeout: 2000, max_object_bytes: 4000 })
+    const large = logFile(stratus.slice(0, 20))
+    const keys = Array.from(
+      { length: 60 },
+      (_, i) =>
+        `${prefix}/123456789012_CloudTrail_us-east-2_20240730T21${String(i).padStart(2, '0')}Z_large.json.gz`,
+    )
+    for (const key of keys) t.standIn.putObject('acme-org-trail', key, large, { stall: 16 })
+    const good = `${prefix}/123456789012_CloudTrail_us-east-2_20240730T2200Z_good.json.gz`
+    const small = logFile(stratus.slice(25, 26))
+    expect([small.length < 4000, large.length > 4000]).toEqual([true, true])
+    t.standIn.putObject('acme-org-trail', good, small)
+    for (const key of keys) t.standIn.sendMessage(t.queueUrl, notificationOf('acme-org-trail', key))
+    t.standIn.sendMessage(t.queueUrl, notificationOf('acme-org-trail', good))
+
+    await waitFor(() => t.events().length === 1, {
+      what: 'the object behind 60 refused ones read',
+      timeoutMs: 15_000,
+    })
+    expect(t.events().map((e) => e.id)).toEqual([stratus[25]?.eventID])
+    expect(await t.rt.metricValue('nerve_s3_sqs_objects_total', { outcome: 'timed_out' })).toBe(0)
+  })
 })
