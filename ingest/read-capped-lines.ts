@@ -51,11 +51,14 @@ export async function* readCappedLines(
     carriedBytes = 0
   }
   const line = (bytes: Buffer, start: number, end: number): string | LineTooLong => {
-    ended++
     // Most lines lie within one chunk: decoded in place, no Buffer made for them.
-    if (carried.length === 0 && !skipping && end - start <= maxLineBytes)
+    if (carried.length === 0 && !skipping && end - start <= maxLineBytes) {
+      ended++
       return bytes.toString('utf8', start, end)
+    }
+    // Counted once carried: the piece that ends a line may be what takes it over the cap.
     carry(bytes.subarray(start, end))
+    ended++
     const done = skipping ?? (carried.length === 1 ? carried[0] : Buffer.concat(carried))
     skipping = undefined
     carried = []
