@@ -6,9 +6,10 @@
 // finds the key of the row `stepRows` further down the index (a walk of the index alone), then reads or
 // counts the matching rows between that key and the last step's, newest first. Between steps `stopped` is
 // asked, so a read stopped from outside ends within one step. Pages, totals and cursors are those of one
-// statement over the whole list: the steps partition the (time, id) order. Pure SQL building and a loop
-// over the connection it is given; one read's steps share a snapshot when the caller runs them in one
-// transaction (store-reader.worker.mjs).
+// statement over the whole list: the steps partition the (time, id) order, which every list's table keeps
+// unique (an id primary key, or the correlations' unique (edge_time, id)); with duplicate keys a count would
+// come out short. Pure SQL building and a loop over the connection it is given; one read's steps share a
+// snapshot when the caller runs them in one transaction (store-reader.worker.mjs).
 import type Database from 'better-sqlite3'
 import type { Cursor } from './store-query.ts'
 
