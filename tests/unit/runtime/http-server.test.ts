@@ -227,15 +227,20 @@ describe("a route's signal", () => {
     return { route, reasons, held }
   }
 
-  it('is aborted when the client closes its connection before the answer', async () => {
-    const { route, reasons, held } = waitingRoute()
+  /** A server of the default config holding `route` alone, listening on a port of its own. */
+  async function serving(route: Route) {
     const rt = createTestRuntime()
     const server = createHttpServer(
       { ...loadConfig().http, port: 0 },
       { log: rt.log, metrics: rt.metrics, ingestToken: token },
     )
     server.addRoutes([route])
-    const address = await server.listen()
+    return { server, address: await server.listen() }
+  }
+
+  it('is aborted when the client closes its connection before the answer', async () => {
+    const { route, reasons, held } = waitingRoute()
+    const { server, address } = await serving(route)
     const client = new AbortController()
     const asked = fetch(`${address}/v1/waits`, { signal: client.signal }).catch(() => 'left')
     // The handler holds the request: then the client leaves.
@@ -249,13 +254,8 @@ describe("a route's signal", () => {
 
   it('is aborted for every pipelined request when the client leaves, not only the one answered first', async () => {
     const { route, reasons, held } = waitingRoute()
-    const rt = createTestRuntime()
-    const server = createHttpServer(
-      { ...loadConfig().http, port: 0 },
-      { log: rt.log, metrics: rt.metrics, ingestToken: token },
-    )
-    server.addRoutes([route])
-    const { port } = new URL(await server.listen())
+    const { server, address } = await serving(route)
+    const { port } = new URL(address)
     const socket = connect(Number(port), '127.0.0.1')
     await once(socket, 'connect')
     socket.write('GET /v1/waits HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(3))
@@ -273,13 +273,8 @@ describe("a route's signal", () => {
       auth: 'none',
       handle: async () => ({ status: 200, body: { ok: true } }),
     }
-    const rt = createTestRuntime()
-    const server = createHttpServer(
-      { ...loadConfig().http, port: 0 },
-      { log: rt.log, metrics: rt.metrics, ingestToken: token },
-    )
-    server.addRoutes([route])
-    const { port } = new URL(await server.listen())
+    const { server, address } = await serving(route)
+    const { port } = new URL(address)
     const warnings: Error[] = []
     const warned = (w: Error) => warnings.push(w)
     process.on('warning', warned)
