@@ -57,7 +57,7 @@ export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBoun
   const { agent, status, rule } = q.text
   if (list === 'correlations' && q.text.incident !== undefined) {
     if (!incident) return undefined
-    scan.key = { column: 'agent_id', value: incident.agent_id }
+    scan.keys = [{ column: 'agent_id', value: incident.agent_id }]
     scan.since = Math.max(scan.since ?? incident.first_seen, incident.first_seen)
     scan.until = Math.min(scan.until ?? incident.last_seen, incident.last_seen)
     if (agent !== undefined) check(`${a}.agent_id = ?`, agent)
@@ -65,10 +65,14 @@ export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBoun
   } else if (agent !== undefined) {
     // revoke_outcomes has no index keyed by its agent.
     if (list === 'revoke_outcomes') check(`${a}.agent_id = ?`, agent)
-    else scan.key = { column: 'agent_id', value: agent }
+    else scan.keys = [{ column: 'agent_id', value: agent }]
   }
-  if (list === 'revoke_outcomes' && q.text.incident !== undefined)
-    scan.key = { column: 'incident_id', value: q.text.incident }
+  if (list === 'revoke_outcomes' && q.text.incident !== undefined) {
+    // An incident's outcomes of one status: (incident_id, status, time, id) serves both, and the watched
+    // agent can give its incident any number of held-back ones (suppressed) but few of the others.
+    scan.keys = [{ column: 'incident_id', value: q.text.incident }]
+    if (status !== undefined) scan.keys.push({ column: 'status', value: status })
+  }
   if (list === 'correlations') {
     if (rule !== undefined)
       check(
@@ -90,7 +94,8 @@ export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBoun
     if (q.min_score !== undefined) check(`${a}.max_score >= ?`, q.min_score)
     if (status !== undefined) check(`coalesce(${incidentStatusSql(`${a}.id`)}, 'none') = ?`, status)
   }
-  if (list === 'revoke_outcomes' && status !== undefined) check(`${a}.status = ?`, status)
+  if (list === 'revoke_outcomes' && status !== undefined && q.text.incident === undefined)
+    check(`${a}.status = ?`, status)
   return scan
 }
 
