@@ -6,7 +6,7 @@ import { NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { Incident } from './correlation-store.ts'
-import type { StoreList } from './store-filters.ts'
+import { type RevokeStatus, revokeStatuses, type StoreList } from './store-filters.ts'
 import {
   type Cursor,
   encodeCursor,
@@ -14,13 +14,7 @@ import {
   parseIncidentCorrelations,
   parseListQuery,
 } from './store-query.ts'
-import {
-  type IncidentDetail,
-  maxIncidentCorrelations,
-  type RevokeStatus,
-  revokeStatuses,
-  type StoreReads,
-} from './store-reads.ts'
+import { type IncidentDetail, maxIncidentCorrelations, type StoreReads } from './store-reads.ts'
 
 export type Page<T> = { items: T[]; count: number; total: number; next?: string }
 

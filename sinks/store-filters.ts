@@ -1,6 +1,7 @@
 // The read API's filters over the embedded store's tables (correlation-store.ts): for each list, the part
 // its index serves and the conditions checked on each row (stepped-scan.ts reads them in bounded steps),
 // built from a parsed ListQuery. Values only ever travel as parameters. Pure.
+import type { RevokeOutcome } from '../schemas/types.ts'
 import type { Scan } from './stepped-scan.ts'
 import type { ListQuery } from './store-query.ts'
 
@@ -24,10 +25,35 @@ export const incidentCorrelationsSql =
 /** The bounds of an incident's correlations (incidentCorrelationsSql's parameters). */
 export type IncidentBounds = { id: string; agent_id: string; first_seen: number; last_seen: number }
 
-/** The revoke status an incident shows: a delivery or decision to send before a suppression. */
-export const incidentStatusSql = (incidentId: string) =>
-  `(SELECT o.status FROM revoke_outcomes o WHERE o.incident_id = ${incidentId}
+export type RevokeStatus = RevokeOutcome['status']
+/** Every revoke outcome's status. */
+export const revokeStatuses = [
+  'pending',
+  'sent',
+  'failed',
+  'dry_run',
+  'suppressed',
+] as const satisfies readonly RevokeStatus[]
+
+/**
+ * An incident's most telling revoke outcome as `select` reads it (over `o`: id, decision_id, status, time,
+ * reason): a delivery or decision to send before a suppression, then the newest. Each status's newest is
+ * one seek of (incident_id, status, time, id), and the five are ranked: ordering all of the incident's
+ * outcomes read and sorted every held-back one, whose number the watched agent decides, for each incident
+ * row of a page and each row the status filter checks.
+ */
+export const tellingOutcomeSql = (incidentId: string, select: string) => {
+  const newest = revokeStatuses.map(
+    (status) => `SELECT * FROM (SELECT r.id, r.decision_id, r.status, r.time,
+      json_extract(r.record, '$.reason') AS reason FROM revoke_outcomes r
+      WHERE r.incident_id = ${incidentId} AND r.status = '${status}' ORDER BY r.time DESC, r.id DESC LIMIT 1)`,
+  )
+  return `(SELECT ${select} FROM (${newest.join(' UNION ALL ')}) o
     ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1)`
+}
+
+/** The revoke status an incident shows (tellingOutcomeSql). */
+export const incidentStatusSql = (incidentId: string) => tellingOutcomeSql(incidentId, 'o.status')
 
 /** Each list's alias and sort column: pages are ordered by (time, id), newest first. */
 export const listShape: Record<StoreList, { alias: string; time: string }> = {

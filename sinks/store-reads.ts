@@ -6,7 +6,16 @@ import type Database from 'better-sqlite3'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { Incident } from './correlation-store.ts'
 import { createSteppedScans, type Scan, type SteppedScanOptions } from './stepped-scan.ts'
-import { type IncidentBounds, incidentOnly, listShape, type StoreList, storeScan } from './store-filters.ts'
+import {
+  type IncidentBounds,
+  incidentOnly,
+  listShape,
+  type RevokeStatus,
+  revokeStatuses,
+  type StoreList,
+  storeScan,
+  tellingOutcomeSql,
+} from './store-filters.ts'
 import type { ListQuery } from './store-query.ts'
 
 export type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'> & {
@@ -17,9 +26,10 @@ export type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | '
 }
 
 /** An incident's columns with its most telling revoke outcome (the order the `status` filter uses). */
-export const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 'status', o.status,
-  'reason', json_extract(o.record, '$.reason'), 'time', o.time) FROM revoke_outcomes o
-  WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
+export const incidentColumns = `i.*, ${tellingOutcomeSql(
+  'i.id',
+  `json_object('decision_id', o.decision_id, 'status', o.status, 'reason', o.reason, 'time', o.time)`,
+)} AS revoke`
 
 /**
  * Correlations an incident's detail carries, newest first: a flooding agent's incident gathers tens of
@@ -36,9 +46,6 @@ export const maxIncidentCorrelations = 1000
  * GET /v1/revokes?incident=…&status=….
  */
 export const maxIncidentRevokesPerStatus = 20
-
-export const revokeStatuses = ['pending', 'sent', 'failed', 'dry_run', 'suppressed'] as const
-export type RevokeStatus = RevokeOutcome['status'] & (typeof revokeStatuses)[number]
 
 /** An incident's detail: its newest correlations, and its revoke outcomes as maxIncidentRevokesPerStatus says. */
 export type IncidentDetail = {
