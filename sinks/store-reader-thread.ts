@@ -102,13 +102,7 @@ export async function startStoreReaderThread(
       })
       w.once('message', () => {
         w.on('message', (reply: Reply) => {
-          if (running?.on !== w || running.id !== reply.id) return
-          clearTimeout(running.timer)
-          const done = running
-          running = undefined
-          // A stopped read was answered when it was stopped.
-          if (!done.stopped) done.resolve(reply)
-          next()
+          if (running?.id === reply.id) finish(w, (done) => done.resolve(reply))
         })
         worker = w
         resolve(w)
@@ -124,16 +118,21 @@ export async function startStoreReaderThread(
         if (worker === w) worker = undefined
         if (starting === started) starting = undefined
         reject(err)
-        if (running?.on !== w) return
-        clearTimeout(running.timer)
-        const failed = running
-        running = undefined
-        if (!failed.stopped) failed.reject(err)
-        next()
+        finish(w, (failed) => failed.reject(err))
       })
     })
     starting = started
     return started
+  }
+
+  /** Ends the read thread `w` runs, if any: `settle` answers it, but a stopped one (answered when stopped). */
+  const finish = (w: Worker, settle: (read: Queued) => void) => {
+    if (running?.on !== w) return
+    clearTimeout(running.timer)
+    const done = running
+    running = undefined
+    if (!done.stopped) settle(done)
+    next()
   }
 
   const next = () => {
