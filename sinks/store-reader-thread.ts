@@ -7,7 +7,9 @@
 // longer grows with the store.
 // The thread runs one read at a time; the others wait here, at most maxWaitingReads in all, past that a read
 // is answered 429 (SATURATED, Retry-After) at once. A waiting read whose client closed its connection is
-// dropped, never run (a client that sent 32 slow reads and left held the reader for minutes). One running
+// dropped, never run (a client that sent 32 slow reads and left held the reader for minutes), and so is one
+// that has waited readTimeLimitMs, answered 503 (SINK_UNAVAILABLE): the 31 reads before it could hold it
+// for up to 31 × 30 s. One running
 // past readTimeLimitMs is answered 503 (SINK_UNAVAILABLE) and stopped: the thread reads in steps of a few
 // thousand rows (stepped-scan.ts) and between steps looks at a stop flag set here through shared memory,
 // so the read ends within a step and the same thread takes the next. Ending the thread instead did not stop
@@ -65,6 +67,8 @@ type Queued = {
   reject(err: Error): void
   signal?: AbortSignal | undefined
   dropped?: () => void
+  /** Drops it, answered 503, once it has waited the time limit for the thread. */
+  waited?: NodeJS.Timeout
 }
 
 /**
@@ -140,6 +144,7 @@ export async function startStoreReaderThread(
     if (closing) return idle?.()
     const q = queue.shift()
     if (!q) return
+    clearTimeout(q.waited)
     if (q.dropped) q.signal?.removeEventListener('abort', q.dropped)
     const run = (w: Worker) => {
       const timer = setTimeout(() => overran(w), timeLimitMs)
@@ -186,15 +191,20 @@ export async function startStoreReaderThread(
   const ask = (message: Record<string, unknown>, signal?: AbortSignal): Promise<Reply> =>
     new Promise<Reply>((resolve, reject) => {
       const q: Queued = { id: nextId++, message, resolve, reject, signal }
+      /** Takes it out of the queue unrun, answered `err`. */
+      const drop = (err: Error) => {
+        const at = queue.indexOf(q)
+        if (at < 0) return
+        queue.splice(at, 1)
+        clearTimeout(q.waited)
+        if (q.dropped) signal?.removeEventListener('abort', q.dropped)
+        reject(err)
+      }
       if (signal) {
-        q.dropped = () => {
-          const at = queue.indexOf(q)
-          if (at < 0) return
-          queue.splice(at, 1)
-          reject(reasonOf(signal))
-        }
+        q.dropped = () => drop(reasonOf(signal))
         signal.addEventListener('abort', q.dropped, { once: true })
       }
+      q.waited = setTimeout(() => drop(waitedError(timeLimitMs)), timeLimitMs)
       queue.push(q)
       next()
     })
@@ -227,7 +237,10 @@ export async function startStoreReaderThread(
     routes: [...storeReadUrls, ...rejectedReadUrls].map((url) => readRoute(url, (req) => read(url, req))),
     async close() {
       closing = true
-      for (const q of queue.splice(0)) q.reject(closingError())
+      for (const q of queue.splice(0)) {
+        clearTimeout(q.waited)
+        q.reject(closingError())
+      }
       // The running read (at most the time limit) is answered; then the thread closes its connections.
       if (running) await new Promise<void>((resolve) => (idle = resolve))
       const w = worker
@@ -247,6 +260,14 @@ const closingError = () =>
   new NerveError('SINK_UNAVAILABLE', 'nerve is closing; the read was not run. Retry once it is back.', {
     retriable: true,
   })
+
+/** A read that waited the time limit for the thread: the reads before it hold it (a slow filter, a flood). */
+const waitedError = (limitMs: number) =>
+  new NerveError(
+    'SINK_UNAVAILABLE',
+    `The read waited ${limitMs / 1000} s for the reads before it and was not run; retry shortly.`,
+    { retriable: true },
+  )
 
 /** Why a queued read was dropped: the signal's NerveError (client gone, server closing), else closing's. */
 const reasonOf = (signal: AbortSignal): Error =>
