@@ -66,6 +66,8 @@ export type RouteRequest = {
    * or the server is closing. A route that queues work (the store's reads) drops it then.
    */
   signal?: AbortSignal
+  /** The connection it came on (its socket): what one connection holds can be bounded by it. */
+  connection?: object
 }
 
 export type RouteResponse = { status: number; body: unknown; headers?: Record<string, string> }
@@ -382,6 +384,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             receivedAt: Date.now(),
             tokenOpens,
             signal: abandoned.signal,
+            ...(socket ? { connection: socket } : {}),
           }
           try {
             return answer(route, reply, await route.handle(request))

@@ -6,7 +6,8 @@
 // the main thread only hands the query over and sends the JSON bytes it gets back: its share of a read no
 // longer grows with the store.
 // The thread runs one read at a time; the others wait here, at most maxWaitingReads in all, past that a read
-// is answered 429 (SATURATED, Retry-After) at once. A waiting read whose client closed its connection is
+// is answered 429 (SATURATED, Retry-After) at once, and so is one past maxReadsPerConnection of its
+// connection's. A waiting read whose client closed its connection is
 // dropped, never run (a client that sent 32 slow reads and left held the reader for minutes), and so is one
 // that has waited readTimeLimitMs, answered 503 (SINK_UNAVAILABLE): the 31 reads before it could hold it
 // for up to 31 × 30 s. One running
@@ -26,6 +27,12 @@ import { readRoute, type StoreRead, type StoreReadUrl, storeReadUrls } from './s
 
 /** Reads waiting for the reader thread, the one it runs included: the console asks one at a time. */
 export const maxWaitingReads = 32
+
+/**
+ * Of those, how many one connection may hold (queued or running): a client pipelining reads on one
+ * connection took every place, and the console's next read got 429. The console asks three at most.
+ */
+export const maxReadsPerConnection = 8
 
 /**
  * Longest a read may run: a filter no index serves reads every correlation (1,000,000: 10–24 s). Past it the
@@ -209,9 +216,11 @@ export async function startStoreReaderThread(
       next()
     })
 
+  /** Reads each connection has queued or running, until answered. */
+  const heldBy = new WeakMap<object, number>()
   const read = async (
     url: StoreReadUrl | RejectedReadUrl,
-    req: StoreRead & Pick<RouteRequest, 'signal'>,
+    req: StoreRead & Pick<RouteRequest, 'signal' | 'connection'>,
   ): Promise<RouteResponse> => {
     if (closing) throw closingError()
     if (req.signal?.aborted) throw reasonOf(req.signal)
@@ -221,7 +230,19 @@ export async function startStoreReaderThread(
         retriable: true,
       })
     }
-    const reply = await ask({ url, read: { query: req.query, params: req.params } }, req.signal)
+    const connection = req.connection ?? {}
+    const held = heldBy.get(connection) ?? 0
+    if (held >= maxReadsPerConnection) {
+      throw new NerveError(
+        'SATURATED',
+        `This connection has ${maxReadsPerConnection} reads waiting; retry once they are answered.`,
+        { retriable: true },
+      )
+    }
+    heldBy.set(connection, held + 1)
+    const reply = await ask({ url, read: { query: req.query, params: req.params } }, req.signal).finally(() =>
+      heldBy.set(connection, (heldBy.get(connection) ?? 1) - 1),
+    )
     if (!reply.ok) throw failure(reply)
     return {
       status: reply.status ?? 200,

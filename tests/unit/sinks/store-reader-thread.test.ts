@@ -12,6 +12,7 @@ import { loadConfig } from '../../../runtime/load-config.ts'
 import type { RevokeOutcome } from '../../../schemas/types.ts'
 import { createRejectedStore, type RejectedStore } from '../../../sinks/rejected-store.ts'
 import {
+  maxReadsPerConnection,
   maxWaitingReads,
   type StoreReaderThread,
   startStoreReaderThread,
@@ -129,6 +130,24 @@ describe('the store reader thread', () => {
     expect(answers.slice(0, maxWaitingReads).every((a) => a.status === 'fulfilled')).toBe(true)
     // Once they are answered, reads are taken again.
     expect(await route?.handle(request)).toMatchObject({ status: 200 })
+  })
+
+  it(`lets one connection hold ${maxReadsPerConnection} of the ${maxWaitingReads} places, not all`, async () => {
+    const { store, dataDir } = openStore()
+    store.writeCorrelations([makeCorrelation(0)])
+    await openReader(dataDir)
+    const route = routesOf.get(dataDir)?.find((r) => r.url === '/v1/correlations')
+    const on = (connection: object) => ({ ...slowRead(), connection })
+    // One client pipelines reads on one connection, asked in one go before the thread answers any.
+    const greedy = {}
+    const answers = await Promise.allSettled([
+      ...Array.from({ length: maxReadsPerConnection + 2 }, () => route?.handle(on(greedy))),
+      route?.handle(on({})),
+    ])
+    const codes = answers.map((a) => (a.status === 'rejected' ? a.reason.code : a.value?.status))
+    expect(codes).toEqual([...Array(maxReadsPerConnection).fill(200), 'SATURATED', 'SATURATED', 200])
+    // Its places are its own again once answered.
+    expect(await route?.handle(on(greedy))).toMatchObject({ status: 200 })
   })
 
   it('answers dead letters and late events as the rejected store does in place', async () => {
