@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import injectRequest, { type InjectOptions, type Response as InjectResponse } from 'light-my-request'
 import type { HttpConfig } from '../schemas/types.ts'
+import { createConnectionClose } from './connection-close.ts'
 import { createDirectPosts } from './direct-posts.ts'
 import { type ErrorCode, isNerveError, NerveError } from './errors.ts'
 import { createHttpAuth, isLoopbackHostHeader } from './http-auth.ts'
@@ -65,6 +66,8 @@ export type RouteRequest = {
    * or the server is closing. A route that queues work (the store's reads) drops it then.
    */
   signal?: AbortSignal
+  /** The connection it came on (its socket): what one connection holds can be bounded by it. */
+  connection?: object
 }
 
 export type RouteResponse = { status: number; body: unknown; headers?: Record<string, string> }
@@ -120,6 +123,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   let closing = false
   /** Requests fastify's handlers hold: closing aborts their signals, so queued work is answered, not run. */
   const inFlight = new Set<AbortController>()
+  const connectionClose = createConnectionClose()
   /** fastify's own handler (its router), for every request the direct path leaves to it. */
   let fastifyHandler: RequestListener | undefined
   const listener: RequestListener = (req, res) => {
@@ -366,12 +370,12 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
           }
           inFlight.add(abandoned)
           // The socket's close, not the reply's: Node closes only the reply the socket is answering, and
-          // the requests a client pipelined behind it would run for a client that left. Removed once
-          // answered, so a keep-alive connection's requests do not pile listeners up on it. A client that
+          // the requests a client pipelined behind it would run for a client that left. One listener per
+          // connection for all of them (connection-close.ts), off once answered. A client that
           // left before the handler ran (its socket already destroyed) is gone as well.
           const socket = req.raw.socket
           if (socket?.destroyed) left()
-          else socket?.once('close', left)
+          const unwatch = socket && !socket.destroyed ? connectionClose.watch(socket, left) : undefined
           const request: RouteRequest = {
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
             headers: req.headers,
@@ -380,6 +384,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             receivedAt: Date.now(),
             tokenOpens,
             signal: abandoned.signal,
+            ...(socket ? { connection: socket } : {}),
           }
           try {
             return answer(route, reply, await route.handle(request))
@@ -387,7 +392,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
             if (!isNerveError(err) || !route.formatError) throw err
             return answer(route, reply, route.formatError(err, request), err.code)
           } finally {
-            socket?.off('close', left)
+            unwatch?.()
             inFlight.delete(abandoned)
           }
         },

@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS revoke_outcomes (
   status TEXT NOT NULL, time INTEGER NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_time ON revoke_outcomes (time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_incident ON revoke_outcomes (incident_id, time DESC);
+CREATE INDEX IF NOT EXISTS revoke_outcomes_incident_status ON revoke_outcomes (incident_id, status, time DESC, id DESC);
 CREATE TABLE IF NOT EXISTS incident_aliases (id TEXT PRIMARY KEY, into_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS incident_aliases_into ON incident_aliases (into_id);
 `

@@ -23,8 +23,11 @@ export type Scan = {
   alias: string
   /** The sort column: lists are newest first by (time, id), and an index serves that order. */
   time: string
-  /** An equality an index serves in (time, id) order, as (agent_id, time DESC, id DESC). */
-  key?: { column: string; value: string }
+  /**
+   * Equalities an index serves in (time, id) order, as (agent_id, time DESC, id DESC) or (incident_id,
+   * status, time DESC, id DESC).
+   */
+  keys?: { column: string; value: string }[]
   /** Inclusive bounds on the time. */
   since?: number
   until?: number
@@ -91,7 +94,7 @@ export function createSteppedScans(db: Database.Database, opts: SteppedScanOptio
       // A whole table, unfiltered: SQLite counts an index's entries page by page without reading a row
       // (0.15 µs each: 150 ms at 1,000,000), where steps walk each entry (about 4 times as long).
       const range = firstRange(scan)
-      if (!scan.key && !range.lower && !range.upper && scan.checked.length === 0) {
+      if (!scan.keys?.length && !range.lower && !range.upper && scan.checked.length === 0) {
         opts.checkStop?.()
         return (prepared(`SELECT count(*) AS n FROM ${scan.table}`).get() as { n: number }).n
       }
@@ -130,9 +133,9 @@ function servedSql(scan: Scan, range: Range) {
   const a = scan.alias
   const where: string[] = []
   const params: (string | number)[] = []
-  if (scan.key) {
-    where.push(`${a}.${scan.key.column} = ?`)
-    params.push(scan.key.value)
+  for (const key of scan.keys ?? []) {
+    where.push(`${a}.${key.column} = ?`)
+    params.push(key.value)
   }
   if (range.upper) {
     where.push(`(${a}.${scan.time}, ${a}.id) < (?, ?)`)

@@ -6,7 +6,7 @@ import { NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { Incident } from './correlation-store.ts'
-import type { StoreList } from './store-filters.ts'
+import { type RevokeStatus, revokeStatuses, type StoreList } from './store-filters.ts'
 import {
   type Cursor,
   encodeCursor,
@@ -14,7 +14,7 @@ import {
   parseIncidentCorrelations,
   parseListQuery,
 } from './store-query.ts'
-import { maxIncidentCorrelations, type StoreReads } from './store-reads.ts'
+import { type IncidentDetail, maxIncidentCorrelations, type StoreReads } from './store-reads.ts'
 
 export type Page<T> = { items: T[]; count: number; total: number; next?: string }
 
@@ -91,6 +91,21 @@ export const storeReadUrls = [
 ] as const
 export type StoreReadUrl = (typeof storeReadUrls)[number]
 
+/**
+ * Per status of which the detail holds fewer outcomes than the incident has, the cursor that pages on from
+ * its oldest shown: GET /v1/revokes?incident=…&status=…&cursor=….
+ */
+function revokesNext({ revokes, revokeCounts }: IncidentDetail): Partial<Record<RevokeStatus, string>> {
+  const next: Partial<Record<RevokeStatus, string>> = {}
+  for (const status of revokeStatuses) {
+    const shown = revokes.filter((o) => o.status === status)
+    const last = shown.at(-1)
+    if (last && shown.length < revokeCounts[status])
+      next[status] = encodeCursor({ time: last.time, id: last.id })
+  }
+  return next
+}
+
 /** What a read needs of its request: its query and path parameters (what crosses to the reader thread). */
 export type StoreRead = Pick<RouteRequest, 'query' | 'params'>
 
@@ -140,6 +155,8 @@ export function answerStoreRead(store: StoreReads, url: StoreReadUrl, req: Store
           incident: incidentView(found.incident),
           correlations: found.correlations.map(correlationView),
           revokes: found.revokes.map(revokeView),
+          revoke_counts: found.revokeCounts,
+          revokes_next: revokesNext(found),
         },
       }
     }

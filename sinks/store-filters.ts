@@ -1,6 +1,7 @@
 // The read API's filters over the embedded store's tables (correlation-store.ts): for each list, the part
 // its index serves and the conditions checked on each row (stepped-scan.ts reads them in bounded steps),
 // built from a parsed ListQuery. Values only ever travel as parameters. Pure.
+import type { RevokeOutcome } from '../schemas/types.ts'
 import type { Scan } from './stepped-scan.ts'
 import type { ListQuery } from './store-query.ts'
 
@@ -24,10 +25,35 @@ export const incidentCorrelationsSql =
 /** The bounds of an incident's correlations (incidentCorrelationsSql's parameters). */
 export type IncidentBounds = { id: string; agent_id: string; first_seen: number; last_seen: number }
 
-/** The revoke status an incident shows: a delivery or decision to send before a suppression. */
-export const incidentStatusSql = (incidentId: string) =>
-  `(SELECT o.status FROM revoke_outcomes o WHERE o.incident_id = ${incidentId}
+export type RevokeStatus = RevokeOutcome['status']
+/** Every revoke outcome's status. */
+export const revokeStatuses = [
+  'pending',
+  'sent',
+  'failed',
+  'dry_run',
+  'suppressed',
+] as const satisfies readonly RevokeStatus[]
+
+/**
+ * An incident's most telling revoke outcome as `select` reads it (over `o`: id, decision_id, status, time,
+ * reason): a delivery or decision to send before a suppression, then the newest. Each status's newest is
+ * one seek of (incident_id, status, time, id), and the five are ranked: ordering all of the incident's
+ * outcomes read and sorted every held-back one, whose number the watched agent decides, for each incident
+ * row of a page and each row the status filter checks.
+ */
+export const tellingOutcomeSql = (incidentId: string, select: string) => {
+  const newest = revokeStatuses.map(
+    (status) => `SELECT * FROM (SELECT r.id, r.decision_id, r.status, r.time,
+      json_extract(r.record, '$.reason') AS reason FROM revoke_outcomes r
+      WHERE r.incident_id = ${incidentId} AND r.status = '${status}' ORDER BY r.time DESC, r.id DESC LIMIT 1)`,
+  )
+  return `(SELECT ${select} FROM (${newest.join(' UNION ALL ')}) o
     ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1)`
+}
+
+/** The revoke status an incident shows (tellingOutcomeSql). */
+export const incidentStatusSql = (incidentId: string) => tellingOutcomeSql(incidentId, 'o.status')
 
 /** Each list's alias and sort column: pages are ordered by (time, id), newest first. */
 export const listShape: Record<StoreList, { alias: string; time: string }> = {
@@ -57,7 +83,7 @@ export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBoun
   const { agent, status, rule } = q.text
   if (list === 'correlations' && q.text.incident !== undefined) {
     if (!incident) return undefined
-    scan.key = { column: 'agent_id', value: incident.agent_id }
+    scan.keys = [{ column: 'agent_id', value: incident.agent_id }]
     scan.since = Math.max(scan.since ?? incident.first_seen, incident.first_seen)
     scan.until = Math.min(scan.until ?? incident.last_seen, incident.last_seen)
     if (agent !== undefined) check(`${a}.agent_id = ?`, agent)
@@ -65,10 +91,14 @@ export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBoun
   } else if (agent !== undefined) {
     // revoke_outcomes has no index keyed by its agent.
     if (list === 'revoke_outcomes') check(`${a}.agent_id = ?`, agent)
-    else scan.key = { column: 'agent_id', value: agent }
+    else scan.keys = [{ column: 'agent_id', value: agent }]
   }
-  if (list === 'revoke_outcomes' && q.text.incident !== undefined)
-    scan.key = { column: 'incident_id', value: q.text.incident }
+  if (list === 'revoke_outcomes' && q.text.incident !== undefined) {
+    // An incident's outcomes of one status: (incident_id, status, time, id) serves both, and the watched
+    // agent can give its incident any number of held-back ones (suppressed) but few of the others.
+    scan.keys = [{ column: 'incident_id', value: q.text.incident }]
+    if (status !== undefined) scan.keys.push({ column: 'status', value: status })
+  }
   if (list === 'correlations') {
     if (rule !== undefined)
       check(
@@ -90,7 +120,8 @@ export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBoun
     if (q.min_score !== undefined) check(`${a}.max_score >= ?`, q.min_score)
     if (status !== undefined) check(`coalesce(${incidentStatusSql(`${a}.id`)}, 'none') = ?`, status)
   }
-  if (list === 'revoke_outcomes' && status !== undefined) check(`${a}.status = ?`, status)
+  if (list === 'revoke_outcomes' && status !== undefined && q.text.incident === undefined)
+    check(`${a}.status = ?`, status)
   return scan
 }
 

@@ -6,8 +6,11 @@
 // the main thread only hands the query over and sends the JSON bytes it gets back: its share of a read no
 // longer grows with the store.
 // The thread runs one read at a time; the others wait here, at most maxWaitingReads in all, past that a read
-// is answered 429 (SATURATED, Retry-After) at once. A waiting read whose client closed its connection is
-// dropped, never run (a client that sent 32 slow reads and left held the reader for minutes). One running
+// is answered 429 (SATURATED, Retry-After) at once, and so is one past maxReadsPerConnection of its
+// connection's. A waiting read whose client closed its connection is
+// dropped, never run (a client that sent 32 slow reads and left held the reader for minutes), and so is one
+// that has waited readTimeLimitMs, answered 503 (SINK_UNAVAILABLE): the 31 reads before it could hold it
+// for up to 31 × 30 s. One running
 // past readTimeLimitMs is answered 503 (SINK_UNAVAILABLE) and stopped: the thread reads in steps of a few
 // thousand rows (stepped-scan.ts) and between steps looks at a stop flag set here through shared memory,
 // so the read ends within a step and the same thread takes the next. Ending the thread instead did not stop
@@ -24,6 +27,12 @@ import { readRoute, type StoreRead, type StoreReadUrl, storeReadUrls } from './s
 
 /** Reads waiting for the reader thread, the one it runs included: the console asks one at a time. */
 export const maxWaitingReads = 32
+
+/**
+ * Of those, how many one connection may hold (queued or running): a client pipelining reads on one
+ * connection took every place, and the console's next read got 429. The console asks three at most.
+ */
+export const maxReadsPerConnection = 8
 
 /**
  * Longest a read may run: a filter no index serves reads every correlation (1,000,000: 10–24 s). Past it the
@@ -65,6 +74,8 @@ type Queued = {
   reject(err: Error): void
   signal?: AbortSignal | undefined
   dropped?: () => void
+  /** Drops it, answered 503, once it has waited the time limit for the thread. */
+  waited?: NodeJS.Timeout
 }
 
 /**
@@ -102,13 +113,7 @@ export async function startStoreReaderThread(
       })
       w.once('message', () => {
         w.on('message', (reply: Reply) => {
-          if (running?.on !== w || running.id !== reply.id) return
-          clearTimeout(running.timer)
-          const done = running
-          running = undefined
-          // A stopped read was answered when it was stopped.
-          if (!done.stopped) done.resolve(reply)
-          next()
+          if (running?.id === reply.id) finish(w, (done) => done.resolve(reply))
         })
         worker = w
         resolve(w)
@@ -124,16 +129,21 @@ export async function startStoreReaderThread(
         if (worker === w) worker = undefined
         if (starting === started) starting = undefined
         reject(err)
-        if (running?.on !== w) return
-        clearTimeout(running.timer)
-        const failed = running
-        running = undefined
-        if (!failed.stopped) failed.reject(err)
-        next()
+        finish(w, (failed) => failed.reject(err))
       })
     })
     starting = started
     return started
+  }
+
+  /** Ends the read thread `w` runs, if any: `settle` answers it, but a stopped one (answered when stopped). */
+  const finish = (w: Worker, settle: (read: Queued) => void) => {
+    if (running?.on !== w) return
+    clearTimeout(running.timer)
+    const done = running
+    running = undefined
+    if (!done.stopped) settle(done)
+    next()
   }
 
   const next = () => {
@@ -141,6 +151,7 @@ export async function startStoreReaderThread(
     if (closing) return idle?.()
     const q = queue.shift()
     if (!q) return
+    clearTimeout(q.waited)
     if (q.dropped) q.signal?.removeEventListener('abort', q.dropped)
     const run = (w: Worker) => {
       const timer = setTimeout(() => overran(w), timeLimitMs)
@@ -187,22 +198,29 @@ export async function startStoreReaderThread(
   const ask = (message: Record<string, unknown>, signal?: AbortSignal): Promise<Reply> =>
     new Promise<Reply>((resolve, reject) => {
       const q: Queued = { id: nextId++, message, resolve, reject, signal }
+      /** Takes it out of the queue unrun, answered `err`. */
+      const drop = (err: Error) => {
+        const at = queue.indexOf(q)
+        if (at < 0) return
+        queue.splice(at, 1)
+        clearTimeout(q.waited)
+        if (q.dropped) signal?.removeEventListener('abort', q.dropped)
+        reject(err)
+      }
       if (signal) {
-        q.dropped = () => {
-          const at = queue.indexOf(q)
-          if (at < 0) return
-          queue.splice(at, 1)
-          reject(reasonOf(signal))
-        }
+        q.dropped = () => drop(reasonOf(signal))
         signal.addEventListener('abort', q.dropped, { once: true })
       }
+      q.waited = setTimeout(() => drop(waitedError(timeLimitMs)), timeLimitMs)
       queue.push(q)
       next()
     })
 
+  /** Reads each connection has queued or running, until answered. */
+  const heldBy = new WeakMap<object, number>()
   const read = async (
     url: StoreReadUrl | RejectedReadUrl,
-    req: StoreRead & Pick<RouteRequest, 'signal'>,
+    req: StoreRead & Pick<RouteRequest, 'signal' | 'connection'>,
   ): Promise<RouteResponse> => {
     if (closing) throw closingError()
     if (req.signal?.aborted) throw reasonOf(req.signal)
@@ -212,7 +230,19 @@ export async function startStoreReaderThread(
         retriable: true,
       })
     }
-    const reply = await ask({ url, read: { query: req.query, params: req.params } }, req.signal)
+    const connection = req.connection ?? {}
+    const held = heldBy.get(connection) ?? 0
+    if (held >= maxReadsPerConnection) {
+      throw new NerveError(
+        'SATURATED',
+        `This connection has ${maxReadsPerConnection} reads waiting; retry once they are answered.`,
+        { retriable: true },
+      )
+    }
+    heldBy.set(connection, held + 1)
+    const reply = await ask({ url, read: { query: req.query, params: req.params } }, req.signal).finally(() =>
+      heldBy.set(connection, (heldBy.get(connection) ?? 1) - 1),
+    )
     if (!reply.ok) throw failure(reply)
     return {
       status: reply.status ?? 200,
@@ -228,7 +258,10 @@ export async function startStoreReaderThread(
     routes: [...storeReadUrls, ...rejectedReadUrls].map((url) => readRoute(url, (req) => read(url, req))),
     async close() {
       closing = true
-      for (const q of queue.splice(0)) q.reject(closingError())
+      for (const q of queue.splice(0)) {
+        clearTimeout(q.waited)
+        q.reject(closingError())
+      }
       // The running read (at most the time limit) is answered; then the thread closes its connections.
       if (running) await new Promise<void>((resolve) => (idle = resolve))
       const w = worker
@@ -248,6 +281,14 @@ const closingError = () =>
   new NerveError('SINK_UNAVAILABLE', 'nerve is closing; the read was not run. Retry once it is back.', {
     retriable: true,
   })
+
+/** A read that waited the time limit for the thread: the reads before it hold it (a slow filter, a flood). */
+const waitedError = (limitMs: number) =>
+  new NerveError(
+    'SINK_UNAVAILABLE',
+    `The read waited ${limitMs / 1000} s for the reads before it and was not run; retry shortly.`,
+    { retriable: true },
+  )
 
 /** Why a queued read was dropped: the signal's NerveError (client gone, server closing), else closing's. */
 const reasonOf = (signal: AbortSignal): Error =>

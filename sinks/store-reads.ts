@@ -6,7 +6,16 @@ import type Database from 'better-sqlite3'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { Incident } from './correlation-store.ts'
 import { createSteppedScans, type Scan, type SteppedScanOptions } from './stepped-scan.ts'
-import { type IncidentBounds, incidentOnly, listShape, type StoreList, storeScan } from './store-filters.ts'
+import {
+  type IncidentBounds,
+  incidentOnly,
+  listShape,
+  type RevokeStatus,
+  revokeStatuses,
+  type StoreList,
+  storeScan,
+  tellingOutcomeSql,
+} from './store-filters.ts'
 import type { ListQuery } from './store-query.ts'
 
 export type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'> & {
@@ -17,9 +26,10 @@ export type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | '
 }
 
 /** An incident's columns with its most telling revoke outcome (the order the `status` filter uses). */
-export const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decision_id, 'status', o.status,
-  'reason', json_extract(o.record, '$.reason'), 'time', o.time) FROM revoke_outcomes o
-  WHERE o.incident_id = i.id ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1) AS revoke`
+export const incidentColumns = `i.*, ${tellingOutcomeSql(
+  'i.id',
+  `json_object('decision_id', o.decision_id, 'status', o.status, 'reason', o.reason, 'time', o.time)`,
+)} AS revoke`
 
 /**
  * Correlations an incident's detail carries, newest first: a flooding agent's incident gathers tens of
@@ -27,14 +37,31 @@ export const incidentColumns = `i.*, (SELECT json_object('decision_id', o.decisi
  */
 export const maxIncidentCorrelations = 1000
 
+/**
+ * Revoke outcomes an incident's detail carries of each status, newest first. Each correlation of an
+ * incident that the policy holds back records one (`suppressed`), so the watched agent decides how many
+ * its own incident has; a cap on the newest of all would let it push the revoke that went ahead out of
+ * view behind them. Per status, the few that matter (pending, sent, failed, dry_run: one decision per
+ * incident and round) are always shown beside the newest held-back ones. The rest:
+ * GET /v1/revokes?incident=…&status=….
+ */
+export const maxIncidentRevokesPerStatus = 20
+
+/** An incident's detail: its newest correlations, and its revoke outcomes as maxIncidentRevokesPerStatus says. */
+export type IncidentDetail = {
+  incident: Incident
+  correlations: Correlation[]
+  /** The newest of each status, newest first across them. */
+  revokes: RevokeOutcome[]
+  /** How many of each status the incident has, those not in `revokes` included. */
+  revokeCounts: Record<RevokeStatus, number>
+}
+
 export type StoreReads = {
   correlations(query: ListQuery): Correlation[]
   incidents(query: ListQuery): Incident[]
   /** An incident with its newest `limit` correlations (at most, and by default, maxIncidentCorrelations). */
-  incident(
-    id: string,
-    limit?: number,
-  ): { incident: Incident; correlations: Correlation[]; revokes: RevokeOutcome[] } | undefined
+  incident(id: string, limit?: number): IncidentDetail | undefined
   revokes(query: ListQuery): RevokeOutcome[]
   /** How many items the list holds under the query's filters, whatever the page. */
   total(list: StoreList, query: ListQuery): number
@@ -50,9 +77,6 @@ export function createStoreReads(db: Database.Database, opts: SteppedScanOptions
     incidentCorrelations: db.prepare<[string], { n: number }>(
       'SELECT coalesce((SELECT correlations FROM incidents WHERE id = ?), 0) AS n',
     ),
-    incidentRevokes: db.prepare<[string], { record: string }>(
-      'SELECT record FROM revoke_outcomes WHERE incident_id = ? ORDER BY time DESC, id DESC',
-    ),
   }
   const scanOf = (table: StoreList, q: ListQuery) => {
     const incident = q.text.incident === undefined ? undefined : sql.bounds.get(q.text.incident)
@@ -63,6 +87,29 @@ export function createStoreReads(db: Database.Database, opts: SteppedScanOptions
     const scan = scanOf(table, q)
     const select = table === 'incidents' ? incidentColumns : `${listShape[table].alias}.record`
     return scan ? scans.rows<Row>(scan, select, q.limit) : []
+  }
+  /** Per status, in steps of (incident_id, status, time, id): its count, and its newest page. */
+  const incidentRevokes = (id: string): Pick<IncidentDetail, 'revokes' | 'revokeCounts'> => {
+    const revokes: RevokeOutcome[] = []
+    const revokeCounts = {} as Record<RevokeStatus, number>
+    for (const status of revokeStatuses) {
+      const scan: Scan = {
+        table: 'revoke_outcomes',
+        alias: 't',
+        time: 'time',
+        keys: [
+          { column: 'incident_id', value: id },
+          { column: 'status', value: status },
+        ],
+        checked: [],
+        params: [],
+      }
+      const newest = records<RevokeOutcome>(scans.rows(scan, 't.record', maxIncidentRevokesPerStatus))
+      revokes.push(...newest)
+      revokeCounts[status] = newest.length < maxIncidentRevokesPerStatus ? newest.length : scans.count(scan)
+    }
+    revokes.sort((a, b) => b.time - a.time || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+    return { revokes, revokeCounts }
   }
   return {
     correlations: (q) => records<Correlation>(list('correlations', q)),
@@ -75,7 +122,7 @@ export function createStoreReads(db: Database.Database, opts: SteppedScanOptions
         table: 'correlations',
         alias: 't',
         time: 'time',
-        key: { column: 'agent_id', value: row.agent_id },
+        keys: [{ column: 'agent_id', value: row.agent_id }],
         since: row.first_seen,
         until: row.last_seen,
         checked: ['t.incident_id = ?'],
@@ -86,7 +133,7 @@ export function createStoreReads(db: Database.Database, opts: SteppedScanOptions
         correlations: records<Correlation>(
           scans.rows(scan, 't.record', Math.min(limit, maxIncidentCorrelations)),
         ),
-        revokes: records<RevokeOutcome>(sql.incidentRevokes.all(id)),
+        ...incidentRevokes(id),
       }
     },
     revokes: (q) => records<RevokeOutcome>(list('revoke_outcomes', q)),

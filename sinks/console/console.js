@@ -198,11 +198,47 @@ function timelineItem(e) {
   )
 }
 
-async function showIncident(id) {
+const outcomeRow = (o) =>
+  el(
+    'tr',
+    {},
+    el('td', { class: 'mono' }, utc(o.time_iso)),
+    el('td', {}, el('span', { class: `status-${o.status}` }, o.status)),
+    el('td', {}, o.reason),
+    el('td', { class: 'mono' }, o.target ?? ''),
+    el('td', {}, o.http_status ?? ''),
+  )
+
+/** "sent 1, suppressed 3,000": how many outcomes of each status the incident has, shown or not. */
+const countsText = (counts) =>
+  Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([status, n]) => `${status} ${n.toLocaleString('en')}`)
+    .join(', ')
+
+/** The next page of one status's outcomes, after those shown: the detail gives its newest few only. */
+function olderOutcomes(id, status, cursor, table) {
+  const button = el('button', { type: 'button', 'data-status': status }, `Older ${status} outcomes`)
+  button.addEventListener('click', async () => {
+    more = cursor
+    const query = new URLSearchParams({ incident: id, status, cursor, limit: '50' })
+    const page = await api(`/v1/revokes?${query}`)
+    table.tBodies[0].append(...page.items.map(outcomeRow))
+    if (page.next) cursor = page.next
+    else button.remove()
+  })
+  return button
+}
+
+async function showIncident(id, keepPages) {
   // The newest 100: the watched agent decides how many its incident has and how long each one's text is.
-  const { incident, correlations, revokes } = await api(
+  // Its revoke outcomes come as the newest few of each status with their counts, so a flood of held-back
+  // ones never hides the revoke that went ahead.
+  const { incident, correlations, revokes, revoke_counts, revokes_next } = await api(
     `/v1/incidents/${encodeURIComponent(id)}?correlations=${incidentCorrelations}`,
   )
+  if (keepPages && more) return
+  more = null
   const summary = el(
     'div',
     { class: 'summary' },
@@ -251,16 +287,9 @@ async function showIncident(id) {
       ),
     ),
   )
-  const outcomes = revokes.map((o) =>
-    el(
-      'tr',
-      {},
-      el('td', { class: 'mono' }, utc(o.time_iso)),
-      el('td', {}, el('span', { class: `status-${o.status}` }, o.status)),
-      el('td', {}, o.reason),
-      el('td', { class: 'mono' }, o.target ?? ''),
-      el('td', {}, o.http_status ?? ''),
-    ),
+  const outcomes = el('table', { id: 'revokes' }, el('tbody', {}, revokes.map(outcomeRow)))
+  const older = Object.entries(revokes_next).map(([status, cursor]) =>
+    olderOutcomes(incident.id, status, cursor, outcomes),
   )
   view.replaceChildren(
     el('p', {}, link([''], '← incidents')),
@@ -282,10 +311,9 @@ async function showIncident(id) {
         : `Correlations (${correlations.length})`,
     ),
     pairs,
-    el('h2', {}, 'Revoke decisions'),
-    outcomes.length
-      ? el('table', {}, el('tbody', {}, outcomes))
-      : el('p', { class: 'muted' }, 'No revoke decision for this incident.'),
+    el('h2', {}, revokes.length ? `Revoke decisions (${countsText(revoke_counts)})` : 'Revoke decisions'),
+    revokes.length ? outcomes : el('p', { class: 'muted' }, 'No revoke decision for this incident.'),
+    ...older,
   )
 }
 
@@ -330,7 +358,7 @@ async function route(background = false) {
     // In the try: a link with a broken escape (`%E0%A4%A`) throws here, and is then said on the page.
     const [path] = location.hash.replace(/^#\/?/, '').split('?')
     const [kind, id] = path.split('/').map(decodeURIComponent)
-    if (kind === 'incident' && id) await showIncident(id)
+    if (kind === 'incident' && id) await showIncident(id, background)
     else if (kind === 'agent' && id) await showAgent(id)
     else await showIncidents(filtersFromHash(), background)
     live.textContent = `live · updated ${new Date().toISOString().slice(11, 19)} UTC`

@@ -266,6 +266,25 @@ describe("a route's signal", () => {
     await server.close()
   })
 
+  it('holds more than ten pipelined requests on one connection without a listener warning', async () => {
+    const { route, reasons, held } = waitingRoute()
+    const { server, address } = await serving(route)
+    const warnings: Error[] = []
+    const warned = (w: Error) => warnings.push(w)
+    process.on('warning', warned)
+    const socket = connect(Number(new URL(address).port), '127.0.0.1')
+    await once(socket, 'connect')
+    socket.write('GET /v1/waits HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(16))
+    await vi.waitFor(() => expect(held).toHaveLength(16))
+    socket.destroy()
+    await vi.waitFor(() => expect(reasons).toHaveLength(16))
+    await server.close()
+    // A warning is emitted on the next tick of the listener that went over the limit.
+    await new Promise((resolve) => setImmediate(resolve))
+    process.off('warning', warned)
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([])
+  })
+
   it('leaves no listener behind on a keep-alive connection, however many requests it carries', async () => {
     const route: Route = {
       method: 'GET',

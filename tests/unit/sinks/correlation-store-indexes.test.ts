@@ -8,8 +8,14 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Correlation } from '../../../schemas/types.ts'
 import { boundarySql, rangeSql } from '../../../sinks/stepped-scan.ts'
-import { incidentCorrelationsSql, type StoreList, storeScan } from '../../../sinks/store-filters.ts'
+import {
+  incidentCorrelationsSql,
+  incidentStatusSql,
+  type StoreList,
+  storeScan,
+} from '../../../sinks/store-filters.ts'
 import type { ListQuery } from '../../../sinks/store-query.ts'
+import { incidentColumns } from '../../../sinks/store-reads.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 import { closeStore, closeStores, openStore } from './store-harness.ts'
@@ -46,6 +52,7 @@ describe('correlation store indexes', () => {
       ['incidents', { rule: 'r', min_score: '1' }, 'incidents_last_seen'],
       ['revoke_outcomes', {}, 'revoke_outcomes_time'],
       ['revoke_outcomes', { incident: 'i' }, 'revoke_outcomes_incident'],
+      ['revoke_outcomes', { incident: 'i', status: 'suppressed' }, 'revoke_outcomes_incident_status'],
     ]
     // Every statement of a step walks the list's index between two keys: none reads more than a step.
     const range = { lower: [1, 'x'] as [number, string], upper: [5, 'y'] as [number, string] }
@@ -81,6 +88,18 @@ describe('correlation store indexes', () => {
     expect(detail).toBe(
       'SEARCH correlations USING INDEX correlations_agent (agent_id=? AND time>? AND time<?)',
     )
+    // An incident's most telling revoke outcome (each incident row of a page, the status filter) seeks the
+    // newest of each status: the watched agent's held-back ones are never all read and sorted.
+    for (const telling of [
+      `SELECT ${incidentColumns} FROM incidents i WHERE i.id = 'i'`,
+      `SELECT ${incidentStatusSql("'i'")}`,
+    ]) {
+      const steps = plan(telling, [])
+      expect(steps.match(/revoke_outcomes_incident_status \(incident_id=\? AND status=\?\)/g)).toHaveLength(5)
+      expect(steps, telling).not.toContain('revoke_outcomes_incident (')
+      // The one sort ranks the five statuses' newest.
+      expect(steps.match(/TEMP B-TREE/g) ?? []).toHaveLength(1)
+    }
     expect(indexesOf(db)).toEqual(['correlations_agent', 'correlations_key', 'correlations_time'])
     // No index is keyed by the id alone (a hash: each insert would dirty a random page).
     expect(

@@ -12,6 +12,7 @@ import { loadConfig } from '../../../runtime/load-config.ts'
 import type { RevokeOutcome } from '../../../schemas/types.ts'
 import { createRejectedStore, type RejectedStore } from '../../../sinks/rejected-store.ts'
 import {
+  maxReadsPerConnection,
   maxWaitingReads,
   type StoreReaderThread,
   startStoreReaderThread,
@@ -42,7 +43,7 @@ async function openReader(
   const rt = createTestRuntime()
   const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
   server.addRoutes(reader.routes)
-  return (url: string) => server.inject({ method: 'GET', url })
+  return Object.assign((url: string) => server.inject({ method: 'GET', url }), { rt })
 }
 
 describe('the store reader thread', () => {
@@ -129,6 +130,24 @@ describe('the store reader thread', () => {
     expect(answers.slice(0, maxWaitingReads).every((a) => a.status === 'fulfilled')).toBe(true)
     // Once they are answered, reads are taken again.
     expect(await route?.handle(request)).toMatchObject({ status: 200 })
+  })
+
+  it(`lets one connection hold ${maxReadsPerConnection} of the ${maxWaitingReads} places, not all`, async () => {
+    const { store, dataDir } = openStore()
+    store.writeCorrelations([makeCorrelation(0)])
+    await openReader(dataDir)
+    const route = routesOf.get(dataDir)?.find((r) => r.url === '/v1/correlations')
+    const on = (connection: object) => ({ ...slowRead(), connection })
+    // One client pipelines reads on one connection, asked in one go before the thread answers any.
+    const greedy = {}
+    const answers = await Promise.allSettled([
+      ...Array.from({ length: maxReadsPerConnection + 2 }, () => route?.handle(on(greedy))),
+      route?.handle(on({})),
+    ])
+    const codes = answers.map((a) => (a.status === 'rejected' ? a.reason.code : a.value?.status))
+    expect(codes).toEqual([...Array(maxReadsPerConnection).fill(200), 'SATURATED', 'SATURATED', 200])
+    // Its places are its own again once answered.
+    expect(await route?.handle(on(greedy))).toMatchObject({ status: 200 })
   })
 
   it('answers dead letters and late events as the rejected store does in place', async () => {
@@ -335,7 +354,8 @@ describe('the store reader thread, when a read is not wanted or runs too long', 
   })
 
   it('ends a thread that does not answer a stop, and starts the next only once it has exited', async () => {
-    const { route } = await correlationsRoute({ timeLimitMs: 50, stopGraceMs: 100 })
+    // The grace shorter than the limit, as by default (5 s, 30 s): the read behind waits it out.
+    const { route } = await correlationsRoute({ timeLimitMs: 50, stopGraceMs: 40 })
     const events: string[] = []
     const post = Worker.prototype.postMessage
     const posted = vi.spyOn(Worker.prototype, 'postMessage')
@@ -350,7 +370,7 @@ describe('the store reader thread, when a read is not wanted or runs too long', 
     const behind = route.handle(slowRead())
     // The thread has not answered the stop: the read behind waits, and no other thread starts yet.
     expect(posted).toHaveBeenCalledTimes(1)
-    vi.advanceTimersByTime(100)
+    vi.advanceTimersByTime(40)
     posted.mockImplementation(function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
       events.push('read posted')
       return post.apply(this, args)
@@ -358,6 +378,26 @@ describe('the store reader thread, when a read is not wanted or runs too long', 
     expect((await behind).status).toBe(200)
     expect(events).toEqual(['exit', 'read posted'])
     expect(readerThreads()).toBe(1)
+  })
+
+  it('answers a read 503 once it has waited the time limit for the thread, and counts it', async () => {
+    const { store, dataDir } = openStore()
+    store.writeCorrelations([makeCorrelation(0)])
+    const get = await openReader(dataDir, { timeLimitMs: 50, stopGraceMs: 500 })
+    // The first read never reaches its thread, which cannot answer it nor its stop: it holds the thread
+    // (stopped, answered 503) for the whole grace, and the read behind it waits.
+    vi.spyOn(Worker.prototype, 'postMessage').mockImplementationOnce(() => {})
+    const stuck = get('/v1/correlations?rule=nope')
+    const behind = get('/v1/correlations')
+    expect((await stuck).statusCode).toBe(503)
+    const res = await behind
+    expect(res.statusCode).toBe(503)
+    expect(res.headers['retry-after']).toBe('5')
+    expect(res.json().error).toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    expect(res.json().error.message).toMatch(/waited 0\.05 s/)
+    expect(
+      await get.rt.metricValue('nerve_http_requests_total', { route: '/v1/correlations', status: '503' }),
+    ).toBe(2)
   })
 
   it(`holds the bound of ${maxWaitingReads} reads while a stopped read ends`, async () => {
