@@ -7,148 +7,20 @@
 // answers "seen?" (D1). Repeated values (who, detail, and the strings inside them) are shared. Ids are
 // packed into words where their shape allows (packed-ids.ts) and Falco output text lives in a byte arena
 // (text-arena.ts): neither is a long-lived V8 string for the garbage collector to copy and walk.
-import type { Correlation, IdentityFields, ResolvedBy } from '../schemas/types.ts'
-import { hashPacked, hashText, idWords, packId, samePacked, textId, unpackId } from './packed-ids.ts'
+import type { IdentityFields, ResolvedBy } from '../schemas/types.ts'
+import { entryBytes, sharedBytes } from './entry-bytes.ts'
+import {
+  AgentWho,
+  AgentWindow,
+  type CoreDetail,
+  type EdgeDetail,
+  EntrySlots,
+  lagElsewhere,
+} from './entry-slots.ts'
+import { hashPacked, hashText, idWords, packId, samePacked, textId } from './packed-ids.ts'
+import { sameAlertText } from './same-alert-text.ts'
 import { createSharedValues } from './shared-values.ts'
 import { ShedOrder, uniqueBit } from './shed-order.ts'
-import { TextArena } from './text-arena.ts'
-
-/** Who an event names; interned per agent (most events of one agent carry the same identity). */
-export type Who = { resolved_by: ResolvedBy; identity: IdentityFields }
-
-/** A Who as a slot holds it: it also leads to the agent's window, so a slot needs no pointer of its own for that. */
-export class AgentWho implements Who {
-  constructor(
-    readonly window: AgentWindow,
-    readonly resolved_by: ResolvedBy,
-    readonly identity: IdentityFields,
-  ) {}
-}
-
-/** What a buffered edge event keeps for the correlation record (besides id, time and output). */
-export type EdgeDetail = { side: 'edge' } & Pick<
-  Correlation['edge'],
-  'rule' | 'priority' | 'source' | 'hostname' | 'tags'
->
-
-/** What a buffered core event keeps for the correlation record (besides id and time). */
-export type CoreDetail = { side: 'core' } & Omit<Correlation['core'], 'event_id' | 'time'>
-
-/** One agent's buffers: a list of slots per side, oldest arrival first (−1: none). */
-export class AgentWindow {
-  edgeHead = -1
-  edgeTail = -1
-  coreHead = -1
-  coreTail = -1
-  edges = 0
-  cores = 0
-  /** The agent's recent identities, oldest first; most agents have one, kept without an array. */
-  whos: AgentWho | AgentWho[] | null = null
-  /** Buffered edge entries per detail (for collapsing repeats); null until the first edge entry. */
-  edgeKinds: Map<EdgeDetail, number> | null = null
-  constructor(readonly key: string) {}
-}
-
-/** Marks a lag kept in EntrySlots.lagExact because it is no 32-bit integer. */
-const lagElsewhere = -0x80000000
-
-/** The buffered entries, one slot index each. Typed arrays are replaced when they grow: read them through this object. */
-export class EntrySlots {
-  time: Float64Array
-  /** The latest time of the identical alerts folded into this entry; its own time when none was. */
-  last: Float64Array
-  /** Identical alerts folded into this entry (besides its own). */
-  repeats: Int32Array
-  seq: Float64Array
-  /** Stream time − event time when it arrived, ms (0 when ahead); lagElsewhere: see lagExact. */
-  lag: Int32Array
-  /** Rules this event passed and was on time for. */
-  mask: Int32Array
-  prev: Int32Array
-  /** Next slot of the same agent and side; for a free slot, the next free slot. */
-  next: Int32Array
-  heapPos: Int32Array
-  /** Bit 0: 1 for an edge entry, 0 for a core entry; bits 1–2: how its id is kept (packed-ids.ts). */
-  flags: Uint8Array
-  /** idWords words per slot: the packed id. */
-  words: Int32Array
-  readonly arena: TextArena
-  /** Ids that do not pack, by slot. */
-  readonly idText = new Map<number, string>()
-  /** Edge outputs the arena refused (not ASCII), by slot. */
-  readonly outputText = new Map<number, string>()
-  /** Lags that are no 32-bit integer, by slot. */
-  readonly lagExact = new Map<number, number>()
-  /** null for a free slot. */
-  whos: (AgentWho | null)[]
-  details: (EdgeDetail | CoreDetail | null)[]
-
-  constructor(public capacity: number) {
-    this.time = new Float64Array(capacity)
-    this.last = new Float64Array(capacity)
-    this.repeats = new Int32Array(capacity)
-    this.seq = new Float64Array(capacity)
-    this.lag = new Int32Array(capacity)
-    this.mask = new Int32Array(capacity)
-    this.prev = new Int32Array(capacity)
-    this.next = new Int32Array(capacity)
-    this.heapPos = new Int32Array(capacity)
-    this.flags = new Uint8Array(capacity)
-    this.words = new Int32Array(capacity * idWords)
-    this.arena = new TextArena(capacity)
-    this.whos = new Array(capacity).fill(null)
-    this.details = new Array(capacity).fill(null)
-  }
-
-  grow(capacity: number): void {
-    const copy = <A extends Float64Array | Int32Array | Uint8Array>(old: A, fresh: A): A => {
-      fresh.set(old)
-      return fresh
-    }
-    this.time = copy(this.time, new Float64Array(capacity))
-    this.last = copy(this.last, new Float64Array(capacity))
-    this.repeats = copy(this.repeats, new Int32Array(capacity))
-    this.seq = copy(this.seq, new Float64Array(capacity))
-    this.lag = copy(this.lag, new Int32Array(capacity))
-    this.mask = copy(this.mask, new Int32Array(capacity))
-    this.prev = copy(this.prev, new Int32Array(capacity))
-    this.next = copy(this.next, new Int32Array(capacity))
-    this.heapPos = copy(this.heapPos, new Int32Array(capacity))
-    this.flags = copy(this.flags, new Uint8Array(capacity))
-    this.words = copy(this.words, new Int32Array(capacity * idWords))
-    this.arena.grow(capacity)
-    // Arrays of exactly the capacity: push would reserve up to half as much again.
-    const whos = new Array<AgentWho | null>(capacity).fill(null)
-    const details = new Array<EdgeDetail | CoreDetail | null>(capacity).fill(null)
-    for (let i = 0; i < this.capacity; i++) {
-      whos[i] = this.whos[i] as AgentWho | null
-      details[i] = this.details[i] as EdgeDetail | CoreDetail | null
-    }
-    this.whos = whos
-    this.details = details
-    this.capacity = capacity
-  }
-
-  isEdge(slot: number): boolean {
-    return ((this.flags[slot] as number) & 1) === 1
-  }
-
-  id(slot: number): string {
-    const kind = (this.flags[slot] as number) >> 1
-    return kind === textId ? (this.idText.get(slot) as string) : unpackId(kind, this.words, slot * idWords)
-  }
-
-  /** The Falco output of an edge entry, '' for a core entry. */
-  output(slot: number): string {
-    if (this.arena.has(slot)) return this.arena.get(slot)
-    return this.outputText.get(slot) ?? ''
-  }
-
-  lagOf(slot: number): number {
-    const lag = this.lag[slot] as number
-    return lag === lagElsewhere ? (this.lagExact.get(slot) as number) : lag
-  }
-}
 
 export type OverflowReason = 'agent_cap' | 'memory_budget'
 
@@ -220,27 +92,6 @@ const foldLookback = 64
 /** Estimated bytes of one agent's count of buffered entries of one kind (a Map entry). */
 const kindCountBytes = 48
 
-/**
- * Where the text after Falco's leading `%evt.time` begins ("2024-05-07T18:54:19.341081180+0000: " or
- * "18:54:19.341081180: "), 0 when the output starts otherwise: alerts of a loop differ only there.
- */
-const afterFalcoTime = (output: string): number => {
-  const colon = output.indexOf(': ')
-  if (colon < 8 || colon > 40) return 0
-  for (let i = 0; i < colon; i++) {
-    const ch = output.charCodeAt(i)
-    // digits, ':', '.', '-', '+', 'T'
-    if (!((ch >= 48 && ch <= 58) || ch === 46 || ch === 45 || ch === 43 || ch === 84)) return 0
-  }
-  return colon + 2
-}
-
-/** Same Falco output but for its leading timestamp. */
-export const sameAlertText = (a: string, b: string): boolean => {
-  const i = afterFalcoTime(a)
-  const j = afterFalcoTime(b)
-  return a.length - i === b.length - j && a.endsWith(b.slice(j))
-}
 const repeatedIdentityFields = [
   'k8s_namespace',
   'k8s_service_account',
@@ -277,35 +128,6 @@ function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
 
 const sameWho = (known: AgentWho, resolvedBy: ResolvedBy, identity: IdentityFields) =>
   known.resolved_by === resolvedBy && sameIdentity(known.identity, identity)
-
-/**
- * Estimated heap bytes of one entry (slot arrays, heap, seen table, agent share, packed id, arena record),
- * calibrated against the heap deltas of bench/correlator.bench.ts; an id or output kept as a string (with
- * its map entry) costs its length and about 64 bytes more.
- */
-export const entryBytes = (idText: string | undefined, arenaOutput: number, outputText: string | undefined) =>
-  171 +
-  (idText === undefined ? 0 : 64 + idText.length) +
-  arenaOutput +
-  (outputText === undefined ? 0 : 64 + outputText.length)
-
-/** Estimated heap bytes of a shared value's strings: 2 bytes a character (worst case) and 32 per string. */
-const stringBytes = (v: unknown): number => (typeof v === 'string' ? 32 + 2 * v.length : 0)
-
-/**
- * What a detail or an identity holds beyond the entry (rule, tags, hostname, action, principal, ARNs…).
- * Shared by the entries that say the same thing, it is counted once while any of them is buffered: an
- * agent that makes every event different pays for every byte.
- */
-export const sharedBytes = (value: object): number => {
-  let total = 64
-  for (const key in value) {
-    const v = (value as Record<string, unknown>)[key]
-    if (Array.isArray(v)) for (const item of v) total += 8 + stringBytes(item)
-    else total += 16 + stringBytes(v)
-  }
-  return total
-}
 
 export function createAgentWindows(limits: {
   maxPerAgentSide: number

@@ -3,30 +3,9 @@
 // gives the same output bytes. Semantics: DESIGN.md "Correlation semantics", notes/correlation.md §3
 // (K1 key, W1 window, T1 stream time, L1 lateness, S1 retention, D1 dedup, M1 many-to-many, E1 eager, I1 ids);
 // per-rule windows are explained in window-bounds.ts.
-import type { LateEvent } from '../bus/topics.ts'
-import type {
-  CoreFields,
-  Correlation,
-  EdgeFields,
-  NormalizedEvent,
-  RuleConfig,
-  Side,
-  WindowConfig,
-} from '../schemas/types.ts'
-import {
-  type BaselineConfig,
-  type BaselineStore,
-  createBaselineStore,
-  resourceKey,
-} from './agent-baseline.ts'
-import {
-  type AgentWho,
-  type AgentWindow,
-  type CoreDetail,
-  createAgentWindows,
-  type EdgeDetail,
-  type OverflowReason,
-} from './agent-windows.ts'
+import type { CoreFields, Correlation, EdgeFields, NormalizedEvent } from '../schemas/types.ts'
+import { type BaselineStore, createBaselineStore, resourceKey } from './agent-baseline.ts'
+import { createAgentWindows } from './agent-windows.ts'
 import { judgeBaseline } from './baseline-verdict.ts'
 import { type BaselineJudge, buildCorrelation } from './build-correlation.ts'
 import type {
@@ -36,102 +15,25 @@ import type {
   CorrelatorState,
   SerializedEntry,
 } from './correlator-state.ts'
+import {
+  type AcceptResult,
+  type Correlator,
+  type CorrelatorConfig,
+  type CorrelatorOptions,
+  type CorrelatorStats,
+  type IgnoredReason,
+  ignoredReasons,
+} from './correlator-types.ts'
+import type { AgentWho, AgentWindow, CoreDetail, EdgeDetail } from './entry-slots.ts'
 import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
-import { type CompiledRule, compileRules, createRuleMatcher } from './match-rules.ts'
-import { createRevokeTracker, mayConfirm, type RevokeConfirmation, readsRaw } from './revoke-confirmations.ts'
+import { compileRules, createRuleMatcher } from './match-rules.ts'
+import { createRevokeTracker, mayConfirm, readsRaw } from './revoke-confirmations.ts'
 import { isDenied, isNeverRoutine } from './score-correlation.ts'
 import { createWindowBounds } from './window-bounds.ts'
 
-export type CorrelatorConfig = {
-  rules: readonly RuleConfig[]
-  window: WindowConfig
-  max_events_per_agent: number
-  memory_budget_bytes: number
-  incident_gap: number
-  /** Correlations kept per rule in one incident; the rest are counted as suppressed (default 100). */
-  max_correlations_per_incident_rule?: number
-  self_identities: readonly string[]
-  /** The behavioural baseline; absent or disabled: scores ignore history. Its bytes come out of the budget. */
-  baseline?: BaselineConfig
-}
-
 /** The Falco-style rule name of the flood signal (floodSignal below): name it in a rule's edge filter. */
 export const floodRuleName = 'nerve: Alert flood'
-
-/** Why an event was not considered for matching (bounded: used as a metric label). */
-export const ignoredReasons = [
-  'no_agent',
-  'invalid_time',
-  'internal',
-  'no_rule',
-  'self_action',
-  'revoke_action',
-  'revoke_confirmation',
-] as const
-export type IgnoredReason = (typeof ignoredReasons)[number]
-
-export type AcceptResult = {
-  correlations: Correlation[]
-  late?: LateEvent
-  duplicate?: true
-  ignored?: IgnoredReason
-  confirmation?: RevokeConfirmation
-  /** This event put its agent over the per-agent cap: its repeats are being shed (a flood began). */
-  flood?: true
-}
-
-export type CorrelatorStats = {
-  stream_time: number | null
-  buffered: number
-  buffered_bytes: number
-  /**
-   * Heap bytes of the shared values (rule names, tags, actions, regions…) the buffered details hold,
-   * released with them; not part of `buffered_bytes` nor of the memory budget it is held to.
-   */
-  shared_bytes: number
-  agents: number
-  incidents: number
-  revoked_targets: number
-  overflow: Record<OverflowReason, number>
-  accepted: Record<Side, number>
-  late: Record<Side, number>
-  duplicate: number
-  ignored: Record<IgnoredReason, number>
-  correlations: number
-  /** Correlations over their incident's per-rule bound: counted on the incident, not emitted. */
-  suppressed: number
-  /** Times an agent side went over the per-agent cap (a flood began). */
-  floods: number
-  /** Alerts folded into an earlier identical one (an entry with a count) rather than buffered on their own. */
-  collapsed: number
-  evicted: number
-  /** The behavioural baseline: agents kept, estimated bytes, agents forgotten for its memory share. */
-  baseline: { agents: number; bytes: number; evicted: number }
-}
-
-export type CorrelatorOptions = {
-  /** Record added and removed buffer entries for takeChanges() (the stage's incremental checkpoints). */
-  trackChanges?: boolean
-}
-
-export type Correlator = {
-  accept(event: NormalizedEvent): AcceptResult
-  /** Stream time before the next event, null before the first. */
-  streamTime(): number | null
-  stats(): CorrelatorStats
-  snapshot(): CorrelatorState
-  /** Needs options.trackChanges. */
-  takeChanges(): CorrelatorChanges
-  /**
-   * Why accept() will ignore the event whatever the state (its one effect is then on stream time, and not
-   * even that when internal), or undefined when it may matter. Replay holds a time-only stand-in for these.
-   */
-  alwaysIgnored(event: Omit<NormalizedEvent, 'agent'>): IgnoredReason | undefined
-  /** What accept() does with an event alwaysIgnored() named: counts it and moves stream time. */
-  pass(time: number, reason: IgnoredReason): void
-  rules: readonly CompiledRule[]
-}
 
 const noCorrelations = Object.freeze([]) as unknown as Correlation[]
 const frozen = <T>(value: T): T => Object.freeze(value)
