@@ -1,25 +1,28 @@
 // Per-agent buffers of recent edge and core events, bounded twice: a cap per agent and side, and a global
 // memory budget. Both shed the entry that would expire first, and count it: never silent; the cap sheds
 // repeats of a kind (Falco rule, action) before the only entry of its kind (shed-order.ts).
-// Layout, for memory and for the hot path: an entry is a slot in parallel arrays (numbers unboxed in typed
-// arrays, no object per entry). Each agent links its slots per side in arrival order (prev/next); a min-heap
-// of slots by (expiry, seq) finds what expires or is shed first; an open-addressing table of id hashes
-// answers "seen?" (D1). Repeated values (who, detail, and the strings inside them) are shared. Ids are
-// packed into words where their shape allows (packed-ids.ts) and Falco output text lives in a byte arena
-// (text-arena.ts): neither is a long-lived V8 string for the garbage collector to copy and walk.
+// Layout, for memory and for the hot path: an entry is a slot in parallel arrays (entry-slots.ts: numbers
+// unboxed in typed arrays, no object per entry). Each agent links its slots per side in arrival order
+// (prev/next); a min-heap of slots by (expiry, seq) finds what expires or is shed first (expiry-heap.ts); a
+// table of id hashes answers "seen?" (D1, seen-ids.ts). Repeated values (who, detail, and the strings
+// inside them) are shared (intern-whos.ts, event-details.ts). Ids are packed into words where their shape
+// allows (packed-ids.ts) and Falco output text lives in a byte arena (text-arena.ts): neither is a
+// long-lived V8 string for the garbage collector to copy and walk.
 import type { IdentityFields, ResolvedBy } from '../schemas/types.ts'
 import { entryBytes, sharedBytes } from './entry-bytes.ts'
 import {
-  AgentWho,
+  type AgentWho,
   AgentWindow,
   type CoreDetail,
   type EdgeDetail,
   EntrySlots,
   lagElsewhere,
 } from './entry-slots.ts'
-import { hashPacked, hashText, idWords, packId, samePacked, textId } from './packed-ids.ts'
+import { createExpiryHeap } from './expiry-heap.ts'
+import { createWhoInterner } from './intern-whos.ts'
+import { textId } from './packed-ids.ts'
 import { sameAlertText } from './same-alert-text.ts'
-import { createSharedValues } from './shared-values.ts'
+import { createSeenIds } from './seen-ids.ts'
 import { ShedOrder, uniqueBit } from './shed-order.ts'
 
 export type OverflowReason = 'agent_cap' | 'memory_budget'
@@ -80,7 +83,6 @@ export type AgentWindows = {
   takeChanges(): { added: number[]; removed: string[] }
 }
 
-const maxWhosPerAgent = 16
 /**
  * Repeats kept as entries of their own before collapsing: an agent side folds a new alert into an earlier
  * identical one only once it holds this many entries of the alert's kind, so ordinary input (a few alerts
@@ -92,42 +94,7 @@ const foldLookback = 64
 /** Estimated bytes of one agent's count of buffered entries of one kind (a Map entry). */
 const kindCountBytes = 48
 
-const repeatedIdentityFields = [
-  'k8s_namespace',
-  'k8s_service_account',
-  'cluster',
-  'container_image',
-  'host',
-  'account_id',
-] as const satisfies readonly (keyof IdentityFields)[]
 const initialCapacity = 1024
-
-/**
- * Same identity: the IdentityFields compared one by one (a for-in over both objects cost more than the rest
- * of interning). Ingest sets only defined fields and checkpoints are JSON, so a field is either set or
- * absent: equal fields mean equal own keys and values, as the for-in checked.
- */
-function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
-  return (
-    a === b ||
-    (a.k8s_pod === b.k8s_pod &&
-      a.role_arn === b.role_arn &&
-      a.principal_arn === b.principal_arn &&
-      a.container_id === b.container_id &&
-      a.k8s_namespace === b.k8s_namespace &&
-      a.k8s_service_account === b.k8s_service_account &&
-      a.k8s_pod_uid === b.k8s_pod_uid &&
-      a.cluster === b.cluster &&
-      a.container_image === b.container_image &&
-      a.host === b.host &&
-      a.session_name === b.session_name &&
-      a.access_key_id === b.access_key_id &&
-      a.account_id === b.account_id)
-  )
-}
-
-const sameWho = (known: AgentWho, resolvedBy: ResolvedBy, identity: IdentityFields) =>
-  known.resolved_by === resolvedBy && sameIdentity(known.identity, identity)
 
 export function createAgentWindows(limits: {
   maxPerAgentSide: number
@@ -170,29 +137,9 @@ export function createAgentWindows(limits: {
   const edgeSheds = new Map<AgentWindow, ShedOrder>()
   const coreSheds = new Map<AgentWindow, ShedOrder>()
   const dropShedOrderBelow = limits.maxPerAgentSide / 2
-
-  // Min-heap of slots by (expiry, seq). The expiry lives only here, beside the heap order, so sifting reads
-  // packed memory; expiry(slot) finds it through heapPos.
-  let heap = new Int32Array(initialCapacity)
-  let heapKey = new Float64Array(initialCapacity)
-  let heapSize = 0
-
-  // Seen table: per cell two Int32s, slot + 1 (0: empty) and the id's hash, so probing and deleting read
-  // the table alone, not the slots of other ids; linear probing, at most three quarters full.
-  let table = new Int32Array(initialCapacity * 4)
-  let tableMask = initialCapacity * 2 - 1
-
-  // Namespaces, clusters, images, hosts and accounts repeat across agents; pods, containers and
-  // credentials name one agent each and are kept as they came.
-  const values = createSharedValues()
-  const sharedIdentity = (identity: IdentityFields): IdentityFields => {
-    const copy: IdentityFields = Object.assign({}, identity)
-    for (const field of repeatedIdentityFields) {
-      const value = copy[field]
-      if (value !== undefined) copy[field] = values.one(value)
-    }
-    return copy
-  }
+  const who = createWhoInterner()
+  const expiries = createExpiryHeap(s, initialCapacity)
+  const seen = createSeenIds(s, initialCapacity)
 
   const window = (key: string): AgentWindow => {
     let w = agents.get(key)
@@ -201,129 +148,6 @@ export function createAgentWindows(limits: {
       agents.set(key, w)
     }
     return w
-  }
-
-  const who = (w: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): AgentWho => {
-    const whos = w.whos
-    if (whos !== null && !Array.isArray(whos) && sameWho(whos, resolvedBy, identity)) return whos
-    if (Array.isArray(whos)) {
-      for (let i = 0; i < whos.length; i++) {
-        if (sameWho(whos[i] as AgentWho, resolvedBy, identity)) return whos[i] as AgentWho
-      }
-    }
-    const fresh = new AgentWho(w, resolvedBy, sharedIdentity(identity))
-    if (whos === null) w.whos = fresh
-    else if (!Array.isArray(whos)) w.whos = [whos, fresh]
-    else {
-      // A new array of exactly the needed length: push would reserve room for 17 per agent.
-      const kept = whos.length >= maxWhosPerAgent ? whos.slice(1) : whos
-      w.whos = [...kept, fresh]
-    }
-    return fresh
-  }
-
-  // --- seen table ---
-  // has() is asked just before insert() with the same id: its packed words, kind and hash are kept for insert.
-  const probe = new Int32Array(idWords)
-  let lastId = ''
-  let lastKind = textId
-  let lastHash = 0
-  const has = (id: string): boolean => {
-    const kind = packId(id, probe, 0)
-    const h = kind === textId ? hashText(id) : hashPacked(kind, probe, 0)
-    lastId = id
-    lastKind = kind
-    lastHash = h
-    for (let i = h & tableMask; table[2 * i] !== 0; i = (i + 1) & tableMask) {
-      if (table[2 * i + 1] !== h) continue
-      const slot = (table[2 * i] as number) - 1
-      if ((s.flags[slot] as number) >> 1 !== kind) continue
-      if (kind === textId ? s.idText.get(slot) === id : samePacked(s.words, slot * idWords, probe, 0))
-        return true
-    }
-    return false
-  }
-  const tableInsert = (slot: number, h: number) => {
-    let i = h & tableMask
-    while (table[2 * i] !== 0) i = (i + 1) & tableMask
-    table[2 * i] = slot + 1
-    table[2 * i + 1] = h
-  }
-  const tableDelete = (slot: number, h: number) => {
-    let i = h & tableMask
-    while (table[2 * i] !== slot + 1) i = (i + 1) & tableMask
-    // Backward-shift deletion keeps every probe run unbroken.
-    for (let j = (i + 1) & tableMask; table[2 * j] !== 0; j = (j + 1) & tableMask) {
-      const home = (table[2 * j + 1] as number) & tableMask
-      if (((j - home) & tableMask) >= ((j - i) & tableMask)) {
-        table[2 * i] = table[2 * j] as number
-        table[2 * i + 1] = table[2 * j + 1] as number
-        i = j
-      }
-    }
-    table[2 * i] = 0
-  }
-  const tableGrow = () => {
-    const old = table
-    table = new Int32Array(old.length * 2)
-    tableMask = table.length / 2 - 1
-    for (let i = 0; i < old.length; i += 2) {
-      if (old[i] !== 0) tableInsert((old[i] as number) - 1, old[i + 1] as number)
-    }
-  }
-  /** The hash of the id kept in `slot`, as has() computed it. */
-  const hashOf = (slot: number) => {
-    const kind = (s.flags[slot] as number) >> 1
-    return kind === textId
-      ? hashText(s.idText.get(slot) as string)
-      : hashPacked(kind, s.words, slot * idWords)
-  }
-
-  // --- heap ---
-  const less = (i: number, j: number) => {
-    const a = heapKey[i] as number
-    const b = heapKey[j] as number
-    return a < b || (a === b && (s.seq[heap[i] as number] as number) < (s.seq[heap[j] as number] as number))
-  }
-  const place = (pos: number, slot: number, key: number) => {
-    heap[pos] = slot
-    heapKey[pos] = key
-    s.heapPos[slot] = pos
-  }
-  const siftUp = (pos: number) => {
-    const slot = heap[pos] as number
-    const key = heapKey[pos] as number
-    const seq = s.seq[slot] as number
-    while (pos > 0) {
-      const parent = (pos - 1) >> 1
-      const pk = heapKey[parent] as number
-      if (pk < key || (pk === key && (s.seq[heap[parent] as number] as number) < seq)) break
-      place(pos, heap[parent] as number, pk)
-      pos = parent
-    }
-    place(pos, slot, key)
-  }
-  const siftDown = (pos: number) => {
-    for (;;) {
-      const l = 2 * pos + 1
-      const r = l + 1
-      let m = pos
-      if (l < heapSize && less(l, m)) m = l
-      if (r < heapSize && less(r, m)) m = r
-      if (m === pos) return
-      const slot = heap[pos] as number
-      const key = heapKey[pos] as number
-      place(pos, heap[m] as number, heapKey[m] as number)
-      place(m, slot, key)
-      pos = m
-    }
-  }
-  const heapRemove = (pos: number) => {
-    heapSize--
-    if (pos === heapSize) return
-    place(pos, heap[heapSize] as number, heapKey[heapSize] as number)
-    siftDown(pos)
-    siftUp(pos)
   }
 
   // --- slots ---
@@ -336,29 +160,9 @@ export function createAgentWindows(limits: {
     if (used === s.capacity) {
       const capacity = Math.ceil(s.capacity * 1.25)
       s.grow(capacity)
-      const h = new Int32Array(capacity)
-      h.set(heap)
-      heap = h
-      const k = new Float64Array(capacity)
-      k.set(heapKey)
-      heapKey = k
+      expiries.grow(capacity)
     }
     return used++
-  }
-
-  /** Keeps the id in the slot's words (or as text) and returns its hash. */
-  const storeId = (slot: number, id: string): number => {
-    const at = slot * idWords
-    let kind = lastKind
-    let h = lastHash
-    if (id === lastId) s.words.set(probe, at)
-    else {
-      kind = packId(id, s.words, at)
-      h = kind === textId ? hashText(id) : hashPacked(kind, s.words, at)
-    }
-    if (kind === textId) s.idText.set(slot, id)
-    s.flags[slot] = (kind << 1) | (s.flags[slot] as number)
-    return h
   }
 
   const storeLag = (slot: number, lag: number) => {
@@ -405,7 +209,7 @@ export function createAgentWindows(limits: {
     storeLag(slot, lag)
     s.mask[slot] = mask
     s.flags[slot] = edge ? 1 : 0
-    const h = storeId(slot, id)
+    const h = seen.store(slot, id)
     if (edge && !s.arena.put(slot, output)) s.outputText.set(slot, output)
     s.next[slot] = -1
     if (edge) {
@@ -432,12 +236,8 @@ export function createAgentWindows(limits: {
     bytes += cost(slot)
     hold(detail)
     hold(who.identity)
-    if (4 * count > 3 * (tableMask + 1)) tableGrow()
-    tableInsert(slot, h)
-    heapKey[heapSize] = expiry
-    heap[heapSize] = slot
-    heapSize++
-    siftUp(heapSize - 1)
+    seen.add(slot, h, count)
+    expiries.push(slot, expiry)
     if (track) {
       removed.delete(id)
       added.set(id, slot)
@@ -451,8 +251,8 @@ export function createAgentWindows(limits: {
     release(s.details[slot] as EdgeDetail | CoreDetail)
     release((s.whos[slot] as AgentWho).identity)
     count--
-    tableDelete(slot, hashOf(slot))
-    heapRemove(s.heapPos[slot] as number)
+    seen.remove(slot)
+    expiries.remove(slot)
     if (track) {
       const id = s.id(slot)
       if (added.get(id) === slot) added.delete(id)
@@ -494,7 +294,7 @@ export function createAgentWindows(limits: {
     freeHead = slot
   }
 
-  const expiry = (slot: number) => heapKey[s.heapPos[slot] as number] as number
+  const expiry = expiries.expiry
 
   const foldTarget = (
     who: AgentWho,
@@ -522,10 +322,8 @@ export function createAgentWindows(limits: {
     const previous = s.last[slot] as number
     if (time > previous) s.last[slot] = time
     if ((s.repeats[slot] as number) < 0x7fffffff) s.repeats[slot] = (s.repeats[slot] as number) + 1
-    const pos = s.heapPos[slot] as number
-    if (newExpiry > (heapKey[pos] as number)) {
-      heapKey[pos] = newExpiry
-      siftDown(pos)
+    if (newExpiry > expiries.expiry(slot)) {
+      expiries.extend(slot, newExpiry)
       // The side's shed order queued the entry under its old expiry: rebuild it from the buffers.
       const w = (s.whos[slot] as AgentWho).window
       if (edgeSheds.size !== 0 && edgeSheds.has(w)) shedOrderOf(w, true, -1)
@@ -604,8 +402,8 @@ export function createAgentWindows(limits: {
       if (order.size > 2 * (isEdge ? w.edges : w.cores) + 8) shedOrderOf(w, isEdge, -1)
       else order.push(shedKey(order, slot), s.seq[slot] as number, slot)
     }
-    while (bytes > limits.memoryBudgetBytes && heapSize > 0) {
-      remove(heap[0] as number)
+    while (bytes > limits.memoryBudgetBytes && expiries.size() > 0) {
+      remove(expiries.top())
       overflow.memory_budget++
     }
     return began
@@ -613,8 +411,8 @@ export function createAgentWindows(limits: {
 
   const evictExpired = (streamTime: number) => {
     let evicted = 0
-    while (heapSize > 0 && (heapKey[0] as number) < streamTime) {
-      remove(heap[0] as number)
+    while (expiries.size() > 0 && expiries.topKey() < streamTime) {
+      remove(expiries.top())
       evicted++
     }
     return evicted
@@ -631,7 +429,7 @@ export function createAgentWindows(limits: {
     agents,
     window,
     who,
-    has,
+    has: seen.has,
     expiry,
     insert,
     foldTarget,

@@ -8,12 +8,12 @@ import { type BaselineStore, createBaselineStore, resourceKey } from './agent-ba
 import { createAgentWindows } from './agent-windows.ts'
 import { judgeBaseline } from './baseline-verdict.ts'
 import { type BaselineJudge, buildCorrelation } from './build-correlation.ts'
+import { restoreEntries, serializeEntry } from './checkpoint-entry-slots.ts'
 import type {
   CorrelatorChanges,
   CorrelatorLists,
   CorrelatorMeta,
   CorrelatorState,
-  SerializedEntry,
 } from './correlator-state.ts'
 import {
   type AcceptResult,
@@ -24,7 +24,7 @@ import {
   type IgnoredReason,
   ignoredReasons,
 } from './correlator-types.ts'
-import type { AgentWho, AgentWindow, CoreDetail, EdgeDetail } from './entry-slots.ts'
+import type { AgentWindow, EdgeDetail } from './entry-slots.ts'
 import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
 import { compileRules, createRuleMatcher } from './match-rules.ts'
@@ -337,39 +337,15 @@ export function createCorrelator(
     return correlations === noCorrelations ? bufferedResult : { correlations }
   }
 
-  const serialize = (slot: number): SerializedEntry => {
-    const s = windows.slots
-    const mask = s.mask[slot] as number
-    const detail = s.details[slot] as EdgeDetail | CoreDetail
-    const who = s.whos[slot] as AgentWho
-    const serialized: SerializedEntry = {
-      side: detail.side,
-      agent: who.window.key,
-      id: s.id(slot),
-      time: s.time[slot] as number,
-      rules: rules.filter((r) => (mask & (1 << r.index)) !== 0).map((r) => r.id),
-      expiry: windows.expiry(slot),
-      seq: s.seq[slot] as number,
-      lag: s.lagOf(slot),
-      who: { resolved_by: who.resolved_by, identity: who.identity },
-      detail,
-    }
-    if (detail.side === 'edge') {
-      serialized.output = s.output(slot)
-      const repeats = s.repeats[slot] as number
-      if (repeats > 0) {
-        serialized.repeats = repeats
-        serialized.last_time = s.last[slot] as number
-      }
-    }
-    return serialized
-  }
-
   const meta = (): CorrelatorMeta => ({ version: 1, stream_time: st, seq, last_sweep: lastSweep })
   const lists = (): CorrelatorLists => ({ incidents: incidents.snapshot(), revoked: revokes.snapshot() })
 
   const snapshot = (): CorrelatorState => {
-    const state: CorrelatorState = { ...meta(), ...lists(), entries: windows.liveSlots().map(serialize) }
+    const state: CorrelatorState = {
+      ...meta(),
+      ...lists(),
+      entries: windows.liveSlots().map((slot) => serializeEntry(windows, rules, slot)),
+    }
     if (baseline && baseline.agents() > 0) state.baseline = baseline.snapshot()
     return state
   }
@@ -378,7 +354,11 @@ export function createCorrelator(
   let takenRevoked = revokes.revision()
   const takeChanges = (): CorrelatorChanges => {
     const { added, removed } = windows.takeChanges()
-    const changes: CorrelatorChanges = { meta: meta(), added: added.map(serialize), removed }
+    const changes: CorrelatorChanges = {
+      meta: meta(),
+      added: added.map((slot) => serializeEntry(windows, rules, slot)),
+      removed,
+    }
     const changedIncidents = incidents.takeChanged()
     if (changedIncidents.size > 0) {
       changes.incidents = [...changedIncidents].map(([agent, list]) => ({ agent, incidents: list }))
@@ -392,30 +372,8 @@ export function createCorrelator(
     return changes
   }
 
-  const restore = (state: CorrelatorState) => {
-    const bitOf = new Map(rules.map((r) => [r.id, 1 << r.index]))
-    for (const s of state.entries) {
-      const mask = s.rules.reduce((m, id) => m | (bitOf.get(id) ?? 0), 0)
-      if (mask === 0) continue
-      const window = windows.window(s.agent)
-      const slot = windows.insert(
-        windows.who(window, s.who.resolved_by, s.who.identity),
-        details.restore(s.detail),
-        s.id,
-        s.time,
-        mask,
-        s.expiry,
-        s.seq,
-        s.lag,
-        s.output ?? '',
-      )
-      if (s.repeats !== undefined && s.last_time !== undefined)
-        windows.restoreRepeats(slot, s.repeats, s.last_time)
-      windows.settle(slot)
-    }
-  }
   if (restored) {
-    restore(restored)
+    restoreEntries(windows, details, rules, restored.entries)
     windows.takeChanges()
   }
 
