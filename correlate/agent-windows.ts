@@ -9,6 +9,7 @@
 // allows (packed-ids.ts) and Falco output text lives in a byte arena (text-arena.ts): neither is a
 // long-lived V8 string for the garbage collector to copy and walk.
 import type { IdentityFields, ResolvedBy } from '../schemas/types.ts'
+import { createCapShedding } from './cap-shedding.ts'
 import { entryBytes, sharedBytes } from './entry-bytes.ts'
 import {
   type AgentWho,
@@ -23,7 +24,6 @@ import { createWhoInterner } from './intern-whos.ts'
 import { textId } from './packed-ids.ts'
 import { sameAlertText } from './same-alert-text.ts'
 import { createSeenIds } from './seen-ids.ts'
-import { ShedOrder, uniqueBit } from './shed-order.ts'
 
 export type OverflowReason = 'agent_cap' | 'memory_budget'
 
@@ -131,13 +131,13 @@ export function createAgentWindows(limits: {
   const track = limits.trackChanges ?? false
   let added = new Map<string, number>()
   let removed = new Set<string>()
-  // Shed order of the agent sides that went over the cap (shed-order.ts), dropped below half of it. Derived
-  // state: not counted in `bytes` (24 bytes per queued entry, at most about twice the side's entries), so
-  // that shedding never depends on history a restart does not rebuild.
-  const edgeSheds = new Map<AgentWindow, ShedOrder>()
-  const coreSheds = new Map<AgentWindow, ShedOrder>()
-  const dropShedOrderBelow = limits.maxPerAgentSide / 2
   const who = createWhoInterner()
+  const sheds = createCapShedding(
+    s,
+    (slot) => expiry(slot),
+    limits.maxPerAgentSide,
+    (slot) => remove(slot),
+  )
   const expiries = createExpiryHeap(s, initialCapacity)
   const seen = createSeenIds(s, initialCapacity)
 
@@ -274,14 +274,12 @@ export function createAgentWindows(limits: {
       if (w.edgeHead === slot) w.edgeHead = next
       if (w.edgeTail === slot) w.edgeTail = prev
       w.edges--
-      if (edgeSheds.size !== 0) edgeSheds.get(w)?.forget(kindOf(slot))
-      if (edgeSheds.size !== 0 && w.edges < dropShedOrderBelow) edgeSheds.delete(w)
+      sheds.forget(w, true, slot)
     } else {
       if (w.coreHead === slot) w.coreHead = next
       if (w.coreTail === slot) w.coreTail = prev
       w.cores--
-      if (coreSheds.size !== 0) coreSheds.get(w)?.forget(kindOf(slot))
-      if (coreSheds.size !== 0 && w.cores < dropShedOrderBelow) coreSheds.delete(w)
+      sheds.forget(w, false, slot)
     }
     if (w.edges + w.cores === 0) agents.delete(w.key)
     const flags = s.flags[slot] as number
@@ -326,7 +324,7 @@ export function createAgentWindows(limits: {
       expiries.extend(slot, newExpiry)
       // The side's shed order queued the entry under its old expiry: rebuild it from the buffers.
       const w = (s.whos[slot] as AgentWho).window
-      if (edgeSheds.size !== 0 && edgeSheds.has(w)) shedOrderOf(w, true, -1)
+      sheds.requeue(w)
     }
     if (track) added.set(s.id(slot), slot)
     return previous
@@ -336,77 +334,15 @@ export function createAgentWindows(limits: {
     s.repeats[slot] = repeats
     s.last[slot] = last
   }
-  /** Seqs are unique: a slot still holding the seq it was queued with is the same live entry. */
-  const isLive = (slot: number, seq: number) => s.whos[slot] !== null && s.seq[slot] === seq
-
-  /** What makes entries repeats of each other: the Falco rule of an edge entry, the action of a core one. */
-  const kindOf = (slot: number): string => {
-    const detail = s.details[slot] as EdgeDetail | CoreDetail
-    return detail.side === 'edge' ? detail.rule : detail.action
-  }
-
-  /** The shed order of one agent side, from its list (all of it but `except`). */
-  const shedOrderOf = (w: AgentWindow, isEdge: boolean, except: number): ShedOrder => {
-    const order = new ShedOrder()
-    for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-      if (x !== except) order.note(kindOf(x))
-    }
-    for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-      if (x !== except) order.push(shedKey(order, x), s.seq[x] as number, x)
-    }
-    const sheds = isEdge ? edgeSheds : coreSheds
-    sheds.set(w, order)
-    return order
-  }
-
-  const shedKey = (order: ShedOrder, slot: number) =>
-    expiry(slot) + (order.kinds.get(kindOf(slot)) === 1 ? uniqueBit : 0)
-
-  /**
-   * The entry to shed: repeats before the only one of its kind. An entry queued as a repeat may have
-   * become unique since (its siblings were shed or expired): it is queued again as unique, and the next
-   * one is tried.
-   */
-  const shedVictim = (order: ShedOrder): number => {
-    for (;;) {
-      const victim = order.popLive(isLive)
-      if (victim === -1 || order.lastKey >= uniqueBit || order.kinds.get(kindOf(victim)) !== 1) return victim
-      order.push(order.lastKey + uniqueBit, s.seq[victim] as number, victim)
-    }
-  }
 
   const settle = (slot: number): boolean => {
-    const w = (s.whos[slot] as AgentWho).window
-    let began = false
-    const isEdge = s.isEdge(slot)
-    const sheds = isEdge ? edgeSheds : coreSheds
-    // No lookup while no agent is over its cap, as almost always.
-    let order = sheds.size === 0 ? undefined : sheds.get(w)
-    let noted = false
-    if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
-      if (order === undefined) {
-        order = shedOrderOf(w, isEdge, slot)
-        began = true
-      }
-      // The newcomer counts as one of its kind before choosing, so it never protects a kind it repeats.
-      order.note(kindOf(slot))
-      noted = true
-      const victim = shedVictim(order)
-      if (victim !== -1) remove(victim)
-      overflow.agent_cap++
-    }
-    // Entries that expired (or went to the memory budget) stay queued until they surface. A side that
-    // stays under its cap never pops them: rebuild once they outnumber the live entries.
-    if (order !== undefined) {
-      if (!noted) order.note(kindOf(slot))
-      if (order.size > 2 * (isEdge ? w.edges : w.cores) + 8) shedOrderOf(w, isEdge, -1)
-      else order.push(shedKey(order, slot), s.seq[slot] as number, slot)
-    }
+    const capped = sheds.settle(slot)
+    if (capped !== 0) overflow.agent_cap++
     while (bytes > limits.memoryBudgetBytes && expiries.size() > 0) {
       remove(expiries.top())
       overflow.memory_budget++
     }
-    return began
+    return capped === 2
   }
 
   const evictExpired = (streamTime: number) => {
