@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { builtinRules } from '../correlate/builtin-rules.ts'
-import { type CorrelatorConfig, createCorrelator } from '../correlate/correlator.ts'
+import { createCorrelator } from '../correlate/correlator.ts'
+import type { CorrelatorConfig } from '../correlate/correlator-types.ts'
 import { compileRules, createRuleMatcher } from '../correlate/match-rules.ts'
 import type { CoreFields, EdgeFields, FalcoPriority, NormalizedEvent } from '../schemas/types.ts'
 

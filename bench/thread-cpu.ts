@@ -28,6 +28,16 @@ function readTaskFiles(pid: number, file: string): [tid: string, text: string][]
   return read
 }
 
+/** A thread's name as `comm` gives it; the main thread is `main`. */
+function threadName(pid: number, tid: string): string {
+  if (tid === String(pid)) return 'main'
+  try {
+    return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trimEnd()
+  } catch {
+    return '' // the thread ended meanwhile
+  }
+}
+
 export function readThreadCpu(pid: number): ThreadCpu {
   const byName: ThreadCpu = new Map()
   for (const [tid, stat] of readTaskFiles(pid, 'stat')) {
@@ -55,23 +65,32 @@ export function cpuPerItem(before: ThreadCpu, after: ThreadCpu, items: number): 
   return `${us(total)} µs CPU per event (${rows.map(([name, ms]) => `${name} ${us(ms)}`).join(', ')})`
 }
 
-/** Bytes written by another process's threads (`wchar` of /proc: files and sockets), the main thread apart. */
-export type WrittenBytes = { main: number; others: number }
+/**
+ * Bytes written by another process's threads (`wchar` of /proc: files and sockets), per thread name as
+ * their CPU: the store writer's WAL, the correlator's checkpoints, the SQLite checkpointers' copies apart.
+ */
+export type WrittenBytes = Map<string, number>
 
 export function readWrittenBytes(pid: number): WrittenBytes {
-  const written: WrittenBytes = { main: 0, others: 0 }
+  const written: WrittenBytes = new Map()
   for (const [tid, io] of readTaskFiles(pid, 'io')) {
+    const name = threadName(pid, tid)
     const bytes = Number(/^wchar: (\d+)$/m.exec(io)?.[1] ?? 0)
-    if (tid === String(pid)) written.main += bytes
-    else written.others += bytes
+    written.set(name, (written.get(name) ?? 0) + bytes)
   }
   return written
 }
 
-/** KB written per item between two readings (threads that ended meanwhile are lost). */
+/** KB written per item between two readings, by thread name, the largest first (threads that ended meanwhile are lost). */
 export function writtenPerItem(before: WrittenBytes, after: WrittenBytes, items: number): string {
   const kb = (bytes: number) => (bytes / 1024 / items).toFixed(1)
-  const main = after.main - before.main
-  const others = after.others - before.others
-  return `${kb(main + others)} KB written per event (main ${kb(main)}, other threads ${kb(others)})`
+  const rows: [string, number][] = []
+  let total = 0
+  for (const [name, bytes] of after) {
+    const wrote = bytes - (before.get(name) ?? 0)
+    total += wrote
+    if (wrote > 0) rows.push([name, wrote])
+  }
+  rows.sort((a, b) => b[1] - a[1])
+  return `${kb(total)} KB written per event (${rows.map(([name, bytes]) => `${name} ${kb(bytes)}`).join(', ')})`
 }

@@ -1,154 +1,29 @@
 // Per-agent buffers of recent edge and core events, bounded twice: a cap per agent and side, and a global
 // memory budget. Both shed the entry that would expire first, and count it: never silent; the cap sheds
 // repeats of a kind (Falco rule, action) before the only entry of its kind (shed-order.ts).
-// Layout, for memory and for the hot path: an entry is a slot in parallel arrays (numbers unboxed in typed
-// arrays, no object per entry). Each agent links its slots per side in arrival order (prev/next); a min-heap
-// of slots by (expiry, seq) finds what expires or is shed first; an open-addressing table of id hashes
-// answers "seen?" (D1). Repeated values (who, detail, and the strings inside them) are shared. Ids are
-// packed into words where their shape allows (packed-ids.ts) and Falco output text lives in a byte arena
-// (text-arena.ts): neither is a long-lived V8 string for the garbage collector to copy and walk.
-import type { Correlation, IdentityFields, ResolvedBy } from '../schemas/types.ts'
-import { hashPacked, hashText, idWords, packId, samePacked, textId, unpackId } from './packed-ids.ts'
-import { createSharedValues } from './shared-values.ts'
-import { ShedOrder, uniqueBit } from './shed-order.ts'
-import { TextArena } from './text-arena.ts'
-
-/** Who an event names; interned per agent (most events of one agent carry the same identity). */
-export type Who = { resolved_by: ResolvedBy; identity: IdentityFields }
-
-/** A Who as a slot holds it: it also leads to the agent's window, so a slot needs no pointer of its own for that. */
-export class AgentWho implements Who {
-  constructor(
-    readonly window: AgentWindow,
-    readonly resolved_by: ResolvedBy,
-    readonly identity: IdentityFields,
-  ) {}
-}
-
-/** What a buffered edge event keeps for the correlation record (besides id, time and output). */
-export type EdgeDetail = { side: 'edge' } & Pick<
-  Correlation['edge'],
-  'rule' | 'priority' | 'source' | 'hostname' | 'tags'
->
-
-/** What a buffered core event keeps for the correlation record (besides id and time). */
-export type CoreDetail = { side: 'core' } & Omit<Correlation['core'], 'event_id' | 'time'>
-
-/** One agent's buffers: a list of slots per side, oldest arrival first (−1: none). */
-export class AgentWindow {
-  edgeHead = -1
-  edgeTail = -1
-  coreHead = -1
-  coreTail = -1
-  edges = 0
-  cores = 0
-  /** The agent's recent identities, oldest first; most agents have one, kept without an array. */
-  whos: AgentWho | AgentWho[] | null = null
-  /** Buffered edge entries per detail (for collapsing repeats); null until the first edge entry. */
-  edgeKinds: Map<EdgeDetail, number> | null = null
-  constructor(readonly key: string) {}
-}
-
-/** Marks a lag kept in EntrySlots.lagExact because it is no 32-bit integer. */
-const lagElsewhere = -0x80000000
-
-/** The buffered entries, one slot index each. Typed arrays are replaced when they grow: read them through this object. */
-export class EntrySlots {
-  time: Float64Array
-  /** The latest time of the identical alerts folded into this entry; its own time when none was. */
-  last: Float64Array
-  /** Identical alerts folded into this entry (besides its own). */
-  repeats: Int32Array
-  seq: Float64Array
-  /** Stream time − event time when it arrived, ms (0 when ahead); lagElsewhere: see lagExact. */
-  lag: Int32Array
-  /** Rules this event passed and was on time for. */
-  mask: Int32Array
-  prev: Int32Array
-  /** Next slot of the same agent and side; for a free slot, the next free slot. */
-  next: Int32Array
-  heapPos: Int32Array
-  /** Bit 0: 1 for an edge entry, 0 for a core entry; bits 1–2: how its id is kept (packed-ids.ts). */
-  flags: Uint8Array
-  /** idWords words per slot: the packed id. */
-  words: Int32Array
-  readonly arena: TextArena
-  /** Ids that do not pack, by slot. */
-  readonly idText = new Map<number, string>()
-  /** Edge outputs the arena refused (not ASCII), by slot. */
-  readonly outputText = new Map<number, string>()
-  /** Lags that are no 32-bit integer, by slot. */
-  readonly lagExact = new Map<number, number>()
-  /** null for a free slot. */
-  whos: (AgentWho | null)[]
-  details: (EdgeDetail | CoreDetail | null)[]
-
-  constructor(public capacity: number) {
-    this.time = new Float64Array(capacity)
-    this.last = new Float64Array(capacity)
-    this.repeats = new Int32Array(capacity)
-    this.seq = new Float64Array(capacity)
-    this.lag = new Int32Array(capacity)
-    this.mask = new Int32Array(capacity)
-    this.prev = new Int32Array(capacity)
-    this.next = new Int32Array(capacity)
-    this.heapPos = new Int32Array(capacity)
-    this.flags = new Uint8Array(capacity)
-    this.words = new Int32Array(capacity * idWords)
-    this.arena = new TextArena(capacity)
-    this.whos = new Array(capacity).fill(null)
-    this.details = new Array(capacity).fill(null)
-  }
-
-  grow(capacity: number): void {
-    const copy = <A extends Float64Array | Int32Array | Uint8Array>(old: A, fresh: A): A => {
-      fresh.set(old)
-      return fresh
-    }
-    this.time = copy(this.time, new Float64Array(capacity))
-    this.last = copy(this.last, new Float64Array(capacity))
-    this.repeats = copy(this.repeats, new Int32Array(capacity))
-    this.seq = copy(this.seq, new Float64Array(capacity))
-    this.lag = copy(this.lag, new Int32Array(capacity))
-    this.mask = copy(this.mask, new Int32Array(capacity))
-    this.prev = copy(this.prev, new Int32Array(capacity))
-    this.next = copy(this.next, new Int32Array(capacity))
-    this.heapPos = copy(this.heapPos, new Int32Array(capacity))
-    this.flags = copy(this.flags, new Uint8Array(capacity))
-    this.words = copy(this.words, new Int32Array(capacity * idWords))
-    this.arena.grow(capacity)
-    // Arrays of exactly the capacity: push would reserve up to half as much again.
-    const whos = new Array<AgentWho | null>(capacity).fill(null)
-    const details = new Array<EdgeDetail | CoreDetail | null>(capacity).fill(null)
-    for (let i = 0; i < this.capacity; i++) {
-      whos[i] = this.whos[i] as AgentWho | null
-      details[i] = this.details[i] as EdgeDetail | CoreDetail | null
-    }
-    this.whos = whos
-    this.details = details
-    this.capacity = capacity
-  }
-
-  isEdge(slot: number): boolean {
-    return ((this.flags[slot] as number) & 1) === 1
-  }
-
-  id(slot: number): string {
-    const kind = (this.flags[slot] as number) >> 1
-    return kind === textId ? (this.idText.get(slot) as string) : unpackId(kind, this.words, slot * idWords)
-  }
-
-  /** The Falco output of an edge entry, '' for a core entry. */
-  output(slot: number): string {
-    if (this.arena.has(slot)) return this.arena.get(slot)
-    return this.outputText.get(slot) ?? ''
-  }
-
-  lagOf(slot: number): number {
-    const lag = this.lag[slot] as number
-    return lag === lagElsewhere ? (this.lagExact.get(slot) as number) : lag
-  }
-}
+// Layout, for memory and for the hot path: an entry is a slot in parallel arrays (entry-slots.ts: numbers
+// unboxed in typed arrays, no object per entry). Each agent links its slots per side in arrival order
+// (prev/next); a min-heap of slots by (expiry, seq) finds what expires or is shed first (expiry-heap.ts); a
+// table of id hashes answers "seen?" (D1, seen-ids.ts). Repeated values (who, detail, and the strings
+// inside them) are shared (intern-whos.ts, event-details.ts). Ids are packed into words where their shape
+// allows (packed-ids.ts) and Falco output text lives in a byte arena (text-arena.ts): neither is a
+// long-lived V8 string for the garbage collector to copy and walk.
+import type { IdentityFields, ResolvedBy } from '../schemas/types.ts'
+import { createCapShedding } from './cap-shedding.ts'
+import { entryBytes, sharedBytes } from './entry-bytes.ts'
+import {
+  type AgentWho,
+  AgentWindow,
+  type CoreDetail,
+  type EdgeDetail,
+  EntrySlots,
+  lagElsewhere,
+} from './entry-slots.ts'
+import { createExpiryHeap } from './expiry-heap.ts'
+import { createWhoInterner } from './intern-whos.ts'
+import { textId } from './packed-ids.ts'
+import { sameAlertText } from './same-alert-text.ts'
+import { createSeenIds } from './seen-ids.ts'
 
 export type OverflowReason = 'agent_cap' | 'memory_budget'
 
@@ -208,7 +83,6 @@ export type AgentWindows = {
   takeChanges(): { added: number[]; removed: string[] }
 }
 
-const maxWhosPerAgent = 16
 /**
  * Repeats kept as entries of their own before collapsing: an agent side folds a new alert into an earlier
  * identical one only once it holds this many entries of the alert's kind, so ordinary input (a few alerts
@@ -220,92 +94,7 @@ const foldLookback = 64
 /** Estimated bytes of one agent's count of buffered entries of one kind (a Map entry). */
 const kindCountBytes = 48
 
-/**
- * Where the text after Falco's leading `%evt.time` begins ("2024-05-07T18:54:19.341081180+0000: " or
- * "18:54:19.341081180: "), 0 when the output starts otherwise: alerts of a loop differ only there.
- */
-const afterFalcoTime = (output: string): number => {
-  const colon = output.indexOf(': ')
-  if (colon < 8 || colon > 40) return 0
-  for (let i = 0; i < colon; i++) {
-    const ch = output.charCodeAt(i)
-    // digits, ':', '.', '-', '+', 'T'
-    if (!((ch >= 48 && ch <= 58) || ch === 46 || ch === 45 || ch === 43 || ch === 84)) return 0
-  }
-  return colon + 2
-}
-
-/** Same Falco output but for its leading timestamp. */
-export const sameAlertText = (a: string, b: string): boolean => {
-  const i = afterFalcoTime(a)
-  const j = afterFalcoTime(b)
-  return a.length - i === b.length - j && a.endsWith(b.slice(j))
-}
-const repeatedIdentityFields = [
-  'k8s_namespace',
-  'k8s_service_account',
-  'cluster',
-  'container_image',
-  'host',
-  'account_id',
-] as const satisfies readonly (keyof IdentityFields)[]
 const initialCapacity = 1024
-
-/**
- * Same identity: the IdentityFields compared one by one (a for-in over both objects cost more than the rest
- * of interning). Ingest sets only defined fields and checkpoints are JSON, so a field is either set or
- * absent: equal fields mean equal own keys and values, as the for-in checked.
- */
-function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
-  return (
-    a === b ||
-    (a.k8s_pod === b.k8s_pod &&
-      a.role_arn === b.role_arn &&
-      a.principal_arn === b.principal_arn &&
-      a.container_id === b.container_id &&
-      a.k8s_namespace === b.k8s_namespace &&
-      a.k8s_service_account === b.k8s_service_account &&
-      a.k8s_pod_uid === b.k8s_pod_uid &&
-      a.cluster === b.cluster &&
-      a.container_image === b.container_image &&
-      a.host === b.host &&
-      a.session_name === b.session_name &&
-      a.access_key_id === b.access_key_id &&
-      a.account_id === b.account_id)
-  )
-}
-
-const sameWho = (known: AgentWho, resolvedBy: ResolvedBy, identity: IdentityFields) =>
-  known.resolved_by === resolvedBy && sameIdentity(known.identity, identity)
-
-/**
- * Estimated heap bytes of one entry (slot arrays, heap, seen table, agent share, packed id, arena record),
- * calibrated against the heap deltas of bench/correlator.bench.ts; an id or output kept as a string (with
- * its map entry) costs its length and about 64 bytes more.
- */
-export const entryBytes = (idText: string | undefined, arenaOutput: number, outputText: string | undefined) =>
-  171 +
-  (idText === undefined ? 0 : 64 + idText.length) +
-  arenaOutput +
-  (outputText === undefined ? 0 : 64 + outputText.length)
-
-/** Estimated heap bytes of a shared value's strings: 2 bytes a character (worst case) and 32 per string. */
-const stringBytes = (v: unknown): number => (typeof v === 'string' ? 32 + 2 * v.length : 0)
-
-/**
- * What a detail or an identity holds beyond the entry (rule, tags, hostname, action, principal, ARNs…).
- * Shared by the entries that say the same thing, it is counted once while any of them is buffered: an
- * agent that makes every event different pays for every byte.
- */
-export const sharedBytes = (value: object): number => {
-  let total = 64
-  for (const key in value) {
-    const v = (value as Record<string, unknown>)[key]
-    if (Array.isArray(v)) for (const item of v) total += 8 + stringBytes(item)
-    else total += 16 + stringBytes(v)
-  }
-  return total
-}
 
 export function createAgentWindows(limits: {
   maxPerAgentSide: number
@@ -342,35 +131,15 @@ export function createAgentWindows(limits: {
   const track = limits.trackChanges ?? false
   let added = new Map<string, number>()
   let removed = new Set<string>()
-  // Shed order of the agent sides that went over the cap (shed-order.ts), dropped below half of it. Derived
-  // state: not counted in `bytes` (24 bytes per queued entry, at most about twice the side's entries), so
-  // that shedding never depends on history a restart does not rebuild.
-  const edgeSheds = new Map<AgentWindow, ShedOrder>()
-  const coreSheds = new Map<AgentWindow, ShedOrder>()
-  const dropShedOrderBelow = limits.maxPerAgentSide / 2
-
-  // Min-heap of slots by (expiry, seq). The expiry lives only here, beside the heap order, so sifting reads
-  // packed memory; expiry(slot) finds it through heapPos.
-  let heap = new Int32Array(initialCapacity)
-  let heapKey = new Float64Array(initialCapacity)
-  let heapSize = 0
-
-  // Seen table: per cell two Int32s, slot + 1 (0: empty) and the id's hash, so probing and deleting read
-  // the table alone, not the slots of other ids; linear probing, at most three quarters full.
-  let table = new Int32Array(initialCapacity * 4)
-  let tableMask = initialCapacity * 2 - 1
-
-  // Namespaces, clusters, images, hosts and accounts repeat across agents; pods, containers and
-  // credentials name one agent each and are kept as they came.
-  const values = createSharedValues()
-  const sharedIdentity = (identity: IdentityFields): IdentityFields => {
-    const copy: IdentityFields = Object.assign({}, identity)
-    for (const field of repeatedIdentityFields) {
-      const value = copy[field]
-      if (value !== undefined) copy[field] = values.one(value)
-    }
-    return copy
-  }
+  const who = createWhoInterner()
+  const sheds = createCapShedding(
+    s,
+    (slot) => expiry(slot),
+    limits.maxPerAgentSide,
+    (slot) => remove(slot),
+  )
+  const expiries = createExpiryHeap(s, initialCapacity)
+  const seen = createSeenIds(s, initialCapacity)
 
   const window = (key: string): AgentWindow => {
     let w = agents.get(key)
@@ -379,129 +148,6 @@ export function createAgentWindows(limits: {
       agents.set(key, w)
     }
     return w
-  }
-
-  const who = (w: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): AgentWho => {
-    const whos = w.whos
-    if (whos !== null && !Array.isArray(whos) && sameWho(whos, resolvedBy, identity)) return whos
-    if (Array.isArray(whos)) {
-      for (let i = 0; i < whos.length; i++) {
-        if (sameWho(whos[i] as AgentWho, resolvedBy, identity)) return whos[i] as AgentWho
-      }
-    }
-    const fresh = new AgentWho(w, resolvedBy, sharedIdentity(identity))
-    if (whos === null) w.whos = fresh
-    else if (!Array.isArray(whos)) w.whos = [whos, fresh]
-    else {
-      // A new array of exactly the needed length: push would reserve room for 17 per agent.
-      const kept = whos.length >= maxWhosPerAgent ? whos.slice(1) : whos
-      w.whos = [...kept, fresh]
-    }
-    return fresh
-  }
-
-  // --- seen table ---
-  // has() is asked just before insert() with the same id: its packed words, kind and hash are kept for insert.
-  const probe = new Int32Array(idWords)
-  let lastId = ''
-  let lastKind = textId
-  let lastHash = 0
-  const has = (id: string): boolean => {
-    const kind = packId(id, probe, 0)
-    const h = kind === textId ? hashText(id) : hashPacked(kind, probe, 0)
-    lastId = id
-    lastKind = kind
-    lastHash = h
-    for (let i = h & tableMask; table[2 * i] !== 0; i = (i + 1) & tableMask) {
-      if (table[2 * i + 1] !== h) continue
-      const slot = (table[2 * i] as number) - 1
-      if ((s.flags[slot] as number) >> 1 !== kind) continue
-      if (kind === textId ? s.idText.get(slot) === id : samePacked(s.words, slot * idWords, probe, 0))
-        return true
-    }
-    return false
-  }
-  const tableInsert = (slot: number, h: number) => {
-    let i = h & tableMask
-    while (table[2 * i] !== 0) i = (i + 1) & tableMask
-    table[2 * i] = slot + 1
-    table[2 * i + 1] = h
-  }
-  const tableDelete = (slot: number, h: number) => {
-    let i = h & tableMask
-    while (table[2 * i] !== slot + 1) i = (i + 1) & tableMask
-    // Backward-shift deletion keeps every probe run unbroken.
-    for (let j = (i + 1) & tableMask; table[2 * j] !== 0; j = (j + 1) & tableMask) {
-      const home = (table[2 * j + 1] as number) & tableMask
-      if (((j - home) & tableMask) >= ((j - i) & tableMask)) {
-        table[2 * i] = table[2 * j] as number
-        table[2 * i + 1] = table[2 * j + 1] as number
-        i = j
-      }
-    }
-    table[2 * i] = 0
-  }
-  const tableGrow = () => {
-    const old = table
-    table = new Int32Array(old.length * 2)
-    tableMask = table.length / 2 - 1
-    for (let i = 0; i < old.length; i += 2) {
-      if (old[i] !== 0) tableInsert((old[i] as number) - 1, old[i + 1] as number)
-    }
-  }
-  /** The hash of the id kept in `slot`, as has() computed it. */
-  const hashOf = (slot: number) => {
-    const kind = (s.flags[slot] as number) >> 1
-    return kind === textId
-      ? hashText(s.idText.get(slot) as string)
-      : hashPacked(kind, s.words, slot * idWords)
-  }
-
-  // --- heap ---
-  const less = (i: number, j: number) => {
-    const a = heapKey[i] as number
-    const b = heapKey[j] as number
-    return a < b || (a === b && (s.seq[heap[i] as number] as number) < (s.seq[heap[j] as number] as number))
-  }
-  const place = (pos: number, slot: number, key: number) => {
-    heap[pos] = slot
-    heapKey[pos] = key
-    s.heapPos[slot] = pos
-  }
-  const siftUp = (pos: number) => {
-    const slot = heap[pos] as number
-    const key = heapKey[pos] as number
-    const seq = s.seq[slot] as number
-    while (pos > 0) {
-      const parent = (pos - 1) >> 1
-      const pk = heapKey[parent] as number
-      if (pk < key || (pk === key && (s.seq[heap[parent] as number] as number) < seq)) break
-      place(pos, heap[parent] as number, pk)
-      pos = parent
-    }
-    place(pos, slot, key)
-  }
-  const siftDown = (pos: number) => {
-    for (;;) {
-      const l = 2 * pos + 1
-      const r = l + 1
-      let m = pos
-      if (l < heapSize && less(l, m)) m = l
-      if (r < heapSize && less(r, m)) m = r
-      if (m === pos) return
-      const slot = heap[pos] as number
-      const key = heapKey[pos] as number
-      place(pos, heap[m] as number, heapKey[m] as number)
-      place(m, slot, key)
-      pos = m
-    }
-  }
-  const heapRemove = (pos: number) => {
-    heapSize--
-    if (pos === heapSize) return
-    place(pos, heap[heapSize] as number, heapKey[heapSize] as number)
-    siftDown(pos)
-    siftUp(pos)
   }
 
   // --- slots ---
@@ -514,29 +160,9 @@ export function createAgentWindows(limits: {
     if (used === s.capacity) {
       const capacity = Math.ceil(s.capacity * 1.25)
       s.grow(capacity)
-      const h = new Int32Array(capacity)
-      h.set(heap)
-      heap = h
-      const k = new Float64Array(capacity)
-      k.set(heapKey)
-      heapKey = k
+      expiries.grow(capacity)
     }
     return used++
-  }
-
-  /** Keeps the id in the slot's words (or as text) and returns its hash. */
-  const storeId = (slot: number, id: string): number => {
-    const at = slot * idWords
-    let kind = lastKind
-    let h = lastHash
-    if (id === lastId) s.words.set(probe, at)
-    else {
-      kind = packId(id, s.words, at)
-      h = kind === textId ? hashText(id) : hashPacked(kind, s.words, at)
-    }
-    if (kind === textId) s.idText.set(slot, id)
-    s.flags[slot] = (kind << 1) | (s.flags[slot] as number)
-    return h
   }
 
   const storeLag = (slot: number, lag: number) => {
@@ -583,7 +209,7 @@ export function createAgentWindows(limits: {
     storeLag(slot, lag)
     s.mask[slot] = mask
     s.flags[slot] = edge ? 1 : 0
-    const h = storeId(slot, id)
+    const h = seen.store(slot, id)
     if (edge && !s.arena.put(slot, output)) s.outputText.set(slot, output)
     s.next[slot] = -1
     if (edge) {
@@ -610,12 +236,8 @@ export function createAgentWindows(limits: {
     bytes += cost(slot)
     hold(detail)
     hold(who.identity)
-    if (4 * count > 3 * (tableMask + 1)) tableGrow()
-    tableInsert(slot, h)
-    heapKey[heapSize] = expiry
-    heap[heapSize] = slot
-    heapSize++
-    siftUp(heapSize - 1)
+    seen.add(slot, h, count)
+    expiries.push(slot, expiry)
     if (track) {
       removed.delete(id)
       added.set(id, slot)
@@ -629,8 +251,8 @@ export function createAgentWindows(limits: {
     release(s.details[slot] as EdgeDetail | CoreDetail)
     release((s.whos[slot] as AgentWho).identity)
     count--
-    tableDelete(slot, hashOf(slot))
-    heapRemove(s.heapPos[slot] as number)
+    seen.remove(slot)
+    expiries.remove(slot)
     if (track) {
       const id = s.id(slot)
       if (added.get(id) === slot) added.delete(id)
@@ -652,14 +274,12 @@ export function createAgentWindows(limits: {
       if (w.edgeHead === slot) w.edgeHead = next
       if (w.edgeTail === slot) w.edgeTail = prev
       w.edges--
-      if (edgeSheds.size !== 0) edgeSheds.get(w)?.forget(kindOf(slot))
-      if (edgeSheds.size !== 0 && w.edges < dropShedOrderBelow) edgeSheds.delete(w)
+      sheds.forget(w, true, slot)
     } else {
       if (w.coreHead === slot) w.coreHead = next
       if (w.coreTail === slot) w.coreTail = prev
       w.cores--
-      if (coreSheds.size !== 0) coreSheds.get(w)?.forget(kindOf(slot))
-      if (coreSheds.size !== 0 && w.cores < dropShedOrderBelow) coreSheds.delete(w)
+      sheds.forget(w, false, slot)
     }
     if (w.edges + w.cores === 0) agents.delete(w.key)
     const flags = s.flags[slot] as number
@@ -672,7 +292,7 @@ export function createAgentWindows(limits: {
     freeHead = slot
   }
 
-  const expiry = (slot: number) => heapKey[s.heapPos[slot] as number] as number
+  const expiry = expiries.expiry
 
   const foldTarget = (
     who: AgentWho,
@@ -700,13 +320,11 @@ export function createAgentWindows(limits: {
     const previous = s.last[slot] as number
     if (time > previous) s.last[slot] = time
     if ((s.repeats[slot] as number) < 0x7fffffff) s.repeats[slot] = (s.repeats[slot] as number) + 1
-    const pos = s.heapPos[slot] as number
-    if (newExpiry > (heapKey[pos] as number)) {
-      heapKey[pos] = newExpiry
-      siftDown(pos)
+    if (newExpiry > expiries.expiry(slot)) {
+      expiries.extend(slot, newExpiry)
       // The side's shed order queued the entry under its old expiry: rebuild it from the buffers.
       const w = (s.whos[slot] as AgentWho).window
-      if (edgeSheds.size !== 0 && edgeSheds.has(w)) shedOrderOf(w, true, -1)
+      sheds.requeue(w)
     }
     if (track) added.set(s.id(slot), slot)
     return previous
@@ -716,83 +334,21 @@ export function createAgentWindows(limits: {
     s.repeats[slot] = repeats
     s.last[slot] = last
   }
-  /** Seqs are unique: a slot still holding the seq it was queued with is the same live entry. */
-  const isLive = (slot: number, seq: number) => s.whos[slot] !== null && s.seq[slot] === seq
-
-  /** What makes entries repeats of each other: the Falco rule of an edge entry, the action of a core one. */
-  const kindOf = (slot: number): string => {
-    const detail = s.details[slot] as EdgeDetail | CoreDetail
-    return detail.side === 'edge' ? detail.rule : detail.action
-  }
-
-  /** The shed order of one agent side, from its list (all of it but `except`). */
-  const shedOrderOf = (w: AgentWindow, isEdge: boolean, except: number): ShedOrder => {
-    const order = new ShedOrder()
-    for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-      if (x !== except) order.note(kindOf(x))
-    }
-    for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-      if (x !== except) order.push(shedKey(order, x), s.seq[x] as number, x)
-    }
-    const sheds = isEdge ? edgeSheds : coreSheds
-    sheds.set(w, order)
-    return order
-  }
-
-  const shedKey = (order: ShedOrder, slot: number) =>
-    expiry(slot) + (order.kinds.get(kindOf(slot)) === 1 ? uniqueBit : 0)
-
-  /**
-   * The entry to shed: repeats before the only one of its kind. An entry queued as a repeat may have
-   * become unique since (its siblings were shed or expired): it is queued again as unique, and the next
-   * one is tried.
-   */
-  const shedVictim = (order: ShedOrder): number => {
-    for (;;) {
-      const victim = order.popLive(isLive)
-      if (victim === -1 || order.lastKey >= uniqueBit || order.kinds.get(kindOf(victim)) !== 1) return victim
-      order.push(order.lastKey + uniqueBit, s.seq[victim] as number, victim)
-    }
-  }
 
   const settle = (slot: number): boolean => {
-    const w = (s.whos[slot] as AgentWho).window
-    let began = false
-    const isEdge = s.isEdge(slot)
-    const sheds = isEdge ? edgeSheds : coreSheds
-    // No lookup while no agent is over its cap, as almost always.
-    let order = sheds.size === 0 ? undefined : sheds.get(w)
-    let noted = false
-    if ((isEdge ? w.edges : w.cores) > limits.maxPerAgentSide) {
-      if (order === undefined) {
-        order = shedOrderOf(w, isEdge, slot)
-        began = true
-      }
-      // The newcomer counts as one of its kind before choosing, so it never protects a kind it repeats.
-      order.note(kindOf(slot))
-      noted = true
-      const victim = shedVictim(order)
-      if (victim !== -1) remove(victim)
-      overflow.agent_cap++
-    }
-    // Entries that expired (or went to the memory budget) stay queued until they surface. A side that
-    // stays under its cap never pops them: rebuild once they outnumber the live entries.
-    if (order !== undefined) {
-      if (!noted) order.note(kindOf(slot))
-      if (order.size > 2 * (isEdge ? w.edges : w.cores) + 8) shedOrderOf(w, isEdge, -1)
-      else order.push(shedKey(order, slot), s.seq[slot] as number, slot)
-    }
-    while (bytes > limits.memoryBudgetBytes && heapSize > 0) {
-      remove(heap[0] as number)
+    const capped = sheds.settle(slot)
+    if (capped !== 0) overflow.agent_cap++
+    while (bytes > limits.memoryBudgetBytes && expiries.size() > 0) {
+      remove(expiries.top())
       overflow.memory_budget++
     }
-    return began
+    return capped === 2
   }
 
   const evictExpired = (streamTime: number) => {
     let evicted = 0
-    while (heapSize > 0 && (heapKey[0] as number) < streamTime) {
-      remove(heap[0] as number)
+    while (expiries.size() > 0 && expiries.topKey() < streamTime) {
+      remove(expiries.top())
       evicted++
     }
     return evicted
@@ -809,7 +365,7 @@ export function createAgentWindows(limits: {
     agents,
     window,
     who,
-    has,
+    has: seen.has,
     expiry,
     insert,
     foldTarget,

@@ -10,8 +10,8 @@
 // its rows name is read again from them.
 import type Database from 'better-sqlite3'
 import { NerveError } from '../runtime/errors.ts'
-import type { CoreDetail, EdgeDetail, Who } from './agent-windows.ts'
 import type { SerializedEntry } from './correlator-state.ts'
+import type { CoreDetail, EdgeDetail, Who } from './entry-slots.ts'
 
 export type CheckpointEntries = {
   /** A save's entry changes, inside its transaction. */

@@ -5,7 +5,7 @@
 import type { ErrorCode } from '../runtime/errors.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Side } from '../schemas/types.ts'
-import type { Correlator, CorrelatorStats } from './correlator.ts'
+import type { Correlator, CorrelatorStats } from './correlator-types.ts'
 
 const lagBuckets = [0, 1, 5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200]
 

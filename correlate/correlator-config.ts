@@ -5,7 +5,7 @@ import { NerveError } from '../runtime/errors.ts'
 import { formatDuration } from '../schemas/duration.ts'
 import type { Config, RuleConfig, WindowConfig } from '../schemas/types.ts'
 import { builtinRules } from './builtin-rules.ts'
-import type { CorrelatorConfig } from './correlator.ts'
+import type { CorrelatorConfig } from './correlator-types.ts'
 import { compileRules } from './match-rules.ts'
 
 /** Throws CONFIG_INVALID naming every rule problem, so start-up fails before anything is consumed. */

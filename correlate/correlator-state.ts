@@ -1,7 +1,7 @@
 // The correlator's state as data (JSON-serializable): what a checkpoint holds and a restart restores.
 import type { Side } from '../schemas/types.ts'
 import type { AgentBaselineRecord, BaselineChanges } from './agent-baseline.ts'
-import type { CoreDetail, EdgeDetail, Who } from './agent-windows.ts'
+import type { CoreDetail, EdgeDetail, Who } from './entry-slots.ts'
 import type { IncidentRecord } from './group-incidents.ts'
 import type { RevokeRecord } from './revoke-confirmations.ts'
 

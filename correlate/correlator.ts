@@ -3,135 +3,37 @@
 // gives the same output bytes. Semantics: DESIGN.md "Correlation semantics", notes/correlation.md §3
 // (K1 key, W1 window, T1 stream time, L1 lateness, S1 retention, D1 dedup, M1 many-to-many, E1 eager, I1 ids);
 // per-rule windows are explained in window-bounds.ts.
-import type { LateEvent } from '../bus/topics.ts'
-import type {
-  CoreFields,
-  Correlation,
-  EdgeFields,
-  NormalizedEvent,
-  RuleConfig,
-  Side,
-  WindowConfig,
-} from '../schemas/types.ts'
-import {
-  type BaselineConfig,
-  type BaselineStore,
-  createBaselineStore,
-  resourceKey,
-} from './agent-baseline.ts'
-import {
-  type AgentWho,
-  type AgentWindow,
-  type CoreDetail,
-  createAgentWindows,
-  type EdgeDetail,
-  type OverflowReason,
-} from './agent-windows.ts'
+import type { CoreFields, Correlation, EdgeFields, NormalizedEvent } from '../schemas/types.ts'
+import { type BaselineStore, createBaselineStore, resourceKey } from './agent-baseline.ts'
+import { createAgentWindows } from './agent-windows.ts'
 import { judgeBaseline } from './baseline-verdict.ts'
 import { type BaselineJudge, buildCorrelation } from './build-correlation.ts'
+import { restoreEntries, serializeEntry } from './checkpoint-entry-slots.ts'
 import type {
   CorrelatorChanges,
   CorrelatorLists,
   CorrelatorMeta,
   CorrelatorState,
-  SerializedEntry,
 } from './correlator-state.ts'
+import {
+  type AcceptResult,
+  type Correlator,
+  type CorrelatorConfig,
+  type CorrelatorOptions,
+  type CorrelatorStats,
+  type IgnoredReason,
+  ignoredReasons,
+} from './correlator-types.ts'
+import type { AgentWindow, EdgeDetail } from './entry-slots.ts'
 import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
-import { type CompiledRule, compileRules, createRuleMatcher } from './match-rules.ts'
-import { createRevokeTracker, mayConfirm, type RevokeConfirmation, readsRaw } from './revoke-confirmations.ts'
+import { compileRules, createRuleMatcher } from './match-rules.ts'
+import { createRevokeTracker, mayConfirm, readsRaw } from './revoke-confirmations.ts'
 import { isDenied, isNeverRoutine } from './score-correlation.ts'
 import { createWindowBounds } from './window-bounds.ts'
 
-export type CorrelatorConfig = {
-  rules: readonly RuleConfig[]
-  window: WindowConfig
-  max_events_per_agent: number
-  memory_budget_bytes: number
-  incident_gap: number
-  /** Correlations kept per rule in one incident; the rest are counted as suppressed (default 100). */
-  max_correlations_per_incident_rule?: number
-  self_identities: readonly string[]
-  /** The behavioural baseline; absent or disabled: scores ignore history. Its bytes come out of the budget. */
-  baseline?: BaselineConfig
-}
-
 /** The Falco-style rule name of the flood signal (floodSignal below): name it in a rule's edge filter. */
 export const floodRuleName = 'nerve: Alert flood'
-
-/** Why an event was not considered for matching (bounded: used as a metric label). */
-export const ignoredReasons = [
-  'no_agent',
-  'invalid_time',
-  'internal',
-  'no_rule',
-  'self_action',
-  'revoke_action',
-  'revoke_confirmation',
-] as const
-export type IgnoredReason = (typeof ignoredReasons)[number]
-
-export type AcceptResult = {
-  correlations: Correlation[]
-  late?: LateEvent
-  duplicate?: true
-  ignored?: IgnoredReason
-  confirmation?: RevokeConfirmation
-  /** This event put its agent over the per-agent cap: its repeats are being shed (a flood began). */
-  flood?: true
-}
-
-export type CorrelatorStats = {
-  stream_time: number | null
-  buffered: number
-  buffered_bytes: number
-  /**
-   * Heap bytes of the shared values (rule names, tags, actions, regions…) the buffered details hold,
-   * released with them; not part of `buffered_bytes` nor of the memory budget it is held to.
-   */
-  shared_bytes: number
-  agents: number
-  incidents: number
-  revoked_targets: number
-  overflow: Record<OverflowReason, number>
-  accepted: Record<Side, number>
-  late: Record<Side, number>
-  duplicate: number
-  ignored: Record<IgnoredReason, number>
-  correlations: number
-  /** Correlations over their incident's per-rule bound: counted on the incident, not emitted. */
-  suppressed: number
-  /** Times an agent side went over the per-agent cap (a flood began). */
-  floods: number
-  /** Alerts folded into an earlier identical one (an entry with a count) rather than buffered on their own. */
-  collapsed: number
-  evicted: number
-  /** The behavioural baseline: agents kept, estimated bytes, agents forgotten for its memory share. */
-  baseline: { agents: number; bytes: number; evicted: number }
-}
-
-export type CorrelatorOptions = {
-  /** Record added and removed buffer entries for takeChanges() (the stage's incremental checkpoints). */
-  trackChanges?: boolean
-}
-
-export type Correlator = {
-  accept(event: NormalizedEvent): AcceptResult
-  /** Stream time before the next event, null before the first. */
-  streamTime(): number | null
-  stats(): CorrelatorStats
-  snapshot(): CorrelatorState
-  /** Needs options.trackChanges. */
-  takeChanges(): CorrelatorChanges
-  /**
-   * Why accept() will ignore the event whatever the state (its one effect is then on stream time, and not
-   * even that when internal), or undefined when it may matter. Replay holds a time-only stand-in for these.
-   */
-  alwaysIgnored(event: Omit<NormalizedEvent, 'agent'>): IgnoredReason | undefined
-  /** What accept() does with an event alwaysIgnored() named: counts it and moves stream time. */
-  pass(time: number, reason: IgnoredReason): void
-  rules: readonly CompiledRule[]
-}
 
 const noCorrelations = Object.freeze([]) as unknown as Correlation[]
 const frozen = <T>(value: T): T => Object.freeze(value)
@@ -435,39 +337,15 @@ export function createCorrelator(
     return correlations === noCorrelations ? bufferedResult : { correlations }
   }
 
-  const serialize = (slot: number): SerializedEntry => {
-    const s = windows.slots
-    const mask = s.mask[slot] as number
-    const detail = s.details[slot] as EdgeDetail | CoreDetail
-    const who = s.whos[slot] as AgentWho
-    const serialized: SerializedEntry = {
-      side: detail.side,
-      agent: who.window.key,
-      id: s.id(slot),
-      time: s.time[slot] as number,
-      rules: rules.filter((r) => (mask & (1 << r.index)) !== 0).map((r) => r.id),
-      expiry: windows.expiry(slot),
-      seq: s.seq[slot] as number,
-      lag: s.lagOf(slot),
-      who: { resolved_by: who.resolved_by, identity: who.identity },
-      detail,
-    }
-    if (detail.side === 'edge') {
-      serialized.output = s.output(slot)
-      const repeats = s.repeats[slot] as number
-      if (repeats > 0) {
-        serialized.repeats = repeats
-        serialized.last_time = s.last[slot] as number
-      }
-    }
-    return serialized
-  }
-
   const meta = (): CorrelatorMeta => ({ version: 1, stream_time: st, seq, last_sweep: lastSweep })
   const lists = (): CorrelatorLists => ({ incidents: incidents.snapshot(), revoked: revokes.snapshot() })
 
   const snapshot = (): CorrelatorState => {
-    const state: CorrelatorState = { ...meta(), ...lists(), entries: windows.liveSlots().map(serialize) }
+    const state: CorrelatorState = {
+      ...meta(),
+      ...lists(),
+      entries: windows.liveSlots().map((slot) => serializeEntry(windows, rules, slot)),
+    }
     if (baseline && baseline.agents() > 0) state.baseline = baseline.snapshot()
     return state
   }
@@ -476,7 +354,11 @@ export function createCorrelator(
   let takenRevoked = revokes.revision()
   const takeChanges = (): CorrelatorChanges => {
     const { added, removed } = windows.takeChanges()
-    const changes: CorrelatorChanges = { meta: meta(), added: added.map(serialize), removed }
+    const changes: CorrelatorChanges = {
+      meta: meta(),
+      added: added.map((slot) => serializeEntry(windows, rules, slot)),
+      removed,
+    }
     const changedIncidents = incidents.takeChanged()
     if (changedIncidents.size > 0) {
       changes.incidents = [...changedIncidents].map(([agent, list]) => ({ agent, incidents: list }))
@@ -490,30 +372,8 @@ export function createCorrelator(
     return changes
   }
 
-  const restore = (state: CorrelatorState) => {
-    const bitOf = new Map(rules.map((r) => [r.id, 1 << r.index]))
-    for (const s of state.entries) {
-      const mask = s.rules.reduce((m, id) => m | (bitOf.get(id) ?? 0), 0)
-      if (mask === 0) continue
-      const window = windows.window(s.agent)
-      const slot = windows.insert(
-        windows.who(window, s.who.resolved_by, s.who.identity),
-        details.restore(s.detail),
-        s.id,
-        s.time,
-        mask,
-        s.expiry,
-        s.seq,
-        s.lag,
-        s.output ?? '',
-      )
-      if (s.repeats !== undefined && s.last_time !== undefined)
-        windows.restoreRepeats(slot, s.repeats, s.last_time)
-      windows.settle(slot)
-    }
-  }
   if (restored) {
-    restore(restored)
+    restoreEntries(windows, details, rules, restored.entries)
     windows.takeChanges()
   }
 

@@ -4,7 +4,7 @@
 // detail takes the shared copy of each repeated value (rule names, priorities, tags, actions, regions…)
 // and holds it until the detail is forgotten: a value only released details held is dropped with them.
 import type { CoreFields, EdgeFields } from '../schemas/types.ts'
-import type { CoreDetail, EdgeDetail } from './agent-windows.ts'
+import type { CoreDetail, EdgeDetail } from './entry-slots.ts'
 import { createSharedValues } from './shared-values.ts'
 
 export type DetailInterner = {

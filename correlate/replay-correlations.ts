@@ -8,8 +8,9 @@
 // which replay must keep until it can sort: the same output for a fraction of the memory.
 import type { LateEvent } from '../bus/topics.ts'
 import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
-import { createCorrelator, type IgnoredReason } from './correlator.ts'
+import { createCorrelator } from './correlator.ts'
 import { correlatorConfigOf } from './correlator-config.ts'
+import type { IgnoredReason } from './correlator-types.ts'
 import type { RevokeConfirmation } from './revoke-confirmations.ts'
 
 export type ReplayCounts = {

@@ -18,8 +18,9 @@ import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
 import { type CheckpointCadence, type SaveProgress, saveDue } from './checkpoint-cadence.ts'
 import { type CheckpointStore, createSqliteCheckpointStore } from './checkpoint-store.ts'
 import { createCorrelateTelemetry } from './correlate-telemetry.ts'
-import { type Correlator, type CorrelatorStats, createCorrelator } from './correlator.ts'
+import { createCorrelator } from './correlator.ts'
 import { correlatorConfigOf } from './correlator-config.ts'
+import type { Correlator, CorrelatorStats } from './correlator-types.ts'
 
 export const correlateGroup = 'nerve-correlate'
 

@@ -5,7 +5,8 @@
 // sides that fall below the cap and go over it again.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { type CoreDetail, createAgentWindows, type EdgeDetail } from '../../../correlate/agent-windows.ts'
+import { createAgentWindows } from '../../../correlate/agent-windows.ts'
+import type { CoreDetail, EdgeDetail } from '../../../correlate/entry-slots.ts'
 
 type Entry = { id: string; agent: string; edge: boolean; expiry: number; seq: number }
 

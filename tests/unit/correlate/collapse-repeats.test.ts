@@ -7,8 +7,9 @@
 // (elastic-integrations.ndjson, event-generator run --loop), with the command of a shell loop.
 import { describe, expect, it } from 'vitest'
 import { builtinRules } from '../../../correlate/builtin-rules.ts'
-import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
 import type { CorrelatorState, SerializedEntry } from '../../../correlate/correlator-state.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import type { Correlation, NormalizedEvent, RuleConfig } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
 

@@ -2,7 +2,8 @@
 // exact value wherever the compact form cannot hold it: non-ASCII output and lags that are no 32-bit
 // integer come back exactly in correlations, snapshots and restored checkpoints.
 import { describe, expect, it } from 'vitest'
-import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import { anyThenIam, coreEvent, edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)

@@ -2,7 +2,8 @@
 // id is: ids that differ only in case, in length or in one digit stay distinct, and every id comes back byte
 // for byte in correlations, snapshots and checkpoints.
 import { describe, expect, it } from 'vitest'
-import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import { anyThenIam, coreEvent, edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)

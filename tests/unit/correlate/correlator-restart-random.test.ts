@@ -5,16 +5,13 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { AgentBaselineRecord } from '../../../correlate/agent-baseline.ts'
-import {
-  type CorrelatorConfig,
-  type CorrelatorStats,
-  createCorrelator,
-} from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
 import type {
   CorrelatorLists,
   CorrelatorState,
   SerializedEntry,
 } from '../../../correlate/correlator-state.ts'
+import type { CorrelatorConfig, CorrelatorStats } from '../../../correlate/correlator-types.ts'
 import type { IncidentRecord } from '../../../correlate/group-incidents.ts'
 import type { Correlation, NormalizedEvent, RuleConfig } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'

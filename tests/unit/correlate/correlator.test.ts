@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import type { RuleConfig } from '../../../schemas/types.ts'
 import { anyThenIam, coreEvent, edgeEvent } from './sample-events.ts'
 

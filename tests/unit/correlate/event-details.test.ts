@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import { createDetailInterner } from '../../../correlate/event-details.ts'
 import type { CoreFields, EdgeFields } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'

@@ -2,8 +2,9 @@
 // correlations are grouped by their time (the later of their two events), and those of one Falco alert
 // spread over the whole window. Two incidents of one alert, overlapping in time, each revoked once.
 import { describe, expect, it } from 'vitest'
-import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
 import { correlatorConfigOf } from '../../../correlate/correlator-config.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import type { NerveError } from '../../../runtime/errors.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, RuleConfig } from '../../../schemas/types.ts'

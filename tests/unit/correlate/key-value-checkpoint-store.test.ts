@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest'
 import type { KeyValueLog } from '../../../bus/bus.ts'
 import type { CheckpointStore } from '../../../correlate/checkpoint-store.ts'
-import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import {
   type CheckpointValue,
   createKeyValueCheckpointStore,

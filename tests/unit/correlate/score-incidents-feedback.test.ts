@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { type CorrelatorConfig, createCorrelator } from '../../../correlate/correlator.ts'
+import { createCorrelator } from '../../../correlate/correlator.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
 import { isDenyOlderSessions } from '../../../correlate/revoke-confirmations.ts'
 import { scoreCorrelation } from '../../../correlate/score-correlation.ts'

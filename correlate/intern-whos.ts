@@ -1,0 +1,82 @@
+// Who an event names, interned per agent: most events of one agent carry the same identity, so its
+// entries share one AgentWho (which also leads to the agent's window), and the identity values that repeat
+// across agents (namespaces, clusters, images, hosts, accounts) are shared too.
+import type { IdentityFields, ResolvedBy } from '../schemas/types.ts'
+import { AgentWho, type AgentWindow } from './entry-slots.ts'
+import { createSharedValues } from './shared-values.ts'
+
+const maxWhosPerAgent = 16
+const repeatedIdentityFields = [
+  'k8s_namespace',
+  'k8s_service_account',
+  'cluster',
+  'container_image',
+  'host',
+  'account_id',
+] as const satisfies readonly (keyof IdentityFields)[]
+
+/**
+ * Same identity: the IdentityFields compared one by one (a for-in over both objects cost more than the rest
+ * of interning). Ingest sets only defined fields and checkpoints are JSON, so a field is either set or
+ * absent: equal fields mean equal own keys and values, as the for-in checked.
+ */
+function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
+  return (
+    a === b ||
+    (a.k8s_pod === b.k8s_pod &&
+      a.role_arn === b.role_arn &&
+      a.principal_arn === b.principal_arn &&
+      a.container_id === b.container_id &&
+      a.k8s_namespace === b.k8s_namespace &&
+      a.k8s_service_account === b.k8s_service_account &&
+      a.k8s_pod_uid === b.k8s_pod_uid &&
+      a.cluster === b.cluster &&
+      a.container_image === b.container_image &&
+      a.host === b.host &&
+      a.session_name === b.session_name &&
+      a.access_key_id === b.access_key_id &&
+      a.account_id === b.account_id)
+  )
+}
+
+const sameWho = (known: AgentWho, resolvedBy: ResolvedBy, identity: IdentityFields) =>
+  known.resolved_by === resolvedBy && sameIdentity(known.identity, identity)
+
+/** Interns a Who for an agent: the one it already holds with the same identity, else a new one. */
+export function createWhoInterner(): (
+  w: AgentWindow,
+  resolvedBy: ResolvedBy,
+  identity: IdentityFields,
+) => AgentWho {
+  // Namespaces, clusters, images, hosts and accounts repeat across agents; pods, containers and
+  // credentials name one agent each and are kept as they came.
+  const values = createSharedValues()
+  const sharedIdentity = (identity: IdentityFields): IdentityFields => {
+    const copy: IdentityFields = Object.assign({}, identity)
+    for (const field of repeatedIdentityFields) {
+      const value = copy[field]
+      if (value !== undefined) copy[field] = values.one(value)
+    }
+    return copy
+  }
+
+  const who = (w: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): AgentWho => {
+    const whos = w.whos
+    if (whos !== null && !Array.isArray(whos) && sameWho(whos, resolvedBy, identity)) return whos
+    if (Array.isArray(whos)) {
+      for (let i = 0; i < whos.length; i++) {
+        if (sameWho(whos[i] as AgentWho, resolvedBy, identity)) return whos[i] as AgentWho
+      }
+    }
+    const fresh = new AgentWho(w, resolvedBy, sharedIdentity(identity))
+    if (whos === null) w.whos = fresh
+    else if (!Array.isArray(whos)) w.whos = [whos, fresh]
+    else {
+      // A new array of exactly the needed length: push would reserve room for 17 per agent.
+      const kept = whos.length >= maxWhosPerAgent ? whos.slice(1) : whos
+      w.whos = [...kept, fresh]
+    }
+    return fresh
+  }
+  return who
+}
