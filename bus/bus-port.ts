@@ -15,7 +15,7 @@ import type {
   Topic,
 } from './bus.ts'
 import { openRecordReader, type RecordReader, storageError } from './embedded-storage.ts'
-import { recordJson } from './record-json.ts'
+import { parseStoredRecord, recordJson } from './record-json.ts'
 
 // A stage thread that reads its records from the embedded bus's file itself (the store writer) opens them here.
 export { openRecordReader, type RecordReader, storageError }
@@ -218,9 +218,12 @@ export function createPortBus(
   let reader: RecordReader | undefined
   const readRange = (topic: string, m: Extract<Call, { t: 'deliverRange' }>): DeliveredRecord<unknown>[] => {
     reader ??= openRecordReader(portOptions.recordsFile as string)
-    return reader
-      .read(topic, m.partition, m.from, m.to)
-      .map((r) => ({ key: r.key, value: JSON.parse(r.value), partition: m.partition, offset: r.offset }))
+    return reader.read(topic, m.partition, m.from, m.to).map((r) => ({
+      key: r.key,
+      value: parseStoredRecord(r.value),
+      partition: m.partition,
+      offset: r.offset,
+    }))
   }
   const subscriptions = new Set<Subscription>()
   let nextSub = 0
@@ -255,7 +258,7 @@ export function createPortBus(
         )
       if (m.t === 'deliver') {
         // The owner sends each value as its JSON text (a copy of a string), parsed here, on this thread.
-        for (const record of m.batch) record.value = JSON.parse(record.value as string)
+        for (const record of m.batch) record.value = parseStoredRecord(record.value as string)
         return void answer(m.id, target.handle(m.batch as never[]))
       }
       if (m.t === 'deliverRange') {

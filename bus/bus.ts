@@ -55,6 +55,8 @@ export type SubscribeOptions = {
   /**
    * Hand over each record's value as the JSON text it was published as, unparsed: for a subscriber that
    * forwards records elsewhere (bus-port.ts, to a worker thread), where text crosses cheaper than objects.
+   * The embedded bus hands over the text it stored, an edge event's alert output once: read it with
+   * parseStoredRecord (record-json.ts).
    */
   encoded?: boolean
   /**

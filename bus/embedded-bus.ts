@@ -37,7 +37,7 @@ import {
 } from './embedded-storage.ts'
 import { partitionForKey } from './partition-for-key.ts'
 import { createRecentRecords, type RecentRecords } from './recent-records.ts'
-import { recordJson } from './record-json.ts'
+import { parseStoredRecord, storedRecordJson } from './record-json.ts'
 
 export type EmbeddedBusConfig = {
   dataDir: string
@@ -346,7 +346,7 @@ export function createEmbeddedBus(
     const values = t.valueReaders > 0 ? records.map((record) => record.value as unknown) : undefined
     let bytes = 0
     const rows = records.map((record, i): AppendRow => {
-      const value = record.text ?? recordJson(record.value, i)
+      const value = record.text ?? storedRecordJson(record.value, i)
       bytes += value.length
       return {
         topicId: t.id,
@@ -371,7 +371,7 @@ export function createEmbeddedBus(
   ): DeliveredRecord<T>[] =>
     withStorage('reading', () => storage.read(t.id, p, from, limit)).map((r) => ({
       key: r.key,
-      value: (encoded ? r.value : JSON.parse(r.value)) as T,
+      value: (encoded ? r.value : parseStoredRecord(r.value)) as T,
       partition: p,
       offset: r.offset,
     }))
