@@ -68,7 +68,10 @@ export type EmbeddedStorage = {
   close(): Promise<void>
 }
 
-const schemaVersion = 2
+// Schema 3: an edge event's record may hold null where its alert's output is (bus/record-json.ts). A nerve of
+// schema 2 reads its file's records as stored and would see those events without their output: it refuses
+// the file instead ("written by a newer nerve"). Nothing in the tables changed, so 2 opens as 3.
+const schemaVersion = 3
 /** Most records in one segment: a read from disk (a consumer catching up) splits at most this many. */
 export const segmentRecords = 256
 

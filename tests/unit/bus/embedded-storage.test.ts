@@ -198,9 +198,31 @@ describe('embedded storage', () => {
       await bus.close()
     }
     const reader = new Database(join(dataDir, 'bus.sqlite'), { readonly: true })
-    expect(reader.pragma('user_version', { simple: true })).toBe(2)
+    expect(reader.pragma('user_version', { simple: true })).toBe(3)
     expect(reader.prepare("SELECT name FROM sqlite_master WHERE name = 'records'").get()).toBeUndefined()
     reader.close()
+  })
+
+  it('opens a schema 2 file as schema 3, and refuses a file of a newer nerve rather than misread it', async () => {
+    const dataDir = newDir()
+    const file = join(dataDir, 'bus.sqlite')
+    const storage = openEmbeddedStorage(dataDir)
+    await storage.close()
+    const setVersion = (v: number) => {
+      const db = new Database(file)
+      db.pragma(`user_version = ${v}`)
+      db.close()
+    }
+    // Schema 2 stored every record whole, which schema 3 still reads: nothing to convert.
+    setVersion(2)
+    await openEmbeddedStorage(dataDir).close()
+    const reader = new Database(file, { readonly: true })
+    expect(reader.pragma('user_version', { simple: true })).toBe(3)
+    reader.close()
+    // What a nerve of schema 2 does with this file, one version on: it would not know an edge record's
+    // output is kept once, in raw.
+    setVersion(4)
+    expect(() => openEmbeddedStorage(dataDir)).toThrow(/written by a newer nerve \(schema 4\)/)
   })
 
   it("converts a previous version's file in place: the segments reuse the records' pages", async () => {
