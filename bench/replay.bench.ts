@@ -9,6 +9,8 @@
 // options, its shebang's V8 flag), wall clock and CPU (user + sys, from /usr/bin/time when installed)
 // including its start-up, beside JSON.parse of the same lines in a process of its own
 // (bench/parse-lines.mjs, same flag). NERVE_BENCH_REPLAY_ARGS adds options to the bin (e.g. "--threads 2").
+// NERVE_BENCH_REPLAY_BASE=DIR (a checkout of another commit, e.g. a detached worktree of the base) also runs
+// that checkout's bin once on the same input and says whether its output bytes are the same.
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -213,6 +215,12 @@ async function outsidePairs(file: string, config: string, pairs: number): Promis
     hashes.add(createHash('sha256').update(row.bin.stdout).digest('hex'))
     rows.push(row)
   }
+  const base = process.env.NERVE_BENCH_REPLAY_BASE
+  const baseHash = base
+    ? createHash('sha256')
+        .update((await timeOutside(join(base, 'bin/nerve.mjs'), replayArgs)).stdout)
+        .digest('hex')
+    : undefined
   const lines = Number(rows[0]?.parse.stdout.toString().trim())
   const wallRatios = rows.map((r) => r.parse.wall / r.bin.wall)
   const cpuRatios = rows.flatMap((r) => (r.bin.cpu && r.parse.cpu ? [r.parse.cpu / r.bin.cpu] : []))
@@ -225,7 +233,10 @@ async function outsidePairs(file: string, config: string, pairs: number): Promis
     `outside nerve replay${extra.length > 0 ? ` ${extra.join(' ')}` : ''} (the bin, default options) ${fmt(lines / median(rows.map((r) => r.bin.wall)))} events per second, wall clock; JSON.parse in its own process ${fmt(lines / median(rows.map((r) => r.parse.wall)))} lines per second\n` +
     `        wall ratio ${range(wallRatios)}; CPU ratio ${cpuRatios.length > 0 ? range(cpuRatios) : 'unknown (no /usr/bin/time)'}  (target ratio ≥ 0.30)\n` +
     `        bin ${seconds(rows.map((r) => r.bin.wall))} s wall, ${seconds(rows.map((r) => r.bin.cpu))} s CPU; JSON.parse ${seconds(rows.map((r) => r.parse.wall))} s wall, ${seconds(rows.map((r) => r.parse.cpu))} s CPU (${pairs} pairs, start-up included)\n` +
-    `        output sha256 ${[...hashes].map((h) => h.slice(0, 16)).join(', ')}${hashes.size === 1 ? ' (the same in every run)' : ' (DIFFERS between runs)'}; load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] as number).toFixed(1)} after\n`
+    `        output sha256 ${[...hashes].map((h) => h.slice(0, 16)).join(', ')}${hashes.size === 1 ? ' (the same in every run)' : ' (DIFFERS between runs)'}; load average ${loadBefore.toFixed(1)} before, ${(loadavg()[0] as number).toFixed(1)} after\n` +
+    (baseHash === undefined
+      ? ''
+      : `        ${base}: output sha256 ${baseHash.slice(0, 16)} (${hashes.size === 1 && hashes.has(baseHash) ? 'the same bytes' : 'DIFFERENT bytes'})\n`)
   )
 }
 

@@ -73,6 +73,15 @@ async function* fileParts(
   onItem: (count: number) => void,
 ): AsyncGenerator<JsonItem[]> {
   let part: JsonItem[] = []
+  // Whether `part` holds a log file of more than partItems records: noted as each item is added, since
+  // looking through the whole part after every line read it about partItems / 2 times per line.
+  let holdsLarge = false
+  const takePart = () => {
+    const taken = part
+    part = []
+    holdsLarge = false
+    return taken
+  }
   let count = 0
   const pending: string[] = []
   let mode = 'unknown' as 'unknown' | 'lines' | 'document'
@@ -82,6 +91,7 @@ async function* fileParts(
     item.index = count++
     item.file = file
     part.push(item)
+    if (!holdsLarge && largeLogFileRecords(item, partItems) !== undefined) holdsLarge = true
     onItem(count)
   }
   const addLine = (line: string) => {
@@ -135,8 +145,7 @@ async function* fileParts(
           // A large array: its elements are items, parsed a part at a time, a log file among them cut as
           // on a line of its own. Its parts number elements from 0 (several parts may hold one).
           mode = 'lines'
-          yield* partsOf(part, partItems)
-          part = []
+          yield* partsOf(takePart(), partItems)
           const first = count
           for (const items of array) {
             for (const item of items) {
@@ -150,8 +159,7 @@ async function* fileParts(
         if (large) {
           // A large log file: its records are parsed a part at a time, never held together.
           mode = 'lines'
-          yield* partsOf(part, partItems)
-          part = []
+          yield* partsOf(takePart(), partItems)
           const index = count++
           onItem(count)
           for (const items of large) {
@@ -161,10 +169,7 @@ async function* fileParts(
           continue
         }
         addLine(line)
-        if (part.length >= partItems || holdsLargeLogFile(part, partItems)) {
-          yield* partsOf(part, partItems)
-          part = []
-        }
+        if (part.length >= partItems || holdsLarge) yield* partsOf(takePart(), partItems)
       }
     }
   } finally {
@@ -203,9 +208,6 @@ export function* partsOf(items: readonly JsonItem[], partItems: number): Generat
   }
   if (part.length > 0) yield part
 }
-
-const holdsLargeLogFile = (items: readonly JsonItem[], partItems: number) =>
-  items.some((item) => largeLogFileRecords(item, partItems) !== undefined)
 
 /**
  * The records of a log file of more than `partItems` of them. Not those of a file naming an S3 object

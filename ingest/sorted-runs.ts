@@ -138,13 +138,14 @@ export function createRunWriter(options: RunWriterOptions): RunWriter {
   }
 
   const add = (key: SortKey, kind: number, text: string) => {
-    const latin1 = isLatin1(key.id)
     const most = headerBytes + key.id.length * 2 + text.length * 3
     if (used + most > chunk.length) room(most)
     const start = used
-    const idBytes = chunk.write(key.id, start + headerBytes, latin1 ? 'latin1' : 'utf16le')
+    let idBytes = writeLatin1(chunk, key.id, start + headerBytes)
+    const latin1 = idBytes !== -1
+    if (!latin1) idBytes = chunk.write(key.id, start + headerBytes, 'utf16le')
     const textStart = start + headerBytes + idBytes
-    const end = textStart + chunk.write(text, textStart, 'utf8')
+    const end = textStart + writeUtf8(chunk, text, textStart)
     chunk.writeUInt32LE(end - start - 4, start)
     chunk.writeDoubleLE(key.time, start + 4)
     chunk.writeDoubleLE(key.time_ns, start + 12)
@@ -194,7 +195,30 @@ const keyOf = (record: SortKey | undefined): SortKey => {
   return { time: r.time, time_ns: r.time_ns, id: r.id }
 }
 
-const isLatin1 = (text: string) => !/[\u0100-\uffff]/.test(text)
+/**
+ * Writes `text` as latin1 at `at` and gives its byte count, or -1 (having written part of it) when a
+ * character does not fit a byte. A loop here: an id is some 36 to 64 characters, for which Buffer.write's
+ * call into C++ and a regular expression to pick the encoding cost more than the copy.
+ */
+function writeLatin1(chunk: Buffer, text: string, at: number): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c > 0xff) return -1
+    chunk[at + i] = c
+  }
+  return text.length
+}
+
+/** Writes `text` as UTF-8 at `at`, a short ASCII text (a stand-in's ignored reason) by a loop. */
+function writeUtf8(chunk: Buffer, text: string, at: number): number {
+  if (text.length > 32) return chunk.write(text, at, 'utf8')
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c > 0x7f) return chunk.write(text, at, 'utf8')
+    chunk[at + i] = c
+  }
+  return text.length
+}
 
 /** Writes records to a new run file (mode 0600) through a 1 MiB buffer. */
 function createRecordOutput(path: string) {

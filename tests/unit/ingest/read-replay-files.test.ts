@@ -105,6 +105,32 @@ describe('readReplayFiles', () => {
     expect(decoded.events[1]?.raw).toEqual(JSON.parse(cloudtrail[0] as string))
   })
 
+  it('hands a log file of more records than a part on in parts of its own, between the lines around it', async () => {
+    const dir = tempDir('nerve-replay')
+    const path = join(dir, 'mixed.ndjson')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n')
+    const records = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n').slice(0, 5)
+    const logFile = `{"Records":[${records.join(',')}]}`
+    writeFileSync(path, `${[falco[1], falco[2], logFile, falco[3], falco[4], falco[5]].join('\n')}\n`)
+    const parts: { index: number; records?: number; from?: number }[][] = []
+    for await (const part of readReplayParts([path], { maxDepth: 32, partItems: 3 }))
+      parts.push(
+        part.items.map((item) => {
+          if (item.error !== undefined) return { index: item.index }
+          const logRecords = (item.value as { Records?: unknown[] }).Records
+          return logRecords
+            ? { index: item.index, records: logRecords.length, from: item.recordsFrom }
+            : { index: item.index }
+        }),
+      )
+    expect(parts).toEqual([
+      [{ index: 0 }, { index: 1 }],
+      [{ index: 2, records: 3, from: 0 }],
+      [{ index: 2, records: 2, from: 3 }],
+      [{ index: 3 }, { index: 4 }, { index: 5 }],
+    ])
+  })
+
   it('closes the file when its reader stops before the end (an item failed, a thread stopped)', async () => {
     const dir = tempDir('nerve-replay')
     const path = join(dir, 'alerts.ndjson')

@@ -66,6 +66,27 @@ describe('sorted runs', () => {
     expect(manyPasses.left).toEqual([])
   })
 
+  it('give back every id and text as added, whatever characters they hold, in memory and spilled', () => {
+    // Ids and texts of one byte per character (ASCII, then latin1 past 0x7f), of wider characters and a
+    // lone surrogate, short (a stand-in's reason) and long (an event's JSON).
+    const ids = ['3f2b6c1e-9a4d-4e8b-b1c2-0d9e8f7a6b5c', 'ev-é', 'ev-名前', 'ev-\ud800x', 'ev-ÿ\u0100']
+    const texts = [
+      'no_rule',
+      'ignoré',
+      '名前',
+      JSON.stringify({ output: 'x'.repeat(40) }),
+      `{"o":"${'é'.repeat(40)}"}`,
+    ]
+    const input: Line[] = ids.flatMap((id, i) =>
+      texts.map((text, j) => ({ time: 1_700_000_000_000 + i, time_ns: j, id, kind: eventKind, text })),
+    )
+    const inMemory = sortAll(shuffled(input, 6), 1 << 30, { fanIn: 64, keep: true })
+    const spilled = sortAll(shuffled(input, 7), 500, { fanIn: 4, keep: false })
+    expect(spilled.spilled).toBeGreaterThan(4)
+    expect(inMemory.out).toEqual(input)
+    expect(spilled.out).toEqual(input)
+  })
+
   it('order by time, then nanoseconds, then id, then the JSON line', () => {
     const input = lines(200)
     const { out } = sortAll(shuffled(input, 5), 2_000, { fanIn: 4, keep: false })
