@@ -9,7 +9,8 @@ import type { Config, IdentityLink } from '../schemas/types.ts'
 import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 import { readReplayParts } from './read-replay-files.ts'
-import { eventKind, type RunWriter, type SortKey, standInKind } from './sorted-runs.ts'
+import { eventKind, type SortKey, standInKind } from './sorted-run-records.ts'
+import type { RunWriter } from './sorted-runs.ts'
 
 export type ReplayDecodeConfig = {
   agents: Config['agents']

@@ -14,11 +14,12 @@ import type { Readable } from 'node:stream'
 import type { Config, IdentityLink, NormalizedEvent } from '../schemas/types.ts'
 import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
 import type { DecodedFile, EventFilter } from './decode-replay-file.ts'
+import { mergeRuns } from './merge-sorted-runs.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 import { decodeReplayRuns } from './replay-decode-pool.ts'
 import { createHeapBound } from './replay-heap-bound.ts'
 import type { ReplayObject } from './s3-replay-objects.ts'
-import { eventKind, type MemoryRun, mergeRuns, type RunInfo, type SortKey } from './sorted-runs.ts'
+import { eventKind, type MemoryRun, type RunInfo, type SortKey } from './sorted-run-records.ts'
 
 export type MergeProgress = {
   phase: 'read' | 'merge'

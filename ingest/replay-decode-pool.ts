@@ -26,7 +26,8 @@ import { errorFromThread, type PostedError } from './error-across-threads.ts'
 import { readAhead } from './read-ahead.ts'
 import { createHeapBound, keepYoungGenerationSmall } from './replay-heap-bound.ts'
 import { bundleDecodeWorker } from './replay-worker-bundle.ts'
-import { createRunWriter, type MemoryRun, type RunInfo } from './sorted-runs.ts'
+import type { MemoryRun, RunInfo } from './sorted-run-records.ts'
+import { createRunWriter } from './sorted-runs.ts'
 
 /** Decompressed bytes of the next file held while the main thread decodes the current one. */
 const readAheadBytes = 4 * 1024 * 1024

@@ -10,7 +10,7 @@ import { createReplayFilter } from '../../../correlate/replay-filter.ts'
 import { createReplayOpener } from '../../../ingest/open-replay-input.ts'
 import { decodeReplayRuns } from '../../../ingest/replay-decode-pool.ts'
 import { bundleDecodeWorker } from '../../../ingest/replay-worker-bundle.ts'
-import type { RunInfo } from '../../../ingest/sorted-runs.ts'
+import type { RunInfo } from '../../../ingest/sorted-run-records.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 

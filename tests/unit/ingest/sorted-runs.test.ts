@@ -1,14 +1,9 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import {
-  createRunWriter,
-  eventKind,
-  mergeRuns,
-  type RunInfo,
-  type SortKey,
-  standInKind,
-} from '../../../ingest/sorted-runs.ts'
+import { mergeRuns } from '../../../ingest/merge-sorted-runs.ts'
+import { eventKind, type RunInfo, type SortKey, standInKind } from '../../../ingest/sorted-run-records.ts'
+import { createRunWriter } from '../../../ingest/sorted-runs.ts'
 import { shuffled } from '../../helpers/hourly-trail-files.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 
