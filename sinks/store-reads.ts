@@ -39,8 +39,9 @@ export const maxIncidentCorrelations = 1000
 
 /**
  * Revoke outcomes an incident's detail carries of each status, newest first. Each correlation of an
- * incident that the policy holds back records one (`suppressed`), so the watched agent decides how many
- * its own incident has; a cap on the newest of all would let it push the revoke that went ahead out of
+ * incident that the rate limits hold back records one (`suppressed`, `rate_limited_agent` or
+ * `rate_limited_global`; revoke-decisions.ts counts the other suppressions without a row), so the watched
+ * agent decides how many its own incident has; a cap on the newest of all would let it push the revoke that went ahead out of
  * view behind them. Per status, the few that matter (pending, sent, failed, dry_run: one decision per
  * incident and round) are always shown beside the newest held-back ones. The rest:
  * GET /v1/revokes?incident=…&status=….

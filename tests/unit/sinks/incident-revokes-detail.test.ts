@@ -1,5 +1,6 @@
 // The watched agent decides how many revoke outcomes its own incident has: each correlation of it that the
-// policy holds back records one (`suppressed`, incident_already_revoked). An incident's detail read every
+// rate limits hold back records one (`suppressed`, rate_limited_agent or rate_limited_global; the other
+// suppressions are counted, not recorded: revoke-decisions.ts). An incident's detail read every
 // one of them in one statement, into one answer. It now carries, per status, the count and the newest few,
 // so the revoke that went ahead (sent, failed, pending, dry_run) stays in view however many were held back
 // after it; the rest of a status pages with GET /v1/revokes?incident=…&status=…&cursor=….
@@ -46,7 +47,7 @@ const revoke: RevokeOutcome[] = [
   },
 ]
 
-/** Every later correlation of the incident, held back: the incident revokes once. */
+/** Every later correlation of the incident, held back by the rate limits: one row each. */
 const heldBack = (count: number): RevokeOutcome[] =>
   Array.from({ length: count }, (_, n) => ({
     id: `rvk_held_${String(n).padStart(6, '0')}:0`,
@@ -56,7 +57,7 @@ const heldBack = (count: number): RevokeOutcome[] =>
     incident_id: incidentId,
     agent_id: 'data-cleaner',
     status: 'suppressed',
-    reason: 'incident_already_revoked',
+    reason: n % 2 ? 'rate_limited_global' : 'rate_limited_agent',
     attempts: 0,
   }))
 
