@@ -90,7 +90,6 @@ CREATE TABLE IF NOT EXISTS revoke_outcomes (
   status TEXT NOT NULL, time INTEGER NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_time ON revoke_outcomes (time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_incident ON revoke_outcomes (incident_id, time DESC);
-CREATE INDEX IF NOT EXISTS revoke_outcomes_incident_status ON revoke_outcomes (incident_id, status, time DESC, id DESC);
 CREATE TABLE IF NOT EXISTS incident_aliases (id TEXT PRIMARY KEY, into_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS incident_aliases_into ON incident_aliases (into_id);
 `
@@ -150,6 +149,25 @@ function agentIncidentsIndex(db: SqliteFile['db']): void {
 }
 
 /** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
+/** An index a store of an earlier version lacks, built once on opening it (outcomeStatusIndex). */
+export type IndexBuild = { index: string; rows: number; ms?: number }
+
+/**
+ * The index of an incident's outcomes per status (the detail, the status filter): a store of an earlier
+ * version has none, and building it reads every outcome (about 6 s per million) before the store opens,
+ * so before HTTP listens. `onBuild` hears of it before and after (`ms`), so the wait is told, once.
+ */
+function outcomeStatusIndex(db: SqliteFile['db'], onBuild?: (build: IndexBuild) => void): void {
+  const index = 'revoke_outcomes_incident_status'
+  const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(index)
+  if (exists) return
+  const rows = (db.prepare('SELECT count(*) AS n FROM revoke_outcomes').get() as { n: number }).n
+  const started = performance.now()
+  if (rows > 0) onBuild?.({ index, rows })
+  db.exec(`CREATE INDEX ${index} ON revoke_outcomes (incident_id, status, time DESC, id DESC)`)
+  if (rows > 0) onBuild?.({ index, rows, ms: Math.round(performance.now() - started) })
+}
+
 function addFalcoRulesColumn(db: SqliteFile['db']): void {
   const columns = db.prepare<[], { name: string }>('PRAGMA table_info(incidents)').all()
   if (columns.some((c) => c.name === 'falco_rules')) return
@@ -161,7 +179,12 @@ function addFalcoRulesColumn(db: SqliteFile['db']): void {
 
 export function createCorrelationStore(
   config: { data_dir: string },
-  deps: { metrics: Metrics; onIncidentOpened?: (first: Correlation) => void },
+  deps: {
+    metrics: Metrics
+    onIncidentOpened?: (first: Correlation) => void
+    /** An index an earlier version's store lacks, before and after its build (outcomeStatusIndex). */
+    onIndexBuild?: (build: IndexBuild) => void
+  },
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
   const retentionDeleted = deps.metrics.counter(
@@ -173,6 +196,7 @@ export function createCorrelationStore(
   const sqlite = openSqliteFile(join(config.data_dir, 'store.sqlite'), { pageSize: storePageSize })
   const db = sqlite.db
   db.exec(schema)
+  outcomeStatusIndex(db, deps.onIndexBuild)
   addFalcoRulesColumn(db)
   dropIncidentIndexes(db)
   agentIncidentsIndex(db)

@@ -10,9 +10,10 @@
 import { Worker } from 'node:worker_threads'
 import type { RecordRange } from '../bus/bus-port.ts'
 import { errorCodes, NerveError } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
-import type { CorrelationItem } from './correlation-store.ts'
+import type { CorrelationItem, IndexBuild } from './correlation-store.ts'
 
 type Written = { stored: number; duplicates: number }
 /** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
@@ -47,6 +48,8 @@ export async function startStoreWriterThread(
   },
   deps: {
     metrics: Metrics
+    /** Told of an index built once on opening a store of an earlier version (logIndexBuild). */
+    log?: Logger
     onIncidentOpened?: (first: Correlation) => void
     /** The embedded bus's file, for writeCorrelationRange(). */
     busFile?: string
@@ -72,7 +75,10 @@ export async function startStoreWriterThread(
           commitIntervalMs: config.commit_interval ?? 0,
         },
       })
-      w.once('message', () => {
+      // Before it is ready, the thread may tell of an index it builds on opening the store.
+      const opening = (m: { indexBuild?: IndexBuild }) => {
+        if (m.indexBuild) return deps.log && logIndexBuild(deps.log, m.indexBuild)
+        w.off('message', opening)
         w.on('message', (reply: Reply) => {
           const waiter = waiting.get(reply.id)
           waiting.delete(reply.id)
@@ -81,7 +87,8 @@ export async function startStoreWriterThread(
         })
         worker = w
         resolve(w)
-      })
+      }
+      w.on('message', opening)
       // A dead writer fails what waits on it (the bus redelivers those batches); the next write starts another.
       w.once('error', (err) => {
         for (const waiter of waiting.values()) waiter.reject(err)
@@ -165,4 +172,18 @@ function failure(reply: Reply): NerveError {
   return new NerveError(code, `The store could not write: ${reply.message ?? 'unknown error'}`, {
     retriable: true,
   })
+}
+
+/**
+ * Before and after a build of an index a store of an earlier version lacks: the store opens, and HTTP
+ * listens, only once it is built (about 6 s per million revoke outcomes), so alerts sent meanwhile are
+ * refused. Once: the next start finds the index.
+ */
+export function logIndexBuild(log: Logger, { index, rows, ms }: IndexBuild): void {
+  if (ms === undefined)
+    log.warn(
+      { index, revoke_outcomes: rows },
+      'Building an index this version needs, once: the store opens, and HTTP listens, when it is built (about 6 s per million revoke outcomes).',
+    )
+  else log.info({ index, revoke_outcomes: rows, duration_ms: ms }, 'Built the index; the store is open.')
 }

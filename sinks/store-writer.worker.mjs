@@ -25,7 +25,11 @@ const { errorCodeOf, NerveError } = await import('../runtime/errors.ts')
 const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
 
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
-const store = createCorrelationStore({ data_dir: workerData.dataDir }, { metrics: createMetrics() })
+// An index built on opening a store of an earlier version is told to the main thread, before and after.
+const store = createCorrelationStore(
+  { data_dir: workerData.dataDir },
+  { metrics: createMetrics(), onIndexBuild: (build) => parentPort.postMessage({ indexBuild: build }) },
+)
 
 /** Opened at the first range (the bus file exists by then: the bus delivered from it). */
 let reader
