@@ -227,11 +227,14 @@ const outcomeRow = (o) =>
     el('td', {}, o.http_status ?? ''),
   )
 
-/** "sent 1, suppressed 3,000": how many outcomes of each status the incident has, shown or not. */
-const countsText = (counts) =>
+/**
+ * "sent 1, suppressed 3,000": how many outcomes of each status the incident has, shown or not; past the
+ * count's cap, "suppressed 10,000+".
+ */
+const countsText = (counts, capped = []) =>
   Object.entries(counts)
     .filter(([, n]) => n > 0)
-    .map(([status, n]) => `${status} ${n.toLocaleString('en')}`)
+    .map(([status, n]) => `${status} ${n.toLocaleString('en')}${capped.includes(status) ? '+' : ''}`)
     .join(', ')
 
 /** The next page of one status's outcomes, after those shown: the detail gives its newest few only. */
@@ -249,7 +252,7 @@ async function showIncident(id, keepPages) {
   // Its revoke outcomes come as the newest few of each status with their counts, so a flood of held-back
   // ones never hides the revoke that went ahead. A refresh keeps older pages loaded, and asks nothing.
   if (keepPages && more) return
-  const { incident, correlations, revokes, revoke_counts, revokes_next } = await api(
+  const { incident, correlations, revokes, revoke_counts, revoke_counts_capped, revokes_next } = await api(
     `/v1/incidents/${encodeURIComponent(id)}?correlations=${incidentCorrelations}`,
   )
   if (keepPages && more) return
@@ -326,7 +329,13 @@ async function showIncident(id, keepPages) {
         : `Correlations (${correlations.length})`,
     ),
     pairs,
-    el('h2', {}, revokes.length ? `Revoke decisions (${countsText(revoke_counts)})` : 'Revoke decisions'),
+    el(
+      'h2',
+      {},
+      revokes.length
+        ? `Revoke decisions (${countsText(revoke_counts, revoke_counts_capped)})`
+        : 'Revoke decisions',
+    ),
     revokes.length ? outcomes : el('p', { class: 'muted' }, 'No revoke decision for this incident.'),
     ...older,
   )

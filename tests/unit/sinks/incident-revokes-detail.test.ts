@@ -9,7 +9,11 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
 import type { RevokeOutcome } from '../../../schemas/types.ts'
-import { createStoreReads, maxIncidentRevokesPerStatus } from '../../../sinks/store-reads.ts'
+import {
+  createStoreReads,
+  maxIncidentRevokeCount,
+  maxIncidentRevokesPerStatus,
+} from '../../../sinks/store-reads.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 import { closeStores, openStore } from './store-harness.ts'
 
@@ -129,6 +133,22 @@ describe("an incident's revoke outcomes, in its detail", () => {
     stopAt = 5
     expect(() => reads.incident(incidentId)).toThrow(expect.objectContaining({ code: 'SINK_UNAVAILABLE' }))
     expect(steps).toBe(5)
+    db.close()
+  })
+
+  it(`count at most ${maxIncidentRevokeCount} of a status, and say there are more`, async () => {
+    // Each console refresh counted every held-back outcome, as many as the watched agent made.
+    const { get, dataDir } = floodedStore(maxIncidentRevokeCount + 5000)
+    const res = await get(`/v1/incidents/${incidentId}`)
+    expect(res.body.revoke_counts).toEqual({ pending: 1, sent: 1, failed: 0, dry_run: 0, suppressed: 10_000 })
+    expect(res.body.revoke_counts_capped).toEqual(['suppressed'])
+    expect(Object.keys(res.body.revokes_next)).toEqual(['suppressed'])
+    // The count reads one past the cap, not all 15,000: steps of 1,000 rows, after a step or so per status.
+    const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    let steps = 0
+    const reads = createStoreReads(db, { stepRows: 1000, checkStop: () => steps++ })
+    reads.incident(incidentId)
+    expect(steps).toBeLessThanOrEqual(6 + Math.ceil((maxIncidentRevokeCount + 1) / 1000))
     db.close()
   })
 })
