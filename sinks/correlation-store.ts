@@ -58,6 +58,8 @@ export type CorrelationStore = StoreReads & {
    * go, so the counts of one still open never lose the correlations they were made from.
    */
   deleteBefore(cutoff: number): { incidents: number; correlations: number; revoke_outcomes: number }
+  /** Builds the indexes a store of an earlier version lacks, when opened with `deferIndexes`. */
+  buildIndexes(): void
   routes: Route[]
   /** Resolves once every write so far is on disk: await it before the bus commits the batch. */
   sync(): Promise<void>
@@ -154,8 +156,9 @@ export type IndexBuild = { index: string; rows: number; ms?: number }
 
 /**
  * The index of an incident's outcomes per status (the detail, the status filter): a store of an earlier
- * version has none, and building it reads every outcome (about 6 s per million) before the store opens,
- * so before HTTP listens. `onBuild` hears of it before and after (`ms`), so the wait is told, once.
+ * version has none, and building it reads every outcome (about 6 s per million), the store's writes
+ * waiting meanwhile. `onBuild` hears of it before and after (`ms`), so the wait is told, once. Until it
+ * exists the same reads use revoke_outcomes_incident: the same answers, slower for a flooded incident.
  */
 function outcomeStatusIndex(db: SqliteFile['db'], onBuild?: (build: IndexBuild) => void): void {
   const index = 'revoke_outcomes_incident_status'
@@ -184,6 +187,11 @@ export function createCorrelationStore(
     onIncidentOpened?: (first: Correlation) => void
     /** An index an earlier version's store lacks, before and after its build (outcomeStatusIndex). */
     onIndexBuild?: (build: IndexBuild) => void
+    /**
+     * Leave that build to buildIndexes(): the writer thread says it is ready first, so that HTTP does not
+     * wait for it to listen (Falco and Falcosidekick do not retry).
+     */
+    deferIndexes?: boolean
   },
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
@@ -196,7 +204,8 @@ export function createCorrelationStore(
   const sqlite = openSqliteFile(join(config.data_dir, 'store.sqlite'), { pageSize: storePageSize })
   const db = sqlite.db
   db.exec(schema)
-  outcomeStatusIndex(db, deps.onIndexBuild)
+  const buildIndexes = () => outcomeStatusIndex(db, deps.onIndexBuild)
+  if (!deps.deferIndexes) buildIndexes()
   addFalcoRulesColumn(db)
   dropIncidentIndexes(db)
   agentIncidentsIndex(db)
@@ -499,6 +508,7 @@ export function createCorrelationStore(
     },
     ...reads,
     deleteBefore: (cutoff) => recordErrors('retention', () => deleteBefore(cutoff)),
+    buildIndexes,
     sync: sqlite.sync,
     close: sqlite.close,
   }

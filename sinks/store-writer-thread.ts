@@ -75,11 +75,10 @@ export async function startStoreWriterThread(
           commitIntervalMs: config.commit_interval ?? 0,
         },
       })
-      // Before it is ready, the thread may tell of an index it builds on opening the store.
-      const opening = (m: { indexBuild?: IndexBuild }) => {
-        if (m.indexBuild) return deps.log && logIndexBuild(deps.log, m.indexBuild)
-        w.off('message', opening)
-        w.on('message', (reply: Reply) => {
+      // Its first message says it is ready; after that, replies, and an index it builds (told, not replied).
+      w.once('message', () => {
+        w.on('message', (reply: Reply | { indexBuild: IndexBuild }) => {
+          if ('indexBuild' in reply) return deps.log && logIndexBuild(deps.log, reply.indexBuild)
           const waiter = waiting.get(reply.id)
           waiting.delete(reply.id)
           if (reply.ok) waiter?.resolve(reply.result)
@@ -87,8 +86,7 @@ export async function startStoreWriterThread(
         })
         worker = w
         resolve(w)
-      }
-      w.on('message', opening)
+      })
       // A dead writer fails what waits on it (the bus redelivers those batches); the next write starts another.
       w.once('error', (err) => {
         for (const waiter of waiting.values()) waiter.reject(err)
@@ -175,15 +173,16 @@ function failure(reply: Reply): NerveError {
 }
 
 /**
- * Before and after a build of an index a store of an earlier version lacks: the store opens, and HTTP
- * listens, only once it is built (about 6 s per million revoke outcomes), so alerts sent meanwhile are
- * refused. Once: the next start finds the index.
+ * Before and after a build of an index a store of an earlier version lacks (about 6 s per million revoke
+ * outcomes): HTTP listens meanwhile, the store's writes wait and an incident's revokes read slower. Once:
+ * the next start finds the index.
  */
 export function logIndexBuild(log: Logger, { index, rows, ms }: IndexBuild): void {
   if (ms === undefined)
-    log.warn(
+    log.info(
       { index, revoke_outcomes: rows },
-      'Building an index this version needs, once: the store opens, and HTTP listens, when it is built (about 6 s per million revoke outcomes).',
+      "Building an index this version needs, once: the store's writes wait for it (about 6 s per million revoke outcomes).",
     )
-  else log.info({ index, revoke_outcomes: rows, duration_ms: ms }, 'Built the index; the store is open.')
+  else
+    log.info({ index, revoke_outcomes: rows, duration_ms: ms }, "Built the index; the store's writes go on.")
 }
