@@ -150,8 +150,7 @@ function agentIncidentsIndex(db: SqliteFile['db']): void {
   db.exec('CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id, last_seen DESC, id DESC)')
 }
 
-/** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
-/** An index a store of an earlier version lacks, built once on opening it (outcomeStatusIndex). */
+/** An index a store of an earlier version lacks, built once (outcomeStatusIndex). */
 export type IndexBuild = { index: string; rows: number; ms?: number }
 
 /**
@@ -171,6 +170,7 @@ function outcomeStatusIndex(db: SqliteFile['db'], onBuild?: (build: IndexBuild) 
   if (rows > 0) onBuild?.({ index, rows, ms: Math.round(performance.now() - started) })
 }
 
+/** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
 function addFalcoRulesColumn(db: SqliteFile['db']): void {
   const columns = db.prepare<[], { name: string }>('PRAGMA table_info(incidents)').all()
   if (columns.some((c) => c.name === 'falco_rules')) return
