@@ -477,7 +477,7 @@ function certOpens(route: Pick<Route, 'auth' | 'source'>): boolean {
 }
 
 /** The answer of the error table: the code's status, and `{ error: { code, message, details? } }`. */
-function errorAnswer(err: NerveError): RouteResponse {
+export function errorAnswer(err: NerveError): RouteResponse {
   const body: Record<string, unknown> = { code: err.code, message: err.message }
   if (err.details !== undefined) body.details = err.details
   return { status: httpStatusByCode[err.code], body: { error: body } }

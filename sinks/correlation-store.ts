@@ -58,6 +58,8 @@ export type CorrelationStore = StoreReads & {
    * go, so the counts of one still open never lose the correlations they were made from.
    */
   deleteBefore(cutoff: number): { incidents: number; correlations: number; revoke_outcomes: number }
+  /** Builds the indexes a store of an earlier version lacks, when opened with `deferIndexes`. */
+  buildIndexes(): void
   routes: Route[]
   /** Resolves once every write so far is on disk: await it before the bus commits the batch. */
   sync(): Promise<void>
@@ -90,7 +92,6 @@ CREATE TABLE IF NOT EXISTS revoke_outcomes (
   status TEXT NOT NULL, time INTEGER NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_time ON revoke_outcomes (time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_incident ON revoke_outcomes (incident_id, time DESC);
-CREATE INDEX IF NOT EXISTS revoke_outcomes_incident_status ON revoke_outcomes (incident_id, status, time DESC, id DESC);
 CREATE TABLE IF NOT EXISTS incident_aliases (id TEXT PRIMARY KEY, into_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS incident_aliases_into ON incident_aliases (into_id);
 `
@@ -149,6 +150,26 @@ function agentIncidentsIndex(db: SqliteFile['db']): void {
   db.exec('CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id, last_seen DESC, id DESC)')
 }
 
+/** An index a store of an earlier version lacks, built once (outcomeStatusIndex). */
+export type IndexBuild = { index: string; rows: number; ms?: number }
+
+/**
+ * The index of an incident's outcomes per status (the detail, the status filter): a store of an earlier
+ * version has none, and building it reads every outcome (about 6 s per million), the store's writes
+ * waiting meanwhile. `onBuild` hears of it before and after (`ms`), so the wait is told, once. Until it
+ * exists the same reads use revoke_outcomes_incident: the same answers, slower for a flooded incident.
+ */
+function outcomeStatusIndex(db: SqliteFile['db'], onBuild?: (build: IndexBuild) => void): void {
+  const index = 'revoke_outcomes_incident_status'
+  const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(index)
+  if (exists) return
+  const rows = (db.prepare('SELECT count(*) AS n FROM revoke_outcomes').get() as { n: number }).n
+  const started = performance.now()
+  if (rows > 0) onBuild?.({ index, rows })
+  db.exec(`CREATE INDEX ${index} ON revoke_outcomes (incident_id, status, time DESC, id DESC)`)
+  if (rows > 0) onBuild?.({ index, rows, ms: Math.round(performance.now() - started) })
+}
+
 /** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
 function addFalcoRulesColumn(db: SqliteFile['db']): void {
   const columns = db.prepare<[], { name: string }>('PRAGMA table_info(incidents)').all()
@@ -161,7 +182,17 @@ function addFalcoRulesColumn(db: SqliteFile['db']): void {
 
 export function createCorrelationStore(
   config: { data_dir: string },
-  deps: { metrics: Metrics; onIncidentOpened?: (first: Correlation) => void },
+  deps: {
+    metrics: Metrics
+    onIncidentOpened?: (first: Correlation) => void
+    /** An index an earlier version's store lacks, before and after its build (outcomeStatusIndex). */
+    onIndexBuild?: (build: IndexBuild) => void
+    /**
+     * Leave that build to buildIndexes(): the writer thread says it is ready first, so that HTTP does not
+     * wait for it to listen (Falco and Falcosidekick do not retry).
+     */
+    deferIndexes?: boolean
+  },
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
   const retentionDeleted = deps.metrics.counter(
@@ -173,6 +204,8 @@ export function createCorrelationStore(
   const sqlite = openSqliteFile(join(config.data_dir, 'store.sqlite'), { pageSize: storePageSize })
   const db = sqlite.db
   db.exec(schema)
+  const buildIndexes = () => outcomeStatusIndex(db, deps.onIndexBuild)
+  if (!deps.deferIndexes) buildIndexes()
   addFalcoRulesColumn(db)
   dropIncidentIndexes(db)
   agentIncidentsIndex(db)
@@ -475,6 +508,7 @@ export function createCorrelationStore(
     },
     ...reads,
     deleteBefore: (cutoff) => recordErrors('retention', () => deleteBefore(cutoff)),
+    buildIndexes,
     sync: sqlite.sync,
     close: sqlite.close,
   }

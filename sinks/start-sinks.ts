@@ -57,7 +57,12 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   // made the store): a read's SQLite work grows with the store, and this thread accepts ingest.
   const writer = await startStoreWriterThread(
     { data_dir: config.data_dir, commit_interval: config.sinks.store.commit_interval },
-    { metrics: deps.metrics, busFile: deps.busFile, onIncidentOpened: (c) => logIncidentOpened(deps.log, c) },
+    {
+      metrics: deps.metrics,
+      log: deps.log,
+      busFile: deps.busFile,
+      onIncidentOpened: (c) => logIncidentOpened(deps.log, c),
+    },
   )
   // The read API shows agents, ARNs and Falco output (command lines): open on loopback, token elsewhere.
   // Dead letters and late events too: the rejected store makes its file, the reader thread reads it.

@@ -156,6 +156,7 @@ export function answerStoreRead(store: StoreReads, url: StoreReadUrl, req: Store
           correlations: found.correlations.map(correlationView),
           revokes: found.revokes.map(revokeView),
           revoke_counts: found.revokeCounts,
+          revoke_counts_capped: found.revokeCountsCapped,
           revokes_next: revokesNext(found),
         },
       }

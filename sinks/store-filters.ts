@@ -40,7 +40,7 @@ export const revokeStatuses = [
  * reason): a delivery or decision to send before a suppression, then the newest. Each status's newest is
  * one seek of (incident_id, status, time, id), and the five are ranked: ordering all of the incident's
  * outcomes read and sorted every held-back one, whose number the watched agent decides, for each incident
- * row of a page and each row the status filter checks.
+ * row of a page. The status filter checks rows with incidentStatusIsSql instead.
  */
 export const tellingOutcomeSql = (incidentId: string, select: string) => {
   const newest = revokeStatuses.map(
@@ -52,8 +52,36 @@ export const tellingOutcomeSql = (incidentId: string, select: string) => {
     ORDER BY o.status = 'suppressed', o.time DESC, o.id DESC LIMIT 1)`
 }
 
-/** The revoke status an incident shows (tellingOutcomeSql). */
-export const incidentStatusSql = (incidentId: string) => tellingOutcomeSql(incidentId, 'o.status')
+/** Statuses of a revoke that goes ahead: few per incident (one decision per round), unlike suppressions. */
+const goingAhead = revokeStatuses.filter((s) => s !== 'suppressed')
+
+/** Whether the incident has an outcome of `status` newer than (time, id) when given. Each is one seek. */
+const hasOutcome = (incidentId: string, status: string, newerThan?: [string, string]) =>
+  `EXISTS (SELECT 1 FROM revoke_outcomes r WHERE r.incident_id = ${incidentId} AND r.status = '${status}'${
+    newerThan ? ` AND r.time >= ${newerThan[0]} AND (r.time > ${newerThan[0]} OR r.id > ${newerThan[1]})` : ''
+  })`
+
+/**
+ * Whether the revoke status an incident shows (tellingOutcomeSql) is `status` (`none`: no outcome yet;
+ * any other text: false), checked without ranking its outcomes: a few seeks of (incident_id, status, time,
+ * id), and one alone for the many rows whose incident has no outcome of that status. The status filter
+ * runs it on every row it walks.
+ */
+export function incidentStatusIsSql(incidentId: string, status: string): string {
+  if (status === 'none')
+    return `NOT EXISTS (SELECT 1 FROM revoke_outcomes r WHERE r.incident_id = ${incidentId})`
+  if (status === 'suppressed')
+    return [
+      hasOutcome(incidentId, 'suppressed'),
+      ...goingAhead.map((s) => `NOT ${hasOutcome(incidentId, s)}`),
+    ].join(' AND ')
+  if (!(goingAhead as readonly string[]).includes(status)) return '0'
+  // Its newest outcome of that status, and no newer one of the others that go ahead.
+  const others = goingAhead.filter((s) => s !== status)
+  return `${hasOutcome(incidentId, status)} AND EXISTS (SELECT 1 FROM (SELECT r.time, r.id FROM revoke_outcomes r
+    WHERE r.incident_id = ${incidentId} AND r.status = '${status}' ORDER BY r.time DESC, r.id DESC LIMIT 1) s
+    WHERE ${others.map((o) => `NOT ${hasOutcome(incidentId, o, ['s.time', 's.id'])}`).join(' AND ')})`
+}
 
 /** Each list's alias and sort column: pages are ordered by (time, id), newest first. */
 export const listShape: Record<StoreList, { alias: string; time: string }> = {
@@ -107,7 +135,7 @@ export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBoun
         rule,
       )
     if (q.min_score !== undefined) check(`json_extract(${a}.record, '$.score') >= ?`, q.min_score)
-    if (status !== undefined) check(`coalesce(${incidentStatusSql(`${a}.incident_id`)}, 'none') = ?`, status)
+    if (status !== undefined) check(incidentStatusIsSql(`${a}.incident_id`, status))
   }
   if (list === 'incidents') {
     if (rule !== undefined)
@@ -118,7 +146,7 @@ export function storeScan(list: StoreList, q: ListQuery, incident?: IncidentBoun
         rule,
       )
     if (q.min_score !== undefined) check(`${a}.max_score >= ?`, q.min_score)
-    if (status !== undefined) check(`coalesce(${incidentStatusSql(`${a}.id`)}, 'none') = ?`, status)
+    if (status !== undefined) check(incidentStatusIsSql(`${a}.id`, status))
   }
   if (list === 'revoke_outcomes' && status !== undefined && q.text.incident === undefined)
     check(`${a}.status = ?`, status)

@@ -6,8 +6,8 @@
 // the main thread only hands the query over and sends the JSON bytes it gets back: its share of a read no
 // longer grows with the store.
 // The thread runs one read at a time; the others wait here, at most maxWaitingReads in all, past that a read
-// is answered 429 (SATURATED, Retry-After) at once, and so is one past maxReadsPerConnection of its
-// connection's. A waiting read whose client closed its connection is
+// is answered 429 (SATURATED, Retry-After: refusedReadRetryAfterSeconds) at once, and so is one past
+// maxReadsPerConnection of its connection's. A waiting read whose client closed its connection is
 // dropped, never run (a client that sent 32 slow reads and left held the reader for minutes), and so is one
 // that has waited readTimeLimitMs, answered 503 (SINK_UNAVAILABLE): the 31 reads before it could hold it
 // for up to 31 × 30 s. One running
@@ -20,8 +20,8 @@
 // started before it has exited (the reads wait meanwhile). Closing answers the waiting reads 503. A thread
 // that died fails the read it ran (500).
 import { Worker } from 'node:worker_threads'
-import { type ErrorCode, errorCodes, NerveError } from '../runtime/errors.ts'
-import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
+import { type ErrorCode, errorCodes, isNerveError, NerveError } from '../runtime/errors.ts'
+import { errorAnswer, type Route, type RouteRequest, type RouteResponse } from '../runtime/http-server.ts'
 import { type RejectedReadUrl, rejectedReadUrls } from './rejected-reads.ts'
 import { readRoute, type StoreRead, type StoreReadUrl, storeReadUrls } from './store-api.ts'
 
@@ -33,6 +33,18 @@ export const maxWaitingReads = 32
  * connection took every place, and the console's next read got 429. The console asks three at most.
  */
 export const maxReadsPerConnection = 8
+
+/**
+ * The Retry-After of a read refused for want of a place (429): places free only as the reads before it
+ * finish, each of which may take the time limit, so as long as the 503's, not the 1 s of a busy ingest.
+ */
+export const refusedReadRetryAfterSeconds = 5
+
+/** A read refused for want of a place, with its own Retry-After; any other failure as it was thrown. */
+const refusedRead = (err: unknown): RouteResponse => {
+  if (!isNerveError(err) || err.code !== 'SATURATED') throw err
+  return { ...errorAnswer(err), headers: { 'retry-after': String(refusedReadRetryAfterSeconds) } }
+}
 
 /**
  * Longest a read may run: a filter no index serves reads every correlation (1,000,000: 10–24 s). Past it the
@@ -255,7 +267,9 @@ export async function startStoreReaderThread(
 
   await start()
   return {
-    routes: [...storeReadUrls, ...rejectedReadUrls].map((url) => readRoute(url, (req) => read(url, req))),
+    routes: [...storeReadUrls, ...rejectedReadUrls].map((url) =>
+      readRoute(url, (req) => read(url, req).catch(refusedRead)),
+    ),
     async close() {
       closing = true
       for (const q of queue.splice(0)) {

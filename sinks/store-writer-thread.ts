@@ -10,9 +10,10 @@
 import { Worker } from 'node:worker_threads'
 import type { RecordRange } from '../bus/bus-port.ts'
 import { errorCodes, NerveError } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
-import type { CorrelationItem } from './correlation-store.ts'
+import type { CorrelationItem, IndexBuild } from './correlation-store.ts'
 
 type Written = { stored: number; duplicates: number }
 /** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
@@ -47,6 +48,8 @@ export async function startStoreWriterThread(
   },
   deps: {
     metrics: Metrics
+    /** Told of an index built once on opening a store of an earlier version (logIndexBuild). */
+    log?: Logger
     onIncidentOpened?: (first: Correlation) => void
     /** The embedded bus's file, for writeCorrelationRange(). */
     busFile?: string
@@ -72,8 +75,10 @@ export async function startStoreWriterThread(
           commitIntervalMs: config.commit_interval ?? 0,
         },
       })
+      // Its first message says it is ready; after that, replies, and an index it builds (told, not replied).
       w.once('message', () => {
-        w.on('message', (reply: Reply) => {
+        w.on('message', (reply: Reply | { indexBuild: IndexBuild }) => {
+          if ('indexBuild' in reply) return deps.log && logIndexBuild(deps.log, reply.indexBuild)
           const waiter = waiting.get(reply.id)
           waiting.delete(reply.id)
           if (reply.ok) waiter?.resolve(reply.result)
@@ -165,4 +170,19 @@ function failure(reply: Reply): NerveError {
   return new NerveError(code, `The store could not write: ${reply.message ?? 'unknown error'}`, {
     retriable: true,
   })
+}
+
+/**
+ * Before and after a build of an index a store of an earlier version lacks (about 6 s per million revoke
+ * outcomes): HTTP listens meanwhile, the store's writes wait and an incident's revokes read slower. Once:
+ * the next start finds the index.
+ */
+export function logIndexBuild(log: Logger, { index, rows, ms }: IndexBuild): void {
+  if (ms === undefined)
+    log.info(
+      { index, revoke_outcomes: rows },
+      "Building an index this version needs, once: the store's writes wait for it (about 6 s per million revoke outcomes).",
+    )
+  else
+    log.info({ index, revoke_outcomes: rows, duration_ms: ms }, "Built the index; the store's writes go on.")
 }

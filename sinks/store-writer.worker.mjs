@@ -25,7 +25,16 @@ const { errorCodeOf, NerveError } = await import('../runtime/errors.ts')
 const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
 
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
-const store = createCorrelationStore({ data_dir: workerData.dataDir }, { metrics: createMetrics() })
+// An index a store of an earlier version lacks is built once the thread has said it is ready (below), and
+// told to the main thread before and after; the writes asked meanwhile wait for it.
+const store = createCorrelationStore(
+  { data_dir: workerData.dataDir },
+  {
+    metrics: createMetrics(),
+    onIndexBuild: (build) => parentPort.postMessage({ indexBuild: build }),
+    deferIndexes: true,
+  },
+)
 
 /** Opened at the first range (the bus file exists by then: the bus delivered from it). */
 let reader
@@ -146,3 +155,4 @@ parentPort.on('message', async (m) => {
   await answer(m)
 })
 parentPort.postMessage({ ready: true })
+store.buildIndexes()

@@ -139,6 +139,8 @@ function incidentTable(items) {
 async function showIncidents(params, keepPages) {
   const query = new URLSearchParams(params)
   query.set('limit', '50')
+  // A refresh keeps the older pages loaded (and asks nothing: its answer would be thrown away).
+  if (keepPages && more) return
   const page = await api(`/v1/incidents?${query}`)
   if (keepPages && more) return
   more = null
@@ -149,17 +151,33 @@ async function showIncidents(params, keepPages) {
   view.replaceChildren(...nodes)
 }
 
-function loadMore(query, cursor, table) {
-  const button = el('button', { type: 'button' }, 'Older incidents')
+/**
+ * A button that appends the page after `cursor` (`next` fetches and appends it, and says the cursor after
+ * it, if any), disabled while that page is being fetched: a double click asked twice with the same cursor
+ * and appended the same rows twice.
+ */
+function olderButton(label, attrs, cursor, next) {
+  const button = el('button', { type: 'button', ...attrs }, label)
   button.addEventListener('click', async () => {
+    button.disabled = true
     more = cursor
-    query.set('cursor', cursor)
-    const page = await api(`/v1/incidents?${query}`)
-    table.tBodies[0].append(...incidentRows(page.items))
-    if (page.next) cursor = page.next
-    else button.remove()
+    try {
+      cursor = await next(cursor)
+    } finally {
+      button.disabled = false
+    }
+    if (!cursor) button.remove()
   })
   return button
+}
+
+function loadMore(query, cursor, table) {
+  return olderButton('Older incidents', {}, cursor, async (after) => {
+    query.set('cursor', after)
+    const page = await api(`/v1/incidents?${query}`)
+    table.tBodies[0].append(...incidentRows(page.items))
+    return page.next
+  })
 }
 
 /** The incident's distinct edge and core events, oldest first. */
@@ -209,32 +227,32 @@ const outcomeRow = (o) =>
     el('td', {}, o.http_status ?? ''),
   )
 
-/** "sent 1, suppressed 3,000": how many outcomes of each status the incident has, shown or not. */
-const countsText = (counts) =>
+/**
+ * "sent 1, suppressed 3,000": how many outcomes of each status the incident has, shown or not; past the
+ * count's cap, "suppressed 10,000+".
+ */
+const countsText = (counts, capped = []) =>
   Object.entries(counts)
     .filter(([, n]) => n > 0)
-    .map(([status, n]) => `${status} ${n.toLocaleString('en')}`)
+    .map(([status, n]) => `${status} ${n.toLocaleString('en')}${capped.includes(status) ? '+' : ''}`)
     .join(', ')
 
 /** The next page of one status's outcomes, after those shown: the detail gives its newest few only. */
 function olderOutcomes(id, status, cursor, table) {
-  const button = el('button', { type: 'button', 'data-status': status }, `Older ${status} outcomes`)
-  button.addEventListener('click', async () => {
-    more = cursor
-    const query = new URLSearchParams({ incident: id, status, cursor, limit: '50' })
+  return olderButton(`Older ${status} outcomes`, { 'data-status': status }, cursor, async (after) => {
+    const query = new URLSearchParams({ incident: id, status, cursor: after, limit: '50' })
     const page = await api(`/v1/revokes?${query}`)
     table.tBodies[0].append(...page.items.map(outcomeRow))
-    if (page.next) cursor = page.next
-    else button.remove()
+    return page.next
   })
-  return button
 }
 
 async function showIncident(id, keepPages) {
   // The newest 100: the watched agent decides how many its incident has and how long each one's text is.
   // Its revoke outcomes come as the newest few of each status with their counts, so a flood of held-back
-  // ones never hides the revoke that went ahead.
-  const { incident, correlations, revokes, revoke_counts, revokes_next } = await api(
+  // ones never hides the revoke that went ahead. A refresh keeps older pages loaded, and asks nothing.
+  if (keepPages && more) return
+  const { incident, correlations, revokes, revoke_counts, revoke_counts_capped, revokes_next } = await api(
     `/v1/incidents/${encodeURIComponent(id)}?correlations=${incidentCorrelations}`,
   )
   if (keepPages && more) return
@@ -311,7 +329,13 @@ async function showIncident(id, keepPages) {
         : `Correlations (${correlations.length})`,
     ),
     pairs,
-    el('h2', {}, revokes.length ? `Revoke decisions (${countsText(revoke_counts)})` : 'Revoke decisions'),
+    el(
+      'h2',
+      {},
+      revokes.length
+        ? `Revoke decisions (${countsText(revoke_counts, revoke_counts_capped)})`
+        : 'Revoke decisions',
+    ),
     revokes.length ? outcomes : el('p', { class: 'muted' }, 'No revoke decision for this incident.'),
     ...older,
   )

@@ -47,9 +47,7 @@ describe('the console, an incident flooded with held-back revokes', { timeout: 9
     )
     closing.push(() => store.close())
     store.writeCorrelations([makeCorrelation(0, { incident: { id: incidentId } })])
-    const held = Array.from({ length: 120 }, (_, n) =>
-      outcome(n + 1, 'suppressed', 'incident_already_revoked'),
-    )
+    const held = Array.from({ length: 120 }, (_, n) => outcome(n + 1, 'suppressed', 'rate_limited_agent'))
     store.writeOutcomes([outcome(0, 'sent', 'delivered'), ...held])
     const server = createHttpServer(
       { ...loadConfig().http, port: 0 },

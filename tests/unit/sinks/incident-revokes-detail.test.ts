@@ -1,5 +1,6 @@
 // The watched agent decides how many revoke outcomes its own incident has: each correlation of it that the
-// policy holds back records one (`suppressed`, incident_already_revoked). An incident's detail read every
+// rate limits hold back records one (`suppressed`, rate_limited_agent or rate_limited_global; the other
+// suppressions are counted, not recorded: revoke-decisions.ts). An incident's detail read every
 // one of them in one statement, into one answer. It now carries, per status, the count and the newest few,
 // so the revoke that went ahead (sent, failed, pending, dry_run) stays in view however many were held back
 // after it; the rest of a status pages with GET /v1/revokes?incident=…&status=…&cursor=….
@@ -8,7 +9,11 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
 import type { RevokeOutcome } from '../../../schemas/types.ts'
-import { createStoreReads, maxIncidentRevokesPerStatus } from '../../../sinks/store-reads.ts'
+import {
+  createStoreReads,
+  maxIncidentRevokeCount,
+  maxIncidentRevokesPerStatus,
+} from '../../../sinks/store-reads.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 import { closeStores, openStore } from './store-harness.ts'
 
@@ -46,7 +51,7 @@ const revoke: RevokeOutcome[] = [
   },
 ]
 
-/** Every later correlation of the incident, held back: the incident revokes once. */
+/** Every later correlation of the incident, held back by the rate limits: one row each. */
 const heldBack = (count: number): RevokeOutcome[] =>
   Array.from({ length: count }, (_, n) => ({
     id: `rvk_held_${String(n).padStart(6, '0')}:0`,
@@ -56,7 +61,7 @@ const heldBack = (count: number): RevokeOutcome[] =>
     incident_id: incidentId,
     agent_id: 'data-cleaner',
     status: 'suppressed',
-    reason: 'incident_already_revoked',
+    reason: n % 2 ? 'rate_limited_global' : 'rate_limited_agent',
     attempts: 0,
   }))
 
@@ -128,6 +133,22 @@ describe("an incident's revoke outcomes, in its detail", () => {
     stopAt = 5
     expect(() => reads.incident(incidentId)).toThrow(expect.objectContaining({ code: 'SINK_UNAVAILABLE' }))
     expect(steps).toBe(5)
+    db.close()
+  })
+
+  it(`count at most ${maxIncidentRevokeCount} of a status, and say there are more`, async () => {
+    // Each console refresh counted every held-back outcome, as many as the watched agent made.
+    const { get, dataDir } = floodedStore(maxIncidentRevokeCount + 5000)
+    const res = await get(`/v1/incidents/${incidentId}`)
+    expect(res.body.revoke_counts).toEqual({ pending: 1, sent: 1, failed: 0, dry_run: 0, suppressed: 10_000 })
+    expect(res.body.revoke_counts_capped).toEqual(['suppressed'])
+    expect(Object.keys(res.body.revokes_next)).toEqual(['suppressed'])
+    // The count reads one past the cap, not all 15,000: steps of 1,000 rows, after a step or so per status.
+    const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    let steps = 0
+    const reads = createStoreReads(db, { stepRows: 1000, checkStop: () => steps++ })
+    reads.incident(incidentId)
+    expect(steps).toBeLessThanOrEqual(6 + Math.ceil((maxIncidentRevokeCount + 1) / 1000))
     db.close()
   })
 })

@@ -124,10 +124,18 @@ describe('the store reader thread', () => {
     const answers = await Promise.allSettled(
       Array.from({ length: maxWaitingReads + 2 }, () => route?.handle(request)),
     )
-    const refused = answers.filter((a) => a.status === 'rejected')
+    const refused = answers.flatMap((a) =>
+      a.status === 'fulfilled' && a.value?.status === 429 ? [a.value] : [],
+    )
     expect(refused).toHaveLength(2)
-    expect(refused.map((a) => (a as PromiseRejectedResult).reason.code)).toEqual(['SATURATED', 'SATURATED'])
-    expect(answers.slice(0, maxWaitingReads).every((a) => a.status === 'fulfilled')).toBe(true)
+    for (const res of refused) {
+      expect(res.body).toMatchObject({ error: { code: 'SATURATED' } })
+      // Places free only as reads finish (up to the time limit): the 503's 5 s, not 1 s.
+      expect(res.headers?.['retry-after']).toBe('5')
+    }
+    expect(
+      answers.slice(0, maxWaitingReads).every((a) => a.status === 'fulfilled' && a.value?.status === 200),
+    ).toBe(true)
     // Once they are answered, reads are taken again.
     expect(await route?.handle(request)).toMatchObject({ status: 200 })
   })
@@ -145,7 +153,9 @@ describe('the store reader thread', () => {
       route?.handle(on({})),
     ])
     const codes = answers.map((a) => (a.status === 'rejected' ? a.reason.code : a.value?.status))
-    expect(codes).toEqual([...Array(maxReadsPerConnection).fill(200), 'SATURATED', 'SATURATED', 200])
+    expect(codes).toEqual([...Array(maxReadsPerConnection).fill(200), 429, 429, 200])
+    const refused = answers[maxReadsPerConnection]
+    expect(refused?.status === 'fulfilled' && refused.value?.headers?.['retry-after']).toBe('5')
     // Its places are its own again once answered.
     expect(await route?.handle(on(greedy))).toMatchObject({ status: 200 })
   })
@@ -410,13 +420,9 @@ describe('the store reader thread, when a read is not wanted or runs too long', 
     const answers = await Promise.allSettled(
       Array.from({ length: maxWaitingReads + 2 }, () => route.handle(slowRead())),
     )
-    const refused = answers.filter((a) => a.status === 'rejected')
-    expect(refused.map((a) => (a as PromiseRejectedResult).reason.code)).toEqual([
-      'SATURATED',
-      'SATURATED',
-      'SATURATED',
-    ])
-    expect(answers.slice(0, maxWaitingReads - 1).every((a) => a.status === 'fulfilled')).toBe(true)
+    const status = answers.map((a) => (a.status === 'fulfilled' ? a.value.status : a.reason.code))
+    expect(status.slice(maxWaitingReads - 1)).toEqual([429, 429, 429])
+    expect(status.slice(0, maxWaitingReads - 1).every((s) => s === 200)).toBe(true)
   })
 
   it('answers the waiting reads 503 on close rather than run them, and the running one in full', async () => {

@@ -1,4 +1,6 @@
 import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
 import { correlationsTopic } from '../../../bus/topics.ts'
@@ -224,5 +226,52 @@ describe('store writer thread', () => {
       }),
     ).toBe(1)
     expect(store.correlations(all).map((c) => c.id)).toEqual([makeCorrelation(1).id])
+  })
+})
+
+describe('opening a store of an earlier version', () => {
+  it('builds the revoke outcomes index it lacks once the writer is ready, and tells before and after', async () => {
+    const dataDir = tempDir('nerve-store-upgrade')
+    const rt = createTestRuntime()
+    const earlier = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
+    earlier.writeOutcomes(
+      Array.from({ length: 50 }, (_, n) => ({
+        id: `rvk_held_${n}:0`,
+        decision_id: `rvk_held_${n}`,
+        time: Date.UTC(2026, 10, 25, 16, 2) + n,
+        correlation_id: makeCorrelation(n).id,
+        incident_id: 'inc-data-cleaner',
+        agent_id: 'data-cleaner',
+        status: 'suppressed' as const,
+        reason: 'rate_limited_agent',
+        attempts: 0,
+      })),
+    )
+    await earlier.close()
+    // The earlier version's store had no per-status index of outcomes.
+    const db = new Database(join(dataDir, 'store.sqlite'))
+    db.exec('DROP INDEX revoke_outcomes_incident_status')
+    db.close()
+    const built = () => rt.logs.filter((l) => l.index === 'revoke_outcomes_incident_status')
+    let written = 0
+    const start = async () => {
+      const writer = await startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics, log: rt.log })
+      // Ready before the build has ended: start-up (and HTTP's listen) does not wait for it.
+      expect(built().filter((l) => l.duration_ms !== undefined)).toEqual([])
+      // A write waits for it, and is then stored.
+      expect(await writer.writeCorrelations([makeCorrelation(++written)])).toMatchObject({ stored: 1 })
+      await writer.close()
+      return rt.logs.splice(0).filter((l) => l.index === 'revoke_outcomes_incident_status')
+    }
+    const told = await start()
+    expect(told.map((l) => [l.level, l.msg])).toEqual([
+      ['info', expect.stringMatching(/^Building an index this version needs, once/)],
+      ['info', "Built the index; the store's writes go on."],
+    ])
+    expect(told[0]).toMatchObject({ revoke_outcomes: 50 })
+    expect(told[1]).toMatchObject({ revoke_outcomes: 50, duration_ms: expect.any(Number) })
+    // Once: the next start finds it.
+    expect(await start()).toEqual([])
+    rmSync(dataDir, { recursive: true, force: true })
   })
 })
