@@ -28,12 +28,13 @@ export type RevokeDecisionsConfig = {
   targetLabels: readonly string[]
 }
 
-export type RevokeDecisionsDeps = {
+/** What deciding and delivering (revoke-delivery.ts) share: the outbox, telemetry and the clock. */
+export type RevokeOutboxDeps = {
   outbox: RevokeOutbox
   log: Logger
   metrics: Metrics
   telemetry: ComponentTelemetry
-  /** nerve_revoke_outcomes_total, shared with the deliveries. */
+  /** nerve_revoke_outcomes_total: decisions and deliveries alike. */
   outcomes: ReturnType<Metrics['counter']>
   now: () => number
 }
@@ -66,10 +67,7 @@ const rateLimited = new Set<string>([
  */
 const explainedOnce = new Set<string>(['protected_agent', 'no_targets'])
 
-export function createRevokeDecisions(
-  config: RevokeDecisionsConfig,
-  deps: RevokeDecisionsDeps,
-): DecideRevokes {
+export function createRevokeDecisions(config: RevokeDecisionsConfig, deps: RevokeOutboxDeps): DecideRevokes {
   const { outbox, log, telemetry, outcomes, now } = deps
   const forgotten = deps.metrics.counter(
     'nerve_revoke_outbox_retention_deleted_rows_total',

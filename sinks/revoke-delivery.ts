@@ -7,11 +7,10 @@ import type { Bus } from '../bus/bus.ts'
 import { revokeOutcomesTopic } from '../bus/topics.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-server.ts'
-import type { Logger } from '../runtime/logger.ts'
-import type { ComponentTelemetry, Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
 import { logRevokeOutcome } from './operator-log-lines.ts'
-import type { NewOutcome, OutboxDelivery, RevokeOutbox } from './revoke-outbox.ts'
+import type { RevokeOutboxDeps } from './revoke-decisions.ts'
+import type { NewOutcome, OutboxDelivery } from './revoke-outbox.ts'
 import { revokeContentType } from './revoke-payload.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
@@ -20,15 +19,8 @@ import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
 /** Consecutive failed attempts after which a target counts as unhealthy in /readyz and /metrics. */
 const unhealthyAfterFailures = 3
 
-export type RevokeDeliveryDeps = {
+export type RevokeDeliveryDeps = RevokeOutboxDeps & {
   bus: Bus
-  outbox: RevokeOutbox
-  log: Logger
-  metrics: Metrics
-  telemetry: ComponentTelemetry
-  /** nerve_revoke_outcomes_total, shared with the decisions. */
-  outcomes: ReturnType<Metrics['counter']>
-  now: () => number
   sleep: (ms: number, signal: AbortSignal) => Promise<void>
   random: () => number
 }
