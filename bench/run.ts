@@ -18,12 +18,14 @@ const files = readdirSync(dir)
 // at the end: left behind, repeated runs filled the disk.
 const root = mkdtempSync(join(tmpdir(), 'nerve-bench-'))
 process.env.TMPDIR = root
-try {
-  for (const file of files) {
-    const mod = (await import(join(dir, file))) as { default: () => Promise<void> }
-    process.stdout.write(`\n== ${file.replace('.bench.ts', '')} ==\n`)
-    await mod.default()
-  }
-} finally {
-  rmSync(root, { recursive: true, force: true })
+process.once('exit', () => rmSync(root, { recursive: true, force: true }))
+// Stopped by a signal (Ctrl-C, a kill), the run still exits through 'exit': each bench kills the processes
+// it started there, and the temp dir goes. A signal alone skipped both: a `nerve run` stopped that way
+// stayed up for hours beside later measurements, with its 350 MB data dir.
+process.once('SIGINT', () => process.exit(130))
+process.once('SIGTERM', () => process.exit(143))
+for (const file of files) {
+  const mod = (await import(join(dir, file))) as { default: () => Promise<void> }
+  process.stdout.write(`\n== ${file.replace('.bench.ts', '')} ==\n`)
+  await mod.default()
 }
