@@ -51,16 +51,22 @@ export function readThreadCpu(pid: number): ThreadCpu {
   return byName
 }
 
-/** µs of CPU per item between two readings, per thread name (threads that ended meanwhile are lost). */
-export function cpuPerItem(before: ThreadCpu, after: ThreadCpu, items: number): string {
+/** What each thread name added between two readings (those that added nothing left out), largest first. */
+function perThreadDelta(before: Map<string, number>, after: Map<string, number>) {
   const rows: [string, number][] = []
   let total = 0
-  for (const [name, ms] of after) {
-    const spent = ms - (before.get(name) ?? 0)
-    total += spent
-    if (spent > 0) rows.push([name, spent])
+  for (const [name, value] of after) {
+    const added = value - (before.get(name) ?? 0)
+    total += added
+    if (added > 0) rows.push([name, added])
   }
   rows.sort((a, b) => b[1] - a[1])
+  return { total, rows }
+}
+
+/** µs of CPU per item between two readings, per thread name (threads that ended meanwhile are lost). */
+export function cpuPerItem(before: ThreadCpu, after: ThreadCpu, items: number): string {
+  const { total, rows } = perThreadDelta(before, after)
   const us = (ms: number) => ((ms * 1000) / items).toFixed(0)
   return `${us(total)} µs CPU per event (${rows.map(([name, ms]) => `${name} ${us(ms)}`).join(', ')})`
 }
@@ -83,14 +89,7 @@ export function readWrittenBytes(pid: number): WrittenBytes {
 
 /** KB written per item between two readings, by thread name, the largest first (threads that ended meanwhile are lost). */
 export function writtenPerItem(before: WrittenBytes, after: WrittenBytes, items: number): string {
+  const { total, rows } = perThreadDelta(before, after)
   const kb = (bytes: number) => (bytes / 1024 / items).toFixed(1)
-  const rows: [string, number][] = []
-  let total = 0
-  for (const [name, bytes] of after) {
-    const wrote = bytes - (before.get(name) ?? 0)
-    total += wrote
-    if (wrote > 0) rows.push([name, wrote])
-  }
-  rows.sort((a, b) => b[1] - a[1])
   return `${kb(total)} KB written per event (${rows.map(([name, bytes]) => `${name} ${kb(bytes)}`).join(', ')})`
 }
