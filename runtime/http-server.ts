@@ -1,5 +1,5 @@
 // The one HTTP server: a route table filled by the stages, auth for write routes, body limits,
-// /healthz /readyz /metrics, and the only table that maps error codes to HTTP status.
+// /healthz /readyz /metrics. The routes' contract and the error table: http-routes.ts.
 import type { Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
@@ -7,7 +7,7 @@ import injectRequest, { type InjectOptions, type Response as InjectResponse } fr
 import type { HttpConfig } from '../schemas/types.ts'
 import { createConnectionClose } from './connection-close.ts'
 import { createDirectPosts } from './direct-posts.ts'
-import { type ErrorCode, isNerveError, NerveError } from './errors.ts'
+import { isNerveError, NerveError } from './errors.ts'
 import { createHttpAuth, isLoopbackHostHeader } from './http-auth.ts'
 import {
   closeServer,
@@ -17,86 +17,29 @@ import {
   listenOn,
   type RequestListener,
 } from './http-listeners.ts'
+import { createRequestCounter } from './http-request-counter.ts'
+import {
+  errorAnswer,
+  httpStatusByCode,
+  type IngestSource,
+  type Route,
+  type RouteRequest,
+  type RouteResponse,
+  retryAfterSeconds,
+} from './http-routes.ts'
 import type { Logger } from './logger.ts'
-import type { BoundCounter, Metrics } from './metrics.ts'
+import type { Metrics } from './metrics.ts'
+import { routeHandler } from './route-handler.ts'
 
-/** HTTP status per error code: the single table (fastify style). */
-export const httpStatusByCode: Record<ErrorCode, number> = {
-  INPUT_INVALID: 400,
-  UNAUTHORIZED: 401,
-  FORBIDDEN: 403,
-  NOT_FOUND: 404,
-  PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  SATURATED: 429,
-  BUS_UNAVAILABLE: 503,
-  BUS_CLOSED: 503,
-  STORAGE_FULL: 507,
-  SINK_UNAVAILABLE: 503,
-  SINK_REJECTED: 502,
-  STATE_OVERFLOW: 503,
-  CONFIG_INVALID: 500,
-  INTERNAL: 500,
-}
-
-const retryAfterSeconds: Partial<Record<ErrorCode, number>> = {
-  SATURATED: 1,
-  BUS_UNAVAILABLE: 5,
-  BUS_CLOSED: 5,
-  STORAGE_FULL: 30,
-  SINK_UNAVAILABLE: 5,
-}
-
-export type RouteRequest = {
-  /** Raw body bytes (write routes); decoding, decompression and parsing are the route's business. */
-  body: Buffer
-  headers: Record<string, string | string[] | undefined>
-  query: Record<string, string | undefined>
-  /** Path parameters of routes such as `/v1/incidents/:id`. */
-  params?: Record<string, string | undefined>
-  /** Wall-clock time the request arrived, epoch ms. */
-  receivedAt: number
-  /**
-   * Set by the server on an ingest route's request: whether the token the request showed (never a client
-   * certificate) also opens the routes of `source`. The Falco route asks it of a cloudtrail-plugin alert.
-   */
-  tokenOpens?: (req: RouteRequest, source: IngestSource) => boolean
-  /**
-   * Aborted (its reason a NerveError) once the answer is no longer wanted: the client closed its connection,
-   * or the server is closing. A route that queues work (the store's reads) drops it then.
-   */
-  signal?: AbortSignal
-  /** The connection it came on (its socket): what one connection holds can be bounded by it. */
-  connection?: object
-}
-
-export type RouteResponse = { status: number; body: unknown; headers?: Record<string, string> }
-
-/** Source kinds that may each have their own token, so a Falco node cannot post CloudTrail. */
-export type IngestSource = 'falco' | 'cloudtrail' | 'firehose'
-
-export type Route = {
-  method: 'GET' | 'POST'
-  url: string
-  /**
-   * `ingest`: needs the ingest token, or the token of the route's `source` (bearer, ?token=,
-   * X-Amz-Firehose-Access-Key), or (the Falco route only) a verified client cert.
-   * `read`: reads that show identifiers (ARNs, access key ids, command lines): open while the server listens
-   * on loopback only and the request's Host names loopback (not a DNS-rebinding page's name), the read
-   * token or the ingest token otherwise.
-   * Checked on the request line and headers, before any body byte is read.
-   */
-  auth: 'ingest' | 'read' | 'none'
-  /** The source kind of an ingest route: its own token (ingest.tokens.<source>) also opens it. */
-  source?: IngestSource
-  handle(req: RouteRequest): Promise<RouteResponse>
-  /** Answers errors its own way (Firehose expects its own body shape). */
-  formatError?(err: NerveError, req: RouteRequest): RouteResponse
-  /** Largest body this route takes, when not http.body_limit_bytes (Firehose sends up to 64 MiB). */
-  bodyLimit?: number
-  /** How a client of this route sends the token, said in the 401 (Firehose: its access key header). */
-  authHint?: string
-}
+// The route contract moved to http-routes.ts; the stages still import it from here.
+export {
+  errorAnswer,
+  httpStatusByCode,
+  type IngestSource,
+  type Route,
+  type RouteRequest,
+  type RouteResponse,
+} from './http-routes.ts'
 
 export type ReadinessCheck = () => { ok: boolean; detail?: string }
 
@@ -159,29 +102,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   /** The servers of the addresses after the first (fastify listens on the first): `localhost`'s ::1. */
   const more: Server[] = []
   const checks = new Map<string, ReadinessCheck>()
-  const requests = deps.metrics.counter('nerve_http_requests_total', 'HTTP requests by route and status.', [
-    'route',
-    'status',
-  ])
-  /**
-   * The series of each route and status, bound once (metrics.bind: prom-client hashes a label object per
-   * inc()), found by the route's own string and the status number: no key is built per request.
-   */
-  const bound = new Map<string, Map<number, BoundCounter>>()
-  const count = (route: string, status: number) => {
-    let byStatus = bound.get(route)
-    if (!byStatus) {
-      byStatus = new Map()
-      bound.set(route, byStatus)
-    }
-    let series = byStatus.get(status)
-    if (!series) {
-      // Bounded: routes are the table's (or 'unmatched'), statuses the few of httpStatusByCode.
-      series = deps.metrics.bind(requests, { route, status: String(status) })
-      byStatus.set(status, series)
-    }
-    series.inc()
-  }
+  const count = createRequestCounter(deps.metrics)
   const auth = createHttpAuth(config, deps)
   const tokenOpens = (req: RouteRequest, source: IngestSource): boolean =>
     auth.authorized(req.headers, req.query, noSocket, auth.tokensFor({ auth: 'ingest', source }) ?? [], false)
@@ -361,41 +282,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         onRequest: checkAuth(route),
         // fastify's own errors (a body over the limit) in the route's shape too: Firehose reads only its own.
         ...(route.formatError ? { errorHandler: routeErrorHandler(route, route.formatError) } : {}),
-        handler: async (req, reply) => {
-          const abandoned = new AbortController()
-          const left = () => {
-            inFlight.delete(abandoned)
-            if (!reply.raw.writableEnded)
-              abandoned.abort(new NerveError('SINK_UNAVAILABLE', 'The client closed its connection.'))
-          }
-          inFlight.add(abandoned)
-          // The socket's close, not the reply's: Node closes only the reply the socket is answering, and
-          // the requests a client pipelined behind it would run for a client that left. One listener per
-          // connection for all of them (connection-close.ts), off once answered. A client that
-          // left before the handler ran (its socket already destroyed) is gone as well.
-          const socket = req.raw.socket
-          if (socket?.destroyed) left()
-          const unwatch = socket && !socket.destroyed ? connectionClose.watch(socket, left) : undefined
-          const request: RouteRequest = {
-            body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
-            headers: req.headers,
-            query: req.query as Record<string, string | undefined>,
-            params: req.params as Record<string, string | undefined>,
-            receivedAt: Date.now(),
-            tokenOpens,
-            signal: abandoned.signal,
-            ...(socket ? { connection: socket } : {}),
-          }
-          try {
-            return answer(route, reply, await route.handle(request))
-          } catch (err) {
-            if (!isNerveError(err) || !route.formatError) throw err
-            return answer(route, reply, route.formatError(err, request), err.code)
-          } finally {
-            unwatch?.()
-            inFlight.delete(abandoned)
-          }
-        },
+        handler: routeHandler(route, { inFlight, connectionClose, tokenOpens, answer }),
       })
       // After fastify took it: a route fastify refuses (added once the server is ready) is served by neither.
       if (route.method === 'POST') direct.add(route)
@@ -474,11 +361,4 @@ const noQuery: Record<string, string | undefined> = Object.freeze({})
  */
 function certOpens(route: Pick<Route, 'auth' | 'source'>): boolean {
   return route.auth === 'ingest' && (route.source === undefined || route.source === 'falco')
-}
-
-/** The answer of the error table: the code's status, and `{ error: { code, message, details? } }`. */
-export function errorAnswer(err: NerveError): RouteResponse {
-  const body: Record<string, unknown> = { code: err.code, message: err.message }
-  if (err.details !== undefined) body.details = err.details
-  return { status: httpStatusByCode[err.code], body: { error: body } }
 }
