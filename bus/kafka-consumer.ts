@@ -6,6 +6,9 @@
 //   on meanwhile and while the handler runs (an Elasticsearch retry can take minutes), so the member keeps
 //   its partitions; if the partition moves away first, the new owner reads it again from the last commit
 //   (at-least-once).
+// - a bound the handler moves outside a batch (Subscription.advance: a checkpoint saved on a timer once
+//   the partition went quiet) is committed with consumer.commitOffsets, in turn with the batches' commits
+//   and under the same fences; without it the group's commit would wait for the partition's next batch.
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
 //   Subscription.owns is false while the member may be out of its group, evicted included
 //   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
@@ -80,6 +83,10 @@ export async function consume<R>(
   const allowed = new Map<number, number>()
   /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
   const holding = new Set<number>()
+  /** Per partition owned, one past the last record whose handle() resolved: how far advance() may go. */
+  const handledUpTo = new Map<number, number>()
+  /** Per partition, the end of its commits in progress (a batch's or an advance's): the next waits for it. */
+  const committing = new Map<number, Promise<void>>()
   // While this member is not surely in the group (a rebalance began, it was evicted, or it may have
   // been), none of its partitions is surely its own: another member may be given any of them.
   const membership = createGroupMembership(timing.sessionTimeout, now)
@@ -95,6 +102,7 @@ export async function consume<R>(
     const kept = renewed ? [] : assigned
     for (const p of allowed.keys()) if (!kept.includes(p)) allowed.delete(p)
     for (const p of holding) if (!kept.includes(p)) holding.delete(p)
+    for (const p of handledUpTo.keys()) if (!kept.includes(p)) handledUpTo.delete(p)
     telemetry.rebalanced(where, assigned.length)
     for (const p of ownership.owned()) if (!assigned.includes(p)) telemetry.forget(where, p)
     if (renewed) ownership.assign([])
@@ -125,6 +133,20 @@ export async function consume<R>(
       }
       throw err
     }
+  }
+
+  /**
+   * Runs a commit of `partition` once the one before it ended, so that each reads the `allowed` its
+   * predecessor left: commits of a partition, in or outside its batches, never cross and never go back.
+   */
+  const inTurn = (partition: number, commit: () => Promise<void>): Promise<void> => {
+    const turn = (committing.get(partition) ?? Promise.resolve()).then(commit)
+    const end = turn.catch(() => undefined)
+    committing.set(partition, end)
+    void end.then(() => {
+      if (committing.get(partition) === end) committing.delete(partition)
+    })
+    return turn
   }
 
   /** Waits `ms` in slices, heartbeating; false when the subscription stops or the partition moves. */
@@ -217,6 +239,7 @@ export async function consume<R>(
       if (!last) return
       payload.resolveOffset(last.offset)
       const next = Number(last.offset) + 1
+      handledUpTo.set(partition, next)
       if (records.length > 0) {
         if (result.handled && result.handled.commit < next) holding.add(partition)
         else holding.delete(partition)
@@ -227,15 +250,18 @@ export async function consume<R>(
         : holding.has(partition)
           ? undefined
           : next
-      const commit = bound === undefined ? undefined : Math.max(allowed.get(partition) ?? 0, bound)
-      // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
-      if (commit !== undefined && commit !== allowed.get(partition)) {
-        await toGroup(() =>
-          payload.commitOffsetsIfNecessary({
-            topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
-          }),
-        )
-        allowed.set(partition, commit)
+      if (bound !== undefined) {
+        await inTurn(partition, async () => {
+          const commit = Math.max(allowed.get(partition) ?? 0, bound)
+          if (commit === allowed.get(partition)) return
+          // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
+          await toGroup(() =>
+            payload.commitOffsetsIfNecessary({
+              topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
+            }),
+          )
+          allowed.set(partition, commit)
+        })
       }
       telemetry.component.received(records.length)
       telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
@@ -266,8 +292,46 @@ export async function consume<R>(
     throw busError(err, `subscribe to ${name}`)
   }
 
+  /**
+   * Commits a bound the handler moved outside a batch (Subscription.advance), fenced as the batches are:
+   * only while this member surely holds the partition under the assignment it held when asked (a
+   * partition that moved away, or away and back, is its new owner's to commit), checked again when the
+   * commit's turn comes.
+   */
+  const advance = async (partition: number, bound: number) => {
+    const tenure = ownership.tenure(partition)
+    const held = () =>
+      !stopping &&
+      tenure !== undefined &&
+      membership.current() &&
+      ownership.owns(partition) &&
+      ownership.tenure(partition) === tenure
+    if (!held()) return
+    try {
+      await inTurn(partition, async () => {
+        const from = allowed.get(partition)
+        const ceiling = handledUpTo.get(partition)
+        if (from === undefined || ceiling === undefined || !held()) return
+        const commit = Math.min(bound, ceiling)
+        if (commit <= from) return
+        await toGroup(() => consumer.commitOffsets([{ topic: name, partition, offset: String(commit) }]))
+        if (!held()) return
+        allowed.set(partition, commit)
+        if (commit === ceiling) holding.delete(partition)
+      })
+    } catch (err) {
+      const code = errorCodeOf(err)
+      telemetry.component.error(code, 'commit')
+      log.warn(
+        { error_code: code, ...where, partition, err },
+        'Committing a quiet partition failed; its next batch commits it.',
+      )
+    }
+  }
+
   let stopped: Promise<void> | undefined
   const subscription = {
+    advance,
     restoring: () => ownership.restoring(),
     owns: (partition: number) => membership.current() && ownership.owns(partition),
     stop: () => {
@@ -275,6 +339,7 @@ export async function consume<R>(
         stopping = true
         // The in-flight batch finishes and commits while this member still belongs to the group.
         await Promise.allSettled([...batches])
+        await Promise.all([...committing.values()])
         await consumer.stop()
         await consumer.disconnect()
         for (const p of ownership.owned()) telemetry.forget(where, p)
