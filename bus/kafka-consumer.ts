@@ -320,11 +320,13 @@ export async function consume<R>(
         if (commit === ceiling) holding.delete(partition)
       })
     } catch (err) {
+      // The group rebalances or dropped this member (toGroup logged it): the partition's owner commits it.
+      if (!held()) return
       const code = errorCodeOf(err)
       telemetry.component.error(code, 'commit')
       log.warn(
         { error_code: code, ...where, partition, err },
-        'Committing a quiet partition failed; its next batch commits it.',
+        'Committing a quiet partition failed; its next batch or save commits it.',
       )
     }
   }
