@@ -8,7 +8,8 @@
 //   (at-least-once).
 // - a bound the handler moves outside a batch (Subscription.advance: a checkpoint saved on a timer once
 //   the partition went quiet) is committed with consumer.commitOffsets, in turn with the batches' commits
-//   and under the same fences; without it the group's commit would wait for the partition's next batch.
+//   (kafka-partition-commits.ts) and under the same fences; without it the group's commit would wait for
+//   the partition's next batch.
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
 //   Subscription.owns is false while the member may be out of its group, evicted included
 //   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
@@ -20,6 +21,7 @@ import type { KafkaConfig } from '../schemas/types.ts'
 import type { Handled, SubscribeOptions, Subscription } from './bus.ts'
 import { consumerTiming, handlerRetryPolicy, retryPolicy } from './kafka-config.ts'
 import { createGroupMembership } from './kafka-group-membership.ts'
+import { createPartitionCommits } from './kafka-partition-commits.ts'
 import { backoffDelay, busError } from './kafka-retry.ts'
 import type { KafkaTelemetry } from './kafka-telemetry.ts'
 import { createPartitionOwnership } from './partition-ownership.ts'
@@ -79,14 +81,7 @@ export async function consume<R>(
     allowAutoTopicCreation: false,
     ...timing,
   })
-  /** Per partition owned, the last commit this member made (or kept, while its handler held back). */
-  const allowed = new Map<number, number>()
-  /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
-  const holding = new Set<number>()
-  /** Per partition owned, one past the last record whose handle() resolved: how far advance() may go. */
-  const handledUpTo = new Map<number, number>()
-  /** Per partition, the end of its commits in progress (a batch's or an advance's): the next waits for it. */
-  const committing = new Map<number, Promise<void>>()
+  const commits = createPartitionCommits()
   // While this member is not surely in the group (a rebalance began, it was evicted, or it may have
   // been), none of its partitions is surely its own: another member may be given any of them.
   const membership = createGroupMembership(timing.sessionTimeout, now)
@@ -100,9 +95,7 @@ export async function consume<R>(
     const assigned = payload.memberAssignment[name] ?? []
     // A new membership keeps nothing: the group may have moved its partitions meanwhile.
     const kept = renewed ? [] : assigned
-    for (const p of allowed.keys()) if (!kept.includes(p)) allowed.delete(p)
-    for (const p of holding) if (!kept.includes(p)) holding.delete(p)
-    for (const p of handledUpTo.keys()) if (!kept.includes(p)) handledUpTo.delete(p)
+    commits.keepOnly(kept)
     telemetry.rebalanced(where, assigned.length)
     for (const p of ownership.owned()) if (!assigned.includes(p)) telemetry.forget(where, p)
     if (renewed) ownership.assign([])
@@ -133,20 +126,6 @@ export async function consume<R>(
       }
       throw err
     }
-  }
-
-  /**
-   * Runs a commit of `partition` once the one before it ended, so that each reads the `allowed` its
-   * predecessor left: commits of a partition, in or outside its batches, never cross and never go back.
-   */
-  const inTurn = (partition: number, commit: () => Promise<void>): Promise<void> => {
-    const turn = (committing.get(partition) ?? Promise.resolve()).then(commit)
-    const end = turn.catch(() => undefined)
-    committing.set(partition, end)
-    void end.then(() => {
-      if (committing.get(partition) === end) committing.delete(partition)
-    })
-    return turn
   }
 
   /** Waits `ms` in slices, heartbeating; false when the subscription stops or the partition moves. */
@@ -225,7 +204,7 @@ export async function consume<R>(
       const first = Number(chunk[0]?.offset)
       /** Records before this chunk were handled but not committed: they come again with it (a seek). */
       const rewind = () => {
-        const from = allowed.get(partition)
+        const from = commits.committed(partition)
         if (from === undefined || from >= first) return false
         consumer.seek({ topic: name, partition, offset: String(from) })
         return true
@@ -238,30 +217,21 @@ export async function consume<R>(
       const last = chunk[chunk.length - 1]
       if (!last) return
       payload.resolveOffset(last.offset)
-      const next = Number(last.offset) + 1
-      handledUpTo.set(partition, next)
-      if (records.length > 0) {
-        if (result.handled && result.handled.commit < next) holding.add(partition)
-        else holding.delete(partition)
-      }
       // A chunk with nothing to hand over (undecodable) commits nothing past records held back before it.
-      const bound = result.handled
-        ? Math.min(next, result.handled.commit)
-        : holding.has(partition)
-          ? undefined
-          : next
+      const bound = commits.chunkDone(
+        partition,
+        Number(last.offset) + 1,
+        records.length > 0 ? result.handled : 'nothing',
+      )
       if (bound !== undefined) {
-        await inTurn(partition, async () => {
-          const commit = Math.max(allowed.get(partition) ?? 0, bound)
-          if (commit === allowed.get(partition)) return
-          // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
-          await toGroup(() =>
+        // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
+        await commits.commitBatch(partition, bound, (commit) =>
+          toGroup(() =>
             payload.commitOffsetsIfNecessary({
               topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
             }),
-          )
-          allowed.set(partition, commit)
-        })
+          ),
+        )
       }
       telemetry.component.received(records.length)
       telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
@@ -308,17 +278,9 @@ export async function consume<R>(
       ownership.tenure(partition) === tenure
     if (!held()) return
     try {
-      await inTurn(partition, async () => {
-        const from = allowed.get(partition)
-        const ceiling = handledUpTo.get(partition)
-        if (from === undefined || ceiling === undefined || !held()) return
-        const commit = Math.min(bound, ceiling)
-        if (commit <= from) return
-        await toGroup(() => consumer.commitOffsets([{ topic: name, partition, offset: String(commit) }]))
-        if (!held()) return
-        allowed.set(partition, commit)
-        if (commit === ceiling) holding.delete(partition)
-      })
+      await commits.commitAdvanced(partition, bound, held, (commit) =>
+        toGroup(() => consumer.commitOffsets([{ topic: name, partition, offset: String(commit) }])),
+      )
     } catch (err) {
       // The group rebalances or dropped this member (toGroup logged it): the partition's owner commits it.
       if (!held()) return
@@ -341,7 +303,7 @@ export async function consume<R>(
         stopping = true
         // The in-flight batch finishes and commits while this member still belongs to the group.
         await Promise.allSettled([...batches])
-        await Promise.all([...committing.values()])
+        await commits.settled()
         await consumer.stop()
         await consumer.disconnect()
         for (const p of ownership.owned()) telemetry.forget(where, p)
