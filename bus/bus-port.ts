@@ -1,8 +1,10 @@
 // The bus across a thread boundary: a stage running in a worker thread reads and writes through the process's
 // one bus (the embedded bus owns its SQLite file alone) as if it held it. servePortBus() answers on the owner's
 // side of a MessagePort; createPortBus() is the Bus a worker gets. A delivered batch is committed only once
-// the worker's handle() resolved (up to the commit bound it resolved with, which crosses back), and a publish resolves only once the owner's publish did, so the stage's
-// contract (publish, checkpoint, then commit) holds across the hop. Errors cross as NerveError codes.
+// the worker's handle() resolved (up to the commit bound it resolved with, which crosses back, as does a
+// bound moved outside a batch: Subscription.advance), and a publish resolves only once the owner's publish
+// did, so the stage's contract (publish, checkpoint, then commit) holds across the hop. Errors cross as
+// NerveError codes.
 import type { MessagePort, Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodeOf, NerveError } from '../runtime/errors.ts'
 import type {
@@ -51,6 +53,8 @@ type Request =
       unread?: boolean
     }
   | { t: 'stop'; id: number; sub: number }
+  /** Subscription.advance: a bound the worker's handler moved outside a batch. */
+  | { t: 'advance'; id: number; sub: number; partition: number; commit: number }
 /** Owner → worker. */
 type Call =
   | { t: 'deliver'; id: number; sub: number; batch: DeliveredRecord<unknown>[] }
@@ -174,6 +178,8 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
       if (m.t === 'reply') return calls.settle(m)
       if (m.t === 'publish') return reply(m.id, publishTexts(m))
       if (m.t === 'subscribe') return reply(m.id, subscribe(m))
+      if (m.t === 'advance')
+        return reply(m.id, subscriptions.get(m.sub)?.advance?.(m.partition, m.commit) ?? Promise.resolve())
       if (m.t === 'stop') {
         const subscription = subscriptions.get(m.sub)
         subscriptions.delete(m.sub)
@@ -308,6 +314,12 @@ export function createPortBus(
         throw err
       }
       const subscription = {
+        // Never rejects (bus.ts): an owner that is gone meanwhile commits nothing, as a stopped bus.
+        advance: (partition: number, commit: number) =>
+          calls.call({ t: 'advance', sub, partition, commit }).then(
+            () => undefined,
+            () => undefined,
+          ),
         stop: async () => {
           if (!subscriptions.delete(subscription)) return
           await calls.call({ t: 'stop', sub })

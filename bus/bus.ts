@@ -29,6 +29,15 @@ export type Subscription = {
    * that never moves partitions (the embedded one): always owned.
    */
   owns?(partition: number): boolean
+  /**
+   * For a handler that makes its effects durable outside its batches too (the correlator's timer-driven
+   * checkpoints, when a partition goes quiet): moves `partition`'s commit bound (Handled) to `commit`, and
+   * the bus commits up to there without waiting for the partition's next batch. Never past the records
+   * whose handle() resolved, never backwards, nothing when that leaves the commit where it is, and nothing
+   * once the partition may be another member's. Resolves once committed or skipped; never rejects (a
+   * failure is counted and logged, and the partition's next batch commits as usual).
+   */
+  advance?(partition: number, commit: number): Promise<void>
 }
 
 /**

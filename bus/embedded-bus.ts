@@ -432,6 +432,7 @@ export function createEmbeddedBus(
     for (let p = 0; p < t.partitions; p++) setLagGauge(t, consumer, p)
     log.info({ topic: t.name, group }, 'Subscribed.')
     const subscription = {
+      advance: (partition: number, commit: number) => consumer.advance(partition, commit),
       stop: async () => {
         await consumer.stop()
         if (t.subscriptions.delete(consumer)) {

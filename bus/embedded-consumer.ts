@@ -9,7 +9,9 @@
 // publish or a finished batch starts the next batches (a slow poll is only the fallback), and stop() lets
 // the batches in flight finish and commit. A handler that resolves with a commit bound (Handled: its effects
 // are durable only up to there) is delivered its next batches, while the commit stays at the bound; if it
-// then rejects a batch, the partition is delivered again from that bound.
+// then rejects a batch, the partition is delivered again from that bound. A bound the handler moves outside
+// its batches (advance: a checkpoint saved on a timer once the partition went quiet) is committed in the
+// partition's turn, between its batches, so that the commit does not wait for a batch that may never come.
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
@@ -30,6 +32,8 @@ export type Consumer = {
   readonly positions: readonly number[]
   /** Called after records were published to the topic. */
   wake(): void
+  /** Subscription.advance: commits up to `commit` between the partition's batches (see bus.ts). */
+  advance(partition: number, commit: number): Promise<void>
   stop(): Promise<void>
 }
 
@@ -158,6 +162,28 @@ export function startConsumer<T>(
       },
     )
 
+  /** Commits a bound moved outside a batch: never past what was handled, never back, never twice. */
+  const commitAdvanced = async (p: number, bound: number) => {
+    // The previous commit failed: the partition was rewound, and what it handled comes again.
+    if (!(await (committing.get(p) ?? true))) return
+    const commit = Math.min(bound, positions[p] ?? 0)
+    if (commit <= (allowed[p] ?? 0)) return
+    allowed[p] = commit
+    committing.set(p, commitInBackground(p, commit))
+  }
+
+  const advance = async (p: number, bound: number) => {
+    // In the partition's turn: a batch in flight commits first (its handler's bound, maybe past this one).
+    for (let busy = inFlight.get(p); busy && !stopped; busy = inFlight.get(p)) await busy
+    if (stopped || p < 0 || p >= t.partitions) return
+    const work = commitAdvanced(p, bound)
+    inFlight.set(
+      p,
+      work.finally(() => finished(p)),
+    )
+    await work
+  }
+
   const finished = (p: number) => {
     inFlight.delete(p)
     pump()
@@ -178,6 +204,7 @@ export function startConsumer<T>(
     // From inside the bus's group commit: the batches start once it has finished (every topic's heads set,
     // its publishers' promises resolved), as they did when a wake resolved the idle loop's promise.
     wake: () => queueMicrotask(pump),
+    advance,
     stop: async () => {
       stopped = true
       clearInterval(poll)

@@ -6,6 +6,10 @@
 //   on meanwhile and while the handler runs (an Elasticsearch retry can take minutes), so the member keeps
 //   its partitions; if the partition moves away first, the new owner reads it again from the last commit
 //   (at-least-once).
+// - a bound the handler moves outside a batch (Subscription.advance: a checkpoint saved on a timer once
+//   the partition went quiet) is committed with consumer.commitOffsets, in turn with the batches' commits
+//   (kafka-partition-commits.ts) and under the same fences; without it the group's commit would wait for
+//   the partition's next batch.
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
 //   Subscription.owns is false while the member may be out of its group, evicted included
 //   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
@@ -17,6 +21,7 @@ import type { KafkaConfig } from '../schemas/types.ts'
 import type { Handled, SubscribeOptions, Subscription } from './bus.ts'
 import { consumerTiming, handlerRetryPolicy, retryPolicy } from './kafka-config.ts'
 import { createGroupMembership } from './kafka-group-membership.ts'
+import { createPartitionCommits } from './kafka-partition-commits.ts'
 import { backoffDelay, busError } from './kafka-retry.ts'
 import type { KafkaTelemetry } from './kafka-telemetry.ts'
 import { createPartitionOwnership } from './partition-ownership.ts'
@@ -76,10 +81,7 @@ export async function consume<R>(
     allowAutoTopicCreation: false,
     ...timing,
   })
-  /** Per partition owned, the last commit this member made (or kept, while its handler held back). */
-  const allowed = new Map<number, number>()
-  /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
-  const holding = new Set<number>()
+  const commits = createPartitionCommits()
   // While this member is not surely in the group (a rebalance began, it was evicted, or it may have
   // been), none of its partitions is surely its own: another member may be given any of them.
   const membership = createGroupMembership(timing.sessionTimeout, now)
@@ -93,8 +95,7 @@ export async function consume<R>(
     const assigned = payload.memberAssignment[name] ?? []
     // A new membership keeps nothing: the group may have moved its partitions meanwhile.
     const kept = renewed ? [] : assigned
-    for (const p of allowed.keys()) if (!kept.includes(p)) allowed.delete(p)
-    for (const p of holding) if (!kept.includes(p)) holding.delete(p)
+    commits.keepOnly(kept)
     telemetry.rebalanced(where, assigned.length)
     for (const p of ownership.owned()) if (!assigned.includes(p)) telemetry.forget(where, p)
     if (renewed) ownership.assign([])
@@ -203,7 +204,7 @@ export async function consume<R>(
       const first = Number(chunk[0]?.offset)
       /** Records before this chunk were handled but not committed: they come again with it (a seek). */
       const rewind = () => {
-        const from = allowed.get(partition)
+        const from = commits.committed(partition)
         if (from === undefined || from >= first) return false
         consumer.seek({ topic: name, partition, offset: String(from) })
         return true
@@ -216,26 +217,21 @@ export async function consume<R>(
       const last = chunk[chunk.length - 1]
       if (!last) return
       payload.resolveOffset(last.offset)
-      const next = Number(last.offset) + 1
-      if (records.length > 0) {
-        if (result.handled && result.handled.commit < next) holding.add(partition)
-        else holding.delete(partition)
-      }
       // A chunk with nothing to hand over (undecodable) commits nothing past records held back before it.
-      const bound = result.handled
-        ? Math.min(next, result.handled.commit)
-        : holding.has(partition)
-          ? undefined
-          : next
-      const commit = bound === undefined ? undefined : Math.max(allowed.get(partition) ?? 0, bound)
-      // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
-      if (commit !== undefined && commit !== allowed.get(partition)) {
-        await toGroup(() =>
-          payload.commitOffsetsIfNecessary({
-            topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
-          }),
+      const bound = commits.chunkDone(
+        partition,
+        Number(last.offset) + 1,
+        records.length > 0 ? result.handled : 'nothing',
+      )
+      if (bound !== undefined) {
+        // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
+        await commits.commitBatch(partition, bound, (commit) =>
+          toGroup(() =>
+            payload.commitOffsetsIfNecessary({
+              topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
+            }),
+          ),
         )
-        allowed.set(partition, commit)
       }
       telemetry.component.received(records.length)
       telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
@@ -266,8 +262,40 @@ export async function consume<R>(
     throw busError(err, `subscribe to ${name}`)
   }
 
+  /**
+   * Commits a bound the handler moved outside a batch (Subscription.advance), fenced as the batches are:
+   * only while this member surely holds the partition under the assignment it held when asked (a
+   * partition that moved away, or away and back, is its new owner's to commit), checked again when the
+   * commit's turn comes.
+   */
+  const advance = async (partition: number, bound: number) => {
+    const tenure = ownership.tenure(partition)
+    const held = () =>
+      !stopping &&
+      tenure !== undefined &&
+      membership.current() &&
+      ownership.owns(partition) &&
+      ownership.tenure(partition) === tenure
+    if (!held()) return
+    try {
+      await commits.commitAdvanced(partition, bound, held, (commit) =>
+        toGroup(() => consumer.commitOffsets([{ topic: name, partition, offset: String(commit) }])),
+      )
+    } catch (err) {
+      // The group rebalances or dropped this member (toGroup logged it): the partition's owner commits it.
+      if (!held()) return
+      const code = errorCodeOf(err)
+      telemetry.component.error(code, 'commit')
+      log.warn(
+        { error_code: code, ...where, partition, err },
+        'Committing a quiet partition failed; its next batch or save commits it.',
+      )
+    }
+  }
+
   let stopped: Promise<void> | undefined
   const subscription = {
+    advance,
     restoring: () => ownership.restoring(),
     owns: (partition: number) => membership.current() && ownership.owns(partition),
     stop: () => {
@@ -275,6 +303,7 @@ export async function consume<R>(
         stopping = true
         // The in-flight batch finishes and commits while this member still belongs to the group.
         await Promise.allSettled([...batches])
+        await commits.settled()
         await consumer.stop()
         await consumer.disconnect()
         for (const p of ownership.owned()) telemetry.forget(where, p)

@@ -22,6 +22,12 @@ export type PartitionOwnership = {
   owns(partition: number): boolean
   /** Partitions whose onAssign() has not resolved yet. */
   restoring(): number
+  /**
+   * Which assignment of `partition` this member holds: a number that changes each time the partition is
+   * assigned to it anew (undefined while it is not), so that work begun under one assignment can tell that
+   * the partition moved away and came back meanwhile.
+   */
+  tenure(partition: number): number | undefined
 }
 
 type Hooks = Pick<SubscribeOptions, 'onAssign' | 'onRevoke'>
@@ -32,6 +38,8 @@ export function createPartitionOwnership(
   now: () => number,
 ): PartitionOwnership {
   const owned = new Map<number, Promise<void>>()
+  const tenures = new Map<number, number>()
+  let assignments = 0
   const pending = new Set<number>()
   let chain: Promise<void> = Promise.resolve()
 
@@ -56,13 +64,19 @@ export function createPartitionOwnership(
       }
     })
     chain = ready.catch(() => undefined)
-    for (const p of partitions) owned.set(p, ready)
+    for (const p of partitions) {
+      owned.set(p, ready)
+      tenures.set(p, ++assignments)
+    }
   }
 
   const assign = (partitions: readonly number[]) => {
     const next = new Set(partitions)
     const gone = [...owned.keys()].filter((p) => !next.has(p))
-    for (const p of gone) owned.delete(p)
+    for (const p of gone) {
+      owned.delete(p)
+      tenures.delete(p)
+    }
     revoke(gone)
     start([...next].filter((p) => !owned.has(p)).sort((a, b) => a - b))
   }
@@ -74,7 +88,10 @@ export function createPartitionOwnership(
       await restoring
     } catch (err) {
       // Forget the failed restore so the next batch of this partition runs onAssign() again.
-      if (owned.get(partition) === restoring) owned.delete(partition)
+      if (owned.get(partition) === restoring) {
+        owned.delete(partition)
+        tenures.delete(partition)
+      }
       throw err
     }
   }
@@ -82,6 +99,7 @@ export function createPartitionOwnership(
   const revokeAll = async () => {
     const all = [...owned.keys()].sort((a, b) => a - b)
     owned.clear()
+    tenures.clear()
     revoke(all)
     await chain
   }
@@ -93,5 +111,6 @@ export function createPartitionOwnership(
     owned: () => [...owned.keys()].sort((a, b) => a - b),
     owns: (partition) => owned.has(partition) && !pending.has(partition),
     restoring: () => pending.size,
+    tenure: (partition) => tenures.get(partition),
   }
 }

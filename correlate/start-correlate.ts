@@ -2,8 +2,10 @@
 // partition in bus order, and publishes correlations and late events before the handler resolves. It saves
 // each partition's checkpoint (state + last offset) durably every so many records or so much time
 // (correlation.checkpoint, checkpoint-cadence.ts; also when the stream pauses or the stage stops, but not
-// when Kafka revokes a partition: its next owner may already be saving), and the handler resolves with the partition's commit bound: one past the offset the
-// last durable checkpoint includes, so the bus never commits past it. On restart (or when a partition is
+// when Kafka revokes a partition: its next owner may already be saving), and the handler resolves with the
+// partition's commit bound: one past the offset the last durable checkpoint includes, so the bus never
+// commits past it. A save outside a batch (the stream paused) hands the bus its new bound at once
+// (Subscription.advance): no batch may come to carry it, and the group's commit would stay behind. On restart (or when a partition is
 // assigned, or after a failed batch: the bus then delivers again from that bound) the checkpoint is
 // restored and records at or below its offset are skipped: a kill -9 anywhere re-publishes at most the
 // same correlation ids (downstream dedups by id).
@@ -76,6 +78,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   let timer: NodeJS.Timeout | undefined
   /** The subscription's ownership (Kafka moves partitions): a save writes only while it holds. */
   let owns = (_partition: number) => true
+  /** Hands the bus a commit bound outside a batch (Subscription.advance), where the bus takes one. */
+  let advance = (_partition: number, _commit: number) => {}
 
   const load = async (partition: number): Promise<PartitionState> => {
     const checkpoint = await store.load(partition)
@@ -125,6 +129,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       const saving = save(partition, state).then(
         () => {
           state.saving = undefined
+          // No batch may come to carry the new bound (the partition went quiet): it goes to the bus now.
+          if (holds(partition, state)) advance(partition, state.saved + 1)
         },
         (err) => {
           state.saving = undefined
@@ -252,6 +258,9 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   })
   const { owns: subscriptionOwns } = subscription
   if (subscriptionOwns) owns = (partition) => subscriptionOwns.call(subscription, partition)
+  const { advance: subscriptionAdvance } = subscription
+  if (subscriptionAdvance)
+    advance = (partition, commit) => void subscriptionAdvance.call(subscription, partition, commit)
   subscribed = true
   log.info({ rules: correlatorConfig.rules.length, group: correlateGroup }, 'Correlator started.')
 

@@ -142,3 +142,49 @@ describe('startConsumer with a handler that holds commits back', () => {
     await consumer.stop()
   })
 })
+
+describe('startConsumer with a handler that moves its bound outside a batch (advance)', () => {
+  it('commits up to it between batches: never past what was handled, never back, once per move', async () => {
+    const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [6] }
+    const commits: number[] = []
+    const handled: number[] = []
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    // A handler that saves nothing in its batches; the last batch waits until the test lets it go.
+    const consumer = startConsumer<string>(
+      topic,
+      'nerve-correlate',
+      [0],
+      async (batch) => {
+        if (batch[0]?.offset === 4) await held
+        handled.push(...batch.map((r) => r.offset))
+        return { commit: 0 }
+      },
+      {
+        read: readOfSix,
+        log: createLogger({ level: 'silent' }),
+        telemetry: createMetrics().component('test'),
+        maxBatch: 2,
+        commit: async (_partition, offset) => {
+          commits.push(offset)
+        },
+        committed: () => {},
+      },
+    )
+    await waitFor(() => handled.length === 4, { what: 'the first two batches' })
+    // While the third batch is in flight, bounds wait for it, and go no further than it.
+    const past = consumer.advance(0, 99)
+    const within = consumer.advance(0, 3)
+    expect(commits).toEqual([])
+    release()
+    await Promise.all([past, within])
+    expect(handled).toEqual([0, 1, 2, 3, 4, 5])
+    expect(commits).toEqual([6])
+    await consumer.advance(0, 6)
+    await consumer.advance(0, 2)
+    expect(commits).toEqual([6])
+    await consumer.stop()
+  })
+})

@@ -7,7 +7,9 @@
 // HEARTBEAT (after the network REQUEST event, as kafkajs does); an idle member heartbeats every
 // heartbeatInterval. A member the broker evicted (evict(): it missed heartbeats) is told nothing: it fetches
 // on, and its next heartbeat or commit fails with UNKNOWN_MEMBER_ID, after which it joins again as a new
-// member (kafkajs's runner). It is not a broker: it proves the bus's own logic without one. The real thing
+// member (kafkajs's runner). consumer.commitOffsets (outside a batch) is checked as a broker checks it: the
+// member must be in the group, but a broker does not know which partitions a member was assigned, so it
+// commits any (fencing a partition that moved away is the bus's own work). It is not a broker: it proves the bus's own logic without one. The real thing
 // is in tests/integration (NERVE_KAFKA_BROKERS).
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import kafkajs, { type KafkaMessage } from 'kafkajs'
@@ -52,6 +54,13 @@ export type KafkaDouble = {
   /** Options each consumer was created with, and the heartbeats it sent. */
   consumers: { options: Record<string, unknown>; heartbeats: number }[]
   committed(groupId: string, topic: string, partition: number): number | undefined
+  /** Every commit the double stored, in order: by which member, and whether inside a batch (eachBatch). */
+  commits: { groupId: string; memberId: string; partition: number; offset: number; inBatch: boolean }[]
+  /**
+   * Holds every consumer.commitOffsets call already sent (a request on the wire) until the returned
+   * release() is called (held() counts them); each then lands as the broker took it when it arrived.
+   */
+  holdCommits(): { release(): void; held(): number }
   /** Tells the group's members that it rebalances (REBALANCING), without assigning anything yet. */
   startRebalance(groupId: string): void
   /**
@@ -65,12 +74,15 @@ export type KafkaDouble = {
 export function createKafkaDouble(): KafkaDouble {
   const topics = new Map<string, Stored[][]>()
   const commits = new Map<string, number>()
+  const commitLog: KafkaDouble['commits'] = []
   const members = new Set<Member>()
   const created: KafkaDouble['created'] = []
   const clients: KafkaClientConfig[] = []
   const produced: KafkaDouble['produced'] = []
   const consumerRecords: KafkaDouble['consumers'] = []
   let maxBatchBytes: number | undefined
+  let commitsHeld: Promise<void> | undefined
+  let heldCount = 0
   let down = false
 
   const unreachable = () => {
@@ -293,6 +305,7 @@ export function createKafkaDouble(): KafkaDouble {
                     if (!member.assigned.includes(partition))
                       throw new Error('The coordinator is not aware of this member')
                     commits.set(commitKey(groupId, t.topic, partition), Number(offset))
+                    commitLog.push({ groupId, memberId, partition, offset: Number(offset), inBatch: true })
                   }
                 }
               },
@@ -341,6 +354,20 @@ export function createKafkaDouble(): KafkaDouble {
         partitionsOf(topic)
       },
       run,
+      commitOffsets: async (offsets: { topic: string; partition: number; offset: string }[]) => {
+        // kafkajs's runner: a consumer that is not running commits nothing, and says nothing.
+        if (!member.running) return
+        if (member.evicted) throw memberGone()
+        const id = memberId
+        if (commitsHeld) {
+          heldCount++
+          await commitsHeld
+        }
+        for (const { topic: t, partition, offset } of offsets) {
+          commits.set(commitKey(groupId, t, partition), Number(offset))
+          commitLog.push({ groupId, memberId: id, partition, offset: Number(offset), inBatch: false })
+        }
+      },
       seek: ({ partition, offset }: { topic: string; partition: number; offset: string }) => {
         resolved.set(partition, Number(offset))
         sought.add(partition)
@@ -373,6 +400,18 @@ export function createKafkaDouble(): KafkaDouble {
     },
     consumers: consumerRecords,
     committed: (g, t, p) => commits.get(commitKey(g, t, p)),
+    commits: commitLog,
+    holdCommits: () => {
+      let release = () => {}
+      heldCount = 0
+      commitsHeld = new Promise((resolve) => {
+        release = () => {
+          commitsHeld = undefined
+          resolve()
+        }
+      })
+      return { release, held: () => heldCount }
+    },
     startRebalance: (groupId) => {
       for (const m of members) if (m.groupId === groupId && m.running) m.rebalancing()
     },

@@ -48,6 +48,19 @@ describe('partition ownership', () => {
     expect(calls).toEqual(['assign 0,1'])
   })
 
+  it('tells one assignment of a partition from the next: kept across a rebalance, new once it came back', async () => {
+    const { ownership } = setup()
+    ownership.assign([0, 1])
+    const first = ownership.tenure(0)
+    expect(first).toBeDefined()
+    ownership.assign([0])
+    expect(ownership.tenure(0)).toBe(first)
+    expect(ownership.tenure(1)).toBeUndefined()
+    ownership.assign([])
+    ownership.assign([0])
+    expect(ownership.tenure(0)).not.toBe(first)
+  })
+
   it('assigns a partition that a batch names before any rebalance announced it', async () => {
     const { ownership, calls } = setup()
     await ownership.ready(5)

@@ -2,7 +2,8 @@
 // a bus instance, so a test can "kill -9" the process at any durable step (publish, checkpoint, commit) and
 // start a new stage over the same storage. Delivery is driven by the test (drain), one batch at a time; a
 // handler's commit bound (Handled) is honoured as the embedded bus does: later batches are delivered, the
-// commit stays at the bound, and a failed batch rewinds delivery to the last commit.
+// commit stays at the bound, and a failed batch rewinds delivery to the last commit. A bound moved outside a
+// batch (Subscription.advance) is committed at once, as one more durable step, up to what was delivered.
 import type {
   Bus,
   BusRecord,
@@ -90,7 +91,23 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
         maxBatch: options.maxBatch ?? 3,
       }
       subs.push(sub)
-      return { stop: async () => void subs.splice(subs.indexOf(sub), 1) }
+      const advance = async (p: number, commit: number) => {
+        const key = `${sub.topic}/${sub.group}`
+        const offsets = storage.committed.get(key)
+        const delivered = positions.get(key)?.[p]
+        if (!subs.includes(sub) || !offsets || delivered === undefined) return
+        const next = Math.min(commit, delivered)
+        if (next <= (offsets[p] as number)) return
+        try {
+          step(() => {
+            offsets[p] = next
+          })
+        } catch (err) {
+          // Subscription.advance never rejects: a process killed here simply committed nothing more.
+          if (!(err instanceof Crash)) throw err
+        }
+      }
+      return { stop: async () => void subs.splice(subs.indexOf(sub), 1), advance }
     },
     partitionsOf: () => partitions,
     close: async () => void subs.splice(0),
@@ -159,5 +176,5 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
     close: async () => {},
   })
 
-  return { bus, drain, records, keyValueLog, steps: () => steps }
+  return { bus, drain, records, keyValueLog, steps: () => steps, dead: () => dead }
 }

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { correlationsTopic, eventsTopic, lateEventsTopic } from '../../../bus/topics.ts'
 import { createKeyValueCheckpointStore } from '../../../correlate/key-value-checkpoint-store.ts'
-import { checkpointKey, startCorrelate } from '../../../correlate/start-correlate.ts'
+import { checkpointKey, correlateGroup, startCorrelate } from '../../../correlate/start-correlate.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
 import {
   Crash,
   type CrashPlan,
@@ -141,6 +142,62 @@ describe('startCorrelate', () => {
       }
     })
   }
+
+  it('a kill -9 at any durable step of a quiet stream’s timer saves and their commits, then a restart, yields the same correlations and commits every record', async () => {
+    // Nothing is saved in a batch (max_records out of reach, the stage's clock stands still); once the
+    // stream is quiet the clock moves, and the timer saves each partition and commits it outside a batch.
+    const quiet: Config = {
+      ...config,
+      correlation: { ...config.correlation, checkpoint: { max_records: 1_000_000, max_interval: 5 } },
+    }
+    const committedToEnd = (storage: MemoryStorage) => {
+      const committed = storage.committed.get(`${eventsTopic.name}/${correlateGroup}`)
+      const ends = storage.logs.get(eventsTopic.name)?.map((records) => records.length)
+      return ends?.every((end, p) => committed?.[p] === end) ?? false
+    }
+    const runQuiet = async (storage: MemoryStorage, plan?: CrashPlan) => {
+      const runtime = createTestRuntime()
+      const memory = createMemoryBus(storage, 2, plan)
+      let time = 0
+      const stage = await startCorrelate(quiet, {
+        bus: memory.bus,
+        log: runtime.log,
+        metrics: runtime.metrics,
+        checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey),
+        now: () => time,
+      })
+      try {
+        await memory.drain()
+        time = 10
+        await waitFor(() => memory.dead() || committedToEnd(storage), { what: 'the timer’s commits' })
+        if (memory.dead()) throw new Crash('killed during a timer save or its commit')
+        return memory
+      } finally {
+        await stage.close().catch(() => undefined)
+      }
+    }
+
+    const clean = createMemoryStorage()
+    await publishInput(clean)
+    const memory = await runQuiet(clean)
+    const expected = published(clean)
+    const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
+    const totalSteps = memory.steps()
+    for (let crashAt = 0; crashAt < totalSteps; crashAt++) {
+      for (const after of [false, true]) {
+        const storage = createMemoryStorage()
+        await publishInput(storage)
+        await expect(runQuiet(storage, { crashAt, after })).rejects.toBeInstanceOf(Crash)
+        await runQuiet(storage)
+        const got = published(storage)
+        expect(new Set(got.map((c) => c.id)), `crash at ${crashAt} after=${after}`).toEqual(
+          new Set(byId.keys()),
+        )
+        for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
+        expect(committedToEnd(storage)).toBe(true)
+      }
+    }
+  })
 
   it('restores from its SQLite checkpoint and skips records it already processed', async () => {
     const reference = createMemoryStorage()

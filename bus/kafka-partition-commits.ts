@@ -1,0 +1,91 @@
+// The commits of the partitions one Kafka consumer owns (kafka-consumer.ts): per partition, the offset
+// this member committed last (or kept, while its handler held commits back: Handled), how far its handler
+// got, and the order of its commits. A partition's commits run one at a time, each reading what the one
+// before left, so that a batch's commit and a bound moved outside a batch (Subscription.advance) never
+// cross and never go back. The sending and the fencing are the consumer's: it passes them in.
+import type { Handled } from './bus.ts'
+
+/** Sends a commit of `offset` (the partition's next offset to read) to the group. */
+export type SendCommit = (offset: number) => Promise<void>
+
+export type PartitionCommits = {
+  /** The last commit this member made of `partition` in its current assignment, if any. */
+  committed(partition: number): number | undefined
+  /**
+   * A chunk of `partition` was handed over up to `next` (its last offset + 1), and the handler resolved
+   * with `handled` (`nothing`: no record of it could be handed over); returns how far it may be committed,
+   * or undefined for no commit.
+   */
+  chunkDone(partition: number, next: number, handled: Handled | 'nothing'): number | undefined
+  /** Commits a chunk's bound, in turn: from what was committed, never back; rejects as `send` does. */
+  commitBatch(partition: number, bound: number, send: SendCommit): Promise<void>
+  /**
+   * Commits a bound moved outside a batch, in turn: never past what the handler got to, never back,
+   * nothing when that moves nothing. `held` (is the partition still this member's, as when asked?) is
+   * checked when the turn comes and again once sent; rejects as `send` does.
+   */
+  commitAdvanced(partition: number, bound: number, held: () => boolean, send: SendCommit): Promise<void>
+  /** After a rejoin: forgets every partition but those kept (their new owners commit them). */
+  keepOnly(kept: readonly number[]): void
+  /** Resolves once the commits in progress have ended. */
+  settled(): Promise<void>
+}
+
+export function createPartitionCommits(): PartitionCommits {
+  /** Per partition owned, the last commit this member made (or kept, while its handler held back). */
+  const allowed = new Map<number, number>()
+  /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
+  const holding = new Set<number>()
+  /** Per partition owned, one past the last record handed over: how far an advanced bound may go. */
+  const handledUpTo = new Map<number, number>()
+  /** Per partition, the end of its commits in progress: the next one waits for it. */
+  const committing = new Map<number, Promise<void>>()
+
+  const inTurn = (partition: number, commit: () => Promise<void>): Promise<void> => {
+    const turn = (committing.get(partition) ?? Promise.resolve()).then(commit)
+    const end = turn.catch(() => undefined)
+    committing.set(partition, end)
+    void end.then(() => {
+      if (committing.get(partition) === end) committing.delete(partition)
+    })
+    return turn
+  }
+
+  return {
+    committed: (partition) => allowed.get(partition),
+    chunkDone: (partition, next, handled) => {
+      handledUpTo.set(partition, next)
+      if (handled === 'nothing') return holding.has(partition) ? undefined : next
+      if (handled && handled.commit < next) holding.add(partition)
+      else holding.delete(partition)
+      return handled ? Math.min(next, handled.commit) : next
+    },
+    commitBatch: (partition, bound, send) =>
+      inTurn(partition, async () => {
+        const commit = Math.max(allowed.get(partition) ?? 0, bound)
+        if (commit === allowed.get(partition)) return
+        await send(commit)
+        allowed.set(partition, commit)
+      }),
+    commitAdvanced: (partition, bound, held, send) =>
+      inTurn(partition, async () => {
+        const from = allowed.get(partition)
+        const ceiling = handledUpTo.get(partition)
+        if (from === undefined || ceiling === undefined || !held()) return
+        const commit = Math.min(bound, ceiling)
+        if (commit <= from) return
+        await send(commit)
+        if (!held()) return
+        allowed.set(partition, commit)
+        if (commit === ceiling) holding.delete(partition)
+      }),
+    keepOnly: (kept) => {
+      for (const p of allowed.keys()) if (!kept.includes(p)) allowed.delete(p)
+      for (const p of holding) if (!kept.includes(p)) holding.delete(p)
+      for (const p of handledUpTo.keys()) if (!kept.includes(p)) handledUpTo.delete(p)
+    },
+    settled: async () => {
+      await Promise.all([...committing.values()])
+    },
+  }
+}

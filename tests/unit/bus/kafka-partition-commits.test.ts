@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest'
+import { createPartitionCommits } from '../../../bus/kafka-partition-commits.ts'
+
+describe('a Kafka consumer’s partition commits', () => {
+  it('commits a chunk up to its handler’s bound, and nothing past records held back before a chunk it could not hand over', async () => {
+    const commits = createPartitionCommits()
+    const sent: number[] = []
+    const send = async (offset: number) => void sent.push(offset)
+    expect(commits.chunkDone(0, 10, { commit: 4 })).toBe(4)
+    await commits.commitBatch(0, 4, send)
+    expect(commits.chunkDone(0, 12, 'nothing')).toBeUndefined()
+    expect(commits.chunkDone(0, 20, undefined)).toBe(20)
+    await commits.commitBatch(0, 20, send)
+    // Never back, nor twice.
+    await commits.commitBatch(0, 15, send)
+    expect(sent).toEqual([4, 20])
+    expect(commits.committed(0)).toBe(20)
+  })
+
+  it('commits an advanced bound after the commit in progress, never past the records handed over', async () => {
+    const commits = createPartitionCommits()
+    const sent: number[] = []
+    let release = () => {}
+    const slow = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    commits.chunkDone(0, 10, { commit: 0 })
+    await commits.commitBatch(0, 0, async (offset) => void sent.push(offset))
+    commits.chunkDone(0, 30, { commit: 6 })
+    const batch = commits.commitBatch(0, 6, async (offset) => {
+      await slow
+      sent.push(offset)
+    })
+    const advanced = commits.commitAdvanced(
+      0,
+      99,
+      () => true,
+      async (offset) => void sent.push(offset),
+    )
+    release()
+    await Promise.all([batch, advanced])
+    expect(sent).toEqual([0, 6, 30])
+  })
+
+  it('commits no advanced bound once the partition is not held, nor one it forgot after a rejoin', async () => {
+    const commits = createPartitionCommits()
+    const sent: number[] = []
+    const send = async (offset: number) => void sent.push(offset)
+    commits.chunkDone(0, 10, { commit: 0 })
+    commits.chunkDone(1, 10, { commit: 0 })
+    await commits.commitBatch(0, 0, send)
+    await commits.commitBatch(1, 0, send)
+    await commits.commitAdvanced(0, 5, () => false, send)
+    commits.keepOnly([0])
+    await commits.commitAdvanced(1, 5, () => true, send)
+    expect(sent).toEqual([0, 0])
+    expect(commits.committed(1)).toBeUndefined()
+  })
+})

@@ -1,0 +1,69 @@
+// A partition that goes quiet on the embedded bus, with the correlator on its worker thread as `nerve run`
+// starts it: the timer's save of the last records (max_interval after the last batch) must reach the
+// group's committed offset in the bus's offsets table, or a restart reads up to max_records − 1 records
+// again and retention keeps them, for as long as the partition stays quiet.
+import { rmSync } from 'node:fs'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
+import { eventsTopic } from '../../../bus/topics.ts'
+import { startCorrelateThread } from '../../../correlate/correlate-thread.ts'
+import { correlateGroup } from '../../../correlate/start-correlate.ts'
+import { loadConfig } from '../../../runtime/load-config.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { edgeEvent } from './sample-events.ts'
+
+const T0 = Date.UTC(2024, 7, 1, 13, 30)
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+})
+
+describe('the correlator thread on the embedded bus, on a partition that goes quiet after a burst', () => {
+  it('brings the group’s committed offset to the partition’s end', { timeout: 60_000 }, async () => {
+    const dataDir = tempDir('nerve-quiet-partition')
+    const rt = createTestRuntime()
+    const bus = createEmbeddedBus({ dataDir, partitions: 2, retentionMs: 86_400_000, maxBatch: 500 }, rt)
+    // The default cadence: a save every 2,000 records or 1 s.
+    const config = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
+    const stage = await startCorrelateThread(config, {
+      bus,
+      busFile: bus.file,
+      log: rt.log,
+      metrics: rt.metrics,
+      dataDir,
+    })
+    const offsets = new Database(bus.file, { readonly: true })
+    cleanups.push(async () => {
+      offsets.close()
+      await stage.close()
+      await bus.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    })
+    // One agent's burst of 2,500 shells, a second apart: all on its one partition. Then nothing.
+    const burst = Array.from({ length: 2_500 }, (_, i) =>
+      edgeEvent({ id: `e-burst-${i}`, agent: 'data-cleaner', time: T0 + i * 1_000 }),
+    )
+    for (let i = 0; i < burst.length; i += 500)
+      await bus.publish(
+        eventsTopic,
+        burst.slice(i, i + 500).map((e) => ({ key: e.agent.id, value: e })),
+      )
+    const committed = offsets.prepare<[string], { partition: number; next_offset: number }>(
+      'SELECT partition, next_offset FROM group_offsets WHERE group_name = ? ORDER BY partition',
+    )
+    const burstPartition = () => committed.all(correlateGroup).find((row) => row.next_offset > 0)
+    await waitFor(() => burstPartition()?.next_offset === 2_500, {
+      timeoutMs: 30_000,
+      what: 'the group’s commit to reach the end of the burst',
+    })
+    expect(
+      committed
+        .all(correlateGroup)
+        .map((row) => row.next_offset)
+        .sort(),
+    ).toEqual([0, 2_500])
+  })
+})
