@@ -35,8 +35,8 @@ const bigNumbers = (record: string) =>
     (_, close: string) =>
       `"requestParameters":{"count":98765432109876543210,"n":9007199254740993${close || ','}`,
   )
-// Not a record nested too deep, nor a broken one: the whole file is then one rejection on one line, but a
-// document over several lines is read as NDJSON (split-json-items.ts), whatever its size.
+// Not a record nested too deep, nor a broken one: the whole file is then one rejection in either form
+// (read-replay-files.test.ts), which would leave nothing else to compare.
 const odd = ['{}', 'null', '"]"', '[1,[2,{"a":"]"}]]', '12345678901234567890']
 /** A record that makes the line 4 MiB long. */
 const pad = `{"eventVersion":"1.08","pad":"${'x'.repeat(largeLineChars)}"}`
