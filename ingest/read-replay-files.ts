@@ -177,9 +177,11 @@ async function* fileParts(
     // for await this loop replaced did: else the stream (a file descriptor, an S3 socket) stayed open.
     await chunks.return(undefined)
   }
-  // A document whose first line opens it is one item, or one rejection when broken: not a rejection a line.
-  const document = { ...limits, oneDocument: opensDocument(pending[0] ?? '') }
-  if (mode === 'document') for (const item of splitJsonItems(pending.join('\n'), document)) add(item)
+  if (mode === 'document') {
+    // A document whose first lines open it is one item, or one rejection when broken: not one a line.
+    const document = { ...limits, oneDocument: opensDocument(pending) }
+    for (const item of splitJsonItems(pending.join('\n'), document)) add(item)
+  }
   yield* partsOf(part, partItems)
 }
 
