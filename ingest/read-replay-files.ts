@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { NerveError } from '../runtime/errors.ts'
 import { type LineTooLong, maxReplayLineBytes, readCappedLines } from './read-capped-lines.ts'
-import { type JsonItem, splitJsonItems } from './split-json-items.ts'
+import { type JsonItem, opensDocument, splitJsonItems } from './split-json-items.ts'
 import { largeLineChars, splitLargeArray, splitLargeLogFile } from './split-large-log-file.ts'
 
 /** Items of one file, numbered from the file's first item; a file may come in several parts. */
@@ -177,7 +177,11 @@ async function* fileParts(
     // for await this loop replaced did: else the stream (a file descriptor, an S3 socket) stayed open.
     await chunks.return(undefined)
   }
-  if (mode === 'document') for (const item of splitJsonItems(pending.join('\n'), limits)) add(item)
+  if (mode === 'document') {
+    // A document whose first lines open it is one item, or one rejection when broken: not one a line.
+    const document = { ...limits, oneDocument: opensDocument(pending) }
+    for (const item of splitJsonItems(pending.join('\n'), document)) add(item)
+  }
   yield* partsOf(part, partItems)
 }
 

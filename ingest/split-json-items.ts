@@ -3,6 +3,7 @@
 // beyond 2^53 (Falco's 19-digit `evt.time`) are kept as their decimal strings instead of being rounded.
 import { NerveError } from '../runtime/errors.ts'
 import {
+  closingQuote,
   depthOf,
   firstNonSpace,
   isSpace,
@@ -33,8 +34,12 @@ export type JsonItem =
     }
   | { index: number; value?: undefined; error: string; original(): string; file?: string; text?: undefined }
 
-/** `texts`: give each item parsed alone its JsonItem.text (ingest's CloudTrail routes; the bus writes it). */
-export type SplitLimits = { maxItems: number; maxDepth: number; texts?: boolean }
+/**
+ * `texts`: give each item parsed alone its JsonItem.text (ingest's CloudTrail routes; the bus writes it).
+ * `oneDocument`: the text is one document over several lines (replay saw its first lines open one,
+ * opensDocument): when broken, it is one rejection, never read as NDJSON line by line.
+ */
+export type SplitLimits = { maxItems: number; maxDepth: number; texts?: boolean; oneDocument?: boolean }
 
 /** Splits `text` into items; throws PAYLOAD_TOO_LARGE over `maxItems`, INPUT_INVALID when empty. */
 export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
@@ -43,7 +48,7 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
     throw new NerveError('INPUT_INVALID', 'The body is empty: expected JSON, a JSON array or NDJSON.')
   // NDJSON is recognized by its first line alone, so a large batch is never parsed as one document first.
   let lines: string[] | undefined
-  if (hasSecondLine(text, start)) {
+  if (!limits.oneDocument && hasSecondLine(text, start)) {
     lines = nonEmptyLines(text)
     const first = tryParse(lines[0] as string, limits)
     if (first.ok) return lineItems(lines, first, limits)
@@ -93,6 +98,30 @@ export function* splitJsonItemsInParts(
     }
   }
   if (part.length > 0) yield part
+}
+
+/**
+ * Whether `lines` (a file's, blank ones included) are one JSON document spread over them, as a
+ * pretty-printed file is: the first opens a document and does not close it (its brackets, counted outside
+ * strings, leave one open and never close more than they opened; it does not end inside a string, which
+ * holds no newline), and the next non-blank line is no JSON object of its own, as NDJSON's second line is.
+ * NDJSON whose first line is cut short is a broken line followed by good ones, each read alone.
+ */
+export function opensDocument(lines: readonly string[]): boolean {
+  const first = lines[0] ?? ''
+  let depth = 0
+  for (let i = 0; i < first.length; i++) {
+    const c = first.charCodeAt(i)
+    if (c === 34) {
+      i = closingQuote(first, i)
+      if (i === -1) return false
+    } else if (c === 123 || c === 91) depth++
+    else if ((c === 125 || c === 93) && --depth < 0) return false
+  }
+  if (depth === 0) return false
+  let next = 1
+  while (next < lines.length && firstNonSpace(lines[next] as string) === -1) next++
+  return next === lines.length || !isObjectLine(lines[next] as string)
 }
 
 type Parsed = ReturnType<typeof tryParse>

@@ -2,10 +2,12 @@
 // part an item `{"Records":[…]}` numbered from where its first record stood, so that replay never holds the
 // file's parsed records together: 2,000,000 empty records (a 6 MB line, 5.9 KB gzipped) were 137 MiB of
 // live heap parsed at once. The line is read twice: first to check that it is exactly such a file (each
-// record parsed and dropped), so that a broken or too-deep file is left whole to splitJsonItems and
-// rejected as before; then to give its records. Anything else (another member, a broken bracket) is
-// left to splitJsonItems too. A large line of one JSON array is read the same way, element by element,
-// and an element that is exactly a log file record by record, as a line of its own.
+// record and each member beside `Records` parsed and dropped), so that a broken or too-deep file is left
+// whole to splitJsonItems and rejected as before; then to give its records. Members beside `Records`
+// (`{"x":1,"Records":[…]}`) are not given: the decoder reads nothing else of a log file. Anything else (a
+// broken bracket, a Falco alert's members) is left to splitJsonItems too. A large line of one JSON array
+// is read the same way, element by element, and an element that is a log file record by record, as a line
+// of its own.
 import { closingQuote, depthOf, firstNonSpace, isSpace, lastNonSpace, parseJson } from './json-text.ts'
 import type { JsonItem } from './split-json-items.ts'
 
@@ -42,9 +44,9 @@ export function splitLargeArray(
 ): Generator<JsonItem[]> | undefined {
   const open = firstNonSpace(line)
   if (open === -1 || line.charCodeAt(open) !== 91) return undefined
-  for (const span of recordSpans(line, open, false)) {
+  for (const span of recordSpans(line, open, endsLine(line))) {
     if (span === undefined) return undefined
-    if (!checkLogFile(line.slice(...span), maxDepth) && tryParse(line, span) === failed) return undefined
+    if (!checkElement(line.slice(...span), maxDepth) && tryParse(line, span) === failed) return undefined
   }
   return elementParts(line, open, maxDepth, partItems)
 }
@@ -58,11 +60,11 @@ function* elementParts(
   let part: JsonItem[] = []
   let records = 0
   let index = 0
-  for (const span of recordSpans(line, open, false)) {
+  for (const span of recordSpans(line, open, endsLine(line))) {
     const text = line.slice(...(span as Span))
     // Checked again rather than remembered from the first read: a line of a million small log files
     // would have held a mark for each (such an element is read three times, a line of its own twice).
-    const logFile = checkLogFile(text, maxDepth)
+    const logFile = checkElement(text, maxDepth)
     if (logFile) {
       if (part.length > 0) yield part
       part = []
@@ -104,21 +106,121 @@ const recordsIn = (value: unknown) => {
 type LogFile = { open: number; notification?: unknown }
 
 /**
- * `text` checked as splitJsonItems would parse it (each record parsed and dropped): undefined when it is not
- * one well-formed log file whose records nest at most `maxDepth` - 2 deep.
+ * `text` checked as splitJsonItems would parse it, member by member (each parsed and dropped, the records of
+ * a `Records` array one by one): undefined when it is not one well-formed object whose last `Records`
+ * member (duplicate keys: the last wins, as in JSON.parse) is an array, when a member it keeps nests
+ * deeper than `maxDepth` - 1 or a record deeper than `maxDepth` - 2, or when its members make it a Falco
+ * alert to the decoder (`priority` and `rule`).
  */
 function checkLogFile(text: string, maxDepth: number): LogFile | undefined {
-  const open = recordsOpen(text)
-  if (open === -1) return undefined
+  const brace = firstNonSpace(text)
+  if (brace === -1 || text.charCodeAt(brace) !== 123) return undefined
+  let logFile: LogFile | undefined
+  /** The names of the members whose last value nests too deep. */
+  const tooDeep = new Set<string>()
+  let falco = 0
+  for (let at = firstNonSpace(text, brace + 1); ; at = firstNonSpace(text, at + 1)) {
+    const member = memberAt(text, at)
+    if (member === undefined) return undefined
+    let end: number
+    let deep: boolean
+    if (member.name === 'Records' && text.charCodeAt(member.value) === 91) {
+      const records = checkRecords(text, member.value, maxDepth)
+      if (records === undefined) return undefined
+      ;({ end, deep } = records)
+      logFile = { open: member.value, notification: records.notification }
+    } else {
+      end = valueEnd(text, member.value)
+      const value = end === -1 ? failed : tryParse(text, [member.value, end])
+      if (value === failed) return undefined
+      deep = 1 + depthOf(value, maxDepth) > maxDepth
+      if (member.name === 'Records') logFile = undefined
+      if (member.name === 'priority') falco |= 1
+      if (member.name === 'rule' || member.name === 'Rule') falco |= 2
+      // An alert: its other members (output_fields, the largest) are not read for nothing.
+      if (falco === 3) return undefined
+    }
+    if (deep) tooDeep.add(member.name)
+    else tooDeep.delete(member.name)
+    at = firstNonSpace(text, end)
+    if (at !== -1 && text.charCodeAt(at) === 44) continue
+    if (at === -1 || text.charCodeAt(at) !== 125 || firstNonSpace(text, at + 1) !== -1) return undefined
+    return tooDeep.size === 0 ? logFile : undefined
+  }
+}
+
+/**
+ * checkLogFile for an element of an array line. A small object (an alert, a record) not opening with
+ * `"Records":[` is parsed whole all the same: walking its members took an 8 MiB line of records from 128 to
+ * 322 ms, and its records, if any, are few.
+ */
+const checkElement = (text: string, maxDepth: number) =>
+  text.length < 64 * 1024 && !opensWithRecords(text) ? undefined : checkLogFile(text, maxDepth)
+
+/** Whether the text starts `{"Records":[`, give or take spaces. */
+function opensWithRecords(text: string): boolean {
+  const key = firstNonSpace(text, firstNonSpace(text) + 1)
+  if (!text.startsWith('"Records"', key)) return false
+  const colon = firstNonSpace(text, key + 9)
+  return (
+    colon !== -1 && text.charCodeAt(colon) === 58 && text.charCodeAt(firstNonSpace(text, colon + 1)) === 91
+  )
+}
+
+/** A member's name and where its value starts, `at` being where its name should; undefined when broken. */
+function memberAt(text: string, at: number): { name: string; value: number } | undefined {
+  if (at === -1 || text.charCodeAt(at) !== 34) return undefined
+  const close = closingQuote(text, at)
+  if (close === -1) return undefined
+  const name = tryParse(text, [at, close + 1])
+  const colon = firstNonSpace(text, close + 1)
+  if (typeof name !== 'string' || colon === -1 || text.charCodeAt(colon) !== 58) return undefined
+  const value = firstNonSpace(text, colon + 1)
+  return value === -1 ? undefined : { name, value }
+}
+
+/**
+ * The records of the array opened at `open`, each parsed and dropped: where the array ends, whether a record
+ * nests deeper than `maxDepth` - 2, and the first record naming an S3 object; undefined when one is broken.
+ */
+function checkRecords(text: string, open: number, maxDepth: number) {
+  let end = -1
+  let deep = false
   let notification: unknown
-  for (const span of recordSpans(text, open)) {
+  const ended = (close: number) => {
+    end = close + 1
+    return true
+  }
+  for (const span of recordSpans(text, open, ended)) {
     if (span === undefined) return undefined
     const record = tryParse(text, span)
+    if (record === failed) return undefined
     // The item is the object, its Records array, then the record: as splitJsonItems counts its depth.
-    if (record === failed || 2 + depthOf(record, maxDepth) > maxDepth) return undefined
+    deep ||= 2 + depthOf(record, maxDepth) > maxDepth
     if (notification === undefined && namesS3Object(record)) notification = record
   }
-  return { open, notification }
+  return { end, deep, notification }
+}
+
+/**
+ * Where the value starting at `from` ends (brackets counted, not matched, strings stepped over: the value
+ * is parsed, which checks it), or -1 when it does not.
+ */
+function valueEnd(text: string, from: number): number {
+  let depth = 0
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 34) {
+      i = closingQuote(text, i)
+      if (i === -1) return -1
+      if (depth === 0) return i + 1
+    } else if (c === 123 || c === 91) depth++
+    else if (c === 125 || c === 93) {
+      if (depth === 0) return i
+      if (--depth === 0) return i + 1
+    } else if (depth === 0 && (c === 44 || isSpace(c))) return i
+  }
+  return depth === 0 ? text.length : -1
 }
 
 /**
@@ -138,7 +240,7 @@ function* recordParts(line: string, open: number, partItems: number): Generator<
   const original = () => line.trim()
   let records: unknown[] = []
   let from = 0
-  for (const span of recordSpans(line, open)) {
+  for (const span of recordSpans(line, open, () => true)) {
     records.push(parseJson(line.slice(...(span as Span))))
     if (records.length === partItems) {
       yield [{ index: 0, value: { Records: records }, original, recordsFrom: from }]
@@ -150,24 +252,16 @@ function* recordParts(line: string, open: number, partItems: number): Generator<
     yield [{ index: 0, value: { Records: records }, original, recordsFrom: from }]
 }
 
-/** The position of the `[` of a line that opens `{"Records":[`, give or take spaces; else -1. */
-function recordsOpen(line: string): number {
-  const brace = firstNonSpace(line)
-  if (brace === -1 || line.charCodeAt(brace) !== 123) return -1
-  const key = firstNonSpace(line, brace + 1)
-  if (!line.startsWith('"Records"', key)) return -1
-  const colon = firstNonSpace(line, key + 9)
-  if (colon === -1 || line.charCodeAt(colon) !== 58) return -1
-  const bracket = firstNonSpace(line, colon + 1)
-  return bracket !== -1 && line.charCodeAt(bracket) === 91 ? bracket : -1
-}
-
 /**
- * The spans of the elements of the array opened at `open`, one at a time, then undefined when the array is
- * not followed by the end of the line (by `}` then the end, `inObject`), or its commas or brackets do not balance. Brackets are
- * counted, not matched: each span is parsed, which checks it.
+ * The spans of the elements of the array opened at `open`, one at a time, then undefined when `ended` says
+ * no to what follows its `]` (given the position of that `]`), or its commas or brackets do not balance.
+ * Brackets are counted, not matched: each span is parsed, which checks it.
  */
-function* recordSpans(line: string, open: number, inObject = true): Generator<Span | undefined> {
+function* recordSpans(
+  line: string,
+  open: number,
+  ended: (close: number) => boolean,
+): Generator<Span | undefined> {
   let depth = 0
   let start = -1
   for (let i = open + 1; i < line.length; i++) {
@@ -183,10 +277,7 @@ function* recordSpans(line: string, open: number, inObject = true): Generator<Sp
     else if (c === 93) {
       if (start !== -1) yield [start, lastNonSpace(line, i) + 1]
       else if (i !== firstNonSpace(line, open + 1)) break
-      const brace = firstNonSpace(line, i + 1)
-      if (!inObject && brace === -1) return
-      if (inObject && brace !== -1 && line.charCodeAt(brace) === 125 && firstNonSpace(line, brace + 1) === -1)
-        return
+      if (ended(i)) return
       break
     } else if (c === 125) break
     else if (c === 44 && depth === 0) {
@@ -197,6 +288,9 @@ function* recordSpans(line: string, open: number, inObject = true): Generator<Sp
   }
   yield undefined
 }
+
+/** Whether nothing but spaces follows the `]` of an array that is the whole line. */
+const endsLine = (line: string) => (close: number) => firstNonSpace(line, close + 1) === -1
 
 const failed = Symbol('failed')
 

@@ -1,8 +1,10 @@
 // Falcosidekick never retries and Falco's http_output ignores the status: while the bus is busy, /v1/falco
 // spools to disk and answers 202, drains in order once the bus has room, survives a restart, and refuses
 // (429) only when the spool's disk budget is spent, which /metrics and /readyz show.
+import { execFile } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import type { Decoded } from '../../../ingest/decode-events.ts'
@@ -17,6 +19,8 @@ import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { auth, fixture, startHarness } from './ingest-harness.ts'
 
+const run = promisify(execFile)
+const root = resolve(import.meta.dirname, '../../..')
 const alerts = fixture('falco/falco-website.ndjson').toString().trim().split('\n')
 const post = (h: Awaited<ReturnType<typeof startHarness>>, line: string) =>
   h.server.inject({ method: 'POST', url: '/v1/falco', payload: line, headers: auth })
@@ -156,26 +160,39 @@ describe('the Falco spool', () => {
     }
     for (const line of alerts.slice(0, 2)) expect((await post(down, line)).statusCode).toBe(202)
     await down.ingest.close()
-    // What a flood of one-alert requests leaves while the bus is down (512 MiB holds ~170,000 of them);
-    // here they decode to nothing, to keep the test's disk use small.
+    // What a flood of one-alert requests leaves while the bus is down (512 MiB holds ~170,000 of them,
+    // more than the ~125,000 arguments a call takes on the default stack); here they decode to nothing.
+    // The spool starts in a process whose stack takes about 15,000 arguments to a call, so that 20,000
+    // requests are as many too many: 150,000 files took minutes to write and remove on a loaded disk.
     const empty = JSON.stringify({
       component: 'falco_receiver',
       receivedAt: 1_750_000_000_000,
       decoded: { events: [], invalid: [], skipped: {}, internal: 0 },
     })
-    const flood = 150_000
+    const flood = 20_000
     for (let seq = 3; seq < 3 + flood; seq++) {
       writeFileSync(join(dataDir, 'falco-spool', `${String(seq).padStart(16, '0')}.json`), empty)
     }
-    const up = await startHarness({ dataDir })
-    await waitFor(() => up.bus.records(eventsTopic).length === 2, { what: 'the two oldest drained first' })
-    const outputs = up.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
-    expect(outputs).toEqual(alerts.slice(0, 2).map((l) => JSON.parse(l).output))
-    await waitFor(() => spoolFiles(dataDir).length < flood, { what: 'the flood to drain', timeoutMs: 60_000 })
-    await up.ingest.close()
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--stack-size=120',
+        '--import',
+        'tsx',
+        join(root, 'tests/helpers/drain-falco-spool.ts'),
+        join(dataDir, 'falco-spool'),
+      ],
+      { cwd: root },
+    )
+    const outputs = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+    expect(outputs.slice(0, 2)).toEqual(alerts.slice(0, 2).map((l) => JSON.parse(l).output))
+    expect(outputs).toHaveLength(2 + flood)
+    expect(spoolFiles(dataDir)).toEqual([])
     rmSync(dataDir, { recursive: true, force: true })
-    // Writing, listing and removing 150,000 files takes 30 s on a quiet disk and over a minute on a busy one.
-  }, 180_000)
+  }, 60_000)
 
   it('spools a request whose publish outlasts falco_spool_after (a hanging bus), before the sender gives up', async () => {
     const h = await startHarness({ spoolAfterMs: 200 })

@@ -10,6 +10,7 @@ import {
   type ReplayReadOptions,
   readReplayParts,
 } from '../../../ingest/read-replay-files.ts'
+import type { JsonItem } from '../../../ingest/split-json-items.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { fixtures } from './ingest-harness.ts'
 
@@ -129,6 +130,54 @@ describe('readReplayFiles', () => {
       [{ index: 2, records: 2, from: 3 }],
       [{ index: 3 }, { index: 4 }, { index: 5 }],
     ])
+  })
+
+  it('rejects a broken or too deep pretty-printed log file once, naming the file, as its one-line form', async () => {
+    const dir = tempDir('nerve-replay')
+    const records = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n').slice(0, 6)
+    const deep = `${'{"a":'.repeat(70)}1${'}'.repeat(70)}`
+    const prettyPrinted = (lines: string[]) => `{\n  "Records": [\n    ${lines.join(',\n    ')}\n  ]\n}`
+    const files = {
+      // A record cut short in the middle, the records after it whole: each one a line.
+      broken: prettyPrinted([
+        ...records.slice(0, 2),
+        '{"eventVersion": "1.08", "eventName":',
+        ...records.slice(3),
+      ]),
+      // Cut short after a record, as a copy that stopped: the last line is a whole record.
+      cut: prettyPrinted(records).slice(0, prettyPrinted(records).indexOf(records[4] as string) - 6),
+      // Written with indent=2, nested past the limit.
+      deep: JSON.stringify({ Records: [JSON.parse(records[0] as string), JSON.parse(deep)] }, null, 2),
+    }
+    for (const [name, text] of Object.entries(files)) {
+      const pretty = join(dir, `${name}.json`)
+      const oneLine = join(dir, `${name}-one-line.json`)
+      writeFileSync(pretty, `${text}\n`)
+      writeFileSync(oneLine, `${text.replace(/\n */g, '')}\n`)
+      const [one, several] = await readReplayFiles([oneLine, pretty], { maxDepth: 64 })
+      // Why, without where: the positions and the text quoted around them differ between the forms.
+      const why = (item: JsonItem | undefined) => item?.error?.replace(/ at position \d+.*|, \.\.\..*/s, '')
+      expect(
+        several?.items.map((item) => [item.file, why(item)]),
+        name,
+      ).toEqual([[pretty, why(one?.items[0])]])
+      expect(one?.items, name).toHaveLength(1)
+    }
+  })
+
+  it('reads NDJSON whose first line is cut short as lines, rejecting only that one', async () => {
+    const path = join(tempDir('nerve-replay'), 'alerts.ndjson')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n').slice(0, 3)
+    const first = falco[0] as string
+    // Inside a string, and between a member's name and its value.
+    for (const cut of [first.slice(0, 40), first.slice(0, first.indexOf('"priority"') + 11)]) {
+      writeFileSync(path, `${cut}\n\n${falco.join('\n')}\n`)
+      const [file] = await readReplayFiles([path], { maxDepth: 64 })
+      expect(
+        file?.items.map((item) => item.error?.slice(0, 14) ?? 'ok'),
+        cut,
+      ).toEqual(['not valid JSON', 'ok', 'ok', 'ok'])
+    }
   })
 
   it('closes the file when its reader stops before the end (an item failed, a thread stopped)', async () => {

@@ -35,8 +35,8 @@ const bigNumbers = (record: string) =>
     (_, close: string) =>
       `"requestParameters":{"count":98765432109876543210,"n":9007199254740993${close || ','}`,
   )
-// Not a record nested too deep, nor a broken one: the whole file is then one rejection on one line, but a
-// document over several lines is read as NDJSON (split-json-items.ts), whatever its size.
+// Not a record nested too deep, nor a broken one: the whole file is then one rejection in either form
+// (read-replay-files.test.ts), which would leave nothing else to compare.
 const odd = ['{}', 'null', '"]"', '[1,[2,{"a":"]"}]]', '12345678901234567890']
 /** A record that makes the line 4 MiB long. */
 const pad = `{"eventVersion":"1.08","pad":"${'x'.repeat(largeLineChars)}"}`
@@ -149,6 +149,31 @@ describe('a line of 4 MiB or more', () => {
 
   it.each(generated)('decodes as the same file pretty-printed ($name)', async ({ file, line }) => {
     expect(await replayed(line)).toEqual(await replayed(prettyPrinted(file)))
+  })
+
+  it('decodes a log file with members beside Records as the same file pretty-printed, in parts', async () => {
+    const records = [pad, ...real.slice(0, 300), '{}', bigNumbers(real[1] as string)]
+    const deep = `${'{"a":'.repeat(64)}1${'}'.repeat(64)}`
+    const forms = [
+      { before: '"x":1,', after: '' },
+      { before: '', after: ',"y":{"digestStartTime":"2021-04-10T19:30:00Z","n":98765432109876543210}' },
+      { before: '"Records":[{}],"x":[1,"]"],', after: ',"z":null' },
+      // Nested too deep: one rejection for the file in either form.
+      { before: '', after: `,"y":${deep}` },
+    ]
+    const dir = tempDir('nerve-large-line')
+    for (const { before, after } of forms) {
+      const line = `{${before}"Records":[${records.join(',')}]${after}}`
+      const pretty = `{\n  ${before}\n  "Records": [\n    ${records.join(',\n    ')}\n  ]${after}\n}`
+      const one = await replayed(line)
+      expect(one, after).toEqual(await replayed(pretty))
+      expect(one, after).toEqual(await replayed(`[${line}]`))
+      expect(one.invalidCount, after).toBe(after.includes(deep) ? 1 : 2)
+      writeFileSync(join(dir, 'file.json'), `${line}\n`)
+      for await (const part of readReplayParts([join(dir, 'file.json')], { maxDepth: 64 }))
+        for (const item of part.items)
+          expect(Object.keys(item.value ?? {}).length, after).toBeLessThanOrEqual(1)
+    }
   })
 
   it('skips a log file naming an S3 object whole, as a notification, and never holds its records together', async () => {

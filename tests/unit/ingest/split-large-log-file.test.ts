@@ -38,11 +38,56 @@ describe('splitLargeLogFile', () => {
       `{"Records":[${records[0]},]}`,
       `{"Records":[${records[0]}]`,
       `{"Records":[${records[0]}]} x`,
-      `{"Records":[${records[0]}],"more":1}`,
       `{"Records":[${records[0]},${'['.repeat(63)}${']'.repeat(63)}]}`,
       `[${records[0]}]`,
     ]) {
       expect(splitLargeLogFile(line, 64, 2), line.slice(-20)).toBeUndefined()
+    }
+  })
+
+  it('gives the records of a log file with members beside Records as its whole parse holds them', () => {
+    const [a, b, c] = records as [string, string, string]
+    const streamed = (line: string) => {
+      const parts = splitLargeLogFile(line, 64, 2)
+      return (
+        parts &&
+        [...parts].flatMap((p) => p.flatMap((item) => (item.value as { Records: unknown[] }).Records))
+      )
+    }
+    // The object, then 63 more: one deeper than 64.
+    const deep = `${'{"a":'.repeat(64)}1${'}'.repeat(64)}`
+    for (const line of [
+      `{"x":1,"Records":[${a},${b},${c}]}`,
+      `{"Records":[${a},${b},${c}], "y": {"digestStartTime":"2021-04-10T19:30:00Z","n":[98765432109876543210]}}`,
+      ` { "x" : [1,{"}":"]"}] , "Records" : [${a}] , "y" : "\\"" , "z" : null } `,
+      // Duplicate keys: the last wins, as JSON.parse has it.
+      `{"Records":[${a},${b}],"Records":[${c}]}`,
+      `{"Records":5,"Records":[${a}]}`,
+      `{"Rec\\u006frds":[${a}]}`,
+      `{"x":${deep},"x":0,"Records":[${a}]}`,
+      `{"Records":[${deep}],"Records":[${a}]}`,
+      `{"priority":"Warning","Records":[${a}]}`,
+    ]) {
+      const whole = splitJsonItems(line, { maxItems: 1, maxDepth: 64 })[0]?.value as { Records: unknown[] }
+      expect(streamed(line), line.slice(0, 40)).toEqual(whole.Records)
+    }
+    for (const line of [
+      `{"Records":[${a}],"Records":5}`,
+      `{"x":${deep},"Records":[${a}]}`,
+      `{"x":0,"x":${deep},"Records":[${a}]}`,
+      `{"Records":[${a}],"Records":[${deep}]}`,
+      `{"priority":"Warning","rule":"r","Records":[${a}]}`,
+      `{"Records":[${a}],"Rule":"r","priority":1}`,
+      `{"Records":[${a}],"y":[1,}`,
+      `{"Records":[${a}],"y":tru}`,
+      `{"Records":[${a}],"y":1,}`,
+      `{"Records":[${a}] "y":1}`,
+      `{"Records":[${a}],"y":1} x`,
+      `{"Records":[${a}],"y":"\\x"}`,
+      `{"Records":[${a}],y:1}`,
+      `{"x":1}`,
+    ]) {
+      expect(streamed(line), line.slice(-30)).toBeUndefined()
     }
   })
 
@@ -75,7 +120,8 @@ describe('splitLargeLogFile', () => {
   })
 
   it('ends a part after an element of as many records as a part holds, for the caller to cut', () => {
-    const line = `[{}, {"more":1,"Records":[{},{}]}, {}, {}]`
+    // A Falco alert to the decoder (priority, rule), so not cut as a log file.
+    const line = `[{}, {"priority":"Warning","rule":"r","Records":[{},{}]}, {}, {}]`
     expect([...(splitLargeArray(line, 64, 3) ?? [])].map((p) => p.map((i) => i.index))).toEqual([
       [0, 1],
       [2, 3],
