@@ -2,8 +2,10 @@
 // thread once it has said it is ready. A build that fails (another connection holds the write lock, a full
 // disk, an I/O error) must not end the thread: the writes go on with the older index, the build is tried
 // again later, and a thread that does end is told.
+import { spawn } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { RevokeOutcome } from '../../../schemas/types.ts'
@@ -147,5 +149,60 @@ describe('a writer thread that ends', () => {
         stage: 'thread',
       }),
     ).toBe(1)
+  })
+})
+
+describe('kill -9 during the build', () => {
+  it('leaves a store the next start opens, builds and writes', async () => {
+    const dataDir = await earlierStore(0)
+    // Enough outcomes that the build lasts past the kill (about 6 s per million).
+    const db = new Database(join(dataDir, 'store.sqlite'))
+    db.exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199999)
+      INSERT INTO revoke_outcomes (id, decision_id, incident_id, agent_id, status, time, record)
+      SELECT 'rvk_held_' || i || ':0', 'rvk_held_' || i, 'inc-' || (i % 500), 'data-cleaner', 'suppressed',
+        ${Date.UTC(2026, 10, 25, 16, 2)} + i, '{}' FROM n`)
+    db.close()
+    const child = fileURLToPath(new URL('./store-index-build-child.ts', import.meta.url))
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    proc.stdout.on('data', (chunk) => {
+      stdout += chunk
+    })
+    proc.stderr.on('data', (chunk) => {
+      stderr += chunk
+    })
+    const exited = new Promise((resolve) => proc.on('exit', resolve))
+    try {
+      await waitFor(() => stdout.includes('building') || proc.exitCode !== null, {
+        timeoutMs: 30_000,
+        what: 'the child to start the build',
+      })
+    } finally {
+      proc.kill('SIGKILL')
+      await exited
+    }
+    expect(stdout, stderr).toBe('building\n')
+    expect(proc.signalCode).toBe('SIGKILL')
+    // Nothing of the build was committed: no index, half built or whole.
+    expect(hasIndex(dataDir)).toBe(false)
+
+    const rt = createTestRuntime()
+    const writer = await startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics, log: rt.log })
+    cleanup.push(() => writer.close())
+    // The first write waits for the build, then is stored.
+    expect(await writer.writeCorrelations([makeCorrelation(10)])).toMatchObject({ stored: 1 })
+    expect(await writer.writeOutcomes([heldBack(200_000)])).toMatchObject({ stored: 1 })
+    expect(hasIndex(dataDir)).toBe(true)
+    expect(rt.logs.filter((l) => l.index === index).map((l) => [l.level, l.msg])).toEqual([
+      ['info', expect.stringMatching(/^Building an index this version needs/)],
+      ['info', "Built the index; the store's writes go on."],
+    ])
+    const reader = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    expect(reader.prepare('SELECT count(*) AS n FROM revoke_outcomes').get()).toEqual({ n: 200_001 })
+    expect(reader.pragma('integrity_check', { simple: true })).toBe('ok')
+    reader.close()
   })
 })
