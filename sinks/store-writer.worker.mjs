@@ -24,6 +24,13 @@ const { createMetrics } = await import('../runtime/metrics.ts')
 const { errorCodeOf, NerveError } = await import('../runtime/errors.ts')
 const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
 
+/**
+ * Back-off between two tries of a build that fails, doubled at each failure from 1 s to 1 h: a full disk
+ * does not make each write read every outcome again, and a lock held for a moment costs a second.
+ */
+const maxBuildBackoffMs = 3_600_000
+let buildBackoffMs = 1000
+
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
 // An index a store of an earlier version lacks is built once the thread has said it is ready (below), and
 // told to the main thread before and after; the writes asked meanwhile wait for it. A build that fails
@@ -41,12 +48,6 @@ const store = createCorrelationStore(
   },
 )
 
-/**
- * Back-off between two tries of a build that fails, doubled at each failure from 1 s to 1 h: a full disk
- * does not make each write read every outcome again, and a lock held for a moment costs a second.
- */
-const maxBuildBackoffMs = 3_600_000
-let buildBackoffMs = 1000
 /** When the build may be tried (performance.now()); undefined once the index exists. */
 let buildDue = 0
 const buildIndexes = () => {
