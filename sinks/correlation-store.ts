@@ -63,8 +63,11 @@ export type CorrelationStore = StoreReads & {
    * go, so the counts of one still open never lose the correlations they were made from.
    */
   deleteBefore(cutoff: number): RetentionDeleted
-  /** Builds the indexes a store of an earlier version lacks, when opened with `deferIndexes`. */
-  buildIndexes(): void
+  /**
+   * Builds the indexes a store of an earlier version lacks, when opened with `deferIndexes`: false when the
+   * build failed (told to onIndexBuild, rolled back; the store reads and writes on without them).
+   */
+  buildIndexes(): boolean
   routes: Route[]
   /** Resolves once every write so far is on disk: await it before the bus commits the batch. */
   sync(): Promise<void>

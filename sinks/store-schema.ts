@@ -80,24 +80,35 @@ function agentIncidentsIndex(db: SqliteFile['db']): void {
   db.exec('CREATE INDEX IF NOT EXISTS incidents_agent ON incidents (agent_id, last_seen DESC, id DESC)')
 }
 
-/** An index a store of an earlier version lacks, built once (outcomeStatusIndex). */
-export type IndexBuild = { index: string; rows: number; ms?: number }
+/**
+ * An index a store of an earlier version lacks, built once (outcomeStatusIndex): before its build, after it
+ * (`ms`), or once it failed (`failed`: SQLite's code, such as SQLITE_BUSY or SQLITE_FULL).
+ */
+export type IndexBuild = { index: string; rows: number; ms?: number; failed?: string }
 
 /**
  * The index of an incident's outcomes per status (the detail, the status filter): a store of an earlier
  * version has none, and building it reads every outcome (about 6 s per million), the store's writes
  * waiting meanwhile. `onBuild` hears of it before and after (`ms`), so the wait is told, once. Until it
  * exists the same reads use revoke_outcomes_incident: the same answers, slower for a flooded incident.
+ * A build that fails (another connection holds the write lock, a full disk) is rolled back whole, told
+ * and not thrown: the caller may try again. Whether the index exists now.
  */
-function outcomeStatusIndex(db: SqliteFile['db'], onBuild?: (build: IndexBuild) => void): void {
+function outcomeStatusIndex(db: SqliteFile['db'], onBuild?: (build: IndexBuild) => void): boolean {
   const index = 'revoke_outcomes_incident_status'
   const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(index)
-  if (exists) return
+  if (exists) return true
   const rows = (db.prepare('SELECT count(*) AS n FROM revoke_outcomes').get() as { n: number }).n
   const started = performance.now()
   if (rows > 0) onBuild?.({ index, rows })
-  db.exec(`CREATE INDEX ${index} ON revoke_outcomes (incident_id, status, time DESC, id DESC)`)
+  try {
+    db.exec(`CREATE INDEX ${index} ON revoke_outcomes (incident_id, status, time DESC, id DESC)`)
+  } catch (err) {
+    onBuild?.({ index, rows, failed: String((err as { code?: unknown }).code ?? 'unknown') })
+    return false
+  }
   if (rows > 0) onBuild?.({ index, rows, ms: Math.round(performance.now() - started) })
+  return true
 }
 
 /** Stores written before incidents kept their Falco rules gain the column, filled from their correlations. */
@@ -112,12 +123,12 @@ function addFalcoRulesColumn(db: SqliteFile['db']): void {
 
 /**
  * Creates the store's tables or upgrades an earlier version's. `deferIndexes`: the slow index build
- * (outcomeStatusIndex) is left to the returned buildIndexes.
+ * (outcomeStatusIndex) is left to the returned buildIndexes, which says whether the index exists now.
  */
 export function upgradeStoreSchema(
   db: SqliteFile['db'],
   options: { onIndexBuild?: (build: IndexBuild) => void; deferIndexes?: boolean },
-): { layout: 'edge_time' | 'id'; buildIndexes: () => void } {
+): { layout: 'edge_time' | 'id'; buildIndexes: () => boolean } {
   db.exec(schema)
   const buildIndexes = () => outcomeStatusIndex(db, options.onIndexBuild)
   if (!options.deferIndexes) buildIndexes()

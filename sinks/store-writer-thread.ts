@@ -35,6 +35,9 @@ export type StoreWriterThread = {
   close(): Promise<void>
 }
 
+/** An index build as the writer tells it: a failed one with the ms until it is tried again. */
+type ToldIndexBuild = IndexBuild & { retry_in_ms?: number }
+
 type Reply = { id: number; ok: boolean; result?: unknown; code?: string; message?: string }
 
 export async function startStoreWriterThread(
@@ -77,8 +80,8 @@ export async function startStoreWriterThread(
       })
       // Its first message says it is ready; after that, replies, and an index it builds (told, not replied).
       w.once('message', () => {
-        w.on('message', (reply: Reply | { indexBuild: IndexBuild }) => {
-          if ('indexBuild' in reply) return deps.log && logIndexBuild(deps.log, reply.indexBuild)
+        w.on('message', (reply: Reply | { indexBuild: ToldIndexBuild }) => {
+          if ('indexBuild' in reply) return indexBuildTold(reply.indexBuild)
           const waiter = waiting.get(reply.id)
           waiting.delete(reply.id)
           if (reply.ok) waiter?.resolve(reply.result)
@@ -89,6 +92,12 @@ export async function startStoreWriterThread(
       })
       // A dead writer fails what waits on it (the bus redelivers those batches); the next write starts another.
       w.once('error', (err) => {
+        const code = threadErrorCode(err)
+        telemetry.error(code, 'thread')
+        deps.log?.error(
+          { error_code: code, sqlite_code: sqliteCodeOf(err), err: err.message, waiting: waiting.size },
+          'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; the next write starts it again.',
+        )
         for (const waiter of waiting.values()) waiter.reject(err)
         waiting.clear()
         worker = undefined
@@ -97,6 +106,12 @@ export async function startStoreWriterThread(
       })
     })
     return starting
+  }
+
+  /** A failed build is counted, by buildErrorCode. */
+  const indexBuildTold = (build: ToldIndexBuild) => {
+    if (build.failed !== undefined) telemetry.error(buildErrorCode(build.failed), 'index_build')
+    if (deps.log) logIndexBuild(deps.log, build)
   }
 
   const ask = async <T>(message: Record<string, unknown>): Promise<T> => {
@@ -163,6 +178,25 @@ export async function startStoreWriterThread(
   }
 }
 
+/** A failed index build's code: SQLITE_FULL as STORAGE_FULL, a held lock or an I/O error as SINK_UNAVAILABLE. */
+function buildErrorCode(sqliteCode: string): 'STORAGE_FULL' | 'SINK_UNAVAILABLE' {
+  return sqliteCode === 'SQLITE_FULL' ? 'STORAGE_FULL' : 'SINK_UNAVAILABLE'
+}
+
+/** SQLite's code of an error (SQLITE_BUSY, SQLITE_FULL, …), when it has one. */
+function sqliteCodeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
+}
+
+/** A thread's death: the code of a NerveError that ended it (its code survives the clone), else INTERNAL. */
+function threadErrorCode(err: unknown): (typeof errorCodes)[number] {
+  const code = (err as { code?: unknown }).code
+  return (errorCodes as readonly unknown[]).includes(code)
+    ? (code as (typeof errorCodes)[number])
+    : 'INTERNAL'
+}
+
 function failure(reply: Reply): NerveError {
   const code = (errorCodes as readonly string[]).includes(reply.code ?? '')
     ? (reply.code as (typeof errorCodes)[number])
@@ -175,10 +209,21 @@ function failure(reply: Reply): NerveError {
 /**
  * Before and after a build of an index a store of an earlier version lacks (about 6 s per million revoke
  * outcomes): HTTP listens meanwhile, the store's writes wait and an incident's revokes read slower. Once:
- * the next start finds the index.
+ * the next start finds the index. A build that failed is told with when it is tried again.
  */
-export function logIndexBuild(log: Logger, { index, rows, ms }: IndexBuild): void {
-  if (ms === undefined)
+export function logIndexBuild(log: Logger, { index, rows, ms, failed, retry_in_ms }: ToldIndexBuild): void {
+  if (failed !== undefined)
+    log.warn(
+      {
+        index,
+        revoke_outcomes: rows,
+        error_code: buildErrorCode(failed),
+        sqlite_code: failed,
+        retry_in_ms,
+      },
+      "Could not build the index: the store's writes go on without it (an incident's revokes read slower), and it is tried again before a write once retry_in_ms has passed.",
+    )
+  else if (ms === undefined)
     log.info(
       { index, revoke_outcomes: rows },
       "Building an index this version needs, once: the store's writes wait for it (about 6 s per million revoke outcomes).",

@@ -24,17 +24,41 @@ const { createMetrics } = await import('../runtime/metrics.ts')
 const { errorCodeOf, NerveError } = await import('../runtime/errors.ts')
 const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
 
+/**
+ * Back-off between two tries of a build that fails, doubled at each failure from 1 s to 1 h: a full disk
+ * does not make each write read every outcome again, and a lock held for a moment costs a second.
+ */
+const maxBuildBackoffMs = 3_600_000
+let buildBackoffMs = 1000
+
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
 // An index a store of an earlier version lacks is built once the thread has said it is ready (below), and
-// told to the main thread before and after; the writes asked meanwhile wait for it.
+// told to the main thread before and after; the writes asked meanwhile wait for it. A build that fails
+// (another connection holds the write lock, a full disk) is told with when it is tried again: before a
+// write, once its back-off has passed. The thread writes on meanwhile, and the reads use the older index.
 const store = createCorrelationStore(
   { data_dir: workerData.dataDir },
   {
     metrics: createMetrics(),
-    onIndexBuild: (build) => parentPort.postMessage({ indexBuild: build }),
+    onIndexBuild: (build) =>
+      parentPort.postMessage({
+        indexBuild: build.failed ? { ...build, retry_in_ms: buildBackoffMs } : build,
+      }),
     deferIndexes: true,
   },
 )
+
+/** When the build may be tried (performance.now()); undefined once the index exists. */
+let buildDue = 0
+const buildIndexes = () => {
+  if (buildDue === undefined || performance.now() < buildDue) return
+  if (store.buildIndexes()) {
+    buildDue = undefined
+    return
+  }
+  buildDue = performance.now() + buildBackoffMs
+  buildBackoffMs = Math.min(buildBackoffMs * 2, maxBuildBackoffMs)
+}
 
 /** Opened at the first range (the bus file exists by then: the bus delivered from it). */
 let reader
@@ -70,6 +94,7 @@ const failed = (m, err) =>
   })
 
 const answer = async (m) => {
+  buildIndexes()
   try {
     const result = work[m.type](m)
     await store.sync()
@@ -105,6 +130,7 @@ const writeArrived = async () => {
   arrived = []
   if (group.length === 0) return
   if (group.length === 1) return answer(group[0])
+  buildIndexes()
   let results
   try {
     results = store.writeCorrelationBatches(group.map((m) => m.batch))
@@ -155,4 +181,4 @@ parentPort.on('message', async (m) => {
   await answer(m)
 })
 parentPort.postMessage({ ready: true })
-store.buildIndexes()
+buildIndexes()

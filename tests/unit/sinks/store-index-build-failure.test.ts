@@ -1,0 +1,208 @@
+// The index a store of an earlier version lacks (revoke_outcomes_incident_status) is built by the writer
+// thread once it has said it is ready. A build that fails (another connection holds the write lock, a full
+// disk, an I/O error) must not end the thread: the writes go on with the older index, the build is tried
+// again later, and a thread that does end is told.
+import { spawn } from 'node:child_process'
+import { rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { RevokeOutcome } from '../../../schemas/types.ts'
+import { createCorrelationStore } from '../../../sinks/correlation-store.ts'
+import { parseListQuery } from '../../../sinks/store-query.ts'
+import { createStoreReads } from '../../../sinks/store-reads.ts'
+import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { makeCorrelation } from './correlation-fixture.ts'
+
+const index = 'revoke_outcomes_incident_status'
+const cleanup: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c()
+})
+
+/** The watched agent's held-back revokes, as the dispatcher records them. */
+const heldBack = (n: number): RevokeOutcome => ({
+  id: `rvk_held_${n}:0`,
+  decision_id: `rvk_held_${n}`,
+  time: Date.UTC(2026, 10, 25, 16, 2) + n,
+  correlation_id: makeCorrelation(n).id,
+  incident_id: 'inc-data-cleaner',
+  agent_id: 'data-cleaner',
+  status: 'suppressed',
+  reason: 'rate_limited_agent',
+  attempts: 0,
+})
+
+/** A store as an earlier version left it: correlations and outcomes, no per-status index of outcomes. */
+async function earlierStore(outcomes: number): Promise<string> {
+  const dataDir = tempDir('nerve-store-upgrade')
+  cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
+  const earlier = createCorrelationStore({ data_dir: dataDir }, { metrics: createTestRuntime().metrics })
+  earlier.writeCorrelations([1, 2, 3].map((n) => makeCorrelation(n)))
+  earlier.writeOutcomes(Array.from({ length: outcomes }, (_, n) => heldBack(n)))
+  await earlier.close()
+  const db = new Database(join(dataDir, 'store.sqlite'))
+  db.exec(`DROP INDEX ${index}`)
+  db.close()
+  return dataDir
+}
+
+const hasIndex = (dataDir: string) => {
+  const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+  try {
+    return (
+      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(index) !== undefined
+    )
+  } finally {
+    db.close()
+  }
+}
+
+describe('an index build that fails', () => {
+  it('leaves the writer running on the older index, is tried again, and every write is stored', async () => {
+    const dataDir = await earlierStore(50)
+    const rt = createTestRuntime()
+    // Another connection (a backup, an operator's sqlite3) holds the write lock while nerve starts.
+    const holder = new Database(join(dataDir, 'store.sqlite'))
+    holder.exec('BEGIN IMMEDIATE')
+    const writer = await startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics, log: rt.log })
+    cleanup.push(() => writer.close())
+    const failedBuilds = () => rt.logs.filter((l) => l.index === index && l.level === 'warn')
+    await waitFor(() => failedBuilds().length > 0, { what: 'the failed build told' })
+    expect(failedBuilds()[0]).toMatchObject({
+      error_code: 'SINK_UNAVAILABLE',
+      sqlite_code: 'SQLITE_BUSY',
+      retry_in_ms: expect.any(Number),
+      msg: expect.stringMatching(/writes go on without it/),
+    })
+    // Writes the bus hands over meanwhile fail while the lock is held (the bus delivers them again), and
+    // none ends the thread or starts another: the build is not tried again at each write.
+    const batches = Array.from({ length: 20 }, (_, n) => [makeCorrelation(10 + n)])
+    for (const batch of batches) await expect(writer.writeCorrelations(batch)).rejects.toThrow()
+    expect(failedBuilds().length).toBeLessThan(5)
+    expect(rt.logs.filter((l) => l.level === 'error')).toEqual([])
+
+    // Reads answer meanwhile, with the older (incident, time) index.
+    expect(hasIndex(dataDir)).toBe(false)
+    const reader = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    cleanup.push(() => {
+      reader.close()
+    })
+    const suppressed = parseListQuery({ incident: 'inc-data-cleaner', status: 'suppressed', limit: '1000' }, [
+      'incident',
+      'status',
+    ])
+    expect(createStoreReads(reader).revokes(suppressed)).toHaveLength(50)
+
+    holder.exec('COMMIT')
+    holder.close()
+    // The bus's redelivery: each batch again, until stored; then the build, tried again, succeeds.
+    for (const batch of batches) expect(await writer.writeCorrelations(batch)).toMatchObject({ stored: 1 })
+    await waitFor(
+      async () => {
+        await writer.writeOutcomes([heldBack(0)])
+        return hasIndex(dataDir)
+      },
+      { what: 'the index built on a later try' },
+    )
+    expect(rt.logs.filter((l) => l.index === index).at(-1)).toMatchObject({
+      level: 'info',
+      msg: "Built the index; the store's writes go on.",
+    })
+    expect(createStoreReads(reader).correlations(parseListQuery({ limit: '1000' }, ['agent']))).toHaveLength(
+      23,
+    )
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        component: 'correlation_store',
+        error_code: 'SINK_UNAVAILABLE',
+        stage: 'index_build',
+      }),
+    ).toBe(failedBuilds().length)
+  })
+})
+
+describe('a writer thread that ends', () => {
+  it('is told with its code and what happens next, and counted', async () => {
+    const dataDir = tempDir('nerve-store-broken')
+    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    writeFileSync(join(dataDir, 'store.sqlite'), 'not a database, whatever its name says'.repeat(200))
+    const rt = createTestRuntime()
+    await expect(
+      startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics, log: rt.log }),
+    ).rejects.toThrow()
+    expect(rt.logs.filter((l) => l.level === 'error')).toEqual([
+      expect.objectContaining({
+        error_code: 'INTERNAL',
+        sqlite_code: 'SQLITE_NOTADB',
+        msg: expect.stringMatching(/the next write starts it again/),
+      }),
+    ])
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        component: 'correlation_store',
+        error_code: 'INTERNAL',
+        stage: 'thread',
+      }),
+    ).toBe(1)
+  })
+})
+
+describe('kill -9 during the build', () => {
+  it('leaves a store the next start opens, builds and writes', async () => {
+    const dataDir = await earlierStore(0)
+    // Enough outcomes that the build lasts past the kill (about 6 s per million).
+    const db = new Database(join(dataDir, 'store.sqlite'))
+    db.exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199999)
+      INSERT INTO revoke_outcomes (id, decision_id, incident_id, agent_id, status, time, record)
+      SELECT 'rvk_held_' || i || ':0', 'rvk_held_' || i, 'inc-' || (i % 500), 'data-cleaner', 'suppressed',
+        ${Date.UTC(2026, 10, 25, 16, 2)} + i, '{}' FROM n`)
+    db.close()
+    const child = fileURLToPath(new URL('./store-index-build-child.ts', import.meta.url))
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    proc.stdout.on('data', (chunk) => {
+      stdout += chunk
+    })
+    proc.stderr.on('data', (chunk) => {
+      stderr += chunk
+    })
+    const exited = new Promise((resolve) => proc.on('exit', resolve))
+    try {
+      await waitFor(() => stdout.includes('building') || proc.exitCode !== null, {
+        timeoutMs: 30_000,
+        what: 'the child to start the build',
+      })
+    } finally {
+      proc.kill('SIGKILL')
+      await exited
+    }
+    expect(stdout, stderr).toBe('building\n')
+    expect(proc.signalCode).toBe('SIGKILL')
+    // Nothing of the build was committed: no index, half built or whole.
+    expect(hasIndex(dataDir)).toBe(false)
+
+    const rt = createTestRuntime()
+    const writer = await startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics, log: rt.log })
+    cleanup.push(() => writer.close())
+    // The first write waits for the build, then is stored.
+    expect(await writer.writeCorrelations([makeCorrelation(10)])).toMatchObject({ stored: 1 })
+    expect(await writer.writeOutcomes([heldBack(200_000)])).toMatchObject({ stored: 1 })
+    expect(hasIndex(dataDir)).toBe(true)
+    expect(rt.logs.filter((l) => l.index === index).map((l) => [l.level, l.msg])).toEqual([
+      ['info', expect.stringMatching(/^Building an index this version needs/)],
+      ['info', "Built the index; the store's writes go on."],
+    ])
+    const reader = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    expect(reader.prepare('SELECT count(*) AS n FROM revoke_outcomes').get()).toEqual({ n: 200_001 })
+    expect(reader.pragma('integrity_check', { simple: true })).toBe('ok')
+    reader.close()
+  })
+})
