@@ -28,12 +28,14 @@ export function opensDocument(first: string): boolean {
  * The lines of a file whose first line opens a document, held while they can still be one. In a document
  * spread over lines, a value standing on a line of its own comes after a `[`, `,` or `:` and before a `,`,
  * `]` or `}`: a line that is a JSON object of its own anywhere else (NDJSON's good lines, each followed by
- * the next) shows the file is NDJSON, and so do lines past `maxChars`, more than is read as one document.
- * A document never shows either, so it is still read whole.
+ * the next) shows the file is NDJSON, which a document never shows. Lines past `maxChars` are more than is
+ * read as one document, as a line is: they are let go, and only the last is kept to tell NDJSON still.
  */
 export class HeldDocument {
-  readonly lines: string[]
+  /** The lines held; past `maxChars`, only the last non-blank one (and the one being judged). */
+  lines: string[]
   private chars: number
+  private passedOver = false
   /** The last non-blank line, not judged until the one after it is read, and the one before it. */
   private last: { line: string; kind: LineKind } | undefined
   private before: string
@@ -49,28 +51,38 @@ export class HeldDocument {
     this.before = first
   }
 
-  /** Holds `line`; true when the lines held are to be read one by one, as NDJSON's are, from now on. */
-  add(line: string): boolean {
+  /**
+   * Holds `line`. `lines`: the lines held are to be read one by one, as NDJSON's are, from now on.
+   * `tooLong`: the document went past `maxChars` with this line (said once); its lines are let go.
+   */
+  add(line: string): 'held' | 'lines' | 'tooLong' {
+    if (this.passedOver) this.lines = this.last ? [this.last.line] : []
     this.lines.push(line)
     this.chars += line.length + 1
     if (firstNonSpace(line) !== -1) {
-      if (this.last && standsAlone(this.before, this.last.kind, line)) return true
+      if (this.last && standsAlone(this.before, this.last.kind, line)) return 'lines'
       if (this.last) this.before = this.last.line
       this.last = { line, kind: kindOf(line) }
       if (++this.nonBlank === 2) this.secondIsObject = this.last.kind === 'object'
     }
-    return this.chars > this.maxChars
+    if (this.passedOver || this.chars <= this.maxChars) return 'held'
+    this.passedOver = true
+    return 'tooLong'
+  }
+
+  /** Whether the lines were let go, past `maxChars`: the document is not read whole. */
+  get tooLong(): boolean {
+    return this.passedOver
   }
 
   /**
-   * At the end, when the lines held do not parse as one document: whether they are NDJSON with broken
-   * lines (its only good line last, or second as in NDJSON cut short on its first line) rather than a broken
-   * or cut-short document, which is one rejection.
+   * At the end, when the lines held do not parse as one document (or were let go): whether they are NDJSON
+   * with broken lines (its only good line last, or second as in NDJSON cut short on its first line) rather
+   * than a broken or cut-short document, which is one rejection.
    */
   brokenIsLines(): boolean {
-    return (
-      this.secondIsObject || (this.last !== undefined && standsAlone(this.before, this.last.kind, undefined))
-    )
+    const last = this.last
+    return this.secondIsObject || (last !== undefined && standsAlone(this.before, last.kind, undefined))
   }
 }
 

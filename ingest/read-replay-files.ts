@@ -123,7 +123,14 @@ async function* fileParts(
   }
   function* readLine(line: string): Generator<JsonItem[]> {
     if (held) {
-      if (held.add(line)) yield* release(held)
+      const next = held.add(line)
+      if (next === 'lines') yield* release(held)
+      else if (next === 'tooLong') {
+        // As a line over the cap: one rejection, its lines let go as they stream by.
+        const error = `${file}: a document over several lines is longer than ${maxLineBytes / 1024 / 1024} MiB (PAYLOAD_TOO_LARGE): skipped without reading it whole.`
+        const head = (held.lines[0] ?? '').slice(0, 200)
+        add({ index: 0, error, original: () => head })
+      }
       return
     }
     const large = line.length >= largeLineChars ? splitLargeLogFile(line, maxDepth, partItems) : undefined
@@ -187,8 +194,8 @@ async function* fileParts(
   if (held) {
     // A document whose lines hold one is one item, or one rejection when broken: not one a line. Broken,
     // it may still be NDJSON whose only good line is its last or its second (HeldDocument.brokenIsLines).
-    const items = splitJsonItems(held.lines.join('\n'), { ...limits, oneDocument: true })
-    if (isNotJson(items) && held.brokenIsLines()) yield* release(held)
+    const items = held.tooLong ? [] : splitJsonItems(held.lines.join('\n'), { ...limits, oneDocument: true })
+    if ((held.tooLong || isNotJson(items)) && held.brokenIsLines()) yield* release(held)
     else for (const item of items) add(item)
   }
   yield* partsOf(part, partItems)
