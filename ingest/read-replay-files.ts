@@ -2,14 +2,16 @@
 // log files {"Records":[…]}, EventBridge events, Falco and CloudTrail mixed in one file (the decoder tells
 // them apart per item). NDJSON is streamed and handed over in parts of at most `partItems` items, so
 // neither a file nor its parsed items need fit in memory at once; a document spread over several lines
-// (pretty-printed JSON) is read whole. For long inputs a progress line goes to the injected writer (stderr
-// in the CLI) every `progressEveryItems` items and after each file.
+// (pretty-printed JSON) is read whole, its lines held up to the line cap while they may be one
+// (held-document.ts). For long inputs a progress line goes to the injected writer (stderr in the CLI)
+// every `progressEveryItems` items and after each file.
 import { createReadStream, statSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { NerveError } from '../runtime/errors.ts'
+import { HeldDocument, opensDocument } from './held-document.ts'
 import { type LineTooLong, maxReplayLineBytes, readCappedLines } from './read-capped-lines.ts'
-import { type JsonItem, opensDocument, splitJsonItems } from './split-json-items.ts'
+import { type JsonItem, splitJsonItems } from './split-json-items.ts'
 import { largeLineChars, splitLargeArray, splitLargeLogFile } from './split-large-log-file.ts'
 
 /** Items of one file, numbered from the file's first item; a file may come in several parts. */
@@ -83,8 +85,9 @@ async function* fileParts(
     return taken
   }
   let count = 0
-  const pending: string[] = []
-  let mode = 'unknown' as 'unknown' | 'lines' | 'document'
+  let mode = 'unknown' as 'unknown' | 'lines'
+  /** The lines of a document spread over several lines, while they may be one (pretty-printed JSON). */
+  let held: HeldDocument | undefined
   const limits = { maxItems: Number.POSITIVE_INFINITY, maxDepth }
   const add = (item: JsonItem) => {
     // The items are fresh objects of splitJsonItems: numbered across the file in place, not copied.
@@ -95,23 +98,73 @@ async function* fileParts(
     onItem(count)
   }
   const addLine = (line: string) => {
-    if (mode === 'document') {
-      pending.push(line)
-      return
-    }
     if (line.trim() === '') return
     const items = splitJsonItems(line, limits)
     // The first line is parsed once: a whole JSON value makes the file NDJSON (a CloudTrail log file is
-    // one such line), else it opens a document spread over several lines. Parsing it a second time to
-    // find out cost a tenth of a replay's CPU.
-    if (mode === 'unknown') mode = isNotJson(items) ? 'document' : 'lines'
-    if (mode === 'lines') for (const item of items) add(item)
-    else pending.push(line)
+    // one such line); else it may open a document spread over several lines, held until they tell.
+    // Parsing it a second time to find out cost a tenth of a replay's CPU.
+    if (mode === 'unknown' && isNotJson(items) && opensDocument(line)) {
+      held = new HeldDocument(line, maxLineBytes)
+      return
+    }
+    mode = 'lines'
+    for (const item of items) add(item)
   }
   // A line over the cap is an unusable item, as a line that is not JSON is: counted, shown, skipped.
   const refuse = ({ lineNumber, head }: LineTooLong) => {
     const error = `${file}: line ${lineNumber} is longer than ${maxLineBytes / 1024 / 1024} MiB (PAYLOAD_TOO_LARGE): skipped without reading it whole.`
     add({ index: 0, error, original: () => head })
+  }
+  /** Reads the lines a document held, one by one as NDJSON's, and the file's lines after them so. */
+  function* release(document: HeldDocument): Generator<JsonItem[]> {
+    held = undefined
+    mode = 'lines'
+    for (const line of document.lines) yield* readLine(line)
+  }
+  function* readLine(line: string): Generator<JsonItem[]> {
+    if (held) {
+      const next = held.add(line)
+      if (next === 'lines') yield* release(held)
+      else if (next === 'tooLong') {
+        // As a line over the cap: one rejection, its lines let go as they stream by.
+        const error = `${file}: a document over several lines is longer than ${maxLineBytes / 1024 / 1024} MiB (PAYLOAD_TOO_LARGE): skipped without reading it whole.`
+        const head = (held.lines[0] ?? '').slice(0, 200)
+        add({ index: 0, error, original: () => head })
+      }
+      return
+    }
+    const large = line.length >= largeLineChars ? splitLargeLogFile(line, maxDepth, partItems) : undefined
+    const array =
+      !large && line.length >= largeLineChars ? splitLargeArray(line, maxDepth, partItems) : undefined
+    if (array) {
+      // A large array: its elements are items, parsed a part at a time, a log file among them cut as
+      // on a line of its own. Its parts number elements from 0 (several parts may hold one).
+      mode = 'lines'
+      yield* partsOf(takePart(), partItems)
+      const first = count
+      for (const items of array) {
+        for (const item of items) {
+          Object.assign(item, { index: first + item.index, file })
+          if (item.index === count) onItem(++count)
+        }
+        yield* partsOf(items, partItems)
+      }
+      return
+    }
+    if (large) {
+      // A large log file: its records are parsed a part at a time, never held together.
+      mode = 'lines'
+      yield* partsOf(takePart(), partItems)
+      const index = count++
+      onItem(count)
+      for (const items of large) {
+        for (const item of items) Object.assign(item, { index, file })
+        yield items
+      }
+      return
+    }
+    addLine(line)
+    if (part.length >= partItems || holdsLarge) yield* partsOf(takePart(), partItems)
   }
   let chunks: AsyncGenerator<(string | LineTooLong)[]>
   try {
@@ -129,47 +182,8 @@ async function* fileParts(
       }
       if (next.done) break
       for (const line of next.value) {
-        if (typeof line !== 'string') {
-          refuse(line)
-          continue
-        }
-        const large =
-          mode !== 'document' && line.length >= largeLineChars
-            ? splitLargeLogFile(line, maxDepth, partItems)
-            : undefined
-        const array =
-          !large && mode !== 'document' && line.length >= largeLineChars
-            ? splitLargeArray(line, maxDepth, partItems)
-            : undefined
-        if (array) {
-          // A large array: its elements are items, parsed a part at a time, a log file among them cut as
-          // on a line of its own. Its parts number elements from 0 (several parts may hold one).
-          mode = 'lines'
-          yield* partsOf(takePart(), partItems)
-          const first = count
-          for (const items of array) {
-            for (const item of items) {
-              Object.assign(item, { index: first + item.index, file })
-              if (item.index === count) onItem(++count)
-            }
-            yield* partsOf(items, partItems)
-          }
-          continue
-        }
-        if (large) {
-          // A large log file: its records are parsed a part at a time, never held together.
-          mode = 'lines'
-          yield* partsOf(takePart(), partItems)
-          const index = count++
-          onItem(count)
-          for (const items of large) {
-            for (const item of items) Object.assign(item, { index, file })
-            yield items
-          }
-          continue
-        }
-        addLine(line)
-        if (part.length >= partItems || holdsLarge) yield* partsOf(takePart(), partItems)
+        if (typeof line === 'string') yield* readLine(line)
+        else refuse(line)
       }
     }
   } finally {
@@ -177,10 +191,12 @@ async function* fileParts(
     // for await this loop replaced did: else the stream (a file descriptor, an S3 socket) stayed open.
     await chunks.return(undefined)
   }
-  if (mode === 'document') {
-    // A document whose first lines open it is one item, or one rejection when broken: not one a line.
-    const document = { ...limits, oneDocument: opensDocument(pending) }
-    for (const item of splitJsonItems(pending.join('\n'), document)) add(item)
+  if (held) {
+    // A document whose lines hold one is one item, or one rejection when broken: not one a line. Broken,
+    // it may still be NDJSON whose only good line is its last or its second (HeldDocument.brokenIsLines).
+    const items = held.tooLong ? [] : splitJsonItems(held.lines.join('\n'), { ...limits, oneDocument: true })
+    if ((held.tooLong || isNotJson(items)) && held.brokenIsLines()) yield* release(held)
+    else for (const item of items) add(item)
   }
   yield* partsOf(part, partItems)
 }

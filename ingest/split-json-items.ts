@@ -3,7 +3,6 @@
 // beyond 2^53 (Falco's 19-digit `evt.time`) are kept as their decimal strings instead of being rounded.
 import { NerveError } from '../runtime/errors.ts'
 import {
-  closingQuote,
   depthOf,
   firstNonSpace,
   isSpace,
@@ -36,8 +35,8 @@ export type JsonItem =
 
 /**
  * `texts`: give each item parsed alone its JsonItem.text (ingest's CloudTrail routes; the bus writes it).
- * `oneDocument`: the text is one document over several lines (replay saw its first lines open one,
- * opensDocument): when broken, it is one rejection, never read as NDJSON line by line.
+ * `oneDocument`: the text is one document over several lines (replay saw its lines hold one, HeldDocument):
+ * when broken, it is one rejection, never read as NDJSON line by line.
  */
 export type SplitLimits = { maxItems: number; maxDepth: number; texts?: boolean; oneDocument?: boolean }
 
@@ -100,33 +99,10 @@ export function* splitJsonItemsInParts(
   if (part.length > 0) yield part
 }
 
-/**
- * Whether `lines` (a file's, blank ones included) are one JSON document spread over them, as a
- * pretty-printed file is: the first opens a document and does not close it (its brackets, counted outside
- * strings, leave one open and never close more than they opened; it does not end inside a string, which
- * holds no newline), and the next non-blank line is no JSON object of its own, as NDJSON's second line is.
- * NDJSON whose first line is cut short is a broken line followed by good ones, each read alone.
- */
-export function opensDocument(lines: readonly string[]): boolean {
-  const first = lines[0] ?? ''
-  let depth = 0
-  for (let i = 0; i < first.length; i++) {
-    const c = first.charCodeAt(i)
-    if (c === 34) {
-      i = closingQuote(first, i)
-      if (i === -1) return false
-    } else if (c === 123 || c === 91) depth++
-    else if ((c === 125 || c === 93) && --depth < 0) return false
-  }
-  if (depth === 0) return false
-  let next = 1
-  while (next < lines.length && firstNonSpace(lines[next] as string) === -1) next++
-  return next === lines.length || !isObjectLine(lines[next] as string)
-}
-
 type Parsed = ReturnType<typeof tryParse>
 
-const isObjectLine = (line: string) => {
+/** Whether `line` parses, alone, to a JSON object (or array). */
+export const isObjectLine = (line: string) => {
   const parsed = tryParse(line, noTexts)
   return parsed.ok && typeof parsed.value === 'object' && parsed.value !== null
 }

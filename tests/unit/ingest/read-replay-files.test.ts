@@ -180,6 +180,93 @@ describe('readReplayFiles', () => {
     }
   })
 
+  it('reads NDJSON whose first two lines are broken as lines, keeping every good line after them', async () => {
+    const path = join(tempDir('nerve-replay'), 'alerts.ndjson')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n').slice(0, 3)
+    const first = falco[0] as string
+    // Cut between a member's name and its value: the line opens a document it never closes.
+    const cut = first.slice(0, first.indexOf('"priority"') + 11)
+    const shape = (item: JsonItem) =>
+      item.error?.slice(0, 14) ?? (item.value as { rule?: string }).rule?.slice(0, 9) ?? item.value
+    const alerts = falco.map((line) => JSON.parse(line).rule.slice(0, 9))
+    const cases: [string, unknown[]][] = [
+      [`${cut}\n${cut}\n${falco.join('\n')}`, ['not valid JSON', 'not valid JSON', ...alerts]],
+      [`${cut}\n-- log rotated --\n${falco.join('\n')}`, ['not valid JSON', 'not valid JSON', ...alerts]],
+      [`${cut}\n[1]\n${falco.join('\n')}`, ['not valid JSON', 1, ...alerts]],
+      // The only good line last: no other line shows the file is NDJSON.
+      [`${cut}\n-- log rotated --\n${falco[2]}`, ['not valid JSON', 'not valid JSON', alerts[2]]],
+    ]
+    for (const [text, expected] of cases) {
+      writeFileSync(path, `${text}\n`)
+      const [file] = await readReplayFiles([path], { maxDepth: 64 })
+      expect(file?.items.map(shape), text.slice(0, 200)).toEqual(expected)
+    }
+  })
+
+  it('reads a document whose values stand on lines of their own whole, and rejects it once when broken', async () => {
+    const dir = tempDir('nerve-replay')
+    const records = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n').slice(0, 4)
+    // Two log files in an array, one record a line: each log file's last record is a line of its own.
+    const logFile = (lines: string[]) => `  {\n    "Records": [\n      ${lines.join(',\n      ')}\n    ]\n  }`
+    const array = `[\n${logFile(records.slice(0, 2))},\n${logFile(records.slice(2))}\n]`
+    // A member's value on the line after its name.
+    const member = `{\n  "Records":\n    [\n      ${records[0]}\n    ]\n}`
+    const broken = array.replace(records[1] as string, '{"eventVersion": "1.08", "eventName":')
+    const files = { array, member, broken }
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, `${name}.json`), `${text}\n`)
+    const read3 = await readReplayFiles(
+      Object.keys(files).map((name) => join(dir, `${name}.json`)),
+      { maxDepth: 64 },
+    )
+    expect(read3.map((file) => file.items.map((item) => item.error?.slice(0, 14) ?? 'ok'))).toEqual([
+      ['ok', 'ok'],
+      ['ok'],
+      ['not valid JSON'],
+    ])
+  })
+
+  it('streams a file whose first line is no JSON: its parts come before the file is read to its end', async () => {
+    const path = join(tempDir('nerve-replay'), 'alerts.ndjson')
+    writeFileSync(path, '')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n')
+    const cut = (falco[0] as string).slice(0, (falco[0] as string).indexOf('"priority"') + 11)
+    // The first lines, and why the one rejection they make.
+    const firsts: Record<string, [string[], RegExp]> = {
+      banner: [['-- log rotated --'], /^not valid JSON/],
+      'cut first line': [[cut], /^not valid JSON/],
+      // Opens a document, then more than the 16 KiB cap of lines, none an object: let go as a long line is.
+      'document past the cap': [
+        ['{"a": [', ...Array.from({ length: 600 }, (_, n) => `  "line ${n} of a long document",`)],
+        /: a document over several lines is longer than 0.015625 MiB \(PAYLOAD_TOO_LARGE\)/,
+      ],
+    }
+    for (const [name, [first, why]] of Object.entries(firsts)) {
+      let chunksRead = 0
+      const lines = [...first, ...falco, ...falco, ...falco]
+      const open = async () =>
+        Readable.from(
+          (function* () {
+            for (const line of lines) {
+              chunksRead++
+              yield Buffer.from(`${line}\n`)
+            }
+          })(),
+        )
+      const items: JsonItem[] = []
+      const options = { maxDepth: 64, partItems: 5, open, maxLineBytes: 16 * 1024 }
+      for await (const part of readReplayParts([path], options)) {
+        items.push(...part.items)
+        if (items.length >= 6) break
+      }
+      expect(chunksRead, name).toBeLessThan(lines.length)
+      expect(items[0]?.error, name).toMatch(why)
+      expect(
+        items.slice(1).map((item) => (item.value as { rule?: string }).rule),
+        name,
+      ).toEqual(falco.slice(0, items.length - 1).map((line) => JSON.parse(line).rule))
+    }
+  })
+
   it('closes the file when its reader stops before the end (an item failed, a thread stopped)', async () => {
     const dir = tempDir('nerve-replay')
     const path = join(dir, 'alerts.ndjson')
