@@ -18,23 +18,25 @@ const repeatedIdentityFields = [
 /**
  * Same identity: the IdentityFields compared one by one (a for-in over both objects cost more than the rest
  * of interning). Ingest sets only defined fields and checkpoints are JSON, so a field is either set or
- * absent: equal fields mean equal own keys and values, as the for-in checked.
+ * absent: equal fields mean equal own keys and values, as the for-in checked. The fields that tell one session or
+ * workload from another of the same agent come first: most whos an event is compared with are another
+ * credential or pod of its agent (up to 16 of them), and the first differing field ends the comparison.
  */
 function sameIdentity(a: IdentityFields, b: IdentityFields): boolean {
   return (
     a === b ||
-    (a.k8s_pod === b.k8s_pod &&
-      a.role_arn === b.role_arn &&
-      a.principal_arn === b.principal_arn &&
+    (a.access_key_id === b.access_key_id &&
+      a.k8s_pod === b.k8s_pod &&
       a.container_id === b.container_id &&
+      a.session_name === b.session_name &&
+      a.principal_arn === b.principal_arn &&
+      a.role_arn === b.role_arn &&
       a.k8s_namespace === b.k8s_namespace &&
       a.k8s_service_account === b.k8s_service_account &&
       a.k8s_pod_uid === b.k8s_pod_uid &&
       a.cluster === b.cluster &&
       a.container_image === b.container_image &&
       a.host === b.host &&
-      a.session_name === b.session_name &&
-      a.access_key_id === b.access_key_id &&
       a.account_id === b.account_id)
   )
 }

@@ -83,11 +83,14 @@ export function createReplay(config: Config, options: ReplayOptions = {}): Repla
       duplicate++
       return nothing
     }
-    if ('ignored' in event) {
-      correlator.pass(event.time, event.ignored)
+    // A stand-in is told by its reason, read as a property: `'ignored' in event` over events of many
+    // shapes took about 1.4 % of the correlator's instructions in replay (docs/replay.md).
+    const ignored = (event as Partial<TimeOnlyEvent>).ignored
+    if (ignored !== undefined) {
+      correlator.pass(event.time, ignored)
       return nothing
     }
-    const result = correlator.accept(event)
+    const result = correlator.accept(event as NormalizedEvent)
     if (result.duplicate) duplicate++
     if (result.confirmation) confirmations++
     return result

@@ -27,6 +27,9 @@ const targetKeys = [
   'trustAnchorId',
 ] as const
 
+/** Each key's place in targetKeys: the request's own keys are looked up here (few), not all of these. */
+const targetRank = new Map<string, number>(targetKeys.map((key, rank) => [key, rank]))
+
 const maxTargetLength = 256
 
 export function requestTarget(
@@ -34,10 +37,19 @@ export function requestTarget(
   resources: readonly string[],
 ): string | undefined {
   if (params) {
-    for (const key of targetKeys) {
+    // The first of targetKeys present, found by walking the request's keys (a handful) rather than
+    // reading all 22 names from parameters of a different shape for every API call.
+    let best: number = targetKeys.length
+    let named: string | undefined
+    for (const key in params) {
+      const rank = targetRank.get(key)
+      if (rank === undefined || rank >= best) continue
       const value = params[key]
-      if (typeof value === 'string' && value !== '') return value.slice(0, maxTargetLength)
+      if (typeof value !== 'string' || value === '') continue
+      best = rank
+      named = value
     }
+    if (named !== undefined) return named.slice(0, maxTargetLength)
     const list = params.secretIdList ?? params.names ?? params.instanceIds
     if (Array.isArray(list) && list.length > 0) {
       const first = list[0]

@@ -23,6 +23,17 @@ describe('requestTarget', () => {
     expect(requestTarget(at(268), [])).toMatch(/^snap-/)
   })
 
+  it('names the key that comes first in its list, whatever order the request gives its keys in', () => {
+    // AttachRolePolicy gives policyArn before roleName: the role is what the call touched.
+    const attach = at(298) as Record<string, unknown>
+    expect(Object.keys(attach)).toEqual(['policyArn', 'roleName'])
+    expect(requestTarget(attach, [])).toBe('stratus-red-team-malicious-iam-role')
+    const reversed = Object.fromEntries(Object.entries(attach).reverse())
+    expect(requestTarget(reversed, [])).toBe('stratus-red-team-malicious-iam-role')
+    // An empty or non-string value is passed over for the next key present.
+    expect(requestTarget({ path: '/x', name: '', roleName: 7 }, [])).toBe('/x')
+  })
+
   it('falls back to the first resource ARN, bounds the length, and names nothing when nothing is named', () => {
     expect(requestTarget(null, ['arn:aws:s3:::bucket'])).toBe('arn:aws:s3:::bucket')
     expect(requestTarget({ secretId: 'x'.repeat(1000) }, [])).toHaveLength(256)
