@@ -1,7 +1,7 @@
 // POST /v1/falco: Falcosidekick's webhook output (bearer token in webhook.customheaders) and Falco's own
 // http_output (?token=, or mTLS): one alert, a JSON array or NDJSON of them. Neither sender retries, so
 // while the bus is busy requests are spooled to disk (falco-spool.ts) rather than refused.
-import type { Route } from '../runtime/http-server.ts'
+import type { Route } from '../runtime/http-routes.ts'
 import type { HttpConfig } from '../schemas/types.ts'
 import type { FalcoSpool } from './falco-spool.ts'
 import { createItemsRoute, type ReceiverDeps } from './receive-items.ts'

@@ -8,7 +8,7 @@
 
 import { createHash } from 'node:crypto'
 import { isNerveError, NerveError } from '../runtime/errors.ts'
-import { httpStatusByCode, type Route, type RouteRequest } from '../runtime/http-server.ts'
+import { httpStatusByCode, type Route, type RouteRequest } from '../runtime/http-routes.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
 import {
   type FirehoseDeliveryRequest,

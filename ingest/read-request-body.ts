@@ -5,7 +5,7 @@
 import { promisify } from 'node:util'
 import { gunzip, inflate } from 'node:zlib'
 import { NerveError } from '../runtime/errors.ts'
-import type { RouteRequest } from '../runtime/http-server.ts'
+import type { RouteRequest } from '../runtime/http-routes.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
 
 const gunzipAsync = promisify(gunzip)

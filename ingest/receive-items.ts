@@ -2,7 +2,7 @@
 // the answer: 202 {"accepted":N,…} once durable; 400 naming each invalid item (index, path, reason)
 // while the valid ones of the same request are still accepted.
 import { isNerveError } from '../runtime/errors.ts'
-import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
+import type { Route, RouteRequest, RouteResponse } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry, Metrics } from '../runtime/metrics.ts'
 import type { HttpConfig } from '../schemas/types.ts'

@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parse as parseQuery } from 'node:querystring'
 import type { NerveError } from './errors.ts'
-import type { Route, RouteRequest, RouteResponse } from './http-server.ts'
+import type { Route, RouteRequest, RouteResponse } from './http-routes.ts'
 
 export type DirectPostDeps = {
   /** Whether the request's token (bearer, ?token=, Firehose key) or client certificate opens `route`. */

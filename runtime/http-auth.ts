@@ -8,7 +8,7 @@ import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { HttpConfig } from '../schemas/types.ts'
 import { NerveError } from './errors.ts'
-import type { IngestSource, Route } from './http-server.ts'
+import type { IngestSource, Route } from './http-routes.ts'
 
 export type HttpAuth = {
   /** The server listens on loopback only: reads need no token (but a Host header naming loopback). */

@@ -31,16 +31,6 @@ import type { Logger } from './logger.ts'
 import type { Metrics } from './metrics.ts'
 import { routeHandler } from './route-handler.ts'
 
-// The route contract moved to http-routes.ts; the stages still import it from here.
-export {
-  errorAnswer,
-  httpStatusByCode,
-  type IngestSource,
-  type Route,
-  type RouteRequest,
-  type RouteResponse,
-} from './http-routes.ts'
-
 export type ReadinessCheck = () => { ok: boolean; detail?: string }
 
 export type HttpServer = {

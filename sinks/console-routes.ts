@@ -5,7 +5,7 @@
 // Content-Security-Policy allows no script, style or connection but the server's own, and (Trusted Types)
 // no string written as HTML: a change that used innerHTML would throw rather than run the agent's text.
 import { readFileSync } from 'node:fs'
-import type { Route } from '../runtime/http-server.ts'
+import type { Route } from '../runtime/http-routes.ts'
 
 const asset = (name: string) => readFileSync(new URL(`./console/${name}`, import.meta.url), 'utf8')
 

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { errorCodeOf } from '../runtime/errors.ts'
-import type { Route } from '../runtime/http-server.ts'
+import type { Route } from '../runtime/http-routes.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'

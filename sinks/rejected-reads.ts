@@ -4,7 +4,7 @@
 // the one `nerve run` serves the API from: both tables are the watched agent's to fill (100,000 rows each,
 // an original up to 16 KiB), and a page of them parsed and serialized here held the main thread.
 import type Database from 'better-sqlite3'
-import type { RouteResponse } from '../runtime/http-server.ts'
+import type { RouteResponse } from '../runtime/http-routes.ts'
 import type { StoredDeadLetter, StoredLateEvent } from './rejected-store.ts'
 import { createSteppedScans, type Scan, type SteppedScanOptions } from './stepped-scan.ts'
 import { iso, type Page, pageOf, type StoreRead } from './store-api.ts'

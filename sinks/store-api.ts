@@ -3,7 +3,7 @@
 // `total` every item under the filters, and `next` (when more remain) the value to pass as `cursor=`.
 // Every epoch-ms time has an ISO 8601 twin (`time` → `time_iso`).
 import { NerveError } from '../runtime/errors.ts'
-import type { Route, RouteRequest, RouteResponse } from '../runtime/http-server.ts'
+import type { Route, RouteRequest, RouteResponse } from '../runtime/http-routes.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { Incident } from './correlation-store.ts'
 import { type RevokeStatus, revokeStatuses, type StoreList } from './store-filters.ts'

@@ -21,7 +21,7 @@
 // that died fails the read it ran (500).
 import { Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodes, isNerveError, NerveError } from '../runtime/errors.ts'
-import { errorAnswer, type Route, type RouteRequest, type RouteResponse } from '../runtime/http-server.ts'
+import { errorAnswer, type Route, type RouteRequest, type RouteResponse } from '../runtime/http-routes.ts'
 import { type RejectedReadUrl, rejectedReadUrls } from './rejected-reads.ts'
 import { readRoute, type StoreRead, type StoreReadUrl, storeReadUrls } from './store-api.ts'
 
