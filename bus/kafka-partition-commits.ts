@@ -77,7 +77,8 @@ export function createPartitionCommits(): PartitionCommits {
         await send(commit)
         if (!held()) return
         allowed.set(partition, commit)
-        if (commit === ceiling) holding.delete(partition)
+        // What was handed over while the commit was on the wire (a chunk held back) keeps its hold.
+        if (commit === handledUpTo.get(partition)) holding.delete(partition)
       }),
     keepOnly: (kept) => {
       for (const p of allowed.keys()) if (!kept.includes(p)) allowed.delete(p)

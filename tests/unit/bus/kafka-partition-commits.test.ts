@@ -56,4 +56,34 @@ describe('a Kafka consumer’s partition commits', () => {
     expect(sent).toEqual([0, 0])
     expect(commits.committed(1)).toBeUndefined()
   })
+  it('keeps a chunk’s hold when an advanced commit on the wire ends after it: nothing past records no checkpoint has', async () => {
+    const commits = createPartitionCommits()
+    const sent: number[] = []
+    const send = async (offset: number) => void sent.push(offset)
+    // Offsets 0–9 handed over, saved up to 4; then a timer save takes them all: advance(10), slow on the wire.
+    commits.chunkDone(0, 10, { commit: 5 })
+    await commits.commitBatch(0, 5, send)
+    let release = () => {}
+    const slow = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const advanced = commits.commitAdvanced(
+      0,
+      10,
+      () => true,
+      async (offset) => {
+        await slow
+        sent.push(offset)
+      },
+    )
+    await Promise.resolve()
+    // Meanwhile 10–19 are handed over, not saved: the handler holds its bound at 10.
+    expect(commits.chunkDone(0, 20, { commit: 10 })).toBe(10)
+    const batch = commits.commitBatch(0, 10, send)
+    release()
+    await Promise.all([advanced, batch])
+    // A chunk of only undecodable records commits nothing past 10–19.
+    expect(commits.chunkDone(0, 25, 'nothing')).toBeUndefined()
+    expect(sent).toEqual([5, 10])
+  })
 })
