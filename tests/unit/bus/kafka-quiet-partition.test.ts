@@ -165,8 +165,8 @@ describe('a commit bound moved outside a batch, waiting its turn while the parti
     // when the partition moves to member B; the second waits its turn behind it.
     const wire = double.holdCommits()
     const onTheWire = subA.advance?.(1, 3)
-    const waiting = subA.advance?.(1, 6)
     await waitFor(() => wire.held() === 1, { what: 'the first commit on the wire' })
+    const waiting = subA.advance?.(1, 6)
     const busB = await open(double, createTestRuntime(), 2)
     await subscribeHoldingBack(busB, topic, group).sub
     await waitFor(() => subA.owns?.(0) && !subA.owns?.(1), { what: 'partition 1 to move to B' })
@@ -188,8 +188,8 @@ describe('a commit bound moved outside a batch, waiting its turn while the parti
 
     const wire = double.holdCommits()
     const onTheWire = sub.advance?.(0, 2)
-    const waiting = sub.advance?.(0, 5)
     await waitFor(() => wire.held() === 1, { what: 'the first commit on the wire' })
+    const waiting = sub.advance?.(0, 5)
     // The broker drops the member (it missed heartbeats); it learns so from its next heartbeat, joins
     // again as a new member and is given the partition back, restored anew from the group's commit.
     double.evict(group)
