@@ -172,20 +172,44 @@ export function startConsumer<T>(
     committing.set(p, commitInBackground(p, commit))
   }
 
-  const advance = async (p: number, bound: number) => {
-    // In the partition's turn: a batch in flight commits first (its handler's bound, maybe past this one).
-    for (let busy = inFlight.get(p); busy && !stopped; busy = inFlight.get(p)) await busy
-    if (stopped || p < 0 || p >= t.partitions) return
-    const work = commitAdvanced(p, bound)
+  /** Per partition, the largest bound advance() asked for since its last turn, and who waits for it. */
+  const asked = new Map<number, { bound: number; waiting: (() => void)[] }>()
+
+  /**
+   * Starts the commit of the bound asked for, as the partition's turn (no batch starts meanwhile); its
+   * askers go once it is done. Called when the partition has nothing in flight: a batch that ends finds
+   * it before the partition's next batch starts, so a steady stream does not keep it waiting.
+   */
+  const commitAsked = (p: number) => {
+    const bound = asked.get(p)
+    if (!bound) return
+    asked.delete(p)
+    const work = stopped ? Promise.resolve() : commitAdvanced(p, bound.bound)
     inFlight.set(
       p,
-      work.finally(() => finished(p)),
+      work.finally(() => {
+        for (const go of bound.waiting) go()
+        finished(p)
+      }),
     )
-    await work
+  }
+
+  const advance = (p: number, bound: number) => {
+    if (stopped || p < 0 || p >= t.partitions) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const before = asked.get(p)
+      if (before) {
+        before.bound = Math.max(before.bound, bound)
+        before.waiting.push(resolve)
+      } else asked.set(p, { bound, waiting: [resolve] })
+      // In the partition's turn: a batch in flight commits first (its handler's bound, maybe past this one).
+      if (!inFlight.has(p)) commitAsked(p)
+    })
   }
 
   const finished = (p: number) => {
     inFlight.delete(p)
+    commitAsked(p)
     pump()
   }
   const start = (p: number) => {

@@ -9,7 +9,8 @@
 // - a bound the handler moves outside a batch (Subscription.advance: a checkpoint saved on a timer once
 //   the partition went quiet) is committed with consumer.commitOffsets, in turn with the batches' commits
 //   (kafka-partition-commits.ts) and under the same fences; without it the group's commit would wait for
-//   the partition's next batch.
+//   the partition's next batch. kafkajs retries it (no per-call option): a batch's commit waiting behind
+//   it heartbeats, and stop() gives up the commits still waiting after the session timeout.
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
 //   Subscription.owns is false while the member may be out of its group, evicted included
 //   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
@@ -225,13 +226,16 @@ export async function consume<R>(
       )
       if (bound !== undefined) {
         // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
-        await commits.commitBatch(partition, bound, (commit) =>
-          toGroup(() =>
-            payload.commitOffsetsIfNecessary({
-              topics: [{ topic: name, partitions: [{ partition, offset: String(commit) }] }],
-            }),
-          ),
-        )
+        // Heartbeating: the commit may wait its turn behind an outside one that kafkajs retries for minutes.
+        const commit = () =>
+          commits.commitBatch(partition, bound, (offset) =>
+            toGroup(() =>
+              payload.commitOffsetsIfNecessary({
+                topics: [{ topic: name, partitions: [{ partition, offset: String(offset) }] }],
+              }),
+            ),
+          )
+        await heartbeating(commit, payload)
       }
       telemetry.component.received(records.length)
       telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
@@ -301,9 +305,22 @@ export async function consume<R>(
     stop: () => {
       stopped ??= (async () => {
         stopping = true
-        // The in-flight batch finishes and commits while this member still belongs to the group.
-        await Promise.allSettled([...batches])
-        await commits.settled()
+        // The in-flight batch finishes and commits while this member still belongs to the group, unless
+        // an outside commit kafkajs keeps retrying (a sick coordinator) holds its commit past the session
+        // timeout: the commits waiting are given up, and kafkajs's runner, once stopped, retries no more.
+        const ended = (async () => {
+          await Promise.allSettled([...batches])
+          await commits.settled()
+        })()
+        if (!(await settlesWithin(ended, timing.sessionTimeout))) {
+          telemetry.component.error('BUS_UNAVAILABLE', 'commit')
+          log.warn(
+            { error_code: 'BUS_UNAVAILABLE', ...where, waited_ms: timing.sessionTimeout },
+            'Commits still waiting at stop were given up; their records are read again after the restart.',
+          )
+          commits.giveUp()
+          await Promise.allSettled([...batches])
+        }
         await consumer.stop()
         await consumer.disconnect()
         for (const p of ownership.owned()) telemetry.forget(where, p)
@@ -315,4 +332,17 @@ export async function consume<R>(
   }
   subscriptions.add(subscription)
   return subscription
+}
+
+/** True once `work` has settled, false when `ms` passed first. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([work.then(() => true), late])
+  } finally {
+    clearTimeout(timer)
+  }
 }

@@ -2,7 +2,9 @@
 // this member committed last (or kept, while its handler held commits back: Handled), how far its handler
 // got, and the order of its commits. A partition's commits run one at a time, each reading what the one
 // before left, so that a batch's commit and a bound moved outside a batch (Subscription.advance) never
-// cross and never go back. The sending and the fencing are the consumer's: it passes them in.
+// cross and never go back. An outside commit still waiting its turn gives its place to the next one asked
+// (a batch's, or the furthest of the outside ones): a partition waits behind at most one commit on the wire.
+// The sending and the fencing are the consumer's: it passes them in.
 import type { Handled } from './bus.ts'
 
 /** Sends a commit of `offset` (the partition's next offset to read) to the group. */
@@ -27,8 +29,13 @@ export type PartitionCommits = {
   commitAdvanced(partition: number, bound: number, held: () => boolean, send: SendCommit): Promise<void>
   /** After a rejoin: forgets every partition but those kept (their new owners commit them). */
   keepOnly(kept: readonly number[]): void
-  /** Resolves once the commits in progress have ended. */
+  /** Resolves once the commits in progress have ended (at once after giveUp). */
   settled(): Promise<void>
+  /**
+   * A stop that waited long enough: every commit waiting its turn resolves without sending, and so does
+   * every one asked later; those on the wire go on (their records are read again after the restart).
+   */
+  giveUp(): void
 }
 
 export function createPartitionCommits(): PartitionCommits {
@@ -40,15 +47,40 @@ export function createPartitionCommits(): PartitionCommits {
   const handledUpTo = new Map<number, number>()
   /** Per partition, the end of its commits in progress: the next one waits for it. */
   const committing = new Map<number, Promise<void>>()
+  /** Per partition, the outside commit waiting its turn (not sent yet), which a later one replaces. */
+  const queued = new Map<number, { bound: number; replaced: boolean }>()
+  /** How to let each commit waiting its turn go at once (giveUp). */
+  const waiting = new Set<() => void>()
+  let givenUp = false
+
+  /** Resolves when `before` ends, or at giveUp (no reaction outlives its turn: a consumer runs for days). */
+  const turnAfter = (before: Promise<void>) =>
+    new Promise<void>((resolve) => {
+      waiting.add(resolve)
+      void before.then(() => {
+        waiting.delete(resolve)
+        resolve()
+      })
+    })
 
   const inTurn = (partition: number, commit: () => Promise<void>): Promise<void> => {
-    const turn = (committing.get(partition) ?? Promise.resolve()).then(commit)
+    const before = committing.get(partition)
+    const turn = (before ? turnAfter(before) : Promise.resolve()).then(() => (givenUp ? undefined : commit()))
     const end = turn.catch(() => undefined)
     committing.set(partition, end)
     void end.then(() => {
       if (committing.get(partition) === end) committing.delete(partition)
     })
     return turn
+  }
+
+  /** Drops the partition's outside commit waiting its turn, if any; returns the bound it asked. */
+  const replaceQueued = (partition: number) => {
+    const ask = queued.get(partition)
+    if (!ask) return undefined
+    ask.replaced = true
+    queued.delete(partition)
+    return ask.bound
   }
 
   return {
@@ -60,32 +92,45 @@ export function createPartitionCommits(): PartitionCommits {
       else holding.delete(partition)
       return handled ? Math.min(next, handled.commit) : next
     },
-    commitBatch: (partition, bound, send) =>
-      inTurn(partition, async () => {
+    commitBatch: (partition, bound, send) => {
+      replaceQueued(partition)
+      return inTurn(partition, async () => {
         const commit = Math.max(allowed.get(partition) ?? 0, bound)
         if (commit === allowed.get(partition)) return
         await send(commit)
         allowed.set(partition, commit)
-      }),
-    commitAdvanced: (partition, bound, held, send) =>
-      inTurn(partition, async () => {
+      })
+    },
+    commitAdvanced: (partition, bound, held, send) => {
+      const ask = { bound: Math.max(bound, replaceQueued(partition) ?? bound), replaced: false }
+      queued.set(partition, ask)
+      return inTurn(partition, async () => {
+        if (queued.get(partition) === ask) queued.delete(partition)
+        if (ask.replaced) return
         const from = allowed.get(partition)
         const ceiling = handledUpTo.get(partition)
         if (from === undefined || ceiling === undefined || !held()) return
-        const commit = Math.min(bound, ceiling)
+        const commit = Math.min(ask.bound, ceiling)
         if (commit <= from) return
         await send(commit)
         if (!held()) return
         allowed.set(partition, commit)
-        if (commit === ceiling) holding.delete(partition)
-      }),
+        // What was handed over while the commit was on the wire (a chunk held back) keeps its hold.
+        if (commit === handledUpTo.get(partition)) holding.delete(partition)
+      })
+    },
     keepOnly: (kept) => {
       for (const p of allowed.keys()) if (!kept.includes(p)) allowed.delete(p)
       for (const p of holding) if (!kept.includes(p)) holding.delete(p)
       for (const p of handledUpTo.keys()) if (!kept.includes(p)) handledUpTo.delete(p)
     },
     settled: async () => {
-      await Promise.all([...committing.values()])
+      if (!givenUp) await Promise.all([...committing.values()])
+    },
+    giveUp: () => {
+      givenUp = true
+      for (const go of waiting) go()
+      waiting.clear()
     },
   }
 }

@@ -187,4 +187,53 @@ describe('startConsumer with a handler that moves its bound outside a batch (adv
     expect(commits).toEqual([6])
     await consumer.stop()
   })
+  it('commits during a steady stream, once for every bound asked meanwhile, and lets each asker go', async () => {
+    // An agent that does not stop sending: a few more records land while each batch is handled.
+    const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [10] }
+    let streaming = true
+    const commits: number[] = []
+    let handledUpTo = 0
+    const consumer = startConsumer<string>(
+      topic,
+      'nerve-correlate',
+      [0],
+      async (batch) => {
+        if (streaming) topic.heads[0] = (topic.heads[0] ?? 0) + batch.length
+        await new Promise((resolve) => setImmediate(resolve))
+        handledUpTo = (batch.at(-1)?.offset ?? 0) + 1
+        // Nothing saved in the batches: only the timer's saves (advance) move the commit.
+        return { commit: 0 }
+      },
+      {
+        read: (partition, from, limit) =>
+          Array.from({ length: Math.min(limit, (topic.heads[0] ?? 0) - from) }, (_, i) => ({
+            key: 'data-cleaner',
+            value: `shell ${from + i}`,
+            partition,
+            offset: from + i,
+          })),
+        log: createLogger({ level: 'silent' }),
+        telemetry: createMetrics().component('test'),
+        maxBatch: 5,
+        commit: async (_partition, offset) => {
+          commits.push(offset)
+        },
+        committed: () => {},
+      },
+    )
+    await waitFor(() => handledUpTo >= 50, { what: 'ten batches' })
+    const last = handledUpTo
+    const bounds = [last - 10, last, last - 5]
+    const asked = Promise.all(bounds.map((bound) => consumer.advance(0, bound)))
+    // Committed while the stream goes on, not when it ends (200 more batches is long past its turn).
+    const outcome = await Promise.race([
+      asked.then(() => 'committed'),
+      waitFor(() => handledUpTo >= last + 1_000, { what: '200 more batches' }).then(() => 'starved'),
+    ])
+    streaming = false
+    await asked
+    expect(outcome).toBe('committed')
+    expect(commits).toEqual([Math.max(...bounds)])
+    await consumer.stop()
+  })
 })

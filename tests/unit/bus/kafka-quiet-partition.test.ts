@@ -74,6 +74,45 @@ describe('the correlator on Kafka, on a partition that goes quiet after a burst'
   })
 })
 
+describe('the correlator on Kafka, stopped cleanly', () => {
+  it('commits its final save before leaving the group: a restart reads nothing again', async () => {
+    const double = createKafkaDouble()
+    const rt = createTestRuntime()
+    const bus = await open(double, rt, 1)
+    const log = await bus.openKeyValueLog<CheckpointValue>(correlatorStateTopic)
+    // A save every 2,000 records, and a timer too slow to save the rest before the stop (a deploy).
+    const config = loadConfig()
+    const stage = await startCorrelate(
+      {
+        ...config,
+        correlation: { ...config.correlation, checkpoint: { max_records: 2_000, max_interval: 600_000 } },
+      },
+      {
+        bus,
+        log: rt.log,
+        metrics: rt.metrics,
+        checkpoints: createKeyValueCheckpointStore(log, checkpointKey),
+      },
+    )
+    const burst = Array.from({ length: 2_500 }, (_, i) =>
+      edgeEvent({ id: `e-deploy-${i}`, agent: 'data-cleaner', time: T0 + i * 1_000 }),
+    )
+    await bus.publish(
+      eventsTopic,
+      burst.map((e) => ({ key: e.agent.id, value: e })),
+    )
+    const topic = kafkaTopicName(kafkaConfig(1), eventsTopic)
+    const lag = () => rt.metricValue('nerve_bus_consumer_lag_records', { group: correlateGroup })
+    await waitFor(async () => double.committed(correlateGroup, topic, 0) === 2_000 && (await lag()) === 0, {
+      what: 'the 2,500 handled, the first 2,000 saved and committed',
+    })
+    await stage.close()
+    expect(double.committed(correlateGroup, topic, 0)).toBe(2_500)
+    await log.close()
+    await bus.close()
+  })
+})
+
 describe('a commit bound moved outside a batch (Subscription.advance) on Kafka', () => {
   /** A member whose handler saves nothing in its batches: every bound it resolves with is 0. */
   const holdingBack = async (double: KafkaDouble, topic: Topic<Item>, group: string) => {
@@ -165,8 +204,8 @@ describe('a commit bound moved outside a batch, waiting its turn while the parti
     // when the partition moves to member B; the second waits its turn behind it.
     const wire = double.holdCommits()
     const onTheWire = subA.advance?.(1, 3)
-    const waiting = subA.advance?.(1, 6)
     await waitFor(() => wire.held() === 1, { what: 'the first commit on the wire' })
+    const waiting = subA.advance?.(1, 6)
     const busB = await open(double, createTestRuntime(), 2)
     await subscribeHoldingBack(busB, topic, group).sub
     await waitFor(() => subA.owns?.(0) && !subA.owns?.(1), { what: 'partition 1 to move to B' })
@@ -188,8 +227,8 @@ describe('a commit bound moved outside a batch, waiting its turn while the parti
 
     const wire = double.holdCommits()
     const onTheWire = sub.advance?.(0, 2)
-    const waiting = sub.advance?.(0, 5)
     await waitFor(() => wire.held() === 1, { what: 'the first commit on the wire' })
+    const waiting = sub.advance?.(0, 5)
     // The broker drops the member (it missed heartbeats); it learns so from its next heartbeat, joins
     // again as a new member and is given the partition back, restored anew from the group's commit.
     double.evict(group)

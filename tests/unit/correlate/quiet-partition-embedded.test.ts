@@ -67,3 +67,47 @@ describe('the correlator thread on the embedded bus, on a partition that goes qu
     ).toEqual([0, 2_500])
   })
 })
+
+describe('the correlator thread on the embedded bus, stopped cleanly', () => {
+  it('commits its final save before its subscription stops', { timeout: 60_000 }, async () => {
+    const dataDir = tempDir('nerve-clean-stop')
+    const rt = createTestRuntime()
+    const bus = createEmbeddedBus({ dataDir, partitions: 1, retentionMs: 86_400_000, maxBatch: 500 }, rt)
+    // A save every 2,000 records, and a timer too slow to save the rest before the stop (a deploy).
+    const config = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
+    const stage = await startCorrelateThread(
+      {
+        ...config,
+        correlation: { ...config.correlation, checkpoint: { max_records: 2_000, max_interval: 600_000 } },
+      },
+      { bus, busFile: bus.file, log: rt.log, metrics: rt.metrics, dataDir },
+    )
+    const offsets = new Database(bus.file, { readonly: true })
+    cleanups.push(async () => {
+      offsets.close()
+      await bus.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    })
+    const burst = Array.from({ length: 2_500 }, (_, i) =>
+      edgeEvent({ id: `e-deploy-${i}`, agent: 'data-cleaner', time: T0 + i * 1_000 }),
+    )
+    await bus.publish(
+      eventsTopic,
+      burst.map((e) => ({ key: e.agent.id, value: e })),
+    )
+    const committed = offsets.prepare<[string], { next_offset: number }>(
+      'SELECT next_offset FROM group_offsets WHERE group_name = ?',
+    )
+    /** Records the bus handed to the correlator and the correlator took (its only subscriber here). */
+    const handled = () => rt.metricValue('nerve_component_sent_events_total', { component: 'embedded_bus' })
+    await waitFor(
+      async () => committed.get(correlateGroup)?.next_offset === 2_000 && (await handled()) === 2_500,
+      {
+        timeoutMs: 30_000,
+        what: 'the 2,500 handled, the first 2,000 saved and committed',
+      },
+    )
+    await stage.close()
+    expect(committed.get(correlateGroup)?.next_offset).toBe(2_500)
+  })
+})
