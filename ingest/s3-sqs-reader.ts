@@ -17,7 +17,7 @@ import {
 import type { Bus } from '../bus/bus.ts'
 import { type DeadLetter, deadLetterTopic } from '../bus/topics.ts'
 import { type ErrorCode, errorCodeOf, errorCodes, isNerveError } from '../runtime/errors.ts'
-import type { ReadinessCheck } from '../runtime/http-server.ts'
+import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { HttpConfig, S3SqsConfig } from '../schemas/types.ts'

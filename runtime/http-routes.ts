@@ -87,3 +87,6 @@ export function errorAnswer(err: NerveError): RouteResponse {
   if (err.details !== undefined) body.details = err.details
   return { status: httpStatusByCode[err.code], body: { error: body } }
 }
+
+/** A stage's readiness, asked by GET /readyz: 503 while any says it is not ready. */
+export type ReadinessCheck = () => { ok: boolean; detail?: string }

@@ -22,6 +22,7 @@ import {
   errorAnswer,
   httpStatusByCode,
   type IngestSource,
+  type ReadinessCheck,
   type Route,
   type RouteRequest,
   type RouteResponse,
@@ -30,8 +31,6 @@ import {
 import type { Logger } from './logger.ts'
 import type { Metrics } from './metrics.ts'
 import { routeHandler } from './route-handler.ts'
-
-export type ReadinessCheck = () => { ok: boolean; detail?: string }
 
 export type HttpServer = {
   addRoutes(routes: readonly Route[]): void

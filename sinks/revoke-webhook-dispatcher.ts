@@ -5,7 +5,7 @@
 // none is lost on a crash).
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Bus } from '../bus/bus.ts'
-import type { ReadinessCheck } from '../runtime/http-server.ts'
+import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config, Correlation } from '../schemas/types.ts'

@@ -17,8 +17,7 @@ import {
   revokeOutcomesTopic,
 } from '../bus/topics.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
-import type { Route } from '../runtime/http-routes.ts'
-import type { ReadinessCheck } from '../runtime/http-server.ts'
+import type { ReadinessCheck, Route } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
