@@ -21,7 +21,7 @@ import { records } from '../../contract/bus-records.ts'
 import { randomName } from '../../helpers/random-names.ts'
 import { createTestRuntime, type TestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
-import { edgeEvent } from '../correlate/sample-events.ts'
+import { shellBurst } from '../correlate/sample-events.ts'
 import { createKafkaDouble, type KafkaDouble } from './kafka-double.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
@@ -48,14 +48,8 @@ describe('the correlator on Kafka, on a partition that goes quiet after a burst'
       checkpoints: createKeyValueCheckpointStore(log, checkpointKey),
     })
     // One agent's burst of 2,500 shells, a second apart: all on its one partition.
-    const burst = Array.from({ length: 2_500 }, (_, i) =>
-      edgeEvent({ id: `e-burst-${i}`, agent: 'data-cleaner', time: T0 + i * 1_000 }),
-    )
-    for (let i = 0; i < burst.length; i += 500)
-      await bus.publish(
-        eventsTopic,
-        burst.slice(i, i + 500).map((e) => ({ key: e.agent.id, value: e })),
-      )
+    const burst = shellBurst('e-burst', 2_500, T0)
+    for (let i = 0; i < burst.length; i += 500) await bus.publish(eventsTopic, burst.slice(i, i + 500))
     const topic = kafkaTopicName(kafkaConfig(3), eventsTopic)
     const partition = double.log(topic).findIndex((records) => records.length === 2_500)
     expect(partition).toBeGreaterThanOrEqual(0)
@@ -94,13 +88,7 @@ describe('the correlator on Kafka, stopped cleanly', () => {
         checkpoints: createKeyValueCheckpointStore(log, checkpointKey),
       },
     )
-    const burst = Array.from({ length: 2_500 }, (_, i) =>
-      edgeEvent({ id: `e-deploy-${i}`, agent: 'data-cleaner', time: T0 + i * 1_000 }),
-    )
-    await bus.publish(
-      eventsTopic,
-      burst.map((e) => ({ key: e.agent.id, value: e })),
-    )
+    await bus.publish(eventsTopic, shellBurst('e-deploy', 2_500, T0))
     const topic = kafkaTopicName(kafkaConfig(1), eventsTopic)
     const lag = () => rt.metricValue('nerve_bus_consumer_lag_records', { group: correlateGroup })
     await waitFor(async () => double.committed(correlateGroup, topic, 0) === 2_000 && (await lag()) === 0, {

@@ -13,7 +13,7 @@ import { loadConfig } from '../../../runtime/load-config.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
-import { edgeEvent } from './sample-events.ts'
+import { shellBurst } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
 const cleanups: (() => Promise<void>)[] = []
@@ -43,14 +43,8 @@ describe('the correlator thread on the embedded bus, on a partition that goes qu
       rmSync(dataDir, { recursive: true, force: true })
     })
     // One agent's burst of 2,500 shells, a second apart: all on its one partition. Then nothing.
-    const burst = Array.from({ length: 2_500 }, (_, i) =>
-      edgeEvent({ id: `e-burst-${i}`, agent: 'data-cleaner', time: T0 + i * 1_000 }),
-    )
-    for (let i = 0; i < burst.length; i += 500)
-      await bus.publish(
-        eventsTopic,
-        burst.slice(i, i + 500).map((e) => ({ key: e.agent.id, value: e })),
-      )
+    const burst = shellBurst('e-burst', 2_500, T0)
+    for (let i = 0; i < burst.length; i += 500) await bus.publish(eventsTopic, burst.slice(i, i + 500))
     const committed = offsets.prepare<[string], { partition: number; next_offset: number }>(
       'SELECT partition, next_offset FROM group_offsets WHERE group_name = ? ORDER BY partition',
     )
@@ -88,13 +82,7 @@ describe('the correlator thread on the embedded bus, stopped cleanly', () => {
       await bus.close()
       rmSync(dataDir, { recursive: true, force: true })
     })
-    const burst = Array.from({ length: 2_500 }, (_, i) =>
-      edgeEvent({ id: `e-deploy-${i}`, agent: 'data-cleaner', time: T0 + i * 1_000 }),
-    )
-    await bus.publish(
-      eventsTopic,
-      burst.map((e) => ({ key: e.agent.id, value: e })),
-    )
+    await bus.publish(eventsTopic, shellBurst('e-deploy', 2_500, T0))
     const committed = offsets.prepare<[string], { next_offset: number }>(
       'SELECT next_offset FROM group_offsets WHERE group_name = ?',
     )

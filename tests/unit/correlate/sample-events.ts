@@ -27,6 +27,17 @@ export type EdgeOptions = {
   output?: string
 }
 
+/**
+ * One agent's burst of `count` terminal shells a second apart from `start`, keyed as ingest keys them (the
+ * agent): all on the agent's one partition. Records as `bus.publish` takes them.
+ */
+export function shellBurst(idPrefix: string, count: number, start: number) {
+  return Array.from({ length: count }, (_, i) => {
+    const value = edgeEvent({ id: `${idPrefix}-${i}`, agent: 'data-cleaner', time: start + i * 1_000 })
+    return { key: value.agent.id, value }
+  })
+}
+
 export function edgeEvent(o: EdgeOptions): NormalizedEvent {
   const edge: EdgeFields = {
     rule: o.rule ?? 'Terminal shell in container',
