@@ -79,9 +79,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   /** The subscription's ownership (Kafka moves partitions): a save writes only while it holds. */
   let owns = (_partition: number) => true
   /** Hands the bus a commit bound outside a batch (Subscription.advance), where the bus takes one. */
-  let advance = (_partition: number, _commit: number): Promise<void> => Promise.resolve()
-  /** The batches being handled: a stop lets them end before its final save. */
-  const handling = new Set<Promise<Handled>>()
+  let advance = (_partition: number, _commit: number) => {}
 
   const load = async (partition: number): Promise<PartitionState> => {
     const checkpoint = await store.load(partition)
@@ -119,13 +117,9 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     state.savedAt = now()
   }
 
-  /**
-   * Saves, outside any batch, what waits past max_interval (or everything, when stopping); returns the
-   * commits of the new bounds, which the bus may still be making.
-   */
+  /** Saves, outside any batch, what waits past max_interval (or everything, when stopping). */
   const flush = async (which: readonly number[], all: boolean) => {
     const saves: Promise<void>[] = []
-    const commits: Promise<void>[] = []
     for (const partition of which) {
       const state = partitions.get(partition)
       if (!state || state.handling || state.saving || state.lost !== undefined) continue
@@ -136,7 +130,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         () => {
           state.saving = undefined
           // No batch may come to carry the new bound (the partition went quiet): it goes to the bus now.
-          if (holds(partition, state)) commits.push(advance(partition, state.saved + 1))
+          if (holds(partition, state)) advance(partition, state.saved + 1)
         },
         (err) => {
           state.saving = undefined
@@ -156,7 +150,6 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       saves.push(saving)
     }
     await Promise.all(saves)
-    return commits
   }
 
   /** While a partition has records its checkpoint lacks, look again every max_interval. */
@@ -251,20 +244,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     return touched.size === 1 && only ? { commit: only.state.saved + 1 } : undefined
   }
 
-  /**
-   * Once the stage stops, a batch is not handled: its records are read again after the restart, from the
-   * final save's commit (a bound of 0 never moves a commit). The batches in flight end first.
-   */
-  const handleUnlessClosed = (batch: readonly DeliveredRecord<NormalizedEvent>[]): Promise<Handled> => {
-    if (closed) return Promise.resolve({ commit: 0 })
-    const work = handle(batch)
-    handling.add(work)
-    const done = () => void handling.delete(work)
-    work.then(done, done)
-    return work
-  }
-
-  const subscription = await deps.bus.subscribe(eventsTopic, correlateGroup, handleUnlessClosed, {
+  const subscription = await deps.bus.subscribe(eventsTopic, correlateGroup, handle, {
     onAssign: async (assigned) => {
       for (const partition of assigned) if (!partitions.has(partition)) await load(partition)
     },
@@ -280,7 +260,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   if (subscriptionOwns) owns = (partition) => subscriptionOwns.call(subscription, partition)
   const { advance: subscriptionAdvance } = subscription
   if (subscriptionAdvance)
-    advance = (partition, commit) => subscriptionAdvance.call(subscription, partition, commit)
+    advance = (partition, commit) => void subscriptionAdvance.call(subscription, partition, commit)
   subscribed = true
   log.info({ rules: correlatorConfig.rules.length, group: correlateGroup }, 'Correlator started.')
 
@@ -293,12 +273,9 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       if (closed) return
       closed = true
       clearTimeout(timer)
-      // The final save is committed while the subscription still belongs to its group: a clean restart
-      // reads nothing again, and Kafka's lag tools show no lag while nerve is stopped.
-      await Promise.allSettled([...handling])
-      await Promise.all([...partitions.values()].map((s) => s.saving))
-      await Promise.all(await flush([...partitions.keys()], true))
       await subscription.stop()
+      await Promise.all([...partitions.values()].map((s) => s.saving))
+      await flush([...partitions.keys()], true)
       if (ownStore) await store.close()
     },
   }

@@ -68,39 +68,6 @@ describe('the correlator on Kafka, on a partition that goes quiet after a burst'
   })
 })
 
-describe('the correlator on Kafka, stopped cleanly', () => {
-  it('commits its final save before leaving the group: a restart reads nothing again', async () => {
-    const double = createKafkaDouble()
-    const rt = createTestRuntime()
-    const bus = await open(double, rt, 1)
-    const log = await bus.openKeyValueLog<CheckpointValue>(correlatorStateTopic)
-    // A save every 2,000 records, and a timer too slow to save the rest before the stop (a deploy).
-    const config = loadConfig()
-    const stage = await startCorrelate(
-      {
-        ...config,
-        correlation: { ...config.correlation, checkpoint: { max_records: 2_000, max_interval: 600_000 } },
-      },
-      {
-        bus,
-        log: rt.log,
-        metrics: rt.metrics,
-        checkpoints: createKeyValueCheckpointStore(log, checkpointKey),
-      },
-    )
-    await bus.publish(eventsTopic, shellBurst('e-deploy', 2_500, T0))
-    const topic = kafkaTopicName(kafkaConfig(1), eventsTopic)
-    const lag = () => rt.metricValue('nerve_bus_consumer_lag_records', { group: correlateGroup })
-    await waitFor(async () => double.committed(correlateGroup, topic, 0) === 2_000 && (await lag()) === 0, {
-      what: 'the 2,500 handled, the first 2,000 saved and committed',
-    })
-    await stage.close()
-    expect(double.committed(correlateGroup, topic, 0)).toBe(2_500)
-    await log.close()
-    await bus.close()
-  })
-})
-
 describe('a commit bound moved outside a batch (Subscription.advance) on Kafka', () => {
   /** A member whose handler saves nothing in its batches: every bound it resolves with is 0. */
   const holdingBack = async (double: KafkaDouble, topic: Topic<Item>, group: string) => {
