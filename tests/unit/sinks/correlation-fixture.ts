@@ -1,6 +1,6 @@
 // A correlation as the correlator emits it (schemas/types.ts), shaped after DESIGN.md's example: Falco sees
 // pod agents/data-cleaner-7f9c connect out, then CloudTrail shows its role calling iam:AttachRolePolicy.
-import type { Correlation } from '../../../schemas/types.ts'
+import type { Correlation, RevokeOutcome } from '../../../schemas/types.ts'
 
 export function makeCorrelation(n = 0, overrides: Partial<Correlation> = {}): Correlation {
   const edgeTime = Date.UTC(2026, 10, 25, 16, 0, 0) + n * 1000
@@ -50,3 +50,16 @@ export function makeCorrelation(n = 0, overrides: Partial<Correlation> = {}): Co
     ...overrides,
   }
 }
+
+/** The watched agent's held-back revokes, as the dispatcher records them. */
+export const heldBack = (n: number): RevokeOutcome => ({
+  id: `rvk_held_${n}:0`,
+  decision_id: `rvk_held_${n}`,
+  time: Date.UTC(2026, 10, 25, 16, 2) + n,
+  correlation_id: makeCorrelation(n).id,
+  incident_id: 'inc-data-cleaner',
+  agent_id: 'data-cleaner',
+  status: 'suppressed',
+  reason: 'rate_limited_agent',
+  attempts: 0,
+})

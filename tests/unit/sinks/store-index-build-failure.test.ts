@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { RevokeOutcome } from '../../../schemas/types.ts'
 import { createCorrelationStore } from '../../../sinks/correlation-store.ts'
 import { parseListQuery } from '../../../sinks/store-query.ts'
 import { createStoreReads } from '../../../sinks/store-reads.ts'
@@ -16,25 +15,12 @@ import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
-import { makeCorrelation } from './correlation-fixture.ts'
+import { heldBack, makeCorrelation } from './correlation-fixture.ts'
 
 const index = 'revoke_outcomes_incident_status'
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c()
-})
-
-/** The watched agent's held-back revokes, as the dispatcher records them. */
-const heldBack = (n: number): RevokeOutcome => ({
-  id: `rvk_held_${n}:0`,
-  decision_id: `rvk_held_${n}`,
-  time: Date.UTC(2026, 10, 25, 16, 2) + n,
-  correlation_id: makeCorrelation(n).id,
-  incident_id: 'inc-data-cleaner',
-  agent_id: 'data-cleaner',
-  status: 'suppressed',
-  reason: 'rate_limited_agent',
-  attempts: 0,
 })
 
 /** A store as an earlier version left it: correlations and outcomes, no per-status index of outcomes. */

@@ -12,7 +12,7 @@ import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { threadNames, threadsNamed } from '../../helpers/thread-names.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
-import { makeCorrelation } from './correlation-fixture.ts'
+import { heldBack, makeCorrelation } from './correlation-fixture.ts'
 
 const open: { close(): Promise<void> }[] = []
 afterEach(async () => {
@@ -234,19 +234,7 @@ describe('opening a store of an earlier version', () => {
     const dataDir = tempDir('nerve-store-upgrade')
     const rt = createTestRuntime()
     const earlier = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
-    earlier.writeOutcomes(
-      Array.from({ length: 50 }, (_, n) => ({
-        id: `rvk_held_${n}:0`,
-        decision_id: `rvk_held_${n}`,
-        time: Date.UTC(2026, 10, 25, 16, 2) + n,
-        correlation_id: makeCorrelation(n).id,
-        incident_id: 'inc-data-cleaner',
-        agent_id: 'data-cleaner',
-        status: 'suppressed' as const,
-        reason: 'rate_limited_agent',
-        attempts: 0,
-      })),
-    )
+    earlier.writeOutcomes(Array.from({ length: 50 }, (_, n) => heldBack(n)))
     await earlier.close()
     // The earlier version's store had no per-status index of outcomes.
     const db = new Database(join(dataDir, 'store.sqlite'))
