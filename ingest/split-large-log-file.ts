@@ -131,9 +131,9 @@ function checkLogFile(text: string, maxDepth: number): LogFile | undefined {
       logFile = { open: member.value, notification: records.notification }
     } else {
       end = valueEnd(text, member.value)
-      const value = end === -1 ? failed : tryParse(text, [member.value, end])
-      if (value === failed) return undefined
-      deep = 1 + depthOf(value, maxDepth) > maxDepth
+      const depth = end === -1 ? undefined : checkedDepth(text, [member.value, end], maxDepth)
+      if (depth === undefined) return undefined
+      deep = 1 + depth > maxDepth
       if (member.name === 'Records') logFile = undefined
       if (member.name === 'priority') falco |= 1
       if (member.name === 'rule' || member.name === 'Rule') falco |= 2
@@ -146,6 +146,73 @@ function checkLogFile(text: string, maxDepth: number): LogFile | undefined {
     if (at !== -1 && text.charCodeAt(at) === 44) continue
     if (at === -1 || text.charCodeAt(at) !== 125 || firstNonSpace(text, at + 1) !== -1) return undefined
     return tooDeep.size === 0 ? logFile : undefined
+  }
+}
+
+/** An array or object of at least this many characters is checked a part at a time (checkedDepth). */
+const partwiseChars = 64 * 1024
+
+/**
+ * The depth of the value at `span` (depthOf's: counting stops once past `limit`), checked as JSON.parse
+ * would; undefined when it is not one well-formed value. A large array or object is checked a part at a
+ * time: its small elements (members) parsed together in runs of at most `partwiseChars` and dropped, a
+ * large one checked so in turn, down to `limit`. So a member beside Records holding millions of values
+ * (dropped: the decoder reads nothing else of a log file) is never parsed whole. Past `limit` it is parsed
+ * whole: too deep, it leaves the file to splitJsonItems, which parses the line whole anyway.
+ */
+function checkedDepth(text: string, [from, end]: Span, limit: number): number | undefined {
+  const open = text.charCodeAt(from)
+  if (end - from < partwiseChars || limit <= 0 || (open !== 91 && open !== 123)) {
+    return parsedDepth(text.slice(from, end), limit)
+  }
+  let depth = 0
+  /** Where the run of small elements (members, from their name) not yet checked starts and ends. */
+  let run = -1
+  let runEnd = -1
+  const checkRun = () => {
+    if (run === -1) return true
+    const inner = parsedDepth(`${text[from]}${text.slice(run, runEnd)}${open === 91 ? ']' : '}'}`, limit)
+    run = -1
+    if (inner !== undefined) depth = Math.max(depth, inner - 1)
+    return inner !== undefined
+  }
+  /** An element, or a member from its name at `start`, its value at `value`: whether it is well formed. */
+  const piece = (start: number, value: Span) => {
+    if (value[1] - value[0] >= partwiseChars) {
+      const inner = checkRun() ? checkedDepth(text, value, limit - 1) : undefined
+      if (inner !== undefined) depth = Math.max(depth, inner)
+      return inner !== undefined
+    }
+    if (run !== -1 && value[1] - run > partwiseChars && !checkRun()) return false
+    if (run === -1) run = start
+    runEnd = value[1]
+    return true
+  }
+  if (open === 91) {
+    for (const span of recordSpans(text, from, (close) => close + 1 === end)) {
+      if (span === undefined || !piece(span[0], span)) return undefined
+    }
+    return checkRun() ? 1 + depth : undefined
+  }
+  let at = firstNonSpace(text, from + 1)
+  if (text.charCodeAt(at) !== 125) {
+    for (; ; at = firstNonSpace(text, at + 1)) {
+      const member = memberAt(text, at)
+      const valueTo = member ? valueEnd(text, member.value) : -1
+      if (member === undefined || valueTo === -1 || !piece(at, [member.value, valueTo])) return undefined
+      at = firstNonSpace(text, valueTo)
+      if (text.charCodeAt(at) !== 44) break
+    }
+  }
+  if (text.charCodeAt(at) !== 125 || at + 1 !== end) return undefined
+  return checkRun() ? 1 + depth : undefined
+}
+
+function parsedDepth(text: string, limit: number): number | undefined {
+  try {
+    return depthOf(parseJson(text), limit)
+  } catch {
+    return undefined
   }
 }
 
