@@ -15,7 +15,12 @@ import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
-import { earlierStore, hasStatusIndex as hasIndex, statusIndex as index } from './earlier-store.ts'
+import {
+  earlierStore,
+  hasStatusIndex as hasIndex,
+  statusIndex as index,
+  startWhileLocked,
+} from './earlier-store.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -24,21 +29,9 @@ afterEach(async () => {
 
 describe('an index build that fails', () => {
   it('leaves the writer running on the older index, is tried again after its back-off, and every write is stored', async () => {
-    const dataDir = await earlierStore(50)
-    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    const rt = createTestRuntime()
-    const clock = { ms: 0 }
     // Another connection (a backup, an operator's sqlite3) holds the write lock while nerve starts.
-    const holder = new Database(join(dataDir, 'store.sqlite'))
-    holder.exec('BEGIN IMMEDIATE')
-    const writer = await startStoreWriterThread(
-      { data_dir: dataDir },
-      { metrics: rt.metrics, log: rt.log, now: () => clock.ms },
-    )
-    cleanup.push(() => writer.close())
-    const buildLines = () => rt.logs.filter((l) => l.index === index)
+    const { dataDir, rt, clock, holder, writer, buildLines } = await startWhileLocked(cleanup)
     const failedBuilds = () => buildLines().filter((l) => l.level === 'warn')
-    await waitFor(() => failedBuilds().length > 0, { what: 'the failed build told' })
     const [first] = failedBuilds()
     expect(first).toMatchObject({
       error_code: 'SINK_UNAVAILABLE',

@@ -4,14 +4,13 @@
 import { mkdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Worker } from 'node:worker_threads'
-import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
-import { earlierStore, hasStatusIndex, statusIndex } from './earlier-store.ts'
+import { hasStatusIndex, startWhileLocked } from './earlier-store.ts'
 
 const spawned = vi.hoisted(() => [] as { file: string; worker: Worker }[])
 vi.mock('node:worker_threads', async (importOriginal) => {
@@ -106,19 +105,7 @@ describe('a writer thread that cannot open its store', () => {
 
 describe("an index build's back-off", () => {
   it('outlives the writer thread: one started again does not try the build before it has passed', async () => {
-    const dataDir = await earlierStore(50)
-    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    const rt = createTestRuntime()
-    const clock = { ms: 0 }
-    const holder = new Database(join(dataDir, 'store.sqlite'))
-    holder.exec('BEGIN IMMEDIATE')
-    const writer = await startStoreWriterThread(
-      { data_dir: dataDir },
-      { metrics: rt.metrics, log: rt.log, now: () => clock.ms },
-    )
-    cleanup.push(() => writer.close())
-    const buildLines = () => rt.logs.filter((l) => l.index === statusIndex)
-    await waitFor(() => buildLines().some((l) => l.level === 'warn'), { what: 'the failed build told' })
+    const { dataDir, rt, clock, holder, writer, buildLines } = await startWhileLocked(cleanup)
     const retry = buildLines()[1]?.retry_in_ms as number
     holder.exec('COMMIT')
     holder.close()
