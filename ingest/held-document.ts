@@ -41,7 +41,10 @@ export class HeldDocument {
   private before: string
   private nonBlank = 1
   private secondIsValue = false
-  /** Whether a line held is a value with a comma before or after it: a document's, never NDJSON's. */
+  /**
+   * Whether the lines held show a list of a document, never NDJSON: a value with a comma before or after it
+   * on its line, or a value line that the next goes on from (it starts with `,`, `]` or `}`).
+   */
   private listed = false
 
   constructor(
@@ -63,6 +66,7 @@ export class HeldDocument {
     this.chars += line.length + 1
     if (firstNonSpace(line) !== -1) {
       if (this.last && standsAlone(this.before, this.last.kind, line)) return 'lines'
+      this.listed ||= this.last?.kind === 'value' && goesOn(line)
       if (this.last) this.before = this.last.line
       this.last = { line, kind: kindOf(line) }
       if (++this.nonBlank === 2) this.secondIsValue = this.last.kind === 'value'
@@ -82,8 +86,9 @@ export class HeldDocument {
    * At the end, when the lines held do not parse as one document (or were let go): whether they are NDJSON
    * with broken lines (its only good line last, or second as in NDJSON cut short on its first line) rather
    * than a broken or cut-short document, which is one rejection. A value with a comma before or after it on
-   * its line (`{…},`, `, {…}`: a list written a value a line, comma last or first) is a document's: NDJSON
-   * has none, a line cut short included (Falco writes one value a line, nothing after it). Without one, a
+   * its line (`{…},`, `, {…}`: a list written a value a line, comma last or first), or a value line followed
+   * by one starting with `,`, `]` or `}`, is a document's: NDJSON has none, a line cut short included
+   * (Falco writes one value a line, nothing after it, and a cut line starts as it did). Without one, a
    * file cut short after a line that ends in `[`, `,` or `:` and whose last line is a whole object or array
    * reads the same as NDJSON whose only good line is its last: that line is read, as NDJSON's, so that
    * broken lines written before it (the watched agent's alerts cut short) hide no alert.
@@ -125,6 +130,12 @@ function isValueBetween(line: string, start: number, end: number): boolean {
   const close = line.charCodeAt(end)
   if (!((open === 123 && close === 125) || (open === 91 && close === 93))) return false
   return isObjectLine(start === 0 && end === line.length - 1 ? line : line.slice(start, end + 1))
+}
+
+/** Whether a line goes on from the value line before it in a document: it starts with `,`, `]` or `}`. */
+function goesOn(line: string): boolean {
+  const c = line.charCodeAt(firstNonSpace(line))
+  return c === 44 || c === 93 || c === 125
 }
 
 /** Whether a line of `kind` between the non-blank lines `before` and `after` (undefined: the end) can be in no document. */

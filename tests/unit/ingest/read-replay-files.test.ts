@@ -220,13 +220,15 @@ describe('readReplayFiles', () => {
     }
   })
 
-  it('rejects a cut-short document written comma first once, making up no event from its lines', async () => {
+  it('rejects a cut-short document of a value a line once, making up no event from its lines', async () => {
     const dir = tempDir('nerve-replay')
     const records = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n').slice(0, 3)
     const files = {
       // A log file cut short: its first record on the line after `"Records": [`, the others after a comma.
       log: `{"Records": [\n  ${records.join('\n, ')}\n`,
       array: `[\n  ${records.join('\n, ')}\n`,
+      // Its record one a line, the file cut short before its last brace.
+      closed: `{"Records": [\n  ${records[0]}\n]\n`,
     }
     for (const [name, text] of Object.entries(files)) {
       const path = join(dir, `${name}.json`)
