@@ -40,7 +40,12 @@ export class HeldDocument {
   private last: { line: string; kind: LineKind } | undefined
   private before: string
   private nonBlank = 1
-  private secondIsObject = false
+  private secondIsValue = false
+  /**
+   * Whether the lines held show a list of a document, never NDJSON: a value with a comma before or after it
+   * on its line, or a value line that the next goes on from (it starts with `,`, `]` or `}`).
+   */
+  private listed = false
 
   constructor(
     first: string,
@@ -61,9 +66,11 @@ export class HeldDocument {
     this.chars += line.length + 1
     if (firstNonSpace(line) !== -1) {
       if (this.last && standsAlone(this.before, this.last.kind, line)) return 'lines'
+      this.listed ||= this.last?.kind === 'value' && goesOn(line)
       if (this.last) this.before = this.last.line
       this.last = { line, kind: kindOf(line) }
-      if (++this.nonBlank === 2) this.secondIsObject = this.last.kind === 'object'
+      if (++this.nonBlank === 2) this.secondIsValue = this.last.kind === 'value'
+      this.listed ||= this.last.kind === 'other' && isListedValue(line)
     }
     if (this.passedOver || this.chars <= this.maxChars) return 'held'
     this.passedOver = true
@@ -78,27 +85,57 @@ export class HeldDocument {
   /**
    * At the end, when the lines held do not parse as one document (or were let go): whether they are NDJSON
    * with broken lines (its only good line last, or second as in NDJSON cut short on its first line) rather
-   * than a broken or cut-short document, which is one rejection.
+   * than a broken or cut-short document, which is one rejection. A value with a comma before or after it on
+   * its line (`{…},`, `, {…}`: a list written a value a line, comma last or first), or a value line followed
+   * by one starting with `,`, `]` or `}`, is a document's: NDJSON has none, a line cut short included
+   * (Falco writes one value a line, nothing after it, and a cut line starts as it did). Without one, a
+   * file cut short after a line that ends in `[`, `,` or `:` and whose last line is a whole object or array
+   * reads the same as NDJSON whose only good line is its last: that line is read, as NDJSON's, so that
+   * broken lines written before it (the watched agent's alerts cut short) hide no alert.
    */
   brokenIsLines(): boolean {
     const last = this.last
-    return this.secondIsObject || (last !== undefined && standsAlone(this.before, last.kind, undefined))
+    if (this.listed || last === undefined) return false
+    return this.secondIsValue || last.kind === 'value' || standsAlone(this.before, last.kind, undefined)
   }
 }
 
 /**
- * `object`: a JSON object of its own. `opens`: a line too long to parse here (a log file) that opens with
- * `{` or `[`, so a value starts there; it ends there too, or not.
+ * `value`: a JSON object or array of its own (NDJSON's line: an alert, a record, an array of them).
+ * `opens`: a line too long to parse here (a log file) that opens with `{` or `[`, so a value starts there;
+ * it ends there too, or not.
  */
-type LineKind = 'object' | 'opens' | 'other'
+type LineKind = 'value' | 'opens' | 'other'
 
 function kindOf(line: string): LineKind {
   const start = firstNonSpace(line)
   const open = line.charCodeAt(start)
   if (line.length >= largeLineChars) return open === 123 || open === 91 ? 'opens' : 'other'
-  // Checked before parsing: most lines of a document are no object, and a failed parse throws.
-  if (open !== 123 || line.charCodeAt(lastNonSpace(line, line.length)) !== 125) return 'other'
-  return isObjectLine(line) ? 'object' : 'other'
+  return isValueBetween(line, start, lastNonSpace(line, line.length)) ? 'value' : 'other'
+}
+
+/** Whether a line is an object or array with a comma before or after it (`{…},`, `, [1]`). */
+function isListedValue(line: string): boolean {
+  if (line.length >= largeLineChars) return false
+  const start = firstNonSpace(line)
+  const end = lastNonSpace(line, line.length)
+  if (line.charCodeAt(end) === 44) return isValueBetween(line, start, lastNonSpace(line, end))
+  return line.charCodeAt(start) === 44 && isValueBetween(line, firstNonSpace(line, start + 1), end)
+}
+
+/** Whether `line` from `start` to `end` (inclusive) is one JSON object or array. */
+function isValueBetween(line: string, start: number, end: number): boolean {
+  // Checked before parsing: most lines of a document are no value, and a failed parse throws.
+  const open = line.charCodeAt(start)
+  const close = line.charCodeAt(end)
+  if (!((open === 123 && close === 125) || (open === 91 && close === 93))) return false
+  return isObjectLine(start === 0 && end === line.length - 1 ? line : line.slice(start, end + 1))
+}
+
+/** Whether a line goes on from the value line before it in a document: it starts with `,`, `]` or `}`. */
+function goesOn(line: string): boolean {
+  const c = line.charCodeAt(firstNonSpace(line))
+  return c === 44 || c === 93 || c === 125
 }
 
 /** Whether a line of `kind` between the non-blank lines `before` and `after` (undefined: the end) can be in no document. */

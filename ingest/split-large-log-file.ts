@@ -8,10 +8,10 @@
 // broken bracket, a Falco alert's members) is left to splitJsonItems too. A large line of one JSON array
 // is read the same way, element by element, and an element that is a log file record by record, as a line
 // of its own.
-import { closingQuote, depthOf, firstNonSpace, isSpace, lastNonSpace, parseJson } from './json-text.ts'
-import type { JsonItem } from './split-json-items.ts'
 
-type Span = [number, number]
+import { checkedDepth, failed, memberAt, recordSpans, type Span, tryParse, valueEnd } from './json-spans.ts'
+import { depthOf, firstNonSpace, parseJson } from './json-text.ts'
+import type { JsonItem } from './split-json-items.ts'
 
 /** A line of at least this many characters is split here (an hourly CloudTrail file is about 1.25 MB). */
 export const largeLineChars = 4 * 1024 * 1024
@@ -131,9 +131,9 @@ function checkLogFile(text: string, maxDepth: number): LogFile | undefined {
       logFile = { open: member.value, notification: records.notification }
     } else {
       end = valueEnd(text, member.value)
-      const value = end === -1 ? failed : tryParse(text, [member.value, end])
-      if (value === failed) return undefined
-      deep = 1 + depthOf(value, maxDepth) > maxDepth
+      const depth = end === -1 ? undefined : checkedDepth(text, [member.value, end], maxDepth)
+      if (depth === undefined) return undefined
+      deep = 1 + depth > maxDepth
       if (member.name === 'Records') logFile = undefined
       if (member.name === 'priority') falco |= 1
       if (member.name === 'rule' || member.name === 'Rule') falco |= 2
@@ -167,18 +167,6 @@ function opensWithRecords(text: string): boolean {
   )
 }
 
-/** A member's name and where its value starts, `at` being where its name should; undefined when broken. */
-function memberAt(text: string, at: number): { name: string; value: number } | undefined {
-  if (at === -1 || text.charCodeAt(at) !== 34) return undefined
-  const close = closingQuote(text, at)
-  if (close === -1) return undefined
-  const name = tryParse(text, [at, close + 1])
-  const colon = firstNonSpace(text, close + 1)
-  if (typeof name !== 'string' || colon === -1 || text.charCodeAt(colon) !== 58) return undefined
-  const value = firstNonSpace(text, colon + 1)
-  return value === -1 ? undefined : { name, value }
-}
-
 /**
  * The records of the array opened at `open`, each parsed and dropped: where the array ends, whether a record
  * nests deeper than `maxDepth` - 2, and the first record naming an S3 object; undefined when one is broken.
@@ -200,27 +188,6 @@ function checkRecords(text: string, open: number, maxDepth: number) {
     if (notification === undefined && namesS3Object(record)) notification = record
   }
   return { end, deep, notification }
-}
-
-/**
- * Where the value starting at `from` ends (brackets counted, not matched, strings stepped over: the value
- * is parsed, which checks it), or -1 when it does not.
- */
-function valueEnd(text: string, from: number): number {
-  let depth = 0
-  for (let i = from; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 34) {
-      i = closingQuote(text, i)
-      if (i === -1) return -1
-      if (depth === 0) return i + 1
-    } else if (c === 123 || c === 91) depth++
-    else if (c === 125 || c === 93) {
-      if (depth === 0) return i
-      if (--depth === 0) return i + 1
-    } else if (depth === 0 && (c === 44 || isSpace(c))) return i
-  }
-  return depth === 0 ? text.length : -1
 }
 
 /**
@@ -252,52 +219,5 @@ function* recordParts(line: string, open: number, partItems: number): Generator<
     yield [{ index: 0, value: { Records: records }, original, recordsFrom: from }]
 }
 
-/**
- * The spans of the elements of the array opened at `open`, one at a time, then undefined when `ended` says
- * no to what follows its `]` (given the position of that `]`), or its commas or brackets do not balance.
- * Brackets are counted, not matched: each span is parsed, which checks it.
- */
-function* recordSpans(
-  line: string,
-  open: number,
-  ended: (close: number) => boolean,
-): Generator<Span | undefined> {
-  let depth = 0
-  let start = -1
-  for (let i = open + 1; i < line.length; i++) {
-    const c = line.charCodeAt(i)
-    if (c === 34) {
-      if (start === -1) start = i
-      i = closingQuote(line, i)
-      if (i === -1) break
-    } else if (c === 123 || c === 91) {
-      if (start === -1) start = i
-      depth++
-    } else if ((c === 125 || c === 93) && depth > 0) depth--
-    else if (c === 93) {
-      if (start !== -1) yield [start, lastNonSpace(line, i) + 1]
-      else if (i !== firstNonSpace(line, open + 1)) break
-      if (ended(i)) return
-      break
-    } else if (c === 125) break
-    else if (c === 44 && depth === 0) {
-      if (start === -1) break
-      yield [start, lastNonSpace(line, i) + 1]
-      start = -1
-    } else if (start === -1 && !isSpace(c)) start = i
-  }
-  yield undefined
-}
-
 /** Whether nothing but spaces follows the `]` of an array that is the whole line. */
 const endsLine = (line: string) => (close: number) => firstNonSpace(line, close + 1) === -1
-
-const failed = Symbol('failed')
-
-function tryParse(line: string, [from, to]: Span): unknown {
-  try {
-    return parseJson(line.slice(from, to))
-  } catch {
-    return failed
-  }
-}

@@ -82,7 +82,8 @@ function agentIncidentsIndex(db: SqliteFile['db']): void {
 
 /**
  * An index a store of an earlier version lacks, built once (outcomeStatusIndex): before its build, after it
- * (`ms`), or once it failed (`failed`: SQLite's code, such as SQLITE_BUSY or SQLITE_FULL).
+ * (`ms`), or once it failed (`failed`: SQLite's code, such as SQLITE_BUSY or SQLITE_FULL; `ms`: how long the
+ * failed build ran).
  */
 export type IndexBuild = { index: string; rows: number; ms?: number; failed?: string }
 
@@ -104,7 +105,8 @@ function outcomeStatusIndex(db: SqliteFile['db'], onBuild?: (build: IndexBuild) 
   try {
     db.exec(`CREATE INDEX ${index} ON revoke_outcomes (incident_id, status, time DESC, id DESC)`)
   } catch (err) {
-    onBuild?.({ index, rows, failed: String((err as { code?: unknown }).code ?? 'unknown') })
+    const failed = String((err as { code?: unknown }).code ?? 'unknown')
+    onBuild?.({ index, rows, failed, ms: Math.round(performance.now() - started) })
     return false
   }
   if (rows > 0) onBuild?.({ index, rows, ms: Math.round(performance.now() - started) })

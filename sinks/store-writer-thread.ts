@@ -14,6 +14,7 @@ import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { CorrelationItem, IndexBuild } from './correlation-store.ts'
+import { RetrySchedule } from './retry-schedule.ts'
 
 type Written = { stored: number; duplicates: number }
 /** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
@@ -35,8 +36,11 @@ export type StoreWriterThread = {
   close(): Promise<void>
 }
 
-/** An index build as the writer tells it: a failed one with the ms until it is tried again. */
-type ToldIndexBuild = IndexBuild & { retry_in_ms?: number }
+/**
+ * An index build as it is logged: a failed one with the ms until it is tried again, one started after a
+ * failure with how many failed before it.
+ */
+type ToldIndexBuild = IndexBuild & { retry_in_ms?: number; failures?: number }
 
 type Reply = { id: number; ok: boolean; result?: unknown; code?: string; message?: string }
 
@@ -56,6 +60,8 @@ export async function startStoreWriterThread(
     onIncidentOpened?: (first: Correlation) => void
     /** The embedded bus's file, for writeCorrelationRange(). */
     busFile?: string
+    /** A clock in ms (performance.now() by default): when a failed build or thread start is tried again. */
+    now?: () => number
   },
 ): Promise<StoreWriterThread> {
   const telemetry = deps.metrics.component('correlation_store')
@@ -66,22 +72,49 @@ export async function startStoreWriterThread(
   )
   let worker: Worker | undefined
   let starting: Promise<Worker> | undefined
+  /** The thread close() ends: its exit is no death. */
+  let closed: Worker | undefined
   let nextId = 0
   const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>()
+  const now = deps.now ?? (() => performance.now())
+  // Kept here, not in the thread, so that a thread started again goes on with them.
+  const buildRetry = new RetrySchedule(now)
+  /** The index build: `asked` of the thread (once at a time) when wanted and its back-off has passed. */
+  let build: 'wanted' | 'asked' | 'done' = 'wanted'
+  const askBuild = () => {
+    if (build !== 'wanted' || !buildRetry.due()) return false
+    build = 'asked'
+    return true
+  }
+  /** A thread that could not start (open its store) is started again by a write once this has passed. */
+  const startRetry = new RetrySchedule(now)
 
   const start = () => {
+    if (!starting && !startRetry.due()) {
+      const message = `The store writer thread could not start; it is started again in ${startRetry.msUntilDue()} ms.`
+      return Promise.reject(new NerveError('SINK_UNAVAILABLE', message, { retriable: true }))
+    }
     starting ??= new Promise<Worker>((resolve, reject) => {
+      const began = now()
+      let ready = false
       const w = new Worker(new URL('./store-writer.worker.mjs', import.meta.url), {
         workerData: {
           dataDir: config.data_dir,
           busFile: deps.busFile,
           commitIntervalMs: config.commit_interval ?? 0,
+          buildIndexes: askBuild(),
         },
       })
       // Its first message says it is ready; after that, replies, and an index it builds (told, not replied).
       w.once('message', () => {
-        w.on('message', (reply: Reply | { indexBuild: ToldIndexBuild }) => {
+        ready = true
+        startRetry.succeeded()
+        w.on('message', (reply: Reply | { indexBuild: IndexBuild } | { indexReady: true }) => {
           if ('indexBuild' in reply) return indexBuildTold(reply.indexBuild)
+          if ('indexReady' in reply) {
+            build = 'done'
+            return
+          }
           const waiter = waiting.get(reply.id)
           waiting.delete(reply.id)
           if (reply.ok) waiter?.resolve(reply.result)
@@ -90,28 +123,54 @@ export async function startStoreWriterThread(
         worker = w
         resolve(w)
       })
-      // A dead writer fails what waits on it (the bus redelivers those batches); the next write starts another.
-      w.once('error', (err) => {
+      // A dead writer fails what waits on it (the bus redelivers those batches); the next write starts another,
+      // at once if it had started, else once its back-off has passed. It dies of an error, or exits without
+      // one (ended from outside): either is told once, unless close() ended it.
+      let gone = false
+      const died = (err: Error) => {
+        if (gone || w === closed) return
+        gone = true
         const code = threadErrorCode(err)
         telemetry.error(code, 'thread')
-        deps.log?.error(
-          { error_code: code, sqlite_code: sqliteCodeOf(err), err: err.message, waiting: waiting.size },
-          'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; the next write starts it again.',
-        )
+        const fields = {
+          error_code: code,
+          sqlite_code: sqliteCodeOf(err),
+          err: err.message,
+          waiting: waiting.size,
+        }
+        if (ready)
+          deps.log?.error(
+            fields,
+            'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; the next write starts it again.',
+          )
+        else
+          deps.log?.error(
+            { ...fields, retry_in_ms: startRetry.failed(now() - began) },
+            'The store writer thread could not start: the writes fail and the bus delivers them again; a write starts it again once retry_in_ms has passed.',
+          )
         for (const waiter of waiting.values()) waiter.reject(err)
         waiting.clear()
+        if (build === 'asked') build = 'wanted'
         worker = undefined
         starting = undefined
         reject(err)
-      })
+      }
+      w.once('error', died)
+      w.once('exit', (exitCode) => died(new Error(`The store writer thread exited with code ${exitCode}.`)))
     })
     return starting
   }
 
-  /** A failed build is counted, by buildErrorCode. */
-  const indexBuildTold = (build: ToldIndexBuild) => {
-    if (build.failed !== undefined) telemetry.error(buildErrorCode(build.failed), 'index_build')
-    if (deps.log) logIndexBuild(deps.log, build)
+  /** A failed build is counted, by buildErrorCode, and tried again once its back-off has passed. */
+  const indexBuildTold = (told: IndexBuild) => {
+    let retry: { retry_in_ms?: number; failures?: number } = {}
+    if (told.failed !== undefined) {
+      telemetry.error(buildErrorCode(told.failed), 'index_build')
+      build = 'wanted'
+      retry = { retry_in_ms: buildRetry.failed(told.ms ?? 0) }
+    } else if (told.ms !== undefined) buildRetry.succeeded()
+    else if (buildRetry.failures > 0) retry = { failures: buildRetry.failures }
+    if (deps.log) logIndexBuild(deps.log, { ...told, ...retry })
   }
 
   const ask = async <T>(message: Record<string, unknown>): Promise<T> => {
@@ -119,7 +178,7 @@ export async function startStoreWriterThread(
     return new Promise<T>((resolve, reject) => {
       const id = nextId++
       waiting.set(id, { resolve: resolve as (value: unknown) => void, reject })
-      w.postMessage({ ...message, id })
+      w.postMessage({ ...message, id, buildIndexes: askBuild() })
     })
   }
 
@@ -171,6 +230,7 @@ export async function startStoreWriterThread(
     async close() {
       const w = worker
       if (!w) return
+      closed = w
       await ask({ type: 'close' })
       worker = undefined
       await w.terminate()
@@ -209,9 +269,13 @@ function failure(reply: Reply): NerveError {
 /**
  * Before and after a build of an index a store of an earlier version lacks (about 6 s per million revoke
  * outcomes): HTTP listens meanwhile, the store's writes wait and an incident's revokes read slower. Once:
- * the next start finds the index. A build that failed is told with when it is tried again.
+ * the next start finds the index. A build that failed is told with how long it ran and when it is tried
+ * again, and the next try as a retry.
  */
-export function logIndexBuild(log: Logger, { index, rows, ms, failed, retry_in_ms }: ToldIndexBuild): void {
+export function logIndexBuild(
+  log: Logger,
+  { index, rows, ms, failed, retry_in_ms, failures }: ToldIndexBuild,
+): void {
   if (failed !== undefined)
     log.warn(
       {
@@ -219,9 +283,15 @@ export function logIndexBuild(log: Logger, { index, rows, ms, failed, retry_in_m
         revoke_outcomes: rows,
         error_code: buildErrorCode(failed),
         sqlite_code: failed,
+        duration_ms: ms,
         retry_in_ms,
       },
       "Could not build the index: the store's writes go on without it (an incident's revokes read slower), and it is tried again before a write once retry_in_ms has passed.",
+    )
+  else if (ms === undefined && failures !== undefined)
+    log.info(
+      { index, revoke_outcomes: rows, failures },
+      "Retrying the build of an index this version needs: the store's writes wait for it (about 6 s per million revoke outcomes).",
     )
   else if (ms === undefined)
     log.info(

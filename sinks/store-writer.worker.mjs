@@ -24,40 +24,28 @@ const { createMetrics } = await import('../runtime/metrics.ts')
 const { errorCodeOf, NerveError } = await import('../runtime/errors.ts')
 const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
 
-/**
- * Back-off between two tries of a build that fails, doubled at each failure from 1 s to 1 h: a full disk
- * does not make each write read every outcome again, and a lock held for a moment costs a second.
- */
-const maxBuildBackoffMs = 3_600_000
-let buildBackoffMs = 1000
-
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
-// An index a store of an earlier version lacks is built once the thread has said it is ready (below), and
-// told to the main thread before and after; the writes asked meanwhile wait for it. A build that fails
-// (another connection holds the write lock, a full disk) is told with when it is tried again: before a
-// write, once its back-off has passed. The thread writes on meanwhile, and the reads use the older index.
+// An index a store of an earlier version lacks is built when the main thread asks (workerData.buildIndexes,
+// or a message's buildIndexes): once the thread has said it is ready, and after a failure before a write
+// once the main thread's back-off has passed (it keeps it, so that it outlives this thread). Each build is
+// told to the main thread before and after, or with how long it ran when it failed (another connection
+// holds the write lock, a full disk); the writes asked meanwhile wait for it, and after a failure the
+// thread writes on and the reads use the older index.
 const store = createCorrelationStore(
   { data_dir: workerData.dataDir },
   {
     metrics: createMetrics(),
-    onIndexBuild: (build) =>
-      parentPort.postMessage({
-        indexBuild: build.failed ? { ...build, retry_in_ms: buildBackoffMs } : build,
-      }),
+    onIndexBuild: (build) => parentPort.postMessage({ indexBuild: build }),
     deferIndexes: true,
   },
 )
 
-/** When the build may be tried (performance.now()); undefined once the index exists. */
-let buildDue = 0
+/** Whether the main thread asked for the build and it was not tried since. */
+let buildAsked = workerData.buildIndexes === true
 const buildIndexes = () => {
-  if (buildDue === undefined || performance.now() < buildDue) return
-  if (store.buildIndexes()) {
-    buildDue = undefined
-    return
-  }
-  buildDue = performance.now() + buildBackoffMs
-  buildBackoffMs = Math.min(buildBackoffMs * 2, maxBuildBackoffMs)
+  if (!buildAsked) return
+  buildAsked = false
+  if (store.buildIndexes()) parentPort.postMessage({ indexReady: true })
 }
 
 /** Opened at the first range (the bus file exists by then: the bus delivered from it). */
@@ -147,6 +135,7 @@ const writeArrived = async () => {
 }
 
 parentPort.on('message', async (m) => {
+  if (m.buildIndexes) buildAsked = true
   if (m.type === 'close') {
     cancelWrite()
     await writeArrived()

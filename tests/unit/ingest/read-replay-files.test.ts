@@ -203,6 +203,70 @@ describe('readReplayFiles', () => {
     }
   })
 
+  it('reads NDJSON of JSON arrays behind a broken first line as lines, keeping every good line', async () => {
+    const path = join(tempDir('nerve-replay'), 'alerts.ndjson')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n').slice(0, 3)
+    const rules = falco.map((line) => JSON.parse(line).rule.slice(0, 9))
+    const arrays = [`[${falco[0]}, ${falco[1]}]`, `[${falco[2]}]`]
+    const first = arrays[0] as string
+    const shape = (item: JsonItem) =>
+      item.error?.slice(0, 14) ?? (item.value as { rule: string }).rule.slice(0, 9)
+    // The first line cut between a member's name and its value, after a comma, after the array's bracket.
+    const at = first.indexOf('"priority"')
+    for (const cut of [first.slice(0, at + 11), first.slice(0, at), first.slice(0, 1)]) {
+      writeFileSync(path, `${cut}\n${arrays.join('\n')}\n${arrays.join('\n')}\n`)
+      const [file] = await readReplayFiles([path], { maxDepth: 64 })
+      expect(file?.items.map(shape), cut.slice(-20)).toEqual(['not valid JSON', ...rules, ...rules])
+    }
+  })
+
+  it('rejects a cut-short document of a value a line once, making up no event from its lines', async () => {
+    const dir = tempDir('nerve-replay')
+    const records = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n').slice(0, 3)
+    const files = {
+      // A log file cut short: its first record on the line after `"Records": [`, the others after a comma.
+      log: `{"Records": [\n  ${records.join('\n, ')}\n`,
+      array: `[\n  ${records.join('\n, ')}\n`,
+      // Its record one a line, the file cut short before its last brace.
+      closed: `{"Records": [\n  ${records[0]}\n]\n`,
+    }
+    for (const [name, text] of Object.entries(files)) {
+      const path = join(dir, `${name}.json`)
+      writeFileSync(path, text)
+      const [file] = await readReplayFiles([path], { maxDepth: 64 })
+      expect(
+        file?.items.map((item) => [item.file, item.error?.slice(0, 14)]),
+        name,
+      ).toEqual([[path, 'not valid JSON']])
+    }
+  })
+
+  it('reads NDJSON whose only good line is last, after a broken line ending in a comma, a bracket or a colon', async () => {
+    const path = join(tempDir('nerve-replay'), 'alerts.ndjson')
+    const falco = read('falco/falco-website.ndjson').trim().split('\n').slice(0, 3)
+    const first = falco[0] as string
+    const at = first.indexOf('"priority"')
+    const colon = first.slice(0, at + 11)
+    const comma = first.slice(0, at)
+    const bracket = `${first.slice(0, first.indexOf('"output_fields"'))}"tags": [`
+    const last = JSON.parse(falco[2] as string).rule.slice(0, 9)
+    const shape = (item: JsonItem) =>
+      item.error?.slice(0, 14) ?? (item.value as { rule: string }).rule.slice(0, 9)
+    for (const broken of [
+      [colon, comma],
+      [comma, colon],
+      [colon, bracket],
+      [comma, comma, comma],
+    ]) {
+      writeFileSync(path, `${broken.join('\n')}\n${falco[2]}\n`)
+      const [file] = await readReplayFiles([path], { maxDepth: 64 })
+      expect(file?.items.map(shape), broken.map((line) => line.slice(-12)).join(' | ')).toEqual([
+        ...broken.map(() => 'not valid JSON'),
+        last,
+      ])
+    }
+  })
+
   it('reads a document whose values stand on lines of their own whole, and rejects it once when broken', async () => {
     const dir = tempDir('nerve-replay')
     const records = read('cloudtrail/aws-samples-eks-pod-identity.ndjson').trim().split('\n').slice(0, 4)

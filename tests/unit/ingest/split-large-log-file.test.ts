@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
 import { splitLargeArray, splitLargeLogFile } from '../../../ingest/split-large-log-file.ts'
 import { fixtures } from './ingest-harness.ts'
@@ -88,6 +88,52 @@ describe('splitLargeLogFile', () => {
       `{"x":1}`,
     ]) {
       expect(streamed(line), line.slice(-30)).toBeUndefined()
+    }
+  })
+
+  it('checks a member beside Records of many values a part at a time, never parsing it whole', () => {
+    const [a, b] = records as [string, string]
+    const streamed = (line: string) => {
+      const parts = splitLargeLogFile(line, 64, 2)
+      return (
+        parts &&
+        [...parts].flatMap((p) => p.flatMap((item) => (item.value as { Records: unknown[] }).Records))
+      )
+    }
+    // 100,000 values (200 KB of text): more than a part, in the shapes a member may hold them.
+    const many = Array.from({ length: 100_000 }, () => '0').join(',')
+    const deep = `${'['.repeat(62)}${']'.repeat(62)}`
+    const kept = [
+      `{"x":[${many}],"Records":[${a},${b}]}`,
+      `{"Records":[${a}],"y":{"n":[${many}],"m":{"k":[[${many}],[${many},{"a":[1]}]]}}}`,
+      `{"x":{ "a" : [ ${many} ] , "b":[ ] , "c":{ } },"Records":[${a}]}`,
+      `{"x":[${many},${deep}],"Records":[${a}]}`,
+    ]
+    const left = [
+      // One level too deep, broken inside, not ended where it should.
+      `{"x":[${many},[${deep}]],"Records":[${a}]}`,
+      `{"x":[${many},],"Records":[${a}]}`,
+      `{"x":[${many},tru],"Records":[${a}]}`,
+      `{"x":{"n":[${many}],},"Records":[${a}]}`,
+      `{"x":{"n":[${many}] "m":1},"Records":[${a}]}`,
+      `{"x":{"n":[${many}]]},"Records":[${a}]}`,
+      `{"x":[${many}} ,"Records":[${a}]}`,
+    ]
+    const parse = vi.spyOn(JSON, 'parse')
+    try {
+      for (const line of kept) {
+        const whole = splitJsonItems(line, { maxItems: 1, maxDepth: 64 })[0]?.value as { Records: unknown[] }
+        parse.mockClear()
+        expect(streamed(line), line.slice(-40)).toEqual(whole.Records)
+        const longest = parse.mock.calls.reduce((most, [text]) => Math.max(most, text.length), 0)
+        expect(longest, line.slice(-40)).toBeLessThan(65 * 1024)
+      }
+    } finally {
+      parse.mockRestore()
+    }
+    for (const line of left) {
+      expect(splitJsonItems(line, { maxItems: 1, maxDepth: 64 })[0]?.error, line.slice(-40)).toBeDefined()
+      expect(streamed(line), line.slice(-40)).toBeUndefined()
     }
   })
 

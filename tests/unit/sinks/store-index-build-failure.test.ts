@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createCorrelationStore } from '../../../sinks/correlation-store.ts'
 import { parseListQuery } from '../../../sinks/store-query.ts'
 import { createStoreReads } from '../../../sinks/store-reads.ts'
 import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
@@ -16,60 +15,39 @@ import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
+import {
+  earlierStore,
+  hasStatusIndex as hasIndex,
+  statusIndex as index,
+  startWhileLocked,
+} from './earlier-store.ts'
 
-const index = 'revoke_outcomes_incident_status'
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c()
 })
 
-/** A store as an earlier version left it: correlations and outcomes, no per-status index of outcomes. */
-async function earlierStore(outcomes: number): Promise<string> {
-  const dataDir = tempDir('nerve-store-upgrade')
-  cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
-  const earlier = createCorrelationStore({ data_dir: dataDir }, { metrics: createTestRuntime().metrics })
-  earlier.writeCorrelations([1, 2, 3].map((n) => makeCorrelation(n)))
-  earlier.writeOutcomes(Array.from({ length: outcomes }, (_, n) => heldBack(n)))
-  await earlier.close()
-  const db = new Database(join(dataDir, 'store.sqlite'))
-  db.exec(`DROP INDEX ${index}`)
-  db.close()
-  return dataDir
-}
-
-const hasIndex = (dataDir: string) => {
-  const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
-  try {
-    return (
-      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(index) !== undefined
-    )
-  } finally {
-    db.close()
-  }
-}
-
 describe('an index build that fails', () => {
-  it('leaves the writer running on the older index, is tried again, and every write is stored', async () => {
-    const dataDir = await earlierStore(50)
-    const rt = createTestRuntime()
+  it('leaves the writer running on the older index, is tried again after its back-off, and every write is stored', async () => {
     // Another connection (a backup, an operator's sqlite3) holds the write lock while nerve starts.
-    const holder = new Database(join(dataDir, 'store.sqlite'))
-    holder.exec('BEGIN IMMEDIATE')
-    const writer = await startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics, log: rt.log })
-    cleanup.push(() => writer.close())
-    const failedBuilds = () => rt.logs.filter((l) => l.index === index && l.level === 'warn')
-    await waitFor(() => failedBuilds().length > 0, { what: 'the failed build told' })
-    expect(failedBuilds()[0]).toMatchObject({
+    const { dataDir, rt, clock, holder, writer, buildLines } = await startWhileLocked(cleanup)
+    const failedBuilds = () => buildLines().filter((l) => l.level === 'warn')
+    const [first] = failedBuilds()
+    expect(first).toMatchObject({
       error_code: 'SINK_UNAVAILABLE',
       sqlite_code: 'SQLITE_BUSY',
-      retry_in_ms: expect.any(Number),
+      duration_ms: expect.any(Number),
       msg: expect.stringMatching(/writes go on without it/),
     })
+    // A second at least, and ten times what the failed build took when that is longer.
+    expect(first?.retry_in_ms).toBe(Math.max(1000, 10 * (first?.duration_ms as number)))
     // Writes the bus hands over meanwhile fail while the lock is held (the bus delivers them again), and
-    // none ends the thread or starts another: the build is not tried again at each write.
+    // none ends the thread or starts another: the build is not tried again before its back-off has passed.
     const batches = Array.from({ length: 20 }, (_, n) => [makeCorrelation(10 + n)])
     for (const batch of batches) await expect(writer.writeCorrelations(batch)).rejects.toThrow()
-    expect(failedBuilds().length).toBeLessThan(5)
+    clock.ms += (first?.retry_in_ms as number) - 1
+    await expect(writer.writeCorrelations(batches[0] ?? [])).rejects.toThrow()
+    expect(buildLines()).toHaveLength(2)
     expect(rt.logs.filter((l) => l.level === 'error')).toEqual([])
 
     // Reads answer meanwhile, with the older (incident, time) index.
@@ -84,21 +62,28 @@ describe('an index build that fails', () => {
     ])
     expect(createStoreReads(reader).revokes(suppressed)).toHaveLength(50)
 
+    // Once the back-off has passed, the next write tries again: told as a retry, failed again, the wait doubled.
+    clock.ms += 1
+    await expect(writer.writeCorrelations(batches[0] ?? [])).rejects.toThrow()
+    const second = failedBuilds()[1]
+    expect(second?.retry_in_ms).toBe(Math.max(2000, 10 * (second?.duration_ms as number)))
+
     holder.exec('COMMIT')
     holder.close()
-    // The bus's redelivery: each batch again, until stored; then the build, tried again, succeeds.
+    // The bus's redelivery: each batch again, stored without the build until its back-off has passed.
     for (const batch of batches) expect(await writer.writeCorrelations(batch)).toMatchObject({ stored: 1 })
-    await waitFor(
-      async () => {
-        await writer.writeOutcomes([heldBack(0)])
-        return hasIndex(dataDir)
-      },
-      { what: 'the index built on a later try' },
-    )
-    expect(rt.logs.filter((l) => l.index === index).at(-1)).toMatchObject({
-      level: 'info',
-      msg: "Built the index; the store's writes go on.",
-    })
+    expect(hasIndex(dataDir)).toBe(false)
+    clock.ms += second?.retry_in_ms as number
+    expect(await writer.writeOutcomes([heldBack(0)])).toMatchObject({ stored: 0 })
+    expect(hasIndex(dataDir)).toBe(true)
+    expect(buildLines().map((l) => [l.level, l.msg, l.failures])).toEqual([
+      ['info', expect.stringMatching(/^Building an index this version needs, once/), undefined],
+      ['warn', expect.stringMatching(/^Could not build the index/), undefined],
+      ['info', expect.stringMatching(/^Retrying the build of an index this version needs/), 1],
+      ['warn', expect.stringMatching(/^Could not build the index/), undefined],
+      ['info', expect.stringMatching(/^Retrying the build of an index this version needs/), 2],
+      ['info', "Built the index; the store's writes go on.", undefined],
+    ])
     expect(createStoreReads(reader).correlations(parseListQuery({ limit: '1000' }, ['agent']))).toHaveLength(
       23,
     )
@@ -108,7 +93,7 @@ describe('an index build that fails', () => {
         error_code: 'SINK_UNAVAILABLE',
         stage: 'index_build',
       }),
-    ).toBe(failedBuilds().length)
+    ).toBe(2)
   })
 })
 
@@ -125,7 +110,8 @@ describe('a writer thread that ends', () => {
       expect.objectContaining({
         error_code: 'INTERNAL',
         sqlite_code: 'SQLITE_NOTADB',
-        msg: expect.stringMatching(/the next write starts it again/),
+        retry_in_ms: expect.any(Number),
+        msg: expect.stringMatching(/a write starts it again once retry_in_ms has passed/),
       }),
     ])
     expect(
@@ -141,6 +127,7 @@ describe('a writer thread that ends', () => {
 describe('kill -9 during the build', () => {
   it('leaves a store the next start opens, builds and writes', async () => {
     const dataDir = await earlierStore(0)
+    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
     // Enough outcomes that the build lasts past the kill (about 6 s per million).
     const db = new Database(join(dataDir, 'store.sqlite'))
     db.exec(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199999)

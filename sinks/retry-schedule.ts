@@ -1,0 +1,53 @@
+// When the store's writer tries again something that failed and holds its writes while it runs: the index
+// build a store of an earlier version lacks, and the start of a writer thread that could not open its store.
+
+/**
+ * The least wait after a failure, as a multiple of how long the failed attempt took. The writes wait while
+ * it runs (the build and the open run on the writer's thread), so waiting at least ten times as long
+ * bounds what a try that keeps failing takes from the writes to one part in eleven: a 60 s build that a
+ * full disk fails late is tried again 10 minutes later, not after 1, 2, 4 … s with the writes stalled
+ * most of that time. Ten keeps a quick failure (a lock held for a moment) on the doubling alone.
+ */
+export const failedTryMultiple = 10
+
+/**
+ * A back-off doubled at each failure from `firstWaitMs` to `maxWaitMs`, and at least `failedTryMultiple`
+ * times the failed try's duration. Times are `now()`'s (ms), so that it outlives a thread that restarts.
+ */
+export class RetrySchedule {
+  private doubling = 0
+  private dueAt = Number.NEGATIVE_INFINITY
+  /** Failures since the last success. */
+  failures = 0
+
+  constructor(
+    private readonly now: () => number,
+    private readonly firstWaitMs = 1000,
+    private readonly maxWaitMs = 3_600_000,
+  ) {}
+
+  /** Whether a try may start now. */
+  due(): boolean {
+    return this.now() >= this.dueAt
+  }
+
+  /** The ms until a try may start (0 when it may now). */
+  msUntilDue(): number {
+    return Math.max(0, Math.ceil(this.dueAt - this.now()))
+  }
+
+  /** A try that failed after `tookMs`: the ms until the next may start. */
+  failed(tookMs: number): number {
+    this.doubling = this.failures === 0 ? this.firstWaitMs : Math.min(this.doubling * 2, this.maxWaitMs)
+    this.failures++
+    const wait = Math.max(this.doubling, Math.ceil(failedTryMultiple * tookMs))
+    this.dueAt = this.now() + wait
+    return wait
+  }
+
+  /** A try that succeeded: the next failure starts the back-off again. */
+  succeeded(): void {
+    this.failures = 0
+    this.dueAt = Number.NEGATIVE_INFINITY
+  }
+}

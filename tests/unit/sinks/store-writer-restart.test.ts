@@ -1,0 +1,129 @@
+// The store's writer thread started again after it died: a thread that cannot open its store is started
+// again after a back-off, not by each write the bus hands over, and an index build's back-off outlives the
+// thread. Worker is wrapped so that the test can find the store's writer and end it as a crash would.
+import { mkdirSync, renameSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Worker } from 'node:worker_threads'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { heldBack, makeCorrelation } from './correlation-fixture.ts'
+import { hasStatusIndex, startWhileLocked } from './earlier-store.ts'
+
+const spawned = vi.hoisted(() => [] as { file: string; worker: Worker }[])
+vi.mock('node:worker_threads', async (importOriginal) => {
+  const original = await importOriginal<typeof import('node:worker_threads')>()
+  class Tracked extends original.Worker {
+    constructor(...args: ConstructorParameters<typeof original.Worker>) {
+      super(...args)
+      spawned.push({ file: String(args[0]), worker: this })
+    }
+  }
+  return { ...original, default: { ...original, Worker: Tracked }, Worker: Tracked }
+})
+
+const writerThreads = () => spawned.filter((s) => s.file.endsWith('store-writer.worker.mjs'))
+const cleanup: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c()
+})
+
+/** Ends the running writer thread as a crash would, and waits for its death to be told. */
+async function crash(rt: ReturnType<typeof createTestRuntime>) {
+  const told = rt.logs.filter((l) => l.msg.startsWith('The store writer thread failed')).length
+  await writerThreads().at(-1)?.worker.terminate()
+  await waitFor(
+    () => rt.logs.filter((l) => l.msg.startsWith('The store writer thread failed')).length > told,
+    {
+      what: 'the death told',
+    },
+  )
+}
+
+describe('a writer thread that cannot open its store', () => {
+  it('is started again after a back-off, one log line a try, not by each write', async () => {
+    const dataDir = tempDir('nerve-store-restart')
+    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    const rt = createTestRuntime()
+    const clock = { ms: 0 }
+    const writer = await startStoreWriterThread(
+      { data_dir: dataDir },
+      { metrics: rt.metrics, log: rt.log, now: () => clock.ms },
+    )
+    cleanup.push(() => writer.close())
+    expect(await writer.writeCorrelations([makeCorrelation(1)])).toMatchObject({ stored: 1 })
+
+    // The store can no longer be opened (here: a directory where the file was), and the thread dies.
+    const file = join(dataDir, 'store.sqlite')
+    renameSync(file, `${file}.moved`)
+    mkdirSync(file)
+    await crash(rt)
+    const threads = writerThreads().length
+    const cannotStart = () =>
+      rt.logs.filter((l) => l.msg.startsWith('The store writer thread could not start'))
+
+    // The next write starts it, which fails: told once, with why and when the next try is.
+    await expect(writer.writeCorrelations([makeCorrelation(2)])).rejects.toThrow()
+    expect(cannotStart()).toEqual([
+      expect.objectContaining({ level: 'error', sqlite_code: 'SQLITE_CANTOPEN', retry_in_ms: 1000 }),
+    ])
+    // The bus's redeliveries meanwhile fail at once, retriable, and start no thread.
+    for (let n = 0; n < 20; n++) {
+      const failed = writer.writeCorrelations([makeCorrelation(2)])
+      await expect(failed).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true })
+      await expect(failed).rejects.toThrow(/started again in 1000 ms/)
+    }
+    expect(writerThreads().length).toBe(threads + 1)
+
+    // Once the back-off has passed, a write tries again: it fails, the wait doubles.
+    clock.ms += 1000
+    await expect(writer.writeCorrelations([makeCorrelation(2)])).rejects.toThrow()
+    expect(writerThreads().length).toBe(threads + 2)
+    expect(cannotStart().map((l) => l.retry_in_ms)).toEqual([1000, 2000])
+
+    // The store is back: the first write after the back-off starts the thread and is stored.
+    rmSync(file, { recursive: true })
+    renameSync(`${file}.moved`, file)
+    clock.ms += 1999
+    await expect(writer.writeCorrelations([makeCorrelation(2)])).rejects.toMatchObject({
+      code: 'SINK_UNAVAILABLE',
+    })
+    clock.ms += 1
+    expect(await writer.writeCorrelations([makeCorrelation(2)])).toMatchObject({ stored: 1 })
+    expect(writerThreads().length).toBe(threads + 3)
+    expect(cannotStart()).toHaveLength(2)
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        component: 'correlation_store',
+        stage: 'thread',
+      }),
+    ).toBe(3)
+  })
+})
+
+describe("an index build's back-off", () => {
+  it('outlives the writer thread: one started again does not try the build before it has passed', async () => {
+    const { dataDir, rt, clock, holder, writer, buildLines } = await startWhileLocked(cleanup)
+    const retry = buildLines()[1]?.retry_in_ms as number
+    holder.exec('COMMIT')
+    holder.close()
+
+    await crash(rt)
+    expect(await writer.writeOutcomes([heldBack(50)])).toMatchObject({ stored: 1 })
+    expect(await writer.writeCorrelations([makeCorrelation(4)])).toMatchObject({ stored: 1 })
+    expect(hasStatusIndex(dataDir)).toBe(false)
+    expect(buildLines()).toHaveLength(2)
+
+    clock.ms += retry
+    expect(await writer.writeCorrelations([makeCorrelation(5)])).toMatchObject({ stored: 1 })
+    expect(hasStatusIndex(dataDir)).toBe(true)
+    expect(buildLines().map((l) => l.msg)).toEqual([
+      expect.stringMatching(/^Building an index this version needs, once/),
+      expect.stringMatching(/^Could not build the index/),
+      expect.stringMatching(/^Retrying the build of an index this version needs/),
+      "Built the index; the store's writes go on.",
+    ])
+  })
+})
