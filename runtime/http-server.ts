@@ -134,8 +134,10 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
     const results = Object.fromEntries([...checks].map(([name, check]) => [name, check()]))
-    const ok = Object.values(results).every((r) => r.ok)
-    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results })
+    const failed = Object.values(results).filter((r) => !r.ok)
+    const ready = failed.every((r) => r.optional)
+    const status = !ready ? 'not_ready' : failed.length > 0 ? 'degraded' : 'ready'
+    return reply.code(ready ? 200 : 503).send({ status, checks: results })
   })
   /**
    * A URL's `?token=` is taken on Falco's route only (its http_output cannot send headers); a token in any

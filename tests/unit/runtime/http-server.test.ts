@@ -3,7 +3,7 @@ import { Agent, get, type IncomingMessage } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { describe, expect, it, vi } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
-import type { Route } from '../../../runtime/http-routes.ts'
+import { optionalCheck, type Route } from '../../../runtime/http-routes.ts'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
@@ -76,6 +76,31 @@ describe('http server', () => {
     })
     busUp = true
     expect((await server.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200)
+  })
+
+  // A load balancer routes ingest on /readyz, and Falco's senders never retry: a part that ingest does not
+  // need to accept durably (a revoke target, Elasticsearch) must not take ingest out of it.
+  it('stays ready (200, degraded) while only an optional check fails, with its detail', async () => {
+    const { server } = makeServer()
+    let busUp = true
+    server.addReadinessCheck('bus', () => ({ ok: busUp }))
+    server.addReadinessCheck(
+      'revoke_webhooks',
+      optionalCheck(() => ({ ok: false, detail: 'http://soar.example/revoke: target_gone' })),
+    )
+    const degraded = await server.inject({ method: 'GET', url: '/readyz' })
+    expect(degraded.statusCode).toBe(200)
+    expect(degraded.json()).toEqual({
+      status: 'degraded',
+      checks: {
+        bus: { ok: true },
+        revoke_webhooks: { ok: false, optional: true, detail: 'http://soar.example/revoke: target_gone' },
+      },
+    })
+    busUp = false
+    const down = await server.inject({ method: 'GET', url: '/readyz' })
+    expect(down.statusCode).toBe(503)
+    expect(down.json().status).toBe('not_ready')
   })
 
   it('accepts the ingest token as a bearer token (any case of the scheme) or a Firehose access key', async () => {
