@@ -4,7 +4,7 @@
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import type { Bus } from '../bus/bus.ts'
-import type { ReadinessCheck, Route } from '../runtime/http-routes.ts'
+import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
@@ -128,7 +128,8 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
         // then lose alerts that the spool would have kept. falco_spool says when it is full.
         return spool ? { ok: true, detail: `${detail}; Falco requests are spooled` } : { ok: false, detail }
       },
-      ...(s3Sqs ? { s3_sqs: s3Sqs.readiness } : {}),
+      // A queue that cannot be received from keeps its messages, and the HTTP routes still accept: degraded.
+      ...(s3Sqs ? { s3_sqs: optionalCheck(s3Sqs.readiness) } : {}),
       ...(spool ? { falco_spool: spool.readiness } : {}),
     },
     cloudTrailTopicReader: createCloudTrailTopicReader(config.http, { ...receiverDeps, bus: deps.bus }),

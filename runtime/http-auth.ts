@@ -1,5 +1,6 @@
 // Who may call a route of the HTTP server: the shared ingest token, a source's own token and the read
-// token (as a bearer token, `?token=` or Firehose's access-key header, compared in constant time), a client
+// token (as a bearer token, Firehose's access-key header, or on the Falco route `?token=`, compared in
+// constant time), a client
 // certificate signed by http.tls.client_ca_file on ingest routes, and reads without any token when the
 // server listens on loopback only. Pure: the server asks it about each request's headers and socket.
 import { timingSafeEqual } from 'node:crypto'
@@ -25,8 +26,22 @@ export type HttpAuth = {
     tokens: readonly Buffer[],
     certOpens: boolean,
   ): boolean
-  /** The 401 of a route, saying which token it needs and how to send it. */
-  unauthorized(route: Pick<Route, 'auth' | 'source' | 'authHint'>): NerveError
+  /**
+   * The 401 of a route, saying which token it needs and how to send it; when the request put a token in
+   * its URL where none is taken from there, that it must go in the header.
+   */
+  unauthorized(
+    route: Pick<Route, 'auth' | 'source' | 'authHint'>,
+    query?: Record<string, string | undefined>,
+  ): NerveError
+}
+
+/**
+ * Whether a route takes its token from a `?token=` query parameter: Falco's only. Its http_output is the one
+ * sender that cannot send a header; a token in any other URL would end up in proxies' and servers' logs.
+ */
+export function takesQueryToken(route: Pick<Route, 'auth' | 'source'>): boolean {
+  return route.auth === 'ingest' && route.source === 'falco'
 }
 
 export function createHttpAuth(
@@ -60,18 +75,28 @@ export function createHttpAuth(
       if (certOpens && certificates && (socket as TLSSocket).authorized === true) return true
       // Each place a token may come in, the usual one (bearer) first: no array is built per request.
       const header = headers.authorization
-      if (typeof header === 'string' && header.startsWith('Bearer ') && opens(header.slice(7).trim(), tokens))
-        return true
+      if (typeof header === 'string' && isBearer(header) && opens(header.slice(7).trim(), tokens)) return true
       return opens(query.token, tokens) || opens(headers['x-amz-firehose-access-key'], tokens)
     },
-    unauthorized: (route) =>
-      new NerveError(
+    unauthorized: (route, query) => {
+      const hint = route.authHint ?? 'Authorization: Bearer <token>'
+      const inUrl =
+        query?.token !== undefined && !takesQueryToken(route)
+          ? ` A ?token= is taken on /v1/falco only (a URL ends up in logs): send it as ${hint}.`
+          : ''
+      return new NerveError(
         'UNAUTHORIZED',
         route.auth === 'read'
-          ? 'A valid read token is required (Authorization: Bearer <token>).'
-          : `A valid ${route.source ?? 'ingest'} token is required (${route.authHint ?? 'Authorization: Bearer <token>'}).`,
-      ),
+          ? `A valid read token is required (Authorization: Bearer <token>).${inUrl}`
+          : `A valid ${route.source ?? 'ingest'} token is required (${hint}).${inUrl}`,
+      )
+    },
   }
+}
+
+/** `Bearer ` in any case: an authentication scheme is case-insensitive (RFC 9110 §11.1). */
+function isBearer(header: string): boolean {
+  return header.length > 7 && header.charCodeAt(6) === 32 && header.slice(0, 6).toLowerCase() === 'bearer'
 }
 
 /**

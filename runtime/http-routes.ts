@@ -88,5 +88,15 @@ export function errorAnswer(err: NerveError): RouteResponse {
   return { status: httpStatusByCode[err.code], body: { error: body } }
 }
 
-/** A stage's readiness, asked by GET /readyz: 503 while any says it is not ready. */
-export type ReadinessCheck = () => { ok: boolean; detail?: string }
+/**
+ * A stage's readiness, asked by GET /readyz: 503 while any check that is not `optional` fails. A load
+ * balancer routes ingest on it, and Falco's senders never retry, so only what ingest needs to accept
+ * durably (the bus, the stages that must run) gates it; an optional check (a revoke target, Elasticsearch,
+ * an SQS queue) that fails makes the answer `degraded`, 200, with its detail.
+ */
+export type ReadinessCheck = () => { ok: boolean; detail?: string; optional?: true }
+
+/** A check of a part ingest does not need to accept durably: its failure degrades /readyz, never fails it. */
+export function optionalCheck(check: ReadinessCheck): ReadinessCheck {
+  return () => ({ ...check(), optional: true })
+}

@@ -8,7 +8,7 @@ import type { HttpConfig } from '../schemas/types.ts'
 import { createConnectionClose } from './connection-close.ts'
 import { createDirectPosts } from './direct-posts.ts'
 import { isNerveError, NerveError } from './errors.ts'
-import { createHttpAuth, isLoopbackHostHeader } from './http-auth.ts'
+import { createHttpAuth, isLoopbackHostHeader, takesQueryToken } from './http-auth.ts'
 import {
   closeServer,
   createServerFactory,
@@ -134,18 +134,24 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
     const results = Object.fromEntries([...checks].map(([name, check]) => [name, check()]))
-    const ok = Object.values(results).every((r) => r.ok)
-    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks: results })
+    const failed = Object.values(results).filter((r) => !r.ok)
+    const ready = failed.every((r) => r.optional)
+    const status = !ready ? 'not_ready' : failed.length > 0 ? 'degraded' : 'ready'
+    return reply.code(ready ? 200 : 503).send({ status, checks: results })
   })
   /**
-   * `read`: the read API takes its token as a bearer only. A URL's `?token=` is for Falco's http_output,
-   * which cannot send headers; a read token in a URL would land in shell history, proxies' logs and the
-   * console's address bar.
+   * A URL's `?token=` is taken on Falco's route only (its http_output cannot send headers); a token in any
+   * other URL would land in shell history, proxies' logs and the console's address bar.
    */
-  const authorized = (req: FastifyRequest, tokens: readonly Buffer[], certOpens: boolean, read: boolean) =>
+  const authorized = (
+    req: FastifyRequest,
+    route: Pick<Route, 'auth' | 'source'>,
+    tokens: readonly Buffer[],
+    certOpens: boolean,
+  ) =>
     auth.authorized(
       req.headers,
-      read ? noQuery : (req.query as Record<string, string | undefined>),
+      takesQueryToken(route) ? (req.query as Record<string, string | undefined>) : noQuery,
       req.raw.socket,
       tokens,
       certOpens,
@@ -176,13 +182,13 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
       if (hostChecked) {
         const host = req.headers.host
-        if (isLoopbackHostHeader(host) || authorized(req, auth.readTokens, false, true)) return done()
+        if (isLoopbackHostHeader(host) || authorized(req, route, auth.readTokens, false)) return done()
         reply.header('connection', 'close')
         return done(foreignHost(host))
       }
-      if (tokens === null || authorized(req, tokens, certOpens(route), route.auth === 'read')) return done()
+      if (tokens === null || authorized(req, route, tokens, certOpens(route))) return done()
       reply.header('connection', 'close')
-      const err = auth.unauthorized(route)
+      const err = auth.unauthorized(route, req.query as Record<string, string | undefined>)
       if (!route.formatError) return done(err)
       // Answered here: done() is not called, so the request goes no further.
       const res = route.formatError(err, {
@@ -238,7 +244,8 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     opens: (route, req, query) => {
       if (route.auth === 'read') return false
       const tokens = auth.tokensFor(route)
-      return tokens === null || auth.authorized(req.headers, query, req.socket, tokens, certOpens(route))
+      const given = takesQueryToken(route) ? query : noQuery
+      return tokens === null || auth.authorized(req.headers, given, req.socket, tokens, certOpens(route))
     },
     limitOf: (route) => route.bodyLimit ?? config.body_limit_bytes,
     answer: counted,

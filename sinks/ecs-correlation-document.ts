@@ -32,6 +32,8 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
   const start = Math.min(c.edge.time, c.core.time)
   const end = Math.max(c.edge.time, c.core.time)
   const userName = awsPrincipalName(c.core.principal)
+  // A Falco alert may name no host: an empty name is left out, as Elastic's integrations drop empty values.
+  const hostname = c.edge.hostname || undefined
   return compact({
     '@timestamp': isoTime(c.time),
     ecs: { version: ecsVersion },
@@ -58,8 +60,8 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
     tags: c.edge.tags,
     rule: { id: c.rule.id, name: c.rule.id, ruleset: 'nerve' },
     threat: threatOfCorrelation(c),
-    observer: { hostname: c.edge.hostname, product: 'Falco', vendor: 'Falco', type: 'ids' },
-    host: isHostSource(c.edge.source) ? { name: c.edge.hostname } : undefined,
+    observer: { hostname, product: 'Falco', vendor: 'Falco', type: 'ids' },
+    host: isHostSource(c.edge.source) && hostname ? { name: hostname } : undefined,
     user: { name: userName, id: c.core.principal },
     ...identity,
     cloud: {
@@ -72,7 +74,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
     related: {
       user: uniqueStrings([userName, c.agent.identity.k8s_service_account, c.agent.identity.session_name]),
       ip: uniqueStrings([ipLiteral(c.core.source_ip)]),
-      hosts: uniqueStrings([c.edge.hostname, c.agent.identity.host]),
+      hosts: uniqueStrings([hostname, c.agent.identity.host]),
     },
     nerve: {
       agent: { id: c.agent.id, resolved_by: c.agent.resolved_by },
@@ -107,7 +109,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
         rule: c.edge.rule,
         priority: c.edge.priority,
         output: c.edge.output,
-        hostname: c.edge.hostname,
+        hostname,
         source: c.edge.source,
         tags: c.edge.tags,
       },

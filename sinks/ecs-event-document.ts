@@ -69,7 +69,7 @@ export function buildEventDocument(
         rule: event.edge.rule,
         priority: event.edge.priority,
         source: event.edge.source,
-        hostname: event.edge.hostname,
+        hostname: event.edge.hostname || undefined,
         internal: event.edge.internal,
       },
       falco: event.edge && { output_fields: event.edge.output_fields },
@@ -98,8 +98,9 @@ function edgeFields(edge: EdgeFields): EcsDocument {
     tags: edge.tags,
     rule: { name: edge.rule, ruleset: 'falco' },
     threat: threatFromTags(edge.tags),
-    observer: { hostname: edge.hostname, product: 'Falco', vendor: 'Falco', type: 'ids' },
-    host: isHostSource(edge.source) ? { name: edge.hostname } : undefined,
+    // A Falco alert may name no host: an empty name is left out, as Elastic's integrations drop empty values.
+    observer: { hostname: edge.hostname || undefined, product: 'Falco', vendor: 'Falco', type: 'ids' },
+    host: isHostSource(edge.source) && edge.hostname ? { name: edge.hostname } : undefined,
     process: edge.process && {
       name: edge.process.name,
       command_line: edge.process.cmdline,

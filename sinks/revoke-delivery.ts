@@ -10,7 +10,7 @@ import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Config } from '../schemas/types.ts'
 import { logRevokeOutcome } from './operator-log-lines.ts'
 import type { RevokeOutboxDeps } from './revoke-decisions.ts'
-import type { NewOutcome, OutboxDelivery } from './revoke-outbox.ts'
+import type { DisabledTarget, NewOutcome, OutboxDelivery } from './revoke-outbox.ts'
 import { revokeContentType } from './revoke-payload.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
@@ -52,6 +52,24 @@ export function createRevokeDelivery(revoke: Config['revoke'], deps: RevokeDeliv
     'nerve_revoke_outbox_pending_deliveries',
     'Webhook deliveries waiting in the outbox.',
   )
+  /**
+   * Why a target stays disabled, or undefined: a 410 disables it for good, until the operator changes its
+   * config entry (any field). One disabled by an earlier version, whose entry is not known, takes the
+   * current one: it stays disabled until that changes.
+   */
+  function stillDisabled(t: WebhookTarget, record: DisabledTarget | undefined): string | undefined {
+    if (!record) return undefined
+    if (record.entry === null) outbox.disableTarget(t.label, record.disabled_at, record.reason, t.entry)
+    else if (record.entry !== t.entry) {
+      outbox.enableTarget(t.label)
+      log.info(
+        { target: t.label, reason: record.reason },
+        'Revoke webhook target enabled again: its config entry changed since it was disabled.',
+      )
+      return undefined
+    }
+    return record.reason
+  }
   const targets = new Map<string, TargetState>()
   const disabled = outbox.disabledTargets()
   for (const target of revoke.webhooks) {
@@ -60,7 +78,7 @@ export function createRevokeDelivery(revoke: Config['revoke'], deps: RevokeDeliv
       ...t,
       queue: new PQueue({ concurrency: t.concurrency }),
       failures: 0,
-      disabled: disabled.get(t.label),
+      disabled: stillDisabled(t, disabled.get(t.label)),
     })
     if (t.keys.length === 0) log.warn({ target: t.label }, 'Revoke webhook target has no secret: unsigned.')
   }
@@ -186,7 +204,7 @@ export function createRevokeDelivery(revoke: Config['revoke'], deps: RevokeDeliv
     if (step.state === 'failed') {
       if (step.disableTarget) {
         target.disabled = step.reason
-        outbox.disableTarget(target.label, now(), step.reason)
+        outbox.disableTarget(target.label, now(), step.reason, target.entry)
       }
     }
     const next = step.state === 'pending' ? now() + step.retryInMs : now()

@@ -1,6 +1,6 @@
 // The revoke outbox, durable on local disk (SQLite through runtime/sqlite-file.ts): every decision, one
 // delivery per decision and target with its body (signed afresh on each attempt, the bytes never change),
-// disabled targets, and the outcome records waiting to be published. A decision is committed before it is
+// disabled targets (with the fingerprint of the config entry each was disabled under), and the outcome records waiting to be published. A decision is committed before it is
 // delivered and synced to disk before the bus offset is committed, so a crash between decision and delivery
 // loses nothing and a restart delivers what is still pending. Delivery states are committed without waiting
 // for the disk: a committed transaction survives a crash of the process; only a power loss can forget an
@@ -25,6 +25,8 @@ export type OutboxDelivery = {
 }
 
 export type NewOutcome = Omit<RevokeOutcome, 'id'>
+
+export type DisabledTarget = { reason: string; disabled_at: number; entry: string | null }
 
 export type DecisionEntry = {
   correlation_id: string
@@ -82,8 +84,14 @@ export type RevokeOutbox = {
   updateDelivery(delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome): void
   pendingDeliveries(): OutboxDelivery[]
   pendingCount(): number
-  disabledTargets(): Map<string, string>
-  disableTarget(target: string, time: number, reason: string): void
+  /**
+   * Targets disabled (a 410), by label: why, when, and the fingerprint of the config entry they were
+   * disabled under (null when an earlier version disabled them).
+   */
+  disabledTargets(): Map<string, DisabledTarget>
+  disableTarget(target: string, time: number, reason: string, entry: string): void
+  /** Enables a disabled target again (its config entry changed since). */
+  enableTarget(target: string): void
   /** The oldest outcomes not yet published, in the order they were recorded. */
   unpublishedOutcomes(limit: number): { outcomes: RevokeOutcome[]; through: number }
   /**
@@ -107,7 +115,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   agent_id TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
   next_attempt_at INTEGER NOT NULL, PRIMARY KEY (decision_id, target));
 CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state);
-CREATE TABLE IF NOT EXISTS targets (target TEXT PRIMARY KEY, disabled_at INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS targets (
+  target TEXT PRIMARY KEY, disabled_at INTEGER NOT NULL, reason TEXT NOT NULL, entry TEXT);
 CREATE TABLE IF NOT EXISTS outcomes (
   id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, n INTEGER NOT NULL, record TEXT NOT NULL,
   published INTEGER NOT NULL DEFAULT 0);
@@ -150,6 +159,9 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   if (!columns.some((c) => c.name === 'forgettable'))
     db.exec('ALTER TABLE decisions ADD COLUMN forgettable INTEGER NOT NULL DEFAULT 0')
   db.exec('CREATE INDEX IF NOT EXISTS decisions_forgettable ON decisions (forgettable, time)')
+  // Outboxes written before a disabled target could be enabled again: its entry is not known (null).
+  const targetColumns = db.prepare<[], { name: string }>('PRAGMA table_info(targets)').all()
+  if (!targetColumns.some((c) => c.name === 'entry')) db.exec('ALTER TABLE targets ADD COLUMN entry TEXT')
 
   const sql = {
     decided: db.prepare<[string], { correlation_id: string }>(
@@ -202,8 +214,13 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     pendingCount: db.prepare<[], { n: number }>(
       "SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'",
     ),
-    targets: db.prepare<[], { target: string; reason: string }>('SELECT target, reason FROM targets'),
-    disable: db.prepare('INSERT OR REPLACE INTO targets (target, disabled_at, reason) VALUES (?, ?, ?)'),
+    targets: db.prepare<[], DisabledTarget & { target: string }>(
+      'SELECT target, reason, disabled_at, entry FROM targets',
+    ),
+    disable: db.prepare(
+      'INSERT OR REPLACE INTO targets (target, disabled_at, reason, entry) VALUES (?, ?, ?, ?)',
+    ),
+    enable: db.prepare('DELETE FROM targets WHERE target = ?'),
     nextN: db.prepare<[string], { n: number }>(
       'SELECT COALESCE(MAX(n), 0) + 1 AS n FROM outcomes WHERE decision_id = ?',
     ),
@@ -314,8 +331,9 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     updateDelivery: (delivery, update, outcome) => updateDelivery(delivery, update, outcome),
     pendingDeliveries: () => sql.pending.all(),
     pendingCount: () => (sql.pendingCount.get() as { n: number }).n,
-    disabledTargets: () => new Map(sql.targets.all().map((t) => [t.target, t.reason])),
-    disableTarget: (target, time, reason) => void sql.disable.run(target, time, reason),
+    disabledTargets: () => new Map(sql.targets.all().map(({ target, ...disabled }) => [target, disabled])),
+    disableTarget: (target, time, reason, entry) => void sql.disable.run(target, time, reason, entry),
+    enableTarget: (target) => void sql.enable.run(target),
     unpublishedOutcomes(limit) {
       const rows = sql.unpublished.all(publishedThrough, limit)
       const outcomes = rows.map((r) => JSON.parse(r.record) as RevokeOutcome)

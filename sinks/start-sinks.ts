@@ -17,7 +17,7 @@ import {
   revokeOutcomesTopic,
 } from '../bus/topics.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
-import type { ReadinessCheck, Route } from '../runtime/http-routes.ts'
+import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
@@ -108,11 +108,12 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   dispatcher.startDelivering()
   const retention = config.sinks.store.retention
   const sweep = retention === undefined ? undefined : sweepStore(writer, retention, deps)
-  const readiness: Record<string, ReadinessCheck> = { revoke_webhooks: dispatcher.readiness }
+  // Neither a revoke target nor Elasticsearch is needed to accept events: their failures degrade /readyz.
+  const readiness: Record<string, ReadinessCheck> = { revoke_webhooks: optionalCheck(dispatcher.readiness) }
   const elasticsearch = config.sinks.elasticsearch.url
     ? await startElasticsearch(config.sinks.elasticsearch, deps, subscriptions)
     : undefined
-  if (elasticsearch) readiness.elasticsearch = elasticsearch.checkHealth
+  if (elasticsearch) readiness.elasticsearch = optionalCheck(elasticsearch.checkHealth)
   deps.log.info(
     {
       component: 'sinks',

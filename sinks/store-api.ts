@@ -6,7 +6,7 @@ import { NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest, RouteResponse } from '../runtime/http-routes.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { Incident } from './correlation-store.ts'
-import { type RevokeStatus, revokeStatuses, type StoreList } from './store-filters.ts'
+import { incidentStatuses, type RevokeStatus, revokeStatuses, type StoreList } from './store-filters.ts'
 import {
   type Cursor,
   encodeCursor,
@@ -123,7 +123,10 @@ export function answerStoreRead(store: StoreReads, url: StoreReadUrl, req: Store
     keyOf: (item: T) => Cursor,
     view: (item: T) => V,
   ): RouteResponse => {
-    const q = parseListQuery(req.query, params, { minScore: name !== 'revoke_outcomes' })
+    const q = parseListQuery(req.query, params, {
+      minScore: name !== 'revoke_outcomes',
+      statuses: name === 'revoke_outcomes' ? revokeStatuses : incidentStatuses,
+    })
     const page = pageOf(q, fetch, () => store.total(name, q), keyOf)
     return { status: 200, body: { ...page, items: page.items.map(view) } }
   }

@@ -34,6 +34,8 @@ export const revokeStatuses = [
   'dry_run',
   'suppressed',
 ] as const satisfies readonly RevokeStatus[]
+/** The revoke status of an incident (and its correlations): its most telling outcome's, or `none` yet. */
+export const incidentStatuses = [...revokeStatuses, 'none'] as const
 
 /**
  * An incident's most telling revoke outcome as `select` reads it (over `o`: id, decision_id, status, time,

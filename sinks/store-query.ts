@@ -1,7 +1,7 @@
 // The query parameters of the embedded store's read API, checked at the boundary: unknown parameters,
 // a `since`/`until` that is neither ISO 8601 nor epoch milliseconds (the whole value), a `min_score` outside 0..100, a
-// `cursor` that is not one this API handed out, or a `limit` outside 1..1000 are a 400 that says which
-// parameter and why. Pure.
+// `cursor` that is not one this API handed out, a `status` that is none of the list's, or a `limit` outside
+// 1..1000 are a 400 that says which parameter and why. Pure.
 import { NerveError } from '../runtime/errors.ts'
 import { givenTimeForms, parseGivenTime, quotedGiven } from '../runtime/parse-given-time.ts'
 
@@ -24,7 +24,7 @@ export type ListQuery = {
 export function parseListQuery(
   given: Record<string, string | undefined>,
   textParams: readonly string[],
-  options: { minScore?: boolean } = {},
+  options: { minScore?: boolean; statuses?: readonly string[] } = {},
 ): ListQuery {
   const problems: { path: string; message: string }[] = []
   const typed = ['since', 'until', 'limit', 'cursor', ...(options.minScore ? ['min_score'] : [])]
@@ -44,6 +44,14 @@ export function parseListQuery(
     if (value === '') problems.push({ path: key, message: 'must not be empty' })
     else if (value.length > 512) problems.push({ path: key, message: 'must be at most 512 characters' })
     else text[key] = value
+  }
+  const { statuses } = options
+  if (statuses && text.status !== undefined && !statuses.includes(text.status)) {
+    problems.push({
+      path: 'status',
+      message: `must be one of ${statuses.join(', ')}, not ${quotedGiven(text.status)}`,
+    })
+    delete text.status
   }
   const result: ListQuery = { limit: defaultLimit, text }
   for (const key of ['since', 'until'] as const) {

@@ -1,6 +1,7 @@
 // One revoke webhook target: its HTTP(S) agent (optional CA and client certificate per target), its
 // signing keys, and a single POST attempt that never follows redirects and never throws: the answer,
 // a timeout, a network error, or `aborted` when nerve is shutting down.
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
@@ -12,6 +13,11 @@ import { webhookSecretKey } from './standard-webhooks-signature.ts'
 export type WebhookTarget = {
   /** The URL without credentials or query (it may carry an access_token): safe for logs, metrics, records. */
   label: string
+  /**
+   * A fingerprint of the whole config entry (every field, the URL with its query and the secrets among
+   * them): a target disabled by a 410 is enabled again once its entry no longer has this fingerprint.
+   */
+  entry: string
   keys: readonly Buffer[]
   concurrency: number
   post(body: string, headers: Record<string, string>, signal: AbortSignal): Promise<AttemptResult | 'aborted'>
@@ -79,9 +85,16 @@ export function createWebhookTarget(config: WebhookTargetConfig): WebhookTarget 
 
   return {
     label: `${url.origin}${url.pathname}`,
+    entry: entryFingerprint(config),
     keys,
     concurrency: config.concurrency,
     post,
     close: () => agent.destroy(),
   }
+}
+
+/** SHA-256 of the entry's fields in key order: the order they are written in the YAML changes nothing. */
+function entryFingerprint(config: WebhookTargetConfig): string {
+  const fields = Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1))
+  return createHash('sha256').update(JSON.stringify(fields)).digest('base64url')
 }

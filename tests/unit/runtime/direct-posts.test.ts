@@ -105,7 +105,8 @@ describe('the same answers on both paths', () => {
   const bearer = { authorization: `Bearer ${token}` }
 
   it('an accepted body (its bytes as sent), by each way of giving the token, counted by route and status', async () => {
-    const { server, rt } = makeServer([echo])
+    // Falco's route: the one that takes ?token= too.
+    const { server, rt } = makeServer([{ ...echo, source: 'falco' }])
     const body = '{"a":"é ✓"}\n'
     const ok = await both(server, '/v1/echo', body, bearer)
     expect(ok.status).toBe(202)

@@ -3,7 +3,7 @@ import { Agent, get, type IncomingMessage } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { describe, expect, it, vi } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
-import type { Route } from '../../../runtime/http-routes.ts'
+import { optionalCheck, type Route } from '../../../runtime/http-routes.ts'
 import { createHttpServer } from '../../../runtime/http-server.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
@@ -78,17 +78,61 @@ describe('http server', () => {
     expect((await server.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200)
   })
 
-  it('accepts the ingest token as a bearer token, a ?token= parameter or a Firehose access key', async () => {
+  // A load balancer routes ingest on /readyz, and Falco's senders never retry: a part that ingest does not
+  // need to accept durably (a revoke target, Elasticsearch) must not take ingest out of it.
+  it('stays ready (200, degraded) while only an optional check fails, with its detail', async () => {
+    const { server } = makeServer()
+    let busUp = true
+    server.addReadinessCheck('bus', () => ({ ok: busUp }))
+    server.addReadinessCheck(
+      'revoke_webhooks',
+      optionalCheck(() => ({ ok: false, detail: 'http://soar.example/revoke: target_gone' })),
+    )
+    const degraded = await server.inject({ method: 'GET', url: '/readyz' })
+    expect(degraded.statusCode).toBe(200)
+    expect(degraded.json()).toEqual({
+      status: 'degraded',
+      checks: {
+        bus: { ok: true },
+        revoke_webhooks: { ok: false, optional: true, detail: 'http://soar.example/revoke: target_gone' },
+      },
+    })
+    busUp = false
+    const down = await server.inject({ method: 'GET', url: '/readyz' })
+    expect(down.statusCode).toBe(503)
+    expect(down.json().status).toBe('not_ready')
+  })
+
+  it('accepts the ingest token as a bearer token (any case of the scheme) or a Firehose access key', async () => {
     const { server } = makeServer([echo])
     const ways = [
       { url: '/v1/echo', headers: { authorization: `Bearer ${token}` } },
-      { url: `/v1/echo?token=${token}`, headers: {} },
+      // RFC 9110 §11.1: the scheme is case-insensitive.
+      { url: '/v1/echo', headers: { authorization: `bearer ${token}` } },
+      { url: '/v1/echo', headers: { authorization: `BEARER  ${token}` } },
       { url: '/v1/echo', headers: { 'x-amz-firehose-access-key': token } },
     ]
     for (const way of ways) {
       const res = await server.inject({ method: 'POST', payload: '{"a":1}', ...way })
-      expect(res.statusCode).toBe(202)
+      expect(res.statusCode, JSON.stringify(way.headers)).toBe(202)
       expect(res.json()).toEqual({ accepted: 1, bytes: 7 })
+    }
+  })
+
+  // Only Falco's http_output cannot send headers; a token in any other URL ends up in proxies' logs.
+  it("takes a ?token= on Falco's route only, and tells other clients to send the header", async () => {
+    const falco: Route = { ...echo, url: '/v1/falco', source: 'falco' }
+    const cloudtrail: Route = { ...echo, url: '/v1/cloudtrail', source: 'cloudtrail' }
+    const { server } = makeServer([falco, cloudtrail, echo])
+    const inUrl = (url: string) =>
+      server.inject({ method: 'POST', url: `${url}?token=${token}`, payload: '{}' })
+    expect((await inUrl('/v1/falco')).statusCode).toBe(202)
+    for (const url of ['/v1/cloudtrail', '/v1/echo']) {
+      const res = await inUrl(url)
+      expect(res.statusCode, url).toBe(401)
+      expect(res.json().error.message, url).toMatch(
+        /\?token= is taken on \/v1\/falco only.*Authorization: Bearer/,
+      )
     }
   })
 
@@ -172,7 +216,12 @@ describe('http server', () => {
       formatError: (err) => ({ status: 400, body: { errorMessage: err.message } }),
     }
     const { server } = makeServer([route])
-    const res = await server.inject({ method: 'POST', url: `/v1/echo?token=${token}`, payload: '{}' })
+    const res = await server.inject({
+      method: 'POST',
+      url: '/v1/echo',
+      headers: { authorization: `Bearer ${token}` },
+      payload: '{}',
+    })
     expect(res.json()).toEqual({ errorMessage: 'not base64' })
   })
 
@@ -186,8 +235,8 @@ describe('http server', () => {
     const post = (bytes: number) =>
       server.inject({
         method: 'POST',
-        url: `/v1/echo?token=${token}`,
-        headers: { 'content-type': 'application/json' },
+        url: '/v1/echo',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
         payload: Buffer.alloc(bytes, 0x20),
       })
     expect((await post(11 * 1024 * 1024)).statusCode).toBe(202)

@@ -426,6 +426,16 @@ describe('correlation documents', () => {
     })
   })
 
+  // Elastic's integrations drop empty values; "" in host.name matches nothing and pollutes every terms view.
+  it('leave host and observer names out when the Falco alert names no host', () => {
+    const nameless = { ...correlation, edge: { ...correlation.edge, hostname: '' } }
+    const doc = buildCorrelationDocument(nameless, 'default', ingestedAt)
+    expect(doc.host).toBeUndefined()
+    expect(doc.observer).toEqual({ product: 'Falco', vendor: 'Falco', type: 'ids' })
+    expect((doc.related as { hosts?: string[] }).hosts ?? []).not.toContain('')
+    expect((doc.nerve as { edge: { hostname?: string } }).edge.hostname).toBeUndefined()
+  })
+
   it("carry the rule's ATT&CK tactics and techniques as threat.*, with those of the Falco tags", () => {
     const doc = buildCorrelationDocument(correlation, 'default', ingestedAt)
     expect(correlation.edge.tags).toContain('mitre_execution')

@@ -138,9 +138,26 @@ describe('revoke outbox', () => {
     expect(again.mergedRevokes()).toEqual([{ incident_id: 'inc-b', time: 1000, rounds: 1 }])
   })
 
-  it('remembers disabled targets', () => {
+  it('remembers disabled targets with the entry they were disabled under, until enabled again', () => {
     const dir = tempDir('nerve-outbox')
-    open(dir).disableTarget('https://a.example/revoke', 5, 'target_gone')
-    expect(open(dir).disabledTargets()).toEqual(new Map([['https://a.example/revoke', 'target_gone']]))
+    open(dir).disableTarget('https://a.example/revoke', 5, 'target_gone', 'entry-1')
+    expect(open(dir).disabledTargets()).toEqual(
+      new Map([['https://a.example/revoke', { reason: 'target_gone', disabled_at: 5, entry: 'entry-1' }]]),
+    )
+    open(dir).enableTarget('https://a.example/revoke')
+    expect(open(dir).disabledTargets()).toEqual(new Map())
+  })
+
+  it('keeps the targets an earlier version disabled, their entry unknown', () => {
+    const dir = tempDir('nerve-outbox')
+    const db = new Database(join(dir, 'revoke-outbox.sqlite'))
+    db.exec(
+      'CREATE TABLE targets (target TEXT PRIMARY KEY, disabled_at INTEGER NOT NULL, reason TEXT NOT NULL)',
+    )
+    db.prepare('INSERT INTO targets VALUES (?, ?, ?)').run('https://a.example/revoke', 5, 'target_gone')
+    db.close()
+    expect(open(dir).disabledTargets()).toEqual(
+      new Map([['https://a.example/revoke', { reason: 'target_gone', disabled_at: 5, entry: null }]]),
+    )
   })
 })

@@ -255,6 +255,46 @@ describe('revoke webhook dispatcher: delivery', () => {
     expect(second.outcomes().find((o) => o.target === gone.url)).toMatchObject({ reason: 'target_disabled' })
   })
 
+  // A 410 disables a target for good, across restarts: an operator must still be able to bring it back.
+  it('enables a target that answered 410 again when its config entry changes, and not before', async () => {
+    let answer = 410
+    const soar = await receiver(() => ({ status: answer }))
+    const revoke = { rate_limit: { per_agent: { count: 9, per: hour }, global: { count: 9, per: hour } } }
+    const first = dispatcher({ targets: [{ url: soar.url }], revoke })
+    first.d.startDelivering()
+    await first.d.handle([makeCorrelation(0)])
+    await waitFor(() => first.outcomes().some((o) => o.reason === 'target_gone'))
+    await first.close()
+    answer = 204
+
+    // The same entry, its keys in another order: still disabled.
+    const same = dispatcher({
+      targets: [{ secret, concurrency: 4, timeout: 5000, url: soar.url }],
+      revoke,
+      dataDir: first.dataDir,
+    })
+    same.d.startDelivering()
+    expect(same.d.readiness()).toEqual({ ok: false, detail: `${soar.url}: target_gone` })
+    await same.d.handle([makeCorrelation(1)])
+    await waitFor(() => same.outcomes().some((o) => o.reason === 'target_disabled'))
+    expect(soar.requests).toHaveLength(1)
+    await same.close()
+
+    // The operator rotated its secret: the entry changed, so the target is enabled again, and says so.
+    const changed = dispatcher({
+      targets: [{ url: soar.url, secret: newSecret }],
+      revoke,
+      dataDir: first.dataDir,
+    })
+    changed.d.startDelivering()
+    expect(changed.d.readiness()).toEqual({ ok: true })
+    expect(await changed.rt.metricValue('nerve_revoke_target_healthy', { target: soar.url })).toBe(1)
+    expect(changed.rt.logs.some((l) => l.msg?.includes('enabled again'))).toBe(true)
+    await changed.d.handle([makeCorrelation(2)])
+    await waitFor(() => changed.outcomes().some((o) => o.status === 'sent'))
+    expect(soar.requests).toHaveLength(2)
+  })
+
   it('gives up after max_attempts of 5xx or network errors, and marks the target unhealthy', async () => {
     const r = await receiver(() => ({ status: 500 }))
     const { d, outcomes, rt } = dispatcher({ targets: [{ url: r.url }], revoke: { max_attempts: 3 } })

@@ -75,6 +75,56 @@ describe('startSinks', () => {
     await server.close()
   })
 
+  // The audit's repro: nerve run serves ingest in the same process, a load balancer routes on /readyz, and
+  // Falco's senders never retry. A SOAR endpoint answering 503 (or 410 once) took ingest out of it.
+  it('stays ready while a revoke target is gone or failing: degraded, with each target in the detail', async () => {
+    const gone = await startWebhookReceiver(() => ({ status: 410 }))
+    const failing = await startWebhookReceiver(() => ({ status: 503, headers: { 'retry-after': '0' } }))
+    open.push(gone, failing)
+    const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-sinks') } })
+    const target = { secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', timeout: 5000, concurrency: 2 }
+    const config: Config = {
+      ...base,
+      revoke: {
+        ...base.revoke,
+        max_attempts: 3,
+        max_backoff: 1,
+        webhooks: [
+          { url: gone.url, ...target },
+          { url: failing.url.replace('/revoke', '/soar'), ...target },
+        ],
+      },
+    }
+    const rt = createTestRuntime()
+    const bus = createMemoryBus()
+    const sinks = await startSinks(config, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
+    open.push(sinks)
+    const server = createHttpServer(config.http, { log: rt.log, metrics: rt.metrics, ingestToken: 't' })
+    for (const [name, check] of Object.entries(sinks.readiness)) server.addReadinessCheck(name, check)
+    const c = makeCorrelation(0)
+    await bus.publish(correlationsTopic, [{ key: c.agent.id, value: c }])
+    await waitFor(() => failing.requests.length === 3 && gone.requests.length === 1, { what: 'the attempts' })
+    await waitFor(
+      async () =>
+        (await server.inject({ method: 'GET', url: '/readyz' })).json().checks.revoke_webhooks.ok === false,
+      { what: 'both targets unhealthy' },
+    )
+    const ready = await server.inject({ method: 'GET', url: '/readyz' })
+    expect(ready.statusCode).toBe(200)
+    expect(ready.json()).toEqual({
+      status: 'degraded',
+      checks: {
+        revoke_webhooks: {
+          ok: false,
+          optional: true,
+          detail: `${gone.url}: target_gone; ${failing.url.replace('/revoke', '/soar')}: 3 failed attempts`,
+        },
+      },
+    })
+    expect(await rt.metricValue('nerve_revoke_target_healthy', { target: gone.url })).toBe(0)
+    await server.close()
+  })
+
   it('deletes incidents past sinks.store.retention on a timer', async () => {
     const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-sinks') } })
     const config: Config = {

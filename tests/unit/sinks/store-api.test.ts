@@ -161,6 +161,32 @@ describe('read API filters and times', () => {
     expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['min_score', 'until'])
     expect((await get('/v1/revokes?min_score=5')).status).toBe(400)
   })
+
+  // A typo (`status=fail`) answered 200 with nothing reads as "no failures".
+  it('answers 400 for a status that is none of the revoke statuses, naming the ones allowed', async () => {
+    const { store, get } = openStore()
+    store.writeCorrelations([makeCorrelation(0)])
+    const incidentStatuses = 'pending, sent, failed, dry_run, suppressed, none'
+    for (const [url, allowed] of [
+      ['/v1/incidents?status=bogus', incidentStatuses],
+      ['/v1/correlations?status=open', incidentStatuses],
+      ['/v1/incidents?status=fail', incidentStatuses],
+      ['/v1/revokes?status=bogus', 'pending, sent, failed, dry_run, suppressed'],
+      ['/v1/revokes?status=none', 'pending, sent, failed, dry_run, suppressed'],
+    ] as const) {
+      const res = await get(url)
+      expect(res.status, url).toBe(400)
+      expect(res.body.error.details, url).toEqual([
+        { path: 'status', message: expect.stringContaining(`must be one of ${allowed}`) },
+      ])
+    }
+    for (const url of [
+      '/v1/incidents?status=none',
+      '/v1/correlations?status=sent',
+      '/v1/revokes?status=failed',
+    ])
+      expect((await get(url)).status, url).toBe(200)
+  })
 })
 
 describe('the Falco rules of an incident', () => {
