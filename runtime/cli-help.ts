@@ -1,7 +1,13 @@
 // What `nerve --help` and `nerve <command> --help` print: one summary line and one help text per command.
 // Kept apart from nerve.ts, which wires the commands to the stages, so the text reads as one page.
 
+import { envVariables } from './config-env.ts'
+
 const configHelp = `  -c, --config FILE   YAML config (default: NERVE_CONFIG, else built-in defaults)`
+
+const environmentHelp = envVariables
+  .map((v) => `  ${v.name.padEnd(35)}${v.description.replaceAll('`', '')}`)
+  .join('\n')
 
 export type CommandHelp = { summary: string; help: string }
 
@@ -18,9 +24,8 @@ the embedded store and served on GET /v1/correlations.
 Options:
 ${configHelp}
 
-Environment: NERVE_DATA_DIR (./data), NERVE_HTTP_HOST (127.0.0.1), NERVE_HTTP_PORT (8080),
-NERVE_INGEST_TOKEN (generated and stored in the data dir when unset), NERVE_KAFKA_BROKERS,
-NERVE_ELASTICSEARCH_URL, NERVE_REVOKE_WEBHOOK_URL, NERVE_REVOKE_WEBHOOK_SECRET, NERVE_LOG_LEVEL.
+Environment (each overrides its config key; docs/configuration.md):
+${environmentHelp}
 
 Send it events:
   curl -H "Authorization: Bearer $TOKEN" --data-binary @alert.json http://127.0.0.1:8080/v1/falco
