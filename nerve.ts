@@ -1,6 +1,5 @@
 // The `nerve` CLI and the only composition root: it reads the config once, opens the bus and wires the
 // stages. Reading `run` top to bottom is reading the data flow: ingest → bus → correlate → bus → sinks.
-import { createWriteStream } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { Bus } from './bus/bus.ts'
@@ -9,15 +8,16 @@ import { correlatorStateTopic } from './bus/topics.ts'
 import type { CheckpointValue } from './correlate/key-value-checkpoint-store.ts'
 import type { TimeOnlyEvent } from './correlate/replay-correlations.ts'
 import packageJson from './package.json' with { type: 'json' }
-import { commandHelp, stageHelp, usageText } from './runtime/cli-help.ts'
+import { commandHelp, optionProblems, rulesHeader, stageHelp, usageText } from './runtime/cli-help.ts'
 import { configReferenceMarkdown } from './runtime/config-reference.ts'
 import { toConfigYaml } from './runtime/config-yaml.ts'
 import { isNerveError, NerveError } from './runtime/errors.ts'
 import type { ReadinessCheck, Route } from './runtime/http-routes.ts'
-import type { resolveIngestToken } from './runtime/ingest-token.ts'
 import { loadConfig, redactSecrets } from './runtime/load-config.ts'
 import type { Logger } from './runtime/logger.ts'
 import type { Metrics } from './runtime/metrics.ts'
+import { openOutput } from './runtime/output-file.ts'
+import { announceStart } from './runtime/start-announcement.ts'
 import { startupFailureLine } from './runtime/startup-failure.ts'
 import { terminalJson, terminalLine, terminalText } from './runtime/terminal-text.ts'
 import type { Config } from './schemas/types.ts'
@@ -31,7 +31,9 @@ type Command = {
   help: string
   options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>
   positionals?: boolean
-  action(values: Record<string, unknown>, positionals: string[]): Promise<number>
+  /** Reads the arguments before anything runs: what it throws is a usage error (exit 2, with the help). */
+  args?(values: Record<string, unknown>, positionals: string[]): Promise<Record<string, unknown>>
+  action(args: Record<string, unknown>, positionals: string[]): Promise<number>
 }
 
 const configOption = { config: { type: 'string', short: 'c' } } as const
@@ -57,12 +59,21 @@ const commands: Record<string, Command> = {
       until: { type: 'string' },
     },
     positionals: true,
+    args: replayArgs,
     action: replay,
   },
   setup: {
     ...commandHelp.setup,
     options: configOption,
     positionals: true,
+    args: async (values, [target, ...more]) => {
+      if ((target !== 'elasticsearch' && target !== 'kibana') || more.length > 0)
+        throw new NerveError(
+          'INPUT_INVALID',
+          `takes "elasticsearch" or "kibana", not "${[target, ...more].join(' ')}".`,
+        )
+      return { ...values, target }
+    },
     action: setup,
   },
   config: {
@@ -87,12 +98,15 @@ const commands: Record<string, Command> = {
   },
   rules: {
     ...commandHelp.rules,
-    options: {},
-    action: async () => {
-      const { builtinRules } = await import('./correlate/builtin-rules.ts')
-      const header = `nerve ${packageJson.version}: the built-in rule pack (${builtinRules.length} rules). Kept as correlation.rules it
-replaces the pack; correlation.extra_rules adds to it instead.`
-      process.stdout.write(toConfigYaml({ correlation: { rules: builtinRules } }, header))
+    options: configOption,
+    action: async (values) => {
+      const path = (values.config as string | undefined) ?? process.env.NERVE_CONFIG
+      const { rules } = (await import('./correlate/correlator-config.ts')).correlatorConfigOf(
+        await readConfig(values),
+      )
+      process.stdout.write(
+        toConfigYaml({ correlation: { rules } }, rulesHeader(packageJson.version, path, rules.length)),
+      )
       return 0
     },
   },
@@ -104,6 +118,11 @@ replaces the pack; correlation.extra_rules adds to it instead.`
       since: { type: 'string' },
       until: { type: 'string' },
       limit: { type: 'string', short: 'n' },
+    },
+    args: async (values) => {
+      const { parseListQuery } = await import('./sinks/store-query.ts')
+      const { since, until, limit } = values as Record<string, string | undefined>
+      return { ...values, query: optionProblems(() => parseListQuery({ since, until, limit }, [])) }
     },
     action: printDeadLetters,
   },
@@ -130,24 +149,28 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(command.help)
     return 0
   }
+  let args: Record<string, unknown>
+  let positionals: string[]
   try {
-    const { values, positionals } = parseArgs({
+    const parsed = parseArgs({
       args: rest,
       options: command.options,
       allowPositionals: command.positionals ?? false,
     })
-    return await command.action(values, positionals)
+    positionals = parsed.positionals
+    args = command.args ? await command.args(parsed.values, positionals) : parsed.values
   } catch (err) {
-    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`nerve ${name}: ${terminalText((err as Error).message)}\n\n${command.help}`)
-      return 2
-    }
-    if (isNerveError(err)) {
-      process.stderr.write(`nerve: ${terminalText(err.message)}\n`)
-      return 1
-    }
-    // A start-up failure of the system (a port in use, a file that is not there): one line, exit 1.
-    const line = startupFailureLine(err)
+    // A usage error (an unknown option, a missing or wrong argument): exit 2 with the command's help.
+    if (!isNerveError(err) && !(err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) throw err
+    const usage = `${command.help.split('\n\n')[0]}\nRun 'nerve ${name} --help' for every option.`
+    process.stderr.write(`nerve ${name}: ${terminalText((err as Error).message)}\n\n${usage}\n`)
+    return 2
+  }
+  try {
+    return await command.action(args, positionals)
+  } catch (err) {
+    // A failure of the run (a bad config, a port in use, a file that is not there): one line, exit 1.
+    const line = isNerveError(err) ? err.message : startupFailureLine(err)
     if (line === undefined) throw err
     process.stderr.write(`nerve ${name}: ${terminalText(line)}\n`)
     return 1
@@ -221,7 +244,7 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
     throw err
   }
   if (stages.includes('sinks') || stages.includes('correlate')) await warnAtStart(config, log)
-  announce(
+  announceStart(
     config,
     { address, stages, bus: config.kafka.brokers.length > 0 ? 'kafka' : 'embedded', token },
     log,
@@ -306,25 +329,20 @@ async function warnAtStart(config: Config, log: Logger): Promise<void> {
   if (warning) log.warn({ component: 'revoke_dispatcher', rules: warning.rules }, warning.message)
 }
 
-/** `nerve dead-letters`: the rejected store under the data dir, newest first, one JSON line each. */
-async function printDeadLetters(values: Record<string, unknown>): Promise<number> {
-  const config = await readConfig(values)
-  const { parseListQuery } = await import('./sinks/store-query.ts')
-  const { createRejectedStore } = await import('./sinks/rejected-store.ts')
-  const { createMetrics } = await import('./runtime/metrics.ts')
-  const query = parseListQuery(
-    { since: values.since, until: values.until, limit: values.limit } as Record<string, string | undefined>,
-    [],
-  )
-  const store = createRejectedStore({ data_dir: config.data_dir }, { metrics: createMetrics() })
+/** `nerve dead-letters`: the rejected store under the data dir, read-only, newest first, one JSON line each. */
+async function printDeadLetters(args: Record<string, unknown>): Promise<number> {
+  const config = await readConfig(args)
+  const { openRejectedFile } = await import('./sinks/rejected-file.ts')
+  const rejected = openRejectedFile(config.data_dir)
   try {
-    const page = values.late ? store.lateEvents(query) : store.deadLetters(query)
+    const query = args.query as import('./sinks/store-query.ts').ListQuery
+    const page = args.late ? rejected.reads.lateEvents(query) : rejected.reads.deadLetters(query)
     const lines = page.items.map((item) => `${terminalJson(item)}\n`).join('')
     await new Promise<void>((resolve) => process.stdout.write(lines, () => resolve()))
-    const what = values.late ? 'late events' : 'dead letters'
+    const what = args.late ? 'late events' : 'dead letters'
     process.stderr.write(`${page.count} of ${page.total} ${what} (data: ${config.data_dir})\n`)
   } finally {
-    await store.close()
+    rejected.close()
   }
   return 0
 }
@@ -351,40 +369,33 @@ async function openBus(
   return { bus, busFile: bus.file }
 }
 
-function announce(
-  config: Config,
-  what: { address: string; stages: Stage[]; bus: string; token: ReturnType<typeof resolveIngestToken> },
-  log: Logger,
-): void {
-  log.info(
-    { address: what.address, data_dir: config.data_dir, bus: what.bus, stages: what.stages },
-    'nerve is running.',
-  )
-  const lines = [
-    `nerve ${what.stages.join(' + ')} listening on ${what.address} (bus: ${what.bus}, data: ${config.data_dir})`,
-  ]
-  if (what.stages.includes('ingest')) {
-    if (what.token.source === 'generated') {
-      lines.push(`ingest token (generated once, stored in ${what.token.path}): ${what.token.token}`)
-    } else if (what.token.source === 'stored') {
-      lines.push(`ingest token: stored in ${what.token.path}`)
-    }
-    lines.push(`  POST ${what.address}/v1/falco  /v1/cloudtrail  /v1/cloudtrail/firehose`)
-  }
-  if (what.stages.includes('sinks')) {
-    lines.push(`  console ${what.address}/`)
-    lines.push(`  GET  ${what.address}/v1/incidents  /v1/correlations  /v1/dead-letters  /v1/late-events`)
-  }
-  lines.push(`  GET  ${what.address}/healthz  /readyz  /metrics`)
-  process.stderr.write(`${lines.join('\n')}\n`)
-}
-
-async function replay(values: Record<string, unknown>, files: string[]): Promise<number> {
+/** `nerve replay`'s options, read before anything runs. */
+async function replayArgs(values: Record<string, unknown>, files: string[]) {
   const order = (values.order as string | undefined) ?? 'time'
   if (order !== 'time' && order !== 'input') {
     throw new NerveError('INPUT_INVALID', `--order must be "time" or "input", not "${order}".`)
   }
-  if (files.length === 0) throw new NerveError('INPUT_INVALID', 'nerve replay needs at least one FILE.')
+  if (files.length === 0)
+    throw new NerveError(
+      'INPUT_INVALID',
+      'at least one FILE (a path, directory, glob or s3:// prefix) is needed.',
+    )
+  const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
+  const { parseTimeBound } = await import('./ingest/replay-file-time.ts')
+  return {
+    ...values,
+    order: order as 'time' | 'input',
+    budgetBytes: parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget'),
+    window: {
+      since: parseTimeBound(values.since as string | undefined, '--since'),
+      until: parseTimeBound(values.until as string | undefined, '--until'),
+    },
+    threads: parseThreads(values.threads as string | undefined),
+  }
+}
+
+async function replay(args: Record<string, unknown>, files: string[]): Promise<number> {
+  const { order, budgetBytes, window, threads } = args as Awaited<ReturnType<typeof replayArgs>>
   // A replay's garbage is parsed records that die young, and the events it holds are few (the budget):
   // young generation semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of resident
   // memory. Kept at their starting size, a replay of 500,000 events peaked at 182 MiB instead of
@@ -392,14 +403,9 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
   // replayYoungBytes.
   const { keepYoungGenerationSmall, replayYoungBytes } = await import('./ingest/replay-heap-bound.ts')
   keepYoungGenerationSmall()
-  const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
-  const budgetBytes = parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget')
-  const { parseTimeBound } = await import('./ingest/replay-file-time.ts')
-  const window = {
-    since: parseTimeBound(values.since as string | undefined, '--since'),
-    until: parseTimeBound(values.until as string | undefined, '--until'),
-  }
-  const config = await readConfig(values)
+  const config = await readConfig(args)
+  // Opened before any input is read: a path it cannot write fails now, in one line.
+  const out = await openOutput(args.out as string | undefined)
   const started = performance.now()
   const { resolveReplayInputs } = await import('./ingest/replay-inputs.ts')
   const { inputs, open } = await resolveReplayInputs(files, window, process.env)
@@ -409,8 +415,8 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     order,
     open,
     budgetBytes,
-    spillDir: (values['spill-dir'] as string | undefined) ?? tmpdir(),
-    threads: parseThreads(values.threads as string | undefined),
+    spillDir: (args['spill-dir'] as string | undefined) ?? tmpdir(),
+    threads,
     progress: progress.update,
     now: Date.now(),
     youngBytes: replayYoungBytes,
@@ -432,23 +438,18 @@ async function replay(values: Record<string, unknown>, files: string[]): Promise
     }
     if (input.invalidCount > 20)
       process.stderr.write(`replay: … and ${input.invalidCount - 20} more rejected\n`)
-    const out: NodeJS.WritableStream = values.out ? createWriteStream(values.out as string) : process.stdout
     let buffer = ''
     for (const event of input.events()) {
       for (const correlation of input.replayer.push(event).correlations) {
         revokes.decide(correlation)
         buffer += `${JSON.stringify(correlation)}\n`
         if (buffer.length > 1 << 16) {
-          if (!out.write(buffer)) await new Promise<void>((r) => out.once('drain', () => r()))
+          await out.write(buffer)
           buffer = ''
         }
       }
     }
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error | null) => (err ? reject(err) : resolve())
-      if (out === process.stdout) out.write(buffer, done)
-      else out.end(buffer, done)
-    })
+    await out.end(buffer)
   } finally {
     progress.clear()
     input.close()
@@ -560,12 +561,11 @@ export async function prepareReplay(
   }
 }
 
-async function setup(values: Record<string, unknown>, positionals: string[]): Promise<number> {
-  const [target] = positionals
-  const config = await readConfig(values)
+async function setup(args: Record<string, unknown>): Promise<number> {
+  const config = await readConfig(args)
   const { createLogger } = await import('./runtime/logger.ts')
   const log = createLogger(config.log)
-  if (target === 'elasticsearch') {
+  if (args.target === 'elasticsearch') {
     if (!config.sinks.elasticsearch.url) {
       throw new NerveError(
         'CONFIG_INVALID',
@@ -577,15 +577,9 @@ async function setup(values: Record<string, unknown>, positionals: string[]): Pr
     process.stderr.write(`Installed ${applied.length} objects: ${applied.join(', ')}\n`)
     return 0
   }
-  if (target === 'kibana') {
-    const { setupKibana } = await import('./sinks/kibana-setup.ts')
-    const { imported } = await setupKibana(config.sinks, { log })
-    for (const { file, objects } of imported)
-      process.stderr.write(`Imported ${objects} saved objects from ${file}\n`)
-    return 0
-  }
-  throw new NerveError(
-    'INPUT_INVALID',
-    `nerve setup takes "elasticsearch" or "kibana", not "${target ?? ''}".`,
-  )
+  const { setupKibana } = await import('./sinks/kibana-setup.ts')
+  const { imported } = await setupKibana(config.sinks, { log })
+  for (const { file, objects } of imported)
+    process.stderr.write(`Imported ${objects} saved objects from ${file}\n`)
+  return 0
 }

@@ -1,7 +1,14 @@
 // What `nerve --help` and `nerve <command> --help` print: one summary line and one help text per command.
 // Kept apart from nerve.ts, which wires the commands to the stages, so the text reads as one page.
 
+import { envVariables } from './config-env.ts'
+import { NerveError } from './errors.ts'
+
 const configHelp = `  -c, --config FILE   YAML config (default: NERVE_CONFIG, else built-in defaults)`
+
+const environmentHelp = envVariables
+  .map((v) => `  ${v.name.padEnd(35)}${v.description.replaceAll('`', '')}`)
+  .join('\n')
 
 export type CommandHelp = { summary: string; help: string }
 
@@ -18,9 +25,8 @@ the embedded store and served on GET /v1/correlations.
 Options:
 ${configHelp}
 
-Environment: NERVE_DATA_DIR (./data), NERVE_HTTP_HOST (127.0.0.1), NERVE_HTTP_PORT (8080),
-NERVE_INGEST_TOKEN (generated and stored in the data dir when unset), NERVE_KAFKA_BROKERS,
-NERVE_ELASTICSEARCH_URL, NERVE_REVOKE_WEBHOOK_URL, NERVE_REVOKE_WEBHOOK_SECRET, NERVE_LOG_LEVEL.
+Environment (each overrides its config key; docs/configuration.md):
+${environmentHelp}
 
 Send it events:
   curl -H "Authorization: Bearer $TOKEN" --data-binary @alert.json http://127.0.0.1:8080/v1/falco
@@ -94,7 +100,9 @@ ${configHelp}
 Validates the configuration exactly as 'nerve run' would (file, then NERVE_* overrides, then the
 correlation rules), and prints it with defaults applied as YAML that --config accepts again: durations
 as 90s / 20m / 1h, secrets masked as "***" (put them back, or set them with NERVE_* variables).
-Exits 1 naming every problem, with "did you mean" for a mistyped key.
+Exits 1 naming every problem, with "did you mean" for a mistyped key (or the NERVE_* variable that set
+it): a webhook secret, a TLS file that cannot be read, a rule, as 'nerve run' would before it opens
+anything.
 
 Options:
 ${configHelp}
@@ -103,12 +111,16 @@ ${configHelp}
 `,
   },
   rules: {
-    summary: 'print the built-in correlation rule pack as YAML',
-    help: `Usage: nerve rules
+    summary: 'print the built-in correlation rule pack as YAML, or the rules a config enables',
+    help: `Usage: nerve rules [--config FILE]
 
-Prints the built-in rule pack as a config file fragment (correlation.rules). To add rules to the pack,
-list them under correlation.extra_rules; to replace it, edit this output and keep it as
-correlation.rules.
+Prints the built-in rule pack as a config file fragment (correlation.rules), or with a config (--config
+or NERVE_CONFIG) the rules it enables: its correlation.rules (else the pack), then its
+correlation.extra_rules. To add rules to the pack, list them under correlation.extra_rules; to replace
+it, edit this output and keep it as correlation.rules.
+
+Options:
+${configHelp}
 `,
   },
   'dead-letters': {
@@ -118,7 +130,8 @@ correlation.rules.
 Prints, newest first, one JSON line each, the dead letters the sinks kept under the data dir (input
 rejected with its reason and original bytes, items Elasticsearch refused), or with --late the events
 that missed their window. A last line on stderr says how many of how many were shown. The same lists
-are served by GET /v1/dead-letters and GET /v1/late-events.
+are served by GET /v1/dead-letters and GET /v1/late-events. The data dir is only read, while nerve runs
+or not: one with no nerve data (a mistyped NERVE_DATA_DIR) is said as such, exit 1.
 
 Options:
       --late          late events instead of dead letters
@@ -129,6 +142,28 @@ ${configHelp}
 `,
   },
 } satisfies Record<string, CommandHelp>
+
+/** What `nerve rules` says above the rules: the built-in pack, or the rules a config file enables. */
+export const rulesHeader = (version: string, file: string | undefined, count: number) =>
+  file === undefined
+    ? `nerve ${version}: the built-in rule pack (${count} rules). Kept as correlation.rules it replaces the pack;
+correlation.extra_rules adds to it instead.`
+    : `nerve ${version}: the ${count} rules ${file} enables (correlation.rules or the built-in pack, then
+correlation.extra_rules).`
+
+/**
+ * Runs a parser of query-style parameters (the read API's) for a command's options: its problems come
+ * back named as the options (\`limit: must be…\` → \`--limit: must be…\`).
+ */
+export function optionProblems<T>(parse: () => T): T {
+  try {
+    return parse()
+  } catch (err) {
+    const problems = (err as { details?: { path: string; message: string }[] }).details
+    if (!Array.isArray(problems)) throw err
+    throw new NerveError('INPUT_INVALID', `${problems.map((p) => `--${p.path}: ${p.message}`).join('; ')}.`)
+  }
+}
 
 /** The help of `nerve ingest|correlate|sink`: one stage of a Kafka deployment. */
 export const stageHelp = (name: string, stage: string) => `Usage: nerve ${name} [--config FILE]
@@ -154,4 +189,7 @@ ${summaries.map(([name, summary]) => `  ${name.padEnd(14)}${summary}`).join('\n'
 
 Run 'nerve <command> --help' for a command's options; 'nerve --version' for the version. Start here: 'nerve run', then point
 Falcosidekick (webhook output) and CloudTrail (EventBridge, Firehose, files) at it.
+
+Exit codes: 0 done; 1 a failure, said in one line ('nerve <command>: ...'); 2 a usage error (an unknown
+command or option, a missing or wrong argument), said with the command's usage.
 `

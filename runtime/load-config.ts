@@ -1,32 +1,63 @@
 // The one place configuration is read: a YAML file (--config or NERVE_CONFIG) merged with NERVE_*
-// environment overrides, validated by schemas/config.schema.json (defaults applied), durations turned
-// into milliseconds, then deep-frozen. Every problem is reported at once, with its path.
-import { readFileSync } from 'node:fs'
+// environment overrides (config-env.ts), validated by schemas/config.schema.json (defaults applied) and by
+// what the schema cannot say (config-checks.ts), durations turned into milliseconds, then deep-frozen.
+// Every problem is reported at once, with its path and, when a NERVE_* variable set it, the variable.
+import { accessSync, constants, readFileSync, statSync } from 'node:fs'
 import { parseDocument } from 'yaml'
 import { parseDuration } from '../schemas/duration.ts'
 import type { Config } from '../schemas/types.ts'
 import { formatValidationErrors, validateConfigFile } from '../schemas/validators.ts'
+import { configProblems } from './config-checks.ts'
+import { applyEnv, envOrigin, envProblems } from './config-env.ts'
 import { configSchemaRoot, durationRef, resolveRef, type SchemaNode } from './config-schema.ts'
 import { suggestKey } from './did-you-mean.ts'
 import { NerveError } from './errors.ts'
 
-export type ConfigSource = { file?: string; env?: Record<string, string | undefined> }
+export type ConfigSource = {
+  file?: string
+  env?: Record<string, string | undefined>
+  /** Why a file the config names cannot be read (default: asks this machine's file system). */
+  fileProblem?: (path: string) => string | undefined
+}
 
-export function loadConfig({ file, env = {} }: ConfigSource = {}): Config {
+export function loadConfig({ file, env = {}, fileProblem = unreadableFile }: ConfigSource = {}): Config {
   const path = file ?? env.NERVE_CONFIG
   const raw = path ? readYaml(path) : {}
-  applyEnv(raw, env)
-  if (!validateConfigFile(raw)) {
-    const problems = formatValidationErrors(validateConfigFile.errors).map(withSuggestion)
-    const where = path ? ` in ${path}` : ''
+  const origins = applyEnv(raw, env)
+  const problems = validateConfigFile(raw)
+    ? configProblems(raw as unknown as Config, { fileProblem })
+    : formatValidationErrors(validateConfigFile.errors).map(withSuggestion)
+  problems.push(...envProblems(env))
+  if (problems.length > 0) {
+    const blamed = problems.map((p) => ({ ...p, variable: envOrigin(origins, p.path) }))
+    // The file is named when it is to blame for one problem at least.
+    const where = path && blamed.some((p) => !p.variable) ? ` in ${path}` : ''
+    const details = blamed.map(({ path, message, variable }) => ({
+      path,
+      message: variable ? `${message} (from ${variable})` : message,
+    }))
     throw new NerveError(
       'CONFIG_INVALID',
-      `Configuration${where} is invalid:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`,
-      { details: problems },
+      `Configuration${where} is invalid:\n${details.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`,
+      { details },
     )
   }
   convertDurations(raw)
   return deepFreeze(raw as unknown as Config)
+}
+
+/** Why a file the config names cannot be read (missing, a directory, no permission), or undefined. */
+function unreadableFile(path: string): string | undefined {
+  try {
+    if (!statSync(path).isFile()) return `${path} is not a file`
+    accessSync(path, constants.R_OK)
+    return undefined
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return `${path}: no such file`
+    if (code === 'EACCES' || code === 'EPERM') return `${path}: permission denied`
+    return `cannot read ${path} (${code ?? (err as Error).message})`
+  }
 }
 
 function readYaml(path: string): Record<string, unknown> {
@@ -49,59 +80,6 @@ function readYaml(path: string): Record<string, unknown> {
   }
   return value as Record<string, unknown>
 }
-
-/** NERVE_* variables override the file (DESIGN.md "Config"). */
-function applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>): void {
-  const set = (path: string[], value: unknown) => {
-    let node = raw
-    for (const key of path.slice(0, -1)) {
-      if (typeof node[key] !== 'object' || node[key] === null) node[key] = {}
-      node = node[key] as Record<string, unknown>
-    }
-    node[path.at(-1) as string] = value
-  }
-  if (env.NERVE_DATA_DIR) set(['data_dir'], env.NERVE_DATA_DIR)
-  if (env.NERVE_LOG_LEVEL) set(['log', 'level'], env.NERVE_LOG_LEVEL)
-  if (env.NERVE_HTTP_HOST) set(['http', 'host'], env.NERVE_HTTP_HOST)
-  if (env.NERVE_HTTP_PORT) set(['http', 'port'], toIntegerOrText(env.NERVE_HTTP_PORT))
-  const token = env.NERVE_INGEST_TOKEN || fromFile(env.NERVE_INGEST_TOKEN_FILE, 'NERVE_INGEST_TOKEN_FILE')
-  if (token) set(['ingest', 'token'], token)
-  if (env.NERVE_KAFKA_BROKERS) set(['kafka', 'brokers'], splitList(env.NERVE_KAFKA_BROKERS))
-  if (env.NERVE_ELASTICSEARCH_URL) set(['sinks', 'elasticsearch', 'url'], env.NERVE_ELASTICSEARCH_URL)
-  if (env.NERVE_ELASTICSEARCH_USERNAME)
-    set(['sinks', 'elasticsearch', 'username'], env.NERVE_ELASTICSEARCH_USERNAME)
-  const password =
-    env.NERVE_ELASTICSEARCH_PASSWORD ||
-    fromFile(env.NERVE_ELASTICSEARCH_PASSWORD_FILE, 'NERVE_ELASTICSEARCH_PASSWORD_FILE')
-  if (password) set(['sinks', 'elasticsearch', 'password'], password)
-  if (env.NERVE_ELASTICSEARCH_CA_FILE)
-    set(['sinks', 'elasticsearch', 'ca_file'], env.NERVE_ELASTICSEARCH_CA_FILE)
-  if (env.NERVE_KIBANA_URL) set(['sinks', 'kibana', 'url'], env.NERVE_KIBANA_URL)
-  if (env.NERVE_REVOKE_WEBHOOK_URL) {
-    const revoke = (raw.revoke ?? {}) as Record<string, unknown>
-    const webhooks = Array.isArray(revoke.webhooks) ? revoke.webhooks : []
-    const target: Record<string, unknown> = { url: env.NERVE_REVOKE_WEBHOOK_URL }
-    if (env.NERVE_REVOKE_WEBHOOK_SECRET) target.secret = env.NERVE_REVOKE_WEBHOOK_SECRET
-    set(['revoke', 'webhooks'], [...webhooks, target])
-  }
-}
-
-/** A `*_FILE` variable (the Docker secrets convention): the file's text, trimmed. */
-function fromFile(path: string | undefined, name: string): string | undefined {
-  if (!path) return undefined
-  try {
-    return readFileSync(path, 'utf8').trim() || undefined
-  } catch (err) {
-    throw new NerveError('CONFIG_INVALID', `${name}: cannot read ${path}.`, { cause: err })
-  }
-}
-
-const toIntegerOrText = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v)
-const splitList = (v: string): string[] =>
-  v
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
 
 /** `unknown key "windw"` → `unknown key "windw" (did you mean "window"?)`. */
 function withSuggestion(problem: { path: string; message: string }) {

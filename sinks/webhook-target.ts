@@ -1,14 +1,14 @@
 // One revoke webhook target: its HTTP(S) agent (optional CA and client certificate per target), its
 // signing keys, and a single POST attempt that never follows redirects and never throws: the answer,
-// a timeout, a network error, or `aborted` when nerve is shutting down.
+// a timeout, a network error, or `aborted` when nerve is shutting down. Its config was checked when it was
+// loaded (runtime/config-checks.ts: the secrets, TLS files only on https, a certificate with its key).
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
-import { NerveError } from '../runtime/errors.ts'
+import { webhookSecretKey } from '../runtime/webhook-secret.ts'
 import type { WebhookTargetConfig } from '../schemas/types.ts'
 import type { AttemptResult } from './revoke-retry.ts'
-import { webhookSecretKey } from './standard-webhooks-signature.ts'
 
 export type WebhookTarget = {
   /** The URL without credentials or query (it may carry an access_token): safe for logs, metrics, records. */
@@ -28,18 +28,6 @@ export function createWebhookTarget(config: WebhookTargetConfig): WebhookTarget 
   const url = new URL(config.url)
   const keys = [...(config.secret ? [config.secret] : []), ...(config.secrets ?? [])].map(webhookSecretKey)
   const secure = url.protocol === 'https:'
-  if (!secure && (config.ca_file || config.cert_file || config.key_file)) {
-    throw new NerveError(
-      'CONFIG_INVALID',
-      `Revoke webhook ${url.origin}: ca_file/cert_file/key_file need https.`,
-    )
-  }
-  if (Boolean(config.cert_file) !== Boolean(config.key_file)) {
-    throw new NerveError(
-      'CONFIG_INVALID',
-      `Revoke webhook ${url.origin}: cert_file and key_file go together.`,
-    )
-  }
   const agent = secure
     ? new https.Agent({
         keepAlive: true,

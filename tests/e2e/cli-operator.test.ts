@@ -103,7 +103,7 @@ describe('start-up failures', { timeout: 90_000 }, () => {
           bad,
         ])
         expect(replay.code).toBe(1)
-        expect(replay.stderr).toBe(`nerve: ${bad}: ${what}\n`)
+        expect(replay.stderr).toBe(`nerve replay: ${bad}: ${what}\n`)
       }
     }
   })
@@ -123,7 +123,7 @@ describe('start-up failures', { timeout: 90_000 }, () => {
         crafted,
       ])
       expect(replay.code).toBe(1)
-      expect(replay.stderr).toBe(`nerve: ${shown}: not valid gzip data (incorrect header check).\n`)
+      expect(replay.stderr).toBe(`nerve replay: ${shown}: not valid gzip data (incorrect header check).\n`)
     }
     // A rejected item's line names its file too.
     const rejected = file('y\u001b[2J.ndjson', '{"output":"x","\\u001b[2Jkey":1}\n')

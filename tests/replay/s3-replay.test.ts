@@ -97,7 +97,7 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
       expect(failed.code).toBe(1)
       // (The AWS SDK may warn about the Node.js version first.)
       expect(failed.stderr.trim().split('\n').at(-1)).toBe(
-        `nerve: s3://org-trail/${key}: the gzip data ends early (the file is truncated).`,
+        `nerve replay: s3://org-trail/${key}: the gzip data ends early (the file is truncated).`,
       )
       expect(failed.stderr).not.toMatch(/^\s+at /m)
     }

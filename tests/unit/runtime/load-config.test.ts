@@ -11,6 +11,16 @@ const writeConfig = (yaml: string): string => {
   return file
 }
 
+/** The Standard Webhooks reference library's test secret: 24 bytes. */
+const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+
+/** A file that exists, for the keys that name one. */
+const realFile = (name: string): string => {
+  const path = join(tempDir(), name)
+  writeFileSync(path, '-----BEGIN CERTIFICATE-----\n')
+  return path
+}
+
 const loadError = (fn: () => unknown) => {
   try {
     fn()
@@ -74,7 +84,7 @@ revoke:
         NERVE_KAFKA_BROKERS: 'k1:9092, k2:9092',
         NERVE_ELASTICSEARCH_URL: 'http://127.0.0.1:9200',
         NERVE_REVOKE_WEBHOOK_URL: 'http://127.0.0.1:9999/revoke',
-        NERVE_REVOKE_WEBHOOK_SECRET: 'whsec_dGVzdA==',
+        NERVE_REVOKE_WEBHOOK_SECRET: secret,
       },
     })
     expect(config.http.port).toBe(9443)
@@ -82,7 +92,7 @@ revoke:
     expect(config.kafka.brokers).toEqual(['k1:9092', 'k2:9092'])
     expect(config.sinks.elasticsearch.url).toBe('http://127.0.0.1:9200')
     expect(config.revoke.webhooks).toEqual([
-      expect.objectContaining({ url: 'http://127.0.0.1:9999/revoke', secret: 'whsec_dGVzdA==' }),
+      expect.objectContaining({ url: 'http://127.0.0.1:9999/revoke', secret }),
     ])
   })
 
@@ -140,6 +150,97 @@ revoke:
     expect(err.message).toMatch(/not valid YAML[\s\S]*line 3/)
   })
 
+  it('refuses the webhook secrets, TLS files and key pairs `nerve run` would refuse, each with its path', () => {
+    const file = writeConfig(`
+revoke:
+  webhooks:
+    - { url: "https://hooks.example/revoke", secret: "whsec_..." }
+    - { url: "https://hooks.example/short", secrets: ["${secret}", "whsec_c2hvcnQ="] }
+    - { url: "http://hooks.example/plain", cert_file: "${realFile('client.crt')}", key_file: "${realFile('client.key')}" }
+    - { url: "https://hooks.example/half", cert_file: "${realFile('client.crt')}" }
+`)
+    const err = loadError(() => loadConfig({ file }))
+    expect(err.code).toBe('CONFIG_INVALID')
+    expect(err.message).toContain(`Configuration in ${file} is invalid:`)
+    expect(err.details).toEqual([
+      {
+        path: '/revoke/webhooks/0/secret',
+        message: expect.stringMatching(/^must be whsec_ followed by base64 .*openssl rand -base64 32/),
+      },
+      {
+        path: '/revoke/webhooks/1/secrets/1',
+        message: expect.stringMatching(/^must decode to at least 24 bytes .*decodes to 5/),
+      },
+      { path: '/revoke/webhooks/2/cert_file', message: 'needs an https:// url' },
+      { path: '/revoke/webhooks/2/key_file', message: 'needs an https:// url' },
+      { path: '/revoke/webhooks/3/cert_file', message: 'needs key_file too (a client certificate)' },
+    ])
+  })
+
+  it('names the key of a TLS file that is not there, or is a directory', () => {
+    const dir = tempDir()
+    const file = writeConfig(
+      `http: { tls: { cert_file: /nonexistent/server.pem, key_file: "${dir}" } }\n` +
+        `sinks: { elasticsearch: { ca_file: "${realFile('ca.pem')}" } }\n`,
+    )
+    const err = loadError(() => loadConfig({ file }))
+    expect(err.details).toEqual([
+      { path: '/http/tls/cert_file', message: '/nonexistent/server.pem: no such file' },
+      { path: '/http/tls/key_file', message: `${dir} is not a file` },
+    ])
+  })
+
+  it('blames a problem on the NERVE_* variable that set it, not on the file', () => {
+    const file = writeConfig('http: { port: 9000 }\n')
+    const err = loadError(() =>
+      loadConfig({ file, env: { NERVE_INGEST_TOKEN: 'short-token', NERVE_HTTP_PORT: 'abc' } }),
+    )
+    expect(err.message).toMatch(/^Configuration is invalid:/)
+    expect(err.details).toEqual([
+      { path: '/http/port', message: 'must be integer (from NERVE_HTTP_PORT)' },
+      {
+        path: '/ingest/token',
+        message: 'must NOT have fewer than 16 characters (from NERVE_INGEST_TOKEN)',
+      },
+    ])
+    const ca = loadError(() => loadConfig({ env: { NERVE_ELASTICSEARCH_CA_FILE: '/nonexistent/ca.pem' } }))
+    expect(ca.details).toEqual([
+      {
+        path: '/sinks/elasticsearch/ca_file',
+        message: '/nonexistent/ca.pem: no such file (from NERVE_ELASTICSEARCH_CA_FILE)',
+      },
+    ])
+    const hook = loadError(() =>
+      loadConfig({
+        env: {
+          NERVE_REVOKE_WEBHOOK_URL: 'https://hooks.example/r',
+          NERVE_REVOKE_WEBHOOK_SECRET: 'whsec_AAAA',
+        },
+      }),
+    )
+    expect(hook.details).toEqual([
+      {
+        path: '/revoke/webhooks/0/secret',
+        message: expect.stringMatching(/decodes to 3 .*\(from NERVE_REVOKE_WEBHOOK_SECRET\)$/),
+      },
+    ])
+  })
+
+  it('refuses NERVE_REVOKE_WEBHOOK_SECRET without NERVE_REVOKE_WEBHOOK_URL, naming both', () => {
+    const file = writeConfig(
+      `revoke: { webhooks: [{ url: "https://hooks.example/r", secret: "${secret}" }] }\n`,
+    )
+    const err = loadError(() => loadConfig({ file, env: { NERVE_REVOKE_WEBHOOK_SECRET: secret } }))
+    expect(err.details).toEqual([
+      {
+        path: '/revoke/webhooks',
+        message: expect.stringMatching(
+          /^NERVE_REVOKE_WEBHOOK_SECRET is set but NERVE_REVOKE_WEBHOOK_URL is not/,
+        ),
+      },
+    ])
+  })
+
   it('says so when the file cannot be read', () => {
     const err = loadError(() => loadConfig({ file: '/nonexistent/nerve.yaml' }))
     expect(err.message).toContain('Cannot read config file /nonexistent/nerve.yaml')
@@ -152,13 +253,13 @@ describe('redactSecrets', () => {
       env: {
         NERVE_INGEST_TOKEN: 'nrv_0123456789abcdefXYZ',
         NERVE_REVOKE_WEBHOOK_URL: 'http://127.0.0.1:1/r',
-        NERVE_REVOKE_WEBHOOK_SECRET: 'whsec_c2VjcmV0',
+        NERVE_REVOKE_WEBHOOK_SECRET: secret,
       },
     })
     const shown = redactSecrets(config) as typeof config
     expect(shown.ingest.token).toBe('***')
     expect(shown.revoke.webhooks[0]).toMatchObject({ url: 'http://127.0.0.1:1/r', secret: '***' })
-    expect(JSON.stringify(shown)).not.toContain('c2VjcmV0')
+    expect(JSON.stringify(shown)).not.toContain(secret.slice(6))
   })
 
   it('masks credentials inside URLs: a password in the user info, tokens in the query', () => {

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { signWebhook, webhookSecretKey } from '../../../sinks/standard-webhooks-signature.ts'
+import { webhookSecretKey } from '../../../runtime/webhook-secret.ts'
+import { signWebhook } from '../../../sinks/standard-webhooks-signature.ts'
 
 // The test vector of standard-webhooks' own JavaScript library (webhook.test.ts), see notes/sinks.md §4.1.
 const vector = {

@@ -1,0 +1,54 @@
+// What the config schema cannot say, checked once when the config is loaded (after the schema, reported
+// the same way: a JSON pointer and a message), so that `nerve config` refuses what `nerve run` would and
+// `nerve run` refuses it before it opens anything: a revoke webhook secret that is not one, TLS files on a
+// plain http:// target, a client certificate without its key, and any `*_file` that cannot be read.
+import type { Config } from '../schemas/types.ts'
+import { webhookSecretProblem } from './webhook-secret.ts'
+
+export type ConfigProblem = { path: string; message: string }
+
+/** `fileProblem(path)`: why a file the config names cannot be read, or undefined. */
+export function configProblems(
+  config: Config,
+  deps: { fileProblem(path: string): string | undefined },
+): ConfigProblem[] {
+  return [...webhookProblems(config.revoke.webhooks), ...fileProblems(config, '', deps.fileProblem)]
+}
+
+function webhookProblems(webhooks: Config['revoke']['webhooks']): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  webhooks.forEach((target, i) => {
+    const at = `/revoke/webhooks/${i}`
+    const secret = target.secret === undefined ? undefined : webhookSecretProblem(target.secret)
+    if (secret) problems.push({ path: `${at}/secret`, message: secret })
+    target.secrets?.forEach((s, j) => {
+      const problem = webhookSecretProblem(s)
+      if (problem) problems.push({ path: `${at}/secrets/${j}`, message: problem })
+    })
+    if (!target.url.startsWith('https://')) {
+      for (const key of ['ca_file', 'cert_file', 'key_file'] as const) {
+        if (target[key]) problems.push({ path: `${at}/${key}`, message: 'needs an https:// url' })
+      }
+    }
+    if (Boolean(target.cert_file) !== Boolean(target.key_file)) {
+      const [given, missing] = target.cert_file ? ['cert_file', 'key_file'] : ['key_file', 'cert_file']
+      problems.push({ path: `${at}/${given}`, message: `needs ${missing} too (a client certificate)` })
+    }
+  })
+  return problems
+}
+
+/** Every string under a key ending in `_file`, anywhere in the config, must name a readable file. */
+function fileProblems(
+  value: unknown,
+  path: string,
+  fileProblem: (path: string) => string | undefined,
+): ConfigProblem[] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => fileProblems(v, `${path}/${i}`, fileProblem))
+  if (!value || typeof value !== 'object') return []
+  return Object.entries(value).flatMap(([key, v]) => {
+    if (!key.endsWith('_file') || typeof v !== 'string') return fileProblems(v, `${path}/${key}`, fileProblem)
+    const problem = fileProblem(v)
+    return problem ? [{ path: `${path}/${key}`, message: problem }] : []
+  })
+}

@@ -1,0 +1,94 @@
+// What README.md and docs/ promise of every command, as the contract audit of 0af82b4 checked it from
+// outside: usage errors exit 2 with the usage, failures exit 1 in one line (`nerve <command>: …`), a config
+// `nerve config` accepts is one `nerve run` starts with (and one it refuses stops `run` before it opens
+// anything), `replay --out` to a path it cannot write, and `dead-letters` on a mistyped data dir.
+import { existsSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import { tempDir } from '../helpers/random-names.ts'
+import { runNerve as nerve } from '../helpers/run-nerve.ts'
+
+const fixtures = resolve(import.meta.dirname, '../fixtures/replay')
+const inputs = [join(fixtures, 'falco-alerts.ndjson'), fixtures]
+const noStack = /^\s+at /m
+
+const writeConfig = (yaml: string): string => {
+  const file = join(tempDir(), 'nerve.yaml')
+  writeFileSync(file, yaml)
+  return file
+}
+
+describe('the nerve CLI contract', { timeout: 120_000 }, () => {
+  it('exits 2 on a usage error, with the usage and one prefix, and 1 on a failure', async () => {
+    for (const args of [
+      ['replay'],
+      ['replay', '--order', 'foo', ...inputs],
+      ['setup', 'foo'],
+      ['rules', '-x'],
+    ]) {
+      const run = await nerve(args)
+      expect(run.code, args.join(' ')).toBe(2)
+      expect(run.stderr).toMatch(new RegExp(`^nerve ${args[0]}: `))
+      expect(run.stderr).toContain(`Usage: nerve ${args[0]}`)
+      expect(run.stderr).not.toContain('nerve: nerve')
+    }
+    const missing = await nerve(['replay', '/nonexistent/alerts.ndjson'])
+    expect(missing).toMatchObject({ code: 1, stderr: expect.stringMatching(/^nerve replay: /) })
+    expect(missing.stderr).not.toContain('Usage:')
+  })
+
+  it('stops `nerve run` on a webhook secret `nerve config` refuses too, before it opens anything', async () => {
+    const file = writeConfig(
+      'revoke:\n  webhooks: [{ url: "https://hooks.example/revoke", secret: "whsec_..." }]\n',
+    )
+    const dataDir = join(tempDir(), 'data')
+    for (const command of ['config', 'run']) {
+      const run = await nerve([command, '--config', file], { NERVE_DATA_DIR: dataDir })
+      expect(run.code, command).toBe(1)
+      expect(run.stderr).toContain(`nerve ${command}: Configuration in ${file} is invalid:`)
+      expect(run.stderr).toContain('/revoke/webhooks/0/secret: must be whsec_ followed by base64')
+      expect(run.stderr).not.toMatch(noStack)
+    }
+    expect(existsSync(dataDir)).toBe(false)
+  })
+
+  it('lists the rules a config enables with `nerve rules --config`', async () => {
+    const file = writeConfig(`
+correlation:
+  rules:
+    - { id: shell-then-iam, edge: { rules: ["Terminal shell*"] }, core: { actions: ["iam:*"] }, severity: 80 }
+  extra_rules:
+    - { id: any-then-s3-delete, edge: {}, core: { actions: ["s3:Delete*"] }, severity: 60 }
+`)
+    const run = await nerve(['rules', '--config', file])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(`the 2 rules ${file} enables`)
+    const rules = parse(run.stdout).correlation.rules as { id: string }[]
+    expect(rules.map((r) => r.id)).toEqual(['shell-then-iam', 'any-then-s3-delete'])
+  })
+
+  it('says in one line that `replay --out` cannot be written, before it reads any input', async () => {
+    const dir = tempDir()
+    for (const [out, why] of [
+      [join(dir, 'no/such/dir/pairs.ndjson'), 'no such file or directory'],
+      [dir, 'is a directory'],
+      ['/dev/full', 'no space left'],
+    ] as const) {
+      const run = await nerve(['replay', '--out', out, ...inputs])
+      expect(run.code, out).toBe(1)
+      expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(`^nerve replay: ${out}.*${why}`)])
+    }
+  })
+
+  it('says there is no nerve data at a mistyped data dir, and creates nothing there', async () => {
+    const dir = join(tempDir(), 'mistyped')
+    const run = await nerve(['dead-letters'], { NERVE_DATA_DIR: dir })
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(new RegExp(`^nerve dead-letters: no nerve data at ${dir}`))
+    expect(existsSync(dir)).toBe(false)
+    const limit = await nerve(['dead-letters', '-n', '5000'], { NERVE_DATA_DIR: dir })
+    expect(limit.code).toBe(2)
+    expect(limit.stderr).toContain('--limit: must be an integer from 1 to 1000')
+  })
+})
