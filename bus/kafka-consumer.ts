@@ -188,6 +188,9 @@ export async function consume<R>(
     const { batch } = payload
     const partition = batch.partition
     if (!(await untilDone(() => ownership.ready(partition), 'restore', payload))) return
+    // In a new assignment, the group's commit it started from: no commit of this member goes below it.
+    const fetched = batch.messages[0]
+    if (fetched) commits.begin(partition, Number(fetched.offset))
     for (let i = 0; i < batch.messages.length; i += maxBatch) {
       const chunk = batch.messages.slice(i, i + maxBatch)
       const records: R[] = []
