@@ -11,6 +11,11 @@
 //   (kafka-partition-commits.ts) and under the same fences; without it the group's commit would wait for
 //   the partition's next batch. kafkajs retries it (no per-call option): a batch's commit waiting behind
 //   it heartbeats, and stop() gives up the commits still waiting after the session timeout.
+// - a clean stop in two steps: drain() pauses fetching (kafkajs consumer.pause: the runner goes on
+//   fetching nothing and heartbeating, so the member stays in its group and takes part in a rebalance),
+//   lets the chunk in flight end and commit, and hands over nothing more; advance() still commits (the
+//   handler's final save); stop() then leaves. From drain() on, the whole stop waits for commits at most
+//   the session timeout: a sick coordinator does not hang a SIGTERM.
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
 //   Subscription.owns is false while the member may be out of its group, evicted included
 //   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
@@ -111,8 +116,28 @@ export async function consume<R>(
   })
 
   let stopping = false
+  /** drain() was called: no batch is handed over any more, though the member stays in its group. */
+  let draining = false
   const batches = new Set<Promise<void>>()
-  const running = (payload: EachBatchPayload) => !stopping && payload.isRunning() && !payload.isStale()
+  const running = (payload: EachBatchPayload) =>
+    !stopping && !draining && payload.isRunning() && !payload.isStale()
+
+  /** The end of a stop's time (the session timeout, from drain() or else from stop()). */
+  let stopDeadline: Promise<false> | undefined
+  let stopTimer: NodeJS.Timeout | undefined
+  /** True once `work` has settled, false when the stop's time ran out first. */
+  const withinStop = (work: Promise<unknown>): Promise<boolean> => {
+    stopDeadline ??= new Promise((resolve) => {
+      stopTimer = setTimeout(() => resolve(false), timing.sessionTimeout)
+      stopTimer.unref()
+    })
+    return Promise.race([work.then(() => true), stopDeadline])
+  }
+  /** The batches in flight and their commits (those kafkajs retries against a sick coordinator too). */
+  const inFlight = async () => {
+    await Promise.allSettled([...batches])
+    await commits.settled()
+  }
 
   /** A call to the group coordinator; an answer saying this member is gone ends its membership. */
   const toGroup = async (call: () => Promise<void>) => {
@@ -254,7 +279,8 @@ export async function consume<R>(
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: async (payload) => {
-        if (stopping) return
+        // A batch fetched before drain() paused the topic: not handed over, read again after the restart.
+        if (stopping || draining) return
         const work = processBatch(payload)
         batches.add(work)
         try {
@@ -275,7 +301,7 @@ export async function consume<R>(
    * partition that moved away, or away and back, is its new owner's to commit), checked again when the
    * commit's turn comes.
    */
-  const advance = async (partition: number, bound: number) => {
+  const commitOutside = async (partition: number, bound: number) => {
     const tenure = ownership.tenure(partition)
     const held = () =>
       !stopping &&
@@ -300,22 +326,34 @@ export async function consume<R>(
     }
   }
 
+  let drained: Promise<void> | undefined
   let stopped: Promise<void> | undefined
   const subscription = {
-    advance,
+    // While draining, within the stop's time: the final commits never hold a stop past it.
+    advance: async (partition: number, bound: number) => {
+      const work = commitOutside(partition, bound)
+      if (draining) await withinStop(work)
+      else await work
+    },
     restoring: () => ownership.restoring(),
     owns: (partition: number) => membership.current() && ownership.owns(partition),
+    drain: () => {
+      drained ??= (async () => {
+        if (stopping) return
+        draining = true
+        consumer.pause([{ topic: name }])
+        await withinStop(inFlight())
+      })()
+      return drained
+    },
     stop: () => {
       stopped ??= (async () => {
         stopping = true
         // The in-flight batch finishes and commits while this member still belongs to the group, unless
         // an outside commit kafkajs keeps retrying (a sick coordinator) holds its commit past the session
-        // timeout: the commits waiting are given up, and kafkajs's runner, once stopped, retries no more.
-        const ended = (async () => {
-          await Promise.allSettled([...batches])
-          await commits.settled()
-        })()
-        if (!(await settlesWithin(ended, timing.sessionTimeout))) {
+        // timeout (counted from drain(), when there was one): the commits waiting are given up, and
+        // kafkajs's runner, once stopped, retries no more.
+        if (!(await withinStop(inFlight()))) {
           telemetry.component.error('BUS_UNAVAILABLE', 'commit')
           log.warn(
             { error_code: 'BUS_UNAVAILABLE', ...where, waited_ms: timing.sessionTimeout },
@@ -324,6 +362,7 @@ export async function consume<R>(
           commits.giveUp()
           await Promise.allSettled([...batches])
         }
+        clearTimeout(stopTimer)
         await consumer.stop()
         await consumer.disconnect()
         for (const p of ownership.owned()) telemetry.forget(where, p)
@@ -335,17 +374,4 @@ export async function consume<R>(
   }
   subscriptions.add(subscription)
   return subscription
-}
-
-/** True once `work` has settled, false when `ms` passed first. */
-async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
-  })
-  try {
-    return await Promise.race([work.then(() => true), late])
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -9,7 +9,9 @@
 // on, and its next heartbeat or commit fails with UNKNOWN_MEMBER_ID, after which it joins again as a new
 // member (kafkajs's runner). consumer.commitOffsets (outside a batch) is checked as a broker checks it: the
 // member must be in the group, but a broker does not know which partitions a member was assigned, so it
-// commits any (fencing a partition that moved away is the bus's own work). It is not a broker: it proves the bus's own logic without one. The real thing
+// commits any (fencing a partition that moved away is the bus's own work). consumer.pause of its topic stops
+// its fetches (a batch fetched before is still delivered, as kafkajs may), while it heartbeats, takes part
+// in rebalances and commits as an idle member does; the pause outlives a rebalance, as in kafkajs. It is not a broker: it proves the bus's own logic without one. The real thing
 // is in tests/integration (NERVE_KAFKA_BROKERS).
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import kafkajs, { type KafkaMessage } from 'kafkajs'
@@ -214,6 +216,7 @@ export function createKafkaDouble(): KafkaDouble {
     /** Partitions sought since their last fetch: the batch in hand is stale. */
     const sought = new Set<number>()
     let topic = ''
+    let paused = false
     let fromBeginning = false
     let loop: Promise<void> | undefined
     let joins = 0
@@ -266,7 +269,7 @@ export function createKafkaDouble(): KafkaDouble {
         while (member.running) {
           let fetched = false
           for (const p of [...member.assigned]) {
-            if (!member.running) break
+            if (!member.running || paused) break
             const log = partitionsOf(topic)[p] ?? []
             sought.delete(p)
             const from = position(p, log)
@@ -367,6 +370,12 @@ export function createKafkaDouble(): KafkaDouble {
           commits.set(commitKey(groupId, t, partition), Number(offset))
           commitLog.push({ groupId, memberId: id, partition, offset: Number(offset), inBatch: false })
         }
+      },
+      pause: (topicPartitions: { topic: string }[]) => {
+        if (topicPartitions.some((t) => t.topic === topic)) paused = true
+      },
+      resume: (topicPartitions: { topic: string }[]) => {
+        if (topicPartitions.some((t) => t.topic === topic)) paused = false
       },
       seek: ({ partition, offset }: { topic: string; partition: number; offset: string }) => {
         resolved.set(partition, Number(offset))
