@@ -5,10 +5,11 @@
 // when Kafka revokes a partition: its next owner may already be saving), and the handler resolves with the
 // partition's commit bound: one past the offset the last durable checkpoint includes, so the bus never
 // commits past it. A save outside a batch (the stream paused) hands the bus its new bound at once
-// (Subscription.advance): no batch may come to carry it, and the group's commit would stay behind. On restart (or when a partition is
-// assigned, or after a failed batch: the bus then delivers again from that bound) the checkpoint is
-// restored and records at or below its offset are skipped: a kill -9 anywhere re-publishes at most the
-// same correlation ids (downstream dedups by id).
+// (Subscription.advance): no batch may come to carry it, and the group's commit would stay behind; so does
+// a clean stop's final save, made between the subscription's drain() and its stop(). On restart (or when
+// a partition is assigned, or after a failed batch: the bus then delivers again from that bound) the
+// checkpoint is restored and records at or below its offset are skipped: a kill -9 anywhere re-publishes
+// at most the same correlation ids (downstream dedups by id).
 import { join } from 'node:path'
 import type { Bus, DeliveredRecord, Handled } from '../bus/bus.ts'
 import { correlationsTopic, eventsTopic, type LateEvent, lateEventsTopic } from '../bus/topics.ts'
@@ -79,7 +80,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   /** The subscription's ownership (Kafka moves partitions): a save writes only while it holds. */
   let owns = (_partition: number) => true
   /** Hands the bus a commit bound outside a batch (Subscription.advance), where the bus takes one. */
-  let advance = (_partition: number, _commit: number) => {}
+  let advance = (_partition: number, _commit: number): Promise<void> => Promise.resolve()
 
   const load = async (partition: number): Promise<PartitionState> => {
     const checkpoint = await store.load(partition)
@@ -117,9 +118,13 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     state.savedAt = now()
   }
 
-  /** Saves, outside any batch, what waits past max_interval (or everything, when stopping). */
+  /**
+   * Saves, outside any batch, what waits past max_interval (or everything, when stopping); returns the
+   * commits of the new bounds, which the bus may still be making.
+   */
   const flush = async (which: readonly number[], all: boolean) => {
     const saves: Promise<void>[] = []
+    const commits: Promise<void>[] = []
     for (const partition of which) {
       const state = partitions.get(partition)
       if (!state || state.handling || state.saving || state.lost !== undefined) continue
@@ -130,7 +135,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         () => {
           state.saving = undefined
           // No batch may come to carry the new bound (the partition went quiet): it goes to the bus now.
-          if (holds(partition, state)) advance(partition, state.saved + 1)
+          if (holds(partition, state)) commits.push(advance(partition, state.saved + 1))
         },
         (err) => {
           state.saving = undefined
@@ -150,6 +155,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       saves.push(saving)
     }
     await Promise.all(saves)
+    return commits
   }
 
   /** While a partition has records its checkpoint lacks, look again every max_interval. */
@@ -260,7 +266,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   if (subscriptionOwns) owns = (partition) => subscriptionOwns.call(subscription, partition)
   const { advance: subscriptionAdvance } = subscription
   if (subscriptionAdvance)
-    advance = (partition, commit) => void subscriptionAdvance.call(subscription, partition, commit)
+    advance = (partition, commit) => subscriptionAdvance.call(subscription, partition, commit)
   subscribed = true
   log.info({ rules: correlatorConfig.rules.length, group: correlateGroup }, 'Correlator started.')
 
@@ -273,9 +279,15 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       if (closed) return
       closed = true
       clearTimeout(timer)
-      await subscription.stop()
+      // In two steps where the bus can: no batch is handed over any more and the one in flight ends, then
+      // the final save is committed while this member still belongs to its group (a clean restart reads
+      // nothing again, and Kafka's lag tools show no lag while nerve is stopped), and only then does it
+      // leave. A partition moved away meanwhile is its new owner's: neither saved nor committed here.
+      const { drain } = subscription
+      await (drain ? drain.call(subscription) : subscription.stop())
       await Promise.all([...partitions.values()].map((s) => s.saving))
-      await flush([...partitions.keys()], true)
+      await Promise.all(await flush([...partitions.keys()], true))
+      if (drain) await subscription.stop()
       if (ownStore) await store.close()
     },
   }
