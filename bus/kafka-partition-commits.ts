@@ -43,6 +43,8 @@ export type PartitionCommits = {
   keepOnly(kept: readonly number[]): void
   /** Resolves once the commits in progress have ended (at once after giveUp). */
   settled(): Promise<void>
+  /** No commit is in progress or waiting its turn. */
+  idle(): boolean
   /**
    * A stop that waited long enough: every commit waiting its turn resolves without sending, and so does
    * every one asked later; those on the wire go on (their records are read again after the restart).
@@ -146,6 +148,7 @@ export function createPartitionCommits(): PartitionCommits {
     settled: async () => {
       if (!givenUp) await Promise.all([...committing.values()])
     },
+    idle: () => committing.size === 0,
     giveUp: () => {
       givenUp = true
       for (const go of waiting) go()

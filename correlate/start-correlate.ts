@@ -17,6 +17,7 @@ import { errorCodeOf, NerveError } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
+import { settlesWithin } from '../runtime/settles-within.ts'
 import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
 import { type CheckpointCadence, type SaveProgress, saveDue } from './checkpoint-cadence.ts'
 import { type CheckpointStore, createSqliteCheckpointStore } from './checkpoint-store.ts'
@@ -283,12 +284,37 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       // the final save is committed while this member still belongs to its group (a clean restart reads
       // nothing again, and Kafka's lag tools show no lag while nerve is stopped), and only then does it
       // leave. A partition moved away meanwhile is its new owner's: neither saved nor committed here.
-      const { drain } = subscription
-      await (drain ? drain.call(subscription) : subscription.stop())
-      await Promise.all([...partitions.values()].map((s) => s.saving))
-      await Promise.all(await flush([...partitions.keys()], true))
-      if (drain) await subscription.stop()
-      if (ownStore) await store.close()
+      // The final save gets what is left of the stop's budget, where the bus has one (Kafka): a save not
+      // done by then is abandoned, and the restart handles the records since the last checkpoint again.
+      // Whatever fails, the subscription still leaves and the store still closes.
+      const { drain, stopTimeLeft } = subscription
+      try {
+        await (drain ? drain.call(subscription) : subscription.stop())
+        const finalSave = (async () => {
+          await Promise.all([...partitions.values()].map((s) => s.saving))
+          await Promise.all(await flush([...partitions.keys()], true))
+        })()
+        const left = stopTimeLeft?.call(subscription)
+        if (left !== undefined && !(await settlesWithin(finalSave, left))) {
+          telemetry.error('BUS_UNAVAILABLE')
+          log.warn(
+            { error_code: 'BUS_UNAVAILABLE', waited_ms: left },
+            'The final checkpoint save did not end within the stop’s time; abandoned, the records since the last checkpoint will be handled again.',
+          )
+        } else await finalSave
+      } catch (err) {
+        telemetry.error(errorCodeOf(err))
+        log.warn(
+          { error_code: errorCodeOf(err), err },
+          'The clean stop failed before its final save; the records since the last checkpoint will be handled again.',
+        )
+      } finally {
+        try {
+          if (drain) await subscription.stop()
+        } finally {
+          if (ownStore) await store.close()
+        }
+      }
     },
   }
 }

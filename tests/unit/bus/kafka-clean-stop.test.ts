@@ -6,59 +6,21 @@
 // partition that moved meanwhile, or hold a SIGTERM past the session timeout.
 import { describe, expect, it } from 'vitest'
 import type { Topic } from '../../../bus/bus.ts'
-import { createKafkaBus } from '../../../bus/kafka-bus.ts'
-import { kafkaTopicName } from '../../../bus/kafka-config.ts'
-import { correlatorStateTopic, eventsTopic } from '../../../bus/topics.ts'
-import {
-  type CheckpointValue,
-  createKeyValueCheckpointStore,
-} from '../../../correlate/key-value-checkpoint-store.ts'
-import { checkpointKey, correlateGroup, startCorrelate } from '../../../correlate/start-correlate.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
-import type { KafkaConfig } from '../../../schemas/types.ts'
+import { eventsTopic } from '../../../bus/topics.ts'
+import { correlateGroup } from '../../../correlate/start-correlate.ts'
 import { type Item, records } from '../../contract/bus-records.ts'
 import { randomName } from '../../helpers/random-names.ts'
-import { createTestRuntime, type TestRuntime } from '../../helpers/test-runtime.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { shellBurst } from '../correlate/sample-events.ts'
-import { createKafkaDouble, type KafkaDouble } from './kafka-double.ts'
+import {
+  openBus as open,
+  startCorrelatorOnKafka as startStage,
+  eventsTopicName as topic,
+} from './kafka-correlator-stage.ts'
+import { createKafkaDouble } from './kafka-double.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
-
-/** The shortest session timeout a member takes (6 s), so that a stop behind a sick coordinator ends soon. */
-const kafkaConfig = (partitions: number): KafkaConfig => ({
-  ...loadConfig({ env: { NERVE_KAFKA_BROKERS: 'double:9092' } }).kafka,
-  partitions,
-  session_timeout: 6_000,
-})
-
-const open = (double: KafkaDouble, rt: TestRuntime, partitions: number) =>
-  createKafkaBus(kafkaConfig(partitions), { ...rt, createClient: double.createClient })
-
-/** The correlator on the double, saving every 2,000 records and, before the stop, never on its timer. */
-async function startStage(double: KafkaDouble) {
-  const rt = createTestRuntime()
-  const bus = await open(double, rt, 1)
-  const log = await bus.openKeyValueLog<CheckpointValue>(correlatorStateTopic)
-  const config = loadConfig()
-  const stage = await startCorrelate(
-    {
-      ...config,
-      correlation: { ...config.correlation, checkpoint: { max_records: 2_000, max_interval: 600_000 } },
-    },
-    { bus, log: rt.log, metrics: rt.metrics, checkpoints: createKeyValueCheckpointStore(log, checkpointKey) },
-  )
-  /** Records the correlator was handed (those it skips as already in its checkpoint included). */
-  const received = () => rt.metricValue('nerve_component_received_events_total', { component: 'correlator' })
-  const close = async () => {
-    await stage.close()
-    await log.close()
-    await bus.close()
-  }
-  return { rt, bus, stage, received, close }
-}
-
-const topic = kafkaTopicName(kafkaConfig(1), eventsTopic)
 
 describe('the correlator on Kafka, stopped cleanly', () => {
   it('commits its final save before leaving: the commit is at the log end, and a restart reads nothing again', async () => {
