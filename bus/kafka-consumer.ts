@@ -142,12 +142,15 @@ export async function consume<R>(
 
   /** When the stop's budget (the session timeout, from drain() or else from stop()) began. */
   let stopStartedAt: number | undefined
-  const stopTimeLeft = () => {
-    stopStartedAt ??= now()
-    return Math.max(0, stopStartedAt + timing.sessionTimeout - now())
-  }
+  const stopTimeLeft = () =>
+    stopStartedAt === undefined
+      ? timing.sessionTimeout
+      : Math.max(0, stopStartedAt + timing.sessionTimeout - now())
   /** True once `work` has settled, false when the stop's budget ran out first. */
-  const withinStop = (work: Promise<unknown>) => settlesWithin(work, stopTimeLeft())
+  const withinStop = (work: Promise<unknown>) => {
+    stopStartedAt ??= now()
+    return settlesWithin(work, stopTimeLeft())
+  }
   /** The batches in flight and their commits (those kafkajs retries against a sick coordinator too). */
   const inFlight = async () => {
     await Promise.allSettled([...batches])
@@ -359,7 +362,7 @@ export async function consume<R>(
       drained ??= (async () => {
         if (stopping) return
         draining = true
-        stopTimeLeft()
+        stopStartedAt = now()
         pauseFetching()
         await withinStop(inFlight())
       })()
