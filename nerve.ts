@@ -230,10 +230,12 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   if (kafka) http.addReadinessCheck('kafka_bus', () => kafka.readiness())
   const started: Started[] = []
   const deps = { bus, log, metrics, now }
+  // Each part closes even when one before it failed: a stage's failure must not keep the bus open.
   const closeAll = async () => {
-    await http.close()
-    for (const stage of started.reverse()) await stage.close()
-    await bus.close()
+    const closes = [() => http.close(), ...started.reverse().map((s) => () => s.close()), () => bus.close()]
+    for (const close of closes) {
+      await close().catch((err: unknown) => log.warn({ err }, 'Closing a part failed; closing the rest.'))
+    }
   }
   let address: string
   try {

@@ -3,7 +3,8 @@
 // side of a MessagePort; createPortBus() is the Bus a worker gets. A delivered batch is committed only once
 // the worker's handle() resolved (up to the commit bound it resolved with, which crosses back, as does a
 // bound moved outside a batch: Subscription.advance), and a publish resolves only once the owner's publish
-// did, so the stage's contract (publish, checkpoint, then commit) holds across the hop. Errors cross as
+// did, so the stage's contract (publish, checkpoint, then commit) holds across the hop; a clean stop's
+// drain() crosses too, so that the owner delivers (and the worker reads) nothing more. Errors cross as
 // NerveError codes.
 import type { MessagePort, Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodeOf, NerveError } from '../runtime/errors.ts'
@@ -52,7 +53,7 @@ type Request =
       /** The worker reads the records from the bus's file: send their range only. */
       unread?: boolean
     }
-  | { t: 'stop'; id: number; sub: number }
+  | { t: 'stop' | 'drain'; id: number; sub: number }
   /** Subscription.advance: a bound the worker's handler moved outside a batch. */
   | { t: 'advance'; id: number; sub: number; partition: number; commit: number }
 /** Owner → worker. */
@@ -180,6 +181,7 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
       if (m.t === 'subscribe') return reply(m.id, subscribe(m))
       if (m.t === 'advance')
         return reply(m.id, subscriptions.get(m.sub)?.advance?.(m.partition, m.commit) ?? Promise.resolve())
+      if (m.t === 'drain') return reply(m.id, subscriptions.get(m.sub)?.drain?.() ?? Promise.resolve())
       if (m.t === 'stop') {
         const subscription = subscriptions.get(m.sub)
         subscriptions.delete(m.sub)
@@ -317,6 +319,12 @@ export function createPortBus(
         // Never rejects (bus.ts): an owner that is gone meanwhile commits nothing, as a stopped bus.
         advance: (partition: number, commit: number) =>
           calls.call({ t: 'advance', sub, partition, commit }).then(
+            () => undefined,
+            () => undefined,
+          ),
+        // Never rejects either: an owner that is gone delivers nothing more.
+        drain: () =>
+          calls.call({ t: 'drain', sub }).then(
             () => undefined,
             () => undefined,
           ),

@@ -38,6 +38,22 @@ export type Subscription = {
    * failure is counted and logged, and the partition's next batch commits as usual).
    */
   advance?(partition: number, commit: number): Promise<void>
+  /**
+   * The first half of a clean stop, for a handler that makes its last effects durable once its batches
+   * end (the correlator's final checkpoint save): hands over no more batches, and resolves once the batch
+   * in flight was handled and committed. The subscriber stays in its group meanwhile (Kafka: it goes on
+   * heartbeating, and a rebalance may still move partitions away), so advance() commits that final save
+   * before stop() leaves. Records not handed over are read again after the restart, from the commit. A
+   * Kafka member bounds drain(), the final save, the advances after it and stop() together by one budget,
+   * its session timeout (stopTimeLeft), and gives leaving the group a short grace after it.
+   */
+  drain?(): Promise<void>
+  /**
+   * After drain(): the milliseconds left of the clean stop's budget, which the handler's final save gets
+   * (a save still running then is abandoned: the restart reads again from the last durable checkpoint).
+   * Absent where a stop has no budget (the embedded bus: its commits are local).
+   */
+  stopTimeLeft?(): number
 }
 
 /**

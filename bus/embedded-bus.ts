@@ -433,6 +433,7 @@ export function createEmbeddedBus(
     log.info({ topic: t.name, group }, 'Subscribed.')
     const subscription = {
       advance: (partition: number, commit: number) => consumer.advance(partition, commit),
+      drain: () => consumer.drain(),
       stop: async () => {
         await consumer.stop()
         if (t.subscriptions.delete(consumer)) {

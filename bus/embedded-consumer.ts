@@ -12,6 +12,8 @@
 // then rejects a batch, the partition is delivered again from that bound. A bound the handler moves outside
 // its batches (advance: a checkpoint saved on a timer once the partition went quiet) is committed in the
 // partition's turn, between its batches, so that the commit does not wait for a batch that may never come.
+// A clean stop may come in two steps: drain() starts no batch (none is read) and resolves once those in
+// flight are handled and durably committed, while advance() still commits (a final save); stop() then ends.
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
@@ -34,6 +36,8 @@ export type Consumer = {
   wake(): void
   /** Subscription.advance: commits up to `commit` between the partition's batches (see bus.ts). */
   advance(partition: number, commit: number): Promise<void>
+  /** Subscription.drain: no batch starts any more; resolves once those in flight are committed. */
+  drain(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -76,6 +80,8 @@ export function startConsumer<T>(
   /** Per partition, the commit being synced: true once durable, false when it failed (and was handled). */
   const committing = new Map<number, Promise<boolean>>()
   let stopped = false
+  /** drain() was called: no batch starts, commits asked by advance() still do. */
+  let draining = false
 
   const ready = (p: number) => !blocked.has(p) && !inFlight.has(p) && (positions[p] ?? 0) < (t.heads[p] ?? 0)
 
@@ -85,7 +91,7 @@ export function startConsumer<T>(
    * or closure is made on the way (a 1 s timer set and cleared at every wake was a tenth of its cost).
    */
   const pump = () => {
-    if (stopped) return
+    if (stopped || draining) return
     for (let p = 0; p < t.partitions; p++) if (ready(p)) start(p)
   }
 
@@ -229,6 +235,12 @@ export function startConsumer<T>(
     // its publishers' promises resolved), as they did when a wake resolved the idle loop's promise.
     wake: () => queueMicrotask(pump),
     advance,
+    drain: async () => {
+      draining = true
+      // A batch that ends starts the commit advance() asked meanwhile: wait for that one too.
+      while (inFlight.size > 0) await Promise.all(inFlight.values())
+      await Promise.all(committing.values())
+    },
     stop: async () => {
       stopped = true
       clearInterval(poll)

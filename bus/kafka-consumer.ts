@@ -11,6 +11,15 @@
 //   (kafka-partition-commits.ts) and under the same fences; without it the group's commit would wait for
 //   the partition's next batch. kafkajs retries it (no per-call option): a batch's commit waiting behind
 //   it heartbeats, and stop() gives up the commits still waiting after the session timeout.
+// - a clean stop in two steps: drain() pauses fetching (kafkajs consumer.pause: the runner goes on
+//   fetching nothing and heartbeating, so the member stays in its group and takes part in a rebalance),
+//   lets the chunk in flight end and commit, and hands over nothing more; advance() still commits (the
+//   handler's final save); stop() then leaves. The whole stop has one budget, the session timeout from
+//   drain() (else from stop()): the batch in flight, the handler's final save (stopTimeLeft) and the
+//   commits share it, and once it is spent, the batches still running and kafkajs's leaving get
+//   leaveGraceMs more, after which the stop goes on without them (logged): neither a sick coordinator nor
+//   a handler that never ends hangs a SIGTERM. A kafkajs crash (its consumer then has no group to pause,
+//   and a restart joins with a new one) leaves the drain paused: a drained member fetches nothing.
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
 //   Subscription.owns is false while the member may be out of its group, evicted included
 //   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
@@ -18,6 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
+import { settlesWithin } from '../runtime/settles-within.ts'
 import type { KafkaConfig } from '../schemas/types.ts'
 import type { Handled, SubscribeOptions, Subscription } from './bus.ts'
 import { consumerTiming, handlerRetryPolicy, retryPolicy } from './kafka-config.ts'
@@ -48,6 +58,9 @@ export type ConsumerDeps = {
 }
 
 export type Decode<R> = (message: KafkaMessage, partition: number) => R | undefined
+
+/** Once a stop's budget is spent: how long it still waits for batches to end and for kafkajs to leave. */
+export const leaveGraceMs = 5_000
 
 export async function consume<R>(
   deps: ConsumerDeps,
@@ -92,6 +105,8 @@ export async function consume<R>(
   )
   consumer.on(consumer.events.HEARTBEAT, () => membership.heartbeat())
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    // A kafkajs restart after a crash joins with a new consumer group, which has no pause.
+    if (draining) pauseFetching()
     const renewed = membership.joined(payload.memberId)
     const assigned = payload.memberAssignment[name] ?? []
     // A new membership keeps nothing: the group may have moved its partitions meanwhile.
@@ -111,8 +126,36 @@ export async function consume<R>(
   })
 
   let stopping = false
+  /** drain() was called: no batch is handed over any more, though the member stays in its group. */
+  let draining = false
+  /** Stops fetching; after a kafkajs crash there is no group to pause, and nothing is fetched anyway. */
+  const pauseFetching = () => {
+    try {
+      consumer.pause([{ topic: name }])
+    } catch (err) {
+      log.info({ ...where, err }, 'No consumer group to pause (kafkajs crashed); it fetches nothing.')
+    }
+  }
   const batches = new Set<Promise<void>>()
-  const running = (payload: EachBatchPayload) => !stopping && payload.isRunning() && !payload.isStale()
+  const running = (payload: EachBatchPayload) =>
+    !stopping && !draining && payload.isRunning() && !payload.isStale()
+
+  /** When the stop's budget (the session timeout, from drain() or else from stop()) began. */
+  let stopStartedAt: number | undefined
+  const stopTimeLeft = () =>
+    stopStartedAt === undefined
+      ? timing.sessionTimeout
+      : Math.max(0, stopStartedAt + timing.sessionTimeout - now())
+  /** True once `work` has settled, false when the stop's budget ran out first. */
+  const withinStop = (work: Promise<unknown>) => {
+    stopStartedAt ??= now()
+    return settlesWithin(work, stopTimeLeft())
+  }
+  /** The batches in flight and their commits (those kafkajs retries against a sick coordinator too). */
+  const inFlight = async () => {
+    await Promise.allSettled([...batches])
+    await commits.settled()
+  }
 
   /** A call to the group coordinator; an answer saying this member is gone ends its membership. */
   const toGroup = async (call: () => Promise<void>) => {
@@ -188,6 +231,9 @@ export async function consume<R>(
     const { batch } = payload
     const partition = batch.partition
     if (!(await untilDone(() => ownership.ready(partition), 'restore', payload))) return
+    // In a new assignment, the group's commit it started from: no commit of this member goes below it.
+    const fetched = batch.messages[0]
+    if (fetched) commits.begin(partition, Number(fetched.offset))
     for (let i = 0; i < batch.messages.length; i += maxBatch) {
       const chunk = batch.messages.slice(i, i + maxBatch)
       const records: R[] = []
@@ -251,7 +297,10 @@ export async function consume<R>(
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: async (payload) => {
-        if (stopping) return
+        // A batch fetched before drain() paused the topic: not handed over, read again after the restart.
+        // Paused again: a kafkajs restart's new consumer group would otherwise fetch it on and on.
+        if (draining) payload.pause()
+        if (stopping || draining) return
         const work = processBatch(payload)
         batches.add(work)
         try {
@@ -272,7 +321,7 @@ export async function consume<R>(
    * partition that moved away, or away and back, is its new owner's to commit), checked again when the
    * commit's turn comes.
    */
-  const advance = async (partition: number, bound: number) => {
+  const commitOutside = async (partition: number, bound: number) => {
     const tenure = ownership.tenure(partition)
     const held = () =>
       !stopping &&
@@ -297,32 +346,60 @@ export async function consume<R>(
     }
   }
 
+  let drained: Promise<void> | undefined
   let stopped: Promise<void> | undefined
   const subscription = {
-    advance,
+    // While draining, within the stop's time: the final commits never hold a stop past it.
+    advance: async (partition: number, bound: number) => {
+      const work = commitOutside(partition, bound)
+      if (draining) await withinStop(work)
+      else await work
+    },
     restoring: () => ownership.restoring(),
     owns: (partition: number) => membership.current() && ownership.owns(partition),
+    stopTimeLeft,
+    drain: () => {
+      drained ??= (async () => {
+        if (stopping) return
+        draining = true
+        stopStartedAt = now()
+        pauseFetching()
+        await withinStop(inFlight())
+      })()
+      return drained
+    },
     stop: () => {
       stopped ??= (async () => {
         stopping = true
         // The in-flight batch finishes and commits while this member still belongs to the group, unless
-        // an outside commit kafkajs keeps retrying (a sick coordinator) holds its commit past the session
-        // timeout: the commits waiting are given up, and kafkajs's runner, once stopped, retries no more.
-        const ended = (async () => {
-          await Promise.allSettled([...batches])
-          await commits.settled()
-        })()
-        if (!(await settlesWithin(ended, timing.sessionTimeout))) {
+        // it (or an outside commit kafkajs keeps retrying: a sick coordinator) is still at it when the
+        // stop's budget runs out: the commits waiting are given up, and kafkajs's runner, once stopped,
+        // retries no more. Only commits really waiting count: a budget spent by the handler's final save
+        // gives up nothing.
+        const idle = batches.size === 0 && commits.idle()
+        if (!idle && !(await withinStop(inFlight()))) {
           telemetry.component.error('BUS_UNAVAILABLE', 'commit')
           log.warn(
             { error_code: 'BUS_UNAVAILABLE', ...where, waited_ms: timing.sessionTimeout },
             'Commits still waiting at stop were given up; their records are read again after the restart.',
           )
           commits.giveUp()
-          await Promise.allSettled([...batches])
         }
-        await consumer.stop()
-        await consumer.disconnect()
+        // kafkajs's stop waits for the batch in flight, then sends LeaveGroup: both within a grace.
+        const leaving = (async () => {
+          await Promise.allSettled([...batches])
+          await consumer.stop()
+          await consumer.disconnect()
+        })().catch((err: unknown) => {
+          log.warn({ ...where, err }, 'Leaving the consumer group failed; the group drops this member.')
+        })
+        if (!(await settlesWithin(leaving, leaveGraceMs))) {
+          telemetry.component.error('BUS_UNAVAILABLE', 'stop')
+          log.warn(
+            { error_code: 'BUS_UNAVAILABLE', ...where, waited_ms: leaveGraceMs },
+            'The member did not leave its group in time; the stop goes on, and the group drops it after the session timeout.',
+          )
+        }
         for (const p of ownership.owned()) telemetry.forget(where, p)
         await ownership.revokeAll()
         subscriptions.delete(subscription)
@@ -332,17 +409,4 @@ export async function consume<R>(
   }
   subscriptions.add(subscription)
   return subscription
-}
-
-/** True once `work` has settled, false when `ms` passed first. */
-async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
-  })
-  try {
-    return await Promise.race([work.then(() => true), late])
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -4,6 +4,10 @@
 // before left, so that a batch's commit and a bound moved outside a batch (Subscription.advance) never
 // cross and never go back. An outside commit still waiting its turn gives its place to the next one asked
 // (a batch's, or the furthest of the outside ones): a partition waits behind at most one commit on the wire.
+// The first offset fetched in a partition's assignment (the group's commit it started from) is the floor
+// of its commits: a handler that has saved nothing yet in this assignment asks a bound below it, and a
+// commit there would set the group back to records its earlier owners handled (read again, up to the whole
+// retained partition).
 // The sending and the fencing are the consumer's: it passes them in.
 import type { Handled } from './bus.ts'
 
@@ -11,8 +15,16 @@ import type { Handled } from './bus.ts'
 export type SendCommit = (offset: number) => Promise<void>
 
 export type PartitionCommits = {
-  /** The last commit this member made of `partition` in its current assignment, if any. */
+  /**
+   * The last commit this member made of `partition` in its current assignment, or the offset that
+   * assignment started from (begin); undefined before either.
+   */
   committed(partition: number): number | undefined
+  /**
+   * `partition` was fetched from `first` (the first offset of its batch): in a new assignment, the group's
+   * commit it started from, below which no commit of this member goes.
+   */
+  begin(partition: number, first: number): void
   /**
    * A chunk of `partition` was handed over up to `next` (its last offset + 1), and the handler resolved
    * with `handled` (`nothing`: no record of it could be handed over); returns how far it may be committed,
@@ -31,6 +43,8 @@ export type PartitionCommits = {
   keepOnly(kept: readonly number[]): void
   /** Resolves once the commits in progress have ended (at once after giveUp). */
   settled(): Promise<void>
+  /** No commit is in progress or waiting its turn. */
+  idle(): boolean
   /**
    * A stop that waited long enough: every commit waiting its turn resolves without sending, and so does
    * every one asked later; those on the wire go on (their records are read again after the restart).
@@ -39,7 +53,10 @@ export type PartitionCommits = {
 }
 
 export function createPartitionCommits(): PartitionCommits {
-  /** Per partition owned, the last commit this member made (or kept, while its handler held back). */
+  /**
+   * Per partition owned, the last commit this member made (or kept, while its handler held back), from the
+   * offset its assignment started from.
+   */
   const allowed = new Map<number, number>()
   /** Partitions whose handler last resolved with a bound short of its chunk: records wait uncommitted. */
   const holding = new Set<number>()
@@ -85,6 +102,9 @@ export function createPartitionCommits(): PartitionCommits {
 
   return {
     committed: (partition) => allowed.get(partition),
+    begin: (partition, first) => {
+      if (!allowed.has(partition)) allowed.set(partition, first)
+    },
     chunkDone: (partition, next, handled) => {
       handledUpTo.set(partition, next)
       if (handled === 'nothing') return holding.has(partition) ? undefined : next
@@ -95,8 +115,9 @@ export function createPartitionCommits(): PartitionCommits {
     commitBatch: (partition, bound, send) => {
       replaceQueued(partition)
       return inTurn(partition, async () => {
-        const commit = Math.max(allowed.get(partition) ?? 0, bound)
-        if (commit === allowed.get(partition)) return
+        const from = allowed.get(partition)
+        const commit = Math.max(from ?? 0, bound)
+        if (commit === from) return
         await send(commit)
         allowed.set(partition, commit)
       })
@@ -127,6 +148,7 @@ export function createPartitionCommits(): PartitionCommits {
     settled: async () => {
       if (!givenUp) await Promise.all([...committing.values()])
     },
+    idle: () => committing.size === 0,
     giveUp: () => {
       givenUp = true
       for (const go of waiting) go()

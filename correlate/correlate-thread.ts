@@ -9,6 +9,7 @@ import { pino } from 'pino'
 import { servePortBus } from '../bus/bus-port.ts'
 import { type ErrorCode, NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
+import { settlesWithin } from '../runtime/settles-within.ts'
 import type { Config } from '../schemas/types.ts'
 import type { ThreadMessage } from './correlate-worker.ts'
 import type { CorrelateDeps, CorrelateStage } from './start-correlate.ts'
@@ -17,12 +18,16 @@ const restartDelayMs = 1_000
 const maxRestartDelayMs = 60_000
 /** A worker that ran this long before it stopped is not counted as a failed start: the next one waits 1 s. */
 const healthyRunMs = 60_000
+/** How long a clean stop waits for the worker's own (drain, final save, leave) before ending it. */
+const closeTimeoutMs = 30_000
 
 export async function startCorrelateThread(
   config: Config,
   deps: Pick<CorrelateDeps, 'bus' | 'log' | 'metrics' | 'dataDir'> & {
     /** The embedded bus's file: the worker reads its events from it rather than through this thread. */
     busFile?: string
+    /** Default 30 s: how long close() waits for the worker to stop before ending it. */
+    closeTimeoutMs?: number
   },
 ): Promise<CorrelateStage> {
   const log = deps.log.child({ component: 'correlator' })
@@ -132,11 +137,18 @@ export async function startCorrelateThread(
       closing = true
       const w = worker
       if (w && running) {
-        await new Promise<void>((resolve) => {
+        const waitMs = deps.closeTimeoutMs ?? closeTimeoutMs
+        const stopped = new Promise<void>((resolve) => {
           closed = resolve
           w.once('exit', () => resolve())
           w.postMessage({ kind: 'close' } satisfies ThreadMessage)
         })
+        // A worker stuck in a loop answers nothing: it is ended (its batches in flight fail at its exit,
+        // so the bus's stop does not wait for them), and the restart reads again from its checkpoints.
+        if (!(await settlesWithin(stopped, waitMs))) {
+          log.warn({ waited_ms: waitMs }, 'The correlator thread did not stop in time; ending it.')
+          await w.terminate()
+        }
       }
       await bus.close()
       await w?.terminate()

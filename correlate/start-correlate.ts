@@ -5,10 +5,11 @@
 // when Kafka revokes a partition: its next owner may already be saving), and the handler resolves with the
 // partition's commit bound: one past the offset the last durable checkpoint includes, so the bus never
 // commits past it. A save outside a batch (the stream paused) hands the bus its new bound at once
-// (Subscription.advance): no batch may come to carry it, and the group's commit would stay behind. On restart (or when a partition is
-// assigned, or after a failed batch: the bus then delivers again from that bound) the checkpoint is
-// restored and records at or below its offset are skipped: a kill -9 anywhere re-publishes at most the
-// same correlation ids (downstream dedups by id).
+// (Subscription.advance): no batch may come to carry it, and the group's commit would stay behind; so does
+// a clean stop's final save, made between the subscription's drain() and its stop(). On restart (or when
+// a partition is assigned, or after a failed batch: the bus then delivers again from that bound) the
+// checkpoint is restored and records at or below its offset are skipped: a kill -9 anywhere re-publishes
+// at most the same correlation ids (downstream dedups by id).
 import { join } from 'node:path'
 import type { Bus, DeliveredRecord, Handled } from '../bus/bus.ts'
 import { correlationsTopic, eventsTopic, type LateEvent, lateEventsTopic } from '../bus/topics.ts'
@@ -16,6 +17,7 @@ import { errorCodeOf, NerveError } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
+import { settlesWithin } from '../runtime/settles-within.ts'
 import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
 import { type CheckpointCadence, type SaveProgress, saveDue } from './checkpoint-cadence.ts'
 import { type CheckpointStore, createSqliteCheckpointStore } from './checkpoint-store.ts'
@@ -79,7 +81,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   /** The subscription's ownership (Kafka moves partitions): a save writes only while it holds. */
   let owns = (_partition: number) => true
   /** Hands the bus a commit bound outside a batch (Subscription.advance), where the bus takes one. */
-  let advance = (_partition: number, _commit: number) => {}
+  let advance = (_partition: number, _commit: number): Promise<void> => Promise.resolve()
 
   const load = async (partition: number): Promise<PartitionState> => {
     const checkpoint = await store.load(partition)
@@ -117,9 +119,13 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     state.savedAt = now()
   }
 
-  /** Saves, outside any batch, what waits past max_interval (or everything, when stopping). */
+  /**
+   * Saves, outside any batch, what waits past max_interval (or everything, when stopping); returns the
+   * commits of the new bounds, which the bus may still be making.
+   */
   const flush = async (which: readonly number[], all: boolean) => {
     const saves: Promise<void>[] = []
+    const commits: Promise<void>[] = []
     for (const partition of which) {
       const state = partitions.get(partition)
       if (!state || state.handling || state.saving || state.lost !== undefined) continue
@@ -130,7 +136,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         () => {
           state.saving = undefined
           // No batch may come to carry the new bound (the partition went quiet): it goes to the bus now.
-          if (holds(partition, state)) advance(partition, state.saved + 1)
+          if (holds(partition, state)) commits.push(advance(partition, state.saved + 1))
         },
         (err) => {
           state.saving = undefined
@@ -150,6 +156,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       saves.push(saving)
     }
     await Promise.all(saves)
+    return commits
   }
 
   /** While a partition has records its checkpoint lacks, look again every max_interval. */
@@ -260,7 +267,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   if (subscriptionOwns) owns = (partition) => subscriptionOwns.call(subscription, partition)
   const { advance: subscriptionAdvance } = subscription
   if (subscriptionAdvance)
-    advance = (partition, commit) => void subscriptionAdvance.call(subscription, partition, commit)
+    advance = (partition, commit) => subscriptionAdvance.call(subscription, partition, commit)
   subscribed = true
   log.info({ rules: correlatorConfig.rules.length, group: correlateGroup }, 'Correlator started.')
 
@@ -273,10 +280,41 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       if (closed) return
       closed = true
       clearTimeout(timer)
-      await subscription.stop()
-      await Promise.all([...partitions.values()].map((s) => s.saving))
-      await flush([...partitions.keys()], true)
-      if (ownStore) await store.close()
+      // In two steps where the bus can: no batch is handed over any more and the one in flight ends, then
+      // the final save is committed while this member still belongs to its group (a clean restart reads
+      // nothing again, and Kafka's lag tools show no lag while nerve is stopped), and only then does it
+      // leave. A partition moved away meanwhile is its new owner's: neither saved nor committed here.
+      // The final save gets what is left of the stop's budget, where the bus has one (Kafka): a save not
+      // done by then is abandoned, and the restart handles the records since the last checkpoint again.
+      // Whatever fails, the subscription still leaves and the store still closes.
+      const { drain, stopTimeLeft } = subscription
+      try {
+        await (drain ? drain.call(subscription) : subscription.stop())
+        const finalSave = (async () => {
+          await Promise.all([...partitions.values()].map((s) => s.saving))
+          await Promise.all(await flush([...partitions.keys()], true))
+        })()
+        const left = stopTimeLeft?.call(subscription)
+        if (left !== undefined && !(await settlesWithin(finalSave, left))) {
+          telemetry.error('BUS_UNAVAILABLE')
+          log.warn(
+            { error_code: 'BUS_UNAVAILABLE', waited_ms: left },
+            'The final checkpoint save did not end within the stop’s time; abandoned, the records since the last checkpoint will be handled again.',
+          )
+        } else await finalSave
+      } catch (err) {
+        telemetry.error(errorCodeOf(err))
+        log.warn(
+          { error_code: errorCodeOf(err), err },
+          'The clean stop failed before its final save; the records since the last checkpoint will be handled again.',
+        )
+      } finally {
+        try {
+          if (drain) await subscription.stop()
+        } finally {
+          if (ownStore) await store.close()
+        }
+      }
     },
   }
 }

@@ -1,9 +1,10 @@
 // The Bus contract, written once and run against every implementation (embedded-bus.test.ts always,
 // the Kafka bus in tests/integration). What it proves: order per key, at-least-once across a crash
 // before commit, no redelivery after commit (also across a reopen), independent groups, a failed
-// handler neither loses nor reorders records, and a closed bus says so.
+// handler neither loses nor reorders records, a stop in two steps (drain, then stop) commits what the
+// handler made durable last, and a closed bus says so.
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Bus, DeliveredRecord, Subscription, Topic } from '../../bus/bus.ts'
+import type { Bus, DeliveredRecord, Handled, Subscription, Topic } from '../../bus/bus.ts'
 import { isNerveError } from '../../runtime/errors.ts'
 import { randomName } from '../helpers/random-names.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -227,6 +228,45 @@ export function busContract(name: string, makeBus: MakeBus, options: BusContract
       await until(() => after.handled.length >= 1, 'the record after the committed batch')
       await after.sub.stop()
       expect(seqs(after.handled)).toEqual([5])
+    })
+
+    it('stops in two steps: a drain hands over nothing more, and an advance after it holds across a reopen', async () => {
+      const h = await open(1)
+      const topic = topicNamed()
+      const group = randomName('group')
+      await h.bus.publish(topic, records(10, 1))
+      let release = () => {}
+      const started: number[] = []
+      // A handler that saves nothing in its batches (bound 0): only its final advance moves the commit.
+      const sub = await h.bus.subscribe(
+        topic,
+        group,
+        (batch) => {
+          started.push(...seqs(batch))
+          return new Promise<Handled>((resolve) => {
+            release = () => resolve({ commit: 0 })
+          })
+        },
+        { maxBatch: 4 },
+      )
+      await until(() => started.length === 4, 'the first batch in flight')
+      expect(sub.drain).toBeDefined()
+      const drained = sub.drain?.()
+      // Records that arrive during the stop are left for the restart.
+      await h.bus.publish(topic, records(5, 1, 10))
+      release()
+      await drained
+      expect(started).toEqual(range(0, 4))
+      // The final save covered the first three records.
+      await sub.advance?.(0, 3)
+      await sub.stop()
+      expect(started).toEqual(range(0, 4))
+
+      const bus = await h.reopen()
+      const after = await collect(bus, topic, group)
+      await until(() => after.handled.length >= 12, 'the records not committed')
+      await after.sub.stop()
+      expect(seqs(after.handled)).toEqual(range(3, 15))
     })
 
     it('accepts an empty publish as a no-op', async () => {

@@ -237,3 +237,60 @@ describe('startConsumer with a handler that moves its bound outside a batch (adv
     await consumer.stop()
   })
 })
+
+describe('startConsumer stopped in two steps (drain, then stop)', () => {
+  it('reads no batch once drained, lets the one in flight commit, and still commits an advanced bound', async () => {
+    // The agent keeps sending while nerve stops: records land after the drain began.
+    const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [4] }
+    const commits: number[] = []
+    const read: number[] = []
+    const handled: number[] = []
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const consumer = startConsumer<string>(
+      topic,
+      'nerve-correlate',
+      [0],
+      async (batch) => {
+        if (batch[0]?.offset === 2) await held
+        handled.push(...batch.map((r) => r.offset))
+        // Saved in its batches up to 1 only: the rest waits for a final save.
+        return { commit: 2 }
+      },
+      {
+        read: (partition, from, limit) => {
+          const records = Array.from({ length: Math.min(limit, (topic.heads[0] ?? 0) - from) }, (_, i) => ({
+            key: 'data-cleaner',
+            value: `shell ${from + i}`,
+            partition,
+            offset: from + i,
+          }))
+          read.push(...records.map((r) => r.offset))
+          return records
+        },
+        log: createLogger({ level: 'silent' }),
+        telemetry: createMetrics().component('test'),
+        maxBatch: 2,
+        commit: async (_partition, offset) => {
+          commits.push(offset)
+        },
+        committed: () => {},
+      },
+    )
+    await waitFor(() => read.length === 4, { what: 'the second batch in flight' })
+    const drained = consumer.drain()
+    topic.heads[0] = 10
+    consumer.wake()
+    release()
+    await drained
+    expect(handled).toEqual([0, 1, 2, 3])
+    expect(commits).toEqual([2])
+    // The final save of what was handled is committed after the drain, and nothing more is read.
+    await consumer.advance(0, 4)
+    expect(commits).toEqual([2, 4])
+    await consumer.stop()
+    expect(read).toEqual([0, 1, 2, 3])
+  })
+})

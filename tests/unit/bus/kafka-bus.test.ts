@@ -425,7 +425,8 @@ describe('kafka bus with a handler that holds commits back', () => {
       [2, 3],
       [4, 5],
     ])
-    expect(committedAtCall).toEqual([undefined, 0, 2, 2, 2])
+    // A bound of 0, where the assignment started, moves nothing: no commit is sent for it.
+    expect(committedAtCall).toEqual([undefined, undefined, 2, 2, 2])
     await sub.stop()
     await bus.close()
   })
@@ -456,7 +457,7 @@ describe('kafka bus with a handler that holds commits back, past records it cann
     await waitFor(() => handled.includes(4), { what: 'the record after the undecodable ones' })
     await sub.stop()
     expect(handled).toEqual([0, 1, 4])
-    expect(double.committed(group, topic.name, 0)).toBe(0)
+    expect(double.committed(group, topic.name, 0) ?? 0).toBe(0)
     await bus.close()
   })
 })

@@ -9,8 +9,14 @@
 // on, and its next heartbeat or commit fails with UNKNOWN_MEMBER_ID, after which it joins again as a new
 // member (kafkajs's runner). consumer.commitOffsets (outside a batch) is checked as a broker checks it: the
 // member must be in the group, but a broker does not know which partitions a member was assigned, so it
-// commits any (fencing a partition that moved away is the bus's own work). It is not a broker: it proves the bus's own logic without one. The real thing
-// is in tests/integration (NERVE_KAFKA_BROKERS).
+// commits any (fencing a partition that moved away is the bus's own work). consumer.pause of its topic stops
+// its fetches (a batch fetched before is still delivered, as kafkajs may), while it heartbeats, takes part
+// in rebalances and commits as an idle member does; the pause outlives a rebalance, as in kafkajs; a batch's
+// payload.pause() stops fetching its partition. crash() is kafkajs's onCrash: the runner stops (after the
+// batch in flight) and the member leaves; with no consumer group any more, pause() throws; a restart later
+// joins as a new member with a new consumer group, which has no pause; stop() then only cancels that
+// restart. It is not a broker: it proves the bus's own logic without one. The real thing is in
+// tests/integration (NERVE_KAFKA_BROKERS).
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import kafkajs, { type KafkaMessage } from 'kafkajs'
 import type { KafkaClient, KafkaClientConfig } from '../../../bus/kafka-bus.ts'
@@ -38,6 +44,8 @@ type Member = {
   emit(assigned: number[]): void
   /** kafkajs's REBALANCING: the member learnt that its group rebalances, before it rejoins. */
   rebalancing(): void
+  /** kafkajs's onCrash: see crash() below. */
+  crash(restart: boolean): Promise<void>
 }
 
 export type KafkaDouble = {
@@ -51,8 +59,8 @@ export type KafkaDouble = {
   produced: { topic: string; batchBytes: Map<number, number> }[]
   /** A broker's message.max.bytes: a request with a bigger partition batch fails, not retriable. */
   setMaxBatchBytes(bytes: number | undefined): void
-  /** Options each consumer was created with, and the heartbeats it sent. */
-  consumers: { options: Record<string, unknown>; heartbeats: number }[]
+  /** Options each consumer was created with, the heartbeats it sent, its stop() calls, and its pause. */
+  consumers: { options: Record<string, unknown>; heartbeats: number; stops: number; paused(): boolean }[]
   committed(groupId: string, topic: string, partition: number): number | undefined
   /** Every commit the double stored, in order: by which member, and whether inside a batch (eachBatch). */
   commits: { groupId: string; memberId: string; partition: number; offset: number; inBatch: boolean }[]
@@ -69,6 +77,11 @@ export type KafkaDouble = {
    * the dropped member nothing.
    */
   evict(groupId: string, index?: number): void
+  /**
+   * What kafkajs does when its runner crashes (a retriable error: KafkaJSNumberOfRetriesExceeded) to the
+   * group's first running member: stops it, emits CRASH, and with `restart` runs it again soon after.
+   */
+  crash(groupId: string, restart: boolean): Promise<void>
 }
 
 export function createKafkaDouble(): KafkaDouble {
@@ -207,13 +220,25 @@ export function createKafkaDouble(): KafkaDouble {
   const consumer = (options: { groupId: string; heartbeatInterval?: number }) => {
     const { groupId } = options
     const heartbeatInterval = options.heartbeatInterval ?? 3_000
-    const record = { options: options as Record<string, unknown>, heartbeats: 0 }
-    consumerRecords.push(record)
     const listeners = new Map<string, ((event: { payload: unknown }) => void)[]>()
     const resolved = new Map<number, number>()
     /** Partitions sought since their last fetch: the batch in hand is stale. */
     const sought = new Set<number>()
+    /** Partitions a batch's payload.pause() paused. */
+    const pausedParts = new Set<number>()
     let topic = ''
+    let paused = false
+    /** kafkajs after a crash: its consumer group is gone (pause() throws) until a restart makes one. */
+    let groupless = false
+    let restartTimer: NodeJS.Timeout | undefined
+    let runWith: Parameters<typeof run>[0] | undefined
+    const record = {
+      options: options as Record<string, unknown>,
+      heartbeats: 0,
+      stops: 0,
+      paused: () => paused || pausedParts.size > 0,
+    }
+    consumerRecords.push(record)
     let fromBeginning = false
     let loop: Promise<void> | undefined
     let joins = 0
@@ -239,6 +264,26 @@ export function createKafkaDouble(): KafkaDouble {
         })
       },
       rebalancing: () => emitEvent('consumer.rebalancing', { groupId, memberId }),
+      crash: async (restart) => {
+        member.running = false
+        await loop
+        members.delete(member)
+        rebalance(groupId, topic)
+        groupless = true
+        paused = false
+        pausedParts.clear()
+        memberId = ''
+        resolved.clear()
+        const error = new KafkaJSNumberOfRetriesExceeded(new KafkaJSConnectionError('Connection error'), {
+          retryCount: 5,
+          retryTime: 50,
+        })
+        emitEvent('consumer.crash', { error, groupId, restart })
+        if (restart && runWith) {
+          const again = runWith
+          restartTimer = setTimeout(() => void run(again), 50)
+        }
+      },
     }
     /** kafkajs's runner after UNKNOWN_MEMBER_ID: forgets its member id and positions, and joins again. */
     const rejoin = () => {
@@ -258,7 +303,10 @@ export function createKafkaDouble(): KafkaDouble {
     const position = (p: number, log: Stored[]) =>
       resolved.get(p) ?? commits.get(commitKey(groupId, topic, p)) ?? (fromBeginning ? 0 : log.length)
 
-    const run = async ({ eachBatch }: { eachBatch: (payload: unknown) => Promise<void> }) => {
+    const run = async (opts: { eachBatch: (payload: unknown) => Promise<void> }) => {
+      const { eachBatch } = opts
+      runWith = opts
+      groupless = false
       member.running = true
       members.add(member)
       rebalance(groupId, topic)
@@ -266,7 +314,8 @@ export function createKafkaDouble(): KafkaDouble {
         while (member.running) {
           let fetched = false
           for (const p of [...member.assigned]) {
-            if (!member.running) break
+            if (!member.running || paused) break
+            if (pausedParts.has(p)) continue
             const log = partitionsOf(topic)[p] ?? []
             sought.delete(p)
             const from = position(p, log)
@@ -286,6 +335,10 @@ export function createKafkaDouble(): KafkaDouble {
               batch: { topic, partition: p, highWatermark: String(log.length), messages },
               resolveOffset: (offset: string) => resolved.set(p, Number(offset) + 1),
               heartbeat: async () => heartbeat(),
+              pause: () => {
+                pausedParts.add(p)
+                return () => pausedParts.delete(p)
+              },
               isRunning: () => member.running,
               isStale: () => !owns() || sought.has(p),
               uncommittedOffsets: () => ({
@@ -368,11 +421,21 @@ export function createKafkaDouble(): KafkaDouble {
           commitLog.push({ groupId, memberId: id, partition, offset: Number(offset), inBatch: false })
         }
       },
+      pause: (topicPartitions: { topic: string }[]) => {
+        if (groupless)
+          throw new Error('Consumer group was not initialized, consumer#run must be called first')
+        if (topicPartitions.some((t) => t.topic === topic)) paused = true
+      },
+      resume: (topicPartitions: { topic: string }[]) => {
+        if (topicPartitions.some((t) => t.topic === topic)) paused = false
+      },
       seek: ({ partition, offset }: { topic: string; partition: number; offset: string }) => {
         resolved.set(partition, Number(offset))
         sought.add(partition)
       },
       stop: async () => {
+        record.stops++
+        clearTimeout(restartTimer)
         if (!member.running) return
         member.running = false
         await loop
@@ -421,6 +484,11 @@ export function createKafkaDouble(): KafkaDouble {
       if (!dropped) throw new Error(`No member ${index} in group ${groupId}`)
       dropped.evicted = true
       rebalance(groupId, dropped.topic)
+    },
+    crash: async (groupId, restart) => {
+      const crashed = [...members].find((m) => m.groupId === groupId && m.running)
+      if (!crashed) throw new Error(`No running member in group ${groupId}`)
+      await crashed.crash(restart)
     },
   }
 }

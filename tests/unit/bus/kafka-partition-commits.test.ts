@@ -17,6 +17,24 @@ describe('a Kafka consumer’s partition commits', () => {
     expect(commits.committed(0)).toBe(20)
   })
 
+  it('commits nothing below the offset the partition’s assignment started from, nor moves the floor later', async () => {
+    const commits = createPartitionCommits()
+    const sent: number[] = []
+    const send = async (offset: number) => void sent.push(offset)
+    // Assigned with the group's commit at 170; the handler has saved nothing in this assignment yet.
+    commits.begin(0, 170)
+    expect(commits.chunkDone(0, 200, { commit: 0 })).toBe(0)
+    await commits.commitBatch(0, 0, send)
+    await commits.commitAdvanced(0, 120, () => true, send)
+    expect(sent).toEqual([])
+    expect(commits.committed(0)).toBe(170)
+    // A seek back within the assignment does not lower the floor.
+    commits.begin(0, 100)
+    await commits.commitAdvanced(0, 180, () => true, send)
+    await commits.commitBatch(0, 150, send)
+    expect(sent).toEqual([180])
+  })
+
   it('commits an advanced bound after the commit in progress, never past the records handed over', async () => {
     const commits = createPartitionCommits()
     const sent: number[] = []

@@ -40,7 +40,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup()
 })
 
-async function start() {
+async function start(closeTimeoutMs?: number) {
   const dataDir = tempDir('nerve-correlate-thread')
   const rt = createTestRuntime()
   const bus = createEmbeddedBus({ dataDir, partitions: 2, retentionMs: 86_400_000, maxBatch: 100 }, rt)
@@ -51,6 +51,7 @@ async function start() {
     log: rt.log,
     metrics: rt.metrics,
     dataDir,
+    closeTimeoutMs,
   })
   cleanups.push(async () => {
     await stage.close()
@@ -100,6 +101,24 @@ describe('startCorrelateThread', { timeout: 30_000 }, () => {
     const closed = stage.close().then(() => 'closed')
     const late = new Promise((resolve) => setTimeout(() => resolve('still closing after 5 s'), 5_000).unref())
     expect(await Promise.race([closed, late])).toBe('closed')
+  })
+
+  it('ends a worker that does not stop in time (stuck in a loop), and finishes closing', async () => {
+    const { bus, rt, stage } = await start(1_000)
+    const worker = correlateWorkers().at(-1)?.worker as Worker
+    let held = 0
+    // The worker answers nothing any more: neither its batch in flight nor the close.
+    intercept.take = (to, message) => {
+      if (to !== worker) return false
+      const m = message as { t?: string; kind?: string }
+      if (m.t === 'deliver' || m.t === 'deliverRange') held++
+      else if (m.kind !== 'close') return false
+      return true
+    }
+    await bus.publish(eventsTopic, [{ key: 'data-cleaner', value: edgeEvent({ id: 'e1', time: T0 }) }])
+    await waitFor(() => held > 0, { what: 'a batch in flight' })
+    await stage.close()
+    expect(rt.logs.map((l) => l.msg)).toContain('The correlator thread did not stop in time; ending it.')
   })
 
   it.skipIf(threadNames() === undefined)(

@@ -4,6 +4,8 @@
 // handler's commit bound (Handled) is honoured as the embedded bus does: later batches are delivered, the
 // commit stays at the bound, and a failed batch rewinds delivery to the last commit. A bound moved outside a
 // batch (Subscription.advance) is committed at once, as one more durable step, up to what was delivered.
+// A subscription drained (Subscription.drain: a clean stop's first half) is delivered nothing more, and
+// still commits what advance() asks until it stops.
 import type {
   Bus,
   BusRecord,
@@ -62,6 +64,7 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
     group: string
     handle: (batch: readonly DeliveredRecord<unknown>[]) => Promise<Handled>
     maxBatch: number
+    draining: boolean
   }[] = []
   /** Next offset to deliver per subscription and partition: this process's, lost with it. */
   const positions = new Map<string, number[]>()
@@ -89,6 +92,7 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
         group,
         handle: handle as (batch: readonly DeliveredRecord<unknown>[]) => Promise<Handled>,
         maxBatch: options.maxBatch ?? 3,
+        draining: false,
       }
       subs.push(sub)
       const advance = async (p: number, commit: number) => {
@@ -107,7 +111,13 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
           if (!(err instanceof Crash)) throw err
         }
       }
-      return { stop: async () => void subs.splice(subs.indexOf(sub), 1), advance }
+      return {
+        stop: async () => void subs.splice(subs.indexOf(sub), 1),
+        advance,
+        drain: async () => {
+          sub.draining = true
+        },
+      }
     },
     partitionsOf: () => partitions,
     close: async () => void subs.splice(0),
@@ -120,7 +130,7 @@ export function createMemoryBus(storage: MemoryStorage, partitions: number, plan
   const drain = async () => {
     for (let progress = true; progress; ) {
       progress = false
-      for (const sub of [...subs]) {
+      for (const sub of subs.filter((s) => !s.draining)) {
         const key = `${sub.topic}/${sub.group}`
         const offsets = storage.committed.get(key) ?? Array.from({ length: partitions }, () => 0)
         storage.committed.set(key, offsets)

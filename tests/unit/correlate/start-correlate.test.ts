@@ -199,6 +199,66 @@ describe('startCorrelate', () => {
     }
   })
 
+  it('a kill -9 at any durable step of a clean stop’s final saves and commits, then a restart, yields the same correlations and never a commit past a checkpoint', async () => {
+    // Nothing is saved in a batch (max_records out of reach, the clock stands still): the stop saves
+    // every partition after its subscription drained, and commits those saves before it leaves.
+    const stopping: Config = {
+      ...config,
+      correlation: { ...config.correlation, checkpoint: { max_records: 1_000_000, max_interval: 600_000 } },
+    }
+    const runStopping = async (storage: MemoryStorage, plan?: CrashPlan) => {
+      const runtime = createTestRuntime()
+      const memory = createMemoryBus(storage, 2, plan)
+      const stage = await startCorrelate(stopping, {
+        bus: memory.bus,
+        log: runtime.log,
+        metrics: runtime.metrics,
+        checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey),
+        now: () => 0,
+      })
+      try {
+        await memory.drain()
+      } finally {
+        await stage.close().catch(() => undefined)
+      }
+      if (memory.dead()) throw new Crash('killed during the stop')
+      return memory
+    }
+    const committed = (storage: MemoryStorage) =>
+      storage.committed.get(`${eventsTopic.name}/${correlateGroup}`) ?? [0, 0]
+    const checkpointed = async (storage: MemoryStorage) => {
+      const store = createKeyValueCheckpointStore(createMemoryBus(storage, 2).keyValueLog(), checkpointKey)
+      return Promise.all([0, 1].map(async (p) => ((await store.load(p))?.offset ?? -1) + 1))
+    }
+
+    const clean = createMemoryStorage()
+    await publishInput(clean)
+    const memory = await runStopping(clean)
+    const ends = clean.logs.get(eventsTopic.name)?.map((records) => records.length)
+    expect(committed(clean)).toEqual(ends)
+    const expected = published(clean)
+    const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
+    const totalSteps = memory.steps()
+    for (let crashAt = 0; crashAt < totalSteps; crashAt++) {
+      for (const after of [false, true]) {
+        const storage = createMemoryStorage()
+        await publishInput(storage)
+        await expect(runStopping(storage, { crashAt, after })).rejects.toBeInstanceOf(Crash)
+        const bounds = await checkpointed(storage)
+        committed(storage).forEach((offset, p) => {
+          expect(offset, `crash at ${crashAt} after=${after}`).toBeLessThanOrEqual(bounds[p] ?? 0)
+        })
+        await runStopping(storage)
+        const got = published(storage)
+        expect(new Set(got.map((c) => c.id)), `crash at ${crashAt} after=${after}`).toEqual(
+          new Set(byId.keys()),
+        )
+        for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
+        expect(committed(storage)).toEqual(ends)
+      }
+    }
+  })
+
   it('restores from its SQLite checkpoint and skips records it already processed', async () => {
     const reference = createMemoryStorage()
     await publishInput(reference)
