@@ -1,5 +1,6 @@
 // The correlator alone on a fixed input, for valgrind's callgrind: instruction counts repeat within about
-// 0.1 % whatever the machine's load, where CPU time moves by a third. The inputs come from
+// half a per cent of the correlator's part whatever the machine's load (with the flag below), where CPU
+// time moves by a third. The inputs come from
 // bench/correlator-inputs.ts; then, per tree to compare, this file bundled by esbuild (so that no
 // TypeScript is compiled while counting) and run under callgrind:
 //   npx esbuild bench/correlator-instructions.ts --bundle --platform=node --format=esm --outfile=OUT.mjs
