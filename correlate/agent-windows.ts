@@ -110,22 +110,22 @@ export function createAgentWindows(limits: {
   let freeHead = -1
   let count = 0
   let bytes = 0
-  // Buffered entries per shared detail and per identity, so their bytes count once while any is buffered.
-  const sharedRefs = new Map<object, number>()
-  const hold = (value: object) => {
-    const n = sharedRefs.get(value)
+  // Buffered entries per shared detail, so its bytes count once while any is buffered (a who counts its own).
+  const sharedRefs = new Map<EdgeDetail | CoreDetail, number>()
+  const hold = (detail: EdgeDetail | CoreDetail) => {
+    const n = sharedRefs.get(detail)
     if (n === undefined) {
-      sharedRefs.set(value, 1)
-      bytes += sharedBytes(value)
-    } else sharedRefs.set(value, n + 1)
+      sharedRefs.set(detail, 1)
+      bytes += sharedBytes(detail)
+    } else sharedRefs.set(detail, n + 1)
   }
-  const release = (value: object) => {
-    const n = sharedRefs.get(value) as number
-    if (n > 1) sharedRefs.set(value, n - 1)
+  const release = (detail: EdgeDetail | CoreDetail) => {
+    const n = sharedRefs.get(detail) as number
+    if (n > 1) sharedRefs.set(detail, n - 1)
     else {
-      sharedRefs.delete(value)
-      bytes -= sharedBytes(value)
-      if ('side' in value) limits.onDetailReleased?.(value as EdgeDetail | CoreDetail)
+      sharedRefs.delete(detail)
+      bytes -= sharedBytes(detail)
+      limits.onDetailReleased?.(detail)
     }
   }
   const track = limits.trackChanges ?? false
@@ -235,7 +235,7 @@ export function createAgentWindows(limits: {
     count++
     bytes += cost(slot)
     hold(detail)
-    hold(who.identity)
+    if (who.entries++ === 0) bytes += sharedBytes(who.identity)
     seen.add(slot, h, count)
     expiries.push(slot, expiry)
     if (track) {
@@ -246,10 +246,11 @@ export function createAgentWindows(limits: {
   }
 
   const remove = (slot: number) => {
-    const w = (s.whos[slot] as AgentWho).window
+    const who = s.whos[slot] as AgentWho
+    const w = who.window
     bytes -= cost(slot)
     release(s.details[slot] as EdgeDetail | CoreDetail)
-    release((s.whos[slot] as AgentWho).identity)
+    if (--who.entries === 0) bytes -= sharedBytes(who.identity)
     count--
     seen.remove(slot)
     expiries.remove(slot)

@@ -9,6 +9,8 @@ export type Who = { resolved_by: ResolvedBy; identity: IdentityFields }
 
 /** A Who as a slot holds it: it also leads to the agent's window, so a slot needs no pointer of its own for that. */
 export class AgentWho implements Who {
+  /** Buffered entries naming it (agent-windows.ts): its identity's bytes count once while any is buffered. */
+  entries = 0
   constructor(
     readonly window: AgentWindow,
     readonly resolved_by: ResolvedBy,

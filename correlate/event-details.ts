@@ -74,43 +74,78 @@ export function createDetailInterner(): DetailInterner {
     })
   }
 
-  const internCore = (d: CoreDetail): CoreDetail => {
-    for (const known of cores.get(d.principal) ?? []) {
+  /**
+   * The known detail of the principal's calls with these fields. Positional: each field is read once
+   * from the call (whose objects come in many shapes), then compared with every known detail.
+   */
+  const knownCore = (
+    principal: string,
+    action: string,
+    readOnly: boolean | undefined,
+    errorCode: string | undefined,
+    sourceIp: string | undefined,
+    region: string | undefined,
+    accountId: string | undefined,
+    target: string | undefined,
+  ): CoreDetail | undefined => {
+    const list = cores.get(principal)
+    if (list === undefined) return undefined
+    for (let i = 0; i < list.length; i++) {
+      const known = list[i] as CoreDetail
       if (
-        known.action === d.action &&
-        known.read_only === d.read_only &&
-        known.error_code === d.error_code &&
-        known.source_ip === d.source_ip &&
-        known.region === d.region &&
-        known.account_id === d.account_id &&
-        known.target === d.target
+        known.action === action &&
+        known.read_only === readOnly &&
+        known.error_code === errorCode &&
+        known.source_ip === sourceIp &&
+        known.region === region &&
+        known.account_id === accountId &&
+        known.target === target
       )
         return known
     }
+    return undefined
+  }
+
+  /** A new detail of `d`'s fields, holding the shared copy of each repeated value. */
+  const addCore = (principal: string, d: CoreFields | CoreDetail): CoreDetail => {
     // The principal is the lookup key: one per list already.
-    const detail: CoreDetail = { side: 'core', action: hold(d.action), principal: d.principal }
+    const detail: CoreDetail = { side: 'core', action: hold(d.action), principal }
     if (d.read_only !== undefined) detail.read_only = d.read_only
     if (d.error_code !== undefined) detail.error_code = hold(d.error_code)
     if (d.source_ip !== undefined) detail.source_ip = d.source_ip
     if (d.region !== undefined) detail.region = hold(d.region)
     if (d.account_id !== undefined) detail.account_id = hold(d.account_id)
     if (d.target !== undefined) detail.target = hold(d.target)
-    return remember(cores, d.principal, detail)
+    return remember(cores, principal, detail)
   }
 
+  const internCore = (d: CoreDetail): CoreDetail =>
+    knownCore(
+      d.principal,
+      d.action,
+      d.read_only,
+      d.error_code,
+      d.source_ip,
+      d.region,
+      d.account_id,
+      d.target,
+    ) ?? addCore(d.principal, d)
+
+  // A call is compared with the known details by its own fields: a detail object is made only for a new one.
   const core = (c: CoreFields): CoreDetail => {
-    const detail: CoreDetail = {
-      side: 'core',
-      action: c.action,
-      principal: c.principal_arn ?? c.session_issuer_arn ?? '',
-    }
-    if (c.read_only !== undefined) detail.read_only = c.read_only
-    if (c.error_code !== undefined) detail.error_code = c.error_code
-    if (c.source_ip !== undefined) detail.source_ip = c.source_ip
-    if (c.region !== undefined) detail.region = c.region
-    if (c.account_id !== undefined) detail.account_id = c.account_id
-    if (c.target !== undefined) detail.target = c.target
-    return internCore(detail)
+    const principal = c.principal_arn ?? c.session_issuer_arn ?? ''
+    return (
+      knownCore(
+        principal,
+        c.action,
+        c.read_only,
+        c.error_code,
+        c.source_ip,
+        c.region,
+        c.account_id,
+        c.target,
+      ) ?? addCore(principal, c)
+    )
   }
 
   const releaseValues = (detail: EdgeDetail | CoreDetail) => {

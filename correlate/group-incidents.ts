@@ -249,8 +249,12 @@ export function createIncidentGrouper(
 
   const forgetBefore = (horizon: number) => {
     for (const [agent, list] of byAgent) {
+      // Most sweeps forget nothing of most agents: a list is copied only when one of its incidents goes.
+      let stale = false
+      for (let k = 0; k < list.length && !stale; k++)
+        stale = (list[k] as IncidentRecord).last_seen + gap < horizon
+      if (!stale) continue
       const kept = list.filter((i) => i.last_seen + gap >= horizon)
-      if (kept.length === list.length) continue
       count -= list.length - kept.length
       noteChanged(agent)
       if (kept.length === 0) byAgent.delete(agent)
@@ -258,6 +262,8 @@ export function createIncidentGrouper(
     }
   }
 
+  // Object spread, not Object.assign: here the spread is the cheaper (Object.assign's generic builtin cost
+  // 45 M more instructions over the pipeline bench's 20 checkpoints of 1,000 agents; docs/replay.md).
   const copy = (i: IncidentRecord): IncidentRecord => {
     const c: IncidentRecord = {
       ...i,

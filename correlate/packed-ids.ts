@@ -64,14 +64,26 @@ export function packId(id: string, words: Int32Array, at: number): number {
   return textId
 }
 
-const scratch = Buffer.alloc(idWords * 4)
+const hexDigits = Array.from('0123456789abcdef', (c) => c.charCodeAt(0))
+/** The char codes of an unpacked id, 36 (uuidId) or 32 (hexId), reused: one string made from them. */
+const uuidCodes = new Array<number>(36).fill(0)
+const hexCodes = new Array<number>(32).fill(0)
 
-/** The id text of packed words (hexId or uuidId). */
+/**
+ * The id text of packed words (hexId or uuidId), written digit by digit and made one string by
+ * `String.fromCharCode`: no Buffer write, no call into C++ for the hex and no slices joined for a uuid.
+ */
 export function unpackId(kind: number, words: Int32Array, at: number): string {
-  for (let w = 0; w < idWords; w++) scratch.writeInt32BE(words[at + w] as number, w * 4)
-  const hex = scratch.toString('hex')
-  if (kind === hexId) return hex
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+  const codes = kind === hexId ? hexCodes : uuidCodes
+  let c = 0
+  for (let w = 0; w < idWords; w++) {
+    const v = words[at + w] as number
+    for (let shift = 28; shift >= 0; shift -= 4) {
+      if (kind !== hexId && isDash(c)) codes[c++] = 45
+      codes[c++] = hexDigits[(v >>> shift) & 15] as number
+    }
+  }
+  return String.fromCharCode.apply(null, codes)
 }
 
 /** True when words[a…] and words[b…] hold the same packed id (the caller compares the kinds). */
