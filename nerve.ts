@@ -16,7 +16,7 @@ import type { ReadinessCheck, Route } from './runtime/http-routes.ts'
 import { loadConfig, redactSecrets } from './runtime/load-config.ts'
 import type { Logger } from './runtime/logger.ts'
 import type { Metrics } from './runtime/metrics.ts'
-import { openOutput } from './runtime/output-file.ts'
+import { type Output, openOutput } from './runtime/output-file.ts'
 import { announceStart } from './runtime/start-announcement.ts'
 import { startupFailureLine } from './runtime/startup-failure.ts'
 import { terminalJson, terminalLine, terminalText } from './runtime/terminal-text.ts'
@@ -397,7 +397,6 @@ async function replayArgs(values: Record<string, unknown>, files: string[]) {
 }
 
 async function replay(args: Record<string, unknown>, files: string[]): Promise<number> {
-  const { order, budgetBytes, window, threads } = args as Awaited<ReturnType<typeof replayArgs>>
   // A replay's garbage is parsed records that die young, and the events it holds are few (the budget):
   // young generation semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of resident
   // memory. Kept at their starting size, a replay of 500,000 events peaked at 182 MiB instead of
@@ -408,9 +407,26 @@ async function replay(args: Record<string, unknown>, files: string[]): Promise<n
   const config = await readConfig(args)
   // Opened before any input is read: a path it cannot write fails now, in one line.
   const out = await openOutput(args.out as string | undefined)
+  try {
+    return await replayInto(out, config, args, files, replayYoungBytes)
+  } catch (err) {
+    await out.abandon()
+    throw err
+  }
+}
+
+async function replayInto(
+  out: Output,
+  config: Config,
+  args: Record<string, unknown>,
+  files: string[],
+  youngBytes: number,
+): Promise<number> {
+  const { order, budgetBytes, window, threads } = args as Awaited<ReturnType<typeof replayArgs>>
   const started = performance.now()
   const { resolveReplayInputs } = await import('./ingest/replay-inputs.ts')
   const { inputs, open } = await resolveReplayInputs(files, window, process.env)
+  out.refuseInputs(inputs.map((input) => input.path))
   const { createReplayProgress } = await import('./ingest/replay-progress.ts')
   const progress = createReplayProgress(process.stderr, { now: () => performance.now() })
   const input = await prepareReplay(inputs, config, {
@@ -421,7 +437,7 @@ async function replay(args: Record<string, unknown>, files: string[]): Promise<n
     threads,
     progress: progress.update,
     now: Date.now(),
-    youngBytes: replayYoungBytes,
+    youngBytes,
   }).catch((err: unknown) => {
     // An input that cannot be read ends the replay in one line: not after a progress line half drawn.
     progress.clear()

@@ -2,7 +2,7 @@
 // outside: usage errors exit 2 with the usage, failures exit 1 in one line (`nerve <command>: …`), a config
 // `nerve config` accepts is one `nerve run` starts with (and one it refuses stops `run` before it opens
 // anything), `replay --out` to a path it cannot write, and `dead-letters` on a mistyped data dir.
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
@@ -79,6 +79,27 @@ correlation:
       expect(run.code, out).toBe(1)
       expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(`^nerve replay: ${out}.*${why}`)])
     }
+  })
+
+  it('leaves an existing `replay --out` as it was when the replay fails, and never writes over an input', async () => {
+    const dir = tempDir()
+    const kept = join(dir, 'pairs.ndjson')
+    writeFileSync(kept, '{"id":"from the last run"}\n')
+    const missing = await nerve(['replay', '--out', kept, '/nonexistent/alerts.ndjson'])
+    expect(missing.code).toBe(1)
+    expect(readFileSync(kept, 'utf8')).toBe('{"id":"from the last run"}\n')
+
+    const input = join(dir, 'alerts.ndjson')
+    writeFileSync(input, readFileSync(inputs[0] as string))
+    const over = await nerve(['replay', '--out', input, input])
+    expect(over.code).toBe(1)
+    expect(over.stderr.trim()).toBe(`nerve replay: ${input}: is also an input; --out would overwrite it.`)
+    expect(readFileSync(input)).toEqual(readFileSync(inputs[0] as string))
+
+    const done = await nerve(['replay', '--config', join(fixtures, 'nerve.yaml'), '--out', kept, ...inputs])
+    expect(done.code).toBe(0)
+    expect(readFileSync(kept, 'utf8').trim().split('\n')).toHaveLength(10)
+    expect(readdirSync(dir).sort()).toEqual(['alerts.ndjson', 'pairs.ndjson'])
   })
 
   it('says there is no nerve data at a mistyped data dir, and creates nothing there', async () => {
