@@ -5,19 +5,15 @@
 // LeaveGroup, and the correlator's fence asked only the member.
 import { describe, expect, it } from 'vitest'
 import type { Bus, Subscription, Topic } from '../../../bus/bus.ts'
-import { correlatorStateTopic, eventsTopic } from '../../../bus/topics.ts'
-import {
-  type CheckpointValue,
-  createKeyValueCheckpointStore,
-} from '../../../correlate/key-value-checkpoint-store.ts'
-import { checkpointKey, correlateGroup, startCorrelate } from '../../../correlate/start-correlate.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
+import { eventsTopic } from '../../../bus/topics.ts'
+import type { CheckpointStore } from '../../../correlate/checkpoint-store.ts'
+import { correlateGroup } from '../../../correlate/start-correlate.ts'
 import { type Item, records } from '../../contract/bus-records.ts'
 import { randomName } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { shellBurst } from '../correlate/sample-events.ts'
-import { eventsTopicName, openBus } from './kafka-correlator-stage.ts'
+import { eventsTopicName, openBus, startCorrelatorOnKafka } from './kafka-correlator-stage.ts'
 import { createKafkaDouble, type KafkaDouble } from './kafka-double.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
@@ -72,60 +68,43 @@ describe('a final save abandoned at a Kafka stop', () => {
 
   it('writes nothing once abandoned, though the member has not left yet', async () => {
     const double = createKafkaDouble()
-    const rt = createTestRuntime()
-    const kafka = await openBus(double, rt, 1)
     // The member's stop waits until the abandoned save has asked whether it may still write.
     let asked: () => void = () => undefined
     const saveAsked = new Promise<void>((resolve) => (asked = resolve))
-    const bus: Bus = {
-      ...kafka,
+    const stopsLate = (bus: Bus): Bus => ({
+      ...bus,
       subscribe: async (topic, group, handle, options) => {
-        const sub = await kafka.subscribe(topic, group, handle, options)
+        const sub = await bus.subscribe(topic, group, handle, options)
         return { ...sub, stop: () => saveAsked.then(() => sub.stop()) }
       },
-    }
-    const log = await kafka.openKeyValueLog<CheckpointValue>(correlatorStateTopic)
-    const store = createKeyValueCheckpointStore(log, checkpointKey)
+    })
     let slowing = false
     let ownedOnceAbandoned: boolean | undefined
-    const config = loadConfig()
-    const stage = await startCorrelate(
-      {
-        ...config,
-        correlation: { ...config.correlation, checkpoint: { max_records: 2_000, max_interval: 600_000 } },
-      },
-      {
-        bus,
-        log: rt.log,
-        metrics: rt.metrics,
-        checkpoints: {
-          ...store,
-          save: async (partition, update) => {
-            if (slowing) {
-              await waitFor(() => rt.logs.some((l) => l.msg === abandoned), {
-                what: 'the final save abandoned',
-                timeoutMs: 30_000,
-              })
-              ownedOnceAbandoned = update.owned?.()
-              asked()
-            }
-            return store.save(partition, update)
-          },
+    let logs: () => { msg: string }[] = () => []
+    const stage = await startCorrelatorOnKafka(
+      double,
+      (store): CheckpointStore => ({
+        ...store,
+        save: async (partition, update) => {
+          if (slowing) {
+            await waitFor(() => logs().some((l) => l.msg === abandoned), { what: 'the final save abandoned' })
+            ownedOnceAbandoned = update.owned?.()
+            asked()
+          }
+          return store.save(partition, update)
         },
-      },
+      }),
+      stopsLate,
     )
-    await kafka.publish(eventsTopic, shellBurst('e-abandoned', 2_500, T0))
-    const received = () =>
-      rt.metricValue('nerve_component_received_events_total', { component: 'correlator' })
+    logs = () => stage.rt.logs
+    await stage.bus.publish(eventsTopic, shellBurst('e-abandoned', 2_500, T0))
     await waitFor(
       async () =>
-        double.committed(correlateGroup, eventsTopicName, 0) === 2_000 && (await received()) === 2_500,
+        double.committed(correlateGroup, eventsTopicName, 0) === 2_000 && (await stage.received()) === 2_500,
       { what: 'the 2,500 handled, the first 2,000 saved and committed' },
     )
     slowing = true
     await stage.close()
     expect(ownedOnceAbandoned).toBe(false)
-    await log.close()
-    await kafka.close()
   })
 })
