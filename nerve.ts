@@ -230,12 +230,18 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   if (kafka) http.addReadinessCheck('kafka_bus', () => kafka.readiness())
   const started: Started[] = []
   const deps = { bus, log, metrics, now }
-  // Each part closes even when one before it failed: a stage's failure must not keep the bus open.
+  // Each part closes even when one before it failed: a stage's failure must not keep the bus open. False
+  // when one failed: a stop that left something behind is no clean stop, and `nerve run` exits 1.
   const closeAll = async () => {
     const closes = [() => http.close(), ...started.reverse().map((s) => () => s.close()), () => bus.close()]
+    let closed = true
     for (const close of closes) {
-      await close().catch((err: unknown) => log.warn({ err }, 'Closing a part failed; closing the rest.'))
+      await close().catch((err: unknown) => {
+        closed = false
+        log.warn({ err }, 'Closing a part failed; closing the rest.')
+      })
     }
+    return closed
   }
   let address: string
   try {
@@ -263,7 +269,10 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   }
   process.once('SIGINT', force)
   process.once('SIGTERM', force)
-  await closeAll()
+  if (!(await closeAll())) {
+    log.warn({}, 'Stopped, but a part failed to close (logged above).')
+    return 1
+  }
   log.info({}, 'Stopped.')
   return 0
 }

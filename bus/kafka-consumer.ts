@@ -128,6 +128,8 @@ export async function consume<R>(
   let stopping = false
   /** drain() was called: no batch is handed over any more, though the member stays in its group. */
   let draining = false
+  /** stop() sent (or is sending) LeaveGroup: the partitions may already be another member's. */
+  let leaving = false
   /** Stops fetching; after a kafkajs crash there is no group to pause, and nothing is fetched anyway. */
   const pauseFetching = () => {
     try {
@@ -356,7 +358,7 @@ export async function consume<R>(
       else await work
     },
     restoring: () => ownership.restoring(),
-    owns: (partition: number) => membership.current() && ownership.owns(partition),
+    owns: (partition: number) => !leaving && membership.current() && ownership.owns(partition),
     stopTimeLeft,
     drain: () => {
       drained ??= (async () => {
@@ -385,15 +387,18 @@ export async function consume<R>(
           )
           commits.giveUp()
         }
-        // kafkajs's stop waits for the batch in flight, then sends LeaveGroup: both within a grace.
-        const leaving = (async () => {
+        // kafkajs's stop waits for the batch in flight, then sends LeaveGroup: both within a grace. From
+        // LeaveGroup on the group may give the partitions to another member, before the disconnect ends:
+        // this member owns none of them any more (a final save abandoned at the budget writes no more).
+        const left = (async () => {
           await Promise.allSettled([...batches])
+          leaving = true
           await consumer.stop()
           await consumer.disconnect()
         })().catch((err: unknown) => {
           log.warn({ ...where, err }, 'Leaving the consumer group failed; the group drops this member.')
         })
-        if (!(await settlesWithin(leaving, leaveGraceMs))) {
+        if (!(await settlesWithin(left, leaveGraceMs))) {
           telemetry.component.error('BUS_UNAVAILABLE', 'stop')
           log.warn(
             { error_code: 'BUS_UNAVAILABLE', ...where, waited_ms: leaveGraceMs },

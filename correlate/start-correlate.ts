@@ -77,6 +77,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   const partitions = new Map<number, PartitionState>()
   let subscribed = false
   let closed = false
+  /** The final save outlasted the stop's budget: it goes on running, but writes nothing more. */
+  let abandoned = false
   let timer: NodeJS.Timeout | undefined
   /** The subscription's ownership (Kafka moves partitions): a save writes only while it holds. */
   let owns = (_partition: number) => true
@@ -101,10 +103,10 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   /**
    * True while `state` is still this member's state of `partition`: one revoked and restored meanwhile
    * (the member lost the partition, or rejoined its group after an eviction) was handled elsewhere in
-   * between, so a save of the old state must write nothing more.
+   * between, so a save of the old state must write nothing more; nor does a final save once abandoned.
    */
   const holds = (partition: number, state: PartitionState) =>
-    owns(partition) && partitions.get(partition) === state
+    !abandoned && owns(partition) && partitions.get(partition) === state
 
   /** Makes what the partition handled so far durable; the bus may then commit up to it. */
   const save = async (partition: number, state: PartitionState) => {
@@ -296,6 +298,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         })()
         const left = stopTimeLeft?.call(subscription)
         if (left !== undefined && !(await settlesWithin(finalSave, left))) {
+          abandoned = true
           telemetry.error('BUS_UNAVAILABLE')
           log.warn(
             { error_code: 'BUS_UNAVAILABLE', waited_ms: left },

@@ -4,6 +4,7 @@
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import type { Bus } from '../bus/bus.ts'
+import { closeInTurn } from '../runtime/close-in-turn.ts'
 import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
@@ -133,12 +134,14 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
       ...(spool ? { falco_spool: spool.readiness } : {}),
     },
     cloudTrailTopicReader: createCloudTrailTopicReader(config.http, { ...receiverDeps, bus: deps.bus }),
-    close: async () => {
-      await s3Sqs?.close()
-      await spool?.close()
-      if (aws && aws !== deps.aws) aws.close()
-      await publisher.drain()
-      await sharing?.close()
-    },
+    // Each part closes even when one before it failed (its threads and files, its AWS client).
+    close: () =>
+      closeInTurn([
+        () => s3Sqs?.close(),
+        () => spool?.close(),
+        () => aws && aws !== deps.aws && aws.close(),
+        () => publisher.drain(),
+        () => sharing?.close(),
+      ]),
   }
 }

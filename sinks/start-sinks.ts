@@ -16,6 +16,7 @@ import {
   lateEventsTopic,
   revokeOutcomesTopic,
 } from '../bus/topics.ts'
+import { closeInTurn } from '../runtime/close-in-turn.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
 import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
@@ -131,13 +132,16 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
       if (sweep) clearInterval(sweep)
       // The store's batches in flight are committed now, not commit_interval later: stop() waits for them.
       // A writer that died meanwhile has failed them already (the bus delivers them again): stop all the same.
+      // A subscription that fails to stop still lets the threads end and the files close.
       await writer.drain().catch(() => undefined)
-      for (const subscription of subscriptions) await subscription.stop()
-      await dispatcher.close()
-      await elasticsearch?.close()
-      await reader.close()
-      await writer.close()
-      await rejected.close()
+      await closeInTurn([
+        ...subscriptions.map((subscription) => () => subscription.stop()),
+        () => dispatcher.close(),
+        () => elasticsearch?.close(),
+        () => reader.close(),
+        () => writer.close(),
+        () => rejected.close(),
+      ])
     },
   }
 }

@@ -1,6 +1,7 @@
 // The correlator on the kafkajs double, as `nerve run` starts it on Kafka (its checkpoints in the
 // compacted key-value log), saving every 2,000 records and, before a stop, never on its timer. For the
 // tests of a clean stop: `saves` may stand between the correlator and its checkpoint store (a slow log).
+import type { Bus } from '../../../bus/bus.ts'
 import { createKafkaBus } from '../../../bus/kafka-bus.ts'
 import { kafkaTopicName } from '../../../bus/kafka-config.ts'
 import { correlatorStateTopic, eventsTopic } from '../../../bus/topics.ts'
@@ -28,9 +29,11 @@ export const openBus = (double: KafkaDouble, rt: TestRuntime, partitions: number
 /** The events topic's name on Kafka. */
 export const eventsTopicName = kafkaTopicName(kafkaConfig(1), eventsTopic)
 
+/** `around` may stand between the correlator and the bus (a subscription that stops late). */
 export async function startCorrelatorOnKafka(
   double: KafkaDouble,
   saves: (store: CheckpointStore) => CheckpointStore = (store) => store,
+  around: (bus: Bus) => Bus = (bus) => bus,
 ) {
   const rt = createTestRuntime()
   const bus = await openBus(double, rt, 1)
@@ -42,7 +45,7 @@ export async function startCorrelatorOnKafka(
       correlation: { ...config.correlation, checkpoint: { max_records: 2_000, max_interval: 600_000 } },
     },
     {
-      bus,
+      bus: around(bus),
       log: rt.log,
       metrics: rt.metrics,
       checkpoints: saves(createKeyValueCheckpointStore(log, checkpointKey)),
