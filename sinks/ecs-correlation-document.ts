@@ -7,7 +7,8 @@
 // Who called is told as Elastic's AWS integration tells it on the CloudTrail call itself, so an analyst can
 // pivot from the alert to the call: the caller's ARN in aws.cloudtrail.user_identity.arn, user.name the role or
 // user name. No user.id: there the integration and nerve's CloudTrail documents hold userIdentity.principalId,
-// which the correlation does not carry.
+// which the correlation does not carry. No session name in related.user: the caller picks it
+// (sts:AssumeRole's RoleSessionName), and it could name someone else.
 import type { Correlation } from '../schemas/types.ts'
 import {
   awsUserName,
@@ -83,7 +84,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
     source: c.core.source_ip ? { address: c.core.source_ip, ip: ipLiteral(c.core.source_ip) } : undefined,
     aws: { cloudtrail: { user_identity: { arn: callerArn } } },
     related: {
-      user: uniqueStrings([userName, c.agent.identity.k8s_service_account, c.agent.identity.session_name]),
+      user: uniqueStrings([userName, c.agent.identity.k8s_service_account]),
       ip: uniqueStrings([ipLiteral(c.core.source_ip)]),
       hosts: uniqueStrings([hostname, c.agent.identity.host]),
     },

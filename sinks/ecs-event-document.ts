@@ -270,8 +270,9 @@ function relatedOf(event: NormalizedEvent): EcsDocument {
     user: uniqueStrings([
       edge?.user?.name,
       core && awsUserName(core.principal_arn, core.session_issuer_arn),
+      // Not the session name: the caller picks it (sts:AssumeRole's RoleSessionName), and it could name
+      // someone else; Elastic's AWS integration leaves it out too.
       identity.k8s_service_account,
-      identity.session_name,
     ]),
     ip: uniqueStrings([
       ipLiteral(edge?.network?.remote_ip),

@@ -71,6 +71,27 @@ describe('pivoting from a correlation alert to its CloudTrail call', () => {
     }
   })
 
+  it("names no one after a session name: the watched agent chooses its own (sts:AssumeRole's RoleSessionName)", () => {
+    // The agent names its session after a real user of these logs, christophe.
+    const records = stratusRecords(1, 34).map((r) => {
+      const text = JSON.stringify(r).replaceAll('aws-go-sdk-1722375070115152000', 'christophe')
+      return JSON.parse(text) as Record<string, unknown>
+    })
+    const { events, correlations } = detonation(records)
+    expect(correlations.length).toBeGreaterThan(0)
+    for (const c of correlations) {
+      const { alert, call } = documentsOf(events, c)
+      for (const doc of [alert, call]) {
+        expect(pivotOf(doc)).toMatchObject({
+          'user.name': 'stratus-red-team-ec2-get-password-data-role',
+          'aws.cloudtrail.user_identity.arn':
+            'arn:aws:sts::457448411975:assumed-role/stratus-red-team-ec2-get-password-data-role/christophe',
+        })
+        expect((doc.related as { user?: string[] }).user ?? []).not.toContain('christophe')
+      }
+    }
+  })
+
   it("maps the caller's ARN as a keyword in the alerts' data stream and the CloudTrail calls'", () => {
     const arnPath = 'mappings.properties.aws.properties.cloudtrail.properties.user_identity.properties.arn'
     const arnMapping = (template: unknown) => at(template as EcsDocument, arnPath)
