@@ -56,6 +56,7 @@ export function buildCorrelation(
     [`edge:${ed.rule}`, `core:${cd.action}`],
     rule.id,
     score,
+    Math.min(eTime, cTime),
   )
   if (suppressed) return null
   // The detail's fields after the ids, in the detail's order, without its `side` tag.

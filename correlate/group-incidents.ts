@@ -40,7 +40,9 @@ import { incidentId } from './correlation-id.ts'
 
 export type IncidentView = {
   id: string
+  /** The earliest evidence: the earliest edge or core event time of its correlations, suppressed ones included. */
   first_seen: number
+  /** The latest: the latest correlation time (the later event of each pair). */
   last_seen: number
   /** Every correlation of the incident so far, suppressed ones included. */
   correlation_count: number
@@ -79,6 +81,8 @@ export type IncidentGrouper = {
     signals: readonly string[],
     ruleId?: string,
     score?: number,
+    /** The earlier of the pair's two event times (default `time`): the evidence first_seen goes back to. */
+    firstEventTime?: number,
   ): Assigned
   /** Forgets incidents whose last correlation + gap lies before `horizon`. */
   forgetBefore(horizon: number): void
@@ -160,13 +164,18 @@ export function createIncidentGrouper(
     signals: readonly string[],
     ruleId = '',
     score = 0,
+    firstEventTime = time,
   ): Assigned => {
     let list = byAgent.get(agentId)
     if (!list) {
       list = []
       byAgent.set(agentId, list)
     }
-    const near = list.filter((i) => time >= i.first_seen - gap && time <= i.last_seen + gap)
+    // Grouping goes by correlation times: from the earliest correlation (first_seen, the earliest evidence,
+    // may lie a window before it), or first_seen in checkpoints of versions that kept no earliest.
+    const near = list.filter(
+      (i) => time >= (i.earliest?.time ?? i.first_seen) - gap && time <= i.last_seen + gap,
+    )
     const own: Earliest = { time, correlation: correlationId }
     let incident: IncidentRecord
     const merged: string[] = []
@@ -174,7 +183,7 @@ export function createIncidentGrouper(
       incident = {
         agent: agentId,
         id: idOfEarliest(agentId, own),
-        first_seen: time,
+        first_seen: firstEventTime,
         last_seen: time,
         correlation_count: 0,
         signals: [],
@@ -216,7 +225,7 @@ export function createIncidentGrouper(
         incident.renames = renames + 1
       }
     }
-    incident.first_seen = Math.min(incident.first_seen, time)
+    incident.first_seen = Math.min(incident.first_seen, firstEventTime)
     incident.last_seen = Math.max(incident.last_seen, time)
     incident.correlation_count++
     noteChanged(agentId)

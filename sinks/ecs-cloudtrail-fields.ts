@@ -165,7 +165,8 @@ export function cloudTrailDocumentFields(r: Json): EcsDocument {
   const createdMs = created ? Date.parse(created) : Number.NaN
   const tls = isObject(r.tlsDetails) ? r.tlsDetails : undefined
   const tlsVersion = str(tls?.tlsVersion)?.match(/^([A-Za-z]+)v(.+)$/)
-  const userName = str(identity.userName) ?? str(issuer.userName)
+  // The integration's order: the session issuer's user name (a role's, for an assumed role) wins.
+  const userName = str(issuer.userName) ?? str(identity.userName)
   const c = categoryOf(r)
   const sourceAddress = str(r.sourceIPAddress)
   return {

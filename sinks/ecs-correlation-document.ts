@@ -4,9 +4,14 @@
 // (the correlation score, 0–100) and its severity from event.severity, which it maps only from the exact
 // values 21 / 47 / 73 / 99 (low / medium / high / critical): the score's band in Elastic's own ranges.
 // The edge and core halves stay whole under nerve.edge and nerve.core.
+// Who called is told as Elastic's AWS integration tells it on the CloudTrail call itself, so an analyst can
+// pivot from the alert to the call: the caller's ARN in aws.cloudtrail.user_identity.arn, user.name the role or
+// user name. No user.id: there the integration and nerve's CloudTrail documents hold userIdentity.principalId,
+// which the correlation does not carry. No session name in related.user: the caller picks it
+// (sts:AssumeRole's RoleSessionName), and it could name someone else.
 import type { Correlation } from '../schemas/types.ts'
 import {
-  awsPrincipalName,
+  awsUserName,
   compact,
   type EcsDocument,
   ecsVersion,
@@ -31,7 +36,13 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
   const identity = identityFields(c.agent.identity)
   const start = Math.min(c.edge.time, c.core.time)
   const end = Math.max(c.edge.time, c.core.time)
-  const userName = awsPrincipalName(c.core.principal)
+  // An assumed role's session issuer is its role (the identity's role_arn): the integration names the
+  // caller after it, never after the session, whose name the caller chose.
+  const issuerArn = c.core.principal.includes(':assumed-role/') ? c.agent.identity.role_arn : undefined
+  const userName = awsUserName(c.core.principal, issuerArn)
+  // core.principal falls back to the session issuer's ARN when a record names no caller ARN (the
+  // correlator's event details): only the caller's own ARN is its userIdentity.arn.
+  const callerArn = c.core.principal === c.agent.identity.principal_arn ? c.core.principal : undefined
   // A Falco alert may name no host: an empty name is left out, as Elastic's integrations drop empty values.
   const hostname = c.edge.hostname || undefined
   return compact({
@@ -62,7 +73,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
     threat: threatOfCorrelation(c),
     observer: { hostname, product: 'Falco', vendor: 'Falco', type: 'ids' },
     host: isHostSource(c.edge.source) && hostname ? { name: hostname } : undefined,
-    user: { name: userName, id: c.core.principal },
+    user: { name: userName },
     ...identity,
     cloud: {
       provider: 'aws',
@@ -71,8 +82,9 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
       service: { name: c.core.action.split(':')[0] },
     },
     source: c.core.source_ip ? { address: c.core.source_ip, ip: ipLiteral(c.core.source_ip) } : undefined,
+    aws: { cloudtrail: { user_identity: { arn: callerArn } } },
     related: {
-      user: uniqueStrings([userName, c.agent.identity.k8s_service_account, c.agent.identity.session_name]),
+      user: uniqueStrings([userName, c.agent.identity.k8s_service_account]),
       ip: uniqueStrings([ipLiteral(c.core.source_ip)]),
       hosts: uniqueStrings([hostname, c.agent.identity.host]),
     },

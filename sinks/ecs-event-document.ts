@@ -8,7 +8,7 @@
 import type { CoreFields, EdgeFields, NormalizedEvent } from '../schemas/types.ts'
 import { cloudTrailDocumentFields, isCloudTrailRecord } from './ecs-cloudtrail-fields.ts'
 import {
-  awsPrincipalName,
+  awsUserName,
   compact,
   type EcsDocument,
   ecsVersion,
@@ -215,7 +215,7 @@ function coreCategorization(core: CoreFields): Categorization {
 
 function coreFields(core: CoreFields): EcsDocument {
   const c = coreCategorization(core)
-  const userName = awsPrincipalName(core.principal_arn)
+  const userName = awsUserName(core.principal_arn, core.session_issuer_arn)
   return {
     event: {
       kind: c.kind,
@@ -226,9 +226,10 @@ function coreFields(core: CoreFields): EcsDocument {
       module: 'aws',
       provider: core.event_source,
     },
+    // user.id is userIdentity.principalId, as Elastic's AWS integration has it: set from the record
+    // (ecs-cloudtrail-fields.ts), never the ARN, which is the integration's aws.cloudtrail.user_identity.arn.
     user: {
       name: userName,
-      id: core.principal_arn,
       roles: core.session_issuer_arn ? [core.session_issuer_arn] : undefined,
     },
     cloud: {
@@ -239,6 +240,7 @@ function coreFields(core: CoreFields): EcsDocument {
     },
     source: core.source_ip ? { address: core.source_ip, ip: ipLiteral(core.source_ip) } : undefined,
     user_agent: { original: core.user_agent },
+    aws: { cloudtrail: { user_identity: { arn: core.principal_arn } } },
   }
 }
 
@@ -267,9 +269,10 @@ function relatedOf(event: NormalizedEvent): EcsDocument {
   return {
     user: uniqueStrings([
       edge?.user?.name,
-      awsPrincipalName(core?.principal_arn),
+      core && awsUserName(core.principal_arn, core.session_issuer_arn),
+      // Not the session name: the caller picks it (sts:AssumeRole's RoleSessionName), and it could name
+      // someone else; Elastic's AWS integration leaves it out too.
       identity.k8s_service_account,
-      identity.session_name,
     ]),
     ip: uniqueStrings([
       ipLiteral(edge?.network?.remote_ip),

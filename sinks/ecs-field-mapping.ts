@@ -163,16 +163,25 @@ export function threatOfCorrelation(c: Correlation): EcsDocument | undefined {
 }
 
 /**
- * The name in an AWS principal ARN, as Elastic's CloudTrail integration fills user.name: the user name
- * for `…:user/path/name`, the role name for `…:assumed-role/role/session` and `…:role/name`.
+ * The name in an AWS principal ARN: the user name for `…:user/path/name`, the role name for
+ * `…:assumed-role/role/session` and `…:role/path/name`. None for `…:federated-user/name`: its caller chose
+ * that name (sts:GetFederationToken's Name), and Elastic's integration names the IAM user who called.
  */
 export function awsPrincipalName(arn: string | undefined): string | undefined {
   if (!arn?.startsWith('arn:')) return arn || undefined
   const resource = arn.split(':').slice(5).join(':')
   const parts = resource.split('/')
   if (parts[0] === 'assumed-role') return parts[1]
+  if (parts[0] === 'federated-user') return undefined
   return parts.at(-1) || undefined
 }
+
+/**
+ * user.name as Elastic's AWS integration fills it from a CloudTrail record: the session issuer's name (a
+ * role's for an assumed role, the IAM user's for a federated user), else the caller's own user name.
+ */
+export const awsUserName = (callerArn: string | undefined, issuerArn: string | undefined) =>
+  awsPrincipalName(issuerArn) ?? awsPrincipalName(callerArn)
 
 /** The Kubernetes, container and cloud parts of an identity, as ECS orchestrator.*, container.*, cloud.*. */
 export function identityFields(identity: IdentityFields): EcsDocument {

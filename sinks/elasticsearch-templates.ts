@@ -17,7 +17,7 @@ import {
 export type FieldMapping = { type: string; [option: string]: unknown }
 
 /** Bumped whenever a template below changes: Elasticsearch keeps it as each template's `version`. */
-export const templateVersion = 2
+export const templateVersion = 3
 
 export const ilmPolicyName = 'nerve'
 
@@ -145,7 +145,9 @@ const cloudtrail = (fields: Record<string, FieldMapping>) =>
 /**
  * The aws.cloudtrail.* fields CloudTrail documents carry, typed as Elastic's AWS integration types them
  * (its data_stream/cloudtrail fields; checked by a test against that list): used when nerve installs the
- * logs-aws.cloudtrail-* template itself, i.e. when the integration is not installed.
+ * logs-aws.cloudtrail-* template itself, i.e. when the integration is not installed, and in nerve's own
+ * data streams, whose correlations (and Falco-delivered CloudTrail calls) name the caller's ARN in
+ * aws.cloudtrail.user_identity.arn, to pivot on with the same type across logs-*.
  */
 export const awsCloudTrailFieldMappings: Record<string, FieldMapping> = cloudtrail({
   ...keywords('event_version', 'event_category', 'event_type', 'api_version', 'management_event'),
@@ -246,17 +248,13 @@ export const indexTemplatePriority = 501
 /** For logs-aws.cloudtrail-*: yields to Elastic's AWS integration (Fleet installs its templates at 200). */
 export const cloudTrailTemplatePriority = 150
 
-const nerveComponents = componentTemplates
-  .map((c) => c.name)
-  .filter((name) => name !== 'nerve-aws-cloudtrail-mappings')
-
 export const indexTemplates: readonly IndexTemplate[] = [
   ...indexedTopics.map((topic: IndexedTopic) => ({
     name: datasetOf(topic).replace('.', '-'),
     index_patterns: [dataStreamName(topic, '*')],
     data_stream: {},
     priority: indexTemplatePriority,
-    composed_of: nerveComponents,
+    composed_of: componentTemplates.map((c) => c.name),
   })),
   {
     // Below Fleet's integration templates (200), above the built-in logs-*-* (100): while Elastic's AWS

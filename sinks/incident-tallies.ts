@@ -115,8 +115,10 @@ export function tallyOf(row: IncidentRow | undefined, agentId: string) {
         cores.add(c.core.event_id)
         t.core_events++
       }
-      t.first_seen = Math.min(t.first_seen, c.edge.time, c.core.time)
-      t.last_seen = Math.max(t.last_seen, c.time)
+      // The correlator's first and last seen, which also count the correlations it suppressed (never
+      // stored), and the pair's own times for records that carry no incident bounds.
+      t.first_seen = Math.min(t.first_seen, c.edge.time, c.core.time, c.incident.first_seen ?? Infinity)
+      t.last_seen = Math.max(t.last_seen, c.time, c.incident.last_seen ?? -Infinity)
       t.correlations++
       t.max_score = Math.max(t.max_score, c.score)
       addTo(rules, c.rule.id)

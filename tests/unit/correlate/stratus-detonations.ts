@@ -9,7 +9,7 @@ import { createReplay } from '../../../correlate/replay-correlations.ts'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
-import type { Config, Correlation } from '../../../schemas/types.ts'
+import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
 
 const fixtures = join(import.meta.dirname, '../../fixtures')
 const records = readFileSync(join(fixtures, 'cloudtrail/stratus-red-team-detonation-logs.ndjson'), 'utf8')
@@ -74,7 +74,18 @@ export const victimConfig: Config = {
 
 /** The technique's records after a shell alert dated 30 s before its first record, in event-time order. */
 export function detonate(from: number, to: number, cfg: Config = victimConfig): Correlation[] {
-  const slice = records.slice(from - 1, to)
+  return detonation(stratusRecords(from, to), cfg).correlations
+}
+
+/** The detonation logs' records of lines `from` to `to` (1-based, inclusive), copies a test may edit. */
+export const stratusRecords = (from: number, to: number): Record<string, unknown>[] =>
+  structuredClone(records.slice(from - 1, to))
+
+/** These records after a shell alert dated 30 s before the first: the normalized events and correlations. */
+export function detonation(
+  slice: readonly Record<string, unknown>[],
+  cfg: Config = victimConfig,
+): { events: NormalizedEvent[]; correlations: Correlation[] } {
   const first = Math.min(...slice.map((r) => Date.parse(r.eventTime as string)))
   const alert = { ...shellAlert, time: new Date(first - 30_000).toISOString() }
   const decoder = createEventDecoder(cfg)
@@ -84,5 +95,5 @@ export function detonate(from: number, to: number, cfg: Config = victimConfig): 
   })
   events.sort((a, b) => a.time - b.time || a.time_ns - b.time_ns)
   const replay = createReplay(cfg)
-  return events.flatMap((e) => replay.push(e).correlations)
+  return { events, correlations: events.flatMap((e) => replay.push(e).correlations) }
 }

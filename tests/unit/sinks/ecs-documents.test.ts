@@ -370,7 +370,8 @@ describe('core (CloudTrail) event documents', () => {
         name: 'stratus-red-team-ec2-get-password-data-role',
         roles: ['arn:aws:iam::457448411975:role/stratus-red-team-ec2-get-password-data-role'],
       },
-      related: { user: ['stratus-red-team-ec2-get-password-data-role', 'aws-go-sdk-1722375070115152000'] },
+      // Not the session name (aws-go-sdk-…): the caller chose it.
+      related: { user: ['stratus-red-team-ec2-get-password-data-role'] },
       nerve: { core: { error_code: 'Client.UnauthorizedOperation', read_only: true } },
     })
   })
