@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { webhookSecretKey } from '../runtime/webhook-secret.ts'
+import { webhookTargetLabel } from '../runtime/webhook-target-label.ts'
 import type { WebhookTargetConfig } from '../schemas/types.ts'
 import type { AttemptResult } from './revoke-retry.ts'
 
@@ -72,7 +73,7 @@ export function createWebhookTarget(config: WebhookTargetConfig): WebhookTarget 
     })
 
   return {
-    label: `${url.origin}${url.pathname}`,
+    label: webhookTargetLabel(url),
     entry: entryFingerprint(config),
     keys,
     concurrency: config.concurrency,
