@@ -11,8 +11,18 @@
 export const failedTryMultiple = 10
 
 /**
- * A back-off doubled at each failure from `firstWaitMs` to `maxWaitMs`, and at least `failedTryMultiple`
- * times the failed try's duration. Times are `now()`'s (ms), so that it outlives a thread that restarts.
+ * The longest wait of the doubling, and by default of any wait. A try that fails at once (a store that
+ * cannot be opened: SQLite opens it without a busy timeout) costs a thread's start, under 0.1 s, and one
+ * log line: at two minutes, 30 lines an hour. Its price is the other way: the correlations stay out of
+ * the store (the read API, the console) until a try succeeds, so up to two minutes (and the bus's
+ * redelivery, 10 s at most on the embedded bus) after a full disk is freed or a lock released.
+ */
+export const maxDoublingMs = 120_000
+
+/**
+ * A back-off doubled at each failure from `firstWaitMs` to maxDoublingMs, at least `failedTryMultiple`
+ * times the failed try's duration, and at most `maxWaitMs`. Times are `now()`'s (ms), so that it outlives
+ * a thread that restarts.
  */
 export class RetrySchedule {
   private doubling = 0
@@ -22,8 +32,8 @@ export class RetrySchedule {
 
   constructor(
     private readonly now: () => number,
+    private readonly maxWaitMs = maxDoublingMs,
     private readonly firstWaitMs = 1000,
-    private readonly maxWaitMs = 3_600_000,
   ) {}
 
   /** Whether a try may start now. */
@@ -38,9 +48,9 @@ export class RetrySchedule {
 
   /** A try that failed after `tookMs`: the ms until the next may start. */
   failed(tookMs: number): number {
-    this.doubling = this.failures === 0 ? this.firstWaitMs : Math.min(this.doubling * 2, this.maxWaitMs)
+    this.doubling = this.failures === 0 ? this.firstWaitMs : Math.min(this.doubling * 2, maxDoublingMs)
     this.failures++
-    const wait = Math.max(this.doubling, Math.ceil(failedTryMultiple * tookMs))
+    const wait = Math.min(this.maxWaitMs, Math.max(this.doubling, Math.ceil(failedTryMultiple * tookMs)))
     this.dueAt = this.now() + wait
     return wait
   }
