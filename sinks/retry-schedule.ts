@@ -11,11 +11,12 @@
 export const failedTryMultiple = 10
 
 /**
- * The longest wait of the doubling, and by default of any wait. A try that fails at once (a store that
- * cannot be opened: SQLite opens it without a busy timeout) costs a thread's start, under 0.1 s, and one
- * log line: at two minutes, 30 lines an hour. Its price is the other way: the correlations stay out of
- * the store (the read API, the console) until a try succeeds, so up to two minutes (and the bus's
- * redelivery, 10 s at most on the embedded bus) after a full disk is freed or a lock released.
+ * The longest wait of the doubling, and by default of any wait. A start that cannot open the store fails
+ * at once (SQLite opens it without a busy timeout) but costs a thread's start, 0.7 s of CPU (docs/
+ * operations.md), and one log line: at two minutes, at most 30 tries an hour, under 1 % of a core. A
+ * longer wait saves little of that, and costs the other way: the correlations stay out of the store (the
+ * read API, the console) until a try succeeds, so up to two minutes (and the bus's redelivery, 10 s at
+ * most on the embedded bus) after a full disk is freed or a lock released.
  */
 export const maxDoublingMs = 120_000
 
