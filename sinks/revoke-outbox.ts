@@ -2,13 +2,13 @@
 // delivery per decision and target with its body (signed afresh on each attempt, the bytes never change),
 // disabled targets (with the fingerprint of the config entry each was disabled under, keyed by the data dir's
 // revoke-target-key, which is not in the outbox: target-fingerprint.ts), and the outcome records waiting to
-// be published. A decision is committed before it is
-// delivered and synced to disk before the bus offset is committed, so a crash between decision and delivery
-// loses nothing and a restart delivers what is still pending. Delivery states are committed without waiting
-// for the disk: a committed transaction survives a crash of the process; only a power loss can forget an
-// attempt, which then repeats with the same webhook-id (receivers deduplicate on it). Decisions are
-// forgotten past a horizon (forget): suppressions and, once delivered, revokes; a forgotten revoke leaves
-// its incident's rounds behind (forgotten_revokes), so a later round never reuses a forgotten key.
+// be published. A decision is committed before it is delivered and synced to disk before the bus offset is
+// committed, so a crash between decision and delivery loses nothing and a restart delivers what is still
+// pending. Delivery states are committed without waiting for the disk: a committed transaction survives a
+// crash of the process; only a power loss can forget an attempt, which then repeats with the same
+// webhook-id (receivers deduplicate on it). Decisions are forgotten past a horizon (forget): suppressions
+// and, once delivered, revokes; a forgotten revoke leaves its incident's rounds behind (forgotten_revokes),
+// so a later round never reuses a forgotten key.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'

@@ -2,7 +2,7 @@
 // nerve to it changes (its URL, secrets, TLS files), and the outbox that remembers it holds nothing that
 // tests a guess of the URL's access token without the data dir's key.
 import { createHash } from 'node:crypto'
-import { readFileSync, rmSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -144,6 +144,18 @@ describe('a target disabled by a 410', () => {
     expect(later.d.readiness()).toEqual({ ok: false, detail: `${label}: target_gone` })
     expect(later.rt.logs).toContainEqual(
       expect.objectContaining({ level: 'warn', target: label, msg: expect.stringMatching(/key/) }),
+    )
+  })
+
+  it('refuses an empty key file (a crash between its creation and its write), naming it', () => {
+    const dataDir = tempDir('nerve-disablement')
+    mkdirSync(dataDir, { recursive: true })
+    writeFileSync(join(dataDir, 'revoke-target-key'), '')
+    expect(() => openRevokeOutbox(dataDir)).toThrow(
+      expect.objectContaining({
+        code: 'CONFIG_INVALID',
+        message: expect.stringContaining(`${join(dataDir, 'revoke-target-key')} holds 0 bytes`),
+      }),
     )
   })
 })
