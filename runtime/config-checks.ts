@@ -1,9 +1,11 @@
 // What the config schema cannot say, checked once when the config is loaded (after the schema, reported
 // the same way: a JSON pointer and a message), so that `nerve config` refuses what `nerve run` would and
 // `nerve run` refuses it before it opens anything: a revoke webhook secret that is not one, TLS files on a
-// plain http:// target, a client certificate without its key, and any `*_file` that cannot be read.
+// plain http:// target, a client certificate without its key, two targets under one label, and any `*_file`
+// that cannot be read.
 import type { Config } from '../schemas/types.ts'
 import { webhookSecretProblem } from './webhook-secret.ts'
+import { webhookTargetLabel } from './webhook-target-label.ts'
 
 export type ConfigProblem = { path: string; message: string }
 
@@ -17,8 +19,18 @@ export function configProblems(
 
 function webhookProblems(webhooks: Config['revoke']['webhooks']): ConfigProblem[] {
   const problems: ConfigProblem[] = []
+  /** The first target's path per label: a 410 disables a target by its label (revoke-outbox.ts). */
+  const labels = new Map<string, string>()
   webhooks.forEach((target, i) => {
     const at = `/revoke/webhooks/${i}`
+    const label = labelOf(target.url)
+    if (label === undefined) problems.push({ path: `${at}/url`, message: 'is not a URL' })
+    else if (labels.has(label))
+      problems.push({
+        path: `${at}/url`,
+        message: `is the same target as ${labels.get(label)} (${label}): a target is known by its URL without credentials or query`,
+      })
+    else labels.set(label, at)
     const secret = target.secret === undefined ? undefined : webhookSecretProblem(target.secret)
     if (secret) problems.push({ path: `${at}/secret`, message: secret })
     target.secrets?.forEach((s, j) => {
@@ -36,6 +48,14 @@ function webhookProblems(webhooks: Config['revoke']['webhooks']): ConfigProblem[
     }
   })
   return problems
+}
+
+function labelOf(url: string): string | undefined {
+  try {
+    return webhookTargetLabel(new URL(url))
+  } catch {
+    return undefined
+  }
 }
 
 /** Every string under a key ending in `_file`, anywhere in the config, must name a readable file. */

@@ -7,13 +7,14 @@ import type { Bus } from '../bus/bus.ts'
 import { revokeOutcomesTopic } from '../bus/topics.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
-import type { Config } from '../schemas/types.ts'
+import type { Config, WebhookTargetConfig } from '../schemas/types.ts'
 import { logRevokeOutcome } from './operator-log-lines.ts'
 import type { RevokeOutboxDeps } from './revoke-decisions.ts'
 import type { DisabledTarget, NewOutcome, OutboxDelivery } from './revoke-outbox.ts'
 import { revokeContentType } from './revoke-payload.ts'
 import { nextStep } from './revoke-retry.ts'
 import { signWebhook } from './standard-webhooks-signature.ts'
+import { compareFingerprint, targetFingerprint } from './target-fingerprint.ts'
 import { createWebhookTarget, type WebhookTarget } from './webhook-target.ts'
 
 /** Consecutive failed attempts after which a target counts as unhealthy in /readyz and /metrics. */
@@ -41,7 +42,8 @@ export type RevokeDelivery = {
   close(): Promise<void>
 }
 
-type TargetState = WebhookTarget & { queue: PQueue; failures: number; disabled?: string }
+/** `entry`: the fingerprint of its config entry (target-fingerprint.ts), kept with it when a 410 disables it. */
+type TargetState = WebhookTarget & { entry: string; queue: PQueue; failures: number; disabled?: string }
 
 export function createRevokeDelivery(revoke: Config['revoke'], deps: RevokeDeliveryDeps): RevokeDelivery {
   const { bus, outbox, log, telemetry, outcomes, now, sleep, random } = deps
@@ -53,32 +55,42 @@ export function createRevokeDelivery(revoke: Config['revoke'], deps: RevokeDeliv
     'Webhook deliveries waiting in the outbox.',
   )
   /**
-   * Why a target stays disabled, or undefined: a 410 disables it for good, until the operator changes its
-   * config entry (any field). One disabled by an earlier version, whose entry is not known, takes the
-   * current one: it stays disabled until that changes.
+   * Why a target stays disabled, or undefined: a 410 disables it for good, until the operator changes what
+   * names it or proves nerve to it (target-fingerprint.ts). One whose fingerprint cannot be compared (an
+   * earlier version kept none; the data dir's key was replaced) takes the current one: it stays disabled
+   * until that changes. One disabled by the previous version takes the keyed fingerprint in place of its
+   * plain hash.
    */
-  function stillDisabled(t: WebhookTarget, record: DisabledTarget | undefined): string | undefined {
+  function stillDisabled(t: WebhookTargetConfig, label: string, entry: string, record?: DisabledTarget) {
     if (!record) return undefined
-    if (record.entry === null) outbox.disableTarget(t.label, record.disabled_at, record.reason, t.entry)
-    else if (record.entry !== t.entry) {
-      outbox.enableTarget(t.label)
+    const match = compareFingerprint(record.entry, t, outbox.targetKey)
+    if (match === 'changed') {
+      outbox.enableTarget(label)
       log.info(
-        { target: t.label, reason: record.reason },
+        { target: label, reason: record.reason },
         'Revoke webhook target enabled again: its config entry changed since it was disabled.',
       )
       return undefined
     }
+    if (match === 'unknown' && record.entry !== null)
+      log.warn(
+        { target: label, reason: record.reason },
+        'Revoke webhook target stays disabled: it was disabled under another revoke-target-key, so a change of its entry since cannot be told; change its entry to enable it.',
+      )
+    if (record.entry !== entry) outbox.disableTarget(label, record.disabled_at, record.reason, entry)
     return record.reason
   }
   const targets = new Map<string, TargetState>()
   const disabled = outbox.disabledTargets()
   for (const target of revoke.webhooks) {
     const t = createWebhookTarget(target)
+    const entry = targetFingerprint(target, outbox.targetKey)
     targets.set(t.label, {
       ...t,
+      entry,
       queue: new PQueue({ concurrency: t.concurrency }),
       failures: 0,
-      disabled: stillDisabled(t, disabled.get(t.label)),
+      disabled: stillDisabled(target, t.label, entry, disabled.get(t.label)),
     })
     if (t.keys.length === 0) log.warn({ target: t.label }, 'Revoke webhook target has no secret: unsigned.')
   }

@@ -1,17 +1,20 @@
 // The revoke outbox, durable on local disk (SQLite through runtime/sqlite-file.ts): every decision, one
 // delivery per decision and target with its body (signed afresh on each attempt, the bytes never change),
-// disabled targets (with the fingerprint of the config entry each was disabled under), and the outcome records waiting to be published. A decision is committed before it is
-// delivered and synced to disk before the bus offset is committed, so a crash between decision and delivery
-// loses nothing and a restart delivers what is still pending. Delivery states are committed without waiting
-// for the disk: a committed transaction survives a crash of the process; only a power loss can forget an
-// attempt, which then repeats with the same webhook-id (receivers deduplicate on it). Decisions are
-// forgotten past a horizon (forget): suppressions and, once delivered, revokes; a forgotten revoke leaves
-// its incident's rounds behind (forgotten_revokes), so a later round never reuses a forgotten key.
+// disabled targets (with the fingerprint of the config entry each was disabled under, keyed by the data dir's
+// revoke-target-key, which is not in the outbox: target-fingerprint.ts), and the outcome records waiting to
+// be published. A decision is committed before it is delivered and synced to disk before the bus offset is
+// committed, so a crash between decision and delivery loses nothing and a restart delivers what is still
+// pending. Delivery states are committed without waiting for the disk: a committed transaction survives a
+// crash of the process; only a power loss can forget an attempt, which then repeats with the same
+// webhook-id (receivers deduplicate on it). Decisions are forgotten past a horizon (forget): suppressions
+// and, once delivered, revokes; a forgotten revoke leaves its incident's rounds behind (forgotten_revokes),
+// so a later round never reuses a forgotten key.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'
 import type { RevokeOutcome } from '../schemas/types.ts'
 import { type MergedRevoke, type PastRevoke, revokeDecisionId } from './revoke-policy.ts'
+import { readRevokeTargetKey } from './revoke-target-key.ts'
 
 export type OutboxDelivery = {
   decision_id: string
@@ -84,6 +87,8 @@ export type RevokeOutbox = {
   updateDelivery(delivery: OutboxDelivery, update: DeliveryUpdate, outcome: NewOutcome): void
   pendingDeliveries(): OutboxDelivery[]
   pendingCount(): number
+  /** The key of the disabled targets' fingerprints, from its own file beside the outbox's. */
+  targetKey: Buffer
   /**
    * Targets disabled (a 410), by label: why, when, and the fingerprint of the config entry they were
    * disabled under (null when an earlier version disabled them).
@@ -151,6 +156,7 @@ export const forgettableSql = `SELECT d.rowid, d.decision_id, d.incident_id, d.s
 
 export function openRevokeOutbox(dataDir: string): RevokeOutbox {
   mkdirSync(dataDir, { recursive: true })
+  const targetKey = readRevokeTargetKey(dataDir)
   const sqlite = openSqliteFile(join(dataDir, 'revoke-outbox.sqlite'))
   const db = sqlite.db
   db.exec(schema)
@@ -331,6 +337,7 @@ export function openRevokeOutbox(dataDir: string): RevokeOutbox {
     updateDelivery: (delivery, update, outcome) => updateDelivery(delivery, update, outcome),
     pendingDeliveries: () => sql.pending.all(),
     pendingCount: () => (sql.pendingCount.get() as { n: number }).n,
+    targetKey,
     disabledTargets: () => new Map(sql.targets.all().map(({ target, ...disabled }) => [target, disabled])),
     disableTarget: (target, time, reason, entry) => void sql.disable.run(target, time, reason, entry),
     enableTarget: (target) => void sql.enable.run(target),

@@ -109,8 +109,12 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   dispatcher.startDelivering()
   const retention = config.sinks.store.retention
   const sweep = retention === undefined ? undefined : sweepStore(writer, retention, deps)
-  // Neither a revoke target nor Elasticsearch is needed to accept events: their failures degrade /readyz.
-  const readiness: Record<string, ReadinessCheck> = { revoke_webhooks: optionalCheck(dispatcher.readiness) }
+  // Neither the store, a revoke target nor Elasticsearch is needed to accept events: their failures
+  // degrade /readyz.
+  const readiness: Record<string, ReadinessCheck> = {
+    correlation_store: optionalCheck(writer.readiness),
+    revoke_webhooks: optionalCheck(dispatcher.readiness),
+  }
   const elasticsearch = config.sinks.elasticsearch.url
     ? await startElasticsearch(config.sinks.elasticsearch, deps, subscriptions)
     : undefined

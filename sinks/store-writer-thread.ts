@@ -10,6 +10,7 @@
 import { Worker } from 'node:worker_threads'
 import type { RecordRange } from '../bus/bus-port.ts'
 import { errorCodes, NerveError } from '../runtime/errors.ts'
+import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
@@ -33,6 +34,11 @@ export type StoreWriterThread = {
    * consumers stop, so that their batches in flight do not wait out the interval (SIGTERM).
    */
   drain(): Promise<void>
+  /**
+   * Fails from a start that could not open the store to the next that does (/readyz's optional
+   * correlation_store check: the writes fail meanwhile, the bus keeps them and delivers them again).
+   */
+  readiness: ReadinessCheck
   close(): Promise<void>
 }
 
@@ -77,8 +83,9 @@ export async function startStoreWriterThread(
   let nextId = 0
   const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>()
   const now = deps.now ?? (() => performance.now())
-  // Kept here, not in the thread, so that a thread started again goes on with them.
-  const buildRetry = new RetrySchedule(now)
+  // Kept here, not in the thread, so that a thread started again goes on with them. The writes go on
+  // without the index: its back-off keeps the least wait of ten times the failed build, however long.
+  const buildRetry = new RetrySchedule(now, Number.POSITIVE_INFINITY)
   /** The index build: `asked` of the thread (once at a time) when wanted and its back-off has passed. */
   let build: 'wanted' | 'asked' | 'done' = 'wanted'
   const askBuild = () => {
@@ -88,6 +95,8 @@ export async function startStoreWriterThread(
   }
   /** A thread that could not start (open its store) is started again by a write once this has passed. */
   const startRetry = new RetrySchedule(now)
+  /** Why the last start failed (SQLite's code, else nerve's), for readiness. */
+  let startFailure = ''
 
   const start = () => {
     if (!starting && !startRetry.due()) {
@@ -143,11 +152,13 @@ export async function startStoreWriterThread(
             fields,
             'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; the next write starts it again.',
           )
-        else
+        else {
+          startFailure = fields.sqlite_code ?? code
           deps.log?.error(
             { ...fields, retry_in_ms: startRetry.failed(now() - began) },
             'The store writer thread could not start: the writes fail and the bus delivers them again; a write starts it again once retry_in_ms has passed.',
           )
+        }
         for (const waiter of waiting.values()) waiter.reject(err)
         waiting.clear()
         if (build === 'asked') build = 'wanted'
@@ -226,6 +237,14 @@ export async function startStoreWriterThread(
     },
     async drain() {
       if (worker) await ask({ type: 'drain' })
+    },
+    readiness() {
+      const tries = startRetry.failures
+      if (tries === 0) return { ok: true }
+      const wait = startRetry.msUntilDue()
+      const next = wait > 0 ? `the next write after ${Math.ceil(wait / 1000)} s` : 'the next write'
+      const failed = `could not open the store (${startFailure}) in ${tries} ${tries === 1 ? 'try' : 'tries'}`
+      return { ok: false, detail: `${failed}; ${next} tries again` }
     },
     async close() {
       const w = worker

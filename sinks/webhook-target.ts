@@ -2,22 +2,17 @@
 // signing keys, and a single POST attempt that never follows redirects and never throws: the answer,
 // a timeout, a network error, or `aborted` when nerve is shutting down. Its config was checked when it was
 // loaded (runtime/config-checks.ts: the secrets, TLS files only on https, a certificate with its key).
-import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { webhookSecretKey } from '../runtime/webhook-secret.ts'
+import { webhookTargetLabel } from '../runtime/webhook-target-label.ts'
 import type { WebhookTargetConfig } from '../schemas/types.ts'
 import type { AttemptResult } from './revoke-retry.ts'
 
 export type WebhookTarget = {
   /** The URL without credentials or query (it may carry an access_token): safe for logs, metrics, records. */
   label: string
-  /**
-   * A fingerprint of the whole config entry (every field, the URL with its query and the secrets among
-   * them): a target disabled by a 410 is enabled again once its entry no longer has this fingerprint.
-   */
-  entry: string
   keys: readonly Buffer[]
   concurrency: number
   post(body: string, headers: Record<string, string>, signal: AbortSignal): Promise<AttemptResult | 'aborted'>
@@ -72,17 +67,10 @@ export function createWebhookTarget(config: WebhookTargetConfig): WebhookTarget 
     })
 
   return {
-    label: `${url.origin}${url.pathname}`,
-    entry: entryFingerprint(config),
+    label: webhookTargetLabel(url),
     keys,
     concurrency: config.concurrency,
     post,
     close: () => agent.destroy(),
   }
-}
-
-/** SHA-256 of the entry's fields in key order: the order they are written in the YAML changes nothing. */
-function entryFingerprint(config: WebhookTargetConfig): string {
-  const fields = Object.entries(config).sort(([a], [b]) => (a < b ? -1 : 1))
-  return createHash('sha256').update(JSON.stringify(fields)).digest('base64url')
 }

@@ -177,6 +177,28 @@ revoke:
     ])
   })
 
+  // A target disabled by a 410 is remembered by its label (the URL without credentials or query): two
+  // targets under one label would share one disablement, and the second's entry would enable the first.
+  it('refuses two webhook targets with the same label (the URL without credentials or query), and a URL that is none', () => {
+    const file = writeConfig(`
+revoke:
+  webhooks:
+    - { url: "https://hooks.example/revoke?access_token=one", secret: "${secret}" }
+    - { url: "https://hooks.example/other" }
+    - { url: "https://ops:pw@HOOKS.example:443/revoke?access_token=two" }
+    - { url: "https://" }
+`)
+    const err = loadError(() => loadConfig({ file }))
+    expect(err.details).toEqual([
+      {
+        path: '/revoke/webhooks/2/url',
+        message:
+          'is the same target as /revoke/webhooks/0 (https://hooks.example/revoke): a target is known by its URL without credentials or query',
+      },
+      { path: '/revoke/webhooks/3/url', message: 'is not a URL' },
+    ])
+  })
+
   it('names the key of a TLS file that is not there, or is a directory', () => {
     const dir = tempDir()
     const file = writeConfig(

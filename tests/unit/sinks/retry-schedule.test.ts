@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest'
 import { failedTryMultiple, RetrySchedule } from '../../../sinks/retry-schedule.ts'
 
-function clocked() {
+function clocked(maxWaitMs?: number) {
   const clock = { ms: 0 }
-  return { clock, schedule: new RetrySchedule(() => clock.ms) }
+  return { clock, schedule: new RetrySchedule(() => clock.ms, maxWaitMs) }
 }
 
 /** Tries as the writer does: each failing after `tookMs`, the next at once when due. */
@@ -21,21 +21,27 @@ function failTries(schedule: RetrySchedule, clock: { ms: number }, tookMs: numbe
 }
 
 describe('a failed try', () => {
-  it('is tried again after 1 s, doubled at each failure up to an hour, when it fails at once', () => {
+  it('is tried again after 1 s, doubled at each failure up to two minutes, when it fails at once', () => {
     const { clock, schedule } = clocked()
-    const waits = Array.from({ length: 14 }, () => schedule.failed(2))
-    expect(waits).toEqual(
-      [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 3600, 3600].map((s) => s * 1000),
-    )
+    const waits = Array.from({ length: 10 }, () => schedule.failed(2))
+    expect(waits).toEqual([1, 2, 4, 8, 16, 32, 64, 120, 120, 120].map((s) => s * 1000))
     expect(schedule.due()).toBe(false)
-    clock.ms += 3_599_999
+    clock.ms += 119_999
     expect([schedule.due(), schedule.msUntilDue()]).toEqual([false, 1])
     clock.ms += 1
     expect([schedule.due(), schedule.msUntilDue()]).toEqual([true, 0])
   })
 
+  // A writer thread that cannot open its store: once the cause is gone, the store is back within minutes.
+  it('waits two minutes at most by default, however long the failed try took', () => {
+    const { schedule } = clocked()
+    expect([schedule.failed(5000), schedule.failed(30_000), schedule.failed(600_000)]).toEqual([
+      50_000, 120_000, 120_000,
+    ])
+  })
+
   it('that ran 60 s (a full disk failing the build late) waits ten times as long, not 1, 2, 4 … s', () => {
-    const { clock, schedule } = clocked()
+    const { clock, schedule } = clocked(Number.POSITIVE_INFINITY)
     const starts = failTries(schedule, clock, 60_000, 4)
     expect(starts).toEqual([0, 660_000, 1_320_000, 1_980_000])
     // The failing tries took 4 minutes of the 37 the writes ran: one part in eleven.

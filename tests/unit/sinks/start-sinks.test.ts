@@ -66,7 +66,7 @@ describe('startSinks', () => {
     expect(incident.revokes.map((o: { status: string }) => o.status)).toEqual(['sent', 'pending'])
     expect((await server.inject({ method: 'GET', url: '/readyz' })).json()).toMatchObject({
       status: 'ready',
-      checks: { revoke_webhooks: { ok: true } },
+      checks: { correlation_store: { ok: true, optional: true }, revoke_webhooks: { ok: true } },
     })
     const metrics = await server.inject({ method: 'GET', url: '/metrics' })
     for (const component of ['correlation_store', 'revoke_dispatcher']) {
@@ -114,6 +114,7 @@ describe('startSinks', () => {
     expect(ready.json()).toEqual({
       status: 'degraded',
       checks: {
+        correlation_store: { ok: true, optional: true },
         revoke_webhooks: {
           ok: false,
           optional: true,
@@ -210,7 +211,11 @@ describe('startSinks', () => {
     const bus = createMemoryBus()
     const sinks = await startSinks(base, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
     open.push(sinks)
-    expect(Object.keys(sinks.readiness).sort()).toEqual(['elasticsearch', 'revoke_webhooks'])
+    expect(Object.keys(sinks.readiness).sort()).toEqual([
+      'correlation_store',
+      'elasticsearch',
+      'revoke_webhooks',
+    ])
 
     const c = makeCorrelation(0)
     await bus.publish(

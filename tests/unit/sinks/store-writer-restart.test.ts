@@ -54,6 +54,7 @@ describe('a writer thread that cannot open its store', () => {
     )
     cleanup.push(() => writer.close())
     expect(await writer.writeCorrelations([makeCorrelation(1)])).toMatchObject({ stored: 1 })
+    expect(writer.readiness()).toEqual({ ok: true })
 
     // The store can no longer be opened (here: a directory where the file was), and the thread dies.
     const file = join(dataDir, 'store.sqlite')
@@ -69,6 +70,11 @@ describe('a writer thread that cannot open its store', () => {
     expect(cannotStart()).toEqual([
       expect.objectContaining({ level: 'error', sqlite_code: 'SQLITE_CANTOPEN', retry_in_ms: 1000 }),
     ])
+    // /readyz says so (an optional check: degraded, the bus still takes events) until a start succeeds.
+    expect(writer.readiness()).toEqual({
+      ok: false,
+      detail: 'could not open the store (SQLITE_CANTOPEN) in 1 try; the next write after 1 s tries again',
+    })
     // The bus's redeliveries meanwhile fail at once, retriable, and start no thread.
     for (let n = 0; n < 20; n++) {
       const failed = writer.writeCorrelations([makeCorrelation(2)])
@@ -91,7 +97,12 @@ describe('a writer thread that cannot open its store', () => {
       code: 'SINK_UNAVAILABLE',
     })
     clock.ms += 1
+    expect(writer.readiness()).toEqual({
+      ok: false,
+      detail: 'could not open the store (SQLITE_CANTOPEN) in 2 tries; the next write tries again',
+    })
     expect(await writer.writeCorrelations([makeCorrelation(2)])).toMatchObject({ stored: 1 })
+    expect(writer.readiness()).toEqual({ ok: true })
     expect(writerThreads().length).toBe(threads + 3)
     expect(cannotStart()).toHaveLength(2)
     expect(
