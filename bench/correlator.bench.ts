@@ -11,6 +11,7 @@ import { createCorrelator } from '../correlate/correlator.ts'
 import type { CorrelatorConfig } from '../correlate/correlator-types.ts'
 import { compileRules, createRuleMatcher } from '../correlate/match-rules.ts'
 import type { CoreFields, EdgeFields, FalcoPriority, NormalizedEvent } from '../schemas/types.ts'
+import { seededRandom, uuidFrom } from '../tests/helpers/seeded-random.ts'
 
 const agents = 10_000
 const hotAgents = 100
@@ -66,19 +67,9 @@ const riskyActions = [
   'cloudtrail:StopLogging',
 ]
 
-let seed = 42
-/** mulberry32: a seeded generator, so every run measures the same input. */
-const random = () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-}
+/** Seeded, so every run measures the same input. */
+let random = seededRandom(42)
 const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T
-const uuid = (n: number) => {
-  const h = createHash('md5').update(String(n)).digest('hex')
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`
-}
 
 export function makeEvent(n: number): NormalizedEvent {
   const now = T0 + n * 5
@@ -117,7 +108,7 @@ export function makeEvent(n: number): NormalizedEvent {
   const time = now - Math.floor(random() * 300_000)
   const role = `arn:aws:iam::123456789012:role/agent-${a}`
   return {
-    id: uuid(n),
+    id: uuidFrom(String(n)),
     side: 'core',
     time,
     time_ns: 0,
@@ -283,7 +274,7 @@ async function bytesPerBufferedEvent(count: number): Promise<void> {
     process.stdout.write('bytes per buffered event: skipped (run with node --expose-gc)\n')
     return
   }
-  seed = 7
+  random = seededRandom(7)
   const memory = createCorrelator(config)
   const before = await settledHeapBytes()
   for (let start = 0; start < count; start += chunk) {

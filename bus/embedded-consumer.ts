@@ -127,7 +127,7 @@ export function startConsumer<T>(
       return retryLater(p, storageError(err, 'reading'), 'read')
     }
     // Empty only were every record from here on deleted: retention stops at every known group's position,
-    // a group that joins during a sweep's turn included (embedded-bus.ts, sweepTopic).
+    // a group that joins during a sweep's turn included (embedded-retention.ts, sweepTopic).
     const next = (batch.at(-1)?.offset ?? (t.heads[p] ?? 0) - 1) + 1
     /** How far the batch may be committed: its end, unless the handler held back (Handled). */
     let bound = next

@@ -123,6 +123,15 @@ export function storageError(err: unknown, doing: string): NerveError {
   })
 }
 
+/** Runs `run`, its SQLite failure thrown as storageError() maps it. */
+export function withStorage<R>(doing: string, run: () => R): R {
+  try {
+    return run()
+  } catch (err) {
+    throw storageError(err, doing)
+  }
+}
+
 /** Checks the schema version and creates the tables; caps the file for STORAGE_FULL when asked. */
 function prepareDatabase(db: Database.Database, file: string, maxBytes: number | undefined): void {
   const version = db.pragma('user_version', { simple: true }) as number

@@ -3,35 +3,17 @@
 // --version, `nerve config` printing milliseconds that could not be pasted back, no "did you mean", no way
 // to print the rule pack, dead letters only readable with sqlite3, and no word about revokes that can
 // never be sent.
-import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { builtinRules } from '../../correlate/builtin-rules.ts'
 import packageJson from '../../package.json' with { type: 'json' }
 import { type NerveProcess, startNerve } from '../helpers/nerve-process.ts'
 import { tempDir } from '../helpers/random-names.ts'
+import { runNerve as nerve } from '../helpers/run-nerve.ts'
 import { waitFor } from '../helpers/wait-for.ts'
-
-const bin = resolve(import.meta.dirname, '../../bin/nerve.mjs')
-const exec = promisify(execFile)
-
-async function nerve(args: string[], env: Record<string, string> = {}, timeout = 30_000) {
-  const started = Date.now()
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], {
-      env: { ...process.env, NERVE_HTTP_PORT: '0', NERVE_LOG_LEVEL: 'warn', ...env },
-      timeout,
-    })
-    return { code: 0, stdout, stderr, ms: Date.now() - started }
-  } catch (err) {
-    const { code, stdout, stderr } = err as { code: number; stdout: string; stderr: string }
-    return { code, stdout, stderr, ms: Date.now() - started }
-  }
-}
 
 const file = (name: string, text: string) => {
   const path = join(tempDir('nerve-cli'), name)
@@ -39,6 +21,10 @@ const file = (name: string, text: string) => {
   return path
 }
 const noStack = /^\s+at /m
+const replayFixture = resolve(import.meta.dirname, '../fixtures/replay')
+/** `nerve replay` with the replay fixture's config, decoding on `threads` threads. */
+const replayOn = (threads: string, ...inputs: string[]) =>
+  nerve(['replay', '--threads', threads, '--config', join(replayFixture, 'nerve.yaml'), ...inputs])
 
 let running: NerveProcess | undefined
 afterEach(async () => {
@@ -82,9 +68,8 @@ describe('start-up failures', { timeout: 90_000 }, () => {
   })
 
   it('a corrupt .gz replay input is one line naming it and exit 1, with and without decoding threads', async () => {
-    const fixture = resolve(import.meta.dirname, '../fixtures/replay')
-    const alerts = join(fixture, 'falco-alerts.ndjson')
-    const trail = join(fixture, '123456789012_CloudTrail_us-west-2_20210410T1930Z_tester.json.gz')
+    const alerts = join(replayFixture, 'falco-alerts.ndjson')
+    const trail = join(replayFixture, '123456789012_CloudTrail_us-west-2_20210410T1930Z_tester.json.gz')
     const truncated = file('cut.json.gz', '')
     writeFileSync(truncated, readFileSync(trail).subarray(0, 200))
     const notGzip = file('text.json.gz', '{"Records":[]}\n')
@@ -93,15 +78,7 @@ describe('start-up failures', { timeout: 90_000 }, () => {
       [notGzip, 'not valid gzip data (incorrect header check).'],
     ] as const) {
       for (const threads of ['0', '2']) {
-        const replay = await nerve([
-          'replay',
-          '--threads',
-          threads,
-          '--config',
-          join(fixture, 'nerve.yaml'),
-          alerts,
-          bad,
-        ])
+        const replay = await replayOn(threads, alerts, bad)
         expect(replay.code).toBe(1)
         expect(replay.stderr).toBe(`nerve replay: ${bad}: ${what}\n`)
       }
@@ -110,24 +87,16 @@ describe('start-up failures', { timeout: 90_000 }, () => {
 
   it("a replay input's name is shown with its control characters escaped", async () => {
     // A file (or S3 key) named to set the terminal's title and erase its screen, and not gzip.
-    const fixture = resolve(import.meta.dirname, '../fixtures/replay')
     const crafted = file('x\u001b]0;pwned\u0007\u001b[2J.json.gz', '{"Records":[]}\n')
     const shown = crafted.replace('\u001b]0;pwned\u0007\u001b[2J', '\\x1b]0;pwned\\x07\\x1b[2J')
     for (const threads of ['0', '2']) {
-      const replay = await nerve([
-        'replay',
-        '--threads',
-        threads,
-        '--config',
-        join(fixture, 'nerve.yaml'),
-        crafted,
-      ])
+      const replay = await replayOn(threads, crafted)
       expect(replay.code).toBe(1)
       expect(replay.stderr).toBe(`nerve replay: ${shown}: not valid gzip data (incorrect header check).\n`)
     }
     // A rejected item's line names its file too.
     const rejected = file('y\u001b[2J.ndjson', '{"output":"x","\\u001b[2Jkey":1}\n')
-    const replay = await nerve(['replay', '--config', join(fixture, 'nerve.yaml'), rejected])
+    const replay = await nerve(['replay', '--config', join(replayFixture, 'nerve.yaml'), rejected])
     const line = replay.stderr.split('\n')[0] as string
     expect(line).toMatch(/^replay: .*y\\x1b\[2J\.ndjson: item 0 rejected: /)
     expect(replay.stderr).not.toContain('\u001b')

@@ -1,26 +1,10 @@
 // The bin as a user meets it: help that teaches, and a bad config stopping `nerve run` with every problem
 // named, exit code 1 and no stack trace.
-import { execFile } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/random-names.ts'
-
-const bin = resolve(import.meta.dirname, '../../bin/nerve.mjs')
-const exec = promisify(execFile)
-
-async function nerve(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [bin, ...args], {
-      env: { ...process.env, ...env },
-    })
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const { code, stdout, stderr } = err as { code: number; stdout: string; stderr: string }
-    return { code, stdout, stderr }
-  }
-}
+import { runNerve as nerve } from '../helpers/run-nerve.ts'
 
 describe('the nerve CLI', { timeout: 90_000 }, () => {
   it('stops `nerve run` on a malformed config, naming every problem, without a stack trace', async () => {
@@ -29,7 +13,11 @@ describe('the nerve CLI', { timeout: 90_000 }, () => {
       file,
       'http: { port: "eighty" }\ncorrelation:\n  window: { before: 2 minutes }\nrevoke: { dryrun: true }\n',
     )
-    const { code, stderr } = await nerve(['run', '--config', file], { NERVE_DATA_DIR: tempDir() })
+    // The file's port is the one checked: no NERVE_HTTP_PORT over it.
+    const { code, stderr } = await nerve(['run', '--config', file], {
+      NERVE_DATA_DIR: tempDir(),
+      NERVE_HTTP_PORT: undefined,
+    })
     expect(code).toBe(1)
     expect(stderr).toContain(`Configuration in ${file} is invalid:`)
     expect(stderr).toContain('/http/port: must be integer')

@@ -4,10 +4,10 @@
 // default/alpine) shifted by whole hours, with fresh event ids. Each file's records are shuffled (a
 // file need not be in time order), and the session's records are padded to `recordsPerFile` with
 // read-only noise from the Stratus Red Team detonation logs. Seeded: the same arguments give the same files.
-import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
+import { seededRandom, uuidFrom } from './seeded-random.ts'
 
 type Json = Record<string, unknown>
 
@@ -28,13 +28,7 @@ export type HourlyTrailOptions = {
 }
 
 export function writeHourlyTrail(dir: string, options: HourlyTrailOptions): string[] {
-  let seed = options.seed ?? 7
-  const random = () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
+  const random = seededRandom(options.seed ?? 7)
   const session = (
     JSON.parse(gunzipSync(readFileSync(join(fixtures, trailFile))).toString()) as { Records: Json[] }
   ).Records
@@ -100,10 +94,7 @@ function shiftAlert(line: string, shift: number): string {
 
 const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`
 
-function uuid(seed: string): string {
-  const h = createHash('md5').update(`hourly-trail-${seed}`).digest('hex')
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`
-}
+const uuid = (seed: string): string => uuidFrom(`hourly-trail-${seed}`)
 
 /** The same items in a seeded random order. */
 export function shuffled<T>(items: readonly T[], seed: number): T[] {

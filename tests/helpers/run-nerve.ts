@@ -8,11 +8,19 @@ const exec = promisify(execFile)
 
 export type NerveRun = { code: number; stdout: string; stderr: string }
 
-export async function runNerve(args: string[], env: Record<string, string> = {}): Promise<NerveRun> {
+/**
+ * On port 0, logging warnings and up, killed after `timeoutMs`. A variable of `env` set to undefined is
+ * unset (a config file's own value then counts: NERVE_HTTP_PORT is set otherwise).
+ */
+export async function runNerve(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+): Promise<NerveRun> {
   try {
     const { stdout, stderr } = await exec(process.execPath, [bin, ...args], {
       env: { ...process.env, NERVE_HTTP_PORT: '0', NERVE_LOG_LEVEL: 'warn', ...env },
-      timeout: 60_000,
+      timeout: timeoutMs,
     })
     return { code: 0, stdout, stderr }
   } catch (err) {

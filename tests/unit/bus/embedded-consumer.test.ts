@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import type { DeliveredRecord } from '../../../bus/bus.ts'
-import { backoffMs, type ConsumedTopic, startConsumer } from '../../../bus/embedded-consumer.ts'
+import type { DeliveredRecord, Handled } from '../../../bus/bus.ts'
+import {
+  backoffMs,
+  type ConsumedTopic,
+  type ConsumerDeps,
+  startConsumer,
+} from '../../../bus/embedded-consumer.ts'
 import { createLogger } from '../../../runtime/logger.ts'
 import { createMetrics } from '../../../runtime/metrics.ts'
+import { gate } from '../../helpers/gate.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 
 describe('backoffMs', () => {
@@ -25,6 +31,37 @@ const readOfSix = (partition: number, from: number, limit: number): DeliveredRec
     partition,
     offset: from + i,
   }))
+
+/** Reads a partition up to the topic's head, which the test moves (an agent that goes on sending). */
+const readToHead =
+  (topic: ConsumedTopic) =>
+  (partition: number, from: number, limit: number): DeliveredRecord<string>[] =>
+    Array.from({ length: Math.min(limit, (topic.heads[0] ?? 0) - from) }, (_, i) => ({
+      key: 'data-cleaner',
+      value: `shell ${from + i}`,
+      partition,
+      offset: from + i,
+    }))
+
+/** Consumes `topic` from offset 0; every commit is durable at once and recorded in `commits`. */
+function startRecordingConsumer(
+  topic: ConsumedTopic,
+  handle: (batch: readonly DeliveredRecord<string>[]) => Promise<Handled>,
+  options: { read?: ConsumerDeps<string>['read']; maxBatch?: number } = {},
+) {
+  const commits: number[] = []
+  const consumer = startConsumer<string>(topic, 'nerve-correlate', [0], handle, {
+    read: options.read ?? readOfSix,
+    log: createLogger({ level: 'silent' }),
+    telemetry: createMetrics().component('test'),
+    maxBatch: options.maxBatch ?? 2,
+    commit: async (_partition, offset) => {
+      commits.push(offset)
+    },
+    committed: () => {},
+  })
+  return { consumer, commits }
+}
 
 type Deferred = { offset: number; resolve(): void; reject(err: Error): void }
 
@@ -101,34 +138,18 @@ describe('startConsumer with a handler that holds commits back', () => {
   it('commits only up to the bound it resolves with, delivers on, and after a rejection delivers again from that bound', async () => {
     const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [6] }
     const handled: number[][] = []
-    const commits: number[] = []
     let failed = false
-    const consumer = startConsumer<string>(
-      topic,
-      'nerve-correlate',
-      [0],
-      async (batch) => {
-        const offsets = batch.map((r) => r.offset)
-        handled.push(offsets)
-        // Nothing durable after the first batch; the first two after the second; the third fails once.
-        if (offsets[0] === 0) return { commit: 0 }
-        if (offsets[0] === 2) return { commit: 2 }
-        if (!failed) {
-          failed = true
-          throw new Error('checkpoint failed')
-        }
-      },
-      {
-        read: readOfSix,
-        log: createLogger({ level: 'silent' }),
-        telemetry: createMetrics().component('test'),
-        maxBatch: 2,
-        commit: async (_partition, offset) => {
-          commits.push(offset)
-        },
-        committed: () => {},
-      },
-    )
+    const { consumer, commits } = startRecordingConsumer(topic, async (batch) => {
+      const offsets = batch.map((r) => r.offset)
+      handled.push(offsets)
+      // Nothing durable after the first batch; the first two after the second; the third fails once.
+      if (offsets[0] === 0) return { commit: 0 }
+      if (offsets[0] === 2) return { commit: 2 }
+      if (!failed) {
+        failed = true
+        throw new Error('checkpoint failed')
+      }
+    })
     await waitFor(() => commits.includes(6), { what: 'the last commit' })
     expect(handled).toEqual([
       [0, 1],
@@ -146,39 +167,20 @@ describe('startConsumer with a handler that holds commits back', () => {
 describe('startConsumer with a handler that moves its bound outside a batch (advance)', () => {
   it('commits up to it between batches: never past what was handled, never back, once per move', async () => {
     const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [6] }
-    const commits: number[] = []
     const handled: number[] = []
-    let release = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const lastBatch = gate()
     // A handler that saves nothing in its batches; the last batch waits until the test lets it go.
-    const consumer = startConsumer<string>(
-      topic,
-      'nerve-correlate',
-      [0],
-      async (batch) => {
-        if (batch[0]?.offset === 4) await held
-        handled.push(...batch.map((r) => r.offset))
-        return { commit: 0 }
-      },
-      {
-        read: readOfSix,
-        log: createLogger({ level: 'silent' }),
-        telemetry: createMetrics().component('test'),
-        maxBatch: 2,
-        commit: async (_partition, offset) => {
-          commits.push(offset)
-        },
-        committed: () => {},
-      },
-    )
+    const { consumer, commits } = startRecordingConsumer(topic, async (batch) => {
+      if (batch[0]?.offset === 4) await lastBatch.held
+      handled.push(...batch.map((r) => r.offset))
+      return { commit: 0 }
+    })
     await waitFor(() => handled.length === 4, { what: 'the first two batches' })
     // While the third batch is in flight, bounds wait for it, and go no further than it.
     const past = consumer.advance(0, 99)
     const within = consumer.advance(0, 3)
     expect(commits).toEqual([])
-    release()
+    lastBatch.release()
     await Promise.all([past, within])
     expect(handled).toEqual([0, 1, 2, 3, 4, 5])
     expect(commits).toEqual([6])
@@ -191,12 +193,9 @@ describe('startConsumer with a handler that moves its bound outside a batch (adv
     // An agent that does not stop sending: a few more records land while each batch is handled.
     const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [10] }
     let streaming = true
-    const commits: number[] = []
     let handledUpTo = 0
-    const consumer = startConsumer<string>(
+    const { consumer, commits } = startRecordingConsumer(
       topic,
-      'nerve-correlate',
-      [0],
       async (batch) => {
         if (streaming) topic.heads[0] = (topic.heads[0] ?? 0) + batch.length
         await new Promise((resolve) => setImmediate(resolve))
@@ -204,22 +203,7 @@ describe('startConsumer with a handler that moves its bound outside a batch (adv
         // Nothing saved in the batches: only the timer's saves (advance) move the commit.
         return { commit: 0 }
       },
-      {
-        read: (partition, from, limit) =>
-          Array.from({ length: Math.min(limit, (topic.heads[0] ?? 0) - from) }, (_, i) => ({
-            key: 'data-cleaner',
-            value: `shell ${from + i}`,
-            partition,
-            offset: from + i,
-          })),
-        log: createLogger({ level: 'silent' }),
-        telemetry: createMetrics().component('test'),
-        maxBatch: 5,
-        commit: async (_partition, offset) => {
-          commits.push(offset)
-        },
-        committed: () => {},
-      },
+      { read: readToHead(topic), maxBatch: 5 },
     )
     await waitFor(() => handledUpTo >= 50, { what: 'ten batches' })
     const last = handledUpTo
@@ -242,48 +226,30 @@ describe('startConsumer stopped in two steps (drain, then stop)', () => {
   it('reads no batch once drained, lets the one in flight commit, and still commits an advanced bound', async () => {
     // The agent keeps sending while nerve stops: records land after the drain began.
     const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [4] }
-    const commits: number[] = []
     const read: number[] = []
     const handled: number[] = []
-    let release = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    const consumer = startConsumer<string>(
+    const secondBatch = gate()
+    const { consumer, commits } = startRecordingConsumer(
       topic,
-      'nerve-correlate',
-      [0],
       async (batch) => {
-        if (batch[0]?.offset === 2) await held
+        if (batch[0]?.offset === 2) await secondBatch.held
         handled.push(...batch.map((r) => r.offset))
         // Saved in its batches up to 1 only: the rest waits for a final save.
         return { commit: 2 }
       },
       {
         read: (partition, from, limit) => {
-          const records = Array.from({ length: Math.min(limit, (topic.heads[0] ?? 0) - from) }, (_, i) => ({
-            key: 'data-cleaner',
-            value: `shell ${from + i}`,
-            partition,
-            offset: from + i,
-          }))
+          const records = readToHead(topic)(partition, from, limit)
           read.push(...records.map((r) => r.offset))
           return records
         },
-        log: createLogger({ level: 'silent' }),
-        telemetry: createMetrics().component('test'),
-        maxBatch: 2,
-        commit: async (_partition, offset) => {
-          commits.push(offset)
-        },
-        committed: () => {},
       },
     )
     await waitFor(() => read.length === 4, { what: 'the second batch in flight' })
     const drained = consumer.drain()
     topic.heads[0] = 10
     consumer.wake()
-    release()
+    secondBatch.release()
     await drained
     expect(handled).toEqual([0, 1, 2, 3])
     expect(commits).toEqual([2])

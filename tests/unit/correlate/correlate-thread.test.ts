@@ -11,27 +11,15 @@ import { loadConfig } from '../../../runtime/load-config.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { threadNames, threadsNamed } from '../../helpers/thread-names.ts'
+import { intercept, spawned } from '../../helpers/tracked-workers.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
 
-const spawned = vi.hoisted(() => [] as { file: string; worker: Worker }[])
-const intercept = vi.hoisted(() => ({ take: (_worker: unknown, _message: unknown): boolean => false }))
-vi.mock('node:worker_threads', async (importOriginal) => {
-  const original = await importOriginal<typeof import('node:worker_threads')>()
-  class Tracked extends original.Worker {
-    constructor(...args: ConstructorParameters<typeof original.Worker>) {
-      super(...args)
-      spawned.push({ file: String(args[0]), worker: this })
-    }
-    /** Messages to the worker pass unless `intercept` says it took them. */
-    override postMessage(...args: Parameters<InstanceType<typeof original.Worker>['postMessage']>) {
-      if (!intercept.take(this, args[0])) super.postMessage(...args)
-    }
-  }
-  return { ...original, default: { ...original, Worker: Tracked }, Worker: Tracked }
-})
+vi.mock('node:worker_threads', async (importOriginal) =>
+  (await import('../../helpers/tracked-workers.ts')).trackWorkers(await importOriginal()),
+)
 
 const correlateWorkers = () => spawned.filter((s) => s.file.endsWith('correlate.worker.mjs'))
 const cleanups: (() => Promise<void>)[] = []

@@ -68,23 +68,68 @@ async function publishInput(storage: MemoryStorage) {
   )
 }
 
-async function runStage(storage: MemoryStorage, plan?: CrashPlan, snapshotAfterBytes?: number) {
+/** Starts the stage on `storage`'s bus (two partitions), its checkpoints on the bus's key-value log. */
+async function startStage(
+  storage: MemoryStorage,
+  plan?: CrashPlan,
+  options: { config?: Config; now?: () => number; snapshotAfterBytes?: number } = {},
+) {
   const runtime = createTestRuntime()
   const memory = createMemoryBus(storage, 2, plan)
-  const stage = await startCorrelate(config, {
+  const stage = await startCorrelate(options.config ?? config, {
     bus: memory.bus,
     log: runtime.log,
     metrics: runtime.metrics,
-    checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey, { snapshotAfterBytes }),
+    checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey, {
+      snapshotAfterBytes: options.snapshotAfterBytes,
+    }),
+    now: options.now,
   })
-  await memory.drain()
   return { stage, memory, runtime }
+}
+
+async function runStage(storage: MemoryStorage, plan?: CrashPlan, snapshotAfterBytes?: number) {
+  const started = await startStage(storage, plan, { snapshotAfterBytes })
+  await started.memory.drain()
+  return started
 }
 
 const published = (storage: MemoryStorage) =>
   createMemoryBus(storage, 2)
     .records(correlationsTopic)
     .map((r) => r.value as Correlation)
+
+/**
+ * For each of a clean run's `steps` durable steps, before and after it takes effect: `run` on a fresh copy
+ * of the input, killed at that step, then run again on what the kill left. Every restart publishes the
+ * clean run's correlations (`expected`) byte for byte, and no other id. `killed` looks at what a kill left,
+ * `restarted` at what the restart left.
+ */
+async function expectEveryKillRecovered(
+  run: (storage: MemoryStorage, plan?: CrashPlan) => Promise<unknown>,
+  expected: readonly Correlation[],
+  steps: number,
+  checks: {
+    killed?(storage: MemoryStorage, at: string): Promise<void>
+    restarted?(storage: MemoryStorage): void
+  } = {},
+) {
+  const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
+  for (let crashAt = 0; crashAt < steps; crashAt++) {
+    for (const after of [false, true]) {
+      const at = `crash at ${crashAt} after=${after}`
+      const storage = createMemoryStorage()
+      await publishInput(storage)
+      await expect(run(storage, { crashAt, after })).rejects.toBeInstanceOf(Crash)
+      await checks.killed?.(storage, at)
+      await run(storage)
+      const got = published(storage)
+      expect(new Set(got.map((c) => c.id)), at).toEqual(new Set(byId.keys()))
+      for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
+      checks.restarted?.(storage)
+    }
+  }
+}
 
 describe('startCorrelate', () => {
   it('publishes correlations keyed by agent and late events, and exports its gauges', async () => {
@@ -121,25 +166,13 @@ describe('startCorrelate', () => {
       const clean = createMemoryStorage()
       await publishInput(clean)
       const { memory } = await runStage(clean, undefined, snapshotAfterBytes)
-      const expected = published(clean)
-      const expectedIds = new Set(expected.map((c) => c.id))
-      const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
       const totalSteps = memory.steps()
       expect(totalSteps).toBeGreaterThan(10)
-
-      for (let crashAt = 0; crashAt < totalSteps; crashAt++) {
-        for (const after of [false, true]) {
-          const storage = createMemoryStorage()
-          await publishInput(storage)
-          await expect(runStage(storage, { crashAt, after }, snapshotAfterBytes)).rejects.toBeInstanceOf(
-            Crash,
-          )
-          await runStage(storage, undefined, snapshotAfterBytes)
-          const got = published(storage)
-          expect(new Set(got.map((c) => c.id)), `crash at ${crashAt} after=${after}`).toEqual(expectedIds)
-          for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
-        }
-      }
+      await expectEveryKillRecovered(
+        (storage, plan) => runStage(storage, plan, snapshotAfterBytes),
+        published(clean),
+        totalSteps,
+      )
     })
   }
 
@@ -156,16 +189,8 @@ describe('startCorrelate', () => {
       return ends?.every((end, p) => committed?.[p] === end) ?? false
     }
     const runQuiet = async (storage: MemoryStorage, plan?: CrashPlan) => {
-      const runtime = createTestRuntime()
-      const memory = createMemoryBus(storage, 2, plan)
       let time = 0
-      const stage = await startCorrelate(quiet, {
-        bus: memory.bus,
-        log: runtime.log,
-        metrics: runtime.metrics,
-        checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey),
-        now: () => time,
-      })
+      const { stage, memory } = await startStage(storage, plan, { config: quiet, now: () => time })
       try {
         await memory.drain()
         time = 10
@@ -180,23 +205,9 @@ describe('startCorrelate', () => {
     const clean = createMemoryStorage()
     await publishInput(clean)
     const memory = await runQuiet(clean)
-    const expected = published(clean)
-    const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
-    const totalSteps = memory.steps()
-    for (let crashAt = 0; crashAt < totalSteps; crashAt++) {
-      for (const after of [false, true]) {
-        const storage = createMemoryStorage()
-        await publishInput(storage)
-        await expect(runQuiet(storage, { crashAt, after })).rejects.toBeInstanceOf(Crash)
-        await runQuiet(storage)
-        const got = published(storage)
-        expect(new Set(got.map((c) => c.id)), `crash at ${crashAt} after=${after}`).toEqual(
-          new Set(byId.keys()),
-        )
-        for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
-        expect(committedToEnd(storage)).toBe(true)
-      }
-    }
+    await expectEveryKillRecovered(runQuiet, published(clean), memory.steps(), {
+      restarted: (storage) => expect(committedToEnd(storage)).toBe(true),
+    })
   })
 
   it('a kill -9 at any durable step of a clean stop’s final saves and commits, then a restart, yields the same correlations and never a commit past a checkpoint', async () => {
@@ -207,15 +218,7 @@ describe('startCorrelate', () => {
       correlation: { ...config.correlation, checkpoint: { max_records: 1_000_000, max_interval: 600_000 } },
     }
     const runStopping = async (storage: MemoryStorage, plan?: CrashPlan) => {
-      const runtime = createTestRuntime()
-      const memory = createMemoryBus(storage, 2, plan)
-      const stage = await startCorrelate(stopping, {
-        bus: memory.bus,
-        log: runtime.log,
-        metrics: runtime.metrics,
-        checkpoints: createKeyValueCheckpointStore(memory.keyValueLog(), checkpointKey),
-        now: () => 0,
-      })
+      const { stage, memory } = await startStage(storage, plan, { config: stopping, now: () => 0 })
       try {
         await memory.drain()
       } finally {
@@ -236,27 +239,15 @@ describe('startCorrelate', () => {
     const memory = await runStopping(clean)
     const ends = clean.logs.get(eventsTopic.name)?.map((records) => records.length)
     expect(committed(clean)).toEqual(ends)
-    const expected = published(clean)
-    const byId = new Map(expected.map((c) => [c.id, JSON.stringify(c)]))
-    const totalSteps = memory.steps()
-    for (let crashAt = 0; crashAt < totalSteps; crashAt++) {
-      for (const after of [false, true]) {
-        const storage = createMemoryStorage()
-        await publishInput(storage)
-        await expect(runStopping(storage, { crashAt, after })).rejects.toBeInstanceOf(Crash)
+    await expectEveryKillRecovered(runStopping, published(clean), memory.steps(), {
+      killed: async (storage, at) => {
         const bounds = await checkpointed(storage)
         committed(storage).forEach((offset, p) => {
-          expect(offset, `crash at ${crashAt} after=${after}`).toBeLessThanOrEqual(bounds[p] ?? 0)
+          expect(offset, at).toBeLessThanOrEqual(bounds[p] ?? 0)
         })
-        await runStopping(storage)
-        const got = published(storage)
-        expect(new Set(got.map((c) => c.id)), `crash at ${crashAt} after=${after}`).toEqual(
-          new Set(byId.keys()),
-        )
-        for (const c of got) expect(JSON.stringify(c)).toBe(byId.get(c.id))
-        expect(committed(storage)).toEqual(ends)
-      }
-    }
+      },
+      restarted: (storage) => expect(committed(storage)).toEqual(ends),
+    })
   })
 
   it('restores from its SQLite checkpoint and skips records it already processed', async () => {

@@ -3,26 +3,18 @@
 // thread. Worker is wrapped so that the test can find the store's writer and end it as a crash would.
 import { mkdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { spawned } from '../../helpers/tracked-workers.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
 import { hasStatusIndex, startWhileLocked } from './earlier-store.ts'
 
-const spawned = vi.hoisted(() => [] as { file: string; worker: Worker }[])
-vi.mock('node:worker_threads', async (importOriginal) => {
-  const original = await importOriginal<typeof import('node:worker_threads')>()
-  class Tracked extends original.Worker {
-    constructor(...args: ConstructorParameters<typeof original.Worker>) {
-      super(...args)
-      spawned.push({ file: String(args[0]), worker: this })
-    }
-  }
-  return { ...original, default: { ...original, Worker: Tracked }, Worker: Tracked }
-})
+vi.mock('node:worker_threads', async (importOriginal) =>
+  (await import('../../helpers/tracked-workers.ts')).trackWorkers(await importOriginal()),
+)
 
 const writerThreads = () => spawned.filter((s) => s.file.endsWith('store-writer.worker.mjs'))
 const cleanup: (() => Promise<void> | void)[] = []
