@@ -154,7 +154,8 @@ function item(
 ): JsonItem {
   if (maxDepth !== undefined && depthOf(value, maxDepth) > maxDepth)
     return { index, error: `nested deeper than ${maxDepth} levels`, original }
-  return { index, value, original, text }
+  // `file` is set by replay (read-replay-files.ts): made here, setting it does not grow every item.
+  return { index, value, original, text, file: undefined }
 }
 
 function arrayItems(text: string, values: unknown[], limits: SplitLimits): JsonItem[] {
