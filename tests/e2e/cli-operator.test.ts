@@ -52,7 +52,7 @@ describe('start-up failures', { timeout: 90_000 }, () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const { port } = server.address() as { port: number }
     try {
-      const run = await nerve(['run'], { NERVE_DATA_DIR: tempDir(), NERVE_HTTP_PORT: String(port) }, 20_000)
+      const run = await nerve(['run'], { NERVE_DATA_DIR: tempDir(), NERVE_HTTP_PORT: String(port) })
       expect(run.code).toBe(1)
       expect(run.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the port is already in use`)
       expect(run.stderr).not.toMatch(noStack)
