@@ -1,9 +1,9 @@
 // The inputs of bench/correlator-instructions.ts (read its header):
-//   node --import tsx bench/correlator-inputs.ts DIR
-// writes DIR/replay.ndjson (the first 40,000 events of the replay bench's input as the merge hands them
-// to the correlator, stand-ins included) and DIR/pipeline.ndjson (the pipeline bench's first 40,000
-// events, normalized as ingest does), each with its config (DIR/<name>.config.json). Seeded: the same
-// files every time.
+//   node --import tsx bench/correlator-inputs.ts DIR [EVENTS]
+// writes DIR/replay.ndjson (the first EVENTS, default 40,000, events of the replay bench's input as the
+// merge hands them to the correlator, stand-ins included; 200,000 is all of them) and DIR/pipeline.ndjson
+// (the pipeline bench's first EVENTS events, normalized as ingest does), each with its config
+// (DIR/<name>.config.json). Seeded: the same files every time.
 import { rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,9 +16,7 @@ import type { Config } from '../schemas/types.ts'
 import { cloudTrailRecord, falcoAlert, pipelineConfig } from './pipeline-events.ts'
 import { writeReplayInput } from './replay.bench.ts'
 
-const count = 40_000
-
-async function writeInputs(dir: string): Promise<void> {
+async function writeInputs(dir: string, count: number): Promise<void> {
   const replayInput = writeReplayInput(dir)
   const replayConfig = loadConfig({ file: replayInput.config })
   const input = await prepareReplay(
@@ -68,9 +66,9 @@ function configOf(value: object): Config {
   }
 }
 
-const [dir] = process.argv.slice(2)
-if (dir) await writeInputs(dir)
+const [dir, events = '40000'] = process.argv.slice(2)
+if (dir && Number(events) > 0) await writeInputs(dir, Number(events))
 else {
-  process.stderr.write('usage: correlator-inputs.ts DIR\n')
+  process.stderr.write('usage: correlator-inputs.ts DIR [EVENTS]\n')
   process.exitCode = 2
 }

@@ -59,9 +59,13 @@ export function buildCorrelation(
     Math.min(eTime, cTime),
   )
   if (suppressed) return null
-  // The detail's fields after the ids, in the detail's order, without its `side` tag.
+  // The detail's fields after the ids, in the detail's order, without its `side` tag and the members the
+  // call did not have (a detail holds every member, event-details.ts).
   const core: Record<string, unknown> = { event_id: cId, time: cTime }
-  for (const key in cd) if (key !== 'side') core[key] = cd[key as keyof CoreDetail]
+  for (const key in cd) {
+    const value = cd[key as keyof CoreDetail]
+    if (key !== 'side' && value !== undefined) core[key] = value
+  }
   const correlation: Correlation = {
     id,
     time,

@@ -22,6 +22,8 @@ export const sharedBytes = (value: object): number => {
   let total = 64
   for (const key in value) {
     const v = (value as Record<string, unknown>)[key]
+    // A core detail holds every member, undefined when its call had none (event-details.ts): not counted.
+    if (v === undefined) continue
     if (Array.isArray(v)) for (const item of v) total += 8 + stringBytes(item)
     else total += 16 + stringBytes(v)
   }

@@ -106,16 +106,24 @@ export function createDetailInterner(): DetailInterner {
     return undefined
   }
 
-  /** A new detail of `d`'s fields, holding the shared copy of each repeated value. */
+  /**
+   * A new detail of `d`'s fields, holding the shared copy of each repeated value. Every member is present
+   * (undefined when the call had none), so that all core details have one class and knownCore's loop reads
+   * them directly; what writes a detail out (the correlation record, the checkpoint) skips the undefined.
+   */
   const addCore = (principal: string, d: CoreFields | CoreDetail): CoreDetail => {
     // The principal is the lookup key: one per list already.
-    const detail: CoreDetail = { side: 'core', action: hold(d.action), principal }
-    if (d.read_only !== undefined) detail.read_only = d.read_only
-    if (d.error_code !== undefined) detail.error_code = hold(d.error_code)
-    if (d.source_ip !== undefined) detail.source_ip = d.source_ip
-    if (d.region !== undefined) detail.region = hold(d.region)
-    if (d.account_id !== undefined) detail.account_id = hold(d.account_id)
-    if (d.target !== undefined) detail.target = hold(d.target)
+    const detail: CoreDetail = {
+      side: 'core',
+      action: hold(d.action),
+      principal,
+      read_only: d.read_only,
+      error_code: d.error_code === undefined ? undefined : hold(d.error_code),
+      source_ip: d.source_ip,
+      region: d.region === undefined ? undefined : hold(d.region),
+      account_id: d.account_id === undefined ? undefined : hold(d.account_id),
+      target: d.target === undefined ? undefined : hold(d.target),
+    }
     return remember(cores, principal, detail)
   }
 
