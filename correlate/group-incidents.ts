@@ -56,7 +56,7 @@ export type IncidentView = {
 
 export type IncidentRecord = Omit<IncidentView, 'merged'> & {
   agent: string
-  /** The earliest correlation: its id names the incident (absent in checkpoints of earlier versions). */
+  /** Its earliest correlation, whose id names it (absent in older checkpoints: unknownCorrelation). */
   earliest?: { time: number; correlation: string }
   /** Correlations so far per rule id (absent in checkpoints written before the bound). */
   per_rule?: Record<string, number>
@@ -114,6 +114,16 @@ export const maxRenames = 32
 export const maxMerges = 32
 
 type Earliest = NonNullable<IncidentRecord['earliest']>
+/** An incident held in memory: its earliest correlation always known (restore fills it in, below). */
+type Incident = IncidentRecord & { earliest: Earliest }
+
+/**
+ * The correlation of the earliest a restore gives an incident of a checkpoint without one (versions before
+ * incidents kept it): their first_seen was the earliest correlation's time, its id unknown. The incident
+ * keeps its id and groups from that time, as if the correlator had never stopped; no correlation id is
+ * empty, and a newcomer at that very time does not come before it.
+ */
+const unknownCorrelation = ''
 const before = (a: Earliest, b: Earliest) =>
   a.time < b.time || (a.time === b.time && a.correlation < b.correlation)
 
@@ -124,7 +134,7 @@ export function createIncidentGrouper(
   /** Remember which agents changed, for takeChanged() (a checkpointing correlator; not a replay). */
   trackChanges = false,
 ): IncidentGrouper {
-  const byAgent = new Map<string, IncidentRecord[]>()
+  const byAgent = new Map<string, Incident[]>()
   /** Agents whose incidents changed since the last takeChanged(). */
   const changed = new Set<string>()
   const noteChanged = (agent: string) => {
@@ -147,11 +157,14 @@ export function createIncidentGrouper(
   }
   for (const record of restored) {
     const list = byAgent.get(record.agent) ?? []
+    const earliest = record.earliest ?? { time: record.first_seen, correlation: unknownCorrelation }
+    if (earliest.correlation === unknownCorrelation) earliestIds.set(earliest, record.id)
     list.push({
       ...record,
       signals: [...record.signals],
       per_rule: { ...record.per_rule },
       best_score: { ...record.best_score },
+      earliest,
     })
     byAgent.set(record.agent, list)
     count++
@@ -172,12 +185,10 @@ export function createIncidentGrouper(
       byAgent.set(agentId, list)
     }
     // Grouping goes by correlation times: from the earliest correlation (first_seen, the earliest evidence,
-    // may lie a window before it), or first_seen in checkpoints of versions that kept no earliest.
-    const near = list.filter(
-      (i) => time >= (i.earliest?.time ?? i.first_seen) - gap && time <= i.last_seen + gap,
-    )
+    // may lie a window before it).
+    const near = list.filter((i) => time >= i.earliest.time - gap && time <= i.last_seen + gap)
     const own: Earliest = { time, correlation: correlationId }
-    let incident: IncidentRecord
+    let incident: Incident
     const merged: string[] = []
     if (near.length === 0) {
       incident = {
@@ -195,10 +206,8 @@ export function createIncidentGrouper(
       count++
     } else {
       // The survivor is the incident that keeps its id when no newcomer comes first: the earliest one.
-      incident = near[0] as IncidentRecord
-      for (const i of near) {
-        if (i.earliest && (!incident.earliest || before(i.earliest, incident.earliest))) incident = i
-      }
+      incident = near[0] as Incident
+      for (const i of near) if (before(i.earliest, incident.earliest)) incident = i
       // Merged with all the near ones, or past the bound, joined to the survivor alone.
       const merges = near.reduce((n, i) => n + (i.merges ?? 0), near.length - 1)
       const joined = merges > maxMerges ? [incident] : near
@@ -210,14 +219,12 @@ export function createIncidentGrouper(
         incident.correlation_count += other.correlation_count
         for (const s of other.signals) addSignal(incident.signals, s)
         mergeBounds(incident, other)
-        const e = other.earliest
-        if (e && (!incident.earliest || before(e, incident.earliest))) incident.earliest = e
         merged.push(other.id)
         list.splice(list.indexOf(other), 1)
         count--
       }
-      if (incident.earliest && before(own, incident.earliest)) incident.earliest = own
-      const id = incident.earliest ? idOfEarliest(agentId, incident.earliest) : incident.id
+      if (before(own, incident.earliest)) incident.earliest = own
+      const id = idOfEarliest(agentId, incident.earliest)
       const renames = incident.renames ?? 0
       if (id !== incident.id && renames < maxRenames) {
         merged.push(incident.id)
@@ -260,8 +267,7 @@ export function createIncidentGrouper(
     for (const [agent, list] of byAgent) {
       // Most sweeps forget nothing of most agents: a list is copied only when one of its incidents goes.
       let stale = false
-      for (let k = 0; k < list.length && !stale; k++)
-        stale = (list[k] as IncidentRecord).last_seen + gap < horizon
+      for (let k = 0; k < list.length && !stale; k++) stale = (list[k] as Incident).last_seen + gap < horizon
       if (!stale) continue
       const kept = list.filter((i) => i.last_seen + gap >= horizon)
       count -= list.length - kept.length
@@ -273,16 +279,13 @@ export function createIncidentGrouper(
 
   // Object spread, not Object.assign: here the spread is the cheaper (Object.assign's generic builtin cost
   // 45 M more instructions over the pipeline bench's 20 checkpoints of 1,000 agents; docs/replay.md).
-  const copy = (i: IncidentRecord): IncidentRecord => {
-    const c: IncidentRecord = {
-      ...i,
-      signals: [...i.signals],
-      per_rule: { ...i.per_rule },
-      best_score: { ...i.best_score },
-    }
-    if (i.earliest) c.earliest = { ...i.earliest }
-    return c
-  }
+  const copy = (i: Incident): IncidentRecord => ({
+    ...i,
+    signals: [...i.signals],
+    per_rule: { ...i.per_rule },
+    best_score: { ...i.best_score },
+    earliest: { ...i.earliest },
+  })
   const snapshot = () => [...byAgent.values()].flat().map(copy)
   const takeChanged = () => {
     const taken = new Map<string, IncidentRecord[]>()
@@ -295,7 +298,7 @@ export function createIncidentGrouper(
 }
 
 /** A merged incident's bound counts join the survivor's: per-rule counts add up, best scores keep the max. */
-function mergeBounds(into: IncidentRecord, other: IncidentRecord): void {
+function mergeBounds(into: Incident, other: Incident): void {
   const perRule = { ...into.per_rule }
   for (const [rule, n] of Object.entries(other.per_rule ?? {})) perRule[rule] = (perRule[rule] ?? 0) + n
   into.per_rule = perRule

@@ -270,3 +270,33 @@ export const indexTemplates: readonly IndexTemplate[] = [
 ]
 
 export const templateMeta = { ...meta, ecs_version: ecsVersion }
+
+type Json = Record<string, unknown>
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** Deep merge, the later wins a leaf: how Elasticsearch composes the component templates in order. */
+function mergeMappings(into: Json, from: Json): Json {
+  const merged: Json = { ...into }
+  for (const [key, value] of Object.entries(from)) {
+    const before = merged[key]
+    merged[key] = isObject(before) && isObject(value) ? mergeMappings(before, value) : value
+  }
+  return merged
+}
+
+/**
+ * What `nerve setup elasticsearch` applies to the write index of a data stream that exists: the mappings
+ * the index template gives a new backing index (its component templates', composed in order), but for
+ * `data_stream.*`, constant_keyword fields that index already holds with their values (Fleet leaves them
+ * out of such an update too).
+ */
+export function writeIndexMappings(index: IndexTemplate): Json {
+  let mappings: Json = {}
+  for (const name of index.composed_of) {
+    const component = componentTemplates.find((c) => c.name === name)
+    const part = component?.template.mappings
+    if (isObject(part)) mappings = mergeMappings(mappings, part)
+  }
+  const { data_stream: _, ...properties } = mappings.properties as Json
+  return { ...mappings, properties }
+}
