@@ -85,7 +85,7 @@ export async function startStoreWriterThread(
   const now = deps.now ?? (() => performance.now())
   // Kept here, not in the thread, so that a thread started again goes on with them. The writes go on
   // without the index: its back-off keeps the least wait of ten times the failed build, however long.
-  const buildRetry = new RetrySchedule(now, Number.POSITIVE_INFINITY)
+  const buildRetry = new RetrySchedule(now)
   /** The index build: `asked` of the thread (once at a time) when wanted and its back-off has passed. */
   let build: 'wanted' | 'asked' | 'done' = 'wanted'
   const askBuild = () => {
