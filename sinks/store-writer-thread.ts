@@ -35,8 +35,9 @@ export type StoreWriterThread = {
    */
   drain(): Promise<void>
   /**
-   * Fails from a start that could not open the store to the next that does (/readyz's optional
-   * correlation_store check: the writes fail meanwhile, the bus keeps them and delivers them again).
+   * /readyz's optional correlation_store check: fails from a start that could not open the store, or from
+   * the `failedWritesForReadiness`th write in a row that failed, to the next write that succeeds (the bus
+   * keeps the writes meanwhile and delivers them again).
    */
   readiness: ReadinessCheck
   close(): Promise<void>
@@ -48,7 +49,22 @@ export type StoreWriterThread = {
  */
 type ToldIndexBuild = IndexBuild & { retry_in_ms?: number; failures?: number }
 
-type Reply = { id: number; ok: boolean; result?: unknown; code?: string; message?: string }
+type Reply = {
+  id: number
+  ok: boolean
+  result?: unknown
+  code?: string
+  sqliteCode?: string
+  message?: string
+}
+
+/**
+ * Failed writes in a row that make the correlation_store check fail. One is not enough: a lock held for a
+ * moment (a backup, an operator's sqlite3) fails a write that the bus's redelivery then stores, and
+ * /readyz would flap. Three, as for a revoke webhook target: a lock or a full disk that outlasts the
+ * redeliveries (10 s at most apart on the embedded bus) shows within about half a minute.
+ */
+export const failedWritesForReadiness = 3
 
 export async function startStoreWriterThread(
   config: {
@@ -95,8 +111,12 @@ export async function startStoreWriterThread(
   }
   /** A thread that could not start (open its store) is started again by a write once this has passed. */
   const startRetry = new RetrySchedule(now)
-  /** Why the last start failed (SQLite's code, else nerve's), for readiness. */
+  /** Starts that failed since a thread was last ready, and why the last did (SQLite's code, else nerve's). */
+  let startFailures = 0
   let startFailure = ''
+  /** Writes that failed since the last that succeeded, and why the last failed (SQLite's code, else nerve's). */
+  let failedWrites = 0
+  let writeFailure = ''
 
   const start = () => {
     if (!starting && !startRetry.due()) {
@@ -106,6 +126,8 @@ export async function startStoreWriterThread(
     starting ??= new Promise<Worker>((resolve, reject) => {
       const began = now()
       let ready = false
+      /** How long its start took: a thread that dies after it is tried again after ten times as long. */
+      let startedInMs = 0
       const w = new Worker(new URL('./store-writer.worker.mjs', import.meta.url), {
         workerData: {
           dataDir: config.data_dir,
@@ -115,9 +137,12 @@ export async function startStoreWriterThread(
         },
       })
       // Its first message says it is ready; after that, replies, and an index it builds (told, not replied).
+      // Its back-off ends at the first write that succeeds, not here: a thread that starts and then dies
+      // again and again is started again after the back-off too.
       w.once('message', () => {
         ready = true
-        startRetry.succeeded()
+        startedInMs = now() - began
+        startFailures = 0
         w.on('message', (reply: Reply | { indexBuild: IndexBuild } | { indexReady: true }) => {
           if ('indexBuild' in reply) return indexBuildTold(reply.indexBuild)
           if ('indexReady' in reply) {
@@ -149,10 +174,11 @@ export async function startStoreWriterThread(
         }
         if (ready)
           deps.log?.error(
-            fields,
-            'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; the next write starts it again.',
+            { ...fields, retry_in_ms: startRetry.failed(startedInMs) },
+            'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; a write starts it again once retry_in_ms has passed.',
           )
         else {
+          startFailures++
           startFailure = fields.sqlite_code ?? code
           deps.log?.error(
             { ...fields, retry_in_ms: startRetry.failed(now() - began) },
@@ -208,7 +234,16 @@ export async function startStoreWriterThread(
     message: Record<string, unknown>,
   ): Promise<T> => {
     telemetry.received(items)
-    const result = await counted('write', ask<T>({ type, ...message }))
+    let result: T
+    try {
+      result = await counted('write', ask<T>({ type, ...message }))
+    } catch (err) {
+      failedWrites++
+      writeFailure = failureCode(err)
+      throw err
+    }
+    failedWrites = 0
+    startRetry.succeeded()
     telemetry.sent(result.stored)
     if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
     return result
@@ -239,12 +274,16 @@ export async function startStoreWriterThread(
       if (worker) await ask({ type: 'drain' })
     },
     readiness() {
-      const tries = startRetry.failures
-      if (tries === 0) return { ok: true }
       const wait = startRetry.msUntilDue()
       const next = wait > 0 ? `the next write after ${Math.ceil(wait / 1000)} s` : 'the next write'
-      const failed = `could not open the store (${startFailure}) in ${tries} ${tries === 1 ? 'try' : 'tries'}`
-      return { ok: false, detail: `${failed}; ${next} tries again` }
+      if (startFailures > 0) {
+        const tries = startFailures
+        const failed = `could not open the store (${startFailure}) in ${tries} ${tries === 1 ? 'try' : 'tries'}`
+        return { ok: false, detail: `${failed}; ${next} tries again` }
+      }
+      if (failedWrites < failedWritesForReadiness) return { ok: true }
+      const failed = `${failedWrites} writes in a row failed (${writeFailure}); the bus delivers them again`
+      return { ok: false, detail: wait > 0 ? `${failed}; ${next} starts the writer again` : failed }
     },
     async close() {
       const w = worker
@@ -264,7 +303,7 @@ function buildErrorCode(sqliteCode: string): 'STORAGE_FULL' | 'SINK_UNAVAILABLE'
 
 /** SQLite's code of an error (SQLITE_BUSY, SQLITE_FULL, …), when it has one. */
 function sqliteCodeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown }).code
+  const code = (err as { code?: unknown } | undefined)?.code
   return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
 }
 
@@ -282,7 +321,13 @@ function failure(reply: Reply): NerveError {
     : 'INTERNAL'
   return new NerveError(code, `The store could not write: ${reply.message ?? 'unknown error'}`, {
     retriable: true,
+    cause: reply.sqliteCode === undefined ? undefined : { code: reply.sqliteCode },
   })
+}
+
+/** Why a write failed, for readiness: SQLite's code (of the error or its cause), else nerve's. */
+function failureCode(err: unknown): string {
+  return sqliteCodeOf(err) ?? sqliteCodeOf((err as { cause?: unknown }).cause) ?? threadErrorCode(err)
 }
 
 /**
