@@ -16,6 +16,7 @@ import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { CorrelationItem, IndexBuild } from './correlation-store.ts'
 import { RetrySchedule } from './retry-schedule.ts'
+import { StoreWriterHealth } from './store-writer-health.ts'
 
 type Written = { stored: number; duplicates: number }
 /** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
@@ -36,7 +37,7 @@ export type StoreWriterThread = {
   drain(): Promise<void>
   /**
    * /readyz's optional correlation_store check: fails from a start that could not open the store, or from
-   * the `failedWritesForReadiness`th write in a row that failed, to the next write that succeeds (the bus
+   * the `failedWritesForReadiness`th (store-writer-health.ts) write in a row that failed, to the next write that succeeds (the bus
    * keeps the writes meanwhile and delivers them again).
    */
   readiness: ReadinessCheck
@@ -57,14 +58,6 @@ type Reply = {
   sqliteCode?: string
   message?: string
 }
-
-/**
- * Failed writes in a row that make the correlation_store check fail. One is not enough: a lock held for a
- * moment (a backup, an operator's sqlite3) fails a write that the bus's redelivery then stores, and
- * /readyz would flap. Three, as for a revoke webhook target: a lock or a full disk that outlasts the
- * redeliveries (10 s at most apart on the embedded bus) shows within about half a minute.
- */
-export const failedWritesForReadiness = 3
 
 export async function startStoreWriterThread(
   config: {
@@ -111,12 +104,7 @@ export async function startStoreWriterThread(
   }
   /** A thread that could not start (open its store) is started again by a write once this has passed. */
   const startRetry = new RetrySchedule(now)
-  /** Starts that failed since a thread was last ready, and why the last did (SQLite's code, else nerve's). */
-  let startFailures = 0
-  let startFailure = ''
-  /** Writes that failed since the last that succeeded, and why the last failed (SQLite's code, else nerve's). */
-  let failedWrites = 0
-  let writeFailure = ''
+  const health = new StoreWriterHealth(() => startRetry.msUntilDue())
 
   const start = () => {
     if (!starting && !startRetry.due()) {
@@ -142,7 +130,7 @@ export async function startStoreWriterThread(
       w.once('message', () => {
         ready = true
         startedInMs = now() - began
-        startFailures = 0
+        health.started()
         w.on('message', (reply: Reply | { indexBuild: IndexBuild } | { indexReady: true }) => {
           if ('indexBuild' in reply) return indexBuildTold(reply.indexBuild)
           if ('indexReady' in reply) {
@@ -178,8 +166,7 @@ export async function startStoreWriterThread(
             'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; a write starts it again once retry_in_ms has passed.',
           )
         else {
-          startFailures++
-          startFailure = fields.sqlite_code ?? code
+          health.startFailed(fields.sqlite_code ?? code)
           deps.log?.error(
             { ...fields, retry_in_ms: startRetry.failed(now() - began) },
             'The store writer thread could not start: the writes fail and the bus delivers them again; a write starts it again once retry_in_ms has passed.',
@@ -238,11 +225,10 @@ export async function startStoreWriterThread(
     try {
       result = await counted('write', ask<T>({ type, ...message }))
     } catch (err) {
-      failedWrites++
-      writeFailure = failureCode(err)
+      health.writeFailed(failureCode(err))
       throw err
     }
-    failedWrites = 0
+    health.wrote()
     startRetry.succeeded()
     telemetry.sent(result.stored)
     if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
@@ -273,18 +259,7 @@ export async function startStoreWriterThread(
     async drain() {
       if (worker) await ask({ type: 'drain' })
     },
-    readiness() {
-      const wait = startRetry.msUntilDue()
-      const next = wait > 0 ? `the next write after ${Math.ceil(wait / 1000)} s` : 'the next write'
-      if (startFailures > 0) {
-        const tries = startFailures
-        const failed = `could not open the store (${startFailure}) in ${tries} ${tries === 1 ? 'try' : 'tries'}`
-        return { ok: false, detail: `${failed}; ${next} tries again` }
-      }
-      if (failedWrites < failedWritesForReadiness) return { ok: true }
-      const failed = `${failedWrites} writes in a row failed (${writeFailure}); the bus delivers them again`
-      return { ok: false, detail: wait > 0 ? `${failed}; ${next} starts the writer again` : failed }
-    },
+    readiness: health.check,
     async close() {
       const w = worker
       if (!w) return
