@@ -1,24 +1,33 @@
 // The data dir's revoke target key: made whole or not at all, read only from a regular file nerve made,
 // and made again (with a warning) when a crash left it empty, since a lost key only keeps the targets a 410
 // disabled disabled.
-import {
-  chmodSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs'
+import { chmodSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { readRevokeTargetKey } from '../../../sinks/revoke-target-key.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 
+/** Another process on the same data dir, which links its key into place just before this one does. */
+const other = vi.hoisted(() => ({ key: undefined as Buffer | undefined }))
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>()
+  const linkSync: typeof fs.linkSync = (existing, path) => {
+    if (other.key) fs.writeFileSync(path, other.key, { mode: 0o600, flag: 'wx' })
+    other.key = undefined
+    fs.linkSync(existing, path)
+  }
+  return { ...fs, linkSync, default: { ...fs, linkSync } }
+})
+
+const made: string[] = []
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
 function dataDir() {
   const dir = tempDir('nerve-target-key')
-  mkdirSync(dir, { recursive: true })
+  made.push(dir)
   return { dir, path: join(dir, 'revoke-target-key') }
 }
 
@@ -79,5 +88,15 @@ describe('the revoke target key', () => {
     expect(readRevokeTargetKey(dir, rt.log).equals(Buffer.alloc(32, 1))).toBe(true)
     expect(statSync(path).mode & 0o777).toBe(0o600)
     expect(rt.logs).toContainEqual(expect.objectContaining({ level: 'warn', mode: '644', path }))
+  })
+
+  it('reads the key of another process that made it first, and leaves no temp file', () => {
+    const { dir, path } = dataDir()
+    other.key = Buffer.alloc(32, 9)
+    const rt = createTestRuntime()
+    expect(readRevokeTargetKey(dir, rt.log).equals(Buffer.alloc(32, 9))).toBe(true)
+    expect(readdirSync(dir)).toEqual(['revoke-target-key'])
+    expect(readFileSync(path).equals(Buffer.alloc(32, 9))).toBe(true)
+    expect(rt.logs).toEqual([])
   })
 })
