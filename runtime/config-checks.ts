@@ -28,7 +28,7 @@ function webhookProblems(webhooks: Config['revoke']['webhooks']): ConfigProblem[
     else if (labels.has(label))
       problems.push({
         path: `${at}/url`,
-        message: `is the same target as ${labels.get(label)} (${label}): a target is known by its URL without credentials or query`,
+        message: `is the same target as ${labels.get(label)} (${label}): nerve knows a target by its URL without credentials or query, so these two would share one (a 410 from one would disable both); give each receiver its own path`,
       })
     else labels.set(label, at)
     const secret = target.secret === undefined ? undefined : webhookSecretProblem(target.secret)

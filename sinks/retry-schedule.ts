@@ -11,19 +11,19 @@
 export const failedTryMultiple = 10
 
 /**
- * The longest wait of the doubling, and by default of any wait. A start that cannot open the store fails
- * at once (SQLite opens it without a busy timeout) but costs a thread's start, 0.7 s of CPU (docs/
- * operations.md), and one log line: at two minutes, at most 30 tries an hour, under 1 % of a core. A
- * longer wait saves little of that, and costs the other way: the correlations stay out of the store (the
- * read API, the console) until a try succeeds, so up to two minutes (and the bus's redelivery, 10 s at
- * most on the embedded bus) after a full disk is freed or a lock released.
+ * The longest wait of the doubling. A start that cannot open the store fails at once (SQLite opens it
+ * without a busy timeout) but costs a thread's start, 0.7 s of CPU (docs/operations.md), and one log line:
+ * at two minutes, at most 30 tries an hour, under 1 % of a core. A longer wait saves little of that, and
+ * costs the other way: the correlations stay out of the store (the read API, the console) until a try
+ * succeeds, so up to two minutes (and the bus's redelivery, 10 s at most on the embedded bus) after a full
+ * disk is freed or a lock released. It caps the doubling only: a try that took long still waits
+ * `failedTryMultiple` times as long, else a slow failing start would stall the writes most of the time.
  */
 export const maxDoublingMs = 120_000
 
 /**
- * A back-off doubled at each failure from `firstWaitMs` to maxDoublingMs, at least `failedTryMultiple`
- * times the failed try's duration, and at most `maxWaitMs`. Times are `now()`'s (ms), so that it outlives
- * a thread that restarts.
+ * A back-off doubled at each failure from `firstWaitMs` to maxDoublingMs, and at least `failedTryMultiple`
+ * times the failed try's duration. Times are `now()`'s (ms), so that it outlives a thread that restarts.
  */
 export class RetrySchedule {
   private doubling = 0
@@ -33,7 +33,6 @@ export class RetrySchedule {
 
   constructor(
     private readonly now: () => number,
-    private readonly maxWaitMs = maxDoublingMs,
     private readonly firstWaitMs = 1000,
   ) {}
 
@@ -51,7 +50,7 @@ export class RetrySchedule {
   failed(tookMs: number): number {
     this.doubling = this.failures === 0 ? this.firstWaitMs : Math.min(this.doubling * 2, maxDoublingMs)
     this.failures++
-    const wait = Math.min(this.maxWaitMs, Math.max(this.doubling, Math.ceil(failedTryMultiple * tookMs)))
+    const wait = Math.max(this.doubling, Math.ceil(failedTryMultiple * tookMs))
     this.dueAt = this.now() + wait
     return wait
   }

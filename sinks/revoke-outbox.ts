@@ -11,6 +11,7 @@
 // so a later round never reuses a forgotten key.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import type { Logger } from '../runtime/logger.ts'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'
 import type { RevokeOutcome } from '../schemas/types.ts'
 import { type MergedRevoke, type PastRevoke, revokeDecisionId } from './revoke-policy.ts'
@@ -154,9 +155,9 @@ export const forgettableSql = `SELECT d.rowid, d.decision_id, d.incident_id, d.s
   AND NOT EXISTS (SELECT 1 FROM deliveries v WHERE v.decision_id = d.decision_id AND +v.state = 'pending')
   ORDER BY d.time LIMIT ?`
 
-export function openRevokeOutbox(dataDir: string): RevokeOutbox {
+export function openRevokeOutbox(dataDir: string, log?: Logger): RevokeOutbox {
   mkdirSync(dataDir, { recursive: true })
-  const targetKey = readRevokeTargetKey(dataDir)
+  const targetKey = readRevokeTargetKey(dataDir, log)
   const sqlite = openSqliteFile(join(dataDir, 'revoke-outbox.sqlite'))
   const db = sqlite.db
   db.exec(schema)

@@ -1,27 +1,132 @@
 // The key of the revoke outbox's target fingerprints (target-fingerprint.ts): 32 random bytes made on the
 // first start, kept in the data dir beside the outbox (mode 0600), never in it. Lost or replaced, the
-// fingerprints made under the old key are told apart by its id, and the targets they disabled stay disabled.
+// fingerprints made under the old key are told apart by its id, and the targets they disabled stay disabled:
+// the key only decides when a target a 410 disabled is enabled again, so a lost key fails safe.
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { NerveError } from '../runtime/errors.ts'
+import type { Logger } from '../runtime/logger.ts'
 
 const keyBytes = 32
+const fileName = 'revoke-target-key'
 
-export function readRevokeTargetKey(dataDir: string): Buffer {
-  const path = join(dataDir, 'revoke-target-key')
-  if (!existsSync(path)) {
-    const key = randomBytes(keyBytes)
-    writeFileSync(path, key, { mode: 0o600, flag: 'wx' })
-    return key
+/**
+ * The data dir's key, made if it is missing or empty (a crash before its bytes reached the disk, with an
+ * earlier version). It is written whole to a temp file, synced, and linked into place, so that a crash
+ * leaves no part of it, and a second process on the same data dir that made its own reads the first's.
+ * A symbolic link or a file of another size is refused: it is not a key nerve made.
+ */
+export function readRevokeTargetKey(dataDir: string, log?: Logger): Buffer {
+  const path = join(dataDir, fileName)
+  // Three rounds: a key another process links meanwhile is whole, so the next round reads it.
+  for (let round = 0; round < 3; round++) {
+    const read = readKeyFile(path, log)
+    if (read !== 'missing' && read !== 'empty') return read
+    if (read === 'empty') unlinkUnlessGone(path)
+    // Missing is the first start (a deleted key is told by each target it keeps disabled): info; empty is a
+    // crash while an earlier version made it: warn.
+    if (linkNewKey(dataDir, path))
+      log?.[read === 'empty' ? 'warn' : 'info'](
+        { path, found: read },
+        'Made a new revoke target key: the webhook targets a 410 disabled under the one before stay disabled until their entry changes.',
+      )
   }
-  // An empty file (a crash between its creation and its write) would key every fingerprint with nothing.
-  const key = readFileSync(path)
-  if (key.length !== keyBytes)
-    throw new NerveError(
-      'CONFIG_INVALID',
-      `The revoke target key ${path} holds ${key.length} bytes, not ${keyBytes}. Delete it to have a new one` +
-        ' made: the targets a 410 disabled then stay disabled until their config entry changes.',
-    )
-  return key
+  throw new NerveError(
+    'CONFIG_INVALID',
+    `The revoke target key ${path} could not be made; remove it and start again.`,
+  )
+}
+
+function unlinkUnlessGone(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+}
+
+/** The key in `path`, or why there is none to use. */
+function readKeyFile(path: string, log?: Logger): Buffer | 'missing' | 'empty' {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return 'missing'
+    if (code === 'ELOOP')
+      throw refused(path, 'is a symbolic link; remove it and nerve makes a key in its place')
+    throw err
+  }
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile())
+      throw refused(path, 'is not a regular file; remove it and nerve makes a key in its place')
+    if (stat.size === 0) return 'empty'
+    if (stat.size !== keyBytes)
+      throw refused(
+        path,
+        `holds ${stat.size} bytes, not ${keyBytes}. Delete it to have a new one made: the targets a 410 disabled then stay disabled until their config entry changes`,
+      )
+    // Looser than 0600 (a restore under another umask): tightened rather than refused, since the key guards
+    // only against guessing a URL's token from a copy of the outbox, and a refusal would stop ingest too.
+    if ((stat.mode & 0o077) !== 0) {
+      fchmodSync(fd, 0o600)
+      log?.warn(
+        { path, mode: (stat.mode & 0o777).toString(8) },
+        'Tightened the revoke target key to mode 0600: whoever could read it and a copy of the outbox can test guesses of a webhook URL; delete it to have a new one made.',
+      )
+    }
+    const key = Buffer.alloc(keyBytes)
+    if (readSync(fd, key, 0, keyBytes, 0) !== keyBytes) return 'empty'
+    return key
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Links a new key into `path`, synced with its directory: false if another process linked one first. */
+function linkNewKey(dataDir: string, path: string): boolean {
+  const temp = join(dataDir, `${fileName}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  const fd = openSync(
+    temp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  )
+  try {
+    writeSync(fd, randomBytes(keyBytes))
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  try {
+    linkSync(temp, path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    return false
+  } finally {
+    unlinkSync(temp)
+  }
+  const dir = openSync(dataDir, constants.O_RDONLY)
+  try {
+    fsyncSync(dir)
+  } finally {
+    closeSync(dir)
+  }
+  return true
+}
+
+function refused(path: string, why: string): NerveError {
+  return new NerveError('CONFIG_INVALID', `The revoke target key ${path} ${why}.`)
 }

@@ -51,7 +51,7 @@ export function createRevokeDispatcher(
     'status',
     'reason',
   ])
-  const outbox = openRevokeOutbox(config.data_dir)
+  const outbox = openRevokeOutbox(config.data_dir, log)
   const shared = { outbox, log, metrics: deps.metrics, telemetry, outcomes, now: deps.now }
   const delivery = createRevokeDelivery(config.revoke, {
     ...shared,

@@ -16,6 +16,7 @@ import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { CorrelationItem, IndexBuild } from './correlation-store.ts'
 import { RetrySchedule } from './retry-schedule.ts'
+import { StoreWriterHealth } from './store-writer-health.ts'
 
 type Written = { stored: number; duplicates: number }
 /** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
@@ -35,8 +36,9 @@ export type StoreWriterThread = {
    */
   drain(): Promise<void>
   /**
-   * Fails from a start that could not open the store to the next that does (/readyz's optional
-   * correlation_store check: the writes fail meanwhile, the bus keeps them and delivers them again).
+   * /readyz's optional correlation_store check: fails from a start that could not open the store, or from
+   * the `failedWritesForReadiness`th (store-writer-health.ts) write in a row that failed, to the next write that succeeds (the bus
+   * keeps the writes meanwhile and delivers them again).
    */
   readiness: ReadinessCheck
   close(): Promise<void>
@@ -48,7 +50,14 @@ export type StoreWriterThread = {
  */
 type ToldIndexBuild = IndexBuild & { retry_in_ms?: number; failures?: number }
 
-type Reply = { id: number; ok: boolean; result?: unknown; code?: string; message?: string }
+type Reply = {
+  id: number
+  ok: boolean
+  result?: unknown
+  code?: string
+  sqliteCode?: string
+  message?: string
+}
 
 export async function startStoreWriterThread(
   config: {
@@ -85,7 +94,7 @@ export async function startStoreWriterThread(
   const now = deps.now ?? (() => performance.now())
   // Kept here, not in the thread, so that a thread started again goes on with them. The writes go on
   // without the index: its back-off keeps the least wait of ten times the failed build, however long.
-  const buildRetry = new RetrySchedule(now, Number.POSITIVE_INFINITY)
+  const buildRetry = new RetrySchedule(now)
   /** The index build: `asked` of the thread (once at a time) when wanted and its back-off has passed. */
   let build: 'wanted' | 'asked' | 'done' = 'wanted'
   const askBuild = () => {
@@ -95,8 +104,7 @@ export async function startStoreWriterThread(
   }
   /** A thread that could not start (open its store) is started again by a write once this has passed. */
   const startRetry = new RetrySchedule(now)
-  /** Why the last start failed (SQLite's code, else nerve's), for readiness. */
-  let startFailure = ''
+  const health = new StoreWriterHealth(() => startRetry.msUntilDue())
 
   const start = () => {
     if (!starting && !startRetry.due()) {
@@ -106,6 +114,8 @@ export async function startStoreWriterThread(
     starting ??= new Promise<Worker>((resolve, reject) => {
       const began = now()
       let ready = false
+      /** How long its start took: a thread that dies after it is tried again after ten times as long. */
+      let startedInMs = 0
       const w = new Worker(new URL('./store-writer.worker.mjs', import.meta.url), {
         workerData: {
           dataDir: config.data_dir,
@@ -115,9 +125,12 @@ export async function startStoreWriterThread(
         },
       })
       // Its first message says it is ready; after that, replies, and an index it builds (told, not replied).
+      // Its back-off ends at the first write that succeeds, not here: a thread that starts and then dies
+      // again and again is started again after the back-off too.
       w.once('message', () => {
         ready = true
-        startRetry.succeeded()
+        startedInMs = now() - began
+        health.started()
         w.on('message', (reply: Reply | { indexBuild: IndexBuild } | { indexReady: true }) => {
           if ('indexBuild' in reply) return indexBuildTold(reply.indexBuild)
           if ('indexReady' in reply) {
@@ -149,11 +162,11 @@ export async function startStoreWriterThread(
         }
         if (ready)
           deps.log?.error(
-            fields,
-            'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; the next write starts it again.',
+            { ...fields, retry_in_ms: startRetry.failed(startedInMs) },
+            'The store writer thread failed: the writes waiting on it fail and the bus delivers them again; a write starts it again once retry_in_ms has passed.',
           )
         else {
-          startFailure = fields.sqlite_code ?? code
+          health.startFailed(fields.sqlite_code ?? code)
           deps.log?.error(
             { ...fields, retry_in_ms: startRetry.failed(now() - began) },
             'The store writer thread could not start: the writes fail and the bus delivers them again; a write starts it again once retry_in_ms has passed.',
@@ -208,7 +221,15 @@ export async function startStoreWriterThread(
     message: Record<string, unknown>,
   ): Promise<T> => {
     telemetry.received(items)
-    const result = await counted('write', ask<T>({ type, ...message }))
+    let result: T
+    try {
+      result = await counted('write', ask<T>({ type, ...message }))
+    } catch (err) {
+      health.writeFailed(failureCode(err))
+      throw err
+    }
+    health.wrote()
+    startRetry.succeeded()
     telemetry.sent(result.stored)
     if (result.duplicates > 0) telemetry.discarded(result.duplicates, 'duplicate')
     return result
@@ -238,14 +259,7 @@ export async function startStoreWriterThread(
     async drain() {
       if (worker) await ask({ type: 'drain' })
     },
-    readiness() {
-      const tries = startRetry.failures
-      if (tries === 0) return { ok: true }
-      const wait = startRetry.msUntilDue()
-      const next = wait > 0 ? `the next write after ${Math.ceil(wait / 1000)} s` : 'the next write'
-      const failed = `could not open the store (${startFailure}) in ${tries} ${tries === 1 ? 'try' : 'tries'}`
-      return { ok: false, detail: `${failed}; ${next} tries again` }
-    },
+    readiness: health.check,
     async close() {
       const w = worker
       if (!w) return
@@ -264,7 +278,7 @@ function buildErrorCode(sqliteCode: string): 'STORAGE_FULL' | 'SINK_UNAVAILABLE'
 
 /** SQLite's code of an error (SQLITE_BUSY, SQLITE_FULL, …), when it has one. */
 function sqliteCodeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown }).code
+  const code = (err as { code?: unknown } | undefined)?.code
   return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
 }
 
@@ -282,7 +296,13 @@ function failure(reply: Reply): NerveError {
     : 'INTERNAL'
   return new NerveError(code, `The store could not write: ${reply.message ?? 'unknown error'}`, {
     retriable: true,
+    cause: reply.sqliteCode === undefined ? undefined : { code: reply.sqliteCode },
   })
+}
+
+/** Why a write failed, for readiness: SQLite's code (of the error or its cause), else nerve's. */
+function failureCode(err: unknown): string {
+  return sqliteCodeOf(err) ?? sqliteCodeOf((err as { cause?: unknown }).cause) ?? threadErrorCode(err)
 }
 
 /**

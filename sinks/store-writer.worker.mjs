@@ -78,8 +78,13 @@ const failed = (m, err) =>
     id: m.id,
     ok: false,
     code: errorCodeOf(err),
+    sqliteCode: sqliteCodeOf(err) ?? sqliteCodeOf(err?.cause),
     message: String(err?.message ?? err),
   })
+
+/** SQLite's code of an error (SQLITE_BUSY, SQLITE_FULL, …), for the store's readiness. */
+const sqliteCodeOf = (err) =>
+  typeof err?.code === 'string' && err.code.startsWith('SQLITE_') ? err.code : undefined
 
 const answer = async (m) => {
   buildIndexes()

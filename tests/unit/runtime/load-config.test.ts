@@ -193,7 +193,7 @@ revoke:
       {
         path: '/revoke/webhooks/2/url',
         message:
-          'is the same target as /revoke/webhooks/0 (https://hooks.example/revoke): a target is known by its URL without credentials or query',
+          'is the same target as /revoke/webhooks/0 (https://hooks.example/revoke): nerve knows a target by its URL without credentials or query, so these two would share one (a 410 from one would disable both); give each receiver its own path',
       },
       { path: '/revoke/webhooks/3/url', message: 'is not a URL' },
     ])

@@ -57,34 +57,36 @@ describe('a writer thread that cannot open its store', () => {
     const cannotStart = () =>
       rt.logs.filter((l) => l.msg.startsWith('The store writer thread could not start'))
 
-    // The next write starts it, which fails: told once, with why and when the next try is.
+    // The death is the first failure of the back-off: the first write after it starts the thread, which
+    // fails: told once, with why and when the next try is.
+    clock.ms += 1000
     await expect(writer.writeCorrelations([makeCorrelation(2)])).rejects.toThrow()
     expect(cannotStart()).toEqual([
-      expect.objectContaining({ level: 'error', sqlite_code: 'SQLITE_CANTOPEN', retry_in_ms: 1000 }),
+      expect.objectContaining({ level: 'error', sqlite_code: 'SQLITE_CANTOPEN', retry_in_ms: 2000 }),
     ])
     // /readyz says so (an optional check: degraded, the bus still takes events) until a start succeeds.
     expect(writer.readiness()).toEqual({
       ok: false,
-      detail: 'could not open the store (SQLITE_CANTOPEN) in 1 try; the next write after 1 s tries again',
+      detail: 'could not open the store (SQLITE_CANTOPEN) in 1 try; the next write after 2 s tries again',
     })
     // The bus's redeliveries meanwhile fail at once, retriable, and start no thread.
     for (let n = 0; n < 20; n++) {
       const failed = writer.writeCorrelations([makeCorrelation(2)])
       await expect(failed).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true })
-      await expect(failed).rejects.toThrow(/started again in 1000 ms/)
+      await expect(failed).rejects.toThrow(/started again in 2000 ms/)
     }
     expect(writerThreads().length).toBe(threads + 1)
 
     // Once the back-off has passed, a write tries again: it fails, the wait doubles.
-    clock.ms += 1000
+    clock.ms += 2000
     await expect(writer.writeCorrelations([makeCorrelation(2)])).rejects.toThrow()
     expect(writerThreads().length).toBe(threads + 2)
-    expect(cannotStart().map((l) => l.retry_in_ms)).toEqual([1000, 2000])
+    expect(cannotStart().map((l) => l.retry_in_ms)).toEqual([2000, 4000])
 
     // The store is back: the first write after the back-off starts the thread and is stored.
     rmSync(file, { recursive: true })
     renameSync(`${file}.moved`, file)
-    clock.ms += 1999
+    clock.ms += 3999
     await expect(writer.writeCorrelations([makeCorrelation(2)])).rejects.toMatchObject({
       code: 'SINK_UNAVAILABLE',
     })
@@ -109,21 +111,28 @@ describe('a writer thread that cannot open its store', () => {
 describe("an index build's back-off", () => {
   it('outlives the writer thread: one started again does not try the build before it has passed', async () => {
     const { dataDir, rt, clock, holder, writer, buildLines } = await startWhileLocked(cleanup)
-    const retry = buildLines()[1]?.retry_in_ms as number
+    // A second failed build doubles its wait past the back-off of the thread's start (1 s after a death).
+    clock.ms += buildLines()[1]?.retry_in_ms as number
+    await expect(writer.writeOutcomes([heldBack(50)])).rejects.toThrow()
+    const retry = buildLines()[3]?.retry_in_ms as number
+    expect(retry).toBeGreaterThan(1000)
     holder.exec('COMMIT')
     holder.close()
 
     await crash(rt)
+    clock.ms += 1000
     expect(await writer.writeOutcomes([heldBack(50)])).toMatchObject({ stored: 1 })
     expect(await writer.writeCorrelations([makeCorrelation(4)])).toMatchObject({ stored: 1 })
     expect(hasStatusIndex(dataDir)).toBe(false)
-    expect(buildLines()).toHaveLength(2)
+    expect(buildLines()).toHaveLength(4)
 
-    clock.ms += retry
+    clock.ms += retry - 1000
     expect(await writer.writeCorrelations([makeCorrelation(5)])).toMatchObject({ stored: 1 })
     expect(hasStatusIndex(dataDir)).toBe(true)
     expect(buildLines().map((l) => l.msg)).toEqual([
       expect.stringMatching(/^Building an index this version needs, once/),
+      expect.stringMatching(/^Could not build the index/),
+      expect.stringMatching(/^Retrying the build of an index this version needs/),
       expect.stringMatching(/^Could not build the index/),
       expect.stringMatching(/^Retrying the build of an index this version needs/),
       "Built the index; the store's writes go on.",

@@ -1,0 +1,102 @@
+// The data dir's revoke target key: made whole or not at all, read only from a regular file nerve made,
+// and made again (with a warning) when a crash left it empty, since a lost key only keeps the targets a 410
+// disabled disabled.
+import { chmodSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { readRevokeTargetKey } from '../../../sinks/revoke-target-key.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+
+/** Another process on the same data dir, which links its key into place just before this one does. */
+const other = vi.hoisted(() => ({ key: undefined as Buffer | undefined }))
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>()
+  const linkSync: typeof fs.linkSync = (existing, path) => {
+    if (other.key) fs.writeFileSync(path, other.key, { mode: 0o600, flag: 'wx' })
+    other.key = undefined
+    fs.linkSync(existing, path)
+  }
+  return { ...fs, linkSync, default: { ...fs, linkSync } }
+})
+
+const made: string[] = []
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+function dataDir() {
+  const dir = tempDir('nerve-target-key')
+  made.push(dir)
+  return { dir, path: join(dir, 'revoke-target-key') }
+}
+
+const refusal = (what: RegExp) =>
+  expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(what) })
+
+describe('the revoke target key', () => {
+  it('is made on the first start, owner-only, with no temp file left, and read back the same', () => {
+    const { dir, path } = dataDir()
+    const rt = createTestRuntime()
+    const key = readRevokeTargetKey(dir, rt.log)
+    expect(key.length).toBe(32)
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+    expect(readdirSync(dir)).toEqual(['revoke-target-key'])
+    expect(readRevokeTargetKey(dir, rt.log).equals(key)).toBe(true)
+    expect(rt.logs).toEqual([expect.objectContaining({ level: 'info', found: 'missing' })])
+  })
+
+  it('is made again, with a warning, when a crash left an empty file', () => {
+    const { dir, path } = dataDir()
+    writeFileSync(path, '')
+    const rt = createTestRuntime()
+    const key = readRevokeTargetKey(dir, rt.log)
+    expect(key.length).toBe(32)
+    expect(readFileSync(path).equals(key)).toBe(true)
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+    expect(rt.logs).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        found: 'empty',
+        msg: expect.stringMatching(/^Made a new revoke target key/),
+      }),
+    )
+  })
+
+  it('refuses a symbolic link, dangling or to a 32-byte file planted elsewhere, naming the fix', () => {
+    const dangling = dataDir()
+    symlinkSync(join(dangling.dir, 'nowhere'), dangling.path)
+    expect(() => readRevokeTargetKey(dangling.dir)).toThrow(refusal(/is a symbolic link; remove it/))
+
+    const planted = dataDir()
+    writeFileSync(join(planted.dir, 'planted'), Buffer.alloc(32, 7))
+    symlinkSync(join(planted.dir, 'planted'), planted.path)
+    expect(() => readRevokeTargetKey(planted.dir)).toThrow(refusal(/is a symbolic link/))
+  })
+
+  it('refuses a file of another size, which is not a key nerve made', () => {
+    const { dir, path } = dataDir()
+    writeFileSync(path, Buffer.alloc(7, 1), { mode: 0o600 })
+    expect(() => readRevokeTargetKey(dir)).toThrow(refusal(/holds 7 bytes, not 32\. Delete it/))
+  })
+
+  it('tightens a key readable by others to 0600 and warns, keeping the key', () => {
+    const { dir, path } = dataDir()
+    writeFileSync(path, Buffer.alloc(32, 1))
+    chmodSync(path, 0o644)
+    const rt = createTestRuntime()
+    expect(readRevokeTargetKey(dir, rt.log).equals(Buffer.alloc(32, 1))).toBe(true)
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+    expect(rt.logs).toContainEqual(expect.objectContaining({ level: 'warn', mode: '644', path }))
+  })
+
+  it('reads the key of another process that made it first, and leaves no temp file', () => {
+    const { dir, path } = dataDir()
+    other.key = Buffer.alloc(32, 9)
+    const rt = createTestRuntime()
+    expect(readRevokeTargetKey(dir, rt.log).equals(Buffer.alloc(32, 9))).toBe(true)
+    expect(readdirSync(dir)).toEqual(['revoke-target-key'])
+    expect(readFileSync(path).equals(Buffer.alloc(32, 9))).toBe(true)
+    expect(rt.logs).toEqual([])
+  })
+})
