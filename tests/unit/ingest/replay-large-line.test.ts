@@ -7,6 +7,7 @@ import { readReplayParts } from '../../../ingest/read-replay-files.ts'
 import type { RunWriter } from '../../../ingest/sorted-runs.ts'
 import { largeLineChars } from '../../../ingest/split-large-log-file.ts'
 import { tempDir } from '../../helpers/random-names.ts'
+import { seededRandom } from '../../helpers/seeded-random.ts'
 import { fixtures } from './ingest-harness.ts'
 
 // A line of 4 MiB or more is read a part at a time (ingest/split-large-log-file.ts); a document spread over
@@ -40,17 +41,6 @@ const bigNumbers = (record: string) =>
 const odd = ['{}', 'null', '"]"', '[1,[2,{"a":"]"}]]', '12345678901234567890']
 /** A record that makes the line 4 MiB long. */
 const pad = `{"eventVersion":"1.08","pad":"${'x'.repeat(largeLineChars)}"}`
-
-/** mulberry32: the same files on every run. */
-function random(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A log file is its records' texts; an element of an array may be a Falco alert instead. */
 type Generated = { array: false; records: string[] } | { array: true; elements: (string[] | string)[] }
@@ -122,7 +112,7 @@ async function replayed(text: string) {
 
 /** 16 files, the same on every run, each with the spaces of its one-line form. */
 const generated = (() => {
-  const next = random(20261207)
+  const next = seededRandom(20261207)
   return Array.from({ length: 16 }, (_, n) => {
     const file = generate(next)
     return { name: `file ${n}`, file, line: oneLine(file, next) }
