@@ -1,18 +1,11 @@
-// /readyz's correlation_store check: it fails while the store's writes keep failing (a lock another
-// connection holds, a full disk, a thread that dies again and again), not only while a start cannot open
-// the store, and is ok again at the next write that succeeds. Worker is wrapped so that the test can find
-// the store's writer and end it as a crash would.
-import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { failedWritesForReadiness } from '../../../sinks/store-writer-health.ts'
-import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
-import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { spawned } from '../../helpers/tracked-workers.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
+import { writerOnAClock } from './writer-on-a-clock.ts'
 
 vi.mock('node:worker_threads', async (importOriginal) =>
   (await import('../../helpers/tracked-workers.ts')).trackWorkers(await importOriginal()),
@@ -24,19 +17,7 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c()
 })
 
-async function started() {
-  const dataDir = tempDir('nerve-store-readiness')
-  cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
-  const rt = createTestRuntime()
-  const clock = { ms: 0 }
-  const writer = await startStoreWriterThread(
-    { data_dir: dataDir },
-    { metrics: rt.metrics, log: rt.log, now: () => clock.ms },
-  )
-  cleanup.push(() => writer.close())
-  expect(await writer.writeCorrelations([makeCorrelation(1)])).toMatchObject({ stored: 1 })
-  return { dataDir, rt, clock, writer }
-}
+const started = () => writerOnAClock('nerve-store-readiness', cleanup)
 
 const failedWrite = (writer: Awaited<ReturnType<typeof started>>['writer'], n: number) =>
   expect(writer.writeCorrelations([makeCorrelation(n)])).rejects.toThrow()

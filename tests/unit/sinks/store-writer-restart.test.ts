@@ -4,13 +4,12 @@
 import { mkdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
-import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import type { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { spawned } from '../../helpers/tracked-workers.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
 import { hasStatusIndex, startWhileLocked } from './earlier-store.ts'
+import { writerOnAClock } from './writer-on-a-clock.ts'
 
 vi.mock('node:worker_threads', async (importOriginal) =>
   (await import('../../helpers/tracked-workers.ts')).trackWorkers(await importOriginal()),
@@ -36,16 +35,7 @@ async function crash(rt: ReturnType<typeof createTestRuntime>) {
 
 describe('a writer thread that cannot open its store', () => {
   it('is started again after a back-off, one log line a try, not by each write', async () => {
-    const dataDir = tempDir('nerve-store-restart')
-    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    const rt = createTestRuntime()
-    const clock = { ms: 0 }
-    const writer = await startStoreWriterThread(
-      { data_dir: dataDir },
-      { metrics: rt.metrics, log: rt.log, now: () => clock.ms },
-    )
-    cleanup.push(() => writer.close())
-    expect(await writer.writeCorrelations([makeCorrelation(1)])).toMatchObject({ stored: 1 })
+    const { dataDir, rt, clock, writer } = await writerOnAClock('nerve-store-restart', cleanup)
     expect(writer.readiness()).toEqual({ ok: true })
 
     // The store can no longer be opened (here: a directory where the file was), and the thread dies.
