@@ -278,7 +278,7 @@ export function createIncidentGrouper(
   }
 
   // Object spread, not Object.assign: here the spread is the cheaper (Object.assign's generic builtin cost
-  // 45 M more instructions over the pipeline bench's 20 checkpoints of 1,000 agents; docs/replay.md).
+  // 45 M more instructions over the pipeline bench's 20 checkpoints of 1,000 agents; docs/replay-rounds.md).
   const copy = (i: Incident): IncidentRecord => ({
     ...i,
     signals: [...i.signals],

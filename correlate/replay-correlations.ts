@@ -84,7 +84,7 @@ export function createReplay(config: Config, options: ReplayOptions = {}): Repla
       return nothing
     }
     // A stand-in is told by its reason, read as a property: `'ignored' in event` over events of many
-    // shapes took about 1.4 % of the correlator's instructions in replay (docs/replay.md).
+    // shapes took about 1.4 % of the correlator's instructions in replay (docs/replay-rounds.md).
     const ignored = (event as Partial<TimeOnlyEvent>).ignored
     if (ignored !== undefined) {
       correlator.pass(event.time, ignored)

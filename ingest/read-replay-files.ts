@@ -186,7 +186,7 @@ async function* fileParts(
         else if (held !== undefined || line.length >= largeLineChars) yield* readLine(line)
         else {
           // readLine's common case without its generator: one made and run per line was 4 % of the
-          // instructions of reading NDJSON (callgrind, docs/replay.md).
+          // instructions of reading NDJSON (callgrind, docs/replay-rounds.md).
           addLine(line)
           if (part.length >= partItems || holdsLarge) yield* partsOf(takePart(), partItems)
         }
@@ -275,7 +275,7 @@ function isNotJson(items: readonly JsonItem[]): boolean {
 /**
  * Decompressed bytes per chunk of a gzipped input. zlib's default of 16 KiB cut an hourly CloudTrail file
  * (about 1.25 MB decompressed, one line) into about 80 chunks, each a callback, a Buffer and a carried
- * part of the line; at 128 KiB a replay of 500 such files took 4–6 % less CPU (docs/replay.md).
+ * part of the line; at 128 KiB a replay of 500 such files took 4–6 % less CPU (docs/replay-rounds.md).
  */
 export const gunzipChunkBytes = 128 * 1024
 

@@ -12,7 +12,7 @@
 // merge (decoding threads, if any, have ended by then), lets it grow to a set size and holds it there.
 // Held at 2 MiB, the parsed records of a CloudTrail file (1,000 of them, alive until the file is done)
 // met a scavenge every 900 events or so, which copied and promoted them; at 32 MiB there are half as
-// many scavenges, for 3-7 % less CPU and 12-25 MiB more resident memory (docs/replay.md), where the
+// many scavenges, for 3-7 % less CPU and 12-25 MiB more resident memory (docs/replay-rounds.md), where the
 // bin's 64 MiB semi-spaces cost about 130 MiB.
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
