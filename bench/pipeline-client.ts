@@ -1,17 +1,17 @@
 // One load-generating process of the pipeline bench (forked, so the load is outside the measured process).
 // It prepares its NDJSON bodies, says 'ready', and on 'go' posts them one at a time over a keep-alive
-// connection: client c of n takes the rounds r with r % n === c, in order, as batches of `batch` Falco
-// alerts to /v1/falco and then their IAM writes and noise as batches of `batch` records to /v1/cloudtrail.
+// connection: client c of n takes the rounds r of [first, rounds) with r % n === c, in order, as batches of
+// `batch` Falco alerts to /v1/falco and then their IAM writes and noise as batches of `batch` records to /v1/cloudtrail.
 // Reports 'done' with the number of events the server accepted.
 import { Agent, request } from 'node:http'
 import { cloudTrailRecord, falcoAlert } from './pipeline-events.ts'
 
-const [base, token, client, clients, rounds, t0, batch] = process.argv.slice(2) as string[]
+const [base, token, client, clients, rounds, t0, batch, first = '0'] = process.argv.slice(2) as string[]
 const n = Number(clients)
 const size = Number(batch)
 
 const mine: number[] = []
-for (let r = Number(client); r < Number(rounds); r += n) mine.push(r)
+for (let r = Number(first) + Number(client); r < Number(rounds); r += n) mine.push(r)
 const bodies: { path: string; body: Buffer }[] = []
 for (let i = 0; i < mine.length; i += size) {
   const part = mine.slice(i, i + size)

@@ -5,7 +5,9 @@
 // from the first POST until the last correlation is visible in the embedded store (its SQLite file, read
 // by this process: what GET /v1/correlations serves). Target ≥ 25,000 events/s.
 // Beside it, the baseline: the same clients against bare-server.mjs (node:http, JSON.parse per line, 202),
-// until the last answer. BENCH_CPU_PROF=DIR writes nerve's CPU profile of the run into DIR.
+// until the last answer. Then, in the same `nerve run`, the next 60,000 events (figure only): what the
+// events cost once V8 has compiled the hot code, the fixed warm-up of a fresh start set apart.
+// BENCH_CPU_PROF=DIR writes nerve's CPU profile of the run into DIR.
 import { type ChildProcess, fork, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -23,60 +25,68 @@ const target = 25_000
 export default async function pipeline(): Promise<void> {
   const events = rounds * 3
   const bare = await againstBare()
-  const nerve = await againstNerve()
-  const rate = events / nerve.seconds
+  const { cold, warm } = await againstNerve()
+  const rate = events / cold.seconds
   const bareRate = events / bare
   process.stdout.write(
-    `pipeline  nerve run ${fmt(rate)} events/s (${events.toLocaleString('en')} events, ${nerve.correlations.toLocaleString('en')} correlations visible, ${nerve.seconds.toFixed(2)} s; accepted at ${fmt(events / nerve.acceptedSeconds)} events/s)\n` +
+    `pipeline  nerve run ${fmt(rate)} events/s (${events.toLocaleString('en')} events, ${cold.correlations.toLocaleString('en')} correlations visible, ${cold.seconds.toFixed(2)} s; accepted at ${fmt(events / cold.acceptedSeconds)} events/s)\n` +
       `          bare node:http ${fmt(bareRate)} events/s  ratio ${(rate / bareRate).toFixed(2)}  target ≥ ${target.toLocaleString('en')} events/s: ${rate >= target ? 'met' : 'NOT met'}\n` +
-      `          nerve run ${nerve.cpu}\n` +
-      `          nerve run ${nerve.written}\n`,
+      `          nerve run ${cold.cpu}\n` +
+      `          nerve run ${cold.written}\n` +
+      `          warm: the next ${events.toLocaleString('en')} events in the same nerve run, its code compiled: ${fmt(events / warm.seconds)} events/s, ${warm.cpu} (figure only)\n`,
   )
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(7)
 
-async function againstNerve(): Promise<{
-  seconds: number
-  acceptedSeconds: number
-  correlations: number
-  cpu: string
-  written: string
-}> {
+type Phase = { seconds: number; acceptedSeconds: number; correlations: number; cpu: string; written: string }
+
+/**
+ * Two phases in one fresh `nerve run`: the row's figure, cold (rounds [0, rounds), as a user's first
+ * minute after a start), then the next `rounds` rounds once its code is compiled, to tell the fixed
+ * warm-up (V8 compiling each thread's hot code) from the CPU every event costs.
+ */
+async function againstNerve(): Promise<{ cold: Phase; warm: Phase }> {
   const dir = tempDir('nerve-bench-pipeline')
   const nerve = await startNerveChild(dir, pipelineConfig(), token)
   try {
     const store = new Database(join(nerve.dataDir, 'store.sqlite'), { readonly: true, fileMustExist: true })
     const count = store.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM correlations')
     const pid = nerve.child.pid ?? 0
-    const cpuBefore = readThreadCpu(pid)
-    const writtenBefore = readWrittenBytes(pid)
-    const started = performance.now()
-    const accepted = await runClients(nerve.base)
-    const acceptedSeconds = (performance.now() - started) / 1000
-    let correlations = 0
-    await until(() => {
-      correlations = (count.get() as { n: number }).n
-      return correlations >= rounds
-    }, 120_000).catch(async (err: Error) => {
-      const metrics = await (await fetch(`${nerve.base}/metrics`)).text()
-      const counters = metrics.split('\n').filter((l) => /^nerve_(component|correlate)_[a-z_]*_total/.test(l))
-      throw new Error(
-        `${correlations} of ${rounds} correlations visible: ${err.message}\n${counters.join('\n')}`,
-      )
-    })
-    const seconds = (performance.now() - started) / 1000
-    const cpu = readThreadCpu(pid)
-    const written = readWrittenBytes(pid)
-    store.close()
-    if (accepted.total !== rounds * 3) throw new Error(`nerve accepted ${accepted.total} of ${rounds * 3}.`)
-    return {
-      seconds,
-      acceptedSeconds,
-      correlations,
-      cpu: cpuPerItem(cpuBefore, cpu, rounds * 3),
-      written: writtenPerItem(writtenBefore, written, rounds * 3),
+    const t0 = Date.now() - 3_600_000 - 2 * rounds * roundSpacingMs
+    const phase = async (first: number): Promise<Phase> => {
+      const cpuBefore = readThreadCpu(pid)
+      const writtenBefore = readWrittenBytes(pid)
+      const started = performance.now()
+      const accepted = await runClients(nerve.base, t0, first)
+      const acceptedSeconds = (performance.now() - started) / 1000
+      let correlations = 0
+      await until(() => {
+        correlations = (count.get() as { n: number }).n
+        return correlations >= first + rounds
+      }, 120_000).catch(async (err: Error) => {
+        const metrics = await (await fetch(`${nerve.base}/metrics`)).text()
+        const counters = metrics
+          .split('\n')
+          .filter((l) => /^nerve_(component|correlate)_[a-z_]*_total/.test(l))
+        throw new Error(
+          `${correlations - first} of ${rounds} correlations visible: ${err.message}\n${counters.join('\n')}`,
+        )
+      })
+      const seconds = (performance.now() - started) / 1000
+      if (accepted.total !== rounds * 3) throw new Error(`nerve accepted ${accepted.total} of ${rounds * 3}.`)
+      return {
+        seconds,
+        acceptedSeconds,
+        correlations: correlations - first,
+        cpu: cpuPerItem(cpuBefore, readThreadCpu(pid), rounds * 3),
+        written: writtenPerItem(writtenBefore, readWrittenBytes(pid), rounds * 3),
+      }
     }
+    const cold = await phase(0)
+    const warm = await phase(rounds)
+    store.close()
+    return { cold, warm }
   } finally {
     await nerve.stop()
   }
@@ -95,20 +105,31 @@ async function againstBare(): Promise<number> {
       server.stdout?.once('data', (d) => resolve(String(d).trim())),
     )
     const started = performance.now()
-    await runClients(`http://127.0.0.1:${port}`)
+    await runClients(`http://127.0.0.1:${port}`, Date.now() - 3_600_000 - rounds * roundSpacingMs, 0)
     return (performance.now() - started) / 1000
   } finally {
     server.kill('SIGKILL')
   }
 }
 
-/** Forks the clients, waits until each has built its bodies, starts them at once, sums what was accepted. */
-async function runClients(base: string): Promise<{ total: number }> {
-  const t0 = Date.now() - 3_600_000 - rounds * roundSpacingMs
+/**
+ * Forks the clients for rounds [first, first + rounds) of event times from t0, waits until each has built
+ * its bodies, starts them at once, sums what was accepted. `first` is a multiple of the client count.
+ */
+async function runClients(base: string, t0: number, first: number): Promise<{ total: number }> {
   const children: ChildProcess[] = Array.from({ length: clients }, (_, c) =>
     fork(
       join(import.meta.dirname, 'pipeline-client.ts'),
-      [base, token, String(c), String(clients), String(rounds), String(t0), String(batch)],
+      [
+        base,
+        token,
+        String(c),
+        String(clients),
+        String(first + rounds),
+        String(t0),
+        String(batch),
+        String(first),
+      ],
       { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
     ),
   )
