@@ -104,9 +104,12 @@ describe('startSinks', () => {
     const c = makeCorrelation(0)
     await bus.publish(correlationsTopic, [{ key: c.agent.id, value: c }])
     await waitFor(() => failing.requests.length === 3 && gone.requests.length === 1, { what: 'the attempts' })
+    // The receiver counts the third attempt before the dispatcher has its answer: wait for the detail.
     await waitFor(
       async () =>
-        (await server.inject({ method: 'GET', url: '/readyz' })).json().checks.revoke_webhooks.ok === false,
+        /target_gone.*3 failed attempts/.test(
+          (await server.inject({ method: 'GET', url: '/readyz' })).json().checks.revoke_webhooks.detail ?? '',
+        ),
       { what: 'both targets unhealthy' },
     )
     const ready = await server.inject({ method: 'GET', url: '/readyz' })
