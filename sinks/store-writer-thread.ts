@@ -9,7 +9,7 @@
 // connection of its own: the main thread sends their range only, so their text does not cross its loop.
 import { Worker } from 'node:worker_threads'
 import type { RecordRange } from '../bus/bus-port.ts'
-import { errorCodes, NerveError } from '../runtime/errors.ts'
+import { errorCodeOf, errorCodeOfSqlite, errorCodes, NerveError, sqliteCodeOf } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
@@ -185,11 +185,11 @@ export async function startStoreWriterThread(
     return starting
   }
 
-  /** A failed build is counted, by buildErrorCode, and tried again once its back-off has passed. */
+  /** A failed build is counted, by errorCodeOfSqlite, and tried again once its back-off has passed. */
   const indexBuildTold = (told: IndexBuild) => {
     let retry: { retry_in_ms?: number; failures?: number } = {}
     if (told.failed !== undefined) {
-      telemetry.error(buildErrorCode(told.failed), 'index_build')
+      telemetry.error(errorCodeOfSqlite(told.failed), 'index_build')
       build = 'wanted'
       retry = { retry_in_ms: buildRetry.failed(told.ms ?? 0) }
     } else if (told.ms !== undefined) buildRetry.succeeded()
@@ -210,7 +210,7 @@ export async function startStoreWriterThread(
     try {
       return await work
     } catch (err) {
-      telemetry.error(err instanceof NerveError ? err.code : 'INTERNAL', stage)
+      telemetry.error(errorCodeOf(err), stage)
       throw err
     }
   }
@@ -271,17 +271,6 @@ export async function startStoreWriterThread(
   }
 }
 
-/** A failed index build's code: SQLITE_FULL as STORAGE_FULL, a held lock or an I/O error as SINK_UNAVAILABLE. */
-function buildErrorCode(sqliteCode: string): 'STORAGE_FULL' | 'SINK_UNAVAILABLE' {
-  return sqliteCode === 'SQLITE_FULL' ? 'STORAGE_FULL' : 'SINK_UNAVAILABLE'
-}
-
-/** SQLite's code of an error (SQLITE_BUSY, SQLITE_FULL, …), when it has one. */
-function sqliteCodeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
-}
-
 /** A thread's death: the code of a NerveError that ended it (its code survives the clone), else INTERNAL. */
 function threadErrorCode(err: unknown): (typeof errorCodes)[number] {
   const code = (err as { code?: unknown }).code
@@ -302,7 +291,7 @@ function failure(reply: Reply): NerveError {
 
 /** Why a write failed, for readiness: SQLite's code (of the error or its cause), else nerve's. */
 function failureCode(err: unknown): string {
-  return sqliteCodeOf(err) ?? sqliteCodeOf((err as { cause?: unknown }).cause) ?? threadErrorCode(err)
+  return sqliteCodeOf(err) ?? threadErrorCode(err)
 }
 
 /**
@@ -320,7 +309,7 @@ export function logIndexBuild(
       {
         index,
         revoke_outcomes: rows,
-        error_code: buildErrorCode(failed),
+        error_code: errorCodeOfSqlite(failed),
         sqlite_code: failed,
         duration_ms: ms,
         retry_in_ms,
