@@ -79,7 +79,10 @@ function ownSqliteCode(err: unknown): string | undefined {
   return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
 }
 
-/** SQLite's code as nerve's: a full disk is STORAGE_FULL; a held lock, an I/O error or any other, SINK_UNAVAILABLE. */
+/**
+ * SQLite's code as nerve's: a full disk is STORAGE_FULL; a held lock, an I/O error or any other is
+ * SINK_UNAVAILABLE.
+ */
 export function errorCodeOfSqlite(sqliteCode: string): 'STORAGE_FULL' | 'SINK_UNAVAILABLE' {
   return sqliteCode === 'SQLITE_FULL' ? 'STORAGE_FULL' : 'SINK_UNAVAILABLE'
 }
