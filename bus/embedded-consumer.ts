@@ -18,7 +18,7 @@ import { errorFieldsOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
 import type { DeliveredRecord, Handled } from './bus.ts'
-import { storageError } from './embedded-storage.ts'
+import { storageError } from './storage-error.ts'
 
 /** What a consumer sees of its topic; `heads` (next offset per partition) moves as records are published. */
 export type ConsumedTopic = {
