@@ -17,8 +17,9 @@ import type {
   Subscription,
   Topic,
 } from './bus.ts'
-import { openRecordReader, type RecordReader, storageError } from './embedded-storage.ts'
+import { openRecordReader, type RecordReader } from './embedded-record-reader.ts'
 import { parseStoredRecord, recordJson } from './record-json.ts'
+import { storageError } from './storage-error.ts'
 
 // A stage thread that reads its records from the embedded bus's file itself (the store writer) opens them here.
 export { openRecordReader, type RecordReader, storageError }

@@ -18,11 +18,12 @@ import type { Metrics } from '../runtime/metrics.ts'
 import type { Bus, BusRecord, Topic } from './bus.ts'
 import { startGroupCommit } from './embedded-group-commit.ts'
 import { startRetention } from './embedded-retention.ts'
-import { type AppendRow, openEmbeddedStorage, withStorage } from './embedded-storage.ts'
+import { type AppendRow, openEmbeddedStorage } from './embedded-storage.ts'
 import { createEmbeddedSubscriptions } from './embedded-subscriptions.ts'
 import { loadEmbeddedTopics } from './embedded-topics.ts'
 import { partitionForKey } from './partition-for-key.ts'
 import { storedRecordJson } from './record-json.ts'
+import { withStorage } from './storage-error.ts'
 
 export type EmbeddedBusConfig = {
   dataDir: string

@@ -14,11 +14,11 @@
 // partition's turn, between its batches, so that the commit does not wait for a batch that may never come.
 // A clean stop may come in two steps: drain() starts no batch (none is read) and resolves once those in
 // flight are handled and durably committed, while advance() still commits (a final save); stop() then ends.
-import { errorCodeOf } from '../runtime/errors.ts'
+import { errorFieldsOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
 import type { DeliveredRecord, Handled } from './bus.ts'
-import { storageError } from './embedded-storage.ts'
+import { storageError } from './storage-error.ts'
 
 /** What a consumer sees of its topic; `heads` (next offset per partition) moves as records are published. */
 export type ConsumedTopic = {
@@ -99,10 +99,10 @@ export function startConsumer<T>(
     const attempt = (attempts[p] ?? 0) + 1
     attempts[p] = attempt
     const delay = backoffMs(attempt)
-    const code = errorCodeOf(err)
-    telemetry.error(code, stage)
+    const fields = errorFieldsOf(err)
+    telemetry.error(fields.error_code, stage)
     log.warn(
-      { error_code: code, stage, topic: t.name, group, partition: p, attempt, retry_in_ms: delay, err },
+      { ...fields, stage, topic: t.name, group, partition: p, attempt, retry_in_ms: delay, err },
       'Batch not committed; it will be delivered again.',
     )
     if (stopped) return

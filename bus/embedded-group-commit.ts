@@ -8,14 +8,9 @@
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
-import {
-  type AppendRow,
-  type CommitRow,
-  type EmbeddedStorage,
-  type PriorPosition,
-  storageError,
-} from './embedded-storage.ts'
+import type { AppendRow, CommitRow, EmbeddedStorage, PriorPosition } from './embedded-storage.ts'
 import type { EmbeddedTopics, TopicState } from './embedded-topics.ts'
+import { storageError } from './storage-error.ts'
 
 export type GroupCommit = {
   /** Queues a publish's rows (see Pending; their offsets are given when written); resolves once durable. */

@@ -4,8 +4,9 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry, Metrics } from '../runtime/metrics.ts'
-import { type EmbeddedStorage, storageError } from './embedded-storage.ts'
+import type { EmbeddedStorage } from './embedded-storage.ts'
 import type { EmbeddedTopics, TopicState } from './embedded-topics.ts'
+import { storageError } from './storage-error.ts'
 
 export type Retention = {
   /** Runs retention now; resolves to the number of records deleted (0 once the bus closes). */

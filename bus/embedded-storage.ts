@@ -1,17 +1,17 @@
-// The embedded bus's disk: one SQLite file (better-sqlite3), opened through runtime/sqlite-file.ts (WAL,
-// the fsync and the checkpoints off the event loop) and owned by one process. Every write is one
-// transaction: a publish lands whole or not at all, and is durable once sync() resolves. Offsets are
-// contiguous per (topic, partition).
-// Records are stored in segments: one row per run of consecutive offsets of a partition written by one
-// write() (at most `segmentRecords`), their JSON texts joined by newlines (JSON.stringify never writes a raw
-// newline) and their keys as a JSON array. One insert per partition per transaction instead of one per
-// record halves the CPU of a publish's SQLite work (about 10 → 5 µs per 2 KB event), and the values fill
-// whole pages. Schema 1 (a row per record) is moved into one-record segments when opened.
+// The embedded bus's disk: one SQLite file (better-sqlite3), opened by embedded-file.ts and owned by one
+// process. Every write is one transaction: a publish lands whole or not at all, and is durable once sync()
+// resolves. Offsets are contiguous per (topic, partition). Records are stored in segments
+// (embedded-segments.ts).
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
-import { NerveError } from '../runtime/errors.ts'
-import { openSqliteFile, type SqliteFile } from '../runtime/sqlite-file.ts'
+import { openBusFile } from './embedded-file.ts'
+import {
+  firstPublishedSinceSql,
+  type OpenSegment,
+  type SegmentRow,
+  segmentRecords,
+  splitSegment,
+} from './embedded-segments.ts'
 
 export type StoredTopic = { id: number; name: string; partitions: number }
 export type StoredRecord = { offset: number; key: string; value: string }
@@ -19,15 +19,6 @@ export type AppendRow = { topicId: number; partition: number; offset: number; ke
 export type CommitRow = { group: string; topicId: number; partition: number; nextOffset: number }
 /** A group's position as it was before a write: `nextOffset` undefined when the write created it. */
 export type PriorPosition = Omit<CommitRow, 'nextOffset'> & { nextOffset: number | undefined }
-type SegmentRow = { first_offset: number; last_offset: number; keys: string; vals: string }
-type OpenSegment = { first: number; last: number; keys: string[]; vals: string[] }
-
-function splitSegment(segment: SegmentRow): { keys: string[]; vals: string[] } {
-  return {
-    keys: JSON.parse(segment.keys) as string[],
-    vals: segment.first_offset === segment.last_offset ? [segment.vals] : segment.vals.split('\n'),
-  }
-}
 
 export type EmbeddedStorage = {
   readonly file: string
@@ -68,126 +59,10 @@ export type EmbeddedStorage = {
   close(): Promise<void>
 }
 
-// Schema 3: an edge event's record may hold null where its alert's output is (bus/record-json.ts). A nerve of
-// schema 2 reads its file's records as stored and would see those events without their output: it refuses
-// the file instead ("written by a newer nerve"). Nothing in the tables changed, so 2 opens as 3.
-const schemaVersion = 3
-/** Most records in one segment: a read from disk (a consumer catching up) splits at most this many. */
-export const segmentRecords = 256
-
-// The segments that can hold offsets [from, to): last_offset >= from and first_offset < to. As no segment
-// holds more than segmentRecords, last_offset < to - 1 + segmentRecords bounds the index range above too;
-// without it the search went through every segment after the range (a backlog) to check its first_offset.
-/** Parameters: topic, partition, from, to - 1 + segmentRecords, to. */
-export const segmentsInRangeSql = `SELECT first_offset, last_offset, keys, vals FROM segments
-  WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND last_offset < ? AND first_offset < ?
-  ORDER BY last_offset`
-/** Parameters: topic, partition, from, to - 1 + segmentRecords, to, time. */
-export const firstPublishedSinceSql = `SELECT first_offset FROM segments
-  WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND last_offset < ? AND first_offset < ?
-  AND published_at >= ? ORDER BY last_offset LIMIT 1`
-
-const schema = `
-CREATE TABLE IF NOT EXISTS topics (
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, partitions INTEGER NOT NULL);
--- offset_floor: the next offset is at least this; retention saves it before deleting the records that
--- showed it, so offsets never restart (a publish writes records only: one b-tree, one fsync).
-CREATE TABLE IF NOT EXISTS partitions (
-  topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, offset_floor INTEGER NOT NULL,
-  PRIMARY KEY (topic_id, partition)) WITHOUT ROWID;
--- Records first_offset..last_offset of a partition: keys a JSON array, vals their JSON texts joined by
--- newlines (one text when count = 1), all published (written) at published_at.
-CREATE TABLE IF NOT EXISTS segments (
-  topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, last_offset INTEGER NOT NULL,
-  first_offset INTEGER NOT NULL, keys TEXT NOT NULL, vals TEXT NOT NULL, published_at INTEGER NOT NULL,
-  PRIMARY KEY (topic_id, partition, last_offset));
-CREATE TABLE IF NOT EXISTS group_offsets (
-  group_name TEXT NOT NULL, topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
-  next_offset INTEGER NOT NULL, PRIMARY KEY (group_name, topic_id, partition)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS group_offsets_by_partition ON group_offsets (topic_id, partition, next_offset);
-`
-
-/** Maps a SQLite failure onto the bus's error codes: a full disk is STORAGE_FULL, anything else unavailable. */
-export function storageError(err: unknown, doing: string): NerveError {
-  if (err instanceof NerveError) return err
-  const code = (err as { code?: unknown }).code
-  if (code === 'SQLITE_FULL') {
-    return new NerveError('STORAGE_FULL', `Bus storage is full while ${doing}; nothing was written.`, {
-      retriable: true,
-      cause: err,
-    })
-  }
-  return new NerveError('BUS_UNAVAILABLE', `Bus storage failed while ${doing} (${String(code)}).`, {
-    retriable: true,
-    cause: err,
-  })
-}
-
-/** Runs `run`, its SQLite failure thrown as storageError() maps it. */
-export function withStorage<R>(doing: string, run: () => R): R {
-  try {
-    return run()
-  } catch (err) {
-    throw storageError(err, doing)
-  }
-}
-
-/** Checks the schema version and creates the tables; caps the file for STORAGE_FULL when asked. */
-function prepareDatabase(db: Database.Database, file: string, maxBytes: number | undefined): void {
-  const version = db.pragma('user_version', { simple: true }) as number
-  if (version > schemaVersion) {
-    throw new NerveError('BUS_UNAVAILABLE', `${file} was written by a newer nerve (schema ${version}).`)
-  }
-  // Schema 1 kept a row per record: each becomes a segment of one, in the same transaction. Records are
-  // moved a chunk at a time, each deleted once copied, so that the segments reuse their pages: copied
-  // whole and then dropped, the file doubled for good (the freed pages stay in it) on top of a WAL as big.
-  const perRecord = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'").get()
-  db.exec(`BEGIN IMMEDIATE; ${schema}`)
-  try {
-    if (perRecord) {
-      const chunkEnd = db.prepare<[], { top: number | null }>(
-        'SELECT max(rowid) AS top FROM (SELECT rowid FROM records ORDER BY rowid LIMIT 1000)',
-      )
-      const move = db.prepare<[number]>(
-        `INSERT INTO segments (topic_id, partition, last_offset, first_offset, keys, vals, published_at)
-         SELECT topic_id, partition, record_offset, record_offset, json_array(key), value, published_at
-         FROM records WHERE rowid <= ?`,
-      )
-      const drop = db.prepare<[number]>('DELETE FROM records WHERE rowid <= ?')
-      for (let top = chunkEnd.get()?.top; top != null; top = chunkEnd.get()?.top) {
-        move.run(top)
-        drop.run(top)
-      }
-      db.exec('DROP TABLE records')
-    }
-    db.exec(`PRAGMA user_version = ${schemaVersion}; COMMIT;`)
-  } catch (err) {
-    if (db.inTransaction) db.exec('ROLLBACK')
-    throw err
-  }
-  if (maxBytes !== undefined) {
-    const pageSize = db.pragma('page_size', { simple: true }) as number
-    db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`)
-  }
-}
-
-function openDatabase(file: string, maxBytes: number | undefined): SqliteFile {
-  try {
-    return openSqliteFile(file, {
-      singleOwner: {
-        onLocked: () => new NerveError('BUS_UNAVAILABLE', `${file} is in use by another process.`),
-      },
-      configure: (db) => prepareDatabase(db, file, maxBytes),
-    })
-  } catch (err) {
-    throw storageError(err, 'opening')
-  }
-}
-
 export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number } = {}): EmbeddedStorage {
   mkdirSync(dataDir, { recursive: true })
   const file = join(dataDir, 'bus.sqlite')
-  const sqlite = openDatabase(file, opts.maxBytes)
+  const sqlite = openBusFile(file, opts.maxBytes)
   const db = sqlite.db
 
   const q = {
@@ -391,43 +266,5 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     },
     deleteBelow: (topicId, partition, offset) => deleteBelow(topicId, partition, offset),
     close: () => sqlite.close(),
-  }
-}
-
-export type RecordReader = {
-  /** Records [from, to) of a topic's partition that are on disk, in order (none when the topic is unknown). */
-  read(topic: string, partition: number, from: number, to: number): StoredRecord[]
-  close(): void
-}
-
-/**
- * A read-only connection to a bus file that another thread (or process) writes: for a stage on a worker
- * thread that reads its records itself rather than receive them through the writer's thread. It sees every
- * transaction committed before each read (WAL), so every record the bus has handed out.
- */
-export function openRecordReader(file: string): RecordReader {
-  const db = new Database(file, { readonly: true, fileMustExist: true })
-  const topicId = db.prepare<[string], { id: number }>('SELECT id FROM topics WHERE name = ?')
-  const from = db.prepare<[number, number, number, number, number], SegmentRow>(segmentsInRangeSql)
-  const ids = new Map<string, number>()
-  return {
-    read: (topic, partition, fromOffset, to) => {
-      let id = ids.get(topic)
-      if (id === undefined) {
-        id = topicId.get(topic)?.id
-        if (id === undefined) return []
-        ids.set(topic, id)
-      }
-      const records: StoredRecord[] = []
-      for (const segment of from.iterate(id, partition, fromOffset, to - 1 + segmentRecords, to)) {
-        const { keys, vals } = splitSegment(segment)
-        const first = segment.first_offset
-        const last = Math.min(segment.last_offset, to - 1)
-        for (let offset = Math.max(fromOffset, first); offset <= last; offset++)
-          records.push({ offset, key: keys[offset - first] as string, value: vals[offset - first] as string })
-      }
-      return records
-    },
-    close: () => db.close(),
   }
 }

@@ -9,9 +9,10 @@ import type { ComponentTelemetry } from '../runtime/metrics.ts'
 import type { DeliveredRecord, Handled, SubscribeOptions, Subscription, Topic } from './bus.ts'
 import { type Consumer, startConsumer } from './embedded-consumer.ts'
 import type { GroupCommit } from './embedded-group-commit.ts'
-import { type EmbeddedStorage, withStorage } from './embedded-storage.ts'
+import type { EmbeddedStorage } from './embedded-storage.ts'
 import type { EmbeddedTopics, TopicState } from './embedded-topics.ts'
 import { parseStoredRecord } from './record-json.ts'
+import { withStorage } from './storage-error.ts'
 
 export type EmbeddedSubscriptions = {
   subscribe<T>(

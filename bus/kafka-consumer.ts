@@ -25,7 +25,7 @@
 //   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
-import { errorCodeOf } from '../runtime/errors.ts'
+import { errorCodeOf, errorFieldsOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import { settlesWithin } from '../runtime/settles-within.ts'
 import type { KafkaConfig } from '../schemas/types.ts'
@@ -216,11 +216,11 @@ export async function consume<R>(
         await heartbeating(work, payload)
         return true
       } catch (err) {
-        const code = errorCodeOf(err)
+        const fields = errorFieldsOf(err)
         const delay = backoffDelay(attempt - 1, handlerRetryPolicy, random)
-        telemetry.component.error(code, stage)
+        telemetry.component.error(fields.error_code, stage)
         log.warn(
-          { error_code: code, stage, ...where, partition, attempt, retry_in_ms: delay, err },
+          { ...fields, stage, ...where, partition, attempt, retry_in_ms: delay, err },
           'Batch refused; handing it over again.',
         )
         if (!(await pause(delay, payload))) return false

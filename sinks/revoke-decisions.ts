@@ -3,7 +3,7 @@
 // row, under which key, and when the outbox forgets them is decided here; delivering them is
 // revoke-delivery.ts's.
 
-import { errorCodeOf } from '../runtime/errors.ts'
+import { errorCodeOf, errorFieldsOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry, Metrics } from '../runtime/metrics.ts'
 import type { Config, Correlation } from '../schemas/types.ts'
@@ -133,7 +133,7 @@ export function createRevokeDecisions(config: RevokeDecisionsConfig, deps: Revok
       for (const [table, n] of Object.entries(deleted)) if (n > 0) forgotten.inc({ table }, n)
     } catch (err) {
       telemetry.error(errorCodeOf(err), 'retention')
-      log.warn({ error_code: errorCodeOf(err) }, 'Could not forget old revoke decisions; will retry.')
+      log.warn(errorFieldsOf(err), 'Could not forget old revoke decisions; will retry.')
     }
   }
 

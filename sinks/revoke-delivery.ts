@@ -5,7 +5,7 @@
 import PQueue from 'p-queue'
 import type { Bus } from '../bus/bus.ts'
 import { revokeOutcomesTopic } from '../bus/topics.ts'
-import { errorCodeOf } from '../runtime/errors.ts'
+import { errorCodeOf, errorFieldsOf } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Config, WebhookTargetConfig } from '../schemas/types.ts'
 import { logRevokeOutcome } from './operator-log-lines.ts'
@@ -121,7 +121,7 @@ export function createRevokeDelivery(revoke: Config['revoke'], deps: RevokeDeliv
       } catch (err) {
         // They stay in the outbox: published on the next try, or after a restart.
         telemetry.error(errorCodeOf(err), 'publish_outcomes')
-        log.warn({ error_code: errorCodeOf(err) }, 'Could not publish revoke outcomes; will retry.')
+        log.warn(errorFieldsOf(err), 'Could not publish revoke outcomes; will retry.')
         sleep(1000, abort.signal).then(publishOutcomes, () => {})
       }
     })

@@ -10,7 +10,9 @@ import {
   fstatSync,
   fsyncSync,
   linkSync,
+  lstatSync,
   openSync,
+  readdirSync,
   readSync,
   unlinkSync,
   writeSync,
@@ -21,15 +23,24 @@ import type { Logger } from '../runtime/logger.ts'
 
 const keyBytes = 32
 const fileName = 'revoke-target-key'
+/** linkNewKey()'s temp files: `revoke-target-key.<pid>.<12 hex>.tmp`. */
+const tempName = /^revoke-target-key\.\d+\.[0-9a-f]{12}\.tmp$/
+/**
+ * A temp file lives for the write and fsync of 32 bytes before its link: one older than this was left by a
+ * crash (kill -9) between the two, not made by a process starting beside this one.
+ */
+const staleTempMs = 60_000
 
 /**
  * The data dir's key, made if it is missing or empty (a crash before its bytes reached the disk, with an
  * earlier version). It is written whole to a temp file, synced, and linked into place, so that a crash
  * leaves no part of it, and a second process on the same data dir that made its own reads the first's.
- * A symbolic link or a file of another size is refused: it is not a key nerve made.
+ * A symbolic link or a file of another size is refused: it is not a key nerve made. The temp files of
+ * earlier crashes are removed first.
  */
 export function readRevokeTargetKey(dataDir: string, log?: Logger): Buffer {
   const path = join(dataDir, fileName)
+  removeStaleTemps(dataDir, log)
   // Three rounds: a key another process links meanwhile is whole, so the next round reads it.
   for (let round = 0; round < 3; round++) {
     const read = readKeyFile(path, log)
@@ -47,6 +58,28 @@ export function readRevokeTargetKey(dataDir: string, log?: Logger): Buffer {
     'CONFIG_INVALID',
     `The revoke target key ${path} could not be made; remove it and start again.`,
   )
+}
+
+/**
+ * Removes the temp files crashes left, one a crash: regular files of linkNewKey()'s name only, older than
+ * staleTempMs. A symbolic link so named is no file nerve made: it stays, and its target is never touched.
+ */
+function removeStaleTemps(dataDir: string, log?: Logger): void {
+  let removed = 0
+  for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
+    if (!entry.isFile() || !tempName.test(entry.name)) continue
+    const temp = join(dataDir, entry.name)
+    // lstat: what the name is now, not what a link it became since points at (unlink removes a link only).
+    const stat = lstatSync(temp, { throwIfNoEntry: false })
+    if (!stat?.isFile() || Date.now() - stat.mtimeMs < staleTempMs) continue
+    unlinkUnlessGone(temp)
+    removed++
+  }
+  if (removed > 0)
+    log?.info(
+      { dir: dataDir, removed },
+      'Removed the revoke target key temp files that crashes left before their link.',
+    )
 }
 
 function unlinkUnlessGone(path: string): void {

@@ -17,7 +17,7 @@ import {
   revokeOutcomesTopic,
 } from '../bus/topics.ts'
 import { closeInTurn } from '../runtime/close-in-turn.ts'
-import { errorCodeOf } from '../runtime/errors.ts'
+import { errorFieldsOf } from '../runtime/errors.ts'
 import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
@@ -164,10 +164,7 @@ function sweepStore(writer: StoreWriterThread, retention: number, deps: SinksDep
         }
       },
       (err: unknown) => {
-        deps.log.warn(
-          { component: 'correlation_store', error_code: errorCodeOf(err), err },
-          'Retention failed.',
-        )
+        deps.log.warn({ component: 'correlation_store', ...errorFieldsOf(err), err }, 'Retention failed.')
       },
     )
   }, every)

@@ -9,14 +9,16 @@
 // connection of its own: the main thread sends their range only, so their text does not cross its loop.
 import { Worker } from 'node:worker_threads'
 import type { RecordRange } from '../bus/bus-port.ts'
-import { errorCodes, NerveError } from '../runtime/errors.ts'
+import { errorCodeOf, NerveError, sqliteCodeOf } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { CorrelationItem, IndexBuild } from './correlation-store.ts'
 import { RetrySchedule } from './retry-schedule.ts'
+import { StoreIndexBuild } from './store-index-build.ts'
 import { StoreWriterHealth } from './store-writer-health.ts'
+import { failure, failureCode, type Reply, threadErrorCode } from './store-writer-replies.ts'
 
 type Written = { stored: number; duplicates: number }
 /** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
@@ -44,21 +46,6 @@ export type StoreWriterThread = {
   close(): Promise<void>
 }
 
-/**
- * An index build as it is logged: a failed one with the ms until it is tried again, one started after a
- * failure with how many failed before it.
- */
-type ToldIndexBuild = IndexBuild & { retry_in_ms?: number; failures?: number }
-
-type Reply = {
-  id: number
-  ok: boolean
-  result?: unknown
-  code?: string
-  sqliteCode?: string
-  message?: string
-}
-
 export async function startStoreWriterThread(
   config: {
     data_dir: string
@@ -70,7 +57,7 @@ export async function startStoreWriterThread(
   },
   deps: {
     metrics: Metrics
-    /** Told of an index built once on opening a store of an earlier version (logIndexBuild). */
+    /** Told of an index built once on opening a store of an earlier version (store-index-build.ts). */
     log?: Logger
     onIncidentOpened?: (first: Correlation) => void
     /** The embedded bus's file, for writeCorrelationRange(). */
@@ -92,16 +79,8 @@ export async function startStoreWriterThread(
   let nextId = 0
   const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>()
   const now = deps.now ?? (() => performance.now())
-  // Kept here, not in the thread, so that a thread started again goes on with them. The writes go on
-  // without the index: its back-off keeps the least wait of ten times the failed build, however long.
-  const buildRetry = new RetrySchedule(now)
-  /** The index build: `asked` of the thread (once at a time) when wanted and its back-off has passed. */
-  let build: 'wanted' | 'asked' | 'done' = 'wanted'
-  const askBuild = () => {
-    if (build !== 'wanted' || !buildRetry.due()) return false
-    build = 'asked'
-    return true
-  }
+  // Kept here, not in the thread, so that a thread started again goes on with it.
+  const build = new StoreIndexBuild(now, telemetry, deps.log)
   /** A thread that could not start (open its store) is started again by a write once this has passed. */
   const startRetry = new RetrySchedule(now)
   const health = new StoreWriterHealth(() => startRetry.msUntilDue())
@@ -121,7 +100,7 @@ export async function startStoreWriterThread(
           dataDir: config.data_dir,
           busFile: deps.busFile,
           commitIntervalMs: config.commit_interval ?? 0,
-          buildIndexes: askBuild(),
+          buildIndexes: build.ask(),
         },
       })
       // Its first message says it is ready; after that, replies, and an index it builds (told, not replied).
@@ -132,11 +111,8 @@ export async function startStoreWriterThread(
         startedInMs = now() - began
         health.started()
         w.on('message', (reply: Reply | { indexBuild: IndexBuild } | { indexReady: true }) => {
-          if ('indexBuild' in reply) return indexBuildTold(reply.indexBuild)
-          if ('indexReady' in reply) {
-            build = 'done'
-            return
-          }
+          if ('indexBuild' in reply) return build.told(reply.indexBuild)
+          if ('indexReady' in reply) return build.done()
           const waiter = waiting.get(reply.id)
           waiting.delete(reply.id)
           if (reply.ok) waiter?.resolve(reply.result)
@@ -174,7 +150,7 @@ export async function startStoreWriterThread(
         }
         for (const waiter of waiting.values()) waiter.reject(err)
         waiting.clear()
-        if (build === 'asked') build = 'wanted'
+        build.threadDied()
         worker = undefined
         starting = undefined
         reject(err)
@@ -185,24 +161,12 @@ export async function startStoreWriterThread(
     return starting
   }
 
-  /** A failed build is counted, by buildErrorCode, and tried again once its back-off has passed. */
-  const indexBuildTold = (told: IndexBuild) => {
-    let retry: { retry_in_ms?: number; failures?: number } = {}
-    if (told.failed !== undefined) {
-      telemetry.error(buildErrorCode(told.failed), 'index_build')
-      build = 'wanted'
-      retry = { retry_in_ms: buildRetry.failed(told.ms ?? 0) }
-    } else if (told.ms !== undefined) buildRetry.succeeded()
-    else if (buildRetry.failures > 0) retry = { failures: buildRetry.failures }
-    if (deps.log) logIndexBuild(deps.log, { ...told, ...retry })
-  }
-
   const ask = async <T>(message: Record<string, unknown>): Promise<T> => {
     const w = worker ?? (await start())
     return new Promise<T>((resolve, reject) => {
       const id = nextId++
       waiting.set(id, { resolve: resolve as (value: unknown) => void, reject })
-      w.postMessage({ ...message, id, buildIndexes: askBuild() })
+      w.postMessage({ ...message, id, buildIndexes: build.ask() })
     })
   }
 
@@ -210,7 +174,7 @@ export async function startStoreWriterThread(
     try {
       return await work
     } catch (err) {
-      telemetry.error(err instanceof NerveError ? err.code : 'INTERNAL', stage)
+      telemetry.error(errorCodeOf(err), stage)
       throw err
     }
   }
@@ -269,74 +233,4 @@ export async function startStoreWriterThread(
       await w.terminate()
     },
   }
-}
-
-/** A failed index build's code: SQLITE_FULL as STORAGE_FULL, a held lock or an I/O error as SINK_UNAVAILABLE. */
-function buildErrorCode(sqliteCode: string): 'STORAGE_FULL' | 'SINK_UNAVAILABLE' {
-  return sqliteCode === 'SQLITE_FULL' ? 'STORAGE_FULL' : 'SINK_UNAVAILABLE'
-}
-
-/** SQLite's code of an error (SQLITE_BUSY, SQLITE_FULL, …), when it has one. */
-function sqliteCodeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code
-  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
-}
-
-/** A thread's death: the code of a NerveError that ended it (its code survives the clone), else INTERNAL. */
-function threadErrorCode(err: unknown): (typeof errorCodes)[number] {
-  const code = (err as { code?: unknown }).code
-  return (errorCodes as readonly unknown[]).includes(code)
-    ? (code as (typeof errorCodes)[number])
-    : 'INTERNAL'
-}
-
-function failure(reply: Reply): NerveError {
-  const code = (errorCodes as readonly string[]).includes(reply.code ?? '')
-    ? (reply.code as (typeof errorCodes)[number])
-    : 'INTERNAL'
-  return new NerveError(code, `The store could not write: ${reply.message ?? 'unknown error'}`, {
-    retriable: true,
-    cause: reply.sqliteCode === undefined ? undefined : { code: reply.sqliteCode },
-  })
-}
-
-/** Why a write failed, for readiness: SQLite's code (of the error or its cause), else nerve's. */
-function failureCode(err: unknown): string {
-  return sqliteCodeOf(err) ?? sqliteCodeOf((err as { cause?: unknown }).cause) ?? threadErrorCode(err)
-}
-
-/**
- * Before and after a build of an index a store of an earlier version lacks (about 6 s per million revoke
- * outcomes): HTTP listens meanwhile, the store's writes wait and an incident's revokes read slower. Once:
- * the next start finds the index. A build that failed is told with how long it ran and when it is tried
- * again, and the next try as a retry.
- */
-export function logIndexBuild(
-  log: Logger,
-  { index, rows, ms, failed, retry_in_ms, failures }: ToldIndexBuild,
-): void {
-  if (failed !== undefined)
-    log.warn(
-      {
-        index,
-        revoke_outcomes: rows,
-        error_code: buildErrorCode(failed),
-        sqlite_code: failed,
-        duration_ms: ms,
-        retry_in_ms,
-      },
-      "Could not build the index: the store's writes go on without it (an incident's revokes read slower), and it is tried again before a write once retry_in_ms has passed.",
-    )
-  else if (ms === undefined && failures !== undefined)
-    log.info(
-      { index, revoke_outcomes: rows, failures },
-      "Retrying the build of an index this version needs: the store's writes wait for it (about 6 s per million revoke outcomes).",
-    )
-  else if (ms === undefined)
-    log.info(
-      { index, revoke_outcomes: rows },
-      "Building an index this version needs, once: the store's writes wait for it (about 6 s per million revoke outcomes).",
-    )
-  else
-    log.info({ index, revoke_outcomes: rows, duration_ms: ms }, "Built the index; the store's writes go on.")
 }

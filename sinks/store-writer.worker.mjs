@@ -21,7 +21,7 @@ const { nameThisThread } = await import('../runtime/thread-name.ts')
 nameThisThread('nerve-store')
 const { createCorrelationStore } = await import('./correlation-store.ts')
 const { createMetrics } = await import('../runtime/metrics.ts')
-const { errorCodeOf, NerveError } = await import('../runtime/errors.ts')
+const { errorCodeOf, NerveError, sqliteCodeOf } = await import('../runtime/errors.ts')
 const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
 
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
@@ -78,13 +78,10 @@ const failed = (m, err) =>
     id: m.id,
     ok: false,
     code: errorCodeOf(err),
-    sqliteCode: sqliteCodeOf(err) ?? sqliteCodeOf(err?.cause),
+    // For the store's readiness and the log lines of the write that failed.
+    sqliteCode: sqliteCodeOf(err),
     message: String(err?.message ?? err),
   })
-
-/** SQLite's code of an error (SQLITE_BUSY, SQLITE_FULL, …), for the store's readiness. */
-const sqliteCodeOf = (err) =>
-  typeof err?.code === 'string' && err.code.startsWith('SQLITE_') ? err.code : undefined
 
 const answer = async (m) => {
   buildIndexes()

@@ -5,11 +5,12 @@ import { writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type NerveProcess, startNerve } from '../helpers/nerve-process.ts'
+import { describe, expect, it } from 'vitest'
+import type { NerveProcess } from '../helpers/nerve-process.ts'
 import { tempDir } from '../helpers/random-names.ts'
 import { attachLogFile, attachRecord, falcoAlert } from '../helpers/shell-then-attach.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { nerveRunsStoppedAfterEach, postWithToken, slow } from './nerve-runs.ts'
 
 const config = `
 agents:
@@ -38,21 +39,10 @@ async function startReceiver() {
   return { url: `http://127.0.0.1:${port}/revoke`, received, close: () => server.close() }
 }
 
-const token = 'nrv_e2e-token-0123456789abcdef'
-/** The pipeline answers in milliseconds; the margin is for a CI machine busy with other suites. */
-const slow = { timeoutMs: 30_000 }
-let nerve: NerveProcess | undefined
-afterEach(async () => {
-  await nerve?.stop()
-  nerve = undefined
-})
+const run = nerveRunsStoppedAfterEach()
 
 async function post(n: NerveProcess, path: string, body: string) {
-  const res = await fetch(`${n.url}${path}`, {
-    method: 'POST',
-    body,
-    headers: { authorization: `Bearer ${token}` },
-  })
+  const res = await postWithToken(n, path, body)
   return { status: res.status, body: await res.json() }
 }
 
@@ -66,9 +56,8 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'nerve.yaml'), config)
     const receiver = await startReceiver()
-    nerve = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], {
+    const nerve = await run(join(dir, 'nerve.yaml'), {
       NERVE_DATA_DIR: join(dir, 'data'),
-      NERVE_INGEST_TOKEN: token,
       NERVE_REVOKE_WEBHOOK_URL: receiver.url,
       NERVE_REVOKE_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
     })
@@ -82,7 +71,7 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     })
 
     const [correlation] = await waitFor(async () => {
-      const found = await correlationsOf(nerve as NerveProcess)
+      const found = await correlationsOf(nerve)
       return found.length > 0 ? found : undefined
     }, slow)
     expect(correlation).toMatchObject({
@@ -96,7 +85,7 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     // family once.
     // (its counters move just after the batch is committed, so they are waited for)
     const metrics = await waitFor(async () => {
-      const text = await (await fetch(`${(nerve as NerveProcess).url}/metrics`)).text()
+      const text = await (await fetch(`${nerve.url}/metrics`)).text()
       return /^nerve_correlate_correlations_total [1-9]/m.test(text) ? text : undefined
     }, slow)
     expect(metrics).toMatch(/^nerve_component_received_events_total\{component="correlator"\} 2$/m)
@@ -111,8 +100,8 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
   it('keeps the first half of a pair across a kill -9 and completes it after the restart', async () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'nerve.yaml'), config)
-    const env = { NERVE_DATA_DIR: join(dir, 'data'), NERVE_INGEST_TOKEN: token }
-    const first = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
+    const env = { NERVE_DATA_DIR: join(dir, 'data') }
+    const first = await run(join(dir, 'nerve.yaml'), env)
     expect((await post(first, '/v1/falco', falcoAlert)).status).toBe(202)
     await waitFor(async () => {
       const metrics = await (await fetch(`${first.url}/metrics`)).text()
@@ -120,10 +109,10 @@ describe('nerve run, end to end over HTTP', { timeout: 90_000 }, () => {
     }, slow)
     await first.kill()
 
-    nerve = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
+    const nerve = await run(join(dir, 'nerve.yaml'), env)
     expect((await post(nerve, '/v1/cloudtrail', attachLogFile)).status).toBe(202)
     const found = await waitFor(async () => {
-      const list = await correlationsOf(nerve as NerveProcess)
+      const list = await correlationsOf(nerve)
       return list.length > 0 ? list : undefined
     }, slow)
     expect(found).toHaveLength(1)

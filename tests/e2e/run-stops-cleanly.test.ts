@@ -5,31 +5,22 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type NerveProcess, startNerve } from '../helpers/nerve-process.ts'
+import { describe, expect, it } from 'vitest'
+import type { NerveProcess } from '../helpers/nerve-process.ts'
 import { tempDir } from '../helpers/random-names.ts'
 import { falcoAlert } from '../helpers/shell-then-attach.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { nerveRunsStoppedAfterEach, postWithToken, slow } from './nerve-runs.ts'
 
 const config = `
 correlation:
   checkpoint: { max_records: 2000, max_interval: 600000 }
 `
 const alerts = readFileSync(resolve(import.meta.dirname, '../fixtures/falco/falco-website.ndjson'), 'utf8')
-const token = 'nrv_e2e-token-0123456789abcdef'
-const slow = { timeoutMs: 30_000 }
-let nerve: NerveProcess | undefined
-afterEach(async () => {
-  await nerve?.stop()
-  nerve = undefined
-})
+const run = nerveRunsStoppedAfterEach()
 
 async function postFalco(n: NerveProcess, body: string) {
-  const res = await fetch(`${n.url}/v1/falco`, {
-    method: 'POST',
-    body,
-    headers: { authorization: `Bearer ${token}` },
-  })
+  const res = await postWithToken(n, '/v1/falco', body)
   expect(res.status).toBe(202)
   return ((await res.json()) as { accepted: number }).accepted
 }
@@ -48,8 +39,8 @@ describe('nerve run, stopped with SIGTERM', { timeout: 90_000 }, () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'nerve.yaml'), config)
     const dataDir = join(dir, 'data')
-    const env = { NERVE_DATA_DIR: dataDir, NERVE_INGEST_TOKEN: token }
-    const first = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
+    const env = { NERVE_DATA_DIR: dataDir }
+    const first = await run(join(dir, 'nerve.yaml'), env)
     const accepted = await postFalco(first, alerts)
     expect(accepted).toBeGreaterThan(1)
     await waitFor(async () => (await counter(first, received)) === accepted, slow)
@@ -76,9 +67,9 @@ describe('nerve run, stopped with SIGTERM', { timeout: 90_000 }, () => {
     expect(committed).toEqual(ends)
 
     // The restart: one more alert, and it is the only record the correlator is handed.
-    nerve = await startNerve(['run', '--config', join(dir, 'nerve.yaml')], env)
+    const nerve = await run(join(dir, 'nerve.yaml'), env)
     expect(await postFalco(nerve, falcoAlert)).toBe(1)
-    await waitFor(async () => (await counter(nerve as NerveProcess, received)) > 0, slow)
+    await waitFor(async () => (await counter(nerve, received)) > 0, slow)
     expect(await counter(nerve, received)).toBe(1)
     expect(await counter(nerve, skipped)).toBe(0)
   })

@@ -7,14 +7,9 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { DeliveredRecord } from '../../../bus/bus.ts'
 import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
-import {
-  type AppendRow,
-  firstPublishedSinceSql,
-  openEmbeddedStorage,
-  openRecordReader,
-  segmentRecords,
-  segmentsInRangeSql,
-} from '../../../bus/embedded-storage.ts'
+import { openRecordReader } from '../../../bus/embedded-record-reader.ts'
+import { firstPublishedSinceSql, segmentRecords, segmentsInRangeSql } from '../../../bus/embedded-segments.ts'
+import { type AppendRow, openEmbeddedStorage } from '../../../bus/embedded-storage.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 

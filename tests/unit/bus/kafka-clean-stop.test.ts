@@ -26,11 +26,7 @@ describe('the correlator on Kafka, stopped cleanly', () => {
   it('commits its final save before leaving: the commit is at the log end, and a restart reads nothing again', async () => {
     const double = createKafkaDouble()
     const first = await startStage(double)
-    await first.bus.publish(eventsTopic, shellBurst('e-deploy', 2_500, T0))
-    await waitFor(
-      async () => double.committed(correlateGroup, topic, 0) === 2_000 && (await first.received()) === 2_500,
-      { what: 'the 2,500 handled, the first 2,000 saved and committed' },
-    )
+    await first.handledAndSaved('e-deploy')
     await first.close()
     expect(double.committed(correlateGroup, topic, 0)).toBe(2_500)
 
@@ -64,11 +60,7 @@ describe('the correlator on Kafka, stopped cleanly', () => {
   it('ends within the session timeout when the coordinator never answers its commits, saying so', async () => {
     const double = createKafkaDouble()
     const stage = await startStage(double)
-    await stage.bus.publish(eventsTopic, shellBurst('e-sick', 2_500, T0))
-    await waitFor(
-      async () => double.committed(correlateGroup, topic, 0) === 2_000 && (await stage.received()) === 2_500,
-      { what: 'the 2,500 handled, the first 2,000 saved and committed' },
-    )
+    await stage.handledAndSaved('e-sick')
     const wire = double.holdCommits()
     // The test's own timeout (20 s) is the bound: the stop gives up after the 6 s session timeout.
     await stage.close()

@@ -10,10 +10,12 @@ import {
   type CheckpointValue,
   createKeyValueCheckpointStore,
 } from '../../../correlate/key-value-checkpoint-store.ts'
-import { checkpointKey, startCorrelate } from '../../../correlate/start-correlate.ts'
+import { checkpointKey, correlateGroup, startCorrelate } from '../../../correlate/start-correlate.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { KafkaConfig } from '../../../schemas/types.ts'
 import { createTestRuntime, type TestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { shellBurst } from '../correlate/sample-events.ts'
 import type { KafkaDouble } from './kafka-double.ts'
 
 /** The shortest session timeout a member takes (6 s), so that a stop's budget runs out soon. */
@@ -53,10 +55,19 @@ export async function startCorrelatorOnKafka(
   )
   /** Records the correlator was handed (those it skips as already in its checkpoint included). */
   const received = () => rt.metricValue('nerve_component_received_events_total', { component: 'correlator' })
+  /** Publishes 2,500 events of one agent: resolves once all are handled and the first 2,000 saved and committed. */
+  const handledAndSaved = async (eventIds: string) => {
+    await bus.publish(eventsTopic, shellBurst(eventIds, 2_500, Date.UTC(2024, 7, 1, 13, 30)))
+    await waitFor(
+      async () =>
+        double.committed(correlateGroup, eventsTopicName, 0) === 2_000 && (await received()) === 2_500,
+      { what: 'the 2,500 handled, the first 2,000 saved and committed' },
+    )
+  }
   const close = async () => {
     await stage.close()
     await log.close()
     await bus.close()
   }
-  return { rt, bus, stage, received, close }
+  return { rt, bus, stage, received, handledAndSaved, close }
 }

@@ -5,18 +5,15 @@
 // long; and a save that merely spent the budget was reported as commits given up on a healthy coordinator.
 import { describe, expect, it } from 'vitest'
 import type { Topic } from '../../../bus/bus.ts'
-import { eventsTopic } from '../../../bus/topics.ts'
 import type { CheckpointStore } from '../../../correlate/checkpoint-store.ts'
 import { correlateGroup } from '../../../correlate/start-correlate.ts'
 import { type Item, records } from '../../contract/bus-records.ts'
 import { randomName } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
-import { shellBurst } from '../correlate/sample-events.ts'
 import { eventsTopicName, openBus, startCorrelatorOnKafka } from './kafka-correlator-stage.ts'
 import { createKafkaDouble, type KafkaDouble } from './kafka-double.ts'
 
-const T0 = Date.UTC(2024, 7, 1, 13, 30)
 const givenUp = 'Commits still waiting at stop were given up; their records are read again after the restart.'
 const abandoned =
   'The final checkpoint save did not end within the stop’s time; abandoned, the records since the last checkpoint will be handled again.'
@@ -32,12 +29,7 @@ async function handledThenSlowSaves(double: KafkaDouble, slow: (save: () => Prom
         slowing ? slow(() => store.save(partition, update)) : store.save(partition, update),
     }),
   )
-  await stage.bus.publish(eventsTopic, shellBurst('e-budget', 2_500, T0))
-  await waitFor(
-    async () =>
-      double.committed(correlateGroup, eventsTopicName, 0) === 2_000 && (await stage.received()) === 2_500,
-    { what: 'the 2,500 handled, the first 2,000 saved and committed' },
-  )
+  await stage.handledAndSaved('e-budget')
   slowing = true
   return stage
 }

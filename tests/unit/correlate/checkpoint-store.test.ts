@@ -3,21 +3,10 @@ import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { createSqliteCheckpointStore } from '../../../correlate/checkpoint-store.ts'
 import { createCorrelator } from '../../../correlate/correlator.ts'
-import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
-import { coreEvent, edgeEvent, storeTestBaseline } from './sample-events.ts'
+import { storeTestConfig as config, coreEvent, edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
-const config: CorrelatorConfig = {
-  rules: [{ id: 'any', edge: {}, core: { actions: ['iam:*'] }, severity: 50, revoke: false }],
-  window: { before: 1_000, after: 10_000, grace: 5_000 },
-  max_events_per_agent: 100,
-  memory_budget_bytes: 1 << 26,
-  incident_gap: 60_000,
-  self_identities: [],
-  // On, so its per-agent records go through the store too.
-  baseline: storeTestBaseline,
-}
 
 describe('createSqliteCheckpointStore', () => {
   it('keeps the state incrementally and restores a correlator that continues identically', async () => {

@@ -1,15 +1,12 @@
 // The correlate stage on its worker thread (correlate/correlate-thread.ts): what the main thread does when
 // the worker dies. Worker is wrapped so the test can find the correlate worker and end it as a crash would.
-import { mkdirSync, renameSync, rmSync } from 'node:fs'
+import { mkdirSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
 import { eventsTopic } from '../../../bus/topics.ts'
 import { startCorrelateThread } from '../../../correlate/correlate-thread.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
-import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { openBusDataDir } from '../../helpers/bus-data-dir.ts'
 import { threadNames, threadsNamed } from '../../helpers/thread-names.ts'
 import { intercept, spawned } from '../../helpers/tracked-workers.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
@@ -29,10 +26,8 @@ afterEach(async () => {
 })
 
 async function start(closeTimeoutMs?: number) {
-  const dataDir = tempDir('nerve-correlate-thread')
-  const rt = createTestRuntime()
-  const bus = createEmbeddedBus({ dataDir, partitions: 2, retentionMs: 86_400_000, maxBatch: 100 }, rt)
-  const config = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
+  const dir = openBusDataDir('nerve-correlate-thread', { partitions: 2, maxBatch: 100 })
+  const { dataDir, rt, bus, config } = dir
   const stage = await startCorrelateThread(config, {
     bus,
     busFile: bus.file,
@@ -43,8 +38,7 @@ async function start(closeTimeoutMs?: number) {
   })
   cleanups.push(async () => {
     await stage.close()
-    await bus.close()
-    rmSync(dataDir, { recursive: true, force: true })
+    await dir.close()
   })
   return { dataDir, rt, bus, stage }
 }

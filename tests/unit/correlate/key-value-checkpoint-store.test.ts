@@ -7,26 +7,15 @@ import { describe, expect, it } from 'vitest'
 import type { KeyValueLog } from '../../../bus/bus.ts'
 import type { CheckpointStore } from '../../../correlate/checkpoint-store.ts'
 import { createCorrelator } from '../../../correlate/correlator.ts'
-import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import {
   type CheckpointValue,
   createKeyValueCheckpointStore,
 } from '../../../correlate/key-value-checkpoint-store.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { createMemoryBus, createMemoryStorage, type MemoryStorage } from './memory-bus.ts'
-import { coreEvent, edgeEvent, storeTestBaseline } from './sample-events.ts'
+import { storeTestConfig as config, coreEvent, edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
-const config: CorrelatorConfig = {
-  rules: [{ id: 'any', edge: {}, core: { actions: ['iam:*'] }, severity: 50, revoke: false }],
-  window: { before: 1_000, after: 10_000, grace: 5_000 },
-  max_events_per_agent: 100,
-  memory_budget_bytes: 1 << 26,
-  incident_gap: 60_000,
-  self_identities: [],
-  // On, so its per-agent records go through the store too.
-  baseline: storeTestBaseline,
-}
 const key = (partition: number) => `nerve-correlate/nerve.events.v1/${partition}`
 
 /** Alerts and IAM calls of five agents, 300 ms apart: pairs, evictions, and a buffer that keeps moving. */

@@ -2,16 +2,12 @@
 // starts it: the timer's save of the last records (max_interval after the last batch) must reach the
 // group's committed offset in the bus's offsets table, or a restart reads up to max_records − 1 records
 // again and retention keeps them, for as long as the partition stays quiet.
-import { rmSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
 import { eventsTopic } from '../../../bus/topics.ts'
 import { startCorrelateThread } from '../../../correlate/correlate-thread.ts'
 import { correlateGroup } from '../../../correlate/start-correlate.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
-import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { openBusDataDir } from '../../helpers/bus-data-dir.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { shellBurst } from './sample-events.ts'
 
@@ -23,11 +19,9 @@ afterEach(async () => {
 
 describe('the correlator thread on the embedded bus, on a partition that goes quiet after a burst', () => {
   it('brings the group’s committed offset to the partition’s end', { timeout: 60_000 }, async () => {
-    const dataDir = tempDir('nerve-quiet-partition')
-    const rt = createTestRuntime()
-    const bus = createEmbeddedBus({ dataDir, partitions: 2, retentionMs: 86_400_000, maxBatch: 500 }, rt)
     // The default cadence: a save every 2,000 records or 1 s.
-    const config = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
+    const dir = openBusDataDir('nerve-quiet-partition', { partitions: 2, maxBatch: 500 })
+    const { dataDir, rt, bus, config } = dir
     const stage = await startCorrelateThread(config, {
       bus,
       busFile: bus.file,
@@ -39,8 +33,7 @@ describe('the correlator thread on the embedded bus, on a partition that goes qu
     cleanups.push(async () => {
       offsets.close()
       await stage.close()
-      await bus.close()
-      rmSync(dataDir, { recursive: true, force: true })
+      await dir.close()
     })
     // One agent's burst of 2,500 shells, a second apart: all on its one partition. Then nothing.
     const burst = shellBurst('e-burst', 2_500, T0)

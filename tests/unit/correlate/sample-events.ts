@@ -4,6 +4,7 @@
 // (DataDog/stratus-red-team @ 7c9a7a5a63dc, Apache-2.0, docs/detonation-logs: AttachRolePolicy eventID
 // 39480357-…, GetSecretValue b9c3d881-…). Times, ids and agent keys are parameters so tests can place them.
 import type { BaselineConfig } from '../../../correlate/agent-baseline.ts'
+import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import type {
   CoreFields,
   EdgeFields,
@@ -150,6 +151,20 @@ export const storeTestBaseline: BaselineConfig = {
   burst_window: 60_000,
   burst_min: 3,
   memory_bytes: 1 << 20,
+}
+
+/**
+ * The correlator of the checkpoint stores' tests: one rule pairing any alert with any IAM call, a 10 s
+ * window, and the baseline on, so that its per-agent records go through the store too.
+ */
+export const storeTestConfig: CorrelatorConfig = {
+  rules: [{ id: 'any', edge: {}, core: { actions: ['iam:*'] }, severity: 50, revoke: false }],
+  window: { before: 1_000, after: 10_000, grace: 5_000 },
+  max_events_per_agent: 100,
+  memory_budget_bytes: 1 << 26,
+  incident_gap: 60_000,
+  self_identities: [],
+  baseline: storeTestBaseline,
 }
 
 /** The correlator tests' revoking rule: any runtime alert, then any IAM call. */

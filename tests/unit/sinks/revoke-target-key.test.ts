@@ -1,7 +1,17 @@
 // The data dir's revoke target key: made whole or not at all, read only from a regular file nerve made,
 // and made again (with a warning) when a crash left it empty, since a lost key only keeps the targets a 410
 // disabled disabled.
-import { chmodSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { readRevokeTargetKey } from '../../../sinks/revoke-target-key.ts'
@@ -98,5 +108,42 @@ describe('the revoke target key', () => {
     expect(readdirSync(dir)).toEqual(['revoke-target-key'])
     expect(readFileSync(path).equals(Buffer.alloc(32, 9))).toBe(true)
     expect(rt.logs).toEqual([])
+  })
+
+  it('removes the temp files a crash left before their link, and nothing else: no symlink, no fresh one', () => {
+    const { dir } = dataDir()
+    const hourAgo = new Date(Date.now() - 3_600_000)
+    const stale = ['revoke-target-key.4242.0a1b2c3d4e5f.tmp', 'revoke-target-key.1.ffeeddccbbaa.tmp']
+    for (const name of stale) {
+      writeFileSync(join(dir, name), Buffer.alloc(32, 3), { mode: 0o600 })
+      utimesSync(join(dir, name), hourAgo, hourAgo)
+    }
+    // A symlink named like a temp file (the agent's, or an operator's): neither it nor its target goes.
+    const elsewhere = join(dir, 'kept')
+    mkdirSync(elsewhere)
+    writeFileSync(join(elsewhere, 'target'), 'precious')
+    symlinkSync(join(elsewhere, 'target'), join(dir, 'revoke-target-key.7.aabbccddeeff.tmp'))
+    // Another process's, written a moment ago and not linked yet; and files of other names.
+    writeFileSync(join(dir, 'revoke-target-key.8.abcdefabcdef.tmp'), Buffer.alloc(32, 4))
+    for (const name of ['revoke-target-key.tmp', 'store.sqlite', 'revoke-target-key.9.tmp.bak']) {
+      writeFileSync(join(dir, name), 'x')
+      utimesSync(join(dir, name), hourAgo, hourAgo)
+    }
+
+    const rt = createTestRuntime()
+    expect(readRevokeTargetKey(dir, rt.log).length).toBe(32)
+    expect(readdirSync(dir).sort()).toEqual([
+      'kept',
+      'revoke-target-key',
+      'revoke-target-key.7.aabbccddeeff.tmp',
+      'revoke-target-key.8.abcdefabcdef.tmp',
+      'revoke-target-key.9.tmp.bak',
+      'revoke-target-key.tmp',
+      'store.sqlite',
+    ])
+    expect(readFileSync(join(elsewhere, 'target'), 'utf8')).toBe('precious')
+    expect(rt.logs.filter((l) => l.msg.startsWith('Removed'))).toEqual([
+      expect.objectContaining({ level: 'info', removed: 2, dir }),
+    ])
   })
 })

@@ -1,16 +1,12 @@
 // The store writer thread fed from the embedded bus's file (startSinks with busFile): the main thread sends
 // it the range of each batch only, and the writer reads the correlations' texts from the file itself, so
 // their text no longer crosses the main thread. Worker is wrapped to see what the main thread posts to it.
-import { rmSync } from 'node:fs'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
 import { correlationsTopic } from '../../../bus/topics.ts'
-import { loadConfig } from '../../../runtime/load-config.ts'
 import { createCorrelationStore } from '../../../sinks/correlation-store.ts'
 import { startSinks } from '../../../sinks/start-sinks.ts'
 import { parseListQuery } from '../../../sinks/store-query.ts'
-import { tempDir } from '../../helpers/random-names.ts'
-import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { openBusDataDir } from '../../helpers/bus-data-dir.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 
@@ -39,10 +35,8 @@ afterEach(async () => {
 
 describe('store writer fed from the bus file', { timeout: 30_000 }, () => {
   it('stores every correlation once while the main thread posts it their ranges only, never their text', async () => {
-    const dataDir = tempDir('nerve-store-bus-file')
-    const rt = createTestRuntime()
-    const bus = createEmbeddedBus({ dataDir, partitions: 4, retentionMs: 86_400_000, maxBatch: 50 }, rt)
-    const config = loadConfig({ env: { NERVE_DATA_DIR: dataDir } })
+    const dir = openBusDataDir('nerve-store-bus-file', { partitions: 4, maxBatch: 50 })
+    const { dataDir, rt, bus, config } = dir
     const sinks = await startSinks(config, {
       bus,
       busFile: bus.file,
@@ -54,8 +48,7 @@ describe('store writer fed from the bus file', { timeout: 30_000 }, () => {
     cleanups.push(async () => {
       await sinks.close()
       await store.close()
-      await bus.close()
-      rmSync(dataDir, { recursive: true, force: true })
+      await dir.close()
     })
 
     const correlations = Array.from({ length: 300 }, (_, i) => {

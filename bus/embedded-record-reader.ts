@@ -1,0 +1,43 @@
+// Reads the embedded bus's file from another thread: for a stage on a worker thread (the store writer) that
+// reads its records itself rather than receive them through the thread that writes the file.
+import Database from 'better-sqlite3'
+import { type SegmentRow, segmentRecords, segmentsInRangeSql, splitSegment } from './embedded-segments.ts'
+import type { StoredRecord } from './embedded-storage.ts'
+
+export type RecordReader = {
+  /** Records [from, to) of a topic's partition that are on disk, in order (none when the topic is unknown). */
+  read(topic: string, partition: number, from: number, to: number): StoredRecord[]
+  close(): void
+}
+
+/**
+ * A read-only connection to a bus file that another thread (or process) writes: for a stage on a worker
+ * thread that reads its records itself rather than receive them through the writer's thread. It sees every
+ * transaction committed before each read (WAL), so every record the bus has handed out.
+ */
+export function openRecordReader(file: string): RecordReader {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  const topicId = db.prepare<[string], { id: number }>('SELECT id FROM topics WHERE name = ?')
+  const from = db.prepare<[number, number, number, number, number], SegmentRow>(segmentsInRangeSql)
+  const ids = new Map<string, number>()
+  return {
+    read: (topic, partition, fromOffset, to) => {
+      let id = ids.get(topic)
+      if (id === undefined) {
+        id = topicId.get(topic)?.id
+        if (id === undefined) return []
+        ids.set(topic, id)
+      }
+      const records: StoredRecord[] = []
+      for (const segment of from.iterate(id, partition, fromOffset, to - 1 + segmentRecords, to)) {
+        const { keys, vals } = splitSegment(segment)
+        const first = segment.first_offset
+        const last = Math.min(segment.last_offset, to - 1)
+        for (let offset = Math.max(fromOffset, first); offset <= last; offset++)
+          records.push({ offset, key: keys[offset - first] as string, value: vals[offset - first] as string })
+      }
+      return records
+    },
+    close: () => db.close(),
+  }
+}
