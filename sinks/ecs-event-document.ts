@@ -269,8 +269,10 @@ function nerveCore(core: CoreFields): EcsDocument {
 function relatedOf(event: NormalizedEvent): EcsDocument {
   const { edge, core, identity } = event
   return {
+    // Not Falco's user.name: it comes from the container's /etc/passwd, which the watched agent writes, so
+    // it could name a real employee; it stays in process.user.name (Elastic's Falco integration puts no
+    // user in related.user either).
     user: uniqueStrings([
-      edge?.user?.name,
       core && awsUserName(core.principal_arn, core.session_issuer_arn),
       // Not the session name: the caller picks it (sts:AssumeRole's RoleSessionName), and it could name
       // someone else; Elastic's AWS integration leaves it out too.
