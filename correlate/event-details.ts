@@ -80,6 +80,7 @@ export function createDetailInterner(): DetailInterner {
    */
   const knownCore = (
     principal: string,
+    principalId: string | undefined,
     action: string,
     readOnly: boolean | undefined,
     errorCode: string | undefined,
@@ -94,6 +95,7 @@ export function createDetailInterner(): DetailInterner {
       const known = list[i] as CoreDetail
       if (
         known.action === action &&
+        known.principal_id === principalId &&
         known.read_only === readOnly &&
         known.error_code === errorCode &&
         known.source_ip === sourceIp &&
@@ -117,6 +119,7 @@ export function createDetailInterner(): DetailInterner {
       side: 'core',
       action: hold(d.action),
       principal,
+      principal_id: d.principal_id === undefined ? undefined : hold(d.principal_id),
       read_only: d.read_only,
       error_code: d.error_code === undefined ? undefined : hold(d.error_code),
       source_ip: d.source_ip,
@@ -130,6 +133,7 @@ export function createDetailInterner(): DetailInterner {
   const internCore = (d: CoreDetail): CoreDetail =>
     knownCore(
       d.principal,
+      d.principal_id,
       d.action,
       d.read_only,
       d.error_code,
@@ -145,6 +149,7 @@ export function createDetailInterner(): DetailInterner {
     return (
       knownCore(
         principal,
+        c.principal_id,
         c.action,
         c.read_only,
         c.error_code,
@@ -167,6 +172,7 @@ export function createDetailInterner(): DetailInterner {
       return
     }
     shared.release(detail.action)
+    if (detail.principal_id !== undefined) shared.release(detail.principal_id)
     if (detail.error_code !== undefined) shared.release(detail.error_code)
     if (detail.region !== undefined) shared.release(detail.region)
     if (detail.account_id !== undefined) shared.release(detail.account_id)

@@ -44,6 +44,10 @@ export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: Normali
   if (errorMessage !== undefined) core.error_message = errorMessage
   const principal = nonEmpty(ui.arn)
   if (principal !== undefined) core.principal_arn = principal
+  // What Elastic's AWS integration puts in user.id; a federated user's holds a name its caller chose, so
+  // nothing keys identity on it (recordIdentity: ARN, session, access key).
+  const principalId = nonEmpty(ui.principalId)
+  if (principalId !== undefined) core.principal_id = principalId
   const principalType = nonEmpty(ui.type)
   if (principalType !== undefined) core.principal_type = principalType
   const issuerArn = nonEmpty(issuer)

@@ -194,6 +194,7 @@ function cloudTrailCore(fields: Fields, ctx: NormalizeContext): CoreFields {
   set(core, 'read_only', readOnly === undefined ? undefined : readOnly === 'true')
   set(core, 'error_code', text(fields['ct.error']))
   set(core, 'principal_arn', principal)
+  set(core, 'principal_id', text(fields['ct.user.principalid']))
   const session = assumedRole.exec(principal ?? '')
   if (session) set(core, 'session_issuer_arn', `arn:${session[1]}:iam::${session[2]}:role/${session[3]}`)
   set(core, 'principal_type', text(fields['ct.user.identitytype']))

@@ -87,6 +87,11 @@ export type CoreFields = {
   error_code?: string
   error_message?: string
   principal_arn?: string
+  /**
+   * userIdentity.principalId: `AROA…:session-name` for a role's session, `AIDA…` for an IAM user, and for a
+   * federated user `ACCOUNT:name`, a name its caller chose. What the call says, never an agent identifier.
+   */
+  principal_id?: string
   principal_type?: string
   session_issuer_arn?: string
   /** A failed call's: when its session was issued (sessionContext.attributes.creationDate), epoch ms. */
@@ -177,6 +182,8 @@ export type Correlation = {
     time: number
     action: string
     principal: string
+    /** The caller's userIdentity.principalId (NormalizedEvent core.principal_id); absent in older records. */
+    principal_id?: string
     read_only?: boolean
     error_code?: string
     source_ip?: string

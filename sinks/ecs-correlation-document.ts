@@ -6,9 +6,10 @@
 // The edge and core halves stay whole under nerve.edge and nerve.core.
 // Who called is told as Elastic's AWS integration tells it on the CloudTrail call itself, so an analyst can
 // pivot from the alert to the call: the caller's ARN in aws.cloudtrail.user_identity.arn, user.name the role or
-// user name. No user.id: there the integration and nerve's CloudTrail documents hold userIdentity.principalId,
-// which the correlation does not carry. No session name in related.user: the caller picks it
-// (sts:AssumeRole's RoleSessionName), and it could name someone else.
+// user name, user.id its userIdentity.principalId (core.principal_id; absent from records of versions before
+// it). Neither the principal id nor the session name in related.user: the caller picks the session name
+// (sts:AssumeRole's RoleSessionName, and a federated user's id holds GetFederationToken's Name), and it could
+// name someone else.
 import type { Correlation } from '../schemas/types.ts'
 import {
   awsUserName,
@@ -73,7 +74,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
     threat: threatOfCorrelation(c),
     observer: { hostname, product: 'Falco', vendor: 'Falco', type: 'ids' },
     host: isHostSource(c.edge.source) && hostname ? { name: hostname } : undefined,
-    user: { name: userName },
+    user: { name: userName, id: c.core.principal_id },
     ...identity,
     cloud: {
       provider: 'aws',
@@ -130,6 +131,7 @@ export function buildCorrelationDocument(c: Correlation, namespace: string, inge
         time: isoTime(c.core.time),
         action: c.core.action,
         principal: c.core.principal,
+        principal_id: c.core.principal_id,
         read_only: c.core.read_only,
         error_code: c.core.error_code,
         source_ip: c.core.source_ip,

@@ -226,10 +226,11 @@ function coreFields(core: CoreFields): EcsDocument {
       module: 'aws',
       provider: core.event_source,
     },
-    // user.id is userIdentity.principalId, as Elastic's AWS integration has it: set from the record
-    // (ecs-cloudtrail-fields.ts), never the ARN, which is the integration's aws.cloudtrail.user_identity.arn.
+    // user.id is userIdentity.principalId, as Elastic's AWS integration has it (a call delivered by Falco's
+    // cloudtrail plugin: ct.user.principalid), never the ARN, which is aws.cloudtrail.user_identity.arn.
     user: {
       name: userName,
+      id: core.principal_id,
       roles: core.session_issuer_arn ? [core.session_issuer_arn] : undefined,
     },
     cloud: {
@@ -252,6 +253,7 @@ function nerveCore(core: CoreFields): EcsDocument {
     error_code: core.error_code,
     error_message: core.error_message,
     principal_arn: core.principal_arn,
+    principal_id: core.principal_id,
     principal_type: core.principal_type,
     session_issuer_arn: core.session_issuer_arn,
     access_key_id: core.access_key_id,
@@ -267,8 +269,10 @@ function nerveCore(core: CoreFields): EcsDocument {
 function relatedOf(event: NormalizedEvent): EcsDocument {
   const { edge, core, identity } = event
   return {
+    // Not Falco's user.name: it comes from the container's /etc/passwd, which the watched agent writes, so
+    // it could name a real employee; it stays in process.user.name (Elastic's Falco integration puts no
+    // user in related.user either).
     user: uniqueStrings([
-      edge?.user?.name,
       core && awsUserName(core.principal_arn, core.session_issuer_arn),
       // Not the session name: the caller picks it (sts:AssumeRole's RoleSessionName), and it could name
       // someone else; Elastic's AWS integration leaves it out too.

@@ -17,7 +17,7 @@ import {
 export type FieldMapping = { type: string; [option: string]: unknown }
 
 /** Bumped whenever a template below changes: Elasticsearch keeps it as each template's `version`. */
-export const templateVersion = 3
+export const templateVersion = 4
 
 export const ilmPolicyName = 'nerve'
 
@@ -98,6 +98,7 @@ export const nerveFieldMappings: Record<string, FieldMapping> = {
   'nerve.falco.output_fields': { type: 'flattened', ignore_above: 1024, depth_limit: 20 },
   ...keywords('nerve.core.event_id', 'nerve.core.action', 'nerve.core.event_type', 'nerve.core.error_code'),
   ...keywords('nerve.core.principal', 'nerve.core.principal_arn', 'nerve.core.principal_type'),
+  'nerve.core.principal_id': keyword,
   ...keywords('nerve.core.session_issuer_arn', 'nerve.core.access_key_id', 'nerve.core.resources'),
   ...keywords('nerve.core.source_ip', 'nerve.core.region', 'nerve.core.account_id', 'nerve.core.target'),
   'nerve.core.error_message': text,

@@ -72,6 +72,26 @@ export const victimConfig: Config = {
   ],
 }
 
+/**
+ * victimConfig with a rule that pairs a shell with sts:GetCallerIdentity (a caller asking who it is): the one
+ * call the federated user of the sts-federation-token technique makes (lines 308–309).
+ */
+export const whoAmIConfig: Config = {
+  ...victimConfig,
+  correlation: {
+    ...victimConfig.correlation,
+    extra_rules: [
+      {
+        id: 'shell-then-who-am-i',
+        edge: { rules: ['Terminal shell in container'] },
+        core: { actions: ['sts:GetCallerIdentity'] },
+        severity: 40,
+        revoke: false,
+      },
+    ],
+  },
+}
+
 /** The technique's records after a shell alert dated 30 s before its first record, in event-time order. */
 export function detonate(from: number, to: number, cfg: Config = victimConfig): Correlation[] {
   return detonation(stratusRecords(from, to), cfg).correlations

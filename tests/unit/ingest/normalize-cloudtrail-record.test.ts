@@ -110,3 +110,18 @@ describe('normalizeCloudTrailRecord', () => {
     })
   })
 })
+
+describe('the principal id of a call', () => {
+  it('is userIdentity.principalId as the record has it, a federated user’s self-chosen name too, and names no one', () => {
+    const records = lines('stratus-red-team-detonation-logs.ndjson')
+    const federated = records.find((r) => r.userIdentity?.type === 'FederatedUser') as CloudTrailRecord
+    const role = records[0] as CloudTrailRecord
+    expect(normalize(role).core?.principal_id).toBe('AROAMLQ9F6KHQ07JKA0WY:aws-go-sdk-1722375070115152000')
+    const event = normalize(federated)
+    expect(event.core?.principal_id).toBe('742491224508:stratus_red_team')
+    // Not an identifier of the agent: identity stays ARN, session and key.
+    expect(JSON.stringify(event.identity)).not.toContain('742491224508:stratus_red_team')
+    const { principalId: _, ...withoutId } = role.userIdentity as Record<string, unknown>
+    expect(normalize({ ...role, userIdentity: withoutId }).core).not.toHaveProperty('principal_id')
+  })
+})

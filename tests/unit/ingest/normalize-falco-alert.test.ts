@@ -116,7 +116,7 @@ describe('normalizeFalcoAlert', () => {
     )
   })
 
-  it('turns a cloudtrail-plugin alert into a core event whose id is ct.id', () => {
+  it("turns a cloudtrail-plugin alert into a core event whose id is ct.id, with its caller's principal id", () => {
     const alert: FalcoAlert = {
       time: '2024-04-16T09:20:04.000000000Z',
       rule: 'Create AWS user',
@@ -128,6 +128,7 @@ describe('normalizeFalcoAlert', () => {
         'ct.src': 'iam.amazonaws.com',
         'ct.name': 'CreateUser',
         'ct.user.arn': 'arn:aws:iam::123456789012:user/Alice',
+        'ct.user.principalid': 'AIDAJQABLZS4A3QDU576Q',
         'ct.srcip': '192.0.2.1',
         'ct.region': 'us-east-1',
       },
@@ -138,9 +139,12 @@ describe('normalizeFalcoAlert', () => {
       core: {
         action: 'iam:CreateUser',
         principal_arn: 'arn:aws:iam::123456789012:user/Alice',
+        principal_id: 'AIDAJQABLZS4A3QDU576Q',
         source_ip: '192.0.2.1',
       },
       identity: { principal_arn: 'arn:aws:iam::123456789012:user/Alice' },
     })
+    // The principal id is what the call says, never an identifier of the agent.
+    expect(JSON.stringify(normalize(alert).identity)).not.toContain('AIDAJQABLZS4A3QDU576Q')
   })
 })

@@ -71,6 +71,7 @@ const coreKeys = keys<CoreFields>({
   error_code: true,
   error_message: true,
   principal_arn: true,
+  principal_id: true,
   principal_type: true,
   session_issuer_arn: true,
   session_created: true,

@@ -57,8 +57,9 @@ describe('pivoting from a correlation alert to its CloudTrail call', () => {
     for (const c of correlations) {
       const { record, alert, call } = documentsOf(events, c)
       const pivot = pivotOf(alert)
-      // The caller's ARN is always there to pivot on, the same in all three documents.
+      // The caller's ARN and principal id are always there to pivot on, the same in all three documents.
       expect(pivot['aws.cloudtrail.user_identity.arn']).toBe(record.userIdentity?.arn)
+      expect(pivot['user.id']).toBe(record.userIdentity?.principalId)
       // Whatever else the alert names, the call's documents name alike: nothing to pivot on finds nothing.
       const call_ = pivotOf(call)
       const integration = integrationPivot(record)
