@@ -48,7 +48,7 @@ async function setup(commitInterval = 0) {
     'read from the bus file': async (batch: readonly Correlation[]) =>
       writer.writeCorrelationRange(correlationsTopic.name, await rangeOf(batch)),
   }
-  return { rt, store, writer, ways }
+  return { rt, dataDir, store, writer, ways }
 }
 
 const ways = ['handed over', 'read from the bus file'] as const
@@ -226,6 +226,24 @@ describe('store writer thread', () => {
       }),
     ).toBe(1)
     expect(store.correlations(all).map((c) => c.id)).toEqual([makeCorrelation(1).id])
+  })
+
+  it('rejects a write to a store another process broke (its table renamed) as INTERNAL, with SQLite code', async () => {
+    const { rt, dataDir, ways } = await setup()
+    const other = new Database(join(dataDir, 'store.sqlite'))
+    other.exec('ALTER TABLE correlations RENAME TO correlations_old')
+    other.close()
+    await expect(ways['handed over']([makeCorrelation(1)])).rejects.toMatchObject({
+      code: 'INTERNAL',
+      cause: { code: 'SQLITE_ERROR' },
+    })
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        component: 'correlation_store',
+        error_code: 'SINK_UNAVAILABLE',
+        stage: 'write',
+      }),
+    ).toBe(0)
   })
 })
 
