@@ -51,12 +51,12 @@ const buildIndexes = () => {
 
 /** Opened at the first range (the bus file exists by then: the bus delivered from it). */
 let reader
-/** The JSON texts of a range's correlations, as the bus stored them. */
+/** The JSON texts of a range's correlations, as the bus stored them; the bus's failure, not the store's. */
 const readRange = (m) => {
-  reader ??= openRecordReader(workerData.busFile)
   const { partition, from, to } = m.range
   let records
   try {
+    reader ??= openRecordReader(workerData.busFile)
     records = reader.read(m.topic, partition, from, to)
   } catch (err) {
     throw storageError(err, 'reading correlations')

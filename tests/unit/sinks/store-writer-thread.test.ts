@@ -228,6 +228,19 @@ describe('store writer thread', () => {
     expect(store.correlations(all).map((c) => c.id)).toEqual([makeCorrelation(1).id])
   })
 
+  it('rejects a range as BUS_UNAVAILABLE when it cannot open the bus file, not as the store unavailable', async () => {
+    const rt = createTestRuntime()
+    const dataDir = tempDir('nerve-store-writer-no-bus')
+    const writer = await startStoreWriterThread(
+      { data_dir: dataDir },
+      { metrics: rt.metrics, busFile: join(dataDir, 'no-such-bus.sqlite') },
+    )
+    open.push(writer, { close: async () => rmSync(dataDir, { recursive: true, force: true }) })
+    await expect(
+      writer.writeCorrelationRange(correlationsTopic.name, { partition: 0, from: 0, to: 1 }),
+    ).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true, cause: { code: 'SQLITE_CANTOPEN' } })
+  })
+
   it('rejects a write to a store another process broke (its table renamed) as INTERNAL, with SQLite code', async () => {
     const { rt, dataDir, ways } = await setup()
     const other = new Database(join(dataDir, 'store.sqlite'))
