@@ -45,18 +45,17 @@ export function isNerveError(err: unknown): err is NerveError {
 }
 
 /**
- * The code of any thrown value: ours; a SQLite failure's as errorCodeOfSqlite() maps it; INTERNAL for
- * everything else we did not raise on purpose.
+ * The code of any thrown value: ours, or INTERNAL for everything we did not raise on purpose (a raw SQLite
+ * failure too: where one means a sink is unavailable, its caller says so, as the store writer does with
+ * errorCodeOfSqlite()).
  */
 export function errorCodeOf(err: unknown): ErrorCode {
-  if (isNerveError(err)) return err.code
-  const sqlite = sqliteCodeOf(err)
-  return sqlite === undefined ? 'INTERNAL' : errorCodeOfSqlite(sqlite)
+  return isNerveError(err) ? err.code : 'INTERNAL'
 }
 
 /**
- * A failure's fields for an operator's log line: its code and, when SQLite's (a store locked by another
- * process, a full disk), SQLite's code too, which says what to do about it.
+ * A failure's fields for an operator's log line: its code and, when SQLite's (a file locked by another
+ * process, a full disk, a missing table), SQLite's code too, which says what to do about it.
  */
 export function errorFieldsOf(err: unknown): { error_code: ErrorCode; sqlite_code?: string } {
   const sqlite = sqliteCodeOf(err)
@@ -79,10 +78,15 @@ function ownSqliteCode(err: unknown): string | undefined {
   return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
 }
 
+/** SQLite's codes (and their extended codes) of a write that may pass later, without a fix. */
+const transientSqlite = /^SQLITE_(BUSY|LOCKED|IOERR)(_|$)/
+
 /**
- * SQLite's code as nerve's: a full disk is STORAGE_FULL; a held lock, an I/O error or any other is
- * SINK_UNAVAILABLE.
+ * SQLite's code of a store's failed write as nerve's: a full disk is STORAGE_FULL; a lock another connection
+ * holds or an I/O error is SINK_UNAVAILABLE (it may pass later); any other (a broken constraint, a missing
+ * table, a corrupt file) is INTERNAL, which waiting does not mend.
  */
-export function errorCodeOfSqlite(sqliteCode: string): 'STORAGE_FULL' | 'SINK_UNAVAILABLE' {
-  return sqliteCode === 'SQLITE_FULL' ? 'STORAGE_FULL' : 'SINK_UNAVAILABLE'
+export function errorCodeOfSqlite(sqliteCode: string): 'STORAGE_FULL' | 'SINK_UNAVAILABLE' | 'INTERNAL' {
+  if (sqliteCode === 'SQLITE_FULL') return 'STORAGE_FULL'
+  return transientSqlite.test(sqliteCode) ? 'SINK_UNAVAILABLE' : 'INTERNAL'
 }

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import {
   closeSync,
   constants,
+  type Dirent,
   fchmodSync,
   fstatSync,
   fsyncSync,
@@ -63,23 +64,50 @@ export function readRevokeTargetKey(dataDir: string, log?: Logger): Buffer {
 /**
  * Removes the temp files crashes left, one a crash: regular files of linkNewKey()'s name only, older than
  * staleTempMs. A symbolic link so named is no file nerve made: it stays, and its target is never touched.
+ * Tidying only: a data dir it cannot list or a file it cannot remove is warned of and left, never a reason
+ * not to start.
  */
 function removeStaleTemps(dataDir: string, log?: Logger): void {
+  let entries: Dirent[]
+  try {
+    entries = readdirSync(dataDir, { withFileTypes: true })
+  } catch (err) {
+    log?.warn(
+      { dir: dataDir, code: (err as NodeJS.ErrnoException).code },
+      'Could not look for the revoke target key temp files that crashes left; they stay.',
+    )
+    return
+  }
   let removed = 0
-  for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
-    if (!entry.isFile() || !tempName.test(entry.name)) continue
-    const temp = join(dataDir, entry.name)
-    // lstat: what the name is now, not what a link it became since points at (unlink removes a link only).
-    const stat = lstatSync(temp, { throwIfNoEntry: false })
-    if (!stat?.isFile() || Date.now() - stat.mtimeMs < staleTempMs) continue
-    unlinkUnlessGone(temp)
-    removed++
+  for (const entry of entries) {
+    if (entry.isFile() && tempName.test(entry.name) && removeStaleTemp(join(dataDir, entry.name), log))
+      removed++
   }
   if (removed > 0)
     log?.info(
       { dir: dataDir, removed },
       'Removed the revoke target key temp files that crashes left before their link.',
     )
+}
+
+/** Removes `temp` if it is still a regular file older than staleTempMs: whether it did. */
+function removeStaleTemp(temp: string, log?: Logger): boolean {
+  try {
+    // lstat: what the name is now, not what a link it became since points at (unlink removes a link only).
+    const stat = lstatSync(temp, { throwIfNoEntry: false })
+    if (!stat?.isFile() || Date.now() - stat.mtimeMs < staleTempMs) return false
+    unlinkSync(temp)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    // Gone meanwhile: another process starting on the same data dir removed it.
+    if (code !== 'ENOENT')
+      log?.warn(
+        { path: temp, code },
+        'Could not remove a revoke target key temp file that a crash left; it stays.',
+      )
+    return false
+  }
 }
 
 function unlinkUnlessGone(path: string): void {

@@ -1,7 +1,14 @@
 // The store writer thread's replies (store-writer.worker.mjs) as the main thread's errors: a failed write's
-// code crosses as text, SQLite's with it, and becomes a retriable NerveError that the bus's consumer logs
-// and counts (errorFieldsOf) and the store's readiness names (failureCode).
-import { type ErrorCode, errorCodes, NerveError, sqliteCodeOf } from '../runtime/errors.ts'
+// code (writeFailureCode) crosses as text, SQLite's with it, and becomes a retriable NerveError that the
+// bus's consumer logs and counts (errorFieldsOf) and the store's readiness names (failureCode).
+import {
+  type ErrorCode,
+  errorCodeOfSqlite,
+  errorCodes,
+  isNerveError,
+  NerveError,
+  sqliteCodeOf,
+} from '../runtime/errors.ts'
 
 /** The thread's answer to one message: its result, or why it failed. */
 export type Reply = {
@@ -11,6 +18,17 @@ export type Reply = {
   code?: string
   sqliteCode?: string
   message?: string
+}
+
+/**
+ * The code the thread replies a failed write with: ours (a range the bus file lacks or cannot give:
+ * BUS_UNAVAILABLE); a SQLite failure's as errorCodeOfSqlite() maps it (a lock another process holds, a full
+ * disk, a missing table); else INTERNAL.
+ */
+export function writeFailureCode(err: unknown): ErrorCode {
+  if (isNerveError(err)) return err.code
+  const sqlite = sqliteCodeOf(err)
+  return sqlite === undefined ? 'INTERNAL' : errorCodeOfSqlite(sqlite)
 }
 
 /** A thread's death: the code of a NerveError that ended it (its code survives the clone), else INTERNAL. */

@@ -21,8 +21,9 @@ const { nameThisThread } = await import('../runtime/thread-name.ts')
 nameThisThread('nerve-store')
 const { createCorrelationStore } = await import('./correlation-store.ts')
 const { createMetrics } = await import('../runtime/metrics.ts')
-const { errorCodeOf, NerveError, sqliteCodeOf } = await import('../runtime/errors.ts')
+const { NerveError, sqliteCodeOf } = await import('../runtime/errors.ts')
 const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
+const { writeFailureCode } = await import('./store-writer-replies.ts')
 
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
 // An index a store of an earlier version lacks is built when the main thread asks (workerData.buildIndexes,
@@ -50,12 +51,12 @@ const buildIndexes = () => {
 
 /** Opened at the first range (the bus file exists by then: the bus delivered from it). */
 let reader
-/** The JSON texts of a range's correlations, as the bus stored them. */
+/** The JSON texts of a range's correlations, as the bus stored them; the bus's failure, not the store's. */
 const readRange = (m) => {
-  reader ??= openRecordReader(workerData.busFile)
   const { partition, from, to } = m.range
   let records
   try {
+    reader ??= openRecordReader(workerData.busFile)
     records = reader.read(m.topic, partition, from, to)
   } catch (err) {
     throw storageError(err, 'reading correlations')
@@ -77,7 +78,7 @@ const failed = (m, err) =>
   parentPort.postMessage({
     id: m.id,
     ok: false,
-    code: errorCodeOf(err),
+    code: writeFailureCode(err),
     // For the store's readiness and the log lines of the write that failed.
     sqliteCode: sqliteCodeOf(err),
     message: String(err?.message ?? err),

@@ -18,8 +18,15 @@ import { readRevokeTargetKey } from '../../../sinks/revoke-target-key.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 
-/** Another process on the same data dir, which links its key into place just before this one does. */
-const other = vi.hoisted(() => ({ key: undefined as Buffer | undefined }))
+/**
+ * Another process on the same data dir, which links its key into place just before this one does; and the
+ * paths an unlink (EPERM: an immutable file) or a listing (EACCES: a data dir of mode 0300) is refused.
+ */
+const other = vi.hoisted(() => ({
+  key: undefined as Buffer | undefined,
+  undeletable: new Set<string>(),
+  unlistable: new Set<string>(),
+}))
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>()
   const linkSync: typeof fs.linkSync = (existing, path) => {
@@ -27,11 +34,24 @@ vi.mock('node:fs', async (importOriginal) => {
     other.key = undefined
     fs.linkSync(existing, path)
   }
-  return { ...fs, linkSync, default: { ...fs, linkSync } }
+  const unlinkSync: typeof fs.unlinkSync = (path) => {
+    if (other.undeletable.has(String(path)))
+      throw Object.assign(new Error(`EPERM: operation not permitted, unlink '${path}'`), { code: 'EPERM' })
+    fs.unlinkSync(path)
+  }
+  const readdirSync = ((path: string, options?: object) => {
+    if (other.unlistable.has(String(path)))
+      throw Object.assign(new Error(`EACCES: permission denied, scandir '${path}'`), { code: 'EACCES' })
+    return fs.readdirSync(path, options as never)
+  }) as typeof fs.readdirSync
+  const mocked = { linkSync, unlinkSync, readdirSync }
+  return { ...fs, ...mocked, default: { ...fs, ...mocked } }
 })
 
 const made: string[] = []
 afterEach(() => {
+  other.undeletable.clear()
+  other.unlistable.clear()
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
@@ -144,6 +164,35 @@ describe('the revoke target key', () => {
     expect(readFileSync(join(elsewhere, 'target'), 'utf8')).toBe('precious')
     expect(rt.logs.filter((l) => l.msg.startsWith('Removed'))).toEqual([
       expect.objectContaining({ level: 'info', removed: 2, dir }),
+    ])
+  })
+
+  it('starts when a stale temp file cannot be removed: warns with its code, counts only what it removed', () => {
+    const { dir } = dataDir()
+    const hourAgo = new Date(Date.now() - 3_600_000)
+    const stale = ['revoke-target-key.4242.0a1b2c3d4e5f.tmp', 'revoke-target-key.1.ffeeddccbbaa.tmp']
+    for (const name of stale) {
+      writeFileSync(join(dir, name), Buffer.alloc(32, 3), { mode: 0o600 })
+      utimesSync(join(dir, name), hourAgo, hourAgo)
+    }
+    other.undeletable.add(join(dir, stale[0] as string))
+
+    const rt = createTestRuntime()
+    expect(readRevokeTargetKey(dir, rt.log).length).toBe(32)
+    expect(readdirSync(dir).sort()).toEqual(['revoke-target-key', stale[0]])
+    expect(rt.logs.filter((l) => l.msg.includes('temp file'))).toEqual([
+      expect.objectContaining({ level: 'warn', path: join(dir, stale[0] as string), code: 'EPERM' }),
+      expect.objectContaining({ level: 'info', removed: 1, dir }),
+    ])
+  })
+
+  it('starts when the data dir cannot be listed for stale temp files, with a warning', () => {
+    const { dir } = dataDir()
+    other.unlistable.add(dir)
+    const rt = createTestRuntime()
+    expect(readRevokeTargetKey(dir, rt.log).length).toBe(32)
+    expect(rt.logs.filter((l) => l.msg.includes('temp file'))).toEqual([
+      expect.objectContaining({ level: 'warn', dir, code: 'EACCES' }),
     ])
   })
 })

@@ -48,7 +48,7 @@ async function setup(commitInterval = 0) {
     'read from the bus file': async (batch: readonly Correlation[]) =>
       writer.writeCorrelationRange(correlationsTopic.name, await rangeOf(batch)),
   }
-  return { rt, store, writer, ways }
+  return { rt, dataDir, store, writer, ways }
 }
 
 const ways = ['handed over', 'read from the bus file'] as const
@@ -226,6 +226,37 @@ describe('store writer thread', () => {
       }),
     ).toBe(1)
     expect(store.correlations(all).map((c) => c.id)).toEqual([makeCorrelation(1).id])
+  })
+
+  it('rejects a range as BUS_UNAVAILABLE when it cannot open the bus file, not as the store unavailable', async () => {
+    const rt = createTestRuntime()
+    const dataDir = tempDir('nerve-store-writer-no-bus')
+    const writer = await startStoreWriterThread(
+      { data_dir: dataDir },
+      { metrics: rt.metrics, busFile: join(dataDir, 'no-such-bus.sqlite') },
+    )
+    open.push(writer, { close: async () => rmSync(dataDir, { recursive: true, force: true }) })
+    await expect(
+      writer.writeCorrelationRange(correlationsTopic.name, { partition: 0, from: 0, to: 1 }),
+    ).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true, cause: { code: 'SQLITE_CANTOPEN' } })
+  })
+
+  it('rejects a write to a store another process broke (its table renamed) as INTERNAL, with SQLite code', async () => {
+    const { rt, dataDir, ways } = await setup()
+    const other = new Database(join(dataDir, 'store.sqlite'))
+    other.exec('ALTER TABLE correlations RENAME TO correlations_old')
+    other.close()
+    await expect(ways['handed over']([makeCorrelation(1)])).rejects.toMatchObject({
+      code: 'INTERNAL',
+      cause: { code: 'SQLITE_ERROR' },
+    })
+    expect(
+      await rt.metricValue('nerve_component_errors_total', {
+        component: 'correlation_store',
+        error_code: 'SINK_UNAVAILABLE',
+        stage: 'write',
+      }),
+    ).toBe(0)
   })
 })
 
