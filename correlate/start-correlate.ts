@@ -13,7 +13,7 @@
 import { join } from 'node:path'
 import type { Bus, DeliveredRecord, Handled } from '../bus/bus.ts'
 import { correlationsTopic, eventsTopic, type LateEvent, lateEventsTopic } from '../bus/topics.ts'
-import { errorCodeOf, NerveError } from '../runtime/errors.ts'
+import { errorCodeOf, errorFieldsOf, NerveError } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
@@ -149,7 +149,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
           }
           telemetry.error(errorCodeOf(err))
           log.warn(
-            { error_code: errorCodeOf(err), partition, err },
+            { ...errorFieldsOf(err), partition, err },
             'Saving a correlator checkpoint failed; the records since the last one will be handled again.',
           )
         },
@@ -235,7 +235,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       // checkpoint's offset, and the redelivery restores it.
       for (const partition of touched.keys()) partitions.delete(partition)
       telemetry.error(errorCodeOf(err))
-      log.warn({ error_code: errorCodeOf(err), err }, 'Correlation batch failed; it will be redelivered.')
+      log.warn({ ...errorFieldsOf(err), err }, 'Correlation batch failed; it will be redelivered.')
       throw err
     } finally {
       for (const { state } of touched.values()) state.handling = false

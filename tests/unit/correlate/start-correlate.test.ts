@@ -290,4 +290,34 @@ describe('startCorrelate', () => {
         .sort(),
     ).toEqual(expected.sort())
   })
+
+  it("logs a failed checkpoint save with SQLite's code, so a locked checkpoint file shows as one", async () => {
+    const storage = createMemoryStorage()
+    await publishInput(storage)
+    const runtime = createTestRuntime()
+    const memory = createMemoryBus(storage, 2)
+    const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
+    const stage = await startCorrelate(config, {
+      bus: memory.bus,
+      log: runtime.log,
+      metrics: runtime.metrics,
+      checkpoints: {
+        load: async () => undefined,
+        save: async () => {
+          throw busy
+        },
+        close: async () => {},
+      },
+    })
+    const failedSave = () =>
+      runtime.logs.find((l) => l.msg.startsWith('Saving a correlator checkpoint failed'))
+    try {
+      await memory.drain().catch(() => {}) // delivered; the save comes on its 1 s timer
+      await waitFor(() => failedSave() !== undefined, { what: 'the failed save logged' })
+      const line = failedSave()
+      expect(line).toMatchObject({ level: 'warn', error_code: 'INTERNAL', sqlite_code: 'SQLITE_BUSY' })
+    } finally {
+      await stage.close().catch(() => {})
+    }
+  })
 })
