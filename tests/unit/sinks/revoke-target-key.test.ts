@@ -61,6 +61,18 @@ function dataDir() {
   return { dir, path: join(dir, 'revoke-target-key') }
 }
 
+const hourAgo = () => new Date(Date.now() - 3_600_000)
+
+/** Two temp files as a crash leaves them (written, not linked), an hour old: their names. */
+function leaveStaleTemps(dir: string): string[] {
+  const stale = ['revoke-target-key.4242.0a1b2c3d4e5f.tmp', 'revoke-target-key.1.ffeeddccbbaa.tmp']
+  for (const name of stale) {
+    writeFileSync(join(dir, name), Buffer.alloc(32, 3), { mode: 0o600 })
+    utimesSync(join(dir, name), hourAgo(), hourAgo())
+  }
+  return stale
+}
+
 const refusal = (what: RegExp) =>
   expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(what) })
 
@@ -132,12 +144,7 @@ describe('the revoke target key', () => {
 
   it('removes the temp files a crash left before their link, and nothing else: no symlink, no fresh one', () => {
     const { dir } = dataDir()
-    const hourAgo = new Date(Date.now() - 3_600_000)
-    const stale = ['revoke-target-key.4242.0a1b2c3d4e5f.tmp', 'revoke-target-key.1.ffeeddccbbaa.tmp']
-    for (const name of stale) {
-      writeFileSync(join(dir, name), Buffer.alloc(32, 3), { mode: 0o600 })
-      utimesSync(join(dir, name), hourAgo, hourAgo)
-    }
+    leaveStaleTemps(dir)
     // A symlink named like a temp file (the agent's, or an operator's): neither it nor its target goes.
     const elsewhere = join(dir, 'kept')
     mkdirSync(elsewhere)
@@ -147,7 +154,7 @@ describe('the revoke target key', () => {
     writeFileSync(join(dir, 'revoke-target-key.8.abcdefabcdef.tmp'), Buffer.alloc(32, 4))
     for (const name of ['revoke-target-key.tmp', 'store.sqlite', 'revoke-target-key.9.tmp.bak']) {
       writeFileSync(join(dir, name), 'x')
-      utimesSync(join(dir, name), hourAgo, hourAgo)
+      utimesSync(join(dir, name), hourAgo(), hourAgo())
     }
 
     const rt = createTestRuntime()
@@ -169,12 +176,7 @@ describe('the revoke target key', () => {
 
   it('starts when a stale temp file cannot be removed: warns with its code, counts only what it removed', () => {
     const { dir } = dataDir()
-    const hourAgo = new Date(Date.now() - 3_600_000)
-    const stale = ['revoke-target-key.4242.0a1b2c3d4e5f.tmp', 'revoke-target-key.1.ffeeddccbbaa.tmp']
-    for (const name of stale) {
-      writeFileSync(join(dir, name), Buffer.alloc(32, 3), { mode: 0o600 })
-      utimesSync(join(dir, name), hourAgo, hourAgo)
-    }
+    const stale = leaveStaleTemps(dir)
     other.undeletable.add(join(dir, stale[0] as string))
 
     const rt = createTestRuntime()

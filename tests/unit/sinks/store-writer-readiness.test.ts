@@ -1,21 +1,16 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { failedWritesForReadiness } from '../../../sinks/store-writer-health.ts'
-import { spawned } from '../../helpers/tracked-workers.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
-import { writerOnAClock } from './writer-on-a-clock.ts'
+import { cleanupAfterEach, storeWriterThreads, writerOnAClock } from './writer-on-a-clock.ts'
 
 vi.mock('node:worker_threads', async (importOriginal) =>
   (await import('../../helpers/tracked-workers.ts')).trackWorkers(await importOriginal()),
 )
 
-const writerThreads = () => spawned.filter((s) => s.file.endsWith('store-writer.worker.mjs'))
-const cleanup: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c()
-})
+const cleanup = cleanupAfterEach()
 
 const started = () => writerOnAClock('nerve-store-readiness', cleanup)
 
@@ -54,15 +49,15 @@ describe("the store's readiness", () => {
     const failedLines = () => rt.logs.filter((l) => l.msg.startsWith('The store writer thread failed'))
     const crash = async () => {
       const told = failedLines().length
-      await writerThreads().at(-1)?.worker.terminate()
+      await storeWriterThreads().at(-1)?.worker.terminate()
       await waitFor(() => failedLines().length > told, { what: 'the death told' })
     }
-    const threads = writerThreads().length
+    const threads = storeWriterThreads().length
 
     await crash()
     // The redeliveries that follow fail at once and start no thread until the back-off has passed.
     for (let n = 2; n < 2 + failedWritesForReadiness; n++) await failedWrite(writer, n)
-    expect(writerThreads().length).toBe(threads)
+    expect(storeWriterThreads().length).toBe(threads)
     expect(writer.readiness()).toEqual({
       ok: false,
       detail:
@@ -75,7 +70,7 @@ describe("the store's readiness", () => {
     holder.exec('BEGIN IMMEDIATE')
     clock.ms += 1000
     await failedWrite(writer, 5)
-    expect(writerThreads().length).toBe(threads + 1)
+    expect(storeWriterThreads().length).toBe(threads + 1)
     await crash()
     expect(failedLines().map((l) => l.retry_in_ms)).toEqual([1000, 2000])
     expect(writer.readiness()).toMatchObject({ ok: false })

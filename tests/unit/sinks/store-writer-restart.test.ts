@@ -3,28 +3,23 @@
 // thread. Worker is wrapped so that the test can find the store's writer and end it as a crash would.
 import { mkdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { createTestRuntime } from '../../helpers/test-runtime.ts'
-import { spawned } from '../../helpers/tracked-workers.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
 import { hasStatusIndex, startWhileLocked } from './earlier-store.ts'
-import { writerOnAClock } from './writer-on-a-clock.ts'
+import { cleanupAfterEach, storeWriterThreads, writerOnAClock } from './writer-on-a-clock.ts'
 
 vi.mock('node:worker_threads', async (importOriginal) =>
   (await import('../../helpers/tracked-workers.ts')).trackWorkers(await importOriginal()),
 )
 
-const writerThreads = () => spawned.filter((s) => s.file.endsWith('store-writer.worker.mjs'))
-const cleanup: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c()
-})
+const cleanup = cleanupAfterEach()
 
 /** Ends the running writer thread as a crash would, and waits for its death to be told. */
 async function crash(rt: ReturnType<typeof createTestRuntime>) {
   const told = rt.logs.filter((l) => l.msg.startsWith('The store writer thread failed')).length
-  await writerThreads().at(-1)?.worker.terminate()
+  await storeWriterThreads().at(-1)?.worker.terminate()
   await waitFor(
     () => rt.logs.filter((l) => l.msg.startsWith('The store writer thread failed')).length > told,
     {
@@ -43,7 +38,7 @@ describe('a writer thread that cannot open its store', () => {
     renameSync(file, `${file}.moved`)
     mkdirSync(file)
     await crash(rt)
-    const threads = writerThreads().length
+    const threads = storeWriterThreads().length
     const cannotStart = () =>
       rt.logs.filter((l) => l.msg.startsWith('The store writer thread could not start'))
 
@@ -65,12 +60,12 @@ describe('a writer thread that cannot open its store', () => {
       await expect(failed).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true })
       await expect(failed).rejects.toThrow(/started again in 2000 ms/)
     }
-    expect(writerThreads().length).toBe(threads + 1)
+    expect(storeWriterThreads().length).toBe(threads + 1)
 
     // Once the back-off has passed, a write tries again: it fails, the wait doubles.
     clock.ms += 2000
     await expect(writer.writeCorrelations([makeCorrelation(2)])).rejects.toThrow()
-    expect(writerThreads().length).toBe(threads + 2)
+    expect(storeWriterThreads().length).toBe(threads + 2)
     expect(cannotStart().map((l) => l.retry_in_ms)).toEqual([2000, 4000])
 
     // The store is back: the first write after the back-off starts the thread and is stored.
@@ -87,7 +82,7 @@ describe('a writer thread that cannot open its store', () => {
     })
     expect(await writer.writeCorrelations([makeCorrelation(2)])).toMatchObject({ stored: 1 })
     expect(writer.readiness()).toEqual({ ok: true })
-    expect(writerThreads().length).toBe(threads + 3)
+    expect(storeWriterThreads().length).toBe(threads + 3)
     expect(cannotStart()).toHaveLength(2)
     expect(
       await rt.metricValue('nerve_component_errors_total', {
