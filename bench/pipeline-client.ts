@@ -2,7 +2,7 @@
 // It prepares its NDJSON bodies, says 'ready', and on 'go' posts them one at a time over a keep-alive
 // connection: client c of n takes the rounds r of [first, rounds) with r % n === c, in order, as batches of
 // `batch` Falco alerts to /v1/falco and then their IAM writes and noise as batches of `batch` records to /v1/cloudtrail.
-// Reports 'done' with the number of events the server accepted.
+// Reports 'done' with the number of events the server accepted and how many POSTs it refused for back-pressure.
 import { Agent, request } from 'node:http'
 import { cloudTrailRecord, falcoAlert } from './pipeline-events.ts'
 
@@ -57,6 +57,7 @@ const post = (path: string, body: Buffer) =>
 
 process.once('message', async () => {
   let accepted = 0
+  let refused = 0
   for (const { path, body } of bodies) {
     // A saturated nerve answers 429/503 with Retry-After: this client then waits and sends again.
     for (;;) {
@@ -65,11 +66,12 @@ process.once('message', async () => {
         break
       } catch (err) {
         if (!/answered (429|503)/.test(String(err))) throw err
+        refused++
         await new Promise((r) => setTimeout(r, 50))
       }
     }
   }
   agent.destroy()
-  process.send?.({ accepted })
+  process.send?.({ accepted, refused })
 })
 process.send?.('ready')

@@ -29,17 +29,24 @@ export default async function pipeline(): Promise<void> {
   const rate = events / cold.seconds
   const bareRate = events / bare
   process.stdout.write(
-    `pipeline  nerve run ${fmt(rate)} events/s (${events.toLocaleString('en')} events, ${cold.correlations.toLocaleString('en')} correlations visible, ${cold.seconds.toFixed(2)} s; accepted at ${fmt(events / cold.acceptedSeconds)} events/s)\n` +
+    `pipeline  nerve run ${fmt(rate)} events/s (${events.toLocaleString('en')} events, ${cold.correlations.toLocaleString('en')} correlations visible, ${cold.seconds.toFixed(2)} s; accepted at ${fmt(events / cold.acceptedSeconds)} events/s; ${cold.refused} POSTs refused for back-pressure and sent again)\n` +
       `          bare node:http ${fmt(bareRate)} events/s  ratio ${(rate / bareRate).toFixed(2)}  target ≥ ${target.toLocaleString('en')} events/s: ${rate >= target ? 'met' : 'NOT met'}\n` +
       `          nerve run ${cold.cpu}\n` +
       `          nerve run ${cold.written}\n` +
-      `          warm: the next ${events.toLocaleString('en')} events in the same nerve run, its code compiled: ${fmt(events / warm.seconds)} events/s, ${warm.cpu} (figure only)\n`,
+      `          warm: the next ${events.toLocaleString('en')} events in the same nerve run, its code compiled: ${fmt(events / warm.seconds)} events/s (${warm.refused} POSTs refused and sent again), ${warm.cpu} (figure only)\n`,
   )
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(7)
 
-type Phase = { seconds: number; acceptedSeconds: number; correlations: number; cpu: string; written: string }
+type Phase = {
+  seconds: number
+  acceptedSeconds: number
+  refused: number
+  correlations: number
+  cpu: string
+  written: string
+}
 
 /**
  * Two phases in one fresh `nerve run`: the row's figure, cold (rounds [0, rounds), as a user's first
@@ -78,6 +85,7 @@ async function againstNerve(): Promise<{ cold: Phase; warm: Phase }> {
       return {
         seconds,
         acceptedSeconds,
+        refused: accepted.refused,
         correlations: correlations - first,
         cpu: cpuPerItem(cpuBefore, readThreadCpu(pid), rounds * 3),
         written: writtenPerItem(writtenBefore, readWrittenBytes(pid), rounds * 3),
@@ -116,7 +124,11 @@ async function againstBare(): Promise<number> {
  * Forks the clients for rounds [first, first + rounds) of event times from t0, waits until each has built
  * its bodies, starts them at once, sums what was accepted. `first` is a multiple of the client count.
  */
-async function runClients(base: string, t0: number, first: number): Promise<{ total: number }> {
+async function runClients(
+  base: string,
+  t0: number,
+  first: number,
+): Promise<{ total: number; refused: number }> {
   const children: ChildProcess[] = Array.from({ length: clients }, (_, c) =>
     fork(
       join(import.meta.dirname, 'pipeline-client.ts'),
@@ -136,13 +148,16 @@ async function runClients(base: string, t0: number, first: number): Promise<{ to
   await Promise.all(children.map((child) => new Promise((resolve) => child.once('message', resolve))))
   const done = children.map(
     (child) =>
-      new Promise<number>((resolve, reject) => {
-        child.once('message', (m) => resolve((m as { accepted: number }).accepted))
+      new Promise<{ accepted: number; refused: number }>((resolve, reject) => {
+        child.once('message', (m) => resolve(m as { accepted: number; refused: number }))
         child.once('exit', (code) => reject(new Error(`A pipeline client exited with code ${code}.`)))
       }),
   )
   for (const child of children) child.send('go')
   const counts = await Promise.all(done)
   for (const child of children) child.kill()
-  return { total: counts.reduce((a, b) => a + b, 0) }
+  return {
+    total: counts.reduce((a, c) => a + c.accepted, 0),
+    refused: counts.reduce((a, c) => a + c.refused, 0),
+  }
 }
