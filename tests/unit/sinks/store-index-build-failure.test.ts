@@ -22,6 +22,7 @@ import {
   statusIndex as index,
   startWhileLocked,
 } from './earlier-store.ts'
+import { storeErrors } from './store-errors.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -88,13 +89,7 @@ describe('an index build that fails', () => {
     expect(createStoreReads(reader).correlations(parseListQuery({ limit: '1000' }, ['agent']))).toHaveLength(
       23,
     )
-    expect(
-      await rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        error_code: 'SINK_UNAVAILABLE',
-        stage: 'index_build',
-      }),
-    ).toBe(2)
+    expect(await storeErrors(rt, { error_code: 'SINK_UNAVAILABLE', stage: 'index_build' })).toBe(2)
   })
 })
 
@@ -146,13 +141,7 @@ describe('a writer thread that ends', () => {
           msg: expect.stringMatching(/a write starts it again once retry_in_ms has passed/),
         }),
       ])
-      expect(
-        await rt.metricValue('nerve_component_errors_total', {
-          component: 'correlation_store',
-          error_code: code,
-          stage: 'thread',
-        }),
-      ).toBe(1)
+      expect(await storeErrors(rt, { error_code: code, stage: 'thread' })).toBe(1)
     },
   )
 })

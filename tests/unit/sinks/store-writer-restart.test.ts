@@ -9,6 +9,7 @@ import type { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
 import { hasStatusIndex, startWhileLocked } from './earlier-store.ts'
+import { storeErrors } from './store-errors.ts'
 import { cleanupAfterEach, storeWriterThreads, writerOnAClock } from './writer-on-a-clock.ts'
 
 vi.mock('node:worker_threads', async (importOriginal) =>
@@ -85,12 +86,7 @@ describe('a writer thread that cannot open its store', () => {
     expect(writer.readiness()).toEqual({ ok: true })
     expect(storeWriterThreads().length).toBe(threads + 3)
     expect(cannotStart()).toHaveLength(2)
-    expect(
-      await rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        stage: 'thread',
-      }),
-    ).toBe(3)
+    expect(await storeErrors(rt, { stage: 'thread' })).toBe(3)
   })
 })
 
@@ -118,12 +114,7 @@ describe('a writer thread started again on a full disk', () => {
       ok: false,
       detail: 'could not open the store (SQLITE_FULL) in 1 try; the next write after 2 s tries again',
     })
-    const errors = (stage: string) =>
-      rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        error_code: 'STORAGE_FULL',
-        stage,
-      })
+    const errors = (stage: string) => storeErrors(rt, { error_code: 'STORAGE_FULL', stage })
     expect([await errors('thread'), await errors('write')]).toEqual([1, 1])
   })
 })
