@@ -24,11 +24,13 @@ import type { Logger } from '../runtime/logger.ts'
 
 const keyBytes = 32
 const fileName = 'revoke-target-key'
-/** linkNewKey()'s temp files: `revoke-target-key.<pid>.<12 hex>.tmp`. */
-const tempName = /^revoke-target-key\.\d+\.[0-9a-f]{12}\.tmp$/
+/** linkNewKey()'s temp files: `revoke-target-key.<pid>.<12 hex>.tmp`, named with the writing process's pid. */
+const tempName = /^revoke-target-key\.(\d+)\.[0-9a-f]{12}\.tmp$/
 /**
- * A temp file lives for the write and fsync of 32 bytes before its link: one older than this was left by a
- * crash (kill -9) between the two, not made by a process starting beside this one.
+ * A temp file lives for the write and fsync of 32 bytes before its link. Whether its writer still runs is
+ * told by its pid (nothing locks the data dir against a second process on Kafka, where no embedded bus holds
+ * its file's lock); this age guards only the temps of processes whose pids this one cannot see (another pid
+ * namespace: two containers on one volume), which it would otherwise take for ended ones.
  */
 const staleTempMs = 60_000
 
@@ -62,10 +64,10 @@ export function readRevokeTargetKey(dataDir: string, log?: Logger): Buffer {
 }
 
 /**
- * Removes the temp files crashes left, one a crash: regular files of linkNewKey()'s name only, older than
- * staleTempMs. A symbolic link so named is no file nerve made: it stays, and its target is never touched.
- * Tidying only: a data dir it cannot list or a file it cannot remove is warned of and left, never a reason
- * not to start.
+ * Removes the temp files crashes left, one a crash: regular files of linkNewKey()'s name only, whose writer no
+ * longer runs (a live process's fsync may stall for minutes), older than staleTempMs. A symbolic link so named
+ * is no file nerve made: it stays, and its target is never touched. Tidying only: a data dir it cannot list or
+ * a file it cannot remove is warned of and left, never a reason not to start.
  */
 function removeStaleTemps(dataDir: string, log?: Logger): void {
   let entries: Dirent[]
@@ -80,14 +82,30 @@ function removeStaleTemps(dataDir: string, log?: Logger): void {
   }
   let removed = 0
   for (const entry of entries) {
-    if (entry.isFile() && tempName.test(entry.name) && removeStaleTemp(join(dataDir, entry.name), log))
-      removed++
+    const pid = tempName.exec(entry.name)?.[1]
+    if (entry.isFile() && pid !== undefined && !mayStillWrite(Number(pid)))
+      if (removeStaleTemp(join(dataDir, entry.name), log)) removed++
   }
   if (removed > 0)
     log?.info(
       { dir: dataDir, removed },
       'Removed the revoke target key temp files that crashes left before their link.',
     )
+}
+
+/**
+ * Whether process `pid` may still be writing its temp file: it runs (EPERM: another user's), and is not this
+ * one. This one unlinks its own temps before linkNewKey() returns, so a temp of its pid was left by an earlier
+ * process that had the same pid (a container started again).
+ */
+function mayStillWrite(pid: number): boolean {
+  if (pid === process.pid || pid < 1 || pid > 0x7fffffff) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
 }
 
 /** Removes `temp` if it is still a regular file older than staleTempMs: whether it did. */

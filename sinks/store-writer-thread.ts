@@ -18,7 +18,7 @@ import type { CorrelationItem, IndexBuild } from './correlation-store.ts'
 import { RetrySchedule } from './retry-schedule.ts'
 import { StoreIndexBuild } from './store-index-build.ts'
 import { StoreWriterHealth } from './store-writer-health.ts'
-import { failure, failureCode, type Reply, threadErrorCode } from './store-writer-replies.ts'
+import { failure, failureCode, type Reply, storeErrorCode } from './store-writer-replies.ts'
 
 type Written = { stored: number; duplicates: number }
 /** `opened`: the first correlation of each incident the batch opened (correlation-store.ts). */
@@ -123,19 +123,23 @@ export async function startStoreWriterThread(
       })
       // A dead writer fails what waits on it (the bus redelivers those batches); the next write starts another,
       // at once if it had started, else once its back-off has passed. It dies of an error, or exits without
-      // one (ended from outside): either is told once, unless close() ended it.
+      // one (ended from outside): either is told once, unless close() ended it. Its code is SQLite's as a
+      // failed write's is (a store it cannot open on a full disk is STORAGE_FULL): what waits on it, and the
+      // start, fail with that code and SQLite's, so the bus's line for each batch says what this line says.
       let gone = false
       const died = (err: Error) => {
         if (gone || w === closed) return
         gone = true
-        const code = threadErrorCode(err)
+        const code = storeErrorCode(err)
         telemetry.error(code, 'thread')
         const fields = {
           error_code: code,
           sqlite_code: sqliteCodeOf(err),
-          err: err.message,
+          // What crossed may be no Error (a thrown value the clone kept as a plain object).
+          err: typeof err?.message === 'string' ? err.message : (sqliteCodeOf(err) ?? String(err)),
           waiting: waiting.size,
         }
+        const what = ready ? 'failed' : 'could not start'
         if (ready)
           deps.log?.error(
             { ...fields, retry_in_ms: startRetry.failed(startedInMs) },
@@ -148,12 +152,16 @@ export async function startStoreWriterThread(
             'The store writer thread could not start: the writes fail and the bus delivers them again; a write starts it again once retry_in_ms has passed.',
           )
         }
-        for (const waiter of waiting.values()) waiter.reject(err)
+        const failed = new NerveError(code, `The store writer thread ${what}: ${fields.err}`, {
+          retriable: true,
+          cause: err,
+        })
+        for (const waiter of waiting.values()) waiter.reject(failed)
         waiting.clear()
         build.threadDied()
         worker = undefined
         starting = undefined
-        reject(err)
+        reject(failed)
       }
       w.once('error', died)
       w.once('exit', (exitCode) => died(new Error(`The store writer thread exited with code ${exitCode}.`)))

@@ -23,7 +23,7 @@ const { createCorrelationStore } = await import('./correlation-store.ts')
 const { createMetrics } = await import('../runtime/metrics.ts')
 const { NerveError, sqliteCodeOf } = await import('../runtime/errors.ts')
 const { openRecordReader, storageError } = await import('../bus/bus-port.ts')
-const { writeFailureCode } = await import('./store-writer-replies.ts')
+const { storeErrorCode } = await import('./store-writer-replies.ts')
 
 // The writes' counters are kept by the main thread, from the replies: this registry is never served.
 // An index a store of an earlier version lacks is built when the main thread asks (workerData.buildIndexes,
@@ -32,14 +32,21 @@ const { writeFailureCode } = await import('./store-writer-replies.ts')
 // told to the main thread before and after, or with how long it ran when it failed (another connection
 // holds the write lock, a full disk); the writes asked meanwhile wait for it, and after a failure the
 // thread writes on and the reads use the older index.
-const store = createCorrelationStore(
-  { data_dir: workerData.dataDir },
-  {
-    metrics: createMetrics(),
-    onIndexBuild: (build) => parentPort.postMessage({ indexBuild: build }),
-    deferIndexes: true,
-  },
-)
+// A store it cannot open ends the thread: better-sqlite3's SqliteError crosses to the main thread as its
+// code alone (it is no Error to the structured clone), so it is thrown again as an Error that keeps its text.
+let store
+try {
+  store = createCorrelationStore(
+    { data_dir: workerData.dataDir },
+    {
+      metrics: createMetrics(),
+      onIndexBuild: (build) => parentPort.postMessage({ indexBuild: build }),
+      deferIndexes: true,
+    },
+  )
+} catch (err) {
+  throw Object.assign(new Error(String(err?.message ?? err)), { code: err?.code })
+}
 
 /** Whether the main thread asked for the build and it was not tried since. */
 let buildAsked = workerData.buildIndexes === true
@@ -78,7 +85,7 @@ const failed = (m, err) =>
   parentPort.postMessage({
     id: m.id,
     ok: false,
-    code: writeFailureCode(err),
+    code: storeErrorCode(err),
     // For the store's readiness and the log lines of the write that failed.
     sqliteCode: sqliteCodeOf(err),
     message: String(err?.message ?? err),

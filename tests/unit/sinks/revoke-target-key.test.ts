@@ -1,6 +1,7 @@
 // The data dir's revoke target key: made whole or not at all, read only from a regular file nerve made,
 // and made again (with a warning) when a crash left it empty, since a lost key only keeps the targets a 410
 // disabled disabled.
+import { spawnSync } from 'node:child_process'
 import {
   chmodSync,
   mkdirSync,
@@ -63,14 +64,20 @@ function dataDir() {
 
 const hourAgo = () => new Date(Date.now() - 3_600_000)
 
-/** Two temp files as a crash leaves them (written, not linked), an hour old: their names. */
+/** The pid of a process that has ended (a child run and reaped): what a crashed nerve's pid is at the next start. */
+const endedPid = () => spawnSync(process.execPath, ['-e', '']).pid as number
+
+/** A temp file as linkNewKey() names it, written by process `pid` and not linked, an hour old: its name. */
+function leaveTemp(dir: string, pid: number, hex: string): string {
+  const name = `revoke-target-key.${pid}.${hex}.tmp`
+  writeFileSync(join(dir, name), Buffer.alloc(32, 3), { mode: 0o600 })
+  utimesSync(join(dir, name), hourAgo(), hourAgo())
+  return name
+}
+
+/** Two temp files as crashes leave them (written, not linked, their processes ended), an hour old: their names. */
 function leaveStaleTemps(dir: string): string[] {
-  const stale = ['revoke-target-key.4242.0a1b2c3d4e5f.tmp', 'revoke-target-key.1.ffeeddccbbaa.tmp']
-  for (const name of stale) {
-    writeFileSync(join(dir, name), Buffer.alloc(32, 3), { mode: 0o600 })
-    utimesSync(join(dir, name), hourAgo(), hourAgo())
-  }
-  return stale
+  return [leaveTemp(dir, endedPid(), '0a1b2c3d4e5f'), leaveTemp(dir, endedPid(), 'ffeeddccbbaa')]
 }
 
 const refusal = (what: RegExp) =>
@@ -150,8 +157,10 @@ describe('the revoke target key', () => {
     mkdirSync(elsewhere)
     writeFileSync(join(elsewhere, 'target'), 'precious')
     symlinkSync(join(elsewhere, 'target'), join(dir, 'revoke-target-key.7.aabbccddeeff.tmp'))
-    // Another process's, written a moment ago and not linked yet; and files of other names.
-    writeFileSync(join(dir, 'revoke-target-key.8.abcdefabcdef.tmp'), Buffer.alloc(32, 4))
+    // Another process's, written a moment ago and not linked yet, by a pid this one cannot see (another pid
+    // namespace: a container on the same volume), which looks ended from here; and files of other names.
+    const fresh = `revoke-target-key.${endedPid()}.abcdefabcdef.tmp`
+    writeFileSync(join(dir, fresh), Buffer.alloc(32, 4))
     for (const name of ['revoke-target-key.tmp', 'store.sqlite', 'revoke-target-key.9.tmp.bak']) {
       writeFileSync(join(dir, name), 'x')
       utimesSync(join(dir, name), hourAgo(), hourAgo())
@@ -159,18 +168,35 @@ describe('the revoke target key', () => {
 
     const rt = createTestRuntime()
     expect(readRevokeTargetKey(dir, rt.log).length).toBe(32)
-    expect(readdirSync(dir).sort()).toEqual([
-      'kept',
-      'revoke-target-key',
-      'revoke-target-key.7.aabbccddeeff.tmp',
-      'revoke-target-key.8.abcdefabcdef.tmp',
-      'revoke-target-key.9.tmp.bak',
-      'revoke-target-key.tmp',
-      'store.sqlite',
-    ])
+    expect(readdirSync(dir).sort()).toEqual(
+      [
+        'kept',
+        'revoke-target-key',
+        'revoke-target-key.7.aabbccddeeff.tmp',
+        fresh,
+        'revoke-target-key.9.tmp.bak',
+        'revoke-target-key.tmp',
+        'store.sqlite',
+      ].sort(),
+    )
     expect(readFileSync(join(elsewhere, 'target'), 'utf8')).toBe('precious')
     expect(rt.logs.filter((l) => l.msg.startsWith('Removed'))).toEqual([
       expect.objectContaining({ level: 'info', removed: 2, dir }),
+    ])
+  })
+
+  it("leaves the temp of a process still running, however old: a second process's fsync may stall past a minute", () => {
+    const { dir } = dataDir()
+    // Another nerve on the same data dir (here: this test's parent process) writing its key, its fsync stalled
+    // for an hour; and one that this process's pid wrote before, which can only be an earlier process given
+    // the same pid (a container restarted): this one unlinks its own before it returns.
+    const running = leaveTemp(dir, process.ppid, '0123456789ab')
+    leaveTemp(dir, process.pid, 'ba9876543210')
+    const rt = createTestRuntime()
+    expect(readRevokeTargetKey(dir, rt.log).length).toBe(32)
+    expect(readdirSync(dir).sort()).toEqual(['revoke-target-key', running])
+    expect(rt.logs.filter((l) => l.msg.startsWith('Removed'))).toEqual([
+      expect.objectContaining({ removed: 1, dir }),
     ])
   })
 

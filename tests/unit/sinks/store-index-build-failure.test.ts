@@ -3,11 +3,12 @@
 // disk, an I/O error) must not end the thread: the writes go on with the older index, the build is tried
 // again later, and a thread that does end is told.
 import { spawn } from 'node:child_process'
-import { rmSync, writeFileSync } from 'node:fs'
+import { rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
+import { errorFieldsOf } from '../../../runtime/errors.ts'
 import { parseListQuery } from '../../../sinks/store-query.ts'
 import { createStoreReads } from '../../../sinks/store-reads.ts'
 import { startStoreWriterThread } from '../../../sinks/store-writer-thread.ts'
@@ -21,6 +22,7 @@ import {
   statusIndex as index,
   startWhileLocked,
 } from './earlier-store.ts'
+import { storeErrors } from './store-errors.ts'
 
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -87,41 +89,61 @@ describe('an index build that fails', () => {
     expect(createStoreReads(reader).correlations(parseListQuery({ limit: '1000' }, ['agent']))).toHaveLength(
       23,
     )
-    expect(
-      await rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        error_code: 'SINK_UNAVAILABLE',
-        stage: 'index_build',
-      }),
-    ).toBe(2)
+    expect(await storeErrors(rt, { error_code: 'SINK_UNAVAILABLE', stage: 'index_build' })).toBe(2)
   })
 })
 
 describe('a writer thread that ends', () => {
-  it('is told with its code and what happens next, and counted', async () => {
-    const dataDir = tempDir('nerve-store-broken')
-    cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    writeFileSync(join(dataDir, 'store.sqlite'), 'not a database, whatever its name says'.repeat(200))
-    const rt = createTestRuntime()
-    await expect(
-      startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics, log: rt.log }),
-    ).rejects.toThrow()
-    expect(rt.logs.filter((l) => l.level === 'error')).toEqual([
-      expect.objectContaining({
-        error_code: 'INTERNAL',
-        sqlite_code: 'SQLITE_NOTADB',
-        retry_in_ms: expect.any(Number),
-        msg: expect.stringMatching(/a write starts it again once retry_in_ms has passed/),
-      }),
-    ])
-    expect(
-      await rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        error_code: 'INTERNAL',
-        stage: 'thread',
-      }),
-    ).toBe(1)
-  })
+  // What an operator reads of a thread that dies opening the store: a file that is no database is no state
+  // waiting mends (INTERNAL); a full disk (here the store's name points at /dev/full, where every write fails
+  // with ENOSPC) says STORAGE_FULL, as a write that fails on it does. The start rejects with the same code and
+  // SQLite's, which the bus's line for each batch then names.
+  it.each([
+    {
+      what: 'a file that is no database',
+      leave: (file: string) => writeFileSync(file, 'not a database, whatever its name says'.repeat(200)),
+      code: 'INTERNAL',
+      sqlite: 'SQLITE_NOTADB',
+      text: 'file is not a database',
+    },
+    {
+      what: 'a full disk',
+      leave: (file: string) => symlinkSync('/dev/full', file),
+      code: 'STORAGE_FULL',
+      sqlite: 'SQLITE_FULL',
+      text: 'database or disk is full',
+    },
+  ])(
+    'is told with its code and what happens next, and counted: $what',
+    async ({ leave, code, sqlite, text }) => {
+      const dataDir = tempDir('nerve-store-broken')
+      cleanup.push(() => rmSync(dataDir, { recursive: true, force: true }))
+      leave(join(dataDir, 'store.sqlite'))
+      const rt = createTestRuntime()
+      const started = startStoreWriterThread({ data_dir: dataDir }, { metrics: rt.metrics, log: rt.log })
+      const refusal = await started.then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      // `nerve run` prints its message as its one line: SQLite's text, not an object's dump.
+      expect(refusal).toMatchObject({
+        code,
+        retriable: true,
+        message: `The store writer thread could not start: ${text}`,
+      })
+      expect(errorFieldsOf(refusal)).toEqual({ error_code: code, sqlite_code: sqlite })
+      expect(rt.logs.filter((l) => l.level === 'error')).toEqual([
+        expect.objectContaining({
+          error_code: code,
+          sqlite_code: sqlite,
+          err: text,
+          retry_in_ms: expect.any(Number),
+          msg: expect.stringMatching(/a write starts it again once retry_in_ms has passed/),
+        }),
+      ])
+      expect(await storeErrors(rt, { error_code: code, stage: 'thread' })).toBe(1)
+    },
+  )
 })
 
 describe('kill -9 during the build', () => {

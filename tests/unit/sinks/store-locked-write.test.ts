@@ -12,6 +12,7 @@ import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
+import { storeErrors } from './store-errors.ts'
 
 const open: { close(): Promise<void> | void }[] = []
 afterEach(async () => {
@@ -44,12 +45,7 @@ describe('a write to a locked store', () => {
       error_code: 'SINK_UNAVAILABLE',
       sqlite_code: 'SQLITE_BUSY',
     })
-    const errors = (error_code: string) =>
-      rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        error_code,
-        stage: 'write',
-      })
+    const errors = (error_code: string) => storeErrors(rt, { error_code, stage: 'write' })
     expect(await errors('SINK_UNAVAILABLE')).toBeGreaterThan(0)
     expect(await errors('INTERNAL')).toBe(0)
 

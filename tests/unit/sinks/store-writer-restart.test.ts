@@ -1,13 +1,15 @@
 // The store's writer thread started again after it died: a thread that cannot open its store is started
 // again after a back-off, not by each write the bus hands over, and an index build's back-off outlives the
 // thread. Worker is wrapped so that the test can find the store's writer and end it as a crash would.
-import { mkdirSync, renameSync, rmSync } from 'node:fs'
+import { mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
+import { errorFieldsOf } from '../../../runtime/errors.ts'
 import type { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
 import { hasStatusIndex, startWhileLocked } from './earlier-store.ts'
+import { storeErrors } from './store-errors.ts'
 import { cleanupAfterEach, storeWriterThreads, writerOnAClock } from './writer-on-a-clock.ts'
 
 vi.mock('node:worker_threads', async (importOriginal) =>
@@ -84,12 +86,36 @@ describe('a writer thread that cannot open its store', () => {
     expect(writer.readiness()).toEqual({ ok: true })
     expect(storeWriterThreads().length).toBe(threads + 3)
     expect(cannotStart()).toHaveLength(2)
-    expect(
-      await rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        stage: 'thread',
-      }),
-    ).toBe(3)
+    expect(await storeErrors(rt, { stage: 'thread' })).toBe(3)
+  })
+})
+
+describe('a writer thread started again on a full disk', () => {
+  it('says STORAGE_FULL with SQLite code SQLITE_FULL in its log line, the write it fails, the metrics and /readyz', async () => {
+    const { dataDir, rt, clock, writer } = await writerOnAClock('nerve-store-full', cleanup)
+    // The disk fills while the thread is down: here the store's name points at /dev/full (ENOSPC on write).
+    const file = join(dataDir, 'store.sqlite')
+    renameSync(file, `${file}.moved`)
+    symlinkSync('/dev/full', file)
+    await crash(rt)
+
+    clock.ms += 1000
+    const failed = await writer.writeCorrelations([makeCorrelation(2)]).then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    // What the bus logs and counts for the batch (errorFieldsOf), as the thread's own line says it.
+    expect(failed).toMatchObject({ code: 'STORAGE_FULL', retriable: true })
+    expect(errorFieldsOf(failed)).toEqual({ error_code: 'STORAGE_FULL', sqlite_code: 'SQLITE_FULL' })
+    expect(rt.logs.filter((l) => l.msg.startsWith('The store writer thread could not start'))).toEqual([
+      expect.objectContaining({ level: 'error', error_code: 'STORAGE_FULL', sqlite_code: 'SQLITE_FULL' }),
+    ])
+    expect(writer.readiness()).toEqual({
+      ok: false,
+      detail: 'could not open the store (SQLITE_FULL) in 1 try; the next write after 2 s tries again',
+    })
+    const errors = (stage: string) => storeErrors(rt, { error_code: 'STORAGE_FULL', stage })
+    expect([await errors('thread'), await errors('write')]).toEqual([1, 1])
   })
 })
 

@@ -13,6 +13,7 @@ import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { threadNames, threadsNamed } from '../../helpers/thread-names.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { heldBack, makeCorrelation } from './correlation-fixture.ts'
+import { storeErrors } from './store-errors.ts'
 
 const open: { close(): Promise<void> }[] = []
 afterEach(async () => {
@@ -200,13 +201,7 @@ describe('store writer thread', () => {
       const { rt, ways } = await setup()
       const write = ways[way]
       await expect(write([{} as Correlation])).rejects.toMatchObject({ code: 'INTERNAL' })
-      expect(
-        await rt.metricValue('nerve_component_errors_total', {
-          component: 'correlation_store',
-          error_code: 'INTERNAL',
-          stage: 'write',
-        }),
-      ).toBe(1)
+      expect(await storeErrors(rt, { error_code: 'INTERNAL', stage: 'write' })).toBe(1)
       expect(await write([makeCorrelation(1)])).toMatchObject({ stored: 1, duplicates: 0 })
     },
   )
@@ -218,13 +213,7 @@ describe('store writer thread', () => {
     await expect(
       writer.writeCorrelationRange(correlationsTopic.name, { partition: 0, from: 0, to: 3 }),
     ).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true })
-    expect(
-      await rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        error_code: 'BUS_UNAVAILABLE',
-        stage: 'write',
-      }),
-    ).toBe(1)
+    expect(await storeErrors(rt, { error_code: 'BUS_UNAVAILABLE', stage: 'write' })).toBe(1)
     expect(store.correlations(all).map((c) => c.id)).toEqual([makeCorrelation(1).id])
   })
 
@@ -250,13 +239,7 @@ describe('store writer thread', () => {
       code: 'INTERNAL',
       cause: { code: 'SQLITE_ERROR' },
     })
-    expect(
-      await rt.metricValue('nerve_component_errors_total', {
-        component: 'correlation_store',
-        error_code: 'SINK_UNAVAILABLE',
-        stage: 'write',
-      }),
-    ).toBe(0)
+    expect(await storeErrors(rt, { error_code: 'SINK_UNAVAILABLE', stage: 'write' })).toBe(0)
   })
 })
 
