@@ -5,10 +5,9 @@
 // threads at once and the bus redelivers what was not committed. A worker that dies is replaced; its
 // batches in flight fail and are delivered again to the next one, which restores the checkpoints.
 import { Worker } from 'node:worker_threads'
-import { pino } from 'pino'
 import { servePortBus } from '../bus/bus-port.ts'
 import { type ErrorCode, NerveError } from '../runtime/errors.ts'
-import type { Logger } from '../runtime/logger.ts'
+import { logDestination } from '../runtime/logger.ts'
 import { settlesWithin } from '../runtime/settles-within.ts'
 import type { Config } from '../schemas/types.ts'
 import type { ThreadMessage } from './correlate-worker.ts'
@@ -31,10 +30,7 @@ export async function startCorrelateThread(
   },
 ): Promise<CorrelateStage> {
   const log = deps.log.child({ component: 'correlator' })
-  const destination =
-    (deps.log as Logger & Record<symbol, { write(line: string): void } | undefined>)[
-      pino.symbols.streamSym
-    ] ?? process.stderr
+  const destination = logDestination(deps.log)
   const workerData = { config, dataDir: deps.dataDir ?? config.data_dir, busFile: deps.busFile }
   let worker: Worker | undefined
   let running = false

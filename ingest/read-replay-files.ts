@@ -254,7 +254,7 @@ function largeLogFileRecords(item: JsonItem, partItems: number): unknown[] | und
 export function readError(file: string, err: unknown): unknown {
   const e = err as { code?: unknown; path?: unknown; syscall?: unknown; message?: unknown }
   if (typeof e?.code !== 'string') return err
-  if (e.code === 'Z_BUF_ERROR' || e.message === 'unexpected end of file')
+  if (e.code === 'Z_BUF_ERROR')
     return new NerveError('INPUT_INVALID', `${file}: the gzip data ends early (the file is truncated).`, {
       cause: err,
     })

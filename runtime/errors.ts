@@ -15,7 +15,6 @@ export const errorCodes = [
   'SINK_UNAVAILABLE',
   'SINK_REJECTED',
   'CONFIG_INVALID',
-  'STATE_OVERFLOW',
   'INTERNAL',
 ] as const
 

@@ -16,7 +16,6 @@ export const httpStatusByCode: Record<ErrorCode, number> = {
   STORAGE_FULL: 507,
   SINK_UNAVAILABLE: 503,
   SINK_REJECTED: 502,
-  STATE_OVERFLOW: 503,
   CONFIG_INVALID: 500,
   INTERNAL: 500,
 }

@@ -3,7 +3,7 @@
 import type { Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
-import injectRequest, { type InjectOptions, type Response as InjectResponse } from 'light-my-request'
+import type { InjectOptions, Response as InjectResponse } from 'light-my-request'
 import type { HttpConfig } from '../schemas/types.ts'
 import { createConnectionClose } from './connection-close.ts'
 import { createDirectPosts } from './direct-posts.ts'
@@ -38,7 +38,10 @@ export type HttpServer = {
   listen(): Promise<string>
   /** Stops accepting, waits for in-flight requests to finish. */
   close(): Promise<void>
-  /** For tests: requests without a port (light-my-request, as fastify's inject), through the same listener. */
+  /**
+   * For tests and benches: requests without a port (light-my-request, as fastify's inject), through the same
+   * listener. light-my-request is a devDependency, loaded only here: production never calls inject().
+   */
   inject(options: InjectOptions | string): Promise<InjectResponse>
 }
 
@@ -341,6 +344,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     close,
     inject: async (options) => {
       await app.ready()
+      const { default: injectRequest } = await import('light-my-request')
       return injectRequest(listener, options)
     },
   }

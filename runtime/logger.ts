@@ -30,3 +30,12 @@ export function createLogger(
 export function createSilentLogger(): Logger {
   return pino({ level: 'silent' })
 }
+
+/**
+ * Where `log` writes its lines (its pino destination; stderr when it has none of its own): a worker thread's
+ * lines, already written by a pino logger of its own, go there as they are.
+ */
+export function logDestination(log: Logger): { write(line: string): void } {
+  const withStream = log as Logger & Record<symbol, { write(line: string): void } | undefined>
+  return withStream[pino.symbols.streamSym] ?? process.stderr
+}

@@ -8,6 +8,7 @@ import type { DeliveredRecord, Topic } from '../../bus/bus.ts'
 import { createEmbeddedBus, type EmbeddedBus } from '../../bus/embedded-bus.ts'
 import type { EmbeddedStorage } from '../../bus/embedded-storage.ts'
 import { nextTurn } from '../../runtime/next-turn.ts'
+import { gate } from '../helpers/gate.ts'
 import { randomName, tempDir } from '../helpers/random-names.ts'
 import { createTestRuntime } from '../helpers/test-runtime.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -103,14 +104,11 @@ describe('embedded bus, a take-back that fails', () => {
   it('takes back the offset commits of a group whose later transaction fails, as it takes back its records', async () => {
     const { open, topic } = openBus()
     bus = open
-    let release = () => {}
-    const gate = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held, release } = gate()
     const delivered: number[] = []
     await bus.subscribe(topic, 'g', async (batch) => {
       delivered.push(...batch.map((r) => r.offset))
-      await gate
+      await held
     })
     await bus.publish(topic, [{ key: 'agent', value: { seq: -1, pad: '' } }])
     await waitFor(() => delivered.length === 1, { what: 'the first batch' })

@@ -8,6 +8,7 @@ import type { DeliveredRecord, Topic } from '../../bus/bus.ts'
 import { createEmbeddedBus, type EmbeddedBus, type EmbeddedBusConfig } from '../../bus/embedded-bus.ts'
 import { isNerveError, NerveError } from '../../runtime/errors.ts'
 import { nextTurn } from '../../runtime/next-turn.ts'
+import { gate } from '../helpers/gate.ts'
 import { randomName, tempDir } from '../helpers/random-names.ts'
 import { createTestRuntime, type TestRuntime } from '../helpers/test-runtime.ts'
 import { waitFor } from '../helpers/wait-for.ts'
@@ -452,10 +453,7 @@ describe('embedded bus', () => {
     const topic = { name: randomName('text-only') } as Topic<Item>
     const texts: string[] = []
     // The forwarder holds its batches (commits nothing), so its records stay in memory meanwhile.
-    let release = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held, release } = gate()
     const asText = await bus.subscribe<Item>(
       topic,
       'forwarder',

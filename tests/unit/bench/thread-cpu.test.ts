@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { readWrittenBytes, writtenPerItem } from '../../../bench/thread-cpu.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 
-describe.skipIf(process.platform !== 'linux')('thread cpu', () => {
+describe.skipIf(process.platform !== 'linux')('thread cpu (Linux only: skipped elsewhere)', () => {
   it('counts the bytes the main thread writes to a file', () => {
     const before = readWrittenBytes(process.pid)
     writeFileSync(join(tempDir('nerve-thread-io'), 'a.bin'), Buffer.alloc(1024 * 1024))

@@ -17,6 +17,7 @@ import { checkpointKey, correlateGroup, startCorrelate } from '../../../correlat
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, KafkaConfig, NormalizedEvent } from '../../../schemas/types.ts'
 import { type Item, records } from '../../contract/bus-records.ts'
+import { gate } from '../../helpers/gate.ts'
 import { randomName } from '../../helpers/random-names.ts'
 import { createTestRuntime, type TestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
@@ -109,10 +110,7 @@ describe('a Kafka member evicted from its group without being told', () => {
     const logA = await busA.openKeyValueLog<CheckpointValue>(correlatorStateTopic)
     let timeA = 0
     let piecesWritten = false
-    let release = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held, release } = gate()
     const gated = {
       ...logA,
       putMany: async (values: readonly (readonly [string, CheckpointValue | undefined])[]) => {

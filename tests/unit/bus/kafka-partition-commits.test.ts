@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createPartitionCommits } from '../../../bus/kafka-partition-commits.ts'
+import { gate } from '../../helpers/gate.ts'
 
 describe('a Kafka consumer’s partition commits', () => {
   it('commits a chunk up to its handler’s bound, and nothing past records held back before a chunk it could not hand over', async () => {
@@ -38,10 +39,7 @@ describe('a Kafka consumer’s partition commits', () => {
   it('commits an advanced bound after the commit in progress, never past the records handed over', async () => {
     const commits = createPartitionCommits()
     const sent: number[] = []
-    let release = () => {}
-    const slow = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held: slow, release } = gate()
     commits.chunkDone(0, 10, { commit: 0 })
     await commits.commitBatch(0, 0, async (offset) => void sent.push(offset))
     commits.chunkDone(0, 30, { commit: 6 })
@@ -81,10 +79,7 @@ describe('a Kafka consumer’s partition commits', () => {
     // Offsets 0–9 handed over, saved up to 4; then a timer save takes them all: advance(10), slow on the wire.
     commits.chunkDone(0, 10, { commit: 5 })
     await commits.commitBatch(0, 5, send)
-    let release = () => {}
-    const slow = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held: slow, release } = gate()
     const advanced = commits.commitAdvanced(
       0,
       10,
@@ -108,10 +103,7 @@ describe('a Kafka consumer’s partition commits', () => {
     const commits = createPartitionCommits()
     const sent: number[] = []
     const send = async (offset: number) => void sent.push(offset)
-    let release = () => {}
-    const slow = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held: slow, release } = gate()
     commits.chunkDone(0, 10, { commit: 0 })
     await commits.commitBatch(0, 0, send)
     // A batch commit on the wire; behind it, two timer saves' bounds, then the next batch's.
@@ -135,10 +127,7 @@ describe('a Kafka consumer’s partition commits', () => {
     const commits = createPartitionCommits()
     const sent: number[] = []
     const send = async (offset: number) => void sent.push(offset)
-    let release = () => {}
-    const slow = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held: slow, release } = gate()
     commits.chunkDone(0, 30, { commit: 0 })
     await commits.commitBatch(0, 0, send)
     let sending = () => {}

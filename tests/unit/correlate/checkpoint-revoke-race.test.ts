@@ -10,6 +10,7 @@ import { createKeyValueCheckpointStore } from '../../../correlate/key-value-chec
 import { checkpointKey, startCorrelate } from '../../../correlate/start-correlate.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { Config, Correlation, NormalizedEvent } from '../../../schemas/types.ts'
+import { gate } from '../../helpers/gate.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { createMemoryBus, createMemoryStorage, type MemoryStorage } from './memory-bus.ts'
@@ -128,10 +129,7 @@ describe('a partition moving to another instance between two checkpoints', () =>
     const hand = handDrivenBus()
     const log = createMemoryBus(storage, 1).keyValueLog()
     let writes = 0
-    let release = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held, release } = gate()
     const gated = {
       ...log,
       put: async (key: string, value: unknown) => {

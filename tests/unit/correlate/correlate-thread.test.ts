@@ -105,7 +105,7 @@ describe('startCorrelateThread', { timeout: 30_000 }, () => {
 
   it.skipIf(threadNames() === undefined)(
     // Last: the workers it starts count in `spawned`, which the tests above count from.
-    'runs on a thread named nerve-correlate, the bus file checkpointed by one named nerve-sqlite',
+    'runs on a thread named nerve-correlate, the bus file checkpointed by one named nerve-sqlite (skipped without /proc)',
     async () => {
       const { bus } = await start()
       expect(threadsNamed('nerve-correlate')).toBeGreaterThanOrEqual(1)

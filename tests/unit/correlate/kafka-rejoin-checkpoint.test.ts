@@ -12,6 +12,7 @@ import {
 import { checkpointKey, startCorrelate } from '../../../correlate/start-correlate.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
+import { gate } from '../../helpers/gate.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { createMemoryBus, createMemoryStorage } from './memory-bus.ts'
@@ -25,10 +26,7 @@ describe('a timer-driven checkpoint save on Kafka, in flight while its member re
     const log = createMemoryBus(storage, 1).keyValueLog<CheckpointValue>()
     // The save is held between the delta's pieces and the head naming them.
     let piecesWritten = false
-    let release = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held, release } = gate()
     const gated = {
       ...log,
       putMany: async (values: readonly (readonly [string, CheckpointValue | undefined])[]) => {

@@ -12,7 +12,6 @@ import { createMemoryBus } from './memory-bus.ts'
 export const token = 'nrv_ingest-test-token-0123456789'
 export const auth = { authorization: `Bearer ${token}` }
 export const fixtures = join(import.meta.dirname, '../../fixtures')
-export const sharedSamples = join(import.meta.dirname, '../../../../shared/samples')
 export const fixture = (path: string) => readFileSync(join(fixtures, path))
 
 export type HarnessOptions = {

@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
 import { NerveError } from '../../../runtime/errors.ts'
+import { gate } from '../../helpers/gate.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { envelope, logFile, prefix, startReader as start, stratus } from './s3-sqs-harness.ts'
 
@@ -153,10 +154,7 @@ describe('CloudTrail from S3 through SQS', () => {
   it('keeps a message hidden while the bus is slow and deletes it only after the publish is durable', async () => {
     const t = await start({ visibility_timeout: 1000 })
     t.standIn.putObject('acme-org-trail', `${prefix}/slow.json.gz`, logFile(stratus.slice(0, 3)))
-    let release: () => void = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held, release } = gate()
     t.bus.before = async (topic) => {
       if (topic.name === eventsTopic.name) await held
     }
@@ -177,10 +175,7 @@ describe('CloudTrail from S3 through SQS', () => {
   })
   it('keeps every message of a receive hidden, also those waiting behind a slow one for their turn', async () => {
     const t = await start({ visibility_timeout: 1000, concurrency: 1 })
-    let release: () => void = () => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const { held, release } = gate()
     t.bus.before = async (topic) => {
       if (topic.name === eventsTopic.name) await held
     }

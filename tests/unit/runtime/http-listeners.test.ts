@@ -130,14 +130,13 @@ describe('http.host: localhost', () => {
       host: 'localhost',
       max_connections: 2,
       headers_timeout: 1_000,
-      request_timeout: 2_000,
+      request_timeout: 600_000,
     })
     const port = Number(new URL(await server.listen()).port)
     for (const host of ['127.0.0.1', '::1']) {
-      // A client that sends nothing is cut off within headers_timeout (checked every second).
-      const started = Date.now()
+      // A client that sends nothing is cut off with a 408 (request_timeout is far beyond the test's timeout:
+      // it is headers_timeout's, checked every second).
       expect(await silentFor(host, port), host).toMatch(/^HTTP\/1\.1 408/)
-      expect(Date.now() - started, host).toBeLessThan(3_500)
       paths.length = 0
       expect(await post(host, port), host).toBe(202)
       expect(paths, host).toEqual(['direct'])

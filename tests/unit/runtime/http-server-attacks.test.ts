@@ -52,20 +52,15 @@ async function start(http: Partial<HttpConfig> = {}) {
 }
 
 /** Opens a socket (from a local address of `from`), runs `talk`, and collects what the server says until it closes. */
-function exchange(
-  port: number,
-  talk: (socket: Socket) => void,
-  from?: string,
-): Promise<{ text: string; ms: number }> {
+function exchange(port: number, talk: (socket: Socket) => void, from?: string): Promise<{ text: string }> {
   return new Promise((resolve) => {
-    const started = Date.now()
     const socket = connect({ port, host: '127.0.0.1', ...(from ? { localAddress: from } : {}) })
     let text = ''
     socket.on('data', (d) => {
       text += d.toString()
     })
     socket.on('error', () => {})
-    socket.on('close', () => resolve({ text, ms: Date.now() - started }))
+    socket.on('close', () => resolve({ text }))
     socket.on('connect', () => talk(socket))
   })
 }
@@ -175,10 +170,11 @@ describe('nothing is read before the caller is known', () => {
     expect(res.headers.connection).not.toBe('close')
   })
 
-  it('cuts off a client sending its headers one byte at a time', async () => {
-    const { port } = await start({ headers_timeout: 1_000, request_timeout: 2_000 })
+  // request_timeout is far beyond the test's timeout: a 408 is headers_timeout's.
+  it('cuts off a client sending its headers one byte at a time, with a 408 at headers_timeout', async () => {
+    const { port } = await start({ headers_timeout: 1_000, request_timeout: 600_000 })
     let timer: NodeJS.Timeout | undefined
-    const { text, ms } = await exchange(port, (socket) => {
+    const { text } = await exchange(port, (socket) => {
       const head = `POST /v1/falco HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ${'a'.repeat(1000)}`
       let at = 0
       timer = setInterval(() => {
@@ -187,18 +183,19 @@ describe('nothing is read before the caller is known', () => {
     })
     clearInterval(timer)
     expect(text).toMatch(/^HTTP\/1\.1 408/)
-    expect(ms).toBeLessThan(3_500)
   })
 
   // Over TLS the handshake comes before any header: Node's own limit on it is 120 s, which a client that
   // sends nothing (or half a ClientHello) held a connection for, each counted against max_connections.
+  // Both that limit and request_timeout are far beyond the test's timeout: a server that closes the
+  // connections first applied headers_timeout to the handshake. The test certificates need openssl.
   it.skipIf(!hasOpenssl)(
-    'cuts off a TLS client that stalls its handshake, within headers_timeout',
+    'cuts off a TLS client that stalls its handshake, at headers_timeout (skipped without openssl)',
     async () => {
       const certs = makeTestCertificates(tempDir('nerve-tls-stall'))
       const { port } = await start({
         headers_timeout: 1_000,
-        request_timeout: 2_000,
+        request_timeout: 600_000,
         tls: { cert_file: certs.server.cert, key_file: certs.server.key },
       })
       const [silent, partial] = await Promise.all([
@@ -206,8 +203,8 @@ describe('nothing is read before the caller is known', () => {
         // The first bytes of a ClientHello record, and nothing after them.
         exchange(port, (socket) => socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]))),
       ])
-      expect(silent.ms).toBeLessThan(3_500)
-      expect(partial.ms).toBeLessThan(3_500)
+      // Closed by the server, with nothing said: no HTTP answer comes before a handshake.
+      expect([silent.text, partial.text]).toEqual(['', ''])
     },
   )
 

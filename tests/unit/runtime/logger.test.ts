@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { NerveError } from '../../../runtime/errors.ts'
-import { createLogger } from '../../../runtime/logger.ts'
+import { createLogger, logDestination } from '../../../runtime/logger.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 
 /** The characters a terminal acts on or that reorder or hide text, none of which JSON escapes. */
@@ -58,5 +58,14 @@ describe('operator log lines', () => {
       log.info({ host: 'ip-10-0-1-23.ec2.internal', note: 'é–ü "q" \\' }, 'Started.'),
     )
     expect(line).toContain('"host":"ip-10-0-1-23.ec2.internal","note":"é–ü \\"q\\" \\\\","msg":"Started."')
+  })
+
+  it("hands a worker thread's lines to the logger's own destination, a child's included", () => {
+    const file = join(tempDir('nerve-logger'), 'nerve.log')
+    const destination = pino.destination({ dest: file, sync: true })
+    const log = createLogger({ level: 'info' }, destination as unknown as NodeJS.WritableStream)
+    logDestination(log.child({ component: 'correlator' })).write('{"msg":"From the worker."}\n')
+    destination.flushSync()
+    expect(readFileSync(file, 'utf8')).toBe('{"msg":"From the worker."}\n')
   })
 })

@@ -23,7 +23,7 @@ describe('sqlite file', () => {
   // Started at the first sync, each isolate's checkpointer (the main thread's, the correlate and store
   // threads') started under the first commits, and the CPU of its start was counted in theirs.
   it.skipIf(threadNames() === undefined)(
-    'starts the checkpointer thread with the first file, before any commit, and ends it with the last',
+    'starts the checkpointer thread with the first file, before any commit, and ends it with the last (skipped without /proc)',
     async () => {
       expect(threadsNamed('nerve-sqlite')).toBe(0)
       const dir = tempDir('nerve-sqlite')

@@ -177,13 +177,12 @@ describe('startSinks', () => {
     await bus.publish(correlationsTopic, [{ key: first.agent.id, value: first }])
     // An idle writer commits at once; the next batch waits for the interval, its handler still in flight.
     await waitFor(async () => (await count()) === 1, { what: 'the first correlation stored' })
+    // (store-writer-thread.test.ts shows that such a batch waits for the interval.)
     await bus.publish(correlationsTopic, [{ key: second.agent.id, value: second }])
-    await new Promise((resolve) => setTimeout(resolve, 200))
     expect(await count()).toBe(1)
-    // SIGTERM: the consumers finish their batches in flight, which must not wait out the interval.
-    const started = performance.now()
+    // SIGTERM: the consumers finish their batches in flight, which must not wait out the interval: a close
+    // that waited for it would outlast the test's timeout (20 s).
     await sinks.close()
-    expect(performance.now() - started).toBeLessThan(3_000)
     await server.close()
     const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
     expect(
