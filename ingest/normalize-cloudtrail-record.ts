@@ -5,6 +5,7 @@
 import type { CloudTrailRecord } from '../schemas/input-validators.ts'
 import type { CoreFields, IdentityFields } from '../schemas/types.ts'
 import { contentHash } from './content-hash.ts'
+import { createWorkloadIssuer, issuerOfProvider } from './eks-oidc-issuer.ts'
 import type { NormalizeContext, NormalizeResult } from './normalized-draft.ts'
 import { parseEventTime } from './parse-event-time.ts'
 import { requestTarget } from './request-target.ts'
@@ -23,7 +24,7 @@ const defaultSessionMs = 3_600_000
 export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: NormalizeContext): NormalizeResult {
   const time = parseEventTime(record.eventTime)
   if (!time) return { ok: false, problems: [{ path: '/eventTime', message: 'is not a real calendar time' }] }
-  const identity = recordIdentity(record)
+  const identity = recordIdentity(record, ctx)
   const ui = record.userIdentity ?? {}
   const issuer = ui.sessionContext?.sessionIssuer?.arn
   const core: CoreFields = {
@@ -108,7 +109,7 @@ const isSelf = (arn: string | undefined, ctx: NormalizeContext) =>
 const instanceSession = /^i-[0-9a-zA-Z]{8,17}$/
 const serviceAccountUser = /^system:serviceaccount:([^:]+):([^:]+)$/
 
-function recordIdentity(record: CloudTrailRecord): IdentityFields {
+function recordIdentity(record: CloudTrailRecord, ctx: NormalizeContext): IdentityFields {
   const ui = record.userIdentity ?? {}
   const identity: IdentityFields = {}
   set(identity, 'principal_arn', nonEmpty(ui.arn))
@@ -123,21 +124,32 @@ function recordIdentity(record: CloudTrailRecord): IdentityFields {
   // only when the record says EC2 delivered the credentials (instance profile, IMDSv1 or v2).
   if (session && instanceSession.test(session) && ui.sessionContext?.ec2RoleDelivery !== undefined)
     identity.host = session
-  Object.assign(identity, issuedTo(record))
+  Object.assign(identity, issuedTo(record, ctx))
   return identity
 }
 
+const eksIssuers = createWorkloadIssuer()
+
 /** Who the credentials issued by this call belong to, when the call says so (EKS workloads, EC2 nodes). */
-function issuedTo(record: CloudTrailRecord): IdentityFields {
+function issuedTo(record: CloudTrailRecord, ctx: NormalizeContext): IdentityFields {
   const params = record.requestParameters ?? {}
   const roleArn = typeof params.roleArn === 'string' ? params.roleArn : undefined
   const sessionName = typeof params.roleSessionName === 'string' ? params.roleSessionName : undefined
   const ui = record.userIdentity ?? {}
   if (record.eventSource !== 'sts.amazonaws.com') return {}
   if (record.eventName === 'AssumeRoleWithWebIdentity') {
+    // A service account only when an EKS cluster issued the token (eks-oidc-issuer.ts); any other web
+    // identity is an ordinary caller of the role it assumed, whatever its `sub` says.
     const sa = serviceAccountUser.exec(ui.userName ?? '')
-    if (!sa) return {}
-    return compact({ k8s_namespace: sa[1], k8s_service_account: sa[2], role_arn: roleArn })
+    const issuer = issuerOfProvider(ui.identityProvider)
+    const workload = sa && issuer !== undefined ? (ctx.workloadIssuer ?? eksIssuers)(issuer) : undefined
+    if (!sa || !workload) return compact({ role_arn: roleArn })
+    return compact({
+      k8s_namespace: sa[1],
+      k8s_service_account: sa[2],
+      cluster: workload.cluster,
+      role_arn: roleArn,
+    })
   }
   if (record.eventName !== 'AssumeRole' || ui.type !== 'AWSService') return {}
   if (ui.invokedBy === 'pods.eks.amazonaws.com') {
