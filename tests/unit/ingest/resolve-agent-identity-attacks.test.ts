@@ -359,3 +359,47 @@ describe('chained links are capped per workload', () => {
     expect(text).toMatch(/^nerve_ingest_identity_links_learned_total 4$/m)
   })
 })
+
+describe('access keys a workload mints', () => {
+  // The real Stratus backdoor: iam:CreateAccessKey for malicious-iam-user (line 296), then that user's
+  // iam:AttachUserPolicy (line 295), here made by the data-cleaner workload and then with the new key.
+  const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+  const create = stratus[295]
+  const attach = stratus[294]
+  const irsa = webIdentity({
+    issuer: prodIssuer,
+    sub: 'system:serviceaccount:agents:data-cleaner',
+    key: 'ASIAIRSAEXAMPLE00005',
+    time: '2024-08-01T13:20:00Z',
+    role: 'data-cleaner',
+  })
+  const minted = create.responseElements.accessKey.accessKeyId
+  const escalate = {
+    ...attach,
+    eventTime: '2024-08-03T09:00:00Z',
+    userIdentity: {
+      type: 'IAMUser',
+      principalId: 'AIDAEXAMPLEMALICIOUS',
+      arn: `arn:aws:iam::${create.recipientAccountId}:user/malicious-iam-user`,
+      accountId: create.recipientAccountId,
+      accessKeyId: minted,
+      userName: 'malicious-iam-user',
+    },
+  }
+
+  it("files the calls made with an access key a workload created under that workload, and another caller's under the user", () => {
+    const byWorkload = { ...create, userIdentity: session('data-cleaner', 'ASIAIRSAEXAMPLE00005') }
+    const decoder = decoderWith(registry)
+    const [, mint, use] = decoder.decode('cloudtrail', items(irsa, byWorkload, escalate), {
+      receivedAt: 0,
+    }).events
+    expect(mint?.core?.credentials?.access_key_id).toBe(minted)
+    expect(use?.agent).toEqual({ id: 'data-cleaner', resolved_by: 'stitched' })
+    const byUser = decoderWith(registry)
+    const [, other] = byUser.decode('cloudtrail', items(create, escalate), { receivedAt: 0 }).events
+    expect(other?.agent).toEqual({
+      id: `arn:aws:iam::${create.recipientAccountId}:user/malicious-iam-user`,
+      resolved_by: 'principal',
+    })
+  })
+})
