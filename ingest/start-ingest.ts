@@ -62,7 +62,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
       learned.inc()
       sharing?.share(link)
       try {
-        linksFile.append(link)
+        linksFile.append(link, () => decoder.links())
       } catch (err) {
         log.error({ err, path: linksFile.path }, 'Could not persist a learned identity link.')
       }
