@@ -13,6 +13,7 @@ import {
 } from '../schemas/input-validators.ts'
 import type { Config, IdentityLink, NormalizedEvent, Via } from '../schemas/types.ts'
 import type { ValidationProblem } from '../schemas/validators.ts'
+import { createWorkloadIssuer } from './eks-oidc-issuer.ts'
 import { compileGlobs } from './match-glob.ts'
 import { normalizeCloudTrailRecord } from './normalize-cloudtrail-record.ts'
 import { normalizeFalcoAlert } from './normalize-falco-alert.ts'
@@ -115,6 +116,8 @@ export type EventDecoder = {
 export type EventDecoderDeps = {
   /** Called once per newly learned credential link (persist it). */
   onLink?(link: IdentityLink): void
+  /** Called with the number of links forgotten to stay within the link table's bounds. */
+  onLinksEvicted?(count: number): void
   /** false: no per-agent summaries (agents() stays empty), for replay, which never reads them. */
   agentSummaries?: boolean
 }
@@ -123,17 +126,20 @@ export function createEventDecoder(
   config: {
     agents: Config['agents']
     revoke: Pick<Config['revoke'], 'self_identities'>
-    ingest?: Partial<Pick<Config['ingest'], 'max_future_skew'>>
+    ingest?: Partial<Pick<Config['ingest'], 'max_future_skew' | 'max_chained_links_per_workload'>>
     clusters?: Config['clusters']
   },
   deps: EventDecoderDeps = {},
 ): EventDecoder {
   const resolver: AgentResolver = createAgentResolver(config.agents, {
     clusters: config.clusters,
+    maxChainedLinksPerWorkload: config.ingest?.max_chained_links_per_workload,
+    onLinksEvicted: deps.onLinksEvicted,
     summaries: deps.agentSummaries,
   })
   const maxFutureSkew = config.ingest?.max_future_skew ?? defaultMaxFutureSkew
   const isSelfIdentity = selfIdentityMatcher(config.revoke.self_identities)
+  const workloadIssuer = createWorkloadIssuer(config.clusters)
 
   /** Items → the records to validate (envelopes unwrapped) and the items rejected already, in input order. */
   const unwrap = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Unwrapping => {
@@ -193,7 +199,12 @@ export function createEventDecoder(
   const normalizeRange = (u: Unwrapping, from: number, to: number, ctx: DecodeContext): void => {
     for (let i = from; i < to; i++) {
       const { seq: at, falco, candidate: c, file } = u.candidates[i] as Unwrapping['candidates'][number]
-      const context: NormalizeContext = { via: c.via, receivedAt: ctx.receivedAt, isSelfIdentity }
+      const context: NormalizeContext = {
+        via: c.via,
+        receivedAt: ctx.receivedAt,
+        isSelfIdentity,
+        workloadIssuer,
+      }
       const result = falco ? normalizeFalco(c.value, context) : normalizeCloudTrail(c.value, context)
       if (falco && result.ok && result.event.side === 'core' && !edgeCoreAllowed(u, ctx)) {
         const problems = [{ path: joinPath(c.path, '/source'), message: edgeCoreRefused }]

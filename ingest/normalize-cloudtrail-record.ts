@@ -1,10 +1,12 @@
 // A validated CloudTrail record → one normalized core event. Pure. The id is the eventID (a content hash
 // of the record only for hand-written records without one). Credential-issuing calls carry what identity
-// stitching needs: the issued accessKeyId and its expiry, and, for EKS workloads, the Kubernetes identity
-// that appears only there (IRSA: the web-identity user name; Pod Identity: the session tags).
+// stitching needs: the issued accessKeyId and its expiry (STS credentials, and the access key an
+// iam:CreateAccessKey creates), and, for EKS workloads, the Kubernetes identity that appears only there
+// (IRSA: the web-identity user name; Pod Identity: the session tags).
 import type { CloudTrailRecord } from '../schemas/input-validators.ts'
 import type { CoreFields, IdentityFields } from '../schemas/types.ts'
 import { contentHash } from './content-hash.ts'
+import { createWorkloadIssuer, issuerOfProvider } from './eks-oidc-issuer.ts'
 import type { NormalizeContext, NormalizeResult } from './normalized-draft.ts'
 import { parseEventTime } from './parse-event-time.ts'
 import { requestTarget } from './request-target.ts'
@@ -23,7 +25,7 @@ const defaultSessionMs = 3_600_000
 export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: NormalizeContext): NormalizeResult {
   const time = parseEventTime(record.eventTime)
   if (!time) return { ok: false, problems: [{ path: '/eventTime', message: 'is not a real calendar time' }] }
-  const identity = recordIdentity(record)
+  const identity = recordIdentity(record, ctx)
   const ui = record.userIdentity ?? {}
   const issuer = ui.sessionContext?.sessionIssuer?.arn
   const core: CoreFields = {
@@ -108,7 +110,7 @@ const isSelf = (arn: string | undefined, ctx: NormalizeContext) =>
 const instanceSession = /^i-[0-9a-zA-Z]{8,17}$/
 const serviceAccountUser = /^system:serviceaccount:([^:]+):([^:]+)$/
 
-function recordIdentity(record: CloudTrailRecord): IdentityFields {
+function recordIdentity(record: CloudTrailRecord, ctx: NormalizeContext): IdentityFields {
   const ui = record.userIdentity ?? {}
   const identity: IdentityFields = {}
   set(identity, 'principal_arn', nonEmpty(ui.arn))
@@ -123,21 +125,32 @@ function recordIdentity(record: CloudTrailRecord): IdentityFields {
   // only when the record says EC2 delivered the credentials (instance profile, IMDSv1 or v2).
   if (session && instanceSession.test(session) && ui.sessionContext?.ec2RoleDelivery !== undefined)
     identity.host = session
-  Object.assign(identity, issuedTo(record))
+  Object.assign(identity, issuedTo(record, ctx))
   return identity
 }
 
+const eksIssuers = createWorkloadIssuer()
+
 /** Who the credentials issued by this call belong to, when the call says so (EKS workloads, EC2 nodes). */
-function issuedTo(record: CloudTrailRecord): IdentityFields {
+function issuedTo(record: CloudTrailRecord, ctx: NormalizeContext): IdentityFields {
   const params = record.requestParameters ?? {}
   const roleArn = typeof params.roleArn === 'string' ? params.roleArn : undefined
   const sessionName = typeof params.roleSessionName === 'string' ? params.roleSessionName : undefined
   const ui = record.userIdentity ?? {}
   if (record.eventSource !== 'sts.amazonaws.com') return {}
   if (record.eventName === 'AssumeRoleWithWebIdentity') {
+    // A service account only when an EKS cluster issued the token (eks-oidc-issuer.ts); any other web
+    // identity is an ordinary caller of the role it assumed, whatever its `sub` says.
     const sa = serviceAccountUser.exec(ui.userName ?? '')
-    if (!sa) return {}
-    return compact({ k8s_namespace: sa[1], k8s_service_account: sa[2], role_arn: roleArn })
+    const issuer = issuerOfProvider(ui.identityProvider)
+    const workload = sa && issuer !== undefined ? (ctx.workloadIssuer ?? eksIssuers)(issuer) : undefined
+    if (!sa || !workload) return compact({ role_arn: roleArn })
+    return compact({
+      k8s_namespace: sa[1],
+      k8s_service_account: sa[2],
+      cluster: workload.cluster,
+      role_arn: roleArn,
+    })
   }
   if (record.eventName !== 'AssumeRole' || ui.type !== 'AWSService') return {}
   if (ui.invokedBy === 'pods.eks.amazonaws.com') {
@@ -166,7 +179,19 @@ function sessionTags(tags: unknown): Record<string, string> {
   return out
 }
 
+/**
+ * How long the caller of iam:CreateAccessKey is taken to hold the key it created. An access key has no
+ * expiry: this is the usual rotation period, so a key the watched workload minted and kept stays its own.
+ */
+const mintedKeyMs = 90 * 24 * 3_600_000
+
 function issuedCredentials(record: CloudTrailRecord, issuedAt: number): CoreFields['credentials'] {
+  if (record.eventSource === 'iam.amazonaws.com' && record.eventName === 'CreateAccessKey') {
+    const accessKey = record.responseElements?.accessKey as Record<string, unknown> | undefined
+    const keyId = accessKey?.accessKeyId
+    if (typeof keyId !== 'string' || keyId === '') return undefined
+    return { access_key_id: keyId, expires: issuedAt + mintedKeyMs }
+  }
   const credentials = record.responseElements?.credentials as Record<string, unknown> | undefined
   const keyId = credentials?.accessKeyId
   if (typeof keyId !== 'string' || keyId === '') return undefined

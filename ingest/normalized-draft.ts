@@ -2,6 +2,7 @@
 // names it), or the problems that make the item invalid. Both normalizers are pure.
 import type { NormalizedEvent, Via } from '../schemas/types.ts'
 import type { ValidationProblem } from '../schemas/validators.ts'
+import type { WorkloadIssuer } from './eks-oidc-issuer.ts'
 
 export type UnresolvedEvent = Omit<NormalizedEvent, 'agent'>
 
@@ -15,4 +16,6 @@ export type NormalizeContext = {
   receivedAt: number
   /** revoke.self_identities, compiled: true when a principal or role ARN is nerve's own revoker. */
   isSelfIdentity(arn: string): boolean
+  /** Which OIDC issuers make a web identity a Kubernetes workload (default: EKS's issuer form). */
+  workloadIssuer?: WorkloadIssuer
 }

@@ -4,10 +4,15 @@
 //
 // 1. The registry (config `agents`) names an agent from any identifier the event carries, most specific
 //    kind first: access key, Kubernetes workload, AWS principal, image, then host.
-// 2. Stitching: an IRSA AssumeRoleWithWebIdentity or a Pod Identity sts:AssumeRole (by pods.eks.amazonaws.com)
-//    issues an accessKeyId to a Kubernetes identity; later calls signed with that key inherit it for the
-//    credential lifetime (event time within [issued − skew, expires + skew]). An sts:AssumeRole signed with
-//    such a key (role chaining) issues a key that belongs to the same workload, hop after hop.
+// 2. Stitching: an IRSA AssumeRoleWithWebIdentity (from an EKS cluster's issuer: eks-oidc-issuer.ts) or a
+//    Pod Identity sts:AssumeRole (by pods.eks.amazonaws.com) issues an accessKeyId to a Kubernetes identity;
+//    later calls signed with that key inherit it for the credential lifetime (event time within
+//    [issued − skew, expires + skew]). A call signed with such a key that issues credentials (sts:AssumeRole,
+//    role chaining; iam:CreateAccessKey) issues a key that belongs to the same workload, hop after hop. A
+//    call signed with a linked key is its holder's, whatever role it runs as: the registry then names the
+//    holder (by its workload, or the role it was issued), never the role the call chained into, which
+//    another agent may share. One workload holds at most maxChainedLinksPerWorkload chained links: its
+//    chaining evicts only its own oldest chained links, never an issuing link nor another workload's.
 // 3. Fallback ids: the workload (`namespace/workload`, the pod name without its ReplicaSet/DaemonSet
 //    suffix; an IRSA identity names the service account), else the principal (role ARN), else
 //    `host:<name>`, else `unresolved:<event id>`: an event naming no one is its own agent, so it can never
@@ -25,6 +30,7 @@ import type {
   NormalizedEvent,
   ResolvedBy,
 } from '../schemas/types.ts'
+import { createCredentialLinks } from './credential-links.ts'
 import { compileFirstMatch } from './match-glob.ts'
 import { compileK8sMatch } from './match-k8s-entries.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
@@ -53,6 +59,10 @@ export type AgentResolver = {
 
 export type ResolverOptions = {
   maxLinks?: number
+  /** Chained links one workload may hold; past it, its oldest chained links are forgotten. */
+  maxChainedLinksPerWorkload?: number
+  /** Called with the number of links forgotten to stay within maxLinks or the per-workload cap. */
+  onLinksEvicted?(count: number): void
   maxAgents?: number
   skewMs?: number
   /** When given (non-empty), the cluster is part of the workload id; alerts get theirs from these hosts. */
@@ -85,6 +95,8 @@ export function createAgentResolver(
 ): AgentResolver {
   const {
     maxLinks = 200_000,
+    maxChainedLinksPerWorkload = 1_000,
+    onLinksEvicted,
     maxAgents = 10_000,
     skewMs = 300_000,
     clusters = [],
@@ -97,7 +109,12 @@ export function createAgentResolver(
   const clusterOfHost = compileFirstMatch(clusters.map((c) => c.hosts))
   const clustered = clusters.length > 0
   const workloadId = (identity: IdentityFields) => workloadKey(identity, clustered)
-  const links = new Map<string, IdentityLink>()
+  const links = createCredentialLinks({
+    maxLinks,
+    maxChainedPerWorkload: maxChainedLinksPerWorkload,
+    holderOf: holderKey,
+    onEvicted: onLinksEvicted,
+  })
   const seen = new Map<string, AgentSummary>()
 
   const linkFor = (keyId: string | undefined, time: number): IdentityLink | undefined => {
@@ -110,8 +127,7 @@ export function createAgentResolver(
   const podAccounts = new Map<string, string>()
 
   const store = (link: IdentityLink) => {
-    links.set(link.access_key_id, link)
-    if (links.size > maxLinks) evictEarliestExpiry(links, Math.ceil(maxLinks / 10))
+    links.set(link)
     if (link.k8s_namespace && link.k8s_pod && link.k8s_service_account) {
       const pod = `${link.k8s_namespace}/${link.k8s_pod}`
       podAccounts.delete(pod)
@@ -149,37 +165,53 @@ export function createAgentResolver(
       expires: credentials.expires,
     }
     for (const field of linkFields) if (id[field] !== undefined) link[field] = id[field]
+    if (id.chained_from !== undefined) link.chained_from = id.chained_from
     const known = links.get(link.access_key_id)
     if (known && JSON.stringify(known) === JSON.stringify(link)) return undefined
     store(link)
     return link
   }
 
-  /** The link of the key that signed an sts:AssumeRole, without its role (the new session has its own). */
+  /**
+   * The link of the key that signed a call issuing credentials (sts:AssumeRole, iam:CreateAccessKey), without
+   * its role (the new key has its own): whoever holds the signing key got the new one.
+   */
   const chainedFrom = (event: UnresolvedEvent): Partial<IdentityLink> | undefined => {
-    if (
-      event.core?.action !== 'sts:AssumeRole' ||
-      event.identity.access_key_id === event.core.credentials?.access_key_id
-    )
+    if (!event.core || event.identity.access_key_id === event.core.credentials?.access_key_id)
       return undefined
     const parent = linkFor(event.identity.access_key_id, event.time)
     if (!parent) return undefined
     const { role_arn: _role, ...workload } = parent
-    return workload
+    return { ...workload, chained_from: parent.access_key_id }
+  }
+
+  /** The registry's agent for a link's holder: its workload, or the role it was issued (never the call's). */
+  const holderAgents = new WeakMap<IdentityLink, string | null>()
+  const holderAgent = (link: IdentityLink): string | undefined => {
+    let id = holderAgents.get(link)
+    if (id === undefined) {
+      const holder: IdentityFields = {}
+      for (const field of linkFields) if (link[field] !== undefined) holder[field] = link[field]
+      id = registry(holder)?.id ?? null
+      holderAgents.set(link, id)
+    }
+    return id ?? undefined
   }
 
   const resolve = (event: UnresolvedEvent): NormalizedEvent => {
     if (event.side === 'edge') event.identity = withCluster(withPodAccount(event.identity), event)
-    const own = registry(event.identity)
-    const link = own ? undefined : linkFor(event.identity.access_key_id, event.time)
+    // The link (who holds the key) before the registry: the role a linked call runs as may be one the
+    // registry lists for another agent, and the holder chained into it.
+    const link = linkFor(event.identity.access_key_id, event.time)
+    const own = link ? undefined : registry(event.identity)
     const identity = link ? withLink(event.identity, link) : event.identity
-    const agent = own
-      ? { id: own.id, resolved_by: own.kind === 'hosts' ? 'host' : 'registry' }
-      : link
-        ? {
-            id: registry(identity)?.id ?? unregistered(workloadId(identity) ?? principalId(event)),
-            resolved_by: 'stitched',
-          }
+    const agent = link
+      ? {
+          id: holderAgent(link) ?? unregistered(workloadId(identity) ?? principalId(event)),
+          resolved_by: 'stitched',
+        }
+      : own
+        ? { id: own.id, resolved_by: own.kind === 'hosts' ? 'host' : 'registry' }
         : fallback(event.id, identity, workloadId, unregistered)
     // Completed in place (a spread copy of the event costs more than resolving it): `identity` keeps its
     // position among the keys, `agent` comes last, as in the published bytes.
@@ -312,9 +344,10 @@ function compileRegistry(
     found(hosts(id.host), 'hosts')
 }
 
-function evictEarliestExpiry(links: Map<string, IdentityLink>, count: number): void {
-  const oldest = [...links.values()].sort((a, b) => a.expires - b.expires).slice(0, count)
-  for (const link of oldest) links.delete(link.access_key_id)
+/** The workload holding a link: its cluster, namespace, service account and workload name. */
+function holderKey(link: IdentityLink): string {
+  const pod = link.k8s_pod === undefined ? '' : workloadName(link.k8s_pod)
+  return `${link.cluster ?? ''}/${link.k8s_namespace ?? ''}/${link.k8s_service_account ?? ''}/${pod}`
 }
 
 function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgents: number): void {

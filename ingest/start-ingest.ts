@@ -51,13 +51,18 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     'nerve_ingest_identity_links_learned_total',
     'Credential links learned.',
   )
+  const evicted = deps.metrics.counter(
+    'nerve_ingest_identity_links_evicted_total',
+    "Credential links forgotten to stay within the link table or one workload's chained-link cap.",
+  )
   let sharing: IdentityLinkSharing | undefined
   const decoder = createEventDecoder(config, {
+    onLinksEvicted: (count) => evicted.inc(count),
     onLink: (link) => {
       learned.inc()
       sharing?.share(link)
       try {
-        linksFile.append(link)
+        linksFile.append(link, () => decoder.links())
       } catch (err) {
         log.error({ err, path: linksFile.path }, 'Could not persist a learned identity link.')
       }

@@ -14,7 +14,28 @@ export function configProblems(
   config: Config,
   deps: { fileProblem(path: string): string | undefined },
 ): ConfigProblem[] {
-  return [...webhookProblems(config.revoke.webhooks), ...fileProblems(config, '', deps.fileProblem)]
+  return [
+    ...webhookProblems(config.revoke.webhooks),
+    ...issuerProblems(config.clusters),
+    ...fileProblems(config, '', deps.fileProblem),
+  ]
+}
+
+/** An OIDC issuer names one cluster: its IRSA credentials take that cluster. */
+function issuerProblems(clusters: Config['clusters']): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const named = new Map<string, string>()
+  clusters.forEach((cluster, i) => {
+    if (cluster.oidc_issuer === undefined) return
+    const other = named.get(cluster.oidc_issuer)
+    if (other === undefined) named.set(cluster.oidc_issuer, cluster.name)
+    else
+      problems.push({
+        path: `/clusters/${i}/oidc_issuer`,
+        message: `is already the issuer of cluster ${other}: an issuer belongs to one cluster`,
+      })
+  })
+  return problems
 }
 
 function webhookProblems(webhooks: Config['revoke']['webhooks']): ConfigProblem[] {

@@ -318,6 +318,7 @@ export type Config = {
     token?: string
     tokens: Partial<Record<'falco' | 'cloudtrail' | 'firehose' | 'read', string>>
     max_pending_publishes: number
+    max_chained_links_per_workload: number
     max_future_skew: Ms
     falco_spool_bytes: number
     falco_spool_after: Ms
@@ -326,7 +327,7 @@ export type Config = {
   bus: { partitions: number; retention: Ms; max_batch: number }
   kafka: KafkaConfig
   /** Kubernetes clusters by their Falco hosts; when set, the cluster is part of a workload's id. */
-  clusters: { name: string; hosts: string[] }[]
+  clusters: { name: string; hosts: string[]; oidc_issuer?: string }[]
   agents: AgentConfig[]
   correlation: {
     window: WindowConfig
@@ -396,6 +397,8 @@ export type IdentityLink = {
   k8s_pod_uid?: string
   cluster?: string
   role_arn?: string
+  /** The linked key that signed the sts:AssumeRole issuing this one (role chaining). */
+  chained_from?: string
   /** Event time of the issuing call, epoch ms. */
   issued_at: number
   /** Credential expiry, epoch ms. */

@@ -21,6 +21,8 @@ export type HarnessOptions = {
   spoolBytes?: number
   /** ingest.falco_spool_after, ms. */
   spoolAfterMs?: number
+  /** ingest.max_chained_links_per_workload (default: the config's). */
+  maxChainedLinks?: number
   http?: Partial<Config['http']>
   dataDir?: string
   now?: () => number
@@ -42,6 +44,7 @@ export async function startHarness(options: HarnessOptions = {}) {
       max_pending_publishes: options.maxPending ?? base.ingest.max_pending_publishes,
       falco_spool_bytes: options.spoolBytes ?? base.ingest.falco_spool_bytes,
       falco_spool_after: options.spoolAfterMs ?? base.ingest.falco_spool_after,
+      max_chained_links_per_workload: options.maxChainedLinks ?? base.ingest.max_chained_links_per_workload,
     },
     revoke: { ...base.revoke, self_identities: options.selfIdentities ?? [] },
   }

@@ -31,9 +31,16 @@ const shellIn = (namespace: string, pod: string) => {
 const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
 // IRSA issues ASIAIOSFODNN7EXAMPLE to service account agents/data-cleaner, then a call is signed with it.
 const oidc = lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0]
+// The provider an EKS cluster's service-account token names (only an EKS issuer makes a workload).
+const eksProvider =
+  'arn:aws:iam::444455556666:oidc-provider/oidc.eks.us-east-2.amazonaws.com/id/A8242F25BFBB8F98F5321B2AE63C8B5C'
 const irsaIssue = {
   ...oidc,
-  userIdentity: { ...oidc.userIdentity, userName: 'system:serviceaccount:agents:data-cleaner' },
+  userIdentity: {
+    ...oidc.userIdentity,
+    userName: 'system:serviceaccount:agents:data-cleaner',
+    identityProvider: eksProvider,
+  },
 }
 const irsaUse = lines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
 const irsaLater = {

@@ -1,7 +1,8 @@
 // Stitching with the real issuing events. The samples hold no later call made with the issued keys, so the
 // "later calls" below are real records (Stratus GetPasswordData, the Marketplace IRSA call) with their
 // accessKeyId and eventTime set to a use of those credentials; the IRSA issuing event is the current IAM
-// doc example with the web-identity user name an EKS service account token carries.
+// doc example with the web-identity user name and provider an EKS service account token carries (the
+// provider of the greenpau argo-plugin IRSA record in /work/shared/samples, in this account).
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
@@ -22,12 +23,18 @@ const lines = (file: string) =>
 const podIdentity = lines('cloudtrail/aws-samples-eks-pod-identity.ndjson')
 const issuePod = podIdentity[2] // sts:AssumeRole by pods.eks.amazonaws.com → ASIA37QFXJP5MQOWRZ6Q, ns-a/sa1/app1
 const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+const oidc = lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0]
+const eksProvider =
+  'arn:aws:iam::444455556666:oidc-provider/oidc.eks.us-east-2.amazonaws.com/id/A8242F25BFBB8F98F5321B2AE63C8B5C'
 const irsaIssue = {
-  ...lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0],
+  ...oidc,
   userIdentity: {
-    ...lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0].userIdentity,
+    ...oidc.userIdentity,
+    principalId: `${eksProvider}:sts.amazonaws.com:system:serviceaccount:agents:data-cleaner`,
     userName: 'system:serviceaccount:agents:data-cleaner',
+    identityProvider: eksProvider,
   },
+  responseElements: { ...oidc.responseElements, provider: eksProvider },
 }
 const irsaUse = lines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
 

@@ -143,6 +143,33 @@ revoke:
     })
   })
 
+  it("refuses a cluster's oidc_issuer that is not an issuer's host and path, or that another cluster names", () => {
+    const issuer = 'oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE'
+    const file = writeConfig(
+      [
+        'clusters:',
+        `  - { name: prod, hosts: [], oidc_issuer: "https://${issuer}" }`,
+        `  - { name: arn, hosts: [], oidc_issuer: "arn:aws:iam::123456789012:oidc-provider/${issuer}" }`,
+        `  - { name: good, hosts: [], oidc_issuer: "${issuer}" }`,
+      ].join('\n'),
+    )
+    const err = loadError(() => loadConfig({ file }))
+    expect(err?.message).toMatch(/\/clusters\/0\/oidc_issuer: must match pattern/)
+    expect(err?.message).toMatch(/\/clusters\/1\/oidc_issuer: must match pattern/)
+    const twice = writeConfig(
+      [
+        'clusters:',
+        `  - { name: prod, hosts: [], oidc_issuer: "${issuer}" }`,
+        `  - { name: staging, hosts: [], oidc_issuer: "${issuer}" }`,
+      ].join('\n'),
+    )
+    expect(loadError(() => loadConfig({ file: twice }))?.message).toMatch(
+      /\/clusters\/1\/oidc_issuer: is already the issuer of cluster prod/,
+    )
+    const fine = writeConfig(`clusters:\n  - { name: prod, hosts: [], oidc_issuer: "${issuer}" }\n`)
+    expect(loadConfig({ file: fine }).clusters[0]?.oidc_issuer).toBe(issuer)
+  })
+
   it('reports YAML syntax errors with their line', () => {
     const file = writeConfig('agents:\n  - id: a\n   protected: true\n')
     const err = loadError(() => loadConfig({ file }))

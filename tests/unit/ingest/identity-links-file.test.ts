@@ -1,0 +1,48 @@
+// The links file on disk against a workload that chains roles in a loop: the resolver keeps a bounded
+// table, and the file may not grow past it without end (each chained sts:AssumeRole is one line).
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { createIdentityLinksFile } from '../../../ingest/identity-links-file.ts'
+import type { IdentityLink } from '../../../schemas/types.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
+
+// The IRSA link of the IAM doc example's key, and the keys chained from it (the Stratus AssumeRole's shape).
+const issued: IdentityLink = {
+  access_key_id: 'ASIAIOSFODNN7EXAMPLE',
+  k8s_namespace: 'agents',
+  k8s_service_account: 'data-cleaner',
+  role_arn: 'arn:aws:iam::444455556666:role/FederatedWebIdentityRole',
+  issued_at: Date.parse('2024-07-09T15:41:37Z'),
+  expires: Date.parse('2024-07-09T16:41:37Z'),
+}
+const chained = (n: number): IdentityLink => ({
+  access_key_id: `ASIANQQHHS5${String(n).padStart(9, '0')}`,
+  k8s_namespace: 'agents',
+  k8s_service_account: 'data-cleaner',
+  chained_from: issued.access_key_id,
+  issued_at: issued.issued_at + n * 1000,
+  expires: issued.expires + n * 1000,
+})
+
+describe('the identity links file', () => {
+  it('stays within twice the links still held, whatever the number learned', () => {
+    const dataDir = tempDir('nerve-links')
+    const now = () => issued.issued_at
+    const file = createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now, minCompactLines: 100 })
+    const held: IdentityLink[] = [issued]
+    file.append(issued, () => held)
+    for (let n = 0; n < 5_000; n++) {
+      const link = chained(n)
+      held.push(link)
+      if (held.length > 11) held.splice(1, 1) // the resolver keeps its 10 newest chained links
+      file.append(link, () => held)
+    }
+    const lines = readFileSync(file.path, 'utf8').trim().split('\n')
+    expect(lines.length).toBeLessThanOrEqual(101)
+    const reloaded = createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now }).load()
+    expect(reloaded).toContainEqual(issued)
+    expect(reloaded).toContainEqual(chained(4_999))
+    expect(reloaded).not.toContainEqual(chained(0))
+  })
+})
