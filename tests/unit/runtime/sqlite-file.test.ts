@@ -95,15 +95,16 @@ describe('sqlite file', () => {
       await new Promise((resolve) => setTimeout(resolve, 5))
     }
     let largest = 0
-    // 28 MB written in all; without the restart the WAL holds all of it (a PASSIVE checkpoint never
+    // 56 MB written in all; without the restart the WAL holds all of it (a PASSIVE checkpoint never
     // catches up with commits that keep coming). With it, the WAL holds what was written while one
-    // background checkpoint ran: a few hundred KB on a quiet machine, megabytes on a loaded one.
-    for (const end = from + 20_000; from < end; from += 50) {
+    // background checkpoint ran: a few hundred KB on a quiet machine, megabytes on a loaded one (over
+    // 14 MB once, at load 11). Half of what was written is the bound: a mechanism, not a speed.
+    for (const end = from + 40_000; from < end; from += 50) {
       batch(from)
       await f.sync()
       largest = Math.max(largest, statSync(`${file}-wal`).size)
     }
-    expect(largest).toBeLessThan(14 * 1024 * 1024)
+    expect(largest).toBeLessThan(28 * 1024 * 1024)
     expect(f.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: from })
   })
 
