@@ -58,3 +58,23 @@ export const credentialReads = [
   'ssm:GetParametersByPath',
   'ec2:GetPasswordData',
 ]
+
+/**
+ * Calls that hand work to another principal's role: a stack's service role (or the stack set
+ * administration role), a state machine's, a build project's, a task's. The harmful call is then the
+ * role's; these are the agent's own. iam:PassRole, which they need, is a permission CloudTrail never logs
+ * as an event, and states:StartSyncExecution is not logged. SSM and Lambda have rules of their own.
+ */
+export const delegatedExecutions = [
+  'cloudformation:CreateStack',
+  'cloudformation:UpdateStack',
+  'cloudformation:CreateChangeSet',
+  'cloudformation:ExecuteChangeSet',
+  'cloudformation:CreateStackSet',
+  'cloudformation:UpdateStackSet',
+  'states:StartExecution',
+  'codebuild:StartBuild',
+  'codebuild:StartBuildBatch',
+  'ecs:RunTask',
+  'ecs:StartTask',
+]

@@ -9,6 +9,7 @@ import type { RuleConfig } from '../schemas/types.ts'
 import {
   credentialReads,
   credentialSearchRules,
+  delegatedExecutions,
   iamPrivilegeChanges,
   outboundRules,
   shellRules,
@@ -321,5 +322,17 @@ export const builtinRules: readonly RuleConfig[] = [
     core: { actions: ['iam:UpdateAccessKey', 'iam:DeleteAccessKey'], read_only: false },
     severity: 75,
     revoke: true,
+  },
+  {
+    // The call the agent makes itself when the harmful one is made by another principal's role (a
+    // CloudFormation IAM write is assumed-role/<stack role>/AWSCloudFormation's, not the agent's).
+    id: 'runtime-alert-then-delegated-execution',
+    description:
+      "A runtime alert, then code run or infrastructure changed with another principal's rights: stacks, change sets, state machines, builds, tasks.",
+    edge: anyAlert,
+    core: { actions: delegatedExecutions },
+    severity: 75,
+    revoke: true,
+    mitre: { tactics: ['TA0004', 'TA0005'], techniques: ['T1548.005', 'T1548'] },
   },
 ]

@@ -61,6 +61,10 @@ export function createCorrelateTelemetry(metrics: Metrics) {
     'nerve_correlate_suppressed_correlations_total',
     'Correlations over their incident per-rule bound: counted on the incident, not emitted.',
   )
+  const datedAhead = metrics.counter(
+    'nerve_correlate_dated_ahead_events_total',
+    'Events dated more than correlation.clock_tolerance ahead of their arrival: matched at their own time, they moved stream time only to their arrival plus the tolerance.',
+  )
   const skipped = metrics.counter(
     'nerve_correlate_replayed_records_skipped_total',
     'Redelivered records already in a checkpoint.',
@@ -117,6 +121,7 @@ export function createCorrelateTelemetry(metrics: Metrics) {
       suppressed.inc(after.suppressed - before.suppressed)
       floods.inc(after.floods - before.floods)
       collapsed.inc(after.collapsed - before.collapsed)
+      datedAhead.inc(after.dated_ahead - before.dated_ahead)
       const dup = after.duplicate - before.duplicate
       duplicates.inc(dup)
       if (dup > 0) component.discarded(dup, 'duplicate')

@@ -27,6 +27,7 @@ export function correlatorConfigOf(config: Config): CorrelatorConfig {
     max_events_per_agent: c.max_events_per_agent,
     memory_budget_bytes: c.memory_budget_bytes,
     incident_gap: c.incident_gap,
+    clock_tolerance: c.clock_tolerance,
     max_correlations_per_incident_rule: c.max_correlations_per_incident_rule,
     self_identities: config.revoke.self_identities,
     baseline: {

@@ -13,6 +13,11 @@ export type CorrelatorConfig = {
   max_events_per_agent: number
   memory_budget_bytes: number
   incident_gap: number
+  /**
+   * How far past its `received_at` (nerve's clock at ingest: data here, not a clock read) an event may move
+   * stream time (default 1 min); events without one (replay: 0) move it by their time alone.
+   */
+  clock_tolerance?: number
   /** Correlations kept per rule in one incident; the rest are counted as suppressed (default 100). */
   max_correlations_per_incident_rule?: number
   self_identities: readonly string[]
@@ -66,6 +71,8 @@ export type CorrelatorStats = {
   floods: number
   /** Alerts folded into an earlier identical one (an entry with a count) rather than buffered on their own. */
   collapsed: number
+  /** Events dated more than clock_tolerance ahead of their arrival: stream time moved only to arrival + it. */
+  dated_ahead: number
   evicted: number
   /** The behavioural baseline: agents kept, estimated bytes, agents forgotten for its memory share. */
   baseline: { agents: number; bytes: number; evicted: number }

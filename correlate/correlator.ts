@@ -44,6 +44,8 @@ const duplicateResult: AcceptResult = frozen({ correlations: noCorrelations, dup
 const bufferedResult: AcceptResult = frozen({ correlations: noCorrelations })
 /** Incidents and revoke marks are swept when stream time has moved this far since the last sweep. */
 const sweepEveryMs = 60_000
+/** correlation.clock_tolerance's default: how far past its arrival an event may move stream time. */
+export const defaultClockTolerance = 60_000
 
 export function createCorrelator(
   config: CorrelatorConfig,
@@ -93,11 +95,25 @@ export function createCorrelator(
     suppressed: 0,
     floods: 0,
     collapsed: 0,
+    dated_ahead: 0,
     evicted: 0,
   }
   let st: number | null = restored?.stream_time ?? null
   let seq = restored?.seq ?? 0
   let lastSweep: number | null = restored?.last_sweep ?? null
+  const tolerance = config.clock_tolerance ?? defaultClockTolerance
+
+  /**
+   * T1 with arrival as a bound: an event moves stream time to its own time, but never past its arrival at
+   * ingest (received_at, nerve's clock, carried as data) plus the clock tolerance. An item dated ahead (a
+   * node whose clock runs fast, anything inside ingest.max_future_skew) is still buffered and matched at
+   * its own time; it can no longer make the rest of its partition late. Replay has no arrival (0): time.
+   */
+  const movesTo = (event: NormalizedEvent): number => {
+    if (!(event.received_at > 0) || event.time <= event.received_at + tolerance) return event.time
+    stats.dated_ahead++
+    return event.received_at + tolerance
+  }
 
   const advance = (time: number) => {
     if (st !== null && time <= st) return
@@ -261,18 +277,18 @@ export function createCorrelator(
     const mask = usableMask(event)
     if (typeof mask === 'string') {
       stats.ignored[mask]++
-      if (mask !== 'internal') advance(event.time)
+      if (mask !== 'internal') advance(movesTo(event))
       return ignoredResult[mask]
     }
     const confirmation = event.side === 'core' ? revokes.confirmation(event) : null
     if (confirmation) {
       stats.ignored.revoke_confirmation++
-      advance(event.time)
+      advance(movesTo(event))
       return { correlations: noCorrelations, ignored: 'revoke_confirmation', confirmation }
     }
     if (mask === 0) {
       stats.ignored.no_rule++
-      advance(event.time)
+      advance(movesTo(event))
       return ignoredResult.no_rule
     }
     if (windows.has(event.id)) {
@@ -282,7 +298,7 @@ export function createCorrelator(
     const onTime = st === null ? mask : bounds.onTime(st, event.time, event.side, mask)
     if (onTime === 0) return late(event, mask)
     const lag = st === null ? 0 : Math.max(0, st - event.time)
-    advance(event.time)
+    advance(movesTo(event))
     const window = windows.window(key)
     const isEdge = event.side === 'edge'
     const who = windows.who(window, event.agent.resolved_by, event.identity)

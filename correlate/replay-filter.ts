@@ -25,7 +25,8 @@ export function createReplayFilter(config: Config): ReplayFilter {
  * CloudTrail call's error message (up to a KiB of encoded authorization failure), user agent, event
  * source, name and type (the action says them), principal type and resource list, a Falco alert's output
  * fields and what was taken from them (its output, which correlations carry, stays), and every event's
- * time as received, receipt time and door: more than half of an event's JSON, which is written to the
+ * time as received, receipt time (replay's is 0, no arrival: the correlator reads a missing one
+ * alike and moves stream time by event time) and door: more than half of an event's JSON, which is written to the
  * sorted runs and parsed back. The event handed on after the merge lacks them, whatever its type says:
  * a correlator that comes to read one of them must keep it here.
  */

@@ -34,7 +34,7 @@ export const partRecords = 64
 
 export function createDecodedPublisher(
   config: { maxPending: number },
-  deps: { bus: Bus; metrics: Metrics },
+  deps: { bus: Bus; metrics: Metrics; onPublished?: (events: readonly NormalizedEvent[]) => void },
 ): DecodedPublisher {
   let inFlight = 0
   const idle: (() => void)[] = []
@@ -94,6 +94,7 @@ export function createDecodedPublisher(
       // Both in flight at once; the common request has only events, and then no Promise.all is built.
       if (events && deadLetters) await Promise.all([events, deadLetters])
       else await (events ?? deadLetters)
+      if (events) deps.onPublished?.(decoded.events)
     } catch (err) {
       if (isNerveError(err)) throw err
       throw new NerveError('BUS_UNAVAILABLE', 'The bus could not take the events; retry shortly.', {

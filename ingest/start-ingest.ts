@@ -9,6 +9,7 @@ import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
+import { createAgentVolume, defaultAgentVolume } from './agent-volume.ts'
 import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
 import { type CloudTrailTopicReader, createCloudTrailTopicReader } from './cloudtrail-topic-reader.ts'
 import { createEventDecoder } from './decode-events.ts'
@@ -79,9 +80,10 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   for (const warning of registryWarnings(config.agents))
     log.warn({ error_code: 'CONFIG_INVALID' }, `Registry entry can never match a Falco alert: ${warning}.`)
   log.info({ links: links.length, agents: config.agents.length }, 'Ingest started.')
+  const volume = createAgentVolume(defaultAgentVolume, { now: deps.now, log, metrics: deps.metrics })
   const publisher = createDecodedPublisher(
     { maxPending: config.ingest.max_pending_publishes },
-    { bus: deps.bus, metrics: deps.metrics },
+    { bus: deps.bus, metrics: deps.metrics, onPublished: volume.note },
   )
   const receiverDeps = { decoder, publisher, log: deps.log, metrics: deps.metrics }
   const spool =

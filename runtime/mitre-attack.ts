@@ -38,6 +38,8 @@ export const attackTechniques: Readonly<Record<string, string>> = {
   T1537: 'Transfer Data to Cloud Account',
   T1550: 'Use Alternate Authentication Material',
   'T1550.001': 'Application Access Token',
+  T1548: 'Abuse Elevation Control Mechanism',
+  'T1548.005': 'Temporary Elevated Cloud Access',
   T1552: 'Unsecured Credentials',
   'T1552.005': 'Cloud Instance Metadata API',
   T1555: 'Credentials from Password Stores',

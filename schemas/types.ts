@@ -338,6 +338,7 @@ export type Config = {
     max_events_per_agent: number
     memory_budget_bytes: number
     incident_gap: Ms
+    clock_tolerance: Ms
     max_correlations_per_incident_rule: number
     checkpoint: { max_records: number; max_interval: Ms }
     baseline: {

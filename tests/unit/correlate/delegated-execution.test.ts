@@ -1,0 +1,124 @@
+// Delegation escapes correlation unless the delegating call is named: after a shell alert the agent creates
+// a CloudFormation stack with a service role, and the IAM write is then made by the stack's role
+// (assumed-role/cfn-admin/AWSCloudFormation, invokedBy cloudformation.amazonaws.com), not by the agent.
+// The built-in rule runtime-alert-then-delegated-execution pairs the alert with the agent's own call.
+// Records: Stratus Red Team's iam-backdoor-role record (line 293 of the detonation logs, DataDog/
+// stratus-red-team, Apache-2.0) with its call replaced by each delegating call and its request parameters
+// as the CloudFormation, Step Functions, CodeBuild and ECS APIs take them; the Falco website's shell alert.
+import { describe, expect, it } from 'vitest'
+import { builtinRules } from '../../../correlate/builtin-rules.ts'
+import { isNeverRoutine } from '../../../correlate/score-correlation.ts'
+import { detonation, stratusRecords } from './stratus-detonations.ts'
+
+const ruleId = 'runtime-alert-then-delegated-execution'
+const account = '751203476945'
+
+/** The Stratus caller's record of `action` (service:EventName), with its own parameters and response. */
+function call(action: string, requestParameters: object, responseElements: object | null = null) {
+  const [service, eventName] = action.split(':') as [string, string]
+  const [record] = stratusRecords(293, 293) as [Record<string, unknown>]
+  return {
+    ...record,
+    eventID: `0b8c5f7e-delegated-${eventName}`,
+    eventSource: `${service}.amazonaws.com`,
+    eventName,
+    requestParameters,
+    responseElements,
+    tlsDetails: {
+      ...(record.tlsDetails as object),
+      clientProvidedHostHeader: `${service}.us-east-1.amazonaws.com`,
+    },
+  }
+}
+
+const stackRole = `arn:aws:iam::${account}:role/cfn-admin`
+const createStack = call(
+  'cloudformation:CreateStack',
+  {
+    stackName: 'backup-nightly',
+    templateURL: 'https://s3.amazonaws.com/agent-bucket/t.yaml',
+    roleARN: stackRole,
+    capabilities: ['CAPABILITY_NAMED_IAM'],
+  },
+  {
+    stackId: `arn:aws:cloudformation:us-east-1:${account}:stack/backup-nightly/1b2c3d4e-0000-11ef-9a5c-0affe8b1c2d3`,
+  },
+)
+
+/** Each delegating call of the rule, as its API takes it. */
+const calls: [string, object][] = [
+  [
+    'cloudformation:UpdateStack',
+    { stackName: 'backup-nightly', usePreviousTemplate: false, roleARN: stackRole },
+  ],
+  [
+    'cloudformation:CreateChangeSet',
+    { stackName: 'backup-nightly', changeSetName: 'grant', changeSetType: 'UPDATE', roleARN: stackRole },
+  ],
+  ['cloudformation:ExecuteChangeSet', { stackName: 'backup-nightly', changeSetName: 'grant' }],
+  [
+    'cloudformation:CreateStackSet',
+    {
+      stackSetName: 'org-backup',
+      administrationRoleARN: `arn:aws:iam::${account}:role/AWSCloudFormationStackSetAdministrationRole`,
+    },
+  ],
+  ['cloudformation:UpdateStackSet', { stackSetName: 'org-backup', usePreviousTemplate: true }],
+  [
+    'states:StartExecution',
+    { stateMachineArn: `arn:aws:states:us-east-1:${account}:stateMachine:cleanup`, input: '{}' },
+  ],
+  ['codebuild:StartBuild', { projectName: 'release', buildspecOverride: 'version: 0.2' }],
+  ['codebuild:StartBuildBatch', { projectName: 'release' }],
+  [
+    'ecs:RunTask',
+    {
+      cluster: 'default',
+      taskDefinition: 'maintenance:3',
+      overrides: { taskRoleArn: `arn:aws:iam::${account}:role/ops-admin` },
+    },
+  ],
+  ['ecs:StartTask', { cluster: 'default', taskDefinition: 'maintenance:3', containerInstances: ['i-0abc'] }],
+]
+
+describe('delegated execution after a runtime alert', () => {
+  it('pairs a shell with the stack the agent creates with a service role, as privilege escalation', () => {
+    const { correlations } = detonation([createStack])
+    expect(correlations.map((c) => [c.rule.id, c.core.action, c.core.event_id])).toEqual([
+      [ruleId, 'cloudformation:CreateStack', createStack.eventID],
+    ])
+    const [found] = correlations
+    expect(found?.rule.revoke).toBe(true)
+    expect(found?.rule.mitre?.techniques.map((t) => `${t.id} ${t.name}`)).toContain(
+      'T1548.005 Temporary Elevated Cloud Access',
+    )
+    expect(found?.rule.mitre?.tactics.map((t) => t.name)).toEqual(['Privilege Escalation', 'Defense Evasion'])
+    expect(found?.reasons.find((r) => r.factor === 'action_risk')?.detail).toBe(
+      'cloudformation:CreateStack is high',
+    )
+  })
+
+  it('never lets a routine of harmless deploys discount the next one: the harm is in the template', () => {
+    for (const action of ['cloudformation:CreateStack', ...calls.map(([a]) => a)])
+      expect(isNeverRoutine(action), action).toBe(true)
+  })
+
+  it.each(calls)('pairs a shell with %s', (action, params) => {
+    const record = call(action, params)
+    const found = detonation([record]).correlations
+    expect(found.map((c) => [c.rule.id, c.core.action])).toEqual([[ruleId, action]])
+  })
+
+  it('names every delegating call of the rule in the test', () => {
+    const rule = builtinRules.find((r) => r.id === ruleId)
+    expect(rule?.core.actions).toEqual(['cloudformation:CreateStack', ...calls.map(([action]) => action)])
+  })
+
+  it('leaves reads of the same services alone', () => {
+    const reads = ['cloudformation:DescribeStacks', 'states:DescribeExecution', 'ecs:DescribeTasks']
+    for (const action of reads) {
+      const record = { ...call(action, {}), readOnly: true }
+      expect(detonation([record]).correlations, action).toEqual([])
+    }
+  })
+})

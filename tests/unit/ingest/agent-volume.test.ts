@@ -1,0 +1,97 @@
+// One agent's flood of distinct alerts (a `cat /etc/shadow-$i` loop: nothing folds) fills the data dir for
+// every sender, and nothing bounds one agent's share of the bus. The operator sees who: the busiest agent's
+// share of the last minute's published events (a gauge, no agent ids as labels) and a warning naming it.
+// Alerts: the Falco website's "Terminal shell in container" alert (CC-BY-4.0, tests/fixtures/falco),
+// posted as Falcosidekick posts them, the flood's each for another file.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { eventsTopic } from '../../../bus/topics.ts'
+import { auth, fixtures, startHarness } from './ingest-harness.ts'
+
+const shell = JSON.parse(
+  readFileSync(join(fixtures, 'falco/falco-website.ndjson'), 'utf8').trim().split('\n')[9] as string,
+) as { output_fields: Record<string, unknown> } & Record<string, unknown>
+
+const t0 = Date.parse('2026-12-07T18:00:00Z')
+
+function alert(pod: string, i: number, rule = 'Terminal shell in container') {
+  const file = `/etc/shadow-${i}`
+  return {
+    ...shell,
+    rule,
+    priority: rule === 'Terminal shell in container' ? 'Notice' : 'Warning',
+    output: `${rule}: cat ${file} (k8s.ns=agents k8s.pod=${pod})`,
+    time: new Date(t0 - 60_000 + i).toISOString(),
+    output_fields: {
+      ...shell.output_fields,
+      'k8s.ns.name': 'agents',
+      'k8s.pod.name': pod,
+      'fd.name': file,
+      'proc.cmdline': `cat ${file}`,
+    },
+  }
+}
+
+async function flood(pod: string, count: number, post: (body: unknown[]) => Promise<void>) {
+  for (let b = 0; b < count; b += 100) {
+    const batch = Array.from({ length: Math.min(100, count - b) }, (_, j) =>
+      alert(pod, b + j, 'Read sensitive file untrusted'),
+    )
+    await post(batch)
+  }
+}
+
+async function harness() {
+  let now = t0
+  const h = await startHarness({ now: () => now })
+  const post = async (body: unknown[]) => {
+    const res = await h.server.inject({ method: 'POST', url: '/v1/falco', payload: body, headers: auth })
+    expect(res.statusCode).toBe(202)
+  }
+  const agentOf = (pod: string) =>
+    h.bus.records(eventsTopic).find((r) => r.value.identity.k8s_pod === pod)?.value.agent.id
+  return { h, post, agentOf, advance: (ms: number) => (now += ms) }
+}
+
+describe('the busiest agent on the bus', () => {
+  it('names an agent that put most of a minute of events on the bus, and gives its share', async () => {
+    const { h, post, agentOf, advance } = await harness()
+    await flood('flooder-6b7d9c5f4-q8t2m', 2_000, post)
+    for (const pod of ['billing-7f9c6d8b5-x2k4q', 'reports-5d8f7c6b4-m9n2p', 'etl-6c7d8e9f0-a1b2c'])
+      await post([alert(pod, 0)])
+    advance(60_000)
+    await post([alert('billing-7f9c6d8b5-x2k4q', 1)])
+
+    expect(await h.rt.metricValue('nerve_ingest_busiest_agent_events')).toBe(2_000)
+    expect(await h.rt.metricValue('nerve_ingest_busiest_agent_share')).toBeCloseTo(2_000 / 2_003, 6)
+    const warnings = h.rt.logs.filter((l) => l.level === 'warn' && /most of the events/.test(l.msg))
+    expect(warnings).toHaveLength(1)
+    const flooder = agentOf('flooder-6b7d9c5f4-q8t2m')
+    expect(warnings[0]).toMatchObject({ events: 2_003, window_s: 60 })
+    const named = (warnings[0]?.agents ?? []) as { agent: string; events: number }[]
+    expect(named[0]).toEqual({ agent: flooder, events: 2_000 })
+    expect(named.map((a) => a.events)).toEqual([2_000, 1, 1, 1])
+  })
+
+  it('warns about no one when no agent sent most of a busy minute', async () => {
+    const { h, post, advance } = await harness()
+    await flood('billing-7f9c6d8b5-x2k4q', 500, post)
+    await flood('reports-5d8f7c6b4-m9n2p', 500, post)
+    await flood('etl-6c7d8e9f0-a1b2c', 400, post)
+    advance(60_000)
+    await post([alert('etl-6c7d8e9f0-a1b2c', 0)])
+    expect(await h.rt.metricValue('nerve_ingest_busiest_agent_share')).toBeCloseTo(500 / 1_400, 6)
+    expect(h.rt.logs.filter((l) => /most of the events/.test(l.msg))).toEqual([])
+  })
+
+  it('reads 0 once a whole minute passed with nothing published', async () => {
+    const { h, post, advance } = await harness()
+    await flood('flooder-6b7d9c5f4-q8t2m', 200, post)
+    advance(60_000)
+    expect(await h.rt.metricValue('nerve_ingest_busiest_agent_events')).toBe(200)
+    advance(60_000)
+    expect(await h.rt.metricValue('nerve_ingest_busiest_agent_events')).toBe(0)
+    expect(await h.rt.metricValue('nerve_ingest_busiest_agent_share')).toBe(0)
+  })
+})
