@@ -541,12 +541,11 @@ export async function prepareReplay(
   },
 ) {
   const { createReplay } = await import('./correlate/replay-correlations.ts')
-  const { readsRaw } = await import('./correlate/revoke-confirmations.ts')
+  const { createReplayFilter, keepRaw } = await import('./correlate/replay-filter.ts')
   const { createReplayOpener } = await import('./ingest/open-replay-input.ts')
   const open = options.open ?? createReplayOpener(process.env)
   if (options.order === 'time') {
     const { mergeReplayFiles } = await import('./ingest/merge-replay-files.ts')
-    const { createReplayFilter } = await import('./correlate/replay-filter.ts')
     const replayer = createReplay(config, { sameTimeDuplicates: true })
     const merged = await mergeReplayFiles<TimeOnlyEvent>(inputs, config, {
       maxDepth: config.http.max_depth,
@@ -571,7 +570,7 @@ export async function prepareReplay(
     {
       maxDepth: config.http.max_depth,
       open,
-      keepRaw: readsRaw,
+      keepRaw,
       standIn: replayer.standIn,
       now: options.now,
     },

@@ -28,7 +28,7 @@ import type { AgentWindow, EdgeDetail } from './entry-slots.ts'
 import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
 import { compileRules, createRuleMatcher } from './match-rules.ts'
-import { createRevokeTracker, mayConfirm, readsRaw } from './revoke-confirmations.ts'
+import { createRevokeTracker, mayConfirm } from './revoke-confirmations.ts'
 import { isDenied, isNeverRoutine } from './score-correlation.ts'
 import { createWindowBounds } from './window-bounds.ts'
 
@@ -205,8 +205,8 @@ export function createCorrelator(
       return matcher.edgeMask(event.edge) === 0 ? 'no_rule' : undefined
     }
     const core = event.core as CoreFields
-    // Revoke-shaped calls set revoke marks; denied calls may confirm one: both depend on the state.
-    if (readsRaw(event) || mayConfirm(core)) return undefined
+    // Revokes set revoke marks; denied calls may confirm one: both depend on the state.
+    if (core.revokes !== undefined || mayConfirm(core)) return undefined
     if (revokes.isSelf(core)) return 'self_action'
     return matcher.coreMask(core) === 0 ? 'no_rule' : undefined
   }
