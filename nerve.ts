@@ -1,12 +1,12 @@
 // The `nerve` CLI and the only composition root: it reads the config once, opens the bus and wires the
 // stages. Reading `run` top to bottom is reading the data flow: ingest → bus → correlate → bus → sinks.
-import { tmpdir } from 'node:os'
+// The replay command's wiring is in nerve-replay.ts: the same composition root, in two files.
 import { parseArgs } from 'node:util'
 import type { Bus } from './bus/bus.ts'
 import type { KafkaBus } from './bus/kafka-bus.ts'
 import { correlatorStateTopic } from './bus/topics.ts'
 import type { CheckpointValue } from './correlate/key-value-checkpoint-store.ts'
-import type { TimeOnlyEvent } from './correlate/replay-correlations.ts'
+import { replay, replayArgs } from './nerve-replay.ts'
 import packageJson from './package.json' with { type: 'json' }
 import { commandHelp, optionProblems, rulesHeader, stageHelp, usageText } from './runtime/cli-help.ts'
 import { configReferenceMarkdown } from './runtime/config-reference.ts'
@@ -16,10 +16,9 @@ import type { ReadinessCheck, Route } from './runtime/http-routes.ts'
 import { loadConfig, redactSecrets } from './runtime/load-config.ts'
 import type { Logger } from './runtime/logger.ts'
 import type { Metrics } from './runtime/metrics.ts'
-import { type Output, openOutput } from './runtime/output-file.ts'
 import { announceStart } from './runtime/start-announcement.ts'
 import { startupFailureLine } from './runtime/startup-failure.ts'
-import { terminalJson, terminalLine, terminalText } from './runtime/terminal-text.ts'
+import { terminalJson, terminalText } from './runtime/terminal-text.ts'
 import type { Config } from './schemas/types.ts'
 
 // A command imports the modules it uses when it runs: `nerve replay`, `config` and `--help` never load
@@ -60,7 +59,7 @@ const commands: Record<string, Command> = {
     },
     positionals: true,
     args: replayArgs,
-    action: replay,
+    action: (args, files) => replay(args, files, readConfig),
   },
   setup: {
     ...commandHelp.setup,
@@ -378,214 +377,6 @@ async function openBus(
     deps,
   )
   return { bus, busFile: bus.file }
-}
-
-/** `nerve replay`'s options, read before anything runs. */
-async function replayArgs(values: Record<string, unknown>, files: string[]) {
-  const order = (values.order as string | undefined) ?? 'time'
-  if (order !== 'time' && order !== 'input') {
-    throw new NerveError('INPUT_INVALID', `--order must be "time" or "input", not "${order}".`)
-  }
-  if (files.length === 0)
-    throw new NerveError(
-      'INPUT_INVALID',
-      'at least one FILE (a path, directory, glob or s3:// prefix) is needed.',
-    )
-  const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
-  const { parseTimeBound } = await import('./ingest/replay-file-time.ts')
-  return {
-    ...values,
-    order: order as 'time' | 'input',
-    budgetBytes: parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget'),
-    window: {
-      since: parseTimeBound(values.since as string | undefined, '--since'),
-      until: parseTimeBound(values.until as string | undefined, '--until'),
-    },
-    threads: parseThreads(values.threads as string | undefined),
-  }
-}
-
-async function replay(args: Record<string, unknown>, files: string[]): Promise<number> {
-  // A replay's garbage is parsed records that die young, and the events it holds are few (the budget):
-  // young generation semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of resident
-  // memory. Kept at their starting size, a replay of 500,000 events peaked at 182 MiB instead of
-  // 311 MiB, for 10% more CPU; the merge (and the main thread when no thread decodes) lets it grow to
-  // replayYoungBytes.
-  const { keepYoungGenerationSmall, replayYoungBytes } = await import('./ingest/replay-heap-bound.ts')
-  keepYoungGenerationSmall()
-  const config = await readConfig(args)
-  // Opened before any input is read: a path it cannot write fails now, in one line.
-  const out = await openOutput(args.out as string | undefined)
-  try {
-    return await replayInto(out, config, args, files, replayYoungBytes)
-  } catch (err) {
-    await out.abandon()
-    throw err
-  }
-}
-
-async function replayInto(
-  out: Output,
-  config: Config,
-  args: Record<string, unknown>,
-  files: string[],
-  youngBytes: number,
-): Promise<number> {
-  const { order, budgetBytes, window, threads } = args as Awaited<ReturnType<typeof replayArgs>>
-  const started = performance.now()
-  const { resolveReplayInputs } = await import('./ingest/replay-inputs.ts')
-  const { inputs, open } = await resolveReplayInputs(files, window, process.env)
-  out.refuseInputs(inputs.map((input) => input.path))
-  const { createReplayProgress } = await import('./ingest/replay-progress.ts')
-  const progress = createReplayProgress(process.stderr, { now: () => performance.now() })
-  const input = await prepareReplay(inputs, config, {
-    order,
-    open,
-    budgetBytes,
-    spillDir: (args['spill-dir'] as string | undefined) ?? tmpdir(),
-    threads,
-    progress: progress.update,
-    now: Date.now(),
-    youngBytes,
-  }).catch((err: unknown) => {
-    // An input that cannot be read ends the replay in one line: not after a progress line half drawn.
-    progress.clear()
-    open.close()
-    throw err
-  })
-  const { createReplayRevokeTally } = await import('./sinks/replay-revoke-tally.ts')
-  const revokes = createReplayRevokeTally(config)
-  try {
-    progress.clear()
-    for (const bad of input.invalid.slice(0, 20)) {
-      const why = bad.problems.map((p) => `${p.path || '/'} ${p.message}`).join('; ')
-      process.stderr.write(
-        `replay: ${terminalLine(bad.file ?? 'input')}: item ${bad.index} rejected: ${terminalLine(why)}\n`,
-      )
-    }
-    if (input.invalidCount > 20)
-      process.stderr.write(`replay: … and ${input.invalidCount - 20} more rejected\n`)
-    let buffer = ''
-    for (const event of input.events()) {
-      for (const correlation of input.replayer.push(event).correlations) {
-        revokes.decide(correlation)
-        buffer += `${JSON.stringify(correlation)}\n`
-        if (buffer.length > 1 << 16) {
-          await out.write(buffer)
-          buffer = ''
-        }
-      }
-    }
-    await out.end(buffer)
-  } finally {
-    progress.clear()
-    input.close()
-    open.close()
-  }
-  const counts = input.replayer.counts()
-  const skipped = Object.values(input.skipped).reduce((a, b) => a + (b ?? 0), 0)
-  const summary = {
-    read: counts.read + input.invalidCount + skipped,
-    invalid: input.invalidCount,
-    skipped,
-    duplicate: counts.duplicate,
-    late: counts.late,
-    correlations: counts.correlations,
-    overflow: counts.overflow,
-    ignored: counts.ignored,
-    confirmations: counts.confirmations,
-    ...revokes.counts(),
-    future: input.futureCount,
-    spilled_runs: input.spilled(),
-    elapsed_ms: Math.round(performance.now() - started),
-    // resourceUsage().maxRSS is in KiB: the process's peak resident memory so far.
-    peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
-  }
-  const { replayHints } = await import('./ingest/replay-hints.ts')
-  const hints = replayHints({ order, ...counts, registered: config.agents.length })
-  for (const hint of hints) process.stderr.write(`${hint}\n`)
-  process.stderr.write(`${JSON.stringify(summary)}\n`)
-  return 0
-}
-
-function parseThreads(text: string | undefined): number {
-  if (text === undefined) return 0
-  const threads = Number(text)
-  if (!Number.isInteger(threads) || threads < 0 || threads > 64)
-    throw new NerveError('INPUT_INVALID', `--threads takes a number from 0 to 64, not "${text}".`)
-  return threads
-}
-
-/**
- * `nerve replay` up to its output: the replayer and the events to push through it, in the asked order.
- * `--order time` merges the files by event time under the memory budget (mergeReplayFiles, spilling
- * sorted runs to disk); `--order input` decodes them in argument order (decodeReplayFiles, holding the
- * events, with time-only stand-ins for those no rule can use).
- */
-export async function prepareReplay(
-  inputs: readonly { path: string; size: number }[],
-  config: Config,
-  options: {
-    order: 'time' | 'input'
-    /** Opens a local path or an s3:// object (default: from process.env's AWS_* variables). */
-    open?: (path: string) => Promise<import('node:stream').Readable>
-    budgetBytes: number
-    spillDir: string
-    /** Decoding threads for --order time (0: the main thread decodes). */
-    threads: number
-    progress?: (p: import('./ingest/merge-replay-files.ts').MergeProgress) => void
-    /** When the replay started, epoch ms: items dated more than max_future_skew after it are rejected. */
-    now?: number
-    /** The size the main thread's young generation may grow to (--order time, no decoding threads). */
-    youngBytes?: number
-  },
-) {
-  const { createReplay } = await import('./correlate/replay-correlations.ts')
-  const { readsRaw } = await import('./correlate/revoke-confirmations.ts')
-  const { createReplayOpener } = await import('./ingest/open-replay-input.ts')
-  const open = options.open ?? createReplayOpener(process.env)
-  if (options.order === 'time') {
-    const { mergeReplayFiles } = await import('./ingest/merge-replay-files.ts')
-    const { createReplayFilter } = await import('./correlate/replay-filter.ts')
-    const replayer = createReplay(config, { sameTimeDuplicates: true })
-    const merged = await mergeReplayFiles<TimeOnlyEvent>(inputs, config, {
-      maxDepth: config.http.max_depth,
-      open,
-      env: process.env,
-      filter: createReplayFilter(config),
-      filterModule: new URL('./correlate/replay-filter.ts', import.meta.url),
-      threads: options.threads,
-      budgetBytes: options.budgetBytes,
-      spillDir: options.spillDir,
-      progress: options.progress,
-      now: options.now,
-      youngBytes: options.youngBytes,
-    })
-    return { replayer, ...merged, events: merged.read }
-  }
-  const { decodeReplayFiles } = await import('./ingest/decode-replay-files.ts')
-  const replayer = createReplay(config)
-  const decoded = await decodeReplayFiles(
-    inputs.map((i) => i.path),
-    config,
-    {
-      maxDepth: config.http.max_depth,
-      open,
-      keepRaw: readsRaw,
-      standIn: replayer.standIn,
-      now: options.now,
-    },
-  )
-  return {
-    replayer,
-    invalid: decoded.invalid,
-    invalidCount: decoded.invalid.length,
-    futureCount: decoded.invalid.filter((item) => item.reason === 'future_time').length,
-    skipped: decoded.skipped,
-    events: () => decoded.events,
-    spilled: () => 0,
-    close: () => {},
-  }
 }
 
 async function setup(args: Record<string, unknown>): Promise<number> {

@@ -7,10 +7,10 @@
 import { rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { readsRaw } from '../correlate/revoke-confirmations.ts'
+import { keepRaw } from '../correlate/replay-filter.ts'
 import { decodeReplayFiles } from '../ingest/decode-replay-files.ts'
 import { defaultReplayBudgetBytes } from '../ingest/parse-byte-size.ts'
-import { prepareReplay } from '../nerve.ts'
+import { prepareReplay } from '../nerve-replay.ts'
 import { loadConfig } from '../runtime/load-config.ts'
 import type { Config } from '../schemas/types.ts'
 import { cloudTrailRecord, falcoAlert, pipelineConfig } from './pipeline-events.ts'
@@ -46,7 +46,7 @@ async function writeInputs(dir: string, count: number): Promise<void> {
   const pipeline = configOf(pipelineConfig())
   const decoded = await decodeReplayFiles([raw], pipeline, {
     maxDepth: pipeline.http.max_depth,
-    keepRaw: readsRaw,
+    keepRaw,
     now: t0 + 86_400_000,
   })
   rmSync(raw)

@@ -3,7 +3,7 @@
 // The input is written once, seeded: real CloudTrail records (Stratus Red Team detonation logs) and real
 // Falco alerts (falco.org examples) with fresh ids and times, 85% CloudTrail. 500 roles and 300 pods make
 // the noise; 20 workloads named in the registry run a shell, then change IAM privileges (they correlate).
-// The timed path is the one of nerve.ts's replay command (prepareReplay: read, decode and merge by event
+// The timed path is the one of nerve-replay.ts's replay command (prepareReplay: read, decode and merge by event
 // time), push every event through the correlator, serialize the correlations.
 // Then the same from outside, as a user runs it: the bin (`nerve replay --config FILE INPUT`, default
 // options, its shebang's V8 flag), wall clock and CPU (user + sys, from /usr/bin/time when installed)
@@ -18,7 +18,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { defaultReplayBudgetBytes } from '../ingest/parse-byte-size.ts'
-import { prepareReplay } from '../nerve.ts'
+import { prepareReplay } from '../nerve-replay.ts'
 import { loadConfig } from '../runtime/load-config.ts'
 import type { Config } from '../schemas/types.ts'
 

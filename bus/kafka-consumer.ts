@@ -1,7 +1,7 @@
 // A Kafka consumer of one (topic, group), for the Kafka bus's subscribe(), subscribeRaw() and key-value logs.
-// - eachBatch with autoCommit off; records are handed over in chunks of maxBatch, and an offset is resolved
-//   and committed only after handle() resolved (up to the bound it resolved with, if any: the fetch position
-//   moves on, the group's commit stays there). A refused chunk is handed over again after a capped, jittered
+// - eachBatch with autoCommit off, each batch run by kafka-batch-run.ts: records are handed over in chunks
+//   of maxBatch, and an offset is resolved and committed only after handle() resolved (up to the bound it
+//   resolved with, if any: the fetch position moves on, the group's commit stays there). A refused chunk is handed over again after a capped, jittered
 //   backoff (from the partition's last commit, by a seek, when the handler held commits back); heartbeats go
 //   on meanwhile and while the handler runs (an Elasticsearch retry can take minutes), so the member keeps
 //   its partitions; if the partition moves away first, the new owner reads it again from the last commit
@@ -23,17 +23,17 @@
 // - rebalances: onAssign/onRevoke (partition-ownership.ts); a partition's batches wait for its onAssign.
 //   Subscription.owns is false while the member may be out of its group, evicted included
 //   (kafka-group-membership.ts); a member that joins again as a new one restores its partitions again.
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
-import { errorCodeOf, errorFieldsOf } from '../runtime/errors.ts'
+import { errorCodeOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import { settlesWithin } from '../runtime/settles-within.ts'
 import type { KafkaConfig } from '../schemas/types.ts'
 import type { Handled, SubscribeOptions, Subscription } from './bus.ts'
-import { consumerTiming, handlerRetryPolicy, retryPolicy } from './kafka-config.ts'
+import { createBatchRun } from './kafka-batch-run.ts'
+import { consumerTiming, retryPolicy } from './kafka-config.ts'
 import { createGroupMembership } from './kafka-group-membership.ts'
 import { createPartitionCommits } from './kafka-partition-commits.ts'
-import { backoffDelay, busError } from './kafka-retry.ts'
+import { busError } from './kafka-retry.ts'
 import type { KafkaTelemetry } from './kafka-telemetry.ts'
 import { createPartitionOwnership } from './partition-ownership.ts'
 
@@ -139,7 +139,7 @@ export async function consume<R>(
     }
   }
   const batches = new Set<Promise<void>>()
-  const running = (payload: EachBatchPayload) =>
+  const running = (payload: Pick<EachBatchPayload, 'isRunning' | 'isStale'>) =>
     !stopping && !draining && payload.isRunning() && !payload.isStale()
 
   /** When the stop's budget (the session timeout, from drain() or else from stop()) began. */
@@ -174,122 +174,22 @@ export async function consume<R>(
     }
   }
 
-  /** Waits `ms` in slices, heartbeating; false when the subscription stops or the partition moves. */
-  const pause = async (ms: number, payload: EachBatchPayload) => {
-    const until = now() + ms
-    while (now() < until) {
-      if (!running(payload)) return false
-      await sleep(Math.min(200, until - now()))
-      await toGroup(() => payload.heartbeat())
-    }
-    return running(payload)
-  }
-
-  /** Heartbeats while `work` runs: a handler may take longer than the session timeout. */
-  const heartbeating = async (work: () => Promise<void>, payload: EachBatchPayload) => {
-    const timer = setInterval(() => {
-      toGroup(() => payload.heartbeat()).catch((err: unknown) => {
-        log.debug({ ...where, err }, 'Heartbeat during a batch failed.')
-      })
-    }, timing.heartbeatInterval)
-    try {
-      await work()
-    } finally {
-      clearInterval(timer)
-    }
-  }
-
-  /**
-   * Runs `work` until it resolves; false when stopped first, or when `rewind` after a failure moved the
-   * partition back (the batch is abandoned and fetched again from there).
-   */
-  const untilDone = async (
-    work: () => Promise<void>,
-    stage: string,
-    payload: EachBatchPayload,
-    rewind?: () => boolean,
-  ) => {
-    const partition = payload.batch.partition
-    for (let attempt = 1; ; attempt++) {
-      if (!running(payload)) return false
-      try {
-        await heartbeating(work, payload)
-        return true
-      } catch (err) {
-        const fields = errorFieldsOf(err)
-        const delay = backoffDelay(attempt - 1, handlerRetryPolicy, random)
-        telemetry.component.error(fields.error_code, stage)
-        log.warn(
-          { ...fields, stage, ...where, partition, attempt, retry_in_ms: delay, err },
-          'Batch refused; handing it over again.',
-        )
-        if (!(await pause(delay, payload))) return false
-        if (rewind?.()) return false
-      }
-    }
-  }
-
-  const processBatch = async (payload: EachBatchPayload) => {
-    const { batch } = payload
-    const partition = batch.partition
-    if (!(await untilDone(() => ownership.ready(partition), 'restore', payload))) return
-    // In a new assignment, the group's commit it started from: no commit of this member goes below it.
-    const fetched = batch.messages[0]
-    if (fetched) commits.begin(partition, Number(fetched.offset))
-    for (let i = 0; i < batch.messages.length; i += maxBatch) {
-      const chunk = batch.messages.slice(i, i + maxBatch)
-      const records: R[] = []
-      for (const message of chunk) {
-        const record = decode(message, partition)
-        if (record !== undefined) records.push(record)
-        else {
-          telemetry.component.discarded(1, 'undecodable')
-          log.error(
-            { ...where, partition, offset: message.offset },
-            'Dropped a record that is not valid JSON.',
-          )
-        }
-      }
-      const first = Number(chunk[0]?.offset)
-      /** Records before this chunk were handled but not committed: they come again with it (a seek). */
-      const rewind = () => {
-        const from = commits.committed(partition)
-        if (from === undefined || from >= first) return false
-        consumer.seek({ topic: name, partition, offset: String(from) })
-        return true
-      }
-      const result: { handled: Handled } = { handled: undefined }
-      const work = async () => {
-        result.handled = await handle(records)
-      }
-      if (records.length > 0 && !(await untilDone(work, 'handle', payload, rewind))) return
-      const last = chunk[chunk.length - 1]
-      if (!last) return
-      payload.resolveOffset(last.offset)
-      // A chunk with nothing to hand over (undecodable) commits nothing past records held back before it.
-      const bound = commits.chunkDone(
-        partition,
-        Number(last.offset) + 1,
-        records.length > 0 ? result.handled : 'nothing',
-      )
-      if (bound !== undefined) {
-        // This partition's offset only: uncommittedOffsets() would name every resolved one, past a bound.
-        // Heartbeating: the commit may wait its turn behind an outside one that kafkajs retries for minutes.
-        const commit = () =>
-          commits.commitBatch(partition, bound, (offset) =>
-            toGroup(() =>
-              payload.commitOffsetsIfNecessary({
-                topics: [{ topic: name, partitions: [{ partition, offset: String(offset) }] }],
-              }),
-            ),
-          )
-        await heartbeating(commit, payload)
-      }
-      telemetry.component.received(records.length)
-      telemetry.lag(where, partition, Number(batch.highWatermark) - Number(last.offset) - 1)
-      await toGroup(() => payload.heartbeat())
-    }
-  }
+  const processBatch = createBatchRun<KafkaMessage, R>({
+    where,
+    maxBatch,
+    decode,
+    handle,
+    ownership,
+    commits,
+    seek: (partition, offset) => consumer.seek({ topic: name, partition, offset }),
+    running,
+    toGroup,
+    heartbeatInterval: timing.heartbeatInterval,
+    telemetry,
+    log,
+    now,
+    random,
+  })
 
   try {
     await consumer.connect()

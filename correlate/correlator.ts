@@ -25,10 +25,11 @@ import {
   ignoredReasons,
 } from './correlator-types.ts'
 import type { AgentWindow, EdgeDetail } from './entry-slots.ts'
+import { createEventAdmission } from './event-admission.ts'
 import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
 import { compileRules, createRuleMatcher } from './match-rules.ts'
-import { createRevokeTracker, mayConfirm, readsRaw } from './revoke-confirmations.ts'
+import { createRevokeTracker } from './revoke-confirmations.ts'
 import { isDenied, isNeverRoutine } from './score-correlation.ts'
 import { createWindowBounds } from './window-bounds.ts'
 
@@ -199,33 +200,7 @@ export function createCorrelator(
     }
   }
 
-  /** The rules that could use the event, or why none may (K1, internal events, no feedback loop). */
-  const usableMask = (event: NormalizedEvent): number | IgnoredReason => {
-    if (event.side === 'edge') {
-      if (!event.edge || event.edge.internal) return 'internal'
-      return matcher.edgeMask(event.edge)
-    }
-    const core = event.core as CoreFields
-    if (revokes.isSelf(core)) {
-      revokes.noteRevoke(event, true)
-      return 'self_action'
-    }
-    if (revokes.noteRevoke(event)) return 'revoke_action'
-    return matcher.coreMask(core)
-  }
-
-  const alwaysIgnored = (event: Omit<NormalizedEvent, 'agent'>): IgnoredReason | undefined => {
-    if (!Number.isFinite(event.time)) return undefined
-    if (event.side === 'edge') {
-      if (!event.edge || event.edge.internal) return 'internal'
-      return matcher.edgeMask(event.edge) === 0 ? 'no_rule' : undefined
-    }
-    const core = event.core as CoreFields
-    // Revoke-shaped calls set revoke marks; denied calls may confirm one: both depend on the state.
-    if (readsRaw(event) || mayConfirm(core)) return undefined
-    if (revokes.isSelf(core)) return 'self_action'
-    return matcher.coreMask(core) === 0 ? 'no_rule' : undefined
-  }
+  const { usableMask, alwaysIgnored } = createEventAdmission(matcher, revokes)
 
   const pass = (time: number, reason: IgnoredReason) => {
     stats.ignored[reason]++

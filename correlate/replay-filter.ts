@@ -1,22 +1,25 @@
 // What replay's decoding needs to know of the correlator before the events are sorted: which events it
-// will only ever ignore (held as time-only stand-ins), which keep their raw record (revoke recognition
-// reads it), and which fields of the others nothing after the merge reads (left out of the sorted runs).
+// will only ever ignore (held as time-only stand-ins), that none keeps its raw record (nothing reads it:
+// what a call revokes is core.revokes), and which fields of the others nothing after the merge reads (left
+// out of the sorted runs).
 // A module of its own so that replay's decoding threads can load it by URL: it is the one piece of the
 // correlator they run.
 
 import type { Config, CoreFields, NormalizedEvent } from '../schemas/types.ts'
 import { createReplay, type TimeOnlyEvent } from './replay-correlations.ts'
-import { readsRaw } from './revoke-confirmations.ts'
 
 export type ReplayFilter = {
   standIn: ReturnType<typeof createReplay>['standIn']
-  keepRaw: typeof readsRaw
+  keepRaw: typeof keepRaw
   leaveOutUnread: typeof leaveOutUnread
 }
 
 export function createReplayFilter(config: Config): ReplayFilter {
-  return { standIn: createReplay(config).standIn, keepRaw: readsRaw, leaveOutUnread }
+  return { standIn: createReplay(config).standIn, keepRaw, leaveOutUnread }
 }
+
+/** No event keeps its raw record: the correlator reads none (ingest read what a revoke revokes). */
+export const keepRaw = (_event: Omit<NormalizedEvent, 'agent'>): boolean => false
 
 /**
  * Drops, in place, the fields of an event that nothing after replay's merge reads: the correlator

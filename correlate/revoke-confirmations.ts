@@ -6,6 +6,7 @@
 // agent names its policies), so an `AWSRevokeOlderSessions` carrying anything else is an ordinary, and
 // likely hostile, core event. Key deactivation and deletion are revokes only when nerve's revoker makes
 // them; by anyone else they are ordinary events (impact, T1531, in the built-in pack).
+// What a call revokes is read from its request once, at ingest (ingest/revoke-request.ts: core.revokes).
 // A revoke seen in the stream marks its role or key "just revoked" for `window` ms of event time: a denied
 // call by that role's sessions or that key inside it is a confirmation, not a threat. A role's revoke denies
 // the sessions issued before its policy's time: a denied call of a session issued at or after it (the role's
@@ -55,95 +56,30 @@ const confirmingErrors = new Set([
   'ExpiredTokenException',
 ])
 
-/** requestParameters of a CloudTrail record, whether raw is the record or an EventBridge event. */
-function requestParameters(raw: unknown): Record<string, unknown> {
-  if (raw === null || typeof raw !== 'object') return {}
-  const record = raw as Record<string, unknown>
-  const detail = record.detail as Record<string, unknown> | undefined
-  const params = record.requestParameters ?? detail?.requestParameters
-  return params !== null && typeof params === 'object' ? (params as Record<string, unknown>) : {}
-}
-
-const revokeActions = new Set(['iam:PutRolePolicy', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey'])
-
 /** Whether a denied call may confirm a revoke (depending on the revoke marks of the moment). */
 export const mayConfirm = (core: CoreFields): core is CoreFields & { error_code: string } =>
   core.error_code !== undefined && confirmingErrors.has(core.error_code)
 
-/** Whether the correlator reads the event's raw record: only the request parameters of revoke-shaped calls. */
-export const readsRaw = (event: Pick<NormalizedEvent, 'core'>): boolean =>
-  event.core !== undefined && revokeActions.has(event.core.action)
-
 /**
- * What a successful revoke-shaped call revokes. `bySelf`: the call was made by nerve's revoker, whose key
- * deactivations count; anyone else's only count for the exact deny-older-sessions policy.
+ * What a successful revoke-shaped call revokes, as ingest read it from the request (core.revokes).
+ * `bySelf`: the call was made by nerve's revoker, whose key deactivations count; anyone else's only count
+ * for the exact deny-older-sessions policy. An event an earlier nerve published has no core.revokes and
+ * revokes nothing here: its request is never parsed in the correlator.
  */
 export function revokeTargetOf(
   event: NormalizedEvent,
   bySelf = false,
 ): (RevokeTarget & { issued_before?: number }) | null {
-  if (!readsRaw(event)) return null
-  const action = event.core?.action
-  if (event.core?.error_code) return null
-  const p = requestParameters(event.raw)
-  if (action === 'iam:PutRolePolicy') {
-    const issuedBefore = denyOlderSessionsBound(p.policyDocument, event.time)
-    if (typeof p.roleName !== 'string' || issuedBefore === undefined) return null
+  const revokes = event.core?.revokes
+  if (revokes === undefined) return null
+  if (revokes.kind === 'role') {
     // IAM is per account: the role revoked is in the account the call was made in.
     const account = event.core?.account_id
-    const role = { kind: 'role' as const, name: p.roleName, issued_before: issuedBefore }
+    const role = { kind: 'role' as const, name: revokes.name, issued_before: revokes.issued_before }
     return account ? { ...role, account } : role
   }
-  if (!bySelf) return null
-  if (action === 'iam:UpdateAccessKey' && p.status !== 'Inactive') return null
-  return typeof p.accessKeyId === 'string' ? { kind: 'access_key', name: p.accessKeyId } : null
+  return bySelf ? { kind: 'access_key', name: revokes.name } : null
 }
-
-/** Tolerance for the condition time: the console and nerve's revoker write "now", clocks drift. */
-const issueTimeTolerance = 15 * 60_000
-
-/**
- * The AWS console's "Revoke active sessions" document, and nothing more: exactly one statement, Effect
- * Deny, Action `*` and Resource `*` (plain or in a one-element list), and a condition that is exactly
- * `DateLessThan aws:TokenIssueTime` at or after the call (minus a tolerance); a time in the past denies
- * no live session. Anything else (an extra Allow, NotAction, another condition) is not a revoke.
- */
-export function isDenyOlderSessions(document: unknown, callTime: number): boolean {
-  return denyOlderSessionsBound(document, callTime) !== undefined
-}
-
-/** The deny-older-sessions document's aws:TokenIssueTime (epoch ms), or undefined when it is not one. */
-function denyOlderSessionsBound(document: unknown, callTime: number): number | undefined {
-  let doc: unknown = document
-  if (typeof doc === 'string') {
-    try {
-      doc = JSON.parse(doc.trimStart().startsWith('%') ? decodeURIComponent(doc) : doc)
-    } catch {
-      return undefined
-    }
-  }
-  if (!isObject(doc) || !onlyKeys(doc, ['Version', 'Statement', 'Id'])) return undefined
-  const statements = Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement]
-  if (statements.length !== 1) return undefined
-  const s = statements[0]
-  if (!isObject(s) || !onlyKeys(s, ['Sid', 'Effect', 'Action', 'Resource', 'Condition'])) return undefined
-  if (s.Effect !== 'Deny' || !isStar(s.Action) || !isStar(s.Resource)) return undefined
-  const condition = s.Condition
-  if (!isObject(condition) || !onlyKeys(condition, ['DateLessThan'])) return undefined
-  const dateLessThan = condition.DateLessThan
-  if (!isObject(dateLessThan) || !onlyKeys(dateLessThan, ['aws:TokenIssueTime'])) return undefined
-  const issued = dateLessThan['aws:TokenIssueTime']
-  const time = typeof issued === 'string' ? Date.parse(issued) : Number.NaN
-  return Number.isFinite(time) && time >= callTime - issueTimeTolerance ? time : undefined
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !Array.isArray(v)
-
-const onlyKeys = (o: Record<string, unknown>, allowed: readonly string[]) =>
-  Object.keys(o).every((k) => allowed.includes(k))
-
-const isStar = (v: unknown) => v === '*' || (Array.isArray(v) && v.length === 1 && v[0] === '*')
 
 /** `arn:aws:iam::123:role/path/name` → `name` (revokes name the role, not its ARN). */
 const roleNameOf = (arn: string | undefined): string | undefined =>

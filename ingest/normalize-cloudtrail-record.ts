@@ -10,6 +10,7 @@ import { createWorkloadIssuer, issuerOfProvider } from './eks-oidc-issuer.ts'
 import type { NormalizeContext, NormalizeResult } from './normalized-draft.ts'
 import { parseEventTime } from './parse-event-time.ts'
 import { requestTarget } from './request-target.ts'
+import { revokeRequest } from './revoke-request.ts'
 
 /** Insights records have no eventName or userIdentity: recognized and skipped, never normalized. */
 export function isInsightRecord(value: Record<string, unknown>): boolean {
@@ -71,6 +72,9 @@ export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: Normali
   if (identity.account_id !== undefined) core.account_id = identity.account_id
   const target = requestTarget(record.requestParameters, core.resources)
   if (target !== undefined) core.target = target
+  // Parsed here, once: the correlator reads what the call revokes, never its request (a policy document).
+  const revokes = revokeRequest(core.action, record.requestParameters, time.ms, errorCode)
+  if (revokes !== undefined) core.revokes = revokes
   const credentials = issuedCredentials(record, time.ms)
   if (credentials !== undefined) core.credentials = credentials
   return {

@@ -108,6 +108,14 @@ export type CoreFields = {
    * role, a function, an instance…), at most 256 characters: what the behavioural baseline remembers.
    */
   target?: string
+  /**
+   * What a successful revoke-shaped call revokes, read from its request once at ingest
+   * (ingest/revoke-request.ts): the role of an `iam:PutRolePolicy` whose document is exactly the
+   * deny-older-sessions policy, with that policy's `aws:TokenIssueTime` (epoch ms); the key of an
+   * `iam:UpdateAccessKey` to Inactive or `iam:DeleteAccessKey`. Absent for every other call, and in events
+   * an earlier nerve published.
+   */
+  revokes?: { kind: 'role' | 'access_key'; name: string; issued_before?: number }
   /** True when the call was made by nerve's own revoker (revoke.self_identities): indexed, never correlated. */
   by_nerve: boolean
   /** Temporary credentials this call issued (STS AssumeRole*, GetSessionToken, …): the identity-stitching key. */

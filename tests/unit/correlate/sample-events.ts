@@ -5,6 +5,7 @@
 // 39480357-…, GetSecretValue b9c3d881-…). Times, ids and agent keys are parameters so tests can place them.
 import type { BaselineConfig } from '../../../correlate/agent-baseline.ts'
 import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
+import { revokeRequest } from '../../../ingest/revoke-request.ts'
 import type {
   CoreFields,
   EdgeFields,
@@ -113,6 +114,12 @@ export function coreEvent(o: CoreOptions): NormalizedEvent {
   if (o.sessionIssuer) core.session_issuer_arn = o.sessionIssuer
   if (o.errorCode) core.error_code = o.errorCode
   if (o.target) core.target = o.target
+  const requestParameters = o.requestParameters ?? {
+    policyArn: 'arn:aws:iam::aws:policy/AdministratorAccess',
+    roleName: 'stratus-red-team-malicious-iam-role',
+  }
+  const revokes = revokeRequest(action, requestParameters, o.time, core.error_code)
+  if (revokes) core.revokes = revokes
   const iso = new Date(o.time).toISOString().replace('.000Z', 'Z')
   return {
     id: o.id ?? `39480357-0a1d-4531-a3f2-${String(o.time).padStart(12, '0')}`,
@@ -134,10 +141,7 @@ export function coreEvent(o: CoreOptions): NormalizedEvent {
       eventName: eventName,
       eventSource: core.event_source,
       eventTime: iso,
-      requestParameters: o.requestParameters ?? {
-        policyArn: 'arn:aws:iam::aws:policy/AdministratorAccess',
-        roleName: 'stratus-red-team-malicious-iam-role',
-      },
+      requestParameters,
     },
   }
 }

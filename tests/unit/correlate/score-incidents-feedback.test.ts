@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { createCorrelator } from '../../../correlate/correlator.ts'
 import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
 import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
-import { isDenyOlderSessions } from '../../../correlate/revoke-confirmations.ts'
 import { scoreCorrelation } from '../../../correlate/score-correlation.ts'
+import { isDenyOlderSessions } from '../../../ingest/revoke-request.ts'
 import type { CoreFields, Correlation, RuleConfig } from '../../../schemas/types.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
 
@@ -207,6 +207,20 @@ describe('no feedback loop', () => {
       name: 'data-cleaner',
       account: '609418236337',
     })
+  })
+
+  // The correlator never parses a request: an event published by a nerve before core.revokes (a bus backlog
+  // at an upgrade) is an ordinary call, its denied calls attempts, whatever its raw policy document says.
+  it('reads what a call revokes from core.revokes only, not from its raw request', () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const earlier = revokeSessions({
+      principal: 'arn:aws:iam::609418236337:user/christophe',
+      sessionIssuer: undefined,
+    })
+    if (earlier.core) earlier.core.revokes = undefined
+    expect(c.accept(earlier).ignored).toBeUndefined()
+    expect(c.accept(deniedCall(T0 + 62_000)).confirmation).toBeUndefined()
   })
 
   // The attack: the watched agent grants itself everything under the revoke's name.

@@ -364,6 +364,7 @@ describe('Dockerfile', () => {
     for (const needed of [
       'bin',
       'nerve.ts',
+      'nerve-replay.ts',
       'runtime',
       'schemas',
       'bus',

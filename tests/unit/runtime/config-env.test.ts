@@ -23,6 +23,7 @@ describe('environment variables', () => {
   it('lists every NERVE_* variable the code reads', () => {
     const files = [
       'nerve.ts',
+      'nerve-replay.ts',
       ...['bin', 'runtime', 'bus', 'ingest', 'correlate', 'sinks'].flatMap(sourceFiles),
     ]
     const read = new Set(

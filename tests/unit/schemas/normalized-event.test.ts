@@ -82,6 +82,7 @@ const coreKeys = keys<CoreFields>({
   account_id: true,
   resources: true,
   target: true,
+  revokes: true,
   by_nerve: true,
   credentials: true,
 } satisfies Record<keyof CoreFields, true>)

@@ -1,0 +1,83 @@
+// What a revoke-shaped CloudTrail call revokes, read from its requestParameters once, at ingest: the
+// correlator (correlate/revoke-confirmations.ts) reads the result, core.revokes, and never the request.
+// Pure. A successful `iam:PutRolePolicy` revokes its role's older sessions only when its document is
+// exactly the deny-older-sessions policy (one statement: Deny every action on every resource for tokens
+// issued before a time not earlier than the call); the policy name proves nothing (the watched agent names
+// its policies). `iam:UpdateAccessKey` to Inactive and `iam:DeleteAccessKey` name the key they revoke; the
+// correlator counts them as revokes only when nerve's revoker made them. The document is the caller's own
+// text: it is parsed here or not at all, and nothing of it but the role name and the time is kept.
+import type { CoreFields } from '../schemas/types.ts'
+
+export type RevokeRequest = NonNullable<CoreFields['revokes']>
+
+/** Longer than any IAM role name (64) or access key id (128): no successful call names one. */
+const maxNameLength = 128
+
+/**
+ * What the call revokes, or undefined when it is no revoke (another action, a failed call, a role policy
+ * that is anything but the deny-older-sessions document). `time`: the call's event time, epoch ms.
+ */
+export function revokeRequest(
+  action: string,
+  params: Record<string, unknown> | null | undefined,
+  time: number,
+  errorCode: string | undefined,
+): RevokeRequest | undefined {
+  if (errorCode !== undefined || !params) return undefined
+  if (action === 'iam:PutRolePolicy') {
+    const issuedBefore = denyOlderSessionsBound(params.policyDocument, time)
+    if (!isName(params.roleName) || issuedBefore === undefined) return undefined
+    return { kind: 'role', name: params.roleName, issued_before: issuedBefore }
+  }
+  if (action === 'iam:UpdateAccessKey' && params.status !== 'Inactive') return undefined
+  if (action !== 'iam:UpdateAccessKey' && action !== 'iam:DeleteAccessKey') return undefined
+  return isName(params.accessKeyId) ? { kind: 'access_key', name: params.accessKeyId } : undefined
+}
+
+const isName = (v: unknown): v is string => typeof v === 'string' && v.length <= maxNameLength
+
+/** Tolerance for the condition time: the console and nerve's revoker write "now", clocks drift. */
+const issueTimeTolerance = 15 * 60_000
+
+/**
+ * The AWS console's "Revoke active sessions" document, and nothing more: exactly one statement, Effect
+ * Deny, Action `*` and Resource `*` (plain or in a one-element list), and a condition that is exactly
+ * `DateLessThan aws:TokenIssueTime` at or after the call (minus a tolerance); a time in the past denies
+ * no live session. Anything else (an extra Allow, NotAction, another condition) is not a revoke.
+ */
+export function isDenyOlderSessions(document: unknown, callTime: number): boolean {
+  return denyOlderSessionsBound(document, callTime) !== undefined
+}
+
+/** The deny-older-sessions document's aws:TokenIssueTime (epoch ms), or undefined when it is not one. */
+function denyOlderSessionsBound(document: unknown, callTime: number): number | undefined {
+  let doc: unknown = document
+  if (typeof doc === 'string') {
+    try {
+      doc = JSON.parse(doc.trimStart().startsWith('%') ? decodeURIComponent(doc) : doc)
+    } catch {
+      return undefined
+    }
+  }
+  if (!isObject(doc) || !onlyKeys(doc, ['Version', 'Statement', 'Id'])) return undefined
+  const statements = Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement]
+  if (statements.length !== 1) return undefined
+  const s = statements[0]
+  if (!isObject(s) || !onlyKeys(s, ['Sid', 'Effect', 'Action', 'Resource', 'Condition'])) return undefined
+  if (s.Effect !== 'Deny' || !isStar(s.Action) || !isStar(s.Resource)) return undefined
+  const condition = s.Condition
+  if (!isObject(condition) || !onlyKeys(condition, ['DateLessThan'])) return undefined
+  const dateLessThan = condition.DateLessThan
+  if (!isObject(dateLessThan) || !onlyKeys(dateLessThan, ['aws:TokenIssueTime'])) return undefined
+  const issued = dateLessThan['aws:TokenIssueTime']
+  const time = typeof issued === 'string' ? Date.parse(issued) : Number.NaN
+  return Number.isFinite(time) && time >= callTime - issueTimeTolerance ? time : undefined
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v)
+
+const onlyKeys = (o: Record<string, unknown>, allowed: readonly string[]) =>
+  Object.keys(o).every((k) => allowed.includes(k))
+
+const isStar = (v: unknown) => v === '*' || (Array.isArray(v) && v.length === 1 && v[0] === '*')

@@ -1,0 +1,125 @@
+// What a revoke-shaped CloudTrail call revokes, read once at ingest (core.revokes): the console's "Revoke
+// active sessions" document on a real Stratus Red Team record's shape, and the watched agent's hostile
+// variants of it, which are no revoke and cost no more than a parse.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { normalizeCloudTrailRecord } from '../../../ingest/normalize-cloudtrail-record.ts'
+import { revokeRequest } from '../../../ingest/revoke-request.ts'
+import type { CloudTrailRecord } from '../../../schemas/input-validators.ts'
+
+const stratus = JSON.parse(
+  readFileSync(
+    join(import.meta.dirname, '../../fixtures/cloudtrail/stratus-red-team-detonation-logs.ndjson'),
+    'utf8',
+  ).split('\n')[0] as string,
+) as CloudTrailRecord
+const callTime = Date.parse('2024-08-01T13:31:00Z')
+const issued = '2024-08-01T13:31:00Z'
+const document = (issuedBefore: unknown) =>
+  JSON.stringify({
+    Version: '2012-10-17',
+    Statement: {
+      Effect: 'Deny',
+      Action: '*',
+      Resource: '*',
+      Condition: { DateLessThan: { 'aws:TokenIssueTime': issuedBefore } },
+    },
+  })
+const putRolePolicy = (policyDocument: unknown, over: Partial<CloudTrailRecord> = {}): CloudTrailRecord => ({
+  ...stratus,
+  eventName: 'PutRolePolicy',
+  eventSource: 'iam.amazonaws.com',
+  eventTime: issued,
+  errorCode: undefined,
+  errorMessage: undefined,
+  requestParameters: { roleName: 'data-cleaner', policyName: 'AWSRevokeOlderSessions', policyDocument },
+  ...over,
+})
+const revokesOf = (record: CloudTrailRecord) => {
+  const result = normalizeCloudTrailRecord(record, {
+    via: 'cloudtrail_record',
+    receivedAt: 0,
+    isSelfIdentity: () => false,
+  })
+  if (!result.ok) throw new Error(JSON.stringify(result.problems))
+  return result.event.core?.revokes
+}
+
+describe('core.revokes', () => {
+  it("carries the role and issue time of the console's deny-older-sessions policy", () => {
+    expect(revokesOf(putRolePolicy(document(issued)))).toEqual({
+      kind: 'role',
+      name: 'data-cleaner',
+      issued_before: callTime,
+    })
+    expect(revokesOf(putRolePolicy(encodeURIComponent(document(issued))))?.issued_before).toBe(callTime)
+  })
+
+  it('is absent for a failed call, another policy, or any other action', () => {
+    expect(revokesOf(putRolePolicy(document(issued), { errorCode: 'AccessDenied' }))).toBeUndefined()
+    expect(revokesOf(stratus)).toBeUndefined()
+    const allow = document(issued).replace('"Deny"', '"Allow"')
+    expect(revokesOf(putRolePolicy(allow))).toBeUndefined()
+  })
+
+  it('names the key of a deactivation or deletion, not of a reactivation', () => {
+    const key = (eventName: string, status?: string) =>
+      revokesOf({
+        ...stratus,
+        eventName,
+        eventSource: 'iam.amazonaws.com',
+        errorCode: undefined,
+        errorMessage: undefined,
+        requestParameters: { userName: 'svc', accessKeyId: 'AKIA0W5KI69TY8X86BGT', status },
+      })
+    expect(key('UpdateAccessKey', 'Inactive')).toEqual({ kind: 'access_key', name: 'AKIA0W5KI69TY8X86BGT' })
+    expect(key('DeleteAccessKey')).toEqual({ kind: 'access_key', name: 'AKIA0W5KI69TY8X86BGT' })
+    expect(key('UpdateAccessKey', 'Active')).toBeUndefined()
+  })
+})
+
+describe('revokeRequest on hostile documents', () => {
+  const at = (policyDocument: unknown, roleName: unknown = 'data-cleaner') =>
+    revokeRequest('iam:PutRolePolicy', { roleName, policyDocument }, callTime, undefined)
+
+  it('is no revoke for a badly encoded, truncated or non-JSON document', () => {
+    expect(at('%E0%A4%A')).toBeUndefined()
+    expect(at(`%${encodeURIComponent(document(issued))}`)).toBeUndefined()
+    expect(at(document(issued).slice(0, -1))).toBeUndefined()
+    expect(at('AWSRevokeOlderSessions')).toBeUndefined()
+    expect(at(null)).toBeUndefined()
+  })
+
+  it('is no revoke for an invalid or past date, and keeps a far-future one as the policy says', () => {
+    expect(at(document('not a date'))).toBeUndefined()
+    expect(at(document(1_722_519_060_000))).toBeUndefined()
+    expect(at(document('2001-01-01T00:00:00Z'))).toBeUndefined()
+    expect(at(document('+275760-09-13T00:00:00.000Z'))?.issued_before).toBe(8_640_000_000_000_000)
+    expect(at(document('+275760-09-13T00:00:00.001Z'))).toBeUndefined()
+  })
+
+  it('looks no deeper than the statement in a deeply nested document, and reads a huge one once', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
+    expect(at(deep)).toBeUndefined()
+    const nested = document(issued).replace(
+      '"Resource":"*"',
+      `"Resource":${'['.repeat(50_000)}"*"${']'.repeat(50_000)}`,
+    )
+    expect(at(nested)).toBeUndefined()
+    const padded = JSON.parse(document(issued))
+    padded.Statement.Sid = 'x'.repeat(4 << 20)
+    expect(at(JSON.stringify(padded))).toEqual({
+      kind: 'role',
+      name: 'data-cleaner',
+      issued_before: callTime,
+    })
+    padded.Statement.Padding = 'x'
+    expect(at(JSON.stringify(padded))).toBeUndefined()
+  })
+
+  it('is no revoke for a role name no IAM call can carry', () => {
+    expect(at(document(issued), 'r'.repeat(129))).toBeUndefined()
+    expect(at(document(issued), { name: 'data-cleaner' })).toBeUndefined()
+  })
+})
