@@ -88,6 +88,19 @@ const roleNameOf = (arn: string | undefined): string | undefined =>
 /** `arn:aws:iam::123:role/path/name` → `123`. */
 const accountOf = (arn: string | undefined): string | undefined => arn?.split(':')[4] || undefined
 
+/**
+ * The revoke keys of the role a `revoke.self_identities` ARN runs as: `arn:aws:iam::123:role/path/name` or
+ * `arn:aws:sts::123:assumed-role/name/session` → `role:123:name` (and `role:name`, for a call whose
+ * account is unknown).
+ */
+function selfRoleKeys(arn: string): string[] {
+  const assumed = /^arn:[^:]+:sts::(\d*):assumed-role\/([^/]+)\//.exec(arn)
+  const name = assumed ? assumed[2] : roleNameOf(arn)
+  const account = assumed ? assumed[1] : accountOf(arn)
+  if (!name) return []
+  return [keyOf({ kind: 'role', name }), ...(account ? [keyOf({ kind: 'role', name, account })] : [])]
+}
+
 /** Whether the call's session was issued at or after what the role's revoke denies: the revoke spared it. */
 const issuedSince = (created: number | undefined, record: RevokeRecord) =>
   created !== undefined && record.issued_before !== undefined && created >= record.issued_before
@@ -107,6 +120,8 @@ export function createRevokeTracker(
     for (const s of self) if (s === arn) return true
     return false
   }
+  // The roles nerve's revoker runs as: revoking their sessions is an attack on the defender, never a revoke.
+  const selfRoles = new Set(self.flatMap((arn) => selfRoleKeys(arn)))
   const revoked = new Map<string, RevokeRecord>(restored.map((r) => [keyOf(r), { ...r }]))
   let revision = 0
 
@@ -115,7 +130,7 @@ export function createRevokeTracker(
 
   const noteRevoke = (event: NormalizedEvent, bySelf = false) => {
     const target = revokeTargetOf(event, bySelf)
-    if (!target) return false
+    if (!target || (!bySelf && selfRoles.has(keyOf(target)))) return false
     const existing = revoked.get(keyOf(target))
     if (!existing || existing.time < event.time) {
       revoked.set(keyOf(target), { ...target, time: event.time, event_id: event.id })

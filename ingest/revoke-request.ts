@@ -2,8 +2,8 @@
 // correlator (correlate/revoke-confirmations.ts) reads the result, core.revokes, and never the request.
 // Pure. A successful `iam:PutRolePolicy` revokes its role's older sessions only when its document is
 // exactly the deny-older-sessions policy (one statement: Deny every action on every resource for tokens
-// issued before a time not earlier than the call); the policy name proves nothing (the watched agent names
-// its policies). `iam:UpdateAccessKey` to Inactive and `iam:DeleteAccessKey` name the key they revoke; the
+// issued before the time of the call); the policy name proves nothing (the watched agent names its
+// policies). `iam:UpdateAccessKey` to Inactive and `iam:DeleteAccessKey` name the key they revoke; the
 // correlator counts them as revokes only when nerve's revoker made them. The document is the caller's own
 // text: it is parsed here or not at all, and nothing of it but the role name and the time is kept.
 import type { CoreFields } from '../schemas/types.ts'
@@ -42,8 +42,10 @@ const issueTimeTolerance = 15 * 60_000
 /**
  * The AWS console's "Revoke active sessions" document, and nothing more: exactly one statement, Effect
  * Deny, Action `*` and Resource `*` (plain or in a one-element list), and a condition that is exactly
- * `DateLessThan aws:TokenIssueTime` at or after the call (minus a tolerance); a time in the past denies
- * no live session. Anything else (an extra Allow, NotAction, another condition) is not a revoke.
+ * `DateLessThan aws:TokenIssueTime` at the time of the call, give or take the tolerance. A time in the
+ * past denies no live session; a time ahead denies the sessions issued until then too, so it locks the
+ * role out (a time in 2099: for good) and is an attack on the role, not a revoke. Anything else (an extra
+ * Allow, NotAction, another condition) is not a revoke.
  */
 export function isDenyOlderSessions(document: unknown, callTime: number): boolean {
   return denyOlderSessionsBound(document, callTime) !== undefined
@@ -71,7 +73,7 @@ function denyOlderSessionsBound(document: unknown, callTime: number): number | u
   if (!isObject(dateLessThan) || !onlyKeys(dateLessThan, ['aws:TokenIssueTime'])) return undefined
   const issued = dateLessThan['aws:TokenIssueTime']
   const time = typeof issued === 'string' ? Date.parse(issued) : Number.NaN
-  return Number.isFinite(time) && time >= callTime - issueTimeTolerance ? time : undefined
+  return Number.isFinite(time) && Math.abs(time - callTime) <= issueTimeTolerance ? time : undefined
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

@@ -209,6 +209,39 @@ describe('no feedback loop', () => {
     })
   })
 
+  // The attack: the watched agent "revokes" the sessions of nerve's own revoker, so that the revoke of its
+  // incident fails. By what it does that is an attack on the defender: an ordinary call, correlated.
+  it("revoking the sessions of nerve's revoker is no revoke: it is correlated", () => {
+    const c = createCorrelator(config)
+    c.accept(edgeEvent({ time: T0 }))
+    const attack = revokeSessions({
+      id: 'revoke-the-revoker',
+      principal: 'arn:aws:sts::609418236337:assumed-role/data-cleaner/botocore-session-1',
+      sessionIssuer: agentRole,
+      requestParameters: {
+        roleName: 'nerve-revoker',
+        policyName: 'AWSRevokeOlderSessions',
+        policyDocument: denyOlderSessions(new Date(T0 + 60_000).toISOString()),
+      },
+    })
+    const result = c.accept(attack)
+    expect(result.ignored).toBeUndefined()
+    expect(result.correlations.map((x) => x.core.event_id)).toEqual(['revoke-the-revoker'])
+    // In another account a role of the same name is another role: its revoke is one.
+    const elsewhere = revokeSessions({
+      id: 'revoke-elsewhere',
+      principal: 'arn:aws:iam::111122223333:user/christophe',
+      sessionIssuer: undefined,
+      requestParameters: {
+        roleName: 'nerve-revoker',
+        policyName: 'AWSRevokeOlderSessions',
+        policyDocument: denyOlderSessions(new Date(T0 + 60_000).toISOString()),
+      },
+    })
+    ;(elsewhere.core as CoreFields).account_id = '111122223333'
+    expect(c.accept(elsewhere).ignored).toBe('revoke_action')
+  })
+
   // The correlator never parses a request: an event published by a nerve before core.revokes (a bus backlog
   // at an upgrade) is an ordinary call, its denied calls attempts, whatever its raw policy document says.
   it('reads what a call revokes from core.revokes only, not from its raw request', () => {
