@@ -67,6 +67,8 @@ const commands: Record<string, Command> = {
     options: configOption,
     positionals: true,
     args: async (values, [target, ...more]) => {
+      if (target === undefined)
+        throw new NerveError('INPUT_INVALID', 'needs what to set up: "elasticsearch" or "kibana".')
       if ((target !== 'elasticsearch' && target !== 'kibana') || more.length > 0)
         throw new NerveError(
           'INPUT_INVALID',
