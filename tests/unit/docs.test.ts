@@ -3,11 +3,13 @@
 // configuration reference generated from the schema; and every example config accepted by the command
 // examples/README.md gives, `nerve config`, which validates as `nerve run` does.
 import { execFile } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { configReferenceMarkdown } from '../../runtime/config-reference.ts'
+import { loadConfig } from '../../runtime/load-config.ts'
+import { tempDir } from '../helpers/random-names.ts'
 
 const root = resolve(import.meta.dirname, '../..')
 const read = (path: string) => readFileSync(join(root, path), 'utf8')
@@ -103,6 +105,23 @@ describe('documentation links', () => {
 })
 
 describe('docs/configuration.md', () => {
+  // Its sample of a file with mistakes lacked the `(did you mean "dry_run"?)` nerve prints.
+  it('shows what nerve says of its sample file with mistakes, word for word', () => {
+    const sample = /```\n\$ cat bad\.yaml\n([\s\S]*?)\$ nerve run --config bad\.yaml\n([\s\S]*?)```/.exec(
+      read('docs/configuration.md'),
+    )
+    expect(sample).not.toBeNull()
+    const file = join(tempDir('nerve-docs'), 'bad.yaml')
+    writeFileSync(file, sample?.[1] ?? '')
+    let said = ''
+    try {
+      loadConfig({ file, env: {} })
+    } catch (err) {
+      said = `nerve run: ${(err as Error).message.replace(file, 'bad.yaml')}\n`
+    }
+    expect(said).toBe(sample?.[2])
+  })
+
   it('carries the reference generated from schemas/config.schema.json (nerve config --reference)', () => {
     const page = read('docs/configuration.md')
     const block = /<!-- config-reference:start -->\n([\s\S]*?)<!-- config-reference:end -->/.exec(page)?.[1]
