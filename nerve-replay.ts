@@ -109,7 +109,10 @@ async function replayInto(
         }
       }
     }
-    await out.end(buffer)
+    // No event at all (every item rejected or skipped, or none): a failure a script must see, and an
+    // existing --out is left as it was, as for any replay that fails.
+    if (input.replayer.counts().read === 0) await out.abandon()
+    else await out.end(buffer)
   } finally {
     progress.clear()
     input.close()
@@ -134,11 +137,25 @@ async function replayInto(
     // resourceUsage().maxRSS is in KiB: the process's peak resident memory so far.
     peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
   }
+  if (counts.read === 0) {
+    process.stderr.write(`nerve replay: ${nothingReplayed(summary)}\n${JSON.stringify(summary)}\n`)
+    return 1
+  }
   const { replayHints } = await import('./ingest/replay-hints.ts')
   const hints = replayHints({ order, ...counts, registered: config.agents.length })
   for (const hint of hints) process.stderr.write(`${hint}\n`)
   process.stderr.write(`${JSON.stringify(summary)}\n`)
   return 0
+}
+
+/** The line of a replay that read no event: of how many items, and why none was one. */
+function nothingReplayed({ read, invalid, skipped }: { read: number; invalid: number; skipped: number }) {
+  if (read === 0) return 'the input holds no item: nothing was replayed.'
+  const why = [
+    ...(invalid > 0 ? [`${invalid} invalid`] : []),
+    ...(skipped > 0 ? [`${skipped} skipped, envelopes that hold no record`] : []),
+  ].join(', ')
+  return `none of the ${read} items read is an event (${why}): nothing was replayed.`
 }
 
 function parseThreads(text: string | undefined): number {

@@ -66,6 +66,8 @@ const commands: Record<string, Command> = {
     options: configOption,
     positionals: true,
     args: async (values, [target, ...more]) => {
+      if (target === undefined)
+        throw new NerveError('INPUT_INVALID', 'needs what to set up: "elasticsearch" or "kibana".')
       if ((target !== 'elasticsearch' && target !== 'kibana') || more.length > 0)
         throw new NerveError(
           'INPUT_INVALID',
@@ -119,7 +121,7 @@ const commands: Record<string, Command> = {
       limit: { type: 'string', short: 'n' },
     },
     args: async (values) => {
-      const { parseListQuery } = await import('./sinks/store-query.ts')
+      const { parseListQuery } = await import('./runtime/list-query.ts')
       const { since, until, limit } = values as Record<string, string | undefined>
       return { ...values, query: optionProblems(() => parseListQuery({ since, until, limit }, [])) }
     },
@@ -345,7 +347,7 @@ async function printDeadLetters(args: Record<string, unknown>): Promise<number> 
   const { openRejectedFile } = await import('./sinks/rejected-file.ts')
   const rejected = openRejectedFile(config.data_dir)
   try {
-    const query = args.query as import('./sinks/store-query.ts').ListQuery
+    const query = args.query as import('./runtime/list-query.ts').ListQuery
     const page = args.late ? rejected.reads.lateEvents(query) : rejected.reads.deadLetters(query)
     const lines = page.items.map((item) => `${terminalJson(item)}\n`).join('')
     await new Promise<void>((resolve) => process.stdout.write(lines, () => resolve()))

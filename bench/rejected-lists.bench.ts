@@ -14,6 +14,7 @@ import type { Route } from '../runtime/http-routes.ts'
 import { createHttpServer } from '../runtime/http-server.ts'
 import { loadConfig } from '../runtime/load-config.ts'
 import { createMetrics } from '../runtime/metrics.ts'
+import { readRoute } from '../runtime/read-route.ts'
 import { createCorrelationStore } from '../sinks/correlation-store.ts'
 import {
   answerRejectedRead,
@@ -22,7 +23,6 @@ import {
   rejectedReadUrls,
 } from '../sinks/rejected-reads.ts'
 import { createRejectedStore, maxOriginalChars, maxRowsPerTable } from '../sinks/rejected-store.ts'
-import { readRoute } from '../sinks/store-api.ts'
 import { startStoreReaderThread } from '../sinks/store-reader-thread.ts'
 import { tempDir } from '../tests/helpers/random-names.ts'
 import { createTestRuntime } from '../tests/helpers/test-runtime.ts'

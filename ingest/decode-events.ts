@@ -13,6 +13,7 @@ import {
 } from '../schemas/input-validators.ts'
 import type { Config, IdentityLink, NormalizedEvent, Via } from '../schemas/types.ts'
 import type { ValidationProblem } from '../schemas/validators.ts'
+import { itemKindOf, neitherKind } from './detect-item-kind.ts'
 import { createWorkloadIssuer } from './eks-oidc-issuer.ts'
 import { compileGlobs } from './match-glob.ts'
 import { normalizeCloudTrailRecord } from './normalize-cloudtrail-record.ts'
@@ -156,7 +157,16 @@ export function createEventDecoder(
           seq: seq++,
           item: withFile({ index: item.index, problems, original: item.original() }, item),
         })
-      } else if (kind === 'falco' || (kind === 'any' && looksLikeFalco(item.value))) {
+        continue
+      }
+      const as = kind === 'any' ? itemKindOf(item.value) : kind
+      if (as === 'neither') {
+        const problems = [{ path: '/', message: neitherKind }]
+        rejected.push({
+          seq: seq++,
+          item: withFile({ index: item.index, problems, original: item.original() }, item),
+        })
+      } else if (as === 'falco') {
         const candidate: Candidate = {
           index: item.index,
           path: '',
@@ -335,13 +345,6 @@ type Unwrapping = {
   /** Arrival time items are judged against, and the latest event time accepted (max_future_skew). */
   now: number
   latest: number
-}
-
-/** Falco alerts have a priority and a rule (or its capitalised Go-decoder variant); CloudTrail never does. */
-function looksLikeFalco(value: unknown): boolean {
-  return (
-    typeof value === 'object' && value !== null && 'priority' in value && ('rule' in value || 'Rule' in value)
-  )
 }
 
 function falcoVia(value: unknown): Via {

@@ -16,7 +16,7 @@ export function expandReplayInputs(args: readonly string[]): string[] {
   for (const arg of args) {
     const found = filesOf(arg)
     if (found.length === 0) {
-      throw new NerveError('INPUT_INVALID', `nerve replay: ${JSON.stringify(arg)} names no file to read.`)
+      throw new NerveError('INPUT_INVALID', `${JSON.stringify(arg)} names no file to read.`)
     }
     for (const file of found) if (!files.has(resolve(file))) files.set(resolve(file), file)
   }

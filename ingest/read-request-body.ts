@@ -1,7 +1,8 @@
-// A request body → text. gzip (Content-Encoding, Falco's compress_uploads Transfer-Encoding, or just the
-// gzip magic bytes, as an S3 log file posted as is) and deflate are decoded with a ceiling on the
-// decompressed size: a gzip bomb stops at the limit and answers 413 instead of filling memory. A large body
-// is decoded to text in a turn of the event loop of its own.
+// A request body → text. gzip (Content-Encoding, a Transfer-Encoding coding, or just the gzip magic bytes,
+// as an S3 log file posted as is) and deflate are decoded with a ceiling on the decompressed size: a gzip
+// bomb stops at the limit and answers 413 instead of filling memory. Any other coding is a 415, and a body
+// declared gzip that is no gzip stream a 400: read as plain text, it would be taken for what it is not. A
+// large body is decoded to text in a turn of the event loop of its own.
 import { promisify } from 'node:util'
 import { gunzip, inflate } from 'node:zlib'
 import { NerveError } from '../runtime/errors.ts'
@@ -11,27 +12,49 @@ import { nextTurn } from '../runtime/next-turn.ts'
 const gunzipAsync = promisify(gunzip)
 const inflateAsync = promisify(inflate)
 
+/** The codings a body may be sent in; `x-gzip` is gzip (RFC 9110 §8.4.1.3). */
+const decoders = { gzip: gunzipAsync, 'x-gzip': gunzipAsync, deflate: inflateAsync } as const
+
 export async function readRequestBody(req: RouteRequest, decompressedLimit: number): Promise<string> {
-  // Joined as one list: side by side, `deflate` and `chunked` read as one word.
-  const named = [headerText(req.headers['content-encoding']), headerText(req.headers['transfer-encoding'])]
-  const encoding = named.filter((text) => text !== '').join(', ')
-  if (/\b(br|zstd|compress)\b/i.test(encoding)) {
-    throw new NerveError(
-      'UNSUPPORTED_MEDIA_TYPE',
-      `Content-Encoding "${encoding}" is not supported: use gzip.`,
-    )
+  const coding = bodyCoding(req.headers)
+  if (coding === undefined) {
+    const body = isGzip(req.body) ? await decompress('gzip', req.body, decompressedLimit) : req.body
+    return decodeUtf8InOwnTurn(body)
   }
-  const body = /\bdeflate\b/i.test(encoding)
-    ? await decompress(inflateAsync, req.body, decompressedLimit)
-    : isGzip(req.body)
-      ? await decompress(gunzipAsync, req.body, decompressedLimit)
-      : req.body
-  return decodeUtf8InOwnTurn(body)
+  if (coding !== 'deflate' && req.body.length > 0 && !isGzip(req.body))
+    throw new NerveError(
+      'INPUT_INVALID',
+      `The body is sent with Content-Encoding: ${coding}, but its gzip stream is broken: it does not begin` +
+        ' with the gzip header (1f 8b). Send it compressed whole, or without that header.',
+    )
+  return decodeUtf8InOwnTurn(await decompress(coding, req.body, decompressedLimit))
+}
+
+/**
+ * The one coding a body is declared in (Content-Encoding, and Transfer-Encoding but its `chunked`), or
+ * undefined for none or `identity`; any other coding, or more than one, is a 415.
+ */
+function bodyCoding(headers: RouteRequest['headers']): keyof typeof decoders | undefined {
+  const named = [headerText(headers['content-encoding']), headerText(headers['transfer-encoding'])]
+  const codings = named
+    .join(',')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity' && c !== 'chunked')
+  const [coding] = codings
+  if (coding === undefined) return undefined
+  if (codings.length === 1 && Object.hasOwn(decoders, coding)) return coding as keyof typeof decoders
+  const given = named.filter((text) => text !== '').join(', ')
+  throw new NerveError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `Content-Encoding "${given.slice(0, 100)}" is not supported: send the body uncompressed, or as gzip or` +
+      ' deflate (one of them).',
+  )
 }
 
 /** Decompresses one buffer (a request body, a Firehose record) with the same ceiling. */
 export async function gunzipLimited(data: Buffer, decompressedLimit: number): Promise<Buffer> {
-  return isGzip(data) ? decompress(gunzipAsync, data, decompressedLimit) : data
+  return isGzip(data) ? decompress('gzip', data, decompressedLimit) : data
 }
 
 function isGzip(data: Buffer): boolean {
@@ -70,18 +93,18 @@ export async function decodeUtf8InOwnTurn(
   return text
 }
 
-async function decompress(
-  method: (data: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>,
-  data: Buffer,
-  limit: number,
-): Promise<Buffer> {
+async function decompress(coding: keyof typeof decoders, data: Buffer, limit: number): Promise<Buffer> {
   try {
-    return await method(data, { maxOutputLength: limit })
+    return await decoders[coding](data, { maxOutputLength: limit })
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
       throw new NerveError('PAYLOAD_TOO_LARGE', `The body is over ${limit} bytes once decompressed.`)
     }
-    throw new NerveError('INPUT_INVALID', `The body is not valid compressed data: ${(err as Error).message}`)
+    const stream = coding === 'deflate' ? 'deflate' : 'gzip'
+    throw new NerveError(
+      'INPUT_INVALID',
+      `The body is not valid compressed data: its ${stream} stream is broken (${(err as Error).message}).`,
+    )
   }
 }
 

@@ -34,8 +34,7 @@ export async function resolveReplayInputs(
       const { listReplayObjects } = await import('./s3-replay-objects.ts')
       clients ??= createAwsClients({ env })
       const found = await listReplayObjects(clients.s3, arg, window)
-      if (found.length === 0)
-        throw new NerveError('INPUT_INVALID', `nerve replay: ${arg} holds no file to read.`)
+      if (found.length === 0) throw new NerveError('INPUT_INVALID', `${arg} holds no file to read.`)
       for (const object of found) add(object)
     }
   } finally {

@@ -10,6 +10,7 @@ import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config } from '../schemas/types.ts'
 import { createAgentVolume, defaultAgentVolume } from './agent-volume.ts'
+import { createAgentsRoute } from './agents-route.ts'
 import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
 import { type CloudTrailTopicReader, createCloudTrailTopicReader } from './cloudtrail-topic-reader.ts'
 import { createEventDecoder } from './decode-events.ts'
@@ -97,17 +98,6 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
           { publisher, log: deps.log, metrics: deps.metrics },
         )
       : undefined
-  const agentsRoute: Route = {
-    method: 'GET',
-    url: '/v1/agents',
-    // Identifiers (ARNs, pods, access key ids): open on loopback, the ingest token when reachable from outside.
-    auth: 'read',
-    handle: async (req) => {
-      const limit = Math.max(1, Math.min(Number(req.query.limit) || 1000, 10_000))
-      const agents = decoder.agents()
-      return { status: 200, body: { agents: agents.slice(0, limit), total: agents.length } }
-    },
-  }
   let s3Sqs: S3SqsReader | undefined
   let aws: AwsClients | undefined
   if (config.ingest.s3_sqs.queues.length > 0) {
@@ -125,7 +115,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
       createFalcoReceiver(config.http, { ...receiverDeps, ...(spool ? { spool } : {}) }),
       createCloudTrailReceiver(config.http, receiverDeps),
       createFirehoseReceiver(config.http, { ...receiverDeps, now: deps.now }),
-      agentsRoute,
+      createAgentsRoute(decoder.agents),
     ],
     readiness: {
       ingest: () => {

@@ -6,9 +6,27 @@ import { NerveError } from './errors.ts'
 
 const configHelp = `  -c, --config FILE   YAML config (default: NERVE_CONFIG, else built-in defaults)`
 
+/** Help lines are at most this wide: a terminal of 110 columns shows each on one line. */
+const helpWidth = 110
+
+/** The variables, each description wrapped at helpWidth under its own column. */
 const environmentHelp = envVariables
-  .map((v) => `  ${v.name.padEnd(35)}${v.description.replaceAll('`', '')}`)
+  .map((v) => `  ${v.name.padEnd(35)}${wrap(v.description.replaceAll('`', ''), helpWidth - 37, 37)}`)
   .join('\n')
+
+/** `text` in lines of at most `width` characters, each after the first indented by `indent` spaces. */
+function wrap(text: string, width: number, indent: number): string {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = word
+    } else line = line === '' ? word : `${line} ${word}`
+  }
+  lines.push(line)
+  return lines.join(`\n${' '.repeat(indent)}`)
+}
 
 export type CommandHelp = { summary: string; help: string }
 
@@ -60,8 +78,8 @@ Options:
                       merged under the memory budget, spilling sorted runs to a temp dir
       --order input   files in argument order, items in file order (reproduces a live arrival sequence)
       --memory-budget SIZE
-                      events held in memory before a sorted run is spilled (default 16M; K, M, G);
-                      the output bytes do not depend on it
+                      events held in memory before a sorted run is spilled (default 16M, at least
+                      1M: 64M, 1G); the output bytes do not depend on it
       --spill-dir DIR where the spilled runs go (default: the OS temp dir; removed at the end)
       --since TIME, --until TIME
                       read only the CloudTrail files whose name's time is in [since, until) (ISO 8601,
@@ -80,8 +98,7 @@ Example:
 `,
   },
   setup: {
-    summary:
-      'install Elasticsearch templates and ILM (setup elasticsearch) or Kibana dashboards (setup kibana)',
+    summary: 'install Elasticsearch templates and ILM, or Kibana dashboards (setup elasticsearch|kibana)',
     help: `Usage: nerve setup elasticsearch|kibana [--config FILE]
 
   elasticsearch   installs the ILM policy, component and index templates for nerve's data streams
@@ -187,8 +204,8 @@ Usage: nerve <command> [options]
 Commands:
 ${summaries.map(([name, summary]) => `  ${name.padEnd(14)}${summary}`).join('\n')}
 
-Run 'nerve <command> --help' for a command's options; 'nerve --version' for the version. Start here: 'nerve run', then point
-Falcosidekick (webhook output) and CloudTrail (EventBridge, Firehose, files) at it.
+Run 'nerve <command> --help' for a command's options; 'nerve --version' for the version. Start here:
+'nerve run', then point Falcosidekick (webhook output) and CloudTrail (EventBridge, Firehose, files) at it.
 
 Exit codes: 0 done; 1 a failure, said in one line ('nerve <command>: ...'); 2 a usage error (an unknown
 command or option, a missing or wrong argument), said with the command's usage.

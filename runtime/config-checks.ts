@@ -1,8 +1,8 @@
 // What the config schema cannot say, checked once when the config is loaded (after the schema, reported
 // the same way: a JSON pointer and a message), so that `nerve config` refuses what `nerve run` would and
-// `nerve run` refuses it before it opens anything: a revoke webhook secret that is not one, TLS files on a
-// plain http:// target, a client certificate without its key, two targets under one label, and any `*_file`
-// that cannot be read.
+// `nerve run` refuses it before it opens anything: two registry entries with one agent id, a revoke webhook
+// secret that is not one, TLS files on a plain http:// target, a client certificate without its key, two
+// targets under one label, and any `*_file` that cannot be read.
 import type { Config } from '../schemas/types.ts'
 import { webhookSecretProblem } from './webhook-secret.ts'
 import { webhookTargetLabel } from './webhook-target-label.ts'
@@ -15,6 +15,7 @@ export function configProblems(
   deps: { fileProblem(path: string): string | undefined },
 ): ConfigProblem[] {
   return [
+    ...registryProblems(config.agents),
     ...webhookProblems(config.revoke.webhooks),
     ...issuerProblems(config.clusters),
     ...fileProblems(config, '', deps.fileProblem),
@@ -36,6 +37,25 @@ function issuerProblems(clusters: Config['clusters']): ConfigProblem[] {
       })
   })
   return problems
+}
+
+/** One entry per agent id: of two, which one's `protected` and identifiers count would depend on order. */
+function registryProblems(agents: Config['agents']): ConfigProblem[] {
+  const first = new Map<string, string>()
+  return agents.flatMap((agent, i) => {
+    const at = `/agents/${i}`
+    const earlier = first.get(agent.id)
+    if (earlier === undefined) {
+      first.set(agent.id, at)
+      return []
+    }
+    return [
+      {
+        path: `${at}/id`,
+        message: `is ${JSON.stringify(agent.id)}, the id of ${earlier} too: an agent is one entry, so put both match lists in one (and say protected there)`,
+      },
+    ]
+  })
 }
 
 function webhookProblems(webhooks: Config['revoke']['webhooks']): ConfigProblem[] {

@@ -84,7 +84,8 @@ export const envVariables: readonly EnvVariable[] = [
   {
     name: 'NERVE_REVOKE_WEBHOOK_SECRET',
     key: 'revoke.webhooks[].secret',
-    description: 'The `whsec_` secret of the target `NERVE_REVOKE_WEBHOOK_URL` adds (refused without it).',
+    description:
+      'The `whsec_` secret of the target `NERVE_REVOKE_WEBHOOK_URL` adds; refused when that variable is not set.',
   },
 ]
 

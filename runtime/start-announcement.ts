@@ -15,12 +15,11 @@ export function announceStart(
   },
   log: Logger,
 ): void {
-  log.info(
-    { address: what.address, data_dir: config.data_dir, bus: what.bus, stages: what.stages },
-    'nerve is running.',
-  )
+  const address = listened(config.http.host, what.address)
+  log.info({ address, data_dir: config.data_dir, bus: what.bus, stages: what.stages }, 'nerve is running.')
+  const where = address === what.address ? address : `${address}, every interface`
   const lines = [
-    `nerve ${what.stages.join(' + ')} listening on ${what.address} (bus: ${what.bus}, data: ${config.data_dir})`,
+    `nerve ${what.stages.join(' + ')} listening on ${where} (bus: ${what.bus}, data: ${config.data_dir})`,
   ]
   if (what.stages.includes('ingest')) {
     if (what.token.source === 'generated') {
@@ -36,4 +35,15 @@ export function announceStart(
   }
   lines.push(`  GET  ${what.address}/healthz  /readyz  /metrics`)
   process.stderr.write(`${lines.join('\n')}\n`)
+}
+
+/**
+ * What is listened on: the server's address, but the wildcard itself for a wildcard host (0.0.0.0, ::),
+ * where the server names one local address (127.0.0.1), which reads as if only this machine could reach
+ * nerve. The routes below it keep the local address: one to try them at from here.
+ */
+function listened(host: string, address: string): string {
+  if (host !== '0.0.0.0' && host !== '::') return address
+  const url = new URL(address)
+  return `${url.protocol}//${host === '::' ? '[::]' : host}:${url.port}`
 }

@@ -5,10 +5,11 @@
 // an original up to 16 KiB), and a page of them parsed and serialized here held the main thread.
 import type Database from 'better-sqlite3'
 import type { RouteResponse } from '../runtime/http-routes.ts'
+import { type ListQuery, parseListQuery } from '../runtime/list-query.ts'
+import { iso, type Page, pageOf } from '../runtime/read-route.ts'
 import type { StoredDeadLetter, StoredLateEvent } from './rejected-store.ts'
 import { createSteppedScans, type Scan, type SteppedScanOptions } from './stepped-scan.ts'
-import { iso, type Page, pageOf, type StoreRead } from './store-api.ts'
-import { type ListQuery, parseListQuery } from './store-query.ts'
+import type { StoreRead } from './store-api.ts'
 
 export type RejectedTable = 'dead_letters' | 'late_events'
 

@@ -17,8 +17,10 @@ import { join } from 'node:path'
 import type { DeadLetter, LateEvent } from '../bus/topics.ts'
 import { errorCodeOf } from '../runtime/errors.ts'
 import type { Route } from '../runtime/http-routes.ts'
+import type { ListQuery } from '../runtime/list-query.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
+import { type Page, readRoute } from '../runtime/read-route.ts'
 import { openSqliteFile } from '../runtime/sqlite-file.ts'
 import {
   answerRejectedRead,
@@ -26,8 +28,6 @@ import {
   type RejectedTable,
   rejectedReadUrls,
 } from './rejected-reads.ts'
-import { type Page, readRoute } from './store-api.ts'
-import type { ListQuery } from './store-query.ts'
 
 export const maxOriginalChars = 16 * 1024
 export const maxRowsPerTable = 100_000

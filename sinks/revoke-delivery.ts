@@ -92,7 +92,11 @@ export function createRevokeDelivery(revoke: Config['revoke'], deps: RevokeDeliv
       failures: 0,
       disabled: stillDisabled(target, t.label, entry, disabled.get(t.label)),
     })
-    if (t.keys.length === 0) log.warn({ target: t.label }, 'Revoke webhook target has no secret: unsigned.')
+    if (t.keys.length === 0)
+      log.warn(
+        { target: t.label },
+        'Revoke webhook target has no secret: its deliveries go unsigned, so its receiver cannot tell them from forged ones.',
+      )
   }
   const abort = new AbortController()
   let started = false

@@ -11,7 +11,7 @@
 // come out short. Pure SQL building and a loop over the connection it is given; one read's steps share a
 // snapshot when the caller runs them in one transaction (store-reader.worker.mjs).
 import type Database from 'better-sqlite3'
-import type { Cursor } from './store-query.ts'
+import type { Cursor } from '../runtime/list-query.ts'
 
 /** Rows of a list's index one statement walks at most: the longest a stopped read runs on. */
 export const defaultStepRows = 4096

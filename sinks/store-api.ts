@@ -1,45 +1,20 @@
 // The embedded store's read API: GET /v1/correlations, /v1/incidents, /v1/incidents/:id, /v1/revokes.
-// Lists are newest first and paged: `{items, count, total, next}`, where `count` is the page's size,
-// `total` every item under the filters, and `next` (when more remain) the value to pass as `cursor=`.
-// Every epoch-ms time has an ISO 8601 twin (`time` → `time_iso`).
+// Lists are newest first and paged (runtime/read-route.ts). Every epoch-ms time has an ISO 8601 twin
+// (`time` → `time_iso`).
 import { NerveError } from '../runtime/errors.ts'
 import type { Route, RouteRequest, RouteResponse } from '../runtime/http-routes.ts'
-import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
-import type { Incident } from './correlation-store.ts'
-import { incidentStatuses, type RevokeStatus, revokeStatuses, type StoreList } from './store-filters.ts'
 import {
   type Cursor,
   encodeCursor,
   type ListQuery,
   parseIncidentCorrelations,
   parseListQuery,
-} from './store-query.ts'
+} from '../runtime/list-query.ts'
+import { iso, pageOf, readRoute } from '../runtime/read-route.ts'
+import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
+import type { Incident } from './correlation-store.ts'
+import { incidentStatuses, type RevokeStatus, revokeStatuses, type StoreList } from './store-filters.ts'
 import { type IncidentDetail, maxIncidentCorrelations, type StoreReads } from './store-reads.ts'
-
-export type Page<T> = { items: T[]; count: number; total: number; next?: string }
-
-/**
- * One page: asks for one item more than the limit to know whether a next page exists. A first page with
- * no next one holds every item under the filters, so its size is the total: a filter no index serves
- * reads the whole table, and is not made to read it twice.
- */
-export function pageOf<T>(
-  q: ListQuery,
-  fetch: (q: ListQuery) => T[],
-  total: () => number,
-  keyOf: (item: T) => Cursor,
-): Page<T> {
-  const rows = fetch({ ...q, limit: q.limit + 1 })
-  const items = rows.slice(0, q.limit)
-  const last = items.at(-1)
-  const more = rows.length > q.limit
-  const all = !more && q.cursor === undefined
-  const page: Page<T> = { items, count: items.length, total: all ? items.length : total() }
-  if (more && last !== undefined) page.next = encodeCursor(keyOf(last))
-  return page
-}
-
-export const iso = (ms: number): string => new Date(ms).toISOString()
 
 export const correlationView = (c: Correlation) => ({
   ...c,
@@ -56,31 +31,6 @@ export const incidentView = (i: Incident) => ({
 })
 
 export const revokeView = (o: RevokeOutcome) => ({ ...o, time_iso: iso(o.time) })
-
-/**
- * What every read answer says: it is the reader's alone and is never stored (a browser's disk cache, a
- * proxy), and its JSON is never sniffed as a page, since it holds text the watched agent wrote.
- */
-export const readAnswerHeaders: Readonly<Record<string, string>> = {
-  'cache-control': 'no-store',
-  'x-content-type-options': 'nosniff',
-}
-
-/** A read route: correlations show ARNs, access key ids and command lines, so `auth: 'read'`. */
-export function readRoute(
-  url: string,
-  handle: (req: RouteRequest) => RouteResponse | Promise<RouteResponse>,
-): Route {
-  return {
-    method: 'GET',
-    url,
-    auth: 'read',
-    handle: async (req) => {
-      const res = await handle(req)
-      return { ...res, headers: { ...readAnswerHeaders, ...res.headers } }
-    },
-  }
-}
 
 /** The store's read routes. */
 export const storeReadUrls = [

@@ -1,9 +1,10 @@
 // The read API's filters over the embedded store's tables (correlation-store.ts): for each list, the part
 // its index serves and the conditions checked on each row (stepped-scan.ts reads them in bounded steps),
 // built from a parsed ListQuery. Values only ever travel as parameters. Pure.
+
+import type { ListQuery } from '../runtime/list-query.ts'
 import type { RevokeOutcome } from '../schemas/types.ts'
 import type { Scan } from './stepped-scan.ts'
-import type { ListQuery } from './store-query.ts'
 
 export type StoreList = 'correlations' | 'incidents' | 'revoke_outcomes'
 

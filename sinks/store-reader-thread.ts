@@ -22,8 +22,9 @@
 import { Worker } from 'node:worker_threads'
 import { type ErrorCode, errorCodes, isNerveError, NerveError } from '../runtime/errors.ts'
 import { errorAnswer, type Route, type RouteRequest, type RouteResponse } from '../runtime/http-routes.ts'
+import { readRoute } from '../runtime/read-route.ts'
 import { type RejectedReadUrl, rejectedReadUrls } from './rejected-reads.ts'
-import { readRoute, type StoreRead, type StoreReadUrl, storeReadUrls } from './store-api.ts'
+import { type StoreRead, type StoreReadUrl, storeReadUrls } from './store-api.ts'
 
 /** Reads waiting for the reader thread, the one it runs included: the console asks one at a time. */
 export const maxWaitingReads = 32

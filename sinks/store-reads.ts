@@ -3,6 +3,7 @@
 // store's own (tests, tools) or on the reader thread's read-only one (store-reader.worker.mjs), which is
 // the one `nerve run` serves the API from.
 import type Database from 'better-sqlite3'
+import type { ListQuery } from '../runtime/list-query.ts'
 import type { Correlation, RevokeOutcome } from '../schemas/types.ts'
 import type { Incident } from './correlation-store.ts'
 import { createSteppedScans, type Scan, type SteppedScanOptions } from './stepped-scan.ts'
@@ -16,7 +17,6 @@ import {
   storeScan,
   tellingOutcomeSql,
 } from './store-filters.ts'
-import type { ListQuery } from './store-query.ts'
 
 export type IncidentRow = Omit<Incident, 'rules' | 'falco_rules' | 'actions' | 'revoke'> & {
   rules: string

@@ -356,17 +356,17 @@ async function showAgent(id) {
   const [incidents, correlations, registry] = await Promise.all([
     api(`/v1/incidents?agent=${encodeURIComponent(id)}&limit=20`),
     api(`/v1/correlations?agent=${encodeURIComponent(id)}&limit=1`),
-    api('/v1/agents').catch(() => null),
+    api(`/v1/agents?agent=${encodeURIComponent(id)}`).catch(() => null),
   ])
   const latest = correlations.items[0]
-  const known = registry?.agents?.find((a) => a.id === id)
+  const known = registry?.items?.[0]
   const nodes = [el('p', {}, link([''], '← incidents')), el('h1', {}, `Agent ${id}`)]
   if (latest) {
     nodes.push(el('h2', {}, `Identifiers (resolved by ${latest.agent.resolved_by})`))
     nodes.push(identifiers(Object.entries(latest.agent.identity)))
   }
   if (known) {
-    nodes.push(el('h2', {}, 'Registry and learned links'))
+    nodes.push(el('h2', {}, 'Seen by ingest since it started'))
     nodes.push(identifiers(Object.entries(known).filter(([k]) => k !== 'id')))
   }
   nodes.push(el('h2', {}, `Recent incidents (${incidents.total})`), incidentTable(incidents.items))

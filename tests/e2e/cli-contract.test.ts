@@ -81,6 +81,19 @@ correlation:
     }
   })
 
+  // `nerve replay emptydir` said "nerve replay: nerve replay: …", and `nerve setup` alone 'not ""'.
+  it('says each failure once, prefixed once: an empty directory to replay, setup without a target', async () => {
+    const empty = tempDir()
+    const replay = await nerve(['replay', empty])
+    expect(replay.code).toBe(1)
+    expect(replay.stderr.trim()).toBe(`nerve replay: ${JSON.stringify(empty)} names no file to read.`)
+    const setup = await nerve(['setup'])
+    expect(setup.code).toBe(2)
+    expect(setup.stderr.split('\n')[0]).toBe(
+      'nerve setup: needs what to set up: "elasticsearch" or "kibana".',
+    )
+  })
+
   it('leaves an existing `replay --out` as it was when the replay fails, and never writes over an input', async () => {
     const dir = tempDir()
     const kept = join(dir, 'pairs.ndjson')

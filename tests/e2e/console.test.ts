@@ -122,6 +122,9 @@ describe('the console', { timeout: 90_000 }, () => {
     await page.locator('dl.ids').first().waitFor()
     const agent = (await page.locator('main').textContent()) ?? ''
     expect(agent).toContain('arn:aws:iam::123456789012:role/tester')
+    // Ingest's own summary of the agent (GET /v1/agents?agent=), with when it was last seen.
+    expect(agent).toContain('Seen by ingest since it started')
+    expect(agent).toContain('last_seen_iso')
     expect(agent).toMatch(/Recent incidents \([1-9]\d*\)/)
 
     // The filter form: a score above the incident's finds nothing; its Falco rule finds it.

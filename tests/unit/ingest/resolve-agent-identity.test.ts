@@ -282,7 +282,7 @@ describe('identity resolution', () => {
       resolved_by: 'stitched',
     })
     const agents = (await second.server.inject({ method: 'GET', url: '/v1/agents' })).json()
-    expect(agents.agents[0]).toMatchObject({
+    expect(agents.items[0]).toMatchObject({
       id: 'ns-a/app1',
       resolved_by: 'stitched',
       events: { edge: 0, core: 1 },
@@ -294,7 +294,7 @@ describe('identity resolution', () => {
     const h = await startHarness({ http: { host: '0.0.0.0' } })
     expect((await h.server.inject({ method: 'GET', url: '/v1/agents' })).statusCode).toBe(401)
     const res = await h.server.inject({ method: 'GET', url: '/v1/agents', headers: auth })
-    expect(res.json()).toEqual({ agents: [], total: 0 })
+    expect(res.json()).toEqual({ items: [], count: 0, total: 0 })
   })
 
   it('gives an event that names no one an agent of its own, never shared, and leaves it out of /v1/agents', () => {

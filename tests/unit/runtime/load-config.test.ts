@@ -226,6 +226,32 @@ revoke:
     ])
   })
 
+  // Two registry entries under one id were taken silently: which entry's `protected` counts, and which
+  // identifiers name the agent, then depended on where each entry sat in the file.
+  it('refuses two registry entries with the same agent id, naming both', () => {
+    const file = writeConfig(`
+agents:
+  - id: data-cleaner
+    match: { k8s: [{ namespace: agents, pod: "data-cleaner-*" }] }
+  - id: api-contact
+    match: { aws: ["arn:aws:iam::123456789012:role/api-contact"] }
+  - id: data-cleaner
+    protected: true
+    match: { aws: ["arn:aws:iam::123456789012:role/data-cleaner"] }
+`)
+    const err = loadError(() => loadConfig({ file }))
+    expect(err.code).toBe('CONFIG_INVALID')
+    expect(err.details).toEqual([
+      {
+        path: '/agents/2/id',
+        message:
+          'is "data-cleaner", the id of /agents/0 too: an agent is one entry, so put both match lists in one (and say protected there)',
+      },
+    ])
+    expect(err.message).toContain('/agents/2/id')
+    expect(err.message).toContain('/agents/0')
+  })
+
   it('names the key of a TLS file that is not there, or is a directory', () => {
     const dir = tempDir()
     const file = writeConfig(

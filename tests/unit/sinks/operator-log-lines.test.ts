@@ -14,23 +14,19 @@ import { makeCorrelation } from './correlation-fixture.ts'
 import { createMemoryBus } from './memory-bus.ts'
 import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts'
 
+const whsec = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 const open: (Sinks | WebhookReceiver)[] = []
 afterEach(async () => {
   for (const x of open.splice(0).reverse()) await x.close()
 })
 
-async function run(webhookStatus: number | undefined) {
+async function run(webhookStatus: number | undefined, secret: string | null = whsec) {
   const base = loadConfig({ env: { NERVE_DATA_DIR: tempDir('nerve-logs') } })
   const webhooks = []
   if (webhookStatus !== undefined) {
     const receiver = await startWebhookReceiver(() => ({ status: webhookStatus }))
     open.push(receiver)
-    webhooks.push({
-      url: receiver.url,
-      secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
-      timeout: 5000,
-      concurrency: 1,
-    })
+    webhooks.push({ url: receiver.url, ...(secret ? { secret } : {}), timeout: 5000, concurrency: 1 })
   }
   const config: Config = { ...base, revoke: { ...base.revoke, webhooks, max_attempts: 1 } }
   const rt = createTestRuntime({ level: 'info' })
@@ -49,6 +45,19 @@ async function run(webhookStatus: number | undefined) {
 const lines = (logs: LogLine[], msg: string) => logs.filter((l) => l.msg === msg)
 
 describe('operator log lines', () => {
+  // It said "has no secret: unsigned.", which left the operator to work out what that costs.
+  it('a webhook target without a secret: one warning line saying what unsigned deliveries cost', async () => {
+    const { rt } = await run(204, null)
+    const warned = rt.logs.filter((l) => l.level === 'warn' && /secret/.test(l.msg))
+    expect(warned).toEqual([
+      expect.objectContaining({
+        component: 'revoke_dispatcher',
+        msg: 'Revoke webhook target has no secret: its deliveries go unsigned, so its receiver cannot tell them from forged ones.',
+      }),
+    ])
+    expect(warned[0]?.target).toMatch(/^http:\/\/127\.0\.0\.1:\d+/)
+  })
+
   it('an incident opened once, a revoke decided and delivered', async () => {
     const { rt, c } = await run(204)
     await waitFor(() => lines(rt.logs, 'Revoke delivered.').length === 1, { what: 'the delivery line' })

@@ -3,7 +3,7 @@
 // line in the operator's log per request, which any reader could repeat at will. It is a 400 naming the
 // parameter, like any other invalid one, and nothing is logged.
 import { afterEach, describe, expect, it } from 'vitest'
-import { parseListQuery } from '../../../sinks/store-query.ts'
+import { parseListQuery } from '../../../runtime/list-query.ts'
 import { makeCorrelation } from './correlation-fixture.ts'
 import { closeStores, openStore } from './store-harness.ts'
 

@@ -4,8 +4,8 @@
 // page with no next page holds every item under the filters, so its size is the total and nothing is
 // counted again.
 import { describe, expect, it } from 'vitest'
-import { pageOf } from '../../../sinks/store-api.ts'
-import type { ListQuery } from '../../../sinks/store-query.ts'
+import type { ListQuery } from '../../../runtime/list-query.ts'
+import { pageOf } from '../../../runtime/read-route.ts'
 
 const items = Array.from({ length: 10 }, (_, n) => ({ time: 100 - n, id: `i${n}` }))
 const fetch = (q: ListQuery) => items.slice(0, q.limit)

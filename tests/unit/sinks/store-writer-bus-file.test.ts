@@ -3,9 +3,9 @@
 // their text no longer crosses the main thread. Worker is wrapped to see what the main thread posts to it.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { correlationsTopic } from '../../../bus/topics.ts'
+import { parseListQuery } from '../../../runtime/list-query.ts'
 import { createCorrelationStore } from '../../../sinks/correlation-store.ts'
 import { startSinks } from '../../../sinks/start-sinks.ts'
-import { parseListQuery } from '../../../sinks/store-query.ts'
 import { openBusDataDir } from '../../helpers/bus-data-dir.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { makeCorrelation } from './correlation-fixture.ts'

@@ -1,9 +1,10 @@
-// The query parameters of the embedded store's read API, checked at the boundary: unknown parameters,
-// a `since`/`until` that is neither ISO 8601 nor epoch milliseconds (the whole value), a `min_score` outside 0..100, a
-// `cursor` that is not one this API handed out, a `status` that is none of the list's, or a `limit` outside
-// 1..1000 are a 400 that says which parameter and why. Pure.
-import { NerveError } from '../runtime/errors.ts'
-import { givenTimeForms, parseGivenTime, quotedGiven } from '../runtime/parse-given-time.ts'
+// The query parameters of the read API's lists (the store's, dead letters and late events, ingest's
+// agents), checked at the boundary: unknown parameters, a `since`/`until` that is neither ISO 8601 nor
+// epoch milliseconds (the whole value), a `min_score` outside 0..100, a `cursor` that is not one this API
+// handed out, a `status` that is none of the list's, or a `limit` outside 1..1000 are a 400 that says
+// which parameter and why. Pure.
+import { NerveError } from './errors.ts'
+import { givenTimeForms, parseGivenTime, quotedGiven } from './parse-given-time.ts'
 
 export const defaultLimit = 100
 export const maxLimit = 1000

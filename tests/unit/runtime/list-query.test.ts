@@ -3,7 +3,7 @@
 // taken, and `…+02:00x` lost its offset).
 import { describe, expect, it } from 'vitest'
 import { isNerveError } from '../../../runtime/errors.ts'
-import { parseListQuery } from '../../../sinks/store-query.ts'
+import { parseListQuery } from '../../../runtime/list-query.ts'
 
 const parse = (query: Record<string, string>) => parseListQuery(query, ['agent'])
 
