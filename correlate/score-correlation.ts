@@ -106,11 +106,14 @@ export const isCriticalAction = (action: string): boolean => criticalActions.som
 /**
  * Calls whose harm is in their request, not in their action and target: a bucket opened to others (its
  * policy, ACL, public access block, replication), commands or sessions pushed through SSM, an instance's
- * user data or launch template rewritten, work handed to another principal's role (a stack, a build, a
- * task, a state machine execution). Scored as high, but never discounted as routine either: the
+ * user data or launch template rewritten. Scored as high, but never discounted as routine either: the
  * baseline keys on action and target, never on the document, the command or the script, so an agent that
  * re-puts its bucket's policy or sends the same harmless command all day would make the one that does harm
  * "routine" (as snapshots and images shared, and function code, are critical already).
+ * Work handed to another role (delegatedExecutions) is not here: deploying workloads start the same
+ * project, stack, state machine or task all day as their job, and never discounting it revoked a CI
+ * runner on every build. Its rule records rather than revokes, and the baseline's target (the project,
+ * stack, state machine or task definition) keeps a new one from being routine.
  */
 const harmInRequest = new Set([
   's3:PutBucketPolicy',
@@ -126,9 +129,6 @@ const harmInRequest = new Set([
   'ec2:ModifyInstanceAttribute',
   'ec2:CreateLaunchTemplateVersion',
   'ec2:ModifyLaunchTemplate',
-  // A stack's template, a build's buildspec override, a task's command and role overrides, an execution's
-  // input: the same stack or project called every day says nothing about the next template.
-  ...delegatedExecutions,
 ])
 
 /** A call the behavioural baseline never discounts as routine (baseline-verdict.ts), however often seen. */

@@ -5,6 +5,8 @@
 
 const targetKeys = [
   'secretId',
+  // Before `name`: a Step Functions execution's name is new every run, its state machine is what it runs.
+  'stateMachineArn',
   'name',
   'path',
   'bucketName',
@@ -25,6 +27,11 @@ const targetKeys = [
   'logGroupName',
   'clusterName',
   'trustAnchorId',
+  // Work handed to another role: the stack, build project or task definition (its revision included).
+  'stackName',
+  'stackSetName',
+  'projectName',
+  'taskDefinition',
 ] as const
 
 /** Each key's place in targetKeys: the request's own keys are looked up here (few), not all of these. */
@@ -38,7 +45,7 @@ export function requestTarget(
 ): string | undefined {
   if (params) {
     // The first of targetKeys present, found by walking the request's keys (a handful) rather than
-    // reading all 22 names from parameters of a different shape for every API call.
+    // reading all 27 names from parameters of a different shape for every API call.
     let best: number = targetKeys.length
     let named: string | undefined
     for (const key in params) {

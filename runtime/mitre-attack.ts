@@ -50,6 +50,7 @@ export const attackTechniques: Readonly<Record<string, string>> = {
   T1578: 'Modify Cloud Compute Infrastructure',
   'T1578.002': 'Create Cloud Instance',
   T1580: 'Cloud Infrastructure Discovery',
+  T1610: 'Deploy Container',
   T1648: 'Serverless Execution',
   T1651: 'Cloud Administration Command',
   T1666: 'Modify Cloud Resource Hierarchy',

@@ -88,19 +88,42 @@ describe('delegated execution after a runtime alert', () => {
       [ruleId, 'cloudformation:CreateStack', createStack.eventID],
     ])
     const [found] = correlations
-    expect(found?.rule.revoke).toBe(true)
-    expect(found?.rule.mitre?.techniques.map((t) => `${t.id} ${t.name}`)).toContain(
+    // Recorded, not revoked: deploying workloads make these calls as their job (delegated-execution-routine).
+    expect(found?.rule.revoke).toBe(false)
+    expect(found?.rule.mitre?.techniques.map((t) => `${t.id} ${t.name}`)).toEqual([
       'T1548.005 Temporary Elevated Cloud Access',
-    )
-    expect(found?.rule.mitre?.tactics.map((t) => t.name)).toEqual(['Privilege Escalation', 'Defense Evasion'])
+      'T1548 Abuse Elevation Control Mechanism',
+      'T1610 Deploy Container',
+    ])
+    expect(found?.rule.mitre?.tactics.map((t) => t.name)).toEqual([
+      'Privilege Escalation',
+      'Defense Evasion',
+      'Execution',
+    ])
     expect(found?.reasons.find((r) => r.factor === 'action_risk')?.detail).toBe(
       'cloudformation:CreateStack is high',
     )
   })
 
-  it('never lets a routine of harmless deploys discount the next one: the harm is in the template', () => {
+  it('lets the baseline judge them like other calls: routine on a target the agent uses, new otherwise', () => {
     for (const action of ['cloudformation:CreateStack', ...calls.map(([a]) => a)])
-      expect(isNeverRoutine(action), action).toBe(true)
+      expect(isNeverRoutine(action), action).toBe(false)
+    const targets = [createStack, ...calls.map(([action, params]) => call(action, params))].map(
+      (record) => detonation([record]).correlations[0]?.core.target,
+    )
+    expect(targets).toEqual([
+      'backup-nightly',
+      'backup-nightly',
+      'backup-nightly',
+      'backup-nightly',
+      'org-backup',
+      'org-backup',
+      `arn:aws:states:us-east-1:${account}:stateMachine:cleanup`,
+      'release',
+      'release',
+      'maintenance:3',
+      'maintenance:3',
+    ])
   })
 
   it.each(calls)('pairs a shell with %s', (action, params) => {

@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
+import { createAgentVolume, defaultAgentVolume } from '../../../ingest/agent-volume.ts'
+import type { NormalizedEvent } from '../../../schemas/types.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { auth, fixtures, startHarness } from './ingest-harness.ts'
 
 const shell = JSON.parse(
@@ -93,5 +96,54 @@ describe('the busiest agent on the bus', () => {
     advance(60_000)
     expect(await h.rt.metricValue('nerve_ingest_busiest_agent_events')).toBe(0)
     expect(await h.rt.metricValue('nerve_ingest_busiest_agent_share')).toBe(0)
+  })
+})
+
+describe('the busiest agent among many', () => {
+  // The counter is bounded, so counts of a minute with more agents than counters may read low, by at most
+  // the window's events over (counters + 1): the warning says by how much (count_error).
+  const bound = (events: number) => Math.floor(events / (defaultAgentVolume.counters + 1))
+
+  /** A volume counter, and the shell alert's normalized event as published for any agent. */
+  async function counter() {
+    const { h, post } = await harness()
+    await post([alert('billing-7f9c6d8b5-x2k4q', 0)])
+    const event = h.bus.records(eventsTopic)[0]?.value as NormalizedEvent
+    let now = t0
+    const rt = createTestRuntime({ level: 'info' })
+    const volume = createAgentVolume(defaultAgentVolume, { now: () => now, log: rt.log, metrics: rt.metrics })
+    const as = (agent: string) => ({ ...event, agent: { ...event.agent, id: agent } })
+    return { rt, volume, as, advance: (ms: number) => (now += ms) }
+  }
+
+  it.each([
+    { order: 'after', when: 'after 10,000 one-event agents' },
+    { order: 'amid', when: 'amid 10,000 one-event agents' },
+  ])("names a flooder that sent 75 % of a minute's events $when", async ({ order }) => {
+    const { rt, volume, as, advance } = await counter()
+    const fleet = Array.from({ length: 10_000 }, (_, i) => as(`team${i}/app`))
+    const flooder = as('agents/data-cleaner')
+    if (order === 'after') {
+      volume.note(fleet)
+      for (let b = 0; b < 300; b++) volume.note(Array.from({ length: 100 }, () => flooder))
+    } else {
+      for (const member of fleet) volume.note([member, flooder, flooder, flooder])
+    }
+    advance(60_000)
+    volume.note([as('team0/app')])
+
+    const events = 40_000
+    const warnings = rt.logs.filter((l) => l.level === 'warn' && /most of the events/.test(l.msg))
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({ events, window_s: 60 })
+    const error = warnings[0]?.count_error as number
+    expect(error).toBeLessThanOrEqual(bound(events))
+    const [named] = (warnings[0]?.agents ?? []) as { agent: string; events: number }[]
+    expect(named?.agent).toBe('agents/data-cleaner')
+    expect(named?.events).toBeLessThanOrEqual(30_000)
+    expect(named?.events).toBeGreaterThanOrEqual(30_000 - error)
+    const counted = await rt.metricValue('nerve_ingest_busiest_agent_events')
+    expect(counted).toBe(named?.events)
+    expect(await rt.metricValue('nerve_ingest_busiest_agent_share')).toBeCloseTo(counted / events, 6)
   })
 })

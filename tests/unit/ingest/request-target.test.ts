@@ -34,6 +34,19 @@ describe('requestTarget', () => {
     expect(requestTarget({ path: '/x', name: '', roleName: 7 }, [])).toBe('/x')
   })
 
+  it('names the stack, project, state machine or task definition that work is handed to', () => {
+    expect(requestTarget({ stackName: 'backup-nightly', templateURL: 'https://s3/t.yaml' }, [])).toBe(
+      'backup-nightly',
+    )
+    expect(requestTarget({ changeSetName: 'grant', stackName: 'backup-nightly' }, [])).toBe('backup-nightly')
+    expect(requestTarget({ stackSetName: 'org-backup', usePreviousTemplate: true }, [])).toBe('org-backup')
+    expect(requestTarget({ projectName: 'release', buildspecOverride: 'version: 0.2' }, [])).toBe('release')
+    expect(requestTarget({ cluster: 'default', taskDefinition: 'maintenance:3' }, [])).toBe('maintenance:3')
+    // An execution's name is new every run: the state machine it runs is what the call touched.
+    const machine = 'arn:aws:states:us-east-1:609418236337:stateMachine:cleanup'
+    expect(requestTarget({ stateMachineArn: machine, name: 'run-8f3a2c', input: '{}' }, [])).toBe(machine)
+  })
+
   it('falls back to the first resource ARN, bounds the length, and names nothing when nothing is named', () => {
     expect(requestTarget(null, ['arn:aws:s3:::bucket'])).toBe('arn:aws:s3:::bucket')
     expect(requestTarget({ secretId: 'x'.repeat(1000) }, [])).toHaveLength(256)
