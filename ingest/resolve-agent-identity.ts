@@ -7,12 +7,12 @@
 // 2. Stitching: an IRSA AssumeRoleWithWebIdentity (from an EKS cluster's issuer: eks-oidc-issuer.ts) or a
 //    Pod Identity sts:AssumeRole (by pods.eks.amazonaws.com) issues an accessKeyId to a Kubernetes identity;
 //    later calls signed with that key inherit it for the credential lifetime (event time within
-//    [issued − skew, expires + skew]). A call signed with such a key that issues credentials (sts:AssumeRole,
-//    role chaining; iam:CreateAccessKey) issues a key that belongs to the same workload, hop after hop. A
-//    call signed with a linked key is its holder's, whatever role it runs as: the registry then names the
-//    holder (by its workload, or the role it was issued), never the role the call chained into, which
-//    another agent may share. One workload holds at most maxChainedLinksPerWorkload chained links: its
-//    chaining evicts only its own oldest chained links, never an issuing link nor another workload's.
+//    [issued − skew, expires + skew]). An sts:AssumeRole signed with such a key (role chaining) issues a key
+//    that belongs to the same workload, hop after hop. A call signed with a linked key is its holder's,
+//    whatever role it runs as: the registry then names the holder (by its workload, or the role it was
+//    issued), never the role the call chained into, which another agent may share. One workload holds at
+//    most maxChainedLinksPerWorkload chained links: its chaining evicts only its own oldest chained links,
+//    never an issuing link nor another workload's.
 // 3. Fallback ids: the workload (`namespace/workload`, the pod name without its ReplicaSet/DaemonSet
 //    suffix; an IRSA identity names the service account), else the principal (role ARN), else
 //    `host:<name>`, else `unresolved:<event id>`: an event naming no one is its own agent, so it can never
@@ -172,12 +172,12 @@ export function createAgentResolver(
     return link
   }
 
-  /**
-   * The link of the key that signed a call issuing credentials (sts:AssumeRole, iam:CreateAccessKey), without
-   * its role (the new key has its own): whoever holds the signing key got the new one.
-   */
+  /** The link of the key that signed an sts:AssumeRole, without its role (the new session has its own). */
   const chainedFrom = (event: UnresolvedEvent): Partial<IdentityLink> | undefined => {
-    if (!event.core || event.identity.access_key_id === event.core.credentials?.access_key_id)
+    if (
+      event.core?.action !== 'sts:AssumeRole' ||
+      event.identity.access_key_id === event.core.credentials?.access_key_id
+    )
       return undefined
     const parent = linkFor(event.identity.access_key_id, event.time)
     if (!parent) return undefined

@@ -360,46 +360,50 @@ describe('chained links are capped per workload', () => {
   })
 })
 
-describe('access keys a workload mints', () => {
-  // The real Stratus backdoor: iam:CreateAccessKey for malicious-iam-user (line 296), then that user's
-  // iam:AttachUserPolicy (line 295), here made by the data-cleaner workload and then with the new key.
+describe('access keys a workload creates', () => {
+  // The real Stratus backdoor record: iam:CreateAccessKey for malicious-iam-user (line 296), then that
+  // user's iam:AttachUserPolicy (line 295). Here the creator is a platform workload running with IRSA
+  // (an ACK IAM controller, Crossplane) that creates keys for the users it manages and hands them over.
   const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
   const create = stratus[295]
   const attach = stratus[294]
+  const minted = create.responseElements.accessKey.accessKeyId
+  const user = `arn:aws:iam::${create.recipientAccountId}:user/malicious-iam-user`
   const irsa = webIdentity({
     issuer: prodIssuer,
-    sub: 'system:serviceaccount:agents:data-cleaner',
+    sub: 'system:serviceaccount:ack-system:ack-iam-controller',
     key: 'ASIAIRSAEXAMPLE00005',
     time: '2024-08-01T13:20:00Z',
-    role: 'data-cleaner',
+    role: 'ack-iam-controller',
   })
-  const minted = create.responseElements.accessKey.accessKeyId
-  const escalate = {
+  const byController = { ...create, userIdentity: session('ack-iam-controller', 'ASIAIRSAEXAMPLE00005') }
+  const byUser = {
     ...attach,
     eventTime: '2024-08-03T09:00:00Z',
     userIdentity: {
       type: 'IAMUser',
       principalId: 'AIDAEXAMPLEMALICIOUS',
-      arn: `arn:aws:iam::${create.recipientAccountId}:user/malicious-iam-user`,
+      arn: user,
       accountId: create.recipientAccountId,
       accessKeyId: minted,
       userName: 'malicious-iam-user',
     },
   }
 
-  it("files the calls made with an access key a workload created under that workload, and another caller's under the user", () => {
-    const byWorkload = { ...create, userIdentity: session('data-cleaner', 'ASIAIRSAEXAMPLE00005') }
-    const decoder = decoderWith(registry)
-    const [, mint, use] = decoder.decode('cloudtrail', items(irsa, byWorkload, escalate), {
+  it("keeps the calls made with a created key the key's user's, as the registry lists it, not the creator's", () => {
+    const consumer = agent('orders-app', { access_keys: [minted], aws: [user] })
+    const decoder = decoderWith([...registry, consumer])
+    const [, created, used] = decoder.decode('cloudtrail', items(irsa, byController, byUser), {
       receivedAt: 0,
     }).events
-    expect(mint?.core?.credentials?.access_key_id).toBe(minted)
-    expect(use?.agent).toEqual({ id: 'data-cleaner', resolved_by: 'stitched' })
-    const byUser = decoderWith(registry)
-    const [, other] = byUser.decode('cloudtrail', items(create, escalate), { receivedAt: 0 }).events
-    expect(other?.agent).toEqual({
-      id: `arn:aws:iam::${create.recipientAccountId}:user/malicious-iam-user`,
-      resolved_by: 'principal',
-    })
+    // The creation itself is the controller's (what runtime-alert-then-new-credentials pairs with its alerts).
+    expect(created?.agent).toEqual({ id: 'ack-system/ack-iam-controller', resolved_by: 'stitched' })
+    expect(created?.core?.credentials).toBeUndefined()
+    expect(used?.agent).toEqual({ id: 'orders-app', resolved_by: 'registry' })
+    const unlisted = decoderWith(registry)
+    const [, , other] = unlisted.decode('cloudtrail', items(irsa, byController, byUser), {
+      receivedAt: 0,
+    }).events
+    expect(other?.agent).toEqual({ id: user, resolved_by: 'principal' })
   })
 })
