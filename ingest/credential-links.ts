@@ -1,9 +1,12 @@
-// The learned credential links (access key id → the workload holding the key), bounded twice. The watched
-// agent chooses how many keys it asks STS for: each sts:AssumeRole signed with its linked key adds a
-// chained link. So one workload holds at most maxChainedPerWorkload chained links, and past that its
-// own oldest chained links go; a key a cluster issued (IRSA, Pod Identity) is never evicted by chaining.
-// Only when the whole table passes maxLinks (many workloads at once) does a tenth go, chained links first,
-// earliest expiry first. Every link forgotten is reported to onEvicted.
+// The learned credential links (access key id → the workload holding the key), bounded so that one
+// workload's volume can only ever cost that workload. The watched agent chooses how many keys it asks STS
+// for: every sts:AssumeRole signed with its linked key adds a chained link, and every
+// AssumeRoleWithWebIdentity with its own service-account token an issuing link. So each workload (holder)
+// holds at most maxChainedPerWorkload chained and maxIssuedPerWorkload issuing links, and past either cap
+// its own oldest link of that kind goes. When the whole table passes maxLinks (many workloads at once),
+// the link that goes is one of the workload holding the most links: its oldest chained link, else its
+// oldest issuing link. A flood therefore evicts links of workloads holding at least as many as the
+// flooder, and once it holds the most, only its own. Every link forgotten is reported to onEvicted.
 import type { IdentityLink } from '../schemas/types.ts'
 
 export type CredentialLinks = {
@@ -15,53 +18,76 @@ export type CredentialLinks = {
 export function createCredentialLinks(options: {
   maxLinks: number
   maxChainedPerWorkload: number
-  /** The workload holding a link: links with the same holder share one cap. */
+  maxIssuedPerWorkload: number
+  /** The workload holding a link: links with the same holder share its caps. */
   holderOf(link: IdentityLink): string
-  onEvicted?(count: number): void
+  /** `count` links of `holder` were forgotten. */
+  onEvicted?(count: number, holder: string): void
 }): CredentialLinks {
-  const { maxLinks, maxChainedPerWorkload, holderOf, onEvicted } = options
+  const { maxLinks, maxChainedPerWorkload, maxIssuedPerWorkload, holderOf, onEvicted } = options
   const links = new Map<string, IdentityLink>()
-  /** Chained links' keys per holder, oldest first. */
-  const chained = new Map<string, Set<string>>()
+  /** Each holder's keys, oldest first: chained and issuing apart. */
+  const held = new Map<string, { chained: Set<string>; issued: Set<string> }>()
+  /** Holders by how many links they hold, to find the largest at once (counts move by one). */
+  const bySize = new Map<number, Set<string>>()
+  let largest = 0
 
-  const unchain = (link: IdentityLink) => {
-    if (link.chained_from === undefined) return
+  const resize = (holder: string, from: number, to: number) => {
+    const before = bySize.get(from)
+    before?.delete(holder)
+    if (before?.size === 0) bySize.delete(from)
+    if (to > 0) {
+      const after = bySize.get(to) ?? new Set<string>()
+      bySize.set(to, after)
+      after.add(holder)
+    }
+    if (to > largest) largest = to
+    while (largest > 0 && !bySize.has(largest)) largest--
+  }
+  const sizeOf = (keys: { chained: Set<string>; issued: Set<string> }) => keys.chained.size + keys.issued.size
+
+  const detach = (link: IdentityLink) => {
     const holder = holderOf(link)
-    const keys = chained.get(holder)
-    keys?.delete(link.access_key_id)
-    if (keys?.size === 0) chained.delete(holder)
+    const keys = held.get(holder)
+    if (!keys) return
+    const size = sizeOf(keys)
+    const kind = link.chained_from === undefined ? keys.issued : keys.chained
+    if (!kind.delete(link.access_key_id)) return
+    resize(holder, size, size - 1)
+    if (size === 1) held.delete(holder)
   }
   const forget = (keyId: string) => {
     const link = links.get(keyId)
     if (!link) return
-    unchain(link)
+    detach(link)
     links.delete(keyId)
   }
 
   const set = (link: IdentityLink) => {
     const known = links.get(link.access_key_id)
-    if (known) unchain(known)
+    if (known) detach(known)
     links.set(link.access_key_id, link)
+    const holder = holderOf(link)
+    const keys = held.get(holder) ?? { chained: new Set<string>(), issued: new Set<string>() }
+    held.set(holder, keys)
+    const chained = link.chained_from !== undefined
+    const kind = chained ? keys.chained : keys.issued
+    kind.add(link.access_key_id)
+    resize(holder, sizeOf(keys) - 1, sizeOf(keys))
     let evicted = 0
-    if (link.chained_from !== undefined) {
-      const holder = holderOf(link)
-      const keys = chained.get(holder) ?? new Set<string>()
-      chained.set(holder, keys)
-      keys.add(link.access_key_id)
-      while (keys.size > maxChainedPerWorkload) {
-        forget(keys.values().next().value as string)
-        evicted++
-      }
+    const cap = chained ? maxChainedPerWorkload : maxIssuedPerWorkload
+    while (kind.size > cap) {
+      forget(kind.values().next().value as string)
+      evicted++
     }
-    if (links.size > maxLinks) {
-      const rank = (l: IdentityLink) => (l.chained_from === undefined ? 1 : 0)
-      const oldest = [...links.values()]
-        .sort((a, b) => rank(a) - rank(b) || a.expires - b.expires)
-        .slice(0, Math.ceil(maxLinks / 10))
-      for (const old of oldest) forget(old.access_key_id)
-      evicted += oldest.length
+    if (evicted > 0) onEvicted?.(evicted, holder)
+    while (links.size > maxLinks) {
+      const victim = (bySize.get(largest) as Set<string>).values().next().value as string
+      const victimKeys = held.get(victim) as { chained: Set<string>; issued: Set<string> }
+      const oldest = victimKeys.chained.size > 0 ? victimKeys.chained : victimKeys.issued
+      forget(oldest.values().next().value as string)
+      onEvicted?.(1, victim)
     }
-    if (evicted > 0) onEvicted?.(evicted)
   }
 
   return { get: (keyId) => links.get(keyId), set, values: () => links.values() }

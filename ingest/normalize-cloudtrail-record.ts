@@ -6,7 +6,7 @@ import type { CloudTrailRecord } from '../schemas/input-validators.ts'
 import type { CoreFields, IdentityFields } from '../schemas/types.ts'
 import { contentHash } from './content-hash.ts'
 import { createWorkloadIssuer, issuerOfProvider } from './eks-oidc-issuer.ts'
-import type { NormalizeContext, NormalizeResult } from './normalized-draft.ts'
+import type { NormalizeContext, NormalizeResult, UnresolvedEvent } from './normalized-draft.ts'
 import { parseEventTime } from './parse-event-time.ts'
 import { requestTarget } from './request-target.ts'
 import { revokeRequest } from './revoke-request.ts'
@@ -76,21 +76,24 @@ export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: Normali
   if (revokes !== undefined) core.revokes = revokes
   const credentials = issuedCredentials(record, time.ms)
   if (credentials !== undefined) core.credentials = credentials
-  return {
-    ok: true,
-    event: {
-      id: record.eventID ?? `ct-${contentHash(record)}`,
-      side: 'core',
-      time: time.ms,
-      time_ns: time.ns,
-      time_original: record.eventTime,
-      received_at: ctx.receivedAt,
-      via: ctx.via,
-      identity,
-      core,
-      raw: record,
-    },
+  const event: UnresolvedEvent = {
+    id: record.eventID ?? `ct-${contentHash(record)}`,
+    side: 'core',
+    time: time.ms,
+    time_ns: time.ns,
+    time_original: record.eventTime,
+    received_at: ctx.receivedAt,
+    via: ctx.via,
+    identity,
+    core,
+    raw: record,
   }
+  // IRSA: the issuer keys the workload's link caps (two clusters' copies of a chart are two workloads).
+  if (identity.k8s_service_account !== undefined && record.eventName === 'AssumeRoleWithWebIdentity') {
+    const issuer = issuerOfProvider(ui.identityProvider)
+    if (issuer !== undefined) event.oidc_issuer = issuer
+  }
+  return { ok: true, event }
 }
 
 /** When the caller's session was issued (sessionContext.attributes.creationDate), epoch ms. */

@@ -18,6 +18,7 @@ import { createFalcoReceiver } from './falco-receiver.ts'
 import { createFalcoSpool } from './falco-spool.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
+import { createEvictionWarnings } from './link-eviction-warnings.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
 import { registryWarnings } from './resolve-agent-identity.ts'
 import { type AwsClients, createAwsClients } from './s3-client.ts'
@@ -57,9 +58,13 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     'nerve_ingest_identity_links_evicted_total',
     "Credential links forgotten to stay within the link table or one workload's chained-link cap.",
   )
+  const evictionWarnings = createEvictionWarnings({ log, now: deps.now })
   let sharing: IdentityLinkSharing | undefined
   const decoder = createEventDecoder(config, {
-    onLinksEvicted: (count) => evicted.inc(count),
+    onLinksEvicted: (count, workload) => {
+      evicted.inc(count)
+      evictionWarnings.warn(workload, count)
+    },
     onLink: (link) => {
       learned.inc()
       sharing?.share(link)
