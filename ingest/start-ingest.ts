@@ -14,6 +14,7 @@ import { createAgentsRoute } from './agents-route.ts'
 import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
 import { type CloudTrailTopicReader, createCloudTrailTopicReader } from './cloudtrail-topic-reader.ts'
 import { createEventDecoder } from './decode-events.ts'
+import { partialIssuerWarning } from './eks-oidc-issuer.ts'
 import { createFalcoReceiver } from './falco-receiver.ts'
 import { createFalcoSpool } from './falco-spool.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
@@ -85,7 +86,9 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   })
   for (const warning of registryWarnings(config.agents))
     log.warn({ error_code: 'CONFIG_INVALID' }, `Registry entry can never match a Falco alert: ${warning}.`)
-  log.info({ links: links.length, agents: config.agents.length }, 'Ingest started.')
+  const issuers = partialIssuerWarning(config.clusters)
+  if (issuers !== undefined) log.warn({ error_code: 'CONFIG_INVALID' }, issuers)
+  log.info({ links: decoder.links().length, agents: config.agents.length }, 'Ingest started.')
   const volume = createAgentVolume(defaultAgentVolume, { now: deps.now, log, metrics: deps.metrics })
   const publisher = createDecodedPublisher(
     { maxPending: config.ingest.max_pending_publishes },

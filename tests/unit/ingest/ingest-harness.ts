@@ -25,6 +25,7 @@ export type HarnessOptions = {
   maxChainedLinks?: number
   /** ingest.max_issued_links_per_workload (default: the config's). */
   maxIssuedLinks?: number
+  clusters?: Config['clusters']
   http?: Partial<Config['http']>
   dataDir?: string
   now?: () => number
@@ -50,6 +51,7 @@ export async function startHarness(options: HarnessOptions = {}) {
       max_issued_links_per_workload: options.maxIssuedLinks ?? base.ingest.max_issued_links_per_workload,
     },
     revoke: { ...base.revoke, self_identities: options.selfIdentities ?? [] },
+    ...(options.clusters ? { clusters: options.clusters } : {}),
   }
   const bus = createMemoryBus()
   const now = options.now ?? (() => 1_750_000_000_000)
