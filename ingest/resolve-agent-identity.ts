@@ -397,7 +397,7 @@ function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgent
 
 /**
  * Forgets the tenth of the agents seen least recently, at once: one at a time, every new agent past the
- * limit scanned all the others (as links are evicted, a tenth at a time).
+ * limit scanned all the others.
  */
 function evictLeastRecent(seen: Map<string, AgentSummary>, count: number): void {
   const oldest = [...seen.values()].sort((a, b) => a.last_seen - b.last_seen).slice(0, count)
