@@ -117,8 +117,8 @@ export type EventDecoder = {
 export type EventDecoderDeps = {
   /** Called once per newly learned credential link (persist it). */
   onLink?(link: IdentityLink): void
-  /** Called with the number of links forgotten to stay within the link table's bounds. */
-  onLinksEvicted?(count: number): void
+  /** Called with the number of `workload`'s links forgotten to stay within the link table's bounds. */
+  onLinksEvicted?(count: number, workload: string): void
   /** false: no per-agent summaries (agents() stays empty), for replay, which never reads them. */
   agentSummaries?: boolean
 }
@@ -127,7 +127,12 @@ export function createEventDecoder(
   config: {
     agents: Config['agents']
     revoke: Pick<Config['revoke'], 'self_identities'>
-    ingest?: Partial<Pick<Config['ingest'], 'max_future_skew' | 'max_chained_links_per_workload'>>
+    ingest?: Partial<
+      Pick<
+        Config['ingest'],
+        'max_future_skew' | 'max_chained_links_per_workload' | 'max_issued_links_per_workload'
+      >
+    >
     clusters?: Config['clusters']
   },
   deps: EventDecoderDeps = {},
@@ -135,6 +140,7 @@ export function createEventDecoder(
   const resolver: AgentResolver = createAgentResolver(config.agents, {
     clusters: config.clusters,
     maxChainedLinksPerWorkload: config.ingest?.max_chained_links_per_workload,
+    maxIssuedLinksPerWorkload: config.ingest?.max_issued_links_per_workload,
     onLinksEvicted: deps.onLinksEvicted,
     summaries: deps.agentSummaries,
   })

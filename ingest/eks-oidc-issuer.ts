@@ -40,3 +40,15 @@ export function createWorkloadIssuer(
     return cluster === undefined ? undefined : { cluster }
   }
 }
+
+/**
+ * Once one cluster names its `oidc_issuer`, only the named issuers make IRSA workloads: the clusters that
+ * name none lose theirs (their IRSA calls are named by their role). The warning names those clusters.
+ */
+export function partialIssuerWarning(
+  clusters: readonly { name: string; oidc_issuer?: string }[] = [],
+): string | undefined {
+  const without = clusters.filter((c) => c.oidc_issuer === undefined).map((c) => c.name)
+  if (without.length === 0 || without.length === clusters.length) return undefined
+  return `Clusters without oidc_issuer while another names one: their IRSA credentials are no workload's, and their calls are named by their role: ${without.join(', ')}. Set oidc_issuer on every cluster, or on none.`
+}

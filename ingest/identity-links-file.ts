@@ -4,9 +4,10 @@
 // many links are learned (every sts:AssumeRole it signs with a linked key is one), while the resolver keeps
 // a bounded table: so the file is also rewritten with the links the resolver still holds whenever it has
 // grown to twice their number (at least minCompactLines), and never holds more than that on disk.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from '../runtime/logger.ts'
+import { replaceFileSync } from '../runtime/replace-file.ts'
 import type { IdentityLink } from '../schemas/types.ts'
 
 export type IdentityLinksFile = {
@@ -26,10 +27,9 @@ export function createIdentityLinksFile(
   const minCompactLines = deps.minCompactLines ?? 10_000
   let lines = 0
   let compactAt = minCompactLines
+  // Durably (replace-file.ts): a crash during a rewrite must not lose the links the file held.
   const rewrite = (links: readonly IdentityLink[]) => {
-    const tmp = `${path}.tmp`
-    writeFileSync(tmp, links.map((l) => `${JSON.stringify(l)}\n`).join(''))
-    renameSync(tmp, path)
+    replaceFileSync(path, links.map((l) => `${JSON.stringify(l)}\n`).join(''))
     lines = links.length
     compactAt = Math.max(minCompactLines, 2 * links.length)
   }

@@ -1,13 +1,12 @@
 // A validated CloudTrail record → one normalized core event. Pure. The id is the eventID (a content hash
 // of the record only for hand-written records without one). Credential-issuing calls carry what identity
-// stitching needs: the issued accessKeyId and its expiry (STS credentials, and the access key an
-// iam:CreateAccessKey creates), and, for EKS workloads, the Kubernetes identity that appears only there
-// (IRSA: the web-identity user name; Pod Identity: the session tags).
+// stitching needs: the issued accessKeyId and its expiry, and, for EKS workloads, the Kubernetes identity
+// that appears only there (IRSA: the web-identity user name; Pod Identity: the session tags).
 import type { CloudTrailRecord } from '../schemas/input-validators.ts'
 import type { CoreFields, IdentityFields } from '../schemas/types.ts'
 import { contentHash } from './content-hash.ts'
 import { createWorkloadIssuer, issuerOfProvider } from './eks-oidc-issuer.ts'
-import type { NormalizeContext, NormalizeResult } from './normalized-draft.ts'
+import type { NormalizeContext, NormalizeResult, UnresolvedEvent } from './normalized-draft.ts'
 import { parseEventTime } from './parse-event-time.ts'
 import { requestTarget } from './request-target.ts'
 import { revokeRequest } from './revoke-request.ts'
@@ -77,21 +76,24 @@ export function normalizeCloudTrailRecord(record: CloudTrailRecord, ctx: Normali
   if (revokes !== undefined) core.revokes = revokes
   const credentials = issuedCredentials(record, time.ms)
   if (credentials !== undefined) core.credentials = credentials
-  return {
-    ok: true,
-    event: {
-      id: record.eventID ?? `ct-${contentHash(record)}`,
-      side: 'core',
-      time: time.ms,
-      time_ns: time.ns,
-      time_original: record.eventTime,
-      received_at: ctx.receivedAt,
-      via: ctx.via,
-      identity,
-      core,
-      raw: record,
-    },
+  const event: UnresolvedEvent = {
+    id: record.eventID ?? `ct-${contentHash(record)}`,
+    side: 'core',
+    time: time.ms,
+    time_ns: time.ns,
+    time_original: record.eventTime,
+    received_at: ctx.receivedAt,
+    via: ctx.via,
+    identity,
+    core,
+    raw: record,
   }
+  // IRSA: the issuer keys the workload's link caps (two clusters' copies of a chart are two workloads).
+  if (identity.k8s_service_account !== undefined && record.eventName === 'AssumeRoleWithWebIdentity') {
+    const issuer = issuerOfProvider(ui.identityProvider)
+    if (issuer !== undefined) event.oidc_issuer = issuer
+  }
+  return { ok: true, event }
 }
 
 /** When the caller's session was issued (sessionContext.attributes.creationDate), epoch ms. */
@@ -183,19 +185,7 @@ function sessionTags(tags: unknown): Record<string, string> {
   return out
 }
 
-/**
- * How long the caller of iam:CreateAccessKey is taken to hold the key it created. An access key has no
- * expiry: this is the usual rotation period, so a key the watched workload minted and kept stays its own.
- */
-const mintedKeyMs = 90 * 24 * 3_600_000
-
 function issuedCredentials(record: CloudTrailRecord, issuedAt: number): CoreFields['credentials'] {
-  if (record.eventSource === 'iam.amazonaws.com' && record.eventName === 'CreateAccessKey') {
-    const accessKey = record.responseElements?.accessKey as Record<string, unknown> | undefined
-    const keyId = accessKey?.accessKeyId
-    if (typeof keyId !== 'string' || keyId === '') return undefined
-    return { access_key_id: keyId, expires: issuedAt + mintedKeyMs }
-  }
   const credentials = record.responseElements?.credentials as Record<string, unknown> | undefined
   const keyId = credentials?.accessKeyId
   if (typeof keyId !== 'string' || keyId === '') return undefined

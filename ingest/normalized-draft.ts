@@ -4,7 +4,13 @@ import type { NormalizedEvent, Via } from '../schemas/types.ts'
 import type { ValidationProblem } from '../schemas/validators.ts'
 import type { WorkloadIssuer } from './eks-oidc-issuer.ts'
 
-export type UnresolvedEvent = Omit<NormalizedEvent, 'agent'>
+export type UnresolvedEvent = Omit<NormalizedEvent, 'agent'> & {
+  /**
+   * IRSA issuing calls: the web identity's OIDC issuer, which keys the workload's link caps per cluster.
+   * For identity resolution only: resolve() removes it, so it is never published.
+   */
+  oidc_issuer?: string
+}
 
 export type NormalizeResult =
   | { ok: true; event: UnresolvedEvent }

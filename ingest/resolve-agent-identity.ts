@@ -7,12 +7,13 @@
 // 2. Stitching: an IRSA AssumeRoleWithWebIdentity (from an EKS cluster's issuer: eks-oidc-issuer.ts) or a
 //    Pod Identity sts:AssumeRole (by pods.eks.amazonaws.com) issues an accessKeyId to a Kubernetes identity;
 //    later calls signed with that key inherit it for the credential lifetime (event time within
-//    [issued − skew, expires + skew]). A call signed with such a key that issues credentials (sts:AssumeRole,
-//    role chaining; iam:CreateAccessKey) issues a key that belongs to the same workload, hop after hop. A
-//    call signed with a linked key is its holder's, whatever role it runs as: the registry then names the
-//    holder (by its workload, or the role it was issued), never the role the call chained into, which
-//    another agent may share. One workload holds at most maxChainedLinksPerWorkload chained links: its
-//    chaining evicts only its own oldest chained links, never an issuing link nor another workload's.
+//    [issued − skew, expires + skew]). An sts:AssumeRole signed with such a key (role chaining) issues a key
+//    that belongs to the same workload, hop after hop. A call signed with a linked key is its holder's,
+//    whatever role it runs as: the registry then names the holder (by its workload, or the role it was
+//    issued), never the role the call chained into, which another agent may share. One workload (per
+//    OIDC issuer: two clusters' copies of a chart are two workloads) holds at most
+//    maxChainedLinksPerWorkload chained and maxIssuedLinksPerWorkload issuing links; past them, and past
+//    the table's size, the links that go are the largest holder's (credential-links.ts).
 // 3. Fallback ids: the workload (`namespace/workload`, the pod name without its ReplicaSet/DaemonSet
 //    suffix; an IRSA identity names the service account), else the principal (role ARN), else
 //    `host:<name>`, else `unresolved:<event id>`: an event naming no one is its own agent, so it can never
@@ -61,8 +62,10 @@ export type ResolverOptions = {
   maxLinks?: number
   /** Chained links one workload may hold; past it, its oldest chained links are forgotten. */
   maxChainedLinksPerWorkload?: number
-  /** Called with the number of links forgotten to stay within maxLinks or the per-workload cap. */
-  onLinksEvicted?(count: number): void
+  /** Issuing links (IRSA, Pod Identity) one workload may hold; past it, its oldest are forgotten. */
+  maxIssuedLinksPerWorkload?: number
+  /** Called with the number of links of `workload` forgotten to stay within maxLinks or its caps. */
+  onLinksEvicted?(count: number, workload: string): void
   maxAgents?: number
   skewMs?: number
   /** When given (non-empty), the cluster is part of the workload id; alerts get theirs from these hosts. */
@@ -96,6 +99,7 @@ export function createAgentResolver(
   const {
     maxLinks = 200_000,
     maxChainedLinksPerWorkload = 1_000,
+    maxIssuedLinksPerWorkload = 10_000,
     onLinksEvicted,
     maxAgents = 10_000,
     skewMs = 300_000,
@@ -112,6 +116,7 @@ export function createAgentResolver(
   const links = createCredentialLinks({
     maxLinks,
     maxChainedPerWorkload: maxChainedLinksPerWorkload,
+    maxIssuedPerWorkload: maxIssuedLinksPerWorkload,
     holderOf: holderKey,
     onEvicted: onLinksEvicted,
   })
@@ -165,6 +170,8 @@ export function createAgentResolver(
       expires: credentials.expires,
     }
     for (const field of linkFields) if (id[field] !== undefined) link[field] = id[field]
+    const issuer = id === event.identity ? event.oidc_issuer : id.oidc_issuer
+    if (issuer !== undefined) link.oidc_issuer = issuer
     if (id.chained_from !== undefined) link.chained_from = id.chained_from
     const known = links.get(link.access_key_id)
     if (known && JSON.stringify(known) === JSON.stringify(link)) return undefined
@@ -172,12 +179,12 @@ export function createAgentResolver(
     return link
   }
 
-  /**
-   * The link of the key that signed a call issuing credentials (sts:AssumeRole, iam:CreateAccessKey), without
-   * its role (the new key has its own): whoever holds the signing key got the new one.
-   */
+  /** The link of the key that signed an sts:AssumeRole, without its role (the new session has its own). */
   const chainedFrom = (event: UnresolvedEvent): Partial<IdentityLink> | undefined => {
-    if (!event.core || event.identity.access_key_id === event.core.credentials?.access_key_id)
+    if (
+      event.core?.action !== 'sts:AssumeRole' ||
+      event.identity.access_key_id === event.core.credentials?.access_key_id
+    )
       return undefined
     const parent = linkFor(event.identity.access_key_id, event.time)
     if (!parent) return undefined
@@ -199,6 +206,8 @@ export function createAgentResolver(
   }
 
   const resolve = (event: UnresolvedEvent): NormalizedEvent => {
+    // Only learn() reads it: the published event does not carry it.
+    if (event.oidc_issuer !== undefined) delete event.oidc_issuer
     if (event.side === 'edge') event.identity = withCluster(withPodAccount(event.identity), event)
     // The link (who holds the key) before the registry: the role a linked call runs as may be one the
     // registry lists for another agent, and the holder chained into it.
@@ -344,10 +353,14 @@ function compileRegistry(
     found(hosts(id.host), 'hosts')
 }
 
-/** The workload holding a link: its cluster, namespace, service account and workload name. */
+/**
+ * The workload holding a link: its OIDC issuer (IRSA names no cluster without `oidc_issuer`, so the issuer
+ * keeps two clusters' copies of a chart apart), cluster, namespace, service account and workload name.
+ */
 function holderKey(link: IdentityLink): string {
   const pod = link.k8s_pod === undefined ? '' : workloadName(link.k8s_pod)
-  return `${link.cluster ?? ''}/${link.k8s_namespace ?? ''}/${link.k8s_service_account ?? ''}/${pod}`
+  const issuer = link.oidc_issuer === undefined ? '' : `${link.oidc_issuer} `
+  return `${issuer}${link.cluster ?? ''}/${link.k8s_namespace ?? ''}/${link.k8s_service_account ?? ''}/${pod}`
 }
 
 function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgents: number): void {
@@ -384,7 +397,7 @@ function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgent
 
 /**
  * Forgets the tenth of the agents seen least recently, at once: one at a time, every new agent past the
- * limit scanned all the others (as links are evicted, a tenth at a time).
+ * limit scanned all the others.
  */
 function evictLeastRecent(seen: Map<string, AgentSummary>, count: number): void {
   const oldest = [...seen.values()].sort((a, b) => a.last_seen - b.last_seen).slice(0, count)

@@ -14,10 +14,12 @@ import { createAgentsRoute } from './agents-route.ts'
 import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
 import { type CloudTrailTopicReader, createCloudTrailTopicReader } from './cloudtrail-topic-reader.ts'
 import { createEventDecoder } from './decode-events.ts'
+import { partialIssuerWarning } from './eks-oidc-issuer.ts'
 import { createFalcoReceiver } from './falco-receiver.ts'
 import { createFalcoSpool } from './falco-spool.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
+import { createEvictionWarnings } from './link-eviction-warnings.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
 import { registryWarnings } from './resolve-agent-identity.ts'
 import { type AwsClients, createAwsClients } from './s3-client.ts'
@@ -57,9 +59,13 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     'nerve_ingest_identity_links_evicted_total',
     "Credential links forgotten to stay within the link table or one workload's chained-link cap.",
   )
+  const evictionWarnings = createEvictionWarnings({ log, now: deps.now })
   let sharing: IdentityLinkSharing | undefined
   const decoder = createEventDecoder(config, {
-    onLinksEvicted: (count) => evicted.inc(count),
+    onLinksEvicted: (count, workload) => {
+      evicted.inc(count)
+      evictionWarnings.warn(workload, count)
+    },
     onLink: (link) => {
       learned.inc()
       sharing?.share(link)
@@ -80,7 +86,9 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   })
   for (const warning of registryWarnings(config.agents))
     log.warn({ error_code: 'CONFIG_INVALID' }, `Registry entry can never match a Falco alert: ${warning}.`)
-  log.info({ links: links.length, agents: config.agents.length }, 'Ingest started.')
+  const issuers = partialIssuerWarning(config.clusters)
+  if (issuers !== undefined) log.warn({ error_code: 'CONFIG_INVALID' }, issuers)
+  log.info({ links: decoder.links().length, agents: config.agents.length }, 'Ingest started.')
   const volume = createAgentVolume(defaultAgentVolume, { now: deps.now, log, metrics: deps.metrics })
   const publisher = createDecodedPublisher(
     { maxPending: config.ingest.max_pending_publishes },

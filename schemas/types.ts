@@ -327,6 +327,7 @@ export type Config = {
     tokens: Partial<Record<'falco' | 'cloudtrail' | 'firehose' | 'read', string>>
     max_pending_publishes: number
     max_chained_links_per_workload: number
+    max_issued_links_per_workload: number
     max_future_skew: Ms
     falco_spool_bytes: number
     falco_spool_after: Ms
@@ -406,6 +407,8 @@ export type IdentityLink = {
   k8s_pod_uid?: string
   cluster?: string
   role_arn?: string
+  /** IRSA: the OIDC issuer of the web identity (`oidc.eks.<region>.amazonaws.com/id/<id>`). */
+  oidc_issuer?: string
   /** The linked key that signed the sts:AssumeRole issuing this one (role chaining). */
   chained_from?: string
   /** Event time of the issuing call, epoch ms. */

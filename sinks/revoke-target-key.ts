@@ -21,6 +21,7 @@ import {
 import { join } from 'node:path'
 import { NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
+import { fsyncDirectorySync } from '../runtime/replace-file.ts'
 
 const keyBytes = 32
 const fileName = 'revoke-target-key'
@@ -197,12 +198,7 @@ function linkNewKey(dataDir: string, path: string): boolean {
   } finally {
     unlinkSync(temp)
   }
-  const dir = openSync(dataDir, constants.O_RDONLY)
-  try {
-    fsyncSync(dir)
-  } finally {
-    closeSync(dir)
-  }
+  fsyncDirectorySync(dataDir)
   return true
 }
 

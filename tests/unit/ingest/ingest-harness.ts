@@ -23,6 +23,9 @@ export type HarnessOptions = {
   spoolAfterMs?: number
   /** ingest.max_chained_links_per_workload (default: the config's). */
   maxChainedLinks?: number
+  /** ingest.max_issued_links_per_workload (default: the config's). */
+  maxIssuedLinks?: number
+  clusters?: Config['clusters']
   http?: Partial<Config['http']>
   dataDir?: string
   now?: () => number
@@ -45,8 +48,10 @@ export async function startHarness(options: HarnessOptions = {}) {
       falco_spool_bytes: options.spoolBytes ?? base.ingest.falco_spool_bytes,
       falco_spool_after: options.spoolAfterMs ?? base.ingest.falco_spool_after,
       max_chained_links_per_workload: options.maxChainedLinks ?? base.ingest.max_chained_links_per_workload,
+      max_issued_links_per_workload: options.maxIssuedLinks ?? base.ingest.max_issued_links_per_workload,
     },
     revoke: { ...base.revoke, self_identities: options.selfIdentities ?? [] },
+    ...(options.clusters ? { clusters: options.clusters } : {}),
   }
   const bus = createMemoryBus()
   const now = options.now ?? (() => 1_750_000_000_000)

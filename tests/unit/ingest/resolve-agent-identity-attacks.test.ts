@@ -339,6 +339,101 @@ describe('chained links are capped per workload', () => {
     expect(evicted).toBe(90)
   })
 
+  /** A resolver fed the way ingest feeds it; `evicted` collects what it forgets, per workload. */
+  const resolverWith = (options: Parameters<typeof createAgentResolver>[1]) => {
+    const evicted = new Map<string, number>()
+    const resolver = createAgentResolver([], {
+      ...options,
+      onLinksEvicted: (count, workload) => evicted.set(workload, (evicted.get(workload) ?? 0) + count),
+    })
+    const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
+    const feed = (...records: unknown[]) => {
+      const { drafts } = decoder.normalize('cloudtrail', items(...records), { receivedAt: 0 })
+      return drafts.map((draft) => {
+        resolver.learn(draft)
+        return resolver.resolve(draft)
+      })
+    }
+    return { resolver, feed, evicted }
+  }
+  const at = (i: number) =>
+    new Date(Date.parse('2024-07-09T15:43:00Z') + i * 1000).toISOString().replace('.000', '')
+  /** data-cleaner asks STS for `count` keys with its own service-account token. */
+  const issuingFlood = (count: number) =>
+    Array.from({ length: count }, (_, i) =>
+      webIdentity({
+        issuer: prodIssuer,
+        sub: 'system:serviceaccount:agents:data-cleaner',
+        key: `ASIAWEBFLOOD${String(i).padStart(8, '0')}`,
+        time: at(i),
+        role: 'data-cleaner',
+      }),
+    )
+  const paymentsLinks = [
+    issue('payments', 'worker', 'ASIAPAYSEXAMPLE00001'),
+    chain('ASIAPAYSEXAMPLE00001', 'worker', 'reports', 'ASIAPAYCHAINEXAMPLE1', '2024-07-09T15:42:00Z'),
+  ]
+  const paymentsCalls = () => [
+    callWith('ASIAPAYSEXAMPLE00001', 'worker', '2024-07-09T15:50:01Z', 'payments'),
+    callWith('ASIAPAYCHAINEXAMPLE1', 'reports', '2024-07-09T15:50:02Z', 'payments-chained'),
+  ]
+
+  it("caps a workload's issuing links: its AssumeRoleWithWebIdentity loop evicts only its own oldest", () => {
+    const { resolver, feed, evicted } = resolverWith({ maxIssuedLinksPerWorkload: 10, maxLinks: 40 })
+    feed(...paymentsLinks)
+    for (const record of issuingFlood(100)) feed(record)
+    const [payments, chained, newest, oldest] = feed(
+      ...paymentsCalls(),
+      callWith('ASIAWEBFLOOD00000099', 'data-cleaner', '2024-07-09T15:50:03Z', 'newest'),
+      callWith('ASIAWEBFLOOD00000000', 'data-cleaner', '2024-07-09T15:50:04Z', 'oldest'),
+    )
+    expect(payments?.agent).toEqual({ id: 'payments/worker', resolved_by: 'stitched' })
+    expect(chained?.agent).toEqual({ id: 'payments/worker', resolved_by: 'stitched' })
+    expect(newest?.agent).toEqual({ id: 'agents/data-cleaner', resolved_by: 'stitched' })
+    expect(oldest?.agent).toEqual({ id: roleArn('data-cleaner'), resolved_by: 'principal' })
+    expect(resolver.links().length).toBe(2 + 10)
+    expect([...evicted.values()]).toEqual([90])
+    expect([...evicted.keys()][0]).toContain('agents/data-cleaner')
+  })
+
+  it("takes from the workload holding the most links when the table is full, never another workload's", () => {
+    const { resolver, feed, evicted } = resolverWith({ maxLinks: 40 })
+    feed(...paymentsLinks)
+    for (const record of issuingFlood(200)) feed(record)
+    const [payments, chained, newest] = feed(
+      ...paymentsCalls(),
+      callWith('ASIAWEBFLOOD00000199', 'data-cleaner', '2024-07-09T15:50:03Z', 'newest'),
+    )
+    expect(payments?.agent).toEqual({ id: 'payments/worker', resolved_by: 'stitched' })
+    expect(chained?.agent).toEqual({ id: 'payments/worker', resolved_by: 'stitched' })
+    expect(newest?.agent).toEqual({ id: 'agents/data-cleaner', resolved_by: 'stitched' })
+    expect(resolver.links().length).toBe(40)
+    expect(evicted.size).toBe(1)
+    expect([...evicted.values()]).toEqual([162])
+  })
+
+  it("keeps two clusters' copies of a workload apart without oidc_issuer: one's chaining never evicts the other's links", () => {
+    const { feed } = resolverWith({ maxChainedLinksPerWorkload: 10 })
+    const sub = 'system:serviceaccount:payments:worker'
+    const [prod] = feed(
+      webIdentity({ issuer: prodIssuer, sub, key: 'ASIAPRODEXAMPLE00001', time: at(0), role: 'worker' }),
+      chain('ASIAPRODEXAMPLE00001', 'worker', 'reports', 'ASIAPRODCHAINEXAMPL1', at(1)),
+      webIdentity({ issuer: stagingIssuer, sub, key: 'ASIASTAGEXAMPLE00001', time: at(2), role: 'worker' }),
+    )
+    for (let i = 0; i < 100; i++) {
+      const key = `ASIASTAGCHAIN${String(i).padStart(7, '0')}`
+      feed(chain('ASIASTAGEXAMPLE00001', 'worker', 'scratch', key, at(3 + i)))
+    }
+    const [prodChained, stagingOldest] = feed(
+      callWith('ASIAPRODCHAINEXAMPL1', 'reports', '2024-07-09T15:50:01Z', 'prod-chained'),
+      callWith('ASIASTAGCHAIN0000000', 'scratch', '2024-07-09T15:50:02Z', 'staging-oldest'),
+    )
+    expect(prodChained?.agent).toEqual({ id: 'payments/worker', resolved_by: 'stitched' })
+    // The issuer keys the cap only: the published event carries no field of it.
+    expect(Object.keys(prod ?? {})).not.toContain('oidc_issuer')
+    expect(stagingOldest?.agent).toEqual({ id: roleArn('scratch'), resolved_by: 'principal' })
+  })
+
   it('counts the links it forgets in nerve_ingest_identity_links_evicted_total', async () => {
     const h = await startHarness({ maxChainedLinks: 1 })
     const records = [
@@ -357,49 +452,58 @@ describe('chained links are capped per workload', () => {
     const text = await h.rt.metrics.render()
     expect(text).toMatch(/^nerve_ingest_identity_links_evicted_total 2$/m)
     expect(text).toMatch(/^nerve_ingest_identity_links_learned_total 4$/m)
+    // One warning naming the workload, not one per link forgotten.
+    const warnings = h.rt.logs.filter((l) => /oldest credential links/.test(l.msg))
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({ level: 'warn', evicted: 1 })
+    expect(String(warnings[0]?.workload)).toContain('agents/data-cleaner')
   })
 })
 
-describe('access keys a workload mints', () => {
-  // The real Stratus backdoor: iam:CreateAccessKey for malicious-iam-user (line 296), then that user's
-  // iam:AttachUserPolicy (line 295), here made by the data-cleaner workload and then with the new key.
+describe('access keys a workload creates', () => {
+  // The real Stratus backdoor record: iam:CreateAccessKey for malicious-iam-user (line 296), then that
+  // user's iam:AttachUserPolicy (line 295). Here the creator is a platform workload running with IRSA
+  // (an ACK IAM controller, Crossplane) that creates keys for the users it manages and hands them over.
   const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
   const create = stratus[295]
   const attach = stratus[294]
+  const minted = create.responseElements.accessKey.accessKeyId
+  const user = `arn:aws:iam::${create.recipientAccountId}:user/malicious-iam-user`
   const irsa = webIdentity({
     issuer: prodIssuer,
-    sub: 'system:serviceaccount:agents:data-cleaner',
+    sub: 'system:serviceaccount:ack-system:ack-iam-controller',
     key: 'ASIAIRSAEXAMPLE00005',
     time: '2024-08-01T13:20:00Z',
-    role: 'data-cleaner',
+    role: 'ack-iam-controller',
   })
-  const minted = create.responseElements.accessKey.accessKeyId
-  const escalate = {
+  const byController = { ...create, userIdentity: session('ack-iam-controller', 'ASIAIRSAEXAMPLE00005') }
+  const byUser = {
     ...attach,
     eventTime: '2024-08-03T09:00:00Z',
     userIdentity: {
       type: 'IAMUser',
       principalId: 'AIDAEXAMPLEMALICIOUS',
-      arn: `arn:aws:iam::${create.recipientAccountId}:user/malicious-iam-user`,
+      arn: user,
       accountId: create.recipientAccountId,
       accessKeyId: minted,
       userName: 'malicious-iam-user',
     },
   }
 
-  it("files the calls made with an access key a workload created under that workload, and another caller's under the user", () => {
-    const byWorkload = { ...create, userIdentity: session('data-cleaner', 'ASIAIRSAEXAMPLE00005') }
-    const decoder = decoderWith(registry)
-    const [, mint, use] = decoder.decode('cloudtrail', items(irsa, byWorkload, escalate), {
+  it("keeps the calls made with a created key the key's user's, as the registry lists it, not the creator's", () => {
+    const consumer = agent('orders-app', { access_keys: [minted], aws: [user] })
+    const decoder = decoderWith([...registry, consumer])
+    const [, created, used] = decoder.decode('cloudtrail', items(irsa, byController, byUser), {
       receivedAt: 0,
     }).events
-    expect(mint?.core?.credentials?.access_key_id).toBe(minted)
-    expect(use?.agent).toEqual({ id: 'data-cleaner', resolved_by: 'stitched' })
-    const byUser = decoderWith(registry)
-    const [, other] = byUser.decode('cloudtrail', items(create, escalate), { receivedAt: 0 }).events
-    expect(other?.agent).toEqual({
-      id: `arn:aws:iam::${create.recipientAccountId}:user/malicious-iam-user`,
-      resolved_by: 'principal',
-    })
+    // The creation itself is the controller's (what runtime-alert-then-new-credentials pairs with its alerts).
+    expect(created?.agent).toEqual({ id: 'ack-system/ack-iam-controller', resolved_by: 'stitched' })
+    expect(created?.core?.credentials).toBeUndefined()
+    expect(used?.agent).toEqual({ id: 'orders-app', resolved_by: 'registry' })
+    const unlisted = decoderWith(registry)
+    const [, , other] = unlisted.decode('cloudtrail', items(irsa, byController, byUser), {
+      receivedAt: 0,
+    }).events
+    expect(other?.agent).toEqual({ id: user, resolved_by: 'principal' })
   })
 })
