@@ -5,6 +5,7 @@ import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
 import { scoreCorrelation } from '../../../correlate/score-correlation.ts'
 import { isDenyOlderSessions } from '../../../ingest/revoke-request.ts'
 import type { CoreFields, Correlation, RuleConfig } from '../../../schemas/types.ts'
+import { denyOlderSessions } from '../../helpers/deny-older-sessions.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
 
 const T0 = Date.UTC(2024, 7, 1, 13, 30)
@@ -120,18 +121,6 @@ describe('incidents', () => {
     expect(g.size()).toBe(0)
   })
 })
-
-// The AWS console's "Revoke active sessions" document, as CloudTrail records it (a JSON string).
-const denyOlderSessions = (issuedBefore: string) =>
-  JSON.stringify({
-    Version: '2012-10-17',
-    Statement: {
-      Effect: 'Deny',
-      Action: '*',
-      Resource: '*',
-      Condition: { DateLessThan: { 'aws:TokenIssueTime': issuedBefore } },
-    },
-  })
 
 describe('no feedback loop', () => {
   const revokeSessions = (over: Partial<Parameters<typeof coreEvent>[0]> = {}) =>

@@ -13,6 +13,13 @@ export const token = 'nrv_ingest-test-token-0123456789'
 export const auth = { authorization: `Bearer ${token}` }
 export const fixtures = join(import.meta.dirname, '../../fixtures')
 export const fixture = (path: string) => readFileSync(join(fixtures, path))
+/** Every line of an NDJSON fixture, parsed. */
+export const fixtureLines = (path: string) =>
+  fixture(path)
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
 
 export type HarnessOptions = {
   agents?: AgentConfig[]

@@ -12,18 +12,12 @@ import { createEventDecoder } from '../../../ingest/decode-events.ts'
 import { createAgentResolver } from '../../../ingest/resolve-agent-identity.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
 import type { AgentConfig } from '../../../schemas/types.ts'
-import { agent, auth, fixture, startHarness } from './ingest-harness.ts'
+import { agent, auth, fixtureLines, startHarness } from './ingest-harness.ts'
 
-const lines = (file: string) =>
-  fixture(file)
-    .toString()
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
-const oidc = lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0]
-const marketplace = lines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
-const stratusAssume = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')[31]
-const shell = lines('falco/falco-website.ndjson')[9]
+const oidc = fixtureLines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0]
+const marketplace = fixtureLines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
+const stratusAssume = fixtureLines('cloudtrail/stratus-red-team-detonation-logs.ndjson')[31]
+const shell = fixtureLines('falco/falco-website.ndjson')[9]
 
 const account = '444455556666'
 const prodIssuer = 'oidc.eks.us-east-2.amazonaws.com/id/A8242F25BFBB8F98F5321B2AE63C8B5C'
@@ -464,7 +458,7 @@ describe('access keys a workload creates', () => {
   // The real Stratus backdoor record: iam:CreateAccessKey for malicious-iam-user (line 296), then that
   // user's iam:AttachUserPolicy (line 295). Here the creator is a platform workload running with IRSA
   // (an ACK IAM controller, Crossplane) that creates keys for the users it manages and hands them over.
-  const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+  const stratus = fixtureLines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
   const create = stratus[295]
   const attach = stratus[294]
   const minted = create.responseElements.accessKey.accessKeyId

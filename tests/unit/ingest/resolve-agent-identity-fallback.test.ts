@@ -7,14 +7,8 @@ import { describe, expect, it } from 'vitest'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
 import { createAgentResolver } from '../../../ingest/resolve-agent-identity.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
-import { agent, fixture } from './ingest-harness.ts'
+import { agent, fixtureLines } from './ingest-harness.ts'
 
-const lines = (file: string) =>
-  fixture(file)
-    .toString()
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
 const items = (...records: unknown[]) =>
   splitJsonItems(records.map((r) => JSON.stringify(r)).join('\n'), { maxItems: 100, maxDepth: 64 })
 const config = (agents: ReturnType<typeof agent>[]) => ({ agents, revoke: { self_identities: [] } })
@@ -22,15 +16,15 @@ const config = (agents: ReturnType<typeof agent>[]) => ({ agents, revoke: { self
 // The real "Terminal shell in container" alert, from a pod the agent named `worker-7d59548d75-wh44s` in
 // namespace `payments`: its fallback id is `payments/worker`.
 const shellIn = (namespace: string, pod: string) => {
-  const shell = lines('falco/falco-website.ndjson')[9]
+  const shell = fixtureLines('falco/falco-website.ndjson')[9]
   return {
     ...shell,
     output_fields: { ...shell.output_fields, 'k8s.ns.name': namespace, 'k8s.pod.name': pod },
   }
 }
-const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+const stratus = fixtureLines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
 // IRSA issues ASIAIOSFODNN7EXAMPLE to service account agents/data-cleaner, then a call is signed with it.
-const oidc = lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0]
+const oidc = fixtureLines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0]
 // The provider an EKS cluster's service-account token names (only an EKS issuer makes a workload).
 const eksProvider =
   'arn:aws:iam::444455556666:oidc-provider/oidc.eks.us-east-2.amazonaws.com/id/A8242F25BFBB8F98F5321B2AE63C8B5C'
@@ -42,7 +36,7 @@ const irsaIssue = {
     identityProvider: eksProvider,
   },
 }
-const irsaUse = lines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
+const irsaUse = fixtureLines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
 const irsaLater = {
   ...irsaUse,
   eventTime: '2024-07-09T16:00:00Z',
@@ -110,7 +104,7 @@ describe('fallback ids and registry ids', () => {
 function hostOnly(host: string) {
   const [event] = createEventDecoder(config([])).decode(
     'falco',
-    items({ ...lines('falco/falco-website.ndjson')[9], hostname: host, output_fields: {} }),
+    items({ ...fixtureLines('falco/falco-website.ndjson')[9], hostname: host, output_fields: {} }),
     { receivedAt: 0 },
   ).events
   if (!event) throw new Error('no event')

@@ -12,18 +12,12 @@ import {
   workloadName,
 } from '../../../ingest/resolve-agent-identity.ts'
 import { splitJsonItems } from '../../../ingest/split-json-items.ts'
-import { agent, auth, fixture, startHarness } from './ingest-harness.ts'
+import { agent, auth, fixtureLines, startHarness } from './ingest-harness.ts'
 
-const lines = (file: string) =>
-  fixture(file)
-    .toString()
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
-const podIdentity = lines('cloudtrail/aws-samples-eks-pod-identity.ndjson')
+const podIdentity = fixtureLines('cloudtrail/aws-samples-eks-pod-identity.ndjson')
 const issuePod = podIdentity[2] // sts:AssumeRole by pods.eks.amazonaws.com → ASIA37QFXJP5MQOWRZ6Q, ns-a/sa1/app1
-const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
-const oidc = lines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0]
+const stratus = fixtureLines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+const oidc = fixtureLines('cloudtrail/aws-iam-docs-current-oidc-example.ndjson')[0]
 const eksProvider =
   'arn:aws:iam::444455556666:oidc-provider/oidc.eks.us-east-2.amazonaws.com/id/A8242F25BFBB8F98F5321B2AE63C8B5C'
 const irsaIssue = {
@@ -36,7 +30,7 @@ const irsaIssue = {
   },
   responseElements: { ...oidc.responseElements, provider: eksProvider },
 }
-const irsaUse = lines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
+const irsaUse = fixtureLines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[1]
 
 const useWith = (record: Record<string, unknown>, keyId: string, eventTime: string, eventID: string) => ({
   ...record,
@@ -147,7 +141,7 @@ describe('identity resolution', () => {
   it('learns the pod behind a Pod Identity service account, so a registry entry by service account names its alerts', () => {
     // The real Pod Identity AssumeRole of ns-a/app1 (service account sa1), then a shell alert in that pod.
     const shell = {
-      ...lines('falco/falco-website.ndjson')[9],
+      ...fixtureLines('falco/falco-website.ndjson')[9],
       time: '2024-04-16T09:30:00.000000000Z',
       output_fields: { 'k8s.ns.name': 'ns-a', 'k8s.pod.name': 'app1', 'container.id': 'f29b261f8831' },
     }
@@ -164,7 +158,7 @@ describe('identity resolution', () => {
   it('keeps the cluster in the workload key: the same namespace and pod in two clusters never join', () => {
     // The real Pod Identity AssumeRole names cluster eksworkshop-eksctl; its credentials then call.
     const shellOn = (host: string, fields: Record<string, unknown> = {}) => ({
-      ...lines('falco/falco-website.ndjson')[9],
+      ...fixtureLines('falco/falco-website.ndjson')[9],
       hostname: host,
       time: '2024-04-16T09:30:00.000000000Z',
       output_fields: {
@@ -230,8 +224,8 @@ describe('identity resolution', () => {
   })
 
   it('names node instance-role sessions through the registry hosts, and Falco alerts through k8s and images', () => {
-    const marketplace = lines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[3] // session i-exampled859aa775c
-    const falco = lines('falco/falco-website.ndjson')
+    const marketplace = fixtureLines('cloudtrail/awsdocs-marketplace-eks-irsa-examples.ndjson')[3] // session i-exampled859aa775c
+    const falco = fixtureLines('falco/falco-website.ndjson')
     const decoder = createEventDecoder(
       config([
         ['node-a', { hosts: ['i-exampled859aa775c', 'falco-xczjd'] }],
@@ -254,7 +248,7 @@ describe('identity resolution', () => {
     expect(workloadName('falco-xczjd')).toBe('falco')
     expect(workloadName('web-0')).toBe('web')
     expect(workloadName('alpine')).toBe('alpine')
-    const falco = lines('falco/falco-website.ndjson')
+    const falco = fixtureLines('falco/falco-website.ndjson')
     const [event] = createEventDecoder(config()).decode('falco', items(falco[9]), { receivedAt: 0 }).events
     expect(event?.agent).toEqual({ id: 'default/alpine', resolved_by: 'workload' })
   })
@@ -298,7 +292,7 @@ describe('identity resolution', () => {
   })
 
   it('gives an event that names no one an agent of its own, never shared, and leaves it out of /v1/agents', () => {
-    const gcp = lines('falco/falcosecurity-plugins.ndjson').slice(0, 2)
+    const gcp = fixtureLines('falco/falcosecurity-plugins.ndjson').slice(0, 2)
     const decoder = createEventDecoder(config())
     const events = decoder.decode('falco', items(...gcp), { receivedAt: 0 }).events
     expect(events.map((e) => e.agent)).toEqual(
@@ -357,7 +351,7 @@ describe('identity resolution', () => {
 describe('agent summaries under a hostile workload', () => {
   it('are bounded in bytes: long or endless new identifiers are not kept', () => {
     const decoder = createEventDecoder({ agents: [], revoke: { self_identities: [] } })
-    const [record] = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
+    const [record] = fixtureLines('cloudtrail/stratus-red-team-detonation-logs.ndjson')
     for (let i = 0; i < 200; i++) {
       // Same principal (one agent), a fresh 200-character session name every call: ARNs it chose.
       const arn = `arn:aws:sts::609418236337:assumed-role/data-cleaner/${String(i).padStart(200, 's')}`

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { normalizeCloudTrailRecord } from '../../../ingest/normalize-cloudtrail-record.ts'
 import { revokeRequest } from '../../../ingest/revoke-request.ts'
 import type { CloudTrailRecord } from '../../../schemas/input-validators.ts'
+import { denyOlderSessions } from '../../helpers/deny-older-sessions.ts'
 
 const stratus = JSON.parse(
   readFileSync(
@@ -16,16 +17,7 @@ const stratus = JSON.parse(
 ) as CloudTrailRecord
 const callTime = Date.parse('2024-08-01T13:31:00Z')
 const issued = '2024-08-01T13:31:00Z'
-const document = (issuedBefore: unknown) =>
-  JSON.stringify({
-    Version: '2012-10-17',
-    Statement: {
-      Effect: 'Deny',
-      Action: '*',
-      Resource: '*',
-      Condition: { DateLessThan: { 'aws:TokenIssueTime': issuedBefore } },
-    },
-  })
+const document = denyOlderSessions
 const putRolePolicy = (policyDocument: unknown, over: Partial<CloudTrailRecord> = {}): CloudTrailRecord => ({
   ...stratus,
   eventName: 'PutRolePolicy',

@@ -10,19 +10,13 @@ import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
-import { fixture } from './ingest-harness.ts'
+import { fixtureLines } from './ingest-harness.ts'
 import { createMemoryBus } from './memory-bus.ts'
 
-const lines = (file: string) =>
-  fixture(file)
-    .toString()
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
 // sts:AssumeRole by pods.eks.amazonaws.com issuing ASIA37QFXJP5MQOWRZ6Q to ns-a/sa1/app1 (2024-04-16T09:20:04Z).
-const issuePod = lines('cloudtrail/aws-samples-eks-pod-identity.ndjson')[2]
+const issuePod = fixtureLines('cloudtrail/aws-samples-eks-pod-identity.ndjson')[2]
 // A real Stratus record, re-signed with the issued key an hour later (the samples hold no such use).
-const stratus = lines('cloudtrail/stratus-red-team-detonation-logs.ndjson')[0]
+const stratus = fixtureLines('cloudtrail/stratus-red-team-detonation-logs.ndjson')[0]
 const podUse = {
   ...stratus,
   eventTime: '2024-04-16T10:20:04Z',
