@@ -105,8 +105,12 @@ function selfRoleKeys(arn: string): string[] {
 const issuedSince = (created: number | undefined, record: RevokeRecord) =>
   created !== undefined && record.issued_before !== undefined && created >= record.issued_before
 
-const keyOf = (t: RevokeTarget) =>
-  t.kind === 'role' && t.account !== undefined ? `role:${t.account}:${t.name}` : `${t.kind}:${t.name}`
+/** IAM does not tell role names apart by case (`Nerve-Revoker` is `nerve-revoker`): neither do the keys. */
+const keyOf = (t: RevokeTarget) => {
+  if (t.kind !== 'role') return `${t.kind}:${t.name}`
+  const name = t.name.toLowerCase()
+  return t.account !== undefined ? `role:${t.account}:${name}` : `role:${name}`
+}
 
 export function createRevokeTracker(
   selfIdentities: readonly string[],

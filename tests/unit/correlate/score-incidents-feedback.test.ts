@@ -216,6 +216,18 @@ describe('no feedback loop', () => {
     const result = c.accept(attack)
     expect(result.ignored).toBeUndefined()
     expect(result.correlations.map((x) => x.core.event_id)).toEqual(['revoke-the-revoker'])
+    // IAM does not tell role names apart by case: NERVE-REVOKER is the same role.
+    const shouted = revokeSessions({
+      id: 'revoke-the-revoker-shouted',
+      principal: 'arn:aws:sts::609418236337:assumed-role/data-cleaner/botocore-session-1',
+      sessionIssuer: agentRole,
+      requestParameters: {
+        roleName: 'NERVE-Revoker',
+        policyName: 'AWSRevokeOlderSessions',
+        policyDocument: denyOlderSessions(new Date(T0 + 60_000).toISOString()),
+      },
+    })
+    expect(c.accept(shouted).ignored).toBeUndefined()
     // In another account a role of the same name is another role: its revoke is one.
     const elsewhere = revokeSessions({
       id: 'revoke-elsewhere',
