@@ -7,6 +7,7 @@ import { createIdentityLinksFile } from '../../../ingest/identity-links-file.ts'
 import type { IdentityLink } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { chainedLink, issuedLink } from './irsa-links.ts'
 
 // What the file system was asked, in order: the paths fsynced (by the path their fd was opened with) and
 // renamed. Only recorded: every call does what node:fs does.
@@ -30,23 +31,8 @@ vi.mock('node:fs', async (importOriginal) => {
   return { ...mocked, default: mocked }
 })
 
-// The IRSA link of the IAM doc example's key, and the keys chained from it (the Stratus AssumeRole's shape).
-const issued: IdentityLink = {
-  access_key_id: 'ASIAIOSFODNN7EXAMPLE',
-  k8s_namespace: 'agents',
-  k8s_service_account: 'data-cleaner',
-  role_arn: 'arn:aws:iam::444455556666:role/FederatedWebIdentityRole',
-  issued_at: Date.parse('2024-07-09T15:41:37Z'),
-  expires: Date.parse('2024-07-09T16:41:37Z'),
-}
-const chained = (n: number): IdentityLink => ({
-  access_key_id: `ASIANQQHHS5${String(n).padStart(9, '0')}`,
-  k8s_namespace: 'agents',
-  k8s_service_account: 'data-cleaner',
-  chained_from: issued.access_key_id,
-  issued_at: issued.issued_at + n * 1000,
-  expires: issued.expires + n * 1000,
-})
+const issued = issuedLink
+const chained = chainedLink
 
 describe('the identity links file', () => {
   it('stays within twice the links still held, whatever the number learned', () => {

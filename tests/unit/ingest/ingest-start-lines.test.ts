@@ -3,9 +3,9 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import type { IdentityLink } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { startHarness } from './ingest-harness.ts'
+import { chainedLink, issuedLink } from './irsa-links.ts'
 
 const prodIssuer = 'oidc.eks.us-east-2.amazonaws.com/id/A8242F25BFBB8F98F5321B2AE63C8B5C'
 const stagingIssuer = 'oidc.eks.us-east-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE'
@@ -46,22 +46,8 @@ describe('ingest start', () => {
   it('reports the links it holds, not the lines of the links file', async () => {
     // The IRSA link of the IAM doc example's key, then three keys chained from it; one chained link per
     // workload is held (ingest.max_chained_links_per_workload: 1).
-    const issued: IdentityLink = {
-      access_key_id: 'ASIAIOSFODNN7EXAMPLE',
-      k8s_namespace: 'agents',
-      k8s_service_account: 'data-cleaner',
-      role_arn: 'arn:aws:iam::444455556666:role/FederatedWebIdentityRole',
-      issued_at: Date.parse('2024-07-09T15:41:37Z'),
-      expires: Date.parse('2024-07-09T16:41:37Z'),
-    }
-    const chained = [1, 2, 3].map((n) => ({
-      access_key_id: `ASIANQQHHS5${String(n).padStart(9, '0')}`,
-      k8s_namespace: 'agents',
-      k8s_service_account: 'data-cleaner',
-      chained_from: issued.access_key_id,
-      issued_at: issued.issued_at + n * 1000,
-      expires: issued.expires + n * 1000,
-    }))
+    const issued = issuedLink
+    const chained = [1, 2, 3].map(chainedLink)
     const dataDir = tempDir('nerve-ingest')
     const lines = [issued, ...chained].map((l) => `${JSON.stringify(l)}\n`).join('')
     writeFileSync(join(dataDir, 'identity-links.ndjson'), lines)
