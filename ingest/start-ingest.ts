@@ -147,6 +147,8 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
         () => aws && aws !== deps.aws && aws.close(),
         () => publisher.drain(),
         () => sharing?.close(),
+        // A compaction of the links file running in the background finishes (its rename and fsyncs).
+        () => linksFile.settled(),
       ]),
   }
 }
