@@ -130,12 +130,15 @@ export async function createKafkaBus(config: KafkaConfig, deps: KafkaBusDeps): P
   const inFlight = new Set<Promise<unknown>>()
   let closed = false
 
+  /** nerve's own topics are made as start makes them (the links topic compacted), whoever asks first. */
+  const nerveSpecs = new Map(nerveTopicSpecs(config).map((spec) => [spec.topic, spec]))
   const ensureTopic = (name: string, opts: { compacted?: boolean; create?: boolean } = {}) => {
     let done = ensured.get(name)
     if (!done) {
       done = (async () => {
         if (config.create_topics && opts.create !== false) {
-          await admin.createTopics({ topics: [topicSpec(config, name, opts)], waitForLeaders: true })
+          const spec = nerveSpecs.get(name) ?? topicSpec(config, name, opts)
+          await admin.createTopics({ topics: [spec], waitForLeaders: true })
         }
         const metadata = await admin.fetchTopicMetadata({ topics: [name] })
         partitions.set(name, metadata.topics[0]?.partitions.length ?? config.partitions)

@@ -9,6 +9,7 @@ import {
   correlatorStateTopic,
   deadLetterTopic,
   eventsTopic,
+  identityLinksTopic,
   lateEventsTopic,
   revokeOutcomesTopic,
 } from './topics.ts'
@@ -150,19 +151,35 @@ const compactedEntries = [
   { name: 'max.message.bytes', value: String(16 * 1024 * 1024) },
 ]
 
+/**
+ * How long the shared identity links topic keeps a link. It is compacted (the copies of one link that
+ * several instances publish shrink to one) and deleted after this too: every access key id is new, so
+ * compaction alone would keep every link ever learned. A link is of use for its credentials' lifetime
+ * (at most 12 h), and each instance's links file keeps it a day past that.
+ */
+export const identityLinksRetentionMs = 2 * 24 * 3_600_000
+
 export function topicSpec(
   config: Pick<KafkaConfig, 'partitions' | 'replication_factor' | 'max_message_bytes'>,
   name: string,
-  opts: { compacted?: boolean } = {},
+  opts: { compacted?: boolean; retentionMs?: number } = {},
 ): TopicSpec {
+  // The stream topics take what the producer is allowed to send them (it splits publishes to fit).
+  const streamEntries = [{ name: 'max.message.bytes', value: String(config.max_message_bytes) }]
   return {
     topic: name,
     numPartitions: config.partitions,
     replicationFactor: config.replication_factor,
-    // The stream topics take what the producer is allowed to send them (it splits publishes to fit).
-    configEntries: opts.compacted
-      ? compactedEntries
-      : [{ name: 'max.message.bytes', value: String(config.max_message_bytes) }],
+    configEntries:
+      opts.compacted && opts.retentionMs !== undefined
+        ? [
+            { name: 'cleanup.policy', value: 'compact,delete' },
+            { name: 'retention.ms', value: String(opts.retentionMs) },
+            ...streamEntries,
+          ]
+        : opts.compacted
+          ? compactedEntries
+          : streamEntries,
   }
 }
 
@@ -182,5 +199,9 @@ export function nerveTopicSpecs(config: KafkaConfig): TopicSpec[] {
   return [
     ...streams.map((t) => topicSpec(config, kafkaTopicName(config, t))),
     topicSpec(config, kafkaTopicName(config, correlatorStateTopic), { compacted: true }),
+    topicSpec(config, kafkaTopicName(config, identityLinksTopic), {
+      compacted: true,
+      retentionMs: identityLinksRetentionMs,
+    }),
   ]
 }

@@ -108,8 +108,8 @@ export type EventDecoder = {
   ): Generator<void, Drafts, undefined>
   /** Gives each draft its agent, with every link learned so far. */
   resolve(drafts: readonly UnresolvedEvent[]): Pick<Decoded, 'events' | 'internal'>
-  /** Links learned elsewhere: the links file at start, other ingest instances. */
-  addLinks(links: readonly IdentityLink[]): void
+  /** Links learned elsewhere: the links file at start, other ingest instances; returns the new ones. */
+  addLinks(links: readonly IdentityLink[]): IdentityLink[]
   links(): IdentityLink[]
   agents(): AgentSummary[]
 }

@@ -4,20 +4,41 @@
 // many links are learned (every sts:AssumeRole it signs with a linked key is one), while the resolver keeps
 // a bounded table: so the file is also rewritten with the links the resolver still holds whenever it has
 // grown to twice their number (at least minCompactLines), and never holds more than that on disk.
+// That rewrite runs while ingest serves, over up to the whole table (200,000 links, tens of MB): it is
+// written in parts across turns of the event loop, so /healthz and the receivers are not held up. Links
+// learned meanwhile are appended to the old file (a crash before the rename keeps them there) and, in the
+// turn of the rename, after the rewritten links in the new one.
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from '../runtime/logger.ts'
-import { replaceFileSync } from '../runtime/replace-file.ts'
+import { replaceFileInParts, replaceFileSync } from '../runtime/replace-file.ts'
 import type { IdentityLink } from '../schemas/types.ts'
 
 export type IdentityLinksFile = {
   load(): IdentityLink[]
-  /** Appends `link`; `live` gives the links still held, asked only when the file is due for compaction. */
+  /**
+   * Appends `link`; `live` gives the links still held, asked only when the file is due for compaction,
+   * which then runs in the background (settled() says when it is over).
+   */
   append(link: IdentityLink, live: () => readonly IdentityLink[]): void
+  /** Resolves once no compaction is running (ingest's close waits for it). */
+  settled(): Promise<void>
   path: string
 }
 
 const keepAfterExpiryMs = 24 * 3_600_000
+/** Links written per turn of the event loop while compacting: ~250 KB of JSON, about a millisecond. */
+const linksPerPart = 1_000
+
+const lineOf = (link: IdentityLink) => `${JSON.stringify(link)}\n`
+
+function* partsOf(links: readonly IdentityLink[]): Generator<string> {
+  for (let at = 0; at < links.length; at += linksPerPart) {
+    let part = ''
+    for (const link of links.slice(at, at + linksPerPart)) part += lineOf(link)
+    yield part
+  }
+}
 
 export function createIdentityLinksFile(
   dataDir: string,
@@ -27,14 +48,40 @@ export function createIdentityLinksFile(
   const minCompactLines = deps.minCompactLines ?? 10_000
   let lines = 0
   let compactAt = minCompactLines
-  // Durably (replace-file.ts): a crash during a rewrite must not lose the links the file held.
-  const rewrite = (links: readonly IdentityLink[]) => {
-    replaceFileSync(path, links.map((l) => `${JSON.stringify(l)}\n`).join(''))
-    lines = links.length
-    compactAt = Math.max(minCompactLines, 2 * links.length)
+  /** The compaction running, and the links learned since it took its snapshot of the table. */
+  let compacting: { done: Promise<void>; learned: IdentityLink[] } | undefined
+  const compacted = (held: number) => {
+    lines = held
+    compactAt = Math.max(minCompactLines, 2 * held)
   }
+
+  // Durably (replace-file.ts): a crash during a rewrite must not lose the links the file held.
+  const compact = (links: readonly IdentityLink[]) => {
+    const learned: IdentityLink[] = []
+    const done = replaceFileInParts(path, partsOf(links), () => {
+      // The new file holds the snapshot: the links learned since follow it, as they followed in the old.
+      try {
+        if (learned.length > 0) appendFileSync(path, learned.map(lineOf).join(''))
+      } catch (err) {
+        deps.log.error({ err, path, count: learned.length }, 'Could not persist learned identity links.')
+      }
+      compacted(links.length + learned.length)
+    })
+      .catch((err: unknown) => {
+        // The old file is whole and holds every link; it is compacted again once it has grown as much.
+        compactAt = lines + Math.max(minCompactLines, links.length)
+        deps.log.error(
+          { err, path },
+          'Could not compact the identity links file; it keeps every link and grows until a compaction succeeds.',
+        )
+      })
+      .finally(() => {
+        compacting = undefined
+      })
+    compacting = { done, learned }
+  }
+
   return {
-    path,
     load: () => {
       if (!existsSync(path)) return []
       const cutoff = deps.now() - keepAfterExpiryMs
@@ -48,13 +95,21 @@ export function createIdentityLinksFile(
           deps.log.warn({ path }, 'Skipped a damaged line in the identity links file.')
         }
       }
-      rewrite(links)
+      // At start, before ingest serves: in one go.
+      replaceFileSync(path, links.map(lineOf).join(''))
+      compacted(links.length)
       return links
     },
     append: (link, live) => {
       mkdirSync(dataDir, { recursive: true })
-      appendFileSync(path, `${JSON.stringify(link)}\n`)
-      if (++lines > compactAt) rewrite(live())
+      appendFileSync(path, lineOf(link))
+      lines++
+      if (compacting) compacting.learned.push(link)
+      else if (lines > compactAt) compact(live())
     },
+    settled: async () => {
+      while (compacting) await compacting.done
+    },
+    path,
   }
 }

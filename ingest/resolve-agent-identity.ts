@@ -50,8 +50,11 @@ export type AgentSummary = {
 export type AgentResolver = {
   /** Learns the credential link an issuing event carries; returns it when new or changed. */
   learn(event: UnresolvedEvent): IdentityLink | undefined
-  /** Adds links learned elsewhere (the links file at start, another ingest instance). */
-  addLinks(links: readonly IdentityLink[]): void
+  /**
+   * Adds links learned elsewhere (the links file at start, another ingest instance); returns those that
+   * were new or changed (not a link already held as it is: this instance's own, shared back to it).
+   */
+  addLinks(links: readonly IdentityLink[]): IdentityLink[]
   /** Completes `event` into the NormalizedEvent it returns (the same object: the draft is not reused). */
   resolve(event: UnresolvedEvent): NormalizedEvent
   links(): IdentityLink[]
@@ -234,7 +237,13 @@ export function createAgentResolver(
   return {
     learn,
     addLinks: (more) => {
-      for (const link of more) store(link)
+      const added: IdentityLink[] = []
+      for (const link of more) {
+        const known = links.get(link.access_key_id)
+        if (!known || JSON.stringify(known) !== JSON.stringify(link)) added.push(link)
+        store(link)
+      }
+      return added
     },
     resolve,
     links: () => [...links.values()],

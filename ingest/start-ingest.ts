@@ -8,7 +8,7 @@ import { closeInTurn } from '../runtime/close-in-turn.ts'
 import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
-import type { Config } from '../schemas/types.ts'
+import type { Config, IdentityLink } from '../schemas/types.ts'
 import { createAgentVolume, defaultAgentVolume } from './agent-volume.ts'
 import { createAgentsRoute } from './agents-route.ts'
 import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
@@ -61,6 +61,13 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   )
   const evictionWarnings = createEvictionWarnings({ log, now: deps.now })
   let sharing: IdentityLinkSharing | undefined
+  const persist = (link: IdentityLink) => {
+    try {
+      linksFile.append(link, () => decoder.links())
+    } catch (err) {
+      log.error({ err, path: linksFile.path }, 'Could not persist a learned identity link.')
+    }
+  }
   const decoder = createEventDecoder(config, {
     onLinksEvicted: (count, workload) => {
       evicted.inc(count)
@@ -69,11 +76,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     onLink: (link) => {
       learned.inc()
       sharing?.share(link)
-      try {
-        linksFile.append(link, () => decoder.links())
-      } catch (err) {
-        log.error({ err, path: linksFile.path }, 'Could not persist a learned identity link.')
-      }
+      persist(link)
     },
   })
   const links = linksFile.load()
@@ -82,7 +85,10 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     bus: deps.bus,
     log,
     group: `nerve-ingest-links-${deps.instance ?? hostname()}`,
-    onLinks: (shared) => decoder.addLinks(shared),
+    // Kept in the links file too: this instance's links group resumes after them once it restarts.
+    onLinks: (shared) => {
+      for (const link of decoder.addLinks(shared)) persist(link)
+    },
   })
   for (const warning of registryWarnings(config.agents))
     log.warn({ error_code: 'CONFIG_INVALID' }, `Registry entry can never match a Falco alert: ${warning}.`)
@@ -147,6 +153,8 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
         () => aws && aws !== deps.aws && aws.close(),
         () => publisher.drain(),
         () => sharing?.close(),
+        // A compaction of the links file running in the background finishes (its rename and fsyncs).
+        () => linksFile.settled(),
       ]),
   }
 }

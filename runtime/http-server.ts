@@ -30,6 +30,7 @@ import {
 } from './http-routes.ts'
 import type { Logger } from './logger.ts'
 import type { Metrics } from './metrics.ts'
+import { readAnswerHeaders } from './read-route.ts'
 import { routeHandler } from './route-handler.ts'
 
 export type HttpServer = {
@@ -272,6 +273,19 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     if (closing) reply.header('connection', 'close')
     done(null, payload)
   })
+  /**
+   * Every answer of a read route carries the read headers, whoever gives it: the route's page, its 400
+   * (which echoes the reader's query) or 404, and the 401 or 403 given before the handler runs.
+   */
+  const privateReadAnswer = (
+    _req: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (err: null, payload: unknown) => void,
+  ) => {
+    reply.headers(readAnswerHeaders)
+    done(null, payload)
+  }
   const addRoutes = (routes: readonly Route[]) => {
     for (const route of routes) {
       app.route({
@@ -279,6 +293,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         url: route.url,
         ...(route.bodyLimit ? { bodyLimit: route.bodyLimit } : {}),
         onRequest: checkAuth(route),
+        ...(route.auth === 'read' ? { onSend: privateReadAnswer } : {}),
         // fastify's own errors (a body over the limit) in the route's shape too: Firehose reads only its own.
         ...(route.formatError ? { errorHandler: routeErrorHandler(route, route.formatError) } : {}),
         handler: routeHandler(route, { inFlight, connectionClose, tokenOpens, answer }),

@@ -32,26 +32,22 @@ export function pageOf<T>(
 export const iso = (ms: number): string => new Date(ms).toISOString()
 
 /**
- * What every read answer says: it is the reader's alone and is never stored (a browser's disk cache, a
- * proxy), and its JSON is never sniffed as a page, since it holds text the watched agent wrote.
+ * What every answer of a read route says, refusals included (the server adds them to each, by the route's
+ * `auth: 'read'`): it is the reader's alone and is never stored (a browser's disk cache, a proxy), and its
+ * JSON is never sniffed as a page, since it holds text the watched agent wrote, or echoes the reader's query.
  */
 export const readAnswerHeaders: Readonly<Record<string, string>> = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
 }
 
-/** A read route: its answers show ARNs, access key ids and command lines, so `auth: 'read'`. */
+/**
+ * A read route: its answers show ARNs, access key ids and command lines, so `auth: 'read'`, and the server
+ * gives every answer of it the read headers.
+ */
 export function readRoute(
   url: string,
   handle: (req: RouteRequest) => RouteResponse | Promise<RouteResponse>,
 ): Route {
-  return {
-    method: 'GET',
-    url,
-    auth: 'read',
-    handle: async (req) => {
-      const res = await handle(req)
-      return { ...res, headers: { ...readAnswerHeaders, ...res.headers } }
-    },
-  }
+  return { method: 'GET', url, auth: 'read', handle: async (req) => handle(req) }
 }

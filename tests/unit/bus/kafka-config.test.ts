@@ -10,7 +10,7 @@ import {
   requiredAcks,
   topicSpec,
 } from '../../../bus/kafka-config.ts'
-import { correlatorStateTopic, eventsTopic } from '../../../bus/topics.ts'
+import { correlatorStateTopic, eventsTopic, identityLinksTopic } from '../../../bus/topics.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
 import type { KafkaConfig } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
@@ -103,7 +103,7 @@ describe('topics', () => {
     expect(kafkaTopicName({ topic_prefix: '' }, eventsTopic)).toBe('nerve.events.v1')
   })
 
-  it('creates the stream topics and the compacted correlator state topic with the configured layout', () => {
+  it('creates the stream topics, the compacted correlator state topic and the links topic with the configured layout', () => {
     const specs = nerveTopicSpecs(kafka({ topic_prefix: 'p.', partitions: 24, replication_factor: 3 }))
     expect(specs.map((s) => s.topic)).toEqual([
       'p.nerve.events.v1',
@@ -112,10 +112,18 @@ describe('topics', () => {
       'p.nerve.late-events.v1',
       'p.nerve.revoke-outcomes.v1',
       `p.${correlatorStateTopic.name}`,
+      `p.${identityLinksTopic.name}`,
     ])
     expect(specs.every((s) => s.numPartitions === 24 && s.replicationFactor === 3)).toBe(true)
-    const compacted = specs.filter((s) => s.configEntries.some((e) => e.name === 'cleanup.policy'))
-    expect(compacted.map((s) => s.topic)).toEqual([`p.${correlatorStateTopic.name}`])
+    const policies = specs.map((s) => [
+      s.topic,
+      s.configEntries.find((e) => e.name === 'cleanup.policy')?.value,
+    ])
+    expect(policies.filter(([, policy]) => policy !== undefined)).toEqual([
+      [`p.${correlatorStateTopic.name}`, 'compact'],
+      // One link per access key id, and none kept past two days (every key id is new).
+      [`p.${identityLinksTopic.name}`, 'compact,delete'],
+    ])
   })
 
   it('leaves stream topics on the cluster’s retention, with the message size the producer splits to', () => {

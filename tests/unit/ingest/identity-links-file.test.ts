@@ -14,20 +14,32 @@ import { chainedLink, issuedLink } from './irsa-links.ts'
 const fsCalls = vi.hoisted(() => ({ log: [] as string[], paths: new Map<number, string>() }))
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>()
+  type Callback = (err: Error | null, fd?: number) => void
   const openSync = (path: string, ...rest: unknown[]) => {
     const fd = (fs.openSync as (...a: unknown[]) => number)(path, ...rest)
     fsCalls.paths.set(fd, String(path))
     return fd
   }
+  const open = (path: string, ...rest: unknown[]) => {
+    const done = rest.pop() as Callback
+    ;(fs.open as (...a: unknown[]) => void)(path, ...rest, (err: Error | null, fd?: number) => {
+      if (fd !== undefined) fsCalls.paths.set(fd, String(path))
+      done(err, fd)
+    })
+  }
   const fsyncSync = (fd: number) => {
     fsCalls.log.push(`fsync ${fsCalls.paths.get(fd)}`)
     fs.fsyncSync(fd)
+  }
+  const fsync = (fd: number, done: Callback) => {
+    fsCalls.log.push(`fsync ${fsCalls.paths.get(fd)}`)
+    fs.fsync(fd, done)
   }
   const renameSync = (from: string, to: string) => {
     fsCalls.log.push(`rename ${from} ${to}`)
     fs.renameSync(from, to)
   }
-  const mocked = { ...fs, openSync, fsyncSync, renameSync }
+  const mocked = { ...fs, openSync, open, fsyncSync, fsync, renameSync }
   return { ...mocked, default: mocked }
 })
 
@@ -35,7 +47,7 @@ const issued = issuedLink
 const chained = chainedLink
 
 describe('the identity links file', () => {
-  it('stays within twice the links still held, whatever the number learned', () => {
+  it('stays within twice the links still held, whatever the number learned', async () => {
     const dataDir = tempDir('nerve-links')
     const now = () => issued.issued_at
     const file = createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now, minCompactLines: 100 })
@@ -46,6 +58,8 @@ describe('the identity links file', () => {
       held.push(link)
       if (held.length > 11) held.splice(1, 1) // the resolver keeps its 10 newest chained links
       file.append(link, () => held)
+      // Ingest learns the next link in a later request, after the compaction this one started (if any).
+      await file.settled()
     }
     const lines = readFileSync(file.path, 'utf8').trim().split('\n')
     expect(lines.length).toBeLessThanOrEqual(101)
@@ -54,7 +68,7 @@ describe('the identity links file', () => {
     expect(reloaded).toContainEqual(chained(4_999))
     expect(reloaded).not.toContainEqual(chained(0))
   })
-  it('rewrites the file durably: the new file is on disk before it replaces the old, and the rename after', () => {
+  it('rewrites the file durably: the new file is on disk before it replaces the old, and the rename after', async () => {
     const dataDir = tempDir('nerve-links')
     const now = () => issued.issued_at
     const file = createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now, minCompactLines: 2 })
@@ -62,13 +76,49 @@ describe('the identity links file', () => {
     file.append(issued, () => held)
     fsCalls.log.length = 0
     for (let n = 0; n < 3; n++) file.append(chained(n), () => held)
+    await file.settled()
     expect(fsCalls.log).toEqual([
       `fsync ${file.path}.tmp`,
       `rename ${file.path}.tmp ${file.path}`,
       `fsync ${dirname(file.path)}`,
     ])
-    // The rewrite kept the link still held; the append after it went to the new file.
+    // The rewrite kept the link still held, and the link learned while it ran (appended to the old file,
+    // then after the rewritten links in the new one).
     const lines = readFileSync(file.path, 'utf8').trim().split('\n')
     expect(lines.map((l) => JSON.parse(l))).toEqual([issued, chained(2)])
+  })
+
+  it('compacts across turns of the event loop, and a link learned meanwhile survives a restart', async () => {
+    // A table of 5,000 links (IRSA keys of 50 service accounts, as a busy cluster's), compacted once the
+    // file passes 5,000 lines; ingest goes on learning while it runs.
+    const dataDir = tempDir('nerve-links')
+    const now = () => issued.issued_at
+    const log = createTestRuntime().log
+    const file = createIdentityLinksFile(dataDir, { log, now, minCompactLines: 5_000 })
+    const held: IdentityLink[] = Array.from({ length: 5_000 }, (_, n) => ({
+      ...issued,
+      access_key_id: `ASIAQNNXHEBB${String(n).padStart(8, '0')}`,
+      k8s_service_account: `svc-${n % 50}`,
+    }))
+    for (const link of held) file.append(link, () => held)
+    const learned = Array.from({ length: 5 }, (_, n) => chained(10_000 + n))
+    const lineCount = () => readFileSync(file.path, 'utf8').trim().split('\n').length
+    file.append(held[0] as IdentityLink, () => held) // line 5,001: the compaction starts
+    // The append that started it returned before the file was rewritten: the old file, whole, is there.
+    expect(lineCount()).toBe(5_001)
+    file.append(learned[0] as IdentityLink, () => held)
+    for (const link of learned.slice(1)) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      file.append(link, () => [...held, ...learned])
+    }
+    await file.settled()
+    const onDisk = readFileSync(file.path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(onDisk).toEqual([...held, ...learned])
+    // A restart reads every link: those the compaction wrote and those learned while it ran.
+    const reloaded = createIdentityLinksFile(dataDir, { log, now }).load()
+    expect(reloaded).toEqual([...held, ...learned])
   })
 })
