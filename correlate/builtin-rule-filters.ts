@@ -61,9 +61,12 @@ export const credentialReads = [
 
 /**
  * Calls that hand work to another principal's role: a stack's service role (or the stack set
- * administration role), a state machine's, a build project's, a task's. The harmful call is then the
- * role's; these are the agent's own. iam:PassRole, which they need, is a permission CloudTrail never logs
- * as an event, and states:StartSyncExecution is not logged. SSM and Lambda have rules of their own.
+ * administration role), a state machine's, a build project's, a task's or service's, a schedule's or
+ * event rule target's, a Glue job's, a SageMaker job's, a Batch job's, a pipeline's. The harmful call is
+ * then the role's (a schedule's universal target `arn:aws:scheduler:::aws-sdk:iam:attachRolePolicy` makes
+ * the IAM write itself); these are the agent's own. iam:PassRole, which they need, is a permission
+ * CloudTrail never logs as an event, and states:StartSyncExecution is not logged. SSM, Lambda and EC2
+ * launches have rules of their own.
  */
 export const delegatedExecutions = [
   'cloudformation:CreateStack',
@@ -77,4 +80,19 @@ export const delegatedExecutions = [
   'codebuild:StartBuildBatch',
   'ecs:RunTask',
   'ecs:StartTask',
+  // A stack set made long before, deployed to (more) accounts or regions now.
+  'cloudformation:CreateStackInstances',
+  'cloudformation:UpdateStackInstances',
+  'ecs:CreateService',
+  'ecs:UpdateService',
+  'scheduler:CreateSchedule',
+  'scheduler:UpdateSchedule',
+  'events:PutTargets',
+  'glue:CreateJob',
+  'glue:UpdateJob',
+  'glue:StartJobRun',
+  'sagemaker:CreateProcessingJob',
+  'sagemaker:CreateTrainingJob',
+  'batch:SubmitJob',
+  'codepipeline:StartPipelineExecution',
 ]

@@ -327,14 +327,18 @@ export const builtinRules: readonly RuleConfig[] = [
     // The call the agent makes itself when the harmful one is made by another principal's role (a
     // CloudFormation IAM write is assumed-role/<stack role>/AWSCloudFormation's, not the agent's).
     // Records, never revokes: CI runners, deployers and task launchers make these calls as their job,
-    // after alerts of their own (a package install on every build). T1610 for the ECS tasks.
+    // after alerts of their own (a package install on every build). T1610 for the ECS tasks and
+    // services, T1053 for schedules, T1546 for event rule targets (both also persistence).
     id: 'runtime-alert-then-delegated-execution',
     description:
-      "A runtime alert, then code run or infrastructure changed with another principal's rights: stacks, change sets, state machines, builds, tasks.",
+      "A runtime alert, then code run or infrastructure changed with another principal's rights: stacks, stack sets, state machines, builds, tasks, schedules, event targets, jobs, pipelines.",
     edge: anyAlert,
     core: { actions: delegatedExecutions },
     severity: 75,
     revoke: false,
-    mitre: { tactics: ['TA0004', 'TA0005', 'TA0002'], techniques: ['T1548.005', 'T1548', 'T1610'] },
+    mitre: {
+      tactics: ['TA0004', 'TA0005', 'TA0002', 'TA0003'],
+      techniques: ['T1548.005', 'T1548', 'T1610', 'T1053', 'T1546'],
+    },
   },
 ]

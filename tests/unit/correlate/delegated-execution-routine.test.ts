@@ -126,3 +126,79 @@ describe('delegated execution by a workload whose job it is', () => {
     expect(created?.rule.revoke).toBe(false)
   })
 })
+
+// The calls a schedule, a rule target or a Batch job hands over: their routine is what they run, not the
+// schedule's or the run's name (new every time), so the discount works for them and re-pointing does not.
+describe('delegated execution by name-per-run calls', () => {
+  const report = `arn:aws:lambda:us-east-1:609418236337:function:nightly-report`
+  const universalIam = 'arn:aws:scheduler:::aws-sdk:iam:attachRolePolicy'
+  const schedulerRole = 'arn:aws:iam::609418236337:role/scheduler-invoke'
+
+  /** A one-shot schedule of its report function every hour, each with a new name, after the install. */
+  function schedules(): Record<string, unknown>[] {
+    const items: Record<string, unknown>[] = []
+    for (let t = T0; t < T0 + 24 * hour; t += hour) {
+      const at = new Date(t + 5 * 60_000).toISOString().slice(0, 19)
+      items.push(
+        packageInstall(t),
+        call(runner, t + 30_000, 'scheduler:CreateSchedule', {
+          name: `report-${at.replace(/[-:]/g, '')}`,
+          scheduleExpression: `at(${at})`,
+          flexibleTimeWindow: { mode: 'OFF' },
+          actionAfterCompletion: 'DELETE',
+          target: { arn: report, roleArn: schedulerRole, input: '{}' },
+        }),
+      )
+    }
+    return items
+  }
+
+  it('discounts the schedules of its usual function and calls one pointed at IAM new', () => {
+    const config = runnerConfig(true)
+    const t = T0 + 24 * hour
+    const escalation = call(runner, t + 30_000, 'scheduler:CreateSchedule', {
+      name: 'report-late',
+      scheduleExpression: 'at(2026-03-03T00:05:00)',
+      flexibleTimeWindow: { mode: 'OFF' },
+      target: {
+        arn: universalIam,
+        roleArn: schedulerRole,
+        input: '{"RoleName":"agent-ci-runner","PolicyArn":"arn:aws:iam::aws:policy/AdministratorAccess"}',
+      },
+    })
+    const found = run(config, [...schedules(), debugShell(runner, t), escalation])
+    const routine = found
+      .filter((c) => c.core.target === report)
+      .slice(config.correlation.baseline.routine_min)
+    expect(routine.length).toBeGreaterThanOrEqual(3)
+    for (const c of routine) expect(routinePoints(c)).toBe(-20)
+    const iam = found.find((c) => c.core.event_id === escalation.eventID)
+    expect(iam?.core.target).toBe(universalIam)
+    expect(iam?.reasons.map((r) => r.factor)).toContain('baseline_novel_resource')
+    expect(iam && routinePoints(iam)).toBeUndefined()
+    expect(iam && revokeGrade(config)(iam)).toBe(true)
+  })
+
+  it('discounts Batch runs of its usual job definition, whatever each run is named', () => {
+    const config = runnerConfig(true)
+    const items: Record<string, unknown>[] = []
+    for (let t = T0; t < T0 + 24 * hour; t += hour)
+      items.push(
+        packageInstall(t),
+        call(runner, t + 30_000, 'batch:SubmitJob', {
+          jobName: `deploy-${t}`,
+          jobQueue: 'default',
+          jobDefinition: 'nightly-deploy:7',
+        }),
+      )
+    const found = run(config, items)
+    expect(found).toHaveLength(24)
+    const routine = found.slice(config.correlation.baseline.routine_min)
+    expect(routine.length).toBeGreaterThanOrEqual(3)
+    for (const c of routine) {
+      expect(c.core.target).toBe('nightly-deploy:7')
+      expect(routinePoints(c)).toBe(-20)
+      expect(revokeGrade(config)(c)).toBe(false)
+    }
+  })
+})

@@ -4,7 +4,9 @@
 // The built-in rule runtime-alert-then-delegated-execution pairs the alert with the agent's own call.
 // Records: Stratus Red Team's iam-backdoor-role record (line 293 of the detonation logs, DataDog/
 // stratus-red-team, Apache-2.0) with its call replaced by each delegating call and its request parameters
-// as the CloudFormation, Step Functions, CodeBuild and ECS APIs take them; the Falco website's shell alert.
+// as CloudTrail records them for CloudFormation, Step Functions, CodeBuild, ECS, EventBridge Scheduler,
+// EventBridge, Glue, SageMaker, Batch and CodePipeline (lower-camel API members, nested as the API nests
+// them); the Falco website's shell alert.
 import { describe, expect, it } from 'vitest'
 import { builtinRules } from '../../../correlate/builtin-rules.ts'
 import { isNeverRoutine } from '../../../correlate/score-correlation.ts'
@@ -45,7 +47,10 @@ const createStack = call(
   },
 )
 
-/** Each delegating call of the rule, as its API takes it. */
+const universalIamTarget = 'arn:aws:scheduler:::aws-sdk:iam:attachRolePolicy'
+const smRole = `arn:aws:iam::${account}:role/sagemaker-admin`
+
+/** Each delegating call of the rule, as CloudTrail records its request parameters. */
 const calls: [string, object][] = [
   [
     'cloudformation:UpdateStack',
@@ -79,6 +84,91 @@ const calls: [string, object][] = [
     },
   ],
   ['ecs:StartTask', { cluster: 'default', taskDefinition: 'maintenance:3', containerInstances: ['i-0abc'] }],
+  // A stack set made long before (its administration role's rights), deployed to this account now.
+  [
+    'cloudformation:CreateStackInstances',
+    { stackSetName: 'org-backup', accounts: [account], regions: ['us-east-1'] },
+  ],
+  [
+    'cloudformation:UpdateStackInstances',
+    { stackSetName: 'org-backup', accounts: [account], regions: ['us-east-1'] },
+  ],
+  [
+    'ecs:CreateService',
+    { cluster: 'default', serviceName: 'maintenance-svc', taskDefinition: 'maintenance:3', desiredCount: 1 },
+  ],
+  ['ecs:UpdateService', { cluster: 'default', service: 'maintenance-svc', desiredCount: 2 }],
+  // The schedule's role makes the IAM write itself through a universal target: no function, no task.
+  [
+    'scheduler:CreateSchedule',
+    {
+      name: 'nightly-cleanup',
+      groupName: 'default',
+      scheduleExpression: 'at(2026-03-01T00:05:00)',
+      flexibleTimeWindow: { mode: 'OFF' },
+      target: {
+        arn: universalIamTarget,
+        roleArn: `arn:aws:iam::${account}:role/scheduler-admin`,
+        input: `{"RoleName":"stratus-red-team-backdoor-r-role","PolicyArn":"arn:aws:iam::aws:policy/AdministratorAccess"}`,
+      },
+    },
+  ],
+  [
+    'scheduler:UpdateSchedule',
+    {
+      name: 'nightly-cleanup',
+      scheduleExpression: 'rate(1 hour)',
+      flexibleTimeWindow: { mode: 'OFF' },
+      target: { arn: universalIamTarget, roleArn: `arn:aws:iam::${account}:role/scheduler-admin` },
+    },
+  ],
+  [
+    'events:PutTargets',
+    {
+      rule: 'on-any-login',
+      targets: [
+        {
+          id: '1',
+          arn: `arn:aws:states:us-east-1:${account}:stateMachine:cleanup`,
+          roleArn: `arn:aws:iam::${account}:role/events-admin`,
+        },
+      ],
+    },
+  ],
+  [
+    'glue:CreateJob',
+    {
+      name: 'etl-admin',
+      role: `arn:aws:iam::${account}:role/glue-admin`,
+      command: { name: 'pythonshell', scriptLocation: 's3://agent-bucket/x.py' },
+    },
+  ],
+  [
+    'glue:UpdateJob',
+    {
+      jobName: 'etl-nightly',
+      jobUpdate: { role: `arn:aws:iam::${account}:role/glue-admin`, command: { name: 'glueetl' } },
+    },
+  ],
+  ['glue:StartJobRun', { jobName: 'etl-nightly' }],
+  [
+    'sagemaker:CreateProcessingJob',
+    {
+      processingJobName: 'proc-2026-03-01-000500',
+      roleArn: smRole,
+      appSpecification: { imageUri: `${account}.dkr.ecr.us-east-1.amazonaws.com/agent:latest` },
+    },
+  ],
+  [
+    'sagemaker:CreateTrainingJob',
+    {
+      trainingJobName: 'train-2026-03-01-000500',
+      roleArn: smRole,
+      algorithmSpecification: { trainingImage: `${account}.dkr.ecr.us-east-1.amazonaws.com/agent:latest` },
+    },
+  ],
+  ['batch:SubmitJob', { jobName: 'run-8f3a2c', jobQueue: 'default', jobDefinition: 'maintenance-job:4' }],
+  ['codepipeline:StartPipelineExecution', { name: 'release-pipeline' }],
 ]
 
 describe('delegated execution after a runtime alert', () => {
@@ -94,11 +184,14 @@ describe('delegated execution after a runtime alert', () => {
       'T1548.005 Temporary Elevated Cloud Access',
       'T1548 Abuse Elevation Control Mechanism',
       'T1610 Deploy Container',
+      'T1053 Scheduled Task/Job',
+      'T1546 Event Triggered Execution',
     ])
     expect(found?.rule.mitre?.tactics.map((t) => t.name)).toEqual([
       'Privilege Escalation',
       'Defense Evasion',
       'Execution',
+      'Persistence',
     ])
     expect(found?.reasons.find((r) => r.factor === 'action_risk')?.detail).toBe(
       'cloudformation:CreateStack is high',
@@ -123,6 +216,22 @@ describe('delegated execution after a runtime alert', () => {
       'release',
       'maintenance:3',
       'maintenance:3',
+      'org-backup',
+      'org-backup',
+      'maintenance:3',
+      'maintenance-svc',
+      // What the schedule or rule runs, not its own name: re-pointing a routine one is new.
+      universalIamTarget,
+      universalIamTarget,
+      `arn:aws:states:us-east-1:${account}:stateMachine:cleanup`,
+      'etl-admin',
+      'etl-nightly',
+      'etl-nightly',
+      // A job's name is new every run: the role it runs as is what routine jobs share.
+      smRole,
+      smRole,
+      'maintenance-job:4',
+      'release-pipeline',
     ])
   })
 
@@ -138,7 +247,15 @@ describe('delegated execution after a runtime alert', () => {
   })
 
   it('leaves reads of the same services alone', () => {
-    const reads = ['cloudformation:DescribeStacks', 'states:DescribeExecution', 'ecs:DescribeTasks']
+    const reads = [
+      'cloudformation:DescribeStacks',
+      'states:DescribeExecution',
+      'ecs:DescribeTasks',
+      'scheduler:GetSchedule',
+      'events:ListTargetsByRule',
+      'glue:GetJobRun',
+      'sagemaker:DescribeTrainingJob',
+    ]
     for (const action of reads) {
       const record = { ...call(action, {}), readOnly: true }
       expect(detonation([record]).correlations, action).toEqual([])

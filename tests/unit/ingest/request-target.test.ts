@@ -47,6 +47,48 @@ describe('requestTarget', () => {
     expect(requestTarget({ stateMachineArn: machine, name: 'run-8f3a2c', input: '{}' }, [])).toBe(machine)
   })
 
+  it('names what a schedule or an event rule runs, not the schedule or rule', () => {
+    const universal = 'arn:aws:scheduler:::aws-sdk:iam:attachRolePolicy'
+    const role = 'arn:aws:iam::609418236337:role/scheduler-admin'
+    const schedule = {
+      name: 'nightly',
+      scheduleExpression: 'rate(1 hour)',
+      target: { arn: universal, roleArn: role },
+    }
+    expect(requestTarget(schedule, [])).toBe(universal)
+    const machine = 'arn:aws:states:us-east-1:609418236337:stateMachine:cleanup'
+    const rule = { rule: 'on-login', targets: [{ id: '1', arn: machine, roleArn: role }] }
+    expect(requestTarget(rule, [])).toBe(machine)
+    const two = {
+      rule: 'on-login',
+      targets: [
+        { id: '1', arn: machine },
+        { id: '2', arn: universal },
+      ],
+    }
+    expect(requestTarget(two, [])).toBe(`${machine} (+1)`)
+    // Shapes that only look alike keep their own targets: SSM's tag targets and a session's instance.
+    const sendCommand = { documentName: 'AWS-RunShellScript', targets: [{ key: 'tag:app', values: ['x'] }] }
+    expect(requestTarget(sendCommand, ['arn:aws:ssm:us-east-1::document/AWS-RunShellScript'])).toBe(
+      'arn:aws:ssm:us-east-1::document/AWS-RunShellScript',
+    )
+    expect(requestTarget({ target: 'i-0abc' }, [])).toBeUndefined()
+  })
+
+  it('names the job definition, job, service or execution role that work is handed to', () => {
+    // A Batch run's name is new every run; its definition is what it runs.
+    const submit = { jobName: 'run-8f3a2c', jobQueue: 'default', jobDefinition: 'maintenance-job:4' }
+    expect(requestTarget(submit, [])).toBe('maintenance-job:4')
+    expect(requestTarget({ jobName: 'etl-nightly' }, [])).toBe('etl-nightly')
+    expect(requestTarget({ name: 'etl-admin', role: 'arn:aws:iam::1:role/glue-admin' }, [])).toBe('etl-admin')
+    const service = { cluster: 'default', serviceName: 'svc', taskDefinition: 'maintenance:3' }
+    expect(requestTarget(service, [])).toBe('maintenance:3')
+    expect(requestTarget({ cluster: 'default', service: 'svc', desiredCount: 2 }, [])).toBe('svc')
+    const role = 'arn:aws:iam::609418236337:role/sagemaker-admin'
+    expect(requestTarget({ trainingJobName: 'train-1', roleArn: role }, [])).toBe(role)
+    expect(requestTarget({ processingJobName: 'proc-1', roleArn: role }, [])).toBe(role)
+  })
+
   it('falls back to the first resource ARN, bounds the length, and names nothing when nothing is named', () => {
     expect(requestTarget(null, ['arn:aws:s3:::bucket'])).toBe('arn:aws:s3:::bucket')
     expect(requestTarget({ secretId: 'x'.repeat(1000) }, [])).toHaveLength(256)
