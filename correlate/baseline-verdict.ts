@@ -15,7 +15,7 @@
 import type { ScoreReason } from '../schemas/types.ts'
 import type { AgentBaseline, BaselineConfig } from './agent-baseline.ts'
 import { dayOf, hourOf, resourceKey } from './agent-baseline.ts'
-import { isCriticalAction } from './score-correlation.ts'
+import { callsIamByProxy, isCriticalAction } from './score-correlation.ts'
 
 export type BaselineQuestion = {
   time: number
@@ -165,4 +165,6 @@ const neverRoutineKind = (q: BaselineQuestion) =>
     ? 'a denied call'
     : isCriticalAction(q.action)
       ? 'a critical call'
-      : 'a call whose harm is in its request (a policy, a command, a script)'
+      : callsIamByProxy(q.target)
+        ? 'a schedule calling IAM or STS as its role'
+        : 'a call whose harm is in its request (a policy, a command, a script)'

@@ -137,7 +137,7 @@ export function createCorrelator(
         action: detail.action,
         target: detail.target,
         denied: isDenied(detail.error_code),
-        critical: isNeverRoutine(detail.action),
+        critical: isNeverRoutine(detail.action, detail.target),
         includesSelf,
       }))
 

@@ -131,9 +131,17 @@ const harmInRequest = new Set([
   'ec2:ModifyLaunchTemplate',
 ])
 
+/**
+ * EventBridge Scheduler's universal target calling IAM or STS (`arn:aws:scheduler:::aws-sdk:iam:…`): the
+ * schedule's role makes that call, so the schedule is an IAM write by proxy. An agent that points a
+ * schedule there every hour must not make the one that attaches AdministratorAccess routine.
+ */
+export const callsIamByProxy = (target: string | undefined): boolean =>
+  target !== undefined && /^arn:aws[a-z-]*:scheduler:::aws-sdk:(?:iam|sts):/i.test(target)
+
 /** A call the behavioural baseline never discounts as routine (baseline-verdict.ts), however often seen. */
-export const isNeverRoutine = (action: string): boolean =>
-  harmInRequest.has(action) || isCriticalAction(action)
+export const isNeverRoutine = (action: string, target?: string): boolean =>
+  harmInRequest.has(action) || isCriticalAction(action) || callsIamByProxy(target)
 
 function actionRisk(action: string, readOnly: boolean | undefined): { points: number; level: string } {
   if (isCriticalAction(action)) return { points: 20, level: 'critical' }

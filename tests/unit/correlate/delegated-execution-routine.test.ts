@@ -179,6 +179,37 @@ describe('delegated execution by name-per-run calls', () => {
     expect(iam && revokeGrade(config)(iam)).toBe(true)
   })
 
+  it('never calls a schedule routine that makes IAM calls as its role, however often it is made', () => {
+    const config = runnerConfig(true)
+    const items: Record<string, unknown>[] = []
+    for (let t = T0; t < T0 + 24 * hour; t += hour) {
+      const at = new Date(t + 5 * 60_000).toISOString().slice(0, 19)
+      items.push(
+        packageInstall(t),
+        call(runner, t + 30_000, 'scheduler:CreateSchedule', {
+          name: `rotate-${at.replace(/[-:]/g, '')}`,
+          scheduleExpression: `at(${at})`,
+          flexibleTimeWindow: { mode: 'OFF' },
+          target: {
+            arn: universalIam,
+            roleArn: schedulerRole,
+            input: '{"RoleName":"agent-ci-runner","PolicyArn":"arn:aws:iam::aws:policy/ReadOnlyAccess"}',
+          },
+        }),
+      )
+    }
+    const found = run(config, items)
+    expect(found).toHaveLength(24)
+    for (const c of found) expect(routinePoints(c) ?? 0).toBe(0)
+    const seenOften = found.slice(config.correlation.baseline.routine_min)
+    expect(seenOften.length).toBeGreaterThanOrEqual(3)
+    for (const c of seenOften) {
+      const reason = c.reasons.find((r) => r.factor === 'baseline_routine')
+      expect(reason?.detail).toContain('a schedule calling IAM or STS as its role is never discounted')
+      expect(revokeGrade(config)(c)).toBe(true)
+    }
+  })
+
   it('discounts Batch runs of its usual job definition, whatever each run is named', () => {
     const config = runnerConfig(true)
     const items: Record<string, unknown>[] = []
