@@ -114,12 +114,16 @@ export function startGroupCommit(
   }
 
   const failWrite = (err: unknown, rows: AppendRow[], waiters: Waiter[]) => {
-    const error = storageError(err, 'publishing')
-    telemetry.error(error.code, 'publish', rows.length)
-    log.error(
-      { error_code: error.code, records: rows.length, err },
-      'Publish failed; nothing was written and the caller was told to retry.',
-    )
+    const commitsOnly = rows.length === 0
+    const error = storageError(err, commitsOnly ? 'committing offsets' : 'publishing')
+    // Offset commits alone: each consumer logs and counts its own, once per step of its backoff.
+    if (!commitsOnly) {
+      telemetry.error(error.code, 'publish', rows.length)
+      log.error(
+        { error_code: error.code, records: rows.length, err },
+        'Publish failed; nothing was written and the caller was told to retry.',
+      )
+    }
     for (const waiter of waiters) waiter.reject(error)
   }
 
