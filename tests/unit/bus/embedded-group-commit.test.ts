@@ -3,12 +3,13 @@ import { startGroupCommit } from '../../../bus/embedded-group-commit.ts'
 import type { EmbeddedStorage } from '../../../bus/embedded-storage.ts'
 import type { EmbeddedTopics } from '../../../bus/embedded-topics.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
 
 const diskFull = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })
 
 /** A bus file whose writes fail while `disk.full`; only what the group commit calls is there. */
 function fakeStorage(disk: { full: boolean }) {
-  const written = { writes: 0 }
+  const written = { writes: 0, probes: 0 }
   const storage = {
     file: '/var/lib/nerve/bus.sqlite',
     write: (_rows, commits) => {
@@ -18,6 +19,10 @@ function fakeStorage(disk: { full: boolean }) {
     },
     sync: async () => {},
     discard: () => {},
+    probe: () => {
+      if (disk.full) throw diskFull()
+      written.probes++
+    },
   } as Partial<EmbeddedStorage> as EmbeddedStorage
   return { storage, written }
 }
@@ -44,5 +49,52 @@ describe('startGroupCommit', () => {
     expect(
       await rt.metricValue('nerve_component_errors_total', { component: 'embedded_bus', stage: 'publish' }),
     ).toBe(0)
+    groupCommit.stopProbing()
+  })
+
+  it('says it cannot take writes from a failed write until one succeeds, probing the disk while nothing is written', async () => {
+    const rt = createTestRuntime()
+    const disk = { full: true }
+    const { storage, written } = fakeStorage(disk)
+    const groupCommit = startGroupCommit(storage, {
+      topics: {} as EmbeddedTopics,
+      log: rt.log,
+      telemetry: rt.metrics.component('embedded_bus'),
+      now: rt.now,
+      probeEveryMs: 10,
+    })
+    expect(groupCommit.failing()).toBeUndefined()
+    await groupCommit.commitOffset(commitOf(120)).catch(() => {})
+    await groupCommit.commitOffset(commitOf(120)).catch(() => {})
+    // Nothing more is written (every sender was answered 507): the probes fail as well and are counted.
+    await waitFor(() => (groupCommit.failing()?.writes ?? 0) >= 4, { what: 'two failed probes' })
+    expect(groupCommit.failing()?.error).toMatchObject({ code: 'STORAGE_FULL' })
+    expect(written.writes).toBe(0)
+    // Room again: the next probe succeeds, with no publish or commit to show it.
+    disk.full = false
+    await waitFor(() => groupCommit.failing() === undefined, { what: 'a probe that succeeds' })
+    expect(written).toEqual({ writes: 0, probes: 1 })
+    expect(rt.logs.filter((l) => l.msg === 'Bus storage takes writes again.')).toHaveLength(1)
+    groupCommit.stopProbing()
+  })
+
+  it('is ready again at the next group that is written, and probes nothing while it has one', async () => {
+    const rt = createTestRuntime()
+    const disk = { full: true }
+    const { storage, written } = fakeStorage(disk)
+    const groupCommit = startGroupCommit(storage, {
+      topics: {} as EmbeddedTopics,
+      log: rt.log,
+      telemetry: rt.metrics.component('embedded_bus'),
+      now: rt.now,
+      probeEveryMs: 60_000,
+    })
+    await groupCommit.commitOffset(commitOf(120)).catch(() => {})
+    expect(groupCommit.failing()?.writes).toBe(1)
+    disk.full = false
+    await groupCommit.commitOffset(commitOf(120))
+    expect(groupCommit.failing()).toBeUndefined()
+    expect(written).toEqual({ writes: 1, probes: 0 })
+    groupCommit.stopProbing()
   })
 })
