@@ -3,6 +3,7 @@
 // The replay command's wiring is in nerve-replay.ts: the same composition root, in two files.
 import { parseArgs } from 'node:util'
 import type { Bus } from './bus/bus.ts'
+import type { EmbeddedBus } from './bus/embedded-bus.ts'
 import type { KafkaBus } from './bus/kafka-bus.ts'
 import { correlatorStateTopic } from './bus/topics.ts'
 import type { CheckpointValue } from './correlate/key-value-checkpoint-store.ts'
@@ -221,7 +222,7 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
   const { makeDataDirPrivate } = await import('./runtime/private-data-dir.ts')
   makeDataDirPrivate(config.data_dir)
   const token = resolveIngestToken(config.ingest.token, config.data_dir)
-  const { bus, kafka, busFile } = await openBus(config, { log, metrics })
+  const { bus, kafka, embedded, busFile } = await openBus(config, { log, metrics })
   const http = createHttpServer(config.http, {
     log,
     metrics,
@@ -229,6 +230,8 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
     tokens: config.ingest.tokens,
   })
   if (kafka) http.addReadinessCheck('kafka_bus', () => kafka.readiness())
+  // A full disk or a failing one: every publish is refused (507/503) until a write succeeds again.
+  if (embedded) http.addReadinessCheck('embedded_bus', () => embedded.readiness())
   const started: Started[] = []
   const deps = { bus, log, metrics, now }
   // Each part closes even when one before it failed: a stage's failure must not keep the bus open. False
@@ -362,7 +365,7 @@ async function printDeadLetters(args: Record<string, unknown>): Promise<number> 
 async function openBus(
   config: Config,
   deps: { log: Logger; metrics: Metrics },
-): Promise<{ bus: Bus; kafka?: KafkaBus; busFile?: string }> {
+): Promise<{ bus: Bus; kafka?: KafkaBus; embedded?: EmbeddedBus; busFile?: string }> {
   if (config.kafka.brokers.length > 0) {
     const { createKafkaBus } = await import('./bus/kafka-bus.ts')
     const kafka = await createKafkaBus(config.kafka, deps)
@@ -378,7 +381,7 @@ async function openBus(
     },
     deps,
   )
-  return { bus, busFile: bus.file }
+  return { bus, embedded: bus, busFile: bus.file }
 }
 
 async function setup(args: Record<string, unknown>): Promise<number> {

@@ -12,7 +12,7 @@
 //   committed past.
 // - close: what is queued is written, every subscription stops after its batch in flight (their last
 //   commits written too), then the file is closed.
-import { NerveError } from '../runtime/errors.ts'
+import { errorFieldsOf, NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Bus, BusRecord, Topic } from './bus.ts'
@@ -39,6 +39,8 @@ export type EmbeddedBus = Bus & {
   readonly file: string
   /** Runs retention now (it also runs on a timer); resolves to the number of records deleted. */
   sweepRetention(): Promise<number>
+  /** Not ok from a write that failed (a full disk, an I/O error) until one succeeds: ingest answers 507/503. */
+  readiness(): { ok: boolean; detail?: string }
 }
 
 export function createEmbeddedBus(
@@ -107,6 +109,7 @@ export function createEmbeddedBus(
   const close = (): Promise<void> => {
     closing ??= (async () => {
       retention.stopTimer()
+      groupCommit.stopProbing()
       await groupCommit.drain()
       await subscriptions.stopAll()
       await retention.sweeping()
@@ -115,6 +118,18 @@ export function createEmbeddedBus(
       log.info({ file: storage.file }, 'Bus closed.')
     })()
     return closing
+  }
+
+  const readiness = () => {
+    const failing = groupCommit.failing()
+    if (!failing) return { ok: true }
+    const { error_code, sqlite_code } = errorFieldsOf(failing.error)
+    const codes = sqlite_code ? `${error_code}, ${sqlite_code}` : error_code
+    const writes = failing.writes === 1 ? '1 write' : `${failing.writes} writes`
+    return {
+      ok: false,
+      detail: `${writes} in a row failed (${codes}); publishes are refused until a write succeeds`,
+    }
   }
 
   log.info({ file: storage.file, topics: [...topics.all()].length }, 'Bus opened.')
@@ -127,6 +142,7 @@ export function createEmbeddedBus(
     },
     partitionsOf: (topic) => topics.partitionsOf(topic.name),
     sweepRetention: retention.sweepRetention,
+    readiness,
     close,
   }
 }

@@ -5,7 +5,8 @@
 // synced while the partition's next batch is handled, and must be durable before that batch's own commit
 // is written: at most two batches of a partition are ever handled but not durably committed (what a crash
 // redelivers). A rejected batch (or a failed read) is delivered again after a capped, jittered backoff,
-// while the other partitions go on; a failed commit rewinds the partition to its last durable commit. A
+// while the other partitions go on; a failed commit rewinds the partition to its last durable commit, and
+// backs off the same way: the attempts count until a commit is durable, not until a handler succeeds. A
 // publish or a finished batch starts the next batches (a slow poll is only the fallback), and stop() lets
 // the batches in flight finish and commit. A handler that resolves with a commit bound (Handled: its effects
 // are durable only up to there) is delivered its next batches, while the commit stays at the bound; if it
@@ -103,7 +104,9 @@ export function startConsumer<T>(
     telemetry.error(fields.error_code, stage)
     log.warn(
       { ...fields, stage, topic: t.name, group, partition: p, attempt, retry_in_ms: delay, err },
-      'Batch not committed; it will be delivered again.',
+      stage === 'commit'
+        ? 'Offset commit failed; the partition is delivered again from its last durable commit.'
+        : 'Batch not committed; it will be delivered again.',
     )
     if (stopped) return
     clearTimeout(blocked.get(p))
@@ -144,10 +147,14 @@ export function startConsumer<T>(
     // The previous batch's commit failed: the partition was rewound, this batch comes again with it.
     if (!(await (committing.get(p) ?? true))) return
     positions[p] = next
-    attempts[p] = 0
     telemetry.sent(batch.length)
     const commit = Math.max(allowed[p] ?? 0, bound)
-    if (commit === allowed[p]) return
+    // The attempts are counted until the batch's commit is durable: a handler that succeeds while every
+    // commit fails (a full disk) would otherwise be retried at the first step, every 50–100 ms, forever.
+    if (commit === allowed[p]) {
+      attempts[p] = 0
+      return
+    }
     allowed[p] = commit
     committing.set(p, commitInBackground(p, commit))
   }
@@ -156,6 +163,7 @@ export function startConsumer<T>(
     deps.commit(p, next).then(
       () => {
         durable[p] = next
+        attempts[p] = 0
         deps.committed(p)
         return true
       },

@@ -5,6 +5,9 @@
 // keeping none, otherwise: a failed group takes back every transaction it wrote, records and offset
 // commits (should that take-back fail too, they stay, as a crash would leave them, and later writes go
 // past them). Once durable, the records are handed to the topic's consumers (embedded-topics.ts).
+// From a failed group to the next write that succeeds, the bus says it cannot take writes (readiness):
+// while nothing is written (every sender answered 507 stops sending), a probe of one page tries the disk.
+import type { NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'
 import { nextTurn } from '../runtime/next-turn.ts'
@@ -19,7 +22,14 @@ export type GroupCommit = {
   commitOffset(commit: CommitRow): Promise<void>
   /** Writes and syncs everything queued, including what is queued while it runs. */
   drain(): Promise<void>
+  /** The writes that failed in a row (groups and probes) and the last one's error; undefined once one succeeds. */
+  failing(): { writes: number; error: NerveError } | undefined
+  /** No probe starts any more (the bus closes). */
+  stopProbing(): void
 }
+
+/** While writes fail and nothing is written, a probe tries the disk this often. */
+const probeEveryMs = 2_000
 
 type Waiter = { resolve(): void; reject(err: unknown): void }
 /**
@@ -88,7 +98,13 @@ function transactionFrom(batch: readonly Pending[], start: number): { end: numbe
 
 export function startGroupCommit(
   storage: EmbeddedStorage,
-  deps: { topics: EmbeddedTopics; log: Logger; telemetry: ComponentTelemetry; now: () => number },
+  deps: {
+    topics: EmbeddedTopics
+    log: Logger
+    telemetry: ComponentTelemetry
+    now: () => number
+    probeEveryMs?: number
+  },
 ): GroupCommit {
   const { topics, log, telemetry, now } = deps
   let queue: Pending[] = []
@@ -113,13 +129,56 @@ export function startGroupCommit(
     })
   }
 
+  let failing: { writes: number; error: NerveError } | undefined
+  let probeTimer: NodeJS.Timeout | undefined
+  let probing = true
+
+  const wrote = () => {
+    if (!failing) return
+    log.info({ failed_writes: failing.writes }, 'Bus storage takes writes again.')
+    failing = undefined
+    clearTimeout(probeTimer)
+    probeTimer = undefined
+  }
+  const writeFailed = (error: NerveError) => {
+    failing = { writes: (failing?.writes ?? 0) + 1, error }
+    scheduleProbe()
+  }
+  /** A probe, unless a group is written or queued meanwhile: its outcome says as much. */
+  const scheduleProbe = () => {
+    if (probeTimer || !probing) return
+    probeTimer = setTimeout(() => {
+      probeTimer = undefined
+      if (!failing) return
+      if (writing || queue.length > 0 || commits.length > 0) return scheduleProbe()
+      writing = probe().finally(() => {
+        writing = undefined
+        if (queue.length > 0 || commits.length > 0) scheduleFlush()
+      })
+    }, deps.probeEveryMs ?? probeEveryMs)
+  }
+  const probe = async () => {
+    try {
+      storage.probe()
+      await storage.sync()
+      wrote()
+    } catch (err) {
+      writeFailed(storageError(err, 'probing'))
+    }
+  }
+
   const failWrite = (err: unknown, rows: AppendRow[], waiters: Waiter[]) => {
-    const error = storageError(err, 'publishing')
-    telemetry.error(error.code, 'publish', rows.length)
-    log.error(
-      { error_code: error.code, records: rows.length, err },
-      'Publish failed; nothing was written and the caller was told to retry.',
-    )
+    const commitsOnly = rows.length === 0
+    const error = storageError(err, commitsOnly ? 'committing offsets' : 'publishing')
+    writeFailed(error)
+    // Offset commits alone: each consumer logs and counts its own, once per step of its backoff.
+    if (!commitsOnly) {
+      telemetry.error(error.code, 'publish', rows.length)
+      log.error(
+        { error_code: error.code, records: rows.length, err },
+        'Publish failed; nothing was written and the caller was told to retry.',
+      )
+    }
     for (const waiter of waiters) waiter.reject(error)
   }
 
@@ -214,6 +273,7 @@ export function startGroupCommit(
       discardUnsynced(batch, priorPositions)
       return failWrite(err, rows, waiters)
     }
+    wrote()
     madeDurable(batch, nextHeads)
     if (rows.length > 0) telemetry.received(rows.length)
     for (const waiter of waiters) waiter.resolve()
@@ -232,6 +292,12 @@ export function startGroupCommit(
       }),
     drain: async () => {
       while (writing || queue.length > 0 || commits.length > 0) await (writing ?? startWrite())
+    },
+    failing: () => failing,
+    stopProbing: () => {
+      probing = false
+      clearTimeout(probeTimer)
+      probeTimer = undefined
     },
   }
 }

@@ -35,6 +35,8 @@ export type EmbeddedStorage = {
   write(rows: readonly AppendRow[], commits: readonly CommitRow[], publishedAt: number): PriorPosition[]
   /** Resolves once every transaction written so far is on disk (fdatasync of the WAL, off the loop). */
   sync(): Promise<void>
+  /** Writes one page and changes nothing (the schema version, rewritten as it is): does the file take a write? */
+  probe(): void
   /**
    * Takes back writes that could not be made durable, in one transaction: deletes their rows (their publish
    * is rejected) and puts the group positions they moved back where they were (their commit is rejected).
@@ -247,6 +249,10 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     lowOffset: (topicId, partition) => q.low.get(topicId, partition)?.low ?? undefined,
     write: (rows, commits, publishedAt) => write(rows, commits, publishedAt),
     sync: sqlite.sync,
+    probe: () => {
+      const version = db.pragma('user_version', { simple: true }) as number
+      db.pragma(`user_version = ${version}`)
+    },
     discard: (rows, positions = []) => discard(rows, positions),
     read,
     committed: (group, topicId) =>

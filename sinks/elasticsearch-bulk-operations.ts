@@ -31,7 +31,8 @@ export type Operation = {
 }
 export type Outcome =
   | { result: 'created' | 'duplicate' }
-  | { result: 'retry'; reason: string }
+  /** `status`: the item's own (429, 5xx); none when the whole request failed or the item had no result. */
+  | { result: 'retry'; reason: string; status?: number }
   | FailedOutcome
 export type FailedOutcome = { result: 'failed'; error: NerveError }
 export const resultLabels: Record<Outcome['result'], string> = {
@@ -85,7 +86,7 @@ export function itemOutcome(
   if (status === 200 || status === 201) return { result: 'created' }
   if (status === 409) return { result: 'duplicate' }
   const reason = error?.type ? `${error.type}: ${error.reason ?? ''}`.trim() : `HTTP ${status}`
-  if (status === 429 || status >= 500) return { result: 'retry', reason }
+  if (status === 429 || status >= 500) return { result: 'retry', reason, status }
   return failedOutcome(
     'SINK_REJECTED',
     `Elasticsearch rejected ${op.id} in ${op.stream} (HTTP ${status}): ${reason}`,

@@ -4,6 +4,8 @@
 // - item 429/5xx, whole-request 429/5xx and network errors are retried with capped, jittered backoff;
 // - whole-request 413 splits the request in halves (one document alone over the limit is final);
 // - any other item 4xx is final: returned in `failed` with Elasticsearch's reason, for the dead-letter topic.
+// Health: not ok while requests fail (unreachable, refused), and from a batch that gave up on items
+// answered 429/5xx in a 200 (the cluster takes requests but not documents) until those are indexed.
 //
 // Contract with the caller (the bus handler): writeBatch RESOLVES only when every item is final, i.e.
 // indexed, already there, or listed in `failed` (not retriable; dead-letter those, then commit). It REJECTS
@@ -39,7 +41,10 @@ export type FailedItem = { index: number; error: NerveError }
 export type ElasticsearchIndexer = {
   /** Resolves when every item is final; `failed` lists the items Elasticsearch rejected for good. */
   writeBatch(items: readonly IndexItem[]): Promise<{ failed: FailedItem[] }>
-  /** For /readyz: false while Elasticsearch is unreachable or refuses the credentials. */
+  /**
+   * For /readyz: false while Elasticsearch is unreachable or refuses the credentials, and from a batch
+   * whose items still failed after every retry until those documents are indexed (or rejected for good).
+   */
   checkHealth(): { ok: boolean; detail?: string }
   close(): Promise<void>
 }
@@ -81,7 +86,17 @@ export function createElasticsearchIndexer(
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
   const random = deps.random ?? Math.random
   const now = deps.now ?? Date.now
+  /** The last bulk request's: answered, or not (unreachable, refused). */
   let health: { ok: boolean; detail?: string } = { ok: true }
+  /**
+   * The documents a batch gave up on (still 429/5xx after every retry), until a later round makes them
+   * final: a batch of other documents indexed meanwhile says nothing of these. Bounded by what the bus
+   * holds in flight (a partition whose batch failed is delivered that batch again, nothing past it), and
+   * capped all the same.
+   */
+  const unindexed = new Set<string>()
+  /** How the last batch that gave up ended: `item status 429: 4, 503: 4 after 3 attempts`. */
+  let lastGaveUp = ''
 
   /** One bulk request; a 413 splits it. Throws when Elasticsearch refuses the request as a whole. */
   const send = async (ops: readonly Operation[]): Promise<Outcome[]> => {
@@ -163,14 +178,21 @@ export function createElasticsearchIndexer(
     if (failed.length > 0) telemetry.error('INPUT_INVALID', 'build', failed.length)
     let stored = 0
     let lastReason = ''
+    /** Per item status (429, 503, …) of the items the last round left to retry; 0: the request failed. */
+    let statuses = new Map<number, number>()
     for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > config.max_retries) throw gaveUp(pending.length, attempt, lastReason)
+      if (attempt > config.max_retries) {
+        for (const op of pending) if (unindexed.size < maxUnindexed) unindexed.add(documentKey(op))
+        lastGaveUp = `${statusCounts(statuses)} after ${attempt} attempts`
+        throw gaveUp(pending.length, attempt, lastReason)
+      }
       if (attempt > 0) {
         log.warn({ count: pending.length, attempt, reason: lastReason }, 'Retrying documents.')
         await sleep(backoffMs(attempt - 1, random))
       }
       const outcomes = await round(pending)
       const retry: Operation[] = []
+      statuses = new Map()
       outcomes.forEach((outcome, i) => {
         const op = pending[i] as Operation
         documents.inc({ data_stream: op.stream, result: resultLabels[outcome.result] })
@@ -178,7 +200,11 @@ export function createElasticsearchIndexer(
           // Rebuilt, so event.ingested is when it is written: Elastic's rules look back over it.
           retry.push(operationOf(items[op.index] as IndexItem, op.index, config.namespace, now()))
           lastReason = outcome.reason
-        } else if (outcome.result === 'failed') failed.push({ index: op.index, error: outcome.error })
+          statuses.set(outcome.status ?? 0, (statuses.get(outcome.status ?? 0) ?? 0) + 1)
+          return
+        }
+        unindexed.delete(documentKey(op))
+        if (outcome.result === 'failed') failed.push({ index: op.index, error: outcome.error })
         else stored++
       })
       pending = retry
@@ -215,11 +241,33 @@ export function createElasticsearchIndexer(
 
   return {
     writeBatch,
-    checkHealth: () => health,
+    checkHealth: () =>
+      !health.ok || unindexed.size === 0
+        ? health
+        : {
+            ok: false,
+            detail: `${unindexed.size} documents not indexed after every retry (last: ${lastGaveUp}); ok again once they are`,
+          },
     close: async () => {
       if (!deps.client) await client.close()
     },
   }
+}
+
+/** Documents given up on that degrade the health at most; past it, the others are not tracked. */
+const maxUnindexed = 100_000
+const documentKey = (op: Operation) => `${op.stream}/${op.id}`
+
+/** `item status 429: 4, 503: 4`, and `request failed: n` for items of requests that got no answer of 200. */
+function statusCounts(statuses: ReadonlyMap<number, number>): string {
+  const items = [...statuses]
+    .filter(([status]) => status !== 0)
+    .sort(([a], [b]) => a - b)
+    .map(([status, count]) => `${status}: ${count}`)
+  const parts = items.length > 0 ? [`item status ${items.join(', ')}`] : []
+  const unanswered = statuses.get(0)
+  if (unanswered) parts.push(`request failed: ${unanswered}`)
+  return parts.join('; ')
 }
 
 /** Dead letters for the items writeBatch returned as failed (to publish on deadLetterTopic). */

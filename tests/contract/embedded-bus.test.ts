@@ -70,6 +70,7 @@ describe('embedded bus', () => {
     const kib = 'x'.repeat(1024)
     let accepted = 0
     let refusal: unknown
+    expect(bus.readiness()).toEqual({ ok: true })
     while (!refusal) {
       const batch = records(20, 3, accepted).map((r) => ({ ...r, value: { ...r.value, pad: kib } }))
       refusal = await bus.publish(topic, batch).then(
@@ -88,6 +89,12 @@ describe('embedded bus', () => {
       }),
     ).toBe(20)
     expect(rt.logs.some((l) => l.level === 'error' && l.error_code === 'STORAGE_FULL')).toBe(true)
+    // Ingest answers 507 to every sender: /readyz must not say ready meanwhile.
+    expect(bus.readiness()).toEqual({
+      ok: false,
+      detail:
+        '1 write in a row failed (STORAGE_FULL, SQLITE_FULL); publishes are refused until a write succeeds',
+    })
 
     await bus.close()
     const roomy = reopen({ maxBytes: undefined })

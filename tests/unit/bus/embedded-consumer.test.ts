@@ -9,6 +9,7 @@ import {
 import { createLogger } from '../../../runtime/logger.ts'
 import { createMetrics } from '../../../runtime/metrics.ts'
 import { gate } from '../../helpers/gate.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 
 describe('backoffMs', () => {
@@ -131,6 +132,52 @@ describe('startConsumer', () => {
       [4, 5],
     ])
     expect(commits.map((c) => c.offset)).toEqual([2, 2, 4, 6])
+  })
+})
+
+describe('startConsumer whose commits keep failing (a full disk)', () => {
+  it('backs off from 100 ms doubling, counting attempts until a commit is durable, one line per step', async () => {
+    const topic: ConsumedTopic = { id: 1, name: 'nerve.events.v1', partitions: 1, heads: [6] }
+    const rt = createTestRuntime()
+    const disk = { full: true }
+    const commits: number[] = []
+    const consumer = startConsumer<string>(topic, 'nerve-correlate', [0], async () => {}, {
+      read: readToHead(topic),
+      log: rt.log,
+      telemetry: rt.metrics.component('embedded_bus'),
+      maxBatch: 6,
+      commit: async (_partition, offset) => {
+        if (disk.full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })
+        commits.push(offset)
+      },
+      committed: () => {},
+    })
+    const failures = () => rt.logs.filter((l) => l.stage === 'commit')
+    // The handler succeeds every time; only the commit fails: that is no reason to start counting again.
+    await waitFor(() => failures().length === 4, { what: 'four failed commits' })
+    disk.full = false
+    await waitFor(() => commits.includes(6), { what: 'the commit durable' })
+    expect(failures().map((l) => [l.level, l.msg, l.error_code, l.attempt])).toEqual(
+      [1, 2, 3, 4].map((attempt) => [
+        'warn',
+        'Offset commit failed; the partition is delivered again from its last durable commit.',
+        'STORAGE_FULL',
+        attempt,
+      ]),
+    )
+    // Jittered between half and all of 100, 200, 400, 800 ms.
+    for (const [i, line] of failures().entries()) {
+      expect(line.retry_in_ms).toBeGreaterThanOrEqual(50 * 2 ** i)
+      expect(line.retry_in_ms).toBeLessThanOrEqual(100 * 2 ** i)
+    }
+    // Once durable, a later failure starts from the first step again.
+    disk.full = true
+    topic.heads[0] = 12
+    consumer.wake()
+    await waitFor(() => failures().length === 5, { what: 'the next failed commit' })
+    expect(failures().at(-1)?.attempt).toBe(1)
+    disk.full = false
+    await consumer.stop()
   })
 })
 

@@ -18,6 +18,7 @@ import {
   bulkAnswer,
   type FakeElasticsearch,
   type FakeRequest,
+  parseBulk,
   startFakeElasticsearch,
 } from './elasticsearch-fake-server.ts'
 
@@ -233,6 +234,35 @@ describe('elasticsearch indexer', () => {
     expect(es.bulkRequests()).toHaveLength(3)
     expect(delays).toEqual([backoffMs(0, () => 0.5), backoffMs(1, () => 0.5)])
     expect(rt.logs.some((l) => l.level === 'error')).toBe(true)
+    await sink.close()
+  })
+
+  it('reports degraded while items fail after every retry in answers of 200, until those are indexed', async () => {
+    const sink = indexer({ max_retries: 2 })
+    // Half the batch is in before the cluster is overloaded.
+    expect(await sink.writeBatch(batch.slice(0, 4))).toEqual({ failed: [] })
+    // Every bulk request is answered 200, each item 429 or 503 (the thread pools are full).
+    const busy = (req: FakeRequest) =>
+      req.path.startsWith('/_bulk')
+        ? bulkAnswer(parseBulk(req.body).map((_, i) => (i % 2 === 0 ? 429 : 503)))
+        : undefined
+    es.script.push(busy)
+    await expect(sink.writeBatch(batch)).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    const degraded = {
+      ok: false,
+      detail:
+        '8 documents not indexed after every retry (last: item status 429: 4, 503: 4 after 3 attempts); ok again once they are',
+    }
+    expect(sink.checkHealth()).toEqual(degraded)
+    // Other documents that go in say nothing of those still waiting on the bus.
+    es.script.splice(0)
+    const other = revokeOutcomes.slice(2, 3).map((value): IndexItem => ({ topic: 'revoke_outcomes', value }))
+    expect(await sink.writeBatch(other)).toEqual({ failed: [] })
+    expect(sink.checkHealth()).toEqual(degraded)
+    // The bus delivers the batch again: its first half is answered 409 (there), which is indexed too.
+    expect(await sink.writeBatch(batch)).toEqual({ failed: [] })
+    expect(await rt.metricValue('nerve_elasticsearch_documents_total', { result: 'duplicate' })).toBe(4)
+    expect(sink.checkHealth()).toEqual({ ok: true })
     await sink.close()
   })
 
