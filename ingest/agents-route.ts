@@ -1,5 +1,5 @@
 // GET /v1/agents: the agents this ingest process has resolved since it started (resolve-agent-identity.ts
-// keeps the 10,000 seen most recently), as a list of the read API: newest first by last seen, paged
+// keeps every registry agent and the 10,000 unregistered ones that arrived last), as a list of the read API: newest first by last seen, paged
 // `{items, count, total, next}`, filtered by `agent` and by `since`/`until` on last seen, a bad query a 400
 // naming the parameter, and the read headers and token, since it shows ARNs, access key ids and pods.
 import type { Route } from '../runtime/http-routes.ts'

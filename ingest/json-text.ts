@@ -160,6 +160,42 @@ function isWholeInteger(text: string, end: number): boolean {
   return after !== 46 && after !== 101 && after !== 69
 }
 
+/**
+ * Whether an object in `text` names a key twice: JSON.parse keeps the last copy, silently, where another
+ * reader (IAM, a person reading the text) may take the first. `value` is `text` parsed. In valid JSON every
+ * `:` outside strings separates a member's key from its value, so the text had more members than `value`
+ * has keys exactly when a key came twice.
+ */
+export function hasDuplicateKeys(text: string, value: unknown): boolean {
+  let members = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 34) i = closingQuote(text, i)
+    else if (c === 58) members++
+    if (i === -1) return false
+  }
+  return members !== keyCount(value)
+}
+
+/** Keys of every object inside `value`, walked without recursion (it may nest deeper than the stack). */
+function keyCount(value: unknown): number {
+  let keys = 0
+  const nodes: unknown[] = [value]
+  while (nodes.length > 0) {
+    const node = nodes.pop()
+    if (typeof node !== 'object' || node === null) continue
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) nodes.push(node[i])
+      continue
+    }
+    for (const key in node) {
+      keys++
+      nodes.push((node as Record<string, unknown>)[key])
+    }
+  }
+  return keys
+}
+
 /** Depth of nested arrays/objects (a scalar is 0), counting stops once past `limit`. */
 export function depthOf(value: unknown, limit: number): number {
   if (typeof value !== 'object' || value === null) return 0

@@ -69,6 +69,7 @@ export type ResolverOptions = {
   maxIssuedLinksPerWorkload?: number
   /** Called with the number of links of `workload` forgotten to stay within maxLinks or its caps. */
   onLinksEvicted?(count: number, workload: string): void
+  /** Unregistered agents agents() keeps (registry agents are always kept). */
   maxAgents?: number
   skewMs?: number
   /** When given (non-empty), the cluster is part of the workload id; alerts get theirs from these hosts. */
@@ -124,6 +125,7 @@ export function createAgentResolver(
     onEvicted: onLinksEvicted,
   })
   const seen = new Map<string, AgentSummary>()
+  const tally = createTally(seen, maxAgents, registryIds)
 
   const linkFor = (keyId: string | undefined, time: number): IdentityLink | undefined => {
     const link = keyId === undefined ? undefined : links.get(keyId)
@@ -230,7 +232,7 @@ export function createAgentResolver(
     const resolved = event as NormalizedEvent
     resolved.identity = identity
     resolved.agent = agent as AgentRef
-    if (summaries && resolved.agent.resolved_by !== 'unresolved') tally(seen, resolved, maxAgents)
+    if (summaries && resolved.agent.resolved_by !== 'unresolved') tally(resolved)
     return resolved
   }
 
@@ -372,20 +374,53 @@ function holderKey(link: IdentityLink): string {
   return `${issuer}${link.cluster ?? ''}/${link.k8s_namespace ?? ''}/${link.k8s_service_account ?? ''}/${pod}`
 }
 
-function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgents: number): void {
-  let summary = seen.get(event.agent.id)
-  if (!summary) {
-    if (seen.size >= maxAgents) evictLeastRecent(seen, Math.ceil(maxAgents / 10))
-    summary = {
-      id: event.agent.id,
-      resolved_by: event.agent.resolved_by,
-      identifiers: {},
-      events: { edge: 0, core: 0 },
-      first_seen: event.time,
-      last_seen: event.time,
+/**
+ * Adds each resolved event to its agent's summary. At most maxAgents unregistered agents are kept: past
+ * that, the tenth that arrived longest ago are forgotten at once (one at a time, every new agent past the
+ * limit scanned all the others). Recency is arrival order, never event time, which the watched agent
+ * chooses: alerts dated just inside max_future_skew would otherwise make every real agent the least recent.
+ * Registry agents are never forgotten: the config bounds them, and a flood of new pod or session names must
+ * not empty the list of the agents the operator named.
+ */
+function createTally(
+  seen: Map<string, AgentSummary>,
+  maxAgents: number,
+  registered: ReadonlySet<string>,
+): (event: NormalizedEvent) => void {
+  /** Unregistered agents, the one that arrived longest ago first (an arrival moves its agent last). */
+  const arrivals = new Set<string>()
+  const forgetEarliestArrived = (count: number) => {
+    for (const id of arrivals) {
+      if (count-- <= 0) break
+      arrivals.delete(id)
+      seen.delete(id)
     }
-    seen.set(event.agent.id, summary)
   }
+  return (event) => {
+    const id = event.agent.id
+    const unregistered = !registered.has(id)
+    let summary = seen.get(id)
+    if (!summary) {
+      if (unregistered && arrivals.size >= maxAgents) forgetEarliestArrived(Math.ceil(maxAgents / 10))
+      summary = {
+        id,
+        resolved_by: event.agent.resolved_by,
+        identifiers: {},
+        events: { edge: 0, core: 0 },
+        first_seen: event.time,
+        last_seen: event.time,
+      }
+      seen.set(id, summary)
+    }
+    if (unregistered) {
+      arrivals.delete(id)
+      arrivals.add(id)
+    }
+    addToSummary(summary, event)
+  }
+}
+
+function addToSummary(summary: AgentSummary, event: NormalizedEvent): void {
   summary.resolved_by = event.agent.resolved_by
   summary.events[event.side]++
   if (event.time < summary.first_seen) summary.first_seen = event.time
@@ -402,13 +437,4 @@ function tally(seen: Map<string, AgentSummary>, event: NormalizedEvent, maxAgent
     if (values === undefined) summary.identifiers[kind] = [value]
     else values.push(value)
   }
-}
-
-/**
- * Forgets the tenth of the agents seen least recently, at once: one at a time, every new agent past the
- * limit scanned all the others.
- */
-function evictLeastRecent(seen: Map<string, AgentSummary>, count: number): void {
-  const oldest = [...seen.values()].sort((a, b) => a.last_seen - b.last_seen).slice(0, count)
-  for (const summary of oldest) seen.delete(summary.id)
 }

@@ -1,9 +1,9 @@
 // Who may call a route of the HTTP server: the shared ingest token, a source's own token and the read
 // token (as a bearer token, Firehose's access-key header, or on the Falco route `?token=`, compared in
-// constant time), a client
+// constant time, whatever its length), a client
 // certificate signed by http.tls.client_ca_file on ingest routes, and reads without any token when the
 // server listens on loopback only. Pure: the server asks it about each request's headers and socket.
-import { timingSafeEqual } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
@@ -119,10 +119,26 @@ function isLoopbackHost(host: string): boolean {
   return /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)
 }
 
-/** Whether `candidate` is one of `tokens`, compared in constant time. */
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest()
+/** Each accepted token's digest, made once. */
+const tokenDigests = new WeakMap<Buffer, Buffer>()
+const digestOf = (token: Buffer) => {
+  const known = tokenDigests.get(token)
+  if (known !== undefined) return known
+  const digest = sha256(token)
+  tokenDigests.set(token, digest)
+  return digest
+}
+
+/**
+ * Whether `candidate` is one of `tokens`, compared in constant time: their SHA-256 digests, of one length
+ * whatever the lengths of the tokens (comparing only candidates of the token's length told a caller, by the
+ * time taken, when it had guessed that length), against every token.
+ */
 function opens(candidate: string | string[] | undefined, tokens: readonly Buffer[]): boolean {
   if (typeof candidate !== 'string') return false
-  const given = Buffer.from(candidate)
-  for (const token of tokens) if (given.length === token.length && timingSafeEqual(given, token)) return true
-  return false
+  const given = sha256(candidate)
+  let found = false
+  for (const token of tokens) found = timingSafeEqual(given, digestOf(token)) || found
+  return found
 }

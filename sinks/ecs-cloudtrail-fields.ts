@@ -5,9 +5,11 @@
 // documents unchanged. Pure.
 // What the integration does and nerve does too: request_parameters and friends twice, as a string (the
 // pipeline's Java map rendering, `{key=value, …}`) and as an object under aws.cloudtrail.flattened.* when
-// the string is shorter than 32 766 characters; event.outcome from errorCode/errorMessage, or ConsoleLogin's
-// own answer; event.kind `event`, event.type `info` unless the integration's categorisation table names
-// the action (IAM actions outside the table: category iam, type by verb, as its newer test outputs have it).
+// the string is shorter than 32 766 characters (nerve: UTF-8 bytes, and levels past 20 kept as their
+// text, so that no request the agent shapes makes Elasticsearch refuse its document); event.outcome from
+// errorCode/errorMessage, or ConsoleLogin's own answer; event.kind `event`, event.type `info` unless the
+// integration's categorisation table names the action (IAM actions outside the table: category iam, type
+// by verb, as its newer test outputs have it).
 // What it does and nerve does not: GeoIP and user-agent parsing, and its entity fields (derived by its own
 // pipeline when it is installed, see docs/elastic-security.md).
 import { type EcsDocument, ipLiteral, isoTime, uniqueStrings } from './ecs-field-mapping.ts'
@@ -35,13 +37,46 @@ export function javaMapString(value: unknown): string {
   return value === null ? 'null' : String(value)
 }
 
-const flattenedLimit = 32_766
+/**
+ * Lucene's longest term, in UTF-8 bytes. A flattened field indexes each leaf as a term of its key path and
+ * value: a copy whose text is shorter than this in bytes holds no longer term (every key on the path and
+ * the value are in the text). The integration compares characters, and a 3-byte character counts one:
+ * 11,000 '€' in a policy made a term Elasticsearch refused, and the whole CloudTrail document with it.
+ */
+const flattenedLimitBytes = 32_766
+/**
+ * Nesting a flattened field accepts (Elasticsearch's default `depth_limit`, as in the integration's
+ * template and nerve's): deeper, the document is refused; ingest accepts 64 levels (`http.max_depth`).
+ */
+export const flattenedDepthLimit = 20
 
 /** The (string, flattened object) pair for requestParameters, responseElements, …; strings only as they are. */
 function twice(value: unknown): { text?: string; object?: Json } {
   if (value === undefined || value === null) return {}
   const text = typeof value === 'string' ? value : javaMapString(value)
-  return { text, object: isObject(value) && text.length < flattenedLimit ? value : undefined }
+  if (!isObject(value) || Buffer.byteLength(text) >= flattenedLimitBytes) return { text }
+  return { text, object: deeperThan(value, flattenedDepthLimit) ? (cutDeeper(value, 1) as Json) : value }
+}
+
+/** Whether objects and arrays nest in `value` more than `levels` deep (the value itself is one). */
+function deeperThan(value: unknown, levels: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (levels === 0) return true
+  for (const child of Array.isArray(value) ? value : Object.values(value))
+    if (deeperThan(child, levels - 1)) return true
+  return false
+}
+
+/**
+ * A copy of `value` (at nesting `level`) whose objects and arrays below flattenedDepthLimit are their text
+ * (as request_parameters renders them): still searchable, never a refused document. Arrays count as a
+ * level, though Elasticsearch counts only objects: never deeper than it accepts.
+ */
+function cutDeeper(value: unknown, level: number): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (level > flattenedDepthLimit) return javaMapString(value)
+  if (Array.isArray(value)) return value.map((child) => cutDeeper(child, level + 1))
+  return Object.fromEntries(Object.entries(value).map(([k, child]) => [k, cutDeeper(child, level + 1)]))
 }
 
 type Category = { category: string[]; type: string[] }

@@ -17,7 +17,7 @@ import {
 export type FieldMapping = { type: string; [option: string]: unknown }
 
 /** Bumped whenever a template below changes: Elasticsearch keeps it as each template's `version`. */
-export const templateVersion = 4
+export const templateVersion = 5
 
 export const ilmPolicyName = 'nerve'
 
@@ -139,7 +139,12 @@ export const nerveFieldMappings: Record<string, FieldMapping> = {
 }
 
 const longKeyword: FieldMapping = { type: 'keyword', ignore_above: 8191, fields: { text: { type: 'text' } } }
-const flattened: FieldMapping = { type: 'flattened' }
+/**
+ * A leaf longer than ignore_above is kept in _source, not indexed: 8,191 characters stay under Lucene's
+ * 32,766-byte term in UTF-8, key path included. The document builder keeps requests within depth_limit
+ * (ecs-cloudtrail-fields.ts cuts deeper levels to text): ingest accepts deeper (`http.max_depth`).
+ */
+const flattened: FieldMapping = { type: 'flattened', ignore_above: 8191, depth_limit: 20 }
 const cloudtrail = (fields: Record<string, FieldMapping>) =>
   Object.fromEntries(Object.entries(fields).map(([k, v]) => [`aws.cloudtrail.${k}`, v]))
 

@@ -9,6 +9,7 @@ import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { configReferenceMarkdown } from '../../runtime/config-reference.ts'
 import { loadConfig } from '../../runtime/load-config.ts'
+import { validateEventBridgeEvent } from '../../schemas/input-validators.ts'
 import { tempDir } from '../helpers/random-names.ts'
 
 const root = resolve(import.meta.dirname, '../..')
@@ -134,6 +135,32 @@ describe('docs/configuration.md', () => {
       .slice(2)
       .filter((row) => row.startsWith('|') && row.split('|')[4]?.trim() === '')
     expect(undescribed).toEqual([])
+  })
+})
+
+describe('the EventBridge rule docs/ingest.md gives', () => {
+  // Anyone allowed events:PutEvents on the bus can send an event with CloudTrail's detail type and their
+  // own source; nerve refuses it (only AWS uses `aws.` sources). A rule that passed it made a dead letter.
+  const pattern = JSON.parse(/--event-pattern '([^']+)'/.exec(read('docs/ingest.md'))?.[1] ?? '{}') as Record<
+    string,
+    (string | { prefix: string })[]
+  >
+  /** EventBridge's matching for the two forms the rule uses: listed values, and `prefix`. */
+  const ruleMatches = (event: Record<string, unknown>) =>
+    Object.entries(pattern).every(([field, allowed]) =>
+      allowed.some((a) =>
+        typeof a === 'string' ? event[field] === a : String(event[field]).startsWith(a.prefix),
+      ),
+    )
+  const call = JSON.parse(
+    read('tests/fixtures/cloudtrail/envelopes/eventbridge-aws-api-call-via-cloudtrail-awsdocs.json'),
+  )
+
+  it('passes only the CloudTrail events nerve accepts', () => {
+    const forged = { ...call, source: 'acme.forged' }
+    for (const event of [call, { ...call, source: 'aws.iam' }, forged])
+      expect(ruleMatches(event), event.source).toBe(validateEventBridgeEvent(event))
+    expect(ruleMatches(forged)).toBe(false)
   })
 })
 

@@ -376,3 +376,42 @@ describe('agent summaries under a hostile workload', () => {
     expect(text).toBeLessThan(6_000)
   })
 })
+
+describe('the agents list under a flood of new names', () => {
+  // The real "Terminal shell in container" alert from a pod the watched agent names, dated `minutesAhead`
+  // after the alert's own time (inside max_future_skew: one hour by default).
+  const shell = fixtureLines('falco/falco-website.ndjson')[9]
+  const arrivedAt = Date.parse(shell.time)
+  const alertFrom = (namespace: string, pod: string, minutesAhead = 0) => ({
+    ...shell,
+    time: new Date(arrivedAt + minutesAhead * 60_000).toISOString(),
+    output_fields: { ...shell.output_fields, 'k8s.ns.name': namespace, 'k8s.pod.name': pod },
+  })
+  const registry = config([['data-cleaner', { k8s: [{ namespace: 'agents', pod: 'data-cleaner-*' }] }]])
+  const resolveAll = (resolver: ReturnType<typeof createAgentResolver>, alerts: unknown[]) => {
+    const decoder = createEventDecoder(registry)
+    const { drafts } = decoder.normalize('falco', items(...alerts), { receivedAt: arrivedAt })
+    for (const draft of drafts) resolver.resolve(draft)
+  }
+
+  it('keeps registry agents and the agents that arrived last, whatever time the flood is dated', () => {
+    const resolver = createAgentResolver(registry.agents, { maxAgents: 10 })
+    resolveAll(resolver, [
+      alertFrom('agents', 'data-cleaner-7d59548d75-wh44s'),
+      alertFrom('payments', 'worker'),
+    ])
+    // Pods named afresh on every alert, dated 59 minutes ahead: the first nine fill the list.
+    const flood = (from: number, count: number) =>
+      Array.from({ length: count }, (_, n) => alertFrom('scratch', `w${from + n}x`, 59))
+    resolveAll(resolver, flood(0, 9))
+    // The real worker alerts again, on time, then the flood goes on past the limit.
+    resolveAll(resolver, [alertFrom('payments', 'worker')])
+    resolveAll(resolver, flood(9, 5))
+    const ids = resolver.agents().map((a) => a.id)
+    expect(ids).toContain('data-cleaner')
+    expect(ids).toContain('payments/worker')
+    expect(ids.filter((id) => id !== 'data-cleaner').length).toBeLessThanOrEqual(10)
+    expect(ids).toContain('scratch/w13x')
+    expect(ids).not.toContain('scratch/w0x')
+  })
+})

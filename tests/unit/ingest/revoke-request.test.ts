@@ -121,6 +121,50 @@ describe('revokeRequest on hostile documents', () => {
     expect(at(JSON.stringify(padded))).toBeUndefined()
   })
 
+  // IAM's date operators read the W3C profile of ISO 8601 or epoch seconds. Date.parse read far more: an
+  // RFC 2822 or English date (which IAM refuses: the document denies nothing, yet was taken for a revoke)
+  // and a time without an offset in the host's time zone (replay's output changed with TZ).
+  it('reads the issue time only as IAM does: ISO 8601 with its offset, or epoch seconds', () => {
+    expect(at(document('2024-08-01T13:31:00Z'))?.issued_before).toBe(callTime)
+    expect(at(document('2024-08-01T13:31Z'))?.issued_before).toBe(callTime)
+    expect(at(document('2024-08-01T13:31:00.250Z'))?.issued_before).toBe(callTime + 250)
+    expect(at(document('2024-08-01T15:31:00+02:00'))?.issued_before).toBe(callTime)
+    expect(at(document('2024-08-01T08:31:00-05:00'))?.issued_before).toBe(callTime)
+    expect(at(document(String(callTime / 1000)))?.issued_before).toBe(callTime)
+    expect(at(document(callTime / 1000))?.issued_before).toBe(callTime)
+    for (const spelling of [
+      '2024-08-01T13:31:00',
+      '2024-08-01 13:31:00Z',
+      'Thu, 01 Aug 2024 13:31:00 GMT',
+      'August 1, 2024 13:31 UTC',
+      '08/01/2024 13:31',
+      '2024-08-01T13:31:00z',
+      '2024-08-01T13:31:00+0000',
+      '2024-08-01T13:31:60Z',
+      '2024-08-01T24:31:00Z',
+      '2024-08-32T13:31:00Z',
+    ])
+      expect(at(document(spelling)), spelling).toBeUndefined()
+  })
+
+  // JSON.parse keeps a key's last copy: `"Statement"` twice, the first an Allow on everything, read as the
+  // deny-older-sessions document alone. The document is no revoke, at whatever level the key repeats.
+  it('is no revoke for a document naming a key twice, at any level', () => {
+    const allowAll = '"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}],'
+    const twice = document(issued).replace('"Statement":', `${allowAll}"Statement":`)
+    expect(JSON.parse(twice).Statement.Effect).toBe('Deny')
+    expect(at(twice)).toBeUndefined()
+    expect(at(encodeURIComponent(twice))).toBeUndefined()
+    expect(
+      at(document(issued).replace('"Effect":"Deny"', '"Effect":"Allow","Effect":"Deny"')),
+    ).toBeUndefined()
+    const condition = '"DateLessThan":{"aws:TokenIssueTime":"2024-08-01T13:31:00Z",'
+    expect(at(document(issued).replace('"DateLessThan":{', `${condition}`))).toBeUndefined()
+    // A colon or a key-like text inside a string is no key.
+    const sid = document(issued).replace('"Effect"', '"Sid":"Effect\\":\\"Allow:1","Effect"')
+    expect(at(sid)?.issued_before).toBe(callTime)
+  })
+
   it('is no revoke for a role name no IAM call can carry', () => {
     expect(at(document(issued), 'r'.repeat(129))).toBeUndefined()
     expect(at(document(issued), { name: 'data-cleaner' })).toBeUndefined()

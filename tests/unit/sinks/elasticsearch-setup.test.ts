@@ -65,7 +65,7 @@ describe('setupElasticsearch', () => {
       ['logs-nerve.revokes-*'],
     ])
     for (const template of templates) {
-      expect(template).toMatchObject({ data_stream: {}, priority: 501, version: 4 })
+      expect(template).toMatchObject({ data_stream: {}, priority: 501, version: 5 })
       for (const name of template.composed_of)
         expect(es.objects.has(`/_component_template/${name}`)).toBe(true)
     }
