@@ -36,6 +36,10 @@ import { createWindowBounds } from './window-bounds.ts'
 /** The Falco-style rule name of the flood signal (floodSignal below): name it in a rule's edge filter. */
 export const floodRuleName = 'nerve: Alert flood'
 
+/** Ingest's summary of the alerts it folded over an agent's budget (ingest/agent-budget.ts). */
+const isFoldSummary = (event: NormalizedEvent): boolean =>
+  event.side === 'edge' && event.edge?.source === 'nerve' && event.edge.tags.includes('folded')
+
 const noCorrelations = Object.freeze([]) as unknown as Correlation[]
 const frozen = <T>(value: T): T => Object.freeze(value)
 const ignoredResult = Object.fromEntries(
@@ -213,7 +217,12 @@ export function createCorrelator(
    * the alert that did it, with an id derived from that alert's, and is matched by the rules that name it
    * in their edge filter (never by a catch-all filter: it would pair the flood with every call).
    */
-  const floodSignal = (event: NormalizedEvent, window: AgentWindow, lag: number): Correlation[] => {
+  const floodSignal = (
+    event: NormalizedEvent,
+    windowOf: AgentWindow | (() => AgentWindow),
+    lag: number,
+    output = `Alert flood: "${(event.edge as EdgeFields).rule}" and others went over the per-agent cap of ${config.max_events_per_agent}`,
+  ): Correlation[] => {
     const edge = event.edge as EdgeFields
     const fields: EdgeFields = {
       rule: floodRuleName,
@@ -221,7 +230,7 @@ export function createCorrelator(
       source: 'nerve',
       hostname: edge.hostname,
       tags: ['nerve', 'flood'],
-      output: `Alert flood: "${edge.rule}" and others went over the per-agent cap of ${config.max_events_per_agent}`,
+      output,
       output_fields: {},
       internal: false,
     }
@@ -229,6 +238,7 @@ export function createCorrelator(
     const onTime = mask === 0 || st === null ? mask : bounds.onTime(st, event.time, 'edge', mask)
     const id = `flood-${event.id}`
     if (onTime === 0 || windows.has(id)) return noCorrelations
+    const window = typeof windowOf === 'function' ? windowOf() : windowOf
     const slot = windows.insert(
       windows.who(window, event.agent.resolved_by, event.identity),
       details.edge(fields),
@@ -245,7 +255,24 @@ export function createCorrelator(
     return found
   }
 
+  /**
+   * Ingest's summary of the alerts it folded over an agent's budget (source nerve, tags nerve and folded:
+   * ingest/agent-budget.ts) is an edge event like any, matched by the rules that name its Falco rule, and
+   * also a flood: the rules that name `nerve: Alert flood` get the flood signal at its time.
+   */
   const accept = (event: NormalizedEvent): AcceptResult => {
+    const result = acceptOne(event)
+    if (floodRules === 0 || !isFoldSummary(event)) return result
+    if (result.late || result.duplicate || (result.ignored && result.ignored !== 'no_rule')) return result
+    const lag = st === null ? 0 : Math.max(0, st - event.time)
+    const output = `Alert flood: ${(event.edge as EdgeFields).output}`
+    const signal = floodSignal(event, () => windows.window(event.agent.id), lag, output)
+    if (signal.length === 0) return result
+    stats.correlations += signal.length
+    return { ...result, correlations: [...result.correlations, ...signal] }
+  }
+
+  const acceptOne = (event: NormalizedEvent): AcceptResult => {
     const key = event.agent?.id
     if (!key) return ignoredResult.no_agent
     if (!Number.isFinite(event.time)) return ignoredResult.invalid_time

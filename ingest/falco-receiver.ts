@@ -4,9 +4,13 @@
 import type { Route } from '../runtime/http-routes.ts'
 import type { HttpConfig } from '../schemas/types.ts'
 import type { FalcoSpool } from './falco-spool.ts'
+import type { FoldOverBudget } from './fold-over-budget.ts'
 import { createItemsRoute, type ReceiverDeps } from './receive-items.ts'
 
-export function createFalcoReceiver(config: HttpConfig, deps: ReceiverDeps & { spool?: FalcoSpool }): Route {
+export function createFalcoReceiver(
+  config: HttpConfig,
+  deps: ReceiverDeps & { spool?: FalcoSpool; budget?: FoldOverBudget },
+): Route {
   return createItemsRoute(
     {
       url: '/v1/falco',
@@ -14,6 +18,7 @@ export function createFalcoReceiver(config: HttpConfig, deps: ReceiverDeps & { s
       kind: 'falco',
       plainTextHint: 'Falco sends text unless json_output: true is set in falco.yaml.',
       ...(deps.spool ? { spool: deps.spool } : {}),
+      ...(deps.budget ? { budget: deps.budget } : {}),
     },
     config,
     deps,

@@ -9,6 +9,7 @@ import type { HttpConfig } from '../schemas/types.ts'
 import type { Decoded, EventDecoder, ItemKind } from './decode-events.ts'
 import { decodeInParts } from './decode-in-parts.ts'
 import type { FalcoSpool } from './falco-spool.ts'
+import type { FoldOverBudget } from './fold-over-budget.ts'
 import type { DecodedPublisher } from './publish-decoded.ts'
 import { readRequestBody } from './read-request-body.ts'
 
@@ -27,6 +28,8 @@ export type ItemsRouteSpec = {
   plainTextHint?: string
   /** Where requests go while the bus is busy, instead of a 429/503 (Falco: its senders never retry). */
   spool?: FalcoSpool
+  /** The per-agent edge budget: alerts past it are folded before the bus (and the spool). */
+  budget?: FoldOverBudget
 }
 
 const maxDetails = 100
@@ -67,12 +70,18 @@ export function createItemsRoute(spec: ItemsRouteSpec, config: HttpConfig, deps:
         throw err
       }
       count(telemetry, decoded)
-      const spooled = await publishOrSpool(spec, deps, decoded, req.receivedAt).catch((err: unknown) => {
+      // Folded alerts were accepted and are accounted for (a summary per agent, rule and minute): the
+      // answer counts them as accepted, and says how many were folded.
+      const budgeted = spec.budget ? spec.budget.admit(decoded) : { decoded, folded: 0 }
+      const published = budgeted.decoded
+      const spooled = await publishOrSpool(spec, deps, published, req.receivedAt).catch((err: unknown) => {
         if (isNerveError(err)) telemetry.error(err.code, 'publish')
         throw err
       })
-      telemetry.sent(decoded.events.length)
+      telemetry.sent(published.events.length)
+      if (budgeted.folded > 0) telemetry.discarded(budgeted.folded, 'folded')
       const res = answer(decoded, req, spec, log)
+      if (budgeted.folded > 0) (res.body as Record<string, unknown>).folded = budgeted.folded
       if (spooled) (res.body as Record<string, unknown>).spooled = true
       return res
     },

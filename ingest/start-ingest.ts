@@ -9,6 +9,7 @@ import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import type { Config, IdentityLink } from '../schemas/types.ts'
+import { defaultAgentBudget } from './agent-budget.ts'
 import { createAgentVolume, defaultAgentVolume } from './agent-volume.ts'
 import { createAgentsRoute } from './agents-route.ts'
 import { createCloudTrailReceiver } from './cloudtrail-receiver.ts'
@@ -18,6 +19,7 @@ import { partialIssuerWarning } from './eks-oidc-issuer.ts'
 import { createFalcoReceiver } from './falco-receiver.ts'
 import { createFalcoSpool } from './falco-spool.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
+import { createFoldOverBudget, type FoldOverBudget } from './fold-over-budget.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
 import { createEvictionWarnings } from './link-eviction-warnings.ts'
 import { createDecodedPublisher } from './publish-decoded.ts'
@@ -112,6 +114,14 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
           { publisher, log: deps.log, metrics: deps.metrics },
         )
       : undefined
+  const perMinute = config.ingest.agent_budget.alerts_per_rule_per_minute
+  const budget: FoldOverBudget | undefined =
+    perMinute > 0
+      ? createFoldOverBudget(
+          { ...defaultAgentBudget, perMinute },
+          { publisher, log: deps.log, metrics: deps.metrics, now: deps.now },
+        )
+      : undefined
   let s3Sqs: S3SqsReader | undefined
   let aws: AwsClients | undefined
   if (config.ingest.s3_sqs.queues.length > 0) {
@@ -126,7 +136,11 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   }
   return {
     routes: [
-      createFalcoReceiver(config.http, { ...receiverDeps, ...(spool ? { spool } : {}) }),
+      createFalcoReceiver(config.http, {
+        ...receiverDeps,
+        ...(spool ? { spool } : {}),
+        ...(budget ? { budget } : {}),
+      }),
       createCloudTrailReceiver(config.http, receiverDeps),
       createFirehoseReceiver(config.http, { ...receiverDeps, now: deps.now }),
       createAgentsRoute(decoder.agents),
@@ -151,6 +165,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
         () => s3Sqs?.close(),
         () => spool?.close(),
         () => aws && aws !== deps.aws && aws.close(),
+        () => budget?.close(),
         () => publisher.drain(),
         () => sharing?.close(),
         // A compaction of the links file running in the background finishes (its rename and fsyncs).

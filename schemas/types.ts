@@ -331,6 +331,7 @@ export type Config = {
     max_future_skew: Ms
     falco_spool_bytes: number
     falco_spool_after: Ms
+    agent_budget: { alerts_per_rule_per_minute: number }
     s3_sqs: S3SqsConfig
   }
   bus: { partitions: number; retention: Ms; max_batch: number }

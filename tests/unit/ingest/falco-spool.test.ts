@@ -102,7 +102,8 @@ describe('the Falco spool', () => {
 
   it('spools a large body in parts and drains it whole after a restart: every event in order, the bad line dead-lettered', async () => {
     const dataDir = tempDir('nerve-spool-large')
-    const down = await startHarness({ dataDir })
+    // 600 alerts of a few agents and rules: with the edge budget on, most would fold (agent-budget.test.ts).
+    const down = await startHarness({ dataDir, agentBudget: 0 })
     down.bus.before = async () => {
       throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
     }
@@ -118,7 +119,7 @@ describe('the Falco spool', () => {
     expect(spoolFiles(dataDir)).toEqual([expect.stringMatching(/^\d{16}\.ndjson$/)])
     await down.ingest.close()
 
-    const up = await startHarness({ dataDir })
+    const up = await startHarness({ dataDir, agentBudget: 0 })
     await waitFor(() => spoolFiles(dataDir).length === 0, { what: 'the spool to drain' })
     const outputs = up.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
     expect(outputs).toEqual(lines.filter((_, i) => i !== 300).map((l) => JSON.parse(l).output))

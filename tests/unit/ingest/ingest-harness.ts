@@ -28,6 +28,8 @@ export type HarnessOptions = {
   spoolBytes?: number
   /** ingest.falco_spool_after, ms. */
   spoolAfterMs?: number
+  /** ingest.agent_budget.alerts_per_rule_per_minute (default: the config's; 0: no folding). */
+  agentBudget?: number
   /** ingest.max_chained_links_per_workload (default: the config's). */
   maxChainedLinks?: number
   /** ingest.max_issued_links_per_workload (default: the config's). */
@@ -54,6 +56,10 @@ export async function startHarness(options: HarnessOptions = {}) {
       max_pending_publishes: options.maxPending ?? base.ingest.max_pending_publishes,
       falco_spool_bytes: options.spoolBytes ?? base.ingest.falco_spool_bytes,
       falco_spool_after: options.spoolAfterMs ?? base.ingest.falco_spool_after,
+      agent_budget: {
+        alerts_per_rule_per_minute:
+          options.agentBudget ?? base.ingest.agent_budget.alerts_per_rule_per_minute,
+      },
       max_chained_links_per_workload: options.maxChainedLinks ?? base.ingest.max_chained_links_per_workload,
       max_issued_links_per_workload: options.maxIssuedLinks ?? base.ingest.max_issued_links_per_workload,
     },

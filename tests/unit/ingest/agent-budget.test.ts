@@ -1,0 +1,280 @@
+// The per-agent edge budget: one pod's `cat /etc/shadow-$i` loop makes a distinct "Read sensitive file
+// untrusted" alert each time (nothing downstream folds it) and filled the data dir for every sender. Per
+// agent, Falco rule and minute of receive time, the first alerts go on the bus and the rest fold into one
+// summary alert that says how many, when, and what the last one read. Senders are still answered 202,
+// neighbours and the agent's other rules are untouched, CloudTrail is never folded, and the table behind
+// it is bounded. Alerts: falcosecurity/plugins' "Read sensitive file untrusted" (Apache-2.0) and the Falco
+// website's "Terminal shell in container" (CC-BY-4.0), tests/fixtures/falco, each moved into a pod.
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { eventsTopic } from '../../../bus/topics.ts'
+import { createAgentBudget } from '../../../ingest/agent-budget.ts'
+import { NerveError } from '../../../runtime/errors.ts'
+import type { NormalizedEvent } from '../../../schemas/types.ts'
+import { tempDir } from '../../helpers/random-names.ts'
+import { attachRecord } from '../../helpers/shell-then-attach.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
+import { auth, fixtureLines, startHarness } from './ingest-harness.ts'
+
+type Alert = { output_fields: Record<string, unknown> } & Record<string, unknown>
+const shadow = fixtureLines('falco/falcosecurity-plugins.ndjson').find(
+  (a) => a.rule === 'Read sensitive file untrusted',
+) as Alert
+const shell = fixtureLines('falco/falco-website.ndjson').find(
+  (a) => a.rule === 'Terminal shell in container',
+) as Alert
+
+const t0 = Date.parse('2026-12-07T18:00:00Z')
+
+/** The loop's i-th alert in `pod`: another file each time, event time i ms after t0. */
+function shadowRead(pod: string, i: number): Alert {
+  const file = `/etc/shadow-${i}`
+  return {
+    ...shadow,
+    output: `${shadow.output}`
+      .replace('file=/etc/shadow ', `file=${file} `)
+      .replace('cat /etc/shadow', `cat ${file}`),
+    time: new Date(t0 + i).toISOString(),
+    output_fields: {
+      ...shadow.output_fields,
+      'k8s.ns.name': 'agents',
+      'k8s.pod.name': pod,
+      'fd.name': file,
+      'proc.cmdline': `cat ${file}`,
+    },
+  }
+}
+
+function shellIn(pod: string, i: number): Alert {
+  return {
+    ...shell,
+    time: new Date(t0 + i).toISOString(),
+    output_fields: { ...shell.output_fields, 'k8s.ns.name': 'agents', 'k8s.pod.name': pod },
+  }
+}
+
+const flooder = 'data-cleaner-7f9c6d8b5-x2k4q'
+const neighbour = 'billing-5d8f7c6b4-m9n2p'
+
+async function harness(agentBudget?: number) {
+  let now = t0 + 5_000
+  const h = await startHarness({
+    now: () => now,
+    ...(agentBudget === undefined ? {} : { agentBudget }),
+    http: { max_items: 10_000 },
+  })
+  const post = async (alerts: Alert[]) => {
+    const res = await h.server.inject({
+      method: 'POST',
+      url: '/v1/falco',
+      payload: alerts.map((a) => JSON.stringify(a)).join('\n'),
+      headers: { ...auth, 'content-type': 'application/x-ndjson' },
+    })
+    expect(res.statusCode).toBe(202)
+    return res.json() as { accepted: number; folded?: number }
+  }
+  const edges = () => h.bus.records(eventsTopic).map((r) => r.value)
+  const ofPod = (pod: string) =>
+    edges().filter((e) => e.identity.k8s_pod === pod && e.edge?.source !== 'nerve')
+  const summaries = () => edges().filter((e) => e.edge?.source === 'nerve')
+  return { h, post, edges, ofPod, summaries, advance: (ms: number) => (now += ms) }
+}
+
+describe('the per-agent edge budget', () => {
+  it('keeps the first 100 alerts of a rule a minute and folds the loop into one summary', async () => {
+    const { h, post, ofPod, summaries, advance } = await harness()
+    let answered = { accepted: 0, folded: 0 }
+    for (let b = 0; b < 5_000; b += 500) {
+      const res = await post(Array.from({ length: 500 }, (_, j) => shadowRead(flooder, b + j)))
+      answered = { accepted: answered.accepted + res.accepted, folded: answered.folded + (res.folded ?? 0) }
+    }
+    // Every alert was accepted (Falcosidekick never retries); 4,900 were folded, not published.
+    expect(answered).toEqual({ accepted: 5_000, folded: 4_900 })
+    expect(ofPod(flooder)).toHaveLength(100)
+    expect(ofPod(flooder).map((e) => e.edge?.output_fields['fd.name'])).toEqual(
+      Array.from({ length: 100 }, (_, i) => `/etc/shadow-${i}`),
+    )
+    expect(await h.rt.metricValue('nerve_ingest_folded_events_total')).toBe(4_900)
+    expect(summaries()).toEqual([])
+
+    // The next minute's first alert closes the minute: one summary of the 4,900.
+    advance(60_000)
+    await post([shadowRead(flooder, 5_000)])
+    expect(ofPod(flooder)).toHaveLength(101)
+    await expect.poll(() => summaries().length).toBe(1)
+    const [summary] = summaries() as [NormalizedEvent]
+    const kept = ofPod(flooder)[0] as NormalizedEvent
+    expect(summary).toMatchObject({
+      side: 'edge',
+      agent: kept.agent,
+      identity: kept.identity,
+      time: t0 + 4_999,
+      edge: {
+        rule: 'Read sensitive file untrusted',
+        priority: 'warning',
+        source: 'nerve',
+        tags: ['nerve', 'folded'],
+        output_fields: {
+          'nerve.folded_count': 4_900,
+          'nerve.folded_first_time': new Date(t0 + 100).toISOString(),
+          'nerve.folded_last_time': new Date(t0 + 4_999).toISOString(),
+          'nerve.budget_per_minute': 100,
+        },
+      },
+    })
+    expect(summary.edge?.output).toMatch(/^Folded 4900 alerts of "Read sensitive file untrusted" of agent /)
+    expect(summary.edge?.output).toContain('file=/etc/shadow-4999 ')
+    expect(await h.rt.metricValue('nerve_ingest_fold_summaries_total')).toBe(1)
+    // One warning for the minute, naming the agent and the rule (ids only).
+    const warnings = h.rt.logs.filter((l) => l.level === 'warn' && /alert budget/.test(l.msg))
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({
+      agents: [{ agent: kept.agent.id, rule: 'Read sensitive file untrusted', folded: 4_900 }],
+      count: 1,
+      folded: 4_900,
+    })
+  })
+
+  it("keeps a neighbour's alerts in the same request, and the agent's alert of another rule", async () => {
+    const { post, ofPod } = await harness()
+    const body: Alert[] = []
+    for (let i = 0; i < 1_000; i++) {
+      body.push(shadowRead(flooder, i))
+      if (i % 10 === 0) body.push(shadowRead(neighbour, i))
+    }
+    body.push(shellIn(flooder, 1_000))
+    expect(await post(body)).toEqual({ accepted: 1_101, folded: 900 })
+    expect(ofPod(neighbour)).toHaveLength(100)
+    const rules = ofPod(flooder).map((e) => e.edge?.rule)
+    expect(rules.filter((r) => r === 'Terminal shell in container')).toHaveLength(1)
+    expect(rules.filter((r) => r === 'Read sensitive file untrusted')).toHaveLength(100)
+  })
+
+  it('counts by receive time: event times the agent writes do not open a new minute', async () => {
+    const { post, ofPod } = await harness()
+    // Each alert dated an hour apart, all received in one minute.
+    const spread = Array.from({ length: 300 }, (_, i) => ({
+      ...shadowRead(flooder, i),
+      time: new Date(t0 - i * 3_600_000).toISOString(),
+    }))
+    expect(await post(spread)).toMatchObject({ accepted: 300, folded: 200 })
+    expect(ofPod(flooder)).toHaveLength(100)
+  })
+
+  it('never folds CloudTrail, even through the Falco door', async () => {
+    const { h, post } = await harness(1)
+    const calls = Array.from({ length: 20 }, (_, i) => ({ ...attachRecord, eventID: `attach-${i}` }))
+    const res = await h.server.inject({
+      method: 'POST',
+      url: '/v1/cloudtrail',
+      payload: { Records: calls },
+      headers: auth,
+    })
+    expect(res.statusCode).toBe(202)
+    // The cloudtrail plugin's alerts (as in falco-door-cloudtrail.test.ts): core events, one rule.
+    const pluginCalls = Array.from({ length: 20 }, (_, i) => ({
+      time: new Date(t0 + i).toISOString(),
+      rule: 'Attach policy',
+      priority: 'Notice',
+      source: 'aws_cloudtrail',
+      output: 'A policy was attached',
+      output_fields: {
+        'ct.id': `7b7e4636-4713-3d04-b86a-cd6774cd${String(i).padStart(4, '0')}`,
+        'ct.src': 'iam.amazonaws.com',
+        'ct.name': 'AttachRolePolicy',
+        'ct.user.arn': 'arn:aws:sts::123456789012:assumed-role/data-cleaner/session',
+      },
+    }))
+    expect(await post(pluginCalls)).toEqual({ accepted: 20 })
+    expect(h.bus.records(eventsTopic).filter((r) => r.value.side === 'core')).toHaveLength(40)
+    expect(await h.rt.metricValue('nerve_ingest_folded_events_total')).toBe(0)
+  })
+
+  it('publishes the minute under way at a clean stop; a crash would lose only its fold counts', async () => {
+    const { h, post, ofPod, summaries } = await harness()
+    await post(Array.from({ length: 250 }, (_, i) => shadowRead(flooder, i)))
+    expect(summaries()).toEqual([])
+    await h.ingest.close()
+    expect(ofPod(flooder)).toHaveLength(100)
+    expect(summaries().map((e) => e.edge?.output_fields['nerve.folded_count'])).toEqual([150])
+  })
+
+  it('folds before the spool: a request spooled while the bus is down holds only the kept alerts', async () => {
+    const dataDir = tempDir('nerve-budget-spool')
+    const down = await startHarness({ dataDir, now: () => t0 })
+    down.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    const body = Array.from({ length: 300 }, (_, i) => JSON.stringify(shadowRead(flooder, i))).join('\n')
+    const res = await down.server.inject({ method: 'POST', url: '/v1/falco', payload: body, headers: auth })
+    expect(res.statusCode).toBe(202)
+    expect(res.json()).toEqual({ accepted: 300, folded: 200, spooled: true })
+    await down.ingest.close()
+
+    const up = await startHarness({ dataDir, now: () => t0 })
+    await waitFor(() => readdirSync(join(dataDir, 'falco-spool')).length === 0, {
+      what: 'the spool to drain',
+    })
+    expect(up.bus.records(eventsTopic)).toHaveLength(100)
+    await up.ingest.close()
+  })
+
+  it('folds nothing with alerts_per_rule_per_minute: 0', async () => {
+    const { post, ofPod } = await harness(0)
+    expect(await post(Array.from({ length: 300 }, (_, i) => shadowRead(flooder, i)))).toEqual({
+      accepted: 300,
+    })
+    expect(ofPod(flooder)).toHaveLength(300)
+  })
+})
+
+describe('the budget table', () => {
+  const event = (agent: string, rule: string, i: number): NormalizedEvent => ({
+    id: `${agent}-${rule}-${i}`,
+    side: 'edge',
+    time: t0 + i,
+    time_ns: 0,
+    time_original: new Date(t0 + i).toISOString(),
+    received_at: t0,
+    via: 'falcosidekick',
+    agent: { id: agent, resolved_by: 'workload' },
+    identity: { k8s_namespace: 'agents', k8s_pod: agent },
+    edge: {
+      rule,
+      priority: 'warning',
+      source: 'syscall',
+      hostname: 'ip-10-0-1-23.ec2.internal',
+      tags: [],
+      output: `cat /etc/shadow-${i}`,
+      output_fields: {},
+      internal: false,
+    },
+    raw: {},
+  })
+
+  it('stays bounded under many distinct agents, and at the bound folds more eagerly, never less', () => {
+    const budget = createAgentBudget({ perMinute: 2, maxKeys: 100, overflowBuckets: 4, sampleChars: 64 })
+    // 100,000 distinct agents in one minute: the table holds 100 exact entries and 4 shared ones.
+    const crowd = Array.from({ length: 100_000 }, (_, i) =>
+      event(`agent-${i}`, 'Read sensitive file untrusted', i),
+    )
+    const { kept, folded } = budget.admit(crowd, t0)
+    expect(budget.size()).toBe(104)
+    // The first 100 agents have their own budget; the rest share 4 budgets of 2.
+    expect(kept).toHaveLength(100 + 4 * 2)
+    expect(folded).toBe(100_000 - 108)
+    // The flooder that filled nothing still gets no more than its budget, wherever its key lands.
+    const flood = Array.from({ length: 50 }, (_, i) => event('flooder', 'Read sensitive file untrusted', i))
+    const floodKept = budget.admit(flood, t0).kept.length
+    expect(floodKept).toBeLessThanOrEqual(2)
+    const closed = budget.close(t0 + 60_000)
+    expect(closed?.summaries).toHaveLength(4)
+    expect(closed?.folded).toBe(100_000 - 108 + 50 - floodKept)
+    for (const s of closed?.summaries ?? []) {
+      expect(s.edge?.output_fields['nerve.folded_shared']).toBe(true)
+      expect(s.edge?.output).toContain('the fold table was full')
+    }
+    expect(budget.size()).toBe(0)
+  })
+})
