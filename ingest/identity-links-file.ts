@@ -8,7 +8,17 @@
 // written in parts across turns of the event loop, so /healthz and the receivers are not held up. Links
 // learned meanwhile are appended to the old file (a crash before the rename keeps them there) and, in the
 // turn of the rename, after the rewritten links in the new one.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+// An append that fails part-way (a full disk) is cut off again, so that the next link's line stays whole.
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from '../runtime/logger.ts'
 import { replaceFileInParts, replaceFileSync } from '../runtime/replace-file.ts'
@@ -50,6 +60,35 @@ export function createIdentityLinksFile(
   let compactAt = minCompactLines
   /** The compaction running, and the links learned since it took its snapshot of the table. */
   let compacting: { done: Promise<void>; learned: IdentityLink[] } | undefined
+  /** Set when a failed append could not be cut off: the next one starts on a new line. */
+  let torn = false
+  /** Appends `links` whole or not at all (as far as the system lets it); throws what the system says. */
+  const appendLines = (links: readonly IdentityLink[]) => {
+    const bytes = Buffer.from((torn ? '\n' : '') + links.map(lineOf).join(''))
+    const fd = openSync(path, 'a', 0o600)
+    try {
+      const size = fstatSync(fd).size
+      try {
+        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at)
+        torn = false
+      } catch (err) {
+        try {
+          ftruncateSync(fd, size)
+        } catch {
+          torn = true
+        }
+        throw err
+      }
+    } finally {
+      closeSync(fd)
+    }
+  }
+  // Names the keys (the first ten), ids an operator can look up in CloudTrail; never the link's whole record.
+  const notSaved = (err: unknown, links: readonly IdentityLink[]) =>
+    deps.log.error(
+      { err, path, count: links.length, access_key_ids: links.slice(0, 10).map((l) => l.access_key_id) },
+      'Could not save learned identity links: after a restart, calls with these keys are not joined to their workload.',
+    )
   const compacted = (held: number) => {
     lines = held
     compactAt = Math.max(minCompactLines, 2 * held)
@@ -61,9 +100,9 @@ export function createIdentityLinksFile(
     const done = replaceFileInParts(path, partsOf(links), () => {
       // The new file holds the snapshot: the links learned since follow it, as they followed in the old.
       try {
-        if (learned.length > 0) appendFileSync(path, learned.map(lineOf).join(''))
+        if (learned.length > 0) appendLines(learned)
       } catch (err) {
-        deps.log.error({ err, path, count: learned.length }, 'Could not persist learned identity links.')
+        notSaved(err, learned)
       }
       compacted(links.length + learned.length)
     })
@@ -101,8 +140,13 @@ export function createIdentityLinksFile(
       return links
     },
     append: (link, live) => {
-      mkdirSync(dataDir, { recursive: true })
-      appendFileSync(path, lineOf(link))
+      try {
+        mkdirSync(dataDir, { recursive: true })
+        appendLines([link])
+      } catch (err) {
+        notSaved(err, [link])
+        return
+      }
       lines++
       if (compacting) compacting.learned.push(link)
       else if (lines > compactAt) compact(live())

@@ -10,11 +10,20 @@ import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { chainedLink, issuedLink } from './irsa-links.ts'
 
 // What the file system was asked, in order: the paths fsynced (by the path their fd was opened with) and
-// renamed. Only recorded: every call does what node:fs does.
-const fsCalls = vi.hoisted(() => ({ log: [] as string[], paths: new Map<number, string>() }))
+// renamed. Every call does what node:fs does, unless a fault is armed: `fullDisk` writes to the links file
+// stop half-way with ENOSPC (a disk that fills mid-line), `tempFails` opens of its compaction's temp file
+// fail with ENOSPC.
+const fsCalls = vi.hoisted(() => ({
+  log: [] as string[],
+  paths: new Map<number, string>(),
+  fullDisk: 0,
+  tempFails: false,
+}))
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>()
   type Callback = (err: Error | null, fd?: number) => void
+  const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
+  const isLinks = (path: unknown) => String(path).endsWith('identity-links.ndjson')
   const openSync = (path: string, ...rest: unknown[]) => {
     const fd = (fs.openSync as (...a: unknown[]) => number)(path, ...rest)
     fsCalls.paths.set(fd, String(path))
@@ -22,10 +31,36 @@ vi.mock('node:fs', async (importOriginal) => {
   }
   const open = (path: string, ...rest: unknown[]) => {
     const done = rest.pop() as Callback
+    if (fsCalls.tempFails && String(path).endsWith('identity-links.ndjson.tmp')) {
+      fsCalls.log.push(`open ${path}`)
+      setImmediate(() => done(enospc()))
+      return
+    }
     ;(fs.open as (...a: unknown[]) => void)(path, ...rest, (err: Error | null, fd?: number) => {
       if (fd !== undefined) fsCalls.paths.set(fd, String(path))
       done(err, fd)
     })
+  }
+  // Half the bytes reach the file, then the disk is full.
+  const appendFileSync = (path: string, data: string, ...rest: unknown[]) => {
+    if (fsCalls.fullDisk > 0 && isLinks(path)) {
+      fsCalls.fullDisk--
+      fs.appendFileSync(path, data.slice(0, data.length >> 1))
+      throw enospc()
+    }
+    return (fs.appendFileSync as (...a: unknown[]) => void)(path, data, ...rest)
+  }
+  const writeSync = (fd: number, data: string | Buffer, ...rest: unknown[]) => {
+    if (fsCalls.fullDisk > 0 && isLinks(fsCalls.paths.get(fd))) {
+      fsCalls.fullDisk--
+      const half =
+        typeof data === 'string'
+          ? Buffer.from(data.slice(0, data.length >> 1))
+          : data.subarray(0, data.length >> 1)
+      fs.writeSync(fd, half)
+      throw enospc()
+    }
+    return (fs.writeSync as (...a: unknown[]) => number)(fd, data, ...rest)
   }
   const fsyncSync = (fd: number) => {
     fsCalls.log.push(`fsync ${fsCalls.paths.get(fd)}`)
@@ -39,7 +74,7 @@ vi.mock('node:fs', async (importOriginal) => {
     fsCalls.log.push(`rename ${from} ${to}`)
     fs.renameSync(from, to)
   }
-  const mocked = { ...fs, openSync, open, fsyncSync, fsync, renameSync }
+  const mocked = { ...fs, openSync, open, appendFileSync, writeSync, fsyncSync, fsync, renameSync }
   return { ...mocked, default: mocked }
 })
 
@@ -120,5 +155,25 @@ describe('the identity links file', () => {
     // A restart reads every link: those the compaction wrote and those learned while it ran.
     const reloaded = createIdentityLinksFile(dataDir, { log, now }).load()
     expect(reloaded).toEqual([...held, ...learned])
+  })
+
+  it('keeps the next link whole when the disk fills in the middle of a line, and says which link was lost', () => {
+    const dataDir = tempDir('nerve-links')
+    const now = () => issued.issued_at
+    const rt = createTestRuntime()
+    const file = createIdentityLinksFile(dataDir, { log: rt.log, now })
+    file.append(issued, () => [issued])
+    fsCalls.fullDisk = 1
+    try {
+      file.append(chained(1), () => [issued])
+    } catch {}
+    // Space is freed: the next link is learned and appended.
+    file.append(chained(2), () => [issued])
+    const reloaded = createIdentityLinksFile(dataDir, { log: rt.log, now }).load()
+    expect(reloaded).toEqual([issued, chained(2)])
+    expect(rt.logs.filter((l) => l.level === 'error')).toEqual([
+      expect.objectContaining({ access_key_ids: [chained(1).access_key_id], count: 1, path: file.path }),
+    ])
+    expect(rt.logs.filter((l) => l.msg.startsWith('Skipped a damaged line'))).toEqual([])
   })
 })
