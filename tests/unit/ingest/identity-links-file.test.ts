@@ -176,4 +176,37 @@ describe('the identity links file', () => {
     ])
     expect(rt.logs.filter((l) => l.msg.startsWith('Skipped a damaged line'))).toEqual([])
   })
+
+  it('after a failed compaction, tries again only once the file has grown by as much, and logs each failure once', async () => {
+    const dataDir = tempDir('nerve-links')
+    const now = () => issued.issued_at
+    const rt = createTestRuntime()
+    const file = createIdentityLinksFile(dataDir, { log: rt.log, now, minCompactLines: 100 })
+    const held = [issued]
+    const tempOpens = () => fsCalls.log.filter((l) => l === `open ${file.path}.tmp`).length
+    fsCalls.log.length = 0
+    fsCalls.tempFails = true
+    try {
+      // Line 101 starts a compaction, which fails; the next 100 links do not start another.
+      for (let n = 0; n < 201; n++) {
+        file.append(chained(n), () => held)
+        await file.settled()
+      }
+      expect(tempOpens()).toBe(1)
+      const failures = rt.logs.filter((l) => l.msg.startsWith('Could not compact'))
+      expect(failures).toHaveLength(1)
+      // Grown by another compaction's worth: one more try, which fails too.
+      file.append(chained(201), () => held)
+      await file.settled()
+      expect(tempOpens()).toBe(2)
+    } finally {
+      fsCalls.tempFails = false
+    }
+    // The disk has room again: the next try succeeds and the file holds the links held.
+    for (let n = 202; n < 303; n++) {
+      file.append(chained(n), () => held)
+      await file.settled()
+    }
+    expect(readFileSync(file.path, 'utf8').trim().split('\n').length).toBeLessThan(100)
+  })
 })
