@@ -9,17 +9,26 @@
 // learned meanwhile are appended to the old file (a crash before the rename keeps them there) and, in the
 // turn of the rename, after the rewritten links in the new one.
 // An append that fails part-way (a full disk) is cut off again, so that the next link's line stays whole.
+// A link is durable once durable() resolves: one fdatasync on libuv's threads, shared by every caller that
+// asked while the previous one ran (a group commit, as the embedded bus's), so a request that taught a link
+// is answered only after it is on disk. While a compaction runs, the links learned meanwhile are durable
+// only once the new file (with them after the rewritten links) is: durable() then waits for its end.
 import {
+  close,
   closeSync,
+  constants,
   existsSync,
+  fdatasync,
   fstatSync,
   ftruncateSync,
   mkdirSync,
+  open,
   openSync,
   readFileSync,
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { Logger } from '../runtime/logger.ts'
 import { replaceFileInParts, replaceFileSync } from '../runtime/replace-file.ts'
 import type { IdentityLink } from '../schemas/types.ts'
@@ -31,6 +40,11 @@ export type IdentityLinksFile = {
    * which then runs in the background (settled() says when it is over).
    */
   append(link: IdentityLink, live: () => readonly IdentityLink[]): void
+  /**
+   * Resolves once every link appended before the call is on disk (one fdatasync, shared with the callers
+   * that asked meanwhile); rejects with what the system says.
+   */
+  durable(): Promise<void>
   /** Resolves once no compaction is running (ingest's close waits for it). */
   settled(): Promise<void>
   path: string
@@ -39,6 +53,10 @@ export type IdentityLinksFile = {
 const keepAfterExpiryMs = 24 * 3_600_000
 /** Links written per turn of the event loop while compacting: ~250 KB of JSON, about a millisecond. */
 const linksPerPart = 1_000
+
+const openAsync = promisify(open)
+const fdatasyncAsync = promisify(fdatasync)
+const closeAsync = promisify(close)
 
 const lineOf = (link: IdentityLink) => `${JSON.stringify(link)}\n`
 
@@ -120,6 +138,49 @@ export function createIdentityLinksFile(
     compacting = { done, learned }
   }
 
+  const settled = async () => {
+    while (compacting) await compacting.done
+  }
+  const syncFile = async () => {
+    await settled()
+    try {
+      const fd = await openAsync(path, constants.O_RDONLY)
+      try {
+        await fdatasyncAsync(fd)
+      } finally {
+        await closeAsync(fd)
+      }
+    } catch (err) {
+      deps.log.error(
+        { err, path },
+        'Could not sync the identity links file; the requests that taught links are refused, to be sent again.',
+      )
+      throw err
+    }
+  }
+  /** The sync running, and the one that starts when it ends (for the callers that came meanwhile). */
+  let syncing: Promise<void> | undefined
+  let nextSync: Promise<void> | undefined
+  const startSync = (): Promise<void> => {
+    const sync = syncFile()
+    syncing = sync
+    const clear = () => {
+      if (syncing === sync) syncing = undefined
+    }
+    sync.then(clear, clear)
+    return sync
+  }
+  const durable = (): Promise<void> => {
+    if (!syncing) return startSync()
+    nextSync ??= syncing
+      .catch(() => {})
+      .then(() => {
+        nextSync = undefined
+        return startSync()
+      })
+    return nextSync
+  }
+
   return {
     load: () => {
       if (!existsSync(path)) return []
@@ -151,9 +212,8 @@ export function createIdentityLinksFile(
       if (compacting) compacting.learned.push(link)
       else if (lines > compactAt) compact(live())
     },
-    settled: async () => {
-      while (compacting) await compacting.done
-    },
+    durable,
+    settled,
     path,
   }
 }

@@ -70,11 +70,15 @@ vi.mock('node:fs', async (importOriginal) => {
     fsCalls.log.push(`fsync ${fsCalls.paths.get(fd)}`)
     fs.fsync(fd, done)
   }
+  const fdatasync = (fd: number, done: Callback) => {
+    fsCalls.log.push(`fdatasync ${fsCalls.paths.get(fd)}`)
+    fs.fdatasync(fd, done)
+  }
   const renameSync = (from: string, to: string) => {
     fsCalls.log.push(`rename ${from} ${to}`)
     fs.renameSync(from, to)
   }
-  const mocked = { ...fs, openSync, open, appendFileSync, writeSync, fsyncSync, fsync, renameSync }
+  const mocked = { ...fs, openSync, open, appendFileSync, writeSync, fsyncSync, fsync, fdatasync, renameSync }
   return { ...mocked, default: mocked }
 })
 
@@ -208,5 +212,31 @@ describe('the identity links file', () => {
       await file.settled()
     }
     expect(readFileSync(file.path, 'utf8').trim().split('\n').length).toBeLessThan(100)
+  })
+
+  it('makes a link learned during a compaction durable in the new file: durable() waits for the rename', async () => {
+    const dataDir = tempDir('nerve-links')
+    const now = () => issued.issued_at
+    const file = createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now, minCompactLines: 2 })
+    const held = [issued]
+    file.append(issued, () => held)
+    file.append(chained(0), () => held)
+    fsCalls.log.length = 0
+    file.append(chained(1), () => held) // line 3: the compaction starts
+    file.append(chained(2), () => held) // learned while it runs
+    await file.durable()
+    // The sync that makes chained(2) durable is of the new file, once it holds it (after the rename).
+    expect(fsCalls.log).toEqual([
+      `fsync ${file.path}.tmp`,
+      `rename ${file.path}.tmp ${file.path}`,
+      `fsync ${dirname(file.path)}`,
+      `fdatasync ${file.path}`,
+    ])
+    expect(
+      readFileSync(file.path, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([issued, chained(2)])
   })
 })
