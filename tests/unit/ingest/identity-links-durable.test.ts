@@ -12,6 +12,8 @@ const syncs = vi.hoisted(() => ({
   done: [] as string[],
   hold: false,
   held: [] as (() => void)[],
+  /** Set: the links file's fdatasyncs fail with EIO. */
+  fail: false,
 }))
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>()
@@ -25,6 +27,10 @@ vi.mock('node:fs', async (importOriginal) => {
   }
   const fdatasync = (fd: number, done: (err: Error | null) => void) => {
     const path = syncs.paths.get(fd) ?? String(fd)
+    if (syncs.fail && path.endsWith('identity-links.ndjson')) {
+      setImmediate(() => done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })))
+      return
+    }
     const run = () =>
       fs.fdatasync(fd, (err) => {
         syncs.done.push(path)
@@ -152,6 +158,24 @@ describe('a credential link, durable before its request is answered', () => {
     }
     await batch
     expect(syncs.done).toHaveLength(1)
+    await h.ingest.close()
+  })
+
+  it('refuses the request, to be sent again, when the links file cannot be synced, and says so', async () => {
+    const h = await startHarness()
+    syncs.fail = true
+    try {
+      const res = await post(h, issuePod)
+      expect(res.statusCode).toBe(503)
+      expect(res.json()).toMatchObject({ error: { code: 'BUS_UNAVAILABLE' } })
+    } finally {
+      syncs.fail = false
+    }
+    expect(h.rt.logs.filter((l) => l.msg.startsWith('Could not sync the identity links file'))).toEqual([
+      expect.objectContaining({ level: 'error', path: `${h.dataDir}/identity-links.ndjson` }),
+    ])
+    // An ordinary call meanwhile was not held up by it.
+    expect((await post(h, stratus)).statusCode).toBe(202)
     await h.ingest.close()
   })
 })

@@ -18,6 +18,7 @@ const fsCalls = vi.hoisted(() => ({
   paths: new Map<number, string>(),
   fullDisk: 0,
   tempFails: false,
+  truncateFails: false,
 }))
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>()
@@ -62,6 +63,10 @@ vi.mock('node:fs', async (importOriginal) => {
     }
     return (fs.writeSync as (...a: unknown[]) => number)(fd, data, ...rest)
   }
+  const ftruncateSync = (fd: number, len?: number) => {
+    if (fsCalls.truncateFails) throw Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' })
+    fs.ftruncateSync(fd, len)
+  }
   const fsyncSync = (fd: number) => {
     fsCalls.log.push(`fsync ${fsCalls.paths.get(fd)}`)
     fs.fsyncSync(fd)
@@ -78,7 +83,18 @@ vi.mock('node:fs', async (importOriginal) => {
     fsCalls.log.push(`rename ${from} ${to}`)
     fs.renameSync(from, to)
   }
-  const mocked = { ...fs, openSync, open, appendFileSync, writeSync, fsyncSync, fsync, fdatasync, renameSync }
+  const mocked = {
+    ...fs,
+    openSync,
+    open,
+    appendFileSync,
+    writeSync,
+    ftruncateSync,
+    fsyncSync,
+    fsync,
+    fdatasync,
+    renameSync,
+  }
   return { ...mocked, default: mocked }
 })
 
@@ -179,6 +195,27 @@ describe('the identity links file', () => {
       expect.objectContaining({ access_key_ids: [chained(1).access_key_id], count: 1, path: file.path }),
     ])
     expect(rt.logs.filter((l) => l.msg.startsWith('Skipped a damaged line'))).toEqual([])
+  })
+
+  it('starts the next link on a new line when the half line cannot be cut off either', () => {
+    const dataDir = tempDir('nerve-links')
+    const now = () => issued.issued_at
+    const rt = createTestRuntime()
+    const file = createIdentityLinksFile(dataDir, { log: rt.log, now })
+    file.append(issued, () => [issued])
+    fsCalls.fullDisk = 1
+    fsCalls.truncateFails = true
+    try {
+      file.append(chained(1), () => [issued])
+    } finally {
+      fsCalls.truncateFails = false
+    }
+    file.append(chained(2), () => [issued])
+    file.append(chained(3), () => [issued])
+    const reloaded = createIdentityLinksFile(dataDir, { log: rt.log, now }).load()
+    expect(reloaded).toEqual([issued, chained(2), chained(3)])
+    // The half line is skipped (and said), the links around it kept.
+    expect(rt.logs.filter((l) => l.msg.startsWith('Skipped a damaged line'))).toHaveLength(1)
   })
 
   it('after a failed compaction, tries again only once the file has grown by as much, and logs each failure once', async () => {
