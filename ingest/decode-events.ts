@@ -86,6 +86,8 @@ export type Decoded = {
    * element of a log file's Records, an EventBridge detail).
    */
   rawTexts?: (string | undefined)[]
+  /** How many credential links the items taught (EventDecoderDeps.onLink was called for); absent: none. */
+  links?: number
 }
 
 /** Normalized events not yet given their agent: what normalize() learned links from. */
@@ -254,9 +256,13 @@ export function createEventDecoder(
 
   /** Learns the links of the drafts; rejections in input order. */
   const finish = (u: Unwrapping): Drafts => {
+    let links = 0
     for (const event of u.drafts) {
       const link = resolver.learn(event)
-      if (link) deps.onLink?.(link)
+      if (link) {
+        links++
+        deps.onLink?.(link)
+      }
     }
     u.rejected.sort((a, b) => a.seq - b.seq)
     const drafts: Drafts = {
@@ -265,6 +271,7 @@ export function createEventDecoder(
       skipped: countSkips(u.skipped),
     }
     if (u.rawTexts) drafts.rawTexts = u.rawTexts
+    if (links > 0) drafts.links = links
     return drafts
   }
 
@@ -300,9 +307,10 @@ export function createEventDecoder(
   }
 
   const decode = (kind: ItemKind, items: readonly JsonItem[], ctx: DecodeContext): Decoded => {
-    const { drafts, invalid, skipped, rawTexts } = normalize(kind, items, ctx)
+    const { drafts, invalid, skipped, rawTexts, links } = normalize(kind, items, ctx)
     const decoded: Decoded = { ...resolve(drafts), invalid, skipped }
     if (rawTexts) decoded.rawTexts = rawTexts
+    if (links) decoded.links = links
     return decoded
   }
 

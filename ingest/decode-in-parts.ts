@@ -53,6 +53,7 @@ export async function decodeItemsInParts(
   const invalid: Decoded['invalid'] = []
   const skipped: Decoded['skipped'] = {}
   const partCtx = { ...ctx, maxRecords: undefined }
+  let links = 0
   for (const items of parts) {
     if (items.length === 0) await pause()
     for (let i = 0; i < items.length; i += partItems) {
@@ -68,6 +69,7 @@ export async function decodeItemsInParts(
       for (const d of part.drafts) drafts.push(d)
       if (rawTexts) for (const t of part.rawTexts ?? part.drafts.map(() => undefined)) rawTexts.push(t)
       for (const x of part.invalid) invalid.push(x)
+      links += part.links ?? 0
       for (const [reason, n] of Object.entries(part.skipped) as [keyof Decoded['skipped'], number][]) {
         skipped[reason] = (skipped[reason] ?? 0) + n
       }
@@ -90,5 +92,6 @@ export async function decodeItemsInParts(
   }
   const decoded: Decoded = { events, invalid, skipped, internal }
   if (rawTexts) decoded.rawTexts = rawTexts
+  if (links > 0) decoded.links = links
   return decoded
 }

@@ -8,8 +8,27 @@
 // written in parts across turns of the event loop, so /healthz and the receivers are not held up. Links
 // learned meanwhile are appended to the old file (a crash before the rename keeps them there) and, in the
 // turn of the rename, after the rewritten links in the new one.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+// An append that fails part-way (a full disk) is cut off again, so that the next link's line stays whole.
+// A link is durable once durable() resolves: one fdatasync on libuv's threads, shared by every caller that
+// asked while the previous one ran (a group commit, as the embedded bus's), so a request that taught a link
+// is answered only after it is on disk. While a compaction runs, the links learned meanwhile are durable
+// only once the new file (with them after the rewritten links) is: durable() then waits for its end.
+import {
+  close,
+  closeSync,
+  constants,
+  existsSync,
+  fdatasync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  open,
+  openSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { Logger } from '../runtime/logger.ts'
 import { replaceFileInParts, replaceFileSync } from '../runtime/replace-file.ts'
 import type { IdentityLink } from '../schemas/types.ts'
@@ -21,6 +40,11 @@ export type IdentityLinksFile = {
    * which then runs in the background (settled() says when it is over).
    */
   append(link: IdentityLink, live: () => readonly IdentityLink[]): void
+  /**
+   * Resolves once every link appended before the call is on disk (one fdatasync, shared with the callers
+   * that asked meanwhile); rejects with what the system says.
+   */
+  durable(): Promise<void>
   /** Resolves once no compaction is running (ingest's close waits for it). */
   settled(): Promise<void>
   path: string
@@ -29,6 +53,10 @@ export type IdentityLinksFile = {
 const keepAfterExpiryMs = 24 * 3_600_000
 /** Links written per turn of the event loop while compacting: ~250 KB of JSON, about a millisecond. */
 const linksPerPart = 1_000
+
+const openAsync = promisify(open)
+const fdatasyncAsync = promisify(fdatasync)
+const closeAsync = promisify(close)
 
 const lineOf = (link: IdentityLink) => `${JSON.stringify(link)}\n`
 
@@ -50,6 +78,35 @@ export function createIdentityLinksFile(
   let compactAt = minCompactLines
   /** The compaction running, and the links learned since it took its snapshot of the table. */
   let compacting: { done: Promise<void>; learned: IdentityLink[] } | undefined
+  /** Set when a failed append could not be cut off: the next one starts on a new line. */
+  let torn = false
+  /** Appends `links` whole or not at all (as far as the system lets it); throws what the system says. */
+  const appendLines = (links: readonly IdentityLink[]) => {
+    const bytes = Buffer.from((torn ? '\n' : '') + links.map(lineOf).join(''))
+    const fd = openSync(path, 'a', 0o600)
+    try {
+      const size = fstatSync(fd).size
+      try {
+        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at)
+        torn = false
+      } catch (err) {
+        try {
+          ftruncateSync(fd, size)
+        } catch {
+          torn = true
+        }
+        throw err
+      }
+    } finally {
+      closeSync(fd)
+    }
+  }
+  // Names the keys (the first ten), ids an operator can look up in CloudTrail; never the link's whole record.
+  const notSaved = (err: unknown, links: readonly IdentityLink[]) =>
+    deps.log.error(
+      { err, path, count: links.length, access_key_ids: links.slice(0, 10).map((l) => l.access_key_id) },
+      'Could not save learned identity links: after a restart, calls with these keys are not joined to their workload.',
+    )
   const compacted = (held: number) => {
     lines = held
     compactAt = Math.max(minCompactLines, 2 * held)
@@ -61,9 +118,9 @@ export function createIdentityLinksFile(
     const done = replaceFileInParts(path, partsOf(links), () => {
       // The new file holds the snapshot: the links learned since follow it, as they followed in the old.
       try {
-        if (learned.length > 0) appendFileSync(path, learned.map(lineOf).join(''))
+        if (learned.length > 0) appendLines(learned)
       } catch (err) {
-        deps.log.error({ err, path, count: learned.length }, 'Could not persist learned identity links.')
+        notSaved(err, learned)
       }
       compacted(links.length + learned.length)
     })
@@ -79,6 +136,49 @@ export function createIdentityLinksFile(
         compacting = undefined
       })
     compacting = { done, learned }
+  }
+
+  const settled = async () => {
+    while (compacting) await compacting.done
+  }
+  const syncFile = async () => {
+    await settled()
+    try {
+      const fd = await openAsync(path, constants.O_RDONLY)
+      try {
+        await fdatasyncAsync(fd)
+      } finally {
+        await closeAsync(fd)
+      }
+    } catch (err) {
+      deps.log.error(
+        { err, path },
+        'Could not sync the identity links file; the requests that taught links are refused, to be sent again.',
+      )
+      throw err
+    }
+  }
+  /** The sync running, and the one that starts when it ends (for the callers that came meanwhile). */
+  let syncing: Promise<void> | undefined
+  let nextSync: Promise<void> | undefined
+  const startSync = (): Promise<void> => {
+    const sync = syncFile()
+    syncing = sync
+    const clear = () => {
+      if (syncing === sync) syncing = undefined
+    }
+    sync.then(clear, clear)
+    return sync
+  }
+  const durable = (): Promise<void> => {
+    if (!syncing) return startSync()
+    nextSync ??= syncing
+      .catch(() => {})
+      .then(() => {
+        nextSync = undefined
+        return startSync()
+      })
+    return nextSync
   }
 
   return {
@@ -101,15 +201,19 @@ export function createIdentityLinksFile(
       return links
     },
     append: (link, live) => {
-      mkdirSync(dataDir, { recursive: true })
-      appendFileSync(path, lineOf(link))
+      try {
+        mkdirSync(dataDir, { recursive: true })
+        appendLines([link])
+      } catch (err) {
+        notSaved(err, [link])
+        return
+      }
       lines++
       if (compacting) compacting.learned.push(link)
       else if (lines > compactAt) compact(live())
     },
-    settled: async () => {
-      while (compacting) await compacting.done
-    },
+    durable,
+    settled,
     path,
   }
 }

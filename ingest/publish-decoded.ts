@@ -8,6 +8,9 @@
 // answered 202; when one fails the request fails as before (503/507, retriable) and no further part is
 // started. The parts already durable stay on the bus: the sender, told to retry, sends them again and the
 // duplicates are dropped downstream by event id (as for a spooled request whose publish completes late).
+// The credential links a request taught (an STS call's) must be on disk too before it is answered: its
+// publish also waits for `linksDurable` (one fdatasync of the links file shared by the requests in flight),
+// alongside the bus's; a request that taught none waits for nothing more.
 import type { Bus, BusRecord, Topic } from '../bus/bus.ts'
 import { type DeadLetter, deadLetterTopic, eventsTopic } from '../bus/topics.ts'
 import { isNerveError, NerveError } from '../runtime/errors.ts'
@@ -34,7 +37,13 @@ export const partRecords = 64
 
 export function createDecodedPublisher(
   config: { maxPending: number },
-  deps: { bus: Bus; metrics: Metrics; onPublished?: (events: readonly NormalizedEvent[]) => void },
+  deps: {
+    bus: Bus
+    metrics: Metrics
+    onPublished?: (events: readonly NormalizedEvent[]) => void
+    /** Resolves once the credential links learned so far are durable (identity-links-file.ts). */
+    linksDurable?: () => Promise<void>
+  },
 ): DecodedPublisher {
   let inFlight = 0
   const idle: (() => void)[] = []
@@ -91,9 +100,10 @@ export function createDecodedPublisher(
           : events && decoded.events.length > partRecords
             ? events.then(publishDeadLetters)
             : publishDeadLetters()
-      // Both in flight at once; the common request has only events, and then no Promise.all is built.
-      if (events && deadLetters) await Promise.all([events, deadLetters])
-      else await (events ?? deadLetters)
+      const links = decoded.links && deps.linksDurable ? deps.linksDurable() : undefined
+      // All in flight at once; the common request has only events, and then no Promise.all is built.
+      if (deadLetters || links) await Promise.all([events, deadLetters, links])
+      else await events
       if (events) deps.onPublished?.(decoded.events)
     } catch (err) {
       if (isNerveError(err)) throw err

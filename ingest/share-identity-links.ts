@@ -18,7 +18,8 @@ export async function startIdentityLinkSharing(deps: {
   log: Logger
   /** Unique per instance, stable across its restarts (e.g. the host name). */
   group: string
-  onLinks(links: IdentityLink[]): void
+  /** May resolve later: the links group commits the batch once it has. */
+  onLinks(links: IdentityLink[]): void | Promise<void>
 }): Promise<IdentityLinkSharing> {
   let pending: IdentityLink[] = []
   let flushing: Promise<void> | undefined
@@ -44,7 +45,7 @@ export async function startIdentityLinkSharing(deps: {
     identityLinksTopic,
     deps.group,
     async (batch) => {
-      deps.onLinks(batch.map((record) => record.value))
+      await deps.onLinks(batch.map((record) => record.value))
     },
   )
 

@@ -88,8 +88,11 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     log,
     group: `nerve-ingest-links-${deps.instance ?? hostname()}`,
     // Kept in the links file too: this instance's links group resumes after them once it restarts.
-    onLinks: (shared) => {
-      for (const link of decoder.addLinks(shared)) persist(link)
+    // On disk before the links group commits past them.
+    onLinks: async (shared) => {
+      const added = decoder.addLinks(shared)
+      for (const link of added) persist(link)
+      if (added.length > 0) await linksFile.durable()
     },
   })
   for (const warning of registryWarnings(config.agents))
@@ -100,7 +103,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   const volume = createAgentVolume(defaultAgentVolume, { now: deps.now, log, metrics: deps.metrics })
   const publisher = createDecodedPublisher(
     { maxPending: config.ingest.max_pending_publishes },
-    { bus: deps.bus, metrics: deps.metrics, onPublished: volume.note },
+    { bus: deps.bus, metrics: deps.metrics, onPublished: volume.note, linksDurable: linksFile.durable },
   )
   const receiverDeps = { decoder, publisher, log: deps.log, metrics: deps.metrics }
   const spool =
