@@ -1,0 +1,134 @@
+// How nerve's HTTP servers stop (SIGTERM): no new connection is accepted, but every request that can still be
+// read is answered. Falcosidekick never retries and Falco's http_output ignores the status, so a request
+// refused with a 503, or a connection reset under it, is an alert lost.
+// - Connections already on their way (their handshake done by the kernel, not yet taken by Node) would be
+//   reset by the listener's close: the stop takes connections until none came for `quietMs` since it began,
+//   for at most `lingerMs`.
+// - The listeners close. Node's server.close() would also destroy every connection without a request under
+//   way, including one accepted a moment ago whose request is still in the kernel's buffers (its sender
+//   saw ECONNRESET): only connections that were served and now wait between requests (keep-alive) are closed.
+// - A request read before or during the stop is handled as any other; its answer says Connection: close
+//   (the server's closing flag), so its connection ends once it is answered.
+// - What is still unanswered after `drainMs` (a bus that hangs, a client that never sends) is refused in
+//   nerve's error shape (503 BUS_CLOSED, Retry-After, Connection: close), and the connections are closed.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { Server as NetServer, type Socket } from 'node:net'
+import { NerveError } from './errors.ts'
+import { errorAnswer, retryAfterSeconds } from './http-routes.ts'
+
+export type ConnectionDrain = {
+  /** Follows a server's connections and requests from its start. */
+  track(server: Server): void
+  /** Stops the servers accepting and resolves once their connections are gone (at most `drainMs`, then refused). */
+  drain(drainMs: number): Promise<void>
+  /** Answers every request not answered yet in nerve's 503 shape and closes every connection. */
+  refuse(): Promise<void>
+}
+
+type Connection = { served: number; open: Set<ServerResponse> }
+
+/** A stop keeps taking connections until none came for this long (a burst already sent)... */
+const quietMs = 50
+/** ...for at most this long. */
+const lingerMs = 1_000
+
+/** Resolves after a poll phase of the event loop: the connections the kernel had queued are taken then. */
+const afterPoll = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** How long the refusals are given to reach their clients before their connections are destroyed. */
+const refuseMs = 1_000
+
+export function createConnectionDrain(): ConnectionDrain {
+  const servers: Server[] = []
+  const connections = new Map<Socket, Connection>()
+  let draining = false
+  let lastAccepted = 0
+  /** Waiting for every connection to go. */
+  const onGone = new Set<() => void>()
+
+  const closeIfIdle = (socket: Socket, connection: Connection) => {
+    if (draining && connection.served > 0 && connection.open.size === 0) socket.end()
+  }
+
+  const track = (server: Server) => {
+    servers.push(server)
+    server.on('connection', (socket: Socket) => {
+      lastAccepted = Date.now()
+      const connection: Connection = { served: 0, open: new Set() }
+      connections.set(socket, connection)
+      socket.once('close', () => {
+        connections.delete(socket)
+        if (connections.size === 0) for (const done of onGone) done()
+      })
+    })
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const connection = connections.get(req.socket)
+      if (!connection) return
+      connection.served++
+      connection.open.add(res)
+      res.once('close', () => {
+        connection.open.delete(res)
+        closeIfIdle(req.socket, connection)
+      })
+    })
+  }
+
+  /** Resolves once every connection is gone, or after `ms`. */
+  const gone = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (connections.size === 0) return resolve()
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        onGone.delete(done)
+        resolve()
+      }
+      onGone.add(done)
+    })
+
+  const refuse = async () => {
+    const err = new NerveError('BUS_CLOSED', 'nerve is stopping; retry once it is back.', { retriable: true })
+    const { status, body } = errorAnswer(err)
+    const text = JSON.stringify(body)
+    for (const [socket, connection] of connections) {
+      const unanswered = [...connection.open].filter((res) => !res.headersSent)
+      if (unanswered.length === 0) socket.destroy()
+      for (const res of unanswered) {
+        res.writeHead(status, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(text),
+          'retry-after': String(retryAfterSeconds[err.code]),
+          connection: 'close',
+        })
+        res.end(text)
+      }
+    }
+    await gone(refuseMs)
+    for (const socket of connections.keys()) socket.destroy()
+  }
+
+  const linger = async () => {
+    const start = Date.now()
+    const until = start + lingerMs
+    for (;;) {
+      await afterPoll()
+      const quietFor = Date.now() - Math.max(start, lastAccepted)
+      if (quietFor >= quietMs || Date.now() >= until) return
+      await new Promise((resolve) => setTimeout(resolve, Math.min(quietMs - quietFor, until - Date.now())))
+    }
+  }
+
+  return {
+    track,
+    drain: async (drainMs) => {
+      draining = true
+      if (servers.some((server) => server.listening)) await linger()
+      // net's close, not http's: http's would also destroy the connections accepted whose request is unread.
+      for (const server of servers) if (server.listening) NetServer.prototype.close.call(server)
+      for (const [socket, connection] of connections) closeIfIdle(socket, connection)
+      await gone(drainMs)
+      if (connections.size > 0) await refuse()
+    },
+    refuse,
+  }
+}
