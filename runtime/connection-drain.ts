@@ -5,8 +5,11 @@
 //   reset by the listener's close: the stop takes connections until none came for `quietMs` since it began,
 //   for at most `lingerMs`.
 // - The listeners close. Node's server.close() would also destroy every connection without a request under
-//   way, including one accepted a moment ago whose request is still in the kernel's buffers (its sender
-//   saw ECONNRESET): only connections that were served and now wait between requests (keep-alive) are closed.
+//   way: one accepted a moment ago whose request is still in the kernel's buffers (its sender saw
+//   ECONNRESET), and a keep-alive one whose next request is on its way (undici: UND_ERR_SOCKET). So
+//   connections are not closed under their senders: a keep-alive connection waiting between requests ends at
+//   its keep-alive timeout (5 s, told to the client in Keep-Alive: timeout=5, so a client that reads it
+//   never sends on it then), or once its next request is answered.
 // - A request read before or during the stop is handled as any other; its answer says Connection: close
 //   (the server's closing flag), so its connection ends once it is answered.
 // - What is still unanswered after `drainMs` (a bus that hangs, a client that never sends) is refused in
@@ -25,7 +28,8 @@ export type ConnectionDrain = {
   refuse(): Promise<void>
 }
 
-type Connection = { served: number; open: Set<ServerResponse> }
+/** A connection's requests not yet answered. */
+type Connection = { open: Set<ServerResponse> }
 
 /** A stop keeps taking connections until none came for this long (a burst already sent)... */
 const quietMs = 50
@@ -41,20 +45,15 @@ const refuseMs = 1_000
 export function createConnectionDrain(): ConnectionDrain {
   const servers: Server[] = []
   const connections = new Map<Socket, Connection>()
-  let draining = false
   let lastAccepted = 0
   /** Waiting for every connection to go. */
   const onGone = new Set<() => void>()
-
-  const closeIfIdle = (socket: Socket, connection: Connection) => {
-    if (draining && connection.served > 0 && connection.open.size === 0) socket.end()
-  }
 
   const track = (server: Server) => {
     servers.push(server)
     server.on('connection', (socket: Socket) => {
       lastAccepted = Date.now()
-      const connection: Connection = { served: 0, open: new Set() }
+      const connection: Connection = { open: new Set() }
       connections.set(socket, connection)
       socket.once('close', () => {
         connections.delete(socket)
@@ -64,12 +63,8 @@ export function createConnectionDrain(): ConnectionDrain {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const connection = connections.get(req.socket)
       if (!connection) return
-      connection.served++
       connection.open.add(res)
-      res.once('close', () => {
-        connection.open.delete(res)
-        closeIfIdle(req.socket, connection)
-      })
+      res.once('close', () => connection.open.delete(res))
     })
   }
 
@@ -121,11 +116,9 @@ export function createConnectionDrain(): ConnectionDrain {
   return {
     track,
     drain: async (drainMs) => {
-      draining = true
       if (servers.some((server) => server.listening)) await linger()
       // net's close, not http's: http's would also destroy the connections accepted whose request is unread.
       for (const server of servers) if (server.listening) NetServer.prototype.close.call(server)
-      for (const [socket, connection] of connections) closeIfIdle(socket, connection)
       await gone(drainMs)
       if (connections.size > 0) await refuse()
     },
