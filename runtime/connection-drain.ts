@@ -22,10 +22,13 @@ import { errorAnswer, retryAfterSeconds } from './http-routes.ts'
 export type ConnectionDrain = {
   /** Follows a server's connections and requests from its start. */
   track(server: Server): void
-  /** Stops the servers accepting and resolves once their connections are gone (at most `drainMs`, then refused). */
-  drain(drainMs: number): Promise<void>
-  /** Answers every request not answered yet in nerve's 503 shape and closes every connection. */
-  refuse(): Promise<void>
+  /**
+   * Stops the servers accepting and resolves once their connections are gone (at most `drainMs`, then what is
+   * left is refused): how many requests were refused.
+   */
+  drain(drainMs: number): Promise<number>
+  /** Answers every request not answered yet in nerve's 503 shape and closes every connection: how many. */
+  refuse(): Promise<number>
 }
 
 /** A connection's requests not yet answered. */
@@ -85,9 +88,11 @@ export function createConnectionDrain(): ConnectionDrain {
     const err = new NerveError('BUS_CLOSED', 'nerve is stopping; retry once it is back.', { retriable: true })
     const { status, body } = errorAnswer(err)
     const text = JSON.stringify(body)
+    let refused = 0
     for (const [socket, connection] of connections) {
+      // Between requests: nothing to answer. An answer already under way is let finish.
+      if (connection.open.size === 0) socket.destroy()
       const unanswered = [...connection.open].filter((res) => !res.headersSent)
-      if (unanswered.length === 0) socket.destroy()
       for (const res of unanswered) {
         res.writeHead(status, {
           'content-type': 'application/json; charset=utf-8',
@@ -96,10 +101,12 @@ export function createConnectionDrain(): ConnectionDrain {
           connection: 'close',
         })
         res.end(text)
+        refused++
       }
     }
     await gone(refuseMs)
     for (const socket of connections.keys()) socket.destroy()
+    return refused
   }
 
   const linger = async () => {
@@ -120,7 +127,7 @@ export function createConnectionDrain(): ConnectionDrain {
       // net's close, not http's: http's would also destroy the connections accepted whose request is unread.
       for (const server of servers) if (server.listening) NetServer.prototype.close.call(server)
       await gone(drainMs)
-      if (connections.size > 0) await refuse()
+      return connections.size > 0 ? await refuse() : 0
     },
     refuse,
   }

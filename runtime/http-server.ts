@@ -337,6 +337,13 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     deps.log.info({ component: 'http_server', address: url }, 'Listening on another address of http.host.')
   }
 
+  /** Falcosidekick never retries: a Falco request refused here is an alert lost, so it is said. */
+  const refusedWarning = (count: number, when: string) =>
+    deps.log.warn(
+      { component: 'http_server', error_code: 'BUS_CLOSED', count },
+      `Refused requests ${when} (503, Retry-After); a sender that does not retry loses them.`,
+    )
+
   const close = async () => {
     closing = true
     for (const request of inFlight)
@@ -345,7 +352,8 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       )
     inFlight.clear()
     // Before fastify's close, which would answer what is still read with its own bare 503.
-    await drain.drain(deps.drainMs ?? drainMs)
+    const refused = await drain.drain(deps.drainMs ?? drainMs)
+    if (refused > 0) refusedWarning(refused, 'unanswered when the stop ended its wait')
     await Promise.all([app.close(), ...more.splice(0).map(closeServer)])
   }
 
@@ -364,9 +372,10 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       return address
     },
     close,
-    refuseInFlight: () => {
+    refuseInFlight: async () => {
       closing = true
-      return drain.refuse()
+      const refused = await drain.refuse()
+      if (refused > 0) refusedWarning(refused, 'under way at a second signal')
     },
     inject: async (options) => {
       await app.ready()

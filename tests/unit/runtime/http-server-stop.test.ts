@@ -127,7 +127,7 @@ describe('the HTTP server stopping', () => {
   })
 
   it("refuses in nerve's 503 shape only a request that outlasts the drain, and never leaves one unanswered", async () => {
-    const { server, port, arrived, holdWith } = await serving({ drainMs: 200 })
+    const { server, port, arrived, holdWith, rt } = await serving({ drainMs: 200 })
     const stuck = await client(port)
     holdWith(new Promise<void>(() => {}))
     stuck.socket.write(request('application/json'))
@@ -139,6 +139,9 @@ describe('the HTTP server stopping', () => {
     expect(head?.toLowerCase()).toContain('retry-after: 5')
     expect(head?.toLowerCase()).toContain('connection: close')
     expect(JSON.parse(body as string)).toMatchObject({ error: { code: 'BUS_CLOSED' } })
+    expect(rt.logs.filter((l) => /Refused requests/.test(l.msg))).toEqual([
+      expect.objectContaining({ level: 'warn', count: 1 }),
+    ])
   })
 
   it("answers the requests in flight in nerve's 503 shape when told to stop at once (a second SIGTERM)", async () => {
