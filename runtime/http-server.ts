@@ -39,7 +39,8 @@ export type HttpServer = {
   listen(): Promise<string>
   /**
    * Stops accepting connections and answers every request it can still read, as any other (with
-   * Connection: close); closes idle keep-alive connections; refuses what is unanswered after the drain.
+   * Connection: close); an idle keep-alive connection ends at its next answer or its keep-alive timeout;
+   * what is unanswered after the drain is refused (connection-drain.ts).
    */
   close(): Promise<void>
   /** Answers every request not answered yet in nerve's 503 shape and closes the connections (a second signal). */
