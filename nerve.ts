@@ -267,9 +267,13 @@ async function serve(stages: Stage[], values: Record<string, unknown>): Promise<
     process.once('SIGTERM', () => resolve('SIGTERM'))
   })
   log.info({ signal }, 'Shutting down: draining requests and batches in flight.')
+  // A second signal ends the process without closing the stages. Nothing answered 202 is lost by it (a 202
+  // is given once the events are durable, on the bus or in the Falco spool); the requests still under way
+  // are answered 503 (Retry-After) first rather than dropped with their connection.
   const force = () => {
-    log.warn({}, 'Second signal: exiting without draining.')
-    process.exit(130)
+    log.warn({}, 'Second signal: refusing the requests under way and exiting without draining.')
+    setTimeout(() => process.exit(130), 2_000).unref()
+    void http.refuseInFlight().finally(() => process.exit(130))
   }
   process.once('SIGINT', force)
   process.once('SIGTERM', force)

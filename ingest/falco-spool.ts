@@ -41,11 +41,22 @@ export const diskBytes = (size: number) => Math.max(4096, Math.ceil(size / 4096)
 const fileName = (seq: number, legacy = false) =>
   `${String(seq).padStart(16, '0')}.${legacy ? 'json' : 'ndjson'}`
 
+/** True when `dir` holds spooled requests: kept across a restart, they are drained even with the spool off. */
+export function hasSpooledRequests(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((name) => /^\d{16}\.(nd)?json$/.test(name))
+  } catch {
+    return false
+  }
+}
+
 export function createFalcoSpool(
   config: { dir: string; maxBytes: number; patienceMs: number },
   deps: { publisher: DecodedPublisher; log: Logger; metrics: Metrics },
 ): FalcoSpool {
   const log = deps.log.child({ component: 'falco_spool' })
+  /** A budget of 0: the spool is off, and only drains what a previous run spooled (answered 202). */
+  const drainOnly = config.maxBytes === 0
   mkdirSync(config.dir, { recursive: true, mode: 0o700 })
   const sizes = new Map<number, number>()
   /** Sequence numbers of files the previous version wrote. */
@@ -110,7 +121,12 @@ export function createFalcoSpool(
   }
   limitGauge.set(config.maxBytes)
   show()
-  if (sizes.size > 0)
+  if (sizes.size > 0 && drainOnly)
+    log.warn(
+      { requests: sizes.size, bytes },
+      'The Falco spool is off (ingest.falco_spool_bytes: 0): draining the requests spooled before the restart.',
+    )
+  else if (sizes.size > 0)
     log.warn({ requests: sizes.size, bytes }, 'Draining Falco requests spooled before the restart.')
 
   const hasRoom = () => {
@@ -258,6 +274,10 @@ export function createFalcoSpool(
     holding: () => sizes.size > 0 || inProgress.size > 0,
     append,
     readiness: () => {
+      if (drainOnly)
+        return sizes.size > 0
+          ? { ok: true, detail: `${sizes.size} Falco requests spooled before the restart still draining` }
+          : { ok: true }
       const used = Math.round((100 * bytes) / config.maxBytes)
       if (bytes + 64 * 1024 > config.maxBytes) {
         return {

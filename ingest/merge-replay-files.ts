@@ -8,7 +8,7 @@
 //    credential issued in a later file still names earlier calls.
 // Files are read in the order of their names, not of the arguments: links and the list of rejected items
 // then do not depend on how the files were given, and neither do the output bytes.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { Config, IdentityLink, NormalizedEvent } from '../schemas/types.ts'
@@ -18,6 +18,7 @@ import { mergeRuns } from './merge-sorted-runs.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
 import { decodeReplayRuns } from './replay-decode-pool.ts'
 import { createHeapBound } from './replay-heap-bound.ts'
+import { makeSpillDir } from './replay-spill-dir.ts'
 import type { ReplayObject } from './s3-replay-objects.ts'
 import { eventKind, type MemoryRun, type RunInfo, type SortKey } from './sorted-run-records.ts'
 
@@ -108,7 +109,7 @@ export async function mergeReplayFiles<S extends SortKey>(
   // events ran 774 scavenges where it runs about 250 alone. The main thread decoding alone grows it too.
   const youngBytes = options.youngBytes
   const decoder = createEventDecoder(config, { agentSummaries: false })
-  const dir = mkdtempSync(join(options.spillDir, 'nerve-replay-'))
+  const dir = makeSpillDir(options.spillDir)
   let runNumber = 0
   const newRunPath = () => join(dir, `run-${runNumber++}.bin`)
   const runs: RunInfo[] = []

@@ -17,7 +17,7 @@ import { type CloudTrailTopicReader, createCloudTrailTopicReader } from './cloud
 import { createEventDecoder } from './decode-events.ts'
 import { partialIssuerWarning } from './eks-oidc-issuer.ts'
 import { createFalcoReceiver } from './falco-receiver.ts'
-import { createFalcoSpool } from './falco-spool.ts'
+import { createFalcoSpool, hasSpooledRequests } from './falco-spool.ts'
 import { createFirehoseReceiver } from './firehose-receiver.ts'
 import { createFoldOverBudget, type FoldOverBudget } from './fold-over-budget.ts'
 import { createIdentityLinksFile } from './identity-links-file.ts'
@@ -106,15 +106,17 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
     { bus: deps.bus, metrics: deps.metrics, onPublished: volume.note, linksDurable: linksFile.durable },
   )
   const receiverDeps = { decoder, publisher, log: deps.log, metrics: deps.metrics }
+  const spoolDir = join(config.data_dir, 'falco-spool')
+  const spoolDeps = { publisher, log: deps.log, metrics: deps.metrics }
   const spool =
     config.ingest.falco_spool_bytes > 0
       ? createFalcoSpool(
           {
-            dir: join(config.data_dir, 'falco-spool'),
+            dir: spoolDir,
             maxBytes: config.ingest.falco_spool_bytes,
             patienceMs: config.ingest.falco_spool_after,
           },
-          { publisher, log: deps.log, metrics: deps.metrics },
+          spoolDeps,
         )
       : undefined
   const perMinute = config.ingest.agent_budget.alerts_per_rule_per_minute
@@ -124,6 +126,12 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
           { ...defaultAgentBudget, perMinute },
           { publisher, log: deps.log, metrics: deps.metrics, now: deps.now },
         )
+      : undefined
+  // Requests a previous run spooled were answered 202: switching the spool off must not strand them. A
+  // drain-only spool (budget 0) publishes them and takes no new ones; the receiver never sees it.
+  const leftover =
+    spool === undefined && hasSpooledRequests(spoolDir)
+      ? createFalcoSpool({ dir: spoolDir, maxBytes: 0, patienceMs: 0 }, spoolDeps)
       : undefined
   let s3Sqs: S3SqsReader | undefined
   let aws: AwsClients | undefined
@@ -160,6 +168,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
       // A queue that cannot be received from keeps its messages, and the HTTP routes still accept: degraded.
       ...(s3Sqs ? { s3_sqs: optionalCheck(s3Sqs.readiness) } : {}),
       ...(spool ? { falco_spool: spool.readiness } : {}),
+      ...(leftover ? { falco_spool: leftover.readiness } : {}),
     },
     cloudTrailTopicReader: createCloudTrailTopicReader(config.http, { ...receiverDeps, bus: deps.bus }),
     // Each part closes even when one before it failed (its threads and files, its AWS client).
@@ -167,6 +176,7 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
       closeInTurn([
         () => s3Sqs?.close(),
         () => spool?.close(),
+        () => leftover?.close(),
         () => aws && aws !== deps.aws && aws.close(),
         () => budget?.close(),
         () => publisher.drain(),

@@ -4,7 +4,7 @@
 // to a route's exact path, with a Content-Length within the route's limit and directBytes, no
 // Transfer-Encoding, a Content-Type from a short list of plain ones (or none), and a token (or client
 // certificate) that opens the route. Anything else (a 401, a 413, a large or chunked body, an unusual
-// Content-Type, a request while the server closes, any other method or path) goes to fastify, which
+// Content-Type, any other method or path) goes to fastify, which
 // answers it exactly as before. The answers given
 // here are the ones fastify gives: the same route handler, the same error table and bodies, the same
 // counter, a JSON body with fastify's Content-Type and Content-Length.
@@ -114,6 +114,8 @@ export function createDirectPosts(deps: DirectPostDeps): DirectPosts {
     // Served before the server began to close: the connection is not kept for a next request that would
     // only be refused, and the server's close does not wait out its keep-alive timeout.
     if (deps.closing()) answer.headers = { ...answer.headers, connection: 'close' }
+    // Refused meanwhile (a stop that outlasted its drain), or the client left.
+    if (res.headersSent || res.destroyed) return
     send(res, answer)
   }
 

@@ -6,6 +6,7 @@ import Fastify, { type FastifyReply, type FastifyRequest, LogController } from '
 import type { InjectOptions, Response as InjectResponse } from 'light-my-request'
 import type { HttpConfig } from '../schemas/types.ts'
 import { createConnectionClose } from './connection-close.ts'
+import { createConnectionDrain } from './connection-drain.ts'
 import { createDirectPosts } from './direct-posts.ts'
 import { isNerveError, NerveError } from './errors.ts'
 import { createHttpAuth, isLoopbackHostHeader, takesQueryToken } from './http-auth.ts'
@@ -37,8 +38,14 @@ export type HttpServer = {
   addRoutes(routes: readonly Route[]): void
   addReadinessCheck(name: string, check: ReadinessCheck): void
   listen(): Promise<string>
-  /** Stops accepting, waits for in-flight requests to finish. */
+  /**
+   * Stops accepting connections and answers every request it can still read, as any other (with
+   * Connection: close); an idle keep-alive connection ends at its next answer or its keep-alive timeout;
+   * what is unanswered after the drain is refused (connection-drain.ts).
+   */
   close(): Promise<void>
+  /** Answers every request not answered yet in nerve's 503 shape and closes the connections (a second signal). */
+  refuseInFlight(): Promise<void>
   /**
    * For tests and benches: requests without a port (light-my-request, as fastify's inject), through the same
    * listener. light-my-request is a devDependency, loaded only here: production never calls inject().
@@ -53,7 +60,16 @@ export type HttpServerDeps = {
   ingestToken: string
   /** Narrower tokens: one per source kind (that route only), and `read` (reads only). */
   tokens?: Partial<Record<IngestSource | 'read', string>>
+  /** How long close() waits for the requests under way before it refuses them (default drainMs). */
+  drainMs?: number
 }
+
+/**
+ * How long a stop waits for the requests under way: a publish waits at most a few seconds for the disk, and a
+ * Falco request the bus keeps waiting is spooled after ingest.falco_spool_after (2 s). Well inside
+ * Kubernetes' 30 s grace period, which the stages' own close shares.
+ */
+export const drainMs = 10_000
 
 export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): HttpServer {
   let closing = false
@@ -62,9 +78,11 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   const connectionClose = createConnectionClose()
   /** fastify's own handler (its router), for every request the direct path leaves to it. */
   let fastifyHandler: RequestListener | undefined
+  // While the server closes too: a request read during the stop is answered as any other (connection-drain.ts).
   const listener: RequestListener = (req, res) => {
-    if (closing || !direct.serve(req, res)) (fastifyHandler as RequestListener)(req, res)
+    if (!direct.serve(req, res)) (fastifyHandler as RequestListener)(req, res)
   }
+  const drain = createConnectionDrain()
   // Every address's server is made here, fastify's included: the same listener, cap and timeouts on each.
   const dropped = deps.metrics.counter(
     'nerve_http_connections_dropped_total',
@@ -89,7 +107,9 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     ...(config.tls ? { https: true } : {}),
     serverFactory: (handler) => {
       fastifyHandler = handler
-      return newServer(listener)
+      const server = newServer(listener)
+      drain.track(server)
+      return server
     },
   })
   /** The servers of the addresses after the first (fastify listens on the first): `localhost`'s ::1. */
@@ -314,6 +334,7 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
   /** Another address, on the port fastify's server got; fastify's answers to malformed requests too. */
   const listenMore = async (host: string) => {
     const server = newServer(listener)
+    drain.track(server)
     for (const onClientError of app.server.listeners('clientError'))
       server.on('clientError', onClientError as (...args: unknown[]) => void)
     try {
@@ -332,6 +353,13 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
     deps.log.info({ component: 'http_server', address: url }, 'Listening on another address of http.host.')
   }
 
+  /** Falcosidekick never retries: a Falco request refused here is an alert lost, so it is said. */
+  const refusedWarning = (count: number, when: string) =>
+    deps.log.warn(
+      { component: 'http_server', error_code: 'BUS_CLOSED', count },
+      `Refused requests ${when} (503, Retry-After); a sender that does not retry loses them.`,
+    )
+
   const close = async () => {
     closing = true
     for (const request of inFlight)
@@ -339,6 +367,9 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
         new NerveError('SINK_UNAVAILABLE', 'nerve is closing; retry once it is back.', { retriable: true }),
       )
     inFlight.clear()
+    // Before fastify's close, which would answer what is still read with its own bare 503.
+    const refused = await drain.drain(deps.drainMs ?? drainMs)
+    if (refused > 0) refusedWarning(refused, 'unanswered when the stop ended its wait')
     await Promise.all([app.close(), ...more.splice(0).map(closeServer)])
   }
 
@@ -357,6 +388,11 @@ export function createHttpServer(config: HttpConfig, deps: HttpServerDeps): Http
       return address
     },
     close,
+    refuseInFlight: async () => {
+      closing = true
+      const refused = await drain.refuse()
+      if (refused > 0) refusedWarning(refused, 'under way at a second signal')
+    },
     inject: async (options) => {
       await app.ready()
       const { default: injectRequest } = await import('light-my-request')

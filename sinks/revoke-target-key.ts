@@ -21,6 +21,7 @@ import {
 import { join } from 'node:path'
 import { NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
+import { processMayRun } from '../runtime/process-may-run.ts'
 import { fsyncDirectorySync } from '../runtime/replace-file.ts'
 
 const keyBytes = 32
@@ -84,7 +85,7 @@ function removeStaleTemps(dataDir: string, log?: Logger): void {
   let removed = 0
   for (const entry of entries) {
     const pid = tempName.exec(entry.name)?.[1]
-    if (entry.isFile() && pid !== undefined && !mayStillWrite(Number(pid)))
+    if (entry.isFile() && pid !== undefined && !processMayRun(Number(pid)))
       if (removeStaleTemp(join(dataDir, entry.name), log)) removed++
   }
   if (removed > 0)
@@ -92,21 +93,6 @@ function removeStaleTemps(dataDir: string, log?: Logger): void {
       { dir: dataDir, removed },
       'Removed the revoke target key temp files that crashes left before their link.',
     )
-}
-
-/**
- * Whether process `pid` may still be writing its temp file: it runs (EPERM: another user's), and is not this
- * one. This one unlinks its own temps before linkNewKey() returns, so a temp of its pid was left by an earlier
- * process that had the same pid (a container started again).
- */
-function mayStillWrite(pid: number): boolean {
-  if (pid === process.pid || pid < 1 || pid > 0x7fffffff) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH'
-  }
 }
 
 /** Removes `temp` if it is still a regular file older than staleTempMs: whether it did. */

@@ -253,6 +253,37 @@ describe('the Falco spool', () => {
     expect((await post(h, alerts[1] as string)).statusCode).toBe(429)
     expect(h.ingest.readiness.ingest?.()).toMatchObject({ ok: false })
   })
+
+  it('drains what was spooled before a restart with the spool switched off, and says so once', async () => {
+    const dataDir = tempDir('nerve-spool-off')
+    const down = await startHarness({ dataDir })
+    down.bus.before = async () => {
+      throw new NerveError('BUS_UNAVAILABLE', 'Kafka publish failed: Connection refused', { retriable: true })
+    }
+    for (const line of alerts.slice(0, 3)) expect((await post(down, line)).statusCode).toBe(202)
+    await down.ingest.close()
+    expect(spoolFiles(dataDir)).toHaveLength(3)
+
+    // Answered 202 before the restart: switching the spool off must not strand them.
+    const up = await startHarness({ dataDir, spoolBytes: 0 })
+    await waitFor(() => spoolFiles(dataDir).length === 0, { what: 'the spooled requests drained' })
+    const outputs = up.bus.records(eventsTopic).map((r) => (r.value as NormalizedEvent).edge?.output)
+    expect(outputs).toEqual(alerts.slice(0, 3).map((l) => JSON.parse(l).output))
+    const lines = up.rt.logs.filter((l) => /spool/i.test(l.msg) && l.level === 'warn')
+    expect(lines).toEqual([expect.objectContaining({ requests: 3 })])
+    expect(lines[0]?.msg).toMatch(/off/)
+    await waitFor(() => up.ingest.readiness.falco_spool?.().detail === undefined, { what: 'readiness clear' })
+    expect(up.ingest.readiness.falco_spool?.()).toEqual({ ok: true })
+    await up.ingest.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it('creates no spool directory when the spool is off and nothing was spooled', async () => {
+    const h = await startHarness({ spoolBytes: 0 })
+    expect(readdirSync(h.dataDir)).not.toContain('falco-spool')
+    expect(h.ingest.readiness.falco_spool).toBeUndefined()
+    await h.ingest.close()
+  })
 })
 
 describe('the Falco spool, order of arrival', () => {
