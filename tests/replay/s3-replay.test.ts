@@ -33,7 +33,7 @@ async function replay(args: string[]) {
       },
     },
   )
-  return { stdout, summary: JSON.parse(stderr.trim().split('\n').at(-1) as string) }
+  return { stdout, stderr, summary: JSON.parse(stderr.trim().split('\n').at(-1) as string) }
 }
 
 beforeAll(async () => {
@@ -95,11 +95,26 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
         (err: { code: number; stderr: string }) => err,
       )
       expect(failed.code).toBe(1)
-      // (The AWS SDK may warn about the Node.js version first.)
       expect(failed.stderr.trim().split('\n').at(-1)).toBe(
         `nerve replay: s3://org-trail/${key}: the gzip data ends early (the file is truncated).`,
       )
       expect(failed.stderr).not.toMatch(/^\s+at /m)
+    }
+  })
+
+  it("prints nothing but nerve's own lines: no AWS SDK warning about Node.js versions", async () => {
+    for (const threads of ['0', '2']) {
+      const { stderr } = await replay([
+        '--threads',
+        threads,
+        '--since',
+        '2026-11-01T05:00Z',
+        '--until',
+        '2026-11-01T06:00Z',
+        `s3://org-trail/${prefix}`,
+      ])
+      expect(stderr).not.toContain('NodeVersionSupportWarning')
+      expect(stderr.trim().split('\n')).toHaveLength(1)
     }
   })
 
