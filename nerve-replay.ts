@@ -22,14 +22,21 @@ export async function replayArgs(values: Record<string, unknown>, files: string[
     )
   const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
   const { parseTimeBound } = await import('./ingest/replay-file-time.ts')
+  const window = {
+    since: parseTimeBound(values.since as string | undefined, '--since'),
+    until: parseTimeBound(values.until as string | undefined, '--until'),
+  }
+  // Bounds the wrong way round would keep no file and end in "the input holds no item".
+  if (window.since !== undefined && window.until !== undefined && window.since >= window.until)
+    throw new NerveError(
+      'INPUT_INVALID',
+      `--since ${values.since} is not before --until ${values.until}: no file can be in [since, until).`,
+    )
   return {
     ...values,
     order: order as 'time' | 'input',
     budgetBytes: parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget'),
-    window: {
-      since: parseTimeBound(values.since as string | undefined, '--since'),
-      until: parseTimeBound(values.until as string | undefined, '--until'),
-    },
+    window,
     threads: parseThreads(values.threads as string | undefined),
   }
 }

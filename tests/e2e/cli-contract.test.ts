@@ -12,6 +12,7 @@ import { runNerve as nerve } from '../helpers/run-nerve.ts'
 const fixtures = resolve(import.meta.dirname, '../fixtures/replay')
 const inputs = [join(fixtures, 'falco-alerts.ndjson'), fixtures]
 const noStack = /^\s+at /m
+const replayConfig = ['--config', join(fixtures, 'nerve.yaml')]
 
 const writeConfig = (yaml: string): string => {
   const file = join(tempDir(), 'nerve.yaml')
@@ -113,6 +114,15 @@ correlation:
     expect(done.code).toBe(0)
     expect(readFileSync(kept, 'utf8').trim().split('\n')).toHaveLength(10)
     expect(readdirSync(dir).sort()).toEqual(['alerts.ndjson', 'pairs.ndjson'])
+  })
+
+  it('refuses --since after --until as a usage error, not "the input holds no item"', async () => {
+    const window = ['--since', '2026-11-05', '--until', '2026-11-01']
+    const inverted = await nerve(['replay', ...replayConfig, ...window, ...inputs])
+    expect(inverted.code).toBe(2)
+    expect(inverted.stderr.split('\n')[0]).toBe(
+      'nerve replay: --since 2026-11-05 is not before --until 2026-11-01: no file can be in [since, until).',
+    )
   })
 
   it('says there is no nerve data at a mistyped data dir, and creates nothing there', async () => {
