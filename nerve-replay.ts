@@ -32,12 +32,20 @@ export async function replayArgs(values: Record<string, unknown>, files: string[
       'INPUT_INVALID',
       `--since ${values.since} is not before --until ${values.until}: no file can be in [since, until).`,
     )
+  const threads = parseThreads(values.threads as string | undefined)
+  // Decoding threads feed the time merge; --order input reads in argument order on the main thread, so
+  // threads asked of it would be silently ignored.
+  if (threads > 0 && order === 'input')
+    throw new NerveError(
+      'INPUT_INVALID',
+      '--threads is for --order time: --order input decodes on the main thread, in argument order.',
+    )
   return {
     ...values,
     order: order as 'time' | 'input',
     budgetBytes: parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget'),
     window,
-    threads: parseThreads(values.threads as string | undefined),
+    threads,
   }
 }
 

@@ -125,6 +125,16 @@ correlation:
     )
   })
 
+  it('refuses --threads with --order input, which decodes on the main thread, instead of ignoring it', async () => {
+    const threads = await nerve(['replay', ...replayConfig, '--threads', '2', '--order', 'input', ...inputs])
+    expect(threads.code).toBe(2)
+    expect(threads.stderr.split('\n')[0]).toBe(
+      'nerve replay: --threads is for --order time: --order input decodes on the main thread, in argument order.',
+    )
+    const none = await nerve(['replay', ...replayConfig, '--threads', '0', '--order', 'input', ...inputs])
+    expect(none.code).toBe(0)
+  })
+
   it('says there is no nerve data at a mistyped data dir, and creates nothing there', async () => {
     const dir = join(tempDir(), 'mistyped')
     const run = await nerve(['dead-letters'], { NERVE_DATA_DIR: dir })
