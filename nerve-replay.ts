@@ -2,6 +2,7 @@
 // composition root, in two files: it reads the arguments and the config, this wires replay's reading,
 // decoding, merging, correlating and output). Like every command, it imports the modules it uses when it
 // runs. prepareReplay is the path bench/replay.bench.ts times.
+import { statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import type { TimeOnlyEvent } from './correlate/replay-correlations.ts'
 import { NerveError } from './runtime/errors.ts'
@@ -62,6 +63,7 @@ export async function replay(
   const { keepYoungGenerationSmall, replayYoungBytes } = await import('./ingest/replay-heap-bound.ts')
   keepYoungGenerationSmall()
   const config = await readConfig(args)
+  if (args.order === 'time' && args['spill-dir'] !== undefined) checkSpillDir(args['spill-dir'] as string)
   // Opened before any input is read: a path it cannot write fails now, in one line.
   const out = await openOutput(args.out as string | undefined)
   try {
@@ -171,6 +173,22 @@ function nothingReplayed({ read, invalid, skipped }: { read: number; invalid: nu
     ...(skipped > 0 ? [`${skipped} skipped, envelopes that hold no record`] : []),
   ].join(', ')
   return `none of the ${read} items read is an event (${why}): nothing was replayed.`
+}
+
+/**
+ * `--spill-dir` named in its failure, before any input is read: otherwise the first spill (or the run
+ * directory made in it) fails on `DIR/nerve-replay-XXXXXX`, a name the operator never gave.
+ */
+function checkSpillDir(dir: string): void {
+  let isDirectory: boolean
+  try {
+    isDirectory = statSync(dir).isDirectory()
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT' && (err as { code?: string }).code !== 'ENOTDIR')
+      throw err
+    throw new NerveError('INPUT_INVALID', `--spill-dir ${dir}: the directory does not exist.`)
+  }
+  if (!isDirectory) throw new NerveError('INPUT_INVALID', `--spill-dir ${dir}: not a directory.`)
 }
 
 function parseThreads(text: string | undefined): number {

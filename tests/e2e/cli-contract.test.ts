@@ -135,6 +135,19 @@ correlation:
     expect(none.code).toBe(0)
   })
 
+  it('names --spill-dir and says its directory does not exist, before reading any input', async () => {
+    const dir = tempDir()
+    const spill = join(dir, 'spill')
+    const missing = await nerve(['replay', ...replayConfig, '--spill-dir', spill, ...inputs])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toBe(`nerve replay: --spill-dir ${spill}: the directory does not exist.\n`)
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    const notDir = await nerve(['replay', ...replayConfig, '--spill-dir', file, ...inputs])
+    expect(notDir.code).toBe(1)
+    expect(notDir.stderr).toBe(`nerve replay: --spill-dir ${file}: not a directory.\n`)
+  })
+
   it('says there is no nerve data at a mistyped data dir, and creates nothing there', async () => {
     const dir = join(tempDir(), 'mistyped')
     const run = await nerve(['dead-letters'], { NERVE_DATA_DIR: dir })
