@@ -2,6 +2,7 @@
 // composition root, in two files: it reads the arguments and the config, this wires replay's reading,
 // decoding, merging, correlating and output). Like every command, it imports the modules it uses when it
 // runs. prepareReplay is the path bench/replay.bench.ts times.
+import { statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import type { TimeOnlyEvent } from './correlate/replay-correlations.ts'
 import { NerveError } from './runtime/errors.ts'
@@ -22,15 +23,30 @@ export async function replayArgs(values: Record<string, unknown>, files: string[
     )
   const { parseByteSize } = await import('./ingest/parse-byte-size.ts')
   const { parseTimeBound } = await import('./ingest/replay-file-time.ts')
+  const window = {
+    since: parseTimeBound(values.since as string | undefined, '--since'),
+    until: parseTimeBound(values.until as string | undefined, '--until'),
+  }
+  // Bounds the wrong way round would keep no file and end in "the input holds no item".
+  if (window.since !== undefined && window.until !== undefined && window.since >= window.until)
+    throw new NerveError(
+      'INPUT_INVALID',
+      `--since ${values.since} is not before --until ${values.until}: no file can be in [since, until).`,
+    )
+  const threads = parseThreads(values.threads as string | undefined)
+  // Decoding threads feed the time merge; --order input reads in argument order on the main thread, so
+  // threads asked of it would be silently ignored.
+  if (threads > 0 && order === 'input')
+    throw new NerveError(
+      'INPUT_INVALID',
+      '--threads is for --order time: --order input decodes on the main thread, in argument order.',
+    )
   return {
     ...values,
     order: order as 'time' | 'input',
     budgetBytes: parseByteSize(values['memory-budget'] as string | undefined, '--memory-budget'),
-    window: {
-      since: parseTimeBound(values.since as string | undefined, '--since'),
-      until: parseTimeBound(values.until as string | undefined, '--until'),
-    },
-    threads: parseThreads(values.threads as string | undefined),
+    window,
+    threads,
   }
 }
 
@@ -47,6 +63,7 @@ export async function replay(
   const { keepYoungGenerationSmall, replayYoungBytes } = await import('./ingest/replay-heap-bound.ts')
   keepYoungGenerationSmall()
   const config = await readConfig(args)
+  if (args.order === 'time' && args['spill-dir'] !== undefined) checkSpillDir(args['spill-dir'] as string)
   // Opened before any input is read: a path it cannot write fails now, in one line.
   const out = await openOutput(args.out as string | undefined)
   try {
@@ -156,6 +173,22 @@ function nothingReplayed({ read, invalid, skipped }: { read: number; invalid: nu
     ...(skipped > 0 ? [`${skipped} skipped, envelopes that hold no record`] : []),
   ].join(', ')
   return `none of the ${read} items read is an event (${why}): nothing was replayed.`
+}
+
+/**
+ * `--spill-dir` named in its failure, before any input is read: otherwise the first spill (or the run
+ * directory made in it) fails on `DIR/nerve-replay-XXXXXX`, a name the operator never gave.
+ */
+function checkSpillDir(dir: string): void {
+  let isDirectory: boolean
+  try {
+    isDirectory = statSync(dir).isDirectory()
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT' && (err as { code?: string }).code !== 'ENOTDIR')
+      throw err
+    throw new NerveError('INPUT_INVALID', `--spill-dir ${dir}: the directory does not exist.`)
+  }
+  if (!isDirectory) throw new NerveError('INPUT_INVALID', `--spill-dir ${dir}: not a directory.`)
 }
 
 function parseThreads(text: string | undefined): number {

@@ -133,6 +133,12 @@ const commands: Record<string, Command> = {
 const usage = usageText(Object.entries(commands).map(([name, c]) => [name, c.summary]))
 
 export async function main(argv: string[]): Promise<number> {
+  // On Node.js 20 the AWS SDK warns, once per thread that makes a client, that its releases after January
+  // 2027 need Node.js 22: nine lines before nerve's first on every S3 replay and S3 + SQS run, about the
+  // SDK's future and not this run. Its documented switch (aws/aws-sdk-js-v3#7983) turns it off, set here
+  // before any client (or decoding thread, which copies this environment) exists; a value the operator
+  // set is kept, so AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=false shows it again.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   const [name, ...rest] = argv
   if (name === '--version' || name === '-v' || name === 'version') {
     process.stdout.write(`nerve ${packageJson.version}\n`)

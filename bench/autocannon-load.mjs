@@ -2,7 +2,8 @@
 // loop with the server it measures: autocannon's API (its CLI's -I id replacement miscounts Content-Length
 // in this version), keep-alive connections, the body read from a file. When the body holds `{{n}}`, each
 // request replaces it with a fresh number, so that no two alerts are the same event. Prints autocannon's
-// result as JSON.
+// result as JSON, with `generator`: this process's CPU µs and the wall ms of the load alone (its start
+// left out), so a bench can show whether the generator, rather than the server, was the one saturated.
 // Usage: node autocannon-load.mjs URL BODY_FILE CONNECTIONS SECONDS TOKEN
 import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
@@ -11,6 +12,8 @@ const [url, file, connections, seconds, token] = process.argv.slice(2)
 const template = readFileSync(file, 'utf8')
 const fresh = template.includes('{{n}}')
 let n = 0
+const cpuBefore = process.cpuUsage()
+const wallBefore = performance.now()
 const result = await autocannon({
   url,
   connections: Number(connections),
@@ -22,4 +25,6 @@ const result = await autocannon({
     ? [{ setupRequest: (req) => ({ ...req, body: template.replaceAll('{{n}}', String(n++)) }) }]
     : undefined,
 })
-process.stdout.write(JSON.stringify(result))
+const cpu = process.cpuUsage(cpuBefore)
+const generator = { cpuUs: cpu.user + cpu.system, wallMs: performance.now() - wallBefore }
+process.stdout.write(JSON.stringify({ ...result, generator }))

@@ -9,7 +9,10 @@
 // Every single-alert request carries a fresh number in output_fields, so no alert is a duplicate.
 // Beside the single-alert rate, nerve's CPU time per request (its main thread and the whole process, read
 // from /proc around the measured stretch): wall-clock rates swing with the others' load on a shared machine,
-// CPU time per request much less, so a change on the request path is judged by it.
+// CPU time per request much less, so a change on the request path is judged by it. And for each server,
+// bare and nerve, how busy its main thread and autocannon were over the load (CPU time ÷ the load's wall
+// time) with their CPU per request: a baseline whose main thread is near 100 % busy while autocannon is
+// not was CPU-bound, and the ratio compares two saturated servers rather than one waiting on the generator.
 // Then the CPU time to decode one alert in this process (CPU time: steady on a shared machine).
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -34,6 +37,9 @@ const batchSize = 1000
 const batch = Array.from({ length: batchSize }, (_, i) => alerts[i % alerts.length] as string).join('\n')
 
 type Row = { bare: number; nerve: number }
+type Mode = keyof Row
+/** Of a server's fastest round: its main thread's and autocannon's busy share and CPU µs per request. */
+type Saturation = { server: { busy: number; us: number }; generator: { busy: number; us: number } }
 
 export default async function benchIngest(): Promise<void> {
   const dir = tempDir('nerve-bench-ingest')
@@ -45,20 +51,28 @@ export default async function benchIngest(): Promise<void> {
   const cpu = { main: Number.POSITIVE_INFINITY, process: Number.POSITIVE_INFINITY }
   /** …and per event of the batch row (bodies of batchSize alerts): the least of the rounds. */
   const batchCpu = { main: Number.POSITIVE_INFINITY, process: Number.POSITIVE_INFINITY }
+  const saturation = {
+    single: {} as Partial<Record<Mode, Saturation>>,
+    batch: {} as Partial<Record<Mode, Saturation>>,
+  }
   // The machine may be shared: alternate the two servers and keep each one's best round.
   for (let round = 0; round < 2; round++) {
     for (const mode of ['bare', 'nerve'] as const) {
       const server = mode === 'bare' ? await startBare() : await startNerve(join(dir, `nerve-${round}`))
       try {
         const single = await load(server.base, files.single, 50, 1, server.pid)
+        if (single.saturation && single.rate >= results.single[mode])
+          saturation.single[mode] = single.saturation
         results.single[mode] = Math.max(results.single[mode], single.rate)
-        if (single.cpu) {
+        if (single.cpu && mode === 'nerve') {
           cpu.main = Math.min(cpu.main, single.cpu.main)
           cpu.process = Math.min(cpu.process, single.cpu.process)
         }
         const batchRate = await load(server.base, files.batch, 4, batchSize, server.pid)
+        if (batchRate.saturation && batchRate.rate >= results.batch[mode])
+          saturation.batch[mode] = batchRate.saturation
         results.batch[mode] = Math.max(results.batch[mode], batchRate.rate)
-        if (batchRate.cpu) {
+        if (batchRate.cpu && mode === 'nerve') {
           batchCpu.main = Math.min(batchCpu.main, batchRate.cpu.main / batchSize)
           batchCpu.process = Math.min(batchCpu.process, batchRate.cpu.process / batchSize)
         }
@@ -74,12 +88,27 @@ export default async function benchIngest(): Promise<void> {
       `single  nerve run CPU per request: main thread ${cpu.main.toFixed(0)} µs, whole process ${cpu.process.toFixed(0)} µs (load ${loadAverage()})\n`,
     )
   }
+  saturationLine('single', saturation.single, 'request')
   line('batch', results.batch, 'events/s', 'figure only')
   if (Number.isFinite(batchCpu.main)) {
     process.stdout.write(
       `batch   nerve run CPU per event: main thread ${batchCpu.main.toFixed(1)} µs, whole process ${batchCpu.process.toFixed(1)} µs (load ${loadAverage()})\n`,
     )
   }
+  saturationLine('batch', saturation.batch, 'request')
+}
+
+/** Who was saturated in each server's fastest round: its main thread, or autocannon feeding it. */
+function saturationLine(name: string, rows: Partial<Record<Mode, Saturation>>, per: string) {
+  const { bare, nerve } = rows
+  if (!bare || !nerve) return
+  const pct = (f: number) => `${Math.round(f * 100)} %`
+  const us = (n: number) => `${n.toFixed(0)} µs`
+  const of = ({ server, generator }: Saturation) =>
+    `main thread ${pct(server.busy)} busy, ${us(server.us)} CPU per ${per}; its autocannon ${pct(generator.busy)}, ${us(generator.us)}`
+  process.stdout.write(
+    `${name.padEnd(7)} saturation: bare node:http ${of(bare)} | nerve run ${of(nerve)} (load ${loadAverage()})\n`,
+  )
 }
 
 function line(name: string, { bare, nerve }: Row, unit: string, target: string) {
@@ -94,7 +123,8 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en').padStart(9)
 
 /**
  * autocannon in its own process: a 1 s warm-up, then `seconds` measured; events per second, and with `pid`
- * (Linux) that process's CPU µs per request over the measured stretch.
+ * (Linux) that process's CPU µs per request over the measured stretch, and how busy the server's main thread
+ * and autocannon were over the load (their CPU time ÷ the load's wall time, autocannon's start left out).
  */
 async function load(
   base: string,
@@ -102,7 +132,7 @@ async function load(
   connections: number,
   eventsPerRequest: number,
   pid?: number,
-): Promise<{ rate: number; cpu?: { main: number; process: number } }> {
+): Promise<{ rate: number; cpu?: { main: number; process: number }; saturation?: Saturation }> {
   const run = async (duration: number) => {
     const args = [generator, `${base}/v1/falco`, bodyFile, String(connections), String(duration), token]
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -120,22 +150,31 @@ async function load(
       '2xx': number
       non2xx: number
       errors: number
+      generator: { cpuUs: number; wallMs: number }
     }
     if (result.non2xx > 0 || result.errors > 0) {
       throw new Error(`autocannon: ${result.non2xx} non-2xx answers, ${result.errors} errors. ${err}`)
     }
-    return result['2xx']
+    return { requests: result['2xx'], generator: result.generator }
   }
   await run(1)
   const before = pid === undefined ? undefined : cpuTicks(pid)
-  const requests = await run(seconds)
+  const { requests, generator: autocannon } = await run(seconds)
   const after = pid === undefined ? undefined : cpuTicks(pid)
   const rate = (requests * eventsPerRequest) / seconds
   if (!before || !after) return { rate }
   const perRequest = (ticks: number) => (ticks * 1e6) / ticksPerSecond / requests
+  const main = perRequest(after.main - before.main)
+  // The server idles while autocannon starts, so its CPU over the reading is its CPU over the load.
+  const busy = (usPerRequest: number) => (usPerRequest * requests) / 1000 / autocannon.wallMs
+  const generatorUs = autocannon.cpuUs / requests
   return {
     rate,
-    cpu: { main: perRequest(after.main - before.main), process: perRequest(after.process - before.process) },
+    cpu: { main, process: perRequest(after.process - before.process) },
+    saturation: {
+      server: { busy: busy(main), us: main },
+      generator: { busy: busy(generatorUs), us: generatorUs },
+    },
   }
 }
 
@@ -158,7 +197,7 @@ function cpuTicks(pid: number): { main: number; process: number } | undefined {
 const loadAverage = () =>
   existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : 'n/a'
 
-/** `pid` stays unset: the bare server's CPU per request is not reported. */
+/** The bare server, with its pid: its CPU per request and busy share are read as nerve's are. */
 async function startBare(): Promise<{ base: string; pid?: number; stop(): Promise<void> }> {
   const server = spawn(
     process.execPath,
@@ -173,6 +212,7 @@ async function startBare(): Promise<{ base: string; pid?: number; stop(): Promis
   const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()))
   return {
     base: `http://127.0.0.1:${port}`,
+    pid: server.pid,
     stop: async () => {
       server.kill('SIGKILL')
       await exited

@@ -1,7 +1,7 @@
 // Starts `nerve run` as the benches measure it: its own process, started as `npm start` starts it (same V8
 // flag), on a free loopback port, with a config and data directory of its own. With BENCH_CPU_PROF=DIR the
-// process writes a V8 CPU profile into DIR when it stops (`node --cpu-prof`); `npm run bench profile` sums
-// such a profile by function and by file.
+// process writes a V8 CPU profile into DIR when it stops (`node --cpu-prof`);
+// `node --import tsx bench/profile-summary.ts DIR/CPU.*.cpuprofile` sums such a profile by function and file.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'

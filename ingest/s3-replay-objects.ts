@@ -7,13 +7,15 @@
 // Every wait on S3 is bounded (s3WaitMs): an endpoint that stalls, never answers or sends a byte at a time
 // fails the replay with the object's name instead of holding it for good. For an object, the bound is on
 // the time spent waiting for S3 (its answer, then each next part of its body), not on the time the reader
-// takes to decode what came: a slow decode pauses the body (back-pressure) and is no stall.
+// takes to decode what came: a slow decode pauses the body (back-pressure) and is no stall. What S3
+// answers instead of a listing or an object is one line naming it (s3-failure.ts), not the SDK's error.
 import { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
 import { NerveError } from '../runtime/errors.ts'
 import { gunzipChunkBytes } from './read-replay-files.ts'
 import { inWindow, type TimeWindow } from './replay-file-time.ts'
+import { s3Failure } from './s3-failure.ts'
 
 export type ReplayObject = { path: string; size: number }
 
@@ -55,7 +57,7 @@ export async function listReplayObjects(
         { abortSignal: AbortSignal.timeout(s3WaitMs) },
       )
       .catch((err: unknown) => {
-        if ((err as Error).name !== 'AbortError') throw err
+        if ((err as Error).name !== 'AbortError') throw s3Failure(err, url, 'ListObjectsV2')
         throw new NerveError('SINK_UNAVAILABLE', `${url}: S3 did not list it within ${s3WaitMs} ms.`)
       })
     for (const object of page.Contents ?? []) {
@@ -103,13 +105,24 @@ export async function openS3Object(s3: S3Client, path: string, waitMs = s3WaitMs
   const within = waitBudget(path, waitMs)
   const request = new AbortController()
   const { Body } = await within(
-    s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: request.signal }),
+    s3
+      .send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: request.signal })
+      .catch((err: unknown) => {
+        throw s3Failure(err, path, 'GetObject')
+      }),
     () => request.abort(),
   )
   if (!Body) throw new NerveError('INPUT_INVALID', `${path} has no body.`)
   const body = Body as Readable
   const chunks = body[Symbol.asyncIterator]()
-  const next = () => within(chunks.next(), () => body.destroy())
+  // A connection lost mid-body is S3 out of reach too, naming the object.
+  const next = () =>
+    within(
+      chunks.next().catch((err: unknown) => {
+        throw s3Failure(err, path, 'GetObject')
+      }),
+      () => body.destroy(),
+    )
   const first = await next()
   const head = first.done ? Buffer.alloc(0) : Buffer.from(first.value as Uint8Array)
   const rest = Readable.from(

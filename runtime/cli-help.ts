@@ -86,7 +86,7 @@ Options:
                       UTC: 2026-11-01 or 2026-11-01T06:00Z); files without one are read
       --threads N     decoding threads for --order time, beside the main thread that merges (default
                       0: the main thread decodes); 2 decode on two cores, for about 60 MiB more; the
-                      output bytes do not depend on it
+                      output bytes do not depend on it; refused with --order input
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
 

@@ -12,6 +12,7 @@ import { runNerve as nerve } from '../helpers/run-nerve.ts'
 const fixtures = resolve(import.meta.dirname, '../fixtures/replay')
 const inputs = [join(fixtures, 'falco-alerts.ndjson'), fixtures]
 const noStack = /^\s+at /m
+const replayConfig = ['--config', join(fixtures, 'nerve.yaml')]
 
 const writeConfig = (yaml: string): string => {
   const file = join(tempDir(), 'nerve.yaml')
@@ -113,6 +114,38 @@ correlation:
     expect(done.code).toBe(0)
     expect(readFileSync(kept, 'utf8').trim().split('\n')).toHaveLength(10)
     expect(readdirSync(dir).sort()).toEqual(['alerts.ndjson', 'pairs.ndjson'])
+  })
+
+  it('refuses --since after --until as a usage error, not "the input holds no item"', async () => {
+    const window = ['--since', '2026-11-05', '--until', '2026-11-01']
+    const inverted = await nerve(['replay', ...replayConfig, ...window, ...inputs])
+    expect(inverted.code).toBe(2)
+    expect(inverted.stderr.split('\n')[0]).toBe(
+      'nerve replay: --since 2026-11-05 is not before --until 2026-11-01: no file can be in [since, until).',
+    )
+  })
+
+  it('refuses --threads with --order input, which decodes on the main thread, instead of ignoring it', async () => {
+    const threads = await nerve(['replay', ...replayConfig, '--threads', '2', '--order', 'input', ...inputs])
+    expect(threads.code).toBe(2)
+    expect(threads.stderr.split('\n')[0]).toBe(
+      'nerve replay: --threads is for --order time: --order input decodes on the main thread, in argument order.',
+    )
+    const none = await nerve(['replay', ...replayConfig, '--threads', '0', '--order', 'input', ...inputs])
+    expect(none.code).toBe(0)
+  })
+
+  it('names --spill-dir and says its directory does not exist, before reading any input', async () => {
+    const dir = tempDir()
+    const spill = join(dir, 'spill')
+    const missing = await nerve(['replay', ...replayConfig, '--spill-dir', spill, ...inputs])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toBe(`nerve replay: --spill-dir ${spill}: the directory does not exist.\n`)
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    const notDir = await nerve(['replay', ...replayConfig, '--spill-dir', file, ...inputs])
+    expect(notDir.code).toBe(1)
+    expect(notDir.stderr).toBe(`nerve replay: --spill-dir ${file}: not a directory.\n`)
   })
 
   it('says there is no nerve data at a mistyped data dir, and creates nothing there', async () => {

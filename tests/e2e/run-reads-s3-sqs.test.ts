@@ -95,5 +95,7 @@ ingest:
     )
     const ready = (await (await fetch(`${nerve.url}/readyz`)).json()) as { checks: Record<string, unknown> }
     expect(ready.checks.s3_sqs).toEqual({ ok: true, optional: true })
+    // The AWS SDK's warning about Node.js versions is not printed among nerve's lines.
+    expect(nerve.stderr()).not.toContain('NodeVersionSupportWarning')
   })
 })

@@ -33,7 +33,24 @@ async function replay(args: string[]) {
       },
     },
   )
-  return { stdout, summary: JSON.parse(stderr.trim().split('\n').at(-1) as string) }
+  return { stdout, stderr, summary: JSON.parse(stderr.trim().split('\n').at(-1) as string) }
+}
+
+const awsEnv = () => ({
+  AWS_ENDPOINT_URL_S3: standIn.url,
+  AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+  AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  AWS_REGION: 'us-west-2',
+})
+
+/** A replay expected to fail: its exit code and stderr. */
+async function failedReplay(args: string[], env: Record<string, string> = awsEnv()) {
+  return run(process.execPath, [join(root, 'bin/nerve.mjs'), 'replay', '--config', config, ...args], {
+    env: { PATH: process.env.PATH, ...env },
+  }).then(
+    ({ stderr }) => ({ code: 0, stderr }),
+    (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+  )
 }
 
 beforeAll(async () => {
@@ -95,12 +112,92 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
         (err: { code: number; stderr: string }) => err,
       )
       expect(failed.code).toBe(1)
-      // (The AWS SDK may warn about the Node.js version first.)
       expect(failed.stderr.trim().split('\n').at(-1)).toBe(
         `nerve replay: s3://org-trail/${key}: the gzip data ends early (the file is truncated).`,
       )
       expect(failed.stderr).not.toMatch(/^\s+at /m)
     }
+  })
+
+  it("prints nothing but nerve's own lines: no AWS SDK warning about Node.js versions", async () => {
+    for (const threads of ['0', '2']) {
+      const { stderr } = await replay([
+        '--threads',
+        threads,
+        '--since',
+        '2026-11-01T05:00Z',
+        '--until',
+        '2026-11-01T06:00Z',
+        `s3://org-trail/${prefix}`,
+      ])
+      expect(stderr).not.toContain('NodeVersionSupportWarning')
+      expect(stderr.trim().split('\n')).toHaveLength(1)
+    }
+  })
+
+  describe('S3 failing: one line naming the bucket (and the key), the AWS error code and HTTP status, exit 1', () => {
+    const trailPrefix = `s3://org-trail/${prefix}`
+    it('a bucket that does not exist', async () => {
+      expect(await failedReplay(['s3://no-such-bucket/AWSLogs/'])).toEqual({
+        code: 1,
+        stderr:
+          'nerve replay: s3://no-such-bucket/AWSLogs/: the bucket does not exist (ListObjectsV2: NoSuchBucket, HTTP 404).\n',
+      })
+    })
+
+    it('a listing refused (403)', async () => {
+      standIn.failNext('ListObjectsV2', { status: 403, code: 'AccessDenied', message: 'Access Denied' })
+      expect(await failedReplay([trailPrefix])).toEqual({
+        code: 1,
+        stderr: `nerve replay: ${trailPrefix}: S3 refused ListObjectsV2 (AccessDenied, HTTP 403: Access Denied); the credentials need s3:ListBucket on the bucket.\n`,
+      })
+    })
+
+    it('an object refused (403), naming its key, with and without decoding threads', async () => {
+      const key = 'denied/123456789012_CloudTrail_us-west-2_20261101T0000Z_denied.json.gz'
+      standIn.putObject('org-trail', key, readFileSync(files.find((f) => f.endsWith('.json.gz')) as string))
+      for (const threads of ['0', '2']) {
+        standIn.failNext('GetObject', { status: 403, code: 'AccessDenied', message: 'Access Denied' })
+        expect(await failedReplay(['--threads', threads, 's3://org-trail/denied/'])).toEqual({
+          code: 1,
+          stderr: `nerve replay: s3://org-trail/${key}: S3 refused GetObject (AccessDenied, HTTP 403: Access Denied); the credentials need s3:GetObject on the object, and kms:Decrypt on its key when the trail is SSE-KMS encrypted.\n`,
+        })
+      }
+    })
+
+    it('three 500s in a row, after the SDK retried', async () => {
+      standIn.failNext('ListObjectsV2', { status: 500, code: 'InternalError', message: 'internal' }, 3)
+      expect(await failedReplay([trailPrefix])).toEqual({
+        code: 1,
+        stderr: `nerve replay: ${trailPrefix}: ListObjectsV2 failed 3 times (InternalError, HTTP 500: internal).\n`,
+      })
+    })
+
+    it('an endpoint that refuses connections', async () => {
+      expect(
+        await failedReplay([trailPrefix], { ...awsEnv(), AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' }),
+      ).toEqual({
+        code: 1,
+        stderr: `nerve replay: ${trailPrefix}: S3 could not be reached for ListObjectsV2 (3 attempts: connect ECONNREFUSED 127.0.0.1:9).\n`,
+      })
+    })
+
+    it('no credentials anywhere in the chain', async () => {
+      const home = tempDir()
+      const { AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...noKeys } = awsEnv()
+      const env = {
+        ...noKeys,
+        HOME: home,
+        AWS_CONFIG_FILE: join(home, 'config'),
+        AWS_SHARED_CREDENTIALS_FILE: join(home, 'credentials'),
+        // No instance metadata either: the test talks to loopback only.
+        AWS_EC2_METADATA_DISABLED: 'true',
+      }
+      expect(await failedReplay([trailPrefix], env)).toEqual({
+        code: 1,
+        stderr: `nerve replay: ${trailPrefix}: no AWS credentials were found for ListObjectsV2 (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role).\n`,
+      })
+    })
   })
 
   it('names a prefix that holds nothing, and a bad time', async () => {
