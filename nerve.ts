@@ -56,6 +56,7 @@ const commands: Record<string, Command> = {
       threads: { type: 'string' },
       since: { type: 'string' },
       until: { type: 'string' },
+      strict: { type: 'boolean' },
     },
     positionals: true,
     args: replayArgs,
