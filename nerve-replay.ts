@@ -114,6 +114,11 @@ async function replayInto(
         }
       }
     }
+    // Named once read: the first copy of each was kept (DESIGN.md "Dedup"); ids escaped, cut at 128.
+    for (const id of input.replayer.conflictingIds())
+      process.stderr.write(
+        `replay: event id ${terminalLine(id.slice(0, 128))}: a later copy differs from the first, which was kept (a forged record may have pre-empted the real one).\n`,
+      )
     // No event at all (every item rejected or skipped, or none): a failure a script must see, and an
     // existing --out is left as it was, as for any replay that fails.
     if (input.replayer.counts().read === 0) await out.abandon()
@@ -130,6 +135,7 @@ async function replayInto(
     invalid: input.invalidCount,
     skipped,
     duplicate: counts.duplicate,
+    duplicate_conflicts: counts.duplicate_conflicts,
     late: counts.late,
     correlations: counts.correlations,
     overflow: counts.overflow,
