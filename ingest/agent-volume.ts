@@ -152,11 +152,21 @@ export function createAgentVolume(
     roots.clear()
   }
 
+  // The root of the last id, kept: a batch is mostly one agent's events, and a flood's always is.
+  let lastId: string | undefined
+  let lastBy: string | undefined
+  let lastRoot = ''
   const note = (events: readonly NormalizedEvent[]) => {
     roll(deps.now())
     for (const event of events) {
-      counts.add(event.agent.id)
-      roots.add(rootOf(event.agent, event.identity))
+      const { agent } = event
+      counts.add(agent.id)
+      if (agent.id !== lastId || agent.resolved_by !== lastBy || agent.resolved_by === 'stitched') {
+        lastId = agent.id
+        lastBy = agent.resolved_by
+        lastRoot = rootOf(agent, event.identity)
+      }
+      roots.add(lastRoot)
     }
   }
 
