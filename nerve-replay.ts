@@ -97,6 +97,7 @@ async function replayInto(
     progress: progress.update,
     now: Date.now(),
     youngBytes,
+    strict: args.strict === true,
   }).catch((err: unknown) => {
     // An input that cannot be read ends the replay in one line: not after a progress line half drawn.
     progress.clear()
@@ -107,6 +108,10 @@ async function replayInto(
   const revokes = createReplayRevokeTally(config)
   try {
     progress.clear()
+    for (const reason of input.rejectedFiles)
+      process.stderr.write(
+        `nerve replay: ${terminalLine(reason)} The file is rejected: none of its records is used.\n`,
+      )
     for (const bad of input.invalid.slice(0, 20)) {
       const why = bad.problems.map((p) => `${p.path || '/'} ${p.message}`).join('; ')
       process.stderr.write(
@@ -126,6 +131,11 @@ async function replayInto(
         }
       }
     }
+    // Named once read: the first copy of each was kept (DESIGN.md "Dedup"); ids escaped, cut at 128.
+    for (const id of input.replayer.conflictingIds())
+      process.stderr.write(
+        `replay: event id ${terminalLine(id.slice(0, 128))}: a later copy differs from the first, which was kept (a forged record may have pre-empted the real one).\n`,
+      )
     // No event at all (every item rejected or skipped, or none): a failure a script must see, and an
     // existing --out is left as it was, as for any replay that fails.
     if (input.replayer.counts().read === 0) await out.abandon()
@@ -142,6 +152,7 @@ async function replayInto(
     invalid: input.invalidCount,
     skipped,
     duplicate: counts.duplicate,
+    duplicate_conflicts: counts.duplicate_conflicts,
     late: counts.late,
     correlations: counts.correlations,
     overflow: counts.overflow,
@@ -149,6 +160,7 @@ async function replayInto(
     confirmations: counts.confirmations,
     ...revokes.counts(),
     future: input.futureCount,
+    files_rejected: input.rejectedFiles.length,
     spilled_runs: input.spilled(),
     elapsed_ms: Math.round(performance.now() - started),
     // resourceUsage().maxRSS is in KiB: the process's peak resident memory so far.
@@ -162,8 +174,12 @@ async function replayInto(
   const hints = replayHints({ order, ...counts, registered: config.agents.length })
   for (const hint of hints) process.stderr.write(`${hint}\n`)
   process.stderr.write(`${JSON.stringify(summary)}\n`)
-  return 0
+  // The other files were replayed and their output written; a script still sees that one was left out.
+  return input.rejectedFiles.length > 0 ? rejectedFilesExitCode : 0
 }
+
+/** The exit code of a replay that left a file out (its bytes unusable) and replayed the others. */
+export const rejectedFilesExitCode = 3
 
 /** The line of a replay that read no event: of how many items, and why none was one. */
 function nothingReplayed({ read, invalid, skipped }: { read: number; invalid: number; skipped: number }) {
@@ -221,6 +237,8 @@ export async function prepareReplay(
     now?: number
     /** The size the main thread's young generation may grow to (--order time, no decoding threads). */
     youngBytes?: number
+    /** A file whose bytes are unusable ends the replay, rather than being rejected alone (`--strict`). */
+    strict?: boolean
   },
 ) {
   const { createReplay } = await import('./correlate/replay-correlations.ts')
@@ -242,6 +260,7 @@ export async function prepareReplay(
       progress: options.progress,
       now: options.now,
       youngBytes: options.youngBytes,
+      strict: options.strict,
     })
     return { replayer, ...merged, events: merged.read }
   }
@@ -256,6 +275,7 @@ export async function prepareReplay(
       keepRaw,
       standIn: replayer.standIn,
       now: options.now,
+      strict: options.strict,
     },
   )
   return {
@@ -263,6 +283,7 @@ export async function prepareReplay(
     invalid: decoded.invalid,
     invalidCount: decoded.invalid.length,
     futureCount: decoded.invalid.filter((item) => item.reason === 'future_time').length,
+    rejectedFiles: decoded.rejectedFiles,
     skipped: decoded.skipped,
     events: () => decoded.events,
     spilled: () => 0,

@@ -57,6 +57,7 @@ const commands: Record<string, Command> = {
       threads: { type: 'string' },
       since: { type: 'string' },
       until: { type: 'string' },
+      strict: { type: 'boolean' },
     },
     positionals: true,
     args: replayArgs,

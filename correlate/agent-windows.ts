@@ -35,6 +35,8 @@ export type AgentWindows = {
   who(window: AgentWindow, resolvedBy: ResolvedBy, identity: IdentityFields): AgentWho
   /** D1: true while an entry with this id is buffered. */
   has(id: string): boolean
+  /** The slot of the entry the last has() that answered true found. */
+  found(): number
   /** S1: when the entry at `slot` is evicted. */
   expiry(slot: number): number
   /**
@@ -367,6 +369,7 @@ export function createAgentWindows(limits: {
     window,
     who,
     has: seen.has,
+    found: seen.found,
     expiry,
     insert,
     foldTarget,

@@ -45,6 +45,10 @@ export function createCorrelateTelemetry(metrics: Metrics) {
     'nerve_correlate_duplicate_events_total',
     'Redelivered event ids ignored.',
   )
+  const conflicting = metrics.counter(
+    'nerve_correlate_conflicting_duplicates_total',
+    'Redelivered event ids whose copy differs from the first in time, action, principal, access key, error code, named resource or agent: the first was kept; a forged copy may have pre-empted the real record.',
+  )
   const ignored = metrics.counter('nerve_correlate_ignored_events_total', 'Events no rule may use, by why.', [
     'reason',
   ])
@@ -124,6 +128,7 @@ export function createCorrelateTelemetry(metrics: Metrics) {
       datedAhead.inc(after.dated_ahead - before.dated_ahead)
       const dup = after.duplicate - before.duplicate
       duplicates.inc(dup)
+      conflicting.inc(after.conflicting_duplicate - before.conflicting_duplicate)
       if (dup > 0) component.discarded(dup, 'duplicate')
       for (const side of ['edge', 'core'] as const) late.inc({ side }, after.late[side] - before.late[side])
       for (const reason of ['agent_cap', 'memory_budget'] as const) {

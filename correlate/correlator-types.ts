@@ -41,6 +41,8 @@ export type AcceptResult = {
   correlations: Correlation[]
   late?: LateEvent
   duplicate?: true
+  /** A duplicate that differs from the first copy in what matters (conflicting-copies.ts). */
+  conflict?: true
   ignored?: IgnoredReason
   confirmation?: RevokeConfirmation
   /** This event put its agent over the per-agent cap: its repeats are being shed (a flood began). */
@@ -63,6 +65,8 @@ export type CorrelatorStats = {
   accepted: Record<Side, number>
   late: Record<Side, number>
   duplicate: number
+  /** Of the duplicates, those that differ from the first copy in what matters (conflicting-copies.ts). */
+  conflicting_duplicate: number
   ignored: Record<IgnoredReason, number>
   correlations: number
   /** Correlations over their incident's per-rule bound: counted on the incident, not emitted. */

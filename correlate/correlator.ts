@@ -9,6 +9,7 @@ import { createAgentWindows } from './agent-windows.ts'
 import { judgeBaseline } from './baseline-verdict.ts'
 import { type BaselineJudge, buildCorrelation } from './build-correlation.ts'
 import { restoreEntries, serializeEntry } from './checkpoint-entry-slots.ts'
+import { conflictsWithBuffered } from './conflicting-copies.ts'
 import type {
   CorrelatorChanges,
   CorrelatorLists,
@@ -46,6 +47,7 @@ const ignoredResult = Object.fromEntries(
   ignoredReasons.map((r) => [r, frozen({ correlations: noCorrelations, ignored: r })]),
 ) as Record<IgnoredReason, AcceptResult>
 const duplicateResult: AcceptResult = frozen({ correlations: noCorrelations, duplicate: true })
+const conflictResult: AcceptResult = frozen({ correlations: noCorrelations, duplicate: true, conflict: true })
 const bufferedResult: AcceptResult = frozen({ correlations: noCorrelations })
 /** Incidents and revoke marks are swept when stream time has moved this far since the last sweep. */
 const sweepEveryMs = 60_000
@@ -95,6 +97,7 @@ export function createCorrelator(
     accepted: { edge: 0, core: 0 },
     late: { edge: 0, core: 0 },
     duplicate: 0,
+    conflicting_duplicate: 0,
     ignored: Object.fromEntries(ignoredReasons.map((r) => [r, 0])) as Record<IgnoredReason, number>,
     correlations: 0,
     suppressed: 0,
@@ -295,7 +298,14 @@ export function createCorrelator(
     }
     if (windows.has(event.id)) {
       stats.duplicate++
-      return duplicateResult
+      const slot = windows.found()
+      const s = windows.slots
+      if (
+        !conflictsWithBuffered(event, s.time[slot] as number, s.details[slot] ?? null, s.whos[slot] ?? null)
+      )
+        return duplicateResult
+      stats.conflicting_duplicate++
+      return conflictResult
     }
     const onTime = st === null ? mask : bounds.onTime(st, event.time, event.side, mask)
     if (onTime === 0) return late(event, mask)

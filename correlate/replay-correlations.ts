@@ -8,6 +8,7 @@
 // which replay must keep until it can sort: the same output for a fraction of the memory.
 import type { LateEvent } from '../bus/topics.ts'
 import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
+import { conflictingCopies } from './conflicting-copies.ts'
 import { createCorrelator } from './correlator.ts'
 import { correlatorConfigOf } from './correlator-config.ts'
 import type { IgnoredReason } from './correlator-types.ts'
@@ -21,6 +22,8 @@ export type ReplayCounts = {
   ignored: Record<IgnoredReason, number>
   confirmations: number
   overflow: number
+  /** Of the duplicates, those that differ from their first copy in what matters (conflicting-copies.ts). */
+  duplicate_conflicts: number
 }
 
 /** What replay holds of an event whose one effect is on stream time (Correlator.alwaysIgnored). */
@@ -36,7 +39,12 @@ export type Replay = {
     confirmation?: RevokeConfirmation
   }
   counts(): ReplayCounts
+  /** The ids of the first conflicting duplicates (at most 20), in the order they came. */
+  conflictingIds(): readonly string[]
 }
+
+/** How many conflicting duplicates' ids replay keeps to name. */
+const keepConflicts = 20
 
 export type ReplayOptions = {
   /** Remember only the ids of the current event time (input sorted by time, then id). */
@@ -45,16 +53,22 @@ export type ReplayOptions = {
 
 export function createReplay(config: Config, options: ReplayOptions = {}): Replay {
   const correlator = createCorrelator(correlatorConfigOf(config))
-  /** Every id (input order), or the ids of the current event time after its first (time order). */
-  const ids = new Set<string>()
+  /**
+   * Every id (input order), or the ids of the current event time after its first (time order), each with
+   * its first event: a later copy is compared with it (conflicting-copies.ts) only when one comes.
+   */
+  const ids = new Map<string, NormalizedEvent | TimeOnlyEvent>()
   let idsTime = Number.NaN
   let idsTimeNs = Number.NaN
-  /** The first id of the current event time, kept apart: most times hold one event, and a Set cleared for
+  /** The first event of the current event time, kept apart: most times hold one event, and a Set cleared for
    *  each new time (a fresh table every time) cost a tenth of the correlator's time in the replay bench. */
-  let timeId: string | undefined
+  let timeEvent: NormalizedEvent | TimeOnlyEvent | undefined
   let read = 0
   let duplicate = 0
   let confirmations = 0
+  /** The ids of the duplicates that conflict with their first copy: the first `keepConflicts`, escaped. */
+  const conflicts: string[] = []
+  let conflictCount = 0
   /** What push() gives for an event that completes nothing without reaching the correlator. */
   const nothing = Object.freeze({ correlations: Object.freeze([]) as unknown as Correlation[] })
 
@@ -63,24 +77,33 @@ export function createReplay(config: Config, options: ReplayOptions = {}): Repla
     return ignored && { id: event.id, time: event.time, time_ns: event.time_ns, ignored }
   }
 
-  /** Whether the event's id was seen already (and notes it when not). */
-  const seen = (event: NormalizedEvent | TimeOnlyEvent): boolean => {
+  /** The first event seen with this event's id (it is noted when there is none). */
+  const seen = (event: NormalizedEvent | TimeOnlyEvent): NormalizedEvent | TimeOnlyEvent | undefined => {
     if (options.sameTimeDuplicates && (event.time !== idsTime || event.time_ns !== idsTimeNs)) {
       idsTime = event.time
       idsTimeNs = event.time_ns
-      timeId = event.id
+      timeEvent = event
       if (ids.size > 0) ids.clear()
-      return false
+      return undefined
     }
-    if (event.id === timeId || ids.has(event.id)) return true
-    ids.add(event.id)
-    return false
+    if (event.id === timeEvent?.id) return timeEvent
+    const first = ids.get(event.id)
+    if (first !== undefined) return first
+    ids.set(event.id, event)
+    return undefined
+  }
+
+  const conflict = (id: string) => {
+    conflictCount++
+    if (conflicts.length < keepConflicts) conflicts.push(id)
   }
 
   const push = (event: NormalizedEvent | TimeOnlyEvent) => {
     read++
-    if (seen(event)) {
+    const first = seen(event)
+    if (first !== undefined) {
       duplicate++
+      if (conflictingCopies(first, event)) conflict(event.id)
       return nothing
     }
     // A stand-in is told by its reason, read as a property: `'ignored' in event` over events of many
@@ -92,6 +115,7 @@ export function createReplay(config: Config, options: ReplayOptions = {}): Repla
     }
     const result = correlator.accept(event as NormalizedEvent)
     if (result.duplicate) duplicate++
+    if (result.conflict) conflict(event.id)
     if (result.confirmation) confirmations++
     return result
   }
@@ -106,10 +130,11 @@ export function createReplay(config: Config, options: ReplayOptions = {}): Repla
       ignored: s.ignored,
       confirmations,
       overflow: s.overflow.agent_cap + s.overflow.memory_budget,
+      duplicate_conflicts: conflictCount,
     }
   }
 
-  return { standIn, push, counts }
+  return { standIn, push, counts, conflictingIds: () => conflicts }
 }
 
 /** The whole input at once: correlations in emission order, late events, and the summary counts. */

@@ -8,6 +8,8 @@ import { hashPacked, hashText, idWords, packId, samePacked, textId } from './pac
 export type SeenIds = {
   /** True while an entry with this id is buffered. */
   has(id: string): boolean
+  /** The slot of the entry the last has() that answered true found. */
+  found(): number
   /** Keeps the id in the slot's words (or as text) and returns its hash. */
   store(slot: number, id: string): number
   /** Adds a slot whose id store() kept; `count`: the entries buffered with it. */
@@ -25,6 +27,7 @@ export function createSeenIds(s: EntrySlots, initialCapacity: number): SeenIds {
   let lastId = ''
   let lastKind = textId
   let lastHash = 0
+  let lastFound = -1
   const has = (id: string): boolean => {
     const kind = packId(id, probe, 0)
     const h = kind === textId ? hashText(id) : hashPacked(kind, probe, 0)
@@ -35,8 +38,10 @@ export function createSeenIds(s: EntrySlots, initialCapacity: number): SeenIds {
       if (table[2 * i + 1] !== h) continue
       const slot = (table[2 * i] as number) - 1
       if ((s.flags[slot] as number) >> 1 !== kind) continue
-      if (kind === textId ? s.idText.get(slot) === id : samePacked(s.words, slot * idWords, probe, 0))
+      if (kind === textId ? s.idText.get(slot) === id : samePacked(s.words, slot * idWords, probe, 0)) {
+        lastFound = slot
         return true
+      }
     }
     return false
   }
@@ -92,6 +97,7 @@ export function createSeenIds(s: EntrySlots, initialCapacity: number): SeenIds {
 
   return {
     has,
+    found: () => lastFound,
     store,
     add: (slot, hash, count) => {
       if (4 * count > 3 * (tableMask + 1)) tableGrow()

@@ -18,6 +18,7 @@ import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
 import { settlesWithin } from '../runtime/settles-within.ts'
+import { terminalLine } from '../runtime/terminal-text.ts'
 import type { Config, Correlation, NormalizedEvent } from '../schemas/types.ts'
 import { type CheckpointCadence, type SaveProgress, saveDue } from './checkpoint-cadence.ts'
 import { type CheckpointStore, createSqliteCheckpointStore } from './checkpoint-store.ts'
@@ -178,6 +179,8 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
     const late: { key: string; value: LateEvent }[] = []
     let confirmations = 0
     const flooded = new Set<string>()
+    /** Event ids whose copy conflicted with their first delivery (conflicting-copies.ts). */
+    const conflicts: string[] = []
     try {
       for (const record of batch) {
         let part = touched.get(record.partition)
@@ -210,6 +213,7 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
         for (const c of result.correlations) correlations.push({ key: c.agent.id, value: c })
         if (result.late) late.push({ key: event.agent.id, value: result.late })
         if (result.flood) flooded.add(event.agent.id)
+        if (result.conflict) conflicts.push(event.id)
         if (result.confirmation) {
           confirmations++
           log.debug(
@@ -241,6 +245,15 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
       for (const { state } of touched.values()) state.handling = false
     }
     if (confirmations > 0) log.info({ count: confirmations }, 'Denied calls confirmed earlier revokes.')
+    // Ids (escaped, cut at 128 characters: whoever forged the copy chose them), at most 20 per batch.
+    if (conflicts.length > 0)
+      log.warn(
+        {
+          event_ids: conflicts.slice(0, 20).map((id) => terminalLine(id.slice(0, 128))),
+          count: conflicts.length,
+        },
+        'Copies of event ids differ from their first delivery, which was kept: a forged record may have pre-empted the real one.',
+      )
     // Ids, never payloads; at most 20 named per batch.
     if (flooded.size > 0)
       log.warn(

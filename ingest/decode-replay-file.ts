@@ -5,6 +5,7 @@
 // links a file issues are the same whichever thread reads it and whatever it read before; the merge
 // applies them in file-name order.
 import type { Readable } from 'node:stream'
+import { NerveError } from '../runtime/errors.ts'
 import type { Config, IdentityLink } from '../schemas/types.ts'
 import { createEventDecoder, type Decoded, type InvalidItem } from './decode-events.ts'
 import type { UnresolvedEvent } from './normalized-draft.ts'
@@ -22,6 +23,8 @@ export type ReplayDecodeConfig = {
   now?: number
   /** Opens a path (local or s3://) as bytes. */
   open?: (path: string) => Promise<Readable>
+  /** A file whose bytes are unusable ends the replay (`--strict`), rather than being rejected alone. */
+  strict?: boolean
 }
 
 export type EventFilter = {
@@ -41,12 +44,23 @@ export type DecodedFile = {
   futureCount: number
   skipped: Decoded['skipped']
   links: IdentityLink[]
+  /**
+   * Set when the file's bytes turned out unusable (a .gz truncated or with bytes after its gzip data):
+   * why, naming the file. Nothing of it is kept (events, rejected items, links); `events` is how many of
+   * its events onPart had been told of before, to take back from the count.
+   */
+  rejected?: { reason: string; events: number }
 }
 
 /** The decoding settings of a replay's threads, from its config. */
 export const replayDecodeConfig = (
   config: Pick<Config, 'agents' | 'revoke' | 'ingest' | 'clusters'>,
-  options: { maxDepth: number; now?: number; open?: (path: string) => Promise<Readable> },
+  options: {
+    maxDepth: number
+    now?: number
+    open?: (path: string) => Promise<Readable>
+    strict?: boolean
+  },
 ): ReplayDecodeConfig => ({
   agents: config.agents,
   revoke: config.revoke,
@@ -55,6 +69,7 @@ export const replayDecodeConfig = (
   maxDepth: options.maxDepth,
   now: options.now,
   open: options.open,
+  strict: options.strict,
 })
 
 /**
@@ -71,7 +86,22 @@ export async function decodeReplayFile(
   const links: IdentityLink[] = []
   const decoder = createEventDecoder(config, { onLink: (link) => links.push(link) })
   const done: DecodedFile = { file, invalid: [], invalidCount: 0, futureCount: 0, skipped: {}, links }
+  let events = 0
+  runs.begin()
   for await (const part of readReplayParts([file], { maxDepth: config.maxDepth, open: config.open })) {
+    if (part.rejected !== undefined) {
+      runs.discard()
+      if (config.strict) throw new NerveError('INPUT_INVALID', part.rejected)
+      return {
+        file,
+        invalid: [],
+        invalidCount: 0,
+        futureCount: 0,
+        skipped: {},
+        links: [],
+        rejected: { reason: part.rejected, events },
+      }
+    }
     const normalized = decoder.normalize('any', part.items, {
       via: 'replay',
       receivedAt: 0,
@@ -96,7 +126,9 @@ export async function decodeReplayFile(
     }
     for (const [reason, count] of Object.entries(normalized.skipped) as [keyof Decoded['skipped'], number][])
       done.skipped[reason] = (done.skipped[reason] ?? 0) + count
+    events += normalized.drafts.length
     options.onPart?.(normalized.drafts.length)
   }
+  runs.commit()
   return done
 }

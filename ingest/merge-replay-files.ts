@@ -62,6 +62,8 @@ export type MergeReplayOptions = {
   spillDir: string
   /** How many rejected items are kept to show (all are counted). */
   keepInvalid?: number
+  /** A file whose bytes are unusable ends the replay, rather than being rejected alone (`--strict`). */
+  strict?: boolean
   /** Called after each part read and every `progressEvery` merged events. */
   /** Most runs merged at once (more that overlap are merged in passes first). */
   fanIn?: number
@@ -75,6 +77,8 @@ export type MergedReplay<S> = Pick<Decoded, 'skipped'> & {
   invalidCount: number
   /** Of the rejected items, those dated more than max_future_skew after the replay started. */
   futureCount: number
+  /** The files rejected whole (their bytes unusable), in file-name order: why, naming the file. */
+  rejectedFiles: string[]
   /** Events held for the merge (stand-ins included). */
   events: number
   /**
@@ -125,8 +129,13 @@ export async function mergeReplayFiles<S extends SortKey>(
   const progress = { phase: 'read' as MergeProgress['phase'], files: 0, bytes: 0, events: 0 }
   const tell = (p: Partial<MergeProgress>) =>
     options.progress?.({ ...progress, totalFiles: files.length, totalBytes, ...p })
+  const rejectedFiles: { file: number; reason: string }[] = []
   const onDone = (done: DecodedFile) => {
     const at = order.get(done.file) as number
+    if (done.rejected) {
+      rejectedFiles.push({ file: at, reason: done.rejected.reason })
+      progress.events -= done.rejected.events
+    }
     links.set(at, done.links)
     for (; links.has(applied); applied++) {
       decoder.addLinks(links.get(applied) ?? [])
@@ -217,6 +226,7 @@ export async function mergeReplayFiles<S extends SortKey>(
     invalid: invalid.map((i) => i.item),
     invalidCount,
     futureCount,
+    rejectedFiles: rejectedFiles.sort((a, b) => a.file - b.file).map((r) => r.reason),
     skipped,
     events: total,
     spilled: () => spilled,

@@ -14,8 +14,12 @@ import { type LineTooLong, maxReplayLineBytes, readCappedLines } from './read-ca
 import { type JsonItem, splitJsonItems } from './split-json-items.ts'
 import { largeLineChars, splitLargeArray, splitLargeLogFile } from './split-large-log-file.ts'
 
-/** Items of one file, numbered from the file's first item; a file may come in several parts. */
-export type ReplayPart = { file: string; items: JsonItem[] }
+/**
+ * Items of one file, numbered from the file's first item; a file may come in several parts. A part with
+ * `rejected` (and no items) ends a file whose bytes turned out unusable (a .gz truncated, or with bytes
+ * after its gzip data): the file's earlier parts are void, and `rejected` says why, naming the file.
+ */
+export type ReplayPart = { file: string; items: JsonItem[]; rejected?: string }
 
 export type ReplayReadOptions = {
   maxDepth: number
@@ -61,7 +65,15 @@ export async function* readReplayParts(
       count = items
       if (items % progressEveryItems === 0) say(items)
     })
-    for await (const items of parts) yield { file, items }
+    try {
+      for await (const items of parts) yield { file, items }
+    } catch (err) {
+      // A file whose bytes are unusable is rejected alone: its records are not used, the others are.
+      // A file that cannot be read at all (gone, a directory, no permission) still ends the replay.
+      if (!isUnusableFile(err)) throw err
+      yield { file, items: [], rejected: err.message }
+      continue
+    }
     // Each file ends with its count, unless the line for that count was just written.
     if (count === 0 || count % progressEveryItems !== 0) say(count)
     itemsSoFar += count
@@ -265,6 +277,10 @@ export function readError(file: string, err: unknown): unknown {
   if (typeof e.syscall === 'string' && e.path === undefined) (err as { path: string }).path = file
   return err
 }
+
+/** Whether reading a file failed on its bytes (broken gzip, an S3 object with no body): INPUT_INVALID. */
+export const isUnusableFile = (err: unknown): err is NerveError =>
+  err instanceof NerveError && err.code === 'INPUT_INVALID'
 
 /** Whether splitJsonItems found no JSON value in a line (it then gives one item saying so). */
 function isNotJson(items: readonly JsonItem[]): boolean {

@@ -62,6 +62,8 @@ export type DecodePoolOptions = {
   newRunPath: () => string
   /** How many rejected items of a file are kept to show (all are counted). */
   keepInvalid: number
+  /** A file whose bytes are unusable ends the replay, rather than being rejected alone (`--strict`). */
+  strict?: boolean
   /**
    * When the main thread decodes: the size its young generation may grow to (replay-heap-bound.ts).
    * Unset, it is left as it is. Decoding threads have theirs set by flags.
@@ -139,6 +141,7 @@ export async function decodeReplayRuns(
         budgetBytes: options.budgetBytes / threads,
         runDir: options.runDir,
         keepInvalid: options.keepInvalid,
+        strict: options.strict,
         env: Object.fromEntries(Object.entries(options.env).filter(([k]) => k.startsWith('AWS_'))),
       },
     })

@@ -23,17 +23,18 @@ type WorkerData = {
   budgetBytes: number
   runDir: string
   keepInvalid: number
+  strict?: boolean
   env: Record<string, string>
 }
 
 /** Serves the pool (replay-decode-pool.ts) until it sends `finish`. */
 export function startDecodeWorker(createReplayFilter: (config: Config) => EventFilter): void {
   const data = workerData as WorkerData
-  const { config, maxDepth, now, env, keepInvalid } = data
+  const { config, maxDepth, now, env, keepInvalid, strict } = data
   const port = parentPort as NonNullable<typeof parentPort>
   const post = (message: ToPool) => port.postMessage(message)
   const filter = createReplayFilter(config)
-  const decodeConfig = replayDecodeConfig(config, { maxDepth, now, open: createReplayOpener(env) })
+  const decodeConfig = replayDecodeConfig(config, { maxDepth, now, strict, open: createReplayOpener(env) })
   let runNumber = 0
   /** Set once `finish` came: the run written then hands the thread's records over, it is no spill. */
   let finishing = false

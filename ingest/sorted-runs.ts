@@ -13,6 +13,7 @@
 //
 // The order is total (time, then nanoseconds, then id, then the record's JSON line), so the output is
 // the same whatever the order events were added in, the budget and the number of decoders.
+import { rmSync } from 'node:fs'
 import {
   chunkBytes,
   compareRecords,
@@ -37,6 +38,16 @@ export type RunWriterOptions = {
 
 export type RunWriter = {
   add(key: SortKey, kind: number, text: string): void
+  /**
+   * Starts a file's records: until commit() they may all be dropped by discard(). A run written while
+   * a file is under way (the budget full) holds the earlier files' records only, and the file's own are
+   * written as a run apart, told of at commit() and deleted at discard().
+   */
+  begin(): void
+  /** Keeps the records added since begin(). */
+  commit(): void
+  /** Drops the records added since begin(): their bytes, their runs, their count. */
+  discard(): void
   /** Records added so far. */
   count(): number
   /** Writes what is held as a last run. */
@@ -71,6 +82,15 @@ export function createRunWriter(options: RunWriterOptions): RunWriter {
     chunk = chunks[chunkAt] as Buffer
   }
 
+  /** Where the file under way began (begin()): held entries, bytes, count and write position. */
+  let mark = { held: 0, heldBytes: 0, added: 0, chunkAt: -1, used: 0, chunk }
+  let staging = false
+  /** Runs of the file under way, written when the budget filled: told of at commit(). */
+  let pending: RunInfo[] = []
+  const setMark = () => {
+    mark = { held: held.length, heldBytes, added, chunkAt, used, chunk }
+  }
+
   const add = (key: SortKey, kind: number, text: string) => {
     const most = headerBytes + key.id.length * 2 + text.length * 3
     if (used + most > chunk.length) room(most)
@@ -92,8 +112,32 @@ export function createRunWriter(options: RunWriterOptions): RunWriter {
     if (heldBytes >= options.budgetBytes) flush()
   }
 
-  const sorted = () => {
-    const entries = held.sort(compareRecords)
+  const begin = () => {
+    staging = true
+    pending = []
+    setMark()
+  }
+  const commit = () => {
+    staging = false
+    for (const run of pending) options.onRun(run)
+    pending = []
+    setMark()
+  }
+  const discard = () => {
+    staging = false
+    for (const run of pending) rmSync(run.path, { force: true })
+    pending = []
+    held.length = mark.held
+    heldBytes = mark.heldBytes
+    added = mark.added
+    // The write position goes back too, so that a dropped file's bytes are written over, not held.
+    chunkAt = mark.chunkAt
+    used = mark.used
+    chunk = mark.chunk
+  }
+
+  const sorted = (entries: Entry[]) => {
+    entries.sort(compareRecords)
     held = []
     heldBytes = 0
     chunkAt = -1
@@ -103,14 +147,12 @@ export function createRunWriter(options: RunWriterOptions): RunWriter {
   }
 
   const takeHeld = (): MemoryRun => {
-    const entries = sorted()
+    const entries = sorted(held)
     chunks = []
     return { entries }
   }
 
-  const flush = () => {
-    if (held.length === 0) return
-    const entries = sorted()
+  const write = (entries: Entry[]): RunInfo => {
     const path = options.newRunPath()
     const out = createRecordOutput(path)
     try {
@@ -118,10 +160,27 @@ export function createRunWriter(options: RunWriterOptions): RunWriter {
     } finally {
       out.close()
     }
-    options.onRun({ path, count: entries.length, first: keyOf(entries[0]), last: keyOf(entries.at(-1)) })
+    return { path, count: entries.length, first: keyOf(entries[0]), last: keyOf(entries.at(-1)) }
   }
 
-  return { add, count: () => added, flush, takeHeld }
+  const flush = () => {
+    if (held.length === 0) return
+    if (!staging) {
+      options.onRun(write(sorted(held)))
+      return
+    }
+    // The earlier files' records and the file under way's go to runs apart: the latter may be dropped.
+    const earlier = held.slice(0, mark.held)
+    const own = sorted(held.slice(mark.held))
+    if (earlier.length > 0) options.onRun(write(earlier.sort(compareRecords)))
+    if (own.length > 0) pending.push(write(own))
+    // The count to go back to stays the file's start: its records in the pending run count till then.
+    const fileStart = mark.added
+    setMark()
+    mark.added = fileStart
+  }
+
+  return { add, count: () => added, flush, takeHeld, begin, commit, discard }
 }
 
 /**

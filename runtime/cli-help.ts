@@ -57,21 +57,23 @@ Stops on SIGINT/SIGTERM after draining requests and batches in flight.
   replay: {
     summary: 'offline and deterministic: files in, one correlation per line out',
     help: `Usage: nerve replay [--order time|input] [--memory-budget SIZE] [--since TIME] [--until TIME]
-                   [--out FILE] [--config FILE] PATH|s3://BUCKET/PREFIX...
+                   [--strict] [--out FILE] [--config FILE] PATH|s3://BUCKET/PREFIX...
 
 Reads Falco alerts and CloudTrail records in any supported form (JSON, JSON array, NDJSON, .gz,
 {"Records":[...]} log files, EventBridge events; Falco and CloudTrail mixed), runs the same
 normalization, identity resolution and correlator as 'nerve run', and writes one correlation per line
 (NDJSON) to stdout or --out. A one-line JSON summary goes to stderr: read, invalid, skipped, duplicate,
-late, correlations, overflow (events shed by the caps), ignored (by reason), confirmations (denied calls
-confirming a revoke), revokes (what the revoke policy would send), suppressed (what it would not, by
-reason; rate limits over event time), future (items dated past max_future_skew), spilled_runs,
-elapsed_ms, peak_rss_mib. A PATH is a file, a directory (walked for *.json, *.ndjson, *.jsonl and *.gz
-files, CloudTrail-Digest/ left out) or a quoted glob (* and ? within a path segment, ** across
-segments). An s3://bucket/prefix is listed and read through the AWS SDK (its credential chain,
-AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION). On a terminal a progress line shows files, events,
-events/s, the event time reached and an ETA. The same input gives the same output bytes. More in
-docs/replay.md.
+duplicate_conflicts (copies of an id that differ from the first, kept one), late, correlations, overflow
+(events shed by the caps), ignored (by reason), confirmations (denied calls confirming a revoke),
+revokes (what the revoke policy would send), suppressed (what it would not, by reason; rate limits over
+event time), future (items dated past max_future_skew), files_rejected, spilled_runs, elapsed_ms,
+peak_rss_mib. A file whose bytes are unusable (a .gz truncated, or with bytes after its gzip data) is
+rejected whole, named on stderr, and the others are replayed: the exit code is then 3 (1 when nothing
+could be replayed). A PATH is a file, a directory (walked for *.json, *.ndjson, *.jsonl and *.gz files,
+CloudTrail-Digest/ left out) or a quoted glob (* and ? within a path segment, ** across segments). An
+s3://bucket/prefix is listed and read through the AWS SDK (its credential chain, AWS_ENDPOINT_URL_S3 or
+AWS_ENDPOINT_URL, AWS_REGION). On a terminal a progress line shows files, events, events/s, the event
+time reached and an ETA. The same input gives the same output bytes. More in docs/replay.md.
 
 Options:
       --order time    all items sorted by event time, then event id (default: backtests); files are
@@ -87,6 +89,7 @@ Options:
       --threads N     decoding threads for --order time, beside the main thread that merges (default
                       0: the main thread decodes); 2 decode on two cores, for about 60 MiB more; the
                       output bytes do not depend on it; refused with --order input
+      --strict        stop at the first file whose bytes are unusable, with exit code 1 and no output
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}
 

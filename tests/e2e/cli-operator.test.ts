@@ -67,7 +67,7 @@ describe('start-up failures', { timeout: 90_000 }, () => {
     expect(replay.stderr.trim()).toBe('nerve replay: /nonexistent/alerts.ndjson: no such file or directory.')
   })
 
-  it('a corrupt .gz replay input is one line naming it and exit 1, with and without decoding threads', async () => {
+  it('a corrupt .gz replay input is one line naming it: exit 1 with --strict, else rejected alone and exit 3', async () => {
     const alerts = join(replayFixture, 'falco-alerts.ndjson')
     const trail = join(replayFixture, '123456789012_CloudTrail_us-west-2_20210410T1930Z_tester.json.gz')
     const truncated = file('cut.json.gz', '')
@@ -78,9 +78,16 @@ describe('start-up failures', { timeout: 90_000 }, () => {
       [notGzip, 'not valid gzip data (incorrect header check).'],
     ] as const) {
       for (const threads of ['0', '2']) {
+        const strict = await replayOn(threads, '--strict', alerts, bad)
+        expect(strict.code).toBe(1)
+        expect(strict.stderr).toBe(`nerve replay: ${bad}: ${what}\n`)
+        // Without --strict the file is rejected alone, named in one line, and the alerts are replayed.
         const replay = await replayOn(threads, alerts, bad)
-        expect(replay.code).toBe(1)
-        expect(replay.stderr).toBe(`nerve replay: ${bad}: ${what}\n`)
+        expect(replay.code).toBe(3)
+        expect(replay.stderr.split('\n')[0]).toBe(
+          `nerve replay: ${bad}: ${what} The file is rejected: none of its records is used.`,
+        )
+        expect(replay.stderr).not.toMatch(noStack)
       }
     }
   })
@@ -90,9 +97,13 @@ describe('start-up failures', { timeout: 90_000 }, () => {
     const crafted = file('x\u001b]0;pwned\u0007\u001b[2J.json.gz', '{"Records":[]}\n')
     const shown = crafted.replace('\u001b]0;pwned\u0007\u001b[2J', '\\x1b]0;pwned\\x07\\x1b[2J')
     for (const threads of ['0', '2']) {
-      const replay = await replayOn(threads, crafted)
+      const replay = await replayOn(threads, '--strict', crafted)
       expect(replay.code).toBe(1)
       expect(replay.stderr).toBe(`nerve replay: ${shown}: not valid gzip data (incorrect header check).\n`)
+      const rejected = await replayOn(threads, crafted)
+      expect(rejected.stderr.split('\n')[0]).toBe(
+        `nerve replay: ${shown}: not valid gzip data (incorrect header check). The file is rejected: none of its records is used.`,
+      )
     }
     // A rejected item's line names its file too.
     const rejected = file('y\u001b[2J.ndjson', '{"output":"x","\\u001b[2Jkey":1}\n')

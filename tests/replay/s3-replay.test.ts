@@ -102,12 +102,28 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
     expect(decodeURIComponent(list?.path ?? '')).toContain(`start-after=${prefix}2026/11/01`)
   })
 
-  it('ends with one line naming a truncated gzipped object, as for a local file', async () => {
+  it('rejects a truncated gzipped object alone, as a local file, and --strict stops at it', async () => {
     const key = 'broken/123456789012_CloudTrail_us-west-2_20261101T0000Z_cut.json.gz'
-    const trail = files.find((f) => f.endsWith('.json.gz')) as string
-    standIn.putObject('org-trail', key, readFileSync(trail).subarray(0, 200))
+    const trails = files.filter((f) => f.endsWith('.json.gz'))
+    const good = trails[1] as string
+    standIn.putObject('org-trail', key, readFileSync(trails[0] as string).subarray(0, 200))
+    standIn.putObject('org-trail', `broken/${basename(good)}`, readFileSync(good))
+    const local = await replay([good])
     for (const threads of ['0', '2']) {
-      const failed = await replay(['--threads', threads, 's3://org-trail/broken/']).then(
+      const rejected = await replay(['--threads', threads, 's3://org-trail/broken/']).then(
+        () => ({ code: 0, stdout: '', stderr: '' }),
+        (err: { code: number; stdout: string; stderr: string }) => err,
+      )
+      expect(rejected.code).toBe(3)
+      expect(rejected.stdout).toBe(local.stdout)
+      expect(rejected.stderr).toContain(
+        `nerve replay: s3://org-trail/${key}: the gzip data ends early (the file is truncated). The file is rejected: none of its records is used.\n`,
+      )
+      expect(JSON.parse(rejected.stderr.trim().split('\n').at(-1) as string)).toMatchObject({
+        read: local.summary.read,
+        files_rejected: 1,
+      })
+      const failed = await replay(['--strict', '--threads', threads, 's3://org-trail/broken/']).then(
         () => ({ code: 0, stderr: '' }),
         (err: { code: number; stderr: string }) => err,
       )

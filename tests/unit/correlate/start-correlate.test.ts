@@ -132,6 +132,34 @@ async function expectEveryKillRecovered(
 }
 
 describe('startCorrelate', () => {
+  it('counts and names a copy of an event id that differs from the kept first one', async () => {
+    const storage = createMemoryStorage()
+    const { bus } = createMemoryBus(storage, 2)
+    // A forged copy of the IAM write's eventID, a second earlier, then CloudTrail's real record; the id
+    // carries an escape sequence, as one written into a forged log file may.
+    const id = '5a5a5a5a-0000-4000-8000-\u001b[2J'
+    const events = [
+      edgeEvent({ id: 'e-shell', agent: 'data-cleaner', time: T0 }),
+      coreEvent({ id, agent: 'data-cleaner', time: T0 + 59_000, errorCode: 'AccessDenied' }),
+      coreEvent({ id, agent: 'data-cleaner', time: T0 + 60_000 }),
+    ]
+    await bus.publish(
+      eventsTopic,
+      events.map((e) => ({ key: e.agent.id, value: e })),
+    )
+    const { stage, runtime } = await runStage(storage)
+    expect(await runtime.metricValue('nerve_correlate_duplicate_events_total')).toBe(1)
+    expect(await runtime.metricValue('nerve_correlate_conflicting_duplicates_total')).toBe(1)
+    const [warning, ...more] = runtime.logs.filter((l) => /Copies of event ids differ/.test(l.msg))
+    expect(more).toEqual([])
+    expect(warning).toMatchObject({
+      level: 'warn',
+      count: 1,
+      event_ids: ['5a5a5a5a-0000-4000-8000-\\x1b[2J'],
+    })
+    await stage.close()
+  })
+
   it('publishes correlations keyed by agent and late events, and exports its gauges', async () => {
     const storage = createMemoryStorage()
     await publishInput(storage)
@@ -148,6 +176,9 @@ describe('startCorrelate', () => {
     expect(stage.readiness.correlator?.()).toEqual({ ok: true })
     expect(await runtime.metricValue('nerve_correlate_late_events_total', { side: 'core' })).toBe(1)
     expect(await runtime.metricValue('nerve_correlate_duplicate_events_total')).toBe(4)
+    // Byte-for-byte redeliveries: none conflicts with its first copy.
+    expect(await runtime.metricValue('nerve_correlate_conflicting_duplicates_total')).toBe(0)
+    expect(runtime.logs.filter((l) => /Copies of event ids differ/.test(l.msg))).toEqual([])
     expect(await runtime.metricValue('nerve_correlate_correlations_total')).toBe(12)
     expect(await runtime.metricValue('nerve_correlate_buffered_events')).toBeGreaterThan(0)
     expect(

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { eventsTopic } from '../../../bus/topics.ts'
-import { createAgentVolume, defaultAgentVolume } from '../../../ingest/agent-volume.ts'
+import { createAgentVolume, defaultAgentVolume, rootOf } from '../../../ingest/agent-volume.ts'
 import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { auth, fixtures, startHarness } from './ingest-harness.ts'
@@ -79,7 +79,7 @@ describe('the busiest agent on the bus', () => {
     expect(named.map((a) => a.events)).toEqual([2_000, 1, 1, 1])
   })
 
-  it('warns about no one when no agent sent most of a busy minute', async () => {
+  it('names no agent when none sent most of a busy minute, but the namespace they all run in', async () => {
     const { h, post, advance } = await harness()
     await flood('billing-7f9c6d8b5-x2k4q', 500, post)
     await flood('reports-5d8f7c6b4-m9n2p', 500, post)
@@ -87,7 +87,12 @@ describe('the busiest agent on the bus', () => {
     advance(60_000)
     await post([alert('etl-6c7d8e9f0-a1b2c', 0)])
     expect(await h.rt.metricValue('nerve_ingest_busiest_agent_share')).toBeCloseTo(500 / 1_400, 6)
-    expect(h.rt.logs.filter((l) => /most of the events/.test(l.msg))).toEqual([])
+    expect(await h.rt.metricValue('nerve_ingest_busiest_agent_root_share')).toBe(1)
+    const warnings = h.rt.logs.filter((l) => /most of the events/.test(l.msg))
+    // Three unregistered workloads of one namespace: the namespace is named, no one agent is.
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]?.msg).toMatch(/^One namespace, role or host/)
+    expect(warnings[0]?.roots).toEqual([{ root: 'namespace:agents', events: 1_400 }])
   })
 
   it('reads 0 once a whole minute passed with nothing published', async () => {
@@ -147,5 +152,52 @@ describe('the busiest agent among many', () => {
     const counted = await rt.metricValue('nerve_ingest_busiest_agent_events')
     expect(counted).toBe(named?.events)
     expect(await rt.metricValue('nerve_ingest_busiest_agent_share')).toBeCloseTo(counted / events, 6)
+  })
+
+  it("names the namespace of a flood split over new pod names, which no one id's share shows", async () => {
+    // 20 agents of other namespaces send 100 events each; the flood's 20,000 come from 2 or 3 pods that
+    // no ReplicaSet suffix ties together, each its own workload id, none of them half the minute.
+    for (const split of [2, 3]) {
+      const { rt, volume, as, advance } = await counter()
+      for (let i = 0; i < 20_000; i++) volume.note([as(`agents/flood-${i % split}`)])
+      for (let a = 0; a < 20; a++) volume.note(Array.from({ length: 100 }, () => as(`team${a}/app`)))
+      advance(60_000)
+      volume.note([as('team0/app')])
+      expect(await rt.metricValue('nerve_ingest_busiest_agent_share')).toBeCloseTo(
+        Math.ceil(20_000 / split) / 22_000,
+        6,
+      )
+      expect(await rt.metricValue('nerve_ingest_busiest_agent_root_share')).toBeCloseTo(20_000 / 22_000, 6)
+      const warnings = rt.logs.filter((l) => l.level === 'warn' && /most of the events/.test(l.msg))
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatchObject({ events: 22_000, count_error: 0 })
+      expect((warnings[0]?.roots as unknown[] | undefined)?.[0]).toEqual({
+        root: 'namespace:agents',
+        events: 20_000,
+      })
+    }
+  })
+
+  it('counts every id a fallback can make up under its root', () => {
+    const who = (id: string, resolved_by: NormalizedEvent['agent']['resolved_by'], identity = {}) =>
+      rootOf({ id, resolved_by }, identity)
+    expect(who('agents/flood-1', 'workload')).toBe('namespace:agents')
+    expect(who('eks-prod/agents/flood-1', 'workload')).toBe('namespace:eks-prod/agents')
+    expect(who('unregistered:agents/data-cleaner', 'workload')).toBe('namespace:unregistered:agents')
+    expect(who('agents/flood-1', 'stitched', { k8s_namespace: 'agents' })).toBe('namespace:agents')
+    expect(who('arn:aws:iam::123456789012:role/data-cleaner', 'principal')).toBe(
+      'arn:aws:iam::123456789012:role/data-cleaner',
+    )
+    expect(who('arn:aws:sts::123456789012:assumed-role/data-cleaner/sess-9', 'principal')).toBe(
+      'arn:aws:sts::123456789012:assumed-role/data-cleaner',
+    )
+    expect(who('arn:aws:sts::123456789012:federated-user/anyone', 'principal')).toBe(
+      'arn:aws:sts::123456789012:federated-user',
+    )
+    expect(who('host:ip-10-0-1-23.ec2.internal', 'host')).toBe('host:ip-10-0-1-23.ec2.internal')
+    expect(who('unresolved:5a5a', 'unresolved')).toBe('unresolved')
+    expect(who('unresolved:5a5b', 'unresolved')).toBe('unresolved')
+    // A registered agent is its own root, whatever its id looks like.
+    expect(who('agents/data-cleaner', 'registry')).toBe('agents/data-cleaner')
   })
 })

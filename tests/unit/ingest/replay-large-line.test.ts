@@ -91,7 +91,12 @@ function prettyPrinted(file: Generated): string {
 /** What replay decodes from the file: its events' records, its rejections (where, why), its skips. */
 async function decoded(file: string) {
   const added: string[] = []
-  const runs = { add: (_key: unknown, kind: number, text: string) => added.push(`${kind} ${text}`) }
+  const runs = {
+    add: (_key: unknown, kind: number, text: string) => added.push(`${kind} ${text}`),
+    begin() {},
+    commit() {},
+    discard() {},
+  }
   const done = await decodeReplayFile(
     file,
     { agents: [], revoke: { self_identities: [] }, maxDepth: 64 },

@@ -82,6 +82,9 @@ describe('replay of a log file of many empty records', () => {
     const added: { key: SortKey; kind: number }[] = []
     const runs = {
       add: (key: SortKey, kind: number) => added.push({ key, kind }),
+      begin() {},
+      commit() {},
+      discard() {},
     } as unknown as RunWriter
     const normalized: number[] = []
     const done = await decodeReplayFile(

@@ -117,4 +117,35 @@ describe('sorted runs', () => {
     expect(n).toBe(40)
     expect(readdirSync(dir)).toEqual([])
   })
+
+  it("drop a rejected file's records, held or already spilled, and keep the others'", () => {
+    // Three files of 300 records each; the budget fills during each, so the middle one (rejected when
+    // its last bytes turn out bad) has records in memory and in a run of its own when it is dropped.
+    const input = lines(900)
+    const files = [input.slice(0, 300), input.slice(300, 600), input.slice(600)]
+    for (const keep of [true, false]) {
+      const dir = tempDir()
+      let n = 0
+      const newRunPath = () => join(dir, `run-${n++}`)
+      const runs: RunInfo[] = []
+      const writer = createRunWriter({ budgetBytes: 20_000, newRunPath, onRun: (run) => runs.push(run) })
+      files.forEach((file, at) => {
+        writer.begin()
+        for (const line of file) writer.add(line, line.kind, line.text)
+        if (at === 1) writer.discard()
+        else writer.commit()
+      })
+      if (!keep) writer.flush()
+      const memory = keep ? writer.takeHeld() : undefined
+      const out: Line[] = []
+      for (const r of mergeRuns(runs, memory, { fanIn: 64, newRunPath }))
+        out.push({ time: r.time, time_ns: r.time_ns, id: r.id, kind: r.kind, text: r.text() })
+      expect(out).toEqual(
+        sortAll([...(files[0] ?? []), ...(files[2] ?? [])], 1 << 30, { fanIn: 64, keep: true }).out,
+      )
+      expect(writer.count()).toBe(600)
+      // The dropped file's run is deleted, not left in the spill dir.
+      expect(readdirSync(dir)).toEqual([])
+    }
+  })
 })
