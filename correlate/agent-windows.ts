@@ -238,10 +238,10 @@ export function createAgentWindows(limits: {
     if (who.entries++ === 0) bytes += sharedBytes(who.identity)
     seen.add(slot, h, count)
     expiries.push(slot, expiry)
-    if (track) {
-      removed.delete(id)
-      added.set(id, slot)
-    }
+    // An id removed since the last takeChanges() stays in `removed`: the checkpoint may still hold that
+    // earlier entry, and if this one goes too before the next take, only `removed` deletes it there.
+    // Checkpoints apply removed before added, so an id in both is written again.
+    if (track) added.set(id, slot)
     return slot
   }
 
