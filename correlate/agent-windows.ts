@@ -81,6 +81,10 @@ export type AgentWindows = {
   overflow: Record<OverflowReason, number>
   /** Slots added and ids removed since the last call (only with trackChanges), for incremental checkpoints. */
   takeChanges(): { added: number[]; removed: string[] }
+  /** The entry at `slot` was restored from the checkpoint: only its removal is a change (call before settle). */
+  restored(slot: number): void
+  /** An entry of the checkpoint that is not buffered again (none of its rules is left): a removal. */
+  notRestored(id: string): void
 }
 
 /**
@@ -383,6 +387,12 @@ export function createAgentWindows(limits: {
       added = new Map()
       removed = new Set()
       return changes
+    },
+    restored: (slot) => {
+      if (track) added.delete(s.id(slot))
+    },
+    notRestored: (id) => {
+      if (track) removed.add(id)
     },
   }
 }

@@ -1,11 +1,13 @@
-// An event shed by the per-agent cap, delivered again (CloudTrail's same eventID through EventBridge and
-// then S3, an SQS redelivery) and shed again, all between two checkpoints, must leave the checkpoint too:
-// a restart from it must not bring the event back to pair with later alerts.
+// An entry the running correlator sheds must leave its checkpoint too, or a later restart brings it back
+// to pair with later alerts: one shed, delivered again (CloudTrail's same eventID through EventBridge and
+// then S3, an SQS redelivery) and shed again between two saves, and one a restart under a smaller cap
+// sheds as it restores.
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createSqliteCheckpointStore } from '../../../correlate/checkpoint-store.ts'
 import { createCorrelator } from '../../../correlate/correlator.ts'
 import type { CorrelatorConfig } from '../../../correlate/correlator-types.ts'
+import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { coreEvent, edgeEvent } from './sample-events.ts'
 
@@ -33,7 +35,7 @@ const config: CorrelatorConfig = {
 
 const attach = (id: string, time: number) => coreEvent({ id, time, action: 'iam:AttachRolePolicy' })
 
-describe('checkpoint of an event shed twice', () => {
+describe('checkpoint of shed entries', () => {
   it('restores without the shed event, so a later alert pairs as in an uninterrupted run', async () => {
     const redelivered = attach('c0', T0 + 1_000)
     // Checkpointed: c0. Then, before the next checkpoint, the cap sheds c0 (it expires first), c0 comes
@@ -69,5 +71,31 @@ describe('checkpoint of an event shed twice', () => {
     expect(checkpoint?.state.entries.map((e) => e.id)).toEqual(first.snapshot().entries.map((e) => e.id))
     const restarted = createCorrelator(config, checkpoint?.state)
     expect(restarted.accept(alert).correlations).toEqual(expected)
+  })
+
+  it('drops what a restart under a smaller cap shed, so raising the cap again brings nothing back', async () => {
+    const file = join(tempDir('nerve-checkpoint'), 'c.sqlite')
+    const withCap = (max_events_per_agent: number) => ({ ...config, max_events_per_agent })
+    const restart = async (cap: number, events: NormalizedEvent[]) => {
+      const store = createSqliteCheckpointStore(file)
+      const checkpoint = await store.load(0)
+      const correlator = createCorrelator(withCap(cap), checkpoint?.state, { trackChanges: true })
+      for (const e of events) correlator.accept(e)
+      await store.save(0, {
+        offset: (checkpoint?.offset ?? -1) + events.length,
+        changes: correlator.takeChanges(),
+        snapshot: correlator.snapshot,
+      })
+      await store.close()
+      return correlator
+    }
+    await restart(3, [attach('c0', T0 + 1_000), attach('c1', T0 + 2_000), attach('c2', T0 + 3_000)])
+    const smaller = await restart(2, [coreEvent({ id: 'c-other', time: T0 + 4_000, agent: 'billing' })])
+    expect(smaller.snapshot().entries.map((e) => e.id)).toEqual(['c1', 'c2', 'c-other'])
+    const larger = await restart(3, [])
+    expect(larger.snapshot().entries.map((e) => e.id)).toEqual(['c1', 'c2', 'c-other'])
+    expect(
+      larger.accept(edgeEvent({ id: 'e1', time: T0 + 1_500 })).correlations.map((c) => c.core.event_id),
+    ).toEqual(['c1', 'c2'])
   })
 })
