@@ -83,6 +83,10 @@ export type AgentWindows = {
   overflow: Record<OverflowReason, number>
   /** Slots added and ids removed since the last call (only with trackChanges), for incremental checkpoints. */
   takeChanges(): { added: number[]; removed: string[] }
+  /** The entry at `slot` was restored from the checkpoint: only its removal is a change (call before settle). */
+  restored(slot: number): void
+  /** An entry of the checkpoint that is not buffered again (none of its rules is left): a removal. */
+  notRestored(id: string): void
 }
 
 /**
@@ -240,10 +244,10 @@ export function createAgentWindows(limits: {
     if (who.entries++ === 0) bytes += sharedBytes(who.identity)
     seen.add(slot, h, count)
     expiries.push(slot, expiry)
-    if (track) {
-      removed.delete(id)
-      added.set(id, slot)
-    }
+    // An id removed since the last takeChanges() stays in `removed`: the checkpoint may still hold that
+    // earlier entry, and if this one goes too before the next take, only `removed` deletes it there.
+    // Checkpoints apply removed before added, so an id in both is written again.
+    if (track) added.set(id, slot)
     return slot
   }
 
@@ -386,6 +390,12 @@ export function createAgentWindows(limits: {
       added = new Map()
       removed = new Set()
       return changes
+    },
+    restored: (slot) => {
+      if (track) added.delete(s.id(slot))
+    },
+    notRestored: (id) => {
+      if (track) removed.add(id)
     },
   }
 }

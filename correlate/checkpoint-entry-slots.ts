@@ -39,7 +39,10 @@ export const serializeEntry = (
   return serialized
 }
 
-/** Buffers the entries of a checkpoint again, in their order. */
+/**
+ * Buffers the entries of a checkpoint again, in their order. What does not come back (its rules are gone,
+ * or a smaller cap or budget sheds it) is a removal for the next checkpoint, which would bring it back.
+ */
 export const restoreEntries = (
   windows: AgentWindows,
   details: DetailInterner,
@@ -49,7 +52,10 @@ export const restoreEntries = (
   const bitOf = new Map(rules.map((r) => [r.id, 1 << r.index]))
   for (const s of entries) {
     const mask = s.rules.reduce((m, id) => m | (bitOf.get(id) ?? 0), 0)
-    if (mask === 0) continue
+    if (mask === 0) {
+      windows.notRestored(s.id)
+      continue
+    }
     const window = windows.window(s.agent)
     const slot = windows.insert(
       windows.who(window, s.who.resolved_by, s.who.identity),
@@ -64,6 +70,7 @@ export const restoreEntries = (
     )
     if (s.repeats !== undefined && s.last_time !== undefined)
       windows.restoreRepeats(slot, s.repeats, s.last_time)
+    windows.restored(slot)
     windows.settle(slot)
   }
 }

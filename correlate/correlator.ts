@@ -400,10 +400,7 @@ export function createCorrelator(
     return changes
   }
 
-  if (restored) {
-    restoreEntries(windows, details, rules, restored.entries)
-    windows.takeChanges()
-  }
+  if (restored) restoreEntries(windows, details, rules, restored.entries)
 
   return {
     accept,
