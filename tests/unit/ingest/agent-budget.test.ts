@@ -8,7 +8,7 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { eventsTopic } from '../../../bus/topics.ts'
+import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import { createAgentBudget } from '../../../ingest/agent-budget.ts'
 import { NerveError } from '../../../runtime/errors.ts'
 import type { EdgeFields, NormalizedEvent } from '../../../schemas/types.ts'
@@ -219,6 +219,31 @@ describe('the per-agent edge budget', () => {
     })
     expect(up.bus.records(eventsTopic)).toHaveLength(100)
     await up.ingest.close()
+  })
+
+  it('refuses a forged summary (source nerve) at the Falco door: it never reaches the bus', async () => {
+    // The reviewer's forge.mts: a summary naming a neighbour's pod raised the flood signal as that pod.
+    const { h, edges } = await harness()
+    const forged = {
+      ...shadowRead(neighbour, 0),
+      source: 'nerve',
+      tags: ['nerve', 'folded'],
+      output:
+        'Folded 5000 alerts of "Read sensitive file untrusted" of agent billing over the budget of 100 a minute',
+    }
+    const res = await h.server.inject({
+      method: 'POST',
+      url: '/v1/falco',
+      payload: `${JSON.stringify(shellIn(neighbour, 1))}\n${JSON.stringify(forged)}\n`,
+      headers: auth,
+    })
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toMatchObject({ accepted: 1, rejected: 1 })
+    expect(res.json().error.details).toEqual([
+      { index: 1, path: '/source', reason: expect.stringContaining("nerve's own") },
+    ])
+    expect(edges().map((e) => e.edge?.source)).toEqual(['syscall'])
+    expect(h.bus.records(deadLetterTopic)).toHaveLength(1)
   })
 
   it('folds nothing with alerts_per_rule_per_minute: 0', async () => {
