@@ -10,10 +10,13 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import { createAgentBudget } from '../../../ingest/agent-budget.ts'
+import { createFoldOverBudget } from '../../../ingest/fold-over-budget.ts'
+import type { DecodedPublisher } from '../../../ingest/publish-decoded.ts'
 import { NerveError } from '../../../runtime/errors.ts'
 import type { EdgeFields, NormalizedEvent } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { attachRecord } from '../../helpers/shell-then-attach.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { auth, fixtureLines, startHarness } from './ingest-harness.ts'
 
@@ -379,3 +382,63 @@ describe('the budget table', () => {
     expect(folded).toBe(19_800)
   })
 })
+
+describe('a full budget table', () => {
+  it('keeps the alerts that find it full, counts them and warns at most once a minute', async () => {
+    const rt = createTestRuntime({ level: 'info' })
+    let now = t0
+    const fold = createFoldOverBudget(
+      { perMinute: 1, maxKeys: 10, rulesPerAgent: 4, otherNames: 3, sampleChars: 64 },
+      {
+        publisher: { publish: async () => {} } as unknown as DecodedPublisher,
+        log: rt.log,
+        metrics: rt.metrics,
+        now: () => now,
+      },
+    )
+    // 30 identities of a forged crowd, 2 alerts each: the first 10 take the table.
+    const crowd = (n: number) =>
+      Array.from({ length: n }, (_, i) => [
+        shadowEvent(`agent-${i}`, 2 * i),
+        shadowEvent(`agent-${i}`, 2 * i + 1),
+      ]).flat()
+    const decoded = (events: NormalizedEvent[]) => ({ events, invalid: [], skipped: {}, internal: 0 })
+    const first = fold.admit(decoded(crowd(30)))
+    expect(first.folded).toBe(10)
+    expect(first.decoded.events).toHaveLength(60 - 10)
+    fold.admit(decoded(crowd(30)))
+    expect(await rt.metricValue('nerve_ingest_fold_table_full_total')).toBe(80)
+    const full = () => rt.logs.filter((l) => l.level === 'warn' && /table is full/.test(l.msg))
+    expect(full()).toHaveLength(1)
+    now += 60_000
+    fold.admit(decoded(crowd(30)))
+    expect(full()).toHaveLength(2)
+    await fold.close()
+  })
+})
+
+/** The i-th shadow read of `agent`, as the budget sees it. */
+function shadowEvent(agent: string, i: number): NormalizedEvent {
+  return {
+    id: `${agent}-${i}`,
+    side: 'edge',
+    time: t0 + i,
+    time_ns: 0,
+    time_original: new Date(t0 + i).toISOString(),
+    received_at: t0,
+    via: 'falcosidekick',
+    agent: { id: agent, resolved_by: 'workload' },
+    identity: { k8s_namespace: 'agents', k8s_pod: agent },
+    edge: {
+      rule: 'Read sensitive file untrusted',
+      priority: 'warning',
+      source: 'syscall',
+      hostname: 'ip-10-0-1-23.ec2.internal',
+      tags: [],
+      output: `cat /etc/shadow-${i}`,
+      output_fields: {},
+      internal: false,
+    },
+    raw: {},
+  }
+}
