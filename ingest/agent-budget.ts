@@ -4,34 +4,42 @@
 // them grew the data dir by 69 MiB (docs/threat-model.md). Refusing or dropping is worse: Falcosidekick
 // posts the alerts of every pod of a node together and never retries, and a dropped alert is unseen.
 //
-// Folded alerts are accounted for: when a minute closes, each (agent, rule) that folded any becomes ONE
-// summary edge event (summaryEvent below) with the same agent, identity and rule, source `nerve`, tags
-// `nerve` and `folded`, the count, the first and last folded event times, and the last folded alert's
-// output (truncated) as a sample. Its time is the last folded event time, so together with the kept
-// alerts (the first of each minute) its window covers the folded ones' for every rule that names the rule.
+// Folded alerts are accounted for: when a minute closes, each entry that folded any becomes ONE summary
+// edge event (summaryEvent below) with the agent, identity and rule of its highest-priority folded alert,
+// source `nerve`, tags `nerve` and `folded`, the count, the first and last folded event times, and that
+// alert's priority, time and output (truncated) as a sample. Its time is the last folded event time, so
+// together with the kept alerts its window covers the folded ones' for every rule that names the rule.
 //
-// State is bounded: at most `maxKeys` (agent, rule) entries per minute. Past that, a new key shares one of
-// `overflowBuckets` entries chosen by a hash of the key, and with it that entry's budget: at the bound
-// keys fold more eagerly, never less, so filling the table cannot exempt anyone. A shared entry's summary
-// names its last folded alert's agent and rule and says it counts other keys too. Pure: the caller passes
-// the receive time.
+// Nothing the agent sends can hide its own worse alert or fold anyone else's:
+// - an alert of a higher priority than every alert kept so far for its entry this minute is kept, not
+//   folded (at most one per priority level, entry and minute): a flood of Notice cannot bury a Critical;
+// - an entry is one agent's: an agent has its own entries for at most `rulesPerAgent` rules a minute, and
+//   its further rules share ONE catch-all entry of its own ("other rules"; its summary lists up to
+//   `otherNames` of their names and counts). No entry is shared between agents;
+// - the table is bounded (`maxKeys` entries a minute); a key that finds it full is kept, not folded, and
+//   counted (`tableFull`): past the bound nerve folds less, never hides. Filling it takes
+//   maxKeys / rulesPerAgent identities. Pure: the caller passes the receive time.
 import type { EdgeFields, NormalizedEvent } from '../schemas/types.ts'
+import { falcoPriorities } from '../schemas/types.ts'
 import { contentHash } from './content-hash.ts'
 
 export type AgentBudgetConfig = {
   /** Alerts kept per agent, rule and minute; 0: off. */
   perMinute: number
-  /** Exact (agent, rule) entries per minute. */
+  /** Exact (agent, rule) entries per minute; keys past it are kept, not folded. */
   maxKeys: number
-  /** Shared entries once maxKeys are taken. */
-  overflowBuckets: number
+  /** Rules an agent has entries of its own for in a minute; its further rules share its catch-all. */
+  rulesPerAgent: number
+  /** Rule names (with their counts) a catch-all summary lists. */
+  otherNames: number
   /** Characters of the sample output a summary carries. */
   sampleChars: number
 }
 
 export const defaultAgentBudget: Omit<AgentBudgetConfig, 'perMinute'> = {
   maxKeys: 10_000,
-  overflowBuckets: 256,
+  rulesPerAgent: 64,
+  otherNames: 16,
   sampleChars: 256,
 }
 
@@ -40,16 +48,28 @@ export const minuteMs = 60_000
 /** The tags a summary carries: how the correlator tells it from a Falco alert of the same rule. */
 export const foldedTags: readonly string[] = ['nerve', 'folded']
 
-/** One (agent, rule) of the current minute, or a shared overflow entry. */
+/** Falco priorities by rank: 0 is emergency, the highest. */
+const rankOf = new Map<string, number>(falcoPriorities.map((p, i) => [p, i]))
+const noRank = falcoPriorities.length
+
+/** One (agent, rule) of the current minute, or an agent's catch-all of its rules past its cap. */
 type Entry = {
   kept: number
+  /** Rank of the highest priority kept this minute (lower is higher; noRank before any). */
+  keptRank: number
   folded: number
   firstTime: number
   lastTime: number
-  /** The last folded alert: its agent, identity and fields name the summary; no reference to its text. */
-  last: Sample | undefined
-  shared: boolean
+  /** The highest-priority folded alert (the first of that priority): it names the summary. */
+  top: Sample | undefined
+  topRank: number
+  /** The catch-all's rule names and counts (at most otherNames); undefined for an exact entry. */
+  others: Map<string, number> | undefined
+  otherRules: number
 }
+
+/** An agent's rules of the current minute. */
+type AgentRules = { rules: number; other: Entry | undefined }
 
 type Sample = {
   agent: NormalizedEvent['agent']
@@ -59,6 +79,7 @@ type Sample = {
   priority: EdgeFields['priority']
   hostname: string
   output: string
+  time: number
 }
 
 export type FoldedKey = { agent: string; rule: string; folded: number }
@@ -67,68 +88,98 @@ export type ClosedMinute = {
   /** Receive-time start of the minute, epoch ms. */
   minute: number
   summaries: NormalizedEvent[]
-  /** The (agent, rule) pairs that folded, most folded first. */
+  /** The (agent, rule) pairs that folded, most folded first (rule `other rules` for a catch-all). */
   keys: FoldedKey[]
   folded: number
 }
 
 export type AgentBudget = {
   /**
-   * The events of one request, received at `now`: kept ones in order; folded ones leave. Closes the
-   * previous minute first when `now` is in a later one (its summaries are then in closed()).
+   * The events of one request, received at `now`: kept ones in order; folded ones leave. `tableFull`
+   * counts alerts kept only because the table was full. Closes the previous minute first when `now` is
+   * in a later one (its summaries are then in closed()).
    */
-  admit(events: NormalizedEvent[], now: number): { kept: NormalizedEvent[]; folded: number }
+  admit(
+    events: NormalizedEvent[],
+    now: number,
+  ): { kept: NormalizedEvent[]; folded: number; tableFull: number }
   /** Closes the minute when `now` is past it, or at once with `force` (a clean stop). */
   close(now: number, force?: boolean): ClosedMinute | undefined
-  /** Entries held (exact and shared), for tests and the bound. */
+  /** Entries held (exact and catch-all), for tests and the bound. */
   size(): number
 }
+
+/** The rule a catch-all entry names in the warning. */
+export const otherRulesName = 'other rules'
 
 export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
   let minute = Number.NaN
   let entries = new Map<string, Entry>()
-  let buckets: (Entry | undefined)[] = []
+  let agents = new Map<string, AgentRules>()
+  let catchAlls = 0
   let pendingClose: ClosedMinute | undefined
 
-  const newEntry = (shared: boolean): Entry => ({
+  const newEntry = (catchAll: boolean): Entry => ({
     kept: 0,
+    keptRank: noRank,
     folded: 0,
     firstTime: 0,
     lastTime: 0,
-    last: undefined,
-    shared,
+    top: undefined,
+    topRank: noRank,
+    others: catchAll ? new Map() : undefined,
+    otherRules: 0,
   })
 
-  const entryFor = (key: string): Entry => {
+  /** The entry of (agent, rule), or undefined when the table is full: the alert is then kept. */
+  const entryFor = (agentId: string, rule: string): Entry | undefined => {
+    const key = `${agentId}\u0000${rule}`
     const entry = entries.get(key)
     if (entry !== undefined) return entry
-    if (entries.size < config.maxKeys) {
-      const created = newEntry(false)
-      entries.set(key, created)
-      return created
+    let own = agents.get(agentId)
+    if (own !== undefined && own.rules >= config.rulesPerAgent) {
+      // Past its cap: the agent's own catch-all (at most one an agent, and agents are bounded below).
+      if (own.other === undefined) {
+        own.other = newEntry(true)
+        catchAlls++
+      }
+      const other = own.other
+      const seen = other.others as Map<string, number>
+      const count = seen.get(rule)
+      if (count !== undefined) seen.set(rule, count + 1)
+      else {
+        other.otherRules++
+        if (seen.size < config.otherNames) seen.set(rule, 1)
+      }
+      return other
     }
-    const index = bucketOf(key, config.overflowBuckets)
-    let bucket = buckets[index]
-    if (bucket === undefined) {
-      bucket = newEntry(true)
-      buckets[index] = bucket
+    if (entries.size >= config.maxKeys) return undefined
+    if (own === undefined) {
+      own = { rules: 0, other: undefined }
+      agents.set(agentId, own)
     }
-    return bucket
+    own.rules++
+    const created = newEntry(false)
+    entries.set(key, created)
+    return created
   }
 
   const finish = (receivedAt: number): ClosedMinute | undefined => {
     let folded = 0
     const summaries: NormalizedEvent[] = []
     const keys: FoldedKey[] = []
-    const all = [...entries.values(), ...buckets.filter((b): b is Entry => b !== undefined)]
-    for (const entry of all) {
-      if (entry.folded === 0 || entry.last === undefined) continue
+    const add = (entry: Entry) => {
+      if (entry.folded === 0 || entry.top === undefined) return
       folded += entry.folded
       summaries.push(summaryEvent(entry, minute, receivedAt, config))
-      keys.push({ agent: entry.last.agent.id, rule: entry.last.rule, folded: entry.folded })
+      const rule = entry.others ? otherRulesName : entry.top.rule
+      keys.push({ agent: entry.top.agent.id, rule, folded: entry.folded })
     }
+    for (const entry of entries.values()) add(entry)
+    for (const own of agents.values()) if (own.other) add(own.other)
     entries = new Map()
-    buckets = []
+    agents = new Map()
+    catchAlls = 0
     if (folded === 0) return undefined
     keys.sort((a, b) => b.folded - a.folded)
     return { minute, summaries, keys, folded }
@@ -143,21 +194,31 @@ export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
   }
 
   const admit = (events: NormalizedEvent[], now: number) => {
-    if (config.perMinute === 0) return { kept: events, folded: 0 }
+    if (config.perMinute === 0) return { kept: events, folded: 0, tableFull: 0 }
     roll(now)
     let kept: NormalizedEvent[] | undefined
     let folded = 0
+    let tableFull = 0
     for (let i = 0; i < events.length; i++) {
       const event = events[i] as NormalizedEvent
       const edge = event.edge
-      // CloudTrail (core events, the Falco door's too) is never folded; nor are Falco's own messages.
-      if (edge === undefined || edge.internal) {
+      // CloudTrail (core events, the Falco door's too) is never folded. Falco's own messages are: an
+      // agent can name its alerts "Test rule" or send them with source internal.
+      if (edge === undefined) {
         kept?.push(event)
         continue
       }
-      const entry = entryFor(`${event.agent.id}\u0000${edge.rule}`)
-      if (entry.kept < config.perMinute) {
+      const entry = entryFor(event.agent.id, edge.rule)
+      if (entry === undefined) {
+        tableFull++
+        kept?.push(event)
+        continue
+      }
+      const rank = rankOf.get(edge.priority) ?? noRank
+      // Within the budget, or worse than anything kept yet for the entry this minute: kept.
+      if (entry.kept < config.perMinute || rank < entry.keptRank) {
         entry.kept++
+        if (rank < entry.keptRank) entry.keptRank = rank
         kept?.push(event)
         continue
       }
@@ -165,10 +226,14 @@ export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
       if (entry.folded === 0 || event.time < entry.firstTime) entry.firstTime = event.time
       if (entry.folded === 0 || event.time > entry.lastTime) entry.lastTime = event.time
       entry.folded++
-      entry.last = sampleOf(event, edge, config.sampleChars)
+      // A new sample only when the priority rises: at most one per level, entry and minute.
+      if (rank < entry.topRank || entry.top === undefined) {
+        entry.top = sampleOf(event, edge, config.sampleChars)
+        entry.topRank = rank
+      }
       folded++
     }
-    return { kept: kept ?? events, folded }
+    return { kept: kept ?? events, folded, tableFull }
   }
 
   const close = (now: number, force = false): ClosedMinute | undefined => {
@@ -182,7 +247,7 @@ export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
     return closed
   }
 
-  return { admit, close, size: () => entries.size + buckets.filter((b) => b !== undefined).length }
+  return { admit, close, size: () => entries.size + catchAlls }
 }
 
 function merge(a: ClosedMinute, b: ClosedMinute): ClosedMinute {
@@ -194,14 +259,7 @@ function merge(a: ClosedMinute, b: ClosedMinute): ClosedMinute {
   }
 }
 
-/** FNV-1a over the key's UTF-16 units: only keys past the table's bound are hashed. */
-function bucketOf(key: string, buckets: number): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
-  return (h >>> 0) % buckets
-}
-
-/** What a summary keeps of the last folded alert: its output cut to `chars`, copied off the alert's text. */
+/** What a summary keeps of its top folded alert: its output cut to `chars`, copied off the alert's text. */
 function sampleOf(event: NormalizedEvent, edge: EdgeFields, chars: number): Sample {
   const output =
     edge.output.length <= chars ? edge.output : `${Buffer.from(edge.output.slice(0, chars)).toString()}…`
@@ -213,42 +271,55 @@ function sampleOf(event: NormalizedEvent, edge: EdgeFields, chars: number): Samp
     priority: edge.priority,
     hostname: edge.hostname,
     output,
+    time: event.time,
   }
 }
 
-/** The summary of one entry's folds: an edge event of the last folded alert's agent, identity and rule. */
+/** Rule names are the agent's text: the catch-all's list quotes each cut to this many characters. */
+const ruleNameChars = 120
+
+/** The summary of one entry's folds: an edge event of its top folded alert's agent, identity and rule. */
 function summaryEvent(
   entry: Entry,
   minute: number,
   receivedAt: number,
   config: AgentBudgetConfig,
 ): NormalizedEvent {
-  const last = entry.last as Sample
+  const top = entry.top as Sample
   const first = new Date(entry.firstTime).toISOString()
   const lastTime = new Date(entry.lastTime).toISOString()
-  const shared = entry.shared
-    ? ' (counting alerts of other agents or rules too: the fold table was full)'
-    : ''
-  const output = `Folded ${entry.folded} alerts of "${last.rule}" of agent ${last.agent.id} over the budget of ${config.perMinute} a minute${shared}, event times ${first} to ${lastTime}; the last: ${last.output}`
+  const topTime = new Date(top.time).toISOString()
   const outputFields: Record<string, unknown> = {
     'nerve.folded_count': entry.folded,
     'nerve.folded_first_time': first,
     'nerve.folded_last_time': lastTime,
+    'nerve.folded_top_priority': top.priority,
+    'nerve.folded_top_time': topTime,
     'nerve.budget_minute': new Date(minute).toISOString(),
     'nerve.budget_per_minute': config.perMinute,
   }
-  if (entry.shared) outputFields['nerve.folded_shared'] = true
+  let what = `"${top.rule}"`
+  if (entry.others !== undefined) {
+    const listed = [...entry.others].map(([rule, n]) => `"${rule.slice(0, ruleNameChars)}" ${n}`)
+    const unlisted = entry.otherRules - entry.others.size
+    what = `other rules (${entry.otherRules} past its cap of ${config.rulesPerAgent} rules a minute, alerts counted: ${listed.join(', ')}${unlisted > 0 ? `, and ${unlisted} more rules` : ''})`
+    outputFields['nerve.folded_other_rules'] = entry.otherRules
+    outputFields['nerve.folded_rules'] = Object.fromEntries(
+      [...entry.others].map(([rule, n]) => [rule.slice(0, ruleNameChars), n]),
+    )
+  }
+  const output = `Folded ${entry.folded} alerts of ${what} of agent ${top.agent.id} over the budget of ${config.perMinute} a minute, event times ${first} to ${lastTime}; the highest priority folded, ${top.priority} at ${topTime}: ${top.output}`
   const fields: EdgeFields = {
-    rule: last.rule,
-    priority: last.priority,
+    rule: top.rule,
+    priority: top.priority,
     source: 'nerve',
-    hostname: last.hostname,
+    hostname: top.hostname,
     tags: [...foldedTags],
     output,
     output_fields: outputFields,
     internal: false,
   }
-  const id = `folded-${contentHash([last.agent.id, last.rule, minute, entry.folded, entry.firstTime, entry.lastTime])}`
+  const id = `folded-${contentHash([top.agent.id, top.rule, minute, entry.folded, entry.firstTime, entry.lastTime, entry.otherRules])}`
   return {
     id,
     side: 'edge',
@@ -256,16 +327,16 @@ function summaryEvent(
     time_ns: 0,
     time_original: lastTime,
     received_at: receivedAt,
-    via: last.via,
-    agent: last.agent,
-    identity: last.identity,
+    via: top.via,
+    agent: top.agent,
+    identity: top.identity,
     edge: fields,
     raw: {
       time: lastTime,
-      rule: last.rule,
-      priority: last.priority,
+      rule: top.rule,
+      priority: top.priority,
       source: 'nerve',
-      hostname: last.hostname,
+      hostname: top.hostname,
       tags: [...foldedTags],
       output,
       output_fields: outputFields,

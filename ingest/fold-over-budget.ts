@@ -3,8 +3,10 @@
 // 202, and when a minute closes (the next request of a later minute, a timer every few seconds, or a clean
 // stop) its summaries are published on their own. Folds are counted (nerve_ingest_folded_events_total, no
 // agent label) and each closed minute with folds is one warning naming the agents and rules (ids only, at
-// most `top`). A summary the bus cannot take waits for the next tick; past one minute's worth waiting
-// (the table's bound) the oldest are dropped with an error. What a crash loses: the fold counts of the
+// most `top`). Alerts kept because the table of the minute is full are counted
+// (nerve_ingest_fold_table_full_total) and warned about at most once a minute. A summary the bus cannot
+// take waits for the next tick; past one minute's worth waiting (the table's bound) the oldest are dropped
+// with an error. What a crash loses: the fold counts of the
 // minute under way (its summaries are not yet published); the kept alerts are on the bus.
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
@@ -43,7 +45,13 @@ export function createFoldOverBudget(
     'nerve_ingest_fold_summaries_lost_total',
     'Summary alerts dropped because the bus could not take them for longer than a minute of them fills.',
   )
-  const maxWaiting = config.maxKeys + config.overflowBuckets
+  const tableFullTotal = deps.metrics.counter(
+    'nerve_ingest_fold_table_full_total',
+    'Falco alerts kept, not folded, because the budget table of the minute was full (many agents or identities).',
+  )
+  // A minute's summaries: one an entry, plus one catch-all an agent past its cap of rules.
+  const maxWaiting = config.maxKeys + Math.ceil(config.maxKeys / config.rulesPerAgent)
+  let tableFullWarned = Number.NEGATIVE_INFINITY
   let waiting: NormalizedEvent[] = []
   let publishing: Promise<void> | undefined
 
@@ -106,7 +114,18 @@ export function createFoldOverBudget(
   timer?.unref()
 
   const admit = (decoded: Decoded) => {
-    const { kept, folded } = budget.admit(decoded.events, deps.now())
+    const { kept, folded, tableFull } = budget.admit(decoded.events, deps.now())
+    if (tableFull > 0) {
+      tableFullTotal.inc(tableFull)
+      const now = deps.now()
+      if (now - tableFullWarned >= 60_000) {
+        tableFullWarned = now
+        log.warn(
+          { count: tableFull, max_keys: config.maxKeys },
+          'The alert budget table is full for this minute: alerts of further agents and rules are kept, not folded.',
+        )
+      }
+    }
     const closed = budget.close(deps.now())
     if (closed) {
       take(closed)

@@ -12,10 +12,18 @@ import { parseEventTime } from './parse-event-time.ts'
 
 type Fields = Record<string, unknown>
 
+/** The source of nerve's own edge events (summaries of folded alerts): no input may use it. */
+const nerveSource = 'nerve'
+const nerveRefused =
+  "is nerve: that source is nerve's own (summaries of alerts folded over the edge budget), never a Falco alert's"
+
 export function normalizeFalcoAlert(alert: FalcoAlert, ctx: NormalizeContext): NormalizeResult {
   const time = parseEventTime(alert.time)
   if (!time) return { ok: false, problems: [{ path: '/time', message: 'is not a real calendar time' }] }
   const source = canonicalSource(alert.source)
+  // Summaries of folded alerts (agent-budget.ts) are nerve's own: one posted here would raise the flood
+  // signal as any pod its fields name.
+  if (source === nerveSource) return { ok: false, problems: [{ path: '/source', message: nerveRefused }] }
   const hostname = alert.hostname ?? ''
   const fields: Fields = alert.output_fields ?? {}
   const hash = contentHash([hostname, source, alert.rule, time.canonical, fields])

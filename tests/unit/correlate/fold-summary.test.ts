@@ -30,7 +30,13 @@ function correlator(rules: RuleConfig[]) {
 
 /** A `cat /etc/shadow-$i` loop of 600 alerts, 100 ms apart, received in one minute: 100 kept, 1 summary. */
 function foldedLoop(): { kept: NormalizedEvent[]; summary: NormalizedEvent } {
-  const budget = createAgentBudget({ perMinute: 100, maxKeys: 100, overflowBuckets: 4, sampleChars: 256 })
+  const budget = createAgentBudget({
+    perMinute: 100,
+    maxKeys: 100,
+    rulesPerAgent: 64,
+    otherNames: 16,
+    sampleChars: 256,
+  })
   const loop = Array.from({ length: 600 }, (_, i) =>
     edgeEvent({
       id: `shadow-${i}`,

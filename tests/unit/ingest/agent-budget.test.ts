@@ -8,12 +8,15 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { eventsTopic } from '../../../bus/topics.ts'
+import { deadLetterTopic, eventsTopic } from '../../../bus/topics.ts'
 import { createAgentBudget } from '../../../ingest/agent-budget.ts'
+import { createFoldOverBudget } from '../../../ingest/fold-over-budget.ts'
+import type { DecodedPublisher } from '../../../ingest/publish-decoded.ts'
 import { NerveError } from '../../../runtime/errors.ts'
-import type { NormalizedEvent } from '../../../schemas/types.ts'
+import type { EdgeFields, NormalizedEvent } from '../../../schemas/types.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { attachRecord } from '../../helpers/shell-then-attach.ts'
+import { createTestRuntime } from '../../helpers/test-runtime.ts'
 import { waitFor } from '../../helpers/wait-for.ts'
 import { auth, fixtureLines, startHarness } from './ingest-harness.ts'
 
@@ -124,7 +127,8 @@ describe('the per-agent edge budget', () => {
       },
     })
     expect(summary.edge?.output).toMatch(/^Folded 4900 alerts of "Read sensitive file untrusted" of agent /)
-    expect(summary.edge?.output).toContain('file=/etc/shadow-4999 ')
+    // The sample: the first folded alert of the highest priority folded (all warning here).
+    expect(summary.edge?.output).toContain('file=/etc/shadow-100 ')
     expect(await h.rt.metricValue('nerve_ingest_fold_summaries_total')).toBe(1)
     // One warning for the minute, naming the agent and the rule (ids only).
     const warnings = h.rt.logs.filter((l) => l.level === 'warn' && /alert budget/.test(l.msg))
@@ -220,6 +224,31 @@ describe('the per-agent edge budget', () => {
     await up.ingest.close()
   })
 
+  it('refuses a forged summary (source nerve) at the Falco door: it never reaches the bus', async () => {
+    // The reviewer's forge.mts: a summary naming a neighbour's pod raised the flood signal as that pod.
+    const { h, edges } = await harness()
+    const forged = {
+      ...shadowRead(neighbour, 0),
+      source: 'nerve',
+      tags: ['nerve', 'folded'],
+      output:
+        'Folded 5000 alerts of "Read sensitive file untrusted" of agent billing over the budget of 100 a minute',
+    }
+    const res = await h.server.inject({
+      method: 'POST',
+      url: '/v1/falco',
+      payload: `${JSON.stringify(shellIn(neighbour, 1))}\n${JSON.stringify(forged)}\n`,
+      headers: auth,
+    })
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toMatchObject({ accepted: 1, rejected: 1 })
+    expect(res.json().error.details).toEqual([
+      { index: 1, path: '/source', reason: expect.stringContaining("nerve's own") },
+    ])
+    expect(edges().map((e) => e.edge?.source)).toEqual(['syscall'])
+    expect(h.bus.records(deadLetterTopic)).toHaveLength(1)
+  })
+
   it('folds nothing with alerts_per_rule_per_minute: 0', async () => {
     const { post, ofPod } = await harness(0)
     expect(await post(Array.from({ length: 300 }, (_, i) => shadowRead(flooder, i)))).toEqual({
@@ -253,28 +282,163 @@ describe('the budget table', () => {
     raw: {},
   })
 
-  it('stays bounded under many distinct agents, and at the bound folds more eagerly, never less', () => {
-    const budget = createAgentBudget({ perMinute: 2, maxKeys: 100, overflowBuckets: 4, sampleChars: 64 })
-    // 100,000 distinct agents in one minute: the table holds 100 exact entries and 4 shared ones.
+  const config = { perMinute: 2, maxKeys: 100, rulesPerAgent: 4, otherNames: 3, sampleChars: 64 }
+
+  it('stays bounded under many distinct agents: past the bound alerts are kept and counted, never folded', () => {
+    const budget = createAgentBudget(config)
+    // 100,000 distinct agents in one minute: the table holds 100 entries; the rest are kept, not folded.
     const crowd = Array.from({ length: 100_000 }, (_, i) =>
       event(`agent-${i}`, 'Read sensitive file untrusted', i),
     )
-    const { kept, folded } = budget.admit(crowd, t0)
-    expect(budget.size()).toBe(104)
-    // The first 100 agents have their own budget; the rest share 4 budgets of 2.
-    expect(kept).toHaveLength(100 + 4 * 2)
-    expect(folded).toBe(100_000 - 108)
-    // The flooder that filled nothing still gets no more than its budget, wherever its key lands.
-    const flood = Array.from({ length: 50 }, (_, i) => event('flooder', 'Read sensitive file untrusted', i))
-    const floodKept = budget.admit(flood, t0).kept.length
-    expect(floodKept).toBeLessThanOrEqual(2)
+    const { kept, folded, tableFull } = budget.admit(crowd, t0)
+    expect(budget.size()).toBe(100)
+    expect(kept).toHaveLength(100_000)
+    expect(folded).toBe(0)
+    expect(tableFull).toBe(100_000 - 100)
+    // An agent that has an entry still has its budget: its flood folds.
+    const flood = Array.from({ length: 50 }, (_, i) => event('agent-7', 'Read sensitive file untrusted', i))
+    expect(budget.admit(flood, t0)).toMatchObject({ folded: 49, tableFull: 0 })
     const closed = budget.close(t0 + 60_000)
-    expect(closed?.summaries).toHaveLength(4)
-    expect(closed?.folded).toBe(100_000 - 108 + 50 - floodKept)
-    for (const s of closed?.summaries ?? []) {
-      expect(s.edge?.output_fields['nerve.folded_shared']).toBe(true)
-      expect(s.edge?.output).toContain('the fold table was full')
-    }
+    expect(closed?.summaries.map((s) => s.agent.id)).toEqual(['agent-7'])
     expect(budget.size()).toBe(0)
   })
+
+  it("never folds a neighbour's alert into an entry the flooder filled the table with", () => {
+    // The reviewer's blind.mts: 10,000 distinct rule names of one agent, then an innocent pod's Critical.
+    const budget = createAgentBudget({ ...config, perMinute: 100, maxKeys: 10_000, rulesPerAgent: 64 })
+    const junk = Array.from({ length: 30_000 }, (_, i) => event('data-cleaner', `junk-${i}`, i))
+    const flooded = budget.admit(junk, t0)
+    // 64 rules of its own plus its catch-all, each with the budget of 100: the rest folded.
+    expect(budget.size()).toBe(65)
+    expect(flooded.kept).toHaveLength(64 + 100)
+    const innocent = {
+      ...event('billing', 'Read sensitive file untrusted', 1),
+      edge: {
+        ...(event('billing', 'Read sensitive file untrusted', 1).edge as EdgeFields),
+        priority: 'critical' as const,
+      },
+    }
+    expect(budget.admit([innocent], t0)).toEqual({ kept: [innocent], folded: 0, tableFull: 0 })
+    const closed = budget.close(t0 + 60_000)
+    expect(closed?.keys).toEqual([{ agent: 'data-cleaner', rule: 'other rules', folded: 30_000 - 164 }])
+    const [summary] = closed?.summaries ?? []
+    expect(summary?.agent.id).toBe('data-cleaner')
+    expect(summary?.edge?.output_fields).toMatchObject({
+      'nerve.folded_count': 30_000 - 164,
+      // Every rule past the cap counts, the first 100 alerts of them kept by the catch-all's budget.
+      'nerve.folded_other_rules': 30_000 - 64,
+      'nerve.folded_rules': { 'junk-64': 1, 'junk-65': 1, 'junk-66': 1 },
+    })
+    expect(summary?.edge?.output).toMatch(
+      /^Folded 29836 alerts of other rules \(29936 past its cap of 64 rules a minute, alerts counted: "junk-64" 1, "junk-65" 1, "junk-66" 1, and 29933 more rules\) of agent data-cleaner /,
+    )
+  })
+
+  it('keeps an alert of a higher priority than any kept yet, and the summary carries the highest folded', () => {
+    // The reviewer's hide.mts: 100 Notice reads, the real Critical, then Notices.
+    const budget = createAgentBudget({ ...config, perMinute: 100 })
+    const at = (priority: EdgeFields['priority'], i: number, output: string): NormalizedEvent => {
+      const e = event('data-cleaner', 'Read sensitive file untrusted', i)
+      return { ...e, edge: { ...(e.edge as EdgeFields), priority, output } }
+    }
+    const reads = Array.from({ length: 100 }, (_, i) => at('notice', i, `cat /tmp/cache-${i}`))
+    const shadowRead = at('critical', 100, 'cat /etc/shadow')
+    const { kept } = budget.admit(
+      [
+        ...reads,
+        shadowRead,
+        at('notice', 101, 'cat /tmp/cache-last'),
+        at('critical', 102, 'cat /etc/gshadow'),
+        at('notice', 103, 'cat /tmp/x'),
+      ],
+      t0,
+    )
+    expect(kept).toContain(shadowRead)
+    expect(kept).toHaveLength(101)
+    const [summary] = budget.close(t0 + 60_000)?.summaries ?? []
+    expect(summary?.edge?.priority).toBe('critical')
+    expect(summary?.edge?.output_fields).toMatchObject({
+      'nerve.folded_count': 3,
+      'nerve.folded_top_priority': 'critical',
+      'nerve.folded_top_time': new Date(t0 + 102).toISOString(),
+      'nerve.folded_first_time': new Date(t0 + 101).toISOString(),
+      'nerve.folded_last_time': new Date(t0 + 103).toISOString(),
+    })
+    expect(summary?.edge?.output).toContain('cat /etc/gshadow')
+  })
+
+  it('budgets alerts named "Test rule" or sent as source internal like any rule', () => {
+    // The reviewer's bypass.mts: Falco's own messages skipped the budget, so an agent named its loop so.
+    const budget = createAgentBudget({ ...config, perMinute: 100 })
+    const internal = (i: number): NormalizedEvent => {
+      const e = event('data-cleaner', i % 2 ? 'Test rule' : 'Falco internal: syscall event drop', i)
+      return { ...e, edge: { ...(e.edge as EdgeFields), source: 'internal', internal: true } }
+    }
+    const { kept, folded } = budget.admit(
+      Array.from({ length: 20_000 }, (_, i) => internal(i)),
+      t0,
+    )
+    expect(kept).toHaveLength(200)
+    expect(folded).toBe(19_800)
+  })
 })
+
+describe('a full budget table', () => {
+  it('keeps the alerts that find it full, counts them and warns at most once a minute', async () => {
+    const rt = createTestRuntime({ level: 'info' })
+    let now = t0
+    const fold = createFoldOverBudget(
+      { perMinute: 1, maxKeys: 10, rulesPerAgent: 4, otherNames: 3, sampleChars: 64 },
+      {
+        publisher: { publish: async () => {} } as unknown as DecodedPublisher,
+        log: rt.log,
+        metrics: rt.metrics,
+        now: () => now,
+      },
+    )
+    // 30 identities of a forged crowd, 2 alerts each: the first 10 take the table.
+    const crowd = (n: number) =>
+      Array.from({ length: n }, (_, i) => [
+        shadowEvent(`agent-${i}`, 2 * i),
+        shadowEvent(`agent-${i}`, 2 * i + 1),
+      ]).flat()
+    const decoded = (events: NormalizedEvent[]) => ({ events, invalid: [], skipped: {}, internal: 0 })
+    const first = fold.admit(decoded(crowd(30)))
+    expect(first.folded).toBe(10)
+    expect(first.decoded.events).toHaveLength(60 - 10)
+    fold.admit(decoded(crowd(30)))
+    expect(await rt.metricValue('nerve_ingest_fold_table_full_total')).toBe(80)
+    const full = () => rt.logs.filter((l) => l.level === 'warn' && /table is full/.test(l.msg))
+    expect(full()).toHaveLength(1)
+    now += 60_000
+    fold.admit(decoded(crowd(30)))
+    expect(full()).toHaveLength(2)
+    await fold.close()
+  })
+})
+
+/** The i-th shadow read of `agent`, as the budget sees it. */
+function shadowEvent(agent: string, i: number): NormalizedEvent {
+  return {
+    id: `${agent}-${i}`,
+    side: 'edge',
+    time: t0 + i,
+    time_ns: 0,
+    time_original: new Date(t0 + i).toISOString(),
+    received_at: t0,
+    via: 'falcosidekick',
+    agent: { id: agent, resolved_by: 'workload' },
+    identity: { k8s_namespace: 'agents', k8s_pod: agent },
+    edge: {
+      rule: 'Read sensitive file untrusted',
+      priority: 'warning',
+      source: 'syscall',
+      hostname: 'ip-10-0-1-23.ec2.internal',
+      tags: [],
+      output: `cat /etc/shadow-${i}`,
+      output_fields: {},
+      internal: false,
+    },
+    raw: {},
+  }
+}
