@@ -101,9 +101,15 @@ export function createDecodedPublisher(
             ? events.then(publishDeadLetters)
             : publishDeadLetters()
       const links = decoded.links && deps.linksDurable ? deps.linksDurable() : undefined
-      // All in flight at once; the common request has only events, and then no Promise.all is built.
-      if (deadLetters || links) await Promise.all([events, deadLetters, links])
-      else await events
+      // All in flight at once; the common request has only events, and then nothing more is built. Every
+      // part settles before the answer (a failed links sync must not answer 503 while parts are still being
+      // published, under the sender's retry and past drain()); the first failure is then thrown.
+      if (deadLetters || links) {
+        const failure = (await Promise.allSettled([events, deadLetters, links])).find(
+          (r) => r.status === 'rejected',
+        )
+        if (failure) throw failure.reason
+      } else await events
       if (events) deps.onPublished?.(decoded.events)
     } catch (err) {
       if (isNerveError(err)) throw err
