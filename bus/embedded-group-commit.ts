@@ -6,7 +6,8 @@
 // commits (should that take-back fail too, they stay, as a crash would leave them, and later writes go
 // past them). Once durable, the records are handed to the topic's consumers (embedded-topics.ts).
 // From a failed group to the next write that succeeds, the bus says it cannot take writes (readiness):
-// while nothing is written (every sender answered 507 stops sending), a probe of one page tries the disk.
+// while nothing is written (every sender answered 507 stops sending), a probe tries the disk: one page, and
+// room for a publish (embedded-storage.ts).
 import type { NerveError } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry } from '../runtime/metrics.ts'

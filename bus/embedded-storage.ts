@@ -2,8 +2,9 @@
 // process. Every write is one transaction: a publish lands whole or not at all, and is durable once sync()
 // resolves. Offsets are contiguous per (topic, partition). Records are stored in segments
 // (embedded-segments.ts).
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
+import { NerveError } from '../runtime/errors.ts'
 import { openBusFile } from './embedded-file.ts'
 import {
   firstPublishedSinceSql,
@@ -35,7 +36,10 @@ export type EmbeddedStorage = {
   write(rows: readonly AppendRow[], commits: readonly CommitRow[], publishedAt: number): PriorPosition[]
   /** Resolves once every transaction written so far is on disk (fdatasync of the WAL, off the loop). */
   sync(): Promise<void>
-  /** Writes one page and changes nothing (the schema version, rewritten as it is): does the file take a write? */
+  /**
+   * Does the file take a publish? Writes one page and changes nothing (the schema version, rewritten as it
+   * is), and throws STORAGE_FULL unless the disk, and the file under its cap, have room for probeRoomBytes.
+   */
   probe(): void
   /**
    * Takes back writes that could not be made durable, in one transaction: deletes their rows (their publish
@@ -61,7 +65,23 @@ export type EmbeddedStorage = {
   close(): Promise<void>
 }
 
-export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number } = {}): EmbeddedStorage {
+/**
+ * The room a probe asks for: two of the largest transactions a group commit writes (embedded-group-commit.ts,
+ * 512 KB each). A page rewritten in place succeeds on a disk with no free block, and the next publish then
+ * fails: `/readyz` flipped every 2 s on a full disk.
+ */
+export const probeRoomBytes = 2 * 512 * 1024
+
+/** Bytes of the file system holding `dir` that an unprivileged process may still write. */
+const diskFreeBytes = (dir: string): number => {
+  const stats = statfsSync(dir)
+  return stats.bavail * stats.bsize
+}
+
+export function openEmbeddedStorage(
+  dataDir: string,
+  opts: { maxBytes?: number; diskFree?: (dir: string) => number } = {},
+): EmbeddedStorage {
   mkdirSync(dataDir, { recursive: true })
   const file = join(dataDir, 'bus.sqlite')
   const sqlite = openBusFile(file, opts.maxBytes)
@@ -234,6 +254,9 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     return deleted
   })
 
+  const storageFull = (why: string) =>
+    new NerveError('STORAGE_FULL', `Bus storage is full (${why}); nothing was written.`, { retriable: true })
+
   const register = db.transaction((group: string, topicId: number, positions: readonly number[]) => {
     for (const [p, position] of positions.entries()) q.register.run(group, topicId, p, position)
   })
@@ -252,6 +275,18 @@ export function openEmbeddedStorage(dataDir: string, opts: { maxBytes?: number }
     probe: () => {
       const version = db.pragma('user_version', { simple: true }) as number
       db.pragma(`user_version = ${version}`)
+      const free = (opts.diskFree ?? diskFreeBytes)(dataDir)
+      if (free < probeRoomBytes) throw storageFull(`${free} bytes free on its disk`)
+      if (opts.maxBytes !== undefined) {
+        // Under a cap smaller than four such groups, a quarter of it: a publish of that size fits.
+        const room = Math.min(probeRoomBytes, opts.maxBytes / 4)
+        const pageSize = db.pragma('page_size', { simple: true }) as number
+        const used =
+          pageSize *
+          ((db.pragma('page_count', { simple: true }) as number) -
+            (db.pragma('freelist_count', { simple: true }) as number))
+        if (opts.maxBytes - used < room) throw storageFull(`${opts.maxBytes - used} bytes left under its cap`)
+      }
     },
     discard: (rows, positions = []) => discard(rows, positions),
     read,

@@ -9,6 +9,8 @@
 // learned meanwhile are appended to the old file (a crash before the rename keeps them there) and, in the
 // turn of the rename, after the rewritten links in the new one.
 // An append that fails part-way (a full disk) is cut off again, so that the next link's line stays whole.
+// A link that could not be appended stays owed (the resolver already holds it, so a retried request teaches
+// it no more): it is appended again before the next link and by durable(), which rejects until it is.
 // A link is durable once durable() resolves: one fdatasync on libuv's threads, shared by every caller that
 // asked while the previous one ran (a group commit, as the embedded bus's), so a request that taught a link
 // is answered only after it is on disk. While a compaction runs, the links learned meanwhile are durable
@@ -42,9 +44,11 @@ export type IdentityLinksFile = {
   append(link: IdentityLink, live: () => readonly IdentityLink[]): void
   /**
    * Resolves once every link appended before the call is on disk (one fdatasync, shared with the callers
-   * that asked meanwhile); rejects with what the system says.
+   * that asked meanwhile), appending first the links owed; rejects with what the system says.
    */
   durable(): Promise<void>
+  /** Links learned but not yet appended (a full disk): requests wait for durable() until they are. */
+  owed(): boolean
   /** Resolves once no compaction is running (ingest's close waits for it). */
   settled(): Promise<void>
   path: string
@@ -53,6 +57,8 @@ export type IdentityLinksFile = {
 const keepAfterExpiryMs = 24 * 3_600_000
 /** Links written per turn of the event loop while compacting: ~250 KB of JSON, about a millisecond. */
 const linksPerPart = 1_000
+/** Links owed at most (the watched agent decides how many are learned); the oldest are given up past it. */
+const maxOwed = 10_000
 
 const openAsync = promisify(open)
 const fdatasyncAsync = promisify(fdatasync)
@@ -80,6 +86,8 @@ export function createIdentityLinksFile(
   let compacting: { done: Promise<void>; learned: IdentityLink[] } | undefined
   /** Set when a failed append could not be cut off: the next one starts on a new line. */
   let torn = false
+  /** Links whose append failed: appended again, before the next link and by durable(). */
+  let owed: IdentityLink[] = []
   /** Appends `links` whole or not at all (as far as the system lets it); throws what the system says. */
   const appendLines = (links: readonly IdentityLink[]) => {
     const bytes = Buffer.from((torn ? '\n' : '') + links.map(lineOf).join(''))
@@ -107,6 +115,26 @@ export function createIdentityLinksFile(
       { err, path, count: links.length, access_key_ids: links.slice(0, 10).map((l) => l.access_key_id) },
       'Could not save learned identity links: after a restart, calls with these keys are not joined to their workload.',
     )
+  const owe = (links: readonly IdentityLink[]) => {
+    owed.push(...links)
+    if (owed.length > maxOwed) owed.splice(0, owed.length - maxOwed)
+  }
+  /** Appends `links` after the links owed; throws what the system says, and then owes `links` too. */
+  const appendOwing = (links: readonly IdentityLink[]): void => {
+    const writing = owed.length === 0 ? links : [...owed, ...links]
+    try {
+      mkdirSync(dataDir, { recursive: true })
+      appendLines(writing)
+    } catch (err) {
+      if (links.length > 0) notSaved(err, links)
+      owe(links)
+      throw err
+    }
+    owed = []
+    lines += writing.length
+    // Appended to the old file while a compaction runs: they follow the snapshot in the new one too.
+    compacting?.learned.push(...writing)
+  }
   const compacted = (held: number) => {
     lines = held
     compactAt = Math.max(minCompactLines, 2 * held)
@@ -119,10 +147,13 @@ export function createIdentityLinksFile(
       // The new file holds the snapshot: the links learned since follow it, as they followed in the old.
       try {
         if (learned.length > 0) appendLines(learned)
+        compacted(links.length + learned.length)
       } catch (err) {
+        // Not in the new file: owed, so that durable() rejects until they are appended again.
         notSaved(err, learned)
+        owe(learned)
+        compacted(links.length)
       }
-      compacted(links.length + learned.length)
     })
       .catch((err: unknown) => {
         // The old file is whole and holds every link; it is compacted again once it has grown as much.
@@ -144,6 +175,7 @@ export function createIdentityLinksFile(
   const syncFile = async () => {
     await settled()
     try {
+      if (owed.length > 0) appendOwing([])
       const fd = await openAsync(path, constants.O_RDONLY)
       try {
         await fdatasyncAsync(fd)
@@ -153,7 +185,7 @@ export function createIdentityLinksFile(
     } catch (err) {
       deps.log.error(
         { err, path },
-        'Could not sync the identity links file; the requests that taught links are refused, to be sent again.',
+        'Could not sync the identity links file (or append the links it owes); the requests that taught links are refused, to be sent again.',
       )
       throw err
     }
@@ -202,17 +234,14 @@ export function createIdentityLinksFile(
     },
     append: (link, live) => {
       try {
-        mkdirSync(dataDir, { recursive: true })
-        appendLines([link])
-      } catch (err) {
-        notSaved(err, [link])
+        appendOwing([link])
+      } catch {
         return
       }
-      lines++
-      if (compacting) compacting.learned.push(link)
-      else if (lines > compactAt) compact(live())
+      if (!compacting && lines > compactAt) compact(live())
     },
     durable,
+    owed: () => owed.length > 0,
     settled,
     path,
   }

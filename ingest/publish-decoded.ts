@@ -43,6 +43,8 @@ export function createDecodedPublisher(
     onPublished?: (events: readonly NormalizedEvent[]) => void
     /** Resolves once the credential links learned so far are durable (identity-links-file.ts). */
     linksDurable?: () => Promise<void>
+    /** Links learned but not on disk yet (a failed append): a request issuing credentials waits for them too. */
+    linksOwed?: () => boolean
   },
 ): DecodedPublisher {
   let inFlight = 0
@@ -100,10 +102,21 @@ export function createDecodedPublisher(
           : events && decoded.events.length > partRecords
             ? events.then(publishDeadLetters)
             : publishDeadLetters()
-      const links = decoded.links && deps.linksDurable ? deps.linksDurable() : undefined
-      // All in flight at once; the common request has only events, and then no Promise.all is built.
-      if (deadLetters || links) await Promise.all([events, deadLetters, links])
-      else await events
+      // A retried request teaches its links no more (the resolver holds them): while some are owed, a request
+      // issuing credentials waits for them to be appended and synced, as its first attempt did.
+      const teaches =
+        decoded.links ||
+        (deps.linksOwed?.() && decoded.events.some((event) => event.core?.credentials !== undefined))
+      const links = teaches && deps.linksDurable ? deps.linksDurable() : undefined
+      // All in flight at once; the common request has only events, and then nothing more is built. Every
+      // part settles before the answer (a failed links sync must not answer 503 while parts are still being
+      // published, under the sender's retry and past drain()); the first failure is then thrown.
+      if (deadLetters || links) {
+        const failure = (await Promise.allSettled([events, deadLetters, links])).find(
+          (r) => r.status === 'rejected',
+        )
+        if (failure) throw failure.reason
+      } else await events
       if (events) deps.onPublished?.(decoded.events)
     } catch (err) {
       if (isNerveError(err)) throw err

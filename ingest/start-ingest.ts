@@ -103,7 +103,13 @@ export async function startIngest(config: Config, deps: IngestDeps): Promise<Ing
   const volume = createAgentVolume(defaultAgentVolume, { now: deps.now, log, metrics: deps.metrics })
   const publisher = createDecodedPublisher(
     { maxPending: config.ingest.max_pending_publishes },
-    { bus: deps.bus, metrics: deps.metrics, onPublished: volume.note, linksDurable: linksFile.durable },
+    {
+      bus: deps.bus,
+      metrics: deps.metrics,
+      onPublished: volume.note,
+      linksDurable: linksFile.durable,
+      linksOwed: linksFile.owed,
+    },
   )
   const receiverDeps = { decoder, publisher, log: deps.log, metrics: deps.metrics }
   const spoolDir = join(config.data_dir, 'falco-spool')

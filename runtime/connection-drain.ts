@@ -10,6 +10,9 @@
 //   connections are not closed under their senders: a keep-alive connection waiting between requests ends at
 //   its keep-alive timeout (5 s, told to the client in Keep-Alive: timeout=5, so a client that reads it
 //   never sends on it then), or once its next request is answered.
+// - A connection on which no request was read yet gets `unreadMs` past the listeners' close, then is destroyed:
+//   anyone may open one (no token is asked before a request is read), and an idle one or one trickling its
+//   headers held every stop for the whole drain. A request on its way is read well within it.
 // - A request read before or during the stop is handled as any other; its answer says Connection: close
 //   (the server's closing flag), so its connection ends once it is answered.
 // - What is still unanswered after `drainMs` (a bus that hangs, a client that never sends) is refused in
@@ -31,8 +34,8 @@ export type ConnectionDrain = {
   refuse(): Promise<number>
 }
 
-/** A connection's requests not yet answered. */
-type Connection = { open: Set<ServerResponse> }
+/** A connection's requests not yet answered, and whether one was ever read on it. */
+type Connection = { open: Set<ServerResponse>; read: boolean }
 
 /** A stop keeps taking connections until none came for this long (a burst already sent)... */
 const quietMs = 50
@@ -41,6 +44,9 @@ const lingerMs = 1_000
 
 /** Resolves after a poll phase of the event loop: the connections the kernel had queued are taken then. */
 const afterPoll = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** How long past the listeners' close a connection on which no request was read is kept. */
+const unreadMs = 1_000
 
 /** How long the refusals are given to reach their clients before their connections are destroyed. */
 const refuseMs = 1_000
@@ -56,7 +62,7 @@ export function createConnectionDrain(): ConnectionDrain {
     servers.push(server)
     server.on('connection', (socket: Socket) => {
       lastAccepted = Date.now()
-      const connection: Connection = { open: new Set() }
+      const connection: Connection = { open: new Set(), read: false }
       connections.set(socket, connection)
       socket.once('close', () => {
         connections.delete(socket)
@@ -66,6 +72,7 @@ export function createConnectionDrain(): ConnectionDrain {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const connection = connections.get(req.socket)
       if (!connection) return
+      connection.read = true
       connection.open.add(res)
       res.once('close', () => connection.open.delete(res))
     })
@@ -126,7 +133,14 @@ export function createConnectionDrain(): ConnectionDrain {
       if (servers.some((server) => server.listening)) await linger()
       // net's close, not http's: http's would also destroy the connections accepted whose request is unread.
       for (const server of servers) if (server.listening) NetServer.prototype.close.call(server)
+      const dropUnread = setTimeout(
+        () => {
+          for (const [socket, connection] of connections) if (!connection.read) socket.destroy()
+        },
+        Math.min(unreadMs, drainMs),
+      )
       await gone(drainMs)
+      clearTimeout(dropUnread)
       return connections.size > 0 ? await refuse() : 0
     },
     refuse,

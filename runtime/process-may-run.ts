@@ -4,7 +4,8 @@
 /**
  * Whether process `pid` may still run and use what it named after itself: it runs (EPERM: another user's),
  * and is not this one. This process removes what it names before it ends, so a name with its pid was left by
- * an earlier process that had the same pid (a container started again). Only ESRCH says a process is gone.
+ * an earlier process that had the same pid (a container started again), unless this process made it and
+ * still uses it: callers skip their own (replay-spill-dir.ts). Only ESRCH says a process is gone.
  * A process in another pid namespace (another container on a shared volume) is not seen from this one:
  * callers that may share a dir across containers need a second guard.
  */

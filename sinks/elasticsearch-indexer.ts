@@ -92,9 +92,20 @@ export function createElasticsearchIndexer(
    * The documents a batch gave up on (still 429/5xx after every retry), until a later round makes them
    * final: a batch of other documents indexed meanwhile says nothing of these. Bounded by what the bus
    * holds in flight (a partition whose batch failed is delivered that batch again, nothing past it), and
-   * capped all the same.
+   * capped all the same. Each is forgotten unindexedForgetMs after it was last given up on: on Kafka a
+   * rebalance may move its partition to another instance, which then delivers it, and this one would
+   * otherwise say degraded until it restarts. Given up on again meanwhile, it stays.
    */
-  const unindexed = new Set<string>()
+  const unindexed = new Map<string, number>()
+  const stillUnindexed = (): number => {
+    const before = now() - unindexedForgetMs
+    // In the order they were given up on (each is moved last when given up on again).
+    for (const [key, at] of unindexed) {
+      if (at > before) break
+      unindexed.delete(key)
+    }
+    return unindexed.size
+  }
   /** How the last batch that gave up ended: `item status 429: 4, 503: 4 after 3 attempts`. */
   let lastGaveUp = ''
 
@@ -182,7 +193,12 @@ export function createElasticsearchIndexer(
     let statuses = new Map<number, number>()
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > config.max_retries) {
-        for (const op of pending) if (unindexed.size < maxUnindexed) unindexed.add(documentKey(op))
+        const at = now()
+        for (const op of pending) {
+          const key = documentKey(op)
+          unindexed.delete(key)
+          if (unindexed.size < maxUnindexed) unindexed.set(key, at)
+        }
         lastGaveUp = `${statusCounts(statuses)} after ${attempt} attempts`
         throw gaveUp(pending.length, attempt, lastReason)
       }
@@ -242,7 +258,7 @@ export function createElasticsearchIndexer(
   return {
     writeBatch,
     checkHealth: () =>
-      !health.ok || unindexed.size === 0
+      !health.ok || stillUnindexed() === 0
         ? health
         : {
             ok: false,
@@ -256,6 +272,12 @@ export function createElasticsearchIndexer(
 
 /** Documents given up on that degrade the health at most; past it, the others are not tracked. */
 const maxUnindexed = 100_000
+/**
+ * How long a document given up on degrades the health without being given up on again: ten minutes, far
+ * past a redelivery's backoff (the bus delivers a failed batch again within seconds), so only a document
+ * this instance no longer receives (its partition moved away in a rebalance) is forgotten.
+ */
+export const unindexedForgetMs = 10 * 60_000
 const documentKey = (op: Operation) => `${op.stream}/${op.id}`
 
 /** `item status 429: 4, 503: 4`, and `request failed: n` for items of requests that got no answer of 200. */

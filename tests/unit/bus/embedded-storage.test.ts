@@ -9,7 +9,7 @@ import type { DeliveredRecord } from '../../../bus/bus.ts'
 import { createEmbeddedBus } from '../../../bus/embedded-bus.ts'
 import { openRecordReader } from '../../../bus/embedded-record-reader.ts'
 import { firstPublishedSinceSql, segmentRecords, segmentsInRangeSql } from '../../../bus/embedded-segments.ts'
-import { type AppendRow, openEmbeddedStorage } from '../../../bus/embedded-storage.ts'
+import { type AppendRow, openEmbeddedStorage, probeRoomBytes } from '../../../bus/embedded-storage.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
 
@@ -99,6 +99,35 @@ describe('embedded storage', () => {
     }
     db.close()
     await storage.close()
+  })
+
+  it('probes as full when a publish would not fit: on a disk with one free page, or at its cap', async () => {
+    // The probe rewrites a page the file has: that succeeds with no free block, and /readyz said ready.
+    let free = 4096
+    const onDisk = openEmbeddedStorage(newDir(), { diskFree: () => free })
+    expect(() => onDisk.probe()).toThrow(expect.objectContaining({ code: 'STORAGE_FULL', retriable: true }))
+    free = probeRoomBytes
+    expect(() => onDisk.probe()).not.toThrow()
+    await onDisk.close()
+
+    const capped = openEmbeddedStorage(newDir(), { maxBytes: 256 * 1024 })
+    const topic = capped.createTopic('t', 1)
+    capped.probe()
+    const pad = 'x'.repeat(1024)
+    let offset = 0
+    const fill = () => {
+      const rows = rowsOf(topic.id, 0, offset, 20).map((r) => ({ ...r, value: JSON.stringify({ pad }) }))
+      capped.write(rows, [], 1)
+      offset += 20
+    }
+    expect(() => {
+      for (;;) fill()
+    }).toThrow(expect.objectContaining({ code: 'SQLITE_FULL' }))
+    expect(() => capped.probe()).toThrow(expect.objectContaining({ code: 'STORAGE_FULL' }))
+    // Retention frees pages under the cap: the probe says ready again.
+    capped.deleteBelow(topic.id, 0, offset)
+    expect(() => capped.probe()).not.toThrow()
+    await capped.close()
   })
 
   it('deletes below an offset inside a segment, keeping the rest of it', async () => {

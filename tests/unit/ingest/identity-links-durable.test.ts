@@ -14,6 +14,8 @@ const syncs = vi.hoisted(() => ({
   held: [] as (() => void)[],
   /** Set: the links file's fdatasyncs fail with EIO. */
   fail: false,
+  /** Set: writes to the links file fail with ENOSPC (a full disk). */
+  failWrite: false,
 }))
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>()
@@ -39,7 +41,12 @@ vi.mock('node:fs', async (importOriginal) => {
     if (syncs.hold) syncs.held.push(run)
     else run()
   }
-  const mocked = { ...fs, open, fdatasync }
+  const writeSync = (fd: number, ...rest: unknown[]) => {
+    if (syncs.failWrite && fs.readlinkSync(`/proc/self/fd/${fd}`).endsWith('identity-links.ndjson'))
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
+    return (fs.writeSync as (...a: unknown[]) => number)(fd, ...rest)
+  }
+  const mocked = { ...fs, open, fdatasync, writeSync }
   return { ...mocked, default: mocked }
 })
 
@@ -158,6 +165,24 @@ describe('a credential link, durable before its request is answered', () => {
     }
     await batch
     expect(syncs.done).toHaveLength(1)
+    await h.ingest.close()
+  })
+
+  it('refuses the request whose link could not be written, and answers its retry once the link is on disk', async () => {
+    const h = await startHarness()
+    syncs.failWrite = true
+    try {
+      const res = await post(h, issuePod)
+      expect(res.statusCode).toBe(503)
+      // The retry teaches no new link (it is held in memory), but still waits for it to be written.
+      expect((await post(h, issuePod)).statusCode).toBe(503)
+    } finally {
+      syncs.failWrite = false
+    }
+    expect((await post(h, issuePod)).statusCode).toBe(202)
+    const now = () => Date.parse('2024-04-16T10:20:04Z')
+    const reloaded = createIdentityLinksFile(h.dataDir, { log: h.rt.log, now }).load()
+    expect(reloaded.map((l) => l.access_key_id)).toEqual([issuedKey])
     await h.ingest.close()
   })
 

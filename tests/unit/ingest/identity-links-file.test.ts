@@ -177,7 +177,7 @@ describe('the identity links file', () => {
     expect(reloaded).toEqual([...held, ...learned])
   })
 
-  it('keeps the next link whole when the disk fills in the middle of a line, and says which link was lost', () => {
+  it('keeps the next link whole when the disk fills in the middle of a line, and appends the lost one with it', () => {
     const dataDir = tempDir('nerve-links')
     const now = () => issued.issued_at
     const rt = createTestRuntime()
@@ -190,7 +190,7 @@ describe('the identity links file', () => {
     // Space is freed: the next link is learned and appended.
     file.append(chained(2), () => [issued])
     const reloaded = createIdentityLinksFile(dataDir, { log: rt.log, now }).load()
-    expect(reloaded).toEqual([issued, chained(2)])
+    expect(reloaded).toEqual([issued, chained(1), chained(2)])
     expect(rt.logs.filter((l) => l.level === 'error')).toEqual([
       expect.objectContaining({ access_key_ids: [chained(1).access_key_id], count: 1, path: file.path }),
     ])
@@ -213,7 +213,7 @@ describe('the identity links file', () => {
     file.append(chained(2), () => [issued])
     file.append(chained(3), () => [issued])
     const reloaded = createIdentityLinksFile(dataDir, { log: rt.log, now }).load()
-    expect(reloaded).toEqual([issued, chained(2), chained(3)])
+    expect(reloaded).toEqual([issued, chained(1), chained(2), chained(3)])
     // The half line is skipped (and said), the links around it kept.
     expect(rt.logs.filter((l) => l.msg.startsWith('Skipped a damaged line'))).toHaveLength(1)
   })
@@ -275,5 +275,42 @@ describe('the identity links file', () => {
         .split('\n')
         .map((l) => JSON.parse(l)),
     ).toEqual([issued, chained(2)])
+  })
+
+  it('rejects durable() while a link could not be written, and writes it with the next durable()', async () => {
+    const dataDir = tempDir('nerve-links')
+    const now = () => issued.issued_at
+    const file = createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now })
+    file.append(issued, () => [issued])
+    fsCalls.fullDisk = 2
+    file.append(chained(1), () => [issued])
+    expect(file.owed()).toBe(true)
+    // Still full: the link is appended again, and fails again.
+    await expect(file.durable()).rejects.toMatchObject({ code: 'ENOSPC' })
+    await file.durable()
+    expect(file.owed()).toBe(false)
+    expect(createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now }).load()).toEqual([
+      issued,
+      chained(1),
+    ])
+  })
+
+  it('owes a link learned during a compaction that could not follow it into the new file', async () => {
+    const dataDir = tempDir('nerve-links')
+    const now = () => issued.issued_at
+    const file = createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now, minCompactLines: 2 })
+    const held = [issued]
+    file.append(issued, () => held)
+    file.append(chained(0), () => held)
+    file.append(chained(1), () => held) // line 3: the compaction starts
+    file.append(chained(2), () => held) // learned while it runs, in the old file
+    fsCalls.fullDisk = 1 // its append after the rename fails
+    await file.settled()
+    expect(file.owed()).toBe(true)
+    await file.durable()
+    expect(createIdentityLinksFile(dataDir, { log: createTestRuntime().log, now }).load()).toEqual([
+      issued,
+      chained(2),
+    ])
   })
 })

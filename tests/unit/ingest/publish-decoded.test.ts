@@ -12,6 +12,7 @@ import type { NormalizedEvent } from '../../../schemas/types.ts'
 import { createRejectedStore } from '../../../sinks/rejected-store.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 import { createTestRuntime } from '../../helpers/test-runtime.ts'
+import { waitFor } from '../../helpers/wait-for.ts'
 import { createMemoryBus } from './memory-bus.ts'
 
 const events = (n: number): Decoded =>
@@ -89,6 +90,46 @@ describe('publishing a large body in parts', () => {
     holds[0]?.()
     await done
     expect(answered).toBe(true)
+  })
+
+  it('answers a failed links sync only once every part it started has settled, and drains after them', async () => {
+    const bus = createMemoryBus()
+    const holds: (() => void)[] = []
+    bus.before = () => new Promise<void>((resolve) => holds.push(resolve))
+    const publisher = createDecodedPublisher(
+      { maxPending: 10 },
+      {
+        bus,
+        metrics: createTestRuntime().metrics,
+        linksDurable: () =>
+          Promise.reject(new NerveError('STORAGE_FULL', 'links file full', { retriable: true })),
+      },
+    )
+    let answered = false
+    const decoded = { ...events(2 * partRecords), links: 1 } as Decoded
+    const done = publisher.publish('cloudtrail_receiver', decoded, 0).then(
+      () => 'accepted',
+      (err: unknown) => err,
+    )
+    void done.then(() => {
+      answered = true
+    })
+    await waitFor(() => holds.length === 2, { what: 'both parts in flight' })
+    // The links sync failed already; answered now, the sender's retry would race the parts still published.
+    let drained = false
+    void publisher.drain().then(() => {
+      drained = true
+    })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect({ answered, drained, pending: publisher.pending() }).toEqual({
+      answered: false,
+      drained: false,
+      pending: 1,
+    })
+    for (const release of holds.splice(0)) release()
+    expect(await done).toMatchObject({ code: 'STORAGE_FULL' })
+    expect(bus.records(eventsTopic)).toHaveLength(2 * partRecords)
+    await waitFor(() => drained, { what: 'drain once the parts settled' })
   })
 
   it('puts no dead letter on the bus when a part of the events fails: the retry would store them twice', async () => {

@@ -126,6 +126,31 @@ describe('the HTTP server stopping', () => {
     }
   })
 
+  it('closes the connections that sent no request, idle or trickling headers, while a request holds the stop', async () => {
+    const { server, port, arrived, holdWith } = await serving({ drainMs: 60_000 })
+    const busy = await client(port)
+    const { held, release } = gate()
+    holdWith(held)
+    busy.socket.write(request('application/json'))
+    await waitFor(() => arrived.length === 1, { what: 'the first request in its handler' })
+    // Anyone may open these: no token is asked before a request is read.
+    const idle = await client(port)
+    const trickle = await client(port)
+    trickle.socket.write('POST /v1/falco HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: a')
+    let closed = 0
+    for (const c of [idle, trickle]) void c.closed.then(() => closed++)
+    const stopped = server.close()
+    // Not the whole drain (a minute here): a second or so past the stop.
+    await waitFor(() => closed === 2, {
+      what: 'the connections with no request read to close',
+      timeoutMs: 5_000,
+    })
+    expect(busy.text()).toBe('')
+    release()
+    await stopped
+    expect(busy.text()).toMatch(/^HTTP\/1.1 202/)
+  })
+
   it("refuses in nerve's 503 shape only a request that outlasts the drain, and never leaves one unanswered", async () => {
     const { server, port, arrived, holdWith, rt } = await serving({ drainMs: 200 })
     const stuck = await client(port)

@@ -11,6 +11,7 @@ import {
   type IndexItem,
   toDeadLetters,
   topicsToIndex,
+  unindexedForgetMs,
 } from '../../../sinks/elasticsearch-indexer.ts'
 import { createTestRuntime, type TestRuntime } from '../../helpers/test-runtime.ts'
 import { correlation, events, revokeOutcomes } from './ecs-sample-events.ts'
@@ -262,6 +263,31 @@ describe('elasticsearch indexer', () => {
     // The bus delivers the batch again: its first half is answered 409 (there), which is indexed too.
     expect(await sink.writeBatch(batch)).toEqual({ failed: [] })
     expect(await rt.metricValue('nerve_elasticsearch_documents_total', { result: 'duplicate' })).toBe(4)
+    expect(sink.checkHealth()).toEqual({ ok: true })
+    await sink.close()
+  })
+
+  it('forgets documents given up on that are not delivered again for ten minutes (their partition moved away)', async () => {
+    let clock = Date.parse('2024-04-16T10:00:00Z')
+    const sink = createElasticsearchIndexer(configFor({ max_retries: 1 }), {
+      log: rt.log,
+      metrics: rt.metrics,
+      sleep: async (ms) => void delays.push(ms),
+      random: () => 0.5,
+      now: () => clock,
+    })
+    es.script.push((req: FakeRequest) =>
+      req.path.startsWith('/_bulk') ? bulkAnswer(parseBulk(req.body).map(() => 429)) : undefined,
+    )
+    await expect(sink.writeBatch(batch)).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' })
+    es.script.splice(0)
+    expect(sink.checkHealth().ok).toBe(false)
+    // Another instance owns the partition now: this one indexes other documents, never these again.
+    clock += unindexedForgetMs - 1_000
+    const other = revokeOutcomes.slice(2, 3).map((value): IndexItem => ({ topic: 'revoke_outcomes', value }))
+    expect(await sink.writeBatch(other)).toEqual({ failed: [] })
+    expect(sink.checkHealth().ok).toBe(false)
+    clock += 1_000
     expect(sink.checkHealth()).toEqual({ ok: true })
     await sink.close()
   })
