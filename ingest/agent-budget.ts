@@ -13,9 +13,13 @@
 // Nothing the agent sends can hide its own worse alert or fold anyone else's:
 // - an alert of a higher priority than every alert kept so far for its entry this minute is kept, not
 //   folded (at most one per priority level, entry and minute): a flood of Notice cannot bury a Critical;
-// - an entry is one agent's: an agent has its own entries for at most `rulesPerAgent` rules a minute, and
-//   its further rules share ONE catch-all entry of its own ("other rules"; its summary lists up to
-//   `otherNames` of their names and counts). No entry is shared between agents;
+// - an entry is one owner's (ownerOf below): an agent, and under a host agent or an alert naming no one,
+//   one container of one host. An owner has its own entries for at most `rulesPerAgent` rules a minute,
+//   and its further rules share ONE catch-all entry of its own ("other rules"; its summary lists up to
+//   `otherNames` of their names and folded counts). In the catch-all too, the first alert of each rule,
+//   and one outranking what was kept of its rule, is kept, for `catchAllRules` rule names an owner (more
+//   than a Falco rule set makes one workload trigger) and `maxKeys` in all catch-alls together a minute.
+//   No entry is shared between owners;
 // - the table is bounded (`maxKeys` entries a minute); a key that finds it full is kept, not folded, and
 //   counted (`tableFull`): past the bound nerve folds less, never hides. Filling it takes
 //   maxKeys / rulesPerAgent identities. Pure: the caller passes the receive time.
@@ -30,6 +34,8 @@ export type AgentBudgetConfig = {
   maxKeys: number
   /** Rules an agent has entries of its own for in a minute; its further rules share its catch-all. */
   rulesPerAgent: number
+  /** Rule names a catch-all keeps the first alert of (past them its rules only fold). */
+  catchAllRules: number
   /** Rule names (with their counts) a catch-all summary lists. */
   otherNames: number
   /** Characters of the sample output a summary carries. */
@@ -39,6 +45,7 @@ export type AgentBudgetConfig = {
 export const defaultAgentBudget: Omit<AgentBudgetConfig, 'perMinute'> = {
   maxKeys: 10_000,
   rulesPerAgent: 64,
+  catchAllRules: 256,
   otherNames: 16,
   sampleChars: 256,
 }
@@ -63,12 +70,16 @@ type Entry = {
   /** The highest-priority folded alert (the first of that priority): it names the summary. */
   top: Sample | undefined
   topRank: number
-  /** The catch-all's rule names and counts (at most otherNames); undefined for an exact entry. */
-  others: Map<string, number> | undefined
-  otherRules: number
+  /** The catch-all's rules: per rule, alerts folded and the rank of the highest kept; undefined for an exact entry. */
+  others: Map<string, RuleSeen> | undefined
+  /** Alerts the catch-all folded of rules past the minute's bound on names (not in `others`). */
+  unnamedFolded: number
 }
 
-/** An agent's rules of the current minute. */
+/** One rule in a catch-all: alerts folded, and the rank of the highest priority kept (lower is higher). */
+type RuleSeen = { folded: number; keptRank: number }
+
+/** An owner's rules of the current minute. */
 type AgentRules = { rules: number; other: Entry | undefined }
 
 type Sample = {
@@ -128,35 +139,30 @@ export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
     top: undefined,
     topRank: noRank,
     others: catchAll ? new Map() : undefined,
-    otherRules: 0,
+    unnamedFolded: 0,
   })
 
-  /** The entry of (agent, rule), or undefined when the table is full: the alert is then kept. */
-  const entryFor = (agentId: string, rule: string): Entry | undefined => {
-    const key = `${agentId}\u0000${rule}`
+  /** Rule names held by every catch-all of the minute, bounded by maxKeys. */
+  let catchAllNames = 0
+
+  /** The entry of (owner, rule), or undefined when the table is full: the alert is then kept. */
+  const entryFor = (owner: string, rule: string): Entry | undefined => {
+    const key = `${owner}\u0000${rule}`
     const entry = entries.get(key)
     if (entry !== undefined) return entry
-    let own = agents.get(agentId)
+    let own = agents.get(owner)
     if (own !== undefined && own.rules >= config.rulesPerAgent) {
-      // Past its cap: the agent's own catch-all (at most one an agent, and agents are bounded below).
+      // Past its cap: the owner's own catch-all (at most one an owner, and owners are bounded below).
       if (own.other === undefined) {
         own.other = newEntry(true)
         catchAlls++
       }
-      const other = own.other
-      const seen = other.others as Map<string, number>
-      const count = seen.get(rule)
-      if (count !== undefined) seen.set(rule, count + 1)
-      else {
-        other.otherRules++
-        if (seen.size < config.otherNames) seen.set(rule, 1)
-      }
-      return other
+      return own.other
     }
     if (entries.size >= config.maxKeys) return undefined
     if (own === undefined) {
       own = { rules: 0, other: undefined }
-      agents.set(agentId, own)
+      agents.set(owner, own)
     }
     own.rules++
     const created = newEntry(false)
@@ -180,6 +186,7 @@ export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
     entries = new Map()
     agents = new Map()
     catchAlls = 0
+    catchAllNames = 0
     if (folded === 0) return undefined
     keys.sort((a, b) => b.folded - a.folded)
     return { minute, summaries, keys, folded }
@@ -208,19 +215,26 @@ export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
         kept?.push(event)
         continue
       }
-      const entry = entryFor(event.agent.id, edge.rule)
+      const entry = entryFor(ownerOf(event), edge.rule)
       if (entry === undefined) {
         tableFull++
         kept?.push(event)
         continue
       }
       const rank = rankOf.get(edge.priority) ?? noRank
-      // Within the budget, or worse than anything kept yet for the entry this minute: kept.
-      if (entry.kept < config.perMinute || rank < entry.keptRank) {
+      // In a catch-all the priority is judged per rule, and a rule's first alert there is kept.
+      const seen = entry.others === undefined ? undefined : ruleIn(entry.others, edge.rule, rank)
+      // Within the budget, or worse than anything kept yet for the entry (or the catch-all's rule): kept.
+      if (seen === firstOfRule || entry.kept < config.perMinute || rank < (seen ?? entry).keptRank) {
         entry.kept++
         if (rank < entry.keptRank) entry.keptRank = rank
+        if (seen !== undefined && seen !== firstOfRule && rank < seen.keptRank) seen.keptRank = rank
         kept?.push(event)
         continue
+      }
+      if (entry.others !== undefined) {
+        if (seen === undefined) entry.unnamedFolded++
+        else (seen as RuleSeen).folded++
       }
       if (kept === undefined) kept = events.slice(0, i)
       if (entry.folded === 0 || event.time < entry.firstTime) entry.firstTime = event.time
@@ -236,6 +250,19 @@ export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
     return { kept: kept ?? events, folded, tableFull }
   }
 
+  /**
+   * A catch-all's record of `rule`: `firstOfRule` when the rule is new to it (noted with `rank` kept, while
+   * the minute's names last), undefined when the names are spent and the rule is not among them.
+   */
+  const ruleIn = (others: Map<string, RuleSeen>, rule: string, rank: number): RuleSeen | undefined => {
+    const seen = others.get(rule)
+    if (seen !== undefined || others.size >= config.catchAllRules || catchAllNames >= config.maxKeys)
+      return seen
+    others.set(rule, { folded: 0, keptRank: rank })
+    catchAllNames++
+    return firstOfRule
+  }
+
   const close = (now: number, force = false): ClosedMinute | undefined => {
     roll(now)
     let closed = pendingClose
@@ -248,6 +275,23 @@ export function createAgentBudget(config: AgentBudgetConfig): AgentBudget {
   }
 
   return { admit, close, size: () => entries.size + catchAlls }
+}
+
+/** What ruleIn() answers for a rule new to a catch-all: its first alert there is kept. */
+const firstOfRule: RuleSeen = Object.freeze({ folded: 0, keptRank: -1 })
+
+/**
+ * Whose budget an alert spends. An agent's, but a host agent is every container of its host, and an alert
+ * naming no one is an agent of its own (its event id): there the container (and for the latter the host)
+ * is the owner, so that one container cannot spend another's budget, and alerts naming no one cannot each
+ * open an entry.
+ */
+function ownerOf(event: NormalizedEvent): string {
+  const { agent, identity } = event
+  if (agent.resolved_by === 'host') return `${agent.id}\u0000${identity.container_id ?? ''}`
+  if (agent.resolved_by === 'unresolved')
+    return `unresolved\u0000${event.edge?.hostname ?? ''}\u0000${identity.container_id ?? ''}`
+  return agent.id
 }
 
 function merge(a: ClosedMinute, b: ClosedMinute): ClosedMinute {
@@ -300,13 +344,19 @@ function summaryEvent(
   }
   let what = `"${top.rule}"`
   if (entry.others !== undefined) {
-    const listed = [...entry.others].map(([rule, n]) => `"${rule.slice(0, ruleNameChars)}" ${n}`)
-    const unlisted = entry.otherRules - entry.others.size
-    what = `other rules (${entry.otherRules} past its cap of ${config.rulesPerAgent} rules a minute, alerts counted: ${listed.join(', ')}${unlisted > 0 ? `, and ${unlisted} more rules` : ''})`
-    outputFields['nerve.folded_other_rules'] = entry.otherRules
-    outputFields['nerve.folded_rules'] = Object.fromEntries(
-      [...entry.others].map(([rule, n]) => [rule.slice(0, ruleNameChars), n]),
-    )
+    const folded = [...entry.others].filter(([, seen]) => seen.folded > 0)
+    const listed = folded
+      .slice(0, config.otherNames)
+      .map(([rule, seen]) => [rule.slice(0, ruleNameChars), seen.folded] as const)
+    const unlisted = folded.length - listed.length
+    const parts = listed.map(([rule, n]) => `"${rule}" ${n}`)
+    if (unlisted > 0) parts.push(`${unlisted} more rules`)
+    if (entry.unnamedFolded > 0)
+      parts.push(`${entry.unnamedFolded} alerts of rules past its ${config.catchAllRules} names`)
+    what = `other rules (past its cap of ${config.rulesPerAgent} rules a minute; alerts folded: ${parts.join(', ')})`
+    outputFields['nerve.folded_other_rules'] = folded.length
+    if (entry.unnamedFolded > 0) outputFields['nerve.folded_unnamed_alerts'] = entry.unnamedFolded
+    outputFields['nerve.folded_rules'] = Object.fromEntries(listed)
   }
   const output = `Folded ${entry.folded} alerts of ${what} of agent ${top.agent.id} over the budget of ${config.perMinute} a minute, event times ${first} to ${lastTime}; the highest priority folded, ${top.priority} at ${topTime}: ${top.output}`
   const fields: EdgeFields = {
@@ -319,7 +369,7 @@ function summaryEvent(
     output_fields: outputFields,
     internal: false,
   }
-  const id = `folded-${contentHash([top.agent.id, top.rule, minute, entry.folded, entry.firstTime, entry.lastTime, entry.otherRules])}`
+  const id = `folded-${contentHash([top.agent.id, top.rule, minute, entry.folded, entry.firstTime, entry.lastTime, entry.others?.size ?? 0])}`
   return {
     id,
     side: 'edge',

@@ -34,6 +34,7 @@ function foldedLoop(): { kept: NormalizedEvent[]; summary: NormalizedEvent } {
     perMinute: 100,
     maxKeys: 100,
     rulesPerAgent: 64,
+    catchAllRules: 256,
     otherNames: 16,
     sampleChars: 256,
   })

@@ -282,7 +282,83 @@ describe('the budget table', () => {
     raw: {},
   })
 
-  const config = { perMinute: 2, maxKeys: 100, rulesPerAgent: 4, otherNames: 3, sampleChars: 64 }
+  const config = {
+    perMinute: 2,
+    maxKeys: 100,
+    rulesPerAgent: 4,
+    catchAllRules: 8,
+    otherNames: 3,
+    sampleChars: 64,
+  }
+
+  const withPriority = (
+    e: NormalizedEvent,
+    priority: EdgeFields['priority'],
+    output?: string,
+  ): NormalizedEvent => ({
+    ...e,
+    edge: { ...(e.edge as EdgeFields), priority, ...(output === undefined ? {} : { output }) },
+  })
+
+  it('budgets alerts naming no one by host and container, not one entry each', () => {
+    // review19 D: a plugin alert without pod or user is `unresolved:<event id>`, an agent of its own.
+    const budget = createAgentBudget(config)
+    const nobody = Array.from({ length: 1_000 }, (_, i) => {
+      const e = event(`unresolved:${i}`, 'Read sensitive file untrusted', i)
+      return { ...e, agent: { id: e.agent.id, resolved_by: 'unresolved' as const }, identity: {} }
+    })
+    const { kept, folded, tableFull } = budget.admit(nobody, t0)
+    expect(kept).toHaveLength(2)
+    expect(folded).toBe(998)
+    expect(tableFull).toBe(0)
+  })
+
+  it("never folds a container's alert into another container's entry on the same host", () => {
+    // review19 C: two unregistered Docker containers of one node are both `host:node-1`.
+    const budget = createAgentBudget(config)
+    const onHost = (container: string, i: number) => {
+      const e = withPriority(event('host:node-1', 'Read sensitive file untrusted', i), 'critical')
+      return {
+        ...e,
+        agent: { id: 'host:node-1', resolved_by: 'host' as const },
+        identity: { host: 'node-1', container_id: container },
+      }
+    }
+    const flood = Array.from({ length: 101 }, (_, i) => onHost('aaaaaaaaaaaa', i))
+    expect(budget.admit(flood, t0).folded).toBe(99)
+    const neighbour = onHost('bbbbbbbbbbbb', 200)
+    expect(budget.admit([neighbour], t0)).toEqual({ kept: [neighbour], folded: 0, tableFull: 0 })
+  })
+
+  it("keeps the first alert of each rule past an agent's cap, and a later one that outranks it", () => {
+    // review19 B: 4 junk rules spend the agent's own entries, a junk rule spends the catch-all's budget
+    // with a Critical first; the real Critical of another rule must still reach the bus.
+    const budget = createAgentBudget(config)
+    const own = ['junk-0', 'junk-1', 'junk-2', 'junk-3'].map((rule, i) => event('data-cleaner', rule, i))
+    const decoy = [
+      withPriority(event('data-cleaner', 'junk-catch-all', 10), 'critical', 'cat /tmp/decoy'),
+      event('data-cleaner', 'junk-catch-all', 11),
+      withPriority(event('data-cleaner', 'junk-catch-all', 12), 'critical', 'cat /tmp/decoy-2'),
+    ]
+    const real = withPriority(
+      event('data-cleaner', 'Read sensitive file untrusted', 20),
+      'critical',
+      'cat /etc/shadow',
+    )
+    const { kept } = budget.admit([...own, ...decoy, real], t0)
+    expect(kept).toContain(real)
+    expect(kept).not.toContain(decoy[2])
+    const worse = withPriority(event('data-cleaner', 'Read sensitive file untrusted', 21), 'emergency')
+    expect(
+      budget.admit([event('data-cleaner', 'Read sensitive file untrusted', 22), worse], t0).kept,
+    ).toEqual([worse])
+    // The catch-all's counts are of folded alerts only (review19 E).
+    const [summary] = budget.close(t0 + 60_000)?.summaries ?? []
+    expect(summary?.edge?.output_fields).toMatchObject({
+      'nerve.folded_count': 2,
+      'nerve.folded_rules': { 'junk-catch-all': 1, 'Read sensitive file untrusted': 1 },
+    })
+  })
 
   it('stays bounded under many distinct agents: past the bound alerts are kept and counted, never folded', () => {
     const budget = createAgentBudget(config)
@@ -323,14 +399,15 @@ describe('the budget table', () => {
     expect(closed?.keys).toEqual([{ agent: 'data-cleaner', rule: 'other rules', folded: 30_000 - 164 }])
     const [summary] = closed?.summaries ?? []
     expect(summary?.agent.id).toBe('data-cleaner')
+    // Past the cap, the catch-all keeps the first alert of its first 8 rule names, then its budget of 100:
+    // every later rule past its names folds, counted as such.
     expect(summary?.edge?.output_fields).toMatchObject({
       'nerve.folded_count': 30_000 - 164,
-      // Every rule past the cap counts, the first 100 alerts of them kept by the catch-all's budget.
-      'nerve.folded_other_rules': 30_000 - 64,
-      'nerve.folded_rules': { 'junk-64': 1, 'junk-65': 1, 'junk-66': 1 },
+      'nerve.folded_other_rules': 0,
+      'nerve.folded_unnamed_alerts': 30_000 - 164,
     })
     expect(summary?.edge?.output).toMatch(
-      /^Folded 29836 alerts of other rules \(29936 past its cap of 64 rules a minute, alerts counted: "junk-64" 1, "junk-65" 1, "junk-66" 1, and 29933 more rules\) of agent data-cleaner /,
+      /^Folded 29836 alerts of other rules \(past its cap of 64 rules a minute; alerts folded: 29836 alerts of rules past its 8 names\) of agent data-cleaner /,
     )
   })
 
@@ -388,7 +465,7 @@ describe('a full budget table', () => {
     const rt = createTestRuntime({ level: 'info' })
     let now = t0
     const fold = createFoldOverBudget(
-      { perMinute: 1, maxKeys: 10, rulesPerAgent: 4, otherNames: 3, sampleChars: 64 },
+      { perMinute: 1, maxKeys: 10, rulesPerAgent: 4, catchAllRules: 8, otherNames: 3, sampleChars: 64 },
       {
         publisher: { publish: async () => {} } as unknown as DecodedPublisher,
         log: rt.log,
