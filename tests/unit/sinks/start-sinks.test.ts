@@ -169,6 +169,20 @@ describe('startSinks', () => {
     }
     const rt = createTestRuntime()
     const bus = createMemoryBus()
+    // The store's handler is told apart by its group: what it was handed is what is in flight at close.
+    const handed = new Set<string>()
+    const subscribe = bus.subscribe.bind(bus)
+    bus.subscribe = (topic, group, handle, options) =>
+      subscribe(
+        topic,
+        group,
+        async (batch) => {
+          if (topic === correlationsTopic && group === 'nerve-store')
+            for (const r of batch) handed.add((r.value as { id: string }).id)
+          await handle(batch)
+        },
+        options,
+      )
     const sinks = await startSinks(config, { bus, log: rt.log, metrics: rt.metrics, now: Date.now })
     const server = createHttpServer(config.http, { log: rt.log, metrics: rt.metrics, ingestToken: 't' })
     server.addRoutes(sinks.routes)
@@ -177,8 +191,10 @@ describe('startSinks', () => {
     await bus.publish(correlationsTopic, [{ key: first.agent.id, value: first }])
     // An idle writer commits at once; the next batch waits for the interval, its handler still in flight.
     await waitFor(async () => (await count()) === 1, { what: 'the first correlation stored' })
-    // (store-writer-thread.test.ts shows that such a batch waits for the interval.)
+    // (store-writer-thread.test.ts shows that such a batch waits for the interval.) A batch the bus has
+    // not handed over yet at close stays on the bus: the claim is about the one in flight.
     await bus.publish(correlationsTopic, [{ key: second.agent.id, value: second }])
+    await waitFor(() => handed.has(second.id), { what: 'the second correlation handed to the store' })
     expect(await count()).toBe(1)
     // SIGTERM: the consumers finish their batches in flight, which must not wait out the interval: a close
     // that waited for it would outlast the test's timeout (20 s).
