@@ -381,15 +381,9 @@ function summaryEvent(
     agent: top.agent,
     identity: top.identity,
     edge: fields,
-    raw: {
-      time: lastTime,
-      rule: top.rule,
-      priority: top.priority,
-      source: 'nerve',
-      hostname: top.hostname,
-      tags: [...foldedTags],
-      output,
-      output_fields: outputFields,
-    },
+    // The summary as a Falco alert would carry it: its fields, dated, without nerve's own flag.
+    raw: { time: lastTime, ...alertOf(fields) },
   }
 }
+
+const alertOf = ({ internal: _, ...alert }: EdgeFields) => alert

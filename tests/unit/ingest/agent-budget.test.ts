@@ -258,30 +258,31 @@ describe('the per-agent edge budget', () => {
   })
 })
 
-describe('the budget table', () => {
-  const event = (agent: string, rule: string, i: number): NormalizedEvent => ({
-    id: `${agent}-${rule}-${i}`,
-    side: 'edge',
-    time: t0 + i,
-    time_ns: 0,
-    time_original: new Date(t0 + i).toISOString(),
-    received_at: t0,
-    via: 'falcosidekick',
-    agent: { id: agent, resolved_by: 'workload' },
-    identity: { k8s_namespace: 'agents', k8s_pod: agent },
-    edge: {
-      rule,
-      priority: 'warning',
-      source: 'syscall',
-      hostname: 'ip-10-0-1-23.ec2.internal',
-      tags: [],
-      output: `cat /etc/shadow-${i}`,
-      output_fields: {},
-      internal: false,
-    },
-    raw: {},
-  })
+/** The i-th alert of `rule` by `agent` (a workload), as the budget sees it. */
+const event = (agent: string, rule: string, i: number): NormalizedEvent => ({
+  id: `${agent}-${rule}-${i}`,
+  side: 'edge',
+  time: t0 + i,
+  time_ns: 0,
+  time_original: new Date(t0 + i).toISOString(),
+  received_at: t0,
+  via: 'falcosidekick',
+  agent: { id: agent, resolved_by: 'workload' },
+  identity: { k8s_namespace: 'agents', k8s_pod: agent },
+  edge: {
+    rule,
+    priority: 'warning',
+    source: 'syscall',
+    hostname: 'ip-10-0-1-23.ec2.internal',
+    tags: [],
+    output: `cat /etc/shadow-${i}`,
+    output_fields: {},
+    internal: false,
+  },
+  raw: {},
+})
 
+describe('the budget table', () => {
   const config = {
     perMinute: 2,
     maxKeys: 100,
@@ -495,27 +496,4 @@ describe('a full budget table', () => {
 })
 
 /** The i-th shadow read of `agent`, as the budget sees it. */
-function shadowEvent(agent: string, i: number): NormalizedEvent {
-  return {
-    id: `${agent}-${i}`,
-    side: 'edge',
-    time: t0 + i,
-    time_ns: 0,
-    time_original: new Date(t0 + i).toISOString(),
-    received_at: t0,
-    via: 'falcosidekick',
-    agent: { id: agent, resolved_by: 'workload' },
-    identity: { k8s_namespace: 'agents', k8s_pod: agent },
-    edge: {
-      rule: 'Read sensitive file untrusted',
-      priority: 'warning',
-      source: 'syscall',
-      hostname: 'ip-10-0-1-23.ec2.internal',
-      tags: [],
-      output: `cat /etc/shadow-${i}`,
-      output_fields: {},
-      internal: false,
-    },
-    raw: {},
-  }
-}
+const shadowEvent = (agent: string, i: number) => event(agent, 'Read sensitive file untrusted', i)
