@@ -12,7 +12,7 @@
 import { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
-import { NerveError } from '../runtime/errors.ts'
+import { isNerveError, NerveError } from '../runtime/errors.ts'
 import { gunzipChunkBytes } from './read-replay-files.ts'
 import { inWindow, type TimeWindow } from './replay-file-time.ts'
 import { s3Failure } from './s3-failure.ts'
@@ -99,6 +99,18 @@ function waitBudget(path: string, waitMs: number) {
   }
 }
 
+/**
+ * A GetObject that S3 refuses for this one object (403: an SSE-KMS key the credentials may not use, an
+ * archived object, a bucket policy on its key) or no longer has (404: gone since the listing) is a file
+ * whose bytes are unusable (INPUT_INVALID), rejected alone as a truncated .gz is: whoever may write into
+ * the trail's bucket (the watched agent, if its role lets it) could otherwise plant one such object under
+ * the prefix and stop the whole backtest. Credentials refused, S3 failing or out of reach still end it.
+ */
+function objectFailure(err: unknown): unknown {
+  if (!isNerveError(err) || (err.code !== 'FORBIDDEN' && err.code !== 'NOT_FOUND')) return err
+  return new NerveError('INPUT_INVALID', err.message, { cause: err })
+}
+
 /** The object's bytes, gunzipped when they start with gzip's magic bytes. */
 export async function openS3Object(s3: S3Client, path: string, waitMs = s3WaitMs): Promise<Readable> {
   const { bucket, prefix: key } = parseS3Url(path)
@@ -108,7 +120,7 @@ export async function openS3Object(s3: S3Client, path: string, waitMs = s3WaitMs
     s3
       .send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: request.signal })
       .catch((err: unknown) => {
-        throw s3Failure(err, path, 'GetObject')
+        throw objectFailure(s3Failure(err, path, 'GetObject'))
       }),
     () => request.abort(),
   )

@@ -43,8 +43,13 @@ export type AwsStandIn = {
     body: Uint8Array | string,
     opts?: { chunked?: boolean; stall?: 'request' | number },
   ): void
-  /** The next `count` requests for this action answer with this error instead. */
-  failNext(action: string, error: { status: number; code: string; message?: string }, count?: number): void
+  /** The next `count` requests for this action (on this object key only, when given) answer with this error instead. */
+  failNext(
+    action: string,
+    error: { status: number; code: string; message?: string },
+    count?: number,
+    key?: string,
+  ): void
   requests: StandInRequest[]
   close(): Promise<void>
 }
@@ -95,7 +100,10 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
   const chunked = new Set<string>()
   /** "bucket/key" of objects whose GetObject stalls, and where. */
   const stalls = new Map<string, 'request' | number>()
-  const faults = new Map<string, { status: number; code: string; message?: string; left: number }>()
+  const faults = new Map<
+    string,
+    { status: number; code: string; message?: string; left: number; key: string | undefined }
+  >()
   const requests: StandInRequest[] = []
   let url = ''
 
@@ -107,9 +115,9 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
   const wake = (name: string) => {
     for (const w of waiters.get(name) ?? []) w()
   }
-  const takeFault = (action: string) => {
+  const takeFault = (action: string, key?: string) => {
     const fault = faults.get(action)
-    if (!fault) return undefined
+    if (!fault || (fault.key !== undefined && fault.key !== key)) return undefined
     fault.left -= 1
     if (fault.left <= 0) faults.delete(action)
     return fault
@@ -264,7 +272,7 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
     const action = key ? 'GetObject' : 'ListObjectsV2'
     requests.push({ service: 's3', action, path: req.url ?? '/' })
     await readBody(req)
-    const fault = takeFault(action)
+    const fault = takeFault(action, key)
     if (fault) return s3Error(res, fault.status, fault.code, fault.message ?? 'Injected fault.')
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return s3Error(res, 405, 'MethodNotAllowed', 'The stand-in serves GET only.')
@@ -343,8 +351,8 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
       if (opts.stall !== undefined) stalls.set(`${bucket}/${key}`, opts.stall)
       else stalls.delete(`${bucket}/${key}`)
     },
-    failNext: (action, error, count = 1) => {
-      faults.set(action, { ...error, left: count })
+    failNext: (action, error, count = 1, key = undefined) => {
+      faults.set(action, { ...error, left: count, key })
     },
     close: async () => {
       server.closeAllConnections()

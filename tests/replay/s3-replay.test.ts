@@ -53,6 +53,21 @@ async function failedReplay(args: string[], env: Record<string, string> = awsEnv
   )
 }
 
+/** A replay that may exit non-zero (3: files rejected): its exit code, stdout and stderr. */
+async function exitedReplay(args: string[]) {
+  return run(process.execPath, [join(root, 'bin/nerve.mjs'), 'replay', '--config', config, ...args], {
+    maxBuffer: 64 << 20,
+    env: { PATH: process.env.PATH, ...awsEnv() },
+  }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (err: { code: number; stdout: string; stderr: string }) => ({
+      code: err.code,
+      stdout: err.stdout,
+      stderr: err.stderr,
+    }),
+  )
+}
+
 beforeAll(async () => {
   standIn = await startAwsStandIn()
   // 72 hours from 2026-11-01: three days of the org trail's region folder, and the Falco alerts beside it.
@@ -169,18 +184,6 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
       })
     })
 
-    it('an object refused (403), naming its key, with and without decoding threads', async () => {
-      const key = 'denied/123456789012_CloudTrail_us-west-2_20261101T0000Z_denied.json.gz'
-      standIn.putObject('org-trail', key, readFileSync(files.find((f) => f.endsWith('.json.gz')) as string))
-      for (const threads of ['0', '2']) {
-        standIn.failNext('GetObject', { status: 403, code: 'AccessDenied', message: 'Access Denied' })
-        expect(await failedReplay(['--threads', threads, 's3://org-trail/denied/'])).toEqual({
-          code: 1,
-          stderr: `nerve replay: s3://org-trail/${key}: S3 refused GetObject (AccessDenied, HTTP 403: Access Denied); the credentials need s3:GetObject on the object, and kms:Decrypt on its key when the trail is SSE-KMS encrypted.\n`,
-        })
-      }
-    })
-
     it('three 500s in a row, after the SDK retried', async () => {
       standIn.failNext('ListObjectsV2', { status: 500, code: 'InternalError', message: 'internal' }, 3)
       expect(await failedReplay([trailPrefix])).toEqual({
@@ -213,6 +216,47 @@ describe('nerve replay s3://', { timeout: 120_000 }, () => {
         code: 1,
         stderr: `nerve replay: ${trailPrefix}: no AWS credentials were found for ListObjectsV2 (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role).\n`,
       })
+    })
+  })
+
+  describe('an object S3 refuses or no longer has: rejected alone, the others replayed, exit 3', () => {
+    // The watched agent, if its role may write into the trail's bucket, plants an object under the
+    // prefix encrypted with a KMS key nerve may not use: S3 answers 403 for that object alone.
+    const planted = 'refused/123456789012_CloudTrail_us-west-2_20261101T0000Z_planted.json.gz'
+    const good = 'refused/123456789012_CloudTrail_us-east-1_20261101T0500Z_good.json.gz'
+    const refusal = `nerve replay: s3://org-trail/${planted}: S3 refused GetObject (AccessDenied, HTTP 403: Access Denied); the credentials need s3:GetObject on the object, and kms:Decrypt on its key when the trail is SSE-KMS encrypted.`
+
+    it("a 403 on one object: its line, the other files' correlations (the same as without it), with and without decoding threads", async () => {
+      const trail = readFileSync(files.find((f) => f.endsWith('.json.gz')) as string)
+      standIn.putObject('org-trail', good, trail)
+      const alone = await replay(['s3://org-trail/refused/'])
+      standIn.putObject('org-trail', planted, trail)
+      for (const threads of ['0', '2']) {
+        standIn.failNext(
+          'GetObject',
+          { status: 403, code: 'AccessDenied', message: 'Access Denied' },
+          1,
+          planted,
+        )
+        const run = await exitedReplay(['--threads', threads, 's3://org-trail/refused/'])
+        expect(run.code).toBe(3)
+        expect(run.stderr).toContain(`${refusal} The file is rejected: none of its records is used.\n`)
+        expect(run.stdout).toBe(alone.stdout)
+        expect(JSON.parse(run.stderr.trim().split('\n').at(-1) as string)).toMatchObject({
+          files_rejected: 1,
+        })
+      }
+    })
+
+    it('--strict stops at it, with its line and exit 1', async () => {
+      standIn.failNext(
+        'GetObject',
+        { status: 403, code: 'AccessDenied', message: 'Access Denied' },
+        1,
+        planted,
+      )
+      const run = await failedReplay(['--strict', 's3://org-trail/refused/'])
+      expect(run).toEqual({ code: 1, stderr: `${refusal}\n` })
     })
   })
 
