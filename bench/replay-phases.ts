@@ -1,12 +1,15 @@
 // Where a `nerve replay --order time` child spends its wall clock and CPU, phase by phase, from outside
 // (/proc, sampled every `everyMs` while it runs). The first phase (start-up and decode) ends, at the
-// latest, when the first correlation bytes reach the output file (the merge writes them in 64 KiB blocks,
-// the first within its first few thousand events); the merge phase runs from there to the end. Each
+// latest, when the first correlation bytes reach the output (the merge writes them in 64 KiB blocks, the
+// first within its first few thousand events); the merge phase runs from there to the end. `--out FILE`
+// is written as `.FILE.PID.partial` beside it and renamed only once whole (runtime/output-file.ts), so
+// that is the file watched: FILE itself appears at the very end. Each
 // thread's CPU (user + sys) is read from /proc/<pid>/task/<tid>/stat, the main thread apart: Node.js 20
 // names every thread of the process `node`, so the others (decoding threads, V8's platform threads,
 // libuv's pool) are told apart by thread id only, the busiest first. A thread that ends between two
 // samples loses at most `everyMs` of its CPU.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 
 const tickMs = 10 // USER_HZ is 100 on Linux
 
@@ -46,7 +49,19 @@ type Phase = { wallMs: number; main: number; others: number[] }
 
 export type ReplayPhases = { decode?: Phase; merge?: Phase }
 
-/** Samples `pid`'s threads until stop() is called; `output` is the replay's --out file. */
+/** Bytes written so far to `path` (0 when it does not exist). */
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size
+  } catch {
+    return 0
+  }
+}
+
+/**
+ * Samples `pid`'s threads until stop() is called; `output` is the replay's --out file. merging() says
+ * whether the merge has been seen to start.
+ */
 export function samplePhases(pid: number, output: string, everyMs = 250) {
   const started = performance.now()
   let node: number | undefined
@@ -57,11 +72,10 @@ export function samplePhases(pid: number, output: string, everyMs = 250) {
     if (node === undefined) return
     // Threads that ended keep their last reading.
     for (const [tid, ms] of threadCpu(node)) last.set(tid, ms)
-    let size = 0
-    try {
-      size = statSync(output).size
-    } catch {}
-    if (atMerge === undefined && size > 0) atMerge = { ms: performance.now() - started, cpu: new Map(last) }
+    if (atMerge !== undefined) return
+    const partial = join(dirname(output), `.${basename(output)}.${node}.partial`)
+    if (sizeOf(partial) > 0 || sizeOf(output) > 0)
+      atMerge = { ms: performance.now() - started, cpu: new Map(last) }
   }, everyMs)
   const phase = (wallMs: number, from: Map<string, number>, to: Map<string, number>): Phase => {
     const main = String(node)
@@ -70,6 +84,7 @@ export function samplePhases(pid: number, output: string, everyMs = 250) {
     return { wallMs, main: (to.get(main) ?? 0) - (from.get(main) ?? 0), others: others.sort((a, b) => b - a) }
   }
   return {
+    merging: () => atMerge !== undefined,
     stop(): ReplayPhases {
       clearInterval(timer)
       const ms = performance.now() - started
