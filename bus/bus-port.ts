@@ -225,9 +225,13 @@ export function createPortBus(
     { topic: string; handle: (batch: never[]) => Promise<Handled>; options: SubscribeOptions }
   >()
   let reader: RecordReader | undefined
-  const readRange = (topic: string, m: Extract<Call, { t: 'deliverRange' }>): DeliveredRecord<unknown>[] => {
+  const readRange = (
+    topic: string,
+    m: Extract<Call, { t: 'deliverRange' }>,
+    withoutRaw: boolean | undefined,
+  ): DeliveredRecord<unknown>[] => {
     reader ??= openRecordReader(portOptions.recordsFile as string)
-    return reader.read(topic, m.partition, m.from, m.to).map((r) => ({
+    return reader.read(topic, m.partition, m.from, m.to, { withoutRaw }).map((r) => ({
       key: r.key,
       value: parseStoredRecord(r.value),
       partition: m.partition,
@@ -273,7 +277,7 @@ export function createPortBus(
       if (m.t === 'deliverRange') {
         let batch: DeliveredRecord<unknown>[]
         try {
-          batch = readRange(target.topic, m)
+          batch = readRange(target.topic, m, target.options.withoutRaw)
         } catch (err) {
           return port.postMessage(failureOf(m.id, storageError(err, 'reading')))
         }

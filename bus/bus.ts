@@ -15,7 +15,17 @@ export type BusRecord<T> = {
    * same members in the same order), with no newline. Never set on delivered records.
    */
   text?: string
+  /**
+   * Where `raw`'s JSON value lies in `text`, when the publisher wrote `text` around a value of its own
+   * (ingest: a CloudTrail event around its record's text): counted by the writer, never searched for in
+   * the text. A bus may keep it beside the record, for a reader that does not read `raw`
+   * (SubscribeOptions.withoutRaw). Never set on delivered records.
+   */
+  rawSpan?: RawSpan
 }
+
+/** Characters [start, end) of a record's JSON text: its `raw` member's value. */
+export type RawSpan = { readonly start: number; readonly end: number }
 
 /** What a handler sees: the record plus where it came from (for state checkpoints and logs). */
 export type DeliveredRecord<T> = BusRecord<T> & { partition: number; offset: number }
@@ -91,6 +101,12 @@ export type SubscribeOptions = {
    * delivers as `encoded` says.
    */
   unread?: boolean
+  /**
+   * The handler never reads an event's `raw`: a bus may hand `raw` as null, for the records whose writer
+   * said where it lies in their text (BusRecord.rawSpan), and skip parsing it. Only the embedded bus's
+   * file read from a worker thread honours it (bus-port.ts); elsewhere records come whole.
+   */
+  withoutRaw?: boolean
 }
 
 /**

@@ -101,6 +101,8 @@ export function createEmbeddedBus(
         offset: 0,
         key: record.key,
         value,
+        // Only with the text it describes (a record serialized here has none).
+        rawSpan: record.text === undefined ? undefined : record.rawSpan,
       }
     })
     return groupCommit.append(t, rows, values, bytes)

@@ -9,6 +9,9 @@ import { storageError } from './storage-error.ts'
 // Schema 3: an edge event's record may hold null where its alert's output is (bus/record-json.ts). A nerve of
 // schema 2 reads its file's records as stored and would see those events without their output: it refuses
 // the file instead ("written by a newer nerve"). Nothing in the tables changed, so 2 opens as 3.
+// The segments' `raws` column (embedded-segments.ts) is added to a file without it and stays schema 3: a
+// nerve that predates it writes null there and reads its records as they are, and spans it left behind a
+// trim are not used.
 const schemaVersion = 3
 const schema = `
 CREATE TABLE IF NOT EXISTS topics (
@@ -19,11 +22,12 @@ CREATE TABLE IF NOT EXISTS partitions (
   topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, offset_floor INTEGER NOT NULL,
   PRIMARY KEY (topic_id, partition)) WITHOUT ROWID;
 -- Records first_offset..last_offset of a partition: keys a JSON array, vals their JSON texts joined by
--- newlines (one text when count = 1), all published (written) at published_at.
+-- newlines (one text when count = 1), all published (written) at published_at; raws where each one's
+-- raw lies (embedded-segments.ts), or null.
 CREATE TABLE IF NOT EXISTS segments (
   topic_id INTEGER NOT NULL, partition INTEGER NOT NULL, last_offset INTEGER NOT NULL,
   first_offset INTEGER NOT NULL, keys TEXT NOT NULL, vals TEXT NOT NULL, published_at INTEGER NOT NULL,
-  PRIMARY KEY (topic_id, partition, last_offset));
+  raws TEXT, PRIMARY KEY (topic_id, partition, last_offset));
 CREATE TABLE IF NOT EXISTS group_offsets (
   group_name TEXT NOT NULL, topic_id INTEGER NOT NULL, partition INTEGER NOT NULL,
   next_offset INTEGER NOT NULL, PRIMARY KEY (group_name, topic_id, partition)) WITHOUT ROWID;
@@ -42,6 +46,8 @@ function prepareDatabase(db: Database.Database, file: string, maxBytes: number |
   const perRecord = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'").get()
   db.exec(`BEGIN IMMEDIATE; ${schema}`)
   try {
+    const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('segments')").all()
+    if (!columns.some((c) => c.name === 'raws')) db.exec('ALTER TABLE segments ADD COLUMN raws TEXT')
     if (perRecord) {
       const chunkEnd = db.prepare<[], { top: number | null }>(
         'SELECT max(rowid) AS top FROM (SELECT rowid FROM records ORDER BY rowid LIMIT 1000)',

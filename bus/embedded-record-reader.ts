@@ -1,12 +1,30 @@
 // Reads the embedded bus's file from another thread: for a stage on a worker thread (the store writer) that
 // reads its records itself rather than receive them through the thread that writes the file.
 import Database from 'better-sqlite3'
-import { type SegmentRow, segmentRecords, segmentsInRangeSql, splitSegment } from './embedded-segments.ts'
+import {
+  type SegmentRow,
+  segmentRawSpans,
+  segmentRecords,
+  segmentsInRangeSql,
+  splitSegment,
+  withoutRaw,
+} from './embedded-segments.ts'
 import type { StoredRecord } from './embedded-storage.ts'
 
 export type RecordReader = {
-  /** Records [from, to) of a topic's partition that are on disk, in order (none when the topic is unknown). */
-  read(topic: string, partition: number, from: number, to: number): StoredRecord[]
+  /**
+   * Records [from, to) of a topic's partition that are on disk, in order (none when the topic is unknown).
+   * `options.withoutRaw`: each record whose writer said where its `raw` lies (BusRecord.rawSpan) with null
+   * there, for a reader that does not read it; the others (and every record of a segment written without
+   * the spans) whole.
+   */
+  read(
+    topic: string,
+    partition: number,
+    from: number,
+    to: number,
+    options?: { withoutRaw?: boolean },
+  ): StoredRecord[]
   close(): void
 }
 
@@ -21,7 +39,7 @@ export function openRecordReader(file: string): RecordReader {
   const from = db.prepare<[number, number, number, number, number], SegmentRow>(segmentsInRangeSql)
   const ids = new Map<string, number>()
   return {
-    read: (topic, partition, fromOffset, to) => {
+    read: (topic, partition, fromOffset, to, options) => {
       let id = ids.get(topic)
       if (id === undefined) {
         id = topicId.get(topic)?.id
@@ -31,10 +49,17 @@ export function openRecordReader(file: string): RecordReader {
       const records: StoredRecord[] = []
       for (const segment of from.iterate(id, partition, fromOffset, to - 1 + segmentRecords, to)) {
         const { keys, vals } = splitSegment(segment)
+        const spans = options?.withoutRaw ? segmentRawSpans(segment) : undefined
         const first = segment.first_offset
         const last = Math.min(segment.last_offset, to - 1)
-        for (let offset = Math.max(fromOffset, first); offset <= last; offset++)
-          records.push({ offset, key: keys[offset - first] as string, value: vals[offset - first] as string })
+        for (let offset = Math.max(fromOffset, first); offset <= last; offset++) {
+          const i = offset - first
+          const text = vals[i] as string
+          const value = spans
+            ? withoutRaw(text, spans[1 + 2 * i] as number, spans[2 + 2 * i] as number)
+            : text
+          records.push({ offset, key: keys[i] as string, value })
+        }
       }
       return records
     },

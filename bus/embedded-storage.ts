@@ -5,18 +5,31 @@
 import { mkdirSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { NerveError } from '../runtime/errors.ts'
+import type { RawSpan } from './bus.ts'
 import { openBusFile } from './embedded-file.ts'
 import {
+  addRawSpan,
   firstPublishedSinceSql,
   type OpenSegment,
+  rawsColumn,
   type SegmentRow,
+  segmentRawSpans,
   segmentRecords,
   splitSegment,
+  trimmedRaws,
 } from './embedded-segments.ts'
 
 export type StoredTopic = { id: number; name: string; partitions: number }
 export type StoredRecord = { offset: number; key: string; value: string }
-export type AppendRow = { topicId: number; partition: number; offset: number; key: string; value: string }
+export type AppendRow = {
+  topicId: number
+  partition: number
+  offset: number
+  key: string
+  value: string
+  /** Where `raw`'s value lies in `value`, when its writer said (BusRecord.rawSpan). */
+  rawSpan?: RawSpan
+}
 export type CommitRow = { group: string; topicId: number; partition: number; nextOffset: number }
 /** A group's position as it was before a write: `nextOffset` undefined when the write created it. */
 export type PriorPosition = Omit<CommitRow, 'nextOffset'> & { nextOffset: number | undefined }
@@ -105,17 +118,17 @@ export function openEmbeddedStorage(
     low: db.prepare<[number, number], { low: number }>(
       'SELECT first_offset AS low FROM segments WHERE topic_id = ? AND partition = ? ORDER BY last_offset LIMIT 1',
     ),
-    insert: db.prepare<[number, number, number, number, string, string, number]>(
-      `INSERT INTO segments (topic_id, partition, last_offset, first_offset, keys, vals, published_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    insert: db.prepare<[number, number, number, number, string, string, string | null, number]>(
+      `INSERT INTO segments (topic_id, partition, last_offset, first_offset, keys, vals, raws, published_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     /** The segments holding offsets from the given one on, in order. */
     from: db.prepare<[number, number, number], SegmentRow>(
-      `SELECT first_offset, last_offset, keys, vals FROM segments
+      `SELECT first_offset, last_offset, keys, vals, raws FROM segments
        WHERE topic_id = ? AND partition = ? AND last_offset >= ? ORDER BY last_offset`,
     ),
-    trim: db.prepare<[number, string, string, number, number, number]>(
-      `UPDATE segments SET first_offset = ?, keys = ?, vals = ?
+    trim: db.prepare<[number, string, string, string | null, number, number, number]>(
+      `UPDATE segments SET first_offset = ?, keys = ?, vals = ?, raws = ?
        WHERE topic_id = ? AND partition = ? AND last_offset = ?`,
     ),
     committed: db.prepare<[string, number], { partition: number; next_offset: number }>(
@@ -160,6 +173,7 @@ export function openEmbeddedStorage(
       open.first,
       JSON.stringify(open.keys),
       open.vals.join('\n'),
+      rawsColumn(open),
       at,
     )
 
@@ -179,17 +193,20 @@ export function openEmbeddedStorage(
         segment.last = r.offset
         segment.keys.push(r.key)
         segment.vals.push(r.value)
+        addRawSpan(segment, r.rawSpan)
         continue
       }
       if (segment) insertSegment(segment.topicId, segment.partition, segment, at)
-      open.set(where, {
+      const opened: OpenSegment & { topicId: number; partition: number } = {
         topicId: r.topicId,
         partition: r.partition,
         first: r.offset,
         last: r.offset,
         keys: [r.key],
         vals: [r.value],
-      })
+      }
+      addRawSpan(opened, r.rawSpan)
+      open.set(where, opened)
     }
     for (const segment of open.values()) insertSegment(segment.topicId, segment.partition, segment, at)
     const prior: PriorPosition[] = []
@@ -245,6 +262,7 @@ export function openEmbeddedStorage(
         offset,
         JSON.stringify(keys.slice(cut)),
         vals.slice(cut).join('\n'),
+        trimmedRaws(segmentRawSpans(straddling), offset, cut),
         topicId,
         partition,
         straddling.last_offset,

@@ -267,6 +267,10 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
   }
 
   const subscription = await deps.bus.subscribe(eventsTopic, correlateGroup, handle, {
+    // The correlator reads no event's `raw` (what a call revokes is core.revokes): a CloudTrail event's
+    // record is then parsed without it (about half its text), and a late event of such a record is
+    // published with raw null (the late-events store drops it anyway).
+    withoutRaw: true,
     onAssign: async (assigned) => {
       for (const partition of assigned) if (!partitions.has(partition)) await load(partition)
     },

@@ -6,6 +6,10 @@
 // alert's output fields again, so `raw` is a smaller share of its JSON, and the checks and the copy below
 // cost about what they save (measured, docs/performance.md).
 //
+// The record says where the text lies in it (rawSpan): nerve's own count of what it wrote, never searched
+// for in the text, so that a reader that does not need `raw` (the correlate thread) can parse the record
+// without it.
+//
 // The text is written as is only when that holds and the bus can carry it; otherwise undefined (the bus
 // serializes the event as before):
 // - no newline: the embedded bus joins a segment's records with newlines (JSON.stringify never writes one;
@@ -14,10 +18,17 @@
 //   would store as U+FFFD;
 // - no number that JSON.stringify writes as something else: -0 (written 0) and ±Infinity (a literal past
 //   1.8e308, written null); every other number reads back the same from either text.
+import type { RawSpan } from '../bus/bus.ts'
 import type { NormalizedEvent } from '../schemas/types.ts'
 
+/** A core event's record: its JSON text, `rawText` the value of its `raw` at `rawSpan`. */
+export type EventRecordText = { text: string; rawSpan: RawSpan }
+
 /** A core event's JSON text with `rawText` as its `raw`, or undefined when it must be serialized whole. */
-export function eventRecordJson(event: NormalizedEvent, rawText: string | undefined): string | undefined {
+export function eventRecordJson(
+  event: NormalizedEvent,
+  rawText: string | undefined,
+): EventRecordText | undefined {
   if (rawText === undefined || event.edge !== undefined) return undefined
   if (rawText.includes('\n') || !isWellFormed(rawText) || holdsChangedNumber(event.raw, 0)) return undefined
   const json = JSON.stringify({ ...event, raw: null })
@@ -28,7 +39,11 @@ export function eventRecordJson(event: NormalizedEvent, rawText: string | undefi
   if (at === -1) return undefined
   // One flat string of its own: `+` would make a rope holding `rawText`, often a slice of the whole request
   // body, which the bus's recent records would then keep alive with every record it retains.
-  return [json.slice(0, at + 6), rawText, json.slice(at + 10)].join('')
+  const start = at + 6
+  return {
+    text: [json.slice(0, start), rawText, json.slice(at + 10)].join(''),
+    rawSpan: { start, end: start + rawText.length },
+  }
 }
 
 /**

@@ -142,10 +142,10 @@ export function createDecodedPublisher(
 function eventRecords(decoded: Decoded): BusRecord<NormalizedEvent>[] {
   const texts = decoded.rawTexts
   return decoded.events.map((event, i) => {
-    const text = texts === undefined ? undefined : eventRecordJson(event, texts[i])
-    return text === undefined
+    const record = texts === undefined ? undefined : eventRecordJson(event, texts[i])
+    return record === undefined
       ? { key: event.agent.id, value: event }
-      : { key: event.agent.id, value: event, text }
+      : { key: event.agent.id, value: event, text: record.text, rawSpan: record.rawSpan }
   })
 }
 

@@ -32,17 +32,24 @@ async function decodeBody(kind: 'falco' | 'cloudtrail', body: string): Promise<D
 // decode() over splitJsonItems, as decodeInParts does for a body under its part size.
 const splitForTest = (body: string) => splitJsonItems(body, { ...limits, texts: true })
 
-/** The record as the bus writes it (the spliced text, else JSON.stringify), checked against the event. */
+/**
+ * The record as the bus writes it (the spliced text, else JSON.stringify), checked against the event, and
+ * its span against the raw text: the text with null there is the event without its raw.
+ */
 function expectSameRecord(event: NormalizedEvent, rawText: string | undefined): string | undefined {
   const record = eventRecordJson(event, rawText)
   if (record === undefined) return undefined
+  const { text, rawSpan } = record
   const expected = JSON.parse(JSON.stringify(event))
-  const parsed = JSON.parse(record)
+  const parsed = JSON.parse(text)
   expect(parsed).toStrictEqual(expected)
   // Same members in the same order, all the way down.
   expect(JSON.stringify(parsed)).toBe(JSON.stringify(event))
-  expect(record).not.toContain('\n')
-  return record
+  expect(text).not.toContain('\n')
+  expect(text.slice(rawSpan.start, rawSpan.end)).toBe(rawText)
+  const withoutRaw = `${text.slice(0, rawSpan.start)}null${text.slice(rawSpan.end)}`
+  expect(JSON.stringify(JSON.parse(withoutRaw))).toBe(JSON.stringify({ ...event, raw: null }))
+  return text
 }
 
 const falcoFiles = [
@@ -216,9 +223,8 @@ describe('crafted items', () => {
       raw: { rule: 'r' },
       side: 'core',
     } as unknown as NormalizedEvent
-    const record = eventRecordJson(event, '{"rule":"r"}') as string
+    const record = expectSameRecord(event, '{"rule":"r"}') as string
     expect(JSON.parse(record)).toStrictEqual(event)
-    expect(JSON.stringify(JSON.parse(record))).toBe(JSON.stringify(event))
   })
 
   const serializedWhole: [string, string][] = [
@@ -263,9 +269,12 @@ describe('the decoded publisher', () => {
     expect(decoded.events).toHaveLength(2)
     await publisher.publish('cloudtrail_receiver', decoded, 0)
     const [spliced, whole] = bus.records(eventsTopic)
-    expect(spliced?.text).toBe(eventRecordJson(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0]))
+    const record = eventRecordJson(decoded.events[0] as NormalizedEvent, decoded.rawTexts?.[0])
+    expect(spliced?.text).toBe(record?.text)
+    expect(spliced?.rawSpan).toStrictEqual(record?.rawSpan)
     expect(spliced?.text).toContain(decoded.rawTexts?.[0])
     expect(whole?.text).toBeUndefined()
+    expect(whole?.rawSpan).toBeUndefined()
     expect(whole?.value).toBe(decoded.events[1])
   })
 })
