@@ -1,13 +1,16 @@
-// The records a topic's in-process consumers have yet to read, as the values that were published: a
-// consumer that keeps up takes its batch from here instead of reading the rows back from SQLite and
-// parsing their JSON again (which cost about a fifth of `nerve run`'s CPU under load). The values are
-// deep-frozen when first handed out, because every group of the process shares them: a handler that
-// tried to change a record would otherwise change it for the others (a topic read only as text, as the
-// events are by the correlate thread, never pays for it). Their JSON text is kept beside them
+// The records a topic's in-process consumers have yet to read, as the values that were published: a consumer
+// that keeps up takes its batch from here instead of reading the rows back from SQLite and parsing their JSON
+// again (which cost about a fifth of `nerve run`'s CPU under load). While two groups or more read a topic's
+// values, they are deep-frozen when first handed out, because those groups share them: a handler that tried
+// to change a record would otherwise change it for the others. A topic whose values one group reads (the
+// correlations, by the revoke dispatcher, unless Elasticsearch reads them too) hands them out as they are, as
+// a read from disk does: freezing a correlation walked every object of it (4-17 µs each). A topic read only
+// as text, as the events are by the correlate thread, never pays for it. Their JSON text is kept beside them
 // for a consumer that forwards records (SubscribeOptions.encoded); a topic that nobody reads as values keeps
-// only the text (its value is undefined), and a consumer of values then reads from disk. Bounded per partition: past the cap the
-// oldest are forgotten, and a consumer that far behind reads from disk as before. Bounded in bytes too (the
-// texts' length, the values being about as large): the watched agent chooses how large its alerts are.
+// only the text (its value is undefined), and a consumer of values then reads from disk. Bounded per
+// partition: past the cap the oldest are forgotten, and a consumer that far behind reads from disk as before.
+// Bounded in bytes too (the texts' length, the values being about as large): the watched agent chooses how
+// large its alerts are.
 import type { DeliveredRecord } from './bus.ts'
 
 export type RecentRecords = {
@@ -18,9 +21,15 @@ export type RecentRecords = {
   add(partition: number, offset: number, key: string, value: unknown, text: string): void
   /**
    * Records [from, from + limit) of a partition when every one of them is remembered (as a value, unless
-   * `encoded`: as text).
+   * `encoded`: as text). `shared` (the default): other groups read the same values, which are deep-frozen.
    */
-  take<T>(partition: number, from: number, limit: number, encoded?: boolean): DeliveredRecord<T>[] | undefined
+  take<T>(
+    partition: number,
+    from: number,
+    limit: number,
+    encoded?: boolean,
+    shared?: boolean,
+  ): DeliveredRecord<T>[] | undefined
   /** Forgets the records below `offset` (every subscribed group has committed them). */
   forgetBelow(partition: number, offset: number): void
 }
@@ -80,7 +89,7 @@ export function createRecentRecords(
         drop(w, count)
       }
     },
-    take<T>(partition: number, from: number, limit: number, encoded = false) {
+    take<T>(partition: number, from: number, limit: number, encoded = false, shared = true) {
       const w = windows[partition]
       if (!w || from < w.base || from + limit > w.base + w.values.length) return undefined
       const records: DeliveredRecord<T>[] = []
@@ -88,7 +97,7 @@ export function createRecentRecords(
       for (let offset = from; offset < from + limit; offset++) {
         const i = offset - w.base
         if (values[i] === undefined) return undefined
-        const value = encoded ? values[i] : deepFreeze(values[i])
+        const value = encoded || !shared ? values[i] : deepFreeze(values[i])
         records.push({ key: w.keys[i] as string, value: value as T, partition, offset })
       }
       return records

@@ -81,6 +81,13 @@ export function createDecodedPublisher(
     if (failure) throw failure.reason
   }
 
+  // Made once, not per publish: a closure bound to a name is given its `name` each time it is made (tsx).
+  const publishDeadLetters = (component: string, decoded: Decoded, receivedAt: number) =>
+    publishInParts(
+      deadLetterTopic,
+      decoded.invalid.map((item) => ({ key: component, value: deadLetter(component, item, receivedAt) })),
+    )
+
   const publish = async (component: string, decoded: Decoded, receivedAt: number) => {
     if (decoded.events.length === 0 && decoded.invalid.length === 0) return
     checkCapacity()
@@ -88,11 +95,6 @@ export function createDecodedPublisher(
     try {
       const events =
         decoded.events.length > 0 ? publishInParts(eventsTopic, eventRecords(decoded)) : undefined
-      const publishDeadLetters = () =>
-        publishInParts(
-          deadLetterTopic,
-          decoded.invalid.map((item) => ({ key: component, value: deadLetter(component, item, receivedAt) })),
-        )
       // Were a dead letter durable beside a failed part of the events, the retry would put it on the bus
       // again (the rejected store keeps it once: its id leaves received_at out). Events in one publish go
       // in the same group commit as the dead letters (kept or rejected together); events in parts go first.
@@ -100,8 +102,8 @@ export function createDecodedPublisher(
         decoded.invalid.length === 0
           ? undefined
           : events && decoded.events.length > partRecords
-            ? events.then(publishDeadLetters)
-            : publishDeadLetters()
+            ? events.then(() => publishDeadLetters(component, decoded, receivedAt))
+            : publishDeadLetters(component, decoded, receivedAt)
       // A retried request teaches its links no more (the resolver holds them): while some are owed, a request
       // issuing credentials waits for them to be appended and synced, as its first attempt did.
       const teaches =

@@ -35,7 +35,11 @@ export async function readRequestBody(req: RouteRequest, decompressedLimit: numb
  * undefined for none or `identity`; any other coding, or more than one, is a 415.
  */
 function bodyCoding(headers: RouteRequest['headers']): keyof typeof decoders | undefined {
-  const named = [headerText(headers['content-encoding']), headerText(headers['transfer-encoding'])]
+  // The usual request names neither: no arrays built to learn so.
+  const encoding = headers['content-encoding']
+  const transfer = headers['transfer-encoding']
+  if (encoding === undefined && transfer === undefined) return undefined
+  const named = [headerText(encoding), headerText(transfer)]
   const codings = named
     .join(',')
     .split(',')

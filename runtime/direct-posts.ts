@@ -134,26 +134,30 @@ function readBody(
   size: number,
   done: (body: Buffer, err?: Error & { statusCode: number }) => void,
 ): void {
+  // Listeners passed as they are made: a closure bound to a name is given its `name` property each time it
+  // is made (tsx keeps names), a cost on every request.
   const chunks: Buffer[] = []
   let received = 0
   let settled = false
-  const fail = (err: Error) => {
-    if (settled) return
-    settled = true
-    done(Buffer.alloc(0), Object.assign(err, { statusCode: 400 }))
-  }
   req.on('data', (chunk: Buffer) => {
     chunks.push(chunk)
     received += chunk.length
   })
-  req.on('error', fail)
-  req.on('end', () => {
-    if (received !== size) return fail(new RangeError('Request body size did not match Content-Length'))
+  req.on('error', (err: Error) => {
     if (settled) return
     settled = true
-    done(Buffer.concat(chunks, received))
+    done(Buffer.alloc(0), badRequest(err))
+  })
+  req.on('end', () => {
+    if (settled) return
+    settled = true
+    if (received !== size)
+      done(Buffer.alloc(0), badRequest(new RangeError('Request body size did not match Content-Length')))
+    else done(Buffer.concat(chunks, received))
   })
 }
+
+const badRequest = (err: Error) => Object.assign(err, { statusCode: 400 })
 
 /**
  * As fastify's reply.send: an object as JSON, a string as text, a Buffer as bytes, with their length; no body
