@@ -24,6 +24,8 @@ export type BaselineQuestion = {
   denied: boolean
   critical: boolean
   includesSelf: boolean
+  /** The call's resource key (`resourceKey(action, target)`) when the caller has it already. */
+  resource?: string
 }
 
 export const baselinePoints = {
@@ -60,7 +62,7 @@ export function judgeBaseline(
   q: BaselineQuestion,
 ): ScoreReason[] {
   const self = q.includesSelf ? 1 : 0
-  const key = q.target === undefined ? undefined : resourceKey(q.action, q.target)
+  const key = q.target === undefined ? undefined : (q.resource ?? resourceKey(q.action, q.target))
   const reasons: ScoreReason[] = []
   const burst = burstOf(config, a, q, key)
   const history = a ? Math.min(q.time, a.last) - a.first : 0
