@@ -303,8 +303,10 @@ export function createBaselineStore(
     }
     const resources: AgentBaselineRecord['resources'] = []
     for (const [k, v] of a.resources) resources.push([k, { first: v.first, last: v.last, count: v.count }])
+    // A recent call's pair is never changed once pushed (observe pushes a new one, shift drops the
+    // oldest): the record shares the pairs and copies only the list.
     const recent: AgentBaselineRecord['recent'] = []
-    for (const [t, k] of a.recent) recent.push([t, k])
+    for (const call of a.recent) recent.push(call)
     const hours: number[] = []
     for (const h of a.hours) hours.push(h)
     return { agent: a.agent, first: a.first, last: a.last, calls: a.calls, hours, actions, resources, recent }

@@ -135,8 +135,32 @@ export function createAgentWindows(limits: {
     }
   }
   const track = limits.trackChanges ?? false
-  let added = new Map<string, number>()
+  // The slots added (or folded into) since the last takeChanges(), in the order they were first added:
+  // `addedAt` holds a slot's place in `addedSlots` plus one (0: not added), and a slot that goes before
+  // the take leaves −1 in its place. Kept by slot, not by id: an id would be unpacked and hashed for
+  // every entry buffered and removed (about 8 % of the correlator's time on the pipeline's events).
+  let addedAt = new Int32Array(track ? initialCapacity : 0)
+  let addedSlots: number[] = []
+  let addedGone = 0
   let removed = new Set<string>()
+  const markAdded = (slot: number) => {
+    if (addedAt[slot] === 0) addedAt[slot] = addedSlots.push(slot)
+  }
+  /** Unmarks an added slot; false if it was not added since the last take. */
+  const unmarkAdded = (slot: number): boolean => {
+    const at = addedAt[slot] as number
+    if (at === 0) return false
+    addedSlots[at - 1] = -1
+    addedAt[slot] = 0
+    // Entries that come and go between two takes leave at most as many holes as live places, plus a few.
+    if (++addedGone > 1024 && 2 * addedGone > addedSlots.length) {
+      const kept: number[] = []
+      for (const x of addedSlots) if (x !== -1) addedAt[x] = kept.push(x)
+      addedSlots = kept
+      addedGone = 0
+    }
+    return true
+  }
   const who = createWhoInterner()
   const sheds = createCapShedding(
     s,
@@ -167,6 +191,11 @@ export function createAgentWindows(limits: {
       const capacity = Math.ceil(s.capacity * 1.25)
       s.grow(capacity)
       expiries.grow(capacity)
+      if (track) {
+        const grown = new Int32Array(capacity)
+        grown.set(addedAt)
+        addedAt = grown
+      }
     }
     return used++
   }
@@ -247,7 +276,7 @@ export function createAgentWindows(limits: {
     // An id removed since the last takeChanges() stays in `removed`: the checkpoint may still hold that
     // earlier entry, and if this one goes too before the next take, only `removed` deletes it there.
     // Checkpoints apply removed before added, so an id in both is written again.
-    if (track) added.set(id, slot)
+    if (track) markAdded(slot)
     return slot
   }
 
@@ -260,11 +289,7 @@ export function createAgentWindows(limits: {
     count--
     seen.remove(slot)
     expiries.remove(slot)
-    if (track) {
-      const id = s.id(slot)
-      if (added.get(id) === slot) added.delete(id)
-      else removed.add(id)
-    }
+    if (track && !unmarkAdded(slot)) removed.add(s.id(slot))
     const prev = s.prev[slot] as number
     const next = s.next[slot] as number
     if (prev !== -1) s.next[prev] = next
@@ -333,7 +358,7 @@ export function createAgentWindows(limits: {
       const w = (s.whos[slot] as AgentWho).window
       sheds.requeue(w)
     }
-    if (track) added.set(s.id(slot), slot)
+    if (track) markAdded(slot)
     return previous
   }
 
@@ -386,13 +411,20 @@ export function createAgentWindows(limits: {
     bytes: () => bytes,
     overflow,
     takeChanges: () => {
-      const changes = { added: [...added.values()], removed: [...removed] }
-      added = new Map()
+      const slots: number[] = []
+      for (const slot of addedSlots) {
+        if (slot === -1) continue
+        slots.push(slot)
+        addedAt[slot] = 0
+      }
+      const changes = { added: slots, removed: [...removed] }
+      addedSlots = []
+      addedGone = 0
       removed = new Set()
       return changes
     },
     restored: (slot) => {
-      if (track) added.delete(s.id(slot))
+      if (track) unmarkAdded(slot)
     },
     notRestored: (id) => {
       if (track) removed.add(id)

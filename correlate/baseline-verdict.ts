@@ -24,6 +24,8 @@ export type BaselineQuestion = {
   denied: boolean
   critical: boolean
   includesSelf: boolean
+  /** The call's resource key (`resourceKey(action, target)`) when the caller has it already. */
+  resource?: string
 }
 
 export const baselinePoints = {
@@ -60,7 +62,7 @@ export function judgeBaseline(
   q: BaselineQuestion,
 ): ScoreReason[] {
   const self = q.includesSelf ? 1 : 0
-  const key = q.target === undefined ? undefined : resourceKey(q.action, q.target)
+  const key = q.target === undefined ? undefined : (q.resource ?? resourceKey(q.action, q.target))
   const reasons: ScoreReason[] = []
   const burst = burstOf(config, a, q, key)
   const history = a ? Math.min(q.time, a.last) - a.first : 0
@@ -139,16 +141,26 @@ function burstOf(
   key: string | undefined,
 ): ScoreReason | undefined {
   if (key === undefined) return undefined
+  const recent = a?.recent ?? []
+  const from = q.time - config.burst_window
+  // The distinct resources are at most the call's own and one per recent call in the window: when those
+  // are fewer than burst_min, no key is compared or collected (nearly every call judged).
+  let inWindow = 0
+  for (let i = 0; i < recent.length; i++) {
+    const time = (recent[i] as [number, string])[0]
+    if (time >= from && time <= q.time) inWindow++
+  }
+  if (inWindow + 1 < config.burst_min) return undefined
   const service = key.slice(0, key.indexOf(':') + 1)
   const distinct = new Set<string>([key])
-  for (const [time, k] of a?.recent ?? []) {
-    if (time >= q.time - config.burst_window && time <= q.time && k.startsWith(service)) distinct.add(k)
+  for (const [time, k] of recent) {
+    if (time >= from && time <= q.time && k.startsWith(service)) distinct.add(k)
   }
   if (distinct.size < config.burst_min) return undefined
   let fresh = 0
   for (const k of distinct) {
     const r = a?.resources.get(k)
-    if (!r || r.first >= q.time - config.burst_window) fresh++
+    if (!r || r.first >= from) fresh++
   }
   if (fresh * 2 < distinct.size) return undefined
   const word = resourceWords[service.slice(0, -1)] ?? `${service.slice(0, -1)} resources`

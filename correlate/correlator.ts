@@ -25,7 +25,7 @@ import {
   type IgnoredReason,
   ignoredReasons,
 } from './correlator-types.ts'
-import type { AgentWindow, EdgeDetail } from './entry-slots.ts'
+import type { AgentWindow, CoreDetail, EdgeDetail } from './entry-slots.ts'
 import { createEventAdmission } from './event-admission.ts'
 import { createDetailInterner } from './event-details.ts'
 import { createIncidentGrouper } from './group-incidents.ts'
@@ -135,6 +135,23 @@ export function createCorrelator(
     }
   }
 
+  /**
+   * What the baseline remembers of a call's resource (`service:target`, when the request named one), made
+   * once per call detail: a principal's calls share their details (event-details.ts), so the baseline's
+   * maps are looked up with one string whose hash V8 keeps, not a new one per call and per judgment, and
+   * its recent calls share that string.
+   */
+  const resources = new WeakMap<CoreDetail, string>()
+  const resourceOf = (detail: CoreDetail): string | undefined => {
+    if (detail.target === undefined) return undefined
+    let resource = resources.get(detail)
+    if (resource === undefined) {
+      resource = resourceKey(detail.action, detail.target)
+      resources.set(detail, resource)
+    }
+    return resource
+  }
+
   /** The baseline's word on a buffered core entry, judged as the pair forms (baseline-verdict.ts). */
   const judge: BaselineJudge | undefined =
     baseline &&
@@ -146,6 +163,7 @@ export function createCorrelator(
         denied: isDenied(detail.error_code),
         critical: isNeverRoutine(detail.action, detail.target),
         includesSelf,
+        resource: resourceOf(detail),
       }))
 
   /**
@@ -348,8 +366,8 @@ export function createCorrelator(
     let correlations = probe(slot, isEdge, window)
     const flood = windows.settle(slot)
     if (baseline && !isEdge) {
-      const core = event.core as CoreFields
-      baseline.observe(key, event.time, core.action, baselineResource(core))
+      const core = detail as CoreDetail
+      baseline.observe(key, event.time, core.action, resourceOf(core))
     }
     stats.accepted[event.side]++
     if (flood) {
@@ -431,7 +449,3 @@ export function createCorrelator(
     rules,
   }
 }
-
-/** What the baseline remembers of a call's resource: `service:target`, when the request named one. */
-const baselineResource = (core: CoreFields): string | undefined =>
-  core.target === undefined ? undefined : resourceKey(core.action, core.target)

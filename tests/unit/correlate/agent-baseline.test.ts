@@ -135,4 +135,27 @@ describe('the baseline verdict', () => {
     })
     expect(reasons.map((r) => r.factor)).toEqual(['baseline_novel_action', 'baseline_novel_resource'])
   })
+
+  it('raises a burst from exactly burst_min distinct resources of the service in the window', () => {
+    // The call judged plus burst_min − 1 secrets read in the 10 minutes before it, alone or amid another
+    // service's calls, after an older read: one secret fewer is no burst.
+    const burstFrom = (secrets: number, others: boolean) => {
+      const store = warm()
+      const time = T0 + 24 * hour + 300_000
+      store.observe('a', time - 900_000, 'secretsmanager:GetSecretValue', 'secretsmanager:old')
+      for (let i = 0; i < secrets; i++) {
+        store.observe('a', time - 500_000 + i, 'secretsmanager:GetSecretValue', `secretsmanager:s${i}`)
+        if (others) store.observe('a', time - 400_000 + i, 's3:GetObject', `s3:bucket-${i}`)
+      }
+      return judgeBaseline(config, store.get('a'), ask(time, 'secretsmanager:GetSecretValue', 'new'))
+    }
+    for (const others of [false, true]) {
+      expect(burstFrom(config.burst_min - 1, others).find((r) => r.factor === 'baseline_burst')).toEqual({
+        factor: 'baseline_burst',
+        points: 10,
+        detail: '5 distinct secrets in 10 min, 5 of them new to this agent',
+      })
+      expect(burstFrom(config.burst_min - 2, others).map((r) => r.factor)).not.toContain('baseline_burst')
+    }
+  })
 })
