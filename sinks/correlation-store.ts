@@ -13,6 +13,7 @@ import { createIncidentCache, tallyOf } from './incident-tallies.ts'
 import { storeRoutes } from './store-api.ts'
 import { type IncidentBounds, incidentCorrelationsSql } from './store-filters.ts'
 import { createStoreReads, type IncidentRow, type StoreReads } from './store-reads.ts'
+import { type CorrelationHead, readCorrelationHead } from './store-record-fields.ts'
 import { createStoreRetention, type RetentionDeleted } from './store-retention.ts'
 import { type IndexBuild, storePageSize, upgradeStoreSchema } from './store-schema.ts'
 
@@ -149,7 +150,7 @@ export function createCorrelationStore(
   }
 
   /** Stores `record` (the correlation's JSON text) as a correlation of `incidentId`; 0 changes: stored before. */
-  const insertCorrelation = (c: Correlation, incidentId: string, record: string) => {
+  const insertCorrelation = (c: CorrelationHead, incidentId: string, record: string) => {
     const row: CorrelationRow = [
       c.id,
       c.time,
@@ -178,7 +179,7 @@ export function createCorrelationStore(
    * Folds the incidents a correlation's incident replaces (group-incidents.ts: merged or renamed) into
    * it: their correlations and revoke outcomes move over and its row is rebuilt from them.
    */
-  const foldMerged = (c: Correlation) => {
+  const foldMerged = (c: CorrelationHead) => {
     // The incident's own correlations, read while its row still bounds them.
     const into = sql.getIncidentRow.get(c.incident.id)
     const kept = into ? sql.moveCorrelations.all(into).map((r) => JSON.parse(r.record) as Correlation) : []
@@ -236,7 +237,10 @@ export function createCorrelationStore(
       const opened: Correlation[] = []
       let stored = 0
       for (const item of batch) {
-        const c = typeof item === 'string' ? (JSON.parse(item) as Correlation) : item
+        // A text is read for the fields the writer needs (store-record-fields.ts), and parsed whole only
+        // when they do not read plainly, or for the log line of an incident it opens.
+        const c: CorrelationHead =
+          typeof item === 'string' ? (readCorrelationHead(item) ?? (JSON.parse(item) as Correlation)) : item
         if (c.incident.merged?.length) {
           flush(touched)
           foldMerged(c)
@@ -246,10 +250,10 @@ export function createCorrelationStore(
         const inserted = insertCorrelation(
           c,
           c.incident.id,
-          typeof item === 'string' ? item : JSON.stringify(c),
+          typeof item === 'string' ? item : JSON.stringify(item),
         )
         if (inserted.changes === 0) continue
-        if (tally.isEmpty()) opened.push(c)
+        if (tally.isEmpty()) opened.push(typeof item === 'string' ? (JSON.parse(item) as Correlation) : item)
         incidents.add(tally, c)
         touched.add(c.incident.id)
         stored++

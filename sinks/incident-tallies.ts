@@ -1,7 +1,8 @@
 // The incidents the store writer touched lately, kept in memory with the edge and core event ids of
 // their correlations, so that counting an incident's distinct events needs no index probe.
-import type { Correlation } from '../schemas/types.ts'
+
 import type { IncidentRow } from './store-reads.ts'
+import type { CorrelationHead } from './store-record-fields.ts'
 
 /**
  * The incidents this writer touched lately, as their rows stand on disk plus the edge and core event
@@ -54,7 +55,7 @@ export function createIncidentCache(load: {
       return tally
     },
     /** Counts a new correlation into its incident's tally. */
-    add(tally: IncidentTally, c: Correlation) {
+    add(tally: IncidentTally, c: CorrelationHead) {
       cachedIds += tally.add(c)
     },
   }
@@ -105,7 +106,7 @@ export function tallyOf(row: IncidentRow | undefined, agentId: string) {
       cores.add(core)
     },
     /** Counts a new correlation in; returns how many ids it added. */
-    add(c: Correlation): number {
+    add(c: CorrelationHead): number {
       const before = edges.size + cores.size
       if (!edges.has(c.edge.event_id)) {
         edges.add(c.edge.event_id)

@@ -10,23 +10,30 @@ import type { SqliteFile } from '../runtime/sqlite-file.ts'
  * the pair is unique exactly when the id is; and edge times arrive nearly in order, so inserts land on the
  * index's last pages. Stores created before keep `id TEXT PRIMARY KEY` and no edge_time column (see
  * keyLayoutOf): both are written and read by the same statements but the insert.
+ *
+ * The indexes in time order (correlations_time, incidents_last_seen, revoke_outcomes_time) ascend: the
+ * newest entry, which nearly every insert is, goes at the index's end, where SQLite starts a new page
+ * when the last is full. Descending, it went at the index's start, and each full first page was split
+ * in two, left half empty: the correlations' time index took 1,660 pages of 2 KB for 20,000 correlations
+ * at 48 % full, against 913 at 86 %, and its pages written to the WAL per correlation fell from 0.11 to
+ * 0.07. The reads walk them backwards, newest first, as fast. Stores created before keep theirs.
  */
 const schema = `
 CREATE TABLE IF NOT EXISTS correlations (
   id TEXT NOT NULL, time INTEGER NOT NULL, edge_time INTEGER NOT NULL, agent_id TEXT NOT NULL,
   incident_id TEXT NOT NULL, edge_event_id TEXT NOT NULL, core_event_id TEXT NOT NULL, record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS correlations_time ON correlations (time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS correlations_time ON correlations (time, id);
 CREATE INDEX IF NOT EXISTS correlations_agent ON correlations (agent_id, time DESC, id DESC);
 CREATE TABLE IF NOT EXISTS incidents (
   id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   correlations INTEGER NOT NULL, edge_events INTEGER NOT NULL, core_events INTEGER NOT NULL,
   max_score INTEGER NOT NULL, rules TEXT NOT NULL, actions TEXT NOT NULL,
   falco_rules TEXT NOT NULL DEFAULT '[]');
-CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen DESC, id DESC);
+CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen, id);
 CREATE TABLE IF NOT EXISTS revoke_outcomes (
   id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, incident_id TEXT NOT NULL, agent_id TEXT NOT NULL,
   status TEXT NOT NULL, time INTEGER NOT NULL, record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS revoke_outcomes_time ON revoke_outcomes (time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS revoke_outcomes_time ON revoke_outcomes (time, id);
 CREATE INDEX IF NOT EXISTS revoke_outcomes_incident ON revoke_outcomes (incident_id, time DESC);
 CREATE TABLE IF NOT EXISTS incident_aliases (id TEXT PRIMARY KEY, into_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS incident_aliases_into ON incident_aliases (into_id);

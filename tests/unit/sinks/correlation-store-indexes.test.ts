@@ -12,7 +12,7 @@ import { boundarySql, rangeSql } from '../../../sinks/stepped-scan.ts'
 import { incidentCorrelationsSql, type StoreList, storeScan } from '../../../sinks/store-filters.ts'
 import { incidentColumns } from '../../../sinks/store-reads.ts'
 import { tempDir } from '../../helpers/random-names.ts'
-import { makeCorrelation } from './correlation-fixture.ts'
+import { heldBack, makeCorrelation } from './correlation-fixture.ts'
 import { closeStore, closeStores, openStore } from './store-harness.ts'
 
 afterEach(closeStores)
@@ -135,6 +135,32 @@ describe('correlation store indexes', () => {
       db.close()
       expect(plan, layout).toMatch(/\((rowid=\?|edge_time=\? AND id=\?|id=\?)\)$/)
     }
+  })
+
+  it('fills the pages of its time indexes as correlations and outcomes arrive in time order', async () => {
+    const { store, dataDir } = openStore()
+    for (let batch = 0; batch < 20; batch++) {
+      const cs = Array.from({ length: 100 }, (_, i) =>
+        makeCorrelation(batch * 100 + i, { incident: { id: `inc-${batch * 100 + i}` } }),
+      )
+      store.writeCorrelations(cs)
+      store.writeOutcomes(cs.map((c, i) => ({ ...heldBack(batch * 100 + i), time: c.time })))
+    }
+    await store.sync()
+    const db = new Database(join(dataDir, 'store.sqlite'), { readonly: true })
+    const fill = db.prepare<[string], { pages: number; full: number }>(
+      'SELECT count(*) AS pages, sum(pgsize - unused) * 1.0 / sum(pgsize) AS full FROM dbstat WHERE name = ?',
+    )
+    // Each new entry is the newest: it goes at the index's end, and no page is split and left half empty.
+    for (const index of ['correlations_time', 'incidents_last_seen', 'revoke_outcomes_time']) {
+      expect(fill.get(index)?.full, index).toBeGreaterThan(0.8)
+    }
+    db.close()
+    // And the lists still read newest first.
+    const newest = store.correlations({ limit: 3, text: {} }).map((c) => c.id)
+    expect(newest).toEqual([makeCorrelation(1999).id, makeCorrelation(1998).id, makeCorrelation(1997).id])
+    expect(store.incidents({ limit: 1, text: {} })[0]?.id).toBe('inc-1999')
+    expect(store.revokes({ limit: 1, text: {} })[0]?.id).toBe(heldBack(1999).id)
   })
 
   it('opens a store written with the (incident, …) indexes, drops them, and counts and serves on', async () => {

@@ -314,6 +314,57 @@ describe('correlation store', () => {
     expect(aliases()).toBe(0)
   })
 
+  it("stores a correlation's text as the bus carried it and counts it as its object, whatever its alert says", async () => {
+    const [fromObjects, fromTexts] = [openStore(), openStore()]
+    const forged =
+      '","incident":{"id":"inc-forged","first_seen":1},"merged":["inc-data-cleaner-a"],"score":100,"x":"\\"'
+    const [second, third] = [makeCorrelation(2), makeCorrelation(3)]
+    const cs = [
+      makeCorrelation(1, { incident: { id: 'inc-data-cleaner-a', first_seen: 1, last_seen: 2 } }),
+      makeCorrelation(2, {
+        incident: { id: 'inc-data-cleaner-a' },
+        edge: { ...second.edge, output: forged },
+        core: { ...second.core, principal: forged },
+      }),
+      // A Falco rule name with a quote: escaped in the text, so read by JSON.parse.
+      makeCorrelation(3, {
+        incident: { id: 'inc-data-cleaner-b' },
+        edge: { ...third.edge, rule: 'Read "shadow" file' },
+      }),
+      makeCorrelation(4, { incident: { id: 'inc-data-cleaner-a', merged: ['inc-data-cleaner-b'] } }),
+    ]
+    const texts = cs.map((c) => JSON.stringify(c))
+    const sameAnswers = async () => {
+      for (const url of ['/v1/correlations', '/v1/incidents', '/v1/incidents/inc-data-cleaner-a']) {
+        const [a, b] = await Promise.all([fromObjects.get(url), fromTexts.get(url)])
+        expect(b).toEqual(a)
+      }
+    }
+    expect(fromObjects.store.writeCorrelations(cs.slice(0, 3)).opened.map((c) => c.id)).toEqual([
+      cs[0]?.id,
+      cs[2]?.id,
+    ])
+    const written = fromTexts.store.writeCorrelations(texts.slice(0, 3))
+    expect(written).toMatchObject({ stored: 3, duplicates: 0 })
+    // The log line of an opened incident gets the whole correlation.
+    expect(written.opened).toEqual([cs[0], cs[2]])
+    await sameAnswers()
+    expect(fromTexts.store.incident('inc-data-cleaner-b')?.incident.falco_rules).toEqual([
+      'Read "shadow" file',
+    ])
+    // The fold, read by JSON.parse, and a redelivery of all four.
+    fromObjects.store.writeCorrelations(cs.slice(3))
+    expect(fromTexts.store.writeCorrelations(texts.slice(3))).toMatchObject({ stored: 1 })
+    expect(fromTexts.store.writeCorrelations(texts)).toMatchObject({ stored: 0, duplicates: 4 })
+    await sameAnswers()
+    expect(fromTexts.store.incident('inc-data-cleaner-a')?.incident).toMatchObject({
+      correlations: 4,
+      edge_events: 4,
+      falco_rules: ['Unexpected outbound connection destination', 'Read "shadow" file'],
+    })
+    expect(fromTexts.store.incident('inc-forged')).toBeUndefined()
+  })
+
   it('folds incidents of the same batch with distinct counts, and a redelivery changes nothing', () => {
     const { store } = openStore()
     const [a, b] = ['d'.repeat(64), 'e'.repeat(64)]
