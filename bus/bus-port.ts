@@ -17,7 +17,7 @@ import type {
   Subscription,
   Topic,
 } from './bus.ts'
-import { openRecordReader, type RecordReader } from './embedded-record-reader.ts'
+import { openRecordReader, parseReadRecord, type RecordReader } from './embedded-record-reader.ts'
 import { parseStoredRecord, recordJson } from './record-json.ts'
 import { storageError } from './storage-error.ts'
 
@@ -233,7 +233,7 @@ export function createPortBus(
     reader ??= openRecordReader(portOptions.recordsFile as string)
     return reader.read(topic, m.partition, m.from, m.to, { withoutRaw }).map((r) => ({
       key: r.key,
-      value: parseStoredRecord(r.value),
+      value: parseReadRecord(r),
       partition: m.partition,
       offset: r.offset,
     }))

@@ -10,13 +10,14 @@ import {
   withoutRaw,
 } from './embedded-segments.ts'
 import type { StoredRecord } from './embedded-storage.ts'
+import { parseStoredRecord } from './record-json.ts'
 
 export type RecordReader = {
   /**
    * Records [from, to) of a topic's partition that are on disk, in order (none when the topic is unknown).
    * `options.withoutRaw`: each record whose writer said where its `raw` lies (BusRecord.rawSpan) with null
    * there, for a reader that does not read it; the others (and every record of a segment written without
-   * the spans) whole.
+   * the spans) whole. A record read without its `raw` carries its whole text in `whole`.
    */
   read(
     topic: string,
@@ -24,9 +25,12 @@ export type RecordReader = {
     from: number,
     to: number,
     options?: { withoutRaw?: boolean },
-  ): StoredRecord[]
+  ): ReadRecord[]
   close(): void
 }
+
+/** A stored record; `whole`: its whole text, when `value` is that text with null as its `raw`. */
+export type ReadRecord = StoredRecord & { whole?: string }
 
 /**
  * A read-only connection to a bus file that another thread (or process) writes: for a stage on a worker
@@ -46,7 +50,7 @@ export function openRecordReader(file: string): RecordReader {
         if (id === undefined) return []
         ids.set(topic, id)
       }
-      const records: StoredRecord[] = []
+      const records: ReadRecord[] = []
       for (const segment of from.iterate(id, partition, fromOffset, to - 1 + segmentRecords, to)) {
         const { keys, vals } = splitSegment(segment)
         const spans = options?.withoutRaw ? segmentRawSpans(segment) : undefined
@@ -58,11 +62,29 @@ export function openRecordReader(file: string): RecordReader {
           const value = spans
             ? withoutRaw(text, spans[1 + 2 * i] as number, spans[2 + 2 * i] as number)
             : text
-          records.push({ offset, key: keys[i] as string, value })
+          records.push(
+            value === text
+              ? { offset, key: keys[i] as string, value }
+              : { offset, key: keys[i] as string, value, whole: text },
+          )
         }
       }
       return records
     },
     close: () => db.close(),
+  }
+}
+
+/**
+ * A record read from the bus file: without its `raw` when the reader could (openRecordReader above), and
+ * whole should that text not parse. nerve counts the span itself as it writes the record, so it always fits;
+ * were it ever not to, the stage reads the record whole rather than fail the range again and again.
+ */
+export function parseReadRecord(r: ReadRecord): unknown {
+  if (r.whole === undefined) return parseStoredRecord(r.value)
+  try {
+    return parseStoredRecord(r.value)
+  } catch {
+    return parseStoredRecord(r.whole)
   }
 }

@@ -82,10 +82,13 @@ export function trimmedRaws(spans: number[] | undefined, first: number, cut: num
 
 /**
  * A record's text with null as its `raw`, where its span says `raw` is; the text as it is when the span is
- * none (0, 0) or does not fit the text (its member's key not right before it, no `,` or `}` right after).
+ * none (0, 0) or does not fit the text (its member's key not right before it, not an object's `{` … `}`,
+ * no `,` or `}` right after).
  */
 export function withoutRaw(text: string, start: number, end: number): string {
   if (start < 6 || end <= start || end >= text.length || !text.startsWith('"raw":', start - 6)) return text
+  // `raw` is a CloudTrail record: an object, from its `{` to its `}`.
+  if (text.charCodeAt(start) !== 123 || text.charCodeAt(end - 1) !== 125) return text
   const after = text.charCodeAt(end)
   if (after !== 44 && after !== 125) return text // `,` or `}`
   return `${text.slice(0, start)}null${text.slice(end)}`

@@ -22,6 +22,10 @@ export type DeadLetter = {
 
 /** An event that arrived after its window and grace had closed. Written by correlate. */
 export type LateEvent = {
+  /**
+   * The event as the correlator read it: on the embedded bus the correlate thread reads a CloudTrail
+   * event without its `raw` (embedded-segments.ts), so its `raw` is null there; the store keeps no `raw`.
+   */
   event: NormalizedEvent
   /** Stream time when it arrived, epoch ms. */
   stream_time: number

@@ -7,7 +7,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openRecordReader } from '../../../bus/embedded-record-reader.ts'
+import { openRecordReader, parseReadRecord } from '../../../bus/embedded-record-reader.ts'
 import { type AppendRow, openEmbeddedStorage } from '../../../bus/embedded-storage.ts'
 import { parseStoredRecord, storedRecordJson } from '../../../bus/record-json.ts'
 import { createEventDecoder } from '../../../ingest/decode-events.ts'
@@ -118,6 +118,48 @@ describe('where a record’s raw lies, kept by the embedded bus', () => {
     reader.close()
     const expected = events.map((event, offset) => (offset < 8 ? whole(event) : withRawNull(event)))
     expect(read.map((r) => whole(parseStoredRecord(r.value)))).toEqual(expected.slice(1))
+    await storage.close()
+  })
+
+  it('reads a record whole when its span does not fit it, rather than fail its range again and again', async () => {
+    const { storage, events } = await storedSample()
+    const db = new Database(storage.file)
+    const row = db
+      .prepare<[], { last_offset: number; vals: string; raws: string }>(
+        'SELECT last_offset, vals, raws FROM segments ORDER BY last_offset LIMIT 1',
+      )
+      .get()
+    if (!row) throw new Error('no segment')
+    const spans = JSON.parse(row.raws) as number[]
+    const text = row.vals.split('\n')[0] as string
+    const [start, end] = [spans[1] as number, spans[2] as number]
+    // The first record's ends at a `}` inside raw: the text left would not parse. The third's (the next
+    // CloudTrail record: an edge event between them) ends short of its raw's own `}`.
+    const inner = text.lastIndexOf('}', end - 2) + 1
+    expect(inner).toBeGreaterThan(start)
+    db.prepare('UPDATE segments SET raws = ? WHERE last_offset = ?').run(
+      JSON.stringify([
+        spans[0],
+        start,
+        inner,
+        spans[3],
+        spans[4],
+        spans[5],
+        (spans[6] as number) - 1,
+        ...spans.slice(7),
+      ]),
+      row.last_offset,
+    )
+    db.close()
+    const reader = openRecordReader(storage.file)
+    const read = reader.read('nerve.events.v1', 0, 0, 4, { withoutRaw: true })
+    reader.close()
+    expect(read.map((r) => whole(parseReadRecord(r)))).toEqual([
+      whole(events[0]),
+      whole(events[1]),
+      whole(events[2]),
+      whole(events[3]),
+    ])
     await storage.close()
   })
 
