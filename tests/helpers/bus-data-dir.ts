@@ -16,6 +16,8 @@ export function openBusDataDir(name: string, bus: { partitions: number; maxBatch
     rt,
     bus: embedded,
     config: loadConfig({ env: { NERVE_DATA_DIR: dataDir } }),
+    /** What a stage thread started on this dir is given (startCorrelateThread's deps). */
+    stageDeps: () => ({ bus: embedded, busFile: embedded.file, log: rt.log, metrics: rt.metrics, dataDir }),
     close: async () => {
       await embedded.close()
       rmSync(dataDir, { recursive: true, force: true })

@@ -49,7 +49,7 @@ afterEach(async () => {
 /** Ingests the detonation into a fresh bus (`keepSpans` false: as a nerve before the spans wrote it). */
 async function correlateOnThread(keepSpans: boolean) {
   const dir = openBusDataDir('nerve-correlate-without-raw', { partitions: 2, maxBatch: 100 })
-  const { bus, rt, dataDir, config } = dir
+  const { bus, rt, config } = dir
   const sinkEvents: NormalizedEvent[] = []
   const correlations: Correlation[] = []
   const sink = await bus.subscribe(eventsTopic, 'test-sink', async (batch) => {
@@ -76,13 +76,7 @@ async function correlateOnThread(keepSpans: boolean) {
           ),
       }
   await ingest(publishing, rt.metrics)
-  const stage = await startCorrelateThread(config, {
-    bus,
-    busFile: bus.file,
-    log: rt.log,
-    metrics: rt.metrics,
-    dataDir,
-  })
+  const stage = await startCorrelateThread(config, dir.stageDeps())
   cleanups.push(async () => {
     await stage.close()
     await sink.stop()

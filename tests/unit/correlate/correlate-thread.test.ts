@@ -28,14 +28,7 @@ afterEach(async () => {
 async function start(closeTimeoutMs?: number) {
   const dir = openBusDataDir('nerve-correlate-thread', { partitions: 2, maxBatch: 100 })
   const { dataDir, rt, bus, config } = dir
-  const stage = await startCorrelateThread(config, {
-    bus,
-    busFile: bus.file,
-    log: rt.log,
-    metrics: rt.metrics,
-    dataDir,
-    closeTimeoutMs,
-  })
+  const stage = await startCorrelateThread(config, { ...dir.stageDeps(), closeTimeoutMs })
   cleanups.push(async () => {
     await stage.close()
     await dir.close()

@@ -21,14 +21,8 @@ describe('the correlator thread on the embedded bus, on a partition that goes qu
   it('brings the group’s committed offset to the partition’s end', { timeout: 60_000 }, async () => {
     // The default cadence: a save every 2,000 records or 1 s.
     const dir = openBusDataDir('nerve-quiet-partition', { partitions: 2, maxBatch: 500 })
-    const { dataDir, rt, bus, config } = dir
-    const stage = await startCorrelateThread(config, {
-      bus,
-      busFile: bus.file,
-      log: rt.log,
-      metrics: rt.metrics,
-      dataDir,
-    })
+    const { bus, config } = dir
+    const stage = await startCorrelateThread(config, dir.stageDeps())
     const offsets = new Database(bus.file, { readonly: true })
     cleanups.push(async () => {
       offsets.close()
