@@ -90,6 +90,13 @@ export function createCorrelationStore(
      * wait for it to listen (Falco and Falcosidekick do not retry).
      */
     deferIndexes?: boolean
+    /**
+     * Whether the texts it is given are nerve's own JSON.stringify (the embedded bus's correlations, written
+     * by the correlate stage): only those are read for their fields (store-record-fields.ts). A text from
+     * Kafka is whatever its producer wrote (a key repeated, whitespace, another order) and is parsed whole,
+     * so that the row's columns are what JSON.parse, the revoke dispatcher and Elasticsearch read.
+     */
+    textsFromNerve?: boolean
   },
 ): CorrelationStore {
   const telemetry = deps.metrics.component('correlation_store')
@@ -237,10 +244,13 @@ export function createCorrelationStore(
       const opened: Correlation[] = []
       let stored = 0
       for (const item of batch) {
-        // A text is read for the fields the writer needs (store-record-fields.ts), and parsed whole only
-        // when they do not read plainly, or for the log line of an incident it opens.
+        // A text nerve wrote is read for the fields the writer needs (store-record-fields.ts), and parsed
+        // whole only when they do not read plainly, or for the log line of an incident it opens.
         const c: CorrelationHead =
-          typeof item === 'string' ? (readCorrelationHead(item) ?? (JSON.parse(item) as Correlation)) : item
+          typeof item === 'string'
+            ? ((deps.textsFromNerve ? readCorrelationHead(item) : undefined) ??
+              (JSON.parse(item) as Correlation))
+            : item
         if (c.incident.merged?.length) {
           flush(touched)
           foldMerged(c)

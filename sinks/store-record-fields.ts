@@ -1,7 +1,9 @@
 // The fields the store writer needs from a correlation's JSON text (the bus's record, stored as it is), read
 // without parsing the whole record: JSON.parse built every object, array and string of its 2 KB (the
 // identity, the reasons, the alert's output) and was about a third of the writer's instructions per
-// correlation, for a dozen values. Pure.
+// correlation, for a dozen values. Only for texts nerve's correlate stage wrote with JSON.stringify (the
+// embedded bus's: createCorrelationStore's textsFromNerve); a Kafka producer's text may repeat a key (the
+// last is JSON.parse's) or put whitespace between tokens, and is parsed whole. Pure.
 //
 // Exact, whatever the strings hold: in JSON text a `"` inside a string is always escaped (`\"`), so a
 // pattern such as `,"edge":{"event_id":"`, whose quotes are unescaped, occurs only where the structure has

@@ -42,6 +42,8 @@ try {
       metrics: createMetrics(),
       onIndexBuild: (build) => parentPort.postMessage({ indexBuild: build }),
       deferIndexes: true,
+      // On the embedded bus the correlations are read from its file, as the correlate stage wrote them.
+      textsFromNerve: workerData.busFile !== undefined,
     },
   )
 } catch (err) {

@@ -315,7 +315,7 @@ describe('correlation store', () => {
   })
 
   it("stores a correlation's text as the bus carried it and counts it as its object, whatever its alert says", async () => {
-    const [fromObjects, fromTexts] = [openStore(), openStore()]
+    const [fromObjects, fromTexts] = [openStore(), openStore(undefined, { textsFromNerve: true })]
     const forged =
       '","incident":{"id":"inc-forged","first_seen":1},"merged":["inc-data-cleaner-a"],"score":100,"x":"\\"'
     const [second, third] = [makeCorrelation(2), makeCorrelation(3)]
@@ -365,6 +365,23 @@ describe('correlation store', () => {
     expect(fromTexts.store.incident('inc-forged')).toBeUndefined()
   })
 
+  it('parses whole a text that nerve did not write (Kafka): a repeated key files it where its record says', async () => {
+    // On Kafka the text is whatever the correlations topic's producer wrote. JSON.parse keeps the last of a
+    // repeated key, and so do the revoke dispatcher and Elasticsearch: the store must file it there too.
+    const { store, get } = openStore()
+    const c = makeCorrelation(1, { incident: { id: 'inc-data-cleaner-a', first_seen: 1, last_seen: 2 } })
+    const text = JSON.stringify(c).replace(
+      /}$/,
+      ',"agent":{"id":"victim","resolved_by":"registry","identity":{}},"incident":{"id":"inc-victim"}}',
+    )
+    expect(JSON.parse(text)).toMatchObject({ agent: { id: 'victim' }, incident: { id: 'inc-victim' } })
+    expect(store.writeCorrelations([text])).toMatchObject({ stored: 1 })
+    const filed = await get('/v1/correlations?agent=victim')
+    expect(filed.body.items.map((x: Correlation) => x.agent.id)).toEqual(['victim'])
+    expect((await get('/v1/correlations?agent=data-cleaner')).body.items).toEqual([])
+    expect(store.incident('inc-victim')?.incident.correlations).toBe(1)
+    expect(store.incident('inc-data-cleaner-a')).toBeUndefined()
+  })
   it('folds incidents of the same batch with distinct counts, and a redelivery changes nothing', () => {
     const { store } = openStore()
     const [a, b] = ['d'.repeat(64), 'e'.repeat(64)]

@@ -12,9 +12,9 @@ export async function closeStores(): Promise<void> {
   for (const s of open.splice(0)) await s.close()
 }
 
-export function openStore(dataDir = tempDir('nerve-store')) {
+export function openStore(dataDir = tempDir('nerve-store'), options: { textsFromNerve?: boolean } = {}) {
   const rt = createTestRuntime()
-  const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics })
+  const store = createCorrelationStore({ data_dir: dataDir }, { metrics: rt.metrics, ...options })
   open.push(store)
   const server = createHttpServer(loadConfig().http, { log: rt.log, metrics: rt.metrics, ingestToken: 'x' })
   server.addRoutes(store.routes)
