@@ -4,7 +4,8 @@
 // values, they are deep-frozen when first handed out, because those groups share them: a handler that tried
 // to change a record would otherwise change it for the others. A topic whose values one group reads (the
 // correlations, by the revoke dispatcher, unless Elasticsearch reads them too) hands them out as they are, as
-// a read from disk does: freezing a correlation walked every object of it (4-17 µs each). A topic read only
+// a read from disk does (freezing a correlation walked every object of it, 4-17 µs each), and only once: a
+// redelivery or a group that subscribes later reads those records from disk. A topic read only
 // as text, as the events are by the correlate thread, never pays for it. Their JSON text is kept beside them
 // for a consumer that forwards records (SubscribeOptions.encoded); a topic that nobody reads as values keeps
 // only the text (its value is undefined), and a consumer of values then reads from disk. Bounded per
@@ -100,6 +101,10 @@ export function createRecentRecords(
         const value = encoded || !shared ? values[i] : deepFreeze(values[i])
         records.push({ key: w.keys[i] as string, value: value as T, partition, offset })
       }
+      // A value handed out unfrozen is its reader's now: a redelivery, or a group that subscribes after,
+      // reads the record from disk rather than what that reader may have made of it.
+      if (!encoded && !shared)
+        for (let i = from - w.base; i < from - w.base + limit; i++) w.values[i] = undefined
       return records
     },
     forgetBelow(partition, offset) {
