@@ -79,8 +79,10 @@ export function createWhoInterner(): (
     } else {
       // Full: the oldest goes and the rest move up in place. An agent whose every call names a new session
       // or pod made a new array of 16 per call here, promoted with the calls it outlived.
-      whos.copyWithin(0, 1)
-      whos[whos.length - 1] = fresh
+      // A loop, not copyWithin: that builtin reads and writes each element as a generic property.
+      const last = whos.length - 1
+      for (let i = 0; i < last; i++) whos[i] = whos[i + 1] as AgentWho
+      whos[last] = fresh
     }
     return fresh
   }
