@@ -53,7 +53,16 @@ export type AgentBaseline = {
   hours: number[]
   actions: Map<string, ActionStats>
   resources: Map<string, ResourceStats>
-  recent: [number, string][]
+  /**
+   * The last calls (at most recentCalls) as a ring of two parallel lists: each call's time (a list of
+   * doubles, kept unboxed) and its resource key or action (strings the call details share). Once full,
+   * `recentNext` is the oldest call's place, where the next call is written: a call adds no object, where
+   * a [time, key] pair per call lived for the agent's next 32 calls and was promoted to the old generation.
+   * Order within the ring does not matter to a verdict; recentCallsOf gives them oldest first.
+   */
+  recentTimes: number[]
+  recentKeys: string[]
+  recentNext: number
   bytes: number
   /**
    * Lower bounds of the oldest `last` among its actions and resources and of the oldest day its actions
@@ -86,6 +95,17 @@ export const recentCalls = 32
 const dayMs = 86_400_000
 const hourMs = 3_600_000
 
+/** An agent's last calls, oldest first, as [time, resource key or action] (what a checkpoint holds). */
+export function recentCallsOf(a: AgentBaseline): [number, string][] {
+  const calls: [number, string][] = []
+  const n = a.recentKeys.length
+  for (let i = 0; i < n; i++) {
+    const at = (a.recentNext + i) % n
+    calls.push([a.recentTimes[at] as number, a.recentKeys[at] as string])
+  }
+  return calls
+}
+
 export const dayOf = (time: number): number => Math.floor(time / dayMs)
 export const hourOf = (time: number): number => Math.floor((((time % dayMs) + dayMs) % dayMs) / hourMs)
 /** `secretsmanager:GetSecretValue` + `prod/db` → `secretsmanager:prod/db`: resources are per service. */
@@ -109,7 +129,7 @@ export function createBaselineStore(
   let evicted = 0
 
   const weigh = (a: AgentBaseline): number => {
-    let bytes = agentBytes + a.agent.length + a.recent.length * recentBytes
+    let bytes = agentBytes + a.agent.length + a.recentKeys.length * recentBytes
     for (const name of a.actions.keys()) bytes += actionBytes(name)
     for (const key of a.resources.keys()) bytes += resourceBytes(key)
     return bytes
@@ -124,10 +144,18 @@ export function createBaselineStore(
       hours: [...r.hours],
       actions: new Map(r.actions.map(([k, v]) => [k, { ...v, days: v.days.map((d) => [d[0], d[1]]) }])),
       resources: new Map(r.resources.map(([k, v]) => [k, { ...v }])),
-      recent: r.recent.map(([t, k]) => [t, k]),
+      recentTimes: [],
+      recentKeys: [],
+      recentNext: 0,
       bytes: 0,
       oldestLast: Number.NEGATIVE_INFINITY,
       oldestDay: Number.NEGATIVE_INFINITY,
+    }
+    // The newest recentCalls of the record, oldest first (a record holds no more, but is data).
+    for (let i = Math.max(0, r.recent.length - recentCalls); i < r.recent.length; i++) {
+      const [time, key] = r.recent[i] as [number, string]
+      a.recentTimes.push(time)
+      a.recentKeys.push(key)
     }
     a.bytes = weigh(a)
     total += a.bytes
@@ -186,7 +214,9 @@ export function createBaselineStore(
         hours: new Array(24).fill(0),
         actions: new Map(),
         resources: new Map(),
-        recent: [],
+        recentTimes: [],
+        recentKeys: [],
+        recentNext: 0,
         // weigh() of an agent with nothing learned yet; observe() keeps it up to date from here on.
         bytes: agentBytes + agent.length,
         oldestLast: time,
@@ -231,9 +261,17 @@ export function createBaselineStore(
       r.last = Math.max(r.last, time)
       r.count++
     }
-    a.recent.push([time, resource ?? action])
-    if (a.recent.length > recentCalls) a.recent.shift()
-    else a.bytes += recentBytes
+    if (a.recentKeys.length < recentCalls) {
+      a.recentTimes.push(time)
+      a.recentKeys.push(resource ?? action)
+      a.bytes += recentBytes
+    } else {
+      // Full: the oldest call's place takes the new one.
+      const at = a.recentNext
+      a.recentTimes[at] = time
+      a.recentKeys[at] = resource ?? action
+      a.recentNext = at + 1 === recentCalls ? 0 : at + 1
+    }
     // Kept step by step above (the same sum as weigh()): weighing every key of the agent on each call
     // was the baseline's largest cost.
     total += a.bytes
@@ -303,10 +341,7 @@ export function createBaselineStore(
     }
     const resources: AgentBaselineRecord['resources'] = []
     for (const [k, v] of a.resources) resources.push([k, { first: v.first, last: v.last, count: v.count }])
-    // A recent call's pair is never changed once pushed (observe pushes a new one, shift drops the
-    // oldest): the record shares the pairs and copies only the list.
-    const recent: AgentBaselineRecord['recent'] = []
-    for (const call of a.recent) recent.push(call)
+    const recent = recentCallsOf(a)
     const hours: number[] = []
     for (const h of a.hours) hours.push(h)
     return { agent: a.agent, first: a.first, last: a.last, calls: a.calls, hours, actions, resources, recent }

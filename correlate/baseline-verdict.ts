@@ -141,25 +141,30 @@ function burstOf(
   key: string | undefined,
 ): ScoreReason | undefined {
   if (key === undefined) return undefined
-  const recent = a?.recent ?? []
+  if (a === undefined) return undefined
+  // The agent's recent calls in ring order (agent-baseline.ts): what is counted here does not depend on order.
+  const times = a.recentTimes
+  const keys = a.recentKeys
   const from = q.time - config.burst_window
   // The distinct resources are at most the call's own and one per recent call in the window: when those
   // are fewer than burst_min, no key is compared or collected (nearly every call judged).
   let inWindow = 0
-  for (let i = 0; i < recent.length; i++) {
-    const time = (recent[i] as [number, string])[0]
+  for (let i = 0; i < times.length; i++) {
+    const time = times[i] as number
     if (time >= from && time <= q.time) inWindow++
   }
   if (inWindow + 1 < config.burst_min) return undefined
   const service = key.slice(0, key.indexOf(':') + 1)
   const distinct = new Set<string>([key])
-  for (const [time, k] of recent) {
+  for (let i = 0; i < times.length; i++) {
+    const time = times[i] as number
+    const k = keys[i] as string
     if (time >= from && time <= q.time && k.startsWith(service)) distinct.add(k)
   }
   if (distinct.size < config.burst_min) return undefined
   let fresh = 0
   for (const k of distinct) {
-    const r = a?.resources.get(k)
+    const r = a.resources.get(k)
     if (!r || r.first >= from) fresh++
   }
   if (fresh * 2 < distinct.size) return undefined

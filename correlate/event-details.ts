@@ -42,11 +42,13 @@ export function createDetailInterner(): DetailInterner {
   const released = new WeakSet<EdgeDetail | CoreDetail>()
 
   const remember = <D>(map: Map<string, D[]>, key: string, detail: D): D => {
-    let list = map.get(key)
+    const list = map.get(key)
     if (!list) {
       if (map.size >= keyLimit) map.clear()
-      list = []
-      map.set(key, list)
+      // A list of one: `[]` and push reserve room for 17, and most principals and hosts hold one detail
+      // at a time (a new principal per call is common in a trail: a list per buffered call).
+      map.set(key, [detail])
+      return detail
     }
     if (list.length >= perKeyLimit) list.shift()
     list.push(detail)

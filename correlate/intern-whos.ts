@@ -73,10 +73,16 @@ export function createWhoInterner(): (
     const fresh = new AgentWho(w, resolvedBy, sharedIdentity(identity))
     if (whos === null) w.whos = fresh
     else if (!Array.isArray(whos)) w.whos = [whos, fresh]
-    else {
+    else if (whos.length < maxWhosPerAgent) {
       // A new array of exactly the needed length: push would reserve room for 17 per agent.
-      const kept = whos.length >= maxWhosPerAgent ? whos.slice(1) : whos
-      w.whos = [...kept, fresh]
+      w.whos = [...whos, fresh]
+    } else {
+      // Full: the oldest goes and the rest move up in place. An agent whose every call names a new session
+      // or pod made a new array of 16 per call here, promoted with the calls it outlived.
+      // A loop, not copyWithin: that builtin reads and writes each element as a generic property.
+      const last = whos.length - 1
+      for (let i = 0; i < last; i++) whos[i] = whos[i + 1] as AgentWho
+      whos[last] = fresh
     }
     return fresh
   }

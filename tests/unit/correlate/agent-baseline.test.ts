@@ -36,7 +36,30 @@ describe('the baseline store', () => {
     const a = store.get('a')
     expect(a?.resources.size).toBe(maxResources)
     expect(a?.resources.has('ssm:/p/0')).toBe(false)
-    expect(a?.recent).toHaveLength(recentCalls)
+    expect(a?.recentKeys).toHaveLength(recentCalls)
+  })
+
+  it('checkpoints the last recentCalls calls oldest first, and a restored store goes on as the original', () => {
+    // The recent calls are a ring once full: the checkpoint's list is still in call order, and a store
+    // restored mid-ring adds the next calls in the same places as the store it was saved from.
+    const store = createBaselineStore(config)
+    const call = (s: typeof store, i: number) =>
+      s.observe('a', T0 + i * 1000, 'secretsmanager:GetSecretValue', `secretsmanager:s-${i}`)
+    for (let i = 0; i < recentCalls + 5; i++) call(store, i)
+    const [saved] = store.snapshot()
+    expect(saved?.recent).toEqual(
+      Array.from({ length: recentCalls }, (_, k) => [T0 + (k + 5) * 1000, `secretsmanager:s-${k + 5}`]),
+    )
+    const restored = createBaselineStore(config, store.snapshot())
+    for (let i = recentCalls + 5; i < 2 * recentCalls + 9; i++) {
+      call(store, i)
+      call(restored, i)
+    }
+    expect(restored.snapshot()).toEqual(store.snapshot())
+    expect(restored.snapshot()[0]?.recent[0]).toEqual([
+      T0 + (recentCalls + 9) * 1000,
+      `secretsmanager:s-${recentCalls + 9}`,
+    ])
   })
 
   it('keeps its byte count call by call equal to weighing every agent afresh', () => {
