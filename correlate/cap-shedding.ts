@@ -22,8 +22,9 @@ export function createCapShedding(
   remove: (slot: number) => void,
 ): CapShedding {
   // Shed order of the agent sides that went over the cap (shed-order.ts), dropped below half of it. Derived
-  // state: not counted in `bytes` (24 bytes per queued entry, at most about twice the side's entries), so
-  // that shedding never depends on history a restart does not rebuild.
+  // state: not counted in `bytes` (24 bytes per queued entry, at most about twice the side's entries, and
+  // an object per kind queued as unique), so that shedding never depends on history a restart does not
+  // rebuild.
   const edgeSheds = new Map<AgentWindow, ShedOrder>()
   const coreSheds = new Map<AgentWindow, ShedOrder>()
   const dropShedOrderBelow = maxPerAgentSide / 2
@@ -43,7 +44,7 @@ export function createCapShedding(
       if (x !== except) order.note(kindOf(x))
     }
     for (let x = isEdge ? w.edgeHead : w.coreHead; x !== -1; x = s.next[x] as number) {
-      if (x !== except) order.push(shedKey(order, x), s.seq[x] as number, x)
+      if (x !== except) queue(order, shedKey(order, x), x)
     }
     const sheds = isEdge ? edgeSheds : coreSheds
     sheds.set(w, order)
@@ -52,6 +53,27 @@ export function createCapShedding(
 
   const shedKey = (order: ShedOrder, slot: number) =>
     expiry(slot) + (order.kinds.get(kindOf(slot)) === 1 ? uniqueBit : 0)
+
+  /** Queues `slot` by `key`, remembering it when queued as the only one of its kind. */
+  const queue = (order: ShedOrder, key: number, slot: number) => {
+    const seq = s.seq[slot] as number
+    order.push(key, seq, slot)
+    if (key >= uniqueBit) order.queuedUnique.set(kindOf(slot), { slot, seq })
+  }
+
+  /**
+   * Counts a newcomer's kind. The entry that was the only one of that kind is a repeat from now on: it is
+   * queued again by its bare expiry (its unique place stays queued, skipped once it is gone), so it is shed
+   * among the repeats, as from an order built afresh after a restart.
+   */
+  const noteNewcomer = (order: ShedOrder, slot: number) => {
+    const kind = kindOf(slot)
+    if (order.note(kind) !== 2) return
+    const sole = order.queuedUnique.get(kind)
+    if (sole === undefined) return
+    order.queuedUnique.delete(kind)
+    if (sole.slot !== slot && isLive(sole.slot, sole.seq)) order.push(expiry(sole.slot), sole.seq, sole.slot)
+  }
 
   /**
    * The entry to shed: repeats before the only one of its kind. An entry queued as a repeat may have
@@ -62,7 +84,7 @@ export function createCapShedding(
     for (;;) {
       const victim = order.popLive(isLive)
       if (victim === -1 || order.lastKey >= uniqueBit || order.kinds.get(kindOf(victim)) !== 1) return victim
-      order.push(order.lastKey + uniqueBit, s.seq[victim] as number, victim)
+      queue(order, order.lastKey + uniqueBit, victim)
     }
   }
 
@@ -80,7 +102,7 @@ export function createCapShedding(
         began = true
       }
       // The newcomer counts as one of its kind before choosing, so it never protects a kind it repeats.
-      order.note(kindOf(slot))
+      noteNewcomer(order, slot)
       noted = true
       const victim = shedVictim(order)
       if (victim !== -1) remove(victim)
@@ -88,9 +110,9 @@ export function createCapShedding(
     // Entries that expired (or went to the memory budget) stay queued until they surface. A side that
     // stays under its cap never pops them: rebuild once they outnumber the live entries.
     if (order !== undefined) {
-      if (!noted) order.note(kindOf(slot))
+      if (!noted) noteNewcomer(order, slot)
       if (order.size > 2 * (isEdge ? w.edges : w.cores) + 8) shedOrderOf(w, isEdge, -1)
-      else order.push(shedKey(order, slot), s.seq[slot] as number, slot)
+      else queue(order, shedKey(order, slot), slot)
     }
     return noted ? (began ? 2 : 1) : 0
   }

@@ -7,7 +7,10 @@
 // it, or until agent-windows.ts rebuilds the heap because such entries outnumber the live ones.
 // A flood must not evict the signal: the key of an entry that is the only one of its kind on its side (one
 // shell alert among 1,500 "Read sensitive file untrusted") carries uniqueBit, so every repeat is shed
-// before it; among repeats, and among unique entries, the one that expires first goes first.
+// before it; among repeats, and among unique entries, the one that expires first goes first. An entry keeps
+// its place as kinds come and go: one queued as a repeat that became unique is queued again when it surfaces,
+// and one queued as unique is queued again as a repeat when a second of its kind comes, so the heap sheds
+// what a heap built afresh (after a restart) would.
 
 /** Added to the expiry of a unique entry: above any epoch-ms expiry, still exact in a double. */
 export const uniqueBit = 2 ** 52
@@ -20,6 +23,11 @@ export class ShedOrder {
   lastKey = 0
   /** Entries of the side per kind (Falco rule, or service:EventName): what makes an entry a repeat. */
   readonly kinds = new Map<string, number>()
+  /**
+   * Per kind, the entry (slot, seq) last queued as the only one of its kind: once a second one comes it is a
+   * repeat, and the caller queues it again by its bare expiry.
+   */
+  readonly queuedUnique = new Map<string, { slot: number; seq: number }>()
 
   note(kind: string): number {
     const n = (this.kinds.get(kind) ?? 0) + 1
@@ -30,7 +38,10 @@ export class ShedOrder {
   forget(kind: string): void {
     const n = (this.kinds.get(kind) ?? 0) - 1
     if (n > 0) this.kinds.set(kind, n)
-    else this.kinds.delete(kind)
+    else {
+      this.kinds.delete(kind)
+      this.queuedUnique.delete(kind)
+    }
   }
 
   get size(): number {

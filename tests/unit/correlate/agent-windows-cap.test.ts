@@ -127,6 +127,62 @@ describe('per-agent cap', () => {
     )
   })
 
+  it('sheds repeats before the only entry of its kind, as a scan of the side counting kinds would', () => {
+    // The documented order (docs/threat-model.md, evicting its own alert with a flood): counting the
+    // newcomer, entries whose kind has two or more on the side go first, each by expiry; an entry that is
+    // the only one of its kind only once no repeats remain. Kinds come and go while the heap lives on: an
+    // entry queued as the only one of its kind becomes a repeat when a second comes, and the reverse.
+    const actions = ['iam:AttachRolePolicy', 'sts:GetSessionToken', 's3:GetObject']
+    const move = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ kind: fc.nat(actions.length - 1), in: fc.nat(8) }) },
+      { weight: 1, arbitrary: fc.record({ advance: fc.nat(2) }) },
+    )
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 6 }),
+        fc.array(move, { minLength: 50, maxLength: 300 }),
+        (cap, moves) => {
+          const windows = createAgentWindows({ maxPerAgentSide: cap, memoryBudgetBytes: 1 << 30 })
+          const who = windows.who(windows.window('shop-api'), 'principal', {
+            principal_arn: 'arn:aws:iam::1:role/a',
+          })
+          type Kinded = { id: string; kind: number; expiry: number; seq: number }
+          let live: Kinded[] = []
+          const first = (a: Kinded, b: Kinded) =>
+            a.expiry < b.expiry || (a.expiry === b.expiry && a.seq < b.seq)
+          let now = 0
+          let seq = 0
+          for (const m of moves) {
+            if ('advance' in m) {
+              now += m.advance
+              windows.evictExpired(now)
+              live = live.filter((e) => e.expiry >= now)
+              continue
+            }
+            const entry = { id: `event-${seq}`, kind: m.kind, expiry: now + m.in, seq: seq++ }
+            const detail = { ...coreDetail, action: actions[m.kind] as string }
+            windows.settle(windows.insert(who, detail, entry.id, 0, 1, entry.expiry, entry.seq, 0, ''))
+            live.push(entry)
+            if (live.length > cap) {
+              const others = live.filter((e) => e !== entry)
+              const repeats = others.filter((e) => live.filter((x) => x.kind === e.kind).length > 1)
+              const pool = repeats.length > 0 ? repeats : others
+              const victim = pool.reduce((a, b) => (first(b, a) ? b : a))
+              live = live.filter((e) => e !== victim)
+            }
+            expect(
+              windows
+                .liveSlots()
+                .map((slot) => windows.slots.id(slot))
+                .sort(),
+            ).toEqual(live.map((e) => e.id).sort())
+          }
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+
   it('sheds the right entry after a stretch under the cap, its entries expiring while queued', () => {
     // Every stretch length from 0 to 40 rounds, so one of them ends just after the shed order was rebuilt.
     for (let rounds = 0; rounds <= 40; rounds++) {
