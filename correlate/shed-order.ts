@@ -1,10 +1,10 @@
 // The per-agent cap sheds, from the side of an agent that went over it, the entry that would expire first
 // (earliest expiry, then earliest seq). A scan of the side found it in O(cap) for every event of an agent
 // at its cap (27.6 µs per event at the default 1,000, 1.56 ms at 50,000: bench/correlator.bench.ts).
-// ShedOrder keeps the side's entries in a binary min-heap instead, for O(log n). agent-windows.ts builds one
+// ShedOrder keeps the side's entries in a binary min-heap instead, for O(log n). cap-shedding.ts builds one
 // when a side first goes over the cap and drops it when the side falls well below; an entry removed by other
 // means (expired, memory budget) stays in the heap until it surfaces, where the caller's liveness check skips
-// it, or until agent-windows.ts rebuilds the heap because such entries outnumber the live ones.
+// it, or until cap-shedding.ts rebuilds the heap because such entries outnumber the live ones.
 // A flood must not evict the signal: the key of an entry that is the only one of its kind on its side (one
 // shell alert among 1,500 "Read sensitive file untrusted") carries uniqueBit, so every repeat is shed
 // before it; among repeats, and among unique entries, the one that expires first goes first. An entry keeps
