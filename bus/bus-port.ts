@@ -43,10 +43,10 @@ export function unreadRangeOf(batch: readonly DeliveredRecord<unknown>[]): Recor
 /** Worker → owner. */
 type Request =
   /**
-   * Each record's value as its JSON text, `texts[i]` the value of the record keyed `keys[i]`; `heads[i]` its
-   * head (BusRecord.head), when the publisher gave heads.
+   * Each record's value as its JSON text, `texts[i]` the value of the record keyed `keys[i]`; `heads`, when
+   * the publisher gave heads, the JSON text of an array of them (BusRecord.head; null where a record has none).
    */
-  | { t: 'publish'; id: number; topic: string; keys: string[]; texts: string[]; heads?: unknown[] }
+  | { t: 'publish'; id: number; topic: string; keys: string[]; texts: string[]; heads?: string }
   | {
       t: 'subscribe'
       id: number
@@ -167,15 +167,17 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
    * record with a head is parsed only when something reads its value: the embedded bus keeps it unparsed
    * for a reader of heads (the revoke dispatcher), which parses only the correlations it sends.
    */
-  const publishTexts = async (m: Extract<Request, { t: 'publish' }>) =>
-    bus.publish(
+  const publishTexts = async (m: Extract<Request, { t: 'publish' }>) => {
+    const heads = m.heads === undefined ? undefined : (JSON.parse(m.heads) as unknown[])
+    return bus.publish(
       { name: m.topic },
       m.texts.map((text, i) => {
         const key = m.keys[i] as string
-        const head = m.heads?.[i]
+        const head = heads?.[i] ?? undefined
         return head === undefined ? { key, value: JSON.parse(text), text } : textRecord(key, text, head)
       }),
     )
+  }
 
   const subscribe = async (m: Extract<Request, { t: 'subscribe' }>) => {
     if (subscriptions.has(m.sub)) return
@@ -317,8 +319,10 @@ export function createPortBus(
       // As JSON text, written here: a string crosses for a copy, where the structured clone of a correlation
       // cost the owner's thread more to rebuild than to parse, and its bus then wrote it as JSON again.
       const texts = records.map((record, i) => recordJson(record.value, i))
-      // Heads are small objects, cloned across: the owner decides on them without parsing the texts.
-      const heads = records[0]?.head === undefined ? undefined : records.map((r) => r.head)
+      // The heads cross as one JSON text: cheaper for the owner to parse than their structured clone is to
+      // rebuild (about 6,000 instructions per correlation), and still far less than the records' texts.
+      const heads =
+        records[0]?.head === undefined ? undefined : JSON.stringify(records.map((r) => r.head ?? null))
       await calls.call({ t: 'publish', topic: topic.name, keys: records.map((r) => r.key), texts, heads })
     },
     subscribe: async <T>(

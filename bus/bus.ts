@@ -23,9 +23,9 @@ export type BusRecord<T> = {
    */
   rawSpan?: RawSpan
   /**
-   * A few of `value`'s members, copied by the publisher from the value itself (never read from `text`),
-   * for a reader that decides on them alone (SubscribeOptions.heads): with `text`, a bus may leave the text
-   * unparsed until a reader wants the whole value. Delivered only under SubscribeOptions.heads.
+   * A few of `value`'s members (JSON-able), copied by the publisher from the value itself (never read from
+   * `text`), for a reader that decides on them alone (SubscribeOptions.heads): with `text`, a bus may leave
+   * the text unparsed until a reader wants the whole value. Delivered only under SubscribeOptions.heads.
    */
   head?: unknown
 }
