@@ -42,8 +42,11 @@ export function unreadRangeOf(batch: readonly DeliveredRecord<unknown>[]): Recor
 
 /** Worker → owner. */
 type Request =
-  /** Each record's value as its JSON text, `texts[i]` the value of the record keyed `keys[i]`. */
-  | { t: 'publish'; id: number; topic: string; keys: string[]; texts: string[] }
+  /**
+   * Each record's value as its JSON text, `texts[i]` the value of the record keyed `keys[i]`; `heads`, when
+   * the publisher gave heads, the JSON text of an array of them (BusRecord.head; null where a record has none).
+   */
+  | { t: 'publish'; id: number; topic: string; keys: string[]; texts: string[]; heads?: string }
   | {
       t: 'subscribe'
       id: number
@@ -115,6 +118,20 @@ function createCalls(port: Port) {
   }
 }
 
+/** A record published as its text and head, its value parsed from the text when first read. */
+function textRecord(key: string, text: string, head: unknown): BusRecord<unknown> {
+  let value: unknown
+  return {
+    key,
+    text,
+    head,
+    get value() {
+      value ??= JSON.parse(text)
+      return value
+    },
+  }
+}
+
 export type PortBusServer = {
   /** Feed every message the worker sends (the caller routes its own kinds first). */
   onMessage(message: unknown): void
@@ -145,12 +162,22 @@ export function servePortBus(bus: Bus, initialPort: Port): PortBusServer {
           new NerveError('BUS_UNAVAILABLE', 'The worker thread is restarting.', { retriable: true }),
         )
 
-  /** The owner's in-process readers of the topic get the values, parsed here; its bus writes the texts. */
-  const publishTexts = async (m: Extract<Request, { t: 'publish' }>) =>
-    bus.publish(
+  /**
+   * The owner's in-process readers of the topic get the values, parsed here; its bus writes the texts. A
+   * record with a head is parsed only when something reads its value: the embedded bus keeps it unparsed
+   * for a reader of heads (the revoke dispatcher), which parses only the correlations it sends.
+   */
+  const publishTexts = async (m: Extract<Request, { t: 'publish' }>) => {
+    const heads = m.heads === undefined ? undefined : (JSON.parse(m.heads) as unknown[])
+    return bus.publish(
       { name: m.topic },
-      m.texts.map((text, i) => ({ key: m.keys[i] as string, value: JSON.parse(text), text })),
+      m.texts.map((text, i) => {
+        const key = m.keys[i] as string
+        const head = heads?.[i] ?? undefined
+        return head === undefined ? { key, value: JSON.parse(text), text } : textRecord(key, text, head)
+      }),
     )
+  }
 
   const subscribe = async (m: Extract<Request, { t: 'subscribe' }>) => {
     if (subscriptions.has(m.sub)) return
@@ -292,7 +319,11 @@ export function createPortBus(
       // As JSON text, written here: a string crosses for a copy, where the structured clone of a correlation
       // cost the owner's thread more to rebuild than to parse, and its bus then wrote it as JSON again.
       const texts = records.map((record, i) => recordJson(record.value, i))
-      await calls.call({ t: 'publish', topic: topic.name, keys: records.map((r) => r.key), texts })
+      // The heads cross as one JSON text: cheaper for the owner to parse than their structured clone is to
+      // rebuild (about 6,000 instructions per correlation), and still far less than the records' texts.
+      const heads =
+        records[0]?.head === undefined ? undefined : JSON.stringify(records.map((r) => r.head ?? null))
+      await calls.call({ t: 'publish', topic: topic.name, keys: records.map((r) => r.key), texts, heads })
     },
     subscribe: async <T>(
       topic: Topic<T>,

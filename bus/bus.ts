@@ -22,6 +22,12 @@ export type BusRecord<T> = {
    * (SubscribeOptions.withoutRaw). Never set on delivered records.
    */
   rawSpan?: RawSpan
+  /**
+   * A few of `value`'s members (JSON-able), copied by the publisher from the value itself (never read from
+   * `text`), for a reader that decides on them alone (SubscribeOptions.heads): with `text`, a bus may leave
+   * the text unparsed until a reader wants the whole value. Delivered only under SubscribeOptions.heads.
+   */
+  head?: unknown
 }
 
 /** Characters [start, end) of a record's JSON text: its `raw` member's value. */
@@ -107,6 +113,14 @@ export type SubscribeOptions = {
    * file read from a worker thread honours it (bus-port.ts); elsewhere records come whole.
    */
   withoutRaw?: boolean
+  /**
+   * The handler decides on a record's `head` where it has one, and reads `value` only for the records it
+   * needs whole: a bus may then hand over, as the only reader of a topic's values, records whose `value`
+   * is parsed from their text on first access (the revoke dispatcher: a correlation's text is parsed only
+   * for a revoke it sends). Only the embedded bus honours it, for records published with a head in this
+   * process; every other record comes with its value and no head.
+   */
+  heads?: boolean
 }
 
 /**

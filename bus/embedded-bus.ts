@@ -22,6 +22,7 @@ import { type AppendRow, openEmbeddedStorage } from './embedded-storage.ts'
 import { createEmbeddedSubscriptions } from './embedded-subscriptions.ts'
 import { loadEmbeddedTopics } from './embedded-topics.ts'
 import { partitionForKey } from './partition-for-key.ts'
+import { Unparsed } from './recent-records.ts'
 import { storedRecordJson } from './record-json.ts'
 import { withStorage } from './storage-error.ts'
 
@@ -90,7 +91,15 @@ export function createEmbeddedBus(
     if (closing) throw closedError()
     if (records.length === 0) return
     const t = withStorage('creating a topic', () => topics.get(topic.name))
-    const values = t.valueReaders > 0 ? records.map((record) => record.value as unknown) : undefined
+    // A record with a head and its text is kept unparsed (recent-records.ts): its value is not read here.
+    const values =
+      t.valueReaders > 0
+        ? records.map((record): unknown =>
+            record.head !== undefined && record.text !== undefined
+              ? new Unparsed(record.head, record.text)
+              : record.value,
+          )
+        : undefined
     let bytes = 0
     const rows = records.map((record, i): AppendRow => {
       const value = record.text ?? storedRecordJson(record.value, i)

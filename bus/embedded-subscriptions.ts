@@ -88,7 +88,7 @@ export function createEmbeddedSubscriptions(
       read: options.unread
         ? (p, from, limit) => unreadRecords<T>(p, from, limit)
         : (p, from, limit) =>
-            t.recent.take<T>(p, from, limit, options.encoded, t.valueReaders > 1) ??
+            t.recent.take<T>(p, from, limit, options.encoded, t.valueReaders > 1, options.heads) ??
             readStored<T>(t, p, from, limit, options.encoded ?? false),
       log,
       telemetry,

@@ -11,8 +11,25 @@
 // only the text (its value is undefined), and a consumer of values then reads from disk. Bounded per
 // partition: past the cap the oldest are forgotten, and a consumer that far behind reads from disk as before.
 // Bounded in bytes too (the texts' length, the values being about as large): the watched agent chooses how
-// large its alerts are.
+// large its alerts are. A record published with a head (BusRecord.head: the correlations, by the correlate
+// thread) is kept unparsed, as its head and text (Unparsed): a reader that decides on heads
+// (SubscribeOptions.heads) and reads the topic's values alone gets the head, and the value parsed only if it
+// reads it; any other reader gets the value parsed when first taken.
 import type { DeliveredRecord } from './bus.ts'
+
+/** A record's value not parsed yet: its publisher's head (BusRecord.head) and its JSON text. */
+export class Unparsed {
+  #value: unknown
+  constructor(
+    readonly head: unknown,
+    readonly text: string,
+  ) {}
+  /** The value, parsed on the first call. */
+  value(): unknown {
+    this.#value ??= JSON.parse(this.text)
+    return this.#value
+  }
+}
 
 export type RecentRecords = {
   /**
@@ -23,6 +40,7 @@ export type RecentRecords = {
   /**
    * Records [from, from + limit) of a partition when every one of them is remembered (as a value, unless
    * `encoded`: as text). `shared` (the default): other groups read the same values, which are deep-frozen.
+   * `heads` (not shared): a value kept Unparsed is handed over with its head, parsed on first access.
    */
   take<T>(
     partition: number,
@@ -30,6 +48,7 @@ export type RecentRecords = {
     limit: number,
     encoded?: boolean,
     shared?: boolean,
+    heads?: boolean,
   ): DeliveredRecord<T>[] | undefined
   /** Forgets the records below `offset` (every subscribed group has committed them). */
   forgetBelow(partition: number, offset: number): void
@@ -90,16 +109,28 @@ export function createRecentRecords(
         drop(w, count)
       }
     },
-    take<T>(partition: number, from: number, limit: number, encoded = false, shared = true) {
+    take<T>(partition: number, from: number, limit: number, encoded = false, shared = true, heads = false) {
       const w = windows[partition]
       if (!w || from < w.base || from + limit > w.base + w.values.length) return undefined
       const records: DeliveredRecord<T>[] = []
       const values = encoded ? w.texts : w.values
       for (let offset = from; offset < from + limit; offset++) {
         const i = offset - w.base
-        if (values[i] === undefined) return undefined
-        const value = encoded || !shared ? values[i] : deepFreeze(values[i])
-        records.push({ key: w.keys[i] as string, value: value as T, partition, offset })
+        let value = values[i]
+        if (value === undefined) return undefined
+        if (value instanceof Unparsed) {
+          if (heads && !shared) {
+            records.push(headRecord<T>(w.keys[i] as string, value, partition, offset))
+            continue
+          }
+          value = value.value()
+        }
+        records.push({
+          key: w.keys[i] as string,
+          value: (encoded || !shared ? value : deepFreeze(value)) as T,
+          partition,
+          offset,
+        })
       }
       // A value handed out unfrozen is its reader's now: a redelivery, or a group that subscribes after,
       // reads the record from disk rather than what that reader may have made of it.
@@ -110,6 +141,24 @@ export function createRecentRecords(
     forgetBelow(partition, offset) {
       const w = windows[partition]
       if (w && offset > w.base) drop(w, Math.min(offset - w.base, w.values.length))
+    },
+  }
+}
+
+/** A record handed over with its head, its value parsed from its text on first access. */
+function headRecord<T>(
+  key: string,
+  unparsed: Unparsed,
+  partition: number,
+  offset: number,
+): DeliveredRecord<T> {
+  return {
+    key,
+    head: unparsed.head,
+    partition,
+    offset,
+    get value() {
+      return unparsed.value() as T
     },
   }
 }

@@ -43,6 +43,31 @@ export const correlatorStateTopic = topic<unknown>('nerve.correlator-state.v1')
 export const eventsTopic = topic<NormalizedEvent>('nerve.events.v1')
 /** Correlations, keyed by agent id. Correlate → sinks. */
 export const correlationsTopic = topic<Correlation>('nerve.correlations.v1')
+
+/**
+ * What the revoke dispatcher decides a correlation on (sinks/revoke-policy.ts); it reads the rest only
+ * for a revoke it sends. Published beside each correlation (BusRecord.head), so that a correlation from the
+ * correlate thread need not be parsed on the main thread for the many it suppresses.
+ */
+export type CorrelationHead = {
+  id: string
+  score: number
+  rule: Pick<Correlation['rule'], 'revoke'>
+  agent: Pick<Correlation['agent'], 'id' | 'resolved_by'>
+  incident: Pick<Correlation['incident'], 'id' | 'merged'>
+}
+
+/** A correlation's head, from the correlation itself (never from its text: it holds the agent's strings). */
+export function correlationHead(c: Correlation): CorrelationHead {
+  const { merged } = c.incident
+  return {
+    id: c.id,
+    score: c.score,
+    rule: { revoke: c.rule.revoke },
+    agent: { id: c.agent.id, resolved_by: c.agent.resolved_by },
+    incident: merged === undefined ? { id: c.incident.id } : { id: c.incident.id, merged },
+  }
+}
 /** Rejected input and undeliverable sink items. Ingest, sinks → operators. */
 export const deadLetterTopic = topic<DeadLetter>('nerve.dead-letter.v1')
 /** Events that missed their window. Correlate → operators. */

@@ -12,7 +12,13 @@
 // at most the same correlation ids (downstream dedups by id).
 import { join } from 'node:path'
 import type { Bus, DeliveredRecord, Handled } from '../bus/bus.ts'
-import { correlationsTopic, eventsTopic, type LateEvent, lateEventsTopic } from '../bus/topics.ts'
+import {
+  correlationHead,
+  correlationsTopic,
+  eventsTopic,
+  type LateEvent,
+  lateEventsTopic,
+} from '../bus/topics.ts'
 import { errorCodeOf, errorFieldsOf, NerveError } from '../runtime/errors.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
@@ -226,7 +232,13 @@ export async function startCorrelate(config: Config, deps: CorrelateDeps): Promi
           )
         }
       }
-      if (correlations.length > 0) await deps.bus.publish(correlationsTopic, correlations)
+      // Each with its head, taken as the bus writes the text (in the same turn): the revoke dispatcher
+      // decides on it without parsing the correlation (bus/topics.ts correlationHead).
+      if (correlations.length > 0)
+        await deps.bus.publish(
+          correlationsTopic,
+          correlations.map((r) => ({ ...r, head: correlationHead(r.value) })),
+        )
       if (late.length > 0) await deps.bus.publish(lateEventsTopic, late)
       // A batch of several partitions (the bus contract says one) commits whole: every one is saved.
       const time = now()

@@ -3,6 +3,7 @@
 // row, under which key, and when the outbox forgets them is decided here; delivering them is
 // revoke-delivery.ts's.
 
+import type { CorrelationHead } from '../bus/topics.ts'
 import { errorCodeOf, errorFieldsOf } from '../runtime/errors.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { ComponentTelemetry, Metrics } from '../runtime/metrics.ts'
@@ -42,9 +43,14 @@ export type RevokeOutboxDeps = {
 /**
  * Decides for each correlation and writes the decisions worth a row (not synced yet); returns the deliveries
  * they made due, or undefined when the batch wrote nothing. Throws when the outbox could not write them:
- * the bus redelivers the batch.
+ * the bus redelivers the batch. The decisions read the correlations' heads only; `wholeOf(i)` gives the
+ * whole of `correlations[i]` (parsed then, on the bus: start-sinks.ts), for a revoke that sends it.
+ * Without it, the correlations are whole.
  */
-export type DecideRevokes = (correlations: readonly Correlation[]) => OutboxDelivery[] | undefined
+export type DecideRevokes = (
+  correlations: readonly CorrelationHead[],
+  wholeOf?: (index: number) => Correlation,
+) => OutboxDelivery[] | undefined
 
 /**
  * Which decisions are written to the outbox (and become outcome records): a revoke that goes ahead (sent
@@ -123,7 +129,7 @@ export function createRevokeDecisions(config: RevokeDecisionsConfig, deps: Revok
 
   // Only a correlation that may revoke (its rule revokes, its score reaches min_score) can have a decision
   // in the outbox: the others are not looked up, and a batch of them writes and syncs nothing.
-  const mayRevoke = (c: Correlation) => c.rule.revoke && c.score >= config.revoke.min_score
+  const mayRevoke = (c: CorrelationHead) => c.rule.revoke && c.score >= config.revoke.min_score
 
   // Decisions accrue only where a batch records them: forgetting twice as many keeps the table at about
   // one horizon's worth, in bounded transactions. A failure here holds no decision up.
@@ -137,7 +143,13 @@ export function createRevokeDecisions(config: RevokeDecisionsConfig, deps: Revok
     }
   }
 
-  return (correlations) => {
+  const whole = (
+    correlations: readonly CorrelationHead[],
+    c: CorrelationHead,
+    wholeOf: ((index: number) => Correlation) | undefined,
+  ) => (wholeOf ? wholeOf(correlations.indexOf(c)) : (c as Correlation))
+
+  return (correlations, wholeOf) => {
     telemetry.received(correlations.length)
     const already = outbox.decided(correlations.filter(mayRevoke).map((c) => c.id))
     const entries: DecisionEntry[] = []
@@ -188,7 +200,9 @@ export function createRevokeDecisions(config: RevokeDecisionsConfig, deps: Revok
           reason: decision.reason,
           time,
           targets: sends ? [...config.targetLabels] : [],
-          ...(sends ? { body: JSON.stringify(buildRevokeEvent(c, decisionId, time)) } : {}),
+          ...(sends
+            ? { body: JSON.stringify(buildRevokeEvent(whole(correlations, c, wholeOf), decisionId, time)) }
+            : {}),
         }
         const first = decision.revoke || firstSuppression(entry, added)
         if (first) logRevokeOutcome(log, entry)

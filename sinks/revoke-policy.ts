@@ -12,6 +12,7 @@
 // credentials of a revoked role come back on their own (IRSA, instance profiles: sessions issued after
 // AWSRevokeOlderSessions are not denied). Each later revoke of the incident is a round with its own key.
 import { createHash } from 'node:crypto'
+import type { CorrelationHead } from '../bus/topics.ts'
 import type { Config, Correlation, RateConfig } from '../schemas/types.ts'
 
 export const suppressReasons = [
@@ -56,7 +57,7 @@ export type MergedRevoke = { incident_id: string; time: number; rounds: number }
 
 export type RevokePolicy = {
   /** Decides, and remembers an allowed revoke against the limits. */
-  decide(correlation: Correlation, now: number): RevokeDecision
+  decide(correlation: CorrelationHead, now: number): RevokeDecision
   /**
    * Learns that the correlation's incident absorbed a revoked one (merged), which makes it revoked too. For
    * every correlation of a batch before decisionOrder reorders it: a stronger correlation of the survivor
@@ -64,7 +65,7 @@ export type RevokePolicy = {
    * them also marks the others, so it is learnt again after each revoke of a batch. Returns the incidents
    * it marked anew (or with a later revoke), to keep.
    */
-  learnMerges(correlation: Correlation): MergedRevoke[]
+  learnMerges(correlation: CorrelationHead): MergedRevoke[]
   /** Revokes of the incident so far: the round its next revoke would be. */
   rounds(incidentId: string): number
 }
@@ -104,7 +105,7 @@ const isRegistered = (
  * `registered`: the registry's agent ids, made a set once by the caller (a registry of 1,000 agents made
  * into a set per batch, and two look-ups per comparison, cost the main thread more than the decisions).
  */
-export function decisionOrder<C extends Pick<Correlation, 'agent' | 'score'>>(
+export function decisionOrder<C extends Pick<CorrelationHead, 'agent' | 'score'>>(
   correlations: readonly C[],
   registered: ReadonlySet<string> = new Set(),
 ): C[] {
@@ -119,7 +120,7 @@ export function decisionOrder<C extends Pick<Correlation, 'agent' | 'score'>>(
  * revoke of one incident marks those merged with it). `decideOne` decides one correlation with the policy
  * (or skips it, a duplicate, returning undefined). Returns the marks the batch's merges taught.
  */
-export function decideBatch<C extends Correlation>(
+export function decideBatch<C extends CorrelationHead>(
   policy: RevokePolicy,
   correlations: readonly C[],
   registered: ReadonlySet<string>,
@@ -191,7 +192,7 @@ export function createRevokePolicy(
   })
 
   // An incident and those it absorbed (merged, group-incidents.ts) are one: one revoked, all are.
-  const learnMerges = (correlation: Correlation): MergedRevoke[] => {
+  const learnMerges = (correlation: CorrelationHead): MergedRevoke[] => {
     const merged = correlation.incident.merged
     if (!merged?.length) return []
     const ids = [correlation.incident.id, ...merged]

@@ -5,6 +5,7 @@
 // none is lost on a crash).
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Bus } from '../bus/bus.ts'
+import type { CorrelationHead } from '../bus/topics.ts'
 import type { ReadinessCheck } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
@@ -32,8 +33,11 @@ export type RevokeDispatcherDeps = {
 }
 
 export type RevokeDispatcher = {
-  /** Decides for each correlation and makes the decisions durable; resolves when the bus may commit. */
-  handle(correlations: readonly Correlation[]): Promise<void>
+  /**
+   * Decides for each correlation and makes the decisions durable; resolves when the bus may commit. Reads
+   * the heads only, and `wholeOf(i)` for a revoke it sends (revoke-decisions.ts); without it, whole ones.
+   */
+  handle(correlations: readonly CorrelationHead[], wholeOf?: (index: number) => Correlation): Promise<void>
   /** Starts delivering: what the outbox still holds from before a restart, then every new decision. */
   startDelivering(): void
   readiness: ReadinessCheck
@@ -63,8 +67,8 @@ export function createRevokeDispatcher(
   let closing: Promise<void> | undefined
 
   return {
-    async handle(correlations) {
-      const deliveries = decide(correlations)
+    async handle(correlations, wholeOf) {
+      const deliveries = decide(correlations, wholeOf)
       if (deliveries === undefined) return
       delivery.updateGauges()
       // Committed is enough to send (a crashed process still finds the decision); the bus commits the batch

@@ -7,9 +7,10 @@
 // API by the rejected store (groups nerve-store-dead-letters, nerve-store-late-events). One consumer group per topic: kafkajs assigns a
 // group's partitions over the union of its members' topics, so a group shared by two topics would leave
 // partitions with a member that never reads them.
-import type { Bus, Subscription, Topic } from '../bus/bus.ts'
+import type { Bus, DeliveredRecord, Subscription, Topic } from '../bus/bus.ts'
 import { unreadRangeOf } from '../bus/bus-port.ts'
 import {
+  type CorrelationHead,
   correlationsTopic,
   deadLetterTopic,
   eventsTopic,
@@ -21,7 +22,7 @@ import { errorFieldsOf } from '../runtime/errors.ts'
 import { optionalCheck, type ReadinessCheck, type Route } from '../runtime/http-routes.ts'
 import type { Logger } from '../runtime/logger.ts'
 import type { Metrics } from '../runtime/metrics.ts'
-import type { Config } from '../schemas/types.ts'
+import type { Config, Correlation } from '../schemas/types.ts'
 import { consoleRoutes } from './console-routes.ts'
 import type { CorrelationItem } from './correlation-store.ts'
 import type { IndexedTopic } from './elasticsearch-data-streams.ts'
@@ -81,8 +82,17 @@ export async function startSinks(config: Config, deps: SinksDeps): Promise<Sinks
   // The revoke dispatcher subscribes first: a bus that wakes its consumers in order (the embedded one) then
   // decides a revoke before the store's write of the same correlations, which can wait.
   const subscriptions: Subscription[] = [
-    await bus.subscribe(correlationsTopic, 'nerve-revoke', (batch) =>
-      dispatcher.handle(batch.map((r) => r.value)),
+    // On heads where the bus has them (correlations from the correlate thread, on the embedded bus): a
+    // correlation is parsed here only for a revoke that sends it.
+    await bus.subscribe(
+      correlationsTopic,
+      'nerve-revoke',
+      (batch) =>
+        dispatcher.handle(
+          batch.map((r) => (r.head as CorrelationHead | undefined) ?? r.value),
+          (i) => (batch[i] as DeliveredRecord<Correlation>).value,
+        ),
+      { heads: true },
     ),
     // On the embedded bus, as a range the writer thread reads from the bus's file (positions only cross);
     // on Kafka, as the JSON text the bus carried, a string copy to the writer. Either is stored as is.

@@ -8,10 +8,13 @@ import { describe, expect, it } from 'vitest'
 import type { Bus, BusRecord, DeliveredRecord, Topic } from '../../bus/bus.ts'
 import { createPortBus, servePortBus } from '../../bus/bus-port.ts'
 import { createEmbeddedBus } from '../../bus/embedded-bus.ts'
+import { correlationHead, correlationsTopic } from '../../bus/topics.ts'
 import { isNerveError, NerveError } from '../../runtime/errors.ts'
+import type { Correlation } from '../../schemas/types.ts'
 import { randomName, tempDir } from '../helpers/random-names.ts'
 import { createTestRuntime } from '../helpers/test-runtime.ts'
 import { waitFor } from '../helpers/wait-for.ts'
+import { makeCorrelation } from '../unit/sinks/correlation-fixture.ts'
 import { busContract } from './bus-contract.ts'
 import { type Item, records, seqs } from './bus-records.ts'
 
@@ -110,6 +113,62 @@ describe('port bus', () => {
     await bus.close()
     port1.close()
     port2.close()
+  })
+
+  it("hands the revoke dispatcher a correlation's head, and the correlation whole once it reads it", async () => {
+    const dataDir = tempDir('nerve-port-bus')
+    const rt = createTestRuntime()
+    const owner = createEmbeddedBus({ dataDir, partitions: 1, retentionMs: 86_400_000, maxBatch: 500 }, rt)
+    const worker = connect(owner, 1)
+    const correlations = [
+      makeCorrelation(1),
+      makeCorrelation(2, { incident: { id: 'inc-2', merged: ['inc-1'] } }),
+      makeCorrelation(3, { score: 12 }),
+    ]
+    const byDispatcher: DeliveredRecord<Correlation>[] = []
+    const dispatcher = await owner.subscribe(
+      correlationsTopic,
+      'nerve-revoke',
+      async (batch) => void byDispatcher.push(...batch),
+      { heads: true },
+    )
+    await worker.bus.publish(
+      correlationsTopic,
+      correlations.map((c) => ({ key: c.agent.id, value: c, head: correlationHead(c) })),
+    )
+    await waitFor(() => byDispatcher.length === 3, { what: 'the correlations at the dispatcher' })
+    // The head is the worker's, taken from each correlation; the value is the correlation, parsed on access.
+    expect(byDispatcher.map((r) => r.head)).toEqual(correlations.map(correlationHead))
+    expect(byDispatcher.map((r) => r.value)).toEqual(correlations)
+
+    // A second reader of values (Elasticsearch): both get the whole correlations, deep-frozen, no heads.
+    const byIndexer: DeliveredRecord<Correlation>[] = []
+    const indexer = await owner.subscribe(
+      correlationsTopic,
+      'nerve-elasticsearch-correlations',
+      async (b) => {
+        byIndexer.push(...b)
+      },
+    )
+    await waitFor(() => byIndexer.length === 3, { what: 'the correlations at the indexer' })
+    await worker.bus.publish(
+      correlationsTopic,
+      correlations.map((c) => ({ key: c.agent.id, value: c, head: correlationHead(c) })),
+    )
+    await waitFor(() => byIndexer.length === 6 && byDispatcher.length === 6, { what: 'the second publish' })
+    for (const r of [...byDispatcher.slice(3), ...byIndexer.slice(3)]) {
+      expect(r.head).toBeUndefined()
+      expect(Object.isFrozen(r.value)).toBe(true)
+    }
+    expect(byDispatcher.slice(3).map((r) => r.value)).toEqual(correlations)
+    expect(byIndexer.slice(3).map((r) => r.value)).toEqual(correlations)
+    await dispatcher.stop()
+    await indexer.stop()
+    await worker.bus.close()
+    await worker.server.close()
+    await owner.close()
+    worker.close()
+    rmSync(dataDir, { recursive: true, force: true })
   })
 
   it('redelivers the batch a dead worker held to the worker that replaces it', async () => {

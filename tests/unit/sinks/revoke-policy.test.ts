@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createIncidentGrouper } from '../../../correlate/group-incidents.ts'
+import type { Correlation } from '../../../schemas/types.ts'
 import {
   createRevokePolicy,
   decisionOrder,
@@ -98,7 +99,8 @@ describe('revoke policy', () => {
       const time = t0 + i * 20 * 60_000
       const c = makeCorrelation(i)
       const incident = grouper.assign(c.agent.id, time, c.id, ['core:iam:AttachRolePolicy'])
-      const d = policy.decide({ ...c, time, incident: { id: incident.id } }, time)
+      const correlation: Correlation = { ...c, time, incident: { id: incident.id } }
+      const d = policy.decide(correlation, time)
       decided.push(d.revoke ? `revoke@${i * 20}m` : d.reason)
     }
     expect(grouper.size()).toBe(1)

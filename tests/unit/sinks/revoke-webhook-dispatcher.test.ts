@@ -2,10 +2,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { revokeOutcomesTopic } from '../../../bus/topics.ts'
+import { correlationHead, revokeOutcomesTopic } from '../../../bus/topics.ts'
 import { NerveError } from '../../../runtime/errors.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
-import type { Config, RevokeOutcome, WebhookTargetConfig } from '../../../schemas/types.ts'
+import type { Config, Correlation, RevokeOutcome, WebhookTargetConfig } from '../../../schemas/types.ts'
 import { buildRevokeEvent } from '../../../sinks/revoke-payload.ts'
 import { revokeDecisionId } from '../../../sinks/revoke-policy.ts'
 import { createRevokeDispatcher, type RevokeDispatcher } from '../../../sinks/revoke-webhook-dispatcher.ts'
@@ -146,6 +146,35 @@ describe('revoke webhook dispatcher: delivery', () => {
       attempts: 1,
       http_status: 204,
     })
+  })
+
+  it('decides on the heads the bus hands over, reading a correlation whole only for a revoke it sends', async () => {
+    const r = await receiver()
+    const { d, outcomes, rt } = dispatcher({ targets: [{ url: r.url }] })
+    d.startDelivering()
+    const batch = [
+      makeCorrelation(1, { rule: { id: 'outbound-then-s3-read', severity: 30, revoke: false } }),
+      makeCorrelation(2, { score: 10 }),
+      makeCorrelation(3),
+      makeCorrelation(4, { incident: { id: 'inc-data-cleaner-3' } }),
+    ]
+    const read: number[] = []
+    await d.handle(batch.map(correlationHead), (i) => {
+      read.push(i)
+      return batch[i] as Correlation
+    })
+    await waitFor(() => outcomes().some((o) => o.status === 'sent'), { what: 'a sent outcome' })
+    // The second correlation of the incident is suppressed on its head; only the revoke's is read whole.
+    expect(read).toEqual([2])
+    const decisionId = revokeDecisionId(batch[2]?.incident.id as string)
+    expect(JSON.parse(r.requests[0]?.body ?? '')).toEqual(
+      JSON.parse(JSON.stringify(buildRevokeEvent(batch[2] as Correlation, decisionId, t0))),
+    )
+    const suppressed = (reason: string) =>
+      rt.metricValue('nerve_revoke_outcomes_total', { status: 'suppressed', reason })
+    expect(await suppressed('rule_not_revoking')).toBe(1)
+    expect(await suppressed('below_min_score')).toBe(1)
+    expect(await suppressed('incident_already_revoked')).toBe(1)
   })
 
   it('signs with every secret during a rotation; each secret verifies on its own', async () => {
