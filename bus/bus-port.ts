@@ -321,8 +321,9 @@ export function createPortBus(
       const texts = records.map((record, i) => recordJson(record.value, i))
       // The heads cross as one JSON text: cheaper for the owner to parse than their structured clone is to
       // rebuild (about 6,000 instructions per correlation), and still far less than the records' texts.
-      const heads =
-        records[0]?.head === undefined ? undefined : JSON.stringify(records.map((r) => r.head ?? null))
+      const heads = records.some((r) => r.head !== undefined)
+        ? JSON.stringify(records.map((r) => r.head ?? null))
+        : undefined
       await calls.call({ t: 'publish', topic: topic.name, keys: records.map((r) => r.key), texts, heads })
     },
     subscribe: async <T>(
