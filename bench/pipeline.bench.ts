@@ -7,7 +7,8 @@
 // Beside it, the baseline: the same clients against bare-server.mjs (node:http, JSON.parse per line, 202),
 // until the last answer. Then, in the same `nerve run`, the next 60,000 events (figure only): what the
 // events cost once V8 has compiled the hot code, the fixed warm-up of a fresh start set apart.
-// BENCH_CPU_PROF=DIR writes nerve's CPU profile of the run into DIR.
+// BENCH_CPU_PROF=DIR writes nerve's CPU profile of the run into DIR; BENCH_PERF=FILE records the cold window
+// with Linux perf into FILE, for bench/v8-work.ts (what each thread did, V8's compiler and GC apart).
 import { type ChildProcess, fork, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -15,6 +16,7 @@ import { tempDir } from '../tests/helpers/random-names.ts'
 import { startNerveChild, until } from './nerve-child.ts'
 import { pipelineConfig, roundSpacingMs } from './pipeline-events.ts'
 import { cpuPerItem, readThreadCpu, readWrittenBytes, writtenPerItem } from './thread-cpu.ts'
+import { recordPerf } from './v8-work.ts'
 
 const rounds = Number(process.env.BENCH_PIPELINE_ROUNDS ?? 20_000)
 const clients = 4
@@ -91,7 +93,10 @@ async function againstNerve(): Promise<{ cold: Phase; warm: Phase }> {
         written: writtenPerItem(writtenBefore, readWrittenBytes(pid), rounds * 3),
       }
     }
+    const perfFile = process.env.BENCH_PERF
+    const stopPerf = perfFile ? await recordPerf(pid, perfFile) : undefined
     const cold = await phase(0)
+    await stopPerf?.()
     const warm = await phase(rounds)
     store.close()
     return { cold, warm }
