@@ -9,6 +9,7 @@ import {
   lastNonSpace,
   parseJson,
   parseJsonText,
+  parseJsonWithin,
   tooMany,
 } from './json-text.ts'
 import { splitJsonDocumentInParts } from './split-json-document.ts'
@@ -52,7 +53,13 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
     const first = tryParse(lines[0] as string, limits)
     if (first.ok) return lineItems(lines, first, limits)
   }
-  const whole = tryParse(text, limits)
+  // An object with enough brackets to nest too deep (a log file) is walked anyway: parsed and walked
+  // together (parseJsonWithin), which spares most such texts the big-integer scan.
+  const walked =
+    !limits.texts && text.charCodeAt(start) === 123 ? shallowLimit(text, limits.maxDepth) : undefined
+  const within = walked === undefined ? undefined : tryParseWithin(text, walked)
+  if (within?.ok) return [within.item]
+  const whole = within ?? tryParse(text, limits)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
     return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth), whole.read?.trim())]
@@ -129,6 +136,22 @@ function tryParse(
     if (!options.texts) return { ok: true, value: parseJson(text) }
     const { value, read } = parseJsonText(text)
     return { ok: true, value, read }
+  } catch (err) {
+    return { ok: false, error: (err as Error).message }
+  }
+}
+
+/** tryParse and item() of a whole text in one (parseJsonWithin), for an object walked anyway. */
+function tryParseWithin(
+  text: string,
+  maxDepth: number,
+): { ok: true; item: JsonItem } | { ok: false; error: string } {
+  const original = () => text.trim()
+  try {
+    const within = parseJsonWithin(text, maxDepth)
+    if (within === undefined)
+      return { ok: true, item: { index: 0, error: `nested deeper than ${maxDepth} levels`, original } }
+    return { ok: true, item: { index: 0, value: within.value, original, text: undefined, file: undefined } }
   } catch (err) {
     return { ok: false, error: (err as Error).message }
   }
