@@ -38,8 +38,17 @@ export type JsonItem =
  * `texts`: give each item parsed alone its JsonItem.text (ingest's CloudTrail routes; the bus writes it).
  * `oneDocument`: the text is one document over several lines (replay saw its lines hold one, HeldDocument):
  * when broken, it is one rejection, never read as NDJSON line by line.
+ * `parseFirst` (replay): an object with more brackets than `maxDepth` (a log file), walked for its depth
+ * anyway, is parsed before any big-integer scan, and the walk says whether the scan must run
+ * (parseJsonWithin). The same items; a text holding an integer beyond 2^53 is parsed twice.
  */
-export type SplitLimits = { maxItems: number; maxDepth: number; texts?: boolean; oneDocument?: boolean }
+export type SplitLimits = {
+  maxItems: number
+  maxDepth: number
+  texts?: boolean
+  oneDocument?: boolean
+  parseFirst?: boolean
+}
 
 /** Splits `text` into items; throws PAYLOAD_TOO_LARGE over `maxItems`, INPUT_INVALID when empty. */
 export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
@@ -53,10 +62,12 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
     const first = tryParse(lines[0] as string, limits)
     if (first.ok) return lineItems(lines, first, limits)
   }
-  // An object with enough brackets to nest too deep (a log file) is walked anyway: parsed and walked
-  // together (parseJsonWithin), which spares most such texts the big-integer scan.
+  // An object with enough brackets to nest too deep (a log file) is walked anyway: for replay, parsed and
+  // walked together (parseJsonWithin), which spares most such texts the big-integer scan.
   const walked =
-    !limits.texts && text.charCodeAt(start) === 123 ? shallowLimit(text, limits.maxDepth) : undefined
+    limits.parseFirst && !limits.texts && text.charCodeAt(start) === 123
+      ? shallowLimit(text, limits.maxDepth)
+      : undefined
   const within = walked === undefined ? undefined : tryParseWithin(text, walked)
   if (within?.ok) return [within.item]
   const whole = within ?? tryParse(text, limits)

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { depthOf, parseJsonWithin } from '../../../ingest/json-text.ts'
-import { parseJson, splitJsonItems } from '../../../ingest/split-json-items.ts'
+import { type JsonItem, parseJson, splitJsonItems } from '../../../ingest/split-json-items.ts'
 
 const limits = { maxItems: 100, maxDepth: 8 }
 
@@ -94,8 +94,14 @@ describe('splitJsonItems', () => {
       `{"eventTime":"2025-01-01T00:00:00Z","n":${n},"s":"a:12345678901234567890","o":{}}`
     const file = (n: string) =>
       `{"Records":[${[record(n), record('7'), record('1e300'), record('0')].join(',')}]}`
+    const limits = { maxItems: 100, maxDepth: 8, parseFirst: true }
     const [big] = splitJsonItems(file('12345678901234567890'), limits)
     expect(big?.value).toEqual(parseJson(file('12345678901234567890')))
+    // The same item as without parseFirst (ingest's receivers), which scans before it parses.
+    const shown = (items: JsonItem[]) => items.map((i) => ({ ...i, original: i.original() }))
+    expect(shown(splitJsonItems(file('12345678901234567890'), { ...limits, parseFirst: false }))).toEqual(
+      shown([big as JsonItem]),
+    )
     expect((big as { value: { Records: { n: unknown }[] } }).value.Records.map((r) => r.n)).toEqual([
       '12345678901234567890',
       7,
