@@ -198,7 +198,46 @@ function keyCount(value: unknown): number {
 
 /** Depth of nested arrays/objects (a scalar is 0), counting stops once past `limit`. */
 export function depthOf(value: unknown, limit: number): number {
-  if (typeof value !== 'object' || value === null) return 0
+  return walkDepth(value, limit, false)
+}
+
+/** 2^53: the least magnitude of a number that is not a safe integer once it is an integer. */
+const unsafeMagnitude = 2 ** 53
+
+/**
+ * parseJson(text), for a text whose depth is walked anyway (a CloudTrail log file of a thousand records),
+ * or undefined when it nests deeper than `limit` (depthOf's count); throws parseJson's error when the text
+ * is not JSON. JSON.parse reads the text first and the walk that counts the depth also looks at every
+ * number: the big-integer scan (quoteBigRuns, a read of the whole text) runs only when one is 2^53 or
+ * more in magnitude. Exact: an integer literal beyond 2^53 − 1 parses to such a number (rounding keeps
+ * the order, and 2^53 is a double), so a walk that meets none means the text holds no integer that
+ * parseJson would quote, and JSON.parse gave parseJson's value. A fraction or exponent that large
+ * (`1e300`) costs the scan, as before.
+ */
+export function parseJsonWithin(text: string, limit: number): { value: unknown } | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    // The same validity either way: parseJson throws here, with the message it always gave.
+    return parseWalked(parseJson(text), limit)
+  }
+  const walk = walkDepth(value, limit, true)
+  if (walk > limit) return undefined
+  if (walk >= 0) return { value }
+  return parseWalked(parseJson(text), limit)
+}
+
+const parseWalked = (value: unknown, limit: number) => (depthOf(value, limit) > limit ? undefined : { value })
+
+/**
+ * depthOf, and with `numbers`, -1 as soon as a number of 2^53 or more in magnitude is met (while the depth
+ * is within `limit`: a value deeper is refused whatever it holds).
+ */
+function walkDepth(value: unknown, limit: number, numbers: boolean): number {
+  if (typeof value !== 'object' || value === null) {
+    return numbers && typeof value === 'number' && Math.abs(value) >= unsafeMagnitude ? -1 : 0
+  }
   let max = 0
   // Iterative: a parsed value may nest deeper than the stack allows (the limit may be unbounded).
   const nodes: object[] = [value]
@@ -215,7 +254,7 @@ export function depthOf(value: unknown, limit: number): number {
         if (typeof child === 'object' && child !== null) {
           nodes.push(child)
           depths.push(depth + 1)
-        }
+        } else if (numbers && typeof child === 'number' && Math.abs(child) >= unsafeMagnitude) return -1
       }
       continue
     }
@@ -225,7 +264,7 @@ export function depthOf(value: unknown, limit: number): number {
       if (typeof child === 'object' && child !== null) {
         nodes.push(child)
         depths.push(depth + 1)
-      }
+      } else if (numbers && typeof child === 'number' && Math.abs(child) >= unsafeMagnitude) return -1
     }
   }
   return max

@@ -100,7 +100,8 @@ async function* fileParts(
   let mode = 'unknown' as 'unknown' | 'lines'
   /** The lines of a document spread over several lines, while they may be one (pretty-printed JSON). */
   let held: HeldDocument | undefined
-  const limits = { maxItems: Number.POSITIVE_INFINITY, maxDepth }
+  // A log file's depth is walked anyway: parsed first, scanned for big integers only when it holds one.
+  const limits = { maxItems: Number.POSITIVE_INFINITY, maxDepth, parseFirst: true }
   const add = (item: JsonItem) => {
     // The items are fresh objects of splitJsonItems: numbered across the file in place, not copied.
     item.index = count++

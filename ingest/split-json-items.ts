@@ -9,6 +9,7 @@ import {
   lastNonSpace,
   parseJson,
   parseJsonText,
+  parseJsonWithin,
   tooMany,
 } from './json-text.ts'
 import { splitJsonDocumentInParts } from './split-json-document.ts'
@@ -37,8 +38,17 @@ export type JsonItem =
  * `texts`: give each item parsed alone its JsonItem.text (ingest's CloudTrail routes; the bus writes it).
  * `oneDocument`: the text is one document over several lines (replay saw its lines hold one, HeldDocument):
  * when broken, it is one rejection, never read as NDJSON line by line.
+ * `parseFirst` (replay): an object with more brackets than `maxDepth` (a log file), walked for its depth
+ * anyway, is parsed before any big-integer scan, and the walk says whether the scan must run
+ * (parseJsonWithin). The same items; a text holding an integer beyond 2^53 is parsed twice.
  */
-export type SplitLimits = { maxItems: number; maxDepth: number; texts?: boolean; oneDocument?: boolean }
+export type SplitLimits = {
+  maxItems: number
+  maxDepth: number
+  texts?: boolean
+  oneDocument?: boolean
+  parseFirst?: boolean
+}
 
 /** Splits `text` into items; throws PAYLOAD_TOO_LARGE over `maxItems`, INPUT_INVALID when empty. */
 export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
@@ -52,7 +62,15 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
     const first = tryParse(lines[0] as string, limits)
     if (first.ok) return lineItems(lines, first, limits)
   }
-  const whole = tryParse(text, limits)
+  // An object with enough brackets to nest too deep (a log file) is walked anyway: for replay, parsed and
+  // walked together (parseJsonWithin), which spares most such texts the big-integer scan.
+  const walked =
+    limits.parseFirst && !limits.texts && text.charCodeAt(start) === 123
+      ? shallowLimit(text, limits.maxDepth)
+      : undefined
+  const within = walked === undefined ? undefined : tryParseWithin(text, walked)
+  if (within?.ok) return [within.item]
+  const whole = within ?? tryParse(text, limits)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
     return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth), whole.read?.trim())]
@@ -129,6 +147,22 @@ function tryParse(
     if (!options.texts) return { ok: true, value: parseJson(text) }
     const { value, read } = parseJsonText(text)
     return { ok: true, value, read }
+  } catch (err) {
+    return { ok: false, error: (err as Error).message }
+  }
+}
+
+/** tryParse and item() of a whole text in one (parseJsonWithin), for an object walked anyway. */
+function tryParseWithin(
+  text: string,
+  maxDepth: number,
+): { ok: true; item: JsonItem } | { ok: false; error: string } {
+  const original = () => text.trim()
+  try {
+    const within = parseJsonWithin(text, maxDepth)
+    if (within === undefined)
+      return { ok: true, item: { index: 0, error: `nested deeper than ${maxDepth} levels`, original } }
+    return { ok: true, item: { index: 0, value: within.value, original, text: undefined, file: undefined } }
   } catch (err) {
     return { ok: false, error: (err as Error).message }
   }

@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { parseJson, splitJsonItems } from '../../../ingest/split-json-items.ts'
+import { depthOf, parseJsonWithin } from '../../../ingest/json-text.ts'
+import { type JsonItem, parseJson, splitJsonItems } from '../../../ingest/split-json-items.ts'
 
 const limits = { maxItems: 100, maxDepth: 8 }
 
@@ -86,7 +87,52 @@ describe('splitJsonItems', () => {
     expect(() => splitJsonItems('{}\n'.repeat(101), limits)).toThrow(/at most 100/)
     expect(() => splitJsonItems(' \n ', limits)).toThrow(/empty/)
   })
+
+  it('keeps the unsafe integers of a log file it walks for depth, and none inside its strings', () => {
+    // More brackets (10) than maxDepth: parsed first and walked (parseJsonWithin), quoted only when needed.
+    const record = (n: string) =>
+      `{"eventTime":"2025-01-01T00:00:00Z","n":${n},"s":"a:12345678901234567890","o":{}}`
+    const file = (n: string) =>
+      `{"Records":[${[record(n), record('7'), record('1e300'), record('0')].join(',')}]}`
+    const limits = { maxItems: 100, maxDepth: 8, parseFirst: true }
+    const [big] = splitJsonItems(file('12345678901234567890'), limits)
+    expect(big?.value).toEqual(parseJson(file('12345678901234567890')))
+    // The same item as without parseFirst (ingest's receivers), which scans before it parses.
+    const shown = (items: JsonItem[]) => items.map((i) => ({ ...i, original: i.original() }))
+    expect(shown(splitJsonItems(file('12345678901234567890'), { ...limits, parseFirst: false }))).toEqual(
+      shown([big as JsonItem]),
+    )
+    expect((big as { value: { Records: { n: unknown }[] } }).value.Records.map((r) => r.n)).toEqual([
+      '12345678901234567890',
+      7,
+      1e300,
+      0,
+    ])
+    const [safe] = splitJsonItems(file('9007199254740991'), limits)
+    expect((safe as { value: { Records: object[] } }).value.Records[0]).toMatchObject({
+      n: 9007199254740991,
+      s: 'a:12345678901234567890',
+    })
+    // Deeper than the limit, and broken: as before.
+    const [deep] = splitJsonItems(
+      `{"Records":[${'['.repeat(8)}12345678901234567890${']'.repeat(8)}]}`,
+      limits,
+    )
+    expect(deep?.error).toBe('nested deeper than 8 levels')
+    const broken = `${file('12345678901234567890').slice(0, -2)}`
+    expect(splitJsonItems(broken, limits)[0]?.error).toBe(
+      `not valid JSON: ${errorOf(() => parseJson(broken))}`,
+    )
+  })
 })
+
+const errorOf = (parse: () => unknown) => {
+  try {
+    parse()
+  } catch (err) {
+    return (err as Error).message
+  }
+}
 
 describe('parseJson exactness (property)', () => {
   // Values where unsafe integers are tagged; written as bare digits, they must come back as those digits.
@@ -142,6 +188,15 @@ describe('parseJson exactness (property)', () => {
     fc.assert(
       fc.property(tagged, (v) => {
         expect(parseJson(write(v))).toEqual(expected(v))
+      }),
+      { numRuns: 1000 },
+    )
+  })
+
+  it("gives parseJson's value when parsed and walked at once (parseJsonWithin)", () => {
+    fc.assert(
+      fc.property(tagged, (v) => {
+        expect(parseJsonWithin(write(v), 100)).toEqual({ value: expected(v) })
       }),
       { numRuns: 1000 },
     )
@@ -220,6 +275,21 @@ describe('parseJson on any text (property)', () => {
       fc.property(fc.array(token, { maxLength: 24 }), (tokens) => {
         const text = tokens.join('')
         expect(outcome(() => parseJson(text))).toEqual(outcome(() => JSON.parse(reference(text))))
+      }),
+      { numRuns: 5000 },
+    )
+  })
+
+  it('parses as parseJson and counts as depthOf when both are done at once (parseJsonWithin)', () => {
+    const digits = fc.stringMatching(/^[0-9]{1,40}$/)
+    const walked = (text: string, limit: number) => {
+      const value = parseJson(text)
+      return depthOf(value, limit) > limit ? undefined : { value }
+    }
+    fc.assert(
+      fc.property(fc.array(fc.oneof(token, digits), { maxLength: 60 }), fc.nat(4), (pieces, limit) => {
+        const text = pieces.join('')
+        expect(outcome(() => parseJsonWithin(text, limit))).toEqual(outcome(() => walked(text, limit)))
       }),
       { numRuns: 5000 },
     )
