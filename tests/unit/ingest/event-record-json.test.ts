@@ -216,12 +216,14 @@ describe('crafted items', () => {
     expect(eventRecordJson(decoded.events[edge] as NormalizedEvent, decoded.rawTexts?.[edge])).toBeUndefined()
   })
 
-  it('finds raw’s own member past strings that hold its name', () => {
+  it('finds raw’s own member past strings that hold its name, before it and after it', () => {
     const event = {
       time_original: '"raw":null w":null',
       via: 'raw":null',
       raw: { rule: 'r' },
       side: 'core',
+      // An agent id the watched workload chose (a fallback names it by its role or workload): after raw.
+      agent: { id: 'role/"raw":null', resolved_by: '"raw":null}' },
     } as unknown as NormalizedEvent
     const record = expectSameRecord(event, '{"rule":"r"}') as string
     expect(JSON.parse(record)).toStrictEqual(event)
