@@ -11,7 +11,7 @@
 // behind. Rows are keyed by a hash of their content (INSERT OR IGNORE), so a batch redelivered after a crash
 // between two parts writes only what is missing; the bus commits the batch only once every part is synced.
 // A dead letter's content is everything but its received_at: a sender's retry of a request is stored once.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DeadLetter, LateEvent } from '../bus/topics.ts'
@@ -91,7 +91,7 @@ function storedEvent(event: LateEvent['event']): { event: StoredLateEvent['event
   return { event: cut, truncated: true }
 }
 
-const hashOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32)
+const hashOf = (text: string) => hash('sha256', text, 'hex').slice(0, 32)
 
 export function createRejectedStore(
   config: { data_dir: string; max_rows?: number },

@@ -11,7 +11,7 @@
 // keeps making correlations within incident_gap of each other (cheap, non-revoking ones will do), and the
 // credentials of a revoked role come back on their own (IRSA, instance profiles: sessions issued after
 // AWSRevokeOlderSessions are not denied). Each later revoke of the incident is a round with its own key.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { CorrelationHead } from '../bus/topics.ts'
 import type { Config, Correlation, RateConfig } from '../schemas/types.ts'
 
@@ -79,7 +79,7 @@ export type RevokePolicy = {
  */
 export function revokeDecisionId(incidentId: string, laterRoundBy?: string): string {
   const text = laterRoundBy === undefined ? `revoke\n${incidentId}` : `revoke\n${incidentId}\n${laterRoundBy}`
-  return `rvk_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`
+  return `rvk_${hash('sha256', text, 'hex').slice(0, 32)}`
 }
 
 /**
@@ -89,7 +89,7 @@ export function revokeDecisionId(incidentId: string, laterRoundBy?: string): str
  * revoke's outcome under the forgotten suppression's id (numbering starts again at 1).
  */
 export function suppressionDecisionId(incidentId: string, correlationId: string): string {
-  return `rvk_${createHash('sha256').update(`suppressed\n${incidentId}\n${correlationId}`).digest('hex').slice(0, 32)}`
+  return `rvk_${hash('sha256', `suppressed\n${incidentId}\n${correlationId}`, 'hex').slice(0, 32)}`
 }
 
 const trustedResolution = new Set(['registry', 'host', 'stitched'])
