@@ -225,6 +225,7 @@ export function parseJsonWithin(text: string, limit: number): { value: unknown }
   const walk = walkDepth(value, limit, true)
   if (walk > limit) return undefined
   if (walk >= 0) return { value }
+  value = undefined // not held while the text is parsed again
   return parseWalked(parseJson(text), limit)
 }
 

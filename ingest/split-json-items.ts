@@ -64,16 +64,15 @@ export function splitJsonItems(text: string, limits: SplitLimits): JsonItem[] {
   }
   // An object with enough brackets to nest too deep (a log file) is walked anyway: for replay, parsed and
   // walked together (parseJsonWithin), which spares most such texts the big-integer scan.
-  const walked =
-    limits.parseFirst && !limits.texts && text.charCodeAt(start) === 123
-      ? shallowLimit(text, limits.maxDepth)
-      : undefined
+  const counted = limits.parseFirst === true && !limits.texts && text.charCodeAt(start) === 123
+  const walked = counted ? shallowLimit(text, limits.maxDepth) : undefined
   const within = walked === undefined ? undefined : tryParseWithin(text, walked)
   if (within?.ok) return [within.item]
   const whole = within ?? tryParse(text, limits)
   if (whole.ok) {
     if (Array.isArray(whole.value)) return arrayItems(text, whole.value, limits)
-    return [item(0, whole.value, () => text.trim(), shallowLimit(text, limits.maxDepth), whole.read?.trim())]
+    const limit = counted ? walked : shallowLimit(text, limits.maxDepth)
+    return [item(0, whole.value, () => text.trim(), limit, whole.read?.trim())]
   }
   // A broken first line must not drop the good lines after it (the sender controls that line): when the
   // text is no one document but a later line parses to an object, it is NDJSON with a bad line, rejected alone.
