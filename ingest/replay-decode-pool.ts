@@ -8,8 +8,8 @@
 // Nothing that reaches the output depends on which decoder read what (the merge sorts by a total key, and
 // links are applied in file-name order). A thread costs about 0.3 s to start and about 40-75 MiB of
 // resident memory (its own heap, validators; it runs plain JavaScript, bundled at start by
-// replay-worker-bundle.ts). Replay's default on two cores or more is one thread beside the main thread,
-// which decodes too: two lanes for one more heap (nerve-replay.ts decodeLanes).
+// replay-worker-bundle.ts). By default the main thread decodes alone; `--threads 1` puts it beside one
+// thread (two lanes for one more heap), `--threads 2` or more leaves the decoding to the threads.
 //
 // V8 sets its process-wide semi-space growth factor back to 2 whenever a heap is made, so a thread's start
 // undid the factor of 1 that holds the main thread's young generation (measured: it then grew to the
