@@ -230,7 +230,7 @@ export async function prepareReplay(
     open?: (path: string) => Promise<import('node:stream').Readable>
     budgetBytes: number
     spillDir: string
-    /** Decoding threads for --order time (0: the main thread decodes). */
+    /** Decoding threads for --order time (0: the main thread decodes; 1: it decodes beside one). */
     threads: number
     progress?: (p: import('./ingest/merge-replay-files.ts').MergeProgress) => void
     /** When the replay started, epoch ms: items dated more than max_future_skew after it are rejected. */
@@ -255,6 +255,8 @@ export async function prepareReplay(
       filter: createReplayFilter(config),
       filterModule: new URL('./correlate/replay-filter.ts', import.meta.url),
       threads: options.threads,
+      // One thread: the main thread decodes beside it (two lanes for one more heap); more: only they do.
+      mainDecodes: options.threads === 1,
       budgetBytes: options.budgetBytes,
       spillDir: options.spillDir,
       progress: options.progress,

@@ -47,10 +47,12 @@ export type MergeReplayOptions = {
   filter: EventFilter
   filterModule: URL
   /**
-   * Decoding threads (0: decode in the main thread). A thread costs about 0.3 s to start and 100 MiB
-   * of resident memory; only two or more decode faster than the main thread.
+   * Decoding threads (0: decode in the main thread). A thread costs about 0.3 s to start and 40-75 MiB
+   * of resident memory (replay-decode-pool.ts).
    */
   threads: number
+  /** The main thread decodes beside the decoding threads (it always does without any). */
+  mainDecodes?: boolean
   /**
    * The size the main thread's young generation may grow to when it decodes (no decoding threads) and
    * when it merges (replay-heap-bound.ts).

@@ -1,17 +1,20 @@
-// The first pass of `nerve replay --order time`: decoding threads read, decompress, parse and normalize
-// whole files (replay-decode-worker.ts) while the main thread waits to merge. Each thread writes its own
-// sorted runs (sorted-runs.ts) under its share of the memory budget, so what crosses between threads is
-// small: a path per run, and per file its rejected items, links and count of events (with a count on
-// its own every 100 ms for a file that takes longer). Files are handed out in name order, one at a time,
-// so each thread's runs cover about consecutive stretches of time.
-// Nothing that reaches the output depends on which thread read what (the merge sorts by a total key, and
-// links are applied in file-name order). With no thread (the default) the main thread decodes: a thread
-// costs about 0.3 s to start and about 75 MiB of resident memory (its own heap, validators; it runs
-// plain JavaScript, bundled at start by replay-worker-bundle.ts), so only two or more are worth it, where
-// the cores are free.
+// The first pass of `nerve replay --order time`: files are read, decompressed, parsed and normalized
+// whole (decode-replay-file.ts) by the decoders: the main thread, decoding threads
+// (replay-decode-worker.ts), or both. Each decoder writes its own sorted runs (sorted-runs.ts) under its
+// share of the memory budget, so what crosses between threads is small: a path per run, and per file its
+// rejected items, links and count of events (with a count on its own every 100 ms for a file that takes
+// longer). Decoders claim files themselves (replay-file-claims.ts): the main thread from the front of the
+// name order, the threads from the back, so each decoder's runs cover about one stretch of time.
+// Nothing that reaches the output depends on which decoder read what (the merge sorts by a total key, and
+// links are applied in file-name order). A thread costs about 0.3 s to start and about 40-75 MiB of
+// resident memory (its own heap, validators; it runs plain JavaScript, bundled at start by
+// replay-worker-bundle.ts). By default the main thread decodes alone; `--threads 1` puts it beside one
+// thread (two lanes for one more heap), `--threads 2` or more leaves the decoding to the threads.
 //
-// The main thread does not decode beside the threads: measured, it then grew its young generation to
-// the bin's 64 MiB semi-spaces (128 MiB, whatever --semi-space-growth-factor said).
+// V8 sets its process-wide semi-space growth factor back to 2 whenever a heap is made, so a thread's start
+// undid the factor of 1 that holds the main thread's young generation (measured: it then grew to the
+// bin's 128 MiB). The main thread's heap bound sets the factor again once the threads are up, and the
+// threads' young generations start at their full size, which a factor of 1 then keeps.
 import type { Readable } from 'node:stream'
 import { setFlagsFromString } from 'node:v8'
 import { Worker } from 'node:worker_threads'
@@ -24,6 +27,7 @@ import {
 } from './decode-replay-file.ts'
 import { errorFromThread, type PostedError } from './error-across-threads.ts'
 import { readAhead } from './read-ahead.ts'
+import { claimFromFront, fileClaims } from './replay-file-claims.ts'
 import { createHeapBound, keepYoungGenerationSmall } from './replay-heap-bound.ts'
 import { bundleDecodeWorker } from './replay-worker-bundle.ts'
 import type { MemoryRun, RunInfo } from './sorted-run-records.ts'
@@ -32,13 +36,21 @@ import { createRunWriter } from './sorted-runs.ts'
 /** Decompressed bytes of the next file held while the main thread decodes the current one. */
 const readAheadBytes = 4 * 1024 * 1024
 
-export type ToWorker = { type: 'file'; file: string } | { type: 'finish' }
+/**
+ * The size the main thread's young generation may grow to while it decodes beside a thread. Looked at
+ * once a part, it grows one doubling past it (a part's scavenges): 16 MiB, half of what it reaches
+ * alone, the thread's 16 MiB being the rest (measured on 501,000 events: peak 234-236 MiB, against
+ * 253-259 when held at 16 and ending at 32).
+ */
+const besideYoungBytes = 8 * 1024 * 1024
+
 export type ToPool =
   | { type: 'part'; events: number }
   /** `spill`: written because the thread's share of the budget was full (not its last run, at finish). */
   | { type: 'run'; run: RunInfo; spill: boolean }
   /** `events`: those of the file not yet counted in a `part`. */
   | { type: 'done'; done: DecodedFile; events: number }
+  /** No file left: the thread's last run is written. */
   | { type: 'finished' }
   | { type: 'error'; file: string; error: PostedError }
 
@@ -69,6 +81,11 @@ export type DecodePoolOptions = {
    * Unset, it is left as it is. Decoding threads have theirs set by flags.
    */
   youngBytes?: number
+  /**
+   * The main thread decodes beside the `threads` decoding threads (with none, it always does): one
+   * thread beside it is two lanes for one more heap, not two.
+   */
+  mainDecodes?: boolean
   /** Told of events decoded, runs written and files done, as they come. */
   onEvents: (count: number) => void
   /**
@@ -81,105 +98,173 @@ export type DecodePoolOptions = {
 }
 
 /**
- * Decodes every file into sorted runs, in `threads` decoding threads (0: in the main thread); gives back
- * the main thread's last run, kept in memory (empty when threads decoded).
+ * Decodes every file into sorted runs, in `threads` decoding threads and, with none or when `mainDecodes`
+ * says so, in the main thread too; gives back the main thread's last run, kept in memory (empty when
+ * only threads decoded).
  */
 export async function decodeReplayRuns(
   files: readonly string[],
   config: Config,
   options: DecodePoolOptions,
 ): Promise<MemoryRun> {
-  const threads = Math.min(options.threads, files.length)
-  if (threads <= 0) {
-    const runs = createRunWriter({
-      budgetBytes: options.budgetBytes,
-      newRunPath: options.newRunPath,
-      onRun: (run) => options.onRun(run, true),
-    })
-    // The next file is read and decompressed while this one is parsed (read-ahead.ts).
-    const open = readAhead(options.open, files, readAheadBytes)
-    const decodeConfig = replayDecodeConfig(config, { ...options, open })
-    const heap = createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20, youngBytes: options.youngBytes })
-    const onPart = (events: number) => {
-      heap.tick()
-      options.onEvents(events)
-    }
-    try {
-      for (const file of files) {
-        const done = await decodeReplayFile(file, decodeConfig, options.filter, runs, {
-          keepInvalid: options.keepInvalid,
-          onPart,
-        })
-        options.onDone(done)
-      }
-    } finally {
-      open.close()
-    }
-    return runs.takeHeld()
-  }
-
-  // Each thread is a heap of its own, set up from V8's flags when it starts (a flag outranks the
-  // thread's resourceLimits): its garbage is parsed records that die young, and 8 MiB semi-spaces,
-  // rather than the 64 MiB that nerve's bin asks for, keep each thread about 110 MiB smaller (16 MiB
-  // ones, 16 MiB larger each, put two lanes at 280-300 MiB; 8 MiB cost about a tenth more CPU).
-  setFlagsFromString('--max-semi-space-size=8')
-  const entry = await bundleDecodeWorker(options.runDir, options.filterModule)
-  const queue = [...files]
+  const mainDecodes = options.mainDecodes === true
+  // A thread beside the main thread needs a second file at least.
+  const threads = Math.max(0, Math.min(options.threads, mainDecodes ? files.length - 1 : files.length))
+  const claims = fileClaims(files.length)
+  if (threads === 0) return decodeInMain(files, claims, config, options, { budgetBytes: options.budgetBytes })
+  const lanes = threads + (mainDecodes ? 1 : 0)
   let failure: Error | undefined
   let wake: (() => void) | undefined
-  let working = threads
   const fail = (err: Error) => {
     failure ??= err
     wake?.()
   }
-  const workers = Array.from({ length: threads }, () => {
+  const pool = startThreads(files, claims, config, options, {
+    threads,
+    budgetBytes: options.budgetBytes / lanes,
+    fail,
+    finished: () => wake?.(),
+  })
+  try {
+    const held = mainDecodes
+      ? await decodeInMain(files, claims, config, options, {
+          budgetBytes: options.budgetBytes / lanes,
+          youngBytes: options.youngBytes === undefined ? undefined : besideYoungBytes,
+          failed: () => failure,
+          started: pool.started,
+        })
+      : { entries: [] }
+    while (pool.working() > 0 && !failure) {
+      await new Promise<void>((resolve) => {
+        wake = resolve
+      })
+    }
+    if (failure) throw failure
+    return held
+  } finally {
+    await pool.stop()
+    // Before the merge: the threads' heaps set the growth factor back when they were made.
+    keepYoungGenerationSmall()
+  }
+}
+
+/**
+ * The main thread's lane: the files it claims from the front, until none is left (or `beside` says a
+ * thread failed), the next one read ahead while it parses this one.
+ */
+async function decodeInMain(
+  files: readonly string[],
+  claims: SharedArrayBuffer,
+  config: Config,
+  options: DecodePoolOptions,
+  lane: {
+    budgetBytes: number
+    /** Beside threads: the young generation's bound (replay-heap-bound.ts) while they run. */
+    youngBytes?: number
+    failed?: () => Error | undefined
+    /** Beside threads: every thread's heap is made. */
+    started?: Promise<void>
+  },
+): Promise<MemoryRun> {
+  const runs = createRunWriter({
+    budgetBytes: lane.budgetBytes,
+    newRunPath: options.newRunPath,
+    onRun: (run) => options.onRun(run, true),
+  })
+  // The next file is read and decompressed while this one is parsed (read-ahead.ts); beside threads, the
+  // one read ahead may be claimed by a thread instead (where the two meet), and is closed unread.
+  const open = readAhead(options.open, files, readAheadBytes)
+  const decodeConfig = replayDecodeConfig(config, { ...options, open })
+  const youngBytes = lane.started ? lane.youngBytes : options.youngBytes
+  // Beside a thread, its old generation is looked at twice as often and held at 32 MiB instead of 48: on
+  // 2,004,000 events the peak was 249 MiB against 260-265 (a CloudTrail file's text stays in
+  // large-object space until a full collection).
+  const heap = lane.started
+    ? createHeapBound({ maxOldBytes: 32 * 1024 * 1024, every: 10, youngBytes })
+    : createHeapBound({ maxOldBytes: 48 * 1024 * 1024, every: 20, youngBytes })
+  // A thread's heap, once made, has set the growth factor back to 2: the bound sets it again.
+  lane.started?.then(() => heap.youngChanged())
+  const onPart = (events: number) => {
+    heap.tick()
+    options.onEvents(events)
+  }
+  const next = claimFromFront(claims)
+  try {
+    for (let at = next(); at !== undefined && !lane.failed?.(); at = next()) {
+      const done = await decodeReplayFile(files[at] as string, decodeConfig, options.filter, runs, {
+        keepInvalid: options.keepInvalid,
+        onPart,
+      })
+      options.onDone(done)
+    }
+  } finally {
+    open.close()
+  }
+  return runs.takeHeld()
+}
+
+/**
+ * Starts `threads` decoding threads, which claim files from the back until none is left. `started`:
+ * every thread's heap is made; `working()`: the threads that have not written their last run yet.
+ */
+function startThreads(
+  files: readonly string[],
+  claims: SharedArrayBuffer,
+  config: Config,
+  options: DecodePoolOptions,
+  pool: { threads: number; budgetBytes: number; fail: (err: Error) => void; finished: () => void },
+) {
+  // Each thread is a heap of its own, set up from V8's flags when it starts (a flag outranks the
+  // thread's resourceLimits): its garbage is parsed records that die young, and 8 MiB semi-spaces,
+  // rather than the 64 MiB that nerve's bin asks for, keep each thread about 110 MiB smaller (16 MiB
+  // ones, 16 MiB larger each, put two lanes at 280-300 MiB; 8 MiB cost about a tenth more CPU). They
+  // start at that size: beside a main thread that decodes, the growth factor is held at 1.
+  setFlagsFromString('--max-semi-space-size=8')
+  setFlagsFromString('--min-semi-space-size=8')
+  let working = pool.threads
+  let workers: Worker[] = []
+  const startThread = (entry: URL) => {
     const worker = new Worker(entry, {
       workerData: {
+        files,
+        claims,
         config,
         maxDepth: options.maxDepth,
         now: options.now,
-        budgetBytes: options.budgetBytes / threads,
+        budgetBytes: pool.budgetBytes,
         runDir: options.runDir,
         keepInvalid: options.keepInvalid,
         strict: options.strict,
         env: Object.fromEntries(Object.entries(options.env).filter(([k]) => k.startsWith('AWS_'))),
       },
     })
-    const give = () => {
-      const file = queue.shift()
-      worker.postMessage(
-        (file === undefined ? { type: 'finish' } : { type: 'file', file }) satisfies ToWorker,
-      )
-    }
     worker.on('message', (message: ToPool) => {
       if (message.type === 'part') options.onEvents(message.events)
       else if (message.type === 'run') options.onRun(message.run, message.spill)
       else if (message.type === 'done') {
         if (message.events > 0) options.onEvents(message.events)
         options.onDone(message.done)
-        give()
-      } else if (message.type === 'error') fail(errorFromThread(message.error))
-      else {
-        working--
-        wake?.()
-      }
+      } else if (message.type === 'error') pool.fail(errorFromThread(message.error))
+      else if (--working === 0) pool.finished()
     })
-    worker.on('error', fail)
-    give()
+    worker.on('error', pool.fail)
     return worker
+  }
+  // The main thread decodes meanwhile, when it does: the bundle takes about 0.3 s.
+  const made = bundleDecodeWorker(options.runDir, options.filterModule).then((entry) => {
+    workers = Array.from({ length: pool.threads }, () => startThread(entry))
+    return Promise.all(workers.map((w) => new Promise<void>((resolve) => w.once('online', () => resolve()))))
   })
-  try {
-    while (working > 0 && !failure) {
-      await new Promise<void>((resolve) => {
-        wake = resolve
-      })
-    }
-    if (failure) throw failure
-    return { entries: [] }
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()))
-    // The threads set V8's semi-space growth factor back: without this, the merge's young generation
-    // grew to the bin's 128 MiB.
-    keepYoungGenerationSmall()
+  const started = made.then(
+    () => {},
+    (err: Error) => pool.fail(err),
+  )
+  return {
+    started,
+    working: () => working,
+    async stop() {
+      await started
+      await Promise.all(workers.map((w) => w.terminate()))
+    },
   }
 }

@@ -1,15 +1,17 @@
-// A decoding thread of `nerve replay --order time`: files in (one at a time, from the pool), decoded into
-// sorted runs of its own (decode-replay-file.ts, sorted-runs.ts) under its share of the memory budget;
-// out go each run written, and each file's rejected items, links and count of events. On `finish` it
-// writes what it holds as a last run. It runs as plain JavaScript, bundled with the replay filter at run
-// time (replay-worker-bundle.ts): the bundle's entry hands startDecodeWorker the filter's factory.
+// A decoding thread of `nerve replay --order time`: it claims files one at a time (replay-file-claims.ts,
+// from the back of the list the pool gave it) and decodes each into sorted runs of its own
+// (decode-replay-file.ts, sorted-runs.ts) under its share of the memory budget; out go each run written,
+// and each file's rejected items, links and count of events. When no file is left it writes what it holds
+// as a last run. It runs as plain JavaScript, bundled with the replay filter at run time
+// (replay-worker-bundle.ts): the bundle's entry hands startDecodeWorker the filter's factory.
 import { join } from 'node:path'
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import type { Config } from '../schemas/types.ts'
 import { decodeReplayFile, type EventFilter, replayDecodeConfig } from './decode-replay-file.ts'
 import { postedError } from './error-across-threads.ts'
 import { createReplayOpener } from './open-replay-input.ts'
-import type { ToPool, ToWorker } from './replay-decode-pool.ts'
+import type { ToPool } from './replay-decode-pool.ts'
+import { claimFromBack } from './replay-file-claims.ts'
 import { createHeapBound } from './replay-heap-bound.ts'
 import { createRunWriter } from './sorted-runs.ts'
 
@@ -17,6 +19,9 @@ import { createRunWriter } from './sorted-runs.ts'
 const countEveryMs = 100
 
 type WorkerData = {
+  /** Every file of the replay, in name order; `claims` says which are still to read (fileClaims). */
+  files: string[]
+  claims: SharedArrayBuffer
   config: Config
   maxDepth: number
   now?: number
@@ -27,7 +32,7 @@ type WorkerData = {
   env: Record<string, string>
 }
 
-/** Serves the pool (replay-decode-pool.ts) until it sends `finish`. */
+/** Decodes the files it can claim, then hands its last run over and says `finished`. */
 export function startDecodeWorker(createReplayFilter: (config: Config) => EventFilter): void {
   const data = workerData as WorkerData
   const { config, maxDepth, now, env, keepInvalid, strict } = data
@@ -36,7 +41,7 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
   const filter = createReplayFilter(config)
   const decodeConfig = replayDecodeConfig(config, { maxDepth, now, strict, open: createReplayOpener(env) })
   let runNumber = 0
-  /** Set once `finish` came: the run written then hands the thread's records over, it is no spill. */
+  /** Set once no file is left: the run written then hands the thread's records over, it is no spill. */
   let finishing = false
   const runs = createRunWriter({
     budgetBytes: data.budgetBytes,
@@ -65,22 +70,23 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
     if (performance.now() - postedAt >= countEveryMs) post({ type: 'part', events: takeCount() })
   }
 
-  // One message at a time: the pool sends the next file when this one is done.
-  let work = Promise.resolve()
-  port.on('message', (message: ToWorker) => {
-    work = work.then(async () => {
-      if (message.type === 'finish') {
-        finishing = true
-        runs.flush()
-        post({ type: 'finished' })
-        return
-      }
+  const next = claimFromBack(data.claims)
+  const decodeAll = async () => {
+    for (let at = next(); at !== undefined; at = next()) {
+      const file = data.files[at] as string
       try {
-        const done = await decodeReplayFile(message.file, decodeConfig, filter, runs, { keepInvalid, onPart })
+        const done = await decodeReplayFile(file, decodeConfig, filter, runs, { keepInvalid, onPart })
         post({ type: 'done', done, events: takeCount() })
       } catch (err) {
-        post({ type: 'error', file: message.file, error: postedError(err) })
+        // The replay ends: the pool stops every thread.
+        post({ type: 'error', file, error: postedError(err) })
+        return
       }
-    })
-  })
+    }
+    finishing = true
+    runs.flush()
+    post({ type: 'finished' })
+  }
+  // Its last run not written (the disk full): the replay ends as for a file's error.
+  decodeAll().catch((err) => post({ type: 'error', file: data.runDir, error: postedError(err) }))
 }

@@ -17,7 +17,15 @@
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
-export type HeapBound = { tick(): void; collections(): number }
+export type HeapBound = {
+  tick(): void
+  collections(): number
+  /**
+   * Says that V8's growth factor may no longer be the one last set (a thread's heap was made: V8 sets
+   * it to 2 for each new heap), so the next look at the young generation sets it again.
+   */
+  youngChanged(): void
+}
 
 export type HeapBoundDeps = {
   /** The old generation's size and the bytes in use in it (every heap space but the young ones). */
@@ -74,6 +82,9 @@ export function createHeapBound(config: HeapBoundConfig, deps: HeapBoundDeps = d
       collections++
     },
     collections: () => collections,
+    youngChanged() {
+      factor = undefined
+    },
   }
 }
 
@@ -109,9 +120,11 @@ function exposedGc(): () => void {
 /**
  * Keeps the young generation at its starting size (--semi-space-growth-factor=1): a replay's garbage is
  * parsed records that die young, and semi-spaces that grow toward the bin's 64 MiB cost about 130 MiB of
- * resident memory. Starting a worker thread sets the factor back (measured: after a thread had started
- * and ended, the main thread's young generation grew to 64 MiB under the same allocations that kept it
- * at 2), so the decoding pool calls this again once its threads are done, before the merge.
+ * resident memory. Starting a worker thread sets the factor back: V8 raises it to 2 whenever it makes a
+ * heap (measured: after a thread had started, the main thread's young generation grew to 64 MiB under
+ * the same allocations that kept it at 2), so the decoding pool calls this again once its threads are
+ * done, before the merge, and a main thread that decodes beside them sets it again once they are up
+ * (HeapBound.youngChanged).
  */
 export function keepYoungGenerationSmall(): void {
   setGrowthFactor(1)

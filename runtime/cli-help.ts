@@ -87,8 +87,9 @@ Options:
                       read only the CloudTrail files whose name's time is in [since, until) (ISO 8601,
                       UTC: 2026-11-01 or 2026-11-01T06:00Z); files without one are read
       --threads N     decoding threads for --order time, beside the main thread that merges (default
-                      0: the main thread decodes); 2 decode on two cores, for about 60 MiB more; the
-                      output bytes do not depend on it; refused with --order input
+                      0: the main thread decodes); 1: the main thread decodes beside one thread (two
+                      lanes, one more heap); 2 or more: only they decode; the output bytes do not
+                      depend on it; refused with --order input
       --strict        stop at the first file whose bytes are unusable, with exit code 1 and no output
   -o, --out FILE      write correlations to FILE instead of stdout
 ${configHelp}

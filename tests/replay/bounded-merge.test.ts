@@ -1,7 +1,7 @@
 // `nerve replay --order time` merges its files under a memory budget, spilling sorted runs to disk. The
 // output must not depend on the budget nor on the order of the arguments: the same shuffled set of
 // hourly files, given in two orders with a budget that spills and one that does not, decoded in the main
-// thread or in two decoding threads, gives the same bytes.
+// thread, beside one decoding thread or in two decoding threads, gives the same bytes.
 import { readdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { shuffled, writeHourlyTrail } from '../helpers/hourly-trail-files.ts'
@@ -34,6 +34,9 @@ describe('nerve replay --order time under a memory budget', { timeout: 120_000 }
     const threaded = await replay(['--threads', '2', '--memory-budget', '1M', ...shuffled(files, 3)])
     expect(threaded.stdout).toBe(large.stdout)
     expect(threaded.summary.correlations).toBe(large.summary.correlations)
+    // Nor does the main thread decoding beside one thread (--threads 1).
+    const beside = await replay(['--threads', '1', '--memory-budget', '1M', ...shuffled(files, 5)])
+    expect(beside.stdout).toBe(large.stdout)
     // The directory, and a quoted glob of its files, read the same files.
     expect((await replay([dir])).stdout).toBe(large.stdout)
     expect((await replay([`${dir}/*CloudTrail*.json.gz`, `${dir}/falco-*`])).stdout).toBe(large.stdout)

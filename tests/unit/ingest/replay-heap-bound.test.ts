@@ -71,6 +71,29 @@ describe('createHeapBound', () => {
     expect(factors).toEqual([2, 1, 2])
   })
 
+  it('sets the growth factor again once told that a new heap reset it', () => {
+    // V8 sets the process-wide factor back to 2 whenever a heap is made (a decoding thread started):
+    // held at 1 by a main thread that decodes beside it, its young generation then doubled to 128 MiB.
+    const young = 32
+    const factors: number[] = []
+    const bound = createHeapBound(
+      { maxOldBytes: 1_000, every: 1_000, youngBytes: 32 },
+      {
+        heap: () => ({ size: 0, used: 0 }),
+        gc: () => {},
+        young: () => young,
+        growthFactor: (f) => factors.push(f),
+      },
+    )
+    bound.tick()
+    bound.tick()
+    expect(factors).toEqual([1])
+    bound.youngChanged()
+    bound.tick()
+    bound.tick()
+    expect(factors).toEqual([1, 1])
+  })
+
   it('leaves the young generation alone without youngBytes', () => {
     const factors: number[] = []
     const bound = createHeapBound(

@@ -3,15 +3,18 @@
 // about 26 MiB each), and it decodes what the main thread decodes.
 import { existsSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { createReplayFilter } from '../../../correlate/replay-filter.ts'
+import type { DecodedFile } from '../../../ingest/decode-replay-file.ts'
 import { createReplayOpener } from '../../../ingest/open-replay-input.ts'
 import { decodeReplayRuns } from '../../../ingest/replay-decode-pool.ts'
 import { bundleDecodeWorker } from '../../../ingest/replay-worker-bundle.ts'
 import type { RunInfo } from '../../../ingest/sorted-run-records.ts'
 import { loadConfig } from '../../../runtime/load-config.ts'
+import { writeHourlyTrail } from '../../helpers/hourly-trail-files.ts'
 import { tempDir } from '../../helpers/random-names.ts'
 
 const root = resolve(import.meta.dirname, '../../..')
@@ -83,7 +86,7 @@ describe('bundleDecodeWorker', () => {
   })
 
   it('decodes in threads what the main thread decodes', async () => {
-    const decode = async (threads: number) => {
+    const decode = async (threads: number, files: string[]) => {
       const runDir = tempDir('nerve-replay-runs')
       let events = 0
       let runs = 0
@@ -113,13 +116,75 @@ describe('bundleDecodeWorker', () => {
         rmSync(runDir, { recursive: true, force: true })
       }
     }
-    const inMain = await decode(0)
-    const inThreads = await decode(2)
+    const inMain = await decode(0, files)
+    const inThreads = await decode(2, files)
     expect(inMain.events).toBeGreaterThan(25)
     expect(inThreads.events).toBe(inMain.events)
     expect(inThreads.recordsHeld).toBe(inMain.recordsHeld)
     const byFile = (d: unknown[]) =>
       [...d].sort((a, b) => ((a as { file: string }).file < (b as { file: string }).file ? -1 : 1))
     expect(byFile(inThreads.done)).toEqual(byFile(inMain.done))
+  })
+
+  it('decodes with the main thread beside a thread what the main thread decodes alone', async () => {
+    const trail = tempDir('nerve-replay-trail')
+    const files = writeHourlyTrail(trail, { hours: 12, recordsPerFile: 100 }).sort()
+    const decode = async (
+      threads: number,
+      open: (path: string) => Promise<Readable>,
+      done: DecodedFile[],
+    ) => {
+      const runDir = tempDir('nerve-replay-runs')
+      let events = 0
+      const threadRuns: RunInfo[] = []
+      try {
+        const held = await decodeReplayRuns(files, config, {
+          threads,
+          mainDecodes: true,
+          maxDepth: 64,
+          filter: createReplayFilter(config),
+          filterModule,
+          open,
+          env: {},
+          budgetBytes: 16 << 20,
+          runDir,
+          newRunPath: () => join(runDir, 'main.bin'),
+          keepInvalid: 20,
+          onEvents: (count) => {
+            events += count
+          },
+          onRun: (run) => threadRuns.push(run),
+          onDone: (file) => done.push(file),
+        })
+        return { events, held: held.entries.length, threadRuns, done }
+      } finally {
+        rmSync(runDir, { recursive: true, force: true })
+      }
+    }
+    try {
+      const alone = await decode(0, createReplayOpener({}), [])
+      // Beside a thread: the main thread claims the first file at once, then opens nothing until the
+      // thread (from the back) has decoded the last one, so both decode part of the files.
+      const opener = createReplayOpener({})
+      const done: DecodedFile[] = []
+      const beside = await decode(
+        1,
+        async (path) => {
+          while (!done.some((d) => d.file === files.at(-1))) await sleep(10)
+          return opener(path)
+        },
+        done,
+      )
+      expect(alone.events).toBe(1_224)
+      expect(beside.events).toBe(alone.events)
+      // Both decoded: the main thread holds its records, the thread handed its own over as a run.
+      expect(beside.held).toBeGreaterThan(0)
+      expect(beside.threadRuns.reduce((sum, r) => sum + r.count, 0)).toBeGreaterThan(0)
+      expect(beside.held + beside.threadRuns.reduce((sum, r) => sum + r.count, 0)).toBe(alone.held)
+      const byFile = (d: DecodedFile[]) => [...d].sort((a, b) => (a.file < b.file ? -1 : 1))
+      expect(byFile(beside.done)).toEqual(byFile(alone.done))
+    } finally {
+      rmSync(trail, { recursive: true, force: true })
+    }
   })
 })
