@@ -52,7 +52,8 @@ export type ToPool =
   | { type: 'done'; done: DecodedFile; events: number }
   /** No file left: the thread's last run is written. */
   | { type: 'finished' }
-  | { type: 'error'; file: string; error: PostedError }
+  /** `at`: the file's index; none for a failure of the thread itself (its last run not written). */
+  | { type: 'error'; file: string; at?: number; error: PostedError }
 
 export type DecodePoolOptions = {
   threads: number
@@ -113,10 +114,17 @@ export async function decodeReplayRuns(
   const claims = fileClaims(files.length)
   if (threads === 0) return decodeInMain(files, claims, config, options, { budgetBytes: options.budgetBytes })
   const lanes = threads + (mainDecodes ? 1 : 0)
+  /** A failure of a thread itself: the replay stops at once. */
   let failure: Error | undefined
+  /**
+   * The first file in name order whose error ends the replay (`--strict`, a file gone): the decoders go on
+   * with the files before it, so that the one reported is the first, as when the main thread reads alone.
+   */
+  let fileFailure: { at: number; error: Error } | undefined
   let wake: (() => void) | undefined
-  const fail = (err: Error) => {
-    failure ??= err
+  const fail = (err: Error, at?: number) => {
+    if (at === undefined) failure ??= err
+    else if (fileFailure === undefined || at < fileFailure.at) fileFailure = { at, error: err }
     wake?.()
   }
   const pool = startThreads(files, claims, config, options, {
@@ -130,7 +138,7 @@ export async function decodeReplayRuns(
       ? await decodeInMain(files, claims, config, options, {
           budgetBytes: options.budgetBytes / lanes,
           youngBytes: options.youngBytes === undefined ? undefined : besideYoungBytes,
-          failed: () => failure,
+          stopBefore: (at) => failure !== undefined || (fileFailure !== undefined && at > fileFailure.at),
           started: pool.started,
         })
       : { entries: [] }
@@ -140,6 +148,7 @@ export async function decodeReplayRuns(
       })
     }
     if (failure) throw failure
+    if (fileFailure) throw fileFailure.error
     return held
   } finally {
     await pool.stop()
@@ -161,7 +170,8 @@ async function decodeInMain(
     budgetBytes: number
     /** Beside threads: the young generation's bound (replay-heap-bound.ts) while they run. */
     youngBytes?: number
-    failed?: () => Error | undefined
+    /** Beside threads: whether to stop before the file at this index (a thread failed). */
+    stopBefore?: (at: number) => boolean
     /** Beside threads: every thread's heap is made. */
     started?: Promise<void>
   },
@@ -190,7 +200,7 @@ async function decodeInMain(
   }
   const next = claimFromFront(claims)
   try {
-    for (let at = next(); at !== undefined && !lane.failed?.(); at = next()) {
+    for (let at = next(); at !== undefined && !lane.stopBefore?.(at); at = next()) {
       const done = await decodeReplayFile(files[at] as string, decodeConfig, options.filter, runs, {
         keepInvalid: options.keepInvalid,
         onPart,
@@ -212,7 +222,12 @@ function startThreads(
   claims: SharedArrayBuffer,
   config: Config,
   options: DecodePoolOptions,
-  pool: { threads: number; budgetBytes: number; fail: (err: Error) => void; finished: () => void },
+  pool: {
+    threads: number
+    budgetBytes: number
+    fail: (err: Error, at?: number) => void
+    finished: () => void
+  },
 ) {
   // Each thread is a heap of its own, set up from V8's flags when it starts (a flag outranks the
   // thread's resourceLimits): its garbage is parsed records that die young, and 8 MiB semi-spaces,
@@ -244,16 +259,33 @@ function startThreads(
       else if (message.type === 'done') {
         if (message.events > 0) options.onEvents(message.events)
         options.onDone(message.done)
-      } else if (message.type === 'error') pool.fail(errorFromThread(message.error))
-      else if (--working === 0) pool.finished()
+      } else if (message.type === 'error') pool.fail(errorFromThread(message.error), message.at)
+      else {
+        finished = true
+        if (--working === 0) pool.finished()
+      }
     })
-    worker.on('error', pool.fail)
+    let finished = false
+    worker.on('error', (err) => pool.fail(err))
+    // A thread that ends before its last run (killed, out of memory) would leave the pool waiting for it.
+    worker.on('exit', (code) => {
+      if (!finished) pool.fail(new Error(`A decoding thread ended (exit code ${code}) before its last run.`))
+    })
     return worker
   }
   // The main thread decodes meanwhile, when it does: the bundle takes about 0.3 s.
   const made = bundleDecodeWorker(options.runDir, options.filterModule).then((entry) => {
     workers = Array.from({ length: pool.threads }, () => startThread(entry))
-    return Promise.all(workers.map((w) => new Promise<void>((resolve) => w.once('online', () => resolve()))))
+    // A thread that fails as it starts (out of memory, its bundle broken) is never online: its error or
+    // exit settles its start too, or stop() would wait for it forever.
+    return Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            for (const event of ['online', 'error', 'exit']) w.once(event, () => resolve())
+          }),
+      ),
+    )
   })
   const started = made.then(
     () => {},

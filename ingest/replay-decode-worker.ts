@@ -78,9 +78,10 @@ export function startDecodeWorker(createReplayFilter: (config: Config) => EventF
         const done = await decodeReplayFile(file, decodeConfig, filter, runs, { keepInvalid, onPart })
         post({ type: 'done', done, events: takeCount() })
       } catch (err) {
-        // The replay ends: the pool stops every thread.
-        post({ type: 'error', file, error: postedError(err) })
-        return
+        // The replay ends with the first such file in name order: the files before this one (claimed from
+        // the back, all of this thread's next ones) are still read, and the pool keeps the lowest index.
+        runs.discard()
+        post({ type: 'error', file, at, error: postedError(err) })
       }
     }
     finishing = true

@@ -107,6 +107,22 @@ describe('nerve replay with a bad .gz among its files', { timeout: 120_000 }, ()
     }
   })
 
+  it('--strict names the first bad file in name order, whatever the decoding threads', async () => {
+    // Threads claim files from the back: the later bad file is met first, and used to be the one named.
+    const first = await replay(['--strict', '--order', 'time', ...withBad])
+    expect(first.code).toBe(1)
+    expect(first.lines).toHaveLength(1)
+    expect(first.lines[0]).toContain(truncated)
+    for (const threads of ['1', '2', '5']) {
+      const result = await replay(['--strict', '--order', 'time', '--threads', threads, ...withBad])
+      expect({ threads, code: result.code, lines: result.lines }).toEqual({
+        threads,
+        code: 1,
+        lines: first.lines,
+      })
+    }
+  })
+
   it('only bad files: nothing replayed, exit code 1', async () => {
     const result = await replay([garbage, truncated])
     expect(result.code).toBe(1)
